@@ -1,0 +1,44 @@
+// Resource names (AIP-122): hosts/{host}/pools/{pool}/volumes/{volume}.
+import { InvalidArgumentError } from '../errors/errors.js';
+import { checkObjectName, printable } from './names.js';
+
+export { printable };
+
+export interface PoolRef { host: string; pool: string }
+export interface VolumeRef extends PoolRef { volume: string }
+
+export const hostName = (host: string): string => `hosts/${host}`;
+export const poolName = (host: string, pool: string): string => `hosts/${host}/pools/${pool}`;
+export const volumeName = (host: string, pool: string, volume: string): string =>
+  `hosts/${host}/pools/${pool}/volumes/${volume}`;
+
+/** Accepts `hosts/{host}` or a bare host id. */
+export function parseHostName(value: string, field = 'host'): string {
+  const host = value.startsWith('hosts/') ? value.slice('hosts/'.length) : value;
+  checkObjectName(host, field, 'host id');
+  return host;
+}
+
+export function parsePoolName(value: string, field = 'name'): PoolRef {
+  const parts = value.split('/');
+  if (parts.length !== 4 || parts[0] !== 'hosts' || parts[2] !== 'pools') {
+    throw new InvalidArgumentError(field, `'${printable(value)}' is not a pool resource name; expected hosts/{host}/pools/{pool}`);
+  }
+  checkObjectName(parts[1]!, field, 'host id');
+  checkObjectName(parts[3]!, field, 'pool name');
+  return { host: parts[1]!, pool: parts[3]! };
+}
+
+export function parseVolumeName(value: string, field = 'name'): VolumeRef {
+  const parts = value.split('/');
+  if (parts.length !== 6 || parts[0] !== 'hosts' || parts[2] !== 'pools' || parts[4] !== 'volumes') {
+    throw new InvalidArgumentError(
+      field,
+      `'${printable(value)}' is not a volume resource name; expected hosts/{host}/pools/{pool}/volumes/{volume}`,
+    );
+  }
+  checkObjectName(parts[1]!, field, 'host id');
+  checkObjectName(parts[3]!, field, 'pool name');
+  checkObjectName(parts[5]!, field, 'volume name');
+  return { host: parts[1]!, pool: parts[3]!, volume: parts[5]! };
+}

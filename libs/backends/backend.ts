@@ -1,0 +1,120 @@
+// The interface every pool type implements: libvirt's storage backend callbacks
+// (storage_backend.h). A backend declares what it supports; the agent answers
+// UNIMPLEMENTED for the rest before anything runs.
+import type {
+  BuildFlags,
+  Extent,
+  PoolDefinition,
+  PoolSource,
+  PoolType,
+  SourceDevice,
+  VolumeDefinition,
+  WipeAlgorithm,
+} from '../proto/cistern/v1/storage.js';
+import type { CommandRunner } from './runner.js';
+
+export type BackendOperation =
+  | 'checkPool'
+  | 'buildPool'
+  | 'startPool'
+  | 'refreshPool'
+  | 'stopPool'
+  | 'deletePool'
+  | 'createVol'
+  | 'buildVol'
+  | 'buildVolFrom'
+  | 'deleteVol'
+  | 'resizeVol'
+  | 'wipeVol'
+  | 'uploadVol'
+  | 'downloadVol'
+  | 'findPoolSources';
+
+/** Reports bytes done of total for long work (build, wipe, clone, upload, download). */
+export type ProgressFn = (done: bigint, total: bigint) => void;
+
+export interface BackendContext {
+  runner: CommandRunner;
+  /** Aborted when the caller cancels: stop the work and remove what a create left. */
+  signal?: AbortSignal;
+  progress?: ProgressFn;
+  /** Secret values needed by this operation only (uuid or usage -> value). */
+  secrets?: ReadonlyMap<string, Buffer>;
+}
+
+export interface PoolContext extends BackendContext {
+  pool: PoolDefinition;
+}
+
+/** Pool sizes and runtime data found by a refresh. */
+export interface PoolRuntime {
+  capacity: bigint;
+  allocation: bigint;
+  available: bigint;
+  /** Per source device free extents (disk pools). */
+  devices?: SourceDevice[];
+}
+
+export interface RefreshResult {
+  runtime: PoolRuntime;
+  /** Every volume of the pool, live: key, path, sizes, format, permissions, timestamps. */
+  volumes: VolumeDefinition[];
+}
+
+export interface CreateVolOptions {
+  preallocMetadata: boolean;
+}
+
+export interface ResizeFlags {
+  allocate: boolean;
+  delta: boolean;
+  shrink: boolean;
+}
+
+export interface StorageBackend {
+  readonly type: PoolType;
+  /** The operations this backend implements (libvirt: the non-NULL callbacks). */
+  readonly operations: ReadonlySet<BackendOperation>;
+  readonly poolFormats: readonly string[];
+  readonly defaultPoolFormat: string;
+  readonly volumeFormats: readonly string[];
+  readonly defaultVolumeFormat: string;
+
+  /** Is the pool already active on the host (mounted, VG active, session logged in)? */
+  checkPool?(ctx: PoolContext): Promise<boolean>;
+  buildPool?(ctx: PoolContext, flags: BuildFlags): Promise<void>;
+  startPool?(ctx: PoolContext): Promise<void>;
+  refreshPool(ctx: PoolContext): Promise<RefreshResult>;
+  stopPool?(ctx: PoolContext): Promise<void>;
+  deletePool?(ctx: PoolContext): Promise<void>;
+
+  /**
+   * Fills in what the pool decides (target path, key, type) and checks the request;
+   * nothing is written yet. Returns the definition buildVol will create.
+   */
+  createVol?(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition>;
+  buildVol?(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void>;
+  buildVolFrom?(
+    ctx: PoolContext,
+    volume: VolumeDefinition,
+    source: { pool: PoolDefinition; volume: VolumeDefinition },
+    options: CreateVolOptions,
+  ): Promise<void>;
+  deleteVol?(ctx: PoolContext, volume: VolumeDefinition): Promise<void>;
+  resizeVol?(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void>;
+  wipeVol?(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void>;
+  /** Writes `length` bytes (0 = all the stream gives) at `offset`; returns bytes written. */
+  uploadVol?(
+    ctx: PoolContext,
+    volume: VolumeDefinition,
+    offset: bigint,
+    length: bigint,
+    data: AsyncIterable<Buffer>,
+  ): Promise<bigint>;
+  downloadVol?(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer>;
+  /** Re-reads one volume (after create, resize, upload) without a whole-pool refresh. */
+  refreshVol?(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition>;
+  findPoolSources?(ctx: BackendContext, hint: PoolSource | undefined): Promise<PoolSource[]>;
+}
+
+export type { Extent };

@@ -1,0 +1,27 @@
+// Every external program runs through a CommandRunner: argument arrays, never a
+// shell, a timeout, stderr kept for the error. Unit tests use a recording runner.
+
+export interface RunOptions {
+  /** Bytes or text written to the program's stdin. */
+  input?: string | Buffer;
+  /** Milliseconds before the program is killed (default 60 s). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Exit codes that are not failures (default [0]). */
+  okExitCodes?: number[];
+  /** Extra environment; the runner passes LC_ALL=C so output is parseable. */
+  env?: Record<string, string>;
+  /** Extra file descriptors (e.g. a secret passed as a file, never on argv). */
+  cwd?: string;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface CommandRunner {
+  /** Runs argv[0] with argv[1..]; throws CommandFailedError on a non-ok exit. */
+  run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
+}
