@@ -57,3 +57,16 @@ export function printable(value: string, max = 80): string {
   const clean = value.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return clean.length > max ? `${clean.slice(0, max)}...` : clean;
 }
+
+const HOST_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Host ids travel in NATS subjects, so they are restricted to one safe subject token. */
+export function checkHostId(id: string, field = 'host'): string {
+  if (typeof id !== 'string' || !HOST_ID.test(id) || id.startsWith('-')) {
+    throw new InvalidArgumentError(
+      field,
+      `host id '${printable(String(id ?? ''))}' is not valid; allowed: 1-64 of A-Z a-z 0-9 _ -, not starting with '-'`,
+    );
+  }
+  return id;
+}

@@ -1,6 +1,6 @@
 // Resource names (AIP-122): hosts/{host}/pools/{pool}/volumes/{volume}.
 import { InvalidArgumentError } from '../errors/errors.js';
-import { checkObjectName, printable } from './names.js';
+import { checkHostId, checkObjectName, printable } from './names.js';
 
 export { printable };
 
@@ -15,7 +15,7 @@ export const volumeName = (host: string, pool: string, volume: string): string =
 /** Accepts `hosts/{host}` or a bare host id. */
 export function parseHostName(value: string, field = 'host'): string {
   const host = value.startsWith('hosts/') ? value.slice('hosts/'.length) : value;
-  checkObjectName(host, field, 'host id');
+  checkHostId(host, field);
   return host;
 }
 
@@ -24,7 +24,7 @@ export function parsePoolName(value: string, field = 'name'): PoolRef {
   if (parts.length !== 4 || parts[0] !== 'hosts' || parts[2] !== 'pools') {
     throw new InvalidArgumentError(field, `'${printable(value)}' is not a pool resource name; expected hosts/{host}/pools/{pool}`);
   }
-  checkObjectName(parts[1]!, field, 'host id');
+  checkHostId(parts[1]!, field);
   checkObjectName(parts[3]!, field, 'pool name');
   return { host: parts[1]!, pool: parts[3]! };
 }
@@ -37,7 +37,7 @@ export function parseVolumeName(value: string, field = 'name'): VolumeRef {
       `'${printable(value)}' is not a volume resource name; expected hosts/{host}/pools/{pool}/volumes/{volume}`,
     );
   }
-  checkObjectName(parts[1]!, field, 'host id');
+  checkHostId(parts[1]!, field);
   checkObjectName(parts[3]!, field, 'pool name');
   checkObjectName(parts[5]!, field, 'volume name');
   return { host: parts[1]!, pool: parts[3]!, volume: parts[5]! };

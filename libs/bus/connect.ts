@@ -1,0 +1,25 @@
+// One way to connect to NATS: reconnect forever, so a restarted nats-server is
+// picked up by coordinators and agents without their own restart.
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+export interface BusOptions {
+  servers: string | string[];
+  name: string;
+  user?: string;
+  pass?: string;
+  token?: string;
+}
+
+export async function connectBus(options: BusOptions): Promise<NatsConnection> {
+  return connect({
+    servers: options.servers,
+    name: options.name,
+    user: options.user,
+    pass: options.pass,
+    token: options.token,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+    pingInterval: 5_000,
+  });
+}

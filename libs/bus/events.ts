@@ -1,0 +1,96 @@
+// The event log: every change is an Event in the JetStream stream CISTERN_EVENTS,
+// subject cistern.events.<host>.<pool>. The stream sequence is the replay cursor.
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type PubAck,
+} from '@nats-io/jetstream';
+import { Event } from '../proto/cistern/v1/storage.js';
+import { EVENT_STREAM, subjects } from './subjects.js';
+
+export interface EventStreamOptions {
+  /** Oldest event kept, in seconds (default 7 days). */
+  maxAgeSeconds?: number;
+  /** Bytes kept at most (default 1 GiB). */
+  maxBytes?: number;
+  /** Replicas in a NATS cluster (default 1). */
+  replicas?: number;
+  storage?: 'file' | 'memory';
+}
+
+/** Creates the stream or updates its limits; safe to call from every process at start. */
+export async function ensureEventStream(nc: NatsConnection, options: EventStreamOptions = {}): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const config = {
+    name: EVENT_STREAM,
+    subjects: [subjects.eventsAll],
+    retention: RetentionPolicy.Limits,
+    storage: options.storage === 'memory' ? StorageType.Memory : StorageType.File,
+    max_age: (options.maxAgeSeconds ?? 7 * 24 * 3600) * 1_000_000_000,
+    max_bytes: options.maxBytes ?? 1024 ** 3,
+    num_replicas: options.replicas ?? 1,
+    duplicate_window: 120 * 1_000_000_000,
+  };
+  try {
+    await jsm.streams.info(EVENT_STREAM);
+    await jsm.streams.update(EVENT_STREAM, config);
+  } catch (err) {
+    if (!/not found/i.test((err as Error).message)) throw err;
+    try {
+      await jsm.streams.add(config);
+    } catch (addErr) {
+      // another process created it between our look and our add
+      if (!/already in use|exists/i.test((addErr as Error).message)) throw addErr;
+    }
+  }
+}
+
+/**
+ * Publishes events in order. Publishes are pipelined (no wait for each ack), yet
+ * JetStream stores them in the order they were sent on this connection, so per
+ * pool order holds. `flush()` resolves with the last stored sequence.
+ */
+export class EventPublisher {
+  private readonly js: JetStreamClient;
+  private pending: Promise<PubAck>[] = [];
+  private lastSequence = 0n;
+
+  constructor(nc: NatsConnection) {
+    this.js = jetstream(nc);
+  }
+
+  publish(event: Event): void {
+    const subject = subjects.events(event.host, event.pool || undefined);
+    const data = Event.encode({ ...event, sequence: 0n }).finish();
+    // msgID lets JetStream drop a duplicate if a retry after a reconnect sends it again
+    const msgID = event.requestId ? `${event.requestId}:${event.kind}:${event.volume}` : undefined;
+    this.pending.push(this.js.publish(subject, data, msgID ? { msgID } : undefined));
+  }
+
+  /** Waits for every publish so far; returns the highest stream sequence stored (0 if none). */
+  async flush(): Promise<bigint> {
+    const pending = this.pending;
+    this.pending = [];
+    for (const ack of await Promise.all(pending)) {
+      const seq = BigInt(ack.seq);
+      if (seq > this.lastSequence) this.lastSequence = seq;
+    }
+    return this.lastSequence;
+  }
+
+  /** Publishes one event and waits for it to be stored. */
+  async publishNow(event: Event): Promise<bigint> {
+    this.publish(event);
+    return this.flush();
+  }
+}
+
+export function decodeEvent(data: Uint8Array, sequence: number | bigint): Event {
+  const event = Event.decode(data);
+  event.sequence = BigInt(sequence);
+  return event;
+}

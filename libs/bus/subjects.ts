@@ -1,0 +1,45 @@
+// The one place that builds NATS subjects, stream and bucket names.
+// Host ids are single safe tokens (checkHostId); pool names may hold any character,
+// so they are encoded into one token when they are not already safe.
+
+export const EVENT_STREAM = 'CISTERN_EVENTS';
+export const CATALOG_BUCKET = 'cistern-catalog';
+
+const SAFE_TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/** A name as one subject / KV key token: itself when safe, else '~' + base64url(utf8). */
+export function nameToken(name: string): string {
+  return SAFE_TOKEN.test(name) ? name : `~${Buffer.from(name, 'utf8').toString('base64url')}`;
+}
+
+export function tokenToName(token: string): string {
+  return token.startsWith('~') ? Buffer.from(token.slice(1), 'base64url').toString('utf8') : token;
+}
+
+export const subjects = {
+  agentOp: (host: string, op: string) => `cistern.agent.${host}.${op}`,
+  agentAll: (host: string) => `cistern.agent.${host}.>`,
+  uploadStream: (host: string, id: string) => `cistern.agent.${host}.stream.${id}`,
+  events: (host: string, pool: string | undefined) => `cistern.events.${host}.${pool ? nameToken(pool) : '_host'}`,
+  eventsAll: 'cistern.events.>',
+  eventsOfHost: (host: string) => `cistern.events.${host}.>`,
+  heartbeat: (host: string) => `cistern.heartbeat.${host}`,
+  heartbeatAll: 'cistern.heartbeat.*',
+  sync: (host: string) => `cistern.sync.${host}`,
+  syncAll: 'cistern.sync.*',
+  resync: 'cistern.control.resync',
+  /** Coordinator-made events (pool defined/undefined, host online/offline). */
+  coordinatorEvents: (host: string, pool: string | undefined) => `cistern.events.${host}.${pool ? nameToken(pool) : '_host'}`,
+};
+
+export const catalogKeys = {
+  pool: (host: string, pool: string) => `pools.${host}.${nameToken(pool)}`,
+  poolsOfHost: (host: string) => `pools.${host}.>`,
+  allPools: 'pools.>',
+  parsePool(key: string): { host: string; pool: string } | undefined {
+    const parts = key.split('.');
+    if (parts.length !== 3 || parts[0] !== 'pools') return undefined;
+    return { host: parts[1]!, pool: tokenToName(parts[2]!) };
+  },
+  host: (host: string) => `hosts.${host}`,
+};
