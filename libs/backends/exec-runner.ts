@@ -1,0 +1,67 @@
+// The real CommandRunner: execa with an argument array (never a shell), LC_ALL=C so
+// output is parseable, a timeout, cancellation by AbortSignal, stderr kept for the error.
+import { execa } from 'execa';
+import { CancelledError, CommandFailedError, DeadlineExceededError } from '../errors/errors.js';
+import type { CommandRunner, RunOptions, RunResult } from './runner.js';
+
+export const DEFAULT_TIMEOUT_MS = 60_000;
+
+export interface ExecRunnerOptions {
+  /** Default timeout for every command (ms); RunOptions.timeoutMs overrides it. */
+  timeoutMs?: number;
+  /** Environment added to every command (after LC_ALL=C, before RunOptions.env). */
+  env?: Record<string, string>;
+}
+
+export class ExecRunner implements CommandRunner {
+  private readonly timeoutMs: number;
+  private readonly env: Record<string, string>;
+
+  constructor(options: ExecRunnerOptions = {}) {
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.env = options.env ?? {};
+  }
+
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    if (argv.length === 0 || !argv[0]) throw new CommandFailedError(argv, undefined, 'empty command line');
+    if (options.signal?.aborted) throw new CancelledError(`cancelled before start: ${argv.join(' ')}`);
+    const timeout = options.timeoutMs ?? this.timeoutMs;
+    const result = await execa(argv[0], argv.slice(1), {
+      shell: false,
+      reject: false,
+      extendEnv: true,
+      env: { ...this.env, ...options.env, LC_ALL: 'C' },
+      timeout: timeout > 0 ? timeout : undefined,
+      cancelSignal: options.signal,
+      forceKillAfterDelay: 2_000,
+      ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
+      cwd: options.cwd,
+      stripFinalNewline: false,
+      encoding: 'utf8',
+      windowsHide: true,
+    });
+    const stdout = typeof result.stdout === 'string' ? result.stdout : '';
+    const stderr = typeof result.stderr === 'string' ? result.stderr : '';
+    if (result.timedOut) {
+      throw new DeadlineExceededError(`command timed out after ${timeout} ms: ${argv.join(' ')}${stderr ? `: ${stderr.trim()}` : ''}`, {
+        command: argv.join(' '),
+        stderr: stderr.trim(),
+      });
+    }
+    if (result.isCanceled) {
+      throw new CancelledError(`command cancelled: ${argv.join(' ')}`, { command: argv.join(' ') });
+    }
+    const exitCode = result.exitCode;
+    if (exitCode === undefined) {
+      // Could not start (ENOENT, EACCES) or killed by a signal.
+      const why = result.signal ? `killed by ${result.signal}` : (result.originalMessage ?? result.shortMessage ?? 'could not start');
+      throw new CommandFailedError(argv, undefined, stderr || why);
+    }
+    const ok = options.okExitCodes ?? [0];
+    if (!ok.includes(exitCode)) throw new CommandFailedError(argv, exitCode, stderr || stdout);
+    return { stdout, stderr, exitCode };
+  }
+}
+
+/** One shared runner with the default timeout. */
+export const execRunner: CommandRunner = new ExecRunner();
