@@ -1,0 +1,283 @@
+// Volume data over NATS, with flow control. Messages stay under NATS's default
+// 1 MiB payload limit; a window of chunks in flight keeps the pipe full.
+//
+// Upload:   coordinator --uploadBegin--> agent replies UploadReady{stream_subject};
+//           coordinator sends StreamChunk requests there (window in flight), each
+//           answered with a StreamAck once written; the eof chunk's ack carries the volume.
+// Download: coordinator subscribes an inbox, sends downloadBegin{deliver_subject};
+//           agent replies DownloadReady{length, ack_subject} and publishes StreamChunks,
+//           waiting for acks when `window` chunks are unacknowledged.
+import { createInbox, nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import {
+  AgentReply,
+  AgentRequest,
+  StreamAck,
+  StreamChunk,
+  type DownloadBegin,
+} from '../proto/cistern/agent/v1/agent.js';
+import type { Volume } from '../proto/cistern/v1/storage.js';
+import { CancelledError, DeadlineExceededError, InternalError } from '../errors/errors.js';
+import { busRequestError, callAgent, errorFromAgent, errorToWire } from './agent-rpc.js';
+import { subjects } from './subjects.js';
+
+export const CHUNK_SIZE = 512 * 1024;
+export const WINDOW = 8;
+/** A stream with no traffic for this long is abandoned by either side. */
+export const IDLE_TIMEOUT_MS = 60_000;
+
+export interface UploadResult {
+  volume: Volume | undefined;
+  bytesWritten: bigint;
+  eventSequence: bigint;
+}
+
+/** Splits buffers into chunks of at most CHUNK_SIZE bytes. */
+export async function* rechunk(data: AsyncIterable<Buffer | Uint8Array>, size = CHUNK_SIZE): AsyncGenerator<Buffer> {
+  for await (const piece of data) {
+    const buf = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    for (let at = 0; at < buf.length; at += size) yield buf.subarray(at, Math.min(at + size, buf.length));
+  }
+}
+
+// ------------------------------------------------------------------ coordinator side
+
+export async function uploadToAgent(
+  nc: NatsConnection,
+  host: string,
+  request: AgentRequest,
+  chunks: AsyncIterable<Buffer | Uint8Array>,
+): Promise<UploadResult> {
+  const ready = await callAgent(nc, host, request);
+  if (ready.result?.$case !== 'uploadReady') throw new InternalError('agent did not open an upload stream');
+  const target = ready.result.value.streamSubject;
+  const inFlight: Promise<void>[] = [];
+  let sequence = 0n;
+  let offset = 0n;
+  const send = async (chunk: StreamChunk): Promise<StreamAck> => {
+    let msg: Msg;
+    try {
+      msg = await nc.request(target, StreamChunk.encode(chunk).finish(), { timeout: IDLE_TIMEOUT_MS });
+    } catch (err) {
+      throw busRequestError(err, host);
+    }
+    const ack = StreamAck.decode(msg.data);
+    if (ack.error) throw errorFromAgent(ack.error);
+    return ack;
+  };
+  try {
+    for await (const data of rechunk(chunks)) {
+      sequence++;
+      inFlight.push(send(StreamChunk.create({ sequence, offset, data })).then(() => undefined));
+      offset += BigInt(data.length);
+      if (inFlight.length >= WINDOW) await inFlight.shift();
+    }
+    await Promise.all(inFlight);
+  } catch (err) {
+    // tell the agent to stop and clean up; ignore failures of that message itself
+    nc.publish(target, StreamChunk.encode({ ...StreamChunk.create(), error: errorToWire(err) }).finish());
+    for (const p of inFlight) p.catch(() => undefined);
+    throw err;
+  }
+  const final = await send(StreamChunk.create({ sequence: sequence + 1n, offset, eof: true }));
+  return { volume: final.volume, bytesWritten: offset, eventSequence: final.eventSequence };
+}
+
+export async function* downloadFromAgent(
+  nc: NatsConnection,
+  host: string,
+  request: AgentRequest,
+  signal?: AbortSignal,
+): AsyncGenerator<Buffer> {
+  if (request.op?.$case !== 'downloadBegin') throw new InternalError('downloadFromAgent needs a downloadBegin request');
+  const inbox = createInbox();
+  const sub = nc.subscribe(inbox);
+  request.op.value.deliverSubject = inbox;
+  request.op.value.window = WINDOW;
+  let ackSubject = '';
+  let finished = false;
+  try {
+    const ready = await callAgent(nc, host, request);
+    if (ready.result?.$case !== 'downloadReady') throw new InternalError('agent did not open a download stream');
+    ackSubject = ready.result.value.ackSubject;
+    for await (const msg of withIdleTimeout(sub, signal)) {
+      const chunk = StreamChunk.decode(msg.data);
+      if (chunk.error) throw errorFromAgent(chunk.error);
+      if (chunk.eof) {
+        finished = true;
+        return;
+      }
+      yield Buffer.from(chunk.data);
+      nc.publish(ackSubject, StreamAck.encode(StreamAck.create({ sequence: chunk.sequence })).finish());
+    }
+  } finally {
+    sub.unsubscribe();
+    if (!finished && ackSubject) nc.publish(ackSubject, StreamAck.encode(StreamAck.create({ cancel: true })).finish());
+  }
+}
+
+// ------------------------------------------------------------------ agent side
+
+/**
+ * Opens the subject an upload's data arrives on and runs `write` over the data in the
+ * background. Returns the reply for the uploadBegin request at once.
+ */
+export function acceptUpload(
+  nc: NatsConnection,
+  host: string,
+  write: (data: AsyncIterable<Buffer>) => Promise<UploadResult>,
+): AgentReply {
+  const streamSubject = subjects.uploadStream(host, nuid.next());
+  const sub = nc.subscribe(streamSubject);
+  let pending: Msg | undefined; // the chunk whose ack waits until it is written
+  let eof: Msg | undefined;
+
+  async function* data(): AsyncGenerator<Buffer> {
+    let expected = 1n;
+    for await (const msg of withIdleTimeout(sub)) {
+      const chunk = StreamChunk.decode(msg.data);
+      if (chunk.error) throw new CancelledError(`upload cancelled by the sender: ${chunk.error.message}`);
+      if (chunk.eof) {
+        eof = msg;
+        return;
+      }
+      if (chunk.sequence !== expected) {
+        msg.respond(StreamAck.encode({ ...StreamAck.create(), error: errorToWire(new InternalError('upload chunk out of order')) }).finish());
+        throw new InternalError(`upload chunk ${chunk.sequence} arrived, ${expected} expected`);
+      }
+      expected++;
+      pending = msg;
+      yield Buffer.from(chunk.data);
+      msg.respond(StreamAck.encode(StreamAck.create({ sequence: chunk.sequence })).finish());
+      pending = undefined;
+    }
+  }
+
+  void (async () => {
+    let answer: StreamAck;
+    try {
+      const result = await write(data());
+      // the writer may stop before eof (declared length reached): what follows is refused
+      if (!eof) {
+        for await (const msg of withIdleTimeout(sub)) {
+          const chunk = StreamChunk.decode(msg.data);
+          if (chunk.eof || chunk.error) {
+            eof = msg;
+            break;
+          }
+          msg.respond(
+            StreamAck.encode({
+              ...StreamAck.create(),
+              error: errorToWire(new InternalError('upload has more data than its declared length')),
+            }).finish(),
+          );
+        }
+      }
+      answer = StreamAck.create({ volume: result.volume, eventSequence: result.eventSequence });
+    } catch (err) {
+      answer = { ...StreamAck.create(), error: errorToWire(err) };
+    }
+    const encoded = StreamAck.encode(answer).finish();
+    (pending ?? eof)?.respond(encoded);
+    if (answer.error && !eof) {
+      // chunks already sent in the window get the same answer, so the sender stops at once
+      try {
+        for await (const msg of withIdleTimeout(sub, undefined, 1_000)) {
+          msg.respond(encoded);
+          if (StreamChunk.decode(msg.data).eof) break;
+        }
+      } catch {
+        // quiet for a second: the sender has stopped
+      }
+    }
+    sub.unsubscribe();
+  })();
+
+  return AgentReply.create({ result: { $case: 'uploadReady', value: { streamSubject } } });
+}
+
+/**
+ * Sends `data` to the coordinator's deliver subject in the background, `window`
+ * chunks ahead of its acknowledgements. `onDone` runs when the stream ends either way
+ * (the agent releases its locks there). Returns the reply for downloadBegin at once.
+ */
+export function serveDownload(
+  nc: NatsConnection,
+  begin: DownloadBegin,
+  data: AsyncIterable<Buffer>,
+  length: bigint,
+  onDone?: (error?: unknown) => void,
+): AgentReply {
+  const ackSubject = createInbox();
+  const acks = nc.subscribe(ackSubject);
+  const window = BigInt(Math.max(1, Math.min(begin.window || WINDOW, 64)));
+  let acked = 0n;
+  let cancelled = false;
+  let wake: (() => void) | undefined;
+  void (async () => {
+    for await (const msg of acks) {
+      const ack = StreamAck.decode(msg.data);
+      if (ack.cancel) cancelled = true;
+      if (ack.sequence > acked) acked = ack.sequence;
+      wake?.();
+    }
+  })();
+  const waitForWindow = async (sequence: bigint): Promise<void> => {
+    while (!cancelled && sequence - acked > window) {
+      const woke = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), IDLE_TIMEOUT_MS);
+        wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      if (!woke) throw new DeadlineExceededError('download receiver stopped acknowledging');
+    }
+  };
+
+  void (async () => {
+    let sequence = 0n;
+    let offset = begin.offset;
+    let failure: unknown;
+    try {
+      for await (const piece of rechunk(data)) {
+        sequence++;
+        await waitForWindow(sequence);
+        if (cancelled) break;
+        nc.publish(begin.deliverSubject, StreamChunk.encode(StreamChunk.create({ sequence, offset, data: piece })).finish());
+        offset += BigInt(piece.length);
+      }
+      if (!cancelled) nc.publish(begin.deliverSubject, StreamChunk.encode(StreamChunk.create({ sequence: sequence + 1n, offset, eof: true })).finish());
+    } catch (err) {
+      failure = err;
+      nc.publish(begin.deliverSubject, StreamChunk.encode({ ...StreamChunk.create(), error: errorToWire(err) }).finish());
+    } finally {
+      acks.unsubscribe();
+      onDone?.(failure);
+    }
+  })();
+
+  return AgentReply.create({ result: { $case: 'downloadReady', value: { length, ackSubject } } });
+}
+
+/** Iterates a subscription, failing when nothing arrives for IDLE_TIMEOUT_MS or the signal aborts. */
+async function* withIdleTimeout(sub: Subscription, signal?: AbortSignal, idleMs = IDLE_TIMEOUT_MS): AsyncGenerator<Msg> {
+  const iterator = sub[Symbol.asyncIterator]();
+  while (true) {
+    if (signal?.aborted) throw new CancelledError('stream cancelled');
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const stop = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DeadlineExceededError('stream idle for too long')), idleMs);
+      onAbort = () => reject(new CancelledError('stream cancelled'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const next = await Promise.race([iterator.next(), stop]);
+      if (next.done) return;
+      yield next.value;
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+}
