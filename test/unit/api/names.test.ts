@@ -1,0 +1,85 @@
+import { expect } from 'chai';
+import { checkAbsolutePath, checkHostId, checkObjectName, checkSize, MAX_SIZE } from '../../../libs/api/names.js';
+import { parsePoolName, parseVolumeName, poolName, volumeName } from '../../../libs/api/resource-names.js';
+import { InvalidArgumentError } from '../../../libs/errors/errors.js';
+
+function refusal(fn: () => unknown): InvalidArgumentError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(InvalidArgumentError);
+    return err as InvalidArgumentError;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('object names', () => {
+  for (const [bad, why] of [
+    ['', 'is empty'],
+    ['../x', "contains '/'"],
+    ['a/b', "contains '/'"],
+    ['..', "is '..'"],
+    ['.', "is '.'"],
+    ['x'.repeat(300), 'is 300 characters long'],
+    ['a\nb', 'control character'],
+    ['a\x00b', 'control character'],
+    ['-rf', "starts with '-'"],
+  ] as const) {
+    it(`refuses ${JSON.stringify(bad.slice(0, 20))}: ${why}`, () => {
+      const err = refusal(() => checkObjectName(bad, 'volume.name', 'volume name'));
+      expect(err.message).to.contain('volume.name');
+      expect(err.message).to.contain(why);
+      expect(err.message).to.contain('allowed:');
+      expect(err.message).not.to.match(/[\x00\n]/);
+    });
+  }
+
+  it('accepts names libvirt accepts, including spaces, dots and unicode', () => {
+    for (const ok of ['vm1.qcow2', 'disk with space', 'ünïcødé', 'a'.repeat(255), '.hidden', 'x-']) {
+      expect(() => checkObjectName(ok, 'name')).not.to.throw();
+    }
+  });
+});
+
+describe('host ids', () => {
+  it('accepts subject-safe ids and refuses the rest', () => {
+    expect(checkHostId('host-a_1')).to.equal('host-a_1');
+    for (const bad of ['a.b', 'a b', '*', '>', '', '-a', 'x'.repeat(65), 'ä']) {
+      expect(() => checkHostId(bad), bad).to.throw(InvalidArgumentError, /host id/);
+    }
+  });
+});
+
+describe('paths', () => {
+  it('normalises absolute paths', () => {
+    expect(checkAbsolutePath('/var//lib/./x/', 'target.path')).to.equal('/var/lib/x');
+    expect(checkAbsolutePath('/', 'target.path')).to.equal('/');
+  });
+  it('refuses relative, dot-dot and control-character paths', () => {
+    expect(refusal(() => checkAbsolutePath('var/lib', 'target.path')).message).to.contain('not absolute');
+    expect(refusal(() => checkAbsolutePath('/var/../etc', 'target.path')).message).to.contain("'..'");
+    expect(refusal(() => checkAbsolutePath('/var/\tx', 'target.path')).message).to.contain('control character');
+    expect(refusal(() => checkAbsolutePath('', 'target.path')).message).to.contain('empty');
+  });
+});
+
+describe('sizes', () => {
+  it('accepts 0..2^63-1 and refuses the rest', () => {
+    expect(checkSize(0n, 'capacity')).to.equal(0n);
+    expect(checkSize(MAX_SIZE, 'capacity')).to.equal(MAX_SIZE);
+    expect(refusal(() => checkSize(-1n, 'capacity')).message).to.contain('capacity');
+    expect(refusal(() => checkSize(MAX_SIZE + 1n, 'capacity')).message).to.contain('out of range');
+  });
+});
+
+describe('resource names', () => {
+  it('round-trips pool and volume names', () => {
+    expect(parsePoolName(poolName('a', 'default'))).to.deep.equal({ host: 'a', pool: 'default' });
+    expect(parseVolumeName(volumeName('a', 'default', 'v.img'))).to.deep.equal({ host: 'a', pool: 'default', volume: 'v.img' });
+  });
+  it('refuses malformed names and bad components', () => {
+    expect(refusal(() => parsePoolName('hosts/a/volumes/x')).message).to.contain('hosts/{host}/pools/{pool}');
+    expect(refusal(() => parseVolumeName('hosts/a/pools/p/volumes/..')).message).to.contain("is '..'");
+    expect(refusal(() => parsePoolName('hosts/a.b/pools/p')).message).to.contain('host id');
+  });
+});
