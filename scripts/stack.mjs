@@ -1,0 +1,269 @@
+#!/usr/bin/env node
+// `npm start`: the whole local Cistern in one command.
+//   - builds first when dist/ is missing (npm part of scripts/setup.sh),
+//   - starts its own nats-server with JetStream (store under the data dir) unless NATS_URL is set,
+//   - a coordinator on CISTERN_LISTEN (default 127.0.0.1:50051),
+//   - one agent for this host (CISTERN_HOST_ID, default the hostname),
+//   - defines, builds, starts and autostarts a dir pool `default` under the data dir,
+//   - and stops all of it on Ctrl-C / SIGTERM.
+//
+// Options (flags win over environment):
+//   --data DIR       CISTERN_DATA      data directory (default ./.cistern)
+//   --listen H:P     CISTERN_LISTEN    coordinator gRPC address (default 127.0.0.1:50051)
+//   --host-id ID     CISTERN_HOST_ID   this host's id (default: hostname)
+//   --nats URL       NATS_URL          use this NATS instead of starting nats-server
+//   --nats-port N    CISTERN_NATS_PORT port of the local nats-server (default 4222, busy: any free port)
+//   --no-default-pool                  do not create the `default` pool
+//   --verbose        CISTERN_VERBOSE=1 copy service logs to the terminal
+//   CISTERN_TOKEN: bearer token for the launcher's own API calls, when the coordinator asks for one.
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startNatsServer, stopGroup } from './nats.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const entry = {
+  coordinator: join(root, 'dist', 'services', 'coordinator', 'main.js'),
+  agent: join(root, 'dist', 'services', 'agent', 'main.js'),
+  cli: join(root, 'dist', 'cli', 'main.js'),
+  proto: join(root, 'dist', 'libs', 'proto', 'cistern', 'v1', 'storage.js'),
+};
+
+// ------------------------------------------------------------------------------ options
+const argv = process.argv.slice(2);
+function flag(name) {
+  const i = argv.indexOf(name);
+  if (i < 0) return undefined;
+  const v = argv[i + 1];
+  if (v === undefined || v.startsWith('--')) fail(`${name} needs a value`);
+  return v;
+}
+const known = new Set(['--data', '--listen', '--host-id', '--nats', '--nats-port']);
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i];
+  if (known.has(a)) i++;
+  else if (a === '--help' || a === '-h') {
+    console.log('usage: npm start [-- --data DIR --listen HOST:PORT --host-id ID --nats URL --nats-port N --no-default-pool --verbose]');
+    process.exit(0);
+  } else if (a !== '--no-default-pool' && a !== '--verbose') fail(`unknown option ${a} (see --help)`);
+}
+const dataDir = resolve(flag('--data') ?? process.env.CISTERN_DATA ?? join(root, '.cistern'));
+const listen = flag('--listen') ?? process.env.CISTERN_LISTEN ?? '127.0.0.1:50051';
+const hostId = flag('--host-id') ?? process.env.CISTERN_HOST_ID ?? hostname().split('.')[0];
+const externalNats = flag('--nats') ?? process.env.NATS_URL;
+const natsPort = Number(flag('--nats-port') ?? process.env.CISTERN_NATS_PORT ?? 4222);
+const defaultPool = !argv.includes('--no-default-pool');
+const verbose = argv.includes('--verbose') || process.env.CISTERN_VERBOSE === '1';
+const logsDir = join(dataDir, 'logs');
+
+function log(msg) {
+  process.stderr.write(`stack: ${msg}\n`);
+}
+function fail(msg) {
+  process.stderr.write(`stack: ${msg}\n`);
+  process.exit(2);
+}
+
+// ------------------------------------------------------------------------------ children
+/** @type {{name: string, pid: number, exited: Promise<any>, done: () => boolean}[]} */
+const children = [];
+let shuttingDown = false;
+
+function startService(name, args) {
+  const logFile = join(logsDir, `${name.replace(/\s+/g, '-')}.log`);
+  const out = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, cwd: root });
+  let status;
+  const exited = new Promise((r) => {
+    child.once('error', (err) => r((status = { code: -1, signal: null, error: err })));
+    child.once('exit', (code, signal) => r((status = { code, signal })));
+  });
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.on('data', (chunk) => {
+      out.write(chunk);
+      if (verbose) {
+        for (const line of chunk.toString('utf8').split('\n')) if (line) process.stderr.write(`[${name}] ${line}\n`);
+      }
+    });
+  }
+  const handle = { name, pid: child.pid, logFile, exited, done: () => status !== undefined };
+  children.push(handle);
+  exited.then((st) => {
+    out.end();
+    if (!shuttingDown) {
+      log(`${name} exited unexpectedly (${st.error?.message ?? `code ${st.code}, signal ${st.signal}`}); see ${logFile}`);
+      shutdown(1);
+    }
+  });
+  return handle;
+}
+
+async function shutdown(code = 0) {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  log('stopping...');
+  // Newest first: agent, coordinator, then nats-server.
+  for (const c of [...children].reverse()) {
+    await stopGroup(c.pid, c.exited, c.done, 10_000);
+  }
+  log('stopped');
+  process.exit(code);
+}
+process.on('SIGINT', () => shutdown(0));
+process.on('SIGTERM', () => shutdown(0));
+process.on('SIGHUP', () => shutdown(0));
+process.on('exit', () => {
+  // Last resort (an exception): no child outlives the launcher.
+  for (const c of children) {
+    if (!c.done()) {
+      try {
+        process.kill(-c.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+});
+process.on('uncaughtException', (err) => {
+  log(`error: ${err?.stack ?? err}`);
+  shutdown(1);
+});
+process.on('unhandledRejection', (err) => {
+  log(`error: ${err?.stack ?? err}`);
+  shutdown(1);
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil(what, check, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    if (shuttingDown) await new Promise(() => {});
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    await sleep(200);
+  }
+}
+
+// ------------------------------------------------------------------------------ main
+async function main() {
+  if (![entry.coordinator, entry.agent, entry.cli, entry.proto].every(existsSync)) {
+    log('dist/ is missing or incomplete: installing npm dependencies and building (scripts/setup.sh --npm-only)');
+    const r = spawnSync('bash', [join(root, 'scripts', 'setup.sh'), '--npm-only'], { stdio: 'inherit', cwd: root });
+    if (r.status !== 0) fail('setup failed');
+    for (const f of [entry.coordinator, entry.agent, entry.proto]) if (!existsSync(f)) fail(`${f} was not built`);
+  }
+  mkdirSync(logsDir, { recursive: true });
+
+  let natsUrl = externalNats;
+  if (!natsUrl) {
+    const opts = { storeDir: join(dataDir, 'nats'), logFile: join(logsDir, 'nats-server.log'), name: `cistern-${hostId}` };
+    let nats;
+    try {
+      nats = await startNatsServer({ ...opts, port: natsPort });
+    } catch (err) {
+      if (!err.addressInUse || natsPort <= 0) throw err;
+      log(`port ${natsPort} is in use: starting nats-server on a free port instead`);
+      nats = await startNatsServer({ ...opts, port: -1 });
+    }
+    natsUrl = nats.url;
+    const handle = { name: 'nats-server', pid: nats.pid, logFile: nats.logFile, exited: nats.exited, done: () => !nats.alive };
+    children.push(handle);
+    nats.exited.then((st) => {
+      if (!shuttingDown) {
+        log(`nats-server exited unexpectedly (code ${st.code}, signal ${st.signal}); see ${nats.logFile}`);
+        shutdown(1);
+      }
+    });
+    log(`nats-server (JetStream) on ${natsUrl}, store ${opts.storeDir}`);
+  } else {
+    log(`using NATS at ${natsUrl}`);
+  }
+
+  const grpc = await import('@grpc/grpc-js');
+  const pb = await import(entry.proto);
+  const client = new pb.StorageServiceClient(listen, grpc.credentials.createInsecure());
+  const call = (method, request) =>
+    new Promise((res, rej) => {
+      const md = new grpc.Metadata();
+      if (process.env.CISTERN_TOKEN) md.set('authorization', `Bearer ${process.env.CISTERN_TOKEN}`);
+      client[method](request, md, { deadline: new Date(Date.now() + 60_000) }, (err, r) => (err ? rej(err) : res(r)));
+    });
+
+  startService('coordinator', [entry.coordinator, '--nats', natsUrl, '--listen', listen, '--data', join(dataDir, 'coordinator')]);
+  await waitUntil(`the coordinator on ${listen}`, () => call('listHosts', {}).then(() => true));
+  log(`coordinator on ${listen}`);
+
+  const agentRoot = join(dataDir, 'hosts', hostId);
+  mkdirSync(agentRoot, { recursive: true });
+  startService(`agent-${hostId}`, [entry.agent, '--nats', natsUrl, '--host-id', hostId, '--root', agentRoot]);
+  await waitUntil(`host ${hostId} to come online`, async () => {
+    const { hosts } = await call('listHosts', {});
+    return hosts.some((h) => h.hostId === hostId && h.online);
+  });
+  log(`agent for host ${hostId} online (root ${agentRoot})`);
+
+  if (defaultPool) await ensureDefaultPool(pb, call);
+
+  const addr = listen;
+  const cli = 'npx cisternctl';
+  process.stdout.write(
+    [
+      '',
+      `Cistern is running: coordinator ${addr}, NATS ${natsUrl}, host ${hostId}, data ${dataDir}`,
+      `Logs: ${logsDir}`,
+      '',
+      'In another terminal:',
+      `  export CISTERN_SERVER=${addr}`,
+      `  ${cli} host-list`,
+      `  ${cli} pool-list --all --details`,
+      `  ${cli} vol-create-as default v1 1G --format qcow2`,
+      `  ${cli} vol-list default --details`,
+      `  ${cli} pool-dumpxml default`,
+      '',
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+  client.close();
+}
+
+async function ensureDefaultPool(pb, call) {
+  const name = `hosts/${hostId}/pools/default`;
+  const target = join(dataDir, 'pools', 'default');
+  const { pools } = await call('listPools', { host: hostId, types: [], pageSize: 0, pageToken: '' });
+  let pool = pools.find((p) => p.name === name);
+  if (!pool) {
+    pool = await call('definePool', {
+      host: hostId,
+      definition: pb.PoolDefinition.fromPartial({ type: pb.PoolType.POOL_TYPE_DIR, name: 'default', target: { path: target } }),
+      xml: '',
+      requestId: '',
+    });
+    log(`defined pool default (dir, ${target})`);
+  }
+  const target_ = pool.definition?.target?.path ?? target;
+  if (pool.state !== pb.PoolState.POOL_STATE_RUNNING) {
+    const build = !existsSync(target_);
+    pool = await call('startPool', { name, build, buildFlags: undefined, requestId: '' });
+    log(`started pool default${build ? ' (built its directory)' : ''}`);
+  }
+  if (!pool.autostart) {
+    await call('setPoolAutostart', { name, autostart: true });
+    log('pool default autostarts');
+  }
+}
+
+main().catch((err) => {
+  log(`failed: ${err?.message ?? err}`);
+  for (const c of children) log(`  ${c.name} log: ${c.logFile}`);
+  shutdown(1);
+});
