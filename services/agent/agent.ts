@@ -1,0 +1,222 @@
+// Wiring: connect to NATS, make sure the event stream exists, open the catalog, serve
+// this host's operations, heartbeat, full syncs, autostart.
+import { hostname } from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { Host } from '../../libs/proto/cistern/v1/storage.js';
+import { connectBus } from '../../libs/bus/connect.js';
+import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
+import { Catalog } from '../../libs/bus/catalog.js';
+import { serveAgent, type AgentOp } from '../../libs/bus/agent-rpc.js';
+import { registeredBackends } from '../../libs/backends/registry.js';
+import { execRunner } from '../../libs/backends/exec-runner.js';
+import { asCisternError, UnimplementedError } from '../../libs/errors/errors.js';
+import { checkHostId } from '../../libs/api/names.js';
+import { hostName } from '../../libs/api/resource-names.js';
+import { AgentState } from './state.js';
+import { LockTable } from './locks.js';
+import { OrderedEvents } from './events.js';
+import { HostSyncer } from './sync.js';
+import { HeartbeatSender, newBootId } from './heartbeat.js';
+import { autostartPools } from './autostart.js';
+import type { AgentContext } from './context.js';
+import type { Logger } from './log.js';
+import * as pools from './handlers/pool-ops.js';
+import * as volumes from './handlers/volume-ops.js';
+import * as streams from './handlers/streams.js';
+
+export interface AgentOptions {
+  natsUrl: string | string[];
+  hostId: string;
+  root: string;
+  heartbeatMs: number;
+  log: Logger;
+}
+
+/** Routes one operation to its handler. */
+export async function dispatch(ctx: AgentContext, op: AgentOp, request: AgentRequest): Promise<AgentReply> {
+  const o = request.op!;
+  switch (o.$case) {
+    case 'ping':
+      return { error: undefined, result: { $case: 'pong', value: { hostId: ctx.host } }, volumes: [], volumesComplete: false, eventSequence: 0n };
+    case 'createPool':
+      return pools.createPool(ctx, request, o.value);
+    case 'startPool':
+      return pools.startPool(ctx, request, o.value);
+    case 'buildPool':
+      return pools.buildPool(ctx, request, o.value);
+    case 'stopPool':
+      return pools.stopPool(ctx, request, o.value);
+    case 'deletePool':
+      return pools.deletePool(ctx, request, o.value);
+    case 'refreshPool':
+      return pools.refreshPool(ctx, request, o.value);
+    case 'findPoolSources':
+      return pools.findPoolSources(ctx, request, o.value);
+    case 'getPoolCapabilities':
+      return pools.getPoolCapabilities(ctx);
+    case 'definePool':
+    case 'undefinePool':
+    case 'setPoolAutostart':
+      return pools.mirrorCatalogFlags(ctx, request);
+    case 'createVolume':
+      return volumes.createVolume(ctx, request, o.value);
+    case 'cloneVolume':
+      return volumes.cloneVolume(ctx, request, o.value);
+    case 'deleteVolume':
+      return volumes.deleteVolume(ctx, request, o.value);
+    case 'wipeVolume':
+      return volumes.wipeVolume(ctx, request, o.value);
+    case 'resizeVolume':
+      return volumes.resizeVolume(ctx, request, o.value);
+    case 'uploadBegin':
+      return streams.uploadBegin(ctx, request, o.value);
+    case 'downloadBegin':
+      return streams.downloadBegin(ctx, request, o.value);
+    default:
+      throw new UnimplementedError(`operation '${op}' is not served by the agent`);
+  }
+}
+
+async function agentVersion(): Promise<string> {
+  for (const rel of ['../../../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(await readFile(fileURLToPath(new URL(rel, import.meta.url)), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'cistern' && pkg.version) return pkg.version;
+    } catch {
+      /* try the next */
+    }
+  }
+  return '0.0.0';
+}
+
+/** Registers every backend (libs/backends/index.ts); the agent still runs, with none, if it is missing. */
+async function loadBackends(log: Logger): Promise<void> {
+  const spec = new URL('../../libs/backends/index.js', import.meta.url).href;
+  try {
+    await import(spec);
+  } catch (err) {
+    log.error('storage backends could not be loaded', { error: err });
+  }
+}
+
+export class Agent {
+  private inFlight = new Set<Promise<unknown>>();
+  private sub: Subscription | undefined;
+  private stopping = false;
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly ctx: AgentContext,
+    private readonly syncer: HostSyncer,
+    private readonly heartbeat: HeartbeatSender,
+  ) {}
+
+  static async start(opts: AgentOptions): Promise<Agent> {
+    const host = checkHostId(opts.hostId, '--host-id');
+    const log = opts.log;
+    await mkdir(opts.root, { recursive: true });
+    await loadBackends(log);
+    const version = await agentVersion();
+    const nc = await connectBus({ servers: opts.natsUrl, name: `cistern-agent-${host}` });
+    log.info('connected to NATS', { server: nc.getServer() });
+    await ensureEventStream(nc);
+    const catalog = await Catalog.open(nc);
+    const state = new AgentState(host);
+    const ctx: AgentContext = {
+      host,
+      state,
+      locks: new LockTable(),
+      events: new OrderedEvents(new EventPublisher(nc)),
+      runner: execRunner,
+      log,
+      nc,
+    };
+    const hostInfo = (): Host =>
+      Host.create({
+        name: hostName(host),
+        hostId: host,
+        hostname: hostname(),
+        agentVersion: version,
+        poolTypes: registeredBackends().map((b) => b.type),
+        online: true,
+        lastSeen: new Date(),
+        poolCount: state.pools.size,
+      });
+    const syncer = new HostSyncer(nc, host, () => ({ host: hostInfo(), ...state.snapshot() }), log);
+    ctx.requestSync = (reason) => void syncer.request(reason);
+    const heartbeat = new HeartbeatSender(nc, host, newBootId(), opts.heartbeatMs, hostInfo, log);
+    const agent = new Agent(nc, ctx, syncer, heartbeat);
+    agent.serve();
+    syncer.listen();
+    agent.watchConnection();
+    heartbeat.start();
+    log.info('agent serving', {
+      host,
+      root: opts.root,
+      backends: registeredBackends().map((b) => b.type),
+      heartbeatMs: opts.heartbeatMs,
+      version,
+    });
+    await syncer.request('start');
+    try {
+      await autostartPools(ctx, catalog);
+    } catch (err) {
+      log.error('autostart could not read the catalog', { error: err });
+    }
+    if (state.pools.size > 0) await syncer.request('autostart');
+    return agent;
+  }
+
+  private serve(): void {
+    this.sub = serveAgent(this.nc, this.ctx.host, (op, request, _msg: Msg) => {
+      const started = process.hrtime.bigint();
+      const work = dispatch(this.ctx, op, request).then(
+        (reply) => {
+          this.ctx.log.debug('op done', { op, requestId: request.requestId, us: Number((process.hrtime.bigint() - started) / 1000n) });
+          return reply;
+        },
+        (err) => {
+          const e = asCisternError(err);
+          const level = e.code === 'INTERNAL' ? 'error' : 'info';
+          this.ctx.log[level]('op failed', { op, requestId: request.requestId, principal: request.principal, code: e.code, error: e.message });
+          throw e;
+        },
+      );
+      this.inFlight.add(work);
+      void work.catch(() => undefined).finally(() => this.inFlight.delete(work));
+      return work;
+    });
+  }
+
+  private watchConnection(): void {
+    void (async () => {
+      for await (const s of this.nc.status()) {
+        if (s.type === 'disconnect') this.ctx.log.warn('disconnected from NATS', { server: String(s.server ?? '') });
+        if (s.type === 'reconnect') {
+          this.ctx.log.info('reconnected to NATS', { server: String(s.server ?? '') });
+          this.heartbeat.beat();
+          void this.syncer.request('reconnect');
+        }
+      }
+    })().catch(() => undefined);
+  }
+
+  /** Stops taking work, lets running operations finish (up to `graceMs`), drains NATS. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.heartbeat.stop();
+    this.syncer.stop();
+    this.sub?.unsubscribe();
+    const pending = [...this.inFlight];
+    if (pending.length > 0) {
+      this.ctx.log.info('waiting for operations in progress', { count: pending.length });
+      await Promise.race([Promise.allSettled(pending), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    }
+    await this.ctx.events.flush().catch(() => 0n);
+    if (!this.nc.isClosed()) await this.nc.drain();
+  }
+}

@@ -1,0 +1,45 @@
+// Autostart at boot (BUS.md item 7): the agent lists its host's catalog entries and
+// starts those marked autostart, without needing a coordinator. Each start publishes
+// POOL_STARTED (and the volumes found) like a StartPool would.
+import type { Catalog } from '../../libs/bus/catalog.js';
+import { checkObjectName } from '../../libs/api/names.js';
+import { asCisternError } from '../../libs/errors/errors.js';
+import { systemActor } from './events.js';
+import { flushEvents, type AgentContext } from './context.js';
+import { activatePool } from './handlers/pool-ops.js';
+
+export interface AutostartResult {
+  started: string[];
+  failed: { pool: string; code: string; message: string }[];
+}
+
+/** Catalog source: the real Catalog or a fake listing entries. */
+export type CatalogLister = Pick<Catalog, 'list'>;
+
+export async function autostartPools(ctx: AgentContext, catalog: CatalogLister): Promise<AutostartResult> {
+  const result: AutostartResult = { started: [], failed: [] };
+  const entries = await catalog.list(ctx.host);
+  await Promise.all(
+    entries
+      .filter((e) => e.value.autostart && e.value.definition)
+      .map(async (e) => {
+        const def = e.value.definition!;
+        try {
+          checkObjectName(def.name, 'definition.name', 'pool name');
+          if (def.name !== e.pool) throw new Error(`catalog key names pool '${e.pool}' but its definition says '${def.name}'`);
+          await ctx.locks.withPool(def.name, 'start', async () => {
+            if (ctx.state.getPool(def.name)) return; // already active (started by a request meanwhile)
+            await activatePool(ctx, def, { persistent: e.value.persistent, autostart: true }, systemActor);
+          });
+          result.started.push(def.name);
+        } catch (err) {
+          const ce = asCisternError(err);
+          result.failed.push({ pool: e.pool, code: ce.code, message: ce.message });
+          ctx.log.error('autostart of a pool failed', { pool: e.pool, code: ce.code, error: ce.message });
+        }
+      }),
+  );
+  await flushEvents(ctx);
+  ctx.log.info('autostart done', { started: result.started, failed: result.failed.length });
+  return result;
+}

@@ -1,0 +1,124 @@
+// What every handler works with: the host's state, locks, event sink, backends, logger,
+// plus the checks they share (pool known and active, backend op supported, names).
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { PoolType, poolTypeToJSON, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import type { BackendOperation, PoolContext, StorageBackend } from '../../libs/backends/backend.js';
+import type { CommandRunner } from '../../libs/backends/runner.js';
+import { getBackend } from '../../libs/backends/registry.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../../libs/errors/errors.js';
+import { checkObjectName, printable } from '../../libs/api/names.js';
+import { parsePoolName, parseVolumeName } from '../../libs/api/resource-names.js';
+import { AgentState, type PoolEntry } from './state.js';
+import { LockTable } from './locks.js';
+import { progressEvent, throttledProgress, type Actor, type EventSink } from './events.js';
+import type { Logger } from './log.js';
+
+export interface AgentContext {
+  host: string;
+  state: AgentState;
+  locks: LockTable;
+  events: EventSink;
+  runner: CommandRunner;
+  log: Logger;
+  /** Absent in unit tests that do not stream. */
+  nc?: NatsConnection;
+  /** Backend lookup (the registry; a fake in unit tests). */
+  backend?: (type: PoolType) => StorageBackend;
+  /** Asks for a full sync soon (after an event could not be stored). */
+  requestSync?: (reason: string) => void;
+}
+
+export function backendFor(ctx: AgentContext, type: PoolType): StorageBackend {
+  return (ctx.backend ?? getBackend)(type);
+}
+
+/** UNIMPLEMENTED before anything runs when the pool type lacks `op`. */
+export function requireOperation(backend: StorageBackend, op: BackendOperation, what: string): void {
+  if (!backend.operations.has(op)) {
+    throw new UnimplementedError(`${what} is not supported by storage pool type ${poolTypeName(backend.type)}`, {
+      operation: op,
+    });
+  }
+}
+
+export function poolTypeName(type: PoolType): string {
+  return poolTypeToJSON(type).replace(/^POOL_TYPE_/, '').toLowerCase();
+}
+
+export function actorOf(request: AgentRequest): Actor {
+  return { principal: request.principal, requestId: request.requestId };
+}
+
+/** The pool definition of the request, with its name checked. */
+export function requestPool(request: AgentRequest): PoolDefinition {
+  const def = request.pool;
+  if (!def || !def.name) throw new InvalidArgumentError('pool', 'the request carries no pool definition');
+  checkObjectName(def.name, 'pool.name', 'pool name');
+  if (def.type === PoolType.POOL_TYPE_UNSPECIFIED) {
+    throw new InvalidArgumentError('pool.type', `pool '${printable(def.name)}' has no type`);
+  }
+  return def;
+}
+
+/** Checks a resource name `hosts/{host}/pools/{pool}` names this host and the request's pool. */
+export function checkPoolResource(ctx: AgentContext, value: string, pool: string, field: string): void {
+  if (!value) return;
+  const ref = parsePoolName(value, field);
+  checkSameTarget(ctx, ref.host, ref.pool, pool, field);
+}
+
+/** Parses `hosts/{host}/pools/{pool}/volumes/{volume}` and checks host and pool; returns the volume. */
+export function volumeOfResource(ctx: AgentContext, value: string, pool: string, field: string): string {
+  const ref = parseVolumeName(value, field);
+  checkSameTarget(ctx, ref.host, ref.pool, pool, field);
+  return ref.volume;
+}
+
+function checkSameTarget(ctx: AgentContext, host: string, pool: string, expected: string, field: string): void {
+  if (host !== ctx.host) {
+    throw new InvalidArgumentError(field, `names host '${host}' but was sent to host '${ctx.host}'`);
+  }
+  if (pool !== expected) {
+    throw new InvalidArgumentError(field, `names pool '${printable(pool)}' but the request is for pool '${printable(expected)}'`);
+  }
+}
+
+/** The active pool `name`, or FAILED_PRECONDITION "storage pool 'x' is not active" as libvirt says. */
+export function activePool(ctx: AgentContext, name: string): PoolEntry {
+  const entry = ctx.state.getPool(name);
+  if (!entry) throw new FailedPreconditionError(`storage pool '${name}' is not active`, { pool: name });
+  return entry;
+}
+
+export function volumeNotFound(name: string): NotFoundError {
+  return new NotFoundError(`Storage volume not found: no storage vol with matching name '${name}'`, { volume: name });
+}
+
+/** The backend context for one pool operation, with progress published as events. */
+export function poolContext(
+  ctx: AgentContext,
+  pool: PoolDefinition,
+  actor: Actor,
+  progress?: { operation: string; volume?: string },
+): PoolContext {
+  const pc: PoolContext = { pool, runner: ctx.runner };
+  if (progress) {
+    pc.progress = throttledProgress((done, total) =>
+      ctx.events.publish(progressEvent(ctx.host, { pool: pool.name, volume: progress.volume }, progress.operation, done, total, actor)),
+    );
+  }
+  return pc;
+}
+
+/** Flushes events; an event that could not be stored leaves the op done, so a full sync repairs the view. */
+export async function flushEvents(ctx: AgentContext): Promise<bigint> {
+  try {
+    return await ctx.events.flush();
+  } catch (err) {
+    ctx.log.warn('events not stored; a full sync follows', { error: err });
+    ctx.requestSync?.('event publish failed');
+    return 0n;
+  }
+}
+

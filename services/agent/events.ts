@@ -1,0 +1,110 @@
+// Building the Event messages the agent publishes (BUS.md item 4) and publishing
+// them in order with a correct "last sequence" for every reply.
+import { Event, EventKind, Pool, Progress, Volume } from '../../libs/proto/cistern/v1/storage.js';
+import type { EventPublisher } from '../../libs/bus/events.js';
+import type { ProgressFn } from '../../libs/backends/backend.js';
+
+/** Who asked for the change (copied from the AgentRequest). */
+export interface Actor {
+  principal: string;
+  requestId: string;
+}
+
+export const systemActor: Actor = { principal: 'agent', requestId: '' };
+
+export function poolEvent(kind: EventKind, host: string, pool: Pool, actor: Actor): Event {
+  return Event.create({
+    kind,
+    host,
+    pool: pool.definition?.name ?? '',
+    time: new Date(),
+    principal: actor.principal,
+    requestId: actor.requestId,
+    poolState: pool,
+  });
+}
+
+/** A volume event; it also carries the pool's new state (sizes, volume count) when given. */
+export function volumeEvent(kind: EventKind, host: string, volume: Volume, actor: Actor, pool?: Pool): Event {
+  return Event.create({
+    kind,
+    host,
+    pool: volume.pool,
+    volume: volume.definition?.name ?? '',
+    time: new Date(),
+    principal: actor.principal,
+    requestId: actor.requestId,
+    volumeState: volume,
+    poolState: pool,
+  });
+}
+
+export function progressEvent(
+  host: string,
+  where: { pool: string; volume?: string },
+  operation: string,
+  done: bigint,
+  total: bigint,
+  actor: Actor,
+): Event {
+  return Event.create({
+    kind: EventKind.OPERATION_PROGRESS,
+    host,
+    pool: where.pool,
+    volume: where.volume ?? '',
+    time: new Date(),
+    principal: actor.principal,
+    requestId: actor.requestId,
+    progress: Progress.create({ operation, done, total }),
+  });
+}
+
+/** What the handlers need from the event publisher (a fake in unit tests). */
+export interface EventSink {
+  publish(event: Event): void;
+  /** Waits until everything published so far is stored; the highest stream sequence. */
+  flush(): Promise<bigint>;
+}
+
+/**
+ * Serialises flushes of the shared EventPublisher: its flush() hands the pending acks to
+ * the first caller, so a concurrent second caller could return before its own events are
+ * stored. Chained flushes each wait for every publish made before them.
+ */
+export class OrderedEvents implements EventSink {
+  private chain: Promise<bigint> = Promise.resolve(0n);
+  constructor(private readonly publisher: EventPublisher) {}
+
+  publish(event: Event): void {
+    this.publisher.publish(event);
+  }
+
+  flush(): Promise<bigint> {
+    const next = this.chain.catch(() => 0n).then(() => this.publisher.flush());
+    this.chain = next;
+    return next;
+  }
+}
+
+/**
+ * A ProgressFn that publishes OPERATION_PROGRESS at most every `minIntervalMs`
+ * (default 250 ms: ~4/s per operation); the first report and the final one
+ * (done === total) always go out.
+ */
+export function throttledProgress(
+  emit: (done: bigint, total: bigint) => void,
+  minIntervalMs = 250,
+  now: () => number = Date.now,
+): ProgressFn {
+  let last = -Infinity;
+  let lastDone = -1n;
+  return (done, total) => {
+    const t = now();
+    const final = total > 0n && done >= total;
+    if (done === lastDone) return;
+    if (!final && t - last < minIntervalMs) return;
+    last = t;
+    lastDone = done;
+    emit(done, total);
+  };
+}

@@ -1,0 +1,284 @@
+// Pool operations: create (transient or persistent start, optional build), build, start,
+// stop, delete, refresh; plus sources, capabilities and the catalog flags the agent mirrors.
+import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import {
+  EventKind,
+  FindPoolSourcesResponse,
+  PoolCapabilities,
+  PoolType,
+  PoolTypeCapability,
+  type BuildFlags,
+  type PoolDefinition,
+} from '../../../libs/proto/cistern/v1/storage.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { findBackend } from '../../../libs/backends/registry.js';
+import { poolEvent, volumeEvent, type Actor } from '../events.js';
+import { applyRefresh, type PoolEntry } from '../state.js';
+import {
+  actorOf,
+  activePool,
+  backendFor,
+  checkPoolResource,
+  flushEvents,
+  poolContext,
+  requestPool,
+  requireOperation,
+  type AgentContext,
+} from '../context.js';
+import { doneReply, poolReply } from './reply.js';
+
+type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
+
+export interface StartOptions {
+  persistent: boolean;
+  autostart: boolean;
+  /** Build the pool first with these flags. */
+  build?: BuildFlags;
+}
+
+function checkBuildFlags(flags: BuildFlags | undefined): BuildFlags {
+  const f = flags ?? { overwrite: false, noOverwrite: false };
+  if (f.overwrite && f.noOverwrite) {
+    throw new InvalidArgumentError('build_flags', 'overwrite and no_overwrite are mutually exclusive; give at most one');
+  }
+  return f;
+}
+
+/**
+ * Makes a pool active: optional build, then checkPool/startPool, then a refresh. A failed
+ * start or refresh leaves the pool inactive. Publishes POOL_CREATED (if built),
+ * POOL_STARTED and a VOLUME_CHANGED per volume found. Call inside the pool's lock.
+ */
+export async function activatePool(ctx: AgentContext, def: PoolDefinition, opts: StartOptions, actor: Actor): Promise<PoolEntry> {
+  const backend = backendFor(ctx, def.type);
+  const buildFlags = opts.build ? checkBuildFlags(opts.build) : undefined;
+  if (buildFlags) requireOperation(backend, 'buildPool', 'building a pool');
+  if (ctx.state.getPool(def.name)) {
+    throw new FailedPreconditionError(`storage pool '${def.name}' is already active`, { pool: def.name });
+  }
+  const pc = poolContext(ctx, def, actor, buildFlags ? { operation: 'build' } : undefined);
+  if (buildFlags) {
+    await backend.buildPool!(pc, buildFlags);
+    ctx.events.publish(poolEvent(EventKind.POOL_CREATED, ctx.host, ctx.state.inactivePoolMessage(def, opts), actor));
+  }
+  const alreadyUp = backend.checkPool ? await backend.checkPool(pc) : false;
+  if (!alreadyUp && backend.startPool) await backend.startPool(pc);
+  let scan;
+  try {
+    scan = await backend.refreshPool(pc);
+  } catch (err) {
+    if (backend.stopPool) {
+      await backend.stopPool(pc).catch((stopErr) => ctx.log.warn('stop after a failed start failed', { pool: def.name, error: stopErr }));
+    }
+    throw err;
+  }
+  const entry = ctx.state.addPool(def, opts, scan.runtime);
+  const diff = applyRefresh(ctx.state, entry, scan.volumes);
+  ctx.state.touchPool(entry);
+  ctx.events.publish(poolEvent(EventKind.POOL_STARTED, ctx.host, ctx.state.poolMessage(entry), actor));
+  for (const v of diff.changed) {
+    ctx.events.publish(volumeEvent(EventKind.VOLUME_CHANGED, ctx.host, ctx.state.volumeMessage(def.name, v), actor));
+  }
+  ctx.log.info('pool started', { pool: def.name, volumes: entry.volumes.size, principal: actor.principal, requestId: actor.requestId });
+  return entry;
+}
+
+function activeReply(ctx: AgentContext, entry: PoolEntry, seq: bigint): AgentReply {
+  const name = entry.definition.name;
+  return poolReply(
+    ctx.state.poolMessage(entry),
+    seq,
+    [...entry.volumes.values()].map((v) => ctx.state.volumeMessage(name, v)),
+  );
+}
+
+export async function createPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'createPool'>): Promise<AgentReply> {
+  const def = requestPool(request);
+  const actor = actorOf(request);
+  return ctx.locks.withPool(def.name, 'create', async () => {
+    if (ctx.state.getPool(def.name)) {
+      throw new AlreadyExistsError(`storage pool '${def.name}' already exists and is active`, { pool: def.name });
+    }
+    const entry = await activatePool(
+      ctx,
+      def,
+      { persistent: request.persistent, autostart: request.autostart, build: op.build ? op.buildFlags ?? { overwrite: false, noOverwrite: false } : undefined },
+      actor,
+    );
+    return activeReply(ctx, entry, await flushEvents(ctx));
+  });
+}
+
+export async function startPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'startPool'>): Promise<AgentReply> {
+  const def = requestPool(request);
+  checkPoolResource(ctx, op.name, def.name, 'name');
+  const actor = actorOf(request);
+  return ctx.locks.withPool(def.name, 'start', async () => {
+    const entry = await activatePool(
+      ctx,
+      def,
+      { persistent: request.persistent, autostart: request.autostart, build: op.build ? op.buildFlags ?? { overwrite: false, noOverwrite: false } : undefined },
+      actor,
+    );
+    return activeReply(ctx, entry, await flushEvents(ctx));
+  });
+}
+
+export async function buildPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'buildPool'>): Promise<AgentReply> {
+  const def = requestPool(request);
+  checkPoolResource(ctx, op.name, def.name, 'name');
+  const flags = checkBuildFlags(op.flags);
+  const backend = backendFor(ctx, def.type);
+  requireOperation(backend, 'buildPool', 'building a pool');
+  const actor = actorOf(request);
+  return ctx.locks.withPool(def.name, 'build', async () => {
+    if (ctx.state.getPool(def.name)) {
+      throw new FailedPreconditionError(`storage pool '${def.name}' is already active`, { pool: def.name });
+    }
+    await backend.buildPool!(poolContext(ctx, def, actor, { operation: 'build' }), flags);
+    const pool = ctx.state.inactivePoolMessage(def, request);
+    ctx.events.publish(poolEvent(EventKind.POOL_CREATED, ctx.host, pool, actor));
+    ctx.log.info('pool built', { pool: def.name, principal: actor.principal, requestId: actor.requestId });
+    return poolReply(pool, await flushEvents(ctx));
+  });
+}
+
+export async function stopPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'stopPool'>): Promise<AgentReply> {
+  const def = requestPool(request);
+  checkPoolResource(ctx, op.name, def.name, 'name');
+  const actor = actorOf(request);
+  return ctx.locks.withPool(def.name, 'stop', async () => {
+    const entry = activePool(ctx, def.name);
+    const backend = backendFor(ctx, entry.definition.type);
+    if (backend.stopPool) await backend.stopPool(poolContext(ctx, entry.definition, actor));
+    ctx.state.removePool(def.name);
+    const pool = ctx.state.inactivePoolMessage(entry.definition, entry);
+    ctx.events.publish(poolEvent(EventKind.POOL_STOPPED, ctx.host, pool, actor));
+    ctx.log.info('pool stopped', { pool: def.name, principal: actor.principal, requestId: actor.requestId });
+    return poolReply(pool, await flushEvents(ctx));
+  });
+}
+
+export async function deletePool(ctx: AgentContext, request: AgentRequest, op: OpValue<'deletePool'>): Promise<AgentReply> {
+  const def = requestPool(request);
+  checkPoolResource(ctx, op.name, def.name, 'name');
+  const backend = backendFor(ctx, def.type);
+  requireOperation(backend, 'deletePool', 'deleting a pool');
+  const actor = actorOf(request);
+  return ctx.locks.withPool(def.name, 'delete', async () => {
+    if (ctx.state.getPool(def.name)) {
+      throw new FailedPreconditionError(`storage pool '${def.name}' is still active`, { pool: def.name });
+    }
+    await backend.deletePool!(poolContext(ctx, def, actor));
+    const pool = ctx.state.inactivePoolMessage(def, request);
+    ctx.events.publish(poolEvent(EventKind.POOL_DELETED, ctx.host, pool, actor));
+    ctx.log.info('pool deleted', { pool: def.name, principal: actor.principal, requestId: actor.requestId });
+    return poolReply(pool, await flushEvents(ctx));
+  });
+}
+
+/**
+ * Incremental refresh: scans, publishes VOLUME_CHANGED / VOLUME_DELETED for what differs
+ * from the agent's map, then POOL_REFRESHED. A failed refresh stops the pool (libvirt).
+ */
+export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'refreshPool'>): Promise<AgentReply> {
+  const def = requestPool(request);
+  checkPoolResource(ctx, op.name, def.name, 'name');
+  const actor = actorOf(request);
+  return ctx.locks.withPool(def.name, 'refresh', async () => {
+    const entry = activePool(ctx, def.name);
+    const backend = backendFor(ctx, entry.definition.type);
+    const pc = poolContext(ctx, entry.definition, actor);
+    let scan;
+    try {
+      scan = await backend.refreshPool(pc);
+    } catch (err) {
+      if (backend.stopPool) {
+        await backend.stopPool(pc).catch((e) => ctx.log.warn('stop after a failed refresh failed', { pool: def.name, error: e }));
+      }
+      ctx.state.removePool(def.name);
+      ctx.events.publish(poolEvent(EventKind.POOL_STOPPED, ctx.host, ctx.state.inactivePoolMessage(entry.definition, entry), actor));
+      await flushEvents(ctx);
+      throw err;
+    }
+    const diff = applyRefresh(ctx.state, entry, scan.volumes, (v) => ctx.locks.isVolumeBusy(def.name, v));
+    for (const v of diff.changed) {
+      ctx.events.publish(volumeEvent(EventKind.VOLUME_CHANGED, ctx.host, ctx.state.volumeMessage(def.name, v), actor));
+    }
+    for (const v of diff.removed) {
+      ctx.events.publish(volumeEvent(EventKind.VOLUME_DELETED, ctx.host, ctx.state.volumeMessage(def.name, v), actor));
+    }
+    ctx.state.touchPool(entry, scan.runtime);
+    ctx.events.publish(poolEvent(EventKind.POOL_REFRESHED, ctx.host, ctx.state.poolMessage(entry), actor));
+    ctx.log.info('pool refreshed', {
+      pool: def.name,
+      volumes: entry.volumes.size,
+      changed: diff.changed.length,
+      removed: diff.removed.length,
+      requestId: actor.requestId,
+    });
+    return activeReply(ctx, entry, await flushEvents(ctx));
+  });
+}
+
+export async function findPoolSources(ctx: AgentContext, _request: AgentRequest, op: OpValue<'findPoolSources'>): Promise<AgentReply> {
+  const backend = backendFor(ctx, op.type);
+  requireOperation(backend, 'findPoolSources', 'finding pool sources');
+  const sources = await backend.findPoolSources!({ runner: ctx.runner }, op.source);
+  return { ...doneReply(), result: { $case: 'sources', value: FindPoolSourcesResponse.create({ sources }) } };
+}
+
+const ALL_TYPES = Object.values(PoolType).filter(
+  (t): t is PoolType => typeof t === 'number' && t !== PoolType.POOL_TYPE_UNSPECIFIED && t >= 0,
+);
+
+export function poolCapabilities(lookup: (type: PoolType) => ReturnType<typeof findBackend> = findBackend): PoolCapabilities {
+  return PoolCapabilities.create({
+    types: ALL_TYPES.map((type) => {
+      const b = lookup(type);
+      if (!b) return PoolTypeCapability.create({ type, supported: false });
+      return PoolTypeCapability.create({
+        type,
+        supported: true,
+        poolFormats: [...b.poolFormats],
+        defaultPoolFormat: b.defaultPoolFormat,
+        volumeFormats: [...b.volumeFormats],
+        defaultVolumeFormat: b.defaultVolumeFormat,
+        operations: [...b.operations].sort(),
+      });
+    }),
+  });
+}
+
+export async function getPoolCapabilities(_ctx: AgentContext): Promise<AgentReply> {
+  return { ...doneReply(), result: { $case: 'capabilities', value: poolCapabilities() } };
+}
+
+/**
+ * Catalog changes the coordinator made (define / undefine / autostart): the agent mirrors
+ * the flags of an active pool so its syncs and events say the same. No events: the
+ * coordinator publishes POOL_DEFINED / POOL_UNDEFINED itself.
+ */
+export async function mirrorCatalogFlags(ctx: AgentContext, request: AgentRequest): Promise<AgentReply> {
+  const name = request.pool?.name;
+  const entry = name ? ctx.state.getPool(name) : undefined;
+  if (entry) {
+    switch (request.op?.$case) {
+      case 'definePool':
+        entry.persistent = true;
+        break;
+      case 'undefinePool':
+        entry.persistent = false;
+        entry.autostart = false;
+        break;
+      case 'setPoolAutostart':
+        entry.autostart = request.op.value.autostart;
+        break;
+      default:
+        break;
+    }
+    ctx.state.touchPool(entry);
+    return poolReply(ctx.state.poolMessage(entry), 0n);
+  }
+  return doneReply();
+}

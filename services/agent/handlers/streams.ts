@@ -1,0 +1,101 @@
+// Upload and download: the locks are taken here and held until the data has been
+// written / the download stream has ended (libs/bus/streams.ts moves the bytes).
+import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { EventKind } from '../../../libs/proto/cistern/v1/storage.js';
+import type { ProgressFn } from '../../../libs/backends/backend.js';
+import { InternalError, InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { checkObjectName } from '../../../libs/api/names.js';
+import { acceptUpload, serveDownload } from '../../../libs/bus/streams.js';
+import {
+  actorOf,
+  activePool,
+  backendFor,
+  flushEvents,
+  poolContext,
+  requestPool,
+  requireOperation,
+  volumeNotFound,
+  type AgentContext,
+} from '../context.js';
+import { commitVolume } from './volume-ops.js';
+
+type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
+
+/** Passes data through, reporting bytes seen against `total` (0 = unknown). */
+export async function* counted(data: AsyncIterable<Buffer>, total: bigint, progress?: ProgressFn): AsyncGenerator<Buffer> {
+  let done = 0n;
+  for await (const piece of data) {
+    done += BigInt(piece.length);
+    progress?.(done, total > done ? total : done);
+    yield piece;
+  }
+}
+
+export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: OpValue<'uploadBegin'>): Promise<AgentReply> {
+  if (!ctx.nc) throw new InternalError('upload needs the bus connection');
+  const nc = ctx.nc;
+  const def = requestPool(request);
+  checkObjectName(op.volume, 'volume', 'volume name');
+  const pool = activePool(ctx, def.name);
+  const backend = backendFor(ctx, pool.definition.type);
+  requireOperation(backend, 'uploadVol', 'uploading to a volume');
+  const vol = pool.volumes.get(op.volume);
+  if (!vol) throw volumeNotFound(op.volume);
+  const capacity = vol.definition.capacity ?? 0n;
+  if (op.offset > capacity) {
+    throw new InvalidArgumentError('offset', `offset ${op.offset} is beyond the volume's capacity of ${capacity} bytes`);
+  }
+  const actor = actorOf(request);
+  const release = ctx.locks.acquireVolume(def.name, op.volume, 'upload');
+  try {
+    return acceptUpload(nc, ctx.host, async (data) => {
+      try {
+        const pc = poolContext(ctx, pool.definition, actor, { operation: 'upload', volume: op.volume });
+        const total = op.length > 0n ? op.length : capacity - op.offset;
+        const bytesWritten = await backend.uploadVol!(pc, vol.definition, op.offset, op.length, counted(data, total, pc.progress));
+        const volume = await commitVolume(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_UPLOADED, actor);
+        const eventSequence = await flushEvents(ctx);
+        ctx.log.info('volume uploaded', { pool: def.name, volume: op.volume, bytes: bytesWritten, requestId: actor.requestId });
+        return { volume, bytesWritten, eventSequence };
+      } finally {
+        release();
+      }
+    });
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+export async function downloadBegin(ctx: AgentContext, request: AgentRequest, op: OpValue<'downloadBegin'>): Promise<AgentReply> {
+  if (!ctx.nc) throw new InternalError('download needs the bus connection');
+  const def = requestPool(request);
+  checkObjectName(op.volume, 'volume', 'volume name');
+  if (!op.deliverSubject) throw new InvalidArgumentError('deliver_subject', 'a subject to deliver the data to is required');
+  const pool = activePool(ctx, def.name);
+  const backend = backendFor(ctx, pool.definition.type);
+  requireOperation(backend, 'downloadVol', 'downloading a volume');
+  const vol = pool.volumes.get(op.volume);
+  if (!vol) throw volumeNotFound(op.volume);
+  const size = vol.definition.physical ?? vol.definition.capacity ?? 0n;
+  if (op.offset > size) {
+    throw new InvalidArgumentError('offset', `offset ${op.offset} is beyond the end of the volume (${size} bytes)`);
+  }
+  const rest = size - op.offset;
+  const length = op.length > 0n && op.length < rest ? op.length : rest;
+  const actor = actorOf(request);
+  const release = ctx.locks.acquireVolume(def.name, op.volume, 'download', 'shared');
+  try {
+    const pc = poolContext(ctx, pool.definition, actor, { operation: 'download', volume: op.volume });
+    const data = counted(backend.downloadVol!(pc, vol.definition, op.offset, length), length, pc.progress);
+    return serveDownload(ctx.nc, op, data, length, (error) => {
+      release();
+      if (error) ctx.log.warn('download ended with an error', { pool: def.name, volume: op.volume, error });
+      // progress events of the download are stored with the next flush
+      void flushEvents(ctx);
+    });
+  } catch (err) {
+    release();
+    throw err;
+  }
+}

@@ -1,0 +1,273 @@
+// Volume operations: create, clone, delete, wipe, resize. Each re-reads the volume
+// afterwards (backend.refreshVol) and takes new pool sizes, so the event and the reply
+// carry the real new state.
+import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { EventKind, VolumeDefinition, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
+import type { PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../../libs/errors/errors.js';
+import { checkObjectName } from '../../../libs/api/names.js';
+import { parseVolumeName } from '../../../libs/api/resource-names.js';
+import { volumeEvent, type Actor } from '../events.js';
+import type { PoolEntry, VolumeEntry } from '../state.js';
+import { currentPoolSizes } from '../pool-sizes.js';
+import {
+  actorOf,
+  activePool,
+  backendFor,
+  checkPoolResource,
+  flushEvents,
+  poolContext,
+  requestPool,
+  requireOperation,
+  volumeNotFound,
+  volumeOfResource,
+  type AgentContext,
+} from '../context.js';
+import { doneReply, volumeReply } from './reply.js';
+
+type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
+
+/**
+ * After a volume changed: re-read it, take the pool's new sizes, store both with new
+ * revisions and publish `kind` carrying the volume and the pool. Returns the volume.
+ */
+export async function commitVolume(
+  ctx: AgentContext,
+  pool: PoolEntry,
+  backend: StorageBackend,
+  pc: PoolContext,
+  def: VolumeDefinition,
+  kind: EventKind,
+  actor: Actor,
+): Promise<Volume> {
+  let live = def;
+  if (backend.refreshVol) {
+    try {
+      live = await backend.refreshVol(pc, def);
+    } catch (err) {
+      ctx.log.warn('re-reading a volume failed; its requested state is reported', { pool: pool.definition.name, volume: def.name, error: err });
+    }
+  }
+  const entry = ctx.state.setVolume(pool, live);
+  await refreshPoolSizes(ctx, pool, backend, pc);
+  const volume = ctx.state.volumeMessage(pool.definition.name, entry);
+  ctx.events.publish(volumeEvent(kind, ctx.host, volume, actor, ctx.state.poolMessage(pool)));
+  return volume;
+}
+
+async function refreshPoolSizes(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext): Promise<void> {
+  try {
+    ctx.state.touchPool(pool, await currentPoolSizes(backend, pc, pool.runtime));
+  } catch (err) {
+    ctx.log.warn('pool sizes not read', { pool: pool.definition.name, error: err });
+    ctx.state.touchPool(pool);
+  }
+}
+
+function existingVolume(pool: PoolEntry, name: string): VolumeEntry {
+  const entry = pool.volumes.get(name);
+  if (!entry) throw volumeNotFound(name);
+  return entry;
+}
+
+export async function createVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'createVolume'>): Promise<AgentReply> {
+  const def = requestPool(request);
+  checkPoolResource(ctx, op.parent, def.name, 'parent');
+  const wanted = op.definition;
+  if (!wanted) throw new InvalidArgumentError('definition', 'a volume definition is required (the coordinator turns XML into one)');
+  checkObjectName(wanted.name, 'definition.name', 'volume name');
+  const pool = activePool(ctx, def.name);
+  const backend = backendFor(ctx, pool.definition.type);
+  requireOperation(backend, 'createVol', 'creating a volume');
+  const actor = actorOf(request);
+  const release = ctx.locks.reserveVolumeName(def.name, wanted.name, 'create', pool.volumes.has(wanted.name));
+  try {
+    const pc = poolContext(ctx, pool.definition, actor, { operation: 'create', volume: wanted.name });
+    const planned = await backend.createVol!(pc, wanted);
+    if (backend.buildVol && backend.operations.has('buildVol')) {
+      await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata });
+    }
+    const volume = await commitVolume(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
+    ctx.log.info('volume created', { pool: def.name, volume: wanted.name, principal: actor.principal, requestId: actor.requestId });
+    return volumeReply(volume, await flushEvents(ctx));
+  } finally {
+    release();
+  }
+}
+
+/**
+ * The new volume's definition for a clone: the source's, renamed, without what belongs to
+ * the source file (key, path, timestamps), overlaid with what the request gives; never
+ * smaller than the source (libvirt).
+ */
+export function cloneDefinition(source: VolumeDefinition, given: VolumeDefinition): VolumeDefinition {
+  const base = VolumeDefinition.fromPartial(source);
+  base.name = given.name;
+  base.key = '';
+  base.physical = undefined;
+  base.sourceDevices = [];
+  if (base.target) {
+    base.target.path = '';
+    base.target.timestamps = undefined;
+    if (given.target?.format) base.target.format = given.target.format;
+    if (given.target?.permissions) base.target.permissions = given.target.permissions;
+    if (given.target?.compat) base.target.compat = given.target.compat;
+    if (given.target?.clusterSize) base.target.clusterSize = given.target.clusterSize;
+    if (given.target?.nocow) base.target.nocow = true;
+    if (given.target?.lazyRefcounts) base.target.lazyRefcounts = true;
+    if (given.target?.encryption) base.target.encryption = given.target.encryption;
+  } else if (given.target) {
+    base.target = { ...given.target, path: '', timestamps: undefined };
+  }
+  if (given.type) base.type = given.type;
+  if (given.allocation !== undefined) base.allocation = given.allocation;
+  if (given.backingStore) base.backingStore = given.backingStore;
+  if (given.capacity !== undefined) base.capacity = given.capacity;
+  if ((base.capacity ?? 0n) < (source.capacity ?? 0n)) base.capacity = source.capacity;
+  return base;
+}
+
+export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'cloneVolume'>): Promise<AgentReply> {
+  const def = requestPool(request);
+  checkPoolResource(ctx, op.parent, def.name, 'parent');
+  const given = op.definition;
+  if (!given) throw new InvalidArgumentError('definition', 'a definition with at least the new volume name is required');
+  checkObjectName(given.name, 'definition.name', 'volume name');
+  const src = parseVolumeName(op.source, 'source');
+  if (src.host !== ctx.host) {
+    throw new InvalidArgumentError('source', `the source volume is on host '${src.host}'; a clone stays on one host ('${ctx.host}')`);
+  }
+  if (src.pool !== def.name && request.sourcePool && request.sourcePool.name !== src.pool) {
+    throw new InvalidArgumentError('source_pool', `names pool '${request.sourcePool.name}' but the source is in pool '${src.pool}'`);
+  }
+  const pool = activePool(ctx, def.name);
+  const sourcePool = src.pool === def.name ? pool : activePool(ctx, src.pool);
+  const backend = backendFor(ctx, pool.definition.type);
+  requireOperation(backend, 'createVol', 'creating a volume');
+  requireOperation(backend, 'buildVolFrom', 'cloning a volume');
+  const sourceVolume = existingVolume(sourcePool, src.volume);
+  const actor = actorOf(request);
+  const release = ctx.locks.reserveVolumeName(def.name, given.name, 'clone', pool.volumes.has(given.name));
+  let releaseSource: (() => void) | undefined;
+  try {
+    releaseSource = ctx.locks.acquireVolume(src.pool, src.volume, `clone to '${given.name}'`, 'shared');
+    const pc = poolContext(ctx, pool.definition, actor, { operation: 'clone', volume: given.name });
+    const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given));
+    await backend.buildVolFrom!(
+      pc,
+      planned,
+      { pool: sourcePool.definition, volume: sourceVolume.definition },
+      { preallocMetadata: op.preallocMetadata },
+    );
+    const volume = await commitVolume(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
+    ctx.log.info('volume cloned', { pool: def.name, volume: given.name, source: op.source, requestId: actor.requestId });
+    return volumeReply(volume, await flushEvents(ctx));
+  } finally {
+    releaseSource?.();
+    release();
+  }
+}
+
+export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'deleteVolume'>): Promise<AgentReply> {
+  const def = requestPool(request);
+  const name = volumeOfResource(ctx, op.name, def.name, 'name');
+  const pool = activePool(ctx, def.name);
+  const backend = backendFor(ctx, pool.definition.type);
+  requireOperation(backend, 'deleteVol', 'deleting a volume');
+  const vol = existingVolume(pool, name);
+  const actor = actorOf(request);
+  const release = ctx.locks.acquireVolume(def.name, name, 'delete');
+  try {
+    const pc = poolContext(ctx, pool.definition, actor);
+    await backend.deleteVol!(pc, vol.definition);
+    const last = ctx.state.deleteVolume(pool, name)!;
+    await refreshPoolSizes(ctx, pool, backend, pc);
+    ctx.events.publish(
+      volumeEvent(EventKind.VOLUME_DELETED, ctx.host, ctx.state.volumeMessage(def.name, last), actor, ctx.state.poolMessage(pool)),
+    );
+    ctx.log.info('volume deleted', { pool: def.name, volume: name, principal: actor.principal, requestId: actor.requestId });
+    return doneReply(await flushEvents(ctx));
+  } finally {
+    release();
+  }
+}
+
+export async function wipeVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'wipeVolume'>): Promise<AgentReply> {
+  const def = requestPool(request);
+  const name = volumeOfResource(ctx, op.name, def.name, 'name');
+  const pool = activePool(ctx, def.name);
+  const backend = backendFor(ctx, pool.definition.type);
+  requireOperation(backend, 'wipeVol', 'wiping a volume');
+  const vol = existingVolume(pool, name);
+  const actor = actorOf(request);
+  const release = ctx.locks.acquireVolume(def.name, name, 'wipe');
+  try {
+    const pc = poolContext(ctx, pool.definition, actor, { operation: 'wipe', volume: name });
+    await backend.wipeVol!(pc, vol.definition, op.algorithm);
+    const volume = await commitVolume(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_WIPED, actor);
+    ctx.log.info('volume wiped', { pool: def.name, volume: name, algorithm: op.algorithm, requestId: actor.requestId });
+    return volumeReply(volume, await flushEvents(ctx));
+  } finally {
+    release();
+  }
+}
+
+/**
+ * libvirt's storageVolResize rules: delta adds to (or with shrink, subtracts from) the
+ * current capacity; shrinking needs the flag; never below the allocation; an allocating
+ * resize needs the space in the pool. Returns the absolute new capacity.
+ */
+export function resizeTarget(
+  current: { capacity: bigint; allocation: bigint },
+  request: { capacity: bigint; delta: boolean; shrink: boolean; allocate: boolean },
+  poolAvailable: bigint,
+): bigint {
+  let target: bigint;
+  if (request.delta) {
+    target = request.shrink
+      ? current.capacity - (request.capacity < current.capacity ? request.capacity : current.capacity)
+      : current.capacity + request.capacity;
+  } else {
+    target = request.capacity;
+  }
+  if (target < current.allocation) {
+    throw new InvalidArgumentError('capacity', `can't shrink capacity below existing allocation (${current.allocation} bytes)`);
+  }
+  if (target < current.capacity && !request.shrink) {
+    throw new InvalidArgumentError(
+      'capacity',
+      `can't shrink capacity below current capacity (${current.capacity} bytes) unless the shrink flag is given`,
+    );
+  }
+  if (request.allocate && target - current.allocation > poolAvailable) {
+    throw new ResourceExhaustedError(
+      `not enough space left in storage pool: ${target - current.allocation} bytes needed, ${poolAvailable} available`,
+    );
+  }
+  return target;
+}
+
+export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'resizeVolume'>): Promise<AgentReply> {
+  const def = requestPool(request);
+  const name = volumeOfResource(ctx, op.name, def.name, 'name');
+  const pool = activePool(ctx, def.name);
+  const backend = backendFor(ctx, pool.definition.type);
+  requireOperation(backend, 'resizeVol', 'resizing a volume');
+  const vol = existingVolume(pool, name);
+  const actor = actorOf(request);
+  const release = ctx.locks.acquireVolume(def.name, name, 'resize');
+  try {
+    const capacity = resizeTarget(
+      { capacity: vol.definition.capacity ?? 0n, allocation: vol.definition.allocation ?? 0n },
+      op,
+      pool.runtime.available,
+    );
+    const pc = poolContext(ctx, pool.definition, actor, op.allocate ? { operation: 'resize', volume: name } : undefined);
+    await backend.resizeVol!(pc, vol.definition, capacity, { allocate: op.allocate, delta: false, shrink: op.shrink });
+    const volume = await commitVolume(ctx, pool, backend, pc, { ...vol.definition, capacity }, EventKind.VOLUME_RESIZED, actor);
+    ctx.log.info('volume resized', { pool: def.name, volume: name, capacity, requestId: actor.requestId });
+    return volumeReply(volume, await flushEvents(ctx));
+  } finally {
+    release();
+  }
+}

@@ -1,0 +1,159 @@
+// Concurrency rules of BUS.md item 10.
+// - Volume work: one writer or many readers per volume; a conflicting op is ABORTED at once.
+//   Creates reserve their name: a second create of the same name is ALREADY_EXISTS.
+// - Pool state changes (create/build/start/stop/delete/refresh) run one at a time per pool
+//   (later ones wait their turn). Stop/delete refuse while volume work runs
+//   (FAILED_PRECONDITION naming it); volume work is refused while the pool is starting,
+//   stopping, building or being deleted. A refresh runs beside volume work and skips busy volumes.
+import { AbortedError, AlreadyExistsError, FailedPreconditionError } from '../../libs/errors/errors.js';
+
+export type PoolOp = 'create' | 'build' | 'start' | 'stop' | 'delete' | 'refresh';
+export type LockMode = 'shared' | 'exclusive';
+
+interface VolumeHold {
+  op: string;
+  mode: LockMode;
+  count: number;
+  creating: boolean;
+}
+
+interface PoolLockState {
+  /** The pool state change running now, if any. */
+  poolOp?: PoolOp;
+  /** Tail of the queue of pool state changes. */
+  tail: Promise<void>;
+  volumes: Map<string, VolumeHold>;
+}
+
+export type Release = () => void;
+
+/** Pool ops during which no volume work may start. */
+const BLOCKS_VOLUME_WORK: ReadonlySet<PoolOp> = new Set(['create', 'build', 'start', 'stop', 'delete']);
+
+export class LockTable {
+  private readonly pools = new Map<string, PoolLockState>();
+
+  private pool(name: string): PoolLockState {
+    let state = this.pools.get(name);
+    if (!state) {
+      state = { tail: settled, volumes: new Map() };
+      this.pools.set(name, state);
+    }
+    return state;
+  }
+
+  private gc(name: string): void {
+    const state = this.pools.get(name);
+    if (state && !state.poolOp && state.volumes.size === 0 && state.tail === settled) this.pools.delete(name);
+  }
+
+  /**
+   * Runs `fn` as the pool's only state change (waiting for earlier ones). Stop and delete
+   * are refused while a volume of the pool has work in progress.
+   */
+  async withPool<T>(pool: string, op: PoolOp, fn: () => Promise<T>): Promise<T> {
+    const state = this.pool(pool);
+    const previous = state.tail;
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    state.tail = mine;
+    await previous;
+    try {
+      if (op === 'stop' || op === 'delete') {
+        const busy = this.volumeWork(pool);
+        if (busy) {
+          throw new FailedPreconditionError(
+            `storage pool '${pool}' has operations in progress: ${busy}; cannot ${op} it now`,
+            { pool, operation: busy },
+          );
+        }
+      }
+      state.poolOp = op;
+      return await fn();
+    } finally {
+      state.poolOp = undefined;
+      if (state.tail === mine) state.tail = settled;
+      done();
+      this.gc(pool);
+    }
+  }
+
+  /** The pool state change running now (for messages and tests). */
+  poolOp(pool: string): PoolOp | undefined {
+    return this.pools.get(pool)?.poolOp;
+  }
+
+  /** "wipe of volume 'v', ..." or undefined when no volume work runs in the pool. */
+  volumeWork(pool: string): string | undefined {
+    const state = this.pools.get(pool);
+    if (!state || state.volumes.size === 0) return undefined;
+    return [...state.volumes].map(([vol, h]) => `${h.op} of volume '${vol}'`).join(', ');
+  }
+
+  isVolumeBusy(pool: string, volume: string): boolean {
+    return this.pools.get(pool)?.volumes.has(volume) ?? false;
+  }
+
+  /**
+   * Takes a volume lock at once or throws: ABORTED when a conflicting op holds it,
+   * FAILED_PRECONDITION while the pool itself is changing state.
+   */
+  acquireVolume(pool: string, volume: string, op: string, mode: LockMode = 'exclusive'): Release {
+    const state = this.pool(pool);
+    this.checkPoolIdle(pool, state);
+    const hold = state.volumes.get(volume);
+    if (hold) {
+      if (hold.mode === 'shared' && mode === 'shared') {
+        hold.count += 1;
+        return this.releaser(pool, volume, hold);
+      }
+      throw new AbortedError(`volume '${volume}' is busy: ${hold.op} in progress`, { pool, volume, operation: hold.op });
+    }
+    const mine: VolumeHold = { op, mode, count: 1, creating: false };
+    state.volumes.set(volume, mine);
+    return this.releaser(pool, volume, mine);
+  }
+
+  /**
+   * Reserves a new volume name for a create or clone. `exists` says whether the pool
+   * already has it; a name being created by someone else counts as existing.
+   */
+  reserveVolumeName(pool: string, volume: string, op: string, exists: boolean): Release {
+    const state = this.pool(pool);
+    this.checkPoolIdle(pool, state);
+    const hold = state.volumes.get(volume);
+    if (exists || hold?.creating) {
+      throw new AlreadyExistsError(`storage volume '${volume}' exists already`, { pool, volume });
+    }
+    if (hold) {
+      throw new AbortedError(`volume '${volume}' is busy: ${hold.op} in progress`, { pool, volume, operation: hold.op });
+    }
+    const mine: VolumeHold = { op, mode: 'exclusive', count: 1, creating: true };
+    state.volumes.set(volume, mine);
+    return this.releaser(pool, volume, mine);
+  }
+
+  private checkPoolIdle(pool: string, state: PoolLockState): void {
+    if (state.poolOp && BLOCKS_VOLUME_WORK.has(state.poolOp)) {
+      throw new FailedPreconditionError(`storage pool '${pool}' is busy: ${state.poolOp} in progress`, {
+        pool,
+        operation: state.poolOp,
+      });
+    }
+  }
+
+  private releaser(pool: string, volume: string, hold: VolumeHold): Release {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      hold.count -= 1;
+      if (hold.count > 0) return;
+      const state = this.pools.get(pool);
+      if (state?.volumes.get(volume) === hold) state.volumes.delete(volume);
+      this.gc(pool);
+    };
+  }
+}
+
+const settled: Promise<void> = Promise.resolve();

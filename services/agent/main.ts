@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+// cistern-agent: serves one host's storage over NATS.
+//   cistern-agent --host-id ID [--nats URL] [--root DIR] [--heartbeat-ms N] [--log-level L]
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { checkHostId } from '../../libs/api/names.js';
+import { asCisternError } from '../../libs/errors/errors.js';
+import { Agent } from './agent.js';
+import { createLogger, isLogLevel, type LogLevel } from './log.js';
+
+const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--heartbeat-ms N] [--log-level debug|info|warn|error]
+  --nats URL          NATS server (default: $NATS_URL or nats://127.0.0.1:4222)
+  --host-id ID        this host's id (1-64 of A-Z a-z 0-9 _ -), required
+  --root DIR          where this host's default pools live (created; default /var/lib/cistern/agent)
+  --heartbeat-ms N    heartbeat interval (default 2000)
+  --log-level L       debug, info, warn or error (default info)`;
+
+function fail(message: string): never {
+  process.stderr.write(`cistern-agent: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        nats: { type: 'string' },
+        'host-id': { type: 'string' },
+        root: { type: 'string' },
+        'heartbeat-ms': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const hostId = values['host-id'];
+  if (!hostId) fail('--host-id is required');
+  try {
+    checkHostId(hostId, '--host-id');
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  const level = values['log-level'] ?? process.env.CISTERN_LOG_LEVEL ?? 'info';
+  if (!isLogLevel(level)) fail(`--log-level '${level}' is not one of debug, info, warn, error`);
+  const heartbeatMs = Number(values['heartbeat-ms'] ?? 2000);
+  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 50 || heartbeatMs > 600_000) {
+    fail(`--heartbeat-ms '${values['heartbeat-ms']}' must be an integer from 50 to 600000`);
+  }
+  const natsUrl = values.nats ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const root = resolve(values.root ?? '/var/lib/cistern/agent');
+  const log = createLogger(level as LogLevel, { host: hostId });
+
+  let agent: Agent | undefined;
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    void (async () => {
+      try {
+        await agent?.stop();
+        log.info('stopped');
+        process.exit(0);
+      } catch (err) {
+        log.error('stop failed', { error: err });
+        process.exit(1);
+      }
+    })();
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+  try {
+    agent = await Agent.start({ natsUrl: natsUrl.split(','), hostId, root, heartbeatMs, log });
+  } catch (err) {
+    const e = asCisternError(err);
+    log.error('agent failed to start', { code: e.code, error: e.message });
+    process.exit(1);
+  }
+
+}
+
+void main();

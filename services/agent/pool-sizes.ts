@@ -1,0 +1,39 @@
+// Pool sizes after a volume operation: a statvfs-level look at the pool, not a rescan.
+import { statfs } from 'node:fs/promises';
+import { PoolType } from '../../libs/proto/cistern/v1/storage.js';
+import type { PoolContext, PoolRuntime, StorageBackend } from '../../libs/backends/backend.js';
+
+/** Optional backend hook (not yet in backend.ts): the pool's sizes without a volume scan. */
+interface WithPoolSizes {
+  poolSizes?(ctx: PoolContext): Promise<PoolRuntime>;
+}
+
+const FILESYSTEM_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_NETFS]);
+
+/** Sizes of the filesystem holding `path`, as libvirt's dir/fs backends compute them. */
+export async function filesystemSizes(path: string): Promise<PoolRuntime> {
+  const st = await statfs(path, { bigint: true });
+  return {
+    capacity: st.blocks * st.bsize,
+    allocation: (st.blocks - st.bfree) * st.bsize,
+    available: st.bavail * st.bsize,
+  };
+}
+
+/**
+ * The pool's sizes now. Uses the backend's own cheap hook when it has one, statvfs for
+ * filesystem pools, else the last known runtime (volume-level accounting is the backend's).
+ */
+export async function currentPoolSizes(backend: StorageBackend, ctx: PoolContext, last: PoolRuntime): Promise<PoolRuntime> {
+  const hook = (backend as StorageBackend & WithPoolSizes).poolSizes;
+  if (hook) return { ...last, ...(await hook.call(backend, ctx)) };
+  const path = ctx.pool.target?.path;
+  if (FILESYSTEM_POOLS.has(ctx.pool.type) && path) {
+    try {
+      return { ...last, ...(await filesystemSizes(path)) };
+    } catch {
+      return last;
+    }
+  }
+  return last;
+}

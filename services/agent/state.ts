@@ -1,0 +1,194 @@
+// The agent's in-memory runtime state: the pools it has active, their volumes, and
+// the one host-wide revision counter every Pool/Volume state carries (BUS.md item 4).
+// Only active pools live here; a stopped pool leaves the map (the catalog keeps the
+// persistent ones, the coordinator merges both views).
+import {
+  Pool,
+  PoolDefinition,
+  PoolState,
+  Volume,
+  VolumeDefinition,
+} from '../../libs/proto/cistern/v1/storage.js';
+import type { PoolRuntime } from '../../libs/backends/backend.js';
+import { poolName, volumeName } from '../../libs/api/resource-names.js';
+
+/** One monotonic counter per agent; starts at Date.now()*1000 so it grows across restarts. */
+export class RevisionCounter {
+  private value: bigint;
+  constructor(start: bigint = BigInt(Date.now()) * 1000n) {
+    this.value = start;
+  }
+  next(): bigint {
+    this.value += 1n;
+    return this.value;
+  }
+  get current(): bigint {
+    return this.value;
+  }
+}
+
+export interface VolumeEntry {
+  definition: VolumeDefinition;
+  revision: bigint;
+}
+
+export interface PoolEntry {
+  definition: PoolDefinition;
+  persistent: boolean;
+  autostart: boolean;
+  runtime: PoolRuntime;
+  volumes: Map<string, VolumeEntry>;
+  revision: bigint;
+}
+
+export class AgentState {
+  readonly pools = new Map<string, PoolEntry>();
+  readonly revisions: RevisionCounter;
+
+  constructor(readonly host: string, revisions = new RevisionCounter()) {
+    this.revisions = revisions;
+  }
+
+  getPool(name: string): PoolEntry | undefined {
+    return this.pools.get(name);
+  }
+
+  /** Records a pool that just became active (no volumes yet: a refresh diff fills them in). */
+  addPool(definition: PoolDefinition, flags: { persistent: boolean; autostart: boolean }, runtime: PoolRuntime): PoolEntry {
+    const entry: PoolEntry = {
+      definition,
+      persistent: flags.persistent,
+      autostart: flags.autostart,
+      runtime,
+      volumes: new Map(),
+      revision: this.revisions.next(),
+    };
+    this.pools.set(definition.name, entry);
+    return entry;
+  }
+
+  removePool(name: string): PoolEntry | undefined {
+    const entry = this.pools.get(name);
+    this.pools.delete(name);
+    return entry;
+  }
+
+  /** New pool sizes (after a volume op or refresh): a new revision. */
+  touchPool(entry: PoolEntry, runtime?: PoolRuntime): void {
+    if (runtime) entry.runtime = runtime;
+    entry.revision = this.revisions.next();
+  }
+
+  setVolume(pool: PoolEntry, definition: VolumeDefinition): VolumeEntry {
+    const entry = { definition, revision: this.revisions.next() };
+    pool.volumes.set(definition.name, entry);
+    return entry;
+  }
+
+  /** Removes a volume; returns its last state with a new revision (for VOLUME_DELETED). */
+  deleteVolume(pool: PoolEntry, name: string): VolumeEntry | undefined {
+    const entry = pool.volumes.get(name);
+    if (!entry) return undefined;
+    pool.volumes.delete(name);
+    return { definition: entry.definition, revision: this.revisions.next() };
+  }
+
+  /** The public Pool message for an active pool. */
+  poolMessage(entry: PoolEntry): Pool {
+    return Pool.create({
+      name: poolName(this.host, entry.definition.name),
+      host: this.host,
+      definition: entry.definition,
+      state: PoolState.POOL_STATE_RUNNING,
+      persistent: entry.persistent,
+      autostart: entry.autostart,
+      capacity: entry.runtime.capacity,
+      allocation: entry.runtime.allocation,
+      available: entry.runtime.available,
+      volumeCount: entry.volumes.size,
+      revision: entry.revision,
+      runtimeDevices: entry.runtime.devices ?? [],
+    });
+  }
+
+  /** A pool that is not (or no longer) active on this host, with a new revision. */
+  inactivePoolMessage(definition: PoolDefinition, flags: { persistent: boolean; autostart: boolean }): Pool {
+    return Pool.create({
+      name: poolName(this.host, definition.name),
+      host: this.host,
+      definition,
+      state: PoolState.POOL_STATE_INACTIVE,
+      persistent: flags.persistent,
+      autostart: flags.autostart,
+      revision: this.revisions.next(),
+    });
+  }
+
+  volumeMessage(pool: string, entry: VolumeEntry): Volume {
+    return Volume.create({
+      name: volumeName(this.host, pool, entry.definition.name),
+      host: this.host,
+      pool,
+      definition: entry.definition,
+      revision: entry.revision,
+    });
+  }
+
+  /** Every active pool and every volume of those pools (a full sync snapshot). */
+  snapshot(): { pools: Pool[]; volumes: Volume[]; revision: bigint } {
+    const pools: Pool[] = [];
+    const volumes: Volume[] = [];
+    for (const [name, entry] of this.pools) {
+      pools.push(this.poolMessage(entry));
+      for (const vol of entry.volumes.values()) volumes.push(this.volumeMessage(name, vol));
+    }
+    return { pools, volumes, revision: this.revisions.current };
+  }
+}
+
+export interface VolumeDiff {
+  /** New or changed volumes (VOLUME_CHANGED), already stored with a new revision. */
+  changed: VolumeEntry[];
+  /** Volumes gone from the pool (VOLUME_DELETED), last state with a new revision. */
+  removed: VolumeEntry[];
+}
+
+/**
+ * Applies a refresh scan to a pool's volume map and returns only what changed.
+ * Volumes with an operation in progress (`isBusy`) are left alone: that operation
+ * publishes their state when it ends.
+ */
+export function applyRefresh(
+  state: AgentState,
+  pool: PoolEntry,
+  scan: readonly VolumeDefinition[],
+  isBusy: (name: string) => boolean = () => false,
+): VolumeDiff {
+  const changed: VolumeEntry[] = [];
+  const removed: VolumeEntry[] = [];
+  const seen = new Set<string>();
+  for (const def of scan) {
+    seen.add(def.name);
+    if (isBusy(def.name)) continue;
+    const old = pool.volumes.get(def.name);
+    if (old && sameVolume(old.definition, def)) continue;
+    changed.push(state.setVolume(pool, def));
+  }
+  for (const name of [...pool.volumes.keys()]) {
+    if (seen.has(name) || isBusy(name)) continue;
+    removed.push(state.deleteVolume(pool, name)!);
+  }
+  return { changed, removed };
+}
+
+/** Equal for a user: everything but the access time (reading a file changes it). */
+export function sameVolume(a: VolumeDefinition, b: VolumeDefinition): boolean {
+  return Buffer.from(VolumeDefinition.encode(withoutAtime(a)).finish()).equals(
+    Buffer.from(VolumeDefinition.encode(withoutAtime(b)).finish()),
+  );
+}
+
+function withoutAtime(def: VolumeDefinition): VolumeDefinition {
+  if (!def.target?.timestamps?.atime) return def;
+  return { ...def, target: { ...def.target, timestamps: { ...def.target.timestamps, atime: '' } } };
+}
