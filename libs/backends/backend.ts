@@ -62,7 +62,12 @@ export interface RefreshResult {
 }
 
 export interface CreateVolOptions {
+  /** VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA: qcow2 only; metadata (allocation < capacity) or falloc. */
   preallocMetadata: boolean;
+  /** Explicit qemu-img preallocation mode (metadata | falloc | full); raw: falloc/full allocate the capacity. */
+  preallocation?: 'metadata' | 'falloc' | 'full';
+  /** VIR_STORAGE_VOL_CREATE_REFLINK: clone by sharing extents; fails where the filesystem cannot. */
+  reflink?: boolean;
 }
 
 export interface ResizeFlags {

@@ -1,0 +1,1354 @@
+// The dir pool backend: libvirt's storage_backend_fs.c "dir" pool and the local-file
+// volume code of storage_util.c, in-process wherever no external program is the real
+// mechanism. qemu-img creates, converts and resizes non-raw images; scrub does the
+// multi-pass wipes; everything else (raw create, sparse clone, zero wipe, probing,
+// refresh, upload, download) runs here without spawning a process.
+import { constants as fsc } from 'node:fs';
+import {
+  chmod,
+  chown,
+  copyFile,
+  lstat,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  realpath,
+  rm,
+  rmdir,
+  stat,
+  statfs,
+  unlink,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
+import type { BigIntStats, Dirent } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
+import {
+  PoolType,
+  VolumeType,
+  WipeAlgorithm,
+  type BuildFlags,
+  type Encryption,
+  type Permissions,
+  type PoolDefinition,
+  type VolumeDefinition,
+} from '../proto/cistern/v1/storage.js';
+import {
+  AlreadyExistsError,
+  CancelledError,
+  CisternError,
+  CommandFailedError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  UnimplementedError,
+  asCisternError,
+} from '../errors/errors.js';
+import { MAX_SIZE, checkAbsolutePath, checkObjectName, checkSize, printable } from '../api/names.js';
+import type {
+  BackendContext,
+  BackendOperation,
+  CreateVolOptions,
+  PoolContext,
+  RefreshResult,
+  ResizeFlags,
+  StorageBackend,
+} from './backend.js';
+import { KNOWN_FORMATS, probeBuffer, readHeader, type ProbeResult } from './format-probe.js';
+
+/** libvirt's VIR_STORAGE_DEFAULT_POOL_PERM_MODE and VIR_STORAGE_DEFAULT_VOL_PERM_MODE. */
+export const DEFAULT_POOL_MODE = 0o711;
+export const DEFAULT_VOL_MODE = 0o600;
+
+/** Formats a dir pool can create (qemu-img's writable drivers; iso is created as raw). */
+export const CREATABLE_FORMATS = ['raw', 'dir', 'iso', 'qcow', 'qcow2', 'qed', 'vmdk', 'vpc', 'vdi'] as const;
+
+/** Parallel entries a refresh inspects at once. */
+export const REFRESH_CONCURRENCY = 64;
+
+/** Chunk size of copies, zero fills, uploads and downloads. */
+export const IO_CHUNK = 1024 * 1024;
+
+/** Below this many bytes, preallocation writes zeros in-process; above, one `fallocate`. */
+export const INPROCESS_ALLOCATE_LIMIT = 64 * 1024 * 1024;
+
+const BTRFS_SUPER_MAGIC = 0x9123683en;
+const ZERO = Buffer.alloc(IO_CHUNK);
+
+const WIPE_ALGORITHMS: Record<number, string> = {
+  [WipeAlgorithm.WIPE_ALGORITHM_ZERO]: 'zero',
+  [WipeAlgorithm.WIPE_ALGORITHM_NNSA]: 'nnsa',
+  [WipeAlgorithm.WIPE_ALGORITHM_DOD]: 'dod',
+  [WipeAlgorithm.WIPE_ALGORITHM_BSI]: 'bsi',
+  [WipeAlgorithm.WIPE_ALGORITHM_GUTMANN]: 'gutmann',
+  [WipeAlgorithm.WIPE_ALGORITHM_SCHNEIER]: 'schneier',
+  [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER7]: 'pfitzner7',
+  [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER33]: 'pfitzner33',
+  [WipeAlgorithm.WIPE_ALGORITHM_RANDOM]: 'random',
+};
+
+// ------------------------------------------------------------------ helpers
+
+/** Maps a filesystem error to the typed error, saying what was being done to which path. */
+export function fsError(err: unknown, action: string, path: string): CisternError {
+  if (err instanceof CisternError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const what = `${action} '${printable(path, 200)}'`;
+  const reason = e?.code ? `${e.code}: ${e.message}` : String(e?.message ?? err);
+  switch (e?.code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new ResourceExhaustedError(`cannot ${what}: no space left on the device (${reason})`);
+    case 'EEXIST':
+      return new AlreadyExistsError(`cannot ${what}: it already exists`);
+    case 'ENOENT':
+      return new NotFoundError(`cannot ${what}: no such file or directory`);
+    case 'EACCES':
+    case 'EPERM':
+      return new PermissionDeniedError(`cannot ${what}: permission denied (${reason})`);
+    case 'EFBIG':
+    case 'ERR_OUT_OF_RANGE':
+      return new InvalidArgumentError('capacity', `cannot ${what}: the size is larger than the filesystem allows`);
+    case 'ENOTEMPTY':
+      return new FailedPreconditionError(`cannot ${what}: the directory is not empty`);
+    case 'EISDIR':
+    case 'ENOTDIR':
+    case 'EROFS':
+    case 'EBUSY':
+    case 'ETXTBSY':
+      return new FailedPreconditionError(`cannot ${what}: ${reason}`);
+  }
+  const mapped = asCisternError(err);
+  mapped.message = `cannot ${what}: ${mapped.message}`;
+  return mapped;
+}
+
+function commandError(err: unknown): CisternError {
+  if (err instanceof CommandFailedError && /No space left on device|Disk quota exceeded/i.test(err.stderr)) {
+    return new ResourceExhaustedError(`no space left: ${err.message}`, err.details);
+  }
+  return asCisternError(err);
+}
+
+function checkAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new CancelledError(`${what} cancelled`);
+}
+
+/** libvirt prints timestamps as seconds[.nanoseconds(9 digits)]. */
+export function formatTimestamp(ns: bigint): string {
+  const sec = ns / 1_000_000_000n;
+  const nsec = ns % 1_000_000_000n;
+  return nsec === 0n ? `${sec}` : `${sec}.${nsec.toString().padStart(9, '0')}`;
+}
+
+function hasControlChars(name: string): boolean {
+  return /[\x00-\x1f\x7f]/.test(name);
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}
+
+function isZero(buf: Buffer, start: number, end: number): boolean {
+  return buf.compare(ZERO, 0, end - start, start, end) === 0;
+}
+
+async function readFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got;
+}
+
+async function writeFully(fh: FileHandle, buf: Buffer, offset: number, length: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesWritten } = await fh.write(buf, offset + done, length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Writes zeros over [from, to) in large chunks. */
+async function zeroFill(fh: FileHandle, from: bigint, to: bigint, ctx: BackendContext, total?: bigint): Promise<void> {
+  let pos = from;
+  while (pos < to) {
+    checkAborted(ctx.signal, 'zero fill');
+    const n = Number(to - pos < BigInt(IO_CHUNK) ? to - pos : BigInt(IO_CHUNK));
+    await writeFully(fh, ZERO, 0, n, Number(pos));
+    pos += BigInt(n);
+    ctx.progress?.(pos - from, total ?? to - from);
+  }
+}
+
+function permsOf(st: BigIntStats): Permissions {
+  return { mode: Number(st.mode & 0o777n), owner: st.uid, group: st.gid, label: '' };
+}
+
+function wantedOwner(p: Permissions | undefined): { uid: number; gid: number } {
+  const uid = p?.owner !== undefined && p.owner >= 0n ? Number(p.owner) : -1;
+  const gid = p?.group !== undefined && p.group >= 0n ? Number(p.group) : -1;
+  return { uid, gid };
+}
+
+// ------------------------------------------------------------------ paths
+
+/** The pool's target directory, checked (absolute, normalised, no control characters). */
+export function poolTarget(pool: PoolDefinition): string {
+  return checkAbsolutePath(pool.target?.path ?? '', 'pool.target.path');
+}
+
+/** target + '/' + name, the path libvirt gives a volume of a dir pool; the name is checked. */
+export function volumePath(pool: PoolDefinition, name: string, field = 'volume.name'): string {
+  checkObjectName(name, field, 'volume name');
+  const target = poolTarget(pool);
+  return target === '/' ? `/${name}` : `${target}/${name}`;
+}
+
+/**
+ * The volume's real path for an operation that writes: it must exist and, after
+ * resolving symlinks, stay inside the pool target.
+ */
+export async function writablePath(pool: PoolDefinition, name: string): Promise<string> {
+  const path = volumePath(pool, name);
+  let real: string;
+  let root: string;
+  try {
+    root = await realpath(poolTarget(pool));
+  } catch (err) {
+    throw fsError(err, 'resolve pool target', poolTarget(pool));
+  }
+  try {
+    real = await realpath(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new NotFoundError(`volume '${printable(name)}' not found: '${printable(path, 200)}' does not exist (or is a dangling link)`);
+    }
+    throw fsError(err, 'resolve volume path', path);
+  }
+  if (!real.startsWith(root === '/' ? '/' : `${root}/`)) {
+    throw new PermissionDeniedError(
+      `volume path '${printable(path, 200)}' resolves to '${printable(real, 200)}', outside the pool target '${printable(root, 200)}'; refusing to write through a link that leaves the pool`,
+    );
+  }
+  return real;
+}
+
+function checkBackingPath(path: string): string {
+  if (isAbsolute(path)) return checkAbsolutePath(path, 'volume.backing_store.path');
+  if (hasControlChars(path) || path.split('/').includes('..') || path.startsWith('-')) {
+    throw new InvalidArgumentError(
+      'volume.backing_store.path',
+      `relative backing path '${printable(path)}' is not allowed: no '..', no control characters, no leading '-'`,
+    );
+  }
+  return normalize(path);
+}
+
+// ------------------------------------------------------------------ inspection (refresh)
+
+interface InspectOptions {
+  /** Skip (return undefined) what libvirt skips instead of failing. */
+  noerror: boolean;
+  backingCache?: Map<string, Promise<BackingInfo | undefined>>;
+  direntType?: Dirent;
+}
+
+interface BackingInfo {
+  format: string;
+  perms?: Permissions;
+}
+
+async function blockDeviceSize(st: BigIntStats): Promise<bigint> {
+  const major = (st.rdev >> 8n) & 0xfffn;
+  const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n);
+  try {
+    const sectors = (await readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim();
+    return BigInt(sectors) * 512n;
+  } catch {
+    return 0n;
+  }
+}
+
+async function probeBackingFile(path: string): Promise<BackingInfo | undefined> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+    const st = await fh.stat({ bigint: true });
+    if (st.isDirectory()) return { format: 'dir', perms: permsOf(st) };
+    const size = st.isBlockDevice() ? await blockDeviceSize(st) : st.size;
+    const header = await readHeader(fh, Number(size > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : size));
+    return { format: probeBuffer(header, size).format, perms: permsOf(st) };
+  } catch {
+    return undefined;
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+function encryptionOf(probe: ProbeResult): Encryption | undefined {
+  if (!probe.encryption) return undefined;
+  return { format: probe.encryption, secrets: [], cipher: undefined, ivgen: undefined };
+}
+
+/**
+ * Reads one volume as libvirt's storageBackendProbeTarget does: stat, probe the header,
+ * sizes, permissions, timestamps, backing store. With `noerror`, returns undefined for
+ * what a refresh skips (fifos, sockets, dangling links, unreadable or vanished files,
+ * character devices).
+ */
+export async function inspectVolume(path: string, name: string, opts: InspectOptions): Promise<VolumeDefinition | undefined> {
+  const skip = (why: string): undefined => {
+    if (opts.noerror) return undefined;
+    throw new FailedPreconditionError(`volume path '${printable(path, 200)}' ${why}`);
+  };
+  let isLink = false;
+  const d = opts.direntType;
+  if (d && !d.isSymbolicLink() && (d.isFIFO() || d.isSocket())) return skip(d.isFIFO() ? 'is a FIFO' : 'is a socket');
+  if (d?.isSymbolicLink()) isLink = true;
+  if (!d || (!d.isFile() && !d.isDirectory() && !d.isSymbolicLink())) {
+    let lst: BigIntStats;
+    try {
+      lst = await lstat(path, { bigint: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (opts.noerror) return undefined;
+        throw new NotFoundError(`no storage volume with matching path '${printable(path, 200)}'`);
+      }
+      throw fsError(err, 'stat', path);
+    }
+    if (lst.isFIFO()) return skip('is a FIFO');
+    if (lst.isSocket()) return skip('is a socket');
+    isLink = lst.isSymbolicLink();
+  }
+  let fh: FileHandle;
+  try {
+    fh = await open(path, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (opts.noerror && (code === 'ENOENT' || code === 'ELOOP' || code === 'ENXIO' || code === 'EACCES' || code === 'EPERM')) return undefined;
+    if (code === 'ENOENT' || (isLink && code === 'ELOOP')) {
+      throw new NotFoundError(`no storage volume with matching path '${printable(path, 200)}'${isLink ? ' (dangling link)' : ''}`);
+    }
+    throw fsError(err, 'open volume', path);
+  }
+  try {
+    const st = await fh.stat({ bigint: true });
+    if (st.isFIFO() || st.isSocket()) return skip('is a FIFO or socket');
+    const def: VolumeDefinition = {
+      type: VolumeType.VOLUME_TYPE_FILE,
+      name,
+      key: path,
+      capacity: 0n,
+      allocation: 0n,
+      physical: 0n,
+      sourceDevices: [],
+      target: {
+        path,
+        format: 'raw',
+        permissions: permsOf(st),
+        timestamps: {
+          atime: formatTimestamp(st.atimeNs),
+          mtime: formatTimestamp(st.mtimeNs),
+          ctime: formatTimestamp(st.ctimeNs),
+          btime: '',
+        },
+        compat: '',
+        nocow: false,
+        clusterSize: 0n,
+        lazyRefcounts: false,
+        encryption: undefined,
+      },
+      backingStore: undefined,
+    };
+    const target = def.target!;
+    if (st.isDirectory()) {
+      // libvirt: a directory is a 'dir' volume (or a ploop image directory)
+      const isPloop = await Promise.all([stat(join(path, 'root.hds')), stat(join(path, 'DiskDescriptor.xml'))]).then(
+        () => true,
+        () => false,
+      );
+      if (!isPloop) {
+        def.type = VolumeType.VOLUME_TYPE_DIR;
+        target.format = 'dir';
+        return def;
+      }
+      def.type = VolumeType.VOLUME_TYPE_PLOOP;
+      await fh.close();
+      fh = await open(join(path, 'root.hds'), fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+      const rst = await fh.stat({ bigint: true });
+      def.allocation = rst.blocks * 512n;
+      def.capacity = def.physical = rst.size;
+      const probe = probeBuffer(await readHeader(fh, Number(rst.size > 1n << 40n ? 1n << 40n : rst.size)), rst.size);
+      target.format = 'ploop';
+      if (probe.capacity) def.capacity = probe.capacity;
+      return def;
+    }
+    let size: bigint;
+    if (st.isFile()) {
+      size = st.size;
+      def.allocation = st.blocks * 512n;
+    } else if (st.isBlockDevice()) {
+      size = await blockDeviceSize(st);
+      def.allocation = size;
+    } else {
+      return skip('is neither a regular file, a block device nor a directory');
+    }
+    def.capacity = size;
+    def.physical = size;
+
+    const header = await readHeader(fh, Number(size > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : size));
+    const probe = probeBuffer(header, size);
+    target.format = probe.format;
+    if (probe.capacity) def.capacity = probe.capacity;
+    if (probe.clusterSize) target.clusterSize = probe.clusterSize;
+    if (probe.compat) target.compat = probe.compat;
+    if (probe.lazyRefcounts) target.lazyRefcounts = true;
+    target.encryption = encryptionOf(probe);
+
+    if (probe.backingStore) {
+      const raw = probe.backingStore.raw;
+      const isNetwork = /^[a-z][a-z0-9+.-]*:/i.test(raw) && !raw.startsWith('/');
+      const bpath = isNetwork || isAbsolute(raw) ? raw : join(dirname(path), raw);
+      let bformat = probe.backingStore.format;
+      let bperms: Permissions | undefined;
+      if (!isNetwork) {
+        const cache = opts.backingCache;
+        let p = cache?.get(bpath);
+        if (!p) {
+          p = probeBackingFile(bpath);
+          cache?.set(bpath, p);
+        }
+        const info = await p;
+        if (!bformat) bformat = info?.format ?? 'raw';
+        bperms = info?.perms;
+      }
+      def.backingStore = { path: bpath, format: bformat || 'raw', permissions: bperms };
+    }
+    return def;
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+// ------------------------------------------------------------------ qemu-img command lines
+
+export interface QemuImgCreateSpec {
+  /** Output format as qemu-img names it (raw+luks => 'luks'). */
+  format: string;
+  path: string;
+  /** Bytes; the argv carries ceil(capacity / 1024) 'K' as libvirt does. */
+  capacity?: bigint;
+  /** Bytes; decides preallocation=metadata (allocation < capacity) or falloc. */
+  allocation?: bigint;
+  preallocMetadata?: boolean;
+  /** Explicit preallocation mode (overrides preallocMetadata's choice). */
+  preallocation?: string;
+  backingPath?: string;
+  backingFormat?: string;
+  compat?: string;
+  clusterSize?: bigint;
+  lazyRefcounts?: boolean;
+  nocow?: boolean;
+  /** qemu-img convert input. */
+  inputPath?: string;
+  inputFormat?: string;
+  /** Encryption: secret object alias and file holding the passphrase. */
+  secret?: { alias: string; file: string; qcow2: boolean; cipher?: Encryption['cipher']; ivgen?: Encryption['ivgen'] };
+}
+
+function escapeComma(s: string): string {
+  return s.replace(/,/g, ',,');
+}
+
+/** The -o option string in libvirt 9's order (storageBackendCreateQemuImgOpts). */
+export function qemuImgOptions(spec: QemuImgCreateSpec): string {
+  const o: string[] = [];
+  if (spec.backingPath && !spec.inputPath) o.push(`backing_fmt=${spec.backingFormat ?? 'raw'}`);
+  if (spec.secret) {
+    const prefix = spec.secret.qcow2 ? 'encrypt.' : '';
+    if (spec.secret.qcow2) o.push('encrypt.format=luks');
+    o.push(`${prefix}key-secret=${spec.secret.alias}`);
+    const c = spec.secret.cipher;
+    if (c?.name) {
+      o.push(`${prefix}cipher-alg=${escapeComma(c.name)}-${c.size}`);
+      if (c.mode) o.push(`${prefix}cipher-mode=${escapeComma(c.mode)}`);
+      if (c.hash) o.push(`${prefix}hash-alg=${escapeComma(c.hash)}`);
+      const iv = spec.secret.ivgen;
+      if (iv?.name) {
+        o.push(`${prefix}ivgen-alg=${escapeComma(iv.name)}`);
+        if (iv.hash) o.push(`${prefix}ivgen-hash-alg=${escapeComma(iv.hash)}`);
+      }
+    }
+  }
+  if (spec.preallocation) {
+    o.push(`preallocation=${spec.preallocation}`);
+  } else if (spec.preallocMetadata) {
+    const sizeK = divUp(spec.capacity ?? 0n, 1024n);
+    const allocK = divUp(spec.allocation ?? spec.capacity ?? 0n, 1024n);
+    o.push(sizeK > allocK ? 'preallocation=metadata' : 'preallocation=falloc');
+  }
+  if (spec.nocow) o.push('nocow=on');
+  if (spec.compat) o.push(`compat=${spec.compat}`);
+  else if (spec.format === 'qcow2') o.push('compat=0.10');
+  if (spec.clusterSize && spec.clusterSize > 0n) o.push(`cluster_size=${spec.clusterSize}`);
+  if (spec.lazyRefcounts && spec.format === 'qcow2') o.push('lazy_refcounts');
+  return o.join(',');
+}
+
+function divUp(a: bigint, b: bigint): bigint {
+  return (a + b - 1n) / b;
+}
+
+/**
+ * qemu-img argv as libvirt 9 builds it (virStorageBackendCreateQemuImgCmdFromVol), with
+ * `--` before the positional arguments:
+ *   qemu-img create -f FMT [-b BACKING] [--object secret,...] [-o OPTS] -- PATH SIZEK
+ *   qemu-img convert -f IN -O FMT [--object secret,...] [-o OPTS] -- INPUT PATH
+ */
+export function qemuImgCreateArgv(spec: QemuImgCreateSpec, qemuImg = 'qemu-img'): string[] {
+  const argv = [qemuImg];
+  if (spec.inputPath) argv.push('convert', '-f', spec.inputFormat ?? 'raw', '-O', spec.format);
+  else argv.push('create', '-f', spec.format);
+  if (spec.backingPath && !spec.inputPath) argv.push('-b', spec.backingPath);
+  if (spec.secret) argv.push('--object', `secret,id=${spec.secret.alias},file=${escapeComma(spec.secret.file)}`);
+  const opts = qemuImgOptions(spec);
+  if (opts) argv.push('-o', opts);
+  argv.push('--');
+  if (spec.inputPath) argv.push(spec.inputPath);
+  argv.push(spec.path);
+  if (!spec.inputPath) {
+    const sizeK = divUp(spec.capacity ?? 0n, 1024n);
+    if (sizeK > 0n || !spec.backingPath) argv.push(`${sizeK}K`);
+  }
+  return argv;
+}
+
+/** qemu-img resize [--shrink] -- PATH BYTES (capacity rounded up to 512 as libvirt does). */
+export function qemuImgResizeArgv(path: string, capacity: bigint, shrink: boolean, qemuImg = 'qemu-img'): string[] {
+  const rounded = divUp(capacity, 512n) * 512n;
+  return [qemuImg, 'resize', ...(shrink ? ['--shrink'] : []), '--', path, String(rounded)];
+}
+
+/** scrub -f -p ALG -- PATH, as libvirt runs it for the non-zero algorithms. */
+export function scrubArgv(algorithm: string, path: string, scrub = 'scrub'): string[] {
+  return [scrub, '-f', '-p', algorithm, '--', path];
+}
+
+// ------------------------------------------------------------------ the backend
+
+export interface DirBackendOptions {
+  qemuImg?: string;
+  scrub?: string;
+  fallocate?: string;
+  chattr?: string;
+  refreshConcurrency?: number;
+}
+
+interface ResolvedCreate {
+  path: string;
+  format: string;
+  capacity?: bigint;
+  allocation?: bigint;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+export class DirBackend implements StorageBackend {
+  readonly type: PoolType = PoolType.POOL_TYPE_DIR;
+  readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>([
+    'checkPool',
+    'buildPool',
+    'startPool',
+    'refreshPool',
+    'stopPool',
+    'deletePool',
+    'createVol',
+    'buildVol',
+    'buildVolFrom',
+    'deleteVol',
+    'resizeVol',
+    'wipeVol',
+    'uploadVol',
+    'downloadVol',
+  ]);
+  readonly poolFormats: readonly string[] = [];
+  readonly defaultPoolFormat = '';
+  readonly volumeFormats: readonly string[] = KNOWN_FORMATS;
+  readonly defaultVolumeFormat = 'raw';
+
+  private readonly qemuImg: string;
+  private readonly scrub: string;
+  private readonly fallocate: string;
+  private readonly chattr: string;
+  private readonly concurrency: number;
+
+  constructor(options: DirBackendOptions = {}) {
+    this.qemuImg = options.qemuImg ?? 'qemu-img';
+    this.scrub = options.scrub ?? 'scrub';
+    this.fallocate = options.fallocate ?? 'fallocate';
+    this.chattr = options.chattr ?? 'chattr';
+    this.concurrency = options.refreshConcurrency ?? REFRESH_CONCURRENCY;
+  }
+
+  // ---------------------------------------------------------------- pools
+
+  async checkPool(ctx: PoolContext): Promise<boolean> {
+    const target = poolTarget(ctx.pool);
+    try {
+      return (await stat(target)).isDirectory();
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * virStorageBackendFileSystemBuild for a dir pool: parents with default permissions,
+   * the target with the pool's mode (0711 when new and unset), owner and group; an
+   * existing directory only gets its permissions set. overwrite and no_overwrite exclude
+   * each other; both ask to format a source device, which a dir pool does not have, so
+   * (as in libvirt) they fail -- here before anything is changed.
+   */
+  async buildPool(ctx: PoolContext, flags: BuildFlags): Promise<void> {
+    const target = poolTarget(ctx.pool);
+    if (flags?.overwrite && flags?.noOverwrite) {
+      throw new InvalidArgumentError('flags', 'overwrite and no_overwrite are mutually exclusive; give at most one');
+    }
+    if (flags?.overwrite || flags?.noOverwrite) {
+      throw new FailedPreconditionError(
+        `no source device specified when formatting pool '${printable(ctx.pool.name)}': a dir pool has no source device to format; build it without overwrite/no_overwrite`,
+      );
+    }
+    const perms = ctx.pool.target?.permissions;
+    const { uid, gid } = wantedOwner(perms);
+    let existing: BigIntStats | undefined;
+    try {
+      existing = await stat(target, { bigint: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, 'stat pool target', target);
+    }
+    if (existing && !existing.isDirectory()) {
+      throw new AlreadyExistsError(`pool target '${printable(target, 200)}' exists and is not a directory`);
+    }
+    const mode = perms?.mode ?? (existing ? undefined : DEFAULT_POOL_MODE);
+    let created = false;
+    try {
+      if (!existing) {
+        const parent = dirname(target);
+        if (parent !== target) await mkdir(parent, { recursive: true, mode: 0o777 });
+        await mkdir(target, { mode: mode ?? DEFAULT_POOL_MODE });
+        created = true;
+      }
+      const now = await stat(target, { bigint: true });
+      if ((uid !== -1 && BigInt(uid) !== now.uid) || (gid !== -1 && BigInt(gid) !== now.gid)) {
+        await chown(target, uid, gid);
+      }
+      if (mode !== undefined) await chmod(target, mode);
+      await this.setCow(ctx, target);
+    } catch (err) {
+      if (created) await rmdir(target).catch(() => undefined);
+      throw fsError(err, 'build pool directory', target);
+    }
+  }
+
+  /** virFileSetCOW: only btrfs can switch copy-on-write; elsewhere asking for it fails. */
+  private async setCow(ctx: PoolContext, target: string): Promise<void> {
+    const cow = ctx.pool.features?.cow ?? 0;
+    if (cow === 0) return;
+    const fs = await statfs(target, { bigint: true });
+    if (fs.type !== BTRFS_SUPER_MAGIC) {
+      throw new FailedPreconditionError(`unable to control the COW flag on '${printable(target, 200)}': the filesystem is not btrfs`);
+    }
+    // TRISTATE_YES = 1 (cow on => clear +C), TRISTATE_NO = 2 (cow off => set +C)
+    await ctx.runner.run([this.chattr, cow === 1 ? '-C' : '+C', '--', target], { signal: ctx.signal });
+  }
+
+  async startPool(ctx: PoolContext): Promise<void> {
+    const target = poolTarget(ctx.pool);
+    let st;
+    try {
+      st = await stat(target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new FailedPreconditionError(`pool target directory '${printable(target, 200)}' does not exist; build the pool first`);
+      }
+      throw fsError(err, 'stat pool target', target);
+    }
+    if (!st.isDirectory()) throw new FailedPreconditionError(`pool target '${printable(target, 200)}' is not a directory`);
+  }
+
+  /** A dir pool has nothing to stop (libvirt has no stopPool for it): succeeds. */
+  async stopPool(_ctx: PoolContext): Promise<void> {}
+
+  async deletePool(ctx: PoolContext): Promise<void> {
+    const target = poolTarget(ctx.pool);
+    try {
+      await rmdir(target);
+    } catch (err) {
+      throw fsError(err, 'remove pool directory', target);
+    }
+  }
+
+  /** Pool sizes from statvfs as libvirt computes them (f_bfree, not f_bavail). */
+  async poolRuntime(target: string): Promise<RefreshResult['runtime']> {
+    let fs;
+    try {
+      fs = await statfs(target, { bigint: true });
+    } catch (err) {
+      throw fsError(err, 'statvfs', target);
+    }
+    const capacity = fs.bsize * fs.blocks;
+    const available = fs.bfree * fs.bsize;
+    return { capacity, allocation: capacity - available, available };
+  }
+
+  /**
+   * Lists the target directory (not recursive) and inspects every entry in parallel with
+   * bounded concurrency. Skips names with control characters, fifos, sockets, dangling
+   * links, vanished or unreadable entries (as libvirt does).
+   */
+  async refreshPool(ctx: PoolContext): Promise<RefreshResult> {
+    const target = poolTarget(ctx.pool);
+    let entries: Dirent[];
+    try {
+      entries = await readdir(target, { withFileTypes: true });
+    } catch (err) {
+      throw fsError(err, 'read pool directory', target);
+    }
+    const backingCache = new Map<string, Promise<BackingInfo | undefined>>();
+    const wanted = entries.filter((e) => !hasControlChars(e.name));
+    const found = await mapLimit(wanted, this.concurrency, async (e) => {
+      checkAborted(ctx.signal, 'refresh');
+      const path = target === '/' ? `/${e.name}` : `${target}/${e.name}`;
+      try {
+        return await inspectVolume(path, e.name, { noerror: true, backingCache, direntType: e });
+      } catch (err) {
+        // an entry that changes under us must not fail the whole refresh
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || err instanceof NotFoundError) return undefined;
+        throw err;
+      }
+    });
+    const volumes = found.filter((v): v is VolumeDefinition => v !== undefined).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { runtime: await this.poolRuntime(target), volumes };
+  }
+
+  async refreshVol(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
+    const path = volumePath(ctx.pool, volume.name);
+    const def = await inspectVolume(path, volume.name, { noerror: false });
+    if (!def) throw new NotFoundError(`volume '${printable(volume.name)}' not found`);
+    return def;
+  }
+
+  // ---------------------------------------------------------------- volumes
+
+  /**
+   * virStorageBackendVolCreateLocal + the checks libvirt makes before building: fills in
+   * type, path and key, refuses what cannot be built; writes nothing.
+   */
+  async createVol(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
+    const path = volumePath(ctx.pool, volume.name);
+    const t = volume.target;
+    const format = (t?.format || 'raw').toLowerCase();
+    if (!(KNOWN_FORMATS as readonly string[]).includes(format)) {
+      throw new InvalidArgumentError('volume.target.format', `unknown volume format '${printable(format)}'; allowed: ${CREATABLE_FORMATS.join(', ')}`);
+    }
+    if (!(CREATABLE_FORMATS as readonly string[]).includes(format)) {
+      throw new InvalidArgumentError(
+        'volume.target.format',
+        `volume format '${format}' cannot be created in a dir pool (qemu-img only reads it); allowed: ${CREATABLE_FORMATS.join(', ')}`,
+      );
+    }
+    if (volume.capacity !== undefined) checkSize(volume.capacity, 'volume.capacity');
+    if (volume.allocation !== undefined) checkSize(volume.allocation, 'volume.allocation');
+    if (volume.capacity !== undefined && volume.allocation !== undefined && volume.allocation > volume.capacity) {
+      throw new InvalidArgumentError('volume.allocation', `allocation ${volume.allocation} is larger than capacity ${volume.capacity}; allowed: 0 to the capacity`);
+    }
+    let compat = t?.compat ?? '';
+    const lazy = t?.lazyRefcounts ?? false;
+    if (compat && format !== 'qcow2') throw new InvalidArgumentError('volume.target.compat', 'the compatibility option is only available with qcow2');
+    if (compat && compat !== '0.10' && compat !== '1.1') {
+      throw new InvalidArgumentError('volume.target.compat', `compat '${printable(compat)}' is not supported; allowed: 0.10, 1.1`);
+    }
+    if (lazy && format !== 'qcow2') throw new InvalidArgumentError('volume.target.lazy_refcounts', 'format features are only available with qcow2');
+    if (lazy && compat === '0.10') throw new InvalidArgumentError('volume.target.lazy_refcounts', 'lazy_refcounts is not supported with compat level 0.10; use compat 1.1');
+    if (lazy && !compat) compat = '1.1'; // libvirt: <features> imply compat 1.1
+    const cluster = t?.clusterSize ?? 0n;
+    if (cluster > 0n) {
+      const [lo, hi] = format === 'qcow2' ? [512n, 2n * 1024n * 1024n] : format === 'qed' ? [4096n, 64n * 1024n * 1024n] : [0n, 0n];
+      if (hi === 0n) throw new InvalidArgumentError('volume.target.cluster_size', `cluster size is only available with qcow2 and qed, not ${format}`);
+      if (cluster < lo || cluster > hi || (cluster & (cluster - 1n)) !== 0n) {
+        throw new InvalidArgumentError('volume.target.cluster_size', `cluster size ${cluster} is invalid; allowed: a power of two from ${lo} to ${hi} bytes`);
+      }
+    }
+    const enc = t?.encryption;
+    if (enc) {
+      const ef = enc.format || 'default';
+      if (ef !== 'luks') {
+        throw new InvalidArgumentError('volume.target.encryption.format', `creating '${printable(ef)}' encrypted volumes is not supported; allowed: luks`);
+      }
+      if (format !== 'raw' && format !== 'qcow2') {
+        throw new InvalidArgumentError('volume.target.encryption', `volume encryption is not supported with format ${format}; allowed with raw and qcow2`);
+      }
+      if (enc.secrets.length !== 1) {
+        throw new InvalidArgumentError('volume.target.encryption.secrets', `a single <secret type='passphrase'> is expected, got ${enc.secrets.length}`);
+      }
+    }
+    const backing = volume.backingStore;
+    if (backing?.path) {
+      if (format === 'raw' || format === 'iso' || format === 'dir') {
+        throw new InvalidArgumentError('volume.backing_store', `cannot set a backing store for a ${format} volume; use qcow2, qcow, qed or vmdk`);
+      }
+      checkBackingPath(backing.path);
+      if (backing.format && !(KNOWN_FORMATS as readonly string[]).includes(backing.format)) {
+        throw new InvalidArgumentError('volume.backing_store.format', `unknown backing format '${printable(backing.format)}'; allowed: ${KNOWN_FORMATS.join(', ')}`);
+      }
+    }
+    const mode = t?.permissions?.mode;
+    if (mode !== undefined && (mode < 0 || mode > 0o7777)) {
+      throw new InvalidArgumentError('volume.target.permissions.mode', `mode ${mode.toString(8)} is out of range; allowed: 0000 to 7777 (octal)`);
+    }
+    try {
+      await lstat(path);
+      throw new AlreadyExistsError(`volume target path '${printable(path, 200)}' already exists`);
+    } catch (err) {
+      if (err instanceof AlreadyExistsError) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, 'stat', path);
+    }
+    return {
+      ...volume,
+      type: format === 'dir' ? VolumeType.VOLUME_TYPE_DIR : VolumeType.VOLUME_TYPE_FILE,
+      key: path,
+      sourceDevices: [],
+      target: {
+        path,
+        format,
+        permissions: t?.permissions,
+        timestamps: undefined,
+        compat,
+        nocow: t?.nocow ?? false,
+        clusterSize: cluster,
+        lazyRefcounts: lazy,
+        encryption: enc,
+      },
+      backingStore: backing?.path ? { path: backing.path, format: backing.format, permissions: backing.permissions } : undefined,
+    };
+  }
+
+  private resolveCreate(ctx: PoolContext, volume: VolumeDefinition): ResolvedCreate {
+    const path = volumePath(ctx.pool, volume.name);
+    if (volume.target?.path && normalize(volume.target.path) !== path) {
+      throw new InvalidArgumentError('volume.target.path', `path '${printable(volume.target.path, 200)}' is not '${printable(path, 200)}', the only path a dir pool gives volume '${printable(volume.name)}'`);
+    }
+    const { uid, gid } = wantedOwner(volume.target?.permissions);
+    return {
+      path,
+      format: (volume.target?.format || 'raw').toLowerCase(),
+      capacity: volume.capacity,
+      allocation: volume.allocation,
+      mode: volume.target?.permissions?.mode ?? DEFAULT_VOL_MODE,
+      uid,
+      gid,
+    };
+  }
+
+  async buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void> {
+    const checked = await this.createVolChecked(ctx, volume);
+    const r = this.resolveCreate(ctx, checked);
+    if (r.format === 'dir') return this.createDirVol(r);
+    if (r.capacity === undefined && !checked.backingStore?.path) {
+      throw new InvalidArgumentError('volume.capacity', 'capacity is required (a size in bytes from 0 to 2^63-1)');
+    }
+    if ((r.format === 'raw' || r.format === 'iso') && !checked.target?.encryption) {
+      if (options.preallocMetadata) throw new InvalidArgumentError('prealloc_metadata', 'metadata preallocation is not supported for raw volumes; it is only available with qcow2');
+      let allocation = r.allocation ?? r.capacity!;
+      if (options.preallocation === 'falloc' || options.preallocation === 'full') allocation = r.capacity!;
+      return this.createRaw(ctx, r, checked, allocation);
+    }
+    return this.createWithQemuImg(ctx, r, checked, options);
+  }
+
+  /** createVol's checks again: buildVol may be called with a definition that skipped them. */
+  private async createVolChecked(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
+    return this.createVol(ctx, volume);
+  }
+
+  private async createDirVol(r: ResolvedCreate): Promise<void> {
+    try {
+      await mkdir(r.path, { mode: r.mode });
+    } catch (err) {
+      throw fsError(err, 'create directory volume', r.path);
+    }
+    try {
+      await chmod(r.path, r.mode);
+      if (r.uid !== -1 || r.gid !== -1) await chown(r.path, r.uid, r.gid);
+    } catch (err) {
+      await rmdir(r.path).catch(() => undefined);
+      throw fsError(err, 'set permissions of', r.path);
+    }
+  }
+
+  /** Allocates [from, to): zeros in-process for small ranges, one `fallocate` for large ones. */
+  private async allocate(ctx: BackendContext, fh: FileHandle, path: string, from: bigint, to: bigint): Promise<void> {
+    if (to <= from) return;
+    if (to - from > BigInt(INPROCESS_ALLOCATE_LIMIT)) {
+      // Node has no fallocate(2); util-linux fallocate is one process and allocates
+      // without writing, like libvirt's fallocate(fd, 0, ...). Where the filesystem cannot
+      // (EOPNOTSUPP), fall back to writing zeros as libvirt's safezero does.
+      try {
+        await ctx.runner.run([this.fallocate, '-o', String(from), '-l', String(to - from), '--', path], { signal: ctx.signal, timeoutMs: 0 });
+        ctx.progress?.(to - from, to - from);
+        return;
+      } catch (err) {
+        if (!(err instanceof CommandFailedError) || !/not supported/i.test(err.stderr)) throw commandError(err);
+      }
+    }
+    await zeroFill(fh, from, to, ctx);
+  }
+
+  private async setNocow(ctx: BackendContext, path: string): Promise<void> {
+    // libvirt sets FS_NOCOW_FL and ignores failures (only btrfs knows it)
+    await ctx.runner.run([this.chattr, '+C', '--', path], { signal: ctx.signal }).catch(() => undefined);
+  }
+
+  /**
+   * storageBackendCreateRaw: O_CREAT|O_EXCL with the volume's mode, owner and group,
+   * ftruncate to the capacity, allocate `allocation` bytes, copy the input (sparse when
+   * the new allocation is below the input's capacity). A failure removes the file.
+   */
+  private async createRaw(
+    ctx: PoolContext,
+    r: ResolvedCreate,
+    volume: VolumeDefinition,
+    allocation: bigint,
+    input?: { path: string; capacity: bigint; reflink: boolean },
+  ): Promise<void> {
+    let fh: FileHandle | undefined;
+    let created = false;
+    try {
+      checkAborted(ctx.signal, 'create');
+      if (input && (input.reflink || allocation < input.capacity)) {
+        // copy-on-write clone first (O(1), keeps holes); only a required reflink may fail
+        try {
+          await copyFile(input.path, r.path, fsc.COPYFILE_EXCL | fsc.COPYFILE_FICLONE_FORCE);
+          created = true;
+          fh = await open(r.path, fsc.O_RDWR);
+          await fh.chmod(r.mode);
+          if (r.uid !== -1 || r.gid !== -1) await fh.chown(r.uid, r.gid);
+          await fh.truncate(Number(r.capacity ?? input.capacity));
+          ctx.progress?.(input.capacity, input.capacity);
+          await fh.close();
+          fh = undefined;
+          return;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (created || code === 'EEXIST' || input.reflink) {
+            if (input.reflink && !created && code !== 'EEXIST') {
+              throw new FailedPreconditionError(`failed to clone files from '${printable(input.path, 200)}' by reflink: ${code ?? err}; the filesystem cannot share extents`);
+            }
+            throw err;
+          }
+        }
+      }
+      fh = await open(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
+      created = true;
+      await fh.chmod(r.mode);
+      if (r.uid !== -1 || r.gid !== -1) await fh.chown(r.uid, r.gid);
+      if (volume.target?.nocow) await this.setNocow(ctx, r.path);
+      const capacity = r.capacity ?? input?.capacity ?? 0n;
+      await fh.truncate(Number(capacity));
+      let needAlloc = !(input && allocation < input.capacity);
+      let pos = 0n;
+      if (allocation > 0n && needAlloc && allocation > BigInt(INPROCESS_ALLOCATE_LIMIT)) {
+        await this.allocate(ctx, fh, r.path, 0n, allocation);
+        needAlloc = false;
+      }
+      if (input) {
+        pos = await this.copyData(ctx, input.path, fh, input.capacity, !needAlloc);
+      }
+      if (needAlloc && allocation > pos) await zeroFill(fh, pos, allocation, ctx, allocation);
+      if (allocation > 0n || input) await fh.sync();
+      await fh.close();
+      fh = undefined;
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      if (created) await unlink(r.path).catch(() => undefined);
+      throw fsError(err, 'create raw volume', r.path);
+    }
+  }
+
+  /** Copies `total` bytes of `src` into `dst`; with `sparse`, all-zero 4 KiB blocks are skipped (left as holes). */
+  private async copyData(ctx: BackendContext, src: string, dst: FileHandle, total: bigint, sparse: boolean): Promise<bigint> {
+    const in_ = await open(src, fsc.O_RDONLY);
+    const buf = Buffer.allocUnsafe(IO_CHUNK);
+    const block = 4096;
+    let pos = 0n;
+    try {
+      while (pos < total) {
+        checkAborted(ctx.signal, 'copy');
+        const want = Number(total - pos < BigInt(IO_CHUNK) ? total - pos : BigInt(IO_CHUNK));
+        const n = await readFully(in_, buf, want, Number(pos));
+        if (n === 0) break;
+        if (!sparse) {
+          await writeFully(dst, buf, 0, n, Number(pos));
+        } else {
+          let runStart = -1;
+          for (let off = 0; off < n; off += block) {
+            const end = Math.min(off + block, n);
+            const zero = isZero(buf, off, end);
+            if (!zero && runStart < 0) runStart = off;
+            if (zero && runStart >= 0) {
+              await writeFully(dst, buf, runStart, off - runStart, Number(pos) + runStart);
+              runStart = -1;
+            }
+          }
+          if (runStart >= 0) await writeFully(dst, buf, runStart, n - runStart, Number(pos) + runStart);
+        }
+        pos += BigInt(n);
+        ctx.progress?.(pos, total);
+      }
+    } finally {
+      await in_.close().catch(() => undefined);
+    }
+    return pos;
+  }
+
+  private async secretFile(ctx: BackendContext, volume: VolumeDefinition): Promise<{ dir: string; file: string }> {
+    const ref = volume.target?.encryption?.secrets[0];
+    const value = (ref?.uuid && ctx.secrets?.get(ref.uuid)) || (ref?.usage && ctx.secrets?.get(ref.usage)) || undefined;
+    if (!value) {
+      throw new FailedPreconditionError(
+        `the passphrase secret '${printable(ref?.uuid || ref?.usage || '')}' of volume '${printable(volume.name)}' was not provided`,
+      );
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'cistern-secret-'));
+    const file = join(dir, 'secret');
+    await writeFile(file, value, { mode: 0o600 });
+    return { dir, file };
+  }
+
+  /** storageBackendCreateQemuImg: reserve the path (O_EXCL), run qemu-img, set permissions; a failure removes the file. */
+  private async createWithQemuImg(
+    ctx: PoolContext,
+    r: ResolvedCreate,
+    volume: VolumeDefinition,
+    options: CreateVolOptions,
+    input?: { path: string; format: string },
+  ): Promise<void> {
+    const t = volume.target!;
+    const encrypted = !!t.encryption;
+    const qemuFormat = (r.format === 'raw' || r.format === 'iso') && encrypted ? 'luks' : r.format === 'iso' ? 'raw' : r.format;
+    const backing = input ? undefined : volume.backingStore?.path ? volume.backingStore : undefined;
+    if ((options.preallocMetadata || options.preallocation === 'metadata') && r.format !== 'qcow2') {
+      throw new InvalidArgumentError('prealloc_metadata', 'metadata preallocation is only available with qcow2');
+    }
+    if ((options.preallocMetadata || options.preallocation) && backing) {
+      throw new InvalidArgumentError('prealloc_metadata', 'metadata preallocation conflicts with a backing store');
+    }
+    if (input && encrypted) throw new UnimplementedError('cloning into an encrypted volume is not supported');
+    let backingFormat = backing?.format ?? '';
+    if (backing) {
+      const abs = isAbsolute(backing.path) ? backing.path : join(poolTarget(ctx.pool), backing.path);
+      try {
+        const fh = await open(abs, fsc.O_RDONLY | fsc.O_NONBLOCK);
+        await fh.close();
+      } catch (err) {
+        throw new FailedPreconditionError(`inaccessible backing store volume '${printable(backing.path, 200)}': ${(err as NodeJS.ErrnoException).code ?? err}`);
+      }
+      if (!backingFormat) backingFormat = (await probeBackingFile(abs))?.format ?? 'raw';
+    }
+    let secret: { dir: string; file: string } | undefined;
+    let created = false;
+    try {
+      if (encrypted) secret = await this.secretFile(ctx, volume);
+      checkAborted(ctx.signal, 'create');
+      const fh = await open(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
+      created = true;
+      await fh.close();
+      const argv = qemuImgCreateArgv(
+        {
+          format: qemuFormat,
+          path: r.path,
+          capacity: r.capacity,
+          allocation: r.allocation ?? r.capacity,
+          preallocMetadata: options.preallocMetadata,
+          preallocation: options.preallocation,
+          backingPath: backing?.path,
+          backingFormat,
+          compat: t.compat || undefined,
+          clusterSize: t.clusterSize,
+          lazyRefcounts: t.lazyRefcounts,
+          nocow: t.nocow,
+          inputPath: input?.path,
+          inputFormat: input?.format,
+          secret: secret ? { alias: `${volume.name}_encrypt0`, file: secret.file, qcow2: r.format === 'qcow2', cipher: t.encryption?.cipher, ivgen: t.encryption?.ivgen } : undefined,
+        },
+        this.qemuImg,
+      );
+      const long = !!input || !!options.preallocation || !!options.preallocMetadata;
+      await ctx.runner.run(argv, { signal: ctx.signal, ...(long ? { timeoutMs: 0 } : {}) });
+      await chmod(r.path, r.mode);
+      if (r.uid !== -1 || r.gid !== -1) await chown(r.path, r.uid, r.gid);
+    } catch (err) {
+      if (created) await unlink(r.path).catch(() => undefined);
+      throw err instanceof CommandFailedError ? commandError(err) : fsError(err, 'create volume', r.path);
+    } finally {
+      if (secret) await rm(secret.dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Clone (virStorageBackendVolBuildFromLocal): raw to raw is copied in-process (a
+   * reflink when possible, else a sparse copy); any other pair goes through
+   * `qemu-img convert -f SRC -O DST`. The new capacity is at least the source's.
+   */
+  async buildVolFrom(
+    ctx: PoolContext,
+    volume: VolumeDefinition,
+    source: { pool: PoolDefinition; volume: VolumeDefinition },
+    options: CreateVolOptions,
+  ): Promise<void> {
+    const srcPath = volumePath(source.pool, source.volume.name, 'source.name');
+    const src = await inspectVolume(srcPath, source.volume.name, { noerror: false });
+    if (!src) throw new NotFoundError(`source volume '${printable(source.volume.name)}' not found`);
+    if (src.type === VolumeType.VOLUME_TYPE_DIR || src.target?.format === 'dir') {
+      throw new FailedPreconditionError(`cannot clone directory volume '${printable(source.volume.name)}'`);
+    }
+    const srcCapacity = src.capacity ?? 0n;
+    const requested: VolumeDefinition = {
+      ...volume,
+      capacity: volume.capacity === undefined || volume.capacity < srcCapacity ? srcCapacity : volume.capacity,
+    };
+    if (requested.allocation !== undefined && requested.allocation > requested.capacity!) requested.allocation = requested.capacity;
+    const checked = await this.createVol(ctx, requested);
+    const r = this.resolveCreate(ctx, checked);
+    if (r.format === 'dir') throw new InvalidArgumentError('volume.target.format', 'cannot copy from a volume to a directory volume');
+    let srcFormat = src.target?.format || 'raw';
+    if (srcFormat === 'iso') srcFormat = 'raw';
+    const dstRawPlain = (r.format === 'raw' || r.format === 'iso') && !checked.target?.encryption;
+    const srcRawPlain = srcFormat === 'raw' && !src.target?.encryption;
+    if (dstRawPlain && srcRawPlain) {
+      if (options.preallocMetadata) throw new InvalidArgumentError('prealloc_metadata', 'metadata preallocation is not supported for raw volumes');
+      const allocation = options.preallocation === 'falloc' || options.preallocation === 'full' ? r.capacity! : (r.allocation ?? r.capacity!);
+      return this.createRaw(ctx, r, checked, allocation, { path: srcPath, capacity: srcCapacity, reflink: !!options.reflink });
+    }
+    if (options.reflink) throw new InvalidArgumentError('reflink', 'reflink clones are only possible between raw volumes');
+    if (src.target?.encryption) throw new UnimplementedError('cloning an encrypted volume is not supported');
+    return this.createWithQemuImg(ctx, r, checked, options, { path: srcPath, format: srcFormat });
+  }
+
+  /** Unlinks the file (or the link itself), removes an empty directory volume; a vanished volume is fine. */
+  async deleteVol(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
+    const path = volumePath(ctx.pool, volume.name);
+    let st;
+    try {
+      st = await lstat(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw fsError(err, 'stat', path);
+    }
+    try {
+      if (st.isDirectory()) {
+        const ploop = await stat(join(path, 'root.hds')).then(() => true, () => false);
+        if (ploop) await rm(path, { recursive: true });
+        else await rmdir(path);
+      } else {
+        await unlink(path);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw fsError(err, st.isDirectory() ? 'remove directory' : 'unlink file', path);
+    }
+  }
+
+  /**
+   * storageVolResize's checks + virStorageBackendVolResizeLocal: delta adds to (or with
+   * shrink subtracts from) the current capacity; never below the allocation; shrinking
+   * needs the shrink flag; allocate only for raw and only if the pool has the space. Raw
+   * files are truncated (and allocated) in-process; other formats use qemu-img resize.
+   */
+  async resizeVol(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void> {
+    const path = await writablePath(ctx.pool, volume.name);
+    checkSize(capacity, 'capacity');
+    const cur = await inspectVolume(path, volume.name, { noerror: false });
+    if (!cur) throw new NotFoundError(`volume '${printable(volume.name)}' not found`);
+    const format = cur.target?.format ?? 'raw';
+    if (cur.type === VolumeType.VOLUME_TYPE_DIR) throw new FailedPreconditionError(`cannot resize directory volume '${printable(volume.name)}'`);
+    const curCap = cur.capacity ?? 0n;
+    const curAlloc = cur.allocation ?? 0n;
+    let abs: bigint;
+    if (flags.delta) abs = flags.shrink ? curCap - (capacity < curCap ? capacity : curCap) : curCap + capacity;
+    else abs = capacity;
+    if (abs > MAX_SIZE) throw new InvalidArgumentError('capacity', `the new capacity ${abs} is out of range; allowed: up to ${MAX_SIZE} bytes`);
+    if (abs < curAlloc) {
+      throw new InvalidArgumentError('capacity', `can't shrink capacity (${abs}) below the existing allocation (${curAlloc})`);
+    }
+    if (abs < curCap && !flags.shrink) {
+      throw new InvalidArgumentError('capacity', `can't shrink capacity (${abs}) below the current capacity (${curCap}) unless the shrink flag is given`);
+    }
+    const encrypted = !!cur.target?.encryption;
+    if (flags.allocate) {
+      if (format !== 'raw' || encrypted) {
+        throw new InvalidArgumentError('allocate', `preallocate is only supported for an unencrypted raw volume, not ${encrypted ? 'an encrypted ' : ''}${format}`);
+      }
+      const delta = abs - curAlloc;
+      const { available } = await this.poolRuntime(poolTarget(ctx.pool));
+      if (delta > available) {
+        throw new ResourceExhaustedError(`not enough space left in storage pool: allocating ${delta} bytes, ${available} available`);
+      }
+    }
+    if (format === 'raw' && !encrypted) {
+      let fh: FileHandle | undefined;
+      try {
+        fh = await open(path, fsc.O_RDWR);
+        const size = (await fh.stat({ bigint: true })).size;
+        if (abs > size && flags.allocate) {
+          await fh.truncate(Number(abs));
+          await this.allocate(ctx, fh, path, size, abs);
+          await fh.sync();
+        } else {
+          await fh.truncate(Number(abs));
+        }
+      } catch (err) {
+        throw fsError(err, 'resize', path);
+      } finally {
+        await fh?.close().catch(() => undefined);
+      }
+      return;
+    }
+    if (format === 'ploop') throw new UnimplementedError('resizing ploop volumes needs the ploop tools, which are not supported');
+    if (encrypted) {
+      if (cur.target?.encryption?.format !== 'luks') throw new InvalidArgumentError('volume', 'resize of qcow encrypted images is not supported');
+      throw new UnimplementedError('resizing encrypted volumes is not supported yet');
+    }
+    try {
+      await ctx.runner.run(qemuImgResizeArgv(path, abs, abs < curCap, this.qemuImg), { signal: ctx.signal });
+    } catch (err) {
+      throw commandError(err);
+    }
+  }
+
+  /**
+   * zero: writes zeros over the whole file in-process (a real overwrite, not a
+   * truncate); the other algorithms run `scrub -f -p ALG -- PATH` as libvirt does;
+   * trim is not supported for files.
+   */
+  async wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
+    if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) throw new UnimplementedError("wipe algorithm 'trim' is not supported for file volumes");
+    const alg = WIPE_ALGORITHMS[algorithm];
+    if (!alg) {
+      throw new InvalidArgumentError('algorithm', `unsupported wipe algorithm ${algorithm}; allowed: ${Object.values(WIPE_ALGORITHMS).join(', ')}`);
+    }
+    const path = await writablePath(ctx.pool, volume.name);
+    const st = await stat(path).catch((err) => {
+      throw fsError(err, 'stat', path);
+    });
+    if (st.isDirectory()) throw new FailedPreconditionError(`cannot wipe directory volume '${printable(volume.name)}'`);
+    if (alg !== 'zero') {
+      try {
+        await ctx.runner.run(scrubArgv(alg, path, this.scrub), { signal: ctx.signal, timeoutMs: 0 });
+      } catch (err) {
+        throw commandError(err);
+      }
+      return;
+    }
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(path, fsc.O_WRONLY);
+      const size = st.isBlockDevice() ? await blockDeviceSize(await fh.stat({ bigint: true })) : BigInt(st.size);
+      await zeroFill(fh, 0n, size, ctx, size);
+      await fh.datasync();
+    } catch (err) {
+      throw fsError(err, 'wipe', path);
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
+  }
+
+  /** Writes the stream at `offset`, at most `length` bytes (0 = all of it); returns bytes written. */
+  async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
+    checkSize(offset, 'offset');
+    checkSize(length, 'length');
+    const path = await writablePath(ctx.pool, volume.name);
+    let fh: FileHandle | undefined;
+    let written = 0n;
+    try {
+      fh = await open(path, fsc.O_WRONLY);
+      const st = await fh.stat({ bigint: true });
+      if (st.isDirectory()) throw new FailedPreconditionError(`cannot upload into directory volume '${printable(volume.name)}'`);
+      for await (const chunk of data) {
+        checkAborted(ctx.signal, 'upload');
+        let buf = chunk;
+        if (length > 0n && written + BigInt(buf.length) > length) {
+          buf = buf.subarray(0, Number(length - written));
+          await writeFully(fh, buf, 0, buf.length, Number(offset + written));
+          written += BigInt(buf.length);
+          throw new InvalidArgumentError('length', `the stream carries more than the announced ${length} bytes; ${written} were written`);
+        }
+        if (offset + written + BigInt(buf.length) > MAX_SIZE) throw new InvalidArgumentError('offset', 'the upload would pass the largest allowed size');
+        await writeFully(fh, buf, 0, buf.length, Number(offset + written));
+        written += BigInt(buf.length);
+        ctx.progress?.(written, length);
+      }
+      await fh.datasync();
+      return written;
+    } catch (err) {
+      throw fsError(err, 'upload to', path);
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
+  }
+
+  /** Reads `length` bytes (0 = to the end) from `offset` in 1 MiB Buffers. */
+  async *downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
+    checkSize(offset, 'offset');
+    checkSize(length, 'length');
+    const path = volumePath(ctx.pool, volume.name);
+    let fh: FileHandle;
+    try {
+      fh = await open(path, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`volume '${printable(volume.name)}' not found: '${printable(path, 200)}' does not exist`);
+      throw fsError(err, 'open', path);
+    }
+    try {
+      const st = await fh.stat({ bigint: true });
+      if (st.isDirectory()) throw new FailedPreconditionError(`cannot download directory volume '${printable(volume.name)}'`);
+      const size = st.isBlockDevice() ? await blockDeviceSize(st) : st.size;
+      if (offset > size) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of the volume (${size} bytes)`);
+      const end = length > 0n && offset + length < size ? offset + length : size;
+      let pos = offset;
+      while (pos < end) {
+        checkAborted(ctx.signal, 'download');
+        const want = Number(end - pos < BigInt(IO_CHUNK) ? end - pos : BigInt(IO_CHUNK));
+        const buf = Buffer.allocUnsafe(want);
+        const n = await readFully(fh, buf, want, Number(pos));
+        if (n === 0) break;
+        pos += BigInt(n);
+        ctx.progress?.(pos - offset, end - offset);
+        yield n === want ? buf : buf.subarray(0, n);
+      }
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+}
+
+export const dirBackend = new DirBackend();

@@ -1,0 +1,13 @@
+// Importing this module registers every backend of this build with the registry.
+import { registerBackend } from './registry.js';
+import { dirBackend } from './dir.js';
+
+registerBackend(dirBackend);
+
+export { registerBackend, findBackend, getBackend, registeredBackends } from './registry.js';
+export { dirBackend, DirBackend } from './dir.js';
+export { ExecRunner, execRunner } from './exec-runner.js';
+export { RecordingRunner } from './recording-runner.js';
+export { probeFile, probeBuffer } from './format-probe.js';
+export type * from './backend.js';
+export type * from './runner.js';
