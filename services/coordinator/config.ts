@@ -1,0 +1,94 @@
+// Command-line flags and environment for the coordinator.
+import { InvalidArgumentError } from '../../libs/errors/errors.js';
+import { isLogLevel, type LogLevel } from './log.js';
+
+export interface CoordinatorConfig {
+  natsUrl: string;
+  listen: string;
+  dataDir: string | undefined;
+  /** Event stream retention in seconds. */
+  eventMaxAgeSeconds: number | undefined;
+  logLevel: LogLevel;
+  /** How long the start waits for syncs from hosts known to be online. */
+  syncWaitMs: number;
+}
+
+export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:PORT] [--data DIR]
+                          [--event-max-age DURATION] [--log-level debug|info|warn|error]
+  --nats URL            NATS server (env NATS_URL, default nats://127.0.0.1:4222)
+  --listen HOST:PORT    gRPC address (env CISTERN_LISTEN, default 127.0.0.1:50051)
+  --data DIR            local scratch directory (nothing in it matters)
+  --event-max-age DUR   event log retention: seconds, or 30s 15m 12h 7d (default 7d)
+  --log-level LEVEL     default info (env CISTERN_LOG_LEVEL)`;
+
+/** '7d', '12h', '15m', '30s' or plain seconds. */
+export function parseDuration(value: string, field: string): number {
+  const m = /^(\d+)(s|m|h|d)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(field, `'${value}' is not a duration; use seconds or a number with s, m, h or d`);
+  const n = Number(m[1]);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  if (n <= 0) throw new InvalidArgumentError(field, 'duration must be positive');
+  return n * unit;
+}
+
+export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): CoordinatorConfig | 'help' {
+  const config: CoordinatorConfig = {
+    natsUrl: env.NATS_URL || 'nats://127.0.0.1:4222',
+    listen: env.CISTERN_LISTEN || '127.0.0.1:50051',
+    dataDir: env.CISTERN_DATA || undefined,
+    eventMaxAgeSeconds: env.CISTERN_EVENT_MAX_AGE ? parseDuration(env.CISTERN_EVENT_MAX_AGE, 'CISTERN_EVENT_MAX_AGE') : undefined,
+    logLevel: 'info',
+    syncWaitMs: 3000,
+  };
+  const level = env.CISTERN_LOG_LEVEL;
+  if (level) {
+    if (!isLogLevel(level)) throw new InvalidArgumentError('CISTERN_LOG_LEVEL', `'${level}' is not one of debug, info, warn, error`);
+    config.logLevel = level;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const flag = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      if (arg.startsWith('--') && eq > 0) return arg.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new InvalidArgumentError(flag, 'needs a value');
+      return v;
+    };
+    switch (flag) {
+      case '-h':
+      case '--help':
+        return 'help';
+      case '--nats':
+        config.natsUrl = value();
+        break;
+      case '--listen':
+        config.listen = value();
+        break;
+      case '--data':
+        config.dataDir = value();
+        break;
+      case '--event-max-age':
+        config.eventMaxAgeSeconds = parseDuration(value(), '--event-max-age');
+        break;
+      case '--sync-wait-ms': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError('--sync-wait-ms', 'must be a whole number of milliseconds');
+        config.syncWaitMs = v;
+        break;
+      }
+      case '--log-level': {
+        const v = value();
+        if (!isLogLevel(v)) throw new InvalidArgumentError('--log-level', `'${v}' is not one of debug, info, warn, error`);
+        config.logLevel = v;
+        break;
+      }
+      default:
+        throw new InvalidArgumentError(flag, `unknown option\n${USAGE}`);
+    }
+  }
+  if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(config.listen)) {
+    throw new InvalidArgumentError('--listen', `'${config.listen}' is not HOST:PORT`);
+  }
+  return config;
+}

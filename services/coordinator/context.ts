@@ -1,0 +1,35 @@
+// What every handler gets: the process's shared services and the call's own context.
+import type { Metadata } from '@grpc/grpc-js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Catalog } from '../../libs/bus/catalog.js';
+import type { EventPublisher } from '../../libs/bus/events.js';
+import type { FleetCache } from './cache.js';
+import type { HostRegistry } from './hosts.js';
+import type { Logger } from './log.js';
+
+export interface CoordinatorServices {
+  nc: NatsConnection;
+  cache: FleetCache;
+  hosts: HostRegistry;
+  catalog: Catalog;
+  publisher: EventPublisher;
+  log: Logger;
+  coordinatorId: string;
+  /** How long an agent may take for one operation (default 1 hour: builds and wipes are long). */
+  agentTimeoutMs: number;
+  /** How long a mutating call waits for its events to reach the cache before answering anyway. */
+  applyTimeoutMs: number;
+}
+
+/** One gRPC call, as the handlers see it. The auth seam (issue 7) fills `principal`. */
+export interface CallContext {
+  method: string;
+  principal: string;
+  metadata: Metadata;
+  peer: string;
+  /** aborts when the client cancels or the deadline passes */
+  signal: AbortSignal;
+  log: Logger;
+  /** request id from the request message (idempotency keys, event correlation) */
+  requestId: string;
+}

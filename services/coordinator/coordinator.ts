@@ -1,0 +1,212 @@
+// Composition root: bus, catalog, host registry, cache, event follower, gRPC server.
+// Start order: open catalog, ensure the stream, follow events from the stream's current
+// end, load the catalog and hosts, ask every agent for a full sync and wait (bounded)
+// for the hosts known to be online, then serve.
+import { randomBytes } from 'node:crypto';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { Catalog } from '../../libs/bus/catalog.js';
+import { connectBus } from '../../libs/bus/connect.js';
+import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
+import { catalogKeys, subjects } from '../../libs/bus/subjects.js';
+import { CatalogPool, Heartbeat, HostSync, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import type { Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { openGuard, type CallGuard } from './call-guard.js';
+import { FleetCache } from './cache.js';
+import type { CoordinatorServices } from './context.js';
+import { readEvents, streamBounds, type EventReader } from './event-log.js';
+import { HostRegistry, type HostStore } from './hosts.js';
+import type { Logger } from './log.js';
+import { SERVICE_NAME, startGrpcServer, type GrpcServer } from './server.js';
+
+export interface CoordinatorOptions {
+  natsUrl: string;
+  listen: string;
+  log: Logger;
+  eventMaxAgeSeconds?: number;
+  syncWaitMs?: number;
+  guard?: CallGuard;
+  agentTimeoutMs?: number;
+}
+
+export interface RunningCoordinator {
+  services: CoordinatorServices;
+  port: number;
+  stop(): Promise<void>;
+}
+
+function hostStore(catalog: Catalog): HostStore {
+  return {
+    async load() {
+      const records: Heartbeat[] = [];
+      const keys: string[] = [];
+      for await (const key of await catalog.kv.keys('hosts.*')) keys.push(key);
+      for (const key of keys) {
+        const entry = await catalog.kv.get(key);
+        if (entry && entry.operation === 'PUT') records.push(Heartbeat.decode(entry.value));
+      }
+      return records;
+    },
+    async save(record) {
+      await catalog.kv.put(catalogKeys.host(record.host!.hostId), Heartbeat.encode(record).finish());
+    },
+  };
+}
+
+export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
+  const log = options.log;
+  const coordinatorId = `coord-${randomBytes(4).toString('hex')}`;
+  const nc: NatsConnection = await connectBus({ servers: options.natsUrl, name: `cistern-coordinator ${coordinatorId}` });
+  log.info('connected to NATS', { nats: options.natsUrl, coordinatorId });
+  const cleanups: Array<() => Promise<void> | void> = [];
+  try {
+    const catalog = await Catalog.open(nc);
+    await ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds });
+    const publisher = new EventPublisher(nc);
+    const cache = new FleetCache();
+    const resync = (host = ''): void => {
+      nc.publish(subjects.resync, ResyncRequest.encode({ coordinatorId, host }).finish());
+    };
+    const hosts = new HostRegistry({
+      store: hostStore(catalog),
+      publish: (event) => publisher.publishNow(event),
+      log,
+      onOnline: (host) => resync(host),
+    });
+    const svc: CoordinatorServices = {
+      nc,
+      cache,
+      hosts,
+      catalog,
+      publisher,
+      log,
+      coordinatorId,
+      agentTimeoutMs: options.agentTimeoutMs ?? 3_600_000,
+      applyTimeoutMs: 10_000,
+    };
+
+    // 1. events from the stream's current end; everything before is covered by the syncs
+    const bounds = await streamBounds(nc);
+    cache.advance(bounds.last);
+    const reader: EventReader = await readEvents(nc, bounds.last + 1n);
+    cleanups.push(() => reader.close());
+    void (async () => {
+      try {
+        for await (const event of reader) {
+          try {
+            cache.applyEvent(event);
+          } catch (err) {
+            log.error('could not apply event', { seq: event.sequence, err });
+            cache.advance(event.sequence);
+          }
+        }
+      } catch (err) {
+        log.error('event stream reader stopped', { err });
+      }
+    })();
+
+    // 2. catalog: current entries, then every change (with revisions, deletions included)
+    for (const e of await catalog.list()) cache.applyCatalog(e.host, e.pool, e.value, e.revision);
+    const watch = await catalog.kv.watch({ key: catalogKeys.allPools });
+    cleanups.push(() => watch.stop());
+    void (async () => {
+      for await (const entry of watch) {
+        const id = catalogKeys.parsePool(entry.key);
+        if (!id) continue;
+        try {
+          cache.applyCatalog(id.host, id.pool, entry.operation === 'PUT' ? CatalogPool.decode(entry.value) : undefined, entry.revision);
+        } catch (err) {
+          log.warn('bad catalog entry', { key: entry.key, err });
+        }
+      }
+    })();
+
+    // 3. hosts: the recorded fleet, heartbeats, syncs
+    await hosts.load();
+    const subs: Subscription[] = [];
+    const hb = nc.subscribe(subjects.heartbeatAll);
+    subs.push(hb);
+    void (async () => {
+      for await (const msg of hb) {
+        try {
+          hosts.onHeartbeat(Heartbeat.decode(msg.data));
+        } catch (err) {
+          log.warn('bad heartbeat', { subject: msg.subject, err });
+        }
+      }
+    })();
+    const assembling = new Map<string, { syncId: string; next: number; pools: Pool[]; volumes: Volume[]; host: HostSync['host']; revision: bigint }>();
+    const sync = nc.subscribe(subjects.syncAll);
+    subs.push(sync);
+    void (async () => {
+      for await (const msg of sync) {
+        try {
+          const host = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+          const chunk = HostSync.decode(msg.data);
+          let a = assembling.get(host);
+          if (chunk.chunk === 0) {
+            a = { syncId: chunk.syncId, next: 0, pools: [], volumes: [], host: chunk.host, revision: chunk.revision };
+            assembling.set(host, a);
+          }
+          if (!a || a.syncId !== chunk.syncId || a.next !== chunk.chunk) {
+            log.warn('sync chunk out of order: dropped', { host, syncId: chunk.syncId, chunk: chunk.chunk });
+            continue;
+          }
+          a.next++;
+          a.pools.push(...chunk.pools);
+          a.volumes.push(...chunk.volumes);
+          if (chunk.revision > a.revision) a.revision = chunk.revision;
+          if (chunk.last) {
+            assembling.delete(host);
+            cache.replaceHost(host, { pools: a.pools, volumes: a.volumes, revision: a.revision });
+            hosts.onSync(host, a.host);
+            log.info('host synced', { host, pools: a.pools.length, volumes: a.volumes.length });
+          }
+        } catch (err) {
+          log.warn('bad sync message', { subject: msg.subject, err });
+        }
+      }
+    })();
+    cleanups.push(() => subs.forEach((s) => s.unsubscribe()));
+    hosts.startTimer();
+    cleanups.push(() => hosts.stop());
+
+    // 4. ask every agent for its state; wait for those known online
+    await nc.flush();
+    resync();
+    await hosts.waitForSyncs(options.syncWaitMs ?? 3000);
+
+    // reconnects: heartbeats may have been missed; ask again for a full picture
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'reconnect') {
+          log.info('reconnected to NATS; asking agents to resync');
+          resync();
+        } else if (s.type === 'disconnect') log.warn('disconnected from NATS');
+      }
+    })();
+
+    // 5. serve
+    const grpc: GrpcServer = await startGrpcServer(svc, options.guard ?? openGuard(log), options.listen);
+    grpc.health.setStatus('', 'SERVING');
+    grpc.health.setStatus(SERVICE_NAME, 'SERVING');
+    log.info('coordinator serving', { listen: options.listen, port: grpc.port, hosts: hosts.list().length });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      services: svc,
+      port: grpc.port,
+      stop: () =>
+        (stopping ??= (async () => {
+          log.info('coordinator stopping');
+          await grpc.stop();
+          for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+          await nc.drain().catch(() => nc.close());
+          log.info('coordinator stopped');
+        })()),
+    };
+  } catch (err) {
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    await nc.close().catch(() => undefined);
+    throw err;
+  }
+}

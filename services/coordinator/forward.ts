@@ -1,0 +1,38 @@
+// Forwards one operation to the owning agent and makes its result visible to reads:
+// the reply's state goes into the cache, and the call waits until the cache has applied
+// the reply's event_sequence from the stream.
+import { callAgent } from '../../libs/bus/agent-rpc.js';
+import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import type { CallContext, CoordinatorServices } from './context.js';
+
+export async function forward(
+  svc: CoordinatorServices,
+  ctx: CallContext,
+  host: string,
+  request: Partial<AgentRequest>,
+): Promise<AgentReply> {
+  svc.hosts.requireOnline(host);
+  const full = AgentRequest.fromPartial({ ...request, principal: ctx.principal, requestId: ctx.requestId });
+  // fromPartial keeps oneof values as given; make sure op survives
+  full.op = request.op;
+  const started = Date.now();
+  const reply = await callAgent(svc.nc, host, full, { timeoutMs: svc.agentTimeoutMs });
+  applyReply(svc, host, reply);
+  await waitApplied(svc, ctx, reply.eventSequence);
+  ctx.log.debug('agent answered', { host, op: request.op?.$case, ms: Date.now() - started, seq: reply.eventSequence });
+  return reply;
+}
+
+/** Waits (bounded) until the cache has applied `seq`; a slow stream delays, never fails, the answer. */
+export async function waitApplied(svc: CoordinatorServices, ctx: CallContext, seq: bigint): Promise<void> {
+  if (!seq) return;
+  const ok = await svc.cache.waitForSequence(seq, svc.applyTimeoutMs);
+  if (!ok) ctx.log.warn('event not applied in time; answering from the reply', { seq, applied: svc.cache.appliedSequence });
+}
+
+export function applyReply(svc: CoordinatorServices, host: string, reply: AgentReply): void {
+  const result = reply.result;
+  if (result?.$case === 'pool') svc.cache.applyPool(host, result.value);
+  if (result?.$case === 'volume' && result.value.pool) svc.cache.applyVolume(host, result.value.pool, result.value);
+  for (const v of reply.volumes) if (v.pool) svc.cache.applyVolume(host, v.pool, v);
+}

@@ -1,0 +1,111 @@
+// WatchEvents: replays from after_sequence (or the whole retained log), then follows live,
+// through its own ordered consumer on the stream. Filters: hosts, pools, kinds.
+// Initial metadata `x-cistern-start-sequence` is sent once the reader is positioned: a
+// client that waits for it misses nothing that happens afterwards.
+import { Metadata, type ServerWritableStream } from '@grpc/grpc-js';
+import { once } from 'node:events';
+import { InvalidArgumentError, OutOfRangeError } from '../../../libs/errors/errors.js';
+import { checkObjectName } from '../../../libs/api/names.js';
+import { parseHostName, parsePoolName } from '../../../libs/api/resource-names.js';
+import { nameToken, subjects } from '../../../libs/bus/subjects.js';
+import { EventKind, type Event, type WatchEventsRequest } from '../../../libs/proto/cistern/v1/storage.js';
+import type { CallContext, CoordinatorServices } from '../context.js';
+import { readEvents, streamBounds } from '../event-log.js';
+
+export interface EventFilter {
+  hosts: Set<string>;
+  /** pool short names on any host */
+  pools: Set<string>;
+  /** host \0 pool */
+  hostPools: Set<string>;
+  kinds: Set<EventKind>;
+}
+
+export function parseEventFilter(req: Pick<WatchEventsRequest, 'hosts' | 'pools' | 'kinds'>): EventFilter {
+  const filter: EventFilter = { hosts: new Set(), pools: new Set(), hostPools: new Set(), kinds: new Set() };
+  req.hosts.forEach((h, i) => filter.hosts.add(parseHostName(h, `hosts[${i}]`)));
+  req.pools.forEach((p, i) => {
+    if (p.startsWith('hosts/')) {
+      const ref = parsePoolName(p, `pools[${i}]`);
+      filter.hostPools.add(`${ref.host}\u0000${ref.pool}`);
+    } else {
+      checkObjectName(p, `pools[${i}]`, 'pool name');
+      filter.pools.add(p);
+    }
+  });
+  req.kinds.forEach((k, i) => {
+    if (!(k in EventKind) || k === EventKind.UNRECOGNIZED || k === EventKind.EVENT_KIND_UNSPECIFIED) {
+      throw new InvalidArgumentError(`kinds[${i}]`, `event kind ${k} is not known`);
+    }
+    filter.kinds.add(k);
+  });
+  return filter;
+}
+
+export function matches(filter: EventFilter, e: Event): boolean {
+  if (filter.hosts.size > 0 && !filter.hosts.has(e.host)) return false;
+  if (filter.kinds.size > 0 && !filter.kinds.has(e.kind)) return false;
+  if (filter.pools.size > 0 || filter.hostPools.size > 0) {
+    if (!e.pool) return false;
+    if (!filter.pools.has(e.pool) && !filter.hostPools.has(`${e.host}\u0000${e.pool}`)) return false;
+  }
+  return true;
+}
+
+/** One subject when the filter allows (nats-server 2.9 takes a single filter subject). */
+export function narrowSubject(filter: EventFilter): string | undefined {
+  const poolCount = filter.pools.size + filter.hostPools.size;
+  if (poolCount === 0) return filter.hosts.size === 1 ? subjects.eventsOfHost([...filter.hosts][0]!) : undefined;
+  if (poolCount !== 1) return undefined;
+  let host: string;
+  let pool: string;
+  if (filter.hostPools.size === 1) {
+    [host, pool] = [...filter.hostPools][0]!.split('\u0000') as [string, string];
+    if (filter.hosts.size > 0 && !filter.hosts.has(host)) return undefined;
+  } else {
+    pool = [...filter.pools][0]!;
+    host = filter.hosts.size === 1 ? [...filter.hosts][0]! : filter.hosts.size === 0 ? '*' : '';
+    if (!host) return undefined;
+  }
+  return `cistern.events.${host}.${nameToken(pool)}`;
+}
+
+export async function watchEvents(
+  svc: CoordinatorServices,
+  ctx: CallContext,
+  call: ServerWritableStream<WatchEventsRequest, Event>,
+): Promise<void> {
+  const req = call.request;
+  const filter = parseEventFilter(req);
+  if (req.fromStart && req.afterSequence > 0n) {
+    throw new InvalidArgumentError('from_start', 'give either from_start or after_sequence, not both');
+  }
+  const bounds = await streamBounds(svc.nc);
+  let start: bigint;
+  if (req.fromStart) start = bounds.first;
+  else if (req.afterSequence > 0n) {
+    start = req.afterSequence + 1n;
+    if (start < bounds.first) {
+      throw new OutOfRangeError(
+        `events after sequence ${req.afterSequence} are no longer retained; the oldest available sequence is ${bounds.first}`,
+        { oldestSequence: String(bounds.first) },
+      );
+    }
+  } else start = bounds.last + 1n;
+  const reader = await readEvents(svc.nc, start, narrowSubject(filter));
+  const stop = (): void => void reader.close().catch(() => undefined);
+  ctx.signal.addEventListener('abort', stop, { once: true });
+  const md = new Metadata();
+  md.set('x-cistern-start-sequence', String(start));
+  call.sendMetadata(md);
+  try {
+    for await (const event of reader) {
+      if (ctx.signal.aborted) break;
+      if (!matches(filter, event)) continue;
+      if (!call.write(event)) await Promise.race([once(call, 'drain'), once(ctx.signal, 'abort')]);
+    }
+  } finally {
+    ctx.signal.removeEventListener('abort', stop);
+    stop();
+  }
+}

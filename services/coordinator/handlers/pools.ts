@@ -1,0 +1,324 @@
+// Pool lifecycle: catalog writes (define, undefine, autostart) here; runtime work
+// (create, build, start, stop, delete, refresh, sources, capabilities) on the agent.
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from '../../../libs/errors/errors.js';
+import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import {
+  EventKind,
+  PoolState,
+  type BuildFlags,
+  type BuildPoolRequest,
+  type CreatePoolRequest,
+  type DefinePoolRequest,
+  type DeletePoolRequest,
+  type FindPoolSourcesRequest,
+  type FindPoolSourcesResponse,
+  type GetPoolCapabilitiesRequest,
+  type GetPoolRequest,
+  type GetPoolXMLRequest,
+  type ListPoolsRequest,
+  type ListPoolsResponse,
+  type Pool,
+  type PoolCapabilities,
+  type RefreshPoolRequest,
+  type SetPoolAutostartRequest,
+  type StartPoolRequest,
+  type StopPoolRequest,
+  type UndefinePoolRequest,
+  type UndefinePoolResponse,
+  type XMLDocument,
+} from '../../../libs/proto/cistern/v1/storage.js';
+import { poolName } from '../../../libs/api/resource-names.js';
+import { compare } from '../cache.js';
+import { inactiveDefinition, isActiveState, poolView } from '../catalog-view.js';
+import type { CallContext, CoordinatorServices } from '../context.js';
+import { publishPoolEvent } from '../coordinator-events.js';
+import { forward } from '../forward.js';
+import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';
+import { decodePageToken, encodePageToken, firstAfter, pageSize } from '../pagination.js';
+import { checkPoolTypes, checkRequestId, poolDefinitionFrom, requireHost, requirePoolName } from '../validate.js';
+import { loadXml, requireXml } from '../xml.js';
+
+function checkBuildFlags(flags: BuildFlags | undefined, field: string): void {
+  if (flags?.overwrite && flags.noOverwrite) {
+    throw new InvalidArgumentError(field, 'overwrite and no_overwrite exclude each other; give at most one');
+  }
+}
+
+/** The pool as clients see it now, or (a transient pool that just stopped) the agent's last word. */
+function currentView(svc: CoordinatorServices, host: string, pool: string, fallback?: Pool): Pool {
+  const view = poolView(svc.cache, host, pool, !svc.hosts.isOnline(host));
+  if (view) return view;
+  if (fallback) return { ...fallback, name: poolName(host, pool), host, persistent: false, autostart: false };
+  throw new NotFoundError(`storage pool '${pool}' not found on host '${host}'`);
+}
+
+export async function definePool(svc: CoordinatorServices, ctx: CallContext, req: DefinePoolRequest): Promise<Pool> {
+  const host = requireHost(req.host);
+  checkRequestId(req.requestId);
+  const def = await poolDefinitionFrom(req.definition, req.xml);
+  const entry = svc.hosts.requireKnown(host);
+  requireBackend(entry, def.type);
+  const name = def.name;
+  for (const [other, rec] of svc.cache.catalogOfHost(host)) {
+    if (other !== name && rec.value.definition?.uuid === def.uuid) {
+      throw new AlreadyExistsError(`pool '${other}' on host '${host}' already has uuid ${def.uuid}`);
+    }
+  }
+  const running = svc.cache.runtimePool(host, name);
+  if (running && running.pool.definition?.uuid && running.pool.definition.uuid !== def.uuid) {
+    throw new AlreadyExistsError(`pool '${name}' is already active on host '${host}' with uuid ${running.pool.definition.uuid}`);
+  }
+  const existing = await svc.catalog.get(host, name);
+  let revision: number;
+  let value: CatalogPool;
+  if (existing) {
+    if (existing.value.definition?.uuid !== def.uuid) {
+      throw new AlreadyExistsError(
+        `pool '${name}' already exists on host '${host}' with uuid ${existing.value.definition?.uuid}; to change it, define it again with that uuid`,
+      );
+    }
+    value = CatalogPool.create({ definition: def, autostart: existing.value.autostart, persistent: true });
+    revision = await svc.catalog.update(host, name, value, existing.revision);
+  } else {
+    value = CatalogPool.create({ definition: def, autostart: false, persistent: true });
+    revision = await svc.catalog.create(host, name, value);
+  }
+  svc.cache.applyCatalog(host, name, value, revision);
+  const view = currentView(svc, host, name);
+  await publishPoolEvent(svc, ctx, EventKind.POOL_DEFINED, host, name, view);
+  ctx.log.info('pool defined', { host, pool: name, uuid: def.uuid });
+  return view;
+}
+
+export async function createPool(svc: CoordinatorServices, ctx: CallContext, req: CreatePoolRequest): Promise<Pool> {
+  const host = requireHost(req.host);
+  checkRequestId(req.requestId);
+  checkBuildFlags(req.buildFlags, 'build_flags');
+  const def = await poolDefinitionFrom(req.definition, req.xml);
+  const entry = svc.hosts.requireKnown(host);
+  requireBackend(entry, def.type);
+  if (svc.cache.catalogEntry(host, def.name)) {
+    throw new AlreadyExistsError(`pool '${def.name}' is already defined on host '${host}'; start it with StartPool`);
+  }
+  if (svc.cache.runtimePool(host, def.name)) {
+    throw new AlreadyExistsError(`pool '${def.name}' is already active on host '${host}'`);
+  }
+  svc.hosts.requireOnline(host);
+  const reply = await forward(svc, ctx, host, {
+    pool: def,
+    persistent: false,
+    autostart: false,
+    op: { $case: 'createPool', value: { ...req, host, definition: def, xml: '' } },
+  });
+  return currentView(svc, host, def.name, reply.result?.$case === 'pool' ? reply.result.value : undefined);
+}
+
+export async function undefinePool(svc: CoordinatorServices, ctx: CallContext, req: UndefinePoolRequest): Promise<UndefinePoolResponse> {
+  const ref = requirePoolName(req.name);
+  checkRequestId(req.requestId);
+  svc.hosts.requireKnown(ref.host);
+  const existing = await svc.catalog.get(ref.host, ref.pool);
+  if (!existing) {
+    if (svc.cache.runtimePool(ref.host, ref.pool)) {
+      throw new FailedPreconditionError(`cannot undefine transient storage pool '${ref.pool}'; stop it instead`);
+    }
+    throw new NotFoundError(`storage pool '${ref.pool}' not found on host '${ref.host}'`);
+  }
+  await svc.catalog.delete(ref.host, ref.pool, existing.revision);
+  svc.cache.applyCatalog(ref.host, ref.pool, undefined, existing.revision + 1);
+  const after = poolView(svc.cache, ref.host, ref.pool) ?? {
+    ...currentViewFromDefinition(ref.host, ref.pool, existing.value),
+  };
+  await publishPoolEvent(svc, ctx, EventKind.POOL_UNDEFINED, ref.host, ref.pool, after);
+  ctx.log.info('pool undefined', { host: ref.host, pool: ref.pool });
+  return {};
+}
+
+function currentViewFromDefinition(host: string, pool: string, value: CatalogPool): Pool {
+  return {
+    name: poolName(host, pool),
+    host,
+    definition: value.definition,
+    state: PoolState.POOL_STATE_INACTIVE,
+    persistent: false,
+    autostart: false,
+    capacity: 0n,
+    allocation: 0n,
+    available: 0n,
+    volumeCount: 0,
+    stale: false,
+    revision: 0n,
+    runtimeDevices: [],
+  };
+}
+
+export async function buildPool(svc: CoordinatorServices, ctx: CallContext, req: BuildPoolRequest): Promise<Pool> {
+  const ref = requirePoolName(req.name);
+  checkRequestId(req.requestId);
+  checkBuildFlags(req.flags, 'flags');
+  const p = requireInactive(resolvePool(svc, ref));
+  svc.hosts.requireOnline(ref.host);
+  const reply = await forward(svc, ctx, ref.host, {
+    pool: p.definition,
+    persistent: p.pool.persistent,
+    autostart: p.pool.autostart,
+    op: { $case: 'buildPool', value: req },
+  });
+  return currentView(svc, ref.host, ref.pool, reply.result?.$case === 'pool' ? reply.result.value : undefined);
+}
+
+export async function startPool(svc: CoordinatorServices, ctx: CallContext, req: StartPoolRequest): Promise<Pool> {
+  const ref = requirePoolName(req.name);
+  checkRequestId(req.requestId);
+  checkBuildFlags(req.buildFlags, 'build_flags');
+  const p = requireInactive(resolvePool(svc, ref));
+  const cat = svc.cache.catalogEntry(ref.host, ref.pool);
+  svc.hosts.requireOnline(ref.host);
+  await forward(svc, ctx, ref.host, {
+    pool: cat?.value.definition ?? p.definition,
+    persistent: true,
+    autostart: cat?.value.autostart ?? false,
+    op: { $case: 'startPool', value: req },
+  });
+  return currentView(svc, ref.host, ref.pool);
+}
+
+export async function stopPool(svc: CoordinatorServices, ctx: CallContext, req: StopPoolRequest): Promise<Pool> {
+  const ref = requirePoolName(req.name);
+  checkRequestId(req.requestId);
+  const p = requireActive(resolvePool(svc, ref));
+  svc.hosts.requireOnline(ref.host);
+  const reply = await forward(svc, ctx, ref.host, {
+    pool: p.definition,
+    persistent: p.pool.persistent,
+    autostart: p.pool.autostart,
+    op: { $case: 'stopPool', value: req },
+  });
+  const last = reply.result?.$case === 'pool' ? reply.result.value : { ...p.pool, state: PoolState.POOL_STATE_INACTIVE };
+  return currentView(svc, ref.host, ref.pool, { ...last, state: PoolState.POOL_STATE_INACTIVE, volumeCount: 0 });
+}
+
+export async function deletePool(svc: CoordinatorServices, ctx: CallContext, req: DeletePoolRequest): Promise<Pool> {
+  const ref = requirePoolName(req.name);
+  checkRequestId(req.requestId);
+  const p = resolvePool(svc, ref);
+  if (p.active) throw new FailedPreconditionError(`storage pool '${ref.pool}' is still active; stop it first`);
+  svc.hosts.requireOnline(ref.host);
+  await forward(svc, ctx, ref.host, {
+    pool: p.definition,
+    persistent: p.pool.persistent,
+    autostart: p.pool.autostart,
+    op: { $case: 'deletePool', value: req },
+  });
+  return currentView(svc, ref.host, ref.pool, p.pool);
+}
+
+export async function refreshPool(svc: CoordinatorServices, ctx: CallContext, req: RefreshPoolRequest): Promise<Pool> {
+  const ref = requirePoolName(req.name);
+  checkRequestId(req.requestId);
+  const p = requireActive(resolvePool(svc, ref));
+  svc.hosts.requireOnline(ref.host);
+  await forward(svc, ctx, ref.host, {
+    pool: p.definition,
+    persistent: p.pool.persistent,
+    autostart: p.pool.autostart,
+    op: { $case: 'refreshPool', value: req },
+  });
+  return currentView(svc, ref.host, ref.pool);
+}
+
+export async function getPool(svc: CoordinatorServices, _ctx: CallContext, req: GetPoolRequest): Promise<Pool> {
+  return resolvePool(svc, requirePoolName(req.name)).pool;
+}
+
+export async function listPools(svc: CoordinatorServices, _ctx: CallContext, req: ListPoolsRequest): Promise<ListPoolsResponse> {
+  const host = req.host ? requireHost(req.host) : undefined;
+  checkPoolTypes(req.types);
+  const size = pageSize(req.pageSize);
+  const after = decodePageToken(req.pageToken, 'pools', 2);
+  if (host) svc.hosts.requireKnown(host);
+  const keys = svc.cache.poolKeys();
+  const cmp = (a: readonly [string, string], b: readonly [string, string]): number => compare(a[0], b[0]) || compare(a[1], b[1]);
+  let i = after ? firstAfter(keys, [after[0]!, after[1]!] as const, cmp) : 0;
+  if (host && !after) i = firstAfter(keys, [host, ''] as const, cmp); // pool names are never empty
+  const types = new Set(req.types);
+  const pools: Pool[] = [];
+  let next = '';
+  for (; i < keys.length; i++) {
+    const [h, name] = keys[i]!;
+    if (host && h !== host) {
+      if (h > host) break;
+      continue;
+    }
+    const view = poolView(svc.cache, h, name, !svc.hosts.isOnline(h));
+    if (!view) continue;
+    if (req.active !== undefined && isActiveState(view.state) !== req.active) continue;
+    if (req.persistent !== undefined && view.persistent !== req.persistent) continue;
+    if (req.autostart !== undefined && view.autostart !== req.autostart) continue;
+    if (types.size > 0 && !types.has(view.definition?.type ?? 0)) continue;
+    if (pools.length === size) {
+      const last = pools[pools.length - 1]!;
+      next = encodePageToken('pools', [last.host, last.definition?.name ?? '']);
+      break;
+    }
+    pools.push(view);
+  }
+  return { pools, nextPageToken: next };
+}
+
+export async function getPoolXml(svc: CoordinatorServices, _ctx: CallContext, req: GetPoolXMLRequest): Promise<XMLDocument> {
+  const p = resolvePool(svc, requirePoolName(req.name));
+  const lib = await requireXml('GetPoolXML');
+  if (req.inactive) {
+    return { xml: lib.formatPoolXml(inactiveDefinition(svc.cache, p.ref.host, p.ref.pool) ?? p.definition) };
+  }
+  return {
+    xml: lib.formatPoolXml(p.definition, {
+      capacity: p.pool.capacity,
+      allocation: p.pool.allocation,
+      available: p.pool.available,
+      devices: p.pool.runtimeDevices,
+    }),
+  };
+}
+
+export async function setPoolAutostart(svc: CoordinatorServices, ctx: CallContext, req: SetPoolAutostartRequest): Promise<Pool> {
+  const ref = requirePoolName(req.name);
+  resolvePool(svc, ref);
+  if (!svc.cache.catalogEntry(ref.host, ref.pool)) {
+    throw new FailedPreconditionError(`cannot set autostart for transient storage pool '${ref.pool}'; define it first`);
+  }
+  const entry = await svc.catalog.modify(ref.host, ref.pool, (v) => ({ ...v, autostart: req.autostart }));
+  svc.cache.applyCatalog(ref.host, ref.pool, entry.value, entry.revision);
+  ctx.log.info('pool autostart set', { host: ref.host, pool: ref.pool, autostart: req.autostart });
+  return currentView(svc, ref.host, ref.pool);
+}
+
+export async function findPoolSources(svc: CoordinatorServices, ctx: CallContext, req: FindPoolSourcesRequest): Promise<FindPoolSourcesResponse> {
+  const host = requireHost(req.host);
+  checkPoolTypes([req.type], 'type');
+  if (req.sourceXml && req.source) throw new InvalidArgumentError('source_xml', 'give either source or source_xml, not both');
+  let source = req.source;
+  if (req.sourceXml) source = (await requireXml('a source given as XML')).parsePoolSourceXml(req.sourceXml);
+  const entry = svc.hosts.requireKnown(host);
+  requireBackend(entry, req.type);
+  const reply = await forward(svc, ctx, host, { op: { $case: 'findPoolSources', value: { ...req, host, source, sourceXml: '' } } });
+  const found = reply.result?.$case === 'sources' ? reply.result.value : { sources: [], xml: '' };
+  if (!found.xml) {
+    const lib = await loadXml();
+    if (lib) found.xml = lib.formatPoolSourcesXml(found.sources);
+  }
+  return found;
+}
+
+export async function getPoolCapabilities(svc: CoordinatorServices, ctx: CallContext, req: GetPoolCapabilitiesRequest): Promise<PoolCapabilities> {
+  const host = requireHost(req.host);
+  svc.hosts.requireKnown(host);
+  const reply = await forward(svc, ctx, host, { op: { $case: 'getPoolCapabilities', value: { host } } });
+  return reply.result?.$case === 'capabilities' ? reply.result.value : { types: [], xml: '' };
+}

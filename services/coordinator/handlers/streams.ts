@@ -1,0 +1,98 @@
+// UploadVolume (client stream: header, then data) and DownloadVolume (server stream),
+// relayed to the agent over NATS with flow control (libs/bus/streams.ts).
+import type { ServerReadableStream, ServerWritableStream } from '@grpc/grpc-js';
+import { once } from 'node:events';
+import { InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { downloadFromAgent, uploadToAgent } from '../../../libs/bus/streams.js';
+import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import type {
+  DownloadVolumeRequest,
+  DownloadVolumeResponse,
+  UploadVolumeRequest,
+  UploadVolumeResponse,
+} from '../../../libs/proto/cistern/v1/storage.js';
+import { volumeView } from '../catalog-view.js';
+import type { CallContext, CoordinatorServices } from '../context.js';
+import { applyReply, waitApplied } from '../forward.js';
+import { resolveVolume } from '../lookup.js';
+import { checkRequestId, checkSize, requireVolumeName } from '../validate.js';
+
+export async function uploadVolume(
+  svc: CoordinatorServices,
+  ctx: CallContext,
+  call: ServerReadableStream<UploadVolumeRequest, UploadVolumeResponse>,
+): Promise<UploadVolumeResponse> {
+  const messages = call[Symbol.asyncIterator]() as AsyncIterator<UploadVolumeRequest>;
+  const first = await messages.next();
+  if (first.done || first.value.part?.$case !== 'header') {
+    throw new InvalidArgumentError('header', 'the first message of an upload must be the header (volume name, offset, length)');
+  }
+  const header = first.value.part.value;
+  const ref = requireVolumeName(header.name, 'header.name');
+  checkSize(header.offset, 'header.offset');
+  checkSize(header.length, 'header.length');
+  checkRequestId(header.requestId, 'header.request_id');
+  ctx.requestId = header.requestId;
+  const { pool } = resolveVolume(svc, ref);
+  svc.hosts.requireOnline(ref.host);
+
+  async function* data(): AsyncGenerator<Buffer> {
+    for (;;) {
+      const next = await messages.next();
+      if (next.done) return;
+      const part = next.value.part;
+      if (part?.$case !== 'data') throw new InvalidArgumentError('data', 'only the first message of an upload may be a header');
+      if (part.value.length > 0) yield part.value;
+    }
+  }
+
+  const request = AgentRequest.create({
+    principal: ctx.principal,
+    requestId: ctx.requestId,
+    pool: pool.definition,
+    persistent: pool.pool.persistent,
+    autostart: pool.pool.autostart,
+    op: {
+      $case: 'uploadBegin',
+      value: { volume: ref.volume, offset: header.offset, length: header.length, sparse: header.sparse },
+    },
+  });
+  const result = await uploadToAgent(svc.nc, ref.host, request, data());
+  if (result.volume) applyReply(svc, ref.host, { result: { $case: 'volume', value: result.volume } } as never);
+  await waitApplied(svc, ctx, result.eventSequence);
+  const cached = svc.cache.volume(ref.host, ref.pool, ref.volume);
+  return {
+    volume: cached ? volumeView(cached, false) : result.volume,
+    bytesWritten: result.bytesWritten,
+  };
+}
+
+export async function downloadVolume(
+  svc: CoordinatorServices,
+  ctx: CallContext,
+  call: ServerWritableStream<DownloadVolumeRequest, DownloadVolumeResponse>,
+): Promise<void> {
+  const req = call.request;
+  const ref = requireVolumeName(req.name);
+  checkSize(req.offset, 'offset');
+  checkSize(req.length, 'length');
+  const { pool } = resolveVolume(svc, ref);
+  svc.hosts.requireOnline(ref.host);
+  const request = AgentRequest.create({
+    principal: ctx.principal,
+    pool: pool.definition,
+    persistent: pool.pool.persistent,
+    autostart: pool.pool.autostart,
+    op: {
+      $case: 'downloadBegin',
+      value: { volume: ref.volume, offset: req.offset, length: req.length, deliverSubject: '', window: 0 },
+    },
+  });
+  let offset = req.offset;
+  for await (const chunk of downloadFromAgent(svc.nc, ref.host, request, ctx.signal)) {
+    const ok = call.write({ data: chunk, offset });
+    offset += BigInt(chunk.length);
+    if (!ok) await Promise.race([once(call, 'drain'), once(ctx.signal, 'abort')]);
+    if (ctx.signal.aborted) return;
+  }
+}

@@ -1,0 +1,168 @@
+// Volume work goes to the agent; reads come from the cache.
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../libs/errors/errors.js';
+import { volumeName } from '../../../libs/api/resource-names.js';
+import type {
+  CloneVolumeRequest,
+  CreateVolumeRequest,
+  DeleteVolumeRequest,
+  DeleteVolumeResponse,
+  GetVolumeRequest,
+  GetVolumeXMLRequest,
+  ListVolumesRequest,
+  ListVolumesResponse,
+  LookupVolumeRequest,
+  ResizeVolumeRequest,
+  Volume,
+  WipeVolumeRequest,
+  XMLDocument,
+} from '../../../libs/proto/cistern/v1/storage.js';
+import type { AgentReply } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { compare } from '../cache.js';
+import { volumeView } from '../catalog-view.js';
+import type { CallContext, CoordinatorServices } from '../context.js';
+import { forward } from '../forward.js';
+import { requireActive, resolvePool, resolveVolume } from '../lookup.js';
+import { decodePageToken, encodePageToken, firstAfter, pageSize } from '../pagination.js';
+import {
+  checkAbsolutePath,
+  checkRequestId,
+  checkSize,
+  checkWipeAlgorithm,
+  requireHost,
+  requirePoolName,
+  requireVolumeName,
+  volumeDefinitionFrom,
+} from '../validate.js';
+import { requireXml } from '../xml.js';
+
+/** The volume after an operation: the cache's (events applied), else the reply's. */
+function volumeAfter(svc: CoordinatorServices, host: string, pool: string, name: string, reply: AgentReply): Volume {
+  const cached = svc.cache.volume(host, pool, name);
+  if (cached) return volumeView(cached, !svc.hosts.isOnline(host));
+  if (reply.result?.$case === 'volume') return reply.result.value;
+  throw new NotFoundError(`storage volume '${name}' not found in pool '${pool}' on host '${host}'`);
+}
+
+function requireAbsent(svc: CoordinatorServices, host: string, pool: string, name: string): void {
+  if (svc.cache.volume(host, pool, name)) {
+    throw new AlreadyExistsError(`storage volume '${name}' already exists in pool '${pool}' on host '${host}'`);
+  }
+}
+
+export async function createVolume(svc: CoordinatorServices, ctx: CallContext, req: CreateVolumeRequest): Promise<Volume> {
+  const ref = requirePoolName(req.parent, 'parent');
+  checkRequestId(req.requestId);
+  const p = requireActive(resolvePool(svc, ref));
+  const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition);
+  requireAbsent(svc, ref.host, ref.pool, def.name);
+  const reply = await forward(svc, ctx, ref.host, {
+    pool: p.definition,
+    persistent: p.pool.persistent,
+    autostart: p.pool.autostart,
+    op: { $case: 'createVolume', value: { ...req, definition: def, xml: '' } },
+  });
+  return volumeAfter(svc, ref.host, ref.pool, def.name, reply);
+}
+
+export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, req: CloneVolumeRequest): Promise<Volume> {
+  const ref = requirePoolName(req.parent, 'parent');
+  const src = requireVolumeName(req.source, 'source');
+  checkRequestId(req.requestId);
+  if (src.host !== ref.host) {
+    throw new InvalidArgumentError('source', `the source volume is on host '${src.host}', the destination pool on '${ref.host}'; a clone stays on one host`);
+  }
+  const p = requireActive(resolvePool(svc, ref));
+  const source = resolveVolume(svc, src);
+  const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true });
+  requireAbsent(svc, ref.host, ref.pool, def.name);
+  const reply = await forward(svc, ctx, ref.host, {
+    pool: p.definition,
+    sourcePool: source.pool.definition,
+    persistent: p.pool.persistent,
+    autostart: p.pool.autostart,
+    op: { $case: 'cloneVolume', value: { ...req, definition: def, xml: '' } },
+  });
+  return volumeAfter(svc, ref.host, ref.pool, def.name, reply);
+}
+
+export async function deleteVolume(svc: CoordinatorServices, ctx: CallContext, req: DeleteVolumeRequest): Promise<DeleteVolumeResponse> {
+  const ref = requireVolumeName(req.name);
+  checkRequestId(req.requestId);
+  const { pool } = resolveVolume(svc, ref);
+  await forward(svc, ctx, ref.host, {
+    pool: pool.definition,
+    persistent: pool.pool.persistent,
+    autostart: pool.pool.autostart,
+    op: { $case: 'deleteVolume', value: req },
+  });
+  return {};
+}
+
+export async function wipeVolume(svc: CoordinatorServices, ctx: CallContext, req: WipeVolumeRequest): Promise<Volume> {
+  const ref = requireVolumeName(req.name);
+  checkRequestId(req.requestId);
+  checkWipeAlgorithm(req.algorithm);
+  const { pool } = resolveVolume(svc, ref);
+  const reply = await forward(svc, ctx, ref.host, {
+    pool: pool.definition,
+    persistent: pool.pool.persistent,
+    autostart: pool.pool.autostart,
+    op: { $case: 'wipeVolume', value: req },
+  });
+  return volumeAfter(svc, ref.host, ref.pool, ref.volume, reply);
+}
+
+export async function resizeVolume(svc: CoordinatorServices, ctx: CallContext, req: ResizeVolumeRequest): Promise<Volume> {
+  const ref = requireVolumeName(req.name);
+  checkRequestId(req.requestId);
+  checkSize(req.capacity, 'capacity');
+  const { pool } = resolveVolume(svc, ref);
+  const reply = await forward(svc, ctx, ref.host, {
+    pool: pool.definition,
+    persistent: pool.pool.persistent,
+    autostart: pool.pool.autostart,
+    op: { $case: 'resizeVolume', value: req },
+  });
+  return volumeAfter(svc, ref.host, ref.pool, ref.volume, reply);
+}
+
+export async function getVolume(svc: CoordinatorServices, _ctx: CallContext, req: GetVolumeRequest): Promise<Volume> {
+  return resolveVolume(svc, requireVolumeName(req.name)).volume;
+}
+
+export async function listVolumes(svc: CoordinatorServices, _ctx: CallContext, req: ListVolumesRequest): Promise<ListVolumesResponse> {
+  const ref = requirePoolName(req.parent, 'parent');
+  const size = pageSize(req.pageSize);
+  const after = decodePageToken(req.pageToken, `volumes:${ref.host}/${ref.pool}`, 1);
+  const p = requireActive(resolvePool(svc, ref));
+  const names = svc.cache.volumeNames(ref.host, ref.pool);
+  const start = after ? firstAfter(names, after[0]!, compare) : 0;
+  const end = Math.min(names.length, start + size);
+  const volumes: Volume[] = new Array(end - start);
+  for (let i = start; i < end; i++) volumes[i - start] = volumeView(svc.cache.volume(ref.host, ref.pool, names[i]!)!, p.stale);
+  const nextPageToken = end < names.length ? encodePageToken(`volumes:${ref.host}/${ref.pool}`, [names[end - 1]!]) : '';
+  return { volumes, nextPageToken };
+}
+
+export async function getVolumeXml(svc: CoordinatorServices, _ctx: CallContext, req: GetVolumeXMLRequest): Promise<XMLDocument> {
+  const { pool, volume } = resolveVolume(svc, requireVolumeName(req.name));
+  const lib = await requireXml('GetVolumeXML');
+  return { xml: lib.formatVolumeXml(volume.definition!, pool.definition) };
+}
+
+export async function lookupVolume(svc: CoordinatorServices, _ctx: CallContext, req: LookupVolumeRequest): Promise<Volume> {
+  const host = requireHost(req.host);
+  if (req.key && req.path) throw new InvalidArgumentError('path', 'give either key or path, not both');
+  if (!req.key && !req.path) throw new InvalidArgumentError('key', 'is required (or path)');
+  if (req.key && (req.key.length > 4096 || /[\x00-\x1f\x7f]/.test(req.key))) {
+    throw new InvalidArgumentError('key', 'is longer than 4096 characters or contains a control character');
+  }
+  const path = req.path ? checkAbsolutePath(req.path, 'path') : undefined;
+  const entry = svc.hosts.requireKnown(host);
+  const found = path !== undefined ? svc.cache.volumeByPath(host, path) : svc.cache.volumeByKey(host, req.key);
+  if (!found) {
+    const what = path !== undefined ? `path '${path}'` : `key '${req.key}'`;
+    throw new NotFoundError(`no storage volume with matching ${what} on host '${host}'`, { host });
+  }
+  return volumeView({ ...found, name: found.name || volumeName(host, found.pool, found.definition?.name ?? '') }, !entry.online);
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// cistern-coordinator: serves cistern.v1.StorageService over gRPC and forwards work to
+// the agents over NATS. It keeps no state that matters: the catalog lives in JetStream KV.
+import { mkdirSync } from 'node:fs';
+import { asCisternError } from '../../libs/errors/errors.js';
+import { parseArgs, USAGE } from './config.js';
+import { startCoordinator } from './coordinator.js';
+import { createLogger } from './log.js';
+
+async function main(): Promise<number> {
+  let config;
+  try {
+    config = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`cistern-coordinator: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (config === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const log = createLogger(config.logLevel, { service: 'coordinator' });
+  if (config.dataDir) mkdirSync(config.dataDir, { recursive: true });
+  let running;
+  try {
+    running = await startCoordinator({
+      natsUrl: config.natsUrl,
+      listen: config.listen,
+      log,
+      eventMaxAgeSeconds: config.eventMaxAgeSeconds,
+      syncWaitMs: config.syncWaitMs,
+    });
+  } catch (err) {
+    log.error('coordinator failed to start', { err: asCisternError(err).message });
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info('signal received', { signal });
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  const force = setTimeout(() => {
+    log.error('shutdown took too long; exiting');
+    process.exit(1);
+  }, 15_000);
+  force.unref();
+  await running.stop();
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`${JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: 'fatal', err: String(err?.stack ?? err) })}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,48 @@
+// Page tokens: opaque to clients, they hold the last key of the previous page, so a page
+// boundary stays right while objects come and go between calls.
+import { InvalidArgumentError } from '../../libs/errors/errors.js';
+
+export const DEFAULT_PAGE_SIZE = 1000;
+export const MAX_PAGE_SIZE = 10_000;
+
+export function pageSize(requested: number, field = 'page_size'): number {
+  if (!Number.isInteger(requested) || requested < 0) throw new InvalidArgumentError(field, `must be 0 (default ${DEFAULT_PAGE_SIZE}) or positive`);
+  if (requested === 0) return DEFAULT_PAGE_SIZE;
+  return Math.min(requested, MAX_PAGE_SIZE);
+}
+
+export function encodePageToken(kind: string, key: readonly string[]): string {
+  return Buffer.from(JSON.stringify([kind, ...key]), 'utf8').toString('base64url');
+}
+
+/** The key a token holds; INVALID_ARGUMENT for a token of another listing or garbage. */
+export function decodePageToken(token: string, kind: string, parts: number, field = 'page_token'): string[] | undefined {
+  if (!token) return undefined;
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    decoded = undefined;
+  }
+  if (
+    !Array.isArray(decoded) ||
+    decoded[0] !== kind ||
+    decoded.length !== parts + 1 ||
+    !decoded.every((p) => typeof p === 'string')
+  ) {
+    throw new InvalidArgumentError(field, 'is not a page token of this listing; pass next_page_token from the previous response');
+  }
+  return decoded.slice(1) as string[];
+}
+
+/** First index whose item compares greater than `after` in a sorted array. */
+export function firstAfter<T>(items: readonly T[], after: T, cmp: (a: T, b: T) => number): number {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cmp(items[mid]!, after) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,212 @@
+// The gRPC server: StorageService (every handler wrapped by runCall, the auth/audit seam),
+// health checking and server reflection.
+import {
+  Server,
+  ServerCredentials,
+  type Metadata,
+  type ServerReadableStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+} from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InternalError } from '../../libs/errors/errors.js';
+import { toGrpcError } from '../../libs/errors/grpc-status.js';
+import { StorageServiceService, type StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
+import { errorCodeOf, METHODS, type CallGuard } from './call-guard.js';
+import type { CallContext, CoordinatorServices } from './context.js';
+import * as events from './handlers/events.js';
+import * as hosts from './handlers/hosts.js';
+import * as pools from './handlers/pools.js';
+import * as streams from './handlers/streams.js';
+import * as volumes from './handlers/volumes.js';
+import { checkRequestId } from './validate.js';
+
+export const SERVICE_NAME = 'cistern.v1.StorageService';
+
+type Handler<Req, Res> = (svc: CoordinatorServices, ctx: CallContext, req: Req) => Promise<Res>;
+
+/** What a call names: for audit lines. */
+function resourceOf(req: unknown): string {
+  const r = (req ?? {}) as Record<string, unknown>;
+  for (const k of ['name', 'parent', 'host']) if (typeof r[k] === 'string' && r[k]) return r[k] as string;
+  return '';
+}
+
+export class CallRunner {
+  constructor(
+    private readonly svc: CoordinatorServices,
+    private readonly guard: CallGuard,
+  ) {}
+
+  /** Authenticates, authorizes, runs, audits. The one path every RPC takes. */
+  async run<T>(
+    method: string,
+    call: { metadata: Metadata; getPeer(): string; on(event: 'cancelled', cb: () => void): unknown; cancelled?: boolean },
+    request: unknown,
+    body: (ctx: CallContext) => Promise<T>,
+  ): Promise<T> {
+    const spec = METHODS[method];
+    if (!spec) throw new InternalError(`method ${method} has no access rule`);
+    const started = performance.now();
+    const abort = new AbortController();
+    call.on('cancelled', () => abort.abort());
+    const requestId = typeof (request as { requestId?: unknown })?.requestId === 'string' ? ((request as { requestId: string }).requestId) : '';
+    let principal = 'unknown';
+    let ctx: CallContext | undefined;
+    let failure: unknown;
+    try {
+      principal = await this.guard.authenticate(call.metadata, call.getPeer());
+      await this.guard.authorize(principal, spec);
+      checkRequestId(requestId);
+      ctx = {
+        method,
+        principal,
+        metadata: call.metadata,
+        peer: call.getPeer(),
+        signal: abort.signal,
+        log: this.svc.log.child({ method }),
+        requestId,
+      };
+      return await body(ctx);
+    } catch (err) {
+      failure = err;
+      throw err;
+    } finally {
+      this.guard.audit(
+        {
+          method,
+          principal,
+          resource: resourceOf(request),
+          code: errorCodeOf(failure),
+          durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+          requestId: ctx?.requestId ?? requestId,
+        },
+        spec,
+      );
+    }
+  }
+
+  unary<Req, Res>(method: string, handler: Handler<Req, Res>) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      this.run(method, call, call.request, (ctx) => handler(this.svc, ctx, call.request)).then(
+        (res) => callback(null, res),
+        (err) => callback(toGrpcError(err)),
+      );
+    };
+  }
+
+  serverStream<Req, Res>(method: string, handler: (svc: CoordinatorServices, ctx: CallContext, call: ServerWritableStream<Req, Res>) => Promise<void>) {
+    return (call: ServerWritableStream<Req, Res>): void => {
+      this.run(method, call, call.request, (ctx) => handler(this.svc, ctx, call)).then(
+        () => {
+          if (!call.cancelled) call.end();
+        },
+        (err) => {
+          if (!call.cancelled) call.emit('error', toGrpcError(err));
+        },
+      );
+    };
+  }
+
+  clientStream<Req, Res>(method: string, handler: (svc: CoordinatorServices, ctx: CallContext, call: ServerReadableStream<Req, Res>) => Promise<Res>) {
+    return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>): void => {
+      this.run(method, call, undefined, (ctx) => handler(this.svc, ctx, call)).then(
+        (res) => callback(null, res),
+        (err) => callback(toGrpcError(err)),
+      );
+    };
+  }
+}
+
+export function storageService(runner: CallRunner): StorageServiceServer {
+  return {
+    listHosts: runner.unary('ListHosts', hosts.listHosts),
+    getHost: runner.unary('GetHost', hosts.getHost),
+    definePool: runner.unary('DefinePool', pools.definePool),
+    createPool: runner.unary('CreatePool', pools.createPool),
+    undefinePool: runner.unary('UndefinePool', pools.undefinePool),
+    buildPool: runner.unary('BuildPool', pools.buildPool),
+    startPool: runner.unary('StartPool', pools.startPool),
+    stopPool: runner.unary('StopPool', pools.stopPool),
+    deletePool: runner.unary('DeletePool', pools.deletePool),
+    refreshPool: runner.unary('RefreshPool', pools.refreshPool),
+    getPool: runner.unary('GetPool', pools.getPool),
+    listPools: runner.unary('ListPools', pools.listPools),
+    getPoolXml: runner.unary('GetPoolXML', pools.getPoolXml),
+    setPoolAutostart: runner.unary('SetPoolAutostart', pools.setPoolAutostart),
+    findPoolSources: runner.unary('FindPoolSources', pools.findPoolSources),
+    getPoolCapabilities: runner.unary('GetPoolCapabilities', pools.getPoolCapabilities),
+    createVolume: runner.unary('CreateVolume', volumes.createVolume),
+    cloneVolume: runner.unary('CloneVolume', volumes.cloneVolume),
+    deleteVolume: runner.unary('DeleteVolume', volumes.deleteVolume),
+    wipeVolume: runner.unary('WipeVolume', volumes.wipeVolume),
+    resizeVolume: runner.unary('ResizeVolume', volumes.resizeVolume),
+    getVolume: runner.unary('GetVolume', volumes.getVolume),
+    listVolumes: runner.unary('ListVolumes', volumes.listVolumes),
+    getVolumeXml: runner.unary('GetVolumeXML', volumes.getVolumeXml),
+    lookupVolume: runner.unary('LookupVolume', volumes.lookupVolume),
+    uploadVolume: runner.clientStream('UploadVolume', streams.uploadVolume),
+    downloadVolume: runner.serverStream('DownloadVolume', streams.downloadVolume),
+    watchEvents: runner.serverStream('WatchEvents', events.watchEvents),
+  };
+}
+
+/** proto/ from the source tree or from dist/ (reflection needs the .proto files). */
+function protoDir(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const candidate of [resolve(here, '../../proto'), resolve(here, '../../../proto')]) {
+    if (existsSync(resolve(candidate, 'cistern/v1/storage.proto'))) return candidate;
+  }
+  return undefined;
+}
+
+export interface GrpcServer {
+  server: Server;
+  health: HealthImplementation;
+  port: number;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startGrpcServer(svc: CoordinatorServices, guard: CallGuard, listen: string): Promise<GrpcServer> {
+  const server = new Server({
+    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+  });
+  server.addService(StorageServiceService, storageService(new CallRunner(svc, guard)));
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
+  health.addToServer(server);
+  const dir = protoDir();
+  if (dir) {
+    const pkg = protoLoader.loadSync(resolve(dir, 'cistern/v1/storage.proto'), { includeDirs: [dir, '/usr/include'] });
+    new ReflectionService(pkg).addToServer(server);
+  } else {
+    svc.log.warn('proto/ not found: server reflection is off');
+  }
+  const port = await new Promise<number>((resolvePort, reject) =>
+    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolvePort(p))),
+  );
+  return {
+    server,
+    health,
+    port,
+    stop: (graceMs = 5000) =>
+      new Promise<void>((resolveStop) => {
+        health.setStatus('', 'NOT_SERVING');
+        health.setStatus(SERVICE_NAME, 'NOT_SERVING');
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolveStop();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolveStop();
+        });
+      }),
+  };
+}

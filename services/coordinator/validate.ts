@@ -1,0 +1,120 @@
+// Request checks that run before anything else: INVALID_ARGUMENT naming the field; nothing changes.
+import { randomUUID } from 'node:crypto';
+import { InvalidArgumentError } from '../../libs/errors/errors.js';
+import { checkAbsolutePath, checkObjectName, checkSize, printable } from '../../libs/api/names.js';
+import { parseHostName, parsePoolName, parseVolumeName, type PoolRef, type VolumeRef } from '../../libs/api/resource-names.js';
+import {
+  PoolType,
+  WipeAlgorithm,
+  type PoolDefinition,
+  type VolumeDefinition,
+} from '../../libs/proto/cistern/v1/storage.js';
+import { loadXml, requireXml } from './xml.js';
+
+export const MAX_XML_BYTES = 1024 * 1024;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function requireHost(value: string, field = 'host'): string {
+  if (!value) throw new InvalidArgumentError(field, 'is required: a host id or hosts/{host}');
+  return parseHostName(value, field);
+}
+
+export function requirePoolName(value: string, field = 'name'): PoolRef {
+  if (!value) throw new InvalidArgumentError(field, 'is required: hosts/{host}/pools/{pool}');
+  return parsePoolName(value, field);
+}
+
+export function requireVolumeName(value: string, field = 'name'): VolumeRef {
+  if (!value) throw new InvalidArgumentError(field, 'is required: hosts/{host}/pools/{pool}/volumes/{volume}');
+  return parseVolumeName(value, field);
+}
+
+export function checkRequestId(value: string, field = 'request_id'): void {
+  if (value && !REQUEST_ID.test(value)) {
+    throw new InvalidArgumentError(field, `'${printable(value)}' is not valid; allowed: 1-128 of A-Z a-z 0-9 . _ : -`);
+  }
+}
+
+function checkXmlText(xml: string, field: string): void {
+  if (Buffer.byteLength(xml, 'utf8') > MAX_XML_BYTES) {
+    throw new InvalidArgumentError(field, `document is larger than ${MAX_XML_BYTES} bytes`);
+  }
+}
+
+function oneOf(definition: unknown, xml: string, defField: string, xmlField: string): 'definition' | 'xml' {
+  if (definition && xml) throw new InvalidArgumentError(xmlField, `give either ${defField} or ${xmlField}, not both`);
+  if (!definition && !xml) throw new InvalidArgumentError(defField, `is required (or ${xmlField})`);
+  return xml ? 'xml' : 'definition';
+}
+
+/** A pool definition from a request (structured or XML), checked, with defaults and a uuid. */
+export async function poolDefinitionFrom(definition: PoolDefinition | undefined, xml: string): Promise<PoolDefinition> {
+  let def: PoolDefinition;
+  if (oneOf(definition, xml, 'definition', 'xml') === 'xml') {
+    checkXmlText(xml, 'xml');
+    const lib = await requireXml('a pool given as XML');
+    def = lib.parsePoolXml(xml);
+    checkObjectName(def.name, 'xml', 'pool name');
+    def = lib.validatePoolDefinition(def);
+  } else {
+    def = definition!;
+    checkObjectName(def.name, 'definition.name', 'pool name');
+    if (def.type === PoolType.POOL_TYPE_UNSPECIFIED || !(def.type in PoolType) || def.type < 0) {
+      throw new InvalidArgumentError('definition.type', `pool type ${def.type} is not valid; allowed: dir fs netfs logical disk iscsi iscsi-direct scsi mpath`);
+    }
+    if (def.target?.path) checkAbsolutePath(def.target.path, 'definition.target.path');
+    const lib = await loadXml();
+    if (lib) def = lib.validatePoolDefinition(def);
+    else if (def.type === PoolType.POOL_TYPE_DIR && !def.target?.path) {
+      throw new InvalidArgumentError('definition.target.path', 'is required for a dir pool');
+    }
+  }
+  if (!def.uuid) def = { ...def, uuid: randomUUID() };
+  return def;
+}
+
+/** A volume definition from a request (structured or XML) for a pool, checked. */
+export async function volumeDefinitionFrom(
+  definition: VolumeDefinition | undefined,
+  xml: string,
+  pool: PoolDefinition,
+  options: { cloning?: boolean; defField?: string; xmlField?: string } = {},
+): Promise<VolumeDefinition> {
+  const defField = options.defField ?? 'definition';
+  const xmlField = options.xmlField ?? 'xml';
+  let vol: VolumeDefinition;
+  if (oneOf(definition, xml, defField, xmlField) === 'xml') {
+    checkXmlText(xml, xmlField);
+    const lib = await requireXml('a volume given as XML');
+    vol = lib.parseVolumeXml(xml, pool);
+    checkObjectName(vol.name, xmlField, 'volume name');
+  } else {
+    vol = definition!;
+    checkObjectName(vol.name, `${defField}.name`, 'volume name');
+  }
+  if (vol.capacity !== undefined) checkSize(vol.capacity, `${defField}.capacity`);
+  if (vol.allocation !== undefined) checkSize(vol.allocation, `${defField}.allocation`);
+  if (vol.backingStore?.path) checkAbsolutePath(vol.backingStore.path, `${defField}.backing_store.path`);
+  const lib = await loadXml();
+  if (lib) vol = (lib.validateVolumeDefinition(vol, pool, { cloning: options.cloning }) as VolumeDefinition | undefined) ?? vol;
+  else if (!options.cloning && vol.capacity === undefined) {
+    throw new InvalidArgumentError(`${defField}.capacity`, 'is required');
+  }
+  return { ...vol, key: '' };
+}
+
+export function checkWipeAlgorithm(value: WipeAlgorithm, field = 'algorithm'): void {
+  if (!(value in WipeAlgorithm) || value === WipeAlgorithm.UNRECOGNIZED) {
+    throw new InvalidArgumentError(field, `wipe algorithm ${value} is not known; allowed: zero nnsa dod bsi gutmann schneier pfitzner7 pfitzner33 random trim`);
+  }
+}
+
+export function checkPoolTypes(types: PoolType[], field = 'types'): void {
+  for (const t of types) {
+    if (t === PoolType.POOL_TYPE_UNSPECIFIED || !(t in PoolType) || t < 0) {
+      throw new InvalidArgumentError(field, `pool type ${t} is not valid`);
+    }
+  }
+}
+
+export { checkAbsolutePath, checkSize, checkObjectName };
