@@ -10,14 +10,12 @@ interface WithPoolSizes {
 
 const FILESYSTEM_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_NETFS]);
 
-/** Sizes of the filesystem holding `path`, as libvirt's dir/fs backends compute them. */
+/** Sizes of the filesystem holding `path`, as libvirt's dir/fs backends compute them (f_bfree). */
 export async function filesystemSizes(path: string): Promise<PoolRuntime> {
   const st = await statfs(path, { bigint: true });
-  return {
-    capacity: st.blocks * st.bsize,
-    allocation: (st.blocks - st.bfree) * st.bsize,
-    available: st.bavail * st.bsize,
-  };
+  const capacity = st.blocks * st.bsize;
+  const available = st.bfree * st.bsize;
+  return { capacity, allocation: capacity - available, available };
 }
 
 /**

@@ -2,7 +2,6 @@
 // written / the download stream has ended (libs/bus/streams.ts moves the bytes).
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind } from '../../../libs/proto/cistern/v1/storage.js';
-import type { ProgressFn } from '../../../libs/backends/backend.js';
 import { InternalError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { checkObjectName } from '../../../libs/api/names.js';
 import { acceptUpload, serveDownload } from '../../../libs/bus/streams.js';
@@ -20,16 +19,6 @@ import {
 import { commitVolume } from './volume-ops.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
-
-/** Passes data through, reporting bytes seen against `total` (0 = unknown). */
-export async function* counted(data: AsyncIterable<Buffer>, total: bigint, progress?: ProgressFn): AsyncGenerator<Buffer> {
-  let done = 0n;
-  for await (const piece of data) {
-    done += BigInt(piece.length);
-    progress?.(done, total > done ? total : done);
-    yield piece;
-  }
-}
 
 export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: OpValue<'uploadBegin'>): Promise<AgentReply> {
   if (!ctx.nc) throw new InternalError('upload needs the bus connection');
@@ -51,8 +40,8 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
     return acceptUpload(nc, ctx.host, async (data) => {
       try {
         const pc = poolContext(ctx, pool.definition, actor, { operation: 'upload', volume: op.volume });
-        const total = op.length > 0n ? op.length : capacity - op.offset;
-        const bytesWritten = await backend.uploadVol!(pc, vol.definition, op.offset, op.length, counted(data, total, pc.progress));
+        // the backend reports progress (bytes written of length) through pc.progress
+        const bytesWritten = await backend.uploadVol!(pc, vol.definition, op.offset, op.length, data);
         const volume = await commitVolume(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_UPLOADED, actor);
         const eventSequence = await flushEvents(ctx);
         ctx.log.info('volume uploaded', { pool: def.name, volume: op.volume, bytes: bytesWritten, requestId: actor.requestId });
@@ -87,7 +76,7 @@ export async function downloadBegin(ctx: AgentContext, request: AgentRequest, op
   const release = ctx.locks.acquireVolume(def.name, op.volume, 'download', 'shared');
   try {
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'download', volume: op.volume });
-    const data = counted(backend.downloadVol!(pc, vol.definition, op.offset, length), length, pc.progress);
+    const data = backend.downloadVol!(pc, vol.definition, op.offset, length);
     return serveDownload(ctx.nc, op, data, length, (error) => {
       release();
       if (error) ctx.log.warn('download ended with an error', { pool: def.name, volume: op.volume, error });

@@ -4,7 +4,7 @@
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, VolumeDefinition, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import type { PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
-import { InvalidArgumentError, ResourceExhaustedError } from '../../../libs/errors/errors.js';
+import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { checkObjectName } from '../../../libs/api/names.js';
 import { parseVolumeName } from '../../../libs/api/resource-names.js';
 import { volumeEvent, type Actor } from '../events.js';
@@ -157,7 +157,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
       pc,
       planned,
       { pool: sourcePool.definition, volume: sourceVolume.definition },
-      { preallocMetadata: op.preallocMetadata },
+      { preallocMetadata: op.preallocMetadata, ...(op.reflink ? { reflink: true } : {}) },
     );
     const volume = await commitVolume(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
     ctx.log.info('volume cloned', { pool: def.name, volume: given.name, source: op.source, requestId: actor.requestId });
@@ -214,13 +214,13 @@ export async function wipeVolume(ctx: AgentContext, request: AgentRequest, op: O
 
 /**
  * libvirt's storageVolResize rules: delta adds to (or with shrink, subtracts from) the
- * current capacity; shrinking needs the flag; never below the allocation; an allocating
- * resize needs the space in the pool. Returns the absolute new capacity.
+ * current capacity; shrinking needs the flag; never below the allocation. Returns the
+ * absolute new capacity. (Whether an allocating resize fits is the backend's check:
+ * it reads the pool's free space at that moment.)
  */
 export function resizeTarget(
   current: { capacity: bigint; allocation: bigint },
-  request: { capacity: bigint; delta: boolean; shrink: boolean; allocate: boolean },
-  poolAvailable: bigint,
+  request: { capacity: bigint; delta: boolean; shrink: boolean },
 ): bigint {
   let target: bigint;
   if (request.delta) {
@@ -239,11 +239,6 @@ export function resizeTarget(
       `can't shrink capacity below current capacity (${current.capacity} bytes) unless the shrink flag is given`,
     );
   }
-  if (request.allocate && target - current.allocation > poolAvailable) {
-    throw new ResourceExhaustedError(
-      `not enough space left in storage pool: ${target - current.allocation} bytes needed, ${poolAvailable} available`,
-    );
-  }
   return target;
 }
 
@@ -260,7 +255,6 @@ export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op:
     const capacity = resizeTarget(
       { capacity: vol.definition.capacity ?? 0n, allocation: vol.definition.allocation ?? 0n },
       op,
-      pool.runtime.available,
     );
     const pc = poolContext(ctx, pool.definition, actor, op.allocate ? { operation: 'resize', volume: name } : undefined);
     await backend.resizeVol!(pc, vol.definition, capacity, { allocate: op.allocate, delta: false, shrink: op.shrink });
