@@ -37,7 +37,9 @@ if [ "${#specs[@]}" = 0 ]; then echo "test: no test files found under dist/test"
 
 # A safety net so a hung test cannot hold CI: mocha's own per-test timeout is in .mocharc.json.
 limit="${CISTERN_TEST_TIME_LIMIT:-900}"
-timeout --signal=TERM --kill-after=30 "$limit" npx mocha "${specs[@]}" "$@" </dev/null
+color=()
+[ -t 1 ] || color=(--no-color) # plain text in CI logs
+timeout --signal=TERM --kill-after=30 "$limit" npx mocha "${color[@]}" "${specs[@]}" "$@" </dev/null
 rc=$?
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
   echo "test: mocha did not finish within ${limit}s and was stopped" >&2
