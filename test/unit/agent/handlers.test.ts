@@ -1,0 +1,249 @@
+// The agent's handlers against an in-memory fake backend and a recording event sink:
+// no NATS, no filesystem.
+import { expect } from 'chai';
+import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import {
+  Event,
+  EventKind,
+  PoolDefinition,
+  PoolState,
+  PoolType,
+  VolumeDefinition,
+  WipeAlgorithm,
+} from '../../../libs/proto/cistern/v1/storage.js';
+import type { BackendOperation, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
+import { CisternError } from '../../../libs/errors/errors.js';
+import { AgentState } from '../../../services/agent/state.js';
+import { LockTable } from '../../../services/agent/locks.js';
+import type { AgentContext } from '../../../services/agent/context.js';
+import { dispatch } from '../../../services/agent/agent.js';
+import { autostartPools } from '../../../services/agent/autostart.js';
+import { silentLogger } from '../../../services/agent/log.js';
+import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
+
+class FakeBackend implements StorageBackend {
+  readonly type = PoolType.POOL_TYPE_DIR;
+  readonly poolFormats = [];
+  readonly defaultPoolFormat = '';
+  readonly volumeFormats = ['raw'];
+  readonly defaultVolumeFormat = 'raw';
+  files = new Map<string, bigint>();
+  calls: string[] = [];
+  gate: Promise<void> | undefined;
+  constructor(readonly operations: ReadonlySet<BackendOperation>) {}
+  async refreshPool() {
+    this.calls.push('refreshPool');
+    return {
+      runtime: { capacity: 1000n, allocation: 0n, available: 1000n },
+      volumes: [...this.files].map(([name, capacity]) => this.def(name, capacity)),
+    };
+  }
+  def(name: string, capacity: bigint) {
+    return VolumeDefinition.fromPartial({ name, key: `/p/${name}`, capacity, allocation: 0n, target: { path: `/p/${name}`, format: 'raw' } });
+  }
+  async createVol(_ctx: PoolContext, v: VolumeDefinition) {
+    this.calls.push(`createVol ${v.name}`);
+    return { ...v, key: `/p/${v.name}`, target: { ...v.target!, path: `/p/${v.name}` } };
+  }
+  async buildVol(ctx: PoolContext, v: VolumeDefinition) {
+    this.calls.push(`buildVol ${v.name}`);
+    ctx.progress?.(0n, 10n);
+    if (this.gate) await this.gate;
+    ctx.progress?.(10n, 10n);
+    this.files.set(v.name, v.capacity ?? 0n);
+  }
+  async refreshVol(_ctx: PoolContext, v: VolumeDefinition) {
+    return this.def(v.name, this.files.get(v.name) ?? 0n);
+  }
+  async deleteVol(_ctx: PoolContext, v: VolumeDefinition) {
+    this.calls.push(`deleteVol ${v.name}`);
+    this.files.delete(v.name);
+  }
+  async resizeVol(_ctx: PoolContext, v: VolumeDefinition, capacity: bigint) {
+    this.calls.push(`resizeVol ${v.name} ${capacity}`);
+    this.files.set(v.name, capacity);
+  }
+}
+
+const ALL: BackendOperation[] = ['checkPool', 'refreshPool', 'createVol', 'buildVol', 'deleteVol', 'resizeVol'];
+const poolDef = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_DIR, name: 'p', target: { path: '/p' } });
+
+function setup(ops: BackendOperation[] = ALL) {
+  const backend = new FakeBackend(new Set(ops));
+  const events: Event[] = [];
+  const ctx: AgentContext = {
+    host: 'h',
+    state: new AgentState('h'),
+    locks: new LockTable(),
+    events: { publish: (e) => void events.push(e), flush: async () => BigInt(events.length) },
+    runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) },
+    log: silentLogger,
+    backend: () => backend,
+  };
+  const call = (op: AgentRequest['op'], extra: Partial<AgentRequest> = {}) => {
+    const req = AgentRequest.fromPartial({ principal: 'alice', requestId: 'r1', pool: poolDef, ...extra });
+    req.op = op;
+    return dispatch(ctx, op!.$case, req);
+  };
+  return { backend, events, ctx, call };
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    return `${(err as CisternError).code}: ${(err as Error).message}`;
+  }
+  return 'OK';
+}
+
+const start = { $case: 'startPool' as const, value: { name: 'hosts/h/pools/p', build: false, buildFlags: undefined, requestId: '' } };
+const createVol = (name: string, capacity = 5n) => ({
+  $case: 'createVolume' as const,
+  value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name, capacity, target: { format: 'raw' } }), xml: '', preallocMetadata: false, requestId: '' },
+});
+
+describe('agent handlers (fake backend)', () => {
+  it('start publishes POOL_STARTED then the volumes found, and replies with all volumes', async () => {
+    const { backend, events, call } = setup();
+    backend.files.set('old', 3n);
+    const reply = await call(start, { persistent: true });
+    expect(reply.result?.$case).to.equal('pool');
+    const pool = reply.result?.$case === 'pool' ? reply.result.value : undefined;
+    expect(pool?.state).to.equal(PoolState.POOL_STATE_RUNNING);
+    expect(pool?.volumeCount).to.equal(1);
+    expect(reply.volumesComplete).to.equal(true);
+    expect(reply.volumes.map((v) => v.name)).to.deep.equal(['hosts/h/pools/p/volumes/old']);
+    expect(events.map((e) => e.kind)).to.deep.equal([EventKind.POOL_STARTED, EventKind.VOLUME_CHANGED]);
+    expect(events[0]!.principal).to.equal('alice');
+    expect(reply.eventSequence).to.equal(2n);
+    expect(await codeOf(call(start))).to.equal("FAILED_PRECONDITION: storage pool 'p' is already active");
+  });
+
+  it('volume ops on an inactive pool say so as libvirt does', async () => {
+    const { call } = setup();
+    expect(await codeOf(call(createVol('v')))).to.equal("FAILED_PRECONDITION: storage pool 'p' is not active");
+  });
+
+  it('an operation the pool type lacks is UNIMPLEMENTED before anything runs', async () => {
+    const { backend, call } = setup(['refreshPool', 'createVol', 'buildVol']);
+    await call(start);
+    backend.calls = [];
+    backend.files.set('v', 1n);
+    await call({ $case: 'refreshPool', value: { name: 'hosts/h/pools/p', requestId: '' } });
+    backend.calls = [];
+    const code = await codeOf(call({ $case: 'wipeVolume', value: { name: 'hosts/h/pools/p/volumes/v', algorithm: WipeAlgorithm.WIPE_ALGORITHM_ZERO, requestId: '' } }));
+    expect(code).to.match(/^UNIMPLEMENTED: wiping a volume is not supported by storage pool type dir/);
+    expect(await codeOf(call({ $case: 'deletePool', value: { name: 'hosts/h/pools/p', requestId: '' } }))).to.match(/^UNIMPLEMENTED/);
+    expect(backend.calls).to.deep.equal([]);
+  });
+
+  it('create: the event and the reply carry the re-read volume and the pool with its new count', async () => {
+    const { events, call } = setup();
+    await call(start);
+    events.length = 0;
+    const reply = await call(createVol('disk', 9n));
+    const vol = reply.result?.$case === 'volume' ? reply.result.value : undefined;
+    expect(vol?.name).to.equal('hosts/h/pools/p/volumes/disk');
+    expect(vol?.definition?.key).to.equal('/p/disk');
+    expect(vol?.definition?.capacity).to.equal(9n);
+    const created = events.find((e) => e.kind === EventKind.VOLUME_CREATED)!;
+    expect(created.volume).to.equal('disk');
+    expect(created.poolState?.volumeCount).to.equal(1);
+    expect(events.some((e) => e.kind === EventKind.OPERATION_PROGRESS && e.progress?.operation === 'create')).to.equal(true);
+    expect(await codeOf(call(createVol('disk')))).to.equal("ALREADY_EXISTS: storage volume 'disk' exists already");
+  });
+
+  it('100 concurrent creates of one name: exactly one succeeds, the others ALREADY_EXISTS', async () => {
+    const { call } = setup();
+    await call(start);
+    const results = await Promise.all(Array.from({ length: 100 }, () => codeOf(call(createVol('same')))));
+    expect(results.filter((r) => r === 'OK')).to.have.length(1);
+    expect(results.filter((r) => r.startsWith('ALREADY_EXISTS'))).to.have.length(99);
+  });
+
+  it('stopping a pool while a volume is being built: FAILED_PRECONDITION naming the create', async () => {
+    const { backend, call } = setup();
+    await call(start);
+    let open!: () => void;
+    backend.gate = new Promise((r) => (open = r));
+    const creating = call(createVol('slow'));
+    await new Promise((r) => setImmediate(r));
+    const stop = await codeOf(call({ $case: 'stopPool', value: { name: 'hosts/h/pools/p', requestId: '' } }));
+    expect(stop).to.match(/^FAILED_PRECONDITION: .*create of volume 'slow'/);
+    const wipe = await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/slow', requestId: '' } }));
+    expect(wipe).to.match(/^NOT_FOUND/);
+    open();
+    expect(await codeOf(creating)).to.equal('OK');
+    expect(await codeOf(call({ $case: 'stopPool', value: { name: 'hosts/h/pools/p', requestId: '' } }))).to.equal('OK');
+  });
+
+  it('refresh publishes only the difference, then POOL_REFRESHED', async () => {
+    const { backend, events, call } = setup();
+    backend.files.set('a', 1n).set('b', 2n);
+    await call(start);
+    events.length = 0;
+    backend.files.delete('a');
+    backend.files.set('c', 3n);
+    await call({ $case: 'refreshPool', value: { name: 'hosts/h/pools/p', requestId: '' } });
+    expect(events.map((e) => [EventKind[e.kind], e.volume])).to.deep.equal([
+      ['VOLUME_CHANGED', 'c'],
+      ['VOLUME_DELETED', 'a'],
+      ['POOL_REFRESHED', ''],
+    ]);
+    expect(events[2]!.poolState?.volumeCount).to.equal(2);
+  });
+
+  it('resize follows libvirt: delta adds, shrinking needs the flag', async () => {
+    const { backend, call } = setup();
+    await call(start);
+    await call(createVol('r', 100n));
+    const resize = (capacity: bigint, delta = false, shrink = false) =>
+      call({ $case: 'resizeVolume', value: { name: 'hosts/h/pools/p/volumes/r', capacity, allocate: false, delta, shrink, requestId: '' } });
+    const grown = await resize(50n, true);
+    expect(grown.result?.$case === 'volume' && grown.result.value.definition?.capacity).to.equal(150n);
+    expect(await codeOf(resize(10n))).to.match(/^INVALID_ARGUMENT: capacity: can't shrink capacity below current capacity/);
+    expect(await codeOf(resize(10n, false, true))).to.equal('OK');
+    expect(backend.files.get('r')).to.equal(10n);
+  });
+
+  it('delete publishes VOLUME_DELETED with the last state and a newer revision', async () => {
+    const { events, call } = setup();
+    await call(start);
+    const created = await call(createVol('gone'));
+    const rev = created.result?.$case === 'volume' ? created.result.value.revision : 0n;
+    const reply = await call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/gone', requestId: '' } });
+    expect(reply.result?.$case).to.equal('done');
+    const del = events.find((e) => e.kind === EventKind.VOLUME_DELETED)!;
+    expect(del.volumeState?.definition?.name).to.equal('gone');
+    expect(del.volumeState!.revision > rev).to.equal(true);
+    expect(del.poolState?.volumeCount).to.equal(0);
+    expect(await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/gone', requestId: '' } }))).to.match(
+      /^NOT_FOUND: Storage volume not found: no storage vol with matching name 'gone'/,
+    );
+  });
+
+  it('names of another host or pool are refused', async () => {
+    const { call } = setup();
+    await call(start);
+    expect(await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/x/pools/p/volumes/v', requestId: '' } }))).to.match(/^INVALID_ARGUMENT/);
+    expect(await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/../x', requestId: '' } }))).to.match(/^INVALID_ARGUMENT/);
+    expect(await codeOf(call(createVol('-rf')))).to.match(/^INVALID_ARGUMENT: definition.name/);
+  });
+
+  it('autostart starts the catalog pools marked autostart only', async () => {
+    const { ctx, events } = setup();
+    const entry = (name: string, autostart: boolean) => ({
+      host: 'h',
+      pool: name,
+      revision: 1,
+      value: CatalogPool.fromPartial({ definition: { ...poolDef, name }, autostart, persistent: true }),
+    });
+    const result = await autostartPools(ctx, { list: async () => [entry('p', true), entry('q', false)] });
+    expect(result.started).to.deep.equal(['p']);
+    expect([...ctx.state.pools.keys()]).to.deep.equal(['p']);
+    expect(ctx.state.pools.get('p')!.autostart).to.equal(true);
+    expect(events[0]!.kind).to.equal(EventKind.POOL_STARTED);
+    expect(events[0]!.principal).to.equal('agent');
+  });
+});
