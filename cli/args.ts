@@ -1,0 +1,164 @@
+// virsh-style command line parsing: options are `--name value`, `--name=value` or
+// booleans `--flag`; options that take a value may also be given positionally, in
+// the order the command declares them (virsh's VSH_OT_DATA / VSH_OT_STRING rule).
+import { UsageError } from './errors.js';
+
+export type OptionType = 'bool' | 'string';
+
+export interface OptionSpec {
+  name: string;
+  type: OptionType;
+  help: string;
+  /** must be present (virsh VSH_OFLAG_REQ) */
+  required?: boolean;
+  /** only as `--name value`, never filled positionally (virsh VSH_OFLAG_REQ_OPT) */
+  named?: boolean;
+  /** placeholder shown in help, e.g. <pool> */
+  metavar?: string;
+}
+
+export interface ParsedOptions {
+  bools: Set<string>;
+  strings: Map<string, string>;
+}
+
+export function flag(opts: ParsedOptions, name: string): boolean {
+  return opts.bools.has(name);
+}
+
+export function str(opts: ParsedOptions, name: string): string | undefined {
+  return opts.strings.get(name);
+}
+
+/** The value of a required option (parseCommandArgs has already checked it is there). */
+export function req(opts: ParsedOptions, name: string): string {
+  const v = opts.strings.get(name);
+  if (v === undefined) throw new UsageError(`option --${name} is required`);
+  return v;
+}
+
+/** Options every command accepts (connection and output), never positional. */
+export const GLOBAL_OPTIONS: OptionSpec[] = [
+  { name: 'server', type: 'string', named: true, help: 'coordinator address HOST:PORT (env CISTERN_SERVER, default 127.0.0.1:50051)' },
+  { name: 'ca', type: 'string', named: true, help: 'CA certificate file: use TLS (env CISTERN_CA)' },
+  { name: 'cert', type: 'string', named: true, help: 'client certificate file for mutual TLS (env CISTERN_CERT)' },
+  { name: 'key', type: 'string', named: true, help: 'client private key file for mutual TLS (env CISTERN_KEY)' },
+  { name: 'token', type: 'string', named: true, help: 'bearer token (env CISTERN_TOKEN)' },
+  { name: 'quiet', type: 'bool', help: 'quiet mode: no informational messages, no table headers' },
+];
+
+const SHORT_GLOBALS: Record<string, string> = { '-q': 'quiet', '-c': 'server' };
+
+/**
+ * Parses one command's arguments. `specs` are the command's own options; the global
+ * options are accepted anywhere too. Throws UsageError with virsh's wording.
+ */
+export function parseCommandArgs(command: string, specs: OptionSpec[], argv: string[]): ParsedOptions {
+  const all = [...specs, ...GLOBAL_OPTIONS];
+  const byName = new Map(all.map((s) => [s.name, s]));
+  const bools = new Set<string>();
+  const strings = new Map<string, string>();
+  const positionalQueue = specs.filter((s) => s.type === 'string' && !s.named);
+  let onlyPositional = false;
+
+  const set = (spec: OptionSpec, value: string): void => {
+    if (strings.has(spec.name)) throw new UsageError(`option --${spec.name} already seen`);
+    strings.set(spec.name, value);
+  };
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!onlyPositional && arg === '--') {
+      onlyPositional = true;
+      continue;
+    }
+    const short = SHORT_GLOBALS[arg];
+    if (!onlyPositional && (arg.startsWith('--') || short)) {
+      let name = short ?? arg.slice(2);
+      let inline: string | undefined;
+      const eq = name.indexOf('=');
+      if (!short && eq >= 0) {
+        inline = name.slice(eq + 1);
+        name = name.slice(0, eq);
+      }
+      const spec = byName.get(name);
+      if (!spec) throw new UsageError(`command '${command}' doesn't support option --${name}`);
+      if (spec.type === 'bool') {
+        if (inline !== undefined) throw new UsageError(`option --${name} takes no value`);
+        bools.add(name);
+        continue;
+      }
+      let value = inline;
+      if (value === undefined) {
+        if (i + 1 >= argv.length) throw new UsageError(`expected syntax: --${name} <${spec.metavar ?? 'string'}>`);
+        value = argv[++i]!;
+      }
+      set(spec, value);
+      continue;
+    }
+    const next = positionalQueue.find((s) => !strings.has(s.name));
+    if (!next) throw new UsageError(`unexpected data '${arg}'`);
+    set(next, arg);
+  }
+
+  for (const spec of specs) {
+    if (spec.required && spec.type === 'string' && !strings.has(spec.name)) {
+      throw new UsageError(`command '${command}' requires <${spec.name}> option`);
+    }
+  }
+  return { bools, strings };
+}
+
+export interface GlobalSplit {
+  globals: ParsedOptions;
+  command?: string;
+  rest: string[];
+  help: boolean;
+  version: boolean;
+}
+
+/** Splits `cisternctl [global options] COMMAND [args]`. */
+export function splitGlobal(argv: string[]): GlobalSplit {
+  const bools = new Set<string>();
+  const strings = new Map<string, string>();
+  let help = false;
+  let version = false;
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-h' || arg === '--help') {
+      help = true;
+      continue;
+    }
+    if (arg === '-v' || arg === '--version') {
+      version = true;
+      continue;
+    }
+    if (!arg.startsWith('-') || arg === '-' ) break;
+    let name = SHORT_GLOBALS[arg] ?? (arg.startsWith('--') ? arg.slice(2) : '');
+    let inline: string | undefined;
+    const eq = name.indexOf('=');
+    if (eq >= 0) {
+      inline = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    const spec = GLOBAL_OPTIONS.find((s) => s.name === name);
+    if (!spec) throw new UsageError(`unsupported option '${arg}'. See --help.`);
+    if (spec.type === 'bool') {
+      bools.add(name);
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new UsageError(`option '${arg}' requires an argument`);
+    strings.set(name, value);
+  }
+  return { globals: { bools, strings }, command: argv[i], rest: argv.slice(i + 1), help, version };
+}
+
+/** Merges global options given before the command with those given after it (later wins). */
+export function mergeOptions(before: ParsedOptions, after: ParsedOptions): ParsedOptions {
+  return {
+    bools: new Set([...before.bools, ...after.bools]),
+    strings: new Map([...before.strings, ...after.strings]),
+  };
+}

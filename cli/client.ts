@@ -1,0 +1,132 @@
+// Connection to the coordinator: address, TLS and token from flags or the
+// environment, and a StorageApi over the generated grpc-js client.
+import { readFileSync } from 'node:fs';
+import { credentials, Metadata, type ChannelCredentials, type ClientReadableStream } from '@grpc/grpc-js';
+import { StorageServiceClient, type UploadVolumeRequest } from '../libs/proto/cistern/v1/storage.js';
+import { fromGrpcError } from '../libs/errors/grpc-status.js';
+import { UNARY_METHODS, type StorageApi } from './api.js';
+import { UsageError } from './errors.js';
+
+export const DEFAULT_SERVER = '127.0.0.1:50051';
+
+export interface ConnectionOptions {
+  server: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  token?: string;
+}
+
+/** Flags win over environment variables (CISTERN_SERVER, CISTERN_CA, CISTERN_CERT, CISTERN_KEY, CISTERN_TOKEN). */
+export function connectionOptions(
+  flags: Map<string, string>,
+  env: Record<string, string | undefined>,
+): ConnectionOptions {
+  const pick = (flag: string, envName: string): string | undefined => {
+    const v = flags.get(flag) ?? env[envName];
+    return v === '' ? undefined : v;
+  };
+  const server = pick('server', 'CISTERN_SERVER') ?? DEFAULT_SERVER;
+  const opts: ConnectionOptions = { server };
+  const ca = pick('ca', 'CISTERN_CA');
+  const cert = pick('cert', 'CISTERN_CERT');
+  const key = pick('key', 'CISTERN_KEY');
+  const token = pick('token', 'CISTERN_TOKEN');
+  if (ca) opts.ca = ca;
+  if (cert) opts.cert = cert;
+  if (key) opts.key = key;
+  if (token) opts.token = token;
+  if ((opts.cert && !opts.key) || (!opts.cert && opts.key)) {
+    throw new UsageError('--cert and --key must be given together (mutual TLS)');
+  }
+  if (opts.cert && !opts.ca) throw new UsageError('--cert/--key need --ca (TLS)');
+  return opts;
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(`cannot read ${what} '${path}': ${(err as Error).message}`);
+  }
+}
+
+function channelCredentials(opts: ConnectionOptions): ChannelCredentials {
+  if (!opts.ca) return credentials.createInsecure();
+  const ca = readPem(opts.ca, 'CA certificate');
+  const key = opts.key ? readPem(opts.key, 'client key') : null;
+  const cert = opts.cert ? readPem(opts.cert, 'client certificate') : null;
+  return credentials.createSsl(ca, key, cert);
+}
+
+/** Strips a scheme the user may have copied from a URL. */
+function target(server: string): string {
+  return server.replace(/^(grpcs?|https?):\/\//, '');
+}
+
+export function connect(opts: ConnectionOptions): StorageApi {
+  const client = new StorageServiceClient(target(opts.server), channelCredentials(opts), {
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+  });
+  const metadata = (): Metadata => {
+    const md = new Metadata();
+    if (opts.token) md.set('authorization', `Bearer ${opts.token}`);
+    return md;
+  };
+  const api: Partial<StorageApi> = {};
+  const raw = client as unknown as Record<string, (req: unknown, md: Metadata, cb: (e: unknown, r: unknown) => void) => void>;
+  for (const method of UNARY_METHODS) {
+    (api as Record<string, unknown>)[method] = (req: unknown) =>
+      new Promise((resolve, reject) => {
+        raw[method]!.call(client, req, metadata(), (err, res) => (err ? reject(fromGrpcError(err)) : resolve(res)));
+      });
+  }
+  api.uploadVolume = (messages) =>
+    new Promise((resolve, reject) => {
+      let failed = false;
+      const call = client.uploadVolume(metadata(), (err, res) => {
+        if (err) {
+          failed = true;
+          reject(fromGrpcError(err));
+        } else resolve(res);
+      });
+      void (async () => {
+        try {
+          for await (const msg of messages as AsyncIterable<UploadVolumeRequest>) {
+            if (failed) return;
+            if (!call.write(msg)) await new Promise<void>((r) => call.once('drain', () => r()));
+          }
+          call.end();
+        } catch (err) {
+          call.cancel();
+          failed = true;
+          reject(err);
+        }
+      })();
+    });
+  api.downloadVolume = (req) => readStream(client.downloadVolume(req, metadata()));
+  api.watchEvents = (req, signal) => {
+    const call = client.watchEvents(req, metadata());
+    if (signal) {
+      if (signal.aborted) call.cancel();
+      else signal.addEventListener('abort', () => call.cancel(), { once: true });
+    }
+    return readStream(call, true);
+  };
+  api.close = () => client.close();
+  return api as StorageApi;
+}
+
+/** Async iteration over a server stream; errors become typed errors; a cancel ends quietly when asked. */
+async function* readStream<T>(call: ClientReadableStream<T>, cancelIsEnd = false): AsyncGenerator<T> {
+  try {
+    for await (const msg of call) yield msg as T;
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    if (cancelIsEnd && code === 1 /* CANCELLED */) return;
+    throw fromGrpcError(err);
+  } finally {
+    call.cancel();
+  }
+}

@@ -1,0 +1,51 @@
+// host-list: the fleet, from the coordinator's host registry.
+import type { Host } from '../../libs/proto/cistern/v1/storage.js';
+import { flag } from '../args.js';
+import { JSON_OPTION, type Command } from '../command.js';
+import { toJson } from '../format/json.js';
+import { byName, poolTypeName } from '../format/pool.js';
+import { eventTimestamp } from '../format/event.js';
+import { renderTable } from '../format/table.js';
+import { hostId, listHosts } from '../resolve.js';
+
+export function hostJson(h: Host): Record<string, unknown> {
+  return {
+    name: hostId(h),
+    resource: h.name,
+    hostname: h.hostname,
+    online: h.online,
+    agentVersion: h.agentVersion,
+    poolTypes: h.poolTypes.map(poolTypeName),
+    pools: h.poolCount,
+    lastSeen: h.lastSeen ? h.lastSeen.toISOString() : null,
+  };
+}
+
+export function renderHostList(hosts: Host[], details: boolean, quiet: boolean): string {
+  const header = ['Name', 'Hostname', 'State', 'Pools', 'Agent version'];
+  if (details) header.push('Last seen', 'Pool types');
+  return renderTable(
+    header,
+    hosts.map((h) => {
+      const row = [hostId(h), h.hostname, h.online ? 'online' : 'offline', String(h.poolCount), h.agentVersion];
+      if (details) row.push(h.lastSeen ? eventTimestamp(h.lastSeen) : '-', h.poolTypes.map(poolTypeName).join(','));
+      return row;
+    }),
+    quiet,
+  );
+}
+
+export const hostList: Command = {
+  name: 'host-list',
+  help: 'list the hosts of the fleet',
+  options: [{ name: 'details', type: 'bool', help: 'also show last heartbeat and supported pool types' }, JSON_OPTION],
+  async run(ctx) {
+    const hosts = (await listHosts(ctx.api())).sort(byName(hostId));
+    if (flag(ctx.opts, 'json')) {
+      ctx.setMachineOutput();
+      ctx.print(toJson(hosts.map(hostJson)));
+      return;
+    }
+    ctx.print(renderHostList(hosts, flag(ctx.opts, 'details'), ctx.quiet));
+  },
+};

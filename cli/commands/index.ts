@@ -1,0 +1,31 @@
+// Every cisternctl command, by name.
+import type { Command } from '../command.js';
+import { hostList } from './host-list.js';
+import { poolCreate, poolCreateAs, poolDefine, poolDefineAs } from './pool-define.js';
+import { poolEvent } from './pool-event.js';
+import { poolDumpxml, poolInfo } from './pool-info.js';
+import {
+  poolAutostart, poolBuild, poolDelete, poolDestroy, poolRefresh, poolStart, poolUndefine,
+} from './pool-lifecycle.js';
+import { poolList } from './pool-list.js';
+import { findStoragePoolSources, findStoragePoolSourcesAs, poolCapabilities } from './pool-sources.js';
+import { volClone, volCreate, volCreateAs, volCreateFrom } from './vol-create.js';
+import { volDumpxml, volInfo, volKey, volName, volPath, volPool } from './vol-info.js';
+import { volList } from './vol-list.js';
+import { volDelete, volResize, volWipe } from './vol-modify.js';
+import { volDownload, volUpload } from './vol-transfer.js';
+
+export const COMMANDS: Command[] = [
+  findStoragePoolSourcesAs, findStoragePoolSources,
+  poolAutostart, poolBuild, poolCapabilities, poolCreateAs, poolCreate, poolDefineAs, poolDefine,
+  poolDelete, poolDestroy, poolDumpxml, poolEvent, poolInfo, poolList, poolRefresh, poolStart, poolUndefine,
+  volClone, volCreateAs, volCreate, volCreateFrom, volDelete, volDownload, volDumpxml, volInfo, volKey,
+  volList, volName, volPath, volPool, volResize, volUpload, volWipe,
+  hostList,
+];
+
+const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
+
+export function findCommand(name: string): Command | undefined {
+  return BY_NAME.get(name);
+}

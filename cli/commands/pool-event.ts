@@ -1,0 +1,103 @@
+// pool-event: follows WatchEvents. Without --loop it stops after the first event;
+// --timeout SECONDS ends the wait; --after SEQ replays the log from that sequence.
+import { Event, WatchEventsRequest, type EventKind } from '../../libs/proto/cistern/v1/storage.js';
+import { flag, str } from '../args.js';
+import { JSON_OPTION, type Command } from '../command.js';
+import { UsageError } from '../errors.js';
+import { EVENT_CLASSES, eventClass, eventLine, kindsOf, type EventClass } from '../format/event.js';
+import { toJson } from '../format/json.js';
+import { displayPool, fleetIsMultiHost, resolvePool } from '../resolve.js';
+import { parseCount } from '../size.js';
+
+type Outcome = 'done' | 'timeout' | 'interrupt';
+
+export const poolEvent: Command = {
+  name: 'pool-event',
+  help: 'Storage Pool Events',
+  description: 'With no --event, every kind but progress is shown. Cistern adds the volume, host and progress kinds.',
+  options: [
+    { name: 'pool', type: 'string', help: 'filter by storage pool name or uuid' },
+    { name: 'event', type: 'string', help: `which event type to wait for (${EVENT_CLASSES.join(', ')})` },
+    { name: 'loop', type: 'bool', help: 'loop until timeout or interrupt, rather than one-shot' },
+    { name: 'timeout', type: 'string', metavar: 'number', help: 'timeout seconds' },
+    { name: 'list', type: 'bool', help: 'list valid event types' },
+    { name: 'timestamp', type: 'bool', help: 'show timestamp for each printed event' },
+    { name: 'after', type: 'string', named: true, metavar: 'seq', help: 'replay the event log after this sequence number first' },
+    { name: 'host', type: 'string', named: true, metavar: 'host', help: 'only events of this host' },
+    JSON_OPTION,
+  ],
+  async run(ctx) {
+    if (flag(ctx.opts, 'list')) {
+      ctx.print(EVENT_CLASSES.map((c) => `${c}\n`).join(''));
+      return;
+    }
+    const json = flag(ctx.opts, 'json');
+    const loop = flag(ctx.opts, 'loop');
+    const stamp = flag(ctx.opts, 'timestamp');
+    const eventWord = str(ctx.opts, 'event');
+    let classes: EventClass[] = ['lifecycle', 'refresh', 'volume', 'host'];
+    if (eventWord !== undefined) {
+      if (!EVENT_CLASSES.includes(eventWord as EventClass)) {
+        throw new UsageError(`unknown event type ${eventWord}; allowed: ${EVENT_CLASSES.join(', ')}`);
+      }
+      classes = [eventWord as EventClass];
+    }
+    const timeoutText = str(ctx.opts, 'timeout');
+    const timeoutMs = timeoutText !== undefined ? Number(parseCount(timeoutText, 'timeout')) * 1000 : undefined;
+    if (timeoutMs === 0) throw new UsageError('timeout must be a positive number of seconds');
+    const afterText = str(ctx.opts, 'after');
+    const after = afterText !== undefined ? parseCount(afterText, 'after') : 0n;
+
+    const api = ctx.api();
+    const poolText = str(ctx.opts, 'pool');
+    const pool = poolText !== undefined ? await resolvePool(api, poolText) : undefined;
+    const host = str(ctx.opts, 'host');
+    const multiHost = await fleetIsMultiHost(api);
+    const kinds: EventKind[] = classes.flatMap(kindsOf);
+    const request = WatchEventsRequest.create({
+      afterSequence: after,
+      hosts: host !== undefined ? [host] : [],
+      pools: pool ? [pool.resource] : [],
+      kinds,
+    });
+
+    const stop = new AbortController();
+    const state: { outcome: Outcome } = { outcome: 'done' };
+    const end = (o: Outcome): void => {
+      if (!stop.signal.aborted) {
+        state.outcome = o;
+        stop.abort();
+      }
+    };
+    const timer = timeoutMs !== undefined ? setTimeout(() => end('timeout'), timeoutMs) : undefined;
+    const onInterrupt = (): void => end('interrupt');
+    ctx.signal.addEventListener('abort', onInterrupt, { once: true });
+    if (ctx.signal.aborted) end('interrupt');
+    if (json) ctx.setMachineOutput();
+    let count = 0;
+    try {
+      for await (const ev of api.watchEvents(request, stop.signal)) {
+        const cls = eventClass(ev.kind);
+        if (!cls || !classes.includes(cls)) continue;
+        if (pool && (ev.host !== pool.host || ev.pool !== pool.pool)) continue;
+        count++;
+        if (json) {
+          ctx.print(`${JSON.stringify(Event.toJSON(ev))}\n`);
+        } else {
+          ctx.print(eventLine(ev, ev.pool ? displayPool(ev.host, ev.pool, multiHost) : '', stamp));
+        }
+        if (!loop) {
+          end('done');
+          break;
+        }
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+      ctx.signal.removeEventListener('abort', onInterrupt);
+    }
+    if (json) return;
+    if (state.outcome === 'timeout') ctx.print('event loop timed out\n');
+    if (state.outcome === 'interrupt') ctx.print('event loop interrupted\n');
+    ctx.print(`events received: ${count}\n`);
+  },
+};

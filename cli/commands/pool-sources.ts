@@ -1,0 +1,77 @@
+// pool-capabilities, find-storage-pool-sources, find-storage-pool-sources-as.
+import { FindPoolSourcesRequest, GetPoolCapabilitiesRequest } from '../../libs/proto/cistern/v1/storage.js';
+import { req, str } from '../args.js';
+import type { Command } from '../command.js';
+import { attempt } from '../errors.js';
+import { readXmlFile } from '../files.js';
+import { parsePoolType } from '../format/pool.js';
+import { xmlEscape } from '../format/xml.js';
+import { resolveHost } from '../resolve.js';
+import { HOST_OPTION } from './pool-define.js';
+import { withNewline } from './pool-info.js';
+
+export const poolCapabilities: Command = {
+  name: 'pool-capabilities',
+  help: 'storage pool capabilities',
+  options: [HOST_OPTION],
+  async run(ctx) {
+    const api = ctx.api();
+    const host = await resolveHost(api, str(ctx.opts, 'host'));
+    const caps = await attempt('failed to get storage pool capabilities', () =>
+      api.getPoolCapabilities(GetPoolCapabilitiesRequest.create({ host })));
+    ctx.print(withNewline(caps.xml));
+  },
+};
+
+export const findStoragePoolSources: Command = {
+  name: 'find-storage-pool-sources',
+  help: 'discover potential storage pool sources',
+  options: [
+    { name: 'type', type: 'string', required: true, help: 'type of storage pool sources to discover' },
+    { name: 'srcSpec', type: 'string', help: 'optional file of source xml to query for pools' },
+    HOST_OPTION,
+  ],
+  async run(ctx) {
+    const type = req(ctx.opts, 'type');
+    const poolType = parsePoolType(type);
+    const specFile = str(ctx.opts, 'srcSpec');
+    const sourceXml = specFile !== undefined ? await readXmlFile(specFile) : '';
+    const api = ctx.api();
+    const host = await resolveHost(api, str(ctx.opts, 'host'));
+    const res = await attempt(`Failed to find any ${type} pool sources`, () =>
+      api.findPoolSources(FindPoolSourcesRequest.create({ host, type: poolType, sourceXml })));
+    ctx.print(withNewline(res.xml));
+  },
+};
+
+/** The <source> spec virsh builds from --host/--port/--initiator. */
+export function sourceSpecXml(host: string | undefined, port: string | undefined, initiator: string | undefined): string {
+  if (host === undefined) return '';
+  const e = xmlEscape;
+  let xml = `<source>\n  <host name='${e(host)}'${port !== undefined ? ` port='${e(port)}'` : ''}/>\n`;
+  if (initiator !== undefined) xml += `  <initiator>\n    <iqn name='${e(initiator)}'/>\n  </initiator>\n`;
+  return `${xml}</source>\n`;
+}
+
+export const findStoragePoolSourcesAs: Command = {
+  name: 'find-storage-pool-sources-as',
+  help: 'find potential storage pool sources',
+  description: 'Here --host is the storage host to query (as in virsh); the Cistern host that runs the query is --agent-host.',
+  options: [
+    { name: 'type', type: 'string', required: true, help: 'type of storage pool sources to find' },
+    { name: 'host', type: 'string', help: 'optional host to query' },
+    { name: 'port', type: 'string', help: 'optional port to query' },
+    { name: 'initiator', type: 'string', help: 'optional initiator IQN to use for query' },
+    { name: 'agent-host', type: 'string', named: true, metavar: 'host', help: 'Cistern host id that runs the query (default: the only host)' },
+  ],
+  async run(ctx) {
+    const type = req(ctx.opts, 'type');
+    const poolType = parsePoolType(type);
+    const sourceXml = sourceSpecXml(str(ctx.opts, 'host'), str(ctx.opts, 'port'), str(ctx.opts, 'initiator'));
+    const api = ctx.api();
+    const host = await resolveHost(api, str(ctx.opts, 'agent-host'));
+    const res = await attempt(`Failed to find any ${type} pool sources`, () =>
+      api.findPoolSources(FindPoolSourcesRequest.create({ host, type: poolType, sourceXml })));
+    ctx.print(withNewline(res.xml));
+  },
+};

@@ -1,0 +1,145 @@
+// vol-create, vol-create-as, vol-create-from, vol-clone.
+import {
+  CloneVolumeRequest, CreateVolumeRequest, VolumeDefinition,
+} from '../../libs/proto/cistern/v1/storage.js';
+import { flag, req, str } from '../args.js';
+import type { Command } from '../command.js';
+import { attempt } from '../errors.js';
+import { readXmlFile } from '../files.js';
+import { volumePath, volumeShortName } from '../format/volume.js';
+import { volAsXml, type VolAsFields } from '../format/xml.js';
+import { resolvePool, resolveVolume } from '../resolve.js';
+import { parseSize } from '../size.js';
+import { POOL_OPTION } from './pool-lifecycle.js';
+import { POOL_OPTIONAL, PREALLOC_OPTION, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
+
+export const volCreate: Command = {
+  name: 'vol-create',
+  help: 'create a vol from an XML file',
+  options: [POOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file containing an XML vol description' }, PREALLOC_OPTION],
+  async run(ctx) {
+    const file = req(ctx.opts, 'file');
+    const xml = await readXmlFile(file);
+    const api = ctx.api();
+    const pool = await resolvePool(api, req(ctx.opts, 'pool'));
+    const vol = await attempt(`Failed to create vol from ${file}`, () =>
+      api.createVolume(CreateVolumeRequest.create({
+        parent: pool.resource, xml, preallocMetadata: flag(ctx.opts, 'prealloc-metadata'),
+      })));
+    ctx.printExtra(`Vol ${volumeShortName(vol)} created from ${file}\n`);
+  },
+};
+
+/** The volume vol-create-as describes, as a VolumeDefinition message. */
+export function volAsDefinition(f: VolAsFields): VolumeDefinition {
+  return VolumeDefinition.create({
+    name: f.name,
+    capacity: f.capacity,
+    ...(f.allocation !== undefined ? { allocation: f.allocation } : {}),
+    ...(f.format !== undefined ? { target: { format: f.format } } : {}),
+    ...(f.backingPath !== undefined
+      ? { backingStore: { path: f.backingPath, format: f.backingFormat ?? '' } }
+      : {}),
+  });
+}
+
+export const volCreateAs: Command = {
+  name: 'vol-create-as',
+  help: 'create a volume from a set of args',
+  options: [
+    POOL_OPTION,
+    { name: 'name', type: 'string', required: true, help: 'name of the volume' },
+    { name: 'capacity', type: 'string', required: true, help: 'size of the vol, as scaled integer (default bytes)' },
+    { name: 'allocation', type: 'string', help: 'initial allocation size, as scaled integer (default bytes)' },
+    { name: 'format', type: 'string', help: 'file format type raw,bochs,qcow,qcow2,qed,vmdk' },
+    { name: 'backing-vol', type: 'string', help: 'the backing volume if taking a snapshot' },
+    { name: 'backing-vol-format', type: 'string', help: 'format of backing volume if taking a snapshot' },
+    PREALLOC_OPTION,
+    { name: 'print-xml', type: 'bool', help: 'print XML document, but don\'t define/create' },
+  ],
+  async run(ctx) {
+    const name = req(ctx.opts, 'name');
+    const fields: VolAsFields = { name, capacity: parseSize(req(ctx.opts, 'capacity')) };
+    const allocation = str(ctx.opts, 'allocation');
+    if (allocation !== undefined) fields.allocation = parseSize(allocation);
+    const format = str(ctx.opts, 'format');
+    if (format !== undefined) fields.format = format;
+    const api = ctx.api();
+    const poolText = req(ctx.opts, 'pool');
+    const pool = await resolvePool(api, poolText);
+    const backing = str(ctx.opts, 'backing-vol');
+    if (backing !== undefined) {
+      const backingVol = await resolveVolume(api, backing, pool.resource, undefined);
+      fields.backingPath = volumePath(backingVol);
+      const backingFormat = str(ctx.opts, 'backing-vol-format');
+      if (backingFormat !== undefined) fields.backingFormat = backingFormat;
+    }
+    if (flag(ctx.opts, 'print-xml')) {
+      ctx.print(volAsXml(fields));
+      return;
+    }
+    await attempt(`Failed to create vol ${name}`, () =>
+      api.createVolume(CreateVolumeRequest.create({
+        parent: pool.resource, definition: volAsDefinition(fields), preallocMetadata: flag(ctx.opts, 'prealloc-metadata'),
+      })));
+    ctx.printExtra(`Vol ${name} created\n`);
+  },
+};
+
+export const volCreateFrom: Command = {
+  name: 'vol-create-from',
+  help: 'create a vol, using another volume as input',
+  options: [
+    POOL_OPTION,
+    { name: 'file', type: 'string', required: true, help: 'file containing an XML vol description' },
+    { name: 'vol', type: 'string', required: true, help: 'input vol name or key' },
+    { name: 'inputpool', type: 'string', metavar: 'pool', help: 'pool name or uuid of the input volume\'s pool' },
+    PREALLOC_OPTION,
+    { name: 'reflink', type: 'bool', help: 'use btrfs COW lightweight copy' },
+    VOL_HOST_OPTION,
+  ],
+  async run(ctx) {
+    const file = req(ctx.opts, 'file');
+    const xml = await readXmlFile(file);
+    const api = ctx.api();
+    const pool = await resolvePool(api, req(ctx.opts, 'pool'));
+    const input = await volumeFromOptions(ctx, 'vol', 'inputpool');
+    const vol = await attempt(`Failed to create vol from ${file}`, () =>
+      api.cloneVolume(CloneVolumeRequest.create({
+        parent: pool.resource,
+        source: input.name,
+        xml,
+        preallocMetadata: flag(ctx.opts, 'prealloc-metadata'),
+        reflink: flag(ctx.opts, 'reflink'),
+      })));
+    ctx.printExtra(`Vol ${volumeShortName(vol)} created from input vol ${req(ctx.opts, 'vol')}\n`);
+  },
+};
+
+export const volClone: Command = {
+  name: 'vol-clone',
+  help: 'clone a volume.',
+  options: [
+    VOL_OPTION,
+    { name: 'newname', type: 'string', required: true, help: 'clone name' },
+    POOL_OPTIONAL,
+    PREALLOC_OPTION,
+    { name: 'reflink', type: 'bool', help: 'use btrfs COW lightweight copy' },
+    VOL_HOST_OPTION,
+  ],
+  async run(ctx) {
+    const source = await volumeFromOptions(ctx);
+    const newname = req(ctx.opts, 'newname');
+    const parent = source.name.split('/').slice(0, 4).join('/');
+    const srcName = volumeShortName(source);
+    await attempt(`Failed to clone vol from ${srcName}`, () =>
+      ctx.api().cloneVolume(CloneVolumeRequest.create({
+        parent,
+        source: source.name,
+        definition: VolumeDefinition.create({ name: newname }),
+        preallocMetadata: flag(ctx.opts, 'prealloc-metadata'),
+        reflink: flag(ctx.opts, 'reflink'),
+      })));
+    ctx.printExtra(`Vol ${newname} cloned from ${srcName}\n`);
+  },
+};

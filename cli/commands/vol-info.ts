@@ -1,0 +1,78 @@
+// vol-info, vol-dumpxml, vol-key, vol-path, vol-name, vol-pool.
+import { GetVolumeXMLRequest, type Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { flag, req, type OptionSpec } from '../args.js';
+import { JSON_OPTION, type Command, type CommandContext } from '../command.js';
+import { attempt } from '../errors.js';
+import { toJson } from '../format/json.js';
+import {
+  renderVolumeInfo, volumeHost, volumeJson, volumeKey, volumePath, volumePoolName, volumeShortName,
+} from '../format/volume.js';
+import { displayPool, fleetIsMultiHost, listAllPools, poolShortName } from '../resolve.js';
+import { withNewline } from './pool-info.js';
+import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
+
+export const volInfo: Command = {
+  name: 'vol-info',
+  help: 'storage vol information',
+  options: [
+    VOL_OPTION, POOL_OPTIONAL,
+    { name: 'bytes', type: 'bool', help: 'Return volume info in bytes' },
+    { name: 'physical', type: 'bool', help: 'return the physical size of the volume in allocation field' },
+    VOL_HOST_OPTION, JSON_OPTION,
+  ],
+  async run(ctx) {
+    const vol = await volumeFromOptions(ctx);
+    if (flag(ctx.opts, 'json')) {
+      ctx.setMachineOutput();
+      ctx.print(toJson(volumeJson(vol)));
+      return;
+    }
+    ctx.print(renderVolumeInfo(vol, flag(ctx.opts, 'bytes'), flag(ctx.opts, 'physical')));
+  },
+};
+
+export const volDumpxml: Command = {
+  name: 'vol-dumpxml',
+  help: 'vol information in XML',
+  options: [VOL_OPTION, POOL_OPTIONAL, VOL_HOST_OPTION],
+  async run(ctx) {
+    const vol = await volumeFromOptions(ctx);
+    const doc = await attempt(`failed to get XML of vol '${req(ctx.opts, 'vol')}'`, () =>
+      ctx.api().getVolumeXml(GetVolumeXMLRequest.create({ name: vol.name })));
+    ctx.print(withNewline(doc.xml));
+  },
+};
+
+function printer(name: string, help: string, options: OptionSpec[], value: (v: Volume, ctx: CommandContext) => Promise<string> | string): Command {
+  return {
+    name,
+    help,
+    options,
+    async run(ctx) {
+      const vol = await volumeFromOptions(ctx);
+      ctx.print(`${await value(vol, ctx)}\n`);
+    },
+  };
+}
+
+const KEY_OR_PATH: OptionSpec = { name: 'vol', type: 'string', required: true, help: 'volume key or path' };
+
+export const volKey = printer('vol-key', 'returns the volume key for a given volume name or path',
+  [VOL_OPTION, POOL_OPTIONAL, VOL_HOST_OPTION], (v) => volumeKey(v));
+
+export const volPath = printer('vol-path', 'returns the volume path for a given volume name or key',
+  [VOL_OPTION, POOL_OPTIONAL, VOL_HOST_OPTION], (v) => volumePath(v));
+
+export const volName = printer('vol-name', 'returns the volume name for a given volume key or path',
+  [KEY_OR_PATH, VOL_HOST_OPTION], (v) => volumeShortName(v));
+
+export const volPool = printer('vol-pool', 'returns the storage pool for a given volume key or path',
+  [KEY_OR_PATH, { name: 'uuid', type: 'bool', help: 'return the pool uuid rather than pool name' }, VOL_HOST_OPTION],
+  async (v, ctx) => {
+    const api = ctx.api();
+    if (flag(ctx.opts, 'uuid')) {
+      const pools = await listAllPools(api, { host: volumeHost(v) });
+      return pools.find((p) => poolShortName(p) === volumePoolName(v))?.definition?.uuid ?? '';
+    }
+    return displayPool(volumeHost(v), volumePoolName(v), await fleetIsMultiHost(api));
+  });

@@ -1,0 +1,104 @@
+// vol-delete, vol-wipe, vol-resize.
+import {
+  DeleteVolumeRequest, ResizeVolumeRequest, WipeAlgorithm, WipeVolumeRequest,
+} from '../../libs/proto/cistern/v1/storage.js';
+import { flag, req, str } from '../args.js';
+import type { Command } from '../command.js';
+import { attempt, UsageError } from '../errors.js';
+import { volumeShortName } from '../format/volume.js';
+import { parseSize } from '../size.js';
+import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
+
+export const volDelete: Command = {
+  name: 'vol-delete',
+  help: 'delete a vol',
+  options: [VOL_OPTION, POOL_OPTIONAL, VOL_HOST_OPTION],
+  async run(ctx) {
+    const vol = await volumeFromOptions(ctx);
+    const text = req(ctx.opts, 'vol');
+    await attempt(`Failed to delete vol ${text}`, () => ctx.api().deleteVolume(DeleteVolumeRequest.create({ name: vol.name })));
+    ctx.printExtra(`Vol ${text} deleted\n`);
+  },
+};
+
+export const WIPE_ALGORITHMS: Record<string, WipeAlgorithm> = {
+  zero: WipeAlgorithm.WIPE_ALGORITHM_ZERO,
+  nnsa: WipeAlgorithm.WIPE_ALGORITHM_NNSA,
+  dod: WipeAlgorithm.WIPE_ALGORITHM_DOD,
+  bsi: WipeAlgorithm.WIPE_ALGORITHM_BSI,
+  gutmann: WipeAlgorithm.WIPE_ALGORITHM_GUTMANN,
+  schneier: WipeAlgorithm.WIPE_ALGORITHM_SCHNEIER,
+  pfitzner7: WipeAlgorithm.WIPE_ALGORITHM_PFITZNER7,
+  pfitzner33: WipeAlgorithm.WIPE_ALGORITHM_PFITZNER33,
+  random: WipeAlgorithm.WIPE_ALGORITHM_RANDOM,
+  trim: WipeAlgorithm.WIPE_ALGORITHM_TRIM,
+};
+
+export function parseWipeAlgorithm(word: string): WipeAlgorithm {
+  const alg = WIPE_ALGORITHMS[word];
+  if (alg === undefined) {
+    throw new UsageError(`Unsupported algorithm '${word}'; allowed: ${Object.keys(WIPE_ALGORITHMS).join(', ')}`);
+  }
+  return alg;
+}
+
+export const volWipe: Command = {
+  name: 'vol-wipe',
+  help: 'wipe a vol',
+  options: [
+    VOL_OPTION, POOL_OPTIONAL,
+    { name: 'algorithm', type: 'string', metavar: 'string', help: 'perform selected wiping algorithm' },
+    VOL_HOST_OPTION,
+  ],
+  async run(ctx) {
+    const algorithm = parseWipeAlgorithm(str(ctx.opts, 'algorithm') ?? 'zero');
+    const vol = await volumeFromOptions(ctx);
+    const text = req(ctx.opts, 'vol');
+    await attempt(`Failed to wipe vol ${text}`, () =>
+      ctx.api().wipeVolume(WipeVolumeRequest.create({ name: vol.name, algorithm })));
+    ctx.printExtra(`Vol ${text} wiped\n`);
+  },
+};
+
+export interface ResizeArgs {
+  capacity: bigint;
+  delta: boolean;
+  /** the size as the user wrote it, without a leading '-' (virsh prints it back) */
+  shown: string;
+}
+
+/** virsh: a leading '-' means shrink by that much (needs --shrink, implies --delta). */
+export function parseResizeCapacity(text: string, delta: boolean, shrink: boolean): ResizeArgs {
+  let shown = text;
+  if (text.startsWith('-')) {
+    if (!shrink) throw new UsageError('negative size requires --shrink');
+    shown = text.slice(1);
+    delta = true;
+  }
+  return { capacity: parseSize(shown), delta, shown };
+}
+
+export const volResize: Command = {
+  name: 'vol-resize',
+  help: 'resize a vol',
+  options: [
+    VOL_OPTION,
+    { name: 'capacity', type: 'string', required: true, help: 'new capacity for the vol, as scaled integer (default bytes)' },
+    POOL_OPTIONAL,
+    { name: 'allocate', type: 'bool', help: 'allocate the new capacity, rather than leaving it sparse' },
+    { name: 'delta', type: 'bool', help: 'use capacity as a delta to current size, rather than the new size' },
+    { name: 'shrink', type: 'bool', help: 'allow the resize to shrink the volume' },
+    VOL_HOST_OPTION,
+  ],
+  async run(ctx) {
+    const shrink = flag(ctx.opts, 'shrink');
+    const r = parseResizeCapacity(req(ctx.opts, 'capacity'), flag(ctx.opts, 'delta'), shrink);
+    const vol = await volumeFromOptions(ctx);
+    const name = volumeShortName(vol);
+    await attempt(`Failed to change size of volume '${name}' ${r.delta ? 'by' : 'to'} ${r.shown}`, () =>
+      ctx.api().resizeVolume(ResizeVolumeRequest.create({
+        name: vol.name, capacity: r.capacity, allocate: flag(ctx.opts, 'allocate'), delta: r.delta, shrink,
+      })));
+    ctx.printExtra(`Size of volume '${name}' successfully changed ${r.delta ? 'by' : 'to'} ${r.shown}\n`);
+  },
+};

@@ -1,0 +1,140 @@
+// vol-upload and vol-download: the file streams in 1 MiB chunks; a progress bar
+// is drawn on stderr when it is a terminal.
+import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
+import {
+  DownloadVolumeRequest, UploadVolumeRequest, type UploadVolumeRequest as UploadMessage,
+} from '../../libs/proto/cistern/v1/storage.js';
+import { flag, req, str } from '../args.js';
+import type { Command } from '../command.js';
+import { attempt, UsageError } from '../errors.js';
+import { progressBar } from '../format/progress.js';
+import { volumeShortName } from '../format/volume.js';
+import { parseCount } from '../size.js';
+import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
+
+export const CHUNK_SIZE = 1024 * 1024;
+
+const TRANSFER_OPTIONS = [
+  { name: 'offset', type: 'string' as const, metavar: 'number', help: 'volume offset to upload to' },
+  { name: 'length', type: 'string' as const, metavar: 'number', help: 'amount of data to upload' },
+  { name: 'sparse', type: 'bool' as const, help: 'preserve sparseness of volume' },
+  VOL_HOST_OPTION,
+];
+
+function fileError(path: string, err: unknown): UsageError {
+  const e = err as NodeJS.ErrnoException;
+  const reason = e.code === 'ENOENT' ? 'No such file or directory' : e.code === 'EACCES' ? 'Permission denied' : e.message;
+  return new UsageError(`cannot open file '${path}': ${reason}`);
+}
+
+/** Header, then the file's bytes (at most `length`, 0 = all) in CHUNK_SIZE pieces. */
+export async function* uploadMessages(
+  fh: FileHandle,
+  header: UploadVolumeRequest['part'] & { $case: 'header' },
+  length: bigint,
+  onProgress: (done: bigint) => void,
+  signal?: AbortSignal,
+): AsyncGenerator<UploadMessage> {
+  yield UploadVolumeRequest.create({ part: header });
+  let done = 0n;
+  for (;;) {
+    if (signal?.aborted) throw new UsageError('upload interrupted');
+    const want = length > 0n ? Math.min(CHUNK_SIZE, Number(length - done)) : CHUNK_SIZE;
+    if (want <= 0) return;
+    const buf = Buffer.allocUnsafe(want);
+    const { bytesRead } = await fh.read(buf, 0, want, null);
+    if (bytesRead === 0) return;
+    done += BigInt(bytesRead);
+    onProgress(done);
+    yield UploadVolumeRequest.create({ part: { $case: 'data', value: buf.subarray(0, bytesRead) } });
+  }
+}
+
+export const volUpload: Command = {
+  name: 'vol-upload',
+  help: 'upload file contents to a volume',
+  options: [VOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file' }, POOL_OPTIONAL, ...TRANSFER_OPTIONS],
+  async run(ctx) {
+    const file = req(ctx.opts, 'file');
+    const offset = parseCount(str(ctx.opts, 'offset') ?? '0', 'offset');
+    const length = parseCount(str(ctx.opts, 'length') ?? '0', 'length');
+    let fh: FileHandle;
+    try {
+      fh = await open(file, 'r');
+    } catch (err) {
+      throw fileError(file, err);
+    }
+    try {
+      const size = BigInt((await stat(file)).size);
+      const total = length > 0n && length < size ? length : size;
+      const vol = await volumeFromOptions(ctx);
+      const bar = progressBar(ctx.stderr, `${volumeShortName(vol)}:`, total);
+      const header = {
+        $case: 'header' as const,
+        value: { name: vol.name, offset, length, sparse: flag(ctx.opts, 'sparse'), requestId: '' },
+      };
+      await attempt(`cannot upload to volume ${req(ctx.opts, 'vol')}`, () =>
+        ctx.api().uploadVolume(uploadMessages(fh, header, length, (d) => bar.update(d), ctx.signal)));
+      bar.update(total);
+      bar.finish();
+    } finally {
+      await fh.close();
+    }
+  },
+};
+
+export const volDownload: Command = {
+  name: 'vol-download',
+  help: 'download volume contents to a file',
+  options: [VOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file' }, POOL_OPTIONAL, ...TRANSFER_OPTIONS],
+  async run(ctx) {
+    const file = req(ctx.opts, 'file');
+    const offset = parseCount(str(ctx.opts, 'offset') ?? '0', 'offset');
+    const length = parseCount(str(ctx.opts, 'length') ?? '0', 'length');
+    const vol = await volumeFromOptions(ctx);
+    const capacity = vol.definition?.capacity ?? 0n;
+    const remaining = capacity > offset ? capacity - offset : 0n;
+    const total = length > 0n && length < remaining ? length : remaining;
+    // virsh: create the file, or truncate an existing one; remove it again on failure if we created it.
+    let created = true;
+    let fh: FileHandle;
+    try {
+      fh = await open(file, 'wx', 0o666);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fileError(file, err);
+      created = false;
+      try {
+        fh = await open(file, 'w');
+      } catch (err2) {
+        throw fileError(file, err2);
+      }
+    }
+    const bar = progressBar(ctx.stderr, `${volumeShortName(vol)}:`, total);
+    let ok = false;
+    try {
+      await attempt(`cannot download from volume ${req(ctx.opts, 'vol')}`, async () => {
+        let written = 0n;
+        let end = 0n;
+        const stream = ctx.api().downloadVolume(DownloadVolumeRequest.create({ name: vol.name, offset, length }));
+        for await (const msg of stream) {
+          if (ctx.signal.aborted) throw new UsageError('download interrupted');
+          // Chunks carry their volume offset; a sparse download skips holes.
+          const at = msg.offset >= offset && (msg.offset > 0n || written === 0n) && msg.offset - offset >= written
+            ? msg.offset - offset
+            : written;
+          if (msg.data.length > 0) await fh.write(msg.data, 0, msg.data.length, Number(at));
+          written = at + BigInt(msg.data.length);
+          if (written > end) end = written;
+          bar.update(written);
+        }
+        await fh.truncate(Number(end));
+      });
+      ok = true;
+      bar.update(total);
+      bar.finish();
+    } finally {
+      await fh.close();
+      if (!ok && created) await unlink(file).catch(() => undefined);
+    }
+  },
+};

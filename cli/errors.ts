@@ -1,0 +1,31 @@
+// Errors raised by the CLI itself (bad usage, unreadable files). Server errors
+// arrive as typed CisternErrors via fromGrpcError and are printed the same way.
+
+/** A mistake on the command line: printed as `error: <message>`, exit code 1. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/**
+ * A failed operation with virsh's two-line report: the context line
+ * ("Failed to start pool p") and the cause (the server's message).
+ */
+export class CommandError extends Error {
+  constructor(readonly context: string, override readonly cause: unknown) {
+    super(context);
+    this.name = 'CommandError';
+  }
+}
+
+/** Runs fn; a failure other than a usage error is reported under virsh's context line. */
+export async function attempt<T>(context: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof CommandError) throw err;
+    throw new CommandError(context, err);
+  }
+}

@@ -1,0 +1,35 @@
+// virsh's human sizes: vshPrettyCapacity picks B, KiB, MiB, GiB, TiB, PiB or EiB
+// (powers of 1024) and the value is printed with "%.2lf", i.e. rounded to two
+// decimals the way C's printf rounds the exact binary value (ties to even).
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+
+function unitIndex(bytes: bigint): number {
+  let i = 0;
+  let limit = 1024n;
+  while (i < UNITS.length - 1 && bytes >= limit) {
+    i++;
+    limit *= 1024n;
+  }
+  return i;
+}
+
+/** "%.2f" of bytes / 1024^power, computed exactly, ties rounded to even as glibc does. */
+function twoDecimals(bytes: bigint, power: number): string {
+  const div = 1024n ** BigInt(power);
+  const scaled = bytes * 100n;
+  let q = scaled / div;
+  const r = scaled % div;
+  const twice = r * 2n;
+  if (twice > div || (twice === div && q % 2n === 1n)) q += 1n;
+  const whole = q / 100n;
+  const frac = (q % 100n).toString().padStart(2, '0');
+  return `${whole}.${frac}`;
+}
+
+/** e.g. 10485760n -> "10.00 MiB", 270553174016n -> "251.97 GiB". */
+export function prettySize(bytes: bigint): string {
+  const b = bytes < 0n ? 0n : bytes;
+  const i = unitIndex(b);
+  return `${twoDecimals(b, i)} ${UNITS[i]}`;
+}

@@ -1,0 +1,189 @@
+// Turning what the user typed into resource names, the way virsh looks things up:
+// pools by `HOST/POOL`, `POOL` (unique across the fleet) or UUID; volumes by name
+// within --pool, or by key or path (LookupVolume on each candidate host).
+import {
+  ListHostsRequest, ListPoolsRequest, ListVolumesRequest, GetVolumeRequest, LookupVolumeRequest,
+  type Host, type Pool, type Volume,
+} from '../libs/proto/cistern/v1/storage.js';
+import { parseHostName, parsePoolName, parseVolumeName, poolName, volumeName } from '../libs/api/resource-names.js';
+import type { StorageApi } from './api.js';
+import { CommandError, UsageError } from './errors.js';
+
+export interface ResolvedPool {
+  host: string;
+  pool: string;
+  /** hosts/{host}/pools/{pool} */
+  resource: string;
+}
+
+export function isNotFound(err: unknown): boolean {
+  return (err as { code?: string } | undefined)?.code === 'NOT_FOUND';
+}
+
+/** Short pool name of a Pool message. */
+export function poolShortName(p: Pool): string {
+  const parts = p.name.split('/');
+  return parts.length === 4 ? parts[3]! : (p.definition?.name ?? p.name);
+}
+
+export function poolHost(p: Pool): string {
+  const parts = p.name.split('/');
+  return p.host || (parts.length === 4 ? parts[1]! : '');
+}
+
+export async function listAllPools(api: StorageApi, base: Partial<ListPoolsRequest> = {}): Promise<Pool[]> {
+  const out: Pool[] = [];
+  let pageToken = '';
+  do {
+    const res = await api.listPools(ListPoolsRequest.create({ ...base, pageToken }));
+    out.push(...res.pools);
+    pageToken = res.nextPageToken;
+  } while (pageToken);
+  return out;
+}
+
+export async function listAllVolumes(api: StorageApi, parent: string): Promise<Volume[]> {
+  const out: Volume[] = [];
+  let pageToken = '';
+  do {
+    const res = await api.listVolumes(ListVolumesRequest.create({ parent, pageToken }));
+    out.push(...res.volumes);
+    pageToken = res.nextPageToken;
+  } while (pageToken);
+  return out;
+}
+
+export async function listHosts(api: StorageApi): Promise<Host[]> {
+  return (await api.listHosts(ListHostsRequest.create())).hosts;
+}
+
+export function hostId(h: Host): string {
+  return h.hostId || h.name.replace(/^hosts\//, '');
+}
+
+const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+function normalUuid(u: string): string {
+  return u.replace(/-/g, '').toLowerCase();
+}
+
+/** `hosts/H/pools/P`, `H/P`, or `P` / UUID unique across the fleet. */
+export async function resolvePool(api: StorageApi, text: string): Promise<ResolvedPool> {
+  if (text.startsWith('hosts/')) {
+    const ref = parsePoolName(text, 'pool');
+    return { ...ref, resource: poolName(ref.host, ref.pool) };
+  }
+  const slash = text.indexOf('/');
+  if (slash >= 0) {
+    const host = text.slice(0, slash);
+    const pool = text.slice(slash + 1);
+    const ref = parsePoolName(`hosts/${host}/pools/${pool}`, 'pool');
+    return { ...ref, resource: poolName(ref.host, ref.pool) };
+  }
+  if (text === '') throw new UsageError("pool name is empty; give POOL or HOST/POOL");
+  const pools = await listAllPools(api);
+  let matches = pools.filter((p) => poolShortName(p) === text);
+  if (matches.length === 0 && UUID_RE.test(text)) {
+    matches = pools.filter((p) => p.definition?.uuid && normalUuid(p.definition.uuid) === normalUuid(text));
+  }
+  if (matches.length === 0) {
+    throw new CommandError(`failed to get pool '${text}'`, new Error(`Storage pool not found: no storage pool with matching name '${text}'`));
+  }
+  if (matches.length > 1) {
+    const hosts = matches.map(poolHost).sort();
+    throw new UsageError(
+      `pool '${text}' is ambiguous: it exists on hosts ${hosts.join(', ')}; name it as HOST/POOL (e.g. ${hosts[0]}/${text})`,
+    );
+  }
+  const p = matches[0]!;
+  return { host: poolHost(p), pool: poolShortName(p), resource: poolName(poolHost(p), poolShortName(p)) };
+}
+
+/** --host if given, else the only host of the fleet. */
+export async function resolveHost(api: StorageApi, explicit: string | undefined): Promise<string> {
+  if (explicit !== undefined) return parseHostName(explicit, 'host');
+  const hosts = await listHosts(api);
+  if (hosts.length === 1) return hostId(hosts[0]!);
+  if (hosts.length === 0) throw new UsageError('no hosts are registered with the coordinator; start an agent first');
+  throw new UsageError(
+    `the fleet has ${hosts.length} hosts (${hosts.map(hostId).sort().join(', ')}); choose one with --host HOST`,
+  );
+}
+
+/**
+ * virsh's vshCommandOptVol: with a pool, the volume's name in it (then key or path
+ * within the pool's host); without, a key or path looked up on every host (or --host).
+ */
+export async function resolveVolume(
+  api: StorageApi,
+  text: string,
+  poolText: string | undefined,
+  hostText?: string,
+  poolOption = 'pool',
+): Promise<Volume> {
+  if (text.startsWith('hosts/')) {
+    const ref = parseVolumeName(text, 'vol');
+    return api.getVolume(GetVolumeRequest.create({ name: volumeName(ref.host, ref.pool, ref.volume) }));
+  }
+  if (poolText !== undefined) {
+    const pool = await resolvePool(api, poolText);
+    let cause: unknown;
+    if (!text.includes('/')) {
+      try {
+        return await api.getVolume(GetVolumeRequest.create({ name: volumeName(pool.host, pool.pool, text) }));
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        cause = err;
+      }
+    }
+    const found = await lookupOnHost(api, pool.host, text);
+    if (found) {
+      if (found.pool && found.pool !== pool.pool) {
+        throw new UsageError(`Requested volume '${text}' is not in pool '${poolText}'`);
+      }
+      return found;
+    }
+    throw new CommandError(
+      `failed to get vol '${text}'`,
+      cause ?? new Error(`Storage volume not found: no storage vol with matching path '${text}'`),
+    );
+  }
+  const hosts = hostText !== undefined ? [parseHostName(hostText, 'host')] : (await listHosts(api)).map(hostId);
+  const found = (await Promise.all(hosts.map((h) => lookupOnHost(api, h, text, hosts.length > 1)))).filter((v): v is Volume => !!v);
+  if (found.length === 1) return found[0]!;
+  if (found.length > 1) {
+    throw new UsageError(
+      `volume '${text}' exists on hosts ${found.map((v) => v.host).sort().join(', ')}; choose one with --host HOST or --${poolOption} HOST/POOL`,
+    );
+  }
+  throw new CommandError(
+    `failed to get vol '${text}', specifying --${poolOption} might help`,
+    new Error(`Storage volume not found: no storage vol with matching path '${text}'`),
+  );
+}
+
+/** Key first, then path (for absolute paths); undefined when neither matches. */
+async function lookupOnHost(api: StorageApi, host: string, text: string, tolerant = false): Promise<Volume | undefined> {
+  const attempts: Array<Partial<LookupVolumeRequest>> = [{ host, key: text }];
+  if (text.startsWith('/')) attempts.push({ host, path: text });
+  for (const a of attempts) {
+    try {
+      return await api.lookupVolume(LookupVolumeRequest.create(a));
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const miss = code === 'NOT_FOUND' || code === 'INVALID_ARGUMENT' || (tolerant && code === 'UNAVAILABLE');
+      if (!miss) throw err;
+    }
+  }
+  return undefined;
+}
+
+/** Pool names as listings show them: bare on a one-host fleet, HOST/POOL otherwise. */
+export function displayPool(host: string, pool: string, qualify: boolean): string {
+  return qualify ? `${host}/${pool}` : pool;
+}
+
+/** Whether listings must qualify pool names with their host (more than one host known). */
+export async function fleetIsMultiHost(api: StorageApi): Promise<boolean> {
+  return (await listHosts(api)).length > 1;
+}

@@ -1,0 +1,108 @@
+// runCli(argv, io): the whole of cisternctl as a function, so tests can run it
+// in-process with their own stdout/stderr (and, for unit tests, a fake API).
+import { CisternError } from '../libs/errors/errors.js';
+import type { StorageApi } from './api.js';
+import { mergeOptions, parseCommandArgs, splitGlobal, type ParsedOptions } from './args.js';
+import { connect, connectionOptions } from './client.js';
+import type { CliIo, Command, CommandContext } from './command.js';
+import { COMMANDS, findCommand } from './commands/index.js';
+import { commandHelp, generalHelp } from './commands/help.js';
+import { CommandError, UsageError } from './errors.js';
+
+export const VERSION = '0.1.0';
+
+export type { CliIo } from './command.js';
+
+/** Runs one cisternctl command line; resolves to the exit code (0 ok, 1 error). */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const env = io.env ?? process.env;
+  let api: StorageApi | undefined = io.api;
+  let ownsApi = false;
+  let server = '';
+  let trailer = true;
+  let quiet = false;
+  try {
+    const split = splitGlobal(argv);
+    if (split.version) {
+      io.stdout.write(`${VERSION}\n`);
+      return 0;
+    }
+    if (!split.command || split.command === 'help' || split.help) {
+      const topic = split.command === 'help' ? split.rest[0] : split.command;
+      const cmd = topic ? findCommand(topic) : undefined;
+      if (topic && !cmd) throw new UsageError(`command '${topic}' doesn't exist`);
+      io.stdout.write(cmd ? commandHelp(cmd) : generalHelp(COMMANDS));
+      return 0;
+    }
+    const command = findCommand(split.command);
+    if (!command) throw new UsageError(`unknown command: '${split.command}'`);
+    if (split.rest.includes('--help')) {
+      io.stdout.write(commandHelp(command));
+      return 0;
+    }
+    const own = parseCommandArgs(command.name, command.options, split.rest);
+    const opts: ParsedOptions = mergeOptions(split.globals, own);
+    quiet = opts.bools.has('quiet');
+    const conn = connectionOptions(opts.strings, env);
+    server = conn.server;
+    const signal = io.signal ?? new AbortController().signal;
+    const ctx: CommandContext = {
+      name: command.name,
+      opts,
+      quiet,
+      api: () => {
+        if (!api) {
+          api = connect(conn);
+          ownsApi = true;
+        }
+        return api;
+      },
+      print: (t) => void io.stdout.write(t),
+      printExtra: (t) => {
+        if (!quiet) io.stdout.write(t);
+      },
+      stderr: io.stderr,
+      stdoutIsTTY: !!io.stdout.isTTY,
+      signal,
+      setMachineOutput: () => {
+        trailer = false;
+      },
+    };
+    await runCommand(command, ctx);
+    return 0;
+  } catch (err) {
+    io.stderr.write(errorText(err, server));
+    return 1;
+  } finally {
+    if (trailer && !quiet) io.stdout.write('\n');
+    if (ownsApi) api?.close();
+  }
+}
+
+async function runCommand(command: Command, ctx: CommandContext): Promise<void> {
+  await command.run(ctx);
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+function isConnectFailure(err: unknown): boolean {
+  return err instanceof CisternError && err.code === 'UNAVAILABLE' &&
+    /No connection established|ECONNREFUSED|failed to connect|Name resolution failed|DNS resolution failed/i.test(err.message);
+}
+
+/** virsh prints every error line as "error: ..." on stderr. */
+export function errorText(err: unknown, server = ''): string {
+  if (err instanceof CommandError) {
+    if (isConnectFailure(err.cause)) return errorText(err.cause, server);
+    return `error: ${err.context}\nerror: ${messageOf(err.cause)}\n`;
+  }
+  if (isConnectFailure(err)) {
+    const m = /connect (E[A-Z]+) (\S+?)\.?(\s|$)/.exec(messageOf(err));
+    const cause = m ? `connect ${m[1]} ${m[2]}` : messageOf(err).replace(/\s*Resolution note:\s*$/, '');
+    return `error: failed to connect to the coordinator at ${server}\nerror: ${cause}\n`;
+  }
+  return `error: ${messageOf(err)}\n`;
+}
