@@ -1,0 +1,62 @@
+// virsh pool-capabilities: the <storagepoolCapabilities> document
+// (virStoragePoolCapsFormat in src/conf/storage_capabilities.c).
+import { type PoolTypeCapability } from '../proto/cistern/v1/storage.js';
+import { Out, esc } from './common.js';
+import { LIBVIRT_POOL_TYPES, allPoolTypeInfos, poolTypeInfo, poolTypeToString } from './formats.js';
+
+/**
+ * The capability of every supported pool type as this library knows it (formats and defaults);
+ * `supported` and `operations` are filled in from `backends` when given (type name -> operations).
+ */
+export function defaultPoolCapabilities(backends?: ReadonlyMap<string, readonly string[]>): PoolTypeCapability[] {
+  return allPoolTypeInfos().map((i) => ({
+    type: i.type,
+    supported: backends ? backends.has(i.name) : true,
+    poolFormats: [...i.poolFormats],
+    defaultPoolFormat: i.defaultPoolFormat,
+    volumeFormats: [...i.volumeFormats],
+    defaultVolumeFormat: i.defaultVolumeFormat,
+    operations: backends ? [...(backends.get(i.name) ?? [])] : [],
+  }));
+}
+
+/**
+ * Prints <storagepoolCapabilities> as libvirt does: every pool type libvirt knows, in its
+ * order, supported='yes|no', and for types with formats <poolOptions>/<volOptions> with the
+ * default and the enum of values (libvirt's enum, so file volume formats start with 'none').
+ * Types not in `types`, and the types outside Cistern's scope, print supported='no'.
+ */
+export function formatPoolCapabilitiesXml(types: readonly PoolTypeCapability[] = defaultPoolCapabilities()): string {
+  const byName = new Map<string, PoolTypeCapability>();
+  for (const t of types) byName.set(poolTypeToString(t.type), t);
+  const out = new Out();
+  out.open('<storagepoolCapabilities>');
+  for (const name of LIBVIRT_POOL_TYPES) {
+    const cap = byName.get(name);
+    const supported = cap?.supported ? 'yes' : 'no';
+    out.open(`<pool type='${name}' supported='${supported}'>`);
+    if (cap || allPoolTypeInfos().some((i) => i.name === name)) {
+      const info = poolTypeInfo(allPoolTypeInfos().find((i) => i.name === name)!.type);
+      const poolFormats = cap?.poolFormats.length ? cap.poolFormats : info.poolFormats;
+      if (poolFormats.length) {
+        out.open('<poolOptions>');
+        out.line(`<defaultFormat type='${esc(cap?.defaultPoolFormat || info.defaultPoolFormat)}'/>`);
+        out.open("<enum name='sourceFormatType'>");
+        for (const f of poolFormats) out.line(`<value>${esc(f)}</value>`);
+        out.close('</enum>');
+        out.close('</poolOptions>');
+      }
+      if (info.volumeFormatEnum.length) {
+        out.open('<volOptions>');
+        out.line(`<defaultFormat type='${esc(cap?.defaultVolumeFormat || info.defaultVolumeFormat)}'/>`);
+        out.open("<enum name='targetFormatType'>");
+        for (const f of info.volumeFormatEnum) out.line(`<value>${esc(f)}</value>`);
+        out.close('</enum>');
+        out.close('</volOptions>');
+      }
+    }
+    out.close('</pool>');
+  }
+  out.close('</storagepoolCapabilities>');
+  return out.toString();
+}

@@ -1,0 +1,312 @@
+// The hardened XML reader behind every libvirt document Cistern accepts.
+//
+// fast-xml-parser does the tokenising; this file adds what a root-run agent needs on top:
+// no DOCTYPE, no entities (only the five predefined ones and character references),
+// a size limit, a nesting limit, exactly one root, namespace prefixes that resolve, and
+// errors that are always InvalidArgumentError and say the line where it is known.
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { InvalidArgumentError } from '../errors/errors.js';
+
+/** Largest document accepted, in bytes (UTF-8). */
+export const MAX_XML_BYTES = 1024 * 1024;
+/** Deepest element nesting accepted (the root element is depth 1). */
+export const MAX_XML_DEPTH = 64;
+
+/** One element of a parsed document. Names are split into prefix/local and resolved to a namespace URI. */
+export interface XmlElement {
+  /** Name as written, e.g. 'fs:option'. */
+  readonly qname: string;
+  /** Local part of the name, e.g. 'option'. */
+  readonly local: string;
+  /** Namespace URI; '' when the element is in no namespace. */
+  readonly ns: string;
+  /** Attributes by name as written (namespace declarations excluded), values decoded. */
+  readonly attrs: ReadonlyMap<string, string>;
+  readonly children: readonly XmlElement[];
+  /** XPath string-value: all descendant text in document order. */
+  readonly text: string;
+  /** 1-based line of the start tag, when known. */
+  readonly line: number | undefined;
+  /** Slash-separated element path from the root, for messages, e.g. 'pool/source/device'. */
+  readonly path: string;
+  /** Namespace declarations made on this element (prefix -> URI; '' = default namespace). */
+  readonly nsDecls: ReadonlyMap<string, string>;
+}
+
+const XML_NS = 'http://www.w3.org/XML/1998/namespace';
+
+const parser = new XMLParser({
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  allowBooleanAttributes: false,
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: false,
+  processEntities: false,
+  htmlEntities: false,
+  cdataPropName: '#cdata',
+  commentPropName: false,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  removeNSPrefix: false,
+  captureMetaData: true,
+  maxNestedTags: MAX_XML_DEPTH + 8,
+});
+const META = XMLParser.getMetaDataSymbol() as unknown as symbol;
+
+type FxpNode = Record<string | symbol, unknown>;
+
+/** Maps string offsets to 1-based line numbers. */
+class LineIndex {
+  private starts: number[] | undefined;
+  constructor(private readonly text: string) {}
+  lineAt(offset: number): number {
+    if (!this.starts) {
+      const s = [0];
+      for (let i = this.text.indexOf('\n'); i !== -1; i = this.text.indexOf('\n', i + 1)) s.push(i + 1);
+      this.starts = s;
+    }
+    const s = this.starts;
+    let lo = 0;
+    let hi = s.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (s[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo + 1;
+  }
+}
+
+/** Short, printable excerpt of a user value for error messages. */
+export function shown(value: string, max = 60): string {
+  const clean = value.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return clean.length > max ? `${clean.slice(0, max)}...` : clean;
+}
+
+/** ' (line N)' or '' */
+export function atLine(line: number | undefined): string {
+  return line === undefined ? '' : ` (line ${line})`;
+}
+
+function fail(what: string, message: string, line?: number): never {
+  throw new InvalidArgumentError(what, `${message}${atLine(line)}`, line === undefined ? {} : { line: String(line) });
+}
+
+// XML 1.0 Char production; anything else (NUL, most C0 controls, lone surrogates, U+FFFE/U+FFFF) is refused.
+const BAD_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+
+function isXmlChar(cp: number): boolean {
+  return (
+    cp === 0x9 || cp === 0xa || cp === 0xd || (cp >= 0x20 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff)
+  );
+}
+
+const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', apos: "'", quot: '"' };
+const REF = /&([^;&<>\s]{0,40});?/g;
+
+/** Decodes the predefined entities and character references; refuses every other entity. */
+function decodeRefs(raw: string, what: string, line: number | undefined): string {
+  if (!raw.includes('&')) return raw;
+  return raw.replace(REF, (whole: string, body: string) => {
+    if (!whole.endsWith(';')) fail(what, `'&' must be written as '&amp;' (found '${shown(whole)}')`, line);
+    if (body.startsWith('#')) {
+      const num = body[1] === 'x' ? /^#x([0-9a-fA-F]{1,6})$/.exec(body)?.[1] : /^#([0-9]{1,7})$/.exec(body)?.[1];
+      const cp = num === undefined ? NaN : parseInt(num, body[1] === 'x' ? 16 : 10);
+      if (!Number.isFinite(cp) || !isXmlChar(cp)) fail(what, `invalid character reference '${shown(whole)}'`, line);
+      return String.fromCodePoint(cp);
+    }
+    const v = PREDEFINED[body];
+    if (v === undefined) {
+      fail(what, `entity reference '${shown(whole)}' is not allowed; only &lt; &gt; &amp; &apos; &quot; and character references are accepted (no DTD, no entities)`, line);
+    }
+    return v;
+  });
+}
+
+/** Refuses DOCTYPE and every other markup declaration ('<!' that is not a comment or CDATA section). */
+function refuseDeclarations(xml: string, lines: LineIndex): void {
+  let i = xml.indexOf('<!');
+  while (i !== -1) {
+    if (xml.startsWith('<!--', i)) {
+      const end = xml.indexOf('-->', i + 4);
+      if (end === -1) return; // unterminated: the validator reports it
+      i = xml.indexOf('<!', end + 3);
+    } else if (xml.startsWith('<![CDATA[', i)) {
+      const end = xml.indexOf(']]>', i + 9);
+      if (end === -1) return;
+      i = xml.indexOf('<!', end + 3);
+    } else {
+      const line = lines.lineAt(i);
+      if (/^<!DOCTYPE/i.test(xml.slice(i, i + 9))) {
+        fail('xml', 'a DOCTYPE is not allowed (no DTD, no entities)', line);
+      }
+      const what = /^<!([A-Za-z]*)/.exec(xml.slice(i, i + 20))?.[1] ?? '';
+      if (what.toUpperCase() === 'ENTITY') fail('xml', 'entity declarations are not allowed (no DTD, no entities)', line);
+      fail('xml', `markup declaration '<!${shown(what, 20)}' is not allowed; only elements, comments and CDATA are accepted`, line);
+    }
+  }
+}
+
+interface Scope {
+  readonly parent: Scope | undefined;
+  readonly decls: ReadonlyMap<string, string>;
+}
+
+function resolvePrefix(scope: Scope | undefined, prefix: string): string | undefined {
+  if (prefix === 'xml') return XML_NS;
+  for (let s = scope; s; s = s.parent) {
+    const uri = s.decls.get(prefix);
+    if (uri !== undefined) return uri;
+  }
+  return prefix === '' ? '' : undefined;
+}
+
+function splitQName(qname: string, what: string, line: number | undefined): [string, string] {
+  const colon = qname.indexOf(':');
+  if (colon === -1) return ['', qname];
+  if (colon === 0 || colon === qname.length - 1 || qname.indexOf(':', colon + 1) !== -1) {
+    fail(what, `'${shown(qname)}' is not a valid qualified name`, line);
+  }
+  return [qname.slice(0, colon), qname.slice(colon + 1)];
+}
+
+function tagOf(node: FxpNode): string | undefined {
+  for (const k of Object.keys(node)) if (k !== ':@') return k;
+  return undefined;
+}
+
+/**
+ * Parses one XML document with the hardening rules. `what` names the document kind in
+ * messages ('pool', 'volume', 'source' ...).
+ */
+export function parseXmlDocument(xml: string, what = 'xml'): XmlElement {
+  if (typeof xml !== 'string') fail(what, 'document must be a string');
+  if (xml.length > MAX_XML_BYTES || (xml.length * 3 > MAX_XML_BYTES && Buffer.byteLength(xml, 'utf8') > MAX_XML_BYTES)) {
+    fail(what, `document is larger than ${MAX_XML_BYTES} bytes (1 MiB)`);
+  }
+  if (xml.charCodeAt(0) === 0xfeff) xml = xml.slice(1);
+  const lines = new LineIndex(xml);
+  const bad = BAD_CHAR.exec(xml);
+  if (bad) {
+    const cp = bad[0].codePointAt(0) ?? 0;
+    fail(what, `character U+${cp.toString(16).toUpperCase().padStart(4, '0')} is not allowed in XML`, lines.lineAt(bad.index));
+  }
+  if (xml.trim() === '') fail(what, 'document is empty');
+  refuseDeclarations(xml, lines);
+
+  let valid: true | { err: { code: string; msg: string; line: number; col?: number } };
+  try {
+    valid = XMLValidator.validate(xml, { allowBooleanAttributes: false }) as typeof valid;
+  } catch (e) {
+    fail(what, `malformed XML: ${shown(String((e as Error)?.message ?? e), 200)}`);
+  }
+  if (valid !== true) {
+    const col = valid.err.col === undefined ? '' : `, column ${valid.err.col}`;
+    fail(what, `malformed XML: ${shown(valid.err.msg, 200)} (line ${valid.err.line}${col})`);
+  }
+
+  let tree: FxpNode[];
+  try {
+    tree = parser.parse(xml) as FxpNode[];
+  } catch (e) {
+    const msg = String((e as Error)?.message ?? e);
+    if (/nested tags/i.test(msg)) fail(what, `elements are nested deeper than ${MAX_XML_DEPTH} levels`);
+    fail(what, `malformed XML: ${shown(msg, 200)}`);
+  }
+
+  let root: FxpNode | undefined;
+  for (const node of tree) {
+    const tag = tagOf(node);
+    if (tag === undefined || tag === '#text') {
+      const t = node['#text'];
+      if (typeof t === 'string' && t.trim() !== '') fail(what, `text '${shown(t.trim())}' outside the root element`);
+      continue;
+    }
+    if (tag === '#cdata') fail(what, 'CDATA outside the root element');
+    if (root) {
+      const meta = node[META] as { startIndex?: number } | undefined;
+      fail(what, `more than one root element ('${shown(tagOf(root) ?? '')}' and '${shown(tag)}'); exactly one is allowed`, meta?.startIndex === undefined ? undefined : lines.lineAt(meta.startIndex));
+    }
+    root = node;
+  }
+  if (!root) fail(what, 'document has no root element');
+  return convert(root, undefined, '', 1, lines, what);
+}
+
+function convert(node: FxpNode, scope: Scope | undefined, parentPath: string, depth: number, lines: LineIndex, what: string): XmlElement {
+  const qname = tagOf(node)!;
+  const meta = node[META] as { startIndex?: number } | undefined;
+  const line = meta?.startIndex === undefined ? undefined : lines.lineAt(meta.startIndex);
+  const path = parentPath ? `${parentPath}/${qname}` : qname;
+  if (depth > MAX_XML_DEPTH) fail(path, `elements are nested deeper than ${MAX_XML_DEPTH} levels`, line);
+
+  const rawAttrs = (node[':@'] ?? {}) as Record<string, unknown>;
+  const decls = new Map<string, string>();
+  const attrs = new Map<string, string>();
+  for (const name of Object.keys(rawAttrs)) {
+    const raw = rawAttrs[name];
+    if (typeof raw !== 'string') fail(`${path}/@${shown(name)}`, 'attribute has no value', line);
+    if (raw.includes('<')) fail(`${path}/@${shown(name)}`, "'<' is not allowed in an attribute value; write '&lt;'", line);
+    const value = decodeRefs(raw.replace(/[\t\n\r]/g, ' '), `${path}/@${shown(name)}`, line);
+    if (name === 'xmlns') decls.set('', value);
+    else if (name.startsWith('xmlns:')) {
+      const p = name.slice(6);
+      if (!p || p.includes(':')) fail(`${path}/@${shown(name)}`, 'invalid namespace declaration', line);
+      if (value === '') fail(`${path}/@${shown(name)}`, `namespace prefix '${shown(p)}' cannot be bound to an empty URI`, line);
+      decls.set(p, value);
+    } else attrs.set(name, value);
+  }
+  const here: Scope = decls.size ? { parent: scope, decls } : (scope ?? { parent: undefined, decls });
+  const [prefix, local] = splitQName(qname, path, line);
+  const ns = resolvePrefix(here, prefix);
+  if (ns === undefined) fail(path, `namespace prefix '${shown(prefix)}' is not declared`, line);
+  for (const name of attrs.keys()) {
+    const [ap] = splitQName(name, `${path}/@${shown(name)}`, line);
+    if (ap && resolvePrefix(here, ap) === undefined) fail(`${path}/@${shown(name)}`, `namespace prefix '${shown(ap)}' is not declared`, line);
+  }
+
+  const children: XmlElement[] = [];
+  let text = '';
+  const content = node[qname];
+  if (Array.isArray(content)) {
+    for (const c of content as FxpNode[]) {
+      const tag = tagOf(c);
+      if (tag === '#text') {
+        text += decodeRefs(String(c['#text'] ?? ''), path, line);
+      } else if (tag === '#cdata') {
+        const parts = c['#cdata'];
+        if (Array.isArray(parts)) for (const p of parts as FxpNode[]) text += String(p['#text'] ?? '');
+      } else if (tag !== undefined) {
+        const child = convert(c, here, path, depth + 1, lines, what);
+        children.push(child);
+        text += child.text;
+      }
+    }
+  }
+  return { qname, local, ns, attrs, children, text, line, path, nsDecls: decls };
+}
+
+// ---------------------------------------------------------------- helpers for readers
+
+/** First child element in no namespace with this local name. */
+export function child(el: XmlElement, local: string): XmlElement | undefined {
+  for (const c of el.children) if (c.local === local && c.ns === '') return c;
+  return undefined;
+}
+
+/** All child elements in no namespace with this local name. */
+export function childrenNamed(el: XmlElement, local: string): XmlElement[] {
+  return el.children.filter((c) => c.local === local && c.ns === '');
+}
+
+/** Child elements in a given namespace with this local name. */
+export function childrenNs(el: XmlElement, ns: string, local: string): XmlElement[] {
+  return el.children.filter((c) => c.local === local && c.ns === ns);
+}
+
+/** An attribute by its unprefixed name; undefined when absent. */
+export function attr(el: XmlElement, name: string): string | undefined {
+  return el.attrs.get(name);
+}
