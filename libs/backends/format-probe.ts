@@ -59,9 +59,11 @@ interface FormatInfo {
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
 // Order matters: libvirt tries formats in its enum order (virStorageFileFormat).
-// bochs has no magic in libvirt; we recognise qemu's "Bochs Virtual HD Image" magic.
+// bochs has no magic in libvirt; we recognise qemu's "Bochs Virtual HD Image" magic and
+// read the disk size where qemu's bochs driver does (redolog.disk at 88; libvirt's
+// untested table says 84, which is the reserved word before it).
 const FORMATS: FormatInfo[] = [
-  { name: 'bochs', magicOffset: 0, magic: b('Bochs Virtual HD Image'), endian: 'le', versionOffset: 64, versionSize: 4, versions: [0x20000], sizeOffset: 32 + 16 + 16 + 4 + 4 + 4 + 4 + 4, sizeMultiplier: 1n },
+  { name: 'bochs', magicOffset: 0, magic: b('Bochs Virtual HD Image'), endian: 'le', versionOffset: 64, versionSize: 4, versions: [0x20000], sizeOffset: 32 + 16 + 16 + 4 + 4 + 4 + 4 + 4 + 4, sizeMultiplier: 1n },
   { name: 'iso', magicOffset: 32769, magic: b('CD001'), endian: 'le', versionOffset: -2, versionSize: 0, versions: [], sizeOffset: -1, sizeMultiplier: 1n },
   { name: 'vpc', magicOffset: 0, magic: b('conectix'), endian: 'be', versionOffset: 12, versionSize: 4, versions: [0x10000], sizeOffset: 8 + 4 + 4 + 8 + 4 + 4 + 2 + 2 + 4, sizeMultiplier: 1n },
   { name: 'vdi', magicOffset: 64, magic: Buffer.from([0x7f, 0x10, 0xda, 0xbe]), endian: 'le', versionOffset: 68, versionSize: 4, versions: [0x00010001], sizeOffset: 64 + 5 * 4 + 256 + 7 * 4, sizeMultiplier: 1n },

@@ -1,0 +1,319 @@
+// The dir backend with the recording runner: the exact qemu-img / scrub / fallocate
+// command lines, libvirt's checks (bad names, sizes, formats, resize rules), and that a
+// refused or failed request leaves nothing on disk. Files live in a temp directory.
+import { expect } from 'chai';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DirBackend } from '../../../libs/backends/dir.js';
+import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
+import { findBackend } from '../../../libs/backends/registry.js';
+import '../../../libs/backends/index.js';
+import type { PoolContext } from '../../../libs/backends/backend.js';
+import { CommandFailedError, type CisternError } from '../../../libs/errors/errors.js';
+import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+
+const MiB = 1024n * 1024n;
+
+function poolDef(path: string, extra: Partial<PoolDefinition> = {}): PoolDefinition {
+  return { type: PoolType.POOL_TYPE_DIR, name: 'p', uuid: '', source: undefined, target: { path, permissions: undefined }, features: undefined, mountOptions: [], ...extra };
+}
+
+function vol(name: string, format: string, capacity?: bigint, extra: Partial<VolumeDefinition> & { compat?: string; lazy?: boolean; cluster?: bigint; nocow?: boolean } = {}): VolumeDefinition {
+  const { compat, lazy, cluster, nocow, ...rest } = extra;
+  return {
+    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
+    name,
+    key: '',
+    capacity,
+    allocation: undefined,
+    sourceDevices: [],
+    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: compat ?? '', nocow: nocow ?? false, clusterSize: cluster ?? 0n, lazyRefcounts: lazy ?? false, encryption: undefined },
+    backingStore: undefined,
+    ...rest,
+  };
+}
+
+async function rejects(p: Promise<unknown>): Promise<CisternError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as CisternError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('dir backend (recording runner)', () => {
+  let root: string;
+  let target: string;
+  let runner: RecordingRunner;
+  let ctx: PoolContext;
+  const backend = new DirBackend();
+  const noPrealloc = { preallocMetadata: false };
+
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'cistern-dir-unit-'));
+    target = join(root, 'pool');
+    mkdirSync(target);
+    runner = new RecordingRunner();
+    ctx = { runner, pool: poolDef(target) };
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  const build = async (v: VolumeDefinition, opts = noPrealloc) => backend.buildVol(ctx, await backend.createVol(ctx, v), opts);
+
+  it('is registered for POOL_TYPE_DIR by importing libs/backends/index.js', () => {
+    expect(findBackend(PoolType.POOL_TYPE_DIR)?.type).to.equal(PoolType.POOL_TYPE_DIR);
+  });
+
+  describe('qemu-img command lines (as libvirt 9 builds them)', () => {
+    it('qcow2 without compat gets compat=0.10 and the size in KiB', async () => {
+      await build(vol('a.qcow2', 'qcow2', 10n * MiB));
+      expect(runner.argvs).to.deep.equal([['qemu-img', 'create', '-f', 'qcow2', '-o', 'compat=0.10', '--', `${target}/a.qcow2`, '10240K']]);
+    });
+
+    it('lazy_refcounts implies compat 1.1; cluster size and nocow are passed', async () => {
+      await build(vol('b.qcow2', 'qcow2', 1000n, { lazy: true, cluster: 4096n, nocow: true }));
+      expect(runner.argvs).to.deep.equal([
+        ['qemu-img', 'create', '-f', 'qcow2', '-o', 'nocow=on,compat=1.1,cluster_size=4096,lazy_refcounts', '--', `${target}/b.qcow2`, '1K'],
+      ]);
+    });
+
+    it('a backing store becomes -b PATH and backing_fmt; no size when capacity is 0', async () => {
+      writeFileSync(join(target, 'base.img'), Buffer.alloc(1024));
+      await build(vol('c.qcow2', 'qcow2', 0n, { backingStore: { path: 'base.img', format: 'raw', permissions: undefined }, compat: '1.1' }));
+      expect(runner.argvs).to.deep.equal([
+        ['qemu-img', 'create', '-f', 'qcow2', '-b', 'base.img', '-o', 'backing_fmt=raw,compat=1.1', '--', `${target}/c.qcow2`],
+      ]);
+    });
+
+    it('an unnamed backing format is probed from the backing file', async () => {
+      const q = Buffer.alloc(512);
+      q.write('QFI\xfb', 0, 'latin1');
+      q.writeUInt32BE(3, 4);
+      writeFileSync(join(target, 'base.qcow2'), q);
+      await build(vol('d.qcow2', 'qcow2', MiB, { backingStore: { path: `${target}/base.qcow2`, format: '', permissions: undefined } }));
+      expect(runner.argvs[0]).to.include('backing_fmt=qcow2,compat=0.10');
+    });
+
+    it('prealloc_metadata: metadata when allocation < capacity, falloc when equal', async () => {
+      await build(vol('m.qcow2', 'qcow2', 2n * MiB, { allocation: 0n }), { preallocMetadata: true });
+      await build(vol('f.qcow2', 'qcow2', 2n * MiB), { preallocMetadata: true });
+      expect(runner.argvs.map((a) => a[5])).to.deep.equal(['preallocation=metadata,compat=0.10', 'preallocation=falloc,compat=0.10']);
+    });
+
+    it('other formats: plain create -f FMT', async () => {
+      for (const f of ['qcow', 'qed', 'vmdk', 'vpc', 'vdi']) await build(vol(`v.${f}`, f, 3n * MiB));
+      expect(runner.argvs).to.deep.equal(
+        ['qcow', 'qed', 'vmdk', 'vpc', 'vdi'].map((f) => ['qemu-img', 'create', '-f', f, '--', `${target}/v.${f}`, '3072K']),
+      );
+    });
+
+    it('sets the volume mode after qemu-img (default 0600)', async () => {
+      await build(vol('mode.qcow2', 'qcow2', MiB));
+      expect(statSync(join(target, 'mode.qcow2')).mode & 0o777).to.equal(0o600);
+    });
+
+    it('a failed qemu-img leaves no file behind and reports the command and stderr', async () => {
+      runner.on(['qemu-img', 'create'], { exitCode: 1, stderr: 'qemu-img: something broke' });
+      const err = await rejects(build(vol('x.qcow2', 'qcow2', MiB)));
+      expect(err).to.be.instanceOf(CommandFailedError);
+      expect(err.message).to.contain('something broke');
+      expect(existsSync(join(target, 'x.qcow2'))).to.equal(false);
+    });
+
+    it('ENOSPC from qemu-img is RESOURCE_EXHAUSTED', async () => {
+      runner.on(['qemu-img'], { exitCode: 1, stderr: 'qemu-img: error while writing: No space left on device' });
+      const err = await rejects(build(vol('x.qcow2', 'qcow2', MiB)));
+      expect(err.code).to.equal('RESOURCE_EXHAUSTED');
+      expect(readdirSync(target)).to.deep.equal([]);
+    });
+
+    it('clone of a raw volume into qcow2 runs qemu-img convert -f raw -O qcow2', async () => {
+      writeFileSync(join(target, 'src.img'), Buffer.alloc(4096, 7));
+      await backend.buildVolFrom(ctx, await backend.createVol(ctx, vol('dst.qcow2', 'qcow2')), { pool: ctx.pool, volume: vol('src.img', '') }, noPrealloc);
+      expect(runner.argvs).to.deep.equal([['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', '-o', 'compat=0.10', '--', `${target}/src.img`, `${target}/dst.qcow2`]]);
+    });
+
+    it('raw volumes are created without any process; large allocations use one fallocate', async () => {
+      await build(vol('sparse.raw', 'raw', 100n * MiB, { allocation: 0n }));
+      await build(vol('small.raw', 'raw', MiB));
+      expect(runner.calls).to.have.length(0);
+      expect(statSync(join(target, 'sparse.raw')).blocks).to.equal(0);
+      expect(statSync(join(target, 'small.raw')).blocks * 512).to.be.at.least(1024 * 1024);
+      await build(vol('big.raw', 'raw', 100n * MiB));
+      expect(runner.argvs).to.deep.equal([['fallocate', '-o', '0', '-l', String(100n * MiB), '--', `${target}/big.raw`]]);
+    });
+  });
+
+  describe('resize rules (storageVolResize)', () => {
+    beforeEach(() => writeFileSync(join(target, 'r.qcow2'), (() => {
+      const b = Buffer.alloc(512);
+      b.write('QFI\xfb', 0, 'latin1');
+      b.writeUInt32BE(3, 4);
+      b.writeUInt32BE(16, 20);
+      b.writeBigUInt64BE(10n * MiB, 24);
+      return b;
+    })()));
+
+    it('qcow2 grows with qemu-img resize; shrink adds --shrink; the size is rounded up to 512', async () => {
+      await backend.resizeVol(ctx, vol('r.qcow2', ''), 20n * MiB + 1n, { allocate: false, delta: false, shrink: false });
+      await backend.resizeVol(ctx, vol('r.qcow2', ''), MiB, { allocate: false, delta: true, shrink: true });
+      expect(runner.argvs).to.deep.equal([
+        ['qemu-img', 'resize', '--', `${target}/r.qcow2`, String(20n * MiB + 512n)],
+        ['qemu-img', 'resize', '--shrink', '--', `${target}/r.qcow2`, String(9n * MiB)],
+      ]);
+    });
+
+    it('refuses to shrink without the flag, allocate for non-raw, and out-of-range sizes', async () => {
+      const noShrink = await rejects(backend.resizeVol(ctx, vol('r.qcow2', ''), MiB, { allocate: false, delta: false, shrink: false }));
+      expect(noShrink.code).to.equal('INVALID_ARGUMENT');
+      expect(noShrink.message).to.contain('shrink flag');
+      const alloc = await rejects(backend.resizeVol(ctx, vol('r.qcow2', ''), 20n * MiB, { allocate: true, delta: false, shrink: false }));
+      expect(alloc.message).to.contain('only supported for an unencrypted raw volume');
+      const neg = await rejects(backend.resizeVol(ctx, vol('r.qcow2', ''), -1n, { allocate: false, delta: false, shrink: false }));
+      expect(neg.code).to.equal('INVALID_ARGUMENT');
+      const over = await rejects(backend.resizeVol(ctx, vol('r.qcow2', ''), (1n << 63n) - 2n, { allocate: false, delta: true, shrink: false }));
+      expect(over.code).to.equal('INVALID_ARGUMENT');
+      expect(runner.calls).to.have.length(0);
+    });
+
+    it('never below the allocation', async () => {
+      writeFileSync(join(target, 'full.raw'), Buffer.alloc(64 * 1024, 1));
+      const err = await rejects(backend.resizeVol(ctx, vol('full.raw', ''), 4096n, { allocate: false, delta: false, shrink: true }));
+      expect(err.message).to.contain('below the existing allocation');
+      expect(statSync(join(target, 'full.raw')).size).to.equal(64 * 1024);
+    });
+
+    it('raw grows in-process (sparse), and shrinks with the flag', async () => {
+      writeFileSync(join(target, 's.raw'), '');
+      await backend.resizeVol(ctx, vol('s.raw', ''), 8n * MiB, { allocate: false, delta: false, shrink: false });
+      expect(statSync(join(target, 's.raw')).size).to.equal(8 * 1024 * 1024);
+      await backend.resizeVol(ctx, vol('s.raw', ''), 4n * MiB, { allocate: false, delta: true, shrink: true });
+      expect(statSync(join(target, 's.raw')).size).to.equal(4 * 1024 * 1024);
+      expect(runner.calls).to.have.length(0);
+    });
+  });
+
+  describe('wipe', () => {
+    it('runs scrub -f -p ALG -- PATH for every non-zero algorithm', async () => {
+      writeFileSync(join(target, 'w.img'), Buffer.alloc(4096, 9));
+      const algs: [WipeAlgorithm, string][] = [
+        [WipeAlgorithm.WIPE_ALGORITHM_NNSA, 'nnsa'],
+        [WipeAlgorithm.WIPE_ALGORITHM_DOD, 'dod'],
+        [WipeAlgorithm.WIPE_ALGORITHM_BSI, 'bsi'],
+        [WipeAlgorithm.WIPE_ALGORITHM_GUTMANN, 'gutmann'],
+        [WipeAlgorithm.WIPE_ALGORITHM_SCHNEIER, 'schneier'],
+        [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER7, 'pfitzner7'],
+        [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER33, 'pfitzner33'],
+        [WipeAlgorithm.WIPE_ALGORITHM_RANDOM, 'random'],
+      ];
+      for (const [a] of algs) await backend.wipeVol(ctx, vol('w.img', ''), a);
+      expect(runner.argvs).to.deep.equal(algs.map(([, n]) => ['scrub', '-f', '-p', n, '--', `${target}/w.img`]));
+    });
+
+    it('zero writes zeros in-process; trim is UNIMPLEMENTED', async () => {
+      writeFileSync(join(target, 'z.img'), Buffer.alloc(8192, 9));
+      await backend.wipeVol(ctx, vol('z.img', ''), WipeAlgorithm.WIPE_ALGORITHM_ZERO);
+      const { readFileSync } = await import('node:fs');
+      expect(readFileSync(join(target, 'z.img')).equals(Buffer.alloc(8192))).to.equal(true);
+      const err = await rejects(backend.wipeVol(ctx, vol('z.img', ''), WipeAlgorithm.WIPE_ALGORITHM_TRIM));
+      expect(err.code).to.equal('UNIMPLEMENTED');
+      expect(runner.calls).to.have.length(0);
+    });
+  });
+
+  describe('bad input is refused and changes nothing', () => {
+    const badNames = ['../x', 'a/b', '', 'x'.repeat(300), 'ctl\x01char', '-leading', '.', '..'];
+    for (const name of badNames) {
+      it(`refuses volume name ${JSON.stringify(name.length > 20 ? `${name.slice(0, 10)}...(${name.length})` : name)}`, async () => {
+        const err = await rejects(build(vol(name, 'raw', MiB)));
+        expect(err.code).to.equal('INVALID_ARGUMENT');
+        expect(err.message).to.contain('volume.name');
+        expect(readdirSync(target)).to.deep.equal([]);
+        expect(readdirSync(root)).to.deep.equal(['pool']);
+      });
+    }
+
+    it('refuses negative, overflowing and allocation > capacity sizes', async () => {
+      for (const v of [vol('n', 'raw', -1n), vol('o', 'raw', 1n << 63n), vol('a', 'raw', MiB, { allocation: 2n * MiB })]) {
+        const err = await rejects(build(v));
+        expect(err.code).to.equal('INVALID_ARGUMENT');
+      }
+      expect(readdirSync(target)).to.deep.equal([]);
+    });
+
+    it('refuses unknown and read-only formats, saying what is allowed', async () => {
+      const unknown = await rejects(build(vol('u', 'qcow9', MiB)));
+      expect(unknown.code).to.equal('INVALID_ARGUMENT');
+      expect(unknown.message).to.contain('allowed: raw, dir, iso, qcow, qcow2, qed, vmdk, vpc, vdi');
+      const ro = await rejects(build(vol('b', 'bochs', MiB)));
+      expect(ro.code).to.equal('INVALID_ARGUMENT');
+      expect(readdirSync(target)).to.deep.equal([]);
+      expect(runner.calls).to.have.length(0);
+    });
+
+    it('refuses qcow2-only options elsewhere, lazy_refcounts with compat 0.10, bad cluster sizes, backing on raw', async () => {
+      const cases = [
+        vol('a', 'raw', MiB, { compat: '1.1' }),
+        vol('b', 'vmdk', MiB, { lazy: true }),
+        vol('c', 'qcow2', MiB, { lazy: true, compat: '0.10' }),
+        vol('d', 'qcow2', MiB, { cluster: 3000n }),
+        vol('e', 'raw', MiB, { cluster: 65536n }),
+        vol('f', 'raw', MiB, { backingStore: { path: '/x', format: 'raw', permissions: undefined } }),
+        vol('g', 'qcow2', MiB, { backingStore: { path: '../../etc/passwd', format: 'raw', permissions: undefined } }),
+        vol('h', 'qcow2', MiB, { compat: '2.5' }),
+      ];
+      for (const v of cases) {
+        const err = await rejects(build(v));
+        expect(err.code, v.name).to.equal('INVALID_ARGUMENT');
+      }
+      const meta = await rejects(build(vol('r', 'raw', MiB), { preallocMetadata: true }));
+      expect(meta.code).to.equal('INVALID_ARGUMENT');
+      expect(readdirSync(target)).to.deep.equal([]);
+      expect(runner.calls).to.have.length(0);
+    });
+
+    it('refuses an existing name with ALREADY_EXISTS and leaves the file alone', async () => {
+      writeFileSync(join(target, 'taken'), 'keep');
+      const err = await rejects(build(vol('taken', 'raw', MiB)));
+      expect(err.code).to.equal('ALREADY_EXISTS');
+      const { readFileSync } = await import('node:fs');
+      expect(readFileSync(join(target, 'taken'), 'utf8')).to.equal('keep');
+    });
+
+    it('refuses to write through a link that leaves the pool', async () => {
+      const outside = join(root, 'outside.img');
+      writeFileSync(outside, Buffer.alloc(4096, 5));
+      symlinkSync(outside, join(target, 'escape'));
+      for (const op of [
+        () => backend.wipeVol(ctx, vol('escape', ''), WipeAlgorithm.WIPE_ALGORITHM_ZERO),
+        () => backend.resizeVol(ctx, vol('escape', ''), MiB, { allocate: false, delta: false, shrink: false }),
+        () => backend.uploadVol(ctx, vol('escape', ''), 0n, 0n, (async function* () { yield Buffer.from('x'); })()),
+      ]) {
+        const err = await rejects(op());
+        expect(err.code).to.equal('PERMISSION_DENIED');
+      }
+      const { readFileSync } = await import('node:fs');
+      expect(readFileSync(outside).equals(Buffer.alloc(4096, 5))).to.equal(true);
+      // delete removes the link, not what it points to
+      await backend.deleteVol(ctx, vol('escape', ''));
+      expect(existsSync(join(target, 'escape'))).to.equal(false);
+      expect(existsSync(outside)).to.equal(true);
+    });
+
+    it('build flags: overwrite with no_overwrite is INVALID_ARGUMENT; either alone is FAILED_PRECONDITION; nothing is created', async () => {
+      const c = { runner, pool: poolDef(join(root, 'new', 'pool')) };
+      expect((await rejects(backend.buildPool(c, { overwrite: true, noOverwrite: true }))).code).to.equal('INVALID_ARGUMENT');
+      expect((await rejects(backend.buildPool(c, { overwrite: true, noOverwrite: false }))).code).to.equal('FAILED_PRECONDITION');
+      expect(existsSync(join(root, 'new'))).to.equal(false);
+    });
+
+    it('a relative or dotted pool target is INVALID_ARGUMENT', async () => {
+      for (const p of ['relative/dir', '/a/../b', '']) {
+        const err = await rejects(backend.buildPool({ runner, pool: poolDef(p) }, { overwrite: false, noOverwrite: false }));
+        expect(err.code).to.equal('INVALID_ARGUMENT');
+      }
+    });
+  });
+});
