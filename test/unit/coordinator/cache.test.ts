@@ -1,0 +1,133 @@
+// The coordinator's fleet cache: revision ordering between sync and events, sync
+// replacement, catalog revisions, indexes, sequence waits.
+import { expect } from 'chai';
+import { FleetCache } from '../../../services/coordinator/cache.js';
+import { poolView } from '../../../services/coordinator/catalog-view.js';
+import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import {
+  Event,
+  EventKind,
+  Pool,
+  PoolDefinition,
+  PoolState,
+  PoolType,
+  Volume,
+} from '../../../libs/proto/cistern/v1/storage.js';
+
+const def = (name: string) => PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, uuid: `uuid-${name}`, target: { path: `/p/${name}` } });
+const pool = (name: string, revision: bigint, state = PoolState.POOL_STATE_RUNNING) =>
+  Pool.fromPartial({ name: `hosts/a/pools/${name}`, host: 'a', definition: def(name), state, revision, capacity: 100n });
+const vol = (poolName: string, name: string, revision: bigint, capacity = 1n) =>
+  Volume.fromPartial({
+    name: `hosts/a/pools/${poolName}/volumes/${name}`,
+    host: 'a',
+    pool: poolName,
+    revision,
+    definition: { name, key: `/p/${poolName}/${name}`, capacity, target: { path: `/p/${poolName}/${name}` } },
+  });
+const event = (seq: bigint, kind: EventKind, fields: Partial<Event>) =>
+  Event.fromPartial({ sequence: seq, kind, host: 'a', ...fields });
+
+describe('coordinator fleet cache', () => {
+  it('keeps the newer state when an older one arrives later (events vs sync)', () => {
+    const c = new FleetCache();
+    c.applyPool('a', pool('p', 10n));
+    c.applyVolume('a', 'p', vol('p', 'v', 20n, 5n));
+    c.applyVolume('a', 'p', vol('p', 'v', 15n, 1n)); // older: ignored
+    expect(c.volume('a', 'p', 'v')?.definition?.capacity).to.equal(5n);
+    c.applyVolume('a', 'p', vol('p', 'v', 25n, 9n));
+    expect(c.volume('a', 'p', 'v')?.definition?.capacity).to.equal(9n);
+  });
+
+  it('does not resurrect a deleted volume from an older sync snapshot', () => {
+    const c = new FleetCache();
+    c.applyPool('a', pool('p', 10n));
+    c.applyVolume('a', 'p', vol('p', 'v', 11n));
+    c.removeVolume('a', 'p', 'v', 30n);
+    c.replaceHost('a', { pools: [pool('p', 10n)], volumes: [vol('p', 'v', 11n)], revision: 20n });
+    expect(c.volume('a', 'p', 'v')).to.equal(undefined);
+    // a snapshot taken after the delete that has the volume again (recreated) wins
+    c.replaceHost('a', { pools: [pool('p', 10n)], volumes: [vol('p', 'v', 35n)], revision: 40n });
+    expect(c.volume('a', 'p', 'v')?.revision).to.equal(35n);
+  });
+
+  it('replaces a host on sync but keeps what changed after the snapshot', () => {
+    const c = new FleetCache();
+    c.applyPool('a', pool('p', 10n));
+    c.applyPool('a', pool('q', 12n));
+    c.applyVolume('a', 'p', vol('p', 'old', 11n));
+    c.applyVolume('a', 'p', vol('p', 'fresh', 50n)); // created after the snapshot
+    c.replaceHost('a', { pools: [pool('p', 10n)], volumes: [vol('p', 'new', 13n)], revision: 40n });
+    expect(c.runtimePool('a', 'q')).to.equal(undefined);
+    expect(c.volumeNames('a', 'p')).to.deep.equal(['fresh', 'new']);
+  });
+
+  it('drops a stopped pool with its volumes and their key/path index', () => {
+    const c = new FleetCache();
+    c.applyPool('a', pool('p', 10n));
+    c.applyVolume('a', 'p', vol('p', 'v', 11n));
+    expect(c.volumeByPath('a', '/p/p/v')?.name).to.equal('hosts/a/pools/p/volumes/v');
+    expect(c.volumeByKey('a', '/p/p/v')?.name).to.equal('hosts/a/pools/p/volumes/v');
+    c.applyEvent(event(5n, EventKind.POOL_STOPPED, { pool: 'p', poolState: pool('p', 12n, PoolState.POOL_STATE_INACTIVE) }));
+    expect(c.runtimePool('a', 'p')).to.equal(undefined);
+    expect(c.volumeByPath('a', '/p/p/v')).to.equal(undefined);
+    // a late start event older than the stop does not bring it back
+    c.applyPool('a', pool('p', 11n));
+    expect(c.runtimePool('a', 'p')).to.equal(undefined);
+  });
+
+  it('merges catalog entries with runtime state into the pool view', () => {
+    const c = new FleetCache();
+    c.applyCatalog('a', 'p', CatalogPool.create({ definition: def('p'), autostart: true, persistent: true }), 3);
+    let view = poolView(c, 'a', 'p')!;
+    expect(view.state).to.equal(PoolState.POOL_STATE_INACTIVE);
+    expect(view.persistent).to.equal(true);
+    expect(view.autostart).to.equal(true);
+    c.applyPool('a', pool('p', 10n));
+    c.applyVolume('a', 'p', vol('p', 'v', 11n));
+    view = poolView(c, 'a', 'p')!;
+    expect(view.state).to.equal(PoolState.POOL_STATE_RUNNING);
+    expect(view.capacity).to.equal(100n);
+    expect(view.volumeCount).to.equal(1);
+    // a transient pool: runtime state only
+    c.applyPool('a', pool('t', 13n));
+    expect(poolView(c, 'a', 't')!.persistent).to.equal(false);
+  });
+
+  it('ignores catalog writes older than a deletion it has seen, but takes a re-definition', () => {
+    const c = new FleetCache();
+    c.applyCatalog('a', 'p', CatalogPool.create({ definition: def('p') }), 5);
+    c.applyCatalog('a', 'p', undefined, 6); // undefined (deleted) at 6
+    c.applyCatalog('a', 'p', CatalogPool.create({ definition: def('p') }), 5); // late watch delivery
+    expect(c.catalogEntry('a', 'p')).to.equal(undefined);
+    c.applyCatalog('a', 'p', CatalogPool.create({ definition: def('p'), autostart: true }), 9);
+    expect(c.catalogEntry('a', 'p')?.value.autostart).to.equal(true);
+    c.applyCatalog('a', 'p', undefined, 6); // the old deletion, delivered late
+    expect(c.catalogEntry('a', 'p')?.revision).to.equal(9);
+  });
+
+  it('orders pools by host then name and volumes by name', () => {
+    const c = new FleetCache();
+    c.applyCatalog('b', 'x', CatalogPool.create({ definition: def('x') }), 1);
+    c.applyCatalog('a', 'z', CatalogPool.create({ definition: def('z') }), 2);
+    c.applyPool('a', pool('m', 1n));
+    expect(c.poolKeys()).to.deep.equal([
+      ['a', 'm'],
+      ['a', 'z'],
+      ['b', 'x'],
+    ]);
+    for (const n of ['c', 'a', 'b']) c.applyVolume('a', 'm', vol('m', n, 2n));
+    expect(c.volumeNames('a', 'm')).to.deep.equal(['a', 'b', 'c']);
+  });
+
+  it('resolves sequence waits once the event is applied, and gives up after the timeout', async () => {
+    const c = new FleetCache();
+    c.advance(10n);
+    expect(await c.waitForSequence(9n, 10)).to.equal(true);
+    const waiting = c.waitForSequence(12n, 5_000);
+    c.applyEvent(event(11n, EventKind.POOL_REFRESHED, { pool: 'p' }));
+    c.applyEvent(event(12n, EventKind.HOST_ONLINE, {}));
+    expect(await waiting).to.equal(true);
+    expect(await c.waitForSequence(100n, 10)).to.equal(false);
+  });
+});

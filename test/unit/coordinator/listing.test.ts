@@ -1,0 +1,113 @@
+// ListPools / ListVolumes against the cache: filters, stable pages, page tokens.
+import { expect } from 'chai';
+import { Metadata } from '@grpc/grpc-js';
+import { FleetCache } from '../../../services/coordinator/cache.js';
+import { HostRegistry } from '../../../services/coordinator/hosts.js';
+import { silentLogger } from '../../../services/coordinator/log.js';
+import { listPools } from '../../../services/coordinator/handlers/pools.js';
+import { getVolume, listVolumes, lookupVolume } from '../../../services/coordinator/handlers/volumes.js';
+import type { CallContext, CoordinatorServices } from '../../../services/coordinator/context.js';
+import { CatalogPool, Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
+import { asCisternError } from '../../../libs/errors/errors.js';
+
+function setup() {
+  const cache = new FleetCache();
+  const hosts = new HostRegistry({ log: silentLogger });
+  for (const id of ['a', 'b']) hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: id, poolTypes: [PoolType.POOL_TYPE_DIR] }, bootId: 1n, intervalMs: 60_000 }));
+  const svc = { cache, hosts, log: silentLogger } as unknown as CoordinatorServices;
+  const ctx: CallContext = {
+    method: 'test',
+    principal: 'anonymous',
+    metadata: new Metadata(),
+    peer: 'test',
+    signal: new AbortController().signal,
+    log: silentLogger,
+    requestId: '',
+  };
+  return { cache, hosts, svc, ctx };
+}
+
+const def = (name: string, type = PoolType.POOL_TYPE_DIR) => PoolDefinition.fromPartial({ name, type, uuid: `u-${name}`, target: { path: `/p/${name}` } });
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    return asCisternError(err).code;
+  }
+  return 'OK';
+}
+
+describe('coordinator listings', () => {
+  it('filters pools like virsh pool-list and pages them in host, name order', async () => {
+    const { cache, svc, ctx } = setup();
+    cache.applyCatalog('b', 'p1', CatalogPool.create({ definition: def('p1'), autostart: true, persistent: true }), 1);
+    cache.applyCatalog('a', 'p2', CatalogPool.create({ definition: def('p2'), persistent: true }), 2);
+    cache.applyCatalog('a', 'p1', CatalogPool.create({ definition: def('p1', PoolType.POOL_TYPE_LOGICAL), persistent: true }), 3);
+    cache.applyPool('a', Pool.fromPartial({ definition: def('p2'), state: PoolState.POOL_STATE_RUNNING, revision: 1n }));
+    cache.applyPool('a', Pool.fromPartial({ definition: def('t'), state: PoolState.POOL_STATE_RUNNING, revision: 2n }));
+
+    const names = (r: { pools: Pool[] }) => r.pools.map((p) => p.name);
+    const base = { host: '', types: [], pageSize: 0, pageToken: '' };
+    expect(names(await listPools(svc, ctx, base))).to.deep.equal(['hosts/a/pools/p1', 'hosts/a/pools/p2', 'hosts/a/pools/t', 'hosts/b/pools/p1']);
+    expect(names(await listPools(svc, ctx, { ...base, active: true }))).to.deep.equal(['hosts/a/pools/p2', 'hosts/a/pools/t']);
+    expect(names(await listPools(svc, ctx, { ...base, active: false }))).to.deep.equal(['hosts/a/pools/p1', 'hosts/b/pools/p1']);
+    expect(names(await listPools(svc, ctx, { ...base, persistent: false }))).to.deep.equal(['hosts/a/pools/t']);
+    expect(names(await listPools(svc, ctx, { ...base, autostart: true }))).to.deep.equal(['hosts/b/pools/p1']);
+    expect(names(await listPools(svc, ctx, { ...base, types: [PoolType.POOL_TYPE_LOGICAL] }))).to.deep.equal(['hosts/a/pools/p1']);
+    expect(names(await listPools(svc, ctx, { ...base, host: 'b' }))).to.deep.equal(['hosts/b/pools/p1']);
+    expect(await code(listPools(svc, ctx, { ...base, host: 'nope' }))).to.equal('NOT_FOUND');
+    expect(await code(listPools(svc, ctx, { ...base, pageToken: 'garbage' }))).to.equal('INVALID_ARGUMENT');
+
+    const seen: string[] = [];
+    let token = '';
+    do {
+      const page = await listPools(svc, ctx, { ...base, pageSize: 3, pageToken: token });
+      seen.push(...names(page));
+      token = page.nextPageToken;
+    } while (token);
+    expect(seen).to.have.length(4);
+  });
+
+  it('pages 10,000 volumes in name order, stable while volumes come and go', async () => {
+    const { cache, svc, ctx } = setup();
+    cache.applyCatalog('a', 'big', CatalogPool.create({ definition: def('big'), persistent: true }), 1);
+    cache.applyPool('a', Pool.fromPartial({ definition: def('big'), state: PoolState.POOL_STATE_RUNNING, revision: 1n }));
+    for (let i = 0; i < 10_000; i++) {
+      const name = `vol-${String(i).padStart(5, '0')}`;
+      cache.applyVolume('a', 'big', Volume.fromPartial({ name: `hosts/a/pools/big/volumes/${name}`, pool: 'big', host: 'a', revision: 2n, definition: { name, key: `/p/big/${name}`, target: { path: `/p/big/${name}` } } }));
+    }
+    const first = await listVolumes(svc, ctx, { parent: 'hosts/a/pools/big', pageSize: 0, pageToken: '' });
+    expect(first.volumes).to.have.length(1000);
+    expect(first.volumes[0]!.name).to.equal('hosts/a/pools/big/volumes/vol-00000');
+    // a volume before the boundary disappears: the next page still starts right after the last one seen
+    cache.removeVolume('a', 'big', 'vol-00010', 3n);
+    const second = await listVolumes(svc, ctx, { parent: 'hosts/a/pools/big', pageSize: 0, pageToken: first.nextPageToken });
+    expect(second.volumes[0]!.name).to.equal('hosts/a/pools/big/volumes/vol-01000');
+    let total = first.volumes.length + second.volumes.length;
+    let token = second.nextPageToken;
+    while (token) {
+      const page = await listVolumes(svc, ctx, { parent: 'hosts/a/pools/big', pageSize: 4000, pageToken: token });
+      total += page.volumes.length;
+      token = page.nextPageToken;
+    }
+    expect(total).to.equal(10_000);
+    expect((await lookupVolume(svc, ctx, { host: 'a', key: '/p/big/vol-09999', path: '' })).name).to.equal('hosts/a/pools/big/volumes/vol-09999');
+    expect((await lookupVolume(svc, ctx, { host: 'a', key: '', path: '/p/big/vol-00001' })).name).to.equal('hosts/a/pools/big/volumes/vol-00001');
+    expect(await code(lookupVolume(svc, ctx, { host: 'a', key: '/nope', path: '' }))).to.equal('NOT_FOUND');
+    expect(await code(lookupVolume(svc, ctx, { host: 'a', key: '', path: 'relative' }))).to.equal('INVALID_ARGUMENT');
+    // a token of another listing is refused
+    expect(await code(listVolumes(svc, ctx, { parent: 'hosts/a/pools/other', pageSize: 0, pageToken: first.nextPageToken }))).to.equal('INVALID_ARGUMENT');
+  });
+
+  it('answers volume reads on an inactive pool FAILED_PRECONDITION and unknown names NOT_FOUND', async () => {
+    const { cache, svc, ctx } = setup();
+    cache.applyCatalog('a', 'off', CatalogPool.create({ definition: def('off'), persistent: true }), 1);
+    expect(await code(listVolumes(svc, ctx, { parent: 'hosts/a/pools/off', pageSize: 0, pageToken: '' }))).to.equal('FAILED_PRECONDITION');
+    expect(await code(getVolume(svc, ctx, { name: 'hosts/a/pools/off/volumes/v' }))).to.equal('FAILED_PRECONDITION');
+    expect(await code(getVolume(svc, ctx, { name: 'hosts/a/pools/none/volumes/v' }))).to.equal('NOT_FOUND');
+    expect(await code(getVolume(svc, ctx, { name: 'hosts/zz/pools/none/volumes/v' }))).to.equal('NOT_FOUND');
+    expect(await code(getVolume(svc, ctx, { name: 'hosts/a/pools/../volumes/v' }))).to.equal('INVALID_ARGUMENT');
+  });
+});
