@@ -1,0 +1,402 @@
+// The dir backend against the real tools (qemu-img, scrub, fallocate) in a temp dir:
+// every creatable format checked with `qemu-img info --output=json`, the in-process
+// probe agreeing with qemu-img, clone / resize / wipe / upload-download, a hand-dropped
+// file found by refresh, bad input refused with nothing created on disk.
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DirBackend } from '../../libs/backends/dir.js';
+import { ExecRunner } from '../../libs/backends/exec-runner.js';
+import { probeFile } from '../../libs/backends/format-probe.js';
+import type { PoolContext } from '../../libs/backends/backend.js';
+import type { CisternError } from '../../libs/errors/errors.js';
+import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+
+const MiB = 1024n * 1024n;
+
+interface QemuInfo {
+  format: string;
+  'virtual-size': number;
+  'backing-filename'?: string;
+  'backing-filename-format'?: string;
+  'cluster-size'?: number;
+  'format-specific'?: { type: string; data: { compat?: string; 'lazy-refcounts'?: boolean } };
+}
+
+function qemuInfo(path: string): QemuInfo {
+  return JSON.parse(execFileSync('qemu-img', ['info', '--output=json', '--', path], { encoding: 'utf8' })) as QemuInfo;
+}
+
+function sha256(buf: Buffer): string {
+  return createHash('sha256').update(buf).digest('hex');
+}
+
+function hasTool(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function poolDef(path: string, mode?: number): PoolDefinition {
+  return {
+    type: PoolType.POOL_TYPE_DIR,
+    name: 'p',
+    uuid: '',
+    source: undefined,
+    target: { path, permissions: mode === undefined ? undefined : { mode, owner: undefined, group: undefined, label: '' } },
+    features: undefined,
+    mountOptions: [],
+  };
+}
+
+function vol(name: string, format: string, capacity?: bigint, extra: Partial<VolumeDefinition> & { compat?: string; lazy?: boolean; cluster?: bigint } = {}): VolumeDefinition {
+  const { compat, lazy, cluster, ...rest } = extra;
+  return {
+    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
+    name,
+    key: '',
+    capacity,
+    allocation: undefined,
+    sourceDevices: [],
+    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: compat ?? '', nocow: false, clusterSize: cluster ?? 0n, lazyRefcounts: lazy ?? false, encryption: undefined },
+    backingStore: undefined,
+    ...rest,
+  };
+}
+
+async function rejects(p: Promise<unknown>): Promise<CisternError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as CisternError;
+  }
+  throw new Error('expected a rejection');
+}
+
+async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const b of it) parts.push(b);
+  return Buffer.concat(parts);
+}
+
+async function* chunks(buf: Buffer, size: number): AsyncIterable<Buffer> {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+
+describe('dir backend with real qemu-img', function () {
+  this.timeout(120_000);
+  let root: string;
+  let target: string;
+  let ctx: PoolContext;
+  const backend = new DirBackend();
+  const runner = new ExecRunner();
+  const none = { preallocMetadata: false };
+
+  before(function () {
+    if (!hasTool('qemu-img')) this.skip(); // skip reason: qemu-img is not installed (Debian package qemu-utils)
+    root = mkdtempSync(join(tmpdir(), 'cistern-dir-backend-'));
+    target = join(root, 'pools', 'p');
+    ctx = { runner, pool: poolDef(target) };
+  });
+  after(() => {
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  const create = async (v: VolumeDefinition, opts = none) => {
+    const def = await backend.createVol(ctx, v);
+    await backend.buildVol(ctx, def, opts);
+    return backend.refreshVol(ctx, def);
+  };
+
+  describe('pool lifecycle', () => {
+    it('build makes the parents and the target with mode 0711; start, check, refresh sizes', async () => {
+      expect(await backend.checkPool(ctx)).to.equal(false);
+      expect((await rejects(backend.startPool(ctx))).code).to.equal('FAILED_PRECONDITION');
+      await backend.buildPool(ctx, { overwrite: false, noOverwrite: false });
+      expect(statSync(target).mode & 0o777).to.equal(0o711);
+      await backend.startPool(ctx);
+      expect(await backend.checkPool(ctx)).to.equal(true);
+      const r = await backend.refreshPool(ctx);
+      expect(r.volumes).to.deep.equal([]);
+      expect(r.runtime.capacity > 0n).to.equal(true);
+      expect(r.runtime.allocation + r.runtime.available).to.equal(r.runtime.capacity);
+    });
+
+    it('build of an existing directory with a mode sets the mode; delete removes an empty pool only', async () => {
+      const other = join(root, 'pools', 'q');
+      const c = { runner, pool: poolDef(other, 0o750) };
+      await backend.buildPool(c, { overwrite: false, noOverwrite: false });
+      expect(statSync(other).mode & 0o777).to.equal(0o750);
+      writeFileSync(join(other, 'f'), 'x');
+      expect((await rejects(backend.deletePool(c))).code).to.equal('FAILED_PRECONDITION');
+      rmSync(join(other, 'f'));
+      await backend.deletePool(c);
+      expect(existsSync(other)).to.equal(false);
+    });
+  });
+
+  describe('every creatable format, checked with qemu-img info', () => {
+    const cases: { name: string; format: string; qemuFormat: string; capacity: bigint; extra?: Parameters<typeof vol>[3] }[] = [
+      { name: 'v.raw', format: 'raw', qemuFormat: 'raw', capacity: 16n * MiB, extra: { allocation: 0n } },
+      { name: 'v.qcow2', format: 'qcow2', qemuFormat: 'qcow2', capacity: 64n * MiB },
+      { name: 'v11.qcow2', format: 'qcow2', qemuFormat: 'qcow2', capacity: 64n * MiB, extra: { lazy: true, cluster: 4096n } },
+      { name: 'v.qcow', format: 'qcow', qemuFormat: 'qcow', capacity: 32n * MiB },
+      { name: 'v.qed', format: 'qed', qemuFormat: 'qed', capacity: 32n * MiB },
+      { name: 'v.vmdk', format: 'vmdk', qemuFormat: 'vmdk', capacity: 32n * MiB },
+      { name: 'v.vpc', format: 'vpc', qemuFormat: 'vpc', capacity: 32n * MiB },
+      { name: 'v.vdi', format: 'vdi', qemuFormat: 'vdi', capacity: 32n * MiB },
+    ];
+    for (const c of cases) {
+      it(`${c.format}${c.extra?.lazy ? ' (compat 1.1, lazy_refcounts, 4 KiB clusters)' : ''}: format, virtual size; the probe agrees`, async () => {
+        const v = await create(vol(c.name, c.format, c.capacity, c.extra));
+        const info = qemuInfo(join(target, c.name));
+        expect(info.format).to.equal(c.qemuFormat);
+        expect(v.target?.format).to.equal(c.format);
+        expect(BigInt(info['virtual-size'])).to.equal(v.capacity);
+        if (c.format !== 'vpc') expect(v.capacity).to.equal(c.capacity); // vpc rounds to its CHS geometry
+        expect(v.key).to.equal(join(target, c.name));
+        expect(v.target?.permissions?.mode).to.equal(0o600);
+        if (c.format === 'qcow2') {
+          expect(BigInt(info['cluster-size']!)).to.equal(v.target?.clusterSize);
+          expect(info['format-specific']?.data.compat).to.equal(v.target?.compat);
+          expect(info['format-specific']?.data['lazy-refcounts'] ?? false).to.equal(v.target?.lazyRefcounts);
+          expect(v.target?.compat).to.equal(c.extra?.lazy ? '1.1' : '0.10');
+        }
+      });
+    }
+
+    it('a directory volume', async () => {
+      const v = await create(vol('subdir', 'dir'));
+      expect(statSync(join(target, 'subdir')).isDirectory()).to.equal(true);
+      expect(v.type).to.equal(VolumeType.VOLUME_TYPE_DIR);
+      expect(v.target?.format).to.equal('dir');
+    });
+
+    it('qcow2 on a backing store: backing file and format in qemu-img info and in the probe', async () => {
+      const v = await create(vol('child.qcow2', 'qcow2', 0n, { backingStore: { path: join(target, 'v.qcow2'), format: '', permissions: undefined } }));
+      const info = qemuInfo(join(target, 'child.qcow2'));
+      expect(info['backing-filename']).to.equal(join(target, 'v.qcow2'));
+      expect(info['backing-filename-format']).to.equal('qcow2');
+      expect(BigInt(info['virtual-size'])).to.equal(64n * MiB);
+      expect(v.backingStore?.path).to.equal(join(target, 'v.qcow2'));
+      expect(v.backingStore?.format).to.equal('qcow2');
+      expect(v.capacity).to.equal(64n * MiB);
+    });
+
+    it('qcow2 with prealloc_metadata: metadata preallocated, sparse data', async () => {
+      await create(vol('pm.qcow2', 'qcow2', 64n * MiB, { allocation: 0n }), { preallocMetadata: true });
+      const info = qemuInfo(join(target, 'pm.qcow2'));
+      expect(info.format).to.equal('qcow2');
+      expect(statSync(join(target, 'pm.qcow2')).size).to.be.greaterThan(64 * 1024 * 1024);
+    });
+
+    it('raw fully allocated by default (allocation = capacity), in-process', async () => {
+      const v = await create(vol('full.raw', 'raw', 8n * MiB));
+      expect(v.allocation! >= 8n * MiB).to.equal(true);
+      expect(qemuInfo(join(target, 'full.raw'))['virtual-size']).to.equal(8 * 1024 * 1024);
+    });
+
+    it('raw with luks encryption: qemu-img info says luks; the probe says raw + luks with the payload excluded', async () => {
+      const secrets = new Map([['11111111-2222-3333-4444-555555555555', Buffer.from('passphrase')]]);
+      const c = { ...ctx, secrets };
+      const v = vol('enc.img', 'raw', 16n * MiB);
+      v.target!.encryption = { format: 'luks', secrets: [{ uuid: '11111111-2222-3333-4444-555555555555', usage: '', type: 'passphrase' }], cipher: undefined, ivgen: undefined };
+      const def = await backend.createVol(c, v);
+      await backend.buildVol(c, def, none);
+      const info = qemuInfo(join(target, 'enc.img'));
+      expect(info.format).to.equal('luks');
+      const probed = await backend.refreshVol(c, def);
+      expect(probed.target?.format).to.equal('raw');
+      expect(probed.target?.encryption?.format).to.equal('luks');
+      expect(probed.capacity).to.equal(BigInt(info['virtual-size']));
+      expect(readdirSync(tmpdir()).filter((n) => n.startsWith('cistern-secret-'))).to.deep.equal([]);
+    });
+  });
+
+  describe('a file dropped by hand is found by refresh with the right format and sizes', () => {
+    let server: Server | undefined;
+    after(() => server?.close());
+
+    it('finds qemu-img and dd made files, skips fifos, sockets, dangling links and control-character names', async () => {
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'compat=1.1', '--', join(target, 'hand.qcow2'), '100M']);
+      writeFileSync(join(target, 'hand.raw'), randomBytes(3 * 4096));
+      execFileSync('mkfifo', ['--', join(target, 'fifo')]);
+      symlinkSync('/nonexistent/cistern', join(target, 'dangling'));
+      symlinkSync(join(target, 'hand.raw'), join(target, 'link.raw'));
+      writeFileSync(join(target, 'bad\x07name'), 'x');
+      server = createServer();
+      await new Promise<void>((res) => server!.listen(join(target, 'sock'), res));
+
+      const r = await backend.refreshPool(ctx);
+      const byName = new Map(r.volumes.map((v) => [v.name, v]));
+      for (const skipped of ['fifo', 'dangling', 'sock', 'bad\x07name']) expect(byName.has(skipped), skipped).to.equal(false);
+      const q = byName.get('hand.qcow2')!;
+      expect(q.target?.format).to.equal('qcow2');
+      expect(q.capacity).to.equal(100n * MiB);
+      expect(q.physical).to.equal(BigInt(statSync(join(target, 'hand.qcow2')).size));
+      expect(q.allocation).to.equal(BigInt(statSync(join(target, 'hand.qcow2')).blocks) * 512n);
+      const raw = byName.get('hand.raw')!;
+      expect(raw.target?.format).to.equal('raw');
+      expect(raw.capacity).to.equal(3n * 4096n);
+      expect(raw.key).to.equal(join(target, 'hand.raw'));
+      expect(raw.target?.timestamps?.mtime).to.match(/^\d+(\.\d{9})?$/);
+      expect(byName.get('link.raw')?.capacity).to.equal(3n * 4096n);
+      // the probe agrees with qemu-img info for everything qemu-img can read here
+      for (const v of r.volumes) {
+        if (v.type !== VolumeType.VOLUME_TYPE_FILE || v.target?.encryption) continue;
+        const info = qemuInfo(v.target!.path);
+        expect(info.format, v.name).to.equal(v.target?.format);
+        expect(BigInt(info['virtual-size']), v.name).to.equal(v.capacity);
+        expect(info['backing-filename'] ?? '', v.name).to.equal(v.backingStore?.path ?? '');
+      }
+      await new Promise<void>((res) => server!.close(() => res()));
+      server = undefined;
+      rmSync(join(target, 'fifo'));
+      rmSync(join(target, 'dangling'));
+      rmSync(join(target, 'bad\x07name'));
+    });
+
+    it('refreshes a pool of 2,000 mixed files with correct formats', async () => {
+      const dir = join(root, 'pools', 'many');
+      const c = { runner, pool: poolDef(dir) };
+      await backend.buildPool(c, { overwrite: false, noOverwrite: false });
+      const qcow2 = readFileSync(join(target, 'hand.qcow2'));
+      for (let i = 0; i < 2000; i++) writeFileSync(join(dir, `f${i}`), i % 2 ? qcow2 : Buffer.alloc(512, 1));
+      const r = await backend.refreshPool(c);
+      expect(r.volumes).to.have.length(2000);
+      expect(r.volumes.filter((v) => v.target?.format === 'qcow2')).to.have.length(1000);
+      expect(r.volumes.filter((v) => v.target?.format === 'raw')).to.have.length(1000);
+      rmSync(dir, { recursive: true });
+    });
+  });
+
+  describe('clone, resize, wipe, upload and download', () => {
+    const data = randomBytes(2 * 1024 * 1024);
+
+    it('upload at an offset with a length, then download the same range: same sha256', async () => {
+      await create(vol('io.raw', 'raw', 8n * MiB, { allocation: 0n }));
+      const progress: bigint[] = [];
+      const written = await backend.uploadVol({ ...ctx, progress: (d) => progress.push(d) }, vol('io.raw', ''), MiB, BigInt(data.length), chunks(data, 300_000));
+      expect(written).to.equal(BigInt(data.length));
+      expect(progress.at(-1)).to.equal(BigInt(data.length));
+      const back = await collect(backend.downloadVol(ctx, vol('io.raw', ''), MiB, BigInt(data.length)));
+      expect(sha256(back)).to.equal(sha256(data));
+      const whole = await collect(backend.downloadVol(ctx, vol('io.raw', ''), 0n, 0n));
+      expect(whole.length).to.equal(8 * 1024 * 1024);
+      expect(sha256(whole.subarray(1024 * 1024, 1024 * 1024 + data.length))).to.equal(sha256(data));
+    });
+
+    it('an upload longer than its length is refused after writing the allowed bytes', async () => {
+      const err = await rejects(backend.uploadVol(ctx, vol('io.raw', ''), 0n, 10n, chunks(Buffer.alloc(100, 3), 100)));
+      expect(err.code).to.equal('INVALID_ARGUMENT');
+      const head = await collect(backend.downloadVol(ctx, vol('io.raw', ''), 0n, 11n));
+      expect(head.equals(Buffer.concat([Buffer.alloc(10, 3), Buffer.alloc(1)]))).to.equal(true);
+    });
+
+    it('clone raw -> raw in-process keeps the data and the holes; raw -> qcow2 -> raw round-trips', async () => {
+      const clone = await (async () => {
+        const def = await backend.createVol(ctx, vol('io-clone.raw', 'raw', undefined, { allocation: 0n }));
+        await backend.buildVolFrom(ctx, def, { pool: ctx.pool, volume: vol('io.raw', '') }, none);
+        return backend.refreshVol(ctx, def);
+      })();
+      expect(clone.capacity).to.equal(8n * MiB);
+      expect(sha256(readFileSync(join(target, 'io-clone.raw')))).to.equal(sha256(readFileSync(join(target, 'io.raw'))));
+      expect(clone.allocation! < 4n * MiB).to.equal(true); // the zero regions stayed holes
+
+      const q = await backend.createVol(ctx, vol('io.qcow2', 'qcow2', undefined, { compat: '1.1' }));
+      await backend.buildVolFrom(ctx, q, { pool: ctx.pool, volume: vol('io.raw', '') }, none);
+      expect(qemuInfo(join(target, 'io.qcow2')).format).to.equal('qcow2');
+      const r = await backend.createVol(ctx, vol('io-back.raw', 'raw'));
+      await backend.buildVolFrom(ctx, r, { pool: ctx.pool, volume: vol('io.qcow2', '') }, none);
+      expect(sha256(readFileSync(join(target, 'io-back.raw')))).to.equal(sha256(readFileSync(join(target, 'io.raw'))));
+    });
+
+    it('resize: raw grows and shrinks (with the flag); qcow2 grows via qemu-img', async () => {
+      await backend.resizeVol(ctx, vol('io-clone.raw', ''), 16n * MiB, { allocate: false, delta: false, shrink: false });
+      expect((await backend.refreshVol(ctx, vol('io-clone.raw', ''))).capacity).to.equal(16n * MiB);
+      await backend.resizeVol(ctx, vol('io-clone.raw', ''), 4n * MiB, { allocate: true, delta: true, shrink: false });
+      const grown = await backend.refreshVol(ctx, vol('io-clone.raw', ''));
+      expect(grown.capacity).to.equal(20n * MiB);
+      expect(grown.allocation! >= 4n * MiB).to.equal(true);
+      const err = await rejects(backend.resizeVol(ctx, vol('io-clone.raw', ''), 18n * MiB, { allocate: false, delta: false, shrink: false }));
+      expect(err.code).to.equal('INVALID_ARGUMENT');
+      await backend.resizeVol(ctx, vol('v.qcow2', ''), 128n * MiB, { allocate: false, delta: false, shrink: false });
+      expect(qemuInfo(join(target, 'v.qcow2'))['virtual-size']).to.equal(128 * 1024 * 1024);
+      await backend.resizeVol(ctx, vol('v.qcow2', ''), 64n * MiB, { allocate: false, delta: true, shrink: true });
+      expect(qemuInfo(join(target, 'v.qcow2'))['virtual-size']).to.equal(64 * 1024 * 1024);
+    });
+
+    it('wipe zero leaves only zeros; scrub nnsa overwrites the data', async function () {
+      await backend.wipeVol(ctx, vol('io.raw', ''), WipeAlgorithm.WIPE_ALGORITHM_ZERO);
+      const z = readFileSync(join(target, 'io.raw'));
+      expect(z.length).to.equal(8 * 1024 * 1024);
+      expect(z.equals(Buffer.alloc(z.length))).to.equal(true);
+      if (!hasTool('scrub')) this.skip(); // skip reason: scrub is not installed
+      writeFileSync(join(target, 'scrub.img'), data.subarray(0, 256 * 1024));
+      await backend.wipeVol(ctx, vol('scrub.img', ''), WipeAlgorithm.WIPE_ALGORITHM_NNSA);
+      const after = readFileSync(join(target, 'scrub.img'));
+      expect(after.length).to.equal(256 * 1024);
+      expect(after.equals(data.subarray(0, 256 * 1024))).to.equal(false);
+    });
+
+    it('delete removes files and directory volumes; deleting a vanished volume is fine', async () => {
+      await backend.deleteVol(ctx, vol('io-back.raw', ''));
+      await backend.deleteVol(ctx, vol('subdir', ''));
+      await backend.deleteVol(ctx, vol('io-back.raw', ''));
+      expect(existsSync(join(target, 'io-back.raw'))).to.equal(false);
+      expect(existsSync(join(target, 'subdir'))).to.equal(false);
+    });
+  });
+
+  describe('bad input creates nothing on disk', () => {
+    const snapshot = () => readdirSync(target).sort();
+
+    it('names with / or .., too long, leading -, empty', async () => {
+      const before = snapshot();
+      for (const name of ['a/b', '../x', '..', 'x'.repeat(300), '-rf', '']) {
+        const err = await rejects(create(vol(name, 'qcow2', MiB)));
+        expect(err.code, name).to.equal('INVALID_ARGUMENT');
+      }
+      expect(snapshot()).to.deep.equal(before);
+      expect(readdirSync(join(root, 'pools')).sort()).to.deep.equal(['p']);
+    });
+
+    it('negative, overflowing, larger-than-the-filesystem sizes; unknown formats', async () => {
+      const before = snapshot();
+      for (const v of [vol('n.raw', 'raw', -1n), vol('o.raw', 'raw', 1n << 64n), vol('u.img', 'vhdx', MiB), vol('c.img', 'cloop', MiB)]) {
+        expect((await rejects(create(v))).code, v.name).to.equal('INVALID_ARGUMENT');
+      }
+      const huge = await rejects(create(vol('huge.raw', 'raw', (1n << 63n) - 1n, { allocation: 0n })));
+      expect(huge.code).to.equal('INVALID_ARGUMENT');
+      const hugeQ = await rejects(create(vol('huge.qcow2', 'qcow2', (1n << 63n) - 1n)));
+      expect(hugeQ.code).to.equal('INTERNAL');
+      expect(hugeQ.message).to.contain('qemu-img');
+      expect(snapshot()).to.deep.equal(before);
+    });
+
+    it('a missing backing file is FAILED_PRECONDITION and nothing is created', async () => {
+      const before = snapshot();
+      const err = await rejects(create(vol('orphan.qcow2', 'qcow2', MiB, { backingStore: { path: join(target, 'nope'), format: 'raw', permissions: undefined } })));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(snapshot()).to.deep.equal(before);
+    });
+
+    it('the probe of every remaining file agrees with qemu-img info', async () => {
+      for (const name of snapshot()) {
+        const p = join(target, name);
+        if (statSync(p).isDirectory()) continue;
+        const probe = await probeFile(p);
+        const info = qemuInfo(p);
+        const fmt = probe.encryption === 'luks' && probe.format === 'raw' ? 'luks' : probe.format;
+        expect(fmt, name).to.equal(info.format);
+      }
+    });
+  });
+});
