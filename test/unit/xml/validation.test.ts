@@ -1,0 +1,289 @@
+// Refusals a user sees: every bad document or definition is INVALID_ARGUMENT naming the
+// element or attribute, the value, what is allowed and the line; plus the hardened parser's
+// limits, live documents, structured (gRPC) validation, sources and capabilities documents.
+import { expect } from 'chai';
+import {
+  checkVolumeCreatable,
+  formatPoolCapabilitiesXml,
+  formatPoolSourcesXml,
+  formatPoolXml,
+  formatVolumeXml,
+  parsePoolSourceXml,
+  parsePoolXml,
+  parseVolumeXml,
+  parseXmlDocument,
+  poolTypeFromString,
+  poolTypeToString,
+  validatePoolDefinition,
+  validateVolumeDefinition,
+  defaultPoolCapabilities,
+  MAX_XML_BYTES,
+} from '../../../libs/xml/index.js';
+import { AdapterType, PoolDefinition, PoolType, Tristate, VolumeDefinition, VolumeType } from '../../../libs/proto/cistern/v1/storage.js';
+import { expectInvalid, fixture } from './helpers.js';
+
+const DIR_POOL = "<pool type='dir'><name>p</name><target><path>/srv/p</path></target></pool>";
+const dirPool = () => parsePoolXml(DIR_POOL);
+
+describe('xml safe-parse: hardened reader', () => {
+  it('refuses a DOCTYPE, with its line', () => {
+    expectInvalid(() => parsePoolXml(`<?xml version="1.0"?>\n<!DOCTYPE pool>\n${DIR_POOL}`), 'DOCTYPE is not allowed', '(line 2)');
+  });
+  it('refuses an internal entity declaration (billion laughs) before expanding anything', () => {
+    const lol = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><pool type="dir"><name>&lol2;</name></pool>';
+    expectInvalid(() => parsePoolXml(lol), 'DOCTYPE');
+  });
+  it('refuses external entities and unknown entity references', () => {
+    expectInvalid(() => parsePoolXml("<pool type='dir'><name>&xxe;</name></pool>"), "entity reference '&xxe;' is not allowed");
+    expectInvalid(() => parsePoolXml('<!ENTITY x SYSTEM "file:///etc/passwd"><pool/>'), 'entity declarations are not allowed');
+  });
+  it('decodes the predefined entities and character references', () => {
+    const d = parsePoolXml("<pool type='dir'><name>a&amp;b&#65;&#x42;</name><target><path>/srv/&lt;x&gt;</path></target></pool>");
+    expect(d.name).to.equal('a&bAB');
+    expect(d.target?.path).to.equal('/srv/<x>');
+    expect(formatPoolXml(d)).to.contain('<name>a&amp;bAB</name>');
+  });
+  it('refuses documents over 1 MiB', () => {
+    const big = `<pool type='dir'><name>p</name><!--${'x'.repeat(MAX_XML_BYTES)}--></pool>`;
+    expectInvalid(() => parsePoolXml(big), 'larger than 1048576 bytes');
+  });
+  it('refuses nesting deeper than 64 and accepts 64', () => {
+    const nest = (n: number) => `${'<a>'.repeat(n)}${'</a>'.repeat(n)}`;
+    expect(parseXmlDocument(nest(64)).local).to.equal('a');
+    expectInvalid(() => parseXmlDocument(nest(65)), 'nested deeper than 64');
+    expectInvalid(() => parseXmlDocument(nest(100000)), 'nested deeper than 64');
+  });
+  it('refuses more than one root, with the line of the second', () => {
+    expectInvalid(() => parsePoolXml(`${DIR_POOL}\n<pool type='dir'/>`), 'more than one root element', '(line 2)');
+  });
+  it('reports malformed XML with line and column', () => {
+    expectInvalid(() => parsePoolXml("<pool type='dir'>\n  <name>p</nam>\n</pool>"), 'malformed XML', 'line 2');
+    expectInvalid(() => parsePoolXml('<pool type="dir"><name a=1>p</name></pool>'), 'malformed XML');
+    expectInvalid(() => parsePoolXml(''), 'empty');
+    expectInvalid(() => parsePoolXml('<pool a="<"/>'), "'<' is not allowed in an attribute value");
+  });
+  it('refuses control characters and undeclared namespace prefixes', () => {
+    expectInvalid(() => parsePoolXml("<pool type='dir'><name>a\u0001</name></pool>"), 'U+0001');
+    expectInvalid(() => parsePoolXml("<pool type='fs'><fs:mount_opts/></pool>"), "namespace prefix 'fs' is not declared");
+  });
+  it('ignores elements in other namespaces, as libvirt does', () => {
+    const d = parsePoolXml("<pool type='dir' xmlns:x='urn:x'><name>p</name><x:name>other</x:name><target><path>/srv/p</path></target></pool>");
+    expect(d.name).to.equal('p');
+  });
+  it('refuses a wrong root element', () => {
+    expectInvalid(() => parsePoolXml('<volume/>'), 'expecting <pool>');
+    expectInvalid(() => parseVolumeXml('<pool/>', dirPool()), 'expecting <volume>');
+  });
+});
+
+describe('xml pool: checks', () => {
+  it('refuses unsupported and unknown pool types, listing the supported ones', () => {
+    for (const t of ['rbd', 'gluster', 'sheepdog', 'zfs', 'vstorage', 'bogus']) {
+      expectInvalid(() => parsePoolXml(`<pool type='${t}'><name>x</name></pool>`), 'pool/@type', `unsupported pool type '${t}'`, 'supported: dir, fs, netfs, logical, disk, iscsi, iscsi-direct, scsi, mpath');
+    }
+    expectInvalid(() => parsePoolXml('<pool><name>x</name></pool>'), 'missing pool type');
+    expect(poolTypeFromString('iscsi-direct')).to.equal(PoolType.POOL_TYPE_ISCSI_DIRECT);
+    expect(poolTypeToString(PoolType.POOL_TYPE_MPATH)).to.equal('mpath');
+    expectInvalid(() => poolTypeToString(PoolType.POOL_TYPE_UNSPECIFIED), 'unsupported pool type');
+  });
+  it('refuses a pool format the type does not allow, listing the allowed ones and the line', () => {
+    const xml = "<pool type='fs'>\n<name>f</name>\n<source>\n<device path='/dev/sdb1'/>\n<format type='ntfs'/>\n</source><target><path>/mnt/f</path></target></pool>";
+    const err = expectInvalid(() => parsePoolXml(xml), 'pool/source/format/@type', "unknown pool format type 'ntfs'", 'auto, ext2, ext3', '(line 5)');
+    expect(err.details.line).to.equal('5');
+  });
+  it('applies format defaults: fs auto, netfs auto, disk unknown, logical lvm2', () => {
+    expect(parsePoolXml("<pool type='fs'><name>f</name><source><device path='/dev/sdb1'/></source><target><path>/mnt</path></target></pool>").source?.format).to.equal('auto');
+    expect(parsePoolXml("<pool type='disk'><name>d</name><source><device path='/dev/sdb'/></source><target><path>/dev</path></target></pool>").source?.format).to.equal('unknown');
+    expect(parsePoolXml("<pool type='logical'><name>vg</name></pool>").source?.format).to.equal('lvm2');
+  });
+  it('requires what each type needs', () => {
+    expectInvalid(() => parsePoolXml("<pool type='fs'><name>f</name><target><path>/mnt</path></target></pool>"), 'missing storage pool source device');
+    expectInvalid(() => parsePoolXml("<pool type='netfs'><name>n</name><source><dir path='/x'/></source><target><path>/mnt</path></target></pool>"), 'missing storage pool source host');
+    expectInvalid(() => parsePoolXml("<pool type='netfs'><name>n</name><source><host name='h'/></source><target><path>/mnt</path></target></pool>"), 'missing storage pool source path');
+    expectInvalid(() => parsePoolXml("<pool type='scsi'><name>s</name><target><path>/dev</path></target></pool>"), 'missing storage pool source adapter');
+    expectInvalid(() => parsePoolXml("<pool type='iscsi-direct'><name>i</name><source><host name='h'/><device path='iqn.x'/></source></pool>"), 'missing initiator IQN');
+    expectInvalid(() => parsePoolXml("<pool type='dir'><target><path>/x</path></target></pool>"), 'missing pool name');
+  });
+  it('refuses bad names, paths, uuids, permissions', () => {
+    expectInvalid(() => parsePoolXml("<pool type='dir'><name>a/b</name><target><path>/x</path></target></pool>"), 'pool/name', "contains '/'");
+    expectInvalid(() => parsePoolXml("<pool type='dir'><name>p</name><target><path>relative</path></target></pool>"), 'pool/target/path', 'not absolute');
+    expectInvalid(() => parsePoolXml("<pool type='dir'><name>p</name><target><path>/a/../etc</path></target></pool>"), "contains '..'");
+    expectInvalid(() => parsePoolXml("<pool type='dir'><name>p</name><uuid>nope</uuid><target><path>/x</path></target></pool>"), 'pool/uuid', "malformed uuid 'nope'");
+    expectInvalid(() => parsePoolXml("<pool type='dir'><name>p</name><target><path>/x</path><permissions><mode>0999</mode></permissions></target></pool>"), 'pool/target/permissions/mode', 'malformed octal mode');
+    expectInvalid(() => parsePoolXml("<pool type='dir'><name>p</name><target><path>/x</path><permissions><owner>-5</owner></permissions></target></pool>"), 'owner');
+  });
+  it('checks fc_host and scsi_host adapters like libvirt', () => {
+    const pool = (a: string) => `<pool type='scsi'><name>s</name><source>${a}</source><target><path>/dev/disk/by-path</path></target></pool>`;
+    expectInvalid(() => parsePoolXml(pool("<adapter type='fc_host' wwnn='20000000c9831b4b'/>")), "'wwnn' and 'wwpn' must be specified");
+    expectInvalid(() => parsePoolXml(pool("<adapter type='fc_host' wwnn='xyz' wwpn='10000000c9831b4b'/>")), "malformed wwnn 'xyz'");
+    expectInvalid(() => parsePoolXml(pool("<adapter type='fc_host' wwnn='20000000c9831b4b' wwpn='10000000c9831b4b' parent_wwnn='20000000c9831b4b'/>")), 'parent_wwpn must also be provided');
+    expectInvalid(() => parsePoolXml(pool("<adapter name='host0' wwnn='20000000c9831b4b'/>")), "requires the adapter 'type'");
+    expectInvalid(() => parsePoolXml(pool("<adapter type='scsi_host' name='host0'><parentaddr unique_id='1'><address domain='0' bus='0' slot='1' function='0'/></parentaddr></adapter>")), "both 'name' and 'parentaddr'");
+    expectInvalid(() => parsePoolXml(pool("<adapter type='iscsi_host' name='x'/>")), "unknown adapter type 'iscsi_host'");
+    const d = parsePoolXml(pool("<adapter type='fc_host' parent_wwnn='20000000c9831b4b' parent_wwpn='10000000c9831b4b' parent_fabric_wwn='2000000000000001' managed='no' wwnn='20000000c9831b4c' wwpn='10000000c9831b4c'/>"));
+    expect(d.source?.adapter?.type).to.equal(AdapterType.ADAPTER_TYPE_FC_HOST);
+    expect(formatPoolXml(d)).to.contain("<adapter type='fc_host' parent_wwnn='20000000c9831b4b' parent_wwpn='10000000c9831b4b' parent_fabric_wwn='2000000000000001' managed='no' wwnn='20000000c9831b4c' wwpn='10000000c9831b4c'/>");
+  });
+  it('auth: chap with secret uuid or usage, exactly one', () => {
+    const pool = (auth: string) => `<pool type='iscsi'><name>i</name><source><host name='h'/><device path='iqn.t'/>${auth}</source><target><path>/dev/disk/by-path</path></target></pool>`;
+    const d = parsePoolXml(pool("<auth type='chap' username='u'><secret usage='libvirtiscsi'/></auth>"));
+    expect(formatPoolXml(d)).to.contain("<auth type='chap' username='u'>\n      <secret usage='libvirtiscsi'/>\n    </auth>");
+    expectInvalid(() => parsePoolXml(pool("<auth type='chap' username='u'><secret usage='a' uuid='2ec115d7-3a88-3ceb-bc12-0ac909a6fd87'/></auth>")), 'either secret uuid or usage');
+    expectInvalid(() => parsePoolXml(pool("<auth username='u'><secret usage='a'/></auth>")), 'missing auth type');
+    expectInvalid(() => parsePoolXml(pool("<auth type='chap'><secret usage='a'/></auth>")), 'missing username');
+    expectInvalid(() => parsePoolXml(pool("<auth type='chap' username='u'/>")), 'missing <secret>');
+  });
+  it('hosts with ports, protocol version only for nfs', () => {
+    const d = parsePoolXml("<pool type='netfs'><name>n</name><source><host name='a' port='2049'/><host name='b'/><dir path='/e'/><format type='nfs'/><protocol ver='4'/></source><target><path>/mnt/n</path></target></pool>");
+    const xml = formatPoolXml(d);
+    expect(xml).to.contain("<host name='a' port='2049'/>\n    <host name='b'/>");
+    expect(xml).to.contain("<format type='nfs'/>\n    <protocol ver='4'/>");
+    expectInvalid(() => parsePoolXml("<pool type='netfs'><name>n</name><source><host name='a'/><dir path='/e'/><format type='cifs'/><protocol ver='4'/></source><target><path>/mnt/n</path></target></pool>"), 'protocol ver');
+    expectInvalid(() => parsePoolXml("<pool type='netfs'><name>n</name><source><host name='a' port='99999'/><dir path='/e'/></source><target><path>/mnt/n</path></target></pool>"), "invalid port '99999'");
+  });
+  it('fs:mount_opts and features/cow round-trip', () => {
+    const xml = `<pool type='fs' xmlns:fs='http://libvirt.org/schemas/storagepool/fs/1.0'>
+  <name>f</name>
+  <uuid>7641d5a8-af11-f730-a34e-0a7dfcede71f</uuid>
+  <capacity unit='bytes'>0</capacity>
+  <allocation unit='bytes'>0</allocation>
+  <available unit='bytes'>0</available>
+  <features>
+    <cow state='no'/>
+  </features>
+  <source>
+    <device path='/dev/sdb1'/>
+    <format type='xfs'/>
+  </source>
+  <target>
+    <path>/mnt/f</path>
+  </target>
+  <fs:mount_opts>
+    <fs:option name='sync'/>
+    <fs:option name='lazytime'/>
+  </fs:mount_opts>
+</pool>
+`;
+    const d = parsePoolXml(xml);
+    expect(d.mountOptions).to.deep.equal(['sync', 'lazytime']);
+    expect(d.features?.cow).to.equal(Tristate.TRISTATE_NO);
+    expect(formatPoolXml(d)).to.equal(xml);
+    expectInvalid(() => parsePoolXml("<pool type='iscsi'><name>i</name><features><cow state='yes'/></features><source><host name='h'/></source><target><path>/dev</path></target></pool>"), "cow feature may only be used for 'fs' and 'dir'");
+  });
+  it('live document: real sizes and free extents', () => {
+    const def = parsePoolXml(fixture('storagepoolxml2xmlin', 'pool-disk.xml'));
+    const xml = formatPoolXml(def, {
+      capacity: 100027630080n,
+      allocation: 100027597824n,
+      available: 32256n,
+      devices: [{ path: '/dev/sda', partSeparator: Tristate.TRISTATE_ABSENT, freeExtents: [{ start: 370137600n, end: 567544320n }, { start: 987033600n, end: 1044610560n }] }],
+    });
+    expect(xml).to.contain("<capacity unit='bytes'>100027630080</capacity>\n  <allocation unit='bytes'>100027597824</allocation>\n  <available unit='bytes'>32256</available>");
+    expect(xml).to.contain("<device path='/dev/sda'>\n      <freeExtent start='370137600' end='567544320'/>\n      <freeExtent start='987033600' end='1044610560'/>\n    </device>");
+    expect(formatPoolXml(def)).to.contain("<device path='/dev/sda'/>");
+  });
+  it('validatePoolDefinition applies the same defaults and checks to structured definitions', () => {
+    const d = validatePoolDefinition(PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_LOGICAL, name: 'vg0', target: { path: '/ignored' } }));
+    expect(d.source?.name).to.equal('vg0');
+    expect(d.source?.format).to.equal('lvm2');
+    expect(d.target?.path).to.equal('/dev/vg0');
+    expect(d.uuid).to.have.length(36);
+    expectInvalid(() => validatePoolDefinition(PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_FS, name: 'f', target: { path: '/mnt' }, source: { devices: [{ path: '/dev/sdb' }], format: 'ntfs' } })), 'source.format', "unknown pool format type 'ntfs'");
+    expectInvalid(() => validatePoolDefinition(PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_DIR, name: 'p' })), 'target.path', 'missing storage pool target path');
+    expectInvalid(() => validatePoolDefinition(PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_UNSPECIFIED, name: 'p' })), 'unsupported pool type');
+    expectInvalid(() => validatePoolDefinition(PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_DIR, name: 'p', target: { path: '/x' }, mountOptions: ['sync'] })), 'mountOptions[0]', 'only for fs and netfs');
+  });
+});
+
+describe('xml volume: checks', () => {
+  it('refuses a volume format the pool does not allow, listing the allowed ones', () => {
+    expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><format type='ext4'/></target></volume>", dirPool()), 'volume/target/format/@type', "unknown volume format type 'ext4'", 'raw, dir, bochs');
+    const disk = parsePoolXml(fixture('storagepoolxml2xmlin', 'pool-disk.xml'));
+    expectInvalid(() => parseVolumeXml("<volume><name>sda9</name><capacity>1</capacity><target><format type='qcow2'/></target></volume>", disk), "'qcow2'", 'none, linux, fat16');
+    expect(parseVolumeXml("<volume><name>sda9</name><capacity>1</capacity><target><format type='linux-swap'/></target></volume>", disk).target?.format).to.equal('linux-swap');
+  });
+  it('the pool decides type, key and (for file and logical pools) the path', () => {
+    const v = parseVolumeXml("<volume type='block'><name>v.img</name><key>/etc/shadow</key><capacity>1</capacity><target><path>/etc/shadow</path></target></volume>", dirPool());
+    expect(v.type).to.equal(VolumeType.VOLUME_TYPE_FILE);
+    expect(v.key).to.equal('');
+    expect(v.target?.path).to.equal('/srv/p/v.img');
+    const d = parseVolumeXml("<volume><name>sub</name><capacity>0</capacity><target><format type='dir'/></target></volume>", dirPool());
+    expect(d.type).to.equal(VolumeType.VOLUME_TYPE_DIR);
+    expectInvalid(() => parseVolumeXml("<volume type='disk'><name>v</name><capacity>1</capacity></volume>", dirPool()), "unknown volume type 'disk'");
+  });
+  it('refuses bad names, encryption, features and compat', () => {
+    expectInvalid(() => parseVolumeXml('<volume><name>../x</name><capacity>1</capacity></volume>', dirPool()), 'volume/name', "contains '/'");
+    expectInvalid(() => parseVolumeXml('<volume><capacity>1</capacity></volume>', dirPool()), 'missing volume name');
+    expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><encryption format='aes'/></target></volume>", dirPool()), "unknown volume encryption format type 'aes'", 'luks');
+    expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><encryption format='luks'><secret uuid='f52a81b2-424e-490c-823d-6bd4235bc572'/></encryption></target></volume>", dirPool()), 'secret type');
+    expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><encryption format='luks'><ivgen name='plain64'/></encryption></target></volume>", dirPool()), 'cipher is missing');
+    expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><features><extended_l2/></features></target></volume>", dirPool()), "unsupported feature 'extended_l2'", 'lazy_refcounts');
+    expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><compat>1.x</compat></target></volume>", dirPool()), "forbidden characters in compat '1.x'");
+  });
+  it('create-time checks: legacy qcow encryption refused, lazy_refcounts needs compat 1.1', () => {
+    const pool = parsePoolXml(fixture('storagepoolxml2xmlin', 'pool-dir.xml'));
+    const qcowEnc = parseVolumeXml(fixture('storagevolxml2xmlin', 'vol-qcow2-encryption.xml'), pool);
+    expectInvalid(() => checkVolumeCreatable(qcowEnc, pool), 'legacy qcow (AES) encryption');
+    const lazy010 = parseVolumeXml(fixture('storagevolxml2xmlin', 'vol-qcow2-0.10-lazy.xml'), pool);
+    expectInvalid(() => checkVolumeCreatable(lazy010, pool), 'lazy_refcounts', 'compat 1.1');
+    checkVolumeCreatable(parseVolumeXml(fixture('storagevolxml2xmlin', 'vol-qcow2-lazy.xml'), pool), pool);
+    checkVolumeCreatable(parseVolumeXml(fixture('storagevolxml2xmlin', 'vol-luks.xml'), pool), pool);
+  });
+  it('live document: key, physical, timestamps and extents print when the agent set them', () => {
+    const pool = parsePoolXml(fixture('storagepoolxml2xmlin', 'pool-logical.xml'));
+    const v = parseVolumeXml(fixture('storagevolxml2xmlin', 'vol-logical.xml'), pool);
+    expect(v.sourceDevices).to.deep.equal([]);
+    const live: VolumeDefinition = {
+      ...v,
+      key: 'r4xkCv-MQhr-WKIT-R66x-Epn2-e8hG-1Z5gY0',
+      physical: 2080374784n,
+      sourceDevices: [{ path: '/dev/sda2', extents: [{ start: 31440502784n, end: 33520877568n }] }],
+      target: { ...v.target!, timestamps: { atime: '1341933637.273190990', mtime: '1341930622', ctime: '', btime: '' } },
+    };
+    const xml = formatVolumeXml(live, pool);
+    expect(xml).to.contain("<source>\n    <device path='/dev/sda2'>\n      <extent start='31440502784' end='33520877568'/>\n    </device>\n  </source>");
+    expect(xml).to.contain("<physical unit='bytes'>2080374784</physical>");
+    expect(xml).to.contain('<timestamps>\n      <atime>1341933637.273190990</atime>\n      <mtime>1341930622</mtime>\n    </timestamps>');
+  });
+  it('validateVolumeDefinition: capacity required unless cloning or backed; output-only fields cleared', () => {
+    const pool = dirPool();
+    expectInvalid(() => validateVolumeDefinition(VolumeDefinition.fromPartial({ name: 'v' }), pool), 'capacity', 'missing capacity');
+    const c = validateVolumeDefinition(VolumeDefinition.fromPartial({ name: 'v' }), pool, { cloning: true });
+    expect(c.capacity).to.equal(0n);
+    const v = validateVolumeDefinition(VolumeDefinition.fromPartial({ name: 'v', key: 'k', physical: 5n, capacity: 10n, target: { format: 'qcow2', lazyRefcounts: true } }), pool);
+    expect(v.key).to.equal('');
+    expect(v.physical).to.equal(undefined);
+    expect(v.allocation).to.equal(10n);
+    expect(v.target?.compat).to.equal('1.1');
+    expect(v.target?.path).to.equal('/srv/p/v');
+    expectInvalid(() => validateVolumeDefinition(VolumeDefinition.fromPartial({ name: 'v', capacity: 1n << 63n }), pool), 'capacity', 'out of range');
+  });
+});
+
+describe('xml sources and capabilities documents', () => {
+  it('parses a <source> spec and prints <sources> as find-storage-pool-sources', () => {
+    const src = parsePoolSourceXml("<source><host name='nfs.example.com'/></source>", PoolType.POOL_TYPE_NETFS);
+    expect(src.hosts[0]?.name).to.equal('nfs.example.com');
+    const xml = formatPoolSourcesXml(
+      [
+        { ...src, dir: '/export/a', format: 'nfs' },
+        { ...src, dir: '/export/b', format: 'nfs' },
+      ],
+      PoolType.POOL_TYPE_NETFS,
+    );
+    expect(xml).to.equal(
+      "<sources>\n  <source>\n    <host name='nfs.example.com'/>\n    <dir path='/export/a'/>\n    <format type='nfs'/>\n  </source>\n  <source>\n    <host name='nfs.example.com'/>\n    <dir path='/export/b'/>\n    <format type='nfs'/>\n  </source>\n</sources>\n",
+    );
+    expect(formatPoolSourcesXml([])).to.equal('<sources>\n</sources>\n');
+    expectInvalid(() => parsePoolSourceXml('<pool/>'), 'expecting <source>');
+    expectInvalid(() => parsePoolSourceXml("<source><format type='zzz'/></source>", PoolType.POOL_TYPE_LOGICAL), "unknown pool format type 'zzz'");
+  });
+  it('prints <storagepoolCapabilities> with every libvirt pool type, formats and defaults', () => {
+    const xml = formatPoolCapabilitiesXml(defaultPoolCapabilities(new Map([['dir', ['createVol']], ['logical', []]])));
+    expect(xml).to.match(/^<storagepoolCapabilities>\n  <pool type='dir' supported='yes'>\n    <volOptions>\n      <defaultFormat type='raw'\/>\n      <enum name='targetFormatType'>\n        <value>none<\/value>\n        <value>raw<\/value>/);
+    expect(xml).to.contain("<pool type='logical' supported='yes'>\n    <poolOptions>\n      <defaultFormat type='lvm2'/>\n      <enum name='sourceFormatType'>\n        <value>unknown</value>\n        <value>lvm2</value>\n      </enum>\n    </poolOptions>\n  </pool>");
+    expect(xml).to.contain("<pool type='fs' supported='no'>");
+    expect(xml).to.contain("<pool type='rbd' supported='no'>\n  </pool>");
+    expect(parseXmlDocument(xml).children).to.have.length(14);
+  });
+});
