@@ -204,10 +204,13 @@ async function main() {
 
   const agentRoot = join(dataDir, 'hosts', hostId);
   mkdirSync(agentRoot, { recursive: true });
+  const agentStartedAt = Date.now();
   startService(`agent-${hostId}`, [entry.agent, '--nats', natsUrl, '--host-id', hostId, '--root', agentRoot]);
   await waitUntil(`host ${hostId} to come online`, async () => {
     const { hosts } = await call('listHosts', {});
-    return hosts.some((h) => h.hostId === hostId && h.online);
+    // The coordinator may still show this host online from a previous run: wait for a heartbeat
+    // of the agent just started.
+    return hosts.some((h) => h.hostId === hostId && h.online && (h.lastSeen?.getTime() ?? 0) >= agentStartedAt);
   });
   log(`agent for host ${hostId} online (root ${agentRoot})`);
 
@@ -253,8 +256,14 @@ async function ensureDefaultPool(pb, call) {
   const target_ = pool.definition?.target?.path ?? target;
   if (pool.state !== pb.PoolState.POOL_STATE_RUNNING) {
     const build = !existsSync(target_);
-    pool = await call('startPool', { name, build, buildFlags: undefined, requestId: '' });
-    log(`started pool default${build ? ' (built its directory)' : ''}`);
+    try {
+      pool = await call('startPool', { name, build, buildFlags: undefined, requestId: '' });
+      log(`started pool default${build ? ' (built its directory)' : ''}`);
+    } catch (err) {
+      // The agent may have autostarted it meanwhile.
+      pool = await call('getPool', { name });
+      if (pool.state !== pb.PoolState.POOL_STATE_RUNNING) throw err;
+    }
   }
   if (!pool.autostart) {
     await call('setPoolAutostart', { name, autostart: true });

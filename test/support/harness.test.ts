@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { freePort, makeTempDir, ServiceProcess, startNats, type NatsServer } from './index.js';
+import { freePort, makeTempDir, ServiceProcess, startNats, useStack, type NatsServer } from './index.js';
 
 describe('test harness', function () {
   describe('freePort', function () {
@@ -111,6 +111,45 @@ describe('test harness', function () {
       expect(existsSync(dir.path)).to.equal(true);
       await dir.remove();
       expect(existsSync(dir.path)).to.equal(false);
+    });
+  });
+
+  describe('startStack', function () {
+    this.timeout(120_000);
+    const ctx = useStack({ hosts: ['a', 'b'] });
+
+    it('runs a coordinator and agents a and b, each with its own root', async function () {
+      const { stack } = ctx;
+      const { hosts } = await stack.api.listHosts({});
+      expect(hosts.filter((h) => h.online).map((h) => h.hostId).sort()).to.deep.equal(['a', 'b']);
+      expect(stack.roots['a']).to.not.equal(stack.roots['b']);
+      expect(existsSync(stack.roots['a']!)).to.equal(true);
+    });
+
+    it('runs cisternctl against the stack', async function () {
+      const res = await ctx.stack.cli(['host-list']);
+      expect(res.code, res.stderr).to.equal(0);
+      expect(res.stdout).to.match(/^\s*a\s/m);
+      expect(res.stdout).to.match(/^\s*b\s/m);
+    });
+
+    it('restarts an agent after SIGKILL and sees it online again', async function () {
+      const { stack } = ctx;
+      const before = stack.agents.get('b')!.process.pid;
+      const agent = await stack.restartAgent('b', { kill: true });
+      expect(agent.process.pid).to.not.equal(before);
+      expect(agent.root).to.equal(stack.roots['b']);
+      await stack.waitForHosts(['a', 'b']);
+    });
+
+    it('restarts the coordinator on the same address; the client reconnects', async function () {
+      const { stack } = ctx;
+      const address = stack.address;
+      await stack.restartCoordinator({ kill: true });
+      expect(stack.coordinator.address).to.equal(address);
+      await stack.waitForHosts(['a', 'b']);
+      const { hosts } = await stack.api.listHosts({});
+      expect(hosts.map((h) => h.hostId)).to.include.members(['a', 'b']);
     });
   });
 });

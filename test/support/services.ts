@@ -86,7 +86,7 @@ export interface AgentOptions {
   root?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
-  /** When given, startAgent waits until ListHosts reports the host online. */
+  /** When given, startAgent waits until ListHosts reports the host online, seen after this start. */
   api?: StorageApi;
   timeoutMs?: number;
 }
@@ -103,6 +103,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
   requireBuilt(entryPoints.agent, 'agent');
   const root = opts.root ?? join(makeTempDir(`cistern-agent-${opts.hostId}-`).path, 'root');
   mkdirSync(root, { recursive: true });
+  const startedAt = Date.now();
   const proc = ServiceProcess.spawn({
     name: `agent ${opts.hostId}`,
     command: process.execPath,
@@ -119,7 +120,9 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
             throw new AbortWait(new Error(`agent ${opts.hostId} exited (${JSON.stringify(proc.exitStatus)})\n${proc.logTail()}`));
           }
           const { hosts } = await api.listHosts({}, { deadlineMs: 2_000 });
-          return hosts.some((h) => h.hostId === opts.hostId && h.online);
+          // A coordinator may still show the previous run of this host online: wait for a
+          // heartbeat of this process.
+          return hosts.some((h) => h.hostId === opts.hostId && h.online && (h.lastSeen?.getTime() ?? 0) >= startedAt);
         },
         { timeoutMs: opts.timeoutMs ?? 30_000, intervalMs: 100, context: () => proc.logTail() },
       );
