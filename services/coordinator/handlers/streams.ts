@@ -13,7 +13,7 @@ import type {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { volumeView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
-import { applyReply, waitApplied } from '../forward.js';
+import { waitApplied } from '../forward.js';
 import { resolveVolume } from '../lookup.js';
 import { checkRequestId, checkSize, requireVolumeName } from '../validate.js';
 
@@ -58,7 +58,7 @@ export async function uploadVolume(
     },
   });
   const result = await uploadToAgent(svc.nc, ref.host, request, data());
-  if (result.volume) applyReply(svc, ref.host, { result: { $case: 'volume', value: result.volume } } as never);
+  if (result.volume) svc.cache.applyVolume(ref.host, ref.pool, result.volume);
   await waitApplied(svc, ctx, result.eventSequence);
   const cached = svc.cache.volume(ref.host, ref.pool, ref.volume);
   return {

@@ -1,0 +1,317 @@
+// The coordinator against a real nats-server and two real agents (hosts a and b):
+// pool lifecycle through the gRPC API, bad input and its codes (nothing changes on disk),
+// events with replay, host liveness, health and reflection, and a coordinator restart
+// that keeps the catalog.
+import { expect } from 'chai';
+import { credentials, loadPackageDefinition, status, type ServiceError } from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { useStack, makeTempDir, waitFor } from '../support/index.js';
+import {
+  EventKind,
+  PoolState,
+  PoolType,
+  type Event,
+  type StorageServiceClient,
+  type UploadVolumeRequest,
+} from '../../libs/proto/cistern/v1/storage.js';
+
+async function grpcCode(p: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = err as ServiceError;
+    return { code: e.code, message: e.details ?? e.message };
+  }
+  return { code: status.OK, message: '' };
+}
+
+async function expectCode(p: Promise<unknown>, code: status, pattern?: RegExp): Promise<string> {
+  const r = await grpcCode(p);
+  expect(status[r.code], r.message).to.equal(status[code]);
+  if (pattern) expect(r.message).to.match(pattern);
+  return r.message;
+}
+
+/** Opens WatchEvents and resolves once the server has positioned it (initial metadata). */
+function watch(client: StorageServiceClient, request: Partial<Parameters<StorageServiceClient['watchEvents']>[0]>) {
+  const events: Event[] = [];
+  const call = client.watchEvents({ afterSequence: 0n, hosts: [], pools: [], kinds: [], fromStart: false, ...request });
+  let failure: ServiceError | undefined;
+  call.on('data', (e: Event) => events.push(e));
+  call.on('error', (e: ServiceError) => {
+    if (e.code !== status.CANCELLED) failure = e;
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    call.once('metadata', () => resolve());
+    call.once('error', reject);
+  });
+  return { events, ready, call, failure: () => failure };
+}
+
+const dirPool = (name: string, path: string) => ({ name, type: PoolType.POOL_TYPE_DIR, uuid: '', target: { path, permissions: undefined }, source: undefined, features: undefined, mountOptions: [] });
+
+describe('coordinator (real nats-server, agents a and b)', function () {
+  this.timeout(120_000);
+  const ctx = useStack({ hosts: ['a', 'b'], agentArgs: ['--heartbeat-ms', '300'] });
+  const scratch = makeTempDir('cistern-coord-it-');
+  const poolDir = (name: string) => join(scratch.path, name);
+
+  it('lists both hosts online with the pool types their agents support', async () => {
+    const { hosts } = await ctx.stack.api.listHosts({});
+    expect(hosts.map((h) => h.hostId)).to.deep.equal(['a', 'b']);
+    for (const h of hosts) {
+      expect(h.online).to.equal(true);
+      expect(h.name).to.equal(`hosts/${h.hostId}`);
+      expect(h.poolTypes).to.include(PoolType.POOL_TYPE_DIR);
+    }
+    expect((await ctx.stack.api.getHost({ name: 'hosts/a' })).hostId).to.equal('a');
+    await expectCode(ctx.stack.api.getHost({ name: 'hosts/nope' }), status.NOT_FOUND, /nope/);
+  });
+
+  it('defines, builds and starts, lists, stops and undefines a dir pool', async () => {
+    const api = ctx.stack.api;
+    const path = poolDir('life');
+    const defined = await api.definePool({ host: 'a', definition: dirPool('life', path), xml: '', requestId: '' });
+    expect(defined.name).to.equal('hosts/a/pools/life');
+    expect(defined.state).to.equal(PoolState.POOL_STATE_INACTIVE);
+    expect(defined.persistent).to.equal(true);
+    expect(defined.definition?.uuid).to.match(/^[0-9a-f-]{36}$/);
+
+    const started = await api.startPool({ name: 'hosts/a/pools/life', build: true, buildFlags: undefined, requestId: '' });
+    expect(started.state).to.equal(PoolState.POOL_STATE_RUNNING);
+    expect(statSync(path).isDirectory()).to.equal(true);
+    expect(started.capacity > 0n).to.equal(true);
+
+    const active = await api.listPools({ host: 'a', active: true, types: [], pageSize: 0, pageToken: '' });
+    expect(active.pools.map((p) => p.name)).to.include('hosts/a/pools/life');
+    const onB = await api.listPools({ host: 'b', types: [], pageSize: 0, pageToken: '' });
+    expect(onB.pools.map((p) => p.name)).to.not.include('hosts/a/pools/life');
+
+    const vol = await api.createVolume({
+      parent: 'hosts/a/pools/life',
+      definition: undefined,
+      xml: "<volume><name>disk1.img</name><capacity unit='M'>4</capacity><target><format type='raw'/></target></volume>",
+      preallocMetadata: false,
+      requestId: '',
+    });
+    expect(vol.name).to.equal('hosts/a/pools/life/volumes/disk1.img');
+    expect(vol.definition?.capacity).to.equal(4n * 1024n * 1024n);
+    expect(statSync(join(path, 'disk1.img')).size).to.equal(4 * 1024 * 1024);
+    // a read right after the call sees the change
+    expect((await api.getPool({ name: 'hosts/a/pools/life' })).volumeCount).to.equal(1);
+    const listed = await api.listVolumes({ parent: 'hosts/a/pools/life', pageSize: 0, pageToken: '' });
+    expect(listed.volumes.map((v) => v.name)).to.deep.equal(['hosts/a/pools/life/volumes/disk1.img']);
+    const byPath = await api.lookupVolume({ host: 'a', key: '', path: join(path, 'disk1.img') });
+    expect(byPath.name).to.equal(vol.name);
+    const xml = await api.getVolumeXml({ name: vol.name });
+    expect(xml.xml).to.contain('<name>disk1.img</name>');
+    const poolXml = await api.getPoolXml({ name: 'hosts/a/pools/life', inactive: false });
+    expect(poolXml.xml).to.match(/<pool type='dir'>/);
+
+    await api.deleteVolume({ name: vol.name, requestId: '' });
+    expect(existsSync(join(path, 'disk1.img'))).to.equal(false);
+    await expectCode(api.getVolume({ name: vol.name }), status.NOT_FOUND);
+
+    const stopped = await api.stopPool({ name: 'hosts/a/pools/life', requestId: '' });
+    expect(stopped.state).to.equal(PoolState.POOL_STATE_INACTIVE);
+    const inactive = await api.listPools({ host: 'a', active: false, types: [], pageSize: 0, pageToken: '' });
+    expect(inactive.pools.map((p) => p.name)).to.include('hosts/a/pools/life');
+
+    await api.undefinePool({ name: 'hosts/a/pools/life', requestId: '' });
+    await expectCode(api.getPool({ name: 'hosts/a/pools/life' }), status.NOT_FOUND);
+    const all = await api.listPools({ host: '', types: [], pageSize: 0, pageToken: '' });
+    expect(all.pools.map((p) => p.name)).to.not.include('hosts/a/pools/life');
+  });
+
+  it('refuses bad names with INVALID_ARGUMENT and changes nothing', async () => {
+    const api = ctx.stack.api;
+    const before = await api.listPools({ host: '', types: [], pageSize: 0, pageToken: '' });
+    const bad = ['../x', 'a/b', '', 'x'.repeat(300), 'bad\u0001name', '-rf'];
+    for (const name of bad) {
+      const message = await expectCode(
+        api.definePool({ host: 'a', definition: dirPool(name, poolDir('bad-pool')), xml: '', requestId: '' }),
+        status.INVALID_ARGUMENT,
+        /name/,
+      );
+      expect(message, `message for ${JSON.stringify(name)}`).to.match(/allowed/);
+    }
+    await expectCode(api.definePool({ host: 'a', definition: dirPool('ok', 'relative/path'), xml: '', requestId: '' }), status.INVALID_ARGUMENT, /path/);
+    await expectCode(api.getPool({ name: 'hosts/a/pools/../x' }), status.INVALID_ARGUMENT);
+    await expectCode(api.getPool({ name: 'hosts/a/pools/a/b' }), status.INVALID_ARGUMENT);
+    await expectCode(api.getPool({ name: '' }), status.INVALID_ARGUMENT, /name/);
+
+    // volumes in an active pool
+    await api.createPool({ host: 'a', definition: dirPool('badvols', poolDir('badvols')), xml: '', build: true, buildFlags: undefined, requestId: '' });
+    for (const name of bad) {
+      await expectCode(
+        api.createVolume({
+          parent: 'hosts/a/pools/badvols',
+          definition: { name, type: 0, key: '', capacity: 1024n, sourceDevices: [], target: undefined, backingStore: undefined },
+          xml: '',
+          preallocMetadata: false,
+          requestId: '',
+        }),
+        status.INVALID_ARGUMENT,
+      );
+    }
+    await expectCode(
+      api.createVolume({ parent: 'hosts/a/pools/badvols', definition: undefined, xml: "<volume><name>v</name><capacity unit='bogus'>1</capacity></volume>", preallocMetadata: false, requestId: '' }),
+      status.INVALID_ARGUMENT,
+    );
+    expect(readdirSync(poolDir('badvols'))).to.deep.equal([]);
+    expect(existsSync(poolDir('bad-pool'))).to.equal(false);
+    const after = await api.listPools({ host: '', types: [], pageSize: 0, pageToken: '' });
+    expect(after.pools.map((p) => p.name).filter((n) => n !== 'hosts/a/pools/badvols')).to.deep.equal(before.pools.map((p) => p.name));
+    await api.stopPool({ name: 'hosts/a/pools/badvols', requestId: '' });
+    // transient: gone once stopped
+    await expectCode(api.getPool({ name: 'hosts/a/pools/badvols' }), status.NOT_FOUND);
+  });
+
+  it('answers NOT_FOUND, ALREADY_EXISTS and FAILED_PRECONDITION where libvirt would', async () => {
+    const api = ctx.stack.api;
+    await expectCode(api.definePool({ host: 'zz', definition: dirPool('p', poolDir('p')), xml: '', requestId: '' }), status.NOT_FOUND, /host 'zz'/);
+    await expectCode(api.getPool({ name: 'hosts/zz/pools/p' }), status.NOT_FOUND, /host 'zz'/);
+    await expectCode(api.getPool({ name: 'hosts/a/pools/missing' }), status.NOT_FOUND, /missing/);
+    await expectCode(api.startPool({ name: 'hosts/a/pools/missing', build: false, buildFlags: undefined, requestId: '' }), status.NOT_FOUND);
+
+    await api.definePool({ host: 'b', definition: dirPool('dup', poolDir('dup')), xml: '', requestId: '' });
+    await expectCode(api.definePool({ host: 'b', definition: dirPool('dup', poolDir('dup2')), xml: '', requestId: '' }), status.ALREADY_EXISTS, /dup/);
+    // the same name on another host is another pool
+    await api.definePool({ host: 'a', definition: dirPool('dup', poolDir('dup-a')), xml: '', requestId: '' });
+
+    await expectCode(
+      api.createVolume({ parent: 'hosts/b/pools/dup', definition: undefined, xml: "<volume><name>v</name><capacity>1024</capacity></volume>", preallocMetadata: false, requestId: '' }),
+      status.FAILED_PRECONDITION,
+      /not active/,
+    );
+    await expectCode(api.stopPool({ name: 'hosts/b/pools/dup', requestId: '' }), status.FAILED_PRECONDITION, /not active/);
+    await expectCode(api.refreshPool({ name: 'hosts/b/pools/dup', requestId: '' }), status.FAILED_PRECONDITION, /not active/);
+    await expectCode(api.listVolumes({ parent: 'hosts/b/pools/dup', pageSize: 0, pageToken: '' }), status.FAILED_PRECONDITION);
+
+    await api.startPool({ name: 'hosts/b/pools/dup', build: true, buildFlags: undefined, requestId: '' });
+    await expectCode(api.startPool({ name: 'hosts/b/pools/dup', build: false, buildFlags: undefined, requestId: '' }), status.FAILED_PRECONDITION, /already active/);
+    await api.createVolume({ parent: 'hosts/b/pools/dup', definition: undefined, xml: "<volume><name>v</name><capacity>1024</capacity></volume>", preallocMetadata: false, requestId: '' });
+    await expectCode(
+      api.createVolume({ parent: 'hosts/b/pools/dup', definition: undefined, xml: "<volume><name>v</name><capacity>2048</capacity></volume>", preallocMetadata: false, requestId: '' }),
+      status.ALREADY_EXISTS,
+    );
+    expect(statSync(join(poolDir('dup'), 'v')).size).to.equal(1024);
+    await expectCode(api.deletePool({ name: 'hosts/b/pools/dup', requestId: '' }), status.FAILED_PRECONDITION, /active/);
+  });
+
+  it('streams events with replay after a sequence and filters by host, pool and kind', async () => {
+    const { client, api } = ctx.stack;
+    const live = watch(client, { hosts: ['a'], kinds: [EventKind.POOL_DEFINED, EventKind.POOL_STARTED, EventKind.VOLUME_CREATED] });
+    await live.ready;
+    await api.definePool({ host: 'a', definition: dirPool('ev', poolDir('ev')), xml: '', requestId: '' });
+    await api.definePool({ host: 'b', definition: dirPool('ev', poolDir('ev-b')), xml: '', requestId: '' });
+    await api.startPool({ name: 'hosts/a/pools/ev', build: true, buildFlags: undefined, requestId: '' });
+    await api.createVolume({ parent: 'hosts/a/pools/ev', definition: undefined, xml: "<volume><name>e1</name><capacity>4096</capacity></volume>", preallocMetadata: false, requestId: '' });
+    await waitFor('three events', () => live.events.length >= 3 || live.failure());
+    live.call.cancel();
+    expect(live.failure()).to.equal(undefined);
+    expect(live.events.map((e) => [EventKind[e.kind], e.host, e.pool])).to.deep.equal([
+      ['POOL_DEFINED', 'a', 'ev'],
+      ['POOL_STARTED', 'a', 'ev'],
+      ['VOLUME_CREATED', 'a', 'ev'],
+    ]);
+    expect(live.events[2]!.volumeState?.definition?.name).to.equal('e1');
+    const seqs = live.events.map((e) => e.sequence);
+    expect(seqs[0]! < seqs[1]! && seqs[1]! < seqs[2]!).to.equal(true);
+
+    // replay from the first one's sequence: the rest again, then live
+    const replay = watch(client, { afterSequence: seqs[0]!, pools: ['hosts/a/pools/ev'] });
+    await replay.ready;
+    await waitFor('replayed events', () => replay.events.some((e) => e.kind === EventKind.VOLUME_CREATED) || replay.failure());
+    replay.call.cancel();
+    expect(replay.events[0]!.sequence > seqs[0]!).to.equal(true);
+    expect(replay.events.every((e) => e.host === 'a' && e.pool === 'ev')).to.equal(true);
+    expect(replay.events.map((e) => e.sequence)).to.include(seqs[1]!);
+
+    await expectCode(
+      new Promise((resolve, reject) => {
+        const bad = client.watchEvents({ afterSequence: 0n, hosts: ['../x'], pools: [], kinds: [], fromStart: false });
+        bad.on('error', reject);
+        bad.on('end', resolve);
+      }),
+      status.INVALID_ARGUMENT,
+      /hosts\[0\]/,
+    );
+  });
+
+  it('uploads and downloads volume data (same sha256)', async function () {
+    const api = ctx.stack.api;
+    await api.createVolume({ parent: 'hosts/a/pools/ev', definition: undefined, xml: "<volume><name>data.img</name><capacity unit='M'>3</capacity></volume>", preallocMetadata: false, requestId: '' });
+    const payload = randomBytes(3 * 1024 * 1024 - 100);
+    const response = await new Promise<{ bytesWritten: bigint }>((resolve, reject) => {
+      const call = ctx.stack.client.uploadVolume((err, res) => (err ? reject(err) : resolve(res!)));
+      call.write({ part: { $case: 'header', value: { name: 'hosts/a/pools/ev/volumes/data.img', offset: 0n, length: 0n, sparse: false, requestId: '' } } } satisfies UploadVolumeRequest);
+      for (let at = 0; at < payload.length; at += 200_000) call.write({ part: { $case: 'data', value: payload.subarray(at, at + 200_000) } });
+      call.end();
+    });
+    expect(response.bytesWritten).to.equal(BigInt(payload.length));
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const call = ctx.stack.client.downloadVolume({ name: 'hosts/a/pools/ev/volumes/data.img', offset: 0n, length: BigInt(payload.length) });
+      call.on('data', (m: { data: Buffer }) => chunks.push(Buffer.from(m.data)));
+      call.on('error', reject);
+      call.on('end', () => resolve());
+    });
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    expect(sha(Buffer.concat(chunks))).to.equal(sha(payload));
+  });
+
+  it('serves health checking and server reflection', async () => {
+    const healthPkg = loadPackageDefinition(protoLoader.loadSync(healthProtoPath, { enums: String })) as any;
+    const health = new healthPkg.grpc.health.v1.Health(ctx.stack.address, credentials.createInsecure());
+    const res = await new Promise<any>((resolve, reject) => health.check({ service: 'cistern.v1.StorageService' }, (e: unknown, r: unknown) => (e ? reject(e) : resolve(r))));
+    health.close();
+    expect(res.status).to.equal('SERVING');
+
+    const reflPath = join(process.cwd(), 'node_modules/@grpc/reflection/build/proto/grpc/reflection/v1alpha/reflection.proto');
+    const reflPkg = loadPackageDefinition(protoLoader.loadSync(reflPath)) as any;
+    const refl = new reflPkg.grpc.reflection.v1alpha.ServerReflection(ctx.stack.address, credentials.createInsecure());
+    const services = await new Promise<string[]>((resolve, reject) => {
+      const call = refl.ServerReflectionInfo();
+      call.on('data', (m: any) => {
+        resolve((m.listServicesResponse?.service ?? []).map((s: any) => s.name));
+        call.end();
+      });
+      call.on('error', reject);
+      call.write({ listServices: '*' });
+    });
+    refl.close();
+    expect(services).to.include('cistern.v1.StorageService');
+  });
+
+  it('keeps the catalog and the pools across a coordinator restart', async () => {
+    const api = ctx.stack.api;
+    await api.setPoolAutostart({ name: 'hosts/a/pools/ev', autostart: true });
+    await ctx.stack.restartCoordinator();
+    const pool = await api.getPool({ name: 'hosts/a/pools/ev' });
+    expect(pool.state).to.equal(PoolState.POOL_STATE_RUNNING);
+    expect(pool.autostart).to.equal(true);
+    expect(pool.persistent).to.equal(true);
+    const vols = await api.listVolumes({ parent: 'hosts/a/pools/ev', pageSize: 0, pageToken: '' });
+    expect(vols.volumes.map((v) => v.definition?.name)).to.deep.equal(['data.img', 'e1']);
+    expect((await api.getPool({ name: 'hosts/b/pools/ev' })).state).to.equal(PoolState.POOL_STATE_INACTIVE);
+    const { hosts } = await api.listHosts({});
+    expect(hosts.filter((h) => h.online).map((h) => h.hostId)).to.deep.equal(['a', 'b']);
+  });
+
+  it('answers UNAVAILABLE at once for a host whose agent stopped, and reads still work', async () => {
+    const api = ctx.stack.api;
+    await ctx.stack.stopAgent('b');
+    await ctx.stack.waitForHosts(['b'], { online: false });
+    const started = Date.now();
+    const message = await expectCode(api.startPool({ name: 'hosts/b/pools/ev', build: false, buildFlags: undefined, requestId: '' }), status.UNAVAILABLE, /host 'b' is offline/);
+    expect(message).to.match(/last seen/);
+    expect(Date.now() - started).to.be.below(5_000);
+    const pool = await api.getPool({ name: 'hosts/b/pools/dup' });
+    expect(pool.stale).to.equal(true);
+  });
+});
