@@ -64,7 +64,8 @@ export function poolAsFields(opts: ParsedOptions): PoolAsFields {
   const fields: PoolAsFields = { name: req(opts, 'name'), type: req(opts, 'type') };
   for (const [option, key] of X_AS_FIELDS) {
     const v = str(opts, option);
-    if (v !== undefined) (fields as unknown as Record<string, string>)[key] = v;
+    // "" and "-" leave a field out: the `pool-define-as NAME dir - - - - TARGET` idiom.
+    if (v !== undefined && v !== '' && v !== '-') (fields as unknown as Record<string, string>)[key] = v;
   }
   return fields;
 }

@@ -1,0 +1,174 @@
+// An in-memory StorageApi for driving runCli without a server: records every call.
+import {
+  Host, ListHostsResponse, ListPoolsResponse, ListVolumesResponse, Pool, PoolCapabilities, PoolDefinition,
+  PoolState, PoolType, UndefinePoolResponse, DeleteVolumeResponse, FindPoolSourcesResponse,
+  UploadVolumeResponse, Volume, VolumeDefinition, VolumeType, XMLDocument,
+  type DownloadVolumeResponse, type Event, type UploadVolumeRequest,
+} from '../../../libs/proto/cistern/v1/storage.js';
+import { NotFoundError } from '../../../libs/errors/errors.js';
+import type { StorageApi } from '../../../cli/api.js';
+
+export interface Call {
+  method: string;
+  request: unknown;
+}
+
+export function pool(host: string, name: string, over: Partial<Pool> = {}, def: Partial<PoolDefinition> = {}): Pool {
+  return Pool.create({
+    name: `hosts/${host}/pools/${name}`,
+    host,
+    state: PoolState.POOL_STATE_RUNNING,
+    persistent: true,
+    definition: PoolDefinition.create({ name, type: PoolType.POOL_TYPE_DIR, uuid: '9428e344-8f1e-4492-bb31-3b9385665dec', ...def }),
+    ...over,
+  });
+}
+
+export function volume(host: string, poolName: string, name: string, capacity: bigint, allocation: bigint, path?: string): Volume {
+  const p = path ?? `/var/lib/${poolName}/${name}`;
+  return Volume.create({
+    name: `hosts/${host}/pools/${poolName}/volumes/${name}`,
+    host,
+    pool: poolName,
+    definition: VolumeDefinition.create({
+      name, key: p, type: VolumeType.VOLUME_TYPE_FILE, capacity, allocation, target: { path: p, format: 'raw' },
+    }),
+  });
+}
+
+export class FakeApi implements StorageApi {
+  calls: Call[] = [];
+  hosts: Host[] = [];
+  pools: Pool[] = [];
+  volumes: Volume[] = [];
+  events: Event[] = [];
+  uploaded: Buffer[] = [];
+  downloadChunks: DownloadVolumeResponse[] = [];
+  closed = false;
+  /** method -> error to throw */
+  failures = new Map<string, Error>();
+
+  constructor(hostIds: string[] = ['a']) {
+    this.hosts = hostIds.map((h) => Host.create({ name: `hosts/${h}`, hostId: h, hostname: `${h}.example`, online: true }));
+  }
+
+  private record(method: string, request: unknown): void {
+    this.calls.push({ method, request });
+    const f = this.failures.get(method);
+    if (f) throw f;
+  }
+
+  callsOf(method: string): unknown[] {
+    return this.calls.filter((c) => c.method === method).map((c) => c.request);
+  }
+
+  private findPool(name: string): Pool {
+    const p = this.pools.find((x) => x.name === name);
+    if (!p) throw new NotFoundError(`no storage pool with matching name '${name}'`);
+    return p;
+  }
+
+  async listHosts(r: unknown) { this.record('listHosts', r); return ListHostsResponse.create({ hosts: this.hosts }); }
+  async getHost(r: { name: string }) { this.record('getHost', r); return this.hosts.find((h) => h.name === r.name)!; }
+  async definePool(r: { host: string; definition?: PoolDefinition; xml: string }) {
+    this.record('definePool', r);
+    return pool(r.host, r.definition?.name || 'fromxml', { state: PoolState.POOL_STATE_INACTIVE });
+  }
+  async createPool(r: { host: string; definition?: PoolDefinition }) {
+    this.record('createPool', r);
+    return pool(r.host, r.definition?.name || 'fromxml', { persistent: false });
+  }
+  async undefinePool(r: { name: string }) { this.record('undefinePool', r); this.findPool(r.name); return UndefinePoolResponse.create(); }
+  async buildPool(r: { name: string }) { this.record('buildPool', r); return this.findPool(r.name); }
+  async startPool(r: { name: string }) { this.record('startPool', r); return this.findPool(r.name); }
+  async stopPool(r: { name: string }) { this.record('stopPool', r); return this.findPool(r.name); }
+  async deletePool(r: { name: string }) { this.record('deletePool', r); return this.findPool(r.name); }
+  async refreshPool(r: { name: string }) { this.record('refreshPool', r); return this.findPool(r.name); }
+  async getPool(r: { name: string }) { this.record('getPool', r); return this.findPool(r.name); }
+  async listPools(r: { host: string }) {
+    this.record('listPools', r);
+    return ListPoolsResponse.create({ pools: this.pools.filter((p) => !r.host || p.host === r.host) });
+  }
+  async getPoolXml(r: { name: string }) { this.record('getPoolXml', r); return XMLDocument.create({ xml: '<pool/>' }); }
+  async setPoolAutostart(r: { name: string }) { this.record('setPoolAutostart', r); return this.findPool(r.name); }
+  async findPoolSources(r: unknown) { this.record('findPoolSources', r); return FindPoolSourcesResponse.create({ xml: '<sources>\n</sources>\n' }); }
+  async getPoolCapabilities(r: unknown) { this.record('getPoolCapabilities', r); return PoolCapabilities.create({ xml: '<storagepoolCapabilities/>' }); }
+  async createVolume(r: { parent: string; definition?: VolumeDefinition }) {
+    this.record('createVolume', r);
+    const [, host, , p] = r.parent.split('/');
+    return volume(host!, p!, r.definition?.name || 'fromxml', r.definition?.capacity ?? 0n, 0n);
+  }
+  async cloneVolume(r: { parent: string; definition?: VolumeDefinition }) {
+    this.record('cloneVolume', r);
+    const [, host, , p] = r.parent.split('/');
+    return volume(host!, p!, r.definition?.name || 'fromxml', 0n, 0n);
+  }
+  async deleteVolume(r: unknown) { this.record('deleteVolume', r); return DeleteVolumeResponse.create(); }
+  async wipeVolume(r: { name: string }) { this.record('wipeVolume', r); return this.getVolumeQuiet(r.name); }
+  async resizeVolume(r: { name: string }) { this.record('resizeVolume', r); return this.getVolumeQuiet(r.name); }
+  private getVolumeQuiet(name: string): Volume {
+    const v = this.volumes.find((x) => x.name === name);
+    if (!v) throw new NotFoundError(`no storage vol with matching name '${name.split('/').pop()}'`);
+    return v;
+  }
+  async getVolume(r: { name: string }) { this.record('getVolume', r); return this.getVolumeQuiet(r.name); }
+  async listVolumes(r: { parent: string }) {
+    this.record('listVolumes', r);
+    return ListVolumesResponse.create({ volumes: this.volumes.filter((v) => v.name.startsWith(`${r.parent}/`)) });
+  }
+  async getVolumeXml(r: unknown) { this.record('getVolumeXml', r); return XMLDocument.create({ xml: '<volume/>' }); }
+  async lookupVolume(r: { host: string; key: string; path: string }) {
+    this.record('lookupVolume', r);
+    const v = this.volumes.find((x) => x.host === r.host &&
+      ((r.key && x.definition?.key === r.key) || (r.path && x.definition?.target?.path === r.path)));
+    if (!v) throw new NotFoundError(`no storage vol with matching key or path`);
+    return v;
+  }
+  async uploadVolume(messages: AsyncIterable<UploadVolumeRequest>) {
+    const all: UploadVolumeRequest[] = [];
+    for await (const m of messages) {
+      all.push(m);
+      if (m.part?.$case === 'data') this.uploaded.push(Buffer.from(m.part.value));
+    }
+    this.record('uploadVolume', all);
+    const total = this.uploaded.reduce((n, b) => n + b.length, 0);
+    return UploadVolumeResponse.create({ bytesWritten: BigInt(total) });
+  }
+  async *downloadVolume(r: unknown) {
+    this.record('downloadVolume', r);
+    for (const c of this.downloadChunks) yield c;
+  }
+  async *watchEvents(r: unknown, signal?: AbortSignal) {
+    this.record('watchEvents', r);
+    for (const e of this.events) {
+      if (signal?.aborted) return;
+      yield e;
+    }
+    // then follow "live": wait until aborted
+    await new Promise<void>((resolve) => {
+      if (!signal || signal.aborted) return resolve();
+      signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+  close() { this.closed = true; }
+}
+
+export interface Captured {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function run(api: FakeApi, argv: string[], extra: { signal?: AbortSignal; tty?: boolean } = {}): Promise<Captured> {
+  const { runCli } = await import('../../../cli/run.js');
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(argv, {
+    stdout: { write: (t: string) => { stdout += t; }, isTTY: extra.tty ?? false },
+    stderr: { write: (t: string) => { stderr += t; }, isTTY: extra.tty ?? false },
+    env: {},
+    api,
+    ...(extra.signal ? { signal: extra.signal } : {}),
+  });
+  return { code, stdout, stderr };
+}

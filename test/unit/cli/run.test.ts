@@ -1,0 +1,342 @@
+// runCli in-process against a fake API: what a user sees on stdout/stderr and the
+// exit code, and what the CLI asks the server for.
+import { expect } from 'chai';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  EventKind, Event, PoolState, PoolType, WipeAlgorithm,
+  type CreatePoolRequest, type CreateVolumeRequest, type DefinePoolRequest, type ListPoolsRequest,
+  type ResizeVolumeRequest, type StartPoolRequest, type UploadVolumeRequest, type CloneVolumeRequest,
+  type WatchEventsRequest, type WipeVolumeRequest,
+} from '../../../libs/proto/cistern/v1/storage.js';
+import { FailedPreconditionError } from '../../../libs/errors/errors.js';
+import { FakeApi, pool, run, volume } from './fake-api.js';
+
+describe('cisternctl (runCli with a fake server)', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cisternctl-test-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('pool-list shows active pools, sorted, then virsh\'s blank line; exit 0', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'zeta'), pool('a', 'Alpha'), pool('a', 'off', { state: PoolState.POOL_STATE_INACTIVE })];
+    const r = await run(api, ['pool-list']);
+    expect(r.code).to.equal(0);
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.equal(
+      ' Name    State    Autostart\n' +
+      '-----------------------------\n' +
+      ' Alpha   active   no\n' +
+      ' zeta    active   no\n\n');
+    expect((api.callsOf('listPools')[0] as ListPoolsRequest).active).to.equal(true);
+  });
+
+  it('pool-list --all --persistent --type dir,fs sends the filters', async () => {
+    const api = new FakeApi(['a']);
+    await run(api, ['pool-list', '--all', '--persistent', '--type', 'dir,fs']);
+    const req = api.callsOf('listPools')[0] as ListPoolsRequest;
+    expect(req.active).to.equal(undefined);
+    expect(req.persistent).to.equal(true);
+    expect(req.types).to.deep.equal([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS]);
+  });
+
+  it('pool-list --type with an unknown type is an error naming the allowed types', async () => {
+    const r = await run(new FakeApi(), ['pool-list', '--type', 'zfs']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/^error: Invalid pool type 'zfs'; allowed: dir, fs, netfs/);
+  });
+
+  it('qualifies pool names with their host when the fleet has several hosts', async () => {
+    const api = new FakeApi(['a', 'b']);
+    api.pools = [pool('a', 'default'), pool('b', 'default')];
+    const r = await run(api, ['pool-list', '-q']);
+    expect(r.stdout).to.equal(' a/default   active   no\n b/default   active   no\n');
+  });
+
+  it('pool-list --json prints exact 64-bit sizes and no trailing blank line', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'big', { capacity: 9223372036854775807n })];
+    const r = await run(api, ['pool-list', '--json']);
+    expect(r.stdout).to.contain('"capacity": 9223372036854775807');
+    const parsed = JSON.parse(r.stdout) as Array<{ name: string; host: string; state: string }>;
+    expect(parsed[0]).to.include({ name: 'big', host: 'a', state: 'running' });
+    expect(r.stdout.endsWith(']\n')).to.equal(true);
+  });
+
+  it('a bare pool name on two hosts is ambiguous: the error lists the hosts', async () => {
+    const api = new FakeApi(['a', 'b']);
+    api.pools = [pool('a', 'default'), pool('b', 'default')];
+    const r = await run(api, ['pool-start', 'default']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.equal(
+      "error: pool 'default' is ambiguous: it exists on hosts a, b; name it as HOST/POOL (e.g. a/default)\n");
+    expect(api.callsOf('startPool')).to.have.length(0);
+  });
+
+  it('HOST/POOL goes straight to the resource name; success prints virsh\'s message', async () => {
+    const api = new FakeApi(['a', 'b']);
+    api.pools = [pool('a', 'default'), pool('b', 'default')];
+    const r = await run(api, ['pool-start', 'b/default', '--build', '--no-overwrite']);
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.equal('Pool b/default started\n\n');
+    const req = api.callsOf('startPool')[0] as StartPoolRequest;
+    expect(req.name).to.equal('hosts/b/pools/default');
+    expect(req.build).to.equal(true);
+    expect(req.buildFlags).to.deep.include({ noOverwrite: true, overwrite: false });
+  });
+
+  it('an unknown pool: virsh\'s two error lines, exit 1', async () => {
+    const api = new FakeApi(['a']);
+    const r = await run(api, ['pool-info', 'nope']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.equal(
+      "error: failed to get pool 'nope'\nerror: Storage pool not found: no storage pool with matching name 'nope'\n");
+  });
+
+  it('a server error is printed under the command\'s context line', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'scratch')];
+    api.failures.set('deletePool', new FailedPreconditionError("pool 'scratch' is active"));
+    const r = await run(api, ['pool-delete', 'scratch']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.equal("error: Failed to delete pool scratch\nerror: pool 'scratch' is active\n");
+  });
+
+  it('-q drops informational messages and the blank line', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'scratch')];
+    const r = await run(api, ['-q', 'pool-refresh', 'scratch']);
+    expect(r.stdout).to.equal('');
+    expect(r.code).to.equal(0);
+  });
+
+  it('every pool lifecycle command prints virsh\'s message', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    const cases: Array<[string[], string]> = [
+      [['pool-build', 'p'], 'Pool p built\n'],
+      [['pool-destroy', 'p'], 'Pool p destroyed\n'],
+      [['pool-delete', 'p'], 'Pool p deleted\n'],
+      [['pool-undefine', 'p'], 'Pool p has been undefined\n'],
+      [['pool-refresh', 'p'], 'Pool p refreshed\n'],
+      [['pool-autostart', 'p'], 'Pool p marked as autostarted\n'],
+      [['pool-autostart', 'p', '--disable'], 'Pool p unmarked as autostarted\n'],
+    ];
+    for (const [argv, out] of cases) {
+      const r = await run(api, argv);
+      expect(r.stdout, argv.join(' ')).to.equal(`${out}\n`);
+      expect(r.code).to.equal(0);
+    }
+  });
+
+  it('pool-build with both --overwrite and --no-overwrite is refused before any call', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    const r = await run(api, ['pool-build', 'p', '--overwrite', '--no-overwrite']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.equal('error: Options --overwrite and --no-overwrite are mutually exclusive\n');
+    expect(api.callsOf('buildPool')).to.have.length(0);
+  });
+
+  it('pool-define-as sends a structured definition to the only host', async () => {
+    const api = new FakeApi(['a']);
+    const r = await run(api, ['pool-define-as', 'scratch', 'dir', '--target', '/srv/scratch']);
+    expect(r.stdout).to.equal('Pool scratch defined\n\n');
+    const req = api.callsOf('definePool')[0] as DefinePoolRequest;
+    expect(req.host).to.equal('a');
+    expect(req.definition?.type).to.equal(PoolType.POOL_TYPE_DIR);
+    expect(req.definition?.name).to.equal('scratch');
+    expect(req.definition?.target?.path).to.equal('/srv/scratch');
+  });
+
+  it('pool-define-as takes virsh\'s positional order (source-host .. target)', async () => {
+    const api = new FakeApi(['a']);
+    await run(api, ['pool-define-as', 'n', 'netfs', 'nfs.example', '/export', '-', '-', '/mnt/n']);
+    const def = (api.callsOf('definePool')[0] as DefinePoolRequest).definition!;
+    expect(def.source?.devices).to.deep.equal([]);
+    expect(def.source?.name).to.equal('');
+    expect(def.source?.hosts[0]?.name).to.equal('nfs.example');
+    expect(def.source?.dir).to.equal('/export');
+    expect(def.target?.path).to.equal('/mnt/n');
+  });
+
+  it('pool-define-as needs --host on a multi-host fleet', async () => {
+    const api = new FakeApi(['a', 'b']);
+    const r = await run(api, ['pool-define-as', 'p', 'dir', '--target', '/p']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.equal('error: the fleet has 2 hosts (a, b); choose one with --host HOST\n');
+    const ok = await run(api, ['pool-create-as', 'p', 'dir', '--target', '/p', '--host', 'b', '--build']);
+    expect(ok.stdout).to.equal('Pool p created\n\n');
+    const req = api.callsOf('createPool')[0] as CreatePoolRequest;
+    expect(req.host).to.equal('b');
+    expect(req.build).to.equal(true);
+  });
+
+  it('pool-define FILE sends the file\'s XML; a missing file is a clear error', async () => {
+    const api = new FakeApi(['a']);
+    const file = join(dir, 'pool.xml');
+    await writeFile(file, "<pool type='dir'><name>fromxml</name></pool>");
+    const r = await run(api, ['pool-define', file]);
+    expect(r.stdout).to.equal(`Pool fromxml defined from ${file}\n\n`);
+    expect((api.callsOf('definePool')[0] as DefinePoolRequest).xml).to.contain('<name>fromxml</name>');
+    const missing = await run(api, ['pool-define', join(dir, 'nope.xml')]);
+    expect(missing.code).to.equal(1);
+    expect(missing.stderr).to.equal(`error: Failed to open file '${join(dir, 'nope.xml')}': No such file or directory\n`);
+  });
+
+  it('vol-create-as parses sizes and sends format and backing store', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'base.img', 1n << 30n, 0n, '/p/base.img')];
+    const r = await run(api, ['vol-create-as', 'p', 'snap.qcow2', '10G', '--allocation', '1M', '--format', 'qcow2',
+      '--backing-vol', 'base.img', '--backing-vol-format', 'raw', '--prealloc-metadata']);
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.equal('Vol snap.qcow2 created\n\n');
+    const req = api.callsOf('createVolume')[0] as CreateVolumeRequest;
+    expect(req.parent).to.equal('hosts/a/pools/p');
+    expect(req.preallocMetadata).to.equal(true);
+    expect(req.definition?.capacity).to.equal(10n * 1024n ** 3n);
+    expect(req.definition?.allocation).to.equal(1024n * 1024n);
+    expect(req.definition?.target?.format).to.equal('qcow2');
+    expect(req.definition?.backingStore).to.deep.include({ path: '/p/base.img', format: 'raw' });
+  });
+
+  it('vol-create-as with a bad size: "Malformed size", nothing sent', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    const r = await run(api, ['vol-create-as', 'p', 'x', '10X']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/^error: Malformed size 10X: unknown suffix 'X'/);
+    expect(api.callsOf('createVolume')).to.have.length(0);
+  });
+
+  it('vol-info finds a volume by name in --pool, by path, or by key on any host', async () => {
+    const api = new FakeApi(['a', 'b']);
+    api.pools = [pool('a', 'p'), pool('b', 'q')];
+    api.volumes = [volume('a', 'p', 'v1.img', 1073741824n, 1073741824n, '/p/v1.img'), volume('b', 'q', 'w', 1024n, 0n, '/q/w')];
+    const byName = await run(api, ['vol-info', 'v1.img', '--pool', 'p']);
+    expect(byName.stdout).to.equal(
+      'Name:           v1.img\nType:           file\nCapacity:       1.00 GiB\nAllocation:     1.00 GiB\n\n');
+    const byPath = await run(api, ['vol-path', '/q/w']);
+    expect(byPath.stdout).to.equal('/q/w\n\n');
+    const pool2 = await run(api, ['vol-pool', '/q/w']);
+    expect(pool2.stdout).to.equal('b/q\n\n');
+    const name = await run(api, ['vol-name', '/p/v1.img']);
+    expect(name.stdout).to.equal('v1.img\n\n');
+    const missing = await run(api, ['vol-info', 'nothere']);
+    expect(missing.code).to.equal(1);
+    expect(missing.stderr).to.equal(
+      "error: failed to get vol 'nothere', specifying --pool might help\n" +
+      "error: Storage volume not found: no storage vol with matching path 'nothere'\n");
+  });
+
+  it('vol-list --details sorts by name', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'b', 1024n, 0n, '/p/b'), volume('a', 'p', 'a', 2048n, 1024n, '/p/a')];
+    const r = await run(api, ['vol-list', 'p', '--details']);
+    expect(r.stdout).to.equal(
+      ' Name   Path   Type   Capacity   Allocation\n' +
+      '---------------------------------------------\n' +
+      ' a      /p/a   file   2.00 KiB   1.00 KiB\n' +
+      ' b      /p/b   file   1.00 KiB   0.00 B\n\n');
+  });
+
+  it('vol-resize: virsh\'s messages; a negative size needs --shrink and means a delta', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'r1', 2n << 20n, 0n, '/p/r1')];
+    const to = await run(api, ['vol-resize', 'r1', '2M', '--pool', 'p']);
+    expect(to.stdout).to.equal("Size of volume 'r1' successfully changed to 2M\n\n");
+    const by = await run(api, ['vol-resize', 'r1', '-1M', '--pool', 'p', '--shrink']);
+    expect(by.stdout).to.equal("Size of volume 'r1' successfully changed by 1M\n\n");
+    const req = api.callsOf('resizeVolume')[1] as ResizeVolumeRequest;
+    expect(req).to.deep.include({ capacity: 1048576n, delta: true, shrink: true });
+    const refused = await run(api, ['vol-resize', 'r1', '-1M', '--pool', 'p']);
+    expect(refused.stderr).to.equal('error: negative size requires --shrink\n');
+  });
+
+  it('vol-wipe --algorithm and vol-delete, vol-clone', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 1024n, 0n, '/p/v')];
+    expect((await run(api, ['vol-wipe', 'v', 'p', '--algorithm', 'dod'])).stdout).to.equal('Vol v wiped\n\n');
+    expect((api.callsOf('wipeVolume')[0] as WipeVolumeRequest).algorithm).to.equal(WipeAlgorithm.WIPE_ALGORITHM_DOD);
+    const bad = await run(api, ['vol-wipe', 'v', 'p', '--algorithm', 'shred']);
+    expect(bad.stderr).to.match(/^error: Unsupported algorithm 'shred'; allowed: zero, nnsa/);
+    expect((await run(api, ['vol-clone', 'v', 'v2', '--pool', 'p'])).stdout).to.equal('Vol v2 cloned from v\n\n');
+    const clone = api.callsOf('cloneVolume')[0] as CloneVolumeRequest;
+    expect(clone).to.deep.include({ parent: 'hosts/a/pools/p', source: 'hosts/a/pools/p/volumes/v' });
+    expect(clone.definition?.name).to.equal('v2');
+    expect((await run(api, ['vol-delete', '--pool', 'p', 'v'])).stdout).to.equal('Vol v deleted\n\n');
+  });
+
+  it('vol-upload streams the file in 1 MiB chunks after a header; vol-download writes it back', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 3n << 20n, 0n, '/p/v')];
+    const data = Buffer.alloc((2 << 20) + 123, 7);
+    const src = join(dir, 'up.bin');
+    await writeFile(src, data);
+    const up = await run(api, ['vol-upload', 'v', src, '--pool', 'p', '--offset', '4096']);
+    expect(up.code).to.equal(0);
+    expect(up.stdout).to.equal('\n');
+    const msgs = api.callsOf('uploadVolume')[0] as UploadVolumeRequest[];
+    expect(msgs[0]?.part?.$case).to.equal('header');
+    expect(msgs[0]?.part?.value).to.deep.include({ name: 'hosts/a/pools/p/volumes/v', offset: 4096n });
+    expect(msgs.slice(1).map((m) => (m.part?.value as Buffer).length)).to.deep.equal([1 << 20, 1 << 20, 123]);
+    expect(Buffer.concat(api.uploaded).equals(data)).to.equal(true);
+
+    api.downloadChunks = [
+      { data: data.subarray(0, 1 << 20), offset: 0n },
+      { data: data.subarray(1 << 20), offset: BigInt(1 << 20) },
+    ];
+    const dst = join(dir, 'down.bin');
+    const down = await run(api, ['vol-download', 'v', dst, '--pool', 'p']);
+    expect(down.code).to.equal(0);
+    expect((await readFile(dst)).equals(data)).to.equal(true);
+  });
+
+  it('pool-event prints one event and stops; --loop with --timeout reports the count', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'scratch')];
+    api.events = [
+      Event.create({ sequence: 5n, kind: EventKind.POOL_STARTED, host: 'a', pool: 'scratch' }),
+      Event.create({ sequence: 6n, kind: EventKind.POOL_REFRESHED, host: 'a', pool: 'scratch' }),
+    ];
+    const one = await run(api, ['pool-event', '--event', 'lifecycle']);
+    expect(one.stdout).to.equal("event 'lifecycle' for storage pool scratch: Started\nevents received: 1\n\n");
+    const looped = await run(api, ['pool-event', '--loop', '--timeout', '1', '--after', '4', '--pool', 'scratch']);
+    expect(looped.stdout).to.equal(
+      "event 'lifecycle' for storage pool scratch: Started\n" +
+      "event 'refresh' for storage pool scratch\n" +
+      'event loop timed out\nevents received: 2\n\n');
+    const req = api.callsOf('watchEvents')[1] as WatchEventsRequest;
+    expect(req.afterSequence).to.equal(4n);
+    expect(req.pools).to.deep.equal(['hosts/a/pools/scratch']);
+  });
+
+  it('pool-event is ended by an interrupt (Ctrl-C) like virsh', async () => {
+    const api = new FakeApi(['a']);
+    const ac = new AbortController();
+    const pending = run(api, ['pool-event', '--loop'], { signal: ac.signal });
+    setImmediate(() => ac.abort());
+    const r = await pending;
+    expect(r.stdout).to.equal('event loop interrupted\nevents received: 0\n\n');
+  });
+
+  it('unknown commands and --help', async () => {
+    const r = await run(new FakeApi(), ['pool-frobnicate']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.equal("error: unknown command: 'pool-frobnicate'\n");
+    const h = await run(new FakeApi(), ['vol-resize', '--help']);
+    expect(h.code).to.equal(0);
+    expect(h.stdout).to.contain('vol-resize - resize a vol');
+    expect(h.stdout).to.contain('--shrink');
+  });
+});
