@@ -10,6 +10,7 @@ import { connectBus } from '../../libs/bus/connect.js';
 import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { serveAgent, type AgentOp } from '../../libs/bus/agent-rpc.js';
+import '../../libs/backends/index.js'; // registers every backend
 import { registeredBackends } from '../../libs/backends/registry.js';
 import { execRunner } from '../../libs/backends/exec-runner.js';
 import { asCisternError, UnimplementedError } from '../../libs/errors/errors.js';
@@ -92,16 +93,6 @@ async function agentVersion(): Promise<string> {
   return '0.0.0';
 }
 
-/** Registers every backend (libs/backends/index.ts); the agent still runs, with none, if it is missing. */
-async function loadBackends(log: Logger): Promise<void> {
-  const spec = new URL('../../libs/backends/index.js', import.meta.url).href;
-  try {
-    await import(spec);
-  } catch (err) {
-    log.error('storage backends could not be loaded', { error: err });
-  }
-}
-
 export class Agent {
   private inFlight = new Set<Promise<unknown>>();
   private sub: Subscription | undefined;
@@ -118,7 +109,6 @@ export class Agent {
     const host = checkHostId(opts.hostId, '--host-id');
     const log = opts.log;
     await mkdir(opts.root, { recursive: true });
-    await loadBackends(log);
     const version = await agentVersion();
     const nc = await connectBus({ servers: opts.natsUrl, name: `cistern-agent-${host}` });
     log.info('connected to NATS', { server: nc.getServer() });
