@@ -7,7 +7,7 @@ import type { BackendOperation, PoolContext, StorageBackend } from '../../libs/b
 import type { CommandRunner } from '../../libs/backends/runner.js';
 import { getBackend } from '../../libs/backends/registry.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../../libs/errors/errors.js';
-import { checkObjectName, printable } from '../../libs/api/names.js';
+import { checkAbsolutePath, checkObjectName, printable } from '../../libs/api/names.js';
 import { parsePoolName, parseVolumeName } from '../../libs/api/resource-names.js';
 import { AgentState, type PoolEntry } from './state.js';
 import { LockTable } from './locks.js';
@@ -52,11 +52,17 @@ export function actorOf(request: AgentRequest): Actor {
 
 /** The pool definition of the request, with its name checked. */
 export function requestPool(request: AgentRequest): PoolDefinition {
-  const def = request.pool;
+  const def = request.pool ?? (request.op?.$case === 'createPool' ? request.op.value.definition : undefined);
   if (!def || !def.name) throw new InvalidArgumentError('pool', 'the request carries no pool definition');
   checkObjectName(def.name, 'pool.name', 'pool name');
   if (def.type === PoolType.POOL_TYPE_UNSPECIFIED) {
     throw new InvalidArgumentError('pool.type', `pool '${printable(def.name)}' has no type`);
+  }
+  if (def.target?.path) {
+    const normal = checkAbsolutePath(def.target.path, 'pool.target.path');
+    if (normal !== def.target.path) {
+      throw new InvalidArgumentError('pool.target.path', `path '${printable(def.target.path)}' is not normalised; give '${printable(normal)}'`);
+    }
   }
   return def;
 }

@@ -225,6 +225,23 @@ describe('agent process (real nats-server)', function () {
     }
   });
 
+  it('sends a full sync by itself after the NATS server restarts, and keeps serving', async () => {
+    const syncsBefore = (agent.process.logs().match(/"reason":"reconnect"/g) ?? []).length;
+    await nats.restart();
+    await waitFor('a full sync after the reconnect', () => (agent.process.logs().match(/"reason":"reconnect"/g) ?? []).length > syncsBefore, {
+      timeoutMs: 30_000,
+      context: () => agent.process.logTail(),
+    });
+    const reply = await waitFor('the agent to answer again', async () => {
+      const r = await call(undefined, { $case: 'ping', value: {} });
+      return r.result?.$case === 'pong' ? r : undefined;
+    });
+    expect(reply.result?.$case).to.equal('pong');
+    const def = poolDef('p1');
+    const after = await call(def, { $case: 'refreshPool', value: { name: 'hosts/a/pools/p1', requestId: '' } });
+    expect(after.volumes.map((v) => v.definition?.name).sort()).to.deep.equal(['by-hand.img', 'v1']);
+  });
+
   it('after a restart, starts the catalog pools marked autostart by itself; transient pools are gone', async () => {
     const auto = poolDef('auto');
     mkdirSync(join(root, 'auto'), { recursive: true });
