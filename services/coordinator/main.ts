@@ -21,6 +21,19 @@ async function main(): Promise<number> {
   }
   const log = createLogger(config.logLevel, { service: 'coordinator' });
   if (config.dataDir) mkdirSync(config.dataDir, { recursive: true });
+  // signals are handled from the first moment: during start (NATS may be down, and the
+  // connection waits for it) a signal ends the process at once with a log line.
+  let signalled: (() => void) | undefined;
+  const stopRequested = new Promise<void>((resolve) => (signalled = resolve));
+  let starting = true;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log.info('signal received', { signal });
+      if (starting) process.exit(0);
+      signalled?.();
+    });
+  }
+  log.info('coordinator starting', { nats: config.natsUrl, listen: config.listen });
   let running;
   try {
     running = await startCoordinator({
@@ -34,14 +47,8 @@ async function main(): Promise<number> {
     log.error('coordinator failed to start', { err: asCisternError(err).message });
     return 1;
   }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      log.info('signal received', { signal });
-      resolve();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  starting = false;
+  await stopRequested;
   const force = setTimeout(() => {
     log.error('shutdown took too long; exiting');
     process.exit(1);

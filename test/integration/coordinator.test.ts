@@ -305,8 +305,14 @@ describe('coordinator (real nats-server, agents a and b)', function () {
 
   it('answers UNAVAILABLE at once for a host whose agent stopped, and reads still work', async () => {
     const api = ctx.stack.api;
+    const hostEvents = watch(ctx.stack.client, { hosts: ['b'], kinds: [EventKind.HOST_OFFLINE] });
+    await hostEvents.ready;
     await ctx.stack.stopAgent('b');
     await ctx.stack.waitForHosts(['b'], { online: false });
+    await waitFor('HOST_OFFLINE event', () => hostEvents.events.length > 0 || hostEvents.failure());
+    hostEvents.call.cancel();
+    expect(hostEvents.events[0]!.hostState?.online).to.equal(false);
+    expect(hostEvents.events[0]!.host).to.equal('b');
     const started = Date.now();
     const message = await expectCode(api.startPool({ name: 'hosts/b/pools/ev', build: false, buildFlags: undefined, requestId: '' }), status.UNAVAILABLE, /host 'b' is offline/);
     expect(message).to.match(/last seen/);
