@@ -40,16 +40,18 @@ export async function commitVolume(
   kind: EventKind,
   actor: Actor,
 ): Promise<Volume> {
-  let live = def;
-  if (backend.refreshVol) {
+  const reread = async (): Promise<VolumeDefinition> => {
+    if (!backend.refreshVol) return def;
     try {
-      live = await backend.refreshVol(pc, def);
+      return await backend.refreshVol(pc, def);
     } catch (err) {
       ctx.log.warn('re-reading a volume failed; its requested state is reported', { pool: pool.definition.name, volume: def.name, error: err });
+      return def;
     }
-  }
+  };
+  // the volume and the pool's sizes are read side by side
+  const [live] = await Promise.all([reread(), refreshPoolSizes(ctx, pool, backend, pc)]);
   const entry = ctx.state.setVolume(pool, live);
-  await refreshPoolSizes(ctx, pool, backend, pc);
   const volume = ctx.state.volumeMessage(pool.definition.name, entry);
   ctx.events.publish(volumeEvent(kind, ctx.host, volume, actor, ctx.state.poolMessage(pool)));
   return volume;
