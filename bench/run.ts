@@ -1,0 +1,195 @@
+// `npm run bench`: every workload side by side, Cistern and libvirt 9.0, on this machine, in one run.
+//
+// Environment:
+//   BENCH_REPS=5          repetitions per workload (the table shows the median)
+//   BENCH_QUICK=1         small sizes (100 creates, 1,000 files ...) for a fast check
+//   BENCH_ONLY=a,b        workload ids: create pool10k qcow2 wipe clone control concurrent
+//                         (default: all; BENCH_ONLY=issue2 = create,pool10k)
+//   BENCH_SIDES=both      or libvirt / cistern (run one side only)
+//   BENCH_JSON=FILE       also write every sample as JSON
+//   BENCH_MARKDOWN=1      also print the table as Markdown (for docs/benchmarks.md)
+//   BENCH_TMPDIR=DIR      where pools live (default the OS temp dir; same filesystem for both sides)
+//   BENCH_LIBVIRT_URI=URI use a running libvirtd instead of starting a private one
+//   sizes: BENCH_CREATES BENCH_FILES BENCH_QCOW2 BENCH_WIPE_MIB BENCH_CLONE_MIB BENCH_CLONE_DATA_MIB
+//          BENCH_CONTROL_OPS BENCH_CONCURRENT_CREATES BENCH_CLIENTS
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { startCistern, type CisternSide } from './cistern.js';
+import { Ctx, sizesFromEnv } from './context.js';
+import { countVirshChildren, startLibvirtd, VirshSession, type LibvirtDaemon } from './libvirt.js';
+import { fmtMs, fmtRatio, markdownTable, median, percentile, textTable } from './stats.js';
+import { WORKLOADS, type Row, type Sample, type Workload } from './workloads.js';
+
+interface RowResult {
+  row: Row;
+  title: string;
+  cistern: Sample[];
+  libvirt: Sample[];
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+function selectWorkloads(): Workload[] {
+  const only = (process.env.BENCH_ONLY ?? '').trim();
+  if (!only) return WORKLOADS;
+  const ids = only === 'issue2' ? ['create', 'pool10k'] : only.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const id of ids) {
+    if (!WORKLOADS.some((w) => w.id === id)) throw new Error(`BENCH_ONLY: unknown workload '${id}'; known: ${WORKLOADS.map((w) => w.id).join(' ')}`);
+  }
+  return WORKLOADS.filter((w) => ids.includes(w.id));
+}
+
+function flat(samples: Sample[]): number[] {
+  return samples.flatMap((s) => (Array.isArray(s) ? s : [s]));
+}
+
+function summarize(r: RowResult): string[] {
+  const t = r.row.target;
+  if (t.kind === 'latency' || r.cistern.some(Array.isArray) || r.libvirt.some(Array.isArray)) {
+    const c = flat(r.cistern);
+    const l = flat(r.libvirt);
+    const cs = c.length ? `p50 ${fmtMs(percentile(c, 50))} / p99 ${fmtMs(percentile(c, 99))}` : 'n/a';
+    const ls = l.length ? `p50 ${fmtMs(percentile(l, 50))} / p99 ${fmtMs(percentile(l, 99))}` : 'n/a';
+    const ratio = c.length && l.length ? percentile(c, 50) / percentile(l, 50) : Number.NaN;
+    let met = '';
+    if (t.kind === 'latency' && c.length) met = percentile(c, 50) < t.p50 && percentile(c, 99) < t.p99 ? 'yes' : 'NO';
+    return [r.title, cs, ls, fmtRatio(ratio), Number.isFinite(ratio) ? `${fmtRatio(1 / ratio)}x` : 'n/a', t.text, met];
+  }
+  const c = median(r.cistern as number[]);
+  const l = median(r.libvirt as number[]);
+  const ratio = c / l;
+  const met = t.kind === 'time' && Number.isFinite(ratio) ? (ratio <= t.maxRatio ? 'yes' : 'NO') : '';
+  return [r.title, fmtMs(c), fmtMs(l), fmtRatio(ratio), Number.isFinite(ratio) ? `${fmtRatio(1 / ratio)}x` : 'n/a', t.text, met];
+}
+
+function machine(): Record<string, string> {
+  const sh = (cmd: string, args: string[]): string => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  const base = process.env.BENCH_TMPDIR ?? tmpdir();
+  return {
+    cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}`,
+    memory: `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    kernel: sh('uname', ['-r']),
+    disk: sh('findmnt', ['-n', '-o', 'SOURCE,FSTYPE', '-T', base]),
+    node: process.version,
+    libvirt: sh('libvirtd', ['--version']),
+    nats: sh('nats-server', ['--version']),
+  };
+}
+
+async function main(): Promise<void> {
+  const reps = Number(process.env.BENCH_REPS ?? '5');
+  if (!Number.isInteger(reps) || reps < 1) throw new Error(`BENCH_REPS='${process.env.BENCH_REPS}' is not a positive whole number`);
+  const sides = process.env.BENCH_SIDES ?? 'both';
+  if (!['both', 'libvirt', 'cistern'].includes(sides)) throw new Error(`BENCH_SIDES must be both, libvirt or cistern`);
+  const sizes = sizesFromEnv();
+  const workloads = selectWorkloads();
+  const work = mkdtempSync(join(process.env.BENCH_TMPDIR ?? tmpdir(), 'cistern-bench-'));
+  log(`scratch ${work}; ${reps} repetitions; sizes ${JSON.stringify(sizes)}`);
+
+  let daemon: LibvirtDaemon | undefined;
+  let virsh: VirshSession | undefined;
+  let cistern: CisternSide | undefined;
+  let ctx: Ctx | undefined;
+  // Last resort on an abrupt exit: the harness kills the Cistern processes; we end libvirt.
+  const onExit = (): void => {
+    ctx?.dropLibvirtPoolsSync();
+    if (virsh && !virsh.proc.killed) virsh.proc.kill('SIGKILL');
+    daemon?.stopSync();
+    rmSync(work, { recursive: true, force: true });
+  };
+  process.on('exit', onExit);
+
+  const results = new Map<string, RowResult>();
+  try {
+    if (sides !== 'cistern') {
+      daemon = await startLibvirtd();
+      log(`${daemon.version}${daemon.pid ? ` (private daemon, pid ${daemon.pid})` : ''} at ${daemon.uri}`);
+      virsh = new VirshSession(daemon.uri);
+      await virsh.run(['uri']);
+      log(`one virsh session, pid ${virsh.pid}, drives every sequential libvirt workload`);
+    }
+    if (sides !== 'libvirt') {
+      cistern = await startCistern();
+      log(`Cistern: nats ${cistern.stack.natsUrl}, coordinator ${cistern.stack.address}, agent '${[...cistern.stack.agents.keys()].join(',')}'`);
+    }
+    ctx = new Ctx(sizes, work, virsh, daemon?.uri, cistern, log);
+
+    for (const w of workloads) {
+      log(`workload ${w.id}: setup`);
+      await w.setup?.(ctx);
+      for (const row of w.rows) results.set(row.id, { row, title: row.title(ctx), cistern: [], libvirt: [] });
+      for (let rep = 0; rep < reps; rep++) {
+        // Alternate which side goes first, so neither always gets the warmer cache.
+        const order: ('cistern' | 'libvirt')[] = rep % 2 === 0 ? ['libvirt', 'cistern'] : ['cistern', 'libvirt'];
+        for (const side of order) {
+          if (side === 'cistern' && !cistern) continue;
+          if (side === 'libvirt' && !virsh) continue;
+          const out = side === 'cistern' ? await w.cistern(ctx, rep) : await w.libvirt(ctx, rep);
+          for (const [id, sample] of Object.entries(out)) {
+            const r = results.get(id);
+            if (!r) continue;
+            if (Array.isArray(sample) && sample.length === 0) continue;
+            r[side].push(sample);
+          }
+        }
+        const line = w.rows
+          .map((row) => {
+            const r = results.get(row.id)!;
+            const last = (xs: Sample[]): string => {
+              const x = xs[xs.length - 1];
+              return x === undefined ? '-' : Array.isArray(x) ? `p50 ${fmtMs(percentile(x, 50))}` : fmtMs(x);
+            };
+            return `${row.id} C ${last(r.cistern)} L ${last(r.libvirt)}`;
+          })
+          .join('; ');
+        log(`workload ${w.id}: rep ${rep + 1}/${reps}: ${line}`);
+      }
+      await w.teardown?.(ctx);
+    }
+    if (virsh) log(`virsh processes started for sequential work: 1 (pid ${virsh.pid}); virsh children now: ${countVirshChildren()}`);
+  } finally {
+    await ctx?.dropAll();
+    await virsh?.close();
+    await cistern?.stop().catch((e: Error) => log(`stopping Cistern: ${e.message}`));
+    await daemon?.stop();
+    rmSync(work, { recursive: true, force: true });
+    process.off('exit', onExit);
+  }
+
+  const header = ['workload', 'Cistern', 'libvirt 9.0', 'C/L time', 'speedup', 'target', 'met'];
+  const rows = [...results.values()].map(summarize);
+  process.stdout.write(`\nCistern vs libvirt, median of ${reps} repetitions${process.env.BENCH_QUICK === '1' ? ' (quick sizes)' : ''}\n\n`);
+  process.stdout.write(`${textTable(header, rows)}\n`);
+  const m = machine();
+  process.stdout.write(`\nmachine: ${Object.entries(m).map(([k, v]) => `${k}=${v}`).join('; ')}\n`);
+  if (process.env.BENCH_MARKDOWN === '1') process.stdout.write(`\n${markdownTable(header, rows)}\n`);
+  if (process.env.BENCH_JSON) {
+    const json = {
+      date: new Date().toISOString(),
+      reps,
+      sizes,
+      machine: m,
+      rows: [...results.values()].map((r) => ({ id: r.row.id, title: r.title, target: r.row.target.text, cistern: r.cistern, libvirt: r.libvirt })),
+    };
+    writeFileSync(process.env.BENCH_JSON, JSON.stringify(json, null, 2));
+    log(`samples written to ${process.env.BENCH_JSON}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    log(`failed: ${(err as Error)?.stack ?? err}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,336 @@
+// The workloads. Each runs the same work on both sides; a side returns, per result row, either
+// one time in ms (the repetition's figure) or a list of per-operation latencies in ms.
+import { rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { WipeAlgorithm } from '../libs/proto/cistern/v1/storage.js';
+import { listAllVolumes, pingAgent, poolName, volName, volumeRequest } from './cistern.js';
+import type { Ctx } from './context.js';
+import { GiB, makeQcow2Templates, populatePoolDir, writeSpreadData } from './files.js';
+import { VirshSession, vq } from './libvirt.js';
+import { msSince, now } from './stats.js';
+import { runCli } from '../test/support/index.js';
+
+export type Sample = number | number[];
+export type SideResult = Record<string, Sample>;
+
+export interface Row {
+  id: string;
+  title: (ctx: Ctx) => string;
+  /**
+   * time: Cistern/libvirt time ratio must be <= maxRatio;
+   * latency: Cistern per-op p50/p99 must be under the bounds (libvirt shown for reference).
+   */
+  target: { kind: 'time'; maxRatio: number; text: string } | { kind: 'latency'; p50: number; p99: number; text: string } | { kind: 'info'; text: string };
+}
+
+export interface Workload {
+  id: string;
+  rows: Row[];
+  setup?(ctx: Ctx): Promise<void>;
+  cistern(ctx: Ctx, rep: number): Promise<SideResult>;
+  libvirt(ctx: Ctx, rep: number): Promise<SideResult>;
+  teardown?(ctx: Ctx): Promise<void>;
+}
+
+const n = (x: number): string => x.toLocaleString('en-US');
+const mib = (b: number): string => (b >= GiB ? `${b / GiB} GiB` : `${b / 1024 ** 2} MiB`);
+const pad = (i: number): string => String(i).padStart(6, '0');
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = now();
+  await fn();
+  return msSince(t0);
+}
+
+// ----------------------------------------------------------------- creates and deletes
+
+const createDelete: Workload = {
+  id: 'create',
+  rows: [
+    { id: 'create', title: (c) => `${n(c.sizes.creates)} raw creates (1 GiB sparse), 1 client, sequential`, target: { kind: 'time', maxRatio: 1, text: '<= 1.0x' } },
+    { id: 'delete', title: (c) => `${n(c.sizes.creates)} deletes, 1 client, sequential`, target: { kind: 'time', maxRatio: 1, text: '<= 1.0x' } },
+  ],
+  async cistern(ctx, rep) {
+    const pool = `cs-create-${rep}`;
+    await ctx.cisternPool(pool);
+    const api = ctx.cs.api;
+    const count = ctx.sizes.creates;
+    const create = await timed(async () => {
+      for (let i = 0; i < count; i++) await api.createVolume(volumeRequest(pool, `v${pad(i)}`, 'raw', BigInt(GiB), 0n));
+    });
+    const del = await timed(async () => {
+      for (let i = 0; i < count; i++) await api.deleteVolume({ name: volName(pool, `v${pad(i)}`), requestId: '' });
+    });
+    await ctx.dropCisternPool(pool);
+    return { create, delete: del };
+  },
+  async libvirt(ctx, rep) {
+    const pool = `lv-create-${rep}`;
+    const dir = await ctx.libvirtPool(pool);
+    const count = ctx.sizes.creates;
+    const names = Array.from({ length: count }, (_, i) => `v${pad(i)}`);
+    const c = await ctx.lv.run(names.map((v) => `vol-create-as ${pool} ${v} 1G --allocation 0 --format raw`));
+    statSync(join(dir, names[count - 1]!)); // the files are there
+    const d = await ctx.lv.run(names.map((v) => `vol-delete ${v} --pool ${pool}`));
+    await ctx.dropLibvirtPool(pool);
+    return { create: c.ms, delete: d.ms };
+  },
+};
+
+// ----------------------------------------------------------------- refresh and list of a big pool
+
+const bigPool: Workload = {
+  id: 'pool10k',
+  rows: [
+    { id: 'refresh', title: (c) => `refresh of a dir pool of ${n(c.sizes.files)} files (raw + qcow2)`, target: { kind: 'time', maxRatio: 1, text: '<= 1.0x' } },
+    { id: 'list', title: (c) => `list with details, ${n(c.sizes.files)} volumes (ListVolumes, all pages)`, target: { kind: 'time', maxRatio: 0.05, text: '>= 20x faster' } },
+    { id: 'list-cli', title: (c) => `list with details, ${n(c.sizes.files)} volumes (cisternctl vol-list --details, a process)`, target: { kind: 'time', maxRatio: 0.05, text: '>= 20x faster' } },
+  ],
+  async setup(ctx) {
+    const t0 = now();
+    const templates = makeQcow2Templates(ctx.dir('templates'));
+    if (ctx.virsh) populatePoolDir(ctx.dir('lv-big'), ctx.sizes.files, templates);
+    if (ctx.cistern) populatePoolDir(ctx.dir('cs-big'), ctx.sizes.files, templates);
+    ctx.log(`made ${n(ctx.sizes.files)} files per pool in ${msSince(t0).toFixed(0)} ms`);
+    if (ctx.virsh) {
+      const t = now();
+      await ctx.libvirtPool('lv-big');
+      ctx.log(`libvirt pool-create-as (start + first scan): ${msSince(t).toFixed(0)} ms`);
+    }
+    if (ctx.cistern) {
+      const t = now();
+      await ctx.cisternPool('cs-big');
+      ctx.log(`Cistern CreatePool (start + first scan): ${msSince(t).toFixed(0)} ms`);
+    }
+  },
+  async cistern(ctx) {
+    const api = ctx.cs.api;
+    const refresh = await timed(() => api.refreshPool({ name: poolName('cs-big'), requestId: '' }, { deadlineMs: 600_000 }));
+    // The refreshed state reaches the coordinator's cache through the event stream: wait (untimed)
+    // until the listing is complete before timing it.
+    for (let i = 0; i < 600; i++) {
+      const p = await api.getPool({ name: poolName('cs-big') });
+      if (p.volumeCount === ctx.sizes.files) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    let got = 0;
+    const list = await timed(async () => {
+      got = (await listAllVolumes(api, 'cs-big')).length;
+    });
+    if (got !== ctx.sizes.files) throw new Error(`ListVolumes returned ${got} volumes, expected ${ctx.sizes.files}`);
+    let cliOut = '';
+    const listCli = await timed(async () => {
+      const r = await runCli(['vol-list', `${'bench'}/cs-big`, '--details'], { server: ctx.cs.stack.address, timeoutMs: 600_000 });
+      if (r.code !== 0) throw new Error(`cisternctl vol-list failed (${r.code}): ${r.stderr}`);
+      cliOut = r.stdout;
+    });
+    const lines = cliOut.split('\n').filter((l) => /\.(img|qcow2)\s/.test(l)).length;
+    if (lines !== ctx.sizes.files) throw new Error(`cisternctl vol-list --details printed ${lines} volume lines, expected ${ctx.sizes.files}`);
+    return { refresh, list, 'list-cli': listCli };
+  },
+  async libvirt(ctx) {
+    const refresh = (await ctx.lv.run(['pool-refresh lv-big'])).ms;
+    const l = await ctx.lv.run(['vol-list lv-big --details']);
+    const lines = l.stdout.split('\n').filter((x) => /\.(img|qcow2)\s/.test(x)).length;
+    if (lines !== ctx.sizes.files) throw new Error(`virsh vol-list --details printed ${lines} volume lines, expected ${ctx.sizes.files}`);
+    return { refresh, list: l.ms, 'list-cli': l.ms };
+  },
+  async teardown(ctx) {
+    if (ctx.virsh) await ctx.dropLibvirtPool('lv-big');
+    if (ctx.cistern) await ctx.dropCisternPool('cs-big');
+    rmSync(join(ctx.work, 'templates'), { recursive: true, force: true });
+  },
+};
+
+// ----------------------------------------------------------------- qcow2 creates
+
+const qcow2: Workload = {
+  id: 'qcow2',
+  rows: [{ id: 'qcow2', title: (c) => `${n(c.sizes.qcow2)} qcow2 creates (1 GiB, no preallocation)`, target: { kind: 'time', maxRatio: 1 / 3, text: '>= 3x faster' } }],
+  async cistern(ctx, rep) {
+    const pool = `cs-qcow2-${rep}`;
+    await ctx.cisternPool(pool);
+    const api = ctx.cs.api;
+    const ms = await timed(async () => {
+      for (let i = 0; i < ctx.sizes.qcow2; i++) await api.createVolume(volumeRequest(pool, `q${pad(i)}.qcow2`, 'qcow2', BigInt(GiB), 0n));
+    });
+    await ctx.dropCisternPool(pool);
+    return { qcow2: ms };
+  },
+  async libvirt(ctx, rep) {
+    const pool = `lv-qcow2-${rep}`;
+    await ctx.libvirtPool(pool);
+    const cmds = Array.from({ length: ctx.sizes.qcow2 }, (_, i) => `vol-create-as ${pool} q${pad(i)}.qcow2 1G --allocation 0 --format qcow2`);
+    const r = await ctx.lv.run(cmds);
+    await ctx.dropLibvirtPool(pool);
+    return { qcow2: r.ms };
+  },
+};
+
+// ----------------------------------------------------------------- wipe
+
+const wipe: Workload = {
+  id: 'wipe',
+  rows: [{ id: 'wipe', title: (c) => `zero wipe of ${mib(c.sizes.wipeBytes)} (allocated raw)`, target: { kind: 'time', maxRatio: 1, text: '<= 1.0x' } }],
+  async setup(ctx) {
+    const size = ctx.sizes.wipeBytes;
+    if (ctx.virsh) {
+      await ctx.libvirtPool('lv-wipe');
+      await ctx.lv.run([`vol-create-as lv-wipe w.img ${size} --allocation ${size} --format raw`]);
+    }
+    if (ctx.cistern) {
+      await ctx.cisternPool('cs-wipe');
+      await ctx.cs.api.createVolume(volumeRequest('cs-wipe', 'w.img', 'raw', BigInt(size), BigInt(size)), { deadlineMs: 600_000 });
+    }
+  },
+  async cistern(ctx) {
+    const ms = await timed(() =>
+      ctx.cs.api.wipeVolume({ name: volName('cs-wipe', 'w.img'), algorithm: WipeAlgorithm.WIPE_ALGORITHM_ZERO, requestId: '' }, { deadlineMs: 600_000 }),
+    );
+    return { wipe: ms };
+  },
+  async libvirt(ctx) {
+    return { wipe: (await ctx.lv.run(['vol-wipe w.img --pool lv-wipe --algorithm zero'])).ms };
+  },
+  async teardown(ctx) {
+    if (ctx.virsh) await ctx.dropLibvirtPool('lv-wipe');
+    if (ctx.cistern) await ctx.dropCisternPool('cs-wipe');
+  },
+};
+
+// ----------------------------------------------------------------- clone
+
+const clone: Workload = {
+  id: 'clone',
+  rows: [{ id: 'clone', title: (c) => `clone of a ${mib(c.sizes.cloneBytes)} sparse raw holding ${c.sizes.cloneChunks} MiB of data`, target: { kind: 'time', maxRatio: 1, text: '<= 1.0x' } }],
+  async setup(ctx) {
+    const size = ctx.sizes.cloneBytes;
+    if (ctx.virsh) {
+      const dir = await ctx.libvirtPool('lv-clone');
+      await ctx.lv.run([`vol-create-as lv-clone src.img ${size} --allocation 0 --format raw`]);
+      writeSpreadData(join(dir, 'src.img'), size, ctx.sizes.cloneChunks);
+      await ctx.lv.run(['pool-refresh lv-clone']);
+    }
+    if (ctx.cistern) {
+      const dir = await ctx.cisternPool('cs-clone');
+      await ctx.cs.api.createVolume(volumeRequest('cs-clone', 'src.img', 'raw', BigInt(size), 0n));
+      writeSpreadData(join(dir, 'src.img'), size, ctx.sizes.cloneChunks);
+      await ctx.cs.api.refreshPool({ name: poolName('cs-clone'), requestId: '' });
+    }
+  },
+  async cistern(ctx, rep) {
+    const api = ctx.cs.api;
+    const name = `c${rep}.img`;
+    const ms = await timed(() =>
+      api.cloneVolume({ parent: poolName('cs-clone'), source: volName('cs-clone', 'src.img'), definition: { name } as never, xml: '', preallocMetadata: false, reflink: false, requestId: '' }, { deadlineMs: 600_000 }),
+    );
+    await api.deleteVolume({ name: volName('cs-clone', name), requestId: '' });
+    return { clone: ms };
+  },
+  async libvirt(ctx, rep) {
+    const name = `c${rep}.img`;
+    const r = await ctx.lv.run([`vol-clone src.img ${name} --pool lv-clone`]);
+    await ctx.lv.run([`vol-delete ${name} --pool lv-clone`]);
+    return { clone: r.ms };
+  },
+  async teardown(ctx) {
+    if (ctx.virsh) await ctx.dropLibvirtPool('lv-clone');
+    if (ctx.cistern) await ctx.dropCisternPool('cs-clone');
+  },
+};
+
+// ----------------------------------------------------------------- control overhead
+
+const control: Workload = {
+  id: 'control',
+  rows: [
+    { id: 'noop', title: () => 'control overhead: refresh of an empty pool, per op (gRPC + NATS + agent)', target: { kind: 'latency', p50: 1, p99: 5, text: 'p50 < 1 ms, p99 < 5 ms' } },
+    { id: 'ping', title: () => 'control overhead: agent Ping over NATS only (no gRPC), per op', target: { kind: 'info', text: 'breakdown' } },
+    { id: 'get', title: () => 'GetPool from the coordinator cache (gRPC only) / virsh pool-info, per op', target: { kind: 'info', text: 'breakdown' } },
+  ],
+  async setup(ctx) {
+    if (ctx.virsh) await ctx.libvirtPool('lv-noop');
+    if (ctx.cistern) await ctx.cisternPool('cs-noop');
+  },
+  async cistern(ctx) {
+    const api = ctx.cs.api;
+    const nc = await ctx.cs.nats();
+    const noop: number[] = [];
+    const ping: number[] = [];
+    const get: number[] = [];
+    for (let i = 0; i < ctx.sizes.controlOps; i++) {
+      noop.push(await timed(() => api.refreshPool({ name: poolName('cs-noop'), requestId: '' })));
+      ping.push(await timed(() => pingAgent(nc)));
+      get.push(await timed(() => api.getPool({ name: poolName('cs-noop') })));
+    }
+    return { noop, ping, get };
+  },
+  async libvirt(ctx) {
+    const noop: number[] = [];
+    const get: number[] = [];
+    for (let i = 0; i < ctx.sizes.controlOps; i++) {
+      noop.push((await ctx.lv.run(['pool-refresh lv-noop'])).ms);
+      get.push((await ctx.lv.run(['pool-info lv-noop'])).ms);
+    }
+    return { noop, ping: [], get };
+  },
+  async teardown(ctx) {
+    if (ctx.virsh) await ctx.dropLibvirtPool('lv-noop');
+    if (ctx.cistern) await ctx.dropCisternPool('cs-noop');
+  },
+};
+
+// ----------------------------------------------------------------- concurrent creates
+
+const concurrent: Workload = {
+  id: 'concurrent',
+  rows: [
+    {
+      id: 'concurrent',
+      title: (c) => `${n(c.sizes.concurrentCreates)} raw creates, ${c.sizes.clients} concurrent clients (libvirt: ${c.sizes.clients} virsh sessions)`,
+      target: { kind: 'time', maxRatio: 0.2, text: '>= 5x throughput' },
+    },
+  ],
+  async cistern(ctx, rep) {
+    const pool = `cs-conc-${rep}`;
+    await ctx.cisternPool(pool);
+    const { clients: k, concurrentCreates: total } = ctx.sizes;
+    const clients = Array.from({ length: k }, () => ctx.cs.newClient());
+    // one untimed call per client so each has its connection up
+    await Promise.all(clients.map((c) => c.api.getPool({ name: poolName(pool) })));
+    const ms = await timed(() =>
+      Promise.all(
+        clients.map(async (c, j) => {
+          for (let i = j; i < total; i += k) await c.api.createVolume(volumeRequest(pool, `v${pad(i)}`, 'raw', BigInt(GiB), 0n));
+        }),
+      ),
+    );
+    for (const c of clients) c.close();
+    await ctx.dropCisternPool(pool);
+    return { concurrent: ms };
+  },
+  async libvirt(ctx, rep) {
+    const pool = `lv-conc-${rep}`;
+    await ctx.libvirtPool(pool);
+    const { clients: k, concurrentCreates: total } = ctx.sizes;
+    const sessions = Array.from({ length: k }, () => new VirshSession(ctx.libvirtUri!));
+    try {
+      await Promise.all(sessions.map((s) => s.run(['pool-info ' + vq(pool)])));
+      // All batches are written at once; each is timed from its write to its last answer, so the
+      // slowest one is the wall time of the whole run.
+      const results = await Promise.all(
+        sessions.map((s, j) => {
+          const cmds: string[] = [];
+          for (let i = j; i < total; i += k) cmds.push(`vol-create-as ${pool} v${pad(i)} 1G --allocation 0 --format raw`);
+          return s.run(cmds);
+        }),
+      );
+      return { concurrent: Math.max(...results.map((r) => r.ms)) };
+    } finally {
+      await Promise.all(sessions.map((s) => s.close()));
+      await ctx.dropLibvirtPool(pool);
+    }
+  },
+};
+
+export const WORKLOADS: Workload[] = [createDelete, bigPool, qcow2, wipe, clone, control, concurrent];
