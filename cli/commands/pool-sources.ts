@@ -6,6 +6,7 @@ import { attempt } from '../errors.js';
 import { readXmlFile } from '../files.js';
 import { parsePoolType } from '../format/pool.js';
 import { xmlEscape } from '../format/xml.js';
+import { formatPoolCapabilitiesXml } from '../../libs/xml/capabilities.js';
 import { resolveHost } from '../resolve.js';
 import { HOST_OPTION } from './pool-define.js';
 import { withNewline } from './pool-info.js';
@@ -19,7 +20,9 @@ export const poolCapabilities: Command = {
     const host = await resolveHost(api, str(ctx.opts, 'host'));
     const caps = await attempt('failed to get storage pool capabilities', () =>
       api.getPoolCapabilities(GetPoolCapabilitiesRequest.create({ host })));
-    ctx.print(withNewline(caps.xml));
+    // The document as libvirt prints it; built from the type list when the server sends only that.
+    const xml = caps.xml || (caps.types.length > 0 ? formatPoolCapabilitiesXml(caps.types) : '');
+    ctx.print(withNewline(xml));
   },
 };
 

@@ -1,0 +1,46 @@
+import { expect } from 'chai';
+import { connectionOptions } from '../../../cli/client.js';
+import { UsageError } from '../../../cli/errors.js';
+import { parseSize } from '../../../cli/size.js';
+import { PoolCapabilities, PoolType } from '../../../libs/proto/cistern/v1/storage.js';
+import { FakeApi, run } from './fake-api.js';
+
+describe('cli connection settings', () => {
+  it('defaults to 127.0.0.1:50051, takes CISTERN_* from the environment, flags win', () => {
+    expect(connectionOptions(new Map(), {})).to.deep.equal({ server: '127.0.0.1:50051' });
+    const env = { CISTERN_SERVER: '127.0.0.1:6000', CISTERN_TOKEN: 'envtok', CISTERN_CA: '/ca.pem' };
+    expect(connectionOptions(new Map(), env)).to.deep.equal({ server: '127.0.0.1:6000', token: 'envtok', ca: '/ca.pem' });
+    expect(connectionOptions(new Map([['server', '[::1]:7000'], ['token', 'flagtok']]), env))
+      .to.include({ server: '[::1]:7000', token: 'flagtok' });
+  });
+
+  it('mutual TLS needs both --cert and --key, and --ca', () => {
+    expect(() => connectionOptions(new Map([['cert', '/c.pem']]), {})).to.throw(UsageError, '--cert and --key must be given together');
+    expect(() => connectionOptions(new Map([['cert', '/c.pem'], ['key', '/k.pem']]), {})).to.throw(UsageError, 'need --ca');
+  });
+
+  it('an unreadable CA file is reported before anything is sent', async () => {
+    const { runCli } = await import('../../../cli/run.js');
+    let stderr = '';
+    const code = await runCli(['--ca', '/nonexistent/ca.pem', 'pool-list'], {
+      stdout: { write: () => true },
+      stderr: { write: (t: string) => { stderr += t; } },
+      env: {},
+    });
+    expect(code).to.equal(1);
+    expect(stderr).to.match(/^error: cannot read CA certificate '\/nonexistent\/ca.pem'/);
+  });
+
+  it('reads "+1M" as 1M, as virsh 9.0 does', () => {
+    expect(parseSize('+1M')).to.equal(1048576n);
+  });
+
+  it('pool-capabilities prints libvirt\'s document, built from the type list when the server sends no XML', async () => {
+    const api = new FakeApi(['a']);
+    api.getPoolCapabilities = async () =>
+      PoolCapabilities.create({ types: [{ type: PoolType.POOL_TYPE_DIR, supported: true, defaultVolumeFormat: 'raw', volumeFormats: ['raw', 'qcow2'] }] });
+    const r = await run(api, ['pool-capabilities']);
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.match(/^<storagepoolCapabilities>\n  <pool type='dir' supported='yes'>/);
+  });
+});
