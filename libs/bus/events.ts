@@ -9,7 +9,7 @@ import {
   type JetStreamClient,
   type PubAck,
 } from '@nats-io/jetstream';
-import { Event } from '../proto/cistern/v1/storage.js';
+import { Event, EventKind } from '../proto/cistern/v1/storage.js';
 import { EVENT_STREAM, subjects } from './subjects.js';
 
 export interface EventStreamOptions {
@@ -56,7 +56,9 @@ export async function ensureEventStream(nc: NatsConnection, options: EventStream
  */
 export class EventPublisher {
   private readonly js: JetStreamClient;
-  private pending: Promise<PubAck>[] = [];
+  /** Settles when every publish so far is stored: concurrent flushes all wait for it. */
+  private tail: Promise<void> = Promise.resolve();
+  private failure: unknown;
   private lastSequence = 0n;
 
   constructor(nc: NatsConnection) {
@@ -66,18 +68,26 @@ export class EventPublisher {
   publish(event: Event): void {
     const subject = subjects.events(event.host, event.pool || undefined);
     const data = Event.encode({ ...event, sequence: 0n }).finish();
-    // msgID lets JetStream drop a duplicate if a retry after a reconnect sends it again
-    const msgID = event.requestId ? `${event.requestId}:${event.kind}:${event.volume}` : undefined;
-    this.pending.push(this.js.publish(subject, data, msgID ? { msgID } : undefined));
+    const ack = this.js.publish(subject, data, dedupeId(event) ? { msgID: dedupeId(event) } : undefined);
+    const previous = this.tail;
+    this.tail = (async () => {
+      await previous;
+      try {
+        const seq = BigInt((await ack).seq);
+        if (seq > this.lastSequence) this.lastSequence = seq;
+      } catch (err) {
+        this.failure ??= err;
+      }
+    })();
   }
 
   /** Waits for every publish so far; returns the highest stream sequence stored (0 if none). */
   async flush(): Promise<bigint> {
-    const pending = this.pending;
-    this.pending = [];
-    for (const ack of await Promise.all(pending)) {
-      const seq = BigInt(ack.seq);
-      if (seq > this.lastSequence) this.lastSequence = seq;
+    await this.tail;
+    if (this.failure !== undefined) {
+      const failure = this.failure;
+      this.failure = undefined;
+      throw failure;
     }
     return this.lastSequence;
   }
@@ -87,6 +97,16 @@ export class EventPublisher {
     this.publish(event);
     return this.flush();
   }
+}
+
+/**
+ * A retried request (same request id) must not store its events twice: JetStream drops
+ * a message whose id it saw within the duplicate window. Progress events repeat by
+ * nature, so they carry no id.
+ */
+function dedupeId(event: Event): string | undefined {
+  if (!event.requestId || event.kind === EventKind.OPERATION_PROGRESS) return undefined;
+  return `${event.requestId}:${event.kind}:${event.pool}:${event.volume}`;
 }
 
 export function decodeEvent(data: Uint8Array, sequence: number | bigint): Event {
