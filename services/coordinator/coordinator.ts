@@ -59,8 +59,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   log.info('connected to NATS', { nats: options.natsUrl, coordinatorId });
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
-    const catalog = await Catalog.open(nc);
-    await ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds });
+    // JetStream may not be ready yet (nats-server just started, cluster electing): retry
+    const catalog = await retrying(log, 'open the catalog bucket', () => Catalog.open(nc));
+    await retrying(log, 'set up the event stream', () => ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds }));
     const publisher = new EventPublisher(nc);
     const cache = new FleetCache();
     const resync = (host = ''): void => {
@@ -208,5 +209,19 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
     await nc.close().catch(() => undefined);
     throw err;
+  }
+}
+
+/** Runs `fn` until it succeeds, for at most `limitMs`, backing off between attempts. */
+async function retrying<T>(log: Logger, what: string, fn: () => Promise<T>, limitMs = 60_000): Promise<T> {
+  const deadline = Date.now() + limitMs;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() + delay > deadline) throw err;
+      log.warn(`could not ${what}; retrying`, { err: (err as Error)?.message, retryInMs: delay });
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 }

@@ -1,0 +1,52 @@
+// Coordinator flags, and the WatchEvents filter (what a subscriber receives).
+import { expect } from 'chai';
+import { parseArgs } from '../../../services/coordinator/config.js';
+import { matches, narrowSubject, parseEventFilter } from '../../../services/coordinator/handlers/events.js';
+import { Event, EventKind } from '../../../libs/proto/cistern/v1/storage.js';
+import { InvalidArgumentError } from '../../../libs/errors/errors.js';
+
+describe('coordinator flags', () => {
+  it('takes flags over environment over defaults', () => {
+    const fromEnv = parseArgs([], { NATS_URL: 'nats://127.0.0.1:9', CISTERN_LISTEN: '127.0.0.1:7000' });
+    expect(fromEnv).to.include({ natsUrl: 'nats://127.0.0.1:9', listen: '127.0.0.1:7000', logLevel: 'info' });
+    const fromFlags = parseArgs(['--nats', 'nats://127.0.0.1:5', '--listen=[::1]:6000', '--event-max-age', '12h', '--log-level', 'debug'], {
+      NATS_URL: 'nats://127.0.0.1:9',
+    });
+    expect(fromFlags).to.include({ natsUrl: 'nats://127.0.0.1:5', listen: '[::1]:6000', eventMaxAgeSeconds: 43200, logLevel: 'debug' });
+    expect(parseArgs([], {})).to.include({ natsUrl: 'nats://127.0.0.1:4222', listen: '127.0.0.1:50051' });
+  });
+
+  it('refuses unknown flags, bad durations and bad addresses naming the flag', () => {
+    expect(() => parseArgs(['--bogus'], {})).to.throw(InvalidArgumentError, /--bogus/);
+    expect(() => parseArgs(['--event-max-age', '3 weeks'], {})).to.throw(InvalidArgumentError, /--event-max-age/);
+    expect(() => parseArgs(['--listen', 'nohostport'], {})).to.throw(InvalidArgumentError, /--listen/);
+    expect(() => parseArgs(['--log-level', 'loud'], {})).to.throw(InvalidArgumentError, /--log-level/);
+  });
+});
+
+describe('WatchEvents filter', () => {
+  const ev = (kind: EventKind, host: string, pool = '') => Event.fromPartial({ kind, host, pool });
+
+  it('matches by host, pool (short or resource name) and kind', () => {
+    const f = parseEventFilter({ hosts: ['a', 'hosts/b'], pools: ['p', 'hosts/b/pools/q'], kinds: [EventKind.POOL_STARTED] });
+    expect(matches(f, ev(EventKind.POOL_STARTED, 'a', 'p'))).to.equal(true);
+    expect(matches(f, ev(EventKind.POOL_STARTED, 'b', 'q'))).to.equal(true);
+    expect(matches(f, ev(EventKind.POOL_STARTED, 'a', 'q'))).to.equal(false);
+    expect(matches(f, ev(EventKind.POOL_STOPPED, 'a', 'p'))).to.equal(false);
+    expect(matches(f, ev(EventKind.POOL_STARTED, 'c', 'p'))).to.equal(false);
+    expect(matches(parseEventFilter({ hosts: [], pools: [], kinds: [] }), ev(EventKind.HOST_ONLINE, 'z'))).to.equal(true);
+  });
+
+  it('narrows the stream subject only where one subject covers the filter', () => {
+    expect(narrowSubject(parseEventFilter({ hosts: ['a'], pools: [], kinds: [] }))).to.equal('cistern.events.a.>');
+    expect(narrowSubject(parseEventFilter({ hosts: [], pools: ['p'], kinds: [] }))).to.equal('cistern.events.*.p');
+    expect(narrowSubject(parseEventFilter({ hosts: [], pools: ['hosts/a/pools/my pool'], kinds: [] }))).to.match(/^cistern\.events\.a\.~/);
+    expect(narrowSubject(parseEventFilter({ hosts: ['a', 'b'], pools: [], kinds: [] }))).to.equal(undefined);
+  });
+
+  it('refuses bad hosts, pools and kinds naming the entry', () => {
+    expect(() => parseEventFilter({ hosts: ['../x'], pools: [], kinds: [] })).to.throw(InvalidArgumentError, /hosts\[0\]/);
+    expect(() => parseEventFilter({ hosts: [], pools: ['ok', 'a/b'], kinds: [] })).to.throw(InvalidArgumentError, /pools\[1\]/);
+    expect(() => parseEventFilter({ hosts: [], pools: [], kinds: [999 as EventKind] })).to.throw(InvalidArgumentError, /kinds\[0\]/);
+  });
+});
