@@ -143,3 +143,16 @@ describe('cli virsh layouts', () => {
     expect(eventLine(refreshed, 'scratch', false)).to.equal("event 'refresh' for storage pool scratch\n");
   });
 });
+
+describe('cli transfer progress', () => {
+  it('draws a bar with percent and human sizes, only on a terminal', async () => {
+    const { progressLine, progressBar } = await import('../../../cli/format/progress.js');
+    expect(progressLine('v:', 512n * 1024n, 1024n * 1024n, 10)).to.equal('v: [=====>    ]  50% 512.00 KiB / 1.00 MiB');
+    expect(progressLine('v:', 1n << 20n, 1n << 20n, 10)).to.equal('v: [==========] 100% 1.00 MiB / 1.00 MiB');
+    let written = '';
+    const bar = progressBar({ write: (t: string) => { written += t; }, isTTY: false }, 'v:', 100n);
+    bar.update(50n);
+    bar.finish();
+    expect(written).to.equal('');
+  });
+});
