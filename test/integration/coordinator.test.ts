@@ -265,6 +265,14 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     expect(sha(Buffer.concat(chunks))).to.equal(sha(payload));
   });
 
+  it('forwards pool capabilities to the host and names an unknown host', async () => {
+    const caps = await ctx.stack.api.getPoolCapabilities({ host: 'a' });
+    expect(caps.types.find((t) => t.type === PoolType.POOL_TYPE_DIR)?.supported).to.equal(true);
+    expect(caps.xml).to.contain('<storagepoolCapabilities>');
+    await expectCode(ctx.stack.api.getPoolCapabilities({ host: 'zz' }), status.NOT_FOUND, /zz/);
+    await expectCode(ctx.stack.api.getPoolCapabilities({ host: 'a/b' }), status.INVALID_ARGUMENT, /host/);
+  });
+
   it('serves health checking and server reflection', async () => {
     const healthPkg = loadPackageDefinition(protoLoader.loadSync(healthProtoPath, { enums: String })) as any;
     const health = new healthPkg.grpc.health.v1.Health(ctx.stack.address, credentials.createInsecure());

@@ -320,5 +320,10 @@ export async function getPoolCapabilities(svc: CoordinatorServices, ctx: CallCon
   const host = requireHost(req.host);
   svc.hosts.requireKnown(host);
   const reply = await forward(svc, ctx, host, { op: { $case: 'getPoolCapabilities', value: { host } } });
-  return reply.result?.$case === 'capabilities' ? reply.result.value : { types: [], xml: '' };
+  const caps = reply.result?.$case === 'capabilities' ? reply.result.value : { types: [], xml: '' };
+  if (!caps.xml && caps.types.length > 0) {
+    const lib = await loadXml();
+    if (lib) caps.xml = lib.formatPoolCapabilitiesXml(caps.types);
+  }
+  return caps;
 }
