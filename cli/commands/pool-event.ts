@@ -5,7 +5,6 @@ import { flag, str } from '../args.js';
 import { JSON_OPTION, type Command } from '../command.js';
 import { UsageError } from '../errors.js';
 import { EVENT_CLASSES, eventClass, eventLine, kindsOf, type EventClass } from '../format/event.js';
-import { toJson } from '../format/json.js';
 import { displayPool, fleetIsMultiHost, resolvePool } from '../resolve.js';
 import { parseCount } from '../size.js';
 

@@ -3,7 +3,7 @@
 // an update. Agents read it to autostart their pools without a coordinator.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
-import { CatalogPool } from '../proto/cistern/agent/v1/agent.js';
+import { CatalogPool, Heartbeat } from '../proto/cistern/agent/v1/agent.js';
 import { AbortedError, AlreadyExistsError, NotFoundError } from '../errors/errors.js';
 import { CATALOG_BUCKET, catalogKeys } from './subjects.js';
 
@@ -81,9 +81,12 @@ export class Catalog {
     return entries.filter((e): e is KvEntry => !!e && e.operation === 'PUT').map(toEntry);
   }
 
-  /** Follows every change (initial values first); the callback gets undefined values for deletions. */
+  /**
+   * Follows every change (initial values first). Deletions come with an undefined
+   * value and their revision, so a late deletion never removes a newer definition.
+   */
   async watch(
-    onChange: (host: string, pool: string, entry: CatalogEntry | undefined) => void,
+    onChange: (host: string, pool: string, value: CatalogPool | undefined, revision: number) => void,
     options: { host?: string } = {},
   ): Promise<{ stop(): void }> {
     const key = options.host ? catalogKeys.poolsOfHost(options.host) : catalogKeys.allPools;
@@ -92,10 +95,23 @@ export class Catalog {
       for await (const entry of iter) {
         const id = catalogKeys.parsePool(entry.key);
         if (!id) continue;
-        onChange(id.host, id.pool, entry.operation === 'PUT' ? toEntry(entry) : undefined);
+        onChange(id.host, id.pool, entry.operation === 'PUT' ? CatalogPool.decode(entry.value) : undefined, entry.revision);
       }
     })();
     return { stop: () => iter.stop() };
+  }
+
+  /** The fleet as last recorded: one Heartbeat per host (key hosts.<id>). */
+  async loadHosts(): Promise<Heartbeat[]> {
+    const keys: string[] = [];
+    for await (const key of await this.kv.keys(catalogKeys.allHosts)) keys.push(key);
+    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
+    return entries.filter((e): e is KvEntry => !!e && e.operation === 'PUT').map((e) => Heartbeat.decode(e.value));
+  }
+
+  async saveHost(record: Heartbeat): Promise<void> {
+    if (!record.host) throw new Error('host record without host');
+    await this.kv.put(catalogKeys.host(record.host.hostId), Heartbeat.encode(record).finish());
   }
 }
 

@@ -7,7 +7,6 @@ import {
   RetentionPolicy,
   StorageType,
   type JetStreamClient,
-  type PubAck,
 } from '@nats-io/jetstream';
 import { Event, EventKind } from '../proto/cistern/v1/storage.js';
 import { EVENT_STREAM, subjects } from './subjects.js';
@@ -22,8 +21,13 @@ export interface EventStreamOptions {
   storage?: 'file' | 'memory';
 }
 
-/** Creates the stream or updates its limits; safe to call from every process at start. */
+/**
+ * Creates the stream when it is missing; safe to call from every process at start.
+ * Limits given explicitly (the coordinator's settings) also update an existing
+ * stream; a caller that gives none (an agent) never overrides them.
+ */
 export async function ensureEventStream(nc: NatsConnection, options: EventStreamOptions = {}): Promise<void> {
+  const explicit = Object.values(options).some((v) => v !== undefined);
   const jsm = await jetstreamManager(nc);
   const config = {
     name: EVENT_STREAM,
@@ -37,7 +41,7 @@ export async function ensureEventStream(nc: NatsConnection, options: EventStream
   };
   try {
     await jsm.streams.info(EVENT_STREAM);
-    await jsm.streams.update(EVENT_STREAM, config);
+    if (explicit) await jsm.streams.update(EVENT_STREAM, config);
   } catch (err) {
     if (!/not found/i.test((err as Error).message)) throw err;
     try {

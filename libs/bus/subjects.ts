@@ -42,4 +42,5 @@ export const catalogKeys = {
     return { host: parts[1]!, pool: tokenToName(parts[2]!) };
   },
   host: (host: string) => `hosts.${host}`,
+  allHosts: 'hosts.*',
 };

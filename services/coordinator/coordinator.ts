@@ -7,8 +7,8 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { connectBus } from '../../libs/bus/connect.js';
 import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
-import { catalogKeys, subjects } from '../../libs/bus/subjects.js';
-import { CatalogPool, Heartbeat, HostSync, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { subjects } from '../../libs/bus/subjects.js';
+import { Heartbeat, HostSync, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { openGuard, type CallGuard } from './call-guard.js';
 import { FleetCache } from './cache.js';
@@ -35,21 +35,7 @@ export interface RunningCoordinator {
 }
 
 function hostStore(catalog: Catalog): HostStore {
-  return {
-    async load() {
-      const records: Heartbeat[] = [];
-      const keys: string[] = [];
-      for await (const key of await catalog.kv.keys('hosts.*')) keys.push(key);
-      for (const key of keys) {
-        const entry = await catalog.kv.get(key);
-        if (entry && entry.operation === 'PUT') records.push(Heartbeat.decode(entry.value));
-      }
-      return records;
-    },
-    async save(record) {
-      await catalog.kv.put(catalogKeys.host(record.host!.hostId), Heartbeat.encode(record).finish());
-    },
-  };
+  return { load: () => catalog.loadHosts(), save: (record) => catalog.saveHost(record) };
 }
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
@@ -107,19 +93,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
     // 2. catalog: current entries, then every change (with revisions, deletions included)
     for (const e of await catalog.list()) cache.applyCatalog(e.host, e.pool, e.value, e.revision);
-    const watch = await catalog.kv.watch({ key: catalogKeys.allPools });
-    cleanups.push(() => watch.stop());
-    void (async () => {
-      for await (const entry of watch) {
-        const id = catalogKeys.parsePool(entry.key);
-        if (!id) continue;
-        try {
-          cache.applyCatalog(id.host, id.pool, entry.operation === 'PUT' ? CatalogPool.decode(entry.value) : undefined, entry.revision);
-        } catch (err) {
-          log.warn('bad catalog entry', { key: entry.key, err });
-        }
+    const watch = await catalog.watch((host, pool, value, revision) => {
+      try {
+        cache.applyCatalog(host, pool, value, revision);
+      } catch (err) {
+        log.warn('bad catalog entry', { host, pool, err });
       }
-    })();
+    });
+    cleanups.push(() => watch.stop());
 
     // 3. hosts: the recorded fleet, heartbeats, syncs
     await hosts.load();
