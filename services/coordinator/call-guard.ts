@@ -47,6 +47,11 @@ export const METHODS: Record<string, MethodSpec> = Object.fromEntries(
     spec('UploadVolume', 'operator', true),
     spec('DownloadVolume', 'operator', false),
     spec('WatchEvents', 'viewer', false),
+    spec('DefineSecret', 'admin', true),
+    spec('SetSecretValue', 'admin', true),
+    spec('GetSecret', 'admin', false),
+    spec('ListSecrets', 'admin', false),
+    spec('UndefineSecret', 'admin', true),
   ].map((m) => [m.name, m]),
 );
 

@@ -15,7 +15,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InternalError } from '../../libs/errors/errors.js';
+import { InternalError, UnimplementedError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import { StorageServiceService, type StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
 import { errorCodeOf, METHODS, type CallGuard } from './call-guard.js';
@@ -154,7 +154,17 @@ export function storageService(runner: CallRunner): StorageServiceServer {
     uploadVolume: runner.clientStream('UploadVolume', streams.uploadVolume),
     downloadVolume: runner.serverStream('DownloadVolume', streams.downloadVolume),
     watchEvents: runner.serverStream('WatchEvents', events.watchEvents),
+    // The Secret API is issue 7's; until then each call says so instead of pretending.
+    defineSecret: runner.unary('DefineSecret', secretsNotYet),
+    setSecretValue: runner.unary('SetSecretValue', secretsNotYet),
+    getSecret: runner.unary('GetSecret', secretsNotYet),
+    listSecrets: runner.unary('ListSecrets', secretsNotYet),
+    undefineSecret: runner.unary('UndefineSecret', secretsNotYet),
   };
+}
+
+async function secretsNotYet(): Promise<never> {
+  throw new UnimplementedError('secrets are not available in this version of Cistern');
 }
 
 /** proto/ from the source tree or from dist/ (reflection needs the .proto files). */
