@@ -9,5 +9,6 @@ export { dirBackend, DirBackend } from './dir.js';
 export { ExecRunner, execRunner } from './exec-runner.js';
 export { RecordingRunner } from './recording-runner.js';
 export { probeFile, probeBuffer } from './format-probe.js';
+export { probeDeviceContent, requireEmptyDevice, type DeviceContent } from './device-probe.js';
 export type * from './backend.js';
 export type * from './runner.js';

@@ -14,4 +14,5 @@ export {
 export { connectClient, promiseApi, waitForHosts, type StorageApi, type CallOpts } from './client.js';
 export { runCli, type CliResult, type CliOptions } from './cli.js';
 export { startStack, useStack, type Stack, type StackOptions } from './stack.js';
+export { attachLoop, loopDevicesAvailable, type LoopDevice } from './loop.js';
 export { repoRoot, distDir, entryPoints, natsServerBinary } from './paths.js';

@@ -1,0 +1,57 @@
+// What a block device holds, before anything overwrites it: libvirt's
+// virStorageBackendDeviceIsEmpty (libblkid) through `blkid -p` (low-level probe,
+// no cache). fs, logical and disk builds refuse a device that holds anything
+// unless told to overwrite.
+import { FailedPreconditionError } from '../errors/errors.js';
+import { checkAbsolutePath } from '../api/names.js';
+import type { CommandRunner } from './runner.js';
+
+export interface DeviceContent {
+  /** Nothing blkid recognises: no filesystem, no partition table, no RAID/LVM signature. */
+  empty: boolean;
+  /** TYPE: ext4, xfs, LVM2_member, swap ... */
+  type?: string;
+  /** PTTYPE: gpt, dos ... */
+  partitionTable?: string;
+  /** USAGE: filesystem, raid, crypto, other. */
+  usage?: string;
+}
+
+/** `blkid -p -o export` output: KEY=value lines. */
+export function parseBlkidExport(stdout: string): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const line of stdout.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) values[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return values;
+}
+
+export async function probeDeviceContent(
+  runner: CommandRunner,
+  device: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<DeviceContent> {
+  const path = checkAbsolutePath(device, 'source.device.path');
+  // exit 2: nothing found; exit 0: something found
+  const result = await runner.run(['blkid', '-p', '-o', 'export', '--', path], { okExitCodes: [0, 2], signal: options.signal });
+  if (result.exitCode === 2) return { empty: true };
+  const values = parseBlkidExport(result.stdout);
+  return {
+    empty: !values.TYPE && !values.PTTYPE,
+    type: values.TYPE,
+    partitionTable: values.PTTYPE,
+    usage: values.USAGE,
+  };
+}
+
+/** Refuses a device holding a filesystem or partition table, naming what it found. */
+export async function requireEmptyDevice(runner: CommandRunner, device: string, signal?: AbortSignal): Promise<void> {
+  const content = await probeDeviceContent(runner, device, { signal });
+  if (content.empty) return;
+  const what = content.partitionTable ? `a ${content.partitionTable} partition table` : `${content.type} data`;
+  throw new FailedPreconditionError(
+    `device '${device}' holds ${what}; build with overwrite to destroy it, or choose an empty device`,
+    { device, found: content.partitionTable ?? content.type ?? 'data' },
+  );
+}
