@@ -37,6 +37,9 @@ export interface AgentOptions {
 }
 
 /** Routes one operation to its handler. */
+/** How long the first heartbeat waits for autostart pools. */
+const AUTOSTART_WAIT_MS = 30_000;
+
 export async function dispatch(ctx: AgentContext, op: AgentOp, request: AgentRequest): Promise<AgentReply> {
   const o = request.op!;
   switch (o.$case) {
@@ -142,6 +145,13 @@ export class Agent {
     agent.serve();
     syncer.listen();
     agent.watchConnection();
+    // Autostart before the first heartbeat, as libvirtd does before it takes clients:
+    // when the host shows online, its autostart pools are already up. A pool whose
+    // start hangs must not keep the host offline, so the wait is bounded.
+    const autostart = autostartPools(ctx, catalog).catch((err: unknown) => {
+      log.error('autostart could not read the catalog', { error: err });
+    });
+    await Promise.race([autostart, new Promise((resolve) => setTimeout(resolve, AUTOSTART_WAIT_MS).unref())]);
     heartbeat.start();
     log.info('agent serving', {
       host,
@@ -151,12 +161,7 @@ export class Agent {
       version,
     });
     await syncer.request('start');
-    try {
-      await autostartPools(ctx, catalog);
-    } catch (err) {
-      log.error('autostart could not read the catalog', { error: err });
-    }
-    if (state.pools.size > 0) await syncer.request('autostart');
+    void autostart.then(() => (state.pools.size > 0 ? syncer.request('autostart') : undefined));
     return agent;
   }
 

@@ -1,0 +1,307 @@
+// Issue 2, end to end: dir pools on two hosts through gRPC, NATS and the agents,
+// from the API and from cisternctl, with volumes checked by qemu-img itself.
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { status } from '@grpc/grpc-js';
+import {
+  PoolState,
+  PoolType,
+  WipeAlgorithm,
+  type PoolDefinition,
+  type UploadVolumeRequest,
+  type Volume,
+  type VolumeDefinition,
+} from '../../libs/proto/cistern/v1/storage.js';
+import { useStack, type Stack } from '../support/index.js';
+
+const run = promisify(execFile);
+const MiB = 1024n * 1024n;
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+interface QemuInfo {
+  format: string;
+  'virtual-size': number;
+  'backing-filename'?: string;
+  'backing-filename-format'?: string;
+}
+async function qemuInfo(path: string): Promise<QemuInfo> {
+  const { stdout } = await run('qemu-img', ['info', '--output=json', '-U', path]);
+  return JSON.parse(stdout) as QemuInfo;
+}
+
+function dirPool(name: string, path: string): PoolDefinition {
+  return {
+    type: PoolType.POOL_TYPE_DIR,
+    name,
+    uuid: '',
+    source: undefined,
+    target: { path, permissions: undefined },
+    features: undefined,
+    mountOptions: [],
+  };
+}
+
+function volume(name: string, capacity: bigint, format: string, extra: Partial<VolumeDefinition> = {}): VolumeDefinition {
+  return {
+    type: 0,
+    name,
+    key: '',
+    capacity,
+    allocation: 0n,
+    sourceDevices: [],
+    target: {
+      path: '',
+      format,
+      permissions: undefined,
+      timestamps: undefined,
+      compat: '',
+      nocow: false,
+      clusterSize: 0n,
+      lazyRefcounts: false,
+      encryption: undefined,
+    },
+    backingStore: undefined,
+    ...extra,
+  };
+}
+
+async function expectCode(p: Promise<unknown>, code: status, message?: RegExp): Promise<Error> {
+  const err = (await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as (Error & { code?: number; details?: string }) | undefined;
+  expect(err, 'expected the call to fail').to.not.equal(undefined);
+  expect(err!.code, err!.message).to.equal(code);
+  if (message) expect(err!.details ?? err!.message).to.match(message);
+  return err!;
+}
+
+async function upload(stack: Stack, name: string, payload: Buffer, offset = 0n): Promise<bigint> {
+  const res = await new Promise<{ bytesWritten: bigint }>((resolve, reject) => {
+    const call = stack.client.uploadVolume((err, r) => (err ? reject(err) : resolve(r!)));
+    call.write({ part: { $case: 'header', value: { name, offset, length: 0n, sparse: false, requestId: '' } } } satisfies UploadVolumeRequest);
+    for (let at = 0; at < payload.length; at += 256 * 1024) call.write({ part: { $case: 'data', value: payload.subarray(at, at + 256 * 1024) } });
+    call.end();
+  });
+  return res.bytesWritten;
+}
+
+async function download(stack: Stack, name: string, offset = 0n, length = 0n): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const call = stack.client.downloadVolume({ name, offset, length });
+    call.on('data', (m: { data: Buffer }) => chunks.push(Buffer.from(m.data)));
+    call.on('error', reject);
+    call.on('end', () => resolve());
+  });
+  return Buffer.concat(chunks);
+}
+
+describe('dir pools end to end (nats-server, coordinator, agents a and b)', function () {
+  this.timeout(120_000);
+  const ctx = useStack({ hosts: ['a', 'b'] });
+  const poolPath = (host: string, name: string) => join(ctx.stack.roots[host]!, 'e2e', name);
+
+  it('runs the whole pool lifecycle on both hosts through the API', async () => {
+    const api = ctx.stack.api;
+    for (const host of ['a', 'b']) {
+      const path = poolPath(host, 'life');
+      const name = `hosts/${host}/pools/life`;
+      const defined = await api.definePool({ host, definition: dirPool('life', path), xml: '', requestId: '' });
+      expect(defined.state).to.equal(PoolState.POOL_STATE_INACTIVE);
+      expect(defined.persistent).to.equal(true);
+      expect(existsSync(path)).to.equal(false);
+
+      await api.buildPool({ name, flags: undefined, requestId: '' });
+      expect(statSync(path).isDirectory()).to.equal(true);
+      const started = await api.startPool({ name, build: false, buildFlags: undefined, requestId: '' });
+      expect(started.state).to.equal(PoolState.POOL_STATE_RUNNING);
+      expect(started.capacity > 0n).to.equal(true);
+      await api.setPoolAutostart({ name, autostart: true });
+      expect((await api.getPool({ name })).autostart).to.equal(true);
+
+      const listed = await api.listPools({ host, types: [PoolType.POOL_TYPE_DIR], pageSize: 0, pageToken: '' });
+      expect(listed.pools.map((p) => p.name)).to.include(name);
+
+      await api.stopPool({ name, requestId: '' });
+      expect((await api.getPool({ name })).state).to.equal(PoolState.POOL_STATE_INACTIVE);
+      await api.deletePool({ name, requestId: '' });
+      expect(existsSync(path)).to.equal(false);
+      await api.undefinePool({ name, requestId: '' });
+      await expectCode(api.getPool({ name }), status.NOT_FOUND);
+    }
+  });
+
+  it('runs the same lifecycle through cisternctl, printing what virsh prints', async () => {
+    const cli = (args: string[]) => ctx.stack.cli(args);
+    for (const host of ['a', 'b']) {
+      const path = poolPath(host, 'clipool');
+      const pool = `${host}/clipool`;
+      // like virsh, messages name the pool as the user typed it
+      const steps: Array<[string[], RegExp]> = [
+        [['pool-define-as', 'clipool', 'dir', '--target', path, '--host', host], /^Pool clipool defined$/m],
+        [['pool-build', pool], new RegExp(`^Pool ${pool} built$`, 'm')],
+        [['pool-start', pool], new RegExp(`^Pool ${pool} started$`, 'm')],
+        [['pool-autostart', pool], new RegExp(`^Pool ${pool} marked as autostarted$`, 'm')],
+        [['vol-create-as', pool, 'v1.qcow2', '16M', '--format', 'qcow2'], /^Vol v1.qcow2 created$/m],
+        [['vol-list', pool], /v1\.qcow2\s+\/.*clipool\/v1\.qcow2/],
+        [['pool-info', pool], /^State:\s+running$/m],
+        [['vol-delete', 'v1.qcow2', '--pool', pool], /^Vol v1.qcow2 deleted$/m],
+        [['pool-destroy', pool], new RegExp(`^Pool ${pool} destroyed$`, 'm')],
+        [['pool-delete', pool], new RegExp(`^Pool ${pool} deleted$`, 'm')],
+        [['pool-undefine', pool], new RegExp(`^Pool ${pool} has been undefined$`, 'm')],
+      ];
+      for (const [args, expected] of steps) {
+        const r = await cli(args);
+        expect(r.code, `${args.join(' ')}\n${r.stderr}`).to.equal(0);
+        expect(r.stdout, args.join(' ')).to.match(expected);
+      }
+      expect(existsSync(path)).to.equal(false);
+    }
+    const listing = await cli(['pool-list', '--all', '--json']);
+    expect(listing.code).to.equal(0);
+    expect(listing.stdout).not.to.contain('clipool');
+    const missing = await cli(['pool-info', 'a/clipool']);
+    expect(missing.code).to.not.equal(0);
+    expect(missing.stderr).to.match(/clipool/);
+  });
+
+  describe('volumes in a running pool on host a', () => {
+    const parent = 'hosts/a/pools/vols';
+    const volName = (v: string) => `${parent}/volumes/${v}`;
+
+    before(async () => {
+      await ctx.stack.api.createPool({
+        host: 'a',
+        definition: dirPool('vols', poolPath('a', 'vols')),
+        xml: '',
+        build: true,
+        buildFlags: undefined,
+        requestId: '',
+      });
+    });
+
+    it('creates a volume of every creatable format, as qemu-img sees it', async () => {
+      const api = ctx.stack.api;
+      for (const format of ['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vpc', 'vdi']) {
+        const created = await api.createVolume({
+          parent,
+          definition: volume(`f.${format}`, 64n * MiB, format),
+          xml: '',
+          preallocMetadata: false,
+          requestId: '',
+        });
+        const path = created.definition!.target!.path;
+        expect(path).to.equal(join(poolPath('a', 'vols'), `f.${format}`));
+        const info = await qemuInfo(path);
+        expect(info.format, format).to.equal(format);
+        // vpc rounds the size to its CHS geometry, as with libvirt
+        if (format === 'vpc') expect(info['virtual-size']).to.be.within(63 * 1024 * 1024, 65 * 1024 * 1024);
+        else expect(info['virtual-size'], format).to.equal(64 * 1024 * 1024);
+        expect(created.definition!.target!.format).to.equal(format);
+      }
+      const backed = await api.createVolume({
+        parent,
+        definition: volume('overlay.qcow2', 64n * MiB, 'qcow2', {
+          backingStore: { path: join(poolPath('a', 'vols'), 'f.raw'), format: 'raw', permissions: undefined },
+        }),
+        xml: '',
+        preallocMetadata: false,
+        requestId: '',
+      });
+      const info = await qemuInfo(backed.definition!.target!.path);
+      expect(info['backing-filename']).to.equal(join(poolPath('a', 'vols'), 'f.raw'));
+      expect(info['backing-filename-format']).to.equal('raw');
+      expect(backed.definition!.backingStore?.path).to.equal(join(poolPath('a', 'vols'), 'f.raw'));
+
+      const xml = await api.createVolume({
+        parent,
+        definition: undefined,
+        xml: "<volume><name>x.qcow2</name><capacity unit='G'>1</capacity><target><format type='qcow2'/><compat>1.1</compat><features><lazy_refcounts/></features></target></volume>",
+        preallocMetadata: true,
+        requestId: '',
+      });
+      expect((await qemuInfo(xml.definition!.target!.path))['virtual-size']).to.equal(1024 ** 3);
+      const listed = await api.listVolumes({ parent, pageSize: 0, pageToken: '' });
+      expect(listed.volumes.map((v) => v.name.split('/').pop())).to.include.members(['f.raw', 'f.qcow2', 'overlay.qcow2', 'x.qcow2']);
+    });
+
+    it('uploads, downloads, clones, resizes and wipes', async () => {
+      const api = ctx.stack.api;
+      await api.createVolume({ parent, definition: volume('data.img', 8n * MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '' });
+      const payload = randomBytes(3 * 1024 * 1024 + 17);
+      expect(await upload(ctx.stack, volName('data.img'), payload, 1024n)).to.equal(BigInt(payload.length));
+      const back = await download(ctx.stack, volName('data.img'), 1024n, BigInt(payload.length));
+      expect(sha(back)).to.equal(sha(payload));
+
+      // clone raw -> raw and raw -> qcow2: same guest-visible bytes
+      const rawClone = await api.cloneVolume({ parent, source: volName('data.img'), definition: volume('copy.img', 0n, 'raw', { capacity: undefined }), xml: '', preallocMetadata: false, reflink: false, requestId: '' });
+      expect(rawClone.definition!.capacity).to.equal(8n * MiB);
+      const whole = await download(ctx.stack, volName('data.img'));
+      expect(sha(await download(ctx.stack, volName('copy.img')))).to.equal(sha(whole));
+      const qClone = await api.cloneVolume({ parent, source: volName('data.img'), definition: volume('copy.qcow2', 0n, 'qcow2', { capacity: undefined }), xml: '', preallocMetadata: false, reflink: false, requestId: '' });
+      expect((await qemuInfo(qClone.definition!.target!.path)).format).to.equal('qcow2');
+      const { stdout: cmp } = await run('qemu-img', ['compare', '-U', '-f', 'raw', '-F', 'qcow2', join(poolPath('a', 'vols'), 'data.img'), qClone.definition!.target!.path]);
+      expect(cmp).to.match(/Images are identical/);
+
+      // resize: grow, refuse a shrink without the flag, shrink with it
+      const grown = await api.resizeVolume({ name: volName('copy.img'), capacity: 16n * MiB, allocate: false, delta: false, shrink: false, requestId: '' });
+      expect(grown.definition!.capacity).to.equal(16n * MiB);
+      expect(statSync(join(poolPath('a', 'vols'), 'copy.img')).size).to.equal(16 * 1024 * 1024);
+      await expectCode(api.resizeVolume({ name: volName('copy.img'), capacity: 4n * MiB, allocate: false, delta: false, shrink: false, requestId: '' }), status.INVALID_ARGUMENT, /shrink/);
+      expect(statSync(join(poolPath('a', 'vols'), 'copy.img')).size).to.equal(16 * 1024 * 1024);
+      const qGrown = await api.resizeVolume({ name: volName('copy.qcow2'), capacity: 4n * MiB, allocate: false, delta: true, shrink: false, requestId: '' });
+      expect((await qemuInfo(qGrown.definition!.target!.path))['virtual-size']).to.equal(12 * 1024 * 1024);
+
+      // wipe: every byte reads back zero
+      await api.wipeVolume({ name: volName('data.img'), algorithm: WipeAlgorithm.WIPE_ALGORITHM_ZERO, requestId: '' });
+      const wiped = await download(ctx.stack, volName('data.img'));
+      expect(wiped.length).to.equal(8 * 1024 * 1024);
+      expect(wiped.every((b) => b === 0)).to.equal(true);
+    });
+
+    it('finds a file dropped into the pool directory by hand after pool-refresh', async () => {
+      const api = ctx.stack.api;
+      const path = join(poolPath('a', 'vols'), 'by-hand.qcow2');
+      await run('qemu-img', ['create', '-q', '-f', 'qcow2', path, '2G']);
+      await expectCode(api.getVolume({ name: volName('by-hand.qcow2') }), status.NOT_FOUND);
+      await api.refreshPool({ name: parent, requestId: '' });
+      const found: Volume = await api.getVolume({ name: volName('by-hand.qcow2') });
+      expect(found.definition!.target!.format).to.equal('qcow2');
+      expect(found.definition!.capacity).to.equal(2n * 1024n * MiB);
+      expect(found.definition!.allocation).to.equal(BigInt(statSync(path).blocks * 512));
+      expect(found.definition!.physical).to.equal(BigInt(statSync(path).size));
+      expect(found.definition!.key).to.equal(path);
+      const byPath = await api.lookupVolume({ host: 'a', key: '', path });
+      expect(byPath.name).to.equal(volName('by-hand.qcow2'));
+      const xml = await api.getVolumeXml({ name: volName('by-hand.qcow2') });
+      expect(xml.xml).to.contain("<format type='qcow2'/>").and.to.contain(`<path>${path}</path>`);
+    });
+  });
+
+  it('brings autostart pools back active after an agent restart, and keeps the catalog across a coordinator restart', async () => {
+    const api = ctx.stack.api;
+    await api.definePool({ host: 'b', definition: dirPool('auto', poolPath('b', 'auto')), xml: '', requestId: '' });
+    await api.startPool({ name: 'hosts/b/pools/auto', build: true, buildFlags: undefined, requestId: '' });
+    await api.setPoolAutostart({ name: 'hosts/b/pools/auto', autostart: true });
+    await api.definePool({ host: 'b', definition: dirPool('manual', poolPath('b', 'manual')), xml: '', requestId: '' });
+    await api.startPool({ name: 'hosts/b/pools/manual', build: true, buildFlags: undefined, requestId: '' });
+    await api.createVolume({ parent: 'hosts/b/pools/auto', definition: volume('keep.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '' });
+
+    await ctx.stack.restartAgent('b', { kill: true });
+    const auto = await api.getPool({ name: 'hosts/b/pools/auto' });
+    expect(auto.state).to.equal(PoolState.POOL_STATE_RUNNING);
+    expect(auto.volumeCount).to.equal(1);
+    expect((await api.getPool({ name: 'hosts/b/pools/manual' })).state).to.equal(PoolState.POOL_STATE_INACTIVE);
+
+    await ctx.stack.restartCoordinator({ kill: true });
+    const pools = await api.listPools({ host: 'b', types: [], pageSize: 0, pageToken: '' });
+    expect(pools.pools.map((p) => p.name)).to.include.members(['hosts/b/pools/auto', 'hosts/b/pools/manual']);
+    expect((await api.getPool({ name: 'hosts/b/pools/auto' })).autostart).to.equal(true);
+    expect((await api.getVolume({ name: 'hosts/b/pools/auto/volumes/keep.img' })).definition!.capacity).to.equal(MiB);
+  });
+});
