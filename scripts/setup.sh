@@ -37,6 +37,7 @@ PACKAGES=(
   util-linux                          # losetup, mount, blkid, wipefs
   tgt libiscsi-bin                    # iSCSI target + iscsi-ls for iscsi pool tests
   libvirt-daemon libvirt-clients      # benchmarks (bench/); Debian 12 ships the disk storage driver in libvirt-daemon
+  faketime                            # fault tests: agents with skewed clocks (libfaketime)
 )
 
 missing_packages() {
