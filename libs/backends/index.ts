@@ -1,8 +1,10 @@
 // Importing this module registers every backend of this build with the registry.
 import { registerBackend } from './registry.js';
 import { dirBackend } from './dir.js';
+import { logicalBackend } from './logical.js';
 
 registerBackend(dirBackend);
+registerBackend(logicalBackend);
 
 export { registerBackend, findBackend, getBackend, registeredBackends } from './registry.js';
 export { dirBackend, DirBackend } from './dir.js';

@@ -1,0 +1,801 @@
+// The logical (LVM) pool backend: libvirt 9's storage_backend_logical.c. A pool is a
+// volume group, its volumes are the VG's logical volumes. pvcreate / vgcreate / vgchange
+// / lvcreate / lvremove / lvs / vgs / pvs are the real mechanism and run through the
+// command runner with libvirt's command lines; clearing device headers, wiping, cloning,
+// uploads and downloads run in-process on the block devices.
+//
+// Tests point LVM at a configuration of their own through the runner's environment
+// (LVM_SYSTEM_DIR); the backend passes that environment through untouched.
+import { constants as fsc, readFileSync } from 'node:fs';
+import { chmod, chown, open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import {
+  PoolSource,
+  PoolType,
+  Tristate,
+  VolumeType,
+  WipeAlgorithm,
+  type BuildFlags,
+  type PoolDefinition,
+  type VolumeDefinition,
+  type VolumeSourceDevice,
+} from '../proto/cistern/v1/storage.js';
+import {
+  AlreadyExistsError,
+  CancelledError,
+  CisternError,
+  CommandFailedError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  ResourceExhaustedError,
+  UnimplementedError,
+  asCisternError,
+} from '../errors/errors.js';
+import { MAX_SIZE, checkAbsolutePath, checkSize, printable } from '../api/names.js';
+import type {
+  BackendContext,
+  BackendOperation,
+  CreateVolOptions,
+  PoolContext,
+  RefreshResult,
+  StorageBackend,
+} from './backend.js';
+import { requireEmptyDevice } from './device-probe.js';
+import type { RunOptions, RunResult } from './runner.js';
+import { checkLvName, checkVgName, lvsArgv, parseLvs, parsePvs, parseVgs, pvsArgv, vgsArgv, type LvRecord, type LvState } from './lvm-parse.js';
+
+/** libvirt clears this much at the start and the end of every device before pvcreate. */
+export const CLEAR_BYTES = 1024 * 1024;
+const IO_CHUNK = 1024 * 1024;
+const ZERO = Buffer.alloc(IO_CHUNK);
+/** libvirt's VIR_STORAGE_DEFAULT_VOL_PERM_MODE. */
+const DEFAULT_VOL_MODE = 0o600;
+
+/** Environment of every LVM command: no "File descriptor leaked" noise on stderr. */
+const LVM_ENV = { LVM_SUPPRESS_FD_WARNINGS: '1' };
+
+const WIPE_ALGORITHMS: Record<number, string> = {
+  [WipeAlgorithm.WIPE_ALGORITHM_ZERO]: 'zero',
+  [WipeAlgorithm.WIPE_ALGORITHM_NNSA]: 'nnsa',
+  [WipeAlgorithm.WIPE_ALGORITHM_DOD]: 'dod',
+  [WipeAlgorithm.WIPE_ALGORITHM_BSI]: 'bsi',
+  [WipeAlgorithm.WIPE_ALGORITHM_GUTMANN]: 'gutmann',
+  [WipeAlgorithm.WIPE_ALGORITHM_SCHNEIER]: 'schneier',
+  [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER7]: 'pfitzner7',
+  [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER33]: 'pfitzner33',
+  [WipeAlgorithm.WIPE_ALGORITHM_RANDOM]: 'random',
+};
+
+/**
+ * A volume of a logical pool as refresh reports it: the proto definition plus the LV's
+ * device-mapper state (lv_attr), so an inactive LV is listed, not hidden as libvirt 9
+ * hides it. `state` is not (yet) a proto field; it travels with the object in-process.
+ */
+export type LogicalVolumeDefinition = VolumeDefinition & { state: LvState; sparse: boolean };
+
+// ------------------------------------------------------------------ pool facts
+
+/** The VG name: <source><name>, defaulting to the pool name (libvirt). */
+export function vgName(pool: PoolDefinition): string {
+  return checkVgName(pool.source?.name || pool.name, pool.source?.name ? 'source.name' : 'name');
+}
+
+/** The pool target: /dev/VG unless given. */
+export function poolTarget(pool: PoolDefinition): string {
+  const path = pool.target?.path || `/dev/${vgName(pool)}`;
+  return checkAbsolutePath(path, 'target.path');
+}
+
+/** target + '/' + LV name, the LV's device path (libvirt's vol->target.path). */
+export function lvPath(pool: PoolDefinition, name: string, field = 'volume.name'): string {
+  checkLvName(name, vgName(pool), field);
+  const target = poolTarget(pool);
+  return target === '/' ? `/${name}` : `${target}/${name}`;
+}
+
+function sourceDevices(pool: PoolDefinition): string[] {
+  const paths = (pool.source?.devices ?? []).map((d, i) => checkAbsolutePath(d.path, `source.devices[${i}].path`));
+  const seen = new Set<string>();
+  for (const p of paths) {
+    if (seen.has(p)) throw new InvalidArgumentError('source.devices', `device '${printable(p)}' is listed twice`);
+    seen.add(p);
+  }
+  return paths;
+}
+
+/** lvcreate exactly as libvirt 9 builds it (virStorageBackendLogicalLVCreate, without LUKS). */
+export function lvcreateArgv(vg: string, name: string, capacity: bigint, allocation: bigint, backingPath?: string): string[] {
+  const k = (n: bigint): string => `${(n + 1023n) / 1024n}K`;
+  const argv = ['lvcreate', '--name', name, '-L'];
+  if (capacity !== allocation) argv.push(k(allocation === 0n ? 1n : allocation), '--type', 'snapshot', '--virtualsize');
+  argv.push(k(capacity));
+  if (backingPath) argv.push('-s', backingPath);
+  else argv.push(vg);
+  argv.push('--yes');
+  return argv;
+}
+
+// ------------------------------------------------------------------ helpers
+
+function checkAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new CancelledError(`${what} cancelled`);
+}
+
+function sysBlockSize(st: BigIntStats): bigint {
+  const major = (st.rdev >> 8n) & 0xfffn;
+  const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n);
+  try {
+    return BigInt(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512n;
+  } catch {
+    return 0n;
+  }
+}
+
+function sizeOf(st: BigIntStats): bigint {
+  return st.isBlockDevice() ? sysBlockSize(st) : st.size;
+}
+
+/** Maps an LVM command failure to the typed error a user expects; `what` says what was done. */
+export function lvmError(err: unknown, what: string): CisternError {
+  if (err instanceof CommandFailedError) {
+    const text = err.stderr;
+    const lines = text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !/^WARNING: (Activation disabled|This metadata update is NOT backed up)/.test(l))
+      .join('; ');
+    const shown = `${what}: ${lines || err.message}`;
+    if (/insufficient (free space|suitable allocatable extents)|not enough free space/i.test(text)) return new ResourceExhaustedError(shown, err.details);
+    if (/already exists/i.test(text)) return new AlreadyExistsError(shown, err.details);
+    if (/Volume group "[^"]*" not found|Failed to find logical volume|Failed to find physical volume|not found/i.test(text)) {
+      return new NotFoundError(shown, err.details);
+    }
+    if (/is invalid|are reserved|Invalid argument/i.test(text)) return new InvalidArgumentError('', shown, err.details);
+    return err;
+  }
+  return asCisternError(err);
+}
+
+function fileError(err: unknown, action: string, path: string): CisternError {
+  if (err instanceof CisternError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const what = `cannot ${action} '${printable(path, 200)}'`;
+  switch (e?.code) {
+    case 'ENOENT':
+      return new FailedPreconditionError(`${what}: no such device`);
+    case 'EBUSY':
+      return new FailedPreconditionError(`${what}: the device is in use (mounted, or held by another driver)`);
+    case 'ENOSPC':
+      return new ResourceExhaustedError(`${what}: no space left on the device`);
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new FailedPreconditionError(`${what}: ${e.code}: ${e.message}`);
+  }
+  const mapped = asCisternError(err);
+  mapped.message = `${what}: ${mapped.message}`;
+  return mapped;
+}
+
+async function writeFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesWritten } = await fh.write(buf, done, length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function readFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got;
+}
+
+async function zeroRange(fh: FileHandle, from: bigint, to: bigint, ctx: BackendContext, total?: bigint): Promise<void> {
+  let pos = from;
+  while (pos < to) {
+    checkAborted(ctx.signal, 'zero fill');
+    const n = Number(to - pos < BigInt(IO_CHUNK) ? to - pos : BigInt(IO_CHUNK));
+    await writeFully(fh, ZERO, n, Number(pos));
+    pos += BigInt(n);
+    ctx.progress?.(pos - from, total ?? to - from);
+  }
+}
+
+export interface LogicalBackendOptions {
+  /** Accept regular files as source devices (unit tests only; LVM itself refuses them). */
+  allowRegularFiles?: boolean;
+  qemuImg?: string;
+  scrub?: string;
+}
+
+export class LogicalBackend implements StorageBackend {
+  readonly type: PoolType = PoolType.POOL_TYPE_LOGICAL;
+  readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>([
+    'checkPool',
+    'buildPool',
+    'startPool',
+    'refreshPool',
+    'stopPool',
+    'deletePool',
+    'createVol',
+    'buildVol',
+    'buildVolFrom',
+    'deleteVol',
+    'wipeVol',
+    'uploadVol',
+    'downloadVol',
+    'findPoolSources',
+  ]);
+  readonly poolFormats: readonly string[] = ['unknown', 'lvm2'];
+  readonly defaultPoolFormat = 'lvm2';
+  readonly volumeFormats: readonly string[] = [];
+  readonly defaultVolumeFormat = '';
+
+  private readonly allowRegularFiles: boolean;
+  private readonly qemuImg: string;
+  private readonly scrub: string;
+
+  constructor(options: LogicalBackendOptions = {}) {
+    this.allowRegularFiles = options.allowRegularFiles ?? false;
+    this.qemuImg = options.qemuImg ?? 'qemu-img';
+    this.scrub = options.scrub ?? 'scrub';
+  }
+
+  private run(ctx: BackendContext, argv: string[], options: RunOptions = {}): Promise<RunResult> {
+    return ctx.runner.run(argv, { signal: ctx.signal, ...options, env: { ...LVM_ENV, ...options.env } });
+  }
+
+  private async lvm(ctx: BackendContext, argv: string[], what: string): Promise<RunResult> {
+    try {
+      return await this.run(ctx, argv);
+    } catch (err) {
+      throw lvmError(err, what);
+    }
+  }
+
+  // ---------------------------------------------------------------- pools
+
+  /** vgscan (errors ignored, as libvirt) + pvs: VG name -> PV paths. */
+  private async pvGroups(ctx: BackendContext): Promise<Map<string, string[]>> {
+    try {
+      await this.run(ctx, ['vgscan']);
+    } catch (err) {
+      if (err instanceof CancelledError) throw err;
+      // only a refresh of LVM's view; the pvs below still answers
+    }
+    const { stdout } = await this.lvm(ctx, pvsArgv(), 'cannot list physical volumes');
+    return parsePvs(stdout);
+  }
+
+  /**
+   * virStorageBackendLogicalMatchPoolSource: the VG is listed by pvs and, if the pool
+   * names devices, at least one of them is a PV of it.
+   */
+  private async matchPoolSource(ctx: PoolContext): Promise<void> {
+    const vg = vgName(ctx.pool);
+    const groups = await this.pvGroups(ctx);
+    const pvs = groups.get(vg);
+    if (!pvs) throw new FailedPreconditionError(`cannot find logical volume group '${vg}'`, { vg });
+    const devices = sourceDevices(ctx.pool);
+    if (devices.length === 0) return;
+    const real = async (p: string): Promise<string> => realpath(p).catch(() => p);
+    const pvReal = new Set(await Promise.all(pvs.map(real)));
+    let matches = 0;
+    for (const d of devices) if (pvs.includes(d) || pvReal.has(await real(d))) matches++;
+    if (matches === 0) {
+      throw new FailedPreconditionError(
+        `cannot find any matching source devices for logical volume group '${vg}': the pool names ${devices.join(', ')}, the volume group has ${pvs.join(', ')}`,
+        { vg },
+      );
+    }
+  }
+
+  /** Active when the VG is there with the pool's devices and none of its LVs is inactive. */
+  async checkPool(ctx: PoolContext): Promise<boolean> {
+    try {
+      await this.matchPoolSource(ctx);
+    } catch (err) {
+      if (err instanceof FailedPreconditionError) return false;
+      throw err;
+    }
+    const records = await this.listLvs(ctx);
+    return records.every((r) => r.thinPool || r.active);
+  }
+
+  /**
+   * virStorageBackendLogicalBuildPool: every device is checked before any is touched
+   * (exists, is a block device, not in use, and empty unless overwrite); then each gets
+   * its first and last MiB cleared and pvcreate; then vgcreate VG DEVICES. A failure
+   * pvremoves the devices pvcreate initialised.
+   */
+  async buildPool(ctx: PoolContext, flags: BuildFlags): Promise<void> {
+    if (flags?.overwrite && flags?.noOverwrite) {
+      throw new InvalidArgumentError('flags', 'overwrite and no_overwrite are mutually exclusive; give at most one');
+    }
+    const vg = vgName(ctx.pool);
+    const devices = sourceDevices(ctx.pool);
+    if (devices.length === 0) {
+      throw new InvalidArgumentError('source.devices', `no source device given for volume group '${vg}'; a logical pool is built on one or more <device path='...'/>`);
+    }
+    for (const dev of devices) await this.checkDevice(dev);
+    if (!flags?.overwrite) {
+      for (const dev of devices) await requireEmptyDevice(ctx.runner, dev, ctx.signal);
+    }
+    const initialised: string[] = [];
+    try {
+      for (const dev of devices) {
+        checkAborted(ctx.signal, 'build');
+        await this.clearDeviceEnds(dev);
+        await this.lvm(ctx, ['pvcreate', dev], `cannot initialise '${dev}' as a physical volume`);
+        initialised.push(dev);
+      }
+      await this.lvm(ctx, ['vgcreate', vg, ...devices], `cannot create volume group '${vg}'`);
+    } catch (err) {
+      for (const dev of initialised) {
+        try {
+          await ctx.runner.run(['pvremove', dev], { env: LVM_ENV });
+        } catch {
+          // best effort, as libvirt: the build error is what the caller needs
+        }
+      }
+      throw err;
+    }
+  }
+
+  private async checkDevice(dev: string): Promise<void> {
+    let st;
+    try {
+      st = await stat(dev, { bigint: true });
+    } catch (err) {
+      throw fileError(err, 'use device', dev);
+    }
+    if (!st.isBlockDevice() && !(this.allowRegularFiles && st.isFile())) {
+      throw new FailedPreconditionError(`device '${printable(dev, 200)}' is not a block device; a logical pool needs disks, partitions or other block devices`);
+    }
+    // O_EXCL on a block device fails with EBUSY while it is mounted or held
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(dev, fsc.O_RDONLY | fsc.O_EXCL);
+    } catch (err) {
+      throw fileError(err, 'open device', dev);
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
+  }
+
+  /** virStorageBackendZeroPartitionTable(path, 1 MiB): zeros over the first and the last MiB. */
+  private async clearDeviceEnds(dev: string): Promise<void> {
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(dev, fsc.O_WRONLY | fsc.O_EXCL);
+      const size = sizeOf(await fh.stat({ bigint: true }));
+      const n = size < BigInt(CLEAR_BYTES) ? size : BigInt(CLEAR_BYTES);
+      await writeFully(fh, ZERO, Number(n), 0);
+      if (size > n) await writeFully(fh, ZERO, Number(n), Number(size - n));
+      await fh.sync();
+    } catch (err) {
+      throw fileError(err, 'clear the header of device', dev);
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
+  }
+
+  /** Checks the VG is there (with the pool's devices), then `vgchange -aly VG`. */
+  async startPool(ctx: PoolContext): Promise<void> {
+    await this.matchPoolSource(ctx);
+    const vg = vgName(ctx.pool);
+    await this.lvm(ctx, ['vgchange', '-aly', vg], `cannot activate volume group '${vg}'`);
+  }
+
+  /** `vgchange -aln VG` (fails while an LV is open, e.g. mounted). */
+  async stopPool(ctx: PoolContext): Promise<void> {
+    const vg = vgName(ctx.pool);
+    await this.lvm(ctx, ['vgchange', '-aln', vg], `cannot deactivate volume group '${vg}'`);
+  }
+
+  /** `vgremove -f VG`, then `pvremove DEV` for each device (failures there are ignored, as libvirt). */
+  async deletePool(ctx: PoolContext): Promise<void> {
+    const vg = vgName(ctx.pool);
+    const devices = sourceDevices(ctx.pool);
+    await this.lvm(ctx, ['vgremove', '-f', vg], `cannot remove volume group '${vg}'`);
+    for (const dev of devices) {
+      try {
+        await ctx.runner.run(['pvremove', dev], { signal: ctx.signal, env: LVM_ENV });
+      } catch {
+        // libvirt only logs this: the VG is gone, a stale PV label does no harm
+      }
+    }
+  }
+
+  private async listLvs(ctx: PoolContext): Promise<LvRecord[]> {
+    const vg = vgName(ctx.pool);
+    const { stdout } = await this.lvm(ctx, lvsArgv(vg), `cannot list logical volumes of '${vg}'`);
+    return parseLvs(stdout);
+  }
+
+  /** lvs (every LV, inactive ones with their state) then vgs (sizes), as libvirt. */
+  async refreshPool(ctx: PoolContext): Promise<RefreshResult> {
+    const vg = vgName(ctx.pool);
+    const records = await this.listLvs(ctx);
+    const { stdout } = await this.lvm(ctx, vgsArgv(vg), `cannot read the size of volume group '${vg}'`);
+    const { size, free } = parseVgs(stdout);
+    const volumes: VolumeDefinition[] = [];
+    for (const r of records) {
+      if (r.thinPool) continue;
+      volumes.push(await this.toVolume(ctx.pool, r));
+    }
+    return { runtime: { capacity: size, allocation: size - free, available: free }, volumes };
+  }
+
+  async refreshVol(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
+    lvPath(ctx.pool, volume.name);
+    const rec = (await this.listLvs(ctx)).find((r) => r.name === volume.name && !r.thinPool);
+    if (!rec) throw new NotFoundError(`logical volume '${printable(volume.name)}' not found in volume group '${vgName(ctx.pool)}'`);
+    return this.toVolume(ctx.pool, rec);
+  }
+
+  /** An LV as a volume: key = LV uuid, path = target/LV, extents per device, backing origin. */
+  private async toVolume(pool: PoolDefinition, r: LvRecord): Promise<LogicalVolumeDefinition> {
+    const target = poolTarget(pool);
+    const path = `${target === '/' ? '' : target}/${r.name}`;
+    const sourceDevices: VolumeSourceDevice[] = [];
+    for (const e of r.extents) {
+      let dev = sourceDevices.find((d) => d.path === e.device);
+      if (!dev) sourceDevices.push((dev = { path: e.device, extents: [] }));
+      dev.extents.push({ start: e.start, end: e.end });
+    }
+    let capacity = r.size;
+    let permissions;
+    if (r.active) {
+      // libvirt reads capacity and permissions from the device node
+      try {
+        const st = await stat(path, { bigint: true });
+        if (st.isBlockDevice()) capacity = sysBlockSize(st) || capacity;
+        permissions = { mode: Number(st.mode & 0o777n), owner: st.uid, group: st.gid, label: '' };
+      } catch {
+        // node not there (yet): the LVM sizes stand
+      }
+    }
+    return {
+      type: VolumeType.VOLUME_TYPE_BLOCK,
+      name: r.name,
+      key: r.uuid,
+      capacity,
+      allocation: r.size,
+      physical: capacity,
+      sourceDevices,
+      target: {
+        path,
+        format: '',
+        permissions,
+        timestamps: undefined,
+        compat: '',
+        nocow: false,
+        clusterSize: 0n,
+        lazyRefcounts: false,
+        encryption: undefined,
+      },
+      // libvirt stores VIR_STORAGE_POOL_LOGICAL_LVM2 (1) as the file format, which prints as raw
+      backingStore: r.backingOrigin ? { path: `${target === '/' ? '' : target}/${r.backingOrigin}`, format: 'raw', permissions: undefined } : undefined,
+      state: r.state,
+      sparse: r.sparse,
+    };
+  }
+
+  /** vgscan + pvs: one source per VG with its PVs (PVs in no VG are not listed). */
+  async findPoolSources(ctx: BackendContext): Promise<PoolSource[]> {
+    const groups = await this.pvGroups(ctx);
+    return [...groups.entries()].map(([vg, pvs]) =>
+      PoolSource.fromPartial({
+        name: vg,
+        format: 'lvm2',
+        devices: pvs.map((path) => ({ path, partSeparator: Tristate.TRISTATE_ABSENT, freeExtents: [] })),
+      }),
+    );
+  }
+
+  // ---------------------------------------------------------------- volumes
+
+  /** Checks the request (LV name, capacity, backing origin); fills in type, path. Nothing runs. */
+  async createVol(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
+    const vg = vgName(ctx.pool);
+    const path = lvPath(ctx.pool, volume.name);
+    const capacity = volume.capacity;
+    if (capacity === undefined || capacity === 0n) {
+      throw new InvalidArgumentError('volume.capacity', 'a logical volume needs a capacity greater than 0 bytes');
+    }
+    checkSize(capacity, 'volume.capacity');
+    let allocation = volume.allocation ?? capacity;
+    checkSize(allocation, 'volume.allocation');
+    if (allocation > capacity) allocation = capacity;
+    const enc = volume.target?.encryption;
+    if (enc) {
+      if (enc.format && enc.format !== 'luks') {
+        throw new InvalidArgumentError('volume.target.encryption', `storage pool only supports LUKS encrypted volumes, not '${printable(enc.format)}'`);
+      }
+      throw new UnimplementedError('LUKS encrypted logical volumes are not supported yet');
+    }
+    const format = volume.target?.format ?? '';
+    if (format && format !== 'raw') {
+      throw new InvalidArgumentError('volume.target.format', `logical volumes have no format of their own ('${printable(format)}' given); allowed: none or raw`);
+    }
+    let backingStore = undefined;
+    if (volume.backingStore?.path) {
+      const bpath = checkAbsolutePath(volume.backingStore.path, 'volume.backing_store.path');
+      const target = poolTarget(ctx.pool);
+      const prefix = target === '/' ? '/' : `${target}/`;
+      const origin = bpath.startsWith(prefix) ? bpath.slice(prefix.length) : '';
+      if (!origin || origin.includes('/')) {
+        throw new InvalidArgumentError(
+          'volume.backing_store.path',
+          `backing store '${printable(bpath)}' is not a volume of this pool; a snapshot's origin must be ${prefix}<logical volume>`,
+        );
+      }
+      checkLvName(origin, vg, 'volume.backing_store.path');
+      backingStore = { path: bpath, format: 'raw', permissions: undefined };
+    }
+    return {
+      ...volume,
+      type: VolumeType.VOLUME_TYPE_BLOCK,
+      key: '',
+      capacity,
+      allocation,
+      physical: undefined,
+      sourceDevices: [],
+      target: {
+        path,
+        format: '',
+        permissions: volume.target?.permissions,
+        timestamps: undefined,
+        compat: '',
+        nocow: false,
+        clusterSize: 0n,
+        lazyRefcounts: false,
+        encryption: undefined,
+      },
+      backingStore,
+    };
+  }
+
+  /**
+   * lvcreate with libvirt's arguments; an active LV then gets its mode (default 0600) and
+   * owner on the device node. A failure after lvcreate removes the LV again.
+   */
+  async buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void> {
+    if (options?.preallocMetadata || options?.preallocation || options?.reflink) {
+      throw new InvalidArgumentError('flags', 'preallocation and reflink do not apply to logical volumes');
+    }
+    const planned = await this.createVol(ctx, volume);
+    const vg = vgName(ctx.pool);
+    const argv = lvcreateArgv(vg, planned.name, planned.capacity!, planned.allocation!, planned.backingStore?.path);
+    await this.lvm(ctx, argv, `cannot create logical volume '${planned.name}' in '${vg}'`);
+    try {
+      const rec = (await this.listLvs(ctx)).find((r) => r.name === planned.name);
+      if (!rec) throw new NotFoundError(`cannot find newly created volume '${planned.target!.path}'`);
+      if (rec.active) {
+        const perms = planned.target?.permissions;
+        const path = planned.target!.path;
+        const mode = perms?.mode ?? DEFAULT_VOL_MODE;
+        try {
+          await chmod(path, mode);
+          const uid = perms?.owner !== undefined && perms.owner >= 0n ? Number(perms.owner) : -1;
+          const gid = perms?.group !== undefined && perms.group >= 0n ? Number(perms.group) : -1;
+          if (uid !== -1 || gid !== -1) await chown(path, uid, gid);
+        } catch (err) {
+          throw fileError(err, 'set permissions of', path);
+        }
+      }
+    } catch (err) {
+      await this.deleteVol(ctx, planned).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Clone: an LV at least the source's size, then the data copied in (raw sources
+   * in-process, other formats through `qemu-img convert -O raw`). The new LV must be
+   * active to be written; a failure removes it.
+   */
+  async buildVolFrom(
+    ctx: PoolContext,
+    volume: VolumeDefinition,
+    source: { pool: PoolDefinition; volume: VolumeDefinition },
+    options: CreateVolOptions,
+  ): Promise<void> {
+    if (options?.preallocMetadata || options?.preallocation || options?.reflink) {
+      throw new InvalidArgumentError('flags', 'preallocation and reflink do not apply to logical volumes');
+    }
+    const srcPath = checkAbsolutePath(source.volume.target?.path ?? '', 'source.target.path');
+    if (source.volume.target?.encryption) throw new UnimplementedError('cloning an encrypted volume is not supported');
+    if (source.volume.type === VolumeType.VOLUME_TYPE_DIR || source.volume.target?.format === 'dir') {
+      throw new FailedPreconditionError(`cannot clone directory volume '${printable(source.volume.name)}'`);
+    }
+    const srcCapacity = source.volume.capacity ?? 0n;
+    const requested = { ...volume, capacity: volume.capacity === undefined || volume.capacity < srcCapacity ? srcCapacity : volume.capacity };
+    const planned = await this.createVol(ctx, requested);
+    await this.buildVol(ctx, planned, { preallocMetadata: false });
+    const dst = planned.target!.path;
+    try {
+      let srcFormat = source.volume.target?.format || 'raw';
+      if (srcFormat === 'iso') srcFormat = 'raw';
+      if (srcFormat === 'raw') await this.copyRaw(ctx, srcPath, dst);
+      else await this.run(ctx, [this.qemuImg, 'convert', '-f', srcFormat, '-O', 'raw', '--', srcPath, dst], { timeoutMs: 0 });
+    } catch (err) {
+      await this.deleteVol(ctx, planned).catch(() => undefined);
+      throw err instanceof CommandFailedError ? lvmError(err, `cannot copy '${srcPath}' into '${dst}'`) : err;
+    }
+  }
+
+  private async copyRaw(ctx: BackendContext, src: string, dst: string): Promise<void> {
+    let from: FileHandle | undefined;
+    let to: FileHandle | undefined;
+    try {
+      try {
+        from = await open(src, fsc.O_RDONLY | fsc.O_NOCTTY);
+      } catch (err) {
+        throw fileError(err, 'open source volume', src);
+      }
+      try {
+        to = await open(dst, fsc.O_WRONLY);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          throw new FailedPreconditionError(`logical volume '${printable(dst, 200)}' has no device node (not active), so the data cannot be copied in`);
+        }
+        throw fileError(err, 'open', dst);
+      }
+      const srcSize = sizeOf(await from.stat({ bigint: true }));
+      const dstSize = sizeOf(await to.stat({ bigint: true }));
+      const total = srcSize < dstSize ? srcSize : dstSize;
+      const buf = Buffer.allocUnsafe(IO_CHUNK);
+      let pos = 0n;
+      while (pos < total) {
+        checkAborted(ctx.signal, 'clone');
+        const want = Number(total - pos < BigInt(IO_CHUNK) ? total - pos : BigInt(IO_CHUNK));
+        const n = await readFully(from, buf, want, Number(pos));
+        if (n === 0) break;
+        await writeFully(to, buf, n, Number(pos));
+        pos += BigInt(n);
+        ctx.progress?.(pos, total);
+      }
+      await to.sync();
+    } catch (err) {
+      throw fileError(err, 'copy into', dst);
+    } finally {
+      await from?.close().catch(() => undefined);
+      await to?.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * `lvremove -f VG/LV`; if that fails, `lvchange -aln VG/LV` and once more lvremove
+   * (libvirt). An LV that is already gone is fine.
+   */
+  async deleteVol(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
+    const vg = vgName(ctx.pool);
+    lvPath(ctx.pool, volume.name);
+    const lv = `${vg}/${volume.name}`;
+    try {
+      await this.run(ctx, ['lvremove', '-f', lv]);
+      return;
+    } catch (err) {
+      if (err instanceof CommandFailedError && /Failed to find logical volume/i.test(err.stderr)) return;
+      if (!(err instanceof CommandFailedError)) throw asCisternError(err);
+    }
+    await this.lvm(ctx, ['lvchange', '-aln', lv], `cannot deactivate logical volume '${lv}' for removal`);
+    await this.lvm(ctx, ['lvremove', '-f', lv], `cannot remove logical volume '${lv}'`);
+  }
+
+  /**
+   * Wipes a non-sparse LV: zero in-process, the other algorithms with scrub. Sparse LVs
+   * (snapshots, thin volumes) are refused as libvirt refuses them: writing fills them.
+   */
+  async wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
+    if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) throw new UnimplementedError("wipe algorithm 'trim' is not supported for logical volumes");
+    const alg = WIPE_ALGORITHMS[algorithm];
+    if (!alg) throw new InvalidArgumentError('algorithm', `unsupported wipe algorithm ${algorithm}; allowed: ${Object.values(WIPE_ALGORITHMS).join(', ')}`);
+    const path = lvPath(ctx.pool, volume.name);
+    const rec = (await this.listLvs(ctx)).find((r) => r.name === volume.name);
+    if (!rec || rec.thinPool) throw new NotFoundError(`logical volume '${printable(volume.name)}' not found in volume group '${vgName(ctx.pool)}'`);
+    if (rec.sparse) throw new UnimplementedError(`logical volume '${path}' is sparse, volume wipe not supported`);
+    if (!rec.active) throw new FailedPreconditionError(`logical volume '${path}' is not active (state ${rec.state}); activate it (start the pool) before wiping`);
+    if (alg !== 'zero') {
+      try {
+        await this.run(ctx, [this.scrub, '-f', '-p', alg, '--', path], { timeoutMs: 0 });
+      } catch (err) {
+        throw asCisternError(err);
+      }
+      return;
+    }
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(path, fsc.O_WRONLY);
+      const size = sizeOf(await fh.stat({ bigint: true }));
+      await zeroRange(fh, 0n, size, ctx, size);
+      await fh.sync();
+    } catch (err) {
+      throw fileError(err, 'wipe', path);
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
+  }
+
+  private async openNode(ctx: PoolContext, name: string, flags: number): Promise<{ fh: FileHandle; path: string; size: bigint }> {
+    const path = lvPath(ctx.pool, name);
+    let fh: FileHandle;
+    try {
+      fh = await open(path, flags);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new FailedPreconditionError(`logical volume '${printable(path, 200)}' has no device node: it does not exist or is not active`);
+      }
+      throw fileError(err, 'open', path);
+    }
+    const st = await fh.stat({ bigint: true });
+    return { fh, path, size: sizeOf(st) };
+  }
+
+  /** Writes the stream into the LV's device at `offset`, at most `length` bytes (0 = all). */
+  async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
+    checkSize(offset, 'offset');
+    checkSize(length, 'length');
+    const { fh, path, size } = await this.openNode(ctx, volume.name, fsc.O_WRONLY);
+    let written = 0n;
+    try {
+      for await (const chunk of data) {
+        checkAborted(ctx.signal, 'upload');
+        let buf = chunk;
+        let over = false;
+        if (length > 0n && written + BigInt(buf.length) > length) {
+          buf = buf.subarray(0, Number(length - written));
+          over = true;
+        }
+        if (offset + written + BigInt(buf.length) > size) {
+          throw new ResourceExhaustedError(`upload passes the end of logical volume '${printable(path, 200)}' (${size} bytes)`);
+        }
+        await writeFully(fh, buf, buf.length, Number(offset + written));
+        written += BigInt(buf.length);
+        ctx.progress?.(written, length);
+        if (over) throw new InvalidArgumentError('length', `the stream carries more than the announced ${length} bytes; ${written} were written`);
+      }
+      await fh.sync();
+      return written;
+    } catch (err) {
+      throw fileError(err, 'upload to', path);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  /** Reads `length` bytes (0 = to the end) from `offset` of the LV's device. */
+  async *downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
+    checkSize(offset, 'offset');
+    checkSize(length, 'length');
+    const { fh, size } = await this.openNode(ctx, volume.name, fsc.O_RDONLY | fsc.O_NOCTTY);
+    try {
+      if (offset > size) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of the volume (${size} bytes)`);
+      const end = length > 0n && offset + length < size ? offset + length : size;
+      if (end > MAX_SIZE) throw new InvalidArgumentError('length', 'range out of bounds');
+      let pos = offset;
+      while (pos < end) {
+        checkAborted(ctx.signal, 'download');
+        const want = Number(end - pos < BigInt(IO_CHUNK) ? end - pos : BigInt(IO_CHUNK));
+        const buf = Buffer.allocUnsafe(want);
+        const n = await readFully(fh, buf, want, Number(pos));
+        if (n === 0) break;
+        pos += BigInt(n);
+        ctx.progress?.(pos - offset, end - offset);
+        yield n === want ? buf : buf.subarray(0, n);
+      }
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+}
+
+export const logicalBackend = new LogicalBackend();
