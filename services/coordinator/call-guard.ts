@@ -1,13 +1,20 @@
-// The seam for authentication, authorization and audit (issue 7). Every handler runs
-// through runCall(): it asks the guard who is calling and whether they may call this
-// method, then reports the outcome for the audit log. Today's guard lets everyone in as
-// 'anonymous' (or the principal named in metadata) and logs mutating calls.
+// Authentication, authorization, per-client limits and audit. Every handler runs through
+// CallRunner.run (server.ts): it asks the guard who is calling, whether they may call
+// this method and whether the client has room for another call, then reports the outcome
+// as one audit line. tokenGuard is the real one; openGuard (no token file) lets everyone
+// in and is for a loopback-only local stack.
 import type { Metadata } from '@grpc/grpc-js';
-import { asCisternError } from '../../libs/errors/errors.js';
+import {
+  asCisternError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  UnauthenticatedError,
+} from '../../libs/errors/errors.js';
+import { bearerToken, roleAllows, type Role, type TokenTable } from './auth/tokens.js';
 import type { Logger } from './log.js';
 
-/** viewer: reads and events; operator: volume work, refresh; admin: pool definitions and lifecycle, hosts. */
-export type Role = 'viewer' | 'operator' | 'admin';
+/** viewer: reads and events; operator: volume work, refresh; admin: pool definitions and lifecycle, hosts, secrets. */
+export type { Role };
 
 export interface MethodSpec {
   name: string;
@@ -69,24 +76,113 @@ export interface CallGuard {
   authenticate(metadata: Metadata, peer: string): Promise<string> | string;
   /** May `principal` call `method` (throw PermissionDeniedError naming the role needed). */
   authorize(principal: string, method: MethodSpec): Promise<void> | void;
+  /**
+   * Admits one call of `principal` from `peer` (throw ResourceExhaustedError when the
+   * client already has too many calls running); returns the release for when it ends.
+   */
+  admit?(principal: string, peer: string): () => void;
   /** Called once per call when it ends. */
   audit(record: AuditRecord, method: MethodSpec): void;
 }
 
 const PRINCIPAL = /^[A-Za-z0-9@._:-]{1,128}$/;
 
-/** No authentication yet: 'anonymous', or the x-cistern-principal metadata when well-formed. */
-export function openGuard(log: Logger): CallGuard {
+/** Default for concurrent calls per client (principal with tokens, peer address without). */
+export const DEFAULT_MAX_CALLS_PER_CLIENT = 64;
+
+/** One structured audit line per mutating call; reads go to debug. */
+function auditTo(log: Logger): CallGuard['audit'] {
+  return (record, method) => {
+    if (method.mutating) log.info('audit', { audit: true, ...record });
+    else log.debug('call', { ...record });
+  };
+}
+
+/** Counts running calls per client key; RESOURCE_EXHAUSTED beyond `max`. */
+export class ClientLimiter {
+  private readonly running = new Map<string, number>();
+  constructor(readonly max: number) {}
+
+  admit(key: string): () => void {
+    const n = this.running.get(key) ?? 0;
+    if (n >= this.max) {
+      throw new ResourceExhaustedError(`too many concurrent calls from this client (${this.max} allowed); retry when some finish`, {
+        limit: String(this.max),
+      });
+    }
+    this.running.set(key, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.running.get(key) ?? 1) - 1;
+      if (left <= 0) this.running.delete(key);
+      else this.running.set(key, left);
+    };
+  }
+}
+
+/** The address part of a gRPC peer ("ipv4:127.0.0.1:5555" -> "127.0.0.1"). */
+export function peerAddress(peer: string): string {
+  const m = /^(?:ipv4:|ipv6:)?\[?([^\]]*?)\]?:\d+$/.exec(peer);
+  return m ? m[1]! : peer;
+}
+
+export interface GuardOptions {
+  maxCallsPerClient?: number;
+}
+
+/**
+ * No authentication (no token file): 'anonymous', or the x-cistern-principal metadata
+ * when well-formed (a label for audit lines, not a proof of anything). Only for a
+ * loopback port or a trusted network; the coordinator says so in its log.
+ */
+export function openGuard(log: Logger, options: GuardOptions = {}): CallGuard {
+  const limiter = new ClientLimiter(options.maxCallsPerClient ?? DEFAULT_MAX_CALLS_PER_CLIENT);
   return {
     authenticate(metadata) {
       const claimed = metadata.get('x-cistern-principal')[0];
       return typeof claimed === 'string' && PRINCIPAL.test(claimed) ? claimed : 'anonymous';
     },
     authorize() {},
-    audit(record, method) {
-      if (method.mutating) log.info('audit', { ...record });
-      else log.debug('call', { ...record });
+    admit: (_principal, peer) => limiter.admit(`peer:${peerAddress(peer)}`),
+    audit: auditTo(log),
+  };
+}
+
+/**
+ * Bearer tokens: `authorization: Bearer <token>` names a principal with a role.
+ * Missing or unknown token: UNAUTHENTICATED. A role below the method's: PERMISSION_DENIED
+ * naming the role needed. Concurrency is limited per principal.
+ */
+export function tokenGuard(tokens: TokenTable, log: Logger, options: GuardOptions = {}): CallGuard {
+  const limiter = new ClientLimiter(options.maxCallsPerClient ?? DEFAULT_MAX_CALLS_PER_CLIENT);
+  return {
+    authenticate(metadata) {
+      const values = metadata.get('authorization');
+      if (values.length === 0) {
+        throw new UnauthenticatedError("no credentials: send the metadata 'authorization: Bearer <token>' (cisternctl --token or CISTERN_TOKEN)");
+      }
+      if (values.length > 1) throw new UnauthenticatedError("more than one 'authorization' metadata value");
+      const token = bearerToken(values[0]);
+      if (!token) throw new UnauthenticatedError("the 'authorization' metadata is not 'Bearer <token>'");
+      const entry = tokens.lookup(token);
+      if (!entry) throw new UnauthenticatedError('the bearer token is not valid');
+      return entry.principal;
     },
+    authorize(principal, method) {
+      const role = tokens.roleOf(principal);
+      if (!role) throw new UnauthenticatedError('the bearer token is not valid');
+      if (!roleAllows(role, method.role)) {
+        throw new PermissionDeniedError(`${method.name} needs role '${method.role}'; principal '${principal}' has role '${role}'`, {
+          method: method.name,
+          requiredRole: method.role,
+          role,
+        });
+      }
+    },
+    admit: (principal) => limiter.admit(`principal:${principal}`),
+    audit: auditTo(log),
   };
 }
 

@@ -11,6 +11,26 @@ export interface CoordinatorConfig {
   logLevel: LogLevel;
   /** How long the start waits for syncs from hosts known to be online. */
   syncWaitMs: number;
+  /** Security (issue 7): see docs/security.md. */
+  security: SecurityConfig;
+}
+
+export interface SecurityConfig {
+  tlsCert?: string;
+  tlsKey?: string;
+  /** CA of client certificates: mutual TLS. */
+  tlsClientCa?: string;
+  /** Bearer token file; without it every caller is let in (local stack only). */
+  tokensFile?: string;
+  /** Allow a plaintext port on a non-loopback address. */
+  insecure: boolean;
+  /** AES-256 key for secret values at rest (32 bytes, raw or base64/hex text). */
+  secretKeyFile?: string;
+  natsUser?: string;
+  /** Password from a file (preferred), env NATS_PASSWORD, or --nats-pass (development only). */
+  natsPass?: string;
+  natsPassFile?: string;
+  maxCallsPerClient?: number;
 }
 
 export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:PORT] [--data DIR]
@@ -19,7 +39,18 @@ export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:POR
   --listen HOST:PORT    gRPC address (env CISTERN_LISTEN, default 127.0.0.1:50051)
   --data DIR            local scratch directory (nothing in it matters)
   --event-max-age DUR   event log retention: seconds, or 30s 15m 12h 7d (default 7d)
-  --log-level LEVEL     default info (env CISTERN_LOG_LEVEL)`;
+  --log-level LEVEL     default info (env CISTERN_LOG_LEVEL)
+security (docs/security.md):
+  --tls-cert FILE       server certificate, PEM (env CISTERN_TLS_CERT)
+  --tls-key FILE        its private key, PEM (env CISTERN_TLS_KEY)
+  --tls-client-ca FILE  require client certificates from this CA (mutual TLS; env CISTERN_TLS_CLIENT_CA)
+  --tokens FILE         bearer tokens and roles, JSON (env CISTERN_TOKENS_FILE); without it
+                        every caller is admitted: for a loopback-only local stack
+  --insecure            allow --listen on a non-loopback address without TLS
+  --secret-key-file F   32-byte key encrypting secret values at rest (env CISTERN_SECRET_KEY_FILE)
+  --nats-user USER      NATS user (env NATS_USER)
+  --nats-pass-file F    file holding the NATS password (env NATS_PASSWORD_FILE, or NATS_PASSWORD)
+  --max-calls-per-client N  concurrent calls one client may have running (default 64)`;
 
 /** '7d', '12h', '15m', '30s' or plain seconds. */
 export function parseDuration(value: string, field: string): number {
@@ -39,7 +70,19 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     eventMaxAgeSeconds: env.CISTERN_EVENT_MAX_AGE ? parseDuration(env.CISTERN_EVENT_MAX_AGE, 'CISTERN_EVENT_MAX_AGE') : undefined,
     logLevel: 'info',
     syncWaitMs: 3000,
+    security: {
+      tlsCert: env.CISTERN_TLS_CERT || undefined,
+      tlsKey: env.CISTERN_TLS_KEY || undefined,
+      tlsClientCa: env.CISTERN_TLS_CLIENT_CA || undefined,
+      tokensFile: env.CISTERN_TOKENS_FILE || undefined,
+      insecure: false,
+      secretKeyFile: env.CISTERN_SECRET_KEY_FILE || undefined,
+      natsUser: env.NATS_USER || undefined,
+      natsPass: env.NATS_PASSWORD || undefined,
+      natsPassFile: env.NATS_PASSWORD_FILE || undefined,
+    },
   };
+  const sec = config.security;
   const level = env.CISTERN_LOG_LEVEL;
   if (level) {
     if (!isLogLevel(level)) throw new InvalidArgumentError('CISTERN_LOG_LEVEL', `'${level}' is not one of debug, info, warn, error`);
@@ -75,6 +118,39 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         const v = Number(value());
         if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError('--sync-wait-ms', 'must be a whole number of milliseconds');
         config.syncWaitMs = v;
+        break;
+      }
+      case '--tls-cert':
+        sec.tlsCert = value();
+        break;
+      case '--tls-key':
+        sec.tlsKey = value();
+        break;
+      case '--tls-client-ca':
+        sec.tlsClientCa = value();
+        break;
+      case '--tokens':
+        sec.tokensFile = value();
+        break;
+      case '--insecure':
+        sec.insecure = true;
+        break;
+      case '--secret-key-file':
+        sec.secretKeyFile = value();
+        break;
+      case '--nats-user':
+        sec.natsUser = value();
+        break;
+      case '--nats-pass':
+        sec.natsPass = value();
+        break;
+      case '--nats-pass-file':
+        sec.natsPassFile = value();
+        break;
+      case '--max-calls-per-client': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new InvalidArgumentError('--max-calls-per-client', 'must be a whole number from 1 to 100000');
+        sec.maxCallsPerClient = v;
         break;
       }
       case '--log-level': {

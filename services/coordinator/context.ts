@@ -6,6 +6,7 @@ import type { EventPublisher } from '../../libs/bus/events.js';
 import type { FleetCache } from './cache.js';
 import type { HostRegistry } from './hosts.js';
 import type { Logger } from './log.js';
+import type { SecretStore } from './secrets/store.js';
 
 export interface CoordinatorServices {
   nc: NatsConnection;
@@ -19,6 +20,8 @@ export interface CoordinatorServices {
   agentTimeoutMs: number;
   /** How long a mutating call waits for its events to reach the cache before answering anyway. */
   applyTimeoutMs: number;
+  /** Secret definitions and sealed values (issue 7); absent in unit tests. */
+  secrets?: SecretStore;
 }
 
 /** One gRPC call, as the handlers see it. The auth seam (issue 7) fills `principal`. */

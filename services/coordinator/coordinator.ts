@@ -3,6 +3,7 @@
 // end, load the catalog and hosts, ask every agent for a full sync and wait (bounded)
 // for the hosts known to be online, then serve.
 import { randomBytes } from 'node:crypto';
+import type { ServerCredentials } from '@grpc/grpc-js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { connectBus } from '../../libs/bus/connect.js';
@@ -16,6 +17,7 @@ import type { CoordinatorServices } from './context.js';
 import { readEvents, streamBounds, type EventReader } from './event-log.js';
 import { HostRegistry, type HostStore } from './hosts.js';
 import type { Logger } from './log.js';
+import { SecretStore } from './secrets/store.js';
 import { SERVICE_NAME, startGrpcServer, type GrpcServer } from './server.js';
 
 export interface CoordinatorOptions {
@@ -26,6 +28,12 @@ export interface CoordinatorOptions {
   syncWaitMs?: number;
   guard?: CallGuard;
   agentTimeoutMs?: number;
+  /** gRPC transport (TLS); default plaintext. */
+  serverCredentials?: ServerCredentials;
+  natsUser?: string;
+  natsPass?: string;
+  /** AES-256 key for secret values; without it SetSecretValue is FAILED_PRECONDITION. */
+  secretKey?: Buffer;
 }
 
 export interface RunningCoordinator {
@@ -41,13 +49,19 @@ function hostStore(catalog: Catalog): HostStore {
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
   const log = options.log;
   const coordinatorId = `coord-${randomBytes(4).toString('hex')}`;
-  const nc: NatsConnection = await connectBus({ servers: options.natsUrl, name: `cistern-coordinator ${coordinatorId}` });
+  const nc: NatsConnection = await connectBus({
+    servers: options.natsUrl,
+    name: `cistern-coordinator ${coordinatorId}`,
+    user: options.natsUser,
+    pass: options.natsPass,
+  });
   log.info('connected to NATS', { nats: options.natsUrl, coordinatorId });
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
     // JetStream may not be ready yet (nats-server just started, cluster electing): retry
     const catalog = await retrying(log, 'open the catalog bucket', () => Catalog.open(nc));
     await retrying(log, 'set up the event stream', () => ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds }));
+    const secrets = await retrying(log, 'open the secrets bucket', () => SecretStore.open(nc, options.secretKey));
     const publisher = new EventPublisher(nc);
     const cache = new FleetCache();
     const resync = (host = ''): void => {
@@ -69,6 +83,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       coordinatorId,
       agentTimeoutMs: options.agentTimeoutMs ?? 3_600_000,
       applyTimeoutMs: 10_000,
+      secrets,
     };
 
     // 1. events from the stream's current end; everything before is covered by the syncs
@@ -168,7 +183,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     })();
 
     // 5. serve
-    const grpc: GrpcServer = await startGrpcServer(svc, options.guard ?? openGuard(log), options.listen);
+    const grpc: GrpcServer = await startGrpcServer(svc, options.guard ?? openGuard(log), options.listen, options.serverCredentials);
     grpc.health.setStatus('', 'SERVING');
     grpc.health.setStatus(SERVICE_NAME, 'SERVING');
     log.info('coordinator serving', { listen: options.listen, port: grpc.port, hosts: hosts.list().length });

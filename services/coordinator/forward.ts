@@ -4,6 +4,7 @@
 import { callAgent } from '../../libs/bus/agent-rpc.js';
 import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { CallContext, CoordinatorServices } from './context.js';
+import { secretValuesFor } from './secrets/resolve.js';
 
 export async function forward(
   svc: CoordinatorServices,
@@ -15,6 +16,8 @@ export async function forward(
   const full = AgentRequest.fromPartial({ ...request, principal: ctx.principal, requestId: ctx.requestId });
   // fromPartial keeps oneof values as given; make sure op survives
   full.op = request.op;
+  // secret values (CHAP, LUKS) for this one operation only; never logged
+  full.secrets = await secretValuesFor(svc.secrets, full);
   const started = Date.now();
   const reply = await callAgent(svc.nc, host, full, { timeoutMs: svc.agentTimeoutMs });
   applyReply(svc, host, reply);

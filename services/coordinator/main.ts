@@ -6,6 +6,7 @@ import { asCisternError } from '../../libs/errors/errors.js';
 import { parseArgs, USAGE } from './config.js';
 import { startCoordinator } from './coordinator.js';
 import { createLogger } from './log.js';
+import { setupSecurity } from './auth/setup.js';
 
 async function main(): Promise<number> {
   let config;
@@ -34,6 +35,15 @@ async function main(): Promise<number> {
     });
   }
   log.info('coordinator starting', { nats: config.natsUrl, listen: config.listen });
+  let security;
+  try {
+    security = setupSecurity(config.listen, config.security, log);
+  } catch (err) {
+    log.error('coordinator security settings are not usable', { err: asCisternError(err).message });
+    return 2;
+  }
+  for (const warning of security.warnings) log.warn(warning, { security: true });
+  log.info('security', { tls: security.tls, mutualTls: security.mutualTls, tokens: !!config.security.tokensFile, natsUser: security.natsUser ?? '' });
   let running;
   try {
     running = await startCoordinator({
@@ -42,6 +52,11 @@ async function main(): Promise<number> {
       log,
       eventMaxAgeSeconds: config.eventMaxAgeSeconds,
       syncWaitMs: config.syncWaitMs,
+      guard: security.guard,
+      serverCredentials: security.credentials,
+      natsUser: security.natsUser,
+      natsPass: security.natsPass,
+      secretKey: security.secretKey,
     });
   } catch (err) {
     log.error('coordinator failed to start', { err: asCisternError(err).message });

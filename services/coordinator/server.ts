@@ -15,7 +15,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InternalError, UnimplementedError } from '../../libs/errors/errors.js';
+import { InternalError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import { StorageServiceService, type StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
 import { errorCodeOf, METHODS, type CallGuard } from './call-guard.js';
@@ -23,6 +23,7 @@ import type { CallContext, CoordinatorServices } from './context.js';
 import * as events from './handlers/events.js';
 import * as hosts from './handlers/hosts.js';
 import * as pools from './handlers/pools.js';
+import * as secrets from './handlers/secrets.js';
 import * as streams from './handlers/streams.js';
 import * as volumes from './handlers/volumes.js';
 import { checkRequestId } from './validate.js';
@@ -60,9 +61,11 @@ export class CallRunner {
     let principal = 'unknown';
     let ctx: CallContext | undefined;
     let failure: unknown;
+    let release: (() => void) | undefined;
     try {
       principal = await this.guard.authenticate(call.metadata, call.getPeer());
       await this.guard.authorize(principal, spec);
+      release = this.guard.admit?.(principal, call.getPeer());
       checkRequestId(requestId);
       ctx = {
         method,
@@ -78,6 +81,7 @@ export class CallRunner {
       failure = err;
       throw err;
     } finally {
+      release?.();
       this.guard.audit(
         {
           method,
@@ -154,17 +158,12 @@ export function storageService(runner: CallRunner): StorageServiceServer {
     uploadVolume: runner.clientStream('UploadVolume', streams.uploadVolume),
     downloadVolume: runner.serverStream('DownloadVolume', streams.downloadVolume),
     watchEvents: runner.serverStream('WatchEvents', events.watchEvents),
-    // The Secret API is issue 7's; until then each call says so instead of pretending.
-    defineSecret: runner.unary('DefineSecret', secretsNotYet),
-    setSecretValue: runner.unary('SetSecretValue', secretsNotYet),
-    getSecret: runner.unary('GetSecret', secretsNotYet),
-    listSecrets: runner.unary('ListSecrets', secretsNotYet),
-    undefineSecret: runner.unary('UndefineSecret', secretsNotYet),
+    defineSecret: runner.unary('DefineSecret', secrets.defineSecret),
+    setSecretValue: runner.unary('SetSecretValue', secrets.setSecretValue),
+    getSecret: runner.unary('GetSecret', secrets.getSecret),
+    listSecrets: runner.unary('ListSecrets', secrets.listSecrets),
+    undefineSecret: runner.unary('UndefineSecret', secrets.undefineSecret),
   };
-}
-
-async function secretsNotYet(): Promise<never> {
-  throw new UnimplementedError('secrets are not available in this version of Cistern');
 }
 
 /** proto/ from the source tree or from dist/ (reflection needs the .proto files). */
@@ -183,7 +182,12 @@ export interface GrpcServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function startGrpcServer(svc: CoordinatorServices, guard: CallGuard, listen: string): Promise<GrpcServer> {
+export async function startGrpcServer(
+  svc: CoordinatorServices,
+  guard: CallGuard,
+  listen: string,
+  credentials: ServerCredentials = ServerCredentials.createInsecure(),
+): Promise<GrpcServer> {
   const server = new Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
@@ -199,7 +203,7 @@ export async function startGrpcServer(svc: CoordinatorServices, guard: CallGuard
     svc.log.warn('proto/ not found: server reflection is off');
   }
   const port = await new Promise<number>((resolvePort, reject) =>
-    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolvePort(p))),
+    server.bindAsync(listen, credentials, (err, p) => (err ? reject(err) : resolvePort(p))),
   );
   return {
     server,

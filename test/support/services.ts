@@ -1,5 +1,6 @@
 // The real coordinator and agent entry points from dist/, as child processes.
 import { existsSync, mkdirSync } from 'node:fs';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { makeTempDir } from './cleanup.js';
 import { connectClient, promiseApi, type StorageApi } from './client.js';
@@ -23,6 +24,10 @@ export interface CoordinatorOptions {
   env?: NodeJS.ProcessEnv;
   /** How long to wait for the gRPC API to answer ListHosts. */
   timeoutMs?: number;
+  /** TLS credentials for the readiness probe (a coordinator started with --tls-cert). */
+  credentials?: ChannelCredentials;
+  /** Bearer token for the readiness probe (a coordinator started with --tokens). */
+  token?: string;
 }
 
 export interface CoordinatorHandle {
@@ -47,9 +52,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     args: [entryPoints.coordinator, '--nats', opts.natsUrl, '--listen', address, '--data', dataDir, ...(opts.args ?? [])],
     env: opts.env,
   });
-  const client = connectClient(address);
+  const client = connectClient(address, { credentials: opts.credentials });
   try {
-    const api = promiseApi(client);
+    const api = promiseApi(client, opts.token ? { metadata: { authorization: `Bearer ${opts.token}` } } : {});
     await waitFor(
       `coordinator on ${address} to answer ListHosts`,
       async () => {

@@ -1,0 +1,63 @@
+// Turns the security flags into what the coordinator runs with: the call guard, the
+// gRPC server credentials, the NATS credentials and the secret key, plus the warnings
+// to log loudly (no tokens, plaintext off loopback).
+import type { ServerCredentials } from '@grpc/grpc-js';
+import { readFileSync, statSync } from 'node:fs';
+import { InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { openGuard, tokenGuard, type CallGuard } from '../call-guard.js';
+import type { SecurityConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import { loadSecretKey } from '../secrets/crypto.js';
+import { checkListenSecurity, serverCredentials } from './tls.js';
+import { TokenTable } from './tokens.js';
+
+export interface SecuritySetup {
+  guard: CallGuard;
+  credentials: ServerCredentials;
+  tls: boolean;
+  mutualTls: boolean;
+  natsUser?: string;
+  natsPass?: string;
+  secretKey?: Buffer;
+  /** Lines to log at warn level at start. */
+  warnings: string[];
+}
+
+/** A password file: the first line, trimmed; refused when others may read it. */
+export function readPasswordFile(path: string, flag: string): string {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    throw new InvalidArgumentError(flag, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  if ((st.mode & 0o077) !== 0) throw new InvalidArgumentError(flag, `${path} is accessible by group or others; chmod 600 it`);
+  const pass = readFileSync(path, 'utf8').split('\n')[0]!.trim();
+  if (!pass) throw new InvalidArgumentError(flag, `${path} is empty`);
+  return pass;
+}
+
+export function setupSecurity(listen: string, sec: SecurityConfig, log: Logger): SecuritySetup {
+  const warnings: string[] = [];
+  const credentials = serverCredentials({ cert: sec.tlsCert, key: sec.tlsKey, clientCa: sec.tlsClientCa });
+  const tls = !!sec.tlsCert;
+  const plain = checkListenSecurity(listen, tls, sec.insecure);
+  if (plain) warnings.push(plain);
+  let guard: CallGuard;
+  if (sec.tokensFile) {
+    const tokens = TokenTable.load(sec.tokensFile);
+    if (tokens.size === 0) throw new InvalidArgumentError('--tokens', `${sec.tokensFile} has no tokens: nobody could call`);
+    guard = tokenGuard(tokens, log, { maxCallsPerClient: sec.maxCallsPerClient });
+  } else {
+    guard = openGuard(log, { maxCallsPerClient: sec.maxCallsPerClient });
+    warnings.push(
+      'AUTHENTICATION IS OFF: no --tokens file, so every caller of the gRPC API is admin. Fine for a loopback-only local stack; never for a shared network (docs/security.md)',
+    );
+  }
+  let natsPass = sec.natsPass;
+  if (sec.natsPassFile) natsPass = readPasswordFile(sec.natsPassFile, '--nats-pass-file');
+  if (natsPass && !sec.natsUser) throw new InvalidArgumentError('--nats-user', 'a NATS password needs --nats-user');
+  const secretKey = sec.secretKeyFile ? loadSecretKey(sec.secretKeyFile) : undefined;
+  if (!secretKey) warnings.push('no --secret-key-file: the Secret API answers FAILED_PRECONDITION until a key is configured');
+  return { guard, credentials, tls, mutualTls: tls && !!sec.tlsClientCa, natsUser: sec.natsUser, natsPass, secretKey, warnings };
+}

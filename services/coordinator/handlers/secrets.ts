@@ -1,0 +1,49 @@
+// The Secret API: DefineSecret (structured or libvirt XML), SetSecretValue, GetSecret,
+// ListSecrets, UndefineSecret. No call returns a value; no log line or error carries one.
+import { FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
+import type {
+  DefineSecretRequest,
+  GetSecretRequest,
+  ListSecretsRequest,
+  ListSecretsResponse,
+  Secret,
+  SetSecretValueRequest,
+  UndefineSecretRequest,
+  UndefineSecretResponse,
+} from '../../../libs/proto/cistern/v1/storage.js';
+import type { CallContext, CoordinatorServices } from '../context.js';
+import type { SecretStore } from '../secrets/store.js';
+import { parseSecretXml } from '../secrets/xml.js';
+import { checkRequestId } from '../validate.js';
+
+const MAX_SECRET_XML = 64 * 1024;
+
+function store(svc: CoordinatorServices): SecretStore {
+  if (!svc.secrets) throw new FailedPreconditionError('the secret store is not open on this coordinator');
+  return svc.secrets;
+}
+
+export async function defineSecret(svc: CoordinatorServices, _ctx: CallContext, req: DefineSecretRequest): Promise<Secret> {
+  checkRequestId(req.requestId);
+  if (req.secret && req.xml) throw new InvalidArgumentError('xml', 'give either secret or xml, not both');
+  if (req.xml && Buffer.byteLength(req.xml, 'utf8') > MAX_SECRET_XML) throw new InvalidArgumentError('xml', `document is larger than ${MAX_SECRET_XML} bytes`);
+  const def = req.xml ? parseSecretXml(req.xml) : req.secret;
+  return store(svc).define(def!);
+}
+
+export async function setSecretValue(svc: CoordinatorServices, _ctx: CallContext, req: SetSecretValueRequest): Promise<Secret> {
+  return store(svc).setValue(req.name, req.value);
+}
+
+export async function getSecret(svc: CoordinatorServices, _ctx: CallContext, req: GetSecretRequest): Promise<Secret> {
+  return store(svc).get(req.name);
+}
+
+export async function listSecrets(svc: CoordinatorServices, _ctx: CallContext, _req: ListSecretsRequest): Promise<ListSecretsResponse> {
+  return { secrets: await store(svc).list() };
+}
+
+export async function undefineSecret(svc: CoordinatorServices, _ctx: CallContext, req: UndefineSecretRequest): Promise<UndefineSecretResponse> {
+  await store(svc).undefine(req.name);
+  return {};
+}

@@ -1,0 +1,211 @@
+// Secrets (libvirt's virSecret): definitions and values in their own JetStream KV bucket,
+// `cistern-secrets`, which no agent may read (scripts/nats-config.mjs gives agents no
+// JetStream access to it). Values are sealed with AES-256-GCM (crypto.ts) before they
+// leave the coordinator; no call ever returns a value. The coordinator opens a value only
+// to put it into the AgentRequest of the one operation that needs it.
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+import { randomUUID } from 'node:crypto';
+import {
+  AbortedError,
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from '../../../libs/errors/errors.js';
+import { checkAbsolutePath, printable } from '../../../libs/api/names.js';
+import { Secret, SecretUsageType, type SecretRef } from '../../../libs/proto/cistern/v1/storage.js';
+import type { SecretValue } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { open, seal } from './crypto.js';
+
+export const SECRET_BUCKET = 'cistern-secrets';
+export const MAX_SECRET_VALUE = 64 * 1024;
+const MAX_TEXT = 1024;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+interface StoredSecret {
+  /** Secret as JSON (hasValue false; derived from `value`). */
+  meta: unknown;
+  /** base64 of the sealed value */
+  value?: string;
+}
+
+const keyOf = (uuid: string): string => `s.${uuid}`;
+
+/** `secrets/{uuid}` or the uuid alone -> the uuid (lower case). */
+export function parseSecretName(value: string, field = 'name'): string {
+  if (!value) throw new InvalidArgumentError(field, 'is required: secrets/{uuid} or the uuid');
+  const uuid = (value.startsWith('secrets/') ? value.slice('secrets/'.length) : value).toLowerCase();
+  if (!UUID.test(uuid)) throw new InvalidArgumentError(field, `'${printable(value)}' is not secrets/{uuid} or a uuid`);
+  return uuid;
+}
+
+const usageName = (t: SecretUsageType): string =>
+  ({ [SecretUsageType.SECRET_USAGE_TYPE_ISCSI]: 'iscsi', [SecretUsageType.SECRET_USAGE_TYPE_VOLUME]: 'volume', [SecretUsageType.SECRET_USAGE_TYPE_CEPH]: 'ceph' })[
+    t as 1 | 2 | 3
+  ] ?? 'none';
+
+function checkText(value: string, field: string, what: string): string {
+  if (value.length > MAX_TEXT) throw new InvalidArgumentError(field, `${what} is ${value.length} characters long; at most ${MAX_TEXT} allowed`);
+  if (CONTROL.test(value)) throw new InvalidArgumentError(field, `${what} '${printable(value)}' contains a control character`);
+  return value;
+}
+
+/** A definition from a request, checked; uuid generated when absent. */
+export function checkSecretDefinition(input: Secret | undefined, field = 'secret'): Secret {
+  if (!input) throw new InvalidArgumentError(field, 'is required (or xml)');
+  const uuid = input.uuid ? parseSecretName(input.uuid, `${field}.uuid`) : randomUUID();
+  if (input.name && parseSecretName(input.name, `${field}.name`) !== uuid) {
+    throw new InvalidArgumentError(`${field}.name`, `names secret '${printable(input.name)}' but uuid is '${uuid}'`);
+  }
+  const usageType = input.usageType;
+  if (!(usageType in SecretUsageType) || usageType === SecretUsageType.UNRECOGNIZED || usageType < 0) {
+    throw new InvalidArgumentError(`${field}.usage_type`, `usage type ${usageType} is not known; allowed: none, iscsi, volume, ceph`);
+  }
+  let usageId = checkText(input.usageId ?? '', `${field}.usage_id`, 'usage id');
+  if (usageType === SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED && usageId) {
+    throw new InvalidArgumentError(`${field}.usage_id`, 'a usage id needs a usage type (iscsi, volume, ceph)');
+  }
+  if (usageType !== SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED && !usageId) {
+    throw new InvalidArgumentError(`${field}.usage_id`, `is required for usage type ${usageName(usageType)}`);
+  }
+  if (usageType === SecretUsageType.SECRET_USAGE_TYPE_VOLUME) usageId = checkAbsolutePath(usageId, `${field}.usage_id`);
+  return Secret.create({
+    name: `secrets/${uuid}`,
+    uuid,
+    usageType,
+    usageId,
+    description: checkText(input.description ?? '', `${field}.description`, 'description'),
+    hasValue: false,
+    ephemeral: !!input.ephemeral,
+    private: !!input.private,
+  });
+}
+
+export class SecretStore {
+  private constructor(
+    private readonly kv: KV,
+    private readonly key: Buffer | undefined,
+  ) {}
+
+  static async open(nc: NatsConnection, key: Buffer | undefined, options: { replicas?: number } = {}): Promise<SecretStore> {
+    // history 1: a replaced value does not linger in the bucket
+    const kv = await new Kvm(nc).create(SECRET_BUCKET, { history: 1, replicas: options.replicas ?? 1 });
+    return new SecretStore(kv, key);
+  }
+
+  get hasKey(): boolean {
+    return !!this.key;
+  }
+
+  private requireKey(): Buffer {
+    if (!this.key) {
+      throw new FailedPreconditionError('secret values need a key: start the coordinator with --secret-key-file (docs/security.md)');
+    }
+    return this.key;
+  }
+
+  private async read(uuid: string): Promise<{ meta: Secret; sealed?: Buffer; revision: number } | undefined> {
+    const entry = await this.kv.get(keyOf(uuid));
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    const stored = JSON.parse(new TextDecoder().decode(entry.value)) as StoredSecret;
+    const meta = Secret.fromJSON(stored.meta);
+    meta.hasValue = !!stored.value;
+    return { meta, sealed: stored.value ? Buffer.from(stored.value, 'base64') : undefined, revision: entry.revision };
+  }
+
+  private encode(meta: Secret, sealed: Buffer | undefined): Uint8Array {
+    const stored: StoredSecret = { meta: Secret.toJSON({ ...meta, hasValue: false }) };
+    if (sealed) stored.value = sealed.toString('base64');
+    return new TextEncoder().encode(JSON.stringify(stored));
+  }
+
+  async list(): Promise<Secret[]> {
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys('s.*')) keys.push(k);
+    const all = await Promise.all(keys.map((k) => this.read(k.slice(2))));
+    return all.filter((s): s is NonNullable<typeof s> => !!s).map((s) => s.meta).sort((a, b) => a.uuid.localeCompare(b.uuid));
+  }
+
+  async get(name: string): Promise<Secret> {
+    const uuid = parseSecretName(name);
+    const found = await this.read(uuid);
+    if (!found) throw new NotFoundError(`secret '${uuid}' is not defined`, { secret: uuid });
+    return found.meta;
+  }
+
+  /** Defines a secret or redefines one (same uuid): the value is kept. */
+  async define(input: Secret): Promise<Secret> {
+    const def = checkSecretDefinition(input);
+    if (def.usageType !== SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED) {
+      const clash = (await this.list()).find((s) => s.uuid !== def.uuid && s.usageType === def.usageType && s.usageId === def.usageId);
+      if (clash) {
+        throw new AlreadyExistsError(`secret '${clash.uuid}' is already defined for use with ${usageName(def.usageType)} '${printable(def.usageId)}'`);
+      }
+    }
+    const current = await this.read(def.uuid);
+    if (current && (current.meta.usageType !== def.usageType || current.meta.usageId !== def.usageId) && current.meta.usageType !== 0) {
+      throw new FailedPreconditionError(
+        `secret '${def.uuid}' is defined for ${usageName(current.meta.usageType)} '${printable(current.meta.usageId)}'; undefine it to change its usage`,
+      );
+    }
+    const data = this.encode(def, current?.sealed);
+    try {
+      if (current) await this.kv.update(keyOf(def.uuid), data, current.revision);
+      else await this.kv.create(keyOf(def.uuid), data);
+    } catch (err) {
+      if (/wrong last sequence|key exists/i.test((err as Error)?.message ?? '')) {
+        throw new AbortedError(`secret '${def.uuid}' was changed concurrently; retry`);
+      }
+      throw err;
+    }
+    return { ...def, hasValue: !!current?.sealed };
+  }
+
+  async setValue(name: string, value: Uint8Array): Promise<Secret> {
+    const uuid = parseSecretName(name);
+    if (value.length === 0) throw new InvalidArgumentError('value', 'is empty; a secret value has 1 to 65536 bytes');
+    if (value.length > MAX_SECRET_VALUE) throw new InvalidArgumentError('value', `is ${value.length} bytes; at most ${MAX_SECRET_VALUE} allowed`);
+    const key = this.requireKey();
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.read(uuid);
+      if (!current) throw new NotFoundError(`secret '${uuid}' is not defined`, { secret: uuid });
+      const sealed = seal(key, Buffer.from(value), uuid);
+      try {
+        await this.kv.update(keyOf(uuid), this.encode(current.meta, sealed), current.revision);
+        return { ...current.meta, hasValue: true };
+      } catch (err) {
+        if (!/wrong last sequence/i.test((err as Error)?.message ?? '') || attempt >= 10) throw err;
+      }
+    }
+  }
+
+  async undefine(name: string): Promise<void> {
+    const uuid = parseSecretName(name);
+    if (!(await this.read(uuid))) throw new NotFoundError(`secret '${uuid}' is not defined`, { secret: uuid });
+    await this.kv.purge(keyOf(uuid)); // purge: no sealed value stays in the history
+  }
+
+  /** The value a pool or volume reference names; FAILED_PRECONDITION when missing (never the value in a message). */
+  async resolve(ref: SecretRef, usageType: SecretUsageType, what: string): Promise<SecretValue> {
+    let found: { meta: Secret; sealed?: Buffer } | undefined;
+    const label = ref.uuid ? `uuid '${printable(ref.uuid)}'` : `usage '${printable(ref.usage)}'`;
+    if (ref.uuid) {
+      let uuid: string;
+      try {
+        uuid = parseSecretName(ref.uuid, 'secret.uuid');
+      } catch {
+        throw new FailedPreconditionError(`${what} references secret ${label}, which is not a valid uuid`);
+      }
+      found = await this.read(uuid);
+    } else if (ref.usage) {
+      const meta = (await this.list()).find((s) => s.usageId === ref.usage && (s.usageType === usageType || usageType === 0));
+      found = meta ? await this.read(meta.uuid) : undefined;
+    }
+    if (!found) throw new FailedPreconditionError(`${what} references secret ${label}, which is not defined`);
+    if (!found.sealed) throw new FailedPreconditionError(`${what} references secret ${label}, which has no value yet (SetSecretValue)`);
+    const value = open(this.requireKey(), found.sealed, found.meta.uuid);
+    return { uuid: found.meta.uuid, usageId: found.meta.usageId, value };
+  }
+}

@@ -1,0 +1,53 @@
+// libvirt <secret> XML (virSecretDefParse) <-> Secret. Values never appear in XML.
+//   <secret ephemeral='no' private='yes'>
+//     <uuid>...</uuid><description>...</description>
+//     <usage type='iscsi'><target>libvirtiscsi</target></usage>
+//     <usage type='volume'><volume>/path/img</volume></usage>
+//     <usage type='ceph'><name>client.admin</name></usage>
+//   </secret>
+import { InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { Secret, SecretUsageType } from '../../../libs/proto/cistern/v1/storage.js';
+import { attr, child, parseXmlDocument } from '../../../libs/xml/safe-parse.js';
+
+function yesNo(value: string | undefined, field: string): boolean {
+  if (value === undefined || value === 'no') return false;
+  if (value === 'yes') return true;
+  throw new InvalidArgumentError(field, `'${value.slice(0, 20)}' is not yes or no`);
+}
+
+export function parseSecretXml(xml: string): Secret {
+  const root = parseXmlDocument(xml, 'xml');
+  if (root.local !== 'secret') throw new InvalidArgumentError('xml', `root element is <${root.local}>, expected <secret>`);
+  const secret = Secret.create({
+    uuid: child(root, 'uuid')?.text.trim() ?? '',
+    description: child(root, 'description')?.text ?? '',
+    ephemeral: yesNo(attr(root, 'ephemeral'), 'xml: secret/@ephemeral'),
+    private: yesNo(attr(root, 'private'), 'xml: secret/@private'),
+  });
+  const usage = child(root, 'usage');
+  if (usage) {
+    const type = attr(usage, 'type');
+    const which: Record<string, [SecretUsageType, string]> = {
+      iscsi: [SecretUsageType.SECRET_USAGE_TYPE_ISCSI, 'target'],
+      volume: [SecretUsageType.SECRET_USAGE_TYPE_VOLUME, 'volume'],
+      ceph: [SecretUsageType.SECRET_USAGE_TYPE_CEPH, 'name'],
+    };
+    const found = type !== undefined && Object.prototype.hasOwnProperty.call(which, type) ? which[type] : undefined;
+    if (!found) throw new InvalidArgumentError('xml: secret/usage/@type', `'${String(type ?? '').slice(0, 20)}' is not one of iscsi, volume, ceph`);
+    secret.usageType = found[0];
+    secret.usageId = child(usage, found[1])?.text.trim() ?? '';
+    if (!secret.usageId) throw new InvalidArgumentError(`xml: secret/usage/${found[1]}`, 'is required');
+  }
+  return secret;
+}
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
+
+export function secretXml(s: Secret): string {
+  const lines = [`<secret ephemeral='${s.ephemeral ? 'yes' : 'no'}' private='${s.private ? 'yes' : 'no'}'>`, `  <uuid>${esc(s.uuid)}</uuid>`];
+  if (s.description) lines.push(`  <description>${esc(s.description)}</description>`);
+  const usage = { 1: ['iscsi', 'target'], 2: ['volume', 'volume'], 3: ['ceph', 'name'] }[s.usageType as 1 | 2 | 3];
+  if (usage) lines.push(`  <usage type='${usage[0]}'>`, `    <${usage[1]}>${esc(s.usageId)}</${usage[1]}>`, '  </usage>');
+  lines.push('</secret>');
+  return `${lines.join('\n')}\n`;
+}
