@@ -1,0 +1,323 @@
+// The logical backend against the real LVM tools on loop devices. This kernel has no
+// device-mapper, so LVs cannot be activated: the test gives LVM a configuration of its
+// own (LVM_SYSTEM_DIR in the runner's environment) that switches activation off and lets
+// LVM see only the test's loop devices, never the host's disks. Everything that needs an
+// active LV (device nodes, wipe, upload, clone copies) is covered by the recording-runner
+// unit tests instead.
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { LogicalBackend, type LogicalVolumeDefinition } from '../../libs/backends/logical.js';
+import { ExecRunner } from '../../libs/backends/exec-runner.js';
+import type { PoolContext } from '../../libs/backends/backend.js';
+import type { CisternError } from '../../libs/errors/errors.js';
+import { PoolType, Tristate, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { attachLoop, loopDevicesAvailable, makeTempDir, registerCleanup, type LoopDevice } from '../support/index.js';
+
+const MiB = 1024n * 1024n;
+
+function hasLvm(): boolean {
+  try {
+    execFileSync('lvm', ['version'], { stdio: 'ignore', env: { ...process.env, LVM_SUPPRESS_FD_WARNINGS: '1' } });
+    return true;
+  } catch {
+    // `lvm version` exits non-zero without device-mapper but still runs: look for the binary
+    try {
+      execFileSync('sh', ['-c', 'command -v lvcreate'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+function sha256(path: string, bytes: number): string {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(bytes);
+    let got = 0;
+    while (got < bytes) {
+      const n = readSync(fd, buf, got, bytes - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return createHash('sha256').update(buf.subarray(0, got)).digest('hex');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** An lvm.conf that accepts only `devices`, never activates, and keeps its state in `dir`. */
+function writeLvmConf(dir: string, devices: string[]): void {
+  const accept = devices.map((d) => `"a|^${d.replace(/[.]/g, '\\.')}$|"`).join(', ');
+  mkdirSync(join(dir, 'lock'), { recursive: true });
+  writeFileSync(
+    join(dir, 'lvm.conf'),
+    `devices {
+  filter = [ ${accept}, "r|.*|" ]
+  global_filter = [ ${accept}, "r|.*|" ]
+  use_devicesfile = 0
+  obtain_device_list_from_udev = 0
+  hints = "none"
+}
+activation {
+  udev_sync = 0
+  udev_rules = 0
+  verify_udev_operations = 0
+  monitoring = 0
+}
+global {
+  activation = 0
+  use_lvmpolld = 0
+  event_activation = 0
+  locking_dir = "${dir}/lock"
+}
+backup {
+  backup = 0
+  archive = 0
+}
+`,
+  );
+}
+
+function vol(name: string, capacity: bigint, extra: Partial<VolumeDefinition> = {}): VolumeDefinition {
+  return {
+    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
+    name,
+    key: '',
+    capacity,
+    allocation: undefined,
+    sourceDevices: [],
+    target: undefined,
+    backingStore: undefined,
+    ...extra,
+  };
+}
+
+async function rejects(p: Promise<unknown>): Promise<CisternError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as CisternError;
+  }
+  throw new Error('expected a rejection');
+}
+
+const skipReason = !loopDevicesAvailable()
+  ? 'needs root and loop devices'
+  : !hasLvm()
+    ? 'needs the lvm2 tools (bash scripts/setup.sh installs them)'
+    : undefined;
+
+describe('logical backend (real LVM on loop devices, activation off: this kernel has no device-mapper)', function () {
+  this.timeout(120_000);
+  let disks: LoopDevice[] = [];
+  let spare: LoopDevice;
+  let confDir: string;
+  let runner: ExecRunner;
+  let env: NodeJS.ProcessEnv;
+  const backend = new LogicalBackend();
+  const vg = `cistern_t${process.pid}_${randomBytes(3).toString('hex')}`;
+  let pool: PoolDefinition;
+  let ctx: PoolContext;
+
+  function lvmOut(argv: string[]): string {
+    return execFileSync(argv[0]!, argv.slice(1), { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  before(function () {
+    if (skipReason) this.skip();
+    disks = [attachLoop(64 * 1024 * 1024, 'lvm-a'), attachLoop(64 * 1024 * 1024, 'lvm-b')];
+    spare = attachLoop(16 * 1024 * 1024, 'lvm-spare');
+    const dir = makeTempDir('cistern-lvmconf-');
+    confDir = dir.path;
+    writeLvmConf(confDir, [...disks, spare].map((d) => d.device));
+    runner = new ExecRunner({ env: { LVM_SYSTEM_DIR: confDir } });
+    env = { ...process.env, LVM_SYSTEM_DIR: confDir, LVM_SUPPRESS_FD_WARNINGS: '1', LC_ALL: 'C' };
+    // runs before the loop devices are detached (cleanups run newest first)
+    registerCleanup(`volume group ${vg}`, () => {
+      for (const argv of [['vgremove', '-f', vg], ['pvremove', ...[...disks, spare].map((d) => d.device)]]) {
+        try {
+          execFileSync(argv[0]!, argv.slice(1), { env, stdio: 'ignore' });
+        } catch {
+          /* already gone */
+        }
+      }
+    });
+    pool = {
+      type: PoolType.POOL_TYPE_LOGICAL,
+      name: vg,
+      uuid: '',
+      source: PoolDefinitionSource(vg, disks.map((d) => d.device)),
+      target: { path: `/dev/${vg}`, permissions: undefined },
+      features: undefined,
+      mountOptions: [],
+    };
+    ctx = { runner, pool };
+  });
+
+  it('builds a volume group on two empty loop devices (pvcreate each, vgcreate)', async () => {
+    await backend.buildPool(ctx, { overwrite: false, noOverwrite: true });
+    const pvs = lvmOut(['pvs', '--noheadings', '-o', 'pv_name,vg_name']);
+    for (const d of disks) expect(pvs).to.match(new RegExp(`${d.device}\\s+${vg}`));
+    expect(await backend.checkPool(ctx)).to.equal(true, 'a VG without LVs has nothing inactive');
+    await backend.startPool(ctx);
+  });
+
+  it('refresh reports the VG sizes from vgs', async () => {
+    const r = await backend.refreshPool(ctx);
+    const [size, free] = lvmOut(['vgs', '--noheadings', '--units', 'b', '--nosuffix', '--separator', ':', '-o', 'vg_size,vg_free', vg]).trim().split(':');
+    expect(r.runtime.capacity).to.equal(BigInt(size!));
+    expect(r.runtime.available).to.equal(BigInt(free!));
+    expect(r.runtime.allocation).to.equal(0n);
+    expect(r.volumes).to.deep.equal([]);
+    expect(r.runtime.capacity > 100n * MiB).to.equal(true);
+  });
+
+  it('creates LVs that refresh lists with key, path, extents per device and their (not active) state', async () => {
+    const a = await backend.createVol(ctx, vol('data', 8n * MiB));
+    await backend.buildVol(ctx, a, { preallocMetadata: false });
+    // bigger than one disk: spans both devices
+    const b = await backend.createVol(ctx, vol('spans.both+disks', 80n * MiB));
+    await backend.buildVol(ctx, b, { preallocMetadata: false });
+
+    const r = await backend.refreshPool(ctx);
+    const byName = new Map(r.volumes.map((v) => [v.name, v as LogicalVolumeDefinition]));
+    expect([...byName.keys()].sort()).to.deep.equal(['data', 'spans.both+disks']);
+    const uuids = lvmOut(['lvs', '--noheadings', '-o', 'lv_name,lv_uuid', vg]);
+    const data = byName.get('data')!;
+    expect(data.type).to.equal(VolumeType.VOLUME_TYPE_BLOCK);
+    expect(uuids).to.match(new RegExp(`^\\s*data\\s+${data.key}\\s*$`, 'm'));
+    expect(data.key).to.match(/^[A-Za-z0-9]{6}(-[A-Za-z0-9]{4}){5}-[A-Za-z0-9]{6}$/);
+    expect(data.target?.path).to.equal(`/dev/${vg}/data`);
+    expect(data.capacity).to.equal(8n * MiB);
+    expect(data.allocation).to.equal(8n * MiB);
+    expect(data.state).to.not.equal('active');
+    expect(data.state).to.equal('unknown', 'without device-mapper LVM reports the state as X (unknown)');
+    expect(data.sourceDevices).to.have.length(1);
+    const ext = data.sourceDevices[0]!.extents;
+    expect(ext).to.have.length(1);
+    expect(ext[0]!.end - ext[0]!.start).to.equal(8n * MiB);
+
+    const spans = byName.get('spans.both+disks')!;
+    expect(spans.capacity).to.equal(80n * MiB);
+    expect(spans.sourceDevices.map((d) => d.path).sort()).to.deep.equal(disks.map((d) => d.device).sort());
+    const total = spans.sourceDevices.flatMap((d) => d.extents).reduce((s, e) => s + (e.end - e.start), 0n);
+    expect(total).to.equal(80n * MiB);
+    // extents of different LVs never overlap on a device
+    for (const d of disks) {
+      const ranges = r.volumes.flatMap((v) => v.sourceDevices.filter((s) => s.path === d.device).flatMap((s) => s.extents));
+      ranges.sort((x, y) => (x.start < y.start ? -1 : 1));
+      for (let i = 1; i < ranges.length; i++) expect(ranges[i]!.start >= ranges[i - 1]!.end).to.equal(true);
+    }
+    expect(r.runtime.allocation).to.equal(88n * MiB);
+    expect(await backend.checkPool(ctx)).to.equal(false, 'LVs that are not active: the pool needs a start');
+
+    const one = await backend.refreshVol!(ctx, vol('data', 0n));
+    expect(one.key).to.equal(data.key);
+  });
+
+  it('refuses an LV name with characters LVM refuses, before running anything', async () => {
+    for (const name of ['bad name', 'a:b', 'snapshot1', 'x_rimage', 'ü']) {
+      const err = await rejects(backend.createVol(ctx, vol(name, MiB)));
+      expect(err.code, name).to.equal('INVALID_ARGUMENT');
+      expect(err.message).to.include('A-Z a-z 0-9 + _ . -');
+    }
+    const r = await backend.refreshPool(ctx);
+    expect(r.volumes.map((v) => v.name).sort()).to.deep.equal(['data', 'spans.both+disks']);
+  });
+
+  it('a volume larger than the free space is RESOURCE_EXHAUSTED and creates nothing', async () => {
+    const big = await backend.createVol(ctx, vol('toobig', 1024n * MiB));
+    const err = await rejects(backend.buildVol(ctx, big, { preallocMetadata: false }));
+    expect(err.code).to.equal('RESOURCE_EXHAUSTED');
+    const r = await backend.refreshPool(ctx);
+    expect(r.volumes.map((v) => v.name)).to.not.include('toobig');
+  });
+
+  it('deletes one LV (lvremove -f VG/LV); the other stays', async () => {
+    await backend.deleteVol(ctx, vol('data', 0n));
+    const r = await backend.refreshPool(ctx);
+    expect(r.volumes.map((v) => v.name)).to.deep.equal(['spans.both+disks']);
+    expect(r.runtime.allocation).to.equal(80n * MiB);
+    // deleting a volume that is gone is not an error
+    await backend.deleteVol(ctx, vol('data', 0n));
+  });
+
+  it('findPoolSources finds the VG with its devices', async () => {
+    const sources = await backend.findPoolSources(ctx);
+    const mine = sources.find((s) => s.name === vg);
+    expect(mine, JSON.stringify(sources)).to.not.equal(undefined);
+    expect(mine!.format).to.equal('lvm2');
+    expect(mine!.devices.map((d) => d.path).sort()).to.deep.equal(disks.map((d) => d.device).sort());
+  });
+
+  it('refuses a device holding data unless overwrite, leaving its bytes unchanged', async () => {
+    // an ext4 signature on the spare device
+    execFileSync('mkfs.ext4', ['-q', '-F', spare.device], { stdio: 'ignore' });
+    const before = sha256(spare.device, 16 * 1024 * 1024);
+    const other: PoolDefinition = { ...pool, name: `${vg}x`, source: PoolDefinitionSource(`${vg}x`, [spare.device]) };
+    for (const flags of [{ overwrite: false, noOverwrite: true }, { overwrite: false, noOverwrite: false }]) {
+      const err = await rejects(backend.buildPool({ runner, pool: other }, flags));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.include('ext4');
+    }
+    expect(sha256(spare.device, 16 * 1024 * 1024)).to.equal(before);
+    // a VG name that is already a pool's device's VG: also refused before any write
+    const missing: PoolDefinition = { ...other, source: PoolDefinitionSource(`${vg}y`, ['/dev/cistern-no-such-device']) };
+    const err = await rejects(backend.buildPool({ runner, pool: missing }, { overwrite: false, noOverwrite: true }));
+    expect(err.code).to.equal('FAILED_PRECONDITION');
+    expect(err.message).to.include('no such device');
+  });
+
+  it('a failed vgcreate pvremoves what pvcreate initialised', async () => {
+    // the VG name exists already: vgcreate fails after pvcreate of the spare device
+    const clash: PoolDefinition = { ...pool, name: 'clash', source: PoolDefinitionSource(vg, [spare.device]) };
+    const err = await rejects(backend.buildPool({ runner, pool: clash }, { overwrite: true, noOverwrite: false }));
+    expect(err.code).to.equal('ALREADY_EXISTS');
+    const pvs = lvmOut(['pvs', '--noheadings', '-o', 'pv_name']);
+    expect(pvs).to.not.include(spare.device);
+  });
+
+  it('stops and deletes the pool: vgremove, pvremove of each device', async () => {
+    await backend.stopPool(ctx);
+    await backend.deletePool(ctx);
+    const pvs = lvmOut(['pvs', '--noheadings', '-o', 'pv_name']);
+    for (const d of disks) expect(pvs).to.not.include(d.device);
+    const sources = await backend.findPoolSources(ctx);
+    expect(sources.find((s) => s.name === vg)).to.equal(undefined);
+    const err = await rejects(backend.refreshPool(ctx));
+    expect(err.code).to.equal('NOT_FOUND');
+    expect(await backend.checkPool(ctx)).to.equal(false);
+  });
+
+  it('builds with overwrite over a device that holds data', async () => {
+    const again: PoolDefinition = { ...pool, source: PoolDefinitionSource(vg, [spare.device]) };
+    const fd = openSync(spare.device, 'r+');
+    writeSync(fd, Buffer.from('not empty'), 0, 9, 0);
+    closeSync(fd);
+    await backend.buildPool({ runner, pool: again }, { overwrite: true, noOverwrite: false });
+    const r = await backend.refreshPool({ runner, pool: again });
+    expect(r.runtime.capacity > 8n * MiB).to.equal(true);
+    await backend.deletePool({ runner, pool: again });
+    expect(lvmOut(['pvs', '--noheadings', '-o', 'pv_name'])).to.not.include(spare.device);
+  });
+});
+
+function PoolDefinitionSource(name: string, devices: string[]): PoolDefinition['source'] {
+  return {
+    hosts: [],
+    devices: devices.map((path) => ({ path, partSeparator: Tristate.TRISTATE_ABSENT, freeExtents: [] })),
+    dir: '',
+    adapter: undefined,
+    name,
+    format: 'lvm2',
+    protocolVersion: '',
+    initiatorIqn: '',
+    auth: undefined,
+    vendor: '',
+    product: '',
+  };
+}
