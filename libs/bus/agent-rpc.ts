@@ -1,9 +1,11 @@
 // Request/reply between coordinator and agents with structured errors.
 // The operation is the subject's last token (AgentRequest.op.$case, capitalised).
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { randomBytes } from 'node:crypto';
+import { headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { AgentReply, AgentRequest, AgentError } from '../proto/cistern/agent/v1/agent.js';
 import {
   asCisternError,
+  CancelledError,
   CisternError,
   DeadlineExceededError,
   errorFromWire,
@@ -27,7 +29,16 @@ export function errorFromAgent(error: AgentError): CisternError {
 export interface CallOptions {
   /** How long to wait for the agent (default 1 hour: builds and wipes are long). */
   timeoutMs?: number;
+  /**
+   * Aborting it (the gRPC client cancelled, its deadline passed) tells the agent to stop
+   * the operation: a message on subjects.agentCancel(host, callId) aborts the AbortSignal
+   * the agent's handler runs with. The call rejects with CANCELLED at once.
+   */
+  signal?: AbortSignal;
 }
+
+/** Header carrying the id a cancel names (one per call, not the client's request id). */
+export const CALL_ID_HEADER = 'Cistern-Call-Id';
 
 /** Coordinator side: sends one operation to the agent of `host` and returns its reply or throws its error. */
 export async function callAgent(
@@ -38,11 +49,37 @@ export async function callAgent(
 ): Promise<AgentReply> {
   if (!request.op) throw new Error('AgentRequest without op');
   const subject = subjects.agentOp(host, opSubjectToken(request.op.$case));
+  const signal = options.signal;
+  if (signal?.aborted) throw new CancelledError(`the call was cancelled before it reached host '${host}'`, { host });
+  const callId = randomBytes(9).toString('base64url').replace(/[^A-Za-z0-9]/g, 'x');
+  const h = headers();
+  h.set(CALL_ID_HEADER, callId);
+  let onAbort: (() => void) | undefined;
   let msg: Msg;
   try {
-    msg = await nc.request(subject, AgentRequest.encode(request).finish(), { timeout: options.timeoutMs ?? 3_600_000 });
+    const pending = nc.request(subject, AgentRequest.encode(request).finish(), { timeout: options.timeoutMs ?? 3_600_000, headers: h });
+    if (signal) {
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => {
+          try {
+            nc.publish(subjects.agentCancel(host, callId));
+          } catch {
+            /* the bus is gone: the agent finds no one waiting for the reply anyway */
+          }
+          reject(new CancelledError(`the call was cancelled; host '${host}' was told to stop '${request.op!.$case}'`, { host }));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      pending.catch(() => undefined);
+      msg = await Promise.race([pending, aborted]);
+    } else {
+      msg = await pending;
+    }
   } catch (err) {
+    if (err instanceof CancelledError) throw err;
     throw busRequestError(err, host);
+  } finally {
+    if (onAbort) signal!.removeEventListener('abort', onAbort);
   }
   const reply = AgentReply.decode(msg.data);
   if (reply.error) throw errorFromAgent(reply.error);
@@ -64,7 +101,8 @@ export function busRequestError(err: unknown, host: string): CisternError {
   return asCisternError(err);
 }
 
-export type AgentHandler = (op: AgentOp, request: AgentRequest, msg: Msg) => Promise<AgentReply>;
+/** `signal` aborts when the caller cancels (see CallOptions.signal). */
+export type AgentHandler = (op: AgentOp, request: AgentRequest, msg: Msg, signal: AbortSignal) => Promise<AgentReply>;
 
 /**
  * Agent side: serves every operation sent to this host. Requests run concurrently;
@@ -74,24 +112,35 @@ export type AgentHandler = (op: AgentOp, request: AgentRequest, msg: Msg) => Pro
 export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandler): Subscription {
   const sub = nc.subscribe(subjects.agentAll(host), { queue: `agent-${host}` });
   const prefix = `cistern.agent.${host}.`;
+  const running = new Map<string, AbortController>();
   void (async () => {
     for await (const msg of sub) {
       const token = msg.subject.slice(prefix.length);
       if (token.startsWith('stream.')) continue; // upload data has its own subscriptions
-      void handleOne(msg, handler);
+      if (token.startsWith('cancel.')) {
+        running.get(token.slice('cancel.'.length))?.abort(new CancelledError('the caller cancelled the operation'));
+        continue;
+      }
+      void handleOne(msg, handler, running);
     }
   })();
   return sub;
 }
 
-async function handleOne(msg: Msg, handler: AgentHandler): Promise<void> {
+async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, AbortController>): Promise<void> {
+  // registered before any await: a cancel that follows the request always finds it
+  const callId = msg.headers?.get(CALL_ID_HEADER) ?? '';
+  const abort = new AbortController();
+  if (callId) running.set(callId, abort);
   let reply: AgentReply;
   try {
     const request = AgentRequest.decode(msg.data);
     if (!request.op) throw new Error('request without operation');
-    reply = await handler(request.op.$case, request, msg);
+    reply = await handler(request.op.$case, request, msg, abort.signal);
   } catch (err) {
     reply = AgentReply.create({ error: errorToWire(err) });
+  } finally {
+    if (callId) running.delete(callId);
   }
   if (msg.reply) msg.respond(AgentReply.encode(reply).finish());
 }

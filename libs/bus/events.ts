@@ -16,6 +16,8 @@ export interface EventStreamOptions {
   maxAgeSeconds?: number;
   /** Bytes kept at most (default 1 GiB). */
   maxBytes?: number;
+  /** Events kept at most (default unlimited). */
+  maxMessages?: number;
   /** Replicas in a NATS cluster (default 1). */
   replicas?: number;
   storage?: 'file' | 'memory';
@@ -36,6 +38,7 @@ export async function ensureEventStream(nc: NatsConnection, options: EventStream
     storage: options.storage === 'memory' ? StorageType.Memory : StorageType.File,
     max_age: (options.maxAgeSeconds ?? 7 * 24 * 3600) * 1_000_000_000,
     max_bytes: options.maxBytes ?? 1024 ** 3,
+    max_msgs: options.maxMessages ?? -1,
     num_replicas: options.replicas ?? 1,
     duplicate_window: 120 * 1_000_000_000,
   };

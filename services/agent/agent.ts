@@ -22,7 +22,10 @@ import { OrderedEvents } from './events.js';
 import { HostSyncer } from './sync.js';
 import { HeartbeatSender, newBootId } from './heartbeat.js';
 import { autostartPools } from './autostart.js';
-import type { AgentContext } from './context.js';
+import { attachSignal, backendFor, type AgentContext } from './context.js';
+import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
+import { RequestCache } from './request-cache.js';
+import { PersistentRevisions } from './revisions.js';
 import type { Logger } from './log.js';
 import * as pools from './handlers/pool-ops.js';
 import * as volumes from './handlers/volume-ops.js';
@@ -98,6 +101,7 @@ async function agentVersion(): Promise<string> {
 
 export class Agent {
   private inFlight = new Set<Promise<unknown>>();
+  private readonly requests = new RequestCache();
   private sub: Subscription | undefined;
   private stopping = false;
 
@@ -117,7 +121,8 @@ export class Agent {
     log.info('connected to NATS', { server: nc.getServer() });
     await ensureEventStream(nc);
     const catalog = await Catalog.open(nc);
-    const state = new AgentState(host);
+    const state = new AgentState(host, PersistentRevisions.open(opts.root));
+    const journal = await CreateJournal.open(opts.root);
     const ctx: AgentContext = {
       host,
       state,
@@ -126,7 +131,10 @@ export class Agent {
       runner: execRunner,
       log,
       nc,
+      journal,
     };
+    // what a create or clone killed mid-way left goes before any pool starts
+    await cleanupInterruptedCreates(journal, (pool) => backendFor(ctx, pool.type), execRunner, log);
     const hostInfo = (): Host =>
       Host.create({
         name: hostName(host),
@@ -166,9 +174,10 @@ export class Agent {
   }
 
   private serve(): void {
-    this.sub = serveAgent(this.nc, this.ctx.host, (op, request, _msg: Msg) => {
+    this.sub = serveAgent(this.nc, this.ctx.host, (op, request, _msg: Msg, signal) => {
       const started = process.hrtime.bigint();
-      const work = dispatch(this.ctx, op, request).then(
+      attachSignal(request, signal);
+      const work = this.requests.run(op, request, () => dispatch(this.ctx, op, request)).then(
         (reply) => {
           this.ctx.log.debug('op done', { op, requestId: request.requestId, us: Number((process.hrtime.bigint() - started) / 1000n) });
           return reply;

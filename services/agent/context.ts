@@ -13,6 +13,7 @@ import { AgentState, type PoolEntry } from './state.js';
 import { LockTable } from './locks.js';
 import { progressEvent, throttledProgress, type Actor, type EventSink } from './events.js';
 import type { Logger } from './log.js';
+import type { CreateJournal } from './journal.js';
 
 export interface AgentContext {
   host: string;
@@ -27,6 +28,15 @@ export interface AgentContext {
   backend?: (type: PoolType) => StorageBackend;
   /** Asks for a full sync soon (after an event could not be stored). */
   requestSync?: (reason: string) => void;
+  /** In-flight creates and clones under the agent's root (absent in unit tests). */
+  journal?: CreateJournal;
+}
+
+const requestSignals = new WeakMap<AgentRequest, AbortSignal>();
+
+/** Ties the caller's cancel signal to a request: handlers see it through actorOf(request).signal. */
+export function attachSignal(request: AgentRequest, signal: AbortSignal): void {
+  requestSignals.set(request, signal);
 }
 
 export function backendFor(ctx: AgentContext, type: PoolType): StorageBackend {
@@ -47,7 +57,8 @@ export function poolTypeName(type: PoolType): string {
 }
 
 export function actorOf(request: AgentRequest): Actor {
-  return { principal: request.principal, requestId: request.requestId };
+  const signal = requestSignals.get(request);
+  return { principal: request.principal, requestId: request.requestId, ...(signal ? { signal } : {}) };
 }
 
 /** The pool definition of the request, with its name checked. */
@@ -109,6 +120,7 @@ export function poolContext(
   progress?: { operation: string; volume?: string },
 ): PoolContext {
   const pc: PoolContext = { pool, runner: ctx.runner };
+  if (actor.signal) pc.signal = actor.signal;
   if (progress) {
     pc.progress = throttledProgress((done, total) =>
       ctx.events.publish(progressEvent(ctx.host, { pool: pool.name, volume: progress.volume }, progress.operation, done, total, actor)),

@@ -8,6 +8,8 @@ import type { ProgressFn } from '../../libs/backends/backend.js';
 export interface Actor {
   principal: string;
   requestId: string;
+  /** aborts when the caller cancels the operation (never set for the agent's own work) */
+  signal?: AbortSignal;
 }
 
 export const systemActor: Actor = { principal: 'agent', requestId: '' };

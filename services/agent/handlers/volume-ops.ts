@@ -86,12 +86,17 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
   try {
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'create', volume: wanted.name });
     const planned = await backend.createVol!(pc, wanted);
-    if (backend.buildVol && backend.operations.has('buildVol')) {
-      await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata });
+    const journalDone = await ctx.journal?.begin({ operation: 'create', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal });
+    try {
+      if (backend.buildVol && backend.operations.has('buildVol')) {
+        await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata });
+      }
+      const volume = await commitVolume(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
+      ctx.log.info('volume created', { pool: def.name, volume: wanted.name, principal: actor.principal, requestId: actor.requestId });
+      return volumeReply(volume, await flushEvents(ctx));
+    } finally {
+      await journalDone?.();
     }
-    const volume = await commitVolume(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
-    ctx.log.info('volume created', { pool: def.name, volume: wanted.name, principal: actor.principal, requestId: actor.requestId });
-    return volumeReply(volume, await flushEvents(ctx));
   } finally {
     release();
   }
@@ -155,15 +160,20 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
     releaseSource = ctx.locks.acquireVolume(src.pool, src.volume, `clone to '${given.name}'`, 'shared');
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'clone', volume: given.name });
     const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given));
-    await backend.buildVolFrom!(
-      pc,
-      planned,
-      { pool: sourcePool.definition, volume: sourceVolume.definition },
-      { preallocMetadata: op.preallocMetadata, ...(op.reflink ? { reflink: true } : {}) },
-    );
-    const volume = await commitVolume(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
-    ctx.log.info('volume cloned', { pool: def.name, volume: given.name, source: op.source, requestId: actor.requestId });
-    return volumeReply(volume, await flushEvents(ctx));
+    const journalDone = await ctx.journal?.begin({ operation: 'clone', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal });
+    try {
+      await backend.buildVolFrom!(
+        pc,
+        planned,
+        { pool: sourcePool.definition, volume: sourceVolume.definition },
+        { preallocMetadata: op.preallocMetadata, ...(op.reflink ? { reflink: true } : {}) },
+      );
+      const volume = await commitVolume(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
+      ctx.log.info('volume cloned', { pool: def.name, volume: given.name, source: op.source, requestId: actor.requestId });
+      return volumeReply(volume, await flushEvents(ctx));
+    } finally {
+      await journalDone?.();
+    }
   } finally {
     releaseSource?.();
     release();

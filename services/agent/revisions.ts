@@ -1,0 +1,48 @@
+// The host-wide revision counter, kept monotonic across restarts without trusting the
+// clock (issue 6: skewed clocks). A floor file under the agent's root holds a value above
+// every revision handed out so far; a boot starts at max(clock, floor) and moves the floor
+// ahead by a large step (one small write per boot, and again only when the counter
+// reaches it).
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RevisionCounter } from './state.js';
+
+const STEP = 1n << 40n;
+
+export class PersistentRevisions extends RevisionCounter {
+  private ceiling: bigint;
+
+  private constructor(start: bigint, private readonly file: string) {
+    super(start);
+    this.ceiling = start + STEP;
+    this.store(this.ceiling);
+  }
+
+  /** The counter for this boot of the agent whose state lives under `root`. */
+  static open(root: string, clock: () => number = Date.now): PersistentRevisions {
+    mkdirSync(root, { recursive: true });
+    const file = join(root, 'revision-floor');
+    let floor = 0n;
+    try {
+      floor = BigInt(readFileSync(file, 'utf8').trim());
+    } catch {
+      /* first boot, or unreadable: the clock decides */
+    }
+    const byClock = BigInt(clock()) * 1000n;
+    return new PersistentRevisions(byClock > floor ? byClock : floor, file);
+  }
+
+  override next(): bigint {
+    const value = super.next();
+    if (value >= this.ceiling) {
+      this.ceiling = value + STEP;
+      this.store(this.ceiling);
+    }
+    return value;
+  }
+
+  private store(value: bigint): void {
+    writeFileSync(`${this.file}.tmp`, `${value}\n`, { mode: 0o600 });
+    renameSync(`${this.file}.tmp`, this.file);
+  }
+}
