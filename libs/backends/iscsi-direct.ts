@@ -1,0 +1,494 @@
+// The iscsi-direct pool: libvirt's storage_backend_iscsi_direct.c, a pool whose volumes
+// are the LUNs of one iSCSI target reached without the kernel initiator.
+//
+//   <source><host name='H' port='P'/><device path='TARGET-IQN'/>
+//           <initiator><iqn name='INITIATOR-IQN'/></initiator>
+//           <auth type='chap' username='U'><secret uuid='...'/></auth></source>
+//
+// Volumes: name `unit:0:0:N`, key = path = `ip-HOST:PORT-iscsi-TARGET-lun-N`, type
+// network, capacity = allocation = (last LBA + 1) x block size from READ CAPACITY(16)
+// (libvirt 9.0 reports one block less). Pool capacity = allocation = sum over the LUNs.
+//
+// Mechanisms: REPORT LUNS in-process (iscsi-report-luns.ts: iscsi-ls cannot list one
+// target's LUNs when another target on the portal refuses it), INQUIRY and READ CAPACITY
+// with libiscsi-bin's iscsi-inq / iscsi-readcapacity16, SendTargets discovery with
+// iscsi-ls, data (zero wipe, upload, download) with qemu-img's iSCSI driver. CHAP secrets
+// go through the environment (libiscsi) or a 0600 file (qemu), never argv.
+//
+// Differences from libvirt, on purpose: only disk (type 0) and CD/DVD (type 5) LUNs are
+// volumes (libvirt also lists the target's controller LUN 0 with capacity 0), and an
+// IPv6 portal is bracketed with the default port too.
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  PoolType,
+  VolumeType,
+  WipeAlgorithm,
+  wipeAlgorithmToJSON,
+  type PoolDefinition,
+  type PoolSource,
+  type VolumeDefinition,
+} from '../proto/cistern/v1/storage.js';
+import {
+  CancelledError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  UnimplementedError,
+} from '../errors/errors.js';
+import { checkSize, printable } from '../api/names.js';
+import type { BackendContext, BackendOperation, PoolContext, RefreshResult, StorageBackend } from './backend.js';
+import type { CommandRunner } from './runner.js';
+import { reportLuns as reportLunsInProcess, type ReportLunsOptions } from './iscsi-report-luns.js';
+import {
+  chapEnv,
+  checkChapUsername,
+  checkIscsiHost,
+  checkIscsiName,
+  checkIscsiPort,
+  iscsiInqArgv,
+  iscsiLsArgv,
+  iscsiPortal,
+  iscsiReadCapacity16Argv,
+  iscsiToolError,
+  parseIscsiInq,
+  parseIscsiLs,
+  parseReadCapacity16,
+  qemuDownloadArgv,
+  qemuUploadArgv,
+  qemuZeroArgv,
+  type IscsiBlockSpec,
+  type ReadCapacity,
+} from './libiscsi-tools.js';
+
+export const VOL_NAME_PREFIX = 'unit:0:0:';
+/** Bytes moved per qemu-img run during upload and download. */
+export const TRANSFER_CHUNK = 32 * 1024 * 1024;
+/** Buffers yielded by a download. */
+export const YIELD_CHUNK = 1024 * 1024;
+/** LUNs inspected at the same time during a refresh. */
+const REFRESH_PARALLEL = 4;
+const SECRET_ID = 'cistern-chap';
+
+/** SCSI peripheral types kept as volumes (the same as the scsi pool's LU scan). */
+const VOLUME_DEVICE_TYPES = new Set([0x00, 0x05]);
+
+export interface Chap {
+  username: string;
+  password: Buffer;
+}
+
+/** Everything an operation needs to reach the target, checked. */
+export interface DirectTarget {
+  host: string;
+  port: number;
+  target: string;
+  initiator: string;
+  portal: string;
+  chap?: Chap;
+}
+
+export interface IscsiDirectOptions {
+  iscsiLs?: string;
+  iscsiInq?: string;
+  iscsiReadCapacity16?: string;
+  qemuImg?: string;
+  /** REPORT LUNS (unit tests replace the in-process client). */
+  reportLuns?: (opts: ReportLunsOptions) => Promise<number[]>;
+  /** Directory for transfer and secret files (default: the OS temp dir). */
+  tmpDir?: string;
+}
+
+// ------------------------------------------------------------------ pool source
+
+/** The CHAP credentials of a source: username from the XML, password from ctx.secrets. */
+export function chapOf(source: PoolSource | undefined, ctx: BackendContext, field = 'pool.source.auth'): Chap | undefined {
+  const auth = source?.auth;
+  if (!auth || !auth.type || auth.type === 'none') return undefined;
+  if (auth.type !== 'chap') {
+    throw new InvalidArgumentError(`${field}.type`, `iSCSI pools only support 'chap' authentication, not '${printable(auth.type)}'`);
+  }
+  const username = checkChapUsername(auth.username, `${field}.username`);
+  const ref = auth.secret;
+  const id = ref?.uuid || ref?.usage || '';
+  if (!id) throw new InvalidArgumentError(`${field}.secret`, 'CHAP authentication needs a <secret uuid=.../> or <secret usage=.../>');
+  const password = (ref?.uuid && ctx.secrets?.get(ref.uuid)) || (ref?.usage && ctx.secrets?.get(ref.usage)) || undefined;
+  if (!password) {
+    throw new FailedPreconditionError(
+      `the CHAP secret '${printable(id)}' of the pool was not provided to this host: define it with the Secret API and set its value`,
+    );
+  }
+  return { username, password };
+}
+
+/** libvirt's checks of an iscsi-direct source: one host, the target IQN, the initiator IQN. */
+export function directTarget(pool: PoolDefinition, ctx: BackendContext): DirectTarget {
+  const src = pool.source;
+  const hosts = src?.hosts ?? [];
+  if (hosts.length !== 1) {
+    throw new InvalidArgumentError('pool.source.hosts', `expected exactly 1 host for an iscsi-direct pool, got ${hosts.length}`);
+  }
+  const host = checkIscsiHost(hosts[0]!.name);
+  const port = checkIscsiPort(hosts[0]!.port);
+  const target = checkIscsiName(src?.devices?.[0]?.path ?? '', 'pool.source.devices[0].path');
+  if (!src?.initiatorIqn) {
+    throw new InvalidArgumentError('pool.source.initiator_iqn', 'an iscsi-direct pool needs <initiator><iqn name=.../></initiator>: the name this host logs in with');
+  }
+  const initiator = checkIscsiName(src.initiatorIqn, 'pool.source.initiator_iqn');
+  return { host, port, target, initiator, portal: iscsiPortal(host, port), chap: chapOf(src, ctx) };
+}
+
+/** `ip-HOST:PORT-iscsi-TARGET-lun-N`: the key and path of a LUN volume. */
+export function lunVolumePath(t: Pick<DirectTarget, 'portal' | 'target'>, lun: number): string {
+  return `ip-${t.portal}-iscsi-${t.target}-lun-${lun}`;
+}
+
+/**
+ * The LUN of a volume of this pool, from its name (`unit:0:0:N`) or, when no name is
+ * given, its path or key. NOT_FOUND for anything else.
+ */
+export function lunOf(t: DirectTarget, volume: Pick<VolumeDefinition, 'name' | 'key'> & { target?: { path: string } }): number {
+  const parseNum = (s: string): number | undefined => (/^\d{1,5}$/.test(s) && Number(s) < 16384 ? Number(s) : undefined);
+  if (volume.name) {
+    const lun = volume.name.startsWith(VOL_NAME_PREFIX) ? parseNum(volume.name.slice(VOL_NAME_PREFIX.length)) : undefined;
+    if (lun === undefined) {
+      throw new NotFoundError(`no volume '${printable(volume.name)}' in this iscsi-direct pool: volumes are named ${VOL_NAME_PREFIX}N after their LUN`);
+    }
+    return lun;
+  }
+  const path = volume.target?.path || volume.key;
+  const prefix = `ip-${t.portal}-iscsi-${t.target}-lun-`;
+  const lun = path?.startsWith(prefix) ? parseNum(path.slice(prefix.length)) : undefined;
+  if (lun === undefined) throw new NotFoundError(`no volume with path '${printable(path ?? '', 200)}' in this iscsi-direct pool (paths are ${prefix}N)`);
+  return lun;
+}
+
+function lunVolume(t: DirectTarget, lun: number, capacity: bigint): VolumeDefinition {
+  const path = lunVolumePath(t, lun);
+  return {
+    type: VolumeType.VOLUME_TYPE_NETWORK,
+    name: `${VOL_NAME_PREFIX}${lun}`,
+    key: path,
+    capacity,
+    allocation: capacity,
+    physical: capacity,
+    sourceDevices: [],
+    target: {
+      path,
+      format: '',
+      permissions: undefined,
+      timestamps: undefined,
+      compat: '',
+      nocow: false,
+      clusterSize: 0n,
+      lazyRefcounts: false,
+      encryption: undefined,
+    },
+    backingStore: undefined,
+  };
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+function checkAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new CancelledError(`${what} cancelled`);
+}
+
+// ------------------------------------------------------------------ backend
+
+export class IscsiDirectBackend implements StorageBackend {
+  readonly type = PoolType.POOL_TYPE_ISCSI_DIRECT;
+  readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>([
+    'refreshPool',
+    'wipeVol',
+    'uploadVol',
+    'downloadVol',
+    'findPoolSources',
+  ]);
+  readonly poolFormats: readonly string[] = [];
+  readonly defaultPoolFormat = '';
+  readonly volumeFormats: readonly string[] = [];
+  readonly defaultVolumeFormat = '';
+
+  private readonly opts: Required<Omit<IscsiDirectOptions, 'tmpDir'>> & { tmpDir?: string };
+
+  constructor(options: IscsiDirectOptions = {}) {
+    this.opts = {
+      iscsiLs: options.iscsiLs ?? 'iscsi-ls',
+      iscsiInq: options.iscsiInq ?? 'iscsi-inq',
+      iscsiReadCapacity16: options.iscsiReadCapacity16 ?? 'iscsi-readcapacity16',
+      qemuImg: options.qemuImg ?? 'qemu-img',
+      reportLuns: options.reportLuns ?? reportLunsInProcess,
+      tmpDir: options.tmpDir,
+    };
+  }
+
+  // -------------------------------------------------------------- tools
+
+  private async tool(runner: CommandRunner, argv: string[], t: DirectTarget, what: string, signal?: AbortSignal): Promise<string> {
+    try {
+      const env = chapEnv(t.chap);
+      const r = await runner.run(argv, { signal, timeoutMs: 60_000, ...(env ? { env } : {}) });
+      return r.stdout;
+    } catch (err) {
+      throw iscsiToolError(err, what);
+    }
+  }
+
+  async inquiry(ctx: BackendContext, t: DirectTarget, lun: number): Promise<ReturnType<typeof parseIscsiInq>> {
+    const out = await this.tool(ctx.runner, iscsiInqArgv(t.initiator, t.host, t.port, t.target, lun, this.opts.iscsiInq), t, `INQUIRY of LUN ${lun} of ${t.target}`, ctx.signal);
+    return parseIscsiInq(out);
+  }
+
+  async readCapacity(ctx: BackendContext, t: DirectTarget, lun: number): Promise<ReadCapacity> {
+    const out = await this.tool(
+      ctx.runner,
+      iscsiReadCapacity16Argv(t.initiator, t.host, t.port, t.target, lun, this.opts.iscsiReadCapacity16),
+      t,
+      `READ CAPACITY of LUN ${lun} of ${t.target}`,
+      ctx.signal,
+    );
+    return parseReadCapacity16(out);
+  }
+
+  async listLuns(ctx: BackendContext, t: DirectTarget): Promise<number[]> {
+    const luns = await this.opts.reportLuns({
+      host: t.host,
+      port: t.port,
+      target: t.target,
+      initiator: t.initiator,
+      ...(t.chap ? { chap: t.chap } : {}),
+      signal: ctx.signal,
+    });
+    return [...new Set(luns)].sort((a, b) => a - b);
+  }
+
+  // -------------------------------------------------------------- pool
+
+  async refreshPool(ctx: PoolContext): Promise<RefreshResult> {
+    const t = directTarget(ctx.pool, ctx);
+    const luns = await this.listLuns(ctx, t);
+    const vols = await mapLimit(luns, REFRESH_PARALLEL, async (lun): Promise<VolumeDefinition | undefined> => {
+      checkAborted(ctx.signal, 'refresh');
+      const inq = await this.inquiry(ctx, t, lun);
+      if (!VOLUME_DEVICE_TYPES.has(inq.deviceType)) return undefined;
+      let capacity = 0n;
+      try {
+        capacity = (await this.readCapacity(ctx, t, lun)).capacity;
+      } catch (err) {
+        if (inq.deviceType !== 0x05) throw err; // a CD/DVD LUN without media has no capacity
+      }
+      return lunVolume(t, lun, capacity);
+    });
+    const volumes = vols.filter((v): v is VolumeDefinition => v !== undefined);
+    let capacity = 0n;
+    for (const v of volumes) capacity += v.capacity ?? 0n;
+    return { runtime: { capacity, allocation: capacity, available: 0n }, volumes };
+  }
+
+  async refreshVol(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
+    const t = directTarget(ctx.pool, ctx);
+    const lun = lunOf(t, volume);
+    return lunVolume(t, lun, (await this.readCapacity(ctx, t, lun)).capacity);
+  }
+
+  async findPoolSources(ctx: BackendContext, hint: PoolSource | undefined): Promise<PoolSource[]> {
+    const h = hint?.hosts ?? [];
+    if (h.length !== 1) {
+      throw new InvalidArgumentError('source.hosts', `discovery of iscsi-direct sources needs exactly 1 host (<source><host name=.../></source>), got ${h.length}`);
+    }
+    const host = checkIscsiHost(h[0]!.name, 'source.hosts[0].name');
+    const port = checkIscsiPort(h[0]!.port, 'source.hosts[0].port');
+    if (!hint?.initiatorIqn) {
+      throw new InvalidArgumentError('source.initiator_iqn', 'discovery of iscsi-direct sources needs the initiator IQN (<initiator><iqn name=.../></initiator>)');
+    }
+    const initiator = checkIscsiName(hint.initiatorIqn, 'source.initiator_iqn');
+    const chap = chapOf(hint, ctx, 'source.auth');
+    const t: DirectTarget = { host, port, target: '', initiator, portal: iscsiPortal(host, port), ...(chap ? { chap } : {}) };
+    const out = await this.tool(ctx.runner, iscsiLsArgv(initiator, host, port, this.opts.iscsiLs), t, `SendTargets discovery on ${t.portal}`, ctx.signal);
+    const seen = new Set<string>();
+    const sources: PoolSource[] = [];
+    for (const d of parseIscsiLs(out)) {
+      if (seen.has(d.target)) continue;
+      seen.add(d.target);
+      sources.push({
+        hosts: [{ name: host, port: h[0]!.port ?? 0 }],
+        devices: [{ path: d.target, partSeparator: 0, freeExtents: [] }],
+        dir: '',
+        adapter: undefined,
+        name: '',
+        format: '',
+        protocolVersion: '',
+        initiatorIqn: initiator,
+        auth: undefined,
+        vendor: '',
+        product: '',
+      });
+    }
+    return sources;
+  }
+
+  // -------------------------------------------------------------- volumes
+
+  async createVol(ctx: PoolContext, _volume: VolumeDefinition): Promise<VolumeDefinition> {
+    throw new UnimplementedError(
+      `cannot create volumes in iscsi-direct pool '${printable(ctx.pool.name)}': its volumes are the LUNs of the target, created on the storage array`,
+    );
+  }
+
+  async deleteVol(ctx: PoolContext, _volume: VolumeDefinition): Promise<void> {
+    throw new UnimplementedError(
+      `cannot delete volumes of iscsi-direct pool '${printable(ctx.pool.name)}': its volumes are the LUNs of the target, removed on the storage array`,
+    );
+  }
+
+  /** A temp directory (0700) with the CHAP password file for qemu-img, when the pool has CHAP. */
+  private async workDir(t: DirectTarget): Promise<{ dir: string; spec: (lun: number) => IscsiBlockSpec; secretFile?: string }> {
+    const dir = await mkdtemp(join(this.opts.tmpDir ?? tmpdir(), 'cistern-iscsi-'));
+    let secretFile: string | undefined;
+    if (t.chap) {
+      secretFile = join(dir, 'chap-secret');
+      await writeFile(secretFile, t.chap.password, { mode: 0o600 });
+    }
+    const spec = (lun: number): IscsiBlockSpec => ({
+      host: t.host,
+      port: t.port,
+      target: t.target,
+      lun,
+      initiator: t.initiator,
+      ...(t.chap ? { user: t.chap.username, secretId: SECRET_ID } : {}),
+    });
+    return { dir, spec, ...(secretFile ? { secretFile } : {}) };
+  }
+
+  private async qemu(ctx: BackendContext, argv: string[], what: string): Promise<void> {
+    try {
+      await ctx.runner.run(argv, { signal: ctx.signal, timeoutMs: 0 });
+    } catch (err) {
+      throw iscsiToolError(err, what);
+    }
+  }
+
+  async wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
+    if (algorithm !== WipeAlgorithm.WIPE_ALGORITHM_ZERO) {
+      throw new InvalidArgumentError(
+        'algorithm',
+        `iscsi-direct pools wipe LUNs with 'zero' only, not '${wipeAlgorithmToJSON(algorithm).replace(/^WIPE_ALGORITHM_/, '').toLowerCase()}'`,
+      );
+    }
+    const t = directTarget(ctx.pool, ctx);
+    const lun = lunOf(t, volume);
+    const { capacity } = await this.readCapacity(ctx, t, lun);
+    const w = await this.workDir(t);
+    try {
+      ctx.progress?.(0n, capacity);
+      await this.qemu(ctx, qemuZeroArgv(w.spec(lun), capacity, w.secretFile, this.opts.qemuImg), `zero wipe of LUN ${lun} of ${t.target}`);
+      ctx.progress?.(capacity, capacity);
+    } finally {
+      await rm(w.dir, { recursive: true, force: true });
+    }
+  }
+
+  async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
+    checkSize(offset, 'offset');
+    checkSize(length, 'length');
+    const t = directTarget(ctx.pool, ctx);
+    const lun = lunOf(t, volume);
+    const { capacity } = await this.readCapacity(ctx, t, lun);
+    if (offset > capacity) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of LUN ${lun} (${capacity} bytes)`);
+    if (length > 0n && offset + length > capacity) {
+      throw new InvalidArgumentError('length', `${length} bytes at offset ${offset} pass the end of LUN ${lun} (${capacity} bytes)`);
+    }
+    const w = await this.workDir(t);
+    const file = join(w.dir, 'chunk');
+    let written = 0n;
+    let fh: FileHandle | undefined;
+    let pending = 0;
+    const flush = async (): Promise<void> => {
+      if (!fh || pending === 0) return;
+      await fh.close();
+      fh = undefined;
+      const at = offset + written;
+      if (at + BigInt(pending) > capacity) {
+        throw new InvalidArgumentError('length', `the upload passes the end of LUN ${lun} (${capacity} bytes) at offset ${at + BigInt(pending)}`);
+      }
+      await this.qemu(ctx, qemuUploadArgv(w.spec(lun), file, at, BigInt(pending), w.secretFile, this.opts.qemuImg), `upload to LUN ${lun} of ${t.target}`);
+      written += BigInt(pending);
+      pending = 0;
+      ctx.progress?.(written, length);
+    };
+    try {
+      let overflow = false;
+      for await (const chunk of data) {
+        checkAborted(ctx.signal, 'upload');
+        let buf = chunk;
+        if (length > 0n && written + BigInt(pending) + BigInt(buf.length) > length) {
+          buf = buf.subarray(0, Number(length - written - BigInt(pending)));
+          overflow = true;
+        }
+        let pos = 0;
+        while (pos < buf.length) {
+          fh ??= await open(file, 'w', 0o600);
+          const n = Math.min(buf.length - pos, TRANSFER_CHUNK - pending);
+          await fh.write(buf, pos, n, pending);
+          pending += n;
+          pos += n;
+          if (pending >= TRANSFER_CHUNK) await flush();
+        }
+        if (overflow) break;
+      }
+      await flush();
+      if (overflow) throw new InvalidArgumentError('length', `the stream carries more than the announced ${length} bytes; ${written} were written`);
+      return written;
+    } finally {
+      await fh?.close().catch(() => undefined);
+      await rm(w.dir, { recursive: true, force: true });
+    }
+  }
+
+  async *downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
+    checkSize(offset, 'offset');
+    checkSize(length, 'length');
+    const t = directTarget(ctx.pool, ctx);
+    const lun = lunOf(t, volume);
+    const { capacity } = await this.readCapacity(ctx, t, lun);
+    if (offset > capacity) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of LUN ${lun} (${capacity} bytes)`);
+    const end = length > 0n && offset + length < capacity ? offset + length : capacity;
+    const w = await this.workDir(t);
+    try {
+      let pos = offset;
+      let part = 0;
+      while (pos < end) {
+        checkAborted(ctx.signal, 'download');
+        const n = end - pos < BigInt(TRANSFER_CHUNK) ? end - pos : BigInt(TRANSFER_CHUNK);
+        const file = join(w.dir, `part-${part++}`);
+        await this.qemu(ctx, qemuDownloadArgv(w.spec(lun), file, pos, n, w.secretFile, this.opts.qemuImg), `download from LUN ${lun} of ${t.target}`);
+        const size = (await stat(file)).size;
+        if (BigInt(size) !== n) throw new FailedPreconditionError(`download from LUN ${lun}: qemu-img wrote ${size} bytes, expected ${n}`);
+        for await (const buf of createReadStream(file, { highWaterMark: YIELD_CHUNK })) {
+          yield buf as Buffer;
+        }
+        await rm(file, { force: true });
+        pos += n;
+        ctx.progress?.(pos - offset, end - offset);
+      }
+    } finally {
+      await rm(w.dir, { recursive: true, force: true });
+    }
+  }
+}
+
+export const iscsiDirectBackend = new IscsiDirectBackend();

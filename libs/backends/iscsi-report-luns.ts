@@ -1,0 +1,276 @@
+// REPORT LUNS of one iSCSI target, in-process: a minimal iSCSI initiator (RFC 7143)
+// that logs in (optionally with CHAP, RFC 1994 MD5), sends one REPORT LUNS and logs out.
+//
+// Why not a tool: libiscsi-bin's iscsi-ls -s lists the LUNs of *every* target the
+// portal announces and exits at the first one that refuses the login, so it cannot
+// list the LUNs of one target when another target on the same portal has CHAP (or an
+// ACL) the pool's credentials do not open. No other Debian tool sends REPORT LUNS
+// without a kernel initiator. INQUIRY and READ CAPACITY still run through the real
+// tools (iscsi-inq, iscsi-readcapacity16); data moves through qemu-img's iSCSI driver.
+import { createHash, randomBytes } from 'node:crypto';
+import { Socket } from 'node:net';
+import { CancelledError, DeadlineExceededError, FailedPreconditionError, NotFoundError, PermissionDeniedError, UnavailableError } from '../errors/errors.js';
+import { printable } from '../api/names.js';
+
+export interface ReportLunsOptions {
+  host: string;
+  port: number;
+  target: string;
+  initiator: string;
+  chap?: { username: string; password: Buffer };
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+const BHS = 48;
+const OP_LOGIN_REQ = 0x03;
+const OP_LOGIN_RSP = 0x23;
+const OP_SCSI_CMD = 0x01;
+const OP_SCSI_RSP = 0x21;
+const OP_DATA_IN = 0x25;
+const OP_LOGOUT_REQ = 0x06;
+const OP_NOP_IN = 0x20;
+const OP_REJECT = 0x3f;
+const IMMEDIATE = 0x40;
+
+interface Pdu {
+  opcode: number;
+  bhs: Buffer;
+  data: Buffer;
+}
+
+/** Key=value\0 text of a login request or response. */
+export function encodeKeys(keys: ReadonlyArray<[string, string]>): Buffer {
+  return Buffer.from(keys.map(([k, v]) => `${k}=${v}\0`).join(''), 'utf8');
+}
+
+export function decodeKeys(data: Buffer): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of data.toString('utf8').split('\0')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) out.set(part.slice(0, eq), part.slice(eq + 1));
+  }
+  return out;
+}
+
+/** The CHAP response: MD5(identifier byte || secret || challenge), as 0x-hex. */
+export function chapResponse(identifier: number, secret: Buffer, challengeHex: string): string {
+  const c = challengeHex.replace(/^0x/i, '');
+  const challenge = /^0b/i.test(challengeHex) ? Buffer.from(challengeHex.slice(2), 'base64') : Buffer.from(c, 'hex');
+  return `0x${createHash('md5').update(Buffer.from([identifier & 0xff])).update(secret).update(challenge).digest('hex')}`;
+}
+
+/** LUN numbers of REPORT LUNS parameter data (SAM: peripheral and flat addressing). */
+export function parseReportLunsData(data: Buffer): number[] {
+  if (data.length < 8) return [];
+  const listLength = data.readUInt32BE(0);
+  const end = Math.min(data.length, 8 + listLength);
+  const luns: number[] = [];
+  for (let off = 8; off + 8 <= end; off += 8) luns.push(((data[off]! << 8) | data[off + 1]!) & 0x3fff);
+  return luns;
+}
+
+/** Login status class/detail (RFC 7143 11.13.5) as a typed error. */
+export function loginStatusError(statusClass: number, detail: number, target: string, portal: string): Error {
+  const t = `'${printable(target, 200)}' at ${portal}`;
+  if (statusClass === 2) {
+    if (detail === 1) return new PermissionDeniedError(`iSCSI login to target ${t} failed: authentication failure (wrong or missing CHAP credentials)`);
+    if (detail === 2) return new PermissionDeniedError(`iSCSI login to target ${t} failed: this initiator is not authorized for the target`);
+    if (detail === 3 || detail === 4) return new NotFoundError(`iSCSI login to target ${t} failed: the target does not exist on this portal`);
+    return new FailedPreconditionError(`iSCSI login to target ${t} refused (initiator error, class 2 detail ${detail})`);
+  }
+  if (statusClass === 3) return new UnavailableError(`iSCSI login to target ${t} failed: target error (class 3 detail ${detail}), try again later`);
+  return new FailedPreconditionError(`iSCSI login to target ${t} redirected or refused (class ${statusClass} detail ${detail})`);
+}
+
+class PduSocket {
+  private buf: Buffer = Buffer.alloc(0);
+  private waiting: { resolve: (p: Pdu) => void; reject: (e: Error) => void } | undefined;
+  private failure: Error | undefined;
+
+  constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+      this.pump();
+    });
+    socket.on('error', (err) => this.fail(err));
+    socket.on('close', () => this.fail(new UnavailableError('the iSCSI target closed the connection')));
+  }
+
+  fail(err: Error): void {
+    this.failure ??= err;
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.reject(this.failure);
+  }
+
+  private take(): Pdu | undefined {
+    if (this.buf.length < BHS) return undefined;
+    const ahs = this.buf[4]! * 4;
+    const dlen = this.buf.readUIntBE(5, 3);
+    const total = BHS + ahs + dlen + ((4 - (dlen % 4)) % 4);
+    if (this.buf.length < total) return undefined;
+    const bhs = this.buf.subarray(0, BHS);
+    const data = this.buf.subarray(BHS + ahs, BHS + ahs + dlen);
+    this.buf = this.buf.subarray(total);
+    return { opcode: bhs[0]! & 0x3f, bhs, data };
+  }
+
+  private pump(): void {
+    if (!this.waiting) return;
+    const pdu = this.take();
+    if (!pdu) return;
+    const w = this.waiting;
+    this.waiting = undefined;
+    w.resolve(pdu);
+  }
+
+  read(): Promise<Pdu> {
+    const ready = this.take();
+    if (ready) return Promise.resolve(ready);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+  }
+
+  write(bhs: Buffer, data: Buffer = Buffer.alloc(0)): void {
+    bhs.writeUIntBE(data.length, 5, 3);
+    const pad = (4 - (data.length % 4)) % 4;
+    this.socket.write(Buffer.concat([bhs, data, Buffer.alloc(pad)]));
+  }
+}
+
+/** Logs in to the target and returns its LUN numbers (REPORT LUNS, select report 0). */
+export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
+  const portal = opts.host.includes(':') ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`;
+  if (opts.signal?.aborted) throw new CancelledError('REPORT LUNS cancelled');
+  const socket = new Socket();
+  const io = new PduSocket(socket);
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const timer = setTimeout(() => {
+    io.fail(new DeadlineExceededError(`iSCSI target ${portal} did not answer within ${timeoutMs} ms`));
+    socket.destroy();
+  }, timeoutMs);
+  const onAbort = (): void => {
+    io.fail(new CancelledError('REPORT LUNS cancelled'));
+    socket.destroy();
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new UnavailableError(`cannot connect to iSCSI portal ${portal}: ${err.code ?? err.message}`)),
+      );
+      socket.connect({ host: opts.host, port: opts.port });
+    });
+    const isid = Buffer.concat([Buffer.from([0x80]), randomBytes(3), Buffer.from([0, 0])]);
+    let statSN = 0;
+    const cmdSN = 1;
+    let itt = 1;
+
+    const login = async (csg: number, nsg: number, transit: boolean, keys: ReadonlyArray<[string, string]>): Promise<{ keys: Map<string, string>; transit: boolean; nsg: number }> => {
+      const bhs = Buffer.alloc(BHS);
+      bhs[0] = IMMEDIATE | OP_LOGIN_REQ;
+      bhs[1] = (transit ? 0x80 : 0) | (csg << 2) | (transit ? nsg : 0);
+      isid.copy(bhs, 8);
+      bhs.writeUInt32BE(itt, 16);
+      bhs.writeUInt32BE(cmdSN, 24);
+      bhs.writeUInt32BE(statSN, 28);
+      io.write(bhs, encodeKeys(keys));
+      const rsp = await io.read();
+      if (rsp.opcode !== OP_LOGIN_RSP) throw new FailedPreconditionError(`iSCSI target ${portal} answered a login with opcode 0x${rsp.opcode.toString(16)}`);
+      const cls = rsp.bhs[36]!;
+      const detail = rsp.bhs[37]!;
+      if (cls !== 0) throw loginStatusError(cls, detail, opts.target, portal);
+      statSN = rsp.bhs.readUInt32BE(24) + 1;
+      return { keys: decodeKeys(rsp.data), transit: (rsp.bhs[1]! & 0x80) !== 0, nsg: rsp.bhs[1]! & 0x03 };
+    };
+
+    const base: Array<[string, string]> = [
+      ['InitiatorName', opts.initiator],
+      ['SessionType', 'Normal'],
+      ['TargetName', opts.target],
+    ];
+    if (opts.chap) {
+      let r = await login(0, 1, false, [...base, ['AuthMethod', 'CHAP,None']]);
+      const method = r.keys.get('AuthMethod');
+      if (method === 'CHAP') {
+        r = await login(0, 1, false, [['CHAP_A', '5']]);
+        const id = Number(r.keys.get('CHAP_I'));
+        const challenge = r.keys.get('CHAP_C');
+        if (!Number.isInteger(id) || !challenge) throw new FailedPreconditionError(`iSCSI target ${portal} sent no CHAP challenge`);
+        r = await login(0, 3, true, [
+          ['CHAP_N', opts.chap.username],
+          ['CHAP_R', chapResponse(id, opts.chap.password, challenge)],
+        ]);
+      } else {
+        r = await login(0, 3, true, []);
+      }
+      await finishLogin(r);
+    } else {
+      const r = await login(0, 3, true, [...base, ['AuthMethod', 'None']]);
+      await finishLogin(r);
+    }
+
+    async function finishLogin(r: { transit: boolean; nsg: number }): Promise<void> {
+      // A target that wants the operational stage answers with NSG=1: go through it with defaults.
+      let cur = r;
+      for (let i = 0; i < 4 && !(cur.transit && cur.nsg === 3); i++) {
+        cur = await login(1, 3, true, [
+          ['HeaderDigest', 'None'],
+          ['DataDigest', 'None'],
+        ]);
+      }
+      if (!(cur.transit && cur.nsg === 3)) throw new FailedPreconditionError(`iSCSI login to ${portal} did not reach full feature phase`);
+    }
+
+    itt++;
+    const alloc = 64 * 1024;
+    const cmd = Buffer.alloc(BHS);
+    cmd[0] = OP_SCSI_CMD;
+    cmd[1] = 0x80 | 0x40 | 0x01; // final, read, simple
+    cmd.writeUInt32BE(itt, 16);
+    cmd.writeUInt32BE(alloc, 20);
+    cmd.writeUInt32BE(cmdSN, 24);
+    cmd.writeUInt32BE(statSN, 28);
+    cmd[32] = 0xa0; // REPORT LUNS
+    cmd.writeUInt32BE(alloc, 32 + 6);
+    io.write(cmd);
+    const chunks: Buffer[] = [];
+    for (;;) {
+      const p = await io.read();
+      if (p.opcode === OP_NOP_IN) continue;
+      if (p.opcode === OP_REJECT) throw new FailedPreconditionError(`iSCSI target ${portal} rejected REPORT LUNS`);
+      if (p.opcode === OP_DATA_IN) {
+        chunks.push(Buffer.from(p.data));
+        if (p.bhs[1]! & 0x01) {
+          if (p.bhs[3] !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} ended with SCSI status 0x${p.bhs[3]!.toString(16)}`);
+          statSN = p.bhs.readUInt32BE(24) + 1;
+          break;
+        }
+        continue;
+      }
+      if (p.opcode === OP_SCSI_RSP) {
+        if (p.bhs[2] !== 0 || p.bhs[3] !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} failed (response ${p.bhs[2]}, SCSI status 0x${p.bhs[3]!.toString(16)})`);
+        statSN = p.bhs.readUInt32BE(24) + 1;
+        break;
+      }
+    }
+    // Logout (close the session); the answer is not needed.
+    const logout = Buffer.alloc(BHS);
+    logout[0] = IMMEDIATE | OP_LOGOUT_REQ;
+    logout[1] = 0x80;
+    logout.writeUInt32BE(itt + 1, 16);
+    logout.writeUInt32BE(cmdSN + 1, 24);
+    logout.writeUInt32BE(statSN, 28);
+    io.write(logout);
+    return parseReportLunsData(Buffer.concat(chunks));
+  } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
+    socket.end();
+    socket.destroy();
+  }
+}

@@ -1,0 +1,285 @@
+// Userspace iSCSI tooling for the iscsi-direct pool: argv builders and output parsers for
+// libiscsi-bin (iscsi-ls, iscsi-inq, iscsi-readcapacity16) and qemu-img's iSCSI block
+// driver (qemu-block-extra), plus the input checks that keep pool values safe to pass on.
+//
+// Secrets never reach argv: libiscsi's tools take CHAP credentials from the environment
+// (LIBISCSI_CHAP_USERNAME / LIBISCSI_CHAP_PASSWORD, readable only by the same user in
+// /proc/PID/environ), qemu-img from a `--object secret,file=...` in a 0600 file.
+import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnavailableError, asCisternError, type CisternError } from '../errors/errors.js';
+import { printable } from '../api/names.js';
+
+export const ISCSI_DEFAULT_PORT = 3260;
+/** RFC 7143: an iSCSI name is at most 223 bytes. */
+export const ISCSI_NAME_MAX = 223;
+
+// ------------------------------------------------------------------ input checks
+
+const IQN_RE = /^[A-Za-z0-9][A-Za-z0-9.:_-]*$/;
+const HOST_RE = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
+const IPV6_RE = /^[0-9A-Fa-f:.]+$/;
+
+/** An iSCSI name (IQN/EUI/NAA or a plain target name as libvirt accepts): letters, digits, . : _ - */
+export function checkIscsiName(name: string, field: string): string {
+  if (typeof name !== 'string' || !name) throw new InvalidArgumentError(field, 'an iSCSI name is required');
+  if (name.length > ISCSI_NAME_MAX || !IQN_RE.test(name)) {
+    throw new InvalidArgumentError(
+      field,
+      `'${printable(name)}' is not a valid iSCSI name; allowed: 1-${ISCSI_NAME_MAX} of A-Z a-z 0-9 . : _ -, starting with a letter or digit (e.g. iqn.2013-06.com.example:target)`,
+    );
+  }
+  return name;
+}
+
+/** A host name, IPv4 or IPv6 address (no brackets). */
+export function checkIscsiHost(host: string, field = 'pool.source.hosts[0].name'): string {
+  if (typeof host !== 'string' || !host) throw new InvalidArgumentError(field, 'a host name or address is required');
+  const ok = host.length <= 253 && (HOST_RE.test(host) || (host.includes(':') && IPV6_RE.test(host)));
+  if (!ok) throw new InvalidArgumentError(field, `'${printable(host)}' is not a host name or IP address (brackets are added for IPv6, do not give them)`);
+  return host;
+}
+
+export function checkIscsiPort(port: number | undefined, field = 'pool.source.hosts[0].port'): number {
+  const p = port ?? 0;
+  if (p === 0) return ISCSI_DEFAULT_PORT;
+  if (!Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidArgumentError(field, `port ${p} is out of range; allowed: 1-65535 (0 = ${ISCSI_DEFAULT_PORT})`);
+  return p;
+}
+
+/** CHAP user names go into qemu option strings and the environment: printable, no control characters. */
+export function checkChapUsername(name: string, field = 'pool.source.auth.username'): string {
+  if (!name || name.length > 255 || /[\x00-\x1f\x7f]/.test(name)) {
+    throw new InvalidArgumentError(field, `CHAP user name '${printable(name ?? '')}' must be 1-255 printable characters`);
+  }
+  return name;
+}
+
+/** host:port, IPv6 in brackets ([::1]:3260). */
+export function iscsiPortal(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** iscsi://HOST:PORT[/TARGET/LUN] for libiscsi's tools (credentials never in the URL). */
+export function iscsiUrl(host: string, port: number, target?: string, lun?: number): string {
+  const base = `iscsi://${iscsiPortal(host, port)}`;
+  if (target === undefined) return base;
+  return `${base}/${target}/${lun ?? 0}`;
+}
+
+/** Environment for libiscsi tools carrying CHAP credentials (never argv). */
+export function chapEnv(chap: { username: string; password: Buffer } | undefined): Record<string, string> | undefined {
+  if (!chap) return undefined;
+  return { LIBISCSI_CHAP_USERNAME: chap.username, LIBISCSI_CHAP_PASSWORD: chap.password.toString('utf8') };
+}
+
+// ------------------------------------------------------------------ libiscsi-bin
+
+/** SendTargets discovery of a portal: iscsi-ls -i INITIATOR -- iscsi://HOST:PORT */
+export function iscsiLsArgv(initiator: string, host: string, port: number, program = 'iscsi-ls'): string[] {
+  return [program, '-i', initiator, '--', iscsiUrl(host, port)];
+}
+
+export function iscsiInqArgv(initiator: string, host: string, port: number, target: string, lun: number, program = 'iscsi-inq'): string[] {
+  return [program, '-i', initiator, '--', iscsiUrl(host, port, target, lun)];
+}
+
+export function iscsiReadCapacity16Argv(initiator: string, host: string, port: number, target: string, lun: number, program = 'iscsi-readcapacity16'): string[] {
+  return [program, '-i', initiator, '--', iscsiUrl(host, port, target, lun)];
+}
+
+export interface DiscoveredTarget {
+  target: string;
+  /** host:port as the target announced it (IPv6 in brackets). */
+  portal: string;
+  tpgt: number;
+}
+
+/** `Target:IQN Portal:HOST:PORT,TPGT` lines of iscsi-ls. */
+export function parseIscsiLs(stdout: string): DiscoveredTarget[] {
+  const out: DiscoveredTarget[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^Target:(\S+)\s+Portal:(\S+?)(?:,(\d+))?\s*$/.exec(line.trim());
+    if (m) out.push({ target: m[1]!, portal: m[2]!, tpgt: m[3] ? Number(m[3]) : 1 });
+  }
+  return out;
+}
+
+/** Peripheral device types by libiscsi's names (scsi_devtype_to_str). */
+export const SCSI_DEVICE_TYPES: Record<string, number> = {
+  DIRECT_ACCESS: 0x00,
+  SEQUENTIAL_ACCESS: 0x01,
+  PRINTER: 0x02,
+  PROCESSOR: 0x03,
+  WRITE_ONCE: 0x04,
+  MMC: 0x05,
+  SCANNER: 0x06,
+  OPTICAL_MEMORY: 0x07,
+  MEDIA_CHANGER: 0x08,
+  COMMUNICATIONS: 0x09,
+  STORAGE_ARRAY_CONTROLLER: 0x0c,
+  ENCLOSURE_SERVICES: 0x0d,
+  SIMPLIFIED_DIRECT_ACCESS: 0x0e,
+  OPTICAL_CARD_READER: 0x0f,
+  BRIDGE_CONTROLLER: 0x10,
+  OSD: 0x11,
+  AUTOMATION: 0x12,
+  SEQURITY_MANAGER: 0x13,
+  WELL_KNOWN_LUN: 0x1e,
+  UNKNOWN: 0x1f,
+};
+
+export interface Inquiry {
+  deviceType: number;
+  deviceTypeName: string;
+  vendor: string;
+  product: string;
+  revision: string;
+}
+
+/** The standard INQUIRY page as iscsi-inq prints it. */
+export function parseIscsiInq(stdout: string): Inquiry {
+  const field = (name: string): string | undefined => new RegExp(`^${name}:(.*)$`, 'm').exec(stdout)?.[1];
+  const typeName = field('Peripheral Device Type')?.trim();
+  if (!typeName) throw new FailedPreconditionError(`iscsi-inq printed no peripheral device type: ${printable(stdout.trim(), 200)}`);
+  return {
+    deviceType: SCSI_DEVICE_TYPES[typeName] ?? 0x1f,
+    deviceTypeName: typeName,
+    vendor: (field('Vendor') ?? '').trim(),
+    product: (field('Product') ?? '').trim(),
+    revision: (field('Revision') ?? '').trim(),
+  };
+}
+
+export interface ReadCapacity {
+  /** RETURNED LOGICAL BLOCK ADDRESS: the last LBA. */
+  lastLba: bigint;
+  blockSize: bigint;
+  /** (last LBA + 1) x block size: the exact size (libvirt 9.0 drops the last block). */
+  capacity: bigint;
+}
+
+export function parseReadCapacity16(stdout: string): ReadCapacity {
+  const lba = /^RETURNED LOGICAL BLOCK ADDRESS:(\d+)\s*$/m.exec(stdout)?.[1];
+  const bs = /^LOGICAL BLOCK LENGTH IN BYTES:(\d+)\s*$/m.exec(stdout)?.[1];
+  if (lba === undefined || bs === undefined) {
+    throw new FailedPreconditionError(`iscsi-readcapacity16 printed no capacity: ${printable(stdout.trim(), 200)}`);
+  }
+  const lastLba = BigInt(lba);
+  const blockSize = BigInt(bs);
+  return { lastLba, blockSize, capacity: (lastLba + 1n) * blockSize };
+}
+
+/**
+ * A failed libiscsi or qemu-img iSCSI command as the typed error a user understands:
+ * wrong CHAP -> PERMISSION_DENIED, unreachable portal -> UNAVAILABLE, unknown target or
+ * LUN -> NOT_FOUND; anything else keeps the command and its stderr (INTERNAL).
+ */
+export function iscsiToolError(err: unknown, what: string): CisternError {
+  if (!(err instanceof CommandFailedError)) return asCisternError(err);
+  const text = `${err.stderr}`;
+  const show = printable(text.trim().split('\n').slice(-2).join(' '), 300);
+  if (err.exitCode === undefined && /ENOENT|not found|could not start/i.test(text)) {
+    return new FailedPreconditionError(`${what}: the program ${printable(err.argv[0] ?? '')} is not installed on this host (Debian: libiscsi-bin, qemu-utils, qemu-block-extra)`);
+  }
+  if (/Authentication failure|authentication failed|CHAP/i.test(text)) {
+    return new PermissionDeniedError(`${what}: the iSCSI target refused the login: authentication failure (check the CHAP user name and secret of the pool)`, err.details);
+  }
+  if (/Authorization failure|not authorized/i.test(text)) {
+    return new PermissionDeniedError(`${what}: the iSCSI target does not allow this initiator (${show})`, err.details);
+  }
+  if (/Target not found|TARGET_NOT_FOUND|Not found|target removed/i.test(text) && !/LUN/i.test(text)) {
+    return new NotFoundError(`${what}: the target is not on this portal (${show})`, err.details);
+  }
+  if (/LOGICAL_UNIT_NOT_SUPPORTED/i.test(text)) {
+    return new NotFoundError(`${what}: the target has no such LUN (${show})`, err.details);
+  }
+  if (/Connection refused|No route to host|Network is unreachable|timed out|Name or service not known|resolve/i.test(text)) {
+    return new UnavailableError(`${what}: cannot reach the iSCSI portal (${show})`, err.details);
+  }
+  err.message = `${what}: ${err.message}`;
+  return err;
+}
+
+// ------------------------------------------------------------------ qemu-img's iSCSI driver
+
+export interface IscsiBlockSpec {
+  host: string;
+  port: number;
+  target: string;
+  lun: number;
+  initiator: string;
+  /** CHAP user and the id of the `--object secret` holding the password. */
+  user?: string;
+  secretId?: string;
+}
+
+/** qemu option values: a ',' is written ',,'. */
+export function qemuOptValue(value: string): string {
+  return value.replace(/,/g, ',,');
+}
+
+/** The iscsi block driver options (for --image-opts), under `prefix` ('' or 'file.'). */
+export function iscsiBlockOpts(spec: IscsiBlockSpec, prefix = ''): string {
+  const kv: Array<[string, string]> = [
+    ['driver', 'iscsi'],
+    ['transport', 'tcp'],
+    ['portal', iscsiPortal(spec.host, spec.port)],
+    ['target', spec.target],
+    ['lun', String(spec.lun)],
+    ['initiator-name', spec.initiator],
+  ];
+  if (spec.user !== undefined) {
+    kv.push(['user', spec.user]);
+    if (spec.secretId) kv.push(['password-secret', spec.secretId]);
+  }
+  return kv.map(([k, v]) => `${prefix}${k}=${qemuOptValue(v)}`).join(',');
+}
+
+/** A byte range of the LUN: the raw driver's offset/size over the iscsi driver. */
+export function iscsiRangeOpts(spec: IscsiBlockSpec, offset: bigint, size: bigint): string {
+  return `driver=raw,offset=${offset},size=${size},${iscsiBlockOpts(spec, 'file.')}`;
+}
+
+/** `--object secret,id=ID,file=PATH` (the password is read from a 0600 file). */
+export function secretObjectArgs(secretId: string | undefined, secretFile: string | undefined): string[] {
+  return secretId && secretFile ? ['--object', `secret,id=${secretId},file=${qemuOptValue(secretFile)}`] : [];
+}
+
+/** Zero fill of a whole LUN: null-co (reads zeroes) converted onto the LUN. */
+export function qemuZeroArgv(spec: IscsiBlockSpec, capacity: bigint, secretFile?: string, qemuImg = 'qemu-img'): string[] {
+  return [
+    qemuImg,
+    'convert',
+    '-n',
+    '-t',
+    'writeback',
+    ...secretObjectArgs(spec.secretId, secretFile),
+    '--image-opts',
+    '--target-image-opts',
+    '--',
+    `driver=null-co,size=${capacity},read-zeroes=on`,
+    iscsiRangeOpts(spec, 0n, capacity),
+  ];
+}
+
+/** Writes a local raw file into [offset, offset+size) of the LUN. */
+export function qemuUploadArgv(spec: IscsiBlockSpec, file: string, offset: bigint, size: bigint, secretFile?: string, qemuImg = 'qemu-img'): string[] {
+  return [
+    qemuImg,
+    'convert',
+    '-n',
+    '-t',
+    'writeback',
+    ...secretObjectArgs(spec.secretId, secretFile),
+    '-f',
+    'raw',
+    '--target-image-opts',
+    '--',
+    file,
+    iscsiRangeOpts(spec, offset, size),
+  ];
+}
+
+/** Reads [offset, offset+size) of the LUN into a new local raw file. */
+export function qemuDownloadArgv(spec: IscsiBlockSpec, file: string, offset: bigint, size: bigint, secretFile?: string, qemuImg = 'qemu-img'): string[] {
+  return [qemuImg, 'convert', ...secretObjectArgs(spec.secretId, secretFile), '-O', 'raw', '--image-opts', '--', iscsiRangeOpts(spec, offset, size), file];
+}
