@@ -1,0 +1,506 @@
+// The disk pool backend: libvirt's storage_backend_disk.c. A disk pool is one block
+// device with a partition table; its volumes are the partitions. parted is the real
+// mechanism: `parted -s -m -- DEV unit B print free unit chs print` reads the table
+// (libvirt reads the same through libparted in libvirt_parthelper), `partx -g -o NR,TYPE`
+// the partition type ids, mklabel / mkpart / rm change it. This kernel has no partition
+// scanner: after every table change `partx -u` makes the kernel's partitions (and so
+// the /dev nodes) match the table, and a create returns only once its node exists.
+import { existsSync, statSync } from 'node:fs';
+import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  PoolType,
+  Tristate,
+  VolumeType,
+  type BuildFlags,
+  type PoolDefinition,
+  type SourceDevice,
+  type VolumeDefinition,
+  type WipeAlgorithm,
+} from '../proto/cistern/v1/storage.js';
+import {
+  CommandFailedError,
+  FailedPreconditionError,
+  InternalError,
+  InvalidArgumentError,
+  NotFoundError,
+  UnimplementedError,
+} from '../errors/errors.js';
+import { checkAbsolutePath, checkObjectName, checkSize, printable } from '../api/names.js';
+import type { BackendOperation, CreateVolOptions, PoolContext, PoolRuntime, RefreshResult, StorageBackend } from './backend.js';
+import type { CommandRunner } from './runner.js';
+import { requireEmptyDevice } from './device-probe.js';
+import { formatTimestamp, fsError } from './dir.js';
+import { isUnrecognisedLabel, parsePartedMachine, parsePartxTypes } from './parted-parse.js';
+import {
+  DISK_VOLUME_FORMATS,
+  buildLayout,
+  checkPoolFormat,
+  checkVolumeFormat,
+  kindToCreate,
+  layoutSizes,
+  mkpartArgv,
+  nextPartitionNumber,
+  partedLabelOf,
+  partitionPath,
+  partitionSeparator,
+  placePartition,
+  rmArgv,
+  type DiskLayout,
+  type DiskPartition,
+} from './partition-plan.js';
+import { blockSizeOf, copyIntoBlock, downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
+
+/** libvirt's pool format enum for disk pools (what capabilities print); 'unknown' builds dos. */
+export const DISK_POOL_FORMAT_ENUM = ['unknown', 'dos', 'dvh', 'gpt', 'mac', 'bsd', 'pc98', 'sun', 'lvm2'] as const;
+
+/** Bytes zeroed at the start and the end of a device before an overwriting build (virStorageBackendZeroPartitionTable). */
+export const ZERO_TABLE_BYTES = 1024 * 1024;
+
+export interface DiskBackendOptions {
+  parted?: string;
+  partx?: string;
+  scrub?: string;
+  /** How long a create waits for the new partition's /dev node (ms). */
+  nodeWaitMs?: number;
+  /** Checks a path is a block device (tests replace it). */
+  isBlockDevice?: (path: string) => boolean;
+}
+
+export interface DiskSource {
+  device: string;
+  partSeparator: Tristate;
+}
+
+/** The pool's one source device (libvirt: exactly one), checked. */
+export function diskSource(pool: PoolDefinition): DiskSource {
+  const devices = pool.source?.devices ?? [];
+  if (devices.length !== 1) {
+    throw new InvalidArgumentError('source.device', `a disk pool needs exactly one source device, ${devices.length} given`);
+  }
+  const device = checkAbsolutePath(devices[0]!.path, 'source.device.path');
+  return { device, partSeparator: devices[0]!.partSeparator ?? Tristate.TRISTATE_ABSENT };
+}
+
+function defaultIsBlockDevice(path: string): boolean {
+  try {
+    return statSync(path).isBlockDevice();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * virStorageBackendStablePath: with the pool target /dev (or none) the node itself;
+ * otherwise the entry of the target directory (e.g. /dev/disk/by-path) that resolves to
+ * the node, falling back to the node.
+ */
+export async function stablePath(target: string | undefined, devpath: string): Promise<string> {
+  if (!target || target === '/dev' || target === '/dev/') return devpath;
+  let entries: string[];
+  try {
+    entries = await readdir(target);
+  } catch {
+    return devpath;
+  }
+  for (const e of entries.sort()) {
+    const candidate = join(target, e);
+    try {
+      if ((await realpath(candidate)) === devpath) return candidate;
+    } catch {
+      // dangling link: not ours
+    }
+  }
+  return devpath;
+}
+
+export class DiskBackend implements StorageBackend {
+  readonly type: PoolType = PoolType.POOL_TYPE_DISK;
+  readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>([
+    'buildPool',
+    'startPool',
+    'refreshPool',
+    'stopPool',
+    'createVol',
+    'buildVol',
+    'buildVolFrom',
+    'deleteVol',
+    'wipeVol',
+    'uploadVol',
+    'downloadVol',
+  ]);
+  readonly poolFormats: readonly string[] = DISK_POOL_FORMAT_ENUM;
+  readonly defaultPoolFormat = 'unknown';
+  readonly volumeFormats: readonly string[] = DISK_VOLUME_FORMATS;
+  readonly defaultVolumeFormat = 'none';
+
+  private readonly parted: string;
+  private readonly partx: string;
+  private readonly scrub: string;
+  private readonly nodeWaitMs: number;
+  private readonly isBlockDevice: (path: string) => boolean;
+  /** Table changes of one device run one at a time. */
+  private readonly deviceQueues = new Map<string, Promise<unknown>>();
+
+  constructor(options: DiskBackendOptions = {}) {
+    this.parted = options.parted ?? 'parted';
+    this.partx = options.partx ?? 'partx';
+    this.scrub = options.scrub ?? 'scrub';
+    this.nodeWaitMs = options.nodeWaitMs ?? 2000;
+    this.isBlockDevice = options.isBlockDevice ?? defaultIsBlockDevice;
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  private requireDevice(device: string): void {
+    if (!existsSync(device)) throw new FailedPreconditionError(`device path '${printable(device, 200)}' doesn't exist`, { device });
+    if (!this.isBlockDevice(device)) throw new FailedPreconditionError(`device path '${printable(device, 200)}' is not a block device`, { device });
+  }
+
+  private async exclusive<T>(device: string, work: () => Promise<T>): Promise<T> {
+    const before = this.deviceQueues.get(device) ?? Promise.resolve();
+    const run = before.then(work, work);
+    const tail = run.catch(() => undefined);
+    this.deviceQueues.set(device, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.deviceQueues.get(device) === tail) this.deviceQueues.delete(device);
+    }
+  }
+
+  /** The `parted -m` print the backend reads the table with. */
+  printArgv(device: string): string[] {
+    return [this.parted, '-s', '-m', '--', device, 'unit', 'B', 'print', 'free', 'unit', 'chs', 'print'];
+  }
+
+  partxTypesArgv(device: string): string[] {
+    return [this.partx, '-g', '-o', 'NR,TYPE', '--', device];
+  }
+
+  /** Reads the table; a device without one is FAILED_PRECONDITION (build the pool). */
+  async readLayout(runner: CommandRunner, source: DiskSource, signal?: AbortSignal): Promise<DiskLayout> {
+    const [printed, typed] = await Promise.all([
+      runner.run(this.printArgv(source.device), { okExitCodes: [0, 1], signal }),
+      runner.run(this.partxTypesArgv(source.device), { okExitCodes: [0, 1], signal }),
+    ]);
+    if (printed.exitCode !== 0) {
+      const text = `${printed.stderr}\n${printed.stdout}`;
+      if (isUnrecognisedLabel(text)) {
+        throw new FailedPreconditionError(
+          `device '${printable(source.device, 200)}' has no partition table parted recognises (unrecognised disk label); build the pool to write one`,
+          { device: source.device },
+        );
+      }
+      throw new CommandFailedError(this.printArgv(source.device), printed.exitCode, printed.stderr || printed.stdout);
+    }
+    const table = parsePartedMachine(printed.stdout);
+    const types = typed.exitCode === 0 ? parsePartxTypes(typed.stdout) : new Map<number, string>();
+    return buildLayout(table, types, { device: source.device, partSeparator: source.partSeparator });
+  }
+
+  /** After a table change: the kernel's partitions follow the table (no partition scanner here). */
+  private async syncKernel(ctx: PoolContext, source: DiskSource, layout: DiskLayout): Promise<void> {
+    // partx -u with no partitions at all fails ("range <1:0>"); parted has removed them (BLKPG) then
+    if (layout.partitions.length === 0) return;
+    await ctx.runner.run([this.partx, '-u', '--', source.device], { signal: ctx.signal });
+  }
+
+  private async waitForNode(path: string, present: boolean): Promise<boolean> {
+    const deadline = Date.now() + this.nodeWaitMs;
+    for (;;) {
+      if (existsSync(path) === present) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  private async volumeOf(pool: PoolDefinition, source: DiskSource, layout: DiskLayout, p: DiskPartition): Promise<VolumeDefinition> {
+    const path = await stablePath(pool.target?.path, p.path);
+    let allocation = p.size;
+    if (p.kind === 'extended') {
+      allocation = 0n;
+      for (const q of layout.partitions) if (q.kind === 'logical') allocation += q.size;
+    }
+    let permissions;
+    let timestamps;
+    try {
+      const st = await lstat(p.path, { bigint: true });
+      permissions = { mode: Number(st.mode & 0o777n), owner: st.uid, group: st.gid, label: '' };
+      timestamps = { atime: formatTimestamp(st.atimeNs), mtime: formatTimestamp(st.mtimeNs), ctime: formatTimestamp(st.ctimeNs), btime: '' };
+    } catch {
+      // node not (yet) there: sizes and extents still come from the table
+    }
+    return {
+      type: VolumeType.VOLUME_TYPE_BLOCK,
+      name: p.name,
+      key: path,
+      capacity: p.size,
+      allocation,
+      physical: undefined,
+      sourceDevices: [{ path: source.device, extents: [{ start: p.start, end: p.end }] }],
+      target: {
+        path,
+        format: p.format,
+        permissions,
+        timestamps,
+        compat: '',
+        nocow: false,
+        clusterSize: 0n,
+        lazyRefcounts: false,
+        encryption: undefined,
+      },
+      backingStore: undefined,
+    };
+  }
+
+  private runtimeOf(source: DiskSource, layout: DiskLayout): PoolRuntime {
+    const device: SourceDevice = {
+      path: source.device,
+      partSeparator: source.partSeparator,
+      freeExtents: layout.free.map((f) => ({ start: f.start, end: f.end })),
+    };
+    return { ...layoutSizes(layout), devices: [device] };
+  }
+
+  private findPartition(layout: DiskLayout, name: string): DiskPartition {
+    const p = layout.partitions.find((q) => q.name === name);
+    if (!p) throw new NotFoundError(`no partition '${printable(name)}' on '${printable(layout.device, 200)}'`, { volume: name });
+    return p;
+  }
+
+  // ------------------------------------------------------------ pools
+
+  /**
+   * Writes a new, empty partition table of the pool's format. Without overwrite the
+   * device must hold nothing blkid recognises (libvirt 9 treats no flag like
+   * no_overwrite); with overwrite the first and last MiB are zeroed first.
+   */
+  async buildPool(ctx: PoolContext, flags: BuildFlags): Promise<void> {
+    if (flags?.overwrite && flags?.noOverwrite) {
+      throw new InvalidArgumentError('flags', 'overwrite and no_overwrite are mutually exclusive; give at most one');
+    }
+    const source = diskSource(ctx.pool);
+    const format = checkPoolFormat(ctx.pool.source?.format);
+    this.requireDevice(source.device);
+    await this.exclusive(source.device, async () => {
+      if (!flags?.overwrite) await requireEmptyDevice(ctx.runner, source.device, ctx.signal);
+      else await this.zeroTable(source.device);
+      await ctx.runner.run([this.parted, '-s', source.device, 'mklabel', partedLabelOf(format)], { signal: ctx.signal });
+      const layout = await this.readLayout(ctx.runner, source, ctx.signal);
+      await this.syncKernel(ctx, source, layout);
+    });
+  }
+
+  private async zeroTable(device: string): Promise<void> {
+    let fh;
+    try {
+      fh = await open(device, 'r+');
+      const st = await fh.stat({ bigint: true });
+      const size = st.isBlockDevice() ? blockSizeOf(st) : st.size;
+      const n = BigInt(ZERO_TABLE_BYTES) < size ? BigInt(ZERO_TABLE_BYTES) : size;
+      const zero = Buffer.alloc(Number(n));
+      await fh.write(zero, 0, zero.length, 0);
+      if (size > n) await fh.write(zero, 0, zero.length, Number(size - n));
+      await fh.datasync();
+    } catch (err) {
+      throw fsError(err, 'clear the partition table of', device);
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
+  }
+
+  /** The device exists and carries a table of the pool's format. */
+  async startPool(ctx: PoolContext): Promise<void> {
+    const source = diskSource(ctx.pool);
+    const format = checkPoolFormat(ctx.pool.source?.format);
+    this.requireDevice(source.device);
+    const layout = await this.readLayout(ctx.runner, source, ctx.signal);
+    if (layout.label !== partedLabelOf(format)) {
+      throw new FailedPreconditionError(
+        `device '${printable(source.device, 200)}' has a '${layout.format}' partition table but the pool's format is '${format}'; build the pool with overwrite to replace it, or define the pool with format '${layout.format}'`,
+        { device: source.device, found: layout.format, expected: format },
+      );
+    }
+  }
+
+  /** Nothing to undo: the partitions stay. */
+  async stopPool(_ctx: PoolContext): Promise<void> {}
+
+  async refreshPool(ctx: PoolContext): Promise<RefreshResult> {
+    const source = diskSource(ctx.pool);
+    this.requireDevice(source.device);
+    const layout = await this.readLayout(ctx.runner, source, ctx.signal);
+    const volumes = await Promise.all(layout.partitions.map((p) => this.volumeOf(ctx.pool, source, layout, p)));
+    return { runtime: this.runtimeOf(source, layout), volumes };
+  }
+
+  /** Pool sizes and free extents without listing volumes (the agent's hook after a volume op). */
+  async poolSizes(ctx: PoolContext): Promise<PoolRuntime> {
+    const source = diskSource(ctx.pool);
+    return this.runtimeOf(source, await this.readLayout(ctx.runner, source, ctx.signal));
+  }
+
+  async refreshVol(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
+    const source = diskSource(ctx.pool);
+    const layout = await this.readLayout(ctx.runner, source, ctx.signal);
+    return this.volumeOf(ctx.pool, source, layout, this.findPartition(layout, volume.name));
+  }
+
+  // ------------------------------------------------------------ volumes
+
+  /**
+   * Checks the request against the table as it is now: the name must be the next
+   * partition's name, the type known, a free extent large enough. Writes nothing.
+   */
+  async createVol(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
+    const source = diskSource(ctx.pool);
+    checkObjectName(volume.name, 'name', 'volume name');
+    const format = checkVolumeFormat(volume.target?.format);
+    if (volume.target?.encryption) throw new UnimplementedError('a disk pool does not support encrypted volumes');
+    const capacity = checkSize(volume.capacity ?? 0n, 'capacity');
+    if (capacity === 0n) throw new InvalidArgumentError('capacity', 'a partition needs a capacity above 0 bytes');
+    this.requireDevice(source.device);
+    const layout = await this.readLayout(ctx.runner, source, ctx.signal);
+    const plan = this.plan(layout, source, volume.name, format, capacity);
+    const path = await stablePath(ctx.pool.target?.path, plan.path);
+    return {
+      ...volume,
+      type: VolumeType.VOLUME_TYPE_BLOCK,
+      key: path,
+      capacity,
+      allocation: capacity,
+      sourceDevices: [{ path: source.device, extents: [{ start: plan.placement.start, end: plan.placement.end + 1n }] }],
+      target: { ...(volume.target ?? { compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false }), path, format, timestamps: undefined },
+    } as VolumeDefinition;
+  }
+
+  private plan(layout: DiskLayout, source: DiskSource, name: string, format: ReturnType<typeof checkVolumeFormat>, capacity: bigint) {
+    const kind = kindToCreate(layout, format);
+    const number = nextPartitionNumber(layout, kind);
+    const path = partitionPath(source.device, partitionSeparator(source.device, source.partSeparator), number);
+    const expected = path.slice(path.lastIndexOf('/') + 1);
+    if (name !== expected) {
+      throw new InvalidArgumentError('name', `invalid partition name '${printable(name)}', expected '${expected}': a disk pool names a new partition after its device node`, {
+        expected,
+      });
+    }
+    const placement = placePartition(layout, kind, capacity);
+    return { kind, number, path, expected, placement };
+  }
+
+  /** Creates the partition planned by createVol: mkpart, kernel sync, node check; undone on failure. */
+  async buildVol(ctx: PoolContext, volume: VolumeDefinition, _options: CreateVolOptions): Promise<void> {
+    await this.createPartition(ctx, volume);
+  }
+
+  private async createPartition(ctx: PoolContext, volume: VolumeDefinition): Promise<DiskPartition> {
+    const source = diskSource(ctx.pool);
+    const format = checkVolumeFormat(volume.target?.format);
+    const capacity = checkSize(volume.capacity ?? 0n, 'capacity');
+    return this.exclusive(source.device, async () => {
+      // re-plan against the table as it is now (another create may have run since)
+      const before = await this.readLayout(ctx.runner, source, ctx.signal);
+      const plan = this.plan(before, source, volume.name, format, capacity);
+      await ctx.runner.run(mkpartArgv(this.parted, before, plan.kind, format, plan.placement), { signal: ctx.signal });
+      let created: DiskPartition | undefined;
+      try {
+        const after = await this.readLayout(ctx.runner, source, ctx.signal);
+        created = after.partitions.find((p) => !before.partitions.some((q) => q.number === p.number && q.start === p.start));
+        if (!created) throw new InternalError(`parted reported success but no new partition appeared on '${printable(source.device, 200)}'`);
+        if (created.number !== plan.number) {
+          throw new InternalError(`parted created partition ${created.number} ('${created.name}'), not the expected '${plan.expected}'`);
+        }
+        await this.syncKernel(ctx, source, after);
+        if (!(await this.waitForNode(created.path, true))) {
+          throw new InternalError(`partition ${created.number} was created but its device node '${created.path}' did not appear`);
+        }
+        return created;
+      } catch (err) {
+        if (created) {
+          // a failed create leaves nothing behind
+          await ctx.runner.run(rmArgv(this.parted, source.device, created)).catch(() => undefined);
+          const now = await this.readLayout(ctx.runner, source).catch(() => undefined);
+          if (now) await this.syncKernel(ctx, source, now).catch(() => undefined);
+        }
+        throw err;
+      }
+    });
+  }
+
+  /** Creates the partition, then copies the source volume's bytes into it (raw sources only). */
+  async buildVolFrom(
+    ctx: PoolContext,
+    volume: VolumeDefinition,
+    src: { pool: PoolDefinition; volume: VolumeDefinition },
+    _options: CreateVolOptions,
+  ): Promise<void> {
+    const srcPath = src.volume.target?.path || src.volume.key;
+    const srcFormat = src.volume.target?.format ?? 'raw';
+    const rawLike = ['raw', '', 'none', 'linux', 'fat16', 'fat32', 'linux-swap', 'linux-lvm', 'linux-raid'].includes(srcFormat);
+    if (!rawLike) throw new UnimplementedError(`cloning a '${srcFormat}' volume into a partition is not supported; only raw data is copied`);
+    if (!srcPath) throw new InvalidArgumentError('source', 'the source volume has no path');
+    const st = await stat(srcPath, { bigint: true }).catch((err) => {
+      throw fsError(err, 'stat', srcPath);
+    });
+    const length = st.isBlockDevice() ? (src.volume.capacity ?? 0n) : st.size;
+    if ((volume.capacity ?? 0n) < length) {
+      throw new InvalidArgumentError('capacity', `the partition (${volume.capacity ?? 0n} bytes) is smaller than the source volume (${length} bytes)`);
+    }
+    const created = await this.createPartition(ctx, volume);
+    try {
+      await copyIntoBlock(ctx, srcPath, created.path, length);
+    } catch (err) {
+      await this.deleteVol(ctx, { ...volume, name: created.name }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Removes exactly the named partition: its number is the one in the table, never
+   * parsed out of the name (libvirt 9.0 runs `parted rm p1` for /dev/loop0p1). An
+   * extended partition that still holds logical partitions is refused.
+   */
+  async deleteVol(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
+    const source = diskSource(ctx.pool);
+    await this.exclusive(source.device, async () => {
+      const layout = await this.readLayout(ctx.runner, source, ctx.signal);
+      const p = this.findPartition(layout, volume.name);
+      if (p.kind === 'extended') {
+        const logicals = layout.partitions.filter((q) => q.kind === 'logical').map((q) => q.name);
+        if (logicals.length) {
+          throw new FailedPreconditionError(`extended partition '${p.name}' still holds logical partitions ${logicals.join(', ')}; delete them first`);
+        }
+      }
+      await ctx.runner.run(rmArgv(this.parted, source.device, p), { signal: ctx.signal });
+      const after = await this.readLayout(ctx.runner, source, ctx.signal);
+      await this.syncKernel(ctx, source, after);
+      const stillThere = after.partitions.some((q) => q.path === p.path);
+      if (!stillThere && !(await this.waitForNode(p.path, false))) {
+        throw new InternalError(`partition ${p.number} was removed from the table but its device node '${p.path}' remains`);
+      }
+    });
+  }
+
+  private async dataPath(ctx: PoolContext, volume: VolumeDefinition, what: string): Promise<string> {
+    const source = diskSource(ctx.pool);
+    const layout = await this.readLayout(ctx.runner, source, ctx.signal);
+    const p = this.findPartition(layout, volume.name);
+    if (p.kind === 'extended') throw new UnimplementedError(`cannot ${what} extended partition '${p.path}'`);
+    return p.path;
+  }
+
+  async wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
+    await wipeBlock(ctx, await this.dataPath(ctx, volume, 'wipe'), algorithm, this.scrub);
+  }
+
+  async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
+    return uploadBlock(ctx, await this.dataPath(ctx, volume, 'upload to'), offset, length, data);
+  }
+
+  async *downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
+    yield* downloadBlock(ctx, await this.dataPath(ctx, volume, 'download from'), offset, length);
+  }
+}
+
+export const diskBackend = new DiskBackend();
