@@ -138,7 +138,7 @@ export async function vhbaParent(sysfsRoot: string, hostName: string): Promise<s
     }
   }
   const parts = real.split('/');
-  const own = parts.lastIndexOf(hostName);
+  const own = parts.indexOf(hostName);
   for (let i = own - 1; i >= 0; i--) {
     const m = /^vport-(\d+):\d+-\d+$/.exec(parts[i]!);
     if (m) return `host${m[1]}`;
