@@ -1,9 +1,13 @@
 // Importing this module registers every backend of this build with the registry.
 import { registerBackend } from './registry.js';
 import { dirBackend } from './dir.js';
+import { fsBackend } from './fs.js';
+import { netfsBackend } from './netfs.js';
 import { logicalBackend } from './logical.js';
 
 registerBackend(dirBackend);
+registerBackend(fsBackend);
+registerBackend(netfsBackend);
 registerBackend(logicalBackend);
 
 export { registerBackend, findBackend, getBackend, registeredBackends } from './registry.js';

@@ -1,0 +1,334 @@
+// The fs pool backend: libvirt's storage_backend_fs.c "fs" pool. A filesystem on a local
+// block device, mounted on the pool target; once mounted it is a dir pool, so every volume
+// operation and the refresh are the dir backend's (composed, not copied). Build creates the
+// target directory and, with overwrite / no_overwrite, runs mkfs for the pool's format
+// (no_overwrite first probes the device with blkid and refuses anything it finds).
+// MountedDirBackend is the part fs and netfs share: mount on start, recognise an existing
+// mount from /proc/self/mountinfo, unmount on stop.
+import { stat } from 'node:fs/promises';
+import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors/errors.js';
+import { checkAbsolutePath, printable } from '../api/names.js';
+import { FS_POOL_FORMATS } from '../xml/formats.js';
+import type {
+  BackendOperation,
+  CreateVolOptions,
+  PoolContext,
+  RefreshResult,
+  ResizeFlags,
+  StorageBackend,
+} from './backend.js';
+import { DirBackend, fsError, poolTarget, type DirBackendOptions } from './dir.js';
+import { requireEmptyDevice } from './device-probe.js';
+import {
+  describeDevice,
+  mountOptionString,
+  mountStateAt,
+  mountedElsewhere,
+  procMountTable,
+  readMountTable,
+  runMount,
+  runUnmount,
+  targetCandidates,
+  type MountSource,
+  type MountSpec,
+  type MountTableSource,
+} from './mount.js';
+
+export interface MountedBackendOptions extends DirBackendOptions {
+  mount?: string;
+  umount?: string;
+  /** Where the mount table is read from (default /proc/self/mountinfo). */
+  mountTable?: MountTableSource;
+  /** The dir backend doing the volume work (default: a new one with these options). */
+  dir?: DirBackend;
+}
+
+/** How a pool mounts, worked out from its definition (checked) and the host. */
+export interface ResolvedMount {
+  spec: MountSpec;
+  /** How the source shows in the mount table. */
+  source: MountSource;
+  /** A local device that does not exist: start fails naming it. */
+  missingDevice?: string;
+  /** A local device may not be mounted anywhere else at the same time. */
+  exclusive: boolean;
+}
+
+const NO_FLAGS: BuildFlags = { overwrite: false, noOverwrite: false };
+
+/**
+ * A dir pool on a mount point. Subclasses say what is mounted (resolveMount) and what a
+ * build with overwrite / no_overwrite does to the source (prepareFormat).
+ */
+export abstract class MountedDirBackend implements StorageBackend {
+  abstract readonly type: PoolType;
+  abstract readonly poolFormats: readonly string[];
+  readonly defaultPoolFormat: string = 'auto';
+  readonly operations: ReadonlySet<BackendOperation>;
+  readonly volumeFormats: readonly string[];
+  readonly defaultVolumeFormat: string;
+
+  protected readonly dir: DirBackend;
+  protected readonly mountTable: MountTableSource;
+  protected readonly mountCmd: string;
+  protected readonly umountCmd: string;
+
+  constructor(options: MountedBackendOptions = {}, extraOperations: readonly BackendOperation[] = []) {
+    this.dir = options.dir ?? new DirBackend(options);
+    this.mountTable = options.mountTable ?? procMountTable;
+    this.mountCmd = options.mount ?? 'mount';
+    this.umountCmd = options.umount ?? 'umount';
+    this.operations = new Set<BackendOperation>([...this.dir.operations, ...extraOperations]);
+    this.volumeFormats = this.dir.volumeFormats;
+    this.defaultVolumeFormat = this.dir.defaultVolumeFormat;
+  }
+
+  /** Checks the definition and works out the mount. */
+  protected abstract resolveMount(pool: PoolDefinition): Promise<ResolvedMount>;
+
+  /**
+   * Checks a build with overwrite / no_overwrite before anything is written and returns
+   * the step that formats the source (run after the target directory exists).
+   */
+  protected abstract prepareFormat(ctx: PoolContext, flags: BuildFlags): Promise<() => Promise<void>>;
+
+  /** The pool's format, '' meaning the default; refuses one outside the type's list. */
+  protected poolFormat(pool: PoolDefinition): string {
+    const format = pool.source?.format || this.defaultPoolFormat;
+    if (!this.poolFormats.includes(format)) {
+      throw new InvalidArgumentError(
+        'source.format',
+        `unknown pool format '${printable(format)}' for pool '${printable(pool.name)}'; allowed: ${this.poolFormats.join(', ')}`,
+      );
+    }
+    return format;
+  }
+
+  /** libvirt's FileSystemIsMounted: the pool's own source on its target. */
+  async checkPool(ctx: PoolContext): Promise<boolean> {
+    const plan = await this.resolveMount(ctx.pool);
+    const entries = await readMountTable(this.mountTable);
+    return mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source).state === 'mounted';
+  }
+
+  async buildPool(ctx: PoolContext, flags: BuildFlags): Promise<void> {
+    if (flags?.overwrite && flags?.noOverwrite) {
+      throw new InvalidArgumentError('flags', 'overwrite and no_overwrite are mutually exclusive; give at most one');
+    }
+    const format = flags?.overwrite || flags?.noOverwrite ? await this.prepareFormat(ctx, flags) : undefined;
+    await this.dir.buildPool(ctx, NO_FLAGS);
+    await format?.();
+  }
+
+  /**
+   * Mounts the source on the target. Already mounted there: nothing to do. Something
+   * else on the target, a missing device, or (fs) the device mounted elsewhere:
+   * FAILED_PRECONDITION and nothing is mounted.
+   */
+  async startPool(ctx: PoolContext): Promise<void> {
+    const plan = await this.resolveMount(ctx.pool);
+    const target = plan.spec.target;
+    const entries = await readMountTable(this.mountTable);
+    const candidates = await targetCandidates(target);
+    const state = mountStateAt(entries, candidates, plan.source);
+    if (state.state === 'mounted') return;
+    if (state.state === 'other') {
+      throw new FailedPreconditionError(
+        `pool target '${printable(target, 200)}' already has '${printable(state.entry.source, 200)}' (${printable(state.entry.fsType)}) mounted on it, not the pool's source '${printable(plan.spec.source, 200)}'; unmount it first`,
+        { target, mounted: state.entry.source },
+      );
+    }
+    if (plan.missingDevice !== undefined) {
+      throw new FailedPreconditionError(
+        `source device '${printable(plan.missingDevice, 200)}' of pool '${printable(ctx.pool.name)}' does not exist`,
+        { device: plan.missingDevice },
+      );
+    }
+    if (plan.exclusive) {
+      const elsewhere = mountedElsewhere(entries, candidates, plan.source);
+      if (elsewhere.length > 0) {
+        throw new FailedPreconditionError(
+          `source device '${printable(plan.spec.source, 200)}' of pool '${printable(ctx.pool.name)}' is already mounted on '${printable(elsewhere[0]!.mountPoint, 200)}'; unmount it there first`,
+          { device: plan.spec.source, mountPoint: elsewhere[0]!.mountPoint },
+        );
+      }
+    }
+    let st;
+    try {
+      st = await stat(target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new FailedPreconditionError(`pool target directory '${printable(target, 200)}' does not exist; build the pool first`);
+      }
+      throw fsError(err, 'stat pool target', target);
+    }
+    if (!st.isDirectory()) throw new FailedPreconditionError(`pool target '${printable(target, 200)}' is not a directory`);
+    await runMount(ctx.runner, plan.spec, { mount: this.mountCmd, signal: ctx.signal });
+  }
+
+  /** Unmounts the pool's source from the target; nothing mounted (or something else): nothing to do. */
+  async stopPool(ctx: PoolContext): Promise<void> {
+    const plan = await this.resolveMount(ctx.pool);
+    const entries = await readMountTable(this.mountTable);
+    const state = mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source);
+    if (state.state !== 'mounted') return;
+    await runUnmount(ctx.runner, plan.spec.target, { umount: this.umountCmd, signal: ctx.signal });
+  }
+
+  /** Removes the (unmounted, empty) target directory, as for a dir pool. */
+  async deletePool(ctx: PoolContext): Promise<void> {
+    return this.dir.deletePool(ctx);
+  }
+
+  // ---------------------------------------------------------------- the dir pool on the mount
+
+  refreshPool(ctx: PoolContext): Promise<RefreshResult> {
+    return this.dir.refreshPool(ctx);
+  }
+
+  refreshVol(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
+    return this.dir.refreshVol(ctx, volume);
+  }
+
+  createVol(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
+    return this.dir.createVol(ctx, volume);
+  }
+
+  buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void> {
+    return this.dir.buildVol(ctx, volume, options);
+  }
+
+  buildVolFrom(
+    ctx: PoolContext,
+    volume: VolumeDefinition,
+    source: { pool: PoolDefinition; volume: VolumeDefinition },
+    options: CreateVolOptions,
+  ): Promise<void> {
+    return this.dir.buildVolFrom(ctx, volume, source, options);
+  }
+
+  deleteVol(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
+    return this.dir.deleteVol(ctx, volume);
+  }
+
+  resizeVol(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void> {
+    return this.dir.resizeVol(ctx, volume, capacity, flags);
+  }
+
+  wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
+    return this.dir.wipeVol(ctx, volume, algorithm);
+  }
+
+  uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
+    return this.dir.uploadVol(ctx, volume, offset, length, data);
+  }
+
+  downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
+    return this.dir.downloadVol(ctx, volume, offset, length);
+  }
+}
+
+// ------------------------------------------------------------------ fs
+
+/** Kernel / mkfs names where libvirt's format name is not one. */
+const FS_TYPE_NAMES: Record<string, string> = { 'hfs+': 'hfsplus' };
+
+/** The filesystem type name given to mount -t and mkfs -t. */
+export function fsTypeName(format: string): string {
+  return FS_TYPE_NAMES[format] ?? format;
+}
+
+/**
+ * libvirt's virStorageBackendExecuteMKFS: mkfs -t FMT with the flag that makes each
+ * tool overwrite what is there (ext2/3/4 -F, xfs -f, vfat -I).
+ */
+export function mkfsArgv(format: string, device: string, mkfs = 'mkfs'): string[] {
+  const force = format === 'xfs' ? ['-f'] : format === 'ext2' || format === 'ext3' || format === 'ext4' ? ['-F'] : format === 'vfat' ? ['-I'] : [];
+  return [mkfs, '-t', fsTypeName(format), ...force, '--', device];
+}
+
+export interface FsBackendOptions extends MountedBackendOptions {
+  mkfs?: string;
+}
+
+const MKFS_TIMEOUT_MS = 30 * 60_000;
+
+export class FsBackend extends MountedDirBackend {
+  override readonly type: PoolType = PoolType.POOL_TYPE_FS;
+  override readonly poolFormats: readonly string[] = FS_POOL_FORMATS;
+  private readonly mkfs: string;
+
+  constructor(options: FsBackendOptions = {}) {
+    super(options);
+    this.mkfs = options.mkfs ?? 'mkfs';
+  }
+
+  /** The one source device (libvirt: exactly one), checked. */
+  sourceDevice(pool: PoolDefinition): string {
+    const devices = pool.source?.devices ?? [];
+    if (devices.length !== 1) {
+      throw new InvalidArgumentError(
+        'source.device',
+        `pool '${printable(pool.name)}' needs exactly one source device (<device path='/dev/...'/>), it has ${devices.length}`,
+      );
+    }
+    return checkAbsolutePath(devices[0]!.path, 'source.device.path');
+  }
+
+  protected override async resolveMount(pool: PoolDefinition): Promise<ResolvedMount> {
+    const device = this.sourceDevice(pool);
+    const format = this.poolFormat(pool);
+    const target = poolTarget(pool);
+    const described = await describeDevice(device);
+    return {
+      spec: {
+        fsType: format === 'auto' ? undefined : fsTypeName(format),
+        source: device,
+        target,
+        options: mountOptionString([], pool.mountOptions ?? []),
+      },
+      source: described ?? { kind: 'device', path: device },
+      missingDevice: described ? undefined : device,
+      exclusive: true,
+    };
+  }
+
+  /**
+   * virStorageBackendMakeFileSystem: the device must exist and not be mounted; with
+   * no_overwrite it must hold nothing blkid recognises. The pool needs a real format.
+   */
+  protected override async prepareFormat(ctx: PoolContext, flags: BuildFlags): Promise<() => Promise<void>> {
+    const pool = ctx.pool;
+    const device = this.sourceDevice(pool);
+    const format = this.poolFormat(pool);
+    poolTarget(pool);
+    if (format === 'auto') {
+      throw new InvalidArgumentError(
+        'source.format',
+        `pool '${printable(pool.name)}' has format 'auto': mkfs needs a filesystem type; set one of ${this.poolFormats.filter((f) => f !== 'auto').join(', ')}`,
+      );
+    }
+    const described = await describeDevice(device);
+    if (!described) {
+      throw new FailedPreconditionError(
+        `source device '${printable(device, 200)}' does not exist when formatting pool '${printable(pool.name)}'`,
+        { device },
+      );
+    }
+    const entries = await readMountTable(this.mountTable);
+    const mounted = mountedElsewhere(entries, [], described);
+    if (mounted.length > 0) {
+      throw new FailedPreconditionError(
+        `source device '${printable(device, 200)}' is mounted on '${printable(mounted[0]!.mountPoint, 200)}'; stop the pool (unmount it) before formatting`,
+        { device, mountPoint: mounted[0]!.mountPoint },
+      );
+    }
+    if (flags.noOverwrite) await requireEmptyDevice(ctx.runner, device, ctx.signal);
+    return async () => {
+      await ctx.runner.run(mkfsArgv(format, device, this.mkfs), { signal: ctx.signal, timeoutMs: MKFS_TIMEOUT_MS });
+    };
+  }
+}
+
+export const fsBackend = new FsBackend();

@@ -1,0 +1,234 @@
+// Mount helpers shared by the fs and netfs pools: the mount table read in-process from
+// /proc/self/mountinfo, mount and umount command lines as libvirt builds them
+// (storage_util.c virStorageBackendFileSystemMountCmd), and running them with errors a
+// user can act on.
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { CommandFailedError, FailedPreconditionError, InternalError, InvalidArgumentError } from '../errors/errors.js';
+import { printable } from '../api/names.js';
+import type { CommandRunner } from './runner.js';
+
+/** libvirt's default_mount_opts on Linux: every pool mount gets these first. */
+export const DEFAULT_MOUNT_OPTIONS: readonly string[] = ['nodev', 'nosuid', 'noexec'];
+
+export const MOUNTINFO_PATH = '/proc/self/mountinfo';
+
+/** One line of /proc/self/mountinfo (proc(5)), with the octal escapes decoded. */
+export interface MountInfoEntry {
+  mountId: number;
+  parentId: number;
+  major: number;
+  minor: number;
+  /** The directory of the filesystem that forms the root of this mount. */
+  root: string;
+  mountPoint: string;
+  mountOptions: string;
+  optionalFields: string[];
+  fsType: string;
+  /** The mounted source: a device path, host:/dir, //host/share, or a name like 'tmpfs'. */
+  source: string;
+  superOptions: string;
+}
+
+/** Decodes the kernel's \ooo escapes (space, tab, newline, backslash) in a mountinfo field. */
+export function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/** Parses /proc/self/mountinfo; malformed lines are skipped. */
+export function parseMountinfo(text: string): MountInfoEntry[] {
+  const entries: MountInfoEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    const fields = line.split(' ');
+    const sep = fields.indexOf('-', 6);
+    if (fields.length < 10 || sep < 0 || fields.length < sep + 3) continue;
+    const devMatch = /^(\d+):(\d+)$/.exec(fields[2]!);
+    if (!devMatch) continue;
+    entries.push({
+      mountId: Number(fields[0]),
+      parentId: Number(fields[1]),
+      major: Number(devMatch[1]),
+      minor: Number(devMatch[2]),
+      root: unescapeMountField(fields[3]!),
+      mountPoint: unescapeMountField(fields[4]!),
+      mountOptions: fields[5]!,
+      optionalFields: fields.slice(6, sep),
+      fsType: fields[sep + 1]!,
+      source: unescapeMountField(fields[sep + 2]!),
+      superOptions: fields.slice(sep + 3).join(' '),
+    });
+  }
+  return entries;
+}
+
+/** Where the mount table comes from: the real one, or a fixed text in unit tests. */
+export type MountTableSource = () => Promise<string>;
+
+export const procMountTable: MountTableSource = () => readFile(MOUNTINFO_PATH, 'utf8');
+
+/** Reads the mount table, failing with an error that names the file. */
+export async function readMountTable(source: MountTableSource = procMountTable): Promise<MountInfoEntry[]> {
+  let text: string;
+  try {
+    text = await source();
+  } catch (err) {
+    throw new InternalError(`cannot read the mount table ${MOUNTINFO_PATH}: ${(err as Error).message}`);
+  }
+  return parseMountinfo(text);
+}
+
+// ------------------------------------------------------------------ identities
+
+/** What a pool mounts, and how to recognise it in the mount table. */
+export type MountSource =
+  /** A local device (fs pools): matched by device number, else by path. */
+  | { kind: 'device'; path: string; major?: number; minor?: number; realPath?: string }
+  /** A network export (netfs pools): matched by the source text the kernel shows. */
+  | { kind: 'network'; spec: string };
+
+/** Linux dev_t -> major, minor (glibc gnu_dev_major / gnu_dev_minor). */
+export function splitDevT(rdev: bigint): { major: number; minor: number } {
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  return { major: Number(major), minor: Number(minor) };
+}
+
+/**
+ * Looks a local device up: undefined when it does not exist. A block device carries its
+ * device number (mountinfo's major:minor for block-based filesystems).
+ */
+export async function describeDevice(path: string): Promise<MountSource | undefined> {
+  let st;
+  try {
+    st = await stat(path, { bigint: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new FailedPreconditionError(`cannot stat source device '${printable(path, 200)}': ${(err as Error).message}`);
+  }
+  const realPath = await realpath(path).catch(() => path);
+  if (st.isBlockDevice()) return { kind: 'device', path, realPath, ...splitDevT(st.rdev) };
+  return { kind: 'device', path, realPath };
+}
+
+/** host:/dir as the kernel prints it: no trailing '/' (except the root) and no doubled '/'. */
+export function normaliseNetworkSource(spec: string): string {
+  let s = spec;
+  if (s.startsWith('//')) s = `//${s.slice(2).replace(/\/{2,}/g, '/')}`;
+  else s = s.replace(/\/{2,}/g, '/');
+  if (s.length > 1 && s.endsWith('/') && !s.endsWith(':/') && s !== '//') s = s.replace(/\/+$/, '');
+  return s;
+}
+
+/** Does this mount table entry mount `source`? */
+export function entryMatches(entry: MountInfoEntry, source: MountSource): boolean {
+  if (source.kind === 'network') return normaliseNetworkSource(entry.source) === normaliseNetworkSource(source.spec);
+  if (source.major !== undefined && entry.major === source.major && entry.minor === source.minor) return true;
+  return entry.source === source.path || (source.realPath !== undefined && entry.source === source.realPath);
+}
+
+/** Entries mounted exactly on one of `targets`, in table order (the last one is on top). */
+export function mountsAt(entries: readonly MountInfoEntry[], targets: readonly string[]): MountInfoEntry[] {
+  return entries.filter((e) => targets.includes(e.mountPoint));
+}
+
+/** The ways a target may appear in the table: as given and, when it exists, resolved. */
+export async function targetCandidates(target: string): Promise<string[]> {
+  const real = await realpath(target).catch(() => target);
+  return real === target ? [target] : [target, real];
+}
+
+export type MountState =
+  /** Nothing is mounted on the target. */
+  | { state: 'unmounted' }
+  /** The pool's source is mounted on the target (the top mount). */
+  | { state: 'mounted'; entry: MountInfoEntry }
+  /** Something else is mounted on the target. */
+  | { state: 'other'; entry: MountInfoEntry };
+
+/** What is mounted on the target, judged by the topmost mount there. */
+export function mountStateAt(entries: readonly MountInfoEntry[], targets: readonly string[], source: MountSource): MountState {
+  const here = mountsAt(entries, targets);
+  const top = here[here.length - 1];
+  if (!top) return { state: 'unmounted' };
+  return entryMatches(top, source) ? { state: 'mounted', entry: top } : { state: 'other', entry: top };
+}
+
+/** Mounts of `source` anywhere except on `targets`. */
+export function mountedElsewhere(entries: readonly MountInfoEntry[], targets: readonly string[], source: MountSource): MountInfoEntry[] {
+  return entries.filter((e) => !targets.includes(e.mountPoint) && entryMatches(e, source));
+}
+
+// ------------------------------------------------------------------ command lines
+
+/** One mount option from the pool XML (fs:mount_opts): no control characters, not empty. */
+export function checkMountOption(option: string, field = 'mount_options'): string {
+  if (typeof option !== 'string' || option.length === 0) throw new InvalidArgumentError(field, 'mount option is empty');
+  if (/[\x00-\x20\x7f]/.test(option)) {
+    throw new InvalidArgumentError(field, `mount option '${printable(option)}' contains whitespace or a control character`);
+  }
+  return option;
+}
+
+/**
+ * The -o value as libvirt builds it: the defaults, then what the pool type adds
+ * (nfsvers=N, guest, direct-io-mode=1), then the pool's own fs:mount_opts.
+ */
+export function mountOptionString(typeOptions: readonly string[], poolOptions: readonly string[]): string {
+  return [...DEFAULT_MOUNT_OPTIONS, ...typeOptions, ...poolOptions.map((o) => checkMountOption(o))].join(',');
+}
+
+export interface MountSpec {
+  /** -t value; undefined (format auto) lets mount find the type itself. */
+  fsType?: string;
+  source: string;
+  target: string;
+  options: string;
+}
+
+/** mount -o OPTS [-t TYPE] -- SOURCE TARGET */
+export function mountArgv(spec: MountSpec, mount = 'mount'): string[] {
+  return [mount, '-o', spec.options, ...(spec.fsType ? ['-t', spec.fsType] : []), '--', spec.source, spec.target];
+}
+
+/** umount -- TARGET */
+export function umountArgv(target: string, umount = 'umount'): string[] {
+  return [umount, '--', target];
+}
+
+const MOUNT_TIMEOUT_MS = 120_000;
+
+/**
+ * Runs mount. Failures the user can fix (no filesystem on the device, unknown type, a
+ * missing mount helper, bad options) are FAILED_PRECONDITION with mount's own message.
+ */
+export async function runMount(runner: CommandRunner, spec: MountSpec, options: { mount?: string; signal?: AbortSignal } = {}): Promise<void> {
+  const argv = mountArgv(spec, options.mount);
+  try {
+    await runner.run(argv, { signal: options.signal, timeoutMs: MOUNT_TIMEOUT_MS });
+  } catch (err) {
+    if (err instanceof CommandFailedError && err.exitCode !== undefined) {
+      throw new FailedPreconditionError(
+        `cannot mount '${printable(spec.source, 200)}' on '${printable(spec.target, 200)}': ${err.stderr.trim() || `mount exited with ${err.exitCode}`}`,
+        { command: argv.join(' '), stderr: err.stderr.trim(), exitCode: String(err.exitCode) },
+      );
+    }
+    throw err;
+  }
+}
+
+/** Runs umount; a busy target is FAILED_PRECONDITION (something still uses the pool). */
+export async function runUnmount(runner: CommandRunner, target: string, options: { umount?: string; signal?: AbortSignal } = {}): Promise<void> {
+  const argv = umountArgv(target, options.umount);
+  try {
+    await runner.run(argv, { signal: options.signal, timeoutMs: MOUNT_TIMEOUT_MS });
+  } catch (err) {
+    if (err instanceof CommandFailedError && /busy/i.test(err.stderr)) {
+      throw new FailedPreconditionError(`cannot unmount '${printable(target, 200)}': the target is busy (a process still uses it): ${err.stderr.trim()}`, {
+        command: argv.join(' '),
+        stderr: err.stderr.trim(),
+      });
+    }
+    throw err;
+  }
+}

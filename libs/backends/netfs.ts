@@ -1,0 +1,152 @@
+// The netfs pool backend: libvirt's storage_backend_fs.c "netfs" pool. A network export
+// (NFS, CIFS, GlusterFS) mounted on the pool target with the command line libvirt builds
+// (storage_util.c virStorageBackendFileSystemMountCmd); mounted, it is a dir pool (the
+// shared MountedDirBackend in fs.ts). FindPoolSources lists a host's NFS exports with
+// `showmount --no-headers --exports HOST`.
+import { PoolSource, PoolType, type BuildFlags, type PoolDefinition } from '../proto/cistern/v1/storage.js';
+import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
+import { printable } from '../api/names.js';
+import { NETFS_POOL_FORMATS } from '../xml/formats.js';
+import type { BackendContext, PoolContext } from './backend.js';
+import { MountedDirBackend, type MountedBackendOptions, type ResolvedMount } from './fs.js';
+import { poolTarget } from './dir.js';
+import { mountOptionString } from './mount.js';
+
+/** A host name or address as it may appear in host:dir: no whitespace, '/', control characters, leading '-'. */
+export function checkNetHost(host: string, field = 'source.host.name'): string {
+  let problem: string | undefined;
+  if (typeof host !== 'string' || host.length === 0) problem = 'is empty';
+  else if (host.length > 255) problem = `is ${host.length} characters long`;
+  else if (/[\x00-\x20\x7f]/.test(host)) problem = 'contains whitespace or a control character';
+  else if (host.includes('/')) problem = "contains '/'";
+  else if (host.startsWith('-')) problem = "starts with '-'";
+  else if (host.includes('@') || host.includes(',')) problem = "contains '@' or ','";
+  if (problem) {
+    throw new InvalidArgumentError(field, `host '${printable(String(host ?? ''))}' ${problem}; give a host name or an IP address`);
+  }
+  return host;
+}
+
+function checkSourceDir(dir: string, pool: PoolDefinition): string {
+  if (!dir) throw new InvalidArgumentError('source.dir', `pool '${printable(pool.name)}' has no source directory (<dir path='...'/>)`);
+  if (/[\x00-\x1f\x7f]/.test(dir)) throw new InvalidArgumentError('source.dir', `source directory '${printable(dir)}' contains a control character`);
+  if (dir.split('/').includes('..')) throw new InvalidArgumentError('source.dir', `source directory '${printable(dir)}' contains '..'`);
+  return dir;
+}
+
+/** host:dir for NFS and GlusterFS (IPv6 addresses in brackets), //host/dir for CIFS. */
+export function netfsSourceSpec(format: string, host: string, dir: string): string {
+  if (format === 'cifs') return `//${host}/${dir.replace(/^\/+/, '')}`;
+  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return `${h}:${dir}`;
+}
+
+/**
+ * The options libvirt adds per format: nfsvers=N from <protocol ver='N'/> (auto, nfs),
+ * guest for cifs, direct-io-mode=1 for glusterfs.
+ */
+export function netfsTypeOptions(format: string, protocolVersion: string): string[] {
+  if (protocolVersion) {
+    if (format !== 'auto' && format !== 'nfs') {
+      throw new InvalidArgumentError('source.protocol_version', `protocol ver is only supported for netfs pools with format nfs or auto, not ${format}`);
+    }
+    if (!/^[0-9]{1,3}(\.[0-9]{1,3})?$/.test(protocolVersion)) {
+      throw new InvalidArgumentError('source.protocol_version', `protocol ver '${printable(protocolVersion)}' is not a version number (like 3, 4 or 4.1)`);
+    }
+    return [`nfsvers=${protocolVersion}`];
+  }
+  if (format === 'cifs') return ['guest'];
+  if (format === 'glusterfs') return ['direct-io-mode=1'];
+  return [];
+}
+
+/**
+ * Export paths from `showmount --no-headers --exports HOST`: each line is the path
+ * (which may contain spaces) and the client list; libvirt's regex ^(/.*\S) +\S+$.
+ */
+export function parseShowmountExports(stdout: string): string[] {
+  const paths: string[] = [];
+  for (const raw of stdout.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    const m = /^(\/.*\S) +\S+$/.exec(line);
+    if (m) paths.push(m[1]!);
+  }
+  return paths;
+}
+
+export interface NetfsBackendOptions extends MountedBackendOptions {
+  showmount?: string;
+}
+
+const SHOWMOUNT_TIMEOUT_MS = 60_000;
+
+export class NetfsBackend extends MountedDirBackend {
+  override readonly type: PoolType = PoolType.POOL_TYPE_NETFS;
+  override readonly poolFormats: readonly string[] = NETFS_POOL_FORMATS;
+  private readonly showmount: string;
+
+  constructor(options: NetfsBackendOptions = {}) {
+    super(options, ['findPoolSources']);
+    this.showmount = options.showmount ?? 'showmount';
+  }
+
+  protected override async resolveMount(pool: PoolDefinition): Promise<ResolvedMount> {
+    const format = this.poolFormat(pool);
+    const hosts = pool.source?.hosts ?? [];
+    if (hosts.length !== 1) {
+      throw new InvalidArgumentError('source.host', `pool '${printable(pool.name)}' needs exactly one source host (<host name='...'/>), it has ${hosts.length}`);
+    }
+    const host = checkNetHost(hosts[0]!.name);
+    const dir = checkSourceDir(pool.source?.dir ?? '', pool);
+    const target = poolTarget(pool);
+    const source = netfsSourceSpec(format, host, dir);
+    return {
+      spec: {
+        fsType: format === 'auto' ? undefined : format,
+        source,
+        target,
+        options: mountOptionString(netfsTypeOptions(format, pool.source?.protocolVersion ?? ''), pool.mountOptions ?? []),
+      },
+      source: { kind: 'network', spec: source },
+      // the same export may be mounted in several places
+      exclusive: false,
+    };
+  }
+
+  /** A netfs pool has no device to format: overwrite / no_overwrite fail before anything is changed. */
+  protected override async prepareFormat(ctx: PoolContext, _flags: BuildFlags): Promise<() => Promise<void>> {
+    throw new FailedPreconditionError(
+      `no source device specified when formatting pool '${printable(ctx.pool.name)}': a netfs pool mounts a network export and has nothing to format; build it without overwrite/no_overwrite`,
+    );
+  }
+
+  /** virStorageBackendFileSystemNetFindPoolSources (NFS): one source per export of the host. */
+  async findPoolSources(ctx: BackendContext, hint: PoolSource | undefined): Promise<PoolSource[]> {
+    const hosts = hint?.hosts ?? [];
+    if (hosts.length !== 1) {
+      throw new InvalidArgumentError('source.host', `finding netfs sources needs exactly one host (<source><host name='...'/></source>), got ${hosts.length}`);
+    }
+    const host = checkNetHost(hosts[0]!.name);
+    const argv = [this.showmount, '--no-headers', '--exports', '--', host];
+    let stdout: string;
+    try {
+      ({ stdout } = await ctx.runner.run(argv, { signal: ctx.signal, timeoutMs: SHOWMOUNT_TIMEOUT_MS }));
+    } catch (err) {
+      if (err instanceof CommandFailedError) {
+        if (err.exitCode === undefined && /ENOENT|not found/i.test(err.stderr)) {
+          throw new FailedPreconditionError(`cannot list the exports of '${printable(host)}': ${this.showmount} is not installed (Debian: nfs-common)`);
+        }
+        throw new NotFoundError(`no storage pools were found on host '${printable(host)}': ${err.stderr.trim() || 'showmount failed'}`, {
+          command: argv.join(' '),
+          stderr: err.stderr.trim(),
+        });
+      }
+      throw err;
+    }
+    return parseShowmountExports(stdout).map((dir) =>
+      PoolSource.create({ hosts: [{ name: host, port: 0 }], dir, format: 'nfs' }),
+    );
+  }
+}
+
+export const netfsBackend = new NetfsBackend();

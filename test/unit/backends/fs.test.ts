@@ -1,0 +1,329 @@
+// The fs backend with the recording runner and a scripted mount table: the exact mkfs,
+// blkid, mount and umount command lines of build / start / stop, recognising a pool that
+// is already mounted, and every refusal (no_overwrite on a device holding data, a missing
+// device, a device mounted elsewhere, something else on the target) running nothing.
+// The "device" is a regular file in a temp directory (it exists; matched by path).
+import { expect } from 'chai';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FsBackend, mkfsArgv } from '../../../libs/backends/fs.js';
+import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
+import { findBackend } from '../../../libs/backends/registry.js';
+import '../../../libs/backends/index.js';
+import type { PoolContext } from '../../../libs/backends/backend.js';
+import { FailedPreconditionError, InvalidArgumentError, type CisternError } from '../../../libs/errors/errors.js';
+import { PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+
+const BASE_MOUNTINFO = `27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+22 27 0:21 / /proc rw,relatime - proc proc rw
+`;
+
+function mountLine(id: number, source: string, target: string, fsType = 'ext4'): string {
+  const esc = (s: string) => s.replace(/ /g, '\\040');
+  return `${id} 27 7:9 / ${esc(target)} rw,nosuid,nodev,noexec,relatime - ${fsType} ${esc(source)} rw\n`;
+}
+
+function fsPool(device: string | string[], target: string, format = 'ext4', extra: Partial<PoolDefinition> = {}): PoolDefinition {
+  const devices = (Array.isArray(device) ? device : [device]).map((path) => ({ path, partSeparator: 0, freeExtents: [] }));
+  return {
+    type: PoolType.POOL_TYPE_FS,
+    name: 'fsp',
+    uuid: '',
+    source: {
+      hosts: [],
+      devices,
+      dir: '',
+      adapter: undefined,
+      name: '',
+      format,
+      protocolVersion: '',
+      initiatorIqn: '',
+      auth: undefined,
+      vendor: '',
+      product: '',
+    },
+    target: { path: target, permissions: undefined },
+    features: undefined,
+    mountOptions: [],
+    ...extra,
+  };
+}
+
+function rawVol(name: string, capacity: bigint): VolumeDefinition {
+  return {
+    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
+    name,
+    key: '',
+    capacity,
+    allocation: undefined,
+    sourceDevices: [],
+    target: { path: '', format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined },
+    backingStore: undefined,
+  };
+}
+
+async function rejects(p: Promise<unknown>): Promise<CisternError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as CisternError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('fs backend (recording runner)', () => {
+  let root: string;
+  let device: string;
+  let target: string;
+  let runner: RecordingRunner;
+  let mountinfo: string;
+  let backend: FsBackend;
+  let ctx: PoolContext;
+
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'cistern-fs-unit-'));
+    device = join(root, 'dev0');
+    writeFileSync(device, Buffer.alloc(4096));
+    target = join(root, 'pool');
+    runner = new RecordingRunner({ strict: true });
+    mountinfo = BASE_MOUNTINFO;
+    backend = new FsBackend({ mountTable: async () => mountinfo });
+    ctx = { runner, pool: fsPool(device, target) };
+  });
+
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('is registered for type fs with libvirt\'s formats, default auto, and the dir pool\'s operations', () => {
+    const b = findBackend(PoolType.POOL_TYPE_FS);
+    expect(b).to.be.instanceOf(FsBackend);
+    expect(b!.poolFormats).to.deep.equal(['auto', 'ext2', 'ext3', 'ext4', 'ufs', 'iso9660', 'udf', 'gfs', 'gfs2', 'vfat', 'hfs+', 'xfs', 'ocfs2', 'vmfs']);
+    expect(b!.defaultPoolFormat).to.equal('auto');
+    expect(b!.defaultVolumeFormat).to.equal('raw');
+    expect([...b!.operations].sort()).to.deep.equal(
+      ['buildPool', 'buildVol', 'buildVolFrom', 'checkPool', 'createVol', 'deletePool', 'deleteVol', 'downloadVol', 'refreshPool', 'resizeVol', 'startPool', 'stopPool', 'uploadVol', 'wipeVol'].sort(),
+    );
+  });
+
+  describe('build', () => {
+    it('without flags only makes the target directory (0711), as libvirt: no mkfs', async () => {
+      await backend.buildPool!(ctx, { overwrite: false, noOverwrite: false });
+      expect(statSync(target).isDirectory()).to.equal(true);
+      expect(statSync(target).mode & 0o777).to.equal(0o711);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    const cases: Array<[string, string[]]> = [
+      ['ext2', ['-t', 'ext2', '-F']],
+      ['ext3', ['-t', 'ext3', '-F']],
+      ['ext4', ['-t', 'ext4', '-F']],
+      ['xfs', ['-t', 'xfs', '-f']],
+      ['vfat', ['-t', 'vfat', '-I']],
+      ['hfs+', ['-t', 'hfsplus']],
+      ['ufs', ['-t', 'ufs']],
+      ['iso9660', ['-t', 'iso9660']],
+      ['udf', ['-t', 'udf']],
+      ['gfs', ['-t', 'gfs']],
+      ['gfs2', ['-t', 'gfs2']],
+      ['ocfs2', ['-t', 'ocfs2']],
+      ['vmfs', ['-t', 'vmfs']],
+    ];
+    for (const [format, args] of cases) {
+      it(`with overwrite runs mkfs ${args.join(' ')} -- DEVICE for ${format}, without probing`, async () => {
+        runner.on(['mkfs'], {});
+        ctx.pool = fsPool(device, target, format);
+        await backend.buildPool!(ctx, { overwrite: true, noOverwrite: false });
+        expect(runner.argvs).to.deep.equal([['mkfs', ...args, '--', device]]);
+        expect(existsSync(target)).to.equal(true);
+      });
+    }
+
+    it('with no_overwrite probes the device with blkid first, then runs mkfs', async () => {
+      runner.on(['blkid'], { exitCode: 2 }).on(['mkfs'], {});
+      ctx.pool = fsPool(device, target, 'xfs');
+      await backend.buildPool!(ctx, { overwrite: false, noOverwrite: true });
+      expect(runner.argvs).to.deep.equal([
+        ['blkid', '-p', '-o', 'export', '--', device],
+        ['mkfs', '-t', 'xfs', '-f', '--', device],
+      ]);
+    });
+
+    it('with no_overwrite refuses a device holding a filesystem: FAILED_PRECONDITION, no mkfs, no directory', async () => {
+      runner.on(['blkid'], { stdout: `DEVNAME=${device}\nUUID=1234\nBLOCK_SIZE=1024\nTYPE=ext4\nUSAGE=filesystem\n` });
+      const err = await rejects(backend.buildPool!(ctx, { overwrite: false, noOverwrite: true }));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain(device).and.to.contain('ext4');
+      expect(runner.callsOf('mkfs')).to.deep.equal([]);
+      expect(existsSync(target)).to.equal(false);
+    });
+
+    it('with no_overwrite refuses a device holding a partition table', async () => {
+      runner.on(['blkid'], { stdout: `DEVNAME=${device}\nPTUUID=abcd\nPTTYPE=gpt\n` });
+      const err = await rejects(backend.buildPool!(ctx, { overwrite: false, noOverwrite: true }));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain('gpt partition table');
+      expect(runner.callsOf('mkfs')).to.deep.equal([]);
+    });
+
+    it('refuses overwrite together with no_overwrite', async () => {
+      const err = await rejects(backend.buildPool!(ctx, { overwrite: true, noOverwrite: true }));
+      expect(err).to.be.instanceOf(InvalidArgumentError);
+      expect(runner.argvs).to.deep.equal([]);
+      expect(existsSync(target)).to.equal(false);
+    });
+
+    it('refuses to format a pool whose format is auto', async () => {
+      ctx.pool = fsPool(device, target, 'auto');
+      const err = await rejects(backend.buildPool!(ctx, { overwrite: true, noOverwrite: false }));
+      expect(err).to.be.instanceOf(InvalidArgumentError);
+      expect(err.message).to.match(/format 'auto'/);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('a device that does not exist: FAILED_PRECONDITION naming it', async () => {
+      const missing = join(root, 'no-such-device');
+      ctx.pool = fsPool(missing, target);
+      const err = await rejects(backend.buildPool!(ctx, { overwrite: true, noOverwrite: false }));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain(`source device '${missing}' does not exist`);
+      expect(runner.argvs).to.deep.equal([]);
+      expect(existsSync(target)).to.equal(false);
+    });
+
+    it('a device mounted somewhere: FAILED_PRECONDITION, never formatted', async () => {
+      mountinfo = BASE_MOUNTINFO + mountLine(50, device, '/srv/elsewhere');
+      const err = await rejects(backend.buildPool!(ctx, { overwrite: true, noOverwrite: false }));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain("is mounted on '/srv/elsewhere'");
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('needs exactly one source device and a known format', async () => {
+      ctx.pool = fsPool([], target);
+      expect(await rejects(backend.buildPool!(ctx, { overwrite: true, noOverwrite: false }))).to.be.instanceOf(InvalidArgumentError);
+      ctx.pool = fsPool([device, device], target);
+      const two = await rejects(backend.startPool!(ctx));
+      expect(two).to.be.instanceOf(InvalidArgumentError);
+      expect(two.message).to.contain('exactly one source device');
+      ctx.pool = fsPool(device, target, 'ntfs');
+      const bad = await rejects(backend.buildPool!(ctx, { overwrite: true, noOverwrite: false }));
+      expect(bad).to.be.instanceOf(InvalidArgumentError);
+      expect(bad.message).to.contain("unknown pool format 'ntfs'");
+      ctx.pool = fsPool('relative/dev', target);
+      expect(await rejects(backend.startPool!(ctx))).to.be.instanceOf(InvalidArgumentError);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('mkfsArgv names the tool and puts -- before the device', () => {
+      expect(mkfsArgv('ext4', '/dev/loop3', '/sbin/mkfs')).to.deep.equal(['/sbin/mkfs', '-t', 'ext4', '-F', '--', '/dev/loop3']);
+    });
+  });
+
+  describe('start, check, stop', () => {
+    beforeEach(() => mkdirSync(target));
+
+    it('start mounts with nodev,nosuid,noexec and -t FORMAT', async () => {
+      runner.on(['mount'], {});
+      expect(await backend.checkPool!(ctx)).to.equal(false);
+      await backend.startPool!(ctx);
+      expect(runner.argvs).to.deep.equal([['mount', '-o', 'nodev,nosuid,noexec', '-t', 'ext4', '--', device, target]]);
+    });
+
+    it('start appends the pool\'s fs:mount_opts; format auto gives no -t', async () => {
+      runner.on(['mount'], {});
+      ctx.pool = fsPool(device, target, 'auto', { mountOptions: ['sync', 'lazytime'] });
+      await backend.startPool!(ctx);
+      expect(runner.argvs).to.deep.equal([['mount', '-o', 'nodev,nosuid,noexec,sync,lazytime', '--', device, target]]);
+    });
+
+    it('a pool already mounted on its target is active: start mounts nothing', async () => {
+      mountinfo = BASE_MOUNTINFO + mountLine(50, device, target);
+      expect(await backend.checkPool!(ctx)).to.equal(true);
+      await backend.startPool!(ctx);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('a different device mounted on the target: FAILED_PRECONDITION, nothing mounted', async () => {
+      mountinfo = BASE_MOUNTINFO + mountLine(50, '/dev/loop7', target, 'xfs');
+      expect(await backend.checkPool!(ctx)).to.equal(false);
+      const err = await rejects(backend.startPool!(ctx));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain("already has '/dev/loop7' (xfs) mounted on it");
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('the device mounted elsewhere: FAILED_PRECONDITION, nothing mounted', async () => {
+      mountinfo = BASE_MOUNTINFO + mountLine(50, device, '/srv/other pool');
+      const err = await rejects(backend.startPool!(ctx));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain("is already mounted on '/srv/other pool'");
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('a device that does not exist: FAILED_PRECONDITION naming it', async () => {
+      const missing = join(root, 'gone');
+      ctx.pool = fsPool(missing, target);
+      const err = await rejects(backend.startPool!(ctx));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.equal(`source device '${missing}' of pool 'fsp' does not exist`);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('a missing target directory: FAILED_PRECONDITION asking for a build', async () => {
+      rmSync(target, { recursive: true });
+      const err = await rejects(backend.startPool!(ctx));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain('build the pool first');
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('a failing mount (no filesystem) is FAILED_PRECONDITION with mount\'s message', async () => {
+      runner.on(['mount'], { exitCode: 32, stderr: `mount: ${target}: wrong fs type, bad option, bad superblock on ${device}, missing codepage or helper program, or other error.\n` });
+      const err = await rejects(backend.startPool!(ctx));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain('wrong fs type');
+    });
+
+    it('stop unmounts the target when the pool is mounted there, and nothing otherwise', async () => {
+      runner.on(['umount'], {});
+      mountinfo = BASE_MOUNTINFO + mountLine(50, device, target);
+      await backend.stopPool!(ctx);
+      expect(runner.argvs).to.deep.equal([['umount', '--', target]]);
+      runner.reset();
+      mountinfo = BASE_MOUNTINFO;
+      await backend.stopPool!(ctx);
+      mountinfo = BASE_MOUNTINFO + mountLine(50, '/dev/loop7', target);
+      await backend.stopPool!(ctx);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('stop on a busy target: FAILED_PRECONDITION', async () => {
+      runner.on(['umount'], { exitCode: 32, stderr: `umount: ${target}: target is busy.` });
+      mountinfo = BASE_MOUNTINFO + mountLine(50, device, target);
+      const err = await rejects(backend.stopPool!(ctx));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain('busy');
+    });
+  });
+
+  describe('volumes and delete (the dir pool on the mount point)', () => {
+    beforeEach(() => mkdirSync(target));
+
+    it('creates, lists and deletes volumes in the target as a dir pool does', async () => {
+      const v = await backend.createVol!(ctx, rawVol('disk1.img', 1024n * 1024n));
+      expect(v.key).to.equal(join(target, 'disk1.img'));
+      await backend.buildVol!(ctx, v, { preallocMetadata: false });
+      const scan = await backend.refreshPool(ctx);
+      expect(scan.volumes.map((x) => [x.name, x.capacity, x.target?.format])).to.deep.equal([['disk1.img', 1024n * 1024n, 'raw']]);
+      expect(scan.runtime.capacity > 0n).to.equal(true);
+      await backend.deleteVol!(ctx, v);
+      expect((await backend.refreshPool(ctx)).volumes).to.deep.equal([]);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('delete removes the target directory', async () => {
+      await backend.deletePool!(ctx);
+      expect(existsSync(target)).to.equal(false);
+    });
+  });
+});

@@ -1,0 +1,220 @@
+// The netfs backend with the recording runner: libvirt's mount command lines for each
+// format (auto, nfs with nfsvers=, cifs //host/dir with guest, glusterfs with
+// direct-io-mode=1, the pool's own mount options last), recognising a mounted export from
+// mountinfo, umount, FindPoolSources with showmount and its parser on captured output.
+import { expect } from 'chai';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NetfsBackend, netfsSourceSpec, parseShowmountExports } from '../../../libs/backends/netfs.js';
+import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
+import { findBackend } from '../../../libs/backends/registry.js';
+import '../../../libs/backends/index.js';
+import type { PoolContext } from '../../../libs/backends/backend.js';
+import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError, type CisternError } from '../../../libs/errors/errors.js';
+import { PoolSource, PoolType, type PoolDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+
+// Captured: `showmount --no-headers --exports 127.0.0.1` against nfs-ganesha 4.3 (Debian 12)
+// exporting one directory to everyone and one, with a space in its path, to two networks.
+const GANESHA_SHOWMOUNT = `/tmp/fsnet-exp/ex1  (everyone)
+/tmp/fsnet-exp/ex 2 127.0.0.1/32,10.0.0.0/8
+`;
+
+// The example in libvirt's storage_backend_fs.c comment (kernel nfsd style).
+const LIBVIRT_EXAMPLE = `/tmp   *
+/A dir demo1.foo.bar,demo2.foo.bar
+`;
+
+const BASE_MOUNTINFO = `27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+`;
+
+function netfsPool(target: string, source: { host?: string | string[]; dir?: string; format?: string; ver?: string }, mountOptions: string[] = []): PoolDefinition {
+  const hosts = source.host === undefined ? [] : (Array.isArray(source.host) ? source.host : [source.host]).map((name) => ({ name, port: 0 }));
+  return {
+    type: PoolType.POOL_TYPE_NETFS,
+    name: 'nfsp',
+    uuid: '',
+    source: PoolSource.create({ hosts, dir: source.dir ?? '', format: source.format ?? '', protocolVersion: source.ver ?? '' }),
+    target: { path: target, permissions: undefined },
+    features: undefined,
+    mountOptions,
+  };
+}
+
+async function rejects(p: Promise<unknown>): Promise<CisternError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as CisternError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('netfs backend (recording runner)', () => {
+  let root: string;
+  let target: string;
+  let runner: RecordingRunner;
+  let mountinfo: string;
+  let backend: NetfsBackend;
+  let ctx: PoolContext;
+
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'cistern-netfs-unit-'));
+    target = join(root, 'mnt');
+    mkdirSync(target);
+    runner = new RecordingRunner({ strict: true }).on(['mount'], {}).on(['umount'], {});
+    mountinfo = BASE_MOUNTINFO;
+    backend = new NetfsBackend({ mountTable: async () => mountinfo });
+    ctx = { runner, pool: netfsPool(target, { host: 'nfs.example.com', dir: '/var/lib/libvirt/images', format: 'nfs' }) };
+  });
+
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('is registered for type netfs with formats auto, nfs, glusterfs, cifs and findPoolSources', () => {
+    const b = findBackend(PoolType.POOL_TYPE_NETFS);
+    expect(b).to.be.instanceOf(NetfsBackend);
+    expect(b!.poolFormats).to.deep.equal(['auto', 'nfs', 'glusterfs', 'cifs']);
+    expect(b!.defaultPoolFormat).to.equal('auto');
+    expect(b!.operations.has('findPoolSources')).to.equal(true);
+    expect(b!.operations.has('startPool') && b!.operations.has('createVol')).to.equal(true);
+  });
+
+  describe('mount command lines', () => {
+    const cases: Array<[string, Parameters<typeof netfsPool>[1], string[], string[]]> = [
+      ['nfs', { host: 'localhost', dir: '/var/lib/libvirt/images', format: 'nfs' }, [], ['-o', 'nodev,nosuid,noexec', '-t', 'nfs', '--', 'localhost:/var/lib/libvirt/images']],
+      ['nfs with <protocol ver=4>', { host: 'localhost', dir: '/export', format: 'nfs', ver: '4' }, [], ['-o', 'nodev,nosuid,noexec,nfsvers=4', '-t', 'nfs', '--', 'localhost:/export']],
+      ['auto (plain mount finds nfs itself)', { host: 'localhost', dir: '/export', format: 'auto' }, [], ['-o', 'nodev,nosuid,noexec', '--', 'localhost:/export']],
+      ['no format given = auto', { host: 'localhost', dir: '/export' }, [], ['-o', 'nodev,nosuid,noexec', '--', 'localhost:/export']],
+      ['auto with <protocol ver=3>', { host: 'localhost', dir: '/export', format: 'auto', ver: '3' }, [], ['-o', 'nodev,nosuid,noexec,nfsvers=3', '--', 'localhost:/export']],
+      ['cifs', { host: 'example.com', dir: 'samba_share', format: 'cifs' }, [], ['-o', 'nodev,nosuid,noexec,guest', '-t', 'cifs', '--', '//example.com/samba_share']],
+      ['cifs with a leading slash in dir', { host: 'example.com', dir: '/samba_share', format: 'cifs' }, [], ['-o', 'nodev,nosuid,noexec,guest', '-t', 'cifs', '--', '//example.com/samba_share']],
+      ['glusterfs', { host: 'example.com', dir: '/volume', format: 'glusterfs' }, [], ['-o', 'nodev,nosuid,noexec,direct-io-mode=1', '-t', 'glusterfs', '--', 'example.com:/volume']],
+      ['nfs with fs:mount_opts', { host: 'localhost', dir: '/export', format: 'nfs', ver: '4.1' }, ['sync', 'lookupcache=pos'], ['-o', 'nodev,nosuid,noexec,nfsvers=4.1,sync,lookupcache=pos', '-t', 'nfs', '--', 'localhost:/export']],
+      ['an IPv6 address', { host: '::1', dir: '/export', format: 'nfs' }, [], ['-o', 'nodev,nosuid,noexec', '-t', 'nfs', '--', '[::1]:/export']],
+    ];
+    for (const [what, source, opts, args] of cases) {
+      it(`start mounts ${what}`, async () => {
+        ctx.pool = netfsPool(target, source, opts);
+        await backend.startPool!(ctx);
+        expect(runner.argvs).to.deep.equal([['mount', ...args, target]]);
+      });
+    }
+
+    it('netfsSourceSpec', () => {
+      expect(netfsSourceSpec('nfs', 'h', '/d')).to.equal('h:/d');
+      expect(netfsSourceSpec('cifs', 'h', 'd')).to.equal('//h/d');
+      expect(netfsSourceSpec('nfs', '[fe80::1]', '/d')).to.equal('[fe80::1]:/d');
+    });
+  });
+
+  describe('start, check, stop', () => {
+    it('an export already mounted on the target (NFS shows host:/dir) is active: start mounts nothing', async () => {
+      ctx.pool = netfsPool(target, { host: '127.0.0.1', dir: '/srv/export/', format: 'nfs' });
+      mountinfo = `${BASE_MOUNTINFO}60 27 0:45 / ${target} rw,nosuid,nodev,noexec,relatime shared:40 - nfs4 127.0.0.1:/srv/export rw,vers=4.2,addr=127.0.0.1\n`;
+      expect(await backend.checkPool!(ctx)).to.equal(true);
+      await backend.startPool!(ctx);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('another export on the target: FAILED_PRECONDITION, nothing mounted', async () => {
+      mountinfo = `${BASE_MOUNTINFO}60 27 0:45 / ${target} rw - nfs4 other.example.com:/x rw\n`;
+      expect(await backend.checkPool!(ctx)).to.equal(false);
+      const err = await rejects(backend.startPool!(ctx));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain("'other.example.com:/x' (nfs4)");
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('the same export mounted elsewhere is allowed (several clients of one export)', async () => {
+      mountinfo = `${BASE_MOUNTINFO}60 27 0:45 / /srv/else rw - nfs nfs.example.com:/var/lib/libvirt/images rw\n`;
+      await backend.startPool!(ctx);
+      expect(runner.argvs).to.have.length(1);
+    });
+
+    it('stop unmounts a mounted export, and does nothing when it is not mounted', async () => {
+      mountinfo = `${BASE_MOUNTINFO}60 27 0:45 / ${target} rw - nfs nfs.example.com:/var/lib/libvirt/images rw\n`;
+      await backend.stopPool!(ctx);
+      expect(runner.argvs).to.deep.equal([['umount', '--', target]]);
+      runner.reset();
+      mountinfo = BASE_MOUNTINFO;
+      await backend.stopPool!(ctx);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('build makes the target directory; overwrite / no_overwrite are refused (nothing to format)', async () => {
+      rmSync(target, { recursive: true });
+      await backend.buildPool!(ctx, { overwrite: false, noOverwrite: false });
+      expect(existsSync(target)).to.equal(true);
+      rmSync(target, { recursive: true });
+      const err = await rejects(backend.buildPool!(ctx, { overwrite: false, noOverwrite: true }));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain('no source device');
+      expect(existsSync(target)).to.equal(false);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('delete removes the target directory', async () => {
+      await backend.deletePool!(ctx);
+      expect(existsSync(target)).to.equal(false);
+    });
+
+    const bad: Array<[string, PoolDefinition, RegExp]> = [];
+    before(() => {
+      const t = '/mnt/x';
+      bad.push(
+        ['no host', netfsPool(t, { dir: '/d', format: 'nfs' }), /exactly one source host/],
+        ['two hosts', netfsPool(t, { host: ['a', 'b'], dir: '/d', format: 'nfs' }), /exactly one source host/],
+        ['a host with a slash', netfsPool(t, { host: 'a/b', dir: '/d', format: 'nfs' }), /contains '\/'/],
+        ['a host starting with -', netfsPool(t, { host: '-oexec', dir: '/d', format: 'nfs' }), /starts with '-'/],
+        ['a host with a space', netfsPool(t, { host: 'a b', dir: '/d', format: 'nfs' }), /whitespace/],
+        ['no dir', netfsPool(t, { host: 'a', format: 'nfs' }), /no source directory/],
+        ['a dir with ..', netfsPool(t, { host: 'a', dir: '/d/../etc', format: 'nfs' }), /'\.\.'/],
+        ['an unknown format', netfsPool(t, { host: 'a', dir: '/d', format: 'sshfs' }), /unknown pool format 'sshfs'/],
+        ['protocol ver with cifs', netfsPool(t, { host: 'a', dir: 'd', format: 'cifs', ver: '4' }), /only supported for netfs pools with format nfs or auto/],
+        ['a protocol ver that is not a number', netfsPool(t, { host: 'a', dir: '/d', format: 'nfs', ver: '4,exec' }), /not a version number/],
+        ['a mount option with a space', netfsPool(t, { host: 'a', dir: '/d', format: 'nfs' }, ['a b']), /whitespace/],
+      );
+    });
+    it('bad definitions are INVALID_ARGUMENT and run nothing', async () => {
+      for (const [what, pool, message] of bad) {
+        const err = await rejects(backend.startPool!({ runner, pool }));
+        expect(err, what).to.be.instanceOf(InvalidArgumentError);
+        expect(err.message, what).to.match(message);
+      }
+      expect(runner.argvs).to.deep.equal([]);
+    });
+  });
+
+  describe('FindPoolSources', () => {
+    it('parses captured showmount output (ganesha, and libvirt\'s example)', () => {
+      expect(parseShowmountExports(GANESHA_SHOWMOUNT)).to.deep.equal(['/tmp/fsnet-exp/ex1', '/tmp/fsnet-exp/ex 2']);
+      expect(parseShowmountExports(LIBVIRT_EXAMPLE)).to.deep.equal(['/tmp', '/A dir']);
+      expect(parseShowmountExports('')).to.deep.equal([]);
+      expect(parseShowmountExports('Export list for x:\nnot-a-path *\n/ok host\r\n')).to.deep.equal(['/ok']);
+    });
+
+    it('runs showmount --no-headers --exports -- HOST and returns one nfs source per export', async () => {
+      runner.on(['showmount'], { stdout: GANESHA_SHOWMOUNT });
+      const sources = await backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: '127.0.0.1', port: 0 }] }));
+      expect(runner.argvs).to.deep.equal([['showmount', '--no-headers', '--exports', '--', '127.0.0.1']]);
+      expect(sources).to.deep.equal([
+        PoolSource.create({ hosts: [{ name: '127.0.0.1', port: 0 }], dir: '/tmp/fsnet-exp/ex1', format: 'nfs' }),
+        PoolSource.create({ hosts: [{ name: '127.0.0.1', port: 0 }], dir: '/tmp/fsnet-exp/ex 2', format: 'nfs' }),
+      ]);
+    });
+
+    it('a host that does not answer: NOT_FOUND with showmount\'s message', async () => {
+      runner.on(['showmount'], new CommandFailedError(['showmount'], 1, 'clnt_create: RPC: Program not registered\n'));
+      const err = await rejects(backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: 'nfs.example.com', port: 0 }] })));
+      expect(err).to.be.instanceOf(NotFoundError);
+      expect(err.message).to.equal("no storage pools were found on host 'nfs.example.com': clnt_create: RPC: Program not registered");
+    });
+
+    it('needs exactly one valid host and runs nothing otherwise', async () => {
+      expect(await rejects(backend.findPoolSources!({ runner }, undefined))).to.be.instanceOf(InvalidArgumentError);
+      expect(await rejects(backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [] })))).to.be.instanceOf(InvalidArgumentError);
+      expect(await rejects(backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: '-x', port: 0 }] })))).to.be.instanceOf(InvalidArgumentError);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+  });
+});
