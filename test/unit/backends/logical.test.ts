@@ -1,0 +1,530 @@
+// The logical backend with the recording runner: every command line of every operation
+// (libvirt 9's argv), undo on failure, refusals before anything runs. Source devices are
+// regular temp files (allowRegularFiles) and an "active" LV's device node is a file the
+// scripted lvcreate drops into the pool target, so the in-process work (clearing device
+// ends, permissions, wipe, clone copies, upload, download) is checked on real bytes.
+import { expect } from 'chai';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LogicalBackend, logicalBackend, lvcreateArgv, type LogicalVolumeDefinition } from '../../../libs/backends/logical.js';
+import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
+import { findBackend } from '../../../libs/backends/registry.js';
+import '../../../libs/backends/index.js';
+import type { PoolContext } from '../../../libs/backends/backend.js';
+import { CommandFailedError, type CisternError } from '../../../libs/errors/errors.js';
+import { PoolType, Tristate, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+
+const MiB = 1024 * 1024;
+const VG = 'HostVG';
+const LVS = ['lvs', '--separator', '#', '--noheadings', '--units', 'b', '--unbuffered', '--nosuffix', '--options', 'lv_name,origin,uuid,devices,segtype,stripes,seg_size,vg_extent_size,size,lv_attr', VG];
+const VGS = ['vgs', '--separator', ':', '--noheadings', '--units', 'b', '--unbuffered', '--nosuffix', '--options', 'vg_size,vg_free', VG];
+const PVS = ['pvs', '--noheadings', '-o', 'pv_name,vg_name'];
+
+function source(name: string, devices: string[]): PoolDefinition['source'] {
+  return {
+    hosts: [],
+    devices: devices.map((path) => ({ path, partSeparator: Tristate.TRISTATE_ABSENT, freeExtents: [] })),
+    dir: '',
+    adapter: undefined,
+    name,
+    format: 'lvm2',
+    protocolVersion: '',
+    initiatorIqn: '',
+    auth: undefined,
+    vendor: '',
+    product: '',
+  };
+}
+
+function vol(name: string, capacity?: bigint, extra: Partial<VolumeDefinition> = {}): VolumeDefinition {
+  return { type: VolumeType.VOLUME_TYPE_UNSPECIFIED, name, key: '', capacity, allocation: undefined, sourceDevices: [], target: undefined, backingStore: undefined, ...extra };
+}
+
+function lvLine(name: string, attr: string, opts: { origin?: string; uuid?: string; devices?: string; size?: number } = {}): string {
+  const size = opts.size ?? 8 * MiB;
+  return `  ${name}#${opts.origin ?? ''}#${opts.uuid ?? `uuid-${name}`}#${opts.devices ?? '/dev/sdb(0)'}#linear#1#${size}#4194304#${size}#${attr}`;
+}
+
+async function rejects(p: Promise<unknown>): Promise<CisternError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as CisternError;
+  }
+  throw new Error('expected a rejection');
+}
+
+function failed(argv: string[], stderr: string, exit = 5): CommandFailedError {
+  return new CommandFailedError(argv, exit, stderr);
+}
+
+describe('logical backend (recording runner)', () => {
+  let root: string;
+  let target: string;
+  let devA: string;
+  let devB: string;
+  let runner: RecordingRunner;
+  let pool: PoolDefinition;
+  let ctx: PoolContext;
+  const backend = new LogicalBackend({ allowRegularFiles: true });
+
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'cistern-logical-unit-'));
+    target = join(root, 'dev', VG);
+    devA = join(root, 'sdb');
+    devB = join(root, 'sdc');
+    // 4 MiB "disks" full of 0xff
+    writeFileSync(devA, Buffer.alloc(4 * MiB, 0xff));
+    writeFileSync(devB, Buffer.alloc(4 * MiB, 0xff));
+    runner = new RecordingRunner({ strict: true });
+    pool = { type: PoolType.POOL_TYPE_LOGICAL, name: 'p', uuid: '', source: source(VG, [devA, devB]), target: { path: target, permissions: undefined }, features: undefined, mountOptions: [] };
+    ctx = { runner, pool };
+  });
+
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  /** lvcreate "creates" the LV: with `active`, a device node file appears in the target. */
+  function scriptLvcreate(lines: string[], opts: { active: boolean; size?: number } = { active: true }): void {
+    runner.on(['lvcreate'], (argv) => {
+      const name = argv[2]!;
+      if (opts.active) {
+        require_dir(target);
+        writeFileSync(join(target, name), Buffer.alloc(opts.size ?? MiB));
+      }
+      lines.push(lvLine(name, opts.active ? '-wi-a-----' : '-wi-------', { size: opts.size ?? MiB }));
+      return {};
+    });
+    runner.on(LVS, () => ({ stdout: lines.join('\n') + '\n' }));
+  }
+
+  function require_dir(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+  }
+
+  it('is registered for POOL_TYPE_LOGICAL with libvirt\'s operations (no resize: libvirt has none)', () => {
+    expect(findBackend(PoolType.POOL_TYPE_LOGICAL)).to.equal(logicalBackend);
+    expect(logicalBackend.operations.has('resizeVol')).to.equal(false);
+    for (const op of ['buildPool', 'startPool', 'stopPool', 'deletePool', 'createVol', 'deleteVol', 'wipeVol', 'findPoolSources', 'buildVolFrom'] as const) {
+      expect(logicalBackend.operations.has(op), op).to.equal(true);
+    }
+    expect(logicalBackend.defaultPoolFormat).to.equal('lvm2');
+  });
+
+  describe('build', () => {
+    it('probes each device, clears its first and last MiB, pvcreates each, then vgcreate VG DEVICES', async () => {
+      runner.on(['blkid'], { exitCode: 2 });
+      runner.on(['pvcreate'], {});
+      runner.on(['vgcreate'], {});
+      await backend.buildPool(ctx, { overwrite: false, noOverwrite: true });
+      expect(runner.argvs).to.deep.equal([
+        ['blkid', '-p', '-o', 'export', '--', devA],
+        ['blkid', '-p', '-o', 'export', '--', devB],
+        ['pvcreate', devA],
+        ['pvcreate', devB],
+        ['vgcreate', VG, devA, devB],
+      ]);
+      for (const d of [devA, devB]) {
+        const bytes = readFileSync(d);
+        expect(bytes.subarray(0, MiB).every((b) => b === 0), 'first MiB').to.equal(true);
+        expect(bytes.subarray(3 * MiB).every((b) => b === 0), 'last MiB').to.equal(true);
+        expect(bytes.subarray(MiB, 3 * MiB).every((b) => b === 0xff), 'middle untouched').to.equal(true);
+      }
+      // the runner's environment (LVM_SYSTEM_DIR of a test) is never overridden
+      for (const c of runner.calls.filter((c) => c.argv[0] !== 'blkid')) {
+        expect(c.options.env).to.deep.equal({ LVM_SUPPRESS_FD_WARNINGS: '1' });
+      }
+    });
+
+    it('refuses a device holding data (FAILED_PRECONDITION) before touching any device', async () => {
+      runner.on(['blkid', '-p', '-o', 'export', '--', devA], { exitCode: 2 });
+      runner.on(['blkid', '-p', '-o', 'export', '--', devB], { stdout: 'TYPE=ext4\nUSAGE=filesystem\n' });
+      for (const flags of [{ overwrite: false, noOverwrite: true }, { overwrite: false, noOverwrite: false }]) {
+        const err = await rejects(backend.buildPool(ctx, flags));
+        expect(err.code).to.equal('FAILED_PRECONDITION');
+        expect(err.message).to.include(devB).and.include('ext4');
+      }
+      expect(runner.callsOf('pvcreate')).to.deep.equal([]);
+      for (const d of [devA, devB]) expect(readFileSync(d).every((b) => b === 0xff)).to.equal(true);
+    });
+
+    it('with overwrite does not probe', async () => {
+      runner.on(['pvcreate'], {});
+      runner.on(['vgcreate'], {});
+      await backend.buildPool(ctx, { overwrite: true, noOverwrite: false });
+      expect(runner.callsOf('blkid')).to.deep.equal([]);
+      expect(runner.argvs[0]).to.deep.equal(['pvcreate', devA]);
+    });
+
+    it('a failed vgcreate pvremoves every device pvcreate initialised', async () => {
+      runner.on(['blkid'], { exitCode: 2 });
+      runner.on(['pvcreate'], {});
+      runner.on(['vgcreate'], failed(['vgcreate'], '  A volume group called HostVG already exists.'));
+      runner.on(['pvremove'], {});
+      const err = await rejects(backend.buildPool(ctx, { overwrite: false, noOverwrite: false }));
+      expect(err.code).to.equal('ALREADY_EXISTS');
+      expect(runner.argvs.slice(-2)).to.deep.equal([['pvremove', devA], ['pvremove', devB]]);
+    });
+
+    it('a failed pvcreate undoes only the devices done before it', async () => {
+      runner.on(['pvcreate', devA], {});
+      runner.on(['pvcreate', devB], failed(['pvcreate', devB], '  Cannot use /dev/sdc: device is partitioned'));
+      runner.on(['pvremove'], {});
+      const err = await rejects(backend.buildPool(ctx, { overwrite: true, noOverwrite: false }));
+      expect(err.code).to.equal('INTERNAL');
+      expect(err.message).to.include('device is partitioned');
+      expect(runner.callsOf('vgcreate')).to.deep.equal([]);
+      expect(runner.callsOf('pvremove')).to.deep.equal([['pvremove', devA]]);
+    });
+
+    it('refuses bad input before anything runs', async () => {
+      const cases: [PoolDefinition, BuildFlagsT, string, RegExp][] = [
+        [pool, { overwrite: true, noOverwrite: true }, 'INVALID_ARGUMENT', /mutually exclusive/],
+        [{ ...pool, source: source(VG, []) }, NO_FLAGS, 'INVALID_ARGUMENT', /no source device/],
+        [{ ...pool, source: source('bad vg', [devA]) }, NO_FLAGS, 'INVALID_ARGUMENT', /A-Z a-z 0-9/],
+        [{ ...pool, source: source(VG, [devA, devA]) }, NO_FLAGS, 'INVALID_ARGUMENT', /listed twice/],
+        [{ ...pool, source: source(VG, [join(root, 'missing')]) }, NO_FLAGS, 'FAILED_PRECONDITION', /no such device/],
+        [{ ...pool, source: source(VG, ['relative/dev']) }, NO_FLAGS, 'INVALID_ARGUMENT', /not absolute/],
+      ];
+      for (const [def, flags, code, why] of cases) {
+        const err = await rejects(backend.buildPool({ runner, pool: def }, flags));
+        expect(err.code, why.source).to.equal(code);
+        expect(err.message).to.match(why);
+      }
+      expect(runner.argvs).to.deep.equal([]);
+      // a regular file is no block device for the production backend
+      const err = await rejects(logicalBackend.buildPool(ctx, { overwrite: true, noOverwrite: false }));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.include('not a block device');
+      expect(readFileSync(devA).every((b) => b === 0xff)).to.equal(true);
+    });
+  });
+
+  describe('start, stop, check, delete', () => {
+    it('start: vgscan, pvs (the VG and a device must match), vgchange -aly VG', async () => {
+      runner.on(['vgscan'], {});
+      runner.on(PVS, { stdout: `  ${devA} ${VG}\n  ${devB} ${VG}\n  /dev/sdz other\n` });
+      runner.on(['vgchange'], {});
+      await backend.startPool(ctx);
+      expect(runner.argvs).to.deep.equal([['vgscan'], PVS, ['vgchange', '-aly', VG]]);
+    });
+
+    it('start refuses a VG that is not there, or has none of the pool\'s devices', async () => {
+      runner.on(['vgscan'], failed(['vgscan'], 'scan failed'));
+      runner.on(PVS, { stdout: '  /dev/sdz other\n' }, 1);
+      runner.on(PVS, { stdout: `  /dev/sdz ${VG}\n` }, 1);
+      let err = await rejects(backend.startPool(ctx));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.include(`cannot find logical volume group '${VG}'`);
+      err = await rejects(backend.startPool(ctx));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.include('cannot find any matching source devices');
+      expect(runner.callsOf('vgchange')).to.deep.equal([]);
+    });
+
+    it('stop: vgchange -aln VG', async () => {
+      runner.on(['vgchange'], {});
+      await backend.stopPool(ctx);
+      expect(runner.argvs).to.deep.equal([['vgchange', '-aln', VG]]);
+    });
+
+    it('checkPool: active only when the VG matches and none of its LVs is inactive (thin pools aside)', async () => {
+      runner.on(['vgscan'], {});
+      runner.on(PVS, { stdout: `  ${devA} ${VG}\n` });
+      runner.on(LVS, { stdout: [lvLine('a', '-wi-ao----'), lvLine('tp', 'twi-------', { devices: 'tp_tdata(0)' })].join('\n') }, 1);
+      runner.on(LVS, { stdout: [lvLine('a', '-wi-a-----'), lvLine('b', '-wi-------')].join('\n') }, 1);
+      expect(await backend.checkPool(ctx)).to.equal(true);
+      expect(await backend.checkPool(ctx)).to.equal(false);
+      expect(runner.argvs.slice(0, 3)).to.deep.equal([['vgscan'], PVS, LVS]);
+    });
+
+    it('checkPool is false when the VG is missing', async () => {
+      runner.on(['vgscan'], {});
+      runner.on(PVS, { stdout: '' });
+      expect(await backend.checkPool(ctx)).to.equal(false);
+      expect(runner.callsOf('lvs')).to.deep.equal([]);
+    });
+
+    it('delete: vgremove -f VG, then pvremove each device (its failures ignored)', async () => {
+      runner.on(['vgremove'], {});
+      runner.on(['pvremove', devA], failed(['pvremove', devA], 'busy'));
+      runner.on(['pvremove', devB], {});
+      await backend.deletePool(ctx);
+      expect(runner.argvs).to.deep.equal([['vgremove', '-f', VG], ['pvremove', devA], ['pvremove', devB]]);
+    });
+
+    it('delete of a VG that is gone is NOT_FOUND and pvremoves nothing', async () => {
+      runner.on(['vgremove'], failed(['vgremove'], `  Volume group "${VG}" not found\n  Cannot process volume group ${VG}`));
+      const err = await rejects(backend.deletePool(ctx));
+      expect(err.code).to.equal('NOT_FOUND');
+      expect(runner.callsOf('pvremove')).to.deep.equal([]);
+    });
+
+    it('defaults: VG = pool name, target = /dev/VG', async () => {
+      runner.on(['vgchange'], {});
+      const bare: PoolDefinition = { ...pool, name: 'Other', source: source('', []), target: { path: '', permissions: undefined } };
+      await backend.stopPool({ runner, pool: bare });
+      expect(runner.argvs).to.deep.equal([['vgchange', '-aln', 'Other']]);
+      const planned = await backend.createVol({ runner, pool: bare }, vol('lv', 1024n));
+      expect(planned.target?.path).to.equal('/dev/Other/lv');
+    });
+  });
+
+  describe('refresh', () => {
+    it('runs lvs then vgs; lists every LV (inactive with its state), key = uuid, extents, backing origin', async () => {
+      runner.on(LVS, {
+        stdout: [
+          lvLine('root', '-wi-ao----', { uuid: 'U-root', devices: `${devA}(0)` }),
+          lvLine('off', '-wi-------', { uuid: 'U-off', devices: `${devB}(2)`, size: 4194304 }),
+          lvLine('snap', 'swi-a-s---', { origin: 'root', uuid: 'U-snap', devices: `${devB}(0)` }),
+          lvLine('virt', 'swi-a-s---', { origin: '[virt_vorigin]', uuid: 'U-virt', devices: `${devB}(3)` }),
+          lvLine('tpool', 'twi-aotz--', { devices: 'tpool_tdata(0)' }),
+        ].join('\n'),
+      });
+      runner.on(VGS, { stdout: '  125829120:25165824\n' });
+      const r = await backend.refreshPool(ctx);
+      expect(runner.argvs).to.deep.equal([LVS, VGS]);
+      expect(r.runtime).to.deep.equal({ capacity: 125829120n, allocation: 100663296n, available: 25165824n });
+      const byName = new Map(r.volumes.map((v) => [v.name, v as LogicalVolumeDefinition]));
+      expect([...byName.keys()]).to.deep.equal(['root', 'off', 'snap', 'virt']);
+      const off = byName.get('off')!;
+      expect(off.state).to.equal('inactive');
+      expect(off.key).to.equal('U-off');
+      expect(off.type).to.equal(VolumeType.VOLUME_TYPE_BLOCK);
+      expect(off.target?.path).to.equal(`${target}/off`);
+      expect(off.capacity).to.equal(4194304n);
+      expect(off.allocation).to.equal(4194304n);
+      expect(off.sourceDevices).to.deep.equal([{ path: devB, extents: [{ start: 2n * 4194304n, end: 3n * 4194304n }] }]);
+      expect(byName.get('root')!.state).to.equal('active');
+      expect(byName.get('snap')!.backingStore).to.deep.equal({ path: `${target}/root`, format: 'raw', permissions: undefined });
+      expect(byName.get('snap')!.sparse).to.equal(true);
+      expect(byName.get('virt')!.backingStore).to.equal(undefined);
+    });
+
+    it('a missing VG is NOT_FOUND', async () => {
+      runner.on(LVS, failed(LVS, `  Volume group "${VG}" not found\n  Cannot process volume group ${VG}`));
+      const err = await rejects(backend.refreshPool(ctx));
+      expect(err.code).to.equal('NOT_FOUND');
+      expect(err.message).to.include(VG);
+    });
+  });
+
+  describe('volumes', () => {
+    it('lvcreate with libvirt\'s argv: plain, sparse (--virtualsize snapshot), backed (-s ORIGIN), sizes rounded up to KiB', () => {
+      expect(lvcreateArgv(VG, 'lv', 8n * 1024n * 1024n, 8n * 1024n * 1024n)).to.deep.equal(['lvcreate', '--name', 'lv', '-L', '8192K', VG, '--yes']);
+      expect(lvcreateArgv(VG, 'lv', 1000n, 1000n)).to.deep.equal(['lvcreate', '--name', 'lv', '-L', '1K', VG, '--yes']);
+      expect(lvcreateArgv(VG, 'sp', 10n * 1024n * 1024n, 1024n * 1024n)).to.deep.equal([
+        'lvcreate', '--name', 'sp', '-L', '1024K', '--type', 'snapshot', '--virtualsize', '10240K', VG, '--yes',
+      ]);
+      expect(lvcreateArgv(VG, 'sp', 4096n, 0n)).to.deep.equal(['lvcreate', '--name', 'sp', '-L', '1K', '--type', 'snapshot', '--virtualsize', '4K', VG, '--yes']);
+      expect(lvcreateArgv(VG, 'bk', 2048n, 2048n, '/dev/HostVG/root')).to.deep.equal(['lvcreate', '--name', 'bk', '-L', '2K', '-s', '/dev/HostVG/root', '--yes']);
+    });
+
+    it('create: checks, lvcreate, lvs; an active LV gets mode 0600 (or the one asked) on its node', async () => {
+      const lines: string[] = [];
+      scriptLvcreate(lines);
+      const planned = await backend.createVol(ctx, vol('data', 8n * BigInt(MiB)));
+      expect(runner.argvs).to.deep.equal([], 'createVol only plans');
+      expect(planned.type).to.equal(VolumeType.VOLUME_TYPE_BLOCK);
+      expect(planned.target?.path).to.equal(`${target}/data`);
+      await backend.buildVol(ctx, planned, { preallocMetadata: false });
+      expect(runner.argvs).to.deep.equal([['lvcreate', '--name', 'data', '-L', '8192K', VG, '--yes'], LVS]);
+      expect(statSync(join(target, 'data')).mode & 0o777).to.equal(0o600);
+
+      runner.reset();
+      const withMode = await backend.createVol(ctx, vol('m', BigInt(MiB), { target: { path: '', format: '', permissions: { mode: 0o640, owner: undefined, group: undefined, label: '' }, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined } }));
+      await backend.buildVol(ctx, withMode, { preallocMetadata: false });
+      expect(statSync(join(target, 'm')).mode & 0o777).to.equal(0o640);
+      const v = (await backend.refreshVol!(ctx, vol('m'))) as LogicalVolumeDefinition;
+      expect(v.key).to.equal('uuid-m');
+      expect(v.target?.permissions?.mode).to.equal(0o640);
+    });
+
+    it('create of an inactive LV (activation off) skips the node and lists it with its state', async () => {
+      const lines: string[] = [];
+      scriptLvcreate(lines, { active: false });
+      const planned = await backend.createVol(ctx, vol('cold', BigInt(MiB)));
+      await backend.buildVol(ctx, planned, { preallocMetadata: false });
+      const v = (await backend.refreshVol!(ctx, vol('cold'))) as LogicalVolumeDefinition;
+      expect(v.state).to.equal('inactive');
+      expect(v.capacity).to.equal(BigInt(MiB));
+    });
+
+    it('sparse and backed volumes', async () => {
+      const lines: string[] = [];
+      scriptLvcreate(lines);
+      const sp = await backend.createVol(ctx, vol('sp', 10n * BigInt(MiB), { allocation: BigInt(MiB) }));
+      await backend.buildVol(ctx, sp, { preallocMetadata: false });
+      const bk = await backend.createVol(ctx, vol('bk', BigInt(MiB), { backingStore: { path: `${target}/sp`, format: '', permissions: undefined } }));
+      await backend.buildVol(ctx, bk, { preallocMetadata: false });
+      expect(runner.callsOf('lvcreate')).to.deep.equal([
+        ['lvcreate', '--name', 'sp', '-L', '1024K', '--type', 'snapshot', '--virtualsize', '10240K', VG, '--yes'],
+        ['lvcreate', '--name', 'bk', '-L', '1024K', '-s', `${target}/sp`, '--yes'],
+      ]);
+    });
+
+    it('refuses bad names, sizes, backing stores and encryption before anything runs', async () => {
+      const cases: [VolumeDefinition, RegExp][] = [
+        [vol('bad name', 1024n), /contains ' '.*allowed: 1-127 characters of A-Z a-z 0-9 \+ _ \. -/],
+        [vol('a:b', 1024n), /contains ':'/],
+        [vol('x/y', 1024n), /contains '\/'/],
+        [vol('snapshot1', 1024n), /reserved/],
+        [vol('lv', undefined), /capacity greater than 0/],
+        [vol('lv', 0n), /capacity greater than 0/],
+        [vol('lv', 1024n, { backingStore: { path: '/elsewhere/x', format: '', permissions: undefined } }), /not a volume of this pool/],
+        [vol('lv', 1024n, { backingStore: { path: `${target}/bad name`, format: '', permissions: undefined } }), /backing_store/],
+        [vol('lv', 1024n, { target: { path: '', format: 'qcow2', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined } }), /no format of their own/],
+      ];
+      for (const [v, why] of cases) {
+        const err = await rejects(backend.createVol(ctx, v));
+        expect(err.code, why.source).to.equal('INVALID_ARGUMENT');
+        expect(err.message).to.match(why);
+      }
+      const enc = await rejects(
+        backend.createVol(ctx, vol('lv', 1024n, { target: { path: '', format: '', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: { format: 'luks', secrets: [], cipher: undefined, ivgen: undefined } } })),
+      );
+      expect(enc.code).to.equal('UNIMPLEMENTED');
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('no space: lvcreate\'s refusal is RESOURCE_EXHAUSTED', async () => {
+      runner.on(['lvcreate'], failed(['lvcreate'], `  Volume group "${VG}" has insufficient free space (5 extents): 256 required.`));
+      const planned = await backend.createVol(ctx, vol('big', 1024n * BigInt(MiB)));
+      const err = await rejects(backend.buildVol(ctx, planned, { preallocMetadata: false }));
+      expect(err.code).to.equal('RESOURCE_EXHAUSTED');
+      expect(err.message).to.include('insufficient free space');
+    });
+
+    it('a failure after lvcreate removes the LV again', async () => {
+      runner.on(['lvcreate'], {});
+      runner.on(LVS, { stdout: '' });
+      runner.on(['lvremove'], {});
+      const planned = await backend.createVol(ctx, vol('ghost', BigInt(MiB)));
+      const err = await rejects(backend.buildVol(ctx, planned, { preallocMetadata: false }));
+      expect(err.code).to.equal('NOT_FOUND');
+      expect(runner.argvs.at(-1)).to.deep.equal(['lvremove', '-f', `${VG}/ghost`]);
+    });
+
+    it('delete: lvremove -f VG/LV; on failure lvchange -aln and lvremove again; a gone LV is fine', async () => {
+      runner.on(['lvremove'], {});
+      await backend.deleteVol(ctx, vol('a'));
+      expect(runner.argvs).to.deep.equal([['lvremove', '-f', `${VG}/a`]]);
+
+      runner = new RecordingRunner({ strict: true });
+      runner.on(['lvremove'], failed(['lvremove'], '  Logical volume HostVG/b in use.'), 1);
+      runner.on(['lvchange'], {});
+      runner.on(['lvremove'], {});
+      await backend.deleteVol({ runner, pool }, vol('b'));
+      expect(runner.argvs).to.deep.equal([['lvremove', '-f', `${VG}/b`], ['lvchange', '-aln', `${VG}/b`], ['lvremove', '-f', `${VG}/b`]]);
+
+      runner = new RecordingRunner({ strict: true });
+      runner.on(['lvremove'], failed(['lvremove'], '  Failed to find logical volume "HostVG/c"'));
+      await backend.deleteVol({ runner, pool }, vol('c'));
+      expect(runner.argvs).to.deep.equal([['lvremove', '-f', `${VG}/c`]]);
+
+      runner = new RecordingRunner({ strict: true });
+      runner.on(['lvremove'], failed(['lvremove'], '  Logical volume HostVG/d in use.'));
+      runner.on(['lvchange'], failed(['lvchange'], '  Logical volume HostVG/d in use.'));
+      const err = await rejects(backend.deleteVol({ runner, pool }, vol('d')));
+      expect(err.code).to.equal('INTERNAL');
+      expect(err.message).to.include('in use');
+    });
+
+    it('wipe: zero in-process on the node, other algorithms with scrub; sparse and inactive LVs refused', async () => {
+      require_dir(target);
+      writeFileSync(join(target, 'w'), Buffer.alloc(2 * MiB, 0xab));
+      runner.on(LVS, {
+        stdout: [lvLine('w', '-wi-a-----'), lvLine('sp', 'swi-a-s---'), lvLine('th', 'Vwi-a-tz--', { devices: 'pool(0)' }), lvLine('off', '-wi-------')].join('\n'),
+      });
+      runner.on(['scrub'], {});
+      await backend.wipeVol(ctx, vol('w'), WipeAlgorithm.WIPE_ALGORITHM_ZERO);
+      expect(readFileSync(join(target, 'w')).every((b) => b === 0)).to.equal(true);
+      await backend.wipeVol(ctx, vol('w'), WipeAlgorithm.WIPE_ALGORITHM_DOD);
+      expect(runner.callsOf('scrub')).to.deep.equal([['scrub', '-f', '-p', 'dod', '--', `${target}/w`]]);
+      for (const name of ['sp', 'th']) {
+        const err = await rejects(backend.wipeVol(ctx, vol(name), WipeAlgorithm.WIPE_ALGORITHM_ZERO));
+        expect(err.code).to.equal('UNIMPLEMENTED');
+        expect(err.message).to.include('is sparse, volume wipe not supported');
+      }
+      const off = await rejects(backend.wipeVol(ctx, vol('off'), WipeAlgorithm.WIPE_ALGORITHM_ZERO));
+      expect(off.code).to.equal('FAILED_PRECONDITION');
+      expect(off.message).to.include('not active');
+      const trim = await rejects(backend.wipeVol(ctx, vol('w'), WipeAlgorithm.WIPE_ALGORITHM_TRIM));
+      expect(trim.code).to.equal('UNIMPLEMENTED');
+      expect(runner.callsOf('scrub')).to.have.length(1);
+    });
+
+    it('clone: lvcreate at least the source size, raw data copied in; qcow2 sources via qemu-img convert; failures remove the LV', async () => {
+      const lines: string[] = [];
+      scriptLvcreate(lines, { active: true, size: 2 * MiB });
+      const src = join(root, 'src.img');
+      const data = Buffer.alloc(2 * MiB);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+      writeFileSync(src, data);
+      const srcPool: PoolDefinition = { ...pool, type: PoolType.POOL_TYPE_DIR, name: 'files' };
+      const srcVol = vol('src.img', BigInt(2 * MiB), { target: { path: src, format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined } });
+      await backend.buildVolFrom(ctx, vol('copy', BigInt(MiB)), { pool: srcPool, volume: srcVol }, { preallocMetadata: false });
+      expect(runner.callsOf('lvcreate')[0]).to.deep.equal(['lvcreate', '--name', 'copy', '-L', '2048K', VG, '--yes']);
+      expect(readFileSync(join(target, 'copy')).equals(data)).to.equal(true);
+
+      runner.on(['qemu-img'], failed(['qemu-img'], 'Could not open'));
+      runner.on(['lvremove'], {});
+      const q = { ...srcVol, target: { ...srcVol.target!, format: 'qcow2' } };
+      const err = await rejects(backend.buildVolFrom(ctx, vol('conv', BigInt(MiB)), { pool: srcPool, volume: q }, { preallocMetadata: false }));
+      expect(err.code).to.equal('INTERNAL');
+      expect(runner.callsOf('qemu-img')).to.deep.equal([['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', '--', src, `${target}/conv`]]);
+      expect(runner.argvs.at(-1)).to.deep.equal(['lvremove', '-f', `${VG}/conv`]);
+    });
+
+    it('clone into an LV without a device node fails and removes the LV', async () => {
+      const lines: string[] = [];
+      scriptLvcreate(lines, { active: false });
+      runner.on(['lvremove'], {});
+      const src = join(root, 'src.img');
+      writeFileSync(src, Buffer.alloc(MiB, 1));
+      const srcVol = vol('src.img', BigInt(MiB), { target: { path: src, format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined } });
+      const err = await rejects(backend.buildVolFrom(ctx, vol('copy', BigInt(MiB)), { pool, volume: srcVol }, { preallocMetadata: false }));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.include('not active');
+      expect(runner.argvs.at(-1)).to.deep.equal(['lvremove', '-f', `${VG}/copy`]);
+    });
+
+    it('upload and download go through the LV device node; no node is FAILED_PRECONDITION', async () => {
+      require_dir(target);
+      writeFileSync(join(target, 'io'), Buffer.alloc(MiB));
+      async function* chunks(): AsyncIterable<Buffer> {
+        yield Buffer.from('hello ');
+        yield Buffer.from('world');
+      }
+      expect(await backend.uploadVol(ctx, vol('io'), 100n, 0n, chunks())).to.equal(11n);
+      const got: Buffer[] = [];
+      for await (const b of backend.downloadVol(ctx, vol('io'), 100n, 11n)) got.push(b);
+      expect(Buffer.concat(got).toString()).to.equal('hello world');
+      const err = await rejects(backend.uploadVol(ctx, vol('absent'), 0n, 0n, chunks()));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.include('not active');
+      async function* tooMuch(): AsyncIterable<Buffer> {
+        yield Buffer.alloc(MiB + 1);
+      }
+      const over = await rejects(backend.uploadVol(ctx, vol('io'), 0n, 0n, tooMuch()));
+      expect(over.code).to.equal('RESOURCE_EXHAUSTED');
+      expect(runner.argvs).to.deep.equal([]);
+    });
+  });
+
+  describe('findPoolSources', () => {
+    it('vgscan (failure ignored) + pvs: one source per VG with its devices, format lvm2', async () => {
+      runner.on(['vgscan'], failed(['vgscan'], 'oops'));
+      runner.on(PVS, { stdout: '  /dev/sdb\n  /dev/sdc VolGroup00\n  /dev/sdd VolGroup00\n  /dev/sde data\n' });
+      const sources = await backend.findPoolSources(ctx);
+      expect(runner.argvs).to.deep.equal([['vgscan'], PVS]);
+      expect(sources.map((s) => ({ name: s.name, format: s.format, devices: s.devices.map((d) => d.path) }))).to.deep.equal([
+        { name: 'VolGroup00', format: 'lvm2', devices: ['/dev/sdc', '/dev/sdd'] },
+        { name: 'data', format: 'lvm2', devices: ['/dev/sde'] },
+      ]);
+    });
+  });
+});
+
+type BuildFlagsT = { overwrite: boolean; noOverwrite: boolean };
+const NO_FLAGS: BuildFlagsT = { overwrite: false, noOverwrite: false };
