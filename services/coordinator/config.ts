@@ -1,6 +1,7 @@
 // Command-line flags and environment for the coordinator.
 import { InvalidArgumentError } from '../../libs/errors/errors.js';
 import { isLogLevel, type LogLevel } from './log.js';
+import { RELIABILITY_USAGE, reliabilityDefaults, reliabilityFlag, type ReliabilityConfig } from './reliability-config.js';
 
 export interface CoordinatorConfig {
   natsUrl: string;
@@ -13,6 +14,8 @@ export interface CoordinatorConfig {
   syncWaitMs: number;
   /** Security (issue 7): see docs/security.md. */
   security: SecurityConfig;
+  /** Event retention by size and count, retry window (issue 6). */
+  reliability: ReliabilityConfig;
 }
 
 export interface SecurityConfig {
@@ -50,7 +53,8 @@ security (docs/security.md):
   --secret-key-file F   32-byte key encrypting secret values at rest (env CISTERN_SECRET_KEY_FILE)
   --nats-user USER      NATS user (env NATS_USER)
   --nats-pass-file F    file holding the NATS password (env NATS_PASSWORD_FILE, or NATS_PASSWORD)
-  --max-calls-per-client N  concurrent calls one client may have running (default 64)`;
+  --max-calls-per-client N  concurrent calls one client may have running (default 64)
+${RELIABILITY_USAGE}`;
 
 /** '7d', '12h', '15m', '30s' or plain seconds. */
 export function parseDuration(value: string, field: string): number {
@@ -70,6 +74,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     eventMaxAgeSeconds: env.CISTERN_EVENT_MAX_AGE ? parseDuration(env.CISTERN_EVENT_MAX_AGE, 'CISTERN_EVENT_MAX_AGE') : undefined,
     logLevel: 'info',
     syncWaitMs: 3000,
+    reliability: reliabilityDefaults(env, parseDuration),
     security: {
       tlsCert: env.CISTERN_TLS_CERT || undefined,
       tlsKey: env.CISTERN_TLS_KEY || undefined,
@@ -160,6 +165,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         break;
       }
       default:
+        if (reliabilityFlag(flag, value, config.reliability, parseDuration)) break;
         throw new InvalidArgumentError(flag, `unknown option\n${USAGE}`);
     }
   }

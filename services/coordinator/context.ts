@@ -6,6 +6,7 @@ import type { EventPublisher } from '../../libs/bus/events.js';
 import type { FleetCache } from './cache.js';
 import type { HostRegistry } from './hosts.js';
 import type { Logger } from './log.js';
+import type { RequestResults } from './request-results.js';
 import type { SecretStore } from './secrets/store.js';
 
 export interface CoordinatorServices {
@@ -20,6 +21,8 @@ export interface CoordinatorServices {
   agentTimeoutMs: number;
   /** How long a mutating call waits for its events to reach the cache before answering anyway. */
   applyTimeoutMs: number;
+  /** Responses of calls with a request id (idempotent retries); absent in unit tests. */
+  results?: RequestResults;
   /** Secret definitions and sealed values (issue 7); absent in unit tests. */
   secrets?: SecretStore;
 }

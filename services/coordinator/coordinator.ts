@@ -19,12 +19,19 @@ import { HostRegistry, type HostStore } from './hosts.js';
 import type { Logger } from './log.js';
 import { SecretStore } from './secrets/store.js';
 import { SERVICE_NAME, startGrpcServer, type GrpcServer } from './server.js';
+import { reconcileEvents } from './reconcile.js';
+import { RequestResults } from './request-results.js';
 
 export interface CoordinatorOptions {
   natsUrl: string;
   listen: string;
   log: Logger;
   eventMaxAgeSeconds?: number;
+  /** Event log retention by size (bytes) and count; default 1 GiB, unlimited. */
+  eventMaxBytes?: number;
+  eventMaxEvents?: number;
+  /** How long responses of calls with a request id are kept for retries (default 24 h). */
+  requestTtlSeconds?: number;
   syncWaitMs?: number;
   guard?: CallGuard;
   agentTimeoutMs?: number;
@@ -60,7 +67,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   try {
     // JetStream may not be ready yet (nats-server just started, cluster electing): retry
     const catalog = await retrying(log, 'open the catalog bucket', () => Catalog.open(nc));
-    await retrying(log, 'set up the event stream', () => ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds }));
+    await retrying(log, 'set up the event stream', () =>
+      ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds, maxBytes: options.eventMaxBytes, maxMessages: options.eventMaxEvents }),
+    );
+    const results = await retrying(log, 'open the request results bucket', () => RequestResults.open(nc, log, options.requestTtlSeconds));
     const secrets = await retrying(log, 'open the secrets bucket', () => SecretStore.open(nc, options.secretKey));
     const publisher = new EventPublisher(nc);
     const cache = new FleetCache();
@@ -83,6 +93,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       coordinatorId,
       agentTimeoutMs: options.agentTimeoutMs ?? 3_600_000,
       applyTimeoutMs: 10_000,
+      results,
       secrets,
     };
 
@@ -154,8 +165,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
           if (chunk.revision > a.revision) a.revision = chunk.revision;
           if (chunk.last) {
             assembling.delete(host);
-            cache.replaceHost(host, { pools: a.pools, volumes: a.volumes, revision: a.revision });
-            hosts.onSync(host, a.host);
+            const snapshot = { pools: a.pools, volumes: a.volumes, revision: a.revision };
+            if (hosts.isReturning(host)) {
+              // what changed while the host was away, published before HOST_ONLINE
+              const changes = reconcileEvents(cache, host, snapshot, a.syncId);
+              for (const e of changes) publisher.publish(e);
+              if (changes.length > 0) log.info('host reconciled', { host, changes: changes.length });
+            }
+            cache.replaceHost(host, snapshot);
+            hosts.onSync(host, a.host, a.syncId);
             log.info('host synced', { host, pools: a.pools.length, volumes: a.volumes.length });
           }
         } catch (err) {

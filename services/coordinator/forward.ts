@@ -19,7 +19,8 @@ export async function forward(
   // secret values (CHAP, LUKS) for this one operation only; never logged
   full.secrets = await secretValuesFor(svc.secrets, full);
   const started = Date.now();
-  const reply = await callAgent(svc.nc, host, full, { timeoutMs: svc.agentTimeoutMs });
+  // a cancelled call (client cancel, deadline) tells the agent to stop the work
+  const reply = await callAgent(svc.nc, host, full, { timeoutMs: svc.agentTimeoutMs, signal: ctx.signal });
   applyReply(svc, host, reply);
   await waitApplied(svc, ctx, reply.eventSequence);
   ctx.log.debug('agent answered', { host, op: request.op?.$case, ms: Date.now() - started, seq: reply.eventSequence });

@@ -1,5 +1,7 @@
 // Host registry: a host is online while its heartbeats arrive and offline after three
-// missed intervals. Hosts are also recorded in the catalog bucket (key hosts.<id>, value
+// missed intervals. A host that comes back (heartbeats again, or a new boot) is asked for
+// a full sync and shows ONLINE only once that sync is in: the coordinator reconciles its
+// view first (reconcile.ts), then publishes HOST_ONLINE. Hosts are also recorded in the catalog bucket (key hosts.<id>, value
 // Heartbeat = last known Host, boot id, interval) so a restarted coordinator knows the fleet.
 import { NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
 import { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
@@ -19,6 +21,8 @@ export interface HostEntry {
   online: boolean;
   /** a full sync arrived since this coordinator started */
   synced: boolean;
+  /** heartbeats are back, the full sync that makes it online is awaited (local clock of the ask) */
+  returningSince?: number;
 }
 
 export interface HostStore {
@@ -88,23 +92,53 @@ export class HostRegistry {
       online: true,
       lastSeen: info.lastSeen ?? new Date(now),
     });
-    const next: HostEntry = { host, bootId: hb.bootId, intervalMs, lastHeartbeatAt: now, online: true, synced: entry?.synced ?? false };
-    this.entries.set(id, next);
-    if (cameBack) {
-      this.options.log.info('host online', { host: id, bootId: hb.bootId });
-      this.persist(next);
-      this.emit(EventKind.HOST_ONLINE, next, `host-online:${id}:${hb.bootId}`);
-      this.options.onOnline?.(id);
+    if (entry?.returningSince !== undefined && entry.bootId === hb.bootId) {
+      // still waiting for the sync that brings it online
+      entry.lastHeartbeatAt = now;
+      entry.intervalMs = intervalMs;
+      entry.host = Host.fromPartial({ ...host, online: false });
+      return;
     }
+    if (!cameBack) {
+      this.entries.set(id, { host, bootId: hb.bootId, intervalMs, lastHeartbeatAt: now, online: true, synced: entry?.synced ?? false });
+      return;
+    }
+    const next: HostEntry = {
+      host: Host.fromPartial({ ...host, online: false }),
+      bootId: hb.bootId,
+      intervalMs,
+      lastHeartbeatAt: now,
+      online: false,
+      synced: entry?.synced ?? false,
+      returningSince: now,
+    };
+    this.entries.set(id, next);
+    this.options.log.info('host heartbeats again; waiting for its full sync', { host: id, bootId: hb.bootId });
+    this.options.onOnline?.(id);
+  }
+
+  /** Heartbeats are back and the sync that brings the host online is awaited. */
+  isReturning(id: string): boolean {
+    return this.entries.get(id)?.returningSince !== undefined;
+  }
+
+  private comeOnline(id: string, entry: HostEntry, syncId: string): void {
+    entry.returningSince = undefined;
+    entry.online = true;
+    entry.host = Host.fromPartial({ ...entry.host, online: true });
+    this.options.log.info('host online', { host: id, bootId: entry.bootId });
+    this.persist(entry);
+    this.emit(EventKind.HOST_ONLINE, entry, `host-online:${id}:${entry.bootId}:${syncId}`);
   }
 
   /** A full sync arrived: the host is alive and its runtime state is known. */
-  onSync(id: string, info: Host | undefined): void {
+  onSync(id: string, info: Host | undefined, syncId = ''): void {
     const entry = this.entries.get(id);
     if (entry && info) {
       entry.host = Host.fromPartial({ ...entry.host, ...info, name: hostName(id), online: entry.online, lastSeen: info.lastSeen ?? entry.host.lastSeen });
     }
     if (entry) entry.synced = true;
+    if (entry?.returningSince !== undefined) this.comeOnline(id, entry, syncId);
     else if (info) {
       this.entries.set(id, {
         host: Host.fromPartial({ ...info, name: hostName(id), online: true }),
@@ -122,6 +156,16 @@ export class HostRegistry {
   tick(): void {
     const now = this.now();
     for (const [id, entry] of this.entries) {
+      if (entry.returningSince !== undefined) {
+        if (now - entry.lastHeartbeatAt > MISSED_HEARTBEATS * entry.intervalMs) {
+          entry.returningSince = undefined; // gone again before its sync came
+        } else if (now - entry.returningSince > MISSED_HEARTBEATS * entry.intervalMs) {
+          entry.returningSince = now;
+          this.options.log.warn('no full sync from a host that heartbeats; asking again', { host: id });
+          this.options.onOnline?.(id);
+        }
+        continue;
+      }
       if (!entry.online) continue;
       if (now - entry.lastHeartbeatAt <= MISSED_HEARTBEATS * entry.intervalMs) continue;
       entry.online = false;

@@ -52,6 +52,7 @@ async function main(): Promise<number> {
       log,
       eventMaxAgeSeconds: config.eventMaxAgeSeconds,
       syncWaitMs: config.syncWaitMs,
+      ...config.reliability,
       guard: security.guard,
       serverCredentials: security.credentials,
       natsUser: security.natsUser,

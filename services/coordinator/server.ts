@@ -98,7 +98,12 @@ export class CallRunner {
 
   unary<Req, Res>(method: string, handler: Handler<Req, Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      this.run(method, call, call.request, (ctx) => handler(this.svc, ctx, call.request)).then(
+      // a retry with the request id of an earlier call gets that call's response (request-results.ts)
+      const body = (ctx: CallContext): Promise<Res> =>
+        this.svc.results
+          ? this.svc.results.once(method, ctx.principal, ctx.requestId, call.request, () => handler(this.svc, ctx, call.request))
+          : handler(this.svc, ctx, call.request);
+      this.run(method, call, call.request, body).then(
         (res) => callback(null, res),
         (err) => callback(toGrpcError(err)),
       );

@@ -43,7 +43,13 @@ function volumeAfter(svc: CoordinatorServices, host: string, pool: string, name:
   throw new NotFoundError(`storage volume '${name}' not found in pool '${pool}' on host '${host}'`);
 }
 
-function requireAbsent(svc: CoordinatorServices, host: string, pool: string, name: string): void {
+/**
+ * ALREADY_EXISTS from the cache, without asking the agent. Not for a call with a request
+ * id: it may be the retry of a create that went through (the agent answers it from its
+ * request cache, and says ALREADY_EXISTS otherwise).
+ */
+function requireAbsent(svc: CoordinatorServices, ctx: CallContext, host: string, pool: string, name: string): void {
+  if (ctx.requestId) return;
   if (svc.cache.volume(host, pool, name)) {
     throw new AlreadyExistsError(`storage volume '${name}' already exists in pool '${pool}' on host '${host}'`);
   }
@@ -54,7 +60,7 @@ export async function createVolume(svc: CoordinatorServices, ctx: CallContext, r
   checkRequestId(req.requestId);
   const p = requireActive(resolvePool(svc, ref));
   const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition);
-  requireAbsent(svc, ref.host, ref.pool, def.name);
+  requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await forward(svc, ctx, ref.host, {
     pool: p.definition,
     persistent: p.pool.persistent,
@@ -74,7 +80,7 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
   const p = requireActive(resolvePool(svc, ref));
   const source = resolveVolume(svc, src);
   const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true });
-  requireAbsent(svc, ref.host, ref.pool, def.name);
+  requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await forward(svc, ctx, ref.host, {
     pool: p.definition,
     sourcePool: source.pool.definition,

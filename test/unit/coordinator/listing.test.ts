@@ -14,7 +14,10 @@ import { asCisternError } from '../../../libs/errors/errors.js';
 function setup() {
   const cache = new FleetCache();
   const hosts = new HostRegistry({ log: silentLogger });
-  for (const id of ['a', 'b']) hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: id, poolTypes: [PoolType.POOL_TYPE_DIR] }, bootId: 1n, intervalMs: 60_000 }));
+  for (const id of ['a', 'b']) {
+    hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: id, poolTypes: [PoolType.POOL_TYPE_DIR] }, bootId: 1n, intervalMs: 60_000 }));
+    hosts.onSync(id, undefined); // online once its full sync is in
+  }
   const svc = { cache, hosts, log: silentLogger } as unknown as CoordinatorServices;
   const ctx: CallContext = {
     method: 'test',

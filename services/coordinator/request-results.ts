@@ -1,0 +1,124 @@
+// Idempotency (issue 6): a mutating call that carries a request id does its work once.
+// The coordinator keeps each successful call's response in the JetStream KV bucket
+// `cistern-requests` (key = sha256 of principal and request id, TTL `ttlSeconds`): the
+// store is shared by every coordinator, so a client that retries on another coordinator
+// after a switch gets the first call's response. Calls that failed are not kept (a
+// failed create leaves nothing behind, so the retry does the work). Two retries running
+// at the same time join one another here (same coordinator) or in the agent's request
+// cache (services/agent/request-cache.ts), which also covers a coordinator killed after
+// the agent finished but before the response was stored.
+import { createHash } from 'node:crypto';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+import { InvalidArgumentError } from '../../libs/errors/errors.js';
+import { StorageServiceService } from '../../libs/proto/cistern/v1/storage.js';
+import type { Logger } from './log.js';
+
+export const REQUESTS_BUCKET = 'cistern-requests';
+export const DEFAULT_REQUEST_TTL_SECONDS = 24 * 3600;
+
+interface MethodCodec {
+  requestSerialize(value: unknown): Buffer;
+  responseSerialize(value: unknown): Buffer;
+  responseDeserialize(value: Buffer): unknown;
+}
+
+const codecs = new Map<string, MethodCodec>(
+  Object.values(StorageServiceService).map((d) => [d.path.slice(d.path.lastIndexOf('/') + 1), d as unknown as MethodCodec]),
+);
+
+interface StoredResult {
+  method: string;
+  fingerprint: string;
+  response: string; // base64 of the encoded response message
+  at: string;
+}
+
+export interface RequestResultsStore {
+  get(key: string): Promise<StoredResult | undefined>;
+  put(key: string, value: StoredResult): Promise<void>;
+}
+
+function kvStore(kv: KV): RequestResultsStore {
+  return {
+    async get(key) {
+      const e = await kv.get(key);
+      if (!e || e.operation !== 'PUT' || e.length === 0) return undefined;
+      return JSON.parse(new TextDecoder().decode(e.value)) as StoredResult;
+    },
+    async put(key, value) {
+      await kv.put(key, JSON.stringify(value));
+    },
+  };
+}
+
+export class RequestResults {
+  private readonly running = new Map<string, { method: string; fingerprint: string; result: Promise<unknown> }>();
+
+  constructor(
+    private readonly store: RequestResultsStore,
+    private readonly log: Logger,
+  ) {}
+
+  static async open(nc: NatsConnection, log: Logger, ttlSeconds = DEFAULT_REQUEST_TTL_SECONDS): Promise<RequestResults> {
+    const kv = await new Kvm(nc).create(REQUESTS_BUCKET, { history: 1, ttl: ttlSeconds * 1000 });
+    return new RequestResults(kvStore(kv), log);
+  }
+
+  /**
+   * Runs `work` for a call, or returns the response the first call with this request id
+   * got. Without a request id (or for a method without a response codec) it just runs.
+   */
+  async once<T>(method: string, principal: string, requestId: string, request: unknown, work: () => Promise<T>): Promise<T> {
+    const codec = codecs.get(method);
+    if (!requestId || !codec) return work();
+    const key = createHash('sha256').update(`${principal}\u0000${requestId}`).digest('hex');
+    const fingerprint = createHash('sha256')
+      .update(codec.requestSerialize({ ...(request as object), requestId: '' }))
+      .digest('hex');
+    const check = (other: { method: string; fingerprint: string }): void => {
+      if (other.method !== method || other.fingerprint !== fingerprint) {
+        throw new InvalidArgumentError(
+          'request_id',
+          `request id '${requestId}' was already used for a different ${other.method === method ? `${method} request` : `call (${other.method})`}; a retry must repeat the same request`,
+        );
+      }
+    };
+    const joined = this.running.get(key);
+    if (joined) {
+      check(joined);
+      return joined.result as Promise<T>;
+    }
+    const result = (async (): Promise<T> => {
+      let stored: StoredResult | undefined;
+      try {
+        stored = await this.store.get(key);
+      } catch (err) {
+        this.log.warn('request results not readable; the call runs', { requestId, err: (err as Error)?.message });
+      }
+      if (stored) {
+        check(stored);
+        this.log.info('retry answered with the first call’s result', { method, requestId, at: stored.at });
+        return codec.responseDeserialize(Buffer.from(stored.response, 'base64')) as T;
+      }
+      const response = await work();
+      try {
+        await this.store.put(key, {
+          method,
+          fingerprint,
+          response: codec.responseSerialize(response).toString('base64'),
+          at: new Date().toISOString(),
+        });
+      } catch (err) {
+        this.log.warn('request result not stored; a retry on another coordinator relies on the agent', { requestId, err: (err as Error)?.message });
+      }
+      return response;
+    })();
+    this.running.set(key, { method, fingerprint, result });
+    try {
+      return await result;
+    } finally {
+      this.running.delete(key);
+    }
+  }
+}
