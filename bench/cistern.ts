@@ -12,12 +12,24 @@ import {
   StorageServiceClient,
   type Volume,
 } from '../libs/proto/cistern/v1/storage.js';
-import { promiseApi, startStack, type Stack, type StorageApi } from '../test/support/index.js';
+import {
+  AbortWait,
+  entryPoints,
+  freePort,
+  makeTempDir,
+  promiseApi,
+  ServiceProcess,
+  startNats,
+  waitFor,
+  type StorageApi,
+} from '../test/support/index.js';
 
 export const HOST = 'bench';
 
 export interface CisternSide {
-  stack: Stack;
+  natsUrl: string;
+  /** HOST:PORT of the coordinator's gRPC API. */
+  address: string;
   api: StorageApi;
   /** A fresh client on its own TCP connection (not sharing the default channel). */
   newClient(): { api: StorageApi; close(): void };
@@ -26,32 +38,79 @@ export interface CisternSide {
   stop(): Promise<void>;
 }
 
+/**
+ * nats-server (harness), then the coordinator and one agent from dist/ as the harness starts them,
+ * but with optional node flags: BENCH_PROFILE_DIR=DIR runs both with --cpu-prof into DIR (written
+ * when they stop; NODE_OPTIONS does not accept --cpu-prof).
+ */
 export async function startCistern(): Promise<CisternSide> {
   // Log at warn: an info line per operation would be part of what is measured otherwise.
-  const env = { CISTERN_LOG_LEVEL: process.env.BENCH_CISTERN_LOG_LEVEL ?? 'warn' };
-  const stack = await startStack({ hosts: [HOST], env, timeoutMs: 60_000 });
-  let nc: NatsConnection | undefined;
+  const env: NodeJS.ProcessEnv = { CISTERN_LOG_LEVEL: process.env.BENCH_CISTERN_LOG_LEVEL ?? 'warn' };
+  const profileDir = process.env.BENCH_PROFILE_DIR;
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const procs: ServiceProcess[] = [];
   const clients: StorageServiceClient[] = [];
-  return {
-    stack,
-    api: stack.api,
-    newClient() {
-      const client = new StorageServiceClient(stack.address, credentials.createInsecure(), {
-        'grpc.use_local_subchannel_pool': 1,
-      });
-      clients.push(client);
-      return { api: promiseApi(client), close: () => client.close() };
-    },
-    async nats() {
-      nc ??= await connect({ servers: stack.natsUrl });
-      return nc;
-    },
-    async stop() {
-      for (const c of clients) c.close();
-      await nc?.close();
-      await stack.stop();
-    },
+  let nc: NatsConnection | undefined;
+  const nats = await startNats();
+  const stopAll = async (): Promise<void> => {
+    for (const c of clients) c.close();
+    await nc?.close();
+    // agent first, then coordinator: SIGTERM lets each write its profile
+    for (const p of [...procs].reverse()) await p.dispose();
+    await nats.stop();
   };
+  try {
+    const address = `127.0.0.1:${await freePort()}`;
+    const coordinator = ServiceProcess.spawn({
+      name: 'coordinator',
+      command: process.execPath,
+      args: [...nodeArgs, entryPoints.coordinator, '--nats', nats.url, '--listen', address, '--data', makeTempDir('cistern-bench-coord-').path],
+      env,
+    });
+    procs.push(coordinator);
+    const main = new StorageServiceClient(address, credentials.createInsecure());
+    clients.push(main);
+    const api = promiseApi(main);
+    const alive = (p: ServiceProcess): void => {
+      if (!p.alive) throw new AbortWait(new Error(`${p.name} exited (${JSON.stringify(p.exitStatus)})\n${p.logTail()}`));
+    };
+    await waitFor('coordinator to answer ListHosts', async () => {
+      alive(coordinator);
+      await api.listHosts({}, { deadlineMs: 2_000 });
+      return true;
+    }, { timeoutMs: 60_000, intervalMs: 100, context: () => coordinator.logTail() });
+    const root = makeTempDir('cistern-bench-agent-').path;
+    const agent = ServiceProcess.spawn({
+      name: `agent ${HOST}`,
+      command: process.execPath,
+      args: [...nodeArgs, entryPoints.agent, '--nats', nats.url, '--host-id', HOST, '--root', root],
+      env,
+    });
+    procs.push(agent);
+    await waitFor(`agent ${HOST} online`, async () => {
+      alive(agent);
+      const { hosts } = await api.listHosts({}, { deadlineMs: 2_000 });
+      return hosts.some((h) => h.hostId === HOST && h.online);
+    }, { timeoutMs: 60_000, intervalMs: 100, context: () => agent.logTail() });
+    return {
+      natsUrl: nats.url,
+      address,
+      api,
+      newClient() {
+        const client = new StorageServiceClient(address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+        clients.push(client);
+        return { api: promiseApi(client), close: () => client.close() };
+      },
+      async nats() {
+        nc ??= await connect({ servers: nats.url });
+        return nc;
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll().catch(() => undefined);
+    throw err;
+  }
 }
 
 export const poolName = (pool: string): string => `hosts/${HOST}/pools/${pool}`;

@@ -14,7 +14,7 @@
 //          BENCH_CONTROL_OPS BENCH_CONCURRENT_CREATES BENCH_CLIENTS
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { startCistern, type CisternSide } from './cistern.js';
 import { Ctx, sizesFromEnv } from './context.js';
@@ -81,6 +81,7 @@ function machine(): Record<string, string> {
     kernel: sh('uname', ['-r']),
     disk: sh('findmnt', ['-n', '-o', 'SOURCE,FSTYPE', '-T', base]),
     node: process.version,
+    load: `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (at the end of the run)`,
     libvirt: sh('libvirtd', ['--version']),
     nats: sh('nats-server', ['--version']),
   };
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
   const sizes = sizesFromEnv();
   const workloads = selectWorkloads();
   const work = mkdtempSync(join(process.env.BENCH_TMPDIR ?? tmpdir(), 'cistern-bench-'));
-  log(`scratch ${work}; ${reps} repetitions; sizes ${JSON.stringify(sizes)}`);
+  log(`scratch ${work}; ${reps} repetitions; sizes ${JSON.stringify(sizes)}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 
   let daemon: LibvirtDaemon | undefined;
   let virsh: VirshSession | undefined;
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
     }
     if (sides !== 'libvirt') {
       cistern = await startCistern();
-      log(`Cistern: nats ${cistern.stack.natsUrl}, coordinator ${cistern.stack.address}, agent '${[...cistern.stack.agents.keys()].join(',')}'`);
+      log(`Cistern: nats ${cistern.natsUrl}, coordinator ${cistern.address}, one agent`);
     }
     ctx = new Ctx(sizes, work, virsh, daemon?.uri, cistern, log);
 

@@ -2,7 +2,7 @@
 // one time in ms (the repetition's figure) or a list of per-operation latencies in ms.
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { WipeAlgorithm } from '../libs/proto/cistern/v1/storage.js';
+import { CloneVolumeRequest, WipeAlgorithm } from '../libs/proto/cistern/v1/storage.js';
 import { listAllVolumes, pingAgent, poolName, volName, volumeRequest } from './cistern.js';
 import type { Ctx } from './context.js';
 import { GiB, makeQcow2Templates, populatePoolDir, writeSpreadData } from './files.js';
@@ -120,7 +120,7 @@ const bigPool: Workload = {
     if (got !== ctx.sizes.files) throw new Error(`ListVolumes returned ${got} volumes, expected ${ctx.sizes.files}`);
     let cliOut = '';
     const listCli = await timed(async () => {
-      const r = await runCli(['vol-list', `${'bench'}/cs-big`, '--details'], { server: ctx.cs.stack.address, timeoutMs: 600_000 });
+      const r = await runCli(['vol-list', `${'bench'}/cs-big`, '--details'], { server: ctx.cs.address, timeoutMs: 600_000 });
       if (r.code !== 0) throw new Error(`cisternctl vol-list failed (${r.code}): ${r.stderr}`);
       cliOut = r.stdout;
     });
@@ -222,7 +222,7 @@ const clone: Workload = {
     const api = ctx.cs.api;
     const name = `c${rep}.img`;
     const ms = await timed(() =>
-      api.cloneVolume({ parent: poolName('cs-clone'), source: volName('cs-clone', 'src.img'), definition: { name } as never, xml: '', preallocMetadata: false, reflink: false, requestId: '' }, { deadlineMs: 600_000 }),
+      api.cloneVolume(CloneVolumeRequest.fromPartial({ parent: poolName('cs-clone'), source: volName('cs-clone', 'src.img'), definition: { name } }), { deadlineMs: 600_000 }),
     );
     await api.deleteVolume({ name: volName('cs-clone', name), requestId: '' });
     return { clone: ms };

@@ -1,0 +1,101 @@
+// Where the time of one small operation goes: the full gRPC path against its parts, each measured
+// alone, sequentially, on a live stack (nats-server, coordinator, one agent).
+//   node dist/bench/breakdown.js            (BENCH_BREAKDOWN_OPS=N, default 300)
+import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { open, stat, statfs, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
+import { callAgent } from '../libs/bus/agent-rpc.js';
+import { AgentRequest } from '../libs/proto/cistern/agent/v1/agent.js';
+import { CreateVolumeRequest } from '../libs/proto/cistern/v1/storage.js';
+import { createDirPool, destroyPool, HOST, pingAgent, poolName, startCistern, volName, volumeRequest } from './cistern.js';
+import { fmtMs, percentile, textTable } from './stats.js';
+
+const N = Number(process.env.BENCH_BREAKDOWN_OPS ?? '300');
+const GiB = 1024 ** 3;
+
+async function series(fn: (i: number) => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn(i);
+    out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'cistern-bench-breakdown-'));
+  const cs = await startCistern();
+  const rows: string[][] = [];
+  const add = (what: string, xs: number[]): void => {
+    process.stderr.write(`${what}: p50 ${fmtMs(percentile(xs, 50))}\n`);
+    rows.push([what, fmtMs(percentile(xs, 50)), fmtMs(percentile(xs, 90)), fmtMs(percentile(xs, 99)), fmtMs(xs.reduce((a, b) => a + b, 0) / xs.length)]);
+  };
+  try {
+    const api = cs.api;
+    const nc = await cs.nats();
+    mkdirSync(join(work, 'bd'));
+    await createDirPool(api, 'bd', join(work, 'bd'));
+    const pool = await api.getPool({ name: poolName('bd') });
+
+    add('gRPC CreateVolume raw (full path)', await series((i) => api.createVolume(volumeRequest('bd', `g${i}`, 'raw', BigInt(GiB), 0n))));
+    add('gRPC DeleteVolume (full path)', await series((i) => api.deleteVolume({ name: volName('bd', `g${i}`), requestId: '' })));
+    add('agent CreateVolume over NATS (no gRPC, no coordinator)', await series((i) =>
+      callAgent(nc, HOST, AgentRequest.fromPartial({ pool: pool.definition, op: { $case: 'createVolume', value: CreateVolumeRequest.fromPartial(volumeRequest('bd', `n${i}`, 'raw', BigInt(GiB), 0n)) } })),
+    ));
+    add('agent Ping over NATS', await series(() => pingAgent(nc)));
+    add('gRPC GetPool (coordinator cache)', await series(() => api.getPool({ name: poolName('bd') })));
+    add('gRPC RefreshPool of a small pool', await series(() => api.refreshPool({ name: poolName('bd'), requestId: '' })));
+
+    // nats-server alone: a JetStream publish with ack, on a scratch file-backed stream
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'BENCH_SCRATCH', subjects: ['benchscratch.>'] });
+    const js = jetstream(nc);
+    const payload = new Uint8Array(600);
+    add('JetStream publish + ack (nats-server, 600 B)', await series((i) => js.publish('benchscratch.x', payload, { msgID: `m${i}` })));
+    // publish -> ordered consumer delivery
+    const consumer = await js.consumers.get('BENCH_SCRATCH', { deliver_policy: DeliverPolicy.New });
+    const msgs = await consumer.consume();
+    const it = msgs[Symbol.asyncIterator]();
+    add('JetStream publish -> ordered consumer receives', await series(async () => {
+      await js.publish('benchscratch.y', payload);
+      await it.next();
+    }));
+    // close() can wait for a pull that never ends; do not let it hold the run
+    await Promise.race([msgs.close(), new Promise((r) => setTimeout(r, 1000))]);
+    await jsm.streams.delete('BENCH_SCRATCH');
+
+    // the file work of a raw create, in-process: async (libuv pool) and sync
+    const dir = join(work, 'fs');
+    mkdirSync(dir);
+    add('fs/promises: open wx + ftruncate + close + stat + statfs', await series(async (i) => {
+      const p = join(dir, `a${i}`);
+      const fh = await open(p, 'wx', 0o600);
+      await fh.truncate(GiB);
+      await fh.close();
+      await stat(p);
+      await statfs(dir);
+    }));
+    add('fs sync: open wx + ftruncate + close', await series(async (i) => {
+      const fd = openSync(join(dir, `s${i}`), 'wx', 0o600);
+      ftruncateSync(fd, GiB);
+      closeSync(fd);
+    }));
+    for (let i = 0; i < N; i++) await unlink(join(dir, `a${i}`));
+    await destroyPool(api, 'bd');
+  } finally {
+    await cs.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+  process.stdout.write(`\nper operation, ${N} sequential calls each\n\n${textTable(['what', 'p50', 'p90', 'p99', 'mean'], rows)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
+    process.exit(1);
+  },
+);
