@@ -4,11 +4,15 @@ import { dirBackend } from './dir.js';
 import { fsBackend } from './fs.js';
 import { netfsBackend } from './netfs.js';
 import { logicalBackend } from './logical.js';
+import { scsiBackend } from './scsi.js';
+import { mpathBackend } from './mpath.js';
 
 registerBackend(dirBackend);
 registerBackend(fsBackend);
 registerBackend(netfsBackend);
 registerBackend(logicalBackend);
+registerBackend(scsiBackend);
+registerBackend(mpathBackend);
 
 export { registerBackend, findBackend, getBackend, registeredBackends } from './registry.js';
 export { dirBackend, DirBackend } from './dir.js';

@@ -12,7 +12,8 @@
 //                                                   ours, deleted through vport_delete at stop.
 // Refresh writes '- - -' to the host's scan file, waits for udev (`udevadm settle`) and
 // walks the host's LUs. Volumes cannot be created or deleted: they are the LUNs the
-// storage presents. Wipe, upload and download work on the LUN's block device.
+// storage presents. Wipe, upload and download work on the LUN's block device
+// (block-data.ts; trim = blkdiscard).
 import {
   AdapterType,
   PoolType,
@@ -20,9 +21,9 @@ import {
   type PoolDefinition,
   type SourceAdapter,
   type VolumeDefinition,
-  type WipeAlgorithm,
+  WipeAlgorithm,
 } from '../proto/cistern/v1/storage.js';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../errors/errors.js';
+import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError, asCisternError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import type { BackendOperation, PoolContext, RefreshResult, StorageBackend } from './backend.js';
 import {
@@ -50,7 +51,7 @@ import {
   vhbaParent,
   waitForFcHost,
 } from './vhba.js';
-import { downloadFromBlockDevice, uploadToBlockDevice, wipeBlockDevice } from './block-volume-io.js';
+import { downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -324,15 +325,17 @@ export class ScsiBackend implements StorageBackend {
   }
 
   async wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
-    await wipeBlockDevice(ctx, this.devicePath(ctx.pool, volume), algorithm, { scrub: this.options.scrub, blkdiscard: this.options.blkdiscard });
+    const path = this.devicePath(ctx.pool, volume);
+    if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) return discardLun(ctx, path, this.options.blkdiscard ?? 'blkdiscard');
+    await wipeBlock(ctx, path, algorithm, this.options.scrub);
   }
 
   async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
-    return uploadToBlockDevice(ctx, this.devicePath(ctx.pool, volume), offset, length, data);
+    return uploadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, data);
   }
 
   downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
-    return downloadFromBlockDevice(ctx, this.devicePath(ctx.pool, volume), offset, length);
+    return downloadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length);
   }
 }
 
@@ -351,6 +354,18 @@ export function lunDevicePath(pool: PoolDefinition, volume: VolumeDefinition, de
     throw new InvalidArgumentError('volume', `volume '${printable(volume.name)}' path '${printable(path, 200)}' is not an entry of ${target}`);
   }
   return devFsPath(devRoot, path);
+}
+
+/** trim: `blkdiscard -- DEV` (libvirt has no trim for local volumes; a LUN often can discard). */
+export async function discardLun(ctx: PoolContext, path: string, blkdiscard: string): Promise<void> {
+  try {
+    await ctx.runner.run([blkdiscard, '--', path], { signal: ctx.signal, timeoutMs: 0 });
+  } catch (err) {
+    if (err instanceof CommandFailedError && /not supported/i.test(err.stderr)) {
+      throw new UnimplementedError(`wipe algorithm 'trim' is not supported by this device: ${err.stderr.trim()}`);
+    }
+    throw asCisternError(err);
+  }
 }
 
 export const scsiBackend = new ScsiBackend();
