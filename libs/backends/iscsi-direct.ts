@@ -18,8 +18,7 @@
 // Differences from libvirt, on purpose: only disk (type 0) and CD/DVD (type 5) LUNs are
 // volumes (libvirt also lists the target's controller LUN 0 with capacity 0), and an
 // IPv6 portal is bracketed with the default port too.
-import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -64,8 +63,8 @@ import {
 } from './libiscsi-tools.js';
 
 export const VOL_NAME_PREFIX = 'unit:0:0:';
-/** Bytes moved per qemu-img run during upload and download. */
-export const TRANSFER_CHUNK = 32 * 1024 * 1024;
+/** Bytes moved per qemu-img run during upload and download (held in memory once). */
+export const TRANSFER_CHUNK = 16 * 1024 * 1024;
 /** Buffers yielded by a download. */
 export const YIELD_CHUNK = 1024 * 1024;
 /** LUNs inspected at the same time during a refresh. */
@@ -201,6 +200,12 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
+}
+
+interface WorkDir {
+  dir: string;
+  spec: (lun: number) => IscsiBlockSpec;
+  secretFile?: string;
 }
 
 function checkAborted(signal: AbortSignal | undefined, what: string): void {
@@ -356,7 +361,7 @@ export class IscsiDirectBackend implements StorageBackend {
   }
 
   /** A temp directory (0700) with the CHAP password file for qemu-img, when the pool has CHAP. */
-  private async workDir(t: DirectTarget): Promise<{ dir: string; spec: (lun: number) => IscsiBlockSpec; secretFile?: string }> {
+  private async workDir(t: DirectTarget): Promise<WorkDir> {
     const dir = await mkdtemp(join(this.opts.tmpDir ?? tmpdir(), 'cistern-iscsi-'));
     let secretFile: string | undefined;
     if (t.chap) {
@@ -402,32 +407,70 @@ export class IscsiDirectBackend implements StorageBackend {
     }
   }
 
+  /** Reads [offset, offset+size) of the LUN (block aligned) into a Buffer through a temp file. */
+  private async readBlocks(ctx: BackendContext, w: WorkDir, t: DirectTarget, lun: number, offset: bigint, size: bigint): Promise<Buffer> {
+    const file = join(w.dir, `read-${offset}`);
+    await this.qemu(ctx, qemuDownloadArgv(w.spec(lun), file, offset, size, w.secretFile, this.opts.qemuImg), `read from LUN ${lun} of ${t.target}`);
+    try {
+      const buf = await readFile(file);
+      if (BigInt(buf.length) !== size) throw new FailedPreconditionError(`read from LUN ${lun}: qemu-img wrote ${buf.length} bytes, expected ${size}`);
+      return buf;
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  /**
+   * Writes `data` at `at`. qemu's raw driver takes block-aligned windows only, so an
+   * unaligned head or tail is read first and written back around the data.
+   */
+  private async writeAt(ctx: BackendContext, w: WorkDir, t: DirectTarget, lun: number, rc: ReadCapacity, at: bigint, data: Buffer): Promise<void> {
+    const bs = rc.blockSize;
+    const end = at + BigInt(data.length);
+    const aStart = at - (at % bs);
+    const aEnd = end % bs === 0n ? end : end + bs - (end % bs);
+    let window = data;
+    if (aStart !== at || aEnd !== end) {
+      window = Buffer.alloc(Number(aEnd - aStart));
+      if (aStart !== at) (await this.readBlocks(ctx, w, t, lun, aStart, bs)).copy(window, 0);
+      if (aEnd !== end) (await this.readBlocks(ctx, w, t, lun, aEnd - bs, bs)).copy(window, window.length - Number(bs));
+      data.copy(window, Number(at - aStart));
+    }
+    const file = join(w.dir, 'chunk');
+    await writeFile(file, window, { mode: 0o600 });
+    try {
+      await this.qemu(ctx, qemuUploadArgv(w.spec(lun), file, aStart, aEnd - aStart, w.secretFile, this.opts.qemuImg), `upload to LUN ${lun} of ${t.target}`);
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
   async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
     checkSize(offset, 'offset');
     checkSize(length, 'length');
     const t = directTarget(ctx.pool, ctx);
     const lun = lunOf(t, volume);
-    const { capacity } = await this.readCapacity(ctx, t, lun);
+    const rc = await this.readCapacity(ctx, t, lun);
+    const capacity = rc.capacity;
     if (offset > capacity) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of LUN ${lun} (${capacity} bytes)`);
     if (length > 0n && offset + length > capacity) {
       throw new InvalidArgumentError('length', `${length} bytes at offset ${offset} pass the end of LUN ${lun} (${capacity} bytes)`);
     }
     const w = await this.workDir(t);
-    const file = join(w.dir, 'chunk');
     let written = 0n;
-    let fh: FileHandle | undefined;
-    let pending = 0;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
     const flush = async (): Promise<void> => {
-      if (!fh || pending === 0) return;
-      await fh.close();
-      fh = undefined;
+      if (pendingBytes === 0) return;
       const at = offset + written;
-      if (at + BigInt(pending) > capacity) {
-        throw new InvalidArgumentError('length', `the upload passes the end of LUN ${lun} (${capacity} bytes) at offset ${at + BigInt(pending)}`);
+      if (at + BigInt(pendingBytes) > capacity) {
+        throw new InvalidArgumentError('length', `the upload passes the end of LUN ${lun} (${capacity} bytes) at offset ${at + BigInt(pendingBytes)}`);
       }
-      await this.qemu(ctx, qemuUploadArgv(w.spec(lun), file, at, BigInt(pending), w.secretFile, this.opts.qemuImg), `upload to LUN ${lun} of ${t.target}`);
-      written += BigInt(pending);
-      pending = 0;
+      const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      await this.writeAt(ctx, w, t, lun, rc, at, buf);
+      written += BigInt(buf.length);
       ctx.progress?.(written, length);
     };
     try {
@@ -435,18 +478,17 @@ export class IscsiDirectBackend implements StorageBackend {
       for await (const chunk of data) {
         checkAborted(ctx.signal, 'upload');
         let buf = chunk;
-        if (length > 0n && written + BigInt(pending) + BigInt(buf.length) > length) {
-          buf = buf.subarray(0, Number(length - written - BigInt(pending)));
+        if (length > 0n && written + BigInt(pendingBytes) + BigInt(buf.length) > length) {
+          buf = buf.subarray(0, Number(length - written - BigInt(pendingBytes)));
           overflow = true;
         }
         let pos = 0;
         while (pos < buf.length) {
-          fh ??= await open(file, 'w', 0o600);
-          const n = Math.min(buf.length - pos, TRANSFER_CHUNK - pending);
-          await fh.write(buf, pos, n, pending);
-          pending += n;
+          const n = Math.min(buf.length - pos, TRANSFER_CHUNK - pendingBytes);
+          pending.push(Buffer.from(buf.subarray(pos, pos + n)));
+          pendingBytes += n;
           pos += n;
-          if (pending >= TRANSFER_CHUNK) await flush();
+          if (pendingBytes >= TRANSFER_CHUNK) await flush();
         }
         if (overflow) break;
       }
@@ -454,7 +496,6 @@ export class IscsiDirectBackend implements StorageBackend {
       if (overflow) throw new InvalidArgumentError('length', `the stream carries more than the announced ${length} bytes; ${written} were written`);
       return written;
     } finally {
-      await fh?.close().catch(() => undefined);
       await rm(w.dir, { recursive: true, force: true });
     }
   }
@@ -464,25 +505,24 @@ export class IscsiDirectBackend implements StorageBackend {
     checkSize(length, 'length');
     const t = directTarget(ctx.pool, ctx);
     const lun = lunOf(t, volume);
-    const { capacity } = await this.readCapacity(ctx, t, lun);
+    const { capacity, blockSize: bs } = await this.readCapacity(ctx, t, lun);
     if (offset > capacity) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of LUN ${lun} (${capacity} bytes)`);
     const end = length > 0n && offset + length < capacity ? offset + length : capacity;
     const w = await this.workDir(t);
     try {
       let pos = offset;
-      let part = 0;
       while (pos < end) {
         checkAborted(ctx.signal, 'download');
-        const n = end - pos < BigInt(TRANSFER_CHUNK) ? end - pos : BigInt(TRANSFER_CHUNK);
-        const file = join(w.dir, `part-${part++}`);
-        await this.qemu(ctx, qemuDownloadArgv(w.spec(lun), file, pos, n, w.secretFile, this.opts.qemuImg), `download from LUN ${lun} of ${t.target}`);
-        const size = (await stat(file)).size;
-        if (BigInt(size) !== n) throw new FailedPreconditionError(`download from LUN ${lun}: qemu-img wrote ${size} bytes, expected ${n}`);
-        for await (const buf of createReadStream(file, { highWaterMark: YIELD_CHUNK })) {
-          yield buf as Buffer;
-        }
-        await rm(file, { force: true });
-        pos += n;
+        // A block-aligned window around [pos, pos + chunk): qemu's raw driver needs alignment.
+        const aStart = pos - (pos % bs);
+        let aEnd = aStart + BigInt(TRANSFER_CHUNK) < end ? aStart + BigInt(TRANSFER_CHUNK) : end;
+        if (aEnd % bs !== 0n) aEnd += bs - (aEnd % bs);
+        const sliceEnd = aEnd < end ? aEnd : end;
+        const buf = await this.readBlocks(ctx, w, t, lun, aStart, aEnd - aStart);
+        const from = Number(pos - aStart);
+        const to = Number(sliceEnd - aStart);
+        for (let i = from; i < to; i += YIELD_CHUNK) yield buf.subarray(i, Math.min(to, i + YIELD_CHUNK));
+        pos = sliceEnd;
         ctx.progress?.(pos - offset, end - offset);
       }
     } finally {
