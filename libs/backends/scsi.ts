@@ -39,6 +39,7 @@ import {
 } from './scsi-scan.js';
 import {
   findFcHostByFabricWwn,
+  fcHostClassDir,
   findFcHostByWwn,
   findScsiHostByPci,
   findVportHost,
@@ -163,7 +164,20 @@ export class ScsiBackend implements StorageBackend {
     return found;
   }
 
+  /** FAILED_PRECONDITION when the kernel has no SCSI midlayer (or no FC transport for fc_host). */
+  private async requireKernelSupport(pool: PoolDefinition): Promise<void> {
+    const fc = pool.source?.adapter?.type === AdapterType.ADAPTER_TYPE_FC_HOST;
+    const dir = fc ? fcHostClassDir(this.sysfsRoot) : scsiHostClassDir(this.sysfsRoot);
+    if (await access(dir).then(() => true, () => false)) return;
+    throw new FailedPreconditionError(
+      fc
+        ? `this kernel has no Fibre Channel transport (no ${dir}): load scsi_transport_fc and the HBA driver to use fc_host adapters`
+        : `this kernel has no SCSI subsystem (no ${dir}): a scsi pool needs the SCSI midlayer (CONFIG_SCSI) and a host adapter driver`,
+    );
+  }
+
   private async requireHost(pool: PoolDefinition): Promise<number> {
+    await this.requireKernelSupport(pool);
     const name = await this.findHost(pool);
     if (!name) {
       const a = pool.source!.adapter!;
@@ -204,6 +218,7 @@ export class ScsiBackend implements StorageBackend {
       }
       return;
     }
+    await this.requireKernelSupport(ctx.pool);
     const existing = await findFcHostByWwn(this.sysfsRoot, a.wwnn, a.wwpn);
     if (existing) {
       if (a.parent) await this.checkParent(existing, a.parent);

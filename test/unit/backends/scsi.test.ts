@@ -183,6 +183,20 @@ describe('scsi backend: scsi_host', () => {
     expect(rescan.code).to.equal('NOT_FOUND');
   });
 
+  it('a kernel without the SCSI subsystem or FC transport (as this build host): FAILED_PRECONDITION naming it', async () => {
+    const empty = makeTempDir('cistern-scsi-nosys-');
+    const backend = new ScsiBackend({ sysfsRoot: empty.path, devRoot: empty.path, udevadm: null });
+    const runner = new RecordingRunner({ strict: true });
+    for (const p of [pool({ name: 'host0' }), pool({ type: AdapterType.ADAPTER_TYPE_FC_HOST, ...VHBA })]) {
+      expect(await backend.checkPool({ pool: p, runner })).to.equal(false);
+      const start = await rejects(backend.startPool({ pool: p, runner }));
+      expect(start.code).to.equal('FAILED_PRECONDITION');
+      expect(start.message).to.match(/this kernel has no (SCSI subsystem|Fibre Channel transport)/);
+      expect((await rejects(backend.refreshPool({ pool: p, runner }))).code).to.equal('FAILED_PRECONDITION');
+    }
+    expect(runner.argvs).to.deep.equal([]);
+  });
+
   it('a scsi_host with no LUs is an empty pool of size 0', async () => {
     const fx = fixture('scsi-host');
     const backend = new ScsiBackend({ sysfsRoot: fx.sys, devRoot: fx.dev, udevadm: null });
