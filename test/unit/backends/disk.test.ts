@@ -1,0 +1,347 @@
+// The disk backend against a recording runner: every command line of every operation,
+// exactly. A small in-memory gpt "disk" answers parted and partx like the real tools
+// (captured on this machine) and creates/removes the partition "nodes" as files.
+import { expect } from 'chai';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PoolType, Tristate, VolumeDefinition, WipeAlgorithm, type PoolDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { DiskBackend } from '../../../libs/backends/disk.js';
+import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
+import type { PoolContext } from '../../../libs/backends/backend.js';
+import { CisternError } from '../../../libs/errors/errors.js';
+import { DOS_PRINT, DOS_TYPES } from './parted-parse.test.js';
+
+const MiB = 1024n * 1024n;
+const SIZE = 100n * MiB;
+const FIRST = 17408n; // gpt: first usable byte
+const LAST = SIZE - 16897n; // gpt: last usable byte (inclusive)
+
+interface Part {
+  n: number;
+  start: bigint;
+  end: bigint; // inclusive
+}
+
+/** An in-memory gpt disk behind `parted` and `partx`. */
+class FakeGpt {
+  label = 'gpt';
+  parts: Part[] = [];
+  constructor(readonly device: string) {}
+
+  print(): string {
+    const lines = ['BYT;', `${this.device}:${SIZE}B:loopback:512:512:${this.label}:Loopback device:;`];
+    let pos = FIRST;
+    for (const p of [...this.parts].sort((a, b) => (a.start < b.start ? -1 : 1))) {
+      if (p.start > pos) lines.push(`1:${pos}B:${p.start - 1n}B:${p.start - pos}B:free;`);
+      lines.push(`${p.n}:${p.start}B:${p.end}B:${p.end - p.start + 1n}B::primary:;`);
+      pos = p.end + 1n;
+    }
+    if (pos <= LAST) lines.push(`1:${pos}B:${LAST}B:${LAST - pos + 1n}B:free;`);
+    lines.push('CHS;', `${this.device}:401,144,1:loopback:512:512:${this.label}:Loopback device:;`, '401:255:2:261kB;');
+    return lines.join('\n') + '\n';
+  }
+
+  install(runner: RecordingRunner): void {
+    runner.on(['parted', '-s', '-m', '--', this.device], () => ({ stdout: this.print() }));
+    runner.on(['partx', '-g', '-o', 'NR,TYPE', '--', this.device], () => ({
+      stdout: this.parts.map((p) => ` ${p.n} 0fc63daf-8483-4772-8e79-3d69d8477de4\n`).join(''),
+    }));
+    runner.on(['partx', '-u', '--', this.device], {});
+    runner.on(['parted', '-s', this.device, 'mklabel'], (argv) => {
+      this.label = argv[4]!;
+      this.parts = [];
+    });
+    runner.on(['parted', this.device, 'mkpart', '--script'], (argv) => {
+      const start = BigInt(argv[5]!.slice(0, -1));
+      const end = BigInt(argv[6]!.slice(0, -1));
+      let n = 1;
+      while (this.parts.some((p) => p.n === n)) n++;
+      this.parts.push({ n, start, end });
+      writeFileSync(`${this.device}p${n}`, '');
+    });
+    runner.on(['parted', this.device, 'rm', '--script'], (argv) => {
+      const n = Number(argv[4]);
+      if (!this.parts.some((p) => p.n === n)) return { exitCode: 1, stderr: `Error: Partition doesn't exist.` };
+      this.parts = this.parts.filter((p) => p.n !== n);
+      unlinkSync(`${this.device}p${n}`);
+      return {};
+    });
+  }
+}
+
+async function rejects(p: Promise<unknown>): Promise<CisternError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as CisternError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('disk backend (recording runner)', () => {
+  let dir: string;
+  let device: string;
+  let runner: RecordingRunner;
+  let disk: FakeGpt;
+  const backend = new DiskBackend({ isBlockDevice: () => true, nodeWaitMs: 50 });
+
+  function pool(format = 'gpt', target = '/dev'): PoolDefinition {
+    return {
+      type: PoolType.POOL_TYPE_DISK,
+      name: 'disky',
+      uuid: '',
+      source: {
+        hosts: [],
+        devices: [{ path: device, partSeparator: Tristate.TRISTATE_ABSENT, freeExtents: [] }],
+        dir: '',
+        adapter: undefined,
+        name: '',
+        format,
+        protocolVersion: '',
+        initiatorIqn: '',
+        auth: undefined,
+        vendor: '',
+        product: '',
+      },
+      target: { path: target, permissions: undefined },
+      features: undefined,
+      mountOptions: [],
+    };
+  }
+  const ctx = (format?: string): PoolContext => ({ runner, pool: pool(format) });
+  const vol = (name: string, capacity: bigint, format = 'linux') => VolumeDefinition.fromPartial({ name, capacity, target: { format } });
+  const print = () => ['parted', '-s', '-m', '--', device, 'unit', 'B', 'print', 'free', 'unit', 'chs', 'print'];
+  const types = () => ['partx', '-g', '-o', 'NR,TYPE', '--', device];
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cistern-disk-unit-'));
+    device = join(dir, 'loop7');
+    writeFileSync(device, Buffer.alloc(3 * 1024 * 1024, 0xab));
+    runner = new RecordingRunner({ strict: true });
+    disk = new FakeGpt(device);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  describe('build', () => {
+    it('no_overwrite: probes with blkid, then writes the label; nothing else', async () => {
+      runner.on(['blkid'], { exitCode: 2 });
+      disk.install(runner);
+      await backend.buildPool(ctx('gpt'), { overwrite: false, noOverwrite: true });
+      expect(runner.argvs).to.deep.equal([
+        ['blkid', '-p', '-o', 'export', '--', device],
+        ['parted', '-s', device, 'mklabel', 'gpt'],
+        print(),
+        types(),
+      ]);
+    });
+
+    it('no_overwrite on a labelled device: FAILED_PRECONDITION naming what is there, no parted run', async () => {
+      runner.on(['blkid'], { stdout: 'DEVNAME=x\nPTTYPE=dos\n' });
+      const err = await rejects(backend.buildPool(ctx('gpt'), { overwrite: false, noOverwrite: true }));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.match(/holds a dos partition table/);
+      expect(runner.callsOf('parted')).to.deep.equal([]);
+    });
+
+    it("overwrite: zeroes the first and last MiB, labels 'dos' as parted's msdos, no probe", async () => {
+      disk.install(runner);
+      await backend.buildPool(ctx('dos'), { overwrite: true, noOverwrite: false });
+      expect(runner.argvs[0]).to.deep.equal(['parted', '-s', device, 'mklabel', 'msdos']);
+      expect(runner.callsOf('blkid')).to.deep.equal([]);
+      const bytes = readFileSync(device);
+      expect(bytes.subarray(0, 1024 * 1024).every((b) => b === 0)).to.equal(true);
+      expect(bytes.subarray(1024 * 1024, 2 * 1024 * 1024).every((b) => b === 0xab)).to.equal(true);
+      expect(bytes.subarray(2 * 1024 * 1024).every((b) => b === 0)).to.equal(true);
+    });
+
+    it('refuses overwrite together with no_overwrite, and a format parted has no label for', async () => {
+      expect((await rejects(backend.buildPool(ctx('gpt'), { overwrite: true, noOverwrite: true }))).code).to.equal('INVALID_ARGUMENT');
+      expect((await rejects(backend.buildPool(ctx('lvm2'), { overwrite: true, noOverwrite: false }))).code).to.equal('INVALID_ARGUMENT');
+      expect(runner.argvs).to.deep.equal([]);
+    });
+  });
+
+  describe('start', () => {
+    it('accepts a table of the pool format', async () => {
+      disk.install(runner);
+      await backend.startPool(ctx('gpt'));
+      expect(runner.argvs).to.deep.equal([print(), types()]);
+    });
+
+    it('refuses a table of another format, naming both', async () => {
+      disk.install(runner);
+      const err = await rejects(backend.startPool(ctx('dos')));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.match(/has a 'gpt' partition table but the pool's format is 'dos'/);
+    });
+
+    it('refuses a device without a table', async () => {
+      runner.on(['parted'], { exitCode: 1, stdout: `BYT;\n${device}:${SIZE}B:file:512:512:unknown::;\n`, stderr: `Error: ${device}: unrecognised disk label\n` });
+      runner.on(['partx'], { exitCode: 1 });
+      const err = await rejects(backend.startPool(ctx('gpt')));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.match(/no partition table .* build the pool/);
+    });
+
+    it('refuses a device that does not exist', async () => {
+      device = join(dir, 'missing0');
+      const err = await rejects(backend.startPool(ctx('gpt')));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.match(/doesn't exist/);
+    });
+  });
+
+  describe('refresh', () => {
+    it('lists partitions as block volumes with key, path, sizes, type and extent; free extents per device', async () => {
+      disk.parts = [
+        { n: 1, start: FIRST, end: FIRST + 10n * MiB - 1n },
+        { n: 3, start: 30n * MiB, end: 40n * MiB - 1n },
+      ];
+      disk.install(runner);
+      const r = await backend.refreshPool(ctx());
+      expect(runner.argvs).to.deep.equal([print(), types()]);
+      expect(r.volumes.map((v) => [v.name, v.key, v.target?.path, v.capacity, v.allocation, v.target?.format])).to.deep.equal([
+        ['loop7p1', `${device}p1`, `${device}p1`, 10n * MiB, 10n * MiB, 'linux'],
+        ['loop7p3', `${device}p3`, `${device}p3`, 10n * MiB, 10n * MiB, 'linux'],
+      ]);
+      expect(r.volumes[1]!.sourceDevices).to.deep.equal([{ path: device, extents: [{ start: 30n * MiB, end: 40n * MiB }] }]);
+      expect(r.runtime.devices![0]!.freeExtents).to.deep.equal([
+        { start: FIRST + 10n * MiB, end: 30n * MiB },
+        { start: 40n * MiB, end: LAST + 1n },
+      ]);
+      expect(r.runtime.capacity).to.equal(SIZE);
+      expect(r.runtime.allocation).to.equal(20n * MiB);
+      expect(r.runtime.available).to.equal(30n * MiB - FIRST - 10n * MiB + (LAST + 1n - 40n * MiB));
+    });
+
+    it('reads dos extended/logical partitions: the extended volume is allocated by its logical ones', async () => {
+      runner.on(['parted'], { stdout: DOS_PRINT.replaceAll('/dev/loop2', device) });
+      runner.on(['partx'], { stdout: DOS_TYPES });
+      const r = await backend.refreshPool(ctx('dos'));
+      const ext = r.volumes.find((v) => v.name === 'loop7p4')!;
+      expect(ext.target?.format).to.equal('extended');
+      expect(ext.capacity).to.equal(52485120n);
+      expect(ext.allocation).to.equal(5481984n + 5483008n);
+    });
+  });
+
+  describe('create', () => {
+    it('checks, then runs exactly: print, mkpart in bytes, print, partx -u; the node exists afterwards', async () => {
+      disk.install(runner);
+      const planned = await backend.createVol(ctx(), vol('loop7p1', 10n * MiB));
+      expect(planned.key).to.equal(`${device}p1`);
+      expect(runner.argvs).to.deep.equal([print(), types()]);
+      runner.reset();
+      await backend.buildVol(ctx(), planned, { preallocMetadata: false });
+      expect(runner.argvs).to.deep.equal([
+        print(),
+        types(),
+        ['parted', device, 'mkpart', '--script', 'primary', `${FIRST}B`, `${FIRST + 10n * MiB - 1n}B`],
+        print(),
+        types(),
+        ['partx', '-u', '--', device],
+      ]);
+      expect(existsSync(`${device}p1`)).to.equal(true);
+    });
+
+    it('a name that is not the next partition name: INVALID_ARGUMENT saying which is expected; nothing runs but the read', async () => {
+      disk.parts = [{ n: 1, start: FIRST, end: FIRST + MiB - 1n }];
+      disk.install(runner);
+      const err = await rejects(backend.createVol(ctx(), vol('loop7p5', MiB)));
+      expect(err.code).to.equal('INVALID_ARGUMENT');
+      expect(err.message).to.match(/invalid partition name 'loop7p5', expected 'loop7p2'/);
+      expect(runner.argvs).to.deep.equal([print(), types()]);
+    });
+
+    it('larger than every free extent: RESOURCE_EXHAUSTED, no mkpart', async () => {
+      disk.install(runner);
+      const err = await rejects(backend.createVol(ctx(), vol('loop7p1', 200n * MiB)));
+      expect(err.code).to.equal('RESOURCE_EXHAUSTED');
+      expect(runner.argvs).to.deep.equal([print(), types()]);
+    });
+
+    it('an unknown partition type or no capacity: INVALID_ARGUMENT before any command', async () => {
+      disk.install(runner);
+      expect((await rejects(backend.createVol(ctx(), vol('loop7p1', MiB, 'ntfs')))).code).to.equal('INVALID_ARGUMENT');
+      expect((await rejects(backend.createVol(ctx(), vol('loop7p1', 0n)))).code).to.equal('INVALID_ARGUMENT');
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('removes the partition again when parted gave it another number than planned (a failed create leaves nothing)', async () => {
+      // a parted that numbers the new partition 5 instead of 1
+      runner.on(['parted', device, 'mkpart', '--script'], (argv) => {
+        disk.parts.push({ n: 5, start: BigInt(argv[5]!.slice(0, -1)), end: BigInt(argv[6]!.slice(0, -1)) });
+        writeFileSync(`${device}p5`, '');
+      });
+      disk.install(runner);
+      const planned = await backend.createVol(ctx(), vol('loop7p1', MiB));
+      runner.reset();
+      const err = await rejects(backend.buildVol(ctx(), planned, { preallocMetadata: false }));
+      expect(err.code).to.equal('INTERNAL');
+      expect(err.message).to.match(/created partition 5 \('loop7p5'\), not the expected 'loop7p1'/);
+      expect(runner.argvs).to.deep.include(['parted', device, 'rm', '--script', '5']);
+      expect(disk.parts).to.deep.equal([]);
+    });
+  });
+
+  describe('delete', () => {
+    it("removes the named partition by its own number: 'parted DEV rm --script 3' for loop7p3, never 'p3'", async () => {
+      disk.parts = [
+        { n: 1, start: FIRST, end: FIRST + MiB - 1n },
+        { n: 3, start: 30n * MiB, end: 40n * MiB - 1n },
+      ];
+      writeFileSync(`${device}p1`, '');
+      writeFileSync(`${device}p3`, '');
+      disk.install(runner);
+      await backend.deleteVol(ctx(), vol('loop7p3', 0n));
+      expect(runner.argvs).to.deep.equal([print(), types(), ['parted', device, 'rm', '--script', '3'], print(), types(), ['partx', '-u', '--', device]]);
+      expect(disk.parts.map((p) => p.n)).to.deep.equal([1]);
+      expect(existsSync(`${device}p3`)).to.equal(false);
+    });
+
+    it('a device without a p separator: sdb2 is number 2', async () => {
+      device = join(dir, 'sdb');
+      writeFileSync(device, '');
+      disk = new FakeGpt(device);
+      disk.parts = [{ n: 2, start: 30n * MiB, end: 40n * MiB - 1n }];
+      writeFileSync(`${device}p2`, ''); // the fake's node naming; the backend looks for sdb2
+      disk.install(runner);
+      await backend.deleteVol(ctx(), vol('sdb2', 0n)).catch(() => undefined);
+      expect(runner.argvs[2]).to.deep.equal(['parted', device, 'rm', '--script', '2']);
+    });
+
+    it('an unknown volume: NOT_FOUND, nothing removed', async () => {
+      disk.install(runner);
+      const err = await rejects(backend.deleteVol(ctx(), vol('loop7p9', 0n)));
+      expect(err.code).to.equal('NOT_FOUND');
+      expect(runner.callsOf('parted').some((a) => a[2] === 'rm')).to.equal(false);
+    });
+  });
+
+  describe('data path', () => {
+    it('wipe with scrub algorithms runs scrub -f -p ALG -- NODE; trim is unsupported', async () => {
+      disk.parts = [{ n: 1, start: FIRST, end: FIRST + MiB - 1n }];
+      disk.install(runner);
+      runner.on(['scrub'], {});
+      await backend.wipeVol(ctx(), vol('loop7p1', 0n), WipeAlgorithm.WIPE_ALGORITHM_NNSA);
+      expect(runner.callsOf('scrub')).to.deep.equal([['scrub', '-f', '-p', 'nnsa', '--', `${device}p1`]]);
+      expect((await rejects(backend.wipeVol(ctx(), vol('loop7p1', 0n), WipeAlgorithm.WIPE_ALGORITHM_TRIM))).code).to.equal('UNIMPLEMENTED');
+    });
+
+    it('wiping an extended partition is not supported (libvirt)', async () => {
+      runner.on(['parted'], { stdout: DOS_PRINT.replaceAll('/dev/loop2', device) });
+      runner.on(['partx'], { stdout: DOS_TYPES });
+      const err = await rejects(backend.wipeVol(ctx('dos'), vol('loop7p4', 0n), WipeAlgorithm.WIPE_ALGORITHM_ZERO));
+      expect(err.code).to.equal('UNIMPLEMENTED');
+      expect(err.message).to.match(/cannot wipe extended partition/);
+    });
+
+    it('declares what libvirt implements for disk pools: no resize, no pool delete', () => {
+      expect(backend.operations.has('resizeVol')).to.equal(false);
+      expect(backend.operations.has('deletePool')).to.equal(false);
+      expect(backend.operations.has('uploadVol')).to.equal(true);
+      expect(backend.poolFormats).to.include.members(['dos', 'dvh', 'gpt', 'mac', 'bsd', 'pc98', 'sun']);
+    });
+  });
+});
