@@ -1,0 +1,108 @@
+// A logical pool through the gRPC API, the coordinator, NATS and a real agent, on two
+// loop devices. The agent's environment carries LVM_SYSTEM_DIR pointing at a test-only
+// lvm.conf (activation off: this kernel has no device-mapper; only the test's loop
+// devices visible), which the agent's command runner passes to every LVM command.
+import { expect } from 'chai';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { attachLoop, loopDevicesAvailable, makeTempDir, registerCleanup, startStack, type LoopDevice, type Stack } from '../support/index.js';
+import { PoolState, PoolType } from '../../libs/proto/cistern/v1/storage.js';
+
+function hasLvm(): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v lvcreate'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function grpcCode(p: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = err as ServiceError;
+    return { code: e.code, message: e.details ?? e.message };
+  }
+  return { code: status.OK, message: '' };
+}
+
+describe('logical pool through coordinator, NATS and agent (LVM on loop devices, activation off)', function () {
+  this.timeout(180_000);
+  let stack: Stack | undefined;
+  let disks: LoopDevice[] = [];
+  let confDir: string;
+  const vg = `cistern_it${process.pid}_${randomBytes(3).toString('hex')}`;
+  const poolName = `hosts/a/pools/${vg}`;
+
+  before(async function () {
+    if (!loopDevicesAvailable()) this.skip();
+    if (!hasLvm()) this.skip();
+    disks = [attachLoop(48 * 1024 * 1024, 'lvm-it-a'), attachLoop(48 * 1024 * 1024, 'lvm-it-b')];
+    confDir = makeTempDir('cistern-lvm-it-').path;
+    const accept = disks.map((d) => `"a|^${d.device}$|"`).join(', ');
+    mkdirSync(join(confDir, 'lock'));
+    writeFileSync(
+      join(confDir, 'lvm.conf'),
+      `devices {\n filter = [ ${accept}, "r|.*|" ]\n global_filter = [ ${accept}, "r|.*|" ]\n use_devicesfile = 0\n obtain_device_list_from_udev = 0\n hints = "none"\n}\n` +
+        `activation {\n udev_sync = 0\n udev_rules = 0\n monitoring = 0\n}\n` +
+        `global {\n activation = 0\n use_lvmpolld = 0\n event_activation = 0\n locking_dir = "${confDir}/lock"\n}\nbackup {\n backup = 0\n archive = 0\n}\n`,
+    );
+    const env = { ...process.env, LVM_SYSTEM_DIR: confDir, LVM_SUPPRESS_FD_WARNINGS: '1' };
+    registerCleanup(`volume group ${vg}`, () => {
+      for (const argv of [['vgremove', '-f', vg], ['pvremove', ...disks.map((d) => d.device)]]) {
+        try {
+          execFileSync(argv[0]!, argv.slice(1), { env, stdio: 'ignore' });
+        } catch {
+          /* gone already */
+        }
+      }
+    });
+    stack = await startStack({ hosts: ['a'], env: { LVM_SYSTEM_DIR: confDir } });
+  });
+
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it('defines and builds the pool, creates, lists and deletes LVs, finds the VG, deletes the pool', async () => {
+    const api = stack!.api;
+    const devices = disks.map((d) => `<device path='${d.device}'/>`).join('');
+    const xml = `<pool type='logical'><name>${vg}</name><source>${devices}<name>${vg}</name><format type='lvm2'/></source><target><path>/dev/${vg}</path></target></pool>`;
+    await api.definePool({ host: 'a', definition: undefined, xml, requestId: '' });
+    const pool = await api.startPool({ name: poolName, build: true, buildFlags: { overwrite: false, noOverwrite: true }, requestId: '' });
+    expect(pool.state).to.equal(PoolState.POOL_STATE_RUNNING);
+    expect(pool.capacity > 80n * 1024n * 1024n).to.equal(true);
+
+    const vol = await api.createVolume({ parent: poolName, definition: undefined, xml: "<volume><name>lv1</name><capacity unit='MiB'>8</capacity></volume>", preallocMetadata: false, requestId: '' });
+    expect(vol.definition?.target?.path).to.equal(`/dev/${vg}/lv1`);
+    expect(vol.definition?.key).to.match(/^[A-Za-z0-9-]{38}$/);
+    expect(vol.definition?.capacity).to.equal(8n * 1024n * 1024n);
+    const volXml = await api.getVolumeXml({ name: vol.name });
+    expect(volXml.xml).to.match(new RegExp(`<device path='${disks[0]!.device}'>\\s*<extent start='0' end='8388608'/>`));
+
+    const bad = await grpcCode(api.createVolume({ parent: poolName, definition: undefined, xml: '<volume><name>bad:name</name><capacity>1048576</capacity></volume>', preallocMetadata: false, requestId: '' }));
+    expect(status[bad.code]).to.equal('INVALID_ARGUMENT');
+    expect(bad.message).to.include('A-Z a-z 0-9 + _ . -');
+
+    const listed = await api.listVolumes({ parent: poolName, pageSize: 0, pageToken: '' });
+    expect(listed.volumes.map((v) => v.definition?.name)).to.deep.equal(['lv1']);
+
+    const sources = await api.findPoolSources({ host: 'a', type: PoolType.POOL_TYPE_LOGICAL, sourceXml: '', source: undefined });
+    const mine = sources.sources.find((s) => s.name === vg);
+    expect(mine?.devices.map((d) => d.path).sort()).to.deep.equal(disks.map((d) => d.device).sort());
+
+    await api.deleteVolume({ name: vol.name, requestId: '' });
+    expect((await api.listVolumes({ parent: poolName, pageSize: 0, pageToken: '' })).volumes).to.deep.equal([]);
+
+    await api.stopPool({ name: poolName, requestId: '' });
+    await api.deletePool({ name: poolName, requestId: '' });
+    const env = { ...process.env, LVM_SYSTEM_DIR: confDir, LVM_SUPPRESS_FD_WARNINGS: '1' };
+    const pvs = execFileSync('pvs', ['--noheadings', '-o', 'pv_name'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const d of disks) expect(pvs).to.not.include(d.device);
+    await api.undefinePool({ name: poolName, requestId: '' });
+  });
+});
