@@ -33,6 +33,8 @@ PACKAGES=(
   parted                              # disk pools
   scrub                               # volume wipe algorithms
   e2fsprogs xfsprogs dosfstools       # mkfs for fs pools
+  nfs-common                          # showmount: netfs FindPoolSources
+  nfs-ganesha nfs-ganesha-vfs rpcbind # userspace NFS server for the netfs source-listing test (test/backends/netfs.test.ts)
   lvm2                                # logical pools
   util-linux                          # losetup, mount, blkid, wipefs
   tgt libiscsi-bin                    # iSCSI target + iscsi-ls for iscsi pool tests
