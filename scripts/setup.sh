@@ -37,6 +37,7 @@ PACKAGES=(
   nfs-ganesha nfs-ganesha-vfs rpcbind # userspace NFS server for the netfs source-listing test (test/backends/netfs.test.ts)
   lvm2                                # logical pools
   util-linux                          # losetup, mount, blkid, wipefs
+  dmsetup udev                        # mpath pools (dmsetup), scsi pools (scsi_id, udevadm settle)
   tgt libiscsi-bin                    # iSCSI target + iscsi-ls for iscsi pool tests
   libvirt-daemon libvirt-clients      # benchmarks (bench/); Debian 12 ships the disk storage driver in libvirt-daemon
   faketime                            # fault tests: agents with skewed clocks (libfaketime)

@@ -84,6 +84,8 @@ export interface StorageBackend {
   readonly defaultPoolFormat: string;
   readonly volumeFormats: readonly string[];
   readonly defaultVolumeFormat: string;
+  /** Why an operation this type lacks cannot exist (e.g. LUNs are made on the array): told to the user. */
+  readonly unsupportedReasons?: Readonly<Partial<Record<BackendOperation, string>>>;
 
   /** Is the pool already active on the host (mounted, VG active, session logged in)? */
   checkPool?(ctx: PoolContext): Promise<boolean>;

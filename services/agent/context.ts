@@ -46,9 +46,11 @@ export function backendFor(ctx: AgentContext, type: PoolType): StorageBackend {
 /** UNIMPLEMENTED before anything runs when the pool type lacks `op`. */
 export function requireOperation(backend: StorageBackend, op: BackendOperation, what: string): void {
   if (!backend.operations.has(op)) {
-    throw new UnimplementedError(`${what} is not supported by storage pool type ${poolTypeName(backend.type)}`, {
-      operation: op,
-    });
+    const reason = backend.unsupportedReasons?.[op];
+    throw new UnimplementedError(
+      `${what} is not supported by storage pool type ${poolTypeName(backend.type)}${reason ? `: ${reason}` : ''}`,
+      { operation: op },
+    );
   }
 }
 
