@@ -1,0 +1,304 @@
+// The disk backend against the real parted and partx on loop devices (root): gpt and dos
+// tables, partitions created and deleted, free extents checked against parted's own
+// `print free`, a dos disk with an extended partition and logical ones, data in and out
+// of a partition, and bad input refused with the table (or the device bytes) unchanged.
+// Every loop device is detached by its exact name after its partitions are dropped
+// (`partx -d`); this kernel has no partition scanner, the nodes come from parted/partx.
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { DiskBackend } from '../../libs/backends/disk.js';
+import { ExecRunner } from '../../libs/backends/exec-runner.js';
+import type { PoolContext } from '../../libs/backends/backend.js';
+import type { CisternError } from '../../libs/errors/errors.js';
+import { PoolType, Tristate, VolumeDefinition, WipeAlgorithm, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { attachLoop, loopDevicesAvailable, registerCleanup, type LoopDevice } from '../support/index.js';
+
+const MiB = 1024n * 1024n;
+
+function hasTool(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** parted's own view, read by the test independently of the backend. */
+function partedPrint(device: string): string {
+  return execFileSync('parted', ['-m', '-s', device, 'unit', 'B', 'print', 'free'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } });
+}
+
+function partedPartitions(device: string): Array<{ n: number; start: bigint; end: bigint }> {
+  return partedPrint(device)
+    .split('\n')
+    .map((l) => /^(\d+):(\d+)B:(\d+)B:\d+B:(?!free;)/.exec(l))
+    .filter((m): m is RegExpExecArray => !!m)
+    .map((m) => ({ n: Number(m[1]), start: BigInt(m[2]!), end: BigInt(m[3]!) + 1n }));
+}
+
+/** Free regions as parted prints them, with libvirt's rule: the first sector is never free. */
+function partedFree(device: string): Array<{ start: bigint; end: bigint }> {
+  return partedPrint(device)
+    .split('\n')
+    .map((l) => /^\d+:(\d+)B:(\d+)B:\d+B:free;/.exec(l))
+    .filter((m): m is RegExpExecArray => !!m)
+    .map((m) => ({ start: BigInt(m[1]!) === 0n ? 512n : BigInt(m[1]!), end: BigInt(m[2]!) + 1n }))
+    .filter((e) => e.start < e.end);
+}
+
+function sha(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+async function rejects(p: Promise<unknown>): Promise<CisternError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as CisternError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** A loop device whose partitions are dropped (partx -d, exact name) before it is detached. */
+function attachDisk(size: number, label: string): LoopDevice {
+  const loop = attachLoop(size, label);
+  const drop = registerCleanup(`partitions of ${loop.device}`, () => {
+    try {
+      execFileSync('partx', ['-d', '--', loop.device], { stdio: 'pipe' });
+    } catch {
+      // no partitions left
+    }
+  });
+  return {
+    ...loop,
+    detach: async () => {
+      await drop();
+      await loop.detach();
+    },
+  };
+}
+
+function diskPool(device: string, format: string, partSeparator = Tristate.TRISTATE_ABSENT): PoolDefinition {
+  return {
+    type: PoolType.POOL_TYPE_DISK,
+    name: `disk-${format}`,
+    uuid: '',
+    source: {
+      hosts: [],
+      devices: [{ path: device, partSeparator, freeExtents: [] }],
+      dir: '',
+      adapter: undefined,
+      name: '',
+      format,
+      protocolVersion: '',
+      initiatorIqn: '',
+      auth: undefined,
+      vendor: '',
+      product: '',
+    },
+    target: { path: '/dev', permissions: undefined },
+    features: undefined,
+    mountOptions: [],
+  };
+}
+
+const vol = (name: string, capacity: bigint, format = 'linux') => VolumeDefinition.fromPartial({ name, capacity, target: { format } });
+
+const usable = loopDevicesAvailable() && hasTool('parted') && hasTool('partx');
+
+describe('disk pool backend (real parted on loop devices)', function () {
+  this.timeout(60_000);
+  const backend = new DiskBackend();
+  const runner = new ExecRunner();
+
+  before(function () {
+    if (!usable) this.skip(); // needs root, losetup, parted and partx (scripts/setup.sh installs parted)
+  });
+
+  async function create(ctx: PoolContext, name: string, capacity: bigint, format = 'linux'): Promise<void> {
+    const planned = await backend.createVol(ctx, vol(name, capacity, format));
+    await backend.buildVol(ctx, planned, { preallocMetadata: false });
+  }
+
+  describe('gpt', () => {
+    let loop: LoopDevice;
+    let ctx: PoolContext;
+    let base: string;
+
+    before(() => {
+      if (!usable) return;
+      loop = attachDisk(64 * 1024 * 1024, 'gpt');
+      ctx = { runner, pool: diskPool(loop.device, 'gpt') };
+      base = loop.device.slice('/dev/'.length);
+    });
+    after(async () => loop && (await loop.detach()));
+
+    it('builds a gpt label on an empty device and starts', async () => {
+      await backend.buildPool(ctx, { overwrite: false, noOverwrite: true });
+      expect(partedPrint(loop.device)).to.match(/:gpt:/);
+      await backend.startPool(ctx);
+      const r = await backend.refreshPool(ctx);
+      expect(r.volumes).to.deep.equal([]);
+      expect(r.runtime.capacity).to.equal(64n * MiB);
+      expect(r.runtime.devices![0]!.freeExtents).to.deep.equal(partedFree(loop.device));
+    });
+
+    it('creates several partitions with their /dev nodes, names p1..p3, sizes as asked', async () => {
+      await create(ctx, `${base}p1`, 8n * MiB);
+      await create(ctx, `${base}p2`, 8n * MiB, 'linux-swap');
+      await create(ctx, `${base}p3`, 8n * MiB);
+      const r = await backend.refreshPool(ctx);
+      expect(r.volumes.map((v) => [v.name, v.key, v.capacity])).to.deep.equal([
+        [`${base}p1`, `${loop.device}p1`, 8n * MiB],
+        [`${base}p2`, `${loop.device}p2`, 8n * MiB],
+        [`${base}p3`, `${loop.device}p3`, 8n * MiB],
+      ]);
+      for (const v of r.volumes) expect(statSync(v.key).isBlockDevice(), v.key).to.equal(true);
+      expect(partedPartitions(loop.device).map((p) => p.n)).to.deep.equal([1, 2, 3]);
+      expect(r.runtime.allocation).to.equal(24n * MiB);
+      expect(r.runtime.devices![0]!.freeExtents).to.deep.equal(partedFree(loop.device));
+    });
+
+    it('deletes the middle partition only; free extents agree with parted print free', async () => {
+      await backend.deleteVol(ctx, vol(`${base}p2`, 0n));
+      expect(partedPartitions(loop.device).map((p) => p.n)).to.deep.equal([1, 3]);
+      expect(existsSync(`${loop.device}p2`)).to.equal(false);
+      expect(existsSync(`${loop.device}p1`) && existsSync(`${loop.device}p3`)).to.equal(true);
+      const r = await backend.refreshPool(ctx);
+      const free = r.runtime.devices![0]!.freeExtents;
+      expect(free).to.deep.equal(partedFree(loop.device));
+      expect(r.runtime.available).to.equal(free.reduce((s, e) => s + (e.end - e.start), 0n));
+    });
+
+    it('refuses a partition larger than any free extent (RESOURCE_EXHAUSTED), table unchanged', async () => {
+      const before = partedPrint(loop.device);
+      const err = await rejects(create(ctx, `${base}p2`, 60n * MiB));
+      expect(err.code).to.equal('RESOURCE_EXHAUSTED');
+      expect(partedPrint(loop.device)).to.equal(before);
+    });
+
+    it('refuses a name that is not the next partition name (INVALID_ARGUMENT names the expected one), table unchanged', async () => {
+      const before = partedPrint(loop.device);
+      const err = await rejects(create(ctx, `${base}p7`, MiB));
+      expect(err.code).to.equal('INVALID_ARGUMENT');
+      expect(err.message).to.contain(`expected '${base}p2'`);
+      expect(partedPrint(loop.device)).to.equal(before);
+    });
+
+    it('fills the hole left by the deletion with the next name (smallest fitting extent)', async () => {
+      await create(ctx, `${base}p2`, 4n * MiB);
+      const p2 = partedPartitions(loop.device).find((p) => p.n === 2)!;
+      const p1 = partedPartitions(loop.device).find((p) => p.n === 1)!;
+      expect(p2.start).to.equal(p1.end);
+    });
+
+    it('uploads into, downloads from and wipes a partition', async () => {
+      const data = randomBytes(256 * 1024);
+      async function* one() {
+        yield data;
+      }
+      const v = vol(`${base}p3`, 0n);
+      expect(await backend.uploadVol(ctx, v, 4096n, 0n, one())).to.equal(BigInt(data.length));
+      const chunks: Buffer[] = [];
+      for await (const c of backend.downloadVol(ctx, v, 4096n, BigInt(data.length))) chunks.push(c);
+      expect(Buffer.concat(chunks).equals(data)).to.equal(true);
+      await backend.wipeVol(ctx, v, WipeAlgorithm.WIPE_ALGORITHM_ZERO);
+      const after: Buffer[] = [];
+      for await (const c of backend.downloadVol(ctx, v, 0n, 0n)) after.push(c);
+      const all = Buffer.concat(after);
+      expect(all.length).to.equal(8 * 1024 * 1024);
+      expect(all.every((b) => b === 0)).to.equal(true);
+    });
+
+    it('no_overwrite on a labelled device: FAILED_PRECONDITION, device bytes unchanged', async () => {
+      const before = sha(loop.device);
+      const err = await rejects(backend.buildPool(ctx, { overwrite: false, noOverwrite: true }));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.match(/gpt partition table/);
+      expect(sha(loop.device)).to.equal(before);
+    });
+
+    it('refuses to start as a dos pool: FAILED_PRECONDITION naming both formats', async () => {
+      const err = await rejects(backend.startPool({ runner, pool: diskPool(loop.device, 'dos') }));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.match(/'gpt' partition table but the pool's format is 'dos'/);
+    });
+  });
+
+  describe('dos', () => {
+    let loop: LoopDevice;
+    let ctx: PoolContext;
+    let base: string;
+
+    before(() => {
+      if (!usable) return;
+      loop = attachDisk(96 * 1024 * 1024, 'dos');
+      ctx = { runner, pool: diskPool(loop.device, 'dos') };
+      base = loop.device.slice('/dev/'.length);
+    });
+    after(async () => loop && (await loop.detach()));
+
+    it('overwrites any old content with an msdos label', async () => {
+      execFileSync('parted', ['-s', loop.device, 'mklabel', 'gpt']);
+      await backend.buildPool(ctx, { overwrite: true, noOverwrite: false });
+      expect(partedPrint(loop.device)).to.match(/:msdos:/);
+      await backend.startPool(ctx);
+    });
+
+    it('more than four partitions: three primary, one extended, logical ones inside it', async () => {
+      await create(ctx, `${base}p1`, 8n * MiB);
+      await create(ctx, `${base}p2`, 8n * MiB, 'fat32');
+      await create(ctx, `${base}p3`, 8n * MiB, 'linux-swap');
+      await create(ctx, `${base}p4`, 48n * MiB, 'extended');
+      await create(ctx, `${base}p5`, 8n * MiB);
+      await create(ctx, `${base}p6`, 8n * MiB);
+      const r = await backend.refreshPool(ctx);
+      expect(r.volumes.map((v) => [v.name, v.target?.format])).to.deep.equal([
+        [`${base}p1`, 'linux'],
+        [`${base}p2`, 'fat32'],
+        [`${base}p3`, 'linux-swap'],
+        [`${base}p4`, 'extended'],
+        [`${base}p5`, 'linux'],
+        [`${base}p6`, 'linux'],
+      ]);
+      const ext = partedPartitions(loop.device).find((p) => p.n === 4)!;
+      for (const n of [5, 6]) {
+        const p = partedPartitions(loop.device).find((q) => q.n === n)!;
+        expect(p.start > ext.start && p.end <= ext.end, `p${n} inside the extended partition`).to.equal(true);
+        expect(statSync(`${loop.device}p${n}`).isBlockDevice()).to.equal(true);
+      }
+      // dos partitions are at least the size asked, ending on a cylinder boundary
+      for (const v of r.volumes.filter((x) => x.target?.format !== 'extended')) expect(v.capacity! >= 8n * MiB).to.equal(true);
+      const extVol = r.volumes.find((v) => v.name === `${base}p4`)!;
+      expect(extVol.allocation).to.equal(r.volumes.filter((v) => ['5', '6'].includes(v.name.slice(-1))).reduce((s, v) => s + v.capacity!, 0n));
+      expect(r.runtime.devices![0]!.freeExtents).to.deep.equal(partedFree(loop.device));
+      expect(r.runtime.allocation).to.equal(r.volumes.filter((v) => v.target?.format !== 'extended').reduce((s, v) => s + v.capacity!, 0n));
+    });
+
+    it('deletes a partition in the middle; the others and their nodes stay', async () => {
+      await backend.deleteVol(ctx, vol(`${base}p2`, 0n));
+      expect(partedPartitions(loop.device).map((p) => p.n)).to.deep.equal([1, 3, 4, 5, 6]);
+      expect(existsSync(`${loop.device}p2`)).to.equal(false);
+      const r = await backend.refreshPool(ctx);
+      expect(r.runtime.devices![0]!.freeExtents).to.deep.equal(partedFree(loop.device));
+    });
+
+    it('refuses to delete the extended partition while it holds logical ones', async () => {
+      const before = partedPrint(loop.device);
+      const err = await rejects(backend.deleteVol(ctx, vol(`${base}p4`, 0n)));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(partedPrint(loop.device)).to.equal(before);
+    });
+
+    it('a primary partition larger than the free space outside the extended one: RESOURCE_EXHAUSTED, table unchanged', async () => {
+      // four primary/extended slots are not all used (2 was deleted): the next one is primary p2
+      const before = partedPrint(loop.device);
+      const err = await rejects(create(ctx, `${base}p2`, 80n * MiB));
+      expect(err.code).to.equal('RESOURCE_EXHAUSTED');
+      expect(partedPrint(loop.device)).to.equal(before);
+    });
+  });
+});
