@@ -521,10 +521,8 @@ export class LogicalBackend implements StorageBackend {
       }
       throw new UnimplementedError('LUKS encrypted logical volumes are not supported yet');
     }
-    const format = volume.target?.format ?? '';
-    if (format && format !== 'raw') {
-      throw new InvalidArgumentError('volume.target.format', `logical volumes have no format of their own ('${printable(format)}' given); allowed: none or raw`);
-    }
+    // an LV has no format of its own: libvirt ignores a given one (a clone's definition
+    // carries the source file's format, e.g. qcow2, which the copy converts to raw)
     let backingStore = undefined;
     if (volume.backingStore?.path) {
       const bpath = checkAbsolutePath(volume.backingStore.path, 'volume.backing_store.path');
@@ -617,7 +615,10 @@ export class LogicalBackend implements StorageBackend {
       throw new FailedPreconditionError(`cannot clone directory volume '${printable(source.volume.name)}'`);
     }
     const srcCapacity = source.volume.capacity ?? 0n;
-    const requested = { ...volume, capacity: volume.capacity === undefined || volume.capacity < srcCapacity ? srcCapacity : volume.capacity };
+    const capacity = volume.capacity === undefined || volume.capacity < srcCapacity ? srcCapacity : volume.capacity;
+    // a clone holds a full copy: never a snapshot of anything, never sparse (a sparse LV
+    // would overflow while the data is copied in)
+    const requested: VolumeDefinition = { ...volume, capacity, allocation: capacity, backingStore: undefined };
     const planned = await this.createVol(ctx, requested);
     await this.buildVol(ctx, planned, { preallocMetadata: false });
     const dst = planned.target!.path;
