@@ -17,7 +17,8 @@
 //   --verbose        CISTERN_VERBOSE=1 copy service logs to the terminal
 //   CISTERN_TOKEN: bearer token for the launcher's own API calls, when the coordinator asks for one.
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -198,7 +199,19 @@ async function main() {
       client[method](request, md, { deadline: new Date(Date.now() + 60_000) }, (err, r) => (err ? rej(err) : res(r)));
     });
 
-  startService('coordinator', [entry.coordinator, '--nats', natsUrl, '--listen', listen, '--data', join(dataDir, 'coordinator')]);
+  // the key that encrypts secret values at rest (Secret API): made once, kept with the data
+  const secretKeyFile = join(dataDir, 'secret.key');
+  if (!existsSync(secretKeyFile)) {
+    writeFileSync(secretKeyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    log(`made the secret key ${secretKeyFile}`);
+  }
+  startService('coordinator', [
+    entry.coordinator,
+    '--nats', natsUrl,
+    '--listen', listen,
+    '--data', join(dataDir, 'coordinator'),
+    '--secret-key-file', secretKeyFile,
+  ]);
   await waitUntil(`the coordinator on ${listen}`, () => call('listHosts', {}).then(() => true));
   log(`coordinator on ${listen}`);
 

@@ -8,6 +8,8 @@ export interface BusOptions {
   user?: string;
   pass?: string;
   token?: string;
+  /** Replies to this connection's requests arrive under `<prefix>.>` (agents: their own prefix, see scripts/nats-config.mjs). */
+  inboxPrefix?: string;
 }
 
 export async function connectBus(options: BusOptions): Promise<NatsConnection> {
@@ -17,6 +19,7 @@ export async function connectBus(options: BusOptions): Promise<NatsConnection> {
     user: options.user,
     pass: options.pass,
     token: options.token,
+    ...(options.inboxPrefix ? { inboxPrefix: options.inboxPrefix } : {}),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,

@@ -7,7 +7,7 @@
 // Download: coordinator subscribes an inbox, sends downloadBegin{deliver_subject};
 //           agent replies DownloadReady{length, ack_subject} and publishes StreamChunks,
 //           waiting for acks when `window` chunks are unacknowledged.
-import { createInbox, nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   AgentReply,
   AgentRequest,
@@ -89,7 +89,8 @@ export async function* downloadFromAgent(
   signal?: AbortSignal,
 ): AsyncGenerator<Buffer> {
   if (request.op?.$case !== 'downloadBegin') throw new InternalError('downloadFromAgent needs a downloadBegin request');
-  const inbox = createInbox();
+  // a subject only the agent of `host` may publish to (not an inbox every client could write)
+  const inbox = subjects.downloadStream(host, nuid.next());
   const sub = nc.subscribe(inbox);
   request.op.value.deliverSubject = inbox;
   request.op.value.window = WINDOW;
@@ -207,7 +208,7 @@ export function serveDownload(
   length: bigint,
   onDone?: (error?: unknown) => void,
 ): AgentReply {
-  const ackSubject = createInbox();
+  const ackSubject = `${begin.deliverSubject}.ack`;
   const acks = nc.subscribe(ackSubject);
   const window = BigInt(Math.max(1, Math.min(begin.window || WINDOW, 64)));
   let acked = 0n;

@@ -20,6 +20,8 @@ export const subjects = {
   agentOp: (host: string, op: string) => `cistern.agent.${host}.${op}`,
   agentAll: (host: string) => `cistern.agent.${host}.>`,
   uploadStream: (host: string, id: string) => `cistern.agent.${host}.stream.${id}`,
+  /** Download data the agent of `host` publishes (only it may: scripts/nats-config.mjs); acks go to `<subject>.ack`. */
+  downloadStream: (host: string, id: string) => `cistern.download.${host}.${id}`,
   /** Cancels the call with this id (CALL_ID_HEADER of its request); core NATS, no reply. */
   agentCancel: (host: string, callId: string) => `cistern.agent.${host}.cancel.${callId}`,
   events: (host: string, pool: string | undefined) => `cistern.events.${host}.${pool ? nameToken(pool) : '_host'}`,

@@ -37,7 +37,13 @@ export interface AgentOptions {
   root: string;
   heartbeatMs: number;
   log: Logger;
+  /** NATS credentials of this agent (scripts/nats-config.mjs makes one user per host). */
+  natsUser?: string;
+  natsPass?: string;
 }
+
+/** Replies to the agent's own requests come under this prefix: its NATS user may subscribe to nothing else. */
+export const agentInboxPrefix = (host: string): string => `_INBOX_agent_${host}`;
 
 /** Routes one operation to its handler. */
 /** How long the first heartbeat waits for autostart pools. */
@@ -117,7 +123,13 @@ export class Agent {
     const log = opts.log;
     await mkdir(opts.root, { recursive: true });
     const version = await agentVersion();
-    const nc = await connectBus({ servers: opts.natsUrl, name: `cistern-agent-${host}` });
+    const nc = await connectBus({
+      servers: opts.natsUrl,
+      name: `cistern-agent-${host}`,
+      user: opts.natsUser,
+      pass: opts.natsPass,
+      inboxPrefix: agentInboxPrefix(host),
+    });
     log.info('connected to NATS', { server: nc.getServer() });
     await ensureEventStream(nc);
     const catalog = await Catalog.open(nc);

@@ -2,6 +2,7 @@
 // cistern-agent: serves one host's storage over NATS.
 //   cistern-agent --host-id ID [--nats URL] [--root DIR] [--heartbeat-ms N] [--log-level L]
 import { parseArgs } from 'node:util';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { checkHostId } from '../../libs/api/names.js';
 import { asCisternError } from '../../libs/errors/errors.js';
@@ -13,7 +14,26 @@ const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--he
   --host-id ID        this host's id (1-64 of A-Z a-z 0-9 _ -), required
   --root DIR          where this host's default pools live (created; default /var/lib/cistern/agent)
   --heartbeat-ms N    heartbeat interval (default 2000)
-  --log-level L       debug, info, warn or error (default info)`;
+  --log-level L       debug, info, warn or error (default info)
+  --nats-user USER    NATS user of this agent (env NATS_USER; scripts/nats-config.mjs makes agent-<host>)
+  --nats-pass-file F  file holding its password (env NATS_PASSWORD_FILE, or NATS_PASSWORD)`;
+
+/** NATS user and password: --nats-user / NATS_USER, password from --nats-pass-file / NATS_PASSWORD_FILE or NATS_PASSWORD (never argv). */
+function natsCredentials(values: { 'nats-user'?: string; 'nats-pass-file'?: string }): { natsUser?: string; natsPass?: string } {
+  const natsUser = values['nats-user'] ?? process.env.NATS_USER ?? undefined;
+  const file = values['nats-pass-file'] ?? process.env.NATS_PASSWORD_FILE;
+  let natsPass = process.env.NATS_PASSWORD || undefined;
+  if (file) {
+    try {
+      if ((statSync(file).mode & 0o077) !== 0) fail(`--nats-pass-file ${file} is accessible by group or others; chmod 600 it`);
+      natsPass = readFileSync(file, 'utf8').split('\n')[0]!.trim();
+    } catch (err) {
+      fail(`--nats-pass-file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  }
+  if (natsPass && !natsUser) fail('a NATS password needs --nats-user');
+  return { natsUser: natsUser || undefined, natsPass };
+}
 
 function fail(message: string): never {
   process.stderr.write(`cistern-agent: ${message}\n${USAGE}\n`);
@@ -30,6 +50,8 @@ async function main(): Promise<void> {
         root: { type: 'string' },
         'heartbeat-ms': { type: 'string' },
         'log-level': { type: 'string' },
+        'nats-user': { type: 'string' },
+        'nats-pass-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -80,7 +102,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 
   try {
-    agent = await Agent.start({ natsUrl: natsUrl.split(','), hostId, root, heartbeatMs, log });
+    agent = await Agent.start({ natsUrl: natsUrl.split(','), hostId, root, heartbeatMs, log, ...natsCredentials(values) });
   } catch (err) {
     const e = asCisternError(err);
     log.error('agent failed to start', { code: e.code, error: e.message });

@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// Writes a nats-server configuration with one user per agent and one for the
+// coordinators, each allowed only its own subjects (docs/security.md, "The bus").
+//
+//   node scripts/nats-config.mjs --hosts a,b [--out DIR] [--coordinator-user NAME]
+//
+// DIR (default ./nats-auth) gets:
+//   nats-auth.conf            `authorization { users = [...] }`: include it from your
+//                              nats-server.conf, or start `nats-server -js -c DIR/nats-auth.conf`
+//   coordinator.pass          the coordinator's password (--nats-user coordinator --nats-pass-file ...)
+//   agent-<host>.pass         each agent's password (--nats-user agent-<host> --nats-pass-file ...)
+// Existing password files are kept, so re-running with more hosts adds users without
+// changing the others. Every file is mode 600. The config holds the passwords in clear
+// (nats-server compares them); keep it readable by the nats-server user only.
+//
+// What an agent for host H may do:
+//   receive    cistern.agent.H.>            its requests (and upload data, cancels)
+//              cistern.control.resync       a coordinator asking for a full sync
+//              cistern.download.H.*.ack     acknowledgements of its download streams
+//              _INBOX_agent_H.>             replies to its own requests (JetStream acks, KV reads)
+//   publish    cistern.events.H.>           its events (JetStream stream CISTERN_EVENTS)
+//              cistern.heartbeat.H, cistern.sync.H
+//              cistern.download.H.>         download data it serves
+//              replies to requests it received (allow_responses: one reply per request)
+//              JetStream API: stream info of CISTERN_EVENTS and the catalog, direct get of its
+//              own catalog keys ($KV.cistern-catalog.pools.H.>), ordered consumers filtered to them
+//   nothing else: no other host's subjects, no secrets bucket, no other inboxes.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const EVENT_STREAM = 'CISTERN_EVENTS';
+export const CATALOG_BUCKET = 'cistern-catalog';
+const HOST_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const USER = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The inbox prefix an agent must use (cistern-agent sets it from its host id). */
+export const agentInboxPrefix = (host) => `_INBOX_agent_${host}`;
+
+export function agentPermissions(host) {
+  if (!HOST_ID.test(host) || host.startsWith('-')) throw new Error(`host id '${host}' is not valid: 1-64 of A-Z a-z 0-9 _ -`);
+  const kvStream = `KV_${CATALOG_BUCKET}`;
+  const ownKeys = `$KV.${CATALOG_BUCKET}.pools.${host}.>`;
+  return {
+    publish: {
+      allow: [
+        `cistern.events.${host}.>`,
+        `cistern.heartbeat.${host}`,
+        `cistern.sync.${host}`,
+        `cistern.download.${host}.>`,
+        '$JS.API.INFO',
+        `$JS.API.STREAM.INFO.${EVENT_STREAM}`,
+        `$JS.API.STREAM.INFO.${kvStream}`,
+        `$JS.API.DIRECT.GET.${kvStream}.${ownKeys}`,
+        `$JS.API.CONSUMER.CREATE.${kvStream}.*.${ownKeys}`,
+        `$JS.API.CONSUMER.INFO.${kvStream}.*`,
+        `$JS.API.CONSUMER.DELETE.${kvStream}.*`,
+        `$JS.FC.${kvStream}.>`,
+      ],
+    },
+    subscribe: {
+      allow: [`cistern.agent.${host}.>`, 'cistern.control.resync', `cistern.download.${host}.*.ack`, `${agentInboxPrefix(host)}.>`],
+    },
+    allow_responses: { max: 1 },
+  };
+}
+
+const coordinatorPermissions = () => ({ publish: { allow: ['>'] }, subscribe: { allow: ['>'] } });
+
+/** nats-server config text (JSON is valid nats-server config syntax). */
+export function natsAuthConfig({ hosts, passwords, coordinatorUser = 'coordinator' }) {
+  const users = [
+    { user: coordinatorUser, password: passwords[coordinatorUser], permissions: coordinatorPermissions() },
+    ...hosts.map((h) => ({ user: `agent-${h}`, password: passwords[`agent-${h}`], permissions: agentPermissions(h) })),
+  ];
+  for (const u of users) if (!u.password) throw new Error(`no password for ${u.user}`);
+  return `# Written by scripts/nats-config.mjs for hosts: ${hosts.join(', ')}\n# One user per agent, each limited to its own subjects. Keep this file mode 600.\nauthorization ${JSON.stringify({ users }, null, 2)}\n`;
+}
+
+function writePrivate(path, text) {
+  writeFileSync(path, text, { mode: 0o600 });
+  chmodSync(path, 0o600);
+}
+
+/** Writes DIR/nats-auth.conf and the password files; returns their paths. */
+export function writeNatsAuth({ hosts, out, coordinatorUser = 'coordinator' }) {
+  if (!USER.test(coordinatorUser)) throw new Error(`user name '${coordinatorUser}' is not valid`);
+  if (hosts.length === 0) throw new Error('no hosts given (--hosts a,b,...)');
+  if (new Set(hosts).size !== hosts.length) throw new Error('a host is listed twice');
+  mkdirSync(out, { recursive: true, mode: 0o700 });
+  const passwords = {};
+  const files = {};
+  for (const user of [coordinatorUser, ...hosts.map((h) => `agent-${h}`)]) {
+    const file = join(out, `${user}.pass`);
+    if (existsSync(file)) {
+      passwords[user] = readFileSync(file, 'utf8').split('\n')[0].trim();
+    } else {
+      passwords[user] = randomBytes(24).toString('base64url');
+      writePrivate(file, `${passwords[user]}\n`);
+    }
+    files[user] = file;
+  }
+  const config = join(out, 'nats-auth.conf');
+  writePrivate(config, natsAuthConfig({ hosts, passwords, coordinatorUser }));
+  return { config, passwordFiles: files };
+}
+
+function main(argv) {
+  let hosts;
+  let out = 'nats-auth';
+  let coordinatorUser = 'coordinator';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = () => {
+      const x = argv[++i];
+      if (x === undefined) throw new Error(`${a} needs a value`);
+      return x;
+    };
+    if (a === '--hosts') hosts = v().split(',').map((h) => h.trim()).filter(Boolean);
+    else if (a === '--out') out = v();
+    else if (a === '--coordinator-user') coordinatorUser = v();
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write('usage: node scripts/nats-config.mjs --hosts a,b,... [--out DIR] [--coordinator-user NAME]\n');
+      return 0;
+    } else throw new Error(`unknown option ${a}`);
+  }
+  if (!hosts) throw new Error('--hosts is required');
+  const r = writeNatsAuth({ hosts, out: resolve(out), coordinatorUser });
+  process.stdout.write(`${r.config}\n${Object.entries(r.passwordFiles).map(([u, f]) => `  ${u}: ${f}`).join('\n')}\n`);
+  return 0;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    process.exit(main(process.argv.slice(2)));
+  } catch (err) {
+    process.stderr.write(`nats-config: ${err.message}\n`);
+    process.exit(2);
+  }
+}

@@ -1,0 +1,226 @@
+// The bus, attacked: a real nats-server with scripts/nats-config.mjs's users. Agent
+// credentials reach their own subjects only; the fleet still works end to end.
+import { expect } from 'chai';
+import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { Event, EventKind, PoolDefinition, PoolState, PoolType, Secret, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { EVENT_STREAM } from '../../libs/bus/subjects.js';
+import { startSecureFleet, type SecureFleet } from './fleet.js';
+
+const errText = (e: unknown): string => String((e as Error)?.message ?? e);
+
+describe('security: NATS permissions per agent (real nats-server)', function () {
+  this.timeout(120_000);
+  let fleet: SecureFleet;
+  const conns: NatsConnection[] = [];
+  /** Records when a subscription is closed by the server (permission violation). */
+const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string } => {
+  const r: { reason?: string } = {};
+  sub.closed.then(
+    (e) => (r.reason = e ? errText(e) : 'closed'),
+    (e) => (r.reason = errText(e)),
+  );
+  return r;
+};
+
+/** A raw connection with the credentials of `user` (what a compromised agent holds). */
+  const as = async (user: string, inboxPrefix?: string): Promise<NatsConnection> => {
+    const nc = await connect({ servers: fleet.natsUrl, user, pass: fleet.natsPass(user), ...(inboxPrefix ? { inboxPrefix } : {}) });
+    conns.push(nc);
+    return nc;
+  };
+
+  before(async function () {
+    this.timeout(180_000);
+    fleet = await startSecureFleet({ hosts: ['a', 'b'] });
+  });
+  after(async () => {
+    await Promise.allSettled(conns.map((c) => c.close()));
+    await fleet?.stop();
+  });
+
+  it('runs the fleet with agent users: pools, volumes, upload, download, autostart from the catalog', async () => {
+    const api = fleet.api;
+    const target = `${fleet.dir}/pool-a`;
+    await api.definePool({ host: 'a', definition: PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: target } }), xml: '', requestId: '' });
+    await api.startPool({ name: 'hosts/a/pools/p', build: true, buildFlags: undefined, requestId: '' });
+    await api.setPoolAutostart({ name: 'hosts/a/pools/p', autostart: true });
+    const vol = await api.createVolume({
+      parent: 'hosts/a/pools/p',
+      definition: VolumeDefinition.fromPartial({ name: 'v1', capacity: 1024n * 1024n }),
+      xml: '',
+      requestId: '',
+    } as never);
+    expect(vol.name).to.equal('hosts/a/pools/p/volumes/v1');
+    // upload then download through the gRPC streams
+    const data = Buffer.alloc(300_000, 7);
+    const up = await new Promise<{ bytesWritten: bigint }>((resolve, reject) => {
+      const call = fleet.client.uploadVolume((err, res) => (err ? reject(err) : resolve(res!)));
+      call.write({ part: { $case: 'header', value: { name: vol.name, offset: 0n, length: BigInt(data.length), sparse: false, requestId: '' } } });
+      call.write({ part: { $case: 'data', value: data } });
+      call.end();
+    });
+    expect(up.bytesWritten).to.equal(BigInt(data.length));
+    const got: Buffer[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const call = fleet.client.downloadVolume({ name: vol.name, offset: 0n, length: BigInt(data.length) });
+      call.on('data', (m: { data: Buffer }) => got.push(Buffer.from(m.data)));
+      call.on('end', () => resolve());
+      call.on('error', reject);
+    });
+    expect(Buffer.concat(got).equals(data)).to.equal(true);
+    // the agent reads its own catalog keys at boot: restart it and the pool comes back active
+    const agent = fleet.agents.get('a')!;
+    await agent.stop();
+    const { startAgent } = await import('../support/services.js');
+    const again = await startAgent({
+      natsUrl: fleet.natsUrl,
+      hostId: 'a',
+      root: agent.root,
+      api,
+      args: ['--nats-user', 'agent-a', '--nats-pass-file', fleet.natsPassFile('agent-a')],
+    });
+    fleet.agents.set('a', again);
+    const { waitFor } = await import('../support/process.js');
+    await waitFor('pool p autostarted', async () => (await api.getPool({ name: 'hosts/a/pools/p' })).state === PoolState.POOL_STATE_RUNNING || undefined, {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    expect(again.process.logs()).to.not.match(/Permissions Violation/i);
+    expect(fleet.coordinator.process.logs()).to.not.match(/Permissions Violation/i);
+  });
+
+  it("agent a cannot receive b's requests", async () => {
+    const a = await as('agent-a', '_INBOX_agent_a');
+    const errors: string[] = [];
+    void (async () => {
+      for await (const s of a.status()) if (s.type === 'error') errors.push(errText((s as { error?: unknown }).error ?? s));
+    })();
+    const got: Msg[] = [];
+    const sub = a.subscribe('cistern.agent.b.>');
+    const subClosed = closedReason(sub);
+    void (async () => {
+      for await (const m of sub) got.push(m);
+    })();
+    const wide = a.subscribe('cistern.agent.>');
+    void (async () => {
+      for await (const m of wide) got.push(m);
+    })();
+    await a.flush();
+    const coord = await as('coordinator');
+    coord.publish('cistern.agent.b.DeleteVolume', AgentRequest.encode(AgentRequest.create({ principal: 'x' })).finish());
+    await coord.flush();
+    await a.flush(); // any message routed to a is ahead of this round trip
+    expect(got).to.have.length(0);
+    await a.flush();
+    expect(subClosed.reason).to.match(/permission/i);
+  });
+
+  it('agent a cannot publish events, heartbeats or syncs as b', async () => {
+    const a = await as('agent-a', '_INBOX_agent_a');
+    const coord = await as('coordinator');
+    const seen: Msg[] = [];
+    const sub = coord.subscribe('cistern.>');
+    void (async () => {
+      for await (const m of sub) if (/\.b(\.|$)/.test(m.subject)) seen.push(m);
+    })();
+    await coord.flush();
+    const forged = Event.encode(Event.create({ kind: EventKind.POOL_DELETED, host: 'b', pool: 'forged' })).finish();
+    const js = jetstream(a, { timeout: 2_000 });
+    let err: unknown;
+    try {
+      await js.publish('cistern.events.b.forged', forged);
+    } catch (e) {
+      err = e;
+    }
+    expect(errText(err)).to.match(/permission|timeout|no responders/i);
+    a.publish('cistern.heartbeat.b', new Uint8Array([1]));
+    a.publish('cistern.sync.b', new Uint8Array([1]));
+    a.publish('cistern.download.b.x', new Uint8Array([1]));
+    await a.flush();
+    await coord.flush();
+    expect(seen.map((m) => m.subject)).to.deep.equal([]);
+    const jsm = await jetstreamManager(coord);
+    const stored = await jsm.streams.getMessage(EVENT_STREAM, { last_by_subj: 'cistern.events.b.forged' }).catch(() => null);
+    expect(stored).to.equal(null);
+    // its own events it may publish
+    const own = await js.publish('cistern.events.a.probe', Event.encode(Event.create({ kind: EventKind.POOL_REFRESHED, host: 'a', pool: 'probe' })).finish());
+    expect(own.seq).to.be.greaterThan(0);
+  });
+
+  it("agent a cannot read secrets, the secrets bucket or b's catalog entries", async () => {
+    const api = fleet.api;
+    const secret = await api.defineSecret({ secret: Secret.fromPartial({ usageType: 1, usageId: 'iqn.2024-01.test:target' }), xml: '', requestId: '' });
+    await api.setSecretValue({ name: secret.name, value: Buffer.from('planted-chap-password-5150') });
+    const target = `${fleet.dir}/pool-b`;
+    await api.definePool({ host: 'b', definition: PoolDefinition.fromPartial({ name: 'pb', type: PoolType.POOL_TYPE_DIR, target: { path: target } }), xml: '', requestId: '' });
+
+    const a = await as('agent-a', '_INBOX_agent_a');
+    // the secrets bucket: no stream info, no direct get, no consumer, no raw subscription
+    const kvm = new Kvm(a);
+    const viaCreate = await kvm.create('cistern-secrets', { history: 1 }).then(
+      (kv) => kv.get(`s.${secret.uuid}`),
+      (e) => e,
+    );
+    expect(errText(viaCreate)).to.match(/permission|timeout|no responders/i);
+    const bound = await kvm.open('cistern-secrets');
+    const viaOpen = await bound.get(`s.${secret.uuid}`).catch((e) => e);
+    expect(errText(viaOpen)).to.match(/permission|timeout|no responders/i);
+    const raw = await a
+      .request(`$JS.API.STREAM.MSG.GET.KV_cistern-secrets`, JSON.stringify({ last_by_subj: `$KV.cistern-secrets.s.${secret.uuid}` }), { timeout: 2_000 })
+      .catch((e) => e);
+    expect(errText(raw)).to.match(/permission|timeout|no responders/i);
+    const sniff = closedReason(a.subscribe('$KV.cistern-secrets.>'));
+    await a.flush();
+    await a.flush();
+    expect(sniff.reason).to.match(/permission/i);
+
+    // the catalog: its own keys yes, b's no
+    const catalog = await new Kvm(a).create('cistern-catalog');
+    const own = await catalog.get('pools.a.p');
+    expect(own?.operation).to.equal('PUT');
+    const other = await catalog.get('pools.b.pb').catch((e) => e);
+    expect(errText(other)).to.match(/permission|timeout|no responders/i);
+    const listOther = await (async () => {
+      const keys: string[] = [];
+      for await (const k of await catalog.keys('pools.b.>')) keys.push(k);
+      return keys;
+    })().catch((e) => e);
+    expect(Array.isArray(listOther) ? listOther : errText(listOther)).to.satisfy((x: unknown) => (Array.isArray(x) ? x.length === 0 : /permission|timeout|no responders/i.test(String(x))));
+  });
+
+  it('a forged reply from a wrong host is never accepted', async () => {
+    const coord = await as('coordinator');
+    const a = await as('agent-a', '_INBOX_agent_a');
+    // the strongest attacker: a knows the exact reply subject of a request sent to b
+    const replySubject = '_INBOX.forgery-test.1';
+    const replies: Msg[] = [];
+    const sub = coord.subscribe(replySubject);
+    void (async () => {
+      for await (const m of sub) replies.push(m);
+    })();
+    await coord.flush();
+    const forged = AgentReply.encode(AgentReply.create({ result: { $case: 'pong', value: { hostId: 'b' } } })).finish();
+    a.publish(replySubject, forged);
+    a.publish('_INBOX.anything', forged);
+    await a.flush();
+    coord.publish('cistern.agent.b.Ping', AgentRequest.encode(AgentRequest.create({ op: { $case: 'ping', value: {} } })).finish(), { reply: replySubject });
+    const { waitFor } = await import('../support/process.js');
+    await waitFor('the reply of b', () => (replies.length > 0 ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
+    await a.flush();
+    await coord.flush();
+    expect(replies).to.have.length(1);
+    const reply = AgentReply.decode(replies[0]!.data);
+    expect(reply.result?.$case).to.equal('pong');
+    // a may answer only requests it received: one more try at the same subject after b's reply
+    a.publish(replySubject, forged);
+    await a.flush();
+    await coord.flush();
+    expect(replies).to.have.length(1);
+    // and through the API, host b's work is b's
+    const hosts = await fleet.api.listHosts({});
+    expect(hosts.hosts.map((h) => h.hostId).sort()).to.deep.equal(['a', 'b']);
+  });
+});
