@@ -38,7 +38,8 @@ PACKAGES=(
   lvm2                                # logical pools
   util-linux                          # losetup, mount, blkid, wipefs
   dmsetup udev                        # mpath pools (dmsetup), scsi pools (scsi_id, udevadm settle)
-  tgt libiscsi-bin                    # iSCSI target + iscsi-ls for iscsi pool tests
+  tgt libiscsi-bin                    # iSCSI target (tests) + iscsi-ls/-inq/-readcapacity16 (iscsi-direct pools)
+  open-iscsi                          # iscsiadm for iscsi pools (kernel initiator: iscsi_tcp + iscsid where the kernel allows)
   libvirt-daemon libvirt-clients      # benchmarks (bench/); Debian 12 ships the disk storage driver in libvirt-daemon
   faketime                            # fault tests: agents with skewed clocks (libfaketime)
 )
