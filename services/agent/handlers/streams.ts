@@ -40,7 +40,11 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
     return acceptUpload(nc, ctx.host, async (data) => {
       try {
         const pc = poolContext(ctx, pool.definition, actor, { operation: 'upload', volume: op.volume });
-        // the backend reports progress (bytes written of length) through pc.progress
+        // the backend reports progress (bytes written of length) through pc.progress; an
+        // upload "to the end of the stream" (length 0) counts against the rest of the volume
+        const report = pc.progress;
+        const rest = capacity - op.offset;
+        if (report && op.length === 0n) pc.progress = (done, total) => report(done, total > 0n ? total : done > rest ? done : rest);
         const bytesWritten = await backend.uploadVol!(pc, vol.definition, op.offset, op.length, data);
         const volume = await commitVolume(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_UPLOADED, actor);
         const eventSequence = await flushEvents(ctx);

@@ -1,0 +1,223 @@
+// Events (issue 6) against real processes: every kind with host, pool, volume, time,
+// principal and the new state; WatchEvents replay joined to the live tail with no gap and
+// no duplicate; reconnect with the last sequence; per-pool order; retention by count and
+// OUT_OF_RANGE naming the oldest sequence; `cisternctl pool-event --after`.
+import { expect } from 'chai';
+import { status } from '@grpc/grpc-js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeTempDir, useStack, waitFor } from '../support/index.js';
+import { EventKind, WipeAlgorithm, type Event, type UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
+import { createVolume, dirPool, expectCode, kindName, startDirPool, watch } from './reliability-helpers.js';
+
+const POOL_KINDS = new Set([
+  EventKind.POOL_DEFINED,
+  EventKind.POOL_UNDEFINED,
+  EventKind.POOL_STARTED,
+  EventKind.POOL_STOPPED,
+  EventKind.POOL_CREATED,
+  EventKind.POOL_DELETED,
+  EventKind.POOL_REFRESHED,
+]);
+const VOLUME_KINDS = new Set([
+  EventKind.VOLUME_CREATED,
+  EventKind.VOLUME_DELETED,
+  EventKind.VOLUME_RESIZED,
+  EventKind.VOLUME_WIPED,
+  EventKind.VOLUME_UPLOADED,
+  EventKind.VOLUME_CHANGED,
+]);
+
+function strictlyIncreasing(events: Event[]): boolean {
+  return events.every((e, i) => i === 0 || e.sequence > events[i - 1]!.sequence);
+}
+
+describe('events (real nats-server, coordinator, agents a and b)', function () {
+  this.timeout(120_000);
+  const ctx = useStack({ hosts: ['a', 'b'], agentArgs: ['--heartbeat-ms', '300'] });
+  const scratch = makeTempDir('cistern-events-it-');
+
+  it('publishes every kind with host, pool, volume, time, principal, request id and the new state', async () => {
+    const { api, client } = ctx.stack;
+    const path = join(scratch.path, 'kinds');
+    const w = watch(client, { hosts: ['a', 'b'] });
+    await w.ready;
+    await api.definePool({ host: 'a', definition: dirPool('kinds', path), xml: '', requestId: 'ev-define' });
+    await api.startPool({ name: 'hosts/a/pools/kinds', build: true, buildFlags: undefined, requestId: '' });
+    await createVolume(ctx.stack, 'hosts/a/pools/kinds', 'v1', '4194304', { requestId: 'ev-create-1' });
+    await api.resizeVolume({ name: 'hosts/a/pools/kinds/volumes/v1', capacity: 8n * 1024n * 1024n, allocate: false, delta: false, shrink: false, requestId: '' });
+    await api.wipeVolume({ name: 'hosts/a/pools/kinds/volumes/v1', algorithm: WipeAlgorithm.WIPE_ALGORITHM_ZERO, requestId: '' });
+    await new Promise<void>((resolve, reject) => {
+      const call = client.uploadVolume((err) => (err ? reject(err) : resolve()));
+      call.write({ part: { $case: 'header', value: { name: 'hosts/a/pools/kinds/volumes/v1', offset: 0n, length: 0n, sparse: false, requestId: '' } } } satisfies UploadVolumeRequest);
+      call.write({ part: { $case: 'data', value: Buffer.alloc(65536, 7) } });
+      call.end();
+    });
+    writeFileSync(join(path, 'by-hand.img'), Buffer.alloc(8192, 1));
+    await api.refreshPool({ name: 'hosts/a/pools/kinds', requestId: '' });
+    await api.deleteVolume({ name: 'hosts/a/pools/kinds/volumes/v1', requestId: '' });
+    await api.deleteVolume({ name: 'hosts/a/pools/kinds/volumes/by-hand.img', requestId: '' });
+    await api.stopPool({ name: 'hosts/a/pools/kinds', requestId: '' });
+    await api.deletePool({ name: 'hosts/a/pools/kinds', requestId: '' });
+    await api.undefinePool({ name: 'hosts/a/pools/kinds', requestId: '' });
+    await ctx.stack.stopAgent('b');
+    await ctx.stack.waitForHosts(['b'], { online: false });
+    await ctx.stack.addAgent('b');
+    await waitFor('HOST_ONLINE of b', () => w.events.some((e) => e.kind === EventKind.HOST_ONLINE && e.host === 'b') || w.failure());
+    w.cancel();
+    expect(w.failure()).to.equal(undefined);
+
+    const kinds = new Set(w.events.map((e) => e.kind));
+    for (const k of [...POOL_KINDS, ...VOLUME_KINDS, EventKind.HOST_OFFLINE, EventKind.HOST_ONLINE, EventKind.OPERATION_PROGRESS]) {
+      expect(kinds.has(k), `an event of kind ${EventKind[k]}`).to.equal(true);
+    }
+    expect(strictlyIncreasing(w.events), 'sequences strictly increase').to.equal(true);
+    for (const e of w.events) {
+      const label = `${kindName(e)} #${e.sequence}`;
+      expect(e.host, label).to.be.oneOf(['a', 'b']);
+      expect(e.time, label).to.be.instanceOf(Date);
+      expect(e.principal, label).to.not.equal('');
+      if (POOL_KINDS.has(e.kind)) {
+        expect(e.pool, label).to.equal('kinds');
+        expect(e.poolState?.definition?.name, label).to.equal('kinds');
+      }
+      if (VOLUME_KINDS.has(e.kind)) {
+        expect(e.pool, label).to.equal('kinds');
+        expect(e.volume, label).to.be.oneOf(['v1', 'by-hand.img']);
+        expect(e.volumeState?.definition?.name, label).to.equal(e.volume);
+      }
+      if (e.kind === EventKind.HOST_ONLINE || e.kind === EventKind.HOST_OFFLINE) {
+        expect(e.hostState?.hostId, label).to.equal(e.host);
+        expect(e.hostState?.online, label).to.equal(e.kind === EventKind.HOST_ONLINE);
+      }
+      if (e.kind === EventKind.OPERATION_PROGRESS) {
+        expect(e.progress?.operation, label).to.not.equal('');
+        expect(e.progress!.done <= e.progress!.total, label).to.equal(true);
+      }
+    }
+    // the new state travels with the event
+    const resized = w.events.find((e) => e.kind === EventKind.VOLUME_RESIZED)!;
+    expect(resized.volumeState?.definition?.capacity).to.equal(8n * 1024n * 1024n);
+    const stopped = w.events.find((e) => e.kind === EventKind.POOL_STOPPED)!;
+    expect(stopped.poolState?.state).to.equal(1 /* INACTIVE */);
+    expect(w.events.find((e) => e.kind === EventKind.VOLUME_CHANGED)?.volume).to.equal('by-hand.img');
+    expect(w.events.find((e) => e.kind === EventKind.VOLUME_CREATED)?.requestId).to.equal('ev-create-1');
+    expect(w.events.find((e) => e.kind === EventKind.POOL_DEFINED)?.requestId).to.equal('ev-define');
+    // per pool, in the order the changes were made
+    const order = w.events
+      .filter((e) => e.pool === 'kinds' && e.kind !== EventKind.OPERATION_PROGRESS && e.kind !== EventKind.VOLUME_CHANGED)
+      .map(kindName);
+    expect(order).to.deep.equal([
+      'POOL_DEFINED',
+      'POOL_CREATED',
+      'POOL_STARTED',
+      'VOLUME_CREATED',
+      'VOLUME_RESIZED',
+      'VOLUME_WIPED',
+      'VOLUME_UPLOADED',
+      'POOL_REFRESHED',
+      'VOLUME_DELETED',
+      'VOLUME_DELETED',
+      'POOL_STOPPED',
+      'POOL_DELETED',
+      'POOL_UNDEFINED',
+    ]);
+    // HOST_OFFLINE of b comes before its HOST_ONLINE
+    const hostKinds = w.events.filter((e) => e.host === 'b' && (e.kind === EventKind.HOST_OFFLINE || e.kind === EventKind.HOST_ONLINE)).map(kindName);
+    expect(hostKinds.slice(-2)).to.deep.equal(['HOST_OFFLINE', 'HOST_ONLINE']);
+  });
+
+  it('joins the replay to the live tail with no gap and no duplicate, and a reconnect with the last sequence misses nothing', async () => {
+    const { client } = ctx.stack;
+    await startDirPool(ctx.stack, 'a', 'seam', join(scratch.path, 'seam'));
+    const pool = ['hosts/a/pools/seam'];
+    const kinds = [EventKind.VOLUME_CREATED];
+    const all = watch(client, { pools: pool, kinds });
+    await all.ready;
+    let stopWriting = false;
+    let made = 0;
+    const writer = (async () => {
+      while (!stopWriting && made < 60) await createVolume(ctx.stack, 'hosts/a/pools/seam', `s${String(made++).padStart(3, '0')}`, '4096');
+    })();
+    await waitFor('ten events', () => all.events.length >= 10);
+    // a late subscriber replays from the fifth event while volumes keep coming
+    const late = watch(client, { pools: pool, kinds, afterSequence: all.events[4]!.sequence });
+    await late.ready;
+    // a subscriber that drops after a few events and comes back with its last sequence
+    const first = watch(client, { pools: pool, kinds, afterSequence: all.events[0]!.sequence });
+    await waitFor('a few events', () => first.events.length >= 3);
+    first.cancel();
+    const last = first.events[first.events.length - 1]!.sequence;
+    await waitFor('more volumes while away', () => all.events.length >= first.events.length + 15);
+    const again = watch(client, { pools: pool, kinds, afterSequence: last });
+    await again.ready;
+    stopWriting = true;
+    await writer;
+    const end = all.events.length;
+    await waitFor('everyone caught up', () => all.events.length === made && late.events.length >= made - 5 && (again.events.at(-1)?.sequence ?? 0n) >= all.events[made - 1]!.sequence);
+    for (const w of [all, late, again]) w.cancel();
+    expect(end).to.be.at.most(made);
+    const seqs = (list: Event[]) => list.map((e) => e.sequence);
+    expect(all.events.length).to.equal(made);
+    expect(strictlyIncreasing(all.events)).to.equal(true);
+    expect(seqs(late.events)).to.deep.equal(seqs(all.events.slice(5)));
+    const reconnected = [...first.events, ...again.events].map((e) => e.sequence);
+    expect(reconnected).to.deep.equal(seqs(all.events.slice(1)));
+  });
+
+  it('prints replayed and live events with cisternctl pool-event --after', async () => {
+    const { api } = ctx.stack;
+    const before = watch(ctx.stack.client, { pools: ['hosts/a/pools/seam'] });
+    await before.ready;
+    await createVolume(ctx.stack, 'hosts/a/pools/seam', 'cli-1', '4096');
+    await waitFor('the first event', () => before.events.length > 0);
+    before.cancel();
+    const after = before.events[0]!.sequence - 1n;
+    await api.deleteVolume({ name: 'hosts/a/pools/seam/volumes/cli-1', requestId: '' });
+    const out = await ctx.stack.cli(['pool-event', '--pool', 'a/seam', '--loop', '--timeout', '2', '--after', String(after)]);
+    expect(out.code, out.stderr).to.equal(0);
+    expect(out.stdout).to.contain("event 'volume' for storage pool a/seam: vol cli-1 Created");
+    expect(out.stdout).to.contain("event 'volume' for storage pool a/seam: vol cli-1 Deleted");
+    expect(out.stdout.indexOf('cli-1 Created')).to.be.below(out.stdout.indexOf('cli-1 Deleted'));
+    expect(out.stdout, out.stdout).to.match(/event loop timed out\nevents received: \d+\s*$/);
+    const hostOnly = await ctx.stack.cli(['pool-event', '--event', 'host', '--loop', '--timeout', '1', '--after', '1']);
+    expect(hostOnly.stdout).to.match(/event 'host' for host b: Offline/);
+    expect(hostOnly.stdout).to.match(/event 'host' for host b: Online/);
+  });
+});
+
+describe('event retention (coordinator --event-max-events 25)', function () {
+  this.timeout(120_000);
+  const ctx = useStack({ hosts: ['a'], coordinatorArgs: ['--event-max-events', '25'] });
+  const scratch = makeTempDir('cistern-retention-it-');
+
+  it('drops the oldest events and answers OUT_OF_RANGE with the oldest sequence still available', async () => {
+    await startDirPool(ctx.stack, 'a', 'ret', join(scratch.path, 'ret'));
+    const w = watch(ctx.stack.client, { pools: ['hosts/a/pools/ret'], kinds: [EventKind.VOLUME_CREATED] });
+    await w.ready;
+    for (let i = 0; i < 40; i++) await createVolume(ctx.stack, 'hosts/a/pools/ret', `r${i}`, '4096');
+    await waitFor('40 events', () => w.events.length >= 40);
+    w.cancel();
+    const message = await expectCode(
+      new Promise((resolve, reject) => {
+        const call = ctx.stack.client.watchEvents({ afterSequence: 1n, hosts: [], pools: [], kinds: [], fromStart: false });
+        call.on('error', reject);
+        call.on('end', resolve);
+        call.on('metadata', () => call.cancel());
+      }),
+      status.OUT_OF_RANGE,
+      /oldest available sequence is \d+/,
+    );
+    const oldest = BigInt(/oldest available sequence is (\d+)/.exec(message)![1]!);
+    const lastSeq = w.events.at(-1)!.sequence;
+    expect(Number(lastSeq - oldest + 1n)).to.be.at.most(25);
+    // from the oldest on, everything retained is there, in order
+    const replay = watch(ctx.stack.client, { afterSequence: oldest - 1n });
+    await replay.ready;
+    await waitFor('the replay to reach the last event', () => replay.events.some((e) => e.sequence === lastSeq) || replay.failure());
+    replay.cancel();
+    expect(replay.failure()).to.equal(undefined);
+    expect(replay.events[0]!.sequence).to.equal(oldest);
+    expect(strictlyIncreasing(replay.events)).to.equal(true);
+  });
+});
