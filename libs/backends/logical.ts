@@ -70,7 +70,7 @@ const WIPE_ALGORITHMS: Record<number, string> = {
 /**
  * A volume of a logical pool as refresh reports it: the proto definition plus the LV's
  * device-mapper state (lv_attr), so an inactive LV is listed, not hidden as libvirt 9
- * hides it. `state` is not (yet) a proto field; it travels with the object in-process.
+ * hides it. `state` reaches users through VolumeDefinition.state; `sparse` stays in-process.
  */
 export type LogicalVolumeDefinition = VolumeDefinition & { state: LvState; sparse: boolean };
 

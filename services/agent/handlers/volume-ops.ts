@@ -128,7 +128,9 @@ export function cloneDefinition(source: VolumeDefinition, given: VolumeDefinitio
   }
   if (given.type) base.type = given.type;
   if (given.allocation !== undefined) base.allocation = given.allocation;
-  if (given.backingStore) base.backingStore = given.backingStore;
+  // a clone is a full copy (qemu-img convert flattens): it keeps no backing store
+  // of its source's, only one the request names
+  base.backingStore = given.backingStore;
   if (given.capacity !== undefined) base.capacity = given.capacity;
   if ((base.capacity ?? 0n) < (source.capacity ?? 0n)) base.capacity = source.capacity;
   return base;
