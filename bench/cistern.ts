@@ -51,6 +51,12 @@ export async function startCistern(): Promise<CisternSide> {
   const procs: ServiceProcess[] = [];
   const clients: StorageServiceClient[] = [];
   let nc: NatsConnection | undefined;
+  const dirs: { remove(): Promise<void> }[] = [];
+  const tempDir = (prefix: string): string => {
+    const d = makeTempDir(prefix);
+    dirs.push(d);
+    return d.path;
+  };
   const nats = await startNats();
   const stopAll = async (): Promise<void> => {
     for (const c of clients) c.close();
@@ -58,13 +64,14 @@ export async function startCistern(): Promise<CisternSide> {
     // agent first, then coordinator: SIGTERM lets each write its profile
     for (const p of [...procs].reverse()) await p.dispose();
     await nats.stop();
+    for (const d of dirs) await d.remove();
   };
   try {
     const address = `127.0.0.1:${await freePort()}`;
     const coordinator = ServiceProcess.spawn({
       name: 'coordinator',
       command: process.execPath,
-      args: [...nodeArgs, entryPoints.coordinator, '--nats', nats.url, '--listen', address, '--data', makeTempDir('cistern-bench-coord-').path],
+      args: [...nodeArgs, entryPoints.coordinator, '--nats', nats.url, '--listen', address, '--data', tempDir('cistern-bench-coord-')],
       env,
     });
     procs.push(coordinator);
@@ -79,7 +86,7 @@ export async function startCistern(): Promise<CisternSide> {
       await api.listHosts({}, { deadlineMs: 2_000 });
       return true;
     }, { timeoutMs: 60_000, intervalMs: 100, context: () => coordinator.logTail() });
-    const root = makeTempDir('cistern-bench-agent-').path;
+    const root = tempDir('cistern-bench-agent-');
     const agent = ServiceProcess.spawn({
       name: `agent ${HOST}`,
       command: process.execPath,
