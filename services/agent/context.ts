@@ -13,6 +13,7 @@ import { AgentState, type PoolEntry } from './state.js';
 import { LockTable } from './locks.js';
 import { progressEvent, throttledProgress, type Actor, type EventSink } from './events.js';
 import type { Logger } from './log.js';
+import { secretsOf, withSecrets } from './secrets.js';
 import type { CreateJournal } from './journal.js';
 
 export interface AgentContext {
@@ -60,7 +61,7 @@ export function poolTypeName(type: PoolType): string {
 
 export function actorOf(request: AgentRequest): Actor {
   const signal = requestSignals.get(request);
-  return { principal: request.principal, requestId: request.requestId, ...(signal ? { signal } : {}) };
+  return withSecrets({ principal: request.principal, requestId: request.requestId, ...(signal ? { signal } : {}) }, request);
 }
 
 /** The pool definition of the request, with its name checked. */
@@ -123,6 +124,8 @@ export function poolContext(
 ): PoolContext {
   const pc: PoolContext = { pool, runner: ctx.runner };
   if (actor.signal) pc.signal = actor.signal;
+  const secrets = secretsOf(actor);
+  if (secrets) pc.secrets = secrets;
   if (progress) {
     pc.progress = throttledProgress((done, total) =>
       ctx.events.publish(progressEvent(ctx.host, { pool: pool.name, volume: progress.volume }, progress.operation, done, total, actor)),

@@ -22,6 +22,8 @@ export interface FleetOptions {
   /** bearer tokens (admin, operator, viewer). */
   tokens?: boolean;
   coordinatorArgs?: string[];
+  /** Extra environment of the agents (e.g. PATH with a wrapper recording qemu-img's argv). */
+  agentEnv?: NodeJS.ProcessEnv;
 }
 
 export interface SecureFleet {
@@ -103,7 +105,7 @@ export async function startSecureFleet(opts: FleetOptions = {}): Promise<SecureF
     const api = promiseApi(client, opts.tokens ? { metadata: { authorization: `Bearer ${tokens.admin}` } } : {});
     await Promise.all(
       hosts.map(async (h) => {
-        const agent = await startAgent({ natsUrl, hostId: h, api, args: ['--nats-user', `agent-${h}`, '--nats-pass-file', passFile(`agent-${h}`)] });
+        const agent = await startAgent({ natsUrl, hostId: h, api, env: opts.agentEnv, args: ['--nats-user', `agent-${h}`, '--nats-pass-file', passFile(`agent-${h}`)] });
         parts.agents.set(h, agent);
       }),
     );
