@@ -35,7 +35,6 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
-  UnimplementedError,
 } from '../errors/errors.js';
 import { checkSize, printable } from '../api/names.js';
 import type { BackendContext, BackendOperation, PoolContext, RefreshResult, StorageBackend } from './backend.js';
@@ -216,6 +215,13 @@ function checkAborted(signal: AbortSignal | undefined, what: string): void {
 
 export class IscsiDirectBackend implements StorageBackend {
   readonly type = PoolType.POOL_TYPE_ISCSI_DIRECT;
+  readonly unsupportedReasons: Readonly<Partial<Record<BackendOperation, string>>> = {
+    createVol: "its volumes are the target's LUNs, created on the storage array",
+    buildVol: "its volumes are the target's LUNs, created on the storage array",
+    buildVolFrom: "its volumes are the target's LUNs, created on the storage array",
+    deleteVol: "its volumes are the target's LUNs, removed on the storage array",
+  };
+
   readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>([
     'refreshPool',
     'wipeVol',
@@ -348,17 +354,6 @@ export class IscsiDirectBackend implements StorageBackend {
 
   // -------------------------------------------------------------- volumes
 
-  async createVol(ctx: PoolContext, _volume: VolumeDefinition): Promise<VolumeDefinition> {
-    throw new UnimplementedError(
-      `cannot create volumes in iscsi-direct pool '${printable(ctx.pool.name)}': its volumes are the LUNs of the target, created on the storage array`,
-    );
-  }
-
-  async deleteVol(ctx: PoolContext, _volume: VolumeDefinition): Promise<void> {
-    throw new UnimplementedError(
-      `cannot delete volumes of iscsi-direct pool '${printable(ctx.pool.name)}': its volumes are the LUNs of the target, removed on the storage array`,
-    );
-  }
 
   /** A temp directory (0700) with the CHAP password file for qemu-img, when the pool has CHAP. */
   private async workDir(t: DirectTarget): Promise<WorkDir> {

@@ -20,7 +20,7 @@ import { access, readdir, readFile } from 'node:fs/promises';
 import { constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { PoolType, WipeAlgorithm, type PoolDefinition, type PoolSource, type VolumeDefinition } from '../proto/cistern/v1/storage.js';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../errors/errors.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import type { BackendContext, BackendOperation, PoolContext, RefreshResult, StorageBackend } from './backend.js';
 import type { CommandRunner, RunOptions } from './runner.js';
@@ -103,6 +103,13 @@ async function exists(path: string): Promise<boolean> {
 
 export class IscsiBackend implements StorageBackend {
   readonly type = PoolType.POOL_TYPE_ISCSI;
+  readonly unsupportedReasons: Readonly<Partial<Record<BackendOperation, string>>> = {
+    createVol: "its volumes are the target's LUNs, created on the storage array",
+    buildVol: "its volumes are the target's LUNs, created on the storage array",
+    buildVolFrom: "its volumes are the target's LUNs, created on the storage array",
+    deleteVol: "its volumes are the target's LUNs, removed on the storage array",
+  };
+
   readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>([
     'checkPool',
     'startPool',
@@ -297,17 +304,6 @@ export class IscsiBackend implements StorageBackend {
     return sources;
   }
 
-  async createVol(ctx: PoolContext): Promise<never> {
-    throw new UnimplementedError(
-      `creating a volume is not supported by storage pool type iscsi (pool '${printable(ctx.pool.name)}'): its volumes are the target's LUNs, created on the storage array`,
-    );
-  }
-
-  async deleteVol(ctx: PoolContext): Promise<void> {
-    throw new UnimplementedError(
-      `deleting a volume is not supported by storage pool type iscsi (pool '${printable(ctx.pool.name)}'): its volumes are the target's LUNs, removed on the storage array`,
-    );
-  }
 
   // LUN data: the block device under the pool's target directory, as for scsi pools.
   private devicePath(pool: PoolDefinition, volume: VolumeDefinition): string {
