@@ -1,0 +1,124 @@
+// A disk pool on a loop device through the whole stack: gRPC -> coordinator -> NATS ->
+// agent -> parted. Define from libvirt XML, build (no_overwrite) and start, create
+// partitions, list them with their sizes and the pool's free extents, delete one, stop.
+// The loop device's partitions are dropped (partx -d) and the device detached by name.
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { PoolState } from '../../libs/proto/cistern/v1/storage.js';
+import { attachLoop, loopDevicesAvailable, registerCleanup, useStack, type LoopDevice } from '../support/index.js';
+
+const MiB = 1024n * 1024n;
+
+function hasTool(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function partedNumbers(device: string): number[] {
+  return execFileSync('parted', ['-m', '-s', device, 'unit', 'B', 'print'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } })
+    .split('\n')
+    .map((l) => /^(\d+):\d+B:/.exec(l))
+    .filter((m): m is RegExpExecArray => !!m)
+    .map((m) => Number(m[1]));
+}
+
+async function codeOf(p: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = err as ServiceError;
+    return { code: e.code, message: e.details ?? e.message };
+  }
+  return { code: status.OK, message: '' };
+}
+
+const usable = loopDevicesAvailable() && hasTool('parted') && hasTool('partx');
+
+describe('disk pool through coordinator, NATS and agent', function () {
+  this.timeout(120_000);
+  const ctx = useStack({ hosts: ['a'] });
+  let loop: LoopDevice | undefined;
+  let dropPartitions: (() => Promise<void>) | undefined;
+
+  before(function () {
+    if (!usable) this.skip(); // needs root, loop devices, parted and partx
+    loop = attachLoop(64 * 1024 * 1024, 'it-disk');
+    const device = loop.device;
+    dropPartitions = registerCleanup(`partitions of ${device}`, () => {
+      try {
+        execFileSync('partx', ['-d', '--', device], { stdio: 'pipe' });
+      } catch {
+        // none left
+      }
+    });
+  });
+  after(async () => {
+    await dropPartitions?.();
+    await loop?.detach();
+  });
+
+  it('define, build, start, create partitions, list with sizes, delete one, stop', async () => {
+    const api = ctx.stack.api;
+    const device = loop!.device;
+    const base = device.slice('/dev/'.length);
+    const pool = 'hosts/a/pools/parts';
+    await api.definePool({
+      host: 'a',
+      definition: undefined,
+      xml: `<pool type='disk'><name>parts</name><source><device path='${device}'/><format type='gpt'/></source><target><path>/dev</path></target></pool>`,
+      requestId: '',
+    });
+    const started = await api.startPool({ name: pool, build: true, buildFlags: { overwrite: false, noOverwrite: true }, requestId: '' });
+    expect(started.state).to.equal(PoolState.POOL_STATE_RUNNING);
+    expect(started.capacity).to.equal(64n * MiB);
+
+    for (const [n, size] of [[1, 8n], [2, 4n], [3, 8n]] as const) {
+      const v = await api.createVolume({
+        parent: pool,
+        definition: undefined,
+        xml: `<volume><name>${base}p${n}</name><capacity unit='MiB'>${size}</capacity><target><format type='linux'/></target></volume>`,
+        preallocMetadata: false,
+        requestId: '',
+      });
+      expect(v.definition?.key).to.equal(`${device}p${n}`);
+      expect(statSync(`${device}p${n}`).isBlockDevice()).to.equal(true);
+    }
+    const listed = await api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' });
+    expect(listed.volumes.map((v) => [v.name, v.definition?.capacity])).to.deep.equal([
+      [`${pool}/volumes/${base}p1`, 8n * MiB],
+      [`${pool}/volumes/${base}p2`, 4n * MiB],
+      [`${pool}/volumes/${base}p3`, 8n * MiB],
+    ]);
+    // a refresh re-reads the table: sizes and free extents as parted sees them
+    await api.refreshPool({ name: pool, requestId: '' });
+    const got = await api.getPool({ name: pool });
+    expect(got.volumeCount).to.equal(3);
+    expect(got.allocation).to.equal(20n * MiB);
+    const free = got.runtimeDevices[0]?.freeExtents ?? [];
+    expect(free.length).to.be.greaterThan(0);
+    expect(got.available).to.equal(free.reduce((s, e) => s + (e.end - e.start), 0n));
+
+    // the wrong next name is refused with the expected one named
+    const bad = await codeOf(
+      api.createVolume({ parent: pool, definition: undefined, xml: `<volume><name>${base}p9</name><capacity unit='MiB'>1</capacity></volume>`, preallocMetadata: false, requestId: '' }),
+    );
+    expect(status[bad.code]).to.equal('INVALID_ARGUMENT');
+    expect(bad.message).to.contain(`expected '${base}p4'`);
+
+    await api.deleteVolume({ name: `${pool}/volumes/${base}p2`, requestId: '' });
+    expect(partedNumbers(device)).to.deep.equal([1, 3]);
+    expect(existsSync(`${device}p2`)).to.equal(false);
+    const after = await api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' });
+    expect(after.volumes.map((v) => v.name)).to.deep.equal([`${pool}/volumes/${base}p1`, `${pool}/volumes/${base}p3`]);
+
+    const stopped = await api.stopPool({ name: pool, requestId: '' });
+    expect(stopped.state).to.equal(PoolState.POOL_STATE_INACTIVE);
+    await api.undefinePool({ name: pool, requestId: '' });
+  });
+});
