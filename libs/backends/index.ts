@@ -2,7 +2,6 @@
 import { registerBackend } from './registry.js';
 import { dirBackend } from './dir.js';
 import { diskBackend } from './disk.js';
-import { diskBackend } from './disk.js';
 import { fsBackend } from './fs.js';
 import { netfsBackend } from './netfs.js';
 import { logicalBackend } from './logical.js';
@@ -12,7 +11,6 @@ import { iscsiBackend } from './iscsi.js';
 import { iscsiDirectBackend } from './iscsi-direct.js';
 
 registerBackend(dirBackend);
-registerBackend(diskBackend);
 registerBackend(diskBackend);
 registerBackend(fsBackend);
 registerBackend(netfsBackend);
