@@ -2,7 +2,10 @@
 // relayed to the agent over NATS with flow control (libs/bus/streams.ts).
 import type { ServerReadableStream, ServerWritableStream } from '@grpc/grpc-js';
 import { once } from 'node:events';
-import { InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../../libs/errors/errors.js';
+
+/** Largest data message of an upload (the gRPC message limit is 16 MiB). */
+export const MAX_UPLOAD_CHUNK = 4 * 1024 * 1024;
 import { downloadFromAgent, uploadToAgent } from '../../../libs/bus/streams.js';
 import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import type {
@@ -37,11 +40,20 @@ export async function uploadVolume(
   svc.hosts.requireOnline(ref.host);
 
   async function* data(): AsyncGenerator<Buffer> {
+    let total = 0n;
     for (;;) {
       const next = await messages.next();
       if (next.done) return;
       const part = next.value.part;
       if (part?.$case !== 'data') throw new InvalidArgumentError('data', 'only the first message of an upload may be a header');
+      if (part.value.length > MAX_UPLOAD_CHUNK) {
+        throw new ResourceExhaustedError(`an upload data message is ${part.value.length} bytes; at most ${MAX_UPLOAD_CHUNK} allowed`);
+      }
+      total += BigInt(part.value.length);
+      // a declared length is a promise: more data than that is refused, not written
+      if (header.length > 0n && total > header.length) {
+        throw new ResourceExhaustedError(`the upload sent more than its declared length of ${header.length} bytes`, { length: String(header.length) });
+      }
       if (part.value.length > 0) yield part.value;
     }
   }

@@ -1,0 +1,299 @@
+// The gRPC port, attacked: TLS and mutual TLS, bearer tokens and roles, open health and
+// reflection, per-client limits, message and upload limits, audit lines, cisternctl with
+// token and CA, and the rule that plaintext stays on loopback.
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { expect } from 'chai';
+import { Client, credentials as grpcCredentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import {
+  CreateVolumeRequest,
+  DefinePoolRequest,
+  Event,
+  ListPoolsRequest,
+  PoolDefinition,
+  PoolType,
+  StorageServiceClient,
+  VolumeDefinition,
+} from '../../libs/proto/cistern/v1/storage.js';
+import { runCli } from '../support/cli.js';
+import { connectClient, promiseApi } from '../support/client.js';
+import { freePort } from '../support/ports.js';
+import { AbortWait, ServiceProcess, waitFor } from '../support/process.js';
+import { entryPoints } from '../support/paths.js';
+import { startSecureFleet, type SecureFleet } from './fleet.js';
+
+const codeOf = async (p: Promise<unknown>): Promise<{ code: number; message: string }> => {
+  const err = (await p.then(() => undefined, (e) => e)) as ServiceError | undefined;
+  if (!err) return { code: 0, message: '' };
+  return { code: err.code, message: err.details ?? err.message };
+};
+
+/** grpc.health.v1.Health/Check for `service` without credentials: the serving status number. */
+function healthCheck(address: string, creds = grpcCredentials.createInsecure(), service = ''): Promise<number> {
+  const client = new Client(address, creds);
+  const req = service ? Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(service)]), Buffer.from(service)]) : Buffer.alloc(0);
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      '/grpc.health.v1.Health/Check',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      req,
+      new Metadata(),
+      { deadline: Date.now() + 10_000 },
+      (err, res) => {
+        client.close();
+        if (err) reject(err);
+        else resolve(res && res.length >= 2 ? res[1]! : 0);
+      },
+    );
+  });
+}
+
+/** grpc.reflection.v1alpha list_services, without credentials: the response bytes as text. */
+function reflectionList(address: string, creds = grpcCredentials.createInsecure()): Promise<string> {
+  const client = new Client(address, creds);
+  return new Promise((resolve, reject) => {
+    const call = client.makeBidiStreamRequest(
+      '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      new Metadata(),
+      { deadline: Date.now() + 10_000 },
+    );
+    call.on('data', (b: Buffer) => {
+      resolve(b.toString('latin1'));
+      call.cancel();
+      client.close();
+    });
+    call.on('error', (e: ServiceError) => (e.code === status.CANCELLED ? undefined : reject(e)));
+    call.write(Buffer.from([0x3a, 0x01, 0x2a])); // list_services: "*"
+  });
+}
+
+describe('security: gRPC authentication, roles, TLS and limits', function () {
+  this.timeout(180_000);
+
+  describe('TLS + bearer tokens', () => {
+    let fleet: SecureFleet;
+    let ca: Buffer;
+    const withToken = (token: string) => {
+      const md = new Metadata();
+      md.set('authorization', `Bearer ${token}`);
+      return { metadata: md };
+    };
+    before(async function () {
+      this.timeout(180_000);
+      fleet = await startSecureFleet({ hosts: ['a'], tokens: true, tls: true, coordinatorArgs: ['--max-calls-per-client', '3'] });
+      ca = readFileSync(join(fleet.certs, 'ca.crt'));
+      await fleet.api.definePool(
+        DefinePoolRequest.fromPartial({ host: 'a', definition: PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: join(fleet.dir, 'p') } }) }),
+      );
+      await fleet.api.startPool({ name: 'hosts/a/pools/p', build: true, buildFlags: undefined, requestId: '' });
+    });
+    after(async () => fleet?.stop());
+
+    it('refuses calls without a token, with an unknown one, or a malformed header: UNAUTHENTICATED', async () => {
+      const anon = fleet.apiAs(undefined);
+      const none = await codeOf(anon.listPools(ListPoolsRequest.fromPartial({})));
+      expect(none.code).to.equal(status.UNAUTHENTICATED);
+      expect(none.message).to.match(/authorization: Bearer/);
+      const bad = await codeOf(anon.listPools(ListPoolsRequest.fromPartial({}), withToken('x'.repeat(40))));
+      expect(bad.code).to.equal(status.UNAUTHENTICATED);
+      expect(bad.message).to.not.include('x'.repeat(20)); // the token is never echoed
+      const md = new Metadata();
+      md.set('authorization', `Basic ${fleet.tokens.admin}`);
+      const basic = await codeOf(anon.listPools(ListPoolsRequest.fromPartial({}), { metadata: md }));
+      expect(basic.code).to.equal(status.UNAUTHENTICATED);
+      expect(basic.message).to.not.include(fleet.tokens.admin);
+      // a principal claimed in metadata counts for nothing with tokens on
+      const claim = new Metadata();
+      claim.set('x-cistern-principal', 'admin');
+      expect((await codeOf(anon.listPools(ListPoolsRequest.fromPartial({}), { metadata: claim }))).code).to.equal(status.UNAUTHENTICATED);
+    });
+
+    it('maps tokens to roles: beyond its role PERMISSION_DENIED naming the role needed', async () => {
+      const viewer = fleet.apiAs(fleet.tokens.viewer);
+      const operator = fleet.apiAs(fleet.tokens.operator);
+      expect((await viewer.listPools(ListPoolsRequest.fromPartial({}))).pools).to.have.length(1);
+      const create = CreateVolumeRequest.fromPartial({ parent: 'hosts/a/pools/p', definition: VolumeDefinition.fromPartial({ name: 'v', capacity: 4096n }) });
+      const asViewer = await codeOf(viewer.createVolume(create));
+      expect(asViewer.code).to.equal(status.PERMISSION_DENIED);
+      expect(asViewer.message).to.match(/CreateVolume needs role 'operator'; principal 'viewer' has role 'viewer'/);
+      const vol = await operator.createVolume(create);
+      expect(vol.name).to.equal('hosts/a/pools/p/volumes/v');
+      const stop = await codeOf(operator.stopPool({ name: 'hosts/a/pools/p', requestId: '' } as never));
+      expect(stop.code).to.equal(status.PERMISSION_DENIED);
+      expect(stop.message).to.match(/needs role 'admin'/);
+      const secrets = await codeOf(operator.listSecrets({}));
+      expect(secrets.code).to.equal(status.PERMISSION_DENIED);
+      // refresh is operator work; admin may do everything
+      await operator.refreshPool({ name: 'hosts/a/pools/p', requestId: '' } as never);
+      expect((await fleet.api.listSecrets({})).secrets).to.be.an('array');
+      // every mutating call is one audit line with principal, method, resource, code, duration
+      const audit = fleet.coordinator.process
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"audit"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const created = audit.find((a) => a.method === 'CreateVolume' && a.code === 'OK');
+      expect(created).to.include({ principal: 'operator', resource: 'hosts/a/pools/p' });
+      expect(created!.time).to.be.a('string');
+      expect(created!.durationMs).to.be.a('number');
+      expect(audit.some((a) => a.method === 'CreateVolume' && a.principal === 'viewer' && a.code === 'PERMISSION_DENIED')).to.equal(true);
+      expect(audit.some((a) => a.method === 'StopPool' && a.code === 'PERMISSION_DENIED')).to.equal(true);
+    });
+
+    it('keeps health and reflection open, over TLS only', async () => {
+      const tls = grpcCredentials.createSsl(ca);
+      expect(await healthCheck(fleet.coordinator.address, tls)).to.equal(1); // SERVING
+      expect(await healthCheck(fleet.coordinator.address, tls, 'cistern.v1.StorageService')).to.equal(1);
+      expect(await reflectionList(fleet.coordinator.address, tls)).to.include('cistern.v1.StorageService');
+      // a plaintext client does not get through to a TLS port
+      const plain = await codeOf(healthCheck(fleet.coordinator.address));
+      expect(plain.code).to.equal(status.UNAVAILABLE);
+      // nor does a client that does not trust the CA
+      const untrusted = await codeOf(healthCheck(fleet.coordinator.address, grpcCredentials.createSsl()));
+      expect(untrusted.code).to.equal(status.UNAVAILABLE);
+    });
+
+    it('cisternctl takes the token and CA from flags or the environment', async () => {
+      const server = fleet.coordinator.address;
+      const caFile = join(fleet.certs, 'ca.crt');
+      const byFlags = await runCli(['--ca', caFile, '--token', fleet.tokens.viewer, 'pool-list', '--all'], { server });
+      expect(byFlags.code, byFlags.stderr).to.equal(0);
+      expect(byFlags.stdout).to.match(/\bp\b/);
+      const byEnv = await runCli(['pool-list', '--all'], { server, env: { CISTERN_CA: caFile, CISTERN_TOKEN: fleet.tokens.viewer } });
+      expect(byEnv.code, byEnv.stderr).to.equal(0);
+      const noToken = await runCli(['pool-list', '--all'], { server, env: { CISTERN_CA: caFile, CISTERN_TOKEN: '' } });
+      expect(noToken.code).to.not.equal(0);
+      expect(noToken.stderr).to.match(/authenticat|token/i);
+      const viewerWrites = await runCli(['vol-create-as', 'a/p', 'w', '1M'], { server, env: { CISTERN_CA: caFile, CISTERN_TOKEN: fleet.tokens.viewer } });
+      expect(viewerWrites.code).to.not.equal(0);
+      expect(viewerWrites.stderr).to.match(/operator/);
+    });
+
+    it('limits concurrent calls per client: RESOURCE_EXHAUSTED for that client, others still served', async () => {
+      const client = connectClient(fleet.coordinator.address, { credentials: fleet.credentials });
+      const watches: Array<{ cancel(): void }> = [];
+      try {
+        // three long-lived calls of the viewer (the limit is 3), each running (an event arrived)
+        for (let i = 0; i < 3; i++) {
+          await new Promise<void>((resolve, reject) => {
+            const call = client.watchEvents({ afterSequence: 0n, hosts: [], pools: [], kinds: [], fromStart: true }, withToken(fleet.tokens.viewer).metadata);
+            watches.push(call);
+            call.once('data', (_e: Event) => resolve());
+            call.on('error', (e: ServiceError) => (e.code === status.CANCELLED ? undefined : reject(e)));
+          });
+        }
+        const viewer = promiseApi(client, { metadata: { authorization: `Bearer ${fleet.tokens.viewer}` } });
+        const over = await codeOf(viewer.listPools(ListPoolsRequest.fromPartial({})));
+        expect(over.code).to.equal(status.RESOURCE_EXHAUSTED);
+        expect(over.message).to.match(/too many concurrent calls/);
+        // another principal is not affected
+        expect((await fleet.api.listPools(ListPoolsRequest.fromPartial({}))).pools).to.have.length(1);
+        // room again once one ends
+        watches.pop()!.cancel();
+        await waitFor('the viewer to be admitted again', async () => (await codeOf(viewer.listPools(ListPoolsRequest.fromPartial({})))).code === 0 || undefined, {
+          timeoutMs: 10_000,
+          intervalMs: 50,
+        });
+      } finally {
+        for (const w of watches) w.cancel();
+        client.close();
+      }
+    });
+
+    it('refuses oversized messages and uploads beyond their declared length: RESOURCE_EXHAUSTED, service stays up', async () => {
+      const huge = 'x'.repeat(17 * 1024 * 1024);
+      const big = await codeOf(fleet.api.definePool(DefinePoolRequest.fromPartial({ host: 'a', xml: huge })));
+      expect(big.code).to.equal(status.RESOURCE_EXHAUSTED);
+      const vol = 'hosts/a/pools/p/volumes/v';
+      const over = await new Promise<ServiceError | undefined>((resolve) => {
+        const call = fleet.client.uploadVolume(withToken(fleet.tokens.operator).metadata, (err) => resolve(err ?? undefined));
+        call.write({ part: { $case: 'header', value: { name: vol, offset: 0n, length: 1000n, sparse: false, requestId: '' } } });
+        call.write({ part: { $case: 'data', value: Buffer.alloc(800, 1) } });
+        call.write({ part: { $case: 'data', value: Buffer.alloc(800, 2) } });
+        call.end();
+      });
+      expect(over?.code).to.equal(status.RESOURCE_EXHAUSTED);
+      expect(over?.details).to.match(/declared length of 1000/);
+      // everyone is still served
+      expect((await fleet.apiAs(fleet.tokens.viewer).getVolume({ name: vol })).name).to.equal(vol);
+    });
+  });
+
+  describe('mutual TLS', () => {
+    let fleet: SecureFleet;
+    before(async function () {
+      this.timeout(180_000);
+      fleet = await startSecureFleet({ hosts: ['a'], tokens: true, mtls: true });
+    });
+    after(async () => fleet?.stop());
+
+    it('admits only clients with a certificate from the CA', async () => {
+      const ca = readFileSync(join(fleet.certs, 'ca.crt'));
+      expect((await fleet.api.listHosts({})).hosts.map((h) => h.hostId)).to.deep.equal(['a']);
+      const noCert = new StorageServiceClient(fleet.coordinator.address, grpcCredentials.createSsl(ca));
+      try {
+        const r = await codeOf(promiseApi(noCert, { metadata: { authorization: `Bearer ${fleet.tokens.admin}` } }).listHosts({}, { deadlineMs: 10_000 }));
+        expect(r.code).to.equal(status.UNAVAILABLE);
+      } finally {
+        noCert.close();
+      }
+      const cli = await runCli(
+        ['--ca', join(fleet.certs, 'ca.crt'), '--cert', join(fleet.certs, 'client.crt'), '--key', join(fleet.certs, 'client.key'), 'host-list'],
+        { server: fleet.coordinator.address, env: { CISTERN_TOKEN: fleet.tokens.viewer } },
+      );
+      expect(cli.code, cli.stderr).to.equal(0);
+      expect(cli.stdout).to.match(/\ba\b/);
+    });
+  });
+
+  describe('without a token file or TLS', () => {
+    let fleet: SecureFleet;
+    before(async function () {
+      this.timeout(180_000);
+      fleet = await startSecureFleet({ hosts: ['a'] });
+    });
+    after(async () => fleet?.stop());
+
+    it('lets callers in on loopback and says so loudly in the log', async () => {
+      expect((await fleet.apiAs(undefined).listHosts({})).hosts).to.have.length(1);
+      expect(fleet.coordinator.process.logs()).to.match(/"level":"warn".*AUTHENTICATION IS OFF/);
+    });
+
+    it('refuses a non-loopback address without TLS unless --insecure, which warns', async () => {
+      const port = await freePort();
+      const refused = ServiceProcess.spawn({
+        name: 'coordinator (0.0.0.0, plaintext)',
+        command: process.execPath,
+        args: [entryPoints.coordinator, '--nats', fleet.natsUrl, '--listen', `0.0.0.0:${port}`, '--nats-user', 'coordinator', '--nats-pass-file', fleet.natsPassFile('coordinator')],
+      });
+      try {
+        await waitFor('the coordinator to refuse', () => (refused.alive ? undefined : true), { timeoutMs: 30_000, intervalMs: 50 });
+        expect(refused.exitStatus?.code).to.equal(2);
+        expect(refused.logs()).to.match(/not a loopback address and TLS is not configured/);
+      } finally {
+        await refused.dispose();
+      }
+      const insecure = ServiceProcess.spawn({
+        name: 'coordinator (0.0.0.0, --insecure)',
+        command: process.execPath,
+        args: [entryPoints.coordinator, '--nats', fleet.natsUrl, '--listen', `0.0.0.0:${port}`, '--insecure', '--nats-user', 'coordinator', '--nats-pass-file', fleet.natsPassFile('coordinator')],
+      });
+      try {
+        await waitFor(
+          'the insecure coordinator to serve',
+          () => {
+            if (!insecure.alive) throw new AbortWait(new Error(insecure.logTail()));
+            return /coordinator serving/.test(insecure.logs()) || undefined;
+          },
+          { timeoutMs: 30_000, intervalMs: 50 },
+        );
+        expect(insecure.logs()).to.match(/"level":"warn".*WITHOUT TLS \(--insecure\)/);
+      } finally {
+        await insecure.dispose();
+      }
+    });
+  });
+});
