@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import { callAgent } from '../libs/bus/agent-rpc.js';
-import { AgentRequest } from '../libs/proto/cistern/agent/v1/agent.js';
+import { AgentReply, AgentRequest } from '../libs/proto/cistern/agent/v1/agent.js';
+import { DirBackend } from '../libs/backends/dir.js';
+import { makeQcow2Templates, populatePoolDir } from './files.js';
 import { CreateVolumeRequest } from '../libs/proto/cistern/v1/storage.js';
 import { createDirPool, destroyPool, HOST, pingAgent, poolName, startCistern, volName, volumeRequest } from './cistern.js';
 import { fmtMs, percentile, textTable } from './stats.js';
@@ -85,6 +87,37 @@ async function main(): Promise<void> {
     }));
     for (let i = 0; i < N; i++) await unlink(join(dir, `a${i}`));
     await destroyPool(api, 'bd');
+
+    // refresh of a big pool: the scan alone, the agent over NATS (reply size), the full gRPC path
+    const files = Number(process.env.BENCH_BREAKDOWN_FILES ?? '10000');
+    const big = join(work, 'big');
+    populatePoolDir(big, files, makeQcow2Templates(join(work, 'tmpl')));
+    await createDirPool(api, 'big', big);
+    const bigPool = (await api.getPool({ name: poolName('big') })).definition!;
+    const backend = new DirBackend();
+    const reps = async (fn: () => Promise<unknown>): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const t0 = process.hrtime.bigint();
+        await fn();
+        out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      return out;
+    };
+    add(`DirBackend.refreshPool alone, ${files} files (in this process)`, await reps(() => backend.refreshPool({ pool: bigPool, runner: undefined as never })));
+    let replyBytes = 0;
+    let replyVolumes = 0;
+    add(`agent RefreshPool over NATS, ${files} files`, await reps(async () => {
+      const req = AgentRequest.fromPartial({ pool: bigPool, op: { $case: 'refreshPool', value: { name: poolName('big') } } });
+      const msg = await nc.request(`cistern.agent.${HOST}.RefreshPool`, AgentRequest.encode(req).finish(), { timeout: 60_000 });
+      replyBytes = msg.data.length;
+      const reply = AgentReply.decode(msg.data);
+      if (reply.error) throw new Error(`agent RefreshPool failed: ${reply.error.message}`);
+      replyVolumes = reply.volumes.length;
+    }));
+    add(`gRPC RefreshPool, ${files} files (full path)`, await reps(() => api.refreshPool({ name: poolName('big'), requestId: '' }, { deadlineMs: 120_000 })));
+    rows.push([`(the agent's RefreshPool reply: ${replyBytes} bytes, ${replyVolumes} volumes, for a refresh that changed nothing)`, '', '', '', '']);
+    await destroyPool(api, 'big');
   } finally {
     await cs.stop();
     rmSync(work, { recursive: true, force: true });
