@@ -20,7 +20,7 @@ import { connectClient, promiseApi } from '../support/client.js';
 import { freePort } from '../support/ports.js';
 import { AbortWait, ServiceProcess, waitFor } from '../support/process.js';
 import { entryPoints } from '../support/paths.js';
-import { startSecureFleet, type SecureFleet } from './fleet.js';
+import { startSecureFleet, type SecureFleet } from '../security/fleet.js';
 
 const codeOf = async (p: Promise<unknown>): Promise<{ code: number; message: string }> => {
   const err = (await p.then(() => undefined, (e) => e)) as ServiceError | undefined;

@@ -7,7 +7,7 @@ import { Kvm } from '@nats-io/kv';
 import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Event, EventKind, PoolDefinition, PoolState, PoolType, Secret, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { EVENT_STREAM } from '../../libs/bus/subjects.js';
-import { startSecureFleet, type SecureFleet } from './fleet.js';
+import { startSecureFleet, type SecureFleet } from '../security/fleet.js';
 
 const errText = (e: unknown): string => String((e as Error)?.message ?? e);
 

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { connect } from '@nats-io/transport-node';
 import { Event, EventKind, GetPoolXMLRequest, ListPoolsRequest, ListVolumesRequest, PoolDefinition, PoolType, Secret, SecretUsageType } from '../../libs/proto/cistern/v1/storage.js';
-import { startSecureFleet, type SecureFleet } from './fleet.js';
+import { startSecureFleet, type SecureFleet } from '../security/fleet.js';
 
 const PLANTED = `Planted-${randomBytes(12).toString('hex')}`;
 
