@@ -92,6 +92,9 @@ describe('iscsi-direct pool through coordinator, NATS and agent (tgtd on 127.0.0
 
     const found = await api.lookupVolume({ host: 'a', key: key(2), path: '' });
     expect(found.name).to.equal(`${pool}/volumes/unit:0:0:2`);
+    // libvirt's network paths are not absolute, and lookups by them work all the same
+    const byPath = await api.lookupVolume({ host: 'a', key: '', path: key(1) });
+    expect(byPath.name).to.equal(`${pool}/volumes/unit:0:0:1`);
 
     const xml = await api.getVolumeXml({ name: `${pool}/volumes/unit:0:0:1` });
     expect(xml.xml).to.contain('<name>unit:0:0:1</name>');

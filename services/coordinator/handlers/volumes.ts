@@ -160,10 +160,14 @@ export async function lookupVolume(svc: CoordinatorServices, _ctx: CallContext, 
   const host = requireHost(req.host);
   if (req.key && req.path) throw new InvalidArgumentError('path', 'give either key or path, not both');
   if (!req.key && !req.path) throw new InvalidArgumentError('key', 'is required (or path)');
-  if (req.key && (req.key.length > 4096 || /[\x00-\x1f\x7f]/.test(req.key))) {
-    throw new InvalidArgumentError('key', 'is longer than 4096 characters or contains a control character');
-  }
-  const path = req.path ? checkAbsolutePath(req.path, 'path') : undefined;
+  if (req.key) checkLookupKey(req.key, 'key');
+  // file and block volumes have absolute paths; network LUNs (iscsi-direct) have
+  // libvirt's ip-HOST:PORT-iscsi-IQN-lun-N paths, looked up as they are
+  const path = !req.path
+    ? undefined
+    : req.path.startsWith('/')
+      ? checkAbsolutePath(req.path, 'path')
+      : checkLookupKey(req.path, 'path');
   const entry = svc.hosts.requireKnown(host);
   const found = path !== undefined ? svc.cache.volumeByPath(host, path) : svc.cache.volumeByKey(host, req.key);
   if (!found) {
@@ -171,4 +175,11 @@ export async function lookupVolume(svc: CoordinatorServices, _ctx: CallContext, 
     throw new NotFoundError(`no storage volume with matching ${what} on host '${host}'`, { host });
   }
   return volumeView({ ...found, name: found.name || volumeName(host, found.pool, found.definition?.name ?? '') }, !entry.online);
+}
+
+function checkLookupKey(value: string, field: string): string {
+  if (value.length > 4096 || /[\x00-\x1f\x7f]/.test(value)) {
+    throw new InvalidArgumentError(field, 'is longer than 4096 characters or contains a control character');
+  }
+  return value;
 }
