@@ -3,6 +3,7 @@
 // the reply's event_sequence from the stream.
 import { callAgent } from '../../libs/bus/agent-rpc.js';
 import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { UnavailableError } from '../../libs/errors/errors.js';
 import type { CallContext, CoordinatorServices } from './context.js';
 import { secretValuesFor } from './secrets/resolve.js';
 
@@ -20,11 +21,31 @@ export async function forward(
   full.secrets = await secretValuesFor(svc.secrets, full);
   const started = Date.now();
   // a cancelled call (client cancel, deadline) tells the agent to stop the work
-  const reply = await callAgent(svc.nc, host, full, { timeoutMs: svc.agentTimeoutMs, signal: ctx.signal });
+  const reply = await untilHostLost(svc, host, full.op?.$case ?? '', callAgent(svc.nc, host, full, { timeoutMs: svc.agentTimeoutMs, signal: ctx.signal }));
   applyReply(svc, host, reply);
   await waitApplied(svc, ctx, reply.eventSequence);
   ctx.log.debug('agent answered', { host, op: request.op?.$case, ms: Date.now() - started, seq: reply.eventSequence });
   return reply;
+}
+
+/**
+ * The agent's answer, or UNAVAILABLE as soon as the host goes offline or its agent
+ * restarts (killed mid-operation): the call fails then, not after the agent timeout.
+ */
+export async function untilHostLost<T>(svc: CoordinatorServices, host: string, op: string, work: Promise<T>): Promise<T> {
+  let stop: (() => void) | undefined;
+  const lost = new Promise<never>((_, reject) => {
+    stop = svc.hosts.watchLoss(host, (why) =>
+      reject(new UnavailableError(`host '${host}' did not finish '${op}': ${why}; the operation's outcome is in the host's next full sync`, { host })),
+    );
+  });
+  work.catch(() => undefined);
+  lost.catch(() => undefined);
+  try {
+    return await Promise.race([work, lost]);
+  } finally {
+    stop?.();
+  }
 }
 
 /** Waits (bounded) until the cache has applied `seq`; a slow stream delays, never fails, the answer. */

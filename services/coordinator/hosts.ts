@@ -44,6 +44,7 @@ export class HostRegistry {
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   private syncWaiters: Array<{ hosts: Set<string>; resolve: () => void }> = [];
+  private lossWatchers = new Map<string, Set<(why: string) => void>>();
 
   constructor(private readonly options: HostRegistryOptions) {
     this.now = options.now ?? Date.now;
@@ -90,7 +91,8 @@ export class HostRegistry {
       ...info,
       name: hostName(id),
       online: true,
-      lastSeen: info.lastSeen ?? new Date(now),
+      // when this coordinator saw it, by its own clock: an agent's clock may be skewed
+      lastSeen: new Date(now),
     });
     if (entry?.returningSince !== undefined && entry.bootId === hb.bootId) {
       // still waiting for the sync that brings it online
@@ -103,6 +105,7 @@ export class HostRegistry {
       this.entries.set(id, { host, bootId: hb.bootId, intervalMs, lastHeartbeatAt: now, online: true, synced: entry?.synced ?? false });
       return;
     }
+    if (entry && entry.bootId !== hb.bootId && entry.bootId !== 0n) this.lost(id, 'its agent restarted');
     const next: HostEntry = {
       host: Host.fromPartial({ ...host, online: false }),
       bootId: hb.bootId,
@@ -135,7 +138,7 @@ export class HostRegistry {
   onSync(id: string, info: Host | undefined, syncId = ''): void {
     const entry = this.entries.get(id);
     if (entry && info) {
-      entry.host = Host.fromPartial({ ...entry.host, ...info, name: hostName(id), online: entry.online, lastSeen: info.lastSeen ?? entry.host.lastSeen });
+      entry.host = Host.fromPartial({ ...entry.host, ...info, name: hostName(id), online: entry.online, lastSeen: entry.host.lastSeen ?? new Date(this.now()) });
     }
     if (entry) entry.synced = true;
     if (entry?.returningSince !== undefined) this.comeOnline(id, entry, syncId);
@@ -174,6 +177,7 @@ export class HostRegistry {
       this.persist(entry);
       const seen = entry.host.lastSeen?.getTime() ?? 0;
       this.emit(EventKind.HOST_OFFLINE, entry, `host-offline:${id}:${entry.bootId}:${seen}`);
+      this.lost(id, `it went offline (last seen ${entry.host.lastSeen?.toISOString() ?? 'never'})`);
     }
     this.checkSyncWaiters();
   }
@@ -207,6 +211,28 @@ export class HostRegistry {
       });
     }
     return entry;
+  }
+
+  /**
+   * Calls `onLost` when the host goes offline or its agent restarts: operations waiting
+   * for that agent's answer fail then instead of waiting out their timeout. Returns the
+   * function that stops watching.
+   */
+  watchLoss(id: string, onLost: (why: string) => void): () => void {
+    let set = this.lossWatchers.get(id);
+    if (!set) this.lossWatchers.set(id, (set = new Set()));
+    set.add(onLost);
+    return () => {
+      set!.delete(onLost);
+      if (set!.size === 0 && this.lossWatchers.get(id) === set) this.lossWatchers.delete(id);
+    };
+  }
+
+  private lost(id: string, why: string): void {
+    const set = this.lossWatchers.get(id);
+    if (!set) return;
+    this.lossWatchers.delete(id);
+    for (const f of set) f(why);
   }
 
   /** Resolves when every host that is online now has sent a full sync, or after `timeoutMs`. */

@@ -1,0 +1,256 @@
+// Faults (issue 6), each against real processes: an agent killed (-9) during a clone and
+// during a create, a host that goes away and comes back (OFFLINE, UNAVAILABLE, stale
+// reads, reconciliation, ONLINE), nats-server restarted under a watcher, the coordinator
+// killed and replaced, a pool on a full filesystem, agents with skewed clocks.
+import { expect } from 'chai';
+import { status } from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, unlinkSync, watch as fsWatch, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  attachLoop,
+  loopDevicesAvailable,
+  makeTempDir,
+  registerCleanup,
+  startAgent,
+  useStack,
+  waitFor,
+  type LoopDevice,
+} from '../support/index.js';
+import { EventKind, type CloneVolumeRequest, type Event } from '../../libs/proto/cistern/v1/storage.js';
+import { createVolume, dirPool, expectCode, fillWithData, grpcCode, kindName, watch } from './reliability-helpers.js';
+
+async function definePersistentPool(api: import('../support/index.js').StorageApi, host: string, name: string, path: string): Promise<void> {
+  await api.definePool({ host, definition: dirPool(name, path), xml: '', requestId: '' });
+  await api.startPool({ name: `hosts/${host}/pools/${name}`, build: true, buildFlags: undefined, requestId: '' });
+  await api.setPoolAutostart({ name: `hosts/${host}/pools/${name}`, autostart: true });
+}
+
+const volumeNames = async (api: import('../support/index.js').StorageApi, pool: string) =>
+  (await api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' })).volumes.map((v) => v.definition?.name);
+
+describe('faults (real processes)', function () {
+  this.timeout(240_000);
+  const ctx = useStack({ hosts: ['a', 'b'], agentArgs: ['--heartbeat-ms', '300'] });
+  const scratch = makeTempDir('cistern-faults-it-');
+
+  it('kill -9 of an agent during a clone: the call fails, and after the restart no partial volume is left', async () => {
+    const { api, client } = ctx.stack;
+    const path = join(scratch.path, 'kc');
+    await definePersistentPool(api, 'a', 'kc', path);
+    await createVolume(ctx.stack, 'hosts/a/pools/kc', 'src.img', String(1024 ** 3), { allocation: '0' });
+    fillWithData(join(path, 'src.img'), 768);
+    const w = watch(client, { pools: ['hosts/a/pools/kc'], kinds: [EventKind.OPERATION_PROGRESS] });
+    await w.ready;
+    const request: CloneVolumeRequest = {
+      parent: 'hosts/a/pools/kc',
+      source: 'hosts/a/pools/kc/volumes/src.img',
+      definition: undefined,
+      xml: '<volume><name>dst.img</name><capacity>0</capacity></volume>',
+      preallocMetadata: false,
+      reflink: false,
+      requestId: 'kill-clone-1',
+    };
+    const clone = grpcCode(api.cloneVolume(request, { deadlineMs: 120_000 }));
+    await waitFor('the clone to run', () => w.events.some((e) => e.requestId === 'kill-clone-1'));
+    w.cancel();
+    await ctx.stack.stopAgent('a', { kill: true });
+    expect(existsSync(join(path, 'dst.img')), 'the partial clone is on disk while the agent is down').to.equal(true);
+    const agent = await ctx.stack.addAgent('a');
+    const result = await clone;
+    expect(status[result.code]).to.equal('UNAVAILABLE');
+    expect(result.message).to.match(/host 'a' did not finish 'cloneVolume'/);
+    expect(existsSync(join(path, 'dst.img'))).to.equal(false);
+    expect(readdirSync(join(agent.root, 'journal'))).to.deep.equal([]);
+    expect(agent.process.logs()).to.match(/removed what an interrupted volume create left.*dst\.img/);
+    await ctx.stack.waitForHosts(['a']);
+    expect(await volumeNames(api, 'hosts/a/pools/kc')).to.deep.equal(['src.img']);
+    const pool = await api.getPool({ name: 'hosts/a/pools/kc' });
+    expect(pool.state).to.equal(3 /* RUNNING */);
+    expect(pool.autostart).to.equal(true);
+    expect(pool.volumeCount).to.equal(1);
+    // the name is free again
+    await createVolume(ctx.stack, 'hosts/a/pools/kc', 'dst.img', '4096');
+    await api.deleteVolume({ name: 'hosts/a/pools/kc/volumes/dst.img', requestId: '' });
+  });
+
+  it('kill -9 of an agent during a create: the call fails, and after the restart no partial volume is left', async function () {
+    const { api } = ctx.stack;
+    const path = join(scratch.path, 'kc');
+    const agent = ctx.stack.agents.get('a')!;
+    // the moment the new file appears, the agent dies (the create is writing 64 MiB of zeros)
+    const watcher = fsWatch(path, (_event, file) => {
+      if (file === 'half.img') agent.process.signal('SIGKILL');
+    });
+    let result;
+    try {
+      result = await grpcCode(createVolume(ctx.stack, 'hosts/a/pools/kc', 'half.img', String(64 * 1024 * 1024), { allocation: String(64 * 1024 * 1024) }));
+    } finally {
+      watcher.close();
+    }
+    if (result.code === status.OK) this.skip(); // the create finished before the signal landed: nothing to test on this run
+    await ctx.stack.stopAgent('a', { kill: true });
+    const restarted = await ctx.stack.addAgent('a');
+    expect(status[result.code]).to.be.oneOf(['UNAVAILABLE', 'DEADLINE_EXCEEDED']);
+    expect(existsSync(join(path, 'half.img'))).to.equal(false);
+    expect(readdirSync(join(restarted.root, 'journal'))).to.deep.equal([]);
+    expect(await volumeNames(api, 'hosts/a/pools/kc')).to.deep.equal(['src.img']);
+  });
+
+  it('a host that goes away: OFFLINE event, UNAVAILABLE at once naming it and when it was last seen, stale reads; on return a reconciled full sync, then ONLINE', async () => {
+    const { api, client } = ctx.stack;
+    const path = join(scratch.path, 'away');
+    await definePersistentPool(api, 'b', 'away', path);
+    await createVolume(ctx.stack, 'hosts/b/pools/away', 'keep.img', '4096');
+    await createVolume(ctx.stack, 'hosts/b/pools/away', 'gone.img', '4096');
+    const w = watch(client, { hosts: ['b'] });
+    await w.ready;
+    await ctx.stack.stopAgent('b', { kill: true });
+    await waitFor('HOST_OFFLINE', () => w.events.some((e) => e.kind === EventKind.HOST_OFFLINE));
+    const message = await expectCode(createVolume(ctx.stack, 'hosts/b/pools/away', 'x.img', '4096'), status.UNAVAILABLE, /host 'b' is offline \(last seen \d{4}-\d\d-\d\dT/);
+    expect(message).to.contain('b');
+    const stale = await api.getPool({ name: 'hosts/b/pools/away' });
+    expect(stale.stale).to.equal(true);
+    expect((await api.getVolume({ name: 'hosts/b/pools/away/volumes/keep.img' })).stale).to.equal(true);
+    // changes while the host is down
+    unlinkSync(join(path, 'gone.img'));
+    writeFileSync(join(path, 'new.img'), Buffer.alloc(8192, 3));
+    await ctx.stack.addAgent('b');
+    await waitFor('HOST_ONLINE', () => w.events.some((e) => e.kind === EventKind.HOST_ONLINE));
+    w.cancel();
+    const after = w.events.slice(w.events.findIndex((e) => e.kind === EventKind.HOST_OFFLINE));
+    const online = after.findIndex((e) => e.kind === EventKind.HOST_ONLINE);
+    const before = after.slice(0, online);
+    expect(before.some((e) => e.kind === EventKind.VOLUME_DELETED && e.volume === 'gone.img'), before.map(kindName).join()).to.equal(true);
+    expect(before.some((e) => e.kind === EventKind.VOLUME_CHANGED && e.volume === 'new.img')).to.equal(true);
+    expect(await volumeNames(api, 'hosts/b/pools/away')).to.deep.equal(['keep.img', 'new.img']);
+    expect((await api.getPool({ name: 'hosts/b/pools/away' })).stale).to.equal(false);
+  });
+
+  it('nats-server restarted: coordinator and agents reconnect by themselves and a watcher across the restart sees every sequence', async () => {
+    const { api, client } = ctx.stack;
+    const pool = 'hosts/a/pools/kc';
+    const w = watch(client, { pools: [pool], kinds: [EventKind.VOLUME_CREATED] });
+    await w.ready;
+    for (let i = 0; i < 3; i++) await createVolume(ctx.stack, pool, `n${i}.img`, '4096');
+    await ctx.stack.nats!.restart();
+    // calls fail while the bus is back but not everyone reconnected: retry until they work
+    await waitFor('a create after the restart', async () => (await grpcCode(createVolume(ctx.stack, pool, 'n3.img', '4096'))).code === status.OK, { timeoutMs: 60_000, intervalMs: 250 });
+    for (let i = 4; i < 6; i++) await createVolume(ctx.stack, pool, `n${i}.img`, '4096');
+    await waitFor('six events', () => w.events.filter((e) => e.volume.startsWith('n')).length >= 6 || w.failure(), { timeoutMs: 60_000 });
+    w.cancel();
+    expect(w.failure()).to.equal(undefined);
+    const seen = w.events.filter((e) => e.volume.startsWith('n'));
+    expect(seen.map((e) => e.volume)).to.deep.equal(['n0.img', 'n1.img', 'n2.img', 'n3.img', 'n4.img', 'n5.img']);
+    // every sequence the stream holds for these, once, in order
+    const replay = watch(client, { pools: [pool], kinds: [EventKind.VOLUME_CREATED], afterSequence: seen[0]!.sequence - 1n });
+    await waitFor('replay', () => replay.events.some((e) => e.volume === 'n5.img'));
+    replay.cancel();
+    expect(replay.events.map((e) => e.sequence)).to.deep.equal(seen.map((e) => e.sequence));
+    await ctx.stack.waitForHosts(['a', 'b']);
+    for (let i = 0; i < 6; i++) await api.deleteVolume({ name: `${pool}/volumes/n${i}.img`, requestId: '' });
+  });
+
+  it('coordinator killed: another started against the same NATS serves everything, and clients that retry succeed', async () => {
+    const { api } = ctx.stack;
+    const beforePools = (await api.listPools({ host: '', types: [], pageSize: 0, pageToken: '' })).pools.map((p) => [p.name, p.state, p.volumeCount]);
+    const restarting = ctx.stack.restartCoordinator({ kill: true });
+    // a client keeps calling through the switch
+    const answered = waitFor('GetPool through the switch', async () => (await grpcCode(api.getPool({ name: 'hosts/a/pools/kc' }, { deadlineMs: 1000 }))).code === status.OK, {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+    });
+    await restarting;
+    await answered;
+    await ctx.stack.waitForHosts(['a', 'b']);
+    const afterPools = (await api.listPools({ host: '', types: [], pageSize: 0, pageToken: '' })).pools.map((p) => [p.name, p.state, p.volumeCount]);
+    expect(afterPools).to.deep.equal(beforePools);
+    await createVolume(ctx.stack, 'hosts/a/pools/kc', 'after-switch.img', '4096');
+    expect(await volumeNames(api, 'hosts/a/pools/kc')).to.include('after-switch.img');
+  });
+
+  it('a pool on a full filesystem: RESOURCE_EXHAUSTED and nothing half-written left', async function () {
+    if (!loopDevicesAvailable()) this.skip();
+    const loop: LoopDevice = attachLoop(24 * 1024 * 1024, 'full');
+    const mnt = join(scratch.path, 'full-mnt');
+    mkdirSync(mnt, { recursive: true });
+    execFileSync('mkfs.ext4', ['-q', '-F', '--', loop.device], { stdio: 'pipe' });
+    execFileSync('mount', ['-t', 'ext4', '--', loop.device, mnt], { stdio: 'pipe' });
+    const unmount = registerCleanup(`mount ${mnt}`, async () => {
+      execFileSync('umount', ['--', mnt], { stdio: 'pipe' });
+    });
+    try {
+      const { api } = ctx.stack;
+      const path = join(mnt, 'pool');
+      await api.createPool({ host: 'a', definition: dirPool('full', path), xml: '', build: true, buildFlags: undefined, requestId: '' });
+      await createVolume(ctx.stack, 'hosts/a/pools/full', 'data.img', String(12 * 1024 * 1024), { allocation: '0' });
+      fillWithData(join(path, 'data.img'), 12);
+      // a preallocated create bigger than what is free
+      await expectCode(
+        createVolume(ctx.stack, 'hosts/a/pools/full', 'big.img', String(40 * 1024 * 1024), { allocation: String(40 * 1024 * 1024) }),
+        status.RESOURCE_EXHAUSTED,
+        /no space/i,
+      );
+      // a clone that does not fit
+      await expectCode(
+        api.cloneVolume({ parent: 'hosts/a/pools/full', source: 'hosts/a/pools/full/volumes/data.img', definition: undefined, xml: '<volume><name>copy.img</name><capacity>0</capacity></volume>', preallocMetadata: false, reflink: false, requestId: '' }),
+        status.RESOURCE_EXHAUSTED,
+        /no space/i,
+      );
+      expect(readdirSync(path).sort()).to.deep.equal(['data.img']);
+      expect(await volumeNames(api, 'hosts/a/pools/full')).to.deep.equal(['data.img']);
+      // the pool still works once there is room
+      await createVolume(ctx.stack, 'hosts/a/pools/full', 'small.img', '4096', { allocation: '4096' });
+      await api.stopPool({ name: 'hosts/a/pools/full', requestId: '' });
+    } finally {
+      await unmount();
+      await loop.detach();
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+
+  it('agents with skewed clocks: order follows sequence numbers, and state changes after a restart with the clock set back are not ignored', async () => {
+    const { api, client } = ctx.stack;
+    const faketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+    if (!existsSync(faketime)) throw new Error('libfaketime is missing: run scripts/setup.sh (Debian package faketime)');
+    const skewed = (offset: string) => ({ LD_PRELOAD: faketime, FAKETIME: offset, FAKETIME_DONT_FAKE_MONOTONIC: '1' });
+    // restart a with its clock three hours behind (same root: its revisions must still grow)
+    const rootA = ctx.stack.roots.a!;
+    await ctx.stack.stopAgent('a');
+    const a = await startAgent({ natsUrl: ctx.stack.natsUrl, hostId: 'a', root: rootA, args: ['--heartbeat-ms', '300'], env: skewed('-3h'), api });
+    // and b four hours ahead
+    await ctx.stack.stopAgent('b');
+    const b = await startAgent({ natsUrl: ctx.stack.natsUrl, hostId: 'b', root: ctx.stack.roots.b!, args: ['--heartbeat-ms', '300'], env: skewed('+4h'), api });
+    try {
+      await ctx.stack.waitForHosts(['a', 'b']);
+      // a volume that existed before: a resize must show although the agent's clock went back
+      await api.resizeVolume({ name: 'hosts/a/pools/kc/volumes/after-switch.img', capacity: 65536n, allocate: false, delta: false, shrink: false, requestId: '' });
+      expect((await api.getVolume({ name: 'hosts/a/pools/kc/volumes/after-switch.img' })).definition?.capacity).to.equal(65536n);
+      const w = watch(client, { kinds: [EventKind.VOLUME_CREATED] });
+      await w.ready;
+      const order: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const host = i % 2 ? 'b' : 'a';
+        const pool = host === 'a' ? 'hosts/a/pools/kc' : 'hosts/b/pools/away';
+        await createVolume(ctx.stack, pool, `skew${i}.img`, '4096');
+        order.push(`${host}:skew${i}.img`);
+      }
+      await waitFor('six events', () => w.events.length >= 6);
+      w.cancel();
+      const byStream = [...w.events].sort((x: Event, y: Event) => (x.sequence < y.sequence ? -1 : 1));
+      expect(byStream.map((e) => `${e.host}:${e.volume}`)).to.deep.equal(order);
+      expect(w.events.map((e) => `${e.host}:${e.volume}`)).to.deep.equal(order);
+      // the clocks really were apart: a's events carry times hours before b's
+      const timeOf = (h: string) => w.events.find((e) => e.host === h)!.time!.getTime();
+      expect(timeOf('b') - timeOf('a')).to.be.greaterThan(6 * 3600 * 1000);
+      // reads see every change
+      expect(await volumeNames(api, 'hosts/a/pools/kc')).to.include.members(['skew0.img', 'skew2.img', 'skew4.img']);
+      expect(await volumeNames(api, 'hosts/b/pools/away')).to.include.members(['skew1.img', 'skew3.img', 'skew5.img']);
+    } finally {
+      await a.stop();
+      await b.stop();
+      ctx.stack.agents.delete('a');
+      ctx.stack.agents.delete('b');
+    }
+  });
+});
