@@ -234,14 +234,23 @@ export class FleetCache {
       case EventKind.VOLUME_UPLOADED:
       case EventKind.VOLUME_CHANGED:
         if (event.volumeState) this.applyVolume(event.host, event.pool, event.volumeState);
+        this.applyPoolSizes(event);
         break;
       case EventKind.VOLUME_DELETED:
         this.removeVolume(event.host, event.pool, event.volume || (event.volumeState ? volumeShortName(event.volumeState) : ''), event.volumeState?.revision ?? 0n);
+        this.applyPoolSizes(event);
         break;
       default:
         break; // catalog and host events are followed through KV and heartbeats
     }
     if (event.sequence > this.applied) this.advance(event.sequence);
+  }
+
+  /** A volume event carries its pool's new sizes and volume count: take them when newer. */
+  private applyPoolSizes(event: Event): void {
+    if (event.poolState && isActive(event.poolState)) {
+      this.applyPool(event.host, { ...event.poolState, definition: event.poolState.definition ?? undefined });
+    }
   }
 
   get appliedSequence(): bigint {

@@ -95,6 +95,10 @@ describe('disk pool through coordinator, NATS and agent', function () {
       [`${pool}/volumes/${base}p2`, 4n * MiB],
       [`${pool}/volumes/${base}p3`, 8n * MiB],
     ]);
+    // each create's event carries the pool's new sizes: no refresh needed to see them
+    const afterCreates = await api.getPool({ name: pool });
+    expect(afterCreates.volumeCount).to.equal(3);
+    expect(afterCreates.allocation).to.equal(20n * MiB);
     // a refresh re-reads the table: sizes and free extents as parted sees them
     await api.refreshPool({ name: pool, requestId: '' });
     const got = await api.getPool({ name: pool });
