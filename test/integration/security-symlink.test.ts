@@ -1,0 +1,61 @@
+// The dir backend refuses to write through a symlink that leaves the pool (a volume
+// name that is a link to /etc/shadow must never be wiped, resized or uploaded into).
+import { readFileSync, lstatSync, statSync } from 'node:fs';
+import { expect } from 'chai';
+import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { PoolDefinition, PoolType, WipeAlgorithm } from '../../libs/proto/cistern/v1/storage.js';
+import { CisternError } from '../../libs/errors/errors.js';
+import { RecordingRunner } from '../../libs/backends/recording-runner.js';
+import '../../libs/backends/index.js';
+import { AgentState } from '../../services/agent/state.js';
+import { LockTable } from '../../services/agent/locks.js';
+import { dispatch } from '../../services/agent/agent.js';
+import type { AgentContext } from '../../services/agent/context.js';
+import { silentLogger } from '../../services/agent/log.js';
+import { makeTempDir } from '../support/cleanup.js';
+import { makeSandbox } from '../fuzz/properties.js';
+
+describe('security: symlinks out of a dir pool are refused for writes', () => {
+  it('wipe, resize and delete of a link to a file outside: refused or only the link goes; the target is untouched', async () => {
+    const tmp = makeTempDir('cistern-symlink-');
+    const sb = makeSandbox(tmp.path);
+    try {
+      const pool = PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: sb.pool } });
+      const runner = new RecordingRunner();
+      const ctx: AgentContext = { host: 'h', state: new AgentState('h'), locks: new LockTable(), events: { publish: () => undefined, flush: async () => 0n }, runner, log: silentLogger };
+      const base = { principal: 't', pool, persistent: true };
+      await dispatch(ctx, 'startPool', AgentRequest.fromPartial({ ...base, op: { $case: 'startPool', value: { name: 'hosts/h/pools/p' } } }));
+      const vol = 'hosts/h/pools/p/volumes/link-out';
+      const failure = async (r: AgentRequest): Promise<string> => {
+        try {
+          await dispatch(ctx, r.op!.$case, r);
+          return 'OK';
+        } catch (err) {
+          expect(err).to.be.instanceOf(CisternError);
+          return `${(err as CisternError).code}: ${(err as Error).message}`;
+        }
+      };
+      const size = statSync(sb.victim).size;
+      const wipe = await failure(AgentRequest.fromPartial({ ...base, op: { $case: 'wipeVolume', value: { name: vol, algorithm: WipeAlgorithm.WIPE_ALGORITHM_ZERO } } }));
+      const resize = await failure(AgentRequest.fromPartial({ ...base, op: { $case: 'resizeVolume', value: { name: vol, capacity: 1n << 20n } } }));
+      for (const r of [wipe, resize]) expect(r).to.match(/^(PERMISSION_DENIED|NOT_FOUND|INVALID_ARGUMENT|FAILED_PRECONDITION)/);
+      expect(wipe).to.not.equal('OK');
+      expect(resize).to.not.equal('OK');
+      expect(readFileSync(sb.victim, 'utf8')).to.equal('VICTIM-CONTENT');
+      expect(statSync(sb.victim).size).to.equal(size);
+      // creating a volume named like the link does not follow it either
+      const create = await failure(
+        AgentRequest.fromPartial({ ...base, op: { $case: 'createVolume', value: { parent: 'hosts/h/pools/p', definition: { name: 'link-out', capacity: 4096n, allocation: 0n, target: { format: 'raw' } } as never } } }),
+      );
+      expect(create).to.not.equal('OK');
+      expect(readFileSync(sb.victim, 'utf8')).to.equal('VICTIM-CONTENT');
+      await failure(AgentRequest.fromPartial({ ...base, op: { $case: 'deleteVolume', value: { name: vol } } }));
+      expect(readFileSync(sb.victim, 'utf8')).to.equal('VICTIM-CONTENT');
+      expect(lstatSync(sb.victim).isFile()).to.equal(true);
+      for (const argv of runner.argvs) expect(argv.join(' ')).to.not.include('victim');
+    } finally {
+      sb.remove();
+      await tmp.remove();
+    }
+  });
+});
