@@ -84,6 +84,8 @@ export interface StorageBackend {
   readonly defaultPoolFormat: string;
   readonly volumeFormats: readonly string[];
   readonly defaultVolumeFormat: string;
+  /** Deleting a volume can rename others (dos logical partitions): the pool is re-read after a delete. */
+  readonly refreshAfterDeleteVol?: boolean;
   /** Why an operation this type lacks cannot exist (e.g. LUNs are made on the array): told to the user. */
   readonly unsupportedReasons?: Readonly<Partial<Record<BackendOperation, string>>>;
 

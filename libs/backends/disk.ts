@@ -116,6 +116,8 @@ export async function stablePath(target: string | undefined, devpath: string): P
 
 export class DiskBackend implements StorageBackend {
   readonly type: PoolType = PoolType.POOL_TYPE_DISK;
+  readonly refreshAfterDeleteVol = true;
+
   readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>([
     'buildPool',
     'startPool',

@@ -125,4 +125,45 @@ describe('disk pool through coordinator, NATS and agent', function () {
     expect(stopped.state).to.equal(PoolState.POOL_STATE_INACTIVE);
     await api.undefinePool({ name: pool, requestId: '' });
   });
+  it('renames the logical partitions after the one deleted, as the table now numbers them', async () => {
+    const api = ctx.stack.api;
+    const device = loop!.device;
+    const base = device.slice('/dev/'.length);
+    const pool = 'hosts/a/pools/dosparts';
+    await api.definePool({
+      host: 'a',
+      definition: undefined,
+      xml: `<pool type='disk'><name>dosparts</name><source><device path='${device}'/><format type='dos'/></source><target><path>/dev</path></target></pool>`,
+      requestId: '',
+    });
+    await api.startPool({ name: pool, build: true, buildFlags: { overwrite: true, noOverwrite: false }, requestId: '' });
+    const make = (n: number, mib: number, format: string) =>
+      api.createVolume({
+        parent: pool,
+        definition: undefined,
+        xml: `<volume><name>${base}p${n}</name><capacity unit='MiB'>${mib}</capacity><target><format type='${format}'/></target></volume>`,
+        preallocMetadata: false,
+        requestId: '',
+      });
+    // dos: logical partitions come once the four primary slots are taken (libvirt's rule)
+    await make(1, 8, 'linux');
+    await make(2, 40, 'extended');
+    await make(3, 4, 'linux');
+    await make(4, 4, 'linux');
+    await make(5, 4, 'linux');
+    await make(6, 6, 'linux');
+    await make(7, 5, 'linux');
+    expect(partedNumbers(device).sort()).to.deep.equal([1, 2, 3, 4, 5, 6, 7]);
+
+    await api.deleteVolume({ name: `${pool}/volumes/${base}p5`, requestId: '' });
+    expect(partedNumbers(device).sort()).to.deep.equal([1, 2, 3, 4, 5, 6]);
+    const listed = await api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' });
+    const sizes = new Map(listed.volumes.map((v) => [v.name.split('/').pop(), v.definition?.capacity ?? 0n]));
+    expect([...sizes.keys()]).to.deep.equal([1, 2, 3, 4, 5, 6].map((n) => `${base}p${n}`));
+    // what was p6 (6 MiB) is p5 now, and what was p7 (5 MiB) is p6
+    expect(Number(sizes.get(`${base}p5`)!) / 2 ** 20).to.be.within(5.9, 6.3);
+    expect(Number(sizes.get(`${base}p6`)!) / 2 ** 20).to.be.within(4.9, 5.3);
+    await api.stopPool({ name: pool, requestId: '' });
+    await api.undefinePool({ name: pool, requestId: '' });
+  });
 });

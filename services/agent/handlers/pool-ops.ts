@@ -12,6 +12,7 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { findBackend } from '../../../libs/backends/registry.js';
+import type { RefreshResult } from '../../../libs/backends/backend.js';
 import { poolEvent, volumeEvent, type Actor } from '../events.js';
 import { applyRefresh, type PoolEntry } from '../state.js';
 import {
@@ -178,6 +179,30 @@ export async function deletePool(ctx: AgentContext, request: AgentRequest, op: O
 }
 
 /**
+ * Takes a fresh scan into the agent's map and publishes what differs from it:
+ * VOLUME_CHANGED for new or changed volumes, VOLUME_DELETED for those gone.
+ */
+export function publishScan(
+  ctx: AgentContext,
+  entry: PoolEntry,
+  scan: RefreshResult,
+  actor: Actor,
+  /** A volume whose lock the caller itself holds: its scan result is taken, not skipped as busy. */
+  ownVolume?: string,
+): ReturnType<typeof applyRefresh> {
+  const pool = entry.definition.name;
+  const diff = applyRefresh(ctx.state, entry, scan.volumes, (v) => v !== ownVolume && ctx.locks.isVolumeBusy(pool, v));
+  for (const v of diff.changed) {
+    ctx.events.publish(volumeEvent(EventKind.VOLUME_CHANGED, ctx.host, ctx.state.volumeMessage(pool, v), actor));
+  }
+  for (const v of diff.removed) {
+    ctx.events.publish(volumeEvent(EventKind.VOLUME_DELETED, ctx.host, ctx.state.volumeMessage(pool, v), actor));
+  }
+  ctx.state.touchPool(entry, scan.runtime);
+  return diff;
+}
+
+/**
  * Incremental refresh: scans, publishes VOLUME_CHANGED / VOLUME_DELETED for what differs
  * from the agent's map, then POOL_REFRESHED. A failed refresh stops the pool (libvirt).
  */
@@ -201,14 +226,7 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
       await flushEvents(ctx);
       throw err;
     }
-    const diff = applyRefresh(ctx.state, entry, scan.volumes, (v) => ctx.locks.isVolumeBusy(def.name, v));
-    for (const v of diff.changed) {
-      ctx.events.publish(volumeEvent(EventKind.VOLUME_CHANGED, ctx.host, ctx.state.volumeMessage(def.name, v), actor));
-    }
-    for (const v of diff.removed) {
-      ctx.events.publish(volumeEvent(EventKind.VOLUME_DELETED, ctx.host, ctx.state.volumeMessage(def.name, v), actor));
-    }
-    ctx.state.touchPool(entry, scan.runtime);
+    const diff = publishScan(ctx, entry, scan, actor);
     ctx.events.publish(poolEvent(EventKind.POOL_REFRESHED, ctx.host, ctx.state.poolMessage(entry), actor));
     ctx.log.info('pool refreshed', {
       pool: def.name,

@@ -10,6 +10,7 @@ import { parseVolumeName } from '../../../libs/api/resource-names.js';
 import { volumeEvent, type Actor } from '../events.js';
 import type { PoolEntry, VolumeEntry } from '../state.js';
 import { currentPoolSizes } from '../pool-sizes.js';
+import { publishScan } from './pool-ops.js';
 import {
   actorOf,
   activePool,
@@ -199,6 +200,8 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
     ctx.events.publish(
       volumeEvent(EventKind.VOLUME_DELETED, ctx.host, ctx.state.volumeMessage(def.name, last), actor, ctx.state.poolMessage(pool)),
     );
+    // deleting a dos logical partition renumbers the ones after it: re-read them (libvirt does too)
+    if (backend.refreshAfterDeleteVol) publishScan(ctx, pool, await backend.refreshPool(pc), actor, name);
     ctx.log.info('volume deleted', { pool: def.name, volume: name, principal: actor.principal, requestId: actor.requestId });
     return doneReply(await flushEvents(ctx));
   } finally {
