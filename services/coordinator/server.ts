@@ -35,8 +35,12 @@ type Handler<Req, Res> = (svc: CoordinatorServices, ctx: CallContext, req: Req) 
 /** What a call names: for audit lines. */
 function resourceOf(req: unknown): string {
   const r = (req ?? {}) as Record<string, unknown>;
-  for (const k of ['name', 'parent', 'host']) if (typeof r[k] === 'string' && r[k]) return r[k] as string;
-  return '';
+  for (const k of ['name', 'parent']) if (typeof r[k] === 'string' && r[k]) return r[k] as string;
+  // DefinePool / CreatePool name the host and carry the pool in the definition
+  const host = typeof r.host === 'string' ? r.host.replace(/^hosts\//, '') : '';
+  const pool = (r.definition as { name?: unknown } | undefined)?.name;
+  if (host && typeof pool === 'string' && pool) return `hosts/${host}/pools/${pool}`;
+  return host ? `hosts/${host}` : '';
 }
 
 export class CallRunner {

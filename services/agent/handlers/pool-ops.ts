@@ -27,6 +27,7 @@ import {
   type AgentContext,
 } from '../context.js';
 import { doneReply, poolReply } from './reply.js';
+import { secretsOf } from '../secrets.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
@@ -239,10 +240,12 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
   });
 }
 
-export async function findPoolSources(ctx: AgentContext, _request: AgentRequest, op: OpValue<'findPoolSources'>): Promise<AgentReply> {
+export async function findPoolSources(ctx: AgentContext, request: AgentRequest, op: OpValue<'findPoolSources'>): Promise<AgentReply> {
   const backend = backendFor(ctx, op.type);
   requireOperation(backend, 'findPoolSources', 'finding pool sources');
-  const sources = await backend.findPoolSources!({ runner: ctx.runner }, op.source);
+  // discovery with CHAP needs the secret the source spec names
+  const secrets = secretsOf(actorOf(request));
+  const sources = await backend.findPoolSources!({ runner: ctx.runner, ...(secrets ? { secrets } : {}) }, op.source);
   return { ...doneReply(), result: { $case: 'sources', value: FindPoolSourcesResponse.create({ sources }) } };
 }
 
