@@ -597,6 +597,8 @@ export class DirBackend implements StorageBackend {
   private readonly fallocate: string;
   private readonly chattr: string;
   private readonly sliceMs: number;
+  /** Definitions createVol returned (checked): buildVol does not check them again. */
+  private readonly planned = new WeakSet<VolumeDefinition>();
 
   constructor(options: DirBackendOptions = {}) {
     this.qemuImg = options.qemuImg ?? 'qemu-img';
@@ -835,7 +837,7 @@ export class DirBackend implements StorageBackend {
       if (err instanceof AlreadyExistsError) throw err;
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, 'stat', path);
     }
-    return {
+    const planned: VolumeDefinition = {
       ...volume,
       type: format === 'dir' ? VolumeType.VOLUME_TYPE_DIR : VolumeType.VOLUME_TYPE_FILE,
       key: path,
@@ -853,6 +855,8 @@ export class DirBackend implements StorageBackend {
       },
       backingStore: backing?.path ? { path: backing.path, format: backing.format, permissions: backing.permissions } : undefined,
     };
+    this.planned.add(planned);
+    return planned;
   }
 
   private resolveCreate(ctx: PoolContext, volume: VolumeDefinition): ResolvedCreate {
@@ -873,7 +877,8 @@ export class DirBackend implements StorageBackend {
   }
 
   async buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void> {
-    const checked = await this.createVolChecked(ctx, volume);
+    // a definition createVol returned is checked already (the O_EXCL create still refuses an existing path)
+    const checked = this.planned.has(volume) ? volume : await this.createVolChecked(ctx, volume);
     const r = this.resolveCreate(ctx, checked);
     if (r.format === 'dir') return this.createDirVol(r);
     if (r.capacity === undefined && !checked.backingStore?.path) {
