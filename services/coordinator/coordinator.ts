@@ -195,8 +195,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       for await (const s of nc.status()) {
         if (s.type === 'reconnect') {
           log.info('reconnected to NATS; asking agents to resync');
+          // a request sent while the connection was down may never have reached its agent
+          hosts.busLost();
           resync();
-        } else if (s.type === 'disconnect') log.warn('disconnected from NATS');
+        } else if (s.type === 'disconnect') {
+          log.warn('disconnected from NATS');
+          hosts.busLost();
+        }
       }
     })();
 

@@ -140,9 +140,10 @@ export class HostRegistry {
     if (entry && info) {
       entry.host = Host.fromPartial({ ...entry.host, ...info, name: hostName(id), online: entry.online, lastSeen: entry.host.lastSeen ?? new Date(this.now()) });
     }
-    if (entry) entry.synced = true;
-    if (entry?.returningSince !== undefined) this.comeOnline(id, entry, syncId);
-    else if (info) {
+    if (entry) {
+      entry.synced = true;
+      if (entry.returningSince !== undefined) this.comeOnline(id, entry, syncId);
+    } else if (info) {
       this.entries.set(id, {
         host: Host.fromPartial({ ...info, name: hostName(id), online: true }),
         bootId: 0n,
@@ -226,6 +227,11 @@ export class HostRegistry {
       set!.delete(onLost);
       if (set!.size === 0 && this.lossWatchers.get(id) === set) this.lossWatchers.delete(id);
     };
+  }
+
+  /** The NATS connection dropped: answers in flight may be lost, so calls waiting for one fail. */
+  busLost(): void {
+    for (const id of [...this.lossWatchers.keys()]) this.lost(id, 'the connection to the message bus dropped during the call; its outcome is unknown (retry with the same request id)');
   }
 
   private lost(id: string, why: string): void {

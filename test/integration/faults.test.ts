@@ -129,7 +129,8 @@ describe('faults (real processes)', function () {
 
   it('nats-server restarted: coordinator and agents reconnect by themselves and a watcher across the restart sees every sequence', async () => {
     const { api, client } = ctx.stack;
-    const pool = 'hosts/a/pools/kc';
+    const pool = 'hosts/a/pools/nr';
+    await api.createPool({ host: 'a', definition: dirPool('nr', join(scratch.path, 'nr')), xml: '', build: true, buildFlags: undefined, requestId: '' });
     const w = watch(client, { pools: [pool], kinds: [EventKind.VOLUME_CREATED] });
     await w.ready;
     for (let i = 0; i < 3; i++) await createVolume(ctx.stack, pool, `n${i}.img`, '4096');
