@@ -99,7 +99,10 @@ describe('coordinator listings', () => {
     expect((await lookupVolume(svc, ctx, { host: 'a', key: '/p/big/vol-09999', path: '' })).name).to.equal('hosts/a/pools/big/volumes/vol-09999');
     expect((await lookupVolume(svc, ctx, { host: 'a', key: '', path: '/p/big/vol-00001' })).name).to.equal('hosts/a/pools/big/volumes/vol-00001');
     expect(await code(lookupVolume(svc, ctx, { host: 'a', key: '/nope', path: '' }))).to.equal('NOT_FOUND');
-    expect(await code(lookupVolume(svc, ctx, { host: 'a', key: '', path: 'relative' }))).to.equal('INVALID_ARGUMENT');
+    // network volumes have libvirt paths that are not absolute: looked up as given
+    expect(await code(lookupVolume(svc, ctx, { host: 'a', key: '', path: 'ip-127.0.0.1:3260-iscsi-iqn.x-lun-1' }))).to.equal('NOT_FOUND');
+    expect(await code(lookupVolume(svc, ctx, { host: 'a', key: '', path: '/p/../etc' }))).to.equal('INVALID_ARGUMENT');
+    expect(await code(lookupVolume(svc, ctx, { host: 'a', key: '', path: 'bad\npath' }))).to.equal('INVALID_ARGUMENT');
     // a token of another listing is refused
     expect(await code(listVolumes(svc, ctx, { parent: 'hosts/a/pools/other', pageSize: 0, pageToken: first.nextPageToken }))).to.equal('INVALID_ARGUMENT');
   });
