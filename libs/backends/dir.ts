@@ -3,7 +3,7 @@
 // mechanism. qemu-img creates, converts and resizes non-raw images; scrub does the
 // multi-pass wipes; everything else (raw create, sparse clone, zero wipe, probing,
 // refresh, upload, download) runs here without spawning a process.
-import { closeSync, constants as fsc, existsSync, fstatSync, lstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, lstatSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import {
   chmod,
   chown,
@@ -948,6 +948,9 @@ export class DirBackend implements StorageBackend {
     allocation: bigint,
     input?: { path: string; capacity: bigint; reflink: boolean },
   ): Promise<void> {
+    if (!input && allocation === 0n && !volume.target?.nocow && ctx.pool.type !== PoolType.POOL_TYPE_NETFS) {
+      return this.createSparseRawSync(ctx, r);
+    }
     let fh: FileHandle | undefined;
     let created = false;
     try {
@@ -998,6 +1001,44 @@ export class DirBackend implements StorageBackend {
     } catch (err) {
       await fh?.close().catch(() => undefined);
       if (created) await unlink(r.path).catch(() => undefined);
+      throw fsError(err, 'create raw volume', r.path);
+    }
+  }
+
+  /**
+   * createRaw for a sparse raw volume without input on a local filesystem: the same
+   * open(O_CREAT|O_EXCL) + fchmod (+ fchown) + ftruncate + close, as direct system calls
+   * (a few microseconds each on a local disk) rather than one thread-pool round trip each.
+   * Not for netfs pools: a hung NFS server must not stall the agent's event loop.
+   */
+  private createSparseRawSync(ctx: PoolContext, r: ResolvedCreate): void {
+    let fd = -1;
+    let created = false;
+    try {
+      checkAborted(ctx.signal, 'create');
+      fd = openSync(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
+      created = true;
+      fchmodSync(fd, r.mode);
+      if (r.uid !== -1 || r.gid !== -1) fchownSync(fd, r.uid, r.gid);
+      ftruncateSync(fd, Number(r.capacity ?? 0n));
+      const done = fd;
+      fd = -1;
+      closeSync(done);
+    } catch (err) {
+      if (fd >= 0) {
+        try {
+          closeSync(fd);
+        } catch {
+          /* closing after a failure */
+        }
+      }
+      if (created) {
+        try {
+          unlinkSync(r.path);
+        } catch {
+          /* already gone */
+        }
+      }
       throw fsError(err, 'create raw volume', r.path);
     }
   }

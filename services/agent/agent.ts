@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { mkdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { AgentReply, type AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Host } from '../../libs/proto/cistern/v1/storage.js';
 import { connectBus } from '../../libs/bus/connect.js';
 import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
@@ -53,7 +53,7 @@ export async function dispatch(ctx: AgentContext, op: AgentOp, request: AgentReq
   const o = request.op!;
   switch (o.$case) {
     case 'ping':
-      return { error: undefined, result: { $case: 'pong', value: { hostId: ctx.host } }, volumes: [], volumesComplete: false, eventSequence: 0n };
+      return AgentReply.create({ result: { $case: 'pong', value: { hostId: ctx.host } } });
     case 'createPool':
       return pools.createPool(ctx, request, o.value);
     case 'startPool':

@@ -1,11 +1,13 @@
 // Forwards one operation to the owning agent and makes its result visible to reads:
-// the reply's state goes into the cache, and the call waits until the cache has applied
-// the reply's event_sequence from the stream.
+// the reply's state goes into the cache, and unless the reply holds the whole change
+// (state_complete), the call waits until the cache has applied the reply's event_sequence
+// from the stream.
 import { callAgent } from '../../libs/bus/agent-rpc.js';
 import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { UnavailableError } from '../../libs/errors/errors.js';
 import type { CallContext, CoordinatorServices } from './context.js';
 import { secretValuesFor } from './secrets/resolve.js';
+import { volumeShortName } from './cache.js';
 
 export async function forward(
   svc: CoordinatorServices,
@@ -23,7 +25,8 @@ export async function forward(
   // a cancelled call (client cancel, deadline) tells the agent to stop the work
   const reply = await untilHostLost(svc, host, full.op?.$case ?? '', callAgent(svc.nc, host, full, { timeoutMs: svc.agentTimeoutMs, signal: ctx.signal }));
   applyReply(svc, host, reply);
-  await waitApplied(svc, ctx, reply.eventSequence);
+  // a reply holding the whole change is in the cache now; else wait for its events
+  if (!reply.stateComplete) await waitApplied(svc, ctx, reply.eventSequence);
   ctx.log.debug('agent answered', { host, op: request.op?.$case, ms: Date.now() - started, seq: reply.eventSequence });
   return reply;
 }
@@ -57,6 +60,10 @@ export async function waitApplied(svc: CoordinatorServices, ctx: CallContext, se
 
 export function applyReply(svc: CoordinatorServices, host: string, reply: AgentReply): void {
   const result = reply.result;
+  // revisions order these against the same states arriving later as events
+  if (reply.poolState) svc.cache.applyPool(host, reply.poolState);
+  const removed = reply.removedVolume;
+  if (removed?.pool) svc.cache.removeVolume(host, removed.pool, volumeShortName(removed), removed.revision);
   if (result?.$case === 'pool') svc.cache.applyPool(host, result.value);
   if (result?.$case === 'volume' && result.value.pool) svc.cache.applyVolume(host, result.value.pool, result.value);
   for (const v of reply.volumes) if (v.pool) svc.cache.applyVolume(host, v.pool, v);

@@ -5,9 +5,12 @@ import { Volume, type Pool } from '../../../libs/proto/cistern/v1/storage.js';
 /** Replies stay well under NATS's 1 MiB payload limit; bigger volume lists travel as events. */
 export const MAX_REPLY_VOLUME_BYTES = 512 * 1024;
 
+/** More volumes than this cannot fit MAX_REPLY_VOLUME_BYTES: not encoded only to be dropped. */
+export const MAX_REPLY_VOLUMES = 2000;
+
 export function poolReply(pool: Pool, eventSequence: bigint, volumes?: Volume[]): AgentReply {
   const reply = AgentReply.create({ result: { $case: 'pool', value: pool }, eventSequence });
-  if (volumes) {
+  if (volumes && volumes.length <= MAX_REPLY_VOLUMES) {
     let bytes = 0;
     for (const v of volumes) {
       bytes += Volume.encode(v).finish().length + 4;
@@ -19,8 +22,22 @@ export function poolReply(pool: Pool, eventSequence: bigint, volumes?: Volume[])
   return reply;
 }
 
-export function volumeReply(volume: Volume, eventSequence: bigint): AgentReply {
-  return AgentReply.create({ result: { $case: 'volume', value: volume }, eventSequence });
+/**
+ * A volume operation's reply. With `pool` (the pool state its event carried) the reply holds
+ * the whole change: the coordinator applies it and need not wait for the event.
+ */
+export function volumeReply(volume: Volume, eventSequence: bigint, pool?: Pool): AgentReply {
+  const reply = AgentReply.create({ result: { $case: 'volume', value: volume }, eventSequence });
+  if (pool) {
+    reply.poolState = pool;
+    reply.stateComplete = true;
+  }
+  return reply;
+}
+
+/** DeleteVolume's reply: the removed volume's last state and the pool's new state. */
+export function deletedReply(removed: Volume, pool: Pool, eventSequence: bigint, complete: boolean): AgentReply {
+  return AgentReply.create({ result: { $case: 'done', value: {} }, removedVolume: removed, poolState: pool, eventSequence, stateComplete: complete });
 }
 
 export function doneReply(eventSequence = 0n): AgentReply {

@@ -2,7 +2,7 @@
 // afterwards (backend.refreshVol) and takes new pool sizes, so the event and the reply
 // carry the real new state.
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import { EventKind, VolumeDefinition, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
+import { EventKind, VolumeDefinition, type Pool, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import type { PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { checkObjectName } from '../../../libs/api/names.js';
@@ -24,7 +24,7 @@ import {
   volumeOfResource,
   type AgentContext,
 } from '../context.js';
-import { doneReply, volumeReply } from './reply.js';
+import { deletedReply, volumeReply } from './reply.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
@@ -41,6 +41,19 @@ export async function commitVolume(
   kind: EventKind,
   actor: Actor,
 ): Promise<Volume> {
+  return (await commitVolumeState(ctx, pool, backend, pc, def, kind, actor)).volume;
+}
+
+/** commitVolume, also returning the pool state the event carried (for a complete reply). */
+export async function commitVolumeState(
+  ctx: AgentContext,
+  pool: PoolEntry,
+  backend: StorageBackend,
+  pc: PoolContext,
+  def: VolumeDefinition,
+  kind: EventKind,
+  actor: Actor,
+): Promise<{ volume: Volume; pool: Pool }> {
   const reread = async (): Promise<VolumeDefinition> => {
     if (!backend.refreshVol) return def;
     try {
@@ -54,8 +67,9 @@ export async function commitVolume(
   const [live] = await Promise.all([reread(), refreshPoolSizes(ctx, pool, backend, pc)]);
   const entry = ctx.state.setVolume(pool, live);
   const volume = ctx.state.volumeMessage(pool.definition.name, entry);
-  ctx.events.publish(volumeEvent(kind, ctx.host, volume, actor, ctx.state.poolMessage(pool)));
-  return volume;
+  const poolState = ctx.state.poolMessage(pool);
+  ctx.events.publish(volumeEvent(kind, ctx.host, volume, actor, poolState));
+  return { volume, pool: poolState };
 }
 
 async function refreshPoolSizes(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext): Promise<void> {
@@ -92,9 +106,9 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
       if (backend.buildVol && backend.operations.has('buildVol')) {
         await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata });
       }
-      const volume = await commitVolume(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
+      const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
       ctx.log.info('volume created', { pool: def.name, volume: wanted.name, principal: actor.principal, requestId: actor.requestId });
-      return volumeReply(volume, await flushEvents(ctx));
+      return volumeReply(done.volume, await flushEvents(ctx), done.pool);
     } finally {
       await journalDone?.();
     }
@@ -171,9 +185,9 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
         { pool: sourcePool.definition, volume: sourceVolume.definition },
         { preallocMetadata: op.preallocMetadata, ...(op.reflink ? { reflink: true } : {}) },
       );
-      const volume = await commitVolume(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
+      const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
       ctx.log.info('volume cloned', { pool: def.name, volume: given.name, source: op.source, requestId: actor.requestId });
-      return volumeReply(volume, await flushEvents(ctx));
+      return volumeReply(done.volume, await flushEvents(ctx), done.pool);
     } finally {
       await journalDone?.();
     }
@@ -197,13 +211,15 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
     await backend.deleteVol!(pc, vol.definition);
     const last = ctx.state.deleteVolume(pool, name)!;
     await refreshPoolSizes(ctx, pool, backend, pc);
-    ctx.events.publish(
-      volumeEvent(EventKind.VOLUME_DELETED, ctx.host, ctx.state.volumeMessage(def.name, last), actor, ctx.state.poolMessage(pool)),
-    );
+    const removed = ctx.state.volumeMessage(def.name, last);
+    const poolState = ctx.state.poolMessage(pool);
+    ctx.events.publish(volumeEvent(EventKind.VOLUME_DELETED, ctx.host, removed, actor, poolState));
     // deleting a dos logical partition renumbers the ones after it: re-read them (libvirt does too)
-    if (backend.refreshAfterDeleteVol) publishScan(ctx, pool, await backend.refreshPool(pc), actor, name);
+    const rescan = !!backend.refreshAfterDeleteVol;
+    if (rescan) publishScan(ctx, pool, await backend.refreshPool(pc), actor, name);
     ctx.log.info('volume deleted', { pool: def.name, volume: name, principal: actor.principal, requestId: actor.requestId });
-    return doneReply(await flushEvents(ctx));
+    // after a rescan the reply does not hold every change: the coordinator waits for the events
+    return deletedReply(removed, poolState, await flushEvents(ctx), !rescan);
   } finally {
     release();
   }
@@ -221,9 +237,9 @@ export async function wipeVolume(ctx: AgentContext, request: AgentRequest, op: O
   try {
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'wipe', volume: name });
     await backend.wipeVol!(pc, vol.definition, op.algorithm);
-    const volume = await commitVolume(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_WIPED, actor);
+    const done = await commitVolumeState(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_WIPED, actor);
     ctx.log.info('volume wiped', { pool: def.name, volume: name, algorithm: op.algorithm, requestId: actor.requestId });
-    return volumeReply(volume, await flushEvents(ctx));
+    return volumeReply(done.volume, await flushEvents(ctx), done.pool);
   } finally {
     release();
   }
@@ -275,9 +291,9 @@ export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op:
     );
     const pc = poolContext(ctx, pool.definition, actor, op.allocate ? { operation: 'resize', volume: name } : undefined);
     await backend.resizeVol!(pc, vol.definition, capacity, { allocate: op.allocate, delta: false, shrink: op.shrink });
-    const volume = await commitVolume(ctx, pool, backend, pc, { ...vol.definition, capacity }, EventKind.VOLUME_RESIZED, actor);
+    const done = await commitVolumeState(ctx, pool, backend, pc, { ...vol.definition, capacity }, EventKind.VOLUME_RESIZED, actor);
     ctx.log.info('volume resized', { pool: def.name, volume: name, capacity, requestId: actor.requestId });
-    return volumeReply(volume, await flushEvents(ctx));
+    return volumeReply(done.volume, await flushEvents(ctx), done.pool);
   } finally {
     release();
   }
