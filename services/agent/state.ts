@@ -181,14 +181,45 @@ export function applyRefresh(
   return { changed, removed };
 }
 
-/** Equal for a user: everything but the access time (reading a file changes it). */
+/**
+ * Equal for a user: everything but the access time (reading a file changes it). A field by
+ * field comparison: a refresh compares every volume of the pool, so no encoding here.
+ */
 export function sameVolume(a: VolumeDefinition, b: VolumeDefinition): boolean {
-  return Buffer.from(VolumeDefinition.encode(withoutAtime(a)).finish()).equals(
-    Buffer.from(VolumeDefinition.encode(withoutAtime(b)).finish()),
-  );
+  if (!equalFields(a, b, 'target')) return false;
+  const ta = a.target;
+  const tb = b.target;
+  if (!ta || !tb) return ta === tb;
+  if (!equalFields(ta, tb, 'timestamps')) return false;
+  const sa = ta.timestamps;
+  const sb = tb.timestamps;
+  if (!sa || !sb) return sa === sb;
+  return equalFields(sa, sb, 'atime');
 }
 
-function withoutAtime(def: VolumeDefinition): VolumeDefinition {
-  if (!def.target?.timestamps?.atime) return def;
-  return { ...def, target: { ...def.target, timestamps: { ...def.target.timestamps, atime: '' } } };
+/** Deep equality of two messages' fields, but `skip`. */
+function equalFields(a: object, b: object, skip: string): boolean {
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  for (const k in ra) if (k !== skip && !equalValues(ra[k], rb[k])) return false;
+  for (const k in rb) if (k !== skip && !(k in ra) && rb[k] !== undefined) return false;
+  return true;
+}
+
+/** Deep equality of plain message values: scalars, bigint, arrays, bytes, dates, nested messages. */
+function equalValues(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!equalValues(a[i], b[i])) return false;
+    return true;
+  }
+  if (a instanceof Uint8Array) return b instanceof Uint8Array && Buffer.compare(a, b) === 0;
+  if (a instanceof Date) return b instanceof Date && a.getTime() === b.getTime();
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  for (const k in ra) if (!equalValues(ra[k], rb[k])) return false;
+  for (const k in rb) if (!(k in ra) && rb[k] !== undefined) return false;
+  return true;
 }

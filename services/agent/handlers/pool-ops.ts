@@ -26,7 +26,7 @@ import {
   requireOperation,
   type AgentContext,
 } from '../context.js';
-import { doneReply, poolReply } from './reply.js';
+import { doneReply, MAX_REPLY_VOLUMES, poolReply } from './reply.js';
 import { secretsOf } from '../secrets.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
@@ -87,6 +87,8 @@ export async function activatePool(ctx: AgentContext, def: PoolDefinition, opts:
 
 function activeReply(ctx: AgentContext, entry: PoolEntry, seq: bigint): AgentReply {
   const name = entry.definition.name;
+  // a big pool's volumes travel as events only: not built just to be dropped
+  if (entry.volumes.size > MAX_REPLY_VOLUMES) return poolReply(ctx.state.poolMessage(entry), seq);
   return poolReply(
     ctx.state.poolMessage(entry),
     seq,

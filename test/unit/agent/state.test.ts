@@ -73,5 +73,15 @@ describe('agent state', () => {
   it('compares volumes ignoring only the access time', () => {
     expect(sameVolume(vol('a', 1n, '1.0'), vol('a', 1n, '5.0'))).to.equal(true);
     expect(sameVolume(vol('a', 1n), vol('a', 2n))).to.equal(false);
+    const changed = (edit: (v: ReturnType<typeof vol>) => void) => {
+      const v = vol('a', 1n);
+      edit(v);
+      return sameVolume(vol('a', 1n), v);
+    };
+    expect(changed((v) => (v.target!.timestamps!.mtime = '3.0'))).to.equal(false);
+    expect(changed((v) => (v.target!.format = 'qcow2'))).to.equal(false);
+    expect(changed((v) => (v.target!.permissions = { mode: 0o644, owner: 0n, group: 0n, label: '' }))).to.equal(false);
+    expect(changed((v) => (v.backingStore = { path: '/b', format: 'raw', permissions: undefined }))).to.equal(false);
+    expect(changed((v) => (v.target!.timestamps!.atime = '9.0'))).to.equal(true);
   });
 });
