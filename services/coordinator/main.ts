@@ -43,7 +43,7 @@ async function main(): Promise<number> {
     return 2;
   }
   for (const warning of security.warnings) log.warn(warning, { security: true });
-  log.info('security', { tls: security.tls, mutualTls: security.mutualTls, tokens: !!config.security.tokensFile, natsUser: security.natsUser ?? '' });
+  log.info('security', { tls: security.tls, mutualTls: security.mutualTls, bearerAuth: !!config.security.tokensFile, natsUser: security.natsUser ?? '' });
   let running;
   try {
     running = await startCoordinator({
