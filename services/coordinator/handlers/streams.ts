@@ -18,6 +18,7 @@ import { volumeView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { waitApplied } from '../forward.js';
 import { resolveVolume } from '../lookup.js';
+import { secretValuesFor } from '../secrets/resolve.js';
 import { checkRequestId, checkSize, requireVolumeName } from '../validate.js';
 
 export async function uploadVolume(
@@ -69,6 +70,8 @@ export async function uploadVolume(
       value: { volume: ref.volume, offset: header.offset, length: header.length, sparse: header.sparse },
     },
   });
+  // the pool's CHAP secret, for backends that log in per operation (never logged)
+  request.secrets = await secretValuesFor(svc.secrets, request);
   const result = await uploadToAgent(svc.nc, ref.host, request, data());
   if (result.volume) svc.cache.applyVolume(ref.host, ref.pool, result.volume);
   await waitApplied(svc, ctx, result.eventSequence);
@@ -100,6 +103,7 @@ export async function downloadVolume(
       value: { volume: ref.volume, offset: req.offset, length: req.length, deliverSubject: '', window: 0 },
     },
   });
+  request.secrets = await secretValuesFor(svc.secrets, request);
   let offset = req.offset;
   for await (const chunk of downloadFromAgent(svc.nc, ref.host, request, ctx.signal)) {
     const ok = call.write({ data: chunk, offset });

@@ -5,8 +5,11 @@ import type { AgentRequest, SecretValue } from '../../../libs/proto/cistern/agen
 import { SecretUsageType, type SecretRef } from '../../../libs/proto/cistern/v1/storage.js';
 import type { SecretStore } from './store.js';
 
-/** Pool operations that connect to the pool's source (where CHAP applies). */
-const POOL_AUTH_OPS = new Set(['createPool', 'startPool', 'buildPool', 'refreshPool', 'findPoolSources']);
+/**
+ * Operations that connect to the pool's source (where CHAP applies): the pool ones, and
+ * the volume data ones, which log in again on pools without a kernel session (iscsi-direct).
+ */
+const POOL_AUTH_OPS = new Set(['createPool', 'startPool', 'buildPool', 'refreshPool', 'findPoolSources', 'wipeVolume', 'uploadBegin', 'downloadBegin']);
 
 export function secretRefsOf(request: Partial<AgentRequest>): Array<{ ref: SecretRef; usage: SecretUsageType; what: string }> {
   const out: Array<{ ref: SecretRef; usage: SecretUsageType; what: string }> = [];
