@@ -3,9 +3,8 @@
 // start, list the LUN volumes with exact capacities, look one up by key, download it,
 // wipe it, find the target with FindPoolSources, refuse volume creation, stop.
 //
-// CHAP through the API needs the Secret API (issue 7), which the coordinator still
-// answers UNIMPLEMENTED; the CHAP target is covered at backend level in
-// test/backends/iscsi-direct.test.ts.
+// The CHAP target through the API, with its password from the Secret API, is in
+// test/integration/iscsi-direct-chap.test.ts.
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
