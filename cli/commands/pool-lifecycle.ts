@@ -1,13 +1,14 @@
 // pool-build, pool-start, pool-destroy, pool-delete, pool-undefine, pool-refresh,
 // pool-autostart: one pool, one call, virsh's messages.
 import {
-  BuildFlags, BuildPoolRequest, DeletePoolRequest, RefreshPoolRequest, SetPoolAutostartRequest,
+  BuildFlags, BuildPoolRequest, DeletePoolRequest, EventKind, RefreshPoolRequest, SetPoolAutostartRequest,
   StartPoolRequest, StopPoolRequest, UndefinePoolRequest,
 } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, req, type OptionSpec } from '../args.js';
 import type { StorageApi } from '../api.js';
 import type { Command, CommandContext } from '../command.js';
 import { attempt, UsageError } from '../errors.js';
+import { withProgress } from '../progress-watch.js';
 import { resolvePool, type ResolvedPool } from '../resolve.js';
 
 export const POOL_OPTION: OptionSpec = { name: 'pool', type: 'string', required: true, help: 'pool name (POOL or HOST/POOL) or uuid' };
@@ -49,7 +50,11 @@ const OVERWRITE_OPTIONS: OptionSpec[] = [
 
 export const poolBuild = simple('pool-build', 'build a pool', OVERWRITE_OPTIONS,
   (p) => `Failed to build pool ${p}`, (p) => `Pool ${p} built\n`,
-  (api, p, ctx) => api.buildPool(BuildPoolRequest.create({ name: p.resource, flags: overwriteFlags(ctx) })));
+  (api, p, ctx) => {
+    const flags = overwriteFlags(ctx);
+    return withProgress(ctx, { host: p.host, pool: p.pool, result: EventKind.POOL_CREATED }, (requestId) =>
+      api.buildPool(BuildPoolRequest.create({ name: p.resource, flags, requestId })));
+  });
 
 export const poolStart = simple('pool-start', 'start a (previously defined) inactive pool',
   [{ name: 'build', type: 'bool', help: 'build the pool as normal' }, ...OVERWRITE_OPTIONS],

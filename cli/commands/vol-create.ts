@@ -1,6 +1,6 @@
 // vol-create, vol-create-as, vol-create-from, vol-clone.
 import {
-  CloneVolumeRequest, CreateVolumeRequest, VolumeDefinition,
+  CloneVolumeRequest, CreateVolumeRequest, EventKind, VolumeDefinition,
 } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, req, str } from '../args.js';
 import type { Command } from '../command.js';
@@ -8,10 +8,26 @@ import { attempt } from '../errors.js';
 import { readXmlFile } from '../files.js';
 import { volumePath, volumeShortName } from '../format/volume.js';
 import { volAsXml, type VolAsFields } from '../format/xml.js';
-import { resolvePool, resolveVolume } from '../resolve.js';
+import { volumeTarget, withProgress, type ProgressTarget } from '../progress-watch.js';
+import { resolvePool, resolveVolume, type ResolvedPool } from '../resolve.js';
 import { parseSize } from '../size.js';
 import { POOL_OPTION } from './pool-lifecycle.js';
 import { POOL_OPTIONAL, PREALLOC_OPTION, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
+
+/** Where a new volume's create or clone progress is published. */
+function createTarget(pool: ResolvedPool): ProgressTarget {
+  return { host: pool.host, pool: pool.pool, result: EventKind.VOLUME_CREATED };
+}
+
+/**
+ * Whether a volume XML asks for allocated space, i.e. a create that reports progress:
+ * libvirt allocates the capacity when <allocation> is absent; `0` or a backing store
+ * (a copy-on-write overlay) allocate nothing.
+ */
+export function xmlAllocates(xml: string): boolean {
+  if (/<backingStore[\s>]/.test(xml)) return false;
+  return !/<allocation(\s[^>]*)?>\s*0+\s*<\/allocation>/.test(xml);
+}
 
 export const volCreate: Command = {
   name: 'vol-create',
@@ -22,10 +38,12 @@ export const volCreate: Command = {
     const xml = await readXmlFile(file);
     const api = ctx.api();
     const pool = await resolvePool(api, req(ctx.opts, 'pool'));
-    const vol = await attempt(`Failed to create vol from ${file}`, () =>
+    const create = (requestId: string) =>
       api.createVolume(CreateVolumeRequest.create({
-        parent: pool.resource, xml, preallocMetadata: flag(ctx.opts, 'prealloc-metadata'),
-      })));
+        parent: pool.resource, xml, preallocMetadata: flag(ctx.opts, 'prealloc-metadata'), requestId,
+      }));
+    const vol = await attempt(`Failed to create vol from ${file}`, () =>
+      xmlAllocates(xml) ? withProgress(ctx, createTarget(pool), create) : create(''));
     ctx.printExtra(`Vol ${volumeShortName(vol)} created from ${file}\n`);
   },
 };
@@ -78,10 +96,14 @@ export const volCreateAs: Command = {
       ctx.print(volAsXml(fields));
       return;
     }
-    await attempt(`Failed to create vol ${name}`, () =>
+    const create = (requestId: string) =>
       api.createVolume(CreateVolumeRequest.create({
-        parent: pool.resource, definition: volAsDefinition(fields), preallocMetadata: flag(ctx.opts, 'prealloc-metadata'),
-      })));
+        parent: pool.resource, definition: volAsDefinition(fields), preallocMetadata: flag(ctx.opts, 'prealloc-metadata'), requestId,
+      }));
+    // no --allocation means the whole capacity (libvirt); 0 or a backing volume allocate nothing
+    const allocates = fields.allocation !== 0n && fields.backingPath === undefined;
+    await attempt(`Failed to create vol ${name}`, () =>
+      allocates ? withProgress(ctx, createTarget(pool), create) : create(''));
     ctx.printExtra(`Vol ${name} created\n`);
   },
 };
@@ -105,13 +127,15 @@ export const volCreateFrom: Command = {
     const pool = await resolvePool(api, req(ctx.opts, 'pool'));
     const input = await volumeFromOptions(ctx, 'vol', 'inputpool');
     const vol = await attempt(`Failed to create vol from ${file}`, () =>
-      api.cloneVolume(CloneVolumeRequest.create({
-        parent: pool.resource,
-        source: input.name,
-        xml,
-        preallocMetadata: flag(ctx.opts, 'prealloc-metadata'),
-        reflink: flag(ctx.opts, 'reflink'),
-      })));
+      withProgress(ctx, createTarget(pool), (requestId) =>
+        api.cloneVolume(CloneVolumeRequest.create({
+          parent: pool.resource,
+          source: input.name,
+          xml,
+          preallocMetadata: flag(ctx.opts, 'prealloc-metadata'),
+          reflink: flag(ctx.opts, 'reflink'),
+          requestId,
+        }))));
     ctx.printExtra(`Vol ${volumeShortName(vol)} created from input vol ${req(ctx.opts, 'vol')}\n`);
   },
 };
@@ -133,13 +157,15 @@ export const volClone: Command = {
     const parent = source.name.split('/').slice(0, 4).join('/');
     const srcName = volumeShortName(source);
     await attempt(`Failed to clone vol from ${srcName}`, () =>
-      ctx.api().cloneVolume(CloneVolumeRequest.create({
-        parent,
-        source: source.name,
-        definition: VolumeDefinition.create({ name: newname }),
-        preallocMetadata: flag(ctx.opts, 'prealloc-metadata'),
-        reflink: flag(ctx.opts, 'reflink'),
-      })));
+      withProgress(ctx, volumeTarget(source, EventKind.VOLUME_CREATED), (requestId) =>
+        ctx.api().cloneVolume(CloneVolumeRequest.create({
+          parent,
+          source: source.name,
+          definition: VolumeDefinition.create({ name: newname }),
+          preallocMetadata: flag(ctx.opts, 'prealloc-metadata'),
+          reflink: flag(ctx.opts, 'reflink'),
+          requestId,
+        }))));
     ctx.printExtra(`Vol ${newname} cloned from ${srcName}\n`);
   },
 };

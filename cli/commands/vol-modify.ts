@@ -1,11 +1,12 @@
 // vol-delete, vol-wipe, vol-resize.
 import {
-  DeleteVolumeRequest, ResizeVolumeRequest, WipeAlgorithm, WipeVolumeRequest,
+  DeleteVolumeRequest, EventKind, ResizeVolumeRequest, WipeAlgorithm, WipeVolumeRequest,
 } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, req, str } from '../args.js';
 import type { Command } from '../command.js';
 import { attempt, UsageError } from '../errors.js';
 import { volumeShortName } from '../format/volume.js';
+import { volumeTarget, withProgress } from '../progress-watch.js';
 import { parseSize } from '../size.js';
 import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
 
@@ -55,7 +56,8 @@ export const volWipe: Command = {
     const vol = await volumeFromOptions(ctx);
     const text = req(ctx.opts, 'vol');
     await attempt(`Failed to wipe vol ${text}`, () =>
-      ctx.api().wipeVolume(WipeVolumeRequest.create({ name: vol.name, algorithm })));
+      withProgress(ctx, volumeTarget(vol, EventKind.VOLUME_WIPED), (requestId) =>
+        ctx.api().wipeVolume(WipeVolumeRequest.create({ name: vol.name, algorithm, requestId }))));
     ctx.printExtra(`Vol ${text} wiped\n`);
   },
 };
@@ -95,10 +97,13 @@ export const volResize: Command = {
     const r = parseResizeCapacity(req(ctx.opts, 'capacity'), flag(ctx.opts, 'delta'), shrink);
     const vol = await volumeFromOptions(ctx);
     const name = volumeShortName(vol);
-    await attempt(`Failed to change size of volume '${name}' ${r.delta ? 'by' : 'to'} ${r.shown}`, () =>
+    const allocate = flag(ctx.opts, 'allocate');
+    const resize = (requestId: string): Promise<unknown> =>
       ctx.api().resizeVolume(ResizeVolumeRequest.create({
-        name: vol.name, capacity: r.capacity, allocate: flag(ctx.opts, 'allocate'), delta: r.delta, shrink,
-      })));
+        name: vol.name, capacity: r.capacity, allocate, delta: r.delta, shrink, requestId,
+      }));
+    await attempt(`Failed to change size of volume '${name}' ${r.delta ? 'by' : 'to'} ${r.shown}`, () =>
+      allocate ? withProgress(ctx, volumeTarget(vol, EventKind.VOLUME_RESIZED), resize) : resize(''));
     ctx.printExtra(`Size of volume '${name}' successfully changed ${r.delta ? 'by' : 'to'} ${r.shown}\n`);
   },
 };
