@@ -46,6 +46,10 @@ export function blockSizeOf(st: BigIntStats): bigint {
   }
 }
 
+/**
+ * Opens a volume's data: a block device (size from sysfs) or, where a backend's
+ * volumes are plain files standing in for devices, a regular file (its size).
+ */
 async function openBlock(path: string, flags: number): Promise<{ fh: FileHandle; size: bigint }> {
   let fh: FileHandle;
   try {
@@ -55,8 +59,9 @@ async function openBlock(path: string, flags: number): Promise<{ fh: FileHandle;
   }
   try {
     const st = await fh.stat({ bigint: true });
-    if (!st.isBlockDevice()) throw new FailedPreconditionError(`'${printable(path, 200)}' is not a block device`);
-    return { fh, size: blockSizeOf(st) };
+    if (st.isBlockDevice()) return { fh, size: blockSizeOf(st) };
+    if (st.isFile()) return { fh, size: st.size };
+    throw new FailedPreconditionError(`'${printable(path, 200)}' is not a block device`);
   } catch (err) {
     await fh.close().catch(() => undefined);
     throw err;

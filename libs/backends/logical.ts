@@ -7,7 +7,7 @@
 // Tests point LVM at a configuration of their own through the runner's environment
 // (LVM_SYSTEM_DIR); the backend passes that environment through untouched.
 import { constants as fsc, readFileSync } from 'node:fs';
-import { chmod, chown, open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { access, chmod, chown, open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import {
   PoolSource,
@@ -32,7 +32,7 @@ import {
   UnimplementedError,
   asCisternError,
 } from '../errors/errors.js';
-import { MAX_SIZE, checkAbsolutePath, checkSize, printable } from '../api/names.js';
+import { checkAbsolutePath, checkSize, printable } from '../api/names.js';
 import type {
   BackendContext,
   BackendOperation,
@@ -42,6 +42,7 @@ import type {
   StorageBackend,
 } from './backend.js';
 import { requireEmptyDevice } from './device-probe.js';
+import { blockSizeOf, copyIntoBlock, downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
 import type { RunOptions, RunResult } from './runner.js';
 import { checkLvName, checkVgName, lvsArgv, parseLvs, parsePvs, parseVgs, pvsArgv, vgsArgv, type LvRecord, type LvState } from './lvm-parse.js';
 
@@ -54,18 +55,6 @@ const DEFAULT_VOL_MODE = 0o600;
 
 /** Environment of every LVM command: no "File descriptor leaked" noise on stderr. */
 const LVM_ENV = { LVM_SUPPRESS_FD_WARNINGS: '1' };
-
-const WIPE_ALGORITHMS: Record<number, string> = {
-  [WipeAlgorithm.WIPE_ALGORITHM_ZERO]: 'zero',
-  [WipeAlgorithm.WIPE_ALGORITHM_NNSA]: 'nnsa',
-  [WipeAlgorithm.WIPE_ALGORITHM_DOD]: 'dod',
-  [WipeAlgorithm.WIPE_ALGORITHM_BSI]: 'bsi',
-  [WipeAlgorithm.WIPE_ALGORITHM_GUTMANN]: 'gutmann',
-  [WipeAlgorithm.WIPE_ALGORITHM_SCHNEIER]: 'schneier',
-  [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER7]: 'pfitzner7',
-  [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER33]: 'pfitzner33',
-  [WipeAlgorithm.WIPE_ALGORITHM_RANDOM]: 'random',
-};
 
 /**
  * A volume of a logical pool as refresh reports it: the proto definition plus the LV's
@@ -183,27 +172,6 @@ async function writeFully(fh: FileHandle, buf: Buffer, length: number, position:
   while (done < length) {
     const { bytesWritten } = await fh.write(buf, done, length - done, position + done);
     done += bytesWritten;
-  }
-}
-
-async function readFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return got;
-}
-
-async function zeroRange(fh: FileHandle, from: bigint, to: bigint, ctx: BackendContext, total?: bigint): Promise<void> {
-  let pos = from;
-  while (pos < to) {
-    checkAborted(ctx.signal, 'zero fill');
-    const n = Number(to - pos < BigInt(IO_CHUNK) ? to - pos : BigInt(IO_CHUNK));
-    await writeFully(fh, ZERO, n, Number(pos));
-    pos += BigInt(n);
-    ctx.progress?.(pos - from, total ?? to - from);
   }
 }
 
@@ -634,43 +602,15 @@ export class LogicalBackend implements StorageBackend {
   }
 
   private async copyRaw(ctx: BackendContext, src: string, dst: string): Promise<void> {
-    let from: FileHandle | undefined;
-    let to: FileHandle | undefined;
+    await this.requireNode(dst);
+    let length: bigint;
     try {
-      try {
-        from = await open(src, fsc.O_RDONLY | fsc.O_NOCTTY);
-      } catch (err) {
-        throw fileError(err, 'open source volume', src);
-      }
-      try {
-        to = await open(dst, fsc.O_WRONLY);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-          throw new FailedPreconditionError(`logical volume '${printable(dst, 200)}' has no device node (not active), so the data cannot be copied in`);
-        }
-        throw fileError(err, 'open', dst);
-      }
-      const srcSize = sizeOf(await from.stat({ bigint: true }));
-      const dstSize = sizeOf(await to.stat({ bigint: true }));
-      const total = srcSize < dstSize ? srcSize : dstSize;
-      const buf = Buffer.allocUnsafe(IO_CHUNK);
-      let pos = 0n;
-      while (pos < total) {
-        checkAborted(ctx.signal, 'clone');
-        const want = Number(total - pos < BigInt(IO_CHUNK) ? total - pos : BigInt(IO_CHUNK));
-        const n = await readFully(from, buf, want, Number(pos));
-        if (n === 0) break;
-        await writeFully(to, buf, n, Number(pos));
-        pos += BigInt(n);
-        ctx.progress?.(pos, total);
-      }
-      await to.sync();
+      const st = await stat(src, { bigint: true });
+      length = st.isBlockDevice() ? blockSizeOf(st) : st.size;
     } catch (err) {
-      throw fileError(err, 'copy into', dst);
-    } finally {
-      await from?.close().catch(() => undefined);
-      await to?.close().catch(() => undefined);
+      throw fileError(err, 'open source volume', src);
     }
+    await copyIntoBlock(ctx, src, dst, length);
   }
 
   /**
@@ -697,105 +637,36 @@ export class LogicalBackend implements StorageBackend {
    * (snapshots, thin volumes) are refused as libvirt refuses them: writing fills them.
    */
   async wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
-    if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) throw new UnimplementedError("wipe algorithm 'trim' is not supported for logical volumes");
-    const alg = WIPE_ALGORITHMS[algorithm];
-    if (!alg) throw new InvalidArgumentError('algorithm', `unsupported wipe algorithm ${algorithm}; allowed: ${Object.values(WIPE_ALGORITHMS).join(', ')}`);
     const path = lvPath(ctx.pool, volume.name);
     const rec = (await this.listLvs(ctx)).find((r) => r.name === volume.name);
     if (!rec || rec.thinPool) throw new NotFoundError(`logical volume '${printable(volume.name)}' not found in volume group '${vgName(ctx.pool)}'`);
     if (rec.sparse) throw new UnimplementedError(`logical volume '${path}' is sparse, volume wipe not supported`);
     if (!rec.active) throw new FailedPreconditionError(`logical volume '${path}' is not active (state ${rec.state}); activate it (start the pool) before wiping`);
-    if (alg !== 'zero') {
-      try {
-        await this.run(ctx, [this.scrub, '-f', '-p', alg, '--', path], { timeoutMs: 0 });
-      } catch (err) {
-        throw asCisternError(err);
-      }
-      return;
-    }
-    let fh: FileHandle | undefined;
-    try {
-      fh = await open(path, fsc.O_WRONLY);
-      const size = sizeOf(await fh.stat({ bigint: true }));
-      await zeroRange(fh, 0n, size, ctx, size);
-      await fh.sync();
-    } catch (err) {
-      throw fileError(err, 'wipe', path);
-    } finally {
-      await fh?.close().catch(() => undefined);
-    }
+    await this.requireNode(path);
+    await wipeBlock(ctx, path, algorithm, this.scrub);
   }
 
-  private async openNode(ctx: PoolContext, name: string, flags: number): Promise<{ fh: FileHandle; path: string; size: bigint }> {
-    const path = lvPath(ctx.pool, name);
-    let fh: FileHandle;
+  /** An LV's data is reachable only through its device node, which exists while it is active. */
+  private async requireNode(path: string): Promise<void> {
     try {
-      fh = await open(path, flags);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new FailedPreconditionError(`logical volume '${printable(path, 200)}' has no device node: it does not exist or is not active`);
-      }
-      throw fileError(err, 'open', path);
+      await access(path, fsc.F_OK);
+    } catch {
+      throw new FailedPreconditionError(`logical volume '${printable(path, 200)}' has no device node: it does not exist or is not active`);
     }
-    const st = await fh.stat({ bigint: true });
-    return { fh, path, size: sizeOf(st) };
   }
 
   /** Writes the stream into the LV's device at `offset`, at most `length` bytes (0 = all). */
   async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
-    checkSize(offset, 'offset');
-    checkSize(length, 'length');
-    const { fh, path, size } = await this.openNode(ctx, volume.name, fsc.O_WRONLY);
-    let written = 0n;
-    try {
-      for await (const chunk of data) {
-        checkAborted(ctx.signal, 'upload');
-        let buf = chunk;
-        let over = false;
-        if (length > 0n && written + BigInt(buf.length) > length) {
-          buf = buf.subarray(0, Number(length - written));
-          over = true;
-        }
-        if (offset + written + BigInt(buf.length) > size) {
-          throw new ResourceExhaustedError(`upload passes the end of logical volume '${printable(path, 200)}' (${size} bytes)`);
-        }
-        await writeFully(fh, buf, buf.length, Number(offset + written));
-        written += BigInt(buf.length);
-        ctx.progress?.(written, length);
-        if (over) throw new InvalidArgumentError('length', `the stream carries more than the announced ${length} bytes; ${written} were written`);
-      }
-      await fh.sync();
-      return written;
-    } catch (err) {
-      throw fileError(err, 'upload to', path);
-    } finally {
-      await fh.close().catch(() => undefined);
-    }
+    const path = lvPath(ctx.pool, volume.name);
+    await this.requireNode(path);
+    return uploadBlock(ctx, path, offset, length, data);
   }
 
   /** Reads `length` bytes (0 = to the end) from `offset` of the LV's device. */
   async *downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
-    checkSize(offset, 'offset');
-    checkSize(length, 'length');
-    const { fh, size } = await this.openNode(ctx, volume.name, fsc.O_RDONLY | fsc.O_NOCTTY);
-    try {
-      if (offset > size) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of the volume (${size} bytes)`);
-      const end = length > 0n && offset + length < size ? offset + length : size;
-      if (end > MAX_SIZE) throw new InvalidArgumentError('length', 'range out of bounds');
-      let pos = offset;
-      while (pos < end) {
-        checkAborted(ctx.signal, 'download');
-        const want = Number(end - pos < BigInt(IO_CHUNK) ? end - pos : BigInt(IO_CHUNK));
-        const buf = Buffer.allocUnsafe(want);
-        const n = await readFully(fh, buf, want, Number(pos));
-        if (n === 0) break;
-        pos += BigInt(n);
-        ctx.progress?.(pos - offset, end - offset);
-        yield n === want ? buf : buf.subarray(0, n);
-      }
-    } finally {
-      await fh.close().catch(() => undefined);
-    }
+    const path = lvPath(ctx.pool, volume.name);
+    await this.requireNode(path);
+    yield* downloadBlock(ctx, path, offset, length);
   }
 }
 
