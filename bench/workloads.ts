@@ -1,6 +1,6 @@
 // The workloads. Each runs the same work on both sides; a side returns, per result row, either
 // one time in ms (the repetition's figure) or a list of per-operation latencies in ms.
-import { rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloneVolumeRequest, WipeAlgorithm } from '../libs/proto/cistern/v1/storage.js';
 import { listAllVolumes, pingAgent, poolName, volName, volumeRequest } from './cistern.js';
@@ -8,7 +8,30 @@ import type { Ctx } from './context.js';
 import { GiB, makeQcow2Templates, populatePoolDir, writeSpreadData } from './files.js';
 import { VirshSession, vq } from './libvirt.js';
 import { msSince, now } from './stats.js';
-import { runCli } from '../test/support/index.js';
+import { spawn } from 'node:child_process';
+import { repoRoot } from '../test/support/index.js';
+
+/** cisternctl as installed: package.json's "bin" entry (the esbuild bundle), one process. */
+function runCisternctl(args: string[], server: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  const bin = join(repoRoot, pkg.bin.cisternctl!);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, CISTERN_SERVER: server }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    });
+  });
+}
 
 export type Sample = number | number[];
 export type SideResult = Record<string, Sample>;
@@ -120,7 +143,7 @@ const bigPool: Workload = {
     if (got !== ctx.sizes.files) throw new Error(`ListVolumes returned ${got} volumes, expected ${ctx.sizes.files}`);
     let cliOut = '';
     const listCli = await timed(async () => {
-      const r = await runCli(['vol-list', `${'bench'}/cs-big`, '--details'], { server: ctx.cs.address, timeoutMs: 600_000 });
+      const r = await runCisternctl(['vol-list', `${'bench'}/cs-big`, '--details'], ctx.cs.address, 600_000);
       if (r.code !== 0) throw new Error(`cisternctl vol-list failed (${r.code}): ${r.stderr}`);
       cliOut = r.stdout;
     });

@@ -6,7 +6,6 @@ import { attempt } from '../errors.js';
 import { readXmlFile } from '../files.js';
 import { parsePoolType } from '../format/pool.js';
 import { xmlEscape } from '../format/xml.js';
-import { formatPoolCapabilitiesXml } from '../../libs/xml/capabilities.js';
 import { resolveHost } from '../resolve.js';
 import { HOST_OPTION } from './pool-define.js';
 import { withNewline } from './pool-info.js';
@@ -21,7 +20,8 @@ export const poolCapabilities: Command = {
     const caps = await attempt('failed to get storage pool capabilities', () =>
       api.getPoolCapabilities(GetPoolCapabilitiesRequest.create({ host })));
     // The document as libvirt prints it; built from the type list when the server sends only that.
-    const xml = caps.xml || (caps.types.length > 0 ? formatPoolCapabilitiesXml(caps.types) : '');
+    // the XML library is loaded only here: every other command starts without it
+    const xml = caps.xml || (caps.types.length > 0 ? (await import('../../libs/xml/capabilities.js')).formatPoolCapabilitiesXml(caps.types) : '');
     ctx.print(withNewline(xml));
   },
 };

@@ -5,16 +5,37 @@
 
 /** Control characters are shown escaped, as vshTableSafeEncode does. */
 export function safeCell(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) {
+      return text.replace(/[\x00-\x1f\x7f]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+    }
+  }
+  return text; // the common case: nothing to escape, no new string
 }
 
+/** Characters (code points), as virsh counts them: UTF-16 units minus low surrogates. */
 function width(text: string): number {
-  return [...text].length;
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xdc00 && c <= 0xdfff && i > 0) {
+      const p = text.charCodeAt(i - 1);
+      if (p >= 0xd800 && p <= 0xdbff) n--;
+    }
+  }
+  return n;
 }
 
 export function renderTable(header: string[], rows: string[][], quiet = false): string {
   const cells = rows.map((r) => r.map(safeCell));
-  const widths = header.map((h, i) => Math.max(quiet ? 0 : width(h), ...cells.map((r) => width(r[i] ?? ''))));
+  const widths = header.map((h) => (quiet ? 0 : width(h)));
+  for (const r of cells) {
+    for (let i = 0; i < widths.length; i++) {
+      const w = width(r[i] ?? '');
+      if (w > widths[i]!) widths[i] = w;
+    }
+  }
   const line = (row: string[]): string => {
     let out = '';
     row.forEach((cell, i) => {

@@ -17,8 +17,11 @@ export function volumeTypeName(t: VolumeType | undefined): string {
 }
 
 export function volumeShortName(v: Volume): string {
-  const parts = v.name.split('/');
-  return parts.length === 6 ? parts[5]! : (v.definition?.name ?? v.name);
+  // hosts/H/pools/P/volumes/V: the last of six parts (counted without splitting: listings call this per volume)
+  const name = v.name;
+  let slashes = 0;
+  for (let i = name.indexOf('/'); i >= 0; i = name.indexOf('/', i + 1)) slashes++;
+  return slashes === 5 ? name.slice(name.lastIndexOf('/') + 1) : (v.definition?.name ?? v.name);
 }
 
 export function volumePoolName(v: Volume): string {
