@@ -15,6 +15,13 @@ function sameVolume(a: Volume, b: Volume): boolean {
   return Buffer.from(strip(a)).equals(Buffer.from(strip(b)));
 }
 
+/** Sizes and free extents: what a disk filling up or a partition table edited by hand changes. */
+function samePoolRuntime(a: Pool, b: Pool): boolean {
+  const extents = (p: Pool): string =>
+    p.runtimeDevices.map((d) => `${d.path}:${d.freeExtents.map((e) => `${e.start}-${e.end}`).join(',')}`).join(';');
+  return a.capacity === b.capacity && a.allocation === b.allocation && a.available === b.available && extents(a) === extents(b);
+}
+
 export function reconcileEvents(
   cache: FleetCache,
   host: string,
@@ -53,6 +60,9 @@ export function reconcileEvents(
       if (!old || !sameVolume(old, v)) {
         events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_CHANGED, pool: name, volume: vname, volumeState: v, poolState: now }));
       }
+    }
+    if (!samePoolRuntime(rt.pool, now)) {
+      events.push(Event.fromPartial({ ...base, kind: EventKind.POOL_REFRESHED, pool: name, poolState: now }));
     }
   }
   for (const [name, p] of incoming) {
