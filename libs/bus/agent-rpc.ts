@@ -40,6 +40,14 @@ export interface CallOptions {
 /** Header carrying the id a cancel names (one per call, not the client's request id). */
 export const CALL_ID_HEADER = 'Cistern-Call-Id';
 
+/** Unique per call and per process (a random prefix, then a counter): no random bytes per call. */
+const CALL_ID_PREFIX = randomBytes(9).toString('base64url').replace(/[^A-Za-z0-9]/g, 'x');
+let callCounter = 0;
+function nextCallId(): string {
+  callCounter = (callCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${CALL_ID_PREFIX}${callCounter.toString(36)}`;
+}
+
 /** Coordinator side: sends one operation to the agent of `host` and returns its reply or throws its error. */
 export async function callAgent(
   nc: NatsConnection,
@@ -51,7 +59,7 @@ export async function callAgent(
   const subject = subjects.agentOp(host, opSubjectToken(request.op.$case));
   const signal = options.signal;
   if (signal?.aborted) throw new CancelledError(`the call was cancelled before it reached host '${host}'`, { host });
-  const callId = randomBytes(9).toString('base64url').replace(/[^A-Za-z0-9]/g, 'x');
+  const callId = nextCallId();
   const h = headers();
   h.set(CALL_ID_HEADER, callId);
   let onAbort: (() => void) | undefined;
