@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { InternalError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import { StorageServiceService, type StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
+import { serializeListVolumes } from './list-encoding.js';
 import { errorCodeOf, METHODS, type CallGuard } from './call-guard.js';
 import type { CallContext, CoordinatorServices } from './context.js';
 import * as events from './handlers/events.js';
@@ -201,7 +202,12 @@ export async function startGrpcServer(
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
   });
-  server.addService(StorageServiceService, storageService(new CallRunner(svc, guard)));
+  // ListVolumes pages are built from per-volume bytes kept beside the cache (list-encoding.ts)
+  const service = {
+    ...StorageServiceService,
+    listVolumes: { ...StorageServiceService.listVolumes, responseSerialize: serializeListVolumes },
+  } as typeof StorageServiceService;
+  server.addService(service, storageService(new CallRunner(svc, guard)));
   const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   health.addToServer(server);
   const dir = protoDir();
