@@ -1,0 +1,431 @@
+// `npm run bench:fleet`: one machine standing in for a fleet. For each fleet size it starts a real
+// nats-server and ONE real coordinator (dist/services/coordinator), seeds the catalog with every
+// pool (persistent, autostart, as coordinators would have written it), starts the simulated
+// agents (bench/fleet/sim-agent.ts: N hosts x pools x volumes in one process) and measures:
+//   memory    coordinator RSS, and heap used after a forced full GC, once every host is synced
+//   list      ListPools over the whole fleet, every page (default page size), p50 of the passes
+//   get       GetVolume of volumes spread over the fleet, p50 / p99
+//   fanout    WatchEvents on W separate gRPC connections while the fleet publishes VOLUME_CHANGED
+//             at a fixed rate: events/s delivered over all watchers, publish -> watcher latency
+//   resync    coordinator stopped and started again: time from its start until it serves with
+//             every host's pools and volumes in its cache (it waits for the syncs of known hosts)
+// and prints one table. Everything it starts is stopped and removed at the end, also on failure.
+//
+// Environment:
+//   FLEET_HOSTS=50,100,250,500  fleet sizes (FLEET_QUICK=1: 10,50 and fewer repetitions)
+//   FLEET_POOLS=20 FLEET_VOLUMES=100           per host / per pool
+//   FLEET_LIST_REPS=20 FLEET_GET_OPS=2000      ListPools passes, GetVolume calls
+//   FLEET_WATCHERS=50 FLEET_EVENT_RATE=500 FLEET_EVENT_SECONDS=5
+//   FLEET_HEARTBEAT_MS=2000 FLEET_HOSTS_PER_CONN=50
+//   FLEET_PROFILE_DIR=DIR   coordinator runs with --cpu-prof (and FLEET_HEAP_PROF=1: --heap-prof) into DIR
+//   FLEET_JSON=FILE         every figure as JSON;  FLEET_MARKDOWN=1  the table as Markdown too
+import { credentials, type ClientReadableStream } from '@grpc/grpc-js';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectBus } from '../../libs/bus/connect.js';
+import { Catalog } from '../../libs/bus/catalog.js';
+import { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { StorageServiceClient, type Event } from '../../libs/proto/cistern/v1/storage.js';
+import {
+  AbortWait,
+  distDir,
+  entryPoints,
+  freePort,
+  makeTempDir,
+  promiseApi,
+  runAllCleanups,
+  ServiceProcess,
+  startNats,
+  waitFor,
+  type NatsServer,
+  type StorageApi,
+} from '../../test/support/index.js';
+import { fmtMs, markdownTable, percentile, textTable } from '../stats.js';
+import { controlSubject, simHostId, simPools } from './sim-agent.js';
+
+const env = process.env;
+const quick = env.FLEET_QUICK === '1';
+const num = (name: string, dflt: number): number => {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a number`);
+  return n;
+};
+const SIZES = (env.FLEET_HOSTS ?? (quick ? '10,50' : '50,100,250,500')).split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
+const POOLS = num('FLEET_POOLS', 20);
+const VOLUMES = num('FLEET_VOLUMES', 100);
+const LIST_REPS = num('FLEET_LIST_REPS', quick ? 5 : 20);
+const GET_OPS = num('FLEET_GET_OPS', quick ? 500 : 2000);
+const WATCHERS = num('FLEET_WATCHERS', 50);
+const EVENT_RATE = num('FLEET_EVENT_RATE', 500);
+const EVENT_SECONDS = num('FLEET_EVENT_SECONDS', quick ? 3 : 5);
+const HEARTBEAT_MS = num('FLEET_HEARTBEAT_MS', 2000);
+const HOSTS_PER_CONN = num('FLEET_HOSTS_PER_CONN', 50);
+const PROFILE_DIR = env.FLEET_PROFILE_DIR ? resolve(env.FLEET_PROFILE_DIR) : undefined;
+const SIM_ENTRY = join(distDir, 'bench', 'fleet', 'sim-agent.js');
+const PROBE_ENTRY = join(distDir, 'bench', 'fleet', 'mem-probe.js');
+const SETUP_TIMEOUT_MS = 600_000;
+
+function log(msg: string): void {
+  process.stderr.write(`[fleet ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+interface Memory {
+  rssMiB: number;
+  heapUsedMiB: number;
+  rssAfterGcMiB: number;
+  heapTotalMiB: number;
+  externalMiB: number;
+  gcMs: number;
+}
+
+export interface SizeResult {
+  hosts: number;
+  pools: number;
+  volumes: number;
+  initialSyncMs: number;
+  memory: Memory;
+  listPagesPerPass: number;
+  listMs: number[];
+  getMs: number[];
+  fanout: { watchers: number; published: number; delivered: number; expected: number; eventsPerSec: number; latencyMs: number[]; offeredRate: number };
+  resync: { servingMs: number; completeMs: number; memory: Memory };
+  loadAvg: number[];
+}
+
+const MiB = 1024 * 1024;
+
+/** The coordinator of this run, started (and restarted) with the memory probe and optional profiling. */
+class Coordinator {
+  proc: ServiceProcess | undefined;
+  readonly memFile: string;
+  constructor(
+    private readonly natsUrl: string,
+    readonly address: string,
+    private readonly dataDir: string,
+    tmp: string,
+  ) {
+    this.memFile = join(tmp, 'coordinator-mem.json');
+  }
+
+  spawn(label: string): ServiceProcess {
+    const profile = PROFILE_DIR
+      ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=coordinator-${label}.cpuprofile`, ...(env.FLEET_HEAP_PROF === '1' ? ['--heap-prof', `--heap-prof-dir=${PROFILE_DIR}`] : [])]
+      : [];
+    this.proc = ServiceProcess.spawn({
+      name: 'coordinator',
+      command: process.execPath,
+      args: [
+        '--expose-gc',
+        '--import',
+        pathToFileURL(PROBE_ENTRY).href,
+        ...profile,
+        entryPoints.coordinator,
+        '--nats',
+        this.natsUrl,
+        '--listen',
+        this.address,
+        '--data',
+        this.dataDir,
+        // serve only once every host known online has synced: "serving" = "resynced"
+        '--sync-wait-ms',
+        '120000',
+      ],
+      env: { CISTERN_LOG_LEVEL: env.FLEET_CISTERN_LOG_LEVEL ?? 'warn', FLEET_MEM_FILE: this.memFile },
+    });
+    return this.proc;
+  }
+
+  async memory(): Promise<Memory> {
+    const proc = this.proc!;
+    const before = existsSync(this.memFile) ? readFileSync(this.memFile, 'utf8') : '';
+    process.kill(proc.pid, 'SIGUSR2'); // exact pid: the probe in the coordinator answers
+    const text = await waitFor('the coordinator memory probe', () => {
+      if (!proc.alive) throw new AbortWait(new Error(`coordinator exited\n${proc.logTail()}`));
+      const now = existsSync(this.memFile) ? readFileSync(this.memFile, 'utf8') : '';
+      return now && now !== before ? now : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 50 });
+    const m = JSON.parse(text) as { before: NodeJS.MemoryUsage; after: NodeJS.MemoryUsage; gcMs: number };
+    return {
+      rssMiB: m.before.rss / MiB,
+      heapUsedMiB: m.after.heapUsed / MiB,
+      rssAfterGcMiB: m.after.rss / MiB,
+      heapTotalMiB: m.after.heapTotal / MiB,
+      externalMiB: (m.after.external + m.after.arrayBuffers) / MiB,
+      gcMs: m.gcMs,
+    };
+  }
+}
+
+async function control<T>(nc: NatsConnection, op: string, args: unknown = {}, timeoutMs = 120_000): Promise<T> {
+  const msg = await nc.request(controlSubject('fleet', op), new TextEncoder().encode(JSON.stringify(args)), { timeout: timeoutMs });
+  const value = JSON.parse(new TextDecoder().decode(msg.data)) as T & { error?: string };
+  if (value && typeof value === 'object' && 'error' in value && value.error) throw new Error(`simulator ${op}: ${value.error}`);
+  return value;
+}
+
+/** Every pool of the fleet through ListPools, every page; returns [pages, pools, sum of volume counts]. */
+async function listAllPools(api: StorageApi): Promise<{ pages: number; pools: number; volumes: number }> {
+  let pageToken = '';
+  let pages = 0;
+  let pools = 0;
+  let volumes = 0;
+  do {
+    const res = await api.listPools({ host: '', types: [], pageSize: 0, pageToken }, { deadlineMs: 120_000 });
+    pages++;
+    pools += res.pools.length;
+    for (const p of res.pools) volumes += p.volumeCount;
+    pageToken = res.nextPageToken;
+  } while (pageToken);
+  return { pages, pools, volumes };
+}
+
+async function waitForFleet(api: StorageApi, hosts: number, volumes: number, proc: ServiceProcess, sim: ServiceProcess): Promise<void> {
+  await waitFor(`${hosts} hosts online`, async () => {
+    if (!proc.alive) throw new AbortWait(new Error(`coordinator exited\n${proc.logTail()}`));
+    if (!sim.alive) throw new AbortWait(new Error(`simulator exited\n${sim.logTail()}`));
+    const { hosts: list } = await api.listHosts({}, { deadlineMs: 30_000 });
+    return list.filter((h) => h.online).length >= hosts;
+  }, { timeoutMs: SETUP_TIMEOUT_MS, intervalMs: 500 });
+  await waitFor(`${volumes} volumes in the coordinator`, async () => (await listAllPools(api)).volumes === volumes, {
+    timeoutMs: SETUP_TIMEOUT_MS,
+    intervalMs: 500,
+  });
+}
+
+async function seedCatalog(nc: NatsConnection, hosts: number): Promise<void> {
+  const catalog = await Catalog.open(nc);
+  const work: Array<() => Promise<unknown>> = [];
+  for (let i = 0; i < hosts; i++) {
+    const host = simHostId('sim', i);
+    for (const p of simPools(i, POOLS, 0)) {
+      work.push(() => catalog.create(host, p.definition.name, CatalogPool.create({ definition: p.definition, autostart: true, persistent: true })));
+    }
+  }
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 128 }, async () => {
+      while (next < work.length) await work[next++]!();
+    }),
+  );
+}
+
+/** W watchers, each on its own connection, positioned at the stream's end; counts events tagged `tag`. */
+async function fanout(address: string, api: StorageApi, nc: NatsConnection, tag: string): Promise<SizeResult['fanout']> {
+  const clients: StorageServiceClient[] = [];
+  const calls: ClientReadableStream<Event>[] = [];
+  const latencies: number[] = [];
+  let delivered = 0;
+  let lastDelivery = 0;
+  const perWatcher = new Array<number>(WATCHERS).fill(0);
+  try {
+    await Promise.all(
+      Array.from({ length: WATCHERS }, (_, w) => {
+        const client = new StorageServiceClient(address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+        clients.push(client);
+        const call = client.watchEvents({ afterSequence: 0n, hosts: [], pools: [], kinds: [], fromStart: false });
+        calls.push(call);
+        call.on('data', (e: Event) => {
+          if (!e.requestId.startsWith(`${tag}:`)) return;
+          const now = performance.timeOrigin + performance.now();
+          latencies.push(now - Number(e.requestId.slice(e.requestId.lastIndexOf(':') + 1)));
+          delivered++;
+          perWatcher[w]!++;
+          lastDelivery = now;
+        });
+        call.on('error', () => undefined);
+        return new Promise<void>((ok, fail) => {
+          call.once('metadata', () => ok());
+          call.once('error', fail);
+        });
+      }),
+    );
+    void api;
+    const t0 = performance.timeOrigin + performance.now();
+    const churn = await control<{ published: number; lastSequence: string; ms: number }>(nc, 'churn', { rate: EVENT_RATE, seconds: EVENT_SECONDS, tag }, 600_000);
+    const expected = churn.published * WATCHERS;
+    await waitFor('every watcher to receive every event', () => delivered >= expected, { timeoutMs: 120_000, intervalMs: 50 }).catch(() => {
+      log(`fan-out: ${delivered} of ${expected} deliveries after 120 s (min per watcher ${Math.min(...perWatcher)})`);
+    });
+    const seconds = ((lastDelivery || performance.timeOrigin + performance.now()) - t0) / 1000;
+    return { watchers: WATCHERS, published: churn.published, delivered, expected, eventsPerSec: delivered / seconds, latencyMs: latencies, offeredRate: EVENT_RATE };
+  } finally {
+    for (const c of calls) c.cancel();
+    for (const c of clients) c.close();
+  }
+}
+
+async function runSize(hosts: number): Promise<SizeResult> {
+  const expectedVolumes = hosts * POOLS * VOLUMES;
+  log(`--- ${hosts} hosts x ${POOLS} pools x ${VOLUMES} volumes = ${expectedVolumes} volumes`);
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const tmp = makeTempDir('cistern-fleet-');
+  cleanups.push(() => tmp.remove());
+  let nats: NatsServer | undefined;
+  try {
+    nats = await startNats();
+    const n = nats;
+    cleanups.push(() => n.stop());
+    const address = `127.0.0.1:${await freePort()}`;
+    const coord = new Coordinator(nats.url, address, join(tmp.path, 'coord'), tmp.path);
+    coord.spawn('first');
+    cleanups.push(() => coord.proc!.dispose());
+    const client = new StorageServiceClient(address, credentials.createInsecure());
+    cleanups.push(async () => client.close());
+    const api = promiseApi(client);
+    await waitFor('coordinator to answer', async () => {
+      if (!coord.proc!.alive) throw new AbortWait(new Error(`coordinator exited\n${coord.proc!.logTail()}`));
+      await api.listHosts({}, { deadlineMs: 2000 });
+      return true;
+    }, { timeoutMs: 60_000, intervalMs: 100 });
+    const nc = await connectBus({ servers: nats.url, name: 'cistern-fleet-bench' });
+    cleanups.push(() => nc.close());
+    let t = performance.now();
+    await seedCatalog(nc, hosts);
+    log(`catalog seeded: ${hosts * POOLS} pools in ${fmtMs(performance.now() - t)}`);
+
+    t = performance.now();
+    const sim = ServiceProcess.spawn({
+      name: 'sim-agents',
+      command: process.execPath,
+      args: [
+        '--max-old-space-size=16384',
+        SIM_ENTRY,
+        '--nats', nats.url,
+        '--hosts', String(hosts),
+        '--pools', String(POOLS),
+        '--volumes', String(VOLUMES),
+        '--prefix', 'sim',
+        '--heartbeat-ms', String(HEARTBEAT_MS),
+        '--hosts-per-connection', String(HOSTS_PER_CONN),
+        '--control-id', 'fleet',
+      ],
+    });
+    cleanups.push(() => sim.dispose());
+    await waitFor('simulated fleet ready', () => {
+      if (!sim.alive) throw new AbortWait(new Error(`simulator exited\n${sim.logTail()}`));
+      return sim.logs().includes('"ready":true');
+    }, { timeoutMs: SETUP_TIMEOUT_MS, intervalMs: 200 });
+    log(`simulator ready in ${fmtMs(performance.now() - t)}: ${sim.logs().trim().split('\n').pop()}`);
+    await waitForFleet(api, hosts, expectedVolumes, coord.proc!, sim);
+    const initialSyncMs = performance.now() - t;
+    log(`coordinator holds the whole fleet ${fmtMs(initialSyncMs)} after the simulator started`);
+    // let the start-up traffic (second syncs asked by the coordinator, HOST_ONLINE) settle
+    await new Promise((r) => setTimeout(r, 2000));
+
+    const memory = await coord.memory();
+    log(`memory: rss ${memory.rssMiB.toFixed(0)} MiB, heap used after GC ${memory.heapUsedMiB.toFixed(0)} MiB (gc ${memory.gcMs.toFixed(0)} ms)`);
+
+    await listAllPools(api); // warm-up
+    const listMs: number[] = [];
+    let pages = 0;
+    for (let i = 0; i < LIST_REPS; i++) {
+      const t0 = performance.now();
+      const r = await listAllPools(api);
+      listMs.push(performance.now() - t0);
+      pages = r.pages;
+      if (r.pools !== hosts * POOLS) throw new Error(`ListPools returned ${r.pools} pools, expected ${hosts * POOLS}`);
+    }
+    log(`ListPools, ${pages} pages: p50 ${fmtMs(percentile(listMs, 50))}`);
+
+    const names = await control<string[]>(nc, 'sample', { count: GET_OPS });
+    for (const name of names.slice(0, 50)) await api.getVolume({ name }); // warm-up
+    const getMs: number[] = [];
+    for (const name of names) {
+      const t0 = performance.now();
+      await api.getVolume({ name });
+      getMs.push(performance.now() - t0);
+    }
+    log(`GetVolume: p50 ${fmtMs(percentile(getMs, 50))} p99 ${fmtMs(percentile(getMs, 99))}`);
+
+    const fan = await fanout(address, api, nc, `fanout${hosts}`);
+    log(`fan-out: ${fan.delivered}/${fan.expected} deliveries, ${fan.eventsPerSec.toFixed(0)} events/s, p50 ${fmtMs(percentile(fan.latencyMs, 50))} p99 ${fmtMs(percentile(fan.latencyMs, 99))}`);
+
+    // restart: stop, then start a new coordinator against the same NATS (catalog, host records)
+    await coord.proc!.dispose();
+    const t1 = performance.now();
+    const second = coord.spawn('restart');
+    cleanups.push(() => second.dispose());
+    await waitFor('restarted coordinator to serve', async () => {
+      if (!second.alive) throw new AbortWait(new Error(`coordinator exited\n${second.logTail()}`));
+      await api.listHosts({}, { deadlineMs: 2000 });
+      return true;
+    }, { timeoutMs: SETUP_TIMEOUT_MS, intervalMs: 20 });
+    const servingMs = performance.now() - t1;
+    await waitForFleet(api, hosts, expectedVolumes, second, sim);
+    const completeMs = performance.now() - t1;
+    log(`resync after restart: serving after ${fmtMs(servingMs)}, whole fleet checked by ${fmtMs(completeMs)}`);
+    const memAfter = await coord.memory();
+    await control(nc, 'stop').catch(() => undefined);
+    return {
+      hosts,
+      pools: hosts * POOLS,
+      volumes: expectedVolumes,
+      initialSyncMs,
+      memory,
+      listPagesPerPass: pages,
+      listMs,
+      getMs,
+      fanout: fan,
+      resync: { servingMs, completeMs, memory: memAfter },
+      loadAvg: loadavg(),
+    };
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch((err) => log(`cleanup: ${(err as Error)?.message ?? err}`));
+  }
+}
+
+function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
+  const header = ['figure', ...results.map((r) => `${r.hosts} hosts`), 'goal (500 hosts)'];
+  const row = (name: string, f: (r: SizeResult) => string, goal = ''): string[] => [name, ...results.map(f), goal];
+  const mib = (x: number): string => (x >= 1024 ? `${(x / 1024).toFixed(2)} GiB` : `${x.toFixed(0)} MiB`);
+  const rows = [
+    row('volumes (pools)', (r) => `${r.volumes.toLocaleString('en')} (${r.pools.toLocaleString('en')})`),
+    row('coordinator RSS after full sync', (r) => mib(r.memory.rssMiB), '< 1 GiB'),
+    row('coordinator heap used after GC', (r) => mib(r.memory.heapUsedMiB), '< 1 GiB'),
+    row('coordinator RSS after restart + resync', (r) => mib(r.resync.memory.rssMiB)),
+    row('ListPools whole fleet, all pages, p50', (r) => `${fmtMs(percentile(r.listMs, 50))} (${r.listPagesPerPass} pages)`, '< 50 ms'),
+    row('GetVolume p50 / p99', (r) => `${fmtMs(percentile(r.getMs, 50))} / ${fmtMs(percentile(r.getMs, 99))}`, 'p99 < 5 ms'),
+    row('resync after coordinator restart', (r) => fmtMs(r.resync.servingMs), '< 10 s'),
+    row(`fan-out to ${WATCHERS} watchers: events/s delivered`, (r) => `${r.fanout.eventsPerSec.toFixed(0)} (${r.fanout.delivered}/${r.fanout.expected})`),
+    row('fan-out latency p50 / p99', (r) => `${fmtMs(percentile(r.fanout.latencyMs, 50))} / ${fmtMs(percentile(r.fanout.latencyMs, 99))}`),
+    row('initial sync (simulator start -> all in cache)', (r) => fmtMs(r.initialSyncMs)),
+    row('load average (1 min) at end', (r) => r.loadAvg[0]!.toFixed(1)),
+  ];
+  return { header, rows };
+}
+
+async function main(): Promise<void> {
+  log(`sizes ${SIZES.join(', ')} hosts; ${POOLS} pools x ${VOLUMES} volumes each; fan-out ${WATCHERS} watchers at ${EVENT_RATE} events/s for ${EVENT_SECONDS} s`);
+  const results: SizeResult[] = [];
+  for (const hosts of SIZES) results.push(await runSize(hosts));
+  const { header, rows } = table(results);
+  process.stdout.write(`\n${textTable(header, rows)}\n`);
+  if (env.FLEET_MARKDOWN === '1') process.stdout.write(`\n${markdownTable(header, rows)}\n`);
+  if (env.FLEET_JSON) writeFileSync(env.FLEET_JSON, JSON.stringify(results, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 1));
+}
+
+let exiting = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    if (exiting) return;
+    exiting = true;
+    log(`${signal}: cleaning up`);
+    void runAllCleanups().finally(() => process.exit(130));
+  });
+}
+
+main()
+  .then(() => runAllCleanups())
+  .then(
+    () => process.exit(0),
+    async (err) => {
+      process.stderr.write(`fleet bench failed: ${(err as Error)?.stack ?? err}\n`);
+      await runAllCleanups().catch(() => undefined);
+      process.exit(1);
+    },
+  );
