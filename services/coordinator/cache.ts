@@ -141,9 +141,39 @@ export class FleetCache {
     h.tombstones.delete(volTomb(pool, name));
     if (current) this.unindex(h, current);
     else rt.sorted = undefined;
+    this.compact(volume);
     rt.volumes.set(name, volume);
     this.index(h, volume);
     return true;
+  }
+
+  /** One copy of the strings every volume repeats (host, pool, format ...), shared by all. */
+  private readonly strings = new Map<string, string>();
+
+  private intern(s: string): string {
+    if (s.length === 0 || s.length > 64) return s;
+    const held = this.strings.get(s);
+    if (held !== undefined) return held;
+    this.strings.set(s, s);
+    return s;
+  }
+
+  /**
+   * A decoded volume holds its own copy of every string. A fleet's cache holds a million of
+   * them: sharing the repeated ones (host, pool, format, compat; key = path for files; ctime =
+   * mtime) saves ~190 of ~1,100 heap bytes per volume (bench/fleet). Values are unchanged.
+   */
+  private compact(volume: Volume): void {
+    volume.host = this.intern(volume.host);
+    volume.pool = this.intern(volume.pool);
+    const def = volume.definition;
+    const t = def?.target;
+    if (!def || !t) return;
+    if (def.key === t.path) def.key = t.path;
+    t.format = this.intern(t.format);
+    t.compat = this.intern(t.compat);
+    const ts = t.timestamps;
+    if (ts && ts.ctime === ts.mtime) ts.ctime = ts.mtime;
   }
 
   removeVolume(host: string, pool: string, name: string, revision: bigint): boolean {
