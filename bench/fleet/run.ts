@@ -15,12 +15,13 @@
 //   FLEET_HOSTS=50,100,250,500  fleet sizes (FLEET_QUICK=1: 10,50 and fewer repetitions)
 //   FLEET_POOLS=20 FLEET_VOLUMES=100           per host / per pool
 //   FLEET_LIST_REPS=20 FLEET_GET_OPS=2000      ListPools passes, GetVolume calls
-//   FLEET_WATCHERS=50 FLEET_EVENT_RATE=500 FLEET_EVENT_SECONDS=5
+//   FLEET_WATCHERS=50 FLEET_EVENT_RATE=100,500 (events/s published, one fan-out run each) FLEET_EVENT_SECONDS=5
 //   FLEET_HEARTBEAT_MS=2000 FLEET_HOSTS_PER_CONN=50
 //   FLEET_PROFILE_DIR=DIR   coordinator runs with --cpu-prof (and FLEET_HEAP_PROF=1: --heap-prof) into DIR
+//   FLEET_LOG_DIR=DIR       keep the restarted coordinator's log (FLEET_CISTERN_LOG_LEVEL=info for timings)
 //   FLEET_JSON=FILE         every figure as JSON;  FLEET_MARKDOWN=1  the table as Markdown too
 import { credentials, type ClientReadableStream } from '@grpc/grpc-js';
-import { readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -61,7 +62,7 @@ const VOLUMES = num('FLEET_VOLUMES', 100);
 const LIST_REPS = num('FLEET_LIST_REPS', quick ? 5 : 20);
 const GET_OPS = num('FLEET_GET_OPS', quick ? 500 : 2000);
 const WATCHERS = num('FLEET_WATCHERS', 50);
-const EVENT_RATE = num('FLEET_EVENT_RATE', 500);
+const EVENT_RATES = (env.FLEET_EVENT_RATE ?? '100,500').split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
 const EVENT_SECONDS = num('FLEET_EVENT_SECONDS', quick ? 3 : 5);
 const HEARTBEAT_MS = num('FLEET_HEARTBEAT_MS', 2000);
 const HOSTS_PER_CONN = num('FLEET_HOSTS_PER_CONN', 50);
@@ -69,6 +70,8 @@ const PROFILE_DIR = env.FLEET_PROFILE_DIR ? resolve(env.FLEET_PROFILE_DIR) : und
 const SIM_ENTRY = join(distDir, 'bench', 'fleet', 'sim-agent.js');
 const PROBE_ENTRY = join(distDir, 'bench', 'fleet', 'mem-probe.js');
 const SETUP_TIMEOUT_MS = 600_000;
+/** FLEET_ONLY=list,get,fanout,resync: the phases to run (memory always); default all. */
+const ONLY = new Set((env.FLEET_ONLY ?? 'list,get,fanout,resync').split(',').map((s) => s.trim()));
 
 function log(msg: string): void {
   process.stderr.write(`[fleet ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -83,6 +86,17 @@ interface Memory {
   gcMs: number;
 }
 
+export interface FanoutResult {
+  cpuSeconds?: Record<string, number>;
+  watchers: number;
+  published: number;
+  delivered: number;
+  expected: number;
+  eventsPerSec: number;
+  latencyMs: number[];
+  offeredRate: number;
+}
+
 export interface SizeResult {
   hosts: number;
   pools: number;
@@ -92,7 +106,7 @@ export interface SizeResult {
   listPagesPerPass: number;
   listMs: number[];
   getMs: number[];
-  fanout: { watchers: number; published: number; delivered: number; expected: number; eventsPerSec: number; latencyMs: number[]; offeredRate: number };
+  fanout: FanoutResult[];
   resync: { servingMs: number; completeMs: number; memory: Memory };
   loadAvg: number[];
 }
@@ -215,7 +229,18 @@ async function seedCatalog(nc: NatsConnection, hosts: number): Promise<void> {
 }
 
 /** W watchers, each on its own connection, positioned at the stream's end; counts events tagged `tag`. */
-async function fanout(address: string, api: StorageApi, nc: NatsConnection, tag: string): Promise<SizeResult['fanout']> {
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return Number.NaN;
+  }
+}
+
+async function fanout(address: string, api: StorageApi, nc: NatsConnection, tag: string, rate: number, pids: Record<string, number>): Promise<FanoutResult> {
   const clients: StorageServiceClient[] = [];
   const calls: ClientReadableStream<Event>[] = [];
   const latencies: number[] = [];
@@ -245,14 +270,20 @@ async function fanout(address: string, api: StorageApi, nc: NatsConnection, tag:
       }),
     );
     void api;
+    const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+    const self0 = process.cpuUsage();
     const t0 = performance.timeOrigin + performance.now();
-    const churn = await control<{ published: number; lastSequence: string; ms: number }>(nc, 'churn', { rate: EVENT_RATE, seconds: EVENT_SECONDS, tag }, 600_000);
+    const churn = await control<{ published: number; lastSequence: string; ms: number }>(nc, 'churn', { rate, seconds: EVENT_SECONDS, tag }, 600_000);
     const expected = churn.published * WATCHERS;
     await waitFor('every watcher to receive every event', () => delivered >= expected, { timeoutMs: 120_000, intervalMs: 50 }).catch(() => {
       log(`fan-out: ${delivered} of ${expected} deliveries after 120 s (min per watcher ${Math.min(...perWatcher)})`);
     });
     const seconds = ((lastDelivery || performance.timeOrigin + performance.now()) - t0) / 1000;
-    return { watchers: WATCHERS, published: churn.published, delivered, expected, eventsPerSec: delivered / seconds, latencyMs: latencies, offeredRate: EVENT_RATE };
+    const self = process.cpuUsage(self0);
+    const cpu = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, +(cpuSeconds(pid) - cpu0[k]!).toFixed(2)]));
+    cpu.benchClient = +((self.user + self.system) / 1e6).toFixed(2);
+    log(`fan-out CPU seconds over ${seconds.toFixed(1)} s: ${JSON.stringify(cpu)}`);
+    return { cpuSeconds: cpu, watchers: WATCHERS, published: churn.published, delivered, expected, eventsPerSec: delivered / seconds, latencyMs: latencies, offeredRate: rate };
   } finally {
     for (const c of calls) c.cancel();
     for (const c of clients) c.close();
@@ -320,10 +351,10 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const memory = await coord.memory();
     log(`memory: rss ${memory.rssMiB.toFixed(0)} MiB, heap used after GC ${memory.heapUsedMiB.toFixed(0)} MiB (gc ${memory.gcMs.toFixed(0)} ms)`);
 
-    await listAllPools(api); // warm-up
     const listMs: number[] = [];
     let pages = 0;
-    for (let i = 0; i < LIST_REPS; i++) {
+    if (ONLY.has('list')) await listAllPools(api); // warm-up
+    for (let i = 0; ONLY.has('list') && i < LIST_REPS; i++) {
       const t0 = performance.now();
       const r = await listAllPools(api);
       listMs.push(performance.now() - t0);
@@ -332,7 +363,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     }
     log(`ListPools, ${pages} pages: p50 ${fmtMs(percentile(listMs, 50))}`);
 
-    const names = await control<string[]>(nc, 'sample', { count: GET_OPS });
+    const names = ONLY.has('get') ? await control<string[]>(nc, 'sample', { count: GET_OPS }) : [];
     for (const name of names.slice(0, 50)) await api.getVolume({ name }); // warm-up
     const getMs: number[] = [];
     for (const name of names) {
@@ -342,10 +373,19 @@ async function runSize(hosts: number): Promise<SizeResult> {
     }
     log(`GetVolume: p50 ${fmtMs(percentile(getMs, 50))} p99 ${fmtMs(percentile(getMs, 99))}`);
 
-    const fan = await fanout(address, api, nc, `fanout${hosts}`);
-    log(`fan-out: ${fan.delivered}/${fan.expected} deliveries, ${fan.eventsPerSec.toFixed(0)} events/s, p50 ${fmtMs(percentile(fan.latencyMs, 50))} p99 ${fmtMs(percentile(fan.latencyMs, 99))}`);
+    const fan: FanoutResult[] = [];
+    for (const rate of ONLY.has('fanout') ? EVENT_RATES : []) {
+      const f = await fanout(address, api, nc, `fanout${hosts}r${rate}`, rate, { coordinator: coord.proc!.pid, natsServer: nats.process.pid, simulator: sim.pid });
+      fan.push(f);
+      log(`fan-out at ${rate}/s: ${f.delivered}/${f.expected} deliveries, ${f.eventsPerSec.toFixed(0)} events/s, p50 ${fmtMs(percentile(f.latencyMs, 50))} p99 ${fmtMs(percentile(f.latencyMs, 99))}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
 
     // restart: stop, then start a new coordinator against the same NATS (catalog, host records)
+    if (!ONLY.has('resync')) {
+      await control(nc, 'stop').catch(() => undefined);
+      return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, getMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
+    }
     await coord.proc!.dispose();
     const t1 = performance.now();
     const second = coord.spawn('restart');
@@ -360,6 +400,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const completeMs = performance.now() - t1;
     log(`resync after restart: serving after ${fmtMs(servingMs)}, whole fleet checked by ${fmtMs(completeMs)}`);
     const memAfter = await coord.memory();
+    if (env.FLEET_LOG_DIR) copyFileSync(second.logFile, join(env.FLEET_LOG_DIR, `coordinator-restart-${hosts}.log`));
     await control(nc, 'stop').catch(() => undefined);
     return {
       hosts,
@@ -391,8 +432,10 @@ function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
     row('ListPools whole fleet, all pages, p50', (r) => `${fmtMs(percentile(r.listMs, 50))} (${r.listPagesPerPass} pages)`, '< 50 ms'),
     row('GetVolume p50 / p99', (r) => `${fmtMs(percentile(r.getMs, 50))} / ${fmtMs(percentile(r.getMs, 99))}`, 'p99 < 5 ms'),
     row('resync after coordinator restart', (r) => fmtMs(r.resync.servingMs), '< 10 s'),
-    row(`fan-out to ${WATCHERS} watchers: events/s delivered`, (r) => `${r.fanout.eventsPerSec.toFixed(0)} (${r.fanout.delivered}/${r.fanout.expected})`),
-    row('fan-out latency p50 / p99', (r) => `${fmtMs(percentile(r.fanout.latencyMs, 50))} / ${fmtMs(percentile(r.fanout.latencyMs, 99))}`),
+    ...EVENT_RATES.flatMap((rate, i) => [
+      row(`fan-out, ${rate} events/s x ${WATCHERS} watchers: delivered/s`, (r) => (r.fanout[i] ? `${r.fanout[i]!.eventsPerSec.toFixed(0)} (${r.fanout[i]!.delivered}/${r.fanout[i]!.expected})` : 'n/a')),
+      row(`fan-out, ${rate} events/s: latency p50 / p99`, (r) => (r.fanout[i] ? `${fmtMs(percentile(r.fanout[i]!.latencyMs, 50))} / ${fmtMs(percentile(r.fanout[i]!.latencyMs, 99))}` : 'n/a')),
+    ]),
     row('initial sync (simulator start -> all in cache)', (r) => fmtMs(r.initialSyncMs)),
     row('load average (1 min) at end', (r) => r.loadAvg[0]!.toFixed(1)),
   ];
@@ -400,7 +443,7 @@ function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
 }
 
 async function main(): Promise<void> {
-  log(`sizes ${SIZES.join(', ')} hosts; ${POOLS} pools x ${VOLUMES} volumes each; fan-out ${WATCHERS} watchers at ${EVENT_RATE} events/s for ${EVENT_SECONDS} s`);
+  log(`sizes ${SIZES.join(', ')} hosts; ${POOLS} pools x ${VOLUMES} volumes each; fan-out ${WATCHERS} watchers at ${EVENT_RATES.join(' and ')} events/s for ${EVENT_SECONDS} s`);
   const results: SizeResult[] = [];
   for (const hosts of SIZES) results.push(await runSize(hosts));
   const { header, rows } = table(results);
