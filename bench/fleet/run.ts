@@ -17,13 +17,15 @@
 //   FLEET_LIST_REPS=20 FLEET_GET_OPS=2000      ListPools passes, GetVolume calls
 //   FLEET_WATCHERS=50 FLEET_EVENT_RATE=100,500 (events/s published, one fan-out run each) FLEET_EVENT_SECONDS=5
 //   FLEET_HEARTBEAT_MS=2000 FLEET_HOSTS_PER_CONN=50
+//   FLEET_START_BATCH=25 FLEET_START_INTERVAL_MS=2000   hosts come up 25 at a time (0 = all at once)
+//   FLEET_RESYNC_TIMEOUT_MS=120000  give up waiting for the restarted coordinator after this
 //   FLEET_PROFILE_DIR=DIR   coordinator runs with --cpu-prof (and FLEET_HEAP_PROF=1: --heap-prof) into DIR
 //   FLEET_LOG_DIR=DIR       keep the restarted coordinator's log (FLEET_CISTERN_LOG_LEVEL=info for timings)
 //   FLEET_JSON=FILE         every figure as JSON;  FLEET_MARKDOWN=1  the table as Markdown too
 import { credentials, type ClientReadableStream } from '@grpc/grpc-js';
-import { copyFileSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus } from '../../libs/bus/connect.js';
@@ -70,6 +72,9 @@ const PROFILE_DIR = env.FLEET_PROFILE_DIR ? resolve(env.FLEET_PROFILE_DIR) : und
 const SIM_ENTRY = join(distDir, 'bench', 'fleet', 'sim-agent.js');
 const PROBE_ENTRY = join(distDir, 'bench', 'fleet', 'mem-probe.js');
 const SETUP_TIMEOUT_MS = 600_000;
+const RESYNC_TIMEOUT_MS = num('FLEET_RESYNC_TIMEOUT_MS', 120_000);
+const START_BATCH = num('FLEET_START_BATCH', 25);
+const START_INTERVAL_MS = num('FLEET_START_INTERVAL_MS', 2000);
 /** FLEET_ONLY=list,get,fanout,resync: the phases to run (memory always); default all. */
 const ONLY = new Set((env.FLEET_ONLY ?? 'list,get,fanout,resync').split(',').map((s) => s.trim()));
 
@@ -107,11 +112,18 @@ export interface SizeResult {
   listMs: number[];
   getMs: number[];
   fanout: FanoutResult[];
-  resync: { servingMs: number; completeMs: number; memory: Memory };
+  resync: { servingMs: number; completeMs: number; memory: Memory; failure?: string; offline?: number; askedAgain?: number; online?: number; volumesSeen?: number };
+  error?: string;
   loadAvg: number[];
 }
 
 const MiB = 1024 * 1024;
+
+/** Directories this run made: removed at exit too (the harness's own signal handler exits at once). */
+const ownDirs = new Set<string>();
+process.on('exit', () => {
+  for (const d of ownDirs) rmSync(d, { recursive: true, force: true });
+});
 
 /** The coordinator of this run, started (and restarted) with the memory probe and optional profiling. */
 class Coordinator {
@@ -151,6 +163,7 @@ class Coordinator {
       ],
       env: { CISTERN_LOG_LEVEL: env.FLEET_CISTERN_LOG_LEVEL ?? 'warn', FLEET_MEM_FILE: this.memFile },
     });
+    ownDirs.add(dirname(this.proc.logFile));
     return this.proc;
   }
 
@@ -198,15 +211,15 @@ async function listAllPools(api: StorageApi): Promise<{ pages: number; pools: nu
   return { pages, pools, volumes };
 }
 
-async function waitForFleet(api: StorageApi, hosts: number, volumes: number, proc: ServiceProcess, sim: ServiceProcess): Promise<void> {
+async function waitForFleet(api: StorageApi, hosts: number, volumes: number, proc: ServiceProcess, sim: ServiceProcess, timeoutMs = SETUP_TIMEOUT_MS): Promise<void> {
   await waitFor(`${hosts} hosts online`, async () => {
     if (!proc.alive) throw new AbortWait(new Error(`coordinator exited\n${proc.logTail()}`));
     if (!sim.alive) throw new AbortWait(new Error(`simulator exited\n${sim.logTail()}`));
     const { hosts: list } = await api.listHosts({}, { deadlineMs: 30_000 });
     return list.filter((h) => h.online).length >= hosts;
-  }, { timeoutMs: SETUP_TIMEOUT_MS, intervalMs: 500 });
+  }, { timeoutMs, intervalMs: 500 });
   await waitFor(`${volumes} volumes in the coordinator`, async () => (await listAllPools(api)).volumes === volumes, {
-    timeoutMs: SETUP_TIMEOUT_MS,
+    timeoutMs,
     intervalMs: 500,
   });
 }
@@ -295,10 +308,12 @@ async function runSize(hosts: number): Promise<SizeResult> {
   log(`--- ${hosts} hosts x ${POOLS} pools x ${VOLUMES} volumes = ${expectedVolumes} volumes`);
   const cleanups: Array<() => Promise<unknown>> = [];
   const tmp = makeTempDir('cistern-fleet-');
+  ownDirs.add(tmp.path);
   cleanups.push(() => tmp.remove());
   let nats: NatsServer | undefined;
   try {
     nats = await startNats();
+    ownDirs.add(dirname(nats.storeDir)).add(dirname(nats.process.logFile));
     const n = nats;
     cleanups.push(() => n.stop());
     const address = `127.0.0.1:${await freePort()}`;
@@ -334,8 +349,11 @@ async function runSize(hosts: number): Promise<SizeResult> {
         '--heartbeat-ms', String(HEARTBEAT_MS),
         '--hosts-per-connection', String(HOSTS_PER_CONN),
         '--control-id', 'fleet',
+        '--start-batch', String(START_BATCH),
+        '--start-interval-ms', String(START_INTERVAL_MS),
       ],
     });
+    ownDirs.add(dirname(sim.logFile));
     cleanups.push(() => sim.dispose());
     await waitFor('simulated fleet ready', () => {
       if (!sim.alive) throw new AbortWait(new Error(`simulator exited\n${sim.logTail()}`));
@@ -390,15 +408,31 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const t1 = performance.now();
     const second = coord.spawn('restart');
     cleanups.push(() => second.dispose());
-    await waitFor('restarted coordinator to serve', async () => {
-      if (!second.alive) throw new AbortWait(new Error(`coordinator exited\n${second.logTail()}`));
-      await api.listHosts({}, { deadlineMs: 2000 });
-      return true;
-    }, { timeoutMs: SETUP_TIMEOUT_MS, intervalMs: 20 });
-    const servingMs = performance.now() - t1;
-    await waitForFleet(api, hosts, expectedVolumes, second, sim);
-    const completeMs = performance.now() - t1;
-    log(`resync after restart: serving after ${fmtMs(servingMs)}, whole fleet checked by ${fmtMs(completeMs)}`);
+    let servingMs = Number.NaN;
+    let completeMs = Number.NaN;
+    let failure: string | undefined;
+    try {
+      await waitFor('restarted coordinator to serve', async () => {
+        if (!second.alive) throw new AbortWait(new Error(`coordinator exited\n${second.logTail()}`));
+        await api.listHosts({}, { deadlineMs: 2000 });
+        return true;
+      }, { timeoutMs: RESYNC_TIMEOUT_MS, intervalMs: 20 });
+      servingMs = performance.now() - t1;
+      await waitForFleet(api, hosts, expectedVolumes, second, sim, RESYNC_TIMEOUT_MS - servingMs);
+      completeMs = performance.now() - t1;
+    } catch (err) {
+      failure = (err as Error).message.split('\n')[0]!;
+    }
+    // what the restarted coordinator said about the fleet meanwhile (warn lines)
+    const said = (m: string): number => second.logs().split(m).length - 1;
+    const flaps = { offline: said('host offline: heartbeats stopped'), askedAgain: said('no full sync from a host that heartbeats; asking again') };
+    const seen = await listAllPools(api).catch(() => ({ volumes: -1 }));
+    const online = (await api.listHosts({}, { deadlineMs: 30_000 }).catch(() => ({ hosts: [] }))).hosts.filter((h) => h.online).length;
+    log(
+      `resync after restart: serving after ${fmtMs(servingMs)}, whole fleet in the cache by ${fmtMs(completeMs)}` +
+        `${failure ? ` (NOT converged in ${fmtMs(RESYNC_TIMEOUT_MS)}: ${failure})` : ''}; ${online}/${hosts} online, ${seen.volumes}/${expectedVolumes} volumes; ` +
+        `coordinator log: ${flaps.offline} x host offline, ${flaps.askedAgain} x sync asked again`,
+    );
     const memAfter = await coord.memory();
     if (env.FLEET_LOG_DIR) copyFileSync(second.logFile, join(env.FLEET_LOG_DIR, `coordinator-restart-${hosts}.log`));
     await control(nc, 'stop').catch(() => undefined);
@@ -412,7 +446,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
       listMs,
       getMs,
       fanout: fan,
-      resync: { servingMs, completeMs, memory: memAfter },
+      resync: { servingMs, completeMs, memory: memAfter, failure, ...flaps, online, volumesSeen: seen.volumes },
       loadAvg: loadavg(),
     };
   } finally {
@@ -431,7 +465,9 @@ function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
     row('coordinator RSS after restart + resync', (r) => mib(r.resync.memory.rssMiB)),
     row('ListPools whole fleet, all pages, p50', (r) => `${fmtMs(percentile(r.listMs, 50))} (${r.listPagesPerPass} pages)`, '< 50 ms'),
     row('GetVolume p50 / p99', (r) => `${fmtMs(percentile(r.getMs, 50))} / ${fmtMs(percentile(r.getMs, 99))}`, 'p99 < 5 ms'),
-    row('resync after coordinator restart', (r) => fmtMs(r.resync.servingMs), '< 10 s'),
+    row('resync after coordinator restart (serving, whole fleet cached)', (r) =>
+      r.resync.failure ? `NOT converged in ${fmtMs(RESYNC_TIMEOUT_MS)} (${r.resync.online}/${r.hosts} online, ${r.resync.volumesSeen} volumes)` : fmtMs(r.resync.completeMs), '< 10 s'),
+    row('  during it: hosts marked offline / syncs asked again', (r) => `${r.resync.offline ?? 0} / ${r.resync.askedAgain ?? 0}`),
     ...EVENT_RATES.flatMap((rate, i) => [
       row(`fan-out, ${rate} events/s x ${WATCHERS} watchers: delivered/s`, (r) => (r.fanout[i] ? `${r.fanout[i]!.eventsPerSec.toFixed(0)} (${r.fanout[i]!.delivered}/${r.fanout[i]!.expected})` : 'n/a')),
       row(`fan-out, ${rate} events/s: latency p50 / p99`, (r) => (r.fanout[i] ? `${fmtMs(percentile(r.fanout[i]!.latencyMs, 50))} / ${fmtMs(percentile(r.fanout[i]!.latencyMs, 99))}` : 'n/a')),
@@ -445,7 +481,14 @@ function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
 async function main(): Promise<void> {
   log(`sizes ${SIZES.join(', ')} hosts; ${POOLS} pools x ${VOLUMES} volumes each; fan-out ${WATCHERS} watchers at ${EVENT_RATES.join(' and ')} events/s for ${EVENT_SECONDS} s`);
   const results: SizeResult[] = [];
-  for (const hosts of SIZES) results.push(await runSize(hosts));
+  for (const hosts of SIZES) {
+    try {
+      results.push(await runSize(hosts));
+    } catch (err) {
+      log(`${hosts} hosts failed: ${(err as Error)?.stack ?? err}`);
+      process.exitCode = 1;
+    }
+  }
   const { header, rows } = table(results);
   process.stdout.write(`\n${textTable(header, rows)}\n`);
   if (env.FLEET_MARKDOWN === '1') process.stdout.write(`\n${markdownTable(header, rows)}\n`);
@@ -465,7 +508,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 main()
   .then(() => runAllCleanups())
   .then(
-    () => process.exit(0),
+    () => process.exit(process.exitCode ?? 0),
     async (err) => {
       process.stderr.write(`fleet bench failed: ${(err as Error)?.stack ?? err}\n`);
       await runAllCleanups().catch(() => undefined);

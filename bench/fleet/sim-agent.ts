@@ -23,6 +23,7 @@
 //
 // Run: node dist/bench/fleet/sim-agent.js --nats URL --hosts N [--pools 20] [--volumes 100]
 //      [--prefix sim] [--heartbeat-ms 2000] [--hosts-per-connection 50] [--control-id ID]
+//      [--start-batch HOSTS --start-interval-ms MS]   (bring the fleet up in batches)
 // Controlled over NATS (request/reply, JSON): benchfleet.<id>.status | churn | sample | stop.
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -440,6 +441,9 @@ export interface FleetOptions {
   prefix: string;
   heartbeatMs: number;
   hostsPerConnection: number;
+  /** Hosts started together, and the pause between batches (a fleet does not boot in one millisecond). */
+  startBatch?: number;
+  startIntervalMs?: number;
   log?: Logger;
 }
 
@@ -498,17 +502,22 @@ export class SimFleet {
         })();
         await nc.flush();
       }
-      // heartbeats spread over the interval, as independent machines would send them
-      for (const group of fleet.groups) {
-        for (const host of group.hosts) {
+      // hosts come up in batches (startBatch every startIntervalMs; default all at once), each
+      // with its first heartbeat and full sync; heartbeats then spread over the interval
+      const batch = options.startBatch && options.startBatch > 0 ? options.startBatch : options.hosts;
+      const all = fleet.groups.flatMap((group) => group.hosts.map((host) => ({ group, host })));
+      for (let b = 0; b < all.length; b += batch) {
+        if (b > 0) await new Promise((r) => setTimeout(r, options.startIntervalMs ?? 0));
+        for (const { group, host } of all.slice(b, b + batch)) {
           const hb = new HeartbeatSender(group.nc, host.id, host.bootId, options.heartbeatMs, () => host.hostInfo(), log);
           fleet.heartbeats.push(hb);
+          hb.beat();
           const t = setTimeout(() => hb.start(), Math.floor(Math.random() * options.heartbeatMs));
           fleet.timers.push(t);
+          fleet.sync(group, [host]);
         }
+        await Promise.all(fleet.groups.map((g) => g.nc.flush()));
       }
-      for (const group of fleet.groups) fleet.sync(group, group.hosts);
-      await Promise.all(fleet.groups.map((g) => g.nc.flush()));
       return fleet;
     } catch (err) {
       await fleet.stop();
@@ -609,6 +618,8 @@ function parseArgs(argv: string[]): FleetOptions & { controlId: string } {
     prefix: get('--prefix', 'sim'),
     heartbeatMs: int('--heartbeat-ms', 2000),
     hostsPerConnection: Math.max(1, int('--hosts-per-connection', 50)),
+    startBatch: int('--start-batch', 0),
+    startIntervalMs: int('--start-interval-ms', 0),
     controlId: get('--control-id', 'default'),
   };
 }
