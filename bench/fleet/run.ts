@@ -18,6 +18,8 @@
 //   FLEET_WATCHERS=50 FLEET_EVENT_RATE=100,500 (events/s published, one fan-out run each) FLEET_EVENT_SECONDS=5
 //   FLEET_HEARTBEAT_MS=2000 FLEET_HOSTS_PER_CONN=50
 //   FLEET_START_BATCH=25 FLEET_START_INTERVAL_MS=2000   hosts come up 25 at a time (0 = all at once)
+//   FLEET_SYNC_FIRST=1   new hosts send their first sync before their first heartbeat (0: the agent's
+//                        order, heartbeat first: the coordinator republishes every volume of a new host)
 //   FLEET_RESYNC_TIMEOUT_MS=120000  give up waiting for the restarted coordinator after this
 //   FLEET_PROFILE_DIR=DIR   coordinator runs with --cpu-prof (and FLEET_HEAP_PROF=1: --heap-prof) into DIR
 //   FLEET_LOG_DIR=DIR       keep the restarted coordinator's log (FLEET_CISTERN_LOG_LEVEL=info for timings)
@@ -351,6 +353,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
         '--control-id', 'fleet',
         '--start-batch', String(START_BATCH),
         '--start-interval-ms', String(START_INTERVAL_MS),
+        ...(env.FLEET_SYNC_FIRST === '0' ? [] : ['--sync-first']),
       ],
     });
     ownDirs.add(dirname(sim.logFile));

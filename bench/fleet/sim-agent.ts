@@ -24,6 +24,7 @@
 // Run: node dist/bench/fleet/sim-agent.js --nats URL --hosts N [--pools 20] [--volumes 100]
 //      [--prefix sim] [--heartbeat-ms 2000] [--hosts-per-connection 50] [--control-id ID]
 //      [--start-batch HOSTS --start-interval-ms MS]   (bring the fleet up in batches)
+//      [--sync-first]   (first sync before the first heartbeat: no reconcile events for new hosts)
 // Controlled over NATS (request/reply, JSON): benchfleet.<id>.status | churn | sample | stop.
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -444,6 +445,8 @@ export interface FleetOptions {
   /** Hosts started together, and the pause between batches (a fleet does not boot in one millisecond). */
   startBatch?: number;
   startIntervalMs?: number;
+  /** First full sync before the first heartbeat (a fleet the coordinator already holds); default: heartbeat first, as the agent. */
+  syncFirst?: boolean;
   log?: Logger;
 }
 
@@ -467,6 +470,17 @@ export class SimFleet {
   static async start(options: FleetOptions): Promise<SimFleet> {
     const fleet = new SimFleet(options);
     const log = options.log ?? silentLogger;
+    // every host's state first, before any connection is open: a connection whose process is
+    // busy for seconds misses its pings and is dropped as stale
+    const sinks: Array<{ target: EventSink | undefined }> = [];
+    const built: SimHost[] = [];
+    for (let i = 0; i < options.hosts; i++) {
+      const sink = { target: undefined as EventSink | undefined };
+      sinks.push(sink);
+      const events: EventSink = { publish: (e) => sink.target!.publish(e), flush: () => sink.target!.flush() };
+      built.push(new SimHost({ index: i, prefix: options.prefix, pools: options.pools, volumes: options.volumes, events, log }));
+      if (i % 10 === 9) await new Promise((r) => setImmediate(r));
+    }
     try {
       for (let g = 0; g * options.hostsPerConnection < options.hosts; g++) {
         const nc = await connectBus({ servers: options.natsUrl, name: `cistern-sim-agents-${g}` });
@@ -475,7 +489,8 @@ export class SimFleet {
         fleet.groups.push(group);
         const end = Math.min(options.hosts, (g + 1) * options.hostsPerConnection);
         for (let i = g * options.hostsPerConnection; i < end; i++) {
-          const host = new SimHost({ index: i, prefix: options.prefix, pools: options.pools, volumes: options.volumes, events: group.events, log });
+          const host = built[i]!;
+          sinks[i]!.target = group.events;
           group.hosts.push(host);
           fleet.hosts.push(host);
           fleet.subs.push(
@@ -511,10 +526,14 @@ export class SimFleet {
         for (const { group, host } of all.slice(b, b + batch)) {
           const hb = new HeartbeatSender(group.nc, host.id, host.bootId, options.heartbeatMs, () => host.hostInfo(), log);
           fleet.heartbeats.push(hb);
+          // the real agent beats first, then syncs: to a coordinator that never saw the host, the
+          // sync then comes from a "returning" host and every volume is republished as an event
+          if (options.syncFirst) fleet.sync(group, [host]);
           hb.beat();
           const t = setTimeout(() => hb.start(), Math.floor(Math.random() * options.heartbeatMs));
           fleet.timers.push(t);
-          fleet.sync(group, [host]);
+          if (!options.syncFirst) fleet.sync(group, [host]);
+          await new Promise((r) => setImmediate(r));
         }
         await Promise.all(fleet.groups.map((g) => g.nc.flush()));
       }
@@ -620,6 +639,7 @@ function parseArgs(argv: string[]): FleetOptions & { controlId: string } {
     hostsPerConnection: Math.max(1, int('--hosts-per-connection', 50)),
     startBatch: int('--start-batch', 0),
     startIntervalMs: int('--start-interval-ms', 0),
+    syncFirst: argv.includes('--sync-first'),
     controlId: get('--control-id', 'default'),
   };
 }
@@ -670,7 +690,8 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
   main().catch((err) => {
-    process.stderr.write(`sim-agent: ${(err as Error)?.stack ?? err}\n`);
+    const e = err as Error & { code?: string; cause?: unknown };
+    process.stderr.write(`sim-agent: ${e?.name} ${e?.message} ${e?.code ?? ''} ${String(e?.cause ?? '')}\n${e?.stack ?? err}\n`);
     process.exit(1);
   });
 }
