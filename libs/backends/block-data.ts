@@ -15,21 +15,10 @@ import {
 } from '../errors/errors.js';
 import { checkSize, printable } from '../api/names.js';
 import type { BackendContext } from './backend.js';
-import { fsError, scrubArgv } from './dir.js';
+import { fsError, scrubArgv, WIPE_ALGORITHMS } from './dir.js';
 
 export const BLOCK_IO_CHUNK = 1024 * 1024;
 const ZERO = Buffer.alloc(BLOCK_IO_CHUNK);
-
-const SCRUB_ALGORITHMS: Record<number, string> = {
-  [WipeAlgorithm.WIPE_ALGORITHM_NNSA]: 'nnsa',
-  [WipeAlgorithm.WIPE_ALGORITHM_DOD]: 'dod',
-  [WipeAlgorithm.WIPE_ALGORITHM_BSI]: 'bsi',
-  [WipeAlgorithm.WIPE_ALGORITHM_GUTMANN]: 'gutmann',
-  [WipeAlgorithm.WIPE_ALGORITHM_SCHNEIER]: 'schneier',
-  [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER7]: 'pfitzner7',
-  [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER33]: 'pfitzner33',
-  [WipeAlgorithm.WIPE_ALGORITHM_RANDOM]: 'random',
-};
 
 function checkAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new CancelledError(`${what} cancelled`);
@@ -80,8 +69,8 @@ async function writeFully(fh: FileHandle, buf: Buffer, length: number, position:
 export async function wipeBlock(ctx: BackendContext, path: string, algorithm: WipeAlgorithm, scrub = 'scrub'): Promise<void> {
   if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) throw new UnimplementedError("wipe algorithm 'trim' is not supported");
   if (algorithm !== WipeAlgorithm.WIPE_ALGORITHM_ZERO) {
-    const alg = SCRUB_ALGORITHMS[algorithm];
-    if (!alg) throw new InvalidArgumentError('algorithm', `unsupported wipe algorithm ${algorithm}; allowed: zero, ${Object.values(SCRUB_ALGORITHMS).join(', ')}`);
+    const alg = WIPE_ALGORITHMS[algorithm];
+    if (!alg) throw new InvalidArgumentError('algorithm', `unsupported wipe algorithm ${algorithm}; allowed: ${Object.values(WIPE_ALGORITHMS).join(', ')}`);
     try {
       await ctx.runner.run(scrubArgv(alg, path, scrub), { signal: ctx.signal, timeoutMs: 0 });
     } catch (err) {

@@ -79,7 +79,8 @@ export const INPROCESS_ALLOCATE_LIMIT = 64 * 1024 * 1024;
 const BTRFS_SUPER_MAGIC = 0x9123683en;
 const ZERO = Buffer.alloc(IO_CHUNK);
 
-const WIPE_ALGORITHMS: Record<number, string> = {
+/** libvirt's wipe algorithms by their names; all but zero run `scrub -p NAME`. Shared with block volumes. */
+export const WIPE_ALGORITHMS: Readonly<Record<number, string>> = {
   [WipeAlgorithm.WIPE_ALGORITHM_ZERO]: 'zero',
   [WipeAlgorithm.WIPE_ALGORITHM_NNSA]: 'nnsa',
   [WipeAlgorithm.WIPE_ALGORITHM_DOD]: 'dod',
