@@ -28,6 +28,44 @@ import { deletedReply, volumeReply } from './reply.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
+/** What a handler for one existing volume works on, resolved and checked. */
+interface VolumeTarget {
+  def: ReturnType<typeof requestPool>;
+  name: string;
+  pool: PoolEntry;
+  backend: StorageBackend;
+  vol: VolumeEntry;
+  actor: Actor;
+}
+
+/**
+ * Resolves the volume an operation names, refuses what the pool type cannot do before
+ * anything runs, and runs `body` holding the volume's exclusive lock.
+ */
+async function withExistingVolume(
+  ctx: AgentContext,
+  request: AgentRequest,
+  resource: string,
+  operation: Parameters<typeof requireOperation>[1],
+  what: string,
+  lock: string,
+  body: (t: VolumeTarget) => Promise<AgentReply>,
+): Promise<AgentReply> {
+  const def = requestPool(request);
+  const name = volumeOfResource(ctx, resource, def.name, 'name');
+  const pool = activePool(ctx, def.name);
+  const backend = backendFor(ctx, pool.definition.type);
+  requireOperation(backend, operation, what);
+  const vol = existingVolume(pool, name);
+  const actor = actorOf(request);
+  const release = ctx.locks.acquireVolume(def.name, name, lock);
+  try {
+    return await body({ def, name, pool, backend, vol, actor });
+  } finally {
+    release();
+  }
+}
+
 /**
  * After a volume changed: re-read it, take the pool's new sizes, store both with new
  * revisions and publish `kind` carrying the volume and the pool. Returns the volume.
@@ -198,15 +236,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
 }
 
 export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'deleteVolume'>): Promise<AgentReply> {
-  const def = requestPool(request);
-  const name = volumeOfResource(ctx, op.name, def.name, 'name');
-  const pool = activePool(ctx, def.name);
-  const backend = backendFor(ctx, pool.definition.type);
-  requireOperation(backend, 'deleteVol', 'deleting a volume');
-  const vol = existingVolume(pool, name);
-  const actor = actorOf(request);
-  const release = ctx.locks.acquireVolume(def.name, name, 'delete');
-  try {
+  return withExistingVolume(ctx, request, op.name, 'deleteVol', 'deleting a volume', 'delete', async ({ def, name, pool, backend, vol, actor }) => {
     const pc = poolContext(ctx, pool.definition, actor);
     await backend.deleteVol!(pc, vol.definition);
     const last = ctx.state.deleteVolume(pool, name)!;
@@ -220,29 +250,17 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
     ctx.log.info('volume deleted', { pool: def.name, volume: name, principal: actor.principal, requestId: actor.requestId });
     // after a rescan the reply does not hold every change: the coordinator waits for the events
     return deletedReply(removed, poolState, await flushEvents(ctx), !rescan);
-  } finally {
-    release();
-  }
+  });
 }
 
 export async function wipeVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'wipeVolume'>): Promise<AgentReply> {
-  const def = requestPool(request);
-  const name = volumeOfResource(ctx, op.name, def.name, 'name');
-  const pool = activePool(ctx, def.name);
-  const backend = backendFor(ctx, pool.definition.type);
-  requireOperation(backend, 'wipeVol', 'wiping a volume');
-  const vol = existingVolume(pool, name);
-  const actor = actorOf(request);
-  const release = ctx.locks.acquireVolume(def.name, name, 'wipe');
-  try {
+  return withExistingVolume(ctx, request, op.name, 'wipeVol', 'wiping a volume', 'wipe', async ({ def, name, pool, backend, vol, actor }) => {
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'wipe', volume: name });
     await backend.wipeVol!(pc, vol.definition, op.algorithm);
     const done = await commitVolumeState(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_WIPED, actor);
     ctx.log.info('volume wiped', { pool: def.name, volume: name, algorithm: op.algorithm, requestId: actor.requestId });
     return volumeReply(done.volume, await flushEvents(ctx), done.pool);
-  } finally {
-    release();
-  }
+  });
 }
 
 /**
@@ -276,15 +294,7 @@ export function resizeTarget(
 }
 
 export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'resizeVolume'>): Promise<AgentReply> {
-  const def = requestPool(request);
-  const name = volumeOfResource(ctx, op.name, def.name, 'name');
-  const pool = activePool(ctx, def.name);
-  const backend = backendFor(ctx, pool.definition.type);
-  requireOperation(backend, 'resizeVol', 'resizing a volume');
-  const vol = existingVolume(pool, name);
-  const actor = actorOf(request);
-  const release = ctx.locks.acquireVolume(def.name, name, 'resize');
-  try {
+  return withExistingVolume(ctx, request, op.name, 'resizeVol', 'resizing a volume', 'resize', async ({ def, name, pool, backend, vol, actor }) => {
     const capacity = resizeTarget(
       { capacity: vol.definition.capacity ?? 0n, allocation: vol.definition.allocation ?? 0n },
       op,
@@ -294,7 +304,5 @@ export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op:
     const done = await commitVolumeState(ctx, pool, backend, pc, { ...vol.definition, capacity }, EventKind.VOLUME_RESIZED, actor);
     ctx.log.info('volume resized', { pool: def.name, volume: name, capacity, requestId: actor.requestId });
     return volumeReply(done.volume, await flushEvents(ctx), done.pool);
-  } finally {
-    release();
-  }
+  });
 }
