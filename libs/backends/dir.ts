@@ -58,6 +58,7 @@ import type {
   ResizeFlags,
   StorageBackend,
 } from './backend.js';
+import { runQemuImgCalibrated } from './qemu-img-run.js';
 import { KNOWN_FORMATS, probeBuffer, readHeaderSync, type ProbeResult } from './format-probe.js';
 
 /** libvirt's VIR_STORAGE_DEFAULT_POOL_PERM_MODE and VIR_STORAGE_DEFAULT_VOL_PERM_MODE. */
@@ -1153,7 +1154,7 @@ export class DirBackend implements StorageBackend {
         this.qemuImg,
       );
       const long = !!input || !!options.preallocation || !!options.preallocMetadata;
-      await ctx.runner.run(argv, { signal: ctx.signal, ...(long ? { timeoutMs: 0 } : {}) });
+      await runQemuImgCalibrated(ctx.runner, argv, { signal: ctx.signal, ...(long ? { timeoutMs: 0 } : {}) });
       await chmod(r.path, r.mode);
       if (r.uid !== -1 || r.gid !== -1) await chown(r.path, r.uid, r.gid);
     } catch (err) {
