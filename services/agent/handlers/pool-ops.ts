@@ -12,7 +12,7 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { findBackend } from '../../../libs/backends/registry.js';
-import type { RefreshResult } from '../../../libs/backends/backend.js';
+import type { PoolContext, RefreshResult, StorageBackend } from '../../../libs/backends/backend.js';
 import { poolEvent, volumeEvent, type Actor } from '../events.js';
 import { applyRefresh, type PoolEntry } from '../state.js';
 import {
@@ -96,35 +96,75 @@ function activeReply(ctx: AgentContext, entry: PoolEntry, seq: bigint): AgentRep
   );
 }
 
+/** The build a CreatePool or StartPool asks for first, if any. */
+function requestedBuild(op: { build: boolean; buildFlags?: BuildFlags | undefined }): BuildFlags | undefined {
+  return op.build ? op.buildFlags ?? { overwrite: false, noOverwrite: false } : undefined;
+}
+
+/** CreatePool and StartPool: activate under the pool's lock, answer with the active pool. */
+function activateAndReply(
+  ctx: AgentContext,
+  request: AgentRequest,
+  def: PoolDefinition,
+  lock: 'create' | 'start',
+  build: BuildFlags | undefined,
+  refuse?: () => void,
+): Promise<AgentReply> {
+  const actor = actorOf(request);
+  return ctx.locks.withPool(def.name, lock, async () => {
+    refuse?.();
+    const entry = await activatePool(ctx, def, { persistent: request.persistent, autostart: request.autostart, build }, actor);
+    return activeReply(ctx, entry, await flushEvents(ctx));
+  });
+}
+
 export async function createPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'createPool'>): Promise<AgentReply> {
   const def = requestPool(request);
-  const actor = actorOf(request);
-  return ctx.locks.withPool(def.name, 'create', async () => {
+  return activateAndReply(ctx, request, def, 'create', requestedBuild(op), () => {
     if (ctx.state.getPool(def.name)) {
       throw new AlreadyExistsError(`storage pool '${def.name}' already exists and is active`, { pool: def.name });
     }
-    const entry = await activatePool(
-      ctx,
-      def,
-      { persistent: request.persistent, autostart: request.autostart, build: op.build ? op.buildFlags ?? { overwrite: false, noOverwrite: false } : undefined },
-      actor,
-    );
-    return activeReply(ctx, entry, await flushEvents(ctx));
   });
 }
 
 export async function startPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'startPool'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.name, def.name, 'name');
+  return activateAndReply(ctx, request, def, 'start', requestedBuild(op));
+}
+
+/** What BuildPool and DeletePool do alike: work on an inactive pool, then say so in an event. */
+interface InactivePoolWork {
+  lock: 'build' | 'delete';
+  operation: 'buildPool' | 'deletePool';
+  /** for UNIMPLEMENTED: 'building a pool' */
+  what: string;
+  /** why an active pool is refused: 'is already active' */
+  activeRefusal: string;
+  event: EventKind;
+  /** the log line: 'pool built' */
+  done: string;
+}
+
+async function onInactivePool(
+  ctx: AgentContext,
+  request: AgentRequest,
+  def: PoolDefinition,
+  w: InactivePoolWork,
+  work: (backend: StorageBackend, pc: PoolContext) => Promise<void>,
+): Promise<AgentReply> {
+  const backend = backendFor(ctx, def.type);
+  requireOperation(backend, w.operation, w.what);
   const actor = actorOf(request);
-  return ctx.locks.withPool(def.name, 'start', async () => {
-    const entry = await activatePool(
-      ctx,
-      def,
-      { persistent: request.persistent, autostart: request.autostart, build: op.build ? op.buildFlags ?? { overwrite: false, noOverwrite: false } : undefined },
-      actor,
-    );
-    return activeReply(ctx, entry, await flushEvents(ctx));
+  return ctx.locks.withPool(def.name, w.lock, async () => {
+    if (ctx.state.getPool(def.name)) {
+      throw new FailedPreconditionError(`storage pool '${def.name}' ${w.activeRefusal}`, { pool: def.name });
+    }
+    await work(backend, poolContext(ctx, def, actor, w.lock === 'build' ? { operation: 'build' } : undefined));
+    const pool = ctx.state.inactivePoolMessage(def, request);
+    ctx.events.publish(poolEvent(w.event, ctx.host, pool, actor));
+    ctx.log.info(w.done, { pool: def.name, principal: actor.principal, requestId: actor.requestId });
+    return poolReply(pool, await flushEvents(ctx));
   });
 }
 
@@ -132,19 +172,13 @@ export async function buildPool(ctx: AgentContext, request: AgentRequest, op: Op
   const def = requestPool(request);
   checkPoolResource(ctx, op.name, def.name, 'name');
   const flags = checkBuildFlags(op.flags);
-  const backend = backendFor(ctx, def.type);
-  requireOperation(backend, 'buildPool', 'building a pool');
-  const actor = actorOf(request);
-  return ctx.locks.withPool(def.name, 'build', async () => {
-    if (ctx.state.getPool(def.name)) {
-      throw new FailedPreconditionError(`storage pool '${def.name}' is already active`, { pool: def.name });
-    }
-    await backend.buildPool!(poolContext(ctx, def, actor, { operation: 'build' }), flags);
-    const pool = ctx.state.inactivePoolMessage(def, request);
-    ctx.events.publish(poolEvent(EventKind.POOL_CREATED, ctx.host, pool, actor));
-    ctx.log.info('pool built', { pool: def.name, principal: actor.principal, requestId: actor.requestId });
-    return poolReply(pool, await flushEvents(ctx));
-  });
+  return onInactivePool(
+    ctx,
+    request,
+    def,
+    { lock: 'build', operation: 'buildPool', what: 'building a pool', activeRefusal: 'is already active', event: EventKind.POOL_CREATED, done: 'pool built' },
+    (backend, pc) => backend.buildPool!(pc, flags),
+  );
 }
 
 export async function stopPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'stopPool'>): Promise<AgentReply> {
@@ -166,19 +200,13 @@ export async function stopPool(ctx: AgentContext, request: AgentRequest, op: OpV
 export async function deletePool(ctx: AgentContext, request: AgentRequest, op: OpValue<'deletePool'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.name, def.name, 'name');
-  const backend = backendFor(ctx, def.type);
-  requireOperation(backend, 'deletePool', 'deleting a pool');
-  const actor = actorOf(request);
-  return ctx.locks.withPool(def.name, 'delete', async () => {
-    if (ctx.state.getPool(def.name)) {
-      throw new FailedPreconditionError(`storage pool '${def.name}' is still active`, { pool: def.name });
-    }
-    await backend.deletePool!(poolContext(ctx, def, actor));
-    const pool = ctx.state.inactivePoolMessage(def, request);
-    ctx.events.publish(poolEvent(EventKind.POOL_DELETED, ctx.host, pool, actor));
-    ctx.log.info('pool deleted', { pool: def.name, principal: actor.principal, requestId: actor.requestId });
-    return poolReply(pool, await flushEvents(ctx));
-  });
+  return onInactivePool(
+    ctx,
+    request,
+    def,
+    { lock: 'delete', operation: 'deletePool', what: 'deleting a pool', activeRefusal: 'is still active', event: EventKind.POOL_DELETED, done: 'pool deleted' },
+    (backend, pc) => backend.deletePool!(pc),
+  );
 }
 
 /**
