@@ -59,6 +59,7 @@ import {
   qemuZeroArgv,
   type IscsiBlockSpec,
   type ReadCapacity,
+  targetSources,
 } from './libiscsi-tools.js';
 
 export const VOL_NAME_PREFIX = 'unit:0:0:';
@@ -330,26 +331,7 @@ export class IscsiDirectBackend implements StorageBackend {
     const chap = chapOf(hint, ctx, 'source.auth');
     const t: DirectTarget = { host, port, target: '', initiator, portal: iscsiPortal(host, port), ...(chap ? { chap } : {}) };
     const out = await this.tool(ctx.runner, iscsiLsArgv(initiator, host, port, this.opts.iscsiLs), t, `SendTargets discovery on ${t.portal}`, ctx.signal);
-    const seen = new Set<string>();
-    const sources: PoolSource[] = [];
-    for (const d of parseIscsiLs(out)) {
-      if (seen.has(d.target)) continue;
-      seen.add(d.target);
-      sources.push({
-        hosts: [{ name: host, port: h[0]!.port ?? 0 }],
-        devices: [{ path: d.target, partSeparator: 0, freeExtents: [] }],
-        dir: '',
-        adapter: undefined,
-        name: '',
-        format: '',
-        protocolVersion: '',
-        initiatorIqn: initiator,
-        auth: undefined,
-        vendor: '',
-        product: '',
-      });
-    }
-    return sources;
+    return targetSources(host, h[0]!.port ?? 0, parseIscsiLs(out), initiator);
   }
 
   // -------------------------------------------------------------- volumes

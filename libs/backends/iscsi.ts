@@ -47,7 +47,7 @@ import {
   setNodePassword,
   type IscsiSession,
 } from './iscsiadm.js';
-import { checkIscsiHost, checkIscsiName, checkIscsiPort } from './libiscsi-tools.js';
+import { checkIscsiHost, checkIscsiName, checkIscsiPort, targetSources } from './libiscsi-tools.js';
 import { chapOf, type Chap } from './iscsi-direct.js';
 import { DEFAULT_DEV_ROOT, checkScsiTargetDir, lunPoolSizes, scanScsiHost } from './scsi-scan.js';
 import { discardLun, lunDevicePath } from './scsi.js';
@@ -282,26 +282,7 @@ export class IscsiBackend implements StorageBackend {
     const out = await this.run(ctx.runner, discoveryArgv(iscsiadmPortal(host, port), iface, this.iscsiadm), `sendtargets discovery on ${host}:${port}`, {
       signal: ctx.signal,
     });
-    const seen = new Set<string>();
-    const sources: PoolSource[] = [];
-    for (const d of parseDiscovery(out)) {
-      if (seen.has(d.target)) continue;
-      seen.add(d.target);
-      sources.push({
-        hosts: [{ name: host, port: h[0]!.port ?? 0 }],
-        devices: [{ path: d.target, partSeparator: 0, freeExtents: [] }],
-        dir: '',
-        adapter: undefined,
-        name: '',
-        format: '',
-        protocolVersion: '',
-        initiatorIqn: initiator ?? '',
-        auth: undefined,
-        vendor: '',
-        product: '',
-      });
-    }
-    return sources;
+    return targetSources(host, h[0]!.port ?? 0, parseDiscovery(out), initiator ?? '');
   }
 
 

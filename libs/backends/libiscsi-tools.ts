@@ -7,6 +7,7 @@
 // /proc/PID/environ), qemu-img from a `--object secret,file=...` in a 0600 file.
 import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnavailableError, asCisternError, type CisternError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
+import { PoolSource } from '../proto/cistern/v1/storage.js';
 
 export const ISCSI_DEFAULT_PORT = 3260;
 /** RFC 7143: an iSCSI name is at most 223 bytes. */
@@ -56,6 +57,21 @@ export function checkChapUsername(name: string, field = 'pool.source.auth.userna
 /** host:port, IPv6 in brackets ([::1]:3260). */
 export function iscsiPortal(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * FindPoolSources' answer for a portal's discovered targets (both iSCSI pool types): one
+ * source per target, in discovery order, each target once.
+ */
+export function targetSources(host: string, port: number, discovered: ReadonlyArray<{ target: string }>, initiatorIqn: string): PoolSource[] {
+  const seen = new Set<string>();
+  const sources: PoolSource[] = [];
+  for (const d of discovered) {
+    if (seen.has(d.target)) continue;
+    seen.add(d.target);
+    sources.push(PoolSource.fromPartial({ hosts: [{ name: host, port }], devices: [{ path: d.target }], initiatorIqn }));
+  }
+  return sources;
 }
 
 /** iscsi://HOST:PORT[/TARGET/LUN] for libiscsi's tools (credentials never in the URL). */
