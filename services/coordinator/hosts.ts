@@ -1,8 +1,14 @@
-// Host registry: a host is online while its heartbeats arrive and offline after three
-// missed intervals. A host that comes back (heartbeats again, or a new boot) is asked for
-// a full sync and shows ONLINE only once that sync is in: the coordinator reconciles its
-// view first (reconcile.ts), then publishes HOST_ONLINE. Hosts are also recorded in the catalog bucket (key hosts.<id>, value
-// Heartbeat = last known Host, boot id, interval) so a restarted coordinator knows the fleet.
+// Host registry: a host is online while its heartbeats (or the chunks of its full sync)
+// arrive and offline after three missed intervals. A host that comes back (heartbeats
+// again, or a new boot) is asked for a full sync and shows ONLINE only once that sync is
+// in: the coordinator reconciles its view first (reconcile.ts), then publishes HOST_ONLINE.
+// Hosts are also recorded in the catalog bucket (key hosts.<id>, value Heartbeat = last
+// known Host, boot id, interval) so a restarted coordinator knows the fleet.
+//
+// Asking for a full sync is expensive for both sides (a host of 2,000 volumes sends
+// ~660 KB), so a host is never asked while its sync is on the way (chunks arrived recently
+// or are queued for the intake) or while an earlier ask is recent; asks for the same host
+// back off exponentially with jitter, up to MAX_SYNC_ASK_BACKOFF_MS.
 import { NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
 import { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../libs/proto/cistern/v1/storage.js';
@@ -11,18 +17,25 @@ import type { Logger } from './log.js';
 
 export const MISSED_HEARTBEATS = 3;
 export const DEFAULT_INTERVAL_MS = 2000;
+/** Longest wait between two asks for the same host's full sync. */
+export const MAX_SYNC_ASK_BACKOFF_MS = 60_000;
 
 export interface HostEntry {
   host: Host;
+  /** 0 = not known yet (the host was seen only through a full sync) */
   bootId: bigint;
   intervalMs: number;
-  /** local clock of the last heartbeat (or of the start, for hosts loaded from the store) */
+  /** local clock of the last sign of life: heartbeat or sync chunk (or of the start, for hosts loaded from the store) */
   lastHeartbeatAt: number;
   online: boolean;
   /** a full sync arrived since this coordinator started */
   synced: boolean;
-  /** heartbeats are back, the full sync that makes it online is awaited (local clock of the ask) */
+  /** heartbeats are back, the full sync that makes it online is awaited (local clock since when) */
   returningSince?: number;
+  /** full syncs asked of this host (addressed or fleet-wide) since its last one arrived: the backoff step */
+  syncAsks: number;
+  /** local clock before which this host is not asked for a full sync (again) */
+  nextSyncAskAt?: number;
 }
 
 export interface HostStore {
@@ -36,18 +49,29 @@ export interface HostRegistryOptions {
   publish?: (event: Event) => Promise<unknown>;
   log: Logger;
   now?: () => number;
-  onOnline?: (host: string) => void;
+  /** In [0, 1): the jitter of the sync ask backoff. */
+  random?: () => number;
+  /** Sends a host-addressed ResyncRequest. */
+  askSync?: (host: string) => void;
+  /** The sync intake holds chunks of this host that are not applied yet. */
+  syncPending?: (host: string) => boolean;
 }
 
 export class HostRegistry {
   private readonly entries = new Map<string, HostEntry>();
+  /** local clock of the last sync chunk that arrived, per host id (known or not) */
+  private readonly lastChunkAt = new Map<string, number>();
+  /** local clock of the last fleet-wide ResyncRequest */
+  private fleetAskedAt: number | undefined;
   private readonly now: () => number;
+  private readonly random: () => number;
   private timer: NodeJS.Timeout | undefined;
   private syncWaiters: Array<{ hosts: Set<string>; resolve: () => void }> = [];
   private lossWatchers = new Map<string, Set<(why: string) => void>>();
 
   constructor(private readonly options: HostRegistryOptions) {
     this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
   }
 
   /** Loads the fleet from the store; hosts recorded online get one grace period to heartbeat. */
@@ -63,6 +87,7 @@ export class HostRegistry {
         lastHeartbeatAt: this.now(),
         online: record.host?.online ?? false,
         synced: false,
+        syncAsks: 0,
       });
     }
   }
@@ -84,8 +109,6 @@ export class HostRegistry {
     const id = info?.hostId;
     if (!info || !id) return;
     const now = this.now();
-    const entry = this.entries.get(id);
-    const cameBack = !entry || !entry.online || entry.bootId !== hb.bootId;
     const intervalMs = hb.intervalMs || DEFAULT_INTERVAL_MS;
     const host = Host.fromPartial({
       ...info,
@@ -94,35 +117,132 @@ export class HostRegistry {
       // when this coordinator saw it, by its own clock: an agent's clock may be skewed
       lastSeen: new Date(now),
     });
-    if (entry?.returningSince !== undefined && entry.bootId === hb.bootId) {
+    const entry = this.entries.get(id);
+    if (!entry) {
+      // never seen: an agent sends a full sync when it starts, and a fleet-wide ask may be
+      // answered already; ask only when nothing comes
+      const next: HostEntry = {
+        host: Host.fromPartial({ ...host, online: false }),
+        bootId: hb.bootId,
+        intervalMs,
+        lastHeartbeatAt: now,
+        online: false,
+        synced: false,
+        returningSince: now,
+        syncAsks: 0,
+      };
+      this.entries.set(id, next);
+      this.deferSyncAsk(next, now);
+      this.options.log.info('host heartbeats; waiting for its full sync', { host: id, bootId: hb.bootId });
+      return;
+    }
+    entry.lastHeartbeatAt = now;
+    entry.intervalMs = intervalMs;
+    if (entry.bootId === 0n && entry.online) {
+      // known through its full sync only: this is the boot id of the agent that sent it
+      entry.bootId = hb.bootId;
+      entry.host = host;
+      this.persist(entry);
+      return;
+    }
+    const newBoot = entry.bootId !== hb.bootId;
+    if (!newBoot && entry.returningSince !== undefined) {
       // still waiting for the sync that brings it online
-      entry.lastHeartbeatAt = now;
-      entry.intervalMs = intervalMs;
       entry.host = Host.fromPartial({ ...host, online: false });
       return;
     }
-    if (!cameBack) {
-      this.entries.set(id, { host, bootId: hb.bootId, intervalMs, lastHeartbeatAt: now, online: true, synced: entry?.synced ?? false });
+    if (!newBoot && entry.online) {
+      entry.host = host;
       return;
     }
-    if (entry && entry.bootId !== hb.bootId && entry.bootId !== 0n) this.lost(id, 'its agent restarted');
-    const next: HostEntry = {
-      host: Host.fromPartial({ ...host, online: false }),
-      bootId: hb.bootId,
-      intervalMs,
-      lastHeartbeatAt: now,
-      online: false,
-      synced: entry?.synced ?? false,
-      returningSince: now,
-    };
-    this.entries.set(id, next);
+    // came back: offline before, or its agent restarted
+    if (newBoot && entry.bootId !== 0n) this.lost(id, 'its agent restarted');
+    entry.host = Host.fromPartial({ ...host, online: false });
+    entry.bootId = hb.bootId;
+    entry.online = false;
+    entry.returningSince = now;
+    // a restarted agent sends its full sync by itself, and a recent fleet-wide ask is being
+    // answered; the same agent back from a pause may send nothing
+    if (newBoot) this.deferSyncAsk(entry, now);
+    if (this.fleetAskedAt !== undefined) this.deferSyncAsk(entry, this.fleetAskedAt);
     this.options.log.info('host heartbeats again; waiting for its full sync', { host: id, bootId: hb.bootId });
-    this.options.onOnline?.(id);
+    this.maybeAskSync(id, entry, now);
+  }
+
+  /**
+   * A chunk of a full sync arrived (before it is decoded or applied): the host is alive,
+   * and its sync is on the way, so it is not asked for another one.
+   */
+  onSyncChunk(id: string): void {
+    const now = this.now();
+    this.lastChunkAt.set(id, now);
+    const entry = this.entries.get(id);
+    if (!entry || (!entry.online && entry.returningSince === undefined)) return;
+    if (now > entry.lastHeartbeatAt) {
+      entry.lastHeartbeatAt = now;
+      entry.host = Host.fromPartial({ ...entry.host, lastSeen: new Date(now) });
+    }
+  }
+
+  /** A fleet-wide ResyncRequest went out: every host is asked for its full sync. */
+  askedFleet(): void {
+    const now = this.now();
+    this.fleetAskedAt = now;
+    for (const entry of this.entries.values()) if (entry.online || entry.returningSince !== undefined) this.noteAsk(entry, now);
   }
 
   /** Heartbeats are back and the sync that brings the host online is awaited. */
   isReturning(id: string): boolean {
     return this.entries.get(id)?.returningSince !== undefined;
+  }
+
+  /** A full sync of the host was applied since this coordinator started: its cached state is a baseline to reconcile against. */
+  hasSynced(id: string): boolean {
+    return this.entries.get(id)?.synced ?? false;
+  }
+
+  /** The host's full sync is on the way: chunks queued for the intake, or arriving recently. */
+  syncInFlight(id: string): boolean {
+    const entry = this.entries.get(id);
+    return this.inFlight(id, entry?.intervalMs ?? DEFAULT_INTERVAL_MS, this.now());
+  }
+
+  private inFlight(id: string, intervalMs: number, now: number): boolean {
+    if (this.options.syncPending?.(id)) return true;
+    const at = this.lastChunkAt.get(id);
+    return at !== undefined && now - at <= MISSED_HEARTBEATS * intervalMs;
+  }
+
+  /** How long after an ask (the `asks`-th since the last sync) the host is not asked again. */
+  private backoffMs(entry: HostEntry, asks: number): number {
+    const base = MISSED_HEARTBEATS * entry.intervalMs;
+    const step = Math.min(MAX_SYNC_ASK_BACKOFF_MS, base * 2 ** Math.max(0, asks - 1));
+    return Math.min(MAX_SYNC_ASK_BACKOFF_MS, Math.round(step * (1 + 0.5 * this.random())));
+  }
+
+  private noteAsk(entry: HostEntry, now: number): void {
+    entry.syncAsks++;
+    entry.nextSyncAskAt = now + this.backoffMs(entry, entry.syncAsks);
+  }
+
+  /** A full sync is expected without asking (agent start, fleet-wide ask): no ask before one backoff step. */
+  private deferSyncAsk(entry: HostEntry, from: number): void {
+    const at = from + this.backoffMs(entry, 1);
+    if (entry.nextSyncAskAt === undefined || entry.nextSyncAskAt < at) entry.nextSyncAskAt = at;
+  }
+
+  /** Asks the host for its full sync unless one is on the way or was asked for recently. */
+  private maybeAskSync(id: string, entry: HostEntry, now: number, again = false): boolean {
+    if (entry.nextSyncAskAt !== undefined && now < entry.nextSyncAskAt) return false;
+    if (this.inFlight(id, entry.intervalMs, now)) {
+      // the sync is on its way: look again one step later
+      entry.nextSyncAskAt = now + entry.intervalMs;
+      return false;
+    }
+    this.noteAsk(entry, now);
+    if (again) this.options.log.warn('no full sync from a host that heartbeats; asking again', { host: id, asks: entry.syncAsks, nextAskInMs: entry.nextSyncAskAt! - now });
+    this.options.askSync?.(id);
+    return true;
   }
 
   private comeOnline(id: string, entry: HostEntry, syncId: string): void {
@@ -136,43 +256,59 @@ export class HostRegistry {
 
   /** A full sync arrived: the host is alive and its runtime state is known. */
   onSync(id: string, info: Host | undefined, syncId = ''): void {
-    const entry = this.entries.get(id);
+    const now = this.now();
+    if (!this.options.syncPending?.(id)) this.lastChunkAt.delete(id);
+    let entry = this.entries.get(id);
     if (entry && info) {
-      entry.host = Host.fromPartial({ ...entry.host, ...info, name: hostName(id), online: entry.online, lastSeen: entry.host.lastSeen ?? new Date(this.now()) });
+      entry.host = Host.fromPartial({ ...entry.host, ...info, name: hostName(id), online: entry.online, lastSeen: entry.host.lastSeen ?? new Date(now) });
+    }
+    if (!entry && info) {
+      // first heard of through its full sync: online now, its boot id comes with its first heartbeat
+      entry = {
+        host: Host.fromPartial({ ...info, name: hostName(id), online: false, lastSeen: new Date(now) }),
+        bootId: 0n,
+        intervalMs: DEFAULT_INTERVAL_MS,
+        lastHeartbeatAt: now,
+        online: false,
+        synced: false,
+        returningSince: now,
+        syncAsks: 0,
+      };
+      this.entries.set(id, entry);
     }
     if (entry) {
       entry.synced = true;
+      entry.syncAsks = 0;
+      entry.nextSyncAskAt = undefined;
       if (entry.returningSince !== undefined) this.comeOnline(id, entry, syncId);
-    } else if (info) {
-      this.entries.set(id, {
-        host: Host.fromPartial({ ...info, name: hostName(id), online: true }),
-        bootId: 0n,
-        intervalMs: DEFAULT_INTERVAL_MS,
-        lastHeartbeatAt: this.now(),
-        online: true,
-        synced: true,
-      });
     }
     this.checkSyncWaiters();
   }
 
-  /** Marks hosts offline whose heartbeats stopped. */
+  /** Marks hosts offline whose heartbeats stopped; asks again (backing off) for syncs that did not come. */
   tick(): void {
     const now = this.now();
     for (const [id, entry] of this.entries) {
+      const missed = now - entry.lastHeartbeatAt > MISSED_HEARTBEATS * entry.intervalMs;
       if (entry.returningSince !== undefined) {
-        if (now - entry.lastHeartbeatAt > MISSED_HEARTBEATS * entry.intervalMs) {
+        if (missed) {
           entry.returningSince = undefined; // gone again before its sync came
-        } else if (now - entry.returningSince > MISSED_HEARTBEATS * entry.intervalMs) {
-          entry.returningSince = now;
-          this.options.log.warn('no full sync from a host that heartbeats; asking again', { host: id });
-          this.options.onOnline?.(id);
+          entry.syncAsks = 0;
+          entry.nextSyncAskAt = undefined;
+        } else if (entry.nextSyncAskAt === undefined || now >= entry.nextSyncAskAt) {
+          this.maybeAskSync(id, entry, now, true);
         }
         continue;
       }
       if (!entry.online) continue;
-      if (now - entry.lastHeartbeatAt <= MISSED_HEARTBEATS * entry.intervalMs) continue;
+      if (!missed) {
+        // online since before this coordinator started, but its answer to the fleet-wide ask is missing
+        if (!entry.synced && entry.nextSyncAskAt !== undefined && now >= entry.nextSyncAskAt) this.maybeAskSync(id, entry, now, true);
+        continue;
+      }
       entry.online = false;
+      entry.syncAsks = 0;
+      entry.nextSyncAskAt = undefined;
       entry.host = Host.fromPartial({ ...entry.host, online: false });
       this.options.log.warn('host offline: heartbeats stopped', { host: id, lastSeen: entry.host.lastSeen?.toISOString() });
       this.persist(entry);

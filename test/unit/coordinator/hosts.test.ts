@@ -1,0 +1,180 @@
+// The host registry's decisions, on a simulated clock: when a host is online or offline,
+// and when it is asked for a full sync. A sync chunk is a sign of life; a host is never
+// asked again while its sync is on the way; asks that get no answer back off.
+import { expect } from 'chai';
+import { Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { EventKind, Host, type Event } from '../../../libs/proto/cistern/v1/storage.js';
+import { HostRegistry, MAX_SYNC_ASK_BACKOFF_MS, type HostStore } from '../../../services/coordinator/hosts.js';
+import { silentLogger } from '../../../services/coordinator/log.js';
+
+const INTERVAL = 2000;
+
+function setup(opts: { random?: () => number; records?: Heartbeat[] } = {}) {
+  let now = 1_000_000;
+  const asked: Array<{ host: string; at: number }> = [];
+  const events: Event[] = [];
+  const saved: Heartbeat[] = [];
+  const pending = new Set<string>();
+  const store: HostStore = { load: async () => opts.records ?? [], save: async (r) => void saved.push(r) };
+  const hosts = new HostRegistry({
+    log: silentLogger,
+    now: () => now,
+    random: opts.random ?? (() => 0),
+    store,
+    publish: async (e) => events.push(e),
+    askSync: (host) => asked.push({ host, at: now }),
+    syncPending: (host) => pending.has(host),
+  });
+  const beat = (id: string, bootId = 1n): void =>
+    hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: id, hostname: `${id}.example` }, bootId, intervalMs: INTERVAL }));
+  /** Moves the clock in steps of the registry's timer, heartbeating `beating` hosts every interval. */
+  const run = (ms: number, beating: string[] = [], each?: (at: number) => void): void => {
+    const end = now + ms;
+    let nextBeat = now + INTERVAL;
+    while (now < end) {
+      now = Math.min(end, now + 250);
+      if (now >= nextBeat) {
+        for (const id of beating) beat(id);
+        nextBeat += INTERVAL;
+      }
+      each?.(now);
+      hosts.tick();
+    }
+  };
+  /** Heartbeat and full sync: online, as after a normal start. */
+  const bringUp = (id: string): void => {
+    beat(id);
+    hosts.onSync(id, undefined, `first-${id}`);
+  };
+  return { hosts, asked, events, saved, pending, beat, run, bringUp, clock: () => now };
+}
+
+const kinds = (events: Event[]) => events.map((e) => `${EventKind[e.kind]} ${e.host}`);
+
+describe('host registry: liveness and full sync asks', () => {
+  it('a sync chunk is a sign of life: a host whose heartbeats are stuck behind its sync stays online', () => {
+    const t = setup();
+    t.bringUp('a');
+    t.bringUp('b');
+    // no heartbeats for 10 s (three intervals are 6 s); a's sync chunks keep arriving
+    t.run(10_000, [], (at) => {
+      if (at % 1000 === 0) t.hosts.onSyncChunk('a');
+    });
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    expect(t.hosts.isOnline('b')).to.equal(false);
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_ONLINE b', 'HOST_OFFLINE b']);
+  });
+
+  it('a host that comes back is asked for its sync once, and not again while its chunks arrive or wait in the intake', () => {
+    const t = setup();
+    t.bringUp('a');
+    t.run(8000); // heartbeats stopped: offline
+    expect(t.hosts.isOnline('a')).to.equal(false);
+    t.beat('a'); // back, same agent
+    expect(t.asked.map((x) => x.host)).to.deep.equal(['a']);
+    expect(t.hosts.isReturning('a')).to.equal(true);
+    // its answer arrives and sits in the intake behind other hosts' syncs for a minute
+    t.hosts.onSyncChunk('a');
+    t.pending.add('a');
+    t.run(60_000, ['a']);
+    expect(t.asked).to.have.length(1);
+    expect(t.hosts.isOnline('a')).to.equal(false);
+    t.pending.delete('a');
+    t.hosts.onSync('a', undefined, 's2');
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_OFFLINE a', 'HOST_ONLINE a']);
+    t.run(30_000, ['a']);
+    expect(t.asked).to.have.length(1);
+  });
+
+  it('asks again when no sync comes, backing off exponentially up to the cap', () => {
+    const t = setup({ random: () => 0 });
+    t.bringUp('a');
+    t.run(8000);
+    t.beat('a');
+    t.run(6 * 60_000, ['a']);
+    const gaps = t.asked.slice(1).map((x, i) => x.at - t.asked[i]!.at);
+    const base = 3 * INTERVAL;
+    expect(gaps.slice(0, 6)).to.deep.equal([base, 2 * base, 4 * base, 8 * base, MAX_SYNC_ASK_BACKOFF_MS, MAX_SYNC_ASK_BACKOFF_MS]);
+    expect(gaps.every((g) => g <= MAX_SYNC_ASK_BACKOFF_MS)).to.equal(true);
+  });
+
+  it('the backoff has jitter, never below the step and never above the cap', () => {
+    const t = setup({ random: () => 0.999 });
+    t.bringUp('a');
+    t.run(8000);
+    t.beat('a');
+    t.run(6 * 60_000, ['a']);
+    const gaps = t.asked.slice(1).map((x, i) => x.at - t.asked[i]!.at);
+    const base = 3 * INTERVAL;
+    expect(gaps[0]).to.be.within(1.45 * base, 1.55 * base);
+    expect(gaps[1]).to.be.within(2.9 * base, 3.1 * base);
+    expect(Math.max(...gaps)).to.be.at.most(MAX_SYNC_ASK_BACKOFF_MS);
+  });
+
+  it('after a fleet-wide ask nobody is asked by name while the answers can still come; a host whose answer does not come is, after the backoff', async () => {
+    const record = (id: string, online: boolean) => Heartbeat.fromPartial({ host: Host.fromPartial({ hostId: id, online }), bootId: 1n, intervalMs: INTERVAL });
+    const t = setup({ records: [record('a', true), record('b', true), record('c', false)] });
+    await t.hosts.load(); // a restarted coordinator
+    t.hosts.askedFleet();
+    t.beat('c'); // recorded offline, heartbeats again: it got the fleet-wide ask too
+    // a's answer arrived and waits in the intake; b's and c's do not come
+    t.hosts.onSyncChunk('a');
+    t.pending.add('a');
+    t.run(5000, ['a', 'b', 'c']);
+    expect(t.asked).to.deep.equal([]);
+    t.run(3000, ['a', 'b', 'c']);
+    expect(t.asked.map((x) => x.host).sort()).to.deep.equal(['b', 'c']);
+    expect(t.hosts.isOnline('a') && t.hosts.isOnline('b')).to.equal(true);
+    expect(t.hosts.isOnline('c')).to.equal(false);
+  });
+
+  it('a host never seen is not asked at once (its agent sends a sync when it starts), only when none comes', () => {
+    const t = setup();
+    t.beat('new');
+    expect(t.asked).to.deep.equal([]);
+    expect(t.hosts.isOnline('new')).to.equal(false);
+    t.run(6000, ['new']);
+    expect(t.asked.map((x) => x.host)).to.deep.equal(['new']);
+    t.hosts.onSync('new', undefined, 's1');
+    expect(t.hosts.isOnline('new')).to.equal(true);
+  });
+
+  it('an agent that restarts is not asked (it syncs by itself); its sync brings it online', () => {
+    const t = setup();
+    t.bringUp('a');
+    t.beat('a', 2n);
+    expect(t.hosts.isReturning('a')).to.equal(true);
+    expect(t.asked).to.deep.equal([]);
+    t.hosts.onSyncChunk('a');
+    t.hosts.onSync('a', undefined, 'boot2');
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    expect(t.asked).to.deep.equal([]);
+  });
+
+  it('a host first heard of through its full sync is online, announced and recorded; its first heartbeat keeps it so', () => {
+    const t = setup();
+    t.hosts.onSync('s', Host.fromPartial({ hostId: 's', hostname: 's.example' }), 'sync-first');
+    expect(t.hosts.isOnline('s')).to.equal(true);
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE s']);
+    t.beat('s');
+    expect(t.hosts.isOnline('s')).to.equal(true);
+    expect(t.hosts.get('s')!.bootId).to.equal(1n);
+    expect(t.saved.map((r) => [r.host?.hostId, r.bootId])).to.deep.equal([
+      ['s', 0n],
+      ['s', 1n],
+    ]);
+    t.run(20_000, ['s']);
+    expect(t.asked).to.deep.equal([]);
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE s']);
+  });
+
+  it('knows which hosts it holds a full sync of (the baseline a return is reconciled against)', () => {
+    const t = setup();
+    t.beat('a');
+    expect(t.hosts.hasSynced('a')).to.equal(false);
+    t.hosts.onSync('a', undefined, 's');
+    expect(t.hosts.hasSynced('a')).to.equal(true);
+    expect(t.hosts.hasSynced('never')).to.equal(false);
+  });
+});
