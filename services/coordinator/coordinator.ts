@@ -9,8 +9,7 @@ import { Catalog } from '../../libs/bus/catalog.js';
 import { connectBus } from '../../libs/bus/connect.js';
 import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
 import { subjects } from '../../libs/bus/subjects.js';
-import { Heartbeat, HostSync, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
-import type { Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { Heartbeat, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { openGuard, type CallGuard } from './call-guard.js';
 import { FleetCache } from './cache.js';
 import type { CoordinatorServices } from './context.js';
@@ -19,8 +18,8 @@ import { HostRegistry, type HostStore } from './hosts.js';
 import type { Logger } from './log.js';
 import { SecretStore } from './secrets/store.js';
 import { SERVICE_NAME, startGrpcServer, type GrpcServer } from './server.js';
-import { reconcileEvents } from './reconcile.js';
 import { RequestResults } from './request-results.js';
+import { SyncIntake } from './sync-intake.js';
 
 export interface CoordinatorOptions {
   natsUrl: string;
@@ -74,15 +73,20 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     const secrets = await retrying(log, 'open the secrets bucket', () => SecretStore.open(nc, options.secretKey));
     const publisher = new EventPublisher(nc);
     const cache = new FleetCache();
+    // a fleet-wide ask (host '') is answered by every agent within a short random delay
     const resync = (host = ''): void => {
       nc.publish(subjects.resync, ResyncRequest.encode({ coordinatorId, host }).finish());
+      if (!host) hosts.askedFleet();
     };
-    const hosts = new HostRegistry({
+    let intake: SyncIntake | undefined;
+    const hosts: HostRegistry = new HostRegistry({
       store: hostStore(catalog),
       publish: (event) => publisher.publishNow(event),
       log,
-      onOnline: (host) => resync(host),
+      askSync: (host) => resync(host),
+      syncPending: (host) => intake?.pending(host) ?? false,
     });
+    intake = new SyncIntake({ cache, hosts, publish: (e) => publisher.publish(e), log });
     const svc: CoordinatorServices = {
       nc,
       cache,
@@ -142,45 +146,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         }
       }
     })();
-    const assembling = new Map<string, { syncId: string; next: number; pools: Pool[]; volumes: Volume[]; host: HostSync['host']; revision: bigint }>();
-    const sync = nc.subscribe(subjects.syncAll);
-    subs.push(sync);
-    void (async () => {
-      for await (const msg of sync) {
-        try {
-          const host = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
-          const chunk = HostSync.decode(msg.data);
-          let a = assembling.get(host);
-          if (chunk.chunk === 0) {
-            a = { syncId: chunk.syncId, next: 0, pools: [], volumes: [], host: chunk.host, revision: chunk.revision };
-            assembling.set(host, a);
-          }
-          if (!a || a.syncId !== chunk.syncId || a.next !== chunk.chunk) {
-            log.warn('sync chunk out of order: dropped', { host, syncId: chunk.syncId, chunk: chunk.chunk });
-            continue;
-          }
-          a.next++;
-          a.pools.push(...chunk.pools);
-          a.volumes.push(...chunk.volumes);
-          if (chunk.revision > a.revision) a.revision = chunk.revision;
-          if (chunk.last) {
-            assembling.delete(host);
-            const snapshot = { pools: a.pools, volumes: a.volumes, revision: a.revision };
-            if (hosts.isReturning(host)) {
-              // what changed while the host was away, published before HOST_ONLINE
-              const changes = reconcileEvents(cache, host, snapshot, a.syncId);
-              for (const e of changes) publisher.publish(e);
-              if (changes.length > 0) log.info('host reconciled', { host, changes: changes.length });
-            }
-            cache.replaceHost(host, snapshot);
-            hosts.onSync(host, a.host, a.syncId);
-            log.info('host synced', { host, pools: a.pools.length, volumes: a.volumes.length });
-          }
-        } catch (err) {
-          log.warn('bad sync message', { subject: msg.subject, err });
-        }
-      }
-    })();
+    // syncs: noted on arrival (liveness), applied in turn without starving the heartbeats
+    const syncIntake = intake;
+    subs.push(syncIntake.subscribe(nc));
+    cleanups.push(() => syncIntake.stop());
     cleanups.push(() => subs.forEach((s) => s.unsubscribe()));
     hosts.startTimer();
     cleanups.push(() => hosts.stop());

@@ -1,0 +1,178 @@
+// Sync intake: full syncs (HostSync chunks on cistern.sync.<host>, BUS.md item 3) into
+// the cache. A fleet answering a coordinator's fleet-wide ResyncRequest sends hundreds of
+// MB at once, and applying it costs ~11 µs per volume, so:
+//  - a chunk is noted the moment it arrives (HostRegistry.onSyncChunk: a sign of life, and
+//    "its sync is on the way, do not ask again") and only queued, as the bytes it came in;
+//  - the queue is applied one chunk at a time, yielding to the event loop after each, so
+//    heartbeats, RPC replies and events on the same connection are read while a large
+//    backlog is worked off (arrival order of heartbeats and syncs stays as the host sent them).
+// A complete sync of a host that comes back is reconciled against what the cache held
+// (reconcile.ts) when the cache holds a full sync of it from this coordinator; a host never
+// synced here (new, or a fresh coordinator) is simply taken as it is.
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { HostSync } from '../../libs/proto/cistern/agent/v1/agent.js';
+import type { Event, Host, Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { subjects } from '../../libs/bus/subjects.js';
+import type { FleetCache, SyncSnapshot } from './cache.js';
+import type { HostRegistry } from './hosts.js';
+import type { Logger } from './log.js';
+import { reconcileEvents } from './reconcile.js';
+
+/** The chunks of one host's sync received so far. */
+export interface SyncAssembly {
+  syncId: string;
+  next: number;
+  pools: Pool[];
+  volumes: Volume[];
+  host: Host | undefined;
+  revision: bigint;
+}
+
+export interface AssembledSync {
+  syncId: string;
+  host: Host | undefined;
+  snapshot: SyncSnapshot;
+}
+
+/**
+ * Adds one chunk to its host's assembly. Returns the whole sync when this was its last
+ * chunk, 'dropped' for a chunk that does not continue the sync in progress, else undefined.
+ */
+export function assembleChunk(assembling: Map<string, SyncAssembly>, host: string, chunk: HostSync): AssembledSync | 'dropped' | undefined {
+  let a = assembling.get(host);
+  if (chunk.chunk === 0) {
+    a = { syncId: chunk.syncId, next: 0, pools: [], volumes: [], host: chunk.host, revision: chunk.revision };
+    assembling.set(host, a);
+  }
+  if (!a || a.syncId !== chunk.syncId || a.next !== chunk.chunk) return 'dropped';
+  a.next++;
+  for (const p of chunk.pools) a.pools.push(p);
+  for (const v of chunk.volumes) a.volumes.push(v);
+  if (chunk.revision > a.revision) a.revision = chunk.revision;
+  if (!chunk.last) return undefined;
+  assembling.delete(host);
+  return { syncId: a.syncId, host: a.host, snapshot: { pools: a.pools, volumes: a.volumes, revision: a.revision } };
+}
+
+export interface SyncIntakeOptions {
+  cache: FleetCache;
+  hosts: HostRegistry;
+  /** Publishes a reconcile event into the stream. */
+  publish: (event: Event) => void;
+  log: Logger;
+}
+
+export class SyncIntake {
+  private readonly assembling = new Map<string, SyncAssembly>();
+  private queue: Array<{ host: string; data: Uint8Array }> = [];
+  private head = 0;
+  /** chunks queued and not applied yet, per host */
+  private readonly queued = new Map<string, number>();
+  private working = false;
+  private stopped = false;
+  private idle: Array<() => void> = [];
+
+  constructor(private readonly options: SyncIntakeOptions) {}
+
+  /** Takes every host's sync chunks from `nc`. */
+  subscribe(nc: NatsConnection): Subscription {
+    return nc.subscribe(subjects.syncAll, {
+      callback: (err, msg) => {
+        if (err) {
+          this.options.log.warn('sync subscription failed', { err });
+          return;
+        }
+        this.receive(msg.subject.slice(msg.subject.lastIndexOf('.') + 1), msg.data);
+      },
+    });
+  }
+
+  /** One chunk as it came off the bus: noted at once, applied in turn. */
+  receive(host: string, data: Uint8Array): void {
+    if (this.stopped || !host) return;
+    this.options.hosts.onSyncChunk(host);
+    this.queue.push({ host, data });
+    this.queued.set(host, (this.queued.get(host) ?? 0) + 1);
+    if (!this.working) void this.work();
+  }
+
+  /** Chunks of this host are waiting to be applied. */
+  pending(host: string): boolean {
+    return this.queued.has(host);
+  }
+
+  /** Chunks waiting, over all hosts. */
+  get backlog(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Resolves once every chunk received so far is applied. */
+  settled(): Promise<void> {
+    if (!this.working) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.queue = [];
+    this.head = 0;
+    this.queued.clear();
+    this.assembling.clear();
+  }
+
+  private async work(): Promise<void> {
+    this.working = true;
+    try {
+      while (!this.stopped && this.head < this.queue.length) {
+        const item = this.queue[this.head]!;
+        this.queue[this.head++] = undefined as unknown as { host: string; data: Uint8Array };
+        if (this.head > 1024 && this.head * 2 > this.queue.length) {
+          this.queue = this.queue.slice(this.head);
+          this.head = 0;
+        }
+        try {
+          this.apply(item.host, item.data);
+        } catch (err) {
+          this.options.log.warn('bad sync message', { host: item.host, err });
+        } finally {
+          const n = (this.queued.get(item.host) ?? 1) - 1;
+          if (n > 0) this.queued.set(item.host, n);
+          else this.queued.delete(item.host);
+        }
+        // let heartbeats, replies and events in before the next chunk
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.working = false;
+      if (this.head >= this.queue.length) {
+        this.queue = [];
+        this.head = 0;
+      }
+      const idle = this.idle;
+      this.idle = [];
+      for (const f of idle) f();
+    }
+  }
+
+  private apply(host: string, data: Uint8Array): void {
+    const { cache, hosts, log } = this.options;
+    const chunk = HostSync.decode(data);
+    const done = assembleChunk(this.assembling, host, chunk);
+    if (done === 'dropped') {
+      log.warn('sync chunk out of order: dropped', { host, syncId: chunk.syncId, chunk: chunk.chunk });
+      return;
+    }
+    if (!done) return;
+    const { snapshot, syncId } = done;
+    // what changed while the host was away, published before HOST_ONLINE; only against a
+    // full sync this coordinator applied (else every pool and volume would be "new")
+    if (hosts.isReturning(host) && hosts.hasSynced(host)) {
+      const changes = reconcileEvents(cache, host, snapshot, syncId);
+      for (const e of changes) this.options.publish(e);
+      if (changes.length > 0) log.info('host reconciled', { host, changes: changes.length });
+    }
+    cache.replaceHost(host, snapshot);
+    hosts.onSync(host, done.host, syncId);
+    log.info('host synced', { host, pools: snapshot.pools.length, volumes: snapshot.volumes.length, backlog: this.backlog });
+  }
+}

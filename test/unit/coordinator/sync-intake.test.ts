@@ -1,0 +1,103 @@
+// The coordinator's sync intake: chunks are noted when they arrive (liveness, "on its way")
+// and applied in turn, letting the event loop run between chunks; a host coming back is
+// reconciled only against a full sync this coordinator holds of it.
+import { expect } from 'chai';
+import { Heartbeat, HostSync } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { EventKind, Host, Pool, PoolDefinition, PoolState, PoolType, Volume, type Event } from '../../../libs/proto/cistern/v1/storage.js';
+import { buildSyncChunks } from '../../../services/agent/sync.js';
+import { FleetCache } from '../../../services/coordinator/cache.js';
+import { HostRegistry } from '../../../services/coordinator/hosts.js';
+import { silentLogger } from '../../../services/coordinator/log.js';
+import { SyncIntake } from '../../../services/coordinator/sync-intake.js';
+
+const pool = (host: string, name: string, revision: bigint) =>
+  Pool.fromPartial({
+    name: `hosts/${host}/pools/${name}`,
+    host,
+    definition: PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, target: { path: `/srv/${name}` } }),
+    state: PoolState.POOL_STATE_RUNNING,
+    revision,
+  });
+const vol = (host: string, poolName: string, name: string, revision: bigint) =>
+  Volume.fromPartial({
+    name: `hosts/${host}/pools/${poolName}/volumes/${name}`,
+    host,
+    pool: poolName,
+    revision,
+    definition: { name, key: `/srv/${poolName}/${name}`, capacity: 1n << 30n, target: { path: `/srv/${poolName}/${name}`, format: 'raw' } },
+  });
+
+/** The encoded chunks of a full sync of `host` with `count` volumes in pool p. */
+function syncOf(host: string, syncId: string, count: number, revision: bigint, maxBytes?: number): Uint8Array[] {
+  const volumes = Array.from({ length: count }, (_, i) => vol(host, 'p', `v${i}.img`, revision));
+  const chunks = buildSyncChunks(syncId, { host: Host.fromPartial({ hostId: host, hostname: `${host}.example` }), pools: [pool(host, 'p', revision)], volumes, revision }, maxBytes);
+  return chunks.map((c) => HostSync.encode(c).finish());
+}
+
+function setup() {
+  const cache = new FleetCache();
+  const published: Event[] = [];
+  const hostEvents: Event[] = [];
+  let intake: SyncIntake | undefined;
+  const hosts = new HostRegistry({ log: silentLogger, publish: async (e) => hostEvents.push(e), syncPending: (h) => intake?.pending(h) ?? false });
+  intake = new SyncIntake({ cache, hosts, publish: (e) => published.push(e), log: silentLogger });
+  const beat = (id: string, bootId = 1n) => hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: id }, bootId, intervalMs: 2000 }));
+  const deliver = async (host: string, chunks: Uint8Array[]) => {
+    for (const c of chunks) intake!.receive(host, c);
+    await intake!.settled();
+  };
+  return { cache, hosts, intake, published, hostEvents, beat, deliver };
+}
+
+describe('coordinator sync intake', () => {
+  it('a host this coordinator never synced is taken as it is: online, every volume cached, nothing replayed as events', async () => {
+    const t = setup();
+    t.beat('a'); // heartbeat first, as the agent does: a returning host
+    expect(t.hosts.isReturning('a')).to.equal(true);
+    await t.deliver('a', syncOf('a', 's1', 300, 5n, 16 * 1024));
+    expect(t.cache.volumeNames('a', 'p')).to.have.length(300);
+    expect(t.published).to.deep.equal([]);
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    expect(t.hostEvents.map((e) => EventKind[e.kind])).to.deep.equal(['HOST_ONLINE']);
+  });
+
+  it('a host synced here before is reconciled when it comes back: what changed is published', async () => {
+    const t = setup();
+    t.beat('a');
+    await t.deliver('a', syncOf('a', 's1', 3, 5n));
+    t.beat('a', 2n); // its agent restarted
+    await t.deliver('a', syncOf('a', 's2', 2, 9n));
+    expect(t.published.map((e) => `${EventKind[e.kind]} ${e.volume}`)).to.deep.equal(['VOLUME_DELETED v2.img']);
+    expect(t.published[0]!.requestId).to.equal('reconcile-s2');
+    expect(t.cache.volumeNames('a', 'p')).to.deep.equal(['v0.img', 'v1.img']);
+    expect(t.hosts.isOnline('a')).to.equal(true);
+  });
+
+  it('a host with chunks waiting is "sync on its way"; the event loop runs between chunks', async () => {
+    const t = setup();
+    t.beat('a');
+    const chunks = syncOf('a', 's1', 2000, 5n, 8 * 1024);
+    expect(chunks.length).to.be.greaterThan(20);
+    for (const c of chunks) t.intake.receive('a', c);
+    expect(t.intake.pending('a')).to.equal(true);
+    expect(t.hosts.syncInFlight('a')).to.equal(true);
+    let backlogSeenByATimer = -1;
+    setTimeout(() => (backlogSeenByATimer = t.intake.backlog), 0);
+    await t.intake.settled();
+    expect(backlogSeenByATimer).to.be.greaterThan(0);
+    expect(t.intake.pending('a')).to.equal(false);
+    expect(t.cache.volumeNames('a', 'p')).to.have.length(2000);
+  });
+
+  it('drops a sync with a chunk missing, and takes the next complete one', async () => {
+    const t = setup();
+    t.beat('a');
+    const broken = syncOf('a', 's1', 500, 5n, 8 * 1024);
+    await t.deliver('a', [broken[0]!, ...broken.slice(2)]);
+    expect(t.cache.poolsOfHost('a')).to.deep.equal([]);
+    expect(t.hosts.isOnline('a')).to.equal(false);
+    await t.deliver('a', syncOf('a', 's2', 500, 6n, 8 * 1024));
+    expect(t.cache.volumeNames('a', 'p')).to.have.length(500);
+    expect(t.hosts.isOnline('a')).to.equal(true);
+  });
+});
