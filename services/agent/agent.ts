@@ -19,7 +19,7 @@ import { hostName } from '../../libs/api/resource-names.js';
 import { AgentState } from './state.js';
 import { LockTable } from './locks.js';
 import { OrderedEvents } from './events.js';
-import { HostSyncer } from './sync.js';
+import { defaultResyncSpreadMs, HostSyncer } from './sync.js';
 import { HeartbeatSender, newBootId } from './heartbeat.js';
 import { autostartPools } from './autostart.js';
 import { attachSignal, backendFor, type AgentContext } from './context.js';
@@ -40,6 +40,8 @@ export interface AgentOptions {
   /** NATS credentials of this agent (scripts/nats-config.mjs makes one user per host). */
   natsUser?: string;
   natsPass?: string;
+  /** Answers to a fleet-wide ResyncRequest wait a random delay below this (ms); default from the heartbeat interval (sync.ts defaultResyncSpreadMs). */
+  resyncSpreadMs?: number;
 }
 
 /** Replies to the agent's own requests come under this prefix: its NATS user may subscribe to nothing else. */
@@ -158,7 +160,7 @@ export class Agent {
         lastSeen: new Date(),
         poolCount: state.pools.size,
       });
-    const syncer = new HostSyncer(nc, host, () => ({ host: hostInfo(), ...state.snapshot() }), log);
+    const syncer = new HostSyncer(nc, host, () => ({ host: hostInfo(), ...state.snapshot() }), log, opts.resyncSpreadMs ?? defaultResyncSpreadMs(opts.heartbeatMs));
     ctx.requestSync = (reason) => void syncer.request(reason);
     const heartbeat = new HeartbeatSender(nc, host, newBootId(), opts.heartbeatMs, hostInfo, log);
     const agent = new Agent(nc, ctx, syncer, heartbeat);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // cistern-agent: serves one host's storage over NATS.
-//   cistern-agent --host-id ID [--nats URL] [--root DIR] [--heartbeat-ms N] [--log-level L]
+//   cistern-agent --host-id ID [--nats URL] [--root DIR] [--heartbeat-ms N] [--resync-spread-ms N] [--log-level L]
 import { parseArgs } from 'node:util';
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -14,6 +14,8 @@ const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--he
   --host-id ID        this host's id (1-64 of A-Z a-z 0-9 _ -), required
   --root DIR          where this host's default pools live (created; default /var/lib/cistern/agent)
   --heartbeat-ms N    heartbeat interval (default 2000)
+  --resync-spread-ms N  answer a fleet-wide resync request after a random delay below N ms
+                      (env CISTERN_RESYNC_SPREAD_MS; default 0.75 x heartbeat, at most 1500; 0 = at once)
   --log-level L       debug, info, warn or error (default info)
   --nats-user USER    NATS user of this agent (env NATS_USER; scripts/nats-config.mjs makes agent-<host>)
   --nats-pass-file F  file holding its password (env NATS_PASSWORD_FILE, or NATS_PASSWORD)`;
@@ -49,6 +51,7 @@ async function main(): Promise<void> {
         'host-id': { type: 'string' },
         root: { type: 'string' },
         'heartbeat-ms': { type: 'string' },
+        'resync-spread-ms': { type: 'string' },
         'log-level': { type: 'string' },
         'nats-user': { type: 'string' },
         'nats-pass-file': { type: 'string' },
@@ -77,6 +80,11 @@ async function main(): Promise<void> {
   if (!Number.isInteger(heartbeatMs) || heartbeatMs < 50 || heartbeatMs > 600_000) {
     fail(`--heartbeat-ms '${values['heartbeat-ms']}' must be an integer from 50 to 600000`);
   }
+  const spreadText = values['resync-spread-ms'] ?? process.env.CISTERN_RESYNC_SPREAD_MS;
+  const resyncSpreadMs = spreadText === undefined || spreadText === '' ? undefined : Number(spreadText);
+  if (resyncSpreadMs !== undefined && (!Number.isInteger(resyncSpreadMs) || resyncSpreadMs < 0 || resyncSpreadMs > 60_000)) {
+    fail(`--resync-spread-ms '${spreadText}' must be an integer from 0 to 60000`);
+  }
   const natsUrl = values.nats ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
   const root = resolve(values.root ?? '/var/lib/cistern/agent');
   const log = createLogger(level as LogLevel, { host: hostId });
@@ -102,7 +110,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 
   try {
-    agent = await Agent.start({ natsUrl: natsUrl.split(','), hostId, root, heartbeatMs, log, ...natsCredentials(values) });
+    agent = await Agent.start({ natsUrl: natsUrl.split(','), hostId, root, heartbeatMs, resyncSpreadMs, log, ...natsCredentials(values) });
   } catch (err) {
     const e = asCisternError(err);
     log.error('agent failed to start', { code: e.code, error: e.message });

@@ -1,6 +1,9 @@
 // Full sync (BUS.md item 3): the whole runtime state of this host as HostSync chunks
 // on cistern.sync.<host>, one sync id, chunk 0..n, last=true on the final one, each
-// under ~512 KiB encoded. Sent at start, after every reconnect, and on ResyncRequest.
+// under ~512 KiB encoded. Sent at start, after every reconnect, and on ResyncRequest:
+// at once when the request names this host, after a random delay of up to the resync
+// spread when it is fleet-wide (host ''), so a fleet does not answer a new coordinator
+// in the same instant.
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { HostSync, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
@@ -9,6 +12,26 @@ import { subjects } from '../../libs/bus/subjects.js';
 import type { Logger } from './log.js';
 
 export const MAX_CHUNK_BYTES = 512 * 1024;
+/** Longest default delay before answering a fleet-wide ResyncRequest. */
+export const MAX_RESYNC_SPREAD_MS = 1500;
+
+/**
+ * The default spread of answers to a fleet-wide ResyncRequest for an agent that heartbeats
+ * every `heartbeatMs`: 0.75 of an interval, at most 1.5 s (a test stack with fast
+ * heartbeats gets a short spread, a fleet with the default 2 s gets 1.5 s).
+ */
+export function defaultResyncSpreadMs(heartbeatMs: number): number {
+  return Math.max(0, Math.min(MAX_RESYNC_SPREAD_MS, Math.floor(heartbeatMs * 0.75)));
+}
+
+/**
+ * When to answer `req` on host `host`: 0 (at once) when it names this host, a random delay
+ * below `spreadMs` when it is fleet-wide, undefined when it is for another host.
+ */
+export function resyncDelayMs(req: ResyncRequest, host: string, spreadMs: number, random: () => number = Math.random): number | undefined {
+  if (req.host) return req.host === host || req.host === `hosts/${host}` ? 0 : undefined;
+  return spreadMs > 0 ? Math.floor(random() * spreadMs) : 0;
+}
 /** Room for sync_id, chunk, last, revision and per-item tags. */
 const HEADER_ALLOWANCE = 256;
 
@@ -55,12 +78,16 @@ export class HostSyncer {
   private running: Promise<void> | undefined;
   private again = false;
   private sub: Subscription | undefined;
+  /** a fleet-wide request waiting for its random delay */
+  private delayed: NodeJS.Timeout | undefined;
 
+  /** `resyncSpreadMs`: answers to a fleet-wide ResyncRequest wait a random delay below it (0 = at once). */
   constructor(
     private readonly nc: NatsConnection,
     private readonly host: string,
     private readonly snapshot: () => Snapshot,
     private readonly log: Logger,
+    private readonly resyncSpreadMs = MAX_RESYNC_SPREAD_MS,
   ) {}
 
   /** Answers ResyncRequest messages for this host (or for every host). */
@@ -74,11 +101,28 @@ export class HostSyncer {
         } catch {
           continue;
         }
-        if (req.host && req.host !== this.host && req.host !== `hosts/${this.host}`) continue;
-        this.log.info('resync requested', { coordinator: req.coordinatorId });
-        void this.request('requested');
+        const delay = resyncDelayMs(req, this.host, this.resyncSpreadMs);
+        if (delay === undefined) continue;
+        this.log.info('resync requested', { coordinator: req.coordinatorId, fleetWide: !req.host, delayMs: delay });
+        this.requestAfter(delay);
       }
     })();
+  }
+
+  /** A sync after `delayMs`; requests while one is waiting join it, one for now replaces it. */
+  private requestAfter(delayMs: number): void {
+    if (delayMs <= 0) {
+      if (this.delayed) clearTimeout(this.delayed);
+      this.delayed = undefined;
+      void this.request('requested');
+      return;
+    }
+    if (this.delayed) return;
+    this.delayed = setTimeout(() => {
+      this.delayed = undefined;
+      void this.request('requested');
+    }, delayMs);
+    this.delayed.unref();
   }
 
   /** Sends a full sync soon; resolves when a sync that started after this call is sent. */
@@ -121,6 +165,8 @@ export class HostSyncer {
   }
 
   stop(): void {
+    if (this.delayed) clearTimeout(this.delayed);
+    this.delayed = undefined;
     this.sub?.unsubscribe();
   }
 }

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { HostSync } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { HostSync, ResyncRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { Host, Pool, Volume } from '../../../libs/proto/cistern/v1/storage.js';
-import { buildSyncChunks, MAX_CHUNK_BYTES } from '../../../services/agent/sync.js';
+import { buildSyncChunks, defaultResyncSpreadMs, MAX_CHUNK_BYTES, MAX_RESYNC_SPREAD_MS, resyncDelayMs } from '../../../services/agent/sync.js';
 
 const host = Host.create({ name: 'hosts/h', hostId: 'h', hostname: 'box', online: true });
 const volumes = (n: number) =>
@@ -46,5 +46,28 @@ describe('agent full sync chunking', () => {
     const chunks = buildSyncChunks('s3', { host, pools: [], volumes: volumes(100), revision: 1n }, 4096);
     for (const c of chunks) expect(HostSync.encode(c).finish().length).to.be.at.most(4096);
     expect(chunks.flatMap((c) => c.volumes)).to.have.length(100);
+  });
+});
+
+describe('agent answer to a resync request', () => {
+  const req = (host: string) => ResyncRequest.fromPartial({ coordinatorId: 'c1', host });
+
+  it('a request naming this host is answered at once; one for another host not at all', () => {
+    expect(resyncDelayMs(req('h'), 'h', 1500, () => 0.9)).to.equal(0);
+    expect(resyncDelayMs(req('hosts/h'), 'h', 1500, () => 0.9)).to.equal(0);
+    expect(resyncDelayMs(req('other'), 'h', 1500)).to.equal(undefined);
+  });
+
+  it('a fleet-wide request is answered after a random delay below the spread (0 = at once)', () => {
+    expect(resyncDelayMs(req(''), 'h', 1500, () => 0)).to.equal(0);
+    expect(resyncDelayMs(req(''), 'h', 1500, () => 0.5)).to.equal(750);
+    expect(resyncDelayMs(req(''), 'h', 1500, () => 0.9999)).to.be.below(1500);
+    expect(resyncDelayMs(req(''), 'h', 0, () => 0.9)).to.equal(0);
+  });
+
+  it('the default spread follows the heartbeat interval, at most 1.5 s', () => {
+    expect(defaultResyncSpreadMs(2000)).to.equal(MAX_RESYNC_SPREAD_MS);
+    expect(defaultResyncSpreadMs(300)).to.equal(225);
+    expect(defaultResyncSpreadMs(60_000)).to.equal(MAX_RESYNC_SPREAD_MS);
   });
 });
