@@ -1,11 +1,43 @@
-// ListVolumes responses encoded from per-volume bytes kept beside the cache: a Volume the
-// cache holds is never changed in place (a change stores a new object), so its encoding is
-// kept in a WeakMap keyed by the object and a listing of 10,000 volumes is, after the first,
-// a concatenation instead of 10,000 Volume.encode calls. The bytes are exactly what
-// ListVolumesResponse.encode would write (field 1 per volume, then field 2).
+// ListVolumes responses written straight from the cache's stored volume bytes
+// (stored-volume.ts): a page of 1,000 volumes is 1,000 copies, with no decode and no
+// Volume.encode. The bytes are exactly what ListVolumesResponse.encode would write for the
+// decoded page (field 1 per volume, with the page's stale flag, then field 2).
 import { ListVolumesResponse, Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { decodeStored, storedSize, writeStored, type StoredVolume } from './stored-volume.js';
 
-const encoded = new WeakMap<Volume, Uint8Array>();
+const STORED = Symbol('stored volumes');
+
+interface StoredPage {
+  stored: readonly StoredVolume[];
+  stale: boolean;
+  /** set once someone in the process reads `volumes`: from then on those objects are the answer */
+  decoded?: Volume[];
+}
+
+/**
+ * A ListVolumesResponse whose volumes are the given stored ones, each with `stale` set as given
+ * (the pool view's). `volumes` is decoded on first read (in-process callers, tests); the gRPC
+ * serializer below copies the stored bytes instead.
+ */
+export function storedListVolumes(stored: readonly StoredVolume[], stale: boolean, nextPageToken: string): ListVolumesResponse {
+  const page: StoredPage = { stored, stale };
+  const res = { nextPageToken } as ListVolumesResponse;
+  Object.defineProperty(res, 'volumes', {
+    enumerable: true,
+    configurable: true,
+    get: (): Volume[] =>
+      (page.decoded ??= stored.map((s) => {
+        const v = decodeStored(s);
+        v.stale = stale;
+        return v;
+      })),
+    set: (volumes: Volume[]) => {
+      page.decoded = volumes;
+    },
+  });
+  Object.defineProperty(res, STORED, { value: page, enumerable: false });
+  return res;
+}
 
 function varintLength(n: number): number {
   let len = 1;
@@ -26,23 +58,33 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
 }
 
 export function serializeListVolumes(res: ListVolumesResponse): Buffer {
-  const parts: Uint8Array[] = new Array(res.volumes.length);
-  let total = 0;
-  for (let i = 0; i < res.volumes.length; i++) {
-    const v = res.volumes[i]!;
-    let bytes = encoded.get(v);
-    if (!bytes) {
-      bytes = Volume.encode(v).finish();
-      encoded.set(v, bytes);
-    }
-    parts[i] = bytes;
-    total += 1 + varintLength(bytes.length) + bytes.length;
-  }
+  const page = (res as { [STORED]?: StoredPage })[STORED];
   const tail = res.nextPageToken ? ListVolumesResponse.encode({ volumes: [], nextPageToken: res.nextPageToken }).finish() : undefined;
-  const out = Buffer.allocUnsafe(total + (tail?.length ?? 0));
+  if (page && !page.decoded) {
+    const { stored, stale } = page;
+    let total = tail?.length ?? 0;
+    for (const s of stored) {
+      const size = storedSize(s, stale);
+      total += 1 + varintLength(size) + size;
+    }
+    const out = Buffer.allocUnsafe(total);
+    let pos = 0;
+    for (const s of stored) {
+      out[pos++] = 0x0a; // field 1, length-delimited
+      pos = writeVarint(out, pos, storedSize(s, stale));
+      pos = writeStored(out, pos, s, stale);
+    }
+    if (tail) out.set(tail, pos);
+    return out;
+  }
+  // a response built from decoded volumes
+  const parts = res.volumes.map((v) => Volume.encode(v).finish());
+  let total = tail?.length ?? 0;
+  for (const bytes of parts) total += 1 + varintLength(bytes.length) + bytes.length;
+  const out = Buffer.allocUnsafe(total);
   let pos = 0;
   for (const bytes of parts) {
-    out[pos++] = 0x0a; // field 1, length-delimited
+    out[pos++] = 0x0a;
     pos = writeVarint(out, pos, bytes.length);
     out.set(bytes, pos);
     pos += bytes.length;

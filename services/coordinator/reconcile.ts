@@ -4,16 +4,22 @@
 // Every coordinator sees the same sync, so the events carry request id
 // `reconcile-<syncId>` and JetStream's duplicate window stores each one once.
 import { Event, EventKind, PoolState, VolumeDefinition, type Pool, type Volume } from '../../libs/proto/cistern/v1/storage.js';
-import { poolShortName, volumeShortName, type FleetCache } from './cache.js';
+import { poolShortName, type FleetCache, type SyncSnapshot } from './cache.js';
+import { decodeStored, prepareVolume, sameDefinitionBytes, type PreparedVolume, type StoredVolume } from './stored-volume.js';
+import { shortNameOf, snapshotPoolOf } from './volume-wire.js';
 
 /** What a user would call a change: everything but the timestamps. */
-function sameVolume(a: Volume, b: Volume): boolean {
+function sameVolume(old: StoredVolume, now: PreparedVolume): boolean {
+  // the usual case, a volume that did not change: the same definition bytes
+  if (sameDefinitionBytes(old, now.stored)) return true;
   const strip = (v: Volume): Uint8Array => {
     const def = v.definition ?? VolumeDefinition.create();
     return VolumeDefinition.encode({ ...def, target: def.target ? { ...def.target, timestamps: undefined } : undefined }).finish();
   };
-  return Buffer.from(strip(a)).equals(Buffer.from(strip(b)));
+  return Buffer.from(strip(decodeStored(old))).equals(Buffer.from(strip(decodedOf(now))));
 }
+
+const decodedOf = (v: PreparedVolume): Volume => (v.volume ??= decodeStored(v.stored));
 
 /** Sizes and free extents: what a disk filling up or a partition table edited by hand changes. */
 function samePoolRuntime(a: Pool, b: Pool): boolean {
@@ -25,19 +31,19 @@ function samePoolRuntime(a: Pool, b: Pool): boolean {
 export function reconcileEvents(
   cache: FleetCache,
   host: string,
-  snapshot: { pools: Pool[]; volumes: Volume[]; revision: bigint },
+  snapshot: SyncSnapshot,
   syncId: string,
   now = new Date(),
 ): Event[] {
   const events: Event[] = [];
   const base = { host, time: now, principal: 'coordinator', requestId: `reconcile-${syncId}` };
   const incoming = new Map(snapshot.pools.map((p) => [poolShortName(p), p]));
-  const volumesOf = new Map<string, Map<string, Volume>>();
-  for (const v of snapshot.volumes) {
-    const pool = v.pool || v.name.split('/')[3] || '';
+  const volumesOf = new Map<string, Map<string, PreparedVolume>>();
+  for (const v of snapshot.volumes.map(prepareVolume)) {
+    const pool = snapshotPoolOf(v.facts);
     let m = volumesOf.get(pool);
     if (!m) volumesOf.set(pool, (m = new Map()));
-    m.set(volumeShortName(v), v);
+    m.set(shortNameOf(v.facts), v);
   }
   for (const name of cache.poolsOfHost(host)) {
     const rt = cache.runtimePool(host, name)!;
@@ -47,18 +53,17 @@ export function reconcileEvents(
       events.push(Event.fromPartial({ ...base, kind: EventKind.POOL_STOPPED, pool: name, poolState: stopped }));
       continue;
     }
-    const vols = volumesOf.get(name) ?? new Map<string, Volume>();
+    const vols = volumesOf.get(name) ?? new Map<string, PreparedVolume>();
     for (const [vname, old] of rt.volumes) {
       if (!vols.has(vname)) {
-        events.push(
-          Event.fromPartial({ ...base, kind: EventKind.VOLUME_DELETED, pool: name, volume: vname, volumeState: { ...old, revision: snapshot.revision } }),
-        );
+        const volumeState = { ...decodeStored(old), revision: snapshot.revision };
+        events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_DELETED, pool: name, volume: vname, volumeState }));
       }
     }
     for (const [vname, v] of vols) {
       const old = rt.volumes.get(vname);
-      if (!old || !sameVolume(old, v)) {
-        events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_CHANGED, pool: name, volume: vname, volumeState: v, poolState: now }));
+      if (old === undefined || !sameVolume(old, v)) {
+        events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_CHANGED, pool: name, volume: vname, volumeState: decodedOf(v), poolState: now }));
       }
     }
     if (!samePoolRuntime(rt.pool, now)) {
@@ -68,8 +73,8 @@ export function reconcileEvents(
   for (const [name, p] of incoming) {
     if (cache.runtimePool(host, name)) continue;
     events.push(Event.fromPartial({ ...base, kind: EventKind.POOL_STARTED, pool: name, poolState: p }));
-    for (const v of (volumesOf.get(name) ?? new Map<string, Volume>()).values()) {
-      events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_CHANGED, pool: name, volume: volumeShortName(v), volumeState: v, poolState: p }));
+    for (const [vname, v] of volumesOf.get(name) ?? new Map<string, PreparedVolume>()) {
+      events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_CHANGED, pool: name, volume: vname, volumeState: decodedOf(v), poolState: p }));
     }
   }
   return events;

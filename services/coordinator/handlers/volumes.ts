@@ -21,6 +21,7 @@ import { compare } from '../cache.js';
 import { volumeView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { forward } from '../forward.js';
+import { storedListVolumes } from '../list-encoding.js';
 import { requireActive, resolvePool, resolveVolume } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, pageSize } from '../pagination.js';
 import {
@@ -33,6 +34,7 @@ import {
   requireVolumeName,
   volumeDefinitionFrom,
 } from '../validate.js';
+import type { StoredVolume } from '../stored-volume.js';
 import { requireXml } from '../xml.js';
 
 /** The volume after an operation: the cache's (events applied), else the reply's. */
@@ -50,7 +52,7 @@ function volumeAfter(svc: CoordinatorServices, host: string, pool: string, name:
  */
 function requireAbsent(svc: CoordinatorServices, ctx: CallContext, host: string, pool: string, name: string): void {
   if (ctx.requestId) return;
-  if (svc.cache.volume(host, pool, name)) {
+  if (svc.cache.hasVolume(host, pool, name)) {
     throw new AlreadyExistsError(`storage volume '${name}' already exists in pool '${pool}' on host '${host}'`);
   }
 }
@@ -144,10 +146,11 @@ export async function listVolumes(svc: CoordinatorServices, _ctx: CallContext, r
   const names = svc.cache.volumeNames(ref.host, ref.pool);
   const start = after ? firstAfter(names, after[0]!, compare) : 0;
   const end = Math.min(names.length, start + size);
-  const volumes: Volume[] = new Array(end - start);
-  for (let i = start; i < end; i++) volumes[i - start] = volumeView(svc.cache.volume(ref.host, ref.pool, names[i]!)!, p.stale);
+  // the stored bytes, copied into the response by its serializer (list-encoding.ts): no decode
+  const stored: StoredVolume[] = new Array(end - start);
+  for (let i = start; i < end; i++) stored[i - start] = svc.cache.storedVolume(ref.host, ref.pool, names[i]!)!;
   const nextPageToken = end < names.length ? encodePageToken(`volumes:${ref.host}/${ref.pool}`, [names[end - 1]!]) : '';
-  return { volumes, nextPageToken };
+  return storedListVolumes(stored, p.stale, nextPageToken);
 }
 
 export async function getVolumeXml(svc: CoordinatorServices, _ctx: CallContext, req: GetVolumeXMLRequest): Promise<XMLDocument> {

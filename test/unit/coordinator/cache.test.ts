@@ -120,6 +120,73 @@ describe('coordinator fleet cache', () => {
     expect(c.volumeNames('a', 'm')).to.deep.equal(['a', 'b', 'c']);
   });
 
+  it('finds volumes by key and by path: key = path (files), key != path (LVs), updates and removals', () => {
+    const c = new FleetCache();
+    c.applyPool('a', pool('p', 10n));
+    const lv = (path: string, revision: bigint) =>
+      Volume.fromPartial({ name: 'hosts/a/pools/p/volumes/lv', host: 'a', pool: 'p', revision, definition: { name: 'lv', key: 'uuid-1', target: { path } } });
+    c.applyVolume('a', 'p', vol('p', 'f', 11n));
+    c.applyVolume('a', 'p', lv('/dev/vg/lv', 12n));
+    expect(c.volumeByKey('a', '/p/p/f')?.name).to.equal('hosts/a/pools/p/volumes/f');
+    expect(c.volumeByPath('a', '/p/p/f')?.name).to.equal('hosts/a/pools/p/volumes/f');
+    expect(c.volumeByKey('a', 'uuid-1')?.name).to.equal('hosts/a/pools/p/volumes/lv');
+    expect(c.volumeByPath('a', '/dev/vg/lv')?.name).to.equal('hosts/a/pools/p/volumes/lv');
+    // a path is not a key, a key is not a path
+    expect(c.volumeByKey('a', '/dev/vg/lv')).to.equal(undefined);
+    expect(c.volumeByPath('a', 'uuid-1')).to.equal(undefined);
+    // renamed device: the old path no longer answers
+    c.applyVolume('a', 'p', lv('/dev/vg2/lv', 13n));
+    expect(c.volumeByPath('a', '/dev/vg/lv')).to.equal(undefined);
+    expect(c.volumeByPath('a', '/dev/vg2/lv')?.revision).to.equal(13n);
+    expect(c.volumeByKey('a', 'uuid-1')?.revision).to.equal(13n);
+    c.removeVolume('a', 'p', 'lv', 14n);
+    c.removeVolume('a', 'p', 'f', 14n);
+    for (const k of ['/p/p/f', 'uuid-1', '/dev/vg2/lv']) {
+      expect(c.volumeByKey('a', k)).to.equal(undefined);
+      expect(c.volumeByPath('a', k)).to.equal(undefined);
+    }
+    expect(c.hasVolume('a', 'p', 'f')).to.equal(false);
+  });
+
+  it('takes volumes as wire bytes exactly as it takes them decoded (events, syncs, resyncs)', () => {
+    const bytes = (v: Volume) => Volume.encode(v).finish();
+    const decoded = new FleetCache();
+    const raw = new FleetCache();
+    const lv = Volume.fromPartial({ name: 'hosts/a/pools/q/volumes/lv', host: 'a', pool: 'q', revision: 14n, definition: { name: 'lv', key: 'uuid-9', target: { path: '/dev/vg/lv' } } });
+    const first = { pools: [pool('p', 10n), pool('q', 10n)], volumes: [vol('p', 'a1', 11n), vol('p', 'a2', 12n, 7n), vol('q', 'b1', 13n), lv], revision: 20n };
+    decoded.replaceHost('a', first);
+    raw.replaceHost('a', { ...first, volumes: first.volumes.map(bytes) });
+    const later = [vol('p', 'a2', 30n, 9n), vol('p', 'a3', 31n), vol('p', 'a1', 5n, 99n) /* older: ignored */];
+    for (const v of later) {
+      expect(raw.applyVolumeBytes('a', 'p', bytes(v))).to.equal(decoded.applyVolume('a', 'p', v));
+    }
+    expect(raw.applyVolumeBytes('a', 'stopped', bytes(vol('stopped', 'x', 40n)))).to.equal(false);
+    const resync = { pools: [pool('p', 10n), pool('q', 10n)], volumes: [vol('p', 'a1', 11n), vol('p', 'a3', 31n), lv], revision: 35n };
+    decoded.replaceHost('a', resync);
+    raw.replaceHost('a', { ...resync, volumes: resync.volumes.map(bytes) });
+    for (const p of ['p', 'q']) {
+      expect(raw.volumeNames('a', p)).to.deep.equal(decoded.volumeNames('a', p));
+      for (const n of raw.volumeNames('a', p)) {
+        expect(raw.volume('a', p, n)).to.deep.equal(decoded.volume('a', p, n));
+        expect(raw.storedVolume('a', p, n)).to.equal(decoded.storedVolume('a', p, n));
+      }
+    }
+    expect(raw.volumeNames('a', 'p')).to.deep.equal(['a1', 'a3']);
+    expect(raw.volumeByKey('a', 'uuid-9')).to.deep.equal(lv);
+    expect(raw.volumeByPath('a', '/p/p/a3')?.revision).to.equal(31n);
+    expect(raw.volumeByPath('a', '/p/p/a2')).to.equal(undefined);
+  });
+
+  it('refuses a sync with a malformed volume before changing anything', () => {
+    const c = new FleetCache();
+    c.replaceHost('a', { pools: [pool('p', 10n)], volumes: [vol('p', 'v', 11n)], revision: 20n });
+    const broken = Volume.encode(vol('p', 'w', 12n)).finish().subarray(0, 20);
+    expect(() => c.replaceHost('a', { pools: [], volumes: [broken], revision: 30n })).to.throw();
+    expect(c.volumeNames('a', 'p')).to.deep.equal(['v']);
+    expect(() => c.applyVolumeBytes('a', 'p', broken)).to.throw();
+    expect(c.volumeNames('a', 'p')).to.deep.equal(['v']);
+  });
+
   it('resolves sequence waits once the event is applied, and gives up after the timeout', async () => {
     const c = new FleetCache();
     c.advance(10n);

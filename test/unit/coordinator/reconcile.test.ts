@@ -42,6 +42,25 @@ describe('reconciliation after a host returns', () => {
     expect(events.every((e) => e.requestId === 'reconcile-s2')).to.equal(true);
   });
 
+  it('announces the same from a sync whose volumes are wire bytes', () => {
+    const bytes = (v: Volume) => Volume.encode(v).finish();
+    const c = cacheWith(pool('disk', 5n, { runtimeDevices: extents(60n, 100n) }), [vol('disk', 'sdb1', 5n), vol('disk', 'sdb2', 5n), vol('disk', 'sdb4', 5n)]);
+    const back = pool('disk', 9n, { runtimeDevices: extents(60n, 100n) });
+    // sdb4: only its timestamps changed (not a change a user would call one)
+    const touched = Volume.fromPartial({ ...vol('disk', 'sdb4', 9n), definition: { ...vol('disk', 'sdb4', 9n).definition!, target: { path: '/dev/sdb4', timestamps: { atime: '1.5' } } } });
+    const volumes = [vol('disk', 'sdb1', 9n, 20n), vol('disk', 'sdb3', 9n), touched];
+    const fromDecoded = reconcileEvents(c, 'a', { pools: [back], volumes, revision: 9n }, 's4', new Date(0));
+    const fromBytes = reconcileEvents(c, 'a', { pools: [back], volumes: volumes.map(bytes), revision: 9n }, 's4', new Date(0));
+    expect(fromBytes).to.deep.equal(fromDecoded);
+    expect(fromBytes.map((e) => [EventKind[e.kind], e.volume])).to.deep.equal([
+      ['VOLUME_DELETED', 'sdb2'],
+      ['VOLUME_CHANGED', 'sdb1'],
+      ['VOLUME_CHANGED', 'sdb3'],
+    ]);
+    expect(fromBytes[0]!.volumeState).to.deep.equal({ ...vol('disk', 'sdb2', 5n), revision: 9n });
+    expect(fromBytes[1]!.volumeState).to.deep.equal(vol('disk', 'sdb1', 9n, 20n));
+  });
+
   it('announces a pool that stopped while the host was away', () => {
     const c = cacheWith(pool('disk', 5n), []);
     const events = reconcileEvents(c, 'a', { pools: [], volumes: [], revision: 9n }, 's3');
