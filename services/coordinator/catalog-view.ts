@@ -2,14 +2,18 @@
 // with the agent's runtime state (state, sizes, volumes). Reads never leave this process.
 import { Pool, PoolState, type Host, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { hostName, poolName } from '../../libs/api/resource-names.js';
-import type { FleetCache } from './cache.js';
+import type { CatalogRecord, FleetCache } from './cache.js';
 import type { HostEntry } from './hosts.js';
 
 export function poolView(cache: FleetCache, host: string, pool: string, stale = false): Pool | undefined {
   const cat = cache.catalogEntry(host, pool);
   const rt = cache.runtimePool(host, pool);
   if (!cat && !rt) return undefined;
-  const live = rt?.pool;
+  return viewOf(host, pool, cat, rt?.pool, rt ? rt.volumes.size : 0, stale);
+}
+
+/** The view of a pool from everything it shows: its catalog record, runtime state, volume count, host online. */
+function viewOf(host: string, pool: string, cat: CatalogRecord | undefined, live: Pool | undefined, volumeCount: number, stale: boolean): Pool {
   return {
     name: poolName(host, pool),
     host,
@@ -20,11 +24,85 @@ export function poolView(cache: FleetCache, host: string, pool: string, stale = 
     capacity: live?.capacity ?? 0n,
     allocation: live?.allocation ?? 0n,
     available: live?.available ?? 0n,
-    volumeCount: rt ? rt.volumes.size : 0,
+    volumeCount,
     stale,
     revision: live?.revision ?? 0n,
     runtimeDevices: live?.runtimeDevices ?? [],
   };
+}
+
+interface HeldView {
+  cat: CatalogRecord | undefined;
+  live: Pool | undefined;
+  volumeCount: number;
+  stale: boolean;
+  view: Pool;
+}
+
+/**
+ * The views ListPools and GetPool hand out: one frozen object per pool while nothing it
+ * shows changes, so that its encoded bytes can be kept beside it (pool-list-encoding.ts).
+ * A view is a function of its inputs alone (viewOf): the catalog record, the runtime pool
+ * state, the volume count and whether the host is offline. A held view is returned only
+ * while all four are the same (the same objects, the same numbers) as when it was built;
+ * any change builds a new one. The cache never edits those objects in place: every catalog
+ * write stores a new record, every sync, event and reply a new Pool, so the held view (and
+ * the bytes kept for it) is always what poolView, and Pool.encode of it, would give now.
+ */
+export class PoolViews {
+  private readonly held = new Map<string, Map<string, HeldView>>();
+  private keysSeen: unknown;
+  private count = 0;
+
+  /** The pool as clients see it now, or undefined when the cache has no such pool. */
+  get(cache: FleetCache, host: string, pool: string, stale: boolean): Pool | undefined {
+    const cat = cache.catalogEntry(host, pool);
+    const rt = cache.runtimePool(host, pool);
+    if (!cat && !rt) return undefined;
+    const live = rt?.pool;
+    const volumeCount = rt ? rt.volumes.size : 0;
+    let ofHost = this.held.get(host);
+    const h = ofHost?.get(pool);
+    if (h && h.cat === cat && h.live === live && h.volumeCount === volumeCount && h.stale === stale) return h.view;
+    const view = viewOf(host, pool, cat, live, volumeCount, stale);
+    if (view.runtimeDevices.length === 0) view.runtimeDevices = NO_DEVICES;
+    Object.freeze(view);
+    if (!ofHost) this.held.set(host, (ofHost = new Map()));
+    if (!h) this.count++;
+    ofHost.set(pool, { cat, live, volumeCount, stale, view });
+    return view;
+  }
+
+  /** Forgets the views of pools the cache no longer has (checked when its set of pools changed). */
+  sweep(cache: FleetCache): void {
+    const keys = cache.poolKeys();
+    if (keys === this.keysSeen) return;
+    this.keysSeen = keys;
+    for (const [host, ofHost] of this.held) {
+      for (const pool of ofHost.keys()) {
+        if (cache.catalogEntry(host, pool) || cache.runtimePool(host, pool)) continue;
+        ofHost.delete(pool);
+        this.count--;
+      }
+      if (ofHost.size === 0) this.held.delete(host);
+    }
+  }
+
+  /** How many views are held. */
+  get size(): number {
+    return this.count;
+  }
+}
+
+const NO_DEVICES = Object.freeze([]) as unknown as Pool['runtimeDevices'];
+
+const viewsOf = new WeakMap<FleetCache, PoolViews>();
+
+/** The held views for this cache (one set per FleetCache). */
+export function poolViews(cache: FleetCache): PoolViews {
+  let views = viewsOf.get(cache);
+  if (!views) viewsOf.set(cache, (views = new PoolViews()));
+  return views;
 }
 
 /** The stored definition (GetPoolXML --inactive): the catalog's, or the runtime one for a transient pool. */

@@ -34,7 +34,7 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { poolName } from '../../../libs/api/resource-names.js';
 import { compare } from '../cache.js';
-import { inactiveDefinition, isActiveState, poolView } from '../catalog-view.js';
+import { inactiveDefinition, isActiveState, poolView, poolViews } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
 import { forward } from '../forward.js';
@@ -233,40 +233,59 @@ export async function refreshPool(svc: CoordinatorServices, ctx: CallContext, re
 }
 
 export async function getPool(svc: CoordinatorServices, _ctx: CallContext, req: GetPoolRequest): Promise<Pool> {
-  return resolvePool(svc, requirePoolName(req.name)).pool;
+  const ref = requirePoolName(req.name);
+  const p = resolvePool(svc, ref);
+  // the held view: its encoded bytes are kept (server.ts serializes GetPool with serializePool)
+  return poolViews(svc.cache).get(svc.cache, ref.host, ref.pool, p.stale) ?? p.pool;
 }
 
+const comparePoolKeys = (a: readonly [string, string], b: readonly [string, string]): number => compare(a[0], b[0]) || compare(a[1], b[1]);
+
+/**
+ * One page of the fleet's pools in (host, name) order. Per call the work is the page (plus
+ * the pools a filter skips): the sorted keys are the cache's, the start is a binary search,
+ * and each pool is its held view, whose encoded bytes are kept (pool-list-encoding.ts).
+ */
 export async function listPools(svc: CoordinatorServices, _ctx: CallContext, req: ListPoolsRequest): Promise<ListPoolsResponse> {
   const host = req.host ? requireHost(req.host) : undefined;
   checkPoolTypes(req.types);
   const size = pageSize(req.pageSize);
   const after = decodePageToken(req.pageToken, 'pools', 2);
   if (host) svc.hosts.requireKnown(host);
+  const views = poolViews(svc.cache);
+  views.sweep(svc.cache);
   const keys = svc.cache.poolKeys();
-  const cmp = (a: readonly [string, string], b: readonly [string, string]): number => compare(a[0], b[0]) || compare(a[1], b[1]);
-  let i = after ? firstAfter(keys, [after[0]!, after[1]!] as const, cmp) : 0;
-  if (host && !after) i = firstAfter(keys, [host, ''] as const, cmp); // pool names are never empty
-  const types = new Set(req.types);
+  let i = after ? firstAfter(keys, [after[0]!, after[1]!] as const, comparePoolKeys) : 0;
+  if (host && !after) i = firstAfter(keys, [host, ''] as const, comparePoolKeys); // pool names are never empty
+  const types = req.types.length > 0 ? new Set(req.types) : undefined;
   const pools: Pool[] = [];
   let next = '';
+  let last: readonly [string, string] | undefined;
+  let onlineHost: string | undefined;
+  let online = false;
   for (; i < keys.length; i++) {
-    const [h, name] = keys[i]!;
+    const key = keys[i]!;
+    const [h, name] = key;
     if (host && h !== host) {
       if (h > host) break;
       continue;
     }
-    const view = poolView(svc.cache, h, name, !svc.hosts.isOnline(h));
+    if (h !== onlineHost) {
+      onlineHost = h;
+      online = svc.hosts.isOnline(h);
+    }
+    const view = views.get(svc.cache, h, name, !online);
     if (!view) continue;
     if (req.active !== undefined && isActiveState(view.state) !== req.active) continue;
     if (req.persistent !== undefined && view.persistent !== req.persistent) continue;
     if (req.autostart !== undefined && view.autostart !== req.autostart) continue;
-    if (types.size > 0 && !types.has(view.definition?.type ?? 0)) continue;
+    if (types && !types.has(view.definition?.type ?? 0)) continue;
     if (pools.length === size) {
-      const last = pools[pools.length - 1]!;
-      next = encodePageToken('pools', [last.host, last.definition?.name ?? '']);
+      next = encodePageToken('pools', [last![0], last![1]]);
       break;
     }
     pools.push(view);
+    last = key;
   }
   return { pools, nextPageToken: next };
 }
