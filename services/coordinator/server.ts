@@ -19,6 +19,7 @@ import { InternalError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import { StorageServiceService, type StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
 import { serializeListVolumes } from './list-encoding.js';
+import { serializeListPools, serializePool } from './pool-list-encoding.js';
 import { errorCodeOf, METHODS, type CallGuard } from './call-guard.js';
 import type { CallContext, CoordinatorServices } from './context.js';
 import * as events from './handlers/events.js';
@@ -202,10 +203,13 @@ export async function startGrpcServer(
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
   });
-  // ListVolumes pages are built from per-volume bytes kept beside the cache (list-encoding.ts)
+  // ListVolumes pages are built from per-volume bytes kept beside the cache (list-encoding.ts),
+  // ListPools pages and GetPool from per-pool bytes kept beside the views (pool-list-encoding.ts)
   const service = {
     ...StorageServiceService,
     listVolumes: { ...StorageServiceService.listVolumes, responseSerialize: serializeListVolumes },
+    listPools: { ...StorageServiceService.listPools, responseSerialize: serializeListPools },
+    getPool: { ...StorageServiceService.getPool, responseSerialize: serializePool },
   } as typeof StorageServiceService;
   server.addService(service, storageService(new CallRunner(svc, guard)));
   const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
