@@ -146,10 +146,33 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         }
       }
     })();
-    // syncs: noted on arrival (liveness), applied in turn without starving the heartbeats
+    // syncs, on a connection of their own so that heartbeats never queue behind a fleet's
+    // worth of sync bytes: noted on arrival (liveness), applied in turn (sync-intake.ts)
     const syncIntake = intake;
-    subs.push(syncIntake.subscribe(nc));
+    const syncNc = await connectBus({
+      servers: options.natsUrl,
+      name: `cistern-coordinator ${coordinatorId} syncs`,
+      user: options.natsUser,
+      pass: options.natsPass,
+    });
+    cleanups.push(async () => {
+      await syncNc.drain().catch(() => syncNc.close());
+    });
+    subs.push(syncIntake.subscribe(syncNc));
     cleanups.push(() => syncIntake.stop());
+    void (async () => {
+      for await (const s of syncNc.status()) {
+        if (s.type === 'reconnect') {
+          // chunks may have been lost while it was down: ask the hosts whose sync was cut
+          const cut = syncIntake.connectionLost();
+          log.warn('sync connection reconnected; asking again the hosts whose sync was cut', { hosts: cut.length });
+          for (const host of cut) resync(host);
+        } else if (s.type === 'disconnect') {
+          log.warn('sync connection to NATS lost');
+        }
+      }
+    })();
+    await syncNc.flush();
     cleanups.push(() => subs.forEach((s) => s.unsubscribe()));
     hosts.startTimer();
     cleanups.push(() => hosts.stop());

@@ -36,6 +36,11 @@ export interface HostEntry {
   syncAsks: number;
   /** local clock before which this host is not asked for a full sync (again) */
   nextSyncAskAt?: number;
+  /** local clock since when it is offline (marked, or loaded so) */
+  offlineSince?: number;
+  /** local clock and id of its last full sync applied */
+  syncedAt?: number;
+  syncId?: string;
 }
 
 export interface HostStore {
@@ -88,6 +93,7 @@ export class HostRegistry {
         online: record.host?.online ?? false,
         synced: false,
         syncAsks: 0,
+        offlineSince: record.host?.online ? undefined : this.now(),
       });
     }
   }
@@ -161,6 +167,12 @@ export class HostRegistry {
     entry.bootId = hb.bootId;
     entry.online = false;
     entry.returningSince = now;
+    if (entry.offlineSince !== undefined && entry.syncedAt !== undefined && entry.syncedAt >= entry.offlineSince) {
+      // its full sync came (and was reconciled) while it was away, before this heartbeat:
+      // syncs and heartbeats travel on different connections
+      this.comeOnline(id, entry, entry.syncId ?? '');
+      return;
+    }
     // a restarted agent sends its full sync by itself, and a recent fleet-wide ask is being
     // answered; the same agent back from a pause may send nothing
     if (newBoot) this.deferSyncAsk(entry, now);
@@ -194,6 +206,12 @@ export class HostRegistry {
   /** Heartbeats are back and the sync that brings the host online is awaited. */
   isReturning(id: string): boolean {
     return this.entries.get(id)?.returningSince !== undefined;
+  }
+
+  /** Known and not online: offline, or back and waiting for its full sync. A full sync now is its return. */
+  isAway(id: string): boolean {
+    const entry = this.entries.get(id);
+    return entry !== undefined && !entry.online;
   }
 
   /** A full sync of the host was applied since this coordinator started: its cached state is a baseline to reconcile against. */
@@ -247,6 +265,9 @@ export class HostRegistry {
 
   private comeOnline(id: string, entry: HostEntry, syncId: string): void {
     entry.returningSince = undefined;
+    entry.offlineSince = undefined;
+    entry.syncAsks = 0;
+    entry.nextSyncAskAt = undefined;
     entry.online = true;
     entry.host = Host.fromPartial({ ...entry.host, online: true });
     this.options.log.info('host online', { host: id, bootId: entry.bootId });
@@ -278,6 +299,8 @@ export class HostRegistry {
     }
     if (entry) {
       entry.synced = true;
+      entry.syncedAt = now;
+      entry.syncId = syncId;
       entry.syncAsks = 0;
       entry.nextSyncAskAt = undefined;
       if (entry.returningSince !== undefined) this.comeOnline(id, entry, syncId);
@@ -307,6 +330,7 @@ export class HostRegistry {
         continue;
       }
       entry.online = false;
+      entry.offlineSince = now;
       entry.syncAsks = 0;
       entry.nextSyncAskAt = undefined;
       entry.host = Host.fromPartial({ ...entry.host, online: false });

@@ -1,14 +1,19 @@
 // Sync intake: full syncs (HostSync chunks on cistern.sync.<host>, BUS.md item 3) into
 // the cache. A fleet answering a coordinator's fleet-wide ResyncRequest sends hundreds of
 // MB at once, and applying it costs ~11 µs per volume, so:
+//  - syncs come on a NATS connection of their own (coordinator.ts): heartbeats never wait
+//    behind sync bytes;
 //  - a chunk is noted the moment it arrives (HostRegistry.onSyncChunk: a sign of life, and
 //    "its sync is on the way, do not ask again") and only queued, as the bytes it came in;
 //  - the queue is applied one chunk at a time, yielding to the event loop after each, so
-//    heartbeats, RPC replies and events on the same connection are read while a large
-//    backlog is worked off (arrival order of heartbeats and syncs stays as the host sent them).
-// A complete sync of a host that comes back is reconciled against what the cache held
-// (reconcile.ts) when the cache holds a full sync of it from this coordinator; a host never
-// synced here (new, or a fresh coordinator) is simply taken as it is.
+//    heartbeats, RPC replies and events are handled while a large backlog is worked off;
+//    while chunks keep arriving the socket is read first (no chunk applied for up to
+//    READ_FIRST_MAX_MS), so the server never holds a backlog large enough to drop the
+//    connection as a slow consumer.
+// A complete sync of a host that is away (offline, or back and waiting for it) is its
+// return: reconciled against what the cache held (reconcile.ts) when the cache holds a full
+// sync of it from this coordinator; a host never synced here (new, or a fresh coordinator)
+// is simply taken as it is.
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { HostSync } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { Event, Host, Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
@@ -17,6 +22,9 @@ import type { FleetCache, SyncSnapshot } from './cache.js';
 import type { HostRegistry } from './hosts.js';
 import type { Logger } from './log.js';
 import { reconcileEvents } from './reconcile.js';
+
+/** Longest time chunks are only read, not applied, while more keep arriving. */
+export const READ_FIRST_MAX_MS = 250;
 
 /** The chunks of one host's sync received so far. */
 export interface SyncAssembly {
@@ -70,6 +78,9 @@ export class SyncIntake {
   private readonly queued = new Map<string, number>();
   private working = false;
   private stopped = false;
+  /** chunks received so far, and when the worker last yielded (is the socket still delivering?) */
+  private arrived = 0;
+  private yielded = 0;
   private idle: Array<() => void> = [];
 
   constructor(private readonly options: SyncIntakeOptions) {}
@@ -92,8 +103,13 @@ export class SyncIntake {
     if (this.stopped || !host) return;
     this.options.hosts.onSyncChunk(host);
     this.queue.push({ host, data });
+    this.arrived++;
     this.queued.set(host, (this.queued.get(host) ?? 0) + 1);
-    if (!this.working) void this.work();
+    if (!this.working) {
+      // applied after this read is parsed to the end
+      this.working = true;
+      setImmediate(() => void this.work());
+    }
   }
 
   /** Chunks of this host are waiting to be applied. */
@@ -112,6 +128,16 @@ export class SyncIntake {
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
+  /**
+   * The sync connection dropped: chunks may be lost, so the syncs being assembled are
+   * dropped. Returns the hosts whose sync was cut.
+   */
+  connectionLost(): string[] {
+    const cut = [...this.assembling.keys()];
+    this.assembling.clear();
+    return cut;
+  }
+
   stop(): void {
     this.stopped = true;
     this.queue = [];
@@ -122,8 +148,16 @@ export class SyncIntake {
 
   private async work(): Promise<void> {
     this.working = true;
+    let appliedAt = performance.now();
     try {
       while (!this.stopped && this.head < this.queue.length) {
+        if (this.yielded !== this.arrived && performance.now() - appliedAt < READ_FIRST_MAX_MS) {
+          // the last turn of the event loop brought more chunks: read on before applying
+          this.yielded = this.arrived;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          continue;
+        }
+        appliedAt = performance.now();
         const item = this.queue[this.head]!;
         this.queue[this.head++] = undefined as unknown as { host: string; data: Uint8Array };
         if (this.head > 1024 && this.head * 2 > this.queue.length) {
@@ -139,7 +173,8 @@ export class SyncIntake {
           if (n > 0) this.queued.set(item.host, n);
           else this.queued.delete(item.host);
         }
-        // let heartbeats, replies and events in before the next chunk
+        // let heartbeats, replies, events and more chunks in before the next chunk
+        this.yielded = this.arrived;
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
@@ -164,9 +199,10 @@ export class SyncIntake {
     }
     if (!done) return;
     const { snapshot, syncId } = done;
-    // what changed while the host was away, published before HOST_ONLINE; only against a
-    // full sync this coordinator applied (else every pool and volume would be "new")
-    if (hosts.isReturning(host) && hosts.hasSynced(host)) {
+    // what changed while the host was away (its sync may be applied before the heartbeat
+    // that shows it back: another connection), published before HOST_ONLINE; only against
+    // a full sync this coordinator applied (else every pool and volume would be "new")
+    if (hosts.isAway(host) && hosts.hasSynced(host)) {
       const changes = reconcileEvents(cache, host, snapshot, syncId);
       for (const e of changes) this.options.publish(e);
       if (changes.length > 0) log.info('host reconciled', { host, changes: changes.length });

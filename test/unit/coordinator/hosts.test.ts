@@ -169,6 +169,20 @@ describe('host registry: liveness and full sync asks', () => {
     expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE s']);
   });
 
+  it('a host whose full sync is applied while it is still offline (syncs travel on another connection) is online with its next heartbeat, unasked', () => {
+    const t = setup();
+    t.bringUp('a');
+    t.run(8000);
+    expect(t.hosts.isAway('a')).to.equal(true);
+    t.hosts.onSyncChunk('a');
+    t.hosts.onSync('a', undefined, 'back');
+    expect(t.hosts.isOnline('a')).to.equal(false); // no heartbeat yet: it may be gone
+    t.beat('a', 2n);
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    expect(t.asked).to.deep.equal([]);
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_OFFLINE a', 'HOST_ONLINE a']);
+  });
+
   it('knows which hosts it holds a full sync of (the baseline a return is reconciled against)', () => {
     const t = setup();
     t.beat('a');

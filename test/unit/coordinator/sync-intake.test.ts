@@ -73,6 +73,25 @@ describe('coordinator sync intake', () => {
     expect(t.hosts.isOnline('a')).to.equal(true);
   });
 
+  it('a sync of a host that is offline is its return: reconciled, even before the heartbeat that shows it back', async () => {
+    let now = 1_000_000;
+    const cache = new FleetCache();
+    const published: Event[] = [];
+    const hosts = new HostRegistry({ log: silentLogger, now: () => now });
+    const intake = new SyncIntake({ cache, hosts, publish: (e) => published.push(e), log: silentLogger });
+    hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 1n, intervalMs: 2000 }));
+    for (const c of syncOf('a', 's1', 3, 5n)) intake.receive('a', c);
+    await intake.settled();
+    now += 10_000;
+    hosts.tick(); // heartbeats stopped: offline
+    expect(hosts.isOnline('a')).to.equal(false);
+    for (const c of syncOf('a', 's2', 4, 9n)) intake.receive('a', c);
+    await intake.settled();
+    expect(published.map((e) => `${EventKind[e.kind]} ${e.volume}`)).to.deep.equal(['VOLUME_CHANGED v3.img']);
+    hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 2n, intervalMs: 2000 }));
+    expect(hosts.isOnline('a')).to.equal(true);
+  });
+
   it('a host with chunks waiting is "sync on its way"; the event loop runs between chunks', async () => {
     const t = setup();
     t.beat('a');
