@@ -21,6 +21,8 @@
 //   FLEET_SYNC_FIRST=1   new hosts send their first sync before their first heartbeat (0: the agent's
 //                        order, heartbeat first: the coordinator republishes every volume of a new host)
 //   FLEET_RESYNC_TIMEOUT_MS=120000  give up waiting for the restarted coordinator after this
+//   FLEET_RESYNC_SPREAD_MS=MS  simulated agents answer a fleet-wide ResyncRequest within a random delay
+//                        below MS (default: the agent's, 0.75 x heartbeat interval, at most 1.5 s)
 //   FLEET_PROFILE_DIR=DIR   coordinator runs with --cpu-prof (and FLEET_HEAP_PROF=1: --heap-prof) into DIR
 //   FLEET_LOG_DIR=DIR       keep the restarted coordinator's log (FLEET_CISTERN_LOG_LEVEL=info for timings)
 //   FLEET_JSON=FILE         every figure as JSON;  FLEET_MARKDOWN=1  the table as Markdown too
@@ -77,6 +79,7 @@ const SETUP_TIMEOUT_MS = 600_000;
 const RESYNC_TIMEOUT_MS = num('FLEET_RESYNC_TIMEOUT_MS', 120_000);
 const START_BATCH = num('FLEET_START_BATCH', 25);
 const START_INTERVAL_MS = num('FLEET_START_INTERVAL_MS', 2000);
+const RESYNC_SPREAD_MS = env.FLEET_RESYNC_SPREAD_MS ? num('FLEET_RESYNC_SPREAD_MS', 0) : undefined;
 /** FLEET_ONLY=list,get,fanout,resync: the phases to run (memory always); default all. */
 const ONLY = new Set((env.FLEET_ONLY ?? 'list,get,fanout,resync').split(',').map((s) => s.trim()));
 
@@ -114,7 +117,20 @@ export interface SizeResult {
   listMs: number[];
   getMs: number[];
   fanout: FanoutResult[];
-  resync: { servingMs: number; completeMs: number; memory: Memory; failure?: string; offline?: number; askedAgain?: number; online?: number; volumesSeen?: number };
+  resync: {
+    servingMs: number;
+    completeMs: number;
+    memory: Memory;
+    failure?: string;
+    offline?: number;
+    askedAgain?: number;
+    online?: number;
+    volumesSeen?: number;
+    /** full syncs the simulated fleet sent from the restart until the end of the phase */
+    syncsSent?: number;
+    /** CPU seconds the restarted coordinator used until the whole fleet was in its cache (or the timeout) */
+    cpuSeconds?: number;
+  };
   error?: string;
   loadAvg: number[];
 }
@@ -354,6 +370,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
         '--start-batch', String(START_BATCH),
         '--start-interval-ms', String(START_INTERVAL_MS),
         ...(env.FLEET_SYNC_FIRST === '0' ? [] : ['--sync-first']),
+        ...(RESYNC_SPREAD_MS !== undefined ? ['--resync-spread-ms', String(RESYNC_SPREAD_MS)] : []),
       ],
     });
     ownDirs.add(dirname(sim.logFile));
@@ -407,6 +424,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
       await control(nc, 'stop').catch(() => undefined);
       return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, getMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
     }
+    const syncsBefore = (await control<{ syncsSent: number }>(nc, 'status')).syncsSent;
     await coord.proc!.dispose();
     const t1 = performance.now();
     const second = coord.spawn('restart');
@@ -426,15 +444,18 @@ async function runSize(hosts: number): Promise<SizeResult> {
     } catch (err) {
       failure = (err as Error).message.split('\n')[0]!;
     }
+    const resyncCpu = cpuSeconds(second.pid);
     // what the restarted coordinator said about the fleet meanwhile (warn lines)
     const said = (m: string): number => second.logs().split(m).length - 1;
     const flaps = { offline: said('host offline: heartbeats stopped'), askedAgain: said('no full sync from a host that heartbeats; asking again') };
     const seen = await listAllPools(api).catch(() => ({ volumes: -1 }));
     const online = (await api.listHosts({}, { deadlineMs: 30_000 }).catch(() => ({ hosts: [] }))).hosts.filter((h) => h.online).length;
+    const syncsSent = (await control<{ syncsSent: number }>(nc, 'status').catch(() => ({ syncsSent: Number.NaN }))).syncsSent - syncsBefore;
     log(
       `resync after restart: serving after ${fmtMs(servingMs)}, whole fleet in the cache by ${fmtMs(completeMs)}` +
         `${failure ? ` (NOT converged in ${fmtMs(RESYNC_TIMEOUT_MS)}: ${failure})` : ''}; ${online}/${hosts} online, ${seen.volumes}/${expectedVolumes} volumes; ` +
-        `coordinator log: ${flaps.offline} x host offline, ${flaps.askedAgain} x sync asked again`,
+        `coordinator log: ${flaps.offline} x host offline, ${flaps.askedAgain} x sync asked again; ${syncsSent} full syncs sent by the fleet; ` +
+        `coordinator CPU ${resyncCpu.toFixed(1)} s`,
     );
     const memAfter = await coord.memory();
     if (env.FLEET_LOG_DIR) copyFileSync(second.logFile, join(env.FLEET_LOG_DIR, `coordinator-restart-${hosts}.log`));
@@ -449,7 +470,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
       listMs,
       getMs,
       fanout: fan,
-      resync: { servingMs, completeMs, memory: memAfter, failure, ...flaps, online, volumesSeen: seen.volumes },
+      resync: { servingMs, completeMs, memory: memAfter, failure, ...flaps, online, volumesSeen: seen.volumes, syncsSent, cpuSeconds: resyncCpu },
       loadAvg: loadavg(),
     };
   } finally {
@@ -470,7 +491,8 @@ function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
     row('GetVolume p50 / p99', (r) => `${fmtMs(percentile(r.getMs, 50))} / ${fmtMs(percentile(r.getMs, 99))}`, 'p99 < 5 ms'),
     row('resync after coordinator restart (serving, whole fleet cached)', (r) =>
       r.resync.failure ? `NOT converged in ${fmtMs(RESYNC_TIMEOUT_MS)} (${r.resync.online}/${r.hosts} online, ${r.resync.volumesSeen} volumes)` : fmtMs(r.resync.completeMs), '< 10 s'),
-    row('  during it: hosts marked offline / syncs asked again', (r) => `${r.resync.offline ?? 0} / ${r.resync.askedAgain ?? 0}`),
+    row('  during it: hosts marked offline / syncs asked again / full syncs sent', (r) => `${r.resync.offline ?? 0} / ${r.resync.askedAgain ?? 0} / ${r.resync.syncsSent ?? 'n/a'}`),
+    row('  coordinator CPU seconds until then', (r) => (r.resync.cpuSeconds !== undefined ? r.resync.cpuSeconds.toFixed(1) : 'n/a')),
     ...EVENT_RATES.flatMap((rate, i) => [
       row(`fan-out, ${rate} events/s x ${WATCHERS} watchers: delivered/s`, (r) => (r.fanout[i] ? `${r.fanout[i]!.eventsPerSec.toFixed(0)} (${r.fanout[i]!.delivered}/${r.fanout[i]!.expected})` : 'n/a')),
       row(`fan-out, ${rate} events/s: latency p50 / p99`, (r) => (r.fanout[i] ? `${fmtMs(percentile(r.fanout[i]!.latencyMs, 50))} / ${fmtMs(percentile(r.fanout[i]!.latencyMs, 99))}` : 'n/a')),

@@ -2,7 +2,9 @@
 // an in-memory "disk", speaking the real coordinator <-> agent protocol (team/BUS.md):
 //  - heartbeats on cistern.heartbeat.<host> (the agent's HeartbeatSender);
 //  - full syncs as HostSync chunks on cistern.sync.<host> at start and on ResyncRequest
-//    (chunk boundaries from the agent's buildSyncChunks);
+//    (chunk boundaries from the agent's buildSyncChunks), a fleet-wide request answered after
+//    the agent's random delay (resyncDelayMs, spread defaultResyncSpreadMs of the heartbeat
+//    interval), one naming the host at once;
 //  - request/reply on cistern.agent.<host>.<Op> (libs/bus serveAgent) handled by the REAL agent
 //    handlers (services/agent dispatch: createVolume, deleteVolume, refreshPool, resize, wipe,
 //    start/stop ...) over an in-memory backend (MemoryBackend below), so replies and the events
@@ -25,6 +27,7 @@
 //      [--prefix sim] [--heartbeat-ms 2000] [--hosts-per-connection 50] [--control-id ID]
 //      [--start-batch HOSTS --start-interval-ms MS]   (bring the fleet up in batches)
 //      [--sync-first]   (first sync before the first heartbeat: no reconcile events for new hosts)
+//      [--resync-spread-ms MS]   (fleet-wide ResyncRequest answered within a random delay below MS)
 // Controlled over NATS (request/reply, JSON): benchfleet.<id>.status | churn | sample | stop.
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -60,7 +63,7 @@ import { OrderedEvents, volumeEvent, type EventSink } from '../../services/agent
 import { HeartbeatSender, newBootId } from '../../services/agent/heartbeat.js';
 import { LockTable } from '../../services/agent/locks.js';
 import { AgentState, type PoolEntry } from '../../services/agent/state.js';
-import { buildSyncChunks } from '../../services/agent/sync.js';
+import { buildSyncChunks, defaultResyncSpreadMs, resyncDelayMs } from '../../services/agent/sync.js';
 
 const GiB = 1024n ** 3n;
 const TiB = 1024n * GiB;
@@ -447,6 +450,8 @@ export interface FleetOptions {
   startIntervalMs?: number;
   /** First full sync before the first heartbeat (a fleet the coordinator already holds); default: heartbeat first, as the agent. */
   syncFirst?: boolean;
+  /** A fleet-wide ResyncRequest is answered after a random delay below this (ms); default as the agent's. */
+  resyncSpreadMs?: number;
   log?: Logger;
 }
 
@@ -462,6 +467,8 @@ export class SimFleet {
   private readonly subs: Subscription[] = [];
   private readonly heartbeats: HeartbeatSender[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
+  /** per host: the answer to a fleet-wide ResyncRequest waiting for its random delay */
+  private readonly delayed = new Map<string, NodeJS.Timeout>();
   syncsSent = 0;
 
   private constructor(readonly options: FleetOptions) {}
@@ -511,8 +518,12 @@ export class SimFleet {
             } catch {
               continue;
             }
-            const want = req.host.startsWith('hosts/') ? req.host.slice('hosts/'.length) : req.host;
-            fleet.sync(group, want ? group.hosts.filter((h) => h.id === want) : group.hosts);
+            // what the agent's HostSyncer does, per host
+            const spread = options.resyncSpreadMs ?? defaultResyncSpreadMs(options.heartbeatMs);
+            for (const host of group.hosts) {
+              const delay = resyncDelayMs(req, host.id, spread);
+              if (delay !== undefined) fleet.syncAfter(group, host, delay);
+            }
           }
         })();
         await nc.flush();
@@ -542,6 +553,25 @@ export class SimFleet {
       await fleet.stop();
       throw err;
     }
+  }
+
+  /** A sync after `delayMs`; a request while one waits joins it, one for now replaces it (HostSyncer.requestAfter). */
+  private syncAfter(group: Group, host: SimHost, delayMs: number): void {
+    const waiting = this.delayed.get(host.id);
+    if (delayMs <= 0) {
+      if (waiting) clearTimeout(waiting);
+      this.delayed.delete(host.id);
+      this.sync(group, [host]);
+      return;
+    }
+    if (waiting) return;
+    this.delayed.set(
+      host.id,
+      setTimeout(() => {
+        this.delayed.delete(host.id);
+        this.sync(group, [host]);
+      }, delayMs),
+    );
   }
 
   private sync(group: Group, hosts: SimHost[]): void {
@@ -604,6 +634,8 @@ export class SimFleet {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
+    for (const t of this.delayed.values()) clearTimeout(t);
+    this.delayed.clear();
     for (const hb of this.heartbeats) hb.stop();
     for (const s of this.subs) s.unsubscribe();
     for (const g of this.groups) {
@@ -640,6 +672,7 @@ function parseArgs(argv: string[]): FleetOptions & { controlId: string } {
     startBatch: int('--start-batch', 0),
     startIntervalMs: int('--start-interval-ms', 0),
     syncFirst: argv.includes('--sync-first'),
+    resyncSpreadMs: argv.includes('--resync-spread-ms') ? int('--resync-spread-ms', 0) : undefined,
     controlId: get('--control-id', 'default'),
   };
 }
