@@ -26,6 +26,8 @@ export interface StorageApi {
   resizeVolume(req: pb.ResizeVolumeRequest): Promise<pb.Volume>;
   getVolume(req: pb.GetVolumeRequest): Promise<pb.Volume>;
   listVolumes(req: pb.ListVolumesRequest): Promise<pb.ListVolumesResponse>;
+  /** ListVolumes, the response left as wire bytes (for cli/volume-rows.ts); optional: listings fall back to listVolumes. */
+  listVolumesBytes?(req: pb.ListVolumesRequest): Promise<Uint8Array>;
   getVolumeXml(req: pb.GetVolumeXMLRequest): Promise<pb.XMLDocument>;
   lookupVolume(req: pb.LookupVolumeRequest): Promise<pb.Volume>;
   /** Sends the messages in order (header first), honouring flow control. */

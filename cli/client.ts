@@ -2,7 +2,7 @@
 // environment, and a StorageApi over the generated grpc-js client.
 import { readFileSync } from 'node:fs';
 import { credentials, Metadata, type ChannelCredentials, type ClientReadableStream } from '@grpc/grpc-js';
-import { StorageServiceClient, type UploadVolumeRequest } from '../libs/proto/cistern/v1/storage.js';
+import { StorageServiceClient, StorageServiceService, type UploadVolumeRequest } from '../libs/proto/cistern/v1/storage.js';
 import { fromGrpcError } from '../libs/errors/grpc-status.js';
 import { UNARY_METHODS, type StorageApi } from './api.js';
 import { UsageError } from './errors.js';
@@ -82,6 +82,12 @@ export function connect(opts: ConnectionOptions): StorageApi {
         raw[method]!.call(client, req, metadata(), (err, res) => (err ? reject(fromGrpcError(err)) : resolve(res)));
       });
   }
+  const listVolumes = StorageServiceService.listVolumes;
+  api.listVolumesBytes = (req) =>
+    new Promise((resolve, reject) => {
+      client.makeUnaryRequest(listVolumes.path, listVolumes.requestSerialize, (b: Buffer) => b, req, metadata(), (err, res) =>
+        err ? reject(fromGrpcError(err)) : resolve(res!));
+    });
   api.uploadVolume = (messages) =>
     new Promise((resolve, reject) => {
       let failed = false;

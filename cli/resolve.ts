@@ -7,6 +7,7 @@ import {
 } from '../libs/proto/cistern/v1/storage.js';
 import { parseHostName, parsePoolName, parseVolumeName, poolName, volumeName } from '../libs/api/resource-names.js';
 import type { StorageApi } from './api.js';
+import { VolumeListing } from './volume-rows.js';
 import { CommandError, UsageError } from './errors.js';
 
 export interface ResolvedPool {
@@ -54,6 +55,19 @@ export async function listAllVolumes(api: StorageApi, parent: string): Promise<V
     pageToken = res.nextPageToken;
   } while (pageToken);
   return out;
+}
+
+/** Every volume of a pool as vol-list rows, read from the wire bytes (cli/volume-rows.ts). */
+export async function listAllVolumeRows(
+  api: StorageApi & Required<Pick<StorageApi, 'listVolumesBytes'>>,
+  parent: string,
+): Promise<VolumeListing> {
+  const listing = new VolumeListing();
+  let pageToken = '';
+  do {
+    pageToken = listing.addPage(await api.listVolumesBytes(ListVolumesRequest.create({ parent, pageToken, pageSize: LIST_PAGE_SIZE })));
+  } while (pageToken);
+  return listing;
 }
 
 export async function listHosts(api: StorageApi): Promise<Host[]> {

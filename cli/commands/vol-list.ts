@@ -3,9 +3,17 @@ import { flag, req } from '../args.js';
 import { JSON_OPTION, type Command } from '../command.js';
 import { attempt } from '../errors.js';
 import { toJson } from '../format/json.js';
-import { renderVolumeList, volumeJson, volumeShortName } from '../format/volume.js';
-import { listAllVolumes, resolvePool } from '../resolve.js';
+import { renderVolumeList, renderVolumeListing, volumeJson, volumeShortName } from '../format/volume.js';
+import { listAllVolumeRows, listAllVolumes, resolvePool } from '../resolve.js';
 import { POOL_OPTION } from './pool-lifecycle.js';
+
+/** Sorted by name, each name lower-cased once (not in every comparison); stable. (listingOrder: the same order for listings) */
+function byName<T>(items: T[], name: (x: T) => string): T[] {
+  return items
+    .map((x) => ({ x, key: name(x).toLowerCase() }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map((e) => e.x);
+}
 
 export const volList: Command = {
   name: 'vol-list',
@@ -14,12 +22,16 @@ export const volList: Command = {
   async run(ctx) {
     const api = ctx.api();
     const pool = await resolvePool(api, req(ctx.opts, 'pool'));
-    // sorted by name, each name lower-cased once (not in every comparison)
-    const vols = (await attempt('Failed to list volumes', () => listAllVolumes(api, pool.resource)))
-      .map((v) => ({ v, key: volumeShortName(v).toLowerCase() }))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-      .map((x) => x.v);
-    if (flag(ctx.opts, 'json')) {
+    const json = flag(ctx.opts, 'json');
+    if (!json && api.listVolumesBytes) {
+      // the table needs five fields per volume: read them from the wire, no Volume objects
+      const withBytes = api as typeof api & Required<Pick<typeof api, 'listVolumesBytes'>>;
+      const listing = await attempt('Failed to list volumes', () => listAllVolumeRows(withBytes, pool.resource));
+      ctx.print(renderVolumeListing(listing, flag(ctx.opts, 'details'), ctx.quiet));
+      return;
+    }
+    const vols = byName(await attempt('Failed to list volumes', () => listAllVolumes(api, pool.resource)), volumeShortName);
+    if (json) {
       ctx.setMachineOutput();
       ctx.print(toJson(vols.map(volumeJson)));
       return;

@@ -15,7 +15,7 @@ export function safeCell(text: string): string {
 }
 
 /** Characters (code points), as virsh counts them: UTF-16 units minus low surrogates. */
-function width(text: string): number {
+export function width(text: string): number {
   let n = text.length;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -27,29 +27,49 @@ function width(text: string): number {
   return n;
 }
 
+const SPACES = ' '.repeat(256);
+
+export function spaces(n: number): string {
+  return n <= SPACES.length ? SPACES.slice(0, n) : ' '.repeat(n);
+}
+
 export function renderTable(header: string[], rows: string[][], quiet = false): string {
-  const cells = rows.map((r) => r.map(safeCell));
+  const columns = header.length;
   const widths = header.map((h) => (quiet ? 0 : width(h)));
-  for (const r of cells) {
-    for (let i = 0; i < widths.length; i++) {
-      const w = width(r[i] ?? '');
-      if (w > widths[i]!) widths[i] = w;
+  // cells escaped in place and their widths kept: each is measured once
+  const cellWidths = new Array<number>(rows.length * columns);
+  const cells: string[][] = new Array<string[]>(rows.length);
+  for (let r = 0; r < rows.length; r++) {
+    const src = rows[r]!;
+    const row = new Array<string>(src.length);
+    for (let i = 0; i < src.length; i++) {
+      const cell = safeCell(src[i]!);
+      row[i] = cell;
+      if (i < columns) {
+        const w = width(cell);
+        cellWidths[r * columns + i] = w;
+        if (w > widths[i]!) widths[i] = w;
+      }
     }
+    for (let i = src.length; i < columns; i++) cellWidths[r * columns + i] = 0;
+    cells[r] = row;
   }
-  const line = (row: string[]): string => {
+  const line = (row: string[], rowWidths: (i: number) => number): string => {
     let out = '';
-    row.forEach((cell, i) => {
-      out += ` ${cell}`;
-      if (i < row.length - 1) out += ' '.repeat(widths[i]! - width(cell) + 2);
-    });
+    const last = row.length - 1;
+    for (let i = 0; i < last; i++) out += ` ${row[i]}${spaces(widths[i]! - rowWidths(i) + 2)}`;
+    if (last >= 0) out += ` ${row[last]}`;
     return `${out}\n`;
   };
   let text = '';
   if (!quiet) {
-    text += line(header);
+    text += line(header, (i) => width(header[i]!));
     text += `${'-'.repeat(widths.reduce((sum, w) => sum + w + 3, 0))}\n`;
   }
-  for (const row of cells) text += line(row);
+  for (let r = 0; r < cells.length; r++) {
+    const base = r * columns;
+    text += line(cells[r]!, (i) => cellWidths[base + i]!);
+  }
   return text;
 }
 

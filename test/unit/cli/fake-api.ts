@@ -1,6 +1,6 @@
 // An in-memory StorageApi for driving runCli without a server: records every call.
 import {
-  Host, ListHostsResponse, ListPoolsResponse, ListVolumesResponse, Pool, PoolCapabilities, PoolDefinition,
+  Host, ListHostsResponse, ListPoolsResponse, ListVolumesRequest, ListVolumesResponse, Pool, PoolCapabilities, PoolDefinition,
   PoolState, PoolType, UndefinePoolResponse, DeleteVolumeResponse, FindPoolSourcesResponse,
   UploadVolumeResponse, Volume, VolumeDefinition, VolumeType, XMLDocument,
   type DownloadVolumeResponse, type Event, type UploadVolumeRequest,
@@ -116,6 +116,11 @@ export class FakeApi implements StorageApi {
     this.record('listVolumes', r);
     return ListVolumesResponse.create({ volumes: this.volumes.filter((v) => v.name.startsWith(`${r.parent}/`)) });
   }
+  /** vol-list's table reads the response's wire bytes (cli/volume-rows.ts); set to undefined to test the fallback. */
+  listVolumesBytes?: (r: ListVolumesRequest) => Promise<Uint8Array> = async (r) => {
+    this.record('listVolumesBytes', r);
+    return ListVolumesResponse.encode(ListVolumesResponse.create({ volumes: this.volumes.filter((v) => v.name.startsWith(`${r.parent}/`)) })).finish();
+  };
   async getVolumeXml(r: unknown) { this.record('getVolumeXml', r); return XMLDocument.create({ xml: '<volume/>' }); }
   async lookupVolume(r: { host: string; key: string; path: string }) {
     this.record('lookupVolume', r);
