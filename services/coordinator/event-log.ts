@@ -4,7 +4,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { decodeEvent } from '../../libs/bus/events.js';
-import { EVENT_STREAM } from '../../libs/bus/subjects.js';
+import { EVENT_STREAM, subjects } from '../../libs/bus/subjects.js';
 import type { Event } from '../../libs/proto/cistern/v1/storage.js';
 
 export interface StreamBounds {
@@ -22,8 +22,18 @@ export interface EventReader extends AsyncIterable<Event> {
   close(): Promise<void>;
 }
 
-/** Events from `startSequence` on (live after the stored ones), optionally one subject filter. */
-export async function readEvents(nc: NatsConnection, startSequence: bigint, filterSubject?: string): Promise<EventReader> {
+/** A stored message of the stream, not decoded: its payload is an Event with sequence 0. */
+export interface RawEvent {
+  seq: bigint;
+  data: Uint8Array;
+}
+
+export interface RawEventReader extends AsyncIterable<RawEvent> {
+  close(): Promise<void>;
+}
+
+/** Stored messages from `startSequence` on (live after the stored ones), optionally one subject filter. */
+export async function readRawEvents(nc: NatsConnection, startSequence: bigint, filterSubject?: string): Promise<RawEventReader> {
   const js = jetstream(nc);
   const consumer = await js.consumers.get(EVENT_STREAM, {
     deliver_policy: DeliverPolicy.StartSequence,
@@ -36,7 +46,44 @@ export async function readEvents(nc: NatsConnection, startSequence: bigint, filt
       await messages.close();
     },
     async *[Symbol.asyncIterator]() {
-      for await (const m of messages) yield decodeEvent(m.data, m.seq);
+      for await (const m of messages) yield { seq: BigInt(m.seq), data: m.data };
     },
+  };
+}
+
+/** Events from `startSequence` on (live after the stored ones), optionally one subject filter. */
+export async function readEvents(nc: NatsConnection, startSequence: bigint, filterSubject?: string): Promise<EventReader> {
+  const raw = await readRawEvents(nc, startSequence, filterSubject);
+  return {
+    close: () => raw.close(),
+    async *[Symbol.asyncIterator]() {
+      for await (const m of raw) yield decodeEvent(m.data, m.seq);
+    },
+  };
+}
+
+/**
+ * The sequence of the newest stored message on `subject` (wildcards allowed), 0 when there
+ * is none. Everything on that subject up to the stream's end at the moment of the answer is
+ * at or below it.
+ */
+export async function lastEventSequence(nc: NatsConnection, subject: string = subjects.eventsAll): Promise<bigint> {
+  const msg = await (await jetstreamManager(nc)).streams.getMessage(EVENT_STREAM, { last_by_subj: subject });
+  return msg ? BigInt(msg.seq) : 0n;
+}
+
+/** What the shared tail and the WatchEvents sessions read the stream through (a fake in unit tests). */
+export interface EventSource {
+  bounds(): Promise<StreamBounds>;
+  read(startSequence: bigint, filterSubject?: string): Promise<RawEventReader>;
+  /** newest stored sequence on `subject` (all events when absent), 0 when none */
+  lastSequence(subject?: string): Promise<bigint>;
+}
+
+export function natsEventSource(nc: NatsConnection): EventSource {
+  return {
+    bounds: () => streamBounds(nc),
+    read: (start, subject) => readRawEvents(nc, start, subject),
+    lastSequence: (subject) => lastEventSequence(nc, subject),
   };
 }

@@ -1,16 +1,25 @@
-// WatchEvents: replays from after_sequence (or the whole retained log), then follows live,
-// through its own ordered consumer on the stream. Filters: hosts, pools, kinds.
-// Initial metadata `x-cistern-start-sequence` is sent once the reader is positioned: a
-// client that waits for it misses nothing that happens afterwards.
+// WatchEvents: replays from after_sequence (or the whole retained log), then follows live.
+// A call that has caught up with the stream follows the coordinator's one shared tail
+// (event-tail.ts: each event decoded and encoded once for every watcher); a replay, or a
+// watcher that fell too far behind the tail, reads with its own consumer until it catches up
+// (event-watch.ts). Filters: hosts, pools, kinds. Initial metadata `x-cistern-start-sequence`
+// is sent once the call is positioned: a client that waits for it misses nothing that happens
+// afterwards.
 import { Metadata, type ServerWritableStream } from '@grpc/grpc-js';
-import { once } from 'node:events';
 import { InvalidArgumentError, OutOfRangeError } from '../../../libs/errors/errors.js';
 import { checkObjectName } from '../../../libs/api/names.js';
 import { parseHostName, parsePoolName } from '../../../libs/api/resource-names.js';
 import { nameToken, subjects } from '../../../libs/bus/subjects.js';
-import { EventKind, type Event, type WatchEventsRequest } from '../../../libs/proto/cistern/v1/storage.js';
+import { EventKind, StorageServiceService, type Event, type WatchEventsRequest } from '../../../libs/proto/cistern/v1/storage.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
-import { readEvents, streamBounds } from '../event-log.js';
+import { natsEventSource } from '../event-log.js';
+import { serializeEventResponse, sharedEventTail } from '../event-tail.js';
+import { WatchSession } from '../event-watch.js';
+
+// The handler writes each event as the bytes the shared tail encoded once: the method's
+// response serializer passes Buffers through (Event objects are still encoded as generated).
+// Installed on the generated service definition, which server.ts registers.
+(StorageServiceService.watchEvents as { responseSerialize: (value: Event | Buffer) => Buffer }).responseSerialize = serializeEventResponse;
 
 export interface EventFilter {
   hosts: Set<string>;
@@ -80,7 +89,8 @@ export async function watchEvents(
   if (req.fromStart && req.afterSequence > 0n) {
     throw new InvalidArgumentError('from_start', 'give either from_start or after_sequence, not both');
   }
-  const bounds = await streamBounds(svc.nc);
+  const source = natsEventSource(svc.nc);
+  const bounds = await source.bounds();
   let start: bigint;
   if (req.fromStart) start = bounds.first;
   else if (req.afterSequence > 0n) {
@@ -92,20 +102,29 @@ export async function watchEvents(
       );
     }
   } else start = bounds.last + 1n;
-  const reader = await readEvents(svc.nc, start, narrowSubject(filter));
-  const stop = (): void => void reader.close().catch(() => undefined);
-  ctx.signal.addEventListener('abort', stop, { once: true });
-  const md = new Metadata();
-  md.set('x-cistern-start-sequence', String(start));
-  call.sendMetadata(md);
+  const tail = sharedEventTail(svc.nc, svc.log);
+  tail.acquire();
   try {
-    for await (const event of reader) {
-      if (ctx.signal.aborted) break;
-      if (!matches(filter, event)) continue;
-      if (!call.write(event)) await Promise.race([once(call, 'drain'), once(ctx.signal, 'abort')]);
-    }
+    await tail.open(bounds.last + 1n);
+    const session = new WatchSession({
+      tail,
+      source,
+      accept: (e) => matches(filter, e),
+      subject: narrowSubject(filter),
+      sink: {
+        // bytes: serializeEventResponse passes them through
+        write: (bytes) => call.write(bytes as unknown as Event),
+        onDrain: (cb) => call.once('drain', cb),
+      },
+      signal: ctx.signal,
+      onFellBehind: (cursor, queued) =>
+        ctx.log.info('watcher fell behind the shared event tail; continuing on its own consumer', { cursor: String(cursor), queued, peer: ctx.peer }),
+    });
+    const md = new Metadata();
+    md.set('x-cistern-start-sequence', String(start));
+    call.sendMetadata(md);
+    await session.run(start);
   } finally {
-    ctx.signal.removeEventListener('abort', stop);
-    stop();
+    tail.release();
   }
 }
