@@ -19,7 +19,15 @@ export interface ScalingPoint {
   libvirt: number[];
   /** 1-minute load average when the point started and ended */
   load?: [number, number];
+  /** the size failed for both sides (the run had both) */
   error?: string;
+  /** the size failed for one side */
+  errors?: Partial<Record<Side, string>>;
+}
+
+/** Whether a side failed at this point (and so has no samples). */
+export function failed(p: ScalingPoint, side: Side): boolean {
+  return p[side].length === 0 && Boolean(p.errors?.[side] ?? p.error);
 }
 
 export interface ScalingRow {
@@ -41,6 +49,8 @@ export interface ScalingResult {
   rows: ScalingRow[];
   /** first scan when a pool is started, one run per size (not a median; not comparable across sides, see the doc) */
   firstScan?: { size: number; cistern?: number; libvirt?: number }[];
+  /** later runs merged into this file (SCALING_MERGE): when, what, under what load */
+  merged?: { date: string; settings: Record<string, unknown>; load: ScalingResult['load'] }[];
 }
 
 const COLORS: Record<Side, string> = { cistern: '#1f6fb4', libvirt: '#c8501e' };
@@ -94,7 +104,8 @@ function panel(row: ScalingRow, x0: number, y0: number): string {
     out.push(`<text x="${f(left + pw / 2)}" y="${f(top + ph / 2)}" text-anchor="middle" fill="#888">no data</text>`, '</g>');
     return out.join('\n');
   }
-  const sizes = [...new Set(all.map((p) => p.size))].sort((a, b) => a - b);
+  const failures = SIDES.flatMap((side) => row.points.filter((p) => failed(p, side)).map((p) => ({ side, size: p.size })));
+  const sizes = [...new Set([...all, ...failures].map((p) => p.size))].sort((a, b) => a - b);
   // x: the measured sizes with some room either side; y: whole decades around the values
   const lx0 = Math.log10(sizes[0]!) - 0.15;
   const lx1 = Math.log10(sizes[sizes.length - 1]!) + 0.15;
@@ -148,6 +159,11 @@ function panel(row: ScalingRow, x0: number, y0: number): string {
       else out.push(`<rect x="${f(X(p.size) - 3.5)}" y="${f(Y(p.ms) - 3.5)}" width="7" height="7" fill="${color}"><title>${esc(tip)}</title></rect>`);
     }
   }
+  // a side that failed at a size: said in the panel, at that size
+  failures.forEach(({ side, size }, i) => {
+    const x = Math.min(Math.max(X(size), left + 60), left + pw - 60);
+    out.push(`<text class="failure" x="${f(x)}" y="${f(top + 14 + i * 13)}" text-anchor="middle" fill="${COLORS[side]}">${esc(`${NAMES[side]}: failed at ${fmtCount(size)}`)}</text>`);
+  });
   out.push('</g>');
   return out.join('\n');
 }
@@ -174,8 +190,9 @@ function legend(result: ScalingResult, x0: number, y0: number): string {
     'Median of the repetitions per point;',
     'both axes logarithmic.',
     `Measured ${result.date.slice(0, 10)}.`,
-    ...result.rows.filter((r) => r.points.some((p) => p.error)).map((r) => `${r.title}: some sizes failed.`),
   ];
+  const single = result.rows.flatMap((r) => r.points.filter((p) => p.reps === 1 && (p.cistern.length > 0 || p.libvirt.length > 0)).map((p) => `${r.id} ${fmtCount(p.size)}`));
+  if (single.length > 0) notes.push('One repetition only:', single.join(', '));
   for (const n of notes) {
     out.push(`<text x="0" y="${y}" fill="#444">${esc(n)}</text>`);
     y += 16;
@@ -204,6 +221,44 @@ export function renderScalingSvg(result: ScalingResult): string {
   return parts.join('\n');
 }
 
+/**
+ * `earlier` with `run` merged in: each point `run` measured replaces, for the sides it ran, that
+ * size's samples and failure in `earlier` (other sides and sizes are kept); first scans likewise.
+ */
+export function merge(earlier: ScalingResult, run: ScalingResult, sides: readonly Side[]): ScalingResult {
+  const out = JSON.parse(JSON.stringify(earlier)) as ScalingResult;
+  for (const row of run.rows) {
+    let target = out.rows.find((r) => r.id === row.id);
+    if (!target) out.rows.push((target = { ...row, points: [] }));
+    for (const p of row.points) {
+      let q = target.points.find((x) => x.size === p.size);
+      if (!q) target.points.push((q = { size: p.size, reps: p.reps, cistern: [], libvirt: [] }));
+      const errors = { ...q.errors };
+      // a failure of both sides in the earlier run becomes each side's own
+      if (q.error) for (const side of SIDES) errors[side] ??= q.error;
+      delete q.error;
+      for (const side of sides) {
+        q[side] = p[side];
+        const e = p.errors?.[side] ?? p.error;
+        if (e) errors[side] = e;
+        else delete errors[side];
+      }
+      q.reps = Math.max(q.reps, p.reps);
+      if (Object.keys(errors).length > 0) q.errors = errors;
+      else delete q.errors;
+    }
+    target.points.sort((a, b) => a.size - b.size);
+  }
+  for (const scan of run.firstScan ?? []) {
+    out.firstScan ??= [];
+    let q = out.firstScan.find((x) => x.size === scan.size);
+    if (!q) out.firstScan.push((q = { size: scan.size }));
+    for (const side of sides) if (scan[side] !== undefined) q[side] = scan[side];
+  }
+  out.merged = [...(out.merged ?? []), { date: run.date, settings: run.settings, load: run.load }];
+  return out;
+}
+
 /** The figures as a Markdown table: one line per row and size. */
 export function scalingMarkdown(result: ScalingResult): string {
   const header = ['workload', 'volumes', 'reps', 'Cistern', 'libvirt 9.0', 'Cistern per volume', 'libvirt per volume', 'C/L time'];
@@ -218,8 +273,8 @@ export function scalingMarkdown(result: ScalingResult): string {
         row.title,
         p.size.toLocaleString('en-US'),
         String(p.reps),
-        Number.isFinite(c) ? fmtMs(c) : p.error ? 'failed' : 'n/a',
-        Number.isFinite(l) ? fmtMs(l) : p.error ? 'failed' : 'n/a',
+        Number.isFinite(c) ? fmtMs(c) : failed(p, 'cistern') ? 'failed' : 'n/a',
+        Number.isFinite(l) ? fmtMs(l) : failed(p, 'libvirt') ? 'failed' : 'n/a',
         per(c),
         per(l),
         Number.isFinite(ratio) ? ratio.toFixed(ratio >= 10 ? 1 : ratio >= 0.1 ? 2 : 3) : 'n/a',

@@ -17,17 +17,20 @@
 //   SCALING_SIDES=both                or cistern / libvirt
 //   SCALING_OUT=FILE                  results file (default bench/results/scaling-<date>.json)
 //   SCALING_SVG=FILE                  chart (default docs/img/scaling.svg; `-` = none)
+//   SCALING_MERGE=FILE                merge this run into an earlier results file (written back to
+//                                     it): the points measured here replace that file's samples for
+//                                     the sides run here, e.g. to redo one size or one side
 //   SCALING_PRIORITY=-10              nice value for the bench and everything it starts
 //   BENCH_TMPDIR, BENCH_LIBVIRT_URI   as for `npm run bench`
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { cpus, getPriority, loadavg, setPriority, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { repoRoot } from '../test/support/index.js';
 import { poolName, startCistern, type CisternSide } from './cistern.js';
 import { Ctx, sizesFromEnv } from './context.js';
 import { startLibvirtd, VirshSession, type LibvirtDaemon } from './libvirt.js';
-import { renderScalingSvg, type ScalingPoint, type ScalingResult, type ScalingRow, type Side } from './scaling-chart.js';
+import { merge, renderScalingSvg, SIDES, type ScalingPoint, type ScalingResult, type ScalingRow, type Side } from './scaling-chart.js';
 import { fmtMs } from './stats.js';
 import { WORKLOADS, type Workload } from './workloads.js';
 
@@ -94,7 +97,9 @@ async function main(): Promise<void> {
   const sides = process.env.SCALING_SIDES ?? 'both';
   if (!['both', 'libvirt', 'cistern'].includes(sides)) throw new Error('SCALING_SIDES must be both, libvirt or cistern');
   const date = new Date().toISOString();
-  const out = resolve(process.env.SCALING_OUT ?? join(repoRoot, 'bench', 'results', `scaling-${date.slice(0, 10)}.json`));
+  const mergeInto = process.env.SCALING_MERGE ? resolve(process.env.SCALING_MERGE) : undefined;
+  const earlier = mergeInto ? (JSON.parse(readFileSync(mergeInto, 'utf8')) as ScalingResult) : undefined;
+  const out = resolve(process.env.SCALING_OUT ?? mergeInto ?? join(repoRoot, 'bench', 'results', `scaling-${date.slice(0, 10)}.json`));
   const svg = process.env.SCALING_SVG === '-' ? undefined : resolve(process.env.SCALING_SVG ?? join(repoRoot, 'docs', 'img', 'scaling.svg'));
 
   const priority = Number(process.env.SCALING_PRIORITY ?? '-10');
@@ -129,14 +134,11 @@ async function main(): Promise<void> {
     libvirt: sh('libvirtd', ['--version']),
     nats: sh('nats-server', ['--version']),
   };
-  const result = (): ScalingResult => ({
-    date,
-    machine,
-    settings: { sizes, createSizes, createMax, reps, largeReps, only, sides },
-    load: { uptimeStart, uptimeEnd: sh('uptime', []), samples },
-    rows,
-    firstScan,
-  });
+  const settings = { sizes, createSizes, createMax, reps, largeReps, only, sides };
+  const result = (): ScalingResult => {
+    const own: ScalingResult = { date, machine, settings, load: { uptimeStart, uptimeEnd: sh('uptime', []), samples }, rows, firstScan };
+    return earlier ? merge(earlier, own, sides === 'both' ? SIDES : [sides as Side]) : own;
+  };
   const save = (): void => {
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, `${JSON.stringify(result(), null, 1)}\n`);
@@ -256,7 +258,10 @@ async function main(): Promise<void> {
         failures++;
         const msg = (err as Error)?.message ?? String(err);
         log(`${step.id} ${step.size}: FAILED: ${(err as Error)?.stack ?? msg}`);
-        for (const p of points.values()) p.error = msg.slice(0, 500);
+        for (const p of points.values()) {
+          if (sides === 'both') p.error = msg.slice(0, 500);
+          else p.errors = { [sides]: msg.slice(0, 500) };
+        }
         await ctx.dropAll();
         await w.teardown?.(ctx).catch(() => undefined);
         for (const name of ['lv-big', 'cs-big', 'templates']) rmSync(join(work, name), { recursive: true, force: true });

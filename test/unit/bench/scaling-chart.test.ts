@@ -1,7 +1,7 @@
 // The scaling chart renderer (bench/scaling-chart.ts): what a reader of docs/img/scaling.svg sees.
 import { expect } from 'chai';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { renderScalingSvg, scalingMarkdown, seriesPoints, type ScalingResult } from '../../../bench/scaling-chart.js';
+import { failed, merge, renderScalingSvg, scalingMarkdown, seriesPoints, type ScalingResult } from '../../../bench/scaling-chart.js';
 
 function result(): ScalingResult {
   const point = (size: number, c: number[], l: number[]) => ({ size, reps: c.length, cistern: c, libvirt: l, load: [2, 3] as [number, number] });
@@ -106,6 +106,14 @@ describe('scaling chart (bench/scaling-chart)', () => {
     expect(legendText).to.include.members(['Cistern', 'libvirt 9.0']);
   });
 
+  it('says in the panel where a side failed, and keeps that size on the axis', () => {
+    const doc = parse(renderScalingSvg(result()));
+    const create = all(doc, 'g').find((g) => g['@data-row'] === 'create')!;
+    const texts = all(create, 'text');
+    expect(texts.filter((t) => t['@class'] === 'failure').map(textOf)).to.deep.equal(['libvirt 9.0: failed at 50k']);
+    expect(texts.filter((t) => t['@class'] === 'tick').map(textOf)).to.include('50k');
+  });
+
   it('uses the median of the repetitions', () => {
     expect(seriesPoints(result().rows[0]!, 'cistern')).to.deep.equal([
       { size: 1000, ms: 25 },
@@ -127,5 +135,29 @@ describe('scaling chart (bench/scaling-chart)', () => {
     expect(md[0]).to.match(/^\| workload \| volumes \|/);
     expect(md).to.include('| Refresh of a dir pool | 10,000 | 3 | 200 ms | 400 ms | 20 µs | 40 µs | 0.50 |');
     expect(md.find((l) => l.includes('| 50,000 |'))).to.contain('| failed |');
+  });
+
+  it('merges a later one-side run into earlier results: that side replaced, the other kept', () => {
+    const earlier = result();
+    // the earlier run failed at 100k for both sides
+    earlier.rows[0]!.points[2] = { size: 100_000, reps: 3, cistern: [], libvirt: [], error: 'host went offline' };
+    const later: ScalingResult = {
+      ...result(),
+      date: '2026-11-26T00:00:00.000Z',
+      rows: [{ ...result().rows[0]!, points: [{ size: 100_000, reps: 3, cistern: [], libvirt: [4100, 3900, 4000] }] }],
+      firstScan: [{ size: 100_000, libvirt: 70_000 }],
+    };
+    const m = merge(earlier, later, ['libvirt']);
+    const p = m.rows[0]!.points.find((x) => x.size === 100_000)!;
+    expect(p.libvirt).to.deep.equal([4100, 3900, 4000]);
+    expect(failed(p, 'libvirt')).to.equal(false);
+    expect(failed(p, 'cistern')).to.equal(true);
+    expect(p.errors).to.deep.equal({ cistern: 'host went offline' });
+    // other sizes and rows untouched, the earlier object unchanged, the later run listed
+    expect(m.rows[0]!.points[0]).to.deep.equal(earlier.rows[0]!.points[0]);
+    expect(m.rows[1]).to.deep.equal(earlier.rows[1]);
+    expect(earlier.rows[0]!.points[2]!.error).to.equal('host went offline');
+    expect(m.firstScan).to.deep.equal([{ size: 100_000, libvirt: 70_000 }]);
+    expect(m.merged!.map((r) => r.date)).to.deep.equal(['2026-11-26T00:00:00.000Z']);
   });
 });
