@@ -15,160 +15,127 @@
 type Utf8SliceBuffer = Buffer & { utf8Slice(start: number, end: number): string };
 const HAS_UTF8_SLICE = typeof (Buffer.prototype as Partial<Utf8SliceBuffer>).utf8Slice === 'function';
 
-class WireReader {
-  pos = 0;
-  readonly len: number;
-  /** the last 64-bit varint, split in two 32-bit halves */
-  lo = 0;
-  hi = 0;
-  /**
-   * Strings come out of Buffer's UTF-8 decoding: the same text as the generated decoder's
-   * TextDecoder (U+FFFD for invalid sequences, a leading U+FEFF kept), cheaper for short strings.
-   */
-  readonly buf: Buffer;
+// Wire reading in the manner of @bufbuild/protobuf's BinaryReader (varint32read, varint64read,
+// skip, assertBounds), with the same results and the same errors on bad input, written as free
+// functions over (buf, pos): the CLI runs this code once, mostly before V8 optimizes it, so the
+// common cases (one-byte tags and lengths) are inline in the loops below and calls are few.
 
-  constructor(bytes: Uint8Array) {
-    this.buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.len = bytes.length;
-  }
+/** Position after the last slow-path read, and the last 64-bit varint's halves. */
+let P = 0;
+let LO = 0;
+let HI = 0;
 
-  private bounds(): void {
-    if (this.pos > this.len) throw new RangeError('premature EOF');
-  }
+function eof(): never {
+  throw new RangeError('premature EOF');
+}
 
-  /** BinaryReader.uint32 (varint32read): up to 10 bytes, the low 32 bits. */
-  uint32(): number {
-    const buf = this.buf;
-    let b = buf[this.pos++]!;
-    if ((b & 0x80) === 0) {
-      this.bounds();
-      return b;
-    }
-    let result = b & 0x7f;
-    b = buf[this.pos++]!;
+/** varint32read from pos: the low 32 bits of up to 10 bytes; sets P. */
+function varint32(buf: Buffer, pos: number): number {
+  const len = buf.length;
+  let b = buf[pos++]!;
+  let result = b & 0x7f;
+  if ((b & 0x80) !== 0) {
+    b = buf[pos++]!;
     result |= (b & 0x7f) << 7;
-    if ((b & 0x80) === 0) {
-      this.bounds();
-      return result;
-    }
-    b = buf[this.pos++]!;
-    result |= (b & 0x7f) << 14;
-    if ((b & 0x80) === 0) {
-      this.bounds();
-      return result;
-    }
-    b = buf[this.pos++]!;
-    result |= (b & 0x7f) << 21;
-    if ((b & 0x80) === 0) {
-      this.bounds();
-      return result;
-    }
-    b = buf[this.pos++]!;
-    result |= (b & 0x0f) << 28;
-    for (let n = 5; (b & 0x80) !== 0 && n < 10; n++) b = buf[this.pos++]!;
-    if ((b & 0x80) !== 0) throw new Error('invalid varint');
-    this.bounds();
-    return result >>> 0;
-  }
-
-  /** BinaryReader's varint64read: sets lo/hi. */
-  varint64(): void {
-    const buf = this.buf;
-    let pos = this.pos;
-    let lo = 0;
-    let hi = 0;
-    for (let shift = 0; shift < 28; shift += 7) {
-      const b = buf[pos++]!;
-      lo |= (b & 0x7f) << shift;
-      if ((b & 0x80) === 0) {
-        this.done64(pos, lo, hi);
-        return;
-      }
-    }
-    const middle = buf[pos++]!;
-    lo |= (middle & 0x0f) << 28;
-    hi = (middle & 0x70) >> 4;
-    if ((middle & 0x80) === 0) {
-      this.done64(pos, lo, hi);
-      return;
-    }
-    for (let shift = 3; shift <= 31; shift += 7) {
-      const b = buf[pos++]!;
-      hi |= (b & 0x7f) << shift;
-      if ((b & 0x80) === 0) {
-        this.done64(pos, lo, hi);
-        return;
-      }
-    }
-    throw new Error('invalid varint');
-  }
-
-  private done64(pos: number, lo: number, hi: number): void {
-    this.pos = pos;
-    this.bounds();
-    this.lo = lo;
-    this.hi = hi;
-  }
-
-  /** uint64 as a number when below 2^53, else as a bigint (the generated decoder's value). */
-  uint64(): number | bigint {
-    this.varint64();
-    const hi = this.hi >>> 0;
-    const lo = this.lo >>> 0;
-    if (hi < 0x200000) return hi * 0x100000000 + lo;
-    return (BigInt(hi) << 32n) | BigInt(lo);
-  }
-
-  /** A length-delimited field: returns its start; pos moves past it. */
-  lengthDelimited(): number {
-    const n = this.uint32();
-    const start = this.pos;
-    this.pos += n;
-    this.bounds();
-    return start;
-  }
-
-  /** BinaryReader.skip(wireType) without a field number, as the generated code calls it. */
-  skip(wireType: number, fieldNo?: number, depth = 100): void {
-    switch (wireType) {
-      case 0:
-        while (this.buf[this.pos++]! & 0x80) {
-          /* varint */
+    if ((b & 0x80) !== 0) {
+      b = buf[pos++]!;
+      result |= (b & 0x7f) << 14;
+      if ((b & 0x80) !== 0) {
+        b = buf[pos++]!;
+        result |= (b & 0x7f) << 21;
+        if ((b & 0x80) !== 0) {
+          b = buf[pos++]!;
+          result |= (b & 0x0f) << 28;
+          for (let n = 5; (b & 0x80) !== 0 && n < 10; n++) b = buf[pos++]!;
+          if ((b & 0x80) !== 0) throw new Error('invalid varint');
+          result >>>= 0;
         }
-        break;
-      case 1:
-        this.pos += 8;
-        break;
-      case 5:
-        this.pos += 4;
-        break;
-      case 2: {
-        const n = this.uint32();
-        this.pos += n;
-        break;
       }
-      case 3:
-        if (depth <= 0) throw new Error('maximum recursion depth reached');
-        for (;;) {
-          const start = this.pos;
-          const tag = this.uint32();
-          const read = this.pos - start;
-          if (read > 5 || (read === 5 && this.buf[this.pos - 1]! > 0x0f)) throw new Error('illegal tag: varint overflows uint32');
-          const fn = tag >>> 3;
-          const wt = tag & 7;
-          if (fn <= 0 || wt > 5) throw new Error(`illegal tag: field no ${fn} wire type ${wt}`);
-          if (wt === 4) {
-            if (fieldNo !== undefined && fn !== fieldNo) throw new Error('invalid end group tag');
-            break;
-          }
-          this.skip(wt, fn, depth - 1);
-        }
-        break;
-      default:
-        throw new Error(`cant skip wire type ${wireType}`);
     }
-    this.bounds();
   }
+  if (pos > len) eof();
+  P = pos;
+  return result;
+}
+
+/** varint64read from pos: sets LO, HI and P. */
+function varint64(buf: Buffer, pos: number): void {
+  let lo = 0;
+  let hi = 0;
+  for (let shift = 0; shift < 28; shift += 7) {
+    const b = buf[pos++]!;
+    lo |= (b & 0x7f) << shift;
+    if ((b & 0x80) === 0) return done64(buf, pos, lo, hi);
+  }
+  const middle = buf[pos++]!;
+  lo |= (middle & 0x0f) << 28;
+  hi = (middle & 0x70) >> 4;
+  if ((middle & 0x80) === 0) return done64(buf, pos, lo, hi);
+  for (let shift = 3; shift <= 31; shift += 7) {
+    const b = buf[pos++]!;
+    hi |= (b & 0x7f) << shift;
+    if ((b & 0x80) === 0) return done64(buf, pos, lo, hi);
+  }
+  throw new Error('invalid varint');
+}
+
+function done64(buf: Buffer, pos: number, lo: number, hi: number): void {
+  if (pos > buf.length) eof();
+  P = pos;
+  LO = lo;
+  HI = hi;
+}
+
+/** A uint64 as a number when below 2^53, else as a bigint (the generated decoder's value); sets P. */
+function uint64(buf: Buffer, pos: number): number | bigint {
+  varint64(buf, pos);
+  const hi = HI >>> 0;
+  const lo = LO >>> 0;
+  if (hi < 0x200000) return hi * 0x100000000 + lo;
+  return (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/** BinaryReader.skip(wireType) as the generated code calls it (no field number); returns the new position. */
+function skip(buf: Buffer, pos: number, wireType: number, fieldNo?: number, depth = 100): number {
+  switch (wireType) {
+    case 0:
+      while (buf[pos++]! & 0x80) {
+        /* varint */
+      }
+      break;
+    case 1:
+      pos += 8;
+      break;
+    case 5:
+      pos += 4;
+      break;
+    case 2: {
+      const n = varint32(buf, pos);
+      pos = P + n;
+      break;
+    }
+    case 3:
+      if (depth <= 0) throw new Error('maximum recursion depth reached');
+      for (;;) {
+        const tag = varint32(buf, pos);
+        const read = P - pos;
+        pos = P;
+        if (read > 5 || (read === 5 && buf[pos - 1]! > 0x0f)) throw new Error('illegal tag: varint overflows uint32');
+        const fn = tag >>> 3;
+        const wt = tag & 7;
+        if (fn <= 0 || wt > 5) throw new Error(`illegal tag: field no ${fn} wire type ${wt}`);
+        if (wt === 4) {
+          if (fieldNo !== undefined && fn !== fieldNo) throw new Error('invalid end group tag');
+          break;
+        }
+        pos = skip(buf, pos, wt, fn, depth - 1);
+      }
+      break;
+    default:
+      throw new Error(`cant skip wire type ${wireType}`);
+  }
+  if (pos > buf.length) eof();
+  return pos;
 }
 
 const INITIAL_ROWS = 1024;
@@ -195,11 +162,11 @@ export class VolumeListing {
 
   /** Reads one ListVolumesResponse (wire bytes); returns its next_page_token. */
   addPage(bytes: Uint8Array): string {
-    const r = new WireReader(bytes);
-    const token = readResponse(r, this);
-    this.pages.push(r.buf);
-    this.buf = this.pages.length === 1 ? r.buf : Buffer.concat(this.pages);
-    this.base += r.len;
+    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const token = readResponse(buf, this);
+    this.pages.push(buf);
+    this.buf = this.pages.length === 1 ? buf : Buffer.concat(this.pages);
+    this.base += buf.length;
     return token;
   }
 
@@ -290,58 +257,113 @@ let type = 0;
 let capacity: number | bigint = 0;
 let allocation: number | bigint = 0;
 
-function readTarget(r: WireReader, end: number): void {
+// In each loop: a tag (one byte: inline), then its field. `tag & 7` 4 (end group) or tag 0 ends
+// the message early, as in the generated decoder. Bounds: a one-byte read is inside the buffer
+// (buf[pos] is defined); a length is checked against the buffer's end; the rest is checked in
+// the functions above.
+
+function readTarget(buf: Buffer, pos: number, end: number): number {
   pathStart = pathEnd = 0;
-  while (r.pos < end) {
-    const tag = r.uint32();
+  while (pos < end) {
+    let tag = buf[pos]!;
+    if (tag < 0x80) pos++;
+    else {
+      tag = varint32(buf, pos);
+      pos = P;
+    }
     if (tag === 10) {
-      pathStart = r.lengthDelimited();
-      pathEnd = r.pos;
+      let n = buf[pos]!;
+      if (n < 0x80) pos++;
+      else {
+        n = varint32(buf, pos);
+        pos = P;
+      }
+      pathStart = pos;
+      pos += n;
+      if (pos > buf.length) eof();
+      pathEnd = pos;
       continue;
     }
     if ((tag & 7) === 4 || tag === 0) break;
-    r.skip(tag & 7);
+    pos = skip(buf, pos, tag & 7);
   }
+  return pos;
 }
 
-function readDefinition(r: WireReader, end: number): void {
+function readDefinition(buf: Buffer, pos: number, end: number): number {
   hasDefinition = true;
   defNameStart = defNameEnd = 0;
   pathStart = pathEnd = 0;
   type = 0;
   capacity = 0;
   allocation = 0;
-  while (r.pos < end) {
-    const tag = r.uint32();
+  while (pos < end) {
+    let tag = buf[pos]!;
+    if (tag < 0x80) pos++;
+    else {
+      tag = varint32(buf, pos);
+      pos = P;
+    }
     switch (tag) {
       case 8:
-        type = r.uint32() | 0;
+        type = varint32(buf, pos) | 0;
+        pos = P;
         continue;
-      case 18:
-        defNameStart = r.lengthDelimited();
-        defNameEnd = r.pos;
+      case 18: {
+        let n = buf[pos]!;
+        if (n < 0x80) pos++;
+        else {
+          n = varint32(buf, pos);
+          pos = P;
+        }
+        defNameStart = pos;
+        pos += n;
+        if (pos > buf.length) eof();
+        defNameEnd = pos;
         continue;
+      }
       case 32:
-        capacity = r.uint64();
+        capacity = uint64(buf, pos);
+        pos = P;
         continue;
       case 40:
-        allocation = r.uint64();
+        allocation = uint64(buf, pos);
+        pos = P;
         continue;
       case 48: // physical: read as the generated decoder does (same errors), not kept
-        r.varint64();
+        varint64(buf, pos);
+        pos = P;
         continue;
       case 66: {
-        const n = r.uint32();
-        readTarget(r, r.pos + n);
+        let n = buf[pos]!;
+        if (n < 0x80) pos++;
+        else {
+          n = varint32(buf, pos);
+          pos = P;
+        }
+        pos = readTarget(buf, pos, pos + n);
         continue;
       }
     }
     if ((tag & 7) === 4 || tag === 0) break;
-    r.skip(tag & 7);
+    // the key and other strings: skipped inline
+    if ((tag & 7) === 2) {
+      let n = buf[pos]!;
+      if (n < 0x80) pos++;
+      else {
+        n = varint32(buf, pos);
+        pos = P;
+      }
+      pos += n;
+      if (pos > buf.length) eof();
+      continue;
+    }
+    pos = skip(buf, pos, tag & 7);
   }
+  return pos;
 }
 
-function readVolume(r: WireReader, end: number): void {
+function readVolume(buf: Buffer, pos: number, end: number): number {
   nameStart = nameEnd = 0;
   hasDefinition = false;
   defNameStart = defNameEnd = 0;
@@ -349,55 +371,102 @@ function readVolume(r: WireReader, end: number): void {
   type = 0;
   capacity = 0;
   allocation = 0;
-  while (r.pos < end) {
-    const tag = r.uint32();
+  while (pos < end) {
+    let tag = buf[pos]!;
+    if (tag < 0x80) pos++;
+    else {
+      tag = varint32(buf, pos);
+      pos = P;
+    }
     switch (tag) {
-      case 10:
-        nameStart = r.lengthDelimited();
-        nameEnd = r.pos;
+      case 10: {
+        let n = buf[pos]!;
+        if (n < 0x80) pos++;
+        else {
+          n = varint32(buf, pos);
+          pos = P;
+        }
+        nameStart = pos;
+        pos += n;
+        if (pos > buf.length) eof();
+        nameEnd = pos;
         continue;
+      }
       case 34: {
-        const n = r.uint32();
-        readDefinition(r, r.pos + n);
+        let n = buf[pos]!;
+        if (n < 0x80) pos++;
+        else {
+          n = varint32(buf, pos);
+          pos = P;
+        }
+        pos = readDefinition(buf, pos, pos + n);
         continue;
       }
       case 40: // stale
       case 48: // revision
-        r.varint64();
+        varint64(buf, pos);
+        pos = P;
         continue;
     }
     if ((tag & 7) === 4 || tag === 0) break;
-    r.skip(tag & 7);
+    if ((tag & 7) === 2) {
+      // host, pool and unknown strings: skipped inline
+      let n = buf[pos]!;
+      if (n < 0x80) pos++;
+      else {
+        n = varint32(buf, pos);
+        pos = P;
+      }
+      pos += n;
+      if (pos > buf.length) eof();
+      continue;
+    }
+    pos = skip(buf, pos, tag & 7);
   }
+  return pos;
 }
 
 /** ListVolumesResponse: volumes (1), next_page_token (2). A page that fails to decode adds no rows. */
-function readResponse(r: WireReader, into: VolumeListing): string {
-  cur = r.buf;
+function readResponse(buf: Buffer, into: VolumeListing): string {
+  cur = buf;
+  const len = buf.length;
   const before = into.count;
   let tokenStart = 0;
   let tokenEnd = 0;
+  let pos = 0;
   try {
-    while (r.pos < r.len) {
-      const tag = r.uint32();
-      if (tag === 10) {
-        const n = r.uint32();
-        readVolume(r, r.pos + n);
-        into.push();
-        continue;
+    while (pos < len) {
+      let tag = buf[pos]!;
+      if (tag < 0x80) pos++;
+      else {
+        tag = varint32(buf, pos);
+        pos = P;
       }
-      if (tag === 18) {
-        tokenStart = r.lengthDelimited();
-        tokenEnd = r.pos;
+      if (tag === 10 || tag === 18) {
+        let n = buf[pos]!;
+        if (n < 0x80) pos++;
+        else {
+          n = varint32(buf, pos);
+          pos = P;
+        }
+        if (tag === 10) {
+          pos = readVolume(buf, pos, pos + n);
+          into.push();
+        } else {
+          tokenStart = pos;
+          pos += n;
+          if (pos > len) eof();
+          tokenEnd = pos;
+        }
         continue;
       }
       if ((tag & 7) === 4 || tag === 0) break;
-      r.skip(tag & 7);
+      pos = skip(buf, pos, tag & 7);
     }
   } catch (err) {
     into.count = before;
     for (const k of [...into.big.keys()]) if (k >= before * 2) into.big.delete(k);
     throw err;
   }
-  return utf8(r.buf, tokenStart, tokenEnd);
+  return utf8(buf, tokenStart, tokenEnd);
 }
