@@ -6,7 +6,7 @@
 // (~10 µs); ListVolumes copies the bytes into its response (list-encoding.ts); the revision,
 // the stale flag and the definition's bytes are found by walking the message's own fields.
 import { Volume } from '../../libs/proto/cistern/v1/storage.js';
-import { scanVolume, type VolumeFacts } from './volume-wire.js';
+import { latin1Of, scanVolume, type VolumeFacts } from './volume-wire.js';
 
 /** A volume's Volume.encode bytes, one char per byte. Compare with ===: equal strings are equal volumes. */
 export type StoredVolume = string & { readonly __storedVolume: unique symbol };
@@ -19,10 +19,8 @@ export interface PreparedVolume {
   volume?: Volume;
 }
 
-const asBuffer = (u8: Uint8Array): Buffer => (Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength));
-
 export function storeVolume(volume: Volume): StoredVolume {
-  return asBuffer(Volume.encode(volume).finish()).toString('latin1') as StoredVolume;
+  return latin1Of(Volume.encode(volume).finish()) as StoredVolume;
 }
 
 export function factsOfVolume(volume: Volume): VolumeFacts {
@@ -46,7 +44,7 @@ export function factsOfVolume(volume: Volume): VolumeFacts {
 export function prepareVolume(input: Volume | Uint8Array): PreparedVolume {
   if (!(input instanceof Uint8Array)) return { stored: storeVolume(input), facts: factsOfVolume(input), volume: input };
   const facts = scanVolume(input);
-  if (facts.canonical) return { stored: asBuffer(input).toString('latin1') as StoredVolume, facts };
+  if (facts.canonical) return { stored: latin1Of(input) as StoredVolume, facts };
   const volume = Volume.decode(input);
   return { stored: storeVolume(volume), facts: factsOfVolume(volume), volume };
 }
