@@ -7,9 +7,9 @@
 //    "its sync is on the way, do not ask again") and only queued, as the bytes it came in;
 //  - the queue is applied one chunk at a time, yielding to the event loop after each, so
 //    heartbeats, RPC replies and events are handled while a large backlog is worked off;
-//    while chunks keep arriving the socket is read first (no chunk applied for up to
-//    READ_FIRST_MAX_MS), so the server never holds a backlog large enough to drop the
-//    connection as a slow consumer.
+//    while chunks pour in (READ_FIRST_BYTES or more in one turn of the event loop) the
+//    socket is read first (no chunk applied for up to READ_FIRST_MAX_MS), so the server
+//    does not pile up a backlog large enough to drop the connection as a slow consumer.
 // A complete sync of a host that is away (offline, or back and waiting for it) is its
 // return: reconciled against what the cache held (reconcile.ts) when the cache holds a full
 // sync of it from this coordinator; a host never synced here (new, or a fresh coordinator)
@@ -23,7 +23,9 @@ import type { HostRegistry } from './hosts.js';
 import type { Logger } from './log.js';
 import { reconcileEvents } from './reconcile.js';
 
-/** Longest time chunks are only read, not applied, while more keep arriving. */
+/** Chunk bytes in one turn of the event loop that mean "the socket is pouring": read on before applying. */
+export const READ_FIRST_BYTES = 1024 * 1024;
+/** Longest time chunks are only read, not applied, while they pour in. */
 export const READ_FIRST_MAX_MS = 250;
 
 /** The chunks of one host's sync received so far. */
@@ -78,7 +80,7 @@ export class SyncIntake {
   private readonly queued = new Map<string, number>();
   private working = false;
   private stopped = false;
-  /** chunks received so far, and when the worker last yielded (is the socket still delivering?) */
+  /** chunk bytes received so far, and when the worker last yielded (how fast is the socket delivering?) */
   private arrived = 0;
   private yielded = 0;
   private idle: Array<() => void> = [];
@@ -103,7 +105,7 @@ export class SyncIntake {
     if (this.stopped || !host) return;
     this.options.hosts.onSyncChunk(host);
     this.queue.push({ host, data });
-    this.arrived++;
+    this.arrived += data.length;
     this.queued.set(host, (this.queued.get(host) ?? 0) + 1);
     if (!this.working) {
       // applied after this read is parsed to the end
@@ -151,8 +153,8 @@ export class SyncIntake {
     let appliedAt = performance.now();
     try {
       while (!this.stopped && this.head < this.queue.length) {
-        if (this.yielded !== this.arrived && performance.now() - appliedAt < READ_FIRST_MAX_MS) {
-          // the last turn of the event loop brought more chunks: read on before applying
+        if (this.arrived - this.yielded >= READ_FIRST_BYTES && performance.now() - appliedAt < READ_FIRST_MAX_MS) {
+          // the last turn of the event loop brought a lot: read on before applying
           this.yielded = this.arrived;
           await new Promise<void>((resolve) => setImmediate(resolve));
           continue;
