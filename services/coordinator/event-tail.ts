@@ -4,19 +4,23 @@
 // the Event a watcher receives is the payload with field 1 (sequence) appended, bytes that
 // every watcher's gRPC stream writes as they are (see serializeEventResponse).
 //
-// The tail keeps the last `ringSize` events. A subscriber joins at a cursor (it has everything
-// up to and including that sequence); the join succeeds only when the ring holds every event
-// after the cursor, and those are offered to it at once, so the seam has no gap and no
-// duplicate. Sequences decide, never time.
+// The tail keeps the last events (16,384, at most 16 MiB) in one ring that every subscriber
+// reads at its own pace: a subscriber is a position in the ring. It joins at a cursor (it has
+// everything up to and including that sequence); the join succeeds only when the ring holds
+// every event after the cursor, so the seam has no gap and no duplicate. Sequences decide,
+// never time.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Event } from '../../libs/proto/cistern/v1/storage.js';
 import { natsEventSource, type EventSource, type RawEvent, type RawEventReader } from './event-log.js';
 import type { Logger } from './log.js';
 
+/** What a watcher's filter looks at (the rest of the Event is only in `bytes`). */
+export type EventHeader = Pick<Event, 'host' | 'pool' | 'kind'>;
+
 export interface TailEntry {
   seq: bigint;
   /** undefined when the payload is not an Event: no watcher receives it */
-  event: Event | undefined;
+  event: EventHeader | undefined;
   /** the Event with its sequence, as WatchEvents sends it */
   bytes: Buffer;
 }
@@ -49,11 +53,12 @@ export function encodeWithSequence(data: Uint8Array, seq: bigint): Buffer {
   return out;
 }
 
+/** Decodes the stored Event once and keeps only what filters need beside its bytes. */
 export function tailEntry(raw: RawEvent): TailEntry {
-  let event: Event | undefined;
+  let event: EventHeader | undefined;
   try {
-    event = Event.decode(raw.data);
-    event.sequence = raw.seq;
+    const e = Event.decode(raw.data);
+    event = { host: e.host, pool: e.pool, kind: e.kind };
   } catch {
     event = undefined;
   }
@@ -69,27 +74,41 @@ export function serializeEventResponse(value: Event | Buffer): Buffer {
 }
 
 export interface TailSubscriber {
-  /** Every event after the subscriber's join cursor, in stream order, synchronously. */
-  offer(entry: TailEntry): void;
+  /** New events are in the ring (called synchronously, in stream order, after each). */
+  advance(): void;
   /** The tail stopped reading (its consumer failed or NATS closed): read on your own. */
   tailEnded(err?: unknown): void;
 }
 
 export interface EventTailOptions {
-  /** events kept for joining subscribers (default 4096) */
-  ringSize?: number;
+  /** events kept (default 16,384) ... */
+  ringEvents?: number;
+  /** ... and at most this many bytes of them (default 16 MiB) */
+  ringBytes?: number;
   /** how long the tail keeps reading with no user before it closes (default 10 s) */
   idleCloseMs?: number;
   log?: Logger;
 }
 
+export const DEFAULT_RING_EVENTS = 16_384;
+export const DEFAULT_RING_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Events are addressed by a position that only grows (0 = the first event the tail read); a
+ * subscriber keeps the position of the next event it will look at, so what it has not sent
+ * yet costs it nothing: a slow subscriber is a position further back in the one ring. When
+ * the ring drops the event at a subscriber's position, that subscriber has fallen behind.
+ */
 export class EventTail {
-  private readonly ringSize: number;
+  private readonly ringEvents: number;
+  private readonly ringBytes: number;
   private readonly idleCloseMs: number;
   private readonly log: Logger | undefined;
-  /** events in stream order: ring[head..] are live */
+  /** ring[head + (p - startPos)] is the event at position p, for startPos <= p < endPos */
   private ring: TailEntry[] = [];
   private head = 0;
+  private startPos = 0;
+  private bytesKept = 0;
   private lastSeq = 0n;
   /** every stored event with a sequence in [covered, lastSeq] is in the ring */
   private covered = 0n;
@@ -107,12 +126,13 @@ export class EventTail {
     private readonly source: EventSource,
     options: EventTailOptions = {},
   ) {
-    this.ringSize = Math.max(1, options.ringSize ?? 4096);
+    this.ringEvents = Math.max(1, options.ringEvents ?? DEFAULT_RING_EVENTS);
+    this.ringBytes = Math.max(1, options.ringBytes ?? DEFAULT_RING_BYTES);
     this.idleCloseMs = options.idleCloseMs ?? 10_000;
     this.log = options.log;
   }
 
-  /** The newest sequence read (every event up to it has been offered). */
+  /** The newest sequence read (every event up to it is in the ring or was dropped from it). */
   get last(): bigint {
     return this.lastSeq;
   }
@@ -120,6 +140,21 @@ export class EventTail {
   /** The oldest sequence a subscriber can join after: cursor + 1 >= coveredFrom. */
   get coveredFrom(): bigint {
     return this.covered;
+  }
+
+  /** Position of the oldest event kept. */
+  get start(): number {
+    return this.startPos;
+  }
+
+  /** Position after the newest event. */
+  get end(): number {
+    return this.startPos + this.ring.length - this.head;
+  }
+
+  /** The event at `pos` (start <= pos < end). */
+  at(pos: number): TailEntry {
+    return this.ring[this.head + pos - this.startPos]!;
   }
 
   get ended(): boolean {
@@ -140,7 +175,7 @@ export class EventTail {
       try {
         this.reader = await this.source.read(start);
       } catch (err) {
-        this.end(err);
+        this.end_(err);
         throw err;
       }
       if (this.closed) {
@@ -177,52 +212,53 @@ export class EventTail {
 
   close(): void {
     if (this.closed) return;
-    this.end(undefined);
+    this.end_(undefined);
   }
 
   /**
-   * Joins `sub` after `cursor` (it has every event up to that sequence). The events after the
-   * cursor still in the ring are offered before this returns, later ones as they come. False
-   * (nothing offered) when the ring no longer holds every event after the cursor, when more
-   * than `maxBacklog` of them would be offered at once, or when the tail has stopped.
+   * Joins `sub` after `cursor` (it has every event up to that sequence): returns the position
+   * of the first event after the cursor (later events are announced with advance()), or
+   * undefined when the ring no longer holds every event after the cursor or the tail has
+   * stopped.
    */
-  attach(sub: TailSubscriber, cursor: bigint, maxBacklog = Infinity): boolean {
-    if (this.closed || this.opening === undefined) return false;
-    if (cursor + 1n < this.covered) return false;
-    // first ring index with seq > cursor (the ring is sorted by sequence)
-    let lo = this.head;
-    let hi = this.ring.length;
+  attach(sub: TailSubscriber, cursor: bigint): number | undefined {
+    if (this.closed || this.opening === undefined) return undefined;
+    if (cursor + 1n < this.covered) return undefined;
+    // first position with seq > cursor (the ring is sorted by sequence)
+    let lo = this.startPos;
+    let hi = this.end;
     while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.ring[mid]!.seq <= cursor) lo = mid + 1;
+      const mid = Math.floor((lo + hi) / 2);
+      if (this.at(mid).seq <= cursor) lo = mid + 1;
       else hi = mid;
     }
-    if (this.ring.length - lo > maxBacklog) return false;
     this.subscribers.add(sub);
-    for (let i = lo; i < this.ring.length && this.subscribers.has(sub); i++) sub.offer(this.ring[i]!);
-    return true;
+    return lo;
   }
 
   detach(sub: TailSubscriber): void {
     this.subscribers.delete(sub);
   }
 
-  /** Adds one event (stream order) and offers it to every subscriber. */
+  /** Adds one event (stream order) and tells every subscriber. */
   push(entry: TailEntry): void {
     if (entry.seq <= this.lastSeq) return;
     this.eventsRead++;
     this.ring.push(entry);
+    this.bytesKept += entry.bytes.length;
     this.lastSeq = entry.seq;
-    if (this.ring.length - this.head > this.ringSize) {
+    while (this.ring.length - this.head > 1 && (this.ring.length - this.head > this.ringEvents || this.bytesKept > this.ringBytes)) {
       const evicted = this.ring[this.head]!;
       this.ring[this.head++] = undefined as unknown as TailEntry;
+      this.startPos++;
+      this.bytesKept -= evicted.bytes.length;
       this.covered = evicted.seq + 1n;
-      if (this.head >= this.ringSize) {
-        this.ring = this.ring.slice(this.head);
-        this.head = 0;
-      }
     }
-    for (const sub of this.subscribers) sub.offer(entry);
+    if (this.head > 1024 && this.head * 2 > this.ring.length) {
+      this.ring = this.ring.slice(this.head);
+      this.head = 0;
+    }
+    for (const sub of this.subscribers) sub.advance();
   }
 
   private async pump(reader: RawEventReader): Promise<void> {
@@ -239,21 +275,22 @@ export class EventTail {
     }
     if (!this.closed) {
       this.log?.warn('shared event tail stopped; watchers read on their own', { err: failure, last: String(this.lastSeq) });
-      this.end(failure ?? new Error('the event stream reader ended'));
+      this.end_(failure ?? new Error('the event stream reader ended'));
     }
   }
 
-  private end(err: unknown): void {
+  private end_(err: unknown): void {
     if (this.closed) return;
     this.closed = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     void this.reader?.close().catch(() => undefined);
-    this.ring = [];
-    this.head = 0;
     const subs = [...this.subscribers];
     this.subscribers.clear();
     for (const sub of subs) sub.tailEnded(err);
+    this.ring = [];
+    this.head = 0;
+    this.bytesKept = 0;
     for (const cb of this.endedCallbacks.splice(0)) cb();
   }
 }

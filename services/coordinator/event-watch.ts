@@ -1,18 +1,19 @@
 // One WatchEvents call: it follows the shared tail (event-tail.ts) when it can, and reads the
 // stream with its own consumer when it must: a replay (after_sequence, from_start) until it
-// has caught up, or after it fell too far behind the tail. Its cursor is the last sequence it
-// has dealt with (every matching event up to it is sent or queued), so each switch, in either
-// direction, continues at cursor + 1: no gap, no duplicate.
+// has caught up, or after it fell so far behind that the tail no longer holds the next event
+// it has to look at. Its cursor is the last sequence it has dealt with (every matching event
+// up to it is sent), so each switch, in either direction, continues at cursor + 1: no gap,
+// no duplicate.
 //
 // Catching up with a filtered consumer (one subject): the consumer only sees that subject, so
 // its last delivered sequence says nothing about the events in between. Before deciding, the
 // session reads the tail's position B, then asks the stream for the newest sequence M on the
 // subject: nothing on the subject lies in (M, B]. Once the consumer has delivered M, the
 // session has everything up to max(M, B) and joins the tail there.
-import type { EventSource, RawEventReader } from './event-log.js';
 import { UnavailableError } from '../../libs/errors/errors.js';
 import { Event } from '../../libs/proto/cistern/v1/storage.js';
-import { encodeWithSequence, type EventTail, type TailEntry, type TailSubscriber } from './event-tail.js';
+import type { EventSource, RawEventReader } from './event-log.js';
+import { encodeWithSequence, type EventHeader, type EventTail, type TailSubscriber } from './event-tail.js';
 
 function decodeOrUndefined(data: Uint8Array): Event | undefined {
   try {
@@ -27,19 +28,6 @@ export interface EventSink {
   write(bytes: Buffer): boolean;
   onDrain(cb: () => void): void;
 }
-
-export interface WatchLimits {
-  /** events queued for a watcher on the tail before it continues on its own consumer */
-  queue: number;
-  /** on its own consumer: stop reading at this many queued events ... */
-  readHigh: number;
-  /** ... and read again at this many */
-  readLow: number;
-  /** join the tail only when at most this many of its kept events are still to be sent */
-  joinBacklog: number;
-}
-
-export const DEFAULT_WATCH_LIMITS: WatchLimits = { queue: 1024, readHigh: 256, readLow: 64, joinBacklog: 512 };
 
 export interface WatchStats {
   /** events sent from the shared tail */
@@ -56,40 +44,32 @@ export interface WatchSessionOptions {
   tail: EventTail;
   source: EventSource;
   /** the watcher's filter (hosts, pools, kinds) on the decoded event */
-  accept: (event: Event) => boolean;
+  accept: (event: EventHeader) => boolean;
   /** the one stream subject the filter allows, if any (the own consumers read only that) */
   subject?: string;
   sink: EventSink;
   signal: AbortSignal;
-  limits?: Partial<WatchLimits>;
-  /** told when the session falls behind (to log it) */
-  onFellBehind?: (cursor: bigint, queued: number) => void;
+  /** told when the session falls behind the tail (to log it) */
+  onFellBehind?: (cursor: bigint, tailLast: bigint) => void;
 }
 
 export class WatchSession implements TailSubscriber {
   readonly stats: WatchStats = { fromTail: 0, fromOwn: 0, joins: 0, fellBehind: 0 };
-  private readonly limits: WatchLimits;
   private cursor = 0n;
   private onTail = false;
+  /** on the tail: position of the next event to look at */
+  private next = 0;
   private leftTail: (() => void) | undefined;
   private reader: RawEventReader | undefined;
-  // outgoing queue: queue[qHead..] not yet written
-  private queue: Buffer[] = [];
-  private qHead = 0;
+  /** a write returned false: nothing more until the sink drains */
   private blocked = false;
-  private drainWaiters: Array<{ below: number; resolve: () => void }> = [];
+  private drained: (() => void) | undefined;
 
-  constructor(private readonly o: WatchSessionOptions) {
-    this.limits = { ...DEFAULT_WATCH_LIMITS, ...o.limits };
-  }
+  constructor(private readonly o: WatchSessionOptions) {}
 
   /** The last sequence dealt with. */
   get position(): bigint {
     return this.cursor;
-  }
-
-  get queued(): number {
-    return this.queue.length - this.qHead;
   }
 
   /** Sends every matching event from `start` on until the signal aborts. */
@@ -97,11 +77,9 @@ export class WatchSession implements TailSubscriber {
     const { signal } = this.o;
     this.cursor = start - 1n;
     const onAbort = (): void => {
-      this.o.tail.detach(this);
-      this.onTail = false;
+      this.leave();
       void this.reader?.close().catch(() => undefined);
-      this.leftTail?.();
-      for (const w of this.drainWaiters.splice(0)) w.resolve();
+      this.drained?.();
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
@@ -115,8 +93,6 @@ export class WatchSession implements TailSubscriber {
           if (!this.onTail || signal.aborted) resolve();
         });
         this.leftTail = undefined;
-        // fell behind (or the tail stopped): let the queue drain, then read on our own
-        await this.queueBelow(this.limits.readLow);
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
@@ -124,39 +100,75 @@ export class WatchSession implements TailSubscriber {
     }
   }
 
-  // TailSubscriber
-  offer(entry: TailEntry): void {
-    if (!this.onTail || entry.seq <= this.cursor) return;
-    this.cursor = entry.seq;
-    if (!entry.event || !this.o.accept(entry.event)) return;
-    this.stats.fromTail++;
-    this.send(entry.bytes);
-    if (this.queued > this.limits.queue) {
-      this.o.tail.detach(this);
-      this.onTail = false;
-      this.stats.fellBehind++;
-      this.o.onFellBehind?.(this.cursor, this.queued);
-      this.leftTail?.();
+  // TailSubscriber: send what the ring holds from our position on, until the sink pushes back
+  advance(): void {
+    const { tail, accept, sink } = this.o;
+    while (this.onTail && !this.blocked && this.next < tail.end) {
+      if (this.next < tail.start) {
+        // the ring dropped events we have not looked at: read them on our own
+        this.stats.fellBehind++;
+        this.o.onFellBehind?.(this.cursor, tail.last);
+        this.leave();
+        return;
+      }
+      const entry = tail.at(this.next++);
+      if (entry.seq <= this.cursor) continue;
+      this.cursor = entry.seq;
+      if (!entry.event || !accept(entry.event)) continue;
+      this.stats.fromTail++;
+      if (!sink.write(entry.bytes)) this.block();
     }
   }
 
   tailEnded(): void {
+    this.leave();
+  }
+
+  private leave(): void {
+    this.o.tail.detach(this);
     if (!this.onTail) return;
     this.onTail = false;
     this.leftTail?.();
+  }
+
+  private block(): void {
+    this.blocked = true;
+    this.o.sink.onDrain(() => {
+      this.blocked = false;
+      const resolve = this.drained;
+      this.drained = undefined;
+      resolve?.();
+      this.advance();
+    });
   }
 
   /** Joins the tail after `cursor` if it holds every event after it. */
   private join(cursor: bigint): boolean {
     if (this.o.signal.aborted || this.o.tail.ended) return false;
     if (cursor > this.cursor) this.cursor = cursor;
+    const pos = this.o.tail.attach(this, this.cursor);
+    if (pos === undefined) return false;
+    this.stats.joins++;
     this.onTail = true;
-    if (this.o.tail.attach(this, this.cursor, this.limits.joinBacklog)) {
-      this.stats.joins++;
-      return true;
+    this.next = pos;
+    this.advance();
+    return true;
+  }
+
+  private untilDrained(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.drained = resolve;
+      if (!this.blocked || this.o.signal.aborted) resolve();
+    });
+  }
+
+  private async write(bytes: Buffer): Promise<void> {
+    if (this.blocked) await this.untilDrained();
+    if (this.o.signal.aborted) return;
+    if (!this.o.sink.write(bytes)) {
+      this.block();
+      await this.untilDrained();
     }
-    this.onTail = false;
-    return false;
   }
 
   /**
@@ -185,14 +197,13 @@ export class WatchSession implements TailSubscriber {
           const event = decodeOrUndefined(raw.data);
           if (event && accept(event)) {
             this.stats.fromOwn++;
-            this.send(encodeWithSequence(raw.data, raw.seq));
-            if (this.queued >= this.limits.readHigh) await this.queueBelow(this.limits.readLow);
+            await this.write(encodeWithSequence(raw.data, raw.seq));
             if (signal.aborted) return;
           }
         }
         if (this.cursor >= t.m && !tail.ended) {
           if (this.join(t.b)) return;
-          // the tail moved on meanwhile (or too much is to be sent at once): look again
+          // the tail moved on meanwhile: look again
           t = await target();
           if (signal.aborted) return;
           if (t.m <= this.cursor && this.join(t.b)) return;
@@ -203,49 +214,5 @@ export class WatchSession implements TailSubscriber {
       await reader.close().catch(() => undefined);
     }
     if (!signal.aborted) throw new UnavailableError('the event stream reader ended (NATS connection closed?); watch again after the last sequence you received');
-  }
-
-  private send(bytes: Buffer): void {
-    if (!this.blocked && this.queued === 0) {
-      if (!this.o.sink.write(bytes)) this.block();
-      return;
-    }
-    this.queue.push(bytes);
-  }
-
-  private block(): void {
-    this.blocked = true;
-    this.o.sink.onDrain(() => {
-      this.blocked = false;
-      this.flush();
-    });
-  }
-
-  private flush(): void {
-    while (!this.blocked && this.qHead < this.queue.length) {
-      const bytes = this.queue[this.qHead]!;
-      this.queue[this.qHead++] = undefined as unknown as Buffer;
-      if (!this.o.sink.write(bytes)) this.block();
-    }
-    if (this.qHead === this.queue.length) {
-      this.queue = [];
-      this.qHead = 0;
-    } else if (this.qHead > 1024 && this.qHead * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.qHead);
-      this.qHead = 0;
-    }
-    if (this.drainWaiters.length) {
-      const queued = this.queued;
-      this.drainWaiters = this.drainWaiters.filter((w) => {
-        if (queued > w.below) return true;
-        w.resolve();
-        return false;
-      });
-    }
-  }
-
-  private queueBelow(below: number): Promise<void> {
-    if (this.queued <= below || this.o.signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push({ below, resolve }));
   }
 }

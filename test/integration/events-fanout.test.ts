@@ -82,7 +82,7 @@ describe('WatchEvents fan-out (real nats-server, coordinator, agent a)', functio
           progress: { operation: 'fanout', done: BigInt(done), total: 1n << 40n },
         }),
       );
-      if (i % 100 === 99) await publisher.flush();
+      if (i % 500 === 499) await publisher.flush();
     }
     return publisher.flush();
   }
@@ -135,11 +135,11 @@ describe('WatchEvents fan-out (real nats-server, coordinator, agent a)', functio
       const first = await publish(1, ['s']);
       await waitFor('the first event', () => slow.events.length === 1);
       slow.call.pause();
-      // far more than the coordinator queues for one watcher and than HTTP/2 buffers
-      const last = await publish(5000, ['s']);
+      // more than the shared tail keeps (16,384 events): it has to continue on its own consumer
+      const last = await publish(20_000, ['s']);
       await waitFor('the fast watcher has them all', () => fast.events.at(-1)?.sequence === last || fast.failure() !== undefined, { timeoutMs: 90_000 });
       expect(fast.failure()).to.equal(undefined);
-      expect(slow.events.length, 'the paused watcher is behind').to.be.below(5001);
+      expect(slow.events.length, 'the paused watcher is behind').to.be.below(20_001);
       slow.call.resume();
       await waitFor('the slow watcher has them all', () => slow.events.at(-1)?.sequence === last || slow.failure() !== undefined, { timeoutMs: 90_000 });
       // and it is live again
@@ -149,7 +149,7 @@ describe('WatchEvents fan-out (real nats-server, coordinator, agent a)', functio
       fast.call.cancel();
       expect(slow.failure()).to.equal(undefined);
       const want = seqs((await storedEvents(nc, next)).filter((e) => e.sequence >= first && e.pool === 's'));
-      expect(want).to.have.length(5002);
+      expect(want).to.have.length(20_002);
       expect(seqs(slow.events)).to.deep.equal(want);
       expect(seqs(fast.events)).to.deep.equal(want);
     } finally {

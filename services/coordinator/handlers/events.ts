@@ -13,7 +13,7 @@ import { nameToken, subjects } from '../../../libs/bus/subjects.js';
 import { EventKind, StorageServiceService, type Event, type WatchEventsRequest } from '../../../libs/proto/cistern/v1/storage.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { natsEventSource } from '../event-log.js';
-import { serializeEventResponse, sharedEventTail } from '../event-tail.js';
+import { serializeEventResponse, sharedEventTail, type EventHeader } from '../event-tail.js';
 import { WatchSession } from '../event-watch.js';
 
 // The handler writes each event as the bytes the shared tail encoded once: the method's
@@ -51,7 +51,7 @@ export function parseEventFilter(req: Pick<WatchEventsRequest, 'hosts' | 'pools'
   return filter;
 }
 
-export function matches(filter: EventFilter, e: Event): boolean {
+export function matches(filter: EventFilter, e: EventHeader): boolean {
   if (filter.hosts.size > 0 && !filter.hosts.has(e.host)) return false;
   if (filter.kinds.size > 0 && !filter.kinds.has(e.kind)) return false;
   if (filter.pools.size > 0 || filter.hostPools.size > 0) {
@@ -117,8 +117,8 @@ export async function watchEvents(
         onDrain: (cb) => call.once('drain', cb),
       },
       signal: ctx.signal,
-      onFellBehind: (cursor, queued) =>
-        ctx.log.info('watcher fell behind the shared event tail; continuing on its own consumer', { cursor: String(cursor), queued, peer: ctx.peer }),
+      onFellBehind: (cursor, tailLast) =>
+        ctx.log.info('watcher fell behind the shared event tail; continuing on its own consumer', { cursor: String(cursor), tail: String(tailLast), peer: ctx.peer }),
     });
     const md = new Metadata();
     md.set('x-cistern-start-sequence', String(start));
