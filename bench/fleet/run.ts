@@ -130,6 +130,8 @@ export interface SizeResult {
     syncsSent?: number;
     /** CPU seconds the restarted coordinator used until the whole fleet was in its cache (or the timeout) */
     cpuSeconds?: number;
+    /** longest stall of the simulator's event loop meanwhile (all its heartbeats stall with it) */
+    simulatorStallMs?: number;
   };
   error?: string;
   loadAvg: number[];
@@ -425,6 +427,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
       return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, getMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
     }
     const syncsBefore = (await control<{ syncsSent: number }>(nc, 'status')).syncsSent;
+    await control(nc, 'loop-delay');
     await coord.proc!.dispose();
     const t1 = performance.now();
     const second = coord.spawn('restart');
@@ -451,11 +454,13 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const seen = await listAllPools(api).catch(() => ({ volumes: -1 }));
     const online = (await api.listHosts({}, { deadlineMs: 30_000 }).catch(() => ({ hosts: [] }))).hosts.filter((h) => h.online).length;
     const syncsSent = (await control<{ syncsSent: number }>(nc, 'status').catch(() => ({ syncsSent: Number.NaN }))).syncsSent - syncsBefore;
+    // a stalled simulator stalls all its hosts' heartbeats at once, which no real fleet does
+    const simStall = await control<{ maxMs: number; p99Ms: number }>(nc, 'loop-delay').catch(() => ({ maxMs: Number.NaN, p99Ms: Number.NaN }));
     log(
       `resync after restart: serving after ${fmtMs(servingMs)}, whole fleet in the cache by ${fmtMs(completeMs)}` +
         `${failure ? ` (NOT converged in ${fmtMs(RESYNC_TIMEOUT_MS)}: ${failure})` : ''}; ${online}/${hosts} online, ${seen.volumes}/${expectedVolumes} volumes; ` +
         `coordinator log: ${flaps.offline} x host offline, ${flaps.askedAgain} x sync asked again; ${syncsSent} full syncs sent by the fleet; ` +
-        `coordinator CPU ${resyncCpu.toFixed(1)} s`,
+        `coordinator CPU ${resyncCpu.toFixed(1)} s; simulator event loop stalled up to ${fmtMs(simStall.maxMs)} (p99 ${fmtMs(simStall.p99Ms)})`,
     );
     const memAfter = await coord.memory();
     if (env.FLEET_LOG_DIR) copyFileSync(second.logFile, join(env.FLEET_LOG_DIR, `coordinator-restart-${hosts}.log`));
@@ -470,7 +475,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
       listMs,
       getMs,
       fanout: fan,
-      resync: { servingMs, completeMs, memory: memAfter, failure, ...flaps, online, volumesSeen: seen.volumes, syncsSent, cpuSeconds: resyncCpu },
+      resync: { servingMs, completeMs, memory: memAfter, failure, ...flaps, online, volumesSeen: seen.volumes, syncsSent, cpuSeconds: resyncCpu, simulatorStallMs: simStall.maxMs },
       loadAvg: loadavg(),
     };
   } finally {

@@ -32,8 +32,9 @@
 //      [--start-batch HOSTS --start-interval-ms MS]   (bring the fleet up in batches)
 //      [--sync-first]   (first sync before the first heartbeat: no reconcile events for new hosts)
 //      [--resync-spread-ms MS]   (fleet-wide ResyncRequest answered within a random delay below MS)
-// Controlled over NATS (request/reply, JSON): benchfleet.<id>.status | churn | sample | stop.
+// Controlled over NATS (request/reply, JSON): benchfleet.<id>.status | churn | sample | loop-delay | stop.
 import { randomUUID } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { HostSync, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import {
@@ -701,6 +702,8 @@ async function main(): Promise<void> {
       await fleet.stop();
       await control.drain().catch(() => undefined);
     })());
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
   const sub = control.subscribe(controlSubject(opts.controlId, '*'));
   void (async () => {
     for await (const msg of sub) {
@@ -716,7 +719,11 @@ async function main(): Promise<void> {
       };
       try {
         if (op === 'status') answer(fleet.status());
-        else if (op === 'sample') answer(fleet.sample(Number(args.count ?? 1000)));
+        else if (op === 'loop-delay') {
+          // longest stall of the simulator's event loop since the last ask: its hosts' heartbeats stall with it
+          answer({ maxMs: loopDelay.max / 1e6, p99Ms: loopDelay.percentile(99) / 1e6 });
+          loopDelay.reset();
+        } else if (op === 'sample') answer(fleet.sample(Number(args.count ?? 1000)));
         else if (op === 'churn') answer(await fleet.churn(Number(args.rate ?? 500), Number(args.seconds ?? 5), String(args.tag ?? 'churn')));
         else if (op === 'stop') {
           answer({ stopping: true });
