@@ -20,6 +20,7 @@
 //              _INBOX_agent_H.>             replies to its own requests (JetStream acks, KV reads)
 //   publish    cistern.events.H.>           its events (JetStream stream CISTERN_EVENTS)
 //              cistern.heartbeat.H, cistern.sync.H
+//              cistern.secrets.H            asking for its autostart pools' CHAP secrets
 //              cistern.download.H.>         download data it serves
 //              replies to requests it received (allow_responses: one reply per request)
 //              JetStream API: stream info of CISTERN_EVENTS and the catalog, direct get of its
@@ -48,6 +49,7 @@ export function agentPermissions(host) {
         `cistern.events.${host}.>`,
         `cistern.heartbeat.${host}`,
         `cistern.sync.${host}`,
+        `cistern.secrets.${host}`,
         `cistern.download.${host}.>`,
         '$JS.API.INFO',
         `$JS.API.STREAM.INFO.${EVENT_STREAM}`,

@@ -32,6 +32,9 @@ export const subjects = {
   sync: (host: string) => `cistern.sync.${host}`,
   syncAll: 'cistern.sync.*',
   resync: 'cistern.control.resync',
+  /** An agent asking for the secrets of one of its catalog pools (autostart); only agent `host` may publish here. */
+  poolSecrets: (host: string) => `cistern.secrets.${host}`,
+  poolSecretsAll: 'cistern.secrets.*',
   /** Coordinator-made events (pool defined/undefined, host online/offline). */
   coordinatorEvents: (host: string, pool: string | undefined) => `cistern.events.${host}.${pool ? nameToken(pool) : '_host'}`,
 };

@@ -22,6 +22,7 @@ import { OrderedEvents } from './events.js';
 import { defaultResyncSpreadMs, HostSyncer } from './sync.js';
 import { HeartbeatSender, newBootId } from './heartbeat.js';
 import { autostartPools } from './autostart.js';
+import { coordinatorPoolSecrets } from './pool-secrets.js';
 import { attachSignal, backendFor, type AgentContext } from './context.js';
 import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
 import { RequestCache } from './request-cache.js';
@@ -170,9 +171,30 @@ export class Agent {
     // Autostart before the first heartbeat, as libvirtd does before it takes clients:
     // when the host shows online, its autostart pools are already up. A pool whose
     // start hangs must not keep the host offline, so the wait is bounded.
-    const autostart = autostartPools(ctx, catalog).catch((err: unknown) => {
-      log.error('autostart could not read the catalog', { error: err });
-    });
+    // a pool with CHAP auth gets its secret from a coordinator; without one it waits for one
+    const secretsFor = coordinatorPoolSecrets(nc, host);
+    let waitingForSecrets = new Set<string>();
+    const autostart = autostartPools(ctx, catalog, secretsFor).then(
+      (result) => {
+        waitingForSecrets = new Set(result.retryable);
+      },
+      (err: unknown) => {
+        log.error('autostart could not read the catalog', { error: err });
+      },
+    );
+    syncer.onCoordinatorSeen = () => {
+      if (waitingForSecrets.size === 0) return;
+      const retry = waitingForSecrets;
+      waitingForSecrets = new Set();
+      log.info('a coordinator is up: starting the autostart pools that waited for their secret', { pools: [...retry] });
+      void autostartPools(ctx, catalog, secretsFor, retry).then(
+        (result) => {
+          for (const pool of result.retryable) waitingForSecrets.add(pool);
+          if (result.started.length > 0) void syncer.request('autostart');
+        },
+        (err: unknown) => log.error('autostart could not read the catalog', { error: err }),
+      );
+    };
     await Promise.race([autostart, new Promise((resolve) => setTimeout(resolve, AUTOSTART_WAIT_MS).unref())]);
     heartbeat.start();
     log.info('agent serving', {

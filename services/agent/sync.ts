@@ -80,6 +80,8 @@ export class HostSyncer {
   private sub: Subscription | undefined;
   /** a fleet-wide request waiting for its random delay */
   private delayed: NodeJS.Timeout | undefined;
+  /** Called for every ResyncRequest this host answers: a coordinator is up. */
+  onCoordinatorSeen: (() => void) | undefined;
 
   /** `resyncSpreadMs`: answers to a fleet-wide ResyncRequest wait a random delay below it (0 = at once). */
   constructor(
@@ -105,6 +107,7 @@ export class HostSyncer {
         if (delay === undefined) continue;
         this.log.info('resync requested', { coordinator: req.coordinatorId, fleetWide: !req.host, delayMs: delay });
         this.requestAfter(delay);
+        this.onCoordinatorSeen?.();
       }
     })();
   }

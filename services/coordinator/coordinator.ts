@@ -17,6 +17,7 @@ import { readEvents, streamBounds, type EventReader } from './event-log.js';
 import { HostRegistry, type HostStore } from './hosts.js';
 import type { Logger } from './log.js';
 import { SecretStore } from './secrets/store.js';
+import { serveAgentSecretRequests } from './secrets/agent-requests.js';
 import { SERVICE_NAME, startGrpcServer, type GrpcServer } from './server.js';
 import { RequestResults } from './request-results.js';
 import { SyncIntake } from './sync-intake.js';
@@ -173,6 +174,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       }
     })();
     await syncNc.flush();
+    // agents starting a CHAP pool on their own (autostart) ask for its secret here
+    subs.push(serveAgentSecretRequests(nc, cache, secrets, log));
     cleanups.push(() => subs.forEach((s) => s.unsubscribe()));
     hosts.startTimer();
     cleanups.push(() => hosts.stop());

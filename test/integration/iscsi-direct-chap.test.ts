@@ -12,7 +12,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { ListPoolsRequest, PoolState, PoolType, Secret, SecretUsageType, VolumeType, type UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
-import { makeTempDir, startStack, type Stack } from '../support/index.js';
+import { makeTempDir, startStack, waitFor, type Stack } from '../support/index.js';
 import { startTgtd, tgtdAvailable, type Tgtd } from '../support/tgtd.js';
 
 const MiB = 1024 * 1024;
@@ -215,6 +215,23 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
     const logs = stack!.logs();
     for (const pw of [WRONG, PASSWORD]) expect(logs.includes(pw), 'password found in service logs').to.equal(false);
 
+    await api.undefinePool({ name: pool, requestId: '' });
+  });
+
+  it('an autostart CHAP pool comes back active after an agent restart, its password asked of the coordinator', async () => {
+    const api = stack!.api;
+    const pool = 'hosts/a/pools/boot';
+    await api.definePool({ host: 'a', definition: undefined, xml: poolXml('boot', `usage='${CHAP}'`), requestId: '' });
+    await api.setPoolAutostart({ name: pool, autostart: true });
+    await stack!.restartAgent('a');
+    await stack!.waitForHosts(['a']);
+    await waitFor('the autostart pool to be running', async () => (await api.getPool({ name: pool })).state === PoolState.POOL_STATE_RUNNING, { timeoutMs: 30_000 });
+    const listed = await api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' });
+    expect(listed.volumes.map((v) => v.name)).to.deep.equal([`${pool}/volumes/unit:0:0:1`, `${pool}/volumes/unit:0:0:3`]);
+    const logs = stack!.logs();
+    expect(logs).to.match(/secret released to an agent for a pool start/);
+    expect(logs.includes(PASSWORD), 'password found in service logs').to.equal(false);
+    await api.stopPool({ name: pool, requestId: '' });
     await api.undefinePool({ name: pool, requestId: '' });
   });
 });

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { AgentReply, AgentRequest, PoolSecretsReply, PoolSecretsRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Event, EventKind, PoolDefinition, PoolState, PoolType, Secret, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { EVENT_STREAM } from '../../libs/bus/subjects.js';
 import { startSecureFleet, type SecureFleet } from '../security/fleet.js';
@@ -189,6 +189,34 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
       return keys;
     })().catch((e) => e);
     expect(Array.isArray(listOther) ? listOther : errText(listOther)).to.satisfy((x: unknown) => (Array.isArray(x) ? x.length === 0 : /permission|timeout|no responders/i.test(String(x))));
+  });
+
+  it("agent a gets the CHAP secret of its own catalog pool only (autostart), never b's", async () => {
+    const api = fleet.api;
+    const usage = 'iqn.2024-01.test:autostart';
+    const secret = await api.defineSecret({ secret: Secret.fromPartial({ usageType: 1, usageId: usage }), xml: '', requestId: '' });
+    await api.setSecretValue({ name: secret.name, value: Buffer.from('autostart-chap-7781') });
+    const chapXml = (name: string): string =>
+      `<pool type='iscsi-direct'><name>${name}</name><source><host name='127.0.0.1' port='3260'/><device path='${usage}'/>` +
+      `<initiator><iqn name='iqn.2024-01.test:init'/></initiator><auth type='chap' username='u'><secret usage='${usage}'/></auth></source></pool>`;
+    await api.definePool({ host: 'a', definition: undefined, xml: chapXml('chap-a'), requestId: '' });
+    await api.definePool({ host: 'b', definition: undefined, xml: chapXml('chap-b'), requestId: '' });
+
+    const a = await as('agent-a', '_INBOX_agent_a');
+    const ask = async (subject: string, pool: string): Promise<PoolSecretsReply | string> =>
+      a.request(subject, PoolSecretsRequest.encode({ pool }).finish(), { timeout: 2_000 }).then(
+        (m) => PoolSecretsReply.decode(m.data),
+        (e) => errText(e),
+      );
+    const own = await ask('cistern.secrets.a', 'chap-a');
+    expect(typeof own === 'string' ? own : own.secrets.map((v) => Buffer.from(v.value).toString())).to.deep.equal(['autostart-chap-7781']);
+    const othersPool = await ask('cistern.secrets.a', 'chap-b');
+    expect(typeof othersPool === 'string' ? othersPool : othersPool.error?.code).to.equal('NOT_FOUND');
+    const noSecret = await ask('cistern.secrets.a', 'p');
+    expect(typeof noSecret === 'string' ? noSecret : noSecret.error?.code).to.equal('FAILED_PRECONDITION');
+    // posing as b is refused by the server before any coordinator sees it
+    const asB = await ask('cistern.secrets.b', 'chap-b');
+    expect(asB).to.be.a('string').that.matches(/permission|timeout|no responders/i);
   });
 
   it('a forged reply from a wrong host is never accepted', async () => {

@@ -12,7 +12,7 @@ import {
   WipeAlgorithm,
 } from '../../../libs/proto/cistern/v1/storage.js';
 import type { BackendOperation, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
-import { CisternError } from '../../../libs/errors/errors.js';
+import { CisternError, UnavailableError } from '../../../libs/errors/errors.js';
 import { AgentState } from '../../../services/agent/state.js';
 import { LockTable } from '../../../services/agent/locks.js';
 import type { AgentContext } from '../../../services/agent/context.js';
@@ -30,9 +30,12 @@ class FakeBackend implements StorageBackend {
   files = new Map<string, bigint>();
   calls: string[] = [];
   gate: Promise<void> | undefined;
+  /** the CHAP secret (uuid 'chap-1') each refresh was given */
+  secretsSeen: Array<string | undefined> = [];
   constructor(readonly operations: ReadonlySet<BackendOperation>) {}
-  async refreshPool() {
+  async refreshPool(ctx: PoolContext) {
     this.calls.push('refreshPool');
+    this.secretsSeen.push(ctx.secrets?.get('chap-1')?.toString());
     return {
       runtime: { capacity: 1000n, allocation: 0n, available: 1000n },
       volumes: [...this.files].map(([name, capacity]) => this.def(name, capacity)),
@@ -245,5 +248,48 @@ describe('agent handlers (fake backend)', () => {
     expect(ctx.state.pools.get('p')!.autostart).to.equal(true);
     expect(events[0]!.kind).to.equal(EventKind.POOL_STARTED);
     expect(events[0]!.principal).to.equal('agent');
+  });
+
+  describe('autostart of a pool whose source needs a CHAP secret', () => {
+    const entry = (name: string, auth: boolean) => ({
+      host: 'h',
+      pool: name,
+      revision: 1,
+      value: CatalogPool.fromPartial({
+        definition: { ...poolDef, name, source: auth ? { auth: { type: 'chap', username: 'u', secret: { uuid: 'chap-1' } } } : undefined },
+        autostart: true,
+        persistent: true,
+      }),
+    });
+    const catalog = { list: async () => [entry('plain', false), entry('locked', true)] };
+
+    it('asks the secret source for that pool only and hands the value to the backend', async () => {
+      const { ctx, backend } = setup();
+      const asked: string[] = [];
+      const result = await autostartPools(ctx, catalog, async (def) => {
+        asked.push(def.name);
+        return [{ uuid: 'chap-1', usageId: '', value: Buffer.from('s3cret') }];
+      });
+      expect(result.started.sort()).to.deep.equal(['locked', 'plain']);
+      expect(asked).to.deep.equal(['locked']);
+      expect(backend.secretsSeen.sort()).to.deep.equal(['s3cret', undefined]);
+    });
+
+    it('with no coordinator to answer, the pool stays inactive and is named for a retry, which starts it', async () => {
+      const { ctx, backend } = setup();
+      const first = await autostartPools(ctx, catalog, async () => {
+        throw new UnavailableError('no coordinator answered');
+      });
+      expect(first.started).to.deep.equal(['plain']);
+      expect(first.failed.map((f) => [f.pool, f.code])).to.deep.equal([['locked', 'UNAVAILABLE']]);
+      expect(first.retryable).to.deep.equal(['locked']);
+      expect(ctx.state.pools.has('locked')).to.equal(false);
+
+      const retry = await autostartPools(ctx, catalog, async () => [{ uuid: 'chap-1', usageId: '', value: Buffer.from('s3cret') }], new Set(first.retryable));
+      expect(retry.started).to.deep.equal(['locked']);
+      expect(retry.retryable).to.deep.equal([]);
+      expect([...ctx.state.pools.keys()].sort()).to.deep.equal(['locked', 'plain']);
+      expect(backend.secretsSeen.at(-1)).to.equal('s3cret');
+    });
   });
 });
