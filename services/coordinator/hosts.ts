@@ -36,6 +36,8 @@ export interface HostEntry {
   syncAsks: number;
   /** local clock before which this host is not asked for a full sync (again) */
   nextSyncAskAt?: number;
+  /** local clock of the last ResyncRequest naming this host */
+  askedByNameAt?: number;
   /** local clock since when it is offline (marked, or loaded so) */
   offlineSince?: number;
   /** local clock and id of its last full sync applied */
@@ -68,6 +70,8 @@ export class HostRegistry {
   private readonly lastChunkAt = new Map<string, number>();
   /** local clock of the last fleet-wide ResyncRequest */
   private fleetAskedAt: number | undefined;
+  /** local clock of the last sync chunk from any host */
+  private anyChunkAt: number | undefined;
   private readonly now: () => number;
   private readonly random: () => number;
   private timer: NodeJS.Timeout | undefined;
@@ -188,6 +192,7 @@ export class HostRegistry {
   onSyncChunk(id: string): void {
     const now = this.now();
     this.lastChunkAt.set(id, now);
+    this.anyChunkAt = now;
     const entry = this.entries.get(id);
     if (!entry || (!entry.online && entry.returningSince === undefined)) return;
     if (now > entry.lastHeartbeatAt) {
@@ -249,15 +254,28 @@ export class HostRegistry {
     if (entry.nextSyncAskAt === undefined || entry.nextSyncAskAt < at) entry.nextSyncAskAt = at;
   }
 
+  /**
+   * The answers to the last fleet-wide ask are still streaming in (a chunk from some host
+   * within three intervals, for at most MAX_SYNC_ASK_BACKOFF_MS): a host's answer may be
+   * queued behind the others' anywhere on the way.
+   */
+  private fleetAnswering(entry: HostEntry, now: number): boolean {
+    const asked = this.fleetAskedAt;
+    if (asked === undefined || now - asked > MAX_SYNC_ASK_BACKOFF_MS) return false;
+    if ((entry.askedByNameAt ?? -Infinity) > asked) return false;
+    return this.anyChunkAt !== undefined && this.anyChunkAt >= asked && now - this.anyChunkAt <= MISSED_HEARTBEATS * entry.intervalMs;
+  }
+
   /** Asks the host for its full sync unless one is on the way or was asked for recently. */
   private maybeAskSync(id: string, entry: HostEntry, now: number, again = false): boolean {
     if (entry.nextSyncAskAt !== undefined && now < entry.nextSyncAskAt) return false;
-    if (this.inFlight(id, entry.intervalMs, now)) {
+    if (this.inFlight(id, entry.intervalMs, now) || this.fleetAnswering(entry, now)) {
       // the sync is on its way: look again one step later
       entry.nextSyncAskAt = now + entry.intervalMs;
       return false;
     }
     this.noteAsk(entry, now);
+    entry.askedByNameAt = now;
     if (again) this.options.log.warn('no full sync from a host that heartbeats; asking again', { host: id, asks: entry.syncAsks, nextAskInMs: entry.nextSyncAskAt! - now });
     this.options.askSync?.(id);
     return true;

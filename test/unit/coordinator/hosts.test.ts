@@ -129,6 +129,21 @@ describe('host registry: liveness and full sync asks', () => {
     expect(t.hosts.isOnline('c')).to.equal(false);
   });
 
+  it('while the answers to a fleet-wide ask stream in, no host is asked again by name; once they stop, the missing ones are', async () => {
+    const record = (id: string) => Heartbeat.fromPartial({ host: Host.fromPartial({ hostId: id, online: true }), bootId: 1n, intervalMs: INTERVAL });
+    const t = setup({ records: ['a', 'b', 'c'].map(record) });
+    await t.hosts.load();
+    t.hosts.askedFleet();
+    // for 30 s other hosts' answers keep arriving (a's, one chunk a second); b's and c's are behind them
+    t.run(30_000, ['a', 'b', 'c'], (at) => {
+      if (at % 1000 === 0) t.hosts.onSyncChunk('a');
+    });
+    expect(t.asked).to.deep.equal([]);
+    t.hosts.onSync('a', undefined, 'a1');
+    t.run(10_000, ['a', 'b', 'c']);
+    expect(t.asked.map((x) => x.host).sort()).to.deep.equal(['b', 'c']);
+  });
+
   it('a host never seen is not asked at once (its agent sends a sync when it starts), only when none comes', () => {
     const t = setup();
     t.beat('new');
