@@ -4,6 +4,7 @@
 import type {
   BuildFlags,
   Extent,
+  Permissions,
   PoolDefinition,
   PoolSource,
   PoolType,
@@ -53,6 +54,8 @@ export interface PoolRuntime {
   available: bigint;
   /** Per source device free extents (disk pools). */
   devices?: SourceDevice[];
+  /** The target directory's mode, owner and group (filesystem pools), as libvirt's refresh reads them. */
+  targetPermissions?: Permissions;
 }
 
 export interface RefreshResult {

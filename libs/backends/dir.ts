@@ -708,17 +708,21 @@ export class DirBackend implements StorageBackend {
     }
   }
 
-  /** Pool sizes from statvfs as libvirt computes them (f_bfree, not f_bavail). */
+  /**
+   * Pool sizes from statvfs as libvirt computes them (f_bfree, not f_bavail), and the target
+   * directory's permissions, which libvirt's refresh copies into the live definition.
+   */
   async poolRuntime(target: string): Promise<RefreshResult['runtime']> {
     let fs;
+    let st;
     try {
-      fs = await statfs(target, { bigint: true });
+      [fs, st] = await Promise.all([statfs(target, { bigint: true }), stat(target, { bigint: true })]);
     } catch (err) {
       throw fsError(err, 'statvfs', target);
     }
     const capacity = fs.bsize * fs.blocks;
     const available = fs.bfree * fs.bsize;
-    return { capacity, allocation: capacity - available, available };
+    return { capacity, allocation: capacity - available, available, targetPermissions: permsOf(st) };
   }
 
   /**

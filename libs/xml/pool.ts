@@ -4,6 +4,7 @@ import {
   AdapterType,
   type Extent,
   type PciAddress,
+  type Permissions,
   type PoolDefinition,
   type PoolSource,
   type SecretRef,
@@ -56,6 +57,8 @@ export interface PoolLiveState {
   available: bigint;
   /** Source devices with their free extents (disk pools), matched to the definition by path. */
   devices?: SourceDevice[];
+  /** The target directory as the last refresh saw it; replaces the defined permissions. */
+  targetPermissions?: Permissions;
 }
 
 // ---------------------------------------------------------------- reading XML
@@ -592,7 +595,7 @@ export function formatPoolXml(def: PoolDefinition, live?: PoolLiveState): string
   if (info.hasTarget) {
     out.open('<target>');
     if (def.target?.path) out.line(`<path>${esc(def.target.path)}</path>`);
-    writePermissions(out, def.target?.permissions);
+    writePermissions(out, live?.targetPermissions ?? def.target?.permissions);
     out.close('</target>');
   }
   if (mountOptions.length) {

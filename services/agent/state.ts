@@ -108,6 +108,7 @@ export class AgentState {
       volumeCount: entry.volumes.size,
       revision: entry.revision,
       runtimeDevices: entry.runtime.devices ?? [],
+      targetPermissions: entry.runtime.targetPermissions,
     });
   }
 

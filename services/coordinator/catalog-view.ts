@@ -28,6 +28,7 @@ function viewOf(host: string, pool: string, cat: CatalogRecord | undefined, live
     stale,
     revision: live?.revision ?? 0n,
     runtimeDevices: live?.runtimeDevices ?? [],
+    targetPermissions: live?.targetPermissions,
   };
 }
 

@@ -7,7 +7,7 @@ import { credentials, loadPackageDefinition, status, type ServiceError } from '@
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { useStack, makeTempDir, waitFor } from '../support/index.js';
 import {
@@ -111,6 +111,13 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     expect(xml.xml).to.contain('<name>disk1.img</name>');
     const poolXml = await api.getPoolXml({ name: 'hosts/a/pools/life', inactive: false });
     expect(poolXml.xml).to.match(/<pool type='dir'>/);
+    // as libvirt's refresh does, the live document shows the target directory as it is on disk
+    chmodSync(path, 0o750);
+    await api.refreshPool({ name: 'hosts/a/pools/life', requestId: '' });
+    const live = (await api.getPoolXml({ name: 'hosts/a/pools/life', inactive: false })).xml;
+    const st = statSync(path);
+    expect(live).to.contain(`<permissions>\n      <mode>0750</mode>\n      <owner>${st.uid}</owner>\n      <group>${st.gid}</group>\n    </permissions>`);
+    expect((await api.getPoolXml({ name: 'hosts/a/pools/life', inactive: true })).xml).to.not.contain('<mode>0750</mode>');
 
     await api.deleteVolume({ name: vol.name, requestId: '' });
     expect(existsSync(join(path, 'disk1.img'))).to.equal(false);

@@ -154,6 +154,7 @@ function currentViewFromDefinition(host: string, pool: string, value: CatalogPoo
     stale: false,
     revision: 0n,
     runtimeDevices: [],
+    targetPermissions: undefined,
   };
 }
 
@@ -302,6 +303,7 @@ export async function getPoolXml(svc: CoordinatorServices, _ctx: CallContext, re
       allocation: p.pool.allocation,
       available: p.pool.available,
       devices: p.pool.runtimeDevices,
+      targetPermissions: p.pool.targetPermissions,
     }),
   };
 }
