@@ -161,8 +161,10 @@ function panel(row: ScalingRow, x0: number, y0: number): string {
   }
   // a side that failed at a size: said in the panel, at that size
   failures.forEach(({ side, size }, i) => {
-    const x = Math.min(Math.max(X(size), left + 60), left + pw - 60);
-    out.push(`<text class="failure" x="${f(x)}" y="${f(top + 14 + i * 13)}" text-anchor="middle" fill="${COLORS[side]}">${esc(`${NAMES[side]}: failed at ${fmtCount(size)}`)}</text>`);
+    out.push(`<text class="failure-mark" x="${f(X(size))}" y="${f(top + ph - 4 - i * 13)}" text-anchor="middle" fill="${COLORS[side]}" font-size="13">×</text>`);
+    out.push(
+      `<text class="failure" x="${f(X(size) - 10)}" y="${f(top + ph - 6 - i * 13)}" text-anchor="end" fill="${COLORS[side]}">${esc(`${NAMES[side].split(' ')[0]} failed at ${fmtCount(size)}`)}</text>`,
+    );
   });
   out.push('</g>');
   return out.join('\n');

@@ -277,7 +277,7 @@ async function main(): Promise<void> {
   const final = result();
   writeFileSync(out, `${JSON.stringify(final, null, 1)}\n`);
   log(`results written to ${out}`);
-  log(`uptime at end: ${final.load.uptimeEnd}`);
+  log(`uptime at end: ${sh('uptime', [])}`);
   if (svg) {
     mkdirSync(dirname(svg), { recursive: true });
     writeFileSync(svg, renderScalingSvg(final));
