@@ -20,6 +20,7 @@ import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import { StorageServiceService, type StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
 import { serializeListVolumes } from './list-encoding.js';
 import { serializeListPools, serializePool } from './pool-list-encoding.js';
+import { serializeEventResponse } from './event-tail.js';
 import { errorCodeOf, METHODS, type CallGuard } from './call-guard.js';
 import type { CallContext, CoordinatorServices } from './context.js';
 import * as events from './handlers/events.js';
@@ -210,6 +211,8 @@ export async function startGrpcServer(
     listVolumes: { ...StorageServiceService.listVolumes, responseSerialize: serializeListVolumes },
     listPools: { ...StorageServiceService.listPools, responseSerialize: serializeListPools },
     getPool: { ...StorageServiceService.getPool, responseSerialize: serializePool },
+    // the shared event tail hands every watcher the bytes it encoded once
+    watchEvents: { ...StorageServiceService.watchEvents, responseSerialize: serializeEventResponse },
   } as typeof StorageServiceService;
   server.addService(service, storageService(new CallRunner(svc, guard)));
   const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });

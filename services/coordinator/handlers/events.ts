@@ -10,16 +10,11 @@ import { InvalidArgumentError, OutOfRangeError } from '../../../libs/errors/erro
 import { checkObjectName } from '../../../libs/api/names.js';
 import { parseHostName, parsePoolName } from '../../../libs/api/resource-names.js';
 import { nameToken, subjects } from '../../../libs/bus/subjects.js';
-import { EventKind, StorageServiceService, type Event, type WatchEventsRequest } from '../../../libs/proto/cistern/v1/storage.js';
+import { EventKind, type Event, type WatchEventsRequest } from '../../../libs/proto/cistern/v1/storage.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { natsEventSource } from '../event-log.js';
-import { serializeEventResponse, sharedEventTail, type EventHeader } from '../event-tail.js';
+import { sharedEventTail, type EventHeader } from '../event-tail.js';
 import { WatchSession } from '../event-watch.js';
-
-// The handler writes each event as the bytes the shared tail encoded once: the method's
-// response serializer passes Buffers through (Event objects are still encoded as generated).
-// Installed on the generated service definition, which server.ts registers.
-(StorageServiceService.watchEvents as { responseSerialize: (value: Event | Buffer) => Buffer }).responseSerialize = serializeEventResponse;
 
 export interface EventFilter {
   hosts: Set<string>;
