@@ -14,7 +14,7 @@ import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } fro
 import { findBackend } from '../../../libs/backends/registry.js';
 import type { PoolContext, RefreshResult, StorageBackend } from '../../../libs/backends/backend.js';
 import { poolEvent, volumeEvent, type Actor } from '../events.js';
-import { applyRefresh, type PoolEntry } from '../state.js';
+import { applyRefresh, type PoolEntry, type VolumeEntry } from '../state.js';
 import {
   actorOf,
   activePool,
@@ -78,9 +78,7 @@ export async function activatePool(ctx: AgentContext, def: PoolDefinition, opts:
   const diff = applyRefresh(ctx.state, entry, scan.volumes);
   ctx.state.touchPool(entry);
   ctx.events.publish(poolEvent(EventKind.POOL_STARTED, ctx.host, ctx.state.poolMessage(entry), actor));
-  for (const v of diff.changed) {
-    ctx.events.publish(volumeEvent(EventKind.VOLUME_CHANGED, ctx.host, ctx.state.volumeMessage(def.name, v), actor));
-  }
+  await publishVolumeEvents(ctx, def.name, diff.changed, EventKind.VOLUME_CHANGED, actor);
   ctx.log.info('pool started', { pool: def.name, volumes: entry.volumes.size, principal: actor.principal, requestId: actor.requestId });
   return entry;
 }
@@ -209,27 +207,39 @@ export async function deletePool(ctx: AgentContext, request: AgentRequest, op: O
   );
 }
 
+/** How many events a scan publishes before it waits for them to be stored. */
+export const SCAN_EVENT_BATCH = 1000;
+
+/**
+ * One event per volume a scan found new, changed or gone. A pool of 100,000 files must not
+ * publish 100,000 events in one turn of the event loop: heartbeats would stop (the host
+ * looks offline) and the stream's acks would pile up until nats-server drops the agent as
+ * a slow consumer. So they go in batches, each stored before the next is sent.
+ */
+async function publishVolumeEvents(ctx: AgentContext, pool: string, volumes: readonly VolumeEntry[], kind: EventKind, actor: Actor): Promise<void> {
+  for (let i = 0; i < volumes.length; i++) {
+    if (i > 0 && i % SCAN_EVENT_BATCH === 0) await flushEvents(ctx);
+    ctx.events.publish(volumeEvent(kind, ctx.host, ctx.state.volumeMessage(pool, volumes[i]!), actor));
+  }
+}
+
 /**
  * Takes a fresh scan into the agent's map and publishes what differs from it:
  * VOLUME_CHANGED for new or changed volumes, VOLUME_DELETED for those gone.
  */
-export function publishScan(
+export async function publishScan(
   ctx: AgentContext,
   entry: PoolEntry,
   scan: RefreshResult,
   actor: Actor,
   /** A volume whose lock the caller itself holds: its scan result is taken, not skipped as busy. */
   ownVolume?: string,
-): ReturnType<typeof applyRefresh> {
+): Promise<ReturnType<typeof applyRefresh>> {
   const pool = entry.definition.name;
   const diff = applyRefresh(ctx.state, entry, scan.volumes, (v) => v !== ownVolume && ctx.locks.isVolumeBusy(pool, v));
-  for (const v of diff.changed) {
-    ctx.events.publish(volumeEvent(EventKind.VOLUME_CHANGED, ctx.host, ctx.state.volumeMessage(pool, v), actor));
-  }
-  for (const v of diff.removed) {
-    ctx.events.publish(volumeEvent(EventKind.VOLUME_DELETED, ctx.host, ctx.state.volumeMessage(pool, v), actor));
-  }
   ctx.state.touchPool(entry, scan.runtime);
+  await publishVolumeEvents(ctx, pool, diff.changed, EventKind.VOLUME_CHANGED, actor);
+  await publishVolumeEvents(ctx, pool, diff.removed, EventKind.VOLUME_DELETED, actor);
   return diff;
 }
 
@@ -257,7 +267,7 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
       await flushEvents(ctx);
       throw err;
     }
-    const diff = publishScan(ctx, entry, scan, actor);
+    const diff = await publishScan(ctx, entry, scan, actor);
     ctx.events.publish(poolEvent(EventKind.POOL_REFRESHED, ctx.host, ctx.state.poolMessage(entry), actor));
     ctx.log.info('pool refreshed', {
       pool: def.name,

@@ -246,7 +246,7 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
     ctx.events.publish(volumeEvent(EventKind.VOLUME_DELETED, ctx.host, removed, actor, poolState));
     // deleting a dos logical partition renumbers the ones after it: re-read them (libvirt does too)
     const rescan = !!backend.refreshAfterDeleteVol;
-    if (rescan) publishScan(ctx, pool, await backend.refreshPool(pc), actor, name);
+    if (rescan) await publishScan(ctx, pool, await backend.refreshPool(pc), actor, name);
     ctx.log.info('volume deleted', { pool: def.name, volume: name, principal: actor.principal, requestId: actor.requestId });
     // after a rescan the reply does not hold every change: the coordinator waits for the events
     return deletedReply(removed, poolState, await flushEvents(ctx), !rescan);

@@ -18,6 +18,7 @@ import { LockTable } from '../../../services/agent/locks.js';
 import type { AgentContext } from '../../../services/agent/context.js';
 import { dispatch } from '../../../services/agent/agent.js';
 import { autostartPools } from '../../../services/agent/autostart.js';
+import { SCAN_EVENT_BATCH } from '../../../services/agent/handlers/pool-ops.js';
 import { silentLogger } from '../../../services/agent/log.js';
 import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
 
@@ -107,6 +108,27 @@ const createVol = (name: string, capacity = 5n) => ({
 });
 
 describe('agent handlers (fake backend)', () => {
+  it('a pool of thousands of volumes publishes their events in stored batches, not in one go', async () => {
+    const { backend, events, ctx, call } = setup();
+    for (let i = 0; i < 2 * SCAN_EVENT_BATCH + 5; i++) backend.files.set(`v${String(i).padStart(5, '0')}`, 1n);
+    const unflushedAtFlush: number[] = [];
+    let flushedUpTo = 0;
+    ctx.events = {
+      publish: (e) => void events.push(e),
+      flush: async () => {
+        unflushedAtFlush.push(events.length - flushedUpTo);
+        flushedUpTo = events.length;
+        return BigInt(events.length);
+      },
+    };
+    await call(start);
+    expect(events.filter((e) => e.kind === EventKind.VOLUME_CHANGED)).to.have.length(2 * SCAN_EVENT_BATCH + 5);
+    expect(events[0]!.kind).to.equal(EventKind.POOL_STARTED);
+    expect(unflushedAtFlush.length).to.be.greaterThanOrEqual(3);
+    expect(Math.max(...unflushedAtFlush)).to.be.at.most(SCAN_EVENT_BATCH + 1);
+    expect(events.length - flushedUpTo).to.equal(0);
+  });
+
   it('start publishes POOL_STARTED then the volumes found, and replies with all volumes', async () => {
     const { backend, events, call } = setup();
     backend.files.set('old', 3n);
