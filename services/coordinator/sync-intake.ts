@@ -15,13 +15,14 @@
 // sync of it from this coordinator; a host never synced here (new, or a fresh coordinator)
 // is simply taken as it is.
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { HostSync } from '../../libs/proto/cistern/agent/v1/agent.js';
+import type { HostSync } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { Event, Host, Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { subjects } from '../../libs/bus/subjects.js';
 import type { FleetCache, SyncSnapshot } from './cache.js';
 import type { HostRegistry } from './hosts.js';
 import type { Logger } from './log.js';
 import { reconcileEvents } from './reconcile.js';
+import { splitHostSync, type HostSyncParts } from './volume-wire.js';
 
 /** Chunk bytes in one turn of the event loop that mean "the socket is pouring": read on before applying. */
 export const READ_FIRST_BYTES = 1024 * 1024;
@@ -33,7 +34,8 @@ export interface SyncAssembly {
   syncId: string;
   next: number;
   pools: Pool[];
-  volumes: Volume[];
+  /** as they came: each volume's wire bytes (the cache keeps them as they are), or decoded */
+  volumes: Array<Volume | Uint8Array>;
   host: Host | undefined;
   revision: bigint;
 }
@@ -48,7 +50,7 @@ export interface AssembledSync {
  * Adds one chunk to its host's assembly. Returns the whole sync when this was its last
  * chunk, 'dropped' for a chunk that does not continue the sync in progress, else undefined.
  */
-export function assembleChunk(assembling: Map<string, SyncAssembly>, host: string, chunk: HostSync): AssembledSync | 'dropped' | undefined {
+export function assembleChunk(assembling: Map<string, SyncAssembly>, host: string, chunk: HostSyncParts | HostSync): AssembledSync | 'dropped' | undefined {
   let a = assembling.get(host);
   if (chunk.chunk === 0) {
     a = { syncId: chunk.syncId, next: 0, pools: [], volumes: [], host: chunk.host, revision: chunk.revision };
@@ -193,7 +195,9 @@ export class SyncIntake {
 
   private apply(host: string, data: Uint8Array): void {
     const { cache, hosts, log } = this.options;
-    const chunk = HostSync.decode(data);
+    // volumes stay bytes: decoding a fleet's million volumes only to encode them again for
+    // the cache would be most of a resync's CPU (volume-wire.ts)
+    const chunk = splitHostSync(data);
     const done = assembleChunk(this.assembling, host, chunk);
     if (done === 'dropped') {
       log.warn('sync chunk out of order: dropped', { host, syncId: chunk.syncId, chunk: chunk.chunk });
