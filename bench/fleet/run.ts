@@ -426,6 +426,9 @@ async function runSize(hosts: number): Promise<SizeResult> {
       await control(nc, 'stop').catch(() => undefined);
       return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, getMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
     }
+    // every simulated host's sync encoded beforehand, as 500 real agents would each have done
+    // on their own CPU (sim-agent.ts prepareSyncs)
+    await control(nc, 'prepare-syncs', {}, 600_000);
     const syncsBefore = (await control<{ syncsSent: number }>(nc, 'status')).syncsSent;
     await control(nc, 'loop-delay');
     await coord.proc!.dispose();

@@ -32,7 +32,7 @@
 //      [--start-batch HOSTS --start-interval-ms MS]   (bring the fleet up in batches)
 //      [--sync-first]   (first sync before the first heartbeat: no reconcile events for new hosts)
 //      [--resync-spread-ms MS]   (fleet-wide ResyncRequest answered within a random delay below MS)
-// Controlled over NATS (request/reply, JSON): benchfleet.<id>.status | churn | sample | loop-delay | stop.
+// Controlled over NATS (request/reply, JSON): benchfleet.<id>.status | churn | sample | loop-delay | prepare-syncs | stop.
 import { randomUUID } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -593,6 +593,26 @@ export class SimFleet {
     }
   }
 
+  /**
+   * Encodes every host's full sync ahead (kept until its state changes). A real agent encodes
+   * its own ~2,000 volumes in tens of ms on its own CPU; here one process holds 500 hosts, and
+   * encoding all of them when a fleet-wide ResyncRequest comes (after the churn of the fan-out
+   * phase changed them) would stall its event loop, and with it every simulated heartbeat, for
+   * seconds while sharing the coordinator's CPU: the figure would measure the simulator.
+   */
+  async prepareSyncs(): Promise<{ hosts: number; ms: number }> {
+    const t0 = performance.now();
+    let hosts = 0;
+    for (const group of this.groups) {
+      for (const host of group.hosts) {
+        host.syncMessages('prepare');
+        hosts++;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    return { hosts, ms: performance.now() - t0 };
+  }
+
   /** Publishes `rate` VOLUME_CHANGED events per second for `seconds`; returns how many and the last sequence. */
   async churn(rate: number, seconds: number, tag: string): Promise<{ published: number; lastSequence: string; ms: number }> {
     const rnd = prng(0xc4a2);
@@ -724,6 +744,7 @@ async function main(): Promise<void> {
           answer({ maxMs: loopDelay.max / 1e6, p99Ms: loopDelay.percentile(99) / 1e6 });
           loopDelay.reset();
         } else if (op === 'sample') answer(fleet.sample(Number(args.count ?? 1000)));
+        else if (op === 'prepare-syncs') answer(await fleet.prepareSyncs());
         else if (op === 'churn') answer(await fleet.churn(Number(args.rate ?? 500), Number(args.seconds ?? 5), String(args.tag ?? 'churn')));
         else if (op === 'stop') {
           answer({ stopping: true });
