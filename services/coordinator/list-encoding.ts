@@ -4,6 +4,7 @@
 // decoded page (field 1 per volume, with the page's stale flag, then field 2).
 import { ListVolumesResponse, Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { decodeStored, storedSize, writeStored, type StoredVolume } from './stored-volume.js';
+import { varintLength, writeVarint } from './varint.js';
 
 const STORED = Symbol('stored volumes');
 
@@ -37,24 +38,6 @@ export function storedListVolumes(stored: readonly StoredVolume[], stale: boolea
   });
   Object.defineProperty(res, STORED, { value: page, enumerable: false });
   return res;
-}
-
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(buf: Buffer, pos: number, n: number): number {
-  while (n >= 0x80) {
-    buf[pos++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[pos++] = n;
-  return pos;
 }
 
 export function serializeListVolumes(res: ListVolumesResponse): Buffer {

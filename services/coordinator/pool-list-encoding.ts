@@ -6,6 +6,7 @@
 // ListPoolsResponse.encode / Pool.encode would write (field 1 per pool, then field 2).
 // Only frozen views have their bytes kept: any other Pool is encoded every time.
 import { ListPoolsResponse, Pool } from '../../libs/proto/cistern/v1/storage.js';
+import { varintLength, writeVarint } from './varint.js';
 
 const encoded = new WeakMap<Pool, Uint8Array>();
 
@@ -16,24 +17,6 @@ export function encodedPool(pool: Pool): Uint8Array {
   bytes = Pool.encode(pool).finish();
   if (Object.isFrozen(pool)) encoded.set(pool, bytes);
   return bytes;
-}
-
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(buf: Buffer, pos: number, n: number): number {
-  while (n >= 0x80) {
-    buf[pos++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[pos++] = n;
-  return pos;
 }
 
 export function serializeListPools(res: ListPoolsResponse): Buffer {
