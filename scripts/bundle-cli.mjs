@@ -20,7 +20,7 @@
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -64,6 +64,8 @@ await module.exports.main();
 `;
 
 async function bundle() {
+  // a fresh clone has no dist/ yet, and esbuild writes nothing itself here (write: false)
+  mkdirSync(outDir, { recursive: true });
   rmSync(cacheFile, { force: true });
   const result = await build({
     entryPoints: [join(root, 'cli', 'process-main.ts')],
