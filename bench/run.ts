@@ -13,12 +13,12 @@
 //   sizes: BENCH_CREATES BENCH_FILES BENCH_QCOW2 BENCH_WIPE_MIB BENCH_CLONE_MIB BENCH_CLONE_DATA_MIB
 //          BENCH_CONTROL_OPS BENCH_CONCURRENT_CREATES BENCH_CLIENTS
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, getPriority, loadavg, setPriority, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { startCistern, type CisternSide } from './cistern.js';
 import { Ctx, sizesFromEnv } from './context.js';
-import { countVirshChildren, startLibvirtd, VirshSession, type LibvirtDaemon } from './libvirt.js';
+import { countVirshChildren } from './libvirt.js';
+import { sidesFromEnv, startSides } from './sides.js';
 import { fmtMs, fmtRatio, markdownTable, median, percentile, textTable } from './stats.js';
 import { WORKLOADS, type Row, type Sample, type Workload } from './workloads.js';
 
@@ -91,8 +91,7 @@ function machine(): Record<string, string> {
 async function main(): Promise<void> {
   const reps = Number(process.env.BENCH_REPS ?? '5');
   if (!Number.isInteger(reps) || reps < 1) throw new Error(`BENCH_REPS='${process.env.BENCH_REPS}' is not a positive whole number`);
-  const sides = process.env.BENCH_SIDES ?? 'both';
-  if (!['both', 'libvirt', 'cistern'].includes(sides)) throw new Error(`BENCH_SIDES must be both, libvirt or cistern`);
+  const sides = sidesFromEnv('BENCH_SIDES');
   // The machine is shared: raise the bench's scheduling priority (inherited by everything it
   // starts, on both sides) so builds running beside it disturb the figures less.
   const priority = Number(process.env.BENCH_PRIORITY ?? '-10');
@@ -113,33 +112,11 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(process.env.BENCH_TMPDIR ?? tmpdir(), 'cistern-bench-'));
   log(`scratch ${work}; ${reps} repetitions; sizes ${JSON.stringify(sizes)}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 
-  let daemon: LibvirtDaemon | undefined;
-  let virsh: VirshSession | undefined;
-  let cistern: CisternSide | undefined;
-  let ctx: Ctx | undefined;
-  // Last resort on an abrupt exit: the harness kills the Cistern processes; we end libvirt.
-  const onExit = (): void => {
-    ctx?.dropLibvirtPoolsSync();
-    if (virsh && !virsh.proc.killed) virsh.proc.kill('SIGKILL');
-    daemon?.stopSync();
-    rmSync(work, { recursive: true, force: true });
-  };
-  process.on('exit', onExit);
-
   const results = new Map<string, RowResult>();
+  const both = await startSides(sides, work, log);
+  const { virsh, daemon, cistern } = both;
   try {
-    if (sides !== 'cistern') {
-      daemon = await startLibvirtd();
-      log(`${daemon.version}${daemon.pid ? ` (private daemon, pid ${daemon.pid})` : ''} at ${daemon.uri}`);
-      virsh = new VirshSession(daemon.uri);
-      await virsh.run(['uri']);
-      log(`one virsh session, pid ${virsh.pid}, drives every sequential libvirt workload`);
-    }
-    if (sides !== 'libvirt') {
-      cistern = await startCistern();
-      log(`Cistern: nats ${cistern.natsUrl}, coordinator ${cistern.address}, one agent`);
-    }
-    ctx = new Ctx(sizes, work, virsh, daemon?.uri, cistern, log);
+    const ctx = (both.ctx = new Ctx(sizes, work, virsh, daemon?.uri, cistern, log));
 
     for (const w of workloads) {
       log(`workload ${w.id}: setup`);
@@ -175,12 +152,7 @@ async function main(): Promise<void> {
     }
     if (virsh) log(`virsh processes started for sequential work: 1 (pid ${virsh.pid}); virsh children now: ${countVirshChildren()}`);
   } finally {
-    await ctx?.dropAll();
-    await virsh?.close();
-    await cistern?.stop().catch((e: Error) => log(`stopping Cistern: ${e.message}`));
-    await daemon?.stop();
-    rmSync(work, { recursive: true, force: true });
-    process.off('exit', onExit);
+    await both.stop();
   }
 
   const header = ['workload', 'Cistern', 'libvirt 9.0', 'C/L time', 'speedup', 'target', 'met'];

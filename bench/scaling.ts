@@ -27,10 +27,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync
 import { cpus, getPriority, loadavg, setPriority, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { repoRoot } from '../test/support/index.js';
-import { poolName, startCistern, type CisternSide } from './cistern.js';
+import { poolName, type CisternSide } from './cistern.js';
 import { Ctx, sizesFromEnv } from './context.js';
-import { startLibvirtd, VirshSession, type LibvirtDaemon } from './libvirt.js';
 import { merge, renderScalingSvg, SIDES, type ScalingPoint, type ScalingResult, type ScalingRow, type Side } from './scaling-chart.js';
+import { sidesFromEnv, startSides } from './sides.js';
 import { fmtMs } from './stats.js';
 import { WORKLOADS, type Workload } from './workloads.js';
 
@@ -94,8 +94,7 @@ async function main(): Promise<void> {
   const largeReps = whole('SCALING_LARGE_REPS', 1);
   const only = (process.env.SCALING_ONLY ?? 'pool,create').split(',').map((s) => s.trim()).filter(Boolean);
   for (const id of only) if (!WORKLOAD_OF[id]) throw new Error(`SCALING_ONLY: unknown workload '${id}'; known: ${Object.keys(WORKLOAD_OF).join(' ')}`);
-  const sides = process.env.SCALING_SIDES ?? 'both';
-  if (!['both', 'libvirt', 'cistern'].includes(sides)) throw new Error('SCALING_SIDES must be both, libvirt or cistern');
+  const sides = sidesFromEnv('SCALING_SIDES');
   const date = new Date().toISOString();
   const mergeInto = process.env.SCALING_MERGE ? resolve(process.env.SCALING_MERGE) : undefined;
   const earlier = mergeInto ? (JSON.parse(readFileSync(mergeInto, 'utf8')) as ScalingResult) : undefined;
@@ -144,61 +143,18 @@ async function main(): Promise<void> {
     writeFileSync(out, `${JSON.stringify(result(), null, 1)}\n`);
   };
 
-  let daemon: LibvirtDaemon | undefined;
-  let virsh: VirshSession | undefined;
-  let cistern: CisternSide | undefined;
-  let ctx: Ctx | undefined;
-  // Last resort on an abrupt exit (the harness's SIGINT/SIGTERM handler exits; it kills the
-  // Cistern processes): destroy the libvirt pools, stop the private libvirtd, remove the scratch.
-  const onExit = (): void => {
-    ctx?.dropLibvirtPoolsSync();
-    if (virsh && !virsh.proc.killed) virsh.proc.kill('SIGKILL');
-    daemon?.stopSync();
-    rmSync(work, { recursive: true, force: true });
-  };
-  process.on('exit', onExit);
-  // Everything this run started, stopped once (normal end, failure or signal).
-  let stopping: Promise<void> | undefined;
-  const teardown = (): Promise<void> =>
-    (stopping ??= (async () => {
-      clearInterval(sampler);
-      await ctx?.dropAll().catch((e: Error) => log(`dropping pools: ${e.message}`));
-      await virsh?.close().catch(() => undefined);
-      await cistern?.stop().catch((e: Error) => log(`stopping Cistern: ${e.message}`));
-      await daemon?.stop().catch((e: Error) => log(`stopping libvirtd: ${e.message}`));
-      rmSync(work, { recursive: true, force: true });
-    })());
-  // Ctrl-C / SIGTERM: the harness's own handler would exit at once (killing the Cistern
-  // processes but leaving their temp dirs); stop everything in order first, and keep what was
-  // measured. A second signal, or 60 s, exits at once (the exit handlers above still run).
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (stopping) process.exit(130);
-    log(`${sig}: stopping everything this run started`);
+  // Ctrl-C / SIGTERM: keep what was measured, then everything stops in order (sides.ts)
+  const both = await startSides(sides, work, log, () => {
+    clearInterval(sampler);
     try {
       save();
     } catch {
       /* nothing measured yet */
     }
-    setTimeout(() => process.exit(130), 60_000).unref();
-    void teardown().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
-  };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.removeAllListeners(sig);
-    process.on(sig, onSignal);
-  }
-
+  });
+  const { virsh, daemon, cistern } = both;
   let failures = 0;
   try {
-    if (sides !== 'cistern') {
-      daemon = await startLibvirtd();
-      virsh = new VirshSession(daemon.uri);
-      await virsh.run(['uri']);
-      log(`${daemon.version}${daemon.pid ? ` (private daemon, pid ${daemon.pid})` : ''}; one virsh session, pid ${virsh.pid}`);
-    }
-    if (sides !== 'libvirt') {
-      cistern = await startCistern();
-      log(`Cistern: nats ${cistern.natsUrl}, coordinator ${cistern.address}, one agent`);
-    }
     const plan: { id: string; size: number; reps: number }[] = [];
     for (const id of ['pool', 'create']) {
       if (!only.includes(id)) continue;
@@ -214,7 +170,7 @@ async function main(): Promise<void> {
         if (m) scan[m[1]!.startsWith('libvirt') ? 'libvirt' : 'cistern'] = Number(m[2]);
         log(`${step.id} ${step.size}: ${msg}`);
       };
-      ctx = new Ctx(wsizes, work, virsh, daemon?.uri, cistern, ctxLog);
+      const ctx = (both.ctx = new Ctx(wsizes, work, virsh, daemon?.uri, cistern, ctxLog));
       const points = new Map<string, ScalingPoint>();
       for (const row of w.rows) {
         const r = rows.find((x) => x.id === row.id);
@@ -270,9 +226,8 @@ async function main(): Promise<void> {
       save();
     }
   } finally {
-    await teardown();
-    process.off('exit', onExit);
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.off(sig, onSignal);
+    clearInterval(sampler);
+    await both.stop();
   }
   const final = result();
   writeFileSync(out, `${JSON.stringify(final, null, 1)}\n`);
