@@ -12,11 +12,10 @@ import {
   PoolType,
   WipeAlgorithm,
   type PoolDefinition,
-  type UploadVolumeRequest,
   type Volume,
   type VolumeDefinition,
 } from '../../libs/proto/cistern/v1/storage.js';
-import { useStack, type Stack } from '../support/index.js';
+import { download, upload, useStack } from '../support/index.js';
 
 const run = promisify(execFile);
 const MiB = 1024n * 1024n;
@@ -78,27 +77,6 @@ async function expectCode(p: Promise<unknown>, code: status, message?: RegExp): 
   expect(err!.code, err!.message).to.equal(code);
   if (message) expect(err!.details ?? err!.message).to.match(message);
   return err!;
-}
-
-async function upload(stack: Stack, name: string, payload: Buffer, offset = 0n): Promise<bigint> {
-  const res = await new Promise<{ bytesWritten: bigint }>((resolve, reject) => {
-    const call = stack.client.uploadVolume((err, r) => (err ? reject(err) : resolve(r!)));
-    call.write({ part: { $case: 'header', value: { name, offset, length: 0n, sparse: false, requestId: '' } } } satisfies UploadVolumeRequest);
-    for (let at = 0; at < payload.length; at += 256 * 1024) call.write({ part: { $case: 'data', value: payload.subarray(at, at + 256 * 1024) } });
-    call.end();
-  });
-  return res.bytesWritten;
-}
-
-async function download(stack: Stack, name: string, offset = 0n, length = 0n): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const call = stack.client.downloadVolume({ name, offset, length });
-    call.on('data', (m: { data: Buffer }) => chunks.push(Buffer.from(m.data)));
-    call.on('error', reject);
-    call.on('end', () => resolve());
-  });
-  return Buffer.concat(chunks);
 }
 
 describe('dir pools end to end (nats-server, coordinator, agents a and b)', function () {

@@ -5,9 +5,9 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { PoolState } from '../../libs/proto/cistern/v1/storage.js';
-import { attachLoop, loopDevicesAvailable, registerCleanup, useStack, type LoopDevice } from '../support/index.js';
+import { attachLoop, type LoopDevice, loopDevicesAvailable, outcomeOf, registerCleanup, useStack } from '../support/index.js';
 
 const MiB = 1024n * 1024n;
 
@@ -26,16 +26,6 @@ function partedNumbers(device: string): number[] {
     .map((l) => /^(\d+):\d+B:/.exec(l))
     .filter((m): m is RegExpExecArray => !!m)
     .map((m) => Number(m[1]));
-}
-
-async function codeOf(p: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as ServiceError;
-    return { code: e.code, message: e.details ?? e.message };
-  }
-  return { code: status.OK, message: '' };
 }
 
 const usable = loopDevicesAvailable() && hasTool('parted') && hasTool('partx');
@@ -109,7 +99,7 @@ describe('disk pool through coordinator, NATS and agent', function () {
     expect(got.available).to.equal(free.reduce((s, e) => s + (e.end - e.start), 0n));
 
     // the wrong next name is refused with the expected one named
-    const bad = await codeOf(
+    const bad = await outcomeOf(
       api.createVolume({ parent: pool, definition: undefined, xml: `<volume><name>${base}p9</name><capacity unit='MiB'>1</capacity></volume>`, preallocMetadata: false, requestId: '' }),
     );
     expect(status[bad.code]).to.equal('INVALID_ARGUMENT');

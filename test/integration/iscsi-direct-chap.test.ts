@@ -10,9 +10,9 @@ import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { status, type ServiceError } from '@grpc/grpc-js';
-import { ListPoolsRequest, PoolState, PoolType, Secret, SecretUsageType, VolumeType, type UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
-import { makeTempDir, startStack, waitFor, type Stack } from '../support/index.js';
+import { status } from '@grpc/grpc-js';
+import { ListPoolsRequest, PoolState, PoolType, Secret, SecretUsageType, VolumeType } from '../../libs/proto/cistern/v1/storage.js';
+import { download, makeTempDir, outcomeOf, type Stack, startStack, upload, waitFor } from '../support/index.js';
 import { startTgtd, tgtdAvailable, type Tgtd } from '../support/tgtd.js';
 
 const MiB = 1024 * 1024;
@@ -26,37 +26,6 @@ const WRONG = `Wr${randomBytes(8).toString('hex')}`;
 
 function sha256(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex');
-}
-
-async function download(stack: Stack, name: string, offset = 0n, length = 0n): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const call = stack.client.downloadVolume({ name, offset, length });
-    call.on('data', (m: { data: Buffer }) => chunks.push(Buffer.from(m.data)));
-    call.on('error', reject);
-    call.on('end', () => resolve());
-  });
-  return Buffer.concat(chunks);
-}
-
-async function upload(stack: Stack, name: string, payload: Buffer, offset = 0n): Promise<bigint> {
-  const res = await new Promise<{ bytesWritten: bigint }>((resolve, reject) => {
-    const call = stack.client.uploadVolume((err, r) => (err ? reject(err) : resolve(r!)));
-    call.write({ part: { $case: 'header', value: { name, offset, length: BigInt(payload.length), sparse: false, requestId: '' } } } satisfies UploadVolumeRequest);
-    for (let at = 0; at < payload.length; at += 256 * 1024) call.write({ part: { $case: 'data', value: payload.subarray(at, at + 256 * 1024) } });
-    call.end();
-  });
-  return res.bytesWritten;
-}
-
-async function failureOf(p: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as ServiceError;
-    return { code: e.code, message: e.details ?? e.message };
-  }
-  return { code: status.OK, message: '' };
 }
 
 const usable =
@@ -138,7 +107,7 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
     // upload (unaligned offset and length) then download: the same bytes, also in the backing file
     const payload = randomBytes(MiB + 1234);
     const at = 777n;
-    expect(await upload(stack!, `${pool}/volumes/unit:0:0:3`, payload, at)).to.equal(BigInt(payload.length));
+    expect(await upload(stack!, `${pool}/volumes/unit:0:0:3`, payload, at, BigInt(payload.length))).to.equal(BigInt(payload.length));
     const back = await download(stack!, `${pool}/volumes/unit:0:0:3`, at, BigInt(payload.length));
     expect(sha256(back)).to.equal(sha256(payload));
     const lun3 = tgt!.targets[1]!.files.get(3)!;
@@ -191,7 +160,7 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
 
     const pool = 'hosts/a/pools/badauth';
     await api.definePool({ host: 'a', definition: undefined, xml: poolXml('badauth', `uuid='${wrong.uuid}'`), requestId: '' });
-    const failed = await failureOf(api.startPool({ name: pool, build: false, buildFlags: undefined, requestId: '' }));
+    const failed = await outcomeOf(api.startPool({ name: pool, build: false, buildFlags: undefined, requestId: '' }));
     expect(status[failed.code], failed.message).to.be.oneOf(['PERMISSION_DENIED', 'FAILED_PRECONDITION']);
     expect(failed.message).to.match(/authentication failure/i);
     expect(failed.message).to.match(/CHAP/);
@@ -204,7 +173,7 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
     expect(got.state).to.equal(PoolState.POOL_STATE_INACTIVE);
     const listed = await api.listPools(ListPoolsRequest.fromPartial({ host: 'a', active: true }));
     expect(listed.pools.map((p) => p.name)).to.not.include(pool);
-    const volumes = await failureOf(api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' }));
+    const volumes = await outcomeOf(api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' }));
     expect(status[volumes.code]).to.equal('FAILED_PRECONDITION');
 
     const { xml } = await api.getPoolXml({ name: pool, inactive: false });

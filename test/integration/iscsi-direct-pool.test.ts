@@ -8,9 +8,9 @@
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { PoolState, PoolType, VolumeType } from '../../libs/proto/cistern/v1/storage.js';
-import { useStack, type Stack } from '../support/index.js';
+import { download, outcomeOf, useStack } from '../support/index.js';
 import { startTgtd, tgtdAvailable, type Tgtd } from '../support/tgtd.js';
 
 const MiB = 1024 * 1024;
@@ -19,27 +19,6 @@ const INITIATOR = 'iqn.2024-01.io.cistern.it:agent-a';
 
 function sha256(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex');
-}
-
-async function download(stack: Stack, name: string, offset = 0n, length = 0n): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const call = stack.client.downloadVolume({ name, offset, length });
-    call.on('data', (m: { data: Buffer }) => chunks.push(Buffer.from(m.data)));
-    call.on('error', reject);
-    call.on('end', () => resolve());
-  });
-  return Buffer.concat(chunks);
-}
-
-async function codeOf(p: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as ServiceError;
-    return { code: e.code, message: e.details ?? e.message };
-  }
-  return { code: status.OK, message: '' };
 }
 
 const usable =
@@ -113,7 +92,7 @@ describe('iscsi-direct pool through coordinator, NATS and agent (tgtd on 127.0.0
     });
     expect(sources.sources.map((s) => s.devices[0]?.path)).to.deep.equal([TARGET]);
 
-    const create = await codeOf(
+    const create = await outcomeOf(
       api.createVolume({ parent: pool, definition: undefined, xml: `<volume><name>new</name><capacity>1048576</capacity></volume>`, preallocMetadata: false, requestId: '' }),
     );
     expect(status[create.code]).to.equal('UNIMPLEMENTED');

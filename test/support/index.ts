@@ -16,3 +16,4 @@ export { runCli, type CliResult, type CliOptions } from './cli.js';
 export { startStack, useStack, type Stack, type StackOptions } from './stack.js';
 export { attachLoop, loopDevicesAvailable, type LoopDevice } from './loop.js';
 export { repoRoot, distDir, entryPoints, natsServerBinary } from './paths.js';
+export { download, outcomeOf, upload } from './volume-data.js';

@@ -1,0 +1,40 @@
+// Volume data through the public API's streams, and a call's gRPC outcome, as the
+// integration tests use them.
+import { status, type ServiceError } from '@grpc/grpc-js';
+import type { StorageServiceClient, UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
+
+const CHUNK = 256 * 1024;
+
+/** UploadVolume: a header, then `payload` in 256 KiB parts; `length` 0 = as much as is sent. Returns bytes written. */
+export async function upload(stack: { client: StorageServiceClient }, name: string, payload: Buffer, offset = 0n, length = 0n): Promise<bigint> {
+  const res = await new Promise<{ bytesWritten: bigint }>((resolve, reject) => {
+    const call = stack.client.uploadVolume((err, r) => (err ? reject(err) : resolve(r!)));
+    call.write({ part: { $case: 'header', value: { name, offset, length, sparse: false, requestId: '' } } } satisfies UploadVolumeRequest);
+    for (let at = 0; at < payload.length; at += CHUNK) call.write({ part: { $case: 'data', value: payload.subarray(at, at + CHUNK) } });
+    call.end();
+  });
+  return res.bytesWritten;
+}
+
+/** DownloadVolume: every chunk of the stream, joined; `length` 0 = to the end. */
+export async function download(stack: { client: StorageServiceClient }, name: string, offset = 0n, length = 0n): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const call = stack.client.downloadVolume({ name, offset, length });
+    call.on('data', (m: { data: Buffer }) => chunks.push(Buffer.from(m.data)));
+    call.on('error', reject);
+    call.on('end', () => resolve());
+  });
+  return Buffer.concat(chunks);
+}
+
+/** How a call ended: its gRPC code and message (OK and '' when it succeeded). */
+export async function outcomeOf(p: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = err as ServiceError;
+    return { code: e.code, message: e.details ?? e.message };
+  }
+  return { code: status.OK, message: '' };
+}
