@@ -226,12 +226,15 @@ export class FleetCache {
     }
     for (const [name, rt] of h.pools) {
       const incoming = byPool.get(name) ?? [];
-      const keep = new Set(incoming.map((v) => shortNameOf(v.facts)));
-      for (const [vname, stored] of [...rt.volumes]) {
-        if (!keep.has(vname) && storedRevision(stored) <= cut) {
-          this.unindex(h, stored);
-          rt.volumes.delete(vname);
-          rt.sorted = undefined;
+      if (rt.volumes.size > 0) {
+        // (a first sync, e.g. after a restart, has nothing to drop)
+        const keep = new Set(incoming.map((v) => shortNameOf(v.facts)));
+        for (const [vname, stored] of [...rt.volumes]) {
+          if (!keep.has(vname) && storedRevision(stored) <= cut) {
+            this.unindex(h, stored);
+            rt.volumes.delete(vname);
+            rt.sorted = undefined;
+          }
         }
       }
       for (const v of incoming) this.applyPrepared(h, rt, name, v);
