@@ -1,7 +1,7 @@
-// ListVolumes responses written straight from the cache's stored volume bytes
+// ListVolumes and GetVolume responses written straight from the cache's stored volume bytes
 // (stored-volume.ts): a page of 1,000 volumes is 1,000 copies, with no decode and no
-// Volume.encode. The bytes are exactly what ListVolumesResponse.encode would write for the
-// decoded page (field 1 per volume, with the page's stale flag, then field 2).
+// Volume.encode. The bytes are exactly what ListVolumesResponse.encode (Volume.encode) would
+// write for the decoded page (volume): field 1 per volume, with the stale flag, then field 2.
 import { ListVolumesResponse, Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { decodeStored, storedSize, writeStored, type StoredVolume } from './stored-volume.js';
 import { varintLength, writeVarint } from './varint.js';
@@ -74,4 +74,53 @@ export function serializeListVolumes(res: ListVolumesResponse): Buffer {
   }
   if (tail) out.set(tail, pos);
   return out;
+}
+
+const STORED_ONE = Symbol('stored volume');
+
+interface StoredOne {
+  stored: StoredVolume;
+  stale: boolean;
+  decoded?: Volume;
+}
+
+const VOLUME_FIELDS = ['name', 'host', 'pool', 'definition', 'stale', 'revision'] as const;
+
+/**
+ * GetVolume's answer: the stored volume with `stale` set as given. Its fields are decoded on
+ * first read (in-process callers, tests); the gRPC serializer below copies the stored bytes.
+ */
+export function storedVolumeMessage(stored: StoredVolume, stale: boolean): Volume {
+  const one: StoredOne = { stored, stale };
+  const decoded = (): Volume => {
+    if (!one.decoded) {
+      one.decoded = decodeStored(stored);
+      one.decoded.stale = stale;
+    }
+    return one.decoded;
+  };
+  const res = {} as Volume;
+  for (const field of VOLUME_FIELDS) {
+    Object.defineProperty(res, field, {
+      enumerable: true,
+      configurable: true,
+      get: () => decoded()[field],
+      set: (value: never) => {
+        decoded()[field] = value;
+      },
+    });
+  }
+  Object.defineProperty(res, STORED_ONE, { value: one, enumerable: false });
+  return res;
+}
+
+export function serializeVolume(volume: Volume): Buffer {
+  const one = (volume as { [STORED_ONE]?: StoredOne })[STORED_ONE];
+  if (one && !one.decoded) {
+    const out = Buffer.allocUnsafe(storedSize(one.stored, one.stale));
+    writeStored(out, 0, one.stored, one.stale);
+    return out;
+  }
+  const bytes = Volume.encode(one?.decoded ?? volume).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -5,6 +5,7 @@ import { PoolType, type Pool, type PoolDefinition, type Volume } from '../../lib
 import { isActiveState, poolView, volumeView } from './catalog-view.js';
 import type { CoordinatorServices } from './context.js';
 import type { HostEntry } from './hosts.js';
+import { decodeStored, type StoredVolume } from './stored-volume.js';
 
 export interface ResolvedPool {
   ref: PoolRef;
@@ -40,16 +41,23 @@ export function requireInactive(p: ResolvedPool): ResolvedPool {
 }
 
 export function resolveVolume(svc: CoordinatorServices, ref: VolumeRef): { pool: ResolvedPool; volume: Volume } {
+  const { pool, stored } = resolveStoredVolume(svc, ref);
+  const volume = decodeStored(stored);
+  return { pool, volume: volumeView(volume, pool.stale) };
+}
+
+/** resolveVolume without decoding the volume: its stored bytes (stored-volume.ts). */
+export function resolveStoredVolume(svc: CoordinatorServices, ref: VolumeRef): { pool: ResolvedPool; stored: StoredVolume } {
   const pool = requireActive(resolvePool(svc, ref));
-  const volume = svc.cache.volume(ref.host, ref.pool, ref.volume);
-  if (!volume) {
+  const stored = svc.cache.storedVolume(ref.host, ref.pool, ref.volume);
+  if (stored === undefined) {
     throw new NotFoundError(`storage volume '${ref.volume}' not found in pool '${ref.pool}' on host '${ref.host}'`, {
       host: ref.host,
       pool: ref.pool,
       volume: ref.volume,
     });
   }
-  return { pool, volume: volumeView(volume, pool.stale) };
+  return { pool, stored };
 }
 
 /** The host's agent has a backend for this pool type (hosts that never said are given the benefit). */

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { InternalError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import { StorageServiceService, type StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
-import { serializeListVolumes } from './list-encoding.js';
+import { serializeListVolumes, serializeVolume } from './list-encoding.js';
 import { serializeListPools, serializePool } from './pool-list-encoding.js';
 import { serializeEventResponse } from './event-tail.js';
 import { errorCodeOf, METHODS, type CallGuard } from './call-guard.js';
@@ -204,11 +204,12 @@ export async function startGrpcServer(
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
   });
-  // ListVolumes pages are built from per-volume bytes kept beside the cache (list-encoding.ts),
+  // ListVolumes pages and GetVolume are built from per-volume bytes kept in the cache (list-encoding.ts),
   // ListPools pages and GetPool from per-pool bytes kept beside the views (pool-list-encoding.ts)
   const service = {
     ...StorageServiceService,
     listVolumes: { ...StorageServiceService.listVolumes, responseSerialize: serializeListVolumes },
+    getVolume: { ...StorageServiceService.getVolume, responseSerialize: serializeVolume },
     listPools: { ...StorageServiceService.listPools, responseSerialize: serializeListPools },
     getPool: { ...StorageServiceService.getPool, responseSerialize: serializePool },
     // the shared event tail hands every watcher the bytes it encoded once

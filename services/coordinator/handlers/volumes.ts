@@ -21,8 +21,8 @@ import { compare } from '../cache.js';
 import { volumeView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { forward } from '../forward.js';
-import { storedListVolumes } from '../list-encoding.js';
-import { requireActive, resolvePool, resolveVolume } from '../lookup.js';
+import { storedListVolumes, storedVolumeMessage } from '../list-encoding.js';
+import { requireActive, resolvePool, resolveStoredVolume, resolveVolume } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, pageSize } from '../pagination.js';
 import {
   checkAbsolutePath,
@@ -135,7 +135,9 @@ export async function resizeVolume(svc: CoordinatorServices, ctx: CallContext, r
 }
 
 export async function getVolume(svc: CoordinatorServices, _ctx: CallContext, req: GetVolumeRequest): Promise<Volume> {
-  return resolveVolume(svc, requireVolumeName(req.name)).volume;
+  // the stored bytes, copied into the response by its serializer (list-encoding.ts): no decode
+  const { pool, stored } = resolveStoredVolume(svc, requireVolumeName(req.name));
+  return storedVolumeMessage(stored, pool.stale);
 }
 
 export async function listVolumes(svc: CoordinatorServices, _ctx: CallContext, req: ListVolumesRequest): Promise<ListVolumesResponse> {

@@ -1,8 +1,8 @@
-// ListVolumes responses written from the cache's stored volume bytes are byte for byte what
-// ListVolumesResponse.encode writes for the same page of decoded volumes.
+// ListVolumes and GetVolume responses written from the cache's stored volume bytes are byte for
+// byte what ListVolumesResponse.encode / Volume.encode write for the same decoded volumes.
 import { expect } from 'chai';
 import { ListVolumesResponse, Volume, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
-import { serializeListVolumes, storedListVolumes } from '../../../services/coordinator/list-encoding.js';
+import { serializeListVolumes, serializeVolume, storedListVolumes, storedVolumeMessage } from '../../../services/coordinator/list-encoding.js';
 import { storeVolume } from '../../../services/coordinator/stored-volume.js';
 
 const vol = (i: number, pathLength = 20, fields: Partial<Volume> = {}) =>
@@ -57,5 +57,38 @@ describe('ListVolumes encoding', () => {
       const want = Buffer.from(ListVolumesResponse.encode(res).finish());
       expect(serializeListVolumes(res).equals(want)).to.equal(true);
     }
+  });
+});
+
+describe('GetVolume encoding', () => {
+  const volumes = [
+    vol(1),
+    vol(3, 20_000),
+    vol(4, 5, { stale: true }),
+    vol(5, 5, { revision: 0n }),
+    vol(6, 5, { definition: undefined }),
+    vol(7, 5, { definition: VolumeDefinition.create(), revision: (1n << 64n) - 1n, stale: true }),
+    Volume.create(),
+  ];
+
+  it('from stored bytes is byte for byte Volume.encode of the volume with the pool view\'s stale flag', () => {
+    for (const v of volumes) {
+      for (const stale of [false, true]) {
+        const want = Buffer.from(Volume.encode({ ...v, stale }).finish());
+        const res = storedVolumeMessage(storeVolume(v), stale);
+        expect(serializeVolume(res).equals(want), `${v.name} stale=${stale}`).to.equal(true);
+        // in-process readers get the decoded volume
+        expect({ ...res }).to.deep.equal({ ...v, stale });
+        expect(serializeVolume(res).equals(want)).to.equal(true);
+      }
+    }
+  });
+
+  it('a volume someone changed in-process is written as changed; a decoded one as Volume.encode writes it', () => {
+    const res = storedVolumeMessage(storeVolume(volumes[0]!), false);
+    res.pool = 'changed';
+    expect(Volume.decode(serializeVolume(res)).pool).to.equal('changed');
+    expect(Volume.decode(serializeVolume(res)).name).to.equal(volumes[0]!.name);
+    expect(serializeVolume(volumes[1]!).equals(Buffer.from(Volume.encode(volumes[1]!).finish()))).to.equal(true);
   });
 });
