@@ -1173,7 +1173,9 @@ export class DirBackend implements StorageBackend {
   /**
    * A qcow2 image of a few hundred KiB on a local filesystem: open(O_CREAT|O_EXCL) with the
    * volume's mode, fchmod (+ fchown), one positional write per region, close, all as direct
-   * system calls (see createSparseRawSync). A failure removes the file.
+   * system calls (see createSparseRawSync). A failure removes the file. No fdatasync, as
+   * for a sparse raw create (qemu-img syncs between its own rewrites of the header; here
+   * the image reaches the page cache in one write per region, complete).
    */
   private createQcow2Sync(ctx: PoolContext, r: ResolvedCreate, plan: Qcow2Plan): void {
     let fd = -1;
