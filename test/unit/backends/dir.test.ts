@@ -1,15 +1,16 @@
 // The dir backend with the recording runner: the exact qemu-img / scrub / fallocate
-// command lines, libvirt's checks (bad names, sizes, formats, resize rules), and that a
-// refused or failed request leaves nothing on disk. Files live in a temp directory.
+// command lines, which qcow2 creates are written in-process (no process at all) and which
+// still run qemu-img, libvirt's checks (bad names, sizes, formats, resize rules), and that
+// a refused or failed request leaves nothing on disk. Files live in a temp directory.
 import { expect } from 'chai';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DirBackend } from '../../../libs/backends/dir.js';
+import { DirBackend, qemuImgCreateArgv } from '../../../libs/backends/dir.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { findBackend } from '../../../libs/backends/registry.js';
 import '../../../libs/backends/index.js';
-import type { PoolContext } from '../../../libs/backends/backend.js';
+import type { CreateVolOptions, PoolContext } from '../../../libs/backends/backend.js';
 import { CommandFailedError, type CisternError } from '../../../libs/errors/errors.js';
 import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 
@@ -60,16 +61,17 @@ describe('dir backend (recording runner)', () => {
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
-  const build = async (v: VolumeDefinition, opts = noPrealloc) => backend.buildVol(ctx, await backend.createVol(ctx, v), opts);
+  const build = async (v: VolumeDefinition, opts: CreateVolOptions = noPrealloc) => backend.buildVol(ctx, await backend.createVol(ctx, v), opts);
 
   it('is registered for POOL_TYPE_DIR by importing libs/backends/index.js', () => {
     expect(findBackend(PoolType.POOL_TYPE_DIR)?.type).to.equal(PoolType.POOL_TYPE_DIR);
   });
 
   describe('qemu-img command lines (as libvirt 9 builds them)', () => {
-    it('qcow2 without compat gets compat=0.10 and the size in KiB', async () => {
-      await build(vol('a.qcow2', 'qcow2', 10n * MiB));
-      expect(runner.argvs).to.deep.equal([['qemu-img', 'create', '-f', 'qcow2', '-o', 'compat=0.10', '--', `${target}/a.qcow2`, '10240K']]);
+    it('qcow2 without compat gets compat=0.10 and the size in KiB', () => {
+      expect(qemuImgCreateArgv({ format: 'qcow2', path: `${target}/a.qcow2`, capacity: 10n * MiB })).to.deep.equal([
+        'qemu-img', 'create', '-f', 'qcow2', '-o', 'compat=0.10', '--', `${target}/a.qcow2`, '10240K',
+      ]);
     });
 
     it('lazy_refcounts implies compat 1.1; cluster size and nocow are passed', async () => {
@@ -79,15 +81,13 @@ describe('dir backend (recording runner)', () => {
       ]);
     });
 
-    it('a backing store becomes -b PATH and backing_fmt; no size when capacity is 0', async () => {
-      writeFileSync(join(target, 'base.img'), Buffer.alloc(1024));
-      await build(vol('c.qcow2', 'qcow2', 0n, { backingStore: { path: 'base.img', format: 'raw', permissions: undefined }, compat: '1.1' }));
-      expect(runner.argvs).to.deep.equal([
-        ['qemu-img', 'create', '-f', 'qcow2', '-b', 'base.img', '-o', 'backing_fmt=raw,compat=1.1', '--', `${target}/c.qcow2`],
+    it('a backing store becomes -b PATH and backing_fmt; no size when capacity is 0', () => {
+      expect(qemuImgCreateArgv({ format: 'qcow2', path: `${target}/c.qcow2`, capacity: 0n, backingPath: 'base.img', backingFormat: 'raw', compat: '1.1' })).to.deep.equal([
+        'qemu-img', 'create', '-f', 'qcow2', '-b', 'base.img', '-o', 'backing_fmt=raw,compat=1.1', '--', `${target}/c.qcow2`,
       ]);
     });
 
-    it('an unnamed backing format is probed from the backing file', async () => {
+    it('an unnamed backing format is probed from the backing file (a base qemu-img must judge: in-process declines it)', async () => {
       const q = Buffer.alloc(512);
       q.write('QFI\xfb', 0, 'latin1');
       q.writeUInt32BE(3, 4);
@@ -110,13 +110,14 @@ describe('dir backend (recording runner)', () => {
     });
 
     it('sets the volume mode after qemu-img (default 0600)', async () => {
-      await build(vol('mode.qcow2', 'qcow2', MiB));
-      expect(statSync(join(target, 'mode.qcow2')).mode & 0o777).to.equal(0o600);
+      await build(vol('mode.qed', 'qed', MiB));
+      expect(runner.argvs).to.have.length(1);
+      expect(statSync(join(target, 'mode.qed')).mode & 0o777).to.equal(0o600);
     });
 
     it('a failed qemu-img leaves no file behind and reports the command and stderr', async () => {
       runner.on(['qemu-img', 'create'], { exitCode: 1, stderr: 'qemu-img: something broke' });
-      const err = await rejects(build(vol('x.qcow2', 'qcow2', MiB)));
+      const err = await rejects(build(vol('x.qcow2', 'qcow2', MiB), { preallocMetadata: true }));
       expect(err).to.be.instanceOf(CommandFailedError);
       expect(err.message).to.contain('something broke');
       expect(existsSync(join(target, 'x.qcow2'))).to.equal(false);
@@ -124,7 +125,7 @@ describe('dir backend (recording runner)', () => {
 
     it('ENOSPC from qemu-img is RESOURCE_EXHAUSTED', async () => {
       runner.on(['qemu-img'], { exitCode: 1, stderr: 'qemu-img: error while writing: No space left on device' });
-      const err = await rejects(build(vol('x.qcow2', 'qcow2', MiB)));
+      const err = await rejects(build(vol('x.vmdk', 'vmdk', MiB)));
       expect(err.code).to.equal('RESOURCE_EXHAUSTED');
       expect(readdirSync(target)).to.deep.equal([]);
     });
@@ -143,6 +144,73 @@ describe('dir backend (recording runner)', () => {
       expect(statSync(join(target, 'small.raw')).blocks * 512).to.be.at.least(1024 * 1024);
       await build(vol('big.raw', 'raw', 100n * MiB));
       expect(runner.argvs).to.deep.equal([['fallocate', '-o', '0', '-l', String(100n * MiB), '--', `${target}/big.raw`]]);
+    });
+  });
+
+  describe('qcow2 written in-process (what qemu-img create would write)', () => {
+    const header = (name: string) => readFileSync(join(target, name));
+
+    it('a plain qcow2 create runs no process: qemu\'s header, file length and the volume mode', async () => {
+      await build(vol('a.qcow2', 'qcow2', 10n * MiB));
+      await build(vol('l.qcow2', 'qcow2', 1000n, { lazy: true, cluster: 4096n, compat: '1.1' }));
+      expect(runner.calls).to.have.length(0);
+      const a = header('a.qcow2');
+      expect(a.subarray(0, 4).toString('latin1')).to.equal('QFI\xfb');
+      expect(a.readUInt32BE(4)).to.equal(2); // compat 0.10, libvirt's default
+      expect(a.readBigUInt64BE(24)).to.equal(10n * MiB);
+      expect(a.length).to.equal(3 * 65536 + 8); // header, refcount table, refcount block, one L1 entry
+      expect(statSync(join(target, 'a.qcow2')).mode & 0o777).to.equal(0o600);
+      const l = header('l.qcow2');
+      expect(l.readUInt32BE(4)).to.equal(3);
+      expect(l.readUInt32BE(20)).to.equal(12); // 4 KiB clusters
+      expect(l.readBigUInt64BE(24)).to.equal(1024n); // ceil(1000 / 1024) K, as on qemu-img's command line
+      expect(l.readBigUInt64BE(80)).to.equal(1n); // lazy refcounts
+    });
+
+    it('a raw backing store without a capacity: the backing file name, format and size (rounded up to 512)', async () => {
+      writeFileSync(join(target, 'base.img'), Buffer.alloc(1000));
+      await build(vol('c.qcow2', 'qcow2', 0n, { backingStore: { path: 'base.img', format: 'raw', permissions: undefined }, compat: '1.1' }));
+      expect(runner.calls).to.have.length(0);
+      const def = await backend.refreshVol(ctx, vol('c.qcow2', ''));
+      expect(def.capacity).to.equal(1024n);
+      expect(def.backingStore?.path).to.equal(join(target, 'base.img'));
+      expect(def.backingStore?.format).to.equal('raw');
+    });
+
+    it('qemu-img still creates encrypted, preallocated, nocow, netfs, and unreplayed layouts', async () => {
+      const secrets = new Map([['u1', Buffer.from('pw')]]);
+      const enc = vol('e.qcow2', 'qcow2', MiB);
+      enc.target!.encryption = { format: 'luks', secrets: [{ uuid: 'u1', usage: '', type: 'passphrase' }], cipher: undefined, ivgen: undefined };
+      const c = { ...ctx, secrets };
+      await backend.buildVol(c, await backend.createVol(c, enc), noPrealloc);
+      await build(vol('m.qcow2', 'qcow2', 2n * MiB, { allocation: 0n }), { preallocMetadata: true });
+      await build(vol('f.qcow2', 'qcow2', 2n * MiB), { preallocMetadata: false, preallocation: 'full' });
+      await build(vol('n.qcow2', 'qcow2', 2n * MiB, { nocow: true }));
+      await build(vol('s.qcow2', 'qcow2', 64n * 1024n * MiB, { cluster: 512n })); // would grow the refcount table
+      const netfs = { ...ctx, pool: poolDef(target, { type: PoolType.POOL_TYPE_NETFS }) };
+      await backend.buildVol(netfs, await backend.createVol(netfs, vol('nfs.qcow2', 'qcow2', MiB)), noPrealloc);
+      expect(runner.argvs.map((a) => a.at(-2))).to.deep.equal(['e.qcow2', 'm.qcow2', 'f.qcow2', 'n.qcow2', 's.qcow2', 'nfs.qcow2'].map((n) => `${target}/${n}`));
+      expect(runner.argvs.every((a) => a[0] === 'qemu-img' && a[1] === 'create')).to.equal(true);
+    });
+
+    it('a backing store qemu-img must open itself (format mismatch, a base with its own backing file) goes to qemu-img', async () => {
+      writeFileSync(join(target, 'raw.img'), Buffer.alloc(4096));
+      await build(vol('mis.qcow2', 'qcow2', MiB, { backingStore: { path: 'raw.img', format: 'qcow2', permissions: undefined } }));
+      await build(vol('b0.qcow2', 'qcow2', MiB));
+      await build(vol('mid.qcow2', 'qcow2', MiB, { backingStore: { path: 'b0.qcow2', format: 'qcow2', permissions: undefined } }));
+      await build(vol('top.qcow2', 'qcow2', MiB, { backingStore: { path: 'mid.qcow2', format: 'qcow2', permissions: undefined } }));
+      expect(runner.argvs.map((a) => a.at(-2))).to.deep.equal([`${target}/mis.qcow2`, `${target}/top.qcow2`]);
+      expect((await backend.refreshVol(ctx, vol('mid.qcow2', ''))).backingStore?.path).to.equal(join(target, 'b0.qcow2'));
+    });
+
+    it('an existing file is ALREADY_EXISTS (O_EXCL) and stays untouched; nothing is left after a refused create', async () => {
+      writeFileSync(join(target, 'x.qcow2'), 'mine');
+      const planned = await backend.createVol(ctx, vol('y.qcow2', 'qcow2', MiB));
+      writeFileSync(join(target, 'y.qcow2'), 'raced');
+      const err = await rejects(backend.buildVol(ctx, planned, noPrealloc));
+      expect(err.code).to.equal('ALREADY_EXISTS');
+      expect(readFileSync(join(target, 'y.qcow2'), 'utf8')).to.equal('raced');
+      expect(runner.calls).to.have.length(0);
     });
   });
 
