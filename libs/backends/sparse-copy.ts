@@ -145,9 +145,13 @@ export type CopyMessage =
   | { kind: 'stopped' }
   | { kind: 'failed'; message: string; code?: string; syscall?: string };
 
-/** The worker reports progress after this many bytes read, or this many written, since its last report. */
-export const REPORT_READ = 8 * COPY_CHUNK;
-export const REPORT_WRITTEN = 4 * COPY_CHUNK;
+/**
+ * The worker reports progress after this many bytes read, or this many written, since its
+ * last report (the agent publishes progress at most every 250 ms; the written count
+ * paces the flushes).
+ */
+export const REPORT_READ = 32 * COPY_CHUNK;
+export const REPORT_WRITTEN = 8 * COPY_CHUNK;
 
 // ------------------------------------------------------------------ calling side
 
