@@ -63,6 +63,7 @@ import type {
 import { runQemuImgCalibrated } from './qemu-img-run.js';
 import { KNOWN_FORMATS, probeBuffer, readHeaderSync, type ProbeResult } from './format-probe.js';
 import { planQcow2Image, qcow2BaseProblem, writeQcow2Image, writeQcow2ImageSync, type Qcow2Plan } from './qcow2-image.js';
+import { CopyCancelledError, copyFileData } from './sparse-copy.js';
 
 /** libvirt's VIR_STORAGE_DEFAULT_POOL_PERM_MODE and VIR_STORAGE_DEFAULT_VOL_PERM_MODE. */
 export const DEFAULT_POOL_MODE = 0o711;
@@ -155,10 +156,6 @@ export function formatTimestamp(ns: bigint): string {
 
 function hasControlChars(name: string): boolean {
   return /[\x00-\x1f\x7f]/.test(name);
-}
-
-function isZero(buf: Buffer, start: number, end: number): boolean {
-  return buf.compare(ZERO, 0, end - start, start, end) === 0;
 }
 
 async function readFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {
@@ -1028,6 +1025,8 @@ export class DirBackend implements StorageBackend {
       }
       if (needAlloc && allocation > pos) await zeroFill(fh, pos, allocation, ctx, allocation);
       if (allocation > 0n || input) await fh.sync();
+      // a call cancelled while the data was being synced still leaves nothing behind
+      if (input) checkAborted(ctx.signal, 'copy');
       await fh.close();
       fh = undefined;
     } catch (err) {
@@ -1075,40 +1074,17 @@ export class DirBackend implements StorageBackend {
     }
   }
 
-  /** Copies `total` bytes of `src` into `dst`; with `sparse`, all-zero 4 KiB blocks are skipped (left as holes). */
+  /**
+   * Copies `total` bytes of `src` into `dst` (sparse-copy.ts: a worker thread, all-zero
+   * 4 KiB blocks skipped with `sparse`, written data flushed while the copy runs).
+   */
   private async copyData(ctx: BackendContext, src: string, dst: FileHandle, total: bigint, sparse: boolean): Promise<bigint> {
-    const in_ = await open(src, fsc.O_RDONLY);
-    const buf = Buffer.allocUnsafe(IO_CHUNK);
-    const block = 4096;
-    let pos = 0n;
     try {
-      while (pos < total) {
-        checkAborted(ctx.signal, 'copy');
-        const want = Number(total - pos < BigInt(IO_CHUNK) ? total - pos : BigInt(IO_CHUNK));
-        const n = await readFully(in_, buf, want, Number(pos));
-        if (n === 0) break;
-        if (!sparse) {
-          await writeFully(dst, buf, 0, n, Number(pos));
-        } else {
-          let runStart = -1;
-          for (let off = 0; off < n; off += block) {
-            const end = Math.min(off + block, n);
-            const zero = isZero(buf, off, end);
-            if (!zero && runStart < 0) runStart = off;
-            if (zero && runStart >= 0) {
-              await writeFully(dst, buf, runStart, off - runStart, Number(pos) + runStart);
-              runStart = -1;
-            }
-          }
-          if (runStart >= 0) await writeFully(dst, buf, runStart, n - runStart, Number(pos) + runStart);
-        }
-        pos += BigInt(n);
-        ctx.progress?.(pos, total);
-      }
-    } finally {
-      await in_.close().catch(() => undefined);
+      return await copyFileData(src, dst, total, sparse, { signal: ctx.signal, progress: ctx.progress });
+    } catch (err) {
+      if (err instanceof CopyCancelledError) throw new CancelledError('copy cancelled');
+      throw err;
     }
-    return pos;
   }
 
   private async secretFile(ctx: BackendContext, volume: VolumeDefinition): Promise<{ dir: string; file: string }> {
