@@ -594,6 +594,43 @@ interface ResolvedCreate {
   gid: number;
 }
 
+/**
+ * A new file at r.path, as direct system calls: open(O_CREAT|O_EXCL) with the volume's mode,
+ * fchmod (+ fchown), `fill`, close. A failure closes and removes it. For a few KiB of work on
+ * a local filesystem only (a hung NFS server must not stall the agent's event loop).
+ */
+function createFileSync(ctx: PoolContext, r: ResolvedCreate, what: string, fill: (fd: number) => void): void {
+  let fd = -1;
+  let created = false;
+  try {
+    checkAborted(ctx.signal, 'create');
+    fd = openSync(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
+    created = true;
+    fchmodSync(fd, r.mode);
+    if (r.uid !== -1 || r.gid !== -1) fchownSync(fd, r.uid, r.gid);
+    fill(fd);
+    const done = fd;
+    fd = -1;
+    closeSync(done);
+  } catch (err) {
+    if (fd >= 0) {
+      try {
+        closeSync(fd);
+      } catch {
+        /* closing after a failure */
+      }
+    }
+    if (created) {
+      try {
+        unlinkSync(r.path);
+      } catch {
+        /* already gone */
+      }
+    }
+    throw fsError(err, what, r.path);
+  }
+}
+
 export class DirBackend implements StorageBackend {
   readonly type: PoolType = PoolType.POOL_TYPE_DIR;
   readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>([
@@ -1043,35 +1080,7 @@ export class DirBackend implements StorageBackend {
    * Not for netfs pools: a hung NFS server must not stall the agent's event loop.
    */
   private createSparseRawSync(ctx: PoolContext, r: ResolvedCreate): void {
-    let fd = -1;
-    let created = false;
-    try {
-      checkAborted(ctx.signal, 'create');
-      fd = openSync(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
-      created = true;
-      fchmodSync(fd, r.mode);
-      if (r.uid !== -1 || r.gid !== -1) fchownSync(fd, r.uid, r.gid);
-      ftruncateSync(fd, Number(r.capacity ?? 0n));
-      const done = fd;
-      fd = -1;
-      closeSync(done);
-    } catch (err) {
-      if (fd >= 0) {
-        try {
-          closeSync(fd);
-        } catch {
-          /* closing after a failure */
-        }
-      }
-      if (created) {
-        try {
-          unlinkSync(r.path);
-        } catch {
-          /* already gone */
-        }
-      }
-      throw fsError(err, 'create raw volume', r.path);
-    }
+    createFileSync(ctx, r, 'create raw volume', (fd) => ftruncateSync(fd, Number(r.capacity ?? 0n)));
   }
 
   /**
@@ -1154,35 +1163,7 @@ export class DirBackend implements StorageBackend {
    * the image reaches the page cache in one write per region, complete).
    */
   private createQcow2Sync(ctx: PoolContext, r: ResolvedCreate, plan: Qcow2Plan): void {
-    let fd = -1;
-    let created = false;
-    try {
-      checkAborted(ctx.signal, 'create');
-      fd = openSync(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
-      created = true;
-      fchmodSync(fd, r.mode);
-      if (r.uid !== -1 || r.gid !== -1) fchownSync(fd, r.uid, r.gid);
-      writeQcow2ImageSync(fd, plan);
-      const done = fd;
-      fd = -1;
-      closeSync(done);
-    } catch (err) {
-      if (fd >= 0) {
-        try {
-          closeSync(fd);
-        } catch {
-          /* closing after a failure */
-        }
-      }
-      if (created) {
-        try {
-          unlinkSync(r.path);
-        } catch {
-          /* already gone */
-        }
-      }
-      throw fsError(err, 'create qcow2 volume', r.path);
-    }
+    createFileSync(ctx, r, 'create qcow2 volume', (fd) => writeQcow2ImageSync(fd, plan));
   }
 
   /** createQcow2Sync through the thread pool, for layouts with large L1 tables (MiBs of zeros). */
