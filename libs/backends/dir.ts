@@ -5,7 +5,7 @@
 // exactly as qemu-img would; scrub does the multi-pass wipes; everything else (raw
 // create, sparse clone, zero wipe, probing, refresh, upload, download) runs here
 // without spawning a process.
-import { closeSync, constants as fsc, existsSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, lstatSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fchmodSync, fchownSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import {
   chmod,
   chown,
@@ -596,7 +596,7 @@ interface ResolvedCreate {
 
 /**
  * A new file at r.path, as direct system calls: open(O_CREAT|O_EXCL) with the volume's mode,
- * fchmod (+ fchown), `fill`, close. A failure closes and removes it. For a few KiB of work on
+ * fchmod (+ fchown), `fill`, fsync, close. A failure closes and removes it. For a few KiB of work on
  * a local filesystem only (a hung NFS server must not stall the agent's event loop).
  */
 function createFileSync(ctx: PoolContext, r: ResolvedCreate, what: string, fill: (fd: number) => void): void {
@@ -609,6 +609,9 @@ function createFileSync(ctx: PoolContext, r: ResolvedCreate, what: string, fill:
     fchmodSync(fd, r.mode);
     if (r.uid !== -1 || r.gid !== -1) fchownSync(fd, r.uid, r.gid);
     fill(fd);
+    // as libvirt's createRawFile (and qemu-img's flushes): once the create returns, the new
+    // file and its size survive a crash of the host
+    fsyncSync(fd);
     const done = fd;
     fd = -1;
     closeSync(done);
@@ -1061,7 +1064,9 @@ export class DirBackend implements StorageBackend {
         pos = await this.copyData(ctx, input.path, fh, input.capacity, !needAlloc);
       }
       if (needAlloc && allocation > pos) await zeroFill(fh, pos, allocation, ctx, allocation);
-      if (allocation > 0n || input) await fh.sync();
+      // libvirt 9's createRawFile ends with fsync whatever it wrote: a volume a create
+      // returned survives a crash of the host
+      await fh.sync();
       // a call cancelled while the data was being synced still leaves nothing behind
       if (input) checkAborted(ctx.signal, 'copy');
       await fh.close();
@@ -1075,7 +1080,7 @@ export class DirBackend implements StorageBackend {
 
   /**
    * createRaw for a sparse raw volume without input on a local filesystem: the same
-   * open(O_CREAT|O_EXCL) + fchmod (+ fchown) + ftruncate + close, as direct system calls
+   * open(O_CREAT|O_EXCL) + fchmod (+ fchown) + ftruncate + fsync + close, as direct system calls
    * (a few microseconds each on a local disk) rather than one thread-pool round trip each.
    * Not for netfs pools: a hung NFS server must not stall the agent's event loop.
    */
@@ -1158,9 +1163,9 @@ export class DirBackend implements StorageBackend {
   /**
    * A qcow2 image of a few hundred KiB on a local filesystem: open(O_CREAT|O_EXCL) with the
    * volume's mode, fchmod (+ fchown), one positional write per region, close, all as direct
-   * system calls (see createSparseRawSync). A failure removes the file. No fdatasync, as
-   * for a sparse raw create (qemu-img syncs between its own rewrites of the header; here
-   * the image reaches the page cache in one write per region, complete).
+   * system calls (see createSparseRawSync), then one fsync (qemu-img flushes between its own
+   * rewrites of the header, four times; here the image is written once, complete, so one
+   * flush at the end makes it as durable). A failure removes the file.
    */
   private createQcow2Sync(ctx: PoolContext, r: ResolvedCreate, plan: Qcow2Plan): void {
     createFileSync(ctx, r, 'create qcow2 volume', (fd) => writeQcow2ImageSync(fd, plan));
