@@ -1314,6 +1314,7 @@ export class DirBackend implements StorageBackend {
   /** Unlinks the file (or the link itself), removes an empty directory volume; a vanished volume is fine. */
   async deleteVol(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
     const path = volumePath(ctx.pool, volume.name);
+    if (ctx.pool.type !== PoolType.POOL_TYPE_NETFS && this.deleteFileSync(path)) return;
     let st;
     try {
       st = await lstat(path);
@@ -1333,6 +1334,30 @@ export class DirBackend implements StorageBackend {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw fsError(err, st.isDirectory() ? 'remove directory' : 'unlink file', path);
     }
+  }
+
+  /**
+   * deleteVol of a file on a local filesystem as two direct system calls (lstat, unlink: a
+   * few microseconds each) rather than two thread-pool round trips; true when it is done.
+   * Directories (and ploop ones) take the general path. Not for netfs pools: a hung NFS
+   * server must not stall the agent's event loop.
+   */
+  private deleteFileSync(path: string): boolean {
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      throw fsError(err, 'stat', path);
+    }
+    if (st.isDirectory()) return false;
+    try {
+      unlinkSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      throw fsError(err, 'unlink file', path);
+    }
+    return true;
   }
 
   /**
