@@ -81,6 +81,9 @@ export const IO_CHUNK = 1024 * 1024;
 /** In-process qcow2 layouts up to this many bytes are written with synchronous calls (one create: ~200 KiB). */
 export const QCOW2_SYNC_WRITE_LIMIT = 1024 * 1024;
 
+/** A file with at most this many bytes allocated is deleted with a direct unlink (deleteFileSync). */
+export const SYNC_UNLINK_MAX_ALLOCATED = 1024 * 1024;
+
 /** Below this many bytes, preallocation writes zeros in-process; above, one `fallocate`. */
 export const INPROCESS_ALLOCATE_LIMIT = 64 * 1024 * 1024;
 
@@ -1337,10 +1340,12 @@ export class DirBackend implements StorageBackend {
   }
 
   /**
-   * deleteVol of a file on a local filesystem as two direct system calls (lstat, unlink: a
-   * few microseconds each) rather than two thread-pool round trips; true when it is done.
-   * Directories (and ploop ones) take the general path. Not for netfs pools: a hung NFS
-   * server must not stall the agent's event loop.
+   * deleteVol of a small file on a local filesystem as two direct system calls (lstat,
+   * unlink: a few microseconds each) rather than two thread-pool round trips; true when it
+   * is done. unlink frees the file's blocks before it returns, which for a large allocated
+   * file takes long enough to stop the agent's heartbeats: those, directories (and ploop
+   * ones) take the general path, as do netfs pools (a hung NFS server must not stall the
+   * agent's event loop).
    */
   private deleteFileSync(path: string): boolean {
     let st;
@@ -1350,7 +1355,7 @@ export class DirBackend implements StorageBackend {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
       throw fsError(err, 'stat', path);
     }
-    if (st.isDirectory()) return false;
+    if (st.isDirectory() || st.blocks * 512 > SYNC_UNLINK_MAX_ALLOCATED) return false;
     try {
       unlinkSync(path);
     } catch (err) {
