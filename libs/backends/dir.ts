@@ -5,7 +5,8 @@
 // exactly as qemu-img would; scrub does the multi-pass wipes; everything else (raw
 // create, sparse clone, zero wipe, probing, refresh, upload, download) runs here
 // without spawning a process.
-import { closeSync, constants as fsc, existsSync, fchmodSync, fchownSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fchmodSync, fchownSync, fstatSync, fsync as fsyncFd, ftruncateSync, lstatSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { promisify } from 'node:util';
 import {
   chmod,
   chown,
@@ -597,12 +598,19 @@ interface ResolvedCreate {
   gid: number;
 }
 
+/** fsync(2) in the thread pool (the descriptor stays open). */
+const fsyncInPool = promisify(fsyncFd);
+
 /**
- * A new file at r.path, as direct system calls: open(O_CREAT|O_EXCL) with the volume's mode,
- * fchmod (+ fchown), `fill`, fsync, close. A failure closes and removes it. For a few KiB of work on
- * a local filesystem only (a hung NFS server must not stall the agent's event loop).
+ * A new file at r.path: open(O_CREAT|O_EXCL) with the volume's mode, fchmod (+ fchown) and
+ * `fill` as direct system calls (a few microseconds each on a local disk, where one
+ * thread-pool round trip each costs more), then fsync in the thread pool, close. The fsync
+ * waits for a journal commit, which can take long while other large writes are being
+ * flushed: it must not hold the agent's event loop (heartbeats). A failure closes and
+ * removes the file. For a few KiB of work on a local filesystem only (a hung NFS server
+ * must not stall the event loop).
  */
-function createFileSync(ctx: PoolContext, r: ResolvedCreate, what: string, fill: (fd: number) => void): void {
+async function createFile(ctx: PoolContext, r: ResolvedCreate, what: string, fill: (fd: number) => void): Promise<void> {
   let fd = -1;
   let created = false;
   try {
@@ -614,7 +622,7 @@ function createFileSync(ctx: PoolContext, r: ResolvedCreate, what: string, fill:
     fill(fd);
     // as libvirt's createRawFile (and qemu-img's flushes): once the create returns, the new
     // file and its size survive a crash of the host
-    fsyncSync(fd);
+    await fsyncInPool(fd);
     const done = fd;
     fd = -1;
     closeSync(done);
@@ -1021,7 +1029,7 @@ export class DirBackend implements StorageBackend {
     input?: { path: string; capacity: bigint; reflink: boolean },
   ): Promise<void> {
     if (!input && allocation === 0n && !volume.target?.nocow && ctx.pool.type !== PoolType.POOL_TYPE_NETFS) {
-      return this.createSparseRawSync(ctx, r);
+      return this.createSparseRaw(ctx, r);
     }
     let fh: FileHandle | undefined;
     let created = false;
@@ -1083,12 +1091,12 @@ export class DirBackend implements StorageBackend {
 
   /**
    * createRaw for a sparse raw volume without input on a local filesystem: the same
-   * open(O_CREAT|O_EXCL) + fchmod (+ fchown) + ftruncate + fsync + close, as direct system calls
-   * (a few microseconds each on a local disk) rather than one thread-pool round trip each.
-   * Not for netfs pools: a hung NFS server must not stall the agent's event loop.
+   * open(O_CREAT|O_EXCL) + fchmod (+ fchown) + ftruncate + fsync + close (createFile: all
+   * but the fsync as direct system calls). Not for netfs pools: a hung NFS server must not
+   * stall the agent's event loop.
    */
-  private createSparseRawSync(ctx: PoolContext, r: ResolvedCreate): void {
-    createFileSync(ctx, r, 'create raw volume', (fd) => ftruncateSync(fd, Number(r.capacity ?? 0n)));
+  private createSparseRaw(ctx: PoolContext, r: ResolvedCreate): Promise<void> {
+    return createFile(ctx, r, 'create raw volume', (fd) => ftruncateSync(fd, Number(r.capacity ?? 0n)));
   }
 
   /**
@@ -1165,16 +1173,16 @@ export class DirBackend implements StorageBackend {
 
   /**
    * A qcow2 image of a few hundred KiB on a local filesystem: open(O_CREAT|O_EXCL) with the
-   * volume's mode, fchmod (+ fchown), one positional write per region, close, all as direct
-   * system calls (see createSparseRawSync), then one fsync (qemu-img flushes between its own
-   * rewrites of the header, four times; here the image is written once, complete, so one
-   * flush at the end makes it as durable). A failure removes the file.
+   * volume's mode, fchmod (+ fchown), one positional write per region as direct system
+   * calls, then one fsync and close (createFile). qemu-img flushes between its own rewrites
+   * of the header, four times; here the image is written once, complete, so one flush at
+   * the end makes it as durable. A failure removes the file.
    */
-  private createQcow2Sync(ctx: PoolContext, r: ResolvedCreate, plan: Qcow2Plan): void {
-    createFileSync(ctx, r, 'create qcow2 volume', (fd) => writeQcow2ImageSync(fd, plan));
+  private createQcow2Small(ctx: PoolContext, r: ResolvedCreate, plan: Qcow2Plan): Promise<void> {
+    return createFile(ctx, r, 'create qcow2 volume', (fd) => writeQcow2ImageSync(fd, plan));
   }
 
-  /** createQcow2Sync through the thread pool, for layouts with large L1 tables (MiBs of zeros). */
+  /** createQcow2Small through the thread pool, for layouts with large L1 tables (MiBs of zeros). */
   private async createQcow2(ctx: PoolContext, r: ResolvedCreate, plan: Qcow2Plan): Promise<void> {
     let fh: FileHandle | undefined;
     let created = false;
@@ -1232,7 +1240,7 @@ export class DirBackend implements StorageBackend {
     }
     if (!input) {
       const plan = this.qcow2Plan(ctx, r, t, options, backing ? { path: backing.path, abs: backingAbs, format: backingFormat } : undefined);
-      if (plan) return plan.bytes <= QCOW2_SYNC_WRITE_LIMIT ? this.createQcow2Sync(ctx, r, plan) : this.createQcow2(ctx, r, plan);
+      if (plan) return plan.bytes <= QCOW2_SYNC_WRITE_LIMIT ? this.createQcow2Small(ctx, r, plan) : this.createQcow2(ctx, r, plan);
     }
     let secret: { dir: string; file: string } | undefined;
     let created = false;
