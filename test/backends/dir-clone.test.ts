@@ -15,21 +15,13 @@ import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
 import type { CisternError } from '../../libs/errors/errors.js';
 import { PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { hasTool } from '../support/index.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const BLOCK = 4096;
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-function hasTool(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The file's data ranges as the filesystem reports them (lseek SEEK_DATA / SEEK_HOLE via xfs_io). */
 function dataMap(path: string): [number, number][] {

@@ -15,6 +15,7 @@ import { probeFile } from '../../libs/backends/format-probe.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
 import type { CisternError } from '../../libs/errors/errors.js';
 import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { hasTool } from '../support/index.js';
 
 const MiB = 1024n * 1024n;
 
@@ -33,15 +34,6 @@ function qemuInfo(path: string): QemuInfo {
 
 function sha256(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex');
-}
-
-function hasTool(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function poolDef(path: string, mode?: number): PoolDefinition {

@@ -13,18 +13,9 @@ import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
 import type { CisternError } from '../../libs/errors/errors.js';
 import { PoolType, Tristate, VolumeDefinition, WipeAlgorithm, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
-import { attachLoop, loopDevicesAvailable, registerCleanup, type LoopDevice } from '../support/index.js';
+import { attachLoop, loopDevicesAvailable, registerCleanup, type LoopDevice, hasTool } from '../support/index.js';
 
 const MiB = 1024n * 1024n;
-
-function hasTool(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** parted's own view, read by the test independently of the backend. */
 function partedPrint(device: string): string {

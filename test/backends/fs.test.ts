@@ -15,17 +15,9 @@ import { FailedPreconditionError, type CisternError } from '../../libs/errors/er
 import { PoolSource, PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { attachLoop, loopDevicesAvailable, type LoopDevice } from '../support/loop.js';
 import { makeTempDir, registerCleanup } from '../support/cleanup.js';
+import { hasTool } from '../support/index.js';
 
 const MiB = 1024 * 1024;
-
-function hasTool(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** What findmnt says is mounted exactly on `target` (top mount), or undefined. */
 function findmnt(target: string): { source: string; fstype: string; options: string } | undefined {

@@ -15,15 +15,7 @@ import { NotFoundError, type CisternError } from '../../libs/errors/errors.js';
 import { PoolSource } from '../../libs/proto/cistern/v1/storage.js';
 import { makeTempDir, registerCleanup } from '../support/cleanup.js';
 import { ServiceProcess, waitFor } from '../support/process.js';
-
-function hasTool(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { hasTool } from '../support/index.js';
 
 /** Runs every command inside a network namespace. */
 class NetnsRunner implements CommandRunner {

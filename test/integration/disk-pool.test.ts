@@ -7,18 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { PoolState } from '../../libs/proto/cistern/v1/storage.js';
-import { attachLoop, type LoopDevice, loopDevicesAvailable, outcomeOf, registerCleanup, useStack } from '../support/index.js';
+import { attachLoop, type LoopDevice, loopDevicesAvailable, outcomeOf, registerCleanup, useStack, hasTool } from '../support/index.js';
 
 const MiB = 1024n * 1024n;
-
-function hasTool(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function partedNumbers(device: string): number[] {
   return execFileSync('parted', ['-m', '-s', device, 'unit', 'B', 'print'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } })

@@ -17,3 +17,4 @@ export { startStack, useStack, type Stack, type StackOptions } from './stack.js'
 export { attachLoop, loopDevicesAvailable, type LoopDevice } from './loop.js';
 export { repoRoot, distDir, entryPoints, natsServerBinary } from './paths.js';
 export { download, outcomeOf, upload } from './volume-data.js';
+export { hasTool } from './tools.js';
