@@ -243,7 +243,8 @@ function scanTarget(c: Cursor, end: number, facts: ScannedFacts): number {
     if (field === 1) {
       if (tag !== 10) throw notCanonical;
       pathStart = c.strField(end);
-      facts.pathRange = [pathStart, c.pos];
+      facts.pathStart = pathStart;
+      facts.pathEnd = c.pos;
       facts.path = textOf(c.buf, pathStart, c.pos);
     } else {
       c.skip(tag, end, 'VolumeTarget');
@@ -281,8 +282,7 @@ function scanDefinition(c: Cursor, end: number, facts: ScannedFacts): void {
   }
   if (keyStart >= 0) {
     // a file volume's key is its path: one string for both
-    const p = facts.pathRange;
-    facts.key = pathStart >= 0 && sameBytes(c.buf, keyStart, keyEnd, p[0], p[1]) ? facts.path : textOf(c.buf, keyStart, keyEnd);
+    facts.key = pathStart >= 0 && sameBytes(c.buf, keyStart, keyEnd, facts.pathStart, facts.pathEnd) ? facts.path : textOf(c.buf, keyStart, keyEnd);
   }
 }
 
@@ -295,8 +295,9 @@ class ScannedFacts implements VolumeFacts {
   stale = false;
   revision = 0n;
   canonical = true;
-  /** [start, end) of the path's bytes, while scanning */
-  pathRange: [number, number] = [0, 0];
+  /** [pathStart, pathEnd) of the path's bytes, while scanning (numbers: no array per volume) */
+  pathStart = 0;
+  pathEnd = 0;
   private nameText: string | undefined;
   private nameStart = -1;
   private nameEnd = -1;
