@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirBackend } from '../../libs/backends/dir.js';
@@ -15,7 +15,7 @@ import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
 import type { CisternError } from '../../libs/errors/errors.js';
 import { PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
-import { hasTool } from '../support/index.js';
+import { hasTool, writeSparseFile } from '../support/index.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -99,18 +99,8 @@ describe('dir backend raw clone on real files', function () {
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  /** Writes a sparse source file: `size` bytes, `data` at the given offsets (zeros written there are allocated). */
-  function source(name: string, size: number, data: [number, Buffer][]): string {
-    const path = join(target, name);
-    const fd = openSync(path, 'w', 0o600);
-    try {
-      ftruncateSync(fd, size);
-      for (const [at, bytes] of data) writeSync(fd, bytes, 0, bytes.length, at);
-    } finally {
-      closeSync(fd);
-    }
-    return path;
-  }
+  /** A sparse source file in the pool: `size` bytes, `data` at the given offsets. */
+  const source = (name: string, size: number, data: [number, Buffer][]): string => writeSparseFile(join(target, name), size, data);
 
   async function clone(name: string, from: string, extra: Partial<VolumeDefinition> = {}, c: PoolContext = ctx): Promise<VolumeDefinition> {
     const def = await backend.createVol(c, vol(name, extra));

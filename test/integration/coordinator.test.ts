@@ -9,7 +9,7 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { useStack, makeTempDir, waitFor } from '../support/index.js';
+import { useStack, makeTempDir, outcomeOf, waitFor } from '../support/index.js';
 import {
   EventKind,
   PoolState,
@@ -19,18 +19,8 @@ import {
   type UploadVolumeRequest,
 } from '../../libs/proto/cistern/v1/storage.js';
 
-async function grpcCode(p: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as ServiceError;
-    return { code: e.code, message: e.details ?? e.message };
-  }
-  return { code: status.OK, message: '' };
-}
-
 async function expectCode(p: Promise<unknown>, code: status, pattern?: RegExp): Promise<string> {
-  const r = await grpcCode(p);
+  const r = await outcomeOf(p);
   expect(status[r.code], r.message).to.equal(status[code]);
   if (pattern) expect(r.message).to.match(pattern);
   return r.message;

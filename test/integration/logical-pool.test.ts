@@ -3,12 +3,12 @@
 // lvm.conf (activation off: this kernel has no device-mapper; only the test's loop
 // devices visible), which the agent's command runner passes to every LVM command.
 import { expect } from 'chai';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { attachLoop, loopDevicesAvailable, makeTempDir, registerCleanup, startStack, type LoopDevice, type Stack } from '../support/index.js';
+import { attachLoop, loopDevicesAvailable, makeTempDir, outcomeOf, registerCleanup, startStack, type LoopDevice, type Stack } from '../support/index.js';
 import { PoolState, PoolType } from '../../libs/proto/cistern/v1/storage.js';
 
 function hasLvm(): boolean {
@@ -18,16 +18,6 @@ function hasLvm(): boolean {
   } catch {
     return false;
   }
-}
-
-async function grpcCode(p: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as ServiceError;
-    return { code: e.code, message: e.details ?? e.message };
-  }
-  return { code: status.OK, message: '' };
 }
 
 describe('logical pool through coordinator, NATS and agent (LVM on loop devices, activation off)', function () {
@@ -84,7 +74,7 @@ describe('logical pool through coordinator, NATS and agent (LVM on loop devices,
     const volXml = await api.getVolumeXml({ name: vol.name });
     expect(volXml.xml).to.match(new RegExp(`<device path='${disks[0]!.device}'>\\s*<extent start='0' end='8388608'/>`));
 
-    const bad = await grpcCode(api.createVolume({ parent: poolName, definition: undefined, xml: '<volume><name>bad:name</name><capacity>1048576</capacity></volume>', preallocMetadata: false, requestId: '' }));
+    const bad = await outcomeOf(api.createVolume({ parent: poolName, definition: undefined, xml: '<volume><name>bad:name</name><capacity>1048576</capacity></volume>', preallocMetadata: false, requestId: '' }));
     expect(status[bad.code]).to.equal('INVALID_ARGUMENT');
     expect(bad.message).to.include('A-Z a-z 0-9 + _ . -');
 

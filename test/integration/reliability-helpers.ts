@@ -11,17 +11,10 @@ import {
   type StorageServiceClient,
   type WatchEventsRequest,
 } from '../../libs/proto/cistern/v1/storage.js';
-import type { Stack } from '../support/index.js';
+import { outcomeOf, type Stack } from '../support/index.js';
 
-export async function grpcCode(p: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as ServiceError;
-    return { code: e.code, message: e.details ?? e.message };
-  }
-  return { code: status.OK, message: '' };
-}
+/** How a call ended (test/support outcomeOf, under the name these tests use). */
+export const grpcCode = outcomeOf;
 
 export async function expectCode(p: Promise<unknown>, code: status, pattern?: RegExp): Promise<string> {
   const r = await grpcCode(p);

@@ -16,5 +16,5 @@ export { runCli, type CliResult, type CliOptions } from './cli.js';
 export { startStack, useStack, type Stack, type StackOptions } from './stack.js';
 export { attachLoop, loopDevicesAvailable, type LoopDevice } from './loop.js';
 export { repoRoot, distDir, entryPoints, natsServerBinary } from './paths.js';
-export { download, outcomeOf, upload } from './volume-data.js';
+export { download, outcomeOf, upload, writeSparseFile } from './volume-data.js';
 export { hasTool } from './tools.js';

@@ -1,6 +1,7 @@
-// Volume data through the public API's streams, and a call's gRPC outcome, as the
-// integration tests use them.
+// Volume data through the public API's streams, a call's gRPC outcome, and sparse files
+// with data at chosen offsets, as the tests use them.
 import { status, type ServiceError } from '@grpc/grpc-js';
+import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import type { StorageServiceClient, UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
 
 const CHUNK = 256 * 1024;
@@ -37,4 +38,16 @@ export async function outcomeOf(p: Promise<unknown>): Promise<{ code: number; me
     return { code: e.code, message: e.details ?? e.message };
   }
   return { code: status.OK, message: '' };
+}
+
+/** A sparse file of `size` bytes at `path` with `data` written at the given offsets (zeros written there are allocated). */
+export function writeSparseFile(path: string, size: number, data: ReadonlyArray<readonly [number, Buffer]>): string {
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    ftruncateSync(fd, size);
+    for (const [at, bytes] of data) writeSync(fd, bytes, 0, bytes.length, at);
+  } finally {
+    closeSync(fd);
+  }
+  return path;
 }

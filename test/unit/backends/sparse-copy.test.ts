@@ -4,10 +4,11 @@
 // cancellation and reuse of its worker after a failure.
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeSparseFile } from '../../support/volume-data.js';
 import {
   COPY_CHUNK,
   CopyCancelledError,
@@ -115,17 +116,7 @@ describe('sparse copy (raw clone data path)', () => {
     afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
     /** A sparse file of `size` bytes with `data` written at the given offsets. */
-    function sparseFile(name: string, size: number, data: [number, Buffer][]): string {
-      const path = join(dir, name);
-      const fd = openSync(path, 'w');
-      try {
-        ftruncateSync(fd, size);
-        for (const [at, bytes] of data) writeSync(fd, bytes, 0, bytes.length, at);
-      } finally {
-        closeSync(fd);
-      }
-      return path;
-    }
+    const sparseFile = (name: string, size: number, data: [number, Buffer][]): string => writeSparseFile(join(dir, name), size, data);
 
     it('copyRangeSync copies the bytes; sparse leaves zero blocks unwritten, not sparse writes them all', () => {
       const size = 3 * COPY_CHUNK + 100;
