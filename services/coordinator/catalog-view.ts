@@ -9,7 +9,7 @@ export function poolView(cache: FleetCache, host: string, pool: string, stale = 
   const cat = cache.catalogEntry(host, pool);
   const rt = cache.runtimePool(host, pool);
   if (!cat && !rt) return undefined;
-  return viewOf(host, pool, cat, rt?.pool, rt ? rt.volumes.size : 0, stale);
+  return viewOf(host, pool, cat, rt?.pool, rt ? rt.volumeCount : 0, stale);
 }
 
 /** The view of a pool from everything it shows: its catalog record, runtime state, volume count, host online. */
@@ -61,7 +61,7 @@ export class PoolViews {
     const rt = cache.runtimePool(host, pool);
     if (!cat && !rt) return undefined;
     const live = rt?.pool;
-    const volumeCount = rt ? rt.volumes.size : 0;
+    const volumeCount = rt ? rt.volumeCount : 0;
     let ofHost = this.held.get(host);
     const h = ofHost?.get(pool);
     if (h && h.cat === cat && h.live === live && h.volumeCount === volumeCount && h.stale === stale) return h.view;

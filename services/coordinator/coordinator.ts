@@ -56,6 +56,15 @@ function hostStore(catalog: Catalog): HostStore {
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
   const log = options.log;
   const coordinatorId = `coord-${randomBytes(4).toString('hex')}`;
+  // how long each step of the start took, logged when serving: a restart's time to serve
+  // is a figure operators watch (docs/benchmarks.md, resync)
+  const startedIn: Record<string, number> = {};
+  let stepStart = performance.now();
+  const stepDone = (step: string): void => {
+    const now = performance.now();
+    startedIn[step] = Math.round(now - stepStart);
+    stepStart = now;
+  };
   const nc: NatsConnection = await connectBus({
     servers: options.natsUrl,
     name: `cistern-coordinator ${coordinatorId}`,
@@ -63,6 +72,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     pass: options.natsPass,
   });
   log.info('connected to NATS', { nats: options.natsUrl, coordinatorId });
+  stepDone('natsMs');
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
     // JetStream may not be ready yet (nats-server just started, cluster electing): retry
@@ -72,6 +82,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     );
     const results = await retrying(log, 'open the request results bucket', () => RequestResults.open(nc, log, options.requestTtlSeconds));
     const secrets = await retrying(log, 'open the secrets bucket', () => SecretStore.open(nc, options.secretKey));
+    stepDone('bucketsMs');
     const publisher = new EventPublisher(nc);
     const cache = new FleetCache();
     // a fleet-wide ask (host '') is answered by every agent within a short random delay
@@ -122,19 +133,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       }
     })();
 
-    // 2. catalog: current entries, then every change (with revisions, deletions included)
-    for (const e of await catalog.list()) cache.applyCatalog(e.host, e.pool, e.value, e.revision);
-    const watch = await catalog.watch((host, pool, value, revision) => {
-      try {
-        cache.applyCatalog(host, pool, value, revision);
-      } catch (err) {
-        log.warn('bad catalog entry', { host, pool, err });
-      }
-    });
-    cleanups.push(() => watch.stop());
-
-    // 3. hosts: the recorded fleet, heartbeats, syncs
+    // 2. hosts: the recorded fleet, heartbeats, syncs
     await hosts.load();
+    stepDone('hostsMs');
     const subs: Subscription[] = [];
     const hb = nc.subscribe(subjects.heartbeatAll);
     subs.push(hb);
@@ -174,16 +175,34 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       }
     })();
     await syncNc.flush();
-    // agents starting a CHAP pool on their own (autostart) ask for its secret here
-    subs.push(serveAgentSecretRequests(nc, cache, secrets, log));
     cleanups.push(() => subs.forEach((s) => s.unsubscribe()));
     hosts.startTimer();
     cleanups.push(() => hosts.stop());
 
-    // 4. ask every agent for its state; wait for those known online
+    // 3. ask every agent for its state: the answers (spread over up to 1.5 s by the agents,
+    // then a fleet's worth of bytes) come in while the catalog loads, which they do not need
     await nc.flush();
     resync();
+    stepDone('subscribeMs');
+
+    // 4. catalog: current entries, then every change (with revisions, deletions included)
+    for (const e of await catalog.list()) cache.applyCatalog(e.host, e.pool, e.value, e.revision);
+    const watch = await catalog.watch((host, pool, value, revision) => {
+      try {
+        cache.applyCatalog(host, pool, value, revision);
+      } catch (err) {
+        log.warn('bad catalog entry', { host, pool, err });
+      }
+    });
+    cleanups.push(() => watch.stop());
+    stepDone('catalogMs');
+
+    // agents starting a CHAP pool on their own (autostart) ask for its secret here: it needs the catalog
+    subs.push(serveAgentSecretRequests(nc, cache, secrets, log));
+
+    // 5. wait for the syncs of the hosts known online
     await hosts.waitForSyncs(options.syncWaitMs ?? 3000);
+    stepDone('syncsMs');
 
     // reconnects: heartbeats may have been missed; ask again for a full picture
     void (async () => {
@@ -200,11 +219,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       }
     })();
 
-    // 5. serve
+    // 6. serve
     const grpc: GrpcServer = await startGrpcServer(svc, options.guard ?? openGuard(log), options.listen, options.serverCredentials);
     grpc.health.setStatus('', 'SERVING');
     grpc.health.setStatus(SERVICE_NAME, 'SERVING');
-    log.info('coordinator serving', { listen: options.listen, port: grpc.port, hosts: hosts.list().length });
+    stepDone('grpcMs');
+    log.info('coordinator serving', {
+      listen: options.listen,
+      port: grpc.port,
+      hosts: hosts.list().length,
+      sinceProcessStartMs: Math.round(process.uptime() * 1000),
+      startedIn,
+    });
 
     let stopping: Promise<void> | undefined;
     return {

@@ -34,7 +34,7 @@ async function main(): Promise<number> {
       signalled?.();
     });
   }
-  log.info('coordinator starting', { nats: config.natsUrl, listen: config.listen });
+  log.info('coordinator starting', { nats: config.natsUrl, listen: config.listen, sinceProcessStartMs: Math.round(process.uptime() * 1000) });
   let security;
   try {
     security = setupSecurity(config.listen, config.security, log);

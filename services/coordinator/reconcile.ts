@@ -47,6 +47,7 @@ export function reconcileEvents(
   }
   for (const name of cache.poolsOfHost(host)) {
     const rt = cache.runtimePool(host, name)!;
+    const held = cache.poolVolumes(host, name);
     const now = incoming.get(name);
     if (!now) {
       const stopped = { ...rt.pool, state: PoolState.POOL_STATE_INACTIVE, volumeCount: 0, revision: snapshot.revision };
@@ -54,14 +55,14 @@ export function reconcileEvents(
       continue;
     }
     const vols = volumesOf.get(name) ?? new Map<string, PreparedVolume>();
-    for (const [vname, old] of rt.volumes) {
+    for (const [vname, old] of held) {
       if (!vols.has(vname)) {
         const volumeState = { ...decodeStored(old), revision: snapshot.revision };
         events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_DELETED, pool: name, volume: vname, volumeState }));
       }
     }
     for (const [vname, v] of vols) {
-      const old = rt.volumes.get(vname);
+      const old = held.get(vname);
       if (old === undefined || !sameVolume(old, v)) {
         events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_CHANGED, pool: name, volume: vname, volumeState: decodedOf(v), poolState: now }));
       }

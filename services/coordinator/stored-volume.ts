@@ -43,9 +43,13 @@ export function factsOfVolume(volume: Volume): VolumeFacts {
  */
 export function prepareVolume(input: Volume | Uint8Array): PreparedVolume {
   if (!(input instanceof Uint8Array)) return { stored: storeVolume(input), facts: factsOfVolume(input), volume: input };
-  const facts = scanVolume(input);
-  if (facts.canonical) return { stored: latin1Of(input) as StoredVolume, facts };
-  const volume = Volume.decode(input);
+  return prepareScanned(input, scanVolume(input));
+}
+
+/** prepareVolume for bytes already read with scanVolume. */
+export function prepareScanned(bytes: Uint8Array, facts: VolumeFacts): PreparedVolume {
+  if (facts.canonical) return { stored: latin1Of(bytes) as StoredVolume, facts };
+  const volume = Volume.decode(bytes);
   return { stored: storeVolume(volume), facts: factsOfVolume(volume), volume };
 }
 

@@ -95,6 +95,19 @@ function textOf(buf: Uint8Array, start: number, end: number): string {
   return latin1Slice.call(buf, start, end);
 }
 
+/** The value of a checked uint64 varint [start, end) (Cursor.u64Field), as the decoder reads it. */
+function u64Of(buf: Uint8Array, start: number, end: number): bigint {
+  if (end - start <= 7) {
+    // < 2^49: exact as a number
+    let n = 0;
+    for (let i = end - 1; i >= start; i--) n = n * 128 + (buf[i]! & 0x7f);
+    return BigInt(n);
+  }
+  let big = 0n;
+  for (let i = end - 1; i >= start; i--) big = (big << 7n) | BigInt(buf[i]! & 0x7f);
+  return BigInt.asUintN(64, big);
+}
+
 function sameBytes(buf: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): boolean {
   if (aEnd - aStart !== bEnd - bStart) return false;
   for (let i = 0; i < aEnd - aStart; i++) if (buf[aStart + i] !== buf[bStart + i]) return false;
@@ -153,15 +166,9 @@ class Cursor {
     return this.pos + len;
   }
 
-  /** A non-empty string field, valid UTF-8 (the decoder would replace invalid bytes). */
-  str(end: number): string {
-    const s = this.strField(end);
-    return textOf(this.buf, s, this.pos);
-  }
-
   /**
-   * str() without making the string: checks the field and returns where its bytes start
-   * (they end at `pos`). The intake makes only the strings the cache keeps.
+   * A non-empty string field, valid UTF-8 (the decoder would replace invalid bytes), checked
+   * without making the string: returns where its bytes start (they end at `pos`).
    */
   strField(end: number): number {
     const e = this.payloadEnd(end);
@@ -178,24 +185,19 @@ class Cursor {
     return s;
   }
 
-  /** A uint64 varint as the decoder reads it, in its shortest form and not 0 (else not canonical). */
-  u64(end: number): bigint {
+  /**
+   * A uint64 varint as the decoder reads it, in its shortest form and not 0 (else not
+   * canonical), checked without making its BigInt: returns where it starts (it ends at `pos`).
+   */
+  u64Field(end: number): number {
     const s = this.pos;
-    let n = 0;
-    let mul = 1;
     for (let i = 0; ; i++) {
       if (this.pos >= end || i >= 10) throw notCanonical;
-      const b = this.buf[this.pos++]!;
-      if (i < 7) n += (b & 0x7f) * mul;
-      mul *= 128;
-      if (b < 0x80) break;
+      if (this.buf[this.pos++]! < 0x80) break;
     }
     const len = this.pos - s;
-    if ((len > 1 && this.buf[this.pos - 1] === 0) || (len === 1 && n === 0)) throw notCanonical;
-    if (len <= 7) return BigInt(n); // < 2^49: exact as a number
-    let big = 0n;
-    for (let i = this.pos - 1; i >= s; i--) big = (big << 7n) | BigInt(this.buf[i]! & 0x7f);
-    return BigInt.asUintN(64, big);
+    if ((len > 1 && this.buf[this.pos - 1] === 0) || (len === 1 && this.buf[s] === 0)) throw notCanonical;
+    return s;
   }
 
   /**
@@ -231,9 +233,8 @@ class Cursor {
   }
 }
 
-/** VolumeTarget up to `end`: only path (field 1) matters. Returns where the path starts (-1: none). */
-function scanTarget(c: Cursor, end: number, facts: ScannedFacts): number {
-  let pathStart = -1;
+/** VolumeTarget up to `end`: only path (field 1) matters. */
+function scanTarget(c: Cursor, end: number, facts: ScannedFacts): void {
   let last = 0;
   while (c.pos < end) {
     const tag = c.u32(end);
@@ -242,23 +243,17 @@ function scanTarget(c: Cursor, end: number, facts: ScannedFacts): number {
     last = field;
     if (field === 1) {
       if (tag !== 10) throw notCanonical;
-      pathStart = c.strField(end);
-      facts.pathStart = pathStart;
+      facts.pathStart = c.strField(end);
       facts.pathEnd = c.pos;
-      facts.path = textOf(c.buf, pathStart, c.pos);
     } else {
       c.skip(tag, end, 'VolumeTarget');
     }
   }
-  return pathStart;
 }
 
 /** VolumeDefinition up to `end`: name (2), key (3), target (8). */
 function scanDefinition(c: Cursor, end: number, facts: ScannedFacts): void {
   let last = 0;
-  let keyStart = -1;
-  let keyEnd = -1;
-  let pathStart = -1;
   while (c.pos < end) {
     const tag = c.u32(end);
     const field = tag >>> 3;
@@ -267,60 +262,82 @@ function scanDefinition(c: Cursor, end: number, facts: ScannedFacts): void {
     last = field;
     if (field === 2 || field === 3) {
       if (tag !== field * 8 + 2) throw notCanonical;
-      if (field === 2) facts.definitionName = c.str(end);
-      else {
-        keyStart = c.strField(end);
-        keyEnd = c.pos;
+      const start = c.strField(end);
+      if (field === 2) {
+        facts.definitionNameStart = start;
+        facts.definitionNameEnd = c.pos;
+      } else {
+        facts.keyStart = start;
+        facts.keyEnd = c.pos;
       }
     } else if (field === 8) {
       if (tag !== 66) throw notCanonical;
       const targetEnd = c.payloadEnd(end);
-      pathStart = scanTarget(c, targetEnd, facts);
+      scanTarget(c, targetEnd, facts);
     } else {
       c.skip(tag, end, 'VolumeDefinition');
     }
   }
-  if (keyStart >= 0) {
-    // a file volume's key is its path: one string for both
-    facts.key = pathStart >= 0 && sameBytes(c.buf, keyStart, keyEnd, facts.pathStart, facts.pathEnd) ? facts.path : textOf(c.buf, keyStart, keyEnd);
-  }
 }
 
-/** What scanVolume found: the resource name (rarely needed) is made only when read. */
+/**
+ * What scanVolume found. Its strings are made when first read, from the checked bytes: a
+ * scan that only validates a volume (the sync intake, cache.ts) allocates none of them.
+ */
 class ScannedFacts implements VolumeFacts {
   pool = '';
-  definitionName = '';
-  key = '';
-  path = '';
   stale = false;
-  revision = 0n;
   canonical = true;
-  /** [pathStart, pathEnd) of the path's bytes, while scanning (numbers: no array per volume) */
-  pathStart = 0;
-  pathEnd = 0;
+  // [start, end) of each string's bytes (numbers: no array per volume); start -1 = absent
+  definitionNameStart = -1;
+  definitionNameEnd = -1;
+  keyStart = -1;
+  keyEnd = -1;
+  pathStart = -1;
+  pathEnd = -1;
+  nameStart = -1;
+  nameEnd = -1;
+  revisionStart = -1;
+  revisionEnd = -1;
+  private revisionValue: bigint | undefined;
   private nameText: string | undefined;
-  private nameStart = -1;
-  private nameEnd = -1;
+  private definitionNameText: string | undefined;
+  private keyText: string | undefined;
+  private pathText: string | undefined;
 
-  constructor(private buf: Uint8Array | undefined) {}
+  constructor(private readonly buf: Uint8Array) {}
 
-  setName(start: number, end: number): void {
-    this.nameStart = start;
-    this.nameEnd = end;
-    this.nameText = undefined;
+  private text(start: number, end: number): string {
+    return this.canonical && start >= 0 ? textOf(this.buf, start, end) : '';
   }
 
   get name(): string {
-    if (this.nameText === undefined) {
-      this.nameText = this.buf && this.nameStart >= 0 ? textOf(this.buf, this.nameStart, this.nameEnd) : '';
-      this.buf = undefined; // the bytes are not held longer than needed
-    }
-    return this.nameText;
+    return (this.nameText ??= this.text(this.nameStart, this.nameEnd));
   }
 
   set name(value: string) {
     this.nameText = value;
-    this.buf = undefined;
+  }
+
+  get revision(): bigint {
+    return (this.revisionValue ??= this.canonical && this.revisionStart >= 0 ? u64Of(this.buf, this.revisionStart, this.revisionEnd) : 0n);
+  }
+
+  get definitionName(): string {
+    return (this.definitionNameText ??= this.text(this.definitionNameStart, this.definitionNameEnd));
+  }
+
+  get path(): string {
+    return (this.pathText ??= this.text(this.pathStart, this.pathEnd));
+  }
+
+  get key(): string {
+    if (this.keyText === undefined) {
+      // a file volume's key is its path: one string for both
+      const samePath = this.pathStart >= 0 && this.keyStart >= 0 && sameBytes(this.buf, this.keyStart, this.keyEnd, this.pathStart, this.pathEnd);
+      this.keyText = samePath ? this.path : this.text(this.keyStart, this.keyEnd);
+    }
+    return this.keyText;
   }
 }
 
@@ -328,9 +345,8 @@ class ScannedFacts implements VolumeFacts {
  * Reads name, pool, definition.name/key/target.path, stale and revision from one Volume's
  * bytes. Never throws: for bytes that are not `canonical` (malformed ones included) the other
  * fields are unspecified; decode the message instead (which throws on malformed bytes).
- * ~10x cheaper than Volume.decode: nothing is allocated but the definition's name, the path
- * and (when it is not the path) the key; the pool's name is shared by its volumes, the
- * resource name made only when read.
+ * ~10x cheaper than Volume.decode: nothing is allocated but the facts themselves; their
+ * strings are made when read (the pool's name once per run of volumes of the same pool).
  */
 export function scanVolume(bytes: Uint8Array): VolumeFacts {
   const facts = new ScannedFacts(bytes);
@@ -345,11 +361,10 @@ export function scanVolume(bytes: Uint8Array): VolumeFacts {
       if (field <= last) throw notCanonical;
       last = field;
       switch (tag) {
-        case 10: {
-          const start = c.strField(end);
-          facts.setName(start, c.pos);
+        case 10:
+          facts.nameStart = c.strField(end);
+          facts.nameEnd = c.pos;
           break;
-        }
         case 18:
           c.strField(end);
           break;
@@ -367,7 +382,8 @@ export function scanVolume(bytes: Uint8Array): VolumeFacts {
           facts.stale = true;
           break;
         case 48:
-          facts.revision = c.u64(end);
+          facts.revisionStart = c.u64Field(end);
+          facts.revisionEnd = c.pos;
           break;
         default:
           throw notCanonical;
