@@ -233,16 +233,16 @@ async function listAllPools(api: StorageApi): Promise<{ pages: number; pools: nu
   return { pages, pools, volumes };
 }
 
-async function waitForFleet(api: StorageApi, hosts: number, volumes: number, proc: ServiceProcess, sim: ServiceProcess, timeoutMs = SETUP_TIMEOUT_MS): Promise<void> {
+async function waitForFleet(api: StorageApi, hosts: number, volumes: number, proc: ServiceProcess, sim: ServiceProcess, timeoutMs = SETUP_TIMEOUT_MS, intervalMs = 500): Promise<void> {
   await waitFor(`${hosts} hosts online`, async () => {
     if (!proc.alive) throw new AbortWait(new Error(`coordinator exited\n${proc.logTail()}`));
     if (!sim.alive) throw new AbortWait(new Error(`simulator exited\n${sim.logTail()}`));
     const { hosts: list } = await api.listHosts({}, { deadlineMs: 30_000 });
     return list.filter((h) => h.online).length >= hosts;
-  }, { timeoutMs, intervalMs: 500 });
+  }, { timeoutMs, intervalMs });
   await waitFor(`${volumes} volumes in the coordinator`, async () => (await listAllPools(api)).volumes === volumes, {
     timeoutMs,
-    intervalMs: 500,
+    intervalMs,
   });
 }
 
@@ -342,7 +342,13 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const coord = new Coordinator(nats.url, address, join(tmp.path, 'coord'), tmp.path);
     coord.spawn('first');
     cleanups.push(() => coord.proc!.dispose());
-    const client = new StorageServiceClient(address, credentials.createInsecure());
+    // reconnects within 100 ms: the resync is timed by polling this client, and grpc-js's own
+    // backoff (1 s, then x1.6 each attempt) put up to 3 s between the restarted coordinator
+    // serving and the poll that noticed it
+    const client = new StorageServiceClient(address, credentials.createInsecure(), {
+      'grpc.initial_reconnect_backoff_ms': 50,
+      'grpc.max_reconnect_backoff_ms': 100,
+    });
     cleanups.push(async () => client.close());
     const api = promiseApi(client);
     await waitFor('coordinator to answer', async () => {
@@ -465,7 +471,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
         return true;
       }, { timeoutMs: RESYNC_TIMEOUT_MS, intervalMs: 20 });
       servingMs = performance.now() - t1;
-      await waitForFleet(api, hosts, expectedVolumes, second, sim, RESYNC_TIMEOUT_MS - servingMs);
+      await waitForFleet(api, hosts, expectedVolumes, second, sim, RESYNC_TIMEOUT_MS - servingMs, 100);
       completeMs = performance.now() - t1;
     } catch (err) {
       failure = (err as Error).message.split('\n')[0]!;
