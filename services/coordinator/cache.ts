@@ -9,7 +9,9 @@
 // A pool that a full sync fills from nothing (every pool after a coordinator restart) keeps
 // its volumes' bytes in one buffer, checked but not indexed, until something reads them:
 // a restarted coordinator takes in a fleet's million volumes without making ~3 million
-// strings and map entries first (PendingVolumes).
+// strings and map entries first (PendingVolumes). The sync intake indexes them in the
+// background once no sync is waiting (indexPendingFor), so reads and events after a
+// restart's first seconds find them indexed.
 import { EventKind, PoolState, type Event, type Pool, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { decodeStored, prepareScanned, prepareVolume, storedFacts, storedRevision, type PreparedVolume, type StoredVolume } from './stored-volume.js';
@@ -32,7 +34,8 @@ export interface RuntimePool {
  * volume i ending at ends[i]. One buffer outside the JS heap per pool instead of a string
  * and two map entries per volume, so taking in a fleet's sync leaves almost nothing for the
  * garbage collector to copy. The first read that needs the pool's volumes (a lookup, a
- * listing, an event or another sync for it) indexes them: ~5 µs per volume, once.
+ * listing, an event or another sync for it) indexes them, ~5 µs per volume, once; the
+ * rest are indexed in the background when the coordinator is otherwise idle.
  */
 interface PendingVolumes {
   arena: Buffer;
@@ -102,6 +105,9 @@ export class FleetCache {
   private readonly catalogFloor = new Map<string, number>();
   private readonly hosts = new Map<string, HostState>();
   private sortedPoolKeys: Array<[string, string]> | undefined;
+  /** (host, pool) of pools left pending, in the order they came: indexPendingFor works through it */
+  private pendingQueue: Array<readonly [string, string]> = [];
+  private pendingHead = 0;
   private applied = 0n;
   private waiters: Array<{ seq: bigint; resolve: () => void }> = [];
 
@@ -258,6 +264,26 @@ export class FleetCache {
     }
   }
 
+  /**
+   * Indexes pools left pending, oldest first, for about `budgetMs`. Returns true while some
+   * may be left (call again after yielding to the event loop).
+   */
+  indexPendingFor(budgetMs: number): boolean {
+    const until = performance.now() + budgetMs;
+    while (this.pendingHead < this.pendingQueue.length) {
+      const [host, pool] = this.pendingQueue[this.pendingHead++]!;
+      // (indexed on demand since, stopped, or synced again: then nothing to do)
+      const h = this.hosts.get(host);
+      const rt = h?.pools.get(pool);
+      if (h && rt) this.indexPending(h, rt, pool);
+      if (performance.now() >= until) break;
+    }
+    if (this.pendingHead < this.pendingQueue.length) return true;
+    this.pendingQueue = [];
+    this.pendingHead = 0;
+    return false;
+  }
+
   /** Indexes every pending pool of the host: before a lookup by key or path. */
   private indexHost(h: HostState): void {
     if (h.pendingPools === 0) return;
@@ -307,6 +333,7 @@ export class FleetCache {
       if (rt.volumes.size === 0 && !rt.pending && h.tombstones.size === 0 && incoming.length > 0 && incoming.every((v) => 'bytes' in v)) {
         rt.pending = arenaOf(incoming as Array<{ bytes: Uint8Array }>);
         h.pendingPools++;
+        this.pendingQueue.push([host, name]);
         rt.sorted = undefined;
         continue;
       }

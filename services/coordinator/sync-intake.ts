@@ -10,6 +10,8 @@
 //    while chunks pour in (READ_FIRST_BYTES or more in one turn of the event loop) the
 //    socket is read first (no chunk applied for up to READ_FIRST_MAX_MS), so the server
 //    does not pile up a backlog large enough to drop the connection as a slow consumer.
+// Pools a sync fills from nothing are kept as bytes (cache.ts PendingVolumes); once no chunk
+// is waiting, the intake indexes them in slices of INDEX_SLICE_MS, yielding in between.
 // A complete sync of a host that is away (offline, or back and waiting for it) is its
 // return: reconciled against what the cache held (reconcile.ts) when the cache holds a full
 // sync of it from this coordinator; a host never synced here (new, or a fresh coordinator)
@@ -28,6 +30,8 @@ import { splitHostSync, type HostSyncParts } from './volume-wire.js';
 export const READ_FIRST_BYTES = 1024 * 1024;
 /** Longest time chunks are only read, not applied, while they pour in. */
 export const READ_FIRST_MAX_MS = 250;
+/** Time indexing pending pools in one turn of the event loop, when no chunk is waiting. */
+export const INDEX_SLICE_MS = 4;
 
 /** The chunks of one host's sync received so far. */
 export interface SyncAssembly {
@@ -86,6 +90,7 @@ export class SyncIntake {
   private arrived = 0;
   private yielded = 0;
   private idle: Array<() => void> = [];
+  private indexing = false;
 
   constructor(private readonly options: SyncIntakeOptions) {}
 
@@ -190,6 +195,28 @@ export class SyncIntake {
       const idle = this.idle;
       this.idle = [];
       for (const f of idle) f();
+      // (from the next turn: this one has applied a chunk already)
+      if (!this.stopped) setImmediate(() => void this.indexInBackground());
+    }
+  }
+
+  /** Indexes pending pools a slice at a time while no chunk is waiting (chunks go first). */
+  private async indexInBackground(): Promise<void> {
+    if (this.indexing) return;
+    this.indexing = true;
+    const started = performance.now();
+    let slices = 0;
+    try {
+      while (!this.stopped && !this.working) {
+        slices++;
+        if (!this.options.cache.indexPendingFor(INDEX_SLICE_MS)) {
+          if (slices > 1) this.options.log.info('synced pools indexed', { ms: Math.round(performance.now() - started), slices });
+          return;
+        }
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.indexing = false;
     }
   }
 
