@@ -2,7 +2,8 @@
 // Writes are compare-and-swap on the key's revision, so two coordinators never lose
 // an update. Agents read it to autostart their pools without a coordinator.
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
 import { CatalogPool, Heartbeat } from '../proto/cistern/agent/v1/agent.js';
 import { AbortedError, AlreadyExistsError, NotFoundError } from '../errors/errors.js';
 import { CATALOG_BUCKET, catalogKeys } from './subjects.js';
@@ -14,12 +15,51 @@ export interface CatalogEntry {
   revision: number;
 }
 
+/** A key's last value as one ordered pass over the bucket reads it. */
+interface LastValue {
+  key: string;
+  value: Uint8Array;
+  revision: number;
+  deleted: boolean;
+}
+
 export class Catalog {
-  private constructor(readonly kv: KV) {}
+  private constructor(
+    readonly kv: KV,
+    private readonly nc: NatsConnection,
+  ) {}
 
   static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<Catalog> {
     const kv = await new Kvm(nc).create(CATALOG_BUCKET, { history: 5, replicas: options.replicas ?? 1 });
-    return new Catalog(kv);
+    return new Catalog(kv, nc);
+  }
+
+  /**
+   * The last value of every key under `filter`, in one ordered pass over the bucket's stream
+   * (a get per key was 10,000 requests for a 500-host fleet's catalog: ~1 s of a
+   * coordinator's start), and the highest revision read: changes after it are newer.
+   */
+  private async lastValues(filter: string): Promise<{ entries: LastValue[]; revision: number }> {
+    const prefix = `$KV.${CATALOG_BUCKET}.`;
+    const consumer = await jetstream(this.nc).consumers.get(`KV_${CATALOG_BUCKET}`, {
+      filter_subjects: `${prefix}${filter}`, // one subject (a list needs nats-server 2.10; Debian 12 has 2.9)
+      deliver_policy: DeliverPolicy.LastPerSubject,
+    });
+    const entries: LastValue[] = [];
+    let revision = 0;
+    if ((await consumer.info(true)).num_pending === 0) return { entries, revision };
+    const messages = await consumer.consume();
+    try {
+      for await (const m of messages) {
+        const op = m.headers?.get('KV-Operation');
+        entries.push({ key: m.subject.slice(prefix.length), value: m.data, revision: m.seq, deleted: op === 'DEL' || op === 'PURGE' });
+        if (m.seq > revision) revision = m.seq;
+        if (m.info.pending === 0) break;
+      }
+    } finally {
+      messages.stop();
+    }
+    return { entries, revision };
   }
 
   async get(host: string, pool: string): Promise<CatalogEntry | undefined> {
@@ -74,11 +114,21 @@ export class Catalog {
   }
 
   async list(host?: string): Promise<CatalogEntry[]> {
-    const filter = host ? catalogKeys.poolsOfHost(host) : catalogKeys.allPools;
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys(filter)) keys.push(key);
-    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
-    return entries.filter((e): e is KvEntry => !!e && e.operation === 'PUT').map(toEntry);
+    const { entries } = await this.lastValues(host ? catalogKeys.poolsOfHost(host) : catalogKeys.allPools);
+    return entries.flatMap((e) => poolEntry(e) ?? []);
+  }
+
+  /**
+   * Every pool's current entry, then every change after them (with revisions, deletions
+   * included), in order; resolves once the current entries are delivered.
+   */
+  async follow(onChange: (host: string, pool: string, value: CatalogPool | undefined, revision: number) => void): Promise<{ stop(): void }> {
+    const { entries, revision } = await this.lastValues(catalogKeys.allPools);
+    for (const e of entries) {
+      const id = catalogKeys.parsePool(e.key);
+      if (id) onChange(id.host, id.pool, e.deleted ? undefined : CatalogPool.decode(e.value), e.revision);
+    }
+    return this.watch(onChange, { afterRevision: revision });
   }
 
   /**
@@ -87,10 +137,11 @@ export class Catalog {
    */
   async watch(
     onChange: (host: string, pool: string, value: CatalogPool | undefined, revision: number) => void,
-    options: { host?: string } = {},
+    options: { host?: string; afterRevision?: number } = {},
   ): Promise<{ stop(): void }> {
     const key = options.host ? catalogKeys.poolsOfHost(options.host) : catalogKeys.allPools;
-    const iter = await this.kv.watch({ key });
+    // after a revision: every change from the next one on (none of the current values again)
+    const iter = await this.kv.watch(options.afterRevision ? { key, resumeFromRevision: options.afterRevision + 1 } : { key });
     void (async () => {
       for await (const entry of iter) {
         const id = catalogKeys.parsePool(entry.key);
@@ -103,10 +154,8 @@ export class Catalog {
 
   /** The fleet as last recorded: one Heartbeat per host (key hosts.<id>). */
   async loadHosts(): Promise<Heartbeat[]> {
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys(catalogKeys.allHosts)) keys.push(key);
-    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
-    return entries.filter((e): e is KvEntry => !!e && e.operation === 'PUT').map((e) => Heartbeat.decode(e.value));
+    const { entries } = await this.lastValues(catalogKeys.allHosts);
+    return entries.filter((e) => !e.deleted).map((e) => Heartbeat.decode(e.value));
   }
 
   async saveHost(record: Heartbeat): Promise<void> {
@@ -115,9 +164,14 @@ export class Catalog {
   }
 }
 
-function toEntry(entry: KvEntry): CatalogEntry {
+function toEntry(entry: { key: string; value: Uint8Array; revision: number }): CatalogEntry {
   const id = catalogKeys.parsePool(entry.key)!;
   return { host: id.host, pool: id.pool, value: CatalogPool.decode(entry.value), revision: entry.revision };
+}
+
+/** A pool's entry, or undefined for a deleted key or one that is not a pool's. */
+function poolEntry(e: LastValue): CatalogEntry | undefined {
+  return e.deleted || !catalogKeys.parsePool(e.key) ? undefined : toEntry(e);
 }
 
 function isWrongRevision(err: unknown): boolean {

@@ -133,7 +133,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       }
     })();
 
-    // 2. hosts: the recorded fleet, heartbeats, syncs
+    // 2. catalog: current entries, then every change (with revisions, deletions included)
+    const watch = await catalog.follow((host, pool, value, revision) => {
+      try {
+        cache.applyCatalog(host, pool, value, revision);
+      } catch (err) {
+        log.warn('bad catalog entry', { host, pool, err });
+      }
+    });
+    cleanups.push(() => watch.stop());
+    stepDone('catalogMs');
+
+    // 3. hosts: the recorded fleet, heartbeats, syncs
     await hosts.load();
     stepDone('hostsMs');
     const subs: Subscription[] = [];
@@ -175,32 +186,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       }
     })();
     await syncNc.flush();
+    // agents starting a CHAP pool on their own (autostart) ask for its secret here
+    subs.push(serveAgentSecretRequests(nc, cache, secrets, log));
     cleanups.push(() => subs.forEach((s) => s.unsubscribe()));
     hosts.startTimer();
     cleanups.push(() => hosts.stop());
 
-    // 3. ask every agent for its state: the answers (spread over up to 1.5 s by the agents,
-    // then a fleet's worth of bytes) come in while the catalog loads, which they do not need
+    // 4. ask every agent for its state; wait for those known online
     await nc.flush();
     resync();
     stepDone('subscribeMs');
-
-    // 4. catalog: current entries, then every change (with revisions, deletions included)
-    for (const e of await catalog.list()) cache.applyCatalog(e.host, e.pool, e.value, e.revision);
-    const watch = await catalog.watch((host, pool, value, revision) => {
-      try {
-        cache.applyCatalog(host, pool, value, revision);
-      } catch (err) {
-        log.warn('bad catalog entry', { host, pool, err });
-      }
-    });
-    cleanups.push(() => watch.stop());
-    stepDone('catalogMs');
-
-    // agents starting a CHAP pool on their own (autostart) ask for its secret here: it needs the catalog
-    subs.push(serveAgentSecretRequests(nc, cache, secrets, log));
-
-    // 5. wait for the syncs of the hosts known online
     await hosts.waitForSyncs(options.syncWaitMs ?? 3000);
     stepDone('syncsMs');
 
@@ -219,7 +214,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       }
     })();
 
-    // 6. serve
+    // 5. serve
     const grpc: GrpcServer = await startGrpcServer(svc, options.guard ?? openGuard(log), options.listen, options.serverCredentials);
     grpc.health.setStatus('', 'SERVING');
     grpc.health.setStatus(SERVICE_NAME, 'SERVING');

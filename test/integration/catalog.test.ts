@@ -1,0 +1,86 @@
+// The pool catalog in its JetStream KV bucket, against a real nats-server: one ordered pass
+// reads every current entry (list, loadHosts, follow), and follow() then delivers each later
+// change once, in order, without the current values again.
+import { expect } from 'chai';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectBus } from '../../libs/bus/connect.js';
+import { Catalog } from '../../libs/bus/catalog.js';
+import { CatalogPool, Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { PoolDefinition, PoolType } from '../../libs/proto/cistern/v1/storage.js';
+import { startNats, type NatsServer } from '../support/nats.js';
+
+const entry = (name: string, autostart = false) =>
+  CatalogPool.fromPartial({ definition: PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, target: { path: `/srv/${name}` } }), autostart, persistent: true });
+
+type Change = [host: string, pool: string, autostart: boolean | undefined, revision: number];
+
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('pool catalog (JetStream KV)', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+
+  before(async () => {
+    nats = await startNats();
+    nc = await connectBus({ servers: nats.url, name: 'test-catalog' });
+  });
+
+  after(async () => {
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it('follows an empty catalog: nothing at first, then each change once', async () => {
+    const catalog = await Catalog.open(nc);
+    expect(await catalog.list()).to.deep.equal([]);
+    expect(await catalog.loadHosts()).to.deep.equal([]);
+    const seen: Change[] = [];
+    const follow = await catalog.follow((host, pool, value, revision) => seen.push([host, pool, value?.autostart, revision]));
+    expect(seen).to.deep.equal([]);
+    const rev = await catalog.create('h0', 'first', entry('first', true));
+    await until('the first pool', () => seen.length === 1);
+    expect(seen).to.deep.equal([['h0', 'first', true, rev]]);
+    follow.stop();
+    await catalog.delete('h0', 'first');
+  });
+
+  it('reads every current entry in one pass, then delivers later changes once and in order', async () => {
+    const catalog = await Catalog.open(nc);
+    const revs: Record<string, number> = {};
+    for (let i = 0; i < 300; i++) revs[`p${i}`] = await catalog.create(`h${i % 3}`, `p${i}`, entry(`p${i}`));
+    await catalog.update('h1', 'p1', entry('p1', true), revs.p1!); // two revisions: the last one counts
+    await catalog.delete('h2', 'p2');
+    await catalog.saveHost(Heartbeat.fromPartial({ host: { hostId: 'h1', hostname: 'one' }, bootId: 7n, intervalMs: 2000 }));
+
+    const listed = await catalog.list();
+    expect(listed).to.have.length(299);
+    expect(listed.find((e) => e.pool === 'p1')?.value.autostart).to.equal(true);
+    expect(listed.find((e) => e.pool === 'p2')).to.equal(undefined);
+    expect((await catalog.list('h0')).map((e) => e.host)).to.deep.equal(Array(100).fill('h0'));
+    expect((await catalog.loadHosts()).map((h) => [h.host?.hostId, h.bootId])).to.deep.equal([['h1', 7n]]);
+
+    const seen: Change[] = [];
+    const follow = await catalog.follow((host, pool, value, revision) => seen.push([host, pool, value?.autostart, revision]));
+    // current entries first, before follow() resolves: 299 pools and the markers of the two
+    // deleted ones (p2, and 'first' of the test before)
+    expect(seen).to.have.length(301);
+    expect(seen.filter((c) => c[2] === undefined).map((c) => c[1]).sort()).to.deep.equal(['first', 'p2']);
+    expect(seen.find((c) => c[1] === 'p1')?.[2]).to.equal(true);
+    const p5 = seen.find((c) => c[1] === 'p5')!;
+    const later = await catalog.update('h2', 'p5', entry('p5', true), p5[3]);
+    await catalog.delete('h0', 'p0');
+    await until('two changes', () => seen.length === 303);
+    await new Promise((r) => setTimeout(r, 100)); // nothing more comes (no second replay)
+    expect(seen.slice(301)).to.deep.equal([
+      ['h2', 'p5', true, later],
+      ['h0', 'p0', undefined, later + 1],
+    ]);
+    follow.stop();
+  });
+});
