@@ -11,7 +11,8 @@
 //    socket is read first (no chunk applied for up to READ_FIRST_MAX_MS), so the server
 //    does not pile up a backlog large enough to drop the connection as a slow consumer.
 // Pools a sync fills from nothing are kept as bytes (cache.ts PendingVolumes); once no chunk
-// is waiting, the intake indexes them in slices of INDEX_SLICE_MS, yielding in between.
+// has come for INDEX_AFTER_IDLE_MS, the intake indexes them in slices of INDEX_SLICE_MS,
+// yielding in between (during a fleet's resync the CPU goes to the syncs still coming).
 // A complete sync of a host that is away (offline, or back and waiting for it) is its
 // return: reconciled against what the cache held (reconcile.ts) when the cache holds a full
 // sync of it from this coordinator; a host never synced here (new, or a fresh coordinator)
@@ -32,6 +33,8 @@ export const READ_FIRST_BYTES = 1024 * 1024;
 export const READ_FIRST_MAX_MS = 250;
 /** Time indexing pending pools in one turn of the event loop, when no chunk is waiting. */
 export const INDEX_SLICE_MS = 4;
+/** Quiet time (no chunk applied) before pending pools are indexed. */
+export const INDEX_AFTER_IDLE_MS = 500;
 
 /** The chunks of one host's sync received so far. */
 export interface SyncAssembly {
@@ -91,6 +94,7 @@ export class SyncIntake {
   private yielded = 0;
   private idle: Array<() => void> = [];
   private indexing = false;
+  private indexTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: SyncIntakeOptions) {}
 
@@ -149,6 +153,7 @@ export class SyncIntake {
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.indexTimer);
     this.queue = [];
     this.head = 0;
     this.queued.clear();
@@ -195,12 +200,15 @@ export class SyncIntake {
       const idle = this.idle;
       this.idle = [];
       for (const f of idle) f();
-      // (from the next turn: this one has applied a chunk already)
-      if (!this.stopped) setImmediate(() => void this.indexInBackground());
+      if (!this.stopped) {
+        clearTimeout(this.indexTimer);
+        this.indexTimer = setTimeout(() => void this.indexInBackground(), INDEX_AFTER_IDLE_MS);
+        this.indexTimer.unref();
+      }
     }
   }
 
-  /** Indexes pending pools a slice at a time while no chunk is waiting (chunks go first). */
+  /** Indexes pending pools a slice at a time until a chunk comes (chunks go first). */
   private async indexInBackground(): Promise<void> {
     if (this.indexing) return;
     this.indexing = true;
