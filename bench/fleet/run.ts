@@ -24,7 +24,8 @@
 //   FLEET_RESYNC_SPREAD_MS=MS  simulated agents answer a fleet-wide ResyncRequest within a random delay
 //                        below MS (default: the agent's, 0.75 x heartbeat interval, at most 1.5 s)
 //   FLEET_PROFILE_DIR=DIR   coordinator runs with --cpu-prof (and FLEET_HEAP_PROF=1: --heap-prof) into DIR
-//   FLEET_LOG_DIR=DIR       keep the restarted coordinator's log (FLEET_CISTERN_LOG_LEVEL=info for timings)
+//   FLEET_LOG_DIR=DIR       keep the restarted coordinator's log (FLEET_CISTERN_LOG_LEVEL, default info:
+//                        the start's steps and when the synced pools were indexed)
 //   FLEET_JSON=FILE         every figure as JSON;  FLEET_MARKDOWN=1  the table as Markdown too
 import { credentials, type ClientReadableStream } from '@grpc/grpc-js';
 import { copyFileSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,6 +53,7 @@ import {
 } from '../../test/support/index.js';
 import { fmtMs, markdownTable, percentile, textTable } from '../stats.js';
 import { controlSubject, simHostId, simPools } from './sim-agent.js';
+import { MAX_PAGE_SIZE } from '../../services/coordinator/pagination.js';
 
 const env = process.env;
 const quick = env.FLEET_QUICK === '1';
@@ -117,6 +119,9 @@ export interface SizeResult {
   listMs: number[];
   /** the same passes through a client with cisternctl's 4 MiB HTTP/2 receive window */
   listWideMs: number[];
+  /** the same client, pages of MAX_PAGE_SIZE (10,000) pools, and how many pages that took */
+  listMaxMs: number[];
+  listMaxPages: number;
   getMs: number[];
   fanout: FanoutResult[];
   resync: {
@@ -134,6 +139,8 @@ export interface SizeResult {
     cpuSeconds?: number;
     /** longest stall of the simulator's event loop meanwhile (all its heartbeats stall with it) */
     simulatorStallMs?: number;
+    /** from the spawn until the coordinator had indexed every pool the syncs left as bytes (its log) */
+    indexedMs?: number;
   };
   error?: string;
   loadAvg: number[];
@@ -183,7 +190,7 @@ class Coordinator {
         '--sync-wait-ms',
         '120000',
       ],
-      env: { CISTERN_LOG_LEVEL: env.FLEET_CISTERN_LOG_LEVEL ?? 'warn', FLEET_MEM_FILE: this.memFile },
+      env: { CISTERN_LOG_LEVEL: env.FLEET_CISTERN_LOG_LEVEL ?? 'info', FLEET_MEM_FILE: this.memFile },
     });
     ownDirs.add(dirname(this.proc.logFile));
     return this.proc;
@@ -218,19 +225,49 @@ async function control<T>(nc: NatsConnection, op: string, args: unknown = {}, ti
 }
 
 /** Every pool of the fleet through ListPools, every page; returns [pages, pools, sum of volume counts]. */
-async function listAllPools(api: StorageApi): Promise<{ pages: number; pools: number; volumes: number }> {
+/**
+ * JSON of the results: BigInts as strings, and each fan-out's latencies (one per delivery:
+ * 125,000 at 500 events/s) as percentiles rather than every sample.
+ */
+function jsonValue(key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return String(value);
+  if (key === 'latencyMs' && Array.isArray(value)) {
+    const at = (p: number): number => Number(percentile(value as number[], p).toFixed(3));
+    return { samples: value.length, p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: at(100) };
+  }
+  return value;
+}
+
+async function listAllPools(api: StorageApi, pageSize = 0): Promise<{ pages: number; pools: number; volumes: number }> {
   let pageToken = '';
   let pages = 0;
   let pools = 0;
   let volumes = 0;
   do {
-    const res = await api.listPools({ host: '', types: [], pageSize: 0, pageToken }, { deadlineMs: 120_000 });
+    const res = await api.listPools({ host: '', types: [], pageSize, pageToken }, { deadlineMs: 120_000 });
     pages++;
     pools += res.pools.length;
     for (const p of res.pools) volumes += p.volumeCount;
     pageToken = res.nextPageToken;
   } while (pageToken);
   return { pages, pools, volumes };
+}
+
+/**
+ * Milliseconds from `sinceWall` to the coordinator's first 'synced pools indexed' log line
+ * (info level) written after `afterWall`, waiting up to 60 s for it; undefined when none comes.
+ */
+async function indexedAt(proc: ServiceProcess, sinceWall: number, afterWall: number): Promise<number | undefined> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && proc.alive) {
+    for (const line of proc.logs().split('\n')) {
+      if (!line.includes('"synced pools indexed"')) continue;
+      const at = Date.parse((JSON.parse(line) as { time: string }).time);
+      if (at >= afterWall) return at - sinceWall;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
 }
 
 async function waitForFleet(api: StorageApi, hosts: number, volumes: number, proc: ServiceProcess, sim: ServiceProcess, timeoutMs = SETUP_TIMEOUT_MS, intervalMs = 500): Promise<void> {
@@ -413,6 +450,8 @@ async function runSize(hosts: number): Promise<SizeResult> {
     // a client as cisternctl makes it (cli/client.ts): a 4 MiB window, so a page is not held
     // up by HTTP/2 window updates; the default client above is what any other program gets
     const listWideMs: number[] = [];
+    const listMaxMs: number[] = [];
+    let listMaxPages = 0;
     if (ONLY.has('list')) {
       const wide = new StorageServiceClient(address, credentials.createInsecure(), { 'grpc-node.flow_control_window': 4 * 1024 * 1024 });
       try {
@@ -423,10 +462,16 @@ async function runSize(hosts: number): Promise<SizeResult> {
           await listAllPools(wideApi);
           listWideMs.push(performance.now() - t0);
         }
+        // the largest page the server gives (services/coordinator/pagination.ts): fewer round trips
+        for (let i = 0; i < LIST_REPS; i++) {
+          const t0 = performance.now();
+          listMaxPages = (await listAllPools(wideApi, MAX_PAGE_SIZE)).pages;
+          listMaxMs.push(performance.now() - t0);
+        }
       } finally {
         wide.close();
       }
-      log(`ListPools, ${pages} pages, 4 MiB window: p50 ${fmtMs(percentile(listWideMs, 50))}`);
+      log(`ListPools, ${pages} pages, 4 MiB window: p50 ${fmtMs(percentile(listWideMs, 50))}; pages of ${MAX_PAGE_SIZE} (${listMaxPages}): p50 ${fmtMs(percentile(listMaxMs, 50))}`);
     }
 
     const names = ONLY.has('get') ? await control<string[]>(nc, 'sample', { count: GET_OPS }) : [];
@@ -450,7 +495,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     // restart: stop, then start a new coordinator against the same NATS (catalog, host records)
     if (!ONLY.has('resync')) {
       await control(nc, 'stop').catch(() => undefined);
-      return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, listWideMs, getMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
+      return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, listWideMs, listMaxMs, listMaxPages, getMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
     }
     // every simulated host's sync encoded beforehand, as 500 real agents would each have done
     // on their own CPU (sim-agent.ts prepareSyncs)
@@ -459,6 +504,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     await control(nc, 'loop-delay');
     await coord.proc!.dispose();
     const t1 = performance.now();
+    const t1Wall = Date.now();
     const second = coord.spawn('restart');
     cleanups.push(() => second.dispose());
     let servingMs = Number.NaN;
@@ -491,6 +537,10 @@ async function runSize(hosts: number): Promise<SizeResult> {
         `coordinator log: ${flaps.offline} x host offline, ${flaps.askedAgain} x sync asked again; ${syncsSent} full syncs sent by the fleet; ` +
         `coordinator CPU ${resyncCpu.toFixed(1)} s; simulator event loop stalled up to ${fmtMs(simStall.maxMs)} (p99 ${fmtMs(simStall.p99Ms)})`,
     );
+    // the pools the syncs left as bytes are indexed once no sync has come for 500 ms
+    // (services/coordinator/sync-intake.ts); the coordinator logs when it is done
+    const indexedMs = failure ? undefined : await indexedAt(second, t1Wall, t1Wall + completeMs - 200);
+    if (indexedMs !== undefined) log(`every synced pool indexed ${fmtMs(indexedMs)} after the spawn`);
     const memAfter = await coord.memory();
     if (env.FLEET_LOG_DIR) copyFileSync(second.logFile, join(env.FLEET_LOG_DIR, `coordinator-restart-${hosts}.log`));
     await control(nc, 'stop').catch(() => undefined);
@@ -503,9 +553,11 @@ async function runSize(hosts: number): Promise<SizeResult> {
       listPagesPerPass: pages,
       listMs,
       listWideMs,
+      listMaxMs,
+      listMaxPages,
       getMs,
       fanout: fan,
-      resync: { servingMs, completeMs, memory: memAfter, failure, ...flaps, online, volumesSeen: seen.volumes, syncsSent, cpuSeconds: resyncCpu, simulatorStallMs: simStall.maxMs },
+      resync: { servingMs, completeMs, memory: memAfter, failure, ...flaps, online, volumesSeen: seen.volumes, syncsSent, cpuSeconds: resyncCpu, simulatorStallMs: simStall.maxMs, indexedMs },
       loadAvg: loadavg(),
     };
   } finally {
@@ -524,11 +576,13 @@ function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
     row('coordinator RSS after restart + resync', (r) => mib(r.resync.memory.rssMiB)),
     row('ListPools whole fleet, all pages, p50', (r) => `${fmtMs(percentile(r.listMs, 50))} (${r.listPagesPerPass} pages)`, '< 50 ms'),
     row('  the same, client with a 4 MiB HTTP/2 window (as cisternctl)', (r) => (r.listWideMs.length ? fmtMs(percentile(r.listWideMs, 50)) : 'n/a'), '< 50 ms'),
+    row(`  that client, page_size ${MAX_PAGE_SIZE} (the largest page)`, (r) => (r.listMaxMs?.length ? `${fmtMs(percentile(r.listMaxMs, 50))} (${r.listMaxPages} pages)` : 'n/a')),
     row('GetVolume p50 / p99', (r) => `${fmtMs(percentile(r.getMs, 50))} / ${fmtMs(percentile(r.getMs, 99))}`, 'p99 < 5 ms'),
     row('resync after coordinator restart (serving, whole fleet cached)', (r) =>
       r.resync.failure ? `NOT converged in ${fmtMs(RESYNC_TIMEOUT_MS)} (${r.resync.online}/${r.hosts} online, ${r.resync.volumesSeen} volumes)` : fmtMs(r.resync.completeMs), '< 10 s'),
     row('  during it: hosts marked offline / syncs asked again / full syncs sent', (r) => `${r.resync.offline ?? 0} / ${r.resync.askedAgain ?? 0} / ${r.resync.syncsSent ?? 'n/a'}`),
     row('  coordinator CPU seconds until then', (r) => (r.resync.cpuSeconds !== undefined ? r.resync.cpuSeconds.toFixed(1) : 'n/a')),
+    row('  then every synced pool indexed (in the background), after', (r) => (r.resync.indexedMs !== undefined ? fmtMs(r.resync.indexedMs) : 'n/a')),
     ...EVENT_RATES.flatMap((rate, i) => [
       row(`fan-out, ${rate} events/s x ${WATCHERS} watchers: delivered/s`, (r) => (r.fanout[i] ? `${r.fanout[i]!.eventsPerSec.toFixed(0)} (${r.fanout[i]!.delivered}/${r.fanout[i]!.expected})` : 'n/a')),
       row(`fan-out, ${rate} events/s: latency p50 / p99`, (r) => (r.fanout[i] ? `${fmtMs(percentile(r.fanout[i]!.latencyMs, 50))} / ${fmtMs(percentile(r.fanout[i]!.latencyMs, 99))}` : 'n/a')),
@@ -553,7 +607,7 @@ async function main(): Promise<void> {
   const { header, rows } = table(results);
   process.stdout.write(`\n${textTable(header, rows)}\n`);
   if (env.FLEET_MARKDOWN === '1') process.stdout.write(`\n${markdownTable(header, rows)}\n`);
-  if (env.FLEET_JSON) writeFileSync(env.FLEET_JSON, JSON.stringify(results, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 1));
+  if (env.FLEET_JSON) writeFileSync(env.FLEET_JSON, JSON.stringify(results, jsonValue, 1));
 }
 
 let exiting = false;

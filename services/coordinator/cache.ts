@@ -265,23 +265,27 @@ export class FleetCache {
   }
 
   /**
-   * Indexes pools left pending, oldest first, for about `budgetMs`. Returns true while some
-   * may be left (call again after yielding to the event loop).
+   * Indexes pools left pending, oldest first, for about `budgetMs`: how many it indexed, and
+   * whether some may be left (call again after yielding to the event loop).
    */
-  indexPendingFor(budgetMs: number): boolean {
+  indexPendingFor(budgetMs: number): { indexed: number; more: boolean } {
     const until = performance.now() + budgetMs;
+    let indexed = 0;
     while (this.pendingHead < this.pendingQueue.length) {
       const [host, pool] = this.pendingQueue[this.pendingHead++]!;
       // (indexed on demand since, stopped, or synced again: then nothing to do)
       const h = this.hosts.get(host);
       const rt = h?.pools.get(pool);
-      if (h && rt) this.indexPending(h, rt, pool);
+      if (h && rt?.pending) {
+        this.indexPending(h, rt, pool);
+        indexed++;
+      }
       if (performance.now() >= until) break;
     }
-    if (this.pendingHead < this.pendingQueue.length) return true;
+    if (this.pendingHead < this.pendingQueue.length) return { indexed, more: true };
     this.pendingQueue = [];
     this.pendingHead = 0;
-    return false;
+    return { indexed, more: false };
   }
 
   /** Indexes every pending pool of the host: before a lookup by key or path. */

@@ -214,11 +214,14 @@ export class SyncIntake {
     this.indexing = true;
     const started = performance.now();
     let slices = 0;
+    let pools = 0;
     try {
       while (!this.stopped && !this.working) {
         slices++;
-        if (!this.options.cache.indexPendingFor(INDEX_SLICE_MS)) {
-          if (slices > 1) this.options.log.info('synced pools indexed', { ms: Math.round(performance.now() - started), slices });
+        const { indexed, more } = this.options.cache.indexPendingFor(INDEX_SLICE_MS);
+        pools += indexed;
+        if (!more) {
+          if (pools > 0) this.options.log.info('synced pools indexed', { pools, ms: Math.round(performance.now() - started), slices });
           return;
         }
         await new Promise<void>((resolve) => setImmediate(resolve));
