@@ -4,20 +4,12 @@
 import { expect } from 'chai';
 import { FleetCache, type SyncSnapshot } from '../../../services/coordinator/cache.js';
 import { storeVolume } from '../../../services/coordinator/stored-volume.js';
-import { Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
+import { PoolState, Volume } from '../../../libs/proto/cistern/v1/storage.js';
+import { pool, vol as fileVol } from './cache-fixtures.js';
 
-const def = (name: string) => PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, uuid: `uuid-${name}`, target: { path: `/p/${name}` } });
-const pool = (name: string, revision: bigint, state = PoolState.POOL_STATE_RUNNING) =>
-  Pool.fromPartial({ name: `hosts/a/pools/${name}`, host: 'a', definition: def(name), state, revision, capacity: 100n });
 /** key = path, except every third volume (an LVM-like key of its own) */
 const vol = (poolName: string, name: string, revision: bigint, capacity = 1n) =>
-  Volume.fromPartial({
-    name: `hosts/a/pools/${poolName}/volumes/${name}`,
-    host: 'a',
-    pool: poolName,
-    revision,
-    definition: { name, key: name.endsWith('3') ? `key-${poolName}-${name}` : `/p/${poolName}/${name}`, capacity, target: { path: `/p/${poolName}/${name}` } },
-  });
+  fileVol(poolName, name, revision, capacity, name.endsWith('3') ? `key-${poolName}-${name}` : undefined);
 const bytes = (v: Volume) => Volume.encode(v).finish();
 const asBytes = (s: SyncSnapshot): SyncSnapshot => ({ ...s, volumes: s.volumes.map((v) => (v instanceof Uint8Array ? v : bytes(v))) });
 

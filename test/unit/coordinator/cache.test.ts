@@ -4,27 +4,9 @@ import { expect } from 'chai';
 import { FleetCache } from '../../../services/coordinator/cache.js';
 import { poolView } from '../../../services/coordinator/catalog-view.js';
 import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import {
-  Event,
-  EventKind,
-  Pool,
-  PoolDefinition,
-  PoolState,
-  PoolType,
-  Volume,
-} from '../../../libs/proto/cistern/v1/storage.js';
+import { def, pool, vol } from './cache-fixtures.js';
+import { Event, EventKind, PoolState, Volume } from '../../../libs/proto/cistern/v1/storage.js';
 
-const def = (name: string) => PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, uuid: `uuid-${name}`, target: { path: `/p/${name}` } });
-const pool = (name: string, revision: bigint, state = PoolState.POOL_STATE_RUNNING) =>
-  Pool.fromPartial({ name: `hosts/a/pools/${name}`, host: 'a', definition: def(name), state, revision, capacity: 100n });
-const vol = (poolName: string, name: string, revision: bigint, capacity = 1n) =>
-  Volume.fromPartial({
-    name: `hosts/a/pools/${poolName}/volumes/${name}`,
-    host: 'a',
-    pool: poolName,
-    revision,
-    definition: { name, key: `/p/${poolName}/${name}`, capacity, target: { path: `/p/${poolName}/${name}` } },
-  });
 const event = (seq: bigint, kind: EventKind, fields: Partial<Event>) =>
   Event.fromPartial({ sequence: seq, kind, host: 'a', ...fields });
 
