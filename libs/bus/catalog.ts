@@ -41,7 +41,10 @@ export class Catalog {
    */
   private async lastValues(filter: string): Promise<{ entries: LastValue[]; revision: number }> {
     const prefix = `$KV.${CATALOG_BUCKET}.`;
-    const consumer = await jetstream(this.nc).consumers.get(`KV_${CATALOG_BUCKET}`, {
+    // an ordered push consumer, as the KV client's own keys() and watch() make: what an
+    // agent's NATS user may create on the catalog (docs/security.md); a pull consumer's
+    // MSG.NEXT is not allowed to it
+    const consumer = await jetstream(this.nc).consumers.getPushConsumer(`KV_${CATALOG_BUCKET}`, {
       filter_subjects: `${prefix}${filter}`, // one subject (a list needs nats-server 2.10; Debian 12 has 2.9)
       deliver_policy: DeliverPolicy.LastPerSubject,
     });
