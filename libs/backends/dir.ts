@@ -1182,7 +1182,7 @@ export class DirBackend implements StorageBackend {
     return createFile(ctx, r, 'create qcow2 volume', (fd) => writeQcow2ImageSync(fd, plan));
   }
 
-  /** createQcow2Small through the thread pool, for layouts with large L1 tables (MiBs of zeros). */
+  /** createQcow2Small through the thread pool (writes, fsync, close), for layouts with large L1 tables (MiBs of zeros). */
   private async createQcow2(ctx: PoolContext, r: ResolvedCreate, plan: Qcow2Plan): Promise<void> {
     let fh: FileHandle | undefined;
     let created = false;
@@ -1193,6 +1193,8 @@ export class DirBackend implements StorageBackend {
       await fh.chmod(r.mode);
       if (r.uid !== -1 || r.gid !== -1) await fh.chown(r.uid, r.gid);
       await writeQcow2Image(fh, plan);
+      // as createQcow2Small and qemu-img's own flushes: the image survives a host crash
+      await fh.sync();
       await fh.close();
       fh = undefined;
     } catch (err) {
