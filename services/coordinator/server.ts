@@ -55,7 +55,13 @@ export class CallRunner {
   /** Authenticates, authorizes, runs, audits. The one path every RPC takes. */
   async run<T>(
     method: string,
-    call: { metadata: Metadata; getPeer(): string; on(event: 'cancelled', cb: () => void): unknown; cancelled?: boolean },
+    call: {
+      metadata: Metadata;
+      getPeer(): string;
+      on(event: 'cancelled', cb: () => void): unknown;
+      removeListener(event: 'cancelled', cb: () => void): unknown;
+      cancelled?: boolean;
+    },
     request: unknown,
     body: (ctx: CallContext) => Promise<T>,
   ): Promise<T> {
@@ -63,7 +69,10 @@ export class CallRunner {
     if (!spec) throw new InternalError(`method ${method} has no access rule`);
     const started = performance.now();
     const abort = new AbortController();
-    call.on('cancelled', () => abort.abort());
+    // grpc-js also emits 'cancelled' when a stream closes after its answer was sent: by then
+    // nothing listens to the signal, and abort() would only build a DOMException per call
+    const onCancelled = (): void => abort.abort();
+    call.on('cancelled', onCancelled);
     const requestId = typeof (request as { requestId?: unknown })?.requestId === 'string' ? ((request as { requestId: string }).requestId) : '';
     let principal = 'unknown';
     let ctx: CallContext | undefined;
@@ -88,6 +97,7 @@ export class CallRunner {
       failure = err;
       throw err;
     } finally {
+      call.removeListener('cancelled', onCancelled);
       release?.();
       this.guard.audit(
         {
