@@ -24,7 +24,8 @@
 //   FLEET_RESYNC_SPREAD_MS=MS  simulated agents answer a fleet-wide ResyncRequest within a random delay
 //                        below MS (default: the agent's, 0.75 x heartbeat interval, at most 1.5 s)
 //   FLEET_PROFILE_DIR=DIR   coordinator runs with --cpu-prof (and FLEET_HEAP_PROF=1: --heap-prof) into DIR
-//   FLEET_LOG_DIR=DIR       keep the restarted coordinator's log (FLEET_CISTERN_LOG_LEVEL, default info:
+//   FLEET_NODE_ARGS='--trace-gc ...'  extra node options for the coordinator
+//   FLEET_LOG_DIR=DIR       keep the coordinators' logs (first and restarted) (FLEET_CISTERN_LOG_LEVEL, default info:
 //                        the start's steps and when the synced pools were indexed)
 //   FLEET_JSON=FILE         every figure as JSON;  FLEET_MARKDOWN=1  the table as Markdown too
 import { credentials, type ClientReadableStream } from '@grpc/grpc-js';
@@ -117,6 +118,10 @@ export interface SizeResult {
   memory: Memory;
   listPagesPerPass: number;
   listMs: number[];
+  /** CPU ms per default-client pass, per process (benchClient: this process) */
+  listCpuMsPerPass?: Record<string, number>;
+  /** CPU ms over all GetVolume calls, per process */
+  getCpuMs?: Record<string, number>;
   /** the same passes through a client with cisternctl's 4 MiB HTTP/2 receive window */
   listWideMs: number[];
   /** the same client, pages of MAX_PAGE_SIZE (10,000) pools, and how many pages that took */
@@ -168,6 +173,7 @@ class Coordinator {
   }
 
   spawn(label: string): ServiceProcess {
+    const extra = env.FLEET_NODE_ARGS ? env.FLEET_NODE_ARGS.split(/\s+/).filter(Boolean) : [];
     const profile = PROFILE_DIR
       ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=coordinator-${label}.cpuprofile`, ...(env.FLEET_HEAP_PROF === '1' ? ['--heap-prof', `--heap-prof-dir=${PROFILE_DIR}`] : [])]
       : [];
@@ -179,6 +185,7 @@ class Coordinator {
         '--import',
         pathToFileURL(PROBE_ENTRY).href,
         ...profile,
+        ...extra,
         entryPoints.coordinator,
         '--nats',
         this.natsUrl,
@@ -300,7 +307,24 @@ async function seedCatalog(nc: NatsConnection, hosts: number): Promise<void> {
   );
 }
 
-/** W watchers, each on its own connection, positioned at the stream's end; counts events tagged `tag`. */
+interface CpuMark {
+  procs: Record<string, number>;
+  self: NodeJS.CpuUsage;
+}
+
+/** CPU seconds used so far by each process and by this one (the bench's gRPC clients). */
+function cpuOf(pids: Record<string, number>): CpuMark {
+  return { procs: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)])), self: process.cpuUsage() };
+}
+
+/** CPU milliseconds per repetition since `mark`, per process, with the bench client as `benchClient`. */
+function cpuSince(mark: CpuMark, pids: Record<string, number>, reps: number): Record<string, number> {
+  const out = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, +(((cpuSeconds(pid) - mark.procs[k]!) * 1000) / reps).toFixed(1)]));
+  const self = process.cpuUsage(mark.self);
+  out.benchClient = +((self.user + self.system) / 1000 / reps).toFixed(1);
+  return out;
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 export function cpuSeconds(pid: number): number {
   try {
@@ -312,6 +336,7 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** W watchers, each on its own connection, positioned at the stream's end; counts events tagged `tag`. */
 async function fanout(address: string, api: StorageApi, nc: NatsConnection, tag: string, rate: number, pids: Record<string, number>): Promise<FanoutResult> {
   const clients: StorageServiceClient[] = [];
   const calls: ClientReadableStream<Event>[] = [];
@@ -439,6 +464,10 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const listMs: number[] = [];
     let pages = 0;
     if (ONLY.has('list')) await listAllPools(api); // warm-up
+    // CPU per pass of every process on the machine's 2 cores: what the pass costs apart from waiting
+    const listPids = { coordinator: coord.proc!.pid, natsServer: nats.process.pid, simulator: sim.pid };
+    const listCpu0 = cpuOf(listPids);
+    const listWall0 = performance.now();
     for (let i = 0; ONLY.has('list') && i < LIST_REPS; i++) {
       const t0 = performance.now();
       const r = await listAllPools(api);
@@ -446,7 +475,8 @@ async function runSize(hosts: number): Promise<SizeResult> {
       pages = r.pages;
       if (r.pools !== hosts * POOLS) throw new Error(`ListPools returned ${r.pools} pools, expected ${hosts * POOLS}`);
     }
-    log(`ListPools, ${pages} pages: p50 ${fmtMs(percentile(listMs, 50))}`);
+    const listCpuMsPerPass = ONLY.has('list') ? cpuSince(listCpu0, listPids, LIST_REPS) : undefined;
+    log(`ListPools, ${pages} pages: p50 ${fmtMs(percentile(listMs, 50))}; per pass: wall ${fmtMs((performance.now() - listWall0) / LIST_REPS)}, CPU ms ${JSON.stringify(listCpuMsPerPass)}`);
     // a client as cisternctl makes it (cli/client.ts): a 4 MiB window, so a page is not held
     // up by HTTP/2 window updates; the default client above is what any other program gets
     const listWideMs: number[] = [];
@@ -477,12 +507,19 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const names = ONLY.has('get') ? await control<string[]>(nc, 'sample', { count: GET_OPS }) : [];
     for (const name of names.slice(0, 50)) await api.getVolume({ name }); // warm-up
     const getMs: number[] = [];
+    const slowGets: string[] = [];
+    const getCpu0 = cpuOf(listPids);
+    const getWall0 = performance.now();
     for (const name of names) {
       const t0 = performance.now();
       await api.getVolume({ name });
-      getMs.push(performance.now() - t0);
+      const ms = performance.now() - t0;
+      getMs.push(ms);
+      if (ms >= 5) slowGets.push(`${new Date(performance.timeOrigin + t0).toISOString().slice(11, 23)} ${ms.toFixed(1)}`);
     }
-    log(`GetVolume: p50 ${fmtMs(percentile(getMs, 50))} p99 ${fmtMs(percentile(getMs, 99))}`);
+    const getCpuMs = names.length ? cpuSince(getCpu0, listPids, 1) : {};
+    log(`GetVolume: p50 ${fmtMs(percentile(getMs, 50))} p99 ${fmtMs(percentile(getMs, 99))}; ${names.length} calls in ${fmtMs(performance.now() - getWall0)}, CPU ms ${JSON.stringify(getCpuMs)}`);
+    if (slowGets.length) log(`GetVolume calls of 5 ms or more (start, ms): ${slowGets.join(', ')}`);
 
     const fan: FanoutResult[] = [];
     for (const rate of ONLY.has('fanout') ? EVENT_RATES : []) {
@@ -492,10 +529,11 @@ async function runSize(hosts: number): Promise<SizeResult> {
       await new Promise((r) => setTimeout(r, 1000));
     }
 
+    if (env.FLEET_LOG_DIR) copyFileSync(coord.proc!.logFile, join(env.FLEET_LOG_DIR, `coordinator-first-${hosts}.log`));
     // restart: stop, then start a new coordinator against the same NATS (catalog, host records)
     if (!ONLY.has('resync')) {
       await control(nc, 'stop').catch(() => undefined);
-      return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, listWideMs, listMaxMs, listMaxPages, getMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
+      return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, listCpuMsPerPass, listWideMs, listMaxMs, listMaxPages, getMs, getCpuMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
     }
     // every simulated host's sync encoded beforehand, as 500 real agents would each have done
     // on their own CPU (sim-agent.ts prepareSyncs)
@@ -552,10 +590,12 @@ async function runSize(hosts: number): Promise<SizeResult> {
       memory,
       listPagesPerPass: pages,
       listMs,
+      listCpuMsPerPass,
       listWideMs,
       listMaxMs,
       listMaxPages,
       getMs,
+      getCpuMs,
       fanout: fan,
       resync: { servingMs, completeMs, memory: memAfter, failure, ...flaps, online, volumesSeen: seen.volumes, syncsSent, cpuSeconds: resyncCpu, simulatorStallMs: simStall.maxMs, indexedMs },
       loadAvg: loadavg(),
@@ -577,6 +617,7 @@ function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
     row('ListPools whole fleet, all pages, p50', (r) => `${fmtMs(percentile(r.listMs, 50))} (${r.listPagesPerPass} pages)`, '< 50 ms'),
     row('  the same, client with a 4 MiB HTTP/2 window (as cisternctl)', (r) => (r.listWideMs.length ? fmtMs(percentile(r.listWideMs, 50)) : 'n/a'), '< 50 ms'),
     row(`  that client, page_size ${MAX_PAGE_SIZE} (the largest page)`, (r) => (r.listMaxMs?.length ? `${fmtMs(percentile(r.listMaxMs, 50))} (${r.listMaxPages} pages)` : 'n/a')),
+    row('  CPU per default pass: coordinator / bench client (ms)', (r) => (r.listCpuMsPerPass ? `${r.listCpuMsPerPass.coordinator} / ${r.listCpuMsPerPass.benchClient}` : 'n/a')),
     row('GetVolume p50 / p99', (r) => `${fmtMs(percentile(r.getMs, 50))} / ${fmtMs(percentile(r.getMs, 99))}`, 'p99 < 5 ms'),
     row('resync after coordinator restart (serving, whole fleet cached)', (r) =>
       r.resync.failure ? `NOT converged in ${fmtMs(RESYNC_TIMEOUT_MS)} (${r.resync.online}/${r.hosts} online, ${r.resync.volumesSeen} volumes)` : fmtMs(r.resync.completeMs), '< 10 s'),
