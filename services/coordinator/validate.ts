@@ -29,9 +29,22 @@ export function requireVolumeName(value: string, field = 'name'): VolumeRef {
   return parseVolumeName(value, field);
 }
 
+/**
+ * What a JavaScript client sends for a request id it never set: ts-proto's encoder writes a
+ * missing string field as the text 'undefined'. Taken as an id, every later call of that
+ * client would be answered with its first call's stored result, or refused as a reuse.
+ */
+const UNSET_IN_JAVASCRIPT = new Set(['undefined', 'null']);
+
 export function checkRequestId(value: string, field = 'request_id'): void {
   if (value && !REQUEST_ID.test(value)) {
     throw new InvalidArgumentError(field, `'${printable(value)}' is not valid; allowed: 1-128 of A-Z a-z 0-9 . _ : -`);
+  }
+  if (UNSET_IN_JAVASCRIPT.has(value)) {
+    throw new InvalidArgumentError(
+      field,
+      `'${value}' is what a JavaScript client sends for a request id it did not set, so it is refused as an id: send '' for no retries, or an id of your own (1-128 of A-Z a-z 0-9 . _ : -, e.g. a UUID)`,
+    );
   }
 }
 

@@ -111,6 +111,10 @@ describe('long operations, idempotency and concurrency (real processes)', functi
     expect(again).to.deep.equal(first);
     await expectCode(createVolume(ctx.stack, POOL, 'idem.img', '131072', { requestId: 'idem-create-1' }), status.INVALID_ARGUMENT, /request id 'idem-create-1' was already used/);
     await expectCode(createVolume(ctx.stack, POOL, 'idem.img', '65536'), status.ALREADY_EXISTS);
+    // a JavaScript client that leaves request_id out sends the text 'undefined' (ts-proto's
+    // encoder): refused, or all its later calls would get this call's stored answer
+    await expectCode(createVolume(ctx.stack, POOL, 'idem-u.img', '65536', { requestId: 'undefined' }), status.INVALID_ARGUMENT, /request_id.*'undefined' is what a JavaScript client sends/);
+    expect(existsSync(join(poolPath, 'idem-u.img'))).to.equal(false);
 
     // concurrent retries: one piece of work, one answer
     const many = await Promise.all(Array.from({ length: 8 }, () => createVolume(ctx.stack, POOL, 'idem2.img', '65536', { requestId: 'idem-create-2' })));
