@@ -32,18 +32,21 @@ export function poolHost(p: Pool): string {
   return p.host || (parts.length === 4 ? parts[1]! : '');
 }
 
+/** The largest page the coordinator gives (services/coordinator/pagination.ts MAX_PAGE_SIZE). */
+const LIST_PAGE_SIZE = 10_000;
+
 export async function listAllPools(api: StorageApi, base: Partial<ListPoolsRequest> = {}): Promise<Pool[]> {
   const out: Pool[] = [];
   let pageToken = '';
   do {
-    const res = await api.listPools(ListPoolsRequest.create({ ...base, pageToken }));
+    // big pages, as for volumes: one round trip per 10,000 pools instead of ten
+    const res = await api.listPools(ListPoolsRequest.create({ ...base, pageToken, pageSize: LIST_PAGE_SIZE }));
     out.push(...res.pools);
     pageToken = res.nextPageToken;
   } while (pageToken);
   return out;
 }
 
-const LIST_PAGE_SIZE = 10_000;
 
 export async function listAllVolumes(api: StorageApi, parent: string): Promise<Volume[]> {
   const out: Volume[] = [];

@@ -3,7 +3,8 @@ import type { Host } from '../../libs/proto/cistern/v1/storage.js';
 import { flag } from '../args.js';
 import { JSON_OPTION, type Command } from '../command.js';
 import { toJson } from '../format/json.js';
-import { byName, poolTypeName } from '../format/pool.js';
+import { sortByName } from '../format/order.js';
+import { poolTypeName } from '../format/pool.js';
 import { eventTimestamp } from '../format/event.js';
 import { renderTable } from '../format/table.js';
 import { hostId, listHosts } from '../resolve.js';
@@ -40,7 +41,7 @@ export const hostList: Command = {
   help: 'list the hosts of the fleet',
   options: [{ name: 'details', type: 'bool', help: 'also show last heartbeat and supported pool types' }, JSON_OPTION],
   async run(ctx) {
-    const hosts = (await listHosts(ctx.api())).sort(byName(hostId));
+    const hosts = sortByName(await listHosts(ctx.api()), hostId);
     if (flag(ctx.opts, 'json')) {
       ctx.setMachineOutput();
       ctx.print(toJson(hosts.map(hostJson)));

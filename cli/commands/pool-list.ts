@@ -5,7 +5,8 @@ import { flag, str, type ParsedOptions } from '../args.js';
 import { JSON_OPTION, type Command } from '../command.js';
 import { UsageError } from '../errors.js';
 import { toJson } from '../format/json.js';
-import { byName, isActive, parsePoolType, poolJson, renderPoolList, renderPoolNames } from '../format/pool.js';
+import { sortByName } from '../format/order.js';
+import { isActive, parsePoolType, poolJson, renderPoolList, renderPoolNames } from '../format/pool.js';
 import { displayPool, fleetIsMultiHost, listAllPools, poolHost, poolShortName } from '../resolve.js';
 
 export interface PoolFilter {
@@ -83,7 +84,7 @@ export const poolList: Command = {
       filter.host === undefined ? fleetIsMultiHost(api) : Promise.resolve(false),
     ]);
     const display = (p: Pool): string => displayPool(poolHost(p), poolShortName(p), multiHost);
-    const pools = all.filter((p) => matchesFilter(p, filter)).sort(byName(display));
+    const pools = sortByName(all.filter((p) => matchesFilter(p, filter)), display);
     if (flag(ctx.opts, 'json')) {
       ctx.setMachineOutput();
       ctx.print(toJson(pools.map(poolJson)));

@@ -3,17 +3,10 @@ import { flag, req } from '../args.js';
 import { JSON_OPTION, type Command } from '../command.js';
 import { attempt } from '../errors.js';
 import { toJson } from '../format/json.js';
+import { sortByName } from '../format/order.js';
 import { renderVolumeList, renderVolumeListing, volumeJson, volumeShortName } from '../format/volume.js';
 import { listAllVolumeRows, listAllVolumes, resolvePool } from '../resolve.js';
 import { POOL_OPTION } from './pool-lifecycle.js';
-
-/** Sorted by name, each name lower-cased once (not in every comparison); stable. (listingOrder: the same order for listings) */
-function byName<T>(items: T[], name: (x: T) => string): T[] {
-  return items
-    .map((x) => ({ x, key: name(x).toLowerCase() }))
-    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-    .map((e) => e.x);
-}
 
 export const volList: Command = {
   name: 'vol-list',
@@ -30,7 +23,7 @@ export const volList: Command = {
       ctx.print(renderVolumeListing(listing, flag(ctx.opts, 'details'), ctx.quiet));
       return;
     }
-    const vols = byName(await attempt('Failed to list volumes', () => listAllVolumes(api, pool.resource)), volumeShortName);
+    const vols = sortByName(await attempt('Failed to list volumes', () => listAllVolumes(api, pool.resource)), volumeShortName);
     if (json) {
       ctx.setMachineOutput();
       ctx.print(toJson(vols.map(volumeJson)));

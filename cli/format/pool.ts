@@ -53,15 +53,6 @@ function hasSizes(p: Pool): boolean {
 
 const yesNo = (b: boolean): string => (b ? 'yes' : 'no');
 
-/** virsh sorts listings by name, case-insensitively. */
-export function byName<T>(name: (x: T) => string): (a: T, b: T) => number {
-  return (a, b) => {
-    const x = name(a).toLowerCase();
-    const y = name(b).toLowerCase();
-    return x < y ? -1 : x > y ? 1 : 0;
-  };
-}
-
 export interface PoolListFormat {
   details: boolean;
   quiet: boolean;

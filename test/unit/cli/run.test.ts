@@ -36,6 +36,14 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect((api.callsOf('listPools')[0] as ListPoolsRequest).active).to.equal(true);
   });
 
+  it('pool-list sorts names case-insensitively, keeping equal names in server order, and asks for pages of 10,000', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'Zulu'), pool('a', 'alpha'), pool('a', 'Mid'), pool('a', 'mid')];
+    const r = await run(api, ['pool-list', '--name']);
+    expect(r.stdout.split('\n').map((l) => l.trim()).filter(Boolean)).to.deep.equal(['alpha', 'Mid', 'mid', 'Zulu']);
+    expect((api.callsOf('listPools')[0] as ListPoolsRequest).pageSize).to.equal(10_000);
+  });
+
   it('pool-list --all --persistent --type dir,fs sends the filters', async () => {
     const api = new FakeApi(['a']);
     await run(api, ['pool-list', '--all', '--persistent', '--type', 'dir,fs']);
