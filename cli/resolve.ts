@@ -47,7 +47,6 @@ export async function listAllPools(api: StorageApi, base: Partial<ListPoolsReque
   return out;
 }
 
-
 export async function listAllVolumes(api: StorageApi, parent: string): Promise<Volume[]> {
   const out: Volume[] = [];
   let pageToken = '';
