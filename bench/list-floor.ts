@@ -3,8 +3,9 @@
 // own response encoding (pool-list-encoding.ts: after the first pass a page is a copy of kept
 // bytes) and a bare grpc-js server; this process lists them page by page through the generated
 // grpc-js client, as the fleet bench does. The pass time, the client's and the server's CPU
-// per pass are the floor under the fleet's ListPools row on this machine: the fleet's
-// coordinator answers from the same kind of frozen views, plus the walk over its cache.
+// per pass are the floor under the fleet's ListPools row on this machine: the pools are the
+// fleet simulator's, and the fleet's coordinator answers from the same kind of frozen views,
+// plus the walk over its cache.
 //
 //   LIST_FLOOR_POOLS=10000 LIST_FLOOR_PASSES=30 node dist/bench/list-floor.js
 import { credentials, Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
@@ -12,39 +13,49 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { ListPoolsRequest, Pool, PoolState, PoolType, StorageServiceClient, StorageServiceService } from '../libs/proto/cistern/v1/storage.js';
+import { ListPoolsRequest, Pool, PoolState, StorageServiceClient, StorageServiceService } from '../libs/proto/cistern/v1/storage.js';
 import { serializeListPools } from '../services/coordinator/pool-list-encoding.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../services/coordinator/pagination.js';
+import { simPools } from './fleet/sim-agent.js';
+import { cpuSeconds } from './proc-cpu.js';
 
 const POOLS = Number(process.env.LIST_FLOOR_POOLS ?? 10_000);
 const PASSES = Number(process.env.LIST_FLOOR_PASSES ?? 30);
 const POOLS_PER_HOST = 20;
 
-/** A pool as the fleet simulator's look: a running dir pool with its target and sizes. */
-function fleetPool(i: number): Pool {
-  const host = `host-${String(Math.floor(i / POOLS_PER_HOST)).padStart(4, '0')}`;
-  const name = `pool-${String(i % POOLS_PER_HOST).padStart(2, '0')}`;
-  const permissions = { mode: 0o755, owner: 0n, group: 0n, label: '' };
-  return Object.freeze(
-    Pool.fromPartial({
-      name: `hosts/${host}/pools/${name}`,
-      host,
-      definition: { type: PoolType.POOL_TYPE_DIR, name, uuid: '6f1c0e5e-3d2a-4b8e-9f7a-2c4d5e6f7a8b', target: { path: `/var/lib/cistern/${host}/pools/${name}`, permissions } },
-      state: PoolState.POOL_STATE_RUNNING,
-      persistent: true,
-      autostart: true,
-      capacity: 107_374_182_400n,
-      allocation: 5_368_709_120n,
-      available: 102_005_473_280n,
-      volumeCount: 100,
-      revision: 12_345n,
-      targetPermissions: permissions,
-    }),
-  );
+/** The fleet simulator's pools (bench/fleet/sim-agent.ts simPools), as a running pool's view. */
+function fleetPools(count: number): Pool[] {
+  const pools: Pool[] = [];
+  for (let h = 0; pools.length < count; h++) {
+    const host = `host-${String(h).padStart(4, '0')}`;
+    for (const sim of simPools(h, POOLS_PER_HOST, 0)) {
+      if (pools.length === count) break;
+      const allocation = sim.capacity / 20n;
+      pools.push(
+        Object.freeze(
+          Pool.fromPartial({
+            name: `hosts/${host}/pools/${sim.definition.name}`,
+            host,
+            definition: sim.definition,
+            state: PoolState.POOL_STATE_RUNNING,
+            persistent: true,
+            autostart: true,
+            capacity: sim.capacity,
+            allocation,
+            available: sim.capacity - allocation,
+            volumeCount: 100,
+            revision: 12_345n,
+            targetPermissions: sim.definition.target?.permissions,
+          }),
+        ),
+      );
+    }
+  }
+  return pools;
 }
 
 async function serve(): Promise<void> {
-  const pools = Array.from({ length: POOLS }, (_, i) => fleetPool(i));
+  const pools = fleetPools(POOLS);
   const server = new Server();
   const listPools = { ...StorageServiceService.listPools, responseSerialize: serializeListPools };
   server.addService({ listPools } as unknown as ServiceDefinition, {
@@ -57,12 +68,6 @@ async function serve(): Promise<void> {
   const port = await new Promise<number>((ok, fail) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? fail(e) : ok(p))));
   process.stdout.write(`${port}\n`);
   process.on('SIGTERM', () => server.tryShutdown(() => process.exit(0)));
-}
-
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10; // clock ticks of 10 ms
 }
 
 async function measure(): Promise<void> {
@@ -88,7 +93,7 @@ async function measure(): Promise<void> {
     console.log(`${POOLS} pools (${POOLS_PER_HOST} per host), ${PASSES} passes each, load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`);
     for (const pageSize of [0, MAX_PAGE_SIZE]) {
       const times: number[] = [];
-      const server0 = cpuMs(child.pid!);
+      const server0 = cpuSeconds(child.pid!);
       const client0 = process.cpuUsage();
       for (let i = 0; i < PASSES; i++) {
         const t0 = performance.now();
@@ -99,7 +104,7 @@ async function measure(): Promise<void> {
       times.sort((a, b) => a - b);
       console.log(
         `page_size ${pageSize || `${DEFAULT_PAGE_SIZE} (default)`}: pass p50 ${times[times.length >> 1]!.toFixed(1)} ms; ` +
-          `CPU per pass: client ${((client.user + client.system) / 1000 / PASSES).toFixed(1)} ms, server ${((cpuMs(child.pid!) - server0) / PASSES).toFixed(1)} ms`,
+          `CPU per pass: client ${((client.user + client.system) / 1000 / PASSES).toFixed(1)} ms, server ${(((cpuSeconds(child.pid!) - server0) * 1000) / PASSES).toFixed(1)} ms`,
       );
     }
     client.close();

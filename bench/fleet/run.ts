@@ -35,6 +35,7 @@ import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus } from '../../libs/bus/connect.js';
+import { cpuMark, cpuMsSince, cpuSeconds } from '../proc-cpu.js';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { StorageServiceClient, type Event } from '../../libs/proto/cistern/v1/storage.js';
@@ -307,35 +308,6 @@ async function seedCatalog(nc: NatsConnection, hosts: number): Promise<void> {
   );
 }
 
-interface CpuMark {
-  procs: Record<string, number>;
-  self: NodeJS.CpuUsage;
-}
-
-/** CPU seconds used so far by each process and by this one (the bench's gRPC clients). */
-function cpuOf(pids: Record<string, number>): CpuMark {
-  return { procs: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)])), self: process.cpuUsage() };
-}
-
-/** CPU milliseconds per repetition since `mark`, per process, with the bench client as `benchClient`. */
-function cpuSince(mark: CpuMark, pids: Record<string, number>, reps: number): Record<string, number> {
-  const out = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, +(((cpuSeconds(pid) - mark.procs[k]!) * 1000) / reps).toFixed(1)]));
-  const self = process.cpuUsage(mark.self);
-  out.benchClient = +((self.user + self.system) / 1000 / reps).toFixed(1);
-  return out;
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-export function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return Number.NaN;
-  }
-}
-
 /** W watchers, each on its own connection, positioned at the stream's end; counts events tagged `tag`. */
 async function fanout(address: string, api: StorageApi, nc: NatsConnection, tag: string, rate: number, pids: Record<string, number>): Promise<FanoutResult> {
   const clients: StorageServiceClient[] = [];
@@ -367,8 +339,7 @@ async function fanout(address: string, api: StorageApi, nc: NatsConnection, tag:
       }),
     );
     void api;
-    const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
-    const self0 = process.cpuUsage();
+    const cpu0 = cpuMark(pids);
     const t0 = performance.timeOrigin + performance.now();
     const churn = await control<{ published: number; lastSequence: string; ms: number }>(nc, 'churn', { rate, seconds: EVENT_SECONDS, tag }, 600_000);
     const expected = churn.published * WATCHERS;
@@ -376,9 +347,7 @@ async function fanout(address: string, api: StorageApi, nc: NatsConnection, tag:
       log(`fan-out: ${delivered} of ${expected} deliveries after 120 s (min per watcher ${Math.min(...perWatcher)})`);
     });
     const seconds = ((lastDelivery || performance.timeOrigin + performance.now()) - t0) / 1000;
-    const self = process.cpuUsage(self0);
-    const cpu = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, +(cpuSeconds(pid) - cpu0[k]!).toFixed(2)]));
-    cpu.benchClient = +((self.user + self.system) / 1e6).toFixed(2);
+    const cpu = cpuMsSince(cpu0, pids, 1000, 2); // seconds
     log(`fan-out CPU seconds over ${seconds.toFixed(1)} s: ${JSON.stringify(cpu)}`);
     return { cpuSeconds: cpu, watchers: WATCHERS, published: churn.published, delivered, expected, eventsPerSec: delivered / seconds, latencyMs: latencies, offeredRate: rate };
   } finally {
@@ -465,8 +434,8 @@ async function runSize(hosts: number): Promise<SizeResult> {
     let pages = 0;
     if (ONLY.has('list')) await listAllPools(api); // warm-up
     // CPU per pass of every process on the machine's 2 cores: what the pass costs apart from waiting
-    const listPids = { coordinator: coord.proc!.pid, natsServer: nats.process.pid, simulator: sim.pid };
-    const listCpu0 = cpuOf(listPids);
+    const pids = { coordinator: coord.proc!.pid, natsServer: nats.process.pid, simulator: sim.pid };
+    const listCpu0 = cpuMark(pids);
     const listWall0 = performance.now();
     for (let i = 0; ONLY.has('list') && i < LIST_REPS; i++) {
       const t0 = performance.now();
@@ -475,7 +444,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
       pages = r.pages;
       if (r.pools !== hosts * POOLS) throw new Error(`ListPools returned ${r.pools} pools, expected ${hosts * POOLS}`);
     }
-    const listCpuMsPerPass = ONLY.has('list') ? cpuSince(listCpu0, listPids, LIST_REPS) : undefined;
+    const listCpuMsPerPass = ONLY.has('list') ? cpuMsSince(listCpu0, pids, LIST_REPS) : undefined;
     log(`ListPools, ${pages} pages: p50 ${fmtMs(percentile(listMs, 50))}; per pass: wall ${fmtMs((performance.now() - listWall0) / LIST_REPS)}, CPU ms ${JSON.stringify(listCpuMsPerPass)}`);
     // a client as cisternctl makes it (cli/client.ts): a 4 MiB window, so a page is not held
     // up by HTTP/2 window updates; the default client above is what any other program gets
@@ -508,7 +477,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     for (const name of names.slice(0, 50)) await api.getVolume({ name }); // warm-up
     const getMs: number[] = [];
     const slowGets: string[] = [];
-    const getCpu0 = cpuOf(listPids);
+    const getCpu0 = cpuMark(pids);
     const getWall0 = performance.now();
     for (const name of names) {
       const t0 = performance.now();
@@ -517,13 +486,13 @@ async function runSize(hosts: number): Promise<SizeResult> {
       getMs.push(ms);
       if (ms >= 5) slowGets.push(`${new Date(performance.timeOrigin + t0).toISOString().slice(11, 23)} ${ms.toFixed(1)}`);
     }
-    const getCpuMs = names.length ? cpuSince(getCpu0, listPids, 1) : {};
+    const getCpuMs = names.length ? cpuMsSince(getCpu0, pids) : {};
     log(`GetVolume: p50 ${fmtMs(percentile(getMs, 50))} p99 ${fmtMs(percentile(getMs, 99))}; ${names.length} calls in ${fmtMs(performance.now() - getWall0)}, CPU ms ${JSON.stringify(getCpuMs)}`);
     if (slowGets.length) log(`GetVolume calls of 5 ms or more (start, ms): ${slowGets.join(', ')}`);
 
     const fan: FanoutResult[] = [];
     for (const rate of ONLY.has('fanout') ? EVENT_RATES : []) {
-      const f = await fanout(address, api, nc, `fanout${hosts}r${rate}`, rate, { coordinator: coord.proc!.pid, natsServer: nats.process.pid, simulator: sim.pid });
+      const f = await fanout(address, api, nc, `fanout${hosts}r${rate}`, rate, pids);
       fan.push(f);
       log(`fan-out at ${rate}/s: ${f.delivered}/${f.expected} deliveries, ${f.eventsPerSec.toFixed(0)} events/s, p50 ${fmtMs(percentile(f.latencyMs, 50))} p99 ${fmtMs(percentile(f.latencyMs, 99))}`);
       await new Promise((r) => setTimeout(r, 1000));
