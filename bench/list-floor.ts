@@ -5,7 +5,9 @@
 // grpc-js client, as the fleet bench does. The pass time, the client's and the server's CPU
 // per pass are the floor under the fleet's ListPools row on this machine: the pools are the
 // fleet simulator's, and the fleet's coordinator answers from the same kind of frozen views,
-// plus the walk over its cache.
+// plus the walk over its cache. Each page size is measured twice: with the generated client
+// (every Pool decoded, as a user's stub does) and with a raw one that only counts the pools
+// (raw-pages.ts): the difference is the generated client's decoding.
 //
 //   LIST_FLOOR_POOLS=10000 LIST_FLOOR_PASSES=30 node dist/bench/list-floor.js
 import { credentials, Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
@@ -18,6 +20,7 @@ import { serializeListPools } from '../services/coordinator/pool-list-encoding.j
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../services/coordinator/pagination.js';
 import { simPools } from './fleet/sim-agent.js';
 import { cpuSeconds } from './proc-cpu.js';
+import { rawListAllPools } from './raw-pages.js';
 
 const POOLS = Number(process.env.LIST_FLOOR_POOLS ?? 10_000);
 const PASSES = Number(process.env.LIST_FLOOR_PASSES ?? 30);
@@ -91,21 +94,28 @@ async function measure(): Promise<void> {
     };
     for (let i = 0; i < 5; i++) await pass(0);
     console.log(`${POOLS} pools (${POOLS_PER_HOST} per host), ${PASSES} passes each, load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`);
+    const passes: Array<[string, (pageSize: number) => Promise<number>]> = [
+      ['generated client', pass],
+      ['raw client', async (pageSize) => (await rawListAllPools(client, pageSize)).pools],
+    ];
+    for (const [, run] of passes) await run(0); // warm-up
     for (const pageSize of [0, MAX_PAGE_SIZE]) {
-      const times: number[] = [];
-      const server0 = cpuSeconds(child.pid!);
-      const client0 = process.cpuUsage();
-      for (let i = 0; i < PASSES; i++) {
-        const t0 = performance.now();
-        if ((await pass(pageSize)) !== POOLS) throw new Error('short listing');
-        times.push(performance.now() - t0);
+      for (const [clientKind, run] of passes) {
+        const times: number[] = [];
+        const server0 = cpuSeconds(child.pid!);
+        const client0 = process.cpuUsage();
+        for (let i = 0; i < PASSES; i++) {
+          const t0 = performance.now();
+          if ((await run(pageSize)) !== POOLS) throw new Error('short listing');
+          times.push(performance.now() - t0);
+        }
+        const used = process.cpuUsage(client0);
+        times.sort((a, b) => a - b);
+        console.log(
+          `page_size ${pageSize || `${DEFAULT_PAGE_SIZE} (default)`}, ${clientKind}: pass p50 ${times[times.length >> 1]!.toFixed(1)} ms; ` +
+            `CPU per pass: client ${((used.user + used.system) / 1000 / PASSES).toFixed(1)} ms, server ${(((cpuSeconds(child.pid!) - server0) * 1000) / PASSES).toFixed(1)} ms`,
+        );
       }
-      const client = process.cpuUsage(client0);
-      times.sort((a, b) => a - b);
-      console.log(
-        `page_size ${pageSize || `${DEFAULT_PAGE_SIZE} (default)`}: pass p50 ${times[times.length >> 1]!.toFixed(1)} ms; ` +
-          `CPU per pass: client ${((client.user + client.system) / 1000 / PASSES).toFixed(1)} ms, server ${(((cpuSeconds(child.pid!) - server0) * 1000) / PASSES).toFixed(1)} ms`,
-      );
     }
     client.close();
   } finally {

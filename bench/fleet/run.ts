@@ -36,6 +36,7 @@ import { pathToFileURL } from 'node:url';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus } from '../../libs/bus/connect.js';
 import { cpuMark, cpuMsSince, cpuSeconds } from '../proc-cpu.js';
+import { rawListAllPools } from '../raw-pages.js';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { StorageServiceClient, type Event } from '../../libs/proto/cistern/v1/storage.js';
@@ -128,6 +129,8 @@ export interface SizeResult {
   /** the same client, pages of MAX_PAGE_SIZE (10,000) pools, and how many pages that took */
   listMaxMs: number[];
   listMaxPages: number;
+  /** default pages on the default client's channel, pools counted but not decoded (raw-pages.ts) */
+  listRawMs?: number[];
   getMs: number[];
   fanout: FanoutResult[];
   resync: {
@@ -451,6 +454,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const listWideMs: number[] = [];
     const listMaxMs: number[] = [];
     let listMaxPages = 0;
+    const listRawMs: number[] = [];
     if (ONLY.has('list')) {
       const wide = new StorageServiceClient(address, credentials.createInsecure(), { 'grpc-node.flow_control_window': 4 * 1024 * 1024 });
       try {
@@ -471,6 +475,17 @@ async function runSize(hosts: number): Promise<SizeResult> {
         wide.close();
       }
       log(`ListPools, ${pages} pages, 4 MiB window: p50 ${fmtMs(percentile(listWideMs, 50))}; pages of ${MAX_PAGE_SIZE} (${listMaxPages}): p50 ${fmtMs(percentile(listMaxMs, 50))}`);
+      // the service's share: the same default pages on the default client's channel, counted
+      // rather than decoded (raw-pages.ts); the rest of the row above is the client's decoding
+      await rawListAllPools(client);
+      const rawCpu0 = cpuMark(pids);
+      for (let i = 0; i < LIST_REPS; i++) {
+        const t0 = performance.now();
+        const r = await rawListAllPools(client);
+        listRawMs.push(performance.now() - t0);
+        if (r.pools !== hosts * POOLS) throw new Error(`raw ListPools returned ${r.pools} pools, expected ${hosts * POOLS}`);
+      }
+      log(`ListPools, ${pages} pages, pools not decoded: p50 ${fmtMs(percentile(listRawMs, 50))}; CPU ms per pass ${JSON.stringify(cpuMsSince(rawCpu0, pids, LIST_REPS))}`);
     }
 
     const names = ONLY.has('get') ? await control<string[]>(nc, 'sample', { count: GET_OPS }) : [];
@@ -502,7 +517,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     // restart: stop, then start a new coordinator against the same NATS (catalog, host records)
     if (!ONLY.has('resync')) {
       await control(nc, 'stop').catch(() => undefined);
-      return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, listCpuMsPerPass, listWideMs, listMaxMs, listMaxPages, getMs, getCpuMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
+      return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, listCpuMsPerPass, listWideMs, listMaxMs, listMaxPages, listRawMs, getMs, getCpuMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
     }
     // every simulated host's sync encoded beforehand, as 500 real agents would each have done
     // on their own CPU (sim-agent.ts prepareSyncs)
@@ -563,6 +578,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
       listWideMs,
       listMaxMs,
       listMaxPages,
+      listRawMs,
       getMs,
       getCpuMs,
       fanout: fan,
@@ -586,6 +602,7 @@ function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
     row('ListPools whole fleet, all pages, p50', (r) => `${fmtMs(percentile(r.listMs, 50))} (${r.listPagesPerPass} pages)`, '< 50 ms'),
     row('  the same, client with a 4 MiB HTTP/2 window (as cisternctl)', (r) => (r.listWideMs.length ? fmtMs(percentile(r.listWideMs, 50)) : 'n/a'), '< 50 ms'),
     row(`  that client, page_size ${MAX_PAGE_SIZE} (the largest page)`, (r) => (r.listMaxMs?.length ? `${fmtMs(percentile(r.listMaxMs, 50))} (${r.listMaxPages} pages)` : 'n/a')),
+    row('  default client, pools counted not decoded (the service\'s share)', (r) => (r.listRawMs?.length ? fmtMs(percentile(r.listRawMs, 50)) : 'n/a')),
     row('  CPU per default pass: coordinator / bench client (ms)', (r) => (r.listCpuMsPerPass ? `${r.listCpuMsPerPass.coordinator} / ${r.listCpuMsPerPass.benchClient}` : 'n/a')),
     row('GetVolume p50 / p99', (r) => `${fmtMs(percentile(r.getMs, 50))} / ${fmtMs(percentile(r.getMs, 99))}`, 'p99 < 5 ms'),
     row('resync after coordinator restart (serving, whole fleet cached)', (r) =>
