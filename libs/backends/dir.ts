@@ -16,6 +16,7 @@ import {
   mkdtemp,
   open,
   readdir,
+  readlink,
   realpath,
   rm,
   rmdir,
@@ -216,9 +217,68 @@ export function volumePath(pool: PoolDefinition, name: string, field = 'volume.n
   return target === '/' ? `/${name}` : `${target}/${name}`;
 }
 
+/** A volume opened for writing after writableVolume's check: its descriptor and real path. */
+export interface WritableVolume {
+  fh: FileHandle;
+  /** where the descriptor's file is, as the kernel resolved it at the open */
+  path: string;
+  stat: BigIntStats;
+  /** the open file for a command that writes it: the same inode whatever the path holds by then */
+  fdPath: string;
+}
+
+/**
+ * Opens a volume to write it and checks, on the descriptor, that what was opened is inside the
+ * pool. Checking a path and then opening it by name would leave a window in which whoever can
+ * write in the pool directory swaps the volume (or a directory on its path) for a link to a file
+ * outside the pool, and the agent, as root, would write there. Here the kernel's own record of
+ * the opened file (/proc/self/fd) is checked instead, after the open and before anything is
+ * written. Links that stay inside the pool are followed, as libvirt follows them. O_NONBLOCK:
+ * a FIFO put in the pool fails the open instead of hanging it.
+ */
+export async function writableVolume(pool: PoolDefinition, name: string, flags: number, what: string): Promise<WritableVolume> {
+  const path = volumePath(pool, name);
+  let root: string;
+  try {
+    root = await realpath(poolTarget(pool));
+  } catch (err) {
+    throw fsError(err, 'resolve pool target', poolTarget(pool));
+  }
+  let fh: FileHandle;
+  try {
+    fh = await open(path, flags | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new NotFoundError(`volume '${printable(name)}' not found: '${printable(path, 200)}' does not exist (or is a dangling link)`);
+    }
+    if (code === 'EISDIR') throw new FailedPreconditionError(`cannot ${what} directory volume '${printable(name)}'`);
+    if (code === 'ENXIO') throw new FailedPreconditionError(`cannot ${what} volume '${printable(name)}': it is a FIFO or socket, not a file`);
+    throw fsError(err, 'open volume', path);
+  }
+  try {
+    const real = await readlink(`/proc/self/fd/${fh.fd}`);
+    if (real.endsWith(' (deleted)')) throw new NotFoundError(`volume '${printable(name)}' was removed while it was being opened`);
+    if (!real.startsWith(root === '/' ? '/' : `${root}/`)) {
+      throw new PermissionDeniedError(
+        `volume path '${printable(path, 200)}' resolves to '${printable(real, 200)}', outside the pool target '${printable(root, 200)}'; refusing to write through a link that leaves the pool`,
+      );
+    }
+    const st = await fh.stat({ bigint: true });
+    if (!st.isFile() && !st.isBlockDevice()) {
+      throw new FailedPreconditionError(`cannot ${what} volume '${printable(name)}': it is not a regular file or block device`);
+    }
+    return { fh, path: real, stat: st, fdPath: `/proc/${process.pid}/fd/${fh.fd}` };
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+}
+
 /**
  * The volume's real path for an operation that writes: it must exist and, after
- * resolving symlinks, stay inside the pool target.
+ * resolving symlinks, stay inside the pool target. For a check before a command whose own
+ * open cannot be checked (qemu-img resize); in-process writes use writableVolume.
  */
 export async function writablePath(pool: PoolDefinition, name: string): Promise<string> {
   const path = volumePath(pool, name);
@@ -245,12 +305,33 @@ export async function writablePath(pool: PoolDefinition, name: string): Promise<
   return real;
 }
 
+const FILE_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_NETFS]);
+
+/**
+ * Where a clone reads its source: target + '/' + name in a filesystem pool; elsewhere the
+ * volume's own path (libvirt reads inputvol->target.path): a SCSI LUN named 'unit:0:0:1' or
+ * a multipath map 'dm-3' is not a file of that name under the pool's target.
+ */
+function sourceVolumePath(source: { pool: PoolDefinition; volume: VolumeDefinition }): string {
+  if (FILE_POOLS.has(source.pool.type)) return volumePath(source.pool, source.volume.name, 'source.name');
+  checkObjectName(source.volume.name, 'source.name', 'volume name');
+  return checkAbsolutePath(source.volume.target?.path ?? '', 'source.target.path');
+}
+
 function checkBackingPath(path: string): string {
   if (isAbsolute(path)) return checkAbsolutePath(path, 'volume.backing_store.path');
   if (hasControlChars(path) || path.split('/').includes('..') || path.startsWith('-')) {
     throw new InvalidArgumentError(
       'volume.backing_store.path',
       `relative backing path '${printable(path)}' is not allowed: no '..', no control characters, no leading '-'`,
+    );
+  }
+  // qemu reads 'nbd:HOST:PORT', 'http:...' and the like as a protocol, not a file name, and
+  // would make the agent connect wherever it names; './NAME' or an absolute path is a file
+  if (/^[^/]*:/.test(path)) {
+    throw new InvalidArgumentError(
+      'volume.backing_store.path',
+      `relative backing path '${printable(path)}' has a ':' before its first '/', which qemu reads as a protocol (nbd:, http:, ...); allowed: an absolute path, or './${printable(path)}'`,
     );
   }
   return normalize(path);
@@ -1011,6 +1092,18 @@ export class DirBackend implements StorageBackend {
     await zeroFill(fh, from, to, ctx);
   }
 
+  /** Allocates the holes of [0, size) of an existing file without touching its data (fallocate(1), mode 0). */
+  private async fallocateHoles(ctx: BackendContext, path: string, size: bigint): Promise<void> {
+    try {
+      await ctx.runner.run([this.fallocate, '-o', '0', '-l', String(size), '--', path], { signal: ctx.signal, timeoutMs: 0 });
+    } catch (err) {
+      if (err instanceof CommandFailedError && /not supported/i.test(err.stderr)) {
+        throw new UnimplementedError('preallocating the existing part of this volume is not supported by its filesystem');
+      }
+      throw commandError(err);
+    }
+  }
+
   private async setNocow(ctx: BackendContext, path: string): Promise<void> {
     // libvirt sets FS_NOCOW_FL and ignores failures (only btrfs knows it)
     await ctx.runner.run([this.chattr, '+C', '--', path], { signal: ctx.signal }).catch(() => undefined);
@@ -1295,7 +1388,7 @@ export class DirBackend implements StorageBackend {
     source: { pool: PoolDefinition; volume: VolumeDefinition },
     options: CreateVolOptions,
   ): Promise<void> {
-    const srcPath = volumePath(source.pool, source.volume.name, 'source.name');
+    const srcPath = sourceVolumePath(source);
     const src = await inspectVolume(srcPath, source.volume.name, { noerror: false });
     if (!src) throw new NotFoundError(`source volume '${printable(source.volume.name)}' not found`);
     if (src.type === VolumeType.VOLUME_TYPE_DIR || src.target?.format === 'dir') {
@@ -1412,21 +1505,31 @@ export class DirBackend implements StorageBackend {
       }
     }
     if (format === 'raw' && !encrypted) {
-      let fh: FileHandle | undefined;
+      const { fh, stat: opened, fdPath } = await writableVolume(ctx.pool, volume.name, fsc.O_RDWR, 'resize');
+      const size = opened.size;
       try {
-        fh = await open(path, fsc.O_RDWR);
-        const size = (await fh.stat({ bigint: true })).size;
         if (abs > size && flags.allocate) {
-          await fh.truncate(Number(abs));
-          await this.allocate(ctx, fh, path, size, abs);
-          await fh.sync();
+          // allocate first and set the size last (libvirt's virFileResize allocates and never
+          // truncates): a failed or cancelled allocation puts the old size back, so the volume
+          // is never left at a capacity the call reported as not done
+          try {
+            // libvirt allocates the whole file (virFileAllocate(fd, 0, capacity)): holes in what
+            // is there already get their blocks too; fallocate never writes over data
+            if (opened.isFile() && opened.blocks * 512n < size) await this.fallocateHoles(ctx, fdPath, size);
+            await this.allocate(ctx, fh, fdPath, size, abs);
+            await fh.truncate(Number(abs));
+            await fh.sync();
+          } catch (err) {
+            await fh.truncate(Number(size)).catch(() => undefined);
+            throw err;
+          }
         } else {
           await fh.truncate(Number(abs));
         }
       } catch (err) {
         throw fsError(err, 'resize', path);
       } finally {
-        await fh?.close().catch(() => undefined);
+        await fh.close().catch(() => undefined);
       }
       return;
     }
@@ -1453,29 +1556,34 @@ export class DirBackend implements StorageBackend {
     if (!alg) {
       throw new InvalidArgumentError('algorithm', `unsupported wipe algorithm ${algorithm}; allowed: ${Object.values(WIPE_ALGORITHMS).join(', ')}`);
     }
-    const path = await writablePath(ctx.pool, volume.name);
-    const st = await stat(path).catch((err) => {
-      throw fsError(err, 'stat', path);
-    });
-    if (st.isDirectory()) throw new FailedPreconditionError(`cannot wipe directory volume '${printable(volume.name)}'`);
-    if (alg !== 'zero') {
-      try {
-        await ctx.runner.run(scrubArgv(alg, path, this.scrub), { signal: ctx.signal, timeoutMs: 0 });
-      } catch (err) {
-        throw commandError(err);
-      }
-      return;
-    }
-    let fh: FileHandle | undefined;
+    const vol = await writableVolume(ctx.pool, volume.name, fsc.O_WRONLY, 'wipe');
+    const { fh, path, stat: st } = vol;
     try {
-      fh = await open(path, fsc.O_WRONLY);
-      const size = st.isBlockDevice() ? await blockDeviceSize(await fh.stat({ bigint: true })) : BigInt(st.size);
-      await zeroFill(fh, 0n, size, ctx, size);
-      await fh.datasync();
-    } catch (err) {
-      throw fsError(err, 'wipe', path);
+      if (alg !== 'zero') {
+        // scrub opens the file this agent opened and checked, not whatever the path holds by then
+        try {
+          await ctx.runner.run(scrubArgv(alg, vol.fdPath, this.scrub), { signal: ctx.signal, timeoutMs: 0 });
+        } catch (err) {
+          throw commandError(err);
+        }
+        return;
+      }
+      try {
+        if (st.isFile() && st.blocks * 512n < st.size) {
+          // libvirt (storageBackendVolZeroSparseFileLocal): a sparse file is zeroed by cutting it
+          // to nothing and back to its size: its data is gone, and it stays sparse
+          await fh.truncate(0);
+          await fh.truncate(Number(st.size));
+        } else {
+          const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
+          await zeroFill(fh, 0n, size, ctx, size);
+        }
+        await fh.datasync();
+      } catch (err) {
+        throw fsError(err, 'wipe', path);
+      }
     } finally {
-      await fh?.close().catch(() => undefined);
+      await fh.close().catch(() => undefined);
     }
   }
 
@@ -1483,13 +1591,9 @@ export class DirBackend implements StorageBackend {
   async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
     checkSize(offset, 'offset');
     checkSize(length, 'length');
-    const path = await writablePath(ctx.pool, volume.name);
-    let fh: FileHandle | undefined;
+    const { fh, path } = await writableVolume(ctx.pool, volume.name, fsc.O_WRONLY, 'upload into');
     let written = 0n;
     try {
-      fh = await open(path, fsc.O_WRONLY);
-      const st = await fh.stat({ bigint: true });
-      if (st.isDirectory()) throw new FailedPreconditionError(`cannot upload into directory volume '${printable(volume.name)}'`);
       for await (const chunk of data) {
         checkAborted(ctx.signal, 'upload');
         let buf = chunk;
@@ -1509,7 +1613,7 @@ export class DirBackend implements StorageBackend {
     } catch (err) {
       throw fsError(err, 'upload to', path);
     } finally {
-      await fh?.close().catch(() => undefined);
+      await fh.close().catch(() => undefined);
     }
   }
 

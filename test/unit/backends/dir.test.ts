@@ -3,7 +3,8 @@
 // still run qemu-img, libvirt's checks (bad names, sizes, formats, resize rules), and that
 // a refused or failed request leaves nothing on disk. Files live in a temp directory.
 import { expect } from 'chai';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirBackend, qemuImgCreateArgv } from '../../../libs/backends/dir.js';
@@ -136,6 +137,18 @@ describe('dir backend (recording runner)', () => {
       expect(runner.argvs).to.deep.equal([['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', '-o', 'compat=0.10', '--', `${target}/src.img`, `${target}/dst.qcow2`]]);
     });
 
+    it("a clone from a SCSI pool reads the LUN's own path, not target/NAME (libvirt: inputvol's target.path)", async () => {
+      const lun = join(root, 'lun-0-0-1');
+      writeFileSync(lun, Buffer.alloc(8192, 3));
+      const scsiPool = { ...poolDef('/dev/disk/by-path'), type: PoolType.POOL_TYPE_SCSI, name: 'luns' };
+      const source = vol('unit:0:0:1', 'raw', 8192n, { target: { ...vol('x', 'raw').target!, path: lun } });
+      await backend.buildVolFrom(ctx, await backend.createVol(ctx, vol('copy.img', 'raw')), { pool: scsiPool, volume: source }, noPrealloc);
+      expect(readFileSync(join(target, 'copy.img')).equals(Buffer.alloc(8192, 3))).to.equal(true);
+      // that path is checked like any other
+      const bad = { ...source, target: { ...source.target!, path: 'relative/lun' } };
+      expect((await rejects(backend.buildVolFrom(ctx, await backend.createVol(ctx, vol('copy2.img', 'raw')), { pool: scsiPool, volume: bad }, noPrealloc))).code).to.equal('INVALID_ARGUMENT');
+    });
+
     it('raw volumes are created without any process; large allocations use one fallocate', async () => {
       await build(vol('sparse.raw', 'raw', 100n * MiB, { allocation: 0n }));
       await build(vol('small.raw', 'raw', MiB));
@@ -253,6 +266,29 @@ describe('dir backend (recording runner)', () => {
       expect(statSync(join(target, 'full.raw')).size).to.equal(64 * 1024);
     });
 
+    it('a cancelled allocating grow leaves the volume at its old size', async () => {
+      writeFileSync(join(target, 'g.raw'), Buffer.alloc(4096, 1));
+      const abort = new AbortController();
+      abort.abort();
+      const err = await rejects(backend.resizeVol({ ...ctx, signal: abort.signal }, vol('g.raw', ''), 8n * MiB, { allocate: true, delta: false, shrink: false }));
+      expect(err.code).to.equal('CANCELLED');
+      expect(statSync(join(target, 'g.raw')).size).to.equal(4096);
+    });
+
+    it('an allocating grow of a sparse volume allocates its holes too (libvirt allocates from 0), by fallocate', async () => {
+      const path = join(target, 'h.raw');
+      const fd = openSync(path, 'w');
+      ftruncateSync(fd, Number(9n * MiB));
+      closeSync(fd);
+      runner.on(['fallocate'], {});
+      await backend.resizeVol(ctx, vol('h.raw', ''), 10n * MiB, { allocate: true, delta: false, shrink: false });
+      expect(runner.argvs).to.have.length(1);
+      const argv = runner.argvs[0]!;
+      expect(argv.slice(0, -1)).to.deep.equal(['fallocate', '-o', '0', '-l', String(9n * MiB), '--']);
+      expect(argv[argv.length - 1]).to.match(/^\/proc\/\d+\/fd\/\d+$/);
+      expect(statSync(path).size).to.equal(Number(10n * MiB));
+    });
+
     it('raw grows in-process (sparse), and shrinks with the flag', async () => {
       writeFileSync(join(target, 's.raw'), '');
       await backend.resizeVol(ctx, vol('s.raw', ''), 8n * MiB, { allocate: false, delta: false, shrink: false });
@@ -276,8 +312,35 @@ describe('dir backend (recording runner)', () => {
         [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER33, 'pfitzner33'],
         [WipeAlgorithm.WIPE_ALGORITHM_RANDOM, 'random'],
       ];
+      // scrub gets the agent's own descriptor of the checked file, not the path: whatever the
+      // path holds by the time scrub opens it, scrub writes the file that was checked
+      const opened: string[] = [];
+      runner.on(['scrub'], (argv) => void opened.push(readlinkSync(argv[argv.length - 1]!)));
       for (const [a] of algs) await backend.wipeVol(ctx, vol('w.img', ''), a);
-      expect(runner.argvs).to.deep.equal(algs.map(([, n]) => ['scrub', '-f', '-p', n, '--', `${target}/w.img`]));
+      expect(runner.argvs.map((argv) => argv.slice(0, -1))).to.deep.equal(algs.map(([, n]) => ['scrub', '-f', '-p', n, '--']));
+      for (const argv of runner.argvs) expect(argv[argv.length - 1]).to.match(new RegExp(`^/proc/${process.pid}/fd/\\d+$`));
+      expect(opened).to.deep.equal(algs.map(() => join(target, 'w.img')));
+    });
+
+    it('zero of a sparse file cuts it to nothing and back (libvirt): zeros, same size, still sparse', async () => {
+      const path = join(target, 'thin.img');
+      const fd = openSync(path, 'w');
+      writeSync(fd, Buffer.alloc(65536, 7), 0, 65536, 3 * 1024 * 1024);
+      ftruncateSync(fd, 64 * 1024 * 1024);
+      closeSync(fd);
+      await backend.wipeVol(ctx, vol('thin.img', ''), WipeAlgorithm.WIPE_ALGORITHM_ZERO);
+      const st = statSync(path);
+      expect(st.size).to.equal(64 * 1024 * 1024);
+      expect(st.blocks).to.equal(0);
+      const back = readFileSync(path);
+      expect(back.subarray(3 * 1024 * 1024, 3 * 1024 * 1024 + 65536).equals(Buffer.alloc(65536))).to.equal(true);
+    });
+
+    it('a FIFO in the pool is refused at once, not waited on', async () => {
+      execFileSync('mkfifo', [join(target, 'pipe')]);
+      const err = await rejects(backend.uploadVol(ctx, vol('pipe', ''), 0n, 0n, (async function* () { yield Buffer.from('x'); })()));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.match(/FIFO/);
     });
 
     it('zero writes zeros in-process; trim is UNIMPLEMENTED', async () => {
@@ -331,6 +394,9 @@ describe('dir backend (recording runner)', () => {
         vol('f', 'raw', MiB, { backingStore: { path: '/x', format: 'raw', permissions: undefined } }),
         vol('g', 'qcow2', MiB, { backingStore: { path: '../../etc/passwd', format: 'raw', permissions: undefined } }),
         vol('h', 'qcow2', MiB, { compat: '2.5' }),
+        // qemu would read these as network addresses and connect there as root
+        vol('i', 'qcow2', MiB, { backingStore: { path: 'nbd:127.0.0.1:10809', format: 'raw', permissions: undefined } }),
+        vol('j', 'qcow2', MiB, { backingStore: { path: 'http:x/y', format: 'raw', permissions: undefined } }),
       ];
       for (const v of cases) {
         const err = await rejects(build(v));
@@ -340,6 +406,14 @@ describe('dir backend (recording runner)', () => {
       expect(meta.code).to.equal('INVALID_ARGUMENT');
       expect(readdirSync(target)).to.deep.equal([]);
       expect(runner.calls).to.have.length(0);
+    });
+
+    it("a relative backing name with ':' is accepted as './NAME' and reaches qemu-img as a file", async () => {
+      writeFileSync(join(target, 'nbd:127.0.0.1:10809'), Buffer.alloc(4096));
+      const err = await rejects(build(vol('k', 'qcow2', MiB, { backingStore: { path: 'nbd:127.0.0.1:10809', format: 'raw', permissions: undefined } })));
+      expect(err.message).to.match(/'\.\/nbd:127\.0\.0\.1:10809'/);
+      await build(vol('k', 'qcow2', MiB, { backingStore: { path: './nbd:127.0.0.1:10809', format: 'raw', permissions: undefined } }));
+      expect(readdirSync(target).sort()).to.deep.equal(['k', 'nbd:127.0.0.1:10809']);
     });
 
     it('refuses an existing name with ALREADY_EXISTS and leaves the file alone', async () => {
@@ -364,6 +438,11 @@ describe('dir backend (recording runner)', () => {
       }
       const { readFileSync } = await import('node:fs');
       expect(readFileSync(outside).equals(Buffer.alloc(4096, 5))).to.equal(true);
+      // a link that stays inside the pool is followed, as libvirt follows it
+      writeFileSync(join(target, 'real.img'), Buffer.alloc(4096, 5));
+      symlinkSync('real.img', join(target, 'inside'));
+      await backend.wipeVol(ctx, vol('inside', ''), WipeAlgorithm.WIPE_ALGORITHM_ZERO);
+      expect(readFileSync(join(target, 'real.img')).equals(Buffer.alloc(4096))).to.equal(true);
       // delete removes the link, not what it points to
       await backend.deleteVol(ctx, vol('escape', ''));
       expect(existsSync(join(target, 'escape'))).to.equal(false);
