@@ -67,7 +67,8 @@ export class Catalog {
 
   async get(host: string, pool: string): Promise<CatalogEntry | undefined> {
     const entry = await this.kv.get(catalogKeys.pool(host, pool));
-    return entry ? toEntry(entry) : undefined;
+    // an undefined pool leaves a delete marker as the key's last entry: no pool
+    return entry && entry.operation === 'PUT' ? toEntry(entry) : undefined;
   }
 
   /** Adds a new pool; ALREADY_EXISTS when the name is taken on that host. */

@@ -19,6 +19,12 @@ import { MAX_SIZE_BYTES } from './units.js';
 export interface VolumeParseOptions {
   /** The document describes a clone (vol-create-from): capacity may be omitted and comes from the source volume. */
   cloning?: boolean;
+  /**
+   * A clone's definition on its way to the agent: a format it does not name stays empty, so
+   * the clone keeps its source's (virsh vol-clone copies the source's XML), where the pool's
+   * default would turn a qcow2 clone into a raw one. Not for documents that are printed back.
+   */
+  formatFromSource?: boolean;
 }
 
 const ENCRYPTION_FORMATS = ['default', 'qcow', 'luks'];
@@ -235,7 +241,7 @@ function normalizeVolume(vol: VolumeDefinition, pool: PoolDefinition, ctx: Ctx, 
 
   const src = vol.target ?? emptyTarget();
   const target = emptyTarget();
-  target.format = checkFormat(ctx, 'target.format', pool, src.format);
+  target.format = opts.formatFromSource && !src.format ? '' : checkFormat(ctx, 'target.format', pool, src.format);
   const decided = volumePathFor(pool, name);
   if (decided) target.path = decided;
   else if (src.path) target.path = checkPath(ctx, 'target.path', src.path);

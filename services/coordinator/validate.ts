@@ -91,7 +91,7 @@ export async function volumeDefinitionFrom(
   definition: VolumeDefinition | undefined,
   xml: string,
   pool: PoolDefinition,
-  options: { cloning?: boolean; defField?: string; xmlField?: string } = {},
+  options: { cloning?: boolean; formatFromSource?: boolean; defField?: string; xmlField?: string } = {},
 ): Promise<VolumeDefinition> {
   const defField = options.defField ?? 'definition';
   const xmlField = options.xmlField ?? 'xml';
@@ -99,7 +99,7 @@ export async function volumeDefinitionFrom(
   if (oneOf(definition, xml, defField, xmlField) === 'xml') {
     checkXmlText(xml, xmlField);
     const lib = await requireXml('a volume given as XML');
-    vol = lib.parseVolumeXml(xml, pool);
+    vol = lib.parseVolumeXml(xml, pool, { cloning: options.cloning, formatFromSource: options.formatFromSource });
     checkObjectName(vol.name, xmlField, 'volume name');
   } else {
     vol = definition!;
@@ -109,7 +109,7 @@ export async function volumeDefinitionFrom(
   if (vol.allocation !== undefined) checkSize(vol.allocation, `${defField}.allocation`);
   if (vol.backingStore?.path) checkAbsolutePath(vol.backingStore.path, `${defField}.backing_store.path`);
   const lib = await loadXml();
-  if (lib) vol = (lib.validateVolumeDefinition(vol, pool, { cloning: options.cloning }) as VolumeDefinition | undefined) ?? vol;
+  if (lib) vol = (lib.validateVolumeDefinition(vol, pool, { cloning: options.cloning, formatFromSource: options.formatFromSource }) as VolumeDefinition | undefined) ?? vol;
   else if (!options.cloning && vol.capacity === undefined) {
     throw new InvalidArgumentError(`${defField}.capacity`, 'is required');
   }

@@ -62,6 +62,17 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     await expectCode(ctx.stack.api.getHost({ name: 'hosts/nope' }), status.NOT_FOUND, /nope/);
   });
 
+  it('a pool name is free again once undefined; undefining it twice is NOT_FOUND', async () => {
+    const api = ctx.stack.api;
+    const first = await api.definePool({ host: 'a', definition: dirPool('again', poolDir('again')), xml: '', requestId: '' });
+    await api.undefinePool({ name: 'hosts/a/pools/again', requestId: '' });
+    await expectCode(api.undefinePool({ name: 'hosts/a/pools/again', requestId: '' }), status.NOT_FOUND, /again/);
+    const second = await api.definePool({ host: 'a', definition: dirPool('again', poolDir('again')), xml: '', requestId: '' });
+    expect(second.definition?.uuid).to.not.equal(first.definition?.uuid);
+    expect((await api.getPool({ name: 'hosts/a/pools/again' })).persistent).to.equal(true);
+    await api.undefinePool({ name: 'hosts/a/pools/again', requestId: '' });
+  });
+
   it('defines, builds and starts, lists, stops and undefines a dir pool', async () => {
     const api = ctx.stack.api;
     const path = poolDir('life');
@@ -112,6 +123,10 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     await api.deleteVolume({ name: vol.name, requestId: '' });
     expect(existsSync(join(path, 'disk1.img'))).to.equal(false);
     await expectCode(api.getVolume({ name: vol.name }), status.NOT_FOUND);
+
+    // libvirt: an active pool is not undefined
+    await expectCode(api.undefinePool({ name: 'hosts/a/pools/life', requestId: '' }), status.FAILED_PRECONDITION, /still active/);
+    expect((await api.getPool({ name: 'hosts/a/pools/life' })).persistent).to.equal(true);
 
     const stopped = await api.stopPool({ name: 'hosts/a/pools/life', requestId: '' });
     expect(stopped.state).to.equal(PoolState.POOL_STATE_INACTIVE);

@@ -225,6 +225,11 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       expect((await qemuInfo(qClone.definition!.target!.path)).format).to.equal('qcow2');
       const { stdout: cmp } = await run('qemu-img', ['compare', '-U', '-f', 'raw', '-F', 'qcow2', join(poolPath('a', 'vols'), 'data.img'), qClone.definition!.target!.path]);
       expect(cmp).to.match(/Images are identical/);
+      // a clone that names no format keeps its source's, as virsh vol-clone does
+      const named = await api.cloneVolume({ parent, source: volName('copy.qcow2'), definition: undefined, xml: '<volume><name>again.qcow2</name></volume>', preallocMetadata: false, reflink: false, requestId: '' });
+      expect(named.definition!.target!.format).to.equal('qcow2');
+      expect((await qemuInfo(named.definition!.target!.path)).format).to.equal('qcow2');
+      await api.deleteVolume({ name: volName('again.qcow2'), requestId: '' });
 
       // resize: grow, refuse a shrink without the flag, shrink with it
       const grown = await api.resizeVolume({ name: volName('copy.img'), capacity: 16n * MiB, allocate: false, delta: false, shrink: false, requestId: '' });

@@ -129,6 +129,11 @@ export async function undefinePool(svc: CoordinatorServices, ctx: CallContext, r
     }
     throw new NotFoundError(`storage pool '${ref.pool}' not found on host '${ref.host}'`);
   }
+  // libvirt's storagePoolUndefine: an active pool keeps its definition until it is stopped
+  // (a host that is gone cannot stop it: its definitions can still be removed)
+  if (svc.cache.runtimePool(ref.host, ref.pool) && svc.hosts.isOnline(ref.host)) {
+    throw new FailedPreconditionError(`storage pool '${ref.pool}' on host '${ref.host}' is still active; stop it first (StopPool, pool-destroy)`);
+  }
   await svc.catalog.delete(ref.host, ref.pool, existing.revision);
   svc.cache.applyCatalog(ref.host, ref.pool, undefined, existing.revision + 1);
   const after = poolView(svc.cache, ref.host, ref.pool) ?? {

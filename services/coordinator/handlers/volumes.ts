@@ -81,7 +81,7 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
   }
   const p = requireActive(resolvePool(svc, ref));
   const source = resolveVolume(svc, src);
-  const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true });
+  const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true, formatFromSource: true });
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await forward(svc, ctx, ref.host, {
     pool: p.definition,
