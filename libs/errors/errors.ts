@@ -164,5 +164,18 @@ export function asCisternError(err: unknown): CisternError {
         return new FailedPreconditionError(`device or resource busy: ${e.message}`);
     }
   }
+  if (isBusUnreachable(err)) {
+    return new UnavailableError(`the message bus (NATS) did not answer (${(err as Error).message || (err as Error).name}); retry when it is reachable`);
+  }
   return new InternalError(e instanceof Error ? e.message : String(err));
+}
+
+/** The NATS client's errors for a server that cannot be reached (by name: libs/errors imports no NATS code). */
+const BUS_UNREACHABLE = new Set(['TimeoutError', 'NoResponders', 'ClosedConnectionError', 'DrainingConnectionError', 'ConnectionError']);
+
+function isBusUnreachable(err: unknown): boolean {
+  // AbortSignal.timeout() rejects with a DOMException also named TimeoutError: not the bus
+  if (!(err instanceof Error) || (typeof DOMException !== 'undefined' && err instanceof DOMException)) return false;
+  if (BUS_UNREACHABLE.has(err.name)) return true;
+  return err.name === 'RequestError' && err.cause instanceof Error && BUS_UNREACHABLE.has(err.cause.name);
 }

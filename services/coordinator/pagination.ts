@@ -30,7 +30,10 @@ export function decodePageToken(token: string, kind: string, parts: number, fiel
     decoded.length !== parts + 1 ||
     !decoded.every((p) => typeof p === 'string')
   ) {
-    throw new InvalidArgumentError(field, 'is not a page token of this listing; pass next_page_token from the previous response');
+    throw new InvalidArgumentError(
+      field,
+      'is not a page token of this listing; pass next_page_token from the previous response of the same listing (same parent and filters)',
+    );
   }
   return decoded.slice(1) as string[];
 }

@@ -62,6 +62,18 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     await expectCode(ctx.stack.api.getHost({ name: 'hosts/nope' }), status.NOT_FOUND, /nope/);
   });
 
+  it('refuses a second pool over the same directory on a host (libvirt: storage source conflict)', async () => {
+    const api = ctx.stack.api;
+    const path = poolDir('shared');
+    await api.definePool({ host: 'a', definition: dirPool('first', path), xml: '', requestId: '' });
+    await expectCode(api.definePool({ host: 'a', definition: dirPool('second', path), xml: '', requestId: '' }), status.ALREADY_EXISTS, /conflict with pool 'first'/);
+    await expectCode(api.createPool({ host: 'a', definition: dirPool('third', path), xml: '', build: true, buildFlags: undefined, requestId: '' }), status.ALREADY_EXISTS, /conflict with pool 'first'/);
+    // another host may use the same path: it is another machine's directory
+    await api.definePool({ host: 'b', definition: dirPool('second', path), xml: '', requestId: '' });
+    await api.undefinePool({ name: 'hosts/b/pools/second', requestId: '' });
+    await api.undefinePool({ name: 'hosts/a/pools/first', requestId: '' });
+  });
+
   it('a pool name is free again once undefined; undefining it twice is NOT_FOUND', async () => {
     const api = ctx.stack.api;
     const first = await api.definePool({ host: 'a', definition: dirPool('again', poolDir('again')), xml: '', requestId: '' });

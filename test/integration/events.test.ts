@@ -219,5 +219,16 @@ describe('event retention (coordinator --event-max-events 25)', function () {
     expect(replay.failure()).to.equal(undefined);
     expect(replay.events[0]!.sequence).to.equal(oldest);
     expect(strictlyIncreasing(replay.events)).to.equal(true);
+    // a cursor beyond the newest event (from another stream) is refused, not waited on in silence
+    await expectCode(
+      new Promise((resolve, reject) => {
+        const call = ctx.stack.client.watchEvents({ afterSequence: lastSeq + 1_000_000n, hosts: [], pools: [], kinds: [], fromStart: false });
+        call.on('error', reject);
+        call.on('end', resolve);
+        call.on('metadata', () => call.cancel());
+      }),
+      status.OUT_OF_RANGE,
+      /beyond the newest event/,
+    );
   });
 });

@@ -96,6 +96,14 @@ export async function watchEvents(
         { oldestSequence: String(bounds.first) },
       );
     }
+    // a sequence the stream never reached comes from another stream (recreated, another
+    // NATS): waiting for it would skip every event up to it in silence
+    if (req.afterSequence > bounds.last) {
+      throw new OutOfRangeError(
+        `after_sequence ${req.afterSequence} is beyond the newest event, ${bounds.last}; the cursor is from another event stream: read the current state and watch from ${bounds.last}`,
+        { newestSequence: String(bounds.last) },
+      );
+    }
   } else start = bounds.last + 1n;
   const tail = sharedEventTail(svc.nc, svc.log);
   tail.acquire();

@@ -24,6 +24,7 @@ import {
   type ListPoolsResponse,
   type Pool,
   type PoolCapabilities,
+  type PoolDefinition,
   type RefreshPoolRequest,
   type SetPoolAutostartRequest,
   type StartPoolRequest,
@@ -37,6 +38,7 @@ import { compare } from '../cache.js';
 import { inactiveDefinition, isActiveState, poolView, poolViews } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
+import { sourceConflict } from '../pool-conflicts.js';
 import { forward } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, pageSize } from '../pagination.js';
@@ -57,6 +59,21 @@ function currentView(svc: CoordinatorServices, host: string, pool: string, fallb
   throw new NotFoundError(`storage pool '${pool}' not found on host '${host}'`);
 }
 
+/** libvirt's virStoragePoolObjSourceFindDuplicate: no two pools of a host on the same storage. */
+function requireNoSourceConflict(svc: CoordinatorServices, host: string, def: PoolDefinition): void {
+  const checked = new Set<string>();
+  const check = (other: PoolDefinition | undefined): void => {
+    if (!other || checked.has(other.name)) return;
+    checked.add(other.name);
+    const shared = sourceConflict(other, def);
+    if (shared) {
+      throw new AlreadyExistsError(`storage source conflict with pool '${other.name}' on host '${host}': both would use the ${shared}`);
+    }
+  };
+  for (const [, rec] of svc.cache.catalogOfHost(host)) check(rec.value.definition);
+  for (const [h, name] of svc.cache.poolKeys()) if (h === host) check(svc.cache.runtimePool(h, name)?.pool.definition);
+}
+
 export async function definePool(svc: CoordinatorServices, ctx: CallContext, req: DefinePoolRequest): Promise<Pool> {
   const host = requireHost(req.host);
   checkRequestId(req.requestId);
@@ -69,6 +86,7 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
       throw new AlreadyExistsError(`pool '${other}' on host '${host}' already has uuid ${def.uuid}`);
     }
   }
+  requireNoSourceConflict(svc, host, def);
   const running = svc.cache.runtimePool(host, name);
   if (running && running.pool.definition?.uuid && running.pool.definition.uuid !== def.uuid) {
     throw new AlreadyExistsError(`pool '${name}' is already active on host '${host}' with uuid ${running.pool.definition.uuid}`);
@@ -108,6 +126,7 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
   if (svc.cache.runtimePool(host, def.name)) {
     throw new AlreadyExistsError(`pool '${def.name}' is already active on host '${host}'`);
   }
+  requireNoSourceConflict(svc, host, def);
   svc.hosts.requireOnline(host);
   const reply = await forward(svc, ctx, host, {
     pool: def,
@@ -245,6 +264,13 @@ export async function getPool(svc: CoordinatorServices, _ctx: CallContext, req: 
   return poolViews(svc.cache).get(svc.cache, ref.host, ref.pool, p.stale) ?? p.pool;
 }
 
+/** The filters of a ListPools call, normalised, as its page tokens' kind. */
+function poolListingKind(host: string | undefined, req: ListPoolsRequest): string {
+  const flag = (v: boolean | undefined): string => (v === undefined ? '' : v ? '1' : '0');
+  const types = [...new Set(req.types)].sort((a, b) => a - b).join(',');
+  return `pools:${host ?? ''}:${flag(req.active)}${flag(req.persistent)}${flag(req.autostart)}:${types}`;
+}
+
 const comparePoolKeys = (a: readonly [string, string], b: readonly [string, string]): number => compare(a[0], b[0]) || compare(a[1], b[1]);
 
 /**
@@ -256,7 +282,9 @@ export async function listPools(svc: CoordinatorServices, _ctx: CallContext, req
   const host = req.host ? requireHost(req.host) : undefined;
   checkPoolTypes(req.types);
   const size = pageSize(req.pageSize);
-  const after = decodePageToken(req.pageToken, 'pools', 2);
+  // a token belongs to the listing that gave it: the same filters, or INVALID_ARGUMENT
+  const kind = poolListingKind(host, req);
+  const after = decodePageToken(req.pageToken, kind, 2);
   if (host) svc.hosts.requireKnown(host);
   const views = poolViews(svc.cache);
   views.sweep(svc.cache);
@@ -287,7 +315,7 @@ export async function listPools(svc: CoordinatorServices, _ctx: CallContext, req
     if (req.autostart !== undefined && view.autostart !== req.autostart) continue;
     if (types && !types.has(view.definition?.type ?? 0)) continue;
     if (pools.length === size) {
-      next = encodePageToken('pools', [last![0], last![1]]);
+      next = encodePageToken(kind, [last![0], last![1]]);
       break;
     }
     pools.push(view);

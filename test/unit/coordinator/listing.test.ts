@@ -71,6 +71,18 @@ describe('coordinator listings', () => {
       token = page.nextPageToken;
     } while (token);
     expect(seen).to.have.length(4);
+
+    // a token belongs to its listing's filters: used with others it is refused, not answered
+    // with a wrong (empty, final) page
+    const onB = await listPools(svc, ctx, { ...base, host: 'a', pageSize: 1 });
+    expect(onB.nextPageToken).to.not.equal('');
+    expect(await code(listPools(svc, ctx, { ...base, host: 'b', pageToken: onB.nextPageToken }))).to.equal('INVALID_ARGUMENT');
+    expect(await code(listPools(svc, ctx, { ...base, host: 'a', active: true, pageToken: onB.nextPageToken }))).to.equal('INVALID_ARGUMENT');
+    expect(await code(listPools(svc, ctx, { ...base, host: 'a', types: [PoolType.POOL_TYPE_LOGICAL], pageToken: onB.nextPageToken }))).to.equal('INVALID_ARGUMENT');
+    // the same filters (types in any order) take it; a page size may change
+    const typed = await listPools(svc, ctx, { ...base, types: [PoolType.POOL_TYPE_LOGICAL, PoolType.POOL_TYPE_DIR], pageSize: 1 });
+    const rest = await listPools(svc, ctx, { ...base, types: [PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_LOGICAL], pageSize: 10, pageToken: typed.nextPageToken });
+    expect([...names(typed), ...names(rest)]).to.deep.equal(['hosts/a/pools/p1', 'hosts/a/pools/p2', 'hosts/a/pools/t', 'hosts/b/pools/p1']);
   });
 
   it('pages 10,000 volumes in name order, stable while volumes come and go', async () => {

@@ -22,6 +22,19 @@ describe('errors', () => {
     expect(toGrpcError(new Error('boom')).code).to.equal(status.INTERNAL);
   });
 
+  it('an unreachable NATS server is UNAVAILABLE, not INTERNAL; a DOMException timeout is not the bus', async () => {
+    const { TimeoutError, RequestError, NoRespondersError, ClosedConnectionError } = await import('@nats-io/transport-node');
+    for (const err of [new TimeoutError(), new ClosedConnectionError(), new RequestError('request failed', { cause: new NoRespondersError('x') })]) {
+      const mapped = asCisternError(err);
+      expect(mapped, err.name).to.be.instanceOf(UnavailableError);
+      expect(mapped.message).to.match(/message bus \(NATS\)/);
+    }
+    const signal = AbortSignal.timeout(1);
+    const reason = await new Promise((resolve) => signal.addEventListener('abort', () => resolve(signal.reason)));
+    expect((reason as Error).name).to.equal('TimeoutError');
+    expect(asCisternError(reason)).to.be.instanceOf(InternalError);
+  });
+
   it('names the field in an INVALID_ARGUMENT message', () => {
     const e = toGrpcError(new InvalidArgumentError('volume.capacity', "'-1' is negative; allowed: 0 to 2^63-1"));
     expect(e.details).to.equal("volume.capacity: '-1' is negative; allowed: 0 to 2^63-1");

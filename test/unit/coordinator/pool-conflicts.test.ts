@@ -1,0 +1,46 @@
+// libvirt's storage source conflicts (virStoragePoolObjSourceFindDuplicate), pool type by pool type.
+import { expect } from 'chai';
+import { AdapterType, PoolDefinition, PoolType } from '../../../libs/proto/cistern/v1/storage.js';
+import type { DeepPartial } from '../../../libs/proto/cistern/v1/storage.js';
+import { sourceConflict } from '../../../services/coordinator/pool-conflicts.js';
+
+const pool = (name: string, type: PoolType, extra: DeepPartial<PoolDefinition> = {}): PoolDefinition => PoolDefinition.fromPartial({ name, type, ...extra });
+const dev = (...paths: string[]) => paths.map((path) => ({ path }));
+
+describe('pool source conflicts (libvirt virStoragePoolObjSourceFindDuplicate)', () => {
+  it('dir: the same target directory, however it is written; another directory or name is fine', () => {
+    const a = pool('a', PoolType.POOL_TYPE_DIR, { target: { path: '/srv/images' } });
+    expect(sourceConflict(a, pool('b', PoolType.POOL_TYPE_DIR, { target: { path: '/srv/images/' } }))).to.match(/target directory/);
+    expect(sourceConflict(a, pool('b', PoolType.POOL_TYPE_DIR, { target: { path: '/srv/other' } }))).to.equal(undefined);
+    // redefining the same pool is not a conflict with itself
+    expect(sourceConflict(a, pool('a', PoolType.POOL_TYPE_DIR, { target: { path: '/srv/images' } }))).to.equal(undefined);
+  });
+
+  it('netfs: the same export on the same server (a port given must match)', () => {
+    const a = pool('a', PoolType.POOL_TYPE_NETFS, { source: { hosts: [{ name: 'nfs1', port: 0 }], dir: '/export' } });
+    expect(sourceConflict(a, pool('b', PoolType.POOL_TYPE_NETFS, { source: { hosts: [{ name: 'nfs1', port: 0 }], dir: '/export' } }))).to.match(/nfs1:\/export/);
+    expect(sourceConflict(a, pool('b', PoolType.POOL_TYPE_NETFS, { source: { hosts: [{ name: 'nfs2', port: 0 }], dir: '/export' } }))).to.equal(undefined);
+    expect(sourceConflict(a, pool('b', PoolType.POOL_TYPE_NETFS, { source: { hosts: [{ name: 'nfs1', port: 2050 }], dir: '/export' } }))).to.equal(undefined);
+  });
+
+  it('fs, logical, disk: a shared source device; iscsi only against iscsi with the same initiator', () => {
+    const fs = pool('a', PoolType.POOL_TYPE_FS, { source: { devices: dev('/dev/sdb1') } });
+    expect(sourceConflict(fs, pool('b', PoolType.POOL_TYPE_LOGICAL, { source: { devices: dev('/dev/sdc', '/dev/sdb1') } }))).to.match(/\/dev\/sdb1/);
+    expect(sourceConflict(fs, pool('b', PoolType.POOL_TYPE_DISK, { source: { devices: dev('/dev/sdc') } }))).to.equal(undefined);
+    // a logical pool naming only its volume group has no device to share
+    expect(sourceConflict(pool('vg', PoolType.POOL_TYPE_LOGICAL, { source: { name: 'vg0' } }), pool('b', PoolType.POOL_TYPE_LOGICAL, { source: { name: 'vg0' } }))).to.equal(undefined);
+    const iscsi = pool('i', PoolType.POOL_TYPE_ISCSI, { source: { devices: dev('iqn.2026-01.x:t'), initiatorIqn: 'iqn.init:1' } });
+    expect(sourceConflict(iscsi, pool('j', PoolType.POOL_TYPE_ISCSI, { source: { devices: dev('iqn.2026-01.x:t'), initiatorIqn: 'iqn.init:1' } }))).to.match(/iqn\.2026-01\.x:t/);
+    expect(sourceConflict(iscsi, pool('j', PoolType.POOL_TYPE_ISCSI, { source: { devices: dev('iqn.2026-01.x:t'), initiatorIqn: 'iqn.init:2' } }))).to.equal(undefined);
+    expect(sourceConflict(iscsi, pool('j', PoolType.POOL_TYPE_FS, { source: { devices: dev('iqn.2026-01.x:t') } }))).to.equal(undefined);
+  });
+
+  it('scsi: the same adapter; mpath: one per host; iscsi-direct: never', () => {
+    const scsi = (name: string, adapter: string) => pool(name, PoolType.POOL_TYPE_SCSI, { source: { adapter: { type: AdapterType.ADAPTER_TYPE_SCSI_HOST, name: adapter } } });
+    expect(sourceConflict(scsi('a', 'host3'), scsi('b', 'host3'))).to.match(/SCSI adapter/);
+    expect(sourceConflict(scsi('a', 'host3'), scsi('b', 'host4'))).to.equal(undefined);
+    expect(sourceConflict(pool('m', PoolType.POOL_TYPE_MPATH), pool('n', PoolType.POOL_TYPE_MPATH))).to.match(/one mpath pool per host/);
+    const direct = (name: string) => pool(name, PoolType.POOL_TYPE_ISCSI_DIRECT, { source: { devices: dev('iqn.x:t'), hosts: [{ name: '127.0.0.1', port: 3260 }] } });
+    expect(sourceConflict(direct('a'), direct('b'))).to.equal(undefined);
+  });
+});
