@@ -6,7 +6,7 @@ import { JSON_OPTION, type Command } from '../command.js';
 import { UsageError } from '../errors.js';
 import { toJson } from '../format/json.js';
 import { sortByName } from '../format/order.js';
-import { isActive, parsePoolType, poolJson, renderPoolList, renderPoolNames } from '../format/pool.js';
+import { isActive, LIBVIRT_ONLY_TYPE_WORDS, parsePoolType, poolJson, renderPoolList, renderPoolNames } from '../format/pool.js';
 import { displayPool, fleetIsMultiHost, listAllPools, poolHost, poolShortName } from '../resolve.js';
 
 export interface PoolFilter {
@@ -15,6 +15,8 @@ export interface PoolFilter {
   persistent?: boolean;
   autostart?: boolean;
   types: PoolType[];
+  /** --type named only types Cistern has no pools of (rbd, zfs, ...): the listing is empty */
+  matchesNothing?: boolean;
 }
 
 /** virsh's flag rules: no flag = active only; --persistent with --transient = both; ... */
@@ -31,7 +33,9 @@ export function poolFilter(opts: ParsedOptions): PoolFilter {
   if (autostart !== noAutostart) f.autostart = autostart;
   const type = str(opts, 'type');
   if (type !== undefined) {
-    f.types = type.split(',').filter((t) => t !== '').map(parsePoolType);
+    const words = type.split(',').filter((t) => t !== '');
+    f.types = words.filter((t) => !LIBVIRT_ONLY_TYPE_WORDS.includes(t)).map(parsePoolType);
+    f.matchesNothing = words.length > 0 && f.types.length === 0;
   }
   const host = str(opts, 'host');
   if (host !== undefined) f.host = parseHostName(host, 'host');
@@ -43,6 +47,7 @@ export function matchesFilter(p: Pool, f: PoolFilter): boolean {
   if (f.active !== undefined && isActive(p) !== f.active) return false;
   if (f.persistent !== undefined && p.persistent !== f.persistent) return false;
   if (f.autostart !== undefined && p.autostart !== f.autostart) return false;
+  if (f.matchesNothing) return false;
   if (f.types.length > 0 && !f.types.includes(p.definition?.type ?? 0)) return false;
   return true;
 }

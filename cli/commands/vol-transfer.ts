@@ -10,6 +10,7 @@ import { attempt, UsageError } from '../errors.js';
 import { progressBar } from '../format/progress.js';
 import { volumeShortName } from '../format/volume.js';
 import { parseCount } from '../size.js';
+import { writeSparse } from '../../libs/backends/sparse-write.js';
 import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
 
 export const CHUNK_SIZE = 1024 * 1024;
@@ -110,6 +111,7 @@ export const volDownload: Command = {
       }
     }
     const bar = progressBar(ctx.stderr, `${volumeShortName(vol)}:`, total);
+    const sparse = flag(ctx.opts, 'sparse');
     let ok = false;
     try {
       await attempt(`cannot download from volume ${req(ctx.opts, 'vol')}`, async () => {
@@ -118,11 +120,14 @@ export const volDownload: Command = {
         const stream = ctx.api().downloadVolume(DownloadVolumeRequest.create({ name: vol.name, offset, length }));
         for await (const msg of stream) {
           if (ctx.signal.aborted) throw new UsageError('download interrupted');
-          // Chunks carry their volume offset; a sparse download skips holes.
+          // Chunks carry their volume offset; with --sparse, blocks of zeros become holes.
           const at = msg.offset >= offset && (msg.offset > 0n || written === 0n) && msg.offset - offset >= written
             ? msg.offset - offset
             : written;
-          if (msg.data.length > 0) await fh.write(msg.data, 0, msg.data.length, Number(at));
+          if (msg.data.length > 0) {
+            if (sparse) await writeSparse(fh, msg.data, Number(at));
+            else await fh.write(msg.data, 0, msg.data.length, Number(at));
+          }
           written = at + BigInt(msg.data.length);
           if (written > end) end = written;
           bar.update(written);

@@ -23,6 +23,9 @@ export function poolTypeName(t: PoolType): string {
   return TYPE_NAMES.find(([v]) => v === t)?.[1] ?? 'unknown';
 }
 
+/** Pool types libvirt 9.0 knows and Cistern has no backend for: pool-list --type accepts them, and they match nothing. */
+export const LIBVIRT_ONLY_TYPE_WORDS = ['rbd', 'sheepdog', 'gluster', 'zfs', 'vstorage'];
+
 /** virsh's pool type word -> enum; unknown words are a usage error listing the allowed ones. */
 export function parsePoolType(word: string): PoolType {
   const hit = TYPE_NAMES.find(([, n]) => n === word);

@@ -115,13 +115,17 @@ export interface StorageBackend {
   deleteVol?(ctx: PoolContext, volume: VolumeDefinition): Promise<void>;
   resizeVol?(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void>;
   wipeVol?(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void>;
-  /** Writes `length` bytes (0 = all the stream gives) at `offset`; returns bytes written. */
+  /**
+   * Writes `length` bytes (0 = all the stream gives) at `offset`; returns bytes taken from the
+   * stream. `sparse`: blocks of zeros may be skipped instead of written (file volumes).
+   */
   uploadVol?(
     ctx: PoolContext,
     volume: VolumeDefinition,
     offset: bigint,
     length: bigint,
     data: AsyncIterable<Buffer>,
+    options?: { sparse?: boolean },
   ): Promise<bigint>;
   downloadVol?(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer>;
   /** Re-reads one volume (after create, resize, upload) without a whole-pool refresh. */

@@ -66,6 +66,7 @@ import { runQemuImgCalibrated } from './qemu-img-run.js';
 import { KNOWN_FORMATS, probeBuffer, readHeaderSync, type ProbeResult } from './format-probe.js';
 import { planQcow2Image, qcow2BaseProblem, writeQcow2Image, writeQcow2ImageSync, type Qcow2Plan } from './qcow2-image.js';
 import { CopyCancelledError, copyFileData } from './sparse-copy.js';
+import { writeSparse } from './sparse-write.js';
 
 /** libvirt's VIR_STORAGE_DEFAULT_POOL_PERM_MODE and VIR_STORAGE_DEFAULT_VOL_PERM_MODE. */
 export const DEFAULT_POOL_MODE = 0o711;
@@ -1588,10 +1589,21 @@ export class DirBackend implements StorageBackend {
   }
 
   /** Writes the stream at `offset`, at most `length` bytes (0 = all of it); returns bytes written. */
-  async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
+  async uploadVol(
+    ctx: PoolContext,
+    volume: VolumeDefinition,
+    offset: bigint,
+    length: bigint,
+    data: AsyncIterable<Buffer>,
+    options: { sparse?: boolean } = {},
+  ): Promise<bigint> {
     checkSize(offset, 'offset');
     checkSize(length, 'length');
-    const { fh, path } = await writableVolume(ctx.pool, volume.name, fsc.O_WRONLY, 'upload into');
+    const { fh, path, stat: opened } = await writableVolume(ctx.pool, volume.name, fsc.O_WRONLY, 'upload into');
+    // --sparse: zeros are not written into a file (a block device is written in full)
+    const put = options.sparse && opened.isFile()
+      ? (buf: Buffer, at: number) => writeSparse(fh, buf, at)
+      : (buf: Buffer, at: number) => writeFully(fh, buf, 0, buf.length, at);
     let written = 0n;
     try {
       for await (const chunk of data) {
@@ -1599,15 +1611,17 @@ export class DirBackend implements StorageBackend {
         let buf = chunk;
         if (length > 0n && written + BigInt(buf.length) > length) {
           buf = buf.subarray(0, Number(length - written));
-          await writeFully(fh, buf, 0, buf.length, Number(offset + written));
+          await put(buf, Number(offset + written));
           written += BigInt(buf.length);
           throw new InvalidArgumentError('length', `the stream carries more than the announced ${length} bytes; ${written} were written`);
         }
         if (offset + written + BigInt(buf.length) > MAX_SIZE) throw new InvalidArgumentError('offset', 'the upload would pass the largest allowed size');
-        await writeFully(fh, buf, 0, buf.length, Number(offset + written));
+        await put(buf, Number(offset + written));
         written += BigInt(buf.length);
         ctx.progress?.(written, length);
       }
+      // zeros skipped at the end still count: the file reaches at least the upload's end
+      if (options.sparse && opened.isFile() && (await fh.stat({ bigint: true })).size < offset + written) await fh.truncate(Number(offset + written));
       await fh.datasync();
       return written;
     } catch (err) {

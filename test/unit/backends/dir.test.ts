@@ -336,6 +336,20 @@ describe('dir backend (recording runner)', () => {
       expect(back.subarray(3 * 1024 * 1024, 3 * 1024 * 1024 + 65536).equals(Buffer.alloc(65536))).to.equal(true);
     });
 
+    it('upload --sparse leaves blocks of zeros unwritten (holes in a fresh volume) and still reaches the end', async () => {
+      const path = join(target, 'up.img');
+      writeFileSync(path, '');
+      const data = Buffer.alloc(2 << 20);
+      data.fill(9, 4096, 8192);
+      const chunks = async function* () { yield data.subarray(0, 1 << 20); yield data.subarray(1 << 20); };
+      const n = await backend.uploadVol(ctx, vol('up.img', ''), 0n, 0n, chunks(), { sparse: true });
+      expect(n).to.equal(BigInt(data.length));
+      expect(readFileSync(path).equals(data)).to.equal(true);
+      expect(statSync(path).blocks * 512).to.be.at.most(2 * 4096);
+      await backend.uploadVol(ctx, vol('up.img', ''), 0n, 0n, chunks());
+      expect(statSync(path).blocks * 512).to.be.at.least(2 << 20);
+    });
+
     it('a FIFO in the pool is refused at once, not waited on', async () => {
       execFileSync('mkfifo', [join(target, 'pipe')]);
       const err = await rejects(backend.uploadVol(ctx, vol('pipe', ''), 0n, 0n, (async function* () { yield Buffer.from('x'); })()));

@@ -2,6 +2,7 @@
 // exit code, and what the CLI asks the server for.
 import { expect } from 'chai';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -54,9 +55,21 @@ describe('cisternctl (runCli with a fake server)', () => {
   });
 
   it('pool-list --type with an unknown type is an error naming the allowed types', async () => {
-    const r = await run(new FakeApi(), ['pool-list', '--type', 'zfs']);
+    const r = await run(new FakeApi(), ['pool-list', '--type', 'bogus']);
     expect(r.code).to.equal(1);
-    expect(r.stderr).to.match(/^error: Invalid pool type 'zfs'; allowed: dir, fs, netfs/);
+    expect(r.stderr).to.match(/^error: Invalid pool type 'bogus'; allowed: dir, fs, netfs/);
+  });
+
+  it('pool-list --type takes libvirt types Cistern has no backend for, as virsh does: they match nothing', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'default')];
+    const mixed = await run(api, ['pool-list', '--all', '--type', 'rbd,dir', '--name']);
+    expect(mixed.code).to.equal(0);
+    expect(mixed.stdout.trim()).to.equal('default');
+    expect((api.callsOf('listPools')[0] as ListPoolsRequest).types).to.deep.equal([PoolType.POOL_TYPE_DIR]);
+    const none = await run(api, ['pool-list', '--all', '--type', 'zfs', '--name']);
+    expect(none.code).to.equal(0);
+    expect(none.stdout.trim()).to.equal('');
   });
 
   it('qualifies pool names with their host when the fleet has several hosts', async () => {
@@ -308,6 +321,19 @@ describe('cisternctl (runCli with a fake server)', () => {
     const down = await run(api, ['vol-download', 'v', dst, '--pool', 'p']);
     expect(down.code).to.equal(0);
     expect((await readFile(dst)).equals(data)).to.equal(true);
+
+    // --sparse: blocks of zeros become holes in the file (virsh vol-download --sparse); same bytes
+    const holey = Buffer.alloc(4 << 20);
+    holey.fill(5, 8192, 8192 + 100);
+    holey.fill(6, (3 << 20) + 4095, (3 << 20) + 4097); // straddles a block boundary
+    api.downloadChunks = [0, 1, 2, 3].map((i) => ({ data: holey.subarray(i << 20, (i + 1) << 20), offset: BigInt(i << 20) }));
+    const sparseDst = join(dir, 'sparse.bin');
+    expect((await run(api, ['vol-download', 'v', sparseDst, '--pool', 'p', '--sparse'])).code).to.equal(0);
+    expect((await readFile(sparseDst)).equals(holey)).to.equal(true);
+    expect(statSync(sparseDst).blocks * 512).to.be.at.most(3 * 4096);
+    const fullDst = join(dir, 'full.bin');
+    expect((await run(api, ['vol-download', 'v', fullDst, '--pool', 'p'])).code).to.equal(0);
+    expect(statSync(fullDst).blocks * 512).to.be.at.least(4 << 20);
   });
 
   it('pool-event prints one event and stops; --loop with --timeout reports the count', async () => {
