@@ -16,6 +16,8 @@ export interface CliIo {
   api?: StorageApi;
   /** Aborting it interrupts long commands (pool-event, transfers): Ctrl-C. */
   signal?: AbortSignal;
+  /** Commands to run when none is given on the command line and stdin is not a terminal (as virsh reads them). */
+  readStdin?: () => Promise<string>;
 }
 
 export interface CommandContext {

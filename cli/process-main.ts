@@ -25,7 +25,15 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     stderr: process.stderr,
     env: process.env,
     signal: controller.signal,
+    // `echo 'pool-list' | cisternctl`: commands come on stdin, as virsh reads them
+    readStdin: process.stdin.isTTY ? undefined : readAll,
   });
   process.exitCode = code;
   return code;
+}
+
+async function readAll(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }

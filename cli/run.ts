@@ -8,6 +8,7 @@ import type { CliIo, Command, CommandContext } from './command.js';
 import { COMMANDS, findCommand } from './commands/index.js';
 import { commandHelp, generalHelp } from './commands/help.js';
 import { CommandError, UsageError } from './errors.js';
+import { isCommandLine, splitCommandLine } from './command-line.js';
 
 export const VERSION = '0.1.0';
 
@@ -26,6 +27,16 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (split.version) {
       io.stdout.write(`${VERSION}\n`);
       return 0;
+    }
+    // virsh: one argument is a whole command line ('cmd1 a; cmd2 b'); no command at all, with
+    // stdin not a terminal, means commands on stdin
+    if (split.command !== undefined && split.rest.length === 0 && isCommandLine(split.command)) {
+      trailer = false; // each command prints its own
+      return await runCommandLines(argv.slice(0, -1), split.command, io);
+    }
+    if (!split.command && !split.help && !split.version && io.readStdin) {
+      trailer = false;
+      return await runCommandLines(argv, await io.readStdin(), io);
     }
     if (!split.command || split.command === 'help' || split.help) {
       const topic = split.command === 'help' ? split.rest[0] : split.command;
@@ -77,6 +88,20 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (trailer && !quiet) io.stdout.write('\n');
     if (ownsApi) api?.close();
   }
+}
+
+/**
+ * Runs each command of `text` in turn with the global options `globals`, as virsh runs a
+ * command line: an error is reported and the next command still runs; 'quit' or 'exit' stop;
+ * the exit code is the last command's.
+ */
+async function runCommandLines(globals: string[], text: string, io: CliIo): Promise<number> {
+  let code = 0;
+  for (const words of splitCommandLine(text)) {
+    if (words[0] === 'quit' || words[0] === 'exit') break;
+    code = await runCli([...globals, ...words], { ...io, readStdin: undefined });
+  }
+  return code;
 }
 
 async function runCommand(command: Command, ctx: CommandContext): Promise<void> {

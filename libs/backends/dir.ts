@@ -1573,8 +1573,10 @@ export class DirBackend implements StorageBackend {
         if (st.isFile() && st.blocks * 512n < st.size) {
           // libvirt (storageBackendVolZeroSparseFileLocal): a sparse file is zeroed by cutting it
           // to nothing and back to its size: its data is gone, and it stays sparse
+          ctx.progress?.(0n, st.size);
           await fh.truncate(0);
           await fh.truncate(Number(st.size));
+          ctx.progress?.(st.size, st.size);
         } else {
           const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
           await zeroFill(fh, 0n, size, ctx, size);

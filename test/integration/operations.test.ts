@@ -9,6 +9,9 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectClient, makeTempDir, promiseApi, startCoordinator, useStack, waitFor } from '../support/index.js';
 import { EventKind, WipeAlgorithm, type CloneVolumeRequest, type Event, type Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { connect } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { REQUESTS_BUCKET } from '../../services/coordinator/request-results.js';
 import { createVolume, dirPool, expectCode, fillWithData, grpcCode, startDirPool, watch } from './reliability-helpers.js';
 
 const POOL = 'hosts/a/pools/long';
@@ -139,6 +142,32 @@ describe('long operations, idempotency and concurrency (real processes)', functi
     expect(count(w2.events, EventKind.VOLUME_CREATED, 'idem2.img')).to.equal(1);
     expect(count(w2.events, EventKind.VOLUME_DELETED, 'idem2.img')).to.equal(1);
     await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/idem.img`, requestId: '' });
+  });
+
+  it('a pool operation retried after its stored answer was lost is answered, not refused by the cache', async () => {
+    const { api } = ctx.stack;
+    const name = 'hosts/a/pools/retry-p';
+    await api.definePool({ host: 'a', definition: dirPool('retry-p', join(scratch.path, 'retry-p')), xml: '', requestId: '' });
+    // the coordinator that ran the first call died before storing its answer: nothing stored
+    const nc = await connect({ servers: ctx.stack.natsUrl });
+    const forget = async (): Promise<void> => {
+      const kv = await new Kvm(nc).open(REQUESTS_BUCKET);
+      for await (const key of await kv.keys()) await kv.purge(key);
+    };
+    try {
+      const started = await api.startPool({ name, build: true, buildFlags: undefined, requestId: 'idem-start-p' });
+      await forget();
+      const again = await api.startPool({ name, build: true, buildFlags: undefined, requestId: 'idem-start-p' });
+      expect(again.state).to.equal(started.state);
+      await api.stopPool({ name, requestId: 'idem-stop-p' });
+      await forget();
+      await api.stopPool({ name, requestId: 'idem-stop-p' });
+      // without a request id the cache's answer stands
+      await expectCode(api.stopPool({ name, requestId: '' }), status.FAILED_PRECONDITION, /not active/);
+    } finally {
+      await nc.close();
+    }
+    await api.undefinePool({ name, requestId: '' });
   });
 
   it('100 concurrent CreateVolume calls with one name: exactly one succeeds, the others ALREADY_EXISTS', async () => {

@@ -45,6 +45,16 @@ import { decodePageToken, encodePageToken, firstAfter, pageSize } from '../pagin
 import { checkPoolTypes, checkRequestId, poolDefinitionFrom, requireHost, requirePoolName } from '../validate.js';
 import { loadXml, requireXml } from '../xml.js';
 
+/**
+ * A call with a request id may be the retry of one that did its work but whose answer was
+ * lost (a coordinator killed before storing it, a dropped connection): the cache already shows
+ * the new state, and its precondition would refuse the retry. Such calls go to the agent,
+ * whose request cache answers a retry with the first call's reply (as CreateVolume does).
+ */
+function unlessRetry<T>(ctx: CallContext, precondition: (p: T) => T, value: T): T {
+  return ctx.requestId ? value : precondition(value);
+}
+
 function checkBuildFlags(flags: BuildFlags | undefined, field: string): void {
   if (flags?.overwrite && flags.noOverwrite) {
     throw new InvalidArgumentError(field, 'overwrite and no_overwrite exclude each other; give at most one');
@@ -123,7 +133,7 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
   if (svc.cache.catalogEntry(host, def.name)) {
     throw new AlreadyExistsError(`pool '${def.name}' is already defined on host '${host}'; start it with StartPool`);
   }
-  if (svc.cache.runtimePool(host, def.name)) {
+  if (svc.cache.runtimePool(host, def.name) && !ctx.requestId) {
     throw new AlreadyExistsError(`pool '${def.name}' is already active on host '${host}'`);
   }
   requireNoSourceConflict(svc, host, def);
@@ -186,7 +196,7 @@ export async function buildPool(svc: CoordinatorServices, ctx: CallContext, req:
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
   checkBuildFlags(req.flags, 'flags');
-  const p = requireInactive(resolvePool(svc, ref));
+  const p = unlessRetry(ctx, requireInactive, resolvePool(svc, ref));
   svc.hosts.requireOnline(ref.host);
   const reply = await forward(svc, ctx, ref.host, {
     pool: p.definition,
@@ -201,7 +211,7 @@ export async function startPool(svc: CoordinatorServices, ctx: CallContext, req:
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
   checkBuildFlags(req.buildFlags, 'build_flags');
-  const p = requireInactive(resolvePool(svc, ref));
+  const p = unlessRetry(ctx, requireInactive, resolvePool(svc, ref));
   const cat = svc.cache.catalogEntry(ref.host, ref.pool);
   svc.hosts.requireOnline(ref.host);
   await forward(svc, ctx, ref.host, {
@@ -216,7 +226,7 @@ export async function startPool(svc: CoordinatorServices, ctx: CallContext, req:
 export async function stopPool(svc: CoordinatorServices, ctx: CallContext, req: StopPoolRequest): Promise<Pool> {
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
-  const p = requireActive(resolvePool(svc, ref));
+  const p = unlessRetry(ctx, requireActive, resolvePool(svc, ref));
   svc.hosts.requireOnline(ref.host);
   const reply = await forward(svc, ctx, ref.host, {
     pool: p.definition,
@@ -232,7 +242,7 @@ export async function deletePool(svc: CoordinatorServices, ctx: CallContext, req
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
   const p = resolvePool(svc, ref);
-  if (p.active) throw new FailedPreconditionError(`storage pool '${ref.pool}' is still active; stop it first`);
+  if (p.active && !ctx.requestId) throw new FailedPreconditionError(`storage pool '${ref.pool}' is still active; stop it first`);
   svc.hosts.requireOnline(ref.host);
   await forward(svc, ctx, ref.host, {
     pool: p.definition,

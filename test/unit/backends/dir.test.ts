@@ -328,7 +328,10 @@ describe('dir backend (recording runner)', () => {
       writeSync(fd, Buffer.alloc(65536, 7), 0, 65536, 3 * 1024 * 1024);
       ftruncateSync(fd, 64 * 1024 * 1024);
       closeSync(fd);
-      await backend.wipeVol(ctx, vol('thin.img', ''), WipeAlgorithm.WIPE_ALGORITHM_ZERO);
+      const reports: Array<[bigint, bigint]> = [];
+      await backend.wipeVol({ ...ctx, progress: (done, total) => void reports.push([done, total]) }, vol('thin.img', ''), WipeAlgorithm.WIPE_ALGORITHM_ZERO);
+      // progress still starts and ends, as a written wipe's does
+      expect(reports).to.deep.equal([[0n, 64n * MiB], [64n * MiB, 64n * MiB]]);
       const st = statSync(path);
       expect(st.size).to.equal(64 * 1024 * 1024);
       expect(st.blocks).to.equal(0);

@@ -164,7 +164,7 @@ export interface Captured {
   stderr: string;
 }
 
-export async function run(api: FakeApi, argv: string[], extra: { signal?: AbortSignal; tty?: boolean } = {}): Promise<Captured> {
+export async function run(api: FakeApi, argv: string[], extra: { signal?: AbortSignal; tty?: boolean; stdin?: string } = {}): Promise<Captured> {
   const { runCli } = await import('../../../cli/run.js');
   let stdout = '';
   let stderr = '';
@@ -174,6 +174,7 @@ export async function run(api: FakeApi, argv: string[], extra: { signal?: AbortS
     env: {},
     api,
     ...(extra.signal ? { signal: extra.signal } : {}),
+    ...(extra.stdin !== undefined ? { readStdin: async () => extra.stdin! } : {}),
   });
   return { code, stdout, stderr };
 }

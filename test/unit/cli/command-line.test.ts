@@ -1,0 +1,46 @@
+// virsh's command-line syntax: `cisternctl 'cmd1; cmd2'` and commands on stdin.
+import { expect } from 'chai';
+import { splitCommandLine } from '../../../cli/command-line.js';
+import { UsageError } from '../../../cli/errors.js';
+import { FakeApi, pool, run, volume } from './fake-api.js';
+
+describe('cisternctl command lines (virsh syntax)', () => {
+  it('splits commands at ; and newlines, words at blanks, with quotes, escapes and comments', () => {
+    expect(splitCommandLine('pool-refresh p4; vol-key a p4')).to.deep.equal([['pool-refresh', 'p4'], ['vol-key', 'a', 'p4']]);
+    expect(splitCommandLine("vol-create-as p 'my vol' 1G\n\n# a comment; not a command\nvol-list p # trailing")).to.deep.equal([
+      ['vol-create-as', 'p', 'my vol', '1G'],
+      ['vol-list', 'p'],
+    ]);
+    expect(splitCommandLine('vol-key "a \\"b\\";c" p; vol-key a\\ b p')).to.deep.equal([['vol-key', 'a "b";c', 'p'], ['vol-key', 'a b', 'p']]);
+    expect(splitCommandLine("x ''; ;;")).to.deep.equal([['x', '']]);
+    expect(() => splitCommandLine("vol-key 'open")).to.throw(UsageError, /missing/);
+    expect(() => splitCommandLine('vol-key "open')).to.throw(UsageError, /missing/);
+  });
+
+  it('runs every command of a one-argument command line, goes on after an error, exits with the last status', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 1n << 20n, 0n, '/p/v')];
+    const both = await run(api, ['vol-key v p; vol-path v --pool p']);
+    expect(both.code).to.equal(0);
+    expect(both.stdout).to.equal('/p/v\n\n/p/v\n\n');
+    const failedFirst = await run(api, ['vol-key nope p; vol-key v p']);
+    expect(failedFirst.stderr).to.match(/^error: /);
+    expect(failedFirst.stdout).to.equal('\n/p/v\n\n'); // a failed command ends with its blank line too
+    expect(failedFirst.code).to.equal(0);
+    expect((await run(api, ['vol-key v p; vol-key nope p'])).code).to.equal(1);
+    // global options before the line apply to every command in it
+    expect((await run(api, ['-q', 'vol-key v p; vol-key v p'])).stdout).to.equal('/p/v\n/p/v\n');
+  });
+
+  it('reads commands from stdin when none is given, as virsh does; quit stops', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 1n << 20n, 0n, '/p/v')];
+    const r = await run(api, [], { stdin: 'vol-key v p\nvol-path v p\nquit\nvol-key v p\n' });
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.equal('/p/v\n\n/p/v\n\n');
+    // without stdin (a terminal), no command still prints the help
+    expect((await run(api, [])).stdout).to.match(/^Usage|usage|Commands/m);
+  });
+});
