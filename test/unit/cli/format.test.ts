@@ -2,7 +2,7 @@
 // (a dir pool on this machine, captured with `virsh -c qemu:///session`).
 import { expect } from 'chai';
 import { PoolState } from '../../../libs/proto/cistern/v1/storage.js';
-import { renderTable } from '../../../cli/format/table.js';
+import { renderTable, width } from '../../../cli/format/table.js';
 import { renderPoolInfo, renderPoolList, renderPoolNames } from '../../../cli/format/pool.js';
 import { renderVolumeInfo, renderVolumeList } from '../../../cli/format/volume.js';
 import { poolAsXml, volAsXml } from '../../../cli/format/xml.js';
@@ -110,6 +110,12 @@ describe('cli virsh layouts', () => {
 
   it('escapes control characters in cells and pads by the escaped width', () => {
     expect(renderTable(['Name'], [['a\tb']])).to.equal(' Name\n---------\n a\\x09b\n');
+  });
+
+  it('pads by terminal columns, as vshTableSafeEncode counts them: wide characters 2, combining ones 0', () => {
+    expect([width('abc'), width('卷卷'), width('e\u0301'), width('😀'), width('ﾊ'), width('\u00ad')]).to.deep.equal([3, 4, 1, 2, 1, 1]);
+    // virsh vol-list: ' 卷卷   /tmp/...' (the name column is 4 columns wide, as the header)
+    expect(renderTable(['Name', 'Path'], [['卷卷', '/tmp/x']])).to.equal(' Name   Path\n----------------\n 卷卷   /tmp/x\n');
   });
 
   it('pool-define-as --print-xml, element for element as virsh', () => {
