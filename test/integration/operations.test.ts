@@ -8,7 +8,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectClient, makeTempDir, promiseApi, startCoordinator, useStack, waitFor } from '../support/index.js';
-import { EventKind, WipeAlgorithm, type CloneVolumeRequest, type Event, type Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { EventKind, WipeAlgorithm, type CloneVolumeRequest, type Event, type UploadVolumeResponse, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { REQUESTS_BUCKET } from '../../services/coordinator/request-results.js';
@@ -142,6 +142,30 @@ describe('long operations, idempotency and concurrency (real processes)', functi
     expect(count(w2.events, EventKind.VOLUME_CREATED, 'idem2.img')).to.equal(1);
     expect(count(w2.events, EventKind.VOLUME_DELETED, 'idem2.img')).to.equal(1);
     await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/idem.img`, requestId: '' });
+  });
+
+  it('an upload retried with its request id gets the first answer and is not written or announced again', async () => {
+    const { client } = ctx.stack;
+    await createVolume(ctx.stack, POOL, 'up-idem.img', '65536');
+    const w = watch(client, { pools: [POOL], kinds: [EventKind.VOLUME_UPLOADED] });
+    await w.ready;
+    const send = (fill: number): Promise<UploadVolumeResponse> =>
+      new Promise((resolve, reject) => {
+        const call = client.uploadVolume((err, res) => (err ? reject(err) : resolve(res!)));
+        call.write({ part: { $case: 'header', value: { name: `${POOL}/volumes/up-idem.img`, offset: 0n, length: 0n, sparse: false, requestId: 'idem-upload-1' } } });
+        call.write({ part: { $case: 'data', value: Buffer.alloc(4096, fill) } });
+        call.end();
+      });
+    const first = await send(1);
+    // a retry is the same request: even if its bytes differed, the first upload's stand
+    const again = await send(2);
+    expect(again).to.deep.equal(first);
+    expect(readFileSync(join(poolPath, 'up-idem.img')).subarray(0, 4096).equals(Buffer.alloc(4096, 1))).to.equal(true);
+    await waitFor('the upload event', () => w.events.length >= 1);
+    await new Promise((r) => setTimeout(r, 300));
+    w.cancel();
+    expect(w.events.filter((e) => e.volume === 'up-idem.img')).to.have.length(1);
+    await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/up-idem.img`, requestId: '' });
   });
 
   it('a pool operation retried after its stored answer was lost is answered, not refused by the cache', async () => {

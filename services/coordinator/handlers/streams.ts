@@ -59,27 +59,34 @@ export async function uploadVolume(
     }
   }
 
-  const request = AgentRequest.create({
-    principal: ctx.principal,
-    requestId: ctx.requestId,
-    pool: pool.definition,
-    persistent: pool.pool.persistent,
-    autostart: pool.pool.autostart,
-    op: {
-      $case: 'uploadBegin',
-      value: { volume: ref.volume, offset: header.offset, length: header.length, sparse: header.sparse },
-    },
-  });
-  // the pool's CHAP secret, for backends that log in per operation (never logged)
-  request.secrets = await secretValuesFor(svc.secrets, request);
-  const result = await uploadToAgent(svc.nc, ref.host, request, data());
-  if (result.volume) svc.cache.applyVolume(ref.host, ref.pool, result.volume);
-  await waitApplied(svc, ctx, result.eventSequence);
-  const cached = svc.cache.volume(ref.host, ref.pool, ref.volume);
-  return {
-    volume: cached ? volumeView(cached, false) : result.volume,
-    bytesWritten: result.bytesWritten,
+  const upload = async (): Promise<UploadVolumeResponse> => {
+    const request = AgentRequest.create({
+      principal: ctx.principal,
+      requestId: ctx.requestId,
+      pool: pool.definition,
+      persistent: pool.pool.persistent,
+      autostart: pool.pool.autostart,
+      op: {
+        $case: 'uploadBegin',
+        value: { volume: ref.volume, offset: header.offset, length: header.length, sparse: header.sparse },
+      },
+    });
+    // the pool's CHAP secret, for backends that log in per operation (never logged)
+    request.secrets = await secretValuesFor(svc.secrets, request);
+    const result = await uploadToAgent(svc.nc, ref.host, request, data());
+    if (result.volume) svc.cache.applyVolume(ref.host, ref.pool, result.volume);
+    await waitApplied(svc, ctx, result.eventSequence);
+    const cached = svc.cache.volume(ref.host, ref.pool, ref.volume);
+    return {
+      volume: cached ? volumeView(cached, false) : result.volume,
+      bytesWritten: result.bytesWritten,
+    };
   };
+  // a retry with the upload's request id gets the first upload's answer and writes nothing
+  // again (the request the id is checked against is the header: a retry resends the same data)
+  if (!svc.results || !header.requestId) return upload();
+  const asStored: UploadVolumeRequest = { part: { $case: 'header', value: { ...header, requestId: '' } } };
+  return svc.results.once('UploadVolume', ctx.principal, header.requestId, asStored, upload);
 }
 
 export async function downloadVolume(
