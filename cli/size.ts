@@ -27,7 +27,7 @@ export function unitScale(suffix: string, defaultScale = 1n): bigint | undefined
  * message, which follows virsh ("Malformed size 10X").
  */
 export function parseSize(text: string, what = 'size', defaultScale = 1n): bigint {
-  const m = /^\s*\+?(\d+)\s*([A-Za-z]*)$/.exec(text);
+  const m = /^\s*\+?(\d+)([A-Za-z]*)$/.exec(text); // virsh: no blank between number and unit
   if (!m) throw new UsageError(`Malformed ${what} ${text}: expected a non-negative integer with an optional unit (b, K, KiB, KB, M, MiB, MB, G, GB, T, TB, P, PB, E, EB)`);
   const scale = unitScale(m[2]!, defaultScale);
   if (scale === undefined) {

@@ -24,6 +24,8 @@ describe('cli sizes', () => {
     expect(() => parseSize('10X')).to.throw(UsageError, "Malformed size 10X: unknown suffix 'X'");
     expect(() => parseSize('-5')).to.throw(UsageError, 'Malformed size -5');
     expect(() => parseSize('1.5G')).to.throw(UsageError, 'Malformed size 1.5G');
+    expect(() => parseSize('1 M')).to.throw(UsageError, 'Malformed size 1 M'); // virsh: no blank before the unit
+    expect(parseSize(' 1M')).to.equal(1024n * 1024n); // strtoull skips leading blanks
     expect(() => parseSize('')).to.throw(UsageError);
     expect(() => parseSize('8E')).to.throw(UsageError, 'larger than 9223372036854775807 bytes');
     expect(() => parseSize('9223372036854775808')).to.throw(UsageError);
