@@ -16,7 +16,7 @@ import {
   volumeNotFound,
   type AgentContext,
 } from '../context.js';
-import { commitVolume } from './volume-ops.js';
+import { commitVolume, rereadAfterFailure } from './volume-ops.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
@@ -45,7 +45,13 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
         const report = pc.progress;
         const rest = capacity - op.offset;
         if (report && op.length === 0n) pc.progress = (done, total) => report(done, total > 0n ? total : done > rest ? done : rest);
-        const bytesWritten = await backend.uploadVol!(pc, vol.definition, op.offset, op.length, data, { sparse: op.sparse });
+        let bytesWritten: bigint;
+        try {
+          bytesWritten = await backend.uploadVol!(pc, vol.definition, op.offset, op.length, data, { sparse: op.sparse });
+        } catch (err) {
+          await rereadAfterFailure(ctx, pool, backend, pc, vol, actor);
+          throw err;
+        }
         const volume = await commitVolume(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_UPLOADED, actor);
         const eventSequence = await flushEvents(ctx);
         ctx.log.info('volume uploaded', { pool: def.name, volume: op.volume, bytes: bytesWritten, requestId: actor.requestId });

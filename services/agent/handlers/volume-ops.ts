@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { checkObjectName } from '../../../libs/api/names.js';
 import { parseVolumeName } from '../../../libs/api/resource-names.js';
 import { volumeEvent, type Actor } from '../events.js';
-import type { PoolEntry, VolumeEntry } from '../state.js';
+import { sameVolume, type PoolEntry, type VolumeEntry } from '../state.js';
 import { currentPoolSizes } from '../pool-sizes.js';
 import { publishScan } from './pool-ops.js';
 import {
@@ -80,6 +80,24 @@ export async function commitVolume(
   actor: Actor,
 ): Promise<Volume> {
   return (await commitVolumeState(ctx, pool, backend, pc, def, kind, actor)).volume;
+}
+
+/**
+ * After a write to a volume that failed or was cancelled part-way (wipe, resize, upload): the
+ * volume as it is now, published as VOLUME_CHANGED when it differs from what was known (its
+ * data, size or format may have changed before the failure). Nothing is published when the
+ * failure came before any change.
+ */
+export async function rereadAfterFailure(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext, vol: VolumeEntry, actor: Actor): Promise<void> {
+  if (!backend.refreshVol) return;
+  try {
+    const live = await backend.refreshVol({ ...pc, signal: undefined }, vol.definition);
+    if (sameVolume(vol.definition, live)) return;
+    await commitVolumeState(ctx, pool, backend, pc, live, EventKind.VOLUME_CHANGED, actor);
+    await flushEvents(ctx);
+  } catch (err) {
+    ctx.log.warn('re-reading a volume after a failed write failed; the next refresh corrects it', { pool: pool.definition.name, volume: vol.definition.name, error: err });
+  }
 }
 
 /** commitVolume, also returning the pool state the event carried (for a complete reply). */
@@ -256,7 +274,12 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
 export async function wipeVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'wipeVolume'>): Promise<AgentReply> {
   return withExistingVolume(ctx, request, op.name, 'wipeVol', 'wiping a volume', 'wipe', async ({ def, name, pool, backend, vol, actor }) => {
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'wipe', volume: name });
-    await backend.wipeVol!(pc, vol.definition, op.algorithm);
+    try {
+      await backend.wipeVol!(pc, vol.definition, op.algorithm);
+    } catch (err) {
+      await rereadAfterFailure(ctx, pool, backend, pc, vol, actor);
+      throw err;
+    }
     const done = await commitVolumeState(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_WIPED, actor);
     ctx.log.info('volume wiped', { pool: def.name, volume: name, algorithm: op.algorithm, requestId: actor.requestId });
     return volumeReply(done.volume, await flushEvents(ctx), done.pool);
@@ -300,7 +323,12 @@ export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op:
       op,
     );
     const pc = poolContext(ctx, pool.definition, actor, op.allocate ? { operation: 'resize', volume: name } : undefined);
-    await backend.resizeVol!(pc, vol.definition, capacity, { allocate: op.allocate, delta: false, shrink: op.shrink });
+    try {
+      await backend.resizeVol!(pc, vol.definition, capacity, { allocate: op.allocate, delta: false, shrink: op.shrink });
+    } catch (err) {
+      await rereadAfterFailure(ctx, pool, backend, pc, vol, actor);
+      throw err;
+    }
     const done = await commitVolumeState(ctx, pool, backend, pc, { ...vol.definition, capacity }, EventKind.VOLUME_RESIZED, actor);
     ctx.log.info('volume resized', { pool: def.name, volume: name, capacity, requestId: actor.requestId });
     return volumeReply(done.volume, await flushEvents(ctx), done.pool);

@@ -232,6 +232,29 @@ describe('agent handlers (fake backend)', () => {
     expect(backend.files.get('r')).to.equal(10n);
   });
 
+  it('a resize that fails part-way publishes the volume as it is now (VOLUME_CHANGED); one that failed before any change publishes nothing', async () => {
+    const { backend, events, call } = setup();
+    await call(start);
+    await call(createVol('f', 100n));
+    const resize = (capacity: bigint) =>
+      call({ $case: 'resizeVolume', value: { name: 'hosts/h/pools/p/volumes/f', capacity, allocate: false, delta: false, shrink: false, requestId: '' } });
+    backend.resizeVol = async (_ctx, v, capacity) => {
+      backend.files.set(v.name, capacity); // the size changed, then the work failed
+      throw new UnavailableError('the disk went away');
+    };
+    const before = events.length;
+    expect(await codeOf(resize(300n))).to.match(/^UNAVAILABLE/);
+    const changed = events.slice(before);
+    expect(changed.map((e) => e.kind)).to.deep.equal([EventKind.VOLUME_CHANGED]);
+    expect(changed[0]!.volumeState?.definition?.capacity).to.equal(300n);
+    backend.resizeVol = async () => {
+      throw new UnavailableError('refused before writing');
+    };
+    const quiet = events.length;
+    expect(await codeOf(resize(400n))).to.match(/^UNAVAILABLE/);
+    expect(events.length).to.equal(quiet);
+  });
+
   it('delete publishes VOLUME_DELETED with the last state and a newer revision', async () => {
     const { events, call } = setup();
     await call(start);
