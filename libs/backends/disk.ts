@@ -5,7 +5,7 @@
 // the partition type ids, mklabel / mkpart / rm change it. This kernel has no partition
 // scanner: after every table change `partx -u` makes the kernel's partitions (and so
 // the /dev nodes) match the table, and a create returns only once its node exists.
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, openSync, realpathSync, statSync } from 'node:fs';
 import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -65,11 +65,30 @@ export interface DiskBackendOptions {
   nodeWaitMs?: number;
   /** Checks a path is a block device (tests replace it). */
   isBlockDevice?: (path: string) => boolean;
+  /** Whether a partition node is in use (tests replace it). */
+  isBusy?: (path: string) => boolean;
 }
 
 export interface DiskSource {
+  /** the device as the pool names it: what parted and partx are given */
   device: string;
+  /** the device node the partitions are named after (nodeDevice + separator + number) */
+  nodeDevice: string;
   partSeparator: Tristate;
+}
+
+/**
+ * The node a device path leads to, as libvirt_parthelper resolves it (virFileResolveLink)
+ * for all but device-mapper devices: a pool over /dev/disk/by-id/ata-X has its partitions
+ * at /dev/sdb1, not at /dev/disk/by-id/ata-X1 (udev names those ...-part1).
+ */
+function nodeDeviceOf(device: string): string {
+  if (device.startsWith('/dev/mapper/') || /^\/dev\/dm-[0-9]+$/.test(device)) return device;
+  try {
+    return realpathSync(device);
+  } catch {
+    return device; // not there (yet): the commands that need it say so
+  }
 }
 
 /** The pool's one source device (libvirt: exactly one), checked. */
@@ -79,7 +98,19 @@ export function diskSource(pool: PoolDefinition): DiskSource {
     throw new InvalidArgumentError('source.device', `a disk pool needs exactly one source device, ${devices.length} given`);
   }
   const device = checkAbsolutePath(devices[0]!.path, 'source.device.path');
-  return { device, partSeparator: devices[0]!.partSeparator ?? Tristate.TRISTATE_ABSENT };
+  return { device, nodeDevice: nodeDeviceOf(device), partSeparator: devices[0]!.partSeparator ?? Tristate.TRISTATE_ABSENT };
+}
+
+/** Whether a partition's node is held open exclusively (mounted, an LVM PV in use, a swap). */
+function partitionBusy(path: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_EXCL | fsc.O_NONBLOCK);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EBUSY';
+  }
+  closeSync(fd);
+  return false;
 }
 
 function defaultIsBlockDevice(path: string): boolean {
@@ -119,7 +150,9 @@ export class DiskBackend implements StorageBackend {
   readonly refreshAfterDeleteVol = true;
 
   readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>([
+    'checkPool',
     'buildPool',
+    'deletePool',
     'startPool',
     'refreshPool',
     'stopPool',
@@ -141,6 +174,7 @@ export class DiskBackend implements StorageBackend {
   private readonly scrub: string;
   private readonly nodeWaitMs: number;
   private readonly isBlockDevice: (path: string) => boolean;
+  private readonly isBusy: (path: string) => boolean;
   /** Table changes of one device run one at a time. */
   private readonly deviceQueues = new Map<string, Promise<unknown>>();
 
@@ -150,6 +184,7 @@ export class DiskBackend implements StorageBackend {
     this.scrub = options.scrub ?? 'scrub';
     this.nodeWaitMs = options.nodeWaitMs ?? 2000;
     this.isBlockDevice = options.isBlockDevice ?? defaultIsBlockDevice;
+    this.isBusy = options.isBusy ?? partitionBusy;
   }
 
   // ------------------------------------------------------------ helpers
@@ -198,7 +233,7 @@ export class DiskBackend implements StorageBackend {
     }
     const table = parsePartedMachine(printed.stdout);
     const types = typed.exitCode === 0 ? parsePartxTypes(typed.stdout) : new Map<number, string>();
-    return buildLayout(table, types, { device: source.device, partSeparator: source.partSeparator });
+    return buildLayout(table, types, { device: source.nodeDevice, partSeparator: source.partSeparator });
   }
 
   /** After a table change: the kernel's partitions follow the table (no partition scanner here). */
@@ -326,6 +361,32 @@ export class DiskBackend implements StorageBackend {
     }
   }
 
+  /** virStorageBackendDiskCheckPool: active when the device is there with a table of the pool's format. */
+  async checkPool(ctx: PoolContext): Promise<boolean> {
+    const source = diskSource(ctx.pool);
+    if (!existsSync(source.device)) return false;
+    try {
+      await this.startPool(ctx);
+      return true;
+    } catch (err) {
+      if (err instanceof FailedPreconditionError || err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * virStorageBackendDiskDeletePool: the partition table is wiped (its first and last MiB);
+   * the kernel is told to drop the partitions it still shows, where nothing holds them.
+   */
+  async deletePool(ctx: PoolContext): Promise<void> {
+    const source = diskSource(ctx.pool);
+    this.requireDevice(source.device);
+    await this.exclusive(source.device, async () => {
+      await this.zeroTable(source.device);
+      await ctx.runner.run([this.partx, '-d', '--', source.device], { okExitCodes: [0, 1], signal: ctx.signal }).catch(() => undefined);
+    });
+  }
+
   /** Nothing to undo: the partitions stay. */
   async stopPool(_ctx: PoolContext): Promise<void> {}
 
@@ -380,7 +441,7 @@ export class DiskBackend implements StorageBackend {
   private plan(layout: DiskLayout, source: DiskSource, name: string, format: ReturnType<typeof checkVolumeFormat>, capacity: bigint) {
     const kind = kindToCreate(layout, format);
     const number = nextPartitionNumber(layout, kind);
-    const path = partitionPath(source.device, partitionSeparator(source.device, source.partSeparator), number);
+    const path = partitionPath(source.nodeDevice, partitionSeparator(source.nodeDevice, source.partSeparator), number);
     const expected = path.slice(path.lastIndexOf('/') + 1);
     if (name !== expected) {
       throw new InvalidArgumentError('name', `invalid partition name '${printable(name)}', expected '${expected}': a disk pool names a new partition after its device node`, {
@@ -473,6 +534,18 @@ export class DiskBackend implements StorageBackend {
         if (logicals.length) {
           throw new FailedPreconditionError(`extended partition '${p.name}' still holds logical partitions ${logicals.join(', ')}; delete them first`);
         }
+      }
+      // parted writes the new table even when the kernel cannot take it (a partition in use):
+      // the delete would fail yet have happened, and deleting a logical partition renumbers
+      // the ones after it. Refused first, with nothing changed.
+      const moved = p.kind === 'logical' ? layout.partitions.filter((q) => q.kind === 'logical' && q.number > p.number) : [];
+      const busy = [p, ...moved].filter((q) => this.isBusy(q.path)).map((q) => q.name);
+      if (busy.length) {
+        throw new FailedPreconditionError(
+          busy[0] === p.name
+            ? `partition '${p.name}' is in use (mounted, or held by LVM, swap or a guest); release it first`
+            : `deleting '${p.name}' renumbers the logical partitions after it, and ${busy.join(', ')} ${busy.length > 1 ? 'are' : 'is'} in use; release ${busy.length > 1 ? 'them' : 'it'} first`,
+        );
       }
       await ctx.runner.run(rmArgv(this.parted, source.device, p), { signal: ctx.signal });
       const after = await this.readLayout(ctx.runner, source, ctx.signal);

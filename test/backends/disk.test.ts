@@ -217,6 +217,14 @@ describe('disk pool backend (real parted on loop devices)', function () {
       expect(err.code).to.equal('FAILED_PRECONDITION');
       expect(err.message).to.match(/'gpt' partition table but the pool's format is 'dos'/);
     });
+
+    it('checkPool says active for its own label only; deletePool wipes the table (libvirt 9.0)', async () => {
+      expect(await backend.checkPool(ctx)).to.equal(true);
+      expect(await backend.checkPool({ runner, pool: diskPool(loop.device, 'dos') })).to.equal(false);
+      await backend.deletePool(ctx);
+      expect(() => execFileSync('parted', ['-m', '-s', loop.device, 'print'], { stdio: 'pipe', env: { ...process.env, LC_ALL: 'C' } })).to.throw(/unrecognised disk label/i);
+      expect(await backend.checkPool(ctx)).to.equal(false);
+    });
   });
 
   describe('dos', () => {

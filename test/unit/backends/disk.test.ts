@@ -2,7 +2,7 @@
 // exactly. A small in-memory gpt "disk" answers parted and partx like the real tools
 // (captured on this machine) and creates/removes the partition "nodes" as files.
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PoolType, Tristate, VolumeDefinition, WipeAlgorithm, type PoolDefinition } from '../../../libs/proto/cistern/v1/storage.js';
@@ -226,6 +226,20 @@ describe('disk backend (recording runner)', () => {
     });
   });
 
+  describe('a device named through a link (/dev/disk/by-id/...)', () => {
+    it('names and finds the partitions after the node the link leads to, as libvirt_parthelper does', async () => {
+      mkdirSync(join(dir, 'by-id'));
+      const link = join(dir, 'by-id', 'ata-DISK_1');
+      symlinkSync(device, link);
+      disk = new FakeGpt(link); // parted and partx are given the pool's own path
+      disk.parts = [{ n: 1, start: FIRST, end: FIRST + MiB - 1n }];
+      disk.install(runner);
+      const linked = { ...ctx(), pool: { ...pool(), source: { ...pool().source!, devices: [{ path: link, partSeparator: Tristate.TRISTATE_ABSENT, freeExtents: [] }] } } };
+      const r = await backend.refreshPool(linked);
+      expect(r.volumes.map((v) => [v.name, v.target?.path])).to.deep.equal([['loop7p1', `${device}p1`]]);
+    });
+  });
+
   describe('create', () => {
     it('checks, then runs exactly: print, mkpart in bytes, print, partx -u; the node exists afterwards', async () => {
       disk.install(runner);
@@ -311,6 +325,18 @@ describe('disk backend (recording runner)', () => {
       expect(runner.argvs[2]).to.deep.equal(['parted', device, 'rm', '--script', '2']);
     });
 
+    it('a partition in use, or a later logical one the delete would renumber: FAILED_PRECONDITION, no parted rm', async () => {
+      const busyAt = (suffix: string) => new DiskBackend({ isBlockDevice: () => true, nodeWaitMs: 50, isBusy: (path) => path.endsWith(suffix) });
+      runner.on(['parted'], { stdout: DOS_PRINT.replaceAll('/dev/loop2', device) });
+      runner.on(['partx'], { stdout: DOS_TYPES });
+      const renumbered = await rejects(busyAt('p6').deleteVol(ctx('dos'), vol('loop7p5', 0n)));
+      expect(renumbered.code).to.equal('FAILED_PRECONDITION');
+      expect(renumbered.message).to.match(/renumbers the logical partitions after it, and loop7p6 is in use/);
+      const itself = await rejects(busyAt('p3').deleteVol(ctx('dos'), vol('loop7p3', 0n)));
+      expect(itself.message).to.match(/partition 'loop7p3' is in use/);
+      expect(runner.callsOf('parted').some((a) => a.includes('rm'))).to.equal(false);
+    });
+
     it('an unknown volume: NOT_FOUND, nothing removed', async () => {
       disk.install(runner);
       const err = await rejects(backend.deleteVol(ctx(), vol('loop7p9', 0n)));
@@ -337,9 +363,10 @@ describe('disk backend (recording runner)', () => {
       expect(err.message).to.match(/cannot wipe extended partition/);
     });
 
-    it('declares what libvirt implements for disk pools: no resize, no pool delete', () => {
+    it('declares what libvirt 9.0 implements for disk pools: no resize; pool delete and check', () => {
       expect(backend.operations.has('resizeVol')).to.equal(false);
-      expect(backend.operations.has('deletePool')).to.equal(false);
+      expect(backend.operations.has('deletePool')).to.equal(true);
+      expect(backend.operations.has('checkPool')).to.equal(true);
       expect(backend.operations.has('uploadVol')).to.equal(true);
       expect(backend.poolFormats).to.include.members(['dos', 'dvh', 'gpt', 'mac', 'bsd', 'pc98', 'sun']);
     });
