@@ -465,11 +465,17 @@ export class DiskBackend implements StorageBackend {
       // re-plan against the table as it is now (another create may have run since)
       const before = await this.readLayout(ctx.runner, source, ctx.signal);
       const plan = this.plan(before, source, volume.name, format, capacity);
-      await ctx.runner.run(mkpartArgv(this.parted, before, plan.kind, format, plan.placement), { signal: ctx.signal });
+      // a mkpart that fails or is cancelled may still have written the table: what it left is
+      // looked for below and removed like any other failed create
+      let mkpartFailure: unknown;
+      await ctx.runner.run(mkpartArgv(this.parted, before, plan.kind, format, plan.placement), { signal: ctx.signal }).catch((err: unknown) => {
+        mkpartFailure = err;
+      });
       let created: DiskPartition | undefined;
       try {
-        const after = await this.readLayout(ctx.runner, source, ctx.signal);
+        const after = await this.readLayout(ctx.runner, source, mkpartFailure === undefined ? ctx.signal : undefined);
         created = after.partitions.find((p) => !before.partitions.some((q) => q.number === p.number && q.start === p.start));
+        if (mkpartFailure !== undefined) throw mkpartFailure;
         if (!created) throw new InternalError(`parted reported success but no new partition appeared on '${printable(source.device, 200)}'`);
         if (created.number !== plan.number) {
           throw new InternalError(`parted created partition ${created.number} ('${created.name}'), not the expected '${plan.expected}'`);

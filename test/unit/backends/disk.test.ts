@@ -297,6 +297,20 @@ describe('disk backend (recording runner)', () => {
       expect(runner.argvs).to.deep.include(['parted', device, 'rm', '--script', '5']);
       expect(disk.parts).to.deep.equal([]);
     });
+
+    it('a mkpart that fails after writing the table (killed, cancelled) leaves no partition behind', async () => {
+      runner.on(['parted', device, 'mkpart', '--script'], (argv) => {
+        disk.parts.push({ n: 1, start: BigInt(argv[5]!.slice(0, -1)), end: BigInt(argv[6]!.slice(0, -1)) });
+        writeFileSync(`${device}p1`, '');
+        return { exitCode: 137, stderr: 'killed' };
+      });
+      disk.install(runner);
+      const planned = await backend.createVol(ctx(), vol('loop7p1', MiB));
+      const err = await rejects(backend.buildVol(ctx(), planned, { preallocMetadata: false }));
+      expect(err.message).to.match(/killed|137/);
+      expect(runner.argvs).to.deep.include(['parted', device, 'rm', '--script', '1']);
+      expect(disk.parts).to.deep.equal([]);
+    });
   });
 
   describe('delete', () => {
