@@ -116,7 +116,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     // 1. events from the stream's current end; everything before is covered by the syncs
     const bounds = await streamBounds(nc);
     cache.advance(bounds.last);
-    const reader: EventReader = await readEvents(nc, bounds.last + 1n);
+    const reader: EventReader = await readEvents(nc, bounds.last + 1n, undefined, (event, subject) => {
+      log.warn('ignored an event naming another host than its subject', { subject, host: event.host, seq: event.sequence });
+      cache.advance(event.sequence);
+    });
     cleanups.push(() => reader.close());
     void (async () => {
       try {
@@ -153,7 +156,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     void (async () => {
       for await (const msg of hb) {
         try {
-          hosts.onHeartbeat(Heartbeat.decode(msg.data));
+          const hb = Heartbeat.decode(msg.data);
+          // an agent may publish only on its own heartbeat subject: the host inside must be that one
+          if (msg.subject !== subjects.heartbeat(hb.host?.hostId ?? '')) {
+            log.warn('ignored a heartbeat naming another host than its subject', { subject: msg.subject, host: hb.host?.hostId });
+            continue;
+          }
+          hosts.onHeartbeat(hb);
         } catch (err) {
           log.warn('bad heartbeat', { subject: msg.subject, err });
         }

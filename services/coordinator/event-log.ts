@@ -26,6 +26,20 @@ export interface EventReader extends AsyncIterable<Event> {
 export interface RawEvent {
   seq: bigint;
   data: Uint8Array;
+  /** the subject it was published on: cistern.events.<host>.<pool> */
+  subject: string;
+}
+
+/**
+ * Whether an event names the host whose subject it was published on. An agent's NATS user may
+ * publish events only on its own host's subjects; the host inside the message is the agent's
+ * word. A mismatch is another host's agent speaking for this one: such events are ignored.
+ */
+export function eventFromItsHost(subject: string, host: string): boolean {
+  const prefix = 'cistern.events.';
+  if (!subject.startsWith(prefix)) return false;
+  const end = subject.indexOf('.', prefix.length);
+  return end > prefix.length && subject.slice(prefix.length, end) === host;
 }
 
 export interface RawEventReader extends AsyncIterable<RawEvent> {
@@ -46,18 +60,30 @@ export async function readRawEvents(nc: NatsConnection, startSequence: bigint, f
       await messages.close();
     },
     async *[Symbol.asyncIterator]() {
-      for await (const m of messages) yield { seq: BigInt(m.seq), data: m.data };
+      for await (const m of messages) yield { seq: BigInt(m.seq), data: m.data, subject: m.subject };
     },
   };
 }
 
-/** Events from `startSequence` on (live after the stored ones), optionally one subject filter. */
-export async function readEvents(nc: NatsConnection, startSequence: bigint, filterSubject?: string): Promise<EventReader> {
+/**
+ * Events from `startSequence` on (live after the stored ones), optionally one subject filter.
+ * An event naming another host than its subject's is not yielded: `onForeign` hears of it.
+ */
+export async function readEvents(
+  nc: NatsConnection,
+  startSequence: bigint,
+  filterSubject?: string,
+  onForeign?: (event: Event, subject: string) => void,
+): Promise<EventReader> {
   const raw = await readRawEvents(nc, startSequence, filterSubject);
   return {
     close: () => raw.close(),
     async *[Symbol.asyncIterator]() {
-      for await (const m of raw) yield decodeEvent(m.data, m.seq);
+      for await (const m of raw) {
+        const event = decodeEvent(m.data, m.seq);
+        if (eventFromItsHost(m.subject, event.host)) yield event;
+        else onForeign?.(event, m.subject);
+      }
     },
   };
 }

@@ -12,7 +12,7 @@
 // session has everything up to max(M, B) and joins the tail there.
 import { UnavailableError } from '../../libs/errors/errors.js';
 import { Event } from '../../libs/proto/cistern/v1/storage.js';
-import type { EventSource, RawEventReader } from './event-log.js';
+import { eventFromItsHost, type EventSource, type RawEventReader } from './event-log.js';
 import { encodeWithSequence, type EventHeader, type EventTail, type TailSubscriber } from './event-tail.js';
 
 function decodeOrUndefined(data: Uint8Array): Event | undefined {
@@ -195,7 +195,7 @@ export class WatchSession implements TailSubscriber {
         if (raw.seq > this.cursor) {
           this.cursor = raw.seq;
           const event = decodeOrUndefined(raw.data);
-          if (event && accept(event)) {
+          if (event && eventFromItsHost(raw.subject, event.host) && accept(event)) {
             this.stats.fromOwn++;
             await this.write(encodeWithSequence(raw.data, raw.seq));
             if (signal.aborted) return;

@@ -299,12 +299,12 @@ export class HostRegistry {
     if (!this.options.syncPending?.(id)) this.lastChunkAt.delete(id);
     let entry = this.entries.get(id);
     if (entry && info) {
-      entry.host = Host.fromPartial({ ...entry.host, ...info, name: hostName(id), online: entry.online, lastSeen: entry.host.lastSeen ?? new Date(now) });
+      entry.host = Host.fromPartial({ ...entry.host, ...info, hostId: id, name: hostName(id), online: entry.online, lastSeen: entry.host.lastSeen ?? new Date(now) });
     }
     if (!entry && info) {
       // first heard of through its full sync: online now, its boot id comes with its first heartbeat
       entry = {
-        host: Host.fromPartial({ ...info, name: hostName(id), online: false, lastSeen: new Date(now) }),
+        host: Host.fromPartial({ ...info, hostId: id, name: hostName(id), online: false, lastSeen: new Date(now) }),
         bootId: 0n,
         intervalMs: DEFAULT_INTERVAL_MS,
         lastHeartbeatAt: now,

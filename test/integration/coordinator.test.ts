@@ -9,12 +9,14 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
 import { useStack, makeTempDir, outcomeOf, waitFor } from '../support/index.js';
+import { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import {
+  Event,
   EventKind,
   PoolState,
   PoolType,
-  type Event,
   type StorageServiceClient,
   type UploadVolumeRequest,
 } from '../../libs/proto/cistern/v1/storage.js';
@@ -60,6 +62,32 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     }
     expect((await ctx.stack.api.getHost({ name: 'hosts/a' })).hostId).to.equal('a');
     await expectCode(ctx.stack.api.getHost({ name: 'hosts/nope' }), status.NOT_FOUND, /nope/);
+  });
+
+  it('an event or heartbeat naming another host than its subject is ignored (one agent cannot speak for another)', async () => {
+    const api = ctx.stack.api;
+    const nc = await connect({ servers: ctx.stack.natsUrl });
+    try {
+      // published where agent b may publish, naming host a
+      const forged = Event.fromPartial({
+        kind: EventKind.POOL_STARTED,
+        host: 'a',
+        pool: 'ghost',
+        poolState: { name: 'hosts/a/pools/ghost', host: 'a', state: PoolState.POOL_STATE_RUNNING, revision: 1n << 60n, definition: { name: 'ghost', type: PoolType.POOL_TYPE_DIR, target: { path: '/ghost' } } },
+      });
+      nc.publish('cistern.events.b.ghost', Event.encode(forged).finish());
+      nc.publish('cistern.heartbeat.b', Heartbeat.encode(Heartbeat.fromPartial({ host: { hostId: 'a', online: true }, bootId: 424242n, intervalMs: 1000 })).finish());
+      await nc.flush();
+      // a genuine change after them: once it is seen, the forged messages were handled too
+      await api.definePool({ host: 'b', definition: dirPool('after-forged', poolDir('after-forged')), xml: '', requestId: '' });
+      await new Promise((r) => setTimeout(r, 500));
+      const onA = await api.listPools({ host: 'a', types: [], pageSize: 0, pageToken: '' });
+      expect(onA.pools.map((p) => p.name)).to.not.include('hosts/a/pools/ghost');
+      expect((await api.getHost({ name: 'hosts/a' })).online).to.equal(true);
+      await api.undefinePool({ name: 'hosts/b/pools/after-forged', requestId: '' });
+    } finally {
+      await nc.close();
+    }
   });
 
   it('refuses a second pool over the same directory on a host (libvirt: storage source conflict)', async () => {

@@ -33,10 +33,10 @@ class FakeStream implements EventSource {
   opened: Array<{ start: bigint; subject?: string }> = [];
   private first = 1n;
 
-  publish(host: string, pool: string, volume = '', kind = EventKind.VOLUME_CHANGED): bigint {
+  publish(host: string, pool: string, volume = '', kind = EventKind.VOLUME_CHANGED, claimedHost = host): bigint {
     const seq = this.first + BigInt(this.msgs.length);
     const subject = `cistern.events.${host}.${pool || '_host'}`;
-    const data = Event.encode(Event.fromPartial({ kind, host, pool, volume })).finish();
+    const data = Event.encode(Event.fromPartial({ kind, host: claimedHost, pool, volume })).finish();
     this.msgs.push({ seq, subject, data });
     for (const r of this.readers) r.wake();
     return seq;
@@ -102,7 +102,7 @@ class FakeStream implements EventSource {
             const m = stream.msgs.slice(idx).find((x) => !subject || subjectMatches(subject, x.subject));
             if (m) {
               next = m.seq + 1n;
-              yield { seq: m.seq, data: m.data };
+              yield { seq: m.seq, data: m.data, subject: m.subject };
               continue;
             }
             await new Promise<void>((resolve) => (wake = resolve));
@@ -250,6 +250,20 @@ describe('WatchEvents fan-out (shared tail)', () => {
     // one reader: the tail's; no watcher opened its own
     expect(stream.opened).to.deep.equal([{ start, subject: undefined }]);
     expect(tail.eventsRead).to.equal(200);
+  });
+
+  it('never sends an event whose host is not its subject\'s (another host\'s agent speaking for it), live or replayed', async () => {
+    await tail.open(stream.last + 1n);
+    const start = stream.last + 1n;
+    const live = track(watch(tail, stream, start, { hosts: ['a'] }));
+    const all = track(watch(tail, stream, start));
+    stream.publish('a', 'p');
+    stream.publish('b', 'ghost', '', EventKind.POOL_STARTED, 'a'); // on b's subject, naming a
+    stream.publish('a', 'p');
+    await until('both genuine events', () => live.sink.received.length === 2 && all.sink.received.length === 2);
+    const replay = track(watch(tail, stream, start - 1n));
+    await until('the replay', () => replay.sink.received.length === 2);
+    for (const w of [live, all, replay]) expect(w.sink.received.map((e) => e.pool)).to.deep.equal(['p', 'p']);
   });
 
   it('replays from an old sequence on its own consumer, then joins the tail with no gap and no duplicate', async () => {
