@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, fstatSync, lstatSync, openSync, writeSync, constants as fsc } from 'node:fs';
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PoolDefinition, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { asCisternError } from '../../libs/errors/errors.js';
 import type { StorageBackend } from '../../libs/backends/backend.js';
 import type { Logger } from './log.js';
@@ -37,6 +37,8 @@ const COMPACT_BYTES = 4 * 1024 * 1024;
 export class CreateJournal {
   private fd: number | undefined;
   private readonly inFlight = new Set<string>();
+  /** entries of an earlier run still to clean up, by pool name (their pool was not up, or the clean-up failed) */
+  private readonly waiting = new Map<string, JournalEntry[]>();
   private seq = 0;
   private readonly prefix = randomBytes(4).toString('hex');
 
@@ -60,8 +62,29 @@ export class CreateJournal {
     while (off < line.length) off += writeSync(this.fd, line, off, line.length - off);
   }
 
+  /** Keeps an entry of an earlier run for a later clean-up (when its pool starts). */
+  keepWaiting(entry: JournalEntry): void {
+    const list = this.waiting.get(entry.pool.name) ?? [];
+    list.push(entry);
+    this.waiting.set(entry.pool.name, list);
+  }
+
+  /** The waiting entries of `pool`, taken out of the waiting list. */
+  takeWaiting(pool: string): JournalEntry[] {
+    const list = this.waiting.get(pool) ?? [];
+    this.waiting.delete(pool);
+    return list;
+  }
+
   /** Records a create about to write `volume`; the returned function marks it done. */
   async begin(entry: Omit<JournalEntry, 'id' | 'existed' | 'startedAt'>): Promise<() => Promise<void>> {
+    // a new create of a name an earlier run left waiting: that name was freed since (the
+    // create checked it does not exist), and the old entry must never remove the new volume
+    const left = this.waiting.get(entry.pool.name);
+    if (left?.some((e) => e.volume.name === entry.volume.name)) {
+      for (const old of left.filter((e) => e.volume.name === entry.volume.name)) this.append({ end: old.id });
+      this.waiting.set(entry.pool.name, left.filter((e) => e.volume.name !== entry.volume.name));
+    }
     const id = `${Date.now()}-${this.prefix}${(this.seq++).toString(36)}`;
     const path = entry.volume.target?.path;
     let existed = false;
@@ -191,8 +214,42 @@ export interface CleanupResult {
 }
 
 /**
+ * Only a dir pool's storage is there before the pool starts: an fs or netfs pool is not
+ * mounted yet at boot, an LV or a partition may not be active. There a volume that is not
+ * found is not proof that it was removed.
+ */
+const readyAtBoot = (pool: PoolDefinition): boolean => pool.type === PoolType.POOL_TYPE_DIR;
+
+/** Removes what one interrupted create left; false when it could not (the entry stays). */
+async function cleanupEntry(
+  journal: CreateJournal,
+  entry: JournalEntry,
+  backend: StorageBackend,
+  runner: import('../../libs/backends/runner.js').CommandRunner,
+  log: Logger,
+): Promise<boolean> {
+  const what = { pool: entry.pool.name, volume: entry.volume.name, operation: entry.operation, requestId: entry.requestId, startedAt: entry.startedAt };
+  try {
+    if (!entry.existed && backend.deleteVol) {
+      try {
+        await backend.deleteVol({ pool: entry.pool, runner }, entry.volume);
+      } catch (err) {
+        if (asCisternError(err).code !== 'NOT_FOUND') throw err;
+      }
+    }
+    await journal.remove(entry.id);
+    log.warn('removed what an interrupted volume create left', what);
+    return true;
+  } catch (err) {
+    log.error('could not remove what an interrupted volume create left; retried when the pool starts again', { ...what, error: err });
+    return false;
+  }
+}
+
+/**
  * Removes the volumes an interrupted create or clone left (journal entries of an earlier
- * run). A volume that cannot be removed now keeps its entry for the next start.
+ * run), before any pool starts, for dir pools. The others wait until their pool is started
+ * (cleanupWhenStarted), as does a volume that cannot be removed now.
  */
 export async function cleanupInterruptedCreates(
   journal: CreateJournal,
@@ -202,26 +259,28 @@ export async function cleanupInterruptedCreates(
 ): Promise<CleanupResult> {
   const result: CleanupResult = { removed: [], failed: [] };
   for (const entry of await journal.pending()) {
-    const what = { pool: entry.pool.name, volume: entry.volume.name, operation: entry.operation, requestId: entry.requestId, startedAt: entry.startedAt };
-    try {
-      if (!entry.existed) {
-        const backend = backendOf(entry.pool);
-        if (backend.deleteVol) {
-          try {
-            await backend.deleteVol({ pool: entry.pool, runner }, entry.volume);
-          } catch (err) {
-            if (asCisternError(err).code !== 'NOT_FOUND') throw err;
-          }
-        }
-      }
-      await journal.remove(entry.id);
-      result.removed.push(`${entry.pool.name}/${entry.volume.name}`);
-      log.warn('removed what an interrupted volume create left', what);
-    } catch (err) {
-      result.failed.push(`${entry.pool.name}/${entry.volume.name}`);
-      log.error('could not remove what an interrupted volume create left; retried at the next start', { ...what, error: err });
+    const name = `${entry.pool.name}/${entry.volume.name}`;
+    if (readyAtBoot(entry.pool) && (await cleanupEntry(journal, entry, backendOf(entry.pool), runner, log))) {
+      result.removed.push(name);
+      continue;
     }
+    journal.keepWaiting(entry);
+    if (readyAtBoot(entry.pool)) result.failed.push(name);
   }
   await journal.removeIfDone();
   return result;
+}
+
+/** After `pool` started, before its first scan: what interrupted creates left in it goes. */
+export async function cleanupWhenStarted(
+  journal: CreateJournal,
+  pool: PoolDefinition,
+  backend: StorageBackend,
+  runner: import('../../libs/backends/runner.js').CommandRunner,
+  log: Logger,
+): Promise<void> {
+  for (const entry of journal.takeWaiting(pool.name)) {
+    // the pool as it is defined now: where its storage is mounted or active
+    if (!(await cleanupEntry(journal, { ...entry, pool }, backend, runner, log))) journal.keepWaiting(entry);
+  }
 }

@@ -28,6 +28,7 @@ import {
 } from '../context.js';
 import { doneReply, MAX_REPLY_VOLUMES, poolReply } from './reply.js';
 import { secretsOf } from '../secrets.js';
+import { cleanupWhenStarted } from '../journal.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
@@ -65,6 +66,8 @@ export async function activatePool(ctx: AgentContext, def: PoolDefinition, opts:
   }
   const alreadyUp = backend.checkPool ? await backend.checkPool(pc) : false;
   if (!alreadyUp && backend.startPool) await backend.startPool(pc);
+  // what a create killed before this agent's start left in this pool (mounted only now)
+  if (ctx.journal) await cleanupWhenStarted(ctx.journal, def, backend, ctx.runner, ctx.log);
   let scan;
   try {
     scan = await backend.refreshPool(pc);

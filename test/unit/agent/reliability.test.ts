@@ -1,11 +1,11 @@
 // Agent pieces of issue 6 without a bus: request-id replay cache, the create journal and
 // its cleanup, revisions that keep growing when the clock goes back.
 import { expect } from 'chai';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir } from '../../support/index.js';
 import { RequestCache } from '../../../services/agent/request-cache.js';
-import { CreateJournal, cleanupInterruptedCreates } from '../../../services/agent/journal.js';
+import { CreateJournal, cleanupInterruptedCreates, cleanupWhenStarted } from '../../../services/agent/journal.js';
 import { PersistentRevisions } from '../../../services/agent/revisions.js';
 import { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
@@ -90,6 +90,41 @@ describe('create journal', () => {
     expect(existsSync(join(dir.path, 'half.img'))).to.equal(false);
     expect(existsSync(join(dir.path, 'mine.img'))).to.equal(true);
     expect(await journal.pending()).to.deep.equal([]);
+  });
+
+  it('an entry kept waiting never removes a volume created again under that name later', async () => {
+    const dir = makeTempDir('cistern-journal-');
+    const pool = PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: dir.path } });
+    const vol = (name: string) => VolumeDefinition.fromPartial({ name, target: { path: join(dir.path, name), format: 'raw' } });
+    const first = await CreateJournal.open(join(dir.path, 'root'));
+    await first.begin({ operation: 'create', pool, volume: vol('half.img'), requestId: 'r', principal: 'p' });
+    // the next start cannot remove it (here: a backend whose delete fails)
+    const failing = Object.assign(new DirBackend(), { deleteVol: async () => { throw new Error('immutable'); } });
+    const next = await CreateJournal.open(join(dir.path, 'root'));
+    expect((await cleanupInterruptedCreates(next, () => failing, execRunner, silent)).failed).to.deep.equal(['p/half.img']);
+    // the user frees the name and creates the volume again: its data is theirs
+    const done = await next.begin({ operation: 'create', pool, volume: vol('half.img'), requestId: 'r2', principal: 'p' });
+    writeFileSync(join(dir.path, 'half.img'), 'important');
+    await done();
+    const third = await CreateJournal.open(join(dir.path, 'root'));
+    expect((await cleanupInterruptedCreates(third, () => new DirBackend(), execRunner, silent)).removed).to.deep.equal([]);
+    expect(readFileSync(join(dir.path, 'half.img'), 'utf8')).to.equal('important');
+  });
+
+  it('a pool that must be mounted or activated is cleaned when it starts, not at boot (a missing file there proves nothing)', async () => {
+    const dir = makeTempDir('cistern-journal-');
+    const pool = PoolDefinition.fromPartial({ name: 'fsp', type: PoolType.POOL_TYPE_FS, target: { path: dir.path } });
+    const vol = VolumeDefinition.fromPartial({ name: 'half.img', target: { path: join(dir.path, 'half.img'), format: 'raw' } });
+    const first = await CreateJournal.open(join(dir.path, 'root'));
+    await first.begin({ operation: 'create', pool, volume: vol, requestId: 'r', principal: 'p' });
+    const boot = await CreateJournal.open(join(dir.path, 'root'));
+    const atBoot = await cleanupInterruptedCreates(boot, () => new DirBackend(), execRunner, silent);
+    expect(atBoot).to.deep.equal({ removed: [], failed: [] });
+    expect(await boot.pending()).to.have.length(1); // kept: the filesystem is not mounted yet
+    writeFileSync(join(dir.path, 'half.img'), 'partial'); // mounted: there it is
+    await cleanupWhenStarted(boot, pool, new DirBackend(), execRunner, silent);
+    expect(existsSync(join(dir.path, 'half.img'))).to.equal(false);
+    expect(await boot.pending()).to.deep.equal([]);
   });
 });
 
