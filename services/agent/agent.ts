@@ -161,9 +161,10 @@ export class Agent {
         lastSeen: new Date(),
         poolCount: state.pools.size,
       });
-    const syncer = new HostSyncer(nc, host, () => ({ host: hostInfo(), ...state.snapshot() }), log, opts.resyncSpreadMs ?? defaultResyncSpreadMs(opts.heartbeatMs));
+    const bootId = newBootId();
+    const syncer = new HostSyncer(nc, host, () => ({ host: hostInfo(), bootId, ...state.snapshot() }), log, opts.resyncSpreadMs ?? defaultResyncSpreadMs(opts.heartbeatMs));
     ctx.requestSync = (reason) => void syncer.request(reason);
-    const heartbeat = new HeartbeatSender(nc, host, newBootId(), opts.heartbeatMs, hostInfo, log);
+    const heartbeat = new HeartbeatSender(nc, host, bootId, opts.heartbeatMs, hostInfo, log);
     const agent = new Agent(nc, ctx, syncer, heartbeat);
     agent.serve();
     syncer.listen();

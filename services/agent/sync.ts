@@ -37,6 +37,8 @@ const HEADER_ALLOWANCE = 256;
 
 export interface Snapshot {
   host: Host;
+  /** the agent's boot (its heartbeats carry the same); 0 when not known */
+  bootId?: bigint;
   pools: Pool[];
   volumes: Volume[];
   revision: bigint;
@@ -49,7 +51,7 @@ export interface Snapshot {
 export function buildSyncChunks(syncId: string, snap: Snapshot, maxBytes = MAX_CHUNK_BYTES): HostSync[] {
   const chunks: HostSync[] = [];
   const hostBytes = Host.encode(snap.host).finish().length + 8;
-  let current = HostSync.create({ syncId, chunk: 0, host: snap.host, revision: snap.revision });
+  let current = HostSync.create({ syncId, chunk: 0, host: snap.host, revision: snap.revision, bootId: snap.bootId ?? 0n });
   let size = HEADER_ALLOWANCE + syncId.length + hostBytes;
   const startNew = () => {
     chunks.push(current);

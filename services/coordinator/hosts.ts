@@ -224,6 +224,12 @@ export class HostRegistry {
     return this.entries.get(id)?.synced ?? false;
   }
 
+  /** Whether `bootId` (a sync's) is another boot of the host's agent than the one known. */
+  isNewBoot(id: string, bootId: bigint): boolean {
+    const known = this.entries.get(id)?.bootId ?? 0n;
+    return bootId !== 0n && known !== 0n && known !== bootId;
+  }
+
   /** The host's full sync is on the way: chunks queued for the intake, or arriving recently. */
   syncInFlight(id: string): boolean {
     const entry = this.entries.get(id);
@@ -294,10 +300,16 @@ export class HostRegistry {
   }
 
   /** A full sync arrived: the host is alive and its runtime state is known. */
-  onSync(id: string, info: Host | undefined, syncId = ''): void {
+  onSync(id: string, info: Host | undefined, syncId = '', bootId = 0n): void {
     const now = this.now();
     if (!this.options.syncPending?.(id)) this.lastChunkAt.delete(id);
     let entry = this.entries.get(id);
+    // the sync of a restarted agent can come before its first heartbeat (another connection):
+    // its boot is known from here on, so that heartbeat is not taken for one more restart
+    if (entry && bootId !== 0n && entry.bootId !== bootId) {
+      if (entry.bootId !== 0n) this.lost(id, 'its agent restarted');
+      entry.bootId = bootId;
+    }
     if (entry && info) {
       entry.host = Host.fromPartial({ ...entry.host, ...info, hostId: id, name: hostName(id), online: entry.online, lastSeen: entry.host.lastSeen ?? new Date(now) });
     }
@@ -305,7 +317,7 @@ export class HostRegistry {
       // first heard of through its full sync: online now, its boot id comes with its first heartbeat
       entry = {
         host: Host.fromPartial({ ...info, hostId: id, name: hostName(id), online: false, lastSeen: new Date(now) }),
-        bootId: 0n,
+        bootId,
         intervalMs: DEFAULT_INTERVAL_MS,
         lastHeartbeatAt: now,
         online: false,

@@ -45,10 +45,13 @@ export interface SyncAssembly {
   volumes: Array<Volume | Uint8Array>;
   host: Host | undefined;
   revision: bigint;
+  bootId: bigint;
 }
 
 export interface AssembledSync {
   syncId: string;
+  /** the boot of the agent that sent it; 0 from agents that do not say */
+  bootId: bigint;
   host: Host | undefined;
   snapshot: SyncSnapshot;
 }
@@ -60,7 +63,7 @@ export interface AssembledSync {
 export function assembleChunk(assembling: Map<string, SyncAssembly>, host: string, chunk: HostSyncParts | HostSync): AssembledSync | 'dropped' | undefined {
   let a = assembling.get(host);
   if (chunk.chunk === 0) {
-    a = { syncId: chunk.syncId, next: 0, pools: [], volumes: [], host: chunk.host, revision: chunk.revision };
+    a = { syncId: chunk.syncId, next: 0, pools: [], volumes: [], host: chunk.host, revision: chunk.revision, bootId: chunk.bootId };
     assembling.set(host, a);
   }
   if (!a || a.syncId !== chunk.syncId || a.next !== chunk.chunk) return 'dropped';
@@ -70,7 +73,7 @@ export function assembleChunk(assembling: Map<string, SyncAssembly>, host: strin
   if (chunk.revision > a.revision) a.revision = chunk.revision;
   if (!chunk.last) return undefined;
   assembling.delete(host);
-  return { syncId: a.syncId, host: a.host, snapshot: { pools: a.pools, volumes: a.volumes, revision: a.revision } };
+  return { syncId: a.syncId, bootId: a.bootId, host: a.host, snapshot: { pools: a.pools, volumes: a.volumes, revision: a.revision } };
 }
 
 export interface SyncIntakeOptions {
@@ -242,17 +245,18 @@ export class SyncIntake {
       return;
     }
     if (!done) return;
-    const { snapshot, syncId } = done;
+    const { snapshot, syncId, bootId } = done;
     // what changed while the host was away (its sync may be applied before the heartbeat
     // that shows it back: another connection), published before HOST_ONLINE; only against
     // a full sync this coordinator applied (else every pool and volume would be "new")
-    if (hosts.isAway(host) && hosts.hasSynced(host)) {
+    // (a restarted agent's sync may come before the heartbeat that would show it away)
+    if ((hosts.isAway(host) || hosts.isNewBoot(host, bootId)) && hosts.hasSynced(host)) {
       const changes = reconcileEvents(cache, host, snapshot, syncId);
       for (const e of changes) this.options.publish(e);
       if (changes.length > 0) log.info('host reconciled', { host, changes: changes.length });
     }
     cache.replaceHost(host, snapshot);
-    hosts.onSync(host, done.host, syncId);
+    hosts.onSync(host, done.host, syncId, bootId);
     log.info('host synced', { host, pools: snapshot.pools.length, volumes: snapshot.volumes.length, backlog: this.backlog });
   }
 }

@@ -406,6 +406,7 @@ export interface HostSyncParts {
   /** each one Volume's bytes: views into the message, not copies */
   volumes: Uint8Array[];
   revision: bigint;
+  bootId: bigint;
 }
 
 /**
@@ -414,7 +415,7 @@ export interface HostSyncParts {
  * malformed bytes, as HostSync.decode does.
  */
 export function splitHostSync(bytes: Uint8Array): HostSyncParts {
-  const out: HostSyncParts = { syncId: '', chunk: 0, last: false, host: undefined, pools: [], volumes: [], revision: 0n };
+  const out: HostSyncParts = { syncId: '', chunk: 0, last: false, host: undefined, pools: [], volumes: [], revision: 0n, bootId: 0n };
   const r = new BinaryReader(bytes);
   while (r.pos < r.len) {
     const tag = r.uint32();
@@ -439,6 +440,9 @@ export function splitHostSync(bytes: Uint8Array): HostSyncParts {
         continue;
       case 56:
         out.revision = r.uint64() as bigint;
+        continue;
+      case 64:
+        out.bootId = r.uint64() as bigint;
         continue;
     }
     if ((tag & 7) === 4 || tag === 0) break;

@@ -167,6 +167,26 @@ describe('host registry: liveness and full sync asks', () => {
     expect(t.asked).to.deep.equal([]);
   });
 
+  it("a restarted agent whose sync comes before its first heartbeat stays online: the sync said the heartbeat's boot", () => {
+    const t = setup();
+    t.bringUp('a'); // boot 1
+    expect(t.hosts.isNewBoot('a', 2n)).to.equal(true);
+    t.hosts.onSync('a', undefined, 'boot2-sync', 2n);
+    expect(t.hosts.isNewBoot('a', 2n)).to.equal(false);
+    t.beat('a', 2n);
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    expect(t.hosts.isReturning('a')).to.equal(false);
+    for (let i = 0; i < 4; i++) {
+      t.run(INTERVAL);
+      t.beat('a', 2n);
+    }
+    expect(t.asked).to.deep.equal([]);
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    // a heartbeat of yet another boot is a restart again
+    t.beat('a', 3n);
+    expect(t.hosts.isReturning('a')).to.equal(true);
+  });
+
   it('a host first heard of through its full sync is online, announced and recorded; its first heartbeat keeps it so', () => {
     const t = setup();
     t.hosts.onSync('s', Host.fromPartial({ hostId: 's', hostname: 's.example' }), 'sync-first');
