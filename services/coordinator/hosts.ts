@@ -366,8 +366,9 @@ export class HostRegistry {
       entry.host = Host.fromPartial({ ...entry.host, online: false });
       this.options.log.warn('host offline: heartbeats stopped', { host: id, lastSeen: entry.host.lastSeen?.toISOString() });
       this.persist(entry);
-      const seen = entry.host.lastSeen?.getTime() ?? 0;
-      this.emit(EventKind.HOST_OFFLINE, entry, `host-offline:${id}:${entry.bootId}:${seen}`);
+      // the same id from every coordinator (the stream keeps one): the boot and the last sync
+      // they all applied name this outage; their own clocks (last seen) differ
+      this.emit(EventKind.HOST_OFFLINE, entry, `host-offline:${id}:${entry.bootId}:${entry.syncId ?? ''}`);
       this.lost(id, `it went offline (last seen ${entry.host.lastSeen?.toISOString() ?? 'never'})`);
     }
     this.checkSyncWaiters();

@@ -167,6 +167,19 @@ describe('host registry: liveness and full sync asks', () => {
     expect(t.asked).to.deep.equal([]);
   });
 
+  it('two coordinators announce one outage with one dedupe id (the stream keeps one HOST_OFFLINE), whatever their clocks', () => {
+    const one = setup();
+    const two = setup();
+    one.bringUp('a');
+    two.run(7); // its clock, and so its "last seen", differs
+    two.bringUp('a');
+    one.run(4 * INTERVAL);
+    two.run(4 * INTERVAL);
+    const offline = (t: ReturnType<typeof setup>) => t.events.filter((e) => e.kind === EventKind.HOST_OFFLINE).map((e) => e.requestId);
+    expect(offline(one)).to.have.length(1);
+    expect(offline(one)).to.deep.equal(offline(two));
+  });
+
   it("a restarted agent whose sync comes before its first heartbeat stays online: the sync said the heartbeat's boot", () => {
     const t = setup();
     t.bringUp('a'); // boot 1
