@@ -654,6 +654,14 @@ export function qemuImgResizeArgv(path: string, capacity: bigint, shrink: boolea
   return [qemuImg, 'resize', ...(shrink ? ['--shrink'] : []), '--', path, String(rounded)];
 }
 
+/** The image formats qemu-img resize can grow or shrink (raw is resized in-process). */
+const RESIZABLE_BY_QEMU: ReadonlySet<string> = new Set(['qcow2', 'qed']);
+
+/** A qemu image spec for an open descriptor (/proc/PID/fd/N) of a `format` image, its backing chain left closed. */
+export function qemuDescriptorTarget(format: string, fdPath: string): string {
+  return `json:${JSON.stringify({ driver: format, backing: null, file: { driver: 'file', filename: fdPath } })}`;
+}
+
 /** scrub -f -p ALG -- PATH, as libvirt runs it for the non-zero algorithms. */
 export function scrubArgv(algorithm: string, path: string, scrub = 'scrub'): string[] {
   return [scrub, '-f', '-p', algorithm, '--', path];
@@ -1539,10 +1547,25 @@ export class DirBackend implements StorageBackend {
       if (cur.target?.encryption?.format !== 'luks') throw new InvalidArgumentError('volume', 'resize of qcow encrypted images is not supported');
       throw new UnimplementedError('resizing encrypted volumes is not supported yet');
     }
+    if (!RESIZABLE_BY_QEMU.has(format)) {
+      // qemu-img says which formats it cannot resize ('does not support resize')
+      try {
+        await ctx.runner.run(qemuImgResizeArgv(path, abs, abs < curCap, this.qemuImg), { signal: ctx.signal });
+      } catch (err) {
+        throw commandError(err);
+      }
+      return;
+    }
+    // qemu-img opens the file this agent opened and checked, not whatever the path holds by
+    // then; without its backing chain, which it does not need to resize and could not find
+    // next to a /proc path
+    const { fh, fdPath } = await writableVolume(ctx.pool, volume.name, fsc.O_RDWR, 'resize');
     try {
-      await ctx.runner.run(qemuImgResizeArgv(path, abs, abs < curCap, this.qemuImg), { signal: ctx.signal });
+      await ctx.runner.run(qemuImgResizeArgv(qemuDescriptorTarget(format, fdPath), abs, abs < curCap, this.qemuImg), { signal: ctx.signal });
     } catch (err) {
       throw commandError(err);
+    } finally {
+      await fh.close().catch(() => undefined);
     }
   }
 

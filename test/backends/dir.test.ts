@@ -323,6 +323,12 @@ describe('dir backend with real qemu-img', function () {
       expect(qemuInfo(join(target, 'v.qcow2'))['virtual-size']).to.equal(128 * 1024 * 1024);
       await backend.resizeVol(ctx, vol('v.qcow2', ''), 64n * MiB, { allocate: false, delta: true, shrink: true });
       expect(qemuInfo(join(target, 'v.qcow2'))['virtual-size']).to.equal(64 * 1024 * 1024);
+      // an overlay whose backing file is named relative to it: resized, its backing kept
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', 'v.qcow2', '-F', 'qcow2', join(target, 'top.qcow2')]);
+      await backend.resizeVol(ctx, vol('top.qcow2', ''), 96n * MiB, { allocate: false, delta: false, shrink: false });
+      const top = qemuInfo(join(target, 'top.qcow2'));
+      expect(top['virtual-size']).to.equal(96 * 1024 * 1024);
+      expect(top['backing-filename']).to.equal('v.qcow2');
     });
 
     it('wipe zero leaves only zeros; scrub nnsa overwrites the data', async function () {

@@ -240,10 +240,16 @@ describe('dir backend (recording runner)', () => {
     it('qcow2 grows with qemu-img resize; shrink adds --shrink; the size is rounded up to 512', async () => {
       await backend.resizeVol(ctx, vol('r.qcow2', ''), 20n * MiB + 1n, { allocate: false, delta: false, shrink: false });
       await backend.resizeVol(ctx, vol('r.qcow2', ''), MiB, { allocate: false, delta: true, shrink: true });
-      expect(runner.argvs).to.deep.equal([
-        ['qemu-img', 'resize', '--', `${target}/r.qcow2`, String(20n * MiB + 512n)],
-        ['qemu-img', 'resize', '--shrink', '--', `${target}/r.qcow2`, String(9n * MiB)],
+      // qemu-img gets the agent's own descriptor of the checked file, its backing chain closed
+      const image = (argv: readonly string[]) => JSON.parse(argv.at(-2)!.slice('json:'.length)) as { driver: string; backing: null; file: { filename: string } };
+      expect(runner.argvs.map((argv) => [...argv.slice(0, -2), argv.at(-1)])).to.deep.equal([
+        ['qemu-img', 'resize', '--', String(20n * MiB + 512n)],
+        ['qemu-img', 'resize', '--shrink', '--', String(9n * MiB)],
       ]);
+      for (const argv of runner.argvs) {
+        expect(image(argv)).to.deep.include({ driver: 'qcow2', backing: null });
+        expect(image(argv).file.filename).to.match(new RegExp(`^/proc/${process.pid}/fd/\\d+$`));
+      }
     });
 
     it('refuses to shrink without the flag, allocate for non-raw, and out-of-range sizes', async () => {
