@@ -278,8 +278,8 @@ export async function writableVolume(pool: PoolDefinition, name: string, flags: 
 
 /**
  * The volume's real path for an operation that writes: it must exist and, after
- * resolving symlinks, stay inside the pool target. For a check before a command whose own
- * open cannot be checked (qemu-img resize); in-process writes use writableVolume.
+ * resolving symlinks, stay inside the pool target. For reading a volume's state before a
+ * write (resize's probe); the writes themselves go through writableVolume's descriptor.
  */
 export async function writablePath(pool: PoolDefinition, name: string): Promise<string> {
   const path = volumePath(pool, name);
@@ -1101,13 +1101,13 @@ export class DirBackend implements StorageBackend {
     await zeroFill(fh, from, to, ctx);
   }
 
-  /** Allocates the holes of [0, size) of an existing file without touching its data (fallocate(1), mode 0). */
-  private async fallocateHoles(ctx: BackendContext, path: string, size: bigint): Promise<void> {
+  /** Allocates [0, end) of a file, holes included, without touching its data (fallocate(1), mode 0). */
+  private async fallocateRange(ctx: BackendContext, path: string, end: bigint): Promise<void> {
     try {
-      await ctx.runner.run([this.fallocate, '-o', '0', '-l', String(size), '--', path], { signal: ctx.signal, timeoutMs: 0 });
+      await ctx.runner.run([this.fallocate, '-o', '0', '-l', String(end), '--', path], { signal: ctx.signal, timeoutMs: 0 });
     } catch (err) {
       if (err instanceof CommandFailedError && /not supported/i.test(err.stderr)) {
-        throw new UnimplementedError('preallocating the existing part of this volume is not supported by its filesystem');
+        throw new UnimplementedError('preallocating this sparse volume is not supported by its filesystem');
       }
       throw commandError(err);
     }
@@ -1518,14 +1518,13 @@ export class DirBackend implements StorageBackend {
       const size = opened.size;
       try {
         if (abs > size && flags.allocate) {
-          // allocate first and set the size last (libvirt's virFileResize allocates and never
-          // truncates): a failed or cancelled allocation puts the old size back, so the volume
-          // is never left at a capacity the call reported as not done
+          // allocate first and set the size last: a failed or cancelled allocation puts the old
+          // size back, so the volume is never left at a capacity the call reported as not done
           try {
-            // libvirt allocates the whole file (virFileAllocate(fd, 0, capacity)): holes in what
-            // is there already get their blocks too; fallocate never writes over data
-            if (opened.isFile() && opened.blocks * 512n < size) await this.fallocateHoles(ctx, fdPath, size);
-            await this.allocate(ctx, fh, fdPath, size, abs);
+            // libvirt allocates the whole file (virFileAllocate(fd, 0, capacity)): a sparse
+            // volume's holes get their blocks too (fallocate never writes over data)
+            if (opened.isFile() && opened.blocks * 512n < size) await this.fallocateRange(ctx, fdPath, abs);
+            else await this.allocate(ctx, fh, fdPath, size, abs);
             await fh.truncate(Number(abs));
             await fh.sync();
           } catch (err) {

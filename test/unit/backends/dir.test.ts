@@ -290,7 +290,7 @@ describe('dir backend (recording runner)', () => {
       await backend.resizeVol(ctx, vol('h.raw', ''), 10n * MiB, { allocate: true, delta: false, shrink: false });
       expect(runner.argvs).to.have.length(1);
       const argv = runner.argvs[0]!;
-      expect(argv.slice(0, -1)).to.deep.equal(['fallocate', '-o', '0', '-l', String(9n * MiB), '--']);
+      expect(argv.slice(0, -1)).to.deep.equal(['fallocate', '-o', '0', '-l', String(10n * MiB), '--']);
       expect(argv[argv.length - 1]).to.match(/^\/proc\/\d+\/fd\/\d+$/);
       expect(statSync(path).size).to.equal(Number(10n * MiB));
     });
