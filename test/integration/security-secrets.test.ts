@@ -76,6 +76,23 @@ describe('security: secret values never leak (real fleet, real qemu-img)', funct
     const byUsage = await api.createVolume({ parent: 'hosts/a/pools/enc', definition: undefined, xml: luksXml('v-luks2', `usage='${join(target, 'v-luks')}'`), requestId: '' } as never);
     record(byUsage);
 
+    // a secret for something else (an iSCSI login) is not released for a volume's encryption,
+    // even named by its uuid: libvirt refuses it, and its value would reach a host the caller picks
+    const chap = await api.defineSecret({
+      secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_ISCSI, usageId: 'iqn.2026-01.example:chap', description: 'chap' }),
+      xml: '',
+      requestId: '',
+    });
+    record(await api.setSecretValue({ name: chap.name, value: Buffer.from(PLANTED) }));
+    const misused = await (api.createVolume({ parent: 'hosts/a/pools/enc', definition: undefined, xml: luksXml('v-chap', `uuid='${chap.uuid}'`), requestId: '' } as never) as Promise<unknown>).then(
+      () => undefined,
+      (e: ServiceError) => e,
+    );
+    expect(misused?.code).to.equal(9); // FAILED_PRECONDITION
+    expect(misused?.details).to.match(/of type 'iscsi', not the expected 'volume'/);
+    seen.push(misused!.message, misused!.details ?? '');
+    expect(existsSync(join(target, 'v-chap'))).to.equal(false);
+
     // error paths: each message is recorded
     const fails = async (p: Promise<unknown>): Promise<ServiceError> => {
       const err = (await p.then(() => undefined, (e) => e)) as ServiceError | undefined;

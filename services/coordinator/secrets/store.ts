@@ -204,6 +204,14 @@ export class SecretStore {
       found = meta ? await this.read(meta.uuid) : undefined;
     }
     if (!found) throw new FailedPreconditionError(`${what} references secret ${label}, which is not defined`);
+    // by uuid as by usage: a secret is released only for what it is for (libvirt: "secret is of
+    // type 'iscsi' not expected 'volume' type"): a volume's encryption cannot name a CHAP secret
+    // to have its value sent to a host of the caller's choosing
+    if (usageType !== SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED && found.meta.usageType !== usageType) {
+      throw new FailedPreconditionError(
+        `${what} references secret ${label}, which is of type '${usageName(found.meta.usageType)}', not the expected '${usageName(usageType)}'`,
+      );
+    }
     if (!found.sealed) throw new FailedPreconditionError(`${what} references secret ${label}, which has no value yet (SetSecretValue)`);
     const value = open(this.requireKey(), found.sealed, found.meta.uuid);
     return { uuid: found.meta.uuid, usageId: found.meta.usageId, value };
