@@ -322,7 +322,9 @@ function writeTimestamps(out: Out, ts: Timestamps | undefined): void {
   if (ts.atime) out.line(`<atime>${esc(ts.atime)}</atime>`);
   if (ts.mtime) out.line(`<mtime>${esc(ts.mtime)}</mtime>`);
   if (ts.ctime) out.line(`<ctime>${esc(ts.ctime)}</ctime>`);
-  if (ts.btime) out.line(`<btime>${esc(ts.btime)}</btime>`);
+  // libvirt 9.0 prints a birth time whenever it prints timestamps: 0 where the filesystem
+  // gives none (virStorageVolTimestampFormat of a zeroed btime)
+  out.line(`<btime>${esc(ts.btime || '0')}</btime>`);
   out.close('</timestamps>');
 }
 
@@ -339,6 +341,8 @@ function writeEncryption(out: Out, e: Encryption | undefined): void {
 }
 
 function writeSourceDevices(out: Out, devices: readonly VolumeSourceDevice[]): void {
+  // libvirt 9.0 leaves an empty <source> out (virXMLFormatElement); 4.7 printed it
+  if (devices.length === 0) return;
   out.open('<source>');
   for (const d of devices) {
     out.open(`<device path='${esc(d.path)}'>`);

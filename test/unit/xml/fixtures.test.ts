@@ -79,7 +79,9 @@ describe('xml fixtures: volumes ((pool, storagevolxml2xmlin) -> storagevolxml2xm
         const pool = parsePoolXml(fixture(POOL_IN, `${c.pool}.xml`));
         const vol = parseVolumeXml(fixture(VOL_IN, file), pool, { cloning: c.cloning });
         expect(vol.key, 'the key is never taken from input').to.equal('');
-        const expected = fixture(VOL_OUT, file);
+        // these outputs are libvirt 4.7's; 9.0 (checked live with virsh vol-dumpxml) no longer
+        // prints an empty <source> element
+        const expected = fixture(VOL_OUT, file).replace(/\n {2}<source>\n {2}<\/source>/, '');
         if (expected.includes('<key>')) {
           // the volume as the system created it: it carries the key the system generated
           vol.key = c.key ?? volumeKeyFor(pool, vol);
