@@ -127,6 +127,15 @@ function decodeRefs(raw: string, what: string, line: number | undefined): string
 
 /** Refuses DOCTYPE and every other markup declaration ('<!' that is not a comment or CDATA section). */
 function refuseDeclarations(xml: string, lines: LineIndex): void {
+  // first bluntly, anywhere: the scan below skips comments, and a '<!--' inside a processing
+  // instruction would make it skip a DOCTYPE that the parser then reads. A raw '<' can only
+  // stand in comments, CDATA or processing instructions, so this refuses no real document
+  const declaration = /<!(DOCTYPE|ENTITY)/i.exec(xml);
+  if (declaration) {
+    const line = lines.lineAt(declaration.index);
+    if (declaration[1]!.toUpperCase() === 'DOCTYPE') fail('xml', 'a DOCTYPE is not allowed (no DTD, no entities)', line);
+    fail('xml', 'entity declarations are not allowed (no DTD, no entities)', line);
+  }
   let i = xml.indexOf('<!');
   while (i !== -1) {
     if (xml.startsWith('<!--', i)) {

@@ -28,6 +28,8 @@ const dirPool = () => parsePoolXml(DIR_POOL);
 describe('xml safe-parse: hardened reader', () => {
   it('refuses a DOCTYPE, with its line', () => {
     expectInvalid(() => parsePoolXml(`<?xml version="1.0"?>\n<!DOCTYPE pool>\n${DIR_POOL}`), 'DOCTYPE is not allowed', '(line 2)');
+    // hidden between a '<!--' in a processing instruction and a '-->' in an attribute value
+    expectInvalid(() => parsePoolXml('<?pi <!-- ?><!DOCTYPE x [<!ENTITY e "boom">]><pool type="dir" a="-->"><name>x</name></pool>'), 'DOCTYPE is not allowed');
   });
   it('refuses an internal entity declaration (billion laughs) before expanding anything', () => {
     const lol = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><pool type="dir"><name>&lol2;</name></pool>';
