@@ -55,8 +55,8 @@ export function width(text: string): number {
   let n = i;
   for (const ch of text.slice(i)) {
     const cp = ch.codePointAt(0)!;
-    if (cp < 0x300 && cp !== 0xad) n++;
-    else if (cp !== 0xad && ZERO_WIDTH.test(ch)) continue;
+    if (cp < 0x300) n++; // Latin (the soft hyphen, a format character, still takes a column)
+    else if (ZERO_WIDTH.test(ch)) continue;
     else n += isWide(cp) ? 2 : 1;
   }
   return n;

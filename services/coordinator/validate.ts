@@ -94,12 +94,13 @@ export async function volumeDefinitionFrom(
   options: { cloning?: boolean; formatFromSource?: boolean; defField?: string; xmlField?: string } = {},
 ): Promise<VolumeDefinition> {
   const defField = options.defField ?? 'definition';
+  const volumeOptions = { cloning: options.cloning, formatFromSource: options.formatFromSource };
   const xmlField = options.xmlField ?? 'xml';
   let vol: VolumeDefinition;
   if (oneOf(definition, xml, defField, xmlField) === 'xml') {
     checkXmlText(xml, xmlField);
     const lib = await requireXml('a volume given as XML');
-    vol = lib.parseVolumeXml(xml, pool, { cloning: options.cloning, formatFromSource: options.formatFromSource });
+    vol = lib.parseVolumeXml(xml, pool, volumeOptions);
     checkObjectName(vol.name, xmlField, 'volume name');
   } else {
     vol = definition!;
@@ -109,7 +110,7 @@ export async function volumeDefinitionFrom(
   if (vol.allocation !== undefined) checkSize(vol.allocation, `${defField}.allocation`);
   if (vol.backingStore?.path) checkAbsolutePath(vol.backingStore.path, `${defField}.backing_store.path`);
   const lib = await loadXml();
-  if (lib) vol = (lib.validateVolumeDefinition(vol, pool, { cloning: options.cloning, formatFromSource: options.formatFromSource }) as VolumeDefinition | undefined) ?? vol;
+  if (lib) vol = (lib.validateVolumeDefinition(vol, pool, volumeOptions) as VolumeDefinition | undefined) ?? vol;
   else if (!options.cloning && vol.capacity === undefined) {
     throw new InvalidArgumentError(`${defField}.capacity`, 'is required');
   }

@@ -81,7 +81,7 @@ function requireNoSourceConflict(svc: CoordinatorServices, host: string, def: Po
     }
   };
   for (const [, rec] of svc.cache.catalogOfHost(host)) check(rec.value.definition);
-  for (const [h, name] of svc.cache.poolKeys()) if (h === host) check(svc.cache.runtimePool(h, name)?.pool.definition);
+  for (const name of svc.cache.poolsOfHost(host)) check(svc.cache.runtimePool(host, name)?.pool.definition);
 }
 
 export async function definePool(svc: CoordinatorServices, ctx: CallContext, req: DefinePoolRequest): Promise<Pool> {
