@@ -37,6 +37,7 @@ import {
   type Encryption,
   type Permissions,
   type PoolDefinition,
+  type Timestamps,
   type VolumeDefinition,
 } from '../proto/cistern/v1/storage.js';
 import {
@@ -158,6 +159,10 @@ export function formatTimestamp(ns: bigint): string {
   const sec = ns / 1_000_000_000n;
   const nsec = ns % 1_000_000_000n;
   return nsec === 0n ? `${sec}` : `${sec}.${nsec.toString().padStart(9, '0')}`;
+}
+
+function timestampsOf(st: BigIntStats): Timestamps {
+  return { atime: formatTimestamp(st.atimeNs), mtime: formatTimestamp(st.mtimeNs), ctime: formatTimestamp(st.ctimeNs), btime: '' };
 }
 
 function hasControlChars(name: string): boolean {
@@ -355,6 +360,7 @@ interface InspectOptions {
 interface BackingInfo {
   format: string;
   perms?: Permissions;
+  timestamps?: Timestamps;
 }
 
 const OPEN_PROBE = fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY;
@@ -378,9 +384,9 @@ function probeBackingFile(path: string): BackingInfo | undefined {
   try {
     fd = openSync(path, OPEN_PROBE);
     const st = fstatSync(fd, { bigint: true });
-    if (st.isDirectory()) return { format: 'dir', perms: permsOf(st) };
+    if (st.isDirectory()) return { format: 'dir', perms: permsOf(st), timestamps: timestampsOf(st) };
     const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
-    return { format: probeBuffer(readHeaderSync(fd, safeNumber(size)), size).format, perms: permsOf(st) };
+    return { format: probeBuffer(readHeaderSync(fd, safeNumber(size)), size).format, perms: permsOf(st), timestamps: timestampsOf(st) };
   } catch {
     return undefined;
   } finally {
@@ -469,12 +475,7 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
         path,
         format: 'raw',
         permissions: permsOf(st),
-        timestamps: {
-          atime: formatTimestamp(st.atimeNs),
-          mtime: formatTimestamp(st.mtimeNs),
-          ctime: formatTimestamp(st.ctimeNs),
-          btime: '',
-        },
+        timestamps: timestampsOf(st),
         compat: '',
         nocow: false,
         clusterSize: 0n,
@@ -530,6 +531,7 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
       const bpath = isNetwork || isAbsolute(raw) ? raw : join(dirname(path), raw);
       let bformat = probe.backingStore.format;
       let bperms: Permissions | undefined;
+      let btimes: Timestamps | undefined;
       if (!isNetwork) {
         const cache = opts.backingCache;
         let info: BackingInfo | undefined;
@@ -541,8 +543,9 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
         // libvirt probes the backing file when the image does not record its format
         if (!bformat) bformat = info?.format ?? 'raw';
         bperms = info?.perms;
+        btimes = info?.timestamps;
       }
-      def.backingStore = { path: bpath, format: bformat || 'raw', permissions: bperms };
+      def.backingStore = { path: bpath, format: bformat || 'raw', permissions: bperms, timestamps: btimes };
     }
     return def;
   } finally {
@@ -1023,7 +1026,7 @@ export class DirBackend implements StorageBackend {
         lazyRefcounts: lazy,
         encryption: enc,
       },
-      backingStore: backing?.path ? { path: backing.path, format: backing.format, permissions: backing.permissions } : undefined,
+      backingStore: backing?.path ? { path: backing.path, format: backing.format, permissions: backing.permissions, timestamps: undefined } : undefined,
     };
     this.planned.add(planned);
     return planned;

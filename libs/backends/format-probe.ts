@@ -28,7 +28,7 @@ export interface ProbeResult {
   capacity?: bigint;
   /** Format version as stored (qcow2: 2 or 3; vmdk: 1-3; ...). */
   version?: number;
-  /** qcow2: '0.10' (version 2) or '1.1' (version 3). */
+  /** qcow2 version 3: '1.1'; unset for version 2, as libvirt reports it. */
   compat?: string;
   clusterSize?: bigint;
   lazyRefcounts?: boolean;
@@ -299,10 +299,10 @@ export function probeBuffer(buf: Buffer, fileSize?: bigint): ProbeResult {
   if (backing === null) return result; // invalid backing info: stop here, as libvirt does
   if (backing) result.backingStore = backing;
 
+  // libvirt's probe names a compat level only where the header has a v3 feature area
+  // (virStorageFileProbeGetMetadata: compat 1.1 with features); a v2 image has none
   if (info.name === 'qcow2') {
-    if (version === 2) {
-      result.compat = '0.10';
-    } else if (version === 3 && buf.length >= QCOW2V3_HDR_SIZE) {
+    if (version === 3 && buf.length >= QCOW2V3_HDR_SIZE) {
       result.compat = '1.1';
       const compatible = buf.readBigUInt64BE(QCOW2V3_HDR_FEATURES_COMPATIBLE);
       const incompatible = buf.readBigUInt64BE(QCOW2V3_HDR_FEATURES_INCOMPATIBLE);

@@ -450,7 +450,7 @@ export class LogicalBackend implements StorageBackend {
         encryption: undefined,
       },
       // libvirt stores VIR_STORAGE_POOL_LOGICAL_LVM2 (1) as the file format, which prints as raw
-      backingStore: r.backingOrigin ? { path: `${target === '/' ? '' : target}/${r.backingOrigin}`, format: 'raw', permissions: undefined } : undefined,
+      backingStore: r.backingOrigin ? { path: `${target === '/' ? '' : target}/${r.backingOrigin}`, format: 'raw', permissions: undefined, timestamps: undefined } : undefined,
       state: r.state,
       sparse: r.sparse,
     };
@@ -504,7 +504,7 @@ export class LogicalBackend implements StorageBackend {
         );
       }
       checkLvName(origin, vg, 'volume.backing_store.path');
-      backingStore = { path: bpath, format: 'raw', permissions: undefined };
+      backingStore = { path: bpath, format: 'raw', permissions: undefined, timestamps: undefined };
     }
     return {
       ...volume,

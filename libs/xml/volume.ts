@@ -117,6 +117,7 @@ export function parseVolumeXml(xml: string, pool: PoolDefinition, opts: VolumePa
         path,
         format: fmt ? attrOf(ctx, fmt, 'type', 'backingStore.format') ?? '' : '',
         permissions: readPermissions(ctx, child(bs, 'permissions'), 'backingStore.permissions'),
+        timestamps: undefined, // output only, as libvirt
       };
     }
   }
@@ -263,6 +264,7 @@ function normalizeVolume(vol: VolumeDefinition, pool: PoolDefinition, ctx: Ctx, 
       path: checkPath(ctx, 'backingStore.path', b.path),
       format: checkFormat(ctx, 'backingStore.format', pool, b.format),
       permissions: normalizePermissions(ctx, b.permissions, 'backingStore.permissions'),
+      timestamps: undefined,
     };
   }
 
@@ -393,6 +395,7 @@ export function formatVolumeXml(vol: VolumeDefinition, pool: PoolDefinition): st
     out.line(`<path>${esc(b.path)}</path>`);
     if (info.volumeFormats.length) out.line(`<format type='${esc(b.format || info.defaultVolumeFormat)}'/>`);
     writePermissions(out, b.permissions);
+    writeTimestamps(out, b.timestamps);
     out.close('</backingStore>');
   }
   out.close('</volume>');

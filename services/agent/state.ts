@@ -183,11 +183,16 @@ export function applyRefresh(
 }
 
 /**
- * Equal for a user: everything but the access time (reading a file changes it). A field by
- * field comparison: a refresh compares every volume of the pool, so no encoding here.
+ * Equal for a user: everything but the access time (reading a file changes it) and the
+ * backing file's timestamps (a base image written or read is not a change of each overlay
+ * on it). A field by field comparison: a refresh compares every volume of the pool, so no
+ * encoding here.
  */
 export function sameVolume(a: VolumeDefinition, b: VolumeDefinition): boolean {
-  if (!equalFields(a, b, 'target')) return false;
+  if (!equalFields(a, b, 'target', 'backingStore')) return false;
+  const ba = a.backingStore;
+  const bb = b.backingStore;
+  if ((ba === undefined) !== (bb === undefined) || (ba && bb && !equalFields(ba, bb, 'timestamps'))) return false;
   const ta = a.target;
   const tb = b.target;
   if (!ta || !tb) return ta === tb;
@@ -198,12 +203,12 @@ export function sameVolume(a: VolumeDefinition, b: VolumeDefinition): boolean {
   return equalFields(sa, sb, 'atime');
 }
 
-/** Deep equality of two messages' fields, but `skip`. */
-function equalFields(a: object, b: object, skip: string): boolean {
+/** Deep equality of two messages' fields, but `skip` and `skipToo`. */
+function equalFields(a: object, b: object, skip: string, skipToo = skip): boolean {
   const ra = a as Record<string, unknown>;
   const rb = b as Record<string, unknown>;
-  for (const k in ra) if (k !== skip && !equalValues(ra[k], rb[k])) return false;
-  for (const k in rb) if (k !== skip && !(k in ra) && rb[k] !== undefined) return false;
+  for (const k in ra) if (k !== skip && k !== skipToo && !equalValues(ra[k], rb[k])) return false;
+  for (const k in rb) if (k !== skip && k !== skipToo && !(k in ra) && rb[k] !== undefined) return false;
   return true;
 }
 

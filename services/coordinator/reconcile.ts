@@ -8,13 +8,17 @@ import { poolShortName, type FleetCache, type SyncSnapshot } from './cache.js';
 import { decodeStored, prepareVolume, sameDefinitionBytes, type PreparedVolume, type StoredVolume } from './stored-volume.js';
 import { shortNameOf, snapshotPoolOf } from './volume-wire.js';
 
-/** What a user would call a change: everything but the timestamps. */
+/** What a user would call a change: everything but the timestamps (the volume's and its backing file's). */
 function sameVolume(old: StoredVolume, now: PreparedVolume): boolean {
   // the usual case, a volume that did not change: the same definition bytes
   if (sameDefinitionBytes(old, now.stored)) return true;
   const strip = (v: Volume): Uint8Array => {
     const def = v.definition ?? VolumeDefinition.create();
-    return VolumeDefinition.encode({ ...def, target: def.target ? { ...def.target, timestamps: undefined } : undefined }).finish();
+    return VolumeDefinition.encode({
+      ...def,
+      target: def.target ? { ...def.target, timestamps: undefined } : undefined,
+      backingStore: def.backingStore ? { ...def.backingStore, timestamps: undefined } : undefined,
+    }).finish();
   };
   return Buffer.from(strip(decodeStored(old))).equals(Buffer.from(strip(decodedOf(now))));
 }

@@ -74,7 +74,7 @@ export const VOLUME_MESSAGES: Readonly<Record<string, Readonly<Record<number, st
   SecretRef: {},
   EncryptionCipher: {},
   EncryptionIvgen: {},
-  BackingStore: { 3: 'Permissions' },
+  BackingStore: { 3: 'Permissions', 4: 'Timestamps' },
 };
 
 /**

@@ -265,7 +265,7 @@ describe('in-process qcow2 images against qemu-img create', function () {
           allocation: undefined,
           sourceDevices: [],
           target: { path: '', format: 'qcow2', permissions: undefined, timestamps: undefined, compat: c.compat ?? '', nocow: false, clusterSize: c.cluster ?? 0n, lazyRefcounts: c.lazy ?? false, encryption: undefined },
-          backingStore: backingPath ? { path: backingPath, format: c.backing![1], permissions: undefined } : undefined,
+          backingStore: backingPath ? { path: backingPath, format: c.backing![1], permissions: undefined, timestamps: undefined } : undefined,
         };
         const planned = await backend.createVol(ctx, v);
         await backend.buildVol(ctx, planned, { preallocMetadata: false });

@@ -185,7 +185,7 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       const backed = await api.createVolume({
         parent,
         definition: volume('overlay.qcow2', 64n * MiB, 'qcow2', {
-          backingStore: { path: join(poolPath('a', 'vols'), 'f.raw'), format: 'raw', permissions: undefined },
+          backingStore: { path: join(poolPath('a', 'vols'), 'f.raw'), format: 'raw', permissions: undefined, timestamps: undefined },
         }),
         xml: '',
         preallocMetadata: false,

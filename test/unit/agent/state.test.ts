@@ -70,7 +70,7 @@ describe('agent state', () => {
     expect(stopped.revision > pm.revision).to.equal(true);
   });
 
-  it('compares volumes ignoring only the access time', () => {
+  it("compares volumes ignoring only the access time and the backing file's timestamps", () => {
     expect(sameVolume(vol('a', 1n, '1.0'), vol('a', 1n, '5.0'))).to.equal(true);
     expect(sameVolume(vol('a', 1n), vol('a', 2n))).to.equal(false);
     const changed = (edit: (v: ReturnType<typeof vol>) => void) => {
@@ -81,7 +81,15 @@ describe('agent state', () => {
     expect(changed((v) => (v.target!.timestamps!.mtime = '3.0'))).to.equal(false);
     expect(changed((v) => (v.target!.format = 'qcow2'))).to.equal(false);
     expect(changed((v) => (v.target!.permissions = { mode: 0o644, owner: 0n, group: 0n, label: '' }))).to.equal(false);
-    expect(changed((v) => (v.backingStore = { path: '/b', format: 'raw', permissions: undefined }))).to.equal(false);
+    expect(changed((v) => (v.backingStore = { path: '/b', format: 'raw', permissions: undefined, timestamps: undefined }))).to.equal(false);
     expect(changed((v) => (v.target!.timestamps!.atime = '9.0'))).to.equal(true);
+    const backed = (format: string, mtime: string) => {
+      const v = vol('a', 1n);
+      v.backingStore = { path: '/b', format, permissions: undefined, timestamps: { atime: '1.0', mtime, ctime: mtime, btime: '' } };
+      return v;
+    };
+    expect(sameVolume(backed('raw', '2.0'), backed('raw', '7.0'))).to.equal(true);
+    expect(sameVolume(backed('raw', '2.0'), backed('qcow2', '2.0'))).to.equal(false);
+    expect(sameVolume(backed('raw', '2.0'), vol('a', 1n))).to.equal(false);
   });
 });

@@ -93,7 +93,7 @@ describe('dir backend (recording runner)', () => {
       q.write('QFI\xfb', 0, 'latin1');
       q.writeUInt32BE(3, 4);
       writeFileSync(join(target, 'base.qcow2'), q);
-      await build(vol('d.qcow2', 'qcow2', MiB, { backingStore: { path: `${target}/base.qcow2`, format: '', permissions: undefined } }));
+      await build(vol('d.qcow2', 'qcow2', MiB, { backingStore: { path: `${target}/base.qcow2`, format: '', permissions: undefined, timestamps: undefined } }));
       expect(runner.argvs[0]).to.include('backing_fmt=qcow2,compat=0.10');
     });
 
@@ -182,7 +182,7 @@ describe('dir backend (recording runner)', () => {
 
     it('a raw backing store without a capacity: the backing file name, format and size (rounded up to 512)', async () => {
       writeFileSync(join(target, 'base.img'), Buffer.alloc(1000));
-      await build(vol('c.qcow2', 'qcow2', 0n, { backingStore: { path: 'base.img', format: 'raw', permissions: undefined }, compat: '1.1' }));
+      await build(vol('c.qcow2', 'qcow2', 0n, { backingStore: { path: 'base.img', format: 'raw', permissions: undefined, timestamps: undefined }, compat: '1.1' }));
       expect(runner.calls).to.have.length(0);
       const def = await backend.refreshVol(ctx, vol('c.qcow2', ''));
       expect(def.capacity).to.equal(1024n);
@@ -208,10 +208,10 @@ describe('dir backend (recording runner)', () => {
 
     it('a backing store qemu-img must open itself (format mismatch, a base with its own backing file) goes to qemu-img', async () => {
       writeFileSync(join(target, 'raw.img'), Buffer.alloc(4096));
-      await build(vol('mis.qcow2', 'qcow2', MiB, { backingStore: { path: 'raw.img', format: 'qcow2', permissions: undefined } }));
+      await build(vol('mis.qcow2', 'qcow2', MiB, { backingStore: { path: 'raw.img', format: 'qcow2', permissions: undefined, timestamps: undefined } }));
       await build(vol('b0.qcow2', 'qcow2', MiB));
-      await build(vol('mid.qcow2', 'qcow2', MiB, { backingStore: { path: 'b0.qcow2', format: 'qcow2', permissions: undefined } }));
-      await build(vol('top.qcow2', 'qcow2', MiB, { backingStore: { path: 'mid.qcow2', format: 'qcow2', permissions: undefined } }));
+      await build(vol('mid.qcow2', 'qcow2', MiB, { backingStore: { path: 'b0.qcow2', format: 'qcow2', permissions: undefined, timestamps: undefined } }));
+      await build(vol('top.qcow2', 'qcow2', MiB, { backingStore: { path: 'mid.qcow2', format: 'qcow2', permissions: undefined, timestamps: undefined } }));
       expect(runner.argvs.map((a) => a.at(-2))).to.deep.equal([`${target}/mis.qcow2`, `${target}/top.qcow2`]);
       expect((await backend.refreshVol(ctx, vol('mid.qcow2', ''))).backingStore?.path).to.equal(join(target, 'b0.qcow2'));
     });
@@ -414,12 +414,12 @@ describe('dir backend (recording runner)', () => {
         vol('c', 'qcow2', MiB, { lazy: true, compat: '0.10' }),
         vol('d', 'qcow2', MiB, { cluster: 3000n }),
         vol('e', 'raw', MiB, { cluster: 65536n }),
-        vol('f', 'raw', MiB, { backingStore: { path: '/x', format: 'raw', permissions: undefined } }),
-        vol('g', 'qcow2', MiB, { backingStore: { path: '../../etc/passwd', format: 'raw', permissions: undefined } }),
+        vol('f', 'raw', MiB, { backingStore: { path: '/x', format: 'raw', permissions: undefined, timestamps: undefined } }),
+        vol('g', 'qcow2', MiB, { backingStore: { path: '../../etc/passwd', format: 'raw', permissions: undefined, timestamps: undefined } }),
         vol('h', 'qcow2', MiB, { compat: '2.5' }),
         // qemu would read these as network addresses and connect there as root
-        vol('i', 'qcow2', MiB, { backingStore: { path: 'nbd:127.0.0.1:10809', format: 'raw', permissions: undefined } }),
-        vol('j', 'qcow2', MiB, { backingStore: { path: 'http:x/y', format: 'raw', permissions: undefined } }),
+        vol('i', 'qcow2', MiB, { backingStore: { path: 'nbd:127.0.0.1:10809', format: 'raw', permissions: undefined, timestamps: undefined } }),
+        vol('j', 'qcow2', MiB, { backingStore: { path: 'http:x/y', format: 'raw', permissions: undefined, timestamps: undefined } }),
       ];
       for (const v of cases) {
         const err = await rejects(build(v));
@@ -433,9 +433,9 @@ describe('dir backend (recording runner)', () => {
 
     it("a relative backing name with ':' is accepted as './NAME' and reaches qemu-img as a file", async () => {
       writeFileSync(join(target, 'nbd:127.0.0.1:10809'), Buffer.alloc(4096));
-      const err = await rejects(build(vol('k', 'qcow2', MiB, { backingStore: { path: 'nbd:127.0.0.1:10809', format: 'raw', permissions: undefined } })));
+      const err = await rejects(build(vol('k', 'qcow2', MiB, { backingStore: { path: 'nbd:127.0.0.1:10809', format: 'raw', permissions: undefined, timestamps: undefined } })));
       expect(err.message).to.match(/'\.\/nbd:127\.0\.0\.1:10809'/);
-      await build(vol('k', 'qcow2', MiB, { backingStore: { path: './nbd:127.0.0.1:10809', format: 'raw', permissions: undefined } }));
+      await build(vol('k', 'qcow2', MiB, { backingStore: { path: './nbd:127.0.0.1:10809', format: 'raw', permissions: undefined, timestamps: undefined } }));
       expect(readdirSync(target).sort()).to.deep.equal(['k', 'nbd:127.0.0.1:10809']);
     });
 

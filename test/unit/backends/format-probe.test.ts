@@ -62,9 +62,10 @@ describe('format probe (hand-made headers)', () => {
     expect(r.encryption).to.equal(undefined);
   });
 
-  it('reads a qcow2 v2 header as compat 0.10 without features', () => {
+  it('reads a qcow2 v2 header without a compat level or features, as libvirt does', () => {
     const r = probeBuffer(qcow2Header({ version: 2, size: 1048576n, backing: '/images/base.qcow2' }));
-    expect(r).to.deep.include({ format: 'qcow2', version: 2, capacity: 1048576n, clusterSize: 65536n, compat: '0.10' });
+    expect(r).to.deep.include({ format: 'qcow2', version: 2, capacity: 1048576n, clusterSize: 65536n });
+    expect(r.compat).to.equal(undefined);
     expect(r.lazyRefcounts).to.equal(undefined);
     expect(r.backingStore).to.deep.equal({ raw: '/images/base.qcow2', format: '' });
   });

@@ -296,7 +296,7 @@ describe('logical backend (recording runner)', () => {
       expect(off.allocation).to.equal(4194304n);
       expect(off.sourceDevices).to.deep.equal([{ path: devB, extents: [{ start: 2n * 4194304n, end: 3n * 4194304n }] }]);
       expect(byName.get('root')!.state).to.equal('active');
-      expect(byName.get('snap')!.backingStore).to.deep.equal({ path: `${target}/root`, format: 'raw', permissions: undefined });
+      expect(byName.get('snap')!.backingStore).to.deep.equal({ path: `${target}/root`, format: 'raw', permissions: undefined, timestamps: undefined });
       expect(byName.get('snap')!.sparse).to.equal(true);
       expect(byName.get('virt')!.backingStore).to.equal(undefined);
     });
@@ -355,7 +355,7 @@ describe('logical backend (recording runner)', () => {
       scriptLvcreate(lines);
       const sp = await backend.createVol(ctx, vol('sp', 10n * BigInt(MiB), { allocation: BigInt(MiB) }));
       await backend.buildVol(ctx, sp, { preallocMetadata: false });
-      const bk = await backend.createVol(ctx, vol('bk', BigInt(MiB), { backingStore: { path: `${target}/sp`, format: '', permissions: undefined } }));
+      const bk = await backend.createVol(ctx, vol('bk', BigInt(MiB), { backingStore: { path: `${target}/sp`, format: '', permissions: undefined, timestamps: undefined } }));
       await backend.buildVol(ctx, bk, { preallocMetadata: false });
       expect(runner.callsOf('lvcreate')).to.deep.equal([
         ['lvcreate', '--name', 'sp', '-L', '1024K', '--type', 'snapshot', '--virtualsize', '10240K', VG, '--yes'],
@@ -371,8 +371,8 @@ describe('logical backend (recording runner)', () => {
         [vol('snapshot1', 1024n), /reserved/],
         [vol('lv', undefined), /capacity greater than 0/],
         [vol('lv', 0n), /capacity greater than 0/],
-        [vol('lv', 1024n, { backingStore: { path: '/elsewhere/x', format: '', permissions: undefined } }), /not a volume of this pool/],
-        [vol('lv', 1024n, { backingStore: { path: `${target}/bad name`, format: '', permissions: undefined } }), /backing_store/],
+        [vol('lv', 1024n, { backingStore: { path: '/elsewhere/x', format: '', permissions: undefined, timestamps: undefined } }), /not a volume of this pool/],
+        [vol('lv', 1024n, { backingStore: { path: `${target}/bad name`, format: '', permissions: undefined, timestamps: undefined } }), /backing_store/],
       ];
       for (const [v, why] of cases) {
         const err = await rejects(backend.createVol(ctx, v));
@@ -465,7 +465,7 @@ describe('logical backend (recording runner)', () => {
       writeFileSync(src, data);
       const srcPool: PoolDefinition = { ...pool, type: PoolType.POOL_TYPE_DIR, name: 'files' };
       const srcVol = vol('src.img', BigInt(2 * MiB), { target: { path: src, format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined } });
-      const asked = vol('copy', BigInt(MiB), { allocation: 4096n, backingStore: { path: '/elsewhere/base.img', format: 'raw', permissions: undefined } });
+      const asked = vol('copy', BigInt(MiB), { allocation: 4096n, backingStore: { path: '/elsewhere/base.img', format: 'raw', permissions: undefined, timestamps: undefined } });
       await backend.buildVolFrom(ctx, asked, { pool: srcPool, volume: srcVol }, { preallocMetadata: false });
       expect(runner.callsOf('lvcreate')[0]).to.deep.equal(['lvcreate', '--name', 'copy', '-L', '2048K', VG, '--yes']);
       expect(readFileSync(join(target, 'copy')).equals(data)).to.equal(true);
