@@ -5,15 +5,19 @@
 export const EVENT_STREAM = 'CISTERN_EVENTS';
 export const CATALOG_BUCKET = 'cistern-catalog';
 
-const SAFE_TOKEN = /^[A-Za-z0-9_-]+$/;
+// A leading '_' is kept for tokens of our own ('_host'), so such names are encoded too.
+const SAFE_TOKEN = /^[A-Za-z0-9-][A-Za-z0-9_-]*$/;
+// '=' marks an encoded name: a character the JetStream KV client allows in keys
+// (/^[-/=.\w]+$/) that neither base64url nor a safe token holds
+const ENCODED = '=';
 
-/** A name as one subject / KV key token: itself when safe, else '~' + base64url(utf8). */
+/** A name as one subject / KV key token: itself when safe, else '=' + base64url(utf8). */
 export function nameToken(name: string): string {
-  return SAFE_TOKEN.test(name) ? name : `~${Buffer.from(name, 'utf8').toString('base64url')}`;
+  return SAFE_TOKEN.test(name) ? name : `${ENCODED}${Buffer.from(name, 'utf8').toString('base64url')}`;
 }
 
 export function tokenToName(token: string): string {
-  return token.startsWith('~') ? Buffer.from(token.slice(1), 'base64url').toString('utf8') : token;
+  return token.startsWith(ENCODED) ? Buffer.from(token.slice(1), 'base64url').toString('utf8') : token;
 }
 
 export const subjects = {

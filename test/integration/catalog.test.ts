@@ -83,4 +83,15 @@ describe('pool catalog (JetStream KV)', () => {
     ]);
     follow.stop();
   });
+
+  it('stores pools whose names are not one safe token (dots, spaces, non-ASCII, a leading _)', async () => {
+    const catalog = await Catalog.open(nc);
+    const names = ['images.v2', 'pool:1', 'a+b', 'd sp', 'ëëë', '_host', '=x', 'a'.repeat(255)];
+    for (const name of names) await catalog.create('hn', name, entry(name));
+    expect((await catalog.list()).filter((e) => e.host === 'hn').map((e) => e.pool).sort()).to.deep.equal([...names].sort());
+    for (const name of names) {
+      expect((await catalog.get('hn', name))?.value.definition?.name).to.equal(name);
+      await catalog.delete('hn', name);
+    }
+  });
 });

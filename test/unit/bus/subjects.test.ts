@@ -8,11 +8,14 @@ describe('bus subjects', () => {
   });
 
   it('encodes names that are not one safe subject token, reversibly', () => {
-    for (const name of ['my.pool', 'with space', '*', '>', 'ünï', '~x', 'a'.repeat(255)]) {
+    for (const name of ['my.pool', 'with space', '*', '>', 'ünï', '~x', '=x', '_host', `${'é'.repeat(127)}a`]) {
       const token = nameToken(name);
-      expect(token, name).to.match(/^[A-Za-z0-9_~-]+$/);
+      expect(token, name).to.not.equal(name);
+      // one subject token, and a key the JetStream KV client accepts (@nats-io/kv validKeyRe)
+      expect(token, name).to.match(/^[-=\w]+$/);
       expect(tokenToName(token)).to.equal(name);
     }
+    expect(subjects.events('a', '_host')).to.not.equal(subjects.events('a', undefined));
   });
 
   it('builds catalog keys that parse back', () => {
