@@ -7,16 +7,21 @@ export const MAX_NAME_LENGTH = 255;
 export const MAX_PATH_LENGTH = 4095;
 export const MAX_SIZE = (1n << 63n) - 1n;
 
-const NAME_RULE = `1-${MAX_NAME_LENGTH} characters, no '/', not '.' or '..', no control characters, not starting with '-'`;
+const NAME_RULE = `1-${MAX_NAME_LENGTH} bytes of UTF-8, no '/', not '.' or '..', no control characters, not starting with '-'`;
+
+// C0, DEL and C1 controls; a lone UTF-16 surrogate has no UTF-8 form, so the file made for
+// it would carry another name (U+FFFD) than the one asked
+const CONTROL_OR_LONE_SURROGATE = /[\x00-\x1f\x7f-\x9f]|[\uD800-\uDFFF]/u;
 
 /** A pool, volume or host name: one path component that cannot escape or look like an option. */
 export function checkObjectName(name: string, field: string, what = 'name'): void {
   let problem: string | undefined;
   if (typeof name !== 'string' || name.length === 0) problem = 'is empty';
-  else if (name.length > MAX_NAME_LENGTH) problem = `is ${name.length} characters long`;
+  // file systems count a name's bytes (NAME_MAX), not its characters
+  else if (Buffer.byteLength(name, 'utf8') > MAX_NAME_LENGTH) problem = `is ${Buffer.byteLength(name, 'utf8')} bytes long`;
   else if (name.includes('/')) problem = "contains '/'";
   else if (name === '.' || name === '..') problem = `is '${name}'`;
-  else if (/[\x00-\x1f\x7f]/.test(name)) problem = 'contains a control character';
+  else if (CONTROL_OR_LONE_SURROGATE.test(name)) problem = 'contains a control character or an unpaired surrogate';
   else if (name.startsWith('-')) problem = "starts with '-'";
   if (problem) {
     throw new InvalidArgumentError(field, `${what} '${printable(String(name ?? ''))}' ${problem}; allowed: ${NAME_RULE}`);
@@ -28,11 +33,11 @@ export function checkAbsolutePath(path: string, field: string): string {
   if (typeof path !== 'string' || path.length === 0) {
     throw new InvalidArgumentError(field, 'path is empty; an absolute path is required');
   }
-  if (path.length > MAX_PATH_LENGTH) {
-    throw new InvalidArgumentError(field, `path is ${path.length} characters long; at most ${MAX_PATH_LENGTH} allowed`);
+  if (Buffer.byteLength(path, 'utf8') > MAX_PATH_LENGTH) {
+    throw new InvalidArgumentError(field, `path is ${Buffer.byteLength(path, 'utf8')} bytes long; at most ${MAX_PATH_LENGTH} allowed`);
   }
-  if (/[\x00-\x1f\x7f]/.test(path)) {
-    throw new InvalidArgumentError(field, `path '${printable(path)}' contains a control character`);
+  if (CONTROL_OR_LONE_SURROGATE.test(path)) {
+    throw new InvalidArgumentError(field, `path '${printable(path)}' contains a control character or an unpaired surrogate`);
   }
   if (!isAbsolute(path)) {
     throw new InvalidArgumentError(field, `path '${printable(path)}' is not absolute; it must start with '/'`);
@@ -54,8 +59,14 @@ export function checkSize(value: bigint, field: string): bigint {
 
 /** Makes a user value safe to echo in an error message. */
 export function printable(value: string, max = 80): string {
-  const clean = value.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return clean.length > max ? `${clean.slice(0, max)}...` : clean;
+  const clean = value.replace(new RegExp(CONTROL_OR_LONE_SURROGATE.source, 'gu'), (c) => {
+    const code = c.charCodeAt(0);
+    return code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, '0')}`;
+  });
+  if (clean.length <= max) return clean;
+  // cut between code points, never inside a surrogate pair
+  const points = Array.from(clean);
+  return points.length > max ? `${points.slice(0, max).join('')}...` : clean;
 }
 
 const HOST_ID = /^[A-Za-z0-9_-]{1,64}$/;

@@ -182,7 +182,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
   it('refuses bad names with INVALID_ARGUMENT and changes nothing', async () => {
     const api = ctx.stack.api;
     const before = await api.listPools({ host: '', types: [], pageSize: 0, pageToken: '' });
-    const bad = ['../x', 'a/b', '', 'x'.repeat(300), 'bad\u0001name', '-rf'];
+    const bad = ['../x', 'a/b', '', 'x'.repeat(300), 'é'.repeat(200), 'bad\u0001name', 'bad\u0085name', '-rf'];
     for (const name of bad) {
       const message = await expectCode(
         api.definePool({ host: 'a', definition: dirPool(name, poolDir('bad-pool')), xml: '', requestId: '' }),

@@ -20,9 +20,12 @@ describe('object names', () => {
     ['a/b', "contains '/'"],
     ['..', "is '..'"],
     ['.', "is '.'"],
-    ['x'.repeat(300), 'is 300 characters long'],
+    ['x'.repeat(300), 'is 300 bytes long'],
+    ['é'.repeat(200), 'is 400 bytes long'],
     ['a\nb', 'control character'],
     ['a\x00b', 'control character'],
+    ['a\x85b', 'control character'],
+    ['a\uD83Db', 'unpaired surrogate'],
     ['-rf', "starts with '-'"],
   ] as const) {
     it(`refuses ${JSON.stringify(bad.slice(0, 20))}: ${why}`, () => {
@@ -30,12 +33,20 @@ describe('object names', () => {
       expect(err.message).to.contain('volume.name');
       expect(err.message).to.contain(why);
       expect(err.message).to.contain('allowed:');
-      expect(err.message).not.to.match(/[\x00\n]/);
+      expect(err.message).not.to.match(/[\x00\n\x85]/);
+      expect(err.message).not.to.match(/[\uD800-\uDFFF]/u);
     });
   }
 
+  it('echoes a long name cut between characters, never inside a surrogate pair', () => {
+    const err = refusal(() => checkObjectName('😀'.repeat(200), 'volume.name', 'volume name'));
+    expect(err.message).to.contain('is 800 bytes long');
+    expect(err.message).not.to.match(/[\uD800-\uDFFF]/u);
+    expect(err.message).to.contain(`${'😀'.repeat(80)}...`);
+  });
+
   it('accepts names libvirt accepts, including spaces, dots and unicode', () => {
-    for (const ok of ['vm1.qcow2', 'disk with space', 'ünïcødé', 'a'.repeat(255), '.hidden', 'x-']) {
+    for (const ok of ['vm1.qcow2', 'disk with space', 'ünïcødé', 'a'.repeat(255), `${'é'.repeat(127)}a`, '😀', '.hidden', 'x-']) {
       expect(() => checkObjectName(ok, 'name')).not.to.throw();
     }
   });
