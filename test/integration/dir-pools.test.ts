@@ -114,6 +114,26 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
     }
   });
 
+  it('builds first when only an overwrite flag is given, as libvirt does (pool-start --no-overwrite)', async () => {
+    const api = ctx.stack.api;
+    const path = poolPath('a', 'flagged');
+    const name = 'hosts/a/pools/flagged';
+    await api.definePool({ host: 'a', definition: dirPool('flagged', path), xml: '', requestId: '' });
+    // neither build nor a flag: no build, the missing target directory is refused
+    await expectCode(api.startPool({ name, build: false, buildFlags: { overwrite: false, noOverwrite: false }, requestId: '' }), status.FAILED_PRECONDITION, /does not exist; build the pool first/);
+    // a flag alone builds, and a dir pool has nothing to format: libvirt's own refusal
+    for (const buildFlags of [{ overwrite: true, noOverwrite: false }, { overwrite: false, noOverwrite: true }]) {
+      await expectCode(api.startPool({ name, build: false, buildFlags, requestId: '' }), status.FAILED_PRECONDITION, /no source device specified when formatting/);
+      await expectCode(
+        api.createPool({ host: 'b', definition: dirPool('flagged', poolPath('b', 'flagged')), xml: '', build: false, buildFlags, requestId: '' }),
+        status.FAILED_PRECONDITION,
+        /no source device specified when formatting/,
+      );
+    }
+    expect(existsSync(path)).to.equal(false);
+    await api.undefinePool({ name, requestId: '' });
+  });
+
   it('runs the same lifecycle through cisternctl, printing what virsh prints', async () => {
     const cli = (args: string[]) => ctx.stack.cli(args);
     for (const host of ['a', 'b']) {

@@ -97,9 +97,14 @@ function activeReply(ctx: AgentContext, entry: PoolEntry, seq: bigint): AgentRep
   );
 }
 
-/** The build a CreatePool or StartPool asks for first, if any. */
+/**
+ * The build a CreatePool or StartPool asks for first, if any: `build`, or either overwrite
+ * flag alone, as libvirt's storagePoolCreate (`build_flags || WITH_BUILD`).
+ */
 function requestedBuild(op: { build: boolean; buildFlags?: BuildFlags | undefined }): BuildFlags | undefined {
-  return op.build ? op.buildFlags ?? { overwrite: false, noOverwrite: false } : undefined;
+  const flags = op.buildFlags;
+  if (!op.build && !flags?.overwrite && !flags?.noOverwrite) return undefined;
+  return flags ?? { overwrite: false, noOverwrite: false };
 }
 
 /** CreatePool and StartPool: activate under the pool's lock, answer with the active pool. */
