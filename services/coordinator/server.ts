@@ -9,12 +9,7 @@ import {
   type ServerWritableStream,
   type sendUnaryData,
 } from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InternalError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import { StorageServiceService, type StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
@@ -30,6 +25,7 @@ import * as secrets from './handlers/secrets.js';
 import * as streams from './handlers/streams.js';
 import * as volumes from './handlers/volumes.js';
 import { checkRequestId } from './validate.js';
+import { addReflection } from './reflection.js';
 
 export const SERVICE_NAME = 'cistern.v1.StorageService';
 
@@ -188,15 +184,6 @@ export function storageService(runner: CallRunner): StorageServiceServer {
   };
 }
 
-/** proto/ from the source tree or from dist/ (reflection needs the .proto files). */
-function protoDir(): string | undefined {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const candidate of [resolve(here, '../../proto'), resolve(here, '../../../proto')]) {
-    if (existsSync(resolve(candidate, 'cistern/v1/storage.proto'))) return candidate;
-  }
-  return undefined;
-}
-
 export interface GrpcServer {
   server: Server;
   health: HealthImplementation;
@@ -228,13 +215,7 @@ export async function startGrpcServer(
   server.addService(service, storageService(new CallRunner(svc, guard)));
   const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   health.addToServer(server);
-  const dir = protoDir();
-  if (dir) {
-    const pkg = protoLoader.loadSync(resolve(dir, 'cistern/v1/storage.proto'), { includeDirs: [dir, '/usr/include'] });
-    new ReflectionService(pkg).addToServer(server);
-  } else {
-    svc.log.warn('proto/ not found: server reflection is off');
-  }
+  addReflection(server);
   const port = await new Promise<number>((resolvePort, reject) =>
     server.bindAsync(listen, credentials, (err, p) => (err ? reject(err) : resolvePort(p))),
   );
