@@ -22,6 +22,8 @@ import { OrderedEvents } from './events.js';
 import { defaultResyncSpreadMs, HostSyncer } from './sync.js';
 import { HeartbeatSender, newBootId } from './heartbeat.js';
 import { autostartPools } from './autostart.js';
+import { restoreRunningPools } from './restore.js';
+import { RunningPools } from './running-pools.js';
 import { coordinatorPoolSecrets } from './pool-secrets.js';
 import { attachSignal, backendFor, type AgentContext } from './context.js';
 import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
@@ -150,6 +152,20 @@ export class Agent {
     };
     // what a create or clone killed mid-way left goes before any pool starts
     await cleanupInterruptedCreates(journal, (pool) => backendFor(ctx, pool.type), execRunner, log);
+    // the pools running when this agent stopped, still up, stay running; then keep the record
+    const running = RunningPools.open(opts.root);
+    await restoreRunningPools(ctx, running.load(), catalog).catch((err: unknown) =>
+      log.error('the pools running before could not be restored; they are inactive', { error: err }),
+    );
+    const recordRunning = (): void => {
+      try {
+        running.save([...state.pools.values()].map((e) => ({ definition: e.definition })));
+      } catch (err) {
+        log.error('could not record the running pools; a restart of this agent will show them inactive', { error: err });
+      }
+    };
+    state.onPoolSetChanged = recordRunning;
+    recordRunning();
     const hostInfo = (): Host =>
       Host.create({
         name: hostName(host),

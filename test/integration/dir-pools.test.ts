@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
@@ -293,13 +293,33 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
     await api.setPoolAutostart({ name: 'hosts/b/pools/auto', autostart: true });
     await api.definePool({ host: 'b', definition: dirPool('manual', poolPath('b', 'manual')), xml: '', requestId: '' });
     await api.startPool({ name: 'hosts/b/pools/manual', build: true, buildFlags: undefined, requestId: '' });
+    await api.createVolume({ parent: 'hosts/b/pools/manual', definition: volume('used.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '' });
     await api.createVolume({ parent: 'hosts/b/pools/auto', definition: volume('keep.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '' });
+    // stopped before the restart: stays stopped; running, but its directory gone meanwhile: down
+    await api.definePool({ host: 'b', definition: dirPool('stopped', poolPath('b', 'stopped')), xml: '', requestId: '' });
+    await api.startPool({ name: 'hosts/b/pools/stopped', build: true, buildFlags: undefined, requestId: '' });
+    await api.stopPool({ name: 'hosts/b/pools/stopped', requestId: '' });
+    await api.definePool({ host: 'b', definition: dirPool('vanished', poolPath('b', 'vanished')), xml: '', requestId: '' });
+    await api.startPool({ name: 'hosts/b/pools/vanished', build: true, buildFlags: undefined, requestId: '' });
+    const transient = await api.createPool({ host: 'b', definition: dirPool('passing', poolPath('b', 'passing')), xml: '', build: true, buildFlags: undefined, requestId: '' });
 
-    await ctx.stack.restartAgent('b', { kill: true });
+    await ctx.stack.stopAgent('b', { kill: true });
+    rmSync(poolPath('b', 'vanished'), { recursive: true });
+    await ctx.stack.addAgent('b');
     const auto = await api.getPool({ name: 'hosts/b/pools/auto' });
     expect(auto.state).to.equal(PoolState.POOL_STATE_RUNNING);
     expect(auto.volumeCount).to.equal(1);
-    expect((await api.getPool({ name: 'hosts/b/pools/manual' })).state).to.equal(PoolState.POOL_STATE_INACTIVE);
+    // libvirt keeps a running pool running over a daemon restart when its backend finds it up
+    const manual = await api.getPool({ name: 'hosts/b/pools/manual' });
+    expect(manual.state).to.equal(PoolState.POOL_STATE_RUNNING);
+    expect(manual.autostart).to.equal(false);
+    expect(manual.volumeCount).to.equal(1);
+    const again = await api.getPool({ name: transient.name });
+    expect([again.state, again.persistent]).to.deep.equal([PoolState.POOL_STATE_RUNNING, false]);
+    expect((await api.getPool({ name: 'hosts/b/pools/stopped' })).state).to.equal(PoolState.POOL_STATE_INACTIVE);
+    expect((await api.getPool({ name: 'hosts/b/pools/vanished' })).state).to.equal(PoolState.POOL_STATE_INACTIVE);
+    await api.stopPool({ name: 'hosts/b/pools/manual', requestId: '' });
+    await api.stopPool({ name: transient.name, requestId: '' });
 
     await ctx.stack.restartCoordinator({ kill: true });
     const pools = await api.listPools({ host: 'b', types: [], pageSize: 0, pageToken: '' });

@@ -1,0 +1,57 @@
+// At agent start, before autostart: the pools that were running when the agent stopped
+// (running-pools.ts) and are still up stay running, as libvirtd's
+// storagePoolUpdateStateCallback keeps them over a daemon restart: the backend's checkPool
+// says whether the pool is up (a dir that exists, a file system still mounted, a volume group
+// still there, a session still logged in), and a refresh reads its volumes again. Nothing is
+// started or mounted here, and no event is published: nothing happened to the pool; the full
+// sync that follows carries it, and the coordinator's reconcile publishes what changed while
+// the agent was away. A pool that is not up any more stays inactive (autostart may start it).
+import { checkObjectName } from '../../libs/api/names.js';
+import { asCisternError } from '../../libs/errors/errors.js';
+import type { CatalogLister } from './autostart.js';
+import { backendFor, poolContext, type AgentContext } from './context.js';
+import { systemActor } from './events.js';
+import { cleanupWhenStarted } from './journal.js';
+import type { RunningPoolRecord } from './running-pools.js';
+import { applyRefresh } from './state.js';
+
+export interface RestoreResult {
+  restored: string[];
+  /** Recorded as running, found down (or failing its check or refresh): inactive now. */
+  down: { pool: string; reason: string }[];
+}
+
+export async function restoreRunningPools(ctx: AgentContext, records: readonly RunningPoolRecord[], catalog: CatalogLister): Promise<RestoreResult> {
+  const result: RestoreResult = { restored: [], down: [] };
+  if (records.length === 0) return result;
+  // persistent and autostart as the catalog says now: it may have changed meanwhile
+  const catalogEntries = new Map((await catalog.list(ctx.host)).map((e) => [e.pool, e.value]));
+  await Promise.all(
+    records.map(async (record) => {
+      const def = record.definition;
+      try {
+        checkObjectName(def.name, 'definition.name', 'pool name');
+        const backend = backendFor(ctx, def.type);
+        await ctx.locks.withPool(def.name, 'start', async () => {
+          if (ctx.state.getPool(def.name)) return;
+          const pc = poolContext(ctx, def, systemActor);
+          // libvirt: a backend without checkPool cannot tell, so its pools are inactive
+          if (!backend.checkPool || !(await backend.checkPool(pc))) throw new Error('not up any more');
+          if (ctx.journal) await cleanupWhenStarted(ctx.journal, def, backend, ctx.runner, ctx.log);
+          const scan = await backend.refreshPool(pc);
+          const listed = catalogEntries.get(def.name);
+          const entry = ctx.state.addPool(def, { persistent: listed !== undefined, autostart: listed?.autostart ?? false }, scan.runtime);
+          applyRefresh(ctx.state, entry, scan.volumes);
+          ctx.state.touchPool(entry);
+        });
+        if (ctx.state.getPool(def.name)) result.restored.push(def.name);
+      } catch (err) {
+        const reason = asCisternError(err).message;
+        result.down.push({ pool: def.name, reason });
+        ctx.log.warn('a pool running before the agent stopped is not up; it is inactive now', { pool: def.name, reason });
+      }
+    }),
+  );
+  ctx.log.info('running pools restored', { restored: result.restored, down: result.down.length });
+  return result;
+}

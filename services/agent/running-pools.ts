@@ -1,0 +1,73 @@
+// Which pools are running, kept under the agent's root, as libvirt keeps a state file per
+// active pool in /run/libvirt/storage: an agent restarted on the same boot of its host (an
+// upgrade, a crash) finds them, and the pools still up stay running (restore.ts) instead of
+// being reported inactive while guests use them. The record names the host's boot: after a
+// reboot nothing is mounted or logged in any more, and only autostart brings pools back.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+
+export interface RunningPoolRecord {
+  /** The live definition the pool was started with (its flags are the catalog's). */
+  definition: PoolDefinition;
+}
+
+interface StoredFile {
+  hostBootId: string;
+  /** PoolDefinition messages, base64 */
+  pools: { definition: string }[];
+}
+
+const FILE = 'running-pools.json';
+
+/** The kernel's id of this boot of the host; '' where it cannot be read. */
+export function readHostBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+export class RunningPools {
+  private constructor(private readonly file: string, private readonly hostBootId: string) {}
+
+  /** The record under `root` (the directory must exist). */
+  static open(root: string, hostBootId = readHostBootId()): RunningPools {
+    return new RunningPools(join(root, FILE), hostBootId);
+  }
+
+  /**
+   * The pools recorded as running during this boot of the host. Nothing when the record is
+   * from another boot, missing or unreadable, or when the boot cannot be told: a pool is
+   * never believed up on a guess.
+   */
+  load(): RunningPoolRecord[] {
+    let stored: StoredFile;
+    try {
+      stored = JSON.parse(readFileSync(this.file, 'utf8')) as StoredFile;
+    } catch {
+      return [];
+    }
+    if (!this.hostBootId || stored.hostBootId !== this.hostBootId || !Array.isArray(stored.pools)) return [];
+    const records: RunningPoolRecord[] = [];
+    for (const p of stored.pools) {
+      try {
+        records.push({ definition: PoolDefinition.decode(Buffer.from(p.definition, 'base64')) });
+      } catch {
+        /* a damaged entry: that pool is not restored */
+      }
+    }
+    return records;
+  }
+
+  /** Replaces the record with these pools (a write and a rename: never half a file). */
+  save(pools: Iterable<RunningPoolRecord>): void {
+    const stored: StoredFile = { hostBootId: this.hostBootId, pools: [] };
+    for (const p of pools) {
+      stored.pools.push({ definition: Buffer.from(PoolDefinition.encode(p.definition).finish()).toString('base64') });
+    }
+    writeFileSync(`${this.file}.tmp`, `${JSON.stringify(stored)}\n`, { mode: 0o600 });
+    renameSync(`${this.file}.tmp`, this.file);
+  }
+}

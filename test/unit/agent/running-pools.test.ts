@@ -1,0 +1,31 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PoolDefinition, PoolType } from '../../../libs/proto/cistern/v1/storage.js';
+import { RunningPools } from '../../../services/agent/running-pools.js';
+
+describe('record of running pools (agent restart)', () => {
+  let root: string;
+  beforeEach(() => (root = mkdtempSync(join(tmpdir(), 'cistern-running-'))));
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  const def = (name: string) => PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, target: { path: `/srv/${name}` } });
+
+  it('gives back the definitions saved during the same boot of the host', () => {
+    RunningPools.open(root, 'boot-1').save([{ definition: def('a') }, { definition: def('b c') }]);
+    expect(RunningPools.open(root, 'boot-1').load().map((r) => r.definition)).to.deep.equal([def('a'), def('b c')]);
+    RunningPools.open(root, 'boot-1').save([]);
+    expect(RunningPools.open(root, 'boot-1').load()).to.deep.equal([]);
+  });
+
+  it('believes nothing after a reboot, without a boot id, or from a damaged file', () => {
+    RunningPools.open(root, 'boot-1').save([{ definition: def('a') }]);
+    expect(RunningPools.open(root, 'boot-2').load()).to.deep.equal([]);
+    expect(RunningPools.open(root, '').load()).to.deep.equal([]);
+    writeFileSync(join(root, 'running-pools.json'), '{"hostBootId":"boot-1","pools":[{"defin');
+    expect(RunningPools.open(root, 'boot-1').load()).to.deep.equal([]);
+    writeFileSync(join(root, 'running-pools.json'), JSON.stringify({ hostBootId: 'boot-1', pools: [{ definition: '////' }, { definition: Buffer.from(PoolDefinition.encode(def('ok')).finish()).toString('base64') }] }));
+    expect(RunningPools.open(root, 'boot-1').load().map((r) => r.definition.name)).to.deep.equal(['ok']);
+  });
+});
