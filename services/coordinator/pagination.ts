@@ -1,9 +1,21 @@
 // Page tokens: opaque to clients, they hold the last key of the previous page, so a page
 // boundary stays right while objects come and go between calls.
 import { InvalidArgumentError } from '../../libs/errors/errors.js';
+import { varintLength } from './varint.js';
 
 export const DEFAULT_PAGE_SIZE = 1000;
 export const MAX_PAGE_SIZE = 10_000;
+/**
+ * A page's encoded items stay under the 4 MiB a gRPC client accepts by default (Python, Go,
+ * C++, Java, grpc-js), with room for the page token: a page of long names holds fewer items
+ * than page_size, as AIP-158 allows, instead of a response the client refuses.
+ */
+export const MAX_PAGE_BYTES = 4 * 1024 * 1024 - 64 * 1024;
+
+/** The bytes one item takes as a repeated message field (tag, length, body). */
+export function itemBytes(size: number): number {
+  return 1 + varintLength(size) + size;
+}
 
 export function pageSize(requested: number, field = 'page_size'): number {
   if (!Number.isInteger(requested) || requested < 0) throw new InvalidArgumentError(field, `must be 0 (default ${DEFAULT_PAGE_SIZE}) or positive`);

@@ -41,9 +41,10 @@ import { publishPoolEvent } from '../coordinator-events.js';
 import { sourceConflict } from '../pool-conflicts.js';
 import { forward } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';
-import { decodePageToken, encodePageToken, firstAfter, pageSize } from '../pagination.js';
+import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
 import { checkPoolTypes, checkRequestId, poolDefinitionFrom, requireHost, requirePoolName } from '../validate.js';
 import { loadXml, requireXml } from '../xml.js';
+import { encodedPool } from '../pool-list-encoding.js';
 
 /**
  * A call with a request id may be the retry of one that did its work but whose answer was
@@ -307,6 +308,7 @@ export async function listPools(svc: CoordinatorServices, _ctx: CallContext, req
   let last: readonly [string, string] | undefined;
   let onlineHost: string | undefined;
   let online = false;
+  let bytes = 0;
   for (; i < keys.length; i++) {
     const key = keys[i]!;
     const [h, name] = key;
@@ -324,7 +326,8 @@ export async function listPools(svc: CoordinatorServices, _ctx: CallContext, req
     if (req.persistent !== undefined && view.persistent !== req.persistent) continue;
     if (req.autostart !== undefined && view.autostart !== req.autostart) continue;
     if (types && !types.has(view.definition?.type ?? 0)) continue;
-    if (pools.length === size) {
+    bytes += itemBytes(encodedPool(view).length);
+    if (pools.length === size || (bytes > MAX_PAGE_BYTES && pools.length > 0)) {
       next = encodePageToken(kind, [last![0], last![1]]);
       break;
     }

@@ -23,7 +23,7 @@ import type { CallContext, CoordinatorServices } from '../context.js';
 import { forward } from '../forward.js';
 import { storedListVolumes, storedVolumeMessage } from '../list-encoding.js';
 import { requireActive, resolvePool, resolveStoredVolume, resolveVolume } from '../lookup.js';
-import { decodePageToken, encodePageToken, firstAfter, pageSize } from '../pagination.js';
+import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
 import {
   checkAbsolutePath,
   checkRequestId,
@@ -34,7 +34,7 @@ import {
   requireVolumeName,
   volumeDefinitionFrom,
 } from '../validate.js';
-import type { StoredVolume } from '../stored-volume.js';
+import { storedSize, type StoredVolume } from '../stored-volume.js';
 import { requireXml } from '../xml.js';
 
 /** The volume after an operation: the cache's (events applied), else the reply's. */
@@ -147,10 +147,17 @@ export async function listVolumes(svc: CoordinatorServices, _ctx: CallContext, r
   const p = requireActive(resolvePool(svc, ref));
   const names = svc.cache.volumeNames(ref.host, ref.pool);
   const start = after ? firstAfter(names, after[0]!, compare) : 0;
-  const end = Math.min(names.length, start + size);
+  const limit = Math.min(names.length, start + size);
   // the stored bytes, copied into the response by its serializer (list-encoding.ts): no decode
-  const stored: StoredVolume[] = new Array(end - start);
-  for (let i = start; i < end; i++) stored[i - start] = svc.cache.storedVolume(ref.host, ref.pool, names[i]!)!;
+  const stored: StoredVolume[] = [];
+  let bytes = 0;
+  let end = start;
+  for (; end < limit; end++) {
+    const s = svc.cache.storedVolume(ref.host, ref.pool, names[end]!)!;
+    bytes += itemBytes(storedSize(s, p.stale));
+    if (bytes > MAX_PAGE_BYTES && stored.length > 0) break;
+    stored.push(s);
+  }
   const nextPageToken = end < names.length ? encodePageToken(`volumes:${ref.host}/${ref.pool}`, [names[end - 1]!]) : '';
   return storedListVolumes(stored, p.stale, nextPageToken);
 }

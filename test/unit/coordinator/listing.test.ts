@@ -10,6 +10,8 @@ import type { CallContext, CoordinatorServices } from '../../../services/coordin
 import { CatalogPool, Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import { asCisternError } from '../../../libs/errors/errors.js';
+import { serializeListVolumes } from '../../../services/coordinator/list-encoding.js';
+import { serializeListPools } from '../../../services/coordinator/pool-list-encoding.js';
 
 function setup() {
   const cache = new FleetCache();
@@ -117,6 +119,47 @@ describe('coordinator listings', () => {
     expect(await code(lookupVolume(svc, ctx, { host: 'a', key: '', path: 'bad\npath' }))).to.equal('INVALID_ARGUMENT');
     // a token of another listing is refused
     expect(await code(listVolumes(svc, ctx, { parent: 'hosts/a/pools/other', pageSize: 0, pageToken: first.nextPageToken }))).to.equal('INVALID_ARGUMENT');
+  });
+
+  it('keeps every page under the 4 MiB a gRPC client accepts by default: fewer items than page_size when they are big', async () => {
+    const { cache, svc, ctx } = setup();
+    const MiB4 = 4 * 1024 * 1024;
+    const longName = (i: number) => `${String(i).padStart(5, '0')}${'v'.repeat(250)}`;
+    cache.applyCatalog('a', 'long', CatalogPool.create({ definition: def('long'), persistent: true }), 1);
+    cache.applyPool('a', Pool.fromPartial({ definition: def('long'), state: PoolState.POOL_STATE_RUNNING, revision: 1n }));
+    for (let i = 0; i < 5000; i++) {
+      const name = longName(i);
+      const path = `/p/long/${name}`;
+      cache.applyVolume('a', 'long', Volume.fromPartial({ name: `hosts/a/pools/long/volumes/${name}`, pool: 'long', host: 'a', revision: 2n, definition: { name, key: path, target: { path } } }));
+    }
+    const seen: string[] = [];
+    let token = '';
+    let pages = 0;
+    do {
+      const page = await listVolumes(svc, ctx, { parent: 'hosts/a/pools/long', pageSize: 10_000, pageToken: token });
+      expect(serializeListVolumes(page).length).to.be.at.most(MiB4);
+      seen.push(...page.volumes.map((v) => v.definition!.name));
+      token = page.nextPageToken;
+      pages++;
+    } while (token);
+    expect(pages).to.be.greaterThan(1);
+    expect(seen).to.deep.equal(Array.from({ length: 5000 }, (_, i) => longName(i)));
+
+    for (let i = 0; i < 3000; i++) {
+      const name = `${String(i).padStart(4, '0')}${'p'.repeat(251)}`;
+      cache.applyCatalog('b', name, CatalogPool.create({ definition: PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, target: { path: `/p/${'d'.repeat(1000)}/${name}` } }), persistent: true }), 10 + i);
+    }
+    let pools = 0;
+    token = '';
+    pages = 0;
+    do {
+      const page = await listPools(svc, ctx, { host: 'b', types: [], pageSize: 10_000, pageToken: token });
+      expect(serializeListPools(page).length).to.be.at.most(MiB4);
+      pools += page.pools.length;
+      token = page.nextPageToken;
+      pages++;
+    } while (token);
+    expect([pools, pages > 1]).to.deep.equal([3000, true]);
   });
 
   it('answers volume reads on an inactive pool FAILED_PRECONDITION and unknown names NOT_FOUND', async () => {
