@@ -5,6 +5,7 @@ import { checkAbsolutePath, checkObjectName, checkSize, printable } from '../../
 import { parseHostName, parsePoolName, parseVolumeName, type PoolRef, type VolumeRef } from '../../libs/api/resource-names.js';
 import {
   PoolType,
+  VolumeType,
   WipeAlgorithm,
   type PoolDefinition,
   type VolumeDefinition,
@@ -105,6 +106,10 @@ export async function volumeDefinitionFrom(
   } else {
     vol = definition!;
     checkObjectName(vol.name, `${defField}.name`, 'volume name');
+  }
+  if (!(vol.type in VolumeType) || vol.type === VolumeType.UNRECOGNIZED) {
+    const allowed = Object.keys(VolumeType).filter((k) => Number.isNaN(Number(k)) && k !== 'UNRECOGNIZED');
+    throw new InvalidArgumentError(`${defField}.type`, `volume type ${vol.type} is not known; allowed: ${allowed.join(' ')}`);
   }
   if (vol.capacity !== undefined) checkSize(vol.capacity, `${defField}.capacity`);
   if (vol.allocation !== undefined) checkSize(vol.allocation, `${defField}.allocation`);

@@ -19,6 +19,7 @@ import {
   PoolType,
   type StorageServiceClient,
   type UploadVolumeRequest,
+  type VolumeType,
 } from '../../libs/proto/cistern/v1/storage.js';
 
 async function expectCode(p: Promise<unknown>, code: status, pattern?: RegExp): Promise<string> {
@@ -210,6 +211,17 @@ describe('coordinator (real nats-server, agents a and b)', function () {
         status.INVALID_ARGUMENT,
       );
     }
+    await expectCode(
+      api.createVolume({
+        parent: 'hosts/a/pools/badvols',
+        definition: { name: 'typed', type: 99 as VolumeType, key: '', capacity: 1024n, sourceDevices: [], target: undefined, backingStore: undefined },
+        xml: '',
+        preallocMetadata: false,
+        requestId: '',
+      }),
+      status.INVALID_ARGUMENT,
+      /definition\.type: volume type 99 is not known; allowed: VOLUME_TYPE_UNSPECIFIED VOLUME_TYPE_FILE/,
+    );
     await expectCode(
       api.createVolume({ parent: 'hosts/a/pools/badvols', definition: undefined, xml: "<volume><name>v</name><capacity unit='bogus'>1</capacity></volume>", preallocMetadata: false, requestId: '' }),
       status.INVALID_ARGUMENT,
