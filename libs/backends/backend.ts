@@ -87,8 +87,13 @@ export interface StorageBackend {
   readonly defaultPoolFormat: string;
   readonly volumeFormats: readonly string[];
   readonly defaultVolumeFormat: string;
-  /** Deleting a volume can rename others (dos logical partitions): the pool is re-read after a delete. */
-  readonly refreshAfterDeleteVol?: boolean;
+  /**
+   * Deleting a volume can rename or remove others: the pool is then re-read and what changed
+   * is published. true: after every delete (deleting a dos logical partition renumbers the
+   * ones after it). A function: after deleting `volume` when it says so, given the pool's
+   * other volumes as last known (lvremove of an LVM origin removes its snapshots too).
+   */
+  readonly refreshAfterDeleteVol?: boolean | ((volume: VolumeDefinition, known: Iterable<VolumeDefinition>) => boolean);
   /** Why an operation this type lacks cannot exist (e.g. LUNs are made on the array): told to the user. */
   readonly unsupportedReasons?: Readonly<Partial<Record<BackendOperation, string>>>;
 

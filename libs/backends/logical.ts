@@ -202,6 +202,17 @@ export class LogicalBackend implements StorageBackend {
   ]);
   readonly poolFormats: readonly string[] = ['unknown', 'lvm2'];
   readonly defaultPoolFormat = 'lvm2';
+  /**
+   * `lvremove -f` of an origin removes its snapshots with it (as libvirt's), and a thin
+   * snapshot loses its origin: after deleting a volume that another names as its backing
+   * store, the pool is re-read so their removal (or change) is published too.
+   */
+  readonly refreshAfterDeleteVol = (volume: VolumeDefinition, known: Iterable<VolumeDefinition>): boolean => {
+    const path = volume.target?.path;
+    if (!path) return true; // cannot tell which volumes it backs: re-read
+    for (const v of known) if (v.name !== volume.name && v.backingStore?.path === path) return true;
+    return false;
+  };
   readonly volumeFormats: readonly string[] = [];
   readonly defaultVolumeFormat = '';
 

@@ -256,19 +256,31 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
 export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'deleteVolume'>): Promise<AgentReply> {
   return withExistingVolume(ctx, request, op.name, 'deleteVol', 'deleting a volume', 'delete', async ({ def, name, pool, backend, vol, actor }) => {
     const pc = poolContext(ctx, pool.definition, actor);
+    // decided before the delete, from what is known of the pool's other volumes
+    const rescan = rescanAfterDelete(backend, pool, vol);
     await backend.deleteVol!(pc, vol.definition);
     const last = ctx.state.deleteVolume(pool, name)!;
     await refreshPoolSizes(ctx, pool, backend, pc);
     const removed = ctx.state.volumeMessage(def.name, last);
     const poolState = ctx.state.poolMessage(pool);
     ctx.events.publish(volumeEvent(EventKind.VOLUME_DELETED, ctx.host, removed, actor, poolState));
-    // deleting a dos logical partition renumbers the ones after it: re-read them (libvirt does too)
-    const rescan = !!backend.refreshAfterDeleteVol;
+    // deleting a dos logical partition renumbers the ones after it (libvirt re-reads a disk pool
+    // too); removing an LVM origin removes its snapshots: re-read the pool, publish what went
     if (rescan) await publishScan(ctx, pool, await backend.refreshPool(pc), actor, name);
     ctx.log.info('volume deleted', { pool: def.name, volume: name, principal: actor.principal, requestId: actor.requestId });
     // after a rescan the reply does not hold every change: the coordinator waits for the events
     return deletedReply(removed, poolState, await flushEvents(ctx), !rescan);
   });
+}
+
+/** Does deleting `vol` change other volumes of the pool (backend.refreshAfterDeleteVol)? */
+function rescanAfterDelete(backend: StorageBackend, pool: PoolEntry, vol: VolumeEntry): boolean {
+  const rule = backend.refreshAfterDeleteVol;
+  if (typeof rule !== 'function') return !!rule;
+  function* others(): Iterable<VolumeDefinition> {
+    for (const v of pool.volumes.values()) if (v !== vol) yield v.definition;
+  }
+  return rule(vol.definition, others());
 }
 
 export async function wipeVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'wipeVolume'>): Promise<AgentReply> {

@@ -432,6 +432,31 @@ describe('logical backend (recording runner)', () => {
       expect(err.message).to.include('in use');
     });
 
+    it('asks for a re-read after deleting an origin (lvremove -f takes its snapshots), not after other deletes', async () => {
+      let lines = [
+        lvLine('o', 'owi-a-s---', { devices: `${devA}(0)` }),
+        lvLine('s', 'swi-a-s---', { origin: 'o', devices: `${devA}(2)` }),
+        lvLine('virt', 'swi-a-s---', { origin: '[virt_vorigin]', devices: `${devB}(0)` }),
+        lvLine('plain', '-wi-a-----', { devices: `${devB}(2)` }),
+      ];
+      runner.on(LVS, () => ({ stdout: lines.join('\n') + '\n' }));
+      runner.on(VGS, { stdout: '  125829120:92274688\n' });
+      runner.on(['lvremove', '-f', `${VG}/o`], () => {
+        lines = lines.filter((l) => !/^\s*(o|s)#/.test(l));
+        return {};
+      });
+      const known = (await backend.refreshPool(ctx)).volumes;
+      const byName = new Map(known.map((v) => [v.name, v]));
+      const wants = (name: string): boolean => {
+        const rule = backend.refreshAfterDeleteVol;
+        return rule(byName.get(name)!, known.filter((v) => v.name !== name));
+      };
+      expect(wants('o')).to.equal(true);
+      for (const name of ['s', 'virt', 'plain']) expect(wants(name), name).to.equal(false);
+      await backend.deleteVol(ctx, byName.get('o')!);
+      expect((await backend.refreshPool(ctx)).volumes.map((v) => v.name)).to.deep.equal(['virt', 'plain']);
+    });
+
     it('wipe: zero in-process on the node, other algorithms with scrub; sparse and inactive LVs refused', async () => {
       require_dir(target);
       writeFileSync(join(target, 'w'), Buffer.alloc(2 * MiB, 0xab));
