@@ -429,7 +429,9 @@ export class LogicalBackend implements StorageBackend {
       if (!dev) sourceDevices.push((dev = { path: e.device, extents: [] }));
       dev.extents.push({ start: e.start, end: e.end });
     }
-    let capacity = r.size;
+    // a snapshot's lv_size is its COW area (the allocation); what it shows is its origin's
+    // (or its virtual) size, which lvs reports as origin_size
+    let capacity = r.visibleSize;
     let permissions;
     if (r.active) {
       // libvirt reads capacity and permissions from the device node

@@ -4,10 +4,14 @@
 import { InternalError, InvalidArgumentError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 
-/** lvs fields libvirt reads, in its order. */
-export const LVS_FIELDS = 'lv_name,origin,uuid,devices,segtype,stripes,seg_size,vg_extent_size,size,lv_attr';
+/**
+ * lvs fields libvirt reads, in its order, then origin_size: what a snapshot shows (its
+ * origin's size; the virtual size of a --virtualsize LV), where its size is only the COW
+ * area. libvirt reads that from the device node of an active LV; an inactive one has none.
+ */
+export const LVS_FIELDS = 'lv_name,origin,uuid,devices,segtype,stripes,seg_size,vg_extent_size,size,lv_attr,origin_size';
 
-/** `lvs` exactly as libvirt 9 runs it: '#' separator (LV names may hold ':', devices hold ','). */
+/** `lvs` as libvirt 9 runs it (plus origin_size): '#' separator (LV names may hold ':', devices hold ','). */
 export function lvsArgv(vg: string, lvs = 'lvs'): string[] {
   return [lvs, '--separator', '#', '--noheadings', '--units', 'b', '--unbuffered', '--nosuffix', '--options', LVS_FIELDS, vg];
 }
@@ -75,6 +79,13 @@ export interface LvRecord {
   attr: string;
   /** lv_size in bytes (the COW size for a snapshot). */
   size: bigint;
+  /** origin_size in bytes: an origin's own size, a snapshot's origin's (or virtual) size; absent otherwise. */
+  originSize?: bigint;
+  /**
+   * What the LV's device shows: origin_size for a snapshot (lv_attr 's', merging 'S'; incl.
+   * --virtualsize), lv_size for every other LV (a thin volume's lv_size is its virtual size).
+   */
+  visibleSize: bigint;
   extentSize: bigint;
   segtypes: string[];
   extents: LvExtent[];
@@ -108,8 +119,10 @@ export function parseLvDevices(field: string): { path: string; startExtent: bigi
 }
 
 /**
- * Parses `lvs` output (lvsArgv). One line per segment; lines that are not ten '#'
- * fields are skipped as libvirt's regex skips them. Extents: start = first extent x
+ * Parses `lvs` output (lvsArgv). One line per segment; lines that are not eleven '#'
+ * fields (one more: a trailing separator, as some lvm builds print) are skipped as
+ * libvirt's regex skips them. origin_size is empty for an LV that is neither origin nor
+ * snapshot, so a line may end in '#'. Extents: start = first extent x
  * extent size; a striped segment puts seg_size/stripes on each device, every other
  * segment type (linear, mirror, raid) the whole seg_size. Devices that are not paths
  * (sub-LVs of raid, the pool of a thin volume) give no extent.
@@ -119,28 +132,33 @@ export function parseLvs(stdout: string): LvRecord[] {
   for (const raw of stdout.split('\n')) {
     const line = raw.trim();
     if (!line) continue;
-    const fields = (line.endsWith('#') && line.split('#').length === 11 ? line.slice(0, -1) : line).split('#');
-    if (fields.length !== 10) continue;
-    const [name, origin, uuid, devices, segtype, stripesText, segSizeText, extentSizeText, sizeText, attr] = fields as [
-      string, string, string, string, string, string, string, string, string, string,
+    const fields = line.split('#');
+    if (fields.length === 12 && fields[11] === '') fields.pop();
+    if (fields.length !== 11) continue;
+    const [name, origin, uuid, devices, segtype, stripesText, segSizeText, extentSizeText, sizeText, attr, originSizeText] = fields as [
+      string, string, string, string, string, string, string, string, string, string, string,
     ];
     if (!name || !uuid || !devices || !segtype || !attr) continue;
     const stripes = num(stripesText, 'stripes', line);
     const segSize = num(segSizeText, 'segment size', line);
     const extentSize = num(extentSizeText, 'extent size', line);
     const size = num(sizeText, 'size', line);
+    const originSize = originSizeText === '' ? undefined : num(originSizeText, 'origin size', line);
     const units = parseLvDevices(devices);
     if (!units) throw new InternalError(`malformed devices value '${printable(devices)}' in lvs output line '${printable(line, 200)}'`);
     let rec = byName.get(name);
     if (!rec) {
       const type = attr.charAt(0);
       const state = lvStateOf(attr);
+      const cow = type === 's' || type === 'S';
       rec = {
         name,
         origin,
         uuid,
         attr,
         size,
+        ...(originSize !== undefined ? { originSize } : {}),
+        visibleSize: cow && originSize ? originSize : size,
         extentSize,
         segtypes: [],
         extents: [],

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { LogicalBackend, type LogicalVolumeDefinition } from '../../libs/backends/logical.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
@@ -127,6 +127,38 @@ describe('logical backend (real LVM on loop devices, activation off: this kernel
     return execFileSync(argv[0]!, argv.slice(1), { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
+  /** A random LVM id: 32 characters of [A-Za-z0-9] as 6-4-4-4-4-4-6. */
+  function lvmId(): string {
+    const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+    const raw = [...randomBytes(32)].map((b) => chars[b % chars.length]).join('');
+    return [raw.slice(0, 6), raw.slice(6, 10), raw.slice(10, 14), raw.slice(14, 18), raw.slice(18, 22), raw.slice(22, 26), raw.slice(26)].join('-');
+  }
+
+  /**
+   * Turns existing LVs into snapshots in the VG's metadata (vgcfgbackup, edit, vgcfgrestore):
+   * lvcreate cannot make a snapshot without device-mapper, lvs and lvremove handle one fine.
+   * `virtual`: the origin is a hidden zero LV of that many extents (what --virtualsize makes).
+   */
+  function addSnapshotsToMetadata(snaps: { origin: string; cow: string; originExtents: number; virtual?: boolean }[]): void {
+    const file = join(confDir, 'meta.vg');
+    lvmOut(['vgcfgbackup', '-f', file, vg]);
+    const blocks: string[] = [];
+    snaps.forEach((snap, i) => {
+      if (snap.virtual) {
+        blocks.push(`${snap.origin} {\nid = "${lvmId()}"\nstatus = ["READ", "WRITE"]\nflags = []\nsegment_count = 1\nsegment1 {\nstart_extent = 0\nextent_count = ${snap.originExtents}\ntype = "zero"\n}\n}\n`);
+      }
+      blocks.push(
+        `snapshot${i} {\nid = "${lvmId()}"\nstatus = ["READ"]\nflags = []\nsegment_count = 1\nsegment1 {\nstart_extent = 0\nextent_count = ${snap.originExtents}\ntype = "snapshot"\nchunk_size = 8\norigin = "${snap.origin}"\ncow_store = "${snap.cow}"\n}\n}\n`,
+      );
+    });
+    // the file ends with the logical_volumes section closing, then the VG
+    const text = readFileSync(file, 'utf8');
+    const end = /\}\s*\}\s*$/.exec(text);
+    if (!end) throw new Error(`unexpected vgcfgbackup output: ${text.slice(-200)}`);
+    writeFileSync(file, `${text.slice(0, end.index)}${blocks.join('')}}\n}\n`);
+    lvmOut(['vgcfgrestore', '-f', file, vg]);
+  }
+
   before(function () {
     if (skipReason) this.skip();
     disks = [attachLoop(64 * 1024 * 1024, 'lvm-a'), attachLoop(64 * 1024 * 1024, 'lvm-b')];
@@ -244,6 +276,35 @@ describe('logical backend (real LVM on loop devices, activation off: this kernel
     expect(r.runtime.allocation).to.equal(80n * MiB);
     // deleting a volume that is gone is not an error
     await backend.deleteVol(ctx, vol('data', 0n));
+  });
+
+  it('snapshots (metadata written with vgcfgrestore: no device-mapper to make them): capacity = what they show, allocation = the COW area; lvremove of the origin takes its snapshot', async () => {
+    for (const [name, size] of [['origin', 8n * MiB], ['cow', 4n * MiB], ['vcow', 4n * MiB]] as const) {
+      await backend.buildVol(ctx, await backend.createVol(ctx, vol(name, size)), { preallocMetadata: false });
+    }
+    // what `lvcreate -s -L 4M VG/origin --name cow` and `lvcreate -L 4M --type snapshot
+    // --virtualsize 20M --name vcow VG` record: a snapshot segment joining origin and COW
+    addSnapshotsToMetadata([
+      { origin: 'origin', cow: 'cow', originExtents: 2 },
+      { origin: 'vcow_vorigin', cow: 'vcow', originExtents: 5, virtual: true },
+    ]);
+    const byName = new Map((await backend.refreshPool(ctx)).volumes.map((v) => [v.name, v as LogicalVolumeDefinition]));
+    expect([...byName.keys()].sort()).to.deep.equal(['cow', 'origin', 'spans.both+disks', 'vcow']);
+    const sizes = (name: string) => [byName.get(name)!.capacity, byName.get(name)!.allocation];
+    expect(sizes('origin')).to.deep.equal([8n * MiB, 8n * MiB]);
+    expect(sizes('cow')).to.deep.equal([8n * MiB, 4n * MiB], "a snapshot shows its origin's 8 MiB; its 4 MiB COW area is what it allocates");
+    expect(sizes('vcow')).to.deep.equal([20n * MiB, 4n * MiB], 'a --virtualsize LV shows its virtual size');
+    expect(byName.get('cow')!.backingStore?.path).to.equal(`/dev/${vg}/origin`);
+    expect(byName.get('vcow')!.backingStore).to.equal(undefined);
+    expect(byName.get('cow')!.sparse).to.equal(true);
+
+    // the agent re-reads the pool after deleting a volume another one is backed by
+    expect(backend.refreshAfterDeleteVol(byName.get('origin')!, [...byName.values()])).to.equal(true);
+    expect(backend.refreshAfterDeleteVol(byName.get('vcow')!, [...byName.values()])).to.equal(false);
+    await backend.deleteVol(ctx, byName.get('origin')!);
+    expect((await backend.refreshPool(ctx)).volumes.map((v) => v.name).sort()).to.deep.equal(['spans.both+disks', 'vcow']);
+    await backend.deleteVol(ctx, byName.get('vcow')!);
+    expect(lvmOut(['lvs', '-a', '--noheadings', '-o', 'lv_name', vg]).trim()).to.equal('spans.both+disks');
   });
 
   it('findPoolSources finds the VG with its devices', async () => {

@@ -18,16 +18,16 @@ const MiB = 1024 * 1024;
 const TARGET = `/nonexistent-cistern-test/${VG}`;
 
 /** One lvs line (lvsArgv's fields), as lvm 2.03 prints it with --separator '#'. */
-function lvLine(name: string, attr: string, opts: { origin?: string; size?: number; start?: number } = {}): string {
+function lvLine(name: string, attr: string, opts: { origin?: string; size?: number; start?: number; originSize?: number } = {}): string {
   const size = opts.size ?? 8 * MiB;
-  return `  ${name}#${opts.origin ?? ''}#uuid-${name}#/dev/sdb(${opts.start ?? 0})#linear#1#${size}#4194304#${size}#${attr}`;
+  return `  ${name}#${opts.origin ?? ''}#uuid-${name}#/dev/sdb(${opts.start ?? 0})#linear#1#${size}#4194304#${size}#${attr}#${opts.originSize ?? ''}`;
 }
 
 function setup() {
   // o: an origin ('o' in lv_attr) with snapshot s (its origin column names o); keep: a plain LV
   let lines = [
-    lvLine('o', 'owi-a-s---', { size: 16 * MiB }),
-    lvLine('s', 'swi-a-s---', { origin: 'o', size: 4 * MiB, start: 4 }),
+    lvLine('o', 'owi-a-s---', { size: 16 * MiB, originSize: 16 * MiB }),
+    lvLine('s', 'swi-a-s---', { origin: 'o', size: 4 * MiB, start: 4, originSize: 16 * MiB }),
     lvLine('keep', '-wi-a-----', { start: 5 }),
   ];
   const runner = new RecordingRunner({ strict: true })

@@ -17,7 +17,7 @@ import { PoolType, Tristate, VolumeType, WipeAlgorithm, type PoolDefinition, typ
 
 const MiB = 1024 * 1024;
 const VG = 'HostVG';
-const LVS = ['lvs', '--separator', '#', '--noheadings', '--units', 'b', '--unbuffered', '--nosuffix', '--options', 'lv_name,origin,uuid,devices,segtype,stripes,seg_size,vg_extent_size,size,lv_attr', VG];
+const LVS = ['lvs', '--separator', '#', '--noheadings', '--units', 'b', '--unbuffered', '--nosuffix', '--options', 'lv_name,origin,uuid,devices,segtype,stripes,seg_size,vg_extent_size,size,lv_attr,origin_size', VG];
 const VGS = ['vgs', '--separator', ':', '--noheadings', '--units', 'b', '--unbuffered', '--nosuffix', '--options', 'vg_size,vg_free', VG];
 const PVS = ['pvs', '--noheadings', '-o', 'pv_name,vg_name'];
 
@@ -41,9 +41,10 @@ function vol(name: string, capacity?: bigint, extra: Partial<VolumeDefinition> =
   return { type: VolumeType.VOLUME_TYPE_UNSPECIFIED, name, key: '', capacity, allocation: undefined, sourceDevices: [], target: undefined, backingStore: undefined, ...extra };
 }
 
-function lvLine(name: string, attr: string, opts: { origin?: string; uuid?: string; devices?: string; size?: number } = {}): string {
+/** One lvs line as lvm 2.03 prints it: origin_size is empty for an LV that is neither origin nor snapshot. */
+function lvLine(name: string, attr: string, opts: { origin?: string; uuid?: string; devices?: string; size?: number; originSize?: number } = {}): string {
   const size = opts.size ?? 8 * MiB;
-  return `  ${name}#${opts.origin ?? ''}#${opts.uuid ?? `uuid-${name}`}#${opts.devices ?? '/dev/sdb(0)'}#linear#1#${size}#4194304#${size}#${attr}`;
+  return `  ${name}#${opts.origin ?? ''}#${opts.uuid ?? `uuid-${name}`}#${opts.devices ?? '/dev/sdb(0)'}#linear#1#${size}#4194304#${size}#${attr}#${opts.originSize ?? ''}`;
 }
 
 async function rejects(p: Promise<unknown>): Promise<CisternError> {
@@ -274,10 +275,10 @@ describe('logical backend (recording runner)', () => {
     it('runs lvs then vgs; lists every LV (inactive with its state), key = uuid, extents, backing origin', async () => {
       runner.on(LVS, {
         stdout: [
-          lvLine('root', '-wi-ao----', { uuid: 'U-root', devices: `${devA}(0)` }),
+          lvLine('root', 'owi-aos---', { uuid: 'U-root', devices: `${devA}(0)`, originSize: 8 * MiB }),
           lvLine('off', '-wi-------', { uuid: 'U-off', devices: `${devB}(2)`, size: 4194304 }),
-          lvLine('snap', 'swi-a-s---', { origin: 'root', uuid: 'U-snap', devices: `${devB}(0)` }),
-          lvLine('virt', 'swi-a-s---', { origin: '[virt_vorigin]', uuid: 'U-virt', devices: `${devB}(3)` }),
+          lvLine('snap', 'swi-a-s---', { origin: 'root', uuid: 'U-snap', devices: `${devB}(0)`, originSize: 8 * MiB }),
+          lvLine('virt', 'swi-a-s---', { origin: '[virt_vorigin]', uuid: 'U-virt', devices: `${devB}(3)`, originSize: 64 * MiB }),
           lvLine('tpool', 'twi-aotz--', { devices: 'tpool_tdata(0)' }),
         ].join('\n'),
       });
@@ -299,6 +300,33 @@ describe('logical backend (recording runner)', () => {
       expect(byName.get('snap')!.backingStore).to.deep.equal({ path: `${target}/root`, format: 'raw', permissions: undefined, timestamps: undefined });
       expect(byName.get('snap')!.sparse).to.equal(true);
       expect(byName.get('virt')!.backingStore).to.equal(undefined);
+    });
+
+    it('a snapshot without a device node to read: capacity = origin_size (the origin\'s, or the virtual size), allocation = its COW size', async () => {
+      runner.on(LVS, {
+        stdout: [
+          lvLine('o', 'owi---s---', { devices: `${devA}(0)`, size: 16 * MiB, originSize: 16 * MiB }),
+          lvLine('s', 'swi---s---', { origin: 'o', devices: `${devA}(4)`, size: 4 * MiB, originSize: 16 * MiB }),
+          lvLine('sp', 'swi---s---', { origin: '[sp_vorigin]', devices: `${devA}(5)`, size: 4 * MiB, originSize: 20 * MiB }),
+          // active, but its node is not there (yet): the LVM sizes stand
+          lvLine('nonode', 'swi-a-s---', { origin: 'o', devices: `${devB}(0)`, size: 4 * MiB, originSize: 16 * MiB }),
+          lvLine('th', 'Vwi---tz--', { devices: 'pool(0)', size: 32 * MiB }),
+          lvLine('plain', '-wi-------', { devices: `${devB}(1)`, size: 8 * MiB }),
+        ].join('\n'),
+      });
+      runner.on(VGS, { stdout: '  125829120:25165824\n' });
+      const r = await backend.refreshPool(ctx);
+      const sizes = Object.fromEntries(r.volumes.map((v) => [v.name, [v.capacity, v.allocation]]));
+      expect(sizes).to.deep.equal({
+        o: [16n * BigInt(MiB), 16n * BigInt(MiB)],
+        s: [16n * BigInt(MiB), 4n * BigInt(MiB)],
+        sp: [20n * BigInt(MiB), 4n * BigInt(MiB)],
+        nonode: [16n * BigInt(MiB), 4n * BigInt(MiB)],
+        th: [32n * BigInt(MiB), 32n * BigInt(MiB)],
+        plain: [8n * BigInt(MiB), 8n * BigInt(MiB)],
+      });
+      const one = await backend.refreshVol!(ctx, vol('sp'));
+      expect([one.capacity, one.allocation]).to.deep.equal([20n * BigInt(MiB), 4n * BigInt(MiB)]);
     });
 
     it('a missing VG is NOT_FOUND', async () => {
