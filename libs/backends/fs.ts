@@ -26,20 +26,26 @@ import {
   mountStateAt,
   mountedElsewhere,
   procMountTable,
+  readLoopBackings,
   readMountTable,
   runMount,
   runUnmount,
   targetCandidates,
+  type MountInfoEntry,
   type MountSource,
   type MountSpec,
   type MountTableSource,
 } from './mount.js';
+
+const DEFAULT_SYSFS_ROOT = '/sys';
 
 export interface MountedBackendOptions extends DirBackendOptions {
   mount?: string;
   umount?: string;
   /** Where the mount table is read from (default /proc/self/mountinfo). */
   mountTable?: MountTableSource;
+  /** sysfs root, for the backing files of loop devices (default: $CISTERN_SYSFS_ROOT or /sys). */
+  sysfsRoot?: string;
   /** The dir backend doing the volume work (default: a new one with these options). */
   dir?: DirBackend;
 }
@@ -71,12 +77,14 @@ export abstract class MountedDirBackend implements StorageBackend {
 
   protected readonly dir: DirBackend;
   protected readonly mountTable: MountTableSource;
+  protected readonly sysfsRoot: string;
   protected readonly mountCmd: string;
   protected readonly umountCmd: string;
 
   constructor(options: MountedBackendOptions = {}, extraOperations: readonly BackendOperation[] = []) {
     this.dir = options.dir ?? new DirBackend(options);
     this.mountTable = options.mountTable ?? procMountTable;
+    this.sysfsRoot = options.sysfsRoot ?? process.env.CISTERN_SYSFS_ROOT ?? DEFAULT_SYSFS_ROOT;
     this.mountCmd = options.mount ?? 'mount';
     this.umountCmd = options.umount ?? 'umount';
     this.operations = new Set<BackendOperation>([...this.dir.operations, ...extraOperations]);
@@ -105,10 +113,20 @@ export abstract class MountedDirBackend implements StorageBackend {
     return format;
   }
 
+  /**
+   * The mount table, as far as it concerns `source`: an image file shows there as the loop
+   * device mount(8) attached for it, so the loop devices' backing files are read too.
+   */
+  protected async mountTableFor(source: MountSource): Promise<MountInfoEntry[]> {
+    const entries = await readMountTable(this.mountTable);
+    if (source.kind === 'device' && source.file) await readLoopBackings(entries, this.sysfsRoot);
+    return entries;
+  }
+
   /** libvirt's FileSystemIsMounted: the pool's own source on its target. */
   async checkPool(ctx: PoolContext): Promise<boolean> {
     const plan = await this.resolveMount(ctx.pool);
-    const entries = await readMountTable(this.mountTable);
+    const entries = await this.mountTableFor(plan.source);
     return mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source).state === 'mounted';
   }
 
@@ -129,7 +147,7 @@ export abstract class MountedDirBackend implements StorageBackend {
   async startPool(ctx: PoolContext): Promise<void> {
     const plan = await this.resolveMount(ctx.pool);
     const target = plan.spec.target;
-    const entries = await readMountTable(this.mountTable);
+    const entries = await this.mountTableFor(plan.source);
     const candidates = await targetCandidates(target);
     const state = mountStateAt(entries, candidates, plan.source);
     if (state.state === 'mounted') return;
@@ -167,10 +185,14 @@ export abstract class MountedDirBackend implements StorageBackend {
     await runMount(ctx.runner, plan.spec, { mount: this.mountCmd, signal: ctx.signal });
   }
 
-  /** Unmounts the pool's source from the target; nothing mounted (or something else): nothing to do. */
+  /**
+   * Unmounts the pool's source from the target; nothing mounted (or something else): nothing
+   * to do. An image file's loop device goes with the unmount when mount(8) attached it
+   * (autoclear); one the administrator attached stays.
+   */
   async stopPool(ctx: PoolContext): Promise<void> {
     const plan = await this.resolveMount(ctx.pool);
-    const entries = await readMountTable(this.mountTable);
+    const entries = await this.mountTableFor(plan.source);
     const state = mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source);
     if (state.state !== 'mounted') return;
     await runUnmount(ctx.runner, plan.spec.target, { umount: this.umountCmd, signal: ctx.signal });
@@ -316,7 +338,7 @@ export class FsBackend extends MountedDirBackend {
         { device },
       );
     }
-    const entries = await readMountTable(this.mountTable);
+    const entries = await this.mountTableFor(described);
     const mounted = mountedElsewhere(entries, [], described);
     if (mounted.length > 0) {
       throw new FailedPreconditionError(

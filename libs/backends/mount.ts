@@ -27,6 +27,17 @@ export interface MountInfoEntry {
   /** The mounted source: a device path, host:/dir, //host/share, or a name like 'tmpfs'. */
   source: string;
   superOptions: string;
+  /** For a mount of a loop device: the file behind it (readLoopBackings fills this in). */
+  loopBacking?: LoopBacking;
+}
+
+/** The file a loop device reads, as /sys/block/loopN/loop/backing_file names it. */
+export interface LoopBacking {
+  /** The path the kernel prints (canonical; ' (deleted)' appended once the file is gone). */
+  path: string;
+  /** Device and inode of that path when it could be stat'ed. */
+  dev?: bigint;
+  ino?: bigint;
 }
 
 /** Decodes the kernel's \ooo escapes (space, tab, newline, backslash) in a mountinfo field. */
@@ -81,8 +92,12 @@ export async function readMountTable(source: MountTableSource = procMountTable):
 
 /** What a pool mounts, and how to recognise it in the mount table. */
 export type MountSource =
-  /** A local device (fs pools): matched by device number, else by path. */
-  | { kind: 'device'; path: string; major?: number; minor?: number; realPath?: string }
+  /**
+   * A local device (fs pools): matched by device number, else by path. A regular file
+   * (an image) is mounted through a loop device mount(8) attaches itself: matched by the
+   * loop device's backing file (`file`: its device and inode).
+   */
+  | { kind: 'device'; path: string; major?: number; minor?: number; realPath?: string; file?: { dev: bigint; ino: bigint } }
   /** A network export (netfs pools): matched by the source text the kernel shows. */
   | { kind: 'network'; spec: string };
 
@@ -108,7 +123,45 @@ export async function describeDevice(path: string): Promise<MountSource | undefi
   }
   const realPath = await realpath(path).catch(() => path);
   if (st.isBlockDevice()) return { kind: 'device', path, realPath, ...splitDevT(st.rdev) };
+  if (st.isFile()) return { kind: 'device', path, realPath, file: { dev: st.dev, ino: st.ino } };
   return { kind: 'device', path, realPath };
+}
+
+/** The loop block device major (linux/major.h). */
+export const LOOP_MAJOR = 7;
+
+/** The sysfs files that may name the backing file of the loop device behind a mount entry. */
+function backingFileCandidates(entry: MountInfoEntry, sysfsRoot: string): string[] {
+  const out: string[] = [];
+  // block filesystems show the loop device's own number; others (btrfs) an anonymous one
+  if (entry.major === LOOP_MAJOR) out.push(`${sysfsRoot}/dev/block/${entry.major}:${entry.minor}/loop/backing_file`);
+  const m = /^\/dev\/loop([0-9]+)$/.exec(entry.source);
+  if (m) out.push(`${sysfsRoot}/block/loop${m[1]}/loop/backing_file`);
+  return out;
+}
+
+/**
+ * Fills in `loopBacking` of the entries that mount a loop device, from sysfs. Needed only
+ * to recognise a pool whose source is an image file (mount attached the loop device).
+ */
+export async function readLoopBackings(entries: readonly MountInfoEntry[], sysfsRoot: string): Promise<void> {
+  await Promise.all(
+    entries.map(async (entry) => {
+      for (const file of backingFileCandidates(entry, sysfsRoot)) {
+        let text: string;
+        try {
+          text = await readFile(file, 'utf8');
+        } catch {
+          continue; // not a loop device, or detached meanwhile
+        }
+        const path = text.endsWith('\n') ? text.slice(0, -1) : text;
+        if (!path) continue;
+        const st = await stat(path, { bigint: true }).catch(() => undefined);
+        entry.loopBacking = st ? { path, dev: st.dev, ino: st.ino } : { path };
+        return;
+      }
+    }),
+  );
 }
 
 /** host:/dir as the kernel prints it: no trailing '/' (except the root) and no doubled '/'. */
@@ -124,7 +177,14 @@ export function normaliseNetworkSource(spec: string): string {
 export function entryMatches(entry: MountInfoEntry, source: MountSource): boolean {
   if (source.kind === 'network') return normaliseNetworkSource(entry.source) === normaliseNetworkSource(source.spec);
   if (source.major !== undefined && entry.major === source.major && entry.minor === source.minor) return true;
-  return entry.source === source.path || (source.realPath !== undefined && entry.source === source.realPath);
+  if (entry.source === source.path || (source.realPath !== undefined && entry.source === source.realPath)) return true;
+  // an image file mounted through a loop device: the loop device reads this very file
+  const backing = entry.loopBacking;
+  if (source.file && backing) {
+    if (backing.ino !== undefined && backing.dev === source.file.dev && backing.ino === source.file.ino) return true;
+    return backing.path === (source.realPath ?? source.path);
+  }
+  return false;
 }
 
 /** Entries mounted exactly on one of `targets`, in table order (the last one is on top). */

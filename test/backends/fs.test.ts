@@ -3,10 +3,12 @@
 // refresh, stop (umount), start again, delete; no_overwrite refusing a formatted device
 // with its first MiB unchanged; and the mount refusals (another device on the target, the
 // device mounted elsewhere, a device that does not exist, a device without a filesystem).
+// A pool on an image file: mount attaches a loop device itself, which must count as the
+// pool's source (check, start again, stop) and go away with the unmount.
 // Mounts are checked with findmnt, independent of the backend's own mountinfo parser.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsBackend } from '../../libs/backends/fs.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
@@ -326,5 +328,81 @@ describe('fs pool refusals and auto format (real mount on loop devices)', functi
     } finally {
       await blank.detach();
     }
+  });
+});
+
+/** The loop devices reading `file` (`losetup -j`), by device name. */
+function loopsOf(file: string): string[] {
+  const out = execFileSync('losetup', ['-j', file], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.slice(0, l.indexOf(':')));
+}
+
+describe('fs pool on an image file (mount attaches the loop device itself)', function () {
+  this.timeout(120_000);
+  const runner = new ExecRunner();
+  const backend = new FsBackend();
+  let dir: { path: string; remove: () => Promise<void> } | undefined;
+  let undo: (() => Promise<void>) | undefined;
+  let image: string;
+  let target: string;
+  let ctx: PoolContext;
+
+  before(function () {
+    if (skipReason) this.skip();
+    dir = makeTempDir('cistern-fs-image-');
+    image = join(dir.path, 'pool.img');
+    target = join(dir.path, 'pool');
+    const fd = openSync(image, 'w');
+    ftruncateSync(fd, 64 * MiB);
+    closeSync(fd);
+    // what a failed test leaves: the mount on this exact target, then the loop devices of this exact file
+    undo = registerCleanup(`unmount ${target} and detach the loop devices of ${image}`, () => {
+      unmountAll(target);
+      for (const dev of loopsOf(image)) execFileSync('losetup', ['--detach', dev], { stdio: 'pipe' });
+    });
+    ctx = { runner, pool: fsPool(image, target, 'ext4') };
+  });
+
+  after(async () => {
+    await undo?.();
+    await dir?.remove();
+  });
+
+  it('builds ext4 in the image, and start mounts it through a loop device: check says active', async () => {
+    await backend.buildPool(ctx, { overwrite: false, noOverwrite: true });
+    expect(blkidType(image)).to.equal('ext4');
+    expect(await backend.checkPool(ctx)).to.equal(false);
+    await backend.startPool(ctx);
+    const loops = loopsOf(image);
+    expect(loops).to.have.length(1);
+    expect(findmnt(target)?.source).to.equal(loops[0]);
+    expect(await backend.checkPool(ctx)).to.equal(true, 'the mount of /dev/loopN reading the image is the pool\'s');
+  });
+
+  it('start again mounts nothing more; formatting the mounted image is refused', async () => {
+    await backend.startPool(ctx);
+    expect(mountCountAt(target)).to.equal(1);
+    expect(loopsOf(image)).to.have.length(1);
+    const err = await rejects(backend.buildPool(ctx, { overwrite: true, noOverwrite: false }));
+    expect(err).to.be.instanceOf(FailedPreconditionError);
+    expect(err.message).to.contain(`is mounted on '${target}'`);
+  });
+
+  it('stop unmounts and the loop device goes with it; start again works', async () => {
+    const raw = await backend.createVol(ctx, vol('kept.raw', 'raw', BigInt(MiB)));
+    await backend.buildVol(ctx, raw, { preallocMetadata: false });
+    await backend.stopPool(ctx);
+    expect(findmnt(target)).to.equal(undefined);
+    expect(loopsOf(image)).to.deep.equal([], 'mount attached the loop device with autoclear: umount detached it');
+    expect(await backend.checkPool(ctx)).to.equal(false);
+    await backend.startPool(ctx);
+    expect(await backend.checkPool(ctx)).to.equal(true);
+    expect((await backend.refreshPool(ctx)).volumes.map((v) => v.name)).to.include('kept.raw');
+    await backend.stopPool(ctx);
+    expect(findmnt(target)).to.equal(undefined);
+    expect(loopsOf(image)).to.deep.equal([]);
   });
 });

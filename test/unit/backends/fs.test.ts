@@ -2,7 +2,8 @@
 // blkid, mount and umount command lines of build / start / stop, recognising a pool that
 // is already mounted, and every refusal (no_overwrite on a device holding data, a missing
 // device, a device mounted elsewhere, something else on the target) running nothing.
-// The "device" is a regular file in a temp directory (it exists; matched by path).
+// The "device" is a regular file in a temp directory (it exists; matched by path, or
+// through the backing file of the loop device mount attaches for it, in a sysfs fixture).
 import { expect } from 'chai';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,7 +89,8 @@ describe('fs backend (recording runner)', () => {
     target = join(root, 'pool');
     runner = new RecordingRunner({ strict: true });
     mountinfo = BASE_MOUNTINFO;
-    backend = new FsBackend({ mountTable: async () => mountinfo });
+    // loop devices' backing files come from this sysfs (empty unless a test adds one)
+    backend = new FsBackend({ mountTable: async () => mountinfo, sysfsRoot: join(root, 'sys') });
     ctx = { runner, pool: fsPool(device, target) };
   });
 
@@ -295,6 +297,59 @@ describe('fs backend (recording runner)', () => {
       mountinfo = BASE_MOUNTINFO + mountLine(50, '/dev/loop7', target);
       await backend.stopPool!(ctx);
       expect(runner.argvs).to.deep.equal([]);
+    });
+
+    describe('an image file, mounted through the loop device mount(8) attached for it', () => {
+      /** sysfs as the kernel shows loop device `n` reading `file`: by number and by name. */
+      function loopSysfs(n: number, file: string): void {
+        for (const dir of [join(root, 'sys', 'dev', 'block', `7:${n}`, 'loop'), join(root, 'sys', 'block', `loop${n}`, 'loop')]) {
+          mkdirSync(dir, { recursive: true });
+          writeFileSync(join(dir, 'backing_file'), `${file}\n`);
+        }
+      }
+
+      it('is the pool\'s mount: check is true, start mounts nothing, stop unmounts', async () => {
+        loopSysfs(9, device);
+        mountinfo = BASE_MOUNTINFO + mountLine(50, '/dev/loop9', target);
+        expect(await backend.checkPool!(ctx)).to.equal(true);
+        await backend.startPool!(ctx);
+        expect(runner.argvs).to.deep.equal([]);
+        runner.on(['umount'], {});
+        await backend.stopPool!(ctx);
+        expect(runner.argvs).to.deep.equal([['umount', '--', target]]);
+      });
+
+      it('is matched by the loop device\'s name when the mount shows another device number (btrfs)', async () => {
+        loopSysfs(3, device);
+        mountinfo = BASE_MOUNTINFO + `50 27 0:48 / ${target} rw,nosuid,nodev,noexec,relatime - btrfs /dev/loop3 rw\n`;
+        expect(await backend.checkPool!(ctx)).to.equal(true);
+      });
+
+      it('mounted elsewhere: start refused, nothing mounted; formatting refused', async () => {
+        loopSysfs(9, device);
+        mountinfo = BASE_MOUNTINFO + mountLine(50, '/dev/loop9', '/srv/elsewhere');
+        const err = await rejects(backend.startPool!(ctx));
+        expect(err).to.be.instanceOf(FailedPreconditionError);
+        expect(err.message).to.contain("is already mounted on '/srv/elsewhere'");
+        const fmt = await rejects(backend.buildPool!(ctx, { overwrite: true, noOverwrite: false }));
+        expect(fmt.message).to.contain("is mounted on '/srv/elsewhere'");
+        expect(runner.argvs).to.deep.equal([]);
+      });
+
+      it('a loop device reading another file, or a deleted one, is something else on the target', async () => {
+        const other = join(root, 'other.img');
+        writeFileSync(other, Buffer.alloc(4096));
+        for (const backing of [other, `${device} (deleted)`]) {
+          rmSync(join(root, 'sys'), { recursive: true, force: true });
+          loopSysfs(9, backing);
+          mountinfo = BASE_MOUNTINFO + mountLine(50, '/dev/loop9', target);
+          expect(await backend.checkPool!(ctx), backing).to.equal(false);
+          const err = await rejects(backend.startPool!(ctx));
+          expect(err.message).to.contain("already has '/dev/loop9' (ext4) mounted on it");
+          await backend.stopPool!(ctx);
+        }
+        expect(runner.argvs).to.deep.equal([]);
+      });
     });
 
     it('stop on a busy target: FAILED_PRECONDITION', async () => {

@@ -8,8 +8,10 @@ import {
   mountOptionString,
   mountStateAt,
   mountedElsewhere,
+  describeDevice,
   normaliseNetworkSource,
   parseMountinfo,
+  readLoopBackings,
   runMount,
   runUnmount,
   splitDevT,
@@ -17,6 +19,9 @@ import {
   unescapeMountField,
 } from '../../../libs/backends/mount.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
+import { linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CommandFailedError, FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 
 // Captured from /proc/self/mountinfo on the test machine (Debian 12) with an ext4 loop
@@ -109,6 +114,38 @@ describe('mount helpers', () => {
       const stacked = parseMountinfo(`${CAPTURED_MOUNTINFO}50 43 7:1 / /tmp/fsnet\\040cap/pool rw - xfs /dev/loop1 rw\n`);
       expect(mountStateAt(stacked, ['/tmp/fsnet cap/pool'], { kind: 'device', path: '/dev/loop1', major: 7, minor: 1 }).state).to.equal('mounted');
       expect(mountStateAt(stacked, ['/tmp/fsnet cap/pool'], { kind: 'device', path: '/dev/loop0', major: 7, minor: 0 }).state).to.equal('other');
+    });
+
+    it('an image file by the backing file of the loop device mounted (same path, or same device and inode)', async () => {
+      const root = mkdtempSync(join(tmpdir(), 'cistern-mount-unit-'));
+      try {
+        const image = join(root, 'pool.img');
+        writeFileSync(image, Buffer.alloc(4096));
+        linkSync(image, join(root, 'hardlink.img'));
+        writeFileSync(join(root, 'other.img'), Buffer.alloc(4096));
+        const sys = join(root, 'sys');
+        const backing = (minor: number, file: string) => {
+          mkdirSync(join(sys, 'dev', 'block', `7:${minor}`, 'loop'), { recursive: true });
+          writeFileSync(join(sys, 'dev', 'block', `7:${minor}`, 'loop', 'backing_file'), `${file}\n`);
+        };
+        backing(0, image);
+        backing(1, join(root, 'hardlink.img'));
+        backing(2, join(root, 'other.img'));
+        const table = parseMountinfo(
+          [0, 1, 2, 3].map((n) => `${50 + n} 27 7:${n} / /mnt/p${n} rw - ext4 /dev/loop${n} rw`).join('\n') + '\n',
+        );
+        const source = (await describeDevice(image))!;
+        expect(source.kind === 'device' && source.file !== undefined).to.equal(true);
+        // without the backing files, /dev/loopN is no image
+        expect(table.filter((e) => entryMatches(e, source))).to.deep.equal([]);
+        await readLoopBackings(table, sys);
+        expect(table.map((e) => e.loopBacking?.path)).to.deep.equal([image, join(root, 'hardlink.img'), join(root, 'other.img'), undefined]);
+        expect(table.filter((e) => entryMatches(e, source)).map((e) => e.mountPoint)).to.deep.equal(['/mnt/p0', '/mnt/p1']);
+        // a block device is never matched by a loop device's backing file
+        expect(entryMatches(table[0]!, { kind: 'device', path: '/dev/sdz', major: 8, minor: 0 })).to.equal(false);
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
     });
 
     it('splits a dev_t into major and minor as glibc does', () => {
