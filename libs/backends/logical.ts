@@ -180,7 +180,13 @@ export interface LogicalBackendOptions {
   allowRegularFiles?: boolean;
   qemuImg?: string;
   scrub?: string;
+  /** `udevadm` to settle before lvremove (libvirt's virWaitForDevices); null: do not wait. */
+  udevadm?: string | null;
+  /** How long `udevadm settle` waits for udev's queue at most, in seconds (default 30). */
+  udevSettleTimeoutSec?: number;
 }
+
+const DEFAULT_UDEV_SETTLE_TIMEOUT_SEC = 30;
 
 export class LogicalBackend implements StorageBackend {
   readonly type: PoolType = PoolType.POOL_TYPE_LOGICAL;
@@ -219,11 +225,36 @@ export class LogicalBackend implements StorageBackend {
   private readonly allowRegularFiles: boolean;
   private readonly qemuImg: string;
   private readonly scrub: string;
+  private readonly udevadm: string | null;
+  private readonly udevSettleTimeoutSec: number;
 
   constructor(options: LogicalBackendOptions = {}) {
     this.allowRegularFiles = options.allowRegularFiles ?? false;
     this.qemuImg = options.qemuImg ?? 'qemu-img';
     this.scrub = options.scrub ?? 'scrub';
+    this.udevadm = options.udevadm === undefined ? 'udevadm' : options.udevadm;
+    const timeout = options.udevSettleTimeoutSec ?? DEFAULT_UDEV_SETTLE_TIMEOUT_SEC;
+    if (!Number.isInteger(timeout) || timeout < 0) {
+      throw new InvalidArgumentError('udevSettleTimeoutSec', `must be a whole number of seconds, 0 or more; got ${timeout}`);
+    }
+    this.udevSettleTimeoutSec = timeout;
+  }
+
+  /**
+   * libvirt's virWaitForDevices: `udevadm settle`, so udev has finished with the LV (after a
+   * write it re-runs blkid on it, holding it open) before lvremove. udevadm missing, failing
+   * or timing out is ignored, as libvirt ignores it; a cancellation is not.
+   */
+  private async settle(ctx: BackendContext): Promise<void> {
+    if (this.udevadm === null) return;
+    try {
+      await ctx.runner.run([this.udevadm, 'settle', `--timeout=${this.udevSettleTimeoutSec}`], {
+        signal: ctx.signal,
+        timeoutMs: (this.udevSettleTimeoutSec + 5) * 1000,
+      });
+    } catch (err) {
+      if (err instanceof CancelledError) throw err;
+    }
   }
 
   private run(ctx: BackendContext, argv: string[], options: RunOptions = {}): Promise<RunResult> {
@@ -627,13 +658,15 @@ export class LogicalBackend implements StorageBackend {
   }
 
   /**
-   * `lvremove -f VG/LV`; if that fails, `lvchange -aln VG/LV` and once more lvremove
-   * (libvirt). An LV that is already gone is fine.
+   * `udevadm settle`, then `lvremove -f VG/LV`; if that fails, `lvchange -aln VG/LV` and once
+   * more lvremove (libvirt). An LV that is already gone is fine. The removal after a failed
+   * create or clone comes here too.
    */
   async deleteVol(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
     const vg = vgName(ctx.pool);
     lvPath(ctx.pool, volume.name);
     const lv = `${vg}/${volume.name}`;
+    await this.settle(ctx);
     try {
       await this.run(ctx, ['lvremove', '-f', lv]);
       return;

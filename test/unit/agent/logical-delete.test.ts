@@ -31,6 +31,7 @@ function setup() {
     lvLine('keep', '-wi-a-----', { start: 5 }),
   ];
   const runner = new RecordingRunner({ strict: true })
+    .on(['udevadm', 'settle'], {})
     .on(['vgscan'], {})
     .on(['pvs'], { stdout: `  /dev/sdb ${VG}\n` })
     .on(['vgchange'], {})

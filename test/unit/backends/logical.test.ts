@@ -12,7 +12,7 @@ import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { findBackend } from '../../../libs/backends/registry.js';
 import '../../../libs/backends/index.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
-import { CommandFailedError, type CisternError } from '../../../libs/errors/errors.js';
+import { CancelledError, CommandFailedError, InvalidArgumentError, type CisternError } from '../../../libs/errors/errors.js';
 import { PoolType, Tristate, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 
 const MiB = 1024 * 1024;
@@ -20,6 +20,8 @@ const VG = 'HostVG';
 const LVS = ['lvs', '--separator', '#', '--noheadings', '--units', 'b', '--unbuffered', '--nosuffix', '--options', 'lv_name,origin,uuid,devices,segtype,stripes,seg_size,vg_extent_size,size,lv_attr,origin_size', VG];
 const VGS = ['vgs', '--separator', ':', '--noheadings', '--units', 'b', '--unbuffered', '--nosuffix', '--options', 'vg_size,vg_free', VG];
 const PVS = ['pvs', '--noheadings', '-o', 'pv_name,vg_name'];
+/** libvirt's virWaitForDevices before lvremove, with the default timeout. */
+const SETTLE = ['udevadm', 'settle', '--timeout=30'];
 
 function source(name: string, devices: string[]): PoolDefinition['source'] {
   return {
@@ -425,39 +427,76 @@ describe('logical backend (recording runner)', () => {
       expect(err.message).to.include('insufficient free space');
     });
 
-    it('a failure after lvcreate removes the LV again', async () => {
+    it('a failure after lvcreate removes the LV again (udevadm settle, then lvremove)', async () => {
       runner.on(['lvcreate'], {});
       runner.on(LVS, { stdout: '' });
+      runner.on(SETTLE, {});
       runner.on(['lvremove'], {});
       const planned = await backend.createVol(ctx, vol('ghost', BigInt(MiB)));
       const err = await rejects(backend.buildVol(ctx, planned, { preallocMetadata: false }));
       expect(err.code).to.equal('NOT_FOUND');
-      expect(runner.argvs.at(-1)).to.deep.equal(['lvremove', '-f', `${VG}/ghost`]);
+      expect(runner.argvs.slice(-2)).to.deep.equal([SETTLE, ['lvremove', '-f', `${VG}/ghost`]]);
     });
 
-    it('delete: lvremove -f VG/LV; on failure lvchange -aln and lvremove again; a gone LV is fine', async () => {
+    it('delete: udevadm settle, lvremove -f VG/LV; on failure lvchange -aln and lvremove again; a gone LV is fine', async () => {
+      runner.on(SETTLE, {});
       runner.on(['lvremove'], {});
       await backend.deleteVol(ctx, vol('a'));
-      expect(runner.argvs).to.deep.equal([['lvremove', '-f', `${VG}/a`]]);
+      expect(runner.argvs).to.deep.equal([SETTLE, ['lvremove', '-f', `${VG}/a`]]);
+      expect(runner.calls[0]!.options.timeoutMs).to.equal(35_000, 'the runner stops a udevadm that outlives its own timeout');
 
       runner = new RecordingRunner({ strict: true });
+      runner.on(SETTLE, {});
       runner.on(['lvremove'], failed(['lvremove'], '  Logical volume HostVG/b in use.'), 1);
       runner.on(['lvchange'], {});
       runner.on(['lvremove'], {});
       await backend.deleteVol({ runner, pool }, vol('b'));
-      expect(runner.argvs).to.deep.equal([['lvremove', '-f', `${VG}/b`], ['lvchange', '-aln', `${VG}/b`], ['lvremove', '-f', `${VG}/b`]]);
+      expect(runner.argvs).to.deep.equal([SETTLE, ['lvremove', '-f', `${VG}/b`], ['lvchange', '-aln', `${VG}/b`], ['lvremove', '-f', `${VG}/b`]]);
 
       runner = new RecordingRunner({ strict: true });
+      runner.on(SETTLE, {});
       runner.on(['lvremove'], failed(['lvremove'], '  Failed to find logical volume "HostVG/c"'));
       await backend.deleteVol({ runner, pool }, vol('c'));
-      expect(runner.argvs).to.deep.equal([['lvremove', '-f', `${VG}/c`]]);
+      expect(runner.argvs).to.deep.equal([SETTLE, ['lvremove', '-f', `${VG}/c`]]);
 
       runner = new RecordingRunner({ strict: true });
+      runner.on(SETTLE, {});
       runner.on(['lvremove'], failed(['lvremove'], '  Logical volume HostVG/d in use.'));
       runner.on(['lvchange'], failed(['lvchange'], '  Logical volume HostVG/d in use.'));
       const err = await rejects(backend.deleteVol({ runner, pool }, vol('d')));
       expect(err.code).to.equal('INTERNAL');
       expect(err.message).to.include('in use');
+    });
+
+    it('delete: udevadm missing, failing or timing out is ignored; a cancelled settle removes nothing; udevadm null skips it', async () => {
+      const lvremove = ['lvremove', '-f', `${VG}/a`];
+      for (const answer of [
+        new CommandFailedError(SETTLE, undefined, 'spawn udevadm ENOENT'),
+        new CommandFailedError(SETTLE, 1, 'Timed out for waiting the udev queue being empty.'),
+        new Error('something else went wrong'),
+      ]) {
+        runner = new RecordingRunner({ strict: true }).on(SETTLE, answer).on(['lvremove'], {});
+        await backend.deleteVol({ runner, pool }, vol('a'));
+        expect(runner.argvs, answer.message).to.deep.equal([SETTLE, lvremove]);
+      }
+
+      runner = new RecordingRunner({ strict: true }).on(SETTLE, new CancelledError('command cancelled: udevadm settle')).on(['lvremove'], {});
+      const err = await rejects(backend.deleteVol({ runner, pool }, vol('a')));
+      expect(err.code).to.equal('CANCELLED');
+      expect(runner.callsOf('lvremove')).to.deep.equal([]);
+
+      runner = new RecordingRunner({ strict: true }).on(['lvremove'], {});
+      await new LogicalBackend({ udevadm: null }).deleteVol({ runner, pool }, vol('a'));
+      expect(runner.argvs).to.deep.equal([lvremove]);
+
+      runner = new RecordingRunner({ strict: true }).on(['/usr/bin/udevadm'], {}).on(['lvremove'], {});
+      await new LogicalBackend({ udevadm: '/usr/bin/udevadm', udevSettleTimeoutSec: 5 }).deleteVol({ runner, pool }, vol('a'));
+      expect(runner.argvs).to.deep.equal([['/usr/bin/udevadm', 'settle', '--timeout=5'], lvremove]);
+      expect(runner.calls[0]!.options.timeoutMs).to.equal(10_000);
+
+      for (const bad of [-1, 1.5, Number.NaN]) {
+        expect(() => new LogicalBackend({ udevSettleTimeoutSec: bad })).to.throw(InvalidArgumentError, /udevSettleTimeoutSec: must be a whole number of seconds/);
+      }
     });
 
     it('asks for a re-read after deleting an origin (lvremove -f takes its snapshots), not after other deletes', async () => {
@@ -524,12 +563,17 @@ describe('logical backend (recording runner)', () => {
       expect(readFileSync(join(target, 'copy')).equals(data)).to.equal(true);
 
       runner.on(['qemu-img'], failed(['qemu-img'], 'Could not open'));
+      runner.on(SETTLE, {});
       runner.on(['lvremove'], {});
       const q = { ...srcVol, target: { ...srcVol.target!, format: 'qcow2' } };
       const err = await rejects(backend.buildVolFrom(ctx, vol('conv', BigInt(MiB)), { pool: srcPool, volume: q }, { preallocMetadata: false }));
       expect(err.code).to.equal('INTERNAL');
-      expect(runner.callsOf('qemu-img')).to.deep.equal([['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', '--', src, `${target}/conv`]]);
-      expect(runner.argvs.at(-1)).to.deep.equal(['lvremove', '-f', `${VG}/conv`]);
+      // the copy wrote to the LV, udev probes it again: settle before lvremove, as libvirt
+      expect(runner.argvs.slice(-3)).to.deep.equal([
+        ['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', '--', src, `${target}/conv`],
+        SETTLE,
+        ['lvremove', '-f', `${VG}/conv`],
+      ]);
     });
 
     it('clone into an LV without a device node fails and removes the LV', async () => {
