@@ -602,9 +602,17 @@ export class LogicalBackend implements StorageBackend {
         }
       }
     } catch (err) {
-      await this.deleteVol(ctx, planned).catch(() => undefined);
+      await this.removeAfterFailure(ctx, planned);
       throw err;
     }
+  }
+
+  /**
+   * Undoes an lvcreate whose create or clone failed. Not under the caller's signal: a
+   * cancelled create must still remove what it made (every command would be refused).
+   */
+  private async removeAfterFailure(ctx: PoolContext, planned: VolumeDefinition): Promise<void> {
+    await this.deleteVol({ ...ctx, signal: undefined }, planned).catch(() => undefined);
   }
 
   /**
@@ -640,7 +648,7 @@ export class LogicalBackend implements StorageBackend {
       if (srcFormat === 'raw') await this.copyRaw(ctx, srcPath, dst);
       else await this.run(ctx, [this.qemuImg, 'convert', '-f', srcFormat, '-O', 'raw', '--', srcPath, dst], { timeoutMs: 0 });
     } catch (err) {
-      await this.deleteVol(ctx, planned).catch(() => undefined);
+      await this.removeAfterFailure(ctx, planned);
       throw err instanceof CommandFailedError ? lvmError(err, `cannot copy '${srcPath}' into '${dst}'`) : err;
     }
   }

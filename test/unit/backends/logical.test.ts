@@ -12,6 +12,7 @@ import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { findBackend } from '../../../libs/backends/registry.js';
 import '../../../libs/backends/index.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
+import type { CommandRunner } from '../../../libs/backends/runner.js';
 import { CancelledError, CommandFailedError, InvalidArgumentError, type CisternError } from '../../../libs/errors/errors.js';
 import { PoolType, Tristate, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 
@@ -574,6 +575,45 @@ describe('logical backend (recording runner)', () => {
         SETTLE,
         ['lvremove', '-f', `${VG}/conv`],
       ]);
+    });
+
+    it('a create or clone cancelled after lvcreate still removes the LV: the undo does not run under the cancelled signal', async () => {
+      const lines: string[] = [];
+      scriptLvcreate(lines, { active: true, size: 2 * MiB });
+      runner.on(SETTLE, {});
+      runner.on(['lvremove'], {});
+      // as the ExecRunner does: nothing starts under a cancelled signal
+      const cancelling: CommandRunner = {
+        run: (argv, options = {}) => (options.signal?.aborted ? Promise.reject(new CancelledError(`cancelled before start: ${argv.join(' ')}`)) : runner.run(argv, options)),
+      };
+      const src = join(root, 'src.qcow2');
+      writeFileSync(src, Buffer.alloc(4096));
+      const srcVol = vol('src.qcow2', BigInt(MiB), { target: { path: src, format: 'qcow2', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined } });
+
+      // the clone is cancelled while qemu-img converts into the new LV
+      const clone = new AbortController();
+      runner.on(['qemu-img'], () => {
+        clone.abort();
+        throw new CancelledError('command cancelled: qemu-img convert');
+      });
+      const err = await rejects(backend.buildVolFrom({ runner: cancelling, pool, signal: clone.signal }, vol('conv', BigInt(MiB)), { pool, volume: srcVol }, { preallocMetadata: false }));
+      expect(err.code).to.equal('CANCELLED');
+      expect(runner.argvs.slice(-2)).to.deep.equal([SETTLE, ['lvremove', '-f', `${VG}/conv`]]);
+
+      // a create cancelled right after lvcreate: the lvs that follows does not start
+      runner.reset();
+      const create = new AbortController();
+      const cancelAfterLvcreate: CommandRunner = {
+        run: async (argv, options) => {
+          const r = await cancelling.run(argv, options);
+          if (argv[0] === 'lvcreate') create.abort();
+          return r;
+        },
+      };
+      const planned = await backend.createVol(ctx, vol('late', BigInt(MiB)));
+      const err2 = await rejects(backend.buildVol({ runner: cancelAfterLvcreate, pool, signal: create.signal }, planned, { preallocMetadata: false }));
+      expect(err2.code).to.equal('CANCELLED');
+      expect(runner.argvs).to.deep.equal([['lvcreate', '--name', 'late', '-L', '1024K', VG, '--yes'], SETTLE, ['lvremove', '-f', `${VG}/late`]]);
     });
 
     it('clone into an LV without a device node fails and removes the LV', async () => {
