@@ -4,17 +4,17 @@
 # Same entry points as the README; docker-compose.yml wires nats + coordinator + agents.
 FROM node:20-bookworm
 
-# The Debian packages of scripts/setup.sh that the services use at run time (libvirt, used
-# only by the benchmarks, is left out).
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      protobuf-compiler \
-      qemu-utils qemu-block-extra parted scrub \
-      e2fsprogs xfsprogs dosfstools lvm2 util-linux \
-      tgt libiscsi-bin \
- && rm -rf /var/lib/apt/lists/*
-
 WORKDIR /opt/cistern
+
+# The Debian packages that scripts/setup.sh lists for the build (protoc and the well-known
+# .proto files of libprotobuf-dev) and for the agents' backends on a host: the script prints
+# them, so the image and a machine set up by it have the same ones. Left out: nats-server
+# (compose runs its own image) and what only the tests and benchmarks use.
+COPY scripts/setup.sh scripts/setup.sh
+RUN packages="$(bash scripts/setup.sh --print-packages image)" \
+ && apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $packages \
+ && rm -rf /var/lib/apt/lists/*
 
 # Dependencies first, so a source change does not reinstall them.
 COPY package.json package-lock.json ./

@@ -6,43 +6,66 @@
 #
 #   bash scripts/setup.sh            # everything
 #   bash scripts/setup.sh --npm-only # skip Debian packages (used by `npm start`)
+#   bash scripts/setup.sh --print-packages image|all   # list the Debian packages, do nothing
 #   CISTERN_SKIP_APT=1 / CISTERN_SKIP_BUILD=1 / CISTERN_FORCE_BUILD=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
+# ---------------------------------------------------------------------------------------------
+# Debian packages, by use. This machine gets all of them; the Dockerfile installs the `image`
+# ones (BUILD_PACKAGES + HOST_PACKAGES) by asking this script (--print-packages image), so the
+# two lists cannot drift apart.
+# ---------------------------------------------------------------------------------------------
+BUILD_PACKAGES=(                      # npm run build
+  protobuf-compiler                   # protoc, for libs/proto generation and Python stubs
+  libprotobuf-dev                     # /usr/include/google/protobuf/timestamp.proto: protoc has no built-in copy,
+                                      # and it is only a Recommends of protobuf-compiler
+)
+HOST_PACKAGES=(                       # what the agents' backends run on a host
+  qemu-utils qemu-block-extra         # qemu-img: volume formats
+  parted                              # disk pools
+  scrub                               # volume wipe algorithms
+  e2fsprogs xfsprogs dosfstools       # mkfs for fs pools
+  nfs-common                          # mount.nfs, showmount: netfs pools, FindPoolSources
+  lvm2                                # logical pools
+  util-linux                          # losetup, mount, blkid, wipefs
+  dmsetup udev                        # mpath pools (dmsetup), scsi pools (scsi_id, udevadm settle)
+  libiscsi-bin                        # iscsi-ls/-inq/-readcapacity16 (iscsi-direct pools)
+  open-iscsi                          # iscsiadm for iscsi pools (kernel initiator: iscsi_tcp + iscsid where the kernel allows)
+)
+DEV_PACKAGES=(                        # npm start, npm test, npm run bench (not in the image)
+  nats-server                         # the only infrastructure: NATS with JetStream (compose runs its own image)
+  protobuf-compiler-grpc              # grpc_python_plugin (polyglot test)
+  python3-grpcio python3-protobuf     # Python client in the polyglot test
+  nfs-ganesha nfs-ganesha-vfs rpcbind # userspace NFS server for the netfs source-listing test (test/backends/netfs.test.ts)
+  tgt                                 # iSCSI target for the iscsi-direct tests
+  libvirt-daemon libvirt-clients      # benchmarks (bench/); Debian 12 ships the disk storage driver in libvirt-daemon
+  faketime                            # fault tests: agents with skewed clocks (libfaketime)
+)
+PACKAGES=("${BUILD_PACKAGES[@]}" "${HOST_PACKAGES[@]}" "${DEV_PACKAGES[@]}")
+
 npm_only=0
-for arg in "$@"; do
-  case "$arg" in
+while [ $# -gt 0 ]; do
+  case "$1" in
     --npm-only) npm_only=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) log "unknown argument: $arg (allowed: --npm-only)"; exit 2 ;;
+    --print-packages)
+      case "${2:-}" in
+        image) printf '%s\n' "${BUILD_PACKAGES[@]}" "${HOST_PACKAGES[@]}" ;;
+        all) printf '%s\n' "${PACKAGES[@]}" ;;
+        *) log "--print-packages takes image or all"; exit 2 ;;
+      esac
+      exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) log "unknown argument: $1 (allowed: --npm-only, --print-packages image|all)"; exit 2 ;;
   esac
+  shift
 done
 
 # ---------------------------------------------------------------------------------------------
 # 1. Debian packages
 # ---------------------------------------------------------------------------------------------
-PACKAGES=(
-  nats-server                         # the only infrastructure: NATS with JetStream
-  protobuf-compiler                   # protoc, for libs/proto generation and Python stubs
-  protobuf-compiler-grpc              # grpc_python_plugin (polyglot test)
-  python3-grpcio python3-protobuf     # Python client in the polyglot test
-  qemu-utils qemu-block-extra         # qemu-img: volume formats
-  parted                              # disk pools
-  scrub                               # volume wipe algorithms
-  e2fsprogs xfsprogs dosfstools       # mkfs for fs pools
-  nfs-common                          # showmount: netfs FindPoolSources
-  nfs-ganesha nfs-ganesha-vfs rpcbind # userspace NFS server for the netfs source-listing test (test/backends/netfs.test.ts)
-  lvm2                                # logical pools
-  util-linux                          # losetup, mount, blkid, wipefs
-  dmsetup udev                        # mpath pools (dmsetup), scsi pools (scsi_id, udevadm settle)
-  tgt libiscsi-bin                    # iSCSI target (tests) + iscsi-ls/-inq/-readcapacity16 (iscsi-direct pools)
-  open-iscsi                          # iscsiadm for iscsi pools (kernel initiator: iscsi_tcp + iscsid where the kernel allows)
-  libvirt-daemon libvirt-clients      # benchmarks (bench/); Debian 12 ships the disk storage driver in libvirt-daemon
-  faketime                            # fault tests: agents with skewed clocks (libfaketime)
-)
 
 missing_packages() {
   local p status
