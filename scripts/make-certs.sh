@@ -11,6 +11,8 @@
 #
 # usage: scripts/make-certs.sh [--out DIR] [--hosts a,b,...] [--san NAME-or-IP]... [--days N] [--force]
 set -euo pipefail
+# This script's directory, resolved before any cd (it may be called by a relative path).
+here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 
 out=./cistern-certs
 hosts=""
@@ -26,11 +28,17 @@ while [ $# -gt 0 ]; do
       if [[ "$2" =~ ^[0-9.]+$ || "$2" == *:* ]]; then sans+=("IP:$2"); else sans+=("DNS:$2"); fi
       shift 2 ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "make-certs: unknown option $1" >&2; exit 2 ;;
   esac
 done
 command -v openssl >/dev/null || { echo "make-certs: openssl is required" >&2; exit 1; }
+# Everything it needs is checked before anything is written: a run that stops halfway
+# leaves a CA behind, and the next run then asks for --force.
+if [ -n "$hosts" ]; then
+  command -v node >/dev/null || { echo "make-certs: node is required for --hosts (NATS users)" >&2; exit 1; }
+  [ -f "$here/nats-config.mjs" ] || { echo "make-certs: $here/nats-config.mjs is missing" >&2; exit 1; }
+fi
 if [ -e "$out/ca.key" ] && [ "$force" != 1 ]; then
   echo "make-certs: $out already holds a CA; use --force to replace everything in it" >&2
   exit 1
@@ -74,7 +82,7 @@ done
 openssl rand -base64 32 > secret.key
 
 if [ -n "$hosts" ]; then
-  node "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/nats-config.mjs" --hosts "$hosts" --out nats >/dev/null
+  node "$here/nats-config.mjs" --hosts "$hosts" --out nats >/dev/null
 fi
 chmod 600 ./*.key ./*.token tokens.json
 echo "made in $(pwd): ca.crt server.crt/key client.crt/key tokens.json {admin,operator,viewer}.token secret.key${hosts:+ nats/}"

@@ -47,8 +47,9 @@ export interface SecureFleet {
   stop(): Promise<void>;
 }
 
+/** scripts/make-certs.sh as the README runs it: by a relative path from the repository root. */
 export function makeCerts(out: string, hosts: string[]): void {
-  execFileSync('bash', [join(repoRoot, 'scripts', 'make-certs.sh'), '--out', out, '--hosts', hosts.join(',')], { stdio: 'pipe' });
+  execFileSync('bash', ['scripts/make-certs.sh', '--out', out, '--hosts', hosts.join(',')], { cwd: repoRoot, stdio: 'pipe' });
 }
 
 export async function startSecureFleet(opts: FleetOptions = {}): Promise<SecureFleet> {
