@@ -3,7 +3,8 @@
 //
 //   node scripts/nats.mjs [--data DIR] [--port N]   # standalone: runs until Ctrl-C
 //
-// The server gets its own process group and is stopped by its exact pid.
+// The server gets its own process group and is stopped by its exact pid; the kernel sends it
+// SIGTERM if the process that started it dies first (dieWithParent).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
@@ -21,6 +22,21 @@ export function natsServerBinary() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+let setprivPath;
+/**
+ * [command, args] that run `cmd args` so that the kernel sends it SIGTERM when the process
+ * that spawned it dies, however it dies (SIGKILL included): util-linux's
+ * `setpriv --pdeathsig TERM -- cmd args` sets PR_SET_PDEATHSIG and execs cmd, so the pid
+ * stays cmd's. Without setpriv (not Debian), [cmd, args] as they are.
+ */
+export function dieWithParent(cmd, args) {
+  if (setprivPath === undefined) {
+    const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin', '/bin'];
+    setprivPath = dirs.map((dir) => join(dir, 'setpriv')).find((p) => existsSync(p)) ?? null;
+  }
+  return setprivPath ? [setprivPath, ['--pdeathsig', 'TERM', '--', cmd, ...args]] : [cmd, args];
+}
+
 /**
  * Starts nats-server -js on 127.0.0.1. `port` 0 or -1 lets the server pick a free port.
  * Resolves once the server logged "Server is ready"; returns { url, port, pid, logFile, exited, stop() }.
@@ -31,10 +47,10 @@ export async function startNatsServer({ storeDir, logFile, port = 4222, host = '
   const start = readLength(logFile);
   let child;
   try {
-    child = spawn(natsServerBinary(), ['-js', '-sd', storeDir, '-a', host, '-p', String(port || -1), '-n', name], {
-      stdio: ['ignore', fd, fd],
-      detached: true,
-    });
+    // Its own process group (a Ctrl-C on the terminal is for the launcher, which stops it in
+    // order), and SIGTERM from the kernel should the launcher die without stopping it.
+    const [cmd, args] = dieWithParent(natsServerBinary(), ['-js', '-sd', storeDir, '-a', host, '-p', String(port || -1), '-n', name]);
+    child = spawn(cmd, args, { stdio: ['ignore', fd, fd], detached: true });
   } finally {
     closeSync(fd);
   }

@@ -5,7 +5,10 @@
 //   - a coordinator on CISTERN_LISTEN (default 127.0.0.1:50051),
 //   - one agent for this host (CISTERN_HOST_ID, default the hostname),
 //   - defines, builds, starts and autostarts a dir pool `default` under the data dir,
-//   - and stops all of it on Ctrl-C / SIGTERM.
+//   - and stops all of it on Ctrl-C / SIGTERM / SIGHUP, to itself or to `npm start` (the npm
+//     script execs node, so npm's SIGTERM reaches this process, not a shell), or when npm is
+//     gone. Should this process die without stopping them (SIGKILL), the kernel sends each
+//     service SIGTERM (setpriv --pdeathsig, see dieWithParent in nats.mjs).
 //
 // Options (flags win over environment):
 //   --data DIR       CISTERN_DATA      data directory (default ./.cistern)
@@ -22,7 +25,7 @@ import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startNatsServer, stopGroup } from './nats.mjs';
+import { dieWithParent, startNatsServer, stopGroup } from './nats.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const entry = {
@@ -75,7 +78,10 @@ let shuttingDown = false;
 function startService(name, args) {
   const logFile = join(logsDir, `${name.replace(/\s+/g, '-')}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, cwd: root });
+  // Its own process group: a Ctrl-C on the terminal is for this launcher, which stops the
+  // services in order (agent, coordinator, nats-server).
+  const [cmd, argv_] = dieWithParent(process.execPath, args);
+  const child = spawn(cmd, argv_, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, cwd: root });
   let status;
   const exited = new Promise((r) => {
     child.once('error', (err) => r((status = { code: -1, signal: null, error: err })));
@@ -115,6 +121,17 @@ async function shutdown(code = 0) {
 process.on('SIGINT', () => shutdown(0));
 process.on('SIGTERM', () => shutdown(0));
 process.on('SIGHUP', () => shutdown(0));
+// Under `npm start` npm is the parent and owns the terminal: when it is gone (killed with
+// SIGKILL, say), this process has been re-parented; stop everything rather than run on alone.
+if (process.env.npm_lifecycle_event) {
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) {
+      log(`parent process ${parent} (npm) is gone`);
+      shutdown(0);
+    }
+  }, 500).unref();
+}
 process.on('exit', () => {
   // Last resort (an exception): no child outlives the launcher.
   for (const c of children) {
