@@ -37,11 +37,13 @@ export interface SecurityConfig {
 }
 
 export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:PORT] [--data DIR]
-                          [--event-max-age DURATION] [--log-level debug|info|warn|error]
+                          [--event-max-age DURATION] [--sync-wait-ms N] [--log-level debug|info|warn|error]
   --nats URL            NATS server (env NATS_URL, default nats://127.0.0.1:4222)
   --listen HOST:PORT    gRPC address (env CISTERN_LISTEN, default 127.0.0.1:50051)
   --data DIR            local scratch directory (nothing in it matters)
   --event-max-age DUR   event log retention: seconds, or 30s 15m 12h 7d (default 7d)
+  --sync-wait-ms N      at start, wait up to N ms for the full sync of every host known to be
+                        online before serving (default 3000; 0 = serve at once)
   --log-level LEVEL     default info (env CISTERN_LOG_LEVEL)
 security (docs/security.md):
   --tls-cert FILE       server certificate, PEM (env CISTERN_TLS_CERT)

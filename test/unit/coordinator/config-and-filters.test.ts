@@ -1,6 +1,9 @@
 // Coordinator flags, and the WatchEvents filter (what a subscriber receives).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'chai';
-import { parseArgs } from '../../../services/coordinator/config.js';
+import { parseArgs, USAGE } from '../../../services/coordinator/config.js';
+import { repoRoot } from '../../support/paths.js';
 import { matches, narrowSubject, parseEventFilter } from '../../../services/coordinator/handlers/events.js';
 import { Event, EventKind } from '../../../libs/proto/cistern/v1/storage.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
@@ -21,6 +24,21 @@ describe('coordinator flags', () => {
     expect(() => parseArgs(['--event-max-age', '3 weeks'], {})).to.throw(InvalidArgumentError, /--event-max-age/);
     expect(() => parseArgs(['--listen', 'nohostport'], {})).to.throw(InvalidArgumentError, /--listen/);
     expect(() => parseArgs(['--log-level', 'loud'], {})).to.throw(InvalidArgumentError, /--log-level/);
+    expect(() => parseArgs(['--sync-wait-ms', '-1'], {})).to.throw(InvalidArgumentError, /--sync-wait-ms/);
+  });
+
+  it('takes --sync-wait-ms (default 3000)', () => {
+    expect(parseArgs([], {})).to.include({ syncWaitMs: 3000 });
+    expect(parseArgs(['--sync-wait-ms', '0'], {})).to.include({ syncWaitMs: 0 });
+    expect(parseArgs(['--sync-wait-ms=250'], {})).to.include({ syncWaitMs: 250 });
+  });
+
+  it('--help lists every flag it accepts (but --nats-pass, development only, and --help)', () => {
+    const sources = ['config.ts', 'reliability-config.ts'].map((f) => readFileSync(join(repoRoot, 'services', 'coordinator', f), 'utf8'));
+    const flags = [...new Set(sources.flatMap((text) => [...text.matchAll(/case '(--[a-z-]+)'/g)].map((m) => m[1]!)))];
+    expect(flags).to.include.members(['--sync-wait-ms', '--insecure', '--event-max-bytes']);
+    const undocumented = flags.filter((f) => f !== '--nats-pass' && f !== '--help' && !new RegExp(`(^|[\\s\\[])${f}(?![a-z-])`, 'm').test(USAGE));
+    expect(undocumented).to.deep.equal([]);
   });
 });
 
