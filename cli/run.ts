@@ -6,7 +6,7 @@ import { mergeOptions, parseCommandArgs, splitGlobal, type ParsedOptions } from 
 import { connect, connectionOptions } from './client.js';
 import type { CliIo, Command, CommandContext } from './command.js';
 import { COMMANDS, findCommand } from './commands/index.js';
-import { commandHelp, generalHelp } from './commands/help.js';
+import { commandHelp, findGroup, generalHelp, groupHelp } from './commands/help.js';
 import { CommandError, UsageError } from './errors.js';
 import { isCommandLine, splitCommandLine } from './command-line.js';
 
@@ -40,9 +40,15 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
     if (!split.command || split.command === 'help' || split.help) {
       const topic = split.command === 'help' ? split.rest[0] : split.command;
-      const cmd = topic ? findCommand(topic) : undefined;
-      if (topic && !cmd) throw new UsageError(`command '${topic}' doesn't exist`);
-      io.stdout.write(cmd ? commandHelp(cmd) : generalHelp(COMMANDS));
+      if (!topic) {
+        io.stdout.write(generalHelp(COMMANDS));
+        return 0;
+      }
+      // virsh's cmdHelp: a command, else a group by name or keyword ('help pool')
+      const cmd = findCommand(topic);
+      const group = cmd ? undefined : findGroup(COMMANDS, topic);
+      if (!cmd && !group) throw new UsageError(`command or command group '${topic}' doesn't exist`);
+      io.stdout.write(cmd ? commandHelp(cmd) : groupHelp(group!));
       return 0;
     }
     const command = findCommand(split.command);

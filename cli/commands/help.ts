@@ -22,17 +22,38 @@ export function commandHelp(cmd: Command): string {
   return out;
 }
 
+/** A group of commands in `help`, found by `help NAME` or `help KEYWORD` as virsh finds its groups. */
+export interface CommandGroup {
+  name: string;
+  keyword: string;
+  commands: Command[];
+}
+
+/** virsh's groups: 'Storage Pool' (pool), 'Storage Volume' (volume), and Cistern's 'Fleet' (fleet). */
+export function commandGroups(commands: Command[]): CommandGroup[] {
+  return [
+    { name: 'Storage Pool', keyword: 'pool', commands: commands.filter((c) => !c.name.startsWith('vol-') && c.name !== 'host-list') },
+    { name: 'Storage Volume', keyword: 'volume', commands: commands.filter((c) => c.name.startsWith('vol-')) },
+    { name: 'Fleet', keyword: 'fleet', commands: commands.filter((c) => c.name === 'host-list') },
+  ];
+}
+
+/** virsh's vshCmdGrpSearch: the group whose name or keyword is exactly `topic` (case matters). */
+export function findGroup(commands: Command[], topic: string): CommandGroup | undefined {
+  return commandGroups(commands).find((g) => g.name === topic || g.keyword === topic);
+}
+
+/** virsh's vshCmdGrpHelp: the heading, then one line per command. */
+export function groupHelp(group: CommandGroup): string {
+  let out = ` ${group.name} (help keyword '${group.keyword}'):\n`;
+  for (const c of group.commands) out += `    ${c.name.padEnd(30)} ${c.help}\n`;
+  return out;
+}
+
 export function generalHelp(commands: Command[]): string {
   let out = 'cisternctl: virsh-style storage pool and volume commands for a Cistern fleet\n\n';
   out += 'Usage: cisternctl [global options] COMMAND [ARGS...]\n\n';
-  out += ' Storage Pool (help keyword \'pool\'):\n';
-  for (const c of commands.filter((c) => !c.name.startsWith('vol-') && c.name !== 'host-list')) {
-    out += `    ${c.name.padEnd(30)} ${c.help}\n`;
-  }
-  out += '\n Storage Volume (help keyword \'volume\'):\n';
-  for (const c of commands.filter((c) => c.name.startsWith('vol-'))) out += `    ${c.name.padEnd(30)} ${c.help}\n`;
-  out += '\n Fleet:\n';
-  for (const c of commands.filter((c) => c.name === 'host-list')) out += `    ${c.name.padEnd(30)} ${c.help}\n`;
+  out += commandGroups(commands).map(groupHelp).join('\n');
   out += '\n Global options (before or after the command):\n';
   for (const o of GLOBAL_OPTIONS) out += `    ${optionSyntax(o).padEnd(30)} ${o.help}\n`;
   out += `    ${'-c HOST:PORT'.padEnd(30)} same as --server\n    ${'-q'.padEnd(30)} same as --quiet\n`;

@@ -15,10 +15,12 @@ import { volList } from './vol-list.js';
 import { volDelete, volResize, volWipe } from './vol-modify.js';
 import { volDownload, volUpload } from './vol-transfer.js';
 
+// In virsh's order ('help pool' lists them as virsh does; pool-event and pool-capabilities came last).
 export const COMMANDS: Command[] = [
   findStoragePoolSourcesAs, findStoragePoolSources,
-  poolAutostart, poolBuild, poolCapabilities, poolCreateAs, poolCreate, poolDefineAs, poolDefine,
-  poolDelete, poolDestroy, poolDumpxml, poolEvent, poolInfo, poolList, poolRefresh, poolStart, poolUndefine,
+  poolAutostart, poolBuild, poolCreateAs, poolCreate, poolDefineAs, poolDefine,
+  poolDelete, poolDestroy, poolDumpxml, poolInfo, poolList, poolRefresh, poolStart, poolUndefine,
+  poolEvent, poolCapabilities,
   volClone, volCreateAs, volCreate, volCreateFrom, volDelete, volDownload, volDumpxml, volInfo, volKey,
   volList, volName, volPath, volPool, volResize, volUpload, volWipe,
   hostList,

@@ -364,6 +364,56 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(r.stdout).to.equal('event loop interrupted\nevents received: 0\n\n');
   });
 
+  it('help takes a command group by keyword or name, as virsh; an unknown topic is an error in virsh\'s words', async () => {
+    const pools = await run(new FakeApi(), ['help', 'pool']);
+    expect(pools.code).to.equal(0);
+    expect(pools.stderr).to.equal('');
+    expect(pools.stdout).to.match(/^ Storage Pool \(help keyword 'pool'\):\n {4}find-storage-pool-sources-as {3}find potential storage pool sources\n/);
+    expect(pools.stdout).to.contain('    pool-list                      list pools\n');
+    expect(pools.stdout).to.not.contain('vol-list');
+    // virsh's order, pool-event and pool-capabilities last (virsh also has pool-edit, pool-name, pool-uuid)
+    expect(pools.stdout).to.match(/ {4}pool-undefine .*\n {4}pool-event .*\n {4}pool-capabilities .*\n\n$/);
+    expect(pools.stdout.endsWith('\n\n')).to.equal(true); // the group, then virsh's blank line
+    expect((await run(new FakeApi(), ['help', 'Storage Pool'])).stdout).to.equal(pools.stdout);
+    expect((await run(new FakeApi(), ['--help', 'pool'])).stdout).to.equal(pools.stdout);
+    const vols = await run(new FakeApi(), ['help', 'volume']);
+    expect(vols.code).to.equal(0);
+    // captured from `virsh help volume` (virsh 9.0)
+    expect(vols.stdout).to.equal(
+      " Storage Volume (help keyword 'volume'):\n" +
+      '    vol-clone                      clone a volume.\n' +
+      '    vol-create-as                  create a volume from a set of args\n' +
+      '    vol-create                     create a vol from an XML file\n' +
+      '    vol-create-from                create a vol, using another volume as input\n' +
+      '    vol-delete                     delete a vol\n' +
+      '    vol-download                   download volume contents to a file\n' +
+      '    vol-dumpxml                    vol information in XML\n' +
+      '    vol-info                       storage vol information\n' +
+      '    vol-key                        returns the volume key for a given volume name or path\n' +
+      '    vol-list                       list vols\n' +
+      '    vol-name                       returns the volume name for a given volume key or path\n' +
+      '    vol-path                       returns the volume path for a given volume name or key\n' +
+      '    vol-pool                       returns the storage pool for a given volume key or path\n' +
+      '    vol-resize                     resize a vol\n' +
+      '    vol-upload                     upload file contents to a volume\n' +
+      '    vol-wipe                       wipe a vol\n' +
+      '\n');
+    expect((await run(new FakeApi(), ['help', 'Storage Volume'])).stdout).to.equal(vols.stdout);
+    expect((await run(new FakeApi(), ['help', 'fleet'])).stdout).to.equal(" Fleet (help keyword 'fleet'):\n    host-list                      list the hosts of the fleet\n\n");
+    // the general help shows every group's keyword
+    const all = await run(new FakeApi(), ['help']);
+    for (const heading of [" Storage Pool (help keyword 'pool'):", " Storage Volume (help keyword 'volume'):", " Fleet (help keyword 'fleet'):"]) {
+      expect(all.stdout).to.contain(`\n${heading}\n`);
+    }
+    // as virsh: names and keywords match exactly; help itself ran, so its blank line follows
+    for (const topic of ['nosuch', 'POOL', 'storage pool']) {
+      const r = await run(new FakeApi(), ['help', topic]);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.equal(`error: command or command group '${topic}' doesn't exist\n`);
+      expect(r.stdout).to.equal('\n');
+    }
+  });
+
   it('unknown commands and --help', async () => {
     const r = await run(new FakeApi(), ['pool-frobnicate']);
     expect(r.code).to.equal(1);
