@@ -21,6 +21,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let ownsApi = false;
   let server = '';
   let trailer = true;
+  // virsh prints its blank line after a command that ran, failed or not; a command line it
+  // could not parse (unknown command or option, missing or extra data) runs nothing: no blank line
+  let ran = false;
   let quiet = false;
   try {
     const split = splitGlobal(argv);
@@ -39,6 +42,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return await runCommandLines(argv, await io.readStdin(), io);
     }
     if (!split.command || split.command === 'help' || split.help) {
+      ran = true;
       const topic = split.command === 'help' ? split.rest[0] : split.command;
       if (!topic) {
         io.stdout.write(generalHelp(COMMANDS));
@@ -85,9 +89,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         trailer = false;
       },
     };
+    ran = true;
     await runCommand(command, ctx);
     return 0;
   } catch (err) {
+    if (!ran) trailer = false;
     io.stderr.write(errorText(err, server));
     return 1;
   } finally {

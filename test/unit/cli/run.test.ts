@@ -414,6 +414,37 @@ describe('cisternctl (runCli with a fake server)', () => {
     }
   });
 
+  it('a command line virsh cannot parse prints nothing on stdout; a command that ran and failed prints virsh\'s blank line', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'default')];
+    // stderr captured from virsh 9.0 (`virsh -c test:///default ...`), whose stdout is empty for all of these
+    const refused: Array<[string[], string]> = [
+      [['pool-lsit'], "error: unknown command: 'pool-lsit'\n"],
+      [['pool-info'], "error: command 'pool-info' requires <pool> option\n"],
+      [['pool-list', '--bogus'], "error: command 'pool-list' doesn't support option --bogus\n"],
+      [['vol-list', 'default', '--detials'], "error: command 'vol-list' doesn't support option --detials\n"],
+      [['pool-info', 'default', 'extra'], "error: unexpected data 'extra'\n"],
+      [['pool-autostart'], "error: command 'pool-autostart' requires <pool> option\n"],
+      [['pool-info', '--pool'], 'error: expected syntax: --pool <string>\n'],
+      [['--bogus', 'pool-list'], "error: unsupported option '--bogus'. See --help.\n"],
+    ];
+    for (const [argv, stderr] of refused) {
+      const r = await run(api, argv);
+      expect(r, argv.join(' ')).to.deep.equal({ code: 1, stdout: '', stderr });
+    }
+    expect(api.calls, 'nothing is asked of the server').to.deep.equal([]);
+    // the command ran: its error, then the blank line, as virsh
+    const ran = await run(api, ['pool-list', '--details', '--uuid']);
+    expect(ran).to.deep.equal({ code: 1, stdout: '\n', stderr: 'error: Options --details and --uuid are mutually exclusive\n' });
+    const missing = await run(api, ['pool-info', 'nosuch']);
+    expect(missing.code).to.equal(1);
+    expect(missing.stdout).to.equal('\n');
+    // in a command line, the command that could not be parsed adds nothing to stdout
+    const line = await run(api, ['pool-lsit; pool-list --name']);
+    expect(line.stdout).to.equal('default             \n\n');
+    expect(line.stderr).to.equal("error: unknown command: 'pool-lsit'\n");
+  });
+
   it('unknown commands and --help', async () => {
     const r = await run(new FakeApi(), ['pool-frobnicate']);
     expect(r.code).to.equal(1);
