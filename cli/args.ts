@@ -101,11 +101,11 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
     set(next, arg);
   }
 
-  for (const spec of specs) {
-    if (spec.required && spec.type === 'string' && !strings.has(spec.name)) {
-      throw new UsageError(`command '${command}' requires <${spec.name}> option`);
-    }
-  }
+  // virsh's vshCommandCheckOpts: every missing one, in the command's order, one line each
+  const missing = specs
+    .filter((spec) => spec.required && spec.type === 'string' && !strings.has(spec.name))
+    .map((spec) => `command '${command}' requires <${spec.name}> option`);
+  if (missing.length > 0) throw new UsageError(missing[0]!, ...missing.slice(1));
   return { bools, strings };
 }
 

@@ -1,11 +1,16 @@
 // Errors raised by the CLI itself (bad usage, unreadable files). Server errors
 // arrive as typed CisternErrors via fromGrpcError and are printed the same way.
 
-/** A mistake on the command line: printed as `error: <message>`, exit code 1. */
+/**
+ * A mistake on the command line: printed as `error: <message>`, exit code 1. Several messages
+ * are several `error:` lines (virsh reports each missing required option on its own line).
+ */
 export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
+  readonly messages: string[];
+  constructor(message: string, ...more: string[]) {
+    super([message, ...more].join('\n'));
     this.name = 'UsageError';
+    this.messages = [message, ...more];
   }
 }
 

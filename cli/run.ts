@@ -136,6 +136,7 @@ export function errorText(err: unknown, server = ''): string {
     if (isConnectFailure(err.cause)) return errorText(err.cause, server);
     return `error: ${err.context}\nerror: ${messageOf(err.cause)}\n`;
   }
+  if (err instanceof UsageError) return err.messages.map((m) => `error: ${m}\n`).join('');
   if (isConnectFailure(err)) {
     const m = /connect (E[A-Z]+) (\S+?)\.?(\s|$)/.exec(messageOf(err));
     const cause = m ? `connect ${m[1]} ${m[2]}` : messageOf(err).replace(/\s*Resolution note:\s*$/, '');

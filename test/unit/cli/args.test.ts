@@ -47,6 +47,20 @@ describe('cli argument parsing (virsh rules)', () => {
       .to.throw(UsageError, 'option --pool already seen');
   });
 
+  it('reports every missing required option, in the command\'s order, as virsh does', () => {
+    let err: unknown;
+    try {
+      parseCommandArgs('vol-resize', VOL_RESIZE, ['--pool', 'p']);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(UsageError);
+    expect((err as UsageError).messages).to.deep.equal([
+      "command 'vol-resize' requires <vol> option",
+      "command 'vol-resize' requires <capacity> option",
+    ]);
+  });
+
   it('accepts the connection options after the command too', () => {
     const o = parseCommandArgs('vol-resize', VOL_RESIZE, ['v', '1', '--server', 'h:1', '--token', 't', '-q']);
     expect(o.strings.get('server')).to.equal('h:1');

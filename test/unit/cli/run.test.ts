@@ -445,6 +445,24 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(line.stderr).to.equal("error: unknown command: 'pool-lsit'\n");
   });
 
+  it('names every missing required option, one line each, as virsh 9.0 does', async () => {
+    // stderr captured from `virsh -c test:///default ...`; stdout is empty (nothing ran)
+    const cases: Array<[string[], string[]]> = [
+      [['vol-create-as', 'default'], ['name', 'capacity']],
+      [['vol-create-as'], ['pool', 'name', 'capacity']],
+      [['vol-create-from'], ['pool', 'file', 'vol']],
+      [['pool-define-as'], ['name', 'type']],
+      [['pool-create-as', 'p'], ['type']],
+      [['vol-resize'], ['vol', 'capacity']],
+      [['vol-upload', 'v'], ['file']],
+    ];
+    for (const [argv, missing] of cases) {
+      const r = await run(new FakeApi(), argv);
+      const stderr = missing.map((o) => `error: command '${argv[0]}' requires <${o}> option\n`).join('');
+      expect(r, argv.join(' ')).to.deep.equal({ code: 1, stdout: '', stderr });
+    }
+  });
+
   it('unknown commands and --help', async () => {
     const r = await run(new FakeApi(), ['pool-frobnicate']);
     expect(r.code).to.equal(1);
