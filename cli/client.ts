@@ -1,7 +1,9 @@
 // Connection to the coordinator: address, TLS and token from flags or the
 // environment, and a StorageApi over the generated grpc-js client.
 import { readFileSync } from 'node:fs';
-import { credentials, Metadata, type ChannelCredentials, type ClientReadableStream } from '@grpc/grpc-js';
+import { isIP } from 'node:net';
+import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
+import { CallCredentials, ChannelCredentials, credentials, Metadata, type ClientReadableStream } from '@grpc/grpc-js';
 import { StorageServiceClient, StorageServiceService, type UploadVolumeRequest } from '../libs/proto/cistern/v1/storage.js';
 import { fromGrpcError } from '../libs/errors/grpc-status.js';
 import { UNARY_METHODS, type StorageApi } from './api.js';
@@ -56,12 +58,73 @@ function channelCredentials(opts: ConnectionOptions): ChannelCredentials {
   const ca = readPem(opts.ca, 'CA certificate');
   const key = opts.key ? readPem(opts.key, 'client key') : null;
   const cert = opts.cert ? readPem(opts.cert, 'client certificate') : null;
+  const host = targetHost(target(opts.server));
+  if (isIP(host)) {
+    // the secure context grpc-js's createSsl makes (it too takes GRPC_SSL_CIPHER_SUITES)
+    const ciphers = process.env.GRPC_SSL_CIPHER_SUITES;
+    return new IpTlsCredentials(createSecureContext({ ca, ...(key && cert ? { key, cert } : {}), ...(ciphers ? { ciphers } : {}) }), host);
+  }
   return credentials.createSsl(ca, key, cert);
 }
 
 /** Strips a scheme the user may have copied from a URL. */
 function target(server: string): string {
   return server.replace(/^(grpcs?|https?):\/\//, '');
+}
+
+/** The host of HOST:PORT, [V6]:PORT, or a bare address. */
+export function targetHost(t: string): string {
+  const bracketed = /^\[([^\]]*)\](?::\d*)?$/.exec(t);
+  if (bracketed) return bracketed[1]!;
+  if (isIP(t)) return t;
+  const colon = t.lastIndexOf(':');
+  return colon >= 0 ? t.slice(0, colon) : t;
+}
+
+type SecureConnector = ReturnType<ChannelCredentials['_createSecureConnector']>;
+
+/**
+ * TLS to a coordinator named by an IP address. grpc-js always gives tls.connect the target
+ * host as `servername` (grpc-node#1919), so an IP becomes an SNI server name, which RFC 6066
+ * forbids: Node sends it anyway and prints DEP0123 on stderr. This makes the TLS connection the
+ * way grpc-js does (its secure context, ALPN h2, the certificate verified, and refused when it
+ * is not) but with no servername: Node then sends no SNI and checks the certificate against
+ * `host`, the IP, which must be among its IP SANs (scripts/make-certs.sh puts 127.0.0.1 and
+ * ::1 there). Names keep grpc-js's own credentials.
+ */
+class IpTlsCredentials extends ChannelCredentials {
+  constructor(private readonly context: SecureContext, private readonly ip: string) {
+    super();
+  }
+
+  _isSecure(): boolean {
+    return true;
+  }
+
+  _equals(other: ChannelCredentials): boolean {
+    return other === this;
+  }
+
+  _createSecureConnector(...[, , callCredentials]: Parameters<ChannelCredentials['_createSecureConnector']>): SecureConnector {
+    const { context, ip } = this;
+    const calls = callCredentials ?? CallCredentials.createEmpty();
+    return {
+      connect: (socket) =>
+        new Promise((resolve, reject) => {
+          const tls = tlsConnect({ socket, secureContext: context, host: ip, ALPNProtocols: ['h2'] }, () => {
+            if (!tls.authorized) {
+              reject(tls.authorizationError);
+              return;
+            }
+            resolve({ socket: tls, secure: true });
+          });
+          tls.on('error', reject);
+        }),
+      waitForReady: () => Promise.resolve(),
+      getCallCredentials: () => calls,
+      destroy: () => undefined,
+    };
+  }
 }
 
 /** The receive window of the CLI's connection (HTTP/2 flow control), for whole listing pages. */

@@ -1,8 +1,11 @@
 // The gRPC port, attacked: TLS and mutual TLS, bearer tokens and roles, open health and
 // reflection, per-client limits, message and upload limits, audit lines, cisternctl with
 // token and CA, and the rule that plaintext stays on loopback.
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { Client, credentials as grpcCredentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import {
@@ -170,6 +173,51 @@ describe('security: gRPC authentication, roles, TLS and limits', function () {
       const viewerWrites = await runCli(['vol-create-as', 'a/p', 'w', '1M'], { server, env: { CISTERN_CA: caFile, CISTERN_TOKEN: fleet.tokens.viewer } });
       expect(viewerWrites.code).to.not.equal(0);
       expect(viewerWrites.stderr).to.match(/operator/);
+    });
+
+    it('cisternctl to an IP address: nothing on stderr (no SNI, so no DEP0123), the certificate still checked against the IP', async () => {
+      const server = fleet.coordinator.address;
+      expect(server).to.match(/^127\.0\.0\.1:\d+$/);
+      const caFile = join(fleet.certs, 'ca.crt');
+      const env = { CISTERN_CA: caFile, CISTERN_TOKEN: fleet.tokens.viewer };
+      for (const argv of [['host-list'], ['pool-list', '--all'], ['pool-info', 'p']]) {
+        const r = await runCli(argv, { server, env });
+        expect(r.code, r.stderr).to.equal(0);
+        expect(r.stderr, argv.join(' ')).to.equal('');
+      }
+
+      // What reaches a TLS server on 127.0.0.1: no server name; and a certificate from the same
+      // CA without 127.0.0.1 among its names is refused.
+      const dir = join(fleet.dir, 'sni');
+      mkdirSync(dir, { recursive: true });
+      execFileSync('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'dns.key'),
+        '-out', join(dir, 'dns.csr'), '-subj', '/CN=elsewhere'], { stdio: 'pipe' });
+      writeFileSync(join(dir, 'dns.ext'), 'subjectAltName=DNS:elsewhere.example\n');
+      execFileSync('openssl', ['x509', '-req', '-in', join(dir, 'dns.csr'), '-CA', caFile, '-CAkey', join(fleet.certs, 'ca.key'),
+        '-CAcreateserial', '-CAserial', join(dir, 'ca.srl'), '-out', join(dir, 'dns.crt'), '-days', '2', '-extfile', join(dir, 'dns.ext')], { stdio: 'pipe' });
+      const servernames: Array<string | false | null> = [];
+      const listen = async (cert: string, key: string): Promise<TlsServer> => {
+        const tls = createTlsServer({ cert: readFileSync(cert), key: readFileSync(key), ALPNProtocols: ['h2'] }, (socket) => {
+          if (cert.endsWith('server.crt')) servernames.push(socket.servername);
+          socket.destroy();
+        });
+        tls.on('tlsClientError', () => undefined);
+        await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+        return tls;
+      };
+      const servers = [await listen(join(fleet.certs, 'server.crt'), join(fleet.certs, 'server.key')), await listen(join(dir, 'dns.crt'), join(dir, 'dns.key'))];
+      try {
+        const [good, wrongName] = servers.map((t) => `127.0.0.1:${(t.address() as AddressInfo).port}`);
+        const reached = await runCli(['host-list'], { server: good!, env });
+        expect(reached.code).to.equal(1);
+        expect(reached.stderr).to.not.match(/DEP0123|DeprecationWarning/);
+        expect(servernames).to.deep.equal([false]); // the handshake completed, without SNI
+        const refused = await runCli(['host-list'], { server: wrongName!, env });
+        expect(refused.code).to.equal(1);
+        expect(refused.stderr).to.match(/IP: 127\.0\.0\.1 is not in the cert's list/);
+      } finally {
+        for (const t of servers) t.close();
+      }
     });
 
     it('limits concurrent calls per client: RESOURCE_EXHAUSTED for that client, others still served', async () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { connectionOptions } from '../../../cli/client.js';
+import { connectionOptions, targetHost } from '../../../cli/client.js';
 import { UsageError } from '../../../cli/errors.js';
 import { parseSize } from '../../../cli/size.js';
 import { PoolCapabilities, PoolType } from '../../../libs/proto/cistern/v1/storage.js';
@@ -12,6 +12,14 @@ describe('cli connection settings', () => {
     expect(connectionOptions(new Map(), env)).to.deep.equal({ server: '127.0.0.1:6000', token: 'envtok', ca: '/ca.pem' });
     expect(connectionOptions(new Map([['server', '[::1]:7000'], ['token', 'flagtok']]), env))
       .to.include({ server: '[::1]:7000', token: 'flagtok' });
+  });
+
+  it('takes the host out of --server (IP literals get TLS without SNI)', () => {
+    expect(targetHost('127.0.0.1:50051')).to.equal('127.0.0.1');
+    expect(targetHost('[::1]:50051')).to.equal('::1');
+    expect(targetHost('::1')).to.equal('::1');
+    expect(targetHost('coord.example.net:50051')).to.equal('coord.example.net');
+    expect(targetHost('localhost')).to.equal('localhost');
   });
 
   it('mutual TLS needs both --cert and --key, and --ca', () => {
