@@ -49,9 +49,22 @@ export function isActive(p: Pool): boolean {
   return p.state !== PoolState.POOL_STATE_INACTIVE && p.state !== PoolState.POOL_STATE_UNSPECIFIED;
 }
 
+/**
+ * The state virsh-style text shows. A pool of an offline host (stale: its values are the last
+ * known) that was active is shown as libvirt's 'inaccessible' (running, but not accessible),
+ * so a script reading `pool-list --details` or `pool-info` does not take last known sizes for
+ * current ones: like virsh for an inaccessible pool, no sizes are printed. It still counts as
+ * active (plain pool-list, filters), as an inaccessible pool does in libvirt. --json keeps the
+ * last known state and sizes with `stale: true`.
+ */
+export function shownState(p: Pool): PoolState {
+  return p.stale && isActive(p) ? PoolState.POOL_STATE_INACCESSIBLE : p.state;
+}
+
 /** Sizes are shown for running and degraded pools only, as in virsh. */
 function hasSizes(p: Pool): boolean {
-  return p.state === PoolState.POOL_STATE_RUNNING || p.state === PoolState.POOL_STATE_DEGRADED;
+  const state = shownState(p);
+  return state === PoolState.POOL_STATE_RUNNING || state === PoolState.POOL_STATE_DEGRADED;
 }
 
 const yesNo = (b: boolean): string => (b ? 'yes' : 'no');
@@ -77,7 +90,7 @@ export function renderPoolList(pools: Pool[], f: PoolListFormat): string {
       const sized = hasSizes(p);
       return [
         f.display(p),
-        poolStateName(p.state),
+        poolStateName(shownState(p)),
         yesNo(p.autostart),
         yesNo(p.persistent),
         sized ? prettySize(p.capacity) : '-',
@@ -102,7 +115,7 @@ export function renderPoolNames(pools: Pool[], uuid: boolean, name: boolean, dis
 export function renderPoolInfo(p: Pool, bytes: boolean): string {
   let out = infoLine('Name:', poolShortName(p));
   if (p.definition?.uuid) out += infoLine('UUID:', p.definition.uuid);
-  out += infoLine('State:', poolStateName(p.state));
+  out += infoLine('State:', poolStateName(shownState(p)));
   out += infoLine('Persistent:', yesNo(p.persistent));
   out += infoLine('Autostart:', yesNo(p.autostart));
   if (hasSizes(p)) {

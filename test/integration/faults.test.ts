@@ -112,6 +112,10 @@ describe('faults (real processes)', function () {
     const stale = await api.getPool({ name: 'hosts/b/pools/away' });
     expect(stale.stale).to.equal(true);
     expect((await api.getVolume({ name: 'hosts/b/pools/away/volumes/keep.img' })).stale).to.equal(true);
+    // what a script parsing virsh's layout reads: libvirt's 'inaccessible', no last known sizes as current ones
+    const details = await ctx.stack.cli(['pool-list', '--details', '--host', 'b']);
+    expect(details.code, details.stderr).to.equal(0);
+    expect(details.stdout).to.match(/^ away\s+inaccessible\s+yes\s+yes\s+-\s+-\s+-\n/m);
     // changes while the host is down
     unlinkSync(join(path, 'gone.img'));
     writeFileSync(join(path, 'new.img'), Buffer.alloc(8192, 3));

@@ -41,6 +41,24 @@ describe('cli virsh layouts', () => {
       ' tpool     running    no          no           251.97 GiB   22.85 GiB    229.12 GiB\n');
   });
 
+  it('a pool of an offline host (stale) is inaccessible without sizes in --details and pool-info; still active', () => {
+    const away = pool('a', 'away', { stale: true, capacity: 270553174016n, allocation: 23451086848n, available: 247102087168n });
+    const off = pool('a', 'off', { stale: true, state: PoolState.POOL_STATE_INACTIVE });
+    expect(renderPoolList([away, off, running('scratch')], { details: true, quiet: false, display })).to.equal(
+      ' Name      State          Autostart   Persistent   Capacity     Allocation   Available\n' +
+      '-----------------------------------------------------------------------------------------\n' +
+      ' away      inaccessible   no          yes          -            -            -\n' +
+      ' off       inactive       no          yes          -            -            -\n' +
+      ' scratch   running        no          yes          251.97 GiB   21.84 GiB    230.13 GiB\n');
+    expect(renderPoolList([away], { details: false, quiet: true, display })).to.equal(' away   active   no\n');
+    expect(renderPoolInfo(away, true)).to.equal(
+      'Name:           away\n' +
+      'UUID:           9428e344-8f1e-4492-bb31-3b9385665dec\n' +
+      'State:          inaccessible\n' +
+      'Persistent:     yes\n' +
+      'Autostart:      no\n');
+  });
+
   it('pool-list -q: no header, widths from the rows only', () => {
     const text = renderPoolList([running('scratch'), running('tpool', false)], { details: true, quiet: true, display });
     expect(text).to.equal(
