@@ -93,7 +93,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     await runCommand(command, ctx);
     return 0;
   } catch (err) {
-    if (!ran) trailer = false;
+    // virsh connects before it runs a command: when it cannot, nothing is printed on stdout either
+    if (!ran || isConnectFailure(err instanceof CommandError ? err.cause : err)) trailer = false;
     io.stderr.write(errorText(err, server));
     return 1;
   } finally {

@@ -39,6 +39,22 @@ describe('cli connection settings', () => {
     expect(stderr).to.match(/^error: cannot read CA certificate '\/nonexistent\/ca.pem'/);
   });
 
+  it('a coordinator that cannot be reached: the two error lines, nothing on stdout (virsh when it cannot connect)', async () => {
+    const { runCli } = await import('../../../cli/run.js');
+    for (const argv of [['pool-list'], ['pool-info', 'p'], ['vol-delete', 'v', 'p']]) {
+      let stdout = '';
+      let stderr = '';
+      const code = await runCli(['--server', '127.0.0.1:1', ...argv], {
+        stdout: { write: (t: string) => { stdout += t; } },
+        stderr: { write: (t: string) => { stderr += t; } },
+        env: {},
+      });
+      expect(code).to.equal(1);
+      expect(stderr, argv.join(' ')).to.equal('error: failed to connect to the coordinator at 127.0.0.1:1\nerror: connect ECONNREFUSED 127.0.0.1:1\n');
+      expect(stdout, argv.join(' ')).to.equal('');
+    }
+  });
+
   it('reads "+1M" as 1M, as virsh 9.0 does', () => {
     expect(parseSize('+1M')).to.equal(1048576n);
   });
