@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus } from '../../libs/bus/connect.js';
 import { Catalog } from '../../libs/bus/catalog.js';
+import { AbortedError } from '../../libs/errors/errors.js';
 import { CatalogPool, Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { PoolDefinition, PoolType } from '../../libs/proto/cistern/v1/storage.js';
 import { startNats, type NatsServer } from '../support/nats.js';
@@ -92,6 +93,80 @@ describe('pool catalog (JetStream KV)', () => {
     for (const name of names) {
       expect((await catalog.get('hn', name))?.value.definition?.name).to.equal(name);
       await catalog.delete('hn', name);
+    }
+  });
+
+  it('compare-and-swap: an update at a stale revision is refused (ABORTED) and the newer value stands', async () => {
+    // two catalogs on two connections: what two coordinators on one NATS are
+    const nc2 = await connectBus({ servers: nats.url, name: 'test-catalog-2' });
+    try {
+      const one = await Catalog.open(nc);
+      const two = await Catalog.open(nc2);
+      const created = await one.create('cas', 'stale', entry('stale'));
+      // two changes it first (autostart on) ...
+      const newer = await two.update('cas', 'stale', entry('stale', true), created);
+      expect(newer).to.be.greaterThan(created);
+      // ... then one writes what it read before that change (another target path)
+      const stale = CatalogPool.fromPartial({ ...entry('stale'), definition: { ...entry('stale').definition!, target: { path: '/srv/elsewhere' } } });
+      const refused = await one.update('cas', 'stale', stale, created).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(refused).to.be.instanceOf(AbortedError);
+      expect((refused as Error).message).to.match(/pool 'stale' on host 'cas' was changed concurrently; retry/);
+      const now = await one.get('cas', 'stale');
+      expect(now?.revision).to.equal(newer);
+      expect(now?.value.autostart).to.equal(true);
+      expect(now?.value.definition?.target?.path).to.equal('/srv/stale');
+      // a delete at the stale revision is refused the same way
+      const del = await one.delete('cas', 'stale', created).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(del).to.be.instanceOf(AbortedError);
+      expect((await two.get('cas', 'stale'))?.revision).to.equal(newer);
+      await two.delete('cas', 'stale', newer);
+    } finally {
+      await nc2.close();
+    }
+  });
+
+  it('two catalogs changing one pool at once (modify): no change is lost', async () => {
+    const nc2 = await connectBus({ servers: nats.url, name: 'test-catalog-2' });
+    try {
+      const one = await Catalog.open(nc);
+      const two = await Catalog.open(nc2);
+      await one.create('cas', 'shared', entry('shared'));
+      // each change adds its own mount option; one of them also sets autostart, one the path
+      const options = Array.from({ length: 12 }, (_, i) => `opt${i}`);
+      const results = await Promise.all(
+        options.map((opt, i) =>
+          (i % 2 ? two : one).modify('cas', 'shared', (v) => {
+            const def = v.definition!;
+            return CatalogPool.fromPartial({
+              ...v,
+              autostart: opt === 'opt0' ? true : v.autostart,
+              definition: {
+                ...def,
+                target: opt === 'opt1' ? { path: '/srv/moved' } : def.target,
+                mountOptions: [...def.mountOptions, opt],
+              },
+            });
+          }),
+        ),
+      );
+      // every change got its own revision
+      expect(new Set(results.map((r) => r.revision)).size).to.equal(options.length);
+      for (const catalog of [one, two]) {
+        const now = await catalog.get('cas', 'shared');
+        expect([...now!.value.definition!.mountOptions].sort()).to.deep.equal([...options].sort());
+        expect(now!.value.autostart).to.equal(true);
+        expect(now!.value.definition?.target?.path).to.equal('/srv/moved');
+        expect(now!.revision).to.equal(Math.max(...results.map((r) => r.revision)));
+      }
+      await one.delete('cas', 'shared');
+    } finally {
+      await nc2.close();
     }
   });
 });
