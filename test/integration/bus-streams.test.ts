@@ -5,16 +5,27 @@ import { expect } from 'chai';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus } from '../../libs/bus/connect.js';
 import { serveAgent } from '../../libs/bus/agent-rpc.js';
-import { acceptUpload, downloadFromAgent, serveDownload, uploadToAgent, CHUNK_SIZE } from '../../libs/bus/streams.js';
+import { acceptUpload, downloadFromAgent, serveDownload, uploadToAgent, CHUNK_SIZE, WINDOW } from '../../libs/bus/streams.js';
 import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { NotFoundError, ResourceExhaustedError } from '../../libs/errors/errors.js';
 import { startNats, type NatsServer } from '../support/nats.js';
+import { waitFor } from '../support/process.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 async function* pieces(buf: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let at = 0; at < buf.length; at += size) yield buf.subarray(at, at + size);
+}
+
+/** What the serving side of one download did: pieces it read from its source, how it ended. */
+interface Served {
+  volume: string;
+  read: number;
+  total: number;
+  /** Resolves with serveDownload's onDone argument (undefined: ended without an error). */
+  done: Promise<unknown>;
+  ended: boolean;
 }
 
 describe('bus streams (real nats-server)', function () {
@@ -23,6 +34,7 @@ describe('bus streams (real nats-server)', function () {
   let agentSide: NatsConnection;
   let coordinatorSide: NatsConnection;
   const stored = new Map<string, Buffer>();
+  const served: Served[] = [];
 
   before(async () => {
     nats = await startNats();
@@ -50,7 +62,19 @@ describe('bus streams (real nats-server)', function () {
         const data = stored.get(begin.volume);
         if (!data) throw new NotFoundError(`no volume '${begin.volume}'`);
         const slice = data.subarray(Number(begin.offset), begin.length ? Number(begin.offset + begin.length) : undefined);
-        return serveDownload(agentSide, begin, pieces(slice, 100_000), BigInt(slice.length));
+        let finish!: (error: unknown) => void;
+        const record: Served = { volume: begin.volume, read: 0, total: Math.ceil(slice.length / 100_000), ended: false, done: new Promise((r) => (finish = r)) };
+        served.push(record);
+        const counted = async function* (): AsyncGenerator<Buffer> {
+          for await (const piece of pieces(slice, 100_000)) {
+            record.read++;
+            yield piece;
+          }
+        };
+        return serveDownload(agentSide, begin, counted(), BigInt(slice.length), (error) => {
+          record.ended = true;
+          finish(error);
+        });
       }
       return AgentReply.create();
     });
@@ -106,12 +130,21 @@ describe('bus streams (real nats-server)', function () {
   });
 
   it('stops the sender when the receiver stops reading early', async () => {
+    const before = served.length;
     let got = 0;
     for await (const part of downloadFromAgent(coordinatorSide, 'h1', download('v1'))) {
       got += part.length;
       break;
     }
     expect(got).to.be.greaterThan(0);
+    const sender = served[before]!;
+    expect(sender.volume).to.equal('v1');
+    // the receiver's cancel ends the sender's loop (not its idle timeout, a minute away): it
+    // ends cleanly, having read no more than its window of pieces and the one it waits with
+    await waitFor('the sender to stop', () => sender.ended, { timeoutMs: 15_000, intervalMs: 20 });
+    expect(await sender.done, 'the sender ended without an error (cancelled, not timed out)').to.equal(undefined);
+    expect(sender.read, `pieces read of ${sender.total}`).to.be.at.most(WINDOW + 1);
+    expect(sender.total).to.be.greaterThan(2 * (WINDOW + 1));
     // the connection still works for the next stream
     const back: Buffer[] = [];
     for await (const part of downloadFromAgent(coordinatorSide, 'h1', download('v1', 0n, 10n))) back.push(part);
