@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { NetfsBackend } from '../../libs/backends/netfs.js';
+import { NetfsBackend, parseShowmountExports } from '../../libs/backends/netfs.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { CommandRunner, RunOptions, RunResult } from '../../libs/backends/runner.js';
 import { NotFoundError, type CisternError } from '../../libs/errors/errors.js';
@@ -141,9 +141,20 @@ LOG { Default_Log_Level = WARN; }
     );
   });
 
-  it('the same listing as showmount itself prints it', () => {
+  it('the same listing as showmount itself prints it', async () => {
     const out = execFileSync('ip', ['netns', 'exec', ns, 'showmount', '--no-headers', '--exports', '127.0.0.1'], { encoding: 'utf8' });
-    for (const e of exports) expect(out).to.contain(e);
+    // showmount's lines: the export path (spaces kept), blanks, the client list
+    const lines = out.split('\n').filter((l) => l.trim() !== '');
+    expect(lines, out).to.have.length(exports.length);
+    for (const e of exports) expect(lines.filter((l) => l.startsWith(`${e} `)), out).to.have.length(1);
+    // the backend's parse of that output and its FindPoolSources: one path per line, in
+    // showmount's order, each the start of its line
+    const parsed = parseShowmountExports(out);
+    expect(parsed, out).to.have.length(lines.length);
+    parsed.forEach((dir, i) => expect(lines[i]!.startsWith(`${dir} `), `line ${i}: ${lines[i]}`).to.equal(true));
+    expect([...parsed].sort()).to.deep.equal([...exports].sort());
+    const sources = await backend.findPoolSources({ runner }, PoolSource.create({ hosts: [{ name: '127.0.0.1', port: 0 }] }));
+    expect(sources.map((s) => s.dir)).to.deep.equal(parsed);
   });
 
   it('a host without an NFS server: NOT_FOUND with showmount\'s reason', async () => {
