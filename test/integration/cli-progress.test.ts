@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { entryPoints, makeTempDir, useStack } from '../support/index.js';
+import { entryPoints, useStack, useTempDir } from '../support/index.js';
 import { trackPid, untrackPid } from '../support/cleanup.js';
 import { createVolume, startDirPool } from './reliability-helpers.js';
 
@@ -43,7 +43,7 @@ function cliInTerminal(args: string[], server: string): Promise<{ code: number |
 describe('cisternctl progress bar (real processes, pseudo-terminal)', function () {
   this.timeout(120_000);
   const ctx = useStack({ hosts: ['a'] });
-  const scratch = makeTempDir('cistern-cli-progress-');
+  const scratch = useTempDir('cistern-cli-progress-');
 
   before(async function () {
     this.timeout(60_000);

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { useStack, makeTempDir, outcomeOf, waitFor } from '../support/index.js';
+import { outcomeOf, useStack, useTempDir, waitFor } from '../support/index.js';
 import { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import {
   Event,
@@ -50,7 +50,7 @@ const dirPool = (name: string, path: string) => ({ name, type: PoolType.POOL_TYP
 describe('coordinator (real nats-server, agents a and b)', function () {
   this.timeout(120_000);
   const ctx = useStack({ hosts: ['a', 'b'], agentArgs: ['--heartbeat-ms', '300'] });
-  const scratch = makeTempDir('cistern-coord-it-');
+  const scratch = useTempDir('cistern-coord-it-');
   const poolDir = (name: string) => join(scratch.path, name);
 
   it('lists both hosts online with the pool types their agents support', async () => {

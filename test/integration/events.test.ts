@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { status } from '@grpc/grpc-js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempDir, useStack, waitFor } from '../support/index.js';
+import { useStack, useTempDir, waitFor } from '../support/index.js';
 import { EventKind, WipeAlgorithm, type Event, type UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
 import { createVolume, dirPool, expectCode, kindName, startDirPool, watch } from './reliability-helpers.js';
 
@@ -35,7 +35,7 @@ function strictlyIncreasing(events: Event[]): boolean {
 describe('events (real nats-server, coordinator, agents a and b)', function () {
   this.timeout(120_000);
   const ctx = useStack({ hosts: ['a', 'b'], agentArgs: ['--heartbeat-ms', '300'] });
-  const scratch = makeTempDir('cistern-events-it-');
+  const scratch = useTempDir('cistern-events-it-');
 
   it('publishes every kind with host, pool, volume, time, principal, request id and the new state', async () => {
     const { api, client } = ctx.stack;
@@ -189,7 +189,7 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
 describe('event retention (coordinator --event-max-events 25)', function () {
   this.timeout(120_000);
   const ctx = useStack({ hosts: ['a'], coordinatorArgs: ['--event-max-events', '25'] });
-  const scratch = makeTempDir('cistern-retention-it-');
+  const scratch = useTempDir('cistern-retention-it-');
 
   it('drops the oldest events and answers OUT_OF_RANGE with the oldest sequence still available', async () => {
     await startDirPool(ctx.stack, 'a', 'ret', join(scratch.path, 'ret'));

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import {
   attachLoop,
   loopDevicesAvailable,
-  makeTempDir,
   registerCleanup,
   startAgent,
   useStack,
+  useTempDir,
   waitFor,
   type LoopDevice,
 } from '../support/index.js';
@@ -32,7 +32,7 @@ const volumeNames = async (api: import('../support/index.js').StorageApi, pool: 
 describe('faults (real processes)', function () {
   this.timeout(240_000);
   const ctx = useStack({ hosts: ['a', 'b'], agentArgs: ['--heartbeat-ms', '300'] });
-  const scratch = makeTempDir('cistern-faults-it-');
+  const scratch = useTempDir('cistern-faults-it-');
 
   it('kill -9 of an agent during a clone: the call fails, and after the restart no partial volume is left', async () => {
     const { api, client } = ctx.stack;

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectClient, makeTempDir, promiseApi, startCoordinator, useStack, waitFor } from '../support/index.js';
+import { connectClient, promiseApi, startCoordinator, useStack, useTempDir, waitFor } from '../support/index.js';
 import { EventKind, WipeAlgorithm, type CloneVolumeRequest, type Event, type UploadVolumeResponse, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
@@ -29,11 +29,12 @@ describe('long operations, idempotency and concurrency (real processes)', functi
   this.timeout(180_000);
   // 100 concurrent calls from one client: above the coordinator's default per-client limit
   const ctx = useStack({ hosts: ['a'], agentArgs: ['--heartbeat-ms', '300'], coordinatorArgs: ['--max-calls-per-client', '1000'] });
-  const scratch = makeTempDir('cistern-ops-it-');
-  const poolPath = join(scratch.path, 'long');
+  const scratch = useTempDir('cistern-ops-it-');
+  let poolPath: string;
 
   before(async function () {
     this.timeout(120_000);
+    poolPath = join(scratch.path, 'long');
     await startDirPool(ctx.stack, 'a', 'long', poolPath);
     await createVolume(ctx.stack, POOL, 'src.img', String(1024 * 1024 * 1024), { allocation: '0' });
     fillWithData(join(poolPath, 'src.img'), 768); // real data: a clone copies it block by block

@@ -4,7 +4,7 @@
 // without asking any host twice, and without replaying hosts as reconcile events.
 import { expect } from 'chai';
 import { join } from 'node:path';
-import { makeTempDir, useStack, waitFor } from '../support/index.js';
+import { useStack, useTempDir, waitFor } from '../support/index.js';
 import { EventKind, type Event } from '../../libs/proto/cistern/v1/storage.js';
 import { createVolume, startDirPool, watch } from './reliability-helpers.js';
 
@@ -14,7 +14,7 @@ const VOLUMES = ['v0.img', 'v1.img', 'v2.img'];
 describe('coordinator restart: full resync of the fleet (real processes)', function () {
   this.timeout(180_000);
   const ctx = useStack({ hosts: HOSTS });
-  const scratch = makeTempDir('cistern-resync-it-');
+  const scratch = useTempDir('cistern-resync-it-');
 
   const volumesOf = async (host: string): Promise<string[]> =>
     (await ctx.stack.api.listVolumes({ parent: `hosts/${host}/pools/rs`, pageSize: 0, pageToken: '' })).volumes.map((v) => v.definition?.name ?? '');

@@ -76,3 +76,26 @@ export function makeTempDir(prefix = 'cistern-test-'): { path: string; remove: (
   });
   return { path, remove };
 }
+
+/**
+ * Mocha helper: a fresh temporary directory made in `before` and removed in `after`, so a
+ * run whose --grep selects none of the suite's tests makes (and leaves) nothing.
+ *   const scratch = useTempDir('cistern-x-');
+ *   it('...', () => join(scratch.path, 'pool'));
+ */
+export function useTempDir(prefix = 'cistern-test-'): { readonly path: string } {
+  let dir: { path: string; remove: () => Promise<void> } | undefined;
+  before(() => {
+    dir = makeTempDir(prefix);
+  });
+  after(async () => {
+    await dir?.remove();
+    dir = undefined;
+  });
+  return {
+    get path(): string {
+      if (!dir) throw new Error(`the temp dir ${prefix}* does not exist (its before hook has not run)`);
+      return dir.path;
+    },
+  };
+}

@@ -1,6 +1,6 @@
 // Shared test harness: real nats-server, coordinator and agents from dist/, a gRPC client.
 export { freePort } from './ports.js';
-export { makeTempDir, registerCleanup, runAllCleanups } from './cleanup.js';
+export { makeTempDir, registerCleanup, runAllCleanups, useTempDir } from './cleanup.js';
 export { ServiceProcess, runningProcesses, waitFor, AbortWait, type ExitStatus } from './process.js';
 export { startNats, type NatsServer, type NatsOptions } from './nats.js';
 export {
