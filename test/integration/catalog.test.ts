@@ -76,13 +76,17 @@ describe('pool catalog (JetStream KV)', () => {
     const p5 = seen.find((c) => c[1] === 'p5')!;
     const later = await catalog.update('h2', 'p5', entry('p5', true), p5[3]);
     await catalog.delete('h0', 'p0');
-    await until('two changes', () => seen.length === 303);
-    await new Promise((r) => setTimeout(r, 100)); // nothing more comes (no second replay)
+    // a marker written after them: the watch delivers in revision order, so once the marker
+    // is seen, anything else coming (a second replay, a repeat) has come before it
+    const marker = await catalog.create('h9', 'marker', entry('marker'));
+    await until('the marker', () => seen.some((c) => c[1] === 'marker'));
     expect(seen.slice(301)).to.deep.equal([
       ['h2', 'p5', true, later],
       ['h0', 'p0', undefined, later + 1],
+      ['h9', 'marker', false, marker],
     ]);
     follow.stop();
+    await catalog.delete('h9', 'marker');
   });
 
   it('stores pools whose names are not one safe token (dots, spaces, non-ASCII, a leading _)', async () => {

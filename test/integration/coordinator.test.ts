@@ -79,13 +79,20 @@ describe('coordinator (real nats-server, agents a and b)', function () {
       nc.publish('cistern.events.b.ghost', Event.encode(forged).finish());
       nc.publish('cistern.heartbeat.b', Heartbeat.encode(Heartbeat.fromPartial({ host: { hostId: 'a', online: true }, bootId: 424242n, intervalMs: 1000 })).finish());
       await nc.flush();
-      // a genuine change after them: once it is seen, the forged messages were handled too
-      await api.definePool({ host: 'b', definition: dirPool('after-forged', poolDir('after-forged')), xml: '', requestId: '' });
-      await new Promise((r) => setTimeout(r, 500));
+      // the coordinator says when it refuses such a message: once both are refused, they
+      // were handled (and nothing after the refusal can apply them any more)
+      const refused = (msg: string, subject: string) =>
+        ctx.stack.coordinator.process
+          .logs()
+          .split('\n')
+          .some((line) => line.includes(`"msg":"${msg}"`) && line.includes(`"subject":"${subject}"`));
+      await waitFor('the forged event to be refused', () => refused('ignored an event naming another host than its subject', 'cistern.events.b.ghost'));
+      await waitFor('the forged heartbeat to be refused', () => refused('ignored a heartbeat naming another host than its subject', 'cistern.heartbeat.b'));
       const onA = await api.listPools({ host: 'a', types: [], pageSize: 0, pageToken: '' });
       expect(onA.pools.map((p) => p.name)).to.not.include('hosts/a/pools/ghost');
+      await expectCode(api.getPool({ name: 'hosts/a/pools/ghost' }), status.NOT_FOUND);
+      // the forged boot id would have made a look restarted (offline until its next sync)
       expect((await api.getHost({ name: 'hosts/a' })).online).to.equal(true);
-      await api.undefinePool({ name: 'hosts/b/pools/after-forged', requestId: '' });
     } finally {
       await nc.close();
     }

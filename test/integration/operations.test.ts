@@ -148,7 +148,7 @@ describe('long operations, idempotency and concurrency (real processes)', functi
   it('an upload retried with its request id gets the first answer and is not written or announced again', async () => {
     const { client } = ctx.stack;
     await createVolume(ctx.stack, POOL, 'up-idem.img', '65536');
-    const w = watch(client, { pools: [POOL], kinds: [EventKind.VOLUME_UPLOADED] });
+    const w = watch(client, { pools: [POOL], kinds: [EventKind.VOLUME_UPLOADED, EventKind.VOLUME_DELETED] });
     await w.ready;
     const send = (fill: number): Promise<UploadVolumeResponse> =>
       new Promise((resolve, reject) => {
@@ -162,11 +162,12 @@ describe('long operations, idempotency and concurrency (real processes)', functi
     const again = await send(2);
     expect(again).to.deep.equal(first);
     expect(readFileSync(join(poolPath, 'up-idem.img')).subarray(0, 4096).equals(Buffer.alloc(4096, 1))).to.equal(true);
-    await waitFor('the upload event', () => w.events.length >= 1);
-    await new Promise((r) => setTimeout(r, 300));
-    w.cancel();
-    expect(w.events.filter((e) => e.volume === 'up-idem.img')).to.have.length(1);
+    // the volume's deletion comes after both uploads in the event stream: once the watcher
+    // has it, any event of the retry has been delivered before it
     await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/up-idem.img`, requestId: '' });
+    await waitFor('the deletion event', () => w.events.some((e) => e.kind === EventKind.VOLUME_DELETED && e.volume === 'up-idem.img'));
+    w.cancel();
+    expect(w.events.filter((e) => e.volume === 'up-idem.img').map((e) => EventKind[e.kind])).to.deep.equal(['VOLUME_UPLOADED', 'VOLUME_DELETED']);
   });
 
   it('a pool operation retried after its stored answer was lost is answered, not refused by the cache', async () => {
