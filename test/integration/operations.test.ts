@@ -92,13 +92,15 @@ describe('long operations, idempotency and concurrency (real processes)', functi
     expect((await api.getPool({ name: POOL })).state).to.equal(3 /* RUNNING */);
   });
 
-  it('a deadline that passes during a clone stops it the same way', async () => {
+  it('a deadline that passes during a clone stops it the same way', async function () {
     const r = await grpcCode(ctx.stack.api.cloneVolume(cloneRequest('c3.img', 'deadline-clone-1'), { deadlineMs: 300 }));
     expect(status[r.code]).to.be.oneOf(['DEADLINE_EXCEEDED', 'OK']);
     if (r.code === status.OK) {
-      // this machine copied 768 MiB faster than the deadline: nothing to stop
       await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/c3.img`, requestId: '' });
-      return;
+      // skip reason: this machine copied 768 MiB faster than the deadline, so there was
+      // nothing to stop on this run (shown in the test's title: mocha has no skip message)
+      this.test!.title += ' [skipped: the clone finished inside its 300 ms deadline, nothing to stop]';
+      this.skip();
     }
     await waitFor('the partial clone to be removed', () => !existsSync(join(poolPath, 'c3.img')));
     await expectCode(ctx.stack.api.getVolume({ name: `${POOL}/volumes/c3.img` }), status.NOT_FOUND);
