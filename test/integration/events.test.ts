@@ -166,23 +166,38 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
   });
 
   it('prints replayed and live events with cisternctl pool-event --after', async () => {
-    const { api } = ctx.stack;
-    const before = watch(ctx.stack.client, { pools: ['hosts/a/pools/seam'] });
+    const { api, client } = ctx.stack;
+    // its own pool, and its own host events: nothing from the tests before it
+    await startDirPool(ctx.stack, 'a', 'cli-ev', join(scratch.path, 'cli-ev'));
+    const before = watch(client, { pools: ['hosts/a/pools/cli-ev'] });
     await before.ready;
-    await createVolume(ctx.stack, 'hosts/a/pools/seam', 'cli-1', '4096');
+    await createVolume(ctx.stack, 'hosts/a/pools/cli-ev', 'cli-1', '4096');
     await waitFor('the first event', () => before.events.length > 0);
     before.cancel();
     const after = before.events[0]!.sequence - 1n;
-    await api.deleteVolume({ name: 'hosts/a/pools/seam/volumes/cli-1', requestId: '' });
-    const out = await ctx.stack.cli(['pool-event', '--pool', 'a/seam', '--loop', '--timeout', '2', '--after', String(after)]);
+    await api.deleteVolume({ name: 'hosts/a/pools/cli-ev/volumes/cli-1', requestId: '' });
+    const out = await ctx.stack.cli(['pool-event', '--pool', 'a/cli-ev', '--loop', '--timeout', '2', '--after', String(after)]);
     expect(out.code, out.stderr).to.equal(0);
-    expect(out.stdout).to.contain("event 'volume' for storage pool a/seam: vol cli-1 Created");
-    expect(out.stdout).to.contain("event 'volume' for storage pool a/seam: vol cli-1 Deleted");
+    expect(out.stdout).to.contain("event 'volume' for storage pool a/cli-ev: vol cli-1 Created");
+    expect(out.stdout).to.contain("event 'volume' for storage pool a/cli-ev: vol cli-1 Deleted");
     expect(out.stdout.indexOf('cli-1 Created')).to.be.below(out.stdout.indexOf('cli-1 Deleted'));
     expect(out.stdout, out.stdout).to.match(/event loop timed out\nevents received: \d+\s*$/);
-    const hostOnly = await ctx.stack.cli(['pool-event', '--event', 'host', '--loop', '--timeout', '1', '--after', '1']);
+
+    // host b goes away and comes back; replayed from just before, Offline then Online
+    const hostEvents = watch(client, { hosts: ['b'], kinds: [EventKind.HOST_OFFLINE, EventKind.HOST_ONLINE] });
+    await hostEvents.ready;
+    await ctx.stack.stopAgent('b');
+    await ctx.stack.waitForHosts(['b'], { online: false });
+    await ctx.stack.addAgent('b');
+    await waitFor('HOST_ONLINE of b', () => hostEvents.events.some((e) => e.kind === EventKind.HOST_ONLINE) || hostEvents.failure());
+    hostEvents.cancel();
+    expect(hostEvents.failure()).to.equal(undefined);
+    const hostsAfter = hostEvents.events[0]!.sequence - 1n;
+    const hostOnly = await ctx.stack.cli(['pool-event', '--event', 'host', '--loop', '--timeout', '1', '--after', String(hostsAfter)]);
+    expect(hostOnly.code, hostOnly.stderr).to.equal(0);
     expect(hostOnly.stdout).to.match(/event 'host' for host b: Offline/);
     expect(hostOnly.stdout).to.match(/event 'host' for host b: Online/);
+    expect(hostOnly.stdout.indexOf('host b: Offline')).to.be.below(hostOnly.stdout.indexOf('host b: Online'));
   });
 });
 

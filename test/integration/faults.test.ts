@@ -34,12 +34,19 @@ describe('faults (real processes)', function () {
   const ctx = useStack({ hosts: ['a', 'b'], agentArgs: ['--heartbeat-ms', '300'] });
   const scratch = useTempDir('cistern-faults-it-');
 
+  // pool kc on a with src.img (1 GiB, 768 MiB of data: a clone of it takes a while), for the
+  // kill tests and the coordinator switch
+  before(async function () {
+    this.timeout(120_000);
+    const path = join(scratch.path, 'kc');
+    await definePersistentPool(ctx.stack.api, 'a', 'kc', path);
+    await createVolume(ctx.stack, 'hosts/a/pools/kc', 'src.img', String(1024 ** 3), { allocation: '0' });
+    fillWithData(join(path, 'src.img'), 768);
+  });
+
   it('kill -9 of an agent during a clone: the call fails, and after the restart no partial volume is left', async () => {
     const { api, client } = ctx.stack;
     const path = join(scratch.path, 'kc');
-    await definePersistentPool(api, 'a', 'kc', path);
-    await createVolume(ctx.stack, 'hosts/a/pools/kc', 'src.img', String(1024 ** 3), { allocation: '0' });
-    fillWithData(join(path, 'src.img'), 768);
     const w = watch(client, { pools: ['hosts/a/pools/kc'], kinds: [EventKind.OPERATION_PROGRESS] });
     await w.ready;
     const request: CloneVolumeRequest = {
@@ -219,6 +226,11 @@ describe('faults (real processes)', function () {
     const faketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
     if (!existsSync(faketime)) throw new Error('libfaketime is missing: run scripts/setup.sh (Debian package faketime)');
     const skewed = (offset: string) => ({ LD_PRELOAD: faketime, FAKETIME: offset, FAKETIME_DONT_FAKE_MONOTONIC: '1' });
+    // its own persistent pools (back by autostart after the restarts), and a volume made
+    // before a's clock goes back
+    await definePersistentPool(api, 'a', 'skew-a', join(scratch.path, 'skew-a'));
+    await definePersistentPool(api, 'b', 'skew-b', join(scratch.path, 'skew-b'));
+    await createVolume(ctx.stack, 'hosts/a/pools/skew-a', 'before.img', '4096');
     // restart a with its clock three hours behind (same root: its revisions must still grow)
     const rootA = ctx.stack.roots.a!;
     await ctx.stack.stopAgent('a');
@@ -229,14 +241,14 @@ describe('faults (real processes)', function () {
     try {
       await ctx.stack.waitForHosts(['a', 'b']);
       // a volume that existed before: a resize must show although the agent's clock went back
-      await api.resizeVolume({ name: 'hosts/a/pools/kc/volumes/after-switch.img', capacity: 65536n, allocate: false, delta: false, shrink: false, requestId: '' });
-      expect((await api.getVolume({ name: 'hosts/a/pools/kc/volumes/after-switch.img' })).definition?.capacity).to.equal(65536n);
+      await api.resizeVolume({ name: 'hosts/a/pools/skew-a/volumes/before.img', capacity: 65536n, allocate: false, delta: false, shrink: false, requestId: '' });
+      expect((await api.getVolume({ name: 'hosts/a/pools/skew-a/volumes/before.img' })).definition?.capacity).to.equal(65536n);
       const w = watch(client, { kinds: [EventKind.VOLUME_CREATED] });
       await w.ready;
       const order: string[] = [];
       for (let i = 0; i < 6; i++) {
         const host = i % 2 ? 'b' : 'a';
-        const pool = host === 'a' ? 'hosts/a/pools/kc' : 'hosts/b/pools/away';
+        const pool = host === 'a' ? 'hosts/a/pools/skew-a' : 'hosts/b/pools/skew-b';
         await createVolume(ctx.stack, pool, `skew${i}.img`, '4096');
         order.push(`${host}:skew${i}.img`);
       }
@@ -249,8 +261,8 @@ describe('faults (real processes)', function () {
       const timeOf = (h: string) => w.events.find((e) => e.host === h)!.time!.getTime();
       expect(timeOf('b') - timeOf('a')).to.be.greaterThan(6 * 3600 * 1000);
       // reads see every change
-      expect(await volumeNames(api, 'hosts/a/pools/kc')).to.include.members(['skew0.img', 'skew2.img', 'skew4.img']);
-      expect(await volumeNames(api, 'hosts/b/pools/away')).to.include.members(['skew1.img', 'skew3.img', 'skew5.img']);
+      expect(await volumeNames(api, 'hosts/a/pools/skew-a')).to.deep.equal(['before.img', 'skew0.img', 'skew2.img', 'skew4.img']);
+      expect(await volumeNames(api, 'hosts/b/pools/skew-b')).to.deep.equal(['skew1.img', 'skew3.img', 'skew5.img']);
     } finally {
       await a.stop();
       await b.stop();
