@@ -1,6 +1,7 @@
 // One way to connect to NATS: reconnect forever, so a restarted nats-server is
 // picked up by coordinators and agents without their own restart.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../log/logger.js';
 
 export interface BusOptions {
   servers: string | string[];
@@ -28,4 +29,21 @@ export async function connectBus(options: BusOptions): Promise<NatsConnection> {
     // ~1-2 % of a process's CPU; failures still surface as typed errors (agent-rpc.ts)
     noAsyncTraces: true,
   });
+}
+
+/**
+ * Logs errors the server reports on a connection (a permission violation: a publish or
+ * subscribe this user may not make), each distinct message at most once a minute. They
+ * arrive as status events, not as failures of a call, so without this a wrong NATS
+ * configuration only shows in nats-server's own log.
+ */
+export function busErrorLogger(log: Pick<Logger, 'error'>, now: () => number = Date.now): (error: Error) => void {
+  const lastLogged = new Map<string, number>();
+  return (error) => {
+    const at = now();
+    const last = lastLogged.get(error.message);
+    if (last !== undefined && at - last < 60_000) return;
+    lastLogged.set(error.message, at);
+    log.error('NATS refused an operation of this connection', { error: error.message });
+  };
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { AgentReply, type AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Host } from '../../libs/proto/cistern/v1/storage.js';
-import { connectBus } from '../../libs/bus/connect.js';
+import { busErrorLogger, connectBus } from '../../libs/bus/connect.js';
 import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { serveAgent, type AgentOp } from '../../libs/bus/agent-rpc.js';
@@ -250,7 +250,9 @@ export class Agent {
 
   private watchConnection(): void {
     void (async () => {
+      const refused = busErrorLogger(this.ctx.log);
       for await (const s of this.nc.status()) {
+        if (s.type === 'error') refused(s.error);
         if (s.type === 'disconnect') this.ctx.log.warn('disconnected from NATS', { server: String(s.server ?? '') });
         if (s.type === 'reconnect') {
           this.ctx.log.info('reconnected to NATS', { server: String(s.server ?? '') });

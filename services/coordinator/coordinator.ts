@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { ServerCredentials } from '@grpc/grpc-js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Catalog } from '../../libs/bus/catalog.js';
-import { connectBus } from '../../libs/bus/connect.js';
+import { busErrorLogger, connectBus } from '../../libs/bus/connect.js';
 import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
 import { subjects } from '../../libs/bus/subjects.js';
 import { Heartbeat, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
@@ -183,7 +183,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     subs.push(syncIntake.subscribe(syncNc));
     cleanups.push(() => syncIntake.stop());
     void (async () => {
+      const refused = busErrorLogger(log);
       for await (const s of syncNc.status()) {
+        if (s.type === 'error') refused(s.error);
         if (s.type === 'reconnect') {
           // chunks may have been lost while it was down: ask the hosts whose sync was cut
           const cut = syncIntake.connectionLost();
@@ -210,7 +212,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
     // reconnects: heartbeats may have been missed; ask again for a full picture
     void (async () => {
+      const refused = busErrorLogger(log);
       for await (const s of nc.status()) {
+        if (s.type === 'error') refused(s.error);
         if (s.type === 'reconnect') {
           log.info('reconnected to NATS; asking agents to resync');
           // a request sent while the connection was down may never have reached its agent

@@ -97,13 +97,17 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
       timeoutMs: 30_000,
       intervalMs: 100,
     });
-    // nats-server logs every message it refuses, with the client's connection name; the
-    // services neither log nor count the permission errors the server sends back to them.
-    // Everything above (starts, heartbeats, syncs, events, catalog reads, streams, the
-    // restart) ran with the users of nats-config.mjs: none of it may have been refused.
+    // nats-server logs every message it refuses, with the client's connection name, and the
+    // services log the errors the server sends back to them. Everything above (starts,
+    // heartbeats, syncs, events, catalog reads, streams, the restart) ran with the users of
+    // nats-config.mjs: none of it may have been refused.
     const natsLog = fleet.nats.process.logs();
     expect(natsLog, 'the nats-server log is read').to.match(/Server is ready/);
     expect(serviceViolations(natsLog), 'permission violations of the fleet\'s own services in the nats-server log').to.deep.equal([]);
+    for (const [host, agent] of fleet.agents) {
+      expect(agent.process.logs(), `agent ${host}'s log`).to.not.match(/NATS refused an operation/);
+    }
+    expect(fleet.coordinator.process.logs(), "the coordinator's log").to.not.match(/NATS refused an operation/);
   });
 
   it("agent a cannot receive b's requests", async () => {
