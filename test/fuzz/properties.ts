@@ -31,17 +31,14 @@ import {
 } from '../../libs/proto/cistern/v1/storage.js';
 import { RecordingRunner } from '../../libs/backends/recording-runner.js';
 import '../../libs/backends/index.js';
-import { AgentState } from '../../services/agent/state.js';
-import { LockTable } from '../../services/agent/locks.js';
 import { dispatch } from '../../services/agent/agent.js';
-import type { AgentContext } from '../../services/agent/context.js';
-import { silentLogger } from '../../services/agent/log.js';
 import { checkRequestId, checkWipeAlgorithm, poolDefinitionFrom, requirePoolName, requireVolumeName, volumeDefinitionFrom } from '../../services/coordinator/validate.js';
 import { checkSecretDefinition, parseSecretName } from '../../services/coordinator/secrets/store.js';
 import { parseSecretXml } from '../../services/coordinator/secrets/xml.js';
 import { bearerToken, TokenTable } from '../../services/coordinator/auth/tokens.js';
 import { runCli } from '../../cli/run.js';
 import type { StorageApi } from '../../cli/api.js';
+import { inProcessAgent } from '../support/agent-context.js';
 
 const CONTROL = /[\x00-\x1f\x7f]/;
 
@@ -299,14 +296,7 @@ export async function fuzzAgentDirPool(numRuns: number, base: string): Promise<v
   const outsideBefore = listTree(sb.outside);
   const rootBefore = readdirSync(sb.root).sort();
   const runner = new RecordingRunner();
-  const ctx: AgentContext = {
-    host: 'h',
-    state: new AgentState('h'),
-    locks: new LockTable(),
-    events: { publish: () => undefined, flush: async () => 0n },
-    runner,
-    log: silentLogger,
-  };
+  const { ctx } = inProcessAgent({ runner });
   try {
     await dispatch(ctx, 'startPool', AgentRequest.fromPartial({ principal: 'fuzz', pool, op: { $case: 'startPool', value: { name: 'hosts/h/pools/p' } } }));
     // a volume that exists, so clone/wipe/resize/delete have a real target too

@@ -7,13 +7,10 @@ import { PoolDefinition, PoolType, WipeAlgorithm } from '../../libs/proto/cister
 import { CisternError } from '../../libs/errors/errors.js';
 import { RecordingRunner } from '../../libs/backends/recording-runner.js';
 import '../../libs/backends/index.js';
-import { AgentState } from '../../services/agent/state.js';
-import { LockTable } from '../../services/agent/locks.js';
 import { dispatch } from '../../services/agent/agent.js';
-import type { AgentContext } from '../../services/agent/context.js';
-import { silentLogger } from '../../services/agent/log.js';
 import { makeTempDir } from '../support/cleanup.js';
 import { makeSandbox } from '../fuzz/properties.js';
+import { inProcessAgent } from '../support/agent-context.js';
 
 describe('security: symlinks out of a dir pool are refused for writes', () => {
   it('wipe, resize and delete of a link to a file outside: refused or only the link goes; the target is untouched', async () => {
@@ -22,7 +19,7 @@ describe('security: symlinks out of a dir pool are refused for writes', () => {
     try {
       const pool = PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: sb.pool } });
       const runner = new RecordingRunner();
-      const ctx: AgentContext = { host: 'h', state: new AgentState('h'), locks: new LockTable(), events: { publish: () => undefined, flush: async () => 0n }, runner, log: silentLogger };
+      const { ctx } = inProcessAgent({ runner });
       const base = { principal: 't', pool, persistent: true };
       await dispatch(ctx, 'startPool', AgentRequest.fromPartial({ ...base, op: { $case: 'startPool', value: { name: 'hosts/h/pools/p' } } }));
       const vol = 'hosts/h/pools/p/volumes/link-out';

@@ -3,7 +3,6 @@
 import { expect } from 'chai';
 import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import {
-  Event,
   EventKind,
   PoolDefinition,
   PoolState,
@@ -13,14 +12,11 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import type { BackendOperation, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
 import { CisternError, UnavailableError } from '../../../libs/errors/errors.js';
-import { AgentState } from '../../../services/agent/state.js';
-import { LockTable } from '../../../services/agent/locks.js';
-import type { AgentContext } from '../../../services/agent/context.js';
 import { dispatch } from '../../../services/agent/agent.js';
 import { autostartPools } from '../../../services/agent/autostart.js';
 import { SCAN_EVENT_BATCH } from '../../../services/agent/handlers/pool-ops.js';
-import { silentLogger } from '../../../services/agent/log.js';
 import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { inProcessAgent } from '../../support/agent-context.js';
 
 class FakeBackend implements StorageBackend {
   readonly type = PoolType.POOL_TYPE_DIR;
@@ -74,16 +70,7 @@ const poolDef = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_DIR, name:
 
 function setup(ops: BackendOperation[] = ALL) {
   const backend = new FakeBackend(new Set(ops));
-  const events: Event[] = [];
-  const ctx: AgentContext = {
-    host: 'h',
-    state: new AgentState('h'),
-    locks: new LockTable(),
-    events: { publish: (e) => void events.push(e), flush: async () => BigInt(events.length) },
-    runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) },
-    log: silentLogger,
-    backend: () => backend,
-  };
+  const { ctx, events } = inProcessAgent({ runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) }, backend });
   const call = (op: AgentRequest['op'], extra: Partial<AgentRequest> = {}) => {
     const req = AgentRequest.fromPartial({ principal: 'alice', requestId: 'r1', pool: poolDef, ...extra });
     req.op = op;

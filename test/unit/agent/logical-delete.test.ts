@@ -4,14 +4,11 @@
 // LV nothing depends on publishes that one deletion and scans nothing.
 import { expect } from 'chai';
 import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import { EventKind, PoolDefinition, PoolType, Tristate, type Event } from '../../../libs/proto/cistern/v1/storage.js';
+import { EventKind, PoolDefinition, PoolType, Tristate } from '../../../libs/proto/cistern/v1/storage.js';
 import { LogicalBackend } from '../../../libs/backends/logical.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
-import { AgentState } from '../../../services/agent/state.js';
-import { LockTable } from '../../../services/agent/locks.js';
-import type { AgentContext } from '../../../services/agent/context.js';
 import { dispatch } from '../../../services/agent/agent.js';
-import { silentLogger } from '../../../services/agent/log.js';
+import { inProcessAgent } from '../../support/agent-context.js';
 
 const VG = 'HostVG';
 const MiB = 1024 * 1024;
@@ -46,16 +43,7 @@ function setup() {
       });
       return {};
     });
-  const events: Event[] = [];
-  const ctx: AgentContext = {
-    host: 'h',
-    state: new AgentState('h'),
-    locks: new LockTable(),
-    events: { publish: (e) => void events.push(e), flush: async () => BigInt(events.length) },
-    runner,
-    log: silentLogger,
-    backend: () => new LogicalBackend(),
-  };
+  const { ctx, events } = inProcessAgent({ runner, backend: new LogicalBackend() });
   const pool = PoolDefinition.fromPartial({
     type: PoolType.POOL_TYPE_LOGICAL,
     name: 'lvm',
