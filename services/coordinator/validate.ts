@@ -61,6 +61,22 @@ function oneOf(definition: unknown, xml: string, defField: string, xmlField: str
   return xml ? 'xml' : 'definition';
 }
 
+/**
+ * Runs a check of a structured definition so that its INVALID_ARGUMENT names the request's
+ * field (`definition.target.path`), not the definition's own (`target.path`,
+ * `volume.allocation`): what a client can map back to what it sent.
+ */
+function underRequestField<T>(prefix: string, check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError) || !err.field || err.field === prefix || err.field.startsWith(`${prefix}.`)) throw err;
+    const inner = err.field.replace(/^(pool|volume)(\.|$)/, '');
+    const detail = err.message.startsWith(`${err.field}: `) ? err.message.slice(err.field.length + 2) : err.message;
+    throw new InvalidArgumentError(inner ? `${prefix}.${inner}` : prefix, detail);
+  }
+}
+
 /** A pool definition from a request (structured or XML), checked, with defaults and a uuid. */
 export async function poolDefinitionFrom(definition: PoolDefinition | undefined, xml: string): Promise<PoolDefinition> {
   let def: PoolDefinition;
@@ -78,7 +94,7 @@ export async function poolDefinitionFrom(definition: PoolDefinition | undefined,
     }
     if (def.target?.path) checkAbsolutePath(def.target.path, 'definition.target.path');
     const lib = await loadXml();
-    if (lib) def = lib.validatePoolDefinition(def);
+    if (lib) def = underRequestField('definition', () => lib.validatePoolDefinition(def));
     else if (def.type === PoolType.POOL_TYPE_DIR && !def.target?.path) {
       throw new InvalidArgumentError('definition.target.path', 'is required for a dir pool');
     }
@@ -98,7 +114,8 @@ export async function volumeDefinitionFrom(
   const volumeOptions = { cloning: options.cloning, formatFromSource: options.formatFromSource };
   const xmlField = options.xmlField ?? 'xml';
   let vol: VolumeDefinition;
-  if (oneOf(definition, xml, defField, xmlField) === 'xml') {
+  const xmlGiven = oneOf(definition, xml, defField, xmlField) === 'xml';
+  if (xmlGiven) {
     checkXmlText(xml, xmlField);
     const lib = await requireXml('a volume given as XML');
     vol = lib.parseVolumeXml(xml, pool, volumeOptions);
@@ -115,7 +132,12 @@ export async function volumeDefinitionFrom(
   if (vol.allocation !== undefined) checkSize(vol.allocation, `${defField}.allocation`);
   if (vol.backingStore?.path) checkAbsolutePath(vol.backingStore.path, `${defField}.backing_store.path`);
   const lib = await loadXml();
-  if (lib) vol = (lib.validateVolumeDefinition(vol, pool, volumeOptions) as VolumeDefinition | undefined) ?? vol;
+  if (lib) {
+    const checked = vol;
+    const validate = () => (lib.validateVolumeDefinition(checked, pool, volumeOptions) as VolumeDefinition | undefined) ?? checked;
+    // a structured definition's errors name the request's field; an XML one's name the element
+    vol = xmlGiven ? validate() : underRequestField(defField, validate);
+  }
   else if (!options.cloning && vol.capacity === undefined) {
     throw new InvalidArgumentError(`${defField}.capacity`, 'is required');
   }
