@@ -5,19 +5,28 @@
 export const EVENT_STREAM = 'CISTERN_EVENTS';
 export const CATALOG_BUCKET = 'cistern-catalog';
 
-// A leading '_' is kept for tokens of our own ('_host'), so such names are encoded too.
-const SAFE_TOKEN = /^[A-Za-z0-9-][A-Za-z0-9_-]*$/;
-// '=' marks an encoded name: a character the JetStream KV client allows in keys
-// (/^[-/=.\w]+$/) that neither base64url nor a safe token holds
-const ENCODED = '=';
+const SAFE_TOKEN = /^[A-Za-z0-9_-]+$/;
+// An encoded name is a marker and the base64url of its UTF-8 bytes. Subjects use '~' (events
+// are stored under those subjects, docs/events.md). KV keys use '=': the JetStream KV client
+// refuses '~' in keys (/^[-/=.\w]+$/); base64url and safe tokens hold neither marker.
+const SUBJECT_MARK = '~';
+const KEY_MARK = '=';
 
-/** A name as one subject / KV key token: itself when safe, else '=' + base64url(utf8). */
+const encoded = (mark: string, name: string): string => `${mark}${Buffer.from(name, 'utf8').toString('base64url')}`;
+
+/** A name as one subject token: itself when safe, else '~' + base64url(utf8). */
 export function nameToken(name: string): string {
-  return SAFE_TOKEN.test(name) ? name : `${ENCODED}${Buffer.from(name, 'utf8').toString('base64url')}`;
+  return SAFE_TOKEN.test(name) ? name : encoded(SUBJECT_MARK, name);
 }
 
+/** A name as one KV key token: itself when safe, else '=' + base64url(utf8). */
+export function keyToken(name: string): string {
+  return SAFE_TOKEN.test(name) ? name : encoded(KEY_MARK, name);
+}
+
+/** The name of a subject or key token (either marker). */
 export function tokenToName(token: string): string {
-  return token.startsWith(ENCODED) ? Buffer.from(token.slice(1), 'base64url').toString('utf8') : token;
+  return token.startsWith(SUBJECT_MARK) || token.startsWith(KEY_MARK) ? Buffer.from(token.slice(1), 'base64url').toString('utf8') : token;
 }
 
 export const subjects = {
@@ -44,7 +53,7 @@ export const subjects = {
 };
 
 export const catalogKeys = {
-  pool: (host: string, pool: string) => `pools.${host}.${nameToken(pool)}`,
+  pool: (host: string, pool: string) => `pools.${host}.${keyToken(pool)}`,
   poolsOfHost: (host: string) => `pools.${host}.>`,
   allPools: 'pools.>',
   parsePool(key: string): { host: string; pool: string } | undefined {

@@ -58,7 +58,7 @@ describe('WatchEvents filter', () => {
   it('narrows the stream subject only where one subject covers the filter', () => {
     expect(narrowSubject(parseEventFilter({ hosts: ['a'], pools: [], kinds: [] }))).to.equal('cistern.events.a.>');
     expect(narrowSubject(parseEventFilter({ hosts: [], pools: ['p'], kinds: [] }))).to.equal('cistern.events.*.p');
-    expect(narrowSubject(parseEventFilter({ hosts: [], pools: ['hosts/a/pools/my pool'], kinds: [] }))).to.match(/^cistern\.events\.a\.=/);
+    expect(narrowSubject(parseEventFilter({ hosts: [], pools: ['hosts/a/pools/my pool'], kinds: [] }))).to.match(/^cistern\.events\.a\.~/);
     expect(narrowSubject(parseEventFilter({ hosts: ['a', 'b'], pools: [], kinds: [] }))).to.equal(undefined);
   });
 
