@@ -165,8 +165,9 @@ function timestampsOf(st: BigIntStats): Timestamps {
   return { atime: formatTimestamp(st.atimeNs), mtime: formatTimestamp(st.mtimeNs), ctime: formatTimestamp(st.ctimeNs), btime: '' };
 }
 
+/** C0, DEL and C1 controls: names the API refuses (libs/api/names.ts), so never listed. */
 function hasControlChars(name: string): boolean {
-  return /[\x00-\x1f\x7f]/.test(name);
+  return /[\x00-\x1f\x7f-\x9f]/.test(name);
 }
 
 async function readFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {

@@ -224,12 +224,13 @@ describe('dir backend with real qemu-img', function () {
       symlinkSync('/nonexistent/cistern', join(target, 'dangling'));
       symlinkSync(join(target, 'hand.raw'), join(target, 'link.raw'));
       writeFileSync(join(target, 'bad\x07name'), 'x');
+      writeFileSync(join(target, 'c1\u0085name'), 'x'); // a C1 control: a name the API refuses
       server = createServer();
       await new Promise<void>((res) => server!.listen(join(target, 'sock'), res));
 
       const r = await backend.refreshPool(ctx);
       const byName = new Map(r.volumes.map((v) => [v.name, v]));
-      for (const skipped of ['fifo', 'dangling', 'sock', 'bad\x07name']) expect(byName.has(skipped), skipped).to.equal(false);
+      for (const skipped of ['fifo', 'dangling', 'sock', 'bad\x07name', 'c1\u0085name']) expect(byName.has(skipped), skipped).to.equal(false);
       const q = byName.get('hand.qcow2')!;
       expect(q.target?.format).to.equal('qcow2');
       expect(q.capacity).to.equal(100n * MiB);
@@ -254,6 +255,7 @@ describe('dir backend with real qemu-img', function () {
       rmSync(join(target, 'fifo'));
       rmSync(join(target, 'dangling'));
       rmSync(join(target, 'bad\x07name'));
+      rmSync(join(target, 'c1\u0085name'));
     });
 
     it('refreshes a pool of 2,000 mixed files with correct formats', async () => {
