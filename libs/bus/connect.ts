@@ -43,6 +43,8 @@ export function busErrorLogger(log: Pick<Logger, 'error'>, now: () => number = D
     const at = now();
     const last = lastLogged.get(error.message);
     if (last !== undefined && at - last < 60_000) return;
+    // refused subjects can be unique (inboxes, download streams): the memory stays bounded
+    if (lastLogged.size >= 1000) lastLogged.clear();
     lastLogged.set(error.message, at);
     log.error('NATS refused an operation of this connection', { error: error.message });
   };

@@ -152,20 +152,29 @@ export class Agent {
     };
     // what a create or clone killed mid-way left goes before any pool starts
     await cleanupInterruptedCreates(journal, (pool) => backendFor(ctx, pool.type), execRunner, log);
-    // the pools running when this agent stopped, still up, stay running; then keep the record
+    // The pools running when this agent stopped, still up, stay running. The record keeps
+    // those not yet settled (a check still running, or the catalog unreadable) besides the
+    // active ones, so a restart now does not forget them; a pool started or stopped meanwhile
+    // is settled by that. A hung check (a dead NFS server) holds its pool's lock, not the agent.
     const running = RunningPools.open(opts.root);
-    await restoreRunningPools(ctx, running.load(), catalog).catch((err: unknown) =>
-      log.error('the pools running before could not be restored; they are inactive', { error: err }),
-    );
+    const unsettled = new Map(running.load().map((r) => [r.definition.name, r]));
     const recordRunning = (): void => {
       try {
-        running.save([...state.pools.values()].map((e) => ({ definition: e.definition })));
+        const active = [...state.pools.values()].map((e) => ({ definition: e.definition }));
+        running.save([...active, ...[...unsettled.values()].filter((r) => !state.pools.has(r.definition.name))]);
       } catch (err) {
         log.error('could not record the running pools; a restart of this agent will show them inactive', { error: err });
       }
     };
-    state.onPoolSetChanged = recordRunning;
-    recordRunning();
+    state.onPoolSetChanged = (pool) => {
+      unsettled.delete(pool);
+      recordRunning();
+    };
+    const restore = restoreRunningPools(ctx, [...unsettled.values()], catalog, (pool) => {
+      unsettled.delete(pool);
+      recordRunning();
+    }).catch((err: unknown) => log.error('the pools running before could not be restored; they are inactive for now', { error: err }));
+    await Promise.race([restore, new Promise((resolve) => setTimeout(resolve, AUTOSTART_WAIT_MS).unref())]);
     const hostInfo = (): Host =>
       Host.create({
         name: hostName(host),

@@ -21,7 +21,13 @@ export interface RestoreResult {
   down: { pool: string; reason: string }[];
 }
 
-export async function restoreRunningPools(ctx: AgentContext, records: readonly RunningPoolRecord[], catalog: CatalogLister): Promise<RestoreResult> {
+export async function restoreRunningPools(
+  ctx: AgentContext,
+  records: readonly RunningPoolRecord[],
+  catalog: CatalogLister,
+  /** Called once per record when it is decided (restored or down). */
+  settled: (pool: string) => void = () => undefined,
+): Promise<RestoreResult> {
   const result: RestoreResult = { restored: [], down: [] };
   if (records.length === 0) return result;
   // persistent and autostart as the catalog says now: it may have changed meanwhile
@@ -38,7 +44,14 @@ export async function restoreRunningPools(ctx: AgentContext, records: readonly R
           // libvirt: a backend without checkPool cannot tell, so its pools are inactive
           if (!backend.checkPool || !(await backend.checkPool(pc))) throw new Error('not up any more');
           if (ctx.journal) await cleanupWhenStarted(ctx.journal, def, backend, ctx.runner, ctx.log);
-          const scan = await backend.refreshPool(pc);
+          let scan;
+          try {
+            scan = await backend.refreshPool(pc);
+          } catch (err) {
+            // as libvirt's storagePoolRefreshFailCleanup: a pool reported inactive is not left up
+            if (backend.stopPool) await backend.stopPool(pc).catch((stopErr) => ctx.log.warn('stop after a failed refresh failed', { pool: def.name, error: stopErr }));
+            throw err;
+          }
           const listed = catalogEntries.get(def.name);
           const entry = ctx.state.addPool(def, { persistent: listed !== undefined, autostart: listed?.autostart ?? false }, scan.runtime);
           applyRefresh(ctx.state, entry, scan.volumes);
@@ -49,6 +62,8 @@ export async function restoreRunningPools(ctx: AgentContext, records: readonly R
         const reason = asCisternError(err).message;
         result.down.push({ pool: def.name, reason });
         ctx.log.warn('a pool running before the agent stopped is not up; it is inactive now', { pool: def.name, reason });
+      } finally {
+        settled(def.name);
       }
     }),
   );

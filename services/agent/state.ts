@@ -45,7 +45,7 @@ export class AgentState {
   readonly pools = new Map<string, PoolEntry>();
   readonly revisions: RevisionCounter;
   /** Called after a pool became active or inactive (the agent keeps a record: running-pools.ts). */
-  onPoolSetChanged?: () => void;
+  onPoolSetChanged?: (pool: string) => void;
 
   constructor(readonly host: string, revisions = new RevisionCounter()) {
     this.revisions = revisions;
@@ -66,14 +66,14 @@ export class AgentState {
       revision: this.revisions.next(),
     };
     this.pools.set(definition.name, entry);
-    this.onPoolSetChanged?.();
+    this.onPoolSetChanged?.(definition.name);
     return entry;
   }
 
   removePool(name: string): PoolEntry | undefined {
     const entry = this.pools.get(name);
     this.pools.delete(name);
-    if (entry) this.onPoolSetChanged?.();
+    if (entry) this.onPoolSetChanged?.(name);
     return entry;
   }
 

@@ -1,0 +1,69 @@
+// Restoring the pools running before an agent restart (services/agent/restore.ts): a pool
+// its backend finds up is running again with its volumes and the catalog's flags; one found
+// down, or failing its refresh, stays inactive and is stopped; each record is settled once.
+import { expect } from 'chai';
+import { PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import type { PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
+import { restoreRunningPools } from '../../../services/agent/restore.js';
+import type { CatalogLister } from '../../../services/agent/autostart.js';
+import { inProcessAgent } from '../../support/agent-context.js';
+
+const def = (name: string) => PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, target: { path: `/p/${name}` } });
+
+function backend(up: Set<string>, refreshFails: Set<string>, calls: string[]): StorageBackend {
+  return {
+    type: PoolType.POOL_TYPE_DIR,
+    operations: new Set(['checkPool', 'refreshPool', 'stopPool']),
+    poolFormats: [],
+    defaultPoolFormat: '',
+    volumeFormats: ['raw'],
+    defaultVolumeFormat: 'raw',
+    async checkPool(ctx: PoolContext) {
+      calls.push(`check ${ctx.pool.name}`);
+      return up.has(ctx.pool.name);
+    },
+    async refreshPool(ctx: PoolContext) {
+      calls.push(`refresh ${ctx.pool.name}`);
+      if (refreshFails.has(ctx.pool.name)) throw new Error('refresh failed');
+      return { runtime: { capacity: 10n, allocation: 0n, available: 10n }, volumes: [VolumeDefinition.fromPartial({ name: 'v', key: '/k', capacity: 1n, target: { path: '/k', format: 'raw' } })] };
+    },
+    async stopPool(ctx: PoolContext) {
+      calls.push(`stop ${ctx.pool.name}`);
+    },
+  } as unknown as StorageBackend;
+}
+
+describe('restoring running pools at agent start', () => {
+  it('keeps the pools found up, with the catalog flags; stops one whose refresh fails; settles each once', async () => {
+    const calls: string[] = [];
+    const { ctx, events } = inProcessAgent({ runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) }, backend: backend(new Set(['up', 'transient', 'broken']), new Set(['broken']), calls) });
+    const catalog: CatalogLister = { list: async () => [{ host: 'h', pool: 'up', value: CatalogPool.fromPartial({ definition: def('up'), autostart: true, persistent: true }), revision: 1 }] };
+    const settled: string[] = [];
+    const result = await restoreRunningPools(ctx, ['up', 'transient', 'down', 'broken'].map((n) => ({ definition: def(n) })), catalog, (p) => settled.push(p));
+    expect(result.restored.sort()).to.deep.equal(['transient', 'up']);
+    expect(result.down.map((d) => d.pool).sort()).to.deep.equal(['broken', 'down']);
+    expect(settled.sort()).to.deep.equal(['broken', 'down', 'transient', 'up']);
+    const up = ctx.state.getPool('up')!;
+    expect([up.persistent, up.autostart, up.volumes.size]).to.deep.equal([true, true, 1]);
+    const transient = ctx.state.getPool('transient')!;
+    expect([transient.persistent, transient.autostart]).to.deep.equal([false, false]);
+    expect(ctx.state.getPool('down')).to.equal(undefined);
+    expect(ctx.state.getPool('broken')).to.equal(undefined);
+    expect(calls).to.include('stop broken');
+    expect(calls).to.not.include('stop down');
+    expect(events).to.deep.equal([]); // nothing happened to the pools: no event
+  });
+
+  it('settles nothing when the catalog cannot be read: the record stays for the next start', async () => {
+    const calls: string[] = [];
+    const { ctx } = inProcessAgent({ runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) }, backend: backend(new Set(['up']), new Set(), calls) });
+    const settled: string[] = [];
+    const failing: CatalogLister = { list: async () => Promise.reject(new Error('no NATS')) };
+    let error: unknown;
+    await restoreRunningPools(ctx, [{ definition: def('up') }], failing, (p) => settled.push(p)).catch((err: unknown) => (error = err));
+    expect(String(error)).to.match(/no NATS/);
+    expect(settled).to.deep.equal([]);
+    expect(calls).to.deep.equal([]);
+  });
+});
