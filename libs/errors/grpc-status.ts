@@ -25,9 +25,28 @@ export function toGrpcError(err: unknown): Partial<ServiceError> & { code: statu
   const metadata = new Metadata();
   metadata.set('x-cistern-error', e.code);
   for (const [k, v] of Object.entries(e.details)) {
-    metadata.set(`x-cistern-${k.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`, v.replace(/[^\x20-\x7e]/g, '?').slice(0, 4096));
+    metadata.set(`x-cistern-${k.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`, percentEncode(v));
   }
   return { code: grpcCodeByErrorCode[e.code], details: e.message, message: e.message, metadata, name: e.name };
+}
+
+/**
+ * A detail as an ASCII metadata value, percent-encoded as gRPC encodes grpc-message: printable
+ * ASCII but '%' stays, every other UTF-8 byte becomes %XX, so a client gets back the exact
+ * name (urllib.parse.unquote, url.PathUnescape, decodeURIComponent). At most `max` bytes of
+ * the value are sent, cut between characters.
+ */
+export function percentEncode(value: string, max = 4096): string {
+  let out = '';
+  let bytes = 0;
+  for (const ch of value) {
+    const b = Buffer.from(ch, 'utf8');
+    if (bytes + b.length > max) break;
+    bytes += b.length;
+    const c = b[0]!;
+    out += b.length === 1 && c >= 0x20 && c <= 0x7e && c !== 0x25 ? ch : [...b].map((x) => `%${x.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+  }
+  return out;
 }
 
 const errorCodeByGrpcCode = new Map<number, ErrorCode>(

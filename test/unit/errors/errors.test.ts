@@ -11,7 +11,7 @@ import {
   ResourceExhaustedError,
   UnavailableError,
 } from '../../../libs/errors/errors.js';
-import { fromGrpcError, toGrpcError } from '../../../libs/errors/grpc-status.js';
+import { fromGrpcError, percentEncode, toGrpcError } from '../../../libs/errors/grpc-status.js';
 
 describe('errors', () => {
   it('maps each condition to its gRPC code', () => {
@@ -38,6 +38,17 @@ describe('errors', () => {
   it('names the field in an INVALID_ARGUMENT message', () => {
     const e = toGrpcError(new InvalidArgumentError('volume.capacity', "'-1' is negative; allowed: 0 to 2^63-1"));
     expect(e.details).to.equal("volume.capacity: '-1' is negative; allowed: 0 to 2^63-1");
+  });
+
+  it('sends details as percent-encoded trailers: non-ASCII names come back exactly', () => {
+    const names = ['vé', '\u202Eevil', 'a%b c', '😀'];
+    for (const volume of names) {
+      const md = toGrpcError(new NotFoundError('no such volume', { volume })).metadata!;
+      const sent = String(md.get('x-cistern-volume')[0]);
+      expect(sent, volume).to.match(/^[\x20-\x7e]*$/);
+      expect(decodeURIComponent(sent)).to.equal(volume);
+    }
+    expect(percentEncode('é'.repeat(3000))).to.equal('%C3%A9'.repeat(2048)); // 4096 bytes, whole characters
   });
 
   it('rebuilds the same class from the wire, on the bus and from gRPC', () => {
