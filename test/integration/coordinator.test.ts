@@ -384,6 +384,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
 
   it('answers UNAVAILABLE at once for a host whose agent stopped, and reads still work', async () => {
     const api = ctx.stack.api;
+    const capsOnline = await api.getPoolCapabilities({ host: 'b' });
     const hostEvents = watch(ctx.stack.client, { hosts: ['b'], kinds: [EventKind.HOST_OFFLINE] });
     await hostEvents.ready;
     await ctx.stack.stopAgent('b');
@@ -402,5 +403,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     expect(message).to.match(/last seen/);
     const pool = await api.getPool({ name: 'hosts/b/pools/dup' });
     expect(pool.stale).to.equal(true);
+    // capabilities are a read as well: the agent's last answer, from the cache
+    expect(await api.getPoolCapabilities({ host: 'b' })).to.deep.equal(capsOnline);
   });
 });
