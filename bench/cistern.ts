@@ -83,7 +83,7 @@ export async function startCistern(): Promise<CisternSide> {
     };
     await waitFor('coordinator to answer ListHosts', async () => {
       alive(coordinator);
-      await api.listHosts({}, { deadlineMs: 2_000 });
+      await api.listHosts({ pageSize: 0, pageToken: '' }, { deadlineMs: 2_000 });
       return true;
     }, { timeoutMs: 60_000, intervalMs: 100, context: () => coordinator.logTail() });
     const root = tempDir('cistern-bench-agent-');
@@ -96,7 +96,7 @@ export async function startCistern(): Promise<CisternSide> {
     procs.push(agent);
     await waitFor(`agent ${HOST} online`, async () => {
       alive(agent);
-      const { hosts } = await api.listHosts({}, { deadlineMs: 2_000 });
+      const { hosts } = await api.listHosts({ pageSize: 0, pageToken: '' }, { deadlineMs: 2_000 });
       return hosts.some((h) => h.hostId === HOST && h.online);
     }, { timeoutMs: 60_000, intervalMs: 100, context: () => agent.logTail() });
     return {

@@ -72,8 +72,16 @@ export async function listAllVolumeRows(
   return listing;
 }
 
+/** Every host of the fleet, all pages. */
 export async function listHosts(api: StorageApi): Promise<Host[]> {
-  return (await api.listHosts(ListHostsRequest.create())).hosts;
+  const hosts: Host[] = [];
+  let pageToken = '';
+  do {
+    const page = await api.listHosts(ListHostsRequest.create({ pageSize: LIST_PAGE_SIZE, pageToken }));
+    hosts.push(...page.hosts);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  return hosts;
 }
 
 export function hostId(h: Host): string {

@@ -285,7 +285,7 @@ async function waitForFleet(api: StorageApi, hosts: number, volumes: number, pro
   await waitFor(`${hosts} hosts online`, async () => {
     if (!proc.alive) throw new AbortWait(new Error(`coordinator exited\n${proc.logTail()}`));
     if (!sim.alive) throw new AbortWait(new Error(`simulator exited\n${sim.logTail()}`));
-    const { hosts: list } = await api.listHosts({}, { deadlineMs: 30_000 });
+    const { hosts: list } = await api.listHosts({ pageSize: 0, pageToken: '' }, { deadlineMs: 30_000 });
     return list.filter((h) => h.online).length >= hosts;
   }, { timeoutMs, intervalMs });
   await waitFor(`${volumes} volumes in the coordinator`, async () => (await listAllPools(api)).volumes === volumes, {
@@ -387,7 +387,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const api = promiseApi(client);
     await waitFor('coordinator to answer', async () => {
       if (!coord.proc!.alive) throw new AbortWait(new Error(`coordinator exited\n${coord.proc!.logTail()}`));
-      await api.listHosts({}, { deadlineMs: 2000 });
+      await api.listHosts({ pageSize: 0, pageToken: '' }, { deadlineMs: 2000 });
       return true;
     }, { timeoutMs: 60_000, intervalMs: 100 });
     const nc = await connectBus({ servers: nats.url, name: 'cistern-fleet-bench' });
@@ -535,7 +535,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     try {
       await waitFor('restarted coordinator to serve', async () => {
         if (!second.alive) throw new AbortWait(new Error(`coordinator exited\n${second.logTail()}`));
-        await api.listHosts({}, { deadlineMs: 2000 });
+        await api.listHosts({ pageSize: 0, pageToken: '' }, { deadlineMs: 2000 });
         return true;
       }, { timeoutMs: RESYNC_TIMEOUT_MS, intervalMs: 20 });
       servingMs = performance.now() - t1;
@@ -549,7 +549,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const said = (m: string): number => second.logs().split(m).length - 1;
     const flaps = { offline: said('host offline: heartbeats stopped'), askedAgain: said('no full sync from a host that heartbeats; asking again') };
     const seen = await listAllPools(api).catch(() => ({ volumes: -1 }));
-    const online = (await api.listHosts({}, { deadlineMs: 30_000 }).catch(() => ({ hosts: [] }))).hosts.filter((h) => h.online).length;
+    const online = (await api.listHosts({ pageSize: 0, pageToken: '' }, { deadlineMs: 30_000 }).catch(() => ({ hosts: [] }))).hosts.filter((h) => h.online).length;
     const syncsSent = (await control<{ syncsSent: number }>(nc, 'status').catch(() => ({ syncsSent: Number.NaN }))).syncsSent - syncsBefore;
     // a stalled simulator stalls all its hosts' heartbeats at once, which no real fleet does
     const simStall = await control<{ maxMs: number; p99Ms: number }>(nc, 'loop-delay').catch(() => ({ maxMs: Number.NaN, p99Ms: Number.NaN }));

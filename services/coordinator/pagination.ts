@@ -61,3 +61,23 @@ export function firstAfter<T>(items: readonly T[], after: T, cmp: (a: T, b: T) =
   }
   return lo;
 }
+
+/**
+ * One page of a short listing held whole in memory (hosts, secrets), sorted by `keyOf`
+ * (plain string order): the items after the token's key, up to page_size.
+ */
+export function pageOf<T>(sorted: readonly T[], keyOf: (item: T) => string, req: { pageSize: number; pageToken: string }, kind: string): { items: T[]; nextPageToken: string } {
+  const size = pageSize(req.pageSize);
+  const after = decodePageToken(req.pageToken, kind, 1);
+  const keys = sorted.map(keyOf);
+  const start = after ? firstAfter(keys, after[0]!, (a, b) => (a < b ? -1 : a > b ? 1 : 0)) : 0;
+  const items = sorted.slice(start, start + size);
+  const nextPageToken = start + size < sorted.length ? encodePageToken(kind, [keys[start + size - 1]!]) : '';
+  return { items, nextPageToken };
+}
+
+/** page_size and page_token checked before a listing is read. */
+export function checkPageRequest(req: { pageSize: number; pageToken: string }, kind: string): void {
+  pageSize(req.pageSize);
+  decodePageToken(req.pageToken, kind, 1);
+}

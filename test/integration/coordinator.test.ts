@@ -54,7 +54,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
   const poolDir = (name: string) => join(scratch.path, name);
 
   it('lists both hosts online with the pool types their agents support', async () => {
-    const { hosts } = await ctx.stack.api.listHosts({});
+    const { hosts } = await ctx.stack.api.listHosts({ pageSize: 0, pageToken: '' });
     expect(hosts.map((h) => h.hostId)).to.deep.equal(['a', 'b']);
     for (const h of hosts) {
       expect(h.online).to.equal(true);
@@ -378,7 +378,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     const vols = await api.listVolumes({ parent: 'hosts/a/pools/ev', pageSize: 0, pageToken: '' });
     expect(vols.volumes.map((v) => v.definition?.name)).to.deep.equal(['data.img', 'e1']);
     expect((await api.getPool({ name: 'hosts/b/pools/ev' })).state).to.equal(PoolState.POOL_STATE_INACTIVE);
-    const { hosts } = await api.listHosts({});
+    const { hosts } = await api.listHosts({ pageSize: 0, pageToken: '' });
     expect(hosts.filter((h) => h.online).map((h) => h.hostId)).to.deep.equal(['a', 'b']);
   });
 

@@ -71,7 +71,7 @@ describe('coordinator restart: full resync of the fleet (real processes)', funct
           return expected.every((v) => names.includes(v)) ? names : undefined;
         });
       }
-      const { hosts } = await ctx.stack.api.listHosts({});
+      const { hosts } = await ctx.stack.api.listHosts({ pageSize: 0, pageToken: '' });
       expect(hosts.filter((h) => h.online).map((h) => h.hostId)).to.deep.equal(HOSTS);
 
       const events = await eventsSince(before, `after-${marker}`);

@@ -127,11 +127,11 @@ describe('security: gRPC authentication, roles, TLS and limits', function () {
       const stop = await codeOf(operator.stopPool({ name: 'hosts/a/pools/p', requestId: '' } as never));
       expect(stop.code).to.equal(status.PERMISSION_DENIED);
       expect(stop.message).to.match(/needs role 'admin'/);
-      const secrets = await codeOf(operator.listSecrets({}));
+      const secrets = await codeOf(operator.listSecrets({ pageSize: 0, pageToken: '' }));
       expect(secrets.code).to.equal(status.PERMISSION_DENIED);
       // refresh is operator work; admin may do everything
       await operator.refreshPool({ name: 'hosts/a/pools/p', requestId: '' } as never);
-      expect((await fleet.api.listSecrets({})).secrets).to.be.an('array');
+      expect((await fleet.api.listSecrets({ pageSize: 0, pageToken: '' })).secrets).to.be.an('array');
       // every mutating call is one audit line with principal, method, resource, code, duration
       const audit = fleet.coordinator.process
         .logs()
@@ -280,10 +280,10 @@ describe('security: gRPC authentication, roles, TLS and limits', function () {
 
     it('admits only clients with a certificate from the CA', async () => {
       const ca = readFileSync(join(fleet.certs, 'ca.crt'));
-      expect((await fleet.api.listHosts({})).hosts.map((h) => h.hostId)).to.deep.equal(['a']);
+      expect((await fleet.api.listHosts({ pageSize: 0, pageToken: '' })).hosts.map((h) => h.hostId)).to.deep.equal(['a']);
       const noCert = new StorageServiceClient(fleet.coordinator.address, grpcCredentials.createSsl(ca));
       try {
-        const r = await codeOf(promiseApi(noCert, { metadata: { authorization: `Bearer ${fleet.tokens.admin}` } }).listHosts({}, { deadlineMs: 10_000 }));
+        const r = await codeOf(promiseApi(noCert, { metadata: { authorization: `Bearer ${fleet.tokens.admin}` } }).listHosts({ pageSize: 0, pageToken: '' }, { deadlineMs: 10_000 }));
         expect(r.code).to.equal(status.UNAVAILABLE);
       } finally {
         noCert.close();
@@ -306,7 +306,7 @@ describe('security: gRPC authentication, roles, TLS and limits', function () {
     after(async () => fleet?.stop());
 
     it('lets callers in on loopback and says so loudly in the log', async () => {
-      expect((await fleet.apiAs(undefined).listHosts({})).hosts).to.have.length(1);
+      expect((await fleet.apiAs(undefined).listHosts({ pageSize: 0, pageToken: '' })).hosts).to.have.length(1);
       expect(fleet.coordinator.process.logs()).to.match(/"level":"warn".*AUTHENTICATION IS OFF/);
     });
 

@@ -266,7 +266,7 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     await coord.flush();
     expect(replies).to.have.length(1);
     // and through the API, host b's work is b's
-    const hosts = await fleet.api.listHosts({});
+    const hosts = await fleet.api.listHosts({ pageSize: 0, pageToken: '' });
     expect(hosts.hosts.map((h) => h.hostId).sort()).to.deep.equal(['a', 'b']);
   });
 });

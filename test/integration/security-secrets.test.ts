@@ -63,7 +63,7 @@ describe('security: secret values never leak (real fleet, real qemu-img)', funct
     const got = await api.getSecret({ name: secret.name });
     record(got);
     expect(got.hasValue).to.equal(true);
-    record(await api.listSecrets({}));
+    record(await api.listSecrets({ pageSize: 0, pageToken: '' }));
 
     const luksXml = (name: string, ref: string, cipher = '') => `<volume><name>${name}</name><capacity unit='M'>8</capacity>
       <target><format type='raw'/><encryption format='luks'><secret type='passphrase' ${ref}/>${cipher}</encryption></target></volume>`;

@@ -25,7 +25,7 @@ type UnaryOf<M> = M extends (
   ? (request: Req, opts?: CallOpts) => Promise<Res>
   : never;
 
-/** Every unary RPC of StorageService as `api.listHosts({})` returning a promise. */
+/** Every unary RPC of StorageService as `api.listHosts({ pageSize: 0, pageToken: '' })` returning a promise. */
 export type StorageApi = {
   [K in keyof StorageServiceClient as UnaryOf<StorageServiceClient[K]> extends never ? never : K]: UnaryOf<
     StorageServiceClient[K]
@@ -78,7 +78,7 @@ export async function waitForHosts(
   return waitFor(
     `hosts ${hostIds.join(', ')} to be ${online ? 'online' : 'offline'}`,
     async () => {
-      const { hosts } = await api.listHosts({}, { deadlineMs: 5_000 });
+      const { hosts } = await api.listHosts({ pageSize: 0, pageToken: '' }, { deadlineMs: 5_000 });
       const matching = hostIds.map((id) => hosts.find((h) => h.hostId === id && h.online === online));
       return matching.every(Boolean) ? (matching as Host[]) : undefined;
     },

@@ -120,7 +120,7 @@ describe('test harness', function () {
 
     it('runs a coordinator and agents a and b, each with its own root', async function () {
       const { stack } = ctx;
-      const { hosts } = await stack.api.listHosts({});
+      const { hosts } = await stack.api.listHosts({ pageSize: 0, pageToken: '' });
       expect(hosts.filter((h) => h.online).map((h) => h.hostId).sort()).to.deep.equal(['a', 'b']);
       expect(stack.roots['a']).to.not.equal(stack.roots['b']);
       expect(existsSync(stack.roots['a']!)).to.equal(true);
@@ -148,7 +148,7 @@ describe('test harness', function () {
       await stack.restartCoordinator({ kill: true });
       expect(stack.coordinator.address).to.equal(address);
       await stack.waitForHosts(['a', 'b']);
-      const { hosts } = await stack.api.listHosts({});
+      const { hosts } = await stack.api.listHosts({ pageSize: 0, pageToken: '' });
       expect(hosts.map((h) => h.hostId)).to.include.members(['a', 'b']);
     });
   });

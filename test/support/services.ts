@@ -61,7 +61,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         if (!proc.alive) {
           throw new AbortWait(new Error(`coordinator exited (${JSON.stringify(proc.exitStatus)}) before it was ready\n${proc.logTail()}`));
         }
-        await api.listHosts({}, { deadlineMs: 2_000 });
+        await api.listHosts({ pageSize: 0, pageToken: '' }, { deadlineMs: 2_000 });
         return true;
       },
       { timeoutMs: opts.timeoutMs ?? 30_000, intervalMs: 100, context: () => proc.logTail() },
@@ -124,7 +124,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
           if (!proc.alive) {
             throw new AbortWait(new Error(`agent ${opts.hostId} exited (${JSON.stringify(proc.exitStatus)})\n${proc.logTail()}`));
           }
-          const { hosts } = await api.listHosts({}, { deadlineMs: 2_000 });
+          const { hosts } = await api.listHosts({ pageSize: 0, pageToken: '' }, { deadlineMs: 2_000 });
           // A coordinator may still show the previous run of this host online: wait for a
           // heartbeat of this process.
           return hosts.some((h) => h.hostId === opts.hostId && h.online && (h.lastSeen?.getTime() ?? 0) >= startedAt);

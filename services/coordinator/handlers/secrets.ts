@@ -14,6 +14,7 @@ import type {
 import type { CallContext, CoordinatorServices } from '../context.js';
 import type { SecretStore } from '../secrets/store.js';
 import { parseSecretXml } from '../secrets/xml.js';
+import { checkPageRequest, pageOf } from '../pagination.js';
 import { checkRequestId } from '../validate.js';
 
 const MAX_SECRET_XML = 64 * 1024;
@@ -39,8 +40,10 @@ export async function getSecret(svc: CoordinatorServices, _ctx: CallContext, req
   return store(svc).get(req.name);
 }
 
-export async function listSecrets(svc: CoordinatorServices, _ctx: CallContext, _req: ListSecretsRequest): Promise<ListSecretsResponse> {
-  return { secrets: await store(svc).list() };
+export async function listSecrets(svc: CoordinatorServices, _ctx: CallContext, req: ListSecretsRequest): Promise<ListSecretsResponse> {
+  checkPageRequest(req, 'secrets');
+  const page = pageOf(await store(svc).list(), (s) => s.uuid, req, 'secrets');
+  return { secrets: page.items, nextPageToken: page.nextPageToken };
 }
 
 export async function undefineSecret(svc: CoordinatorServices, _ctx: CallContext, req: UndefineSecretRequest): Promise<UndefineSecretResponse> {

@@ -5,6 +5,8 @@ import { FleetCache } from '../../../services/coordinator/cache.js';
 import { HostRegistry } from '../../../services/coordinator/hosts.js';
 import { silentLogger } from '../../../services/coordinator/log.js';
 import { listPools } from '../../../services/coordinator/handlers/pools.js';
+import { listHosts } from '../../../services/coordinator/handlers/hosts.js';
+import { encodePageToken, pageOf } from '../../../services/coordinator/pagination.js';
 import { getVolume, listVolumes, lookupVolume } from '../../../services/coordinator/handlers/volumes.js';
 import type { CallContext, CoordinatorServices } from '../../../services/coordinator/context.js';
 import { CatalogPool, Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
@@ -160,6 +162,29 @@ describe('coordinator listings', () => {
       pages++;
     } while (token);
     expect([pools, pages > 1]).to.deep.equal([3000, true]);
+  });
+
+  it('pages hosts (and any short listing) in key order with tokens of their own', async () => {
+    const { svc, ctx } = setup();
+    const first = await listHosts(svc, ctx, { pageSize: 1, pageToken: '' });
+    expect(first.hosts.map((h) => h.hostId)).to.deep.equal(['a']);
+    const second = await listHosts(svc, ctx, { pageSize: 1, pageToken: first.nextPageToken });
+    expect([second.hosts.map((h) => h.hostId), second.nextPageToken]).to.deep.equal([['b'], '']);
+    expect((await listHosts(svc, ctx, { pageSize: 0, pageToken: '' })).hosts).to.have.length(2);
+    expect(await code(listHosts(svc, ctx, { pageSize: -1, pageToken: '' }))).to.equal('INVALID_ARGUMENT');
+    expect(await code(listHosts(svc, ctx, { pageSize: 0, pageToken: 'garbage' }))).to.equal('INVALID_ARGUMENT');
+    const volumesToken = encodePageToken('volumes:a/p', ['x']);
+    expect(await code(listHosts(svc, ctx, { pageSize: 0, pageToken: volumesToken }))).to.equal('INVALID_ARGUMENT');
+
+    const uuids = Array.from({ length: 25 }, (_, i) => `0000000${String(i).padStart(2, '0')}-0000-4000-8000-000000000000`);
+    const seen: string[] = [];
+    let token = '';
+    do {
+      const page = pageOf(uuids, (u) => u, { pageSize: 10, pageToken: token }, 'secrets');
+      seen.push(...page.items);
+      token = page.nextPageToken;
+    } while (token);
+    expect(seen).to.deep.equal(uuids);
   });
 
   it('answers volume reads on an inactive pool FAILED_PRECONDITION and unknown names NOT_FOUND', async () => {
