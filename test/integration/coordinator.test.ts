@@ -369,7 +369,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
 
   it('keeps the catalog and the pools across a coordinator restart', async () => {
     const api = ctx.stack.api;
-    await api.setPoolAutostart({ name: 'hosts/a/pools/ev', autostart: true });
+    await api.setPoolAutostart({ name: 'hosts/a/pools/ev', autostart: true, requestId: '' });
     await ctx.stack.restartCoordinator();
     const pool = await api.getPool({ name: 'hosts/a/pools/ev' });
     expect(pool.state).to.equal(PoolState.POOL_STATE_RUNNING);

@@ -99,7 +99,7 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       const started = await api.startPool({ name, build: false, buildFlags: undefined, requestId: '' });
       expect(started.state).to.equal(PoolState.POOL_STATE_RUNNING);
       expect(started.capacity > 0n).to.equal(true);
-      await api.setPoolAutostart({ name, autostart: true });
+      await api.setPoolAutostart({ name, autostart: true, requestId: '' });
       expect((await api.getPool({ name })).autostart).to.equal(true);
 
       const listed = await api.listPools({ host, types: [PoolType.POOL_TYPE_DIR], pageSize: 0, pageToken: '' });
@@ -290,7 +290,7 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
     const api = ctx.stack.api;
     await api.definePool({ host: 'b', definition: dirPool('auto', poolPath('b', 'auto')), xml: '', requestId: '' });
     await api.startPool({ name: 'hosts/b/pools/auto', build: true, buildFlags: undefined, requestId: '' });
-    await api.setPoolAutostart({ name: 'hosts/b/pools/auto', autostart: true });
+    await api.setPoolAutostart({ name: 'hosts/b/pools/auto', autostart: true, requestId: '' });
     await api.definePool({ host: 'b', definition: dirPool('manual', poolPath('b', 'manual')), xml: '', requestId: '' });
     await api.startPool({ name: 'hosts/b/pools/manual', build: true, buildFlags: undefined, requestId: '' });
     await api.createVolume({ parent: 'hosts/b/pools/manual', definition: volume('used.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '' });

@@ -23,7 +23,7 @@ import { createVolume, dirPool, expectCode, fillWithData, grpcCode, kindName, wa
 async function definePersistentPool(api: import('../support/index.js').StorageApi, host: string, name: string, path: string): Promise<void> {
   await api.definePool({ host, definition: dirPool(name, path), xml: '', requestId: '' });
   await api.startPool({ name: `hosts/${host}/pools/${name}`, build: true, buildFlags: undefined, requestId: '' });
-  await api.setPoolAutostart({ name: `hosts/${host}/pools/${name}`, autostart: true });
+  await api.setPoolAutostart({ name: `hosts/${host}/pools/${name}`, autostart: true, requestId: '' });
 }
 
 const volumeNames = async (api: import('../support/index.js').StorageApi, pool: string) =>

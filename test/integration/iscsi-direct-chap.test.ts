@@ -191,7 +191,7 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
     const api = stack!.api;
     const pool = 'hosts/a/pools/boot';
     await api.definePool({ host: 'a', definition: undefined, xml: poolXml('boot', `usage='${CHAP}'`), requestId: '' });
-    await api.setPoolAutostart({ name: pool, autostart: true });
+    await api.setPoolAutostart({ name: pool, autostart: true, requestId: '' });
     await stack!.restartAgent('a');
     await stack!.waitForHosts(['a']);
     await waitFor('the autostart pool to be running', async () => (await api.getPool({ name: pool })).state === PoolState.POOL_STATE_RUNNING, { timeoutMs: 30_000 });

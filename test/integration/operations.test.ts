@@ -259,9 +259,9 @@ describe('long operations, idempotency and concurrency (real processes)', functi
             api2.definePool({ host: 'a', definition: { ...dirPool('shared', join(scratch.path, `shared-${i + 1}`)), uuid: base.definition!.uuid }, xml: '', requestId: '' }),
           ),
         ),
-        ...Array.from({ length: 10 }, (_, i) => api1.setPoolAutostart({ name: 'hosts/a/pools/shared', autostart: i % 2 === 0 })),
+        ...Array.from({ length: 10 }, (_, i) => api1.setPoolAutostart({ name: 'hosts/a/pools/shared', autostart: i % 2 === 0, requestId: '' })),
       ]);
-      await api1.setPoolAutostart({ name: 'hosts/a/pools/shared', autostart: true });
+      await api1.setPoolAutostart({ name: 'hosts/a/pools/shared', autostart: true, requestId: '' });
       await api2.definePool({ host: 'a', definition: { ...dirPool('shared', join(scratch.path, 'shared-final')), uuid: base.definition!.uuid }, xml: '', requestId: '' });
 
       const view = async (api: typeof api1) => {

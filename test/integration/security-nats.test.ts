@@ -55,7 +55,7 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     const target = `${fleet.dir}/pool-a`;
     await api.definePool({ host: 'a', definition: PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: target } }), xml: '', requestId: '' });
     await api.startPool({ name: 'hosts/a/pools/p', build: true, buildFlags: undefined, requestId: '' });
-    await api.setPoolAutostart({ name: 'hosts/a/pools/p', autostart: true });
+    await api.setPoolAutostart({ name: 'hosts/a/pools/p', autostart: true, requestId: '' });
     const vol = await api.createVolume({
       parent: 'hosts/a/pools/p',
       definition: VolumeDefinition.fromPartial({ name: 'v1', capacity: 1024n * 1024n }),

@@ -181,8 +181,11 @@ describe('security: secret values never leak (real fleet, real qemu-img)', funct
     }
 
     // undefine: gone, and the value does not linger in the bucket's history
-    await api.undefineSecret({ name: secret.name });
+    await api.undefineSecret({ name: secret.name, requestId: 'undefine-1' });
     const gone = await fails(api.getSecret({ name: secret.name }));
     expect(gone.code).to.equal(5);
+    // a retry whose first answer was lost gets that answer, not NOT_FOUND
+    expect(await api.undefineSecret({ name: secret.name, requestId: 'undefine-1' })).to.deep.equal({});
+    expect((await fails(api.undefineSecret({ name: secret.name, requestId: '' }))).code).to.equal(5);
   });
 });
