@@ -11,6 +11,7 @@
 // compares what is served with protoc's output.)
 import type { Server } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { FILE_DESCRIPTOR_SET } from '../../libs/proto/descriptor-set.js';
 
 /**
@@ -18,25 +19,12 @@ import { FILE_DESCRIPTOR_SET } from '../../libs/proto/descriptor-set.js';
  * `repeated FileDescriptorProto file = 1`, nothing else.
  */
 function fileDescriptorProtos(set: Uint8Array): Buffer[] {
-  const bytes = Buffer.from(set.buffer, set.byteOffset, set.byteLength);
+  const reader = new BinaryReader(set);
   const files: Buffer[] = [];
-  let at = 0;
-  const varint = (): number => {
-    let value = 0;
-    for (let shift = 0; ; shift += 7) {
-      if (at >= bytes.length || shift > 28) throw new Error('FileDescriptorSet: bad varint');
-      const b = bytes[at++]!;
-      value += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return value;
-    }
-  };
-  while (at < bytes.length) {
-    const tag = varint();
-    if (tag !== ((1 << 3) | 2)) throw new Error(`FileDescriptorSet: unexpected tag ${tag}`);
-    const length = varint();
-    if (at + length > bytes.length) throw new Error('FileDescriptorSet: truncated');
-    files.push(bytes.subarray(at, at + length));
-    at += length;
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === 1 && wireType === WireType.LengthDelimited) files.push(Buffer.from(reader.bytes()));
+    else reader.skip(wireType);
   }
   return files;
 }
