@@ -91,6 +91,8 @@ export class CallRunner {
       return await body(ctx);
     } catch (err) {
       failure = err;
+      // the status a client gets is cut to fit its trailer limit; the whole failure stays here
+      if (errorCodeOf(err) === 'INTERNAL') (ctx?.log ?? this.svc.log).error('call failed', { method, requestId, error: err });
       throw err;
     } finally {
       call.removeListener('cancelled', onCancelled);

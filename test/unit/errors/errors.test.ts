@@ -11,7 +11,32 @@ import {
   ResourceExhaustedError,
   UnavailableError,
 } from '../../../libs/errors/errors.js';
-import { fromGrpcError, percentEncode, toGrpcError } from '../../../libs/errors/grpc-status.js';
+import { fromGrpcError, percentEncode, toGrpcError, trailerBytes, TRAILER_BUDGET } from '../../../libs/errors/grpc-status.js';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
+
+/** Every field of a message: varints as numbers, length-delimited as strings when UTF-8 text, else bytes. */
+function fieldsOf(bytes: Uint8Array, asBytes: number[] = [3]): Map<number, unknown[]> {
+  const r = new BinaryReader(bytes);
+  const out = new Map<number, unknown[]>();
+  while (r.pos < r.len) {
+    const [no, type] = r.tag();
+    const value = type === WireType.Varint ? r.int32() : asBytes.includes(no) ? r.bytes() : r.string();
+    out.set(no, [...(out.get(no) ?? []), value]);
+  }
+  return out;
+}
+
+function decodeStatus(bytes: Uint8Array): { code: number; message: string; details: { typeUrl: string; value: Uint8Array }[] } {
+  const f = fieldsOf(bytes);
+  return {
+    code: f.get(1)![0] as number,
+    message: f.get(2)![0] as string,
+    details: (f.get(3) ?? []).map((any) => {
+      const a = fieldsOf(any as Uint8Array, [2]);
+      return { typeUrl: a.get(1)![0] as string, value: a.get(2)![0] as Uint8Array };
+    }),
+  };
+}
 
 describe('errors', () => {
   it('maps each condition to its gRPC code', () => {
@@ -48,7 +73,49 @@ describe('errors', () => {
       expect(sent, volume).to.match(/^[\x20-\x7e]*$/);
       expect(decodeURIComponent(sent)).to.equal(volume);
     }
-    expect(percentEncode('é'.repeat(3000))).to.equal('%C3%A9'.repeat(2048)); // 4096 bytes, whole characters
+    expect(percentEncode('a%b é')).to.equal('a%25b %C3%A9');
+  });
+
+  it('sends a google.rpc.Status with an ErrorInfo, and a BadRequest naming the field', () => {
+    const e = toGrpcError(new InvalidArgumentError('definition.capacity', "'-1' is negative", { pool: 'vé' }));
+    const status = decodeStatus(e.metadata!.get('grpc-status-details-bin')[0] as Buffer);
+    expect(status.code).to.equal(3);
+    expect(status.message).to.equal(e.details); // grpc_status.from_call insists they are equal
+    expect(status.details.map((d) => d.typeUrl)).to.deep.equal([
+      'type.googleapis.com/google.rpc.ErrorInfo',
+      'type.googleapis.com/google.rpc.BadRequest',
+    ]);
+    const info = fieldsOf(status.details[0]!.value);
+    expect(info.get(1)).to.deep.equal(['INVALID_ARGUMENT']);
+    expect(info.get(2)).to.deep.equal(['cistern.v1']);
+    const metadata = new Map((info.get(3) ?? []).map((entry) => {
+      const kv = fieldsOf(entry as Uint8Array);
+      return [kv.get(1)![0], kv.get(2)![0]];
+    }));
+    expect(Object.fromEntries(metadata)).to.deep.equal({ field: 'definition.capacity', pool: 'vé' });
+    const violation = fieldsOf(fieldsOf(status.details[1]!.value, [1]).get(1)![0] as Uint8Array);
+    expect(violation.get(1)).to.deep.equal(['definition.capacity']);
+    expect(violation.get(2)).to.deep.equal(["'-1' is negative"]);
+    const notFound = decodeStatus(toGrpcError(new NotFoundError('no such pool')).metadata!.get('grpc-status-details-bin')[0] as Buffer);
+    expect(notFound.details.map((d) => d.typeUrl)).to.deep.equal(['type.googleapis.com/google.rpc.ErrorInfo']);
+  });
+
+  it('keeps every error under the 8 KiB trailer limit of C-core clients, cutting long output', () => {
+    const stderr = `${'x'.repeat(50_000)}\n${'é'.repeat(50_000)}`;
+    const e = toGrpcError(new CommandFailedError(['mkfs.ext4', '-F', '--', `/dev/${'d'.repeat(3000)}`], 1, stderr));
+    expect(trailerBytes(e.metadata!, e.details)).to.be.at.most(TRAILER_BUDGET);
+    expect(e.details).to.match(/^command failed: mkfs\.ext4 -F -- \/dev\/d+/);
+    expect(e.details.endsWith('\u2026')).to.equal(true);
+    expect(e.metadata!.get('x-cistern-exitcode')).to.deep.equal(['1']); // the short detail is never crowded out
+    const cutStderr = decodeURIComponent(String(e.metadata!.get('x-cistern-stderr')[0] ?? ''));
+    expect(stderr.startsWith(cutStderr.slice(0, -1))).to.equal(true);
+    const status = decodeStatus(e.metadata!.get('grpc-status-details-bin')[0] as Buffer);
+    expect(status.message).to.equal(e.details);
+    // a message of characters grpc-js sends as %XX is cut by its sent size, whole characters
+    const wide = toGrpcError(new NotFoundError('é'.repeat(5000)));
+    expect(trailerBytes(wide.metadata!, wide.details)).to.be.at.most(TRAILER_BUDGET);
+    expect(wide.details).to.match(/^é+\u2026$/);
+    expect(toGrpcError(new NotFoundError('lone \ud800 surrogate')).details).to.equal('lone \ufffd surrogate');
   });
 
   it('rebuilds the same class from the wire, on the bus and from gRPC', () => {
