@@ -55,8 +55,10 @@ function checkText(value: string, field: string, what: string): string {
 /** A definition from a request, checked; uuid generated when absent. */
 export function checkSecretDefinition(input: Secret | undefined, field = 'secret'): Secret {
   if (!input) throw new InvalidArgumentError(field, 'is required (or xml)');
-  const uuid = input.uuid ? parseSecretName(input.uuid, `${field}.uuid`) : randomUUID();
-  if (input.name && parseSecretName(input.name, `${field}.name`) !== uuid) {
+  // the uuid may come from either field (AIP-133 clients set name); generated when neither has it
+  const named = input.name ? parseSecretName(input.name, `${field}.name`) : undefined;
+  const uuid = input.uuid ? parseSecretName(input.uuid, `${field}.uuid`) : (named ?? randomUUID());
+  if (named !== undefined && named !== uuid) {
     throw new InvalidArgumentError(`${field}.name`, `names secret '${printable(input.name)}' but uuid is '${uuid}'`);
   }
   const usageType = input.usageType;

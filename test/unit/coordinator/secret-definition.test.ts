@@ -1,0 +1,33 @@
+import { expect } from 'chai';
+import { checkSecretDefinition } from '../../../services/coordinator/secrets/store.js';
+import { InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { Secret, SecretUsageType } from '../../../libs/proto/cistern/v1/storage.js';
+
+const UUID = '0a81f5b2-8403-7b23-c8d6-21ccc2f80d6f';
+
+describe('DefineSecret: which uuid a definition gets', () => {
+  it('takes the uuid from name when only name is given', () => {
+    const def = checkSecretDefinition(Secret.fromPartial({ name: `secrets/${UUID}`, usageType: SecretUsageType.SECRET_USAGE_TYPE_ISCSI, usageId: 'iqn.x' }));
+    expect(def.uuid).to.equal(UUID);
+    expect(def.name).to.equal(`secrets/${UUID}`);
+  });
+
+  it('takes it from uuid, and accepts a name that agrees', () => {
+    expect(checkSecretDefinition(Secret.fromPartial({ uuid: UUID })).name).to.equal(`secrets/${UUID}`);
+    expect(checkSecretDefinition(Secret.fromPartial({ uuid: UUID, name: `secrets/${UUID}` })).uuid).to.equal(UUID);
+  });
+
+  it('refuses a name and a uuid that disagree, naming the field', () => {
+    const other = '11111111-2222-3333-4444-555555555555';
+    expect(() => checkSecretDefinition(Secret.fromPartial({ uuid: UUID, name: `secrets/${other}` })))
+      .to.throw(InvalidArgumentError, `secret.name: names secret 'secrets/${other}' but uuid is '${UUID}'`);
+  });
+
+  it('generates a uuid when neither is given', () => {
+    const a = checkSecretDefinition(Secret.fromPartial({}));
+    const b = checkSecretDefinition(Secret.fromPartial({}));
+    expect(a.uuid).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(a.uuid).to.not.equal(b.uuid);
+    expect(a.name).to.equal(`secrets/${a.uuid}`);
+  });
+});
