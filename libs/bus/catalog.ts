@@ -1,8 +1,9 @@
 // The pool catalog: a JetStream KV bucket, key pools.<host>.<pool>, value CatalogPool.
 // Writes are compare-and-swap on the key's revision, so two coordinators never lose
-// an update. Agents read it to autostart their pools without a coordinator.
-import type { NatsConnection } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+// an update. Agents read it to autostart their pools without a coordinator: list(host),
+// which needs no consumer (an agent's NATS user may create none, docs/security.md).
+import { createInbox, Empty, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { CatalogPool, Heartbeat } from '../proto/cistern/agent/v1/agent.js';
 import { AbortedError, AlreadyExistsError, NotFoundError } from '../errors/errors.js';
@@ -15,6 +16,11 @@ export interface CatalogEntry {
   revision: number;
 }
 
+/** Direct gets in flight at once while list(host) reads a host's entries key by key. */
+const DIRECT_GETS_IN_FLIGHT = 256;
+/** A key-by-key read fails when no reply came for this long. */
+const DIRECT_GET_TIMEOUT_MS = 5_000;
+
 /** A key's last value as one ordered pass over the bucket reads it. */
 interface LastValue {
   key: string;
@@ -24,6 +30,8 @@ interface LastValue {
 }
 
 export class Catalog {
+  private jsm: Promise<JetStreamManager> | undefined;
+
   private constructor(
     readonly kv: KV,
     private readonly nc: NatsConnection,
@@ -41,9 +49,8 @@ export class Catalog {
    */
   private async lastValues(filter: string): Promise<{ entries: LastValue[]; revision: number }> {
     const prefix = `$KV.${CATALOG_BUCKET}.`;
-    // an ordered push consumer, as the KV client's own keys() and watch() make: what an
-    // agent's NATS user may create on the catalog (docs/security.md); a pull consumer's
-    // MSG.NEXT is not allowed to it
+    // an ordered push consumer, as the KV client's own keys() and watch() make (the
+    // coordinator's reads; an agent reads its own entries with lastValuesByKey, no consumer)
     const consumer = await jetstream(this.nc).consumers.getPushConsumer(`KV_${CATALOG_BUCKET}`, {
       filter_subjects: `${prefix}${filter}`, // one subject (a list needs nats-server 2.10; Debian 12 has 2.9)
       deliver_policy: DeliverPolicy.LastPerSubject,
@@ -63,6 +70,35 @@ export class Catalog {
       messages.stop();
     }
     return { entries, revision };
+  }
+
+  /**
+   * The last value of every key under `filter` without a consumer: the keys from the
+   * stream's subject list (stream info with a subjects filter), then a direct get of each
+   * key's last message on the subject that names the key (`$JS.API.DIRECT.GET.<stream>.<key
+   * subject>`, which NATS permissions can confine: what an agent's user may do on its own
+   * keys, docs/security.md). In revision order, as the ordered pass delivers them. A key
+   * whose messages are gone by its get is left out.
+   *
+   * Not `seq` + `next_by_subj` walks: nats-server 2.9 takes them only on the stream's plain
+   * DIRECT.GET subject, whose body no permission can confine to a host's keys.
+   */
+  private async lastValuesByKey(filter: string): Promise<LastValue[]> {
+    const stream = `KV_${CATALOG_BUCKET}`;
+    const prefix = `$KV.${CATALOG_BUCKET}.`;
+    const jsm = await (this.jsm ??= jetstreamManager(this.nc));
+    const info = await jsm.streams.info(stream, { subjects_filter: `${prefix}${filter}` });
+    const subjects = Object.keys(info.state.subjects ?? {});
+    if (subjects.length === 0) return [];
+    const entries: LastValue[] = [];
+    const add = (subject: string, seq: number, data: Uint8Array, op: string | undefined): void => {
+      entries.push({ key: subject.slice(prefix.length), value: data, revision: seq, deleted: op === 'DEL' || op === 'PURGE' });
+    };
+    // the first through the JetStream client: a refused subject fails as the permission error it is
+    const first = await jsm.direct.getMessage(stream, { last_by_subj: subjects[0]! });
+    if (first) add(first.subject, first.seq, first.data, first.header.get('KV-Operation'));
+    await directGetsPipelined(this.nc, stream, subjects.slice(1), (m) => add(m.headers!.get('Nats-Subject'), Number(m.headers!.get('Nats-Sequence')), m.data, m.headers!.get('KV-Operation')));
+    return entries.sort((x, y) => x.revision - y.revision);
   }
 
   async get(host: string, pool: string): Promise<CatalogEntry | undefined> {
@@ -117,8 +153,12 @@ export class Catalog {
     }
   }
 
+  /**
+   * Every pool's current entry, or one host's: an agent's read at boot (autostart, restore),
+   * made of stream info and direct gets of the host's own keys only.
+   */
   async list(host?: string): Promise<CatalogEntry[]> {
-    const { entries } = await this.lastValues(host ? catalogKeys.poolsOfHost(host) : catalogKeys.allPools);
+    const entries = host ? await this.lastValuesByKey(catalogKeys.poolsOfHost(host)) : (await this.lastValues(catalogKeys.allPools)).entries;
     return entries.flatMap((e) => poolEntry(e) ?? []);
   }
 
@@ -166,6 +206,55 @@ export class Catalog {
     if (!record.host) throw new Error('host record without host');
     await this.kv.put(catalogKeys.host(record.host.hostId), Heartbeat.encode(record).finish());
   }
+}
+
+/**
+ * A direct get of the last message of each subject (the subject-suffixed form),
+ * DIRECT_GETS_IN_FLIGHT at a time, the replies on one subscription under this connection's
+ * inbox prefix: a request per key through the client (a promise and a timer each) made a
+ * 5,000-key read ~3x slower. `onMessage` gets each message found (not a subject without
+ * one). Rejects on an error status, a refused subscription, or no reply for
+ * DIRECT_GET_TIMEOUT_MS.
+ */
+function directGetsPipelined(nc: NatsConnection, stream: string, subjects: string[], onMessage: (m: Msg) => void): Promise<void> {
+  if (subjects.length === 0) return Promise.resolve();
+  // the connection's own prefix: an agent may subscribe to its own inbox only (nats-config.mjs)
+  const inboxPrefix = (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix || '_INBOX';
+  const inbox = createInbox(inboxPrefix);
+  return new Promise<void>((resolve, reject) => {
+    let sent = 0;
+    let answered = 0;
+    let lastReply = Date.now();
+    const done = (err?: unknown): void => {
+      clearInterval(watchdog);
+      sub.unsubscribe();
+      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve();
+    };
+    const send = (): void => {
+      nc.publish(`$JS.API.DIRECT.GET.${stream}.${subjects[sent]}`, Empty, { reply: `${inbox}.${sent}` });
+      sent++;
+    };
+    const sub = nc.subscribe(`${inbox}.*`, {
+      callback: (err, m) => {
+        if (err) return done(err);
+        lastReply = Date.now();
+        // a message has its Nats-* headers, "no message" is status 404, anything else an error
+        const code = m.headers ? m.headers.code : -1;
+        if (code !== 0 && code !== 404) {
+          const subject = subjects[Number(m.subject.slice(inbox.length + 1))];
+          return done(new Error(`direct get of ${subject} on ${stream}: ${m.headers ? `${code} ${m.headers.description}` : 'a reply without headers'}`));
+        }
+        if (code === 0) onMessage(m);
+        if (++answered === subjects.length) return done();
+        if (sent < subjects.length) send();
+      },
+    });
+    const watchdog = setInterval(() => {
+      if (Date.now() - lastReply > DIRECT_GET_TIMEOUT_MS) done(new Error(`no reply to a direct get on ${stream} for ${DIRECT_GET_TIMEOUT_MS} ms`));
+    }, 250);
+    while (sent < Math.min(DIRECT_GETS_IN_FLIGHT, subjects.length)) send();
+  });
 }
 
 function toEntry(entry: { key: string; value: Uint8Array; revision: number }): CatalogEntry {
