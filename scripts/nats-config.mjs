@@ -23,9 +23,25 @@
 //              cistern.secrets.H            asking for its autostart pools' CHAP secrets
 //              cistern.download.H.>         download data it serves
 //              replies to requests it received (allow_responses: one reply per request)
-//              JetStream API: stream info of CISTERN_EVENTS and the catalog, direct get of its
-//              own catalog keys ($KV.cistern-catalog.pools.H.>), ordered consumers filtered to them
-//   nothing else: no other host's subjects, no secrets bucket, no other inboxes.
+//              JetStream API: $JS.API.INFO; stream info of CISTERN_EVENTS and the catalog
+//              (KV_cistern-catalog); direct get of its own catalog keys, by subject only
+//              ($JS.API.DIRECT.GET.KV_cistern-catalog.$KV.cistern-catalog.pools.H.>)
+//   nothing else: no other host's subjects, no secrets bucket, no other inboxes, and no
+//   consumer API at all (so no way to touch another host's or a coordinator's consumers).
+//
+// An agent reads its catalog entries (autostart and restore at boot: list(host) in
+// libs/bus/catalog.ts) without a consumer: the keys from the catalog's stream info with a
+// subjects filter, then a direct get of each key's last message, on the subject-suffixed
+// form that names the key. Why not the alternatives, as nats-server 2.9.10 behaves:
+//   - consumers: a consumer name is one subject token and a permission wildcard matches
+//     whole tokens, so "its own consumers" could only be `*` (or one fixed name per agent,
+//     which concurrent reads or a consumer left by a crash collide on); CONSUMER.DELETE/INFO
+//     on KV_cistern-catalog.* let any agent delete or inspect every consumer on the catalog,
+//     the coordinators' catalog watches and other agents' reads included;
+//   - walking the keys with direct get `seq` + `next_by_subj`: the server takes that body on
+//     the plain $JS.API.DIRECT.GET.KV_cistern-catalog subject only (a body on the suffixed
+//     form is answered 408 Bad Request), and a permission cannot see the body: it would read
+//     every host's entries.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -54,11 +70,8 @@ export function agentPermissions(host) {
         '$JS.API.INFO',
         `$JS.API.STREAM.INFO.${EVENT_STREAM}`,
         `$JS.API.STREAM.INFO.${kvStream}`,
+        // its own catalog keys' last values; no consumer API (see the top of this file)
         `$JS.API.DIRECT.GET.${kvStream}.${ownKeys}`,
-        `$JS.API.CONSUMER.CREATE.${kvStream}.*.${ownKeys}`,
-        `$JS.API.CONSUMER.INFO.${kvStream}.*`,
-        `$JS.API.CONSUMER.DELETE.${kvStream}.*`,
-        `$JS.FC.${kvStream}.>`,
       ],
     },
     subscribe: {
