@@ -6,7 +6,8 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { AgentReply, AgentRequest, PoolSecretsReply, PoolSecretsRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Event, EventKind, PoolDefinition, PoolState, PoolType, Secret, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
-import { EVENT_STREAM } from '../../libs/bus/subjects.js';
+import { Catalog } from '../../libs/bus/catalog.js';
+import { CATALOG_BUCKET, EVENT_STREAM } from '../../libs/bus/subjects.js';
 import { startSecureFleet, type SecureFleet } from '../security/fleet.js';
 
 const errText = (e: unknown): string => String((e as Error)?.message ?? e);
@@ -207,6 +208,120 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
       return keys;
     })().catch((e) => e);
     expect(Array.isArray(listOther) ? listOther : errText(listOther)).to.satisfy((x: unknown) => (Array.isArray(x) ? x.length === 0 : /permission|timeout|no responders/i.test(String(x))));
+    // nor by walking the stream with direct get's seq + next_by_subj: on the stream's plain
+    // DIRECT.GET subject it is refused, and on the subject of its own key the server takes
+    // no body (408), so it never returns another key's message
+    const walk = (subject: string): Promise<string> =>
+      a.request(subject, JSON.stringify({ seq: 1, next_by_subj: '$KV.cistern-catalog.pools.b.>' }), { timeout: 2_000 }).then(
+        (m) => `${m.headers?.code ?? 0} ${m.headers?.get('Nats-Subject') ?? ''}`,
+        (e) => errText(e),
+      );
+    expect(await walk('$JS.API.DIRECT.GET.KV_cistern-catalog')).to.match(/permission/i);
+    expect(await walk('$JS.API.DIRECT.GET.KV_cistern-catalog.$KV.cistern-catalog.pools.a.p')).to.equal('408 ');
+  });
+
+  it("agent a cannot delete, inspect or replace the catalog consumers of a coordinator or of agent b, and reads its own entries with none", async () => {
+    const stream = `KV_${CATALOG_BUCKET}`;
+    const coord = await as('coordinator');
+    const jsm = await jetstreamManager(coord);
+    // a coordinator's catalog watch: the ordered consumer Catalog.watch() and follow() run
+    const watched: string[] = [];
+    const watch = await (await new Kvm(coord).open(CATALOG_BUCKET)).watch({ key: 'pools.>' });
+    void (async () => {
+      for await (const e of watch) watched.push(e.key);
+    })();
+    // a consumer on b's entries, made by agent b as the agents' catalog reads made them under
+    // the old permissions; an agent user that may create none (nats-config.mjs now) has no
+    // consumer to lose, and the coordinator makes this one instead
+    const b = await as('agent-b', '_INBOX_agent_b');
+    const deliveredToB: Msg[] = [];
+    const bSub = b.subscribe('_INBOX_agent_b.reader', {
+      callback: (_e, m) => {
+        deliveredToB.push(m);
+      },
+    });
+    await b.flush();
+    const bConfig = {
+      name: 'b-reader',
+      filter_subject: `$KV.${CATALOG_BUCKET}.pools.b.>`,
+      deliver_subject: '_INBOX_agent_b.reader',
+      ack_policy: 'none',
+      deliver_policy: 'last_per_subject',
+      inactive_threshold: 120_000_000_000,
+      mem_storage: true,
+      num_replicas: 1,
+    };
+    const madeByB = await b
+      .request(`$JS.API.CONSUMER.CREATE.${stream}.b-reader.${bConfig.filter_subject}`, JSON.stringify({ stream_name: stream, config: bConfig }), { timeout: 2_000 })
+      .then(
+        (m) => !(JSON.parse(new TextDecoder().decode(m.data)) as { error?: unknown }).error,
+        () => false,
+      );
+    if (!madeByB) await jsm.consumers.add(stream, bConfig as never);
+
+    // every consumer on the catalog stream: the fleet coordinator's own, the watch, b's
+    const before = new Map<string, { filter?: string; deliver?: string }>();
+    for await (const ci of jsm.consumers.list(stream)) before.set(ci.name, { filter: ci.config.filter_subject, deliver: ci.config.deliver_subject });
+    expect(before.has('b-reader')).to.equal(true);
+    expect(before.size, "the fleet coordinator's, the test's watch and b's").to.be.at.least(3);
+
+    // a knows their names (the strongest attacker) and tries each API call on each
+    const a = await as('agent-a', '_INBOX_agent_a');
+    const attempt = (subject: string, body = ''): Promise<string> =>
+      a.request(subject, body, { timeout: 2_000 }).then(
+        (m) => `answered: ${new TextDecoder().decode(m.data).slice(0, 200)}`,
+        (e) => errText(e),
+      );
+    const refused = (outcome: string): string => (/permissions violation/i.test(outcome) ? 'refused' : outcome);
+    const outcomes: Record<string, Record<string, string>> = {};
+    for (const name of before.keys()) {
+      const takeover = { ...bConfig, name, filter_subject: `$KV.${CATALOG_BUCKET}.pools.a.>`, deliver_subject: '_INBOX_agent_a.taken' };
+      outcomes[name] = {
+        info: refused(await attempt(`$JS.API.CONSUMER.INFO.${stream}.${name}`)),
+        delete: refused(await attempt(`$JS.API.CONSUMER.DELETE.${stream}.${name}`)),
+        create: refused(await attempt(`$JS.API.CONSUMER.CREATE.${stream}.${name}.${takeover.filter_subject}`, JSON.stringify({ stream_name: stream, config: takeover }))),
+      };
+    }
+    outcomes['(the stream)'] = { list: refused(await attempt(`$JS.API.CONSUMER.LIST.${stream}`)), names: refused(await attempt(`$JS.API.CONSUMER.NAMES.${stream}`)) };
+    expect(outcomes, "what the server let agent a do to the catalog's consumers").to.deep.equal({
+      ...Object.fromEntries([...before.keys()].map((name) => [name, { info: 'refused', delete: 'refused', create: 'refused' }])),
+      '(the stream)': { list: 'refused', names: 'refused' },
+    });
+
+    // all still there, unchanged, and the watch still delivers: a change after the attacks
+    const after = new Map<string, { filter?: string; deliver?: string }>();
+    for await (const ci of jsm.consumers.list(stream)) after.set(ci.name, { filter: ci.config.filter_subject, deliver: ci.config.deliver_subject });
+    for (const [name, config] of before) expect(after.get(name), `consumer ${name} after a's attempts`).to.deep.equal(config);
+    const api = fleet.api;
+    await api.definePool({
+      host: 'b',
+      definition: PoolDefinition.fromPartial({ name: 'after-attack', type: PoolType.POOL_TYPE_DIR, target: { path: `${fleet.dir}/after-attack` } }),
+      xml: '',
+      requestId: '',
+    });
+    const { waitFor } = await import('../support/process.js');
+    await waitFor('the watch to see the pool defined after the attacks', () => watched.includes('pools.b.after-attack') || undefined, { timeoutMs: 10_000, intervalMs: 20 });
+    await waitFor("b's consumer to deliver it", () => deliveredToB.some((m) => m.subject.endsWith('pools.b.after-attack')) || undefined, { timeoutMs: 10_000, intervalMs: 20 });
+    await api.undefinePool({ name: 'hosts/b/pools/after-attack', requestId: '' });
+
+    // what the agent needs of the catalog it still has: its own entries, read as cistern-agent
+    // reads them at boot (Catalog.list(host): no consumer), and not b's the same way
+    const extra = Array.from({ length: 40 }, (_, i) => `own-${i}`);
+    for (const name of extra) {
+      await api.definePool({ host: 'a', definition: PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, target: { path: `${fleet.dir}/${name}` } }), xml: '', requestId: '' });
+    }
+    await api.undefinePool({ name: 'hosts/a/pools/own-0', requestId: '' }); // its key's last message: a delete marker
+    const catalog = await Catalog.open(a);
+    const own = await catalog.list('a');
+    expect(own.map((e) => e.pool).sort()).to.deep.equal(['p', ...extra.slice(1)].sort());
+    expect(own.every((e) => e.host === 'a' && e.value.definition?.name === e.pool)).to.equal(true);
+    expect(own.map((e) => e.revision), 'in revision order').to.deep.equal(own.map((e) => e.revision).sort((x, y) => x - y));
+    expect(errText(await catalog.list('b').catch((e) => e))).to.match(/permission/i);
+    for (const name of extra.slice(1)) await api.undefinePool({ name: `hosts/a/pools/${name}`, requestId: '' });
+
+    watch.stop();
+    bSub.unsubscribe();
+    await jsm.consumers.delete(stream, 'b-reader').catch(() => undefined);
   });
 
   it("agent a gets the CHAP secret of its own catalog pool only (autostart), never b's", async () => {
