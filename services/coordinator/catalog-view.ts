@@ -2,6 +2,7 @@
 // with the agent's runtime state (state, sizes, volumes). Reads never leave this process.
 import { Pool, PoolState, type Host, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { hostName, poolName } from '../../libs/api/resource-names.js';
+import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { CatalogRecord, FleetCache } from './cache.js';
 import type { HostEntry } from './hosts.js';
 
@@ -12,12 +13,25 @@ export function poolView(cache: FleetCache, host: string, pool: string, stale = 
   return viewOf(host, pool, cat, rt?.pool, rt ? rt.volumeCount : 0, stale);
 }
 
+/** The last view of a pool whose definition was removed from the catalog and that has no runtime state (POOL_UNDEFINED). */
+export function undefinedPoolView(host: string, pool: string, value: CatalogPool): Pool {
+  return viewOf(host, pool, undefined, undefined, 0, false, value.definition);
+}
+
 /** The view of a pool from everything it shows: its catalog record, runtime state, volume count, host online. */
-function viewOf(host: string, pool: string, cat: CatalogRecord | undefined, live: Pool | undefined, volumeCount: number, stale: boolean): Pool {
+function viewOf(
+  host: string,
+  pool: string,
+  cat: CatalogRecord | undefined,
+  live: Pool | undefined,
+  volumeCount: number,
+  stale: boolean,
+  definition = live?.definition ?? cat?.value.definition,
+): Pool {
   return {
     name: poolName(host, pool),
     host,
-    definition: live?.definition ?? cat?.value.definition,
+    definition,
     state: live ? live.state : PoolState.POOL_STATE_INACTIVE,
     persistent: !!cat,
     autostart: cat?.value.autostart ?? false,

@@ -35,7 +35,7 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { poolName } from '../../../libs/api/resource-names.js';
 import { compare } from '../cache.js';
-import { inactiveDefinition, isActiveState, poolView, poolViews } from '../catalog-view.js';
+import { inactiveDefinition, isActiveState, poolView, poolViews, undefinedPoolView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
 import { sourceConflict } from '../pool-conflicts.js';
@@ -166,31 +166,10 @@ export async function undefinePool(svc: CoordinatorServices, ctx: CallContext, r
   }
   await svc.catalog.delete(ref.host, ref.pool, existing.revision);
   svc.cache.applyCatalog(ref.host, ref.pool, undefined, existing.revision + 1);
-  const after = poolView(svc.cache, ref.host, ref.pool) ?? {
-    ...currentViewFromDefinition(ref.host, ref.pool, existing.value),
-  };
+  const after = poolView(svc.cache, ref.host, ref.pool) ?? undefinedPoolView(ref.host, ref.pool, existing.value);
   await publishPoolEvent(svc, ctx, EventKind.POOL_UNDEFINED, ref.host, ref.pool, after);
   ctx.log.info('pool undefined', { host: ref.host, pool: ref.pool });
   return {};
-}
-
-function currentViewFromDefinition(host: string, pool: string, value: CatalogPool): Pool {
-  return {
-    name: poolName(host, pool),
-    host,
-    definition: value.definition,
-    state: PoolState.POOL_STATE_INACTIVE,
-    persistent: false,
-    autostart: false,
-    capacity: 0n,
-    allocation: 0n,
-    available: 0n,
-    volumeCount: 0,
-    stale: false,
-    revision: 0n,
-    runtimeDevices: [],
-    targetPermissions: undefined,
-  };
 }
 
 export async function buildPool(svc: CoordinatorServices, ctx: CallContext, req: BuildPoolRequest): Promise<Pool> {
