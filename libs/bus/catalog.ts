@@ -2,12 +2,23 @@
 // Writes are compare-and-swap on the key's revision, so two coordinators never lose
 // an update. Agents read it to autostart their pools without a coordinator: list(host),
 // which needs no consumer (an agent's NATS user may create none, docs/security.md).
-import { createInbox, Empty, type Msg, type NatsConnection } from '@nats-io/transport-node';
+// The same bucket records the fleet: key hosts.<id>, value Heartbeat (the last known Host);
+// DeleteHost leaves a deletion marker there, and host records too are written only over the
+// revision the writer has seen, so a coordinator that has not heard of a deletion yet cannot
+// write the host back (services/coordinator/hosts.ts).
+import { createInbox, Empty, headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { CatalogPool, Heartbeat } from '../proto/cistern/agent/v1/agent.js';
 import { AbortedError, AlreadyExistsError, NotFoundError } from '../errors/errors.js';
 import { CATALOG_BUCKET, catalogKeys } from './subjects.js';
+
+/** A host's record as the bucket holds it: its last entry's revision; `record` undefined when that entry is a deletion. */
+export interface HostRecordEntry {
+  host: string;
+  revision: number;
+  record: Heartbeat | undefined;
+}
 
 export interface CatalogEntry {
   host: string;
@@ -196,16 +207,64 @@ export class Catalog {
     return { stop: () => iter.stop() };
   }
 
-  /** The fleet as last recorded: one Heartbeat per host (key hosts.<id>). */
+  /** The fleet as last recorded: one Heartbeat per host (key hosts.<id>); deleted hosts are left out. */
   async loadHosts(): Promise<Heartbeat[]> {
-    const { entries } = await this.lastValues(catalogKeys.allHosts);
-    return entries.filter((e) => !e.deleted).map((e) => Heartbeat.decode(e.value));
+    const { entries } = await this.hostRecords();
+    return entries.flatMap((e) => e.record ?? []);
   }
 
-  async saveHost(record: Heartbeat): Promise<void> {
-    if (!record.host) throw new Error('host record without host');
-    await this.kv.put(catalogKeys.host(record.host.hostId), Heartbeat.encode(record).finish());
+  /** Every host key's last entry, deletions included, and the highest revision read (later changes are newer). */
+  async hostRecords(): Promise<{ entries: HostRecordEntry[]; revision: number }> {
+    const { entries, revision } = await this.lastValues(catalogKeys.allHosts);
+    return { entries: entries.flatMap((e) => hostEntry(e.key, e.revision, e.deleted ? undefined : e.value) ?? []), revision };
   }
+
+  /**
+   * Writes a host's record if its key is still at `expected` (0: the key was never written):
+   * a coordinator writes only over what it has seen, so it never overwrites a record it has
+   * not seen (another coordinator's, or a deletion). Returns the new revision, or, when the
+   * key moved, its current last entry (undefined when it has none).
+   */
+  async saveHost(record: Heartbeat, expected: number): Promise<{ revision: number } | { current: HostRecordEntry | undefined }> {
+    if (!record.host) throw new Error('host record without host');
+    const key = catalogKeys.host(record.host.hostId);
+    try {
+      return { revision: await this.kv.put(key, Heartbeat.encode(record).finish(), { previousSeq: expected }) };
+    } catch (err) {
+      if (!isWrongRevision(err)) throw err;
+    }
+    const e = await this.kv.get(key);
+    return { current: e ? hostEntry(e.key, e.revision, e.operation === 'PUT' ? e.value : undefined) : undefined };
+  }
+
+  /** Deletes a host's record (a deletion marker as the key's last entry); returns the marker's revision. */
+  async deleteHost(host: string): Promise<number> {
+    // what KV.delete() publishes, but the marker's revision is wanted: the deleting
+    // coordinator has seen it (its own later writes of a returning host go over it)
+    const h = headers();
+    h.set('KV-Operation', 'DEL');
+    const ack = await jetstream(this.nc).publish(`$KV.${CATALOG_BUCKET}.${catalogKeys.host(host)}`, new Uint8Array(0), { headers: h });
+    return ack.seq;
+  }
+
+  /** Every change of a host record after `afterRevision` (a write, or a deletion with `record` undefined), in order. */
+  async followHosts(afterRevision: number, onChange: (entry: HostRecordEntry) => void): Promise<{ stop(): void }> {
+    const key = catalogKeys.allHosts;
+    const iter = await this.kv.watch(afterRevision ? { key, resumeFromRevision: afterRevision + 1 } : { key });
+    void (async () => {
+      for await (const e of iter) {
+        const entry = hostEntry(e.key, e.revision, e.operation === 'PUT' ? e.value : undefined);
+        if (entry) onChange(entry);
+      }
+    })();
+    return { stop: () => iter.stop() };
+  }
+}
+
+function hostEntry(key: string, revision: number, value: Uint8Array | undefined): HostRecordEntry | undefined {
+  const host = catalogKeys.parseHost(key);
+  if (!host) return undefined;
+  return { host, revision, record: value === undefined ? undefined : Heartbeat.decode(value) };
 }
 
 /**

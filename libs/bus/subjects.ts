@@ -63,4 +63,8 @@ export const catalogKeys = {
   },
   host: (host: string) => `hosts.${host}`,
   allHosts: 'hosts.*',
+  parseHost(key: string): string | undefined {
+    const parts = key.split('.');
+    return parts.length === 2 && parts[0] === 'hosts' && parts[1] ? parts[1] : undefined;
+  },
 };

@@ -50,7 +50,12 @@ export interface RunningCoordinator {
 }
 
 function hostStore(catalog: Catalog): HostStore {
-  return { load: () => catalog.loadHosts(), save: (record) => catalog.saveHost(record) };
+  return {
+    load: () => catalog.hostRecords(),
+    save: (record, expected) => catalog.saveHost(record, expected),
+    remove: (host) => catalog.deleteHost(host),
+    follow: (after, onChange) => catalog.followHosts(after, onChange),
+  };
 }
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
@@ -97,6 +102,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       log,
       askSync: (host) => resync(host),
       syncPending: (host) => intake?.pending(host) ?? false,
+      // a deleted host: its runtime state, and its sync chunks still queued, go with it (its
+      // catalog entries follow the catalog)
+      onForget: (host) => {
+        intake?.dropHost(host);
+        cache.clearHost(host);
+      },
     });
     intake = new SyncIntake({ cache, hosts, publish: (e) => publisher.publish(e), log });
     const svc: CoordinatorServices = {

@@ -5,6 +5,14 @@
 // Hosts are also recorded in the catalog bucket (key hosts.<id>, value Heartbeat = last
 // known Host, boot id, interval) so a restarted coordinator knows the fleet.
 //
+// DeleteHost removes a host's record (a deletion marker in the bucket). Every coordinator
+// follows the host records and forgets a host whose record is deleted (with its cached
+// state, through onForget); a coordinator started later does not load it. A coordinator
+// writes a record only over the revision of it that it has seen (compare-and-swap), so one
+// that had not heard of the deletion yet (it marked the host offline a moment later) cannot
+// write the host back: its write fails, it reads the deletion and forgets the host too. A
+// host whose agent heartbeats again after that is a new host, registered as any other.
+//
 // Asking for a full sync is expensive for both sides (a host of 2,000 volumes sends
 // ~660 KB), so a host is never asked while its sync is on the way (chunks arrived recently
 // or are queued for the intake) or while an earlier ask is recent; asks for the same host
@@ -13,6 +21,7 @@ import { NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
 import { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../libs/proto/cistern/v1/storage.js';
 import { hostName } from '../../libs/api/resource-names.js';
+import type { HostRecordEntry } from '../../libs/bus/catalog.js';
 import type { Logger } from './log.js';
 
 export const MISSED_HEARTBEATS = 3;
@@ -46,8 +55,17 @@ export interface HostEntry {
 }
 
 export interface HostStore {
-  load(): Promise<Heartbeat[]>;
-  save(record: Heartbeat): Promise<void>;
+  /** Every host's last recorded entry (deletions too: `record` undefined) and the revision read up to. */
+  load(): Promise<{ entries: HostRecordEntry[]; revision: number }>;
+  /**
+   * Writes the record if the host's key is still at revision `expected` (0: never written):
+   * the new revision, or the key's current last entry when it moved.
+   */
+  save(record: Heartbeat, expected: number): Promise<{ revision: number } | { current: HostRecordEntry | undefined }>;
+  /** Deletes the host's record; resolves with the revision of the deletion. */
+  remove(host: string): Promise<number>;
+  /** Every change of a host record after `afterRevision`, in order (writes and deletions, this coordinator's own too). */
+  follow?(afterRevision: number, onChange: (entry: HostRecordEntry) => void): Promise<{ stop(): void }>;
 }
 
 export interface HostRegistryOptions {
@@ -62,6 +80,8 @@ export interface HostRegistryOptions {
   askSync?: (host: string) => void;
   /** The sync intake holds chunks of this host that are not applied yet. */
   syncPending?: (host: string) => boolean;
+  /** The host was deleted (here or by another coordinator): what else this coordinator holds of it goes too. */
+  onForget?: (host: string) => void;
 }
 
 export class HostRegistry {
@@ -77,18 +97,26 @@ export class HostRegistry {
   private timer: NodeJS.Timeout | undefined;
   private syncWaiters: Array<{ hosts: Set<string>; resolve: () => void }> = [];
   private lossWatchers = new Map<string, Set<(why: string) => void>>();
+  /** the revision of each host's record (key hosts.<id>) this coordinator has seen: its writes go over it */
+  private readonly revisions = new Map<string, number>();
+  private following: { stop(): void } | undefined;
 
   constructor(private readonly options: HostRegistryOptions) {
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
   }
 
-  /** Loads the fleet from the store; hosts recorded online get one grace period to heartbeat. */
+  /**
+   * Loads the fleet from the store (deleted hosts stay unknown), then follows the records:
+   * hosts recorded online get one grace period to heartbeat.
+   */
   async load(): Promise<void> {
-    if (!this.options.store) return;
-    for (const record of await this.options.store.load()) {
-      const id = record.host?.hostId;
-      if (!id || this.entries.has(id)) continue;
+    const store = this.options.store;
+    if (!store) return;
+    const { entries, revision } = await store.load();
+    for (const { host: id, revision: rev, record } of entries) {
+      this.noteRevision(id, rev);
+      if (!record || this.entries.has(id)) continue;
       this.entries.set(id, {
         host: Host.fromPartial({ ...record.host, name: hostName(id) }),
         bootId: record.bootId,
@@ -100,6 +128,43 @@ export class HostRegistry {
         offlineSince: record.host?.online ? undefined : this.now(),
       });
     }
+    this.following?.stop();
+    this.following = await store.follow?.(revision, (e) => this.applyRecord(e));
+  }
+
+  /**
+   * A host record as the store holds it now (from following the store, or read after a write
+   * that found the key moved). A deletion this coordinator has not seen yet: it forgets the host.
+   */
+  applyRecord(e: HostRecordEntry): void {
+    if (e.revision <= (this.revisions.get(e.host) ?? 0)) return; // seen already (this coordinator's own write or deletion)
+    this.revisions.set(e.host, e.revision);
+    if (!e.record) this.forget(e.host, 'it was deleted (DeleteHost)');
+  }
+
+  private noteRevision(id: string, revision: number): void {
+    if (revision > (this.revisions.get(id) ?? 0)) this.revisions.set(id, revision);
+  }
+
+  /**
+   * DeleteHost: deletes the host's record from the store, so that every coordinator forgets the
+   * host (each as it sees the deletion; one started later never loads it), and forgets it here.
+   */
+  async delete(id: string): Promise<void> {
+    const store = this.options.store;
+    // (a write of this coordinator's still in flight fails if it comes after: it expects an older revision)
+    if (store) this.noteRevision(id, await store.remove(id));
+    this.forget(id, 'it was deleted (DeleteHost)');
+  }
+
+  /** Drops everything this coordinator holds of the host; its agent, if it ever heartbeats again, is a new host. */
+  private forget(id: string, why: string): void {
+    this.lastChunkAt.delete(id);
+    if (!this.entries.delete(id)) return;
+    this.options.log.info('host forgotten', { host: id, why });
+    this.lost(id, why);
+    this.options.onForget?.(id);
+    this.checkSyncWaiters();
   }
 
   startTimer(periodMs = 250): void {
@@ -110,6 +175,8 @@ export class HostRegistry {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.following?.stop();
+    this.following = undefined;
     for (const w of this.syncWaiters) w.resolve();
     this.syncWaiters = [];
   }
@@ -386,6 +453,12 @@ export class HostRegistry {
     return this.entries.get(id)?.online ?? false;
   }
 
+  /** Its agent is alive: online, or heartbeating again and waiting for its full sync to be online. */
+  isAlive(id: string): boolean {
+    const entry = this.entries.get(id);
+    return entry !== undefined && (entry.online || entry.returningSince !== undefined);
+  }
+
   requireKnown(id: string): HostEntry {
     const entry = this.entries.get(id);
     if (!entry) throw new NotFoundError(`host '${id}' is not known: no agent with this host id has ever reported`, { host: id });
@@ -461,9 +534,38 @@ export class HostRegistry {
   private persist(entry: HostEntry): void {
     const store = this.options.store;
     if (!store) return;
-    store
-      .save(Heartbeat.create({ host: entry.host, bootId: entry.bootId, intervalMs: entry.intervalMs }))
-      .catch((err) => this.options.log.warn('could not record host in the catalog', { host: entry.host.hostId, err }));
+    const id = entry.host.hostId;
+    this.write(store, id, entry).catch((err) => this.options.log.warn('could not record host in the catalog', { host: id, err }));
+  }
+
+  /**
+   * Records the host as this coordinator sees it now, over the revision of its record this
+   * coordinator has seen. When the record moved: another write (another coordinator's, or
+   * one of this coordinator's own still in flight) is taken as seen and written over with
+   * the host as this coordinator sees it then; a deletion is not: the host is forgotten here
+   * too, and not written back.
+   */
+  private async write(store: HostStore, id: string, entry: HostEntry): Promise<void> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      if (this.entries.get(id) !== entry) return; // deleted meanwhile
+      const record = Heartbeat.create({ host: entry.host, bootId: entry.bootId, intervalMs: entry.intervalMs });
+      const result = await store.save(record, this.revisions.get(id) ?? 0);
+      if ('revision' in result) {
+        this.noteRevision(id, result.revision);
+        return;
+      }
+      const current = result.current;
+      if (!current) {
+        this.revisions.delete(id); // the key has no entry at all (purged): written as new
+        continue;
+      }
+      this.noteRevision(id, current.revision);
+      if (!current.record) {
+        this.forget(id, 'it was deleted (DeleteHost)');
+        return;
+      }
+    }
+    throw new Error('the host record kept changing under concurrent writes');
   }
 
   private emit(kind: EventKind, entry: HostEntry, requestId: string): void {

@@ -154,6 +154,17 @@ export class SyncIntake {
     return cut;
   }
 
+  /**
+   * The host was deleted: its chunks not applied yet and its sync being assembled are
+   * dropped, so that a sync that arrived before the deletion does not bring it back.
+   */
+  dropHost(host: string): void {
+    this.assembling.delete(host);
+    if (!this.queued.delete(host)) return;
+    this.queue = this.queue.slice(this.head).filter((item) => item.host !== host);
+    this.head = 0;
+  }
+
   stop(): void {
     this.stopped = true;
     clearTimeout(this.indexTimer);

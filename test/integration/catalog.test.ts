@@ -1,6 +1,7 @@
 // The pool catalog in its JetStream KV bucket, against a real nats-server: one ordered pass
 // reads every current entry (list, loadHosts, follow), and follow() then delivers each later
-// change once, in order, without the current values again.
+// change once, in order, without the current values again. Host records are written only over
+// the revision the writer has seen, and a deleted host's record stays deleted.
 import { expect } from 'chai';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus } from '../../libs/bus/connect.js';
@@ -57,7 +58,7 @@ describe('pool catalog (JetStream KV)', () => {
     for (let i = 0; i < 300; i++) revs[`p${i}`] = await catalog.create(`h${i % 3}`, `p${i}`, entry(`p${i}`));
     await catalog.update('h1', 'p1', entry('p1', true), revs.p1!); // two revisions: the last one counts
     await catalog.delete('h2', 'p2');
-    await catalog.saveHost(Heartbeat.fromPartial({ host: { hostId: 'h1', hostname: 'one' }, bootId: 7n, intervalMs: 2000 }));
+    await catalog.saveHost(Heartbeat.fromPartial({ host: { hostId: 'h1', hostname: 'one' }, bootId: 7n, intervalMs: 2000 }), 0);
 
     const listed = await catalog.list();
     expect(listed).to.have.length(299);
@@ -169,6 +170,48 @@ describe('pool catalog (JetStream KV)', () => {
         expect(now!.revision).to.equal(Math.max(...results.map((r) => r.revision)));
       }
       await one.delete('cas', 'shared');
+    } finally {
+      await nc2.close();
+    }
+  });
+
+  it('host records: written only over the revision seen, so a deletion is never written over by a writer that has not seen it', async () => {
+    const nc2 = await connectBus({ servers: nats.url, name: 'test-catalog-2' });
+    try {
+      const one = await Catalog.open(nc);
+      const two = await Catalog.open(nc2);
+      const record = (online: boolean, bootId = 1n) => Heartbeat.fromPartial({ host: { hostId: 'gone', hostname: 'gone.example', online }, bootId, intervalMs: 2000 });
+      const changes: Array<[string, number, boolean | undefined]> = [];
+      const { revision: start } = await two.hostRecords();
+      const follow = await two.followHosts(start, (e) => changes.push([e.host, e.revision, e.record?.host?.online]));
+
+      const first = await one.saveHost(record(true), 0);
+      expect(first).to.have.property('revision');
+      const r1 = (first as { revision: number }).revision;
+      // two writes over the revision it has seen; one, still at 0, is told what is there now
+      const second = (await two.saveHost(record(false), r1)) as { revision: number };
+      const stale = await one.saveHost(record(true), 0);
+      expect(stale).to.deep.equal({ current: { host: 'gone', revision: second.revision, record: record(false) } });
+
+      const deleted = await one.deleteHost('gone');
+      expect(deleted).to.be.greaterThan(second.revision);
+      expect((await one.hostRecords()).entries.find((e) => e.host === 'gone')).to.deep.equal({ host: 'gone', revision: deleted, record: undefined });
+      expect((await two.loadHosts()).map((h) => h.host?.hostId)).to.not.include('gone');
+      // two, not having seen the deletion, would mark the host offline: refused, and it learns of the deletion
+      expect(await two.saveHost(record(false), second.revision)).to.deep.equal({ current: { host: 'gone', revision: deleted, record: undefined } });
+      // a returning agent's host is recorded over the deletion it has seen
+      const back = (await two.saveHost(record(true, 2n), deleted)) as { revision: number };
+      expect((await one.loadHosts()).find((h) => h.host?.hostId === 'gone')?.bootId).to.equal(2n);
+
+      await until('the follower to see every change', () => changes.length === 4);
+      expect(changes).to.deep.equal([
+        ['gone', r1, true],
+        ['gone', second.revision, false],
+        ['gone', deleted, undefined],
+        ['gone', back.revision, true],
+      ]);
+      follow.stop();
+      await one.deleteHost('gone');
     } finally {
       await nc2.close();
     }

@@ -4,18 +4,70 @@
 import { expect } from 'chai';
 import { Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../../libs/proto/cistern/v1/storage.js';
+import type { HostRecordEntry } from '../../../libs/bus/catalog.js';
 import { HostRegistry, MAX_SYNC_ASK_BACKOFF_MS, type HostStore } from '../../../services/coordinator/hosts.js';
 import { silentLogger } from '../../../services/coordinator/log.js';
 
 const INTERVAL = 2000;
 
-function setup(opts: { random?: () => number; records?: Heartbeat[] } = {}) {
+/**
+ * The catalog bucket's host records as the real one behaves (libs/bus/catalog.ts): one
+ * revision counter, writes compare-and-swap on a key's last revision, deletion markers, and
+ * followers that get every change in order, when the test delivers them (deliver()): a
+ * follower may lag, as a KV watch does.
+ */
+class FakeHostRecords {
+  private revision = 0;
+  readonly last = new Map<string, HostRecordEntry>();
+  private readonly followers: Array<{ queue: HostRecordEntry[]; onChange: (e: HostRecordEntry) => void }> = [];
+
+  constructor(records: Heartbeat[] = []) {
+    for (const r of records) this.append({ host: r.host!.hostId, revision: 0, record: r });
+  }
+
+  private append(e: HostRecordEntry): number {
+    const entry = { ...e, revision: ++this.revision };
+    this.last.set(e.host, entry);
+    for (const f of this.followers) f.queue.push(entry);
+    return entry.revision;
+  }
+
+  /** Delivers every change so far to every follower. */
+  deliver(): void {
+    for (const f of this.followers) for (const e of f.queue.splice(0)) f.onChange(e);
+  }
+
+  store(saved: Heartbeat[] = []): HostStore {
+    return {
+      load: async () => ({ entries: [...this.last.values()], revision: this.revision }),
+      save: async (record, expected) => {
+        saved.push(record);
+        const current = this.last.get(record.host!.hostId);
+        if ((current?.revision ?? 0) !== expected) return { current };
+        return { revision: this.append({ host: record.host!.hostId, revision: 0, record }) };
+      },
+      remove: async (host) => this.append({ host, revision: 0, record: undefined }),
+      follow: async (after, onChange) => {
+        const f = { queue: [] as HostRecordEntry[], onChange };
+        this.followers.push(f);
+        return { stop: () => void this.followers.splice(this.followers.indexOf(f), 1) };
+      },
+    };
+  }
+}
+
+/** Lets the registry's pending store writes (promises) run. */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function setup(opts: { random?: () => number; records?: Heartbeat[]; kv?: FakeHostRecords } = {}) {
   let now = 1_000_000;
   const asked: Array<{ host: string; at: number }> = [];
   const events: Event[] = [];
   const saved: Heartbeat[] = [];
+  const forgotten: string[] = [];
   const pending = new Set<string>();
-  const store: HostStore = { load: async () => opts.records ?? [], save: async (r) => void saved.push(r) };
+  const kv = opts.kv ?? new FakeHostRecords(opts.records);
+  const store = kv.store(saved);
   const hosts = new HostRegistry({
     log: silentLogger,
     now: () => now,
@@ -24,6 +76,7 @@ function setup(opts: { random?: () => number; records?: Heartbeat[] } = {}) {
     publish: async (e) => events.push(e),
     askSync: (host) => asked.push({ host, at: now }),
     syncPending: (host) => pending.has(host),
+    onForget: (host) => forgotten.push(host),
   });
   const beat = (id: string, bootId = 1n): void =>
     hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: id, hostname: `${id}.example` }, bootId, intervalMs: INTERVAL }));
@@ -46,7 +99,7 @@ function setup(opts: { random?: () => number; records?: Heartbeat[] } = {}) {
     beat(id);
     hosts.onSync(id, undefined, `first-${id}`);
   };
-  return { hosts, asked, events, saved, pending, beat, run, bringUp, clock: () => now };
+  return { hosts, kv, asked, events, saved, forgotten, pending, beat, run, bringUp, clock: () => now };
 }
 
 const kinds = (events: Event[]) => events.map((e) => `${EventKind[e.kind]} ${e.host}`);
@@ -238,5 +291,120 @@ describe('host registry: liveness and full sync asks', () => {
     t.hosts.onSync('a', undefined, 's');
     expect(t.hosts.hasSynced('a')).to.equal(true);
     expect(t.hosts.hasSynced('never')).to.equal(false);
+  });
+});
+
+describe('host registry: deleting a host (DeleteHost)', () => {
+  /** Two coordinators on one store, both following it; `a` online on both, then gone (offline on both). */
+  async function twoCoordinators() {
+    const kv = new FakeHostRecords();
+    const one = setup({ kv });
+    const two = setup({ kv });
+    await one.hosts.load();
+    await two.hosts.load();
+    for (const t of [one, two]) t.bringUp('a');
+    for (const t of [one, two]) t.bringUp('b');
+    await settle();
+    kv.deliver();
+    for (const t of [one, two]) t.run(4 * INTERVAL, ['b']);
+    await settle();
+    kv.deliver();
+    expect(one.hosts.isAway('a') && two.hosts.isAway('a')).to.equal(true);
+    return { kv, one, two };
+  }
+
+  it('tells a live agent (online, or heartbeating again before its sync) from a host that is gone', () => {
+    const t = setup();
+    t.bringUp('a');
+    expect(t.hosts.isAlive('a')).to.equal(true);
+    t.run(8000);
+    expect(t.hosts.isAlive('a')).to.equal(false);
+    t.beat('a'); // back, its full sync awaited
+    expect(t.hosts.isOnline('a')).to.equal(false);
+    expect(t.hosts.isAlive('a')).to.equal(true);
+    expect(t.hosts.isAlive('never')).to.equal(false);
+  });
+
+  it('every coordinator forgets the host, with what it holds of it; one started later does not load it', async () => {
+    const { kv, one, two } = await twoCoordinators();
+    await one.hosts.delete('a');
+    expect(one.hosts.get('a')).to.equal(undefined);
+    expect(one.forgotten).to.deep.equal(['a']);
+    expect(one.hosts.list().map((e) => e.host.hostId)).to.deep.equal(['b']);
+    kv.deliver();
+    expect(two.hosts.get('a')).to.equal(undefined);
+    expect(two.forgotten).to.deep.equal(['a']);
+    // the deleting coordinator's own deletion, delivered back to it, changes nothing more
+    expect(one.forgotten).to.deep.equal(['a']);
+    const later = setup({ kv });
+    await later.hosts.load();
+    expect(later.hosts.list().map((e) => e.host.hostId)).to.deep.equal(['b']);
+    expect(later.hosts.get('a')).to.equal(undefined);
+  });
+
+  it('a coordinator that has not seen the deletion yet cannot write the host back: its write fails and it forgets the host', async () => {
+    const kv = new FakeHostRecords();
+    const one = setup({ kv });
+    const two = setup({ kv });
+    await one.hosts.load();
+    await two.hosts.load();
+    one.bringUp('a');
+    two.bringUp('a');
+    await settle();
+    kv.deliver();
+    one.run(4 * INTERVAL); // one marks it offline...
+    await settle();
+    await one.hosts.delete('a'); // ...and deletes it
+    // two marks it offline a moment later, before it hears of the deletion (its follower lags)
+    two.run(4 * INTERVAL);
+    expect(two.events.filter((e) => e.kind === EventKind.HOST_OFFLINE)).to.have.length(1);
+    await settle();
+    expect(kv.last.get('a')?.record, 'the deletion is still the last word').to.equal(undefined);
+    expect(two.hosts.get('a')).to.equal(undefined);
+    expect(two.forgotten).to.deep.equal(['a']);
+    kv.deliver(); // the deletion arrives after all: nothing more to do
+    expect(two.forgotten).to.deep.equal(['a']);
+    const later = setup({ kv });
+    await later.hosts.load();
+    expect(later.hosts.get('a')).to.equal(undefined);
+  });
+
+  it('an agent that heartbeats again after the deletion registers its host anew: synced, online, recorded', async () => {
+    const { kv, one, two } = await twoCoordinators();
+    await one.hosts.delete('a');
+    kv.deliver();
+    for (const t of [one, two]) {
+      t.beat('a', 7n);
+      expect(t.hosts.isReturning('a')).to.equal(true);
+      t.hosts.onSync('a', undefined, 'new-a');
+      expect(t.hosts.isOnline('a')).to.equal(true);
+    }
+    await settle();
+    kv.deliver();
+    expect(kv.last.get('a')?.record?.host?.online).to.equal(true);
+    expect(kv.last.get('a')?.record?.bootId).to.equal(7n);
+    expect(one.hosts.get('a')?.bootId).to.equal(7n);
+    expect(two.hosts.get('a')?.bootId).to.equal(7n);
+    const later = setup({ kv });
+    await later.hosts.load();
+    expect(later.hosts.get('a')?.bootId).to.equal(7n);
+  });
+
+  it("two coordinators' records of one host both land: a write over another's is a write, not a deletion", async () => {
+    const kv = new FakeHostRecords();
+    const one = setup({ kv });
+    const two = setup({ kv });
+    await one.hosts.load();
+    await two.hosts.load();
+    one.bringUp('a');
+    two.bringUp('a'); // both write over revision 0: the second one's write conflicts, and is written again
+    await settle();
+    expect(one.hosts.isOnline('a') && two.hosts.isOnline('a')).to.equal(true);
+    expect(one.forgotten.concat(two.forgotten)).to.deep.equal([]);
+    one.run(4 * INTERVAL);
+    await settle();
+    expect(kv.last.get('a')?.record?.host?.online).to.equal(false);
+    kv.deliver();
+    expect(two.hosts.get('a')).to.not.equal(undefined);
   });
 });

@@ -39,7 +39,16 @@ function setup() {
   const published: Event[] = [];
   const hostEvents: Event[] = [];
   let intake: SyncIntake | undefined;
-  const hosts = new HostRegistry({ log: silentLogger, publish: async (e) => hostEvents.push(e), syncPending: (h) => intake?.pending(h) ?? false });
+  const hosts = new HostRegistry({
+    log: silentLogger,
+    publish: async (e) => hostEvents.push(e),
+    syncPending: (h) => intake?.pending(h) ?? false,
+    // as the coordinator wires it (coordinator.ts)
+    onForget: (h) => {
+      intake?.dropHost(h);
+      cache.clearHost(h);
+    },
+  });
   intake = new SyncIntake({ cache, hosts, publish: (e) => published.push(e), log: silentLogger });
   const beat = (id: string, bootId = 1n) => hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: id }, bootId, intervalMs: 2000 }));
   const deliver = async (host: string, chunks: Uint8Array[]) => {
@@ -125,6 +134,29 @@ describe('coordinator sync intake', () => {
     expect(backlogSeenBetweenChunks).to.be.greaterThan(0);
     expect(t.intake.pending('a')).to.equal(false);
     expect(t.cache.volumeNames('a', 'p')).to.have.length(2000);
+  });
+
+  it('a deleted host is not brought back by its sync chunks still queued, nor its runtime state kept', async () => {
+    const t = setup();
+    t.beat('a');
+    t.beat('b');
+    await t.deliver('a', syncOf('a', 's1', 10, 5n));
+    expect(t.cache.volumeNames('a', 'p')).to.have.length(10);
+    // a second sync of a and one of b arrive; a is deleted before they are applied
+    const again = syncOf('a', 's2', 300, 6n, 8 * 1024);
+    const ofB = syncOf('b', 's1', 300, 5n, 8 * 1024);
+    for (let i = 0; i < Math.max(again.length, ofB.length); i++) {
+      if (again[i]) t.intake.receive('a', again[i]!);
+      if (ofB[i]) t.intake.receive('b', ofB[i]!);
+    }
+    await t.hosts.delete('a');
+    expect(t.intake.pending('a')).to.equal(false);
+    expect(t.cache.poolsOfHost('a')).to.deep.equal([]);
+    await t.intake.settled();
+    expect(t.hosts.get('a')).to.equal(undefined);
+    expect(t.cache.poolsOfHost('a')).to.deep.equal([]);
+    expect(t.cache.volumeNames('b', 'p')).to.have.length(300);
+    expect(t.hosts.isOnline('b')).to.equal(true);
   });
 
   it('drops a sync with a chunk missing, and takes the next complete one', async () => {
