@@ -152,6 +152,7 @@ export function storageService(runner: CallRunner): StorageServiceServer {
   return {
     listHosts: runner.unary('ListHosts', hosts.listHosts),
     getHost: runner.unary('GetHost', hosts.getHost),
+    deleteHost: runner.unary('DeleteHost', hosts.deleteHost),
     definePool: runner.unary('DefinePool', pools.definePool),
     createPool: runner.unary('CreatePool', pools.createPool),
     undefinePool: runner.unary('UndefinePool', pools.undefinePool),

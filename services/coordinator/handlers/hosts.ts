@@ -1,9 +1,23 @@
-// ListHosts, GetHost: from the host registry.
-import type { GetHostRequest, Host, ListHostsRequest, ListHostsResponse } from '../../../libs/proto/cistern/v1/storage.js';
-import { hostView } from '../catalog-view.js';
+// ListHosts, GetHost: from the host registry. DeleteHost: forgets a host that is gone.
+import { AbortedError, FailedPreconditionError, NotFoundError } from '../../../libs/errors/errors.js';
+import {
+  EventKind,
+  Host,
+  type DeleteHostRequest,
+  type DeleteHostResponse,
+  type GetHostRequest,
+  type ListHostsRequest,
+  type ListHostsResponse,
+} from '../../../libs/proto/cistern/v1/storage.js';
+import { hostName, poolName } from '../../../libs/api/resource-names.js';
+import type { CatalogEntry } from '../../../libs/bus/catalog.js';
+import { compare } from '../cache.js';
+import { hostView, undefinedPoolView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
+import { publishHostEvent, publishPoolEvent } from '../coordinator-events.js';
+import type { HostEntry } from '../hosts.js';
 import { pageOf } from '../pagination.js';
-import { requireHost } from '../validate.js';
+import { checkRequestId, requireHost } from '../validate.js';
 
 export async function listHosts(svc: CoordinatorServices, _ctx: CallContext, req: ListHostsRequest): Promise<ListHostsResponse> {
   const page = pageOf(svc.hosts.list(), (e) => e.host.hostId, req, 'hosts');
@@ -13,4 +27,96 @@ export async function listHosts(svc: CoordinatorServices, _ctx: CallContext, req
 export async function getHost(svc: CoordinatorServices, _ctx: CallContext, req: GetHostRequest): Promise<Host> {
   const id = requireHost(req.name, 'name');
   return hostView(svc.cache, svc.hosts.requireKnown(id));
+}
+
+/** What DeleteHost knows of a host when it decides: the registry's word and the catalog's. */
+export interface HostDeletionFacts {
+  host: string;
+  /** the registry's entry (undefined: unknown to it) */
+  entry: HostEntry | undefined;
+  /** its agent heartbeats (online, or back and waiting for its full sync) */
+  alive: boolean;
+  /** pool names the catalog holds for it */
+  catalogPools: string[];
+  force: boolean;
+}
+
+/** Pool names in a message: the first few, and how many more. */
+function someNames(names: string[], max = 10): string {
+  const sorted = [...names].sort();
+  return sorted.length <= max ? sorted.join(', ') : `${sorted.slice(0, max).join(', ')} and ${sorted.length - max} more`;
+}
+
+/**
+ * DeleteHost's rules, before anything changes: NOT_FOUND for a host neither the registry nor
+ * the catalog knows; FAILED_PRECONDITION while its agent is alive (it would register the host
+ * again at its next heartbeat), and while the catalog holds pools for it, unless force.
+ * A host the registry no longer knows but with pools left in the catalog (a deletion
+ * interrupted, a pool defined on another coordinator while this one deleted the host) can
+ * be deleted, so its pools can always be removed.
+ */
+export function checkHostDeletable(f: HostDeletionFacts): void {
+  const { host } = f;
+  if (!f.entry && f.catalogPools.length === 0) {
+    throw new NotFoundError(`host '${host}' is not known: no agent with this host id has reported, and the catalog has no pools for it`, { host });
+  }
+  if (f.alive) {
+    const seen = f.entry?.host.lastSeen?.toISOString() ?? 'never';
+    const state = f.entry?.online ? 'online' : 'back: its agent heartbeats again';
+    throw new FailedPreconditionError(
+      `host '${host}' is ${state} (last seen ${seen}); stop its agent first: a running agent registers the host again at its next heartbeat`,
+      { host, lastSeen: seen },
+    );
+  }
+  if (f.catalogPools.length > 0 && !f.force) {
+    const n = f.catalogPools.length;
+    throw new FailedPreconditionError(
+      `host '${host}' still has ${n} persistent pool${n === 1 ? '' : 's'} in the catalog (${someNames(f.catalogPools)}); undefine ${n === 1 ? 'it' : 'them'} first, or delete the host with force to remove ${n === 1 ? 'its definition' : 'their definitions'} too`,
+      { host, pools: [...f.catalogPools].sort().join(',') },
+    );
+  }
+}
+
+/**
+ * DeleteHost: the host's record goes from the catalog bucket first (every coordinator forgets
+ * the host, with what it cached of it, and a coordinator started later does not load it);
+ * then, with force, its pool definitions, including any defined while this ran. Then the
+ * events: POOL_UNDEFINED per removed pool, HOST_DELETED. The host itself is not touched: it is
+ * offline. A retry with the same request id gets this answer again (request-results.ts).
+ */
+export async function deleteHost(svc: CoordinatorServices, ctx: CallContext, req: DeleteHostRequest): Promise<DeleteHostResponse> {
+  const host = requireHost(req.name, 'name');
+  checkRequestId(req.requestId);
+  const entry = svc.hosts.get(host);
+  const catalogPools = await svc.catalog.list(host);
+  checkHostDeletable({ host, entry, alive: svc.hosts.isAlive(host), catalogPools: catalogPools.map((e) => e.pool), force: req.force });
+  const last: Host = entry ? { ...hostView(svc.cache, entry), online: false } : Host.fromPartial({ name: hostName(host), hostId: host });
+
+  await svc.hosts.delete(host);
+  const removed = req.force ? (await removeCatalogPools(svc, host)).sort((x, y) => compare(x.pool, y.pool)) : [];
+  ctx.log.info('host deleted', { host, removedPools: removed.length });
+
+  for (const e of removed) await publishPoolEvent(svc, ctx, EventKind.POOL_UNDEFINED, host, e.pool, undefinedPoolView(host, e.pool, e.value));
+  await publishHostEvent(svc, ctx, EventKind.HOST_DELETED, last);
+  return { removedPools: removed.map((e) => poolName(host, e.pool)) };
+}
+
+/** Removes every pool definition of the host from the catalog (compare-and-swap; a pool changed meanwhile is read again). */
+async function removeCatalogPools(svc: CoordinatorServices, host: string): Promise<CatalogEntry[]> {
+  const removed: CatalogEntry[] = [];
+  for (let pass = 0; pass < 10; pass++) {
+    const left = await svc.catalog.list(host);
+    if (left.length === 0) return removed;
+    for (const e of left) {
+      try {
+        await svc.catalog.delete(host, e.pool, e.revision);
+      } catch (err) {
+        if (err instanceof AbortedError) continue; // changed (or removed) meanwhile: the next pass sees it
+        throw err;
+      }
+      svc.cache.applyCatalog(host, e.pool, undefined, e.revision + 1);
+      removed.push(e);
+    }
+  }
+  throw new AbortedError(`the pools of host '${host}' kept changing while they were removed; retry`, { host });
 }
