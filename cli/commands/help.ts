@@ -29,12 +29,13 @@ export interface CommandGroup {
   commands: Command[];
 }
 
-/** virsh's groups: 'Storage Pool' (pool), 'Storage Volume' (volume), and Cistern's 'Fleet' (fleet). */
+/** virsh's groups: 'Storage Pool' (pool), 'Storage Volume' (volume), and Cistern's 'Fleet' (fleet: the host-* commands). */
 export function commandGroups(commands: Command[]): CommandGroup[] {
+  const fleet = (c: Command): boolean => c.name.startsWith('host-');
   return [
-    { name: 'Storage Pool', keyword: 'pool', commands: commands.filter((c) => !c.name.startsWith('vol-') && c.name !== 'host-list') },
+    { name: 'Storage Pool', keyword: 'pool', commands: commands.filter((c) => !c.name.startsWith('vol-') && !fleet(c)) },
     { name: 'Storage Volume', keyword: 'volume', commands: commands.filter((c) => c.name.startsWith('vol-')) },
-    { name: 'Fleet', keyword: 'fleet', commands: commands.filter((c) => c.name === 'host-list') },
+    { name: 'Fleet', keyword: 'fleet', commands: commands.filter(fleet) },
   ];
 }
 
