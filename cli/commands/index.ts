@@ -1,5 +1,6 @@
 // Every cisternctl command, by name.
 import type { Command } from '../command.js';
+import { hostDelete } from './host-delete.js';
 import { hostList } from './host-list.js';
 import { poolCreate, poolCreateAs, poolDefine, poolDefineAs } from './pool-define.js';
 import { poolEvent } from './pool-event.js';
@@ -23,7 +24,7 @@ export const COMMANDS: Command[] = [
   poolEvent, poolCapabilities,
   volClone, volCreateAs, volCreate, volCreateFrom, volDelete, volDownload, volDumpxml, volInfo, volKey,
   volList, volName, volPath, volPool, volResize, volUpload, volWipe,
-  hostList,
+  hostList, hostDelete,
 ];
 
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));

@@ -399,7 +399,9 @@ describe('cisternctl (runCli with a fake server)', () => {
       '    vol-wipe                       wipe a vol\n' +
       '\n');
     expect((await run(new FakeApi(), ['help', 'Storage Volume'])).stdout).to.equal(vols.stdout);
-    expect((await run(new FakeApi(), ['help', 'fleet'])).stdout).to.equal(" Fleet (help keyword 'fleet'):\n    host-list                      list the hosts of the fleet\n\n");
+    expect((await run(new FakeApi(), ['help', 'fleet'])).stdout).to.equal(
+      " Fleet (help keyword 'fleet'):\n    host-list                      list the hosts of the fleet\n    host-delete                    forget a host whose agent is gone\n\n",
+    );
     // the general help shows every group's keyword
     const all = await run(new FakeApi(), ['help']);
     for (const heading of [" Storage Pool (help keyword 'pool'):", " Storage Volume (help keyword 'volume'):", " Fleet (help keyword 'fleet'):"]) {
