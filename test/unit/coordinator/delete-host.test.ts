@@ -69,3 +69,10 @@ describe('DeleteHost rules', () => {
     expect(() => checkHostDeletable(facts({ entry: undefined, catalogPools: ['left'], force: true }))).to.not.throw();
   });
 });
+
+describe('DeleteHost access', () => {
+  it('needs the admin role, and is audited as a mutating call', async () => {
+    const { METHODS } = await import('../../../services/coordinator/call-guard.js');
+    expect(METHODS.DeleteHost).to.deep.equal({ name: 'DeleteHost', role: 'admin', mutating: true });
+  });
+});

@@ -1,0 +1,185 @@
+// DeleteHost against a real nats-server, coordinators and agents: a host is forgotten only
+// once its agent is gone; every coordinator forgets it, also one started or restarted later;
+// a retry gets the first answer; force removes the host's pool definitions; an agent that
+// starts again with that host id registers it as a new host. cisternctl host-delete on top.
+import { expect } from 'chai';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { join } from 'node:path';
+import {
+  connectClient,
+  outcomeOf,
+  promiseApi,
+  startCoordinator,
+  useStack,
+  useTempDir,
+  waitFor,
+  waitForHosts,
+  type CoordinatorHandle,
+  type StorageApi,
+} from '../support/index.js';
+import { DeleteHostRequest, EventKind, PoolType, type Event, type StorageServiceClient } from '../../libs/proto/cistern/v1/storage.js';
+
+async function expectCode(p: Promise<unknown>, code: status, pattern?: RegExp): Promise<string> {
+  const r = await outcomeOf(p);
+  expect(status[r.code], r.message).to.equal(status[code]);
+  if (pattern) expect(r.message).to.match(pattern);
+  return r.message;
+}
+
+/** Opens WatchEvents and resolves once the server has positioned it (initial metadata). */
+function watch(client: StorageServiceClient, request: Partial<Parameters<StorageServiceClient['watchEvents']>[0]>) {
+  const events: Event[] = [];
+  const call = client.watchEvents({ afterSequence: 0n, hosts: [], pools: [], kinds: [], fromStart: false, ...request });
+  let failure: ServiceError | undefined;
+  call.on('data', (e: Event) => events.push(e));
+  call.on('error', (e: ServiceError) => {
+    if (e.code !== status.CANCELLED) failure = e;
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    call.once('metadata', () => resolve());
+    call.once('error', reject);
+  });
+  return { events, ready, call, failure: () => failure };
+}
+
+const dirPool = (name: string, path: string) => ({ name, type: PoolType.POOL_TYPE_DIR, uuid: '', target: { path, permissions: undefined }, source: undefined, features: undefined, mountOptions: [] });
+const del = (name: string, over: Partial<DeleteHostRequest> = {}) => DeleteHostRequest.fromPartial({ name, ...over });
+const hostIds = async (api: StorageApi) => (await api.listHosts({ pageSize: 0, pageToken: '' })).hosts.map((h) => h.hostId);
+const poolNames = async (api: StorageApi) => (await api.listPools({ host: '', types: [], pageSize: 0, pageToken: '' })).pools.map((p) => p.name);
+
+/** Another coordinator on the same NATS, with its own client. */
+async function anotherCoordinator(natsUrl: string): Promise<{ handle: CoordinatorHandle; api: StorageApi; stop(): Promise<void> }> {
+  const handle = await startCoordinator({ natsUrl });
+  const client = connectClient(handle.address);
+  return {
+    handle,
+    api: promiseApi(client),
+    stop: async () => {
+      client.close();
+      await handle.stop();
+    },
+  };
+}
+
+describe('DeleteHost (real nats-server, coordinators, agents a, b, c and d)', function () {
+  this.timeout(120_000);
+  const ctx = useStack({ hosts: ['a', 'b', 'c', 'd'], agentArgs: ['--heartbeat-ms', '300'] });
+  const scratch = useTempDir('cistern-host-delete-it-');
+
+  it('refuses a host whose agent is online, a name that is not a host, and a host no one knows', async () => {
+    const api = ctx.stack.api;
+    await expectCode(api.deleteHost(del('hosts/a')), status.FAILED_PRECONDITION, /^host 'a' is online \(last seen .*\); stop its agent first/);
+    await expectCode(api.deleteHost(del('hosts/a', { force: true })), status.FAILED_PRECONDITION, /host 'a' is online/);
+    await expectCode(api.deleteHost(del('hosts/a/pools/x')), status.INVALID_ARGUMENT, /^name: /);
+    await expectCode(api.deleteHost(del('')), status.INVALID_ARGUMENT, /^name: is required/);
+    await expectCode(api.deleteHost(del('hosts/nope')), status.NOT_FOUND, /host 'nope' is not known/);
+    await expectCode(api.deleteHost(del('hosts/a', { requestId: 'undefined' })), status.INVALID_ARGUMENT, /^request_id: /);
+    expect((await api.getHost({ name: 'hosts/a' })).online).to.equal(true);
+  });
+
+  it('once its agent is gone: deleted, forgotten by every coordinator (running, started and restarted later); a retry gets the first answer; the agent back registers it anew', async () => {
+    const api = ctx.stack.api;
+    const second = await anotherCoordinator(ctx.stack.natsUrl);
+    try {
+      await ctx.stack.stopAgent('b');
+      await ctx.stack.waitForHosts(['b'], { online: false });
+      await waitForHosts(second.api, ['b'], { online: false });
+      const hostEvents = watch(ctx.stack.client, { hosts: ['b'], kinds: [EventKind.HOST_DELETED] });
+      await hostEvents.ready;
+
+      expect(await api.deleteHost(del('hosts/b', { requestId: 'delete-b-1' }))).to.deep.equal({ removedPools: [] });
+      expect(await hostIds(api)).to.not.include('b');
+      await expectCode(api.getHost({ name: 'hosts/b' }), status.NOT_FOUND, /host 'b' is not known/);
+      await waitFor('the second coordinator to forget b', async () => !(await hostIds(second.api)).includes('b'));
+      await expectCode(second.api.getHost({ name: 'hosts/b' }), status.NOT_FOUND);
+      expect(await hostIds(second.api)).to.include.members(['a', 'c', 'd']);
+
+      // a retry with the same request id gets the first answer, from either coordinator;
+      // without one, the host is gone
+      expect(await api.deleteHost(del('hosts/b', { requestId: 'delete-b-1' }))).to.deep.equal({ removedPools: [] });
+      expect(await second.api.deleteHost(del('hosts/b', { requestId: 'delete-b-1' }))).to.deep.equal({ removedPools: [] });
+      await expectCode(api.deleteHost(del('hosts/b', { requestId: 'delete-b-1', force: true })), status.INVALID_ARGUMENT, /^request_id: /);
+      await expectCode(api.deleteHost(del('hosts/b')), status.NOT_FOUND, /host 'b' is not known/);
+
+      await waitFor('HOST_DELETED', () => hostEvents.events.length > 0 || hostEvents.failure());
+      hostEvents.call.cancel();
+      const event = hostEvents.events[0]!;
+      expect(event.kind).to.equal(EventKind.HOST_DELETED);
+      expect(event.host).to.equal('b');
+      expect(event.requestId).to.equal('delete-b-1');
+      expect(event.hostState?.hostId).to.equal('b');
+      expect(event.hostState?.online).to.equal(false);
+      expect(hostEvents.events.filter((e) => e.kind === EventKind.HOST_DELETED), 'the retries published nothing').to.have.length(1);
+
+      // a coordinator started now does not know it (no old record, heartbeat, sync or event brings it back)
+      const third = await anotherCoordinator(ctx.stack.natsUrl);
+      try {
+        expect(await hostIds(third.api)).to.deep.equal(['a', 'c', 'd']);
+      } finally {
+        await third.stop();
+      }
+      await ctx.stack.restartCoordinator();
+      expect(await hostIds(api)).to.deep.equal(['a', 'c', 'd']);
+      await expectCode(api.getHost({ name: 'hosts/b' }), status.NOT_FOUND);
+
+      // its agent started again: a new host, online on every coordinator
+      await ctx.stack.addAgent('b');
+      expect(await hostIds(api)).to.deep.equal(['a', 'b', 'c', 'd']);
+      await waitForHosts(second.api, ['b']);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('refuses a gone host that still has pools defined unless force, which removes their definitions', async () => {
+    const api = ctx.stack.api;
+    await api.definePool({ host: 'c', definition: dirPool('c-images', join(scratch.path, 'c-images')), xml: '', requestId: '' });
+    await api.definePool({ host: 'c', definition: dirPool('c-run', join(scratch.path, 'c-run')), xml: '', requestId: '' });
+    await api.startPool({ name: 'hosts/c/pools/c-run', build: true, buildFlags: undefined, requestId: '' });
+    await ctx.stack.stopAgent('c');
+    await ctx.stack.waitForHosts(['c'], { online: false });
+    const message = await expectCode(api.deleteHost(del('hosts/c')), status.FAILED_PRECONDITION, /^host 'c' still has 2 persistent pools in the catalog \(c-images, c-run\)/);
+    expect(message).to.match(/with force/);
+    expect(await poolNames(api)).to.include.members(['hosts/c/pools/c-images', 'hosts/c/pools/c-run']);
+
+    const undefinedPools = watch(ctx.stack.client, { hosts: ['c'], kinds: [EventKind.POOL_UNDEFINED, EventKind.HOST_DELETED] });
+    await undefinedPools.ready;
+    const removed = ['hosts/c/pools/c-images', 'hosts/c/pools/c-run'];
+    expect(await api.deleteHost(del('hosts/c', { force: true, requestId: 'delete-c-1' }))).to.deep.equal({ removedPools: removed });
+    // neither the definitions nor the pool last seen running there are listed any more
+    const names = await poolNames(api);
+    expect(names.filter((n) => n.startsWith('hosts/c/'))).to.deep.equal([]);
+    await expectCode(api.getPool({ name: 'hosts/c/pools/c-run' }), status.NOT_FOUND);
+    expect(await api.deleteHost(del('hosts/c', { force: true, requestId: 'delete-c-1' }))).to.deep.equal({ removedPools: removed });
+
+    await waitFor('POOL_UNDEFINED twice, then HOST_DELETED', () => undefinedPools.events.length >= 3 || undefinedPools.failure());
+    undefinedPools.call.cancel();
+    expect(undefinedPools.events.map((e) => `${EventKind[e.kind]} ${e.pool}`)).to.deep.equal(['POOL_UNDEFINED c-images', 'POOL_UNDEFINED c-run', 'HOST_DELETED ']);
+
+    // the catalog itself holds none of them: a coordinator started now lists none
+    const fresh = await anotherCoordinator(ctx.stack.natsUrl);
+    try {
+      expect((await poolNames(fresh.api)).filter((n) => n.startsWith('hosts/c/'))).to.deep.equal([]);
+      expect(await hostIds(fresh.api)).to.not.include('c');
+    } finally {
+      await fresh.stop();
+    }
+  });
+
+  it('cisternctl host-delete: refused while the agent runs or pools are defined, then --force', async () => {
+    const api = ctx.stack.api;
+    const refusedOnline = await ctx.stack.cli(['host-delete', 'd']);
+    expect(refusedOnline.code).to.equal(1);
+    expect(refusedOnline.stderr).to.match(/^error: Failed to delete host d\nerror: host 'd' is online/);
+    await api.definePool({ host: 'd', definition: dirPool('d-pool', join(scratch.path, 'd-pool')), xml: '', requestId: '' });
+    await ctx.stack.stopAgent('d');
+    await ctx.stack.waitForHosts(['d'], { online: false });
+    const refusedPools = await ctx.stack.cli(['host-delete', 'd']);
+    expect(refusedPools.code).to.equal(1);
+    expect(refusedPools.stderr).to.match(/^error: Failed to delete host d\nerror: host 'd' still has 1 persistent pool in the catalog \(d-pool\)/);
+    const forced = await ctx.stack.cli(['host-delete', 'd', '--force']);
+    expect(forced).to.deep.include({ code: 0, stderr: '', stdout: 'Pool d/d-pool has been undefined\nHost d deleted\n\n' });
+    const listed = await ctx.stack.cli(['host-list', '--json']);
+    expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((h) => h.name)).to.not.include('d');
+  });
+});
