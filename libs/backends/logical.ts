@@ -180,7 +180,7 @@ export interface LogicalBackendOptions {
   allowRegularFiles?: boolean;
   qemuImg?: string;
   scrub?: string;
-  /** `udevadm` to settle before lvremove (libvirt's virWaitForDevices); null: do not wait. */
+  /** `udevadm` to settle before a refresh and before lvremove (libvirt's virWaitForDevices); null: do not wait. */
   udevadm?: string | null;
   /** How long `udevadm settle` waits for udev's queue at most, in seconds (default 30). */
   udevSettleTimeoutSec?: number;
@@ -241,9 +241,10 @@ export class LogicalBackend implements StorageBackend {
   }
 
   /**
-   * libvirt's virWaitForDevices: `udevadm settle`, so udev has finished with the LV (after a
-   * write it re-runs blkid on it, holding it open) before lvremove. udevadm missing, failing
-   * or timing out is ignored, as libvirt ignores it; a cancellation is not.
+   * libvirt's virWaitForDevices: `udevadm settle`, so udev has finished with the LVs before
+   * a refresh reads their nodes and before lvremove (after a write udev re-runs blkid on an
+   * LV, holding it open). udevadm missing, failing or timing out is ignored, as libvirt
+   * ignores it; a cancellation is not.
    */
   private async settle(ctx: BackendContext): Promise<void> {
     if (this.udevadm === null) return;
@@ -429,9 +430,14 @@ export class LogicalBackend implements StorageBackend {
     return parseLvs(stdout);
   }
 
-  /** lvs (every LV, inactive ones with their state) then vgs (sizes), as libvirt. */
+  /**
+   * virStorageBackendLogicalRefreshPool: `udevadm settle` first (virWaitForDevices, so the
+   * nodes of LVs just made or activated are there to be read), then lvs (every LV, inactive
+   * ones with their state) and vgs (sizes).
+   */
   async refreshPool(ctx: PoolContext): Promise<RefreshResult> {
     const vg = vgName(ctx.pool);
+    await this.settle(ctx);
     const records = await this.listLvs(ctx);
     const { stdout } = await this.lvm(ctx, vgsArgv(vg), `cannot read the size of volume group '${vg}'`);
     const { size, free } = parseVgs(stdout);

@@ -21,7 +21,7 @@ const VG = 'HostVG';
 const LVS = ['lvs', '--separator', '#', '--noheadings', '--units', 'b', '--unbuffered', '--nosuffix', '--options', 'lv_name,origin,uuid,devices,segtype,stripes,seg_size,vg_extent_size,size,lv_attr,origin_size', VG];
 const VGS = ['vgs', '--separator', ':', '--noheadings', '--units', 'b', '--unbuffered', '--nosuffix', '--options', 'vg_size,vg_free', VG];
 const PVS = ['pvs', '--noheadings', '-o', 'pv_name,vg_name'];
-/** libvirt's virWaitForDevices before lvremove, with the default timeout. */
+/** libvirt's virWaitForDevices before a refresh and before lvremove, with the default timeout. */
 const SETTLE = ['udevadm', 'settle', '--timeout=30'];
 
 function source(name: string, devices: string[]): PoolDefinition['source'] {
@@ -275,7 +275,8 @@ describe('logical backend (recording runner)', () => {
   });
 
   describe('refresh', () => {
-    it('runs lvs then vgs; lists every LV (inactive with its state), key = uuid, extents, backing origin', async () => {
+    it('runs udevadm settle, lvs, then vgs; lists every LV (inactive with its state), key = uuid, extents, backing origin', async () => {
+      runner.on(SETTLE, {});
       runner.on(LVS, {
         stdout: [
           lvLine('root', 'owi-aos---', { uuid: 'U-root', devices: `${devA}(0)`, originSize: 8 * MiB }),
@@ -287,7 +288,8 @@ describe('logical backend (recording runner)', () => {
       });
       runner.on(VGS, { stdout: '  125829120:25165824\n' });
       const r = await backend.refreshPool(ctx);
-      expect(runner.argvs).to.deep.equal([LVS, VGS]);
+      expect(runner.argvs).to.deep.equal([SETTLE, LVS, VGS]);
+      expect(runner.calls[0]!.options.timeoutMs).to.equal(35_000, 'the runner stops a udevadm that outlives its own timeout');
       expect(r.runtime).to.deep.equal({ capacity: 125829120n, allocation: 100663296n, available: 25165824n });
       const byName = new Map(r.volumes.map((v) => [v.name, v as LogicalVolumeDefinition]));
       expect([...byName.keys()]).to.deep.equal(['root', 'off', 'snap', 'virt']);
@@ -330,6 +332,30 @@ describe('logical backend (recording runner)', () => {
       });
       const one = await backend.refreshVol!(ctx, vol('sp'));
       expect([one.capacity, one.allocation]).to.deep.equal([20n * BigInt(MiB), 4n * BigInt(MiB)]);
+    });
+
+    it('settle before lvs (virStorageBackendLogicalRefreshPool\'s virWaitForDevices): udevadm failing is ignored, a cancelled settle reads nothing, udevadm null skips it', async () => {
+      const lvsVgs = (r: RecordingRunner) => r.on(LVS, { stdout: lvLine('lv', '-wi-------', { devices: `${devA}(0)` }) }).on(VGS, { stdout: '  125829120:25165824\n' });
+      for (const answer of [new CommandFailedError(SETTLE, undefined, 'spawn udevadm ENOENT'), new CommandFailedError(SETTLE, 1, 'Timed out for waiting the udev queue being empty.')]) {
+        runner = lvsVgs(new RecordingRunner({ strict: true }).on(SETTLE, answer));
+        const r = await backend.refreshPool({ runner, pool });
+        expect(runner.argvs, answer.message).to.deep.equal([SETTLE, LVS, VGS]);
+        expect(r.volumes.map((v) => v.name)).to.deep.equal(['lv']);
+      }
+
+      runner = lvsVgs(new RecordingRunner({ strict: true }).on(SETTLE, new CancelledError('command cancelled: udevadm settle')));
+      const err = await rejects(backend.refreshPool({ runner, pool }));
+      expect(err.code).to.equal('CANCELLED');
+      expect(runner.argvs).to.deep.equal([SETTLE]);
+
+      runner = lvsVgs(new RecordingRunner({ strict: true }));
+      await new LogicalBackend({ udevadm: null, allowRegularFiles: true }).refreshPool({ runner, pool });
+      expect(runner.argvs).to.deep.equal([LVS, VGS]);
+
+      runner = lvsVgs(new RecordingRunner({ strict: true }).on(['/usr/bin/udevadm'], {}));
+      await new LogicalBackend({ udevadm: '/usr/bin/udevadm', udevSettleTimeoutSec: 5 }).refreshPool({ runner, pool });
+      expect(runner.argvs).to.deep.equal([['/usr/bin/udevadm', 'settle', '--timeout=5'], LVS, VGS]);
+      expect(runner.calls[0]!.options.timeoutMs).to.equal(10_000);
     });
 
     it('a missing VG is NOT_FOUND', async () => {
