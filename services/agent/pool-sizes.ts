@@ -31,10 +31,29 @@ export function filesystemSizesSync(path: string): PoolRuntime {
 const LOCAL_FILESYSTEM_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS]);
 
 /**
- * The pool's sizes now. Uses the backend's own cheap hook when it has one, statvfs for
- * filesystem pools, else the last known runtime (volume-level accounting is the backend's).
+ * libvirt's own accounting after a volume operation on a pool it does not re-read
+ * (storageVolCreateXML, storageVolCreateXMLFrom, storageVolDeleteInternal): the pool's
+ * allocation grows by the allocation a volume took (shrinks by what a deleted one had) and
+ * available goes the other way; capacity stays. Kept within 0..capacity.
  */
-export async function currentPoolSizes(backend: StorageBackend, ctx: PoolContext, last: PoolRuntime): Promise<PoolRuntime> {
+export function accountedPoolSizes(last: PoolRuntime, allocationChange: bigint): PoolRuntime {
+  if (allocationChange === 0n) return last;
+  const within = (n: bigint): bigint => (n < 0n ? 0n : n > last.capacity ? last.capacity : n);
+  return { ...last, allocation: within(last.allocation + allocationChange), available: within(last.available - allocationChange) };
+}
+
+/**
+ * The pool's sizes now. Uses the backend's own cheap hook when it has one (disk: the
+ * partition table), statvfs for filesystem pools, else the last known runtime adjusted by
+ * `allocationChange`, the volume allocation the operation added (negative: freed), as
+ * libvirt adjusts it (logical pools; a refresh reads the real sizes).
+ */
+export async function currentPoolSizes(
+  backend: StorageBackend,
+  ctx: PoolContext,
+  last: PoolRuntime,
+  allocationChange: bigint | Promise<bigint> = 0n,
+): Promise<PoolRuntime> {
   const hook = (backend as StorageBackend & WithPoolSizes).poolSizes;
   if (hook) return { ...last, ...(await hook.call(backend, ctx)) };
   const path = ctx.pool.target?.path;
@@ -45,5 +64,5 @@ export async function currentPoolSizes(backend: StorageBackend, ctx: PoolContext
       return last;
     }
   }
-  return last;
+  return accountedPoolSizes(last, await allocationChange);
 }

@@ -85,8 +85,16 @@ describe('logical pool through coordinator, NATS and agent (LVM on loop devices,
     const mine = sources.sources.find((s) => s.name === vg);
     expect(mine?.devices.map((d) => d.path).sort()).to.deep.equal(disks.map((d) => d.device).sort());
 
+    // libvirt's storageVolDeleteInternal gives the volume's allocation back to the pool: the
+    // sizes are right straight after the delete, as the next refresh (vgs) reads them
+    await api.refreshPool({ name: poolName, requestId: '' });
+    const withLv = await api.getPool({ name: poolName });
     await api.deleteVolume({ name: vol.name, requestId: '' });
     expect((await api.listVolumes({ parent: poolName, pageSize: 0, pageToken: '' })).volumes).to.deep.equal([]);
+    const afterDelete = await api.getPool({ name: poolName });
+    expect([afterDelete.capacity, afterDelete.allocation, afterDelete.available]).to.deep.equal([withLv.capacity, withLv.allocation - 8n * 1024n * 1024n, withLv.available + 8n * 1024n * 1024n]);
+    const refreshed = await api.refreshPool({ name: poolName, requestId: '' });
+    expect([refreshed.capacity, refreshed.allocation, refreshed.available]).to.deep.equal([afterDelete.capacity, afterDelete.allocation, afterDelete.available]);
 
     await api.stopPool({ name: poolName, requestId: '' });
     await api.deletePool({ name: poolName, requestId: '' });

@@ -128,9 +128,10 @@ export async function commitVolumeState(
   return { volume, pool: poolState };
 }
 
-async function refreshPoolSizes(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext): Promise<void> {
+/** `allocationChange`: the volume allocation the operation added (negative: freed), for pools whose sizes are not read (pool-sizes.ts). */
+async function refreshPoolSizes(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext, allocationChange: bigint | Promise<bigint> = 0n): Promise<void> {
   try {
-    ctx.state.touchPool(pool, await currentPoolSizes(backend, pc, pool.runtime));
+    ctx.state.touchPool(pool, await currentPoolSizes(backend, pc, pool.runtime, allocationChange));
   } catch (err) {
     ctx.log.warn('pool sizes not read', { pool: pool.definition.name, error: err });
     ctx.state.touchPool(pool);
@@ -260,7 +261,8 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
     const rescan = rescanAfterDelete(backend, pool, vol);
     await backend.deleteVol!(pc, vol.definition);
     const last = ctx.state.deleteVolume(pool, name)!;
-    await refreshPoolSizes(ctx, pool, backend, pc);
+    // storageVolDeleteInternal: the pool gets the volume's allocation back
+    await refreshPoolSizes(ctx, pool, backend, pc, -(last.definition.allocation ?? 0n));
     const removed = ctx.state.volumeMessage(def.name, last);
     const poolState = ctx.state.poolMessage(pool);
     ctx.events.publish(volumeEvent(EventKind.VOLUME_DELETED, ctx.host, removed, actor, poolState));

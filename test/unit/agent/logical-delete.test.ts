@@ -97,4 +97,23 @@ describe('agent delete on a logical pool (recording runner)', () => {
     expect(runner.callsOf('lvs')).to.deep.equal([]);
     expect([...ctx.state.getPool('lvm')!.volumes.keys()]).to.deep.equal(['o']);
   });
+
+  it('a delete gives the volume\'s allocation back to the pool, as storageVolDeleteInternal does: no refresh needed, no vgs run', async () => {
+    const { runner, events, ctx, start, del } = setup();
+    await start();
+    const pool = ctx.state.getPool('lvm')!;
+    // vgs: 120 MiB, 88 MiB free
+    expect(pool.runtime).to.include({ capacity: 120n * BigInt(MiB), allocation: 32n * BigInt(MiB), available: 88n * BigInt(MiB) });
+    const before = events.length;
+    runner.reset();
+    const reply = await del('keep'); // 8 MiB
+    expect(runner.callsOf('vgs')).to.deep.equal([]);
+    expect(pool.runtime).to.include({ capacity: 120n * BigInt(MiB), allocation: 24n * BigInt(MiB), available: 96n * BigInt(MiB) });
+    const deleted = events.slice(before).find((e) => e.kind === EventKind.VOLUME_DELETED)!;
+    expect(deleted.poolState).to.include({ capacity: 120n * BigInt(MiB), allocation: 24n * BigInt(MiB), available: 96n * BigInt(MiB) });
+    expect(reply.poolState).to.include({ allocation: 24n * BigInt(MiB), available: 96n * BigInt(MiB) });
+    // a snapshot gives back its COW area (its allocation), not its origin's size
+    await del('s'); // 4 MiB
+    expect(pool.runtime).to.include({ allocation: 20n * BigInt(MiB), available: 100n * BigInt(MiB) });
+  });
 });
