@@ -98,6 +98,10 @@ describe('disk pool through coordinator, NATS and agent', function () {
 
     await api.deleteVolume({ name: `${pool}/volumes/${base}p2`, requestId: '' });
     expect(partedNumbers(device)).to.deep.equal([1, 3]);
+    // libvirt's disk deleteVol re-reads the table: the sizes are current without a refresh
+    const afterDelete = await api.getPool({ name: pool });
+    expect(afterDelete.allocation).to.equal(16n * MiB);
+    expect(afterDelete.available).to.equal(got.available + 4n * MiB);
     expect(existsSync(`${device}p2`)).to.equal(false);
     const after = await api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' });
     expect(after.volumes.map((v) => v.name)).to.deep.equal([`${pool}/volumes/${base}p1`, `${pool}/volumes/${base}p3`]);
