@@ -68,6 +68,9 @@ describe('logical pool through coordinator, NATS and agent (LVM on loop devices,
     expect(pool.capacity > 80n * 1024n * 1024n).to.equal(true);
 
     const vol = await api.createVolume({ parent: poolName, definition: undefined, xml: "<volume><name>lv1</name><capacity unit='MiB'>8</capacity></volume>", preallocMetadata: false, requestId: '' });
+    // storageVolCreateXML adds the new volume's allocation to the pool's: current without a refresh
+    const afterCreate = await api.getPool({ name: poolName });
+    expect([afterCreate.capacity, afterCreate.allocation, afterCreate.available]).to.deep.equal([pool.capacity, pool.allocation + 8n * 1024n * 1024n, pool.available - 8n * 1024n * 1024n]);
     expect(vol.definition?.target?.path).to.equal(`/dev/${vg}/lv1`);
     expect(vol.definition?.key).to.match(/^[A-Za-z0-9-]{38}$/);
     expect(vol.definition?.capacity).to.equal(8n * 1024n * 1024n);
@@ -87,8 +90,8 @@ describe('logical pool through coordinator, NATS and agent (LVM on loop devices,
 
     // libvirt's storageVolDeleteInternal gives the volume's allocation back to the pool: the
     // sizes are right straight after the delete, as the next refresh (vgs) reads them
-    await api.refreshPool({ name: poolName, requestId: '' });
-    const withLv = await api.getPool({ name: poolName });
+    const withLv = await api.refreshPool({ name: poolName, requestId: '' });
+    expect([withLv.capacity, withLv.allocation, withLv.available]).to.deep.equal([afterCreate.capacity, afterCreate.allocation, afterCreate.available]);
     await api.deleteVolume({ name: vol.name, requestId: '' });
     expect((await api.listVolumes({ parent: poolName, pageSize: 0, pageToken: '' })).volumes).to.deep.equal([]);
     const afterDelete = await api.getPool({ name: poolName });

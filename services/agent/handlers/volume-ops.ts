@@ -119,8 +119,11 @@ export async function commitVolumeState(
       return def;
     }
   };
-  // the volume and the pool's sizes are read side by side
-  const [live] = await Promise.all([reread(), refreshPoolSizes(ctx, pool, backend, pc)]);
+  // the volume and the pool's sizes are read side by side; where the sizes cannot be read,
+  // the allocation the volume took is added (storageVolCreateXML / CreateXMLFrom)
+  const before = pool.volumes.get(def.name)?.definition.allocation ?? 0n;
+  const rereading = reread();
+  const [live] = await Promise.all([rereading, refreshPoolSizes(ctx, pool, backend, pc, rereading.then((v) => (v.allocation ?? 0n) - before))]);
   const entry = ctx.state.setVolume(pool, live);
   const volume = ctx.state.volumeMessage(pool.definition.name, entry);
   const poolState = ctx.state.poolMessage(pool);
