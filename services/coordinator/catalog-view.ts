@@ -1,6 +1,6 @@
 // What clients see: a pool = its catalog entry (definition, autostart, persistent) merged
 // with the agent's runtime state (state, sizes, volumes). Reads never leave this process.
-import { Pool, PoolState, type Host, type Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { Pool, PoolDefinition, PoolState, type Host, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { hostName, poolName } from '../../libs/api/resource-names.js';
 import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { CatalogRecord, FleetCache } from './cache.js';
@@ -123,6 +123,22 @@ export function poolViews(cache: FleetCache): PoolViews {
 /** The stored definition (GetPoolXML --inactive): the catalog's, or the runtime one for a transient pool. */
 export function inactiveDefinition(cache: FleetCache, host: string, pool: string) {
   return cache.catalogEntry(host, pool)?.value.definition ?? cache.runtimePool(host, pool)?.pool.definition;
+}
+
+/**
+ * libvirt's newDef: a define while the pool runs stores a definition that takes effect at the
+ * next start. Here: the catalog's definition when it differs from the one the running pool
+ * was started with (compared encoded); undefined while the pool is not running or nothing
+ * is pending. (A redefinition that changes nothing leaves nothing pending: libvirt keeps it
+ * as newDef all the same, and prints its zero sizes for --inactive.)
+ */
+export function pendingDefinition(cache: FleetCache, host: string, pool: string): PoolDefinition | undefined {
+  const running = cache.runtimePool(host, pool)?.pool.definition;
+  const stored = cache.catalogEntry(host, pool)?.value.definition;
+  if (!running || !stored) return undefined;
+  const a = PoolDefinition.encode(running).finish();
+  const b = PoolDefinition.encode(stored).finish();
+  return a.length === b.length && Buffer.compare(a, b) === 0 ? undefined : stored;
 }
 
 export function volumeView(volume: Volume, stale: boolean): Volume {

@@ -166,7 +166,8 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     const live = (await api.getPoolXml({ name: 'hosts/a/pools/life', inactive: false })).xml;
     const st = statSync(path);
     expect(live).to.contain(`<permissions>\n      <mode>0750</mode>\n      <owner>${st.uid}</owner>\n      <group>${st.gid}</group>\n    </permissions>`);
-    expect((await api.getPoolXml({ name: 'hosts/a/pools/life', inactive: true })).xml).to.not.contain('<mode>0750</mode>');
+    // libvirt's --inactive of a running pool with no pending redefinition is its live document
+    expect((await api.getPoolXml({ name: 'hosts/a/pools/life', inactive: true })).xml).to.equal(live);
 
     await api.deleteVolume({ name: vol.name, requestId: '' });
     expect(existsSync(join(path, 'disk1.img'))).to.equal(false);
@@ -185,6 +186,40 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     await expectCode(api.getPool({ name: 'hosts/a/pools/life' }), status.NOT_FOUND);
     const all = await api.listPools({ host: '', types: [], pageSize: 0, pageToken: '' });
     expect(all.pools.map((p) => p.name)).to.not.include('hosts/a/pools/life');
+  });
+
+  it('GetPoolXML inactive of a running pool: the live document, or the pending redefinition with sizes 0 (libvirt newDef)', async () => {
+    const api = ctx.stack.api;
+    const name = 'hosts/a/pools/redef';
+    const path = poolDir('redef');
+    const defined = await api.definePool({ host: 'a', definition: undefined, xml: `<pool type='dir'><name>redef</name><target><path>${path}</path></target></pool>`, requestId: '' });
+    const uuid = defined.definition!.uuid;
+    await api.startPool({ name, build: true, buildFlags: undefined, requestId: '' });
+    chmodSync(path, 0o750);
+    await api.refreshPool({ name, requestId: '' });
+    const live = (await api.getPoolXml({ name, inactive: false })).xml;
+    expect(live).to.match(/<capacity unit='bytes'>[1-9]\d*<\/capacity>/);
+    expect(live).to.contain('<mode>0750</mode>');
+    expect((await api.getPoolXml({ name, inactive: true })).xml).to.equal(live);
+
+    // redefined while running: --inactive shows the new definition, as stored (sizes 0);
+    // the live document keeps the running one until the pool is started again
+    const changed = `<pool type='dir'><name>redef</name><uuid>${uuid}</uuid><target><path>${path}</path><permissions><mode>0700</mode></permissions></target></pool>`;
+    await api.definePool({ host: 'a', definition: undefined, xml: changed, requestId: '' });
+    const pending = (await api.getPoolXml({ name, inactive: true })).xml;
+    expect(pending).to.equal(
+      `<pool type='dir'>\n  <name>redef</name>\n  <uuid>${uuid}</uuid>\n  <capacity unit='bytes'>0</capacity>\n  <allocation unit='bytes'>0</allocation>\n  <available unit='bytes'>0</available>\n  <source>\n  </source>\n  <target>\n    <path>${path}</path>\n    <permissions>\n      <mode>0700</mode>\n    </permissions>\n  </target>\n</pool>\n`,
+    );
+    expect((await api.getPoolXml({ name, inactive: false })).xml).to.equal(live);
+
+    await api.stopPool({ name, requestId: '' });
+    expect((await api.getPoolXml({ name, inactive: false })).xml).to.equal(pending);
+    await api.startPool({ name, build: false, buildFlags: undefined, requestId: '' });
+    const restarted = (await api.getPoolXml({ name, inactive: false })).xml;
+    expect(restarted).to.match(/<capacity unit='bytes'>[1-9]\d*<\/capacity>/);
+    expect((await api.getPoolXml({ name, inactive: true })).xml).to.equal(restarted);
+    await api.stopPool({ name, requestId: '' });
+    await api.undefinePool({ name, requestId: '' });
   });
 
   it('refuses bad names with INVALID_ARGUMENT and changes nothing', async () => {

@@ -35,7 +35,7 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { poolName } from '../../../libs/api/resource-names.js';
 import { compare } from '../cache.js';
-import { inactiveDefinition, isActiveState, poolView, poolViews, undefinedPoolView } from '../catalog-view.js';
+import { inactiveDefinition, isActiveState, pendingDefinition, poolView, poolViews, undefinedPoolView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
 import { sourceConflict } from '../pool-conflicts.js';
@@ -319,9 +319,13 @@ export async function listPools(svc: CoordinatorServices, _ctx: CallContext, req
 export async function getPoolXml(svc: CoordinatorServices, _ctx: CallContext, req: GetPoolXMLRequest): Promise<XMLDocument> {
   const p = resolvePool(svc, requirePoolName(req.name));
   const lib = await requireXml('GetPoolXML');
-  if (req.inactive) {
+  // storagePoolGetXMLDesc: --inactive prints the pending new definition (newDef, sizes 0)
+  // when there is one, else the pool's own, which for a running pool is the live document
+  if (req.inactive && !p.active) {
     return { xml: lib.formatPoolXml(inactiveDefinition(svc.cache, p.ref.host, p.ref.pool) ?? p.definition) };
   }
+  const pending = req.inactive ? pendingDefinition(svc.cache, p.ref.host, p.ref.pool) : undefined;
+  if (pending) return { xml: lib.formatPoolXml(pending) };
   return {
     xml: lib.formatPoolXml(p.definition, {
       capacity: p.pool.capacity,
