@@ -228,6 +228,29 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       expect(listed.volumes.map((v) => v.name.split('/').pop())).to.include.members(['f.raw', 'f.qcow2', 'overlay.qcow2', 'x.qcow2']);
     });
 
+    it("shows a qcow2 volume's <clusterSize> as virsh 9.0 does: after a create only as requested, after pool-refresh as the image has it", async () => {
+      const api = ctx.stack.api;
+      const plain = await api.createVolume({ parent, definition: undefined, xml: "<volume><name>cs.qcow2</name><capacity unit='M'>8</capacity><target><format type='qcow2'/></target></volume>", preallocMetadata: false, requestId: '' });
+      const sized = await api.createVolume({
+        parent,
+        definition: undefined,
+        xml: "<volume><name>cs128.qcow2</name><capacity unit='M'>8</capacity><target><format type='qcow2'/><clusterSize unit='KiB'>128</clusterSize></target></volume>",
+        preallocMetadata: false,
+        requestId: '',
+      });
+      expect(plain.definition!.target!.clusterSize).to.equal(0n);
+      expect((await api.getVolumeXml({ name: plain.name })).xml).to.not.contain('<clusterSize');
+      expect((await api.getVolumeXml({ name: sized.name })).xml).to.contain("<clusterSize unit='B'>131072</clusterSize>");
+      const info = async (path: string) => JSON.parse((await run('qemu-img', ['info', '--output=json', '-U', path])).stdout) as { 'cluster-size': number };
+      expect((await info(plain.definition!.target!.path))['cluster-size']).to.equal(65536);
+      expect((await info(sized.definition!.target!.path))['cluster-size']).to.equal(131072);
+
+      await api.refreshPool({ name: parent, requestId: '' });
+      expect((await api.getVolumeXml({ name: plain.name })).xml).to.contain("<clusterSize unit='B'>65536</clusterSize>");
+      expect((await api.getVolumeXml({ name: sized.name })).xml).to.contain("<clusterSize unit='B'>131072</clusterSize>");
+      for (const v of [plain, sized]) await api.deleteVolume({ name: v.name, requestId: '' });
+    });
+
     it('uploads, downloads, clones, resizes and wipes', async () => {
       const api = ctx.stack.api;
       await api.createVolume({ parent, definition: volume('data.img', 8n * MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '' });

@@ -1,6 +1,7 @@
 // Volume operations: create, clone, delete, wipe, resize. Each re-reads the volume
 // afterwards (backend.refreshVol) and takes new pool sizes, so the event and the reply
-// carry the real new state.
+// carry the real new state (after a create, clone or resize as libvirt's refreshVol reads
+// it: a qcow2 cluster size not asked for shows from the next pool refresh, probed-fields.ts).
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, VolumeDefinition, type Pool, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import type { PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
@@ -10,6 +11,7 @@ import { parseVolumeName } from '../../../libs/api/resource-names.js';
 import { volumeEvent, type Actor } from '../events.js';
 import { sameVolume, type PoolEntry, type VolumeEntry } from '../state.js';
 import { currentPoolSizes } from '../pool-sizes.js';
+import { keepUnprobedFields } from '../probed-fields.js';
 import { publishScan } from './pool-ops.js';
 import {
   actorOf,
@@ -67,6 +69,13 @@ async function withExistingVolume(
 }
 
 /**
+ * How the volume is re-read after an operation. 'probe': everything read from the image (as
+ * libvirt's wipe and upload leave it). 'sizes': as libvirt's refreshVol after a create, clone
+ * or resize, what the header alone tells (the cluster size) stays as `def` had it.
+ */
+export type Reread = 'probe' | 'sizes';
+
+/**
  * After a volume changed: re-read it, take the pool's new sizes, store both with new
  * revisions and publish `kind` carrying the volume and the pool. Returns the volume.
  */
@@ -91,9 +100,10 @@ export async function commitVolume(
 export async function rereadAfterFailure(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext, vol: VolumeEntry, actor: Actor): Promise<void> {
   if (!backend.refreshVol) return;
   try {
-    const live = await backend.refreshVol({ ...pc, signal: undefined }, vol.definition);
+    // what the failed write changed, not what a probe would newly learn (the cluster size)
+    const live = keepUnprobedFields(await backend.refreshVol({ ...pc, signal: undefined }, vol.definition), vol.definition);
     if (sameVolume(vol.definition, live)) return;
-    await commitVolumeState(ctx, pool, backend, pc, live, EventKind.VOLUME_CHANGED, actor);
+    await commitVolumeState(ctx, pool, backend, pc, live, EventKind.VOLUME_CHANGED, actor, 'sizes');
     await flushEvents(ctx);
   } catch (err) {
     ctx.log.warn('re-reading a volume after a failed write failed; the next refresh corrects it', { pool: pool.definition.name, volume: vol.definition.name, error: err });
@@ -109,11 +119,13 @@ export async function commitVolumeState(
   def: VolumeDefinition,
   kind: EventKind,
   actor: Actor,
+  how: Reread = 'probe',
 ): Promise<{ volume: Volume; pool: Pool }> {
   const reread = async (): Promise<VolumeDefinition> => {
     if (!backend.refreshVol) return def;
     try {
-      return await backend.refreshVol(pc, def);
+      const live = await backend.refreshVol(pc, def);
+      return how === 'sizes' ? keepUnprobedFields(live, def) : live;
     } catch (err) {
       ctx.log.warn('re-reading a volume failed; its requested state is reported', { pool: pool.definition.name, volume: def.name, error: err });
       return def;
@@ -166,7 +178,7 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
       if (backend.buildVol && backend.operations.has('buildVol')) {
         await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata });
       }
-      const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
+      const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes');
       ctx.log.info('volume created', { pool: def.name, volume: wanted.name, principal: actor.principal, requestId: actor.requestId });
       return volumeReply(done.volume, await flushEvents(ctx), done.pool);
     } finally {
@@ -245,7 +257,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
         { pool: sourcePool.definition, volume: sourceVolume.definition },
         { preallocMetadata: op.preallocMetadata, ...(op.reflink ? { reflink: true } : {}) },
       );
-      const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor);
+      const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes');
       ctx.log.info('volume cloned', { pool: def.name, volume: given.name, source: op.source, requestId: actor.requestId });
       return volumeReply(done.volume, await flushEvents(ctx), done.pool);
     } finally {
@@ -346,7 +358,7 @@ export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op:
       await rereadAfterFailure(ctx, pool, backend, pc, vol, actor);
       throw err;
     }
-    const done = await commitVolumeState(ctx, pool, backend, pc, { ...vol.definition, capacity }, EventKind.VOLUME_RESIZED, actor);
+    const done = await commitVolumeState(ctx, pool, backend, pc, { ...vol.definition, capacity }, EventKind.VOLUME_RESIZED, actor, 'sizes');
     ctx.log.info('volume resized', { pool: def.name, volume: name, capacity, requestId: actor.requestId });
     return volumeReply(done.volume, await flushEvents(ctx), done.pool);
   });
