@@ -1,14 +1,15 @@
 // vol-info, vol-dumpxml, vol-key, vol-path, vol-name, vol-pool.
 import { GetVolumeXMLRequest, type Volume } from '../../libs/proto/cistern/v1/storage.js';
-import { flag, req, type OptionSpec } from '../args.js';
+import { flag, req, str, type OptionSpec } from '../args.js';
 import { JSON_OPTION, type Command, type CommandContext } from '../command.js';
 import { attempt } from '../errors.js';
+import { dumpXml } from '../format/dumpxml.js';
 import { toJson } from '../format/json.js';
 import {
   renderVolumeInfo, volumeHost, volumeJson, volumeKey, volumePath, volumePoolName, volumeShortName,
 } from '../format/volume.js';
 import { displayPool, fleetIsMultiHost, listAllPools, poolShortName } from '../resolve.js';
-import { withNewline } from './pool-info.js';
+import { XPATH_OPTIONS } from './pool-info.js';
 import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
 
 export const volInfo: Command = {
@@ -34,12 +35,12 @@ export const volInfo: Command = {
 export const volDumpxml: Command = {
   name: 'vol-dumpxml',
   help: 'vol information in XML',
-  options: [VOL_OPTION, POOL_OPTIONAL, VOL_HOST_OPTION],
+  options: [VOL_OPTION, POOL_OPTIONAL, ...XPATH_OPTIONS, VOL_HOST_OPTION],
   async run(ctx) {
     const vol = await volumeFromOptions(ctx);
     const doc = await attempt(`failed to get XML of vol '${req(ctx.opts, 'vol')}'`, () =>
       ctx.api().getVolumeXml(GetVolumeXMLRequest.create({ name: vol.name })));
-    ctx.print(withNewline(doc.xml));
+    ctx.print(dumpXml(doc.xml, str(ctx.opts, 'xpath'), flag(ctx.opts, 'wrap')));
   },
 };
 
