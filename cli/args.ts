@@ -114,7 +114,8 @@ export interface GlobalSplit {
   command?: string;
   rest: string[];
   help: boolean;
-  version: boolean;
+  /** -v/--version (short), -V/--version=long (long), as virsh reads them */
+  version: false | 'short' | 'long';
 }
 
 /** Splits `cisternctl [global options] COMMAND [args]`. */
@@ -122,7 +123,6 @@ export function splitGlobal(argv: string[]): GlobalSplit {
   const bools = new Set<string>();
   const strings = new Map<string, string>();
   let help = false;
-  let version = false;
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -130,9 +130,11 @@ export function splitGlobal(argv: string[]): GlobalSplit {
       help = true;
       continue;
     }
-    if (arg === '-v' || arg === '--version') {
-      version = true;
-      continue;
+    if (arg === '-v' || arg === '-V' || arg === '--version' || arg.startsWith('--version=')) {
+      if (help) continue;
+      // virsh acts on it at once (getopt order): nothing after it is looked at
+      const version = arg === '-V' || arg === '--version=long' ? 'long' : 'short';
+      return { globals: { bools, strings }, rest: [], help, version };
     }
     if (!arg.startsWith('-') || arg === '-' ) break;
     let name = SHORT_GLOBALS[arg] ?? (arg.startsWith('--') ? arg.slice(2) : '');
@@ -152,7 +154,7 @@ export function splitGlobal(argv: string[]): GlobalSplit {
     if (value === undefined) throw new UsageError(`option '${arg}' requires an argument`);
     strings.set(name, value);
   }
-  return { globals: { bools, strings }, command: argv[i], rest: argv.slice(i + 1), help, version };
+  return { globals: { bools, strings }, command: argv[i], rest: argv.slice(i + 1), help, version: false };
 }
 
 /** Merges global options given before the command with those given after it (later wins). */

@@ -14,6 +14,14 @@ export const VERSION = '0.1.0';
 
 export type { CliIo } from './command.js';
 
+/** `cisternctl -v` and `-V`, shaped as virsh's `-v` (`9.0.0`) and `-V`. */
+export function versionText(form: 'short' | 'long'): string {
+  if (form === 'short') return `${VERSION}\n`;
+  return `Cisternctl command line tool of Cistern ${VERSION}\n` +
+    'See docs/cli.md, or cisternctl help\n\n' +
+    'Storage pool types: dir fs netfs logical disk iscsi iscsi-direct scsi mpath\n';
+}
+
 /** Runs one cisternctl command line; resolves to the exit code (0 ok, 1 error). */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const env = io.env ?? process.env;
@@ -28,7 +36,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   try {
     const split = splitGlobal(argv);
     if (split.version) {
-      io.stdout.write(`${VERSION}\n`);
+      // virsh -v prints the version alone, no blank line after it; -V a few lines about the tool
+      trailer = false;
+      io.stdout.write(versionText(split.version));
       return 0;
     }
     // virsh: one argument is a whole command line ('cmd1 a; cmd2 b'); no command at all, with

@@ -29,7 +29,7 @@ describe('cli launcher (the installed bin and its code cache)', function () {
   });
 
   it('package.json bin runs the CLI: help, version, and an error with its exit code', () => {
-    expect(cli(bin, ['--version'])).to.include({ status: 0, stdout: '0.1.0\n\n' });
+    expect(cli(bin, ['--version'])).to.include({ status: 0, stdout: '0.1.0\n' });
     const help = cli(bin, ['help', 'vol-list']);
     expect(help.status).to.equal(0);
     expect(help.stdout).to.contain('vol-list');

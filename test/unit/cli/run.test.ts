@@ -465,6 +465,20 @@ describe('cisternctl (runCli with a fake server)', () => {
     }
   });
 
+  it('--version prints the version alone, as virsh -v prints 9.0.0: no blank line; -V the long form', async () => {
+    for (const argv of [['--version'], ['-v'], ['--version=short'], ['-q', '--version'], ['--version', 'pool-list', '--bogus']]) {
+      expect(await run(new FakeApi(), argv), argv.join(' ')).to.deep.equal({ code: 0, stdout: '0.1.0\n', stderr: '' });
+    }
+    for (const argv of [['-V'], ['--version=long']]) {
+      const r = await run(new FakeApi(), argv);
+      expect(r.code).to.equal(0);
+      expect(r.stdout).to.match(/^Cisternctl command line tool of Cistern 0\.1\.0\n/);
+      expect(r.stdout).not.to.match(/\n\n$/);
+    }
+    // virsh reads its options in order and stops at the first -h or -v
+    expect((await run(new FakeApi(), ['--bogus', '--version'])).code).to.equal(1);
+  });
+
   it('unknown commands and --help', async () => {
     const r = await run(new FakeApi(), ['pool-frobnicate']);
     expect(r.code).to.equal(1);
