@@ -1,7 +1,8 @@
 // virsh's command-line syntax (vshCommandStringGetArg), for `cisternctl 'cmd1 a; cmd2 b'` and
 // for commands read from stdin: ';' and newlines end a command, blanks separate words, single
-// quotes take everything literally, double quotes and a backslash outside quotes escape, and a
-// word starting with '#' comments out the rest of the line.
+// quotes take everything literally (an unclosed one runs to the end, as in virsh), double quotes
+// and a backslash outside single quotes escape, a backslash-newline is dropped, and a word
+// starting with '#' comments out the rest of the line. Errors are virsh's words.
 import { UsageError } from './errors.js';
 
 /** The commands of `text`, each as its words; empty commands are dropped. */
@@ -29,8 +30,8 @@ export function splitCommandLine(text: string): string[][] {
     } else if (c === '#' && !inWord) {
       while (i + 1 < text.length && text[i + 1] !== '\n') i++;
     } else if (c === "'") {
-      const close = text.indexOf("'", i + 1);
-      if (close < 0) throw new UsageError("missing \"'\" in the command line");
+      let close = text.indexOf("'", i + 1);
+      if (close < 0) close = text.length;
       word += text.slice(i + 1, close);
       inWord = true;
       i = close;
@@ -43,16 +44,18 @@ export function splitCommandLine(text: string): string[][] {
           closed = true;
           break;
         }
-        if (d === '\\' && i + 1 < text.length) {
-          word += text[++i]!;
+        if (d === '\\') {
+          if (i + 1 >= text.length) throw new UsageError('dangling \\');
+          if (text[++i] !== '\n') word += text[i]!;
           continue;
         }
         word += d;
       }
-      if (!closed) throw new UsageError('missing \'"\' in the command line');
+      if (!closed) throw new UsageError('missing "');
     } else if (c === '\\') {
-      if (i + 1 >= text.length) throw new UsageError('dangling \\ at the end of the command line');
-      word += text[++i]!;
+      if (i + 1 >= text.length) throw new UsageError('dangling \\');
+      if (text[++i] === '\n') continue; // a backslash-newline is dropped
+      word += text[i]!;
       inWord = true;
     } else {
       word += c;

@@ -3,7 +3,7 @@
 import { CisternError } from '../libs/errors/errors.js';
 import type { StorageApi } from './api.js';
 import { mergeOptions, parseCommandArgs, splitGlobal, type ParsedOptions } from './args.js';
-import { connect, connectionOptions } from './client.js';
+import { connect, connectionOptions, type ConnectionOptions } from './client.js';
 import type { CliIo, Command, CommandContext } from './command.js';
 import { COMMANDS, findCommand } from './commands/index.js';
 import { commandHelp, findGroup, generalHelp, groupHelp } from './commands/help.js';
@@ -22,61 +22,108 @@ export function versionText(form: 'short' | 'long'): string {
     'Storage pool types: dir fs netfs logical disk iscsi iscsi-direct scsi mpath\n';
 }
 
+/**
+ * A command parsed and its options checked, nothing run yet: virsh parses a whole command line
+ * ('cmd1 a; cmd2 b') before it runs any of it, and runs none of it when a part does not parse.
+ */
+type Parsed =
+  | { kind: 'help'; topic: string | undefined; opts: ParsedOptions }
+  | { kind: 'quit' }
+  | { kind: 'command'; command: Command; opts: ParsedOptions; conn: ConnectionOptions };
+
 /** Runs one cisternctl command line; resolves to the exit code (0 ok, 1 error). */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const env = io.env ?? process.env;
-  let api: StorageApi | undefined = io.api;
-  let ownsApi = false;
-  let server = '';
-  let trailer = true;
-  // virsh prints its blank line after a command that ran, failed or not; a command line it
-  // could not parse (unknown command or option, missing or extra data) runs nothing: no blank line
-  let ran = false;
-  let quiet = false;
   try {
     const split = splitGlobal(argv);
     if (split.version) {
       // virsh -v prints the version alone, no blank line after it; -V a few lines about the tool
-      trailer = false;
       io.stdout.write(versionText(split.version));
       return 0;
     }
     // virsh: one argument is a whole command line ('cmd1 a; cmd2 b'); no command at all, with
-    // stdin not a terminal, means commands on stdin
+    // stdin not a terminal, means commands on stdin, a line at a time
     if (split.command !== undefined && split.rest.length === 0 && isCommandLine(split.command)) {
-      trailer = false; // each command prints its own
-      return await runCommandLines(argv.slice(0, -1), split.command, io);
+      const code = await runLine(split.command, split.globals, env, io);
+      return code === QUIT ? 0 : code ?? 0;
     }
-    if (!split.command && !split.help && !split.version && io.readStdin) {
-      trailer = false;
-      return await runCommandLines(argv, await io.readStdin(), io);
-    }
-    if (!split.command || split.command === 'help' || split.help) {
-      ran = true;
-      const topic = split.command === 'help' ? split.rest[0] : split.command;
-      if (!topic) {
-        io.stdout.write(generalHelp(COMMANDS));
-        return 0;
+    if (!split.command && !split.help && io.readStdin) {
+      let code = 0;
+      for (const line of (await io.readStdin()).split('\n')) {
+        const status = await runLine(line, split.globals, env, io);
+        if (status === QUIT) return 0;
+        if (status !== undefined) code = status;
       }
-      // virsh's cmdHelp: a command, else a group by name or keyword ('help pool')
-      const cmd = findCommand(topic);
-      const group = cmd ? undefined : findGroup(COMMANDS, topic);
-      if (!cmd && !group) throw new UsageError(`command or command group '${topic}' doesn't exist`);
-      io.stdout.write(cmd ? commandHelp(cmd) : groupHelp(group!));
+      return code;
+    }
+    return await execute(parseCommand(split.command, split.rest, split.help, split.globals, env), io);
+  } catch (err) {
+    // a command line virsh could not parse (unknown command or option, missing or extra data)
+    // runs nothing: only the error, no blank line
+    io.stderr.write(errorText(err));
+    return 1;
+  }
+}
+
+/** What runLine returns after 'quit' or 'exit' (the exit code is then 0, as virsh's). */
+const QUIT = -1;
+
+/**
+ * Parses every command of `text`, then runs them in turn: nothing runs when any of them does
+ * not parse. A command that fails is reported and the next one runs; 'quit' or 'exit' stop;
+ * the exit code is the last command's (undefined: `text` has no command).
+ */
+async function runLine(
+  text: string, globals: ParsedOptions, env: Record<string, string | undefined>, io: CliIo,
+): Promise<number | undefined> {
+  let parsed: Parsed[];
+  try {
+    parsed = splitCommandLine(text).map(([name, ...rest]) => parseCommand(name, rest, false, globals, env));
+  } catch (err) {
+    io.stderr.write(errorText(err));
+    return 1;
+  }
+  let code: number | undefined;
+  for (const p of parsed) {
+    if (p.kind === 'quit') return QUIT;
+    code = await execute(p, io);
+  }
+  return code;
+}
+
+/** Parses one command (virsh's vshCommandParse for it): throws UsageError, runs nothing. */
+function parseCommand(
+  name: string | undefined, rest: string[], helpFlag: boolean, globals: ParsedOptions, env: Record<string, string | undefined>,
+): Parsed {
+  if (name === undefined || name === 'help' || helpFlag) {
+    return { kind: 'help', topic: name === 'help' ? rest[0] : name, opts: globals };
+  }
+  if (name === 'quit' || name === 'exit') {
+    if (rest.length > 0) throw new UsageError(`unexpected data '${rest[0]}'`);
+    return { kind: 'quit' };
+  }
+  const command = findCommand(name);
+  if (!command) throw new UsageError(`unknown command: '${name}'`);
+  if (rest.includes('--help')) return { kind: 'help', topic: command.name, opts: globals };
+  const opts = mergeOptions(globals, parseCommandArgs(command.name, command.options, rest));
+  return { kind: 'command', command, opts, conn: connectionOptions(opts.strings, env) };
+}
+
+/** Runs a parsed command; virsh's blank line follows it, whether it failed or not. */
+async function execute(parsed: Parsed, io: CliIo): Promise<number> {
+  if (parsed.kind === 'quit') return 0;
+  const quiet = parsed.opts.bools.has('quiet');
+  let api: StorageApi | undefined = io.api;
+  let ownsApi = false;
+  let trailer = true;
+  let server = '';
+  try {
+    if (parsed.kind === 'help') {
+      io.stdout.write(helpText(parsed.topic));
       return 0;
     }
-    const command = findCommand(split.command);
-    if (!command) throw new UsageError(`unknown command: '${split.command}'`);
-    if (split.rest.includes('--help')) {
-      io.stdout.write(commandHelp(command));
-      return 0;
-    }
-    const own = parseCommandArgs(command.name, command.options, split.rest);
-    const opts: ParsedOptions = mergeOptions(split.globals, own);
-    quiet = opts.bools.has('quiet');
-    const conn = connectionOptions(opts.strings, env);
+    const { command, opts, conn } = parsed;
     server = conn.server;
-    const signal = io.signal ?? new AbortController().signal;
     const ctx: CommandContext = {
       name: command.name,
       opts,
@@ -94,17 +141,16 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       },
       stderr: io.stderr,
       stdoutIsTTY: !!io.stdout.isTTY,
-      signal,
+      signal: io.signal ?? new AbortController().signal,
       setMachineOutput: () => {
         trailer = false;
       },
     };
-    ran = true;
-    await runCommand(command, ctx);
+    await command.run(ctx);
     return 0;
   } catch (err) {
     // virsh connects before it runs a command: when it cannot, nothing is printed on stdout either
-    if (!ran || isConnectFailure(err instanceof CommandError ? err.cause : err)) trailer = false;
+    if (isConnectFailure(err instanceof CommandError ? err.cause : err)) trailer = false;
     io.stderr.write(errorText(err, server));
     return 1;
   } finally {
@@ -113,22 +159,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
-/**
- * Runs each command of `text` in turn with the global options `globals`, as virsh runs a
- * command line: an error is reported and the next command still runs; 'quit' or 'exit' stop;
- * the exit code is the last command's.
- */
-async function runCommandLines(globals: string[], text: string, io: CliIo): Promise<number> {
-  let code = 0;
-  for (const words of splitCommandLine(text)) {
-    if (words[0] === 'quit' || words[0] === 'exit') break;
-    code = await runCli([...globals, ...words], { ...io, readStdin: undefined });
-  }
-  return code;
-}
-
-async function runCommand(command: Command, ctx: CommandContext): Promise<void> {
-  await command.run(ctx);
+/** virsh's cmdHelp: every command, one command, or a group by name or keyword ('help pool'). */
+function helpText(topic: string | undefined): string {
+  if (!topic) return generalHelp(COMMANDS);
+  const cmd = findCommand(topic);
+  if (cmd) return commandHelp(cmd);
+  const group = findGroup(COMMANDS, topic);
+  if (!group) throw new UsageError(`command or command group '${topic}' doesn't exist`);
+  return groupHelp(group);
 }
 
 function messageOf(err: unknown): string {

@@ -441,10 +441,9 @@ describe('cisternctl (runCli with a fake server)', () => {
     const missing = await run(api, ['pool-info', 'nosuch']);
     expect(missing.code).to.equal(1);
     expect(missing.stdout).to.equal('\n');
-    // in a command line, the command that could not be parsed adds nothing to stdout
+    // a command line is parsed whole first: a part that does not parse means none of it runs
     const line = await run(api, ['pool-lsit; pool-list --name']);
-    expect(line.stdout).to.equal('default             \n\n');
-    expect(line.stderr).to.equal("error: unknown command: 'pool-lsit'\n");
+    expect(line).to.deep.equal({ code: 1, stdout: '', stderr: "error: unknown command: 'pool-lsit'\n" });
   });
 
   it('names every missing required option, one line each, as virsh 9.0 does', async () => {
