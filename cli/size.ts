@@ -22,19 +22,29 @@ export function unitScale(suffix: string, defaultScale = 1n): bigint | undefined
   return base ** BigInt(power + 1);
 }
 
+const UNITS = 'b, K, KiB, KB, M, MiB, MB, G, GiB, GB, T, TiB, TB, P, PiB, PB, E, EiB, EB';
+
 /**
- * Parses "10G", "512", "1KB" into bytes. `what` names the value in the error
- * message, which follows virsh ("Malformed size 10X").
+ * Parses "10G", "512", "1KB" into bytes. Errors start as virsh's (virshVolSize:
+ * "Malformed size 10XB", then libvirt's "invalid argument: unknown suffix 'XB'") and go on to
+ * say which option (`option`), what is wrong and what is allowed.
  */
-export function parseSize(text: string, what = 'size', defaultScale = 1n): bigint {
-  const m = /^\s*\+?(\d+)([A-Za-z]*)$/.exec(text); // virsh: no blank between number and unit
-  if (!m) throw new UsageError(`Malformed ${what} ${text}: expected a non-negative integer with an optional unit (b, K, KiB, KB, M, MiB, MB, G, GB, T, TB, P, PB, E, EB)`);
+export function parseSize(text: string, option = 'size', defaultScale = 1n): bigint {
+  // virsh: vshCommandOptStringReq refuses an empty value before the size is looked at
+  if (text === '') throw new UsageError(`Failed to get option '${option}': Option argument is empty`);
+  return parseSizeValue(text, option, defaultScale);
+}
+
+/** parseSize for a value already taken apart (vol-resize's, after its '-'): '' is malformed. */
+export function parseSizeValue(text: string, option: string, defaultScale = 1n): bigint {
+  const malformed = (why: string): UsageError => new UsageError(`Malformed size ${text}`, why);
+  // strtoull: leading blanks and a '+' are taken, then digits; the rest is the unit (no blank before it)
+  const m = /^\s*\+?(\d+)([\s\S]*)$/.exec(text);
+  if (!m) throw malformed(`invalid argument: <${option}> must be a non-negative integer with an optional unit (${UNITS})`);
   const scale = unitScale(m[2]!, defaultScale);
-  if (scale === undefined) {
-    throw new UsageError(`Malformed ${what} ${text}: unknown suffix '${m[2]}'; allowed: b, K, KiB, KB, M, MiB, MB, G, GB, T, TB, P, PB, E, EB`);
-  }
+  if (scale === undefined) throw malformed(`invalid argument: unknown suffix '${m[2]}' in <${option}>; allowed: ${UNITS}`);
   const value = BigInt(m[1]!) * scale;
-  if (value > MAX_SIZE) throw new UsageError(`Malformed ${what} ${text}: larger than ${MAX_SIZE} bytes`);
+  if (value > MAX_SIZE) throw malformed(`numerical overflow: value too large: ${text} (<${option}> is at most ${MAX_SIZE} bytes)`);
   return value;
 }
 

@@ -77,9 +77,9 @@ export const volCreateAs: Command = {
   ],
   async run(ctx) {
     const name = req(ctx.opts, 'name');
-    const fields: VolAsFields = { name, capacity: parseSize(req(ctx.opts, 'capacity')) };
+    const fields: VolAsFields = { name, capacity: parseSize(req(ctx.opts, 'capacity'), 'capacity') };
     const allocation = str(ctx.opts, 'allocation');
-    if (allocation !== undefined) fields.allocation = parseSize(allocation);
+    if (allocation !== undefined) fields.allocation = parseSize(allocation, 'allocation');
     const format = str(ctx.opts, 'format');
     if (format !== undefined) fields.format = format;
     const api = ctx.api();

@@ -7,7 +7,7 @@ import type { Command } from '../command.js';
 import { attempt, UsageError } from '../errors.js';
 import { volumeShortName } from '../format/volume.js';
 import { volumeTarget, withProgress } from '../progress-watch.js';
-import { parseSize } from '../size.js';
+import { parseSize, parseSizeValue } from '../size.js';
 import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
 
 export const volDelete: Command = {
@@ -71,13 +71,15 @@ export interface ResizeArgs {
 
 /** virsh: a leading '-' means shrink by that much (needs --shrink, implies --delta). */
 export function parseResizeCapacity(text: string, delta: boolean, shrink: boolean): ResizeArgs {
-  let shown = text;
-  if (text.startsWith('-')) {
+  // virsh skips leading blanks before it looks for the '-' (and prints the size without them)
+  let shown = text.replace(/^\s+/, '');
+  if (shown.startsWith('-')) {
     if (!shrink) throw new UsageError('negative size requires --shrink');
-    shown = text.slice(1);
+    shown = shown.slice(1);
     delta = true;
   }
-  return { capacity: parseSize(shown), delta, shown };
+  if (text === '') parseSize(text, 'capacity'); // virsh's "Option argument is empty"
+  return { capacity: parseSizeValue(shown, 'capacity'), delta, shown };
 }
 
 export const volResize: Command = {

@@ -227,13 +227,24 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(req.definition?.backingStore).to.deep.include({ path: '/p/base.img', format: 'raw' });
   });
 
-  it('vol-create-as with a bad size: "Malformed size", nothing sent', async () => {
+  it('a malformed size: virsh\'s lines first (exit 1, the blank line on stdout), then which option and what is allowed; nothing sent', async () => {
     const api = new FakeApi(['a']);
     api.pools = [pool('a', 'p')];
-    const r = await run(api, ['vol-create-as', 'p', 'x', '10X']);
-    expect(r.code).to.equal(1);
-    expect(r.stderr).to.match(/^error: Malformed size 10X: unknown suffix 'X'/);
+    api.volumes = [volume('a', 'p', 'v', 1n << 20n, 0n, '/p/v')];
+    // virsh 9.0 (test driver): "error: Malformed size 10XB\nerror: invalid argument: unknown suffix 'XB'"
+    const r = await run(api, ['vol-create-as', 'p', 'x', '10XB']);
+    expect([r.code, r.stdout]).to.deep.equal([1, '\n']);
+    expect(r.stderr).to.match(/^error: Malformed size 10XB\nerror: invalid argument: unknown suffix 'XB' in <capacity>; allowed: b, K, KiB, /);
+    const alloc = await run(api, ['vol-create-as', 'p', 'x', '1M', '--allocation', 'abc']);
+    expect(alloc.stderr).to.match(/^error: Malformed size abc\nerror: invalid argument: <allocation> must be a non-negative integer/);
+    // vol-resize: virsh prints the size without its '-'
+    const resize = await run(api, ['vol-resize', 'v', '-10XB', 'p', '--shrink']);
+    expect([resize.code, resize.stdout]).to.deep.equal([1, '\n']);
+    expect(resize.stderr).to.match(/^error: Malformed size 10XB\nerror: invalid argument: unknown suffix 'XB' in <capacity>/);
+    expect((await run(api, ['vol-resize', 'v', '', 'p'])).stderr).to.equal("error: Failed to get option 'capacity': Option argument is empty\n");
+    expect((await run(api, ['vol-resize', 'v', '-5', 'p'])).stderr).to.equal('error: negative size requires --shrink\n');
     expect(api.callsOf('createVolume')).to.have.length(0);
+    expect(api.callsOf('resizeVolume')).to.have.length(0);
   });
 
   it('vol-info finds a volume by name in --pool, by path, or by key on any host', async () => {
