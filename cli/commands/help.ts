@@ -2,24 +2,36 @@
 import { GLOBAL_OPTIONS, type OptionSpec } from '../args.js';
 import type { Command } from '../command.js';
 
-function optionSyntax(o: OptionSpec): string {
-  if (o.type === 'bool') return `--${o.name}`;
-  const value = `<${o.metavar ?? o.name}>`;
-  if (o.named) return `--${o.name} ${value}`;
-  return o.required ? `[--${o.name}] ${value}` : `[--${o.name}] ${value}`;
+/** virsh's value placeholder: <number> for its integer options, <string> for every other value. */
+function valueOf(o: OptionSpec): string {
+  return o.metavar === 'number' ? '<number>' : '<string>';
 }
 
+/** An option in the general help's list (`--server <string>`). */
+function optionSyntax(o: OptionSpec): string {
+  return o.type === 'bool' ? `--${o.name}` : `--${o.name} ${valueOf(o)}`;
+}
+
+/**
+ * virsh's vshCmddefHelp, section for section: in SYNOPSIS a required positional option is
+ * `<name>`, others `[--name <string>]` or `[--name]`; in OPTIONS a required positional one is
+ * `[--name] <string>`, each padded to 15 columns, two spaces, its help; a blank line ends it.
+ */
 export function commandHelp(cmd: Command): string {
-  const synopsis = cmd.options
-    .map((o) => (o.required ? optionSyntax(o) : `[${optionSyntax(o)}]`))
-    .join(' ');
-  let out = `  NAME\n    ${cmd.name} - ${cmd.help}\n\n  SYNOPSIS\n    ${cmd.name} ${synopsis}\n`;
+  const synopsis = cmd.options.map((o) => {
+    if (o.type === 'bool') return ` [--${o.name}]`;
+    return o.required && !o.named ? ` <${o.name}>` : ` [--${o.name} ${valueOf(o)}]`;
+  }).join('');
+  let out = `  NAME\n    ${cmd.name} - ${cmd.help}\n\n  SYNOPSIS\n    ${cmd.name}${synopsis}\n`;
   if (cmd.description) out += `\n  DESCRIPTION\n    ${cmd.description}\n`;
   if (cmd.options.length > 0) {
     out += '\n  OPTIONS\n';
-    for (const o of cmd.options) out += `    ${optionSyntax(o).padEnd(28)}  ${o.help}\n`;
+    for (const o of cmd.options) {
+      const syntax = o.required && !o.named && o.type === 'string' ? `[--${o.name}] ${valueOf(o)}` : optionSyntax(o);
+      out += `    ${syntax.padEnd(15)}  ${o.help}\n`;
+    }
   }
-  return out;
+  return `${out}\n`;
 }
 
 /** A group of commands in `help`, found by `help NAME` or `help KEYWORD` as virsh finds its groups. */
@@ -56,7 +68,10 @@ export function generalHelp(commands: Command[]): string {
   out += 'Usage: cisternctl [global options] COMMAND [ARGS...]\n\n';
   out += commandGroups(commands).map(groupHelp).join('\n');
   out += '\n Global options (before or after the command):\n';
-  for (const o of GLOBAL_OPTIONS) out += `    ${optionSyntax(o).padEnd(30)} ${o.help}\n`;
+  for (const o of GLOBAL_OPTIONS) {
+    const syntax = o.type === 'bool' ? `--${o.name}` : `--${o.name} <${o.metavar ?? o.name}>`;
+    out += `    ${syntax.padEnd(30)} ${o.help}\n`;
+  }
   out += `    ${'-c HOST:PORT'.padEnd(30)} same as --server\n    ${'-q'.padEnd(30)} same as --quiet\n`;
   out += '\nPools are named POOL (when unique in the fleet) or HOST/POOL.\n';
   return out;

@@ -39,6 +39,7 @@ export function renderHostList(hosts: Host[], details: boolean, quiet: boolean):
 export const hostList: Command = {
   name: 'host-list',
   help: 'list the hosts of the fleet',
+  description: 'Returns list of the fleet\'s hosts (Cistern).',
   options: [{ name: 'details', type: 'bool', help: 'also show last heartbeat and supported pool types' }, JSON_OPTION],
   async run(ctx) {
     const hosts = sortByName(await listHosts(ctx.api()), hostId);

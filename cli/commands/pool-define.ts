@@ -120,6 +120,7 @@ function buildFlags(ctx: CommandContext): { build: boolean; buildFlags: BuildFla
 export const poolDefine: Command = {
   name: 'pool-define',
   help: 'define an inactive persistent storage pool or modify an existing persistent one from an XML file',
+  description: 'Define or modify a persistent storage pool.',
   options: [FILE_OPTION, HOST_OPTION],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
@@ -135,6 +136,7 @@ export const poolDefine: Command = {
 export const poolCreate: Command = {
   name: 'pool-create',
   help: 'create a pool from an XML file',
+  description: 'Create a pool.',
   options: [FILE_OPTION, ...BUILD_OPTIONS, HOST_OPTION],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
@@ -151,6 +153,7 @@ export const poolCreate: Command = {
 export const poolDefineAs: Command = {
   name: 'pool-define-as',
   help: 'define a pool from a set of args',
+  description: 'Define a pool.',
   options: X_AS_OPTIONS,
   async run(ctx) {
     const fields = poolAsFields(ctx.opts);
@@ -170,6 +173,7 @@ export const poolDefineAs: Command = {
 export const poolCreateAs: Command = {
   name: 'pool-create-as',
   help: 'create a pool from a set of args',
+  description: 'Create a pool.',
   options: [...X_AS_OPTIONS, ...BUILD_OPTIONS],
   async run(ctx) {
     const fields = poolAsFields(ctx.opts);

@@ -13,7 +13,7 @@ type Outcome = 'done' | 'timeout' | 'interrupt';
 export const poolEvent: Command = {
   name: 'pool-event',
   help: 'Storage Pool Events',
-  description: 'With no --event, every kind but progress is shown. Cistern adds the volume, host and progress kinds.',
+  description: 'List event types, or wait for storage pool events to occur\n    With no --event, every kind but progress is shown. Cistern adds the volume, host and progress kinds.',
   options: [
     { name: 'pool', type: 'string', help: 'filter by storage pool name or uuid' },
     { name: 'event', type: 'string', help: `which event type to wait for (${EVENT_CLASSES.join(', ')})` },

@@ -12,6 +12,7 @@ import { POOL_OPTION } from './pool-lifecycle.js';
 export const poolInfo: Command = {
   name: 'pool-info',
   help: 'storage pool information',
+  description: 'Returns basic information about the storage pool.',
   options: [POOL_OPTION, { name: 'bytes', type: 'bool', help: 'Return pool info in bytes' }, JSON_OPTION],
   async run(ctx) {
     const text = req(ctx.opts, 'pool');
@@ -40,6 +41,7 @@ export const XPATH_OPTIONS: OptionSpec[] = [
 export const poolDumpxml: Command = {
   name: 'pool-dumpxml',
   help: 'pool information in XML',
+  description: 'Output the pool information as an XML dump to stdout.',
   options: [POOL_OPTION, { name: 'inactive', type: 'bool', help: 'show inactive defined XML' }, ...XPATH_OPTIONS],
   async run(ctx) {
     const text = req(ctx.opts, 'pool');

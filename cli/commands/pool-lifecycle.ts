@@ -24,6 +24,7 @@ function overwriteFlags(ctx: CommandContext): BuildFlags {
 function simple(
   name: string,
   help: string,
+  description: string,
   extra: OptionSpec[],
   failure: (pool: string, ctx: CommandContext) => string,
   success: (pool: string, ctx: CommandContext) => string,
@@ -32,6 +33,7 @@ function simple(
   return {
     name,
     help,
+    description,
     options: [POOL_OPTION, ...extra],
     async run(ctx) {
       const text = req(ctx.opts, 'pool');
@@ -48,7 +50,7 @@ const OVERWRITE_OPTIONS: OptionSpec[] = [
   { name: 'overwrite', type: 'bool', help: 'overwrite any existing data' },
 ];
 
-export const poolBuild = simple('pool-build', 'build a pool', OVERWRITE_OPTIONS,
+export const poolBuild = simple('pool-build', 'build a pool', 'Build a given pool.', OVERWRITE_OPTIONS,
   (p) => `Failed to build pool ${p}`, (p) => `Pool ${p} built\n`,
   (api, p, ctx) => {
     const flags = overwriteFlags(ctx);
@@ -56,7 +58,7 @@ export const poolBuild = simple('pool-build', 'build a pool', OVERWRITE_OPTIONS,
       api.buildPool(BuildPoolRequest.create({ name: p.resource, flags, requestId })));
   });
 
-export const poolStart = simple('pool-start', 'start a (previously defined) inactive pool',
+export const poolStart = simple('pool-start', 'start a (previously defined) inactive pool', 'Start a pool.',
   [{ name: 'build', type: 'bool', help: 'build the pool as normal' }, ...OVERWRITE_OPTIONS],
   (p) => `Failed to start pool ${p}`, (p) => `Pool ${p} started\n`,
   (api, p, ctx) => {
@@ -65,23 +67,23 @@ export const poolStart = simple('pool-start', 'start a (previously defined) inac
     return api.startPool(StartPoolRequest.create({ name: p.resource, build, buildFlags }));
   });
 
-export const poolDestroy = simple('pool-destroy', 'destroy (stop) a pool', [],
+export const poolDestroy = simple('pool-destroy', 'destroy (stop) a pool', 'Forcefully stop a given pool. Raw data in the pool is untouched', [],
   (p) => `Failed to destroy pool ${p}`, (p) => `Pool ${p} destroyed\n`,
   (api, p) => api.stopPool(StopPoolRequest.create({ name: p.resource })));
 
-export const poolDelete = simple('pool-delete', 'delete a pool', [],
+export const poolDelete = simple('pool-delete', 'delete a pool', 'Delete a given pool.', [],
   (p) => `Failed to delete pool ${p}`, (p) => `Pool ${p} deleted\n`,
   (api, p) => api.deletePool(DeletePoolRequest.create({ name: p.resource })));
 
-export const poolUndefine = simple('pool-undefine', 'undefine an inactive pool', [],
+export const poolUndefine = simple('pool-undefine', 'undefine an inactive pool', 'Undefine the configuration for an inactive pool.', [],
   (p) => `Failed to undefine pool ${p}`, (p) => `Pool ${p} has been undefined\n`,
   (api, p) => api.undefinePool(UndefinePoolRequest.create({ name: p.resource })));
 
-export const poolRefresh = simple('pool-refresh', 'refresh a pool', [],
+export const poolRefresh = simple('pool-refresh', 'refresh a pool', 'Refresh a given pool.', [],
   (p) => `Failed to refresh pool ${p}`, (p) => `Pool ${p} refreshed\n`,
   (api, p) => api.refreshPool(RefreshPoolRequest.create({ name: p.resource })));
 
-export const poolAutostart = simple('pool-autostart', 'autostart a pool',
+export const poolAutostart = simple('pool-autostart', 'autostart a pool', 'Configure a pool to be automatically started at boot.',
   [{ name: 'disable', type: 'bool', help: 'disable autostarting' }],
   (p, ctx) => (flag(ctx.opts, 'disable') ? `failed to unmark pool ${p} as autostarted` : `failed to mark pool ${p} as autostarted`),
   (p, ctx) => (flag(ctx.opts, 'disable') ? `Pool ${p} unmarked as autostarted\n` : `Pool ${p} marked as autostarted\n`),

@@ -55,6 +55,7 @@ export function matchesFilter(p: Pool, f: PoolFilter): boolean {
 export const poolList: Command = {
   name: 'pool-list',
   help: 'list pools',
+  description: 'Returns list of pools.',
   options: [
     { name: 'inactive', type: 'bool', help: 'list inactive pools' },
     { name: 'all', type: 'bool', help: 'list inactive & active pools' },

@@ -13,6 +13,7 @@ import { withNewline } from './pool-info.js';
 export const poolCapabilities: Command = {
   name: 'pool-capabilities',
   help: 'storage pool capabilities',
+  description: 'Returns capabilities of storage pool support.',
   options: [HOST_OPTION],
   async run(ctx) {
     const api = ctx.api();
@@ -29,6 +30,7 @@ export const poolCapabilities: Command = {
 export const findStoragePoolSources: Command = {
   name: 'find-storage-pool-sources',
   help: 'discover potential storage pool sources',
+  description: 'Returns XML <sources> document.',
   options: [
     { name: 'type', type: 'string', required: true, help: 'type of storage pool sources to discover' },
     { name: 'srcSpec', type: 'string', help: 'optional file of source xml to query for pools' },
@@ -59,7 +61,7 @@ export function sourceSpecXml(host: string | undefined, port: string | undefined
 export const findStoragePoolSourcesAs: Command = {
   name: 'find-storage-pool-sources-as',
   help: 'find potential storage pool sources',
-  description: 'Here --host is the storage host to query (as in virsh); the Cistern host that runs the query is --agent-host.',
+  description: 'Returns XML <sources> document.\n    Here --host is the storage host to query (as in virsh); the Cistern host that runs the query is --agent-host.',
   options: [
     { name: 'type', type: 'string', required: true, help: 'type of storage pool sources to find' },
     { name: 'host', type: 'string', help: 'optional host to query' },

@@ -32,6 +32,7 @@ export function xmlAllocates(xml: string): boolean {
 export const volCreate: Command = {
   name: 'vol-create',
   help: 'create a vol from an XML file',
+  description: 'Create a vol.',
   options: [POOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file containing an XML vol description' }, PREALLOC_OPTION],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
@@ -64,6 +65,7 @@ export function volAsDefinition(f: VolAsFields): VolumeDefinition {
 export const volCreateAs: Command = {
   name: 'vol-create-as',
   help: 'create a volume from a set of args',
+  description: 'Create a vol.',
   options: [
     POOL_OPTION,
     { name: 'name', type: 'string', required: true, help: 'name of the volume' },
@@ -111,6 +113,7 @@ export const volCreateAs: Command = {
 export const volCreateFrom: Command = {
   name: 'vol-create-from',
   help: 'create a vol, using another volume as input',
+  description: 'Create a vol from an existing volume.',
   options: [
     POOL_OPTION,
     { name: 'file', type: 'string', required: true, help: 'file containing an XML vol description' },
@@ -143,6 +146,7 @@ export const volCreateFrom: Command = {
 export const volClone: Command = {
   name: 'vol-clone',
   help: 'clone a volume.',
+  description: 'Clone an existing volume within the parent pool.',
   options: [
     VOL_OPTION,
     { name: 'newname', type: 'string', required: true, help: 'clone name' },

@@ -15,6 +15,7 @@ import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from '.
 export const volInfo: Command = {
   name: 'vol-info',
   help: 'storage vol information',
+  description: 'Returns basic information about the storage vol.',
   options: [
     VOL_OPTION, POOL_OPTIONAL,
     { name: 'bytes', type: 'bool', help: 'Return volume info in bytes' },
@@ -35,6 +36,7 @@ export const volInfo: Command = {
 export const volDumpxml: Command = {
   name: 'vol-dumpxml',
   help: 'vol information in XML',
+  description: 'Output the vol information as an XML dump to stdout.',
   options: [VOL_OPTION, POOL_OPTIONAL, ...XPATH_OPTIONS, VOL_HOST_OPTION],
   async run(ctx) {
     const vol = await volumeFromOptions(ctx);

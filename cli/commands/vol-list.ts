@@ -11,6 +11,7 @@ import { POOL_OPTION } from './pool-lifecycle.js';
 export const volList: Command = {
   name: 'vol-list',
   help: 'list vols',
+  description: 'Returns list of vols by pool.',
   options: [POOL_OPTION, { name: 'details', type: 'bool', help: 'display extended details for volumes' }, JSON_OPTION],
   async run(ctx) {
     const api = ctx.api();

@@ -13,6 +13,7 @@ import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from '.
 export const volDelete: Command = {
   name: 'vol-delete',
   help: 'delete a vol',
+  description: 'Delete a given vol.',
   options: [VOL_OPTION, POOL_OPTIONAL, VOL_HOST_OPTION],
   async run(ctx) {
     const vol = await volumeFromOptions(ctx);
@@ -46,6 +47,7 @@ export function parseWipeAlgorithm(word: string): WipeAlgorithm {
 export const volWipe: Command = {
   name: 'vol-wipe',
   help: 'wipe a vol',
+  description: 'Ensure data previously on a volume is not accessible to future reads',
   options: [
     VOL_OPTION, POOL_OPTIONAL,
     { name: 'algorithm', type: 'string', metavar: 'string', help: 'perform selected wiping algorithm' },
@@ -85,6 +87,7 @@ export function parseResizeCapacity(text: string, delta: boolean, shrink: boolea
 export const volResize: Command = {
   name: 'vol-resize',
   help: 'resize a vol',
+  description: 'Resizes a storage volume. This is safe only for storage volumes not in use by an active guest.\nSee blockresize for live resizing.',
   options: [
     VOL_OPTION,
     { name: 'capacity', type: 'string', required: true, help: 'new capacity for the vol, as scaled integer (default bytes)' },

@@ -54,6 +54,7 @@ export async function* uploadMessages(
 export const volUpload: Command = {
   name: 'vol-upload',
   help: 'upload file contents to a volume',
+  description: 'Upload file contents to a volume',
   options: [VOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file' }, POOL_OPTIONAL, ...TRANSFER_OPTIONS],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
@@ -87,6 +88,7 @@ export const volUpload: Command = {
 export const volDownload: Command = {
   name: 'vol-download',
   help: 'download volume contents to a file',
+  description: 'Download volume contents to a file',
   options: [VOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file' }, POOL_OPTIONAL, ...TRANSFER_OPTIONS],
   async run(ctx) {
     const file = req(ctx.opts, 'file');

@@ -489,6 +489,39 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect((await run(new FakeApi(), ['--bogus', '--version'])).code).to.equal(1);
   });
 
+  it('help COMMAND is laid out as virsh 9.0 lays it out (vshCmddefHelp), then virsh\'s blank line', async () => {
+    // `virsh help pool-info`, with Cistern's own --json and pool naming
+    expect(await run(new FakeApi(), ['help', 'pool-info'])).to.deep.equal({
+      code: 0,
+      stderr: '',
+      stdout:
+        '  NAME\n' +
+        '    pool-info - storage pool information\n' +
+        '\n' +
+        '  SYNOPSIS\n' +
+        '    pool-info <pool> [--bytes] [--json]\n' +
+        '\n' +
+        '  DESCRIPTION\n' +
+        '    Returns basic information about the storage pool.\n' +
+        '\n' +
+        '  OPTIONS\n' +
+        '    [--pool] <string>  pool name (POOL or HOST/POOL) or uuid\n' +
+        '    --bytes          Return pool info in bytes\n' +
+        '    --json           print JSON instead of a table\n' +
+        '\n' +
+        '\n',
+    });
+    // value options not filled positionally first: [--opt <string>], <number> for virsh's integers;
+    // no DESCRIPTION when virsh has none (vol-key)
+    const upload = (await run(new FakeApi(), ['vol-upload', '--help'])).stdout;
+    expect(upload).to.contain('    vol-upload <vol> <file> [--pool <string>] [--offset <number>] [--length <number>] [--sparse] [--host <string>]\n');
+    expect(upload).to.contain('\n    [--file] <string>  file\n    --pool <string>  pool name');
+    expect(upload).to.contain('\n    --offset <number>  volume offset to upload to\n');
+    const key = (await run(new FakeApi(), ['-q', 'help', 'vol-key'])).stdout;
+    expect(key).not.to.contain('DESCRIPTION');
+    expect(key.endsWith('(default: every host)\n\n')).to.equal(true); // -q: no blank line after the help's own
+  });
+
   it('unknown commands and --help', async () => {
     const r = await run(new FakeApi(), ['pool-frobnicate']);
     expect(r.code).to.equal(1);
