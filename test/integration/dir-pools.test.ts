@@ -168,6 +168,29 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
     expect(missing.stderr).to.match(/clipool/);
   });
 
+  it('cisternctl as virsh: --xpath on the real XML, a line that does not parse runs nothing, malformed sizes', async () => {
+    const cli = (args: string[]) => ctx.stack.cli(args);
+    const path = poolPath('a', 'xp');
+    await ctx.stack.api.createPool({ host: 'a', definition: dirPool('xp', path), xml: '', build: true, buildFlags: undefined, requestId: '' });
+    expect(await cli(['pool-dumpxml', 'a/xp', '--xpath', '/pool/target/path/text()'])).to.include({ code: 0, stdout: `${path}\n\n`, stderr: '' });
+    expect((await cli(['pool-dumpxml', 'a/xp', '--xpath', '/pool/@type | /pool/name', '--wrap'])).stdout)
+      .to.equal('<nodes type="dir">\n  <name>xp</name>\n</nodes>\n\n');
+    expect(await cli(['vol-create-as', 'a/xp', 'v.qcow2', '1M', '--format', 'qcow2'])).to.include({ code: 0 });
+    expect((await cli(['vol-dumpxml', 'v.qcow2', 'a/xp', '--xpath', '//format/@type'])).stdout).to.equal(' type="qcow2"\n\n');
+    const notNodes = await cli(['vol-dumpxml', 'v.qcow2', 'a/xp', '--xpath', 'count(//format)']);
+    expect([notNodes.code, notNodes.stdout]).to.deep.equal([1, '\n']);
+    expect(notNodes.stderr).to.match(/^error: internal error: Incorrect xpath 'count\(\/\/format\)'\n/);
+    // the good part of a line is not run when another part does not parse
+    const line = await cli(['vol-delete v.qcow2 a/xp; pool-list --bogus']);
+    expect(line).to.include({ code: 1, stdout: '', stderr: "error: command 'pool-list' doesn't support option --bogus\n" });
+    expect(existsSync(join(path, 'v.qcow2'))).to.equal(true);
+    const size = await cli(['vol-create-as', 'a/xp', 'w', '10XB']);
+    expect([size.code, size.stdout]).to.deep.equal([1, '\n']);
+    expect(size.stderr).to.match(/^error: Malformed size 10XB\nerror: invalid argument: unknown suffix 'XB' in <capacity>/);
+    expect(await cli(['--version'])).to.include({ code: 0, stdout: '0.1.0\n' });
+    await cli(['vol-delete v.qcow2 a/xp; pool-destroy a/xp']);
+  });
+
   describe('volumes in a running pool on host a', () => {
     const parent = 'hosts/a/pools/vols';
     const volName = (v: string) => `${parent}/volumes/${v}`;
