@@ -5,6 +5,7 @@ import type * as pb from '../libs/proto/cistern/v1/storage.js';
 export interface StorageApi {
   listHosts(req: pb.ListHostsRequest): Promise<pb.ListHostsResponse>;
   getHost(req: pb.GetHostRequest): Promise<pb.Host>;
+  deleteHost(req: pb.DeleteHostRequest): Promise<pb.DeleteHostResponse>;
   definePool(req: pb.DefinePoolRequest): Promise<pb.Pool>;
   createPool(req: pb.CreatePoolRequest): Promise<pb.Pool>;
   undefinePool(req: pb.UndefinePoolRequest): Promise<pb.UndefinePoolResponse>;
@@ -42,7 +43,7 @@ export interface StorageApi {
 export type UnaryMethod = Exclude<keyof StorageApi, 'uploadVolume' | 'downloadVolume' | 'watchEvents' | 'close'>;
 
 export const UNARY_METHODS: UnaryMethod[] = [
-  'listHosts', 'getHost', 'definePool', 'createPool', 'undefinePool', 'buildPool', 'startPool',
+  'listHosts', 'getHost', 'deleteHost', 'definePool', 'createPool', 'undefinePool', 'buildPool', 'startPool',
   'stopPool', 'deletePool', 'refreshPool', 'getPool', 'listPools', 'getPoolXml', 'setPoolAutostart',
   'findPoolSources', 'getPoolCapabilities', 'createVolume', 'cloneVolume', 'deleteVolume',
   'wipeVolume', 'resizeVolume', 'getVolume', 'listVolumes', 'getVolumeXml', 'lookupVolume',

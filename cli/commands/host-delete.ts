@@ -2,20 +2,11 @@
 // virsh has no hosts. The host's agent must be stopped (a running agent registers the host
 // again at its next heartbeat); with pools still defined on the host, --force removes their
 // definitions too. An agent started later with that host id registers it as a new host.
-import { DeleteHostRequest, type DeleteHostResponse } from '../../libs/proto/cistern/v1/storage.js';
+import { DeleteHostRequest } from '../../libs/proto/cistern/v1/storage.js';
 import { hostName, parseHostName, parsePoolName } from '../../libs/api/resource-names.js';
 import { flag, req } from '../args.js';
-import { UNARY_METHODS, type StorageApi } from '../api.js';
 import type { Command } from '../command.js';
 import { attempt } from '../errors.js';
-
-// The client (cli/client.ts) wires the unary methods cli/api.ts lists; that file does not list
-// DeleteHost yet, so it is added here. Once api.ts has deleteHost in StorageApi and
-// UNARY_METHODS, this line does nothing and can go, and HostDeleteApi with it.
-if (!(UNARY_METHODS as readonly string[]).includes('deleteHost')) (UNARY_METHODS as string[]).push('deleteHost');
-
-/** The CLI's API with DeleteHost. */
-export type HostDeleteApi = StorageApi & { deleteHost(req: DeleteHostRequest): Promise<DeleteHostResponse> };
 
 export const hostDelete: Command = {
   name: 'host-delete',
@@ -27,7 +18,7 @@ export const hostDelete: Command = {
   ],
   async run(ctx) {
     const host = parseHostName(req(ctx.opts, 'host'), 'host');
-    const api = ctx.api() as HostDeleteApi;
+    const api = ctx.api();
     const res = await attempt(`Failed to delete host ${host}`, () =>
       api.deleteHost(DeleteHostRequest.create({ name: hostName(host), force: flag(ctx.opts, 'force') })));
     for (const name of res.removedPools) {

@@ -30,6 +30,7 @@ const VOLUME: Partial<Record<EventKind, string>> = {
 const HOST: Partial<Record<EventKind, string>> = {
   [EventKind.HOST_ONLINE]: 'Online',
   [EventKind.HOST_OFFLINE]: 'Offline',
+  [EventKind.HOST_DELETED]: 'Deleted',
 };
 
 export function eventClass(kind: EventKind): EventClass | undefined {

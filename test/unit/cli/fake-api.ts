@@ -1,6 +1,6 @@
 // An in-memory StorageApi for driving runCli without a server: records every call.
 import {
-  Host, ListHostsResponse, ListPoolsResponse, ListVolumesRequest, ListVolumesResponse, Pool, PoolCapabilities, PoolDefinition,
+  DeleteHostRequest, DeleteHostResponse, Host, ListHostsResponse, ListPoolsResponse, ListVolumesRequest, ListVolumesResponse, Pool, PoolCapabilities, PoolDefinition,
   PoolState, PoolType, UndefinePoolResponse, DeleteVolumeResponse, FindPoolSourcesResponse,
   UploadVolumeResponse, Volume, VolumeDefinition, VolumeType, XMLDocument,
   type DownloadVolumeResponse, type Event, type UploadVolumeRequest,
@@ -70,6 +70,7 @@ export class FakeApi implements StorageApi {
 
   async listHosts(r: unknown) { this.record('listHosts', r); return ListHostsResponse.create({ hosts: this.hosts }); }
   async getHost(r: { name: string }) { this.record('getHost', r); return this.hosts.find((h) => h.name === r.name)!; }
+  async deleteHost(r: DeleteHostRequest) { this.record('deleteHost', r); return DeleteHostResponse.create(); }
   async definePool(r: { host: string; definition?: PoolDefinition; xml: string }) {
     this.record('definePool', r);
     return pool(r.host, r.definition?.name || 'fromxml', { state: PoolState.POOL_STATE_INACTIVE });

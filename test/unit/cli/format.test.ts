@@ -165,6 +165,8 @@ describe('cli virsh layouts', () => {
       "2026-11-25 19:18:56.718+0000: event 'lifecycle' for storage pool scratch: Started\n");
     const refreshed = Event.create({ kind: EventKind.POOL_REFRESHED, host: 'a', pool: 'scratch' });
     expect(eventLine(refreshed, 'scratch', false)).to.equal("event 'refresh' for storage pool scratch\n");
+    const deleted = Event.create({ kind: EventKind.HOST_DELETED, host: 'b' });
+    expect(eventLine(deleted, '', false)).to.equal("event 'host' for host b: Deleted\n");
   });
 });
 

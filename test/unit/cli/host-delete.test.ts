@@ -3,15 +3,14 @@
 import { expect } from 'chai';
 import { DeleteHostResponse, type DeleteHostRequest } from '../../../libs/proto/cistern/v1/storage.js';
 import { FailedPreconditionError, NotFoundError } from '../../../libs/errors/errors.js';
-import type { HostDeleteApi } from '../../../cli/commands/host-delete.js';
 import { UNARY_METHODS } from '../../../cli/api.js';
 import { FakeApi, run } from './fake-api.js';
 
-class HostApi extends FakeApi implements HostDeleteApi {
+class HostApi extends FakeApi {
   requests: DeleteHostRequest[] = [];
   answer = DeleteHostResponse.create();
   failure: Error | undefined;
-  async deleteHost(req: DeleteHostRequest): Promise<DeleteHostResponse> {
+  override async deleteHost(req: DeleteHostRequest): Promise<DeleteHostResponse> {
     this.requests.push(req);
     if (this.failure) throw this.failure;
     return this.answer;
