@@ -209,11 +209,14 @@ async function main() {
   const grpc = await import('@grpc/grpc-js');
   const pb = await import(entry.proto);
   const client = new pb.StorageServiceClient(listen, grpc.credentials.createInsecure());
+  // every request through its type's fromPartial: fields added to a request later (a page
+  // size, a request id) get their defaults instead of failing serialization as undefined
   const call = (method, request) =>
     new Promise((res, rej) => {
+      const type = pb[`${method[0].toUpperCase()}${method.slice(1)}Request`];
       const md = new grpc.Metadata();
       if (process.env.CISTERN_TOKEN) md.set('authorization', `Bearer ${process.env.CISTERN_TOKEN}`);
-      client[method](request, md, { deadline: new Date(Date.now() + 60_000) }, (err, r) => (err ? rej(err) : res(r)));
+      client[method](type.fromPartial(request), md, { deadline: new Date(Date.now() + 60_000) }, (err, r) => (err ? rej(err) : res(r)));
     });
 
   // the key that encrypts secret values at rest (Secret API): made once, kept with the data

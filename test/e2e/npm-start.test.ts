@@ -1,0 +1,110 @@
+// The README's first command: `npm start` (scripts/stack.mjs) runs a nats-server, a
+// coordinator and an agent with a default dir pool, answers cisternctl, comes back with the
+// same pool after a restart, and SIGTERM stops every process it started.
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AbortWait, freePort, repoRoot, runCli, useTempDir, waitFor } from '../support/index.js';
+import { trackPid, untrackPid } from '../support/cleanup.js';
+
+const HOST = 'e2e-start';
+
+/** Pids of the processes whose command line names `dir` (what the stack started under it). */
+function processesUnder(dir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').some((arg) => arg.startsWith(dir))) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+interface RunningStack {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function startStack(data: string, listen: string, natsPort: number): RunningStack {
+  const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'stack.mjs'), '--data', data, '--listen', listen, '--nats-port', String(natsPort), '--host-id', HOST], {
+    cwd: repoRoot,
+    env: { ...process.env, NATS_URL: '', CISTERN_LISTEN: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  trackPid(child.pid!);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+    untrackPid(child.pid!);
+    resolve(code);
+  }));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+async function untilRunning(stack: RunningStack): Promise<void> {
+  await waitFor('npm start to say it is running', async () => {
+    if (stack.child.exitCode !== null) throw new AbortWait(new Error(`the stack exited with ${stack.child.exitCode}`));
+    return stack.stdout().includes('Cistern is running') || undefined;
+  }, { timeoutMs: 90_000 }).catch((e: Error) => {
+    throw new Error(`${e.message}\nstdout:\n${stack.stdout()}\nstderr:\n${stack.stderr()}`);
+  });
+}
+
+async function stop(stack: RunningStack, data: string): Promise<void> {
+  stack.child.kill('SIGTERM');
+  expect(await stack.exited).to.equal(0);
+  // nothing it started outlives it (nats-server, coordinator, agent are named by the data dir)
+  await waitFor('the stack\'s processes to exit', async () => processesUnder(data).length === 0 || undefined, { timeoutMs: 15_000 });
+}
+
+describe('npm start (scripts/stack.mjs)', function () {
+  this.timeout(240_000);
+  let running: RunningStack | undefined;
+  let data: string | undefined;
+
+  // registered before useTempDir's: runs before the directory is removed
+  after(async function () {
+    running?.child.kill('SIGTERM');
+    await running?.exited;
+    // whatever is left under this test's data dir, by its exact pid
+    if (data) for (const pid of processesUnder(data)) process.kill(pid, 'SIGKILL');
+  });
+  const scratch = useTempDir('cistern-npm-start-');
+
+  it('runs the stack with a default dir pool, answers cisternctl, keeps the pool across a restart, and stops everything on SIGTERM', async function () {
+    data = join(scratch.path, 'data');
+    const port = await freePort();
+    const natsPort = await freePort();
+    const server = `127.0.0.1:${port}`;
+
+    running = startStack(data, server, natsPort);
+    await untilRunning(running);
+    expect(running.stderr()).to.include('stack: defined pool default');
+    // nats-server, coordinator, agent, besides the stack script itself
+    expect(processesUnder(data).filter((pid) => pid !== running!.child.pid)).to.have.length(3);
+
+    const hosts = await runCli(['host-list'], { server });
+    expect(hosts.stdout).to.match(new RegExp(`^ ${HOST}\\s+\\S+\\s+online\\s+1\\s`, 'm'));
+    const pools = await runCli(['pool-list', '--all'], { server });
+    expect(pools.stdout).to.match(/^ default\s+active\s+yes\s*$/m);
+    const created = await runCli(['vol-create-as', 'default', 'v1', '1M'], { server });
+    expect(created.stdout).to.equal('Vol v1 created\n\n');
+    await stop(running, data);
+
+    running = startStack(data, server, natsPort);
+    await untilRunning(running);
+    expect(running.stderr()).to.not.include('defined pool default');
+    const volumes = await runCli(['vol-list', 'default'], { server });
+    expect(volumes.stdout).to.match(/^ v1\s+\S+\/pools\/default\/v1\s*$/m);
+    await stop(running, data);
+    running = undefined;
+  });
+});
