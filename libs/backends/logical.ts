@@ -244,17 +244,20 @@ export class LogicalBackend implements StorageBackend {
    * libvirt's virWaitForDevices: `udevadm settle`, so udev has finished with the LVs before
    * a refresh reads their nodes and before lvremove (after a write udev re-runs blkid on an
    * LV, holding it open). udevadm missing, failing or timing out is ignored, as libvirt
-   * ignores it; a cancellation is not.
+   * ignores it. Before lvremove a cancellation stops the delete (nothing is removed yet);
+   * before a refresh it is not taken (`cancellable` false): libvirt's wait cannot be
+   * cancelled, and a refresh that fails stops the pool, so a client's Ctrl-C during the
+   * wait must not take a running pool down.
    */
-  private async settle(ctx: BackendContext): Promise<void> {
+  private async settle(ctx: BackendContext, cancellable = true): Promise<void> {
     if (this.udevadm === null) return;
     try {
       await ctx.runner.run([this.udevadm, 'settle', `--timeout=${this.udevSettleTimeoutSec}`], {
-        signal: ctx.signal,
+        ...(cancellable ? { signal: ctx.signal } : {}),
         timeoutMs: (this.udevSettleTimeoutSec + 5) * 1000,
       });
     } catch (err) {
-      if (err instanceof CancelledError) throw err;
+      if (cancellable && err instanceof CancelledError) throw err;
     }
   }
 
@@ -437,7 +440,7 @@ export class LogicalBackend implements StorageBackend {
    */
   async refreshPool(ctx: PoolContext): Promise<RefreshResult> {
     const vg = vgName(ctx.pool);
-    await this.settle(ctx);
+    await this.settle(ctx, false);
     const records = await this.listLvs(ctx);
     const { stdout } = await this.lvm(ctx, vgsArgv(vg), `cannot read the size of volume group '${vg}'`);
     const { size, free } = parseVgs(stdout);
