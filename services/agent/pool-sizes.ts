@@ -43,17 +43,13 @@ export function accountedPoolSizes(last: PoolRuntime, allocationChange: bigint):
 }
 
 /**
- * The pool's sizes now. Uses the backend's own cheap hook when it has one (disk: the
- * partition table), statvfs for filesystem pools, else the last known runtime adjusted by
- * `allocationChange`, the volume allocation the operation added (negative: freed), as
- * libvirt adjusts it (logical pools; a refresh reads the real sizes).
+ * The pool's sizes as the backend can read them now: its own cheap hook when it has one
+ * (disk: the partition table), statvfs for filesystem pools. Undefined where they cannot be
+ * read (logical pools): the caller then adjusts the sizes it has (accountedPoolSizes), as
+ * libvirt does, in the same turn as it stores them, so two operations finishing together
+ * both count.
  */
-export async function currentPoolSizes(
-  backend: StorageBackend,
-  ctx: PoolContext,
-  last: PoolRuntime,
-  allocationChange: bigint | Promise<bigint> = 0n,
-): Promise<PoolRuntime> {
+export async function readPoolSizes(backend: StorageBackend, ctx: PoolContext, last: PoolRuntime): Promise<PoolRuntime | undefined> {
   const hook = (backend as StorageBackend & WithPoolSizes).poolSizes;
   if (hook) return { ...last, ...(await hook.call(backend, ctx)) };
   const path = ctx.pool.target?.path;
@@ -64,5 +60,5 @@ export async function currentPoolSizes(
       return last;
     }
   }
-  return accountedPoolSizes(last, await allocationChange);
+  return undefined;
 }

@@ -10,7 +10,7 @@ import { checkObjectName } from '../../../libs/api/names.js';
 import { parseVolumeName } from '../../../libs/api/resource-names.js';
 import { volumeEvent, type Actor } from '../events.js';
 import { sameVolume, type PoolEntry, type VolumeEntry } from '../state.js';
-import { currentPoolSizes } from '../pool-sizes.js';
+import { accountedPoolSizes, readPoolSizes } from '../pool-sizes.js';
 import { keepUnprobedFields } from '../probed-fields.js';
 import { publishScan } from './pool-ops.js';
 import {
@@ -144,9 +144,12 @@ export async function commitVolumeState(
 }
 
 /** `allocationChange`: the volume allocation the operation added (negative: freed), for pools whose sizes are not read (pool-sizes.ts). */
-async function refreshPoolSizes(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext, allocationChange: bigint | Promise<bigint> = 0n): Promise<void> {
+export async function refreshPoolSizes(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext, allocationChange: bigint | Promise<bigint> = 0n): Promise<void> {
   try {
-    ctx.state.touchPool(pool, await currentPoolSizes(backend, pc, pool.runtime, allocationChange));
+    const read = await readPoolSizes(backend, pc, pool.runtime);
+    const change = await allocationChange;
+    // no await from here to the store: the adjustment goes onto the sizes as they are now
+    ctx.state.touchPool(pool, read ?? accountedPoolSizes(pool.runtime, change));
   } catch (err) {
     ctx.log.warn('pool sizes not read', { pool: pool.definition.name, error: err });
     ctx.state.touchPool(pool);
