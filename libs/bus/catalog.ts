@@ -6,11 +6,11 @@
 // DeleteHost leaves a deletion marker there, and host records too are written only over the
 // revision the writer has seen, so a coordinator that has not heard of a deletion yet cannot
 // write the host back (services/coordinator/hosts.ts).
-import { createInbox, Empty, headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { createInbox, Empty, headers, type Msg, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { CatalogPool, Heartbeat } from '../proto/cistern/agent/v1/agent.js';
-import { AbortedError, AlreadyExistsError, NotFoundError } from '../errors/errors.js';
+import { AbortedError, AlreadyExistsError, NotFoundError, UnavailableError } from '../errors/errors.js';
 import { CATALOG_BUCKET, catalogKeys } from './subjects.js';
 
 /** A host's record as the bucket holds it: its last entry's revision; `record` undefined when that entry is a deletion. */
@@ -31,6 +31,13 @@ export interface CatalogEntry {
 const DIRECT_GETS_IN_FLIGHT = 256;
 /** A key-by-key read fails when no reply came for this long. */
 const DIRECT_GET_TIMEOUT_MS = 5_000;
+/** Attempts of a key-by-key read (list(host)) when the bus does not answer or reconnects during it. */
+const READ_ATTEMPTS = 3;
+
+/** A key-by-key read cut short by the bus (a reconnect, a silence): the whole read is worth another try. */
+class BusInterrupted extends Error {
+  override name = 'BusInterrupted';
+}
 
 /** A key's last value as one ordered pass over the bucket reads it. */
 interface LastValue {
@@ -93,11 +100,41 @@ export class Catalog {
    *
    * Not `seq` + `next_by_subj` walks: nats-server 2.9 takes them only on the stream's plain
    * DIRECT.GET subject, whose body no permission can confine to a host's keys.
+   *
+   * The whole read is tried again (READ_ATTEMPTS in all) when the bus does not answer or
+   * reconnects during it; then UnavailableError, so callers see UNAVAILABLE and may retry.
    */
   private async lastValuesByKey(filter: string): Promise<LastValue[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.readLastValuesByKey(filter);
+      } catch (err) {
+        // a refusal (permissions) or a bad reply is no matter of time: as it is
+        if (!isBusUnavailable(err)) throw err;
+        if (attempt >= READ_ATTEMPTS || this.nc.isClosed() || this.nc.isDraining()) {
+          throw new UnavailableError(`the bus did not answer reading the catalog's entries ${filter} (${attempt} attempts, last: ${(err as Error).message}); retry`);
+        }
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
+    }
+  }
+
+  /** The JetStream manager, made once: a failed making (NATS down) is not kept, the next read makes it again. */
+  private manager(): Promise<JetStreamManager> {
+    if (!this.jsm) {
+      const made = jetstreamManager(this.nc);
+      this.jsm = made;
+      made.catch(() => {
+        if (this.jsm === made) this.jsm = undefined;
+      });
+    }
+    return this.jsm;
+  }
+
+  private async readLastValuesByKey(filter: string): Promise<LastValue[]> {
     const stream = `KV_${CATALOG_BUCKET}`;
     const prefix = `$KV.${CATALOG_BUCKET}.`;
-    const jsm = await (this.jsm ??= jetstreamManager(this.nc));
+    const jsm = await this.manager();
     const info = await jsm.streams.info(stream, { subjects_filter: `${prefix}${filter}` });
     const subjects = Object.keys(info.state.subjects ?? {});
     if (subjects.length === 0) return [];
@@ -272,8 +309,9 @@ function hostEntry(key: string, revision: number, value: Uint8Array | undefined)
  * DIRECT_GETS_IN_FLIGHT at a time, the replies on one subscription under this connection's
  * inbox prefix: a request per key through the client (a promise and a timer each) made a
  * 5,000-key read ~3x slower. `onMessage` gets each message found (not a subject without
- * one). Rejects on an error status, a refused subscription, or no reply for
- * DIRECT_GET_TIMEOUT_MS.
+ * one). Rejects on an error status, a refused subscription, a failed publish, and, as
+ * BusInterrupted, on a disconnect or reconnect during it (the replies in flight are lost) or no
+ * reply for DIRECT_GET_TIMEOUT_MS.
  */
 function directGetsPipelined(nc: NatsConnection, stream: string, subjects: string[], onMessage: (m: Msg) => void): Promise<void> {
   if (subjects.length === 0) return Promise.resolve();
@@ -284,36 +322,85 @@ function directGetsPipelined(nc: NatsConnection, stream: string, subjects: strin
     let sent = 0;
     let answered = 0;
     let lastReply = Date.now();
+    let finished = false;
+    let sub: Subscription | undefined;
+    let watchdog: ReturnType<typeof setInterval> | undefined;
+    // a reconnect loses the replies in flight: the read is cut short at once, not after the watchdog
+    // (a QueuedIterator at run time: stop() ends it and removes the listener)
+    const status = nc.status() as AsyncIterable<Status> & { stop?: () => void };
     const done = (err?: unknown): void => {
+      if (finished) return;
+      finished = true;
       clearInterval(watchdog);
-      sub.unsubscribe();
+      status.stop?.();
+      try {
+        sub?.unsubscribe();
+      } catch {
+        // a closed connection has no subscription left to end
+      }
       if (err) reject(err instanceof Error ? err : new Error(String(err)));
       else resolve();
     };
-    const send = (): void => {
-      nc.publish(`$JS.API.DIRECT.GET.${stream}.${subjects[sent]}`, Empty, { reply: `${inbox}.${sent}` });
+    // publish can throw (a draining or closed connection): the read fails, nothing escapes
+    // into the client's message dispatch
+    const send = (): boolean => {
+      try {
+        nc.publish(`$JS.API.DIRECT.GET.${stream}.${subjects[sent]}`, Empty, { reply: `${inbox}.${sent}` });
+      } catch (err) {
+        done(err);
+        return false;
+      }
       sent++;
+      return true;
     };
-    const sub = nc.subscribe(`${inbox}.*`, {
-      callback: (err, m) => {
-        if (err) return done(err);
-        lastReply = Date.now();
-        // a message has its Nats-* headers, "no message" is status 404, anything else an error
-        const code = m.headers ? m.headers.code : -1;
-        if (code !== 0 && code !== 404) {
-          const subject = subjects[Number(m.subject.slice(inbox.length + 1))];
-          return done(new Error(`direct get of ${subject} on ${stream}: ${m.headers ? `${code} ${m.headers.description}` : 'a reply without headers'}`));
-        }
-        if (code === 0) onMessage(m);
-        if (++answered === subjects.length) return done();
-        if (sent < subjects.length) send();
-      },
-    });
-    const watchdog = setInterval(() => {
-      if (Date.now() - lastReply > DIRECT_GET_TIMEOUT_MS) done(new Error(`no reply to a direct get on ${stream} for ${DIRECT_GET_TIMEOUT_MS} ms`));
+    void (async () => {
+      for await (const s of status) {
+        if (s.type === 'disconnect' || s.type === 'reconnect') return done(new BusInterrupted(`NATS connection ${s.type === 'disconnect' ? 'lost' : 'reconnected'} during direct gets on ${stream}`));
+      }
+    })();
+    try {
+      sub = nc.subscribe(`${inbox}.*`, {
+        callback: (err, m) => {
+          if (finished) return;
+          if (err) return done(err);
+          lastReply = Date.now();
+          // a message has its Nats-* headers, "no message" is status 404, anything else an error
+          const code = m.headers ? m.headers.code : -1;
+          if (code !== 0 && code !== 404) {
+            const subject = subjects[Number(m.subject.slice(inbox.length + 1))];
+            return done(new Error(`direct get of ${subject} on ${stream}: ${m.headers ? `${code} ${m.headers.description}` : 'a reply without headers'}`));
+          }
+          try {
+            if (code === 0) onMessage(m);
+          } catch (e) {
+            return done(e);
+          }
+          if (++answered === subjects.length) return done();
+          if (sent < subjects.length) send();
+        },
+      });
+    } catch (err) {
+      return done(err);
+    }
+    watchdog = setInterval(() => {
+      if (Date.now() - lastReply > DIRECT_GET_TIMEOUT_MS) done(new BusInterrupted(`no reply to a direct get on ${stream} for ${DIRECT_GET_TIMEOUT_MS} ms`));
     }, 250);
-    while (sent < Math.min(DIRECT_GETS_IN_FLIGHT, subjects.length)) send();
+    while (!finished && sent < Math.min(DIRECT_GETS_IN_FLIGHT, subjects.length)) if (!send()) break;
   });
+}
+
+/**
+ * The bus did not answer (a timeout, no responders while JetStream starts again, a read cut
+ * short by a reconnect) or is gone (a closed or draining connection): UNAVAILABLE, not a fault
+ * of the request. Looks through the error's causes.
+ */
+function isBusUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof BusInterrupted) return true;
+    if (['TimeoutError', 'NoResponders', 'JetStreamNotEnabled', 'ClosedConnectionError', 'DrainingConnectionError', 'ConnectionError'].includes(e.name)) return true;
+    if (e.name === 'JetStreamStatusError' && [408, 503].includes((e as { code?: number }).code ?? 0)) return true;
+  }
+  return false;
 }
 
 function toEntry(entry: { key: string; value: Uint8Array; revision: number }): CatalogEntry {
