@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus } from '../../libs/bus/connect.js';
 import { Catalog } from '../../libs/bus/catalog.js';
-import { AbortedError } from '../../libs/errors/errors.js';
+import { AbortedError, UnavailableError } from '../../libs/errors/errors.js';
 import { CatalogPool, Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { PoolDefinition, PoolType } from '../../libs/proto/cistern/v1/storage.js';
 import { startNats, type NatsServer } from '../support/nats.js';
@@ -99,6 +99,21 @@ describe('pool catalog (JetStream KV)', () => {
       expect((await catalog.get('hn', name))?.value.definition?.name).to.equal(name);
       await catalog.delete('hn', name);
     }
+  });
+
+  it("list(host) beyond one window of direct gets (700 keys, > 256 in flight): exactly the coordinator's read of that host", async () => {
+    const catalog = await Catalog.open(nc);
+    const odd = ['images.v2', 'pool:1', 'a+b', 'd sp', 'ëëë', '_host', '=x', '*', '>', 'a'.repeat(255)];
+    const names = [...odd, ...Array.from({ length: 700 - odd.length }, (_, i) => `w${i}`)];
+    await Promise.all(names.map((name) => catalog.create('wide', name, entry(name, name.length % 2 === 0))));
+    await catalog.delete('wide', 'w7');
+    await catalog.create('wide2', 'w0', entry('w0')); // another host whose key shares the prefix: not listed
+    const own = await catalog.list('wide');
+    const all = (await catalog.list()).filter((e) => e.host === 'wide');
+    expect(own).to.have.length(699);
+    expect(own).to.deep.equal(all);
+    expect(new Set(own.map((e) => e.pool))).to.deep.equal(new Set(names.filter((n) => n !== 'w7')));
+    expect(own.find((e) => e.pool === 'd sp')?.value.definition?.target?.path).to.equal('/srv/d sp');
   });
 
   it('compare-and-swap: an update at a stale revision is refused (ABORTED) and the newer value stands', async () => {
@@ -214,6 +229,41 @@ describe('pool catalog (JetStream KV)', () => {
       await one.deleteHost('gone');
     } finally {
       await nc2.close();
+    }
+  });
+
+  it('list(host) across a nats-server restart: the read succeeds or is UNAVAILABLE, and a later one on the same catalog succeeds', async function () {
+    this.timeout(60_000);
+    // its own server: this one is stopped and started again (same port, same store)
+    const own = await startNats();
+    const bus = await connectBus({ servers: own.url, name: 'test-catalog-restart' });
+    try {
+      const catalog = await Catalog.open(bus);
+      const names = Array.from({ length: 300 }, (_, i) => `r${i}`);
+      await Promise.all(names.map((name) => catalog.create('rh', name, entry(name))));
+      const expected = (await catalog.list()).filter((e) => e.host === 'rh');
+      // down before the read, for longer than a JetStream API request waits (5 s): this
+      // catalog's first request fails; up again while the read may still try
+      await own.kill();
+      const reading = catalog.list('rh').then(
+        (entries) => entries,
+        (e: unknown) => e,
+      );
+      await new Promise((r) => setTimeout(r, 6_000));
+      await own.restart();
+      const first = await reading;
+      if (first instanceof Error) {
+        expect(first).to.be.instanceOf(UnavailableError);
+        expect(first.message).to.match(/the bus did not answer.*retry/);
+      } else {
+        expect(first).to.deep.equal(expected);
+      }
+      // and then the same catalog reads again, as soon as the connection is back
+      await bus.flush(); // a round trip: the connection is back
+      expect(await catalog.list('rh')).to.deep.equal(expected);
+    } finally {
+      await bus.close();
+      await own.stop();
     }
   });
 });
