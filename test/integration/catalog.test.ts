@@ -259,7 +259,11 @@ describe('pool catalog (JetStream KV)', () => {
         expect(first).to.deep.equal(expected);
       }
       // and then the same catalog reads again, as soon as the connection is back
-      await bus.flush(); // a round trip: the connection is back
+      // a round trip: the connection is back (a flush while it is still down fails)
+      for (const deadline = Date.now() + 10_000; ; ) {
+        if (await bus.flush().then(() => true, () => Date.now() > deadline)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
       expect(await catalog.list('rh')).to.deep.equal(expected);
     } finally {
       await bus.close();
