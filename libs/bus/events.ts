@@ -75,7 +75,8 @@ export class EventPublisher {
   publish(event: Event): void {
     const subject = subjects.events(event.host, event.pool || undefined);
     const data = Event.encode({ ...event, sequence: 0n }).finish();
-    const ack = this.js.publish(subject, data, dedupeId(event) ? { msgID: dedupeId(event) } : undefined);
+    const msgID = dedupeId(event);
+    const ack = this.js.publish(subject, data, msgID ? { msgID } : undefined);
     const previous = this.tail;
     this.tail = (async () => {
       await previous;
@@ -108,12 +109,13 @@ export class EventPublisher {
 
 /**
  * A retried request (same request id) must not store its events twice: JetStream drops
- * a message whose id it saw within the duplicate window. Progress events repeat by
- * nature, so they carry no id.
+ * a message whose id it saw within the duplicate window. The host is part of it: one
+ * request id on two hosts' events (a fleet-wide call) is two events. Progress events
+ * repeat by nature, so they carry no id.
  */
-function dedupeId(event: Event): string | undefined {
+export function dedupeId(event: Event): string | undefined {
   if (!event.requestId || event.kind === EventKind.OPERATION_PROGRESS) return undefined;
-  return `${event.requestId}:${event.kind}:${event.pool}:${event.volume}`;
+  return `${event.requestId}:${event.kind}:${event.host}:${event.pool}:${event.volume}`;
 }
 
 export function decodeEvent(data: Uint8Array, sequence: number | bigint): Event {
