@@ -425,10 +425,24 @@ function matches(n: XNode, test: NodeTest, axis: Axis): boolean {
   }
 }
 
+/**
+ * Nodes an evaluation may visit. Predicates are evaluated per node, so nested ones over
+ * `//node()` cost (nodes)^depth: past this budget the expression fails (about a second of
+ * work) instead of holding the terminal, where Ctrl-C cannot reach a busy event loop.
+ */
+export const XPATH_WORK_BUDGET = 20_000_000;
+let workLeft = XPATH_WORK_BUDGET;
+
+function spend(n: number): void {
+  workLeft -= n;
+  if (workLeft < 0) throw new XPathError(`the expression needs too much work (over ${XPATH_WORK_BUDGET} node visits); simplify it`);
+}
+
 function filterByPredicates(nodes: XNode[], preds: Ast[], root: XDocument): XNode[] {
   let cur = nodes;
   for (const pred of preds) {
     const size = cur.length;
+    spend(size);
     cur = cur.filter((node, i) => {
       const v = evaluate(pred, { node, pos: i + 1, size, root });
       return typeof v === 'number' ? v === i + 1 : toBool(v);
@@ -623,7 +637,9 @@ function evaluate(ast: Ast, ctx: Context): Value {
       for (const step of ast.steps) {
         const next: XNode[] = [];
         for (const n of nodes) {
-          const candidates = axisNodes(n, step.axis, ctx.root).filter((m) => matches(m, step.test, step.axis));
+          const along = axisNodes(n, step.axis, ctx.root);
+          spend(along.length);
+          const candidates = along.filter((m) => matches(m, step.test, step.axis));
           // axisNodes lists reverse axes nearest first, so proximity positions are right
           next.push(...filterByPredicates(candidates, step.preds, ctx.root));
         }
@@ -639,7 +655,12 @@ export type CompiledXPath = Ast;
 
 /** Parses `expr`; throws XPathError for a syntax error or anything not supported. */
 export function compileXPath(expr: string): CompiledXPath {
-  return new Parser(expr, tokenize(expr)).parse();
+  try {
+    return new Parser(expr, tokenize(expr)).parse();
+  } catch (err) {
+    if (err instanceof RangeError) throw new XPathError('the expression is nested too deeply');
+    throw err;
+  }
 }
 
 /**
@@ -649,5 +670,11 @@ export function compileXPath(expr: string): CompiledXPath {
  */
 export function evaluateXPath(expr: CompiledXPath, doc: XDocument): XNode[] | string | number | boolean {
   const rootElement = doc.children.find((c) => c.type === 'element') ?? doc;
-  return evaluate(expr, { node: rootElement, pos: 0, size: 0, root: doc });
+  workLeft = XPATH_WORK_BUDGET;
+  try {
+    return evaluate(expr, { node: rootElement, pos: 0, size: 0, root: doc });
+  } catch (err) {
+    if (err instanceof RangeError) throw new XPathError('the expression is nested too deeply');
+    throw err;
+  }
 }

@@ -86,6 +86,12 @@ describe('cli --xpath (pool-dumpxml, vol-dumpxml)', () => {
     expect(dumpXml(NETFS, '//mixed/node()', true)).to.equal('<nodes>text <b>bold</b> tail<i/>\n  </nodes>\n');
   });
 
+  it('an expression whose work explodes (nested predicates over //node()) fails with XPathError instead of hanging', () => {
+    expect(() => select(NETFS, '//node()[//node()[//node()[//node()[//node()[//node()]]]]]')).to.throw(XPathError, /too much work/);
+    const deep = `${'('.repeat(20000)}1${')'.repeat(20000)}`;
+    expect(() => select(NETFS, `//host[${deep}]`)).to.throw(XPathError, /nested too deeply/);
+  });
+
   it('evaluates XPath 1.0: axes, predicates, positions, functions, comparisons', () => {
     const names = (expr: string) => (select(NETFS, expr) as Array<{ type: string; name?: string }>).map((n) => n.name ?? n.type);
     expect(names('//host[last()]/@name')).to.deep.equal(['name']);
