@@ -274,14 +274,28 @@ export class Catalog {
     return { current: e ? hostEntry(e.key, e.revision, e.operation === 'PUT' ? e.value : undefined) : undefined };
   }
 
-  /** Deletes a host's record (a deletion marker as the key's last entry); returns the marker's revision. */
-  async deleteHost(host: string): Promise<number> {
+  /**
+   * Deletes a host's record (a deletion marker as the key's last entry) if its key is still at
+   * `expected` (0: never written), as saveHost writes: a deletion never goes over a record the
+   * deleting coordinator has not seen (the host back online, recorded by another coordinator).
+   * Returns the marker's revision, or, when the key moved, its current last entry (undefined
+   * when it has none).
+   */
+  async deleteHost(host: string, expected: number): Promise<{ revision: number } | { current: HostRecordEntry | undefined }> {
     // what KV.delete() publishes, but the marker's revision is wanted: the deleting
-    // coordinator has seen it (its own later writes of a returning host go over it)
+    // coordinator has seen it (its own later writes of a returning host go over it); and
+    // KV.delete() sends no expected revision for 0
     const h = headers();
     h.set('KV-Operation', 'DEL');
-    const ack = await jetstream(this.nc).publish(`$KV.${CATALOG_BUCKET}.${catalogKeys.host(host)}`, new Uint8Array(0), { headers: h });
-    return ack.seq;
+    const key = catalogKeys.host(host);
+    try {
+      const ack = await jetstream(this.nc).publish(`$KV.${CATALOG_BUCKET}.${key}`, new Uint8Array(0), { headers: h, expect: { lastSubjectSequence: expected } });
+      return { revision: ack.seq };
+    } catch (err) {
+      if (!isWrongRevision(err)) throw err;
+    }
+    const e = await this.kv.get(key);
+    return { current: e ? hostEntry(e.key, e.revision, e.operation === 'PUT' ? e.value : undefined) : undefined };
   }
 
   /** Every change of a host record after `afterRevision` (a write, or a deletion with `record` undefined), in order. */

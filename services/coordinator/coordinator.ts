@@ -53,7 +53,7 @@ function hostStore(catalog: Catalog): HostStore {
   return {
     load: () => catalog.hostRecords(),
     save: (record, expected) => catalog.saveHost(record, expected),
-    remove: (host) => catalog.deleteHost(host),
+    remove: (host, expected) => catalog.deleteHost(host, expected),
     follow: (after, onChange) => catalog.followHosts(after, onChange),
   };
 }

@@ -17,7 +17,7 @@
 // ~660 KB), so a host is never asked while its sync is on the way (chunks arrived recently
 // or are queued for the intake) or while an earlier ask is recent; asks for the same host
 // back off exponentially with jitter, up to MAX_SYNC_ASK_BACKOFF_MS.
-import { NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
+import { FailedPreconditionError, NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
 import { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../libs/proto/cistern/v1/storage.js';
 import { hostName } from '../../libs/api/resource-names.js';
@@ -62,8 +62,11 @@ export interface HostStore {
    * the new revision, or the key's current last entry when it moved.
    */
   save(record: Heartbeat, expected: number): Promise<{ revision: number } | { current: HostRecordEntry | undefined }>;
-  /** Deletes the host's record; resolves with the revision of the deletion. */
-  remove(host: string): Promise<number>;
+  /**
+   * Deletes the host's record if its key is still at revision `expected` (0: never written):
+   * the revision of the deletion, or the key's current last entry when it moved.
+   */
+  remove(host: string, expected: number): Promise<{ revision: number } | { current: HostRecordEntry | undefined }>;
   /** Every change of a host record after `afterRevision`, in order (writes and deletions, this coordinator's own too). */
   follow?(afterRevision: number, onChange: (entry: HostRecordEntry) => void): Promise<{ stop(): void }>;
 }
@@ -147,13 +150,52 @@ export class HostRegistry {
   }
 
   /**
+   * How long this coordinator has itself seen the host gone: since it marked it offline (or
+   * loaded it offline), or since its last full sync or sync chunk when one came after that (a
+   * sign of life: its agent runs). 0 while it is alive; undefined for a host it does not know.
+   * A coordinator that just started has seen nothing yet: a host whose record says offline may
+   * have an agent running that has not heartbeated to it yet.
+   */
+  goneFor(id: string): { goneMs: number; neededMs: number; syncedSinceOffline: boolean } | undefined {
+    const entry = this.entries.get(id);
+    if (!entry) return undefined;
+    const neededMs = MISSED_HEARTBEATS * entry.intervalMs;
+    if (this.isAlive(id)) return { goneMs: 0, neededMs, syncedSinceOffline: false };
+    const offlineSince = entry.offlineSince ?? entry.lastHeartbeatAt;
+    const syncedSinceOffline = entry.syncedAt !== undefined && entry.syncedAt >= offlineSince;
+    const since = Math.max(offlineSince, entry.lastHeartbeatAt, syncedSinceOffline ? entry.syncedAt! : -Infinity, this.lastChunkAt.get(id) ?? -Infinity);
+    return { goneMs: Math.max(0, this.now() - since), neededMs, syncedSinceOffline };
+  }
+
+  /**
    * DeleteHost: deletes the host's record from the store, so that every coordinator forgets the
    * host (each as it sees the deletion; one started later never loads it), and forgets it here.
+   * The deletion goes over the revision of the record this coordinator has seen: when the record
+   * moved (another coordinator recorded the host meanwhile), it is read again, and a host it
+   * says online is not deleted (FAILED_PRECONDITION, nothing changed).
    */
   async delete(id: string): Promise<void> {
     const store = this.options.store;
-    // (a write of this coordinator's still in flight fails if it comes after: it expects an older revision)
-    if (store) this.noteRevision(id, await store.remove(id));
+    if (store) {
+      for (let attempt = 0; ; attempt++) {
+        // (a write of this coordinator's still in flight fails if it comes after: it expects an older revision)
+        const result = await store.remove(id, this.revisions.get(id) ?? 0);
+        if ('revision' in result) {
+          this.noteRevision(id, result.revision);
+          break;
+        }
+        const current = result.current;
+        if (current) this.noteRevision(id, current.revision);
+        else this.revisions.delete(id); // purged: no entry at all
+        if (current?.record?.host?.online) {
+          throw new FailedPreconditionError(
+            `host '${id}' is online in the catalog: another coordinator recorded it online while this deletion was decided; its agent may be running: stop it first, then retry`,
+            { host: id },
+          );
+        }
+        if (attempt >= 9) throw new UnavailableError(`the record of host '${id}' kept changing while it was deleted; retry`, { host: id });
+      }
+    }
     this.forget(id, 'it was deleted (DeleteHost)');
   }
 
@@ -413,6 +455,7 @@ export class HostRegistry {
       if (entry.returningSince !== undefined) {
         if (missed) {
           entry.returningSince = undefined; // gone again before its sync came
+          entry.offlineSince = now;
           entry.syncAsks = 0;
           entry.nextSyncAskAt = undefined;
         } else if (entry.nextSyncAskAt === undefined || now >= entry.nextSyncAskAt) {

@@ -208,7 +208,9 @@ describe('pool catalog (JetStream KV)', () => {
       const stale = await one.saveHost(record(true), 0);
       expect(stale).to.deep.equal({ current: { host: 'gone', revision: second.revision, record: record(false) } });
 
-      const deleted = await one.deleteHost('gone');
+      // a deletion too goes only over the revision seen: one still at r1 is told what is there now
+      expect(await one.deleteHost('gone', r1)).to.deep.equal({ current: { host: 'gone', revision: second.revision, record: record(false) } });
+      const deleted = ((await one.deleteHost('gone', second.revision)) as { revision: number }).revision;
       expect(deleted).to.be.greaterThan(second.revision);
       expect((await one.hostRecords()).entries.find((e) => e.host === 'gone')).to.deep.equal({ host: 'gone', revision: deleted, record: undefined });
       expect((await two.loadHosts()).map((h) => h.host?.hostId)).to.not.include('gone');
@@ -226,7 +228,7 @@ describe('pool catalog (JetStream KV)', () => {
         ['gone', back.revision, true],
       ]);
       follow.stop();
-      await one.deleteHost('gone');
+      await one.deleteHost('gone', back.revision);
     } finally {
       await nc2.close();
     }

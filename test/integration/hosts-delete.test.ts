@@ -47,6 +47,12 @@ const del = (name: string, over: Partial<DeleteHostRequest> = {}) => DeleteHostR
 const hostIds = async (api: StorageApi) => (await api.listHosts({ pageSize: 0, pageToken: '' })).hosts.map((h) => h.hostId);
 const poolNames = async (api: StorageApi) => (await api.listPools({ host: '', types: [], pageSize: 0, pageToken: '' })).pools.map((p) => p.name);
 
+/**
+ * A coordinator deletes a host only once it has itself seen it gone for three heartbeat
+ * intervals (300 ms here) after marking it offline: waited out after ListHosts shows it offline.
+ */
+const goneLongEnough = () => new Promise((resolve) => setTimeout(resolve, 3 * 300 + 400));
+
 /** Another coordinator on the same NATS, with its own client. */
 async function anotherCoordinator(natsUrl: string): Promise<{ handle: CoordinatorHandle; api: StorageApi; stop(): Promise<void> }> {
   const handle = await startCoordinator({ natsUrl });
@@ -84,6 +90,7 @@ describe('DeleteHost (real nats-server, coordinators, agents a, b, c and d)', fu
       await ctx.stack.stopAgent('b');
       await ctx.stack.waitForHosts(['b'], { online: false });
       await waitForHosts(second.api, ['b'], { online: false });
+      await goneLongEnough();
       const hostEvents = watch(ctx.stack.client, { hosts: ['b'], kinds: [EventKind.HOST_DELETED] });
       await hostEvents.ready;
 
@@ -138,6 +145,7 @@ describe('DeleteHost (real nats-server, coordinators, agents a, b, c and d)', fu
     await api.startPool({ name: 'hosts/c/pools/c-run', build: true, buildFlags: undefined, requestId: '' });
     await ctx.stack.stopAgent('c');
     await ctx.stack.waitForHosts(['c'], { online: false });
+    await goneLongEnough();
     const message = await expectCode(api.deleteHost(del('hosts/c')), status.FAILED_PRECONDITION, /^host 'c' still has 2 persistent pools in the catalog \(c-images, c-run\)/);
     expect(message).to.match(/with force/);
     expect(await poolNames(api)).to.include.members(['hosts/c/pools/c-images', 'hosts/c/pools/c-run']);
@@ -174,6 +182,7 @@ describe('DeleteHost (real nats-server, coordinators, agents a, b, c and d)', fu
     await api.definePool({ host: 'd', definition: dirPool('d-pool', join(scratch.path, 'd-pool')), xml: '', requestId: '' });
     await ctx.stack.stopAgent('d');
     await ctx.stack.waitForHosts(['d'], { online: false });
+    await goneLongEnough();
     const refusedPools = await ctx.stack.cli(['host-delete', 'd']);
     expect(refusedPools.code).to.equal(1);
     expect(refusedPools.stderr).to.match(/^error: Failed to delete host d\nerror: host 'd' still has 1 persistent pool in the catalog \(d-pool\)/);
@@ -181,5 +190,38 @@ describe('DeleteHost (real nats-server, coordinators, agents a, b, c and d)', fu
     expect(forced).to.deep.include({ code: 0, stderr: '', stdout: 'Pool d/d-pool has been undefined\nHost d deleted\n\n' });
     const listed = await ctx.stack.cli(['host-list', '--json']);
     expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((h) => h.name)).to.not.include('d');
+  });
+});
+
+describe('DeleteHost right after a coordinator restart (real nats-server, coordinator, agent e)', function () {
+  this.timeout(120_000);
+  // 2 s heartbeats: a restarted coordinator confirms a host gone only 6 s after it loaded it
+  const ctx = useStack({ hosts: ['e'], agentArgs: ['--heartbeat-ms', '2000'] });
+  const scratch = useTempDir('cistern-host-delete-restart-it-');
+
+  it('a host recorded offline whose agent runs is not deleted, with force either: its pool definitions stay', async () => {
+    const api = ctx.stack.api;
+    await api.definePool({ host: 'e', definition: dirPool('e-pool', join(scratch.path, 'e-pool')), xml: '', requestId: '' });
+    const agent = ctx.stack.agents.get('e')!;
+    // its agent paused: recorded offline; the coordinator restarted; the agent runs on (resumed
+    // below) but has not heartbeated to the new coordinator yet
+    process.kill(agent.process.pid, 'SIGSTOP');
+    let paused = true;
+    try {
+      await ctx.stack.waitForHosts(['e'], { online: false });
+      await ctx.stack.restartCoordinator();
+      await expectCode(
+        api.deleteHost(del('hosts/e', { force: true, requestId: 'delete-e-1' })),
+        status.FAILED_PRECONDITION,
+        /^host 'e' is not known to be gone yet: this coordinator has seen it offline for \d+\.\d s only .*: retry in \d+\.\d s$/,
+      );
+      process.kill(agent.process.pid, 'SIGCONT');
+      paused = false;
+    } finally {
+      if (paused) process.kill(agent.process.pid, 'SIGCONT');
+    }
+    await ctx.stack.waitForHosts(['e']);
+    expect(await poolNames(api)).to.include('hosts/e/pools/e-pool');
+    expect(await hostIds(api)).to.deep.equal(['e']);
   });
 });

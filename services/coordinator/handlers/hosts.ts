@@ -15,7 +15,7 @@ import { compare } from '../cache.js';
 import { hostView, undefinedPoolView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishHostEvent, publishPoolEvent } from '../coordinator-events.js';
-import type { HostEntry } from '../hosts.js';
+import { MISSED_HEARTBEATS, type HostEntry } from '../hosts.js';
 import { pageOf } from '../pagination.js';
 import { checkRequestId, requireHost } from '../validate.js';
 
@@ -36,9 +36,16 @@ export interface HostDeletionFacts {
   entry: HostEntry | undefined;
   /** its agent heartbeats (online, or back and waiting for its full sync) */
   alive: boolean;
+  /** how long this coordinator has itself seen it gone, and how long it must (HostRegistry.goneFor; undefined: unknown to it) */
+  gone?: { goneMs: number; neededMs: number; syncedSinceOffline: boolean };
   /** pool names the catalog holds for it */
   catalogPools: string[];
   force: boolean;
+}
+
+/** A duration in a message: seconds, one decimal. */
+function secs(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 /** Pool names in a message: the first few, and how many more. */
@@ -68,6 +75,20 @@ export function checkHostDeletable(f: HostDeletionFacts): void {
       { host, lastSeen: seen },
     );
   }
+  if (f.gone && f.gone.goneMs < f.gone.neededMs) {
+    // a coordinator that just started loads a host recorded offline as offline, though its
+    // agent may run and not have heartbeated to it yet: only a host this coordinator has seen
+    // gone for the missed heartbeats that mark a host offline is surely gone
+    const { goneMs, neededMs } = f.gone;
+    const retryAfterMs = neededMs - goneMs;
+    const why = f.gone.syncedSinceOffline
+      ? `a full sync of it arrived ${secs(goneMs)} ago, after it went offline: its agent may be running`
+      : `this coordinator has seen it offline for ${secs(goneMs)} only (it may have just started, or the host just went offline) and its agent may still be running`;
+    throw new FailedPreconditionError(
+      `host '${host}' is not known to be gone yet: ${why}; a host is gone once no heartbeat came for ${secs(neededMs)} (${MISSED_HEARTBEATS} heartbeat intervals): retry in ${secs(retryAfterMs)}`,
+      { host, retryAfterMs: String(retryAfterMs) },
+    );
+  }
   if (f.catalogPools.length > 0 && !f.force) {
     const n = f.catalogPools.length;
     throw new FailedPreconditionError(
@@ -89,7 +110,7 @@ export async function deleteHost(svc: CoordinatorServices, ctx: CallContext, req
   checkRequestId(req.requestId);
   const entry = svc.hosts.get(host);
   const catalogPools = await svc.catalog.list(host);
-  checkHostDeletable({ host, entry, alive: svc.hosts.isAlive(host), catalogPools: catalogPools.map((e) => e.pool), force: req.force });
+  checkHostDeletable({ host, entry, alive: svc.hosts.isAlive(host), gone: svc.hosts.goneFor(host), catalogPools: catalogPools.map((e) => e.pool), force: req.force });
   const last: Host = entry ? { ...hostView(svc.cache, entry), online: false } : Host.fromPartial({ name: hostName(host), hostId: host });
 
   await svc.hosts.delete(host);

@@ -48,6 +48,19 @@ describe('DeleteHost rules', () => {
     expect(back.message).to.match(/^host 'h1' is back: its agent heartbeats again .*stop its agent first/);
   });
 
+  it('a host this coordinator has not seen gone for three heartbeat intervals is FAILED_PRECONDITION, with force too, saying when to retry', () => {
+    const early = refusal(facts({ gone: { goneMs: 1500, neededMs: 6000, syncedSinceOffline: false }, catalogPools: ['images'], force: true }));
+    expect(early).to.be.instanceOf(FailedPreconditionError);
+    expect(early.message).to.equal(
+      "host 'h1' is not known to be gone yet: this coordinator has seen it offline for 1.5 s only (it may have just started, or the host just went offline) and its agent may still be running; a host is gone once no heartbeat came for 6.0 s (3 heartbeat intervals): retry in 4.5 s",
+    );
+    expect(early.details).to.deep.equal({ host: 'h1', retryAfterMs: '4500' });
+    expect(toGrpcError(early).code).to.equal(status.FAILED_PRECONDITION);
+    const synced = refusal(facts({ gone: { goneMs: 200, neededMs: 6000, syncedSinceOffline: true }, force: true }));
+    expect(synced.message).to.match(/^host 'h1' is not known to be gone yet: a full sync of it arrived 0\.2 s ago, after it went offline: its agent may be running; .*retry in 5\.8 s$/);
+    expect(() => checkHostDeletable(facts({ gone: { goneMs: 6000, neededMs: 6000, syncedSinceOffline: false }, catalogPools: ['images'], force: true }))).to.not.throw();
+  });
+
   it('persistent pools in the catalog: FAILED_PRECONDITION listing them, unless force', () => {
     const one = refusal(facts({ catalogPools: ['images'] }));
     expect(one).to.be.instanceOf(FailedPreconditionError);

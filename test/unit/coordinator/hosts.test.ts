@@ -6,6 +6,7 @@ import { Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../../libs/proto/cistern/v1/storage.js';
 import type { HostRecordEntry } from '../../../libs/bus/catalog.js';
 import { HostRegistry, MAX_SYNC_ASK_BACKOFF_MS, type HostStore } from '../../../services/coordinator/hosts.js';
+import { FailedPreconditionError } from '../../../libs/errors/errors.js';
 import { silentLogger } from '../../../services/coordinator/log.js';
 
 const INTERVAL = 2000;
@@ -46,7 +47,11 @@ class FakeHostRecords {
         if ((current?.revision ?? 0) !== expected) return { current };
         return { revision: this.append({ host: record.host!.hostId, revision: 0, record }) };
       },
-      remove: async (host) => this.append({ host, revision: 0, record: undefined }),
+      remove: async (host, expected) => {
+        const current = this.last.get(host);
+        if ((current?.revision ?? 0) !== expected) return { current };
+        return { revision: this.append({ host, revision: 0, record: undefined }) };
+      },
       follow: async (after, onChange) => {
         const f = { queue: [] as HostRecordEntry[], onChange };
         this.followers.push(f);
@@ -406,5 +411,69 @@ describe('host registry: deleting a host (DeleteHost)', () => {
     expect(kv.last.get('a')?.record?.host?.online).to.equal(false);
     kv.deliver();
     expect(two.hosts.get('a')).to.not.equal(undefined);
+  });
+  it('a coordinator that just started has not seen a host recorded offline gone: only after three intervals of its own without a sign of life', async () => {
+    const kv = new FakeHostRecords();
+    const before = setup({ kv });
+    await before.hosts.load();
+    before.bringUp('a');
+    before.run(4 * INTERVAL); // recorded offline (its agent paused; or a coordinator that missed its heartbeats)
+    await settle();
+    expect(kv.last.get('a')?.record?.host?.online).to.equal(false);
+    // a coordinator (re)started now: the record says offline, its agent may run all the same
+    const t = setup({ kv });
+    await t.hosts.load();
+    expect(t.hosts.isAlive('a')).to.equal(false);
+    expect(t.hosts.goneFor('a')).to.deep.equal({ goneMs: 0, neededMs: 3 * INTERVAL, syncedSinceOffline: false });
+    t.run(3 * INTERVAL - 250);
+    expect(t.hosts.goneFor('a')!.goneMs).to.be.lessThan(3 * INTERVAL);
+    t.run(250);
+    expect(t.hosts.goneFor('a')!.goneMs).to.equal(3 * INTERVAL);
+    // a full sync applied after it went offline: its agent runs; the count starts again
+    t.hosts.onSync('a', undefined, 'late', 1n);
+    expect(t.hosts.goneFor('a')).to.deep.equal({ goneMs: 0, neededMs: 3 * INTERVAL, syncedSinceOffline: true });
+    t.run(INTERVAL);
+    expect(t.hosts.goneFor('a')!.goneMs).to.equal(INTERVAL);
+    // a host that heartbeats again is alive; one gone again before its sync counts from then
+    t.beat('a');
+    expect(t.hosts.goneFor('a')!.goneMs).to.equal(0);
+    t.run(4 * INTERVAL);
+    expect(t.hosts.isAlive('a')).to.equal(false);
+    expect(t.hosts.goneFor('a')!.goneMs).to.be.lessThan(3 * INTERVAL);
+    expect(t.hosts.goneFor('never')).to.equal(undefined);
+  });
+
+  it('deletes only over the record revision it has seen: a record moved to online meanwhile is FAILED_PRECONDITION and nothing changes; one moved to offline is deleted', async () => {
+    const kv = new FakeHostRecords();
+    const one = setup({ kv });
+    const two = setup({ kv });
+    await one.hosts.load();
+    await two.hosts.load();
+    one.bringUp('a');
+    await settle();
+    kv.deliver();
+    one.run(4 * INTERVAL);
+    await settle();
+    kv.deliver();
+    two.run(4 * INTERVAL); // two sees it gone too
+    // its agent back on two (one has not heard of that yet: its follower lags)
+    two.bringUp('a');
+    await settle();
+    expect(kv.last.get('a')?.record?.host?.online).to.equal(true);
+    const revision = kv.last.get('a')!.revision;
+    const err = await one.hosts.delete('a').then(() => undefined, (e: unknown) => e);
+    expect(err).to.be.instanceOf(FailedPreconditionError);
+    expect((err as Error).message).to.match(/^host 'a' is online in the catalog: another coordinator recorded it online/);
+    expect(kv.last.get('a')).to.deep.include({ revision });
+    expect(kv.last.get('a')?.record?.host?.online).to.equal(true);
+    expect(one.hosts.get('a')).to.not.equal(undefined);
+    expect(one.forgotten).to.deep.equal([]);
+    // gone again, recorded offline by two: one's deletion (still behind) reads that and deletes
+    two.run(4 * INTERVAL);
+    await settle();
+    expect(kv.last.get('a')?.record?.host?.online).to.equal(false);
+    await one.hosts.delete('a');
+    expect(kv.last.get('a')?.record).to.equal(undefined);
+    expect(one.forgotten).to.deep.equal(['a']);
   });
 });
