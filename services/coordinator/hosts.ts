@@ -28,6 +28,8 @@ export const MISSED_HEARTBEATS = 3;
 export const DEFAULT_INTERVAL_MS = 2000;
 /** Longest wait between two asks for the same host's full sync. */
 export const MAX_SYNC_ASK_BACKOFF_MS = 60_000;
+/** Deleted hosts remembered (with their last boot id) so that a late sync of theirs does not bring them back. */
+export const MAX_DELETED_REMEMBERED = 10_000;
 
 export interface HostEntry {
   host: Host;
@@ -103,6 +105,12 @@ export class HostRegistry {
   /** the revision of each host's record (key hosts.<id>) this coordinator has seen: its writes go over it */
   private readonly revisions = new Map<string, number>();
   private following: { stop(): void } | undefined;
+  /**
+   * Hosts forgotten (deleted), with the boot id last known of their agent (0: unknown), until a
+   * heartbeat registers them again: a late full sync of that boot (queued on the sync
+   * connection) does not bring them back. At most MAX_DELETED_REMEMBERED, the oldest dropped.
+   */
+  private readonly deletedBoots = new Map<string, bigint>();
 
   constructor(private readonly options: HostRegistryOptions) {
     this.now = options.now ?? Date.now;
@@ -202,11 +210,20 @@ export class HostRegistry {
   /** Drops everything this coordinator holds of the host; its agent, if it ever heartbeats again, is a new host. */
   private forget(id: string, why: string): void {
     this.lastChunkAt.delete(id);
-    if (!this.entries.delete(id)) return;
+    const entry = this.entries.get(id);
+    this.rememberDeleted(id, entry?.bootId ?? this.deletedBoots.get(id) ?? 0n);
+    if (!entry) return;
+    this.entries.delete(id);
     this.options.log.info('host forgotten', { host: id, why });
     this.lost(id, why);
     this.options.onForget?.(id);
     this.checkSyncWaiters();
+  }
+
+  private rememberDeleted(id: string, bootId: bigint): void {
+    this.deletedBoots.delete(id); // re-inserted: the newest
+    this.deletedBoots.set(id, bootId);
+    while (this.deletedBoots.size > MAX_DELETED_REMEMBERED) this.deletedBoots.delete(this.deletedBoots.keys().next().value!);
   }
 
   startTimer(periodMs = 250): void {
@@ -238,6 +255,7 @@ export class HostRegistry {
     });
     const entry = this.entries.get(id);
     if (!entry) {
+      this.deletedBoots.delete(id); // a running agent: registered anew, its syncs count again
       // never seen: an agent sends a full sync when it starts, and a fleet-wide ask may be
       // answered already; ask only when nothing comes
       const next: HostEntry = {
@@ -333,6 +351,17 @@ export class HostRegistry {
     return this.entries.get(id)?.synced ?? false;
   }
 
+  /**
+   * A full sync (of boot `bootId`, 0: not said) of a host this coordinator forgot as deleted,
+   * from the boot it last knew (or of an unknown boot), and no heartbeat since: a late sync of
+   * the dead agent, which neither the cache nor the registry takes.
+   */
+  isDeletedSync(id: string, bootId: bigint): boolean {
+    if (this.entries.has(id)) return false;
+    const deletedBoot = this.deletedBoots.get(id);
+    return deletedBoot !== undefined && (bootId === 0n || bootId === deletedBoot);
+  }
+
   /** Whether `bootId` (a sync's) is another boot of the host's agent than the one known. */
   isNewBoot(id: string, bootId: bigint): boolean {
     const known = this.entries.get(id)?.bootId ?? 0n;
@@ -413,6 +442,13 @@ export class HostRegistry {
     const now = this.now();
     if (!this.options.syncPending?.(id)) this.lastChunkAt.delete(id);
     let entry = this.entries.get(id);
+    if (this.isDeletedSync(id, bootId)) {
+      // a late sync of the deleted host's last boot (queued on the sync connection): not a sign
+      // that it runs; only a heartbeat (or a sync of another boot) registers the host again
+      this.options.log.info('full sync of a deleted host ignored', { host: id, bootId });
+      this.checkSyncWaiters();
+      return;
+    }
     // the sync of a restarted agent can come before its first heartbeat (another connection):
     // its boot is known from here on, so that heartbeat is not taken for one more restart
     if (entry && bootId !== 0n && entry.bootId !== bootId) {

@@ -257,6 +257,11 @@ export class SyncIntake {
     }
     if (!done) return;
     const { snapshot, syncId, bootId } = done;
+    if (hosts.isDeletedSync(host, bootId)) {
+      // the deleted host's dead agent's last sync, late: it does not bring the host back
+      log.info('full sync of a deleted host dropped', { host, syncId, bootId });
+      return;
+    }
     // what changed while the host was away (its sync may be applied before the heartbeat
     // that shows it back: another connection), published before HOST_ONLINE; only against
     // a full sync this coordinator applied (else every pool and volume would be "new")

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../../libs/proto/cistern/v1/storage.js';
 import type { HostRecordEntry } from '../../../libs/bus/catalog.js';
-import { HostRegistry, MAX_SYNC_ASK_BACKOFF_MS, type HostStore } from '../../../services/coordinator/hosts.js';
+import { HostRegistry, MAX_DELETED_REMEMBERED, MAX_SYNC_ASK_BACKOFF_MS, type HostStore } from '../../../services/coordinator/hosts.js';
 import { FailedPreconditionError } from '../../../libs/errors/errors.js';
 import { silentLogger } from '../../../services/coordinator/log.js';
 
@@ -475,5 +475,40 @@ describe('host registry: deleting a host (DeleteHost)', () => {
     await one.hosts.delete('a');
     expect(kv.last.get('a')?.record).to.equal(undefined);
     expect(one.forgotten).to.deep.equal(['a']);
+  });
+
+  it("a late full sync of the deleted host's last boot (or of no boot) does not bring it back; a heartbeat, or a sync of a new boot, does", async () => {
+    const { kv, one, two } = await twoCoordinators();
+    await one.hosts.delete('a');
+    kv.deliver();
+    for (const t of [one, two]) {
+      expect(t.hosts.isDeletedSync('a', 1n)).to.equal(true);
+      t.hosts.onSync('a', Host.fromPartial({ hostId: 'a' }), 'queued', 1n);
+      t.hosts.onSync('a', Host.fromPartial({ hostId: 'a' }), 'queued-0', 0n);
+      expect(t.hosts.get('a')).to.equal(undefined);
+    }
+    await settle();
+    expect(kv.last.get('a')?.record, 'the deletion is still the last word').to.equal(undefined);
+    expect(one.events.filter((e) => e.kind === EventKind.HOST_ONLINE && e.requestId.includes('queued'))).to.deep.equal([]);
+    // a sync of another boot: its agent started again
+    two.hosts.onSync('a', Host.fromPartial({ hostId: 'a' }), 'new-boot', 9n);
+    expect(two.hosts.isOnline('a')).to.equal(true);
+    // a heartbeat registers it again, and its syncs count from then on, of any boot
+    one.beat('a', 1n);
+    expect(one.hosts.isDeletedSync('a', 1n)).to.equal(false);
+    one.hosts.onSync('a', undefined, 'after-beat', 1n);
+    expect(one.hosts.isOnline('a')).to.equal(true);
+  });
+
+  it('remembers a bounded number of deleted hosts, the oldest dropped first', async () => {
+    const t = setup();
+    for (let i = 0; i <= MAX_DELETED_REMEMBERED; i++) {
+      t.bringUp(`h${i}`);
+      await settle(); // its record written (deleted below over that revision)
+      await t.hosts.delete(`h${i}`);
+    }
+    expect(t.hosts.isDeletedSync('h0', 1n)).to.equal(false);
+    expect(t.hosts.isDeletedSync('h1', 1n)).to.equal(true);
+    expect(t.hosts.isDeletedSync(`h${MAX_DELETED_REMEMBERED}`, 0n)).to.equal(true);
   });
 });
