@@ -93,7 +93,8 @@ export function checkHostDeletable(f: HostDeletionFacts): void {
     const n = f.catalogPools.length;
     throw new FailedPreconditionError(
       `host '${host}' still has ${n} persistent pool${n === 1 ? '' : 's'} in the catalog (${someNames(f.catalogPools)}); undefine ${n === 1 ? 'it' : 'them'} first, or delete the host with force to remove ${n === 1 ? 'its definition' : 'their definitions'} too`,
-      { host, pools: [...f.catalogPools].sort().join(',') },
+      // '/' cannot appear in a pool name (a resource name's separator), ',' can
+      { host, pools: [...f.catalogPools].sort().join('/') },
     );
   }
 }
