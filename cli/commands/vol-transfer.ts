@@ -15,9 +15,10 @@ import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from '.
 
 export const CHUNK_SIZE = 1024 * 1024;
 
-const TRANSFER_OPTIONS = [
-  { name: 'offset', type: 'string' as const, metavar: 'number', help: 'volume offset to upload to' },
-  { name: 'length', type: 'string' as const, metavar: 'number', help: 'amount of data to upload' },
+/** virsh's words: 'upload to' / 'download from'. */
+const transferOptions = (direction: 'upload' | 'download') => [
+  { name: 'offset', type: 'string' as const, metavar: 'number', help: direction === 'upload' ? 'volume offset to upload to' : 'volume offset to download from' },
+  { name: 'length', type: 'string' as const, metavar: 'number', help: `amount of data to ${direction}` },
   { name: 'sparse', type: 'bool' as const, help: 'preserve sparseness of volume' },
   VOL_HOST_OPTION,
 ];
@@ -55,7 +56,7 @@ export const volUpload: Command = {
   name: 'vol-upload',
   help: 'upload file contents to a volume',
   description: 'Upload file contents to a volume',
-  options: [VOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file' }, POOL_OPTIONAL, ...TRANSFER_OPTIONS],
+  options: [VOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file' }, POOL_OPTIONAL, ...transferOptions('upload')],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
     const offset = parseCount(str(ctx.opts, 'offset') ?? '0', 'offset');
@@ -89,7 +90,7 @@ export const volDownload: Command = {
   name: 'vol-download',
   help: 'download volume contents to a file',
   description: 'Download volume contents to a file',
-  options: [VOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file' }, POOL_OPTIONAL, ...TRANSFER_OPTIONS],
+  options: [VOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file' }, POOL_OPTIONAL, ...transferOptions('download')],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
     const offset = parseCount(str(ctx.opts, 'offset') ?? '0', 'offset');

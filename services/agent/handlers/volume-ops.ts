@@ -206,6 +206,15 @@ export function cloneDefinition(source: VolumeDefinition, given: VolumeDefinitio
   if (base.target) {
     base.target.path = '';
     base.target.timestamps = undefined;
+    // a clone into another format takes nothing of the source's format-specific layout (as
+    // libvirt, which takes only the new XML's): a qcow2 source's cluster size made a raw
+    // clone fail with 'cluster size is only available with qcow2 and qed'
+    if (given.target?.format && given.target.format !== base.target.format) {
+      base.target.compat = '';
+      base.target.clusterSize = 0n;
+      base.target.lazyRefcounts = false;
+      base.target.encryption = undefined;
+    }
     if (given.target?.format) base.target.format = given.target.format;
     if (given.target?.permissions) base.target.permissions = given.target.permissions;
     if (given.target?.compat) base.target.compat = given.target.compat;

@@ -375,6 +375,13 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(r.stdout).to.equal('event loop interrupted\nevents received: 0\n\n');
   });
 
+  it('vol-upload and vol-download describe their options in their own direction, as virsh', async () => {
+    const down = (await run(new FakeApi(), ['help', 'vol-download'])).stdout;
+    expect(down).to.include('volume offset to download from').and.include('amount of data to download').and.not.include('upload');
+    const up = (await run(new FakeApi(), ['help', 'vol-upload'])).stdout;
+    expect(up).to.include('volume offset to upload to').and.include('amount of data to upload');
+  });
+
   it('help takes a command group by keyword or name, as virsh; an unknown topic is an error in virsh\'s words', async () => {
     const pools = await run(new FakeApi(), ['help', 'pool']);
     expect(pools.code).to.equal(0);
