@@ -3,47 +3,24 @@
 // events with replay, host liveness, health and reflection, and a coordinator restart
 // that keeps the catalog.
 import { expect } from 'chai';
-import { credentials, loadPackageDefinition, status, type ServiceError } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { outcomeOf, useStack, useTempDir, waitFor } from '../support/index.js';
+import { useStack, useTempDir, waitFor } from '../support/index.js';
+import { expectCode, watchEvents as watch } from '../support/grpc-expect.js';
 import { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import {
   Event,
   EventKind,
   PoolState,
   PoolType,
-  type StorageServiceClient,
   type UploadVolumeRequest,
   type VolumeType,
 } from '../../libs/proto/cistern/v1/storage.js';
-
-async function expectCode(p: Promise<unknown>, code: status, pattern?: RegExp): Promise<string> {
-  const r = await outcomeOf(p);
-  expect(status[r.code], r.message).to.equal(status[code]);
-  if (pattern) expect(r.message).to.match(pattern);
-  return r.message;
-}
-
-/** Opens WatchEvents and resolves once the server has positioned it (initial metadata). */
-function watch(client: StorageServiceClient, request: Partial<Parameters<StorageServiceClient['watchEvents']>[0]>) {
-  const events: Event[] = [];
-  const call = client.watchEvents({ afterSequence: 0n, hosts: [], pools: [], kinds: [], fromStart: false, ...request });
-  let failure: ServiceError | undefined;
-  call.on('data', (e: Event) => events.push(e));
-  call.on('error', (e: ServiceError) => {
-    if (e.code !== status.CANCELLED) failure = e;
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    call.once('metadata', () => resolve());
-    call.once('error', reject);
-  });
-  return { events, ready, call, failure: () => failure };
-}
 
 const dirPool = (name: string, path: string) => ({ name, type: PoolType.POOL_TYPE_DIR, uuid: '', target: { path, permissions: undefined }, source: undefined, features: undefined, mountOptions: [] });
 

@@ -4,36 +4,17 @@
 // reading holds no one back and, reading again, gets every event once, in order. The
 // reference is the stream itself, read directly over NATS.
 import { expect } from 'chai';
-import type { ServiceError } from '@grpc/grpc-js';
-import { status } from '@grpc/grpc-js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { EventPublisher } from '../../libs/bus/events.js';
 import { EVENT_STREAM } from '../../libs/bus/subjects.js';
 import { Event, EventKind, type StorageServiceClient, type WatchEventsRequest } from '../../libs/proto/cistern/v1/storage.js';
 import { connectClient, useStack, waitFor } from '../support/index.js';
+import { watchEvents, type EventWatch } from '../support/grpc-expect.js';
 
-interface Follower {
-  events: Event[];
-  ready: Promise<void>;
-  call: ReturnType<StorageServiceClient['watchEvents']>;
-  failure(): ServiceError | undefined;
-}
+type Follower = EventWatch;
 
-function follow(client: StorageServiceClient, request: Partial<WatchEventsRequest>): Follower {
-  const events: Event[] = [];
-  let failure: ServiceError | undefined;
-  const call = client.watchEvents({ afterSequence: 0n, hosts: [], pools: [], kinds: [], fromStart: false, ...request });
-  call.on('data', (e: Event) => events.push(e));
-  call.on('error', (e: ServiceError) => {
-    if (e.code !== status.CANCELLED) failure = e;
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    call.once('metadata', () => resolve());
-    call.once('error', reject);
-  });
-  return { events, ready, call, failure: () => failure };
-}
+const follow = (client: StorageServiceClient, request: Partial<WatchEventsRequest>): Follower => watchEvents(client, request);
 
 /** Every stored event up to `last`, read straight from the stream. */
 async function storedEvents(nc: NatsConnection, last: bigint): Promise<Event[]> {

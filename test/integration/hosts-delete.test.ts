@@ -3,11 +3,10 @@
 // a retry gets the first answer; force removes the host's pool definitions; an agent that
 // starts again with that host id registers it as a new host. cisternctl host-delete on top.
 import { expect } from 'chai';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { join } from 'node:path';
 import {
   connectClient,
-  outcomeOf,
   promiseApi,
   startCoordinator,
   useStack,
@@ -17,30 +16,8 @@ import {
   type CoordinatorHandle,
   type StorageApi,
 } from '../support/index.js';
-import { DeleteHostRequest, EventKind, PoolType, type Event, type StorageServiceClient } from '../../libs/proto/cistern/v1/storage.js';
-
-async function expectCode(p: Promise<unknown>, code: status, pattern?: RegExp): Promise<string> {
-  const r = await outcomeOf(p);
-  expect(status[r.code], r.message).to.equal(status[code]);
-  if (pattern) expect(r.message).to.match(pattern);
-  return r.message;
-}
-
-/** Opens WatchEvents and resolves once the server has positioned it (initial metadata). */
-function watch(client: StorageServiceClient, request: Partial<Parameters<StorageServiceClient['watchEvents']>[0]>) {
-  const events: Event[] = [];
-  const call = client.watchEvents({ afterSequence: 0n, hosts: [], pools: [], kinds: [], fromStart: false, ...request });
-  let failure: ServiceError | undefined;
-  call.on('data', (e: Event) => events.push(e));
-  call.on('error', (e: ServiceError) => {
-    if (e.code !== status.CANCELLED) failure = e;
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    call.once('metadata', () => resolve());
-    call.once('error', reject);
-  });
-  return { events, ready, call, failure: () => failure };
-}
+import { expectCode, watchEvents as watch } from '../support/grpc-expect.js';
+import { DeleteHostRequest, EventKind, PoolType } from '../../libs/proto/cistern/v1/storage.js';
 
 const dirPool = (name: string, path: string) => ({ name, type: PoolType.POOL_TYPE_DIR, uuid: '', target: { path, permissions: undefined }, source: undefined, features: undefined, mountOptions: [] });
 const del = (name: string, over: Partial<DeleteHostRequest> = {}) => DeleteHostRequest.fromPartial({ name, ...over });
