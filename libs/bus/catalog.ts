@@ -10,7 +10,7 @@ import { createInbox, Empty, headers, type Msg, type NatsConnection, type Status
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { CatalogPool, Heartbeat } from '../proto/cistern/agent/v1/agent.js';
-import { AbortedError, AlreadyExistsError, NotFoundError, UnavailableError } from '../errors/errors.js';
+import { AbortedError, AlreadyExistsError, isBusUnreachable, NotFoundError, UnavailableError } from '../errors/errors.js';
 import { CATALOG_BUCKET, catalogKeys } from './subjects.js';
 
 /** A host's record as the bucket holds it: its last entry's revision; `record` undefined when that entry is a deletion. */
@@ -410,8 +410,8 @@ function directGetsPipelined(nc: NatsConnection, stream: string, subjects: strin
  */
 function isBusUnavailable(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof BusInterrupted) return true;
-    if (['TimeoutError', 'NoResponders', 'JetStreamNotEnabled', 'ClosedConnectionError', 'DrainingConnectionError', 'ConnectionError'].includes(e.name)) return true;
+    // the client's own "no server" errors (libs/errors), plus what only a JetStream read meets
+    if (e instanceof BusInterrupted || isBusUnreachable(e) || e.name === 'JetStreamNotEnabled') return true;
     if (e.name === 'JetStreamStatusError' && [408, 503].includes((e as { code?: number }).code ?? 0)) return true;
   }
   return false;

@@ -173,7 +173,7 @@ export function asCisternError(err: unknown): CisternError {
 /** The NATS client's errors for a server that cannot be reached (by name: libs/errors imports no NATS code). */
 const BUS_UNREACHABLE = new Set(['TimeoutError', 'NoResponders', 'ClosedConnectionError', 'DrainingConnectionError', 'ConnectionError']);
 
-function isBusUnreachable(err: unknown): boolean {
+export function isBusUnreachable(err: unknown): boolean {
   // AbortSignal.timeout() rejects with a DOMException also named TimeoutError: not the bus
   if (!(err instanceof Error) || (typeof DOMException !== 'undefined' && err instanceof DOMException)) return false;
   if (BUS_UNREACHABLE.has(err.name)) return true;

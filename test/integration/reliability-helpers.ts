@@ -1,6 +1,5 @@
 // Shared by the issue 6 suites (events, long operations, faults): gRPC codes, a
 // WatchEvents follower, dir pool and volume shorthands, a file with real data.
-import { expect } from 'chai';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
@@ -16,12 +15,7 @@ import { outcomeOf, type Stack } from '../support/index.js';
 /** How a call ended (test/support outcomeOf, under the name these tests use). */
 export const grpcCode = outcomeOf;
 
-export async function expectCode(p: Promise<unknown>, code: status, pattern?: RegExp): Promise<string> {
-  const r = await grpcCode(p);
-  expect(status[r.code], r.message).to.equal(status[code]);
-  if (pattern) expect(r.message).to.match(pattern);
-  return r.message;
-}
+export { expectCode } from '../support/grpc-expect.js';
 
 export interface Watcher {
   events: Event[];
