@@ -3,7 +3,8 @@
 // the order the command declares them (virsh's VSH_OT_DATA / VSH_OT_STRING rule).
 import { UsageError } from './errors.js';
 
-export type OptionType = 'bool' | 'string';
+/** 'argv': every remaining positional argument, in order (virsh VSH_OT_ARGV); at most one per command, last. */
+export type OptionType = 'bool' | 'string' | 'argv';
 
 export interface OptionSpec {
   name: string;
@@ -20,6 +21,8 @@ export interface OptionSpec {
 export interface ParsedOptions {
   bools: Set<string>;
   strings: Map<string, string>;
+  /** The command's 'argv' option: the positional arguments left after its other options took theirs. */
+  rest?: string[];
 }
 
 export function flag(opts: ParsedOptions, name: string): boolean {
@@ -59,6 +62,8 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
   const bools = new Set<string>();
   const strings = new Map<string, string>();
   const positionalQueue = specs.filter((s) => s.type === 'string' && !s.named);
+  const takesArgv = specs.some((s) => s.type === 'argv');
+  const rest: string[] = [];
   let onlyPositional = false;
 
   const set = (spec: OptionSpec, value: string): void => {
@@ -82,7 +87,7 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
         name = name.slice(0, eq);
       }
       const spec = byName.get(name);
-      if (!spec) throw new UsageError(`command '${command}' doesn't support option --${name}`);
+      if (!spec || spec.type === 'argv') throw new UsageError(`command '${command}' doesn't support option --${name}`);
       if (spec.type === 'bool') {
         if (inline !== undefined) throw new UsageError(`option --${name} takes no value`);
         bools.add(name);
@@ -97,8 +102,9 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
       continue;
     }
     const next = positionalQueue.find((s) => !strings.has(s.name));
-    if (!next) throw new UsageError(`unexpected data '${arg}'`);
-    set(next, arg);
+    if (next) set(next, arg);
+    else if (takesArgv) rest.push(arg);
+    else throw new UsageError(`unexpected data '${arg}'`);
   }
 
   // virsh's vshCommandCheckOpts: every missing one, in the command's order, one line each
@@ -106,7 +112,7 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
     .filter((spec) => spec.required && spec.type === 'string' && !strings.has(spec.name))
     .map((spec) => `command '${command}' requires <${spec.name}> option`);
   if (missing.length > 0) throw new UsageError(missing[0]!, ...missing.slice(1));
-  return { bools, strings };
+  return takesArgv ? { bools, strings, rest } : { bools, strings };
 }
 
 export interface GlobalSplit {
@@ -162,5 +168,6 @@ export function mergeOptions(before: ParsedOptions, after: ParsedOptions): Parse
   return {
     bools: new Set([...before.bools, ...after.bools]),
     strings: new Map([...before.strings, ...after.strings]),
+    ...(after.rest ? { rest: after.rest } : {}),
   };
 }

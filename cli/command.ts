@@ -16,8 +16,25 @@ export interface CliIo {
   api?: StorageApi;
   /** Aborting it interrupts long commands (pool-event, transfers): Ctrl-C. */
   signal?: AbortSignal;
-  /** Commands to run when none is given on the command line and stdin is not a terminal (as virsh reads them). */
-  readStdin?: () => Promise<string>;
+  /**
+   * Where commands come from when none is given on the command line: stdin, a line at a time,
+   * as virsh reads its interactive shell. Opened only then.
+   */
+  openInput?: () => CommandInput;
+}
+
+/** The lines of an interactive session, and what the session needs of the terminal. */
+export interface CommandInput {
+  /** Each line as it arrives; ends at end of input. */
+  lines: AsyncIterable<string>;
+  /** A terminal: greet, and show `text` before each line. Absent for a pipe or a file. */
+  prompt?: (text: string) => void;
+  /** The signal of the command about to run (Ctrl-C then interrupts it, not the session). */
+  commandStarts?: () => AbortSignal;
+  /** The command ended: a Ctrl-C now ends the session. */
+  commandEnds?: () => void;
+  /** Stops reading (quit): releases stdin so the process can end. */
+  close(): void;
 }
 
 export interface CommandContext {
@@ -34,6 +51,8 @@ export interface CommandContext {
   stderr: OutputStream;
   stdoutIsTTY: boolean;
   signal: AbortSignal;
+  /** Commands come from an interactive session (virsh's imode: `cd` only works there). */
+  interactive: boolean;
   /** Machine output: no trailing blank line after the command. */
   setMachineOutput(): void;
 }

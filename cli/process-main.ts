@@ -1,5 +1,7 @@
 // cisternctl as a process: stdout/stderr, Ctrl-C, exit code. cli/main.ts runs it (tsc output);
 // the bundle (scripts/bundle-cli.mjs) exports it for its launcher.
+import { createInterface } from 'node:readline';
+import type { CommandInput } from './command.js';
 import { runCli } from './run.js';
 
 /** Runs cisternctl with `argv` (default: the process's arguments) and sets process.exitCode. */
@@ -12,28 +14,62 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     });
   }
 
-  const controller = new AbortController();
-  let interrupted = false;
-  process.on('SIGINT', () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    controller.abort();
-  });
+  // Ctrl-C interrupts the running command (pool-event, transfers); a second one, or one at the
+  // interactive prompt, ends cisternctl as the signal would.
+  let command = new AbortController();
+  let running = true;
+  const interrupt = (): void => {
+    if (!running || command.signal.aborted) process.exit(130);
+    command.abort();
+  };
+  process.on('SIGINT', interrupt);
 
   const code = await runCli(argv, {
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
-    signal: controller.signal,
-    // `echo 'pool-list' | cisternctl`: commands come on stdin, as virsh reads them
-    readStdin: process.stdin.isTTY ? undefined : readAll,
+    signal: command.signal,
+    openInput: () => {
+      running = false;
+      return stdinInput(interrupt, {
+        starts: () => {
+          command = new AbortController();
+          running = true;
+          return command.signal;
+        },
+        ends: () => {
+          running = false;
+        },
+      });
+    },
   });
   process.exitCode = code;
   return code;
 }
 
-async function readAll(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+/**
+ * stdin as the session's lines. A terminal gets readline's line editing and history, and its
+ * Ctrl-C (which readline reads as a key, not a signal) goes to `interrupt`; a pipe is read as
+ * plain lines, without prompts.
+ */
+function stdinInput(interrupt: () => void, command: { starts: () => AbortSignal; ends: () => void }): CommandInput {
+  const terminal = !!process.stdin.isTTY && !!process.stdout.isTTY;
+  const rl = createInterface({
+    input: process.stdin,
+    ...(terminal ? { output: process.stdout, terminal: true, historySize: 1000 } : { terminal: false }),
+    crlfDelay: Infinity,
+  });
+  if (terminal) rl.on('SIGINT', interrupt);
+  return {
+    lines: rl,
+    ...(terminal ? {
+      prompt: (text: string) => {
+        rl.setPrompt(text);
+        rl.prompt();
+      },
+    } : {}),
+    commandStarts: command.starts,
+    commandEnds: command.ends,
+    close: () => rl.close(),
+  };
 }

@@ -4,7 +4,7 @@ import { CisternError } from '../libs/errors/errors.js';
 import type { StorageApi } from './api.js';
 import { mergeOptions, parseCommandArgs, splitGlobal, type ParsedOptions } from './args.js';
 import { connect, connectionOptions, type ConnectionOptions } from './client.js';
-import type { CliIo, Command, CommandContext } from './command.js';
+import type { CliIo, Command, CommandContext, CommandInput } from './command.js';
 import { COMMANDS, findCommand } from './commands/index.js';
 import { commandHelp, findGroup, generalHelp, groupHelp } from './commands/help.js';
 import { CommandError, UsageError } from './errors.js';
@@ -41,22 +41,19 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.stdout.write(versionText(split.version));
       return 0;
     }
-    // virsh: one argument is a whole command line ('cmd1 a; cmd2 b'); no command at all, with
-    // stdin not a terminal, means commands on stdin, a line at a time
+    // virsh: one argument is a whole command line ('cmd1 a; cmd2 b'); no command at all means
+    // an interactive session, its commands on stdin, a line at a time
     if (split.command !== undefined && split.rest.length === 0 && isCommandLine(split.command)) {
-      const code = await runLine(split.command, split.globals, env, io);
-      return code === QUIT ? 0 : code ?? 0;
-    }
-    if (!split.command && !split.help && io.readStdin) {
-      let code = 0;
-      for (const line of (await io.readStdin()).split('\n')) {
-        const status = await runLine(line, split.globals, env, io);
-        if (status === QUIT) return 0;
-        if (status !== undefined) code = status;
+      const connections = new Connections(io.api);
+      try {
+        const code = await runLine(split.command, split.globals, env, io, connections, false);
+        return code === QUIT ? 0 : code ?? 0;
+      } finally {
+        connections.close();
       }
-      return code;
     }
-    return await execute(parseCommand(split.command, split.rest, split.help, split.globals, env), io);
+    if (!split.command && !split.help && io.openInput) return await runSession(io.openInput(), split.globals, env, io);
+    return await execute(parseCommand(split.command, split.rest, split.help, split.globals, env), io, new Connections(io.api), false, true);
   } catch (err) {
     // a command line virsh could not parse (unknown command or option, missing or extra data)
     // runs nothing: only the error, no blank line
@@ -68,6 +65,72 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 /** What runLine returns after 'quit' or 'exit' (the exit code is then 0, as virsh's). */
 const QUIT = -1;
 
+const PROMPT = 'cisternctl # ';
+const GREETING = "Welcome to cisternctl, the Cistern storage interactive terminal.\n\n" +
+  "Type:  'help' for help with commands\n       'quit' to quit\n\n";
+
+/**
+ * The interactive shell (virsh's imode): one line at a time, as it arrives, each parsed whole
+ * before it runs; the commands share one connection per server, as virsh's session shares
+ * its connection. On a terminal it greets and prompts; from a pipe it prints only what the
+ * commands print. The exit code is the last command's (virsh's is always 0; the last status
+ * tells a script more), 0 after quit or exit.
+ */
+async function runSession(
+  input: CommandInput, globals: ParsedOptions, env: Record<string, string | undefined>, io: CliIo,
+): Promise<number> {
+  const connections = new Connections(io.api);
+  let code = 0;
+  try {
+    if (input.prompt && !globals.bools.has('quiet')) io.stdout.write(GREETING);
+    input.prompt?.(PROMPT);
+    for await (const line of input.lines) {
+      const signal = input.commandStarts?.() ?? io.signal;
+      let status: number | undefined;
+      try {
+        status = await runLine(line, globals, env, signal === io.signal ? io : { ...io, signal }, connections, true);
+      } finally {
+        input.commandEnds?.();
+      }
+      if (status === QUIT) return 0;
+      if (status !== undefined) code = status;
+      input.prompt?.(PROMPT);
+    }
+    // end of input (Ctrl-D) on a terminal: end the prompt's line, as virsh does
+    if (input.prompt) io.stdout.write('\n');
+    return code;
+  } finally {
+    input.close();
+    connections.close();
+  }
+}
+
+/**
+ * One API per server for the commands of a line or a session, opened on first use and closed
+ * at the end; a test's API (io.api) is used as it is and never closed here.
+ */
+export class Connections {
+  private readonly open = new Map<string, StorageApi>();
+
+  constructor(private readonly given?: StorageApi, private readonly connectTo: (c: ConnectionOptions) => StorageApi = connect) {}
+
+  get(conn: ConnectionOptions): StorageApi {
+    if (this.given) return this.given;
+    const key = JSON.stringify(conn);
+    let api = this.open.get(key);
+    if (!api) {
+      api = this.connectTo(conn);
+      this.open.set(key, api);
+    }
+    return api;
+  }
+
+  close(): void {
+    for (const api of this.open.values()) api.close();
+    this.open.clear();
+  }
+}
+
 /**
  * Parses every command of `text`, then runs them in turn: nothing runs when any of them does
  * not parse. A command that fails is reported and the next one runs; 'quit' or 'exit' stop;
@@ -75,6 +138,7 @@ const QUIT = -1;
  */
 async function runLine(
   text: string, globals: ParsedOptions, env: Record<string, string | undefined>, io: CliIo,
+  connections: Connections, interactive: boolean,
 ): Promise<number | undefined> {
   let parsed: Parsed[];
   try {
@@ -86,7 +150,7 @@ async function runLine(
   let code: number | undefined;
   for (const p of parsed) {
     if (p.kind === 'quit') return QUIT;
-    code = await execute(p, io);
+    code = await execute(p, io, connections, interactive, false);
   }
   return code;
 }
@@ -95,26 +159,23 @@ async function runLine(
 function parseCommand(
   name: string | undefined, rest: string[], helpFlag: boolean, globals: ParsedOptions, env: Record<string, string | undefined>,
 ): Parsed {
-  if (name === undefined || name === 'help' || helpFlag) {
-    return { kind: 'help', topic: name === 'help' ? rest[0] : name, opts: globals };
-  }
-  if (name === 'quit' || name === 'exit') {
-    if (rest.length > 0) throw new UsageError(`unexpected data '${rest[0]}'`);
-    return { kind: 'quit' };
-  }
+  if (name === undefined || helpFlag) return { kind: 'help', topic: name, opts: globals };
   const command = findCommand(name);
   if (!command) throw new UsageError(`unknown command: '${name}'`);
   if (rest.includes('--help')) return { kind: 'help', topic: command.name, opts: globals };
   const opts = mergeOptions(globals, parseCommandArgs(command.name, command.options, rest));
+  if (name === 'help') return { kind: 'help', topic: opts.strings.get('command'), opts };
+  if (name === 'quit' || name === 'exit') return { kind: 'quit' };
   return { kind: 'command', command, opts, conn: connectionOptions(opts.strings, env) };
 }
 
-/** Runs a parsed command; virsh's blank line follows it, whether it failed or not. */
-async function execute(parsed: Parsed, io: CliIo): Promise<number> {
+/**
+ * Runs a parsed command; virsh's blank line follows it, whether it failed or not. `last`: no
+ * other command follows on this connection, which is then closed as soon as it is done.
+ */
+async function execute(parsed: Parsed, io: CliIo, connections: Connections, interactive: boolean, last: boolean): Promise<number> {
   if (parsed.kind === 'quit') return 0;
   const quiet = parsed.opts.bools.has('quiet');
-  let api: StorageApi | undefined = io.api;
-  let ownsApi = false;
   let trailer = true;
   let server = '';
   try {
@@ -128,13 +189,7 @@ async function execute(parsed: Parsed, io: CliIo): Promise<number> {
       name: command.name,
       opts,
       quiet,
-      api: () => {
-        if (!api) {
-          api = connect(conn);
-          ownsApi = true;
-        }
-        return api;
-      },
+      api: () => connections.get(conn),
       print: (t) => void io.stdout.write(t),
       printExtra: (t) => {
         if (!quiet) io.stdout.write(t);
@@ -142,6 +197,7 @@ async function execute(parsed: Parsed, io: CliIo): Promise<number> {
       stderr: io.stderr,
       stdoutIsTTY: !!io.stdout.isTTY,
       signal: io.signal ?? new AbortController().signal,
+      interactive,
       setMachineOutput: () => {
         trailer = false;
       },
@@ -155,7 +211,7 @@ async function execute(parsed: Parsed, io: CliIo): Promise<number> {
     return 1;
   } finally {
     if (trailer && !quiet) io.stdout.write('\n');
-    if (ownsApi) api?.close();
+    if (last) connections.close();
   }
 }
 

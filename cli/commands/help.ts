@@ -20,6 +20,7 @@ function optionSyntax(o: OptionSpec): string {
 export function commandHelp(cmd: Command): string {
   const synopsis = cmd.options.map((o) => {
     if (o.type === 'bool') return ` [--${o.name}]`;
+    if (o.type === 'argv') return ` [<${o.name}>]...`;
     return o.required && !o.named ? ` <${o.name}>` : ` [--${o.name} ${valueOf(o)}]`;
   }).join('');
   let out = `  NAME\n    ${cmd.name} - ${cmd.help}\n\n  SYNOPSIS\n    ${cmd.name}${synopsis}\n`;
@@ -27,7 +28,8 @@ export function commandHelp(cmd: Command): string {
   if (cmd.options.length > 0) {
     out += '\n  OPTIONS\n';
     for (const o of cmd.options) {
-      const syntax = o.required && !o.named && o.type === 'string' ? `[--${o.name}] ${valueOf(o)}` : optionSyntax(o);
+      const syntax = o.type === 'argv' ? `<${o.name}>`
+        : o.required && !o.named && o.type === 'string' ? `[--${o.name}] ${valueOf(o)}` : optionSyntax(o);
       out += `    ${syntax.padEnd(15)}  ${o.help}\n`;
     }
   }
@@ -41,13 +43,21 @@ export interface CommandGroup {
   commands: Command[];
 }
 
-/** virsh's groups: 'Storage Pool' (pool), 'Storage Volume' (volume), and Cistern's 'Fleet' (fleet: the host-* commands). */
+/** The shell's own commands (virsh's 'Virsh itself' group). */
+const SHELL_COMMANDS = new Set(['cd', 'echo', 'exit', 'help', 'pwd', 'quit']);
+
+/**
+ * virsh's groups: 'Storage Pool' (pool), 'Storage Volume' (volume), Cistern's 'Fleet' (fleet:
+ * the host-* commands), and 'Cisternctl itself' (cisternctl) as virsh's 'Virsh itself'.
+ */
 export function commandGroups(commands: Command[]): CommandGroup[] {
   const fleet = (c: Command): boolean => c.name.startsWith('host-');
+  const shell = (c: Command): boolean => SHELL_COMMANDS.has(c.name);
   return [
-    { name: 'Storage Pool', keyword: 'pool', commands: commands.filter((c) => !c.name.startsWith('vol-') && !fleet(c)) },
+    { name: 'Storage Pool', keyword: 'pool', commands: commands.filter((c) => !c.name.startsWith('vol-') && !fleet(c) && !shell(c)) },
     { name: 'Storage Volume', keyword: 'volume', commands: commands.filter((c) => c.name.startsWith('vol-')) },
     { name: 'Fleet', keyword: 'fleet', commands: commands.filter(fleet) },
+    { name: 'Cisternctl itself', keyword: 'cisternctl', commands: commands.filter(shell) },
   ];
 }
 

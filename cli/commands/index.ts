@@ -15,6 +15,7 @@ import { volDumpxml, volInfo, volKey, volName, volPath, volPool } from './vol-in
 import { volList } from './vol-list.js';
 import { volDelete, volResize, volWipe } from './vol-modify.js';
 import { volDownload, volUpload } from './vol-transfer.js';
+import { cd, echo, exit, help, pwd, quit } from './shell.js';
 
 // In virsh's order ('help pool' lists them as virsh does; pool-event and pool-capabilities came last).
 export const COMMANDS: Command[] = [
@@ -25,6 +26,7 @@ export const COMMANDS: Command[] = [
   volClone, volCreateAs, volCreate, volCreateFrom, volDelete, volDownload, volDumpxml, volInfo, volKey,
   volList, volName, volPath, volPool, volResize, volUpload, volWipe,
   hostList, hostDelete,
+  cd, echo, exit, help, pwd, quit,
 ];
 
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));

@@ -7,6 +7,7 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { NotFoundError } from '../../../libs/errors/errors.js';
 import type { StorageApi } from '../../../cli/api.js';
+import type { CommandInput } from '../../../cli/command.js';
 
 export interface Call {
   method: string;
@@ -175,7 +176,19 @@ export async function run(api: FakeApi, argv: string[], extra: { signal?: AbortS
     env: {},
     api,
     ...(extra.signal ? { signal: extra.signal } : {}),
-    ...(extra.stdin !== undefined ? { readStdin: async () => extra.stdin! } : {}),
+    ...(extra.stdin !== undefined ? { openInput: () => linesOf(extra.stdin!) } : {}),
   });
   return { code, stdout, stderr };
+}
+
+/** A session's input from a string, as a pipe gives it: no prompt, one line at a time. */
+function linesOf(text: string): CommandInput {
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  return {
+    lines: (async function* () {
+      yield* lines;
+    })(),
+    close: () => undefined,
+  };
 }
