@@ -47,6 +47,10 @@ async function main(): Promise<void> {
     add('agent CreateVolume over NATS (no gRPC, no coordinator)', await series((i) =>
       callAgent(nc, HOST, AgentRequest.fromPartial({ pool: pool.definition, op: { $case: 'createVolume', value: CreateVolumeRequest.fromPartial(volumeRequest('bd', `n${i}`, 'raw', BigInt(GiB), 0n)) } })),
     ));
+    add('gRPC CreateVolume qcow2 1 GiB (full path)', await series((i) => api.createVolume(volumeRequest('bd', `q${i}.qcow2`, 'qcow2', BigInt(GiB), 0n))));
+    add('agent CreateVolume qcow2 over NATS (no gRPC, no coordinator)', await series((i) =>
+      callAgent(nc, HOST, AgentRequest.fromPartial({ pool: pool.definition, op: { $case: 'createVolume', value: CreateVolumeRequest.fromPartial(volumeRequest('bd', `m${i}.qcow2`, 'qcow2', BigInt(GiB), 0n)) } })),
+    ));
     add('agent Ping over NATS', await series(() => pingAgent(nc)));
     add('gRPC GetPool (coordinator cache)', await series(() => api.getPool({ name: poolName('bd') })));
     add('gRPC RefreshPool of a small pool', await series(() => api.refreshPool({ name: poolName('bd'), requestId: '' })));

@@ -10,10 +10,13 @@
 // virsh executes them one after another on one connection, with no process spawn and no
 // client-side round trip between commands, which is the fastest path libvirt offers (faster
 // than `virsh 'cmd1; cmd2'`, measured: 1.39 s against 2.0 s for 1,000 vol-create-as).
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ShellSession } from './shell-session.js';
+
+export type { BatchResult } from './shell-session.js';
 
 const DRIVER_DIRS = ['/usr/lib/x86_64-linux-gnu/libvirt/connection-driver', '/usr/lib64/libvirt/connection-driver', '/usr/lib/libvirt/connection-driver'];
 
@@ -109,98 +112,14 @@ export async function startLibvirtd(): Promise<LibvirtDaemon> {
   };
 }
 
-export interface BatchResult {
-  ms: number;
-  stdout: string;
-  errors: string[];
-}
-
 /**
- * One interactive virsh process. `batch(commands)` writes all commands to its stdin at once,
- * followed by `echo <marker>`, and resolves when the marker line comes back: the time is what
- * libvirt needs to execute the commands back to back.
+ * One interactive virsh process (`virsh -q -c URI`), reading commands from a pipe: see
+ * shell-session.ts. In -q mode virsh's `echo` prints the word with no newline, and the next
+ * prompt ('virsh # ') follows it.
  */
-export class VirshSession {
-  readonly proc: ChildProcessWithoutNullStreams;
-  private out = '';
-  private err = '';
-  private serial = 0;
-  private waiter: { marker: string; resolve: () => void } | undefined;
-  private exited = false;
-
+export class VirshSession extends ShellSession {
   constructor(readonly uri: string) {
-    this.proc = spawn('virsh', ['-q', '-c', uri], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.proc.stdout.setEncoding('utf8');
-    this.proc.stderr.setEncoding('utf8');
-    this.proc.stdout.on('data', (s: string) => {
-      this.out += s;
-      this.check();
-    });
-    this.proc.stderr.on('data', (s: string) => {
-      this.err += s;
-    });
-    this.proc.once('exit', () => {
-      this.exited = true;
-      this.waiter?.resolve();
-    });
-  }
-
-  get pid(): number {
-    return this.proc.pid!;
-  }
-
-  // In -q mode virsh's `echo` prints the word with no newline, and the next prompt follows it.
-  private markerEnd(marker: string): number {
-    const at = `\n${marker}`;
-    for (const tail of ['\n', 'virsh #']) {
-      const i = this.out.indexOf(at + tail);
-      if (i >= 0) return i + 1;
-    }
-    return this.out.endsWith(at) ? this.out.length - marker.length : -1;
-  }
-
-  private check(): void {
-    if (this.waiter && this.markerEnd(this.waiter.marker) >= 0) this.waiter.resolve();
-  }
-
-  async batch(commands: string[]): Promise<BatchResult> {
-    if (this.exited) throw new Error(`virsh (pid ${this.pid}) has exited: ${this.err}`);
-    const marker = `__CISTERN_BENCH_${process.pid}_${++this.serial}__`;
-    this.out = '';
-    this.err = '';
-    const done = new Promise<void>((resolve) => {
-      this.waiter = { marker, resolve };
-    });
-    const text = `${commands.join('\n')}\necho ${marker}\n`;
-    const t0 = process.hrtime.bigint();
-    this.proc.stdin.write(text);
-    await done;
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    this.waiter = undefined;
-    if (this.exited) throw new Error(`virsh (pid ${this.pid}) exited during a batch: ${this.err}`);
-    // stderr is a separate pipe: give it a moment to drain before looking for errors (not timed).
-    await sleep(20);
-    const stdout = this.out.slice(0, this.markerEnd(marker));
-    const errors = this.err.split('\n').filter((l) => /^error:/.test(l));
-    return { ms, stdout, errors };
-  }
-
-  /** Like batch() but throws when virsh reported an error. */
-  async run(commands: string[]): Promise<BatchResult> {
-    const r = await this.batch(commands);
-    if (r.errors.length > 0) {
-      throw new Error(`virsh reported ${r.errors.length} error(s), first: ${r.errors.slice(0, 3).join(' | ')}`);
-    }
-    return r;
-  }
-
-  async close(): Promise<void> {
-    if (this.exited) return;
-    const gone = new Promise<void>((r) => this.proc.once('exit', () => r()));
-    this.proc.stdin.end('quit\n');
-    const t = setTimeout(() => this.proc.kill('SIGKILL'), 5_000);
-    await gone;
-    clearTimeout(t);
+    super('virsh', ['-q', '-c', uri], { prompt: 'virsh #' });
   }
 }
 

@@ -7,14 +7,25 @@ import { listAllVolumes, pingAgent, poolName, volName, volumeRequest } from './c
 import type { Ctx } from './context.js';
 import { GiB, makeQcow2Templates, populatePoolDir, writeSpreadData } from './files.js';
 import { VirshSession, vq } from './libvirt.js';
+import { ShellSession } from './shell-session.js';
 import { msSince, now } from './stats.js';
 import { spawn } from 'node:child_process';
 import { repoRoot } from '../test/support/index.js';
 
 /** cisternctl as installed: package.json's "bin" entry (the esbuild bundle), one process. */
-function runCisternctl(args: string[], server: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** cisternctl as installed: package.json's bin entry. */
+function cisternctlBin(): string {
   const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { bin: Record<string, string> };
-  const bin = join(repoRoot, pkg.bin.cisternctl!);
+  return join(repoRoot, pkg.bin.cisternctl!);
+}
+
+/** One cisternctl interactive session (-q), driven as the virsh session is. */
+function cisternctlSession(server: string): ShellSession {
+  return new ShellSession(process.execPath, [cisternctlBin(), '-q'], { env: { ...process.env, CISTERN_SERVER: server } });
+}
+
+function runCisternctl(args: string[], server: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const bin = cisternctlBin();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, CISTERN_SERVER: server }, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -108,6 +119,7 @@ const bigPool: Workload = {
     { id: 'refresh', title: (c) => `refresh of a dir pool of ${n(c.sizes.files)} files (raw + qcow2)`, target: { kind: 'time', maxRatio: 1, text: '<= 1.0x' } },
     { id: 'list', title: (c) => `list with details, ${n(c.sizes.files)} volumes (ListVolumes, all pages)`, target: { kind: 'time', maxRatio: 0.05, text: '>= 20x faster' } },
     { id: 'list-cli', title: (c) => `list with details, ${n(c.sizes.files)} volumes (cisternctl vol-list --details, a process)`, target: { kind: 'time', maxRatio: 0.05, text: '>= 20x faster' } },
+    { id: 'list-session', title: (c) => `list with details, ${n(c.sizes.files)} volumes (vol-list --details in a cisternctl session, as virsh runs)`, target: { kind: 'time', maxRatio: 0.05, text: '>= 20x faster' } },
   ],
   async setup(ctx) {
     const t0 = now();
@@ -149,14 +161,24 @@ const bigPool: Workload = {
     });
     const lines = cliOut.split('\n').filter((l) => /\.(img|qcow2)\s/.test(l)).length;
     if (lines !== ctx.sizes.files) throw new Error(`cisternctl vol-list --details printed ${lines} volume lines, expected ${ctx.sizes.files}`);
-    return { refresh, list, 'list-cli': listCli };
+    // as the virsh side: one session, already connected (an untimed pool-info), then the listing
+    const session = cisternctlSession(ctx.cs.address);
+    try {
+      await session.run([`pool-info ${'bench'}/cs-big`]);
+      const r = await session.run([`vol-list ${'bench'}/cs-big --details`]);
+      const sessionLines = r.stdout.split('\n').filter((l) => /\.(img|qcow2)\s/.test(l)).length;
+      if (sessionLines !== ctx.sizes.files) throw new Error(`vol-list --details in a cisternctl session printed ${sessionLines} volume lines, expected ${ctx.sizes.files}`);
+      return { refresh, list, 'list-cli': listCli, 'list-session': r.ms };
+    } finally {
+      await session.close();
+    }
   },
   async libvirt(ctx) {
     const refresh = (await ctx.lv.run(['pool-refresh lv-big'])).ms;
     const l = await ctx.lv.run(['vol-list lv-big --details']);
     const lines = l.stdout.split('\n').filter((x) => /\.(img|qcow2)\s/.test(x)).length;
     if (lines !== ctx.sizes.files) throw new Error(`virsh vol-list --details printed ${lines} volume lines, expected ${ctx.sizes.files}`);
-    return { refresh, list: l.ms, 'list-cli': l.ms };
+    return { refresh, list: l.ms, 'list-cli': l.ms, 'list-session': l.ms };
   },
   async teardown(ctx) {
     if (ctx.virsh) await ctx.dropLibvirtPool('lv-big');

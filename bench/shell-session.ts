@@ -1,0 +1,108 @@
+// One interactive shell process (virsh, or cisternctl) reading commands from a pipe, on one
+// connection: `batch(commands)` writes all commands to its stdin at once, followed by
+// `echo <marker>`, and resolves when the marker comes back. The time is what the tool needs to
+// execute the commands back to back, with no process start and no connection set-up: libvirt's
+// fastest path, and the same path for cisternctl when both run as sessions.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+
+export interface BatchResult {
+  ms: number;
+  stdout: string;
+  errors: string[];
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class ShellSession {
+  readonly proc: ChildProcessWithoutNullStreams;
+  private out = '';
+  private err = '';
+  private serial = 0;
+  private waiter: { marker: string; resolve: () => void } | undefined;
+  private exited = false;
+  private readonly prompt: string | undefined;
+
+  /**
+   * `command args` must run the shell quietly (-q: no headers, no blank line after a command),
+   * so that `echo` prints the marker alone. `prompt`: what the shell prints before each line
+   * on a pipe (virsh does, cisternctl does not).
+   */
+  constructor(command: string, args: string[], opts: { prompt?: string; env?: NodeJS.ProcessEnv } = {}) {
+    this.prompt = opts.prompt;
+    this.proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    this.proc.stdout.setEncoding('utf8');
+    this.proc.stderr.setEncoding('utf8');
+    this.proc.stdout.on('data', (s: string) => {
+      this.out += s;
+      this.check();
+    });
+    this.proc.stderr.on('data', (s: string) => {
+      this.err += s;
+    });
+    this.proc.once('exit', () => {
+      this.exited = true;
+      this.waiter?.resolve();
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  /** Where the marker line starts, or -1: it ends the output, or a newline or the prompt follows it. */
+  private markerEnd(marker: string): number {
+    const at = `\n${marker}`;
+    for (const tail of this.prompt ? ['\n', this.prompt] : ['\n']) {
+      const i = this.out.indexOf(at + tail);
+      if (i >= 0) return i + 1;
+    }
+    if (this.out === marker) return 0;
+    return this.out.endsWith(at) ? this.out.length - marker.length : -1;
+  }
+
+  private check(): void {
+    if (this.waiter && this.markerEnd(this.waiter.marker) >= 0) this.waiter.resolve();
+  }
+
+  async batch(commands: string[]): Promise<BatchResult> {
+    if (this.exited) throw new Error(`${this.proc.spawnfile} (pid ${this.pid}) has exited: ${this.err}`);
+    const marker = `__CISTERN_BENCH_${process.pid}_${++this.serial}__`;
+    this.out = '';
+    this.err = '';
+    const done = new Promise<void>((resolve) => {
+      this.waiter = { marker, resolve };
+    });
+    const text = `${commands.join('\n')}\necho ${marker}\n`;
+    const t0 = process.hrtime.bigint();
+    this.proc.stdin.write(text);
+    await done;
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    this.waiter = undefined;
+    if (this.exited) throw new Error(`${this.proc.spawnfile} (pid ${this.pid}) exited during a batch: ${this.err}`);
+    // stderr is a separate pipe: give it a moment to drain before looking for errors (not timed).
+    await sleep(20);
+    const stdout = this.out.slice(0, this.markerEnd(marker));
+    const errors = this.err.split('\n').filter((l) => /^error:/.test(l));
+    return { ms, stdout, errors };
+  }
+
+  /** Like batch() but throws when the shell reported an error. */
+  async run(commands: string[]): Promise<BatchResult> {
+    const r = await this.batch(commands);
+    if (r.errors.length > 0) {
+      throw new Error(`${this.proc.spawnfile} reported ${r.errors.length} error(s), first: ${r.errors.slice(0, 3).join(' | ')}`);
+    }
+    return r;
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((r) => this.proc.once('exit', () => r()));
+    this.proc.stdin.end('quit\n');
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), 5_000);
+    await gone;
+    clearTimeout(t);
+  }
+}
