@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { parseCommandArgs, splitGlobal, type OptionSpec } from '../../../cli/args.js';
 import { UsageError } from '../../../cli/errors.js';
+import { FakeApi, run } from './fake-api.js';
 
 const VOL_RESIZE: OptionSpec[] = [
   { name: 'vol', type: 'string', required: true, help: '' },
@@ -45,6 +46,27 @@ describe('cli argument parsing (virsh rules)', () => {
       .to.throw(UsageError, 'expected syntax: --pool <string>');
     expect(() => parseCommandArgs('vol-resize', VOL_RESIZE, ['v', '1', '--pool', 'a', '--pool', 'b']))
       .to.throw(UsageError, 'option --pool already seen');
+  });
+
+  it('refuses a flag given twice, as it refuses a value option given twice (virsh: option --name already seen)', () => {
+    const specs: OptionSpec[] = [{ name: 'name', type: 'bool', help: '' }, { name: 'all', type: 'bool', help: '' }];
+    expect(() => parseCommandArgs('pool-list', specs, ['--name', '--name'])).to.throw(UsageError, 'option --name already seen');
+    expect(() => parseCommandArgs('pool-list', specs, ['--all', '--name', '--all'])).to.throw(UsageError, 'option --all already seen');
+    // the global flags after the command follow the same rule
+    expect(() => parseCommandArgs('pool-list', specs, ['--quiet', '-q'])).to.throw(UsageError, 'option --quiet already seen');
+  });
+
+  it('pool-list --name --name prints virsh\'s error and runs nothing', async () => {
+    const api = new FakeApi();
+    // virsh -c test:///default pool-list --name --name
+    expect(await run(api, ['pool-list', '--name', '--name'])).to.deep.equal({ code: 1, stdout: '', stderr: 'error: option --name already seen\n' });
+    expect(api.calls).to.deep.equal([]);
+  });
+
+  it('repeats of global options before the command are allowed, the last value winning (virsh reads them with getopt)', () => {
+    const s = splitGlobal(['-q', '--quiet', '-c', 'a:1', '-c', 'b:2', 'pool-list']);
+    expect(s.globals.bools.has('quiet')).to.equal(true);
+    expect(s.globals.strings.get('server')).to.equal('b:2');
   });
 
   it('reports every missing required option, in the command\'s order, as virsh does', () => {
