@@ -89,7 +89,7 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
       const spec = byName.get(name);
       if (!spec || spec.type === 'argv') throw new UsageError(`command '${command}' doesn't support option --${name}`);
       if (spec.type === 'bool') {
-        if (inline !== undefined) throw new UsageError(`option --${name} takes no value`);
+        if (inline !== undefined) throw new UsageError(`invalid '=' after option --${name}`);
         // virsh's vshCmdOptAssign refuses any option given twice, a flag as a value
         if (bools.has(name)) throw new UsageError(`option --${name} already seen`);
         bools.add(name);

@@ -63,6 +63,11 @@ describe('cli argument parsing (virsh rules)', () => {
     expect(api.calls).to.deep.equal([]);
   });
 
+  it('a flag given a value is virsh\'s error', async () => {
+    // virsh -c test:///default pool-list --name=x
+    expect(await run(new FakeApi(), ['pool-list', '--name=x'])).to.deep.equal({ code: 1, stdout: '', stderr: "error: invalid '=' after option --name\n" });
+  });
+
   it('repeats of global options before the command are allowed, the last value winning (virsh reads them with getopt)', () => {
     const s = splitGlobal(['-q', '--quiet', '-c', 'a:1', '-c', 'b:2', 'pool-list']);
     expect(s.globals.bools.has('quiet')).to.equal(true);
