@@ -9,6 +9,7 @@ import {
   poolAutostart, poolBuild, poolDelete, poolDestroy, poolRefresh, poolStart, poolUndefine,
 } from './pool-lifecycle.js';
 import { poolList } from './pool-list.js';
+import { poolName, poolUuid } from './pool-name-uuid.js';
 import { findStoragePoolSources, findStoragePoolSourcesAs, poolCapabilities } from './pool-sources.js';
 import { volClone, volCreate, volCreateAs, volCreateFrom } from './vol-create.js';
 import { volDumpxml, volInfo, volKey, volName, volPath, volPool } from './vol-info.js';
@@ -21,7 +22,7 @@ import { cd, echo, exit, help, pwd, quit } from './shell.js';
 export const COMMANDS: Command[] = [
   findStoragePoolSourcesAs, findStoragePoolSources,
   poolAutostart, poolBuild, poolCreateAs, poolCreate, poolDefineAs, poolDefine,
-  poolDelete, poolDestroy, poolDumpxml, poolInfo, poolList, poolRefresh, poolStart, poolUndefine,
+  poolDelete, poolDestroy, poolDumpxml, poolInfo, poolList, poolName, poolRefresh, poolStart, poolUndefine, poolUuid,
   poolEvent, poolCapabilities,
   volClone, volCreateAs, volCreate, volCreateFrom, volDelete, volDownload, volDumpxml, volInfo, volKey,
   volList, volName, volPath, volPool, volResize, volUpload, volWipe,

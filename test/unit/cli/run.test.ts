@@ -389,8 +389,9 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(pools.stdout).to.match(/^ Storage Pool \(help keyword 'pool'\):\n {4}find-storage-pool-sources-as {3}find potential storage pool sources\n/);
     expect(pools.stdout).to.contain('    pool-list                      list pools\n');
     expect(pools.stdout).to.not.contain('vol-list');
-    // virsh's order, pool-event and pool-capabilities last (virsh also has pool-edit, pool-name, pool-uuid)
-    expect(pools.stdout).to.match(/ {4}pool-undefine .*\n {4}pool-event .*\n {4}pool-capabilities .*\n\n$/);
+    // virsh's order, pool-event and pool-capabilities last (virsh also has pool-edit)
+    expect(pools.stdout).to.contain('    pool-list                      list pools\n    pool-name                      convert a pool UUID to pool name\n');
+    expect(pools.stdout).to.match(/ {4}pool-undefine .*\n {4}pool-uuid {22}convert a pool name to pool UUID\n {4}pool-event .*\n {4}pool-capabilities .*\n\n$/);
     expect(pools.stdout.endsWith('\n\n')).to.equal(true); // the group, then virsh's blank line
     expect((await run(new FakeApi(), ['help', 'Storage Pool'])).stdout).to.equal(pools.stdout);
     expect((await run(new FakeApi(), ['--help', 'pool'])).stdout).to.equal(pools.stdout);
