@@ -21,6 +21,16 @@ export interface CliIo {
    * as virsh reads its interactive shell. Opened only then.
    */
   openInput?: () => CommandInput;
+  /** The user's terminal, when stdin is one (pool-edit's editor and its question). */
+  terminal?: Terminal;
+}
+
+/** What a command needs of the terminal to run an editor on it and ask the user something. */
+export interface Terminal {
+  /** Runs `fn` (a child process that reads the terminal: an editor) with cisternctl's own reading of stdin paused. */
+  lend<T>(fn: () => Promise<T>): Promise<T>;
+  /** Shows `question` on stdout and reads one line; undefined at end of input. */
+  ask(question: string): Promise<string | undefined>;
 }
 
 /** The lines of an interactive session, and what the session needs of the terminal. */
@@ -55,6 +65,10 @@ export interface CommandContext {
   interactive: boolean;
   /** Machine output: no trailing blank line after the command. */
   setMachineOutput(): void;
+  /** cisternctl's environment ($VISUAL, $EDITOR, $TMPDIR for pool-edit). */
+  env: Record<string, string | undefined>;
+  /** The user's terminal: absent when stdin is not one (virsh then asks nothing). */
+  terminal?: Terminal;
 }
 
 export interface Command {

@@ -34,3 +34,11 @@ export async function attempt<T>(context: string, fn: () => Promise<T>): Promise
     throw new CommandError(context, err);
   }
 }
+
+/** A failure the command has already shown the user (pool-edit's answer 'n'): only the exit code is left. */
+export class ReportedError extends Error {
+  constructor() {
+    super('already reported');
+    this.name = 'ReportedError';
+  }
+}

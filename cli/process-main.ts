@@ -1,7 +1,7 @@
 // cisternctl as a process: stdout/stderr, Ctrl-C, exit code. cli/main.ts runs it (tsc output);
 // the bundle (scripts/bundle-cli.mjs) exports it for its launcher.
-import { createInterface } from 'node:readline';
-import type { CommandInput } from './command.js';
+import { createInterface, type Interface } from 'node:readline';
+import type { CommandInput, Terminal } from './command.js';
 import { runCli } from './run.js';
 
 /** Runs cisternctl with `argv` (default: the process's arguments) and sets process.exitCode. */
@@ -24,14 +24,17 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   };
   process.on('SIGINT', interrupt);
 
+  let session: Interface | undefined;
+  const terminal = stdinTerminal(() => session);
   const code = await runCli(argv, {
+    ...(terminal ? { terminal } : {}),
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
     signal: command.signal,
     openInput: () => {
       running = false;
-      return stdinInput(interrupt, {
+      const input = stdinInput(interrupt, {
         starts: () => {
           command = new AbortController();
           running = true;
@@ -41,6 +44,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
           running = false;
         },
       });
+      session = input.reader;
+      return input;
     },
   });
   process.exitCode = code;
@@ -52,7 +57,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
  * Ctrl-C (which readline reads as a key, not a signal) goes to `interrupt`; a pipe is read as
  * plain lines, without prompts.
  */
-function stdinInput(interrupt: () => void, command: { starts: () => AbortSignal; ends: () => void }): CommandInput {
+function stdinInput(
+  interrupt: () => void, command: { starts: () => AbortSignal; ends: () => void },
+): CommandInput & { reader: Interface } {
   const terminal = !!process.stdin.isTTY && !!process.stdout.isTTY;
   const rl = createInterface({
     input: process.stdin,
@@ -71,5 +78,47 @@ function stdinInput(interrupt: () => void, command: { starts: () => AbortSignal;
     commandStarts: command.starts,
     commandEnds: command.ends,
     close: () => rl.close(),
+    reader: rl,
+  };
+}
+
+/**
+ * stdin as pool-edit's terminal, when it is one (virsh asks its questions only then). The
+ * session's reader, if any, stops reading while an editor runs, and it reads the answer to a
+ * question itself, so that the answer is not taken for the next command.
+ */
+function stdinTerminal(session: () => Interface | undefined): Terminal | undefined {
+  if (!process.stdin.isTTY) return undefined;
+  const stdin = process.stdin;
+  return {
+    async lend(fn) {
+      const reader = session();
+      const raw = stdin.isRaw;
+      reader?.pause();
+      // the editor gets the terminal as a shell would give it: not in readline's raw mode
+      if (raw) stdin.setRawMode(false);
+      try {
+        return await fn();
+      } finally {
+        if (raw) stdin.setRawMode(true);
+        reader?.resume();
+      }
+    },
+    ask(question) {
+      const reader = session() ?? createInterface({ input: stdin, terminal: false });
+      // a terminal reader draws its prompt itself (and would clear a line written before it)
+      const terminalReader = (reader as Interface & { terminal?: boolean }).terminal === true;
+      if (!terminalReader) process.stdout.write(question);
+      return new Promise((resolve) => {
+        const ended = (): void => resolve(undefined);
+        reader.once('close', ended);
+        reader.question(terminalReader ? question : '', (answer) => {
+          reader.off('close', ended);
+          // a reader made for this question lets go of stdin, so cisternctl can exit
+          if (reader !== session()) reader.close();
+          resolve(answer);
+        });
+      });
+    },
   };
 }

@@ -7,7 +7,7 @@ import { connect, connectionOptions, type ConnectionOptions } from './client.js'
 import type { CliIo, Command, CommandContext, CommandInput } from './command.js';
 import { COMMANDS, findCommand } from './commands/index.js';
 import { commandHelp, findGroup, generalHelp, groupHelp } from './commands/help.js';
-import { CommandError, UsageError } from './errors.js';
+import { CommandError, ReportedError, UsageError } from './errors.js';
 import { isCommandLine, splitCommandLine } from './command-line.js';
 
 export const VERSION = '0.1.0';
@@ -201,6 +201,8 @@ async function execute(parsed: Parsed, io: CliIo, connections: Connections, inte
       setMachineOutput: () => {
         trailer = false;
       },
+      env: io.env ?? process.env,
+      ...(io.terminal ? { terminal: io.terminal } : {}),
     };
     await command.run(ctx);
     return 0;
@@ -237,6 +239,7 @@ function isConnectFailure(err: unknown): boolean {
 
 /** virsh prints every error line as "error: ..." on stderr. */
 export function errorText(err: unknown, server = ''): string {
+  if (err instanceof ReportedError) return '';
   if (err instanceof CommandError) {
     if (isConnectFailure(err.cause)) return errorText(err.cause, server);
     return `error: ${err.context}\nerror: ${messageOf(err.cause)}\n`;

@@ -4,6 +4,7 @@ import { hostDelete } from './host-delete.js';
 import { hostList } from './host-list.js';
 import { poolCreate, poolCreateAs, poolDefine, poolDefineAs } from './pool-define.js';
 import { poolEvent } from './pool-event.js';
+import { poolEdit } from './pool-edit.js';
 import { poolDumpxml, poolInfo } from './pool-info.js';
 import {
   poolAutostart, poolBuild, poolDelete, poolDestroy, poolRefresh, poolStart, poolUndefine,
@@ -22,7 +23,7 @@ import { cd, echo, exit, help, pwd, quit } from './shell.js';
 export const COMMANDS: Command[] = [
   findStoragePoolSourcesAs, findStoragePoolSources,
   poolAutostart, poolBuild, poolCreateAs, poolCreate, poolDefineAs, poolDefine,
-  poolDelete, poolDestroy, poolDumpxml, poolInfo, poolList, poolName, poolRefresh, poolStart, poolUndefine, poolUuid,
+  poolDelete, poolDestroy, poolDumpxml, poolEdit, poolInfo, poolList, poolName, poolRefresh, poolStart, poolUndefine, poolUuid,
   poolEvent, poolCapabilities,
   volClone, volCreateAs, volCreate, volCreateFrom, volDelete, volDownload, volDumpxml, volInfo, volKey,
   volList, volName, volPath, volPool, volResize, volUpload, volWipe,

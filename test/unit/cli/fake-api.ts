@@ -7,7 +7,7 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { NotFoundError } from '../../../libs/errors/errors.js';
 import type { StorageApi } from '../../../cli/api.js';
-import type { CommandInput } from '../../../cli/command.js';
+import type { CommandInput, Terminal } from '../../../cli/command.js';
 
 export interface Call {
   method: string;
@@ -166,15 +166,25 @@ export interface Captured {
   stderr: string;
 }
 
-export async function run(api: FakeApi, argv: string[], extra: { signal?: AbortSignal; tty?: boolean; stdin?: string } = {}): Promise<Captured> {
+export interface RunOptions {
+  signal?: AbortSignal;
+  tty?: boolean;
+  stdin?: string;
+  /** cisternctl's environment (default: empty) */
+  env?: Record<string, string>;
+  terminal?: Terminal;
+}
+
+export async function run(api: FakeApi, argv: string[], extra: RunOptions = {}): Promise<Captured> {
   const { runCli } = await import('../../../cli/run.js');
   let stdout = '';
   let stderr = '';
   const code = await runCli(argv, {
     stdout: { write: (t: string) => { stdout += t; }, isTTY: extra.tty ?? false },
     stderr: { write: (t: string) => { stderr += t; }, isTTY: extra.tty ?? false },
-    env: {},
+    env: extra.env ?? {},
     api,
+    ...(extra.terminal ? { terminal: extra.terminal } : {}),
     ...(extra.signal ? { signal: extra.signal } : {}),
     ...(extra.stdin !== undefined ? { openInput: () => linesOf(extra.stdin!) } : {}),
   });

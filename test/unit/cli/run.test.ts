@@ -386,12 +386,31 @@ describe('cisternctl (runCli with a fake server)', () => {
     const pools = await run(new FakeApi(), ['help', 'pool']);
     expect(pools.code).to.equal(0);
     expect(pools.stderr).to.equal('');
-    expect(pools.stdout).to.match(/^ Storage Pool \(help keyword 'pool'\):\n {4}find-storage-pool-sources-as {3}find potential storage pool sources\n/);
-    expect(pools.stdout).to.contain('    pool-list                      list pools\n');
-    expect(pools.stdout).to.not.contain('vol-list');
-    // virsh's order, pool-event and pool-capabilities last (virsh also has pool-edit)
-    expect(pools.stdout).to.contain('    pool-list                      list pools\n    pool-name                      convert a pool UUID to pool name\n');
-    expect(pools.stdout).to.match(/ {4}pool-undefine .*\n {4}pool-uuid {22}convert a pool name to pool UUID\n {4}pool-event .*\n {4}pool-capabilities .*\n\n$/);
+    // captured from `virsh help pool` (virsh 9.0): its order, pool-event and pool-capabilities last
+    expect(pools.stdout).to.equal(
+      ' Storage Pool (help keyword \'pool\'):\n' +
+      '    find-storage-pool-sources-as   find potential storage pool sources\n' +
+      '    find-storage-pool-sources      discover potential storage pool sources\n' +
+      '    pool-autostart                 autostart a pool\n' +
+      '    pool-build                     build a pool\n' +
+      '    pool-create-as                 create a pool from a set of args\n' +
+      '    pool-create                    create a pool from an XML file\n' +
+      '    pool-define-as                 define a pool from a set of args\n' +
+      '    pool-define                    define an inactive persistent storage pool or modify an existing persistent one from an XML file\n' +
+      '    pool-delete                    delete a pool\n' +
+      '    pool-destroy                   destroy (stop) a pool\n' +
+      '    pool-dumpxml                   pool information in XML\n' +
+      '    pool-edit                      edit XML configuration for a storage pool\n' +
+      '    pool-info                      storage pool information\n' +
+      '    pool-list                      list pools\n' +
+      '    pool-name                      convert a pool UUID to pool name\n' +
+      '    pool-refresh                   refresh a pool\n' +
+      '    pool-start                     start a (previously defined) inactive pool\n' +
+      '    pool-undefine                  undefine an inactive pool\n' +
+      '    pool-uuid                      convert a pool name to pool UUID\n' +
+      '    pool-event                     Storage Pool Events\n' +
+      '    pool-capabilities              storage pool capabilities\n' +
+      '\n');
     expect(pools.stdout.endsWith('\n\n')).to.equal(true); // the group, then virsh's blank line
     expect((await run(new FakeApi(), ['help', 'Storage Pool'])).stdout).to.equal(pools.stdout);
     expect((await run(new FakeApi(), ['--help', 'pool'])).stdout).to.equal(pools.stdout);

@@ -1,0 +1,57 @@
+// The user's editor on a temporary file, as virsh's vshEditWriteToTempFile and vshEditFile
+// run it for the *-edit commands, except that no shell is ever involved.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UsageError } from './errors.js';
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * $VISUAL, then $EDITOR, then vi (an empty one counts as unset), split on whitespace: `emacs -nw`
+ * works as in virsh. virsh hands an $EDITOR with spaces or other characters to `sh -c`; this
+ * splits it instead, so no quoting, variables or `;` are interpreted, ever.
+ */
+export function editorArgv(env: Env): string[] {
+  const chosen = [env.VISUAL, env.EDITOR].find((e) => e !== undefined && e.trim() !== '') ?? 'vi';
+  return chosen.trim().split(/\s+/);
+}
+
+/** Writes `text` to a new file only the user can read (virsh's $TMPDIR/virshXXXXXX.xml). */
+export async function writeTempXml(env: Env, text: string): Promise<string> {
+  const dir = env.TMPDIR || tmpdir();
+  const file = join(dir, `cisternctl${randomBytes(6).toString('hex')}.xml`);
+  try {
+    await writeFile(file, text, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    throw new UsageError(`failed to create temporary file: ${(err as Error).message}`);
+  }
+  return file;
+}
+
+export async function removeTempFile(file: string): Promise<void> {
+  await rm(file, { force: true });
+}
+
+/**
+ * Runs the editor on `file` with cisternctl's stdin, stdout and stderr, and waits for it.
+ * A failure is reported as libvirt's virCommandWait reports it.
+ */
+export async function runEditor(env: Env, file: string): Promise<void> {
+  const argv = [...editorArgv(env), file];
+  const shown = argv.join(' ');
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env });
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      const reason = err.code === 'ENOENT' ? 'No such file or directory' : err.code === 'EACCES' ? 'Permission denied' : err.message;
+      reject(new UsageError(`cannot execute binary ${argv[0]}: ${reason}`));
+    });
+    child.once('exit', (code, signal) => {
+      if (code === 0) resolve();
+      else if (signal) reject(new UsageError(`internal error: Child process (${shown}) unexpected fatal signal ${signal}`));
+      else reject(new UsageError(`internal error: Child process (${shown}) unexpected exit status ${code}`));
+    });
+  });
+}
