@@ -124,7 +124,7 @@ describe('agent process (real nats-server)', function () {
     expect(created.eventSequence > 0n, 'created.eventSequence > 0n').to.equal(true);
 
     const vdef = VolumeDefinition.fromPartial({ name: 'v1', capacity: 1n << 20n, target: { format: 'raw' } });
-    const reply = await call(def, { $case: 'createVolume', value: { parent: 'hosts/a/pools/p1', definition: vdef, xml: '', preallocMetadata: false, requestId: 'r-vol' } }, { requestId: 'r-vol' });
+    const reply = await call(def, { $case: 'createVolume', value: { parent: 'hosts/a/pools/p1', definition: vdef, xml: '', preallocMetadata: false, requestId: 'r-vol', validate: false } }, { requestId: 'r-vol' });
     const vol = reply.result?.$case === 'volume' ? reply.result.value : undefined;
     expect(vol?.name).to.equal('hosts/a/pools/p1/volumes/v1');
     expect(vol?.definition?.key).to.equal(join(root, 'p1', 'v1'));
@@ -132,7 +132,7 @@ describe('agent process (real nats-server)', function () {
     expect(statSync(join(root, 'p1', 'v1')).size).to.equal(1 << 20);
     expect(reply.eventSequence > created.eventSequence, 'reply.eventSequence > created.eventSequence').to.equal(true);
 
-    const dup = await failure(call(def, { $case: 'createVolume', value: { parent: 'hosts/a/pools/p1', definition: vdef, xml: '', preallocMetadata: false, requestId: '' } }));
+    const dup = await failure(call(def, { $case: 'createVolume', value: { parent: 'hosts/a/pools/p1', definition: vdef, xml: '', preallocMetadata: false, requestId: '', validate: false } }));
     expect(dup).to.equal("ALREADY_EXISTS: storage volume 'v1' exists already");
 
     const ev = await waitForEvent('VOLUME_CREATED v1', (e) => e.kind === EventKind.VOLUME_CREATED && e.volume === 'v1');
@@ -171,7 +171,7 @@ describe('agent process (real nats-server)', function () {
     const def = poolDef('p1');
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const vdef = VolumeDefinition.fromPartial({ name: 'blob', capacity: BigInt(data.length), target: { format: 'raw' } });
-    await call(def, { $case: 'createVolume', value: { parent: 'hosts/a/pools/p1', definition: vdef, xml: '', preallocMetadata: false, requestId: '' } });
+    await call(def, { $case: 'createVolume', value: { parent: 'hosts/a/pools/p1', definition: vdef, xml: '', preallocMetadata: false, requestId: '', validate: false } });
     const up = AgentRequest.fromPartial({ principal: 'tester', pool: def });
     up.op = { $case: 'uploadBegin', value: { volume: 'blob', offset: 0n, length: 0n, sparse: false } };
     async function* chunks() {
@@ -201,7 +201,7 @@ describe('agent process (real nats-server)', function () {
   it('volume work on a pool that is not active is FAILED_PRECONDITION and touches nothing', async () => {
     const def = poolDef('never-started');
     const vdef = VolumeDefinition.fromPartial({ name: 'x', capacity: 1024n });
-    const err = await failure(call(def, { $case: 'createVolume', value: { parent: 'hosts/a/pools/never-started', definition: vdef, xml: '', preallocMetadata: false, requestId: '' } }));
+    const err = await failure(call(def, { $case: 'createVolume', value: { parent: 'hosts/a/pools/never-started', definition: vdef, xml: '', preallocMetadata: false, requestId: '', validate: false } }));
     expect(err).to.equal("FAILED_PRECONDITION: storage pool 'never-started' is not active");
     expect(existsSync(join(root, 'never-started'))).to.equal(false);
   });

@@ -78,21 +78,21 @@ describe('coordinator (real nats-server, agents a and b)', function () {
   it('refuses a second pool over the same directory on a host (libvirt: storage source conflict)', async () => {
     const api = ctx.stack.api;
     const path = poolDir('shared');
-    await api.definePool({ host: 'a', definition: dirPool('first', path), xml: '', requestId: '' });
-    await expectCode(api.definePool({ host: 'a', definition: dirPool('second', path), xml: '', requestId: '' }), status.ALREADY_EXISTS, /conflict with pool 'first'/);
+    await api.definePool({ host: 'a', definition: dirPool('first', path), xml: '', requestId: '', validate: false });
+    await expectCode(api.definePool({ host: 'a', definition: dirPool('second', path), xml: '', requestId: '', validate: false }), status.ALREADY_EXISTS, /conflict with pool 'first'/);
     await expectCode(api.createPool({ host: 'a', definition: dirPool('third', path), xml: '', build: true, buildFlags: undefined, requestId: '' }), status.ALREADY_EXISTS, /conflict with pool 'first'/);
     // another host may use the same path: it is another machine's directory
-    await api.definePool({ host: 'b', definition: dirPool('second', path), xml: '', requestId: '' });
+    await api.definePool({ host: 'b', definition: dirPool('second', path), xml: '', requestId: '', validate: false });
     await api.undefinePool({ name: 'hosts/b/pools/second', requestId: '' });
     await api.undefinePool({ name: 'hosts/a/pools/first', requestId: '' });
   });
 
   it('a pool name is free again once undefined; undefining it twice is NOT_FOUND', async () => {
     const api = ctx.stack.api;
-    const first = await api.definePool({ host: 'a', definition: dirPool('again', poolDir('again')), xml: '', requestId: '' });
+    const first = await api.definePool({ host: 'a', definition: dirPool('again', poolDir('again')), xml: '', requestId: '', validate: false });
     await api.undefinePool({ name: 'hosts/a/pools/again', requestId: '' });
     await expectCode(api.undefinePool({ name: 'hosts/a/pools/again', requestId: '' }), status.NOT_FOUND, /again/);
-    const second = await api.definePool({ host: 'a', definition: dirPool('again', poolDir('again')), xml: '', requestId: '' });
+    const second = await api.definePool({ host: 'a', definition: dirPool('again', poolDir('again')), xml: '', requestId: '', validate: false });
     expect(second.definition?.uuid).to.not.equal(first.definition?.uuid);
     expect((await api.getPool({ name: 'hosts/a/pools/again' })).persistent).to.equal(true);
     await api.undefinePool({ name: 'hosts/a/pools/again', requestId: '' });
@@ -101,7 +101,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
   it('defines, builds and starts, lists, stops and undefines a dir pool', async () => {
     const api = ctx.stack.api;
     const path = poolDir('life');
-    const defined = await api.definePool({ host: 'a', definition: dirPool('life', path), xml: '', requestId: '' });
+    const defined = await api.definePool({ host: 'a', definition: dirPool('life', path), xml: '', requestId: '', validate: false });
     expect(defined.name).to.equal('hosts/a/pools/life');
     expect(defined.state).to.equal(PoolState.POOL_STATE_INACTIVE);
     expect(defined.persistent).to.equal(true);
@@ -122,7 +122,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
       definition: undefined,
       xml: "<volume><name>disk1.img</name><capacity unit='M'>4</capacity><target><format type='raw'/></target></volume>",
       preallocMetadata: false,
-      requestId: '',
+      requestId: '', validate: false,
     });
     expect(vol.name).to.equal('hosts/a/pools/life/volumes/disk1.img');
     expect(vol.definition?.capacity).to.equal(4n * 1024n * 1024n);
@@ -169,7 +169,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     const api = ctx.stack.api;
     const name = 'hosts/a/pools/redef';
     const path = poolDir('redef');
-    const defined = await api.definePool({ host: 'a', definition: undefined, xml: `<pool type='dir'><name>redef</name><target><path>${path}</path></target></pool>`, requestId: '' });
+    const defined = await api.definePool({ host: 'a', definition: undefined, xml: `<pool type='dir'><name>redef</name><target><path>${path}</path></target></pool>`, requestId: '', validate: false });
     const uuid = defined.definition!.uuid;
     await api.startPool({ name, build: true, buildFlags: undefined, requestId: '' });
     chmodSync(path, 0o750);
@@ -182,7 +182,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     // redefined while running: --inactive shows the new definition, as stored (sizes 0);
     // the live document keeps the running one until the pool is started again
     const changed = `<pool type='dir'><name>redef</name><uuid>${uuid}</uuid><target><path>${path}</path><permissions><mode>0700</mode></permissions></target></pool>`;
-    await api.definePool({ host: 'a', definition: undefined, xml: changed, requestId: '' });
+    await api.definePool({ host: 'a', definition: undefined, xml: changed, requestId: '', validate: false });
     const pending = (await api.getPoolXml({ name, inactive: true })).xml;
     expect(pending).to.equal(
       `<pool type='dir'>\n  <name>redef</name>\n  <uuid>${uuid}</uuid>\n  <capacity unit='bytes'>0</capacity>\n  <allocation unit='bytes'>0</allocation>\n  <available unit='bytes'>0</available>\n  <source>\n  </source>\n  <target>\n    <path>${path}</path>\n    <permissions>\n      <mode>0700</mode>\n    </permissions>\n  </target>\n</pool>\n`,
@@ -205,13 +205,13 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     const bad = ['../x', 'a/b', '', 'x'.repeat(300), 'é'.repeat(200), 'bad\u0001name', 'bad\u0085name', '-rf'];
     for (const name of bad) {
       const message = await expectCode(
-        api.definePool({ host: 'a', definition: dirPool(name, poolDir('bad-pool')), xml: '', requestId: '' }),
+        api.definePool({ host: 'a', definition: dirPool(name, poolDir('bad-pool')), xml: '', requestId: '', validate: false }),
         status.INVALID_ARGUMENT,
         /name/,
       );
       expect(message, `message for ${JSON.stringify(name)}`).to.match(/allowed/);
     }
-    await expectCode(api.definePool({ host: 'a', definition: dirPool('ok', 'relative/path'), xml: '', requestId: '' }), status.INVALID_ARGUMENT, /path/);
+    await expectCode(api.definePool({ host: 'a', definition: dirPool('ok', 'relative/path'), xml: '', requestId: '', validate: false }), status.INVALID_ARGUMENT, /path/);
     await expectCode(api.getPool({ name: 'hosts/a/pools/../x' }), status.INVALID_ARGUMENT);
     await expectCode(api.getPool({ name: 'hosts/a/pools/a/b' }), status.INVALID_ARGUMENT);
     await expectCode(api.getPool({ name: '' }), status.INVALID_ARGUMENT, /name/);
@@ -225,7 +225,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
           definition: { name, type: 0, key: '', capacity: 1024n, sourceDevices: [], target: undefined, backingStore: undefined },
           xml: '',
           preallocMetadata: false,
-          requestId: '',
+          requestId: '', validate: false,
         }),
         status.INVALID_ARGUMENT,
       );
@@ -236,13 +236,13 @@ describe('coordinator (real nats-server, agents a and b)', function () {
         definition: { name: 'typed', type: 99 as VolumeType, key: '', capacity: 1024n, sourceDevices: [], target: undefined, backingStore: undefined },
         xml: '',
         preallocMetadata: false,
-        requestId: '',
+        requestId: '', validate: false,
       }),
       status.INVALID_ARGUMENT,
       /definition\.type: volume type 99 is not known; allowed: VOLUME_TYPE_UNSPECIFIED VOLUME_TYPE_FILE/,
     );
     await expectCode(
-      api.createVolume({ parent: 'hosts/a/pools/badvols', definition: undefined, xml: "<volume><name>v</name><capacity unit='bogus'>1</capacity></volume>", preallocMetadata: false, requestId: '' }),
+      api.createVolume({ parent: 'hosts/a/pools/badvols', definition: undefined, xml: "<volume><name>v</name><capacity unit='bogus'>1</capacity></volume>", preallocMetadata: false, requestId: '', validate: false }),
       status.INVALID_ARGUMENT,
     );
     expect(readdirSync(poolDir('badvols'))).to.deep.equal([]);
@@ -256,18 +256,18 @@ describe('coordinator (real nats-server, agents a and b)', function () {
 
   it('answers NOT_FOUND, ALREADY_EXISTS and FAILED_PRECONDITION where libvirt would', async () => {
     const api = ctx.stack.api;
-    await expectCode(api.definePool({ host: 'zz', definition: dirPool('p', poolDir('p')), xml: '', requestId: '' }), status.NOT_FOUND, /host 'zz'/);
+    await expectCode(api.definePool({ host: 'zz', definition: dirPool('p', poolDir('p')), xml: '', requestId: '', validate: false }), status.NOT_FOUND, /host 'zz'/);
     await expectCode(api.getPool({ name: 'hosts/zz/pools/p' }), status.NOT_FOUND, /host 'zz'/);
     await expectCode(api.getPool({ name: 'hosts/a/pools/missing' }), status.NOT_FOUND, /missing/);
     await expectCode(api.startPool({ name: 'hosts/a/pools/missing', build: false, buildFlags: undefined, requestId: '' }), status.NOT_FOUND);
 
-    await api.definePool({ host: 'b', definition: dirPool('dup', poolDir('dup')), xml: '', requestId: '' });
-    await expectCode(api.definePool({ host: 'b', definition: dirPool('dup', poolDir('dup2')), xml: '', requestId: '' }), status.ALREADY_EXISTS, /dup/);
+    await api.definePool({ host: 'b', definition: dirPool('dup', poolDir('dup')), xml: '', requestId: '', validate: false });
+    await expectCode(api.definePool({ host: 'b', definition: dirPool('dup', poolDir('dup2')), xml: '', requestId: '', validate: false }), status.ALREADY_EXISTS, /dup/);
     // the same name on another host is another pool
-    await api.definePool({ host: 'a', definition: dirPool('dup', poolDir('dup-a')), xml: '', requestId: '' });
+    await api.definePool({ host: 'a', definition: dirPool('dup', poolDir('dup-a')), xml: '', requestId: '', validate: false });
 
     await expectCode(
-      api.createVolume({ parent: 'hosts/b/pools/dup', definition: undefined, xml: "<volume><name>v</name><capacity>1024</capacity></volume>", preallocMetadata: false, requestId: '' }),
+      api.createVolume({ parent: 'hosts/b/pools/dup', definition: undefined, xml: "<volume><name>v</name><capacity>1024</capacity></volume>", preallocMetadata: false, requestId: '', validate: false }),
       status.FAILED_PRECONDITION,
       /not active/,
     );
@@ -277,9 +277,9 @@ describe('coordinator (real nats-server, agents a and b)', function () {
 
     await api.startPool({ name: 'hosts/b/pools/dup', build: true, buildFlags: undefined, requestId: '' });
     await expectCode(api.startPool({ name: 'hosts/b/pools/dup', build: false, buildFlags: undefined, requestId: '' }), status.FAILED_PRECONDITION, /already active/);
-    await api.createVolume({ parent: 'hosts/b/pools/dup', definition: undefined, xml: "<volume><name>v</name><capacity>1024</capacity></volume>", preallocMetadata: false, requestId: '' });
+    await api.createVolume({ parent: 'hosts/b/pools/dup', definition: undefined, xml: "<volume><name>v</name><capacity>1024</capacity></volume>", preallocMetadata: false, requestId: '', validate: false });
     await expectCode(
-      api.createVolume({ parent: 'hosts/b/pools/dup', definition: undefined, xml: "<volume><name>v</name><capacity>2048</capacity></volume>", preallocMetadata: false, requestId: '' }),
+      api.createVolume({ parent: 'hosts/b/pools/dup', definition: undefined, xml: "<volume><name>v</name><capacity>2048</capacity></volume>", preallocMetadata: false, requestId: '', validate: false }),
       status.ALREADY_EXISTS,
     );
     expect(statSync(join(poolDir('dup'), 'v')).size).to.equal(1024);
@@ -290,10 +290,10 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     const { client, api } = ctx.stack;
     const live = watch(client, { hosts: ['a'], kinds: [EventKind.POOL_DEFINED, EventKind.POOL_STARTED, EventKind.VOLUME_CREATED] });
     await live.ready;
-    await api.definePool({ host: 'a', definition: dirPool('ev', poolDir('ev')), xml: '', requestId: '' });
-    await api.definePool({ host: 'b', definition: dirPool('ev', poolDir('ev-b')), xml: '', requestId: '' });
+    await api.definePool({ host: 'a', definition: dirPool('ev', poolDir('ev')), xml: '', requestId: '', validate: false });
+    await api.definePool({ host: 'b', definition: dirPool('ev', poolDir('ev-b')), xml: '', requestId: '', validate: false });
     await api.startPool({ name: 'hosts/a/pools/ev', build: true, buildFlags: undefined, requestId: '' });
-    await api.createVolume({ parent: 'hosts/a/pools/ev', definition: undefined, xml: "<volume><name>e1</name><capacity>4096</capacity></volume>", preallocMetadata: false, requestId: '' });
+    await api.createVolume({ parent: 'hosts/a/pools/ev', definition: undefined, xml: "<volume><name>e1</name><capacity>4096</capacity></volume>", preallocMetadata: false, requestId: '', validate: false });
     await waitFor('three events', () => live.events.length >= 3 || live.failure());
     live.call.cancel();
     expect(live.failure()).to.equal(undefined);
@@ -328,7 +328,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
 
   it('uploads and downloads volume data (same sha256)', async function () {
     const api = ctx.stack.api;
-    await api.createVolume({ parent: 'hosts/a/pools/ev', definition: undefined, xml: "<volume><name>data.img</name><capacity unit='M'>3</capacity></volume>", preallocMetadata: false, requestId: '' });
+    await api.createVolume({ parent: 'hosts/a/pools/ev', definition: undefined, xml: "<volume><name>data.img</name><capacity unit='M'>3</capacity></volume>", preallocMetadata: false, requestId: '', validate: false });
     const payload = randomBytes(3 * 1024 * 1024 - 100);
     const response = await new Promise<{ bytesWritten: bigint }>((resolve, reject) => {
       const call = ctx.stack.client.uploadVolume((err, res) => (err ? reject(err) : resolve(res!)));

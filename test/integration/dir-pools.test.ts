@@ -89,7 +89,7 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
     for (const host of ['a', 'b']) {
       const path = poolPath(host, 'life');
       const name = `hosts/${host}/pools/life`;
-      const defined = await api.definePool({ host, definition: dirPool('life', path), xml: '', requestId: '' });
+      const defined = await api.definePool({ host, definition: dirPool('life', path), xml: '', requestId: '', validate: false });
       expect(defined.state).to.equal(PoolState.POOL_STATE_INACTIVE);
       expect(defined.persistent).to.equal(true);
       expect(existsSync(path)).to.equal(false);
@@ -118,7 +118,7 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
     const api = ctx.stack.api;
     const path = poolPath('a', 'flagged');
     const name = 'hosts/a/pools/flagged';
-    await api.definePool({ host: 'a', definition: dirPool('flagged', path), xml: '', requestId: '' });
+    await api.definePool({ host: 'a', definition: dirPool('flagged', path), xml: '', requestId: '', validate: false });
     // neither build nor a flag: no build, the missing target directory is refused
     await expectCode(api.startPool({ name, build: false, buildFlags: { overwrite: false, noOverwrite: false }, requestId: '' }), status.FAILED_PRECONDITION, /does not exist; build the pool first/);
     // a flag alone builds, and a dir pool has nothing to format: libvirt's own refusal
@@ -214,7 +214,7 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
           definition: volume(`f.${format}`, 64n * MiB, format),
           xml: '',
           preallocMetadata: false,
-          requestId: '',
+          requestId: '', validate: false,
         });
         const path = created.definition!.target!.path;
         expect(path).to.equal(join(poolPath('a', 'vols'), `f.${format}`));
@@ -232,7 +232,7 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
         }),
         xml: '',
         preallocMetadata: false,
-        requestId: '',
+        requestId: '', validate: false,
       });
       const info = await qemuInfo(backed.definition!.target!.path);
       expect(info['backing-filename']).to.equal(join(poolPath('a', 'vols'), 'f.raw'));
@@ -244,7 +244,7 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
         definition: undefined,
         xml: "<volume><name>x.qcow2</name><capacity unit='G'>1</capacity><target><format type='qcow2'/><compat>1.1</compat><features><lazy_refcounts/></features></target></volume>",
         preallocMetadata: true,
-        requestId: '',
+        requestId: '', validate: false,
       });
       expect((await qemuInfo(xml.definition!.target!.path))['virtual-size']).to.equal(1024 ** 3);
       const listed = await api.listVolumes({ parent, pageSize: 0, pageToken: '' });
@@ -253,13 +253,13 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
 
     it("shows a qcow2 volume's <clusterSize> as virsh 9.0 does: after a create only as requested, after pool-refresh as the image has it", async () => {
       const api = ctx.stack.api;
-      const plain = await api.createVolume({ parent, definition: undefined, xml: "<volume><name>cs.qcow2</name><capacity unit='M'>8</capacity><target><format type='qcow2'/></target></volume>", preallocMetadata: false, requestId: '' });
+      const plain = await api.createVolume({ parent, definition: undefined, xml: "<volume><name>cs.qcow2</name><capacity unit='M'>8</capacity><target><format type='qcow2'/></target></volume>", preallocMetadata: false, requestId: '', validate: false });
       const sized = await api.createVolume({
         parent,
         definition: undefined,
         xml: "<volume><name>cs128.qcow2</name><capacity unit='M'>8</capacity><target><format type='qcow2'/><clusterSize unit='KiB'>128</clusterSize></target></volume>",
         preallocMetadata: false,
-        requestId: '',
+        requestId: '', validate: false,
       });
       expect(plain.definition!.target!.clusterSize).to.equal(0n);
       expect((await api.getVolumeXml({ name: plain.name })).xml).to.not.contain('<clusterSize');
@@ -276,23 +276,23 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
 
     it('uploads, downloads, clones, resizes and wipes', async () => {
       const api = ctx.stack.api;
-      await api.createVolume({ parent, definition: volume('data.img', 8n * MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '' });
+      await api.createVolume({ parent, definition: volume('data.img', 8n * MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '', validate: false });
       const payload = randomBytes(3 * 1024 * 1024 + 17);
       expect(await upload(ctx.stack, volName('data.img'), payload, 1024n)).to.equal(BigInt(payload.length));
       const back = await download(ctx.stack, volName('data.img'), 1024n, BigInt(payload.length));
       expect(sha(back)).to.equal(sha(payload));
 
       // clone raw -> raw and raw -> qcow2: same guest-visible bytes
-      const rawClone = await api.cloneVolume({ parent, source: volName('data.img'), definition: volume('copy.img', 0n, 'raw', { capacity: undefined }), xml: '', preallocMetadata: false, reflink: false, requestId: '' });
+      const rawClone = await api.cloneVolume({ parent, source: volName('data.img'), definition: volume('copy.img', 0n, 'raw', { capacity: undefined }), xml: '', preallocMetadata: false, reflink: false, requestId: '', validate: false });
       expect(rawClone.definition!.capacity).to.equal(8n * MiB);
       const whole = await download(ctx.stack, volName('data.img'));
       expect(sha(await download(ctx.stack, volName('copy.img')))).to.equal(sha(whole));
-      const qClone = await api.cloneVolume({ parent, source: volName('data.img'), definition: volume('copy.qcow2', 0n, 'qcow2', { capacity: undefined }), xml: '', preallocMetadata: false, reflink: false, requestId: '' });
+      const qClone = await api.cloneVolume({ parent, source: volName('data.img'), definition: volume('copy.qcow2', 0n, 'qcow2', { capacity: undefined }), xml: '', preallocMetadata: false, reflink: false, requestId: '', validate: false });
       expect((await qemuInfo(qClone.definition!.target!.path)).format).to.equal('qcow2');
       const { stdout: cmp } = await run('qemu-img', ['compare', '-U', '-f', 'raw', '-F', 'qcow2', join(poolPath('a', 'vols'), 'data.img'), qClone.definition!.target!.path]);
       expect(cmp).to.match(/Images are identical/);
       // a clone that names no format keeps its source's, as virsh vol-clone does
-      const named = await api.cloneVolume({ parent, source: volName('copy.qcow2'), definition: undefined, xml: '<volume><name>again.qcow2</name></volume>', preallocMetadata: false, reflink: false, requestId: '' });
+      const named = await api.cloneVolume({ parent, source: volName('copy.qcow2'), definition: undefined, xml: '<volume><name>again.qcow2</name></volume>', preallocMetadata: false, reflink: false, requestId: '', validate: false });
       expect(named.definition!.target!.format).to.equal('qcow2');
       expect((await qemuInfo(named.definition!.target!.path)).format).to.equal('qcow2');
       await api.deleteVolume({ name: volName('again.qcow2'), requestId: '' });
@@ -334,18 +334,18 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
 
   it('brings autostart pools back active after an agent restart, and keeps the catalog across a coordinator restart', async () => {
     const api = ctx.stack.api;
-    await api.definePool({ host: 'b', definition: dirPool('auto', poolPath('b', 'auto')), xml: '', requestId: '' });
+    await api.definePool({ host: 'b', definition: dirPool('auto', poolPath('b', 'auto')), xml: '', requestId: '', validate: false });
     await api.startPool({ name: 'hosts/b/pools/auto', build: true, buildFlags: undefined, requestId: '' });
     await api.setPoolAutostart({ name: 'hosts/b/pools/auto', autostart: true, requestId: '' });
-    await api.definePool({ host: 'b', definition: dirPool('manual', poolPath('b', 'manual')), xml: '', requestId: '' });
+    await api.definePool({ host: 'b', definition: dirPool('manual', poolPath('b', 'manual')), xml: '', requestId: '', validate: false });
     await api.startPool({ name: 'hosts/b/pools/manual', build: true, buildFlags: undefined, requestId: '' });
-    await api.createVolume({ parent: 'hosts/b/pools/manual', definition: volume('used.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '' });
-    await api.createVolume({ parent: 'hosts/b/pools/auto', definition: volume('keep.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '' });
+    await api.createVolume({ parent: 'hosts/b/pools/manual', definition: volume('used.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '', validate: false });
+    await api.createVolume({ parent: 'hosts/b/pools/auto', definition: volume('keep.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '', validate: false });
     // stopped before the restart: stays stopped; running, but its directory gone meanwhile: down
-    await api.definePool({ host: 'b', definition: dirPool('stopped', poolPath('b', 'stopped')), xml: '', requestId: '' });
+    await api.definePool({ host: 'b', definition: dirPool('stopped', poolPath('b', 'stopped')), xml: '', requestId: '', validate: false });
     await api.startPool({ name: 'hosts/b/pools/stopped', build: true, buildFlags: undefined, requestId: '' });
     await api.stopPool({ name: 'hosts/b/pools/stopped', requestId: '' });
-    await api.definePool({ host: 'b', definition: dirPool('vanished', poolPath('b', 'vanished')), xml: '', requestId: '' });
+    await api.definePool({ host: 'b', definition: dirPool('vanished', poolPath('b', 'vanished')), xml: '', requestId: '', validate: false });
     await api.startPool({ name: 'hosts/b/pools/vanished', build: true, buildFlags: undefined, requestId: '' });
     const transient = await api.createPool({ host: 'b', definition: dirPool('passing', poolPath('b', 'passing')), xml: '', build: true, buildFlags: undefined, requestId: '' });
 

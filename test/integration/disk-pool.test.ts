@@ -53,7 +53,7 @@ describe('disk pool through coordinator, NATS and agent', function () {
       host: 'a',
       definition: undefined,
       xml: `<pool type='disk'><name>parts</name><source><device path='${device}'/><format type='gpt'/></source><target><path>/dev</path></target></pool>`,
-      requestId: '',
+      requestId: '', validate: false,
     });
     const started = await api.startPool({ name: pool, build: true, buildFlags: { overwrite: false, noOverwrite: true }, requestId: '' });
     expect(started.state).to.equal(PoolState.POOL_STATE_RUNNING);
@@ -65,7 +65,7 @@ describe('disk pool through coordinator, NATS and agent', function () {
         definition: undefined,
         xml: `<volume><name>${base}p${n}</name><capacity unit='MiB'>${size}</capacity><target><format type='linux'/></target></volume>`,
         preallocMetadata: false,
-        requestId: '',
+        requestId: '', validate: false,
       });
       expect(v.definition?.key).to.equal(`${device}p${n}`);
       expect(statSync(`${device}p${n}`).isBlockDevice()).to.equal(true);
@@ -91,7 +91,7 @@ describe('disk pool through coordinator, NATS and agent', function () {
 
     // the wrong next name is refused with the expected one named
     const bad = await outcomeOf(
-      api.createVolume({ parent: pool, definition: undefined, xml: `<volume><name>${base}p9</name><capacity unit='MiB'>1</capacity></volume>`, preallocMetadata: false, requestId: '' }),
+      api.createVolume({ parent: pool, definition: undefined, xml: `<volume><name>${base}p9</name><capacity unit='MiB'>1</capacity></volume>`, preallocMetadata: false, requestId: '', validate: false }),
     );
     expect(status[bad.code]).to.equal('INVALID_ARGUMENT');
     expect(bad.message).to.contain(`expected '${base}p4'`);
@@ -119,7 +119,7 @@ describe('disk pool through coordinator, NATS and agent', function () {
       host: 'a',
       definition: undefined,
       xml: `<pool type='disk'><name>dosparts</name><source><device path='${device}'/><format type='dos'/></source><target><path>/dev</path></target></pool>`,
-      requestId: '',
+      requestId: '', validate: false,
     });
     await api.startPool({ name: pool, build: true, buildFlags: { overwrite: true, noOverwrite: false }, requestId: '' });
     const make = (n: number, mib: number, format: string) =>
@@ -128,7 +128,7 @@ describe('disk pool through coordinator, NATS and agent', function () {
         definition: undefined,
         xml: `<volume><name>${base}p${n}</name><capacity unit='MiB'>${mib}</capacity><target><format type='${format}'/></target></volume>`,
         preallocMetadata: false,
-        requestId: '',
+        requestId: '', validate: false,
       });
     // dos: logical partitions come once the four primary slots are taken (libvirt's rule)
     await make(1, 8, 'linux');

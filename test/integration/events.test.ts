@@ -42,7 +42,7 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
     const path = join(scratch.path, 'kinds');
     const w = watch(client, { hosts: ['a', 'b'] });
     await w.ready;
-    await api.definePool({ host: 'a', definition: dirPool('kinds', path), xml: '', requestId: 'ev-define' });
+    await api.definePool({ host: 'a', definition: dirPool('kinds', path), xml: '', requestId: 'ev-define', validate: false });
     await api.startPool({ name: 'hosts/a/pools/kinds', build: true, buildFlags: undefined, requestId: '' });
     await createVolume(ctx.stack, 'hosts/a/pools/kinds', 'v1', '4194304', { requestId: 'ev-create-1' });
     await api.resizeVolume({ name: 'hosts/a/pools/kinds/volumes/v1', capacity: 8n * 1024n * 1024n, allocate: false, delta: false, shrink: false, requestId: '' });

@@ -21,7 +21,7 @@ import { EventKind, type CloneVolumeRequest, type Event } from '../../libs/proto
 import { createVolume, dirPool, expectCode, fillWithData, grpcCode, kindName, watch } from './reliability-helpers.js';
 
 async function definePersistentPool(api: import('../support/index.js').StorageApi, host: string, name: string, path: string): Promise<void> {
-  await api.definePool({ host, definition: dirPool(name, path), xml: '', requestId: '' });
+  await api.definePool({ host, definition: dirPool(name, path), xml: '', requestId: '', validate: false });
   await api.startPool({ name: `hosts/${host}/pools/${name}`, build: true, buildFlags: undefined, requestId: '' });
   await api.setPoolAutostart({ name: `hosts/${host}/pools/${name}`, autostart: true, requestId: '' });
 }
@@ -56,7 +56,7 @@ describe('faults (real processes)', function () {
       xml: '<volume><name>dst.img</name><capacity>0</capacity></volume>',
       preallocMetadata: false,
       reflink: false,
-      requestId: 'kill-clone-1',
+      requestId: 'kill-clone-1', validate: false,
     };
     const clone = grpcCode(api.cloneVolume(request, { deadlineMs: 120_000 }));
     await waitFor('the clone to run', () => w.events.some((e) => e.requestId === 'kill-clone-1'));
@@ -205,7 +205,7 @@ describe('faults (real processes)', function () {
       );
       // a clone that does not fit
       await expectCode(
-        api.cloneVolume({ parent: 'hosts/a/pools/full', source: 'hosts/a/pools/full/volumes/data.img', definition: undefined, xml: '<volume><name>copy.img</name><capacity>0</capacity></volume>', preallocMetadata: false, reflink: false, requestId: '' }),
+        api.cloneVolume({ parent: 'hosts/a/pools/full', source: 'hosts/a/pools/full/volumes/data.img', definition: undefined, xml: '<volume><name>copy.img</name><capacity>0</capacity></volume>', preallocMetadata: false, reflink: false, requestId: '', validate: false }),
         status.RESOURCE_EXHAUSTED,
         /no space/i,
       );

@@ -93,7 +93,7 @@ describe('fs pool through coordinator, NATS and agent (loop device)', function (
     <path>${target}</path>
   </target>
 </pool>`;
-    const defined = await api.definePool({ host: 'a', definition: undefined, xml, requestId: '' });
+    const defined = await api.definePool({ host: 'a', definition: undefined, xml, requestId: '', validate: false });
     expect(defined.name).to.equal('hosts/a/pools/fsit');
     expect(defined.definition?.type).to.equal(PoolType.POOL_TYPE_FS);
     expect(defined.state).to.equal(PoolState.POOL_STATE_INACTIVE);
@@ -122,7 +122,7 @@ describe('fs pool through coordinator, NATS and agent (loop device)', function (
       definition: undefined,
       xml: "<volume><name>disk1.img</name><capacity unit='M'>4</capacity><target><format type='raw'/></target></volume>",
       preallocMetadata: false,
-      requestId: '',
+      requestId: '', validate: false,
     });
     expect(vol.name).to.equal('hosts/a/pools/fsit/volumes/disk1.img');
     expect(vol.definition?.capacity).to.equal(4n * BigInt(MiB));
@@ -149,7 +149,7 @@ describe('fs pool through coordinator, NATS and agent (loop device)', function (
     const dir = makeTempDir('cistern-fs-it-missing-');
     try {
       const xml = `<pool type='fs'><name>fsmissing</name><source><device path='/dev/cistern-no-such-disk'/><format type='ext4'/></source><target><path>${dir.path}</path></target></pool>`;
-      await api.definePool({ host: 'a', definition: undefined, xml, requestId: '' });
+      await api.definePool({ host: 'a', definition: undefined, xml, requestId: '', validate: false });
       await expectCode(
         api.startPool({ name: 'hosts/a/pools/fsmissing', build: false, buildFlags: undefined, requestId: '' }),
         status.FAILED_PRECONDITION,

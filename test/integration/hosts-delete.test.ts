@@ -117,8 +117,8 @@ describe('DeleteHost (real nats-server, coordinators, agents a, b, c and d)', fu
 
   it('refuses a gone host that still has pools defined unless force, which removes their definitions', async () => {
     const api = ctx.stack.api;
-    await api.definePool({ host: 'c', definition: dirPool('c-images', join(scratch.path, 'c-images')), xml: '', requestId: '' });
-    await api.definePool({ host: 'c', definition: dirPool('c-run', join(scratch.path, 'c-run')), xml: '', requestId: '' });
+    await api.definePool({ host: 'c', definition: dirPool('c-images', join(scratch.path, 'c-images')), xml: '', requestId: '', validate: false });
+    await api.definePool({ host: 'c', definition: dirPool('c-run', join(scratch.path, 'c-run')), xml: '', requestId: '', validate: false });
     await api.startPool({ name: 'hosts/c/pools/c-run', build: true, buildFlags: undefined, requestId: '' });
     await ctx.stack.stopAgent('c');
     await ctx.stack.waitForHosts(['c'], { online: false });
@@ -156,7 +156,7 @@ describe('DeleteHost (real nats-server, coordinators, agents a, b, c and d)', fu
     const refusedOnline = await ctx.stack.cli(['host-delete', 'd']);
     expect(refusedOnline.code).to.equal(1);
     expect(refusedOnline.stderr).to.match(/^error: Failed to delete host d\nerror: host 'd' is online/);
-    await api.definePool({ host: 'd', definition: dirPool('d-pool', join(scratch.path, 'd-pool')), xml: '', requestId: '' });
+    await api.definePool({ host: 'd', definition: dirPool('d-pool', join(scratch.path, 'd-pool')), xml: '', requestId: '', validate: false });
     await ctx.stack.stopAgent('d');
     await ctx.stack.waitForHosts(['d'], { online: false });
     await goneLongEnough();
@@ -178,7 +178,7 @@ describe('DeleteHost right after a coordinator restart (real nats-server, coordi
 
   it('a host recorded offline whose agent runs is not deleted, with force either: its pool definitions stay', async () => {
     const api = ctx.stack.api;
-    await api.definePool({ host: 'e', definition: dirPool('e-pool', join(scratch.path, 'e-pool')), xml: '', requestId: '' });
+    await api.definePool({ host: 'e', definition: dirPool('e-pool', join(scratch.path, 'e-pool')), xml: '', requestId: '', validate: false });
     const agent = ctx.stack.agents.get('e')!;
     // its agent paused: recorded offline; the coordinator restarted; the agent runs on (resumed
     // below) but has not heartbeated to the new coordinator yet

@@ -81,7 +81,7 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
     expect(set.hasValue).to.equal(true);
 
     const pool = 'hosts/a/pools/locked';
-    await api.definePool({ host: 'a', definition: undefined, xml: poolXml('locked', `usage='${CHAP}'`), requestId: '' });
+    await api.definePool({ host: 'a', definition: undefined, xml: poolXml('locked', `usage='${CHAP}'`), requestId: '', validate: false });
     const started = await api.startPool({ name: pool, build: false, buildFlags: undefined, requestId: '' });
     expect(started.state).to.equal(PoolState.POOL_STATE_RUNNING);
     expect(started.capacity).to.equal(BigInt(9 * MiB + 512));
@@ -159,7 +159,7 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
     await api.setSecretValue({ name: wrong.name, value: Buffer.from(WRONG) });
 
     const pool = 'hosts/a/pools/badauth';
-    await api.definePool({ host: 'a', definition: undefined, xml: poolXml('badauth', `uuid='${wrong.uuid}'`), requestId: '' });
+    await api.definePool({ host: 'a', definition: undefined, xml: poolXml('badauth', `uuid='${wrong.uuid}'`), requestId: '', validate: false });
     const failed = await outcomeOf(api.startPool({ name: pool, build: false, buildFlags: undefined, requestId: '' }));
     expect(status[failed.code], failed.message).to.be.oneOf(['PERMISSION_DENIED', 'FAILED_PRECONDITION']);
     expect(failed.message).to.match(/authentication failure/i);
@@ -190,7 +190,7 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
   it('an autostart CHAP pool comes back active after an agent restart, its password asked of the coordinator', async () => {
     const api = stack!.api;
     const pool = 'hosts/a/pools/boot';
-    await api.definePool({ host: 'a', definition: undefined, xml: poolXml('boot', `usage='${CHAP}'`), requestId: '' });
+    await api.definePool({ host: 'a', definition: undefined, xml: poolXml('boot', `usage='${CHAP}'`), requestId: '', validate: false });
     await api.setPoolAutostart({ name: pool, autostart: true, requestId: '' });
     await stack!.restartAgent('a');
     await stack!.waitForHosts(['a']);

@@ -54,7 +54,7 @@ describe('iscsi-direct pool through coordinator, NATS and agent (tgtd on 127.0.0
       host: 'a',
       definition: undefined,
       xml: `<pool type='iscsi-direct'><name>san</name><source><host name='127.0.0.1' port='${port}'/><device path='${TARGET}'/><initiator><iqn name='${INITIATOR}'/></initiator></source></pool>`,
-      requestId: '',
+      requestId: '', validate: false,
     });
     const started = await api.startPool({ name: pool, build: false, buildFlags: undefined, requestId: '' });
     expect(started.state).to.equal(PoolState.POOL_STATE_RUNNING);
@@ -93,7 +93,7 @@ describe('iscsi-direct pool through coordinator, NATS and agent (tgtd on 127.0.0
     expect(sources.sources.map((s) => s.devices[0]?.path)).to.deep.equal([TARGET]);
 
     const create = await outcomeOf(
-      api.createVolume({ parent: pool, definition: undefined, xml: `<volume><name>new</name><capacity>1048576</capacity></volume>`, preallocMetadata: false, requestId: '' }),
+      api.createVolume({ parent: pool, definition: undefined, xml: `<volume><name>new</name><capacity>1048576</capacity></volume>`, preallocMetadata: false, requestId: '', validate: false }),
     );
     expect(status[create.code]).to.equal('UNIMPLEMENTED');
 

@@ -62,12 +62,12 @@ describe('logical pool through coordinator, NATS and agent (LVM on loop devices,
     const api = stack!.api;
     const devices = disks.map((d) => `<device path='${d.device}'/>`).join('');
     const xml = `<pool type='logical'><name>${vg}</name><source>${devices}<name>${vg}</name><format type='lvm2'/></source><target><path>/dev/${vg}</path></target></pool>`;
-    await api.definePool({ host: 'a', definition: undefined, xml, requestId: '' });
+    await api.definePool({ host: 'a', definition: undefined, xml, requestId: '', validate: false });
     const pool = await api.startPool({ name: poolName, build: true, buildFlags: { overwrite: false, noOverwrite: true }, requestId: '' });
     expect(pool.state).to.equal(PoolState.POOL_STATE_RUNNING);
     expect(pool.capacity > 80n * 1024n * 1024n).to.equal(true);
 
-    const vol = await api.createVolume({ parent: poolName, definition: undefined, xml: "<volume><name>lv1</name><capacity unit='MiB'>8</capacity></volume>", preallocMetadata: false, requestId: '' });
+    const vol = await api.createVolume({ parent: poolName, definition: undefined, xml: "<volume><name>lv1</name><capacity unit='MiB'>8</capacity></volume>", preallocMetadata: false, requestId: '', validate: false });
     // storageVolCreateXML adds the new volume's allocation to the pool's: current without a refresh
     const afterCreate = await api.getPool({ name: poolName });
     expect([afterCreate.capacity, afterCreate.allocation, afterCreate.available]).to.deep.equal([pool.capacity, pool.allocation + 8n * 1024n * 1024n, pool.available - 8n * 1024n * 1024n]);
@@ -77,7 +77,7 @@ describe('logical pool through coordinator, NATS and agent (LVM on loop devices,
     const volXml = await api.getVolumeXml({ name: vol.name });
     expect(volXml.xml).to.match(new RegExp(`<device path='${disks[0]!.device}'>\\s*<extent start='0' end='8388608'/>`));
 
-    const bad = await outcomeOf(api.createVolume({ parent: poolName, definition: undefined, xml: '<volume><name>bad:name</name><capacity>1048576</capacity></volume>', preallocMetadata: false, requestId: '' }));
+    const bad = await outcomeOf(api.createVolume({ parent: poolName, definition: undefined, xml: '<volume><name>bad:name</name><capacity>1048576</capacity></volume>', preallocMetadata: false, requestId: '', validate: false }));
     expect(status[bad.code]).to.equal('INVALID_ARGUMENT');
     expect(bad.message).to.include('A-Z a-z 0-9 + _ . -');
 

@@ -22,7 +22,7 @@ const cloneRequest = (name: string, requestId = ''): CloneVolumeRequest => ({
   xml: `<volume><name>${name}</name><capacity>0</capacity></volume>`,
   preallocMetadata: false,
   reflink: false,
-  requestId,
+  requestId, validate: false,
 });
 
 describe('long operations, idempotency and concurrency (real processes)', function () {
@@ -175,7 +175,7 @@ describe('long operations, idempotency and concurrency (real processes)', functi
   it('a pool operation retried after its stored answer was lost is answered, not refused by the cache', async () => {
     const { api } = ctx.stack;
     const name = 'hosts/a/pools/retry-p';
-    await api.definePool({ host: 'a', definition: dirPool('retry-p', join(scratch.path, 'retry-p')), xml: '', requestId: '' });
+    await api.definePool({ host: 'a', definition: dirPool('retry-p', join(scratch.path, 'retry-p')), xml: '', requestId: '', validate: false });
     // the coordinator that ran the first call died before storing its answer: nothing stored
     const nc = await connect({ servers: ctx.stack.natsUrl });
     const forget = async (): Promise<void> => {
@@ -239,11 +239,11 @@ describe('long operations, idempotency and concurrency (real processes)', functi
       // pools defined through both at once
       await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
-          (i % 2 ? api2 : api1).definePool({ host: 'a', definition: dirPool(`two-${i}`, join(scratch.path, `two-${i}`)), xml: '', requestId: '' }),
+          (i % 2 ? api2 : api1).definePool({ host: 'a', definition: dirPool(`two-${i}`, join(scratch.path, `two-${i}`)), xml: '', requestId: '', validate: false }),
         ),
       );
       // one pool changed through both at once: autostart through one, target path through the other
-      const base = await api1.definePool({ host: 'a', definition: dirPool('shared', join(scratch.path, 'shared-0')), xml: '', requestId: '' });
+      const base = await api1.definePool({ host: 'a', definition: dirPool('shared', join(scratch.path, 'shared-0')), xml: '', requestId: '', validate: false });
       const retryAborted = async <T>(f: () => Promise<T>): Promise<T> => {
         for (;;) {
           try {
@@ -256,13 +256,13 @@ describe('long operations, idempotency and concurrency (real processes)', functi
       await Promise.all([
         ...Array.from({ length: 10 }, (_, i) =>
           retryAborted(() =>
-            api2.definePool({ host: 'a', definition: { ...dirPool('shared', join(scratch.path, `shared-${i + 1}`)), uuid: base.definition!.uuid }, xml: '', requestId: '' }),
+            api2.definePool({ host: 'a', definition: { ...dirPool('shared', join(scratch.path, `shared-${i + 1}`)), uuid: base.definition!.uuid }, xml: '', requestId: '', validate: false }),
           ),
         ),
         ...Array.from({ length: 10 }, (_, i) => api1.setPoolAutostart({ name: 'hosts/a/pools/shared', autostart: i % 2 === 0, requestId: '' })),
       ]);
       await api1.setPoolAutostart({ name: 'hosts/a/pools/shared', autostart: true, requestId: '' });
-      await api2.definePool({ host: 'a', definition: { ...dirPool('shared', join(scratch.path, 'shared-final')), uuid: base.definition!.uuid }, xml: '', requestId: '' });
+      await api2.definePool({ host: 'a', definition: { ...dirPool('shared', join(scratch.path, 'shared-final')), uuid: base.definition!.uuid }, xml: '', requestId: '', validate: false });
 
       const view = async (api: typeof api1) => {
         const { pools } = await api.listPools({ host: 'a', types: [], pageSize: 0, pageToken: '' });

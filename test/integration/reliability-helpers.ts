@@ -65,7 +65,7 @@ export function volumeXml(name: string, capacity: string, allocation?: string): 
 
 export function createVolume(stack: Stack, parent: string, name: string, capacity: string, opts: { allocation?: string; requestId?: string; deadlineMs?: number } = {}) {
   return stack.api.createVolume(
-    { parent, definition: undefined, xml: volumeXml(name, capacity, opts.allocation), preallocMetadata: false, requestId: opts.requestId ?? '' },
+    { parent, definition: undefined, xml: volumeXml(name, capacity, opts.allocation), preallocMetadata: false, requestId: opts.requestId ?? '', validate: false },
     opts.deadlineMs ? { deadlineMs: opts.deadlineMs } : undefined,
   );
 }

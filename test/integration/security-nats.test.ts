@@ -54,7 +54,7 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
   it('runs the fleet with agent users: pools, volumes, upload, download, autostart from the catalog', async () => {
     const api = fleet.api;
     const target = `${fleet.dir}/pool-a`;
-    await api.definePool({ host: 'a', definition: PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: target } }), xml: '', requestId: '' });
+    await api.definePool({ host: 'a', definition: PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: target } }), xml: '', requestId: '', validate: false });
     await api.startPool({ name: 'hosts/a/pools/p', build: true, buildFlags: undefined, requestId: '' });
     await api.setPoolAutostart({ name: 'hosts/a/pools/p', autostart: true, requestId: '' });
     const vol = await api.createVolume({
@@ -174,7 +174,7 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     const secret = await api.defineSecret({ secret: Secret.fromPartial({ usageType: 1, usageId: 'iqn.2024-01.test:target' }), xml: '', requestId: '' });
     await api.setSecretValue({ name: secret.name, value: Buffer.from('planted-chap-password-5150') });
     const target = `${fleet.dir}/pool-b`;
-    await api.definePool({ host: 'b', definition: PoolDefinition.fromPartial({ name: 'pb', type: PoolType.POOL_TYPE_DIR, target: { path: target } }), xml: '', requestId: '' });
+    await api.definePool({ host: 'b', definition: PoolDefinition.fromPartial({ name: 'pb', type: PoolType.POOL_TYPE_DIR, target: { path: target } }), xml: '', requestId: '', validate: false });
 
     const a = await as('agent-a', '_INBOX_agent_a');
     // the secrets bucket: no stream info, no direct get, no consumer, no raw subscription
@@ -297,7 +297,7 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
       host: 'b',
       definition: PoolDefinition.fromPartial({ name: 'after-attack', type: PoolType.POOL_TYPE_DIR, target: { path: `${fleet.dir}/after-attack` } }),
       xml: '',
-      requestId: '',
+      requestId: '', validate: false,
     });
     const { waitFor } = await import('../support/process.js');
     await waitFor('the watch to see the pool defined after the attacks', () => watched.includes('pools.b.after-attack') || undefined, { timeoutMs: 10_000, intervalMs: 20 });
@@ -308,7 +308,7 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     // reads them at boot (Catalog.list(host): no consumer), and not b's the same way
     const extra = Array.from({ length: 40 }, (_, i) => `own-${i}`);
     for (const name of extra) {
-      await api.definePool({ host: 'a', definition: PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, target: { path: `${fleet.dir}/${name}` } }), xml: '', requestId: '' });
+      await api.definePool({ host: 'a', definition: PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, target: { path: `${fleet.dir}/${name}` } }), xml: '', requestId: '', validate: false });
     }
     await api.undefinePool({ name: 'hosts/a/pools/own-0', requestId: '' }); // its key's last message: a delete marker
     const catalog = await Catalog.open(a);
@@ -332,8 +332,8 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     const chapXml = (name: string): string =>
       `<pool type='iscsi-direct'><name>${name}</name><source><host name='127.0.0.1' port='3260'/><device path='${usage}'/>` +
       `<initiator><iqn name='iqn.2024-01.test:init'/></initiator><auth type='chap' username='u'><secret usage='${usage}'/></auth></source></pool>`;
-    await api.definePool({ host: 'a', definition: undefined, xml: chapXml('chap-a'), requestId: '' });
-    await api.definePool({ host: 'b', definition: undefined, xml: chapXml('chap-b'), requestId: '' });
+    await api.definePool({ host: 'a', definition: undefined, xml: chapXml('chap-a'), requestId: '', validate: false });
+    await api.definePool({ host: 'b', definition: undefined, xml: chapXml('chap-b'), requestId: '', validate: false });
 
     const a = await as('agent-a', '_INBOX_agent_a');
     const ask = async (subject: string, pool: string): Promise<PoolSecretsReply | string> =>

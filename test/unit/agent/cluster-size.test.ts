@@ -56,7 +56,7 @@ function setup() {
   const create = (name: string, clusterSize = 0n) =>
     call({
       $case: 'createVolume',
-      value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name, capacity: 1n << 20n, target: { format: 'qcow2', clusterSize } }), xml: '', preallocMetadata: false, requestId: '' },
+      value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name, capacity: 1n << 20n, target: { format: 'qcow2', clusterSize } }), xml: '', preallocMetadata: false, requestId: '', validate: false },
     });
   return { backend, events, call, clusterSize, create };
 }
@@ -85,9 +85,9 @@ describe('agent: a qcow2 cluster size shows once probed, as in libvirt', () => {
     expect(clusterSize('big.qcow2')).to.equal(131072n);
     await create('fresh.qcow2');
     // vol-clone of a volume whose cluster size is not known yet: not known for the clone either
-    await call({ $case: 'cloneVolume', value: { parent: 'hosts/h/pools/p', source: 'hosts/h/pools/p/volumes/fresh.qcow2', definition: VolumeDefinition.fromPartial({ name: 'c1.qcow2' }), xml: '', preallocMetadata: false, reflink: false, requestId: '' } });
+    await call({ $case: 'cloneVolume', value: { parent: 'hosts/h/pools/p', source: 'hosts/h/pools/p/volumes/fresh.qcow2', definition: VolumeDefinition.fromPartial({ name: 'c1.qcow2' }), xml: '', preallocMetadata: false, reflink: false, requestId: '', validate: false } });
     expect(clusterSize('c1.qcow2')).to.equal(0n);
-    await call({ $case: 'cloneVolume', value: { parent: 'hosts/h/pools/p', source: 'hosts/h/pools/p/volumes/big.qcow2', definition: VolumeDefinition.fromPartial({ name: 'c2.qcow2' }), xml: '', preallocMetadata: false, reflink: false, requestId: '' } });
+    await call({ $case: 'cloneVolume', value: { parent: 'hosts/h/pools/p', source: 'hosts/h/pools/p/volumes/big.qcow2', definition: VolumeDefinition.fromPartial({ name: 'c2.qcow2' }), xml: '', preallocMetadata: false, reflink: false, requestId: '', validate: false } });
     expect(clusterSize('c2.qcow2')).to.equal(131072n);
   });
 

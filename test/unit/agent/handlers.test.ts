@@ -91,7 +91,7 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 const start = { $case: 'startPool' as const, value: { name: 'hosts/h/pools/p', build: false, buildFlags: undefined, requestId: '' } };
 const createVol = (name: string, capacity = 5n) => ({
   $case: 'createVolume' as const,
-  value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name, capacity, target: { format: 'raw' } }), xml: '', preallocMetadata: false, requestId: '' },
+  value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name, capacity, target: { format: 'raw' } }), xml: '', preallocMetadata: false, requestId: '', validate: false },
 });
 
 describe('agent handlers (fake backend)', () => {

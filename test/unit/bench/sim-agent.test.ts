@@ -66,7 +66,7 @@ describe('fleet simulator (bench/fleet/sim-agent)', () => {
     const parent = `hosts/${sim.id}/pools/${pool.name}`;
     const create = AgentRequest.fromPartial({ pool, requestId: 'r1' });
     const definition = VolumeDefinition.fromPartial({ name: 'new-disk.qcow2', capacity: 10n * 1024n ** 3n, allocation: 0n, target: { format: 'qcow2' } });
-    create.op = { $case: 'createVolume', value: { parent, definition, xml: '', preallocMetadata: false, requestId: '' } };
+    create.op = { $case: 'createVolume', value: { parent, definition, xml: '', preallocMetadata: false, requestId: '', validate: false } };
     const created = await dispatch(sim.ctx, 'createVolume', create);
     expect(created.result?.$case).to.equal('volume');
     expect(sink.events.map((e) => e.kind)).to.deep.equal([EventKind.VOLUME_CREATED]);
