@@ -39,6 +39,16 @@ export class InvalidArgumentError extends CisternError {
   }
 }
 
+/**
+ * XML that libvirt's RELAX NG schema refuses (libvirt's VIR_ERR_XML_INVALID_SCHEMA, with its
+ * wording): `schema` is the schema file, `report` the validator's first lines.
+ */
+export class SchemaValidationError extends InvalidArgumentError {
+  constructor(field: string, readonly schema: string, readonly report: string) {
+    super(field, `XML document failed to validate against schema: Unable to validate doc against ${schema}${report ? `\n${report}` : ''}`, { schema });
+  }
+}
+
 export class NotFoundError extends CisternError {
   readonly code = 'NOT_FOUND' as const;
 }
