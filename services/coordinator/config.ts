@@ -12,6 +12,8 @@ export interface CoordinatorConfig {
   logLevel: LogLevel;
   /** How long the start waits for syncs from hosts known to be online. */
   syncWaitMs: number;
+  /** libvirt's RELAX NG schemas, for requests with validate (undefined: /usr/share/libvirt/schemas). */
+  schemaDir: string | undefined;
   /** Security (issue 7): see docs/security.md. */
   security: SecurityConfig;
   /** Event retention by size and count, retry window (issue 6). */
@@ -45,6 +47,9 @@ export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:POR
   --sync-wait-ms N      at start, wait up to N ms for the full sync of every host known to be
                         online before serving (default 3000; 0 = serve at once)
   --log-level LEVEL     default info (env CISTERN_LOG_LEVEL)
+  --schema-dir DIR      libvirt's RELAX NG schemas (storagepool.rng, storagevol.rng), checked by
+                        xmllint for requests with validate (env CISTERN_SCHEMA_DIR,
+                        default /usr/share/libvirt/schemas, from Debian's libvirt0)
 security (docs/security.md):
   --tls-cert FILE       server certificate, PEM (env CISTERN_TLS_CERT)
   --tls-key FILE        its private key, PEM (env CISTERN_TLS_KEY)
@@ -76,6 +81,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     eventMaxAgeSeconds: env.CISTERN_EVENT_MAX_AGE ? parseDuration(env.CISTERN_EVENT_MAX_AGE, 'CISTERN_EVENT_MAX_AGE') : undefined,
     logLevel: 'info',
     syncWaitMs: 3000,
+    schemaDir: env.CISTERN_SCHEMA_DIR || undefined,
     reliability: reliabilityDefaults(env, parseDuration),
     security: {
       tlsCert: env.CISTERN_TLS_CERT || undefined,
@@ -127,6 +133,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         config.syncWaitMs = v;
         break;
       }
+      case '--schema-dir': {
+        const v = value();
+        if (!v.startsWith('/')) throw new InvalidArgumentError('--schema-dir', `'${v}' is not an absolute path`);
+        config.schemaDir = v;
+        break;
+      }
       case '--tls-cert':
         sec.tlsCert = value();
         break;
@@ -170,6 +182,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         if (reliabilityFlag(flag, value, config.reliability, parseDuration)) break;
         throw new InvalidArgumentError(flag, `unknown option\n${USAGE}`);
     }
+  }
+  if (config.schemaDir !== undefined && !config.schemaDir.startsWith('/')) {
+    throw new InvalidArgumentError('CISTERN_SCHEMA_DIR', `'${config.schemaDir}' is not an absolute path`);
   }
   if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(config.listen)) {
     throw new InvalidArgumentError('--listen', `'${config.listen}' is not HOST:PORT`);

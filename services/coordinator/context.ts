@@ -7,6 +7,7 @@ import type { FleetCache } from './cache.js';
 import type { HostRegistry } from './hosts.js';
 import type { Logger } from './log.js';
 import type { RequestResults } from './request-results.js';
+import type { SchemaValidator } from './schema-validator.js';
 import type { SecretStore } from './secrets/store.js';
 
 export interface CoordinatorServices {
@@ -25,6 +26,8 @@ export interface CoordinatorServices {
   results?: RequestResults;
   /** Secret definitions and sealed values (issue 7); absent in unit tests. */
   secrets?: SecretStore;
+  /** Checks XML against libvirt's schemas (requests with validate); absent in unit tests: the default. */
+  schemas?: SchemaValidator;
 }
 
 /** One gRPC call, as the handlers see it. The auth seam (issue 7) fills `principal`. */

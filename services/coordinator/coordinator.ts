@@ -16,6 +16,7 @@ import type { CoordinatorServices } from './context.js';
 import { readEvents, streamBounds, type EventReader } from './event-log.js';
 import { HostRegistry, type HostStore } from './hosts.js';
 import type { Logger } from './log.js';
+import { SchemaValidator } from './schema-validator.js';
 import { SecretStore } from './secrets/store.js';
 import { serveAgentSecretRequests } from './secrets/agent-requests.js';
 import { SERVICE_NAME, startGrpcServer, type GrpcServer } from './server.js';
@@ -41,6 +42,8 @@ export interface CoordinatorOptions {
   natsPass?: string;
   /** AES-256 key for secret values; without it SetSecretValue is FAILED_PRECONDITION. */
   secretKey?: Buffer;
+  /** libvirt's RELAX NG schemas, for requests with validate (default /usr/share/libvirt/schemas). */
+  schemaDir?: string;
 }
 
 export interface RunningCoordinator {
@@ -122,6 +125,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       applyTimeoutMs: 10_000,
       results,
       secrets,
+      schemas: new SchemaValidator({ schemaDir: options.schemaDir }),
     };
 
     // 1. events from the stream's current end; everything before is covered by the syncs

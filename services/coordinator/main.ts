@@ -52,6 +52,7 @@ async function main(): Promise<number> {
       log,
       eventMaxAgeSeconds: config.eventMaxAgeSeconds,
       syncWaitMs: config.syncWaitMs,
+      schemaDir: config.schemaDir,
       ...config.reliability,
       guard: security.guard,
       serverCredentials: security.credentials,

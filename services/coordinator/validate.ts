@@ -10,6 +10,7 @@ import {
   type PoolDefinition,
   type VolumeDefinition,
 } from '../../libs/proto/cistern/v1/storage.js';
+import type { SchemaName, SchemaValidator } from './schema-validator.js';
 import { loadXml, requireXml } from './xml.js';
 
 export const MAX_XML_BYTES = 1024 * 1024;
@@ -59,6 +60,29 @@ function oneOf(definition: unknown, xml: string, defField: string, xmlField: str
   if (definition && xml) throw new InvalidArgumentError(xmlField, `give either ${defField} or ${xmlField}, not both`);
   if (!definition && !xml) throw new InvalidArgumentError(defField, `is required (or ${xmlField})`);
   return xml ? 'xml' : 'definition';
+}
+
+/**
+ * libvirt's validate flag: the XML a client sent, checked against libvirt's schema before
+ * anything is defined or created. First the checks every document gets (size; no DTD, no
+ * entities, well-formed), so that no document an agent would refuse reaches xmllint.
+ * A structured definition has no document: validate with it is refused rather than ignored,
+ * and rather than checking XML the coordinator would write (errors about lines the client
+ * never sent); its fields are always checked one by one.
+ */
+export async function validateAgainstSchema(
+  validator: SchemaValidator,
+  req: { validate: boolean; xml: string; definition?: unknown },
+  schema: SchemaName,
+): Promise<void> {
+  if (!req.validate) return;
+  if (req.definition && req.xml) return; // refused by the definition check: give one of them
+  if (!req.xml) {
+    throw new InvalidArgumentError('validate', 'applies to xml (libvirt validates the XML document it is given); a definition is checked field by field without it: send xml, or leave validate unset');
+  }
+  checkXmlText(req.xml, 'xml');
+  (await requireXml('validating XML against libvirt\'s schema')).parseXmlDocument(req.xml);
+  await validator.validate(req.xml, schema, 'xml');
 }
 
 /**

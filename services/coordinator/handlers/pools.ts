@@ -42,7 +42,8 @@ import { sourceConflict } from '../pool-conflicts.js';
 import { forward } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
-import { checkPoolTypes, checkRequestId, poolDefinitionFrom, requireHost, requirePoolName } from '../validate.js';
+import { SchemaValidator } from '../schema-validator.js';
+import { checkPoolTypes, checkRequestId, poolDefinitionFrom, requireHost, requirePoolName, validateAgainstSchema } from '../validate.js';
 import { loadXml, requireXml } from '../xml.js';
 import { encodedPool } from '../pool-list-encoding.js';
 
@@ -88,6 +89,7 @@ function requireNoSourceConflict(svc: CoordinatorServices, host: string, def: Po
 export async function definePool(svc: CoordinatorServices, ctx: CallContext, req: DefinePoolRequest): Promise<Pool> {
   const host = requireHost(req.host);
   checkRequestId(req.requestId);
+  await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagepool');
   const def = await poolDefinitionFrom(req.definition, req.xml);
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, def.type);

@@ -32,8 +32,10 @@ import {
   requireHost,
   requirePoolName,
   requireVolumeName,
+  validateAgainstSchema,
   volumeDefinitionFrom,
 } from '../validate.js';
+import { SchemaValidator } from '../schema-validator.js';
 import { storedSize, type StoredVolume } from '../stored-volume.js';
 import { requireXml } from '../xml.js';
 
@@ -61,6 +63,7 @@ export async function createVolume(svc: CoordinatorServices, ctx: CallContext, r
   const ref = requirePoolName(req.parent, 'parent');
   checkRequestId(req.requestId);
   const p = requireActive(resolvePool(svc, ref));
+  await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagevol');
   const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition);
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await forward(svc, ctx, ref.host, {
@@ -81,6 +84,7 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
   }
   const p = requireActive(resolvePool(svc, ref));
   const source = resolveVolume(svc, src);
+  await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagevol');
   const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true, formatFromSource: true });
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await forward(svc, ctx, ref.host, {

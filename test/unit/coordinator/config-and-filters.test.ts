@@ -33,6 +33,14 @@ describe('coordinator flags', () => {
     expect(parseArgs(['--sync-wait-ms=250'], {})).to.include({ syncWaitMs: 250 });
   });
 
+  it('takes --schema-dir over CISTERN_SCHEMA_DIR (default: none set, the validator uses libvirt0\'s), absolute only', () => {
+    expect(parseArgs([], {})).to.include({ schemaDir: undefined });
+    expect(parseArgs([], { CISTERN_SCHEMA_DIR: '/env/schemas' })).to.include({ schemaDir: '/env/schemas' });
+    expect(parseArgs(['--schema-dir', '/flag/schemas'], { CISTERN_SCHEMA_DIR: '/env/schemas' })).to.include({ schemaDir: '/flag/schemas' });
+    expect(() => parseArgs(['--schema-dir', 'schemas'], {})).to.throw(InvalidArgumentError, /--schema-dir: 'schemas' is not an absolute path/);
+    expect(() => parseArgs([], { CISTERN_SCHEMA_DIR: 'rel' })).to.throw(InvalidArgumentError, /CISTERN_SCHEMA_DIR/);
+  });
+
   it('--help lists every flag it accepts (but --nats-pass, development only, and --help)', () => {
     const sources = ['config.ts', 'reliability-config.ts'].map((f) => readFileSync(join(repoRoot, 'services', 'coordinator', f), 'utf8'));
     const flags = [...new Set(sources.flatMap((text) => [...text.matchAll(/case '(--[a-z-]+)'/g)].map((m) => m[1]!)))];
