@@ -7,7 +7,8 @@ FROM node:20-bookworm
 WORKDIR /opt/cistern
 
 # The Debian packages that scripts/setup.sh lists for the build (protoc and the well-known
-# .proto files of libprotobuf-dev) and for the agents' backends on a host: the script prints
+# .proto files of libprotobuf-dev), for the coordinator (xmllint and libvirt's schemas) and
+# for the agents' backends on a host: the script prints
 # them, so the image and a machine set up by it have the same ones. Left out: nats-server
 # (compose runs its own image) and what only the tests and benchmarks use.
 COPY scripts/setup.sh scripts/setup.sh

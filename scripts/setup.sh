@@ -15,13 +15,17 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------------------------------------
 # Debian packages, by use. This machine gets all of them; the Dockerfile installs the `image`
-# ones (BUILD_PACKAGES + HOST_PACKAGES) by asking this script (--print-packages image), so the
+# ones (BUILD_PACKAGES + COORDINATOR_PACKAGES + HOST_PACKAGES) by asking this script (--print-packages image), so the
 # two lists cannot drift apart.
 # ---------------------------------------------------------------------------------------------
 BUILD_PACKAGES=(                      # npm run build
   protobuf-compiler                   # protoc, for libs/proto generation and Python stubs
   libprotobuf-dev                     # /usr/include/google/protobuf/timestamp.proto: protoc has no built-in copy,
                                       # and it is only a Recommends of protobuf-compiler
+)
+COORDINATOR_PACKAGES=(                # what the coordinator runs
+  libxml2-utils                       # xmllint: XML checked against libvirt's schemas (requests with validate)
+  libvirt0                            # those schemas: /usr/share/libvirt/schemas/storage{pool,vol}.rng
 )
 HOST_PACKAGES=(                       # what the agents' backends run on a host
   qemu-utils qemu-block-extra         # qemu-img: volume formats
@@ -44,7 +48,7 @@ DEV_PACKAGES=(                        # npm start, npm test, npm run bench (not 
   libvirt-daemon libvirt-clients      # benchmarks (bench/); Debian 12 ships the disk storage driver in libvirt-daemon
   faketime                            # fault tests: agents with skewed clocks (libfaketime)
 )
-PACKAGES=("${BUILD_PACKAGES[@]}" "${HOST_PACKAGES[@]}" "${DEV_PACKAGES[@]}")
+PACKAGES=("${BUILD_PACKAGES[@]}" "${COORDINATOR_PACKAGES[@]}" "${HOST_PACKAGES[@]}" "${DEV_PACKAGES[@]}")
 
 npm_only=0
 while [ $# -gt 0 ]; do
@@ -52,7 +56,7 @@ while [ $# -gt 0 ]; do
     --npm-only) npm_only=1 ;;
     --print-packages)
       case "${2:-}" in
-        image) printf '%s\n' "${BUILD_PACKAGES[@]}" "${HOST_PACKAGES[@]}" ;;
+        image) printf '%s\n' "${BUILD_PACKAGES[@]}" "${COORDINATOR_PACKAGES[@]}" "${HOST_PACKAGES[@]}" ;;
         all) printf '%s\n' "${PACKAGES[@]}" ;;
         *) log "--print-packages takes image or all"; exit 2 ;;
       esac
