@@ -11,6 +11,7 @@ import { readXmlFile } from '../files.js';
 import { parsePoolType } from '../format/pool.js';
 import { poolAsXml, type PoolAsFields } from '../format/xml.js';
 import { poolShortName, resolveHost } from '../resolve.js';
+import { VALIDATE_OPTION } from './vol-common.js';
 
 export const HOST_OPTION: OptionSpec = {
   name: 'host', type: 'string', named: true, metavar: 'host', help: 'host id (default: the only host of the fleet)',
@@ -121,14 +122,14 @@ export const poolDefine: Command = {
   name: 'pool-define',
   help: 'define an inactive persistent storage pool or modify an existing persistent one from an XML file',
   description: 'Define or modify a persistent storage pool.',
-  options: [FILE_OPTION, HOST_OPTION],
+  options: [FILE_OPTION, VALIDATE_OPTION, HOST_OPTION],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
     const xml = await readXmlFile(file);
     const api = ctx.api();
     const host = await resolveHost(api, str(ctx.opts, 'host'));
     const pool = await attempt(`Failed to define pool from ${file}`, () =>
-      api.definePool(DefinePoolRequest.create({ host, xml })));
+      api.definePool(DefinePoolRequest.create({ host, xml, validate: flag(ctx.opts, 'validate') })));
     ctx.printExtra(`Pool ${poolShortName(pool)} defined from ${file}\n`);
   },
 };

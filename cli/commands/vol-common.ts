@@ -10,6 +10,8 @@ export const VOL_HOST_OPTION: OptionSpec = {
   name: 'host', type: 'string', named: true, metavar: 'host', help: 'host id to look a key or path up on (default: every host)',
 };
 export const PREALLOC_OPTION: OptionSpec = { name: 'prealloc-metadata', type: 'bool', help: 'preallocate metadata (for qcow2 instead of full allocation)' };
+/** virsh 9.0's --validate of pool-define, vol-create, vol-create-from: the server checks the XML against libvirt's schema. */
+export const VALIDATE_OPTION: OptionSpec = { name: 'validate', type: 'bool', help: 'validate the XML against the schema' };
 
 export function volumeFromOptions(ctx: CommandContext, volOption = 'vol', poolOption = 'pool'): Promise<Volume> {
   return resolveVolume(ctx.api(), req(ctx.opts, volOption), str(ctx.opts, poolOption), str(ctx.opts, 'host'), poolOption);

@@ -12,7 +12,7 @@ import { volumeTarget, withProgress, type ProgressTarget } from '../progress-wat
 import { resolvePool, resolveVolume, type ResolvedPool } from '../resolve.js';
 import { parseSize } from '../size.js';
 import { POOL_OPTION } from './pool-lifecycle.js';
-import { POOL_OPTIONAL, PREALLOC_OPTION, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
+import { POOL_OPTIONAL, PREALLOC_OPTION, VALIDATE_OPTION, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
 
 /** Where a new volume's create or clone progress is published. */
 function createTarget(pool: ResolvedPool): ProgressTarget {
@@ -33,7 +33,7 @@ export const volCreate: Command = {
   name: 'vol-create',
   help: 'create a vol from an XML file',
   description: 'Create a vol.',
-  options: [POOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file containing an XML vol description' }, PREALLOC_OPTION],
+  options: [POOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file containing an XML vol description' }, PREALLOC_OPTION, VALIDATE_OPTION],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
     const xml = await readXmlFile(file);
@@ -41,7 +41,7 @@ export const volCreate: Command = {
     const pool = await resolvePool(api, req(ctx.opts, 'pool'));
     const create = (requestId: string) =>
       api.createVolume(CreateVolumeRequest.create({
-        parent: pool.resource, xml, preallocMetadata: flag(ctx.opts, 'prealloc-metadata'), requestId,
+        parent: pool.resource, xml, preallocMetadata: flag(ctx.opts, 'prealloc-metadata'), validate: flag(ctx.opts, 'validate'), requestId,
       }));
     const vol = await attempt(`Failed to create vol from ${file}`, () =>
       xmlAllocates(xml) ? withProgress(ctx, createTarget(pool), create) : create(''));
@@ -121,6 +121,7 @@ export const volCreateFrom: Command = {
     { name: 'inputpool', type: 'string', metavar: 'pool', help: 'pool name or uuid of the input volume\'s pool' },
     PREALLOC_OPTION,
     { name: 'reflink', type: 'bool', help: 'use btrfs COW lightweight copy' },
+    VALIDATE_OPTION,
     VOL_HOST_OPTION,
   ],
   async run(ctx) {
@@ -137,6 +138,7 @@ export const volCreateFrom: Command = {
           xml,
           preallocMetadata: flag(ctx.opts, 'prealloc-metadata'),
           reflink: flag(ctx.opts, 'reflink'),
+          validate: flag(ctx.opts, 'validate'),
           requestId,
         }))));
     ctx.printExtra(`Vol ${volumeShortName(vol)} created from input vol ${req(ctx.opts, 'vol')}\n`);
