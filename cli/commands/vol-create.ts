@@ -1,15 +1,17 @@
 // vol-create, vol-create-as, vol-create-from, vol-clone.
 import {
-  CloneVolumeRequest, CreateVolumeRequest, EventKind, VolumeDefinition,
+  CloneVolumeRequest, CreateVolumeRequest, EventKind, GetVolumeXMLRequest, VolumeDefinition,
 } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, req, str } from '../args.js';
 import type { Command } from '../command.js';
-import { attempt } from '../errors.js';
+import { attempt, UsageError } from '../errors.js';
 import { readXmlFile } from '../files.js';
+import { nodeToString } from '../format/dumpxml.js';
 import { volumePath, volumeShortName } from '../format/volume.js';
 import { volAsXml, type VolAsFields } from '../format/xml.js';
 import { volumeTarget, withProgress, type ProgressTarget } from '../progress-watch.js';
 import { resolvePool, resolveVolume, type ResolvedPool } from '../resolve.js';
+import { parseXmlTree } from '../xml-tree.js';
 import { parseSize } from '../size.js';
 import { POOL_OPTION } from './pool-lifecycle.js';
 import { POOL_OPTIONAL, PREALLOC_OPTION, VALIDATE_OPTION, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
@@ -145,6 +147,22 @@ export const volCreateFrom: Command = {
   },
 };
 
+/**
+ * virshMakeCloneXML: the source volume's XML with /volume/name set to the new name, the rest
+ * (key, target path) as the source has it, printed as libxml2 dumps the root element
+ * (double-quoted attributes, no declaration, no final newline).
+ */
+export function cloneXml(sourceXml: string, newname: string): string {
+  const doc = parseXmlTree(sourceXml);
+  const root = doc.children[0];
+  const name = root?.type === 'element' && root.name === 'volume'
+    ? root.children.find((c) => c.type === 'element' && c.name === 'name')
+    : undefined;
+  if (!root || name?.type !== 'element') throw new UsageError('Failed to allocate XML buffer', 'the volume XML has no /volume/name');
+  name.children = [{ type: 'text', parent: name, value: newname, order: name.order + 1 }];
+  return nodeToString(root);
+}
+
 export const volClone: Command = {
   name: 'vol-clone',
   help: 'clone a volume.',
@@ -155,11 +173,18 @@ export const volClone: Command = {
     POOL_OPTIONAL,
     PREALLOC_OPTION,
     { name: 'reflink', type: 'bool', help: 'use btrfs COW lightweight copy' },
+    { name: 'print-xml', type: 'bool', help: 'print XML document rather than clone the volume' },
     VOL_HOST_OPTION,
   ],
   async run(ctx) {
     const source = await volumeFromOptions(ctx);
     const newname = req(ctx.opts, 'newname');
+    if (flag(ctx.opts, 'print-xml')) {
+      // virsh prints libvirt's error alone when the XML cannot be read: no line of its own
+      const doc = await ctx.api().getVolumeXml(GetVolumeXMLRequest.create({ name: source.name }));
+      ctx.print(cloneXml(doc.xml, newname));
+      return;
+    }
     const parent = source.name.split('/').slice(0, 4).join('/');
     const srcName = volumeShortName(source);
     await attempt(`Failed to clone vol from ${srcName}`, () =>
