@@ -80,6 +80,18 @@ describe('validate: XML against libvirt\'s schema (real nats-server, agent a)', 
     expect(existsSync(join(path, 'bad'))).to.equal(false);
     await expectCode(api.getVolume({ name: `${parent}/volumes/bad` }), status.NOT_FOUND);
   });
+
+  it('cisternctl vol-clone --print-xml prints a document libvirt\'s schema accepts, and vol-create --validate takes it', async () => {
+    const printed = await ctx.stack.cli(['vol-clone', 'good', 'copy', '--pool', 'a/vols', '--print-xml']);
+    expect(printed.code, printed.stderr).to.equal(0);
+    expect(printed.stdout).to.match(/^<volume type="file">\n  <name>copy<\/name>\n  <key>[^<]*\/vols\/good<\/key>\n/);
+    await expectCode(ctx.stack.api.getVolume({ name: 'hosts/a/pools/vols/volumes/copy' }), status.NOT_FOUND);
+    const file = join(scratch.path, 'copy.xml');
+    writeFileSync(file, printed.stdout);
+    const created = await ctx.stack.cli(['vol-create', 'a/vols', file, '--validate']);
+    expect(created.code, created.stderr).to.equal(0);
+    expect(existsSync(join(scratch.path, 'vols', 'copy'))).to.equal(true);
+  });
 });
 
 describe('validate where the schema is missing (coordinator --schema-dir with no schemas)', function () {
