@@ -1,6 +1,5 @@
 // The user's editor on a temporary file, as virsh's vshEditWriteToTempFile and vshEditFile
 // run it for the *-edit commands, except that no shell is ever involved.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -37,21 +36,20 @@ export async function removeTempFile(file: string): Promise<void> {
 
 /**
  * Runs the editor on `file` with cisternctl's stdin, stdout and stderr, and waits for it.
- * A failure is reported as libvirt's virCommandWait reports it.
+ * A failure is reported as libvirt's virCommandWait reports it. execa (argv, no shell) is
+ * loaded only here, so that no other command pays for loading it.
  */
 export async function runEditor(env: Env, file: string): Promise<void> {
   const argv = [...editorArgv(env), file];
   const shown = argv.join(' ');
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env });
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      const reason = err.code === 'ENOENT' ? 'No such file or directory' : err.code === 'EACCES' ? 'Permission denied' : err.message;
-      reject(new UsageError(`cannot execute binary ${argv[0]}: ${reason}`));
-    });
-    child.once('exit', (code, signal) => {
-      if (code === 0) resolve();
-      else if (signal) reject(new UsageError(`internal error: Child process (${shown}) unexpected fatal signal ${signal}`));
-      else reject(new UsageError(`internal error: Child process (${shown}) unexpected exit status ${code}`));
-    });
-  });
+  const { execa } = await import('execa');
+  const result = await execa(argv[0]!, argv.slice(1), { stdio: 'inherit', env, extendEnv: false, reject: false });
+  if (result.exitCode === 0) return;
+  const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT' || code === 'EACCES') {
+    throw new UsageError(`cannot execute binary ${argv[0]}: ${code === 'ENOENT' ? 'No such file or directory' : 'Permission denied'}`);
+  }
+  if (result.signal) throw new UsageError(`internal error: Child process (${shown}) unexpected fatal signal ${result.signal}`);
+  if (result.failed && result.exitCode === undefined) throw new UsageError(`cannot execute binary ${argv[0]}: ${result.shortMessage}`);
+  throw new UsageError(`internal error: Child process (${shown}) unexpected exit status ${result.exitCode}`);
 }
