@@ -29,8 +29,8 @@ export interface CliIo {
 export interface Terminal {
   /** Runs `fn` (a child process that reads the terminal: an editor) with cisternctl's own reading of stdin paused. */
   lend<T>(fn: () => Promise<T>): Promise<T>;
-  /** Shows `question` on stdout and reads one line; undefined at end of input. */
-  ask(question: string): Promise<string | undefined>;
+  /** Shows `question` on stdout and reads one line; undefined at end of input, or when `signal` aborts (Ctrl-C). */
+  ask(question: string, signal?: AbortSignal): Promise<string | undefined>;
 }
 
 /** The lines of an interactive session, and what the session needs of the terminal. */

@@ -104,20 +104,26 @@ function stdinTerminal(session: () => Interface | undefined): Terminal | undefin
         reader?.resume();
       }
     },
-    ask(question) {
+    ask(question, signal) {
+      if (signal?.aborted) return Promise.resolve(undefined);
       const reader = session() ?? createInterface({ input: stdin, terminal: false });
       // a terminal reader draws its prompt itself (and would clear a line written before it)
       const terminalReader = (reader as Interface & { terminal?: boolean }).terminal === true;
       if (!terminalReader) process.stdout.write(question);
       return new Promise((resolve) => {
-        const ended = (): void => resolve(undefined);
-        reader.once('close', ended);
-        reader.question(terminalReader ? question : '', (answer) => {
+        const finish = (answer: string | undefined): void => {
           reader.off('close', ended);
+          signal?.removeEventListener('abort', aborted);
           // a reader made for this question lets go of stdin, so cisternctl can exit
           if (reader !== session()) reader.close();
           resolve(answer);
-        });
+        };
+        const ended = (): void => finish(undefined);
+        // the question is withdrawn with the signal, so the next line is a command again
+        const aborted = (): void => finish(undefined);
+        reader.once('close', ended);
+        signal?.addEventListener('abort', aborted, { once: true });
+        reader.question(terminalReader ? question : '', signal ? { signal } : {}, finish);
       });
     },
   };

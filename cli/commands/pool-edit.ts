@@ -25,7 +25,8 @@ async function askReedit(terminal: Terminal, ctx: CommandContext, message: strin
   // virsh reports the reason first (vshReportError), then asks
   if (cause !== undefined) ctx.stderr.write(`error: ${cause instanceof Error ? cause.message : String(cause)}\n`);
   for (;;) {
-    const line = await terminal.ask(`${message} Try again? [y,n,f,?]: `);
+    // Ctrl-C answers n: the command then ends through its clean-up (the temporary file)
+    const line = await terminal.ask(`${message} Try again? [y,n,f,?]: `, ctx.signal);
     const key = line?.trim().charAt(0).toLowerCase() ?? 'n';
     if (key === 'y') return 'reedit';
     if (key === 'n') return 'discard';

@@ -203,6 +203,26 @@ describe('cisternctl pool-edit', () => {
     });
   });
 
+  it('Ctrl-C at the question ends the command through its clean-up: the temporary file goes', async () => {
+    const api = poolApi();
+    api.defineFailures = [new InvalidArgumentError('', 'bad')];
+    const controller = new AbortController();
+    let seen: AbortSignal | undefined;
+    const t: Terminal = {
+      lend: (fn) => fn(),
+      // as the process's terminal does: a question that the signal withdraws answers undefined
+      ask: (_question, signal) => new Promise((resolve) => {
+        seen = signal;
+        signal?.addEventListener('abort', () => resolve(undefined), { once: true });
+        controller.abort();
+      }),
+    };
+    const r = await run(api, ['pool-edit', 'default'], { env: env({ EDITOR: editor('/srv/default', '/srv/e') }), terminal: t, signal: controller.signal });
+    expect(seen, 'the question gets the command\'s signal').to.equal(controller.signal);
+    expect(r).to.deep.equal({ code: 1, stdout: '\n', stderr: 'error: bad\n' });
+    expect(await leftovers()).to.deep.equal([]);
+  });
+
   it("an unknown pool is virsh's error, and no editor runs", async () => {
     const api = poolApi();
     const r = await run(api, ['pool-edit', 'nosuch'], { env: env({ EDITOR: editor() }) });
