@@ -126,6 +126,27 @@ function decodeRefs(raw: string, what: string, line: number | undefined): string
 }
 
 /** Refuses DOCTYPE and every other markup declaration ('<!' that is not a comment or CDATA section). */
+/**
+ * The document is the API's string, UTF-8 on the wire: an XML declaration naming another
+ * encoding (`<?xml version="1.0" encoding="UTF-7"?>`) does not describe it. Refused, because
+ * a reader that honours the declaration (libxml2: xmllint for validate) would decode other
+ * text than the text checked here, e.g. a UTF-7 DOCTYPE hidden in what reads as a comment.
+ * Every `<?xml` is looked at, not only a leading one, so none reaches a reader unseen.
+ */
+function refuseOtherEncodings(xml: string, lines: LineIndex): void {
+  const declaration = /<\?xml[\s?]/gi;
+  for (let m = declaration.exec(xml); m; m = declaration.exec(xml)) {
+    const end = xml.indexOf('?>', m.index);
+    const body = xml.slice(m.index, end === -1 ? xml.length : end);
+    const encoding = /\bencoding\s*=\s*(?:"([^"]*)"|'([^']*)'|(\S*))/i.exec(body);
+    if (!encoding) continue;
+    const name = encoding[1] ?? encoding[2] ?? encoding[3] ?? '';
+    if (!/^utf-?8$/i.test(name)) {
+      fail('xml', `the XML declaration names encoding '${shown(name, 40)}'; documents are UTF-8 (the API's strings are): declare UTF-8 or no encoding`, lines.lineAt(m.index));
+    }
+  }
+}
+
 function refuseDeclarations(xml: string, lines: LineIndex): void {
   // first bluntly, anywhere: the scan below skips comments, and a '<!--' inside a processing
   // instruction would make it skip a DOCTYPE that the parser then reads. A raw '<' can only
@@ -199,6 +220,7 @@ export function parseXmlDocument(xml: string, what = 'xml'): XmlElement {
     fail(what, `character U+${cp.toString(16).toUpperCase().padStart(4, '0')} is not allowed in XML`, lines.lineAt(bad.index));
   }
   if (xml.trim() === '') fail(what, 'document is empty');
+  refuseOtherEncodings(xml, lines);
   refuseDeclarations(xml, lines);
 
   let valid: true | { err: { code: string; msg: string; line: number; col?: number } };

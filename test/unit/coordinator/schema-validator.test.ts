@@ -142,6 +142,15 @@ describe('schema validation (validate flag)', () => {
       expect(runner.calls).to.have.length(0);
     });
 
+    it('a document declared in another encoding (UTF-7 hiding a DOCTYPE from a UTF-8 reader) never reaches xmllint', async () => {
+      const { path, schemaDir } = fakeTools();
+      const runner = new RecordingRunner();
+      const doc = '<?xml version="1.0" encoding="UTF-7"?><!-- +AC0ALQA+ADwAIQBEAE8AQwBUAFkAUABF- --><pool type="dir"><name>p</name><target><path>+ACYAZQA7-</path></target></pool>';
+      const err = await failure(validateAgainstSchema(new SchemaValidator({ runner, path, schemaDir }), { validate: true, xml: doc }, 'storagepool'));
+      expect(err.message).to.match(/names encoding 'UTF-7'/);
+      expect(runner.calls).to.have.length(0);
+    });
+
     it('without validate nothing is checked here', async () => {
       const runner = new RecordingRunner();
       await validateAgainstSchema(new SchemaValidator({ runner }), { validate: false, xml: '<not-a-pool/>' }, 'storagepool');

@@ -31,6 +31,17 @@ describe('xml safe-parse: hardened reader', () => {
     // hidden between a '<!--' in a processing instruction and a '-->' in an attribute value
     expectInvalid(() => parsePoolXml('<?pi <!-- ?><!DOCTYPE x [<!ENTITY e "boom">]><pool type="dir" a="-->"><name>x</name></pool>'), 'DOCTYPE is not allowed');
   });
+  it('refuses an XML declaration naming an encoding other than UTF-8, wherever it stands', () => {
+    // what reads as a comment here is, decoded as UTF-7 by libxml2, a DOCTYPE with an external entity
+    const utf7 = '<?xml version="1.0" encoding="UTF-7"?><!-- +AC0ALQA+ADwAIQBEAE8AQwBUAFkAUABF- -->\n' + DIR_POOL;
+    expectInvalid(() => parsePoolXml(utf7), "the XML declaration names encoding 'UTF-7'; documents are UTF-8", '(line 1)');
+    expectInvalid(() => parsePoolXml(`<?xml version='1.0' encoding='latin1'?>${DIR_POOL}`), "encoding 'latin1'");
+    expectInvalid(() => parsePoolXml(`${DIR_POOL}\n<?xml version="1.0" encoding="UTF-16"?>`), "encoding 'UTF-16'", '(line 2)');
+    // UTF-8, spelt either way, or no encoding at all: accepted
+    for (const decl of ['<?xml version="1.0" encoding="UTF-8"?>', "<?xml version='1.0' encoding='utf8'?>", '<?xml version="1.0"?>']) {
+      expect(parsePoolXml(`${decl}\n${DIR_POOL}`).name).to.equal('p');
+    }
+  });
   it('refuses an internal entity declaration (billion laughs) before expanding anything', () => {
     const lol = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><pool type="dir"><name>&lol2;</name></pool>';
     expectInvalid(() => parsePoolXml(lol), 'DOCTYPE');
