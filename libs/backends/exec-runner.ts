@@ -29,8 +29,10 @@ export class ExecRunner implements CommandRunner {
     const result = await execa(argv[0], argv.slice(1), {
       shell: false,
       reject: false,
-      extendEnv: true,
-      env: { ...this.env, ...options.env, LC_ALL: 'C' },
+      extendEnv: !options.cleanEnv,
+      env: options.cleanEnv
+        ? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...options.env, LC_ALL: 'C' }
+        : { ...this.env, ...options.env, LC_ALL: 'C' },
       timeout: timeout > 0 ? timeout : undefined,
       cancelSignal: options.signal,
       forceKillAfterDelay: 2_000,

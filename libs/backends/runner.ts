@@ -11,6 +11,8 @@ export interface RunOptions {
   okExitCodes?: number[];
   /** Extra environment; the runner passes LC_ALL=C so output is parseable. */
   env?: Record<string, string>;
+  /** Only PATH, LC_ALL=C and `env`: none of the caller's environment (tools fed untrusted input). */
+  cleanEnv?: boolean;
   /** Extra file descriptors (e.g. a secret passed as a file, never on argv). */
   cwd?: string;
 }

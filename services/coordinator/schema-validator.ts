@@ -5,18 +5,33 @@
 // Nothing is cached: the schema file and xmllint are looked up on every call, so a package
 // installed or removed while the coordinator runs is seen at once.
 import { constants } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { access } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { execRunner } from '../../libs/backends/exec-runner.js';
 import type { CommandRunner } from '../../libs/backends/runner.js';
-import { FailedPreconditionError, SchemaValidationError } from '../../libs/errors/errors.js';
+import {
+  CancelledError,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  ResourceExhaustedError,
+  SchemaValidationError,
+} from '../../libs/errors/errors.js';
 
 /** Where Debian's libvirt0 installs libvirt's schemas. */
 export const DEFAULT_SCHEMA_DIR = '/usr/share/libvirt/schemas';
 export type SchemaName = 'storagepool' | 'storagevol';
 
-/** A storage document is small: xmllint takes milliseconds; this only stops a stuck one. */
-const XMLLINT_TIMEOUT_MS = 15_000;
+/**
+ * A storage document is a few KiB and validates in milliseconds. libxml2's RELAX NG interleave
+ * check is quadratic in the number of elements, though (a 1 MiB pool of 55,000 <device/>
+ * took 10 s and 32 MB of xmllint): a validated document is held to this size, each xmllint to
+ * this time, and only so many run at once, the rest waiting in a short queue.
+ */
+export const MAX_VALIDATED_XML_BYTES = 256 * 1024;
+const XMLLINT_TIMEOUT_MS = 5_000;
+const MAX_WAITING = 32;
 /** How much of xmllint's report an error carries: its first lines, within gRPC's message limit. */
 const REPORT_LINES = 5;
 const REPORT_CHARS = 500;
@@ -35,6 +50,8 @@ export interface SchemaValidatorOptions {
   xmllint?: string;
   /** PATH to look xmllint up in (default the process's). */
   path?: string;
+  /** xmllint processes at once (default half the CPUs, at least 1). */
+  concurrency?: number;
 }
 
 export class SchemaValidator {
@@ -42,12 +59,14 @@ export class SchemaValidator {
   private readonly runner: CommandRunner;
   private readonly xmllint: string;
   private readonly path: string | undefined;
+  private readonly slots: Slots;
 
   constructor(options: SchemaValidatorOptions = {}) {
     this.schemaDir = options.schemaDir || DEFAULT_SCHEMA_DIR;
     this.runner = options.runner ?? execRunner;
     this.xmllint = options.xmllint ?? 'xmllint';
     this.path = options.path;
+    this.slots = new Slots(options.concurrency ?? Math.max(1, Math.floor(availableParallelism() / 2)), MAX_WAITING);
   }
 
   /**
@@ -55,7 +74,10 @@ export class SchemaValidator {
    * (INVALID_ARGUMENT naming `field`), or FAILED_PRECONDITION when xmllint or the schema is
    * missing here: validation is never skipped silently.
    */
-  async validate(xml: string, schema: SchemaName, field = 'xml'): Promise<void> {
+  async validate(xml: string, schema: SchemaName, field = 'xml', signal?: AbortSignal): Promise<void> {
+    if (Buffer.byteLength(xml, 'utf8') > MAX_VALIDATED_XML_BYTES) {
+      throw new InvalidArgumentError(field, `a document to validate may have at most ${MAX_VALIDATED_XML_BYTES} bytes (256 KiB); storage documents are a few KiB: send it without validate, or split it`);
+    }
     const schemaFile = join(this.schemaDir, `${schema}.rng`);
     if (!(await readable(schemaFile))) {
       throw new FailedPreconditionError(
@@ -65,14 +87,30 @@ export class SchemaValidator {
       );
     }
     const xmllint = await this.findXmllint();
-    const argv = [xmllint, '--noout', '--nonet', '--relaxng', schemaFile, '-'];
-    const result = await this.runner.run(argv, {
-      input: xml,
-      timeoutMs: XMLLINT_TIMEOUT_MS,
-      okExitCodes: [0, NOT_WELL_FORMED, INVALID, SCHEMA_BROKEN],
+    // no network, no catalogs, none of the coordinator's environment: only the document and the schema
+    const argv = [xmllint, '--noout', '--nonet', '--nocatalogs', '--relaxng', schemaFile, '-'];
+    const result = await this.slots.run(signal, async () => {
+      try {
+        return await this.runner.run(argv, {
+          input: xml,
+          timeoutMs: XMLLINT_TIMEOUT_MS,
+          okExitCodes: [0, NOT_WELL_FORMED, INVALID, SCHEMA_BROKEN],
+          cleanEnv: true,
+          ...(signal ? { signal } : {}),
+        });
+      } catch (err) {
+        if (err instanceof DeadlineExceededError) {
+          throw new ResourceExhaustedError(`${field}: the document did not validate within ${XMLLINT_TIMEOUT_MS / 1000} s (libxml2's RELAX NG check grows with the square of the elements); send fewer elements, or no validate`, { field });
+        }
+        throw err;
+      }
     });
     if (result.exitCode === 0) return;
     const report = firstLines(result.stderr);
+    if (result.exitCode === NOT_WELL_FORMED) {
+      // Cistern's reader accepted it and libxml2 did not: a parse error, not a schema verdict
+      throw new InvalidArgumentError(field, `malformed XML (libxml2): ${report}`);
+    }
     if (result.exitCode === SCHEMA_BROKEN) {
       throw new FailedPreconditionError(`cannot validate the XML: libvirt's schema ${schemaFile} does not compile: ${report}`, { schema: schemaFile });
     }
@@ -115,4 +153,48 @@ export function firstLines(stderr: string): string {
   if (text.length > REPORT_CHARS) text = `${text.slice(0, REPORT_CHARS - 1)}…`;
   else if (lines.length > REPORT_LINES) text += '\n…';
   return text;
+}
+
+/**
+ * At most `size` tasks at once, at most `maxWaiting` more waiting (then RESOURCE_EXHAUSTED at
+ * once); a waiting task whose signal aborts leaves the queue.
+ */
+export class Slots {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly size: number, private readonly maxWaiting: number) {}
+
+  async run<T>(signal: AbortSignal | undefined, task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.size) await this.wait(signal);
+    else this.running++;
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+
+  /** Resolves once a finishing task hands its slot over (running stays the same). */
+  private wait(signal: AbortSignal | undefined): Promise<void> {
+    if (this.waiting.length >= this.maxWaiting) {
+      return Promise.reject(new ResourceExhaustedError(`${this.size} XML validations are running and ${this.waiting.length} waiting; retry later`));
+    }
+    if (signal?.aborted) return Promise.reject(new CancelledError('cancelled while waiting to validate'));
+    return new Promise((resolve, reject) => {
+      const go = (): void => {
+        signal?.removeEventListener('abort', gone);
+        resolve();
+      };
+      const gone = (): void => {
+        const i = this.waiting.indexOf(go);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(new CancelledError('cancelled while waiting to validate'));
+      };
+      signal?.addEventListener('abort', gone, { once: true });
+      this.waiting.push(go);
+    });
+  }
 }

@@ -74,6 +74,7 @@ export async function validateAgainstSchema(
   validator: SchemaValidator,
   req: { validate: boolean; xml: string; definition?: unknown },
   schema: SchemaName,
+  signal?: AbortSignal,
 ): Promise<void> {
   if (!req.validate) return;
   if (req.definition && req.xml) return; // refused by the definition check: give one of them
@@ -82,7 +83,7 @@ export async function validateAgainstSchema(
   }
   checkXmlText(req.xml, 'xml');
   (await requireXml('validating XML against libvirt\'s schema')).parseXmlDocument(req.xml);
-  await validator.validate(req.xml, schema, 'xml');
+  await validator.validate(req.xml, schema, 'xml', signal);
 }
 
 /**

@@ -89,7 +89,7 @@ function requireNoSourceConflict(svc: CoordinatorServices, host: string, def: Po
 export async function definePool(svc: CoordinatorServices, ctx: CallContext, req: DefinePoolRequest): Promise<Pool> {
   const host = requireHost(req.host);
   checkRequestId(req.requestId);
-  await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagepool');
+  await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagepool', ctx.signal);
   const def = await poolDefinitionFrom(req.definition, req.xml);
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, def.type);

@@ -63,7 +63,7 @@ export async function createVolume(svc: CoordinatorServices, ctx: CallContext, r
   const ref = requirePoolName(req.parent, 'parent');
   checkRequestId(req.requestId);
   const p = requireActive(resolvePool(svc, ref));
-  await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagevol');
+  await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagevol', ctx.signal);
   const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition);
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await forward(svc, ctx, ref.host, {
@@ -84,7 +84,7 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
   }
   const p = requireActive(resolvePool(svc, ref));
   const source = resolveVolume(svc, src);
-  await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagevol');
+  await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagevol', ctx.signal);
   const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true, formatFromSource: true });
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await forward(svc, ctx, ref.host, {

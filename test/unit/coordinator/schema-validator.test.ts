@@ -6,7 +6,15 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
-import { CisternError, FailedPreconditionError, InvalidArgumentError, SchemaValidationError } from '../../../libs/errors/errors.js';
+import {
+  CancelledError,
+  CisternError,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  ResourceExhaustedError,
+  SchemaValidationError,
+} from '../../../libs/errors/errors.js';
 import { DEFAULT_SCHEMA_DIR, firstLines, SchemaValidator } from '../../../services/coordinator/schema-validator.js';
 import { validateAgainstSchema } from '../../../services/coordinator/validate.js';
 import { hasTool } from '../../support/tools.js';
@@ -92,9 +100,66 @@ describe('schema validation (validate flag)', () => {
     const runner = new RecordingRunner({ strict: true }).on([join(path, 'xmllint')], { exitCode: 0 });
     const xml = "<pool type='dir'><name>a b; $(x)</name></pool>";
     await new SchemaValidator({ schemaDir, runner, path }).validate(xml, 'storagepool');
-    expect(runner.argvs).to.deep.equal([[join(path, 'xmllint'), '--noout', '--nonet', '--relaxng', join(schemaDir, 'storagepool.rng'), '-']]);
+    expect(runner.argvs).to.deep.equal([[join(path, 'xmllint'), '--noout', '--nonet', '--nocatalogs', '--relaxng', join(schemaDir, 'storagepool.rng'), '-']]);
     expect(runner.calls[0]!.options.input).to.equal(xml);
     expect(runner.calls[0]!.options.timeoutMs).to.be.greaterThan(0);
+    // none of the coordinator's environment reaches a tool reading a client's document
+    expect(runner.calls[0]!.options.cleanEnv).to.equal(true);
+  });
+
+  it('a document over 256 KiB is refused before xmllint runs (the check is quadratic in elements)', async () => {
+    const { path, schemaDir } = fakeTools();
+    const runner = new RecordingRunner({ strict: true });
+    const big = `<pool type='logical'><name>p</name><source>${'<device path="/a"/>'.repeat(14_000)}</source></pool>`;
+    const err = await failure(new SchemaValidator({ schemaDir, runner, path }).validate(big, 'storagepool'));
+    expect(err).to.be.instanceOf(InvalidArgumentError);
+    expect(err.message).to.match(/^xml: a document to validate may have at most 262144 bytes/);
+    expect(runner.calls).to.have.length(0);
+  });
+
+  it('xmllint out of time is RESOURCE_EXHAUSTED naming the document; not well-formed for libxml2 is a parse error', async () => {
+    const { path, schemaDir } = fakeTools();
+    const xmllint = join(path, 'xmllint');
+    const slow = new RecordingRunner().on([xmllint], new DeadlineExceededError('command timed out after 5000 ms'));
+    const err = await failure(new SchemaValidator({ schemaDir, runner: slow, path }).validate('<pool/>', 'storagepool'));
+    expect(err).to.be.instanceOf(ResourceExhaustedError);
+    expect(err.message).to.match(/^xml: the document did not validate within 5 s/);
+    const malformed = new RecordingRunner().on([xmllint], { exitCode: 1, stderr: "-:1: parser error : expected '>'\n" });
+    const bad = await failure(new SchemaValidator({ schemaDir, runner: malformed, path }).validate('<pool/>', 'storagepool'));
+    expect(bad).to.be.instanceOf(InvalidArgumentError).and.not.instanceOf(SchemaValidationError);
+    expect(bad.message).to.equal("xml: malformed XML (libxml2): line 1: parser error : expected '>'");
+  });
+
+  it('runs at most `concurrency` xmllint at once, queues a few more, refuses the rest; a cancelled waiter leaves', async () => {
+    const { path, schemaDir } = fakeTools();
+    let running = 0;
+    let most = 0;
+    const release: Array<() => void> = [];
+    const runner = new RecordingRunner().on([join(path, 'xmllint')], async () => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise<void>((r) => release.push(r));
+      running--;
+      return { exitCode: 0 };
+    });
+    const validator = new SchemaValidator({ schemaDir, runner, path, concurrency: 2 });
+    const cancel = new AbortController();
+    const calls = Array.from({ length: 34 }, (_, i) => validator.validate('<pool/>', 'storagepool', 'xml', i === 2 ? cancel.signal : undefined));
+    const refused = await failure(validator.validate('<pool/>', 'storagepool'));
+    expect(refused).to.be.instanceOf(ResourceExhaustedError);
+    expect(refused.message).to.equal('2 XML validations are running and 32 waiting; retry later');
+    cancel.abort();
+    expect(await failure(calls[2]!)).to.be.instanceOf(CancelledError);
+    // let the xmllint runs finish one by one until every call has settled
+    let settled = false;
+    void Promise.allSettled(calls).then(() => (settled = true));
+    while (!settled) {
+      release.shift()?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(calls.filter((_, i) => i !== 2));
+    expect(most).to.equal(2);
+    expect(runner.calls).to.have.length(33);
   });
 
   it('without xmllint: FAILED_PRECONDITION naming the package, and nothing run', async () => {
