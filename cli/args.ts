@@ -87,7 +87,14 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
         name = name.slice(0, eq);
       }
       const spec = byName.get(name);
-      if (!spec || spec.type === 'argv') throw new UsageError(`command '${command}' doesn't support option --${name}`);
+      if (!spec) throw new UsageError(`command '${command}' doesn't support option --${name}`);
+      if (spec.type === 'argv') {
+        // virsh: `echo --string a b` names the first word; the rest follow as data
+        const word = inline ?? argv[++i];
+        if (word === undefined) throw new UsageError(`expected syntax: --${name} <string>`);
+        rest.push(word);
+        continue;
+      }
       if (spec.type === 'bool') {
         if (inline !== undefined) throw new UsageError(`invalid '=' after option --${name}`);
         // virsh's vshCmdOptAssign refuses any option given twice, a flag as a value

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { UsageError } from './errors.js';
 
 type Env = Record<string, string | undefined>;
@@ -20,7 +20,8 @@ export function editorArgv(env: Env): string[] {
 
 /** Writes `text` to a new file only the user can read (virsh's $TMPDIR/virshXXXXXX.xml). */
 export async function writeTempXml(env: Env, text: string): Promise<string> {
-  const dir = env.TMPDIR || tmpdir();
+  // absolute, so that a TMPDIR such as '-x' cannot reach the editor as an option
+  const dir = resolve(env.TMPDIR || tmpdir());
   const file = join(dir, `cisternctl${randomBytes(6).toString('hex')}.xml`);
   try {
     await writeFile(file, text, { flag: 'wx', mode: 0o600 });

@@ -120,7 +120,8 @@ export class SchemaValidator {
   private async findXmllint(): Promise<string> {
     const candidates = isAbsolute(this.xmllint)
       ? [this.xmllint]
-      : (this.path ?? process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, this.xmllint));
+      // only absolute PATH entries: '.' would make it whatever the working directory holds
+      : (this.path ?? process.env.PATH ?? '').split(delimiter).filter((dir) => isAbsolute(dir)).map((dir) => join(dir, this.xmllint));
     for (const candidate of candidates) {
       if (await executable(candidate)) return candidate;
     }

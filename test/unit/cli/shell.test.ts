@@ -23,8 +23,11 @@ describe('cli shell commands', () => {
     expect(await echo('--split', 'a,', ',b', 'x,,')).to.equal('a\n\n \nb\n x,\n');
     expect(await echo('--split', 'a,,,b')).to.equal('a,\nb\n');
     expect(await echo('--split', '')).to.equal('');
-    // after --, options are words
+    // after --, options are words; the words' option may be named, as virsh takes it
     expect(await echo('--', '--shell')).to.equal('--shell');
+    expect(await echo('--string', 'a', 'b')).to.equal('a b');
+    expect(await echo('--string=x', 'y')).to.equal('x y');
+    expect((await run(api, ['-q', 'echo', '--string'])).stderr).to.equal('error: expected syntax: --string <string>\n');
     const err = await run(api, ['echo', '--err', 'a', 'b']);
     expect([err.code, err.stdout, err.stderr]).to.deep.equal([0, '\n', 'error: a b\n']);
     expect((await run(api, ['-q', 'echo', '--err'])).stderr).to.equal('');
