@@ -142,14 +142,16 @@ async function executable(file: string): Promise<boolean> {
 
 /**
  * xmllint's report as a client reads it: its first lines, bounded, without the closing
- * '- fails to validate'; '-:5:' (stdin, line 5) said as 'line 5:'; no control characters.
+ * '- fails to validate'; '-:5:' (stdin, line 5) said as 'line 5:', and a validity error as
+ * 'line 5: ' and libxml2's message, the words libvirt shows; no control characters.
  */
 export function firstLines(stderr: string): string {
   const lines = stderr
     .split('\n')
     .map((l) => l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').trimEnd())
     .filter((l) => l !== '' && l !== '- fails to validate')
-    .map((l) => l.replace(/^-:(\d+):/, 'line $1:'));
+    // libvirt shows libxml2's message alone; the line it stands on is kept, the rest dropped
+    .map((l) => l.replace(/^-:(\d+): element [^:]*: Relax-NG validity error : /, 'line $1: ').replace(/^-:(\d+):/, 'line $1:'));
   let text = lines.slice(0, REPORT_LINES).join('\n');
   if (text.length > REPORT_CHARS) text = `${text.slice(0, REPORT_CHARS - 1)}…`;
   else if (lines.length > REPORT_LINES) text += '\n…';

@@ -70,11 +70,11 @@ describe('schema validation (validate flag)', () => {
       expect((err as InvalidArgumentError).field).to.equal('xml');
       expect(err.message).to.equal(
         `xml: XML document failed to validate against schema: Unable to validate doc against ${DEFAULT_SCHEMA_DIR}/storagepool.rng\n` +
-        'line 5: element target: Relax-NG validity error : Expecting an element path, got nothing\n' +
-        'line 5: element target: Relax-NG validity error : Invalid sequence in interleave\n' +
-        'line 5: element target: Relax-NG validity error : Element target failed to validate content\n' +
-        'line 1: element pool: Relax-NG validity error : Invalid sequence in interleave\n' +
-        'line 1: element pool: Relax-NG validity error : Element pool failed to validate content');
+        'line 5: Expecting an element path, got nothing\n' +
+        'line 5: Invalid sequence in interleave\n' +
+        'line 5: Element target failed to validate content\n' +
+        'line 1: Invalid sequence in interleave\n' +
+        'line 1: Element pool failed to validate content');
       expect(err.details.schema).to.equal(`${DEFAULT_SCHEMA_DIR}/storagepool.rng`);
     });
 
