@@ -84,8 +84,11 @@ describe('long operations, idempotency and concurrency (real processes)', functi
     // the agent stops and removes the partial file; the name is free again
     await waitFor('the partial clone to be removed', () => !existsSync(join(poolPath, 'c1.img')));
     await waitFor('the volume name to be free', async () => (await grpcCode(createVolume(ctx.stack, POOL, 'c1.img', '4096'))).code === status.OK);
+    // the create's event reaches the watcher after the create's reply: wait for it before looking
+    const createdC1 = (e: (typeof w.events)[number]): boolean => e.kind === EventKind.VOLUME_CREATED && e.volume === 'c1.img';
+    await waitFor('the create event', () => w.events.some(createdC1));
     w.cancel();
-    const created = w.events.filter((e) => e.kind === EventKind.VOLUME_CREATED && e.volume === 'c1.img');
+    const created = w.events.filter(createdC1);
     expect(created.map((e) => e.requestId)).to.deep.equal(['']); // only the create made afterwards
     expect(statSync(join(poolPath, 'c1.img')).size).to.equal(4096);
     await api.deleteVolume({ name: `${POOL}/volumes/c1.img`, requestId: '' });
