@@ -15,7 +15,7 @@ import {
   ResourceExhaustedError,
   SchemaValidationError,
 } from '../../../libs/errors/errors.js';
-import { DEFAULT_SCHEMA_DIR, firstLines, SchemaValidator } from '../../../services/coordinator/schema-validator.js';
+import { DEFAULT_SCHEMA_DIR, firstLines, SchemaValidator, Slots } from '../../../services/coordinator/schema-validator.js';
 import { validateAgainstSchema } from '../../../services/coordinator/validate.js';
 import { hasTool } from '../../support/tools.js';
 import { fixture, fixtureNames } from '../xml/helpers.js';
@@ -130,36 +130,61 @@ describe('schema validation (validate flag)', () => {
     expect(bad.message).to.equal("xml: malformed XML (libxml2): line 1: parser error : expected '>'");
   });
 
-  it('runs at most `concurrency` xmllint at once, queues a few more, refuses the rest; a cancelled waiter leaves', async () => {
+  it('runs no more xmllint at once than its concurrency: the next waits for a slot', async () => {
     const { path, schemaDir } = fakeTools();
-    let running = 0;
-    let most = 0;
     const release: Array<() => void> = [];
     const runner = new RecordingRunner().on([join(path, 'xmllint')], async () => {
-      running++;
-      most = Math.max(most, running);
       await new Promise<void>((r) => release.push(r));
-      running--;
       return { exitCode: 0 };
     });
-    const validator = new SchemaValidator({ schemaDir, runner, path, concurrency: 2 });
+    const validator = new SchemaValidator({ schemaDir, runner, path, concurrency: 1 });
+    const first = validator.validate('<pool/>', 'storagepool');
+    const second = validator.validate('<pool/>', 'storagepool');
+    const until = async (what: string, ok: () => boolean): Promise<void> => {
+      for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(ok(), what).to.equal(true);
+    };
+    await until('the first xmllint to start', () => runner.calls.length === 1);
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(runner.calls, 'the second waits').to.have.length(1);
+    release.shift()!();
+    await until('the second xmllint to start', () => runner.calls.length === 2);
+    release.shift()!();
+    await Promise.all([first, second]);
+  });
+
+  it('Slots: at most `size` at once, `maxWaiting` more in line, the rest refused; a cancelled waiter leaves', async () => {
+    const slots = new Slots(2, 3);
+    let running = 0;
+    let most = 0;
+    const gates: Array<() => void> = [];
+    const task = (): Promise<void> => new Promise<void>((resolve) => {
+      running++;
+      most = Math.max(most, running);
+      gates.push(() => {
+        running--;
+        resolve();
+      });
+    });
     const cancel = new AbortController();
-    const calls = Array.from({ length: 34 }, (_, i) => validator.validate('<pool/>', 'storagepool', 'xml', i === 2 ? cancel.signal : undefined));
-    const refused = await failure(validator.validate('<pool/>', 'storagepool'));
+    const runs = [slots.run(undefined, task), slots.run(undefined, task), slots.run(undefined, task), slots.run(cancel.signal, task), slots.run(undefined, task)];
+    expect(running).to.equal(2);
+    const refused = await failure(slots.run(undefined, task));
     expect(refused).to.be.instanceOf(ResourceExhaustedError);
-    expect(refused.message).to.equal('2 XML validations are running and 32 waiting; retry later');
+    expect(refused.message).to.equal('2 XML validations are running and 3 waiting; retry later');
     cancel.abort();
-    expect(await failure(calls[2]!)).to.be.instanceOf(CancelledError);
-    // let the xmllint runs finish one by one until every call has settled
-    let settled = false;
-    void Promise.allSettled(calls).then(() => (settled = true));
-    while (!settled) {
-      release.shift()?.();
+    expect(await failure(runs[3]!)).to.be.instanceOf(CancelledError);
+    // release one at a time: each freed slot goes to the next in line
+    while (gates.length > 0) {
+      gates.shift()!();
       await new Promise((r) => setImmediate(r));
     }
-    await Promise.all(calls.filter((_, i) => i !== 2));
+    await Promise.all([runs[0], runs[1], runs[2], runs[4]]);
     expect(most).to.equal(2);
-    expect(runner.calls).to.have.length(33);
+    // all slots free again: a new task runs at once
+    void slots.run(undefined, task);
+    expect(running).to.equal(1);
+    gates.shift()!();
   });
 
   it('without xmllint: FAILED_PRECONDITION naming the package, and nothing run', async () => {
