@@ -2,12 +2,12 @@
 // that edits the file as sed would and logs how it was run. The messages are virsh 9.0's
 // (EDITOR=script virsh -c test:///default pool-edit default-pool).
 import { expect } from 'chai';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLDocument, type DefinePoolRequest, type GetPoolXMLRequest } from '../../../libs/proto/cistern/v1/storage.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
-import { editorArgv } from '../../../cli/editor.js';
+import { editorArgv, writeTempXml } from '../../../cli/editor.js';
 import type { Terminal } from '../../../cli/command.js';
 import { FakeApi, pool, run } from './fake-api.js';
 
@@ -108,6 +108,18 @@ describe('cisternctl pool-edit', () => {
     expect(editorArgv({})).to.deep.equal(['vi']);
     expect(editorArgv({ VISUAL: '', EDITOR: ' emacs  -nw ' })).to.deep.equal(['emacs', '-nw']);
     expect(editorArgv({ VISUAL: 'nano', EDITOR: 'emacs' })).to.deep.equal(['nano']);
+  });
+
+  it('the temporary file has an absolute path even when TMPDIR is relative (never an editor option)', async () => {
+    const before = process.cwd();
+    await mkdir(join(dir, '-x'));
+    process.chdir(dir);
+    try {
+      const file = await writeTempXml({ TMPDIR: '-x' }, XML);
+      expect(file.startsWith(join(dir, '-x') + '/'), file).to.equal(true);
+    } finally {
+      process.chdir(before);
+    }
   });
 
   it('an editor that fails or cannot run is an error (libvirt\'s words); nothing is defined', async () => {

@@ -198,6 +198,21 @@ describe('schema validation (validate flag)', () => {
     expect(runner.calls).to.have.length(0);
   });
 
+  it('looks xmllint up on absolute PATH entries only: a relative one (.) is skipped', async () => {
+    const { path, schemaDir } = fakeTools();
+    const runner = new RecordingRunner();
+    const before = process.cwd();
+    process.chdir(path); // ./xmllint exists here
+    try {
+      const err = await failure(new SchemaValidator({ schemaDir, runner, path: '.' }).validate('<pool/>', 'storagepool'));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      await new SchemaValidator({ schemaDir, runner, path: `.:${path}` }).validate('<pool/>', 'storagepool');
+      expect(runner.argvs.map((a) => a[0])).to.deep.equal([join(path, 'xmllint')]);
+    } finally {
+      process.chdir(before);
+    }
+  });
+
   it('without the schema: FAILED_PRECONDITION naming the file and how to point at another directory', async () => {
     const { path } = fakeTools();
     const runner = new RecordingRunner();
