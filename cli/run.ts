@@ -44,16 +44,15 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     // virsh: one argument is a whole command line ('cmd1 a; cmd2 b'); no command at all means
     // an interactive session, its commands on stdin, a line at a time
     if (split.command !== undefined && split.rest.length === 0 && isCommandLine(split.command)) {
-      const connections = new Connections(io.api);
-      try {
-        const code = await runLine(split.command, split.globals, env, io, connections, false);
-        return code === QUIT ? 0 : code ?? 0;
-      } finally {
-        connections.close();
-      }
+      const code = await withConnections(io, (c) => runLine(split.command!, split.globals, env, io, c, false));
+      return code === QUIT ? 0 : code ?? 0;
     }
-    if (!split.command && !split.help && io.openInput) return await runSession(io.openInput(), split.globals, env, io);
-    return await execute(parseCommand(split.command, split.rest, split.help, split.globals, env), io, new Connections(io.api), false, true);
+    if (!split.command && !split.help && io.openInput) {
+      const input = io.openInput();
+      return await withConnections(io, (c) => runSession(input, split.globals, env, io, c));
+    }
+    const parsed = parseCommand(split.command, split.rest, split.help, split.globals, env);
+    return await withConnections(io, (c) => execute(parsed, io, c, false));
   } catch (err) {
     // a command line virsh could not parse (unknown command or option, missing or extra data)
     // runs nothing: only the error, no blank line
@@ -69,6 +68,16 @@ const PROMPT = 'cisternctl # ';
 const GREETING = "Welcome to cisternctl, the Cistern storage interactive terminal.\n\n" +
   "Type:  'help' for help with commands\n       'quit' to quit\n\n";
 
+/** Runs `fn` with connections opened on demand, all closed when it ends. */
+async function withConnections<T>(io: CliIo, fn: (connections: Connections) => Promise<T>): Promise<T> {
+  const connections = new Connections(io.api);
+  try {
+    return await fn(connections);
+  } finally {
+    connections.close();
+  }
+}
+
 /**
  * The interactive shell (virsh's imode): one line at a time, as it arrives, each parsed whole
  * before it runs; the commands share one connection per server, as virsh's session shares
@@ -77,9 +86,8 @@ const GREETING = "Welcome to cisternctl, the Cistern storage interactive termina
  * tells a script more), 0 after quit or exit.
  */
 async function runSession(
-  input: CommandInput, globals: ParsedOptions, env: Record<string, string | undefined>, io: CliIo,
+  input: CommandInput, globals: ParsedOptions, env: Record<string, string | undefined>, io: CliIo, connections: Connections,
 ): Promise<number> {
-  const connections = new Connections(io.api);
   let code = 0;
   try {
     if (input.prompt && !globals.bools.has('quiet')) io.stdout.write(GREETING);
@@ -101,7 +109,6 @@ async function runSession(
     return code;
   } finally {
     input.close();
-    connections.close();
   }
 }
 
@@ -150,7 +157,7 @@ async function runLine(
   let code: number | undefined;
   for (const p of parsed) {
     if (p.kind === 'quit') return QUIT;
-    code = await execute(p, io, connections, interactive, false);
+    code = await execute(p, io, connections, interactive);
   }
   return code;
 }
@@ -169,11 +176,8 @@ function parseCommand(
   return { kind: 'command', command, opts, conn: connectionOptions(opts.strings, env) };
 }
 
-/**
- * Runs a parsed command; virsh's blank line follows it, whether it failed or not. `last`: no
- * other command follows on this connection, which is then closed as soon as it is done.
- */
-async function execute(parsed: Parsed, io: CliIo, connections: Connections, interactive: boolean, last: boolean): Promise<number> {
+/** Runs a parsed command; virsh's blank line follows it, whether it failed or not. */
+async function execute(parsed: Parsed, io: CliIo, connections: Connections, interactive: boolean): Promise<number> {
   if (parsed.kind === 'quit') return 0;
   const quiet = parsed.opts.bools.has('quiet');
   let trailer = true;
@@ -213,7 +217,6 @@ async function execute(parsed: Parsed, io: CliIo, connections: Connections, inte
     return 1;
   } finally {
     if (trailer && !quiet) io.stdout.write('\n');
-    if (last) connections.close();
   }
 }
 

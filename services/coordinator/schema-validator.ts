@@ -10,8 +10,8 @@ import { access } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { execRunner } from '../../libs/backends/exec-runner.js';
 import type { CommandRunner } from '../../libs/backends/runner.js';
+import { Slots } from './slots.js';
 import {
-  CancelledError,
   DeadlineExceededError,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -66,7 +66,7 @@ export class SchemaValidator {
     this.runner = options.runner ?? execRunner;
     this.xmllint = options.xmllint ?? 'xmllint';
     this.path = options.path;
-    this.slots = new Slots(options.concurrency ?? Math.max(1, Math.floor(availableParallelism() / 2)), MAX_WAITING);
+    this.slots = new Slots(options.concurrency ?? Math.max(1, Math.floor(availableParallelism() / 2)), MAX_WAITING, 'XML validations');
   }
 
   /**
@@ -156,48 +156,4 @@ export function firstLines(stderr: string): string {
   if (text.length > REPORT_CHARS) text = `${text.slice(0, REPORT_CHARS - 1)}…`;
   else if (lines.length > REPORT_LINES) text += '\n…';
   return text;
-}
-
-/**
- * At most `size` tasks at once, at most `maxWaiting` more waiting (then RESOURCE_EXHAUSTED at
- * once); a waiting task whose signal aborts leaves the queue.
- */
-export class Slots {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(private readonly size: number, private readonly maxWaiting: number) {}
-
-  async run<T>(signal: AbortSignal | undefined, task: () => Promise<T>): Promise<T> {
-    if (this.running >= this.size) await this.wait(signal);
-    else this.running++;
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
-    }
-  }
-
-  /** Resolves once a finishing task hands its slot over (running stays the same). */
-  private wait(signal: AbortSignal | undefined): Promise<void> {
-    if (this.waiting.length >= this.maxWaiting) {
-      return Promise.reject(new ResourceExhaustedError(`${this.size} XML validations are running and ${this.waiting.length} waiting; retry later`));
-    }
-    if (signal?.aborted) return Promise.reject(new CancelledError('cancelled while waiting to validate'));
-    return new Promise((resolve, reject) => {
-      const go = (): void => {
-        signal?.removeEventListener('abort', gone);
-        resolve();
-      };
-      const gone = (): void => {
-        const i = this.waiting.indexOf(go);
-        if (i >= 0) this.waiting.splice(i, 1);
-        reject(new CancelledError('cancelled while waiting to validate'));
-      };
-      signal?.addEventListener('abort', gone, { once: true });
-      this.waiting.push(go);
-    });
-  }
 }

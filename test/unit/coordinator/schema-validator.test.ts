@@ -15,7 +15,8 @@ import {
   ResourceExhaustedError,
   SchemaValidationError,
 } from '../../../libs/errors/errors.js';
-import { DEFAULT_SCHEMA_DIR, firstLines, SchemaValidator, Slots } from '../../../services/coordinator/schema-validator.js';
+import { DEFAULT_SCHEMA_DIR, firstLines, SchemaValidator } from '../../../services/coordinator/schema-validator.js';
+import { Slots } from '../../../services/coordinator/slots.js';
 import { validateAgainstSchema } from '../../../services/coordinator/validate.js';
 import { hasTool } from '../../support/tools.js';
 import { fixture, fixtureNames } from '../xml/helpers.js';
@@ -154,7 +155,7 @@ describe('schema validation (validate flag)', () => {
   });
 
   it('Slots: at most `size` at once, `maxWaiting` more in line, the rest refused; a cancelled waiter leaves', async () => {
-    const slots = new Slots(2, 3);
+    const slots = new Slots(2, 3, 'XML validations');
     let running = 0;
     let most = 0;
     const gates: Array<() => void> = [];
