@@ -175,7 +175,7 @@ describe('long operations, idempotency and concurrency (real processes)', functi
     expect(w.events.filter((e) => e.volume === 'up-idem.img').map((e) => EventKind[e.kind])).to.deep.equal(['VOLUME_UPLOADED', 'VOLUME_DELETED']);
   });
 
-  it('a pool operation retried after its stored answer was lost is answered, not refused by the cache', async () => {
+  it('a pool operation or volume delete retried after its stored answer was lost is answered, not refused by the cache', async () => {
     const { api } = ctx.stack;
     const name = 'hosts/a/pools/retry-p';
     await api.definePool({ host: 'a', definition: dirPool('retry-p', join(scratch.path, 'retry-p')), xml: '', requestId: '', validate: false });
@@ -195,6 +195,15 @@ describe('long operations, idempotency and concurrency (real processes)', functi
       await api.stopPool({ name, requestId: 'idem-stop-p' });
       // without a request id the cache's answer stands
       await expectCode(api.stopPool({ name, requestId: '' }), status.FAILED_PRECONDITION, /not active/);
+
+      // a volume delete: the retry finds no volume in the cache, the agent's request cache answers
+      await createVolume(ctx.stack, POOL, 'idem-del-lost.img', '4096');
+      await api.deleteVolume({ name: `${POOL}/volumes/idem-del-lost.img`, requestId: 'idem-delete-lost' });
+      await forget();
+      await api.deleteVolume({ name: `${POOL}/volumes/idem-del-lost.img`, requestId: 'idem-delete-lost' });
+      await expectCode(api.deleteVolume({ name: `${POOL}/volumes/idem-del-lost.img`, requestId: '' }), status.NOT_FOUND);
+      // a fresh request id for a volume that is not there: the agent says NOT_FOUND
+      await expectCode(api.deleteVolume({ name: `${POOL}/volumes/idem-del-lost.img`, requestId: 'idem-delete-other' }), status.NOT_FOUND, /idem-del-lost.img/);
     } finally {
       await nc.close();
     }

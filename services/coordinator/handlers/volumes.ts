@@ -42,7 +42,7 @@ import { requireXml } from '../xml.js';
 /** The volume after an operation: the cache's (events applied), else the reply's. */
 function volumeAfter(svc: CoordinatorServices, host: string, pool: string, name: string, reply: AgentReply): Volume {
   const cached = svc.cache.volume(host, pool, name);
-  if (cached) return volumeView(cached, !svc.hosts.isOnline(host));
+  if (cached) return volumeView(cached, !svc.hosts.isCurrent(host));
   if (reply.result?.$case === 'volume') return reply.result.value;
   throw new NotFoundError(`storage volume '${name}' not found in pool '${pool}' on host '${host}'`);
 }
@@ -100,7 +100,9 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
 export async function deleteVolume(svc: CoordinatorServices, ctx: CallContext, req: DeleteVolumeRequest): Promise<DeleteVolumeResponse> {
   const ref = requireVolumeName(req.name);
   checkRequestId(req.requestId);
-  const { pool } = resolveVolume(svc, ref);
+  // the retry of a delete that went through finds no volume here: with a request id the agent
+  // decides (its request cache answers a retry; it says NOT_FOUND otherwise)
+  const pool = ctx.requestId ? requireActive(resolvePool(svc, ref)) : resolveVolume(svc, ref).pool;
   await forward(svc, ctx, ref.host, {
     pool: pool.definition,
     persistent: pool.pool.persistent,
