@@ -61,6 +61,16 @@ export function shownState(p: Pool): PoolState {
   return p.stale && isActive(p) ? PoolState.POOL_STATE_INACCESSIBLE : p.state;
 }
 
+/**
+ * virsh's plain pool-list says active or inactive; a pool whose state the coordinator does not
+ * know (its host has not reported since the coordinator started) is neither: 'unknown', the
+ * word virsh has for a state it cannot name.
+ */
+function plainState(p: Pool): string {
+  if (p.state === PoolState.POOL_STATE_UNSPECIFIED) return poolStateName(p.state);
+  return isActive(p) ? 'active' : 'inactive';
+}
+
 /** Sizes are shown for running and degraded pools only, as in virsh. */
 function hasSizes(p: Pool): boolean {
   const state = shownState(p);
@@ -80,7 +90,7 @@ export function renderPoolList(pools: Pool[], f: PoolListFormat): string {
   if (!f.details) {
     return renderTable(
       ['Name', 'State', 'Autostart'],
-      pools.map((p) => [f.display(p), isActive(p) ? 'active' : 'inactive', yesNo(p.autostart)]),
+      pools.map((p) => [f.display(p), plainState(p), yesNo(p.autostart)]),
       f.quiet,
     );
   }

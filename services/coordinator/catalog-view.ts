@@ -6,16 +6,23 @@ import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { CatalogRecord, FleetCache } from './cache.js';
 import type { HostEntry } from './hosts.js';
 
-export function poolView(cache: FleetCache, host: string, pool: string, stale = false): Pool | undefined {
+/**
+ * How much the cache knows of a host's runtime state: 'current' (online, synced), 'stale' (the
+ * last known: the host is offline) or 'unknown' (no full sync of it since this coordinator
+ * started: which of its pools run is not known at all).
+ */
+export type Freshness = 'current' | 'stale' | 'unknown';
+
+export function poolView(cache: FleetCache, host: string, pool: string, freshness: Freshness = 'current'): Pool | undefined {
   const cat = cache.catalogEntry(host, pool);
   const rt = cache.runtimePool(host, pool);
   if (!cat && !rt) return undefined;
-  return viewOf(host, pool, cat, rt?.pool, rt ? rt.volumeCount : 0, stale);
+  return viewOf(host, pool, cat, rt?.pool, rt ? rt.volumeCount : 0, freshness);
 }
 
 /** The last view of a pool whose definition was removed from the catalog and that has no runtime state (POOL_UNDEFINED). */
 export function undefinedPoolView(host: string, pool: string, value: CatalogPool): Pool {
-  return viewOf(host, pool, undefined, undefined, 0, false, value.definition);
+  return viewOf(host, pool, undefined, undefined, 0, 'current', value.definition);
 }
 
 /** The view of a pool from everything it shows: its catalog record, runtime state, volume count, host online. */
@@ -25,14 +32,16 @@ function viewOf(
   cat: CatalogRecord | undefined,
   live: Pool | undefined,
   volumeCount: number,
-  stale: boolean,
+  freshness: Freshness,
   definition = live?.definition ?? cat?.value.definition,
 ): Pool {
+  const stale = freshness !== 'current';
   return {
     name: poolName(host, pool),
     host,
     definition,
-    state: live ? live.state : PoolState.POOL_STATE_INACTIVE,
+    // without a sync, no running state means nothing: not 'inactive'
+    state: live ? live.state : freshness === 'unknown' ? PoolState.POOL_STATE_UNSPECIFIED : PoolState.POOL_STATE_INACTIVE,
     persistent: !!cat,
     autostart: cat?.value.autostart ?? false,
     capacity: live?.capacity ?? 0n,
@@ -50,7 +59,7 @@ interface HeldView {
   cat: CatalogRecord | undefined;
   live: Pool | undefined;
   volumeCount: number;
-  stale: boolean;
+  freshness: Freshness;
   view: Pool;
 }
 
@@ -58,7 +67,7 @@ interface HeldView {
  * The views ListPools and GetPool hand out: one frozen object per pool while nothing it
  * shows changes, so that its encoded bytes can be kept beside it (pool-list-encoding.ts).
  * A view is a function of its inputs alone (viewOf): the catalog record, the runtime pool
- * state, the volume count and whether the host is offline. A held view is returned only
+ * state, the volume count and the host's freshness. A held view is returned only
  * while all four are the same (the same objects, the same numbers) as when it was built;
  * any change builds a new one. The cache never edits those objects in place: every catalog
  * write stores a new record, every sync, event and reply a new Pool, so the held view (and
@@ -70,7 +79,7 @@ export class PoolViews {
   private count = 0;
 
   /** The pool as clients see it now, or undefined when the cache has no such pool. */
-  get(cache: FleetCache, host: string, pool: string, stale: boolean): Pool | undefined {
+  get(cache: FleetCache, host: string, pool: string, freshness: Freshness): Pool | undefined {
     const cat = cache.catalogEntry(host, pool);
     const rt = cache.runtimePool(host, pool);
     if (!cat && !rt) return undefined;
@@ -78,13 +87,13 @@ export class PoolViews {
     const volumeCount = rt ? rt.volumeCount : 0;
     let ofHost = this.held.get(host);
     const h = ofHost?.get(pool);
-    if (h && h.cat === cat && h.live === live && h.volumeCount === volumeCount && h.stale === stale) return h.view;
-    const view = viewOf(host, pool, cat, live, volumeCount, stale);
+    if (h && h.cat === cat && h.live === live && h.volumeCount === volumeCount && h.freshness === freshness) return h.view;
+    const view = viewOf(host, pool, cat, live, volumeCount, freshness);
     if (view.runtimeDevices.length === 0) view.runtimeDevices = NO_DEVICES;
     Object.freeze(view);
     if (!ofHost) this.held.set(host, (ofHost = new Map()));
     if (!h) this.count++;
-    ofHost.set(pool, { cat, live, volumeCount, stale, view });
+    ofHost.set(pool, { cat, live, volumeCount, freshness, view });
     return view;
   }
 

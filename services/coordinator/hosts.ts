@@ -532,6 +532,23 @@ export class HostRegistry {
     return this.entries.get(id)?.online ?? false;
   }
 
+  /**
+   * What the cache holds of the host is current: it is online and its full sync was applied
+   * since this coordinator started. A host recorded online by an earlier coordinator is online
+   * here at once (one grace period to heartbeat), but until its sync arrives the cache knows
+   * none of its running pools: their views are stale, not inactive.
+   */
+  isCurrent(id: string): boolean {
+    return this.freshness(id) === 'current';
+  }
+
+  /** isCurrent, and when not: whether anything of the host is known since this coordinator started. */
+  freshness(id: string): 'current' | 'stale' | 'unknown' {
+    const entry = this.entries.get(id);
+    if (!entry?.synced) return 'unknown';
+    return entry.online ? 'current' : 'stale';
+  }
+
   /** Its agent is alive: online, or heartbeating again and waiting for its full sync to be online. */
   isAlive(id: string): boolean {
     const entry = this.entries.get(id);

@@ -1,8 +1,8 @@
 // Name resolution from the cache, with the errors a user expects.
-import { FailedPreconditionError, NotFoundError, UnimplementedError } from '../../libs/errors/errors.js';
+import { FailedPreconditionError, NotFoundError, UnavailableError, UnimplementedError } from '../../libs/errors/errors.js';
 import type { PoolRef, VolumeRef } from '../../libs/api/resource-names.js';
 import { PoolType, type Pool, type PoolDefinition, type Volume } from '../../libs/proto/cistern/v1/storage.js';
-import { isActiveState, poolView, volumeView } from './catalog-view.js';
+import { isActiveState, poolView, volumeView, type Freshness } from './catalog-view.js';
 import type { CoordinatorServices } from './context.js';
 import type { HostEntry } from './hosts.js';
 import { decodeStored, type StoredVolume } from './stored-volume.js';
@@ -14,23 +14,39 @@ export interface ResolvedPool {
   definition: PoolDefinition;
   active: boolean;
   stale: boolean;
+  freshness: Freshness;
 }
 
 export function resolvePool(svc: CoordinatorServices, ref: PoolRef): ResolvedPool {
   const host = svc.hosts.requireKnown(ref.host);
-  const stale = !host.online;
-  const pool = poolView(svc.cache, ref.host, ref.pool, stale);
+  const freshness = svc.hosts.freshness(ref.host);
+  const stale = freshness !== 'current';
+  const pool = poolView(svc.cache, ref.host, ref.pool, freshness);
   if (!pool || !pool.definition) {
+    // a transient pool is known from its host's sync alone
+    if (freshness === 'unknown') {
+      throw new UnavailableError(`storage pool '${ref.pool}' is not known on host '${ref.host}': ${whyNotCurrent(host)}`, { host: ref.host, pool: ref.pool });
+    }
     throw new NotFoundError(`storage pool '${ref.pool}' not found on host '${ref.host}'`, { host: ref.host, pool: ref.pool });
   }
-  return { ref, host, pool, definition: pool.definition, active: isActiveState(pool.state), stale };
+  return { ref, host, pool, definition: pool.definition, active: isActiveState(pool.state), stale, freshness };
 }
 
 export function requireActive(p: ResolvedPool): ResolvedPool {
+  if (!p.active && p.freshness === 'unknown') {
+    // nothing known of the host yet: the pool may well be running there, 'not active' could be false
+    throw new UnavailableError(`the state of storage pool '${p.ref.pool}' is not known: ${whyNotCurrent(p.host)}`, { host: p.ref.host, pool: p.ref.pool });
+  }
   if (!p.active) {
     throw new FailedPreconditionError(`storage pool '${p.ref.pool}' is not active`, { host: p.ref.host, pool: p.ref.pool });
   }
   return p;
+}
+
+function whyNotCurrent(host: HostEntry): string {
+  const id = host.host.hostId;
+  if (!host.online) return `host '${id}' is offline (last seen ${host.host.lastSeen?.toISOString() ?? 'never'}); try again when its agent is back`;
+  return `host '${id}' has not sent its state to this coordinator yet (a coordinator that just started waits for each host's full sync); try again in a few seconds`;
 }
 
 export function requireInactive(p: ResolvedPool): ResolvedPool {

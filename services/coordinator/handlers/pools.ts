@@ -35,7 +35,7 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { poolName } from '../../../libs/api/resource-names.js';
 import { compare } from '../cache.js';
-import { inactiveDefinition, isActiveState, pendingDefinition, poolView, poolViews, undefinedPoolView } from '../catalog-view.js';
+import { inactiveDefinition, isActiveState, pendingDefinition, poolView, poolViews, undefinedPoolView, type Freshness } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
 import { sourceConflict } from '../pool-conflicts.js';
@@ -65,7 +65,7 @@ function checkBuildFlags(flags: BuildFlags | undefined, field: string): void {
 
 /** The pool as clients see it now, or (a transient pool that just stopped) the agent's last word. */
 function currentView(svc: CoordinatorServices, host: string, pool: string, fallback?: Pool): Pool {
-  const view = poolView(svc.cache, host, pool, !svc.hosts.isOnline(host));
+  const view = poolView(svc.cache, host, pool, svc.hosts.freshness(host));
   if (view) return view;
   if (fallback) return { ...fallback, name: poolName(host, pool), host, persistent: false, autostart: false };
   throw new NotFoundError(`storage pool '${pool}' not found on host '${host}'`);
@@ -253,7 +253,7 @@ export async function getPool(svc: CoordinatorServices, _ctx: CallContext, req: 
   const ref = requirePoolName(req.name);
   const p = resolvePool(svc, ref);
   // the held view: its encoded bytes are kept (server.ts serializes GetPool with serializePool)
-  return poolViews(svc.cache).get(svc.cache, ref.host, ref.pool, p.stale) ?? p.pool;
+  return poolViews(svc.cache).get(svc.cache, ref.host, ref.pool, p.freshness) ?? p.pool;
 }
 
 /** The filters of a ListPools call, normalised, as its page tokens' kind. */
@@ -287,8 +287,8 @@ export async function listPools(svc: CoordinatorServices, _ctx: CallContext, req
   const pools: Pool[] = [];
   let next = '';
   let last: readonly [string, string] | undefined;
-  let onlineHost: string | undefined;
-  let online = false;
+  let freshnessHost: string | undefined;
+  let freshness: Freshness = 'current';
   let bytes = 0;
   for (; i < keys.length; i++) {
     const key = keys[i]!;
@@ -297,11 +297,11 @@ export async function listPools(svc: CoordinatorServices, _ctx: CallContext, req
       if (h > host) break;
       continue;
     }
-    if (h !== onlineHost) {
-      onlineHost = h;
-      online = svc.hosts.isOnline(h);
+    if (h !== freshnessHost) {
+      freshnessHost = h;
+      freshness = svc.hosts.freshness(h);
     }
-    const view = views.get(svc.cache, h, name, !online);
+    const view = views.get(svc.cache, h, name, freshness);
     if (!view) continue;
     if (req.active !== undefined && isActiveState(view.state) !== req.active) continue;
     if (req.persistent !== undefined && view.persistent !== req.persistent) continue;

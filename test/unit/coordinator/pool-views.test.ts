@@ -75,7 +75,7 @@ async function checkListing(t: ReturnType<typeof setup>, req: Partial<ListPoolsR
     const res = await listPools(t.svc, t.ctx, { ...BASE, ...req, pageToken });
     const fresh = res.pools.map((p) => {
       const pool = p.name.slice(p.name.lastIndexOf('/') + 1);
-      return poolView(t.cache, p.host, pool, !t.hosts.isOnline(p.host))!;
+      return poolView(t.cache, p.host, pool, t.hosts.freshness(p.host))!;
     });
     const want = Buffer.from(ListPoolsResponse.encode({ pools: fresh, nextPageToken: res.nextPageToken }).finish());
     expect(serializeListPools(res).equals(want), 'page bytes').to.equal(true);
