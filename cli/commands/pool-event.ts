@@ -1,14 +1,41 @@
 // pool-event: follows WatchEvents. Without --loop it stops after the first event;
 // --timeout SECONDS ends the wait; --after SEQ replays the log from that sequence.
-import { Event, WatchEventsRequest, type EventKind } from '../../libs/proto/cistern/v1/storage.js';
+import { WatchEventsRequest, type Event, type EventKind } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, str } from '../args.js';
-import { JSON_OPTION, type Command } from '../command.js';
+import type { Command } from '../command.js';
 import { UsageError } from '../errors.js';
-import { EVENT_CLASSES, eventClass, eventLine, kindsOf, type EventClass } from '../format/event.js';
+import { EVENT_CLASSES, eventClass, eventDetail, eventLine, kindsOf, type EventClass } from '../format/event.js';
+import { toJson } from '../format/json.js';
+import { poolJson } from '../format/pool.js';
+import { volumeJson } from '../format/volume.js';
 import { displayPool, fleetIsMultiHost, resolvePool } from '../resolve.js';
 import { parseCount } from '../size.js';
+import { hostJson } from './host-list.js';
 
 type Outcome = 'done' | 'timeout' | 'interrupt';
+
+/**
+ * One event as --json prints it, in the conventions of the other --json commands: 64-bit
+ * values as JSON integers, lower-case words (`event` as --event names it, `detail` as the
+ * line shows it), the states as pool-info, vol-info and host-list print them.
+ */
+export function eventJson(ev: Event): Record<string, unknown> {
+  return {
+    sequence: ev.sequence,
+    event: eventClass(ev.kind) ?? 'unknown',
+    detail: eventDetail(ev.kind).toLowerCase(),
+    host: ev.host,
+    pool: ev.pool,
+    volume: ev.volume,
+    time: ev.time ? ev.time.toISOString() : null,
+    principal: ev.principal,
+    requestId: ev.requestId,
+    poolState: ev.poolState ? poolJson(ev.poolState) : null,
+    volumeState: ev.volumeState ? volumeJson(ev.volumeState) : null,
+    hostState: ev.hostState ? hostJson(ev.hostState) : null,
+    progress: ev.progress ? { operation: ev.progress.operation, done: ev.progress.done, total: ev.progress.total } : null,
+  };
+}
 
 export const poolEvent: Command = {
   name: 'pool-event',
@@ -23,7 +50,7 @@ export const poolEvent: Command = {
     { name: 'timestamp', type: 'bool', help: 'show timestamp for each printed event' },
     { name: 'after', type: 'string', named: true, metavar: 'seq', help: 'replay the event log after this sequence number first' },
     { name: 'host', type: 'string', named: true, metavar: 'host', help: 'only events of this host' },
-    JSON_OPTION,
+    { name: 'json', type: 'bool', help: 'print each event as one line of JSON' },
   ],
   async run(ctx) {
     if (flag(ctx.opts, 'list')) {
@@ -81,7 +108,7 @@ export const poolEvent: Command = {
         if (pool && (ev.host !== pool.host || ev.pool !== pool.pool)) continue;
         count++;
         if (json) {
-          ctx.print(`${JSON.stringify(Event.toJSON(ev))}\n`);
+          ctx.print(toJson(eventJson(ev), 0));
         } else {
           ctx.print(eventLine(ev, ev.pool ? displayPool(ev.host, ev.pool, multiHost) : '', stamp));
         }

@@ -42,6 +42,11 @@ export function eventClass(kind: EventKind): EventClass | undefined {
   return undefined;
 }
 
+/** The word after the colon in an event's line ('Started', 'Online'); '' for refresh and progress. */
+export function eventDetail(kind: EventKind): string {
+  return LIFECYCLE[kind] ?? VOLUME[kind] ?? HOST[kind] ?? '';
+}
+
 export function kindsOf(cls: EventClass): EventKind[] {
   return (Object.values(EventKind).filter((k) => typeof k === 'number') as EventKind[]).filter(
     (k) => eventClass(k) === cls,

@@ -2,11 +2,12 @@
 
 const MARK = '\u0000bigint:';
 
-export function toJson(value: unknown): string {
+/** `indent` 0: the whole value on one line (a stream's JSON lines). */
+export function toJson(value: unknown, indent = 2): string {
   const text = JSON.stringify(
     value,
     (_k, v: unknown) => (typeof v === 'bigint' ? `${MARK}${v.toString()}` : v),
-    2,
+    indent,
   );
   return `${text.replace(new RegExp(`"\\\\u0000bigint:(-?\\d+)"`, 'g'), '$1')}\n`;
 }

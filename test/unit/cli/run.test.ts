@@ -366,6 +366,42 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(req.pools).to.deep.equal(['hosts/a/pools/scratch']);
   });
 
+  it('pool-event --json prints one line per event in the conventions of the other --json commands', async () => {
+    const api = new FakeApi(['a']);
+    const big = 270553174016n;
+    api.events = [
+      Event.create({
+        sequence: 9007199254740993n, kind: EventKind.POOL_STARTED, host: 'a', pool: 'scratch', principal: 'alice',
+        time: new Date('2024-05-01T10:00:00.000Z'),
+        poolState: pool('a', 'scratch', { capacity: big, allocation: 5n, available: big - 5n, targetPermissions: { mode: 0o711, owner: 0n, group: 0n, label: '' } }),
+      }),
+      Event.create({ sequence: 12n, kind: EventKind.VOLUME_CREATED, host: 'a', pool: 'scratch', volume: 'v', volumeState: volume('a', 'scratch', 'v', big, 0n) }),
+      Event.create({ sequence: 13n, kind: EventKind.HOST_ONLINE, host: 'a', hostState: api.hosts[0] }),
+      Event.create({ sequence: 14n, kind: EventKind.OPERATION_PROGRESS, host: 'a', pool: 'scratch', volume: 'v', progress: { operation: 'wipe', done: 1n, total: big } }),
+    ];
+    const r = await run(api, ['pool-event', '--loop', '--timeout', '1', '--event', 'lifecycle', '--json']);
+    expect(r.code).to.equal(0);
+    // one JSON object per line, no count and no blank line after it (machine output)
+    const lines = r.stdout.split('\n');
+    expect(lines).to.have.length(2);
+    expect(lines[1]).to.equal('');
+    expect(lines[0]).to.contain('"sequence":9007199254740993,').and.contain('"capacity":270553174016,');
+    const ev = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(ev).to.deep.include({ event: 'lifecycle', detail: 'started', host: 'a', pool: 'scratch', principal: 'alice', time: '2024-05-01T10:00:00.000Z' });
+    expect(ev.poolState).to.deep.include({ name: 'scratch', host: 'a', type: 'dir', state: 'running', allocation: 5, stale: false });
+    expect(JSON.stringify(ev)).not.to.match(/POOL_|"mode"/);
+
+    const rest = await run(api, ['pool-event', '--loop', '--timeout', '1', '--event', 'volume', '--json']);
+    expect(JSON.parse(rest.stdout)).to.deep.include({ event: 'volume', detail: 'created', volume: 'v' });
+    expect(JSON.parse(rest.stdout).volumeState).to.deep.include({ name: 'v', pool: 'scratch', type: 'file', format: 'raw' });
+    const host = JSON.parse((await run(api, ['pool-event', '--event', 'host', '--json'])).stdout);
+    expect(host).to.deep.include({ event: 'host', detail: 'online', pool: '', poolState: null });
+    expect(host.hostState).to.deep.include({ name: 'a', online: true });
+    const progress = await run(api, ['pool-event', '--event', 'progress', '--json']);
+    expect(progress.stdout).to.contain('"detail":"","host":"a"').and.contain('"progress":{"operation":"wipe","done":1,"total":270553174016}');
+    expect((await run(api, ['help', 'pool-event'])).stdout).to.contain('--json           print each event as one line of JSON\n');
+  });
+
   it('pool-event is ended by an interrupt (Ctrl-C) like virsh', async () => {
     const api = new FakeApi(['a']);
     const ac = new AbortController();
