@@ -1,5 +1,6 @@
 // pool-event: follows WatchEvents. Without --loop it stops after the first event;
-// --timeout SECONDS ends the wait; --after SEQ replays the log from that sequence.
+// --timeout SECONDS ends the wait; --after SEQ first replays the stored events after SEQ
+// (--after 0: all of them, WatchEvents' from_start; its after_sequence 0 means only new ones).
 import { WatchEventsRequest, type Event, type EventKind } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, str } from '../args.js';
 import type { Command } from '../command.js';
@@ -48,7 +49,7 @@ export const poolEvent: Command = {
     { name: 'timeout', type: 'string', metavar: 'number', help: 'timeout seconds' },
     { name: 'list', type: 'bool', help: 'list valid event types' },
     { name: 'timestamp', type: 'bool', help: 'show timestamp for each printed event' },
-    { name: 'after', type: 'string', named: true, metavar: 'seq', help: 'replay the event log after this sequence number first' },
+    { name: 'after', type: 'string', named: true, metavar: 'number', help: 'first replay the stored events after this sequence number (0: all of them)' },
     { name: 'host', type: 'string', named: true, metavar: 'host', help: 'only events of this host' },
     { name: 'json', type: 'bool', help: 'print each event as one line of JSON' },
   ],
@@ -72,7 +73,7 @@ export const poolEvent: Command = {
     const timeoutMs = timeoutText !== undefined ? Number(parseCount(timeoutText, 'timeout')) * 1000 : undefined;
     if (timeoutMs === 0) throw new UsageError('timeout must be a positive number of seconds');
     const afterText = str(ctx.opts, 'after');
-    const after = afterText !== undefined ? parseCount(afterText, 'after') : 0n;
+    const after = afterText !== undefined ? parseCount(afterText, 'after') : undefined;
 
     const api = ctx.api();
     const poolText = str(ctx.opts, 'pool');
@@ -81,7 +82,8 @@ export const poolEvent: Command = {
     const multiHost = await fleetIsMultiHost(api);
     const kinds: EventKind[] = classes.flatMap(kindsOf);
     const request = WatchEventsRequest.create({
-      afterSequence: after,
+      afterSequence: after ?? 0n,
+      fromStart: after === 0n,
       hosts: host !== undefined ? [host] : [],
       pools: pool ? [pool.resource] : [],
       kinds,

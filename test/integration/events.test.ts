@@ -199,6 +199,21 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
     expect(hostOnly.stdout).to.match(/event 'host' for host b: Online/);
     expect(hostOnly.stdout.indexOf('host b: Offline')).to.be.below(hostOnly.stdout.indexOf('host b: Online'));
   });
+
+  it('cisternctl pool-event --after 0 replays from the first stored event; --json prints it with integers', async () => {
+    const hostKinds = [EventKind.HOST_ONLINE, EventKind.HOST_OFFLINE, EventKind.HOST_DELETED];
+    const stored = watch(ctx.stack.client, { fromStart: true, kinds: hostKinds });
+    await stored.ready;
+    await waitFor('the first host event', () => stored.events.length > 0);
+    stored.cancel();
+    const first = stored.events[0]!;
+    const out = await ctx.stack.cli(['pool-event', '--event', 'host', '--after', '0', '--json']);
+    expect(out.code, out.stderr).to.equal(0);
+    expect(out.stdout.split('\n')).to.have.length(2);
+    expect(out.stdout).to.contain(`{"sequence":${first.sequence},"event":"host",`);
+    expect(JSON.parse(out.stdout)).to.deep.include({ host: first.host, pool: '' });
+    expect(JSON.parse(out.stdout).hostState).to.deep.include({ name: first.host });
+  });
 });
 
 describe('event retention (coordinator --event-max-events 25)', function () {

@@ -363,7 +363,22 @@ describe('cisternctl (runCli with a fake server)', () => {
       'event loop timed out\nevents received: 2\n\n');
     const req = api.callsOf('watchEvents')[1] as WatchEventsRequest;
     expect(req.afterSequence).to.equal(4n);
+    expect(req.fromStart).to.equal(false);
     expect(req.pools).to.deep.equal(['hosts/a/pools/scratch']);
+    // without --after: only new events
+    expect(api.callsOf('watchEvents')[0]).to.deep.include({ afterSequence: 0n, fromStart: false });
+  });
+
+  it('pool-event --after 0 replays from the first stored event (after_sequence 0 alone means only new ones)', async () => {
+    const api = new FakeApi(['a']);
+    api.events = [Event.create({ sequence: 1n, kind: EventKind.HOST_ONLINE, host: 'a' })];
+    const r = await run(api, ['pool-event', '--after', '0']);
+    expect(r.stdout).to.equal("event 'host' for host a: Online\nevents received: 1\n\n");
+    expect(api.callsOf('watchEvents')[0]).to.deep.include({ afterSequence: 0n, fromStart: true });
+    const help = (await run(api, ['help', 'pool-event'])).stdout;
+    expect(help).to.contain(' [--after <number>] ').and.contain('--after <number>  first replay the stored events after this sequence number (0: all of them)\n');
+    expect((await run(api, ['pool-event', '--after'])).stderr).to.equal('error: expected syntax: --after <number>\n');
+    expect((await run(api, ['pool-event', '--after', 'x'])).stderr).to.equal("error: Numeric value 'x' for <after> option is malformed or out of range\n");
   });
 
   it('pool-event --json prints one line per event in the conventions of the other --json commands', async () => {
