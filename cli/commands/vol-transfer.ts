@@ -76,10 +76,14 @@ export const volUpload: Command = {
         $case: 'header' as const,
         value: { name: vol.name, offset, length, sparse: flag(ctx.opts, 'sparse'), requestId: '' },
       };
-      await attempt(`cannot upload to volume ${req(ctx.opts, 'vol')}`, () =>
-        ctx.api().uploadVolume(uploadMessages(fh, header, length, (d) => bar.update(d), ctx.signal)));
-      bar.update(total);
-      bar.finish();
+      try {
+        await attempt(`cannot upload to volume ${req(ctx.opts, 'vol')}`, () =>
+          ctx.api().uploadVolume(uploadMessages(fh, header, length, (d) => bar.update(d), ctx.signal)));
+        bar.update(total);
+      } finally {
+        // the bar's line ends before anything else is printed (an error, Ctrl-C's)
+        bar.finish();
+      }
     } finally {
       await fh.close();
     }
@@ -139,8 +143,8 @@ export const volDownload: Command = {
       });
       ok = true;
       bar.update(total);
-      bar.finish();
     } finally {
+      bar.finish();
       await fh.close();
       if (!ok && created) await unlink(file).catch(() => undefined);
     }

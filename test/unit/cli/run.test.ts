@@ -347,6 +347,32 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(statSync(fullDst).blocks * 512).to.be.at.least(4 << 20);
   });
 
+  it('Ctrl-C during a transfer on a terminal ends the progress line before the error', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 3n << 20n, 0n, '/p/v')];
+    const ctrlC = new AbortController();
+    api.downloadVolume = async function* () {
+      yield { data: Buffer.alloc(1 << 20), offset: 0n };
+      ctrlC.abort();
+      yield { data: Buffer.alloc(1 << 20), offset: BigInt(1 << 20) };
+    };
+    const down = await run(api, ['vol-download', 'v', join(dir, 'ctrl-c.bin'), '--pool', 'p'], { tty: true, signal: ctrlC.signal });
+    expect(down.code).to.equal(1);
+    expect(down.stderr).to.match(/^\rv: \[=+>? *\] +\d+% [^\n]*\nerror: download interrupted\n$/);
+
+    const src = join(dir, 'ctrl-c-up.bin');
+    await writeFile(src, Buffer.alloc(3 << 20));
+    const ctrlC2 = new AbortController();
+    api.uploadVolume = async (messages) => {
+      for await (const m of messages) if (m.part?.$case === 'data') ctrlC2.abort();
+      throw new Error('not reached');
+    };
+    const up = await run(api, ['vol-upload', 'v', src, '--pool', 'p'], { tty: true, signal: ctrlC2.signal });
+    expect(up.code).to.equal(1);
+    expect(up.stderr).to.match(/^\rv: \[=+>? *\] +\d+% [^\n]*\nerror: upload interrupted\n$/);
+  });
+
   it('pool-event prints one event and stops; --loop with --timeout reports the count', async () => {
     const api = new FakeApi(['a']);
     api.pools = [pool('a', 'scratch')];
