@@ -1,12 +1,13 @@
 // vol-upload and vol-download: the file streams in 1 MiB chunks; a progress bar
 // is drawn on stderr when it is a terminal.
-import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
 import {
   DownloadVolumeRequest, UploadVolumeRequest, type UploadVolumeRequest as UploadMessage,
 } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, req, str } from '../args.js';
 import type { Command } from '../command.js';
-import { attempt, UsageError } from '../errors.js';
+import { attempt, CommandError, UsageError } from '../errors.js';
+import { errnoText } from '../files.js';
 import { progressBar } from '../format/progress.js';
 import { volumeShortName } from '../format/volume.js';
 import { parseCount } from '../size.js';
@@ -23,15 +24,31 @@ const transferOptions = (direction: 'upload' | 'download') => [
   VOL_HOST_OPTION,
 ];
 
-function fileError(path: string, err: unknown): UsageError {
-  const e = err as NodeJS.ErrnoException;
-  const reason = e.code === 'ENOENT' ? 'No such file or directory' : e.code === 'EACCES' ? 'Permission denied' : e.message;
-  return new UsageError(`cannot open file '${path}': ${reason}`);
+/** virsh's line for a local file ('cannot read FILE', 'cannot create FILE'), then why in plain words. */
+function fileError(action: 'read' | 'create' | 'write', path: string, err: unknown): CommandError {
+  return new CommandError(`cannot ${action} ${path}`, new Error(errnoText(err)));
+}
+
+/** The file to upload, open; a directory is refused before anything is sent. */
+async function openSource(path: string): Promise<{ fh: FileHandle; size: bigint }> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw fileError('read', path, err);
+  }
+  const info = await fh.stat();
+  if (info.isDirectory()) {
+    await fh.close();
+    throw fileError('read', path, { code: 'EISDIR' });
+  }
+  return { fh, size: BigInt(info.size) };
 }
 
 /** Header, then the file's bytes (at most `length`, 0 = all) in CHUNK_SIZE pieces. */
 export async function* uploadMessages(
   fh: FileHandle,
+  path: string,
   header: UploadVolumeRequest['part'] & { $case: 'header' },
   length: bigint,
   onProgress: (done: bigint) => void,
@@ -44,7 +61,9 @@ export async function* uploadMessages(
     const want = length > 0n ? Math.min(CHUNK_SIZE, Number(length - done)) : CHUNK_SIZE;
     if (want <= 0) return;
     const buf = Buffer.allocUnsafe(want);
-    const { bytesRead } = await fh.read(buf, 0, want, null);
+    const { bytesRead } = await fh.read(buf, 0, want, null).catch((err: unknown) => {
+      throw fileError('read', path, err);
+    });
     if (bytesRead === 0) return;
     done += BigInt(bytesRead);
     onProgress(done);
@@ -61,16 +80,11 @@ export const volUpload: Command = {
     const file = req(ctx.opts, 'file');
     const offset = parseCount(str(ctx.opts, 'offset') ?? '0', 'offset');
     const length = parseCount(str(ctx.opts, 'length') ?? '0', 'length');
-    let fh: FileHandle;
+    // virsh's order: the volume, then the file
+    const vol = await volumeFromOptions(ctx);
+    const { fh, size } = await openSource(file);
     try {
-      fh = await open(file, 'r');
-    } catch (err) {
-      throw fileError(file, err);
-    }
-    try {
-      const size = BigInt((await stat(file)).size);
       const total = length > 0n && length < size ? length : size;
-      const vol = await volumeFromOptions(ctx);
       const bar = progressBar(ctx.stderr, `${volumeShortName(vol)}:`, total);
       const header = {
         $case: 'header' as const,
@@ -78,7 +92,7 @@ export const volUpload: Command = {
       };
       try {
         await attempt(`cannot upload to volume ${req(ctx.opts, 'vol')}`, () =>
-          ctx.api().uploadVolume(uploadMessages(fh, header, length, (d) => bar.update(d), ctx.signal)));
+          ctx.api().uploadVolume(uploadMessages(fh, file, header, length, (d) => bar.update(d), ctx.signal)));
         bar.update(total);
       } finally {
         // the bar's line ends before anything else is printed (an error, Ctrl-C's)
@@ -109,16 +123,24 @@ export const volDownload: Command = {
     try {
       fh = await open(file, 'wx', 0o666);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fileError(file, err);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fileError('create', file, err);
       created = false;
       try {
         fh = await open(file, 'w');
       } catch (err2) {
-        throw fileError(file, err2);
+        throw fileError('create', file, err2);
       }
     }
     const bar = progressBar(ctx.stderr, `${volumeShortName(vol)}:`, total);
     const sparse = flag(ctx.opts, 'sparse');
+    const writeAt = async (data: Buffer, at: number): Promise<void> => {
+      try {
+        if (sparse) await writeSparse(fh, data, at);
+        else await fh.write(data, 0, data.length, at);
+      } catch (err) {
+        throw fileError('write', file, err);
+      }
+    };
     let ok = false;
     try {
       await attempt(`cannot download from volume ${req(ctx.opts, 'vol')}`, async () => {
@@ -131,10 +153,7 @@ export const volDownload: Command = {
           const at = msg.offset >= offset && (msg.offset > 0n || written === 0n) && msg.offset - offset >= written
             ? msg.offset - offset
             : written;
-          if (msg.data.length > 0) {
-            if (sparse) await writeSparse(fh, msg.data, Number(at));
-            else await fh.write(msg.data, 0, msg.data.length, Number(at));
-          }
+          if (msg.data.length > 0) await writeAt(msg.data, Number(at));
           written = at + BigInt(msg.data.length);
           if (written > end) end = written;
           bar.update(written);

@@ -2,7 +2,7 @@
 // exit code, and what the CLI asks the server for.
 import { expect } from 'chai';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -345,6 +345,38 @@ describe('cisternctl (runCli with a fake server)', () => {
     const fullDst = join(dir, 'full.bin');
     expect((await run(api, ['vol-download', 'v', fullDst, '--pool', 'p'])).code).to.equal(0);
     expect(statSync(fullDst).blocks * 512).to.be.at.least(4 << 20);
+  });
+
+  it('vol-upload and vol-download report a local file as virsh does (cannot read / cannot create), then why in plain words', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 1n << 20n, 0n, '/p/v')];
+    // a directory to upload from fails before the upload starts
+    let uploads = 0;
+    api.uploadVolume = async () => {
+      uploads++;
+      throw new Error('not reached');
+    };
+    const fromDir = await run(api, ['vol-upload', 'v', dir, '--pool', 'p']);
+    expect(fromDir).to.deep.equal({ code: 1, stdout: '\n', stderr: `error: cannot read ${dir}\nerror: Is a directory\n` });
+    expect(uploads).to.equal(0);
+    const missing = join(dir, 'nonexistent');
+    expect((await run(api, ['vol-upload', 'v', missing, '--pool', 'p'])).stderr)
+      .to.equal(`error: cannot read ${missing}\nerror: No such file or directory\n`);
+    expect((await run(api, ['vol-download', 'v', `${dir}/`, '--pool', 'p'])).stderr)
+      .to.equal(`error: cannot create ${dir}/\nerror: Is a directory\n`);
+    expect((await run(api, ['vol-download', 'v', dir, '--pool', 'p'])).stderr)
+      .to.equal(`error: cannot create ${dir}\nerror: Is a directory\n`);
+    expect((await run(api, ['vol-download', 'v', join(missing, 'x'), '--pool', 'p'])).stderr)
+      .to.equal(`error: cannot create ${join(missing, 'x')}\nerror: No such file or directory\n`);
+    expect(uploads).to.equal(0);
+    expect(api.callsOf('downloadVolume')).to.have.length(0);
+    // a write that fails during the download (Linux's /dev/full: every write is ENOSPC)
+    if (existsSync('/dev/full')) {
+      api.downloadChunks = [{ data: Buffer.alloc(4096, 1), offset: 0n }];
+      expect((await run(api, ['vol-download', 'v', '/dev/full', '--pool', 'p'])).stderr)
+        .to.equal('error: cannot write /dev/full\nerror: No space left on device\n');
+    }
   });
 
   it('Ctrl-C during a transfer on a terminal ends the progress line before the error', async () => {
