@@ -2,7 +2,7 @@
 // (from options, like virshBuildPoolXML; sent as a structured definition).
 import {
   AdapterType, BuildFlags, CreatePoolRequest, DefinePoolRequest, PoolDefinition, PoolSource,
-  type SourceAdapter, type SourceAuth,
+  type Pool, type SourceAdapter, type SourceAuth,
 } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, req, str, type OptionSpec, type ParsedOptions } from '../args.js';
 import type { Command, CommandContext } from '../command.js';
@@ -10,7 +10,7 @@ import { attempt, UsageError } from '../errors.js';
 import { readXmlFile } from '../files.js';
 import { parsePoolType } from '../format/pool.js';
 import { poolAsXml, type PoolAsFields } from '../format/xml.js';
-import { poolShortName, resolveHost } from '../resolve.js';
+import { displayPool, fleetIsMultiHost, poolHost, poolShortName, resolveHost } from '../resolve.js';
 import { VALIDATE_OPTION } from './vol-common.js';
 
 export const HOST_OPTION: OptionSpec = {
@@ -118,6 +118,22 @@ function buildFlags(ctx: CommandContext): { build: boolean; buildFlags: BuildFla
   };
 }
 
+interface Target {
+  host: string;
+  /** the new pool's name in messages, as every other command names it: HOST/POOL on a fleet of several hosts */
+  name: (pool: Pool) => string;
+}
+
+/** --host, or the fleet's only host; asked before the call, so nothing fails after the pool is made. */
+async function targetHost(ctx: CommandContext): Promise<Target> {
+  const api = ctx.api();
+  const explicit = str(ctx.opts, 'host');
+  const host = await resolveHost(api, explicit);
+  // without --host, resolveHost found the fleet's only host
+  const multiHost = explicit !== undefined && await fleetIsMultiHost(api);
+  return { host, name: (pool) => displayPool(poolHost(pool), poolShortName(pool), multiHost) };
+}
+
 export const poolDefine: Command = {
   name: 'pool-define',
   help: 'define an inactive persistent storage pool or modify an existing persistent one from an XML file',
@@ -127,10 +143,10 @@ export const poolDefine: Command = {
     const file = req(ctx.opts, 'file');
     const xml = await readXmlFile(file);
     const api = ctx.api();
-    const host = await resolveHost(api, str(ctx.opts, 'host'));
+    const { host, name } = await targetHost(ctx);
     const pool = await attempt(`Failed to define pool from ${file}`, () =>
       api.definePool(DefinePoolRequest.create({ host, xml, validate: flag(ctx.opts, 'validate') })));
-    ctx.printExtra(`Pool ${poolShortName(pool)} defined from ${file}\n`);
+    ctx.printExtra(`Pool ${name(pool)} defined from ${file}\n`);
   },
 };
 
@@ -144,10 +160,10 @@ export const poolCreate: Command = {
     const flags = buildFlags(ctx);
     const xml = await readXmlFile(file);
     const api = ctx.api();
-    const host = await resolveHost(api, str(ctx.opts, 'host'));
+    const { host, name } = await targetHost(ctx);
     const pool = await attempt(`Failed to create pool from ${file}`, () =>
       api.createPool(CreatePoolRequest.create({ host, xml, ...flags })));
-    ctx.printExtra(`Pool ${poolShortName(pool)} created from ${file}\n`);
+    ctx.printExtra(`Pool ${name(pool)} created from ${file}\n`);
   },
 };
 
@@ -164,10 +180,10 @@ export const poolDefineAs: Command = {
     }
     const definition = poolAsDefinition(fields);
     const api = ctx.api();
-    const host = await resolveHost(api, str(ctx.opts, 'host'));
+    const { host, name } = await targetHost(ctx);
     const pool = await attempt(`Failed to define pool ${fields.name}`, () =>
       api.definePool(DefinePoolRequest.create({ host, definition })));
-    ctx.printExtra(`Pool ${poolShortName(pool)} defined\n`);
+    ctx.printExtra(`Pool ${name(pool)} defined\n`);
   },
 };
 
@@ -185,9 +201,9 @@ export const poolCreateAs: Command = {
     }
     const definition = poolAsDefinition(fields);
     const api = ctx.api();
-    const host = await resolveHost(api, str(ctx.opts, 'host'));
+    const { host, name } = await targetHost(ctx);
     const pool = await attempt(`Failed to create pool ${fields.name}`, () =>
       api.createPool(CreatePoolRequest.create({ host, definition, ...flags })));
-    ctx.printExtra(`Pool ${poolShortName(pool)} created\n`);
+    ctx.printExtra(`Pool ${name(pool)} created\n`);
   },
 };

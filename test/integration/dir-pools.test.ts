@@ -139,9 +139,9 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
     for (const host of ['a', 'b']) {
       const path = poolPath(host, 'clipool');
       const pool = `${host}/clipool`;
-      // like virsh, messages name the pool as the user typed it
+      // like virsh, messages name the pool as the user typed it; a new pool as listings name it (HOST/POOL: two hosts)
       const steps: Array<[string[], RegExp]> = [
-        [['pool-define-as', 'clipool', 'dir', '--target', path, '--host', host], /^Pool clipool defined$/m],
+        [['pool-define-as', 'clipool', 'dir', '--target', path, '--host', host], new RegExp(`^Pool ${pool} defined$`, 'm')],
         [['pool-build', pool], new RegExp(`^Pool ${pool} built$`, 'm')],
         [['pool-start', pool], new RegExp(`^Pool ${pool} started$`, 'm')],
         [['pool-autostart', pool], new RegExp(`^Pool ${pool} marked as autostarted$`, 'm')],

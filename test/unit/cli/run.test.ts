@@ -192,10 +192,24 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(r.code).to.equal(1);
     expect(r.stderr).to.equal('error: the fleet has 2 hosts (a, b); choose one with --host HOST\n');
     const ok = await run(api, ['pool-create-as', 'p', 'dir', '--target', '/p', '--host', 'b', '--build']);
-    expect(ok.stdout).to.equal('Pool p created\n\n');
+    expect(ok.stdout).to.equal('Pool b/p created\n\n');
     const req = api.callsOf('createPool')[0] as CreatePoolRequest;
     expect(req.host).to.equal('b');
     expect(req.build).to.equal(true);
+  });
+
+  it('pool-define, pool-create and their -as forms name the pool HOST/POOL on a multi-host fleet, as every other command', async () => {
+    const file = join(dir, 'named.xml');
+    await writeFile(file, "<pool type='dir'><name>fromxml</name></pool>");
+    const two = new FakeApi(['a', 'b']);
+    expect((await run(two, ['pool-define-as', 'p', 'dir', '--target', '/p', '--host', 'a'])).stdout).to.equal('Pool a/p defined\n\n');
+    expect((await run(two, ['pool-create-as', 'p', 'dir', '--target', '/p', '--host', 'b'])).stdout).to.equal('Pool b/p created\n\n');
+    expect((await run(two, ['pool-define', file, '--host', 'a'])).stdout).to.equal(`Pool a/fromxml defined from ${file}\n\n`);
+    expect((await run(two, ['pool-create', file, '--host', 'b'])).stdout).to.equal(`Pool b/fromxml created from ${file}\n\n`);
+    // one host: the bare name, as virsh and the listings print it
+    const one = new FakeApi(['a']);
+    expect((await run(one, ['pool-define-as', 'p', 'dir', '--target', '/p', '--host', 'a'])).stdout).to.equal('Pool p defined\n\n');
+    expect((await run(one, ['pool-create', file])).stdout).to.equal(`Pool fromxml created from ${file}\n\n`);
   });
 
   it('pool-define FILE sends the file\'s XML; a missing file is a clear error', async () => {
