@@ -6,7 +6,7 @@ import {
 } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, req, str, type OptionSpec, type ParsedOptions } from '../args.js';
 import type { Command, CommandContext } from '../command.js';
-import { attempt, UsageError } from '../errors.js';
+import { attempt, CommandError, UsageError } from '../errors.js';
 import { readXmlFile } from '../files.js';
 import { parsePoolType } from '../format/pool.js';
 import { poolAsXml, type PoolAsFields } from '../format/xml.js';
@@ -124,14 +124,22 @@ interface Target {
   name: (pool: Pool) => string;
 }
 
-/** --host, or the fleet's only host; asked before the call, so nothing fails after the pool is made. */
-async function targetHost(ctx: CommandContext): Promise<Target> {
+/**
+ * --host, or the fleet's only host; asked before the call, so nothing fails after the pool is
+ * made. A failure here ('the fleet has 2 hosts ...') comes under the command's context line,
+ * as every failure of the call does.
+ */
+async function targetHost(ctx: CommandContext, context: string): Promise<Target> {
   const api = ctx.api();
   const explicit = str(ctx.opts, 'host');
-  const host = await resolveHost(api, explicit);
-  // without --host, resolveHost found the fleet's only host
-  const multiHost = explicit !== undefined && await fleetIsMultiHost(api);
-  return { host, name: (pool) => displayPool(poolHost(pool), poolShortName(pool), multiHost) };
+  try {
+    const host = await resolveHost(api, explicit);
+    // without --host, resolveHost found the fleet's only host
+    const multiHost = explicit !== undefined && await fleetIsMultiHost(api);
+    return { host, name: (pool) => displayPool(poolHost(pool), poolShortName(pool), multiHost) };
+  } catch (err) {
+    throw new CommandError(context, err);
+  }
 }
 
 export const poolDefine: Command = {
@@ -143,8 +151,9 @@ export const poolDefine: Command = {
     const file = req(ctx.opts, 'file');
     const xml = await readXmlFile(file);
     const api = ctx.api();
-    const { host, name } = await targetHost(ctx);
-    const pool = await attempt(`Failed to define pool from ${file}`, () =>
+    const context = `Failed to define pool from ${file}`;
+    const { host, name } = await targetHost(ctx, context);
+    const pool = await attempt(context, () =>
       api.definePool(DefinePoolRequest.create({ host, xml, validate: flag(ctx.opts, 'validate') })));
     ctx.printExtra(`Pool ${name(pool)} defined from ${file}\n`);
   },
@@ -160,8 +169,9 @@ export const poolCreate: Command = {
     const flags = buildFlags(ctx);
     const xml = await readXmlFile(file);
     const api = ctx.api();
-    const { host, name } = await targetHost(ctx);
-    const pool = await attempt(`Failed to create pool from ${file}`, () =>
+    const context = `Failed to create pool from ${file}`;
+    const { host, name } = await targetHost(ctx, context);
+    const pool = await attempt(context, () =>
       api.createPool(CreatePoolRequest.create({ host, xml, ...flags })));
     ctx.printExtra(`Pool ${name(pool)} created from ${file}\n`);
   },
@@ -180,8 +190,9 @@ export const poolDefineAs: Command = {
     }
     const definition = poolAsDefinition(fields);
     const api = ctx.api();
-    const { host, name } = await targetHost(ctx);
-    const pool = await attempt(`Failed to define pool ${fields.name}`, () =>
+    const context = `Failed to define pool ${fields.name}`;
+    const { host, name } = await targetHost(ctx, context);
+    const pool = await attempt(context, () =>
       api.definePool(DefinePoolRequest.create({ host, definition })));
     ctx.printExtra(`Pool ${name(pool)} defined\n`);
   },
@@ -201,8 +212,9 @@ export const poolCreateAs: Command = {
     }
     const definition = poolAsDefinition(fields);
     const api = ctx.api();
-    const { host, name } = await targetHost(ctx);
-    const pool = await attempt(`Failed to create pool ${fields.name}`, () =>
+    const context = `Failed to create pool ${fields.name}`;
+    const { host, name } = await targetHost(ctx, context);
+    const pool = await attempt(context, () =>
       api.createPool(CreatePoolRequest.create({ host, definition, ...flags })));
     ctx.printExtra(`Pool ${name(pool)} created\n`);
   },

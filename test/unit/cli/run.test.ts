@@ -190,7 +190,19 @@ describe('cisternctl (runCli with a fake server)', () => {
     const api = new FakeApi(['a', 'b']);
     const r = await run(api, ['pool-define-as', 'p', 'dir', '--target', '/p']);
     expect(r.code).to.equal(1);
-    expect(r.stderr).to.equal('error: the fleet has 2 hosts (a, b); choose one with --host HOST\n');
+    // virsh's context line first, as every failure
+    expect(r.stderr).to.equal('error: Failed to define pool p\nerror: the fleet has 2 hosts (a, b); choose one with --host HOST\n');
+    expect(r.stdout).to.equal('\n');
+    expect((await run(api, ['pool-create-as', 'p', 'dir', '--target', '/p'])).stderr)
+      .to.equal('error: Failed to create pool p\nerror: the fleet has 2 hosts (a, b); choose one with --host HOST\n');
+    const file = join(dir, 'which-host.xml');
+    await writeFile(file, "<pool type='dir'><name>fromxml</name></pool>");
+    expect((await run(api, ['pool-define', file])).stderr)
+      .to.equal(`error: Failed to define pool from ${file}\nerror: the fleet has 2 hosts (a, b); choose one with --host HOST\n`);
+    expect((await run(api, ['pool-create', file])).stderr)
+      .to.equal(`error: Failed to create pool from ${file}\nerror: the fleet has 2 hosts (a, b); choose one with --host HOST\n`);
+    expect((await run(new FakeApi([]), ['pool-define-as', 'p', 'dir', '--target', '/p'])).stderr)
+      .to.equal('error: Failed to define pool p\nerror: no hosts are registered with the coordinator; start an agent first\n');
     const ok = await run(api, ['pool-create-as', 'p', 'dir', '--target', '/p', '--host', 'b', '--build']);
     expect(ok.stdout).to.equal('Pool b/p created\n\n');
     const req = api.callsOf('createPool')[0] as CreatePoolRequest;
