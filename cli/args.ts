@@ -1,7 +1,7 @@
 // virsh-style command line parsing: options are `--name value`, `--name=value` or
 // booleans `--flag`; options that take a value may also be given positionally, in
 // the order the command declares them (virsh's VSH_OT_DATA / VSH_OT_STRING rule).
-import { UsageError } from './errors.js';
+import { emptyOptionError, UsageError } from './errors.js';
 
 /** 'argv': every remaining positional argument, in order (virsh VSH_OT_ARGV); at most one per command, last. */
 export type OptionType = 'bool' | 'string' | 'argv';
@@ -16,6 +16,11 @@ export interface OptionSpec {
   named?: boolean;
   /** placeholder shown in help, e.g. <pool> */
   metavar?: string;
+  /**
+   * Names a pool, a volume or a host: an empty value is refused when the command reads it, with
+   * virsh's `Failed to get option 'pool': Option argument is empty` (vshCommandOptStringReq).
+   */
+  nonEmpty?: boolean;
 }
 
 export interface ParsedOptions {
@@ -23,6 +28,8 @@ export interface ParsedOptions {
   strings: Map<string, string>;
   /** The command's 'argv' option: the positional arguments left after its other options took theirs. */
   rest?: string[];
+  /** The options whose spec is nonEmpty: str and req refuse an empty value of theirs. */
+  nonEmpty?: Set<string>;
 }
 
 export function flag(opts: ParsedOptions, name: string): boolean {
@@ -30,12 +37,15 @@ export function flag(opts: ParsedOptions, name: string): boolean {
 }
 
 export function str(opts: ParsedOptions, name: string): string | undefined {
-  return opts.strings.get(name);
+  const v = opts.strings.get(name);
+  // at run time, as virsh reads it: the command fails (blank line on stdout), the line goes on
+  if (v === '' && opts.nonEmpty?.has(name)) throw emptyOptionError(name);
+  return v;
 }
 
 /** The value of a required option (parseCommandArgs has already checked it is there). */
 export function req(opts: ParsedOptions, name: string): string {
-  const v = opts.strings.get(name);
+  const v = str(opts, name);
   if (v === undefined) throw new UsageError(`option --${name} is required`);
   return v;
 }
@@ -121,7 +131,8 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
     .filter((spec) => spec.required && spec.type === 'string' && !strings.has(spec.name))
     .map((spec) => `command '${command}' requires <${spec.name}> option`);
   if (missing.length > 0) throw new UsageError(missing[0]!, ...missing.slice(1));
-  return takesArgv ? { bools, strings, rest } : { bools, strings };
+  const nonEmpty = new Set(specs.filter((s) => s.nonEmpty).map((s) => s.name));
+  return { bools, strings, ...(takesArgv ? { rest } : {}), ...(nonEmpty.size > 0 ? { nonEmpty } : {}) };
 }
 
 export interface GlobalSplit {
@@ -178,5 +189,6 @@ export function mergeOptions(before: ParsedOptions, after: ParsedOptions): Parse
     bools: new Set([...before.bools, ...after.bools]),
     strings: new Map([...before.strings, ...after.strings]),
     ...(after.rest ? { rest: after.rest } : {}),
+    ...(after.nonEmpty ? { nonEmpty: after.nonEmpty } : {}),
   };
 }

@@ -14,6 +14,11 @@ export class UsageError extends Error {
   }
 }
 
+/** virsh's vshCommandOptStringReq for an empty value: `Failed to get option 'pool': Option argument is empty`. */
+export function emptyOptionError(option: string): UsageError {
+  return new UsageError(`Failed to get option '${option}': Option argument is empty`);
+}
+
 /**
  * A failed operation with virsh's two-line report: the context line
  * ("Failed to start pool p") and the cause (the server's message).

@@ -1,7 +1,7 @@
 // Sizes on the command line, as virsh reads them (virScaleInteger): an integer
 // with an optional unit. No unit = bytes (or the command's default scale);
 // b/byte/bytes = 1; k/KiB = 1024, KB = 1000, and so on up to E; case-insensitive.
-import { UsageError } from './errors.js';
+import { emptyOptionError, UsageError } from './errors.js';
 
 export const MAX_SIZE = (1n << 63n) - 1n;
 
@@ -31,7 +31,7 @@ const UNITS = 'b, K, KiB, KB, M, MiB, MB, G, GiB, GB, T, TiB, TB, P, PiB, PB, E,
  */
 export function parseSize(text: string, option = 'size', defaultScale = 1n): bigint {
   // virsh: vshCommandOptStringReq refuses an empty value before the size is looked at
-  if (text === '') throw new UsageError(`Failed to get option '${option}': Option argument is empty`);
+  if (text === '') throw emptyOptionError(option);
   return parseSizeValue(text, option, defaultScale);
 }
 

@@ -13,7 +13,7 @@ export const hostDelete: Command = {
   help: 'forget a host whose agent is gone',
   description: 'Its agent must be stopped. With pools still defined on it, --force removes their definitions too. An agent started later with this host id registers it again, as a new host.',
   options: [
-    { name: 'host', type: 'string', required: true, help: 'host id (or hosts/HOST)' },
+    { name: 'host', type: 'string', required: true, nonEmpty: true, help: 'host id (or hosts/HOST)' },
     { name: 'force', type: 'bool', help: 'also remove the definitions of the pools the host still has' },
   ],
   async run(ctx) {

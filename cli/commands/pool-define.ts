@@ -14,7 +14,7 @@ import { displayPool, fleetIsMultiHost, poolHost, poolShortName, resolveHost } f
 import { VALIDATE_OPTION } from './vol-common.js';
 
 export const HOST_OPTION: OptionSpec = {
-  name: 'host', type: 'string', named: true, metavar: 'host', help: 'host id (default: the only host of the fleet)',
+  name: 'host', type: 'string', named: true, metavar: 'host', nonEmpty: true, help: 'host id (default: the only host of the fleet)',
 };
 
 const BUILD_OPTIONS: OptionSpec[] = [
@@ -51,7 +51,7 @@ const X_AS_FIELDS: Array<[string, keyof PoolAsFields, string]> = [
 ];
 
 const X_AS_OPTIONS: OptionSpec[] = [
-  { name: 'name', type: 'string', required: true, help: 'name of the pool' },
+  { name: 'name', type: 'string', required: true, nonEmpty: true, help: 'name of the pool' },
   { name: 'type', type: 'string', required: true, help: 'type of the pool' },
   { name: 'print-xml', type: 'bool', help: "print XML document, but don't define/create" },
   ...X_AS_FIELDS.map(([name, , help]): OptionSpec => ({ name, type: 'string', help })),

@@ -43,14 +43,14 @@ export const poolEvent: Command = {
   help: 'Storage Pool Events',
   description: 'List event types, or wait for storage pool events to occur\n    With no --event, every kind but progress is shown. Cistern adds the volume, host and progress kinds.',
   options: [
-    { name: 'pool', type: 'string', help: 'filter by storage pool name or uuid' },
+    { name: 'pool', type: 'string', nonEmpty: true, help: 'filter by storage pool name or uuid' },
     { name: 'event', type: 'string', help: `which event type to wait for (${EVENT_CLASSES.join(', ')})` },
     { name: 'loop', type: 'bool', help: 'loop until timeout or interrupt, rather than one-shot' },
     { name: 'timeout', type: 'string', metavar: 'number', help: 'timeout seconds' },
     { name: 'list', type: 'bool', help: 'list valid event types' },
     { name: 'timestamp', type: 'bool', help: 'show timestamp for each printed event' },
     { name: 'after', type: 'string', named: true, metavar: 'number', help: 'first replay the stored events after this sequence number (0: all of them)' },
-    { name: 'host', type: 'string', named: true, metavar: 'host', help: 'only events of this host' },
+    { name: 'host', type: 'string', named: true, metavar: 'host', nonEmpty: true, help: 'only events of this host' },
     { name: 'json', type: 'bool', help: 'print each event as one line of JSON' },
   ],
   async run(ctx) {

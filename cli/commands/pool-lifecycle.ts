@@ -11,7 +11,7 @@ import { attempt, UsageError } from '../errors.js';
 import { withProgress } from '../progress-watch.js';
 import { resolvePool, type ResolvedPool } from '../resolve.js';
 
-export const POOL_OPTION: OptionSpec = { name: 'pool', type: 'string', required: true, help: 'pool name (POOL or HOST/POOL) or uuid' };
+export const POOL_OPTION: OptionSpec = { name: 'pool', type: 'string', required: true, nonEmpty: true, help: 'pool name (POOL or HOST/POOL) or uuid' };
 
 function overwriteFlags(ctx: CommandContext): BuildFlags {
   const overwrite = flag(ctx.opts, 'overwrite');

@@ -67,7 +67,7 @@ export const poolList: Command = {
     { name: 'details', type: 'bool', help: 'display extended details for pools' },
     { name: 'uuid', type: 'bool', help: 'list UUID of active pools only' },
     { name: 'name', type: 'bool', help: 'list name of active pools only' },
-    { name: 'host', type: 'string', named: true, metavar: 'host', help: 'only pools of this host (names are then shown without the host)' },
+    { name: 'host', type: 'string', named: true, metavar: 'host', nonEmpty: true, help: 'only pools of this host (names are then shown without the host)' },
     JSON_OPTION,
   ],
   async run(ctx) {

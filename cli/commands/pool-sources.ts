@@ -64,10 +64,10 @@ export const findStoragePoolSourcesAs: Command = {
   description: 'Returns XML <sources> document.\n    Here --host is the storage host to query (as in virsh); the Cistern host that runs the query is --agent-host.',
   options: [
     { name: 'type', type: 'string', required: true, help: 'type of storage pool sources to find' },
-    { name: 'host', type: 'string', help: 'optional host to query' },
+    { name: 'host', type: 'string', nonEmpty: true, help: 'optional host to query' },
     { name: 'port', type: 'string', help: 'optional port to query' },
     { name: 'initiator', type: 'string', help: 'optional initiator IQN to use for query' },
-    { name: 'agent-host', type: 'string', named: true, metavar: 'host', help: 'Cistern host id that runs the query (default: the only host)' },
+    { name: 'agent-host', type: 'string', named: true, metavar: 'host', nonEmpty: true, help: 'Cistern host id that runs the query (default: the only host)' },
   ],
   async run(ctx) {
     const type = req(ctx.opts, 'type');

@@ -58,7 +58,7 @@ function printer(name: string, help: string, options: OptionSpec[], value: (v: V
   };
 }
 
-const KEY_OR_PATH: OptionSpec = { name: 'vol', type: 'string', required: true, help: 'volume key or path' };
+const KEY_OR_PATH: OptionSpec = { name: 'vol', type: 'string', required: true, nonEmpty: true, help: 'volume key or path' };
 
 export const volKey = printer('vol-key', 'returns the volume key for a given volume name or path',
   [VOL_OPTION, POOL_OPTIONAL, VOL_HOST_OPTION], (v) => volumeKey(v));

@@ -37,6 +37,15 @@ describe('cli argument parsing (virsh rules)', () => {
     expect(o.strings.get('capacity')).to.equal('-1M');
   });
 
+  it('an empty value of a nonEmpty option parses, and reading it is virsh\'s "Option argument is empty"', async () => {
+    const { str, req } = await import('../../../cli/args.js');
+    const specs: OptionSpec[] = [{ name: 'pool', type: 'string', required: true, nonEmpty: true, help: '' }, { name: 'target', type: 'string', help: '' }];
+    const o = parseCommandArgs('x', specs, ['', '--target', '']);
+    expect(() => req(o, 'pool')).to.throw(UsageError, "Failed to get option 'pool': Option argument is empty");
+    expect(() => str(o, 'pool')).to.throw(UsageError, "Failed to get option 'pool': Option argument is empty");
+    expect(str(o, 'target')).to.equal('');
+  });
+
   it('reports unknown options and missing required ones in virsh wording', () => {
     expect(() => parseCommandArgs('vol-resize', VOL_RESIZE, ['v', '1', '--bogus']))
       .to.throw(UsageError, "command 'vol-resize' doesn't support option --bogus");

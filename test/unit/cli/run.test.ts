@@ -224,6 +224,47 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect((await run(one, ['pool-create', file])).stdout).to.equal(`Pool fromxml created from ${file}\n\n`);
   });
 
+  it('an empty pool, volume or host name is virsh\'s "Option argument is empty" for that option, as an empty size is', async () => {
+    const api = new FakeApi(['a', 'b']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 1n << 20n, 0n, '/p/v')];
+    const file = join(dir, 'empty-host.xml');
+    await writeFile(file, "<pool type='dir'><name>fromxml</name></pool>");
+    const cases: Array<[string[], string]> = [
+      [['pool-define-as', '', 'dir', '--target', '/x', '--host', 'a'], 'name'],
+      [['pool-create-as', '', 'dir', '--target', '/x', '--host', 'a'], 'name'],
+      [['pool-define-as', '--name', '', 'dir', '--print-xml'], 'name'],
+      [['pool-define-as', 'x', 'dir', '--target', '/x', '--host', ''], 'host'],
+      [['pool-define', file, '--host', ''], 'host'],
+      [['pool-info', ''], 'pool'],
+      [['pool-start', ''], 'pool'],
+      [['pool-uuid', ''], 'pool'],
+      [['vol-list', ''], 'pool'],
+      [['vol-info', '', 'p'], 'vol'],
+      [['vol-info', 'v', ''], 'pool'],
+      [['vol-info', '/p/v', '--host', ''], 'host'],
+      [['vol-name', ''], 'vol'],
+      [['vol-delete', 'v', '--pool', ''], 'pool'],
+      [['vol-upload', '', '/nonexistent', 'p'], 'vol'],
+      [['pool-list', '--host', ''], 'host'],
+      [['pool-event', '--pool', ''], 'pool'],
+      [['pool-event', '--host', ''], 'host'],
+      [['host-delete', ''], 'host'],
+      [['pool-capabilities', '--host', ''], 'host'],
+      [['find-storage-pool-sources-as', 'netfs', '--agent-host', ''], 'agent-host'],
+      [['find-storage-pool-sources-as', 'netfs', ''], 'host'],
+    ];
+    for (const [argv, option] of cases) {
+      // the command ran and failed (virsh's blank line on stdout); nothing reached the server
+      expect(await run(api, argv), argv.join(' ')).to.deep.equal({
+        code: 1, stdout: '\n', stderr: `error: Failed to get option '${option}': Option argument is empty\n`,
+      });
+    }
+    expect(api.calls).to.deep.equal([]);
+    // an empty field of pool-define-as is still left out (the `- - - -` idiom)
+    expect((await run(api, ['pool-define-as', 'x', 'dir', '', '', '', '', '/x', '--host', 'a'])).code).to.equal(0);
+  });
+
   it('pool-define FILE sends the file\'s XML; a missing file is a clear error', async () => {
     const api = new FakeApi(['a']);
     const file = join(dir, 'pool.xml');
