@@ -135,7 +135,8 @@ export const volDownload: Command = {
     const sparse = flag(ctx.opts, 'sparse');
     const writeAt = async (data: Buffer, at: number): Promise<void> => {
       try {
-        if (sparse) await writeSparse(fh, data, at);
+        // the output file was emptied when opened: every skipped block reads as zeros
+        if (sparse) await writeSparse(fh, data, at, 0);
         else await fh.write(data, 0, data.length, at);
       } catch (err) {
         throw fileError('write', file, err);
@@ -149,7 +150,8 @@ export const volDownload: Command = {
         const stream = ctx.api().downloadVolume(DownloadVolumeRequest.create({ name: vol.name, offset, length }));
         for await (const msg of stream) {
           if (ctx.signal.aborted) throw new UsageError('download interrupted');
-          // Chunks carry their volume offset; with --sparse, blocks of zeros become holes.
+          // Chunks carry their volume offset; with --sparse, blocks of zeros become holes
+          // (the file was emptied when opened: it holds only zeros where nothing was written).
           const at = msg.offset >= offset && (msg.offset > 0n || written === 0n) && msg.offset - offset >= written
             ? msg.offset - offset
             : written;

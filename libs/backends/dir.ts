@@ -1627,10 +1627,15 @@ export class DirBackend implements StorageBackend {
   ): Promise<bigint> {
     checkSize(offset, 'offset');
     checkSize(length, 'length');
-    const { fh, path, stat: opened } = await writableVolume(ctx.pool, volume.name, fsc.O_WRONLY, 'upload into');
-    // --sparse: zeros are not written into a file (a block device is written in full)
-    const put = options.sparse && opened.isFile()
-      ? (buf: Buffer, at: number) => writeSparse(fh, buf, at)
+    // a sparse upload reads back what the file holds where the source has zeros
+    const flags = options.sparse ? fsc.O_RDWR : fsc.O_WRONLY;
+    const { fh, path, stat: opened } = await writableVolume(ctx.pool, volume.name, flags, 'upload into');
+    // --sparse: blocks of zeros the file already holds are not written (a block device is
+    // written in full); past its end at the start it holds only zeros
+    const sparse = options.sparse === true && opened.isFile();
+    const zerosFrom = Number(opened.size);
+    const put = sparse
+      ? (buf: Buffer, at: number) => writeSparse(fh, buf, at, zerosFrom)
       : (buf: Buffer, at: number) => writeFully(fh, buf, 0, buf.length, at);
     let written = 0n;
     try {
@@ -1648,8 +1653,8 @@ export class DirBackend implements StorageBackend {
         written += BigInt(buf.length);
         ctx.progress?.(written, length);
       }
-      // zeros skipped at the end still count: the file reaches at least the upload's end
-      if (options.sparse && opened.isFile() && (await fh.stat({ bigint: true })).size < offset + written) await fh.truncate(Number(offset + written));
+      // zeros left out at the end still count: the file reaches at least the upload's end
+      if (sparse && (await fh.stat({ bigint: true })).size < offset + written) await fh.truncate(Number(offset + written));
       await fh.datasync();
       return written;
     } catch (err) {

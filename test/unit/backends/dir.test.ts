@@ -4,6 +4,7 @@
 // a refused or failed request leaves nothing on disk. Files live in a temp directory.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +35,11 @@ function vol(name: string, format: string, capacity?: bigint, extra: Partial<Vol
     backingStore: undefined,
     ...rest,
   };
+}
+
+/** `data` as a stream of `size`-byte pieces. */
+async function* pieces(data: Buffer, size: number): AsyncGenerator<Buffer> {
+  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
 }
 
 async function rejects(p: Promise<unknown>): Promise<CisternError> {
@@ -357,6 +363,42 @@ describe('dir backend (recording runner)', () => {
       expect(statSync(path).blocks * 512).to.be.at.most(2 * 4096);
       await backend.uploadVol(ctx, vol('up.img', ''), 0n, 0n, chunks());
       expect(statSync(path).blocks * 512).to.be.at.least(2 << 20);
+    });
+
+    it('upload --sparse over old data writes the zeros of the source: the volume equals it (F1)', async () => {
+      const path = join(target, 'old.img');
+      writeFileSync(path, randomBytes(3 << 20));
+      // 1 MiB of data, 1 MiB of zeros the source holds as written data, 1 MiB of data
+      const source = Buffer.concat([randomBytes(1 << 20), Buffer.alloc(1 << 20), randomBytes(1 << 20)]);
+      const n = await backend.uploadVol(ctx, vol('old.img', ''), 0n, 0n, pieces(source, 512 * 1024), { sparse: true });
+      expect(n).to.equal(BigInt(source.length));
+      expect(readFileSync(path).equals(source)).to.equal(true);
+    });
+
+    it('upload --sparse at an unaligned offset: zeros over a block partly holding data, and past the end, read back as zeros', async () => {
+      const path = join(target, 'edge.img');
+      writeFileSync(path, Buffer.alloc(6000, 0xff));
+      const source = Buffer.alloc(20_000);
+      source.fill(5, 15_000, 15_010);
+      await backend.uploadVol(ctx, vol('edge.img', ''), 1000n, 0n, pieces(source, 7000), { sparse: true });
+      const back = readFileSync(path);
+      expect(back.length).to.equal(21_000);
+      expect(back.subarray(0, 1000).equals(Buffer.alloc(1000, 0xff))).to.equal(true);
+      expect(back.subarray(1000).equals(source)).to.equal(true);
+    });
+
+    it('upload --sparse into a sparse volume keeps its holes where the source has zeros', async () => {
+      const path = join(target, 'thin.img');
+      const fd = openSync(path, 'w');
+      writeSync(fd, Buffer.alloc(100, 0xee), 0, 100, 5000); // one block of data among holes
+      ftruncateSync(fd, 8 << 20);
+      closeSync(fd);
+      const source = Buffer.alloc(8 << 20);
+      source.fill(3, 4 << 20, (4 << 20) + 4096);
+      await backend.uploadVol(ctx, vol('thin.img', ''), 0n, 0n, pieces(source, 512 * 1024), { sparse: true });
+      expect(readFileSync(path).equals(source)).to.equal(true);
+      // the block of old data was overwritten with zeros, the new data block written: no more
+      expect(statSync(path).blocks * 512).to.be.at.most(2 * 4096);
     });
 
     it('a FIFO in the pool is refused at once, not waited on', async () => {
