@@ -242,8 +242,15 @@ export abstract class MountedDirBackend implements StorageBackend {
     return this.dir.wipeVol(ctx, volume, algorithm);
   }
 
-  uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
-    return this.dir.uploadVol(ctx, volume, offset, length, data);
+  uploadVol(
+    ctx: PoolContext,
+    volume: VolumeDefinition,
+    offset: bigint,
+    length: bigint,
+    data: AsyncIterable<Buffer>,
+    options?: { sparse?: boolean },
+  ): Promise<bigint> {
+    return this.dir.uploadVol(ctx, volume, offset, length, data, options);
   }
 
   downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {

@@ -5,7 +5,7 @@
 // The "device" is a regular file in a temp directory (it exists; matched by path, or
 // through the backing file of the loop device mount attaches for it, in a sysfs fixture).
 import { expect } from 'chai';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsBackend, mkfsArgv } from '../../../libs/backends/fs.js';
@@ -374,6 +374,17 @@ describe('fs backend (recording runner)', () => {
       await backend.deleteVol!(ctx, v);
       expect((await backend.refreshPool(ctx)).volumes).to.deep.equal([]);
       expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('an upload with --sparse stays sparse: the flag reaches the dir pool\'s upload', async () => {
+      const v = await backend.createVol!(ctx, rawVol('thin.img', 0n));
+      await backend.buildVol!(ctx, v, { preallocMetadata: false });
+      const data = Buffer.alloc(1 << 20);
+      data.fill(7, 0, 4096);
+      await backend.uploadVol!(ctx, v, 0n, 0n, (async function* () { yield data; })(), { sparse: true });
+      const path = join(target, 'thin.img');
+      expect(readFileSync(path).equals(data)).to.equal(true);
+      expect(statSync(path).blocks * 512).to.be.at.most(2 * 4096);
     });
 
     it('delete removes the target directory', async () => {
