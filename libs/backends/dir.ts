@@ -150,6 +150,9 @@ function commandError(err: unknown): CisternError {
   return asCisternError(err);
 }
 
+/** File positions are JS numbers: beyond this one they would not be exact. */
+const MAX_POSITION = BigInt(Number.MAX_SAFE_INTEGER);
+
 function checkAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new CancelledError(`${what} cancelled`);
 }
@@ -1616,7 +1619,12 @@ export class DirBackend implements StorageBackend {
     }
   }
 
-  /** Writes the stream at `offset`, at most `length` bytes (0 = all of it); returns bytes written. */
+  /**
+   * Writes the stream at `offset`, at most `length` bytes (0 = all of it); returns bytes
+   * written. As libvirt (virStorageBackendVolUploadLocal), a file is written where it is told,
+   * past its end too (it grows), whatever its format; a block device cannot grow, so nothing
+   * is written past its end.
+   */
   async uploadVol(
     ctx: PoolContext,
     volume: VolumeDefinition,
@@ -1630,6 +1638,7 @@ export class DirBackend implements StorageBackend {
     // a sparse upload reads back what the file holds where the source has zeros
     const flags = options.sparse ? fsc.O_RDWR : fsc.O_WRONLY;
     const { fh, path, stat: opened } = await writableVolume(ctx.pool, volume.name, flags, 'upload into');
+    const deviceEnd = opened.isBlockDevice() ? blockDeviceSize(opened) : undefined;
     // --sparse: blocks of zeros the file already holds are not written (a block device is
     // written in full); past its end at the start it holds only zeros
     const sparse = options.sparse === true && opened.isFile();
@@ -1639,22 +1648,25 @@ export class DirBackend implements StorageBackend {
       : (buf: Buffer, at: number) => writeFully(fh, buf, 0, buf.length, at);
     let written = 0n;
     try {
+      if (deviceEnd !== undefined && offset > deviceEnd) {
+        throw new InvalidArgumentError('offset', `offset ${offset} is past the end of the device (${deviceEnd} bytes)`);
+      }
       for await (const chunk of data) {
         checkAborted(ctx.signal, 'upload');
-        let buf = chunk;
-        if (length > 0n && written + BigInt(buf.length) > length) {
-          buf = buf.subarray(0, Number(length - written));
-          await put(buf, Number(offset + written));
-          written += BigInt(buf.length);
-          throw new InvalidArgumentError('length', `the stream carries more than the announced ${length} bytes; ${written} were written`);
+        const over = length > 0n && written + BigInt(chunk.length) > length;
+        const buf = over ? chunk.subarray(0, Number(length - written)) : chunk;
+        const end = offset + written + BigInt(buf.length);
+        if (end > MAX_POSITION) throw new InvalidArgumentError('offset', `the upload would pass ${MAX_POSITION} bytes, the largest offset written to exactly`);
+        if (deviceEnd !== undefined && end > deviceEnd) {
+          throw new InvalidArgumentError('length', `the stream is longer than the device: ${deviceEnd - offset} bytes fit from offset ${offset}`);
         }
-        if (offset + written + BigInt(buf.length) > MAX_SIZE) throw new InvalidArgumentError('offset', 'the upload would pass the largest allowed size');
         await put(buf, Number(offset + written));
         written += BigInt(buf.length);
+        if (over) throw new InvalidArgumentError('length', `the stream carries more than the announced ${length} bytes; ${written} were written`);
         ctx.progress?.(written, length);
       }
       // zeros left out at the end still count: the file reaches at least the upload's end
-      if (sparse && (await fh.stat({ bigint: true })).size < offset + written) await fh.truncate(Number(offset + written));
+      if (sparse && written > 0n && (await fh.stat({ bigint: true })).size < offset + written) await fh.truncate(Number(offset + written));
       await fh.datasync();
       return written;
     } catch (err) {
@@ -1679,8 +1691,8 @@ export class DirBackend implements StorageBackend {
     try {
       const st = await fh.stat({ bigint: true });
       if (st.isDirectory()) throw new FailedPreconditionError(`cannot download directory volume '${printable(volume.name)}'`);
-      const size = st.isBlockDevice() ? await blockDeviceSize(st) : st.size;
-      if (offset > size) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of the volume (${size} bytes)`);
+      const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
+      // from the end on (or past it) there is nothing to read: an empty download, as libvirt's
       const end = length > 0n && offset + length < size ? offset + length : size;
       let pos = offset;
       while (pos < end) {

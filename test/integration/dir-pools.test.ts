@@ -313,6 +313,31 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       expect(wiped.every((b) => b === 0)).to.equal(true);
     });
 
+    it('uploads past the end of a raw and a qcow2 file as libvirt does (the file grows); a download from past the end is empty', async () => {
+      const api = ctx.stack.api;
+      const data = randomBytes(4096);
+      await api.createVolume({ parent, definition: volume('tail.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '', validate: false });
+      expect(await upload(ctx.stack, volName('tail.img'), data, 8n * MiB)).to.equal(4096n);
+      const raw = await api.getVolume({ name: volName('tail.img') });
+      expect(raw.definition!.capacity).to.equal(8n * MiB + 4096n);
+      expect(sha(await download(ctx.stack, volName('tail.img'), 8n * MiB))).to.equal(sha(data));
+      expect((await download(ctx.stack, volName('tail.img'), 8n * MiB + 4096n)).length).to.equal(0);
+      expect((await download(ctx.stack, volName('tail.img'), 100n * MiB, 10n)).length).to.equal(0);
+
+      // the bytes go into the qcow2 file as they are, past its virtual size (capacity) too;
+      // its header is untouched, so the capacity stays
+      const q = await api.createVolume({ parent, definition: volume('tail.qcow2', MiB, 'qcow2'), xml: '', preallocMetadata: false, requestId: '', validate: false });
+      expect(await upload(ctx.stack, volName('tail.qcow2'), data, 2n * MiB)).to.equal(4096n);
+      const path = q.definition!.target!.path;
+      expect(statSync(path).size).to.equal(2 * 1024 * 1024 + 4096);
+      const info = await qemuInfo(path);
+      expect([info.format, info['virtual-size']]).to.deep.equal(['qcow2', 1024 * 1024]);
+      const after = await api.getVolume({ name: volName('tail.qcow2') });
+      expect(after.definition!.capacity).to.equal(MiB);
+      expect(after.definition!.physical).to.equal(2n * MiB + 4096n);
+      for (const v of ['tail.img', 'tail.qcow2']) await api.deleteVolume({ name: volName(v), requestId: '' });
+    });
+
     it('finds a file dropped into the pool directory by hand after pool-refresh', async () => {
       const api = ctx.stack.api;
       const path = join(poolPath('a', 'vols'), 'by-hand.qcow2');

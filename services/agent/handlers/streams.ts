@@ -30,10 +30,10 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
   requireOperation(backend, 'uploadVol', 'uploading to a volume');
   const vol = pool.volumes.get(op.volume);
   if (!vol) throw volumeNotFound(op.volume);
+  // no check of the offset against the capacity (libvirt has none): a file volume grows when
+  // written past its end, whatever its format; the backends refuse to write past the end of
+  // a block device
   const capacity = vol.definition.capacity ?? 0n;
-  if (op.offset > capacity) {
-    throw new InvalidArgumentError('offset', `offset ${op.offset} is beyond the volume's capacity of ${capacity} bytes`);
-  }
   const actor = actorOf(request);
   const release = ctx.locks.acquireVolume(def.name, op.volume, 'upload');
   try {
@@ -43,7 +43,7 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
         // the backend reports progress (bytes written of length) through pc.progress; an
         // upload "to the end of the stream" (length 0) counts against the rest of the volume
         const report = pc.progress;
-        const rest = capacity - op.offset;
+        const rest = capacity > op.offset ? capacity - op.offset : 0n;
         if (report && op.length === 0n) pc.progress = (done, total) => report(done, total > 0n ? total : done > rest ? done : rest);
         let bytesWritten: bigint;
         try {
@@ -76,12 +76,11 @@ export async function downloadBegin(ctx: AgentContext, request: AgentRequest, op
   requireOperation(backend, 'downloadVol', 'downloading a volume');
   const vol = pool.volumes.get(op.volume);
   if (!vol) throw volumeNotFound(op.volume);
+  // from the end on the download is empty, as libvirt's (the backend reads the volume as it
+  // is: past the end known here it finds what was written there since the last re-read)
   const size = vol.definition.physical ?? vol.definition.capacity ?? 0n;
-  if (op.offset > size) {
-    throw new InvalidArgumentError('offset', `offset ${op.offset} is beyond the end of the volume (${size} bytes)`);
-  }
-  const rest = size - op.offset;
-  const length = op.length > 0n && op.length < rest ? op.length : rest;
+  const rest = size > op.offset ? size - op.offset : 0n;
+  const length = op.length > 0n && (rest === 0n || op.length < rest) ? op.length : rest;
   const actor = actorOf(request);
   const release = ctx.locks.acquireVolume(def.name, op.volume, 'download', 'shared');
   try {

@@ -15,6 +15,7 @@ import '../../../libs/backends/index.js';
 import type { CreateVolOptions, PoolContext } from '../../../libs/backends/backend.js';
 import { CommandFailedError, type CisternError } from '../../../libs/errors/errors.js';
 import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { attachLoop, loopDevicesAvailable } from '../../support/loop.js';
 
 const MiB = 1024n * 1024n;
 
@@ -416,6 +417,59 @@ describe('dir backend (recording runner)', () => {
       const err = await rejects(backend.wipeVol(ctx, vol('z.img', ''), WipeAlgorithm.WIPE_ALGORITHM_TRIM));
       expect(err.code).to.equal('UNIMPLEMENTED');
       expect(runner.calls).to.have.length(0);
+    });
+  });
+
+  describe('upload and download past the end (libvirt checks no offset)', () => {
+    const collect = async (it: AsyncIterable<Buffer>): Promise<Buffer> => {
+      const parts: Buffer[] = [];
+      for await (const p of it) parts.push(p);
+      return Buffer.concat(parts);
+    };
+
+    it('an upload past the end of a file grows it, zeros in between; an empty one changes nothing', async () => {
+      const path = join(target, 'grow.img');
+      writeFileSync(path, Buffer.alloc(8192, 1));
+      const data = randomBytes(100);
+      expect(await backend.uploadVol(ctx, vol('grow.img', ''), MiB, 0n, pieces(data, 64))).to.equal(100n);
+      const back = readFileSync(path);
+      expect(back.length).to.equal(Number(MiB) + 100);
+      expect(back.subarray(8192, Number(MiB)).equals(Buffer.alloc(Number(MiB) - 8192))).to.equal(true);
+      expect(back.subarray(Number(MiB)).equals(data)).to.equal(true);
+      for (const sparse of [false, true]) {
+        await backend.uploadVol(ctx, vol('grow.img', ''), 4n * MiB, 0n, pieces(Buffer.alloc(0), 1), { sparse });
+        expect(statSync(path).size).to.equal(Number(MiB) + 100);
+      }
+    });
+
+    it('a download from the end or past it is empty, not an error', async () => {
+      writeFileSync(join(target, 'short.img'), Buffer.alloc(8192, 1));
+      for (const [offset, length] of [[8192n, 0n], [8192n, 10n], [1n << 40n, 0n]] as const) {
+        expect((await collect(backend.downloadVol(ctx, vol('short.img', ''), offset, length))).length, `offset ${offset}`).to.equal(0);
+      }
+      expect((await collect(backend.downloadVol(ctx, vol('short.img', ''), 8000n, 0n))).length).to.equal(192);
+    });
+
+    it('a block device in the pool is not written past its end', async function () {
+      if (!loopDevicesAvailable()) this.skip();
+      const loop = attachLoop(1 << 20, 'dir-blk');
+      try {
+        const rdev = statSync(loop.device).rdev;
+        const node = join(target, 'blk');
+        execFileSync('mknod', [node, 'b', String((rdev >> 8) & 0xfff), String((rdev & 0xff) | ((rdev >> 12) & 0xfff00))]);
+        const past = await rejects(backend.uploadVol(ctx, vol('blk', ''), (1n << 20n) + 1n, 0n, pieces(Buffer.alloc(10, 2), 10)));
+        expect(past.code).to.equal('INVALID_ARGUMENT');
+        const over = await rejects(backend.uploadVol(ctx, vol('blk', ''), (1n << 20n) - 4096n, 0n, pieces(Buffer.alloc(8192, 2), 4096)));
+        expect(over.code).to.equal('INVALID_ARGUMENT');
+        expect(over.message).to.contain('longer than the device');
+        // what fits was written, nothing past the end
+        const back = readFileSync(loop.file);
+        expect(back.length).to.equal(1 << 20);
+        expect(back.subarray((1 << 20) - 4096).equals(Buffer.alloc(4096, 2))).to.equal(true);
+        expect((await collect(backend.downloadVol(ctx, vol('blk', ''), 2n << 20n, 0n))).length).to.equal(0);
+      } finally {
+        await loop.detach();
+      }
     });
   });
 
