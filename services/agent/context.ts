@@ -31,6 +31,8 @@ export interface AgentContext {
   requestSync?: (reason: string) => void;
   /** In-flight creates and clones under the agent's root (absent in unit tests). */
   journal?: CreateJournal;
+  /** How long an upload's answer waits for the pool refresh after it (default: half the stream idle timeout). */
+  uploadRefreshWaitMs?: number;
 }
 
 const requestSignals = new WeakMap<AgentRequest, AbortSignal>();

@@ -181,7 +181,9 @@ describe('agent process (real nats-server)', function () {
     expect(result.bytesWritten).to.equal(BigInt(data.length));
     expect(result.eventSequence > 0n, 'result.eventSequence > 0n').to.equal(true);
     const uploaded = await waitForEvent('VOLUME_UPLOADED', (e) => e.kind === EventKind.VOLUME_UPLOADED && e.volume === 'blob');
-    expect(uploaded.sequence).to.equal(result.eventSequence);
+    // then the pool's refresh (libvirt refreshes the pool after an upload): the answer covers it
+    const refreshed = await waitForEvent('POOL_REFRESHED', (e) => e.kind === EventKind.POOL_REFRESHED && e.sequence > uploaded.sequence);
+    expect(refreshed.sequence).to.equal(result.eventSequence);
 
     const down = AgentRequest.fromPartial({ principal: 'tester', pool: def });
     down.op = { $case: 'downloadBegin', value: { volume: 'blob', offset: 0n, length: 0n, deliverSubject: '', window: 0 } };

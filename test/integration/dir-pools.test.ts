@@ -3,11 +3,12 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import {
+  EventKind,
   PoolState,
   PoolType,
   WipeAlgorithm,
@@ -15,7 +16,8 @@ import {
   type Volume,
   type VolumeDefinition,
 } from '../../libs/proto/cistern/v1/storage.js';
-import { download, upload, useStack } from '../support/index.js';
+import { download, upload, useStack, waitFor } from '../support/index.js';
+import { watch } from './reliability-helpers.js';
 
 const run = promisify(execFile);
 const MiB = 1024n * 1024n;
@@ -354,6 +356,44 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       expect(byPath.name).to.equal(volName('by-hand.qcow2'));
       const xml = await api.getVolumeXml({ name: volName('by-hand.qcow2') });
       expect(xml.xml).to.contain("<format type='qcow2'/>").and.to.contain(`<path>${path}</path>`);
+    });
+
+    it('refreshes the whole pool after an upload, as libvirt does: VOLUME_UPLOADED, then POOL_REFRESHED', async () => {
+      await ctx.stack.api.createVolume({ parent, definition: volume('up-ev.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '', validate: false });
+      const w = watch(ctx.stack.client, { pools: [parent] });
+      await w.ready;
+      await upload(ctx.stack, volName('up-ev.img'), randomBytes(65536));
+      await waitFor('POOL_REFRESHED', () => w.events.some((e) => e.kind === EventKind.POOL_REFRESHED) || w.failure());
+      w.cancel();
+      expect(w.failure()).to.equal(undefined);
+      // between them only what the refresh found changed (none here, unless earlier tests left some)
+      const kinds = w.events
+        .filter((e) => e.kind !== EventKind.OPERATION_PROGRESS && e.kind !== EventKind.VOLUME_CHANGED)
+        .map((e) => [EventKind[e.kind], e.volume]);
+      expect(kinds).to.deep.equal([
+        ['VOLUME_UPLOADED', 'up-ev.img'],
+        ['POOL_REFRESHED', ''],
+      ]);
+      const refreshed = w.events.find((e) => e.kind === EventKind.POOL_REFRESHED)!;
+      expect(refreshed.poolState?.definition?.name).to.equal('vols');
+      expect(refreshed.poolState?.state).to.equal(PoolState.POOL_STATE_RUNNING);
+      await ctx.stack.api.deleteVolume({ name: volName('up-ev.img'), requestId: '' });
+    });
+
+    it('shows a file dropped into the pool directory by hand once an upload to another volume has ended', async () => {
+      const api = ctx.stack.api;
+      await api.createVolume({ parent, definition: volume('up-any.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '', validate: false });
+      const dropped = join(poolPath('a', 'vols'), 'dropped.raw');
+      writeFileSync(dropped, Buffer.alloc(12288, 1));
+      await expectCode(api.getVolume({ name: volName('dropped.raw') }), status.NOT_FOUND);
+      await upload(ctx.stack, volName('up-any.img'), randomBytes(4096));
+      // the upload's answer comes after its refresh: the pool is re-read by then
+      const found = await api.getVolume({ name: volName('dropped.raw') });
+      expect(found.definition!.capacity).to.equal(12288n);
+      expect(found.definition!.key).to.equal(dropped);
+      const listed = await api.listVolumes({ parent, pageSize: 0, pageToken: '' });
+      expect(listed.volumes.map((v) => v.name)).to.include(volName('dropped.raw'));
+      for (const v of ['up-any.img', 'dropped.raw']) await api.deleteVolume({ name: volName(v), requestId: '' });
     });
   });
 

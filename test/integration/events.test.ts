@@ -115,6 +115,7 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
       'VOLUME_RESIZED',
       'VOLUME_WIPED',
       'VOLUME_UPLOADED',
+      'POOL_REFRESHED', // the refresh after the upload, as libvirt's
       'POOL_REFRESHED',
       'VOLUME_DELETED',
       'VOLUME_DELETED',

@@ -275,8 +275,7 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
       await flushEvents(ctx);
       throw err;
     }
-    const diff = await publishScan(ctx, entry, scan, actor);
-    ctx.events.publish(poolEvent(EventKind.POOL_REFRESHED, ctx.host, ctx.state.poolMessage(entry), actor));
+    const diff = await publishRefresh(ctx, entry, scan, actor);
     ctx.log.info('pool refreshed', {
       pool: def.name,
       volumes: entry.volumes.size,
@@ -286,6 +285,37 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
     });
     return activeReply(ctx, entry, await flushEvents(ctx));
   });
+}
+
+/** A refresh's scan taken in: the volume events publishScan sends, then POOL_REFRESHED. */
+async function publishRefresh(ctx: AgentContext, entry: PoolEntry, scan: RefreshResult, actor: Actor): Promise<ReturnType<typeof applyRefresh>> {
+  const diff = await publishScan(ctx, entry, scan, actor);
+  ctx.events.publish(poolEvent(EventKind.POOL_REFRESHED, ctx.host, ctx.state.poolMessage(entry), actor));
+  return diff;
+}
+
+/**
+ * The refresh libvirt runs once an upload's stream has closed (virStorageVolPoolRefreshThread):
+ * the whole pool re-read as RefreshPool does it, in the pool's turn, beside volume work (busy
+ * volumes are skipped), then POOL_REFRESHED. Call it holding no volume lock of the pool, or
+ * that volume's scan is skipped. A failure is logged and changes nothing (libvirt only logs
+ * it): the upload has succeeded, and unlike a failed RefreshPool it does not stop the pool.
+ * Returns the sequence of the last event stored, 0 when there was nothing to refresh.
+ */
+export async function refreshAfterUpload(ctx: AgentContext, pool: string, actor: Actor): Promise<bigint> {
+  try {
+    return await ctx.locks.withPool(pool, 'refresh', async () => {
+      const entry = ctx.state.getPool(pool);
+      if (!entry) return 0n; // stopped since the upload: nothing to refresh
+      const scan = await backendFor(ctx, entry.definition.type).refreshPool(poolContext(ctx, entry.definition, actor));
+      const diff = await publishRefresh(ctx, entry, scan, actor);
+      ctx.log.info('pool refreshed after an upload', { pool, changed: diff.changed.length, removed: diff.removed.length, requestId: actor.requestId });
+      return await flushEvents(ctx);
+    });
+  } catch (err) {
+    ctx.log.warn('refreshing the pool after an upload failed; the upload stands', { pool, error: err, requestId: actor.requestId });
+    return 0n;
+  }
 }
 
 export async function findPoolSources(ctx: AgentContext, request: AgentRequest, op: OpValue<'findPoolSources'>): Promise<AgentReply> {

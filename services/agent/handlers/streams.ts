@@ -1,10 +1,11 @@
 // Upload and download: the locks are taken here and held until the data has been
-// written / the download stream has ended (libs/bus/streams.ts moves the bytes).
+// written / the download stream has ended (libs/bus/streams.ts moves the bytes). After an
+// upload the whole pool is refreshed, as libvirt does.
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind } from '../../../libs/proto/cistern/v1/storage.js';
 import { InternalError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { checkObjectName } from '../../../libs/api/names.js';
-import { acceptUpload, serveDownload } from '../../../libs/bus/streams.js';
+import { acceptUpload, IDLE_TIMEOUT_MS, serveDownload, type UploadResult } from '../../../libs/bus/streams.js';
 import {
   actorOf,
   activePool,
@@ -17,6 +18,7 @@ import {
   type AgentContext,
 } from '../context.js';
 import { commitVolume, rereadAfterFailure } from './volume-ops.js';
+import { refreshAfterUpload } from './pool-ops.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
@@ -38,6 +40,7 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
   const release = ctx.locks.acquireVolume(def.name, op.volume, 'upload');
   try {
     return acceptUpload(nc, ctx.host, async (data) => {
+      let uploaded: UploadResult;
       try {
         const pc = poolContext(ctx, pool.definition, actor, { operation: 'upload', volume: op.volume });
         // the backend reports progress (bytes written of length) through pc.progress; an
@@ -55,14 +58,31 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
         const volume = await commitVolume(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_UPLOADED, actor);
         const eventSequence = await flushEvents(ctx);
         ctx.log.info('volume uploaded', { pool: def.name, volume: op.volume, bytes: bytesWritten, requestId: actor.requestId });
-        return { volume, bytesWritten, eventSequence };
+        uploaded = { volume, bytesWritten, eventSequence };
       } finally {
         release();
       }
+      // libvirt re-reads the whole pool once an upload's stream has closed. The volume's lock
+      // is released first, so its scan is taken too. The answer waits for the refresh (the
+      // caller then sees the pool as re-read), but not past half the sender's idle timeout:
+      // a slower refresh ends in the background, and the upload has succeeded either way
+      const refreshed = await waitAtMost(refreshAfterUpload(ctx, def.name, actor), ctx.uploadRefreshWaitMs ?? IDLE_TIMEOUT_MS / 2);
+      return refreshed !== undefined && refreshed > uploaded.eventSequence ? { ...uploaded, eventSequence: refreshed } : uploaded;
     });
   } catch (err) {
     release();
     throw err;
+  }
+}
+
+/** `work`'s result, or undefined when it takes longer than `ms` (it goes on regardless). */
+async function waitAtMost<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
