@@ -1231,7 +1231,13 @@ export class DirBackend implements StorageBackend {
     }
     const dir = await mkdtemp(join(tmpdir(), 'cistern-secret-'));
     const file = join(dir, 'secret');
-    await writeFile(file, value, { mode: 0o600 });
+    try {
+      await writeFile(file, value, { mode: 0o600 });
+    } catch (err) {
+      // the caller removes the directory only once it has it
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw fsError(err, 'write the passphrase file', file);
+    }
     return { dir, file };
   }
 
