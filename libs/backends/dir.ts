@@ -1,6 +1,7 @@
 // The dir pool backend: libvirt's storage_backend_fs.c "dir" pool and the local-file
 // volume code of storage_util.c, in-process wherever no external program is the real
-// mechanism. qemu-img creates, converts and resizes non-raw images, except the plain
+// mechanism. qemu-img creates, converts and resizes non-raw and LUKS-encrypted images
+// (a LUKS volume with its passphrase in a secret file), except the plain
 // qcow2 create (no encryption, no preallocation), whose bytes qcow2-image.ts writes
 // exactly as qemu-img would; scrub does the multi-pass wipes; everything else (raw
 // create, sparse clone, zero wipe, probing, refresh, upload, download) runs here
@@ -669,6 +670,56 @@ export function qemuDescriptorTarget(format: string, fdPath: string): string {
   return `json:${JSON.stringify({ driver: format, backing: null, file: { driver: 'file', filename: fdPath } })}`;
 }
 
+/** A qemu object id: letters, digits, '-', '.', '_', starting with a letter (qemu's id_wellformed). */
+const QEMU_ID = /^[A-Za-z][A-Za-z0-9._-]*$/;
+
+/**
+ * The id of the passphrase's secret object: libvirt's `NAME_encrypt0` when the volume name
+ * makes a well-formed qemu id; otherwise (a name starting with a digit, or holding a space,
+ * a comma, a colon ...) qemu-img would refuse it ("Parameter 'id' expects an identifier"),
+ * and a comma would end the option: a fixed id then.
+ */
+export function qemuSecretAlias(volumeName: string): string {
+  const alias = `${volumeName}_encrypt0`;
+  return QEMU_ID.test(alias) ? alias : 'volume_encrypt0';
+}
+
+export interface QemuImgEncryptedResizeSpec {
+  /** The volume's format: raw (a LUKS container) or qcow2 (LUKS inside). */
+  format: 'raw' | 'qcow2';
+  /** Where qemu-img opens the image: the agent's checked descriptor (/proc/PID/fd/N). */
+  path: string;
+  /** Bytes; rounded up to 512 as libvirt does. */
+  capacity: bigint;
+  shrink: boolean;
+  secret: { alias: string; file: string };
+}
+
+/**
+ * qemu-img resize of a LUKS-encrypted volume as libvirt 9 builds it (storageBackendResizeQemuImg
+ * with storageBackendCreateQemuImgSecretObject and storageBackendResizeQemuImgImageOpts), with
+ * `--` before the positional arguments:
+ *   raw:   qemu-img resize [--shrink] --object secret,id=A,file=F --image-opts -- driver=luks,key-secret=A,file.filename=PATH BYTES
+ *   qcow2: qemu-img resize [--shrink] --object secret,id=A,file=F -- json:{qcow2, encrypt.key-secret=A, backing null, file PATH} BYTES
+ * A qcow2 is named by a json: spec rather than --image-opts so that its backing chain stays
+ * closed (as qemuDescriptorTarget: qemu-img needs none of it to resize, and could not find a
+ * relative backing file next to a /proc path; --image-opts can only say so with the deprecated
+ * `backing=`).
+ */
+export function qemuImgResizeEncryptedArgv(spec: QemuImgEncryptedResizeSpec, qemuImg = 'qemu-img'): string[] {
+  const rounded = divUp(spec.capacity, 512n) * 512n;
+  const { alias, file } = spec.secret;
+  const argv = [qemuImg, 'resize', ...(spec.shrink ? ['--shrink'] : []), '--object', `secret,id=${alias},file=${escapeComma(file)}`];
+  if (spec.format === 'raw') {
+    argv.push('--image-opts', '--', `driver=luks,key-secret=${alias},file.filename=${escapeComma(spec.path)}`);
+  } else {
+    const image = { driver: 'qcow2', encrypt: { 'key-secret': alias }, backing: null, file: { driver: 'file', filename: spec.path } };
+    argv.push('--', `json:${JSON.stringify(image)}`);
+  }
+  argv.push(String(rounded));
+  return argv;
+}
+
 /** scrub -f -p ALG -- PATH, as libvirt runs it for the non-zero algorithms. */
 export function scrubArgv(algorithm: string, path: string, scrub = 'scrub'): string[] {
   return [scrub, '-f', '-p', algorithm, '--', path];
@@ -1221,10 +1272,26 @@ export class DirBackend implements StorageBackend {
     }
   }
 
-  private async secretFile(ctx: BackendContext, volume: VolumeDefinition): Promise<{ dir: string; file: string }> {
+  /**
+   * The passphrase in a file of a private temp dir (the caller removes `dir`), for qemu-img's
+   * `--object secret,file=`. The value is the one of the secret the volume's encryption names;
+   * with `defaultUsage` and no secret named (a volume re-read from disk: the image does not
+   * record it), the one of usage `defaultUsage`, the volume's path, as libvirt's
+   * storageBackendLoadDefaultSecrets looks it up.
+   */
+  private async secretFile(ctx: BackendContext, volume: VolumeDefinition, defaultUsage?: string): Promise<{ dir: string; file: string }> {
     const ref = volume.target?.encryption?.secrets[0];
-    const value = (ref?.uuid && ctx.secrets?.get(ref.uuid)) || (ref?.usage && ctx.secrets?.get(ref.usage)) || undefined;
+    const value = ref
+      ? (ref.uuid && ctx.secrets?.get(ref.uuid)) || (ref.usage && ctx.secrets?.get(ref.usage)) || undefined
+      : (defaultUsage && ctx.secrets?.get(defaultUsage)) || undefined;
     if (!value) {
+      if (!ref && defaultUsage) {
+        throw new FailedPreconditionError(
+          `volume '${printable(volume.name)}' is LUKS-encrypted and no passphrase came with the request: its definition names no secret, ` +
+            `and no secret of usage type 'volume' for '${printable(defaultUsage, 200)}' was provided ` +
+            `(the coordinator sends it when it knows the volume is encrypted: refresh the pool and retry)`,
+        );
+      }
       throw new FailedPreconditionError(
         `the passphrase secret '${printable(ref?.uuid || ref?.usage || '')}' of volume '${printable(volume.name)}' was not provided`,
       );
@@ -1493,8 +1560,9 @@ export class DirBackend implements StorageBackend {
   /**
    * storageVolResize's checks + virStorageBackendVolResizeLocal: delta adds to (or with
    * shrink subtracts from) the current capacity; never below the allocation; shrinking
-   * needs the shrink flag; allocate only for raw and only if the pool has the space. Raw
-   * files are truncated (and allocated) in-process; other formats use qemu-img resize.
+   * needs the shrink flag; allocate only for unencrypted raw and only if the pool has the
+   * space. Raw files are truncated (and allocated) in-process; other formats, and LUKS-encrypted
+   * raw or qcow2 volumes (resizeEncrypted), use qemu-img resize.
    */
   async resizeVol(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void> {
     const path = await writablePath(ctx.pool, volume.name);
@@ -1556,8 +1624,14 @@ export class DirBackend implements StorageBackend {
     }
     if (format === 'ploop') throw new UnimplementedError('resizing ploop volumes needs the ploop tools, which are not supported');
     if (encrypted) {
-      if (cur.target?.encryption?.format !== 'luks') throw new InvalidArgumentError('volume', 'resize of qcow encrypted images is not supported');
-      throw new UnimplementedError('resizing encrypted volumes is not supported yet');
+      // libvirt: "resize of qcow2 encrypted image is not supported" (the legacy AES encryption)
+      if (cur.target?.encryption?.format !== 'luks' || (format !== 'raw' && format !== 'qcow2')) {
+        throw new InvalidArgumentError(
+          'volume',
+          `resize of ${format} images with '${cur.target?.encryption?.format ?? ''}' encryption is not supported; only LUKS-encrypted raw and qcow2 volumes can be resized`,
+        );
+      }
+      return this.resizeEncrypted(ctx, volume, format, abs, abs < curCap);
     }
     if (!RESIZABLE_BY_QEMU.has(format)) {
       // qemu-img says which formats it cannot resize ('does not support resize')
@@ -1578,6 +1652,44 @@ export class DirBackend implements StorageBackend {
       throw commandError(err);
     } finally {
       await fh.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * storageBackendResizeQemuImg for a LUKS-encrypted raw or qcow2 volume: qemu-img unlocks the
+   * image with the passphrase (a secret file, removed afterwards whatever happens) and resizes
+   * its payload. It opens the file this agent opened and checked (writableVolume), not
+   * whatever the path holds by then. The passphrase is the secret the volume's definition
+   * names, else the one whose usage is the volume's path (libvirt's default secret).
+   */
+  private async resizeEncrypted(ctx: PoolContext, volume: VolumeDefinition, format: 'raw' | 'qcow2', capacity: bigint, shrink: boolean): Promise<void> {
+    const defaultUsage = volumePath(ctx.pool, volume.name);
+    let secret: { dir: string; file: string } | undefined;
+    let fh: FileHandle | undefined;
+    try {
+      secret = await this.secretFile(ctx, volume, defaultUsage);
+      checkAborted(ctx.signal, 'resize');
+      const opened = await writableVolume(ctx.pool, volume.name, fsc.O_RDWR, 'resize');
+      fh = opened.fh;
+      const argv = qemuImgResizeEncryptedArgv(
+        { format, path: opened.fdPath, capacity, shrink, secret: { alias: qemuSecretAlias(volume.name), file: secret.file } },
+        this.qemuImg,
+      );
+      try {
+        await ctx.runner.run(argv, { signal: ctx.signal });
+      } catch (err) {
+        if (err instanceof CommandFailedError && /Invalid password, cannot unlock any keyslot/.test(err.stderr)) {
+          throw new FailedPreconditionError(
+            `the passphrase given for volume '${printable(volume.name)}' does not unlock it (qemu-img: invalid password, cannot unlock any keyslot); ` +
+              `set the volume's passphrase as the value of its secret`,
+            err.details,
+          );
+        }
+        throw commandError(err);
+      }
+    } finally {
+      await fh?.close().catch(() => undefined);
+      if (secret) await rm(secret.dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 

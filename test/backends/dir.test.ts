@@ -334,6 +334,117 @@ describe('dir backend with real qemu-img', function () {
       expect(top['backing-filename']).to.equal('v.qcow2');
     });
 
+    describe('resize of LUKS-encrypted volumes: qemu-img unlocks them with the passphrase', function () {
+      // every unlock runs the key slot's PBKDF, calibrated at create to 2 s of CPU time
+      this.timeout(300_000);
+      const UUID = '0b7c9d2e-5f41-4c3a-8e6d-2a1b3c4d5e6f';
+      const PASS = `luks-${randomBytes(8).toString('hex')}`;
+      const payload = randomBytes(1024 * 1024 + 4096);
+      let secretFile: string;
+      const luks = (name: string, ref?: string) => {
+        const v = vol(name, '');
+        if (ref) v.target!.encryption = { format: 'luks', secrets: [{ uuid: ref, usage: '', type: 'passphrase' }], cipher: undefined, ivgen: undefined };
+        return v;
+      };
+      const imageOpts = (name: string, format: 'raw' | 'qcow2') =>
+        format === 'raw' ? `driver=luks,key-secret=s0,file.filename=${join(target, name)}` : `driver=qcow2,encrypt.key-secret=s0,file.filename=${join(target, name)}`;
+      /** qemu-img info with the secret: the virtual size of the payload */
+      const virtualSize = (name: string, format: 'raw' | 'qcow2' = 'raw') =>
+        (JSON.parse(execFileSync('qemu-img', ['info', '--output=json', '--object', `secret,id=s0,file=${secretFile}`, '--image-opts', imageOpts(name, format)], { encoding: 'utf8' })) as QemuInfo)['virtual-size'];
+      /** the whole decrypted payload (qemu-img info does not unlock a LUKS image; a read does) */
+      const decrypted = (name: string, format: 'raw' | 'qcow2' = 'raw') => {
+        const out = join(root, `${name}.decrypted`);
+        execFileSync('qemu-img', ['convert', '--object', `secret,id=s0,file=${secretFile}`, '--image-opts', '-O', 'raw', imageOpts(name, format), out]);
+        const data = readFileSync(out);
+        rmSync(out);
+        return data;
+      };
+      const secretDirs = () => readdirSync(tmpdir()).filter((n) => n.startsWith('cistern-secret-'));
+
+      before(() => {
+        secretFile = join(root, 'luks.secret');
+        writeFileSync(secretFile, PASS, { mode: 0o600 });
+      });
+
+      it('raw + LUKS: grows, then shrinks with the flag; qemu-img sees the new virtual size and the data survives', async () => {
+        const c = { ...ctx, secrets: new Map([[UUID, Buffer.from(PASS)]]) };
+        const v = vol('luks.img', 'raw', 8n * MiB);
+        v.target!.encryption = { format: 'luks', secrets: [{ uuid: UUID, usage: '', type: 'passphrase' }], cipher: undefined, ivgen: undefined };
+        await backend.buildVol(c, await backend.createVol(c, v), none);
+        // data written through the encryption, at the start of the payload
+        const src = join(root, 'luks.payload');
+        writeFileSync(src, payload);
+        execFileSync('qemu-img', ['convert', '-n', '-f', 'raw', src, '--object', `secret,id=s0,file=${secretFile}`, '--target-image-opts', imageOpts('luks.img', 'raw')]);
+        rmSync(src);
+        const before = secretDirs();
+        // the encrypted data area as stored: what the key decrypts (unwritten parts decrypt to noise, not zeros)
+        const { payloadOffset } = await probeFile(join(target, 'luks.img'));
+        const area = (length: number) => readFileSync(join(target, 'luks.img')).subarray(Number(payloadOffset), Number(payloadOffset) + length);
+        const oldArea = sha256(area(8 * 1024 * 1024));
+        const oldHead = sha256(area(4 * 1024 * 1024 + 512));
+
+        // grow: the definition names the secret (as right after a create)
+        await backend.resizeVol(c, luks('luks.img', UUID), 24n * MiB, { allocate: false, delta: false, shrink: false });
+        expect(virtualSize('luks.img')).to.equal(24 * 1024 * 1024);
+        expect((await backend.refreshVol(c, vol('luks.img', ''))).capacity).to.equal(24n * MiB);
+        expect(statSync(join(target, 'luks.img')).size).to.equal(Number(payloadOffset! + 24n * MiB));
+        // the old data area is untouched (decrypted below, after the shrink)
+        expect(sha256(area(8 * 1024 * 1024))).to.equal(oldArea);
+
+        // shrink by a delta, rounded up to 512: the definition names no secret (as read from disk),
+        // the one whose usage is the volume's path opens it
+        const byPath = { ...ctx, secrets: new Map([[join(target, 'luks.img'), Buffer.from(PASS)]]) };
+        const noFlag = await rejects(backend.resizeVol(byPath, luks('luks.img'), 4n * MiB, { allocate: false, delta: false, shrink: false }));
+        expect(noFlag.code).to.equal('INVALID_ARGUMENT');
+        await backend.resizeVol(byPath, luks('luks.img'), 20n * MiB - 1n, { allocate: false, delta: true, shrink: true });
+        expect(virtualSize('luks.img')).to.equal(4 * 1024 * 1024 + 512);
+        expect(statSync(join(target, 'luks.img')).size).to.equal(Number(payloadOffset! + 4n * MiB + 512n));
+        expect(sha256(area(4 * 1024 * 1024 + 512))).to.equal(oldHead);
+        const data = decrypted('luks.img');
+        expect(data.length).to.equal(4 * 1024 * 1024 + 512);
+        expect(sha256(data.subarray(0, payload.length))).to.equal(sha256(payload));
+        expect(secretDirs()).to.deep.equal(before);
+      });
+
+      it('raw + LUKS: allocate refused on its field, a wrong or missing passphrase refused; the volume unchanged', async () => {
+        const sizeBefore = statSync(join(target, 'luks.img')).size;
+        const before = secretDirs();
+        const c = { ...ctx, secrets: new Map([[UUID, Buffer.from(PASS)]]) };
+        const alloc = await rejects(backend.resizeVol(c, luks('luks.img', UUID), 32n * MiB, { allocate: true, delta: false, shrink: false }));
+        expect(alloc.code).to.equal('INVALID_ARGUMENT');
+        expect((alloc as unknown as { field: string }).field).to.equal('allocate');
+        const missing = await rejects(backend.resizeVol(ctx, luks('luks.img'), 32n * MiB, { allocate: false, delta: false, shrink: false }));
+        expect(missing.code).to.equal('FAILED_PRECONDITION');
+        const WRONG = `wrong-${randomBytes(8).toString('hex')}`;
+        const wrong = await rejects(backend.resizeVol({ ...ctx, secrets: new Map([[UUID, Buffer.from(WRONG)]]) }, luks('luks.img', UUID), 32n * MiB, { allocate: false, delta: false, shrink: false }));
+        expect(wrong.code).to.equal('FAILED_PRECONDITION');
+        expect(wrong.message).to.contain('does not unlock it');
+        expect(JSON.stringify({ m: wrong.message, d: wrong.details })).to.not.include(WRONG);
+        expect(statSync(join(target, 'luks.img')).size).to.equal(sizeBefore);
+        expect(virtualSize('luks.img')).to.equal(4 * 1024 * 1024 + 512);
+        expect(secretDirs()).to.deep.equal(before);
+      });
+
+      it('qcow2 + LUKS grows with its passphrase; the data survives', async () => {
+        // made by qemu-img with a short PBKDF time (the raw test above covers Cistern's create)
+        const path = join(target, 'luks.qcow2');
+        const secret = ['--object', `secret,id=s0,file=${secretFile}`];
+        execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', ...secret, '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', path, '8M']);
+        const src = join(root, 'luks.payload');
+        writeFileSync(src, payload);
+        execFileSync('qemu-img', ['convert', '-n', '-f', 'raw', src, ...secret, '--target-image-opts', imageOpts('luks.qcow2', 'qcow2')]);
+        rmSync(src);
+        const byPath = { ...ctx, secrets: new Map([[path, Buffer.from(PASS)]]) };
+        await backend.resizeVol(byPath, luks('luks.qcow2'), 16n * MiB, { allocate: false, delta: false, shrink: false });
+        expect(virtualSize('luks.qcow2', 'qcow2')).to.equal(16 * 1024 * 1024);
+        expect((await backend.refreshVol(ctx, vol('luks.qcow2', ''))).capacity).to.equal(16n * MiB);
+        const data = decrypted('luks.qcow2', 'qcow2');
+        expect(data.length).to.equal(16 * 1024 * 1024);
+        expect(sha256(data.subarray(0, payload.length))).to.equal(sha256(payload));
+        expect(data.subarray(payload.length).equals(Buffer.alloc(data.length - payload.length))).to.equal(true);
+      });
+    });
+
     it('wipe zero leaves only zeros; scrub nnsa overwrites the data', async function () {
       await backend.wipeVol(ctx, vol('io.raw', ''), WipeAlgorithm.WIPE_ALGORITHM_ZERO);
       const z = readFileSync(join(target, 'io.raw'));

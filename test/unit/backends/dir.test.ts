@@ -312,6 +312,142 @@ describe('dir backend (recording runner)', () => {
     });
   });
 
+  describe('resize of LUKS-encrypted volumes (storageBackendResizeQemuImg)', () => {
+    const UUID = '6f1c1a55-0d1e-4d7e-9a3b-1c2d3e4f5a6b';
+    const PASS = `luks-${process.pid}-passphrase`;
+    /** A LUKS1 header: payload at 2 MiB; a file of 2 MiB + `payload` bytes. */
+    const luksFile = (name: string, payload: bigint) => {
+      const b = Buffer.alloc(4096);
+      Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]).copy(b, 0);
+      b.writeUInt16BE(1, 6);
+      b.writeUInt32BE(4096, 104); // payload offset in 512-byte sectors
+      const fd = openSync(join(target, name), 'w');
+      writeSync(fd, b);
+      ftruncateSync(fd, Number(2n * MiB + payload));
+      closeSync(fd);
+    };
+    /** A qcow2 v3 header of `size` bytes with crypt_method `crypt` (1 AES, 2 LUKS). */
+    const qcow2File = (name: string, size: bigint, crypt: number) => {
+      const b = Buffer.alloc(512);
+      b.write('QFI\xfb', 0, 'latin1');
+      b.writeUInt32BE(3, 4);
+      b.writeUInt32BE(16, 20);
+      b.writeBigUInt64BE(size, 24);
+      b.writeUInt32BE(crypt, 32);
+      writeFileSync(join(target, name), b);
+    };
+    const encrypted = (name: string, ref?: { uuid?: string; usage?: string }) => {
+      const v = vol(name, '');
+      if (ref) v.target!.encryption = { format: 'luks', secrets: [{ uuid: ref.uuid ?? '', usage: ref.usage ?? '', type: 'passphrase' }], cipher: undefined, ivgen: undefined };
+      return v;
+    };
+    const secretDirs = () => readdirSync(tmpdir()).filter((n) => n.startsWith('cistern-secret-'));
+    /** Records, while qemu-img "runs", what its secret file holds and its mode. */
+    const seen: Array<{ file: string; value: string; mode: number }> = [];
+    beforeEach(() => {
+      seen.length = 0;
+      runner.on(['qemu-img', 'resize'], (argv) => {
+        const obj = argv[argv.indexOf('--object') + 1]!;
+        const file = obj.slice(obj.indexOf(',file=') + ',file='.length).replace(/,,/g, ',');
+        seen.push({ file, value: readFileSync(file, 'utf8'), mode: statSync(file).mode & 0o777 });
+      });
+    });
+
+    it('raw: qemu-img resize --object secret --image-opts driver=luks on the checked descriptor; the passphrase only in the secret file', async () => {
+      luksFile('e.img', 8n * MiB);
+      const before = secretDirs();
+      const c = { ...ctx, secrets: new Map([[UUID, Buffer.from(PASS)]]) };
+      await backend.resizeVol(c, encrypted('e.img', { uuid: UUID }), 16n * MiB, { allocate: false, delta: false, shrink: false });
+      expect(runner.argvs).to.have.length(1);
+      const argv = runner.argvs[0]!;
+      const fdPath = argv.at(-2)!.slice(argv.at(-2)!.indexOf('file.filename=') + 'file.filename='.length);
+      expect(fdPath).to.match(new RegExp(`^/proc/${process.pid}/fd/\\d+$`));
+      expect(argv).to.deep.equal([
+        'qemu-img', 'resize',
+        '--object', `secret,id=e.img_encrypt0,file=${seen[0]!.file}`,
+        '--image-opts', '--', `driver=luks,key-secret=e.img_encrypt0,file.filename=${fdPath}`,
+        String(16n * MiB),
+      ]);
+      expect(seen[0]).to.deep.include({ value: PASS, mode: 0o600 });
+      expect(argv.join(' ')).to.not.include(PASS);
+      // the secret file's private directory is gone, and the descriptor closed
+      expect(existsSync(seen[0]!.file)).to.equal(false);
+      expect(secretDirs()).to.deep.equal(before);
+    });
+
+    it('shrink adds --shrink and rounds up to 512; the default secret is the one of the volume path (libvirt after a refresh)', async () => {
+      luksFile('e.img', 8n * MiB);
+      // the definition names no secret (as the agent reads it from disk): usage = target/name
+      const c = { ...ctx, secrets: new Map([[join(target, 'e.img'), Buffer.from(PASS)]]) };
+      await backend.resizeVol(c, encrypted('e.img'), 4n * MiB + 1n, { allocate: false, delta: false, shrink: true });
+      const argv = runner.argvs[0]!;
+      expect(argv.slice(0, 3)).to.deep.equal(['qemu-img', 'resize', '--shrink']);
+      expect(argv.at(-1)).to.equal(String(4n * MiB + 512n));
+      expect(seen[0]!.value).to.equal(PASS);
+    });
+
+    it('qcow2 with LUKS: a json: spec with encrypt.key-secret and its backing chain closed', async () => {
+      qcow2File('q.qcow2', 10n * MiB, 2);
+      const c = { ...ctx, secrets: new Map([[join(target, 'q.qcow2'), Buffer.from(PASS)]]) };
+      await backend.resizeVol(c, encrypted('q.qcow2'), 20n * MiB, { allocate: false, delta: false, shrink: false });
+      const argv = runner.argvs[0]!;
+      expect(argv.slice(0, 4)).to.deep.equal(['qemu-img', 'resize', '--object', `secret,id=q.qcow2_encrypt0,file=${seen[0]!.file}`]);
+      expect(argv.at(-3)).to.equal('--');
+      const image = JSON.parse(argv.at(-2)!.slice('json:'.length)) as Record<string, unknown> & { file: { filename: string } };
+      expect(image).to.deep.include({ driver: 'qcow2', encrypt: { 'key-secret': 'q.qcow2_encrypt0' }, backing: null });
+      expect(image.file.filename).to.match(new RegExp(`^/proc/${process.pid}/fd/\\d+$`));
+      expect(argv.at(-1)).to.equal(String(20n * MiB));
+    });
+
+    it('a volume name that is no qemu id gets a fixed secret id (a comma cannot end the option)', async () => {
+      luksFile('1 disk,x=y', 8n * MiB);
+      const c = { ...ctx, secrets: new Map([[UUID, Buffer.from(PASS)]]) };
+      await backend.resizeVol(c, encrypted('1 disk,x=y', { uuid: UUID }), 16n * MiB, { allocate: false, delta: false, shrink: false });
+      const argv = runner.argvs[0]!;
+      expect(argv[3]).to.match(/^secret,id=volume_encrypt0,file=/);
+      expect(argv.at(-2)).to.match(/^driver=luks,key-secret=volume_encrypt0,file\.filename=\/proc\//);
+    });
+
+    it('refuses allocate (INVALID_ARGUMENT on allocate), legacy qcow encryption, and a missing passphrase, before running anything', async () => {
+      luksFile('e.img', 8n * MiB);
+      qcow2File('aes.qcow2', 10n * MiB, 1);
+      const c = { ...ctx, secrets: new Map([[UUID, Buffer.from(PASS)]]) };
+      const alloc = await rejects(backend.resizeVol(c, encrypted('e.img', { uuid: UUID }), 16n * MiB, { allocate: true, delta: false, shrink: false }));
+      expect(alloc.code).to.equal('INVALID_ARGUMENT');
+      expect((alloc as unknown as { field: string }).field).to.equal('allocate');
+      expect(alloc.message).to.contain('preallocate is only supported for an unencrypted raw volume');
+      const aes = await rejects(backend.resizeVol(c, encrypted('aes.qcow2'), 20n * MiB, { allocate: false, delta: false, shrink: false }));
+      expect(aes.code).to.equal('INVALID_ARGUMENT');
+      expect(aes.message).to.contain("with 'qcow' encryption is not supported");
+      // no value for the volume's path (its definition names no secret)
+      const missing = await rejects(backend.resizeVol(ctx, encrypted('e.img'), 16n * MiB, { allocate: false, delta: false, shrink: false }));
+      expect(missing.code).to.equal('FAILED_PRECONDITION');
+      expect(missing.message).to.contain(`no secret of usage type 'volume' for '${join(target, 'e.img')}'`);
+      // the secret the definition names was not sent
+      const other = await rejects(backend.resizeVol(c, encrypted('e.img', { uuid: 'another' }), 16n * MiB, { allocate: false, delta: false, shrink: false }));
+      expect(other.code).to.equal('FAILED_PRECONDITION');
+      expect(other.message).to.contain("the passphrase secret 'another' of volume 'e.img' was not provided");
+      expect(runner.calls).to.have.length(0);
+      expect(statSync(join(target, 'e.img')).size).to.equal(Number(10n * MiB));
+    });
+
+    it('a passphrase that does not unlock it is FAILED_PRECONDITION without the value; the secret file is removed', async () => {
+      luksFile('e.img', 8n * MiB);
+      runner.reset();
+      const wrong = new RecordingRunner().on(['qemu-img', 'resize'], (argv) => {
+        const obj = argv[argv.indexOf('--object') + 1]!;
+        seen.push({ file: obj.slice(obj.indexOf(',file=') + 6), value: '', mode: 0 });
+        return { exitCode: 1, stderr: "qemu-img: Could not open 'driver=luks,...': Invalid password, cannot unlock any keyslot" };
+      });
+      const c = { ...ctx, runner: wrong, secrets: new Map([[UUID, Buffer.from(PASS)]]) };
+      const err = await rejects(backend.resizeVol(c, encrypted('e.img', { uuid: UUID }), 16n * MiB, { allocate: false, delta: false, shrink: false }));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.contain("does not unlock it");
+      expect(JSON.stringify({ m: err.message, d: err.details })).to.not.include(PASS);
+      expect(existsSync(seen[0]!.file)).to.equal(false);
+    });
+  });
+
   describe('wipe', () => {
     it('runs scrub -f -p ALG -- PATH for every non-zero algorithm', async () => {
       writeFileSync(join(target, 'w.img'), Buffer.alloc(4096, 9));
