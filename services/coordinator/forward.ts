@@ -4,23 +4,31 @@
 // from the stream.
 import { callAgent } from '../../libs/bus/agent-rpc.js';
 import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import type { VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { UnavailableError } from '../../libs/errors/errors.js';
 import type { CallContext, CoordinatorServices } from './context.js';
 import { secretValuesFor } from './secrets/resolve.js';
 import { volumeShortName } from './cache.js';
+
+/** What the coordinator knows of the object an operation acts on, beyond the request. */
+export interface ForwardContext {
+  /** the cached definition of the existing volume the operation acts on (a resize: its encryption) */
+  volume?: VolumeDefinition;
+}
 
 export async function forward(
   svc: CoordinatorServices,
   ctx: CallContext,
   host: string,
   request: Partial<AgentRequest>,
+  known: ForwardContext = {},
 ): Promise<AgentReply> {
   svc.hosts.requireOnline(host);
   const full = AgentRequest.fromPartial({ ...request, principal: ctx.principal, requestId: ctx.requestId });
   // fromPartial keeps oneof values as given; make sure op survives
   full.op = request.op;
   // secret values (CHAP, LUKS) for this one operation only; never logged
-  full.secrets = await secretValuesFor(svc.secrets, full);
+  full.secrets = await secretValuesFor(svc.secrets, full, known.volume);
   const started = Date.now();
   // a cancelled call (client cancel, deadline) tells the agent to stop the work
   const reply = await untilHostLost(svc, host, full.op?.$case ?? '', callAgent(svc.nc, host, full, { timeoutMs: svc.agentTimeoutMs, signal: ctx.signal }));

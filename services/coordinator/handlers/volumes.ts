@@ -130,13 +130,20 @@ export async function resizeVolume(svc: CoordinatorServices, ctx: CallContext, r
   const ref = requireVolumeName(req.name);
   checkRequestId(req.requestId);
   checkSize(req.capacity, 'capacity');
-  const { pool } = resolveVolume(svc, ref);
-  const reply = await forward(svc, ctx, ref.host, {
-    pool: pool.definition,
-    persistent: pool.pool.persistent,
-    autostart: pool.pool.autostart,
-    op: { $case: 'resizeVolume', value: req },
-  });
+  const { pool, volume } = resolveVolume(svc, ref);
+  // an encrypted volume's passphrase goes with the request (secrets/resolve.ts)
+  const reply = await forward(
+    svc,
+    ctx,
+    ref.host,
+    {
+      pool: pool.definition,
+      persistent: pool.pool.persistent,
+      autostart: pool.pool.autostart,
+      op: { $case: 'resizeVolume', value: req },
+    },
+    { volume: volume.definition },
+  );
   return volumeAfter(svc, ref.host, ref.pool, ref.volume, reply);
 }
 

@@ -189,8 +189,11 @@ export class SecretStore {
     await this.kv.purge(keyOf(uuid)); // purge: no sealed value stays in the history
   }
 
-  /** The value a pool or volume reference names; FAILED_PRECONDITION when missing (never the value in a message). */
-  async resolve(ref: SecretRef, usageType: SecretUsageType, what: string): Promise<SecretValue> {
+  /**
+   * The value a pool or volume reference names; FAILED_PRECONDITION when missing (never the
+   * value in a message), with `notDefined` as the message when no such secret is defined.
+   */
+  async resolve(ref: SecretRef, usageType: SecretUsageType, what: string, notDefined?: string): Promise<SecretValue> {
     let found: { meta: Secret; sealed?: Buffer } | undefined;
     const label = ref.uuid ? `uuid '${printable(ref.uuid)}'` : `usage '${printable(ref.usage)}'`;
     if (ref.uuid) {
@@ -205,7 +208,7 @@ export class SecretStore {
       const meta = (await this.list()).find((s) => s.usageId === ref.usage && (s.usageType === usageType || usageType === 0));
       found = meta ? await this.read(meta.uuid) : undefined;
     }
-    if (!found) throw new FailedPreconditionError(`${what} references secret ${label}, which is not defined`);
+    if (!found) throw new FailedPreconditionError(notDefined ?? `${what} references secret ${label}, which is not defined`);
     // by uuid as by usage: a secret is released only for what it is for (libvirt: "secret is of
     // type 'iscsi' not expected 'volume' type"): a volume's encryption cannot name a CHAP secret
     // to have its value sent to a host of the caller's choosing

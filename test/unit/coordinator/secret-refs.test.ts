@@ -1,0 +1,72 @@
+// Which secrets go out with which agent operation (secrets/resolve.ts): a resize of a
+// LUKS-encrypted volume carries its passphrase, found as libvirt finds it: the secret the
+// volume's definition names, else the one whose usage is the volume's path.
+import { expect } from 'chai';
+import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import {
+  PoolDefinition,
+  PoolType,
+  ResizeVolumeRequest,
+  SecretUsageType,
+  VolumeDefinition,
+  type SecretRef,
+} from '../../../libs/proto/cistern/v1/storage.js';
+import type { CisternError } from '../../../libs/errors/errors.js';
+import { FailedPreconditionError } from '../../../libs/errors/errors.js';
+import { secretRefsOf, secretValuesFor } from '../../../services/coordinator/secrets/resolve.js';
+import type { SecretStore } from '../../../services/coordinator/secrets/store.js';
+
+const pool = (type = PoolType.POOL_TYPE_DIR, path = '/srv/pool/') => PoolDefinition.fromPartial({ type, name: 'p', target: { path } });
+const resize = (allocate = false, p = pool()) =>
+  AgentRequest.fromPartial({ pool: p, op: { $case: 'resizeVolume', value: ResizeVolumeRequest.fromPartial({ name: 'hosts/a/pools/p/volumes/v', capacity: 1n << 24n, allocate }) } });
+const volume = (encryption?: { format: string; secrets?: Array<Partial<SecretRef>> }) =>
+  VolumeDefinition.fromPartial({
+    name: 'v',
+    target: { path: '/somewhere/else/v', format: 'raw', ...(encryption ? { encryption: { format: encryption.format, secrets: encryption.secrets ?? [] } } : {}) },
+  });
+
+describe('secrets of an agent operation (secrets/resolve.ts)', () => {
+  it('a resize of a LUKS volume whose definition names no secret: the secret of usage <pool target>/<name>, with a message saying what to define', () => {
+    const refs = secretRefsOf(resize(), volume({ format: 'luks' }));
+    expect(refs).to.have.length(1);
+    // the path is the catalog pool's target + name, not the path the agent reported
+    expect(refs[0]!.ref).to.deep.include({ uuid: '', usage: '/srv/pool/v' });
+    expect(refs[0]!.usage).to.equal(SecretUsageType.SECRET_USAGE_TYPE_VOLUME);
+    expect(refs[0]!.notDefined).to.match(/^volume 'v' is LUKS-encrypted and its definition names no passphrase secret/);
+    expect(refs[0]!.notDefined).to.include("<usage type='volume'><volume>/srv/pool/v</volume></usage>");
+    expect(refs[0]!.notDefined).to.include('SetSecretValue');
+  });
+
+  it('a resize of a LUKS volume whose definition names its secret: that one', () => {
+    const refs = secretRefsOf(resize(), volume({ format: 'luks', secrets: [{ uuid: '0b7c9d2e-5f41-4c3a-8e6d-2a1b3c4d5e6f', type: 'passphrase' }] }));
+    expect(refs.map((r) => [r.ref.uuid, r.usage, r.notDefined])).to.deep.equal([['0b7c9d2e-5f41-4c3a-8e6d-2a1b3c4d5e6f', SecretUsageType.SECRET_USAGE_TYPE_VOLUME, undefined]]);
+  });
+
+  it('no secret for: an unencrypted volume, legacy qcow encryption, an allocating resize (refused by the agent), a pool that is no file pool, no known volume', () => {
+    expect(secretRefsOf(resize(), volume())).to.deep.equal([]);
+    expect(secretRefsOf(resize(), volume({ format: 'qcow' }))).to.deep.equal([]);
+    expect(secretRefsOf(resize(true), volume({ format: 'luks' }))).to.deep.equal([]);
+    expect(secretRefsOf(resize(false, pool(PoolType.POOL_TYPE_LOGICAL, '/dev/vg')), volume({ format: 'luks' }))).to.deep.equal([]);
+    expect(secretRefsOf(resize())).to.deep.equal([]);
+    // the other volume operations do not look at the volume
+    const wipe = AgentRequest.fromPartial({ pool: pool(), op: { $case: 'wipeVolume', value: { name: 'hosts/a/pools/p/volumes/v' } } });
+    expect(secretRefsOf(wipe, volume({ format: 'luks' }))).to.deep.equal([]);
+  });
+
+  it('secretValuesFor asks the store with the message for a missing default secret', async () => {
+    const asked: Array<{ ref: SecretRef; notDefined?: string }> = [];
+    const store = {
+      resolve: async (ref: SecretRef, _usage: SecretUsageType, _what: string, notDefined?: string) => {
+        asked.push({ ref, notDefined });
+        throw new FailedPreconditionError(notDefined ?? 'not defined');
+      },
+    } as unknown as SecretStore;
+    const err = (await secretValuesFor(store, resize(), volume({ format: 'luks' })).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as CisternError;
+    expect(err.code).to.equal('FAILED_PRECONDITION');
+    expect(err.message).to.include("for the volume's path, '/srv/pool/v', and none is defined");
+    expect(asked.map((a) => a.ref.usage)).to.deep.equal(['/srv/pool/v']);
+  });
+});
