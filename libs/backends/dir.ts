@@ -1450,7 +1450,7 @@ export class DirBackend implements StorageBackend {
           nocow: t.nocow,
           inputPath: input?.path,
           inputFormat: input?.format,
-          secret: secret ? { alias: `${volume.name}_encrypt0`, file: secret.file, qcow2: r.format === 'qcow2', cipher: t.encryption?.cipher, ivgen: t.encryption?.ivgen } : undefined,
+          secret: secret ? { alias: qemuSecretAlias(volume.name), file: secret.file, qcow2: r.format === 'qcow2', cipher: t.encryption?.cipher, ivgen: t.encryption?.ivgen } : undefined,
         },
         this.qemuImg,
       );

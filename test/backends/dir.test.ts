@@ -211,6 +211,16 @@ describe('dir backend with real qemu-img', function () {
       expect(probed.capacity).to.equal(BigInt(info['virtual-size']));
       expect(readdirSync(tmpdir()).filter((n) => n.startsWith('cistern-secret-'))).to.deep.equal([]);
     });
+
+    it("luks for a volume name that is no qemu id (a leading digit): the secret object's id is not built from it", async () => {
+      const secrets = new Map([['11111111-2222-3333-4444-555555555555', Buffer.from('passphrase')]]);
+      const c = { ...ctx, secrets };
+      const v = vol('1st.img', 'raw', 16n * MiB);
+      v.target!.encryption = { format: 'luks', secrets: [{ uuid: '11111111-2222-3333-4444-555555555555', usage: '', type: 'passphrase' }], cipher: undefined, ivgen: undefined };
+      const def = await backend.createVol(c, v);
+      await backend.buildVol(c, def, none);
+      expect(qemuInfo(join(target, '1st.img')).format).to.equal('luks');
+    });
   });
 
   describe('a file dropped by hand is found by refresh with the right format and sizes', () => {
