@@ -20,9 +20,11 @@ export interface VolumeParseOptions {
   /** The document describes a clone (vol-create-from): capacity may be omitted and comes from the source volume. */
   cloning?: boolean;
   /**
-   * A clone's definition on its way to the agent: a format it does not name stays empty, so
-   * the clone keeps its source's (virsh vol-clone copies the source's XML), where the pool's
-   * default would turn a qcow2 clone into a raw one. Not for documents that are printed back.
+   * A clone's structured definition on its way to the agent, which lays it over the source's:
+   * a format it does not name stays empty, so the clone keeps its source's (as virsh vol-clone,
+   * which sends the source's XML), where the pool's default would turn a qcow2 clone into a raw
+   * one. Not for a clone given as XML (libvirt reads that alone: the pool's default format),
+   * nor for documents that are printed back.
    */
   formatFromSource?: boolean;
 }

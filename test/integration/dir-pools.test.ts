@@ -11,10 +11,10 @@ import {
   EventKind,
   PoolState,
   PoolType,
+  VolumeDefinition,
   WipeAlgorithm,
   type PoolDefinition,
   type Volume,
-  type VolumeDefinition,
 } from '../../libs/proto/cistern/v1/storage.js';
 import { download, upload, useStack, waitFor } from '../support/index.js';
 import { watch } from './reliability-helpers.js';
@@ -293,11 +293,6 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       expect((await qemuInfo(qClone.definition!.target!.path)).format).to.equal('qcow2');
       const { stdout: cmp } = await run('qemu-img', ['compare', '-U', '-f', 'raw', '-F', 'qcow2', join(poolPath('a', 'vols'), 'data.img'), qClone.definition!.target!.path]);
       expect(cmp).to.match(/Images are identical/);
-      // a clone that names no format keeps its source's, as virsh vol-clone does
-      const named = await api.cloneVolume({ parent, source: volName('copy.qcow2'), definition: undefined, xml: '<volume><name>again.qcow2</name></volume>', preallocMetadata: false, reflink: false, requestId: '', validate: false });
-      expect(named.definition!.target!.format).to.equal('qcow2');
-      expect((await qemuInfo(named.definition!.target!.path)).format).to.equal('qcow2');
-      await api.deleteVolume({ name: volName('again.qcow2'), requestId: '' });
 
       // resize: grow, refuse a shrink without the flag, shrink with it
       const grown = await api.resizeVolume({ name: volName('copy.img'), capacity: 16n * MiB, allocate: false, delta: false, shrink: false, requestId: '' });
@@ -338,6 +333,29 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       expect(after.definition!.capacity).to.equal(MiB);
       expect(after.definition!.physical).to.equal(2n * MiB + 4096n);
       for (const v of ['tail.img', 'tail.qcow2']) await api.deleteVolume({ name: volName(v), requestId: '' });
+    });
+
+    it('a clone given as XML is what the XML says (pool default format, mode 0600, the agent\'s owner), as libvirt; a structured one keeps what it leaves out from its source', async () => {
+      const api = ctx.stack.api;
+      const target = { ...volume('', 0n, 'qcow2').target!, permissions: { mode: 0o644, owner: 1000n, group: 1001n, label: '' } };
+      await api.createVolume({ parent, definition: volume('perm.qcow2', 8n * MiB, 'qcow2', { target }), xml: '', preallocMetadata: false, requestId: '', validate: false });
+      const clone = (how: { xml: string } | { definition: VolumeDefinition }) =>
+        api.cloneVolume({ parent, source: volName('perm.qcow2'), definition: undefined, xml: '', ...how, preallocMetadata: false, reflink: false, requestId: '', validate: false });
+      const onDisk = async (v: Volume) => {
+        const st = statSync(v.definition!.target!.path);
+        return { format: (await qemuInfo(v.definition!.target!.path)).format, mode: st.mode & 0o777, uid: st.uid, gid: st.gid };
+      };
+
+      // vol-create-from: libvirt parses only the new XML
+      const fromXml = await clone({ xml: '<volume><name>nf</name><capacity>1000</capacity></volume>' });
+      expect(fromXml.definition!.target!.format).to.equal('raw');
+      expect(fromXml.definition!.capacity).to.equal(8n * MiB);
+      expect(await onDisk(fromXml)).to.deep.equal({ format: 'raw', mode: 0o600, uid: process.getuid!(), gid: process.getgid!() });
+      // vol-clone (cisternctl sends only the name; virsh the source's XML): the source's format, mode and owner
+      const renamed = await clone({ definition: VolumeDefinition.fromPartial({ name: 'same.qcow2' }) });
+      expect(renamed.definition!.target!.format).to.equal('qcow2');
+      expect(await onDisk(renamed)).to.deep.equal({ format: 'qcow2', mode: 0o644, uid: 1000, gid: 1001 });
+      for (const v of ['perm.qcow2', 'nf', 'same.qcow2']) await api.deleteVolume({ name: volName(v), requestId: '' });
     });
 
     it('finds a file dropped into the pool directory by hand after pool-refresh', async () => {

@@ -193,19 +193,35 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
 }
 
 /**
- * The new volume's definition for a clone: the source's, renamed, without what belongs to
- * the source file (key, path, timestamps), overlaid with what the request gives; never
- * smaller than the source (libvirt).
+ * The new volume's definition for a clone, never smaller than the source (libvirt).
+ * `fromXml`: the request's XML alone (storageVolCreateXMLFrom parses only the new document,
+ * so what it leaves out has the defaults of a create, not the source's values). Otherwise
+ * the source's definition, renamed, without what belongs to the source file (key, path,
+ * timestamps), overlaid with what the request gives.
  */
-export function cloneDefinition(source: VolumeDefinition, given: VolumeDefinition): VolumeDefinition {
-  const base = VolumeDefinition.fromPartial(source);
-  base.name = given.name;
+export function cloneDefinition(source: VolumeDefinition, given: VolumeDefinition, fromXml = false): VolumeDefinition {
+  const base = fromXml ? ownDefinition(given) : overSource(source, given);
+  if ((base.capacity ?? 0n) < (source.capacity ?? 0n)) base.capacity = source.capacity;
+  return base;
+}
+
+/** A definition without what belongs to a volume that exists (key, path, timestamps, extents). */
+function ownDefinition(given: VolumeDefinition): VolumeDefinition {
+  const base = VolumeDefinition.fromPartial(given);
   base.key = '';
   base.physical = undefined;
   base.sourceDevices = [];
   if (base.target) {
     base.target.path = '';
     base.target.timestamps = undefined;
+  }
+  return base;
+}
+
+function overSource(source: VolumeDefinition, given: VolumeDefinition): VolumeDefinition {
+  const base = ownDefinition(source);
+  base.name = given.name;
+  if (base.target) {
     // a clone into another format takes nothing of the source's format-specific layout (as
     // libvirt, which takes only the new XML's): a qcow2 source's cluster size made a raw
     // clone fail with 'cluster size is only available with qcow2 and qed'
@@ -231,7 +247,6 @@ export function cloneDefinition(source: VolumeDefinition, given: VolumeDefinitio
   // of its source's, only one the request names
   base.backingStore = given.backingStore;
   if (given.capacity !== undefined) base.capacity = given.capacity;
-  if ((base.capacity ?? 0n) < (source.capacity ?? 0n)) base.capacity = source.capacity;
   return base;
 }
 
@@ -260,7 +275,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
   try {
     releaseSource = ctx.locks.acquireVolume(src.pool, src.volume, `clone to '${given.name}'`, 'shared');
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'clone', volume: given.name });
-    const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given));
+    const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given, request.cloneFromXml));
     const journalDone = await ctx.journal?.begin({ operation: 'clone', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal });
     try {
       await backend.buildVolFrom!(

@@ -85,13 +85,18 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
   const p = requireActive(resolvePool(svc, ref));
   const source = resolveVolume(svc, src);
   await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagevol', ctx.signal);
-  const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true, formatFromSource: true });
+  // XML is read alone, as libvirt reads it: what it leaves out gets the pool's defaults. A
+  // structured definition is laid over the source's by the agent: a format it does not name
+  // stays empty so that the source's is kept (CloneVolumeRequest in storage.proto)
+  const fromXml = req.xml !== '';
+  const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true, formatFromSource: !fromXml });
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await forward(svc, ctx, ref.host, {
     pool: p.definition,
     sourcePool: source.pool.definition,
     persistent: p.pool.persistent,
     autostart: p.pool.autostart,
+    cloneFromXml: fromXml,
     op: { $case: 'cloneVolume', value: { ...req, definition: def, xml: '' } },
   });
   return volumeAfter(svc, ref.host, ref.pool, def.name, reply);
