@@ -192,7 +192,11 @@ async function writeFully(fh: FileHandle, buf: Buffer, offset: number, length: n
   }
 }
 
-/** Writes zeros over [from, to) in large chunks. */
+/**
+ * Writes zeros over [from, to) in large chunks. Progress is the bytes written out of
+ * to - from; with `total`, the position out of `total` (the zeros go on from work already
+ * reported, such as a clone's copied data before them).
+ */
 async function zeroFill(fh: FileHandle, from: bigint, to: bigint, ctx: BackendContext, total?: bigint): Promise<void> {
   let pos = from;
   while (pos < to) {
@@ -200,7 +204,8 @@ async function zeroFill(fh: FileHandle, from: bigint, to: bigint, ctx: BackendCo
     const n = Number(to - pos < BigInt(IO_CHUNK) ? to - pos : BigInt(IO_CHUNK));
     await writeFully(fh, ZERO, 0, n, Number(pos));
     pos += BigInt(n);
-    ctx.progress?.(pos - from, total ?? to - from);
+    if (total === undefined) ctx.progress?.(pos - from, to - from);
+    else ctx.progress?.(pos, total);
   }
 }
 
@@ -1228,7 +1233,8 @@ export class DirBackend implements StorageBackend {
       let needAlloc = !(input && allocation < input.capacity);
       let pos = 0n;
       if (allocation > 0n && needAlloc && allocation > BigInt(INPROCESS_ALLOCATE_LIMIT)) {
-        await this.allocate(ctx, fh, r.path, 0n, allocation);
+        // before a copy the one fallocate reports no progress: the copy's would start again at 0
+        await this.allocate(input ? { ...ctx, progress: undefined } : ctx, fh, r.path, 0n, allocation);
         needAlloc = false;
       }
       if (input) {

@@ -160,14 +160,31 @@ describe('dir backend raw clone on real files', function () {
         [BLOCK + 1, Buffer.from('data')],
         [size / 2 - BLOCK, Buffer.alloc(3 * BLOCK, 0x55)],
       ]);
-      const c = await clone(`${name}.copy`, name); // no allocation given: allocation = capacity
+      const seen: bigint[] = [];
+      const c = await clone(`${name}.copy`, name, {}, { ...ctx, progress: (d) => seen.push(d) }); // no allocation given: allocation = capacity
       const copy = join(target, `${name}.copy`);
       expect(c.capacity).to.equal(BigInt(size));
       expect(sha256(readFileSync(copy))).to.equal(sha256(readFileSync(join(target, name))));
       expect(statSync(copy).blocks * 512).to.be.at.least(size);
       expect(c.allocation! >= BigInt(size)).to.equal(true);
+      // the allocation before the copy is no step of its own: progress never goes back
+      expect(seen.every((d, i) => i === 0 || d >= seen[i - 1]!), seen.join(' ')).to.equal(true);
+      expect(seen.at(-1)).to.equal(BigInt(size));
     });
   }
+
+  it('a larger capacity allocated in full: the source bytes, then zeros; progress goes on from the copy to the end', async () => {
+    source('three.img', 3 * MiB, [[MiB + 3, Buffer.from('middle')]]);
+    const seen: Array<[bigint, bigint]> = [];
+    const c = await clone('eight.img', 'three.img', { capacity: 8n * BigInt(MiB), allocation: 8n * BigInt(MiB) }, { ...ctx, progress: (d, t) => seen.push([d, t]) });
+    const copy = join(target, 'eight.img');
+    expect(c.capacity).to.equal(8n * BigInt(MiB));
+    expect(statSync(copy).blocks * 512).to.be.at.least(8 * MiB);
+    expect(sha256(readFileSync(copy).subarray(0, 3 * MiB))).to.equal(sha256(readFileSync(join(target, 'three.img'))));
+    const done = seen.map(([d]) => d);
+    expect(done.every((d, i) => i === 0 || d >= done[i - 1]!), done.join(' ')).to.equal(true);
+    expect(seen.at(-1)).to.deep.equal([8n * BigInt(MiB), 8n * BigInt(MiB)]);
+  });
 
   it('cancelling mid-copy rejects with CANCELLED and leaves no file; the name can be used again', async () => {
     const size = 2048 * MiB; // mostly holes: long enough that the abort lands mid-copy
