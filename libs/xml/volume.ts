@@ -17,7 +17,12 @@ import { attr, child, childrenNamed, parseXmlDocument, shown } from './safe-pars
 import { MAX_SIZE_BYTES } from './units.js';
 
 export interface VolumeParseOptions {
-  /** The document describes a clone (vol-create-from): capacity may be omitted and comes from the source volume. */
+  /**
+   * The document describes a clone (vol-create-from): capacity may be omitted and comes from
+   * the source volume, and an allocation not given stays unset (libvirt's has_allocation):
+   * what it becomes is decided against the source (storageVolCreateXMLFrom takes the capacity
+   * once raised to the source's; a structured definition keeps the source's).
+   */
   cloning?: boolean;
   /**
    * A clone's structured definition on its way to the agent, which lays it over the source's:
@@ -278,7 +283,8 @@ function normalizeVolume(vol: VolumeDefinition, pool: PoolDefinition, ctx: Ctx, 
     capacity = 0n;
   }
   capacity = checkBytes(ctx, 'capacity', capacity);
-  const allocation = vol.allocation === undefined || vol.allocation === null ? capacity : checkBytes(ctx, 'allocation', vol.allocation);
+  const given = vol.allocation !== undefined && vol.allocation !== null;
+  const allocation = given ? checkBytes(ctx, 'allocation', vol.allocation!) : opts.cloning ? undefined : capacity;
 
   return {
     type: volumeTypeFor(pool.type, target.format),

@@ -358,6 +358,33 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       for (const v of ['perm.qcow2', 'nf', 'same.qcow2']) await api.deleteVolume({ name: volName(v), requestId: '' });
     });
 
+    it('a clone is allocated as libvirt allocates it: vol-clone keeps a thick source thick, vol-create-from without <allocation> allocates the raised capacity, and qcow2 --prealloc-metadata then picks falloc', async () => {
+      const api = ctx.stack.api;
+      const cli = async (args: string[]) => expect(await ctx.stack.cli(args), args.join(' ')).to.include({ code: 0 });
+      const allocated = (v: string) => statSync(join(poolPath('a', 'vols'), v)).blocks * 512;
+      const fromXml = (xml: string, source: string, preallocMetadata = false) =>
+        api.cloneVolume({ parent, source: volName(source), definition: undefined, xml, preallocMetadata, reflink: false, requestId: '', validate: false });
+      // virsh vol-clone sends the source's XML: its allocation comes along
+      await cli(['vol-create-as', 'a/vols', 'fa', '5M']);
+      await cli(['vol-clone', 'fa', 'fa-c', '--pool', 'a/vols']);
+      expect(allocated('fa-c')).to.be.at.least(5 * 1024 * 1024);
+      expect((await api.getVolume({ name: volName('fa-c') })).definition!.allocation! >= 5n * MiB).to.equal(true);
+      await cli(['vol-create-as', 'a/vols', 'sp', '5M', '--allocation', '0']);
+      await cli(['vol-clone', 'sp', 'sp-c', '--pool', 'a/vols']);
+      expect(allocated('sp-c')).to.equal(0);
+      // storageVolCreateXMLFrom: no <allocation> = the capacity once raised to the source's (10 MiB)
+      await cli(['vol-create-as', 'a/vols', 'ten', '10M', '--allocation', '0']);
+      const full = await fromXml('<volume><name>ten-c</name><capacity>1000</capacity></volume>', 'ten');
+      expect(full.definition!.capacity).to.equal(10n * MiB);
+      expect(allocated('ten-c')).to.be.at.least(10 * 1024 * 1024);
+      // qemu-img preallocation as libvirt picks it: falloc when allocation >= capacity, else metadata
+      await fromXml("<volume><name>q-full.qcow2</name><capacity>1000</capacity><target><format type='qcow2'/></target></volume>", 'fa', true);
+      expect(allocated('q-full.qcow2')).to.be.at.least(5 * 1024 * 1024);
+      await fromXml("<volume><name>q-meta.qcow2</name><capacity>1000</capacity><allocation>0</allocation><target><format type='qcow2'/></target></volume>", 'fa', true);
+      expect(allocated('q-meta.qcow2')).to.be.below(1024 * 1024);
+      for (const v of ['fa', 'fa-c', 'sp', 'sp-c', 'ten', 'ten-c', 'q-full.qcow2', 'q-meta.qcow2']) await api.deleteVolume({ name: volName(v), requestId: '' });
+    });
+
     it('finds a file dropped into the pool directory by hand after pool-refresh', async () => {
       const api = ctx.stack.api;
       const path = join(poolPath('a', 'vols'), 'by-hand.qcow2');

@@ -195,13 +195,16 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
 /**
  * The new volume's definition for a clone, never smaller than the source (libvirt).
  * `fromXml`: the request's XML alone (storageVolCreateXMLFrom parses only the new document,
- * so what it leaves out has the defaults of a create, not the source's values). Otherwise
- * the source's definition, renamed, without what belongs to the source file (key, path,
- * timestamps), overlaid with what the request gives.
+ * so what it leaves out has the defaults of a create, not the source's values), and an
+ * allocation it does not give is the capacity as raised: a full copy. Otherwise the source's
+ * definition, renamed, without what belongs to the source file (key, path, timestamps),
+ * overlaid with what the request gives: an allocation not given is the source's, as when
+ * virsh vol-clone sends the source's XML (a thick source gives a thick clone).
  */
 export function cloneDefinition(source: VolumeDefinition, given: VolumeDefinition, fromXml = false): VolumeDefinition {
   const base = fromXml ? ownDefinition(given) : overSource(source, given);
   if ((base.capacity ?? 0n) < (source.capacity ?? 0n)) base.capacity = source.capacity;
+  if (fromXml && base.allocation === undefined) base.allocation = base.capacity;
   return base;
 }
 

@@ -264,6 +264,12 @@ describe('xml volume: checks', () => {
     expectInvalid(() => validateVolumeDefinition(VolumeDefinition.fromPartial({ name: 'v' }), pool), 'capacity', 'missing capacity');
     const c = validateVolumeDefinition(VolumeDefinition.fromPartial({ name: 'v' }), pool, { cloning: true });
     expect(c.capacity).to.equal(0n);
+    // a clone's allocation not given is decided against its source, not set to the capacity here
+    expect(c.allocation).to.equal(undefined);
+    expect(validateVolumeDefinition(VolumeDefinition.fromPartial({ name: 'v', capacity: 10n }), pool, { cloning: true }).allocation).to.equal(undefined);
+    expect(validateVolumeDefinition(VolumeDefinition.fromPartial({ name: 'v', allocation: 0n }), pool, { cloning: true }).allocation).to.equal(0n);
+    expect(parseVolumeXml('<volume><name>v</name><capacity>1000</capacity></volume>', pool, { cloning: true }).allocation).to.equal(undefined);
+    expect(parseVolumeXml('<volume><name>v</name><capacity>1000</capacity><allocation>5</allocation></volume>', pool, { cloning: true }).allocation).to.equal(5n);
     const v = validateVolumeDefinition(VolumeDefinition.fromPartial({ name: 'v', key: 'k', physical: 5n, capacity: 10n, target: { format: 'qcow2', lazyRefcounts: true } }), pool);
     expect(v.key).to.equal('');
     expect(v.physical).to.equal(undefined);
