@@ -1015,10 +1015,10 @@ export class DirBackend implements StorageBackend {
       );
     }
     if (volume.capacity !== undefined) checkSize(volume.capacity, 'volume.capacity');
+    // an allocation above the capacity is allowed, as in libvirt: a raw file grows to the
+    // allocation (createRawFile: ftruncate to the capacity, then fallocate the allocation);
+    // other formats use it only to choose the preallocation
     if (volume.allocation !== undefined) checkSize(volume.allocation, 'volume.allocation');
-    if (volume.capacity !== undefined && volume.allocation !== undefined && volume.allocation > volume.capacity) {
-      throw new InvalidArgumentError('volume.allocation', `allocation ${volume.allocation} is larger than capacity ${volume.capacity}; allowed: 0 to the capacity`);
-    }
     let compat = t?.compat ?? '';
     const lazy = t?.lazyRefcounts ?? false;
     if (compat && format !== 'qcow2') throw new InvalidArgumentError('volume.target.compat', 'the compatibility option is only available with qcow2');
@@ -1494,7 +1494,6 @@ export class DirBackend implements StorageBackend {
       ...volume,
       capacity: volume.capacity === undefined || volume.capacity < srcCapacity ? srcCapacity : volume.capacity,
     };
-    if (requested.allocation !== undefined && requested.allocation > requested.capacity!) requested.allocation = requested.capacity;
     const checked = await this.createVol(ctx, requested);
     const r = this.resolveCreate(ctx, checked);
     if (r.format === 'dir') throw new InvalidArgumentError('volume.target.format', 'cannot copy from a volume to a directory volume');

@@ -534,6 +534,10 @@ export class LogicalBackend implements StorageBackend {
     checkSize(capacity, 'volume.capacity');
     let allocation = volume.allocation ?? capacity;
     checkSize(allocation, 'volume.allocation');
+    // An allocation above the capacity makes a plain LV of the capacity (fully allocated).
+    // libvirt 9 instead runs `lvcreate -L <allocation> --type snapshot --virtualsize
+    // <capacity>`: a sparse LV, a dm-snapshot of zeros whose COW area can still overflow
+    // (and the LV become unusable) when the excess does not cover the exception store.
     if (allocation > capacity) allocation = capacity;
     const enc = volume.target?.encryption;
     if (enc) {

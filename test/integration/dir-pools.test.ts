@@ -385,6 +385,19 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       for (const v of ['fa', 'fa-c', 'sp', 'sp-c', 'ten', 'ten-c', 'q-full.qcow2', 'q-meta.qcow2']) await api.deleteVolume({ name: volName(v), requestId: '' });
     });
 
+    it('an allocation above the capacity is accepted, as libvirt: raw grows to it, qcow2 keeps the capacity', async () => {
+      const api = ctx.stack.api;
+      for (const [name, format] of [['ac', 'raw'], ['ac.qcow2', 'qcow2']]) {
+        const r = await ctx.stack.cli(['vol-create-as', 'a/vols', name!, '1M', '--allocation', '2M', '--format', format!]);
+        expect(r, r.stderr).to.include({ code: 0 });
+      }
+      const raw = (await api.getVolume({ name: volName('ac') })).definition!;
+      expect([raw.capacity, raw.allocation, raw.physical]).to.deep.equal([2n * MiB, 2n * MiB, 2n * MiB]);
+      expect(statSync(join(poolPath('a', 'vols'), 'ac')).size).to.equal(2 * 1024 * 1024);
+      expect((await qemuInfo(join(poolPath('a', 'vols'), 'ac.qcow2')))['virtual-size']).to.equal(1024 * 1024);
+      for (const v of ['ac', 'ac.qcow2']) await api.deleteVolume({ name: volName(v), requestId: '' });
+    });
+
     it('finds a file dropped into the pool directory by hand after pool-refresh', async () => {
       const api = ctx.stack.api;
       const path = join(poolPath('a', 'vols'), 'by-hand.qcow2');

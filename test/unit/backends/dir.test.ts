@@ -156,6 +156,24 @@ describe('dir backend (recording runner)', () => {
       expect((await rejects(backend.buildVolFrom(ctx, await backend.createVol(ctx, vol('copy2.img', 'raw')), { pool: scsiPool, volume: bad }, noPrealloc))).code).to.equal('INVALID_ARGUMENT');
     });
 
+    it('an allocation above the capacity, as libvirt: a raw file grows to it (ftruncate, then fallocate from 0); qcow2 keeps the capacity', async () => {
+      await build(vol('ac', 'raw', MiB, { allocation: 2n * MiB }));
+      expect(statSync(join(target, 'ac')).size).to.equal(2 * 1024 * 1024);
+      expect(statSync(join(target, 'ac')).blocks * 512).to.be.at.least(2 * 1024 * 1024);
+      expect((await backend.refreshVol(ctx, vol('ac', 'raw'))).capacity).to.equal(2n * MiB);
+      await build(vol('big-ac', 'raw', MiB, { allocation: 100n * MiB }));
+      expect(runner.argvs).to.deep.equal([['fallocate', '-o', '0', '-l', String(100n * MiB), '--', `${target}/big-ac`]]);
+      // qcow2: the allocation only chooses the preallocation
+      await build(vol('ac.qcow2', 'qcow2', MiB, { allocation: 2n * MiB }));
+      expect((await backend.refreshVol(ctx, vol('ac.qcow2', 'qcow2'))).capacity).to.equal(MiB);
+      await build(vol('acp.qcow2', 'qcow2', MiB, { allocation: 2n * MiB }), { preallocMetadata: true });
+      expect(runner.argvs[1]?.[5]).to.equal('preallocation=falloc,compat=0.10');
+      // a raw clone the same: the copy, then zeros up to the allocation
+      writeFileSync(join(target, 'src.img'), Buffer.alloc(4096, 7));
+      await backend.buildVolFrom(ctx, await backend.createVol(ctx, vol('ac-c', 'raw', undefined, { allocation: 8192n })), { pool: ctx.pool, volume: vol('src.img', '') }, noPrealloc);
+      expect(readFileSync(join(target, 'ac-c')).equals(Buffer.concat([Buffer.alloc(4096, 7), Buffer.alloc(4096)]))).to.equal(true);
+    });
+
     it('raw volumes are created without any process; large allocations use one fallocate', async () => {
       await build(vol('sparse.raw', 'raw', 100n * MiB, { allocation: 0n }));
       await build(vol('small.raw', 'raw', MiB));
@@ -621,8 +639,8 @@ describe('dir backend (recording runner)', () => {
       });
     }
 
-    it('refuses negative, overflowing and allocation > capacity sizes', async () => {
-      for (const v of [vol('n', 'raw', -1n), vol('o', 'raw', 1n << 63n), vol('a', 'raw', MiB, { allocation: 2n * MiB })]) {
+    it('refuses negative and overflowing sizes', async () => {
+      for (const v of [vol('n', 'raw', -1n), vol('o', 'raw', 1n << 63n), vol('a', 'raw', MiB, { allocation: 1n << 63n })]) {
         const err = await rejects(build(v));
         expect(err.code).to.equal('INVALID_ARGUMENT');
       }

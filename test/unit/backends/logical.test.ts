@@ -424,6 +424,15 @@ describe('logical backend (recording runner)', () => {
       ]);
     });
 
+    it('an allocation above the capacity: a plain LV of the capacity (libvirt 9 would run a sparse snapshot lvcreate)', async () => {
+      const lines: string[] = [];
+      scriptLvcreate(lines);
+      const planned = await backend.createVol(ctx, vol('over', BigInt(MiB), { allocation: 2n * BigInt(MiB) }));
+      expect(planned.allocation).to.equal(BigInt(MiB));
+      await backend.buildVol(ctx, planned, { preallocMetadata: false });
+      expect(runner.callsOf('lvcreate')).to.deep.equal([['lvcreate', '--name', 'over', '-L', '1024K', VG, '--yes']]);
+    });
+
     it('refuses bad names, sizes, backing stores and encryption before anything runs', async () => {
       const cases: [VolumeDefinition, RegExp][] = [
         [vol('bad name', 1024n), /contains ' '.*allowed: 1-127 characters of A-Z a-z 0-9 \+ _ \. -/],
