@@ -169,6 +169,18 @@ export async function volumeDefinitionFrom(
   return { ...vol, key: '' };
 }
 
+/**
+ * A resize's capacity: a size, and not an absolute 0. libvirt's virStorageVolResize
+ * (libvirt-storage.c) refuses that before any driver sees it, whatever the volume: 0 without
+ * delta or shrink can only empty a volume by mistake.
+ */
+export function checkResizeCapacity(req: { capacity: bigint; delta: boolean; shrink: boolean }, field = 'capacity'): void {
+  checkSize(req.capacity, field);
+  if (req.capacity === 0n && !req.delta && !req.shrink) {
+    throw new InvalidArgumentError(field, 'cannot be zero without the delta or shrink flag; allowed: a new size above 0 bytes, or 0 with delta or shrink');
+  }
+}
+
 export function checkWipeAlgorithm(value: WipeAlgorithm, field = 'algorithm'): void {
   if (!(value in WipeAlgorithm) || value === WipeAlgorithm.UNRECOGNIZED) {
     throw new InvalidArgumentError(field, `wipe algorithm ${value} is not known; allowed: zero nnsa dod bsi gutmann schneier pfitzner7 pfitzner33 random trim`);

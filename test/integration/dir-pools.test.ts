@@ -398,6 +398,21 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       for (const v of ['ac', 'ac.qcow2']) await api.deleteVolume({ name: volName(v), requestId: '' });
     });
 
+    it("resize to an absolute 0 is refused as libvirt's virStorageVolResize refuses it, even for a 0-byte volume", async () => {
+      const api = ctx.stack.api;
+      await api.createVolume({ parent, definition: volume('z0', 0n, 'raw'), xml: '', preallocMetadata: false, requestId: '', validate: false });
+      const resize = (delta: boolean, shrink: boolean) => api.resizeVolume({ name: volName('z0'), capacity: 0n, allocate: false, delta, shrink, requestId: '' });
+      const err = await expectCode(resize(false, false), status.INVALID_ARGUMENT, /^capacity: cannot be zero without the delta or shrink flag/);
+      expect(err.message).to.contain('allowed:');
+      const cli = await ctx.stack.cli(['vol-resize', 'z0', '0', '--pool', 'a/vols']);
+      expect(cli.code).to.equal(1);
+      expect(cli.stderr).to.match(/^error: Failed to change size of volume 'z0' to 0\n.*capacity: cannot be zero without the delta or shrink flag/);
+      // with either flag 0 is a size like any other
+      expect((await resize(true, false)).definition!.capacity).to.equal(0n);
+      expect((await resize(false, true)).definition!.capacity).to.equal(0n);
+      await api.deleteVolume({ name: volName('z0'), requestId: '' });
+    });
+
     it('finds a file dropped into the pool directory by hand after pool-refresh', async () => {
       const api = ctx.stack.api;
       const path = join(poolPath('a', 'vols'), 'by-hand.qcow2');

@@ -27,7 +27,7 @@ import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES
 import {
   checkAbsolutePath,
   checkRequestId,
-  checkSize,
+  checkResizeCapacity,
   checkWipeAlgorithm,
   requireHost,
   requirePoolName,
@@ -134,7 +134,7 @@ export async function wipeVolume(svc: CoordinatorServices, ctx: CallContext, req
 export async function resizeVolume(svc: CoordinatorServices, ctx: CallContext, req: ResizeVolumeRequest): Promise<Volume> {
   const ref = requireVolumeName(req.name);
   checkRequestId(req.requestId);
-  checkSize(req.capacity, 'capacity');
+  checkResizeCapacity(req);
   const { pool, volume } = resolveVolume(svc, ref);
   // an encrypted volume's passphrase goes with the request (secrets/resolve.ts)
   const reply = await forward(

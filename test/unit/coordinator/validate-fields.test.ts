@@ -1,6 +1,6 @@
 // Errors about a structured definition name the request's field, as a client sent it.
 import { expect } from 'chai';
-import { poolDefinitionFrom, volumeDefinitionFrom } from '../../../services/coordinator/validate.js';
+import { checkResizeCapacity, poolDefinitionFrom, volumeDefinitionFrom } from '../../../services/coordinator/validate.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 
@@ -33,5 +33,23 @@ describe('request fields in INVALID_ARGUMENT for structured definitions', () => 
     // given as XML, errors name the document's element, with its line
     const xmlErr = await refusal(volumeDefinitionFrom(undefined, "<volume><name>v</name><capacity>1</capacity><target><format type='nope'/></target></volume>", dir));
     expect(xmlErr.field).to.not.match(/^definition/);
+  });
+});
+
+describe('ResizeVolume capacity', () => {
+  it("refuses an absolute 0 as libvirt's virStorageVolResize does, naming the field; 0 with delta or shrink is fine", () => {
+    let err: unknown;
+    try {
+      checkResizeCapacity({ capacity: 0n, delta: false, shrink: false });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(InvalidArgumentError);
+    expect((err as InvalidArgumentError).field).to.equal('capacity');
+    expect((err as Error).message).to.equal('capacity: cannot be zero without the delta or shrink flag; allowed: a new size above 0 bytes, or 0 with delta or shrink');
+    for (const ok of [{ capacity: 0n, delta: true, shrink: false }, { capacity: 0n, delta: false, shrink: true }, { capacity: 1n, delta: false, shrink: false }]) {
+      expect(() => checkResizeCapacity(ok)).to.not.throw();
+    }
+    expect(() => checkResizeCapacity({ capacity: -1n, delta: true, shrink: false })).to.throw(InvalidArgumentError, /out of range/);
   });
 });
