@@ -131,7 +131,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     // 1. events from the stream's current end; everything before is covered by the syncs
     const bounds = await streamBounds(nc);
     cache.advance(bounds.last);
-    const reader: EventReader = await readEvents(nc, bounds.last + 1n, undefined, (event, subject) => {
+    const reader: EventReader = await readEvents(nc, bounds.last + 1n, { log, reader: 'cache' }, (event, subject) => {
       log.warn('ignored an event naming another host than its subject', { subject, host: event.host, seq: event.sequence });
       cache.advance(event.sequence);
     });

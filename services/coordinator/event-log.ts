@@ -1,11 +1,13 @@
-// Reading the event stream: one ordered consumer per reader, from a given sequence.
-// The ordered consumer recreates itself after reconnects and gaps, so readers see every
-// stored event once, in order.
+// Reading the event stream: one ordered consumer per reader, from a given sequence. The
+// ordered consumer recreates itself after gaps; after a disconnect the reader opens another
+// from the next sequence it has not yielded (StreamReader). Readers see every stored event
+// once, in order.
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerMessages } from '@nats-io/jetstream';
 import { decodeEvent } from '../../libs/bus/events.js';
 import { EVENT_STREAM, subjects } from '../../libs/bus/subjects.js';
 import type { Event } from '../../libs/proto/cistern/v1/storage.js';
+import type { Logger } from './log.js';
 
 export interface StreamBounds {
   /** oldest stored sequence (last + 1 when the stream is empty) */
@@ -46,23 +48,200 @@ export interface RawEventReader extends AsyncIterable<RawEvent> {
   close(): Promise<void>;
 }
 
-/** Stored messages from `startSequence` on (live after the stored ones), optionally one subject filter. */
-export async function readRawEvents(nc: NatsConnection, startSequence: bigint, filterSubject?: string): Promise<RawEventReader> {
-  const js = jetstream(nc);
-  const consumer = await js.consumers.get(EVENT_STREAM, {
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: Number(startSequence < 1n ? 1n : startSequence),
-    ...(filterSubject ? { filter_subjects: filterSubject } : {}),
-  });
-  const messages = await consumer.consume();
-  return {
-    async close() {
-      await messages.close();
-    },
-    async *[Symbol.asyncIterator]() {
-      for await (const m of messages) yield { seq: BigInt(m.seq), data: m.data, subject: m.subject };
-    },
+export interface ReadOptions {
+  /** one stream subject (wildcards allowed) instead of all */
+  filterSubject?: string;
+  /** where the reader says, once per restart, that it read again and why (silent without) */
+  log?: Pick<Logger, 'info' | 'warn'>;
+  /** names the reader in those lines */
+  reader?: string;
+}
+
+/**
+ * Disconnects and reconnects of one connection, as its event readers need them: `epoch`
+ * moves at each, `up` says whether it is connected. One status listener per connection,
+ * however many readers.
+ */
+class BusLink {
+  epoch = 0;
+  up = true;
+  closed = false;
+  readonly listeners = new Set<() => void>();
+
+  constructor(nc: NatsConnection) {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') this.up = false;
+        else if (s.type === 'reconnect') this.up = true;
+        else continue;
+        this.epoch++;
+        for (const l of [...this.listeners]) l();
+      }
+      this.closed = true;
+      for (const l of [...this.listeners]) l();
+    })();
+  }
+}
+
+const links = new WeakMap<NatsConnection, BusLink>();
+
+function busLink(nc: NatsConnection): BusLink {
+  let link = links.get(nc);
+  if (!link) {
+    link = new BusLink(nc);
+    links.set(nc, link);
+  }
+  return link;
+}
+
+/** Waits between attempts to read again after a reconnect (JetStream may not answer yet). */
+const RETRY_MS = [100, 250, 500, 1000];
+
+/**
+ * One reader of the stream: an ordered consumer from the next sequence it has not yielded.
+ *
+ * Why it gives its consumer up when the connection drops and opens another once it is back:
+ * the consumer's pull dies with the connection (and an ordered consumer, kept in the server's
+ * memory, dies with a restarted server). The client library recreates it after a reconnect,
+ * but pulls only what its own count of outstanding messages leaves, a count the lost pull
+ * still holds: often a handful of messages or none, and the reader then stalls until two idle
+ * heartbeats are missed, 25-45 s. Closed before the reconnect, the old consumer takes no part
+ * in it; the new one starts at `next`: no gap, no duplicate.
+ */
+class StreamReader implements RawEventReader {
+  private next: bigint;
+  private messages: ConsumerMessages | undefined;
+  private consumer: Consumer | undefined;
+  /** the link's epoch when `messages` was opened: another epoch means its pull may be lost */
+  private epoch = 0;
+  private closed = false;
+  /** why the current consumer was given up; set until another one reads */
+  private dropped: string | undefined;
+  private wake: (() => void) | undefined;
+  private readonly onLink = (): void => {
+    if (this.messages && this.epoch !== this.link.epoch) {
+      this.dropped ??= this.link.up ? 'NATS reconnected' : 'the connection to NATS dropped';
+      // the loop below reads what it already holds, then opens another consumer
+      void this.messages.close().catch(() => undefined);
+    }
+    this.wake?.();
   };
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly link: BusLink,
+    start: bigint,
+    private readonly options: ReadOptions,
+  ) {
+    this.next = start < 1n ? 1n : start;
+  }
+
+  static async open(nc: NatsConnection, start: bigint, options: ReadOptions): Promise<StreamReader> {
+    const reader = new StreamReader(nc, busLink(nc), start, options);
+    reader.link.listeners.add(reader.onLink);
+    try {
+      await reader.consume();
+    } catch (err) {
+      reader.link.listeners.delete(reader.onLink);
+      throw err;
+    }
+    return reader;
+  }
+
+  /** Opens an ordered consumer from `next` (throws what JetStream says). */
+  private async consume(): Promise<void> {
+    const epoch = this.link.epoch;
+    const consumer = await jetstream(this.nc).consumers.get(EVENT_STREAM, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: Number(this.next),
+      ...(this.options.filterSubject ? { filter_subjects: this.options.filterSubject } : {}),
+    });
+    this.consumer = consumer;
+    this.messages = await consumer.consume();
+    this.epoch = epoch;
+    if (this.closed) void this.messages.close().catch(() => undefined);
+    // the connection dropped while it was being opened: its pull may be lost already
+    else this.onLink();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.link.listeners.delete(this.onLink);
+    this.wake?.();
+    await this.messages?.close();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<RawEvent> {
+    try {
+      for (;;) {
+        const messages = this.messages;
+        if (!messages) return;
+        for await (const m of messages) {
+          const seq = BigInt(m.seq);
+          // a consumer opened after another starts at `next`; nothing yielded comes again
+          if (seq < this.next) continue;
+          this.next = seq + 1n;
+          yield { seq, data: m.data, subject: m.subject };
+        }
+        this.messages = undefined;
+        // ended by close(), by NATS closing, or by the library: done, as before
+        if (this.closed || this.dropped === undefined) return;
+        if (!(await this.reopen())) return;
+      }
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Resolves at the next change of the link, on close(), or after `ms`. */
+  private changed(ms?: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    }).finally(() => (this.wake = undefined));
+  }
+
+  /** Opens another consumer from `next` once connected; false when closed meanwhile. */
+  private async reopen(): Promise<boolean> {
+    const { log, reader = 'event reader' } = this.options;
+    const why = this.dropped;
+    const old = this.consumer;
+    const since = Date.now();
+    let attempts = 0;
+    while (!this.closed && !this.link.closed) {
+      if (!this.link.up) {
+        await this.changed();
+        continue;
+      }
+      // after a blip the old consumer is still on the server (for its inactive threshold)
+      if (attempts === 0) void old?.delete().catch(() => undefined);
+      attempts++;
+      try {
+        await this.consume();
+      } catch (err) {
+        if (attempts === RETRY_MS.length + 1) log?.warn('event stream reader cannot read again yet; retrying', { reader, why, from: String(this.next), err });
+        await this.changed(RETRY_MS[Math.min(attempts, RETRY_MS.length) - 1]);
+        continue;
+      }
+      if (this.closed) return false;
+      // the connection dropped again while it was being opened (consume() closed it): again
+      if (this.epoch !== this.link.epoch) continue;
+      this.dropped = undefined;
+      log?.info('event stream reader restarted', { reader, why, from: String(this.next), attempts, ms: Date.now() - since });
+      return true;
+    }
+    return false;
+  }
+}
+
+/** Stored messages from `startSequence` on (live after the stored ones), optionally one subject filter. */
+export function readRawEvents(nc: NatsConnection, startSequence: bigint, options: ReadOptions = {}): Promise<RawEventReader> {
+  return StreamReader.open(nc, startSequence, options);
 }
 
 /**
@@ -72,10 +251,10 @@ export async function readRawEvents(nc: NatsConnection, startSequence: bigint, f
 export async function readEvents(
   nc: NatsConnection,
   startSequence: bigint,
-  filterSubject?: string,
+  options: ReadOptions = {},
   onForeign?: (event: Event, subject: string) => void,
 ): Promise<EventReader> {
-  const raw = await readRawEvents(nc, startSequence, filterSubject);
+  const raw = await readRawEvents(nc, startSequence, options);
   return {
     close: () => raw.close(),
     async *[Symbol.asyncIterator]() {
@@ -106,10 +285,11 @@ export interface EventSource {
   lastSequence(subject?: string): Promise<bigint>;
 }
 
-export function natsEventSource(nc: NatsConnection): EventSource {
+/** `log` and `reader` say when a reader restarts after a reconnect (see ReadOptions). */
+export function natsEventSource(nc: NatsConnection, log?: ReadOptions['log'], reader?: string): EventSource {
   return {
     bounds: () => streamBounds(nc),
-    read: (start, subject) => readRawEvents(nc, start, subject),
+    read: (start, subject) => readRawEvents(nc, start, { filterSubject: subject, log, reader }),
     lastSequence: (subject) => lastEventSequence(nc, subject),
   };
 }

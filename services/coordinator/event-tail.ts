@@ -302,7 +302,7 @@ const shared = new WeakMap<NatsConnection, EventTail>();
 export function sharedEventTail(nc: NatsConnection, log?: Logger): EventTail {
   let tail = shared.get(nc);
   if (!tail || tail.ended) {
-    const created = new EventTail(natsEventSource(nc), { log });
+    const created = new EventTail(natsEventSource(nc, log, 'shared event tail'), { log });
     created.onEnded(() => {
       if (shared.get(nc) === created) shared.delete(nc);
     });
