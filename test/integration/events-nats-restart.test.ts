@@ -1,17 +1,23 @@
 // Event delivery across a nats-server restart (SIGTERM and kill -9, same port and store):
 // the coordinator's event readers (its cache reader, the shared tail under every live
 // WatchEvents, a watcher's own replay consumer) read again from the next sequence as soon as
-// the connection is back. Before, a pull lost with the server was re-issued only when the
-// client library's idle heartbeats lapsed: 25-45 s in which no watcher, not even one opened
-// after the restart, received anything. The bounds below (10 s) are a correctness bound, far
-// from the normal case (well under a second) and far below that stall.
+// the connection is back. Before, the client library recreated each ordered consumer but
+// pulled only what its count of the lost pull left: after a few events, nothing more until
+// two idle heartbeats were missed, 25-45 s in which no watcher, not even one opened after the
+// restart, received anything, and pool calls waited 10 s for their event. The bounds below
+// (10 s) are a correctness bound, far from the normal case (well under a second) and far
+// below that stall. The stall shows only after more events than the readers' pull had left
+// (under 100): hence the load around the restart and the bursts after it.
 import { expect } from 'chai';
 import { status } from '@grpc/grpc-js';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connectBus } from '../../libs/bus/connect.js';
-import { EventPublisher } from '../../libs/bus/events.js';
-import { useStack, useTempDir, waitFor } from '../support/index.js';
+import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
+import { EVENT_STREAM, subjects } from '../../libs/bus/subjects.js';
+import { readRawEvents, type RawEventReader } from '../../services/coordinator/event-log.js';
+import { startNats, useStack, useTempDir, waitFor, type NatsServer } from '../support/index.js';
 import { Event, EventKind } from '../../libs/proto/cistern/v1/storage.js';
 import { createVolume, dirPool, grpcCode, kindName, watch, type Watcher } from './reliability-helpers.js';
 
@@ -160,3 +166,92 @@ describe('events across a nats-server restart (real nats-server, coordinator, ag
     });
   }
 });
+
+describe('event stream readers across a nats-server restart (real nats-server)', function () {
+  this.timeout(120_000);
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let publisher: EventPublisher;
+  let done = 0;
+
+  before(async () => {
+    nats = await startNats();
+    nc = await connectBus({ servers: nats.url, name: 'event-readers-restart-test' });
+    await ensureEventStream(nc);
+    publisher = new EventPublisher(nc);
+  });
+  after(async () => {
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  async function publish(n: number, pools: string[]): Promise<bigint> {
+    for (let i = 0; i < n; i++) {
+      publisher.publish(
+        Event.fromPartial({ kind: EventKind.OPERATION_PROGRESS, host: 'r', pool: pools[i % pools.length]!, volume: 'v', progress: { operation: 'x', done: BigInt(++done), total: 1n << 40n } }),
+      );
+    }
+    return publisher.flush();
+  }
+
+  /** Reads into `into` until closed. */
+  function collect(reader: RawEventReader, into: bigint[]): Promise<void> {
+    return (async () => {
+      for await (const raw of reader) into.push(raw.seq);
+    })();
+  }
+
+  it('a live reader of every event and one of one subject read again from the next sequence, say so once, and a reader closed meanwhile ends', async () => {
+    const first = (await publish(10, ['p1', 'p2'])) + 1n;
+    const lines: Array<{ msg: string; fields: Record<string, unknown> }> = [];
+    const log = {
+      info: (msg: string, fields?: Record<string, unknown>) => lines.push({ msg, fields: fields ?? {} }),
+      warn: (msg: string, fields?: Record<string, unknown>) => lines.push({ msg, fields: fields ?? {} }),
+    };
+    const all: bigint[] = [];
+    const p1: bigint[] = [];
+    const allReader = await readRawEvents(nc, first, { log, reader: 'all' });
+    const p1Reader = await readRawEvents(nc, first, { filterSubject: subjects.events('r', 'p1'), log, reader: 'p1' });
+    const closedWhileDown = await readRawEvents(nc, first);
+    const reading = [collect(allReader, all), collect(p1Reader, p1)];
+    const ended = collect(closedWhileDown, []);
+    const before = await publish(30, ['p1', 'p2']);
+    await waitFor('the readers to catch up', () => all.includes(before) && p1.length === 15);
+
+    await nats.kill();
+    // the reader ends although the server it reads is down
+    await closedWhileDown.close();
+    await ended;
+    await nats.restart();
+    // more than an ordered consumer's pull (100) holds, on two subjects
+    const last = await waitFor('publishing after the restart', () => publish(250, ['p1', 'p2']).catch(() => undefined), { timeoutMs: 30_000, intervalMs: 100 });
+    await waitFor('every event after the restart', () => all.includes(last) && p1.length >= 15 + 125, {
+      timeoutMs: BOUND_MS,
+      context: () => `all: ${all.length} up to ${all[all.length - 1]}, p1: ${p1.length}`,
+    });
+    await Promise.all([allReader.close(), p1Reader.close()]);
+    await Promise.all(reading);
+
+    // every sequence once, in order: all of them for `all`; for p1, those stored on p1
+    const stored = await storedSequences(nc, first, last);
+    const seen = new Set(all);
+    expect(seen.size, 'no duplicate').to.equal(all.length);
+    expect(all.filter((s) => s <= last)).to.deep.equal(stored.map((e) => e.seq));
+    expect(p1).to.deep.equal(stored.filter((e) => e.subject === subjects.events('r', 'p1')).map((e) => e.seq));
+    const restarts = lines.filter((l) => l.msg === 'event stream reader restarted');
+    expect(restarts.map((l) => l.fields.reader).sort()).to.deep.equal(['all', 'p1']);
+    expect(restarts.every((l) => l.fields.why === 'the connection to NATS dropped')).to.equal(true);
+  });
+});
+
+/** The stored messages with sequences from `first` to `last`, read with a consumer of their own. */
+async function storedSequences(nc: NatsConnection, first: bigint, last: bigint): Promise<Array<{ seq: bigint; subject: string }>> {
+  const consumer = await jetstream(nc).consumers.get(EVENT_STREAM, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Number(first) });
+  const messages = await consumer.consume();
+  const out: Array<{ seq: bigint; subject: string }> = [];
+  for await (const m of messages) {
+    out.push({ seq: BigInt(m.seq), subject: m.subject });
+    if (BigInt(m.seq) >= last) break;
+  }
+  return out;
+}
