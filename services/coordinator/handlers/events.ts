@@ -84,7 +84,8 @@ export async function watchEvents(
   if (req.fromStart && req.afterSequence > 0n) {
     throw new InvalidArgumentError('from_start', 'give either from_start or after_sequence, not both');
   }
-  const source = natsEventSource(svc.nc);
+  // a replay that has not caught up with the shared tail reads on its own consumer: its restarts are logged too
+  const source = natsEventSource(svc.nc, svc.log, 'watcher');
   const bounds = await source.bounds();
   let start: bigint;
   if (req.fromStart) start = bounds.first;
