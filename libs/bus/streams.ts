@@ -41,6 +41,12 @@ export async function* rechunk(data: AsyncIterable<Buffer | Uint8Array>, size = 
 
 // ------------------------------------------------------------------ coordinator side
 
+/**
+ * Sends `chunks` as the upload `request` opens. The first failure ends the upload with that
+ * failure: an error ack or "no responders" for any chunk of the window (not only the oldest),
+ * or the sender's data failing. The agent is told to stop; chunk requests still in flight
+ * are abandoned (each settles by itself, its outcome already observed).
+ */
 export async function uploadToAgent(
   nc: NatsConnection,
   host: string,
@@ -50,9 +56,15 @@ export async function uploadToAgent(
   const ready = await callAgent(nc, host, request);
   if (ready.result?.$case !== 'uploadReady') throw new InternalError('agent did not open an upload stream');
   const target = ready.result.value.streamSubject;
-  const inFlight: Promise<void>[] = [];
-  let sequence = 0n;
-  let offset = 0n;
+  // Every promise below is observed from its creation: a chunk request that fails while the
+  // loop waits for the sender's next data must end the upload, not go unhandled (which
+  // would end the process).
+  let fail!: (err: unknown) => void;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => undefined); // raced at every wait below; the first failure is the one kept
+  /** `work`, unless the upload failed before it settles (`failed` first: a failure already there wins). */
+  const unlessFailed = <T>(work: Promise<T>): Promise<T> => Promise.race([failed, work]);
+
   const send = async (chunk: StreamChunk): Promise<StreamAck> => {
     let msg: Msg;
     try {
@@ -64,22 +76,29 @@ export async function uploadToAgent(
     if (ack.error) throw errorFromAgent(ack.error);
     return ack;
   };
+  const inFlight: Promise<StreamAck>[] = [];
+  const source = rechunk(chunks)[Symbol.asyncIterator]();
+  let sequence = 0n;
+  let offset = 0n;
   try {
-    for await (const data of rechunk(chunks)) {
+    for (;;) {
+      const next = await unlessFailed(source.next());
+      if (next.done) break;
       sequence++;
-      inFlight.push(send(StreamChunk.create({ sequence, offset, data })).then(() => undefined));
-      offset += BigInt(data.length);
-      if (inFlight.length >= WINDOW) await inFlight.shift();
+      const sent = send(StreamChunk.create({ sequence, offset, data: next.value }));
+      sent.catch(fail);
+      inFlight.push(sent);
+      offset += BigInt(next.value.length);
+      if (inFlight.length >= WINDOW) await unlessFailed(inFlight.shift()!);
     }
-    await Promise.all(inFlight);
+    await unlessFailed(Promise.all(inFlight));
+    const final = await unlessFailed(send(StreamChunk.create({ sequence: sequence + 1n, offset, eof: true })));
+    return { volume: final.volume, bytesWritten: offset, eventSequence: final.eventSequence };
   } catch (err) {
-    // tell the agent to stop and clean up; ignore failures of that message itself
-    nc.publish(target, StreamChunk.encode({ ...StreamChunk.create(), error: errorToWire(err) }).finish());
-    for (const p of inFlight) p.catch(() => undefined);
+    // tell the agent to stop and clean up (if it is gone, nobody hears it)
+    quietly(() => nc.publish(target, StreamChunk.encode({ ...StreamChunk.create(), error: errorToWire(err) }).finish()));
     throw err;
   }
-  const final = await send(StreamChunk.create({ sequence: sequence + 1n, offset, eof: true }));
-  return { volume: final.volume, bytesWritten: offset, eventSequence: final.eventSequence };
 }
 
 export async function* downloadFromAgent(
@@ -113,6 +132,18 @@ export async function* downloadFromAgent(
   } finally {
     sub.unsubscribe();
     if (!finished && ackSubject) nc.publish(ackSubject, StreamAck.encode(StreamAck.create({ cancel: true })).finish());
+  }
+}
+
+/**
+ * Sends a message nobody waits on (a cancel): publishing on a closed or draining connection
+ * throws, and that must not replace the failure being reported.
+ */
+function quietly(send: () => unknown): void {
+  try {
+    send();
+  } catch {
+    // the bus is gone: the other side stops on its idle timeout
   }
 }
 

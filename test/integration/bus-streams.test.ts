@@ -43,6 +43,14 @@ describe('bus streams (real nats-server)', function () {
     serveAgent(agentSide, 'h1', async (op, request) => {
       if (op === 'uploadBegin' && request.op?.$case === 'uploadBegin') {
         const name = request.op.value.volume;
+        if (name === 'second-fails') {
+          // a write error on the second chunk (disk full mid-upload)
+          return acceptUpload(agentSide, 'h1', async (data) => {
+            let n = 0;
+            for await (const _ of data) if (++n === 2) throw new ResourceExhaustedError('no space left on device');
+            return { volume: undefined, bytesWritten: 0n, eventSequence: 0n };
+          });
+        }
         if (name === 'full') {
           return acceptUpload(agentSide, 'h1', async (data) => {
             for await (const _ of data) throw new ResourceExhaustedError('no space left on device');
@@ -149,6 +157,35 @@ describe('bus streams (real nats-server)', function () {
     const back: Buffer[] = [];
     for await (const part of downloadFromAgent(coordinatorSide, 'h1', download('v1', 0n, 10n))) back.push(part);
     expect(Buffer.concat(back).length).to.equal(10);
+  });
+
+  /** `count` chunks, then waits until `release` is called: a client that is slow to send more. */
+  function stalledSender(count: number): { chunks: AsyncGenerator<Buffer>; waiting: Promise<void>; release(): void } {
+    let release!: () => void;
+    let waiting!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const waitingNow = new Promise<void>((resolve) => (waiting = resolve));
+    async function* chunks(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < count; i++) yield Buffer.alloc(CHUNK_SIZE, i + 1);
+      waiting();
+      await released;
+    }
+    return { chunks: chunks(), waiting: waitingNow, release };
+  }
+
+  it("ends an upload with the agent's error for any chunk of the window while the sender waits for more data", async () => {
+    const sender = stalledSender(3);
+    try {
+      // before: the error ack of chunk 2 rejected a promise nobody awaited (the loop waited
+      // for the sender): the process died of an unhandled rejection, the upload never ended
+      const err = await uploadToAgent(coordinatorSide, 'h1', upload('second-fails'), sender.chunks).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(ResourceExhaustedError);
+    } finally {
+      sender.release();
+    }
   });
 
   it('answers UNAVAILABLE at once for a host nobody serves', async () => {
