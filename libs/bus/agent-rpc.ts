@@ -150,5 +150,9 @@ async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, A
   } finally {
     if (callId) running.delete(callId);
   }
-  if (msg.reply) msg.respond(AgentReply.encode(reply).finish());
+  try {
+    if (msg.reply) msg.respond(AgentReply.encode(reply).finish());
+  } catch {
+    // the connection closed (the agent is stopping): the caller's wait ends with the host lost
+  }
 }

@@ -127,17 +127,18 @@ export async function* downloadFromAgent(
         return;
       }
       yield Buffer.from(chunk.data);
-      nc.publish(ackSubject, StreamAck.encode(StreamAck.create({ sequence: chunk.sequence })).finish());
+      quietly(() => nc.publish(ackSubject, StreamAck.encode(StreamAck.create({ sequence: chunk.sequence })).finish()));
     }
   } finally {
     sub.unsubscribe();
-    if (!finished && ackSubject) nc.publish(ackSubject, StreamAck.encode(StreamAck.create({ cancel: true })).finish());
+    if (!finished && ackSubject) quietly(() => nc.publish(ackSubject, StreamAck.encode(StreamAck.create({ cancel: true })).finish()));
   }
 }
 
 /**
- * Sends a message nobody waits on (a cancel): publishing on a closed or draining connection
- * throws, and that must not replace the failure being reported.
+ * Sends a message nobody waits on (an ack, a cancel, a last answer): publishing on a closed
+ * or draining connection throws, and that must neither replace the failure being reported
+ * nor escape a background task unhandled.
  */
 function quietly(send: () => unknown): void {
   try {
@@ -209,7 +210,7 @@ export function acceptUpload(
       answer = { ...StreamAck.create(), error: errorToWire(err) };
     }
     const encoded = StreamAck.encode(answer).finish();
-    (pending ?? eof)?.respond(encoded);
+    quietly(() => (pending ?? eof)?.respond(encoded));
     if (answer.error && !eof) {
       // chunks already sent in the window get the same answer, so the sender stops at once
       try {
@@ -245,16 +246,25 @@ export function serveDownload(
   let acked = 0n;
   let cancelled = false;
   let wake: (() => void) | undefined;
+  let ackFailure: unknown;
   void (async () => {
-    for await (const msg of acks) {
-      const ack = StreamAck.decode(msg.data);
-      if (ack.cancel) cancelled = true;
-      if (ack.sequence > acked) acked = ack.sequence;
+    try {
+      for await (const msg of acks) {
+        const ack = StreamAck.decode(msg.data);
+        if (ack.cancel) cancelled = true;
+        if (ack.sequence > acked) acked = ack.sequence;
+        wake?.();
+      }
+    } catch (err) {
+      // no more acks (the subscription failed, or one was not an ack): the sender stops
+      // with that error instead of the rejection going unhandled
+      ackFailure = err;
       wake?.();
     }
   })();
   const waitForWindow = async (sequence: bigint): Promise<void> => {
     while (!cancelled && sequence - acked > window) {
+      if (ackFailure) throw ackFailure;
       const woke = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), IDLE_TIMEOUT_MS);
         wake = () => {
@@ -281,7 +291,7 @@ export function serveDownload(
       if (!cancelled) nc.publish(begin.deliverSubject, StreamChunk.encode(StreamChunk.create({ sequence: sequence + 1n, offset, eof: true })).finish());
     } catch (err) {
       failure = err;
-      nc.publish(begin.deliverSubject, StreamChunk.encode({ ...StreamChunk.create(), error: errorToWire(err) }).finish());
+      quietly(() => nc.publish(begin.deliverSubject, StreamChunk.encode({ ...StreamChunk.create(), error: errorToWire(err) }).finish()));
     } finally {
       acks.unsubscribe();
       onDone?.(failure);

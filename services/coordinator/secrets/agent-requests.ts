@@ -42,7 +42,13 @@ export function serveAgentSecretRequests(nc: NatsConnection, cache: FleetCache, 
       reply = PoolSecretsReply.create({ error: errorToWire(e) });
       log.warn('secret request refused', { host, pool, code: reply.error?.code, error: reply.error?.message });
     }
-    if (msg.reply) msg.respond(PoolSecretsReply.encode(reply).finish());
+    try {
+      if (msg.reply) msg.respond(PoolSecretsReply.encode(reply).finish());
+    } catch (err) {
+      // the connection closed (the coordinator is stopping): the agent asks again; a throw
+      // here would end the loop below with a rejection nobody handles
+      log.warn('could not answer a secret request', { host, pool, error: err });
+    }
   };
   void (async () => {
     for await (const msg of sub) await answer(msg);
