@@ -10,6 +10,7 @@ import {
   DeadlineExceededError,
   errorFromWire,
   UnavailableError,
+  type ErrorDetails,
 } from '../errors/errors.js';
 import { subjects } from './subjects.js';
 
@@ -30,11 +31,20 @@ export interface CallOptions {
   /** How long to wait for the agent (default 1 hour: builds and wipes are long). */
   timeoutMs?: number;
   /**
-   * Aborting it (the gRPC client cancelled, its deadline passed) tells the agent to stop
-   * the operation: a message on subjects.agentCancel(host, callId) aborts the AbortSignal
-   * the agent's handler runs with. The call rejects with CANCELLED at once.
+   * Aborting it (the gRPC client cancelled, its deadline passed, the host went offline)
+   * tells the agent to stop the operation: a message on subjects.agentCancel(host, callId)
+   * aborts the AbortSignal the agent's handler runs with. The call rejects at once, with
+   * the signal's reason when that is a Cistern error (see abortError), else CANCELLED.
    */
   signal?: AbortSignal;
+}
+
+/**
+ * What an aborted signal fails a call with: its reason when that is a Cistern error (the
+ * host went offline: UNAVAILABLE), else CANCELLED with `message` (the client cancelled).
+ */
+export function abortError(signal: AbortSignal, message: string, details: ErrorDetails = {}): CisternError {
+  return signal.reason instanceof CisternError ? signal.reason : new CancelledError(message, details);
 }
 
 /** Header carrying the id a cancel names (one per call, not the client's request id). */
@@ -74,7 +84,7 @@ export async function callAgent(
           } catch {
             /* the bus is gone: the agent finds no one waiting for the reply anyway */
           }
-          reject(new CancelledError(`the call was cancelled; host '${host}' was told to stop '${request.op!.$case}'`, { host }));
+          reject(abortError(signal, `the call was cancelled; host '${host}' was told to stop '${request.op!.$case}'`, { host }));
         };
         signal.addEventListener('abort', onAbort, { once: true });
       });
@@ -84,7 +94,8 @@ export async function callAgent(
       msg = await pending;
     }
   } catch (err) {
-    if (err instanceof CancelledError) throw err;
+    // the abort's own error (cancel, host lost) as it is; NATS errors are named here
+    if (err instanceof CisternError) throw err;
     throw busRequestError(err, host);
   } finally {
     if (onAbort) signal!.removeEventListener('abort', onAbort);

@@ -17,7 +17,7 @@ import {
 } from '../proto/cistern/agent/v1/agent.js';
 import type { Volume } from '../proto/cistern/v1/storage.js';
 import { CancelledError, DeadlineExceededError, InternalError } from '../errors/errors.js';
-import { busRequestError, callAgent, errorFromAgent, errorToWire } from './agent-rpc.js';
+import { abortError, busRequestError, callAgent, errorFromAgent, errorToWire } from './agent-rpc.js';
 import { subjects } from './subjects.js';
 
 export const CHUNK_SIZE = 512 * 1024;
@@ -44,16 +44,18 @@ export async function* rechunk(data: AsyncIterable<Buffer | Uint8Array>, size = 
 /**
  * Sends `chunks` as the upload `request` opens. The first failure ends the upload with that
  * failure: an error ack or "no responders" for any chunk of the window (not only the oldest),
- * or the sender's data failing. The agent is told to stop; chunk requests still in flight
- * are abandoned (each settles by itself, its outcome already observed).
+ * the sender's data failing, or `signal` aborting (its reason when that is a Cistern error:
+ * the host went offline; else CANCELLED). The agent is told to stop; chunk requests still in
+ * flight are abandoned (each settles by itself, its outcome already observed).
  */
 export async function uploadToAgent(
   nc: NatsConnection,
   host: string,
   request: AgentRequest,
   chunks: AsyncIterable<Buffer | Uint8Array>,
+  signal?: AbortSignal,
 ): Promise<UploadResult> {
-  const ready = await callAgent(nc, host, request);
+  const ready = await callAgent(nc, host, request, { signal });
   if (ready.result?.$case !== 'uploadReady') throw new InternalError('agent did not open an upload stream');
   const target = ready.result.value.streamSubject;
   // Every promise below is observed from its creation: a chunk request that fails while the
@@ -62,6 +64,9 @@ export async function uploadToAgent(
   let fail!: (err: unknown) => void;
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => undefined); // raced at every wait below; the first failure is the one kept
+  const onAbort = (): void => fail(abortError(signal!, 'upload cancelled', { host }));
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener('abort', onAbort, { once: true });
   /** `work`, unless the upload failed before it settles (`failed` first: a failure already there wins). */
   const unlessFailed = <T>(work: Promise<T>): Promise<T> => Promise.race([failed, work]);
 
@@ -98,9 +103,15 @@ export async function uploadToAgent(
     // tell the agent to stop and clean up (if it is gone, nobody hears it)
     quietly(() => nc.publish(target, StreamChunk.encode({ ...StreamChunk.create(), error: errorToWire(err) }).finish()));
     throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 
+/**
+ * Receives the download `request` opens. `signal` aborting ends it at once: with the signal's
+ * reason when that is a Cistern error (the host went offline), else CANCELLED.
+ */
 export async function* downloadFromAgent(
   nc: NatsConnection,
   host: string,
@@ -116,7 +127,7 @@ export async function* downloadFromAgent(
   let ackSubject = '';
   let finished = false;
   try {
-    const ready = await callAgent(nc, host, request);
+    const ready = await callAgent(nc, host, request, { signal });
     if (ready.result?.$case !== 'downloadReady') throw new InternalError('agent did not open a download stream');
     ackSubject = ready.result.value.ackSubject;
     for await (const msg of withIdleTimeout(sub, signal)) {
@@ -301,16 +312,19 @@ export function serveDownload(
   return AgentReply.create({ result: { $case: 'downloadReady', value: { length, ackSubject } } });
 }
 
-/** Iterates a subscription, failing when nothing arrives for IDLE_TIMEOUT_MS or the signal aborts. */
+/**
+ * Iterates a subscription, failing when nothing arrives for IDLE_TIMEOUT_MS or the signal
+ * aborts (with its reason when that is a Cistern error, see abortError).
+ */
 async function* withIdleTimeout(sub: Subscription, signal?: AbortSignal, idleMs = IDLE_TIMEOUT_MS): AsyncGenerator<Msg> {
   const iterator = sub[Symbol.asyncIterator]();
   while (true) {
-    if (signal?.aborted) throw new CancelledError('stream cancelled');
+    if (signal?.aborted) throw abortError(signal, 'stream cancelled');
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     const stop = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new DeadlineExceededError('stream idle for too long')), idleMs);
-      onAbort = () => reject(new CancelledError('stream cancelled'));
+      onAbort = () => reject(abortError(signal!, 'stream cancelled'));
       signal?.addEventListener('abort', onAbort, { once: true });
     });
     try {

@@ -8,7 +8,7 @@ import { serveAgent } from '../../libs/bus/agent-rpc.js';
 import { acceptUpload, downloadFromAgent, serveDownload, uploadToAgent, CHUNK_SIZE, WINDOW } from '../../libs/bus/streams.js';
 import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Volume } from '../../libs/proto/cistern/v1/storage.js';
-import { NotFoundError, ResourceExhaustedError } from '../../libs/errors/errors.js';
+import { CancelledError, NotFoundError, ResourceExhaustedError, UnavailableError } from '../../libs/errors/errors.js';
 import { startNats, type NatsServer } from '../support/nats.js';
 import { waitFor } from '../support/process.js';
 
@@ -35,6 +35,8 @@ describe('bus streams (real nats-server)', function () {
   let coordinatorSide: NatsConnection;
   const stored = new Map<string, Buffer>();
   const served: Served[] = [];
+  /** The writer of the 'watched' upload: when its first data arrived, how it ended. */
+  const watchedWriter = { gotData: (): void => undefined, ended: (_err: unknown): void => undefined };
 
   before(async () => {
     nats = await startNats();
@@ -48,6 +50,18 @@ describe('bus streams (real nats-server)', function () {
           return acceptUpload(agentSide, 'h1', async (data) => {
             let n = 0;
             for await (const _ of data) if (++n === 2) throw new ResourceExhaustedError('no space left on device');
+            return { volume: undefined, bytesWritten: 0n, eventSequence: 0n };
+          });
+        }
+        if (name === 'watched') {
+          return acceptUpload(agentSide, 'h1', async (data) => {
+            try {
+              for await (const _ of data) watchedWriter.gotData();
+            } catch (err) {
+              watchedWriter.ended(err);
+              throw err;
+            }
+            watchedWriter.ended(undefined);
             return { volume: undefined, bytesWritten: 0n, eventSequence: 0n };
           });
         }
@@ -186,6 +200,50 @@ describe('bus streams (real nats-server)', function () {
     } finally {
       sender.release();
     }
+  });
+
+  it("ends an upload at once with the signal's reason when it aborts (host lost), and tells the agent to stop", async () => {
+    const sender = stalledSender(1);
+    const firstData = new Promise<void>((resolve) => (watchedWriter.gotData = resolve));
+    const writerEnded = new Promise<unknown>((resolve) => (watchedWriter.ended = resolve));
+    const abort = new AbortController();
+    try {
+      const uploading = uploadToAgent(coordinatorSide, 'h1', upload('watched'), sender.chunks, abort.signal).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await firstData;
+      await sender.waiting;
+      const lost = new UnavailableError("host 'h1' did not finish 'uploadVolume': it went offline", { host: 'h1' });
+      abort.abort(lost);
+      expect(await uploading).to.equal(lost);
+      const writerError = await writerEnded;
+      expect(writerError).to.be.instanceOf(CancelledError);
+      expect((writerError as Error).message).to.contain('went offline');
+    } finally {
+      sender.release();
+    }
+  });
+
+  it("ends a download at once with the signal's reason when it aborts (host lost), and stops the sender", async () => {
+    const before = served.length;
+    const abort = new AbortController();
+    const lost = new UnavailableError("host 'h1' did not finish 'downloadVolume': it went offline", { host: 'h1' });
+    let got = 0;
+    const err = await (async () => {
+      for await (const part of downloadFromAgent(coordinatorSide, 'h1', download('v1'), abort.signal)) {
+        got += part.length;
+        abort.abort(lost);
+      }
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).to.equal(lost);
+    expect(got).to.be.greaterThan(0);
+    const sender = served[before]!;
+    await waitFor('the sender to stop', () => sender.ended, { timeoutMs: 15_000, intervalMs: 20 });
+    expect(await sender.done).to.equal(undefined);
   });
 
   it('answers UNAVAILABLE at once for a host nobody serves', async () => {
