@@ -46,9 +46,7 @@ export async function forward(
 export async function untilHostLost<T>(svc: CoordinatorServices, host: string, op: string, work: Promise<T>): Promise<T> {
   let stop: (() => void) | undefined;
   const lost = new Promise<never>((_, reject) => {
-    stop = svc.hosts.watchLoss(host, (why) =>
-      reject(new UnavailableError(`host '${host}' did not finish '${op}': ${why}; the operation's outcome is in the host's next full sync`, { host })),
-    );
+    stop = svc.hosts.watchLoss(host, (why) => reject(hostLostError(host, op, why)));
   });
   work.catch(() => undefined);
   lost.catch(() => undefined);
@@ -57,6 +55,29 @@ export async function untilHostLost<T>(svc: CoordinatorServices, host: string, o
   } finally {
     stop?.();
   }
+}
+
+/**
+ * For streams (upload, download), which wait on the agent chunk by chunk: a signal that
+ * aborts with the same UNAVAILABLE as untilHostLost when the host goes offline or its
+ * agent restarts, or with `call`'s reason when the client cancels. `stop` ends the watch.
+ * Checks the host is online first: a loss between that check and the watch is not missed.
+ */
+export function hostLossSignal(
+  svc: CoordinatorServices,
+  host: string,
+  op: string,
+  call: AbortSignal,
+  outcome?: string,
+): { signal: AbortSignal; stop(): void } {
+  svc.hosts.requireOnline(host);
+  const lost = new AbortController();
+  const stop = svc.hosts.watchLoss(host, (why) => lost.abort(hostLostError(host, op, why, outcome)));
+  return { signal: AbortSignal.any([call, lost.signal]), stop };
+}
+
+function hostLostError(host: string, op: string, why: string, outcome = "the operation's outcome is in the host's next full sync"): UnavailableError {
+  return new UnavailableError(`host '${host}' did not finish '${op}': ${why}; ${outcome}`, { host });
 }
 
 /** Waits (bounded) until the cache has applied `seq`; a slow stream delays, never fails, the answer. */

@@ -1,29 +1,50 @@
-// Faults (issue 6), each against real processes: an agent killed (-9) during a clone and
-// during a create, a host that goes away and comes back (OFFLINE, UNAVAILABLE, stale
+// Faults (issue 6), each against real processes: an agent killed (-9) during a clone,
+// a create, an upload and a download, a host that goes away and comes back (OFFLINE, UNAVAILABLE, stale
 // reads, reconciliation, ONLINE), nats-server restarted under a watcher, the coordinator
 // killed and replaced, a pool on a full filesystem, agents with skewed clocks.
 import { expect } from 'chai';
-import { status } from '@grpc/grpc-js';
+import { status, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, unlinkSync, watch as fsWatch, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, rmSync, unlinkSync, watch as fsWatch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   attachLoop,
+  download,
   loopDevicesAvailable,
   registerCleanup,
   startAgent,
+  upload,
   useStack,
   useTempDir,
   waitFor,
   type LoopDevice,
 } from '../support/index.js';
-import { EventKind, type CloneVolumeRequest, type Event } from '../../libs/proto/cistern/v1/storage.js';
+import {
+  EventKind,
+  type CloneVolumeRequest,
+  type DownloadVolumeResponse,
+  type Event,
+  type UploadVolumeRequest,
+  type UploadVolumeResponse,
+} from '../../libs/proto/cistern/v1/storage.js';
 import { createVolume, dirPool, expectCode, fillWithData, grpcCode, kindName, watch } from './reliability-helpers.js';
 
 async function definePersistentPool(api: import('../support/index.js').StorageApi, host: string, name: string, path: string): Promise<void> {
   await api.definePool({ host, definition: dirPool(name, path), xml: '', requestId: '', validate: false });
   await api.startPool({ name: `hosts/${host}/pools/${name}`, build: true, buildFlags: undefined, requestId: '' });
   await api.setPoolAutostart({ name: `hosts/${host}/pools/${name}`, autostart: true, requestId: '' });
+}
+
+/** The first `n` bytes of a file (zeros past its end). */
+function firstBytes(path: string, n: number): Buffer {
+  const buf = Buffer.alloc(n);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, buf, 0, n, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return buf;
 }
 
 const volumeNames = async (api: import('../support/index.js').StorageApi, pool: string) =>
@@ -102,6 +123,94 @@ describe('faults (real processes)', function () {
     expect(existsSync(join(path, 'half.img'))).to.equal(false);
     expect(readdirSync(join(restarted.root, 'journal'))).to.deep.equal([]);
     expect(await volumeNames(api, 'hosts/a/pools/kc')).to.deep.equal(['src.img']);
+  });
+
+  it('kill -9 of an agent during an upload: the upload fails at once with UNAVAILABLE naming the host, and the coordinator keeps serving', async () => {
+    const { api, client } = ctx.stack;
+    const file = join(scratch.path, 'kc', 'up.img');
+    const name = 'hosts/a/pools/kc/volumes/up.img';
+    await createVolume(ctx.stack, 'hosts/a/pools/kc', 'up.img', String(64 * 1024 * 1024), { allocation: '0' });
+    // the test is the sender: the upload stays open, with more to come, until the test ends it
+    let call!: ClientWritableStream<UploadVolumeRequest>;
+    let settledAt = 0;
+    const result = grpcCode(
+      new Promise<UploadVolumeResponse>((resolve, reject) => {
+        call = client.uploadVolume((err, res) => {
+          settledAt = Date.now();
+          if (err) reject(err);
+          else resolve(res!);
+        });
+      }),
+    );
+    const piece = Buffer.alloc(256 * 1024, 0x5a);
+    call.write({ part: { $case: 'header', value: { name, offset: 0n, length: 0n, sparse: false, requestId: '' } } });
+    for (let i = 0; i < 4; i++) call.write({ part: { $case: 'data', value: piece } });
+    await waitFor('the first data on disk', () => firstBytes(file, 4096).every((b) => b === 0x5a));
+    await ctx.stack.stopAgent('a', { kill: true });
+    const killedAt = Date.now();
+    await ctx.stack.waitForHosts(['a'], { online: false });
+    // more data from the client after the agent is gone: its chunk requests find no
+    // responder at once (before: an unhandled rejection that ended the coordinator)
+    if (!settledAt) call.write({ part: { $case: 'data', value: piece } });
+    const outcome = await result;
+    call.end();
+    expect(status[outcome.code], outcome.message).to.equal('UNAVAILABLE');
+    expect(outcome.message).to.match(/^host 'a' did not finish 'uploadVolume': it went offline \(last seen \d{4}-\d\d-\d\dT/);
+    // failed when the host was lost (three 300 ms heartbeats), not after the 60 s stream timeout
+    expect(settledAt - killedAt).to.be.below(15_000);
+    // the coordinator still serves
+    expect(ctx.stack.coordinator.process.alive).to.equal(true);
+    const hosts = await api.listHosts({ pageSize: 0, pageToken: '' });
+    expect(hosts.hosts.find((h) => h.name === 'hosts/a')?.online).to.equal(false);
+    expect(ctx.stack.coordinator.process.logs()).to.not.contain('unhandled');
+    // once the agent is back, the same upload works
+    await ctx.stack.addAgent('a');
+    await ctx.stack.waitForHosts(['a']);
+    expect(await upload(ctx.stack, name, Buffer.alloc(1024 * 1024, 7))).to.equal(BigInt(1024 * 1024));
+    expect(firstBytes(file, 4096).every((b) => b === 7)).to.equal(true);
+    await api.deleteVolume({ name, requestId: '' });
+  });
+
+  it('kill -9 of an agent during a download: the download fails at once with UNAVAILABLE naming the host, and the coordinator keeps serving', async () => {
+    const { api, client } = ctx.stack;
+    // src.img is 1 GiB: the client reads one message and pauses, so the download is
+    // still running (held back by flow control) when the agent dies
+    const call = client.downloadVolume({ name: 'hosts/a/pools/kc/volumes/src.img', offset: 0n, length: 0n });
+    let received = 0;
+    let settledAt = 0;
+    const outcome = new Promise<{ code: number; message: string }>((resolve) => {
+      call.on('error', (e: ServiceError) => {
+        settledAt = Date.now();
+        resolve({ code: e.code, message: e.details });
+      });
+      call.on('end', () => {
+        settledAt = Date.now();
+        resolve({ code: status.OK, message: '' });
+      });
+    });
+    await new Promise<void>((resolve) =>
+      call.on('data', (m: DownloadVolumeResponse) => {
+        if (received === 0) {
+          call.pause();
+          resolve();
+        }
+        received += m.data.length;
+      }),
+    );
+    await ctx.stack.stopAgent('a', { kill: true });
+    const killedAt = Date.now();
+    await ctx.stack.waitForHosts(['a'], { online: false });
+    call.resume();
+    const result = await outcome;
+    expect(status[result.code], result.message).to.equal('UNAVAILABLE');
+    expect(result.message).to.match(/^host 'a' did not finish 'downloadVolume': it went offline \(last seen \d{4}-\d\d-\d\dT/);
+    expect(settledAt - killedAt).to.be.below(15_000);
+    expect(received).to.be.below(1024 ** 3);
+    expect(ctx.stack.coordinator.process.alive).to.equal(true);
+    await api.listHosts({ pageSize: 0, pageToken: '' });
+    await ctx.stack.addAgent('a');
+    await ctx.stack.waitForHosts(['a']);
+    expect((await download(ctx.stack, 'hosts/a/pools/kc/volumes/src.img', 0n, 4096n)).length).to.equal(4096);
   });
 
   it('a host that goes away: OFFLINE event, UNAVAILABLE at once naming it and when it was last seen, stale reads; on return a reconciled full sync, then ONLINE', async () => {

@@ -16,7 +16,7 @@ import type {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { volumeView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
-import { waitApplied } from '../forward.js';
+import { hostLossSignal, waitApplied } from '../forward.js';
 import { resolveVolume } from '../lookup.js';
 import { secretValuesFor } from '../secrets/resolve.js';
 import { checkRequestId, checkSize, requireVolumeName } from '../validate.js';
@@ -73,7 +73,9 @@ export async function uploadVolume(
     });
     // the pool's CHAP secret, for backends that log in per operation (never logged)
     request.secrets = await secretValuesFor(svc.secrets, request);
-    const result = await uploadToAgent(svc.nc, ref.host, request, data());
+    // the host going offline fails the upload at once, as it fails unary calls (forward.ts)
+    const lost = hostLossSignal(svc, ref.host, 'uploadVolume', ctx.signal, "the volume keeps what was written; its state is in the host's next full sync");
+    const result = await uploadToAgent(svc.nc, ref.host, request, data(), lost.signal).finally(lost.stop);
     if (result.volume) svc.cache.applyVolume(ref.host, ref.pool, result.volume);
     await waitApplied(svc, ctx, result.eventSequence);
     const cached = svc.cache.volume(ref.host, ref.pool, ref.volume);
@@ -111,11 +113,29 @@ export async function downloadVolume(
     },
   });
   request.secrets = await secretValuesFor(svc.secrets, request);
-  let offset = req.offset;
-  for await (const chunk of downloadFromAgent(svc.nc, ref.host, request, ctx.signal)) {
-    const ok = call.write({ data: chunk, offset });
-    offset += BigInt(chunk.length);
-    if (!ok) await Promise.race([once(call, 'drain'), once(ctx.signal, 'abort')]);
-    if (ctx.signal.aborted) return;
+  // the host going offline fails the download at once, as it fails unary calls (forward.ts)
+  const lost = hostLossSignal(svc, ref.host, 'downloadVolume', ctx.signal, 'try again when its agent is back');
+  try {
+    let offset = req.offset;
+    for await (const chunk of downloadFromAgent(svc.nc, ref.host, request, lost.signal)) {
+      const ok = call.write({ data: chunk, offset });
+      offset += BigInt(chunk.length);
+      if (!ok) await drained(call, lost.signal);
+      if (ctx.signal.aborted) return;
+    }
+  } finally {
+    lost.stop();
+  }
+}
+
+/**
+ * Until a slow client has taken what is buffered, or `signal` aborts: the download's next
+ * chunk then fails with the abort's reason. Nothing stays registered after the wait.
+ */
+async function drained(call: ServerWritableStream<DownloadVolumeRequest, DownloadVolumeResponse>, signal: AbortSignal): Promise<void> {
+  try {
+    await once(call, 'drain', { signal });
+  } catch (err) {
+    if (!signal.aborted) throw err;
   }
 }
