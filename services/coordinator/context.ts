@@ -41,4 +41,6 @@ export interface CallContext {
   log: Logger;
   /** request id from the request message (idempotency keys, event correlation) */
   requestId: string;
+  /** what the audit line names, for calls whose first request message does not (UploadVolume's header) */
+  resource?: string;
 }

@@ -101,7 +101,7 @@ export class CallRunner {
         {
           method,
           principal,
-          resource: resourceOf(request),
+          resource: ctx?.resource ?? resourceOf(request),
           code: errorCodeOf(failure),
           durationMs: Math.round((performance.now() - started) * 1000) / 1000,
           requestId: ctx?.requestId ?? requestId,

@@ -158,11 +158,16 @@ describe('faults (real processes)', function () {
     expect(outcome.message).to.match(/^host 'a' did not finish 'uploadVolume': it went offline \(last seen \d{4}-\d\d-\d\dT/);
     // failed when the host was lost (three 300 ms heartbeats), not after the 60 s stream timeout
     expect(settledAt - killedAt).to.be.below(15_000);
-    // the coordinator still serves
+    // the coordinator still serves, and its audit line names the volume
     expect(ctx.stack.coordinator.process.alive).to.equal(true);
     const hosts = await api.listHosts({ pageSize: 0, pageToken: '' });
     expect(hosts.hosts.find((h) => h.name === 'hosts/a')?.online).to.equal(false);
     expect(ctx.stack.coordinator.process.logs()).to.not.contain('unhandled');
+    const audit = ctx.stack.coordinator.process
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('"method":"UploadVolume"') && l.includes('"code":"UNAVAILABLE"'));
+    expect(audit.at(-1)).to.contain(`"resource":"${name}"`);
     // once the agent is back, the same upload works
     await ctx.stack.addAgent('a');
     await ctx.stack.waitForHosts(['a']);

@@ -32,6 +32,8 @@ export async function uploadVolume(
     throw new InvalidArgumentError('header', 'the first message of an upload must be the header (volume name, offset, length)');
   }
   const header = first.value.part.value;
+  // the audit line names the volume (a client stream has no request message to take it from)
+  ctx.resource = header.name;
   const ref = requireVolumeName(header.name, 'header.name');
   checkSize(header.offset, 'header.offset');
   checkSize(header.length, 'header.length');

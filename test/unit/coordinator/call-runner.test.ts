@@ -1,6 +1,7 @@
 // CallRunner.run, the one path every RPC takes: the handler's signal follows the client's
 // cancel while the call runs, and a 'cancelled' that grpc-js emits once the call has ended
-// (it does, when the stream closes after the answer) no longer reaches it.
+// (it does, when the stream closes after the answer) no longer reaches it; the audit line
+// names what the call names, for a client stream what its handler read from the stream.
 import { expect } from 'chai';
 import { EventEmitter } from 'node:events';
 import { Metadata } from '@grpc/grpc-js';
@@ -13,11 +14,14 @@ function fakeCall() {
   return Object.assign(new EventEmitter(), { metadata: new Metadata(), getPeer: () => 'ipv4:127.0.0.1:40000' });
 }
 
-function runner(audits: string[] = []): CallRunner {
+function runner(audits: string[] = [], resources: string[] = []): CallRunner {
   const guard: CallGuard = {
     authenticate: () => 'tester',
     authorize: () => undefined,
-    audit: (record) => void audits.push(`${record.method} ${record.code}`),
+    audit: (record) => {
+      audits.push(`${record.method} ${record.code}`);
+      resources.push(record.resource);
+    },
   };
   return new CallRunner({ log: silentLogger } as unknown as CoordinatorServices, guard);
 }
@@ -56,5 +60,15 @@ describe('CallRunner', function () {
     }).then(() => false, () => true);
     expect(failed).to.equal(true);
     expect(call.listenerCount('cancelled')).to.equal(0);
+  });
+
+  it('audits the resource a handler names when the call has no request message (UploadVolume)', async function () {
+    const resources: string[] = [];
+    await runner([], resources).run('UploadVolume', fakeCall(), undefined, async (ctx) => {
+      ctx.resource = 'hosts/a/pools/p/volumes/v';
+      throw new Error('the upload failed');
+    }).catch(() => undefined);
+    await runner([], resources).run('GetPool', fakeCall(), { name: 'hosts/a/pools/p' }, async () => 'pool');
+    expect(resources).to.deep.equal(['hosts/a/pools/p/volumes/v', 'hosts/a/pools/p']);
   });
 });
