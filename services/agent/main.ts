@@ -8,6 +8,7 @@ import { checkHostId } from '../../libs/api/names.js';
 import { asCisternError } from '../../libs/errors/errors.js';
 import { Agent } from './agent.js';
 import { createLogger, isLogLevel, type LogLevel } from './log.js';
+import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
 
 const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--heartbeat-ms N] [--log-level debug|info|warn|error]
   --nats URL          NATS server (default: $NATS_URL or nats://127.0.0.1:4222)
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
   const natsUrl = values.nats ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
   const root = resolve(values.root ?? '/var/lib/cistern/agent');
   const log = createLogger(level as LogLevel, { host: hostId });
+  exitOnUnhandledRejection(log);
 
   let agent: Agent | undefined;
   let stopping = false;

@@ -6,6 +6,7 @@ import { asCisternError } from '../../libs/errors/errors.js';
 import { parseArgs, USAGE } from './config.js';
 import { startCoordinator } from './coordinator.js';
 import { createLogger } from './log.js';
+import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
 import { setupSecurity } from './auth/setup.js';
 
 async function main(): Promise<number> {
@@ -21,6 +22,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = createLogger(config.logLevel, { service: 'coordinator' });
+  exitOnUnhandledRejection(log);
   if (config.dataDir) mkdirSync(config.dataDir, { recursive: true });
   // signals are handled from the first moment: during start (NATS may be down, and the
   // connection waits for it) a signal ends the process at once with a log line.
