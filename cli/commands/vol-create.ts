@@ -70,11 +70,11 @@ export const volCreateAs: Command = {
   description: 'Create a vol.',
   options: [
     POOL_OPTION,
-    { name: 'name', type: 'string', required: true, help: 'name of the volume' },
+    { name: 'name', type: 'string', required: true, nonEmpty: true, help: 'name of the volume' },
     { name: 'capacity', type: 'string', required: true, help: 'size of the vol, as scaled integer (default bytes)' },
     { name: 'allocation', type: 'string', help: 'initial allocation size, as scaled integer (default bytes)' },
     { name: 'format', type: 'string', help: 'file format type raw,bochs,qcow,qcow2,qed,vmdk' },
-    { name: 'backing-vol', type: 'string', help: 'the backing volume if taking a snapshot' },
+    { name: 'backing-vol', type: 'string', nonEmpty: true, help: 'the backing volume if taking a snapshot' },
     { name: 'backing-vol-format', type: 'string', help: 'format of backing volume if taking a snapshot' },
     PREALLOC_OPTION,
     { name: 'print-xml', type: 'bool', help: 'print XML document, but don\'t define/create' },
@@ -119,8 +119,8 @@ export const volCreateFrom: Command = {
   options: [
     POOL_OPTION,
     { name: 'file', type: 'string', required: true, help: 'file containing an XML vol description' },
-    { name: 'vol', type: 'string', required: true, help: 'input vol name or key' },
-    { name: 'inputpool', type: 'string', metavar: 'pool', help: 'pool name or uuid of the input volume\'s pool' },
+    { name: 'vol', type: 'string', required: true, nonEmpty: true, help: 'input vol name or key' },
+    { name: 'inputpool', type: 'string', metavar: 'pool', nonEmpty: true, help: 'pool name or uuid of the input volume\'s pool' },
     PREALLOC_OPTION,
     { name: 'reflink', type: 'bool', help: 'use btrfs COW lightweight copy' },
     VALIDATE_OPTION,
@@ -169,7 +169,7 @@ export const volClone: Command = {
   description: 'Clone an existing volume within the parent pool.',
   options: [
     VOL_OPTION,
-    { name: 'newname', type: 'string', required: true, help: 'clone name' },
+    { name: 'newname', type: 'string', required: true, nonEmpty: true, help: 'clone name' },
     POOL_OPTIONAL,
     PREALLOC_OPTION,
     { name: 'reflink', type: 'bool', help: 'use btrfs COW lightweight copy' },

@@ -261,6 +261,20 @@ describe('cisternctl (runCli with a fake server)', () => {
       });
     }
     expect(api.calls).to.deep.equal([]);
+    // the volume-creating commands find their pool (and source) first, as virsh's do; nothing is created
+    for (const [argv, option] of [
+      [['vol-create-as', 'p', '', '1M'], 'name'],
+      [['vol-create-as', 'p', 'n', '1M', '--backing-vol', ''], 'backing-vol'],
+      [['vol-clone', 'v', '', '--pool', 'p'], 'newname'],
+      [['vol-create-from', 'p', file, ''], 'vol'],
+      [['vol-create-from', 'p', file, 'v', '--inputpool', ''], 'inputpool'],
+    ] as Array<[string[], string]>) {
+      expect(await run(api, argv), argv.join(' ')).to.deep.equal({
+        code: 1, stdout: '\n', stderr: `error: Failed to get option '${option}': Option argument is empty\n`,
+      });
+    }
+    expect(api.calls.map((c) => c.method).filter((m) => !['listPools', 'getPool', 'getVolume'].includes(m))).to.deep.equal([]);
+    api.calls.length = 0;
     // an empty field of pool-define-as is still left out (the `- - - -` idiom)
     expect((await run(api, ['pool-define-as', 'x', 'dir', '', '', '', '', '/x', '--host', 'a'])).code).to.equal(0);
   });
