@@ -1011,7 +1011,7 @@ export class DirBackend implements StorageBackend {
     if (!(CREATABLE_FORMATS as readonly string[]).includes(format)) {
       throw new InvalidArgumentError(
         'volume.target.format',
-        `volume format '${format}' cannot be created in a dir pool (qemu-img only reads it); allowed: ${CREATABLE_FORMATS.join(', ')}`,
+        `volume format '${format}' cannot be created in a dir pool (${format === 'ploop' ? 'libvirt makes ploop images with the ploop tools, which are not supported' : 'qemu-img only reads it'}); allowed: ${CREATABLE_FORMATS.join(', ')}`,
       );
     }
     if (volume.capacity !== undefined) checkSize(volume.capacity, 'volume.capacity');

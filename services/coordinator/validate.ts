@@ -95,10 +95,35 @@ function underRequestField<T>(prefix: string, check: () => T): T {
   try {
     return check();
   } catch (err) {
-    if (!(err instanceof InvalidArgumentError) || !err.field || err.field === prefix || err.field.startsWith(`${prefix}.`)) throw err;
-    const inner = err.field.replace(/^(pool|volume)(\.|$)/, '');
-    const detail = err.message.startsWith(`${err.field}: `) ? err.message.slice(err.field.length + 2) : err.message;
-    throw new InvalidArgumentError(inner ? `${prefix}.${inner}` : prefix, detail);
+    throw refielded(prefix, err);
+  }
+}
+
+/**
+ * `err` named by the request field its definition came from: `definition.target.format` for a
+ * structured one; for one given as XML the field is `xml` and the message names the element's
+ * field (`xml: target.format: ...`). Anything else is returned as it is.
+ */
+function refielded(prefix: string, err: unknown): unknown {
+  if (!(err instanceof InvalidArgumentError) || !err.field || err.field === prefix || err.field.startsWith(`${prefix}.`)) return err;
+  const inner = err.field.replace(/^(pool|volume)(\.|$)/, '');
+  const detail = err.message.startsWith(`${err.field}: `) ? err.message.slice(err.field.length + 2) : err.message;
+  if (prefix === 'xml') return new InvalidArgumentError('xml', inner ? `${inner}: ${detail}` : detail);
+  return new InvalidArgumentError(inner ? `${prefix}.${inner}` : prefix, detail);
+}
+
+/**
+ * An agent's refusal of the volume a CreateVolume or CloneVolume gave it names the volume's own
+ * fields (`volume.allocation`); a client maps fields back to its request (`definition.allocation`,
+ * or `xml`).
+ */
+export async function volumeErrorsUnderRequest<T>(req: { xml: string }, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    // the request's own fields (prealloc_metadata, parent) stay as they are
+    if (!(err instanceof InvalidArgumentError) || !/^volume(\.|$)/.test(err.field)) throw err;
+    throw refielded(req.xml ? 'xml' : 'definition', err);
   }
 }
 

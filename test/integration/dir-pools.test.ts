@@ -413,6 +413,22 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       await api.deleteVolume({ name: volName('z0'), requestId: '' });
     });
 
+    it("the agent's refusal of a volume names the request's field: definition.* for a structured volume, xml for XML", async () => {
+      const api = ctx.stack.api;
+      const create = (how: { definition?: VolumeDefinition; xml?: string }) =>
+        api.createVolume({ parent, definition: undefined, xml: '', ...how, preallocMetadata: false, requestId: '', validate: false });
+      await expectCode(create({ definition: volume('pl', MiB, 'ploop') }), status.INVALID_ARGUMENT, /^definition\.target\.format: volume format 'ploop' cannot be created in a dir pool \(libvirt makes ploop images with the ploop tools/);
+      await expectCode(
+        create({ xml: "<volume><name>pl</name><capacity>1048576</capacity><target><format type='ploop'/></target></volume>" }),
+        status.INVALID_ARGUMENT,
+        /^xml: target\.format: volume format 'ploop' cannot be created/,
+      );
+      // a field of the request itself stays as it is
+      const meta = await ctx.stack.cli(['vol-create-as', 'a/vols', 'pm', '1M', '--prealloc-metadata']);
+      expect(meta.stderr).to.match(/prealloc_metadata: /);
+      expect(existsSync(join(poolPath('a', 'vols'), 'pl'))).to.equal(false);
+    });
+
     it('finds a file dropped into the pool directory by hand after pool-refresh', async () => {
       const api = ctx.stack.api;
       const path = join(poolPath('a', 'vols'), 'by-hand.qcow2');

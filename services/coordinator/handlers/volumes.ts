@@ -28,6 +28,7 @@ import {
   checkAbsolutePath,
   checkRequestId,
   checkResizeCapacity,
+  volumeErrorsUnderRequest,
   checkWipeAlgorithm,
   requireHost,
   requirePoolName,
@@ -66,12 +67,15 @@ export async function createVolume(svc: CoordinatorServices, ctx: CallContext, r
   await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagevol', ctx.signal);
   const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition);
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
-  const reply = await forward(svc, ctx, ref.host, {
-    pool: p.definition,
-    persistent: p.pool.persistent,
-    autostart: p.pool.autostart,
-    op: { $case: 'createVolume', value: { ...req, definition: def, xml: '' } },
-  });
+  const reply = await volumeErrorsUnderRequest(
+    req,
+    forward(svc, ctx, ref.host, {
+      pool: p.definition,
+      persistent: p.pool.persistent,
+      autostart: p.pool.autostart,
+      op: { $case: 'createVolume', value: { ...req, definition: def, xml: '' } },
+    }),
+  );
   return volumeAfter(svc, ref.host, ref.pool, def.name, reply);
 }
 
@@ -91,14 +95,17 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
   const fromXml = req.xml !== '';
   const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true, formatFromSource: !fromXml });
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
-  const reply = await forward(svc, ctx, ref.host, {
-    pool: p.definition,
-    sourcePool: source.pool.definition,
-    persistent: p.pool.persistent,
-    autostart: p.pool.autostart,
-    cloneFromXml: fromXml,
-    op: { $case: 'cloneVolume', value: { ...req, definition: def, xml: '' } },
-  });
+  const reply = await volumeErrorsUnderRequest(
+    req,
+    forward(svc, ctx, ref.host, {
+      pool: p.definition,
+      sourcePool: source.pool.definition,
+      persistent: p.pool.persistent,
+      autostart: p.pool.autostart,
+      cloneFromXml: fromXml,
+      op: { $case: 'cloneVolume', value: { ...req, definition: def, xml: '' } },
+    }),
+  );
   return volumeAfter(svc, ref.host, ref.pool, def.name, reply);
 }
 
