@@ -68,7 +68,11 @@ export class EventPublisher {
   private failure: unknown;
   private lastSequence = 0n;
 
-  constructor(nc: NatsConnection) {
+  /** `onNotStored`: told of each event whose publish failed or whose ack did not come (it may be stored all the same). */
+  constructor(
+    nc: NatsConnection,
+    private readonly onNotStored?: (event: Event, err: unknown) => void,
+  ) {
     this.js = jetstream(nc);
   }
 
@@ -85,6 +89,7 @@ export class EventPublisher {
         if (seq > this.lastSequence) this.lastSequence = seq;
       } catch (err) {
         this.failure ??= err;
+        this.onNotStored?.(event, err);
       }
     })();
   }

@@ -18,7 +18,7 @@ import { checkHostId } from '../../libs/api/names.js';
 import { hostName } from '../../libs/api/resource-names.js';
 import { AgentState } from './state.js';
 import { LockTable } from './locks.js';
-import { OrderedEvents } from './events.js';
+import { LostEvents, OrderedEvents } from './events.js';
 import { defaultResyncSpreadMs, HostSyncer } from './sync.js';
 import { HeartbeatSender, newBootId } from './heartbeat.js';
 import { autostartPools } from './autostart.js';
@@ -140,11 +140,13 @@ export class Agent {
     const catalog = await Catalog.open(nc);
     const state = new AgentState(host, PersistentRevisions.open(opts.root));
     const journal = await CreateJournal.open(opts.root);
+    // the next full sync carries them (flushEvents asks for one), so coordinators publish their state
+    const lost = new LostEvents();
     const ctx: AgentContext = {
       host,
       state,
       locks: new LockTable(),
-      events: new OrderedEvents(new EventPublisher(nc)),
+      events: new OrderedEvents(new EventPublisher(nc, (event) => lost.note(event))),
       runner: execRunner,
       log,
       nc,
@@ -187,7 +189,14 @@ export class Agent {
         poolCount: state.pools.size,
       });
     const bootId = newBootId();
-    const syncer = new HostSyncer(nc, host, () => ({ host: hostInfo(), bootId, ...state.snapshot() }), log, opts.resyncSpreadMs ?? defaultResyncSpreadMs(opts.heartbeatMs));
+    const syncer = new HostSyncer(
+      nc,
+      host,
+      () => ({ host: hostInfo(), bootId, ...state.snapshot() }),
+      log,
+      opts.resyncSpreadMs ?? defaultResyncSpreadMs(opts.heartbeatMs),
+      lost,
+    );
     ctx.requestSync = (reason) => void syncer.request(reason);
     const heartbeat = new HeartbeatSender(nc, host, bootId, opts.heartbeatMs, hostInfo, log);
     const agent = new Agent(nc, ctx, syncer, heartbeat);

@@ -136,7 +136,10 @@ export function poolContext(
   return pc;
 }
 
-/** Flushes events; an event that could not be stored leaves the op done, so a full sync repairs the view. */
+/**
+ * Flushes events. An event that could not be stored leaves the op done: the full sync asked
+ * for here carries it (LostEvents), and the coordinators publish the state it changed from it.
+ */
 export async function flushEvents(ctx: AgentContext): Promise<bigint> {
   try {
     return await ctx.events.flush();

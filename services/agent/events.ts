@@ -110,3 +110,35 @@ export function throttledProgress(
     emit(done, total);
   };
 }
+
+/**
+ * Events the stream did not store (their publish failed, or its ack did not come), the last
+ * one of each pool and volume, until a full sync carries them to the coordinators: they
+ * publish the state of those objects from that sync (HostSync.events_lost, docs/events.md).
+ * Progress is not state: not kept.
+ */
+export class LostEvents {
+  private readonly byObject = new Map<string, Event>();
+
+  note(event: Event): void {
+    if (event.kind === EventKind.OPERATION_PROGRESS) return;
+    const key = `${event.pool}\0${event.volume}`;
+    this.byObject.delete(key); // re-inserted: kept in the order they were lost
+    this.byObject.set(key, event);
+  }
+
+  /** Hands the lost events to a sync; give them back with restore() when it could not be sent. */
+  take(): Event[] {
+    const events = [...this.byObject.values()];
+    this.byObject.clear();
+    return events;
+  }
+
+  /** A sync that carried `events` was not sent: they wait for the next one (an object lost again since keeps its newer event). */
+  restore(events: readonly Event[]): void {
+    for (const e of events) {
+      const key = `${e.pool}\0${e.volume}`;
+      if (!this.byObject.has(key)) this.byObject.set(key, e);
+    }
+  }
+}

@@ -1,14 +1,16 @@
 // Full sync (BUS.md item 3): the whole runtime state of this host as HostSync chunks
 // on cistern.sync.<host>, one sync id, chunk 0..n, last=true on the final one, each
-// under ~512 KiB encoded. Sent at start, after every reconnect, and on ResyncRequest:
+// under ~512 KiB encoded. Sent at start, after every reconnect, after events the stream
+// did not store (the sync carries them: HostSync.events_lost), and on ResyncRequest:
 // at once when the request names this host, after a random delay of up to the resync
 // spread when it is fleet-wide (host ''), so a fleet does not answer a new coordinator
 // in the same instant.
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { HostSync, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
-import { Host, Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { Event, Host, Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { subjects } from '../../libs/bus/subjects.js';
+import type { LostEvents } from './events.js';
 import type { Logger } from './log.js';
 
 export const MAX_CHUNK_BYTES = 512 * 1024;
@@ -42,6 +44,10 @@ export interface Snapshot {
   pools: Pool[];
   volumes: Volume[];
   revision: bigint;
+  /** events the stream did not store since the last sync (LostEvents) */
+  eventsLost?: Event[];
+  /** why the sync is sent (logs) */
+  reason?: string;
 }
 
 /**
@@ -51,8 +57,9 @@ export interface Snapshot {
 export function buildSyncChunks(syncId: string, snap: Snapshot, maxBytes = MAX_CHUNK_BYTES): HostSync[] {
   const chunks: HostSync[] = [];
   const hostBytes = Host.encode(snap.host).finish().length + 8;
-  let current = HostSync.create({ syncId, chunk: 0, host: snap.host, revision: snap.revision, bootId: snap.bootId ?? 0n });
-  let size = HEADER_ALLOWANCE + syncId.length + hostBytes;
+  const reason = snap.reason ?? '';
+  let current = HostSync.create({ syncId, chunk: 0, host: snap.host, revision: snap.revision, bootId: snap.bootId ?? 0n, reason });
+  let size = HEADER_ALLOWANCE + syncId.length + hostBytes + reason.length;
   const startNew = () => {
     chunks.push(current);
     current = HostSync.create({ syncId, chunk: chunks.length, revision: snap.revision });
@@ -60,13 +67,14 @@ export function buildSyncChunks(syncId: string, snap: Snapshot, maxBytes = MAX_C
   };
   const add = (bytes: number, put: () => void) => {
     const itemSize = bytes + 6; // tag + length prefix
-    const empty = current.pools.length === 0 && current.volumes.length === 0;
+    const empty = current.pools.length === 0 && current.volumes.length === 0 && current.eventsLost.length === 0;
     if (!empty && size + itemSize > maxBytes) startNew();
     put();
     size += itemSize;
   };
   for (const pool of snap.pools) add(Pool.encode(pool).finish().length, () => current.pools.push(pool));
   for (const vol of snap.volumes) add(Volume.encode(vol).finish().length, () => current.volumes.push(vol));
+  for (const e of snap.eventsLost ?? []) add(Event.encode(e).finish().length, () => current.eventsLost.push(e));
   chunks.push(current);
   chunks[chunks.length - 1]!.last = true;
   return chunks;
@@ -85,13 +93,17 @@ export class HostSyncer {
   /** Called for every ResyncRequest this host answers: a coordinator is up. */
   onCoordinatorSeen: (() => void) | undefined;
 
-  /** `resyncSpreadMs`: answers to a fleet-wide ResyncRequest wait a random delay below it (0 = at once). */
+  /**
+   * `resyncSpreadMs`: answers to a fleet-wide ResyncRequest wait a random delay below it (0 = at once).
+   * `lost`: events the stream did not store; each sync carries them, one that is not sent gives them back.
+   */
   constructor(
     private readonly nc: NatsConnection,
     private readonly host: string,
     private readonly snapshot: () => Snapshot,
     private readonly log: Logger,
     private readonly resyncSpreadMs = MAX_RESYNC_SPREAD_MS,
+    private readonly lost?: LostEvents,
   ) {}
 
   /** Answers ResyncRequest messages for this host (or for every host). */
@@ -151,7 +163,9 @@ export class HostSyncer {
 
   private async sendOnce(reason: string): Promise<void> {
     const syncId = randomUUID();
-    const chunks = buildSyncChunks(syncId, this.snapshot());
+    // taken with the snapshot, in the same turn: the changes of these events are in it
+    const eventsLost = this.lost?.take() ?? [];
+    const chunks = buildSyncChunks(syncId, { ...this.snapshot(), eventsLost, reason });
     try {
       for (const chunk of chunks) this.nc.publish(subjects.sync(this.host), HostSync.encode(chunk).finish());
       await this.nc.flush();
@@ -162,9 +176,11 @@ export class HostSyncer {
         chunks: chunks.length,
         pools: chunks.reduce((n, c) => n + c.pools.length, 0),
         volumes: chunks.reduce((n, c) => n + c.volumes.length, 0),
+        eventsLost: eventsLost.length,
         revision: last.revision,
       });
     } catch (err) {
+      this.lost?.restore(eventsLost);
       this.log.warn('full sync failed; it is sent again after the next reconnect', { reason, error: err });
     }
   }

@@ -1,7 +1,10 @@
 import { expect } from 'chai';
 import { HostSync, ResyncRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import { Host, Pool, Volume } from '../../../libs/proto/cistern/v1/storage.js';
-import { buildSyncChunks, defaultResyncSpreadMs, MAX_CHUNK_BYTES, MAX_RESYNC_SPREAD_MS, resyncDelayMs } from '../../../services/agent/sync.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { EventKind, Host, Pool, Volume } from '../../../libs/proto/cistern/v1/storage.js';
+import { buildSyncChunks, defaultResyncSpreadMs, HostSyncer, MAX_CHUNK_BYTES, MAX_RESYNC_SPREAD_MS, resyncDelayMs } from '../../../services/agent/sync.js';
+import { LostEvents, progressEvent, systemActor, volumeEvent } from '../../../services/agent/events.js';
+import { silentLogger } from '../../../services/agent/log.js';
 
 const host = Host.create({ name: 'hosts/h', hostId: 'h', hostname: 'box', online: true });
 const volumes = (n: number) =>
@@ -46,6 +49,64 @@ describe('agent full sync chunking', () => {
     const chunks = buildSyncChunks('s3', { host, pools: [], volumes: volumes(100), revision: 1n }, 4096);
     for (const c of chunks) expect(HostSync.encode(c).finish().length).to.be.at.most(4096);
     expect(chunks.flatMap((c) => c.volumes)).to.have.length(100);
+  });
+
+  it('carries the events the stream did not store after the volumes, spread over the chunks, and why it was sent on the first', () => {
+    const lost = volumes(60).map((v) => volumeEvent(EventKind.VOLUME_DELETED, 'h', v, systemActor));
+    const chunks = buildSyncChunks('s4', { host, pools: [], volumes: volumes(40), revision: 1n, eventsLost: lost, reason: 'event publish failed' }, 4096);
+    expect(chunks.length).to.be.greaterThan(2);
+    for (const c of chunks) expect(HostSync.encode(c).finish().length).to.be.at.most(4096);
+    expect(chunks[0]!.reason).to.equal('event publish failed');
+    expect(chunks.flatMap((c) => c.eventsLost).map((e) => e.volume)).to.deep.equal(lost.map((e) => e.volume));
+    expect(chunks.flatMap((c) => c.volumes)).to.have.length(40);
+  });
+});
+
+describe('agent events the stream did not store', () => {
+  const [v0, v1] = volumes(2);
+
+  it('keeps the last one of each pool and volume, no progress, until a sync takes them', () => {
+    const lost = new LostEvents();
+    lost.note(volumeEvent(EventKind.VOLUME_CREATED, 'h', v0!, systemActor));
+    lost.note(volumeEvent(EventKind.VOLUME_CREATED, 'h', v1!, systemActor));
+    lost.note(volumeEvent(EventKind.VOLUME_DELETED, 'h', v0!, systemActor));
+    lost.note(progressEvent('h', { pool: 'p', volume: 'vol-1' }, 'wipe', 1n, 2n, systemActor));
+    expect(lost.take().map((e) => `${EventKind[e.kind]} ${e.volume}`)).to.deep.equal(['VOLUME_CREATED vol-1', 'VOLUME_DELETED vol-0']);
+    expect(lost.take()).to.deep.equal([]);
+  });
+
+  it('given back by a sync that was not sent, an object lost again since keeps its newer event', () => {
+    const lost = new LostEvents();
+    lost.note(volumeEvent(EventKind.VOLUME_CREATED, 'h', v0!, systemActor));
+    lost.note(volumeEvent(EventKind.VOLUME_CREATED, 'h', v1!, systemActor));
+    const taken = lost.take();
+    lost.note(volumeEvent(EventKind.VOLUME_DELETED, 'h', v0!, systemActor));
+    lost.restore(taken);
+    expect(lost.take().map((e) => `${EventKind[e.kind]} ${e.volume}`)).to.deep.equal(['VOLUME_DELETED vol-0', 'VOLUME_CREATED vol-1']);
+  });
+
+  it('the next full sync carries them; one that could not be sent leaves them for the sync after it', async () => {
+    const sent: HostSync[] = [];
+    let down = true;
+    const nc = {
+      publish: (_subject: string, data: Uint8Array) => {
+        if (down) throw new Error('connection closed');
+        sent.push(HostSync.decode(data));
+      },
+      flush: async () => undefined,
+    } as unknown as NatsConnection;
+    const lost = new LostEvents();
+    const syncer = new HostSyncer(nc, 'h', () => ({ host, pools: [], volumes: [], revision: 3n }), silentLogger, 0, lost);
+    lost.note(volumeEvent(EventKind.VOLUME_DELETED, 'h', v0!, systemActor));
+    await syncer.request('event publish failed');
+    expect(sent).to.deep.equal([]);
+    down = false;
+    await syncer.request('reconnect');
+    expect(sent).to.have.length(1);
+    expect(sent[0]!.reason).to.equal('reconnect');
+    expect(sent[0]!.eventsLost.map((e) => `${EventKind[e.kind]} ${e.volume} ${e.volumeState?.revision}`)).to.deep.equal(['VOLUME_DELETED vol-0 0']);
+    await syncer.request('requested');
+    expect(sent[1]!.eventsLost).to.deep.equal([]);
   });
 });
 
