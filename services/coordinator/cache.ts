@@ -222,6 +222,18 @@ export class FleetCache {
     return true;
   }
 
+  /**
+   * The revision of what is held of a pool (`volume` empty) or volume: its state, or its
+   * removal; -1 when nothing. A state of it at a lower revision is older than what is held.
+   */
+  heldRevision(host: string, pool: string, volume = ''): bigint {
+    const h = this.hosts.get(host);
+    if (!h) return -1n;
+    if (!volume) return h.pools.get(pool)?.pool.revision ?? h.tombstones.get(poolTomb(pool)) ?? -1n;
+    const current = this.indexedPool(host, pool)?.volumes.get(volume);
+    return current !== undefined ? storedRevision(current) : (h.tombstones.get(volTomb(pool, volume)) ?? -1n);
+  }
+
   removeVolume(host: string, pool: string, name: string, revision: bigint): boolean {
     const h = this.host(host);
     const rt = h.pools.get(pool);

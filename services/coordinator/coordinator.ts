@@ -22,6 +22,7 @@ import { serveAgentSecretRequests } from './secrets/agent-requests.js';
 import { SERVICE_NAME, startGrpcServer, type GrpcServer } from './server.js';
 import { RequestResults } from './request-results.js';
 import { SyncIntake } from './sync-intake.js';
+import { publishUntilStored } from './reconcile.js';
 
 export interface CoordinatorOptions {
   natsUrl: string;
@@ -112,7 +113,23 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         cache.clearHost(host);
       },
     });
-    intake = new SyncIntake({ cache, hosts, publish: (e) => publisher.publish(e), log });
+    intake = new SyncIntake({
+      cache,
+      hosts,
+      // a publisher of their own: a failure is theirs to retry, not thrown at a call sharing one
+      publish: (events) =>
+        void publishUntilStored(
+          (batch) => {
+            const own = new EventPublisher(nc);
+            for (const e of batch) own.publish(e);
+            return own.flush();
+          },
+          events,
+          log,
+          { stopped: () => nc.isClosed() },
+        ),
+      log,
+    });
     const svc: CoordinatorServices = {
       nc,
       cache,

@@ -1,12 +1,49 @@
 // Reconciliation after a host comes back (issue 6): the coordinator compares its cached
 // view of the host with the host's full sync and publishes what changed while it was
 // away (pools started or stopped, volumes new, changed or gone) before HOST_ONLINE.
+// A sync that carries events the agent's stream did not store has the state of those
+// pools and volumes published from it too (lostEventsReconcile).
 // Every coordinator sees the same sync, so the events carry request id
 // `reconcile-<syncId>` and JetStream's duplicate window stores each one once.
 import { Event, EventKind, PoolState, VolumeDefinition, type Pool, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { poolShortName, type FleetCache, type SyncSnapshot } from './cache.js';
 import { decodeStored, prepareVolume, sameDefinitionBytes, type PreparedVolume, type StoredVolume } from './stored-volume.js';
 import { shortNameOf, snapshotPoolOf } from './volume-wire.js';
+import type { Logger } from './log.js';
+
+/** How long reconcile events are published again while the stream refuses them (within JetStream's 2 minute duplicate window). */
+export const RECONCILE_RETRY_FOR_MS = 100_000;
+export const RECONCILE_RETRY_EVERY_MS = 2_000;
+
+/**
+ * Publishes one sync's reconcile events until the stream has stored them all (`attempt`
+ * publishes and waits for the acks). Nothing else would publish them: once the sync is
+ * applied, the next one shows no difference. A repeat of one stored already is dropped by
+ * its duplicate id. False when it gave up (logged).
+ */
+export async function publishUntilStored(
+  attempt: (events: Event[]) => Promise<unknown>,
+  events: Event[],
+  log: Logger,
+  opts: { everyMs?: number; forMs?: number; stopped?: () => boolean } = {},
+): Promise<boolean> {
+  const everyMs = opts.everyMs ?? RECONCILE_RETRY_EVERY_MS;
+  const until = Date.now() + (opts.forMs ?? RECONCILE_RETRY_FOR_MS);
+  const host = events[0]?.host;
+  for (;;) {
+    try {
+      await attempt(events);
+      return true;
+    } catch (err) {
+      if (opts.stopped?.() || Date.now() + everyMs > until) {
+        log.error('reconcile events not stored: readers of the event stream miss these changes', { host, events: events.length, err });
+        return false;
+      }
+      log.warn('reconcile events not stored; publishing them again', { host, events: events.length, inMs: everyMs, err });
+      await new Promise((resolve) => setTimeout(resolve, everyMs).unref());
+    }
+  }
+}
 
 /** What a user would call a change: everything but the timestamps (the volume's and its backing file's). */
 function sameVolume(old: StoredVolume, now: PreparedVolume): boolean {
@@ -32,15 +69,8 @@ function samePoolRuntime(a: Pool, b: Pool): boolean {
   return a.capacity === b.capacity && a.allocation === b.allocation && a.available === b.available && extents(a) === extents(b);
 }
 
-export function reconcileEvents(
-  cache: FleetCache,
-  host: string,
-  snapshot: SyncSnapshot,
-  syncId: string,
-  now = new Date(),
-): Event[] {
-  const events: Event[] = [];
-  const base = { host, time: now, principal: 'coordinator', requestId: `reconcile-${syncId}` };
+/** A sync's pools by short name, and its volumes by pool and short name. */
+function indexSnapshot(snapshot: SyncSnapshot): { incoming: Map<string, Pool>; volumesOf: Map<string, Map<string, PreparedVolume>> } {
   const incoming = new Map(snapshot.pools.map((p) => [poolShortName(p), p]));
   const volumesOf = new Map<string, Map<string, PreparedVolume>>();
   for (const v of snapshot.volumes.map(prepareVolume)) {
@@ -49,6 +79,21 @@ export function reconcileEvents(
     if (!m) volumesOf.set(pool, (m = new Map()));
     m.set(shortNameOf(v.facts), v);
   }
+  return { incoming, volumesOf };
+}
+
+const reconcileBase = (host: string, syncId: string, now: Date) => ({ host, time: now, principal: 'coordinator', requestId: `reconcile-${syncId}` });
+
+export function reconcileEvents(
+  cache: FleetCache,
+  host: string,
+  snapshot: SyncSnapshot,
+  syncId: string,
+  now = new Date(),
+): Event[] {
+  const events: Event[] = [];
+  const base = reconcileBase(host, syncId, now);
+  const { incoming, volumesOf } = indexSnapshot(snapshot);
   for (const name of cache.poolsOfHost(host)) {
     const rt = cache.runtimePool(host, name)!;
     const held = cache.poolVolumes(host, name);
@@ -80,6 +125,60 @@ export function reconcileEvents(
     events.push(Event.fromPartial({ ...base, kind: EventKind.POOL_STARTED, pool: name, poolState: p }));
     for (const [vname, v] of volumesOf.get(name) ?? new Map<string, PreparedVolume>()) {
       events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_CHANGED, pool: name, volume: vname, volumeState: decodedOf(v), poolState: p }));
+    }
+  }
+  return events;
+}
+
+/**
+ * The pools and volumes whose events the agent's stream did not store (HostSync.events_lost),
+ * as the sync shows them: a volume VOLUME_CHANGED (there) or VOLUME_DELETED (gone from its
+ * pool); a pool POOL_STARTED (its lost event was a start) or POOL_REFRESHED (there), or
+ * POOL_STOPPED (gone); a lost POOL_CREATED / POOL_DELETED of a pool that is not active again
+ * as it was. The cache is no baseline here, unlike reconcileEvents: the operation's reply (or
+ * an earlier sync) may have brought it the change the stream lacks. What the cache holds a
+ * newer state of is left out: it changed after the snapshot, and that change has an event of
+ * its own (stored, or lost and in a later sync).
+ */
+export function lostEventsReconcile(
+  cache: FleetCache,
+  host: string,
+  snapshot: SyncSnapshot,
+  lost: readonly Event[],
+  syncId: string,
+  now = new Date(),
+): Event[] {
+  if (lost.length === 0) return [];
+  const events: Event[] = [];
+  const base = reconcileBase(host, syncId, now);
+  const { incoming, volumesOf } = indexSnapshot(snapshot);
+  const newer = (revision: bigint, pool: string, volume = ''): boolean => cache.heldRevision(host, pool, volume) > revision;
+  for (const e of lost) {
+    const pool = incoming.get(e.pool);
+    if (e.volume) {
+      // in a pool that is not active any more: its POOL_STOPPED (stored, or lost and here) says the volumes went
+      if (!pool) continue;
+      const v = volumesOf.get(e.pool)?.get(e.volume);
+      if (v) {
+        if (!newer(v.facts.revision, e.pool, e.volume)) {
+          events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_CHANGED, pool: e.pool, volume: e.volume, volumeState: decodedOf(v), poolState: pool }));
+        }
+      } else if (!newer(snapshot.revision, e.pool, e.volume)) {
+        const volumeState = { ...e.volumeState, revision: snapshot.revision };
+        events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_DELETED, pool: e.pool, volume: e.volume, volumeState, poolState: pool }));
+      }
+      continue;
+    }
+    if (pool) {
+      if (newer(pool.revision, e.pool)) continue;
+      const kind = e.kind === EventKind.POOL_STARTED ? EventKind.POOL_STARTED : EventKind.POOL_REFRESHED;
+      events.push(Event.fromPartial({ ...base, kind, pool: e.pool, poolState: pool }));
+    } else if (e.kind === EventKind.POOL_CREATED || e.kind === EventKind.POOL_DELETED) {
+      // built or deleted while not active: a sync holds active pools only, so nothing newer to tell
+      events.push(Event.fromPartial({ ...base, kind: e.kind, pool: e.pool, poolState: e.poolState }));
+    } else if (!newer(snapshot.revision, e.pool)) {
+      const stopped = { ...e.poolState, state: PoolState.POOL_STATE_INACTIVE, volumeCount: 0, revision: snapshot.revision };
+      events.push(Event.fromPartial({ ...base, kind: EventKind.POOL_STOPPED, pool: e.pool, poolState: stopped }));
     }
   }
   return events;

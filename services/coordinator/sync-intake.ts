@@ -16,7 +16,9 @@
 // A complete sync of a host that is away (offline, or back and waiting for it) is its
 // return: reconciled against what the cache held (reconcile.ts) when the cache holds a full
 // sync of it from this coordinator; a host never synced here (new, or a fresh coordinator)
-// is simply taken as it is.
+// is simply taken as it is. A sync that carries events the agent's stream did not store
+// (HostSync.events_lost) has the state of those pools and volumes published, whatever the
+// host's state (reconcile.ts lostEventsReconcile): the stream describes the host again.
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { HostSync } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { Event, Host, Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
@@ -24,7 +26,7 @@ import { subjects } from '../../libs/bus/subjects.js';
 import type { FleetCache, SyncSnapshot } from './cache.js';
 import type { HostRegistry } from './hosts.js';
 import type { Logger } from './log.js';
-import { reconcileEvents } from './reconcile.js';
+import { lostEventsReconcile, reconcileEvents } from './reconcile.js';
 import { splitHostSync, type HostSyncParts } from './volume-wire.js';
 
 /** Chunk bytes in one turn of the event loop that mean "the socket is pouring": read on before applying. */
@@ -46,6 +48,8 @@ export interface SyncAssembly {
   host: Host | undefined;
   revision: bigint;
   bootId: bigint;
+  eventsLost: Event[];
+  reason: string;
 }
 
 export interface AssembledSync {
@@ -54,6 +58,10 @@ export interface AssembledSync {
   bootId: bigint;
   host: Host | undefined;
   snapshot: SyncSnapshot;
+  /** events the agent's stream did not store; their changes are in the snapshot */
+  eventsLost: Event[];
+  /** why the agent sent it (logs); '' from agents that do not say */
+  reason: string;
 }
 
 /**
@@ -63,24 +71,32 @@ export interface AssembledSync {
 export function assembleChunk(assembling: Map<string, SyncAssembly>, host: string, chunk: HostSyncParts | HostSync): AssembledSync | 'dropped' | undefined {
   let a = assembling.get(host);
   if (chunk.chunk === 0) {
-    a = { syncId: chunk.syncId, next: 0, pools: [], volumes: [], host: chunk.host, revision: chunk.revision, bootId: chunk.bootId };
+    a = { syncId: chunk.syncId, next: 0, pools: [], volumes: [], host: chunk.host, revision: chunk.revision, bootId: chunk.bootId, eventsLost: [], reason: chunk.reason };
     assembling.set(host, a);
   }
   if (!a || a.syncId !== chunk.syncId || a.next !== chunk.chunk) return 'dropped';
   a.next++;
   for (const p of chunk.pools) a.pools.push(p);
   for (const v of chunk.volumes) a.volumes.push(v);
+  for (const e of chunk.eventsLost) a.eventsLost.push(e);
   if (chunk.revision > a.revision) a.revision = chunk.revision;
   if (!chunk.last) return undefined;
   assembling.delete(host);
-  return { syncId: a.syncId, bootId: a.bootId, host: a.host, snapshot: { pools: a.pools, volumes: a.volumes, revision: a.revision } };
+  return {
+    syncId: a.syncId,
+    bootId: a.bootId,
+    host: a.host,
+    snapshot: { pools: a.pools, volumes: a.volumes, revision: a.revision },
+    eventsLost: a.eventsLost,
+    reason: a.reason,
+  };
 }
 
 export interface SyncIntakeOptions {
   cache: FleetCache;
   hosts: HostRegistry;
-  /** Publishes a reconcile event into the stream. */
-  publish: (event: Event) => void;
+  /** Publishes one sync's reconcile events into the stream, in order. */
+  publish: (events: Event[]) => void;
   log: Logger;
 }
 
@@ -256,7 +272,7 @@ export class SyncIntake {
       return;
     }
     if (!done) return;
-    const { snapshot, syncId, bootId } = done;
+    const { snapshot, syncId, bootId, eventsLost } = done;
     if (hosts.isDeletedSync(host, bootId)) {
       // the deleted host's dead agent's last sync, late: it does not bring the host back
       log.info('full sync of a deleted host dropped', { host, syncId, bootId });
@@ -266,13 +282,21 @@ export class SyncIntake {
     // that shows it back: another connection), published before HOST_ONLINE; only against
     // a full sync this coordinator applied (else every pool and volume would be "new")
     // (a restarted agent's sync may come before the heartbeat that would show it away)
-    if ((hosts.isAway(host) || hosts.isNewBoot(host, bootId)) && hosts.hasSynced(host)) {
-      const changes = reconcileEvents(cache, host, snapshot, syncId);
-      for (const e of changes) this.options.publish(e);
-      if (changes.length > 0) log.info('host reconciled', { host, changes: changes.length });
+    const returning = (hosts.isAway(host) || hosts.isNewBoot(host, bootId)) && hosts.hasSynced(host);
+    const changes = returning ? reconcileEvents(cache, host, snapshot, syncId) : [];
+    // the agent's own account of what the stream lacks: needs no baseline, so a coordinator
+    // that never synced this host publishes it too (the same events: one stored)
+    const said = new Set(changes.map(eventKey));
+    for (const e of lostEventsReconcile(cache, host, snapshot, eventsLost, syncId)) if (!said.has(eventKey(e))) changes.push(e);
+    if (changes.length > 0) {
+      this.options.publish(changes);
+      log.info('host reconciled', { host, changes: changes.length, eventsLost: eventsLost.length });
     }
     cache.replaceHost(host, snapshot);
     hosts.onSync(host, done.host, syncId, bootId);
-    log.info('host synced', { host, pools: snapshot.pools.length, volumes: snapshot.volumes.length, backlog: this.backlog });
+    log.info('host synced', { host, pools: snapshot.pools.length, volumes: snapshot.volumes.length, reason: done.reason, backlog: this.backlog });
   }
 }
+
+/** What a reconcile event says, as JetStream's duplicate ids see it (libs/bus/events.ts dedupeId). */
+const eventKey = (e: Event): string => `${e.kind}:${e.pool}:${e.volume}`;

@@ -5,7 +5,7 @@
 // decoder (libs/proto, ts-proto over @bufbuild/protobuf/wire): last value wins, a repeated
 // sub-message replaces the earlier one, a field with an unexpected wire type is skipped.
 import { BinaryReader } from '@bufbuild/protobuf/wire';
-import { Host, Pool } from '../../libs/proto/cistern/v1/storage.js';
+import { Event, Host, Pool } from '../../libs/proto/cistern/v1/storage.js';
 
 /** What the cache needs of a volume, read from its bytes. */
 export interface VolumeFacts {
@@ -407,6 +407,8 @@ export interface HostSyncParts {
   volumes: Uint8Array[];
   revision: bigint;
   bootId: bigint;
+  eventsLost: Event[];
+  reason: string;
 }
 
 /**
@@ -415,7 +417,7 @@ export interface HostSyncParts {
  * malformed bytes, as HostSync.decode does.
  */
 export function splitHostSync(bytes: Uint8Array): HostSyncParts {
-  const out: HostSyncParts = { syncId: '', chunk: 0, last: false, host: undefined, pools: [], volumes: [], revision: 0n, bootId: 0n };
+  const out: HostSyncParts = { syncId: '', chunk: 0, last: false, host: undefined, pools: [], volumes: [], revision: 0n, bootId: 0n, eventsLost: [], reason: '' };
   const r = new BinaryReader(bytes);
   while (r.pos < r.len) {
     const tag = r.uint32();
@@ -443,6 +445,12 @@ export function splitHostSync(bytes: Uint8Array): HostSyncParts {
         continue;
       case 64:
         out.bootId = r.uint64() as bigint;
+        continue;
+      case 74:
+        out.eventsLost.push(Event.decode(r, r.uint32()));
+        continue;
+      case 82:
+        out.reason = r.string();
         continue;
     }
     if ((tag & 7) === 4 || tag === 0) break;

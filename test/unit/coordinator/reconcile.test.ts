@@ -2,8 +2,9 @@
 // cached view and the host's full sync, and nothing when nothing changed.
 import { expect } from 'chai';
 import { FleetCache } from '../../../services/coordinator/cache.js';
-import { reconcileEvents } from '../../../services/coordinator/reconcile.js';
-import { EventKind, Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
+import { lostEventsReconcile, publishUntilStored, reconcileEvents } from '../../../services/coordinator/reconcile.js';
+import { silentLogger } from '../../../services/coordinator/log.js';
+import { Event, EventKind, Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
 
 const def = (name: string) => PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DISK, target: { path: '/dev' } });
 const pool = (name: string, revision: bigint, fields: Partial<Pool> = {}) =>
@@ -65,5 +66,66 @@ describe('reconciliation after a host returns', () => {
     const c = cacheWith(pool('disk', 5n), []);
     const events = reconcileEvents(c, 'a', { pools: [], volumes: [], revision: 9n }, 's3');
     expect(events.map((e) => EventKind[e.kind])).to.deep.equal(['POOL_STOPPED']);
+  });
+});
+
+describe('reconciliation of events the agent could not store', () => {
+  const lostVolume = (kind: EventKind, v: Volume) => Event.fromPartial({ kind, host: 'a', pool: v.pool, volume: v.definition!.name, requestId: 'd-1', volumeState: v });
+  const lostPool = (kind: EventKind, p: Pool) => Event.fromPartial({ kind, host: 'a', pool: p.definition!.name, poolState: p });
+  const said = (events: Event[]) => events.map((e) => `${EventKind[e.kind]} ${e.pool}/${e.volume} @${(e.volumeState ?? e.poolState)?.revision}`);
+
+  it('publishes the state the sync shows even when the cache holds it already (the reply brought it): a deletion and a creation', () => {
+    // the delete's and the create's replies reached the cache, their events did not reach the stream
+    const c = cacheWith(pool('disk', 7n), [vol('disk', 'sdb1', 5n), vol('disk', 'sdb2', 6n)]);
+    c.removeVolume('a', 'disk', 'sdb2', 7n);
+    const snapshot = { pools: [pool('disk', 7n)], volumes: [vol('disk', 'sdb1', 5n)], revision: 8n };
+    expect(reconcileEvents(c, 'a', snapshot, 's1'), 'no difference with the cache').to.deep.equal([]);
+    const lost = [lostVolume(EventKind.VOLUME_CREATED, vol('disk', 'sdb1', 5n)), lostVolume(EventKind.VOLUME_DELETED, { ...vol('disk', 'sdb2', 7n) })];
+    const events = lostEventsReconcile(c, 'a', snapshot, lost, 's1');
+    expect(said(events)).to.deep.equal(['VOLUME_CHANGED disk/sdb1 @5', 'VOLUME_DELETED disk/sdb2 @8']);
+    expect(events.every((e) => e.requestId === 'reconcile-s1' && e.principal === 'coordinator')).to.equal(true);
+    // the deleted volume's last state, at the sync's revision; the pool's sizes as the sync shows them
+    expect(events[1]!.volumeState).to.deep.equal({ ...vol('disk', 'sdb2', 7n), revision: 8n });
+    expect(events[1]!.poolState).to.deep.equal(pool('disk', 7n));
+  });
+
+  it('leaves out what the cache holds a newer state of (changed after the sync, with an event of its own)', () => {
+    const c = cacheWith(pool('disk', 7n), [vol('disk', 'sdb1', 10n)]);
+    c.removeVolume('a', 'disk', 'sdb3', 11n);
+    const snapshot = { pools: [pool('disk', 7n)], volumes: [vol('disk', 'sdb3', 6n)], revision: 9n };
+    // sdb1: deleted before the sync, created again after it; sdb3: created before the sync, deleted after it
+    const lost = [lostVolume(EventKind.VOLUME_DELETED, vol('disk', 'sdb1', 8n)), lostVolume(EventKind.VOLUME_CREATED, vol('disk', 'sdb3', 6n))];
+    expect(lostEventsReconcile(c, 'a', snapshot, lost, 's2')).to.deep.equal([]);
+  });
+
+  it('pools: started (again) or refreshed when the sync holds them, stopped when it does not; a volume of a pool gone says nothing', () => {
+    const c = cacheWith(pool('disk', 3n), []);
+    c.applyPool('a', pool('other', 3n));
+    const snapshot = { pools: [pool('disk', 5n), pool('new', 6n)], volumes: [], revision: 9n };
+    const lost = [
+      lostPool(EventKind.POOL_STARTED, pool('new', 6n)),
+      lostPool(EventKind.POOL_REFRESHED, pool('disk', 5n)),
+      lostPool(EventKind.POOL_STARTED, pool('other', 4n)),
+      lostVolume(EventKind.VOLUME_CREATED, vol('other', 'x', 4n)),
+      lostPool(EventKind.POOL_DELETED, pool('old', 2n, { state: PoolState.POOL_STATE_INACTIVE })),
+    ];
+    const events = lostEventsReconcile(c, 'a', snapshot, lost, 's3');
+    expect(said(events)).to.deep.equal(['POOL_STARTED new/ @6', 'POOL_REFRESHED disk/ @5', 'POOL_STOPPED other/ @9', 'POOL_DELETED old/ @2']);
+    expect(events[2]!.poolState?.state).to.equal(PoolState.POOL_STATE_INACTIVE);
+  });
+
+  it('publishes again while the stream refuses them, and gives up after a while', async () => {
+    let attempts = 0;
+    const stored = await publishUntilStored(
+      async () => {
+        if (++attempts < 3) throw new Error('maximum messages exceeded');
+      },
+      [Event.fromPartial({ host: 'a' })],
+      silentLogger,
+      { everyMs: 1, forMs: 1000 },
+    );
+    expect([stored, attempts]).to.deep.equal([true, 3]);
+    const refused = await publishUntilStored(async () => Promise.reject(new Error('no')), [Event.fromPartial({ host: 'a' })], silentLogger, { everyMs: 5, forMs: 20 });
+    expect(refused).to.equal(false);
   });
 });

@@ -3,7 +3,7 @@
 // reconciled only against a full sync this coordinator holds of it.
 import { expect } from 'chai';
 import { Heartbeat, HostSync } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import { EventKind, Host, Pool, PoolDefinition, PoolState, PoolType, Volume, type Event } from '../../../libs/proto/cistern/v1/storage.js';
+import { Event, EventKind, Host, Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import { buildSyncChunks } from '../../../services/agent/sync.js';
 import { FleetCache } from '../../../services/coordinator/cache.js';
 import { HostRegistry } from '../../../services/coordinator/hosts.js';
@@ -27,11 +27,11 @@ const vol = (host: string, poolName: string, name: string, revision: bigint) =>
     definition: { name, key: `/srv/${poolName}/${name}`, capacity: 1n << 30n, target: { path: `/srv/${poolName}/${name}`, format: 'raw' } },
   });
 
-/** The encoded chunks of a full sync of `host` with `count` volumes in pool p. */
-function syncOf(host: string, syncId: string, count: number, revision: bigint, maxBytes?: number): Uint8Array[] {
+/** The encoded chunks of a full sync of `host` with `count` volumes in pool p (and the events its stream did not store). */
+function syncOf(host: string, syncId: string, count: number, revision: bigint, maxBytes?: number, eventsLost: Event[] = []): Uint8Array[] {
   const volumes = Array.from({ length: count }, (_, i) => vol(host, 'p', `v${i}.img`, revision));
-  const chunks = buildSyncChunks(syncId, { host: Host.fromPartial({ hostId: host, hostname: `${host}.example` }), pools: [pool(host, 'p', revision)], volumes, revision }, maxBytes);
-  return chunks.map((c) => HostSync.encode(c).finish());
+  const snapshot = { host: Host.fromPartial({ hostId: host, hostname: `${host}.example` }), pools: [pool(host, 'p', revision)], volumes, revision, eventsLost };
+  return buildSyncChunks(syncId, snapshot, maxBytes).map((c) => HostSync.encode(c).finish());
 }
 
 function setup() {
@@ -49,7 +49,7 @@ function setup() {
       cache.clearHost(h);
     },
   });
-  intake = new SyncIntake({ cache, hosts, publish: (e) => published.push(e), log: silentLogger });
+  intake = new SyncIntake({ cache, hosts, publish: (es) => published.push(...es), log: silentLogger });
   const beat = (id: string, bootId = 1n) => hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: id }, bootId, intervalMs: 2000 }));
   const deliver = async (host: string, chunks: Uint8Array[]) => {
     for (const c of chunks) intake!.receive(host, c);
@@ -82,12 +82,39 @@ describe('coordinator sync intake', () => {
     expect(t.hosts.isOnline('a')).to.equal(true);
   });
 
+  it('a sync of a host that stays online is applied silently, unless it carries events the stream did not store: their state is published', async () => {
+    const t = setup();
+    t.beat('a');
+    await t.deliver('a', syncOf('a', 's1', 3, 5n));
+    // a routine sync (a resync request) may race with events still on their way: no reconciliation
+    await t.deliver('a', syncOf('a', 's2', 2, 6n));
+    expect(t.published).to.deep.equal([]);
+    expect(t.cache.volumeNames('a', 'p')).to.deep.equal(['v0.img', 'v1.img']);
+    // v1 deleted and v0 created again, neither event stored: the sync the agent sends for it says so
+    const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v1.img', volumeState: vol('a', 'p', 'v1.img', 7n) });
+    const created = Event.fromPartial({ kind: EventKind.VOLUME_CREATED, host: 'a', pool: 'p', volume: 'v0.img', volumeState: vol('a', 'p', 'v0.img', 8n) });
+    await t.deliver('a', syncOf('a', 's3', 1, 8n, 4096, [deleted, created]));
+    expect(t.published.map((e) => `${EventKind[e.kind]} ${e.volume} ${e.requestId}`)).to.deep.equal(['VOLUME_DELETED v1.img reconcile-s3', 'VOLUME_CHANGED v0.img reconcile-s3']);
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    expect(t.hostEvents.map((e) => EventKind[e.kind])).to.deep.equal(['HOST_ONLINE']);
+  });
+
+  it('a returning host whose sync also carries lost events: each change published once', async () => {
+    const t = setup();
+    t.beat('a');
+    await t.deliver('a', syncOf('a', 's1', 3, 5n));
+    t.beat('a', 2n);
+    const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v2.img', volumeState: vol('a', 'p', 'v2.img', 7n) });
+    await t.deliver('a', syncOf('a', 's2', 2, 9n, undefined, [deleted]));
+    expect(t.published.map((e) => `${EventKind[e.kind]} ${e.volume}`)).to.deep.equal(['VOLUME_DELETED v2.img']);
+  });
+
   it('a sync of a host that is offline is its return: reconciled, even before the heartbeat that shows it back', async () => {
     let now = 1_000_000;
     const cache = new FleetCache();
     const published: Event[] = [];
     const hosts = new HostRegistry({ log: silentLogger, now: () => now });
-    const intake = new SyncIntake({ cache, hosts, publish: (e) => published.push(e), log: silentLogger });
+    const intake = new SyncIntake({ cache, hosts, publish: (es) => published.push(...es), log: silentLogger });
     hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 1n, intervalMs: 2000 }));
     for (const c of syncOf('a', 's1', 3, 5n)) intake.receive('a', c);
     await intake.settled();

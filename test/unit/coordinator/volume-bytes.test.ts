@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { HostSync } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import { Host, Pool, PoolState, Volume, VolumeDefinition, VolumeType } from '../../../libs/proto/cistern/v1/storage.js';
+import { Event, EventKind, Host, Pool, PoolState, Volume, VolumeDefinition, VolumeType } from '../../../libs/proto/cistern/v1/storage.js';
 import { volumeShortName } from '../../../services/coordinator/cache.js';
 import {
   decodeStored,
@@ -246,6 +246,9 @@ describe('compact volumes: the wire scanner and the stored form', () => {
       pools,
       volumes,
       revision: 99n,
+      bootId: 7n,
+      eventsLost: [Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'h', pool: 'p', volume: 'v', volumeState: volumes[0] })],
+      reason: 'event publish failed',
     });
     for (const bytes of [HostSync.encode(msg).finish(), withField(HostSync.encode(msg).finish(), (w) => w.uint32((12 << 3) | 2).string('future'))]) {
       const want = HostSync.decode(bytes);
