@@ -27,7 +27,10 @@ import {
   type UploadVolumeRequest,
   type UploadVolumeResponse,
 } from '../../libs/proto/cistern/v1/storage.js';
-import { createVolume, dirPool, expectCode, fillWithData, grpcCode, kindName, watch } from './reliability-helpers.js';
+import { createVolume, dirPool, expectCode, fillWithData, grpcCode, kindName, startDirPool, watch } from './reliability-helpers.js';
+import { connect } from '@nats-io/transport-node';
+import { DiscardPolicy, jetstreamManager } from '@nats-io/jetstream';
+import { EVENT_STREAM } from '../../libs/bus/subjects.js';
 
 async function definePersistentPool(api: import('../support/index.js').StorageApi, host: string, name: string, path: string): Promise<void> {
   await api.definePool({ host, definition: dirPool(name, path), xml: '', requestId: '', validate: false });
@@ -275,6 +278,41 @@ describe('faults (real processes)', function () {
     expect(replay.events.map((e) => e.sequence)).to.deep.equal(seen.map((e) => e.sequence));
     await ctx.stack.waitForHosts(['a', 'b']);
     for (let i = 0; i < 6; i++) await api.deleteVolume({ name: `${pool}/volumes/n${i}.img`, requestId: '' });
+  });
+
+  it('events the stream refused: the agent\'s next full sync says so and the stream gets a reconcile event for each change', async () => {
+    const { api, client } = ctx.stack;
+    const pool = 'hosts/a/pools/lost';
+    await startDirPool(ctx.stack, 'a', 'lost', join(scratch.path, 'lost'));
+    await createVolume(ctx.stack, pool, 'keep.img', '4096');
+    await createVolume(ctx.stack, pool, 'gone.img', '4096');
+    const nc = await connect({ servers: ctx.stack.natsUrl });
+    const closeNats = registerCleanup('faults test NATS connection', () => nc.close());
+    const jsm = await jetstreamManager(nc);
+    const { config, state } = await jsm.streams.info(EVENT_STREAM);
+    const agentLog = ctx.stack.agents.get('a')!.process;
+    const lostBefore = agentLog.logs().split('events not stored').length;
+    // the stream refuses every new event, as a JetStream that cannot store does: the agent's publish fails
+    await jsm.streams.update(EVENT_STREAM, { ...config, max_msgs: state.messages, discard: DiscardPolicy.New });
+    try {
+      await api.deleteVolume({ name: `${pool}/volumes/gone.img`, requestId: 'lost-del-1' });
+      expect(agentLog.logs().split('events not stored').length, agentLog.logTail()).to.be.greaterThan(lostBefore);
+    } finally {
+      await jsm.streams.update(EVENT_STREAM, config);
+    }
+    // stored since: the coordinator's reconcile events (again, if the stream refused them too)
+    const w = watch(client, { pools: [pool], afterSequence: BigInt(state.last_seq) });
+    await waitFor('the reconcile VOLUME_DELETED', () => w.events.some((e) => e.kind === EventKind.VOLUME_DELETED), { timeoutMs: 20_000 });
+    w.cancel();
+    const deleted = w.events.filter((e) => e.kind === EventKind.VOLUME_DELETED);
+    expect(deleted.map((e) => [e.volume, e.principal]), w.events.map(kindName).join()).to.deep.equal([['gone.img', 'coordinator']]);
+    expect(deleted[0]!.requestId).to.match(/^reconcile-/);
+    expect(deleted[0]!.volumeState?.definition?.name).to.equal('gone.img');
+    expect(w.events.some((e) => e.volume === 'keep.img'), 'nothing said of the volume that did not change').to.equal(false);
+    expect(await volumeNames(api, pool)).to.deep.equal(['keep.img']);
+    // the host stayed online throughout: this was no return
+    expect((await api.listHosts({ pageSize: 0, pageToken: '' })).hosts.find((h) => h.hostId === 'a')?.online).to.equal(true);
+    await closeNats();
   });
 
   it('coordinator killed: another started against the same NATS serves everything, and clients that retry succeed', async () => {
