@@ -22,6 +22,7 @@
 //              cistern.heartbeat.H, cistern.sync.H
 //              cistern.secrets.H            asking for its autostart pools' CHAP secrets
 //              cistern.download.H.>         download data it serves
+//              cistern.agent.H.Ping         at start: is another agent serving H already?
 //              replies to requests it received (allow_responses: one reply per request)
 //              JetStream API: $JS.API.INFO; stream info of CISTERN_EVENTS and the catalog
 //              (KV_cistern-catalog); direct get of its own catalog keys, by subject only
@@ -67,6 +68,8 @@ export function agentPermissions(host) {
         `cistern.sync.${host}`,
         `cistern.secrets.${host}`,
         `cistern.download.${host}.>`,
+        // at start, a ping of its own host id: another agent answering it means do not start
+        `cistern.agent.${host}.Ping`,
         '$JS.API.INFO',
         `$JS.API.STREAM.INFO.${EVENT_STREAM}`,
         `$JS.API.STREAM.INFO.${kvStream}`,

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { mkdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { AgentReply, type AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Host } from '../../libs/proto/cistern/v1/storage.js';
 import { busErrorLogger, connectBus } from '../../libs/bus/connect.js';
 import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
@@ -13,7 +13,8 @@ import { serveAgent, type AgentOp } from '../../libs/bus/agent-rpc.js';
 import '../../libs/backends/index.js'; // registers every backend
 import { registeredBackends } from '../../libs/backends/registry.js';
 import { execRunner } from '../../libs/backends/exec-runner.js';
-import { asCisternError, UnimplementedError } from '../../libs/errors/errors.js';
+import { asCisternError, FailedPreconditionError, UnimplementedError } from '../../libs/errors/errors.js';
+import { subjects } from '../../libs/bus/subjects.js';
 import { checkHostId } from '../../libs/api/names.js';
 import { hostName } from '../../libs/api/resource-names.js';
 import { AgentState } from './state.js';
@@ -50,15 +51,59 @@ export interface AgentOptions {
 /** Replies to the agent's own requests come under this prefix: its NATS user may subscribe to nothing else. */
 export const agentInboxPrefix = (host: string): string => `_INBOX_agent_${host}`;
 
-/** Routes one operation to its handler. */
 /** How long the first heartbeat waits for autostart pools. */
 const AUTOSTART_WAIT_MS = 30_000;
+/** How long a starting agent waits for another agent of its host id to answer its ping. */
+export const PEER_PING_MS = 2_000;
 
+/** Another agent answered for this host id: this one does not start (cistern-agent exits 2). */
+export class HostIdTakenError extends FailedPreconditionError {}
+
+const pong = (host: string, bootId: bigint): AgentReply =>
+  AgentReply.create({ result: { $case: 'pong', value: { hostId: host, hostname: hostname(), bootId } } });
+
+/**
+ * One host id, one agent: two would serve the host's requests from two roots, and the
+ * coordinator would see the host restart on every heartbeat. Asked before this agent touches
+ * the host's pools or takes requests; an answer means another agent serves the host id.
+ */
+export async function refuseIfServed(nc: NatsConnection, host: string, log: Logger, timeoutMs = PEER_PING_MS): Promise<void> {
+  const ping = AgentRequest.create({ principal: 'agent', op: { $case: 'ping', value: {} } });
+  let msg: Msg;
+  try {
+    msg = await nc.request(subjects.agentOp(host, 'Ping'), AgentRequest.encode(ping).finish(), { timeout: timeoutMs });
+  } catch (err) {
+    if ((err as { isNoResponders?: () => boolean }).isNoResponders?.()) return; // no one serves it
+    // something takes the host's requests without answering (a hung agent, a monitor), or this
+    // NATS user may not ask: no proof of another agent; the coordinator reports two that heartbeat
+    log.warn('could not tell whether another agent serves this host id; starting', { error: err });
+    return;
+  }
+  const other = AgentReply.decode(msg.data).result;
+  const who = other?.$case === 'pong' ? ` (on ${other.value.hostname || 'an unnamed machine'}, boot id ${other.value.bootId})` : '';
+  throw new HostIdTakenError(`another agent already serves host '${host}'${who}: stop it first, or give this agent another --host-id`, { host });
+}
+
+/**
+ * Answers pings for the host until serve() takes its requests (restoring and autostarting
+ * pools may take a while before that): an agent started meanwhile with the same host id is
+ * refused too. In serve()'s queue group, so a ping gets one answer.
+ */
+function answerPings(nc: NatsConnection, host: string, bootId: bigint): Subscription {
+  return nc.subscribe(subjects.agentOp(host, 'Ping'), {
+    queue: `agent-${host}`,
+    callback: (_err, msg) => {
+      if (msg.reply) msg.respond(AgentReply.encode(pong(host, bootId)).finish());
+    },
+  });
+}
+
+/** Routes one operation to its handler. */
 export async function dispatch(ctx: AgentContext, op: AgentOp, request: AgentRequest): Promise<AgentReply> {
   const o = request.op!;
   switch (o.$case) {
     case 'ping':
-      return AgentReply.create({ result: { $case: 'pong', value: { hostId: ctx.host } } });
+      return pong(ctx.host, ctx.bootId ?? 0n);
     case 'createPool':
       return pools.createPool(ctx, request, o.value);
     case 'startPool':
@@ -136,6 +181,14 @@ export class Agent {
       inboxPrefix: agentInboxPrefix(host),
     });
     log.info('connected to NATS', { server: nc.getServer() });
+    try {
+      await refuseIfServed(nc, host, log);
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
+    const bootId = newBootId();
+    const pings = answerPings(nc, host, bootId);
     await ensureEventStream(nc);
     const catalog = await Catalog.open(nc);
     const state = new AgentState(host, PersistentRevisions.open(opts.root));
@@ -151,6 +204,7 @@ export class Agent {
       log,
       nc,
       journal,
+      bootId,
     };
     // what a create or clone killed mid-way left goes before any pool starts
     await cleanupInterruptedCreates(journal, (pool) => backendFor(ctx, pool.type), execRunner, log);
@@ -188,7 +242,6 @@ export class Agent {
         lastSeen: new Date(),
         poolCount: state.pools.size,
       });
-    const bootId = newBootId();
     const syncer = new HostSyncer(
       nc,
       host,
@@ -201,6 +254,7 @@ export class Agent {
     const heartbeat = new HeartbeatSender(nc, host, bootId, opts.heartbeatMs, hostInfo, log);
     const agent = new Agent(nc, ctx, syncer, heartbeat);
     agent.serve();
+    pings.unsubscribe();
     syncer.listen();
     agent.watchConnection();
     // Autostart before the first heartbeat, as libvirtd does before it takes clients:

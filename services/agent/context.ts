@@ -33,6 +33,8 @@ export interface AgentContext {
   journal?: CreateJournal;
   /** How long an upload's answer waits for the pool refresh after it (default: half the stream idle timeout). */
   uploadRefreshWaitMs?: number;
+  /** This process's boot id, as its heartbeats carry it (absent in unit tests). */
+  bootId?: bigint;
 }
 
 const requestSignals = new WeakMap<AgentRequest, AbortSignal>();

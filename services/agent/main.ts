@@ -6,7 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { checkHostId } from '../../libs/api/names.js';
 import { asCisternError } from '../../libs/errors/errors.js';
-import { Agent } from './agent.js';
+import { Agent, HostIdTakenError } from './agent.js';
 import { createLogger, isLogLevel, type LogLevel } from './log.js';
 import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
 
@@ -116,6 +116,11 @@ async function main(): Promise<void> {
   } catch (err) {
     const e = asCisternError(err);
     log.error('agent failed to start', { code: e.code, error: e.message });
+    // a refusal the operator must act on, as for a bad argument: exit 2 with the reason on stderr
+    if (err instanceof HostIdTakenError) {
+      process.stderr.write(`cistern-agent: ${e.message}\n`);
+      process.exit(2);
+    }
     process.exit(1);
   }
 

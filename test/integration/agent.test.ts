@@ -2,7 +2,8 @@
 // driven the way the coordinator drives it: callAgent, the event stream, heartbeats,
 // full syncs, the catalog.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -112,6 +113,23 @@ describe('agent process (real nats-server)', function () {
     }
     expect(beats[0]!.bootId).to.not.equal(0n);
     expect(beats[1]!.bootId).to.equal(beats[0]!.bootId);
+  });
+
+  it('a second agent with the same host id refuses to start (exit 2, naming the one that serves it), touching nothing; the first keeps serving', async () => {
+    const bootId = heartbeats[heartbeats.length - 1]!.bootId;
+    const otherRoot = join(makeTempDir('cistern-agent-it-twin-').path, 'root');
+    const twin = await startAgent({ natsUrl: nats.url, hostId: HOST, root: otherRoot, args: ['--heartbeat-ms', '200'] });
+    const exit = await Promise.race([twin.process.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+    const stderr = twin.process.logs();
+    await twin.stop();
+    expect(exit, stderr).to.deep.equal({ code: 2, signal: null });
+    expect(stderr).to.contain(`cistern-agent: another agent already serves host 'a' (on ${hostname()}, boot id ${bootId}): stop it first, or give this agent another --host-id`);
+    expect(readdirSync(otherRoot), 'nothing written under its root').to.deep.equal([]);
+    const seen = heartbeats.length;
+    const reply = await call(undefined, { $case: 'ping', value: {} });
+    expect(reply.result?.$case === 'pong' && reply.result.value.bootId).to.equal(bootId);
+    await waitFor('the first agent to heartbeat on', () => heartbeats.length >= seen + 2);
+    expect(new Set(heartbeats.map((h) => h.bootId))).to.deep.equal(new Set([bootId]));
   });
 
   it('creates a dir pool (build + start), volumes in it, and publishes each change as an ordered event', async () => {
