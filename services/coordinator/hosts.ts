@@ -17,6 +17,13 @@
 // ~660 KB), so a host is never asked while its sync is on the way (chunks arrived recently
 // or are queued for the intake) or while an earlier ask is recent; asks for the same host
 // back off exponentially with jitter, up to MAX_SYNC_ASK_BACKOFF_MS.
+//
+// Two agents started with one host id (each refuses to start while another answers for it,
+// but two may race past that check, or a hung one may resume) heartbeat with two boot ids in
+// turn. A boot id heard again within three intervals after another took its place is such a
+// second agent, not a restart: the host is then offline (HOST_OFFLINE, calls UNAVAILABLE naming
+// the boot ids, one error logged) and its syncs are not applied, until for three intervals only
+// one boot heartbeats; that one is then a returning host (full sync, reconciliation, ONLINE).
 import { FailedPreconditionError, NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
 import { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../libs/proto/cistern/v1/storage.js';
@@ -54,6 +61,10 @@ export interface HostEntry {
   /** local clock and id of its last full sync applied */
   syncedAt?: number;
   syncId?: string;
+  /** the boot before this one, and when it was last heard: heard again soon, it is a second agent */
+  previousBoot?: { id: bigint; at: number };
+  /** more than one agent heartbeats with this host id: each one's boot id and when it was last heard */
+  conflict?: Map<bigint, number>;
 }
 
 export interface HostStore {
@@ -273,8 +284,14 @@ export class HostRegistry {
       this.options.log.info('host heartbeats; waiting for its full sync', { host: id, bootId: hb.bootId });
       return;
     }
+    const heardBefore = entry.lastHeartbeatAt;
     entry.lastHeartbeatAt = now;
     entry.intervalMs = intervalMs;
+    if (entry.conflict) {
+      entry.conflict.set(hb.bootId, now);
+      entry.host = Host.fromPartial({ ...host, online: false });
+      return;
+    }
     if (entry.bootId === 0n && entry.online) {
       // known through its full sync only: this is the boot id of the agent that sent it
       entry.bootId = hb.bootId;
@@ -283,6 +300,10 @@ export class HostRegistry {
       return;
     }
     const newBoot = entry.bootId !== hb.bootId;
+    if (newBoot && entry.previousBoot?.id === hb.bootId && now - entry.previousBoot.at <= MISSED_HEARTBEATS * intervalMs) {
+      this.startConflict(id, entry, host, heardBefore, hb.bootId, now);
+      return;
+    }
     if (!newBoot && entry.returningSince !== undefined) {
       // still waiting for the sync that brings it online
       entry.host = Host.fromPartial({ ...host, online: false });
@@ -293,7 +314,10 @@ export class HostRegistry {
       return;
     }
     // came back: offline before, or its agent restarted
-    if (newBoot && entry.bootId !== 0n) this.lost(id, 'its agent restarted');
+    if (newBoot && entry.bootId !== 0n) {
+      this.lost(id, 'its agent restarted');
+      entry.previousBoot = { id: entry.bootId, at: heardBefore };
+    }
     entry.host = Host.fromPartial({ ...host, online: false });
     entry.bootId = hb.bootId;
     entry.online = false;
@@ -310,6 +334,53 @@ export class HostRegistry {
     if (this.fleetAskedAt !== undefined) this.deferSyncAsk(entry, this.fleetAskedAt);
     this.options.log.info('host heartbeats again; waiting for its full sync', { host: id, bootId: hb.bootId });
     this.maybeAskSync(id, entry, now);
+  }
+
+  /**
+   * Boot `returned`, replaced by the current one moments ago, heartbeats again: two agents
+   * run with this host id. Whichever answers a call, the other's state differs; the host is
+   * offline until one is left (tick()).
+   */
+  private startConflict(id: string, entry: HostEntry, host: Host, currentHeardAt: number, returned: bigint, now: number): void {
+    const boots = [entry.bootId, returned];
+    entry.conflict = new Map([
+      [entry.bootId, currentHeardAt],
+      [returned, now],
+    ]);
+    entry.previousBoot = undefined;
+    entry.online = false;
+    entry.returningSince = undefined;
+    entry.offlineSince = now;
+    entry.syncAsks = 0;
+    entry.nextSyncAskAt = undefined;
+    entry.host = Host.fromPartial({ ...host, online: false });
+    this.options.log.error('two agents heartbeat with this host id: the host is offline until one of them stops', { host: id, bootIds: boots });
+    this.persist(entry);
+    // the same id from every coordinator that sees this pair of agents after the same sync
+    // (a later conflict of the same pair comes after another sync: not dropped as a duplicate)
+    const pair = [...boots].sort((a, b) => (a < b ? -1 : 1)).join(':');
+    this.emit(EventKind.HOST_OFFLINE, entry, `host-offline:${id}:two-agents:${pair}:${entry.syncId ?? ''}`);
+    this.lost(id, `two agents heartbeat with its host id (boot ids ${boots.join(' and ')})`);
+  }
+
+  /** One agent or none heartbeats with the host id any more: the conflict is over. */
+  private endConflict(id: string, entry: HostEntry, now: number): void {
+    const [left] = entry.conflict!.keys();
+    entry.conflict = undefined;
+    if (left === undefined) {
+      this.options.log.warn('the agents that shared this host id stopped heartbeating', { host: id });
+      return; // offline, as it was
+    }
+    // a returning host: what the cache holds may be the other agent's, so its sync is reconciled
+    this.options.log.warn('one agent heartbeats with this host id again; waiting for its full sync', { host: id, bootId: left });
+    entry.bootId = left;
+    entry.returningSince = now;
+    this.maybeAskSync(id, entry, now);
+  }
+
+  /** More than one agent heartbeats with this host id: its calls fail and its syncs are not applied. */
+  inConflict(id: string): boolean {
+    return this.entries.get(id)?.conflict !== undefined;
   }
 
   /**
@@ -452,7 +523,10 @@ export class HostRegistry {
     // the sync of a restarted agent can come before its first heartbeat (another connection):
     // its boot is known from here on, so that heartbeat is not taken for one more restart
     if (entry && bootId !== 0n && entry.bootId !== bootId) {
-      if (entry.bootId !== 0n) this.lost(id, 'its agent restarted');
+      if (entry.bootId !== 0n) {
+        this.lost(id, 'its agent restarted');
+        entry.previousBoot = { id: entry.bootId, at: entry.lastHeartbeatAt };
+      }
       entry.bootId = bootId;
     }
     if (entry && info) {
@@ -488,6 +562,11 @@ export class HostRegistry {
     const now = this.now();
     for (const [id, entry] of this.entries) {
       const missed = now - entry.lastHeartbeatAt > MISSED_HEARTBEATS * entry.intervalMs;
+      if (entry.conflict) {
+        for (const [boot, at] of entry.conflict) if (now - at > MISSED_HEARTBEATS * entry.intervalMs) entry.conflict.delete(boot);
+        if (entry.conflict.size <= 1) this.endConflict(id, entry, now);
+        continue;
+      }
       if (entry.returningSince !== undefined) {
         if (missed) {
           entry.returningSince = undefined; // gone again before its sync came
@@ -564,6 +643,10 @@ export class HostRegistry {
   /** The host for an operation that goes to its agent: NOT_FOUND or UNAVAILABLE at once. */
   requireOnline(id: string): HostEntry {
     const entry = this.requireKnown(id);
+    if (entry.conflict) {
+      const boots = [...entry.conflict.keys()].join(' and ');
+      throw new UnavailableError(`host '${id}' is offline: two agents heartbeat with its host id (boot ids ${boots}); stop one of them`, { host: id, bootIds: boots });
+    }
     if (!entry.online) {
       const seen = entry.host.lastSeen ? entry.host.lastSeen.toISOString() : 'never';
       throw new UnavailableError(`host '${id}' is offline (last seen ${seen}); try again when its agent is back`, {

@@ -278,6 +278,11 @@ export class SyncIntake {
       log.info('full sync of a deleted host dropped', { host, syncId, bootId });
       return;
     }
+    if (hosts.inConflict(host)) {
+      // two agents heartbeat with this host id: neither one's state is the host's; the one left is asked again
+      log.info('full sync dropped: two agents heartbeat with this host id', { host, syncId, bootId });
+      return;
+    }
     // what changed while the host was away (its sync may be applied before the heartbeat
     // that shows it back: another connection), published before HOST_ONLINE; only against
     // a full sync this coordinator applied (else every pool and volume would be "new")

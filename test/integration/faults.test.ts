@@ -30,7 +30,8 @@ import {
 import { createVolume, dirPool, expectCode, fillWithData, grpcCode, kindName, startDirPool, watch } from './reliability-helpers.js';
 import { connect } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstreamManager } from '@nats-io/jetstream';
-import { EVENT_STREAM } from '../../libs/bus/subjects.js';
+import { EVENT_STREAM, subjects } from '../../libs/bus/subjects.js';
+import { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 
 async function definePersistentPool(api: import('../support/index.js').StorageApi, host: string, name: string, path: string): Promise<void> {
   await api.definePool({ host, definition: dirPool(name, path), xml: '', requestId: '', validate: false });
@@ -371,6 +372,34 @@ describe('faults (real processes)', function () {
       await loop.detach();
       rmSync(mnt, { recursive: true, force: true });
     }
+  });
+
+  it('a second agent heartbeating with a host id (one that raced past the start check): the host is offline, named so, until it stops', async () => {
+    const { api, client } = ctx.stack;
+    await startDirPool(ctx.stack, 'b', 'twin', join(scratch.path, 'twin'));
+    const w = watch(client, { hosts: ['b'] });
+    await w.ready;
+    const nc = await connect({ servers: ctx.stack.natsUrl });
+    const closeNats = registerCleanup('faults test NATS connection', () => nc.close());
+    // the twin's heartbeats, beside the real agent's (every 300 ms too)
+    const twin = Heartbeat.fromPartial({ host: { name: 'hosts/b', hostId: 'b', hostname: 'twin', online: true }, bootId: 4242n, intervalMs: 300 });
+    const beating = setInterval(() => nc.publish(subjects.heartbeat('b'), Heartbeat.encode(twin).finish()), 300);
+    try {
+      await waitFor('HOST_OFFLINE', () => w.events.some((e) => e.kind === EventKind.HOST_OFFLINE));
+      await expectCode(createVolume(ctx.stack, 'hosts/b/pools/twin', 't.img', '4096'), status.UNAVAILABLE, /host 'b' is offline: two agents heartbeat with its host id \(boot ids (\d+ and 4242|4242 and \d+)\); stop one of them/);
+      await new Promise((resolve) => setTimeout(resolve, 2000)); // still both: no flapping back online
+      expect((await api.listHosts({ pageSize: 0, pageToken: '' })).hosts.find((h) => h.hostId === 'b')?.online).to.equal(false);
+    } finally {
+      clearInterval(beating);
+      await closeNats();
+    }
+    await waitFor('HOST_ONLINE', () => w.events.some((e) => e.kind === EventKind.HOST_ONLINE), { timeoutMs: 20_000 });
+    w.cancel();
+    expect(w.events.map(kindName).filter((k) => k.startsWith('HOST_'))).to.deep.equal(['HOST_OFFLINE', 'HOST_ONLINE']);
+    const conflictLines = ctx.stack.coordinator.process.logs().split('\n').filter((l) => l.includes('two agents heartbeat with this host id'));
+    expect(conflictLines, 'one error, naming the host and both boot ids').to.have.length(1);
+    expect(conflictLines[0]).to.match(/"level":"error".*"host":"b".*"bootIds":\[("\d+","4242"|"4242","\d+")\]/);
+    await createVolume(ctx.stack, 'hosts/b/pools/twin', 't.img', '4096');
   });
 
   it('agents with skewed clocks: order follows sequence numbers, and state changes after a restart with the clock set back are not ignored', async () => {

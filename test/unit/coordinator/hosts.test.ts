@@ -6,8 +6,8 @@ import { Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../../libs/proto/cistern/v1/storage.js';
 import type { HostRecordEntry } from '../../../libs/bus/catalog.js';
 import { HostRegistry, MAX_DELETED_REMEMBERED, MAX_SYNC_ASK_BACKOFF_MS, type HostStore } from '../../../services/coordinator/hosts.js';
-import { FailedPreconditionError } from '../../../libs/errors/errors.js';
-import { silentLogger } from '../../../services/coordinator/log.js';
+import { FailedPreconditionError, UnavailableError } from '../../../libs/errors/errors.js';
+import { createLogger, silentLogger, type Logger } from '../../../services/coordinator/log.js';
 
 const INTERVAL = 2000;
 
@@ -64,7 +64,7 @@ class FakeHostRecords {
 /** Lets the registry's pending store writes (promises) run. */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-function setup(opts: { random?: () => number; records?: Heartbeat[]; kv?: FakeHostRecords } = {}) {
+function setup(opts: { random?: () => number; records?: Heartbeat[]; kv?: FakeHostRecords; log?: Logger } = {}) {
   let now = 1_000_000;
   const asked: Array<{ host: string; at: number }> = [];
   const events: Event[] = [];
@@ -74,7 +74,7 @@ function setup(opts: { random?: () => number; records?: Heartbeat[]; kv?: FakeHo
   const kv = opts.kv ?? new FakeHostRecords(opts.records);
   const store = kv.store(saved);
   const hosts = new HostRegistry({
-    log: silentLogger,
+    log: opts.log ?? silentLogger,
     now: () => now,
     random: opts.random ?? (() => 0),
     store,
@@ -296,6 +296,106 @@ describe('host registry: liveness and full sync asks', () => {
     t.hosts.onSync('a', undefined, 's');
     expect(t.hosts.hasSynced('a')).to.equal(true);
     expect(t.hosts.hasSynced('never')).to.equal(false);
+  });
+});
+
+describe('host registry: two agents with one host id', () => {
+  /** A registry whose log lines are kept, and two agents of host a (boot ids 1 and 2) heartbeating in turn. */
+  function twoAgents() {
+    const lines: Array<Record<string, unknown>> = [];
+    const t = setup({ log: createLogger('debug', {}, (line) => void lines.push(JSON.parse(line) as Record<string, unknown>)) });
+    t.bringUp('a'); // boot 1 online
+    const both = (ms: number) =>
+      t.run(ms, [], (at) => {
+        if (at % INTERVAL === 0) t.beat('a', 1n);
+        if (at % INTERVAL === 1000) t.beat('a', 2n);
+      });
+    const errors = () => lines.filter((l) => l.level === 'error');
+    return { ...t, lines, both, errors };
+  }
+
+  it('boot ids that alternate: offline (HOST_OFFLINE once), calls UNAVAILABLE naming both, one error naming the host and both boot ids; no flapping', () => {
+    const t = twoAgents();
+    t.both(1000); // boot 2's first heartbeat: a restart, as far as anyone can tell
+    expect(t.hosts.isReturning('a')).to.equal(true);
+    expect(t.hosts.inConflict('a')).to.equal(false);
+    t.both(1000); // boot 1 again, moments later: two agents
+    expect(t.hosts.inConflict('a')).to.equal(true);
+    expect(t.hosts.isOnline('a')).to.equal(false);
+    expect(t.hosts.isAlive('a')).to.equal(false);
+    t.both(60_000);
+    expect(t.hosts.isOnline('a')).to.equal(false);
+    expect(t.errors().map((l) => [l.msg, l.host, l.bootIds])).to.deep.equal([
+      ['two agents heartbeat with this host id: the host is offline until one of them stops', 'a', ['2', '1']],
+    ]);
+    expect(t.lines.filter((l) => l.msg === 'host heartbeats again; waiting for its full sync')).to.have.length(1);
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_OFFLINE a']);
+    expect(t.events[1]!.requestId).to.equal('host-offline:a:two-agents:1:2:first-a');
+    expect(t.events[1]!.hostState?.online).to.equal(false);
+    expect(() => t.hosts.requireOnline('a'))
+      .to.throw(UnavailableError)
+      .with.property('message', "host 'a' is offline: two agents heartbeat with its host id (boot ids 2 and 1); stop one of them");
+    expect(t.asked, 'not asked for syncs it would not apply').to.deep.equal([]);
+  });
+
+  it('calls waiting for the host fail when the second agent is found', () => {
+    const t = twoAgents();
+    const why: string[] = [];
+    t.both(1000);
+    t.hosts.watchLoss('a', (w) => why.push(w));
+    t.both(1000);
+    expect(why).to.deep.equal(['two agents heartbeat with its host id (boot ids 2 and 1)']);
+  });
+
+  it('once one agent stops, the other is a returning host: asked for its sync, online with it', () => {
+    const t = twoAgents();
+    t.both(10_000);
+    expect(t.hosts.inConflict('a')).to.equal(true);
+    // agent 1 stops; for three intervals only boot 2 heartbeats
+    t.run(7000, [], (at) => {
+      if (at % INTERVAL === 1000) t.beat('a', 2n);
+    });
+    expect(t.hosts.inConflict('a')).to.equal(false);
+    expect(t.hosts.isReturning('a')).to.equal(true);
+    expect(t.asked.map((x) => x.host)).to.deep.equal(['a']);
+    t.hosts.onSync('a', undefined, 'after', 2n);
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    expect(t.hosts.get('a')?.bootId).to.equal(2n);
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_OFFLINE a', 'HOST_ONLINE a']);
+    expect(t.lines.filter((l) => l.msg === 'one agent heartbeats with this host id again; waiting for its full sync').map((l) => l.bootId)).to.deep.equal(['2']);
+  });
+
+  it('an agent that restarts is no conflict', () => {
+    const t = twoAgents();
+    t.beat('a', 2n);
+    t.hosts.onSync('a', undefined, 'boot2', 2n);
+    t.run(30_000, [], (at) => {
+      if (at % INTERVAL === 0) t.beat('a', 2n);
+    });
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    expect(t.errors()).to.deep.equal([]);
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_ONLINE a']);
+  });
+
+  it('an agent paused for long that resumes while another serves its host id: found at the next alternation', () => {
+    const t = twoAgents();
+    t.beat('a', 2n);
+    t.hosts.onSync('a', undefined, 'boot2', 2n);
+    t.run(30_000, [], (at) => {
+      if (at % INTERVAL === 0) t.beat('a', 2n);
+    });
+    t.beat('a', 1n); // back from SIGSTOP: looks like one more restart
+    expect(t.hosts.inConflict('a')).to.equal(false);
+    t.both(2000);
+    expect(t.hosts.inConflict('a')).to.equal(true);
+    expect(t.errors()).to.have.length(1);
+  });
+
+  it("found too when the second agent's sync, not its heartbeat, showed its boot first", () => {
+    const t = twoAgents();
+    t.hosts.onSync('a', undefined, 'from-boot-2', 2n); // the other connection was faster
+    t.beat('a', 1n);
+    expect(t.hosts.inConflict('a')).to.equal(true);
   });
 });
 

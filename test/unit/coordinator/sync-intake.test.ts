@@ -109,6 +109,19 @@ describe('coordinator sync intake', () => {
     expect(t.published.map((e) => `${EventKind[e.kind]} ${e.volume}`)).to.deep.equal(['VOLUME_DELETED v2.img']);
   });
 
+  it('the syncs of a host that two agents heartbeat for are not applied: neither one is the host', async () => {
+    const t = setup();
+    t.beat('a', 1n);
+    await t.deliver('a', syncOf('a', 's1', 3, 5n));
+    t.beat('a', 2n);
+    t.beat('a', 1n);
+    expect(t.hosts.inConflict('a')).to.equal(true);
+    await t.deliver('a', syncOf('a', 's2', 1, 9n));
+    expect(t.cache.volumeNames('a', 'p')).to.deep.equal(['v0.img', 'v1.img', 'v2.img']);
+    expect(t.published).to.deep.equal([]);
+    expect(t.hosts.isOnline('a')).to.equal(false);
+  });
+
   it('a sync of a host that is offline is its return: reconciled, even before the heartbeat that shows it back', async () => {
     let now = 1_000_000;
     const cache = new FleetCache();
