@@ -122,7 +122,8 @@ export interface StorageBackend {
   wipeVol?(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void>;
   /**
    * Writes `length` bytes (0 = all the stream gives) at `offset`; returns bytes taken from the
-   * stream. `sparse`: blocks of zeros may be skipped instead of written (file volumes).
+   * stream. `sparse`: blocks of zeros are left unwritten where the volume already reads as
+   * zeros (past its end, a hole); elsewhere they are written (file volumes).
    */
   uploadVol?(
     ctx: PoolContext,
