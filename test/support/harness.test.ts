@@ -75,7 +75,9 @@ describe('test harness', function () {
       const proc = ServiceProcess.spawn({
         name: 'echo-loop',
         command: process.execPath,
-        args: ['-e', 'console.log("started"); process.on("SIGTERM", () => { console.log("terminated"); process.exit(0); }); setInterval(() => {}, 1000);'],
+        // the handler first: 'started' in the log must mean a SIGTERM now finds it (a loaded
+        // machine can pause the child between the two statements)
+        args: ['-e', 'process.on("SIGTERM", () => { console.log("terminated"); process.exit(0); }); console.log("started"); setInterval(() => {}, 1000);'],
       });
       try {
         for (let i = 0; i < 200 && !proc.logs().includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
