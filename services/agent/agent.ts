@@ -87,7 +87,7 @@ export async function refuseIfServed(nc: NatsConnection, host: string, log: Logg
 /**
  * Answers pings for the host until serve() takes its requests (restoring and autostarting
  * pools may take a while before that): an agent started meanwhile with the same host id is
- * refused too. In serve()'s queue group, so a ping gets one answer.
+ * refused too. In serve()'s queue group, so a ping gets one answer (from either).
  */
 function answerPings(nc: NatsConnection, host: string, bootId: bigint): Subscription {
   return nc.subscribe(subjects.agentOp(host, 'Ping'), {
@@ -254,7 +254,8 @@ export class Agent {
     const heartbeat = new HeartbeatSender(nc, host, bootId, opts.heartbeatMs, hostInfo, log);
     const agent = new Agent(nc, ctx, syncer, heartbeat);
     agent.serve();
-    pings.unsubscribe();
+    // drained, not dropped: a ping already routed to it is still answered
+    void pings.drain().catch(() => undefined);
     syncer.listen();
     agent.watchConnection();
     // Autostart before the first heartbeat, as libvirtd does before it takes clients:
