@@ -127,7 +127,7 @@ export function simVolume(rnd: () => number, pool: PoolDefinition, name?: string
       allocation: capacity,
       physical: capacity,
       sourceDevices: [{ path: pool.source?.devices[0]?.path ?? '/dev/sdb', extents: [{ start: 0n, end: capacity }] }],
-      target: { path, format: 'raw', permissions: { mode: 0o660, owner: 0n, group: 6n, label: '' }, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined },
+      target: { path, format: 'raw', permissions: { mode: 0o660, owner: 0n, group: 6n, label: '' }, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
       backingStore: undefined,
       state: undefined,
     };
@@ -155,6 +155,7 @@ export function simVolume(rnd: () => number, pool: PoolDefinition, name?: string
       nocow: false,
       clusterSize: qcow2 ? 65_536n : 0n,
       lazyRefcounts: false,
+      extendedL2: false,
       encryption: undefined,
     },
     backingStore: undefined,

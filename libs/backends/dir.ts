@@ -490,6 +490,7 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
         nocow: false,
         clusterSize: 0n,
         lazyRefcounts: false,
+        extendedL2: false,
         encryption: undefined,
       },
       backingStore: undefined,
@@ -530,9 +531,11 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
     const probe = probeBuffer(readHeaderSync(fd, safeNumber(size)), size);
     target.format = probe.format;
     if (probe.capacity) def.capacity = probe.capacity;
-    if (probe.clusterSize) target.clusterSize = probe.clusterSize;
+    // libvirt reports a cluster size for qcow2 only (qcow2GetClusterSize); a qed header has one too
+    if (probe.clusterSize && probe.format === 'qcow2') target.clusterSize = probe.clusterSize;
     if (probe.compat) target.compat = probe.compat;
     if (probe.lazyRefcounts) target.lazyRefcounts = true;
+    if (probe.extendedL2) target.extendedL2 = true;
     target.encryption = encryptionOf(probe);
 
     if (probe.backingStore) {
@@ -586,6 +589,7 @@ export interface QemuImgCreateSpec {
   compat?: string;
   clusterSize?: bigint;
   lazyRefcounts?: boolean;
+  extendedL2?: boolean;
   nocow?: boolean;
   /** qemu-img convert input. */
   inputPath?: string;
@@ -630,6 +634,7 @@ export function qemuImgOptions(spec: QemuImgCreateSpec): string {
   else if (spec.format === 'qcow2') o.push('compat=0.10');
   if (spec.clusterSize && spec.clusterSize > 0n) o.push(`cluster_size=${spec.clusterSize}`);
   if (spec.lazyRefcounts && spec.format === 'qcow2') o.push('lazy_refcounts');
+  if (spec.extendedL2 && spec.format === 'qcow2') o.push('extended_l2=on');
   return o.join(',');
 }
 
@@ -1021,13 +1026,16 @@ export class DirBackend implements StorageBackend {
     if (volume.allocation !== undefined) checkSize(volume.allocation, 'volume.allocation');
     let compat = t?.compat ?? '';
     const lazy = t?.lazyRefcounts ?? false;
+    const extendedL2 = t?.extendedL2 ?? false;
     if (compat && format !== 'qcow2') throw new InvalidArgumentError('volume.target.compat', 'the compatibility option is only available with qcow2');
     if (compat && compat !== '0.10' && compat !== '1.1') {
       throw new InvalidArgumentError('volume.target.compat', `compat '${printable(compat)}' is not supported; allowed: 0.10, 1.1`);
     }
     if (lazy && format !== 'qcow2') throw new InvalidArgumentError('volume.target.lazy_refcounts', 'format features are only available with qcow2');
     if (lazy && compat === '0.10') throw new InvalidArgumentError('volume.target.lazy_refcounts', 'lazy_refcounts is not supported with compat level 0.10; use compat 1.1');
-    if (lazy && !compat) compat = '1.1'; // libvirt: <features> imply compat 1.1
+    if (extendedL2 && format !== 'qcow2') throw new InvalidArgumentError('volume.target.extended_l2', 'format features are only available with qcow2');
+    if (extendedL2 && compat === '0.10') throw new InvalidArgumentError('volume.target.extended_l2', 'extended_l2 is not supported with compat level 0.10; use compat 1.1');
+    if ((lazy || extendedL2) && !compat) compat = '1.1'; // libvirt: <features> imply compat 1.1
     const cluster = t?.clusterSize ?? 0n;
     if (cluster > 0n) {
       const [lo, hi] = format === 'qcow2' ? [512n, 2n * 1024n * 1024n] : format === 'qed' ? [4096n, 64n * 1024n * 1024n] : [0n, 0n];
@@ -1084,6 +1092,7 @@ export class DirBackend implements StorageBackend {
         nocow: t?.nocow ?? false,
         clusterSize: cluster,
         lazyRefcounts: lazy,
+        extendedL2,
         encryption: enc,
       },
       backingStore: backing?.path ? { path: backing.path, format: backing.format, permissions: backing.permissions, timestamps: undefined } : undefined,
@@ -1331,7 +1340,8 @@ export class DirBackend implements StorageBackend {
     options: CreateVolOptions,
     backing: { path: string; abs: string; format: string } | undefined,
   ): Qcow2Plan | undefined {
-    if (r.format !== 'qcow2' || t.encryption || t.nocow || options.preallocMetadata || options.preallocation) return undefined;
+    // extended L2 entries (subclusters) are a layout the in-process writer does not replay
+    if (r.format !== 'qcow2' || t.encryption || t.nocow || t.extendedL2 || options.preallocMetadata || options.preallocation) return undefined;
     if (ctx.pool.type === PoolType.POOL_TYPE_NETFS) return undefined;
     let capacity = divUp(r.capacity ?? 0n, 1024n) * 1024n;
     if (backing) {
@@ -1453,6 +1463,7 @@ export class DirBackend implements StorageBackend {
           compat: t.compat || undefined,
           clusterSize: t.clusterSize,
           lazyRefcounts: t.lazyRefcounts,
+          extendedL2: t.extendedL2,
           nocow: t.nocow,
           inputPath: input?.path,
           inputFormat: input?.format,

@@ -285,6 +285,7 @@ export class DiskBackend implements StorageBackend {
         nocow: false,
         clusterSize: 0n,
         lazyRefcounts: false,
+        extendedL2: false,
         encryption: undefined,
       },
       backingStore: undefined,

@@ -183,6 +183,7 @@ function lunVolume(t: DirectTarget, lun: number, capacity: bigint): VolumeDefini
       nocow: false,
       clusterSize: 0n,
       lazyRefcounts: false,
+      extendedL2: false,
       encryption: undefined,
     },
     backingStore: undefined,

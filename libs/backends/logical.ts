@@ -500,6 +500,7 @@ export class LogicalBackend implements StorageBackend {
         nocow: false,
         clusterSize: 0n,
         lazyRefcounts: false,
+        extendedL2: false,
         encryption: undefined,
       },
       // libvirt stores VIR_STORAGE_POOL_LOGICAL_LVM2 (1) as the file format, which prints as raw
@@ -580,6 +581,7 @@ export class LogicalBackend implements StorageBackend {
         nocow: false,
         clusterSize: 0n,
         lazyRefcounts: false,
+        extendedL2: false,
         encryption: undefined,
       },
       backingStore,

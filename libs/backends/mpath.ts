@@ -167,6 +167,7 @@ export class MpathBackend implements StorageBackend {
             nocow: false,
             clusterSize: 0n,
             lazyRefcounts: false,
+            extendedL2: false,
             encryption: undefined,
           },
           backingStore: undefined,

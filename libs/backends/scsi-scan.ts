@@ -411,6 +411,7 @@ export async function scanScsiHost(
           nocow: false,
           clusterSize: 0n,
           lazyRefcounts: false,
+          extendedL2: false,
           encryption: undefined,
         },
         backingStore: undefined,

@@ -35,7 +35,7 @@ export interface VolumeParseOptions {
 }
 
 const ENCRYPTION_FORMATS = ['default', 'qcow', 'luks'];
-const VOLUME_FEATURES = ['lazy_refcounts'];
+const VOLUME_FEATURES = ['lazy_refcounts', 'extended_l2'];
 
 function emptyTarget(): VolumeTarget {
   return {
@@ -48,6 +48,7 @@ function emptyTarget(): VolumeTarget {
     clusterSize: 0n,
     lazyRefcounts: false,
     encryption: undefined,
+    extendedL2: false,
   };
 }
 
@@ -157,7 +158,8 @@ export function parseVolumeXml(xml: string, pool: PoolDefinition, opts: VolumePa
           ctx.at('target.features.x', f.path, f.line);
           ctx.fail('target.features.x', `unsupported feature '${shown(f.qname)}'; allowed: ${VOLUME_FEATURES.join(', ')}`);
         }
-        target.lazyRefcounts = true;
+        if (f.local === 'extended_l2') target.extendedL2 = true;
+        else target.lazyRefcounts = true;
       }
     }
   }
@@ -260,7 +262,8 @@ function normalizeVolume(vol: VolumeDefinition, pool: PoolDefinition, ctx: Ctx, 
     target.compat = src.compat;
   }
   target.lazyRefcounts = !!src.lazyRefcounts;
-  if (target.lazyRefcounts && !target.compat) target.compat = '1.1';
+  target.extendedL2 = !!src.extendedL2;
+  if ((target.lazyRefcounts || target.extendedL2) && !target.compat) target.compat = '1.1';
   target.nocow = !!src.nocow;
   target.clusterSize = checkBytes(ctx, 'target.clusterSize', src.clusterSize ?? 0n);
 
@@ -316,10 +319,11 @@ export function checkVolumeCreatable(vol: VolumeDefinition, pool: PoolDefinition
     if (format !== 'raw' && format !== 'qcow2') ctx.fail('target.format', `volume encryption is not supported with format '${shown(format)}'; allowed: raw, qcow2`);
     if (enc.secrets.length !== 1) ctx.fail('target.encryption.secrets', `luks encryption needs exactly one passphrase secret, got ${enc.secrets.length}`);
   }
-  if ((t.compat || t.lazyRefcounts) && format !== 'qcow2') {
-    ctx.fail('target.compat', `compat and lazy_refcounts apply only to qcow2 volumes, not '${shown(format)}'`);
+  if ((t.compat || t.lazyRefcounts || t.extendedL2) && format !== 'qcow2') {
+    ctx.fail('target.compat', `compat, lazy_refcounts and extended_l2 apply only to qcow2 volumes, not '${shown(format)}'`);
   }
   if (t.lazyRefcounts && t.compat === '0.10') ctx.fail('target.features', 'lazy_refcounts is not supported with compat level 0.10; use compat 1.1');
+  if (t.extendedL2 && t.compat === '0.10') ctx.fail('target.features', 'extended_l2 is not supported with compat level 0.10; use compat 1.1');
   if (t.compat && t.compat !== '0.10' && t.compat !== '1.1') ctx.fail('target.compat', `compat '${shown(t.compat)}' is not supported; allowed: 0.10, 1.1`);
   void pool;
 }
@@ -388,11 +392,12 @@ export function formatVolumeXml(vol: VolumeDefinition, pool: PoolDefinition): st
   writeEncryption(out, t.encryption);
   if (t.compat) out.line(`<compat>${esc(t.compat)}</compat>`);
   if (t.clusterSize && t.clusterSize > 0n) out.line(`<clusterSize unit='B'>${t.clusterSize}</clusterSize>`);
-  // libvirt prints <features> when the document had one; the model keeps lazy_refcounts only,
+  // libvirt prints <features> when the document had one; the model keeps the features only,
   // and a <features> element implies compat 1.1, so compat 1.1 prints an (empty) <features/>.
-  if (t.lazyRefcounts) {
+  if (t.lazyRefcounts || t.extendedL2) {
     out.open('<features>');
-    out.line('<lazy_refcounts/>');
+    if (t.lazyRefcounts) out.line('<lazy_refcounts/>');
+    if (t.extendedL2) out.line('<extended_l2/>');
     out.close('</features>');
   } else if (t.compat === '1.1') out.line('<features/>');
   out.close('</target>');

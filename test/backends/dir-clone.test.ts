@@ -65,7 +65,7 @@ function vol(name: string, extra: Partial<VolumeDefinition> = {}): VolumeDefinit
     capacity: undefined,
     allocation: undefined,
     sourceDevices: [],
-    target: { path: '', format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined },
+    target: { path: '', format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
     backingStore: undefined,
     ...extra,
   };

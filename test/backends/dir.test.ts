@@ -25,7 +25,7 @@ interface QemuInfo {
   'backing-filename'?: string;
   'backing-filename-format'?: string;
   'cluster-size'?: number;
-  'format-specific'?: { type: string; data: { compat?: string; 'lazy-refcounts'?: boolean } };
+  'format-specific'?: { type: string; data: { compat?: string; 'lazy-refcounts'?: boolean; 'extended-l2'?: boolean } };
 }
 
 function qemuInfo(path: string): QemuInfo {
@@ -57,7 +57,7 @@ function vol(name: string, format: string, capacity?: bigint, extra: Partial<Vol
     capacity,
     allocation: undefined,
     sourceDevices: [],
-    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: compat ?? '', nocow: false, clusterSize: cluster ?? 0n, lazyRefcounts: lazy ?? false, encryption: undefined },
+    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: compat ?? '', nocow: false, clusterSize: cluster ?? 0n, lazyRefcounts: lazy ?? false, extendedL2: false, encryption: undefined },
     backingStore: undefined,
     ...rest,
   };
@@ -155,6 +155,8 @@ describe('dir backend with real qemu-img', function () {
         if (c.format !== 'vpc') expect(v.capacity).to.equal(c.capacity); // vpc rounds to its CHS geometry
         expect(v.key).to.equal(join(target, c.name));
         expect(v.target?.permissions?.mode).to.equal(0o600);
+        // as libvirt's probe (qcow2GetClusterSize): a cluster size for qcow2 only, none for qed
+        if (c.format !== 'qcow2') expect(v.target?.clusterSize).to.equal(0n);
         if (c.format === 'qcow2') {
           expect(BigInt(info['cluster-size']!)).to.equal(v.target?.clusterSize);
           expect(info['format-specific']?.data.compat).to.equal(c.extra?.lazy ? '1.1' : '0.10');
@@ -164,6 +166,26 @@ describe('dir backend with real qemu-img', function () {
         }
       });
     }
+
+    it('qcow2 with extended_l2 (subclusters): qemu-img makes it, the probe reads it back, a clone keeps it', async () => {
+      const def = vol('l2.qcow2', 'qcow2', 64n * MiB);
+      def.target!.extendedL2 = true;
+      const v = await create(def);
+      const info = qemuInfo(join(target, 'l2.qcow2'));
+      expect(info['format-specific']?.data['extended-l2']).to.equal(true);
+      expect(info['format-specific']?.data.compat).to.equal('1.1');
+      expect(v.target?.extendedL2).to.equal(true);
+      expect(v.target?.compat).to.equal('1.1');
+      // the agent hands a clone its source's definition (overSource); qemu-img convert keeps the layout
+      const cloneDef = vol('l2-clone.qcow2', 'qcow2', 64n * MiB);
+      cloneDef.target!.extendedL2 = true;
+      const planned = await backend.createVol(ctx, cloneDef);
+      await backend.buildVolFrom(ctx, planned, { pool: ctx.pool, volume: vol('l2.qcow2', '') }, none);
+      expect(qemuInfo(join(target, 'l2-clone.qcow2'))['format-specific']?.data['extended-l2']).to.equal(true);
+      const plain = await create(vol('nol2.qcow2', 'qcow2', 64n * MiB, { compat: '1.1' }));
+      expect(plain.target?.extendedL2).to.equal(false);
+      expect(qemuInfo(join(target, 'nol2.qcow2'))['format-specific']?.data['extended-l2']).to.equal(false);
+    });
 
     it('a directory volume', async () => {
       const v = await create(vol('subdir', 'dir'));

@@ -86,7 +86,7 @@ function vol(name: string, format: string, capacity: bigint): VolumeDefinition {
     capacity,
     allocation: undefined,
     sourceDevices: [],
-    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined },
+    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
     backingStore: undefined,
   };
 }

@@ -264,7 +264,7 @@ describe('in-process qcow2 images against qemu-img create', function () {
           capacity: c.capacity ?? 0n,
           allocation: undefined,
           sourceDevices: [],
-          target: { path: '', format: 'qcow2', permissions: undefined, timestamps: undefined, compat: c.compat ?? '', nocow: false, clusterSize: c.cluster ?? 0n, lazyRefcounts: c.lazy ?? false, encryption: undefined },
+          target: { path: '', format: 'qcow2', permissions: undefined, timestamps: undefined, compat: c.compat ?? '', nocow: false, clusterSize: c.cluster ?? 0n, lazyRefcounts: c.lazy ?? false, extendedL2: false, encryption: undefined },
           backingStore: backingPath ? { path: backingPath, format: c.backing![1], permissions: undefined, timestamps: undefined } : undefined,
         };
         const planned = await backend.createVol(ctx, v);

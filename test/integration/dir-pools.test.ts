@@ -63,6 +63,7 @@ function volume(name: string, capacity: bigint, format: string, extra: Partial<V
       nocow: false,
       clusterSize: 0n,
       lazyRefcounts: false,
+      extendedL2: false,
       encryption: undefined,
     },
     backingStore: undefined,

@@ -232,6 +232,7 @@ function overSource(source: VolumeDefinition, given: VolumeDefinition): VolumeDe
       base.target.compat = '';
       base.target.clusterSize = 0n;
       base.target.lazyRefcounts = false;
+      base.target.extendedL2 = false;
       base.target.encryption = undefined;
     }
     if (given.target?.format) base.target.format = given.target.format;
@@ -240,6 +241,7 @@ function overSource(source: VolumeDefinition, given: VolumeDefinition): VolumeDe
     if (given.target?.clusterSize) base.target.clusterSize = given.target.clusterSize;
     if (given.target?.nocow) base.target.nocow = true;
     if (given.target?.lazyRefcounts) base.target.lazyRefcounts = true;
+    if (given.target?.extendedL2) base.target.extendedL2 = true;
     if (given.target?.encryption) base.target.encryption = given.target.encryption;
   } else if (given.target) {
     base.target = { ...given.target, path: '', timestamps: undefined };

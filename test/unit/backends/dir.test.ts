@@ -32,7 +32,7 @@ function vol(name: string, format: string, capacity?: bigint, extra: Partial<Vol
     capacity,
     allocation: undefined,
     sourceDevices: [],
-    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: compat ?? '', nocow: nocow ?? false, clusterSize: cluster ?? 0n, lazyRefcounts: lazy ?? false, encryption: undefined },
+    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: compat ?? '', nocow: nocow ?? false, clusterSize: cluster ?? 0n, lazyRefcounts: lazy ?? false, extendedL2: false, encryption: undefined },
     backingStore: undefined,
     ...rest,
   };

@@ -59,7 +59,7 @@ function rawVol(name: string, capacity: bigint): VolumeDefinition {
     capacity,
     allocation: undefined,
     sourceDevices: [],
-    target: { path: '', format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined },
+    target: { path: '', format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
     backingStore: undefined,
   };
 }

@@ -393,7 +393,7 @@ describe('logical backend (recording runner)', () => {
       expect(statSync(join(target, 'data')).mode & 0o777).to.equal(0o600);
 
       runner.reset();
-      const withMode = await backend.createVol(ctx, vol('m', BigInt(MiB), { target: { path: '', format: '', permissions: { mode: 0o640, owner: undefined, group: undefined, label: '' }, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined } }));
+      const withMode = await backend.createVol(ctx, vol('m', BigInt(MiB), { target: { path: '', format: '', permissions: { mode: 0o640, owner: undefined, group: undefined, label: '' }, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined } }));
       await backend.buildVol(ctx, withMode, { preallocMetadata: false });
       expect(statSync(join(target, 'm')).mode & 0o777).to.equal(0o640);
       const v = (await backend.refreshVol!(ctx, vol('m'))) as LogicalVolumeDefinition;
@@ -450,12 +450,12 @@ describe('logical backend (recording runner)', () => {
         expect(err.message).to.match(why);
       }
       const enc = await rejects(
-        backend.createVol(ctx, vol('lv', 1024n, { target: { path: '', format: '', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: { format: 'luks', secrets: [], cipher: undefined, ivgen: undefined } } })),
+        backend.createVol(ctx, vol('lv', 1024n, { target: { path: '', format: '', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: { format: 'luks', secrets: [], cipher: undefined, ivgen: undefined } } })),
       );
       expect(enc.code).to.equal('UNIMPLEMENTED');
       expect(runner.argvs).to.deep.equal([]);
       // a format is ignored, as libvirt ignores it for LVs
-      const fmt = await backend.createVol(ctx, vol('lv', 1024n, { target: { path: '', format: 'qcow2', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined } }));
+      const fmt = await backend.createVol(ctx, vol('lv', 1024n, { target: { path: '', format: 'qcow2', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined } }));
       expect(fmt.target?.format).to.equal('');
     });
 
@@ -596,7 +596,7 @@ describe('logical backend (recording runner)', () => {
       for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
       writeFileSync(src, data);
       const srcPool: PoolDefinition = { ...pool, type: PoolType.POOL_TYPE_DIR, name: 'files' };
-      const srcVol = vol('src.img', BigInt(2 * MiB), { target: { path: src, format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined } });
+      const srcVol = vol('src.img', BigInt(2 * MiB), { target: { path: src, format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined } });
       const asked = vol('copy', BigInt(MiB), { allocation: 4096n, backingStore: { path: '/elsewhere/base.img', format: 'raw', permissions: undefined, timestamps: undefined } });
       await backend.buildVolFrom(ctx, asked, { pool: srcPool, volume: srcVol }, { preallocMetadata: false });
       expect(runner.callsOf('lvcreate')[0]).to.deep.equal(['lvcreate', '--name', 'copy', '-L', '2048K', VG, '--yes']);
@@ -627,7 +627,7 @@ describe('logical backend (recording runner)', () => {
       };
       const src = join(root, 'src.qcow2');
       writeFileSync(src, Buffer.alloc(4096));
-      const srcVol = vol('src.qcow2', BigInt(MiB), { target: { path: src, format: 'qcow2', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined } });
+      const srcVol = vol('src.qcow2', BigInt(MiB), { target: { path: src, format: 'qcow2', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined } });
 
       // the clone is cancelled while qemu-img converts into the new LV
       const clone = new AbortController();
@@ -661,7 +661,7 @@ describe('logical backend (recording runner)', () => {
       runner.on(['lvremove'], {});
       const src = join(root, 'src.img');
       writeFileSync(src, Buffer.alloc(MiB, 1));
-      const srcVol = vol('src.img', BigInt(MiB), { target: { path: src, format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, encryption: undefined } });
+      const srcVol = vol('src.img', BigInt(MiB), { target: { path: src, format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined } });
       const err = await rejects(backend.buildVolFrom(ctx, vol('copy', BigInt(MiB)), { pool, volume: srcVol }, { preallocMetadata: false }));
       expect(err.code).to.equal('FAILED_PRECONDITION');
       expect(err.message).to.include('not active');

@@ -230,8 +230,26 @@ describe('xml volume: checks', () => {
     expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><encryption format='aes'/></target></volume>", dirPool()), "unknown volume encryption format type 'aes'", 'luks');
     expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><encryption format='luks'><secret uuid='f52a81b2-424e-490c-823d-6bd4235bc572'/></encryption></target></volume>", dirPool()), 'secret type');
     expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><encryption format='luks'><ivgen name='plain64'/></encryption></target></volume>", dirPool()), 'cipher is missing');
-    expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><features><extended_l2/></features></target></volume>", dirPool()), "unsupported feature 'extended_l2'", 'lazy_refcounts');
+    expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><features><preallocated/></features></target></volume>", dirPool()), "unsupported feature 'preallocated'", 'lazy_refcounts, extended_l2');
     expectInvalid(() => parseVolumeXml("<volume><name>v</name><capacity>1</capacity><target><compat>1.x</compat></target></volume>", dirPool()), "forbidden characters in compat '1.x'");
+  });
+  it('extended_l2 (qcow2 subclusters, libvirt 9.0): read, implies compat 1.1, printed back; refused with compat 0.10 or another format', () => {
+    const pool = parsePoolXml(fixture('storagepoolxml2xmlin', 'pool-dir.xml'));
+    const doc = (target: string) => `<volume><name>v</name><capacity>1073741824</capacity><target>${target}</target></volume>`;
+    const both = parseVolumeXml(doc("<format type='qcow2'/><features><extended_l2/><lazy_refcounts/></features>"), pool);
+    expect(both.target?.extendedL2).to.equal(true);
+    expect(both.target?.lazyRefcounts).to.equal(true);
+    expect(both.target?.compat).to.equal('1.1');
+    checkVolumeCreatable(both, pool);
+    // libvirt 9.0 prints lazy_refcounts first, then extended_l2 (virStorageFileFeature order)
+    expect(formatVolumeXml(both, pool)).to.contain('<compat>1.1</compat>\n    <features>\n      <lazy_refcounts/>\n      <extended_l2/>\n    </features>');
+    const only = parseVolumeXml(doc("<format type='qcow2'/><features><extended_l2/></features>"), pool);
+    expect(only.target?.lazyRefcounts).to.equal(false);
+    expect(formatVolumeXml(only, pool)).to.contain('<features>\n      <extended_l2/>\n    </features>');
+    const v010 = parseVolumeXml(doc("<format type='qcow2'/><compat>0.10</compat><features><extended_l2/></features>"), pool);
+    expectInvalid(() => checkVolumeCreatable(v010, pool), 'extended_l2 is not supported with compat level 0.10');
+    const raw = parseVolumeXml(doc("<format type='raw'/><features><extended_l2/></features>"), pool);
+    expectInvalid(() => checkVolumeCreatable(raw, pool), 'extended_l2 apply only to qcow2 volumes');
   });
   it('create-time checks: legacy qcow encryption refused, lazy_refcounts needs compat 1.1', () => {
     const pool = parsePoolXml(fixture('storagepoolxml2xmlin', 'pool-dir.xml'));
