@@ -159,11 +159,26 @@ function within(inner: { start: bigint; end: bigint }, outer: { start: bigint; e
 }
 
 /**
+ * Where a dos table's usable space ends as libparted's msdos label sees it with cylinder
+ * alignment on, which is how libvirt_parthelper opens the disk: the last, incomplete
+ * cylinder (bios geometry heads x sectors) is a metadata region, not free space. parted's
+ * command line aligns optimally, turns cylinder alignment off and prints that tail as
+ * free; libvirt neither counts it as available nor places a partition in it.
+ */
+function dosUsableEnd(size: bigint, sectorSize: bigint, geometry: DiskGeometry | undefined): bigint {
+  if (!geometry || geometry.heads <= 0 || geometry.sectors <= 0) return size;
+  const cylinder = BigInt(geometry.heads) * BigInt(geometry.sectors) * sectorSize;
+  const end = size - (size % cylinder);
+  return end > 0n ? end : size;
+}
+
+/**
  * Builds the layout from parted's table and partx's type ids. Rules (libvirt):
  * - the extended partition (dos, and dvh's volume header) is the one that holds other
  *   partitions or free regions, or carries an extended type id; partitions inside it are
  *   logical, and so is free space inside it;
  * - a free region starting at byte 0 starts at 512 (the first sector is never free);
+ *   on dos, free space ends where the last complete cylinder does (dosUsableEnd);
  *   regions left empty by that are dropped.
  */
 export function buildLayout(
@@ -210,31 +225,46 @@ export function buildLayout(
       ...(typeId ? { typeId } : {}),
     };
   });
+  const sectorSize = BigInt(table.device.logicalSectorSize || 512);
+  const usableEnd = dos ? dosUsableEnd(table.device.size, sectorSize, table.geometry) : table.device.size;
   const free: FreeExtent[] = [];
   for (const f of freeRaw) {
     const start = f.start === 0n ? SECTOR_SIZE : f.start;
-    if (start >= f.end) continue;
-    free.push({ start, end: f.end, logical: extendedRanges.some((r) => within(f, r)) });
+    const end = f.end < usableEnd ? f.end : usableEnd;
+    if (start >= end) continue;
+    free.push({ start, end, logical: extendedRanges.some((r) => within(f, r)) });
   }
   return {
     device,
     label,
     format: poolFormatOfLabel(label),
     size: table.device.size,
-    sectorSize: BigInt(table.device.logicalSectorSize || 512),
+    sectorSize,
     geometry: table.geometry,
     partitions,
     free,
   };
 }
 
-/** Pool sizes: capacity = the disk, allocation = every partition but the extended one, available = every free extent. */
+/**
+ * Pool sizes as virStorageBackendDiskMakeDataVol / MakeFreeExtent sum them: capacity = the
+ * furthest end of any partition or free extent (not the device size: the table's own
+ * trailing metadata, gpt's backup header or dos's incomplete last cylinder, is not in it),
+ * allocation = every partition but the extended one, available = every free extent.
+ */
 export function layoutSizes(layout: DiskLayout): { capacity: bigint; allocation: bigint; available: bigint } {
   let allocation = 0n;
-  for (const p of layout.partitions) if (p.kind !== 'extended') allocation += p.size;
+  let capacity = 0n;
+  for (const p of layout.partitions) {
+    if (p.kind !== 'extended') allocation += p.size;
+    if (p.end > capacity) capacity = p.end;
+  }
   let available = 0n;
-  for (const f of layout.free) available += f.end - f.start;
-  return { capacity: layout.size, allocation, available };
+  for (const f of layout.free) {
+    available += f.end - f.start;
+    if (f.end > capacity) capacity = f.end;
+  }
+  return { capacity, allocation, available };
 }
 
 /**

@@ -96,7 +96,7 @@ describe('partition placement', () => {
     // a primary never goes into the extended partition's free space
     const big = thrown(() => placePartition(l, 'primary', 30n * MiB));
     expect(big).to.be.instanceOf(ResourceExhaustedError);
-    expect(big.message).to.match(/outside the extended partition has 20254720 bytes/);
+    expect(big.message).to.match(/outside the extended partition has 20106240 bytes/);
   });
 });
 

@@ -122,7 +122,8 @@ describe('disk layout (libvirt rules)', () => {
       { start: 10502144n, end: 20987904n, logical: false },
       { start: 31473664n, end: 104840704n, logical: false },
     ]);
-    expect(layoutSizes(l)).to.deep.equal({ capacity: 104857600n, allocation: 20970496n, available: 10485760n + 73367040n });
+    // capacity: the end of the last free extent; the backup gpt header after it is not in the pool
+    expect(layoutSizes(l)).to.deep.equal({ capacity: 104840704n, allocation: 20970496n, available: 10485760n + 73367040n });
   });
 
   it('finds the dos extended partition, its logical partitions and the logical free space inside it', () => {
@@ -134,17 +135,33 @@ describe('disk layout (libvirt rules)', () => {
       ['loop2p5', 'logical', 'linux'],
       ['loop2p6', 'logical', 'linux'],
     ]);
+    // the last free region ends with the last whole cylinder (401 x 255 x 2 x 512 = 104709120):
+    // parted prints the incomplete one after it as free, libparted's msdos label keeps it
     expect(l.free).to.deep.equal([
       { start: 10705920n, end: 21411840n, logical: false },
       { start: 43084800n, end: 84602880n, logical: true },
-      { start: 84602880n, end: 104857600n, logical: false },
+      { start: 84602880n, end: 104709120n, logical: false },
     ]);
     // allocation counts every partition but the extended one; available every free extent
     expect(layoutSizes(l)).to.deep.equal({
-      capacity: 104857600n,
+      capacity: 104709120n,
       allocation: 10704896n + 10705920n + 5481984n + 5483008n,
-      available: 10705920n + 41518080n + 20254720n,
+      available: 10705920n + 41518080n + 20106240n,
     });
+  });
+
+  it('dos: the incomplete last cylinder is neither free nor in the capacity (libvirt_parthelper sees it as metadata)', () => {
+    // captured on a 128 MiB loop device (geometry 514/255/2) right after mklabel msdos:
+    // parted prints free space to the last byte; libvirt_parthelper prints
+    // "- normal free 1024 134215680" then "- normal metadata 134215680 134217728", and
+    // libvirtd 9.0 reported capacity 134215680 for the pool
+    const blank = `BYT;\n/dev/loop0:134217728B:loopback:512:512:msdos:Loopback device:;\n1:1024B:134217727B:134216704B:free;\nCHS;\n/dev/loop0:514,1,1:loopback:512:512:msdos:Loopback device:;\n514:255:2:261kB;\n`;
+    const l = buildLayout(parsePartedMachine(blank), new Map());
+    expect(l.free).to.deep.equal([{ start: 1024n, end: 134215680n, logical: false }]);
+    expect(layoutSizes(l)).to.deep.equal({ capacity: 134215680n, allocation: 0n, available: 134214656n });
+    // a partition reaching into that cylinder (made outside libvirt) still counts to its end
+    const full = blank.replace('1:1024B:134217727B:134216704B:free;', '1:1024B:134217727B:134216704B:::;');
+    expect(layoutSizes(buildLayout(parsePartedMachine(full), new Map())).capacity).to.equal(134217728n);
   });
 
   it('finds the extended partition from the table alone when partx gives no types', () => {
