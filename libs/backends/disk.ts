@@ -54,11 +54,18 @@ import { blockSizeOf, copyIntoBlock, downloadBlock, uploadBlock, wipeBlock } fro
 /** libvirt's pool format enum for disk pools (what capabilities print); 'unknown' builds dos. */
 export const DISK_POOL_FORMAT_ENUM = ['unknown', 'dos', 'dvh', 'gpt', 'mac', 'bsd', 'pc98', 'sun', 'lvm2'] as const;
 
+/**
+ * Source formats whose bytes are the data: raw files, iso images, and block volumes (a
+ * partition's type, an LV's empty format). Anything else goes through qemu-img convert.
+ */
+const RAW_SOURCE_FORMATS: ReadonlySet<string> = new Set(['raw', 'iso', 'none', 'linux', 'fat16', 'fat32', 'linux-swap', 'linux-lvm', 'linux-raid']);
+
 /** Bytes zeroed at the start and the end of a device before an overwriting build (virStorageBackendZeroPartitionTable). */
 export const ZERO_TABLE_BYTES = 1024 * 1024;
 
 export interface DiskBackendOptions {
   parted?: string;
+  qemuImg?: string;
   partx?: string;
   scrub?: string;
   /** How long a create waits for the new partition's /dev node (ms). */
@@ -170,6 +177,7 @@ export class DiskBackend implements StorageBackend {
   readonly defaultVolumeFormat = 'none';
 
   private readonly parted: string;
+  private readonly qemuImg: string;
   private readonly partx: string;
   private readonly scrub: string;
   private readonly nodeWaitMs: number;
@@ -180,6 +188,7 @@ export class DiskBackend implements StorageBackend {
 
   constructor(options: DiskBackendOptions = {}) {
     this.parted = options.parted ?? 'parted';
+    this.qemuImg = options.qemuImg ?? 'qemu-img';
     this.partx = options.partx ?? 'partx';
     this.scrub = options.scrub ?? 'scrub';
     this.nodeWaitMs = options.nodeWaitMs ?? 2000;
@@ -498,7 +507,12 @@ export class DiskBackend implements StorageBackend {
     });
   }
 
-  /** Creates the partition, then copies the source volume's bytes into it (raw sources only). */
+  /**
+   * Creates the partition, then fills it from the source volume: raw data (files, other
+   * partitions, LVs) copied in-process, any other format (qcow2 ...) converted to raw by
+   * `qemu-img convert`, as libvirt's storageBackendCreateQemuImg does for a block volume.
+   * The partition must hold the source's virtual size; a failed copy removes it again.
+   */
   async buildVolFrom(
     ctx: PoolContext,
     volume: VolumeDefinition,
@@ -506,22 +520,31 @@ export class DiskBackend implements StorageBackend {
     _options: CreateVolOptions,
   ): Promise<void> {
     const srcPath = src.volume.target?.path || src.volume.key;
-    const srcFormat = src.volume.target?.format ?? 'raw';
-    const rawLike = ['raw', '', 'none', 'linux', 'fat16', 'fat32', 'linux-swap', 'linux-lvm', 'linux-raid'].includes(srcFormat);
-    if (!rawLike) throw new UnimplementedError(`cloning a '${srcFormat}' volume into a partition is not supported; only raw data is copied`);
     if (!srcPath) throw new InvalidArgumentError('source', 'the source volume has no path');
+    if (src.volume.target?.encryption) throw new UnimplementedError('cloning an encrypted volume into a partition is not supported');
+    const srcFormat = src.volume.target?.format || 'raw';
+    if (src.volume.type === VolumeType.VOLUME_TYPE_DIR || srcFormat === 'dir') {
+      throw new FailedPreconditionError(`cannot clone directory volume '${printable(src.volume.name)}' into a partition`);
+    }
+    if (srcFormat === 'extended') throw new UnimplementedError(`cannot clone extended partition '${printable(srcPath, 200)}'`);
+    if (!/^[a-z0-9][a-z0-9+._-]*$/.test(srcFormat)) {
+      throw new InvalidArgumentError('source.target.format', `the source volume's format '${printable(srcFormat)}' is not a format name qemu-img knows`);
+    }
+    const raw = RAW_SOURCE_FORMATS.has(srcFormat);
     const st = await stat(srcPath, { bigint: true }).catch((err) => {
       throw fsError(err, 'stat', srcPath);
     });
-    const length = st.isBlockDevice() ? (src.volume.capacity ?? 0n) : st.size;
+    // raw data is copied byte for byte; an image holds its virtual size (the capacity)
+    const length = raw && !st.isBlockDevice() ? st.size : (src.volume.capacity ?? 0n);
     if ((volume.capacity ?? 0n) < length) {
       throw new InvalidArgumentError('capacity', `the partition (${volume.capacity ?? 0n} bytes) is smaller than the source volume (${length} bytes)`);
     }
     const created = await this.createPartition(ctx, volume);
     try {
-      await copyIntoBlock(ctx, srcPath, created.path, length);
+      if (raw) await copyIntoBlock(ctx, srcPath, created.path, length);
+      else await ctx.runner.run([this.qemuImg, 'convert', '-f', srcFormat, '-O', 'raw', '--', srcPath, created.path], { signal: ctx.signal, timeoutMs: 0 });
     } catch (err) {
-      await this.deleteVol(ctx, { ...volume, name: created.name }).catch(() => undefined);
+      await this.deleteVol({ ...ctx, signal: undefined }, { ...volume, name: created.name }).catch(() => undefined);
       throw err;
     }
   }

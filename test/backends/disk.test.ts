@@ -13,7 +13,8 @@ import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
 import type { CisternError } from '../../libs/errors/errors.js';
 import { PoolType, Tristate, VolumeDefinition, WipeAlgorithm, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
-import { attachLoop, loopDevicesAvailable, registerCleanup, type LoopDevice, hasTool } from '../support/index.js';
+import { attachLoop, loopDevicesAvailable, makeTempDir, registerCleanup, type LoopDevice, hasTool } from '../support/index.js';
+import { join } from 'node:path';
 
 const MiB = 1024n * 1024n;
 
@@ -221,6 +222,30 @@ describe('disk pool backend (real parted on loop devices)', function () {
       const all = Buffer.concat(after);
       expect(all.length).to.equal(8 * 1024 * 1024);
       expect(all.every((b) => b === 0)).to.equal(true);
+    });
+
+    it('clones a qcow2 image into a new partition as raw data (qemu-img convert, as libvirt 9.0)', async function () {
+      if (!hasTool('qemu-img') || !hasTool('qemu-io')) this.skip();
+      const tmp = makeTempDir('cistern-disk-clone-');
+      try {
+        const image = join(tmp.path, 'src.qcow2');
+        execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, String(4n * MiB)]);
+        execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 1M 64k', image], { stdio: 'pipe' });
+        const source = VolumeDefinition.fromPartial({ name: 'src.qcow2', capacity: 4n * MiB, target: { path: image, format: 'qcow2' } });
+        const planned = await backend.createVol(ctx, vol(`${base}p4`, 4n * MiB, 'none'));
+        await backend.buildVolFrom(ctx, planned, { pool: ctx.pool, volume: source }, { preallocMetadata: false });
+        const bytes = readFileSync(`${loop.device}p4`);
+        // the guest's data at 1 MiB, zeros elsewhere: no qcow2 header ('QFI\xfb') copied in
+        expect(bytes.subarray(1024 * 1024, 1024 * 1024 + 65536).every((b) => b === 0x5a)).to.equal(true);
+        expect(bytes.subarray(0, 1024 * 1024).every((b) => b === 0)).to.equal(true);
+        // an image's virtual size, not its file size, is what the partition must hold
+        const small = await rejects(backend.buildVolFrom(ctx, { ...planned, name: `${base}p5`, capacity: MiB }, { pool: ctx.pool, volume: source }, { preallocMetadata: false }));
+        expect(small.code).to.equal('INVALID_ARGUMENT');
+        await backend.deleteVol(ctx, vol(`${base}p4`, 0n));
+        expect(partedPartitions(loop.device).map((p) => p.n)).to.deep.equal([1, 2, 3]);
+      } finally {
+        await tmp.remove();
+      }
     });
 
     it('no_overwrite on a labelled device: FAILED_PRECONDITION, device bytes unchanged', async () => {
