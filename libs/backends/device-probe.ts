@@ -9,6 +9,8 @@ import type { CommandRunner } from './runner.js';
 export interface DeviceContent {
   /** Nothing blkid recognises: no filesystem, no partition table, no RAID/LVM signature. */
   empty: boolean;
+  /** blkid found more than one signature and would not choose (exit 8, "ambivalent result"). */
+  ambivalent?: boolean;
   /** TYPE: ext4, xfs, LVM2_member, swap ... */
   type?: string;
   /** PTTYPE: gpt, dos ... */
@@ -33,9 +35,11 @@ export async function probeDeviceContent(
   options: { signal?: AbortSignal } = {},
 ): Promise<DeviceContent> {
   const path = checkAbsolutePath(device, 'source.device.path');
-  // exit 2: nothing found; exit 0: something found
-  const result = await runner.run(['blkid', '-p', '-o', 'export', '--', path], { okExitCodes: [0, 2], signal: options.signal });
+  // exit 2: nothing found; exit 0: something found; exit 8: several signatures (e.g. a
+  // filesystem over an older one of another type), which is not empty either
+  const result = await runner.run(['blkid', '-p', '-o', 'export', '--', path], { okExitCodes: [0, 2, 8], signal: options.signal });
   if (result.exitCode === 2) return { empty: true };
+  if (result.exitCode === 8) return { empty: false, ambivalent: true };
   const values = parseBlkidExport(result.stdout);
   return {
     empty: !values.TYPE && !values.PTTYPE,
@@ -49,9 +53,13 @@ export async function probeDeviceContent(
 export async function requireEmptyDevice(runner: CommandRunner, device: string, signal?: AbortSignal): Promise<void> {
   const content = await probeDeviceContent(runner, device, { signal });
   if (content.empty) return;
-  const what = content.partitionTable ? `a ${content.partitionTable} partition table` : `${content.type} data`;
+  const what = content.ambivalent
+    ? 'more than one signature (blkid cannot tell which is current; `wipefs --no-act` lists them)'
+    : content.partitionTable
+      ? `a ${content.partitionTable} partition table`
+      : `${content.type} data`;
   throw new FailedPreconditionError(
     `device '${device}' holds ${what}; build with overwrite to destroy it, or choose an empty device`,
-    { device, found: content.partitionTable ?? content.type ?? 'data' },
+    { device, found: content.ambivalent ? 'several signatures' : (content.partitionTable ?? content.type ?? 'data') },
   );
 }
