@@ -5,7 +5,7 @@
 // the partition type ids, mklabel / mkpart / rm change it. This kernel has no partition
 // scanner: after every table change `partx -u` makes the kernel's partitions (and so
 // the /dev nodes) match the table, and a create returns only once its node exists.
-import { closeSync, constants as fsc, existsSync, openSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -120,6 +120,32 @@ function partitionBusy(path: string): boolean {
   return false;
 }
 
+/**
+ * The partitions the kernel has of a block device (sysfs: the children of its
+ * /sys/dev/block/MAJ:MIN directory that have a 'partition' file), as /dev nodes. A path
+ * that is not a block device (the tests' image files) has none.
+ */
+function kernelPartitions(device: string): string[] {
+  let st;
+  try {
+    st = statSync(device);
+  } catch {
+    return [];
+  }
+  if (!st.isBlockDevice()) return [];
+  const major = Math.floor(st.rdev / 256) & 0xfff;
+  const minor = (st.rdev & 0xff) | ((Math.floor(st.rdev / 4096) & 0xfff00));
+  const dir = `/sys/dev/block/${major}:${minor}`;
+  try {
+    return readdirSync(dir)
+      .filter((e) => existsSync(join(dir, e, 'partition')))
+      .sort()
+      .map((e) => `/dev/${e}`);
+  } catch {
+    return [];
+  }
+}
+
 function defaultIsBlockDevice(path: string): boolean {
   try {
     return statSync(path).isBlockDevice();
@@ -201,6 +227,25 @@ export class DiskBackend implements StorageBackend {
   private requireDevice(device: string): void {
     if (!existsSync(device)) throw new FailedPreconditionError(`device path '${printable(device, 200)}' doesn't exist`, { device });
     if (!this.isBlockDevice(device)) throw new FailedPreconditionError(`device path '${printable(device, 200)}' is not a block device`, { device });
+  }
+
+  /**
+   * Refuses to rewrite or wipe the table of a disk that is in use: the device itself held
+   * (a PV, a filesystem on the whole disk) or any partition the kernel has of it (mounted,
+   * swap, LVM). libvirt zeroes and relabels regardless; parted then writes the new label
+   * and only fails at telling the kernel, so the table of a disk in use was gone and the
+   * caller saw an internal error. Checked before anything is written.
+   */
+  private requireNotInUse(device: string, action: string): void {
+    const busy = [device, ...kernelPartitions(device)].filter((p) => this.isBusy(p));
+    if (busy.length === 0) return;
+    const own = busy.filter((p) => p !== device);
+    throw new FailedPreconditionError(
+      own.length > 0
+        ? `cannot ${action} '${printable(device, 200)}': its partition${own.length > 1 ? 's' : ''} ${own.map((p) => printable(p, 200)).join(', ')} ${own.length > 1 ? 'are' : 'is'} in use (mounted, or held by LVM, swap or a guest); release ${own.length > 1 ? 'them' : 'it'} first`
+        : `cannot ${action} '${printable(device, 200)}': the device is in use (mounted, or held by LVM, swap or a guest); release it first`,
+      { device, busy: busy.join(',') },
+    );
   }
 
   private async exclusive<T>(device: string, work: () => Promise<T>): Promise<T> {
@@ -331,6 +376,7 @@ export class DiskBackend implements StorageBackend {
     const format = checkPoolFormat(ctx.pool.source?.format);
     this.requireDevice(source.device);
     await this.exclusive(source.device, async () => {
+      this.requireNotInUse(source.device, 'write a new partition table on');
       if (!flags?.overwrite) await requireEmptyDevice(ctx.runner, source.device, ctx.signal);
       else await this.zeroTable(source.device);
       await ctx.runner.run([this.parted, '-s', source.device, 'mklabel', partedLabelOf(format)], { signal: ctx.signal });
@@ -386,12 +432,14 @@ export class DiskBackend implements StorageBackend {
 
   /**
    * virStorageBackendDiskDeletePool: the partition table is wiped (its first and last MiB);
-   * the kernel is told to drop the partitions it still shows, where nothing holds them.
+   * the kernel is told to drop the partitions it still shows. Refused while the disk or
+   * one of its partitions is in use.
    */
   async deletePool(ctx: PoolContext): Promise<void> {
     const source = diskSource(ctx.pool);
     this.requireDevice(source.device);
     await this.exclusive(source.device, async () => {
+      this.requireNotInUse(source.device, 'wipe the partition table of');
       await this.zeroTable(source.device);
       await ctx.runner.run([this.partx, '-d', '--', source.device], { okExitCodes: [0, 1], signal: ctx.signal }).catch(() => undefined);
     });

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { DiskBackend } from '../../libs/backends/disk.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
@@ -245,6 +245,23 @@ describe('disk pool backend (real parted on loop devices)', function () {
         expect(partedPartitions(loop.device).map((p) => p.n)).to.deep.equal([1, 2, 3]);
       } finally {
         await tmp.remove();
+      }
+    });
+
+    it('refuses to relabel (overwrite) or wipe (delete) the table while a partition is in use; device bytes unchanged', async () => {
+      // an exclusive open holds the partition as a mount, swap or an LVM PV would
+      const held = openSync(`${loop.device}p1`, fsConstants.O_RDONLY | fsConstants.O_EXCL);
+      try {
+        const before = sha(loop.device);
+        const build = await rejects(backend.buildPool({ runner, pool: diskPool(loop.device, 'dos') }, { overwrite: true, noOverwrite: false }));
+        expect(build.code).to.equal('FAILED_PRECONDITION');
+        expect(build.message).to.contain(`its partition ${loop.device}p1 is in use`);
+        const del = await rejects(backend.deletePool(ctx));
+        expect(del.code).to.equal('FAILED_PRECONDITION');
+        expect(sha(loop.device)).to.equal(before);
+        expect(partedPrint(loop.device)).to.match(/:gpt:/);
+      } finally {
+        closeSync(held);
       }
     });
 
