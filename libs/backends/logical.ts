@@ -136,6 +136,10 @@ export function lvmError(err: unknown, what: string): CisternError {
       .join('; ');
     const shown = `${what}: ${lines || err.message}`;
     if (/insufficient (free space|suitable allocatable extents)|not enough free space/i.test(text)) return new ResourceExhaustedError(shown, err.details);
+    // an LV held open (mounted, used by a guest): lvremove / lvchange -an / vgremove say
+    // "Logical volume VG/LV in use." (or "contains a filesystem in use."), vgchange -an
+    // "Can't deactivate volume group ... with N open logical volume(s)": release it first
+    if (/\bin use\b|open logical volume/i.test(text)) return new FailedPreconditionError(shown, err.details);
     if (/already exists/i.test(text)) return new AlreadyExistsError(shown, err.details);
     if (/Volume group "[^"]*" not found|Failed to find logical volume|Failed to find physical volume|not found/i.test(text)) {
       return new NotFoundError(shown, err.details);

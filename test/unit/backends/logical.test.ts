@@ -504,8 +504,19 @@ describe('logical backend (recording runner)', () => {
       runner.on(['lvremove'], failed(['lvremove'], '  Logical volume HostVG/d in use.'));
       runner.on(['lvchange'], failed(['lvchange'], '  Logical volume HostVG/d in use.'));
       const err = await rejects(backend.deleteVol({ runner, pool }, vol('d')));
-      expect(err.code).to.equal('INTERNAL');
+      expect(err.code).to.equal('FAILED_PRECONDITION');
       expect(err.message).to.include('in use');
+    });
+
+    it('an LV in use (mounted, open by a guest) refuses stop, pool delete and volume delete as FAILED_PRECONDITION, not INTERNAL', async () => {
+      runner.on(['vgchange'], failed(['vgchange'], `  Logical volume ${VG}/a in use.\n  Can't deactivate volume group "${VG}" with 1 open logical volume(s)\n`));
+      const stop = await rejects(backend.stopPool(ctx));
+      expect(stop.code).to.equal('FAILED_PRECONDITION');
+      expect(stop.message).to.match(/cannot deactivate volume group .*open logical volume/);
+      runner.on(['vgremove'], failed(['vgremove'], `  Logical volume ${VG}/a contains a filesystem in use.\n`));
+      const del = await rejects(backend.deletePool(ctx));
+      expect(del.code).to.equal('FAILED_PRECONDITION');
+      expect(runner.callsOf('pvremove')).to.deep.equal([]);
     });
 
     it('delete: udevadm missing, failing or timing out is ignored; a cancelled settle removes nothing; udevadm null skips it', async () => {
