@@ -5,7 +5,8 @@
 // (no_overwrite first probes the device with blkid and refuses anything it finds).
 // MountedDirBackend is the part fs and netfs share: mount on start, recognise an existing
 // mount from /proc/self/mountinfo, unmount on stop.
-import { stat } from 'node:fs/promises';
+import { constants as fsc } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors/errors.js';
 import { checkAbsolutePath, printable } from '../api/names.js';
@@ -277,6 +278,28 @@ export function mkfsArgv(format: string, device: string, mkfs = 'mkfs'): string[
   return [mkfs, '-t', fsTypeName(format), ...force, '--', device];
 }
 
+/**
+ * A block device held exclusively (an LVM PV of an active VG, swap, a device-mapper or
+ * md member, a partition of it mounted) is not formatted: mkfs would refuse with an
+ * internal-looking failure ("apparently in use by the system"), or, for tools that do not
+ * check, write over what holds it. An exclusive open fails with EBUSY exactly then.
+ */
+async function requireUnheld(device: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(device, fsc.O_RDONLY | fsc.O_EXCL | fsc.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EBUSY') {
+      throw new FailedPreconditionError(
+        `source device '${printable(device, 200)}' is in use (held by LVM, swap, a mounted partition or a guest); release it before formatting`,
+        { device },
+      );
+    }
+    return; // other failures: mkfs reports them itself
+  }
+  await fh.close().catch(() => undefined);
+}
+
 export interface FsBackendOptions extends MountedBackendOptions {
   mkfs?: string;
 }
@@ -324,8 +347,8 @@ export class FsBackend extends MountedDirBackend {
   }
 
   /**
-   * virStorageBackendMakeFileSystem: the device must exist and not be mounted; with
-   * no_overwrite it must hold nothing blkid recognises. The pool needs a real format.
+   * virStorageBackendMakeFileSystem: the device must exist, not be mounted nor otherwise
+   * held; with no_overwrite it must hold nothing blkid recognises. The pool needs a real format.
    */
   protected override async prepareFormat(ctx: PoolContext, flags: BuildFlags): Promise<() => Promise<void>> {
     const pool = ctx.pool;
@@ -353,6 +376,7 @@ export class FsBackend extends MountedDirBackend {
         { device, mountPoint: mounted[0]!.mountPoint },
       );
     }
+    if (described.kind === 'device' && described.major !== undefined) await requireUnheld(device);
     if (flags.noOverwrite) await requireEmptyDevice(ctx.runner, device, ctx.signal);
     return async () => {
       await ctx.runner.run(mkfsArgv(format, device, this.mkfs), { signal: ctx.signal, timeoutMs: MKFS_TIMEOUT_MS });

@@ -8,7 +8,7 @@
 // Mounts are checked with findmnt, independent of the backend's own mountinfo parser.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, ftruncateSync, mkdirSync, openSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsBackend } from '../../libs/backends/fs.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
@@ -301,6 +301,23 @@ describe('fs pool refusals and auto format (real mount on loop devices)', functi
 
     await backend.stopPool(ctx);
     expect(findmnt(target)).to.equal(undefined);
+  });
+
+  it('a device held by something else (not mounted): formatting is refused with FAILED_PRECONDITION, nothing written', async () => {
+    const target = track(join(root, 'held'));
+    const ctx = { runner, pool: fsPool(b.device, target, 'ext4') };
+    execFileSync('wipefs', ['-a', '-q', '--', b.device], { stdio: 'pipe' });
+    const before = firstMiB(b.device);
+    // an exclusive open holds the device as an active LVM PV, swap or md member would
+    const held = openSync(b.device, fsConstants.O_RDONLY | fsConstants.O_EXCL);
+    try {
+      const err = await rejects(backend.buildPool(ctx, { overwrite: true, noOverwrite: false }));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain(`'${b.device}' is in use`);
+      expect(firstMiB(b.device).equals(before)).to.equal(true);
+    } finally {
+      closeSync(held);
+    }
   });
 
   it('a device that does not exist: FAILED_PRECONDITION naming it, for build and start', async () => {
