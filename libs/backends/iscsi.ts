@@ -8,7 +8,7 @@
 // check: a session for the target exists (`iscsiadm --mode session`).
 // start: unless a session exists: `--op new` node record, CHAP settings, login; a custom
 //        initiator IQN gets its own iface (cistern-HASH, created once and reused).
-// stop:  logout.
+// stop:  logout, when a session for the target exists (else nothing to do, as libvirt).
 // refresh: rescan the session, find its SCSI host in sysfs, list the LUs with the scsi
 //        pool's LU scan (scsi-scan.ts) under the pool's stable target directory.
 // findPoolSources: sendtargets discovery.
@@ -145,8 +145,7 @@ export class IscsiBackend implements StorageBackend {
   async missingKernelSupport(): Promise<string | undefined> {
     if (this.opts.assumeKernelSupport) return undefined;
     const missing: string[] = [];
-    const tcp = (await exists(join(this.sysfs, 'module', 'iscsi_tcp'))) || (await exists(join(this.sysfs, 'class', 'iscsi_transport', 'tcp')));
-    if (!tcp) missing.push(`the iscsi_tcp kernel module is not loaded (no ${join(this.sysfs, 'module', 'iscsi_tcp')})`);
+    if (!(await this.hasIscsiTcp())) missing.push(`the iscsi_tcp kernel module is not loaded (no ${join(this.sysfs, 'module', 'iscsi_tcp')})`);
     if (!(await exists(join(this.sysfs, 'class', 'iscsi_host')))) missing.push(`the kernel has no iSCSI host class (no ${join(this.sysfs, 'class', 'iscsi_host')})`);
     let iscsid = false;
     try {
@@ -156,6 +155,12 @@ export class IscsiBackend implements StorageBackend {
     }
     if (!iscsid) missing.push('iscsid is not running (no ISCSIADM_ABSTRACT_NAMESPACE socket)');
     return missing.length ? missing.join('; ') : undefined;
+  }
+
+  /** The iscsi_tcp transport is in the kernel (sysfs module/iscsi_tcp or class/iscsi_transport/tcp). */
+  private async hasIscsiTcp(): Promise<boolean> {
+    if (this.opts.assumeKernelSupport) return true;
+    return (await exists(join(this.sysfs, 'module', 'iscsi_tcp'))) || (await exists(join(this.sysfs, 'class', 'iscsi_transport', 'tcp')));
   }
 
   private async requireKernelSupport(what: string): Promise<void> {
@@ -231,8 +236,16 @@ export class IscsiBackend implements StorageBackend {
     await this.run(ctx.runner, loginArgv(t.portal, t.target, iface, this.iscsiadm), `logging in to target ${t.target} at ${t.portal}`, o);
   }
 
+  /**
+   * libvirt's virStorageBackendISCSIStopPool: logs out only when a session for the target
+   * exists. Without one (the target went away, someone logged out by hand, or this kernel
+   * has no iSCSI transport at all) there is nothing to end and the stop succeeds; a logout
+   * would fail with "No matching sessions found" and leave the pool stuck active.
+   */
   async stopPool(ctx: PoolContext): Promise<void> {
     const t = iscsiTarget(ctx.pool, ctx, false);
+    if (!(await this.hasIscsiTcp())) return;
+    if (!(await this.findSession(ctx, t))) return;
     await this.requireKernelSupport(`iscsi pool '${printable(ctx.pool.name)}'`);
     const iface = t.initiatorIqn ? await this.ifaceFor(ctx, t.initiatorIqn) : undefined;
     await this.run(ctx.runner, logoutArgv(t.portal, t.target, iface, this.iscsiadm), `logging out of target ${t.target}`, { signal: ctx.signal });

@@ -238,11 +238,29 @@ describe('iscsi backend command sequences (recording runner, fixture sysfs)', ()
     expect(runner.argvs.filter((a) => a.includes('iface') && a.includes('new'))).to.deep.equal([]);
   });
 
-  it('stop logs out of the target', async () => {
+  it('stop logs out of the target when it has a session', async () => {
     const f = fixtureHost();
-    const runner = new RecordingRunner({ strict: true }).on(['iscsiadm', '--mode', 'node'], {});
+    const runner = new RecordingRunner({ strict: true }).on(['iscsiadm', '--mode', 'session'], { stdout: SESSIONS }).on(['iscsiadm', '--mode', 'node'], {});
     await backendOn(f).stopPool({ runner, pool: pool() });
-    expect(runner.argvs).to.deep.equal([['iscsiadm', '--mode', 'node', '--portal', '127.0.0.1:3260,1', '--targetname', TARGET, '--logout']]);
+    expect(runner.argvs).to.deep.equal([
+      ['iscsiadm', '--mode', 'session'],
+      ['iscsiadm', '--mode', 'node', '--portal', '127.0.0.1:3260,1', '--targetname', TARGET, '--logout'],
+    ]);
+  });
+
+  it('stop without a session succeeds and logs out of nothing (libvirt virStorageBackendISCSIStopPool)', async () => {
+    // The target went away or someone logged out by hand: iscsiadm would answer a logout
+    // with exit 21 "No matching sessions found" (captured on this machine), and the pool
+    // must still stop.
+    const f = fixtureHost();
+    const runner = new RecordingRunner({ strict: true })
+      .on(['iscsiadm', '--mode', 'session'], { exitCode: 21, stderr: NO_SESSIONS })
+      .on(['iscsiadm', '--mode', 'node'], { exitCode: 21, stderr: 'iscsiadm: No matching sessions found\n' });
+    for (const p of [pool(), pool({ initiator: 'iqn.2024-01.test:custom' })]) {
+      runner.reset();
+      await backendOn(f).stopPool({ runner, pool: p });
+      expect(runner.argvs).to.deep.equal([['iscsiadm', '--mode', 'session']]);
+    }
   });
 
   it('refresh rescans the session and lists its disk LUs with stable paths under the target', async () => {
@@ -276,19 +294,21 @@ describe('iscsi backend command sequences (recording runner, fixture sysfs)', ()
     expect(found.map((s) => s.devices[0]!.path)).to.deep.equal(['iqn.2024-01.test:open', 'iqn.2024-01.test:chap']);
   });
 
-  it('on a host without the kernel initiator every operation is FAILED_PRECONDITION naming what is missing, and nothing runs', async () => {
+  it('on a host without the kernel initiator every operation but stop is FAILED_PRECONDITION naming what is missing, and nothing runs', async () => {
     const root = makeTempDir('cistern-nokernel-').path;
     const runner = new RecordingRunner({ strict: true });
     const b = new IscsiBackend({ sysfsRoot: join(root, 'sys'), procRoot: join(root, 'proc') });
     const ctx: PoolContext = { runner, pool: pool() };
     expect(await b.checkPool(ctx)).to.equal(false);
-    for (const op of [() => b.startPool(ctx), () => b.refreshPool(ctx), () => b.stopPool(ctx), () => b.findPoolSources(ctx, pool().source)]) {
+    for (const op of [() => b.startPool(ctx), () => b.refreshPool(ctx), () => b.findPoolSources(ctx, pool().source)]) {
       const err = await rejects(op());
       expect(err.code, err.message).to.equal('FAILED_PRECONDITION');
       expect(err.message).to.match(/iscsi_tcp kernel module is not loaded/);
       expect(err.message).to.match(/iscsid is not running/);
       expect(err.message).to.match(/iscsi-direct/);
     }
+    // without an iSCSI transport there is no session to end: stop succeeds, nothing runs
+    await b.stopPool(ctx);
     expect(runner.calls).to.have.length(0);
   });
 
