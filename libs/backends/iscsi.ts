@@ -11,7 +11,7 @@
 // stop:  logout, when a session for the target exists (else nothing to do, as libvirt).
 // refresh: rescan the session, find its SCSI host in sysfs, list the LUs with the scsi
 //        pool's LU scan (scsi-scan.ts) under the pool's stable target directory.
-// findPoolSources: sendtargets discovery.
+// findPoolSources: sendtargets discovery (through the custom IQN's existing iface, if any).
 //
 // Everything needs the kernel initiator (iscsi_tcp module, iscsid running). Where it is
 // missing, every operation answers FAILED_PRECONDITION naming what is missing before it
@@ -196,12 +196,16 @@ export class IscsiBackend implements StorageBackend {
     return (await this.sessions(ctx)).find((s) => s.target === t.target);
   }
 
+  /** The iface bound to the initiator IQN in `iscsiadm --mode iface`, if there is one. */
+  async findIface(ctx: BackendContext, initiatorIqn: string): Promise<string | undefined> {
+    return parseIfaces(await this.run(ctx.runner, ifaceListArgv(this.iscsiadm), 'listing iSCSI ifaces', { signal: ctx.signal })).find(
+      (i) => i.initiatorName === initiatorIqn,
+    )?.name;
+  }
+
   /** The iface bound to the custom initiator IQN: found in `--mode iface`, else created once. */
   async ifaceFor(ctx: BackendContext, initiatorIqn: string): Promise<string> {
-    const list = async (): Promise<string | undefined> =>
-      parseIfaces(await this.run(ctx.runner, ifaceListArgv(this.iscsiadm), 'listing iSCSI ifaces', { signal: ctx.signal })).find(
-        (i) => i.initiatorName === initiatorIqn,
-      )?.name;
+    const list = (): Promise<string | undefined> => this.findIface(ctx, initiatorIqn);
     const found = await list();
     if (found) return found;
     const name = ifaceNameFor(initiatorIqn);
@@ -291,11 +295,20 @@ export class IscsiBackend implements StorageBackend {
     const port = checkIscsiPort(h[0]!.port, 'source.hosts[0].port');
     const initiator = hint?.initiatorIqn ? checkIscsiName(hint.initiatorIqn, 'source.initiator_iqn') : undefined;
     await this.requireKernelSupport('iSCSI discovery');
-    const iface = initiator ? await this.ifaceFor(ctx, initiator) : undefined;
+    // libvirt's virISCSIScanTargets: discovery uses the iface an earlier pool start made for
+    // this IQN and creates none (a lookup leaves no configuration behind on the host).
+    const iface = initiator ? await this.findIface(ctx, initiator) : undefined;
+    if (initiator && !iface) {
+      throw new FailedPreconditionError(
+        `no iSCSI interface defined for initiator IQN '${printable(initiator)}' on this host: start an iscsi pool with this initiator first (it creates one), or run discovery without <initiator>`,
+      );
+    }
     const out = await this.run(ctx.runner, discoveryArgv(iscsiadmPortal(host, port), iface, this.iscsiadm), `sendtargets discovery on ${host}:${port}`, {
       signal: ctx.signal,
     });
-    return targetSources(host, h[0]!.port ?? 0, parseDiscovery(out), initiator ?? '');
+    // libvirt's virStorageBackendISCSIPortal fills in the default port, so the sources it
+    // lists carry port 3260 when the spec gave none.
+    return targetSources(host, port, parseDiscovery(out), initiator ?? '');
   }
 
 

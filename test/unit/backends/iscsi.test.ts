@@ -292,6 +292,28 @@ describe('iscsi backend command sequences (recording runner, fixture sysfs)', ()
     const found = await backendOn(f).findPoolSources({ runner }, pool().source);
     expect(runner.argvs).to.deep.equal([['iscsiadm', '--mode', 'discovery', '--type', 'sendtargets', '--portal', '127.0.0.1:3260,1', '--op', 'nonpersistent']]);
     expect(found.map((s) => s.devices[0]!.path)).to.deep.equal(['iqn.2024-01.test:open', 'iqn.2024-01.test:chap']);
+    // libvirt's virStorageBackendISCSIPortal sets the default port on the spec it copies into every source
+    expect(found.map((s) => s.hosts)).to.deep.equal([[{ name: '127.0.0.1', port: 3260 }], [{ name: '127.0.0.1', port: 3260 }]]);
+  });
+
+  it('discovery with an initiator IQN uses its existing iface and never creates one (libvirt virISCSIScanTargets)', async () => {
+    const f = fixtureHost();
+    const initiator = 'iqn.2024-01.test:custom';
+    const known = new RecordingRunner({ strict: true })
+      .onMatch((a) => a.join(' ') === 'iscsiadm --mode iface', () => ({ stdout: `${IFACES}libvirt-iface-0a1b2c3d tcp,<empty>,<empty>,<empty>,${initiator}\n` }))
+      .on(['iscsiadm', '--mode', 'discovery'], { stdout: DISCOVERY });
+    const found = await backendOn(f).findPoolSources({ runner: known }, pool({ initiator }).source);
+    expect(known.argvs).to.deep.equal([
+      ['iscsiadm', '--mode', 'iface'],
+      ['iscsiadm', '--mode', 'discovery', '--type', 'sendtargets', '--portal', '127.0.0.1:3260,1', '--op', 'nonpersistent', '--interface', 'libvirt-iface-0a1b2c3d'],
+    ]);
+    expect(found.map((s) => s.initiatorIqn)).to.deep.equal([initiator, initiator]);
+
+    const unknown = new RecordingRunner({ strict: true }).onMatch((a) => a.join(' ') === 'iscsiadm --mode iface', () => ({ stdout: IFACES }));
+    const err = await rejects(backendOn(f).findPoolSources({ runner: unknown }, pool({ initiator }).source));
+    expect(err.code, err.message).to.equal('FAILED_PRECONDITION');
+    expect(err.message).to.match(/no iSCSI interface defined for initiator IQN 'iqn\.2024-01\.test:custom'/);
+    expect(unknown.argvs).to.deep.equal([['iscsiadm', '--mode', 'iface']]);
   });
 
   it('on a host without the kernel initiator every operation but stop is FAILED_PRECONDITION naming what is missing, and nothing runs', async () => {
