@@ -69,6 +69,8 @@ export interface IscsiBackendOptions {
   assumeKernelSupport?: boolean;
   /** Where the LU scan's keys come from (see scsi-scan.ts). */
   keySource?: 'auto' | 'scsi_id' | 'sysfs';
+  /** How long a refresh waits for a missing stable target directory (default 5 s, as libvirt). */
+  stableDirWaitMs?: number;
 }
 
 /** What an operation needs to talk to iscsiadm about the pool's target, checked. */
@@ -283,6 +285,7 @@ export class IscsiBackend implements StorageBackend {
       runner: ctx.runner,
       ...(this.opts.devRoot ? { devRoot: this.opts.devRoot } : {}),
       ...(this.opts.keySource ? { keySource: this.opts.keySource } : {}),
+      ...(this.opts.stableDirWaitMs !== undefined ? { stableDirWaitMs: this.opts.stableDirWaitMs } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });
     return { runtime: lunPoolSizes(volumes), volumes };

@@ -20,6 +20,7 @@
 import { constants as fsc } from 'node:fs';
 import { access, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { VolumeType, type VolumeDefinition } from '../proto/cistern/v1/storage.js';
 import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
@@ -48,6 +49,8 @@ export interface ScsiScanOptions {
   scsiIdPath?: string;
   /** LUs behind a vHBA (fc_host pools): key = ID_SERIAL_PORT<ID_TARGET_PORT> as libvirt. */
   npiv?: boolean;
+  /** How long to wait for a missing stable target directory (default STABLE_DIR_WAIT_MS). */
+  stableDirWaitMs?: number;
   signal?: AbortSignal;
 }
 
@@ -276,16 +279,38 @@ async function keyFromSysfs(luDir: string): Promise<string | undefined> {
 
 // ------------------------------------------------------------------ stable paths
 
-/** dev:ino -> first (sorted) entry name of the directory resolving to it. */
-async function stableLinkIndex(dirFs: string): Promise<Map<string, string>> {
+/** How long a scan waits for a missing stable target directory (libvirt: 50 tries 100 ms apart). */
+export const STABLE_DIR_WAIT_MS = 5_000;
+const STABLE_DIR_POLL_MS = 100;
+
+/**
+ * dev:ino -> first (sorted) entry name of the directory resolving to it. A directory
+ * that does not exist is waited for (udev may not have made /dev/disk/by-* yet), then,
+ * as libvirt's virStorageBackendStablePath, an error: a mistyped target path must not
+ * look like a pool without LUNs.
+ */
+async function stableLinkIndex(dirFs: string, shown: string, waitMs: number, signal?: AbortSignal): Promise<Map<string, string>> {
   const index = new Map<string, string>();
+  const deadline = Date.now() + waitMs;
   let names: string[];
-  try {
-    names = (await readdir(dirFs)).sort();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return index; // no stable links (yet): no volumes, as libvirt after its wait
-    throw new FailedPreconditionError(`cannot read the pool target directory ${dirFs}: ${code ?? String(err)}`);
+  for (;;) {
+    try {
+      names = (await readdir(dirFs)).sort();
+      break;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && Date.now() < deadline) {
+        await sleep(STABLE_DIR_POLL_MS, undefined, { signal }).catch(() => {
+          throw new CancelledError('SCSI LU scan cancelled');
+        });
+        continue;
+      }
+      throw new FailedPreconditionError(
+        code === 'ENOENT'
+          ? `cannot read the pool target directory ${shown}: it does not exist although the host has LUs (udev makes /dev/disk/by-* links for them; check the pool's target path)`
+          : `cannot read the pool target directory ${shown}: ${code ?? String(err)}`,
+      );
+    }
   }
   const stats = await Promise.all(names.map((n) => stat(join(dirFs, n), { bigint: true }).catch(() => undefined)));
   names.forEach((n, i) => {
@@ -343,7 +368,8 @@ export async function listScsiLuns(sysfsRoot: string, hostNumber: number): Promi
  * call triggerScsiRescan (scsi) or the iSCSI session rescan first.
  *
  * Throws INVALID_ARGUMENT when targetDir is not /dev or under /dev/, FAILED_PRECONDITION
- * when sysfs cannot be read.
+ * when sysfs cannot be read or, the host having LUs, targetDir still does not exist after
+ * `stableDirWaitMs`.
  */
 export async function scanScsiHost(
   sysfsRoot: string,
@@ -358,7 +384,9 @@ export async function scanScsiHost(
   if (options.signal?.aborted) throw new CancelledError('SCSI LU scan cancelled');
 
   const stable = target !== '/dev';
-  const index = stable ? await stableLinkIndex(devFsPath(devRoot, target)) : undefined;
+  const index = stable
+    ? await stableLinkIndex(devFsPath(devRoot, target), target, options.stableDirWaitMs ?? STABLE_DIR_WAIT_MS, options.signal)
+    : undefined;
   const scsiIdPath = options.scsiIdPath ?? SCSI_ID_PROGRAM;
   let useScsiId = false;
   if (options.runner && options.keySource !== 'sysfs') {

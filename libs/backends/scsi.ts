@@ -71,6 +71,8 @@ export interface ScsiBackendOptions {
   vportPollMs?: number;
   scrub?: string;
   blkdiscard?: string;
+  /** How long a refresh waits for a missing stable target directory (default 5 s, as libvirt). */
+  stableDirWaitMs?: number;
 }
 
 const NO_CREATE =
@@ -294,6 +296,7 @@ export class ScsiBackend implements StorageBackend {
       keySource: this.options.keySource,
       scsiIdPath: this.options.scsiIdPath,
       npiv: a.type === AdapterType.ADAPTER_TYPE_FC_HOST,
+      stableDirWaitMs: this.options.stableDirWaitMs,
       signal: ctx.signal,
     });
     return { runtime: lunPoolSizes(volumes), volumes };

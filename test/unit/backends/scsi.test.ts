@@ -168,6 +168,24 @@ describe('scsi backend: scsi_host', () => {
     expect(err.message).to.contain('/srv/luns').and.contain('/dev/disk/by-path');
   });
 
+  it('a stable target directory that does not exist fails the refresh after the wait (libvirt virStorageBackendStablePath)', async () => {
+    const fx = fixture('scsi-host');
+    const backend = new ScsiBackend({ sysfsRoot: fx.sys, devRoot: fx.dev, keySource: 'sysfs', udevadm: null, stableDirWaitMs: 0 });
+    // a mistyped target path must not look like a pool without LUNs
+    const err = await rejects(backend.refreshPool({ pool: pool({ name: 'host2' }, '/dev/disk/by-pth'), runner: new RecordingRunner() }));
+    expect(err.code, err.message).to.equal('FAILED_PRECONDITION');
+    expect(err.message).to.contain('/dev/disk/by-pth').and.contain('does not exist');
+    // without LUs libvirt never looks at the directory: an empty pool
+    const empty = await backend.refreshPool({ pool: pool({ name: 'host3' }, '/dev/disk/by-pth'), runner: new RecordingRunner() });
+    expect(empty.volumes).to.deep.equal([]);
+    // the wait for udev ends when the operation is cancelled
+    const waiting = new ScsiBackend({ sysfsRoot: fx.sys, devRoot: fx.dev, keySource: 'sysfs', udevadm: null });
+    const ac = new AbortController();
+    const pending = rejects(waiting.refreshPool({ pool: pool({ name: 'host2' }, '/dev/disk/by-pth'), runner: new RecordingRunner(), signal: ac.signal }));
+    setTimeout(() => ac.abort(), 20);
+    expect((await pending).code).to.equal('CANCELLED');
+  });
+
   it('host0 sees only its own LU; a missing host is not active and cannot start', async () => {
     const fx = fixture('scsi-host');
     const backend = new ScsiBackend({ sysfsRoot: fx.sys, devRoot: fx.dev, keySource: 'sysfs', udevadm: null });
