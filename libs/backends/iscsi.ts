@@ -234,7 +234,9 @@ export class IscsiBackend implements StorageBackend {
     const o = { signal: ctx.signal };
     await this.run(ctx.runner, nodeNewArgv(t.portal, t.target, iface, this.iscsiadm), `creating the node record for target ${t.target}`, o);
     if (t.chap) {
-      // libvirt ignores the exit status of these updates; a failed update shows at login.
+      // libvirt's virISCSINodeUpdate ignores a non-zero exit status (a failed update then
+      // shows at login); Cistern stops at it, with iscsiadm's own message, before the
+      // password goes into a record that may not be there.
       await this.run(ctx.runner, nodeUpdateArgv(t.portal, t.target, 'node.session.auth.authmethod', 'CHAP', iface, this.iscsiadm), 'setting CHAP', o);
       await this.run(ctx.runner, nodeUpdateArgv(t.portal, t.target, 'node.session.auth.username', t.chap.username, iface, this.iscsiadm), 'setting the CHAP user', o);
       await setNodePassword(this.opts.nodesDirs ?? NODE_DIRS, t.target, t.host, t.port, 1, iface ?? 'default', t.chap.password);
