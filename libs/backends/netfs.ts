@@ -2,7 +2,8 @@
 // (NFS, CIFS, GlusterFS) mounted on the pool target with the command line libvirt builds
 // (storage_util.c virStorageBackendFileSystemMountCmd); mounted, it is a dir pool (the
 // shared MountedDirBackend in fs.ts). FindPoolSources lists a host's NFS exports with
-// `showmount --no-headers --exports HOST`.
+// `showmount --no-headers --exports HOST` and its GlusterFS volumes with the gluster CLI
+// (gluster-sources.ts), as libvirt does.
 import { PoolSource, PoolType, type BuildFlags, type PoolDefinition } from '../proto/cistern/v1/storage.js';
 import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
@@ -11,6 +12,7 @@ import type { BackendContext, PoolContext } from './backend.js';
 import { MountedDirBackend, type MountedBackendOptions, type ResolvedMount } from './fs.js';
 import { poolTarget } from './dir.js';
 import { mountOptionString } from './mount.js';
+import { GLUSTER, findGlusterSources } from './gluster-sources.js';
 
 /** A host name or address as it may appear in host:dir: no whitespace, '/', control characters, leading '-'. */
 export function checkNetHost(host: string, field = 'source.host.name'): string {
@@ -76,6 +78,8 @@ export function parseShowmountExports(stdout: string): string[] {
 
 export interface NetfsBackendOptions extends MountedBackendOptions {
   showmount?: string;
+  /** The gluster CLI asked for GlusterFS volumes by FindPoolSources. */
+  gluster?: string;
 }
 
 const SHOWMOUNT_TIMEOUT_MS = 60_000;
@@ -84,10 +88,12 @@ export class NetfsBackend extends MountedDirBackend {
   override readonly type: PoolType = PoolType.POOL_TYPE_NETFS;
   override readonly poolFormats: readonly string[] = NETFS_POOL_FORMATS;
   private readonly showmount: string;
+  private readonly gluster: string;
 
   constructor(options: NetfsBackendOptions = {}) {
     super(options, ['findPoolSources']);
     this.showmount = options.showmount ?? 'showmount';
+    this.gluster = options.gluster ?? GLUSTER;
   }
 
   protected override async resolveMount(pool: PoolDefinition): Promise<ResolvedMount> {
@@ -120,7 +126,11 @@ export class NetfsBackend extends MountedDirBackend {
     );
   }
 
-  /** virStorageBackendFileSystemNetFindPoolSources (NFS): one source per export of the host. */
+  /**
+   * virStorageBackendFileSystemNetFindPoolSources: one nfs source per export of the host
+   * (showmount), then one glusterfs source per gluster volume (gluster CLI, if installed).
+   * An error only when showmount failed and gluster found nothing.
+   */
   async findPoolSources(ctx: BackendContext, hint: PoolSource | undefined): Promise<PoolSource[]> {
     const hosts = hint?.hosts ?? [];
     if (hosts.length !== 1) {
@@ -128,24 +138,27 @@ export class NetfsBackend extends MountedDirBackend {
     }
     const host = checkNetHost(hosts[0]!.name);
     const argv = [this.showmount, '--no-headers', '--exports', '--', host];
-    let stdout: string;
+    let nfs: PoolSource[] | undefined;
+    let nfsError: CommandFailedError | undefined;
     try {
-      ({ stdout } = await ctx.runner.run(argv, { signal: ctx.signal, timeoutMs: SHOWMOUNT_TIMEOUT_MS }));
+      const { stdout } = await ctx.runner.run(argv, { signal: ctx.signal, timeoutMs: SHOWMOUNT_TIMEOUT_MS });
+      nfs = parseShowmountExports(stdout).map((dir) => PoolSource.create({ hosts: [{ name: host, port: 0 }], dir, format: 'nfs' }));
     } catch (err) {
-      if (err instanceof CommandFailedError) {
-        if (err.exitCode === undefined && /ENOENT|not found/i.test(err.stderr)) {
-          throw new FailedPreconditionError(`cannot list the exports of '${printable(host)}': ${this.showmount} is not installed (Debian: nfs-common)`);
-        }
-        throw new NotFoundError(`no storage pools were found on host '${printable(host)}': ${err.stderr.trim() || 'showmount failed'}`, {
-          command: argv.join(' '),
-          stderr: err.stderr.trim(),
-        });
-      }
-      throw err;
+      if (!(err instanceof CommandFailedError)) throw err;
+      nfsError = err;
     }
-    return parseShowmountExports(stdout).map((dir) =>
-      PoolSource.create({ hosts: [{ name: host, port: 0 }], dir, format: 'nfs' }),
-    );
+    // libvirt asks gluster too, and fails only when NFS failed and gluster found nothing
+    const gluster = await findGlusterSources(ctx.runner, host, { gluster: this.gluster, signal: ctx.signal });
+    if (nfs) return [...nfs, ...gluster];
+    if (gluster.length > 0) return gluster;
+    const err = nfsError!;
+    if (err.exitCode === undefined && /ENOENT|not found/i.test(err.stderr)) {
+      throw new FailedPreconditionError(`cannot list the exports of '${printable(host)}': ${this.showmount} is not installed (Debian: nfs-common)`);
+    }
+    throw new NotFoundError(`no storage pools were found on host '${printable(host)}': ${err.stderr.trim() || 'showmount failed'}`, {
+      command: argv.join(' '),
+      stderr: err.stderr.trim(),
+    });
   }
 }
 

@@ -7,6 +7,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetfsBackend, netfsSourceSpec, parseShowmountExports } from '../../../libs/backends/netfs.js';
+import { parseGlusterVolumes } from '../../../libs/backends/gluster-sources.js';
+import { formatPoolSourcesXml } from '../../../libs/xml/index.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { findBackend } from '../../../libs/backends/registry.js';
 import '../../../libs/backends/index.js';
@@ -16,6 +18,38 @@ import { PoolSource, PoolType, type PoolDefinition } from '../../../libs/proto/c
 
 // Captured: `showmount --no-headers --exports 127.0.0.1` against nfs-ganesha 4.3 (Debian 12)
 // exporting one directory to everyone and one, with a space in its path, to two networks.
+// The shape of `gluster --xml volume info all` (gluster CLI 10; fields trimmed): volume
+// names are direct <name> children of //volumes/volume, bricks carry <name>s of their own.
+const GLUSTER_XML = `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<cliOutput>
+  <opRet>0</opRet>
+  <opErrno>0</opErrno>
+  <opErrstr/>
+  <volInfo>
+    <volumes>
+      <volume>
+        <name>images</name>
+        <id>5c1f7d0e-0d3a-4c55-9d4f-2f4f1a3b6a01</id>
+        <status>1</status>
+        <statusStr>Started</statusStr>
+        <bricks>
+          <brick uuid="0b8e">gl1:/bricks/images<name>gl1:/bricks/images</name><hostUuid>0b8e</hostUuid></brick>
+        </bricks>
+      </volume>
+      <volume>
+        <name>iso</name>
+        <id>9a0c2b7e-51f2-4c8b-8f0e-6c3d2e1f0a02</id>
+        <status>0</status>
+        <statusStr>Created</statusStr>
+      </volume>
+      <count>2</count>
+    </volumes>
+  </volInfo>
+</cliOutput>
+`;
+const GLUSTER_ARGV = ['gluster', '--xml', '--log-file=/dev/null', 'volume', 'info', 'all'];
+const NO_GLUSTER = new CommandFailedError(['gluster'], undefined, 'spawn gluster ENOENT');
+
 const GANESHA_SHOWMOUNT = `/tmp/fsnet-exp/ex1  (everyone)
 /tmp/fsnet-exp/ex 2 127.0.0.1/32,10.0.0.0/8
 `;
@@ -194,9 +228,12 @@ describe('netfs backend (recording runner)', () => {
     });
 
     it('runs showmount --no-headers --exports -- HOST and returns one nfs source per export', async () => {
-      runner.on(['showmount'], { stdout: GANESHA_SHOWMOUNT });
+      runner.on(['showmount'], { stdout: GANESHA_SHOWMOUNT }).on(['gluster'], NO_GLUSTER);
       const sources = await backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: '127.0.0.1', port: 0 }] }));
-      expect(runner.argvs).to.deep.equal([['showmount', '--no-headers', '--exports', '--', '127.0.0.1']]);
+      expect(runner.argvs).to.deep.equal([
+        ['showmount', '--no-headers', '--exports', '--', '127.0.0.1'],
+        [...GLUSTER_ARGV, '--remote-host=127.0.0.1'],
+      ]);
       expect(sources).to.deep.equal([
         PoolSource.create({ hosts: [{ name: '127.0.0.1', port: 0 }], dir: '/tmp/fsnet-exp/ex1', format: 'nfs' }),
         PoolSource.create({ hosts: [{ name: '127.0.0.1', port: 0 }], dir: '/tmp/fsnet-exp/ex 2', format: 'nfs' }),
@@ -205,9 +242,42 @@ describe('netfs backend (recording runner)', () => {
 
     it('a host that does not answer: NOT_FOUND with showmount\'s message', async () => {
       runner.on(['showmount'], new CommandFailedError(['showmount'], 1, 'clnt_create: RPC: Program not registered\n'));
+      runner.on(['gluster'], new CommandFailedError(['gluster'], 1, 'Connection failed. Please check if gluster daemon is operational.\n'));
       const err = await rejects(backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: 'nfs.example.com', port: 0 }] })));
       expect(err).to.be.instanceOf(NotFoundError);
       expect(err.message).to.equal("no storage pools were found on host 'nfs.example.com': clnt_create: RPC: Program not registered");
+    });
+
+    it('reads the gluster volumes of `gluster --xml volume info all` as glusterfs sources (libvirt virStorageUtilGlusterExtractPoolSources)', () => {
+      const sources = parseGlusterVolumes('gl1.example.com', GLUSTER_XML);
+      expect(sources).to.deep.equal([
+        PoolSource.create({ hosts: [{ name: 'gl1.example.com', port: 0 }], dir: 'images', format: 'glusterfs' }),
+        PoolSource.create({ hosts: [{ name: 'gl1.example.com', port: 0 }], dir: 'iso', format: 'glusterfs' }),
+      ]);
+      expect(formatPoolSourcesXml(sources, PoolType.POOL_TYPE_NETFS)).to.contain("<dir path='images'/>").and.contain("<format type='glusterfs'/>");
+      expect(parseGlusterVolumes('h', '<cliOutput><opRet>0</opRet><volInfo><volumes><count>0</count></volumes></volInfo></cliOutput>')).to.deep.equal([]);
+      expect(() => parseGlusterVolumes('h', '<cliOutput><volInfo><volumes><volume><id>x</id></volume></volumes></volInfo></cliOutput>')).to.throw(/gluster volume name/);
+    });
+
+    it('lists the host\'s gluster volumes after its NFS exports, as libvirt', async () => {
+      runner.on(['showmount'], { stdout: GANESHA_SHOWMOUNT }).on(['gluster'], { stdout: GLUSTER_XML });
+      const sources = await backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: 'gl1.example.com', port: 0 }] }));
+      expect(sources.map((x) => [x.dir, x.format])).to.deep.equal([
+        ['/tmp/fsnet-exp/ex1', 'nfs'],
+        ['/tmp/fsnet-exp/ex 2', 'nfs'],
+        ['images', 'glusterfs'],
+        ['iso', 'glusterfs'],
+      ]);
+      expect(runner.argvs[1]).to.deep.equal([...GLUSTER_ARGV, '--remote-host=gl1.example.com']);
+    });
+
+    it('a host with gluster volumes and no NFS server: the gluster volumes, no error', async () => {
+      runner.on(['showmount'], new CommandFailedError(['showmount'], 1, 'clnt_create: RPC: Unable to receive\n')).on(['gluster'], { stdout: GLUSTER_XML });
+      const sources = await backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: 'gl1.example.com', port: 0 }] }));
+      expect(sources.map((x) => [x.dir, x.format])).to.deep.equal([
+        ['images', 'glusterfs'],
+        ['iso', 'glusterfs'],
+      ]);
     });
 
     it('needs exactly one valid host and runs nothing otherwise', async () => {
