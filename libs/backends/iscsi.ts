@@ -9,7 +9,7 @@
 // start: unless a session exists: `--op new` node record, CHAP settings, login; a custom
 //        initiator IQN gets its own iface (cistern-HASH, created once and reused).
 // stop:  logout, when a session for the target exists (else nothing to do, as libvirt).
-// refresh: rescan the session, find its SCSI host in sysfs, list the LUs with the scsi
+// refresh: rescan the session, wait for udev, find its SCSI host in sysfs, list the LUs with the scsi
 //        pool's LU scan (scsi-scan.ts) under the pool's stable target directory.
 // findPoolSources: sendtargets discovery (through the custom IQN's existing iface, if any).
 //
@@ -20,7 +20,7 @@ import { access, readdir, readFile } from 'node:fs/promises';
 import { constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { PoolType, WipeAlgorithm, type PoolDefinition, type PoolSource, type VolumeDefinition } from '../proto/cistern/v1/storage.js';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
+import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import type { BackendContext, BackendOperation, PoolContext, RefreshResult, StorageBackend } from './backend.js';
 import type { CommandRunner, RunOptions } from './runner.js';
@@ -71,6 +71,8 @@ export interface IscsiBackendOptions {
   keySource?: 'auto' | 'scsi_id' | 'sysfs';
   /** How long a refresh waits for a missing stable target directory (default 5 s, as libvirt). */
   stableDirWaitMs?: number;
+  /** `udevadm` to settle after the session rescan (libvirt virWaitForDevices); null: do not wait. */
+  udevadm?: string | null;
 }
 
 /** What an operation needs to talk to iscsiadm about the pool's target, checked. */
@@ -282,6 +284,14 @@ export class IscsiBackend implements StorageBackend {
     const session = await this.findSession(ctx, t);
     if (!session) throw new FailedPreconditionError(`no iSCSI session for target '${printable(t.target)}': start the pool first`);
     await this.run(ctx.runner, sessionRescanArgv(session.id, this.iscsiadm), `rescanning iSCSI session ${session.id}`, { signal: ctx.signal });
+    // libvirt waits for udev here (virWaitForDevices in virStorageBackendISCSIGetHostNumber):
+    // the rescan's new LUNs get their /dev/disk/by-path links from udev, and a LUN without
+    // its link yet would be missing from the pool. A failed settle is no error (as libvirt).
+    if (this.opts.udevadm !== null) {
+      await ctx.runner.run([this.opts.udevadm ?? 'udevadm', 'settle'], { signal: ctx.signal, okExitCodes: [0, 1] }).catch((err: unknown) => {
+        if (err instanceof CancelledError) throw err;
+      });
+    }
     const host = await this.sessionHost(session.id);
     const volumes = await scanScsiHost(this.sysfs, host, targetDir, {
       runner: ctx.runner,

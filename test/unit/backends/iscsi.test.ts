@@ -265,17 +265,28 @@ describe('iscsi backend command sequences (recording runner, fixture sysfs)', ()
 
   it('refresh rescans the session and lists its disk LUs with stable paths under the target', async () => {
     const f = fixtureHost();
-    const runner = new RecordingRunner({ strict: true }).on(['iscsiadm', '--mode', 'session'], { stdout: SESSIONS });
+    const runner = new RecordingRunner({ strict: true }).on(['iscsiadm', '--mode', 'session'], { stdout: SESSIONS }).on(['udevadm', 'settle'], {});
     const r = await backendOn(f).refreshPool({ runner, pool: pool() });
+    // libvirt waits for udev after the rescan (virWaitForDevices): new LUNs need their by-path links
     expect(runner.argvs).to.deep.equal([
       ['iscsiadm', '--mode', 'session'],
       ['iscsiadm', '--mode', 'session', '-r', '3', '-R'],
+      ['udevadm', 'settle'],
     ]);
     expect(r.volumes.map((v: VolumeDefinition) => [v.name, v.target?.path, v.key, v.capacity])).to.deep.equal([
       ['unit:0:0:1', `/dev/disk/by-path/ip-127.0.0.1:3260-iscsi-${TARGET}-lun-1`, '360000000000000000e00000000010001', 20480n * 512n],
       ['unit:0:0:2', `/dev/disk/by-path/ip-127.0.0.1:3260-iscsi-${TARGET}-lun-2`, '360000000000000000e00000000010002', 4096n],
     ]);
     expect(r.runtime).to.deep.equal({ capacity: 20480n * 512n + 4096n, allocation: 20480n * 512n + 4096n, available: 0n });
+  });
+
+  it('refresh goes on when udevadm is missing or its settle fails (as libvirt)', async () => {
+    const f = fixtureHost();
+    const runner = new RecordingRunner({ strict: true })
+      .on(['iscsiadm', '--mode', 'session'], { stdout: SESSIONS })
+      .on(['udevadm', 'settle'], new CommandFailedError(['udevadm', 'settle'], undefined, 'spawn udevadm ENOENT'));
+    const r = await backendOn(f).refreshPool({ runner, pool: pool() });
+    expect(r.volumes.map((v: VolumeDefinition) => v.name)).to.deep.equal(['unit:0:0:1', 'unit:0:0:2']);
   });
 
   it('refresh without a session: FAILED_PRECONDITION, start the pool first', async () => {
