@@ -10,12 +10,14 @@
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
-import { InvalidArgumentError } from '../../libs/errors/errors.js';
+import { asCisternError, InvalidArgumentError } from '../../libs/errors/errors.js';
 import { StorageServiceService } from '../../libs/proto/cistern/v1/storage.js';
 import type { Logger } from './log.js';
 
 export const REQUESTS_BUCKET = 'cistern-requests';
 export const DEFAULT_REQUEST_TTL_SECONDS = 24 * 3600;
+/** Runs of one call whose joined work was cancelled by someone else (see once). */
+const MAX_ATTEMPTS = 5;
 
 interface MethodCodec {
   requestSerialize(value: unknown): Buffer;
@@ -68,8 +70,26 @@ export class RequestResults {
   /**
    * Runs `work` for a call, or returns the response the first call with this request id
    * got. Without a request id (or for a method without a response codec) it just runs.
+   *
+   * `signal` is this call's own (client cancel, deadline). A retry can be joined to a call
+   * that another client, or an earlier attempt of the same client, then cancels: here, while
+   * the first call runs on this coordinator, or in the agent's request cache while the
+   * cancelled operation is still being stopped there. Its CANCELLED is not this call's
+   * outcome (docs/api.md: a retry of a call that did not complete does the work), so a call
+   * whose own signal has not aborted runs again, up to MAX_ATTEMPTS times.
    */
-  async once<T>(method: string, principal: string, requestId: string, request: unknown, work: () => Promise<T>): Promise<T> {
+  async once<T>(method: string, principal: string, requestId: string, request: unknown, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.attempt(method, principal, requestId, request, work);
+      } catch (err) {
+        if (!signal || signal.aborted || attempt >= MAX_ATTEMPTS || asCisternError(err).code !== 'CANCELLED') throw err;
+        this.log.info('the call this retry was joined to was cancelled; running it again', { method, requestId, attempt });
+      }
+    }
+  }
+
+  private async attempt<T>(method: string, principal: string, requestId: string, request: unknown, work: () => Promise<T>): Promise<T> {
     const codec = codecs.get(method);
     if (!requestId || !codec) return work();
     const key = createHash('sha256').update(`${principal}\u0000${requestId}`).digest('hex');
@@ -87,7 +107,12 @@ export class RequestResults {
     const joined = this.running.get(key);
     if (joined) {
       check(joined);
-      return joined.result as Promise<T>;
+      try {
+        return (await joined.result) as T;
+      } finally {
+        // settled: a call after this one starts afresh (the first call's own cleanup may not have run yet)
+        if (this.running.get(key) === joined) this.running.delete(key);
+      }
     }
     const result = (async (): Promise<T> => {
       let stored: StoredResult | undefined;
@@ -114,11 +139,12 @@ export class RequestResults {
       }
       return response;
     })();
-    this.running.set(key, { method, fingerprint, result });
+    const entry = { method, fingerprint, result };
+    this.running.set(key, entry);
     try {
       return await result;
     } finally {
-      this.running.delete(key);
+      if (this.running.get(key) === entry) this.running.delete(key);
     }
   }
 }

@@ -116,7 +116,7 @@ export class CallRunner {
       // a retry with the request id of an earlier call gets that call's response (request-results.ts)
       const body = (ctx: CallContext): Promise<Res> =>
         this.svc.results
-          ? this.svc.results.once(method, ctx.principal, ctx.requestId, call.request, () => handler(this.svc, ctx, call.request))
+          ? this.svc.results.once(method, ctx.principal, ctx.requestId, call.request, () => handler(this.svc, ctx, call.request), ctx.signal)
           : handler(this.svc, ctx, call.request);
       this.run(method, call, call.request, body).then(
         (res) => callback(null, res),
