@@ -113,6 +113,25 @@ function refielded(prefix: string, err: unknown): unknown {
 }
 
 /**
+ * Runs the reading (and checking) of a document a request gave as text, so that its
+ * INVALID_ARGUMENT names that request field (`xml`, `source_xml`) as every other refusal does,
+ * and as BadRequest's field violation must: the element it is about goes into the message
+ * (`xml: pool/target/path: path 'rel' is not absolute ... (line 1)`), its other details (`line`)
+ * stay. The reader names the document's own places (`pool/@type`, `volume`, `target.path`,
+ * or nothing for a wrong root element), which a client cannot map back to what it sent.
+ */
+export function xmlErrorsUnder<T>(field: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError) || err.field === field) throw err;
+    const detail = err.field && err.message.startsWith(`${err.field}: `) ? err.message.slice(err.field.length + 2) : err.message;
+    const { field: _inner, ...details } = err.details;
+    throw new InvalidArgumentError(field, err.field ? `${err.field}: ${detail}` : detail, details);
+  }
+}
+
+/**
  * An agent's refusal of the volume a CreateVolume or CloneVolume gave it names the volume's own
  * fields (`volume.allocation`); a client maps fields back to its request (`definition.allocation`,
  * or `xml`).
@@ -133,9 +152,8 @@ export async function poolDefinitionFrom(definition: PoolDefinition | undefined,
   if (oneOf(definition, xml, 'definition', 'xml') === 'xml') {
     checkXmlText(xml, 'xml');
     const lib = await requireXml('a pool given as XML');
-    def = lib.parsePoolXml(xml);
+    def = xmlErrorsUnder('xml', () => lib.validatePoolDefinition(lib.parsePoolXml(xml)));
     checkObjectName(def.name, 'xml', 'pool name');
-    def = lib.validatePoolDefinition(def);
   } else {
     def = definition!;
     checkObjectName(def.name, 'definition.name', 'pool name');
@@ -168,7 +186,7 @@ export async function volumeDefinitionFrom(
   if (xmlGiven) {
     checkXmlText(xml, xmlField);
     const lib = await requireXml('a volume given as XML');
-    vol = lib.parseVolumeXml(xml, pool, volumeOptions);
+    vol = xmlErrorsUnder(xmlField, () => lib.parseVolumeXml(xml, pool, volumeOptions));
     checkObjectName(vol.name, xmlField, 'volume name');
   } else {
     vol = definition!;
@@ -186,7 +204,7 @@ export async function volumeDefinitionFrom(
     const checked = vol;
     const validate = () => (lib.validateVolumeDefinition(checked, pool, volumeOptions) as VolumeDefinition | undefined) ?? checked;
     // a structured definition's errors name the request's field; an XML one's name the element
-    vol = xmlGiven ? validate() : underRequestField(defField, validate);
+    vol = xmlGiven ? xmlErrorsUnder(xmlField, validate) : underRequestField(defField, validate);
   }
   else if (!options.cloning && vol.capacity === undefined) {
     throw new InvalidArgumentError(`${defField}.capacity`, 'is required');

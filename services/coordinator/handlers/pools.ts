@@ -43,7 +43,7 @@ import { forward } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
 import { SchemaValidator } from '../schema-validator.js';
-import { checkPoolTypes, checkRequestId, poolDefinitionFrom, requireHost, requirePoolName, validateAgainstSchema } from '../validate.js';
+import { checkPoolTypes, checkRequestId, poolDefinitionFrom, requireHost, requirePoolName, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
 import { loadXml, requireXml } from '../xml.js';
 import { encodedPool } from '../pool-list-encoding.js';
 
@@ -356,7 +356,10 @@ export async function findPoolSources(svc: CoordinatorServices, ctx: CallContext
   checkPoolTypes([req.type], 'type');
   if (req.sourceXml && req.source) throw new InvalidArgumentError('source_xml', 'give either source or source_xml, not both');
   let source = req.source;
-  if (req.sourceXml) source = (await requireXml('a source given as XML')).parsePoolSourceXml(req.sourceXml);
+  if (req.sourceXml) {
+    const lib = await requireXml('a source given as XML');
+    source = xmlErrorsUnder('source_xml', () => lib.parsePoolSourceXml(req.sourceXml));
+  }
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, req.type);
   const reply = await forward(svc, ctx, host, { op: { $case: 'findPoolSources', value: { ...req, host, source, sourceXml: '' } } });

@@ -2,7 +2,9 @@
 import { expect } from 'chai';
 import { checkResizeCapacity, poolDefinitionFrom, volumeDefinitionFrom } from '../../../services/coordinator/validate.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
-import { PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { FindPoolSourcesRequest, PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { findPoolSources } from '../../../services/coordinator/handlers/pools.js';
+import type { CallContext, CoordinatorServices } from '../../../services/coordinator/context.js';
 
 async function refusal(p: Promise<unknown>): Promise<InvalidArgumentError> {
   try {
@@ -30,9 +32,50 @@ describe('request fields in INVALID_ARGUMENT for structured definitions', () => 
     const badFormat = VolumeDefinition.fromPartial({ name: 'v', capacity: 1024n, target: { format: 'nope' } });
     const err = await refusal(volumeDefinitionFrom(badFormat, '', dir, { defField: 'new_volume' }));
     expect(err.field).to.match(/^new_volume\.target\.format$/);
-    // given as XML, errors name the document's element, with its line
+    // given as XML, errors name the request's xml field; the message names the element and its line
     const xmlErr = await refusal(volumeDefinitionFrom(undefined, "<volume><name>v</name><capacity>1</capacity><target><format type='nope'/></target></volume>", dir));
-    expect(xmlErr.field).to.not.match(/^definition/);
+    expect(xmlErr.field).to.equal('xml');
+    expect(xmlErr.message).to.match(/^xml: volume\/target\/format\/@type: unknown volume format type 'nope'/);
+    expect(xmlErr.details).to.include({ field: 'xml', line: '1' });
+  });
+});
+
+// What a client reads as BadRequest's field violation (and x-cistern-field): the request field
+// it sent the document in, never the reader's own names for places in the document.
+describe('request fields in INVALID_ARGUMENT for documents given as XML', () => {
+  const cases: Array<[string, () => Promise<unknown>, RegExp]> = [
+    ['pool: malformed', () => poolDefinitionFrom(undefined, "<pool type='dir'><name>x</name>"), /^xml: (pool: )?malformed XML/],
+    ['pool: wrong root element', () => poolDefinitionFrom(undefined, '<volume/>'), /^xml: unexpected root element <volume>, expecting <pool>/],
+    ['pool: unknown type', () => poolDefinitionFrom(undefined, "<pool type='zzz'><name>x</name></pool>"), /^xml: pool\/@type: unsupported pool type 'zzz'/],
+    ['pool: relative target', () => poolDefinitionFrom(undefined, "<pool type='dir'><name>x</name><target><path>rel</path></target></pool>"), /^xml: pool\/target\/path: path 'rel' is not absolute/],
+    ['pool: no target', () => poolDefinitionFrom(undefined, "<pool type='dir'><name>x</name></pool>"), /^xml: target\.path: missing storage pool target path/],
+    ['volume: malformed', () => volumeDefinitionFrom(undefined, '<volume><name>v</name>', dir), /^xml: (volume: )?malformed XML/],
+    ['volume: wrong root element', () => volumeDefinitionFrom(undefined, '<pool/>', dir), /^xml: unexpected root element <pool>, expecting <volume>/],
+    ['volume: no name', () => volumeDefinitionFrom(undefined, '<volume><capacity>1</capacity></volume>', dir), /^xml: name: missing volume name element/],
+  ];
+  for (const [what, call, message] of cases) {
+    it(`${what}: field xml`, async () => {
+      const err = await refusal(call());
+      expect(err.field, err.message).to.equal('xml');
+      expect(err.details.field).to.equal('xml');
+      expect(err.message).to.match(message);
+    });
+  }
+
+  it('FindPoolSources: field source_xml (its source field is the structured one)', async () => {
+    // refused before the host is looked up: no services are needed
+    const svc = {} as CoordinatorServices;
+    const ctx = {} as CallContext;
+    for (const sourceXml of ['<source', '<pool/>']) {
+      const err = await refusal(findPoolSources(svc, ctx, FindPoolSourcesRequest.fromPartial({ host: 'a', type: PoolType.POOL_TYPE_LOGICAL, sourceXml })));
+      expect(err.field, err.message).to.equal('source_xml');
+      expect(err.message).to.match(/^source_xml: /);
+    }
+  });
+
+  it('CloneVolume names its own xml field when it has another', async () => {
+    const err = await refusal(volumeDefinitionFrom(undefined, '<pool/>', dir, { cloning: true, xmlField: 'new_xml' }));
+    expect(err.field).to.equal('new_xml');
   });
 });
 
