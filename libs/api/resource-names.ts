@@ -15,6 +15,11 @@ export const volumeName = (host: string, pool: string, volume: string): string =
 /** Accepts `hosts/{host}` or a bare host id. */
 export function parseHostName(value: string, field = 'host'): string {
   const host = value.startsWith('hosts/') ? value.slice('hosts/'.length) : value;
+  // a '/' left is a name of something else (hosts/a/, host/a, hosts/a/pools/p): say what the
+  // field takes, about the value as sent, rather than call a fragment of it a bad host id
+  if (host.includes('/')) {
+    throw new InvalidArgumentError(field, `'${printable(value)}' is not a host resource name; expected hosts/{host} or a host id`);
+  }
   checkHostId(host, field);
   return host;
 }

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { checkAbsolutePath, checkHostId, checkObjectName, checkSize, MAX_SIZE } from '../../../libs/api/names.js';
-import { parsePoolName, parseVolumeName, poolName, volumeName } from '../../../libs/api/resource-names.js';
+import { parseHostName, parsePoolName, parseVolumeName, poolName, volumeName } from '../../../libs/api/resource-names.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 
 function refusal(fn: () => unknown): InvalidArgumentError {
@@ -92,5 +92,25 @@ describe('resource names', () => {
     expect(refusal(() => parsePoolName('hosts/a/volumes/x')).message).to.contain('hosts/{host}/pools/{pool}');
     expect(refusal(() => parseVolumeName('hosts/a/pools/p/volumes/..')).message).to.contain("is '..'");
     expect(refusal(() => parsePoolName('hosts/a.b/pools/p')).message).to.contain('host id');
+  });
+});
+
+describe('host resource names', () => {
+  it('takes hosts/{host} or the bare id', () => {
+    expect(parseHostName('hosts/a')).to.equal('a');
+    expect(parseHostName('a_b-1')).to.equal('a_b-1');
+  });
+
+  // a client sees the value it sent and what the field takes, not a fragment called a host id
+  for (const bad of ['hosts/a/', 'host/a', 'hosts/a/pools/p', '/a', 'hosts//a']) {
+    it(`refuses ${bad} as not a host resource name`, () => {
+      const err = refusal(() => parseHostName(bad, 'name'));
+      expect(err.field).to.equal('name');
+      expect(err.message).to.equal(`name: '${bad}' is not a host resource name; expected hosts/{host} or a host id`);
+    });
+  }
+
+  it('still refuses a bad bare id as a host id', () => {
+    expect(refusal(() => parseHostName('-a')).message).to.match(/^host: host id '-a' is not valid/);
   });
 });
