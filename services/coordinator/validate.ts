@@ -15,6 +15,11 @@ import { loadXml, requireXml } from './xml.js';
 
 export const MAX_XML_BYTES = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** PoolType values a request may carry, as a client's stubs name them (and libvirt's words). */
+const POOL_TYPES_ALLOWED = Object.entries(PoolType)
+  .filter(([, v]) => typeof v === 'number' && v > 0)
+  .map(([k, v]) => `${k} (${v})`)
+  .join(' ') + ' (dir fs netfs logical disk iscsi iscsi-direct scsi mpath)';
 
 export function requireHost(value: string, field = 'host'): string {
   if (!value) throw new InvalidArgumentError(field, 'is required: a host id or hosts/{host}');
@@ -158,7 +163,7 @@ export async function poolDefinitionFrom(definition: PoolDefinition | undefined,
     def = definition!;
     checkObjectName(def.name, 'definition.name', 'pool name');
     if (def.type === PoolType.POOL_TYPE_UNSPECIFIED || !(def.type in PoolType) || def.type < 0) {
-      throw new InvalidArgumentError('definition.type', `pool type ${def.type} is not valid; allowed: dir fs netfs logical disk iscsi iscsi-direct scsi mpath`);
+      throw new InvalidArgumentError('definition.type', `pool type ${def.type} is not valid; allowed: ${POOL_TYPES_ALLOWED}`);
     }
     if (def.target?.path) checkAbsolutePath(def.target.path, 'definition.target.path');
     const lib = await loadXml();
@@ -233,7 +238,7 @@ export function checkWipeAlgorithm(value: WipeAlgorithm, field = 'algorithm'): v
 export function checkPoolTypes(types: PoolType[], field = 'types'): void {
   for (const t of types) {
     if (t === PoolType.POOL_TYPE_UNSPECIFIED || !(t in PoolType) || t < 0) {
-      throw new InvalidArgumentError(field, `pool type ${t} is not valid`);
+      throw new InvalidArgumentError(field, `pool type ${t} is not valid; allowed: ${POOL_TYPES_ALLOWED}`);
     }
   }
 }

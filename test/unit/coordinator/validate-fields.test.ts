@@ -1,6 +1,6 @@
 // Errors about a structured definition name the request's field, as a client sent it.
 import { expect } from 'chai';
-import { checkResizeCapacity, poolDefinitionFrom, volumeDefinitionFrom } from '../../../services/coordinator/validate.js';
+import { checkPoolTypes, checkResizeCapacity, poolDefinitionFrom, volumeDefinitionFrom } from '../../../services/coordinator/validate.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { FindPoolSourcesRequest, PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { findPoolSources } from '../../../services/coordinator/handlers/pools.js';
@@ -95,4 +95,22 @@ describe('ResizeVolume capacity', () => {
     }
     expect(() => checkResizeCapacity({ capacity: -1n, delta: true, shrink: false })).to.throw(InvalidArgumentError, /out of range/);
   });
+});
+
+describe('pool types in filters and definitions', () => {
+  // ListPools.types and FindPoolSources.type: an unknown or unset enum value says what is allowed
+  for (const bad of [0, 99, -1]) {
+    it(`refuses ${bad}, naming the field and the values allowed`, async () => {
+      let err: InvalidArgumentError | undefined;
+      try {
+        checkPoolTypes([PoolType.POOL_TYPE_DIR, bad as PoolType], 'types');
+      } catch (e) {
+        err = e as InvalidArgumentError;
+      }
+      expect(err?.field).to.equal('types');
+      expect(err?.message).to.match(new RegExp(`^types: pool type ${bad} is not valid; allowed: POOL_TYPE_DIR \\(1\\) .* POOL_TYPE_MPATH \\(9\\)`));
+      const def = await refusal(poolDefinitionFrom({ ...dir, type: bad as PoolType }, ''));
+      expect(def.message).to.match(new RegExp(`^definition.type: pool type ${bad} is not valid; allowed: POOL_TYPE_DIR \\(1\\)`));
+    });
+  }
 });
