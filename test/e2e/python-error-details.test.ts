@@ -92,6 +92,34 @@ describe('Python client reading error details (google.rpc.Status)', function () 
     expect(s.details![0]).to.include({ type: 'ErrorInfo', reason: 'NOT_FOUND', domain: 'cistern.v1' });
   });
 
+  it('an existing volume: ALREADY_EXISTS whose ErrorInfo names the host, pool and volume', function () {
+    const s = step('exists');
+    expect(s.code).to.equal('ALREADY_EXISTS');
+    expect(s.details).to.deep.equal([
+      { type: 'ErrorInfo', reason: 'ALREADY_EXISTS', domain: 'cistern.v1', metadata: { host: 'a', pool: 'errs', volume: 'v1' } },
+    ]);
+  });
+
+  it('a pool document with the wrong root element: BadRequest on the field xml', function () {
+    const s = step('xml-wrong-root');
+    expect(s.code).to.equal('INVALID_ARGUMENT');
+    expect(s.message).to.equal('xml: unexpected root element <volume>, expecting <pool>');
+    expect(s.details).to.deep.equal([
+      { type: 'ErrorInfo', reason: 'INVALID_ARGUMENT', domain: 'cistern.v1', metadata: { field: 'xml' } },
+      { type: 'BadRequest', violations: [{ field: 'xml', description: 'unexpected root element <volume>, expecting <pool>' }] },
+    ]);
+  });
+
+  it("a bad value inside the document: field xml, the element and line in the message and details", function () {
+    const s = step('xml-bad-type');
+    expect(s.code).to.equal('INVALID_ARGUMENT');
+    expect(s.message).to.match(/^xml: pool\/@type: unsupported pool type 'zzz'/);
+    const info = s.details![0] as { metadata: Record<string, string> };
+    expect(info.metadata).to.deep.equal({ field: 'xml', line: '1' });
+    expect(s.details![1]).to.deep.include({ type: 'BadRequest' });
+    expect((s.details![1] as { violations: Array<{ field: string }> }).violations[0]!.field).to.equal('xml');
+  });
+
   it(`a command failing with ${LONG_STDERR_BYTES} bytes of stderr arrives as INTERNAL, cut, not as a trailer-size error`, function () {
     const s = step('long-stderr');
     expect(s.code, s.message).to.equal('INTERNAL');

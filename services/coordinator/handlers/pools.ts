@@ -68,7 +68,7 @@ function currentView(svc: CoordinatorServices, host: string, pool: string, fallb
   const view = poolView(svc.cache, host, pool, svc.hosts.freshness(host));
   if (view) return view;
   if (fallback) return { ...fallback, name: poolName(host, pool), host, persistent: false, autostart: false };
-  throw new NotFoundError(`storage pool '${pool}' not found on host '${host}'`);
+  throw new NotFoundError(`storage pool '${pool}' not found on host '${host}'`, { host, pool });
 }
 
 /** libvirt's virStoragePoolObjSourceFindDuplicate: no two pools of a host on the same storage. */
@@ -79,7 +79,7 @@ function requireNoSourceConflict(svc: CoordinatorServices, host: string, def: Po
     checked.add(other.name);
     const shared = sourceConflict(other, def);
     if (shared) {
-      throw new AlreadyExistsError(`storage source conflict with pool '${other.name}' on host '${host}': both would use the ${shared}`);
+      throw new AlreadyExistsError(`storage source conflict with pool '${other.name}' on host '${host}': both would use the ${shared}`, { host, pool: other.name });
     }
   };
   for (const [, rec] of svc.cache.catalogOfHost(host)) check(rec.value.definition);
@@ -96,13 +96,13 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
   const name = def.name;
   for (const [other, rec] of svc.cache.catalogOfHost(host)) {
     if (other !== name && rec.value.definition?.uuid === def.uuid) {
-      throw new AlreadyExistsError(`pool '${other}' on host '${host}' already has uuid ${def.uuid}`);
+      throw new AlreadyExistsError(`pool '${other}' on host '${host}' already has uuid ${def.uuid}`, { host, pool: other });
     }
   }
   requireNoSourceConflict(svc, host, def);
   const running = svc.cache.runtimePool(host, name);
   if (running && running.pool.definition?.uuid && running.pool.definition.uuid !== def.uuid) {
-    throw new AlreadyExistsError(`pool '${name}' is already active on host '${host}' with uuid ${running.pool.definition.uuid}`);
+    throw new AlreadyExistsError(`pool '${name}' is already active on host '${host}' with uuid ${running.pool.definition.uuid}`, { host, pool: name });
   }
   const existing = await svc.catalog.get(host, name);
   let revision: number;
@@ -111,6 +111,7 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
     if (existing.value.definition?.uuid !== def.uuid) {
       throw new AlreadyExistsError(
         `pool '${name}' already exists on host '${host}' with uuid ${existing.value.definition?.uuid}; to change it, define it again with that uuid`,
+        { host, pool: name },
       );
     }
     value = CatalogPool.create({ definition: def, autostart: existing.value.autostart, persistent: true });
@@ -134,10 +135,10 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, def.type);
   if (svc.cache.catalogEntry(host, def.name)) {
-    throw new AlreadyExistsError(`pool '${def.name}' is already defined on host '${host}'; start it with StartPool`);
+    throw new AlreadyExistsError(`pool '${def.name}' is already defined on host '${host}'; start it with StartPool`, { host, pool: def.name });
   }
   if (svc.cache.runtimePool(host, def.name) && !ctx.requestId) {
-    throw new AlreadyExistsError(`pool '${def.name}' is already active on host '${host}'`);
+    throw new AlreadyExistsError(`pool '${def.name}' is already active on host '${host}'`, { host, pool: def.name });
   }
   requireNoSourceConflict(svc, host, def);
   svc.hosts.requireOnline(host);
@@ -157,14 +158,14 @@ export async function undefinePool(svc: CoordinatorServices, ctx: CallContext, r
   const existing = await svc.catalog.get(ref.host, ref.pool);
   if (!existing) {
     if (svc.cache.runtimePool(ref.host, ref.pool)) {
-      throw new FailedPreconditionError(`cannot undefine transient storage pool '${ref.pool}'; stop it instead`);
+      throw new FailedPreconditionError(`cannot undefine transient storage pool '${ref.pool}'; stop it instead`, { host: ref.host, pool: ref.pool });
     }
-    throw new NotFoundError(`storage pool '${ref.pool}' not found on host '${ref.host}'`);
+    throw new NotFoundError(`storage pool '${ref.pool}' not found on host '${ref.host}'`, { host: ref.host, pool: ref.pool });
   }
   // libvirt's storagePoolUndefine: an active pool keeps its definition until it is stopped
   // (a host that is gone cannot stop it: its definitions can still be removed)
   if (svc.cache.runtimePool(ref.host, ref.pool) && svc.hosts.isOnline(ref.host)) {
-    throw new FailedPreconditionError(`storage pool '${ref.pool}' on host '${ref.host}' is still active; stop it first (StopPool, pool-destroy)`);
+    throw new FailedPreconditionError(`storage pool '${ref.pool}' on host '${ref.host}' is still active; stop it first (StopPool, pool-destroy)`, { host: ref.host, pool: ref.pool });
   }
   await svc.catalog.delete(ref.host, ref.pool, existing.revision);
   svc.cache.applyCatalog(ref.host, ref.pool, undefined, existing.revision + 1);
@@ -224,7 +225,7 @@ export async function deletePool(svc: CoordinatorServices, ctx: CallContext, req
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
   const p = resolvePool(svc, ref);
-  if (p.active && !ctx.requestId) throw new FailedPreconditionError(`storage pool '${ref.pool}' is still active; stop it first`);
+  if (p.active && !ctx.requestId) throw new FailedPreconditionError(`storage pool '${ref.pool}' is still active; stop it first`, { host: ref.host, pool: ref.pool });
   svc.hosts.requireOnline(ref.host);
   await forward(svc, ctx, ref.host, {
     pool: p.definition,
@@ -343,7 +344,7 @@ export async function setPoolAutostart(svc: CoordinatorServices, ctx: CallContex
   const ref = requirePoolName(req.name);
   resolvePool(svc, ref);
   if (!svc.cache.catalogEntry(ref.host, ref.pool)) {
-    throw new FailedPreconditionError(`cannot set autostart for transient storage pool '${ref.pool}'; define it first`);
+    throw new FailedPreconditionError(`cannot set autostart for transient storage pool '${ref.pool}'; define it first`, { host: ref.host, pool: ref.pool });
   }
   const entry = await svc.catalog.modify(ref.host, ref.pool, (v) => ({ ...v, autostart: req.autostart }));
   svc.cache.applyCatalog(ref.host, ref.pool, entry.value, entry.revision);

@@ -45,7 +45,7 @@ function volumeAfter(svc: CoordinatorServices, host: string, pool: string, name:
   const cached = svc.cache.volume(host, pool, name);
   if (cached) return volumeView(cached, !svc.hosts.isCurrent(host));
   if (reply.result?.$case === 'volume') return reply.result.value;
-  throw new NotFoundError(`storage volume '${name}' not found in pool '${pool}' on host '${host}'`);
+  throw new NotFoundError(`storage volume '${name}' not found in pool '${pool}' on host '${host}'`, { host, pool, volume: name });
 }
 
 /**
@@ -56,7 +56,7 @@ function volumeAfter(svc: CoordinatorServices, host: string, pool: string, name:
 function requireAbsent(svc: CoordinatorServices, ctx: CallContext, host: string, pool: string, name: string): void {
   if (ctx.requestId) return;
   if (svc.cache.hasVolume(host, pool, name)) {
-    throw new AlreadyExistsError(`storage volume '${name}' already exists in pool '${pool}' on host '${host}'`);
+    throw new AlreadyExistsError(`storage volume '${name}' already exists in pool '${pool}' on host '${host}'`, { host, pool, volume: name });
   }
 }
 

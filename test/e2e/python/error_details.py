@@ -79,6 +79,13 @@ def main() -> int:
         attempt("bad-name", "CreateVolume", pb.CreateVolumeRequest(
             parent=pool_name, definition=pb.VolumeDefinition(name="../x", capacity=1 << 20)))
         attempt("unknown-pool", "GetPool", pb.GetPoolRequest(name="hosts/%s/pools/nosuchpool" % args.host))
+        stub.CreateVolume(pb.CreateVolumeRequest(
+            parent=pool_name, definition=pb.VolumeDefinition(name="v1", capacity=1 << 20)), timeout=60)
+        attempt("exists", "CreateVolume", pb.CreateVolumeRequest(
+            parent=pool_name, definition=pb.VolumeDefinition(name="v1", capacity=1 << 20)))
+        attempt("xml-wrong-root", "DefinePool", pb.DefinePoolRequest(host=args.host, xml="<volume/>"))
+        attempt("xml-bad-type", "DefinePool", pb.DefinePoolRequest(
+            host=args.host, xml="<pool type='zzz'><name>x</name></pool>"))
         # vmdk is made by qemu-img, whose stand-in on this agent's PATH fails with a long stderr
         attempt("long-stderr", "CreateVolume", pb.CreateVolumeRequest(
             parent=pool_name, definition=pb.VolumeDefinition(
