@@ -120,6 +120,19 @@ describe('Python client reading error details (google.rpc.Status)', function () 
     expect((s.details![1] as { violations: Array<{ field: string }> }).violations[0]!.field).to.equal('xml');
   });
 
+  it('an upload message with its part oneof unset: INVALID_ARGUMENT naming data, not "a header"', function () {
+    const s = step('upload-unset-part');
+    expect(s.code).to.equal('INVALID_ARGUMENT');
+    expect(s.message).to.equal('data: is required in every message after the header (the part oneof was unset)');
+    expect((s.details![1] as { violations: Array<{ field: string }> }).violations[0]!.field).to.equal('data');
+  });
+
+  it('a second upload header: INVALID_ARGUMENT naming header', function () {
+    const s = step('upload-two-headers');
+    expect(s.code).to.equal('INVALID_ARGUMENT');
+    expect(s.message).to.equal('header: only the first message of an upload may be a header');
+  });
+
   it(`a command failing with ${LONG_STDERR_BYTES} bytes of stderr arrives as INTERNAL, cut, not as a trailer-size error`, function () {
     const s = step('long-stderr');
     expect(s.code, s.message).to.equal('INTERNAL');

@@ -48,7 +48,9 @@ export async function uploadVolume(
       const next = await messages.next();
       if (next.done) return;
       const part = next.value.part;
-      if (part?.$case !== 'data') throw new InvalidArgumentError('data', 'only the first message of an upload may be a header');
+      if (part?.$case === 'header') throw new InvalidArgumentError('header', 'only the first message of an upload may be a header');
+      // a message with neither (the oneof unset) is not data of length 0: say so, not 'a header'
+      if (part?.$case !== 'data') throw new InvalidArgumentError('data', 'is required in every message after the header (the part oneof was unset)');
       if (part.value.length > MAX_UPLOAD_CHUNK) {
         throw new ResourceExhaustedError(`an upload data message is ${part.value.length} bytes; at most ${MAX_UPLOAD_CHUNK} allowed`);
       }

@@ -86,6 +86,17 @@ def main() -> int:
         attempt("xml-wrong-root", "DefinePool", pb.DefinePoolRequest(host=args.host, xml="<volume/>"))
         attempt("xml-bad-type", "DefinePool", pb.DefinePoolRequest(
             host=args.host, xml="<pool type='zzz'><name>x</name></pool>"))
+        def upload(step, messages):
+            try:
+                stub.UploadVolume(iter(messages), timeout=60)
+                out(step, code="OK")
+            except grpc.RpcError as err:
+                status = rich_status(err)
+                out(step, code=err.code().name, message=err.details(),
+                    details=details_of(status) if status else None)
+        header = pb.UploadVolumeRequest(header=pb.UploadVolumeRequest.Header(name=pool_name + "/volumes/v1"))
+        upload("upload-unset-part", [header, pb.UploadVolumeRequest()])
+        upload("upload-two-headers", [header, header])
         # vmdk is made by qemu-img, whose stand-in on this agent's PATH fails with a long stderr
         attempt("long-stderr", "CreateVolume", pb.CreateVolumeRequest(
             parent=pool_name, definition=pb.VolumeDefinition(
