@@ -17,8 +17,9 @@ export interface OptionSpec {
   /** placeholder shown in help, e.g. <pool> */
   metavar?: string;
   /**
-   * Names a pool, a volume or a host: an empty value is refused when the command reads it, with
-   * virsh's `Failed to get option 'pool': Option argument is empty` (vshCommandOptStringReq).
+   * An empty value is refused when the command reads it, with virsh's `Failed to get option
+   * 'pool': Option argument is empty` (vshCommandOptStringReq): names of pools, volumes and
+   * hosts, files, types, formats, algorithms, every option virsh 9.0 reads that way.
    */
   nonEmpty?: boolean;
 }

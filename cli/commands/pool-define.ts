@@ -24,7 +24,7 @@ const BUILD_OPTIONS: OptionSpec[] = [
 ];
 
 const FILE_OPTION: OptionSpec = {
-  name: 'file', type: 'string', required: true, help: 'file containing an XML pool description',
+  name: 'file', type: 'string', required: true, nonEmpty: true, help: 'file containing an XML pool description',
 };
 
 // virsh's VIRSH_COMMON_OPT_POOL_X_AS, in its order (the order positional values fill).
@@ -52,7 +52,7 @@ const X_AS_FIELDS: Array<[string, keyof PoolAsFields, string]> = [
 
 const X_AS_OPTIONS: OptionSpec[] = [
   { name: 'name', type: 'string', required: true, nonEmpty: true, help: 'name of the pool' },
-  { name: 'type', type: 'string', required: true, help: 'type of the pool' },
+  { name: 'type', type: 'string', required: true, nonEmpty: true, help: 'type of the pool' },
   { name: 'print-xml', type: 'bool', help: "print XML document, but don't define/create" },
   ...X_AS_FIELDS.map(([name, , help]): OptionSpec => ({ name, type: 'string', help })),
   HOST_OPTION,

@@ -44,7 +44,7 @@ export const poolEvent: Command = {
   description: 'List event types, or wait for storage pool events to occur\n    With no --event, every kind but progress is shown. Cistern adds the volume, host and progress kinds.',
   options: [
     { name: 'pool', type: 'string', nonEmpty: true, help: 'filter by storage pool name or uuid' },
-    { name: 'event', type: 'string', help: `which event type to wait for (${EVENT_CLASSES.join(', ')})` },
+    { name: 'event', type: 'string', nonEmpty: true, help: `which event type to wait for (${EVENT_CLASSES.join(', ')})` },
     { name: 'loop', type: 'bool', help: 'loop until timeout or interrupt, rather than one-shot' },
     { name: 'timeout', type: 'string', metavar: 'number', help: 'timeout seconds' },
     { name: 'list', type: 'bool', help: 'list valid event types' },

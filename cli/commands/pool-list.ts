@@ -33,7 +33,8 @@ export function poolFilter(opts: ParsedOptions): PoolFilter {
   if (autostart !== noAutostart) f.autostart = autostart;
   const type = str(opts, 'type');
   if (type !== undefined) {
-    const words = type.split(',').filter((t) => t !== '');
+    // every word is checked, as virsh does: `dir,` is `Invalid pool type ''`
+    const words = type.split(',');
     f.types = words.filter((t) => !LIBVIRT_ONLY_TYPE_WORDS.includes(t)).map(parsePoolType);
     f.matchesNothing = words.length > 0 && f.types.length === 0;
   }
@@ -63,7 +64,7 @@ export const poolList: Command = {
     { name: 'persistent', type: 'bool', help: 'list persistent pools' },
     { name: 'autostart', type: 'bool', help: 'list pools with autostart enabled' },
     { name: 'no-autostart', type: 'bool', help: 'list pools with autostart disabled' },
-    { name: 'type', type: 'string', metavar: 'string', help: 'only list pool of specified type(s) (if supported), comma separated' },
+    { name: 'type', type: 'string', metavar: 'string', nonEmpty: true, help: 'only list pool of specified type(s) (if supported), comma separated' },
     { name: 'details', type: 'bool', help: 'display extended details for pools' },
     { name: 'uuid', type: 'bool', help: 'list UUID of active pools only' },
     { name: 'name', type: 'bool', help: 'list name of active pools only' },
@@ -74,6 +75,9 @@ export const poolList: Command = {
     const details = flag(ctx.opts, 'details');
     const uuid = flag(ctx.opts, 'uuid');
     const name = flag(ctx.opts, 'name');
+    // virsh 9.0 checks this pair first (VSH_EXCLUSIVE_OPTIONS in cmdPoolList): --all would
+    // otherwise silently win over --inactive and a script would get active pools it did not ask for
+    if (flag(ctx.opts, 'all') && flag(ctx.opts, 'inactive')) throw new UsageError('Options --all and --inactive are mutually exclusive');
     if (details && uuid) throw new UsageError('Options --details and --uuid are mutually exclusive');
     if (details && name) throw new UsageError('Options --details and --name are mutually exclusive');
     const filter = poolFilter(ctx.opts);

@@ -2,7 +2,7 @@
 import { FindPoolSourcesRequest, GetPoolCapabilitiesRequest } from '../../libs/proto/cistern/v1/storage.js';
 import { req, str } from '../args.js';
 import type { Command } from '../command.js';
-import { attempt } from '../errors.js';
+import { attempt, emptyOptionError, UsageError } from '../errors.js';
 import { readXmlFile } from '../files.js';
 import { parsePoolType } from '../format/pool.js';
 import { xmlEscape } from '../format/xml.js';
@@ -32,8 +32,8 @@ export const findStoragePoolSources: Command = {
   help: 'discover potential storage pool sources',
   description: 'Returns XML <sources> document.',
   options: [
-    { name: 'type', type: 'string', required: true, help: 'type of storage pool sources to discover' },
-    { name: 'srcSpec', type: 'string', help: 'optional file of source xml to query for pools' },
+    { name: 'type', type: 'string', required: true, nonEmpty: true, help: 'type of storage pool sources to discover' },
+    { name: 'srcSpec', type: 'string', nonEmpty: true, help: 'optional file of source xml to query for pools' },
     HOST_OPTION,
   ],
   async run(ctx) {
@@ -63,16 +63,21 @@ export const findStoragePoolSourcesAs: Command = {
   help: 'find potential storage pool sources',
   description: 'Returns XML <sources> document.\n    Here --host is the storage host to query (as in virsh); the Cistern host that runs the query is --agent-host.',
   options: [
-    { name: 'type', type: 'string', required: true, help: 'type of storage pool sources to find' },
+    { name: 'type', type: 'string', required: true, nonEmpty: true, help: 'type of storage pool sources to find' },
     { name: 'host', type: 'string', nonEmpty: true, help: 'optional host to query' },
     { name: 'port', type: 'string', help: 'optional port to query' },
-    { name: 'initiator', type: 'string', help: 'optional initiator IQN to use for query' },
+    { name: 'initiator', type: 'string', nonEmpty: true, help: 'optional initiator IQN to use for query' },
     { name: 'agent-host', type: 'string', named: true, metavar: 'host', nonEmpty: true, help: 'Cistern host id that runs the query (default: the only host)' },
   ],
   async run(ctx) {
     const type = req(ctx.opts, 'type');
     const poolType = parsePoolType(type);
-    const sourceXml = sourceSpecXml(str(ctx.opts, 'host'), str(ctx.opts, 'port'), str(ctx.opts, 'initiator'));
+    const storageHost = str(ctx.opts, 'host');
+    const initiator = str(ctx.opts, 'initiator');
+    const port = str(ctx.opts, 'port');
+    // virsh reads --port only with --host, and then an empty one is refused with a second line
+    if (storageHost !== undefined && port === '') throw new UsageError(emptyOptionError('port').message, 'missing argument');
+    const sourceXml = sourceSpecXml(storageHost, port, initiator);
     const api = ctx.api();
     const host = await resolveHost(api, str(ctx.opts, 'agent-host'));
     const res = await attempt(`Failed to find any ${type} pool sources`, () =>

@@ -35,7 +35,7 @@ export const volCreate: Command = {
   name: 'vol-create',
   help: 'create a vol from an XML file',
   description: 'Create a vol.',
-  options: [POOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file containing an XML vol description' }, PREALLOC_OPTION, VALIDATE_OPTION],
+  options: [POOL_OPTION, { name: 'file', type: 'string', required: true, nonEmpty: true, help: 'file containing an XML vol description' }, PREALLOC_OPTION, VALIDATE_OPTION],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
     const xml = await readXmlFile(file);
@@ -73,9 +73,9 @@ export const volCreateAs: Command = {
     { name: 'name', type: 'string', required: true, nonEmpty: true, help: 'name of the volume' },
     { name: 'capacity', type: 'string', required: true, help: 'size of the vol, as scaled integer (default bytes)' },
     { name: 'allocation', type: 'string', help: 'initial allocation size, as scaled integer (default bytes)' },
-    { name: 'format', type: 'string', help: 'file format type raw,bochs,qcow,qcow2,qed,vmdk' },
+    { name: 'format', type: 'string', nonEmpty: true, help: 'file format type raw,bochs,qcow,qcow2,qed,vmdk' },
     { name: 'backing-vol', type: 'string', nonEmpty: true, help: 'the backing volume if taking a snapshot' },
-    { name: 'backing-vol-format', type: 'string', help: 'format of backing volume if taking a snapshot' },
+    { name: 'backing-vol-format', type: 'string', nonEmpty: true, help: 'format of backing volume if taking a snapshot' },
     PREALLOC_OPTION,
     { name: 'print-xml', type: 'bool', help: 'print XML document, but don\'t define/create' },
   ],
@@ -83,17 +83,19 @@ export const volCreateAs: Command = {
     const name = req(ctx.opts, 'name');
     const fields: VolAsFields = { name, capacity: parseSize(req(ctx.opts, 'capacity'), 'capacity') };
     const allocation = str(ctx.opts, 'allocation');
-    if (allocation !== undefined) fields.allocation = parseSize(allocation, 'allocation');
+    // virsh reads --allocation quietly (vshCommandOptStringQuiet): an empty one is as if not given
+    if (allocation !== undefined && allocation !== '') fields.allocation = parseSize(allocation, 'allocation');
     const format = str(ctx.opts, 'format');
     if (format !== undefined) fields.format = format;
     const api = ctx.api();
     const poolText = req(ctx.opts, 'pool');
     const pool = await resolvePool(api, poolText);
     const backing = str(ctx.opts, 'backing-vol');
+    // read even without --backing-vol, as virsh does: an empty one is refused either way
+    const backingFormat = str(ctx.opts, 'backing-vol-format');
     if (backing !== undefined) {
       const backingVol = await resolveVolume(api, backing, pool.resource, undefined);
       fields.backingPath = volumePath(backingVol);
-      const backingFormat = str(ctx.opts, 'backing-vol-format');
       if (backingFormat !== undefined) fields.backingFormat = backingFormat;
     }
     if (flag(ctx.opts, 'print-xml')) {
@@ -118,7 +120,7 @@ export const volCreateFrom: Command = {
   description: 'Create a vol from an existing volume.',
   options: [
     POOL_OPTION,
-    { name: 'file', type: 'string', required: true, help: 'file containing an XML vol description' },
+    { name: 'file', type: 'string', required: true, nonEmpty: true, help: 'file containing an XML vol description' },
     { name: 'vol', type: 'string', required: true, nonEmpty: true, help: 'input vol name or key' },
     { name: 'inputpool', type: 'string', metavar: 'pool', nonEmpty: true, help: 'pool name or uuid of the input volume\'s pool' },
     PREALLOC_OPTION,

@@ -50,7 +50,7 @@ export const volWipe: Command = {
   description: 'Ensure data previously on a volume is not accessible to future reads',
   options: [
     VOL_OPTION, POOL_OPTIONAL,
-    { name: 'algorithm', type: 'string', metavar: 'string', help: 'perform selected wiping algorithm' },
+    { name: 'algorithm', type: 'string', metavar: 'string', nonEmpty: true, help: 'perform selected wiping algorithm' },
     VOL_HOST_OPTION,
   ],
   async run(ctx) {

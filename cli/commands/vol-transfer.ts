@@ -75,7 +75,7 @@ export const volUpload: Command = {
   name: 'vol-upload',
   help: 'upload file contents to a volume',
   description: 'Upload file contents to a volume',
-  options: [VOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file' }, POOL_OPTIONAL, ...transferOptions('upload')],
+  options: [VOL_OPTION, { name: 'file', type: 'string', required: true, nonEmpty: true, help: 'file' }, POOL_OPTIONAL, ...transferOptions('upload')],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
     const offset = parseCount(str(ctx.opts, 'offset') ?? '0', 'offset');
@@ -108,7 +108,7 @@ export const volDownload: Command = {
   name: 'vol-download',
   help: 'download volume contents to a file',
   description: 'Download volume contents to a file',
-  options: [VOL_OPTION, { name: 'file', type: 'string', required: true, help: 'file' }, POOL_OPTIONAL, ...transferOptions('download')],
+  options: [VOL_OPTION, { name: 'file', type: 'string', required: true, nonEmpty: true, help: 'file' }, POOL_OPTIONAL, ...transferOptions('download')],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
     const offset = parseCount(str(ctx.opts, 'offset') ?? '0', 'offset');

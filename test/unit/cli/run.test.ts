@@ -666,12 +666,51 @@ describe('cisternctl (runCli with a fake server)', () => {
     // the command ran: its error, then the blank line, as virsh
     const ran = await run(api, ['pool-list', '--details', '--uuid']);
     expect(ran).to.deep.equal({ code: 1, stdout: '\n', stderr: 'error: Options --details and --uuid are mutually exclusive\n' });
+    // virsh 9.0 refuses --all with --inactive, and says so before --details/--uuid
+    for (const argv of [['pool-list', '--all', '--inactive'], ['pool-list', '--inactive', '--all', '--details', '--uuid']]) {
+      const both = await run(api, argv);
+      expect(both, argv.join(' ')).to.deep.equal({ code: 1, stdout: '\n', stderr: 'error: Options --all and --inactive are mutually exclusive\n' });
+    }
     const missing = await run(api, ['pool-info', 'nosuch']);
     expect(missing.code).to.equal(1);
     expect(missing.stdout).to.equal('\n');
     // a command line is parsed whole first: a part that does not parse means none of it runs
     const line = await run(api, ['pool-lsit; pool-list --name']);
     expect(line).to.deep.equal({ code: 1, stdout: '', stderr: "error: unknown command: 'pool-lsit'\n" });
+  });
+
+  it('refuses an empty value where virsh 9.0 does (vshCommandOptStringReq), and ignores an empty --allocation as virsh', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'default')];
+    api.volumes = [volume('a', 'default', 'v1', 1024n, 1024n)];
+    // stderr captured from virsh 9.0 (a private libvirtd, dir pool 'default'); stdout is virsh's blank line
+    const cases: Array<[string[], string]> = [
+      [['pool-list', '--type', ''], "error: Failed to get option 'type': Option argument is empty\n"],
+      [['pool-list', '--type', 'dir,'], "error: Invalid pool type ''; allowed: dir, fs, netfs, logical, disk, iscsi, iscsi-direct, scsi, mpath\n"],
+      [['vol-create-as', 'default', 'n', '1M', '--format', ''], "error: Failed to get option 'format': Option argument is empty\n"],
+      [['vol-create-as', 'default', 'n', '1M', '--backing-vol-format', ''], "error: Failed to get option 'backing-vol-format': Option argument is empty\n"],
+      [['vol-wipe', 'v1', 'default', '--algorithm', ''], "error: Failed to get option 'algorithm': Option argument is empty\n"],
+      [['vol-upload', 'v1', '', 'default'], "error: Failed to get option 'file': Option argument is empty\n"],
+      [['vol-download', 'v1', '', 'default'], "error: Failed to get option 'file': Option argument is empty\n"],
+      [['pool-define', ''], "error: Failed to get option 'file': Option argument is empty\n"],
+      [['pool-create', ''], "error: Failed to get option 'file': Option argument is empty\n"],
+      [['vol-create', 'default', ''], "error: Failed to get option 'file': Option argument is empty\n"],
+      [['vol-create-from', 'default', '', 'v1'], "error: Failed to get option 'file': Option argument is empty\n"],
+      [['pool-define-as', 'p', '', '--target', '/x'], "error: Failed to get option 'type': Option argument is empty\n"],
+      [['find-storage-pool-sources', ''], "error: Failed to get option 'type': Option argument is empty\n"],
+      [['find-storage-pool-sources', 'logical', ''], "error: Failed to get option 'srcSpec': Option argument is empty\n"],
+      [['find-storage-pool-sources-as', ''], "error: Failed to get option 'type': Option argument is empty\n"],
+      [['find-storage-pool-sources-as', 'logical', 'h', ''], "error: Failed to get option 'port': Option argument is empty\nerror: missing argument\n"],
+      [['pool-event', '--event', '', '--timeout', '1'], "error: Failed to get option 'event': Option argument is empty\n"],
+    ];
+    for (const [argv, stderr] of cases) {
+      const r = await run(api, argv);
+      expect(r, argv.join(' ')).to.deep.equal({ code: 1, stdout: '\n', stderr });
+    }
+    expect(api.callsOf('createVolume'), 'nothing was created').to.deep.equal([]);
+    const r = await run(api, ['vol-create-as', 'default', 'n', '1M', '--allocation', '']);
+    expect([r.code, r.stderr]).to.deep.equal([0, '']);
+    expect((api.callsOf('createVolume')[0] as CreateVolumeRequest).definition?.allocation).to.equal(undefined);
   });
 
   it('names every missing required option, one line each, as virsh 9.0 does', async () => {
