@@ -23,7 +23,8 @@ export const poolCapabilities: Command = {
     // The document as libvirt prints it; built from the type list when the server sends only that.
     // the XML library is loaded only here: every other command starts without it
     const xml = caps.xml || (caps.types.length > 0 ? (await import('../../libs/xml/capabilities.js')).formatPoolCapabilitiesXml(caps.types) : '');
-    ctx.print(withNewline(xml));
+    // virsh 9.0 prints it with "%s\n" (cmdPoolCapabilities): the document's own newline, then a blank line
+    ctx.print(`${withNewline(xml)}\n`);
   },
 };
 

@@ -66,5 +66,9 @@ describe('cli connection settings', () => {
     const r = await run(api, ['pool-capabilities']);
     expect(r.code).to.equal(0);
     expect(r.stdout).to.match(/^<storagepoolCapabilities>\n  <pool type='dir' supported='yes'>/);
+    // virsh 9.0 prints the document with "%s\n", then its blank line after the command
+    expect(r.stdout.endsWith('</storagepoolCapabilities>\n\n\n'), JSON.stringify(r.stdout.slice(-40))).to.equal(true);
+    const quiet = await run(api, ['-q', 'pool-capabilities']);
+    expect(quiet.stdout.endsWith('</storagepoolCapabilities>\n\n'), JSON.stringify(quiet.stdout.slice(-40))).to.equal(true);
   });
 });
