@@ -96,15 +96,18 @@ function normalUuid(u: string): string {
 
 /** `hosts/H/pools/P`, `H/P`, or `P` / UUID unique across the fleet. */
 export async function resolvePool(api: StorageApi, text: string): Promise<ResolvedPool> {
-  if (text.startsWith('hosts/')) {
-    const ref = parsePoolName(text, 'pool');
-    return { ...ref, resource: poolName(ref.host, ref.pool) };
-  }
   const slash = text.indexOf('/');
   if (slash >= 0) {
-    const host = text.slice(0, slash);
-    const pool = text.slice(slash + 1);
-    const ref = parsePoolName(`hosts/${host}/pools/${pool}`, 'pool');
+    const resource = text.startsWith('hosts/') ? text : `hosts/${text.slice(0, slash)}/pools/${text.slice(slash + 1)}`;
+    let ref: { host: string; pool: string };
+    try {
+      ref = parsePoolName(resource, 'pool');
+    } catch {
+      // no pool can have that name ('/x', 'a/b/c', 'h/'): virsh's two lines for a pool it cannot
+      // find, so a script that looks for "failed to get pool" sees it, then what a name looks like
+      throw new CommandError(`failed to get pool '${text}'`, new Error(
+        `Storage pool not found: no storage pool with matching name '${text}'; a pool is POOL, HOST/POOL, hosts/HOST/pools/POOL or its UUID`));
+    }
     return { ...ref, resource: poolName(ref.host, ref.pool) };
   }
   if (text === '') throw new UsageError("pool name is empty; give POOL or HOST/POOL");
@@ -184,7 +187,8 @@ export async function resolveVolume(
     );
   }
   throw new CommandError(
-    `failed to get vol '${text}', specifying --${poolOption} might help`,
+    // virsh hints at the pool option only to commands that have one (vol-name and vol-pool do not)
+    poolOption === '' ? `failed to get vol '${text}'` : `failed to get vol '${text}', specifying --${poolOption} might help`,
     new Error(`Storage volume not found: no storage vol with matching path '${text}'`),
   );
 }

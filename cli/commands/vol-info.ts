@@ -52,7 +52,8 @@ function printer(name: string, help: string, options: OptionSpec[], value: (v: V
     help,
     options,
     async run(ctx) {
-      const vol = await volumeFromOptions(ctx);
+      // without a --pool option (vol-name, vol-pool) virsh's not-found error has no hint to use one
+      const vol = await volumeFromOptions(ctx, 'vol', options.some((o) => o.name === 'pool') ? 'pool' : '');
       ctx.print(`${await value(vol, ctx)}\n`);
     },
   };

@@ -713,6 +713,33 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect((api.callsOf('createVolume')[0] as CreateVolumeRequest).definition?.allocation).to.equal(undefined);
   });
 
+  it('a pool reference no pool can have is virsh\'s "failed to get pool", not a resource-name error', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'default')];
+    // virsh 9.0 prints these two lines (then the blank line on stdout) for any name it cannot find
+    for (const text of ['/x/y', 'a/b/c', 'default/', '/default', 'hosts/a/pools/b/c']) {
+      for (const argv of [['pool-info', text], ['vol-info', 'v1', text]]) {
+        const r = await run(api, argv);
+        expect(r, argv.join(' ')).to.deep.equal({
+          code: 1,
+          stdout: '\n',
+          stderr: `error: failed to get pool '${text}'\nerror: Storage pool not found: no storage pool with matching name '${text}'; ` +
+            'a pool is POOL, HOST/POOL, hosts/HOST/pools/POOL or its UUID\n',
+        });
+      }
+    }
+  });
+
+  it('vol-name and vol-pool, which have no --pool, do not suggest one when the volume is not found (virsh 9.0)', async () => {
+    const api = new FakeApi(['a']);
+    for (const cmd of ['vol-name', 'vol-pool']) {
+      const r = await run(api, [cmd, 'nosuch']);
+      expect(r.stderr, cmd).to.equal("error: failed to get vol 'nosuch'\nerror: Storage volume not found: no storage vol with matching path 'nosuch'\n");
+    }
+    const path = await run(api, ['vol-path', 'nosuch']);
+    expect(path.stderr).to.equal("error: failed to get vol 'nosuch', specifying --pool might help\nerror: Storage volume not found: no storage vol with matching path 'nosuch'\n");
+  });
+
   it('names every missing required option, one line each, as virsh 9.0 does', async () => {
     // stderr captured from `virsh -c test:///default ...`; stdout is empty (nothing ran)
     const cases: Array<[string[], string[]]> = [
