@@ -121,7 +121,7 @@ export const volCreateFrom: Command = {
   options: [
     POOL_OPTION,
     { name: 'file', type: 'string', required: true, nonEmpty: true, help: 'file containing an XML vol description' },
-    { name: 'vol', type: 'string', required: true, nonEmpty: true, help: 'input vol name or key' },
+    { name: 'vol', type: 'string', required: true, nonEmpty: true, help: 'vol name, key or path' },
     { name: 'inputpool', type: 'string', metavar: 'pool', nonEmpty: true, help: 'pool name or uuid of the input volume\'s pool' },
     PREALLOC_OPTION,
     { name: 'reflink', type: 'bool', help: 'use btrfs COW lightweight copy' },

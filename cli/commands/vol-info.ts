@@ -18,7 +18,7 @@ export const volInfo: Command = {
   description: 'Returns basic information about the storage vol.',
   options: [
     VOL_OPTION, POOL_OPTIONAL,
-    { name: 'bytes', type: 'bool', help: 'Return volume info in bytes' },
+    { name: 'bytes', type: 'bool', help: 'sizes are represented in bytes rather than pretty units' },
     { name: 'physical', type: 'bool', help: 'return the physical size of the volume in allocation field' },
     VOL_HOST_OPTION, JSON_OPTION,
   ],
@@ -61,11 +61,12 @@ function printer(name: string, help: string, options: OptionSpec[], value: (v: V
 
 const KEY_OR_PATH: OptionSpec = { name: 'vol', type: 'string', required: true, nonEmpty: true, help: 'volume key or path' };
 
+// virsh 9.0's help words for each command's <vol> (a name, key or path is taken by every one of them)
 export const volKey = printer('vol-key', 'returns the volume key for a given volume name or path',
-  [VOL_OPTION, POOL_OPTIONAL, VOL_HOST_OPTION], (v) => volumeKey(v));
+  [{ ...VOL_OPTION, help: 'volume name or path' }, POOL_OPTIONAL, VOL_HOST_OPTION], (v) => volumeKey(v));
 
 export const volPath = printer('vol-path', 'returns the volume path for a given volume name or key',
-  [VOL_OPTION, POOL_OPTIONAL, VOL_HOST_OPTION], (v) => volumePath(v));
+  [{ ...VOL_OPTION, help: 'volume name or key' }, POOL_OPTIONAL, VOL_HOST_OPTION], (v) => volumePath(v));
 
 export const volName = printer('vol-name', 'returns the volume name for a given volume key or path',
   [KEY_OR_PATH, VOL_HOST_OPTION], (v) => volumeShortName(v));

@@ -740,6 +740,15 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(path.stderr).to.equal("error: failed to get vol 'nosuch', specifying --pool might help\nerror: Storage volume not found: no storage vol with matching path 'nosuch'\n");
   });
 
+  it('help words of vol-key, vol-path, vol-info --bytes and vol-create-from --vol are virsh 9.0\'s', async () => {
+    const api = new FakeApi(['a']);
+    const help = async (cmd: string) => (await run(api, ['help', cmd])).stdout;
+    expect(await help('vol-key')).to.contain('    [--vol] <string>  volume name or path\n');
+    expect(await help('vol-path')).to.contain('    [--vol] <string>  volume name or key\n');
+    expect(await help('vol-info')).to.contain('    --bytes          sizes are represented in bytes rather than pretty units\n');
+    expect(await help('vol-create-from')).to.contain('    [--vol] <string>  vol name, key or path\n');
+  });
+
   it('names every missing required option, one line each, as virsh 9.0 does', async () => {
     // stderr captured from `virsh -c test:///default ...`; stdout is empty (nothing ran)
     const cases: Array<[string[], string[]]> = [
