@@ -38,6 +38,20 @@ export function eventJson(ev: Event): Record<string, unknown> {
   };
 }
 
+/** The longest --timeout virsh takes (vshCommandOptTimeoutToMs: INT_MAX / 1000 seconds); Node's timers stop at 2^31-1 ms too. */
+const MAX_TIMEOUT_SECONDS = 2_147_483n;
+
+/**
+ * virsh's vshCommandOptTimeoutToMs: 0 and anything over INT_MAX/1000 seconds are refused, naming
+ * the value as read. A longer one would overflow Node's setTimeout, which then fires at once.
+ */
+export function timeoutToMs(seconds: bigint): number {
+  if (seconds === 0n || seconds > MAX_TIMEOUT_SECONDS) {
+    throw new UsageError(`Numeric value '${seconds}' for <timeout> option is malformed or out of range`);
+  }
+  return Number(seconds) * 1000;
+}
+
 export const poolEvent: Command = {
   name: 'pool-event',
   help: 'Storage Pool Events',
@@ -70,8 +84,7 @@ export const poolEvent: Command = {
       classes = [eventWord as EventClass];
     }
     const timeoutText = str(ctx.opts, 'timeout');
-    const timeoutMs = timeoutText !== undefined ? Number(parseCount(timeoutText, 'timeout')) * 1000 : undefined;
-    if (timeoutMs === 0) throw new UsageError('timeout must be a positive number of seconds');
+    const timeoutMs = timeoutText !== undefined ? timeoutToMs(parseCount(timeoutText, 'timeout')) : undefined;
     const afterText = str(ctx.opts, 'after');
     const after = afterText !== undefined ? parseCount(afterText, 'after') : undefined;
 

@@ -486,6 +486,16 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(up.stderr).to.match(/^\rv: \[=+>? *\] +\d+% [^\n]*\nerror: upload interrupted\n$/);
   });
 
+  it('pool-event --timeout takes 1 to 2147483 seconds, as virsh 9.0 (a longer one overflowed Node\'s timer and ended at once)', async () => {
+    const api = new FakeApi(['a']);
+    // stderr captured from virsh 9.0; the value is printed as read ('00' is 0)
+    for (const [text, shown] of [['0', '0'], ['00', '0'], ['2147484', '2147484'], ['4294967296', '4294967296']]) {
+      const r = await run(api, ['pool-event', '--event', 'lifecycle', '--timeout', text]);
+      expect(r, text).to.deep.equal({ code: 1, stdout: '\n', stderr: `error: Numeric value '${shown}' for <timeout> option is malformed or out of range\n` });
+    }
+    expect(api.callsOf('watchEvents'), 'nothing was watched').to.deep.equal([]);
+  });
+
   it('pool-event prints one event and stops; --loop with --timeout reports the count', async () => {
     const api = new FakeApi(['a']);
     api.pools = [pool('a', 'scratch')];
