@@ -2,13 +2,14 @@
 // pools by `HOST/POOL`, `POOL` (unique across the fleet) or UUID; volumes by name
 // within --pool, or by key or path (LookupVolume on each candidate host).
 import {
-  ListHostsRequest, ListPoolsRequest, ListVolumesRequest, GetVolumeRequest, LookupVolumeRequest,
+  GetPoolRequest, ListHostsRequest, ListPoolsRequest, ListVolumesRequest, GetVolumeRequest, LookupVolumeRequest,
   type Host, type Pool, type Volume,
 } from '../libs/proto/cistern/v1/storage.js';
 import { parseHostName, parsePoolName, parseVolumeName, poolName, volumeName } from '../libs/api/resource-names.js';
 import type { StorageApi } from './api.js';
 import { VolumeListing } from './volume-rows.js';
 import { CommandError, UsageError } from './errors.js';
+import { isActive } from './format/pool.js';
 
 export interface ResolvedPool {
   host: string;
@@ -167,12 +168,13 @@ export async function resolveVolume(
       }
     }
     const found = await lookupOnHost(api, pool.host, text);
-    if (found) {
-      if (found.pool && found.pool !== pool.pool) {
-        throw new UsageError(`Requested volume '${text}' is not in pool '${poolText}'`);
-      }
-      return found;
+    if (found && (!found.pool || found.pool === pool.pool)) return found;
+    // virsh checks the pool is active before it looks the volume up (vshCommandOptVolBy): a key
+    // or path given with an inactive --pool is that error, not "not in pool" or "not found"
+    if (!isActive(await api.getPool(GetPoolRequest.create({ name: pool.resource })))) {
+      throw new UsageError(`pool '${poolText}' is not active`);
     }
+    if (found) throw new UsageError(`Requested volume '${text}' is not in pool '${poolText}'`);
     throw new CommandError(
       `failed to get vol '${text}'`,
       cause ?? new Error(`Storage volume not found: no storage vol with matching path '${text}'`),

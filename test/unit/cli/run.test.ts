@@ -759,6 +759,20 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(await help('vol-create-from')).to.contain('    [--vol] <string>  vol name, key or path\n');
   });
 
+  it('a key or path with an inactive --pool is virsh\'s "pool \'P\' is not active", before "not in pool" or "not found"', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'default'), pool('a', 'off', { state: PoolState.POOL_STATE_INACTIVE })];
+    api.volumes = [volume('a', 'default', 'v1', 1024n, 1024n)];
+    // stderr captured from virsh 9.0 (vol-key PATH --pool INACTIVE, vol-info PATH --pool INACTIVE)
+    for (const argv of [['vol-key', '/var/lib/default/v1', '--pool', 'off'], ['vol-info', '/var/lib/off/nosuch', 'off']]) {
+      const r = await run(api, argv);
+      expect(r, argv.join(' ')).to.deep.equal({ code: 1, stdout: '\n', stderr: "error: pool 'off' is not active\n" });
+    }
+    // an active pool still says where the volume is not
+    const other = await run(api, ['vol-key', '/var/lib/default/v1', '--pool', 'default']);
+    expect([other.code, other.stdout]).to.deep.equal([0, '/var/lib/default/v1\n\n']);
+  });
+
   it('names every missing required option, one line each, as virsh 9.0 does', async () => {
     // stderr captured from `virsh -c test:///default ...`; stdout is empty (nothing ran)
     const cases: Array<[string[], string[]]> = [
