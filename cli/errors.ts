@@ -40,6 +40,19 @@ export async function attempt<T>(context: string, fn: () => Promise<T>): Promise
   }
 }
 
+/**
+ * Runs fn (a check done here, such as the pool type) with its usage error reported under
+ * virsh's context line, as virsh reports the daemon's refusal of the same value.
+ */
+export function underContext<T>(context: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof UsageError) throw new CommandError(context, new Error(err.messages.join('\n')));
+    throw err;
+  }
+}
+
 /** A failure the command has already shown the user (pool-edit's answer 'n'): only the exit code is left. */
 export class ReportedError extends Error {
   constructor() {

@@ -6,7 +6,7 @@ import {
 } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, req, str, type OptionSpec, type ParsedOptions } from '../args.js';
 import type { Command, CommandContext } from '../command.js';
-import { attempt, CommandError, UsageError } from '../errors.js';
+import { attempt, CommandError, underContext, UsageError } from '../errors.js';
 import { readXmlFile } from '../files.js';
 import { parsePoolType } from '../format/pool.js';
 import { poolAsXml, type PoolAsFields } from '../format/xml.js';
@@ -188,9 +188,10 @@ export const poolDefineAs: Command = {
       ctx.print(poolAsXml(fields));
       return;
     }
-    const definition = poolAsDefinition(fields);
-    const api = ctx.api();
     const context = `Failed to define pool ${fields.name}`;
+    // libvirt refuses an unknown type when it parses the XML: virsh's context line comes first
+    const definition = underContext(context, () => poolAsDefinition(fields));
+    const api = ctx.api();
     const { host, name } = await targetHost(ctx, context);
     const pool = await attempt(context, () =>
       api.definePool(DefinePoolRequest.create({ host, definition })));
@@ -210,9 +211,9 @@ export const poolCreateAs: Command = {
       ctx.print(poolAsXml(fields));
       return;
     }
-    const definition = poolAsDefinition(fields);
-    const api = ctx.api();
     const context = `Failed to create pool ${fields.name}`;
+    const definition = underContext(context, () => poolAsDefinition(fields));
+    const api = ctx.api();
     const { host, name } = await targetHost(ctx, context);
     const pool = await attempt(context, () =>
       api.createPool(CreatePoolRequest.create({ host, definition, ...flags })));

@@ -2,7 +2,7 @@
 import { FindPoolSourcesRequest, GetPoolCapabilitiesRequest } from '../../libs/proto/cistern/v1/storage.js';
 import { req, str } from '../args.js';
 import type { Command } from '../command.js';
-import { attempt, emptyOptionError, UsageError } from '../errors.js';
+import { attempt, emptyOptionError, underContext, UsageError } from '../errors.js';
 import { readXmlFile } from '../files.js';
 import { parsePoolType } from '../format/pool.js';
 import { xmlEscape } from '../format/xml.js';
@@ -39,7 +39,8 @@ export const findStoragePoolSources: Command = {
   ],
   async run(ctx) {
     const type = req(ctx.opts, 'type');
-    const poolType = parsePoolType(type);
+    // libvirt refuses an unknown type under virsh's context line
+    const poolType = underContext(`Failed to find any ${type} pool sources`, () => parsePoolType(type));
     const specFile = str(ctx.opts, 'srcSpec');
     const sourceXml = specFile !== undefined ? await readXmlFile(specFile) : '';
     const api = ctx.api();
@@ -72,7 +73,7 @@ export const findStoragePoolSourcesAs: Command = {
   ],
   async run(ctx) {
     const type = req(ctx.opts, 'type');
-    const poolType = parsePoolType(type);
+    const poolType = underContext(`Failed to find any ${type} pool sources`, () => parsePoolType(type));
     const storageHost = str(ctx.opts, 'host');
     const initiator = str(ctx.opts, 'initiator');
     const port = str(ctx.opts, 'port');

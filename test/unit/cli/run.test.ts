@@ -773,6 +773,23 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect([other.code, other.stdout]).to.deep.equal([0, '/var/lib/default/v1\n\n']);
   });
 
+  it('an unknown pool type in pool-define-as, pool-create-as and find-storage-pool-sources comes under virsh\'s context line', async () => {
+    const api = new FakeApi(['a']);
+    const allowed = "error: Invalid pool type 'bogus'; allowed: dir, fs, netfs, logical, disk, iscsi, iscsi-direct, scsi, mpath\n";
+    // virsh 9.0 prints its context line first, then libvirt's reason (ours names what is allowed)
+    const cases: Array<[string[], string]> = [
+      [['pool-define-as', 'p', 'bogus', '--target', '/x'], 'error: Failed to define pool p\n'],
+      [['pool-create-as', 'p', 'bogus', '--target', '/x'], 'error: Failed to create pool p\n'],
+      [['find-storage-pool-sources', 'bogus'], 'error: Failed to find any bogus pool sources\n'],
+      [['find-storage-pool-sources-as', 'bogus'], 'error: Failed to find any bogus pool sources\n'],
+    ];
+    for (const [argv, context] of cases) {
+      const r = await run(api, argv);
+      expect(r, argv.join(' ')).to.deep.equal({ code: 1, stdout: '\n', stderr: context + allowed });
+    }
+    expect(api.calls.filter((c) => c.method !== 'listHosts'), 'nothing defined or queried').to.deep.equal([]);
+  });
+
   it('names every missing required option, one line each, as virsh 9.0 does', async () => {
     // stderr captured from `virsh -c test:///default ...`; stdout is empty (nothing ran)
     const cases: Array<[string[], string[]]> = [
