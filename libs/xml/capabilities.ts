@@ -2,7 +2,18 @@
 // (virStoragePoolCapsFormat in src/conf/storage_capabilities.c).
 import { type PoolTypeCapability } from '../proto/cistern/v1/storage.js';
 import { Out, esc } from './common.js';
-import { LIBVIRT_POOL_TYPES, allPoolTypeInfos, poolTypeInfo, poolTypeToString } from './formats.js';
+import { FILE_FORMATS_ENUM, LIBVIRT_POOL_TYPES, allPoolTypeInfos, poolTypeInfo, poolTypeToString } from './formats.js';
+
+/**
+ * libvirt's table gives some types it does not drive here volume options all the same, and
+ * pool-capabilities prints them (seen from libvirtd 9.0): rbd with an empty format enum,
+ * gluster and vstorage with the file formats; sheepdog and zfs with none.
+ */
+const OUT_OF_SCOPE_VOLUME_FORMATS: ReadonlyMap<string, readonly string[]> = new Map([
+  ['rbd', []],
+  ['gluster', FILE_FORMATS_ENUM],
+  ['vstorage', FILE_FORMATS_ENUM],
+]);
 
 /**
  * The capability of every supported pool type as this library knows it (formats and defaults);
@@ -46,17 +57,22 @@ export function formatPoolCapabilitiesXml(types: readonly PoolTypeCapability[] =
         out.close('</enum>');
         out.close('</poolOptions>');
       }
-      if (info.volumeFormatEnum.length) {
-        out.open('<volOptions>');
-        out.line(`<defaultFormat type='${esc(cap?.defaultVolumeFormat || info.defaultVolumeFormat)}'/>`);
-        out.open("<enum name='targetFormatType'>");
-        for (const f of info.volumeFormatEnum) out.line(`<value>${esc(f)}</value>`);
-        out.close('</enum>');
-        out.close('</volOptions>');
-      }
+      if (info.volumeFormatEnum.length) writeVolumeOptions(out, cap?.defaultVolumeFormat || info.defaultVolumeFormat, info.volumeFormatEnum);
+    } else {
+      const formats = OUT_OF_SCOPE_VOLUME_FORMATS.get(name);
+      if (formats) writeVolumeOptions(out, 'raw', formats);
     }
     out.close('</pool>');
   }
   out.close('</storagepoolCapabilities>');
   return out.toString();
+}
+
+function writeVolumeOptions(out: Out, defaultFormat: string, formats: readonly string[]): void {
+  out.open('<volOptions>');
+  out.line(`<defaultFormat type='${esc(defaultFormat)}'/>`);
+  out.open("<enum name='targetFormatType'>");
+  for (const f of formats) out.line(`<value>${esc(f)}</value>`);
+  out.close('</enum>');
+  out.close('</volOptions>');
 }
