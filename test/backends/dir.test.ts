@@ -13,9 +13,9 @@ import { DirBackend } from '../../libs/backends/dir.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import { probeFile } from '../../libs/backends/format-probe.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
-import type { CisternError } from '../../libs/errors/errors.js';
 import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { hasTool } from '../support/index.js';
+import { rejects } from '../support/rejects.js';
 
 const MiB = 1024n * 1024n;
 
@@ -61,15 +61,6 @@ function vol(name: string, format: string, capacity?: bigint, extra: Partial<Vol
     backingStore: undefined,
     ...rest,
   };
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {

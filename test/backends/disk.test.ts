@@ -11,10 +11,10 @@ import { closeSync, constants as fsConstants, existsSync, openSync, readFileSync
 import { DiskBackend } from '../../libs/backends/disk.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
-import type { CisternError } from '../../libs/errors/errors.js';
 import { PoolType, Tristate, VolumeDefinition, WipeAlgorithm, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { attachLoop, loopDevicesAvailable, makeTempDir, registerCleanup, type LoopDevice, hasTool } from '../support/index.js';
 import { join } from 'node:path';
+import { rejects } from '../support/rejects.js';
 
 const MiB = 1024n * 1024n;
 
@@ -61,15 +61,6 @@ function partedFree(device: string): Array<{ start: bigint; end: bigint }> {
 
 function sha(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** A loop device whose partitions are dropped (partx -d, exact name) before it is detached. */

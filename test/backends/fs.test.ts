@@ -13,11 +13,12 @@ import { join } from 'node:path';
 import { FsBackend } from '../../libs/backends/fs.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
-import { FailedPreconditionError, type CisternError } from '../../libs/errors/errors.js';
+import { FailedPreconditionError } from '../../libs/errors/errors.js';
 import { PoolSource, PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { attachLoop, loopDevicesAvailable, type LoopDevice } from '../support/loop.js';
 import { makeTempDir, registerCleanup } from '../support/cleanup.js';
 import { hasTool } from '../support/index.js';
+import { rejects } from '../support/rejects.js';
 
 const MiB = 1024 * 1024;
 
@@ -89,15 +90,6 @@ function vol(name: string, format: string, capacity: bigint): VolumeDefinition {
     target: { path: '', format, permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
     backingStore: undefined,
   };
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** A temp directory for pool targets, whose mounts are undone (exact paths) before the loop devices go. */

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { LogicalBackend, type LogicalVolumeDefinition } from '../../libs/backends/logical.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
-import type { CisternError } from '../../libs/errors/errors.js';
 import { PoolType, Tristate, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { attachLoop, loopDevicesAvailable, makeTempDir, registerCleanup, type LoopDevice } from '../support/index.js';
+import { rejects } from '../support/rejects.js';
 
 const MiB = 1024n * 1024n;
 
@@ -94,15 +94,6 @@ function vol(name: string, capacity: bigint, extra: Partial<VolumeDefinition> = 
     backingStore: undefined,
     ...extra,
   };
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 const skipReason = !loopDevicesAvailable()

@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import { NetfsBackend, parseShowmountExports } from '../../libs/backends/netfs.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { CommandRunner, RunOptions, RunResult } from '../../libs/backends/runner.js';
-import { NotFoundError, type CisternError } from '../../libs/errors/errors.js';
+import { NotFoundError } from '../../libs/errors/errors.js';
 import { PoolSource } from '../../libs/proto/cistern/v1/storage.js';
 import { makeTempDir, registerCleanup } from '../support/cleanup.js';
 import { ServiceProcess, waitFor } from '../support/process.js';
 import { hasTool } from '../support/index.js';
+import { rejects } from '../support/rejects.js';
 
 /** Runs every command inside a network namespace. */
 class NetnsRunner implements CommandRunner {
@@ -45,15 +46,6 @@ function skipReason(): string | undefined {
     return 'an rpcbind already runs on this host (/run/rpcbind.sock exists): ganesha would register its services with that one instead of the test\'s';
   }
   return undefined;
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('netfs FindPoolSources against nfs-ganesha in a network namespace', function () {

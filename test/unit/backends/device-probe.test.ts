@@ -3,16 +3,7 @@
 import { expect } from 'chai';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { probeDeviceContent, requireEmptyDevice } from '../../../libs/backends/device-probe.js';
-import type { CisternError } from '../../../libs/errors/errors.js';
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
-}
+import { rejects } from '../../support/rejects.js';
 
 describe('device probe (blkid -p)', () => {
   const device = '/dev/loop9';

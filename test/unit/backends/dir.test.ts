@@ -13,9 +13,10 @@ import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { findBackend } from '../../../libs/backends/registry.js';
 import '../../../libs/backends/index.js';
 import type { CreateVolOptions, PoolContext } from '../../../libs/backends/backend.js';
-import { CommandFailedError, type CisternError } from '../../../libs/errors/errors.js';
+import { CommandFailedError } from '../../../libs/errors/errors.js';
 import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { attachLoop, loopDevicesAvailable } from '../../support/loop.js';
+import { rejects } from '../../support/rejects.js';
 
 const MiB = 1024n * 1024n;
 
@@ -41,15 +42,6 @@ function vol(name: string, format: string, capacity?: bigint, extra: Partial<Vol
 /** `data` as a stream of `size`-byte pieces. */
 async function* pieces(data: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('dir backend (recording runner)', () => {

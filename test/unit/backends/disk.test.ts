@@ -9,8 +9,8 @@ import { PoolType, Tristate, VolumeDefinition, WipeAlgorithm, type PoolDefinitio
 import { DiskBackend } from '../../../libs/backends/disk.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
-import { CisternError } from '../../../libs/errors/errors.js';
 import { DOS_PRINT, DOS_TYPES } from './parted-parse.test.js';
+import { rejects } from '../../support/rejects.js';
 
 const MiB = 1024n * 1024n;
 const SIZE = 100n * MiB;
@@ -68,15 +68,6 @@ class FakeGpt {
       return {};
     });
   }
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('disk backend (recording runner)', () => {

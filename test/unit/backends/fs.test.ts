@@ -13,8 +13,9 @@ import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { findBackend } from '../../../libs/backends/registry.js';
 import '../../../libs/backends/index.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
-import { FailedPreconditionError, InvalidArgumentError, type CisternError } from '../../../libs/errors/errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { rejects } from '../../support/rejects.js';
 
 const BASE_MOUNTINFO = `27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
 22 27 0:21 / /proc rw,relatime - proc proc rw
@@ -62,15 +63,6 @@ function rawVol(name: string, capacity: bigint): VolumeDefinition {
     target: { path: '', format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
     backingStore: undefined,
   };
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('fs backend (recording runner)', () => {

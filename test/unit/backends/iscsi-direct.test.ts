@@ -21,6 +21,7 @@ import type { PoolContext } from '../../../libs/backends/backend.js';
 import { CommandFailedError, type CisternError } from '../../../libs/errors/errors.js';
 import { PoolType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import type { ReportLunsOptions } from '../../../libs/backends/iscsi-report-luns.js';
+import { rejects } from '../../support/rejects.js';
 
 // Captured: iscsi-ls -i INIT iscsi://127.0.0.1:33260 (tgtd, two targets)
 const ISCSI_LS = 'Target:iqn.2024-01.test:chap Portal:127.0.0.1:33260,1\nTarget:iqn.2024-01.test:open Portal:127.0.0.1:33260,1\n';
@@ -80,15 +81,6 @@ function pool(extra: { chap?: boolean; host?: string; port?: number; target?: st
     features: undefined,
     mountOptions: [],
   };
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 const PASSWORD = 'pa55,word with spaces';

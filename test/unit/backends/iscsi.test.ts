@@ -20,9 +20,10 @@ import {
 } from '../../../libs/backends/iscsiadm.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
-import { CommandFailedError, type CisternError } from '../../../libs/errors/errors.js';
+import { CommandFailedError } from '../../../libs/errors/errors.js';
 import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { makeTempDir } from '../../support/cleanup.js';
+import { rejects } from '../../support/rejects.js';
 
 const TARGET = 'iqn.2024-01.test:open';
 const UUID = '2ec115d7-3a88-3ceb-bc12-0ac909a6fd87';
@@ -69,15 +70,6 @@ function pool(extra: { chap?: boolean; initiator?: string; host?: string; target
     features: undefined,
     mountOptions: [],
   };
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 function write(path: string, text: string): void {

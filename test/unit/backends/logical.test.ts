@@ -13,8 +13,9 @@ import { findBackend } from '../../../libs/backends/registry.js';
 import '../../../libs/backends/index.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
 import type { CommandRunner } from '../../../libs/backends/runner.js';
-import { CancelledError, CommandFailedError, InvalidArgumentError, type CisternError } from '../../../libs/errors/errors.js';
+import { CancelledError, CommandFailedError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { PoolType, Tristate, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { rejects } from '../../support/rejects.js';
 
 const MiB = 1024 * 1024;
 const VG = 'HostVG';
@@ -48,15 +49,6 @@ function vol(name: string, capacity?: bigint, extra: Partial<VolumeDefinition> =
 function lvLine(name: string, attr: string, opts: { origin?: string; uuid?: string; devices?: string; size?: number; originSize?: number } = {}): string {
   const size = opts.size ?? 8 * MiB;
   return `  ${name}#${opts.origin ?? ''}#${opts.uuid ?? `uuid-${name}`}#${opts.devices ?? '/dev/sdb(0)'}#linear#1#${size}#4194304#${size}#${attr}#${opts.originSize ?? ''}`;
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 function failed(argv: string[], stderr: string, exit = 5): CommandFailedError {

@@ -16,11 +16,12 @@ import {
 } from '../../../libs/backends/dmsetup.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
-import { CommandFailedError, type CisternError } from '../../../libs/errors/errors.js';
+import { CommandFailedError } from '../../../libs/errors/errors.js';
 import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { makeTempDir } from '../../support/cleanup.js';
 import { repoRoot } from '../../support/paths.js';
 import { attachLoop, loopDevicesAvailable } from '../../support/loop.js';
+import { rejects } from '../../support/rejects.js';
 
 const FIX = join(repoRoot, 'test', 'fixtures', 'dmsetup');
 const text = (name: string) => readFileSync(join(FIX, name), 'utf8');
@@ -46,15 +47,6 @@ function dmRunner(ls = text('ls-multipath.txt'), table = text('table-multipath.t
     .on(['udevadm', 'settle'], {})
     .on(['dmsetup', 'ls', '--target', 'multipath'], { stdout: ls })
     .on(['dmsetup', 'table', '--target', 'multipath'], { stdout: table });
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('dmsetup parsers', () => {

@@ -13,8 +13,9 @@ import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { findBackend } from '../../../libs/backends/registry.js';
 import '../../../libs/backends/index.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
-import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError, type CisternError } from '../../../libs/errors/errors.js';
+import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../../libs/errors/errors.js';
 import { PoolSource, PoolType, type PoolDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { rejects } from '../../support/rejects.js';
 
 // Captured: `showmount --no-headers --exports 127.0.0.1` against nfs-ganesha 4.3 (Debian 12)
 // exporting one directory to everyone and one, with a space in its path, to two networks.
@@ -73,15 +74,6 @@ function netfsPool(target: string, source: { host?: string | string[]; dir?: str
     features: undefined,
     mountOptions,
   };
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('netfs backend (recording runner)', () => {

@@ -24,6 +24,7 @@ import {
 import { makeTempDir } from '../../support/cleanup.js';
 import { repoRoot } from '../../support/paths.js';
 import { attachLoop, loopDevicesAvailable } from '../../support/loop.js';
+import { rejects } from '../../support/rejects.js';
 
 const FIXTURES = join(repoRoot, 'test', 'fixtures', 'sysfs');
 
@@ -73,15 +74,6 @@ function pool(a: Partial<SourceAdapter>, target = '/dev/disk/by-path'): PoolDefi
     features: undefined,
     mountOptions: [],
   };
-}
-
-async function rejects(p: Promise<unknown>): Promise<CisternError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CisternError;
-  }
-  throw new Error('expected a rejection');
 }
 
 function summary(vols: VolumeDefinition[]): Array<[string, string, string, bigint | undefined]> {
