@@ -50,17 +50,12 @@ export function formatPoolCapabilitiesXml(types: readonly PoolTypeCapability[] =
       const info = poolTypeInfo(allPoolTypeInfos().find((i) => i.name === name)!.type);
       const poolFormats = cap?.poolFormats.length ? cap.poolFormats : info.poolFormats;
       if (poolFormats.length) {
-        out.open('<poolOptions>');
-        out.line(`<defaultFormat type='${esc(cap?.defaultPoolFormat || info.defaultPoolFormat)}'/>`);
-        out.open("<enum name='sourceFormatType'>");
-        for (const f of poolFormats) out.line(`<value>${esc(f)}</value>`);
-        out.close('</enum>');
-        out.close('</poolOptions>');
+        writeFormatOptions(out, 'poolOptions', 'sourceFormatType', cap?.defaultPoolFormat || info.defaultPoolFormat, poolFormats);
       }
-      if (info.volumeFormatEnum.length) writeVolumeOptions(out, cap?.defaultVolumeFormat || info.defaultVolumeFormat, info.volumeFormatEnum);
+      if (info.volumeFormatEnum.length) writeFormatOptions(out, 'volOptions', 'targetFormatType', cap?.defaultVolumeFormat || info.defaultVolumeFormat, info.volumeFormatEnum);
     } else {
       const formats = OUT_OF_SCOPE_VOLUME_FORMATS.get(name);
-      if (formats) writeVolumeOptions(out, 'raw', formats);
+      if (formats) writeFormatOptions(out, 'volOptions', 'targetFormatType', 'raw', formats);
     }
     out.close('</pool>');
   }
@@ -68,11 +63,12 @@ export function formatPoolCapabilitiesXml(types: readonly PoolTypeCapability[] =
   return out.toString();
 }
 
-function writeVolumeOptions(out: Out, defaultFormat: string, formats: readonly string[]): void {
-  out.open('<volOptions>');
+/** <poolOptions> or <volOptions>: the default format and the enum of the type's formats. */
+function writeFormatOptions(out: Out, element: 'poolOptions' | 'volOptions', enumName: string, defaultFormat: string, formats: readonly string[]): void {
+  out.open(`<${element}>`);
   out.line(`<defaultFormat type='${esc(defaultFormat)}'/>`);
-  out.open("<enum name='targetFormatType'>");
+  out.open(`<enum name='${enumName}'>`);
   for (const f of formats) out.line(`<value>${esc(f)}</value>`);
   out.close('</enum>');
-  out.close('</volOptions>');
+  out.close(`</${element}>`);
 }
