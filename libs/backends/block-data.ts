@@ -15,7 +15,8 @@ import {
 } from '../errors/errors.js';
 import { checkSize, printable } from '../api/names.js';
 import type { BackendContext } from './backend.js';
-import { fsError, scrubArgv, WIPE_ALGORITHMS } from './dir.js';
+import { fsError } from './fs-errors.js';
+import { scrubArgv, WIPE_ALGORITHMS } from './wipe-algorithms.js';
 import { alignedBuffer } from './sparse-copy.js';
 
 export const BLOCK_IO_CHUNK = 1024 * 1024;

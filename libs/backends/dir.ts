@@ -6,7 +6,7 @@
 // exactly as qemu-img would; scrub does the multi-pass wipes; everything else (raw
 // create, sparse clone, zero wipe, probing, refresh, upload, download) runs here
 // without spawning a process.
-import { closeSync, constants as fsc, existsSync, fchmodSync, fchownSync, fstatSync, fsync as fsyncFd, ftruncateSync, lstatSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fchmodSync, fchownSync, fstatSync, fsync as fsyncFd, ftruncateSync, lstatSync, openSync, unlinkSync } from 'node:fs';
 import { promisify } from 'node:util';
 import {
   chmod,
@@ -44,7 +44,6 @@ import {
 import {
   AlreadyExistsError,
   CancelledError,
-  CisternError,
   CommandFailedError,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -52,7 +51,6 @@ import {
   PermissionDeniedError,
   ResourceExhaustedError,
   UnimplementedError,
-  asCisternError,
 } from '../errors/errors.js';
 import { MAX_SIZE, checkAbsolutePath, checkObjectName, checkSize, printable } from '../api/names.js';
 import type {
@@ -69,6 +67,19 @@ import { KNOWN_FORMATS, probeBuffer, readHeaderSync, type ProbeResult } from './
 import { planQcow2Image, qcow2BaseProblem, writeQcow2Image, writeQcow2ImageSync, type Qcow2Plan } from './qcow2-image.js';
 import { CopyCancelledError, copyFileData } from './sparse-copy.js';
 import { writeSparse } from './sparse-write.js';
+import { commandError, fsError } from './fs-errors.js';
+import { IO_CHUNK, MAX_POSITION, blockDeviceSize, checkAborted, readFully, writeFully, zeroFill } from './file-io.js';
+import { permsOf, timestampsOf, wantedOwner } from './stat-fields.js';
+import {
+  RESIZABLE_BY_QEMU,
+  divUp,
+  qemuDescriptorTarget,
+  qemuImgCreateArgv,
+  qemuImgResizeArgv,
+  qemuImgResizeEncryptedArgv,
+  qemuSecretAlias,
+} from './qemu-img-argv.js';
+import { WIPE_ALGORITHMS, scrubArgv } from './wipe-algorithms.js';
 
 /** libvirt's VIR_STORAGE_DEFAULT_POOL_PERM_MODE and VIR_STORAGE_DEFAULT_VOL_PERM_MODE. */
 export const DEFAULT_POOL_MODE = 0o711;
@@ -80,9 +91,6 @@ export const CREATABLE_FORMATS = ['raw', 'dir', 'iso', 'qcow', 'qcow2', 'qed', '
 /** A refresh yields to the event loop after this many milliseconds of work. */
 export const REFRESH_SLICE_MS = 10;
 
-/** Chunk size of copies, zero fills, uploads and downloads. */
-export const IO_CHUNK = 1024 * 1024;
-
 /** In-process qcow2 layouts up to this many bytes are written with synchronous calls (one create: ~200 KiB). */
 export const QCOW2_SYNC_WRITE_LIMIT = 1024 * 1024;
 
@@ -93,130 +101,10 @@ export const SYNC_UNLINK_MAX_ALLOCATED = 1024 * 1024;
 export const INPROCESS_ALLOCATE_LIMIT = 64 * 1024 * 1024;
 
 const BTRFS_SUPER_MAGIC = 0x9123683en;
-const ZERO = Buffer.alloc(IO_CHUNK);
-
-/** libvirt's wipe algorithms by their names; all but zero run `scrub -p NAME`. Shared with block volumes. */
-export const WIPE_ALGORITHMS: Readonly<Record<number, string>> = {
-  [WipeAlgorithm.WIPE_ALGORITHM_ZERO]: 'zero',
-  [WipeAlgorithm.WIPE_ALGORITHM_NNSA]: 'nnsa',
-  [WipeAlgorithm.WIPE_ALGORITHM_DOD]: 'dod',
-  [WipeAlgorithm.WIPE_ALGORITHM_BSI]: 'bsi',
-  [WipeAlgorithm.WIPE_ALGORITHM_GUTMANN]: 'gutmann',
-  [WipeAlgorithm.WIPE_ALGORITHM_SCHNEIER]: 'schneier',
-  [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER7]: 'pfitzner7',
-  [WipeAlgorithm.WIPE_ALGORITHM_PFITZNER33]: 'pfitzner33',
-  [WipeAlgorithm.WIPE_ALGORITHM_RANDOM]: 'random',
-};
-
-// ------------------------------------------------------------------ helpers
-
-/** Maps a filesystem error to the typed error, saying what was being done to which path. */
-export function fsError(err: unknown, action: string, path: string): CisternError {
-  if (err instanceof CisternError) return err;
-  const e = err as NodeJS.ErrnoException;
-  const what = `${action} '${printable(path, 200)}'`;
-  const reason = e?.code ? `${e.code}: ${e.message}` : String(e?.message ?? err);
-  switch (e?.code) {
-    case 'ENOSPC':
-    case 'EDQUOT':
-      return new ResourceExhaustedError(`cannot ${what}: no space left on the device (${reason})`);
-    case 'EEXIST':
-      return new AlreadyExistsError(`cannot ${what}: it already exists`);
-    case 'ENOENT':
-      return new NotFoundError(`cannot ${what}: no such file or directory`);
-    case 'EACCES':
-    case 'EPERM':
-      return new PermissionDeniedError(`cannot ${what}: permission denied (${reason})`);
-    case 'EFBIG':
-    case 'ERR_OUT_OF_RANGE':
-      return new InvalidArgumentError('capacity', `cannot ${what}: the size is larger than the filesystem allows`);
-    case 'ENOTEMPTY':
-      return new FailedPreconditionError(`cannot ${what}: the directory is not empty`);
-    case 'EISDIR':
-    case 'ENOTDIR':
-    case 'EROFS':
-    case 'EBUSY':
-    case 'ETXTBSY':
-      return new FailedPreconditionError(`cannot ${what}: ${reason}`);
-  }
-  const mapped = asCisternError(err);
-  mapped.message = `cannot ${what}: ${mapped.message}`;
-  return mapped;
-}
-
-function commandError(err: unknown): CisternError {
-  if (err instanceof CommandFailedError && /No space left on device|Disk quota exceeded/i.test(err.stderr)) {
-    return new ResourceExhaustedError(`no space left: ${err.message}`, err.details);
-  }
-  return asCisternError(err);
-}
-
-/** File positions are JS numbers: beyond this one they would not be exact. */
-const MAX_POSITION = BigInt(Number.MAX_SAFE_INTEGER);
-
-function checkAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new CancelledError(`${what} cancelled`);
-}
-
-/** libvirt prints timestamps as seconds[.nanoseconds(9 digits)]. */
-export function formatTimestamp(ns: bigint): string {
-  const sec = ns / 1_000_000_000n;
-  const nsec = ns % 1_000_000_000n;
-  return nsec === 0n ? `${sec}` : `${sec}.${nsec.toString().padStart(9, '0')}`;
-}
-
-function timestampsOf(st: BigIntStats): Timestamps {
-  return { atime: formatTimestamp(st.atimeNs), mtime: formatTimestamp(st.mtimeNs), ctime: formatTimestamp(st.ctimeNs), btime: '' };
-}
 
 /** C0, DEL and C1 controls: names the API refuses (libs/api/names.ts), so never listed. */
 function hasControlChars(name: string): boolean {
   return /[\x00-\x1f\x7f-\x9f]/.test(name);
-}
-
-async function readFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return got;
-}
-
-async function writeFully(fh: FileHandle, buf: Buffer, offset: number, length: number, position: number): Promise<void> {
-  let done = 0;
-  while (done < length) {
-    const { bytesWritten } = await fh.write(buf, offset + done, length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
-/**
- * Writes zeros over [from, to) in large chunks. Progress is the bytes written out of
- * to - from; with `total`, the position out of `total` (the zeros go on from work already
- * reported, such as a clone's copied data before them).
- */
-async function zeroFill(fh: FileHandle, from: bigint, to: bigint, ctx: BackendContext, total?: bigint): Promise<void> {
-  let pos = from;
-  while (pos < to) {
-    checkAborted(ctx.signal, 'zero fill');
-    const n = Number(to - pos < BigInt(IO_CHUNK) ? to - pos : BigInt(IO_CHUNK));
-    await writeFully(fh, ZERO, 0, n, Number(pos));
-    pos += BigInt(n);
-    if (total === undefined) ctx.progress?.(pos - from, to - from);
-    else ctx.progress?.(pos, total);
-  }
-}
-
-function permsOf(st: BigIntStats): Permissions {
-  return { mode: Number(st.mode & 0o777n), owner: st.uid, group: st.gid, label: '' };
-}
-
-function wantedOwner(p: Permissions | undefined): { uid: number; gid: number } {
-  const uid = p?.owner !== undefined && p.owner >= 0n ? Number(p.owner) : -1;
-  const gid = p?.group !== undefined && p.group >= 0n ? Number(p.group) : -1;
-  return { uid, gid };
 }
 
 // ------------------------------------------------------------------ paths
@@ -374,16 +262,6 @@ interface BackingInfo {
 }
 
 const OPEN_PROBE = fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY;
-
-function blockDeviceSize(st: BigIntStats): bigint {
-  const major = (st.rdev >> 8n) & 0xfffn;
-  const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n);
-  try {
-    return BigInt(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512n;
-  } catch {
-    return 0n;
-  }
-}
 
 function safeNumber(n: bigint): number {
   return n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n);
@@ -569,170 +447,6 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
 /** inspectVolumeSync for callers that want a promise. */
 export async function inspectVolume(path: string, name: string, opts: InspectOptions): Promise<VolumeDefinition | undefined> {
   return inspectVolumeSync(path, name, opts);
-}
-
-// ------------------------------------------------------------------ qemu-img command lines
-
-export interface QemuImgCreateSpec {
-  /** Output format as qemu-img names it (raw+luks => 'luks'). */
-  format: string;
-  path: string;
-  /** Bytes; the argv carries ceil(capacity / 1024) 'K' as libvirt does. */
-  capacity?: bigint;
-  /** Bytes; decides preallocation=metadata (allocation < capacity) or falloc. */
-  allocation?: bigint;
-  preallocMetadata?: boolean;
-  /** Explicit preallocation mode (overrides preallocMetadata's choice). */
-  preallocation?: string;
-  backingPath?: string;
-  backingFormat?: string;
-  compat?: string;
-  clusterSize?: bigint;
-  lazyRefcounts?: boolean;
-  extendedL2?: boolean;
-  nocow?: boolean;
-  /** qemu-img convert input. */
-  inputPath?: string;
-  inputFormat?: string;
-  /** Encryption: secret object alias and file holding the passphrase. */
-  secret?: { alias: string; file: string; qcow2: boolean; cipher?: Encryption['cipher']; ivgen?: Encryption['ivgen'] };
-}
-
-function escapeComma(s: string): string {
-  return s.replace(/,/g, ',,');
-}
-
-/** The -o option string in libvirt 9's order (storageBackendCreateQemuImgOpts). */
-export function qemuImgOptions(spec: QemuImgCreateSpec): string {
-  const o: string[] = [];
-  if (spec.backingPath && !spec.inputPath) o.push(`backing_fmt=${spec.backingFormat ?? 'raw'}`);
-  if (spec.secret) {
-    const prefix = spec.secret.qcow2 ? 'encrypt.' : '';
-    if (spec.secret.qcow2) o.push('encrypt.format=luks');
-    o.push(`${prefix}key-secret=${spec.secret.alias}`);
-    const c = spec.secret.cipher;
-    if (c?.name) {
-      o.push(`${prefix}cipher-alg=${escapeComma(c.name)}-${c.size}`);
-      if (c.mode) o.push(`${prefix}cipher-mode=${escapeComma(c.mode)}`);
-      if (c.hash) o.push(`${prefix}hash-alg=${escapeComma(c.hash)}`);
-      const iv = spec.secret.ivgen;
-      if (iv?.name) {
-        o.push(`${prefix}ivgen-alg=${escapeComma(iv.name)}`);
-        if (iv.hash) o.push(`${prefix}ivgen-hash-alg=${escapeComma(iv.hash)}`);
-      }
-    }
-  }
-  if (spec.preallocation) {
-    o.push(`preallocation=${spec.preallocation}`);
-  } else if (spec.preallocMetadata) {
-    const sizeK = divUp(spec.capacity ?? 0n, 1024n);
-    const allocK = divUp(spec.allocation ?? spec.capacity ?? 0n, 1024n);
-    o.push(sizeK > allocK ? 'preallocation=metadata' : 'preallocation=falloc');
-  }
-  if (spec.nocow) o.push('nocow=on');
-  if (spec.compat) o.push(`compat=${spec.compat}`);
-  else if (spec.format === 'qcow2') o.push('compat=0.10');
-  if (spec.clusterSize && spec.clusterSize > 0n) o.push(`cluster_size=${spec.clusterSize}`);
-  if (spec.lazyRefcounts && spec.format === 'qcow2') o.push('lazy_refcounts');
-  if (spec.extendedL2 && spec.format === 'qcow2') o.push('extended_l2=on');
-  return o.join(',');
-}
-
-function divUp(a: bigint, b: bigint): bigint {
-  return (a + b - 1n) / b;
-}
-
-/**
- * qemu-img argv as libvirt 9 builds it (virStorageBackendCreateQemuImgCmdFromVol), with
- * `--` before the positional arguments:
- *   qemu-img create -f FMT [-b BACKING] [--object secret,...] [-o OPTS] -- PATH SIZEK
- *   qemu-img convert -f IN -O FMT [--object secret,...] [-o OPTS] -- INPUT PATH
- */
-export function qemuImgCreateArgv(spec: QemuImgCreateSpec, qemuImg = 'qemu-img'): string[] {
-  const argv = [qemuImg];
-  if (spec.inputPath) argv.push('convert', '-f', spec.inputFormat ?? 'raw', '-O', spec.format);
-  else argv.push('create', '-f', spec.format);
-  if (spec.backingPath && !spec.inputPath) argv.push('-b', spec.backingPath);
-  if (spec.secret) argv.push('--object', `secret,id=${spec.secret.alias},file=${escapeComma(spec.secret.file)}`);
-  const opts = qemuImgOptions(spec);
-  if (opts) argv.push('-o', opts);
-  argv.push('--');
-  if (spec.inputPath) argv.push(spec.inputPath);
-  argv.push(spec.path);
-  if (!spec.inputPath) {
-    const sizeK = divUp(spec.capacity ?? 0n, 1024n);
-    if (sizeK > 0n || !spec.backingPath) argv.push(`${sizeK}K`);
-  }
-  return argv;
-}
-
-/** qemu-img resize [--shrink] -- PATH BYTES (capacity rounded up to 512 as libvirt does). */
-export function qemuImgResizeArgv(path: string, capacity: bigint, shrink: boolean, qemuImg = 'qemu-img'): string[] {
-  const rounded = divUp(capacity, 512n) * 512n;
-  return [qemuImg, 'resize', ...(shrink ? ['--shrink'] : []), '--', path, String(rounded)];
-}
-
-/** The image formats qemu-img resize can grow or shrink (raw is resized in-process). */
-const RESIZABLE_BY_QEMU: ReadonlySet<string> = new Set(['qcow2', 'qed']);
-
-/** A qemu image spec for an open descriptor (/proc/PID/fd/N) of a `format` image, its backing chain left closed. */
-export function qemuDescriptorTarget(format: string, fdPath: string): string {
-  return `json:${JSON.stringify({ driver: format, backing: null, file: { driver: 'file', filename: fdPath } })}`;
-}
-
-/** A qemu object id: letters, digits, '-', '.', '_', starting with a letter (qemu's id_wellformed). */
-const QEMU_ID = /^[A-Za-z][A-Za-z0-9._-]*$/;
-
-/**
- * The id of the passphrase's secret object: libvirt's `NAME_encrypt0` when the volume name
- * makes a well-formed qemu id; otherwise (a name starting with a digit, or holding a space,
- * a comma, a colon ...) qemu-img would refuse it ("Parameter 'id' expects an identifier"),
- * and a comma would end the option: a fixed id then.
- */
-export function qemuSecretAlias(volumeName: string): string {
-  const alias = `${volumeName}_encrypt0`;
-  return QEMU_ID.test(alias) ? alias : 'volume_encrypt0';
-}
-
-export interface QemuImgEncryptedResizeSpec {
-  /** The volume's format: raw (a LUKS container) or qcow2 (LUKS inside). */
-  format: 'raw' | 'qcow2';
-  /** Where qemu-img opens the image: the agent's checked descriptor (/proc/PID/fd/N). */
-  path: string;
-  /** Bytes; rounded up to 512 as libvirt does. */
-  capacity: bigint;
-  shrink: boolean;
-  secret: { alias: string; file: string };
-}
-
-/**
- * qemu-img resize of a LUKS-encrypted volume as libvirt 9 builds it (storageBackendResizeQemuImg
- * with storageBackendCreateQemuImgSecretObject and storageBackendResizeQemuImgImageOpts), with
- * `--` before the positional arguments:
- *   raw:   qemu-img resize [--shrink] --object secret,id=A,file=F --image-opts -- driver=luks,key-secret=A,file.filename=PATH BYTES
- *   qcow2: qemu-img resize [--shrink] --object secret,id=A,file=F -- json:{qcow2, encrypt.key-secret=A, backing null, file PATH} BYTES
- * A qcow2 is named by a json: spec rather than --image-opts so that its backing chain stays
- * closed (as qemuDescriptorTarget: qemu-img needs none of it to resize, and could not find a
- * relative backing file next to a /proc path; --image-opts can only say so with the deprecated
- * `backing=`).
- */
-export function qemuImgResizeEncryptedArgv(spec: QemuImgEncryptedResizeSpec, qemuImg = 'qemu-img'): string[] {
-  const rounded = divUp(spec.capacity, 512n) * 512n;
-  const { alias, file } = spec.secret;
-  const argv = [qemuImg, 'resize', ...(spec.shrink ? ['--shrink'] : []), '--object', `secret,id=${alias},file=${escapeComma(file)}`];
-  if (spec.format === 'raw') {
-    argv.push('--image-opts', '--', `driver=luks,key-secret=${alias},file.filename=${escapeComma(spec.path)}`);
-  } else {
-    const image = { driver: 'qcow2', encrypt: { 'key-secret': alias }, backing: null, file: { driver: 'file', filename: spec.path } };
-    argv.push('--', `json:${JSON.stringify(image)}`);
-  }
-  argv.push(String(rounded));
-  return argv;
-}
-
-/** scrub -f -p ALG -- PATH, as libvirt runs it for the non-zero algorithms. */
-export function scrubArgv(algorithm: string, path: string, scrub = 'scrub'): string[] {
-  return [scrub, '-f', '-p', algorithm, '--', path];
 }
 
 // ------------------------------------------------------------------ the backend

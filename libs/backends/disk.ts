@@ -30,7 +30,8 @@ import { checkAbsolutePath, checkObjectName, checkSize, printable } from '../api
 import type { BackendOperation, CreateVolOptions, PoolContext, PoolRuntime, RefreshResult, StorageBackend } from './backend.js';
 import type { CommandRunner } from './runner.js';
 import { requireEmptyDevice } from './device-probe.js';
-import { formatTimestamp, fsError } from './dir.js';
+import { fsError } from './fs-errors.js';
+import { formatTimestamp } from './stat-fields.js';
 import { isUnrecognisedLabel, parsePartedMachine, parsePartxTypes } from './parted-parse.js';
 import {
   DISK_VOLUME_FORMATS,

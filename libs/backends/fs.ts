@@ -19,7 +19,8 @@ import type {
   ResizeFlags,
   StorageBackend,
 } from './backend.js';
-import { DirBackend, fsError, poolTarget, type DirBackendOptions } from './dir.js';
+import { DirBackend, poolTarget, type DirBackendOptions } from './dir.js';
+import { fsError } from './fs-errors.js';
 import { requireEmptyDevice } from './device-probe.js';
 import {
   describeDevice,

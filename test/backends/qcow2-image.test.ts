@@ -9,7 +9,8 @@ import { closeSync, constants as fsc, mkdirSync, mkdtempSync, openSync, readFile
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DirBackend, qemuImgCreateArgv } from '../../libs/backends/dir.js';
+import { DirBackend } from '../../libs/backends/dir.js';
+import { qemuImgCreateArgv } from '../../libs/backends/qemu-img-argv.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
 import type { RunOptions, RunResult } from '../../libs/backends/runner.js';

@@ -1,0 +1,66 @@
+// Positional reads and writes on a file handle, zero fills, and the checks every data loop
+// makes: cancellation, and the size of what a descriptor holds (a block device's from sysfs).
+import { readFileSync, type BigIntStats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { CancelledError } from '../errors/errors.js';
+import type { BackendContext } from './backend.js';
+
+/** Chunk size of copies, zero fills, uploads and downloads. */
+export const IO_CHUNK = 1024 * 1024;
+const ZERO = Buffer.alloc(IO_CHUNK);
+
+/** File positions are JS numbers: beyond this one they would not be exact. */
+export const MAX_POSITION = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Throws CANCELLED once the caller's signal has fired: data loops call it between chunks. */
+export function checkAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new CancelledError(`${what} cancelled`);
+}
+
+/** Reads up to `length` bytes at `position`; fewer only at the end of the file. Returns how many were read. */
+export async function readFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got;
+}
+
+/** Writes all `length` bytes of `buf` from `offset` at `position` (a write may take fewer at a time). */
+export async function writeFully(fh: FileHandle, buf: Buffer, offset: number, length: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesWritten } = await fh.write(buf, offset + done, length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/**
+ * Writes zeros over [from, to) in large chunks. Progress is the bytes written out of
+ * to - from; with `total`, the position out of `total` (the zeros go on from work already
+ * reported, such as a clone's copied data before them).
+ */
+export async function zeroFill(fh: FileHandle, from: bigint, to: bigint, ctx: BackendContext, total?: bigint): Promise<void> {
+  let pos = from;
+  while (pos < to) {
+    checkAborted(ctx.signal, 'zero fill');
+    const n = Number(to - pos < BigInt(IO_CHUNK) ? to - pos : BigInt(IO_CHUNK));
+    await writeFully(fh, ZERO, 0, n, Number(pos));
+    pos += BigInt(n);
+    if (total === undefined) ctx.progress?.(pos - from, to - from);
+    else ctx.progress?.(pos, total);
+  }
+}
+
+/** A block device's size in bytes, from sysfs (its device number); 0 when sysfs does not say. */
+export function blockDeviceSize(st: BigIntStats): bigint {
+  const major = (st.rdev >> 8n) & 0xfffn;
+  const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n);
+  try {
+    return BigInt(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512n;
+  } catch {
+    return 0n;
+  }
+}

@@ -1,0 +1,164 @@
+// qemu-img command lines as libvirt 9 builds them (storage_util.c): create and convert,
+// resize, and resize of a LUKS-encrypted volume. Pure argv builders: nothing runs here
+// (qemu-img-run.ts runs them).
+import type { Encryption } from '../proto/cistern/v1/storage.js';
+
+export interface QemuImgCreateSpec {
+  /** Output format as qemu-img names it (raw+luks => 'luks'). */
+  format: string;
+  path: string;
+  /** Bytes; the argv carries ceil(capacity / 1024) 'K' as libvirt does. */
+  capacity?: bigint;
+  /** Bytes; decides preallocation=metadata (allocation < capacity) or falloc. */
+  allocation?: bigint;
+  preallocMetadata?: boolean;
+  /** Explicit preallocation mode (overrides preallocMetadata's choice). */
+  preallocation?: string;
+  backingPath?: string;
+  backingFormat?: string;
+  compat?: string;
+  clusterSize?: bigint;
+  lazyRefcounts?: boolean;
+  extendedL2?: boolean;
+  nocow?: boolean;
+  /** qemu-img convert input. */
+  inputPath?: string;
+  inputFormat?: string;
+  /** Encryption: secret object alias and file holding the passphrase. */
+  secret?: { alias: string; file: string; qcow2: boolean; cipher?: Encryption['cipher']; ivgen?: Encryption['ivgen'] };
+}
+
+/** qemu's option syntax: a ',' inside a value is written ',,'. */
+function escapeComma(s: string): string {
+  return s.replace(/,/g, ',,');
+}
+
+/** The -o option string in libvirt 9's order (storageBackendCreateQemuImgOpts). */
+export function qemuImgOptions(spec: QemuImgCreateSpec): string {
+  const o: string[] = [];
+  if (spec.backingPath && !spec.inputPath) o.push(`backing_fmt=${spec.backingFormat ?? 'raw'}`);
+  if (spec.secret) {
+    const prefix = spec.secret.qcow2 ? 'encrypt.' : '';
+    if (spec.secret.qcow2) o.push('encrypt.format=luks');
+    o.push(`${prefix}key-secret=${spec.secret.alias}`);
+    const c = spec.secret.cipher;
+    if (c?.name) {
+      o.push(`${prefix}cipher-alg=${escapeComma(c.name)}-${c.size}`);
+      if (c.mode) o.push(`${prefix}cipher-mode=${escapeComma(c.mode)}`);
+      if (c.hash) o.push(`${prefix}hash-alg=${escapeComma(c.hash)}`);
+      const iv = spec.secret.ivgen;
+      if (iv?.name) {
+        o.push(`${prefix}ivgen-alg=${escapeComma(iv.name)}`);
+        if (iv.hash) o.push(`${prefix}ivgen-hash-alg=${escapeComma(iv.hash)}`);
+      }
+    }
+  }
+  if (spec.preallocation) {
+    o.push(`preallocation=${spec.preallocation}`);
+  } else if (spec.preallocMetadata) {
+    const sizeK = divUp(spec.capacity ?? 0n, 1024n);
+    const allocK = divUp(spec.allocation ?? spec.capacity ?? 0n, 1024n);
+    o.push(sizeK > allocK ? 'preallocation=metadata' : 'preallocation=falloc');
+  }
+  if (spec.nocow) o.push('nocow=on');
+  if (spec.compat) o.push(`compat=${spec.compat}`);
+  else if (spec.format === 'qcow2') o.push('compat=0.10');
+  if (spec.clusterSize && spec.clusterSize > 0n) o.push(`cluster_size=${spec.clusterSize}`);
+  if (spec.lazyRefcounts && spec.format === 'qcow2') o.push('lazy_refcounts');
+  if (spec.extendedL2 && spec.format === 'qcow2') o.push('extended_l2=on');
+  return o.join(',');
+}
+
+/** ceil(a / b) for positive sizes. */
+export function divUp(a: bigint, b: bigint): bigint {
+  return (a + b - 1n) / b;
+}
+
+/**
+ * qemu-img argv as libvirt 9 builds it (virStorageBackendCreateQemuImgCmdFromVol), with
+ * `--` before the positional arguments:
+ *   qemu-img create -f FMT [-b BACKING] [--object secret,...] [-o OPTS] -- PATH SIZEK
+ *   qemu-img convert -f IN -O FMT [--object secret,...] [-o OPTS] -- INPUT PATH
+ */
+export function qemuImgCreateArgv(spec: QemuImgCreateSpec, qemuImg = 'qemu-img'): string[] {
+  const argv = [qemuImg];
+  if (spec.inputPath) argv.push('convert', '-f', spec.inputFormat ?? 'raw', '-O', spec.format);
+  else argv.push('create', '-f', spec.format);
+  if (spec.backingPath && !spec.inputPath) argv.push('-b', spec.backingPath);
+  if (spec.secret) argv.push('--object', `secret,id=${spec.secret.alias},file=${escapeComma(spec.secret.file)}`);
+  const opts = qemuImgOptions(spec);
+  if (opts) argv.push('-o', opts);
+  argv.push('--');
+  if (spec.inputPath) argv.push(spec.inputPath);
+  argv.push(spec.path);
+  if (!spec.inputPath) {
+    const sizeK = divUp(spec.capacity ?? 0n, 1024n);
+    if (sizeK > 0n || !spec.backingPath) argv.push(`${sizeK}K`);
+  }
+  return argv;
+}
+
+/** qemu-img resize [--shrink] -- PATH BYTES (capacity rounded up to 512 as libvirt does). */
+export function qemuImgResizeArgv(path: string, capacity: bigint, shrink: boolean, qemuImg = 'qemu-img'): string[] {
+  const rounded = divUp(capacity, 512n) * 512n;
+  return [qemuImg, 'resize', ...(shrink ? ['--shrink'] : []), '--', path, String(rounded)];
+}
+
+/** The image formats qemu-img resize can grow or shrink (raw is resized in-process). */
+export const RESIZABLE_BY_QEMU: ReadonlySet<string> = new Set(['qcow2', 'qed']);
+
+/** A qemu image spec for an open descriptor (/proc/PID/fd/N) of a `format` image, its backing chain left closed. */
+export function qemuDescriptorTarget(format: string, fdPath: string): string {
+  return `json:${JSON.stringify({ driver: format, backing: null, file: { driver: 'file', filename: fdPath } })}`;
+}
+
+/** A qemu object id: letters, digits, '-', '.', '_', starting with a letter (qemu's id_wellformed). */
+const QEMU_ID = /^[A-Za-z][A-Za-z0-9._-]*$/;
+
+/**
+ * The id of the passphrase's secret object: libvirt's `NAME_encrypt0` when the volume name
+ * makes a well-formed qemu id; otherwise (a name starting with a digit, or holding a space,
+ * a comma, a colon ...) qemu-img would refuse it ("Parameter 'id' expects an identifier"),
+ * and a comma would end the option: a fixed id then.
+ */
+export function qemuSecretAlias(volumeName: string): string {
+  const alias = `${volumeName}_encrypt0`;
+  return QEMU_ID.test(alias) ? alias : 'volume_encrypt0';
+}
+
+export interface QemuImgEncryptedResizeSpec {
+  /** The volume's format: raw (a LUKS container) or qcow2 (LUKS inside). */
+  format: 'raw' | 'qcow2';
+  /** Where qemu-img opens the image: the agent's checked descriptor (/proc/PID/fd/N). */
+  path: string;
+  /** Bytes; rounded up to 512 as libvirt does. */
+  capacity: bigint;
+  shrink: boolean;
+  secret: { alias: string; file: string };
+}
+
+/**
+ * qemu-img resize of a LUKS-encrypted volume as libvirt 9 builds it (storageBackendResizeQemuImg
+ * with storageBackendCreateQemuImgSecretObject and storageBackendResizeQemuImgImageOpts), with
+ * `--` before the positional arguments:
+ *   raw:   qemu-img resize [--shrink] --object secret,id=A,file=F --image-opts -- driver=luks,key-secret=A,file.filename=PATH BYTES
+ *   qcow2: qemu-img resize [--shrink] --object secret,id=A,file=F -- json:{qcow2, encrypt.key-secret=A, backing null, file PATH} BYTES
+ * A qcow2 is named by a json: spec rather than --image-opts so that its backing chain stays
+ * closed (as qemuDescriptorTarget: qemu-img needs none of it to resize, and could not find a
+ * relative backing file next to a /proc path; --image-opts can only say so with the deprecated
+ * `backing=`).
+ */
+export function qemuImgResizeEncryptedArgv(spec: QemuImgEncryptedResizeSpec, qemuImg = 'qemu-img'): string[] {
+  const rounded = divUp(spec.capacity, 512n) * 512n;
+  const { alias, file } = spec.secret;
+  const argv = [qemuImg, 'resize', ...(spec.shrink ? ['--shrink'] : []), '--object', `secret,id=${alias},file=${escapeComma(file)}`];
+  if (spec.format === 'raw') {
+    argv.push('--image-opts', '--', `driver=luks,key-secret=${alias},file.filename=${escapeComma(spec.path)}`);
+  } else {
+    const image = { driver: 'qcow2', encrypt: { 'key-secret': alias }, backing: null, file: { driver: 'file', filename: spec.path } };
+    argv.push('--', `json:${JSON.stringify(image)}`);
+  }
+  argv.push(String(rounded));
+  return argv;
+}
+

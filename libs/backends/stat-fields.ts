@@ -1,0 +1,28 @@
+// A stat's fields as the proto carries them (permissions, libvirt's timestamps) and the
+// owner a definition asks for.
+import type { BigIntStats } from 'node:fs';
+import type { Permissions, Timestamps } from '../proto/cistern/v1/storage.js';
+
+/** libvirt prints timestamps as seconds[.nanoseconds(9 digits)]. */
+export function formatTimestamp(ns: bigint): string {
+  const sec = ns / 1_000_000_000n;
+  const nsec = ns % 1_000_000_000n;
+  return nsec === 0n ? `${sec}` : `${sec}.${nsec.toString().padStart(9, '0')}`;
+}
+
+/** A stat's access, modification and change times as libvirt prints them (no birth time). */
+export function timestampsOf(st: BigIntStats): Timestamps {
+  return { atime: formatTimestamp(st.atimeNs), mtime: formatTimestamp(st.mtimeNs), ctime: formatTimestamp(st.ctimeNs), btime: '' };
+}
+
+/** A stat's permission bits, owner and group as the proto's Permissions (no security label). */
+export function permsOf(st: BigIntStats): Permissions {
+  return { mode: Number(st.mode & 0o777n), owner: st.uid, group: st.gid, label: '' };
+}
+
+/** The uid and gid a definition asks for; -1 (leave as is, for chown) where it names none. */
+export function wantedOwner(p: Permissions | undefined): { uid: number; gid: number } {
+  const uid = p?.owner !== undefined && p.owner >= 0n ? Number(p.owner) : -1;
+  const gid = p?.group !== undefined && p.group >= 0n ? Number(p.group) : -1;
+  return { uid, gid };
+}
