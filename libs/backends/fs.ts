@@ -6,7 +6,7 @@
 // MountedDirBackend is the part fs and netfs share: mount on start, recognise an existing
 // mount from /proc/self/mountinfo, unmount on stop.
 import { constants as fsc } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors/errors.js';
 import { checkAbsolutePath, printable } from '../api/names.js';
@@ -19,8 +19,9 @@ import type {
   ResizeFlags,
   StorageBackend,
 } from './backend.js';
-import { DirBackend, poolTarget, type DirBackendOptions } from './dir.js';
-import { fsError } from './fs-errors.js';
+import { DirBackend, type DirBackendOptions } from './dir.js';
+import { poolTarget } from './dir/paths.js';
+import { requirePoolDirectory } from './dir/pool.js';
 import { requireEmptyDevice } from './device-probe.js';
 import {
   describeDevice,
@@ -174,16 +175,7 @@ export abstract class MountedDirBackend implements StorageBackend {
         );
       }
     }
-    let st;
-    try {
-      st = await stat(target);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new FailedPreconditionError(`pool target directory '${printable(target, 200)}' does not exist; build the pool first`);
-      }
-      throw fsError(err, 'stat pool target', target);
-    }
-    if (!st.isDirectory()) throw new FailedPreconditionError(`pool target '${printable(target, 200)}' is not a directory`);
+    await requirePoolDirectory(target);
     await runMount(ctx.runner, plan.spec, { mount: this.mountCmd, signal: ctx.signal });
   }
 

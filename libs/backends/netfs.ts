@@ -10,7 +10,7 @@ import { printable } from '../api/names.js';
 import { NETFS_POOL_FORMATS } from '../xml/formats.js';
 import type { BackendContext, PoolContext } from './backend.js';
 import { MountedDirBackend, type MountedBackendOptions, type ResolvedMount } from './fs.js';
-import { poolTarget } from './dir.js';
+import { poolTarget } from './dir/paths.js';
 import { mountOptionString } from './mount.js';
 import { GLUSTER, findGlusterSources } from './gluster-sources.js';
 

@@ -1,0 +1,48 @@
+// Giving a file's blocks to it ahead of use (preallocation), for creates and resizes.
+// Node has no fallocate(2); util-linux fallocate is one process and allocates without
+// writing, like libvirt's fallocate(fd, 0, ...).
+import type { FileHandle } from 'node:fs/promises';
+import { CommandFailedError, UnimplementedError } from '../../errors/errors.js';
+import type { BackendContext } from '../backend.js';
+import { commandError } from '../fs-errors.js';
+import { zeroFill } from '../file-io.js';
+
+/** Below this many bytes, preallocation writes zeros in-process; above, one `fallocate`. */
+export const INPROCESS_ALLOCATE_LIMIT = 64 * 1024 * 1024;
+
+/** fallocate(1) says so when the filesystem cannot allocate without writing (EOPNOTSUPP). */
+function fallocateUnsupported(err: unknown): boolean {
+  return err instanceof CommandFailedError && /not supported/i.test(err.stderr);
+}
+
+/**
+ * Allocates [from, to) of `fh` (open at `path`): zeros in-process for small ranges, one
+ * `fallocate` for large ones, falling back to zeros where the filesystem cannot, as
+ * libvirt's safezero does.
+ */
+export async function allocate(ctx: BackendContext, fh: FileHandle, path: string, from: bigint, to: bigint, fallocate: string): Promise<void> {
+  if (to <= from) return;
+  if (to - from > BigInt(INPROCESS_ALLOCATE_LIMIT)) {
+    try {
+      await ctx.runner.run([fallocate, '-o', String(from), '-l', String(to - from), '--', path], { signal: ctx.signal, timeoutMs: 0 });
+      ctx.progress?.(to - from, to - from);
+      return;
+    } catch (err) {
+      if (!fallocateUnsupported(err)) throw commandError(err);
+    }
+  }
+  await zeroFill(fh, from, to, ctx);
+}
+
+/**
+ * Allocates [0, end) of a file, holes included, without touching its data (fallocate(1),
+ * mode 0): zeros cannot stand in here, they would overwrite the data around the holes.
+ */
+export async function fallocateRange(ctx: BackendContext, path: string, end: bigint, fallocate: string): Promise<void> {
+  try {
+    await ctx.runner.run([fallocate, '-o', '0', '-l', String(end), '--', path], { signal: ctx.signal, timeoutMs: 0 });
+  } catch (err) {
+    if (fallocateUnsupported(err)) throw new UnimplementedError('preallocating this sparse volume is not supported by its filesystem');
+    throw commandError(err);
+  }
+}

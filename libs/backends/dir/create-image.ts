@@ -1,0 +1,107 @@
+// Volumes in an image format, made by qemu-img as libvirt's storageBackendCreateQemuImg
+// makes them (create, or convert from a clone's source), LUKS encryption included; a plain
+// qcow2 create is written in-process instead (create-qcow2.ts).
+import { constants as fsc } from 'node:fs';
+import { chmod, chown, open, unlink } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
+import { printable } from '../../api/names.js';
+import type { CreateVolOptions, PoolContext } from '../backend.js';
+import { commandError, fsError } from '../fs-errors.js';
+import { checkAborted } from '../file-io.js';
+import { qemuImgCreateArgv, qemuSecretAlias } from '../qemu-img-argv.js';
+import { runQemuImgCalibrated } from '../qemu-img-run.js';
+import { poolTarget } from './paths.js';
+import { probeBackingFile } from './inspect.js';
+import { createQcow2, qcow2Plan } from './create-qcow2.js';
+import { removeSecretFile, writeSecretFile, type SecretFile } from './secret-file.js';
+import type { ResolvedCreate } from './volume-plan.js';
+
+/** An image a clone converts from. */
+export interface ImageInput {
+  path: string;
+  format: string;
+}
+
+/**
+ * storageBackendCreateQemuImg: reserve the path (O_EXCL), run qemu-img, set permissions;
+ * a failure removes the file. A plain qcow2 create (see qcow2Plan) writes the image
+ * in-process instead, byte for byte what that qemu-img command would write.
+ */
+export async function createWithQemuImg(
+  ctx: PoolContext,
+  r: ResolvedCreate,
+  volume: VolumeDefinition,
+  options: CreateVolOptions,
+  qemuImg: string,
+  input?: ImageInput,
+): Promise<void> {
+  const t = volume.target!;
+  const encrypted = !!t.encryption;
+  const qemuFormat = (r.format === 'raw' || r.format === 'iso') && encrypted ? 'luks' : r.format === 'iso' ? 'raw' : r.format;
+  const backing = input ? undefined : volume.backingStore?.path ? volume.backingStore : undefined;
+  if ((options.preallocMetadata || options.preallocation === 'metadata') && r.format !== 'qcow2') {
+    throw new InvalidArgumentError('prealloc_metadata', 'metadata preallocation is only available with qcow2');
+  }
+  if ((options.preallocMetadata || options.preallocation) && backing) {
+    throw new InvalidArgumentError('prealloc_metadata', 'metadata preallocation conflicts with a backing store');
+  }
+  if (input && encrypted) throw new UnimplementedError('cloning into an encrypted volume is not supported');
+  let backingFormat = backing?.format ?? '';
+  let backingAbs = '';
+  if (backing) {
+    const abs = isAbsolute(backing.path) ? backing.path : join(poolTarget(ctx.pool), backing.path);
+    backingAbs = abs;
+    try {
+      const fh = await open(abs, fsc.O_RDONLY | fsc.O_NONBLOCK);
+      await fh.close();
+    } catch (err) {
+      throw new FailedPreconditionError(`inaccessible backing store volume '${printable(backing.path, 200)}': ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    if (!backingFormat) backingFormat = probeBackingFile(abs)?.format ?? 'raw';
+  }
+  if (!input) {
+    const plan = qcow2Plan(ctx, r, t, options, backing ? { path: backing.path, abs: backingAbs, format: backingFormat } : undefined);
+    if (plan) return createQcow2(ctx, r, plan);
+  }
+  let secret: SecretFile | undefined;
+  let created = false;
+  try {
+    if (encrypted) secret = await writeSecretFile(ctx, volume);
+    checkAborted(ctx.signal, 'create');
+    const fh = await open(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
+    created = true;
+    await fh.close();
+    const argv = qemuImgCreateArgv(
+      {
+        format: qemuFormat,
+        path: r.path,
+        capacity: r.capacity,
+        allocation: r.allocation ?? r.capacity,
+        preallocMetadata: options.preallocMetadata,
+        preallocation: options.preallocation,
+        backingPath: backing?.path,
+        backingFormat,
+        compat: t.compat || undefined,
+        clusterSize: t.clusterSize,
+        lazyRefcounts: t.lazyRefcounts,
+        extendedL2: t.extendedL2,
+        nocow: t.nocow,
+        inputPath: input?.path,
+        inputFormat: input?.format,
+        secret: secret ? { alias: qemuSecretAlias(volume.name), file: secret.file, qcow2: r.format === 'qcow2', cipher: t.encryption?.cipher, ivgen: t.encryption?.ivgen } : undefined,
+      },
+      qemuImg,
+    );
+    const long = !!input || !!options.preallocation || !!options.preallocMetadata;
+    await runQemuImgCalibrated(ctx.runner, argv, { signal: ctx.signal, ...(long ? { timeoutMs: 0 } : {}) });
+    await chmod(r.path, r.mode);
+    if (r.uid !== -1 || r.gid !== -1) await chown(r.path, r.uid, r.gid);
+  } catch (err) {
+    if (created) await unlink(r.path).catch(() => undefined);
+    throw err instanceof CommandFailedError ? commandError(err) : fsError(err, 'create volume', r.path);
+  } finally {
+    await removeSecretFile(secret);
+  }
+}

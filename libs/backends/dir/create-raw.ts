@@ -1,0 +1,143 @@
+// The creates that need no image format (storageBackendCreateRaw, libvirt's directory
+// volumes): raw files, sparse, preallocated or copied from another raw volume (by reflink
+// where possible), and directories. All in-process but fallocate and chattr.
+import { constants as fsc, ftruncateSync } from 'node:fs';
+import { chmod, chown, copyFile, mkdir, open, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { PoolType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import { CancelledError, FailedPreconditionError } from '../../errors/errors.js';
+import { printable } from '../../api/names.js';
+import type { BackendContext, PoolContext } from '../backend.js';
+import { fsError } from '../fs-errors.js';
+import { checkAborted, zeroFill } from '../file-io.js';
+import { CopyCancelledError, copyFileData } from '../sparse-copy.js';
+import { INPROCESS_ALLOCATE_LIMIT, allocate } from './allocate.js';
+import { createFileDirect, createFileThreaded } from './new-file.js';
+import type { DirTools } from './tools.js';
+import type { ResolvedCreate } from './volume-plan.js';
+
+/** A raw volume a new raw volume copies. */
+export interface RawInput {
+  path: string;
+  capacity: bigint;
+  /** the clone must share extents (reflink) or fail */
+  reflink: boolean;
+}
+
+/**
+ * O_CREAT|O_EXCL with the volume's mode, owner and group, ftruncate to the capacity,
+ * allocate `allocation` bytes, copy the input (sparse when the new allocation is below the
+ * input's capacity). A failure removes the file.
+ */
+export async function createRaw(
+  ctx: PoolContext,
+  r: ResolvedCreate,
+  volume: VolumeDefinition,
+  allocation: bigint,
+  tools: Pick<DirTools, 'fallocate' | 'chattr'>,
+  input?: RawInput,
+): Promise<void> {
+  if (!input && allocation === 0n && !volume.target?.nocow && ctx.pool.type !== PoolType.POOL_TYPE_NETFS) {
+    return createSparseRaw(ctx, r);
+  }
+  if (input && (input.reflink || allocation < input.capacity)) {
+    checkAborted(ctx.signal, 'create');
+    if (await cloneByReflink(ctx, r, input)) return;
+  }
+  return createFileThreaded(
+    ctx,
+    r,
+    'create raw volume',
+    async (fh) => {
+      if (volume.target?.nocow) await setNocow(ctx, r.path, tools.chattr);
+      await fh.truncate(Number(r.capacity ?? input?.capacity ?? 0n));
+      // a clone to a smaller allocation copies sparsely and allocates nothing more
+      let allocationPending = !(input && allocation < input.capacity);
+      let pos = 0n;
+      if (allocation > 0n && allocationPending && allocation > BigInt(INPROCESS_ALLOCATE_LIMIT)) {
+        // before a copy the one fallocate reports no progress: the copy's would start again at 0
+        await allocate(input ? { ...ctx, progress: undefined } : ctx, fh, r.path, 0n, allocation, tools.fallocate);
+        allocationPending = false;
+      }
+      if (input) pos = await copyData(ctx, input.path, fh, input.capacity, !allocationPending);
+      if (allocationPending && allocation > pos) await zeroFill(fh, pos, allocation, ctx, allocation);
+    },
+    // libvirt 9's createRawFile ends with fsync whatever it wrote
+    { cancelAfterSync: input ? 'copy' : undefined },
+  );
+}
+
+/**
+ * A copy-on-write clone of the input (O(1), keeps holes), resized to the volume's capacity;
+ * false when the filesystem cannot share extents and the clone may be a copy instead.
+ */
+async function cloneByReflink(ctx: PoolContext, r: ResolvedCreate, input: RawInput): Promise<boolean> {
+  let fh: FileHandle | undefined;
+  let created = false;
+  try {
+    await copyFile(input.path, r.path, fsc.COPYFILE_EXCL | fsc.COPYFILE_FICLONE_FORCE);
+    created = true;
+    fh = await open(r.path, fsc.O_RDWR);
+    await fh.chmod(r.mode);
+    if (r.uid !== -1 || r.gid !== -1) await fh.chown(r.uid, r.gid);
+    await fh.truncate(Number(r.capacity ?? input.capacity));
+    ctx.progress?.(input.capacity, input.capacity);
+    await fh.close();
+    fh = undefined;
+    return true;
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    const code = (err as NodeJS.ErrnoException).code;
+    // the clone was made (and then failed), the path is taken, or only a reflink would do
+    if (created || code === 'EEXIST' || input.reflink) {
+      if (created) await unlink(r.path).catch(() => undefined);
+      if (input.reflink && !created && code !== 'EEXIST') {
+        throw new FailedPreconditionError(`failed to clone files from '${printable(input.path, 200)}' by reflink: ${code ?? err}; the filesystem cannot share extents`);
+      }
+      throw fsError(err, 'create raw volume', r.path);
+    }
+    return false;
+  }
+}
+
+/**
+ * A sparse raw volume without input on a local filesystem: open(O_CREAT|O_EXCL) + fchmod
+ * (+ fchown) + ftruncate as direct system calls, fsync in the thread pool. Not for netfs
+ * pools: a hung NFS server must not stall the agent's event loop.
+ */
+function createSparseRaw(ctx: PoolContext, r: ResolvedCreate): Promise<void> {
+  return createFileDirect(ctx, r, 'create raw volume', (fd) => ftruncateSync(fd, Number(r.capacity ?? 0n)));
+}
+
+/** libvirt sets FS_NOCOW_FL and ignores failures (only btrfs knows it). */
+async function setNocow(ctx: BackendContext, path: string, chattr: string): Promise<void> {
+  await ctx.runner.run([chattr, '+C', '--', path], { signal: ctx.signal }).catch(() => undefined);
+}
+
+/**
+ * Copies `total` bytes of `src` into `dst` (sparse-copy.ts: a worker thread, all-zero
+ * 4 KiB blocks skipped with `sparse`, written data flushed while the copy runs).
+ */
+async function copyData(ctx: BackendContext, src: string, dst: FileHandle, total: bigint, sparse: boolean): Promise<bigint> {
+  try {
+    return await copyFileData(src, dst, total, sparse, { signal: ctx.signal, progress: ctx.progress });
+  } catch (err) {
+    if (err instanceof CopyCancelledError) throw new CancelledError('copy cancelled');
+    throw err;
+  }
+}
+
+/** A directory volume with the volume's mode and owner; a failure to set them removes it. */
+export async function createDirectoryVolume(r: ResolvedCreate): Promise<void> {
+  try {
+    await mkdir(r.path, { mode: r.mode });
+  } catch (err) {
+    throw fsError(err, 'create directory volume', r.path);
+  }
+  try {
+    await chmod(r.path, r.mode);
+    if (r.uid !== -1 || r.gid !== -1) await chown(r.path, r.uid, r.gid);
+  } catch (err) {
+    await rmdir(r.path).catch(() => undefined);
+    throw fsError(err, 'set permissions of', r.path);
+  }
+}

@@ -1,0 +1,149 @@
+// The data path of a dir pool's volumes: wipe, upload and download, in-process on the file
+// (libvirt's storageBackendVolWipeLocal, virStorageBackendVolUploadLocal / DownloadLocal);
+// multi-pass wipes run scrub as libvirt does. block-data.ts is the same for block volumes.
+import { constants as fsc } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { WipeAlgorithm, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../../errors/errors.js';
+import { checkSize, printable } from '../../api/names.js';
+import type { PoolContext } from '../backend.js';
+import { commandError, fsError } from '../fs-errors.js';
+import { IO_CHUNK, MAX_POSITION, blockDeviceSize, checkAborted, readFully, writeFully, zeroFill } from '../file-io.js';
+import { WIPE_ALGORITHMS, scrubArgv } from '../wipe-algorithms.js';
+import { writeSparse } from '../sparse-write.js';
+import { volumePath, writableVolume } from './paths.js';
+
+/**
+ * zero: writes zeros over the whole file in-process (a real overwrite, not a
+ * truncate); the other algorithms run `scrub -f -p ALG -- PATH` as libvirt does;
+ * trim is not supported for files.
+ */
+export async function wipeVolume(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm, scrub: string): Promise<void> {
+  if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) throw new UnimplementedError("wipe algorithm 'trim' is not supported for file volumes");
+  const alg = WIPE_ALGORITHMS[algorithm];
+  if (!alg) {
+    throw new InvalidArgumentError('algorithm', `unsupported wipe algorithm ${algorithm}; allowed: ${Object.values(WIPE_ALGORITHMS).join(', ')}`);
+  }
+  const vol = await writableVolume(ctx.pool, volume.name, fsc.O_WRONLY, 'wipe');
+  const { fh, path, stat: st } = vol;
+  try {
+    if (alg !== 'zero') {
+      // scrub opens the file this agent opened and checked, not whatever the path holds by then
+      try {
+        await ctx.runner.run(scrubArgv(alg, vol.fdPath, scrub), { signal: ctx.signal, timeoutMs: 0 });
+      } catch (err) {
+        throw commandError(err);
+      }
+      return;
+    }
+    try {
+      if (st.isFile() && st.blocks * 512n < st.size) {
+        // libvirt (storageBackendVolZeroSparseFileLocal): a sparse file is zeroed by cutting it
+        // to nothing and back to its size: its data is gone, and it stays sparse
+        ctx.progress?.(0n, st.size);
+        await fh.truncate(0);
+        await fh.truncate(Number(st.size));
+        ctx.progress?.(st.size, st.size);
+      } else {
+        const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
+        await zeroFill(fh, 0n, size, ctx, size);
+      }
+      await fh.datasync();
+    } catch (err) {
+      throw fsError(err, 'wipe', path);
+    }
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Writes the stream at `offset`, at most `length` bytes (0 = all of it); returns bytes
+ * written. As libvirt (virStorageBackendVolUploadLocal), a file is written where it is told,
+ * past its end too (it grows), whatever its format; a block device cannot grow, so nothing
+ * is written past its end.
+ */
+export async function uploadVolume(
+  ctx: PoolContext,
+  volume: VolumeDefinition,
+  offset: bigint,
+  length: bigint,
+  data: AsyncIterable<Buffer>,
+  options: { sparse?: boolean } = {},
+): Promise<bigint> {
+  checkSize(offset, 'offset');
+  checkSize(length, 'length');
+  // a sparse upload reads back what the file holds where the source has zeros
+  const flags = options.sparse ? fsc.O_RDWR : fsc.O_WRONLY;
+  const { fh, path, stat: opened } = await writableVolume(ctx.pool, volume.name, flags, 'upload into');
+  const deviceEnd = opened.isBlockDevice() ? blockDeviceSize(opened) : undefined;
+  // --sparse: blocks of zeros the file already holds are not written (a block device is
+  // written in full); past its end at the start it holds only zeros
+  const sparse = options.sparse === true && opened.isFile();
+  const zerosFrom = Number(opened.size);
+  const put = sparse
+    ? (buf: Buffer, at: number) => writeSparse(fh, buf, at, zerosFrom)
+    : (buf: Buffer, at: number) => writeFully(fh, buf, 0, buf.length, at);
+  let written = 0n;
+  try {
+    if (deviceEnd !== undefined && offset > deviceEnd) {
+      throw new InvalidArgumentError('offset', `offset ${offset} is past the end of the device (${deviceEnd} bytes)`);
+    }
+    for await (const chunk of data) {
+      checkAborted(ctx.signal, 'upload');
+      const over = length > 0n && written + BigInt(chunk.length) > length;
+      const buf = over ? chunk.subarray(0, Number(length - written)) : chunk;
+      const end = offset + written + BigInt(buf.length);
+      if (end > MAX_POSITION) throw new InvalidArgumentError('offset', `the upload would pass ${MAX_POSITION} bytes, the largest offset written to exactly`);
+      if (deviceEnd !== undefined && end > deviceEnd) {
+        throw new InvalidArgumentError('length', `the stream is longer than the device: ${deviceEnd - offset} bytes fit from offset ${offset}`);
+      }
+      await put(buf, Number(offset + written));
+      written += BigInt(buf.length);
+      if (over) throw new InvalidArgumentError('length', `the stream carries more than the announced ${length} bytes; ${written} were written`);
+      ctx.progress?.(written, length);
+    }
+    // zeros left out at the end still count: the file reaches at least the upload's end
+    if (sparse && written > 0n && (await fh.stat({ bigint: true })).size < offset + written) await fh.truncate(Number(offset + written));
+    await fh.datasync();
+    return written;
+  } catch (err) {
+    throw fsError(err, 'upload to', path);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** Reads `length` bytes (0 = to the end) from `offset` in 1 MiB Buffers. */
+export async function* downloadVolume(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
+  checkSize(offset, 'offset');
+  checkSize(length, 'length');
+  const path = volumePath(ctx.pool, volume.name);
+  let fh: FileHandle;
+  try {
+    fh = await open(path, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`volume '${printable(volume.name)}' not found: '${printable(path, 200)}' does not exist`);
+    throw fsError(err, 'open', path);
+  }
+  try {
+    const st = await fh.stat({ bigint: true });
+    if (st.isDirectory()) throw new FailedPreconditionError(`cannot download directory volume '${printable(volume.name)}'`);
+    const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
+    // from the end on (or past it) there is nothing to read: an empty download, as libvirt's
+    const end = length > 0n && offset + length < size ? offset + length : size;
+    let pos = offset;
+    while (pos < end) {
+      checkAborted(ctx.signal, 'download');
+      const want = Number(end - pos < BigInt(IO_CHUNK) ? end - pos : BigInt(IO_CHUNK));
+      const buf = Buffer.allocUnsafe(want);
+      const n = await readFully(fh, buf, want, Number(pos));
+      if (n === 0) break;
+      pos += BigInt(n);
+      ctx.progress?.(pos - offset, end - offset);
+      yield n === want ? buf : buf.subarray(0, n);
+    }
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,157 @@
+// Where a dir pool's volumes are, and the checks that keep every write inside the pool:
+// names are checked before they become paths, and what is opened for writing is checked
+// where it really is (after links), since the agent writes as root.
+import { constants as fsc, type BigIntStats } from 'node:fs';
+import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { isAbsolute, normalize } from 'node:path';
+import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../errors/errors.js';
+import { checkAbsolutePath, checkObjectName, printable } from '../../api/names.js';
+import { fsError } from '../fs-errors.js';
+
+/** C0, DEL and C1 controls: names the API refuses (libs/api/names.ts), so never listed. */
+export function hasControlChars(name: string): boolean {
+  return /[\x00-\x1f\x7f-\x9f]/.test(name);
+}
+
+/** The pool's target directory, checked (absolute, normalised, no control characters). */
+export function poolTarget(pool: PoolDefinition): string {
+  return checkAbsolutePath(pool.target?.path ?? '', 'pool.target.path');
+}
+
+/** `name` in `directory`, without a doubled '/' when the directory is the root. */
+export function pathIn(directory: string, name: string): string {
+  return directory === '/' ? `/${name}` : `${directory}/${name}`;
+}
+
+/** target + '/' + name, the path libvirt gives a volume of a dir pool; the name is checked. */
+export function volumePath(pool: PoolDefinition, name: string, field = 'volume.name'): string {
+  checkObjectName(name, field, 'volume name');
+  return pathIn(poolTarget(pool), name);
+}
+
+/** A volume opened for writing after writableVolume's check: its descriptor and real path. */
+export interface WritableVolume {
+  fh: FileHandle;
+  /** where the descriptor's file is, as the kernel resolved it at the open */
+  path: string;
+  stat: BigIntStats;
+  /** the open file for a command that writes it: the same inode whatever the path holds by then */
+  fdPath: string;
+}
+
+/** The pool target with its links resolved: what a volume's real path must lie under. */
+async function realPoolRoot(pool: PoolDefinition): Promise<string> {
+  try {
+    return await realpath(poolTarget(pool));
+  } catch (err) {
+    throw fsError(err, 'resolve pool target', poolTarget(pool));
+  }
+}
+
+/** Refuses a volume whose real path (`real`, links resolved) is not under the pool's real root. */
+function requireInsidePool(path: string, real: string, root: string): void {
+  if (!real.startsWith(root === '/' ? '/' : `${root}/`)) {
+    throw new PermissionDeniedError(
+      `volume path '${printable(path, 200)}' resolves to '${printable(real, 200)}', outside the pool target '${printable(root, 200)}'; refusing to write through a link that leaves the pool`,
+    );
+  }
+}
+
+function volumeNotFound(name: string, path: string): NotFoundError {
+  return new NotFoundError(`volume '${printable(name)}' not found: '${printable(path, 200)}' does not exist (or is a dangling link)`);
+}
+
+/**
+ * Opens a volume to write it and checks, on the descriptor, that what was opened is inside the
+ * pool. Checking a path and then opening it by name would leave a window in which whoever can
+ * write in the pool directory swaps the volume (or a directory on its path) for a link to a file
+ * outside the pool, and the agent, as root, would write there. Here the kernel's own record of
+ * the opened file (/proc/self/fd) is checked instead, after the open and before anything is
+ * written. Links that stay inside the pool are followed, as libvirt follows them. O_NONBLOCK:
+ * a FIFO put in the pool fails the open instead of hanging it.
+ */
+export async function writableVolume(pool: PoolDefinition, name: string, flags: number, what: string): Promise<WritableVolume> {
+  const path = volumePath(pool, name);
+  const root = await realPoolRoot(pool);
+  let fh: FileHandle;
+  try {
+    fh = await open(path, flags | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw volumeNotFound(name, path);
+    if (code === 'EISDIR') throw new FailedPreconditionError(`cannot ${what} directory volume '${printable(name)}'`);
+    if (code === 'ENXIO') throw new FailedPreconditionError(`cannot ${what} volume '${printable(name)}': it is a FIFO or socket, not a file`);
+    throw fsError(err, 'open volume', path);
+  }
+  try {
+    const real = await readlink(`/proc/self/fd/${fh.fd}`);
+    if (real.endsWith(' (deleted)')) throw new NotFoundError(`volume '${printable(name)}' was removed while it was being opened`);
+    requireInsidePool(path, real, root);
+    const st = await fh.stat({ bigint: true });
+    if (!st.isFile() && !st.isBlockDevice()) {
+      throw new FailedPreconditionError(`cannot ${what} volume '${printable(name)}': it is not a regular file or block device`);
+    }
+    return { fh, path: real, stat: st, fdPath: `/proc/${process.pid}/fd/${fh.fd}` };
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * The volume's real path for an operation that writes: it must exist and, after
+ * resolving symlinks, stay inside the pool target. For reading a volume's state before a
+ * write (resize's probe); the writes themselves go through writableVolume's descriptor.
+ */
+export async function writablePath(pool: PoolDefinition, name: string): Promise<string> {
+  const path = volumePath(pool, name);
+  const root = await realPoolRoot(pool);
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw volumeNotFound(name, path);
+    throw fsError(err, 'resolve volume path', path);
+  }
+  requireInsidePool(path, real, root);
+  return real;
+}
+
+/** Pool types whose volumes are files named after them in the pool's target directory. */
+const FILE_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_NETFS]);
+
+/**
+ * Where a clone reads its source: target + '/' + name in a filesystem pool; elsewhere the
+ * volume's own path (libvirt reads inputvol->target.path): a SCSI LUN named 'unit:0:0:1' or
+ * a multipath map 'dm-3' is not a file of that name under the pool's target.
+ */
+export function sourceVolumePath(source: { pool: PoolDefinition; volume: VolumeDefinition }): string {
+  if (FILE_POOLS.has(source.pool.type)) return volumePath(source.pool, source.volume.name, 'source.name');
+  checkObjectName(source.volume.name, 'source.name', 'volume name');
+  return checkAbsolutePath(source.volume.target?.path ?? '', 'source.target.path');
+}
+
+/**
+ * A backing store path as qemu-img will be given it: absolute (checked), or relative to the
+ * new volume's directory without '..', control characters, a leading '-' (an option to
+ * qemu-img) or a protocol prefix.
+ */
+export function checkBackingPath(path: string): string {
+  if (isAbsolute(path)) return checkAbsolutePath(path, 'volume.backing_store.path');
+  if (hasControlChars(path) || path.split('/').includes('..') || path.startsWith('-')) {
+    throw new InvalidArgumentError(
+      'volume.backing_store.path',
+      `relative backing path '${printable(path)}' is not allowed: no '..', no control characters, no leading '-'`,
+    );
+  }
+  // qemu reads 'nbd:HOST:PORT', 'http:...' and the like as a protocol, not a file name, and
+  // would make the agent connect wherever it names; './NAME' or an absolute path is a file
+  if (/^[^/]*:/.test(path)) {
+    throw new InvalidArgumentError(
+      'volume.backing_store.path',
+      `relative backing path '${printable(path)}' has a ':' before its first '/', which qemu reads as a protocol (nbd:, http:, ...); allowed: an absolute path, or './${printable(path)}'`,
+    );
+  }
+  return normalize(path);
+}

@@ -1,0 +1,76 @@
+// A dir pool's refresh: its space from statvfs and its volumes from one listing of the
+// target directory (not recursive), each inspected as libvirt's refresh does.
+import type { Dirent } from 'node:fs';
+import { readdir, stat, statfs } from 'node:fs/promises';
+import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import { NotFoundError } from '../../errors/errors.js';
+import { printable } from '../../api/names.js';
+import type { PoolContext, RefreshResult } from '../backend.js';
+import { fsError } from '../fs-errors.js';
+import { checkAborted } from '../file-io.js';
+import { permsOf } from '../stat-fields.js';
+import { hasControlChars, pathIn, poolTarget, volumePath } from './paths.js';
+import { inspectVolumeSync, type BackingInfo } from './inspect.js';
+
+/** A refresh yields to the event loop after this many milliseconds of work. */
+export const REFRESH_SLICE_MS = 10;
+
+/**
+ * Pool sizes from statvfs as libvirt computes them (f_bfree, not f_bavail), and the target
+ * directory's permissions, which libvirt's refresh copies into the live definition.
+ */
+export async function poolRuntime(target: string): Promise<RefreshResult['runtime']> {
+  let fs;
+  let st;
+  try {
+    [fs, st] = await Promise.all([statfs(target, { bigint: true }), stat(target, { bigint: true })]);
+  } catch (err) {
+    throw fsError(err, 'statvfs', target);
+  }
+  const capacity = fs.bsize * fs.blocks;
+  const available = fs.bfree * fs.bsize;
+  return { capacity, allocation: capacity - available, available, targetPermissions: permsOf(st) };
+}
+
+/**
+ * Lists the target directory and inspects every entry with synchronous calls, yielding to
+ * the event loop every `sliceMs` milliseconds so that a pool of thousands of files does not
+ * stall the agent's heartbeats. Skips names with control characters, fifos, sockets,
+ * dangling links, vanished or unreadable entries (as libvirt does).
+ */
+export async function refreshPoolDirectory(ctx: PoolContext, sliceMs: number): Promise<RefreshResult> {
+  const target = poolTarget(ctx.pool);
+  let entries: Dirent[];
+  try {
+    entries = await readdir(target, { withFileTypes: true });
+  } catch (err) {
+    throw fsError(err, 'read pool directory', target);
+  }
+  const backingCache = new Map<string, BackingInfo | undefined>();
+  const found: VolumeDefinition[] = [];
+  let slice = performance.now();
+  for (const e of entries) {
+    if (hasControlChars(e.name)) continue; // libvirt ignores such names
+    try {
+      const v = inspectVolumeSync(pathIn(target, e.name), e.name, { noerror: true, backingCache, direntType: e });
+      if (v) found.push(v);
+    } catch (err) {
+      // an entry that changes under us must not fail the whole refresh
+      if (!(err instanceof NotFoundError) && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (performance.now() - slice > sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      checkAborted(ctx.signal, 'refresh');
+      slice = performance.now();
+    }
+  }
+  const volumes = found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { runtime: await poolRuntime(target), volumes };
+}
+
+/** One volume read again from its file. */
+export function refreshVolume(ctx: PoolContext, volume: VolumeDefinition): VolumeDefinition {
+  const def = inspectVolumeSync(volumePath(ctx.pool, volume.name), volume.name, { noerror: false });
+  if (!def) throw new NotFoundError(`volume '${printable(volume.name)}' not found`);
+  return def;
+}

@@ -1,0 +1,178 @@
+// Resizing a dir pool's volume: storageVolResize's checks and virStorageBackendVolResizeLocal.
+// Raw files are truncated (and allocated) in-process; qcow2 and qed, and LUKS-encrypted raw
+// or qcow2 volumes, through qemu-img resize. Every write goes through a descriptor that
+// writableVolume opened and checked, qemu-img's included.
+import { constants as fsc, type BigIntStats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { VolumeType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import {
+  CommandFailedError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  ResourceExhaustedError,
+  UnimplementedError,
+} from '../../errors/errors.js';
+import { MAX_SIZE, checkSize, printable } from '../../api/names.js';
+import type { PoolContext, ResizeFlags } from '../backend.js';
+import { commandError, fsError } from '../fs-errors.js';
+import { checkAborted } from '../file-io.js';
+import { RESIZABLE_BY_QEMU, qemuDescriptorTarget, qemuImgResizeArgv, qemuImgResizeEncryptedArgv, qemuSecretAlias } from '../qemu-img-argv.js';
+import { poolTarget, volumePath, writablePath, writableVolume } from './paths.js';
+import { inspectVolumeSync } from './inspect.js';
+import { poolRuntime } from './refresh.js';
+import { allocate, fallocateRange } from './allocate.js';
+import { removeSecretFile, writeSecretFile, type SecretFile } from './secret-file.js';
+import type { DirTools } from './tools.js';
+
+/**
+ * Delta adds to (or with shrink subtracts from) the current capacity; never below the
+ * allocation; shrinking needs the shrink flag; allocate only for unencrypted raw and only if
+ * the pool has the space.
+ */
+export async function resizeVolume(
+  ctx: PoolContext,
+  volume: VolumeDefinition,
+  capacity: bigint,
+  flags: ResizeFlags,
+  tools: Pick<DirTools, 'qemuImg' | 'fallocate'>,
+): Promise<void> {
+  const path = await writablePath(ctx.pool, volume.name);
+  checkSize(capacity, 'capacity');
+  const cur = inspectVolumeSync(path, volume.name, { noerror: false });
+  if (!cur) throw new NotFoundError(`volume '${printable(volume.name)}' not found`);
+  const format = cur.target?.format ?? 'raw';
+  if (cur.type === VolumeType.VOLUME_TYPE_DIR) throw new FailedPreconditionError(`cannot resize directory volume '${printable(volume.name)}'`);
+  const curCap = cur.capacity ?? 0n;
+  const curAlloc = cur.allocation ?? 0n;
+  let abs: bigint;
+  if (flags.delta) abs = flags.shrink ? curCap - (capacity < curCap ? capacity : curCap) : curCap + capacity;
+  else abs = capacity;
+  if (abs > MAX_SIZE) throw new InvalidArgumentError('capacity', `the new capacity ${abs} is out of range; allowed: up to ${MAX_SIZE} bytes`);
+  if (abs < curAlloc) {
+    throw new InvalidArgumentError('capacity', `can't shrink capacity (${abs}) below the existing allocation (${curAlloc})`);
+  }
+  if (abs < curCap && !flags.shrink) {
+    throw new InvalidArgumentError('capacity', `can't shrink capacity (${abs}) below the current capacity (${curCap}) unless the shrink flag is given`);
+  }
+  const encrypted = !!cur.target?.encryption;
+  if (flags.allocate) {
+    if (format !== 'raw' || encrypted) {
+      throw new InvalidArgumentError('allocate', `preallocate is only supported for an unencrypted raw volume, not ${encrypted ? 'an encrypted ' : ''}${format}`);
+    }
+    const delta = abs - curAlloc;
+    const { available } = await poolRuntime(poolTarget(ctx.pool));
+    if (delta > available) {
+      throw new ResourceExhaustedError(`not enough space left in storage pool: allocating ${delta} bytes, ${available} available`);
+    }
+  }
+  if (format === 'raw' && !encrypted) return resizeRawFile(ctx, volume, path, abs, !!flags.allocate, tools.fallocate);
+  if (format === 'ploop') throw new UnimplementedError('resizing ploop volumes needs the ploop tools, which are not supported');
+  if (encrypted) {
+    // libvirt: "resize of qcow2 encrypted image is not supported" (the legacy AES encryption)
+    if (cur.target?.encryption?.format !== 'luks' || (format !== 'raw' && format !== 'qcow2')) {
+      throw new InvalidArgumentError(
+        'volume',
+        `resize of ${format} images with '${cur.target?.encryption?.format ?? ''}' encryption is not supported; only LUKS-encrypted raw and qcow2 volumes can be resized`,
+      );
+    }
+    return resizeEncrypted(ctx, volume, format, abs, abs < curCap, tools.qemuImg);
+  }
+  if (!RESIZABLE_BY_QEMU.has(format)) {
+    // qemu-img says which formats it cannot resize ('does not support resize')
+    try {
+      await ctx.runner.run(qemuImgResizeArgv(path, abs, abs < curCap, tools.qemuImg), { signal: ctx.signal });
+    } catch (err) {
+      throw commandError(err);
+    }
+    return;
+  }
+  // qemu-img opens the file this agent opened and checked, not whatever the path holds by
+  // then; without its backing chain, which it does not need to resize and could not find
+  // next to a /proc path
+  const { fh, fdPath } = await writableVolume(ctx.pool, volume.name, fsc.O_RDWR, 'resize');
+  try {
+    await ctx.runner.run(qemuImgResizeArgv(qemuDescriptorTarget(format, fdPath), abs, abs < curCap, tools.qemuImg), { signal: ctx.signal });
+  } catch (err) {
+    throw commandError(err);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** A raw file truncated to `capacity`; with `allocate`, its blocks allocated up to it first. */
+async function resizeRawFile(ctx: PoolContext, volume: VolumeDefinition, path: string, capacity: bigint, allocateBlocks: boolean, fallocate: string): Promise<void> {
+  const { fh, stat: opened, fdPath } = await writableVolume(ctx.pool, volume.name, fsc.O_RDWR, 'resize');
+  try {
+    if (capacity > opened.size && allocateBlocks) await growAllocated(ctx, fh, opened, fdPath, capacity, fallocate);
+    else await fh.truncate(Number(capacity));
+  } catch (err) {
+    throw fsError(err, 'resize', path);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Allocates first and sets the size last: a failed or cancelled allocation puts the old
+ * size back, so the volume is never left at a capacity the call reported as not done.
+ */
+async function growAllocated(ctx: PoolContext, fh: FileHandle, opened: BigIntStats, fdPath: string, capacity: bigint, fallocate: string): Promise<void> {
+  const size = opened.size;
+  try {
+    // libvirt allocates the whole file (virFileAllocate(fd, 0, capacity)): a sparse
+    // volume's holes get their blocks too (fallocate never writes over data)
+    if (opened.isFile() && opened.blocks * 512n < size) await fallocateRange(ctx, fdPath, capacity, fallocate);
+    else await allocate(ctx, fh, fdPath, size, capacity, fallocate);
+    await fh.truncate(Number(capacity));
+    await fh.sync();
+  } catch (err) {
+    await fh.truncate(Number(size)).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * storageBackendResizeQemuImg for a LUKS-encrypted raw or qcow2 volume: qemu-img unlocks the
+ * image with the passphrase (a secret file, removed afterwards whatever happens) and resizes
+ * its payload. It opens the file this agent opened and checked (writableVolume), not
+ * whatever the path holds by then. The passphrase is the secret the volume's definition
+ * names, else the one whose usage is the volume's path (libvirt's default secret).
+ */
+async function resizeEncrypted(
+  ctx: PoolContext,
+  volume: VolumeDefinition,
+  format: 'raw' | 'qcow2',
+  capacity: bigint,
+  shrink: boolean,
+  qemuImg: string,
+): Promise<void> {
+  const defaultUsage = volumePath(ctx.pool, volume.name);
+  let secret: SecretFile | undefined;
+  let fh: FileHandle | undefined;
+  try {
+    secret = await writeSecretFile(ctx, volume, defaultUsage);
+    checkAborted(ctx.signal, 'resize');
+    const opened = await writableVolume(ctx.pool, volume.name, fsc.O_RDWR, 'resize');
+    fh = opened.fh;
+    const argv = qemuImgResizeEncryptedArgv(
+      { format, path: opened.fdPath, capacity, shrink, secret: { alias: qemuSecretAlias(volume.name), file: secret.file } },
+      qemuImg,
+    );
+    try {
+      await ctx.runner.run(argv, { signal: ctx.signal });
+    } catch (err) {
+      if (err instanceof CommandFailedError && /Invalid password, cannot unlock any keyslot/.test(err.stderr)) {
+        throw new FailedPreconditionError(
+          `the passphrase given for volume '${printable(volume.name)}' does not unlock it (qemu-img: invalid password, cannot unlock any keyslot); ` +
+            `set the volume's passphrase as the value of its secret`,
+          err.details,
+        );
+      }
+      throw commandError(err);
+    }
+  } finally {
+    await fh?.close().catch(() => undefined);
+    await removeSecretFile(secret);
+  }
+}
