@@ -2,12 +2,12 @@
 // remove an empty directory volume or a whole ploop image directory; a volume already
 // gone is deleted.
 import { lstatSync, unlinkSync } from 'node:fs';
-import { lstat, rm, rmdir, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, rm, rmdir, unlink } from 'node:fs/promises';
 import { PoolType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import type { PoolContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
 import { volumePath } from './paths.js';
+import { isPloopDirectory } from './inspect.js';
 
 /** A file with at most this many bytes allocated is deleted with a direct unlink (deleteFileSync). */
 export const SYNC_UNLINK_MAX_ALLOCATED = 1024 * 1024;
@@ -25,8 +25,9 @@ export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition): 
   }
   try {
     if (st.isDirectory()) {
-      const ploop = await stat(join(path, 'root.hds')).then(() => true, () => false);
-      if (ploop) await rm(path, { recursive: true });
+      // only a ploop image directory is removed with its files (as libvirt's virFileDeleteTree);
+      // any other directory volume must be empty (rmdir)
+      if (isPloopDirectory(path)) await rm(path, { recursive: true });
       else await rmdir(path);
     } else {
       await unlink(path);

@@ -75,6 +75,14 @@ export function inspectBaseImage(path: string): { size: bigint; probe: ProbeResu
   }
 }
 
+/**
+ * libvirt's virStorageBackendIsPloopDir: a directory holding both a ploop image (root.hds)
+ * and its descriptor is a ploop volume; any other directory is a 'dir' volume.
+ */
+export function isPloopDirectory(path: string): boolean {
+  return existsSync(join(path, 'root.hds')) && existsSync(join(path, 'DiskDescriptor.xml'));
+}
+
 /** The encryption a header shows, as the proto has it: which secret unlocks it is not in the image. */
 function encryptionOf(probe: ProbeResult): Encryption | undefined {
   if (!probe.encryption) return undefined;
@@ -150,7 +158,7 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
     const target = def.target!;
     if (st.isDirectory()) {
       // libvirt: a directory is a 'dir' volume, or a ploop image directory
-      if (!existsSync(join(path, 'root.hds')) || !existsSync(join(path, 'DiskDescriptor.xml'))) {
+      if (!isPloopDirectory(path)) {
         def.type = VolumeType.VOLUME_TYPE_DIR;
         target.format = 'dir';
         return def;

@@ -715,6 +715,23 @@ describe('dir backend (recording runner)', () => {
       expect(existsSync(outside)).to.equal(true);
     });
 
+    it('delete of a directory volume holding a root.hds but no DiskDescriptor.xml (not a ploop image) refuses to remove its files', async () => {
+      // libvirt's virStorageBackendIsPloopDir needs both files; any other directory volume is
+      // removed with rmdir, which a non-empty one fails
+      mkdirSync(join(target, 'data'));
+      writeFileSync(join(target, 'data', 'root.hds'), 'kept');
+      writeFileSync(join(target, 'data', 'notes.txt'), 'kept');
+      const listed = (await backend.refreshPool(ctx)).volumes.find((v) => v.name === 'data');
+      expect(listed?.type).to.equal(VolumeType.VOLUME_TYPE_DIR);
+      const err = await rejects(backend.deleteVol(ctx, vol('data', '')));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(readdirSync(join(target, 'data')).sort()).to.deep.equal(['notes.txt', 'root.hds']);
+      // a ploop image directory (both files) is removed whole
+      writeFileSync(join(target, 'data', 'DiskDescriptor.xml'), '<Parallels_disk_image/>');
+      await backend.deleteVol(ctx, vol('data', ''));
+      expect(existsSync(join(target, 'data'))).to.equal(false);
+    });
+
     it('build flags: overwrite with no_overwrite is INVALID_ARGUMENT; either alone is FAILED_PRECONDITION; nothing is created', async () => {
       const c = { runner, pool: poolDef(join(root, 'new', 'pool')) };
       expect((await rejects(backend.buildPool(c, { overwrite: true, noOverwrite: true }))).code).to.equal('INVALID_ARGUMENT');
