@@ -2,12 +2,10 @@
 // download, in-process on the device node (libvirt's storageBackendVolWipeLocal,
 // virStorageBackendVolUploadLocal / DownloadLocal). Multi-pass wipes run scrub as
 // libvirt does; zero wipes write zeros here.
-import { constants as fsc, readFileSync } from 'node:fs';
+import { constants as fsc } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
 import { WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import {
-  CancelledError,
   FailedPreconditionError,
   InvalidArgumentError,
   UnimplementedError,
@@ -16,26 +14,12 @@ import {
 import { checkSize, printable } from '../api/names.js';
 import type { BackendContext } from './backend.js';
 import { fsError } from './fs-errors.js';
+import { blockDeviceSize, checkAborted, readRange, writeFully } from './file-io.js';
 import { scrubArgv, WIPE_ALGORITHMS } from './wipe-algorithms.js';
 import { alignedBuffer } from './sparse-copy.js';
 
 export const BLOCK_IO_CHUNK = 1024 * 1024;
 const ZERO = Buffer.alloc(BLOCK_IO_CHUNK);
-
-function checkAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new CancelledError(`${what} cancelled`);
-}
-
-/** Size of a block device from sysfs (512-byte sectors), by its device number. */
-export function blockSizeOf(st: BigIntStats): bigint {
-  const major = (st.rdev >> 8n) & 0xfffn;
-  const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n);
-  try {
-    return BigInt(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512n;
-  } catch {
-    return 0n;
-  }
-}
 
 /**
  * Opens a volume's data: a block device (size from sysfs) or, where a backend's
@@ -50,20 +34,12 @@ async function openBlock(path: string, flags: number): Promise<{ fh: FileHandle;
   }
   try {
     const st = await fh.stat({ bigint: true });
-    if (st.isBlockDevice()) return { fh, size: blockSizeOf(st) };
+    if (st.isBlockDevice()) return { fh, size: blockDeviceSize(st) };
     if (st.isFile()) return { fh, size: st.size };
     throw new FailedPreconditionError(`'${printable(path, 200)}' is not a block device`);
   } catch (err) {
     await fh.close().catch(() => undefined);
     throw err;
-  }
-}
-
-async function writeFully(fh: FileHandle, buf: Buffer, length: number, position: bigint): Promise<void> {
-  let done = 0;
-  while (done < length) {
-    const { bytesWritten } = await fh.write(buf, done, length - done, Number(position) + done);
-    done += bytesWritten;
   }
 }
 
@@ -86,7 +62,7 @@ export async function wipeBlock(ctx: BackendContext, path: string, algorithm: Wi
     while (pos < size) {
       checkAborted(ctx.signal, 'wipe');
       const n = Number(size - pos < BigInt(BLOCK_IO_CHUNK) ? size - pos : BigInt(BLOCK_IO_CHUNK));
-      await writeFully(fh, ZERO, n, pos);
+      await writeFully(fh, ZERO, 0, n, Number(pos));
       pos += BigInt(n);
       ctx.progress?.(pos, size);
     }
@@ -126,7 +102,7 @@ export async function uploadBlock(
       if (offset + written + BigInt(buf.length) > size) {
         throw new InvalidArgumentError('length', `the stream is longer than the volume: ${size - offset} bytes fit from offset ${offset}`);
       }
-      await writeFully(fh, buf, buf.length, offset + written);
+      await writeFully(fh, buf, 0, buf.length, Number(offset + written));
       written += BigInt(buf.length);
       ctx.progress?.(written, length);
       if (over) throw new InvalidArgumentError('length', `the stream carries more than the announced ${length} bytes; ${written} were written`);
@@ -146,24 +122,7 @@ export async function* downloadBlock(ctx: BackendContext, path: string, offset: 
   checkSize(length, 'length');
   const { fh, size } = await openBlock(path, fsc.O_RDONLY | fsc.O_NONBLOCK);
   try {
-    // from the end on (or past it) there is nothing to read: an empty download, as libvirt's
-    const end = length > 0n && offset + length < size ? offset + length : size;
-    let pos = offset;
-    while (pos < end) {
-      checkAborted(ctx.signal, 'download');
-      const want = Number(end - pos < BigInt(BLOCK_IO_CHUNK) ? end - pos : BigInt(BLOCK_IO_CHUNK));
-      const buf = Buffer.allocUnsafe(want);
-      let got = 0;
-      while (got < want) {
-        const { bytesRead } = await fh.read(buf, got, want - got, Number(pos) + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      if (got === 0) break;
-      pos += BigInt(got);
-      ctx.progress?.(pos - offset, end - offset);
-      yield got === want ? buf : buf.subarray(0, got);
-    }
+    yield* readRange(ctx, fh, offset, length, size);
   } finally {
     await fh.close().catch(() => undefined);
   }
@@ -192,7 +151,7 @@ export async function copyIntoBlock(ctx: BackendContext, source: string, path: s
       const want = Number(length - pos < BigInt(BLOCK_IO_CHUNK) ? length - pos : BigInt(BLOCK_IO_CHUNK));
       const { bytesRead } = await src.read(buf, 0, want, Number(pos));
       if (bytesRead === 0) break;
-      await writeFully(fh, buf, bytesRead, pos);
+      await writeFully(fh, buf, 0, bytesRead, Number(pos));
       pos += BigInt(bytesRead);
       ctx.progress?.(pos, length);
     }

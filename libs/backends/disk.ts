@@ -31,7 +31,8 @@ import type { BackendOperation, CreateVolOptions, PoolContext, PoolRuntime, Refr
 import type { CommandRunner } from './runner.js';
 import { requireEmptyDevice } from './device-probe.js';
 import { fsError } from './fs-errors.js';
-import { formatTimestamp } from './stat-fields.js';
+import { permsOf, timestampsOf } from './stat-fields.js';
+import { blockDeviceSize } from './file-io.js';
 import { isUnrecognisedLabel, parsePartedMachine, parsePartxTypes } from './parted-parse.js';
 import {
   DISK_VOLUME_FORMATS,
@@ -50,7 +51,7 @@ import {
   type DiskLayout,
   type DiskPartition,
 } from './partition-plan.js';
-import { blockSizeOf, copyIntoBlock, downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
+import { copyIntoBlock, downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
 
 /** libvirt's pool format enum for disk pools (what capabilities print); 'unknown' builds dos. */
 export const DISK_POOL_FORMAT_ENUM = ['unknown', 'dos', 'dvh', 'gpt', 'mac', 'bsd', 'pc98', 'sun', 'lvm2'] as const;
@@ -318,8 +319,8 @@ export class DiskBackend implements StorageBackend {
     let timestamps;
     try {
       const st = await lstat(p.path, { bigint: true });
-      permissions = { mode: Number(st.mode & 0o777n), owner: st.uid, group: st.gid, label: '' };
-      timestamps = { atime: formatTimestamp(st.atimeNs), mtime: formatTimestamp(st.mtimeNs), ctime: formatTimestamp(st.ctimeNs), btime: '' };
+      permissions = permsOf(st);
+      timestamps = timestampsOf(st);
     } catch {
       // node not (yet) there: sizes and extents still come from the table
     }
@@ -391,7 +392,7 @@ export class DiskBackend implements StorageBackend {
     try {
       fh = await open(device, 'r+');
       const st = await fh.stat({ bigint: true });
-      const size = st.isBlockDevice() ? blockSizeOf(st) : st.size;
+      const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
       const n = BigInt(ZERO_TABLE_BYTES) < size ? BigInt(ZERO_TABLE_BYTES) : size;
       const zero = Buffer.alloc(Number(n));
       await fh.write(zero, 0, zero.length, 0);

@@ -54,6 +54,26 @@ export async function zeroFill(fh: FileHandle, from: bigint, to: bigint, ctx: Ba
   }
 }
 
+/**
+ * Yields `length` bytes (0 = to the end) of a file of `size` bytes from `offset`, in
+ * IO_CHUNK Buffers, with progress. From the end on (or past it) there is nothing to read:
+ * an empty download, as libvirt's.
+ */
+export async function* readRange(ctx: BackendContext, fh: FileHandle, offset: bigint, length: bigint, size: bigint): AsyncIterable<Buffer> {
+  const end = length > 0n && offset + length < size ? offset + length : size;
+  let pos = offset;
+  while (pos < end) {
+    checkAborted(ctx.signal, 'download');
+    const want = Number(end - pos < BigInt(IO_CHUNK) ? end - pos : BigInt(IO_CHUNK));
+    const buf = Buffer.allocUnsafe(want);
+    const got = await readFully(fh, buf, want, Number(pos));
+    if (got === 0) break;
+    pos += BigInt(got);
+    ctx.progress?.(pos - offset, end - offset);
+    yield got === want ? buf : buf.subarray(0, got);
+  }
+}
+
 /** A block device's size in bytes, from sysfs (its device number); 0 when sysfs does not say. */
 export function blockDeviceSize(st: BigIntStats): bigint {
   const major = (st.rdev >> 8n) & 0xfffn;

@@ -31,7 +31,6 @@ import {
   type VolumeDefinition,
 } from '../proto/cistern/v1/storage.js';
 import {
-  CancelledError,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
@@ -39,6 +38,7 @@ import {
 import { checkSize, printable } from '../api/names.js';
 import type { BackendContext, BackendOperation, PoolContext, RefreshResult, StorageBackend } from './backend.js';
 import type { CommandRunner } from './runner.js';
+import { checkAborted } from './file-io.js';
 import { reportLuns as reportLunsInProcess, type ReportLunsOptions } from './iscsi-report-luns.js';
 import {
   chapEnv,
@@ -207,10 +207,6 @@ interface WorkDir {
   dir: string;
   spec: (lun: number) => IscsiBlockSpec;
   secretFile?: string;
-}
-
-function checkAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new CancelledError(`${what} cancelled`);
 }
 
 // ------------------------------------------------------------------ backend

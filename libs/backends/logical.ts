@@ -6,7 +6,7 @@
 //
 // Tests point LVM at a configuration of their own through the runner's environment
 // (LVM_SYSTEM_DIR); the backend passes that environment through untouched.
-import { constants as fsc, readFileSync } from 'node:fs';
+import { constants as fsc } from 'node:fs';
 import { access, chmod, chown, open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import {
@@ -42,8 +42,10 @@ import type {
   StorageBackend,
 } from './backend.js';
 import { requireEmptyDevice } from './device-probe.js';
-import { blockSizeOf, copyIntoBlock, downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
+import { copyIntoBlock, downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
 import type { RunOptions, RunResult } from './runner.js';
+import { blockDeviceSize, checkAborted, writeFully } from './file-io.js';
+import { permsOf } from './stat-fields.js';
 import { checkLvName, checkVgName, lvsArgv, parseLvs, parsePvs, parseVgs, pvsArgv, vgsArgv, type LvRecord, type LvState } from './lvm-parse.js';
 
 /** libvirt clears this much at the start and the end of every device before pvcreate. */
@@ -107,22 +109,8 @@ export function lvcreateArgv(vg: string, name: string, capacity: bigint, allocat
 
 // ------------------------------------------------------------------ helpers
 
-function checkAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new CancelledError(`${what} cancelled`);
-}
-
-function sysBlockSize(st: BigIntStats): bigint {
-  const major = (st.rdev >> 8n) & 0xfffn;
-  const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n);
-  try {
-    return BigInt(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512n;
-  } catch {
-    return 0n;
-  }
-}
-
 function sizeOf(st: BigIntStats): bigint {
-  return st.isBlockDevice() ? sysBlockSize(st) : st.size;
+  return st.isBlockDevice() ? blockDeviceSize(st) : st.size;
 }
 
 /** Maps an LVM command failure to the typed error a user expects; `what` says what was done. */
@@ -169,14 +157,6 @@ function fileError(err: unknown, action: string, path: string): CisternError {
   const mapped = asCisternError(err);
   mapped.message = `${what}: ${mapped.message}`;
   return mapped;
-}
-
-async function writeFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
-  let done = 0;
-  while (done < length) {
-    const { bytesWritten } = await fh.write(buf, done, length - done, position + done);
-    done += bytesWritten;
-  }
 }
 
 export interface LogicalBackendOptions {
@@ -394,8 +374,8 @@ export class LogicalBackend implements StorageBackend {
       fh = await open(dev, fsc.O_WRONLY | fsc.O_EXCL);
       const size = sizeOf(await fh.stat({ bigint: true }));
       const n = size < BigInt(CLEAR_BYTES) ? size : BigInt(CLEAR_BYTES);
-      await writeFully(fh, ZERO, Number(n), 0);
-      if (size > n) await writeFully(fh, ZERO, Number(n), Number(size - n));
+      await writeFully(fh, ZERO, 0, Number(n), 0);
+      if (size > n) await writeFully(fh, ZERO, 0, Number(n), Number(size - n));
       await fh.sync();
     } catch (err) {
       throw fileError(err, 'clear the header of device', dev);
@@ -481,8 +461,8 @@ export class LogicalBackend implements StorageBackend {
       // libvirt reads capacity and permissions from the device node
       try {
         const st = await stat(path, { bigint: true });
-        if (st.isBlockDevice()) capacity = sysBlockSize(st) || capacity;
-        permissions = { mode: Number(st.mode & 0o777n), owner: st.uid, group: st.gid, label: '' };
+        if (st.isBlockDevice()) capacity = blockDeviceSize(st) || capacity;
+        permissions = permsOf(st);
       } catch {
         // node not there (yet): the LVM sizes stand
       }
@@ -677,7 +657,7 @@ export class LogicalBackend implements StorageBackend {
     let length: bigint;
     try {
       const st = await stat(src, { bigint: true });
-      length = st.isBlockDevice() ? blockSizeOf(st) : st.size;
+      length = sizeOf(st);
     } catch (err) {
       throw fileError(err, 'open source volume', src);
     }

@@ -32,6 +32,7 @@ import {
 } from './dmsetup.js';
 import { downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
 import { discardLun } from './scsi.js';
+import { permsOf, timestampsOf } from './stat-fields.js';
 
 export interface MpathBackendOptions {
   /** Where /dev lives (default: $CISTERN_DEV_ROOT or /dev); volume paths stay /dev/mapper/... */
@@ -161,8 +162,8 @@ export class MpathBackend implements StorageBackend {
           target: {
             path,
             format: '',
-            permissions: { mode: Number(st.mode & 0o777n), owner: st.uid, group: st.gid, label: '' },
-            timestamps: { atime: ts(st.atimeNs), mtime: ts(st.mtimeNs), ctime: ts(st.ctimeNs), btime: '' },
+            permissions: permsOf(st),
+            timestamps: timestampsOf(st),
             compat: '',
             nocow: false,
             clusterSize: 0n,
@@ -215,12 +216,6 @@ export class MpathBackend implements StorageBackend {
 
 function minorOf(v: VolumeDefinition): number {
   return Number(v.name.slice(3));
-}
-
-function ts(ns: bigint): string {
-  const sec = ns / 1_000_000_000n;
-  const nsec = ns % 1_000_000_000n;
-  return nsec === 0n ? `${sec}` : `${sec}.${nsec.toString().padStart(9, '0')}`;
 }
 
 export const mpathBackend = new MpathBackend();

@@ -25,6 +25,7 @@ import { VolumeType, type VolumeDefinition } from '../proto/cistern/v1/storage.j
 import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import type { CommandRunner } from './runner.js';
+import { permsOf, timestampsOf } from './stat-fields.js';
 
 /** SCSI peripheral device types kept as volumes (libvirt VIR_STORAGE_DEVICE_TYPE_DISK / _ROM). */
 export const SCSI_TYPE_DISK = 0;
@@ -428,13 +429,8 @@ export async function scanScsiHost(
         target: {
           path,
           format: '',
-          permissions: { mode: Number(pst!.mode & 0o777n), owner: pst!.uid, group: pst!.gid, label: '' },
-          timestamps: {
-            atime: formatNs(pst!.atimeNs),
-            mtime: formatNs(pst!.mtimeNs),
-            ctime: formatNs(pst!.ctimeNs),
-            btime: '',
-          },
+          permissions: permsOf(pst!),
+          timestamps: timestampsOf(pst!),
           compat: '',
           nocow: false,
           clusterSize: 0n,
@@ -458,11 +454,4 @@ export function lunPoolSizes(volumes: readonly VolumeDefinition[]): { capacity: 
     allocation += v.allocation ?? 0n;
   }
   return { capacity, allocation, available: 0n };
-}
-
-/** libvirt prints timestamps as seconds[.nanoseconds(9 digits)]. */
-function formatNs(ns: bigint): string {
-  const sec = ns / 1_000_000_000n;
-  const nsec = ns % 1_000_000_000n;
-  return nsec === 0n ? `${sec}` : `${sec}.${nsec.toString().padStart(9, '0')}`;
 }

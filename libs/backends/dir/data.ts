@@ -8,7 +8,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, Unimpleme
 import { checkSize, printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
-import { IO_CHUNK, MAX_POSITION, blockDeviceSize, checkAborted, readFully, writeFully, zeroFill } from '../file-io.js';
+import { MAX_POSITION, blockDeviceSize, checkAborted, readRange, writeFully, zeroFill } from '../file-io.js';
 import { WIPE_ALGORITHMS, scrubArgv } from '../wipe-algorithms.js';
 import { writeSparse } from '../sparse-write.js';
 import { volumePath, writableVolume } from './paths.js';
@@ -130,19 +130,7 @@ export async function* downloadVolume(ctx: PoolContext, volume: VolumeDefinition
     const st = await fh.stat({ bigint: true });
     if (st.isDirectory()) throw new FailedPreconditionError(`cannot download directory volume '${printable(volume.name)}'`);
     const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
-    // from the end on (or past it) there is nothing to read: an empty download, as libvirt's
-    const end = length > 0n && offset + length < size ? offset + length : size;
-    let pos = offset;
-    while (pos < end) {
-      checkAborted(ctx.signal, 'download');
-      const want = Number(end - pos < BigInt(IO_CHUNK) ? end - pos : BigInt(IO_CHUNK));
-      const buf = Buffer.allocUnsafe(want);
-      const n = await readFully(fh, buf, want, Number(pos));
-      if (n === 0) break;
-      pos += BigInt(n);
-      ctx.progress?.(pos - offset, end - offset);
-      yield n === want ? buf : buf.subarray(0, n);
-    }
+    yield* readRange(ctx, fh, offset, length, size);
   } finally {
     await fh.close().catch(() => undefined);
   }
