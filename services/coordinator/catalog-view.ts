@@ -4,7 +4,7 @@ import { Pool, PoolDefinition, PoolState, type Host, type Volume } from '../../l
 import { hostName, poolName } from '../../libs/api/resource-names.js';
 import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { CatalogRecord, FleetCache } from './cache.js';
-import type { HostEntry } from './hosts.js';
+import type { HostEntry } from './hosts/entry.js';
 
 /**
  * How much the cache knows of a host's runtime state: 'current' (online, synced), 'stale' (the

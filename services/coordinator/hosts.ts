@@ -2,21 +2,13 @@
 // arrive and offline after three missed intervals. A host that comes back (heartbeats
 // again, or a new boot) is asked for a full sync and shows ONLINE only once that sync is
 // in: the coordinator reconciles its view first (reconcile.ts), then publishes HOST_ONLINE.
-// Hosts are also recorded in the catalog bucket (key hosts.<id>, value Heartbeat = last
-// known Host, boot id, interval) so a restarted coordinator knows the fleet.
+// Hosts are also recorded in the catalog bucket (hosts/records.ts) so a restarted
+// coordinator knows the fleet; when to ask a host for its full sync is hosts/sync-asks.ts.
 //
 // DeleteHost removes a host's record (a deletion marker in the bucket). Every coordinator
 // follows the host records and forgets a host whose record is deleted (with its cached
-// state, through onForget); a coordinator started later does not load it. A coordinator
-// writes a record only over the revision of it that it has seen (compare-and-swap), so one
-// that had not heard of the deletion yet (it marked the host offline a moment later) cannot
-// write the host back: its write fails, it reads the deletion and forgets the host too. A
-// host whose agent heartbeats again after that is a new host, registered as any other.
-//
-// Asking for a full sync is expensive for both sides (a host of 2,000 volumes sends
-// ~660 KB), so a host is never asked while its sync is on the way (chunks arrived recently
-// or are queued for the intake) or while an earlier ask is recent; asks for the same host
-// back off exponentially with jitter, up to MAX_SYNC_ASK_BACKOFF_MS.
+// state, through onForget); a coordinator started later does not load it. A host whose
+// agent heartbeats again after that is a new host, registered as any other.
 //
 // Two agents started with one host id (each refuses to start while another answers for it,
 // but two may race past that check, or a hung one may resume) heartbeat with two boot ids in
@@ -24,65 +16,18 @@
 // second agent, not a restart: the host is then offline (HOST_OFFLINE, calls UNAVAILABLE naming
 // the boot ids, one error logged) and its syncs are not applied, until for three intervals only
 // one boot heartbeats; that one is then a returning host (full sync, reconciliation, ONLINE).
-import { FailedPreconditionError, NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
-import { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
+import type { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../libs/proto/cistern/v1/storage.js';
 import { hostName } from '../../libs/api/resource-names.js';
-import type { HostRecordEntry } from '../../libs/bus/catalog.js';
 import type { Logger } from './log.js';
-
-export const MISSED_HEARTBEATS = 3;
-export const DEFAULT_INTERVAL_MS = 2000;
-/** Longest wait between two asks for the same host's full sync. */
-export const MAX_SYNC_ASK_BACKOFF_MS = 60_000;
-/** Deleted hosts remembered (with their last boot id) so that a late sync of theirs does not bring them back. */
-export const MAX_DELETED_REMEMBERED = 10_000;
-
-export interface HostEntry {
-  host: Host;
-  /** 0 = not known yet (the host was seen only through a full sync) */
-  bootId: bigint;
-  intervalMs: number;
-  /** local clock of the last sign of life: heartbeat or sync chunk (or of the start, for hosts loaded from the store) */
-  lastHeartbeatAt: number;
-  online: boolean;
-  /** a full sync arrived since this coordinator started */
-  synced: boolean;
-  /** heartbeats are back, the full sync that makes it online is awaited (local clock since when) */
-  returningSince?: number;
-  /** full syncs asked of this host (addressed or fleet-wide) since its last one arrived: the backoff step */
-  syncAsks: number;
-  /** local clock before which this host is not asked for a full sync (again) */
-  nextSyncAskAt?: number;
-  /** local clock of the last ResyncRequest naming this host */
-  askedByNameAt?: number;
-  /** local clock since when it is offline (marked, or loaded so) */
-  offlineSince?: number;
-  /** local clock and id of its last full sync applied */
-  syncedAt?: number;
-  syncId?: string;
-  /** the boot before this one, and when it was last heard: heard again soon, it is a second agent */
-  previousBoot?: { id: bigint; at: number };
-  /** more than one agent heartbeats with this host id: each one's boot id and when it was last heard */
-  conflict?: Map<bigint, number>;
-}
-
-export interface HostStore {
-  /** Every host's last recorded entry (deletions too: `record` undefined) and the revision read up to. */
-  load(): Promise<{ entries: HostRecordEntry[]; revision: number }>;
-  /**
-   * Writes the record if the host's key is still at revision `expected` (0: never written):
-   * the new revision, or the key's current last entry when it moved.
-   */
-  save(record: Heartbeat, expected: number): Promise<{ revision: number } | { current: HostRecordEntry | undefined }>;
-  /**
-   * Deletes the host's record if its key is still at revision `expected` (0: never written):
-   * the revision of the deletion, or the key's current last entry when it moved.
-   */
-  remove(host: string, expected: number): Promise<{ revision: number } | { current: HostRecordEntry | undefined }>;
-  /** Every change of a host record after `afterRevision`, in order (writes and deletions, this coordinator's own too). */
-  follow?(afterRevision: number, onChange: (entry: HostRecordEntry) => void): Promise<{ stop(): void }>;
-}
+import { DEFAULT_INTERVAL_MS, silenceLimitMs, type HostEntry } from './hosts/entry.js';
+import { HostRecords, type HostStore } from './hosts/records.js';
+import { SyncAsks, clearSyncAsks } from './hosts/sync-asks.js';
+import { LossWatchers } from './hosts/loss-watchers.js';
+import { DeletedBoots } from './hosts/deleted-boots.js';
+import { hostEvent } from './hosts/host-event.js';
+import { SyncWaiters } from './hosts/sync-waiters.js';
 
 export interface HostRegistryOptions {
   store?: HostStore;
@@ -102,30 +47,28 @@ export interface HostRegistryOptions {
 
 export class HostRegistry {
   private readonly entries = new Map<string, HostEntry>();
-  /** local clock of the last sync chunk that arrived, per host id (known or not) */
-  private readonly lastChunkAt = new Map<string, number>();
-  /** local clock of the last fleet-wide ResyncRequest */
-  private fleetAskedAt: number | undefined;
-  /** local clock of the last sync chunk from any host */
-  private anyChunkAt: number | undefined;
   private readonly now: () => number;
-  private readonly random: () => number;
   private timer: NodeJS.Timeout | undefined;
-  private syncWaiters: Array<{ hosts: Set<string>; resolve: () => void }> = [];
-  private lossWatchers = new Map<string, Set<(why: string) => void>>();
-  /** the revision of each host's record (key hosts.<id>) this coordinator has seen: its writes go over it */
-  private readonly revisions = new Map<string, number>();
-  private following: { stop(): void } | undefined;
-  /**
-   * Hosts forgotten (deleted), with the boot id last known of their agent (0: unknown), until a
-   * heartbeat registers them again: a late full sync of that boot (queued on the sync
-   * connection) does not bring them back. At most MAX_DELETED_REMEMBERED, the oldest dropped.
-   */
-  private readonly deletedBoots = new Map<string, bigint>();
+  private readonly syncWaiters = new SyncWaiters();
+  private readonly records: HostRecords;
+  private readonly syncAsks: SyncAsks;
+  private readonly lossWatchers = new LossWatchers();
+  private readonly deletedBoots = new DeletedBoots();
 
   constructor(private readonly options: HostRegistryOptions) {
     this.now = options.now ?? Date.now;
-    this.random = options.random ?? Math.random;
+    this.records = new HostRecords(options.store, {
+      log: options.log,
+      entryOf: (id) => this.entries.get(id),
+      deleted: (id) => this.forget(id, 'it was deleted (DeleteHost)'),
+    });
+    this.syncAsks = new SyncAsks({
+      log: options.log,
+      now: this.now,
+      random: options.random ?? Math.random,
+      askSync: options.askSync,
+      syncPending: options.syncPending,
+    });
   }
 
   /**
@@ -133,12 +76,8 @@ export class HostRegistry {
    * hosts recorded online get one grace period to heartbeat.
    */
   async load(): Promise<void> {
-    const store = this.options.store;
-    if (!store) return;
-    const { entries, revision } = await store.load();
-    for (const { host: id, revision: rev, record } of entries) {
-      this.noteRevision(id, rev);
-      if (!record || this.entries.has(id)) continue;
+    await this.records.load((id, record) => {
+      if (this.entries.has(id)) return;
       this.entries.set(id, {
         host: Host.fromPartial({ ...record.host, name: hostName(id) }),
         bootId: record.bootId,
@@ -149,23 +88,7 @@ export class HostRegistry {
         syncAsks: 0,
         offlineSince: record.host?.online ? undefined : this.now(),
       });
-    }
-    this.following?.stop();
-    this.following = await store.follow?.(revision, (e) => this.applyRecord(e));
-  }
-
-  /**
-   * A host record as the store holds it now (from following the store, or read after a write
-   * that found the key moved). A deletion this coordinator has not seen yet: it forgets the host.
-   */
-  applyRecord(e: HostRecordEntry): void {
-    if (e.revision <= (this.revisions.get(e.host) ?? 0)) return; // seen already (this coordinator's own write or deletion)
-    this.revisions.set(e.host, e.revision);
-    if (!e.record) this.forget(e.host, 'it was deleted (DeleteHost)');
-  }
-
-  private noteRevision(id: string, revision: number): void {
-    if (revision > (this.revisions.get(id) ?? 0)) this.revisions.set(id, revision);
+    });
   }
 
   /**
@@ -178,11 +101,11 @@ export class HostRegistry {
   goneFor(id: string): { goneMs: number; neededMs: number; syncedSinceOffline: boolean } | undefined {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
-    const neededMs = MISSED_HEARTBEATS * entry.intervalMs;
+    const neededMs = silenceLimitMs(entry);
     if (this.isAlive(id)) return { goneMs: 0, neededMs, syncedSinceOffline: false };
     const offlineSince = entry.offlineSince ?? entry.lastHeartbeatAt;
     const syncedSinceOffline = entry.syncedAt !== undefined && entry.syncedAt >= offlineSince;
-    const since = Math.max(offlineSince, entry.lastHeartbeatAt, syncedSinceOffline ? entry.syncedAt! : -Infinity, this.lastChunkAt.get(id) ?? -Infinity);
+    const since = Math.max(offlineSince, entry.lastHeartbeatAt, syncedSinceOffline ? entry.syncedAt! : -Infinity, this.syncAsks.lastChunk(id) ?? -Infinity);
     return { goneMs: Math.max(0, this.now() - since), neededMs, syncedSinceOffline };
   }
 
@@ -194,47 +117,21 @@ export class HostRegistry {
    * says online is not deleted (FAILED_PRECONDITION, nothing changed).
    */
   async delete(id: string): Promise<void> {
-    const store = this.options.store;
-    if (store) {
-      for (let attempt = 0; ; attempt++) {
-        // (a write of this coordinator's still in flight fails if it comes after: it expects an older revision)
-        const result = await store.remove(id, this.revisions.get(id) ?? 0);
-        if ('revision' in result) {
-          this.noteRevision(id, result.revision);
-          break;
-        }
-        const current = result.current;
-        if (current) this.noteRevision(id, current.revision);
-        else this.revisions.delete(id); // purged: no entry at all
-        if (current?.record?.host?.online) {
-          throw new FailedPreconditionError(
-            `host '${id}' is online in the catalog: another coordinator recorded it online while this deletion was decided; its agent may be running: stop it first, then retry`,
-            { host: id },
-          );
-        }
-        if (attempt >= 9) throw new UnavailableError(`the record of host '${id}' kept changing while it was deleted; retry`, { host: id });
-      }
-    }
+    await this.records.remove(id);
     this.forget(id, 'it was deleted (DeleteHost)');
   }
 
   /** Drops everything this coordinator holds of the host; its agent, if it ever heartbeats again, is a new host. */
   private forget(id: string, why: string): void {
-    this.lastChunkAt.delete(id);
+    this.syncAsks.forgetHost(id);
     const entry = this.entries.get(id);
-    this.rememberDeleted(id, entry?.bootId ?? this.deletedBoots.get(id) ?? 0n);
+    this.deletedBoots.remember(id, entry?.bootId ?? this.deletedBoots.bootOf(id) ?? 0n);
     if (!entry) return;
     this.entries.delete(id);
     this.options.log.info('host forgotten', { host: id, why });
     this.lost(id, why);
     this.options.onForget?.(id);
     this.checkSyncWaiters();
-  }
-
-  private rememberDeleted(id: string, bootId: bigint): void {
-    this.deletedBoots.delete(id); // re-inserted: the newest
-    this.deletedBoots.set(id, bootId);
-    while (this.deletedBoots.size > MAX_DELETED_REMEMBERED) this.deletedBoots.delete(this.deletedBoots.keys().next().value!);
   }
 
   startTimer(periodMs = 250): void {
@@ -245,10 +142,8 @@ export class HostRegistry {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.following?.stop();
-    this.following = undefined;
-    for (const w of this.syncWaiters) w.resolve();
-    this.syncWaiters = [];
+    this.records.stop();
+    this.syncWaiters.releaseAll();
   }
 
   onHeartbeat(hb: Heartbeat): void {
@@ -266,7 +161,7 @@ export class HostRegistry {
     });
     const entry = this.entries.get(id);
     if (!entry) {
-      this.deletedBoots.delete(id); // a running agent: registered anew, its syncs count again
+      this.deletedBoots.registeredAgain(id);
       // never seen: an agent sends a full sync when it starts, and a fleet-wide ask may be
       // answered already; ask only when nothing comes
       const next: HostEntry = {
@@ -280,7 +175,7 @@ export class HostRegistry {
         syncAsks: 0,
       };
       this.entries.set(id, next);
-      this.deferSyncAsk(next, now);
+      this.syncAsks.defer(next, now);
       this.options.log.info('host heartbeats; waiting for its full sync', { host: id, bootId: hb.bootId });
       return;
     }
@@ -300,7 +195,7 @@ export class HostRegistry {
       return;
     }
     const newBoot = entry.bootId !== hb.bootId;
-    if (newBoot && entry.previousBoot?.id === hb.bootId && now - entry.previousBoot.at <= MISSED_HEARTBEATS * intervalMs) {
+    if (newBoot && entry.previousBoot?.id === hb.bootId && now - entry.previousBoot.at <= silenceLimitMs({ intervalMs })) {
       this.startConflict(id, entry, host, heardBefore, hb.bootId, now);
       return;
     }
@@ -330,10 +225,10 @@ export class HostRegistry {
     }
     // a restarted agent sends its full sync by itself, and a recent fleet-wide ask is being
     // answered; the same agent back from a pause may send nothing
-    if (newBoot) this.deferSyncAsk(entry, now);
-    if (this.fleetAskedAt !== undefined) this.deferSyncAsk(entry, this.fleetAskedAt);
+    if (newBoot) this.syncAsks.defer(entry, now);
+    this.syncAsks.deferForFleetAsk(entry);
     this.options.log.info('host heartbeats again; waiting for its full sync', { host: id, bootId: hb.bootId });
-    this.maybeAskSync(id, entry, now);
+    this.syncAsks.maybeAsk(id, entry, now);
   }
 
   /**
@@ -351,8 +246,7 @@ export class HostRegistry {
     entry.online = false;
     entry.returningSince = undefined;
     entry.offlineSince = now;
-    entry.syncAsks = 0;
-    entry.nextSyncAskAt = undefined;
+    clearSyncAsks(entry);
     entry.host = Host.fromPartial({ ...host, online: false });
     this.options.log.error('two agents heartbeat with this host id: the host is offline until one of them stops', { host: id, bootIds: boots });
     this.persist(entry);
@@ -375,7 +269,7 @@ export class HostRegistry {
     this.options.log.warn('one agent heartbeats with this host id again; waiting for its full sync', { host: id, bootId: left });
     entry.bootId = left;
     entry.returningSince = now;
-    this.maybeAskSync(id, entry, now);
+    this.syncAsks.maybeAsk(id, entry, now);
   }
 
   /** More than one agent heartbeats with this host id: its calls fail and its syncs are not applied. */
@@ -389,8 +283,7 @@ export class HostRegistry {
    */
   onSyncChunk(id: string): void {
     const now = this.now();
-    this.lastChunkAt.set(id, now);
-    this.anyChunkAt = now;
+    this.syncAsks.chunkArrived(id, now);
     const entry = this.entries.get(id);
     if (!entry || (!entry.online && entry.returningSince === undefined)) return;
     if (now > entry.lastHeartbeatAt) {
@@ -401,9 +294,7 @@ export class HostRegistry {
 
   /** A fleet-wide ResyncRequest went out: every host is asked for its full sync. */
   askedFleet(): void {
-    const now = this.now();
-    this.fleetAskedAt = now;
-    for (const entry of this.entries.values()) if (entry.online || entry.returningSince !== undefined) this.noteAsk(entry, now);
+    this.syncAsks.fleetAsked(this.entries.values());
   }
 
   /** Heartbeats are back and the sync that brings the host online is awaited. */
@@ -428,9 +319,7 @@ export class HostRegistry {
    * the dead agent, which neither the cache nor the registry takes.
    */
   isDeletedSync(id: string, bootId: bigint): boolean {
-    if (this.entries.has(id)) return false;
-    const deletedBoot = this.deletedBoots.get(id);
-    return deletedBoot !== undefined && (bootId === 0n || bootId === deletedBoot);
+    return !this.entries.has(id) && this.deletedBoots.isLateSync(id, bootId);
   }
 
   /** Whether `bootId` (a sync's) is another boot of the host's agent than the one known. */
@@ -442,65 +331,13 @@ export class HostRegistry {
   /** The host's full sync is on the way: chunks queued for the intake, or arriving recently. */
   syncInFlight(id: string): boolean {
     const entry = this.entries.get(id);
-    return this.inFlight(id, entry?.intervalMs ?? DEFAULT_INTERVAL_MS, this.now());
-  }
-
-  private inFlight(id: string, intervalMs: number, now: number): boolean {
-    if (this.options.syncPending?.(id)) return true;
-    const at = this.lastChunkAt.get(id);
-    return at !== undefined && now - at <= MISSED_HEARTBEATS * intervalMs;
-  }
-
-  /** How long after an ask (the `asks`-th since the last sync) the host is not asked again. */
-  private backoffMs(entry: HostEntry, asks: number): number {
-    const base = MISSED_HEARTBEATS * entry.intervalMs;
-    const step = Math.min(MAX_SYNC_ASK_BACKOFF_MS, base * 2 ** Math.max(0, asks - 1));
-    return Math.min(MAX_SYNC_ASK_BACKOFF_MS, Math.round(step * (1 + 0.5 * this.random())));
-  }
-
-  private noteAsk(entry: HostEntry, now: number): void {
-    entry.syncAsks++;
-    entry.nextSyncAskAt = now + this.backoffMs(entry, entry.syncAsks);
-  }
-
-  /** A full sync is expected without asking (agent start, fleet-wide ask): no ask before one backoff step. */
-  private deferSyncAsk(entry: HostEntry, from: number): void {
-    const at = from + this.backoffMs(entry, 1);
-    if (entry.nextSyncAskAt === undefined || entry.nextSyncAskAt < at) entry.nextSyncAskAt = at;
-  }
-
-  /**
-   * The answers to the last fleet-wide ask are still streaming in (a chunk from some host
-   * within three intervals, for at most MAX_SYNC_ASK_BACKOFF_MS): a host's answer may be
-   * queued behind the others' anywhere on the way.
-   */
-  private fleetAnswering(entry: HostEntry, now: number): boolean {
-    const asked = this.fleetAskedAt;
-    if (asked === undefined || now - asked > MAX_SYNC_ASK_BACKOFF_MS) return false;
-    if ((entry.askedByNameAt ?? -Infinity) > asked) return false;
-    return this.anyChunkAt !== undefined && this.anyChunkAt >= asked && now - this.anyChunkAt <= MISSED_HEARTBEATS * entry.intervalMs;
-  }
-
-  /** Asks the host for its full sync unless one is on the way or was asked for recently. */
-  private maybeAskSync(id: string, entry: HostEntry, now: number, again = false): boolean {
-    if (entry.nextSyncAskAt !== undefined && now < entry.nextSyncAskAt) return false;
-    if (this.inFlight(id, entry.intervalMs, now) || this.fleetAnswering(entry, now)) {
-      // the sync is on its way: look again one step later
-      entry.nextSyncAskAt = now + entry.intervalMs;
-      return false;
-    }
-    this.noteAsk(entry, now);
-    entry.askedByNameAt = now;
-    if (again) this.options.log.warn('no full sync from a host that heartbeats; asking again', { host: id, asks: entry.syncAsks, nextAskInMs: entry.nextSyncAskAt! - now });
-    this.options.askSync?.(id);
-    return true;
+    return this.syncAsks.inFlight(id, entry?.intervalMs ?? DEFAULT_INTERVAL_MS, this.now());
   }
 
   private comeOnline(id: string, entry: HostEntry, syncId: string): void {
     entry.returningSince = undefined;
     entry.offlineSince = undefined;
-    entry.syncAsks = 0;
-    entry.nextSyncAskAt = undefined;
+    clearSyncAsks(entry);
     entry.online = true;
     entry.host = Host.fromPartial({ ...entry.host, online: true });
     this.options.log.info('host online', { host: id, bootId: entry.bootId });
@@ -511,7 +348,7 @@ export class HostRegistry {
   /** A full sync arrived: the host is alive and its runtime state is known. */
   onSync(id: string, info: Host | undefined, syncId = '', bootId = 0n): void {
     const now = this.now();
-    if (!this.options.syncPending?.(id)) this.lastChunkAt.delete(id);
+    this.syncAsks.syncApplied(id);
     let entry = this.entries.get(id);
     if (this.isDeletedSync(id, bootId)) {
       // a late sync of the deleted host's last boot (queued on the sync connection): not a sign
@@ -550,8 +387,7 @@ export class HostRegistry {
       entry.synced = true;
       entry.syncedAt = now;
       entry.syncId = syncId;
-      entry.syncAsks = 0;
-      entry.nextSyncAskAt = undefined;
+      clearSyncAsks(entry);
       if (entry.returningSince !== undefined) this.comeOnline(id, entry, syncId);
     }
     this.checkSyncWaiters();
@@ -561,9 +397,9 @@ export class HostRegistry {
   tick(): void {
     const now = this.now();
     for (const [id, entry] of this.entries) {
-      const missed = now - entry.lastHeartbeatAt > MISSED_HEARTBEATS * entry.intervalMs;
+      const missed = now - entry.lastHeartbeatAt > silenceLimitMs(entry);
       if (entry.conflict) {
-        for (const [boot, at] of entry.conflict) if (now - at > MISSED_HEARTBEATS * entry.intervalMs) entry.conflict.delete(boot);
+        for (const [boot, at] of entry.conflict) if (now - at > silenceLimitMs(entry)) entry.conflict.delete(boot);
         if (entry.conflict.size <= 1) this.endConflict(id, entry, now);
         continue;
       }
@@ -571,23 +407,21 @@ export class HostRegistry {
         if (missed) {
           entry.returningSince = undefined; // gone again before its sync came
           entry.offlineSince = now;
-          entry.syncAsks = 0;
-          entry.nextSyncAskAt = undefined;
+          clearSyncAsks(entry);
         } else if (entry.nextSyncAskAt === undefined || now >= entry.nextSyncAskAt) {
-          this.maybeAskSync(id, entry, now, true);
+          this.syncAsks.maybeAsk(id, entry, now, true);
         }
         continue;
       }
       if (!entry.online) continue;
       if (!missed) {
         // online since before this coordinator started, but its answer to the fleet-wide ask is missing
-        if (!entry.synced && entry.nextSyncAskAt !== undefined && now >= entry.nextSyncAskAt) this.maybeAskSync(id, entry, now, true);
+        if (!entry.synced && entry.nextSyncAskAt !== undefined && now >= entry.nextSyncAskAt) this.syncAsks.maybeAsk(id, entry, now, true);
         continue;
       }
       entry.online = false;
       entry.offlineSince = now;
-      entry.syncAsks = 0;
-      entry.nextSyncAskAt = undefined;
+      clearSyncAsks(entry);
       entry.host = Host.fromPartial({ ...entry.host, online: false });
       this.options.log.warn('host offline: heartbeats stopped', { host: id, lastSeen: entry.host.lastSeen?.toISOString() });
       this.persist(entry);
@@ -663,107 +497,41 @@ export class HostRegistry {
    * function that stops watching.
    */
   watchLoss(id: string, onLost: (why: string) => void): () => void {
-    let set = this.lossWatchers.get(id);
-    if (!set) this.lossWatchers.set(id, (set = new Set()));
-    set.add(onLost);
-    return () => {
-      set!.delete(onLost);
-      if (set!.size === 0 && this.lossWatchers.get(id) === set) this.lossWatchers.delete(id);
-    };
+    return this.lossWatchers.watch(id, onLost);
   }
 
   /** The NATS connection dropped: answers in flight may be lost, so calls waiting for one fail. */
   busLost(): void {
-    for (const id of [...this.lossWatchers.keys()]) this.lost(id, 'the connection to the message bus dropped during the call; its outcome is unknown (retry with the same request id)');
+    this.lossWatchers.lostAll('the connection to the message bus dropped during the call; its outcome is unknown (retry with the same request id)');
   }
 
   private lost(id: string, why: string): void {
-    const set = this.lossWatchers.get(id);
-    if (!set) return;
-    this.lossWatchers.delete(id);
-    for (const f of set) f(why);
+    this.lossWatchers.lost(id, why);
   }
 
   /** Resolves when every host that is online now has sent a full sync, or after `timeoutMs`. */
   waitForSyncs(timeoutMs: number): Promise<void> {
     const pending = new Set([...this.entries.values()].filter((e) => e.online && !e.synced).map((e) => e.host.hostId));
-    if (pending.size === 0 || timeoutMs <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => done(), timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.syncWaiters = this.syncWaiters.filter((w) => w !== waiter);
-        resolve();
-      };
-      const waiter = { hosts: pending, resolve: done };
-      this.syncWaiters.push(waiter);
+    return this.syncWaiters.wait(pending, timeoutMs);
+  }
+
+  /** A host forgotten, synced or gone offline no longer holds up waitForSyncs. */
+  private checkSyncWaiters(): void {
+    this.syncWaiters.check((id) => {
+      const e = this.entries.get(id);
+      return !e || e.synced || !e.online;
     });
   }
 
-  private checkSyncWaiters(): void {
-    for (const w of [...this.syncWaiters]) {
-      for (const id of [...w.hosts]) {
-        const e = this.entries.get(id);
-        if (!e || e.synced || !e.online) w.hosts.delete(id);
-      }
-      if (w.hosts.size === 0) w.resolve();
-    }
-  }
-
   private persist(entry: HostEntry): void {
-    const store = this.options.store;
-    if (!store) return;
-    const id = entry.host.hostId;
-    this.write(store, id, entry).catch((err) => this.options.log.warn('could not record host in the catalog', { host: id, err }));
-  }
-
-  /**
-   * Records the host as this coordinator sees it now, over the revision of its record this
-   * coordinator has seen. When the record moved: another write (another coordinator's, or
-   * one of this coordinator's own still in flight) is taken as seen and written over with
-   * the host as this coordinator sees it then; a deletion is not: the host is forgotten here
-   * too, and not written back.
-   */
-  private async write(store: HostStore, id: string, entry: HostEntry): Promise<void> {
-    for (let attempt = 0; attempt < 10; attempt++) {
-      if (this.entries.get(id) !== entry) return; // deleted meanwhile
-      const record = Heartbeat.create({ host: entry.host, bootId: entry.bootId, intervalMs: entry.intervalMs });
-      const result = await store.save(record, this.revisions.get(id) ?? 0);
-      if ('revision' in result) {
-        this.noteRevision(id, result.revision);
-        return;
-      }
-      const current = result.current;
-      if (!current) {
-        this.revisions.delete(id); // the key has no entry at all (purged): written as new
-        continue;
-      }
-      this.noteRevision(id, current.revision);
-      if (!current.record) {
-        this.forget(id, 'it was deleted (DeleteHost)');
-        return;
-      }
-    }
-    throw new Error('the host record kept changing under concurrent writes');
+    this.records.persist(entry);
   }
 
   private emit(kind: EventKind, entry: HostEntry, requestId: string): void {
     const publish = this.options.publish;
     if (!publish) return;
-    const event: Event = {
-      sequence: 0n,
-      kind,
-      host: entry.host.hostId,
-      pool: '',
-      volume: '',
-      time: new Date(this.now()),
-      principal: 'coordinator',
-      poolState: undefined,
-      volumeState: undefined,
-      hostState: entry.host,
-      progress: undefined,
-      requestId,
-    };
-    publish(event).catch((err) => this.options.log.warn('could not publish host event', { host: entry.host.hostId, err }));
+    publish(hostEvent(kind, entry, requestId, new Date(this.now()))).catch((err) =>
+      this.options.log.warn('could not publish host event', { host: entry.host.hostId, err }),
+    );
   }
 }

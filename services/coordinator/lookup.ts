@@ -4,7 +4,7 @@ import type { PoolRef, VolumeRef } from '../../libs/api/resource-names.js';
 import { PoolType, type Pool, type PoolDefinition, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { isActiveState, poolView, volumeView, type Freshness } from './catalog-view.js';
 import type { CoordinatorServices } from './context.js';
-import type { HostEntry } from './hosts.js';
+import type { HostEntry } from './hosts/entry.js';
 import { decodeStored, type StoredVolume } from './stored-volume.js';
 
 export interface ResolvedPool {

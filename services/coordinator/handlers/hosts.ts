@@ -15,7 +15,7 @@ import { compare } from '../cache.js';
 import { hostView, undefinedPoolView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishHostEvent, publishPoolEvent } from '../coordinator-events.js';
-import { MISSED_HEARTBEATS, type HostEntry } from '../hosts.js';
+import { MISSED_HEARTBEATS, type HostEntry } from '../hosts/entry.js';
 import { pageOf } from '../pagination.js';
 import { checkRequestId, requireHost } from '../validate.js';
 

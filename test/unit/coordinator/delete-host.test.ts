@@ -6,7 +6,7 @@ import { toGrpcError } from '../../../libs/errors/grpc-status.js';
 import { status } from '@grpc/grpc-js';
 import { Host } from '../../../libs/proto/cistern/v1/storage.js';
 import { checkHostDeletable, type HostDeletionFacts } from '../../../services/coordinator/handlers/hosts.js';
-import type { HostEntry } from '../../../services/coordinator/hosts.js';
+import type { HostEntry } from '../../../services/coordinator/hosts/entry.js';
 
 const entry = (online: boolean): HostEntry => ({
   host: Host.fromPartial({ hostId: 'h1', name: 'hosts/h1', online, lastSeen: new Date('2026-01-02T03:04:05.000Z') }),

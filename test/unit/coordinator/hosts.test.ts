@@ -5,7 +5,10 @@ import { expect } from 'chai';
 import { Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../../libs/proto/cistern/v1/storage.js';
 import type { HostRecordEntry } from '../../../libs/bus/catalog.js';
-import { HostRegistry, MAX_DELETED_REMEMBERED, MAX_SYNC_ASK_BACKOFF_MS, type HostStore } from '../../../services/coordinator/hosts.js';
+import { HostRegistry } from '../../../services/coordinator/hosts.js';
+import { MAX_DELETED_REMEMBERED } from '../../../services/coordinator/hosts/deleted-boots.js';
+import { MAX_SYNC_ASK_BACKOFF_MS } from '../../../services/coordinator/hosts/sync-asks.js';
+import type { HostStore } from '../../../services/coordinator/hosts/records.js';
 import { FailedPreconditionError, UnavailableError } from '../../../libs/errors/errors.js';
 import { createLogger, silentLogger, type Logger } from '../../../services/coordinator/log.js';
 
