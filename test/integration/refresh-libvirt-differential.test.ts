@@ -5,7 +5,9 @@
 // driver only, its own sockets, a transient pool) refreshes it; so does the dir backend.
 // Both must list the same volumes and print the same vol-dumpxml for each, timestamps aside.
 // Left out, with the reason: LUKS images (the private libvirtd has no secret driver to print
-// them), a parallels image (libvirt types it ploop, with the file size as capacity), a name
+// them), a parallels image (both type it ploop; libvirt 9.0 prints the file size as its
+// capacity, since its per-volume refresh reads the header of 'file' volumes only, where Cistern
+// keeps the header's size, test/unit/backends/dir.test.ts), a name
 // with a control character (issue 2: skipped, where libvirt 9.0 lists it), and a qcow2 header
 // cut short or a missing backing file (libvirt 9.0 then fails to start the whole pool).
 // The private libvirtd shares /run/libvirt/storage/driver.pid with any other privileged

@@ -190,6 +190,8 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
 
     const probe = probeBuffer(readHeaderSync(fd, safeNumber(size)), size);
     target.format = probe.format;
+    // libvirt's refresh types a volume by its format: a ploop image file is a 'ploop' volume too
+    if (probe.format === 'ploop') def.type = VolumeType.VOLUME_TYPE_PLOOP;
     if (probe.capacity) def.capacity = probe.capacity;
     // libvirt reports a cluster size for qcow2 only (qcow2GetClusterSize); a qed header has one too
     if (probe.clusterSize && probe.format === 'qcow2') target.clusterSize = probe.clusterSize;

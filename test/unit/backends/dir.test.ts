@@ -732,6 +732,19 @@ describe('dir backend (recording runner)', () => {
       expect(existsSync(join(target, 'data'))).to.equal(false);
     });
 
+    it('a ploop image file is a ploop volume (libvirt types a refreshed volume by its format), sized from its header', async () => {
+      // the header qemu-img writes for -f parallels: the magic, then the sector count at byte 36
+      const header = Buffer.alloc(64);
+      header.write('WithouFreSpacExt', 0, 'latin1');
+      header.writeBigUInt64LE(2n * 1024n * 1024n, 36);
+      writeFileSync(join(target, 'p.hds'), header);
+      const listed = (await backend.refreshPool(ctx)).volumes.find((v) => v.name === 'p.hds');
+      expect(listed?.type).to.equal(VolumeType.VOLUME_TYPE_PLOOP);
+      expect(listed?.target?.format).to.equal('ploop');
+      expect(listed?.capacity).to.equal(1024n * MiB);
+      expect(listed?.physical).to.equal(64n);
+    });
+
     it('build flags: overwrite with no_overwrite is INVALID_ARGUMENT; either alone is FAILED_PRECONDITION; nothing is created', async () => {
       const c = { runner, pool: poolDef(join(root, 'new', 'pool')) };
       expect((await rejects(backend.buildPool(c, { overwrite: true, noOverwrite: true }))).code).to.equal('INVALID_ARGUMENT');
