@@ -16,6 +16,7 @@ import type { PoolContext } from '../../libs/backends/backend.js';
 import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { hasTool } from '../support/index.js';
 import { rejects } from '../support/rejects.js';
+import { usePrivateTmpdir } from '../support/private-tmpdir.js';
 
 const MiB = 1024n * 1024n;
 
@@ -74,6 +75,7 @@ async function* chunks(buf: Buffer, size: number): AsyncIterable<Buffer> {
 }
 
 describe('dir backend with real qemu-img', function () {
+  usePrivateTmpdir();
   this.timeout(120_000);
   let root: string;
   let target: string;

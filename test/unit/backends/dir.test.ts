@@ -18,6 +18,7 @@ import { CommandFailedError } from '../../../libs/errors/errors.js';
 import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { attachLoop, loopDevicesAvailable } from '../../support/loop.js';
 import { rejects } from '../../support/rejects.js';
+import { usePrivateTmpdir } from '../../support/private-tmpdir.js';
 
 const MiB = 1024n * 1024n;
 
@@ -324,6 +325,7 @@ describe('dir backend (recording runner)', () => {
   });
 
   describe('resize of LUKS-encrypted volumes (storageBackendResizeQemuImg)', () => {
+    usePrivateTmpdir();
     const UUID = '6f1c1a55-0d1e-4d7e-9a3b-1c2d3e4f5a6b';
     const PASS = `luks-${process.pid}-passphrase`;
     /** A LUKS1 header: payload at 2 MiB; a file of 2 MiB + `payload` bytes. */
