@@ -52,6 +52,7 @@ import {
   type DiskPartition,
 } from './partition-plan.js';
 import { copyIntoBlock, downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
+import { plainTarget } from './volume-target.js';
 
 /** libvirt's pool format enum for disk pools (what capabilities print); 'unknown' builds dos. */
 export const DISK_POOL_FORMAT_ENUM = ['unknown', 'dos', 'dvh', 'gpt', 'mac', 'bsd', 'pc98', 'sun', 'lvm2'] as const;
@@ -332,18 +333,7 @@ export class DiskBackend implements StorageBackend {
       allocation,
       physical: undefined,
       sourceDevices: [{ path: source.device, extents: [{ start: p.start, end: p.end }] }],
-      target: {
-        path,
-        format: p.format,
-        permissions,
-        timestamps,
-        compat: '',
-        nocow: false,
-        clusterSize: 0n,
-        lazyRefcounts: false,
-        extendedL2: false,
-        encryption: undefined,
-      },
+      target: plainTarget(path, p.format, permissions, timestamps),
       backingStore: undefined,
     };
   }

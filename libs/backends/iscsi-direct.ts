@@ -61,6 +61,7 @@ import {
   type ReadCapacity,
   targetSources,
 } from './libiscsi-tools.js';
+import { plainTarget } from './volume-target.js';
 
 export const VOL_NAME_PREFIX = 'unit:0:0:';
 /** Bytes moved per qemu-img run during upload and download (held in memory once). */
@@ -174,18 +175,7 @@ function lunVolume(t: DirectTarget, lun: number, capacity: bigint): VolumeDefini
     allocation: capacity,
     physical: capacity,
     sourceDevices: [],
-    target: {
-      path,
-      format: '',
-      permissions: undefined,
-      timestamps: undefined,
-      compat: '',
-      nocow: false,
-      clusterSize: 0n,
-      lazyRefcounts: false,
-      extendedL2: false,
-      encryption: undefined,
-    },
+    target: plainTarget(path, ''),
     backingStore: undefined,
   };
 }

@@ -47,6 +47,7 @@ import type { RunOptions, RunResult } from './runner.js';
 import { blockDeviceSize, checkAborted, writeFully } from './file-io.js';
 import { permsOf } from './stat-fields.js';
 import { checkLvName, checkVgName, lvsArgv, parseLvs, parsePvs, parseVgs, pvsArgv, vgsArgv, type LvRecord, type LvState } from './lvm-parse.js';
+import { plainTarget } from './volume-target.js';
 
 /** libvirt clears this much at the start and the end of every device before pvcreate. */
 export const CLEAR_BYTES = 1024 * 1024;
@@ -475,18 +476,7 @@ export class LogicalBackend implements StorageBackend {
       allocation: r.size,
       physical: capacity,
       sourceDevices,
-      target: {
-        path,
-        format: '',
-        permissions,
-        timestamps: undefined,
-        compat: '',
-        nocow: false,
-        clusterSize: 0n,
-        lazyRefcounts: false,
-        extendedL2: false,
-        encryption: undefined,
-      },
+      target: plainTarget(path, '', permissions),
       // libvirt stores VIR_STORAGE_POOL_LOGICAL_LVM2 (1) as the file format, which prints as raw
       backingStore: r.backingOrigin ? { path: `${target === '/' ? '' : target}/${r.backingOrigin}`, format: 'raw', permissions: undefined, timestamps: undefined } : undefined,
       state: r.state,
@@ -556,18 +546,7 @@ export class LogicalBackend implements StorageBackend {
       allocation,
       physical: undefined,
       sourceDevices: [],
-      target: {
-        path,
-        format: '',
-        permissions: volume.target?.permissions,
-        timestamps: undefined,
-        compat: '',
-        nocow: false,
-        clusterSize: 0n,
-        lazyRefcounts: false,
-        extendedL2: false,
-        encryption: undefined,
-      },
+      target: plainTarget(path, '', volume.target?.permissions),
       backingStore,
     };
   }

@@ -33,6 +33,7 @@ import {
 import { downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
 import { discardLun } from './scsi.js';
 import { permsOf, timestampsOf } from './stat-fields.js';
+import { plainTarget } from './volume-target.js';
 
 export interface MpathBackendOptions {
   /** Where /dev lives (default: $CISTERN_DEV_ROOT or /dev); volume paths stay /dev/mapper/... */
@@ -159,18 +160,7 @@ export class MpathBackend implements StorageBackend {
           allocation: size,
           physical: size,
           sourceDevices: [],
-          target: {
-            path,
-            format: '',
-            permissions: permsOf(st),
-            timestamps: timestampsOf(st),
-            compat: '',
-            nocow: false,
-            clusterSize: 0n,
-            lazyRefcounts: false,
-            extendedL2: false,
-            encryption: undefined,
-          },
+          target: plainTarget(path, '', permsOf(st), timestampsOf(st)),
           backingStore: undefined,
         };
       }),

@@ -26,6 +26,7 @@ import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFound
 import { printable } from '../api/names.js';
 import type { CommandRunner } from './runner.js';
 import { permsOf, timestampsOf } from './stat-fields.js';
+import { plainTarget } from './volume-target.js';
 
 /** SCSI peripheral device types kept as volumes (libvirt VIR_STORAGE_DEVICE_TYPE_DISK / _ROM). */
 export const SCSI_TYPE_DISK = 0;
@@ -426,18 +427,7 @@ export async function scanScsiHost(
         allocation: size,
         physical: size,
         sourceDevices: [],
-        target: {
-          path,
-          format: '',
-          permissions: permsOf(pst!),
-          timestamps: timestampsOf(pst!),
-          compat: '',
-          nocow: false,
-          clusterSize: 0n,
-          lazyRefcounts: false,
-          extendedL2: false,
-          encryption: undefined,
-        },
+        target: plainTarget(path, '', permsOf(pst!), timestampsOf(pst!)),
         backingStore: undefined,
       };
     }),

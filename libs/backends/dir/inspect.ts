@@ -15,6 +15,7 @@ import { qcow2BaseProblem } from '../qcow2-image.js';
 import { fsError } from '../fs-errors.js';
 import { blockDeviceSize } from '../file-io.js';
 import { permsOf, timestampsOf } from '../stat-fields.js';
+import { plainTarget } from '../volume-target.js';
 
 export interface InspectOptions {
   /** Skip (return undefined) what libvirt skips instead of failing. */
@@ -141,18 +142,7 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
       allocation: 0n,
       physical: 0n,
       sourceDevices: [],
-      target: {
-        path,
-        format: 'raw',
-        permissions: permsOf(st),
-        timestamps: timestampsOf(st),
-        compat: '',
-        nocow: false,
-        clusterSize: 0n,
-        lazyRefcounts: false,
-        extendedL2: false,
-        encryption: undefined,
-      },
+      target: plainTarget(path, 'raw', permsOf(st), timestampsOf(st)),
       backingStore: undefined,
     };
     const target = def.target!;
