@@ -2,6 +2,7 @@
 // afterwards (backend.refreshVol) and takes new pool sizes, so the event and the reply
 // carry the real new state (after a create, clone or resize as libvirt's refreshVol reads
 // it: a qcow2 cluster size not asked for shows from the next pool refresh, probed-fields.ts).
+import { isAbsolute } from 'node:path';
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, VolumeDefinition, type Pool, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import type { PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
@@ -27,6 +28,8 @@ import {
   type AgentContext,
 } from '../context.js';
 import { deletedReply, volumeReply } from './reply.js';
+import { checkImageReferences } from '../../../libs/backends/image-references.js';
+import { admitInHostPools, FILE_POOL_TYPES } from '../storage-locations.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
@@ -171,6 +174,7 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);
   requireOperation(backend, 'createVol', 'creating a volume');
+  checkBackingStoreLocation(ctx, pool, wanted);
   const actor = actorOf(request);
   const release = ctx.locks.reserveVolumeName(def.name, wanted.name, 'create', pool.volumes.has(wanted.name));
   try {
@@ -190,6 +194,33 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
   } finally {
     release();
   }
+}
+
+/**
+ * A backing store of a new file volume must be a file in one of this host's pools, and so must
+ * every file its own chain names: qemu-img reads them all (create opens the chain; a later
+ * clone copies it). A relative path is the pool target's, as the backend resolves it.
+ */
+function checkBackingStoreLocation(ctx: AgentContext, pool: PoolEntry, wanted: VolumeDefinition): void {
+  const backing = wanted.backingStore;
+  if (!backing?.path || !FILE_POOL_TYPES.has(pool.definition.type)) return;
+  const target = pool.definition.target?.path ?? '';
+  const name = isAbsolute(backing.path) ? backing.path : `${target}/${backing.path}`;
+  const admit = admitInHostPools(ctx.state);
+  checkImageReferences({ name, open: admit(name, 'backing store') }, backing.format, admit);
+}
+
+/**
+ * A clone reads its source and, through qemu-img convert, the source's whole backing chain:
+ * the source (a link planted in the pool may lead anywhere) and every file of its chain must
+ * be in one of this host's pools.
+ */
+function checkCloneSourceLocation(ctx: AgentContext, sourcePool: PoolEntry, source: VolumeEntry): void {
+  const def = sourcePool.definition;
+  const name = FILE_POOL_TYPES.has(def.type) ? `${def.target?.path ?? ''}/${source.definition.name}` : source.definition.target?.path ?? '';
+  if (!name) return;
+  const admit = admitInHostPools(ctx.state);
+  checkImageReferences({ name, open: admit(name, 'clone source') }, 'probe', admit);
 }
 
 /**
@@ -274,6 +305,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
   requireOperation(backend, 'createVol', 'creating a volume');
   requireOperation(backend, 'buildVolFrom', 'cloning a volume');
   const sourceVolume = existingVolume(sourcePool, src.volume);
+  checkCloneSourceLocation(ctx, sourcePool, sourceVolume);
   const actor = actorOf(request);
   const release = ctx.locks.reserveVolumeName(def.name, given.name, 'clone', pool.volumes.has(given.name));
   let releaseSource: (() => void) | undefined;

@@ -1,0 +1,89 @@
+// A client with volume rights must not read the host's files through a backing store: a qcow2
+// overlay of /etc/shadow (asked for, or written into an uploaded header), cloned to raw by
+// qemu-img convert and downloaded, would hand the file out. Real fleet, real qemu-img.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { expect } from 'chai';
+import { CloneVolumeRequest, CreatePoolRequest, CreateVolumeRequest, RefreshPoolRequest } from '../../libs/proto/cistern/v1/storage.js';
+import { download, makeTempDir, upload, useStack } from '../support/index.js';
+import { expectCode } from '../support/grpc-expect.js';
+
+const SECRET = 'HOST-SECRET-' + 'x'.repeat(4000);
+
+describe('security: backing stores and clone sources stay inside the host pools', function () {
+  this.timeout(120_000);
+  const ctx = useStack({ hosts: ['a'] });
+  let outside: string;
+  let secret: string;
+  let target: string;
+  const pool = 'hosts/a/pools/p';
+
+  before(async () => {
+    const tmp = makeTempDir('cistern-backing-');
+    outside = join(tmp.path, 'outside');
+    mkdirSync(outside);
+    secret = join(outside, 'secret');
+    writeFileSync(secret, SECRET);
+    target = join(ctx.stack.roots.a, 'pool-p');
+    mkdirSync(target, { recursive: true });
+    await ctx.stack.api.createPool(
+      CreatePoolRequest.fromPartial({ host: 'a', xml: `<pool type='dir'><name>p</name><target><path>${target}</path></target></pool>` }),
+    );
+  });
+
+  const qcow2 = (name: string, size: number, xml = ''): Promise<unknown> =>
+    ctx.stack.api.createVolume(
+      CreateVolumeRequest.fromPartial({ parent: pool, xml: `<volume><name>${name}</name><capacity>${size}</capacity>${xml}</volume>` }),
+    );
+
+  /** Uploads an image made outside the pool by qemu-img into a new volume of the pool, and refreshes. */
+  const uploadImage = async (name: string, qemuArgs: string[]): Promise<void> => {
+    const file = join(outside, `${name}.img`);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', ...qemuArgs, '--', file, '1M']);
+    const bytes = readFileSync(file);
+    await qcow2(name, bytes.length);
+    await upload(ctx.stack, `${pool}/volumes/${name}`, bytes);
+    await ctx.stack.api.refreshPool(RefreshPoolRequest.fromPartial({ name: pool }));
+  };
+
+  const clone = (source: string, name: string): Promise<unknown> =>
+    ctx.stack.api.cloneVolume(
+      CloneVolumeRequest.fromPartial({ parent: pool, source: `${pool}/volumes/${source}`, xml: `<volume><name>${name}</name><target><format type='raw'/></target></volume>` }),
+    );
+
+  it('refuses a new volume whose backing store is a file outside every pool: PERMISSION_DENIED, nothing created', async () => {
+    await expectCode(
+      qcow2('overlay', 1 << 20, `<target><format type='qcow2'/></target><backingStore><path>${secret}</path><format type='raw'/></backingStore>`),
+      status.PERMISSION_DENIED,
+      /backing store .* in none of the active pools of host 'a'/,
+    );
+    expect(existsSync(join(target, 'overlay'))).to.equal(false);
+  });
+
+  it('refuses to clone an uploaded image whose header names a file outside (absolute, relative, json:, data file)', async () => {
+    await uploadImage('abs', ['-b', secret, '-F', 'raw']);
+    await uploadImage('json', ['-b', `json:{"driver":"raw","file":{"driver":"file","filename":"${secret}"}}`, '-F', 'raw']);
+    // relative to the volume's directory, as qemu resolves it: up and out of the pool
+    const up = target.split('/').filter(Boolean).map(() => '..').join('/');
+    await uploadImage('rel', ['-b', `${up}${secret}`, '-F', 'raw']);
+    const dataFile = join(outside, 'data-file');
+    await uploadImage('datafile', ['-o', `data_file=${dataFile},data_file_raw=on`]);
+    writeFileSync(dataFile, SECRET); // qemu-img create emptied it
+    for (const source of ['abs', 'json', 'rel', 'datafile']) {
+      await expectCode(clone(source, `flat-${source}`), status.PERMISSION_DENIED);
+      expect(existsSync(join(target, `flat-${source}`)), source).to.equal(false);
+    }
+  });
+
+  it('still builds and clones overlays whose chain stays in the pool, and the clone holds the base data', async () => {
+    await ctx.stack.api.createVolume(CreateVolumeRequest.fromPartial({ parent: pool, xml: `<volume><name>base</name><capacity>65536</capacity></volume>` }));
+    await upload(ctx.stack, `${pool}/volumes/base`, Buffer.from('BASE-DATA'));
+    await qcow2('top', 65536, `<target><format type='qcow2'/></target><backingStore><path>${join(target, 'base')}</path><format type='raw'/></backingStore>`);
+    await clone('top', 'flat-top');
+    const data = await download(ctx.stack, `${pool}/volumes/flat-top`);
+    expect(data.subarray(0, 9).toString()).to.equal('BASE-DATA');
+    expect(data.toString('latin1')).to.not.include('HOST-SECRET');
+  });
+});

@@ -1,0 +1,82 @@
+// The files qemu would open for an image, as image-references.ts finds them: each backing file
+// is handed to `admit` before it is read, and what cannot be checked is refused.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { checkImageReferences, MAX_CHAIN_LENGTH } from '../../../libs/backends/image-references.js';
+import { planQcow2Image, renderQcow2Image } from '../../../libs/backends/qcow2-image.js';
+
+function qcow2(path: string, backingFile?: string, backingFormat?: string): void {
+  const res = planQcow2Image({ capacity: 1n << 20n, backingFile, backingFormat });
+  if (!res.ok) throw new Error(res.reason);
+  writeFileSync(path, renderQcow2Image(res.plan));
+}
+
+describe('image references: the backing chain qemu would open', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cistern-imgref-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const walk = (name: string, format = 'probe'): string[] => {
+    const seen: string[] = [];
+    checkImageReferences({ name: join(dir, name), open: join(dir, name) }, format, (path) => {
+      seen.push(path);
+      return path;
+    });
+    return seen;
+  };
+  const refusal = (name: string, format = 'probe'): string => {
+    try {
+      walk(name, format);
+    } catch (err) {
+      expect((err as { code?: string }).code).to.equal('PERMISSION_DENIED');
+      return (err as Error).message;
+    }
+    throw new Error('expected a refusal');
+  };
+
+  it('admits every file of a chain, relative names against the image directory', () => {
+    writeFileSync(join(dir, 'base'), 'BASE');
+    qcow2(join(dir, 'mid'), 'base', 'raw');
+    qcow2(join(dir, 'top'), join(dir, 'mid'), 'qcow2');
+    expect(walk('top')).to.deep.equal([join(dir, 'mid'), join(dir, 'base')]);
+    expect(walk('base')).to.deep.equal([]);
+  });
+
+  it('refuses a protocol or json: backing, never handing it to admit', () => {
+    qcow2(join(dir, 'nbd'), 'nbd:127.0.0.1:10809', 'raw');
+    qcow2(join(dir, 'json'), 'json:{"file":{"driver":"file","filename":"/etc/shadow"}}', 'raw');
+    expect(refusal('nbd')).to.match(/protocol or option string/);
+    expect(refusal('json')).to.match(/protocol or option string/);
+  });
+
+  it('refuses a VMDK text descriptor qemu would probe, and a recorded format the file is not', () => {
+    writeFileSync(join(dir, 'desc'), '# Disk DescriptorFile\nversion=1\nRW 8 FLAT "/etc/shadow" 0\n');
+    qcow2(join(dir, 'over-desc'), 'desc');
+    expect(refusal('over-desc')).to.match(/VMDK descriptor/);
+    writeFileSync(join(dir, 'plain'), 'PLAIN');
+    qcow2(join(dir, 'over-plain'), 'plain', 'vmdk');
+    expect(refusal('over-plain')).to.match(/read as 'vmdk' but its header says 'raw'/);
+    // read as raw, a descriptor is only bytes
+    qcow2(join(dir, 'over-desc-raw'), 'desc', 'raw');
+    expect(walk('over-desc-raw')).to.deep.equal([join(dir, 'desc')]);
+  });
+
+  it('stops a cycle at the chain limit instead of walking it forever', () => {
+    qcow2(join(dir, 'a'), 'b', 'qcow2');
+    qcow2(join(dir, 'b'), 'a', 'qcow2');
+    expect(refusal('a')).to.match(new RegExp(`longer than ${MAX_CHAIN_LENGTH} files`));
+  });
+
+  it('passes admit\'s refusal through, before the file is opened', () => {
+    qcow2(join(dir, 'top'), '/etc/shadow', 'raw');
+    expect(() =>
+      checkImageReferences({ name: join(dir, 'top'), open: join(dir, 'top') }, 'probe', (path) => {
+        throw new Error(`not admitted: ${path}`);
+      }),
+    ).to.throw('not admitted: /etc/shadow');
+  });
+});
