@@ -47,10 +47,26 @@ export function fsError(err: unknown, action: string, path: string): CisternErro
   return mapped;
 }
 
-/** A failed command as its typed error; a full disk or quota, which the tools only say on stderr, is RESOURCE_EXHAUSTED. */
-export function commandError(err: unknown): CisternError {
+/** What fallocate and qemu-img say when a size is beyond the filesystem's or the format's limit. */
+const SIZE_REFUSED =
+  /File too large|too large for file format|Invalid image size specified|image size must be|Unsupported VDI image size|exceeds maximum/i;
+
+/**
+ * A failed command as its typed error; a full disk or quota, which the tools only say on
+ * stderr, is RESOURCE_EXHAUSTED. `size`: the request field and bytes the command was given,
+ * so that a size the filesystem or the image format cannot hold is INVALID_ARGUMENT naming
+ * that field (the client's mistake), not INTERNAL.
+ */
+export function commandError(err: unknown, size?: { field: string; bytes: bigint }): CisternError {
   if (err instanceof CommandFailedError && /No space left on device|Disk quota exceeded/i.test(err.stderr)) {
     return new ResourceExhaustedError(`no space left: ${err.message}`, err.details);
+  }
+  if (size && err instanceof CommandFailedError && SIZE_REFUSED.test(err.stderr)) {
+    const said = err.stderr.trim().split('\n').find((line) => SIZE_REFUSED.test(line)) ?? '';
+    return new InvalidArgumentError(
+      size.field,
+      `${size.bytes} bytes is more than this volume can hold on this filesystem or in this format (${printable(said.replace(/^[^:]+: /, ''), 200)})`,
+    );
   }
   return asCisternError(err);
 }

@@ -17,6 +17,7 @@ import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDe
 import { hasTool } from '../support/index.js';
 import { rejects } from '../support/rejects.js';
 import { usePrivateTmpdir } from '../support/private-tmpdir.js';
+import type { InvalidArgumentError } from '../../libs/errors/errors.js';
 
 const MiB = 1024n * 1024n;
 
@@ -512,10 +513,30 @@ describe('dir backend with real qemu-img', function () {
       }
       const huge = await rejects(create(vol('huge.raw', 'raw', (1n << 63n) - 1n, { allocation: 0n })));
       expect(huge.code).to.equal('INVALID_ARGUMENT');
-      const hugeQ = await rejects(create(vol('huge.qcow2', 'qcow2', (1n << 63n) - 1n)));
-      expect(hugeQ.code).to.equal('INTERNAL');
-      expect(hugeQ.message).to.contain('qemu-img');
+      // beyond what the format or the filesystem can hold: the client's mistake, named by its field
+      for (const [v, field] of [
+        [vol('huge.qcow2', 'qcow2', (1n << 63n) - 1n), 'volume.capacity'],
+        [vol('big.qcow2', 'qcow2', 1n << 56n), 'volume.capacity'],
+        [vol('big.qed', 'qed', 1n << 62n), 'volume.capacity'],
+        [vol('big.vdi', 'vdi', 1n << 62n), 'volume.capacity'],
+        [vol('big.vpc', 'vpc', 1n << 62n), 'volume.capacity'],
+        [vol('alloc.raw', 'raw', MiB, { allocation: 1n << 62n }), 'volume.allocation'],
+      ] as const) {
+        const err = await rejects(create(v));
+        expect(err.code, `${v.name}: ${err.message}`).to.equal('INVALID_ARGUMENT');
+        expect((err as InvalidArgumentError).field, v.name).to.equal(field);
+        expect(err.message, v.name).to.match(/bytes is more than this volume can hold/);
+      }
       expect(snapshot()).to.deep.equal(before);
+    });
+
+    it('a resize beyond what the format can hold is INVALID_ARGUMENT naming capacity; the volume is unchanged', async () => {
+      const v = await create(vol('grow.qcow2', 'qcow2', MiB));
+      const err = await rejects(backend.resizeVol(ctx, v, 1n << 62n, { allocate: false, delta: false, shrink: false }));
+      expect(err.code, err.message).to.equal('INVALID_ARGUMENT');
+      expect((err as InvalidArgumentError).field).to.equal('capacity');
+      expect(qemuInfo(join(target, 'grow.qcow2'))['virtual-size']).to.equal(Number(MiB));
+      await backend.deleteVol(ctx, v);
     });
 
     it('a missing backing file is FAILED_PRECONDITION and nothing is created', async () => {

@@ -20,7 +20,16 @@ function fallocateUnsupported(err: unknown): boolean {
  * `fallocate` for large ones, falling back to zeros where the filesystem cannot, as
  * libvirt's safezero does.
  */
-export async function allocate(ctx: BackendContext, fh: FileHandle, path: string, from: bigint, to: bigint, fallocate: string): Promise<void> {
+export async function allocate(
+  ctx: BackendContext,
+  fh: FileHandle,
+  path: string,
+  from: bigint,
+  to: bigint,
+  fallocate: string,
+  /** the request field that asked for `to` bytes, named when the filesystem cannot hold them */
+  field: string,
+): Promise<void> {
   if (to <= from) return;
   if (to - from > BigInt(INPROCESS_ALLOCATE_LIMIT)) {
     try {
@@ -28,7 +37,7 @@ export async function allocate(ctx: BackendContext, fh: FileHandle, path: string
       ctx.progress?.(to - from, to - from);
       return;
     } catch (err) {
-      if (!fallocateUnsupported(err)) throw commandError(err);
+      if (!fallocateUnsupported(err)) throw commandError(err, { field, bytes: to });
     }
   }
   await zeroFill(fh, from, to, ctx);
@@ -43,6 +52,6 @@ export async function fallocateRange(ctx: BackendContext, path: string, end: big
     await ctx.runner.run([fallocate, '-o', '0', '-l', String(end), '--', path], { signal: ctx.signal, timeoutMs: 0 });
   } catch (err) {
     if (fallocateUnsupported(err)) throw new UnimplementedError('preallocating this sparse volume is not supported by its filesystem');
-    throw commandError(err);
+    throw commandError(err, { field: 'capacity', bytes: end });
   }
 }

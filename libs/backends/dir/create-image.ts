@@ -100,7 +100,7 @@ export async function createWithQemuImg(
     if (r.uid !== -1 || r.gid !== -1) await chown(r.path, r.uid, r.gid);
   } catch (err) {
     if (created) await unlink(r.path).catch(() => undefined);
-    throw err instanceof CommandFailedError ? commandError(err) : fsError(err, 'create volume', r.path);
+    throw err instanceof CommandFailedError ? commandError(err, { field: 'volume.capacity', bytes: r.capacity ?? 0n }) : fsError(err, 'create volume', r.path);
   } finally {
     await removeSecretFile(secret);
   }

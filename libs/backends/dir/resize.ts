@@ -83,7 +83,7 @@ export async function resizeVolume(
     try {
       await ctx.runner.run(qemuImgResizeArgv(path, abs, abs < curCap, tools.qemuImg), { signal: ctx.signal });
     } catch (err) {
-      throw commandError(err);
+      throw commandError(err, { field: 'capacity', bytes: abs });
     }
     return;
   }
@@ -94,7 +94,7 @@ export async function resizeVolume(
   try {
     await ctx.runner.run(qemuImgResizeArgv(qemuDescriptorTarget(format, fdPath), abs, abs < curCap, tools.qemuImg), { signal: ctx.signal });
   } catch (err) {
-    throw commandError(err);
+    throw commandError(err, { field: 'capacity', bytes: abs });
   } finally {
     await fh.close().catch(() => undefined);
   }
@@ -123,7 +123,7 @@ async function growAllocated(ctx: PoolContext, fh: FileHandle, opened: BigIntSta
     // libvirt allocates the whole file (virFileAllocate(fd, 0, capacity)): a sparse
     // volume's holes get their blocks too (fallocate never writes over data)
     if (opened.isFile() && opened.blocks * 512n < size) await fallocateRange(ctx, fdPath, capacity, fallocate);
-    else await allocate(ctx, fh, fdPath, size, capacity, fallocate);
+    else await allocate(ctx, fh, fdPath, size, capacity, fallocate, 'capacity');
     await fh.truncate(Number(capacity));
     await fh.sync();
   } catch (err) {
@@ -169,7 +169,7 @@ async function resizeEncrypted(
           err.details,
         );
       }
-      throw commandError(err);
+      throw commandError(err, { field: 'capacity', bytes: capacity });
     }
   } finally {
     await fh?.close().catch(() => undefined);
