@@ -1,6 +1,7 @@
 // The dir backend refuses to write through a symlink that leaves the pool (a volume
 // name that is a link to /etc/shadow must never be wiped, resized or uploaded into).
-import { readFileSync, lstatSync, statSync } from 'node:fs';
+import { readFileSync, lstatSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { PoolDefinition, PoolType, WipeAlgorithm } from '../../libs/proto/cistern/v1/storage.js';
@@ -11,8 +12,10 @@ import { dispatch } from '../../services/agent/agent.js';
 import { makeTempDir } from '../support/cleanup.js';
 import { makeSandbox } from '../fuzz/properties.js';
 import { inProcessAgent } from '../support/agent-context.js';
+import { dirBackend } from '../../libs/backends/dir.js';
+import { rejects } from '../support/rejects.js';
 
-describe('security: symlinks out of a dir pool are refused for writes', () => {
+describe('security: symlinks out of a dir pool are refused for writes and downloads', () => {
   it('wipe, resize and delete of a link to a file outside: refused or only the link goes; the target is untouched', async () => {
     const tmp = makeTempDir('cistern-symlink-');
     const sb = makeSandbox(tmp.path);
@@ -50,6 +53,31 @@ describe('security: symlinks out of a dir pool are refused for writes', () => {
       expect(readFileSync(sb.victim, 'utf8')).to.equal('VICTIM-CONTENT');
       expect(lstatSync(sb.victim).isFile()).to.equal(true);
       for (const argv of runner.argvs) expect(argv.join(' ')).to.not.include('victim');
+    } finally {
+      sb.remove();
+      await tmp.remove();
+    }
+  });
+
+  it('download of a link to a file outside: PERMISSION_DENIED, not one byte of the target read; links inside still read', async () => {
+    const tmp = makeTempDir('cistern-symlink-read-');
+    const sb = makeSandbox(tmp.path);
+    try {
+      const pool = PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: sb.pool } });
+      const ctx = { pool, runner: new RecordingRunner() };
+      const read = async (name: string): Promise<Buffer> => {
+        const parts: Buffer[] = [];
+        for await (const b of dirBackend.downloadVol(ctx, { name } as never, 0n, 0n)) parts.push(b);
+        return Buffer.concat(parts);
+      };
+      const err = await rejects(read('link-out'));
+      expect(err.code, err.message).to.equal('PERMISSION_DENIED');
+      expect(err.message).to.match(/outside the pool target/);
+      expect((await rejects(read('linkdir'))).code).to.equal('PERMISSION_DENIED');
+      // a link that stays in the pool is followed, as libvirt follows it
+      writeFileSync(join(sb.pool, 'inside'), 'INSIDE');
+      symlinkSync('inside', join(sb.pool, 'link-in'));
+      expect((await read('link-in')).toString()).to.equal('INSIDE');
     } finally {
       sb.remove();
       await tmp.remove();

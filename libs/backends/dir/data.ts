@@ -2,16 +2,15 @@
 // (libvirt's storageBackendVolWipeLocal, virStorageBackendVolUploadLocal / DownloadLocal);
 // multi-pass wipes run scrub as libvirt does. block-data.ts is the same for block volumes.
 import { constants as fsc } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { WipeAlgorithm, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../../errors/errors.js';
-import { checkSize, printable } from '../../api/names.js';
+import { InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
+import { checkSize } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
 import { MAX_POSITION, blockDeviceSize, checkAborted, readRange, writeFully, zeroFill } from '../file-io.js';
 import { WIPE_ALGORITHMS, scrubArgv } from '../wipe-algorithms.js';
 import { writeSparse } from '../sparse-write.js';
-import { volumePath, writableVolume } from './paths.js';
+import { poolVolumeDescriptor, writableVolume } from './paths.js';
 
 /**
  * zero: writes zeros over the whole file in-process (a real overwrite, not a
@@ -118,17 +117,10 @@ export async function uploadVolume(
 export async function* downloadVolume(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
   checkSize(offset, 'offset');
   checkSize(length, 'length');
-  const path = volumePath(ctx.pool, volume.name);
-  let fh: FileHandle;
+  // read through the same check as a write: a link planted in the pool that leads out of it
+  // (to /etc/shadow, to the host's disk) must not hand its target to a client
+  const { fh, stat: st } = await poolVolumeDescriptor(ctx.pool, volume.name, fsc.O_RDONLY, 'download');
   try {
-    fh = await open(path, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`volume '${printable(volume.name)}' not found: '${printable(path, 200)}' does not exist`);
-    throw fsError(err, 'open', path);
-  }
-  try {
-    const st = await fh.stat({ bigint: true });
-    if (st.isDirectory()) throw new FailedPreconditionError(`cannot download directory volume '${printable(volume.name)}'`);
     const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
     yield* readRange(ctx, fh, offset, length, size);
   } finally {

@@ -50,10 +50,10 @@ async function realPoolRoot(pool: PoolDefinition): Promise<string> {
 }
 
 /** Refuses a volume whose real path (`real`, links resolved) is not under the pool's real root. */
-function requireInsidePool(path: string, real: string, root: string): void {
+function requireInsidePool(path: string, real: string, root: string, what: string): void {
   if (!real.startsWith(root === '/' ? '/' : `${root}/`)) {
     throw new PermissionDeniedError(
-      `volume path '${printable(path, 200)}' resolves to '${printable(real, 200)}', outside the pool target '${printable(root, 200)}'; refusing to write through a link that leaves the pool`,
+      `volume path '${printable(path, 200)}' resolves to '${printable(real, 200)}', outside the pool target '${printable(root, 200)}'; refusing to ${what} through a link that leaves the pool`,
     );
   }
 }
@@ -63,15 +63,15 @@ function volumeNotFound(name: string, path: string): NotFoundError {
 }
 
 /**
- * Opens a volume to write it and checks, on the descriptor, that what was opened is inside the
- * pool. Checking a path and then opening it by name would leave a window in which whoever can
+ * Opens a volume to read or write it and checks, on the descriptor, that what was opened is
+ * inside the pool. Checking a path and then opening it by name would leave a window in which whoever can
  * write in the pool directory swaps the volume (or a directory on its path) for a link to a file
  * outside the pool, and the agent, as root, would write there. Here the kernel's own record of
  * the opened file (/proc/self/fd) is checked instead, after the open and before anything is
  * written. Links that stay inside the pool are followed, as libvirt follows them. O_NONBLOCK:
  * a FIFO put in the pool fails the open instead of hanging it.
  */
-export async function writableVolume(pool: PoolDefinition, name: string, flags: number, what: string): Promise<WritableVolume> {
+export async function poolVolumeDescriptor(pool: PoolDefinition, name: string, flags: number, what: string): Promise<WritableVolume> {
   const path = volumePath(pool, name);
   const root = await realPoolRoot(pool);
   let fh: FileHandle;
@@ -87,7 +87,7 @@ export async function writableVolume(pool: PoolDefinition, name: string, flags: 
   try {
     const real = await readlink(`/proc/self/fd/${fh.fd}`);
     if (real.endsWith(' (deleted)')) throw new NotFoundError(`volume '${printable(name)}' was removed while it was being opened`);
-    requireInsidePool(path, real, root);
+    requireInsidePool(path, real, root, what);
     const st = await fh.stat({ bigint: true });
     if (!st.isFile() && !st.isBlockDevice()) {
       throw new FailedPreconditionError(`cannot ${what} volume '${printable(name)}': it is not a regular file or block device`);
@@ -98,6 +98,9 @@ export async function writableVolume(pool: PoolDefinition, name: string, flags: 
     throw err;
   }
 }
+
+/** A volume opened to write it: the writes go through poolVolumeDescriptor's check. */
+export const writableVolume = poolVolumeDescriptor;
 
 /**
  * The volume's real path for an operation that writes: it must exist and, after
@@ -114,7 +117,7 @@ export async function writablePath(pool: PoolDefinition, name: string): Promise<
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw volumeNotFound(name, path);
     throw fsError(err, 'resolve volume path', path);
   }
-  requireInsidePool(path, real, root);
+  requireInsidePool(path, real, root, 'write');
   return real;
 }
 
