@@ -5,7 +5,7 @@
 // a few microseconds, while the promise/threadpool path costs several times that per
 // call, which dominates a refresh of 10,000 files. refreshPool runs it in batches and
 // yields to the event loop between them.
-import { closeSync, constants as fsc, existsSync, fstatSync, lstatSync, openSync, type BigIntStats, type Dirent } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fstatSync, lstatSync, openSync, statSync, type BigIntStats, type Dirent } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { VolumeType, type Encryption, type Permissions, type Timestamps, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
@@ -40,10 +40,31 @@ function safeNumber(n: bigint): number {
   return n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n);
 }
 
+const NOT_A_VOLUME = 'is neither a regular file, a block device nor a directory';
+
+/**
+ * Whether what `path` leads to may be opened to read its header: a regular file, a block
+ * device or a directory, or a path that does not resolve (the open then fails as it should).
+ * Not a character device (a watchdog starts counting down when opened, a tape rewinds when
+ * closed), a FIFO or a socket. libvirt opens them and only then skips them; O_NONBLOCK keeps
+ * a FIFO from blocking, not a device driver's open from acting.
+ */
+function openableTarget(path: string): boolean {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return true;
+  }
+  return st.isFile() || st.isBlockDevice() || st.isDirectory();
+}
+
 /** The format, permissions and timestamps of a backing file; undefined when it cannot be opened. */
 export function probeBackingFile(path: string): BackingInfo | undefined {
   let fd = -1;
   try {
+    // a header names any path it likes: a character device there is never opened
+    if (!openableTarget(path)) return undefined;
     fd = openSync(path, OPEN_PROBE);
     const st = fstatSync(fd, { bigint: true });
     if (st.isDirectory()) return { format: 'dir', perms: permsOf(st), timestamps: timestampsOf(st) };
@@ -104,7 +125,12 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
   let isLink = false;
   const d = opts.direntType;
   if (d && !d.isSymbolicLink() && (d.isFIFO() || d.isSocket())) return skip(d.isFIFO() ? 'is a FIFO' : 'is a socket');
-  if (d?.isSymbolicLink()) isLink = true;
+  if (d && !d.isSymbolicLink() && d.isCharacterDevice()) return skip(NOT_A_VOLUME);
+  if (d?.isSymbolicLink()) {
+    isLink = true;
+    // what the link leads to, before opening it: opening a device is not free of side effects
+    if (!openableTarget(path)) return skip(NOT_A_VOLUME);
+  }
   if (!d || (!d.isFile() && !d.isDirectory() && !d.isSymbolicLink())) {
     let lst: BigIntStats;
     try {
@@ -118,7 +144,9 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
     }
     if (lst.isFIFO()) return skip('is a FIFO');
     if (lst.isSocket()) return skip('is a socket');
+    if (lst.isCharacterDevice()) return skip(NOT_A_VOLUME);
     isLink = lst.isSymbolicLink();
+    if (isLink && !openableTarget(path)) return skip(NOT_A_VOLUME);
   }
   let fd: number;
   try {
@@ -173,7 +201,7 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
       size = blockDeviceSize(st);
       def.allocation = size;
     } else {
-      return skip('is neither a regular file, a block device nor a directory');
+      return skip(NOT_A_VOLUME);
     }
     def.capacity = size;
     def.physical = size;
