@@ -68,6 +68,11 @@ describe('faults (real processes)', function () {
     await createVolume(ctx.stack, 'hosts/a/pools/kc', 'src.img', String(1024 ** 3), { allocation: '0' });
     fillWithData(join(path, 'src.img'), 768);
   });
+  // a test that failed before restarting the agent it killed must not fail the ones after it
+  afterEach(async function () {
+    this.timeout(60_000);
+    for (const host of ['a', 'b']) if (!ctx.stack.agents.has(host)) await ctx.stack.addAgent(host);
+  });
 
   it('kill -9 of an agent during a clone: the call fails, and after the restart no partial volume is left', async () => {
     const { api, client } = ctx.stack;
@@ -159,7 +164,11 @@ describe('faults (real processes)', function () {
     const outcome = await result;
     call.end();
     expect(status[outcome.code], outcome.message).to.equal('UNAVAILABLE');
-    expect(outcome.message).to.match(/^host 'a' did not finish 'uploadVolume': it went offline \(last seen \d{4}-\d\d-\d\dT/);
+    // which of the two says so first is a race on a loaded machine: the coordinator noticing the
+    // lost host, or the next data piece finding no agent on the bus; both name the host
+    expect(outcome.message).to.match(
+      /^host 'a' did not finish 'uploadVolume': it went offline \(last seen \d{4}-\d\d-\d\dT|^host 'a' is offline: no agent answers for it on the bus/,
+    );
     // failed when the host was lost (three 300 ms heartbeats), not after the 60 s stream timeout
     expect(settledAt - killedAt).to.be.below(15_000);
     // the coordinator still serves, and its audit line names the volume
