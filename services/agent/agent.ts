@@ -29,6 +29,7 @@ import { coordinatorPoolSecrets } from './pool-secrets.js';
 import { attachSignal, backendFor, type AgentContext } from './context.js';
 import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
 import { RequestCache } from './request-cache.js';
+import { undefinePool } from './undefine.js';
 import { PersistentRevisions } from './revisions.js';
 import type { Logger } from './log.js';
 import * as pools from './handlers/pool-ops.js';
@@ -120,8 +121,9 @@ export async function dispatch(ctx: AgentContext, op: AgentOp, request: AgentReq
       return pools.findPoolSources(ctx, request, o.value);
     case 'getPoolCapabilities':
       return pools.getPoolCapabilities(ctx);
-    case 'definePool':
     case 'undefinePool':
+      return undefinePool(ctx, request, o.value);
+    case 'definePool':
     case 'setPoolAutostart':
       return pools.mirrorCatalogFlags(ctx, request);
     case 'createVolume':
@@ -205,6 +207,7 @@ export class Agent {
       nc,
       journal,
       bootId,
+      catalog,
     };
     // what a create or clone killed mid-way left goes before any pool starts
     await cleanupInterruptedCreates(journal, (pool) => backendFor(ctx, pool.type), execRunner, log);

@@ -15,6 +15,7 @@ import { progressEvent, throttledProgress, type Actor, type EventSink } from './
 import type { Logger } from './log.js';
 import { secretsOf, withSecrets } from './secrets.js';
 import type { CreateJournal } from './journal.js';
+import type { CatalogReader } from './undefine.js';
 
 export interface AgentContext {
   host: string;
@@ -35,6 +36,8 @@ export interface AgentContext {
   uploadRefreshWaitMs?: number;
   /** This process's boot id, as its heartbeats carry it (absent in unit tests). */
   bootId?: bigint;
+  /** The pool catalog, read where a pool's turn must agree with it (undefine.ts; absent in unit tests). */
+  catalog?: CatalogReader;
 }
 
 const requestSignals = new WeakMap<AgentRequest, AbortSignal>();

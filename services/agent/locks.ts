@@ -5,9 +5,10 @@
 //   (later ones wait their turn). Stop/delete refuse while volume work runs
 //   (FAILED_PRECONDITION naming it); volume work is refused while the pool is starting,
 //   stopping, building or being deleted. A refresh runs beside volume work and skips busy volumes.
+// - An undefine takes the pool's turn too, so that it meets a start of the same pool (undefine.ts).
 import { AbortedError, AlreadyExistsError, FailedPreconditionError } from '../../libs/errors/errors.js';
 
-export type PoolOp = 'create' | 'build' | 'start' | 'stop' | 'delete' | 'refresh';
+export type PoolOp = 'create' | 'build' | 'start' | 'stop' | 'delete' | 'refresh' | 'undefine';
 export type LockMode = 'shared' | 'exclusive';
 
 interface VolumeHold {

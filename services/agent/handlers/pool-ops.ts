@@ -29,6 +29,7 @@ import {
 import { doneReply, MAX_REPLY_VOLUMES, poolReply } from './reply.js';
 import { secretsOf } from '../secrets.js';
 import { cleanupWhenStarted } from '../journal.js';
+import { requireStillDefined } from '../undefine.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
@@ -114,11 +115,11 @@ function activateAndReply(
   def: PoolDefinition,
   lock: 'create' | 'start',
   build: BuildFlags | undefined,
-  refuse?: () => void,
+  refuse?: () => void | Promise<void>,
 ): Promise<AgentReply> {
   const actor = actorOf(request);
   return ctx.locks.withPool(def.name, lock, async () => {
-    refuse?.();
+    await refuse?.();
     const entry = await activatePool(ctx, def, { persistent: request.persistent, autostart: request.autostart, build }, actor);
     return activeReply(ctx, entry, await flushEvents(ctx));
   });
@@ -136,7 +137,8 @@ export async function createPool(ctx: AgentContext, request: AgentRequest, op: O
 export async function startPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'startPool'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.name, def.name, 'name');
-  return activateAndReply(ctx, request, def, 'start', requestedBuild(op));
+  // an undefine may have deleted the definition since the coordinator read it (undefine.ts)
+  return activateAndReply(ctx, request, def, 'start', requestedBuild(op), () => requireStillDefined(ctx, def));
 }
 
 /** What BuildPool and DeletePool do alike: work on an inactive pool, then say so in an event. */
@@ -354,7 +356,7 @@ export async function getPoolCapabilities(_ctx: AgentContext): Promise<AgentRepl
 }
 
 /**
- * Catalog changes the coordinator made (define / undefine / autostart): the agent mirrors
+ * Catalog changes the coordinator made (define / autostart): the agent mirrors
  * the flags of an active pool so its syncs and events say the same. No events: the
  * coordinator publishes POOL_DEFINED / POOL_UNDEFINED itself.
  */
@@ -365,10 +367,6 @@ export async function mirrorCatalogFlags(ctx: AgentContext, request: AgentReques
     switch (request.op?.$case) {
       case 'definePool':
         entry.persistent = true;
-        break;
-      case 'undefinePool':
-        entry.persistent = false;
-        entry.autostart = false;
         break;
       case 'setPoolAutostart':
         entry.autostart = request.op.value.autostart;

@@ -167,6 +167,19 @@ export async function undefinePool(svc: CoordinatorServices, ctx: CallContext, r
   if (svc.cache.runtimePool(ref.host, ref.pool) && svc.hosts.isOnline(ref.host)) {
     throw new FailedPreconditionError(`storage pool '${ref.pool}' on host '${ref.host}' is still active; stop it first (StopPool, pool-destroy)`, { host: ref.host, pool: ref.pool });
   }
+  // The agent answers in the pool's turn, after a start queued before this call (a pool that
+  // became active refuses), and then holds the turn until the entry below is deleted, so that
+  // a start from another client cannot run in between (services/agent/undefine.ts). A host
+  // that is offline cannot start the pool: its definition is removed without asking.
+  if (svc.hosts.isOnline(ref.host)) {
+    await forward(svc, ctx, ref.host, {
+      pool: existing.value.definition,
+      persistent: true,
+      autostart: existing.value.autostart,
+      catalogRevision: BigInt(existing.revision),
+      op: { $case: 'undefinePool', value: req },
+    });
+  }
   await svc.catalog.delete(ref.host, ref.pool, existing.revision);
   svc.cache.applyCatalog(ref.host, ref.pool, undefined, existing.revision + 1);
   const after = poolView(svc.cache, ref.host, ref.pool) ?? undefinedPoolView(ref.host, ref.pool, existing.value);

@@ -1,0 +1,95 @@
+// UndefinePool against StartPool, possibly sent by two coordinators at once. The catalog
+// entry lives in KV, the pool's turn on the agent: without a meeting point an undefine could
+// delete the entry while a start was running, and both calls succeeded, leaving a running
+// pool with no definition (libvirt refuses: "storage pool is starting up" / "is still
+// active"). So:
+// - the coordinator asks the agent before it deletes the entry (undefinePool): in the pool's
+//   turn, after any start queued before it, the agent says FAILED_PRECONDITION when the pool
+//   is active, and otherwise answers and keeps the pool's turn until the entry has moved from
+//   the revision the coordinator is deleting (at most UNDEFINE_HOLD_MS: a coordinator that dies
+//   in between does not block the pool for longer);
+// - a start the coordinator sends reads the entry again in the pool's turn, and refuses when
+//   it is gone (NOT_FOUND) or is another pool's now (ABORTED).
+import type { AgentReply, AgentRequest, CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
+import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { AbortedError, FailedPreconditionError, NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
+import { checkPoolResource, requestPool, type AgentContext } from './context.js';
+import { doneReply } from './handlers/reply.js';
+
+/** Longest time an undefine keeps the pool's turn waiting for its catalog deletion. */
+export const UNDEFINE_HOLD_MS = 5_000;
+/** How often the entry is read while the turn is kept. */
+const HOLD_POLL_MS = 20;
+
+/** The catalog as the agent reads it: one pool's current entry (its own keys only). */
+export interface CatalogReader {
+  get(host: string, pool: string): Promise<{ value: CatalogPool; revision: number } | undefined>;
+}
+
+type UndefineOp = Extract<NonNullable<AgentRequest['op']>, { $case: 'undefinePool' }>['value'];
+
+export async function undefinePool(ctx: AgentContext, request: AgentRequest, op: UndefineOp): Promise<AgentReply> {
+  const def = requestPool(request);
+  checkPoolResource(ctx, op.name, def.name, 'name');
+  const revision = Number(request.catalogRevision);
+  return new Promise<AgentReply>((answer, refuse) => {
+    ctx.locks
+      .withPool(def.name, 'undefine', async () => {
+        if (ctx.state.getPool(def.name)) {
+          refuse(
+            new FailedPreconditionError(`storage pool '${def.name}' on host '${ctx.host}' is still active; stop it first (StopPool, pool-destroy)`, {
+              host: ctx.host,
+              pool: def.name,
+            }),
+          );
+          return;
+        }
+        answer(doneReply());
+        if (revision > 0 && ctx.catalog) await holdUntilMoved(ctx, ctx.catalog, def.name, revision);
+      })
+      .catch(refuse);
+  });
+}
+
+/** Keeps the caller's pool turn until the pool's entry is no longer at `revision` (deleted, or changed). */
+async function holdUntilMoved(ctx: AgentContext, catalog: CatalogReader, pool: string, revision: number): Promise<void> {
+  const until = Date.now() + UNDEFINE_HOLD_MS;
+  try {
+    while (Date.now() < until) {
+      const entry = await catalog.get(ctx.host, pool);
+      if (entry?.revision !== revision) return;
+      await new Promise((resolve) => setTimeout(resolve, HOLD_POLL_MS));
+    }
+    ctx.log.warn('an undefine was answered but its catalog entry did not change; the pool takes other work again', { pool, revision });
+  } catch (err) {
+    ctx.log.warn('the catalog could not be read while an undefine held the pool; the pool takes other work again', { pool, error: err });
+  }
+}
+
+/**
+ * For a start a coordinator sent, in the pool's turn: the pool must still be defined, as the
+ * same pool (uuid). NOT_FOUND when an undefine deleted it meanwhile, ABORTED when it was
+ * undefined and defined again with another uuid. Without a catalog (unit tests) nothing is checked.
+ */
+export async function requireStillDefined(ctx: AgentContext, def: PoolDefinition): Promise<void> {
+  if (!ctx.catalog) return;
+  let entry;
+  try {
+    entry = await ctx.catalog.get(ctx.host, def.name);
+  } catch (err) {
+    throw new UnavailableError(`the catalog could not be read to check that storage pool '${def.name}' is still defined (${(err as Error)?.message}); retry`, {
+      host: ctx.host,
+      pool: def.name,
+    });
+  }
+  if (!entry) {
+    throw new NotFoundError(`storage pool '${def.name}' not found on host '${ctx.host}': it was undefined`, { host: ctx.host, pool: def.name });
+  }
+  const uuid = entry.value.definition?.uuid;
+  if (def.uuid && uuid && uuid !== def.uuid) {
+    throw new AbortedError(`storage pool '${def.name}' on host '${ctx.host}' was defined again (uuid ${uuid}) while this start was sent; retry`, {
+      host: ctx.host,
+      pool: def.name,
+    });
+  }
+}

@@ -1,0 +1,58 @@
+// Races between clients and partial failures, against real processes (test/integration/
+// faults.test.ts has kill -9 of an agent, a host going away, nats-server restarts; this file
+// has what runs at the same time): an undefine racing a start sent through another
+// coordinator.
+import { expect } from 'chai';
+import { status } from '@grpc/grpc-js';
+import { join } from 'node:path';
+import { connectClient, promiseApi, startCoordinator, useStack, useTempDir, waitFor, type StorageApi } from '../support/index.js';
+import { PoolState } from '../../libs/proto/cistern/v1/storage.js';
+import { dirPool, grpcCode } from './reliability-helpers.js';
+
+/** What a coordinator shows of a pool: 'absent', or its state and whether it is persistent. */
+async function poolSeen(api: StorageApi, name: string): Promise<string> {
+  try {
+    const p = await api.getPool({ name });
+    return `${PoolState[p.state]} persistent=${p.persistent}`;
+  } catch (err) {
+    if ((err as { code?: number }).code === status.NOT_FOUND) return 'absent';
+    throw err;
+  }
+}
+
+describe('races between clients (real processes)', function () {
+  this.timeout(240_000);
+  const ctx = useStack({ hosts: ['a'], agentArgs: ['--heartbeat-ms', '300'] });
+  const scratch = useTempDir('cistern-races-it-');
+
+  it('an undefine and a start of one pool through two coordinators: one wins, the other is refused, and both coordinators agree', async () => {
+    const second = await startCoordinator({ natsUrl: ctx.stack.natsUrl });
+    const client2 = connectClient(second.address);
+    const api1 = ctx.stack.api;
+    const api2 = promiseApi(client2);
+    const name = 'hosts/a/pools/contested';
+    try {
+      for (let round = 0; round < 6; round++) {
+        await api1.definePool({ host: 'a', definition: dirPool('contested', join(scratch.path, `contested-${round}`)), xml: '', requestId: '', validate: false });
+        await waitFor('the second coordinator to know the pool', async () => (await poolSeen(api2, name)) !== 'absent');
+        // in turn one and the other is sent first
+        const undefine = () => grpcCode(api1.undefinePool({ name, requestId: '' }));
+        const start = () => grpcCode(api2.startPool({ name, build: true, buildFlags: undefined, requestId: '' }));
+        const [u, s] = round % 2 === 0 ? await Promise.all([undefine(), start()]) : (await Promise.all([start(), undefine()])).reverse();
+        const outcome = `round ${round}: undefine ${status[u.code]} (${u.message}), start ${status[s.code]} (${s.message})`;
+        expect([u.code, s.code].filter((c) => c === status.OK), outcome).to.have.length(1);
+        const expected = u.code === status.OK ? 'absent' : 'POOL_STATE_RUNNING persistent=true';
+        if (u.code === status.OK) expect(status[s.code], outcome).to.equal('NOT_FOUND');
+        else expect(status[u.code], outcome).to.equal('FAILED_PRECONDITION');
+        await waitFor(`both coordinators to show the pool ${expected}`, async () => (await poolSeen(api1, name)) === expected && (await poolSeen(api2, name)) === expected);
+        if (s.code === status.OK) {
+          await api1.stopPool({ name, requestId: '' });
+          await api1.undefinePool({ name, requestId: '' });
+        }
+      }
+    } finally {
+      client2.close();
+      await second.stop();
+    }
+  });
+});
