@@ -6,7 +6,7 @@
 //   (FAILED_PRECONDITION naming it); volume work is refused while the pool is starting,
 //   stopping, building or being deleted. A refresh runs beside volume work and skips busy volumes.
 // - An undefine takes the pool's turn too, so that it meets a start of the same pool (undefine.ts).
-import { AbortedError, AlreadyExistsError, FailedPreconditionError } from '../../libs/errors/errors.js';
+import { AbortedError, AlreadyExistsError, CancelledError, FailedPreconditionError } from '../../libs/errors/errors.js';
 
 export type PoolOp = 'create' | 'build' | 'start' | 'stop' | 'delete' | 'refresh' | 'undefine';
 export type LockMode = 'shared' | 'exclusive';
@@ -50,9 +50,12 @@ export class LockTable {
 
   /**
    * Runs `fn` as the pool's only state change (waiting for earlier ones). Stop and delete
-   * are refused while a volume of the pool has work in progress.
+   * are refused while a volume of the pool has work in progress. `signal` is the caller's:
+   * once it has aborted (the client cancelled, its deadline passed) while the call waited for
+   * its turn, `fn` does not run at all (CANCELLED): a stop or delete given up on must not
+   * happen later, behind a long refresh or build.
    */
-  async withPool<T>(pool: string, op: PoolOp, fn: () => Promise<T>): Promise<T> {
+  async withPool<T>(pool: string, op: PoolOp, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const state = this.pool(pool);
     const previous = state.tail;
     let done!: () => void;
@@ -60,6 +63,9 @@ export class LockTable {
     state.tail = mine;
     await previous;
     try {
+      if (signal?.aborted) {
+        throw new CancelledError(`the caller cancelled '${op}' of storage pool '${pool}' while it waited for its turn; nothing was done`, { pool, operation: op });
+      }
       if (op === 'stop' || op === 'delete') {
         const busy = this.volumeWork(pool);
         if (busy) {

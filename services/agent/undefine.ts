@@ -13,7 +13,7 @@
 import type { AgentReply, AgentRequest, CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { AbortedError, FailedPreconditionError, NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
-import { checkPoolResource, requestPool, type AgentContext } from './context.js';
+import { actorOf, checkPoolResource, requestPool, type AgentContext } from './context.js';
 import { doneReply } from './handlers/reply.js';
 
 /** Longest time an undefine keeps the pool's turn waiting for its catalog deletion. */
@@ -46,7 +46,7 @@ export async function undefinePool(ctx: AgentContext, request: AgentRequest, op:
         }
         answer(doneReply());
         if (revision > 0 && ctx.catalog) await holdUntilMoved(ctx, ctx.catalog, def.name, revision);
-      })
+      }, actorOf(request).signal)
       .catch(refuse);
   });
 }

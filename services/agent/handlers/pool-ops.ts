@@ -118,11 +118,16 @@ function activateAndReply(
   refuse?: () => void | Promise<void>,
 ): Promise<AgentReply> {
   const actor = actorOf(request);
-  return ctx.locks.withPool(def.name, lock, async () => {
-    await refuse?.();
-    const entry = await activatePool(ctx, def, { persistent: request.persistent, autostart: request.autostart, build }, actor);
-    return activeReply(ctx, entry, await flushEvents(ctx));
-  });
+  return ctx.locks.withPool(
+    def.name,
+    lock,
+    async () => {
+      await refuse?.();
+      const entry = await activatePool(ctx, def, { persistent: request.persistent, autostart: request.autostart, build }, actor);
+      return activeReply(ctx, entry, await flushEvents(ctx));
+    },
+    actor.signal,
+  );
 }
 
 export async function createPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'createPool'>): Promise<AgentReply> {
@@ -173,7 +178,7 @@ async function onInactivePool(
     ctx.events.publish(poolEvent(w.event, ctx.host, pool, actor));
     ctx.log.info(w.done, { pool: def.name, principal: actor.principal, requestId: actor.requestId });
     return poolReply(pool, await flushEvents(ctx));
-  });
+  }, actor.signal);
 }
 
 export async function buildPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'buildPool'>): Promise<AgentReply> {
@@ -202,7 +207,7 @@ export async function stopPool(ctx: AgentContext, request: AgentRequest, op: OpV
     ctx.events.publish(poolEvent(EventKind.POOL_STOPPED, ctx.host, pool, actor));
     ctx.log.info('pool stopped', { pool: def.name, principal: actor.principal, requestId: actor.requestId });
     return poolReply(pool, await flushEvents(ctx));
-  });
+  }, actor.signal);
 }
 
 export async function deletePool(ctx: AgentContext, request: AgentRequest, op: OpValue<'deletePool'>): Promise<AgentReply> {
@@ -286,7 +291,7 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
       requestId: actor.requestId,
     });
     return activeReply(ctx, entry, await flushEvents(ctx));
-  });
+  }, actor.signal);
 }
 
 /** A refresh's scan taken in: the volume events publishScan sends, then POOL_REFRESHED. */

@@ -13,6 +13,7 @@ import {
 import type { BackendOperation, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
 import { CisternError, UnavailableError } from '../../../libs/errors/errors.js';
 import { dispatch } from '../../../services/agent/agent.js';
+import { attachSignal } from '../../../services/agent/context.js';
 import { autostartPools } from '../../../services/agent/autostart.js';
 import { SCAN_EVENT_BATCH } from '../../../services/agent/handlers/pool-ops.js';
 import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
@@ -27,11 +28,14 @@ class FakeBackend implements StorageBackend {
   files = new Map<string, bigint>();
   calls: string[] = [];
   gate: Promise<void> | undefined;
+  /** a refresh waits for it (a long refresh holding the pool's turn) */
+  refreshGate: Promise<void> | undefined;
   /** the CHAP secret (uuid 'chap-1') each refresh was given */
   secretsSeen: Array<string | undefined> = [];
   constructor(readonly operations: ReadonlySet<BackendOperation>) {}
   async refreshPool(ctx: PoolContext) {
     this.calls.push('refreshPool');
+    if (this.refreshGate) await this.refreshGate;
     this.secretsSeen.push(ctx.secrets?.get('chap-1')?.toString());
     return {
       runtime: { capacity: 1000n, allocation: 0n, available: 1000n },
@@ -188,6 +192,26 @@ describe('agent handlers (fake backend)', () => {
     open();
     expect(await codeOf(creating)).to.equal('OK');
     expect(await codeOf(call({ $case: 'stopPool', value: { name: 'hosts/h/pools/p', requestId: '' } }))).to.equal('OK');
+  });
+
+  it('a stop cancelled while it waits behind a long refresh does not run when its turn comes', async () => {
+    const { backend, ctx, call } = setup();
+    await call(start);
+    let open!: () => void;
+    backend.refreshGate = new Promise((r) => (open = r));
+    const refreshing = call({ $case: 'refreshPool', value: { name: 'hosts/h/pools/p', requestId: '' } });
+    await new Promise((r) => setImmediate(r));
+    const cancel = new AbortController();
+    const stopRequest = AgentRequest.fromPartial({ principal: 'alice', requestId: 'stop-1', pool: poolDef });
+    stopRequest.op = { $case: 'stopPool', value: { name: 'hosts/h/pools/p', requestId: 'stop-1' } };
+    attachSignal(stopRequest, cancel.signal);
+    const stopping = codeOf(dispatch(ctx, 'stopPool', stopRequest));
+    await new Promise((r) => setImmediate(r));
+    cancel.abort();
+    open();
+    expect(await codeOf(refreshing)).to.equal('OK');
+    expect(await stopping).to.match(/^CANCELLED: the caller cancelled 'stop' of storage pool 'p' while it waited for its turn/);
+    expect(ctx.state.getPool('p'), 'the pool still runs').to.not.equal(undefined);
   });
 
   it('refresh publishes only the difference, then POOL_REFRESHED', async () => {
