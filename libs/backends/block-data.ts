@@ -15,7 +15,7 @@ import { checkSize, printable } from '../api/names.js';
 import type { BackendContext } from './backend.js';
 import { fsError } from './fs-errors.js';
 import { blockDeviceSize, checkAborted, readRange, writeFully } from './file-io.js';
-import { scrubArgv, WIPE_ALGORITHMS } from './wipe-algorithms.js';
+import { runScrub, scrubArgv, WIPE_ALGORITHMS } from './wipe-algorithms.js';
 import { alignedBuffer } from './sparse-copy.js';
 
 export const BLOCK_IO_CHUNK = 1024 * 1024;
@@ -49,8 +49,15 @@ export async function wipeBlock(ctx: BackendContext, path: string, algorithm: Wi
   if (algorithm !== WipeAlgorithm.WIPE_ALGORITHM_ZERO) {
     const alg = WIPE_ALGORITHMS[algorithm];
     if (!alg) throw new InvalidArgumentError('algorithm', `unsupported wipe algorithm ${algorithm}; allowed: ${Object.values(WIPE_ALGORITHMS).join(', ')}`);
+    // the device's size, for the progress scrub's passes are reported in
+    let size = 0n;
+    if (ctx.progress) {
+      const opened = await openBlock(path, fsc.O_RDONLY);
+      size = opened.size;
+      await opened.fh.close().catch(() => undefined);
+    }
     try {
-      await ctx.runner.run(scrubArgv(alg, path, scrub), { signal: ctx.signal, timeoutMs: 0 });
+      await runScrub(ctx, scrubArgv(alg, path, scrub), alg, size);
     } catch (err) {
       throw asCisternError(err);
     }

@@ -37,6 +37,7 @@ export class ExecRunner implements CommandRunner {
       cancelSignal: options.signal,
       forceKillAfterDelay: 2_000,
       ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
+      ...(options.onStdout ? { stdout: [streamTo(options.onStdout)] } : {}),
       cwd: options.cwd,
       stripFinalNewline: false,
       encoding: 'utf8',
@@ -63,6 +64,18 @@ export class ExecRunner implements CommandRunner {
     if (!ok.includes(exitCode)) throw new CommandFailedError(argv, exitCode, stderr || stdout);
     return { stdout, stderr, exitCode };
   }
+}
+
+/** An execa transform that hands each chunk of output to `onChunk` as it arrives and passes it on unchanged. */
+function streamTo(onChunk: (chunk: string) => void) {
+  const decoder = new TextDecoder();
+  return {
+    *transform(chunk: unknown) {
+      onChunk(decoder.decode(chunk as Uint8Array, { stream: true }));
+      yield chunk;
+    },
+    binary: true as const,
+  };
 }
 
 /** One shared runner with the default timeout. */

@@ -75,6 +75,7 @@ export class RecordingRunner implements CommandRunner {
     if (answer instanceof Error) throw answer;
     if (typeof answer === 'function') answer = (await answer(argv, options)) ?? {};
     const result: RunResult = { stdout: answer.stdout ?? '', stderr: answer.stderr ?? '', exitCode: answer.exitCode ?? 0 };
+    if (result.stdout) options.onStdout?.(result.stdout);
     const ok = options.okExitCodes ?? [0];
     if (!ok.includes(result.exitCode)) throw new CommandFailedError(argv, result.exitCode, result.stderr || result.stdout);
     return result;

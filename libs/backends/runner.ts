@@ -15,6 +15,8 @@ export interface RunOptions {
   cleanEnv?: boolean;
   /** Extra file descriptors (e.g. a secret passed as a file, never on argv). */
   cwd?: string;
+  /** Called with the program's output as it comes (progress a tool prints); stdout is still returned whole. */
+  onStdout?: (chunk: string) => void;
 }
 
 export interface RunResult {

@@ -64,6 +64,32 @@ describe('long operations, idempotency and concurrency (real processes)', functi
     await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/copy.img`, requestId: '' });
   });
 
+  it('a multi-pass (nnsa) wipe and an allocating resize of a sparse volume report progress too, rising to done = total', async () => {
+    const w = watch(ctx.stack.client, { pools: [POOL], kinds: [EventKind.OPERATION_PROGRESS] });
+    await w.ready;
+    await createVolume(ctx.stack, POOL, 'passes.img', String(64 * 1024 * 1024), { allocation: '0' });
+    await ctx.stack.api.wipeVolume({ name: `${POOL}/volumes/passes.img`, algorithm: WipeAlgorithm.WIPE_ALGORITHM_NNSA, requestId: 'progress-nnsa-1' }, { deadlineMs: 120_000 });
+    // a sparse volume is allocated whole by one fallocate (libvirt's virFileAllocate)
+    await createVolume(ctx.stack, POOL, 'thin.img', String(64 * 1024 * 1024), { allocation: '0' });
+    await ctx.stack.api.resizeVolume(
+      { name: `${POOL}/volumes/thin.img`, capacity: 128n * 1024n * 1024n, allocate: true, delta: false, shrink: false, requestId: 'progress-resize-1' },
+      { deadlineMs: 120_000 },
+    );
+    for (const v of ['passes.img', 'thin.img']) await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/${v}`, requestId: '' });
+    await waitFor('the final progress of both', () =>
+      ['progress-nnsa-1', 'progress-resize-1'].every((id) => w.events.some((e) => e.requestId === id && e.progress!.done === e.progress!.total)),
+    );
+    w.cancel();
+    for (const [id, op] of [['progress-nnsa-1', 'wipe'], ['progress-resize-1', 'resize']] as const) {
+      const mine = w.events.filter((e) => e.requestId === id);
+      expect(mine.every((e) => e.progress?.operation === op && e.volume === (op === 'wipe' ? 'passes.img' : 'thin.img')), id).to.equal(true);
+      const done = mine.map((e) => e.progress!.done);
+      expect(done[0], `${id} starts at 0`).to.equal(0n);
+      expect(done.every((d, i) => i === 0 || d >= done[i - 1]!), `${id} progress never goes back`).to.equal(true);
+      expect(mine.at(-1)!.progress!.done).to.equal(mine.at(-1)!.progress!.total);
+    }
+  });
+
   it('while a clone runs: stopping the pool is FAILED_PRECONDITION naming it, conflicting work is ABORTED, the name is taken; cancelling the call stops it and leaves nothing', async () => {
     const { api, client } = ctx.stack;
     const w = watch(client, { pools: [POOL], kinds: [EventKind.OPERATION_PROGRESS, EventKind.VOLUME_CREATED] });

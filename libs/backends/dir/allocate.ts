@@ -49,7 +49,10 @@ export async function allocate(
  */
 export async function fallocateRange(ctx: BackendContext, path: string, end: bigint, fallocate: string): Promise<void> {
   try {
+    // one process with no progress of its own: its start and its end
+    ctx.progress?.(0n, end);
     await ctx.runner.run([fallocate, '-o', '0', '-l', String(end), '--', path], { signal: ctx.signal, timeoutMs: 0 });
+    ctx.progress?.(end, end);
   } catch (err) {
     if (fallocateUnsupported(err)) throw new UnimplementedError('preallocating this sparse volume is not supported by its filesystem');
     throw commandError(err, { field: 'capacity', bytes: end });

@@ -8,7 +8,7 @@ import { checkSize } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
 import { MAX_POSITION, blockDeviceSize, checkAborted, readRange, writeFully, zeroFill } from '../file-io.js';
-import { WIPE_ALGORITHMS, scrubArgv } from '../wipe-algorithms.js';
+import { WIPE_ALGORITHMS, runScrub, scrubArgv } from '../wipe-algorithms.js';
 import { writeSparse } from '../sparse-write.js';
 import { poolVolumeDescriptor, writableVolume } from './paths.js';
 
@@ -28,11 +28,10 @@ export async function wipeVolume(ctx: PoolContext, volume: VolumeDefinition, alg
   try {
     if (alg !== 'zero') {
       // scrub opens the file this agent opened and checked, not whatever the path holds by then
-      try {
-        await ctx.runner.run(scrubArgv(alg, vol.fdPath, scrub), { signal: ctx.signal, timeoutMs: 0 });
-      } catch (err) {
+      const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
+      await runScrub(ctx, scrubArgv(alg, vol.fdPath, scrub), alg, size).catch((err: unknown) => {
         throw commandError(err);
-      }
+      });
       return;
     }
     try {

@@ -484,6 +484,15 @@ describe('dir backend (recording runner)', () => {
       expect(opened).to.deep.equal(algs.map(() => join(target, 'w.img')));
     });
 
+    it('a scrub wipe reports progress from scrub\'s passes, from 0 to done == total', async () => {
+      writeFileSync(join(target, 'w.img'), Buffer.alloc(4800, 9));
+      const pass = (p: string) => `scrub: ${p.padEnd(7)}|${'.'.repeat(48)}|\n`;
+      runner.on(['scrub'], { stdout: `scrub: using DoD 5220.22-M patterns\nscrub: scrubbing x 4800 bytes (~4KB)\n${pass('random')}${pass('0x00')}` });
+      const reports: Array<[bigint, bigint]> = [];
+      await backend.wipeVol({ ...ctx, progress: (done, total) => void reports.push([done, total]) }, vol('w.img', ''), WipeAlgorithm.WIPE_ALGORITHM_DOD);
+      expect(reports).to.deep.equal([[0n, 4800n], [2400n, 4800n], [4800n, 4800n]]);
+    });
+
     it('zero of a sparse file cuts it to nothing and back (libvirt): zeros, same size, still sparse', async () => {
       const path = join(target, 'thin.img');
       const fd = openSync(path, 'w');
