@@ -9,6 +9,7 @@ import type { Logger } from './log.js';
 import type { RequestResults } from './request-results.js';
 import type { SchemaValidator } from './schema-validator.js';
 import type { SecretStore } from './secrets/store.js';
+import type { CatalogWatermark } from './catalog-watermark.js';
 
 export interface CoordinatorServices {
   nc: NatsConnection;
@@ -28,6 +29,8 @@ export interface CoordinatorServices {
   secrets?: SecretStore;
   /** Checks XML against libvirt's schemas (requests with validate); absent in unit tests: the default. */
   schemas?: SchemaValidator;
+  /** How far the catalog watch has read (define-conflicts.ts); absent in unit tests: defines are not re-checked. */
+  catalogWatermark?: CatalogWatermark;
 }
 
 /** One gRPC call, as the handlers see it. The auth seam (issue 7) fills `principal`. */

@@ -12,6 +12,7 @@ import { subjects } from '../../libs/bus/subjects.js';
 import { Heartbeat, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { openGuard, type CallGuard } from './call-guard.js';
 import { FleetCache } from './cache.js';
+import { CatalogWatermark } from './catalog-watermark.js';
 import type { CoordinatorServices } from './context.js';
 import { readEvents, streamBounds, type EventReader } from './event-log.js';
 import { HostRegistry } from './hosts.js';
@@ -144,6 +145,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       results,
       secrets,
       schemas: new SchemaValidator({ schemaDir: options.schemaDir }),
+      catalogWatermark: new CatalogWatermark(),
     };
 
     // 1. events from the stream's current end; everything before is covered by the syncs
@@ -176,6 +178,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       } catch (err) {
         log.warn('bad catalog entry', { host, pool, err });
       }
+      svc.catalogWatermark!.advance(revision);
     });
     cleanups.push(() => watch.stop());
     stepDone('catalogMs');

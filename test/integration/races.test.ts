@@ -57,6 +57,47 @@ describe('races between clients (real processes)', function () {
     }
   });
 
+  it('defines of different pools over one directory, or with one uuid, at once through one or two coordinators: one is defined, the others ALREADY_EXISTS', async () => {
+    const second = await startCoordinator({ natsUrl: ctx.stack.natsUrl });
+    const client2 = connectClient(second.address);
+    const apis = [ctx.stack.api, promiseApi(client2)];
+    const define = (api: StorageApi, name: string, path: string, uuid = '') =>
+      grpcCode(api.definePool({ host: 'a', definition: { ...dirPool(name, path), uuid }, xml: '', requestId: '', validate: false }));
+    const pathsOf = async (api: StorageApi) =>
+      (await api.listPools({ host: 'a', types: [], pageSize: 0, pageToken: '' })).pools
+        .filter((p) => p.name.includes('/pools/twin-'))
+        .map((p) => `${p.definition?.target?.path} ${p.definition?.uuid}`);
+    try {
+      const cases = [
+        { what: 'one directory, one coordinator', calls: [0, 0, 0, 0].map((c, i) => () => define(apis[c]!, `twin-dir-${i}`, join(scratch.path, 'twin-dir'))), rule: /storage source conflict with pool 'twin-dir-\d'/ },
+        { what: 'one directory, two coordinators', calls: [0, 1, 0, 1].map((c, i) => () => define(apis[c]!, `twin-dir2-${i}`, join(scratch.path, 'twin-dir2'))), rule: /storage source conflict with pool 'twin-dir2-\d'/ },
+        {
+          what: 'one uuid, two coordinators',
+          calls: [0, 1, 0, 1].map((c, i) => () => define(apis[c]!, `twin-uuid-${i}`, join(scratch.path, `twin-uuid-${i}`), '6f1c1e0a-7d0b-4c55-9a43-2c8e5e0b7a11')),
+          rule: /pool 'twin-uuid-\d' on host 'a' already has uuid 6f1c1e0a/,
+        },
+      ];
+      for (const c of cases) {
+        const results = await Promise.all(c.calls.map((call) => call()));
+        const codes = results.map((r) => status[r.code]);
+        expect(codes.filter((code) => code === 'OK'), `${c.what}: ${JSON.stringify(results)}`).to.have.length(1);
+        for (const r of results) if (r.code !== status.OK) expect(r.message, c.what).to.match(c.rule);
+      }
+      // what stands: one pool of each kind, the same through both coordinators
+      await waitFor('both coordinators to show the same pools', async () => JSON.stringify(await pathsOf(apis[0]!)) === JSON.stringify(await pathsOf(apis[1]!)));
+      const shown = await pathsOf(apis[0]!);
+      expect(shown.filter((p) => p.startsWith(`${join(scratch.path, 'twin-dir')} `))).to.have.length(1);
+      expect(shown.filter((p) => p.startsWith(`${join(scratch.path, 'twin-dir2')} `))).to.have.length(1);
+      expect(shown.filter((p) => p.endsWith(' 6f1c1e0a-7d0b-4c55-9a43-2c8e5e0b7a11'))).to.have.length(1);
+      for (const p of (await apis[0]!.listPools({ host: 'a', types: [], pageSize: 0, pageToken: '' })).pools) {
+        if (p.name.includes('/pools/twin-')) await apis[0]!.undefinePool({ name: p.name, requestId: '' });
+      }
+    } finally {
+      client2.close();
+      await second.stop();
+    }
+  });
+
   it('a stop whose deadline passed while it waited behind a long refresh is not done afterwards', async function () {
     const { api } = ctx.stack;
     const name = 'hosts/a/pools/queued';

@@ -39,6 +39,7 @@ import { inactiveDefinition, isActiveState, pendingDefinition, poolView, poolVie
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
 import { sourceConflict } from '../pool-conflicts.js';
+import { refuseIfDefinedMeanwhile } from '../define-conflicts.js';
 import { forward } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
@@ -116,9 +117,13 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
     }
     value = CatalogPool.create({ definition: def, autostart: existing.value.autostart, persistent: true });
     revision = await svc.catalog.update(host, name, value, existing.revision);
+    const written = revision;
+    await refuseIfDefinedMeanwhile(svc, host, def, written, async () => void (await svc.catalog.update(host, name, existing.value, written)));
   } else {
     value = CatalogPool.create({ definition: def, autostart: false, persistent: true });
     revision = await svc.catalog.create(host, name, value);
+    const written = revision;
+    await refuseIfDefinedMeanwhile(svc, host, def, written, () => svc.catalog.delete(host, name, written));
   }
   svc.cache.applyCatalog(host, name, value, revision);
   const view = currentView(svc, host, name);
