@@ -1,14 +1,16 @@
 // Races between clients and partial failures, against real processes (test/integration/
 // faults.test.ts has kill -9 of an agent, a host going away, nats-server restarts; this file
-// has what runs at the same time): an undefine racing a start sent through another
-// coordinator.
+// has what runs at the same time or late): an undefine racing a start sent through another
+// coordinator, defines of pools that may not both exist, a hung agent (SIGSTOP) whose clone
+// finishes after its caller was told UNAVAILABLE, a stop given up on while it waited for its
+// turn.
 import { expect } from 'chai';
 import { status } from '@grpc/grpc-js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectClient, promiseApi, startCoordinator, useStack, useTempDir, waitFor, type StorageApi } from '../support/index.js';
-import { PoolState } from '../../libs/proto/cistern/v1/storage.js';
-import { dirPool, grpcCode } from './reliability-helpers.js';
+import { EventKind, PoolState, type CloneVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
+import { createVolume, dirPool, fillWithData, grpcCode, startDirPool, watch } from './reliability-helpers.js';
 
 /** What a coordinator shows of a pool: 'absent', or its state and whether it is persistent. */
 async function poolSeen(api: StorageApi, name: string): Promise<string> {
@@ -96,6 +98,57 @@ describe('races between clients (real processes)', function () {
       client2.close();
       await second.stop();
     }
+  });
+
+  it('a hung agent (SIGSTOP): a clone running on it fails UNAVAILABLE once the host is offline; after SIGCONT it finishes, and its retry returns it without a second clone', async function () {
+    const { api, client } = ctx.stack;
+    const pool = 'hosts/a/pools/hung';
+    const path = join(scratch.path, 'hung');
+    await startDirPool(ctx.stack, 'a', 'hung', path);
+    await createVolume(ctx.stack, pool, 'src.img', String(256 * 1024 * 1024), { allocation: '0' });
+    fillWithData(join(path, 'src.img'), 256);
+    await api.refreshPool({ name: pool, requestId: '' });
+    const w = watch(client, { pools: [pool], kinds: [EventKind.OPERATION_PROGRESS, EventKind.VOLUME_CREATED] });
+    await w.ready;
+    const request: CloneVolumeRequest = {
+      parent: pool,
+      source: `${pool}/volumes/src.img`,
+      definition: undefined,
+      xml: '<volume><name>late.img</name><capacity>0</capacity><allocation>0</allocation></volume>',
+      preallocMetadata: false,
+      reflink: false,
+      requestId: 'hung-clone-1',
+      validate: false,
+    };
+    const agent = ctx.stack.agents.get('a')!;
+    const first = grpcCode(api.cloneVolume(request, { deadlineMs: 120_000 }));
+    await waitFor('the clone to run', () => w.events.some((e) => e.requestId === 'hung-clone-1'));
+    agent.process.signal('SIGSTOP');
+    try {
+      const r = await first;
+      if (r.code === status.OK) {
+        // skip reason: the clone finished before the agent stopped: nothing ran late
+        this.test!.title += ' [skipped: the clone finished before SIGSTOP landed]';
+        return this.skip();
+      }
+      expect(status[r.code]).to.equal('UNAVAILABLE');
+      expect(r.message).to.match(/host 'a' did not finish 'cloneVolume': it went offline.*outcome is in the host's next full sync/);
+      // reads meanwhile: the last known state, marked stale
+      expect((await api.getPool({ name: pool })).stale).to.equal(true);
+    } finally {
+      agent.process.signal('SIGCONT');
+    }
+    await ctx.stack.waitForHosts(['a']);
+    const again = await api.cloneVolume(request, { deadlineMs: 120_000 });
+    expect(again.definition?.name).to.equal('late.img');
+    expect((await api.getVolume({ name: `${pool}/volumes/late.img` })).definition?.capacity).to.equal(256n * 1024n * 1024n);
+    // one clone: one VOLUME_CREATED, carrying the first call's request id
+    await api.deleteVolume({ name: `${pool}/volumes/late.img`, requestId: '' });
+    const w2 = watch(client, { pools: [pool], kinds: [EventKind.VOLUME_CREATED, EventKind.VOLUME_DELETED], afterSequence: w.events[0]!.sequence - 1n });
+    await waitFor('the deletion to be replayed', () => w2.events.some((e) => e.kind === EventKind.VOLUME_DELETED && e.volume === 'late.img'));
+    w.cancel();
+    w2.cancel();
+    expect(w2.events.filter((e) => e.kind === EventKind.VOLUME_CREATED && e.volume === 'late.img').map((e) => e.requestId)).to.deep.equal(['hung-clone-1']);
   });
 
   it('a stop whose deadline passed while it waited behind a long refresh is not done afterwards', async function () {
