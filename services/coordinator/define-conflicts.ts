@@ -10,7 +10,7 @@
 import { AlreadyExistsError } from '../../libs/errors/errors.js';
 import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import type { CoordinatorServices } from './context.js';
-import { sourceConflict } from './pool-conflicts.js';
+import { sourceConflict } from '../../libs/api/pool-conflicts.js';
 
 /** How long a define waits for the watch to deliver its own write before it skips the check. */
 export const WATCH_WAIT_MS = 5_000;

@@ -38,7 +38,7 @@ import { compare } from '../cache.js';
 import { inactiveDefinition, isActiveState, pendingDefinition, poolView, poolViews, undefinedPoolView, type Freshness } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
-import { sourceConflict } from '../pool-conflicts.js';
+import { sourceConflict } from '../../../libs/api/pool-conflicts.js';
 import { refuseIfDefinedMeanwhile } from '../define-conflicts.js';
 import { forward } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';

@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { AdapterType, PoolDefinition, PoolType } from '../../../libs/proto/cistern/v1/storage.js';
 import type { DeepPartial } from '../../../libs/proto/cistern/v1/storage.js';
-import { sourceConflict } from '../../../services/coordinator/pool-conflicts.js';
+import { sourceConflict } from '../../../libs/api/pool-conflicts.js';
 
 const pool = (name: string, type: PoolType, extra: DeepPartial<PoolDefinition> = {}): PoolDefinition => PoolDefinition.fromPartial({ name, type, ...extra });
 const dev = (...paths: string[]) => paths.map((path) => ({ path }));

@@ -2,7 +2,7 @@
 // pools of one host may not use the same storage. Two dir pools over one directory would each
 // lock their volumes on their own, so a delete through one runs during a wipe through the other.
 import { normalize } from 'node:path';
-import { AdapterType, PoolType, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { AdapterType, PoolType, type PoolDefinition } from '../proto/cistern/v1/storage.js';
 
 /** Pool types whose storage is named by source devices (virStoragePoolObjSourceMatchTypeDEVICE). */
 const DEVICE_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_ISCSI, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_LOGICAL, PoolType.POOL_TYPE_DISK]);
