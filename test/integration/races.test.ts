@@ -6,7 +6,7 @@
 // turn.
 import { expect } from 'chai';
 import { status } from '@grpc/grpc-js';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectClient, promiseApi, startCoordinator, useStack, useTempDir, waitFor, type StorageApi } from '../support/index.js';
 import { EventKind, PoolState, type CloneVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
@@ -98,6 +98,33 @@ describe('races between clients (real processes)', function () {
       client2.close();
       await second.stop();
     }
+  });
+
+  it('pools started at once over one directory: one runs, the others are refused (storage source conflict)', async () => {
+    const { api } = ctx.stack;
+    const dir = join(scratch.path, 'shared-target');
+    mkdirSync(dir);
+    const runningOver = async (): Promise<string[]> =>
+      (await api.listPools({ host: 'a', types: [], pageSize: 0, pageToken: '', active: true })).pools
+        .filter((p) => p.definition?.target?.path === dir)
+        .map((p) => p.name);
+    // transient pools created at once
+    const created = await Promise.all(
+      [1, 2, 3].map((i) => grpcCode(api.createPool({ host: 'a', definition: dirPool(`over-${i}`, dir), xml: '', build: false, buildFlags: undefined, requestId: '' }))),
+    );
+    expect(created.filter((r) => r.code === status.OK), JSON.stringify(created)).to.have.length(1);
+    for (const r of created) if (r.code !== status.OK) expect(r.message).to.match(/storage source conflict with pool 'over-\d' on host 'a': both would use the target directory/);
+    expect(await runningOver()).to.have.length(1);
+    for (const name of await runningOver()) await api.stopPool({ name, requestId: '' });
+    // a transient pool created while a pool over the same directory is defined and started
+    const [made, defined] = await Promise.all([
+      grpcCode(api.createPool({ host: 'a', definition: dirPool('over-t', dir), xml: '', build: false, buildFlags: undefined, requestId: '' })),
+      grpcCode(api.definePool({ host: 'a', definition: dirPool('over-d', dir), xml: '', requestId: '', validate: false })),
+    ]);
+    if (defined.code === status.OK) await grpcCode(api.startPool({ name: 'hosts/a/pools/over-d', build: false, buildFlags: undefined, requestId: '' }));
+    expect(await runningOver(), `create ${status[made.code]}, define ${status[defined.code]}`).to.have.length(1);
+    for (const name of await runningOver()) await api.stopPool({ name, requestId: '' });
+    if (defined.code === status.OK) await api.undefinePool({ name: 'hosts/a/pools/over-d', requestId: '' });
   });
 
   it('a hung agent (SIGSTOP): a clone running on it fails UNAVAILABLE once the host is offline; after SIGCONT it finishes, and its retry returns it without a second clone', async function () {

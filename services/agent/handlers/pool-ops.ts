@@ -30,6 +30,7 @@ import { doneReply, MAX_REPLY_VOLUMES, poolReply } from './reply.js';
 import { secretsOf } from '../secrets.js';
 import { cleanupWhenStarted } from '../journal.js';
 import { requireStillDefined } from '../undefine.js';
+import { claimStorage } from '../storage-claims.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
@@ -60,6 +61,23 @@ export async function activatePool(ctx: AgentContext, def: PoolDefinition, opts:
   if (ctx.state.getPool(def.name)) {
     throw new FailedPreconditionError(`storage pool '${def.name}' is already active`, { pool: def.name });
   }
+  const release = claimStorage(ctx, def);
+  try {
+    return await startClaimed(ctx, def, opts, actor, backend, buildFlags);
+  } finally {
+    release();
+  }
+}
+
+/** activatePool once the pool's storage is claimed for it. */
+async function startClaimed(
+  ctx: AgentContext,
+  def: PoolDefinition,
+  opts: StartOptions,
+  actor: Actor,
+  backend: StorageBackend,
+  buildFlags: BuildFlags | undefined,
+): Promise<PoolEntry> {
   const pc = poolContext(ctx, def, actor, buildFlags ? { operation: 'build' } : undefined);
   if (buildFlags) {
     await backend.buildPool!(pc, buildFlags);

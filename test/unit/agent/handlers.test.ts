@@ -312,7 +312,8 @@ describe('agent handlers (fake backend)', () => {
       pool: name,
       revision: 1,
       value: CatalogPool.fromPartial({
-        definition: { ...poolDef, name, source: auth ? { auth: { type: 'chap', username: 'u', secret: { uuid: 'chap-1' } } } : undefined },
+        // each over its own directory: two pools over one are refused (storage source conflict)
+        definition: { ...poolDef, name, target: { path: `/${name}` }, source: auth ? { auth: { type: 'chap', username: 'u', secret: { uuid: 'chap-1' } } } : undefined },
         autostart: true,
         persistent: true,
       }),
