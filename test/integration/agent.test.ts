@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { jetstream, DeliverPolicy } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import { connectBus } from '../../libs/bus/connect.js';
 import { callAgent } from '../../libs/bus/agent-rpc.js';
 import { Catalog } from '../../libs/bus/catalog.js';
@@ -82,6 +82,10 @@ describe('agent process (real nats-server)', function () {
       heartbeats.push(Heartbeat.decode(m.data));
     } });
     agent = await launchAgent();
+    // the agent answers pings (refusing a second agent of its host id) before it has made the
+    // event stream: wait for the stream too
+    const jsm = await jetstreamManager(nc);
+    await waitFor('the agent to make the event stream', async () => !!(await jsm.streams.info(EVENT_STREAM).catch(() => undefined)), { timeoutMs: 20_000 });
     // every event of this host from the start of the stream, in order
     const consumer = await jetstream(nc).consumers.get(EVENT_STREAM, {
       filter_subjects: subjects.eventsOfHost(HOST), // one subject: nats-server 2.9 has no multi-filter
