@@ -4,7 +4,7 @@
 import { WatchEventsRequest, type Event, type EventKind } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, str } from '../args.js';
 import type { Command } from '../command.js';
-import { UsageError } from '../errors.js';
+import { ReportedError, UsageError } from '../errors.js';
 import { EVENT_CLASSES, eventClass, eventDetail, eventLine, kindsOf, type EventClass } from '../format/event.js';
 import { toJson } from '../format/json.js';
 import { poolJson } from '../format/pool.js';
@@ -136,9 +136,13 @@ export const poolEvent: Command = {
       if (timer) clearTimeout(timer);
       ctx.signal.removeEventListener('abort', onInterrupt);
     }
-    if (json) return;
-    if (state.outcome === 'timeout') ctx.print('event loop timed out\n');
-    if (state.outcome === 'interrupt') ctx.print('event loop interrupted\n');
-    ctx.print(`events received: ${count}\n`);
+    if (!json) {
+      if (state.outcome === 'timeout') ctx.print('event loop timed out\n');
+      if (state.outcome === 'interrupt') ctx.print('event loop interrupted\n');
+      ctx.print(`events received: ${count}\n`);
+    }
+    // virsh's cmdPoolEvent succeeds only when an event came (`if (count) ret = true`): a
+    // timeout or Ctrl-C with none is exit status 1, with nothing more printed
+    if (count === 0) throw new ReportedError();
   },
 };

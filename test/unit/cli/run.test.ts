@@ -572,7 +572,23 @@ describe('cisternctl (runCli with a fake server)', () => {
     const pending = run(api, ['pool-event', '--loop'], { signal: ac.signal });
     setImmediate(() => ac.abort());
     const r = await pending;
-    expect(r.stdout).to.equal('event loop interrupted\nevents received: 0\n\n');
+    // virsh 9.0: `events received: 0`, then exit status 1 and no error line
+    expect(r).to.deep.equal({ code: 1, stdout: 'event loop interrupted\nevents received: 0\n\n', stderr: '' });
+  });
+
+  it('pool-event fails (status 1, nothing on stderr) when no event came, as virsh 9.0 does; one event is success', async () => {
+    // captured from virsh 9.0 against a private libvirtd: `pool-event --event lifecycle --timeout 1`
+    // prints the two lines and a blank one and exits 1; with an event before the timeout, 0
+    const quiet = new FakeApi(['a']);
+    expect(await run(quiet, ['pool-event', '--event', 'lifecycle', '--timeout', '1'])).to.deep.equal(
+      { code: 1, stdout: 'event loop timed out\nevents received: 0\n\n', stderr: '' });
+    expect(await run(quiet, ['pool-event', '--loop', '--timeout', '1', '--json'])).to.deep.equal({ code: 1, stdout: '', stderr: '' });
+    const one = new FakeApi(['a']);
+    one.pools = [pool('a', 'scratch')];
+    one.events = [Event.create({ sequence: 5n, kind: EventKind.POOL_STARTED, host: 'a', pool: 'scratch' })];
+    const looped = await run(one, ['pool-event', '--loop', '--timeout', '1']);
+    expect(looped).to.deep.equal(
+      { code: 0, stdout: "event 'lifecycle' for storage pool scratch: Started\nevent loop timed out\nevents received: 1\n\n", stderr: '' });
   });
 
   it('vol-upload and vol-download describe their options in their own direction, as virsh', async () => {
