@@ -164,7 +164,8 @@ describe('agent process (real nats-server)', function () {
     expect(ev.volumeState?.definition?.key).to.equal(join(root, 'p1', 'v1'));
     expect(ev.poolState?.volumeCount).to.equal(1);
     const kinds = events.filter((e) => e.pool === 'p1' && e.kind !== EventKind.OPERATION_PROGRESS).map((e) => EventKind[e.kind]);
-    expect(kinds).to.deep.equal(['POOL_CREATED', 'POOL_STARTED', 'VOLUME_CREATED']);
+    // the build inside a create sends no POOL_CREATED, as libvirt's storagePoolCreateXML
+    expect(kinds).to.deep.equal(['POOL_STARTED', 'VOLUME_CREATED']);
     const seqs = events.map((e) => e.sequence);
     expect(seqs).to.deep.equal([...seqs].sort((x, y) => (x < y ? -1 : 1)));
     const revisions = events.filter((e) => e.pool === 'p1' && e.poolState).map((e) => e.poolState!.revision);

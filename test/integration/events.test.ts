@@ -43,7 +43,9 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
     const w = watch(client, { hosts: ['a', 'b'] });
     await w.ready;
     await api.definePool({ host: 'a', definition: dirPool('kinds', path), xml: '', requestId: 'ev-define', validate: false });
-    await api.startPool({ name: 'hosts/a/pools/kinds', build: true, buildFlags: undefined, requestId: '' });
+    // POOL_CREATED comes from BuildPool only (a start with build sends none, as libvirt's)
+    await api.buildPool({ name: 'hosts/a/pools/kinds', flags: undefined, requestId: '' });
+    await api.startPool({ name: 'hosts/a/pools/kinds', build: false, buildFlags: undefined, requestId: '' });
     await createVolume(ctx.stack, 'hosts/a/pools/kinds', 'v1', '4194304', { requestId: 'ev-create-1' });
     await api.resizeVolume({ name: 'hosts/a/pools/kinds/volumes/v1', capacity: 8n * 1024n * 1024n, allocate: false, delta: false, shrink: false, requestId: '' });
     await api.wipeVolume({ name: 'hosts/a/pools/kinds/volumes/v1', algorithm: WipeAlgorithm.WIPE_ALGORITHM_ZERO, requestId: '' });

@@ -51,8 +51,10 @@ function checkBuildFlags(flags: BuildFlags | undefined): BuildFlags {
 
 /**
  * Makes a pool active: optional build, then checkPool/startPool, then a refresh. A failed
- * start or refresh leaves the pool inactive. Publishes POOL_CREATED (if built),
- * POOL_STARTED and a VOLUME_CHANGED per volume found. Call inside the pool's lock.
+ * start or refresh leaves the pool inactive. Publishes POOL_STARTED and a VOLUME_CHANGED per
+ * volume found; a build done here publishes nothing of its own, as libvirt's storagePoolCreate
+ * and storagePoolCreateXML build without a CREATED event (only pool-build sends one), so that
+ * `pool-event` prints the lines virsh prints for `pool-start --build`. Call inside the pool's lock.
  */
 export async function activatePool(ctx: AgentContext, def: PoolDefinition, opts: StartOptions, actor: Actor): Promise<PoolEntry> {
   const backend = backendFor(ctx, def.type);
@@ -79,10 +81,7 @@ async function startClaimed(
   buildFlags: BuildFlags | undefined,
 ): Promise<PoolEntry> {
   const pc = poolContext(ctx, def, actor, buildFlags ? { operation: 'build' } : undefined);
-  if (buildFlags) {
-    await backend.buildPool!(pc, buildFlags);
-    ctx.events.publish(poolEvent(EventKind.POOL_CREATED, ctx.host, ctx.state.inactivePoolMessage(def, opts), actor));
-  }
+  if (buildFlags) await backend.buildPool!(pc, buildFlags);
   const alreadyUp = backend.checkPool ? await backend.checkPool(pc) : false;
   if (!alreadyUp && backend.startPool) await backend.startPool(pc);
   // what a create killed before this agent's start left in this pool (mounted only now)
