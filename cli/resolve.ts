@@ -95,8 +95,8 @@ function normalUuid(u: string): string {
   return u.replace(/-/g, '').toLowerCase();
 }
 
-/** `hosts/H/pools/P`, `H/P`, or `P` / UUID unique across the fleet. */
-export async function resolvePool(api: StorageApi, text: string): Promise<ResolvedPool> {
+/** `hosts/H/pools/P`, `H/P`, or `P` / UUID unique across the fleet (or among `onHost`'s pools). */
+export async function resolvePool(api: StorageApi, text: string, onHost?: string): Promise<ResolvedPool> {
   const slash = text.indexOf('/');
   if (slash >= 0) {
     const resource = text.startsWith('hosts/') ? text : `hosts/${text.slice(0, slash)}/pools/${text.slice(slash + 1)}`;
@@ -112,7 +112,7 @@ export async function resolvePool(api: StorageApi, text: string): Promise<Resolv
     return { ...ref, resource: poolName(ref.host, ref.pool) };
   }
   if (text === '') throw new UsageError("pool name is empty; give POOL or HOST/POOL");
-  const pools = await listAllPools(api);
+  const pools = (await listAllPools(api)).filter((p) => onHost === undefined || poolHost(p) === onHost);
   let matches = pools.filter((p) => poolShortName(p) === text);
   if (matches.length === 0 && UUID_RE.test(text)) {
     matches = pools.filter((p) => p.definition?.uuid && normalUuid(p.definition.uuid) === normalUuid(text));

@@ -1,15 +1,16 @@
 // pool-event: follows WatchEvents. Without --loop it stops after the first event;
 // --timeout SECONDS ends the wait; --after SEQ first replays the stored events after SEQ
 // (--after 0: all of them, WatchEvents' from_start; its after_sequence 0 means only new ones).
-import { WatchEventsRequest, type Event, type EventKind } from '../../libs/proto/cistern/v1/storage.js';
+import { GetPoolRequest, WatchEventsRequest, type Event, type EventKind } from '../../libs/proto/cistern/v1/storage.js';
+import type { StorageApi } from '../api.js';
 import { flag, str } from '../args.js';
 import type { Command } from '../command.js';
-import { ReportedError, UsageError } from '../errors.js';
+import { attempt, ReportedError, UsageError } from '../errors.js';
 import { EVENT_CLASSES, eventClass, eventDetail, eventLine, kindsOf, type EventClass } from '../format/event.js';
 import { toJson } from '../format/json.js';
 import { poolJson } from '../format/pool.js';
 import { volumeJson } from '../format/volume.js';
-import { displayPool, fleetIsMultiHost, resolvePool } from '../resolve.js';
+import { displayPool, fleetIsMultiHost, resolvePool, type ResolvedPool } from '../resolve.js';
 import { parseCount } from '../size.js';
 import { hostJson } from './host-list.js';
 
@@ -52,6 +53,24 @@ export function timeoutToMs(seconds: bigint): number {
   return Number(seconds) * 1000;
 }
 
+/**
+ * The pool --pool names, which must exist (virsh looks it up first too): a name, a UUID or
+ * HOST/POOL. With --host, a name or UUID is looked up on that host only, and HOST/POOL must be
+ * on it. Without these checks a typo would wait silently for events that never come.
+ */
+async function watchedPool(api: StorageApi, text: string, host: string | undefined): Promise<ResolvedPool> {
+  const qualified = text.includes('/');
+  const pool = await resolvePool(api, text, qualified ? undefined : host);
+  if (qualified) {
+    // resolvePool takes HOST/POOL as it is written; ask for it
+    await attempt(`failed to get pool '${text}'`, () => api.getPool(GetPoolRequest.create({ name: pool.resource })));
+    if (host !== undefined && pool.host !== host) {
+      throw new UsageError(`pool '${text}' is on host '${pool.host}', and --host is '${host}': no event can match both`);
+    }
+  }
+  return pool;
+}
+
 export const poolEvent: Command = {
   name: 'pool-event',
   help: 'Storage Pool Events',
@@ -90,8 +109,8 @@ export const poolEvent: Command = {
 
     const api = ctx.api();
     const poolText = str(ctx.opts, 'pool');
-    const pool = poolText !== undefined ? await resolvePool(api, poolText) : undefined;
     const host = str(ctx.opts, 'host');
+    const pool = poolText !== undefined ? await watchedPool(api, poolText, host) : undefined;
     const multiHost = await fleetIsMultiHost(api);
     const kinds: EventKind[] = classes.flatMap(kindsOf);
     const request = WatchEventsRequest.create({

@@ -566,6 +566,27 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect((await run(api, ['help', 'pool-event'])).stdout).to.contain('--json           print each event as one line of JSON\n');
   });
 
+  it('pool-event --pool needs a pool that exists in every form, on --host\'s host when given, rather than waiting for nothing', async () => {
+    const api = new FakeApi(['a', 'b']);
+    api.pools = [pool('a', 'images'), pool('b', 'images'), pool('b', 'scratch')];
+    // HOST/POOL is looked up as a name is: a typo is virsh's "failed to get pool", nothing watched
+    for (const text of ['a/scratch', 'hosts/a/pools/scratch']) {
+      const r = await run(api, ['pool-event', '--pool', text]);
+      expect(r.code, text).to.equal(1);
+      expect(r.stderr, text).to.equal(`error: failed to get pool '${text}'\nerror: no storage pool with matching name 'hosts/a/pools/scratch'\n`);
+    }
+    // --host picks the pool of that name on that host (not ambiguous), and refuses one on another host
+    api.events = [Event.create({ sequence: 3n, kind: EventKind.POOL_STARTED, host: 'b', pool: 'images' })];
+    const onB = await run(api, ['pool-event', '--pool', 'images', '--host', 'b']);
+    expect(onB).to.deep.equal({ code: 0, stdout: "event 'lifecycle' for storage pool b/images: Started\nevents received: 1\n\n", stderr: '' });
+    expect((await run(api, ['pool-event', '--pool', 'scratch', '--host', 'a'])).stderr).to.equal(
+      "error: failed to get pool 'scratch'\nerror: Storage pool not found: no storage pool with matching name 'scratch'\n");
+    expect((await run(api, ['pool-event', '--pool', 'b/scratch', '--host', 'a'])).stderr).to.equal(
+      "error: pool 'b/scratch' is on host 'b', and --host is 'a': no event can match both\n");
+    const watched = api.callsOf('watchEvents') as WatchEventsRequest[];
+    expect(watched.map((w) => [w.pools, w.hosts])).to.deep.equal([[['hosts/b/pools/images'], ['b']]]);
+  });
+
   it('pool-event is ended by an interrupt (Ctrl-C) like virsh', async () => {
     const api = new FakeApi(['a']);
     const ac = new AbortController();
