@@ -1,12 +1,14 @@
 // The pool refresh after an upload (libvirt's virStorageVolPoolRefreshThread), with the
 // agent's handlers in-process over a real nats-server and a fake backend whose refresh can
 // fail or hang: the upload stands either way, the pool stays active, the uploaded volume's
-// lock is not held by then, and a slow refresh does not hold the upload's answer.
+// lock is not held by then, and a slow refresh does not hold the upload's answer. A failed
+// upload is followed by the refresh too, as libvirt's.
 import { expect } from 'chai';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus } from '../../libs/bus/connect.js';
 import { serveAgent } from '../../libs/bus/agent-rpc.js';
 import { uploadToAgent } from '../../libs/bus/streams.js';
+import { dedupeId } from '../../libs/bus/events.js';
 import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import type { BackendOperation, PoolContext, RefreshResult, StorageBackend } from '../../libs/backends/backend.js';
@@ -110,6 +112,28 @@ describe('pool refresh after an upload (in-process agent, real nats-server)', fu
     expect(kinds().slice(-1)).to.deep.equal(['VOLUME_UPLOADED']);
     expect(kinds()).to.not.include('POOL_STOPPED');
     expect(ctx.state.getPool('p')?.volumes.get('v')?.definition.capacity).to.equal(100n);
+  });
+
+  it('an upload that fails once its data flows is followed by the refresh too, as libvirt\'s: its stream\'s close refreshes however it ended', async () => {
+    // virsh vol-upload killed halfway through, virsh pool-event --event refresh printed
+    // "event 'refresh' for storage pool p5" (libvirt 9.0, virStorageVolFDStreamCloseCb)
+    const req = AgentRequest.fromPartial({ principal: 'alice', requestId: 'up-broken', pool });
+    req.op = { $case: 'uploadBegin', value: { volume: 'v', offset: 0n, length: 0n, sparse: false } };
+    const broken = (async function* () {
+      yield Buffer.alloc(10, 4);
+      throw new Error('the sender went away');
+    })();
+    const outcome = await uploadToAgent(sender, HOST, req, broken).then(() => 'uploaded', (err: Error) => err.message);
+    expect(outcome).to.not.equal('uploaded');
+    const refreshed = await waitFor('POOL_REFRESHED after the failed upload', () => events.find((e) => e.kind === EventKind.POOL_REFRESHED));
+    // by the uploader, but without the request id: a retry of a failed call runs again, and its
+    // own refresh, under the same JetStream message id, would be dropped as a duplicate
+    expect(refreshed.principal).to.equal('alice');
+    expect(refreshed.requestId).to.equal('');
+    expect(dedupeId(refreshed)).to.equal(undefined);
+    expect(kinds()).to.not.include('VOLUME_UPLOADED');
+    expect(kinds()).to.not.include('POOL_STOPPED');
+    expect(ctx.state.getPool('p')).to.not.equal(undefined);
   });
 
   it('a refresh slower than the wait ends in the background: the upload is answered first', async () => {

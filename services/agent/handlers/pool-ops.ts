@@ -319,11 +319,12 @@ async function publishRefresh(ctx: AgentContext, entry: PoolEntry, scan: Refresh
 }
 
 /**
- * The refresh libvirt runs once an upload's stream has closed (virStorageVolPoolRefreshThread):
- * the whole pool re-read as RefreshPool does it, in the pool's turn, beside volume work (busy
- * volumes are skipped), then POOL_REFRESHED. Call it holding no volume lock of the pool, or
- * that volume's scan is skipped. A failure is logged and changes nothing (libvirt only logs
- * it): the upload has succeeded, and unlike a failed RefreshPool it does not stop the pool.
+ * The refresh libvirt runs once an upload's stream has closed, whether the upload succeeded or
+ * not (virStorageVolPoolRefreshThread): the whole pool re-read as RefreshPool does it, in the
+ * pool's turn, beside volume work (busy volumes are skipped), then POOL_REFRESHED. Call it
+ * holding no volume lock of the pool, or that volume's scan is skipped. A failure is logged and
+ * changes nothing (libvirt only logs it): it does not change the upload's outcome, and unlike a
+ * failed RefreshPool it does not stop the pool.
  * Returns the sequence of the last event stored, 0 when there was nothing to refresh.
  */
 export async function refreshAfterUpload(ctx: AgentContext, pool: string, actor: Actor): Promise<bigint> {
@@ -337,7 +338,7 @@ export async function refreshAfterUpload(ctx: AgentContext, pool: string, actor:
       return await flushEvents(ctx);
     });
   } catch (err) {
-    ctx.log.warn('refreshing the pool after an upload failed; the upload stands', { pool, error: err, requestId: actor.requestId });
+    ctx.log.warn('refreshing the pool after an upload failed; the upload\'s outcome stands', { pool, error: err, requestId: actor.requestId });
     return 0n;
   }
 }

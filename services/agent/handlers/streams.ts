@@ -40,7 +40,8 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
   const release = ctx.locks.acquireVolume(def.name, op.volume, 'upload');
   try {
     return acceptUpload(nc, ctx.host, async (data) => {
-      let uploaded: UploadResult;
+      let uploaded: UploadResult | undefined;
+      let failure: unknown;
       try {
         const pc = poolContext(ctx, pool.definition, actor, { operation: 'upload', volume: op.volume });
         // the backend reports progress (bytes written of length) through pc.progress; an
@@ -59,14 +60,22 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
         const eventSequence = await flushEvents(ctx);
         ctx.log.info('volume uploaded', { pool: def.name, volume: op.volume, bytes: bytesWritten, requestId: actor.requestId });
         uploaded = { volume, bytesWritten, eventSequence };
+      } catch (err) {
+        failure = err;
       } finally {
         release();
       }
-      // libvirt re-reads the whole pool once an upload's stream has closed. The volume's lock
-      // is released first, so its scan is taken too. The answer waits for the refresh (the
-      // caller then sees the pool as re-read), but not past half the sender's idle timeout:
-      // a slower refresh ends in the background, and the upload has succeeded either way
-      const refreshed = await waitAtMost(refreshAfterUpload(ctx, def.name, actor), ctx.uploadRefreshWaitMs ?? IDLE_TIMEOUT_MS / 2);
+      // libvirt re-reads the whole pool once an upload's stream has closed, however it ended
+      // (virStorageVolFDStreamCloseCb runs on an abort too: an interrupted upload is a refresh
+      // event). The volume's lock is released first, so its scan is taken too. The answer waits
+      // for the refresh (the caller then sees the pool as re-read), but not past half the
+      // sender's idle timeout: a slower refresh ends in the background, and the upload has
+      // succeeded, or failed, either way. After a failure the refresh's events carry no request
+      // id: a failed call is not remembered and its retry (same id) runs again, and the retry's
+      // own events, stored under the same message ids, would be dropped as duplicates
+      const refreshActor = uploaded ? actor : { ...actor, requestId: '' };
+      const refreshed = await waitAtMost(refreshAfterUpload(ctx, def.name, refreshActor), ctx.uploadRefreshWaitMs ?? IDLE_TIMEOUT_MS / 2);
+      if (!uploaded) throw failure;
       return refreshed !== undefined && refreshed > uploaded.eventSequence ? { ...uploaded, eventSequence: refreshed } : uploaded;
     });
   } catch (err) {
