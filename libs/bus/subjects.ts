@@ -14,9 +14,16 @@ const KEY_MARK = '=';
 
 const encoded = (mark: string, name: string): string => `${mark}${Buffer.from(name, 'utf8').toString('base64url')}`;
 
-/** A name as one subject token: itself when safe, else '~' + base64url(utf8). */
+/** The last token of a host event's subject (cistern.events.<host>._host): no pool's token. */
+export const HOST_EVENTS_TOKEN = '_host';
+
+/**
+ * A name as one subject token: itself when safe, else '~' + base64url(utf8). A pool named
+ * `_host` is encoded too: as itself it would share the subject of its host's own events, and a
+ * reader of `cistern.events.*._host` would get that pool's events as host events.
+ */
 export function nameToken(name: string): string {
-  return SAFE_TOKEN.test(name) ? name : encoded(SUBJECT_MARK, name);
+  return SAFE_TOKEN.test(name) && name !== HOST_EVENTS_TOKEN ? name : encoded(SUBJECT_MARK, name);
 }
 
 /** A name as one KV key token: itself when safe, else '=' + base64url(utf8). */
@@ -37,7 +44,7 @@ export const subjects = {
   downloadStream: (host: string, id: string) => `cistern.download.${host}.${id}`,
   /** Cancels the call with this id (CALL_ID_HEADER of its request); core NATS, no reply. */
   agentCancel: (host: string, callId: string) => `cistern.agent.${host}.cancel.${callId}`,
-  events: (host: string, pool: string | undefined) => `cistern.events.${host}.${pool ? nameToken(pool) : '_host'}`,
+  events: (host: string, pool: string | undefined) => `cistern.events.${host}.${pool ? nameToken(pool) : HOST_EVENTS_TOKEN}`,
   eventsAll: 'cistern.events.>',
   eventsOfHost: (host: string) => `cistern.events.${host}.>`,
   heartbeat: (host: string) => `cistern.heartbeat.${host}`,
@@ -49,7 +56,7 @@ export const subjects = {
   poolSecrets: (host: string) => `cistern.secrets.${host}`,
   poolSecretsAll: 'cistern.secrets.*',
   /** Coordinator-made events (pool defined/undefined, host online/offline). */
-  coordinatorEvents: (host: string, pool: string | undefined) => `cistern.events.${host}.${pool ? nameToken(pool) : '_host'}`,
+  coordinatorEvents: (host: string, pool: string | undefined) => `cistern.events.${host}.${pool ? nameToken(pool) : HOST_EVENTS_TOKEN}`,
 };
 
 export const catalogKeys = {

@@ -20,6 +20,16 @@ describe('bus subjects', () => {
     for (const safe of ['images', '_scratch', 'a-b_c']) expect([nameToken(safe), keyToken(safe)]).to.deep.equal([safe, safe]);
   });
 
+  it('never gives a pool the subject of its host\'s own events', () => {
+    const hostEvents = subjects.events('a', undefined);
+    expect(hostEvents).to.equal('cistern.events.a._host');
+    for (const make of [subjects.events, subjects.coordinatorEvents]) {
+      const pool = make('a', '_host');
+      expect(pool).to.not.equal(hostEvents);
+      expect(tokenToName(pool.split('.')[3]!)).to.equal('_host');
+    }
+  });
+
   it('builds catalog keys that parse back', () => {
     const key = catalogKeys.pool('h1', 'pool.with.dots');
     expect(key.split('.')).to.have.length(3);
