@@ -71,6 +71,9 @@ describe('pool refresh after an upload (in-process agent, real nats-server)', fu
     agentSide = await connectBus({ servers: nats.url, name: 'upload-refresh-agent' });
     sender = await connectBus({ servers: nats.url, name: 'upload-refresh-sender' });
     serveAgent(agentSide, HOST, (op, request) => dispatch(ctx, op, request));
+    // the server must have the agent's subscription before the first request, or that request
+    // finds no responder ("no agent answers for it on the bus")
+    await agentSide.flush();
   });
 
   beforeEach(async () => {
