@@ -16,6 +16,7 @@ import { EventKind, PoolState, type Event, type Pool, type Volume } from '../../
 import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { decodeStored, prepareScanned, prepareVolume, storedFacts, storedRevision, type PreparedVolume, type StoredVolume } from './stored-volume.js';
 import { scanVolume, shortNameOf, snapshotPoolOf, type VolumeFacts } from './volume-wire.js';
+import { Watermark } from './watermark.js';
 
 export interface CatalogRecord {
   value: CatalogPool;
@@ -108,8 +109,7 @@ export class FleetCache {
   /** (host, pool) of pools left pending, in the order they came: indexPendingFor works through it */
   private pendingQueue: Array<readonly [string, string]> = [];
   private pendingHead = 0;
-  private applied = 0n;
-  private waiters: Array<{ seq: bigint; resolve: () => void }> = [];
+  private readonly applied = new Watermark<bigint>(0n);
 
   // ------------------------------------------------------------ catalog
 
@@ -378,7 +378,7 @@ export class FleetCache {
 
   /** Applies one event from the stream, in sequence order. */
   applyEvent(event: Event): void {
-    if (event.sequence !== 0n && event.sequence <= this.applied) return;
+    if (event.sequence !== 0n && event.sequence <= this.applied.value) return;
     switch (event.kind) {
       case EventKind.POOL_STARTED:
       case EventKind.POOL_STOPPED:
@@ -402,7 +402,7 @@ export class FleetCache {
       default:
         break; // catalog and host events are followed through KV and heartbeats
     }
-    if (event.sequence > this.applied) this.advance(event.sequence);
+    if (event.sequence > this.applied.value) this.advance(event.sequence);
   }
 
   /** A volume event carries its pool's new sizes and volume count: take them when newer. */
@@ -413,36 +413,17 @@ export class FleetCache {
   }
 
   get appliedSequence(): bigint {
-    return this.applied;
+    return this.applied.value;
   }
 
   /** Marks every sequence up to `seq` applied (start position, or events this process skips). */
   advance(seq: bigint): void {
-    if (seq <= this.applied) return;
-    this.applied = seq;
-    if (this.waiters.length === 0) return;
-    const still: typeof this.waiters = [];
-    for (const w of this.waiters) (w.seq <= seq ? w.resolve() : still.push(w));
-    this.waiters = still;
+    this.applied.advance(seq);
   }
 
   /** Resolves true once `seq` is applied, false after `timeoutMs`. */
   waitForSequence(seq: bigint, timeoutMs = 10_000): Promise<boolean> {
-    if (seq <= this.applied) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const entry = {
-        seq,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve(true);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== entry);
-        resolve(false);
-      }, timeoutMs);
-      this.waiters.push(entry);
-    });
+    return this.applied.waitFor(seq, timeoutMs);
   }
 
   // ------------------------------------------------------------ queries
