@@ -30,13 +30,13 @@ export function volumePath(pool: PoolDefinition, name: string, field = 'volume.n
   return pathIn(poolTarget(pool), name);
 }
 
-/** A volume opened for writing after writableVolume's check: its descriptor and real path. */
-export interface WritableVolume {
+/** A volume opened after poolVolumeDescriptor's check: its descriptor and real path. */
+export interface CheckedVolume {
   fh: FileHandle;
   /** where the descriptor's file is, as the kernel resolved it at the open */
   path: string;
   stat: BigIntStats;
-  /** the open file for a command that writes it: the same inode whatever the path holds by then */
+  /** the open file for a command that reads or writes it: the same inode whatever the path holds by then */
   fdPath: string;
 }
 
@@ -71,7 +71,7 @@ function volumeNotFound(name: string, path: string): NotFoundError {
  * written. Links that stay inside the pool are followed, as libvirt follows them. O_NONBLOCK:
  * a FIFO put in the pool fails the open instead of hanging it.
  */
-export async function poolVolumeDescriptor(pool: PoolDefinition, name: string, flags: number, what: string): Promise<WritableVolume> {
+export async function poolVolumeDescriptor(pool: PoolDefinition, name: string, flags: number, what: string): Promise<CheckedVolume> {
   const path = volumePath(pool, name);
   const root = await realPoolRoot(pool);
   let fh: FileHandle;
