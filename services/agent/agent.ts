@@ -28,6 +28,7 @@ import { RunningPools } from './running-pools.js';
 import { coordinatorPoolSecrets } from './pool-secrets.js';
 import { attachSignal, backendFor, type AgentContext } from './context.js';
 import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
+import { ResizeIntents } from './resize-intents.js';
 import { RequestCache } from './request-cache.js';
 import { undefinePool } from './undefine.js';
 import { PersistentRevisions } from './revisions.js';
@@ -206,6 +207,7 @@ export class Agent {
       log,
       nc,
       journal,
+      resizeIntents: ResizeIntents.open(opts.root),
       bootId,
       catalog,
     };

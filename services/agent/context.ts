@@ -16,6 +16,7 @@ import type { Logger } from './log.js';
 import { secretsOf, withSecrets } from './secrets.js';
 import type { CreateJournal } from './journal.js';
 import type { CatalogReader } from './undefine.js';
+import type { ResizeIntents } from './resize-intents.js';
 
 export interface AgentContext {
   host: string;
@@ -38,6 +39,8 @@ export interface AgentContext {
   bootId?: bigint;
   /** The pool catalog, read where a pool's turn must agree with it (undefine.ts; absent in unit tests). */
   catalog?: CatalogReader;
+  /** Absolute capacities of resizes by delta that carry a request id (resize-intents.ts). */
+  resizeIntents?: ResizeIntents;
 }
 
 const requestSignals = new WeakMap<AgentRequest, AbortSignal>();

@@ -85,7 +85,7 @@ export class RequestCache {
 }
 
 /** The operation and its arguments (not who sent it, nor the pool definition the coordinator adds). */
-function fingerprintOf(request: AgentRequest): string {
+export function fingerprintOf(request: AgentRequest): string {
   const bytes = AgentRequest.encode(AgentRequest.fromPartial({ op: request.op })).finish();
   return createHash('sha256').update(bytes).digest('hex');
 }

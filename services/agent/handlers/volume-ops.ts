@@ -30,6 +30,7 @@ import {
 import { deletedReply, volumeReply } from './reply.js';
 import { checkImageReferences } from '../../../libs/backends/image-references.js';
 import { admitInHostPools, FILE_POOL_TYPES } from '../storage-locations.js';
+import { fingerprintOf } from '../request-cache.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
@@ -411,10 +412,13 @@ export function resizeTarget(
 
 export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'resizeVolume'>): Promise<AgentReply> {
   return withExistingVolume(ctx, request, op.name, 'resizeVol', 'resizing a volume', 'resize', async ({ def, name, pool, backend, vol, actor }) => {
-    const capacity = resizeTarget(
-      { capacity: vol.definition.capacity ?? 0n, allocation: vol.definition.allocation ?? 0n },
-      op,
-    );
+    const target = (): bigint =>
+      resizeTarget({ capacity: vol.definition.capacity ?? 0n, allocation: vol.definition.allocation ?? 0n }, op);
+    // a retry of a delta resize goes to the capacity its first call went to, not one delta further
+    const capacity =
+      op.delta && actor.requestId && ctx.resizeIntents
+        ? ctx.resizeIntents.capacityFor({ principal: actor.principal, requestId: actor.requestId, fingerprint: fingerprintOf(request) }, target)
+        : target();
     const pc = poolContext(ctx, pool.definition, actor, op.allocate ? { operation: 'resize', volume: name } : undefined);
     try {
       await backend.resizeVol!(pc, vol.definition, capacity, { allocate: op.allocate, delta: false, shrink: op.shrink });
