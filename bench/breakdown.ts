@@ -13,6 +13,7 @@ import { makeQcow2Templates, populatePoolDir } from './files.js';
 import { CreateVolumeRequest } from '../libs/proto/cistern/v1/storage.js';
 import { createDirPool, destroyPool, HOST, pingAgent, poolName, startCistern, volName, volumeRequest } from './cistern.js';
 import { fmtMs, percentile, textTable } from './stats.js';
+import { cpuMark, cpuMsSince } from './proc-cpu.js';
 
 const N = Number(process.env.BENCH_BREAKDOWN_OPS ?? '300');
 const GiB = 1024 ** 3;
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'cistern-bench-breakdown-'));
   const cs = await startCistern();
   const rows: string[][] = [];
+  const cpu: string[][] = [];
   const add = (what: string, xs: number[]): void => {
     process.stderr.write(`${what}: p50 ${fmtMs(percentile(xs, 50))}\n`);
     rows.push([what, fmtMs(percentile(xs, 50)), fmtMs(percentile(xs, 90)), fmtMs(percentile(xs, 99)), fmtMs(xs.reduce((a, b) => a + b, 0) / xs.length)]);
@@ -42,8 +44,15 @@ async function main(): Promise<void> {
     await createDirPool(api, 'bd', join(work, 'bd'));
     const pool = await api.getPool({ name: poolName('bd') });
 
-    add('gRPC CreateVolume raw (full path)', await series((i) => api.createVolume(volumeRequest('bd', `g${i}`, 'raw', BigInt(GiB), 0n))));
-    add('gRPC DeleteVolume (full path)', await series((i) => api.deleteVolume({ name: volName('bd', `g${i}`), requestId: '' })));
+    // CPU per call of each process (all its threads: V8's garbage-collector helpers too)
+    const withCpu = async (what: string, fn: (i: number) => Promise<unknown>): Promise<void> => {
+      const mark = cpuMark(cs.pids);
+      add(what, await series(fn));
+      const ms = cpuMsSince(mark, cs.pids, N, 2);
+      cpu.push([what, ...['coordinator', 'agent', 'nats', 'benchClient'].map((k) => `${ms[k]} ms`)]);
+    };
+    await withCpu('gRPC CreateVolume raw (full path)', (i) => api.createVolume(volumeRequest('bd', `g${i}`, 'raw', BigInt(GiB), 0n)));
+    await withCpu('gRPC DeleteVolume (full path)', (i) => api.deleteVolume({ name: volName('bd', `g${i}`), requestId: '' }));
     add('agent CreateVolume over NATS (no gRPC, no coordinator)', await series((i) =>
       callAgent(nc, HOST, AgentRequest.fromPartial({ pool: pool.definition, op: { $case: 'createVolume', value: CreateVolumeRequest.fromPartial(volumeRequest('bd', `n${i}`, 'raw', BigInt(GiB), 0n)) } })),
     ));
@@ -52,8 +61,8 @@ async function main(): Promise<void> {
       callAgent(nc, HOST, AgentRequest.fromPartial({ pool: pool.definition, op: { $case: 'createVolume', value: CreateVolumeRequest.fromPartial(volumeRequest('bd', `m${i}.qcow2`, 'qcow2', BigInt(GiB), 0n)) } })),
     ));
     add('agent Ping over NATS', await series(() => pingAgent(nc)));
-    add('gRPC GetPool (coordinator cache)', await series(() => api.getPool({ name: poolName('bd') })));
-    add('gRPC RefreshPool of a small pool', await series(() => api.refreshPool({ name: poolName('bd'), requestId: '' })));
+    await withCpu('gRPC GetPool (coordinator cache)', () => api.getPool({ name: poolName('bd') }));
+    await withCpu('gRPC RefreshPool of a small pool', () => api.refreshPool({ name: poolName('bd'), requestId: '' }));
 
     // nats-server alone: a JetStream publish with ack, on a scratch file-backed stream
     const jsm = await jetstreamManager(nc);
@@ -127,6 +136,7 @@ async function main(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
   }
   process.stdout.write(`\nper operation, ${N} sequential calls each\n\n${textTable(['what', 'p50', 'p90', 'p99', 'mean'], rows)}\n`);
+  process.stdout.write(`\nCPU per call (user + system, every thread, from /proc)\n\n${textTable(['what', 'coordinator', 'agent', 'nats-server', 'bench client'], cpu)}\n`);
 }
 
 main().then(

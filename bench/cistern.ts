@@ -35,6 +35,8 @@ export interface CisternSide {
   newClient(): { api: StorageApi; close(): void };
   /** A NATS connection to ping the agent directly (control-overhead breakdown). */
   nats(): Promise<NatsConnection>;
+  /** The pids of nats-server, the coordinator and the agent (CPU per operation, proc-cpu.ts). */
+  pids: Record<'nats' | 'coordinator' | 'agent', number>;
   stop(): Promise<void>;
 }
 
@@ -112,6 +114,7 @@ export async function startCistern(): Promise<CisternSide> {
         nc ??= await connect({ servers: nats.url });
         return nc;
       },
+      pids: { nats: nats.process.pid, coordinator: coordinator.pid, agent: agent.pid },
       stop: stopAll,
     };
   } catch (err) {
