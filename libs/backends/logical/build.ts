@@ -1,0 +1,103 @@
+// Building a logical pool (virStorageBackendLogicalBuildPool): its devices checked, their
+// old headers cleared, each made a PV, then the VG created over them; a failure takes the
+// PV labels it wrote away again.
+import { constants as fsc, type BigIntStats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { BuildFlags } from '../../proto/cistern/v1/storage.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../errors/errors.js';
+import { printable } from '../../api/names.js';
+import type { PoolContext } from '../backend.js';
+import { requireEmptyDevice } from '../device-probe.js';
+import { blockDeviceSize, checkAborted, writeFully } from '../file-io.js';
+import { LVM_ENV, lvm } from './lvm.js';
+import { sourceDevices, vgName } from './paths.js';
+import { deviceError } from './device-errors.js';
+
+/** libvirt clears this much at the start and the end of every device before pvcreate. */
+export const CLEAR_BYTES = 1024 * 1024;
+const IO_CHUNK = 1024 * 1024;
+const ZERO = Buffer.alloc(IO_CHUNK);
+
+function sizeOf(st: BigIntStats): bigint {
+  return st.isBlockDevice() ? blockDeviceSize(st) : st.size;
+}
+
+/**
+ * virStorageBackendLogicalBuildPool: every device is checked before any is touched
+ * (exists, is a block device, not in use, and empty unless overwrite); then each gets
+ * its first and last MiB cleared and pvcreate; then vgcreate VG DEVICES. A failure
+ * pvremoves the devices pvcreate initialised. `allowRegularFiles`: files stand in for
+ * devices (unit tests only; LVM itself refuses them).
+ */
+export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allowRegularFiles: boolean): Promise<void> {
+  if (flags?.overwrite && flags?.noOverwrite) {
+    throw new InvalidArgumentError('flags', 'overwrite and no_overwrite are mutually exclusive; give at most one');
+  }
+  const vg = vgName(ctx.pool);
+  const devices = sourceDevices(ctx.pool);
+  if (devices.length === 0) {
+    throw new InvalidArgumentError('source.devices', `no source device given for volume group '${vg}'; a logical pool is built on one or more <device path='...'/>`);
+  }
+  for (const dev of devices) await checkDevice(dev, allowRegularFiles);
+  if (!flags?.overwrite) {
+    for (const dev of devices) await requireEmptyDevice(ctx.runner, dev, ctx.signal);
+  }
+  const initialised: string[] = [];
+  try {
+    for (const dev of devices) {
+      checkAborted(ctx.signal, 'build');
+      await clearDeviceEnds(dev);
+      await lvm(ctx, ['pvcreate', dev], `cannot initialise '${dev}' as a physical volume`);
+      initialised.push(dev);
+    }
+    await lvm(ctx, ['vgcreate', vg, ...devices], `cannot create volume group '${vg}'`);
+  } catch (err) {
+    for (const dev of initialised) {
+      try {
+        await ctx.runner.run(['pvremove', dev], { env: LVM_ENV });
+      } catch {
+        // best effort, as libvirt: the build error is what the caller needs
+      }
+    }
+    throw err;
+  }
+}
+
+/** A device a PV can be made of: there, a block device, not held by anyone. */
+async function checkDevice(dev: string, allowRegularFiles: boolean): Promise<void> {
+  let st;
+  try {
+    st = await stat(dev, { bigint: true });
+  } catch (err) {
+    throw deviceError(err, 'use device', dev);
+  }
+  if (!st.isBlockDevice() && !(allowRegularFiles && st.isFile())) {
+    throw new FailedPreconditionError(`device '${printable(dev, 200)}' is not a block device; a logical pool needs disks, partitions or other block devices`);
+  }
+  // O_EXCL on a block device fails with EBUSY while it is mounted or held
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dev, fsc.O_RDONLY | fsc.O_EXCL);
+  } catch (err) {
+    throw deviceError(err, 'open device', dev);
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/** virStorageBackendZeroPartitionTable(path, 1 MiB): zeros over the first and the last MiB. */
+async function clearDeviceEnds(dev: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dev, fsc.O_WRONLY | fsc.O_EXCL);
+    const size = sizeOf(await fh.stat({ bigint: true }));
+    const n = size < BigInt(CLEAR_BYTES) ? size : BigInt(CLEAR_BYTES);
+    await writeFully(fh, ZERO, 0, Number(n), 0);
+    if (size > n) await writeFully(fh, ZERO, 0, Number(n), Number(size - n));
+    await fh.sync();
+  } catch (err) {
+    throw deviceError(err, 'clear the header of device', dev);
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,130 @@
+// Creating a logical volume: createVol's checks (name, capacity, snapshot origin) and
+// buildVol's lvcreate with libvirt 9's command line (virStorageBackendLogicalLVCreate),
+// then the node's mode and owner; a failure after lvcreate removes the LV again.
+import { chmod, chown } from 'node:fs/promises';
+import { VolumeType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import { InvalidArgumentError, NotFoundError, UnimplementedError } from '../../errors/errors.js';
+import { checkAbsolutePath, checkSize, printable } from '../../api/names.js';
+import type { CreateVolOptions, PoolContext } from '../backend.js';
+import { checkLvName } from '../lvm-parse.js';
+import { plainTarget } from '../volume-target.js';
+import { listLvs, lvm } from './lvm.js';
+import { lvPath, poolTarget, vgName } from './paths.js';
+import { deviceError } from './device-errors.js';
+import { deleteLv } from './delete.js';
+import type { LogicalTools } from './tools.js';
+
+/** libvirt's VIR_STORAGE_DEFAULT_VOL_PERM_MODE. */
+const DEFAULT_VOL_MODE = 0o600;
+
+/** lvcreate exactly as libvirt 9 builds it (virStorageBackendLogicalLVCreate, without LUKS). */
+export function lvcreateArgv(vg: string, name: string, capacity: bigint, allocation: bigint, backingPath?: string): string[] {
+  const k = (n: bigint): string => `${(n + 1023n) / 1024n}K`;
+  const argv = ['lvcreate', '--name', name, '-L'];
+  if (capacity !== allocation) argv.push(k(allocation === 0n ? 1n : allocation), '--type', 'snapshot', '--virtualsize');
+  argv.push(k(capacity));
+  if (backingPath) argv.push('-s', backingPath);
+  else argv.push(vg);
+  argv.push('--yes');
+  return argv;
+}
+
+/** Checks the request (LV name, capacity, backing origin); fills in type, path. Nothing runs. */
+export async function planLv(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
+  const vg = vgName(ctx.pool);
+  const path = lvPath(ctx.pool, volume.name);
+  const capacity = volume.capacity;
+  if (capacity === undefined || capacity === 0n) {
+    throw new InvalidArgumentError('volume.capacity', 'a logical volume needs a capacity greater than 0 bytes');
+  }
+  checkSize(capacity, 'volume.capacity');
+  let allocation = volume.allocation ?? capacity;
+  checkSize(allocation, 'volume.allocation');
+  // An allocation above the capacity makes a plain LV of the capacity (fully allocated).
+  // libvirt 9 instead runs `lvcreate -L <allocation> --type snapshot --virtualsize
+  // <capacity>`: a sparse LV, a dm-snapshot of zeros whose COW area can still overflow
+  // (and the LV become unusable) when the excess does not cover the exception store.
+  if (allocation > capacity) allocation = capacity;
+  const enc = volume.target?.encryption;
+  if (enc) {
+    if (enc.format && enc.format !== 'luks') {
+      throw new InvalidArgumentError('volume.target.encryption', `storage pool only supports LUKS encrypted volumes, not '${printable(enc.format)}'`);
+    }
+    throw new UnimplementedError('LUKS encrypted logical volumes are not supported yet');
+  }
+  // an LV has no format of its own: libvirt ignores a given one (a clone's definition
+  // carries the source file's format, e.g. qcow2, which the copy converts to raw)
+  let backingStore = undefined;
+  if (volume.backingStore?.path) {
+    const bpath = checkAbsolutePath(volume.backingStore.path, 'volume.backing_store.path');
+    const target = poolTarget(ctx.pool);
+    const prefix = target === '/' ? '/' : `${target}/`;
+    const origin = bpath.startsWith(prefix) ? bpath.slice(prefix.length) : '';
+    if (!origin || origin.includes('/')) {
+      throw new InvalidArgumentError(
+        'volume.backing_store.path',
+        `backing store '${printable(bpath)}' is not a volume of this pool; a snapshot's origin must be ${prefix}<logical volume>`,
+      );
+    }
+    checkLvName(origin, vg, 'volume.backing_store.path');
+    backingStore = { path: bpath, format: 'raw', permissions: undefined, timestamps: undefined };
+  }
+  return {
+    ...volume,
+    type: VolumeType.VOLUME_TYPE_BLOCK,
+    key: '',
+    capacity,
+    allocation,
+    physical: undefined,
+    sourceDevices: [],
+    target: plainTarget(path, '', volume.target?.permissions),
+    backingStore,
+  };
+}
+
+/** An LV is made whole by lvcreate: preallocation and reflink have nothing to act on. */
+export function refuseFileCreateFlags(options: CreateVolOptions): void {
+  if (options?.preallocMetadata || options?.preallocation || options?.reflink) {
+    throw new InvalidArgumentError('flags', 'preallocation and reflink do not apply to logical volumes');
+  }
+}
+
+/**
+ * lvcreate with libvirt's arguments; an active LV then gets its mode (default 0600) and
+ * owner on the device node. A failure after lvcreate removes the LV again.
+ */
+export async function createLv(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions, tools: LogicalTools): Promise<void> {
+  refuseFileCreateFlags(options);
+  const planned = await planLv(ctx, volume);
+  const vg = vgName(ctx.pool);
+  const argv = lvcreateArgv(vg, planned.name, planned.capacity!, planned.allocation!, planned.backingStore?.path);
+  await lvm(ctx, argv, `cannot create logical volume '${planned.name}' in '${vg}'`);
+  try {
+    const rec = (await listLvs(ctx)).find((r) => r.name === planned.name);
+    if (!rec) throw new NotFoundError(`cannot find newly created volume '${planned.target!.path}'`);
+    if (rec.active) {
+      const perms = planned.target?.permissions;
+      const path = planned.target!.path;
+      const mode = perms?.mode ?? DEFAULT_VOL_MODE;
+      try {
+        await chmod(path, mode);
+        const uid = perms?.owner !== undefined && perms.owner >= 0n ? Number(perms.owner) : -1;
+        const gid = perms?.group !== undefined && perms.group >= 0n ? Number(perms.group) : -1;
+        if (uid !== -1 || gid !== -1) await chown(path, uid, gid);
+      } catch (err) {
+        throw deviceError(err, 'set permissions of', path);
+      }
+    }
+  } catch (err) {
+    await removeAfterFailure(ctx, planned, tools);
+    throw err;
+  }
+}
+
+/**
+ * Undoes an lvcreate whose create or clone failed. Not under the caller's signal: a
+ * cancelled create must still remove what it made (every command would be refused).
+ */
+export async function removeAfterFailure(ctx: PoolContext, planned: VolumeDefinition, tools: LogicalTools): Promise<void> {
+  await deleteLv({ ...ctx, signal: undefined }, planned, tools).catch(() => undefined);
+}

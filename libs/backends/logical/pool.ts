@@ -1,0 +1,47 @@
+// A logical pool's lifecycle after its build: check (is the VG there, with the pool's
+// devices, all LVs active?), start (vgchange -aly), stop (vgchange -aln) and delete
+// (vgremove, pvremove), as storage_backend_logical.c runs them.
+import { FailedPreconditionError } from '../../errors/errors.js';
+import type { PoolContext } from '../backend.js';
+import { LVM_ENV, listLvs, lvm } from './lvm.js';
+import { sourceDevices, vgName } from './paths.js';
+import { matchPoolSource } from './sources.js';
+
+/** Active when the VG is there with the pool's devices and none of its LVs is inactive. */
+export async function isPoolActive(ctx: PoolContext): Promise<boolean> {
+  try {
+    await matchPoolSource(ctx);
+  } catch (err) {
+    if (err instanceof FailedPreconditionError) return false;
+    throw err;
+  }
+  const records = await listLvs(ctx);
+  return records.every((r) => r.thinPool || r.active);
+}
+
+/** Checks the VG is there (with the pool's devices), then `vgchange -aly VG`. */
+export async function activateVolumeGroup(ctx: PoolContext): Promise<void> {
+  await matchPoolSource(ctx);
+  const vg = vgName(ctx.pool);
+  await lvm(ctx, ['vgchange', '-aly', vg], `cannot activate volume group '${vg}'`);
+}
+
+/** `vgchange -aln VG` (fails while an LV is open, e.g. mounted). */
+export async function deactivateVolumeGroup(ctx: PoolContext): Promise<void> {
+  const vg = vgName(ctx.pool);
+  await lvm(ctx, ['vgchange', '-aln', vg], `cannot deactivate volume group '${vg}'`);
+}
+
+/** `vgremove -f VG`, then `pvremove DEV` for each device (failures there are ignored, as libvirt). */
+export async function removeVolumeGroup(ctx: PoolContext): Promise<void> {
+  const vg = vgName(ctx.pool);
+  const devices = sourceDevices(ctx.pool);
+  await lvm(ctx, ['vgremove', '-f', vg], `cannot remove volume group '${vg}'`);
+  for (const dev of devices) {
+    try {
+      await ctx.runner.run(['pvremove', dev], { signal: ctx.signal, env: LVM_ENV });
+    } catch {
+      // libvirt only logs this: the VG is gone, a stale PV label does no harm
+    }
+  }
+}
