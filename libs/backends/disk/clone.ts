@@ -1,0 +1,64 @@
+// Cloning into a disk pool: a new partition filled from the source volume, raw data
+// copied in-process, any other format converted to raw by `qemu-img convert` (as
+// libvirt's storageBackendCreateQemuImg does for a block volume); a failed copy removes
+// the partition again.
+import { stat } from 'node:fs/promises';
+import { VolumeType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
+import { printable } from '../../api/names.js';
+import type { PoolContext } from '../backend.js';
+import { copyIntoBlock } from '../block-data.js';
+import { fsError } from '../fs-errors.js';
+import { createPartition } from './create.js';
+import { deletePartition } from './delete.js';
+import type { DeviceQueue } from './device-queue.js';
+import type { DiskTools } from './tools.js';
+
+/**
+ * Source formats whose bytes are the data: raw files, iso images, and block volumes (a
+ * partition's type, an LV's empty format). Anything else goes through qemu-img convert.
+ */
+const RAW_SOURCE_FORMATS: ReadonlySet<string> = new Set(['raw', 'iso', 'none', 'linux', 'fat16', 'fat32', 'linux-swap', 'linux-lvm', 'linux-raid']);
+
+/**
+ * Creates the partition, then fills it from the source volume: raw data (files, other
+ * partitions, LVs) copied in-process, any other format (qcow2 ...) converted to raw by
+ * `qemu-img convert`. The partition must hold the source's virtual size; a failed copy
+ * removes it again.
+ */
+export async function cloneIntoPartition(
+  ctx: PoolContext,
+  tools: DiskTools,
+  queue: DeviceQueue,
+  volume: VolumeDefinition,
+  src: { pool: PoolDefinition; volume: VolumeDefinition },
+): Promise<void> {
+  const srcPath = src.volume.target?.path || src.volume.key;
+  if (!srcPath) throw new InvalidArgumentError('source', 'the source volume has no path');
+  if (src.volume.target?.encryption) throw new UnimplementedError('cloning an encrypted volume into a partition is not supported');
+  const srcFormat = src.volume.target?.format || 'raw';
+  if (src.volume.type === VolumeType.VOLUME_TYPE_DIR || srcFormat === 'dir') {
+    throw new FailedPreconditionError(`cannot clone directory volume '${printable(src.volume.name)}' into a partition`);
+  }
+  if (srcFormat === 'extended') throw new UnimplementedError(`cannot clone extended partition '${printable(srcPath, 200)}'`);
+  if (!/^[a-z0-9][a-z0-9+._-]*$/.test(srcFormat)) {
+    throw new InvalidArgumentError('source.target.format', `the source volume's format '${printable(srcFormat)}' is not a format name qemu-img knows`);
+  }
+  const raw = RAW_SOURCE_FORMATS.has(srcFormat);
+  const st = await stat(srcPath, { bigint: true }).catch((err) => {
+    throw fsError(err, 'stat', srcPath);
+  });
+  // raw data is copied byte for byte; an image holds its virtual size (the capacity)
+  const length = raw && !st.isBlockDevice() ? st.size : (src.volume.capacity ?? 0n);
+  if ((volume.capacity ?? 0n) < length) {
+    throw new InvalidArgumentError('capacity', `the partition (${volume.capacity ?? 0n} bytes) is smaller than the source volume (${length} bytes)`);
+  }
+  const created = await createPartition(ctx, tools, queue, volume);
+  try {
+    if (raw) await copyIntoBlock(ctx, srcPath, created.path, length);
+    else await ctx.runner.run([tools.qemuImg, 'convert', '-f', srcFormat, '-O', 'raw', '--', srcPath, created.path], { signal: ctx.signal, timeoutMs: 0 });
+  } catch (err) {
+    await deletePartition({ ...ctx, signal: undefined }, tools, queue, { ...volume, name: created.name }).catch(() => undefined);
+    throw err;
+  }
+}

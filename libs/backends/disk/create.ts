@@ -1,0 +1,107 @@
+// Creating a partition: createVol checks the request against the table as it is now (the
+// name must be the next partition's, a free extent must fit it); buildVol re-plans under
+// the device's queue, runs mkpart, and returns only once the kernel has the partition's
+// node. A failed create leaves no partition behind.
+import { VolumeType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import { InternalError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
+import { checkObjectName, checkSize, printable } from '../../api/names.js';
+import type { PoolContext } from '../backend.js';
+import {
+  checkVolumeFormat,
+  kindToCreate,
+  mkpartArgv,
+  nextPartitionNumber,
+  partitionPath,
+  partitionSeparator,
+  placePartition,
+  rmArgv,
+  type DiskLayout,
+  type DiskPartition,
+} from '../partition-plan.js';
+import { diskSource, stablePath, type DiskSource } from './paths.js';
+import { requireDevice } from './device.js';
+import type { DeviceQueue } from './device-queue.js';
+import { readLayout, syncKernel, waitForNode } from './table.js';
+import type { DiskTools } from './tools.js';
+
+/**
+ * Checks the request against the table as it is now: the name must be the next
+ * partition's name, the type known, a free extent large enough. Writes nothing.
+ */
+export async function planPartition(ctx: PoolContext, tools: DiskTools, volume: VolumeDefinition): Promise<VolumeDefinition> {
+  const source = diskSource(ctx.pool);
+  checkObjectName(volume.name, 'name', 'volume name');
+  const format = checkVolumeFormat(volume.target?.format);
+  if (volume.target?.encryption) throw new UnimplementedError('a disk pool does not support encrypted volumes');
+  const capacity = checkSize(volume.capacity ?? 0n, 'capacity');
+  if (capacity === 0n) throw new InvalidArgumentError('capacity', 'a partition needs a capacity above 0 bytes');
+  requireDevice(tools, source.device);
+  const layout = await readLayout(tools, ctx.runner, source, ctx.signal);
+  const plan = placeNamed(layout, source, volume.name, format, capacity);
+  const path = await stablePath(ctx.pool.target?.path, plan.path);
+  return {
+    ...volume,
+    type: VolumeType.VOLUME_TYPE_BLOCK,
+    key: path,
+    capacity,
+    allocation: capacity,
+    sourceDevices: [{ path: source.device, extents: [{ start: plan.placement.start, end: plan.placement.end + 1n }] }],
+    target: { ...(volume.target ?? { compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false }), path, format, timestamps: undefined },
+  } as VolumeDefinition;
+}
+
+/** The partition a create makes in `layout`: its kind, number and place; `name` must be its node's name. */
+function placeNamed(layout: DiskLayout, source: DiskSource, name: string, format: ReturnType<typeof checkVolumeFormat>, capacity: bigint) {
+  const kind = kindToCreate(layout, format);
+  const number = nextPartitionNumber(layout, kind);
+  const path = partitionPath(source.nodeDevice, partitionSeparator(source.nodeDevice, source.partSeparator), number);
+  const expected = path.slice(path.lastIndexOf('/') + 1);
+  if (name !== expected) {
+    throw new InvalidArgumentError('name', `invalid partition name '${printable(name)}', expected '${expected}': a disk pool names a new partition after its device node`, {
+      expected,
+    });
+  }
+  const placement = placePartition(layout, kind, capacity);
+  return { kind, number, path, expected, placement };
+}
+
+/** Creates the partition planned by createVol: mkpart, kernel sync, node check; undone on failure. */
+export async function createPartition(ctx: PoolContext, tools: DiskTools, queue: DeviceQueue, volume: VolumeDefinition): Promise<DiskPartition> {
+  const source = diskSource(ctx.pool);
+  const format = checkVolumeFormat(volume.target?.format);
+  const capacity = checkSize(volume.capacity ?? 0n, 'capacity');
+  return queue.exclusive(source.device, async () => {
+    // re-plan against the table as it is now (another create may have run since)
+    const before = await readLayout(tools, ctx.runner, source, ctx.signal);
+    const plan = placeNamed(before, source, volume.name, format, capacity);
+    // a mkpart that fails or is cancelled may still have written the table: what it left is
+    // looked for below and removed like any other failed create
+    let mkpartFailure: unknown;
+    await ctx.runner.run(mkpartArgv(tools.parted, before, plan.kind, format, plan.placement), { signal: ctx.signal }).catch((err: unknown) => {
+      mkpartFailure = err;
+    });
+    let created: DiskPartition | undefined;
+    try {
+      const after = await readLayout(tools, ctx.runner, source, mkpartFailure === undefined ? ctx.signal : undefined);
+      created = after.partitions.find((p) => !before.partitions.some((q) => q.number === p.number && q.start === p.start));
+      if (mkpartFailure !== undefined) throw mkpartFailure;
+      if (!created) throw new InternalError(`parted reported success but no new partition appeared on '${printable(source.device, 200)}'`);
+      if (created.number !== plan.number) {
+        throw new InternalError(`parted created partition ${created.number} ('${created.name}'), not the expected '${plan.expected}'`);
+      }
+      await syncKernel(ctx, tools, source, after);
+      if (!(await waitForNode(tools, created.path, true))) {
+        throw new InternalError(`partition ${created.number} was created but its device node '${created.path}' did not appear`);
+      }
+      return created;
+    } catch (err) {
+      if (created) {
+        // a failed create leaves nothing behind
+        await ctx.runner.run(rmArgv(tools.parted, source.device, created)).catch(() => undefined);
+        const now = await readLayout(tools, ctx.runner, source).catch(() => undefined);
+        if (now) await syncKernel(ctx, tools, source, now).catch(() => undefined);
+      }
+      throw err;
+    }
+  });
+}

@@ -1,0 +1,49 @@
+// Deleting a partition: exactly the one the table names, refused while it (or a logical
+// partition the delete would renumber) is in use, and done only once the kernel has
+// dropped its node.
+import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import { FailedPreconditionError, InternalError } from '../../errors/errors.js';
+import type { PoolContext } from '../backend.js';
+import { rmArgv } from '../partition-plan.js';
+import { diskSource } from './paths.js';
+import type { DeviceQueue } from './device-queue.js';
+import { findPartition, readLayout, syncKernel, waitForNode } from './table.js';
+import type { DiskTools } from './tools.js';
+
+/**
+ * Removes exactly the named partition: its number is the one in the table, never
+ * parsed out of the name (libvirt 9.0 runs `parted rm p1` for /dev/loop0p1). An
+ * extended partition that still holds logical partitions is refused.
+ */
+export async function deletePartition(ctx: PoolContext, tools: DiskTools, queue: DeviceQueue, volume: VolumeDefinition): Promise<void> {
+  const source = diskSource(ctx.pool);
+  await queue.exclusive(source.device, async () => {
+    const layout = await readLayout(tools, ctx.runner, source, ctx.signal);
+    const p = findPartition(layout, volume.name);
+    if (p.kind === 'extended') {
+      const logicals = layout.partitions.filter((q) => q.kind === 'logical').map((q) => q.name);
+      if (logicals.length) {
+        throw new FailedPreconditionError(`extended partition '${p.name}' still holds logical partitions ${logicals.join(', ')}; delete them first`);
+      }
+    }
+    // parted writes the new table even when the kernel cannot take it (a partition in use):
+    // the delete would fail yet have happened, and deleting a logical partition renumbers
+    // the ones after it. Refused first, with nothing changed.
+    const moved = p.kind === 'logical' ? layout.partitions.filter((q) => q.kind === 'logical' && q.number > p.number) : [];
+    const busy = [p, ...moved].filter((q) => tools.isBusy(q.path)).map((q) => q.name);
+    if (busy.length) {
+      throw new FailedPreconditionError(
+        busy[0] === p.name
+          ? `partition '${p.name}' is in use (mounted, or held by LVM, swap or a guest); release it first`
+          : `deleting '${p.name}' renumbers the logical partitions after it, and ${busy.join(', ')} ${busy.length > 1 ? 'are' : 'is'} in use; release ${busy.length > 1 ? 'them' : 'it'} first`,
+      );
+    }
+    await ctx.runner.run(rmArgv(tools.parted, source.device, p), { signal: ctx.signal });
+    const after = await readLayout(tools, ctx.runner, source, ctx.signal);
+    await syncKernel(ctx, tools, source, after);
+    const stillThere = after.partitions.some((q) => q.path === p.path);
+    if (!stillThere && !(await waitForNode(tools, p.path, false))) {
+      throw new InternalError(`partition ${p.number} was removed from the table but its device node '${p.path}' remains`);
+    }
+  });
+}

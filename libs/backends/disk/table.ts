@@ -1,0 +1,66 @@
+// The partition table as the backend sees it: read with parted (layout) and partx (type
+// ids), a partition found by name, and after a change the kernel's partitions (so the
+// /dev nodes) made to follow the table, since this kernel has no partition scanner.
+import { existsSync } from 'node:fs';
+import { CommandFailedError, FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
+import { printable } from '../../api/names.js';
+import type { PoolContext } from '../backend.js';
+import type { CommandRunner } from '../runner.js';
+import { isUnrecognisedLabel, parsePartedMachine, parsePartxTypes } from '../parted-parse.js';
+import { buildLayout, type DiskLayout, type DiskPartition } from '../partition-plan.js';
+import type { DiskSource } from './paths.js';
+import type { DiskTools } from './tools.js';
+
+/** The `parted -m` print the backend reads the table with. */
+export function printArgv(parted: string, device: string): string[] {
+  return [parted, '-s', '-m', '--', device, 'unit', 'B', 'print', 'free', 'unit', 'chs', 'print'];
+}
+
+export function partxTypesArgv(partx: string, device: string): string[] {
+  return [partx, '-g', '-o', 'NR,TYPE', '--', device];
+}
+
+/** Reads the table; a device without one is FAILED_PRECONDITION (build the pool). */
+export async function readLayout(tools: DiskTools, runner: CommandRunner, source: DiskSource, signal?: AbortSignal): Promise<DiskLayout> {
+  const [printed, typed] = await Promise.all([
+    runner.run(printArgv(tools.parted, source.device), { okExitCodes: [0, 1], signal }),
+    runner.run(partxTypesArgv(tools.partx, source.device), { okExitCodes: [0, 1], signal }),
+  ]);
+  if (printed.exitCode !== 0) {
+    const text = `${printed.stderr}\n${printed.stdout}`;
+    if (isUnrecognisedLabel(text)) {
+      throw new FailedPreconditionError(
+        `device '${printable(source.device, 200)}' has no partition table parted recognises (unrecognised disk label); build the pool to write one`,
+        { device: source.device },
+      );
+    }
+    throw new CommandFailedError(printArgv(tools.parted, source.device), printed.exitCode, printed.stderr || printed.stdout);
+  }
+  const table = parsePartedMachine(printed.stdout);
+  const types = typed.exitCode === 0 ? parsePartxTypes(typed.stdout) : new Map<number, string>();
+  return buildLayout(table, types, { device: source.nodeDevice, partSeparator: source.partSeparator });
+}
+
+/** The partition a volume name stands for, as the table has it now. */
+export function findPartition(layout: DiskLayout, name: string): DiskPartition {
+  const p = layout.partitions.find((q) => q.name === name);
+  if (!p) throw new NotFoundError(`no partition '${printable(name)}' on '${printable(layout.device, 200)}'`, { volume: name });
+  return p;
+}
+
+/** After a table change: the kernel's partitions follow the table (no partition scanner here). */
+export async function syncKernel(ctx: PoolContext, tools: DiskTools, source: DiskSource, layout: DiskLayout): Promise<void> {
+  // partx -u with no partitions at all fails ("range <1:0>"); parted has removed them (BLKPG) then
+  if (layout.partitions.length === 0) return;
+  await ctx.runner.run([tools.partx, '-u', '--', source.device], { signal: ctx.signal });
+}
+
+/** Waits (at most tools.nodeWaitMs) for a node to appear or to go; false when it did not. */
+export async function waitForNode(tools: DiskTools, path: string, present: boolean): Promise<boolean> {
+  const deadline = Date.now() + tools.nodeWaitMs;
+  for (;;) {
+    if (existsSync(path) === present) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
