@@ -55,6 +55,20 @@ export async function zeroFill(fh: FileHandle, from: bigint, to: bigint, ctx: Ba
 }
 
 /**
+ * virStorageBackendZeroPartitionTable: zeros over the first and the last `bytes` of what
+ * `fh` holds (all of it when it is smaller), flushed to the device. The caller opened it
+ * (with the flags its checks need) and maps the failure.
+ */
+export async function zeroEnds(fh: FileHandle, bytes: number): Promise<void> {
+  const size = statSize(await fh.stat({ bigint: true }));
+  const n = size < BigInt(bytes) ? size : BigInt(bytes);
+  const zero = n <= BigInt(IO_CHUNK) ? ZERO : Buffer.alloc(Number(n));
+  await writeFully(fh, zero, 0, Number(n), 0);
+  if (size > n) await writeFully(fh, zero, 0, Number(n), Number(size - n));
+  await fh.datasync();
+}
+
+/**
  * Yields `length` bytes (0 = to the end) of a file of `size` bytes from `offset`, in
  * IO_CHUNK Buffers, with progress. From the end on (or past it) there is nothing to read:
  * an empty download, as libvirt's.
@@ -72,6 +86,11 @@ export async function* readRange(ctx: BackendContext, fh: FileHandle, offset: bi
     ctx.progress?.(pos - offset, end - offset);
     yield got === want ? buf : buf.subarray(0, got);
   }
+}
+
+/** The bytes a file or block device holds: a file's size, a device's from sysfs. */
+export function statSize(st: BigIntStats): bigint {
+  return st.isBlockDevice() ? blockDeviceSize(st) : st.size;
 }
 
 /** A block device's size in bytes, from sysfs (its device number); 0 when sysfs does not say. */

@@ -7,7 +7,7 @@ import { InvalidArgumentError, UnimplementedError } from '../../errors/errors.js
 import { checkSize } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
-import { MAX_POSITION, blockDeviceSize, checkAborted, readRange, writeFully, zeroFill } from '../file-io.js';
+import { MAX_POSITION, blockDeviceSize, checkAborted, readRange, statSize, writeFully, zeroFill } from '../file-io.js';
 import { WIPE_ALGORITHMS, runScrub, scrubArgv } from '../wipe-algorithms.js';
 import { writeSparse } from '../sparse-write.js';
 import { poolVolumeDescriptor, writableVolume } from './paths.js';
@@ -28,7 +28,7 @@ export async function wipeVolume(ctx: PoolContext, volume: VolumeDefinition, alg
   try {
     if (alg !== 'zero') {
       // scrub opens the file this agent opened and checked, not whatever the path holds by then
-      const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
+      const size = statSize(st);
       await runScrub(ctx, scrubArgv(alg, vol.fdPath, scrub), alg, size).catch((err: unknown) => {
         throw commandError(err);
       });
@@ -43,7 +43,7 @@ export async function wipeVolume(ctx: PoolContext, volume: VolumeDefinition, alg
         await fh.truncate(Number(st.size));
         ctx.progress?.(st.size, st.size);
       } else {
-        const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
+        const size = statSize(st);
         await zeroFill(fh, 0n, size, ctx, size);
       }
       await fh.datasync();
@@ -120,7 +120,7 @@ export async function* downloadVolume(ctx: PoolContext, volume: VolumeDefinition
   // (to /etc/shadow, to the host's disk) must not hand its target to a client
   const { fh, stat: st } = await poolVolumeDescriptor(ctx.pool, volume.name, fsc.O_RDONLY, 'download');
   try {
-    const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
+    const size = statSize(st);
     yield* readRange(ctx, fh, offset, length, size);
   } finally {
     await fh.close().catch(() => undefined);

@@ -13,7 +13,7 @@ import { printable } from '../../api/names.js';
 import { probeBuffer, readHeaderSync, type ProbeResult } from '../format-probe.js';
 import { qcow2BaseProblem } from '../qcow2-image.js';
 import { fsError } from '../fs-errors.js';
-import { blockDeviceSize } from '../file-io.js';
+import { blockDeviceSize, statSize } from '../file-io.js';
 import { permsOf, timestampsOf } from '../stat-fields.js';
 import { plainTarget } from '../volume-target.js';
 
@@ -68,7 +68,7 @@ export function probeBackingFile(path: string): BackingInfo | undefined {
     fd = openSync(path, OPEN_PROBE);
     const st = fstatSync(fd, { bigint: true });
     if (st.isDirectory()) return { format: 'dir', perms: permsOf(st), timestamps: timestampsOf(st) };
-    const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
+    const size = statSize(st);
     return { format: probeBuffer(readHeaderSync(fd, safeNumber(size)), size).format, perms: permsOf(st), timestamps: timestampsOf(st) };
   } catch {
     return undefined;

@@ -9,7 +9,7 @@ import { printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { requireEmptyDevice } from '../device-probe.js';
 import { fsError } from '../fs-errors.js';
-import { blockDeviceSize } from '../file-io.js';
+import { zeroEnds } from '../file-io.js';
 import { checkPoolFormat, partedLabelOf } from '../partition-plan.js';
 import { diskSource } from './paths.js';
 import { requireDevice, requireNotInUse } from './device.js';
@@ -42,17 +42,12 @@ export async function buildTable(ctx: PoolContext, tools: DiskTools, queue: Devi
   });
 }
 
+/** The table's first and last MiB zeroed (virStorageBackendZeroPartitionTable). */
 async function zeroTable(device: string): Promise<void> {
   let fh;
   try {
     fh = await open(device, 'r+');
-    const st = await fh.stat({ bigint: true });
-    const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
-    const n = BigInt(ZERO_TABLE_BYTES) < size ? BigInt(ZERO_TABLE_BYTES) : size;
-    const zero = Buffer.alloc(Number(n));
-    await fh.write(zero, 0, zero.length, 0);
-    if (size > n) await fh.write(zero, 0, zero.length, Number(size - n));
-    await fh.datasync();
+    await zeroEnds(fh, ZERO_TABLE_BYTES);
   } catch (err) {
     throw fsError(err, 'clear the partition table of', device);
   } finally {

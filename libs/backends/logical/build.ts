@@ -1,26 +1,20 @@
 // Building a logical pool (virStorageBackendLogicalBuildPool): its devices checked, their
 // old headers cleared, each made a PV, then the VG created over them; a failure takes the
 // PV labels it wrote away again.
-import { constants as fsc, type BigIntStats } from 'node:fs';
+import { constants as fsc } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { BuildFlags } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { requireEmptyDevice } from '../device-probe.js';
-import { blockDeviceSize, checkAborted, writeFully } from '../file-io.js';
+import { checkAborted, zeroEnds } from '../file-io.js';
 import { LVM_ENV, lvm } from './lvm.js';
 import { sourceDevices, vgName } from './paths.js';
 import { deviceError } from './device-errors.js';
 
 /** libvirt clears this much at the start and the end of every device before pvcreate. */
 export const CLEAR_BYTES = 1024 * 1024;
-const IO_CHUNK = 1024 * 1024;
-const ZERO = Buffer.alloc(IO_CHUNK);
-
-function sizeOf(st: BigIntStats): bigint {
-  return st.isBlockDevice() ? blockDeviceSize(st) : st.size;
-}
 
 /**
  * virStorageBackendLogicalBuildPool: every device is checked before any is touched
@@ -90,11 +84,7 @@ async function clearDeviceEnds(dev: string): Promise<void> {
   let fh: FileHandle | undefined;
   try {
     fh = await open(dev, fsc.O_WRONLY | fsc.O_EXCL);
-    const size = sizeOf(await fh.stat({ bigint: true }));
-    const n = size < BigInt(CLEAR_BYTES) ? size : BigInt(CLEAR_BYTES);
-    await writeFully(fh, ZERO, 0, Number(n), 0);
-    if (size > n) await writeFully(fh, ZERO, 0, Number(n), Number(size - n));
-    await fh.sync();
+    await zeroEnds(fh, CLEAR_BYTES);
   } catch (err) {
     throw deviceError(err, 'clear the header of device', dev);
   } finally {

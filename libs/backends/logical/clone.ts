@@ -2,22 +2,17 @@
 // (raw sources in-process, other formats through `qemu-img convert -O raw`); a failure
 // removes the new LV.
 import { stat } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
 import { VolumeType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { CommandFailedError, FailedPreconditionError, UnimplementedError } from '../../errors/errors.js';
 import { checkAbsolutePath, printable } from '../../api/names.js';
 import type { BackendContext, CreateVolOptions, PoolContext } from '../backend.js';
 import { copyIntoBlock } from '../block-data.js';
-import { blockDeviceSize } from '../file-io.js';
+import { statSize } from '../file-io.js';
 import { lvmError, runLvm } from './lvm.js';
 import { createLv, planLv, refuseFileCreateFlags, removeAfterFailure } from './create.js';
 import { requireNode } from './data.js';
 import { deviceError } from './device-errors.js';
 import type { LogicalTools } from './tools.js';
-
-function sizeOf(st: BigIntStats): bigint {
-  return st.isBlockDevice() ? blockDeviceSize(st) : st.size;
-}
 
 /**
  * Clone: an LV at least the source's size, then the data copied in (raw sources
@@ -61,7 +56,7 @@ async function copyRaw(ctx: BackendContext, src: string, dst: string): Promise<v
   let length: bigint;
   try {
     const st = await stat(src, { bigint: true });
-    length = sizeOf(st);
+    length = statSize(st);
   } catch (err) {
     throw deviceError(err, 'open source volume', src);
   }
