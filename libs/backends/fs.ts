@@ -39,6 +39,7 @@ import {
   type MountSpec,
   type MountTableSource,
 } from './mount.js';
+import { refuseConflictingBuildFlags } from './build-flags.js';
 
 const DEFAULT_SYSFS_ROOT = '/sys';
 
@@ -134,9 +135,7 @@ export abstract class MountedDirBackend implements StorageBackend {
   }
 
   async buildPool(ctx: PoolContext, flags: BuildFlags): Promise<void> {
-    if (flags?.overwrite && flags?.noOverwrite) {
-      throw new InvalidArgumentError('flags', 'overwrite and no_overwrite are mutually exclusive; give at most one');
-    }
+    refuseConflictingBuildFlags(flags);
     const format = flags?.overwrite || flags?.noOverwrite ? await this.prepareFormat(ctx, flags) : undefined;
     await this.dir.buildPool(ctx, NO_FLAGS);
     await format?.();

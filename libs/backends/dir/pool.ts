@@ -5,12 +5,13 @@ import type { BigIntStats } from 'node:fs';
 import { chmod, chown, mkdir, rmdir, stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { BuildFlags } from '../../proto/cistern/v1/storage.js';
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from '../../errors/errors.js';
+import { AlreadyExistsError, FailedPreconditionError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
 import { wantedOwner } from '../stat-fields.js';
 import { poolTarget } from './paths.js';
+import { refuseConflictingBuildFlags } from '../build-flags.js';
 
 /** libvirt's VIR_STORAGE_DEFAULT_POOL_PERM_MODE. */
 export const DEFAULT_POOL_MODE = 0o711;
@@ -37,9 +38,7 @@ export async function isPoolDirectory(ctx: PoolContext): Promise<boolean> {
  */
 export async function buildPoolDirectory(ctx: PoolContext, flags: BuildFlags, chattr: string): Promise<void> {
   const target = poolTarget(ctx.pool);
-  if (flags?.overwrite && flags?.noOverwrite) {
-    throw new InvalidArgumentError('flags', 'overwrite and no_overwrite are mutually exclusive; give at most one');
-  }
+  refuseConflictingBuildFlags(flags);
   if (flags?.overwrite || flags?.noOverwrite) {
     throw new FailedPreconditionError(
       `no source device specified when formatting pool '${printable(ctx.pool.name)}': a dir pool has no source device to format; build it without overwrite/no_overwrite`,

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { BuildFlags } from '../../proto/cistern/v1/storage.js';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../errors/errors.js';
+import { FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { requireEmptyDevice } from '../device-probe.js';
@@ -16,6 +16,7 @@ import { requireDevice, requireNotInUse } from './device.js';
 import type { DeviceQueue } from './device-queue.js';
 import { readLayout, syncKernel } from './table.js';
 import type { DiskTools } from './tools.js';
+import { refuseConflictingBuildFlags } from '../build-flags.js';
 
 /** Bytes zeroed at the start and the end of a device before an overwriting build (virStorageBackendZeroPartitionTable). */
 export const ZERO_TABLE_BYTES = 1024 * 1024;
@@ -26,9 +27,7 @@ export const ZERO_TABLE_BYTES = 1024 * 1024;
  * no_overwrite); with overwrite the first and last MiB are zeroed first.
  */
 export async function buildTable(ctx: PoolContext, tools: DiskTools, queue: DeviceQueue, flags: BuildFlags): Promise<void> {
-  if (flags?.overwrite && flags?.noOverwrite) {
-    throw new InvalidArgumentError('flags', 'overwrite and no_overwrite are mutually exclusive; give at most one');
-  }
+  refuseConflictingBuildFlags(flags);
   const source = diskSource(ctx.pool);
   const format = checkPoolFormat(ctx.pool.source?.format);
   requireDevice(tools, source.device);

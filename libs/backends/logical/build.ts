@@ -12,6 +12,7 @@ import { checkAborted, zeroEnds } from '../file-io.js';
 import { LVM_ENV, lvm } from './lvm.js';
 import { sourceDevices, vgName } from './paths.js';
 import { deviceError } from './device-errors.js';
+import { refuseConflictingBuildFlags } from '../build-flags.js';
 
 /** libvirt clears this much at the start and the end of every device before pvcreate. */
 export const CLEAR_BYTES = 1024 * 1024;
@@ -24,9 +25,7 @@ export const CLEAR_BYTES = 1024 * 1024;
  * devices (unit tests only; LVM itself refuses them).
  */
 export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allowRegularFiles: boolean): Promise<void> {
-  if (flags?.overwrite && flags?.noOverwrite) {
-    throw new InvalidArgumentError('flags', 'overwrite and no_overwrite are mutually exclusive; give at most one');
-  }
+  refuseConflictingBuildFlags(flags);
   const vg = vgName(ctx.pool);
   const devices = sourceDevices(ctx.pool);
   if (devices.length === 0) {
