@@ -1,7 +1,10 @@
 // A stat's fields as the proto carries them (permissions, libvirt's timestamps) and the
-// owner a definition asks for.
+// mode and owner a definition asks for.
 import type { BigIntStats } from 'node:fs';
 import type { Permissions, Timestamps } from '../proto/cistern/v1/storage.js';
+
+/** libvirt's VIR_STORAGE_DEFAULT_VOL_PERM_MODE: a new volume's mode when its definition names none. */
+export const DEFAULT_VOL_MODE = 0o600;
 
 /** libvirt prints timestamps as seconds[.nanoseconds(9 digits)]. */
 export function formatTimestamp(ns: bigint): string {

@@ -9,11 +9,8 @@ import { checkSize, printable } from '../../api/names.js';
 import type { CreateVolOptions, PoolContext } from '../backend.js';
 import { KNOWN_FORMATS } from '../format-probe.js';
 import { fsError } from '../fs-errors.js';
-import { wantedOwner } from '../stat-fields.js';
+import { DEFAULT_VOL_MODE, wantedOwner } from '../stat-fields.js';
 import { checkBackingPath, volumePath } from './paths.js';
-
-/** libvirt's VIR_STORAGE_DEFAULT_VOL_PERM_MODE. */
-export const DEFAULT_VOL_MODE = 0o600;
 
 /** Formats a dir pool can create (qemu-img's writable drivers; iso is created as raw). */
 export const CREATABLE_FORMATS = ['raw', 'dir', 'iso', 'qcow', 'qcow2', 'qed', 'vmdk', 'vpc', 'vdi'] as const;

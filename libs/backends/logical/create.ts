@@ -7,15 +7,13 @@ import { InvalidArgumentError, NotFoundError, UnimplementedError } from '../../e
 import { checkAbsolutePath, checkSize, printable } from '../../api/names.js';
 import type { CreateVolOptions, PoolContext } from '../backend.js';
 import { checkLvName } from '../lvm-parse.js';
+import { DEFAULT_VOL_MODE, wantedOwner } from '../stat-fields.js';
 import { plainTarget } from '../volume-target.js';
 import { listLvs, lvm } from './lvm.js';
 import { lvPath, poolTarget, vgName } from './paths.js';
 import { deviceError } from './device-errors.js';
 import { deleteLv } from './delete.js';
 import type { LogicalTools } from './tools.js';
-
-/** libvirt's VIR_STORAGE_DEFAULT_VOL_PERM_MODE. */
-const DEFAULT_VOL_MODE = 0o600;
 
 /** lvcreate exactly as libvirt 9 builds it (virStorageBackendLogicalLVCreate, without LUKS). */
 export function lvcreateArgv(vg: string, name: string, capacity: bigint, allocation: bigint, backingPath?: string): string[] {
@@ -108,8 +106,7 @@ export async function createLv(ctx: PoolContext, volume: VolumeDefinition, optio
       const mode = perms?.mode ?? DEFAULT_VOL_MODE;
       try {
         await chmod(path, mode);
-        const uid = perms?.owner !== undefined && perms.owner >= 0n ? Number(perms.owner) : -1;
-        const gid = perms?.group !== undefined && perms.group >= 0n ? Number(perms.group) : -1;
+        const { uid, gid } = wantedOwner(perms);
         if (uid !== -1 || gid !== -1) await chown(path, uid, gid);
       } catch (err) {
         throw deviceError(err, 'set permissions of', path);
