@@ -9,6 +9,7 @@ import { printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { copyIntoBlock } from '../block-data.js';
 import { fsError } from '../fs-errors.js';
+import { qemuImgCreateArgv } from '../qemu-img-argv.js';
 import { createPartition } from './create.js';
 import { deletePartition } from './delete.js';
 import type { DeviceQueue } from './device-queue.js';
@@ -56,7 +57,10 @@ export async function cloneIntoPartition(
   const created = await createPartition(ctx, tools, queue, volume);
   try {
     if (raw) await copyIntoBlock(ctx, srcPath, created.path, length);
-    else await ctx.runner.run([tools.qemuImg, 'convert', '-f', srcFormat, '-O', 'raw', '--', srcPath, created.path], { signal: ctx.signal, timeoutMs: 0 });
+    else {
+      const argv = qemuImgCreateArgv({ format: 'raw', path: created.path, inputPath: srcPath, inputFormat: srcFormat }, tools.qemuImg);
+      await ctx.runner.run(argv, { signal: ctx.signal, timeoutMs: 0 });
+    }
   } catch (err) {
     await deletePartition({ ...ctx, signal: undefined }, tools, queue, { ...volume, name: created.name }).catch(() => undefined);
     throw err;

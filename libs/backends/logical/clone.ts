@@ -8,6 +8,7 @@ import { checkAbsolutePath, printable } from '../../api/names.js';
 import type { BackendContext, CreateVolOptions, PoolContext } from '../backend.js';
 import { copyIntoBlock } from '../block-data.js';
 import { statSize } from '../file-io.js';
+import { qemuImgCreateArgv } from '../qemu-img-argv.js';
 import { lvmError, runLvm } from './lvm.js';
 import { createLv, planLv, refuseFileCreateFlags, removeAfterFailure } from './create.js';
 import { requireNode } from './data.js';
@@ -44,7 +45,7 @@ export async function cloneIntoLv(
     let srcFormat = source.volume.target?.format || 'raw';
     if (srcFormat === 'iso') srcFormat = 'raw';
     if (srcFormat === 'raw') await copyRaw(ctx, srcPath, dst);
-    else await runLvm(ctx, [tools.qemuImg, 'convert', '-f', srcFormat, '-O', 'raw', '--', srcPath, dst], { timeoutMs: 0 });
+    else await runLvm(ctx, qemuImgCreateArgv({ format: 'raw', path: dst, inputPath: srcPath, inputFormat: srcFormat }, tools.qemuImg), { timeoutMs: 0 });
   } catch (err) {
     await removeAfterFailure(ctx, planned, tools);
     throw err instanceof CommandFailedError ? lvmError(err, `cannot copy '${srcPath}' into '${dst}'`) : err;
