@@ -4,6 +4,7 @@ import { readFileSync, type BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { CancelledError } from '../errors/errors.js';
 import type { BackendContext } from './backend.js';
+import { sysfsBlockDir } from './device-number.js';
 
 /** Chunk size of copies, zero fills, uploads and downloads. */
 export const IO_CHUNK = 1024 * 1024;
@@ -95,10 +96,8 @@ export function statSize(st: BigIntStats): bigint {
 
 /** A block device's size in bytes, from sysfs (its device number); 0 when sysfs does not say. */
 export function blockDeviceSize(st: BigIntStats): bigint {
-  const major = (st.rdev >> 8n) & 0xfffn;
-  const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n);
   try {
-    return BigInt(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512n;
+    return BigInt(readFileSync(`${sysfsBlockDir(st.rdev)}/size`, 'utf8').trim()) * 512n;
   } catch {
     return 0n;
   }

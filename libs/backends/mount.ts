@@ -6,6 +6,9 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import { CommandFailedError, FailedPreconditionError, InternalError, InvalidArgumentError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import type { CommandRunner } from './runner.js';
+import { splitDevT } from './device-number.js';
+
+export { splitDevT } from './device-number.js';
 
 /** libvirt's default_mount_opts on Linux: every pool mount gets these first. */
 export const DEFAULT_MOUNT_OPTIONS: readonly string[] = ['nodev', 'nosuid', 'noexec'];
@@ -100,13 +103,6 @@ export type MountSource =
   | { kind: 'device'; path: string; major?: number; minor?: number; realPath?: string; file?: { dev: bigint; ino: bigint } }
   /** A network export (netfs pools): matched by the source text the kernel shows. */
   | { kind: 'network'; spec: string };
-
-/** Linux dev_t -> major, minor (glibc gnu_dev_major / gnu_dev_minor). */
-export function splitDevT(rdev: bigint): { major: number; minor: number } {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  return { major: Number(major), minor: Number(minor) };
-}
 
 /**
  * Looks a local device up: undefined when it does not exist. A block device carries its

@@ -5,6 +5,7 @@ import { closeSync, constants as fsc, existsSync, openSync, readdirSync, statSyn
 import { join } from 'node:path';
 import { FailedPreconditionError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
+import { sysfsBlockDir } from '../device-number.js';
 import type { DiskTools } from './tools.js';
 
 /** Whether a partition's node is held open exclusively (mounted, an LVM PV in use, a swap). */
@@ -35,14 +36,12 @@ export function defaultIsBlockDevice(path: string): boolean {
 function kernelPartitions(device: string): string[] {
   let st;
   try {
-    st = statSync(device);
+    st = statSync(device, { bigint: true });
   } catch {
     return [];
   }
   if (!st.isBlockDevice()) return [];
-  const major = Math.floor(st.rdev / 256) & 0xfff;
-  const minor = (st.rdev & 0xff) | ((Math.floor(st.rdev / 4096) & 0xfff00));
-  const dir = `/sys/dev/block/${major}:${minor}`;
+  const dir = sysfsBlockDir(st.rdev);
   try {
     return readdirSync(dir)
       .filter((e) => existsSync(join(dir, e, 'partition')))
