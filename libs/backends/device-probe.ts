@@ -1,7 +1,9 @@
 // What a block device holds, before anything overwrites it: libvirt's
 // virStorageBackendDeviceIsEmpty (libblkid) through `blkid -p` (low-level probe,
 // no cache). fs, logical and disk builds refuse a device that holds anything
-// unless told to overwrite.
+// unless told to overwrite. And whether something holds the device itself (mounted,
+// an LVM PV in use, swap, a guest): fs and disk refuse to format or relabel it then.
+import { closeSync, constants as fsc, openSync } from 'node:fs';
 import { FailedPreconditionError } from '../errors/errors.js';
 import { checkAbsolutePath } from '../api/names.js';
 import type { CommandRunner } from './runner.js';
@@ -62,4 +64,20 @@ export async function requireEmptyDevice(runner: CommandRunner, device: string, 
     `device '${device}' holds ${what}; build with overwrite to destroy it, or choose an empty device`,
     { device, found: content.ambivalent ? 'several signatures' : (content.partitionTable ?? content.type ?? 'data') },
   );
+}
+
+/**
+ * Whether a block device is held open exclusively (mounted, an LVM PV in use, a swap, a
+ * device-mapper or md member): an exclusive open fails with EBUSY exactly then. Any other
+ * failure is not an answer to that question (false): the command that follows reports it.
+ */
+export function isHeldExclusively(path: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_EXCL | fsc.O_NONBLOCK);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EBUSY';
+  }
+  closeSync(fd);
+  return false;
 }

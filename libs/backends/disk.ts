@@ -17,7 +17,8 @@ import type { CommandRunner } from './runner.js';
 import { DISK_VOLUME_FORMATS, type DiskLayout } from './partition-plan.js';
 import type { DiskTools } from './disk/tools.js';
 import type { DiskSource } from './disk/paths.js';
-import { defaultIsBlockDevice, partitionBusy } from './disk/device.js';
+import { isHeldExclusively } from './device-probe.js';
+import { defaultIsBlockDevice } from './disk/device.js';
 import { DeviceQueue } from './disk/device-queue.js';
 import { partxTypesArgv, printArgv, readLayout } from './disk/table.js';
 import { buildTable, hasTable, requireTable, wipeTable } from './disk/pool.js';
@@ -82,7 +83,7 @@ export class DiskBackend implements StorageBackend {
       scrub: options.scrub ?? 'scrub',
       nodeWaitMs: options.nodeWaitMs ?? 2000,
       isBlockDevice: options.isBlockDevice ?? defaultIsBlockDevice,
-      isBusy: options.isBusy ?? partitionBusy,
+      isBusy: options.isBusy ?? isHeldExclusively,
     };
   }
 

@@ -5,8 +5,6 @@
 // (no_overwrite first probes the device with blkid and refuses anything it finds).
 // MountedDirBackend is the part fs and netfs share: mount on start, recognise an existing
 // mount from /proc/self/mountinfo, unmount on stop.
-import { constants as fsc } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors/errors.js';
 import { checkAbsolutePath, printable } from '../api/names.js';
@@ -22,7 +20,7 @@ import type {
 import { DirBackend, type DirBackendOptions } from './dir.js';
 import { poolTarget } from './dir/paths.js';
 import { requirePoolDirectory } from './dir/pool.js';
-import { requireEmptyDevice } from './device-probe.js';
+import { isHeldExclusively, requireEmptyDevice } from './device-probe.js';
 import {
   describeDevice,
   mountOptionString,
@@ -276,20 +274,13 @@ export function mkfsArgv(format: string, device: string, mkfs = 'mkfs'): string[
  * internal-looking failure ("apparently in use by the system"), or, for tools that do not
  * check, write over what holds it. An exclusive open fails with EBUSY exactly then.
  */
-async function requireUnheld(device: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(device, fsc.O_RDONLY | fsc.O_EXCL | fsc.O_NONBLOCK);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EBUSY') {
-      throw new FailedPreconditionError(
-        `source device '${printable(device, 200)}' is in use (held by LVM, swap, a mounted partition or a guest); release it before formatting`,
-        { device },
-      );
-    }
-    return; // other failures: mkfs reports them itself
-  }
-  await fh.close().catch(() => undefined);
+function requireUnheld(device: string): void {
+  // other failures to open it: mkfs reports them itself
+  if (!isHeldExclusively(device)) return;
+  throw new FailedPreconditionError(
+    `source device '${printable(device, 200)}' is in use (held by LVM, swap, a mounted partition or a guest); release it before formatting`,
+    { device },
+  );
 }
 
 export interface FsBackendOptions extends MountedBackendOptions {
@@ -368,7 +359,7 @@ export class FsBackend extends MountedDirBackend {
         { device, mountPoint: mounted[0]!.mountPoint },
       );
     }
-    if (described.kind === 'device' && described.major !== undefined) await requireUnheld(device);
+    if (described.kind === 'device' && described.major !== undefined) requireUnheld(device);
     if (flags.noOverwrite) await requireEmptyDevice(ctx.runner, device, ctx.signal);
     return async () => {
       await ctx.runner.run(mkfsArgv(format, device, this.mkfs), { signal: ctx.signal, timeoutMs: MKFS_TIMEOUT_MS });

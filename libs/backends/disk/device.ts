@@ -1,24 +1,12 @@
 // Checks on the disk itself before its table is read or changed: it is there and is a
 // block device, and neither it nor any partition the kernel has of it is held (mounted,
 // an LVM PV, swap, a guest).
-import { closeSync, constants as fsc, existsSync, openSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FailedPreconditionError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import { sysfsBlockDir } from '../device-number.js';
 import type { DiskTools } from './tools.js';
-
-/** Whether a partition's node is held open exclusively (mounted, an LVM PV in use, a swap). */
-export function partitionBusy(path: string): boolean {
-  let fd: number;
-  try {
-    fd = openSync(path, fsc.O_RDONLY | fsc.O_EXCL | fsc.O_NONBLOCK);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EBUSY';
-  }
-  closeSync(fd);
-  return false;
-}
 
 export function defaultIsBlockDevice(path: string): boolean {
   try {
