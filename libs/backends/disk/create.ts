@@ -82,7 +82,9 @@ export async function createPartition(ctx: PoolContext, tools: DiskTools, queue:
     });
     let created: DiskPartition | undefined;
     try {
-      const after = await readLayout(tools, ctx.runner, source, mkpartFailure === undefined ? ctx.signal : undefined);
+      // not under the caller's signal either: a cancel that comes once mkpart has written the
+      // table must not stop the read that finds what it wrote (it would stay behind)
+      const after = await readLayout(tools, ctx.runner, source);
       created = after.partitions.find((p) => !before.partitions.some((q) => q.number === p.number && q.start === p.start));
       if (mkpartFailure !== undefined) throw mkpartFailure;
       if (!created) throw new InternalError(`parted reported success but no new partition appeared on '${printable(source.device, 200)}'`);
@@ -96,10 +98,11 @@ export async function createPartition(ctx: PoolContext, tools: DiskTools, queue:
       return created;
     } catch (err) {
       if (created) {
-        // a failed create leaves nothing behind
+        // a failed create leaves nothing behind; not under the caller's signal: a cancelled
+        // create must still remove what it made (every command would be refused)
         await ctx.runner.run(rmArgv(tools.parted, source.device, created)).catch(() => undefined);
         const now = await readLayout(tools, ctx.runner, source).catch(() => undefined);
-        if (now) await syncKernel(ctx, tools, source, now).catch(() => undefined);
+        if (now) await syncKernel({ ...ctx, signal: undefined }, tools, source, now).catch(() => undefined);
       }
       throw err;
     }

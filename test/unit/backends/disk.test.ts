@@ -9,6 +9,8 @@ import { PoolType, Tristate, VolumeDefinition, WipeAlgorithm, type PoolDefinitio
 import { DiskBackend } from '../../../libs/backends/disk.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
+import type { CommandRunner } from '../../../libs/backends/runner.js';
+import { CancelledError } from '../../../libs/errors/errors.js';
 import { DOS_PRINT, DOS_TYPES } from './parted-parse.test.js';
 import { rejects } from '../../support/rejects.js';
 
@@ -302,6 +304,52 @@ describe('disk backend (recording runner)', () => {
       expect(err.message).to.match(/killed|137/);
       expect(runner.argvs).to.deep.include(['parted', device, 'rm', '--script', '1']);
       expect(disk.parts).to.deep.equal([]);
+    });
+    describe('cancelled after mkpart has written the table', () => {
+      // As the exec runner does: a command under a signal already aborted is refused
+      // before it starts (and so is not recorded).
+      const cancellable = (): CommandRunner => ({
+        run: (argv, options = {}) =>
+          options.signal?.aborted ? Promise.reject(new CancelledError(`cancelled before start: ${argv.join(' ')}`)) : runner.run(argv, options),
+      });
+      const rm1 = () => ['parted', device, 'rm', '--script', '1'];
+
+      it('a cancel as mkpart finishes still finds the new partition and removes it (a failed create leaves nothing)', async () => {
+        const controller = new AbortController();
+        runner.on(['parted', device, 'mkpart', '--script'], (argv) => {
+          disk.parts.push({ n: 1, start: BigInt(argv[5]!.slice(0, -1)), end: BigInt(argv[6]!.slice(0, -1)) });
+          writeFileSync(`${device}p1`, '');
+          controller.abort(); // the client gives up just as parted is done
+        });
+        disk.install(runner);
+        const planned = await backend.createVol(ctx(), vol('loop7p1', MiB));
+        const err = await rejects(backend.buildVol({ runner: cancellable(), pool: pool(), signal: controller.signal }, planned, { preallocMetadata: false }));
+        expect(err.code).to.equal('CANCELLED');
+        expect(runner.argvs).to.deep.include(rm1());
+        expect(disk.parts).to.deep.equal([]);
+      });
+
+      it('a cancel while the kernel is told: the partition is removed and the kernel told again, not under the spent signal', async () => {
+        const controller = new AbortController();
+        let syncs = 0;
+        runner.on(['partx', '-u', '--', device], () => {
+          if (++syncs > 1) return {};
+          controller.abort(); // partx is killed by the cancel
+          throw new CancelledError(`command cancelled: partx -u -- ${device}`);
+        });
+        // a partition already there: the table is not empty after the removal, so the kernel is told
+        disk.parts = [{ n: 1, start: FIRST, end: FIRST + MiB - 1n }];
+        writeFileSync(`${device}p1`, '');
+        disk.install(runner);
+        const planned = await backend.createVol(ctx(), vol('loop7p2', MiB));
+        runner.reset();
+        const err = await rejects(backend.buildVol({ runner: cancellable(), pool: pool(), signal: controller.signal }, planned, { preallocMetadata: false }));
+        expect(err.code).to.equal('CANCELLED');
+        expect(disk.parts.map((p) => p.n)).to.deep.equal([1]);
+        const rm2 = ['parted', device, 'rm', '--script', '2'].join(' ');
+        const argvs = runner.argvs.map((a) => a.join(' '));
+        expect(argvs.slice(argvs.indexOf(rm2))).to.deep.equal([rm2, ...[print(), types(), ['partx', '-u', '--', device]].map((a) => a.join(' '))]);
+      });
     });
   });
 
