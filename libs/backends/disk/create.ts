@@ -18,6 +18,7 @@ import {
   type DiskLayout,
   type DiskPartition,
 } from '../partition-plan.js';
+import { plainTarget } from '../volume-target.js';
 import { diskSource, stablePath, type DiskSource } from './paths.js';
 import { requireDevice } from './device.js';
 import type { DeviceQueue } from './device-queue.js';
@@ -46,8 +47,8 @@ export async function planPartition(ctx: PoolContext, tools: DiskTools, volume: 
     capacity,
     allocation: capacity,
     sourceDevices: [{ path: source.device, extents: [{ start: plan.placement.start, end: plan.placement.end + 1n }] }],
-    target: { ...(volume.target ?? { compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false }), path, format, timestamps: undefined },
-  } as VolumeDefinition;
+    target: { ...(volume.target ?? plainTarget(path, format)), path, format, timestamps: undefined },
+  };
 }
 
 /** The partition a create makes in `layout`: its kind, number and place; `name` must be its node's name. */
