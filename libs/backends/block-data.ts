@@ -22,6 +22,19 @@ export const BLOCK_IO_CHUNK = 1024 * 1024;
 const ZERO = Buffer.alloc(BLOCK_IO_CHUNK);
 
 /**
+ * Source formats whose bytes are the data: raw files, iso images, and block volumes (a
+ * partition's type, an LV's or a LUN's empty format, which callers read as raw). A clone
+ * into a block volume copies these byte for byte, as libvirt copies a block or raw input
+ * volume (storageBackendCreateBlockFrom); anything else goes through qemu-img convert.
+ */
+const RAW_SOURCE_FORMATS: ReadonlySet<string> = new Set(['raw', 'iso', 'none', 'linux', 'fat16', 'fat32', 'linux-swap', 'linux-lvm', 'linux-raid']);
+
+/** Whether a clone source of `format` is copied as it is (true) or converted by qemu-img. */
+export function holdsRawData(format: string): boolean {
+  return RAW_SOURCE_FORMATS.has(format);
+}
+
+/**
  * Opens a volume's data: a block device (size from sysfs) or, where a backend's
  * volumes are plain files standing in for devices, a regular file (its size).
  */

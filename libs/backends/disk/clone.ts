@@ -7,19 +7,13 @@ import { VolumeType, type PoolDefinition, type VolumeDefinition } from '../../pr
 import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
-import { copyIntoBlock } from '../block-data.js';
+import { copyIntoBlock, holdsRawData } from '../block-data.js';
 import { fsError } from '../fs-errors.js';
 import { qemuImgCreateArgv } from '../qemu-img-argv.js';
 import { createPartition } from './create.js';
 import { deletePartition } from './delete.js';
 import type { DeviceQueue } from './device-queue.js';
 import type { DiskTools } from './tools.js';
-
-/**
- * Source formats whose bytes are the data: raw files, iso images, and block volumes (a
- * partition's type, an LV's empty format). Anything else goes through qemu-img convert.
- */
-const RAW_SOURCE_FORMATS: ReadonlySet<string> = new Set(['raw', 'iso', 'none', 'linux', 'fat16', 'fat32', 'linux-swap', 'linux-lvm', 'linux-raid']);
 
 /**
  * Creates the partition, then fills it from the source volume: raw data (files, other
@@ -45,7 +39,7 @@ export async function cloneIntoPartition(
   if (!/^[a-z0-9][a-z0-9+._-]*$/.test(srcFormat)) {
     throw new InvalidArgumentError('source.target.format', `the source volume's format '${printable(srcFormat)}' is not a format name qemu-img knows`);
   }
-  const raw = RAW_SOURCE_FORMATS.has(srcFormat);
+  const raw = holdsRawData(srcFormat);
   const st = await stat(srcPath, { bigint: true }).catch((err) => {
     throw fsError(err, 'stat', srcPath);
   });

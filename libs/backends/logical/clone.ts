@@ -6,7 +6,7 @@ import { VolumeType, type PoolDefinition, type VolumeDefinition } from '../../pr
 import { CommandFailedError, FailedPreconditionError, UnimplementedError } from '../../errors/errors.js';
 import { checkAbsolutePath, printable } from '../../api/names.js';
 import type { BackendContext, CreateVolOptions, PoolContext } from '../backend.js';
-import { copyIntoBlock } from '../block-data.js';
+import { copyIntoBlock, holdsRawData } from '../block-data.js';
 import { statSize } from '../file-io.js';
 import { qemuImgCreateArgv } from '../qemu-img-argv.js';
 import { lvmError, runLvm } from './lvm.js';
@@ -42,9 +42,10 @@ export async function cloneIntoLv(
   await createLv(ctx, planned, { preallocMetadata: false }, tools);
   const dst = planned.target!.path;
   try {
-    let srcFormat = source.volume.target?.format || 'raw';
-    if (srcFormat === 'iso') srcFormat = 'raw';
-    if (srcFormat === 'raw') await copyRaw(ctx, srcPath, dst);
+    // raw files, iso images and block volumes (a partition's type names no image format)
+    // are copied as they are; images are converted
+    const srcFormat = source.volume.target?.format || 'raw';
+    if (holdsRawData(srcFormat)) await copyRaw(ctx, srcPath, dst);
     else await runLvm(ctx, qemuImgCreateArgv({ format: 'raw', path: dst, inputPath: srcPath, inputFormat: srcFormat }, tools.qemuImg), { timeoutMs: 0 });
   } catch (err) {
     await removeAfterFailure(ctx, planned, tools);

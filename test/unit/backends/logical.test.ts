@@ -5,6 +5,7 @@
 // ends, permissions, wipe, clone copies, upload, download) is checked on real bytes.
 import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LogicalBackend, logicalBackend, lvcreateArgv, type LogicalVolumeDefinition } from '../../../libs/backends/logical.js';
@@ -617,6 +618,26 @@ describe('logical backend (recording runner)', () => {
         SETTLE,
         ['lvremove', '-f', `${VG}/conv`],
       ]);
+    });
+
+    it('clone of a disk pool partition (format linux, a block volume): its bytes copied in, as libvirt copies block volumes; no qemu-img', async () => {
+      const lines: string[] = [];
+      scriptLvcreate(lines, { active: true, size: 2 * MiB });
+      // the partition's node (a file standing in for /dev/sdb1)
+      const part = join(root, 'sdb1');
+      const data = randomBytes(2 * MiB);
+      writeFileSync(part, data);
+      const diskPool: PoolDefinition = { ...pool, type: PoolType.POOL_TYPE_DISK, name: 'disky' };
+      for (const format of ['linux', 'none', 'linux-lvm']) {
+        const partVol = vol('sdb1', BigInt(2 * MiB), {
+          type: VolumeType.VOLUME_TYPE_BLOCK,
+          target: { path: part, format, permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
+        });
+        const name = `from-${format}`;
+        await backend.buildVolFrom(ctx, vol(name, BigInt(MiB)), { pool: diskPool, volume: partVol }, { preallocMetadata: false });
+        expect(readFileSync(join(target, name)).equals(data), format).to.equal(true);
+      }
+      expect(runner.callsOf('qemu-img')).to.deep.equal([]);
     });
 
     it('a create or clone cancelled after lvcreate still removes the LV: the undo does not run under the cancelled signal', async () => {
