@@ -1,4 +1,4 @@
-// The data path of block-device volumes (partitions, later LVs): wipe, upload and
+// The data path of block-device volumes (partitions, LVs): wipe, upload and
 // download, in-process on the device node (libvirt's storageBackendVolWipeLocal,
 // virStorageBackendVolUploadLocal / DownloadLocal). Multi-pass wipes run scrub as
 // libvirt does; zero wipes write zeros here.
@@ -161,7 +161,7 @@ export async function copyIntoBlock(ctx: BackendContext, source: string, path: s
     throw err;
   });
   try {
-    if (length > size) throw new InvalidArgumentError('capacity', `the source has ${length} bytes; the partition only ${size}`);
+    if (length > size) throw new InvalidArgumentError('capacity', `the source has ${length} bytes; the volume only ${size}`);
     // page-aligned: reads into a Buffer.allocUnsafe 16 bytes past a cache line run several
     // times slower here (sparse-copy.ts alignedBuffer)
     const buf = alignedBuffer(BLOCK_IO_CHUNK);
