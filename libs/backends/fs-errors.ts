@@ -1,5 +1,5 @@
-// Filesystem and command failures as the typed errors of libs/errors, each naming what was
-// being done to which path: the one translation the file-based backends share.
+// Filesystem, device and command failures as the typed errors of libs/errors, each naming
+// what was being done to which path: the one translation the backends share.
 import {
   AlreadyExistsError,
   CisternError,
@@ -45,6 +45,30 @@ export function fsError(err: unknown, action: string, path: string): CisternErro
   const mapped = asCisternError(err);
   mapped.message = `cannot ${what}: ${mapped.message}`;
   return mapped;
+}
+
+/**
+ * fsError for work on a device (a PV, an LV's node): a device that is missing, held or
+ * read-only is a precondition the user can fix (attach it, release it), not NOT_FOUND or
+ * PERMISSION_DENIED of a request's own file.
+ */
+export function deviceError(err: unknown, action: string, path: string): CisternError {
+  if (err instanceof CisternError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const what = `cannot ${action} '${printable(path, 200)}'`;
+  switch (e?.code) {
+    case 'ENOENT':
+      return new FailedPreconditionError(`${what}: no such device`);
+    case 'EBUSY':
+      return new FailedPreconditionError(`${what}: the device is in use (mounted, or held by another driver)`);
+    case 'ENOSPC':
+      return new ResourceExhaustedError(`${what}: no space left on the device`);
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new FailedPreconditionError(`${what}: ${e.code}: ${e.message}`);
+  }
+  return fsError(err, action, path);
 }
 
 /** What fallocate and qemu-img say when a size is beyond the filesystem's or the format's limit. */

@@ -11,7 +11,7 @@ import { requireEmptyDevice } from '../device-probe.js';
 import { checkAborted, zeroEnds } from '../file-io.js';
 import { LVM_ENV, lvm } from './lvm.js';
 import { sourceDevices, vgName } from './paths.js';
-import { deviceError } from './device-errors.js';
+import { deviceError } from '../fs-errors.js';
 import { refuseConflictingBuildFlags } from '../build-flags.js';
 
 /** libvirt clears this much at the start and the end of every device before pvcreate. */

@@ -12,7 +12,7 @@ import { qemuImgCreateArgv } from '../qemu-img-argv.js';
 import { lvmError, runLvm } from './lvm.js';
 import { createLv, planLv, refuseFileCreateFlags, removeAfterFailure } from './create.js';
 import { requireNode } from './data.js';
-import { deviceError } from './device-errors.js';
+import { deviceError } from '../fs-errors.js';
 import type { LogicalTools } from './tools.js';
 
 /**

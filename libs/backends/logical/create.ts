@@ -11,7 +11,7 @@ import { DEFAULT_VOL_MODE, wantedOwner } from '../stat-fields.js';
 import { plainTarget } from '../volume-target.js';
 import { listLvs, lvm } from './lvm.js';
 import { lvPath, poolTarget, vgName } from './paths.js';
-import { deviceError } from './device-errors.js';
+import { deviceError } from '../fs-errors.js';
 import { deleteLv } from './delete.js';
 import type { LogicalTools } from './tools.js';
 
