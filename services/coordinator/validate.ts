@@ -11,7 +11,8 @@ import {
   type VolumeDefinition,
 } from '../../libs/proto/cistern/v1/storage.js';
 import type { SchemaName, SchemaValidator } from './schema-validator.js';
-import { loadXml, requireXml } from './xml.js';
+import { loadXml } from './xml.js';
+import { readXml } from './xml-reader.js';
 
 export const MAX_XML_BYTES = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -87,7 +88,7 @@ export async function validateAgainstSchema(
     throw new InvalidArgumentError('validate', 'applies to xml (libvirt validates the XML document it is given); a definition is checked field by field without it: send xml, or leave validate unset');
   }
   checkXmlText(req.xml, 'xml');
-  (await requireXml('validating XML against libvirt\'s schema')).parseXmlDocument(req.xml);
+  await readXml('document', [req.xml], signal);
   await validator.validate(req.xml, schema, 'xml', signal);
 }
 
@@ -125,9 +126,9 @@ function refielded(prefix: string, err: unknown): unknown {
  * stay. The reader names the document's own places (`pool/@type`, `volume`, `target.path`,
  * or nothing for a wrong root element), which a client cannot map back to what it sent.
  */
-export function xmlErrorsUnder<T>(field: string, read: () => T): T {
+export async function xmlErrorsUnder<T>(field: string, read: () => T | Promise<T>): Promise<T> {
   try {
-    return read();
+    return await read();
   } catch (err) {
     if (!(err instanceof InvalidArgumentError) || err.field === field) throw err;
     const detail = err.field && err.message.startsWith(`${err.field}: `) ? err.message.slice(err.field.length + 2) : err.message;
@@ -151,13 +152,15 @@ export async function volumeErrorsUnderRequest<T>(req: { xml: string }, work: Pr
   }
 }
 
-/** A pool definition from a request (structured or XML), checked, with defaults and a uuid. */
-export async function poolDefinitionFrom(definition: PoolDefinition | undefined, xml: string): Promise<PoolDefinition> {
+/**
+ * A pool definition from a request (structured or XML), checked, with defaults and a uuid.
+ * `signal`: the call's, which stops the reading of a large document when the call ends.
+ */
+export async function poolDefinitionFrom(definition: PoolDefinition | undefined, xml: string, signal?: AbortSignal): Promise<PoolDefinition> {
   let def: PoolDefinition;
   if (oneOf(definition, xml, 'definition', 'xml') === 'xml') {
     checkXmlText(xml, 'xml');
-    const lib = await requireXml('a pool given as XML');
-    def = xmlErrorsUnder('xml', () => lib.validatePoolDefinition(lib.parsePoolXml(xml)));
+    def = await xmlErrorsUnder('xml', () => readXml('pool', [xml], signal));
     checkObjectName(def.name, 'xml', 'pool name');
   } else {
     def = definition!;
@@ -181,7 +184,7 @@ export async function volumeDefinitionFrom(
   definition: VolumeDefinition | undefined,
   xml: string,
   pool: PoolDefinition,
-  options: { cloning?: boolean; formatFromSource?: boolean; defField?: string; xmlField?: string } = {},
+  options: { cloning?: boolean; formatFromSource?: boolean; defField?: string; xmlField?: string; signal?: AbortSignal } = {},
 ): Promise<VolumeDefinition> {
   const defField = options.defField ?? 'definition';
   const volumeOptions = { cloning: options.cloning, formatFromSource: options.formatFromSource };
@@ -190,8 +193,7 @@ export async function volumeDefinitionFrom(
   const xmlGiven = oneOf(definition, xml, defField, xmlField) === 'xml';
   if (xmlGiven) {
     checkXmlText(xml, xmlField);
-    const lib = await requireXml('a volume given as XML');
-    vol = xmlErrorsUnder(xmlField, () => lib.parseVolumeXml(xml, pool, volumeOptions));
+    vol = await xmlErrorsUnder(xmlField, () => readXml('volume', [xml, pool, volumeOptions], options.signal));
     checkObjectName(vol.name, xmlField, 'volume name');
   } else {
     vol = definition!;
@@ -209,7 +211,7 @@ export async function volumeDefinitionFrom(
     const checked = vol;
     const validate = () => (lib.validateVolumeDefinition(checked, pool, volumeOptions) as VolumeDefinition | undefined) ?? checked;
     // a structured definition's errors name the request's field; an XML one's name the element
-    vol = xmlGiven ? xmlErrorsUnder(xmlField, validate) : underRequestField(defField, validate);
+    vol = xmlGiven ? await xmlErrorsUnder(xmlField, validate) : underRequestField(defField, validate);
   }
   else if (!options.cloning && vol.capacity === undefined) {
     throw new InvalidArgumentError(`${defField}.capacity`, 'is required');

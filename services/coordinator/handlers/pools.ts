@@ -46,6 +46,7 @@ import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES
 import { SchemaValidator } from '../schema-validator.js';
 import { checkPoolTypes, checkRequestId, poolDefinitionFrom, requireHost, requirePoolName, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
 import { loadXml, requireXml } from '../xml.js';
+import { readXml } from '../xml-reader.js';
 import { encodedPool } from '../pool-list-encoding.js';
 
 /**
@@ -91,7 +92,7 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
   const host = requireHost(req.host);
   checkRequestId(req.requestId);
   await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagepool', ctx.signal);
-  const def = await poolDefinitionFrom(req.definition, req.xml);
+  const def = await poolDefinitionFrom(req.definition, req.xml, ctx.signal);
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, def.type);
   const name = def.name;
@@ -136,7 +137,7 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
   const host = requireHost(req.host);
   checkRequestId(req.requestId);
   checkBuildFlags(req.buildFlags, 'build_flags');
-  const def = await poolDefinitionFrom(req.definition, req.xml);
+  const def = await poolDefinitionFrom(req.definition, req.xml, ctx.signal);
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, def.type);
   if (svc.cache.catalogEntry(host, def.name)) {
@@ -376,8 +377,7 @@ export async function findPoolSources(svc: CoordinatorServices, ctx: CallContext
   if (req.sourceXml && req.source) throw new InvalidArgumentError('source_xml', 'give either source or source_xml, not both');
   let source = req.source;
   if (req.sourceXml) {
-    const lib = await requireXml('a source given as XML');
-    source = xmlErrorsUnder('source_xml', () => lib.parsePoolSourceXml(req.sourceXml));
+    source = await xmlErrorsUnder('source_xml', () => readXml('source', [req.sourceXml], ctx.signal));
   }
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, req.type);

@@ -13,9 +13,9 @@ import type {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import type { SecretStore } from '../secrets/store.js';
-import { parseSecretXml } from '../secrets/xml.js';
 import { checkPageRequest, pageOf } from '../pagination.js';
 import { checkRequestId } from '../validate.js';
+import { readXml } from '../xml-reader.js';
 
 const MAX_SECRET_XML = 64 * 1024;
 
@@ -24,11 +24,11 @@ function store(svc: CoordinatorServices): SecretStore {
   return svc.secrets;
 }
 
-export async function defineSecret(svc: CoordinatorServices, _ctx: CallContext, req: DefineSecretRequest): Promise<Secret> {
+export async function defineSecret(svc: CoordinatorServices, ctx: CallContext, req: DefineSecretRequest): Promise<Secret> {
   checkRequestId(req.requestId);
   if (req.secret && req.xml) throw new InvalidArgumentError('xml', 'give either secret or xml, not both');
   if (req.xml && Buffer.byteLength(req.xml, 'utf8') > MAX_SECRET_XML) throw new InvalidArgumentError('xml', `document is larger than ${MAX_SECRET_XML} bytes`);
-  const def = req.xml ? parseSecretXml(req.xml) : req.secret;
+  const def = req.xml ? await readXml('secret', [req.xml], ctx.signal) : req.secret;
   return store(svc).define(def!);
 }
 

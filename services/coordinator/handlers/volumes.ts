@@ -65,7 +65,7 @@ export async function createVolume(svc: CoordinatorServices, ctx: CallContext, r
   checkRequestId(req.requestId);
   const p = requireActive(resolvePool(svc, ref));
   await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagevol', ctx.signal);
-  const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition);
+  const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { signal: ctx.signal });
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await volumeErrorsUnderRequest(
     req,
@@ -93,7 +93,7 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
   // structured definition is laid over the source's by the agent: a format it does not name
   // stays empty so that the source's is kept (CloneVolumeRequest in storage.proto)
   const fromXml = req.xml !== '';
-  const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true, formatFromSource: !fromXml });
+  const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true, formatFromSource: !fromXml, signal: ctx.signal });
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await volumeErrorsUnderRequest(
     req,
