@@ -20,7 +20,9 @@ import {
   validatePoolDefinition,
   validateVolumeDefinition,
   defaultPoolCapabilities,
+  MAX_XML_ATTRIBUTES,
   MAX_XML_BYTES,
+  MAX_XML_ELEMENTS,
 } from '../../../libs/xml/index.js';
 import { AdapterType, PoolDefinition, PoolType, Tristate, VolumeDefinition, VolumeType } from '../../../libs/proto/cistern/v1/storage.js';
 import { expectInvalid, fixture } from './helpers.js';
@@ -67,7 +69,27 @@ describe('xml safe-parse: hardened reader', () => {
     const nest = (n: number) => `${'<a>'.repeat(n)}${'</a>'.repeat(n)}`;
     expect(parseXmlDocument(nest(64)).local).to.equal('a');
     expectInvalid(() => parseXmlDocument(nest(65)), 'nested deeper than 64');
-    expectInvalid(() => parseXmlDocument(nest(100000)), 'nested deeper than 64');
+    // (100,000 elements: refused by their count before the parser sees the nesting)
+    expectInvalid(() => parseXmlDocument(nest(100000)), 'more than 10000 elements');
+  });
+  it('refuses more than 10,000 elements or attributes, before parsing, and accepts 10,000', () => {
+    const withChildren = (n: number, child = '<a/>') => `<pool type='dir'><name>p</name><target><path>/p</path></target>${child.repeat(n)}</pool>`;
+    // root, name, target, path: 4 elements and 1 attribute of the pool itself
+    expect(parsePoolXml(withChildren(MAX_XML_ELEMENTS - 4)).name).to.equal('p');
+    expectInvalid(() => parsePoolXml(withChildren(MAX_XML_ELEMENTS - 3)), 'pool: document has more than 10000 elements; at most 10000 are allowed', '(line 1)');
+    // the pool's type and two per child: 10,000 attributes, then one more
+    const pairs = `${"<a b='1' c='2'/>".repeat((MAX_XML_ATTRIBUTES - 2) / 2)}<a b='1'/>`;
+    expect(parsePoolXml(withChildren(1, pairs)).name).to.equal('p');
+    expectInvalid(() => parsePoolXml(withChildren(1, `${pairs}<a b='1'/>`)), 'pool: document has more than 10000 attributes; at most 10000 are allowed');
+    // 60,000 attributes on one element: refused by the count, not after half a second of parsing
+    expectInvalid(() => parseXmlDocument(`<pool ${Array.from({ length: 60_000 }, (_, i) => `a${i}=''`).join(' ')}/>`), 'more than 10000 attributes');
+  });
+  it('counts only markup: not comments, CDATA, processing instructions, end tags or what quoted values hold', () => {
+    const noise = "<!-- <a b='c'/> --><![CDATA[<a b='c'/>]]><?pi <a b='c'/> ?>";
+    const d = parsePoolXml(
+      `<pool type='dir'><name>p</name><target><path>/p</path></target>${"<a b='x=y>z' c=\"<!--\"/>".replace('<!--', '&lt;!--').repeat(4_998)}<x>${noise.repeat(2_000)}</x></pool>`,
+    );
+    expect(d.name).to.equal('p');
   });
   it('refuses more than one root, with the line of the second', () => {
     expectInvalid(() => parsePoolXml(`${DIR_POOL}\n<pool type='dir'/>`), 'more than one root element', '(line 2)');
