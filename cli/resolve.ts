@@ -22,6 +22,10 @@ export function isNotFound(err: unknown): boolean {
   return (err as { code?: string } | undefined)?.code === 'NOT_FOUND';
 }
 
+function isFailedPrecondition(err: unknown): boolean {
+  return (err as { code?: string } | undefined)?.code === 'FAILED_PRECONDITION';
+}
+
 /** Short pool name of a Pool message. */
 export function poolShortName(p: Pool): string {
   const parts = p.name.split('/');
@@ -158,22 +162,27 @@ export async function resolveVolume(
   }
   if (poolText !== undefined) {
     const pool = await resolvePool(api, poolText);
+    // virsh checks the pool is active before it looks the volume up (vshCommandOptVolBy): a name,
+    // key or path given with an inactive --pool is virsh's "pool 'P' is not active", not the
+    // server's refusal, "not in pool" or "not found". Asked only once a lookup has failed.
+    const requireActivePool = async (): Promise<void> => {
+      if (!isActive(await api.getPool(GetPoolRequest.create({ name: pool.resource })))) {
+        throw new UsageError(`pool '${poolText}' is not active`);
+      }
+    };
     let cause: unknown;
     if (!text.includes('/')) {
       try {
         return await api.getVolume(GetVolumeRequest.create({ name: volumeName(pool.host, pool.pool, text) }));
       } catch (err) {
+        if (isFailedPrecondition(err)) await requireActivePool();
         if (!isNotFound(err)) throw err;
         cause = err;
       }
     }
     const found = await lookupOnHost(api, pool.host, text);
     if (found && (!found.pool || found.pool === pool.pool)) return found;
-    // virsh checks the pool is active before it looks the volume up (vshCommandOptVolBy): a key
-    // or path given with an inactive --pool is that error, not "not in pool" or "not found"
-    if (!isActive(await api.getPool(GetPoolRequest.create({ name: pool.resource })))) {
-      throw new UsageError(`pool '${poolText}' is not active`);
-    }
+    await requireActivePool();
     if (found) throw new UsageError(`Requested volume '${text}' is not in pool '${poolText}'`);
     throw new CommandError(
       `failed to get vol '${text}'`,

@@ -5,7 +5,7 @@ import {
   UploadVolumeResponse, Volume, VolumeDefinition, VolumeType, XMLDocument,
   type DownloadVolumeResponse, type Event, type UploadVolumeRequest,
 } from '../../../libs/proto/cistern/v1/storage.js';
-import { NotFoundError } from '../../../libs/errors/errors.js';
+import { FailedPreconditionError, NotFoundError } from '../../../libs/errors/errors.js';
 import type { StorageApi } from '../../../cli/api.js';
 import type { CommandInput, Terminal } from '../../../cli/command.js';
 
@@ -113,7 +113,14 @@ export class FakeApi implements StorageApi {
     if (!v) throw new NotFoundError(`no storage vol with matching name '${name.split('/').pop()}'`);
     return v;
   }
-  async getVolume(r: { name: string }) { this.record('getVolume', r); return this.getVolumeQuiet(r.name); }
+  async getVolume(r: { name: string }) {
+    this.record('getVolume', r);
+    // as the coordinator's lookup: a volume of a pool that is not active is FAILED_PRECONDITION
+    const [, host, , p] = r.name.split('/');
+    const owner = this.pools.find((x) => x.name === `hosts/${host}/pools/${p}`);
+    if (owner && owner.state === PoolState.POOL_STATE_INACTIVE) throw new FailedPreconditionError(`storage pool '${p}' is not active`);
+    return this.getVolumeQuiet(r.name);
+  }
   async listVolumes(r: { parent: string }) {
     this.record('listVolumes', r);
     return ListVolumesResponse.create({ volumes: this.volumes.filter((v) => v.name.startsWith(`${r.parent}/`)) });

@@ -810,6 +810,24 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect([other.code, other.stdout]).to.deep.equal([0, '/var/lib/default/v1\n\n']);
   });
 
+  it('a volume name with an inactive --pool is virsh\'s "pool \'P\' is not active" too, not the server\'s refusal', async () => {
+    const api = new FakeApi(['a', 'b']);
+    api.pools = [pool('a', 'off', { state: PoolState.POOL_STATE_INACTIVE }), pool('b', 'on')];
+    // stderr captured from virsh 9.0 with an inactive dir pool 'inact': vol-info x inact,
+    // vol-path x --pool inact, vol-clone odd x inact, vol-upload x FILE inact,
+    // vol-create-from inact FILE odd --inputpool inact
+    const file = join(dir, 'inactive-pool-volume.xml');
+    await writeFile(file, '<volume><name>n</name><capacity>1</capacity></volume>');
+    for (const argv of [
+      ['vol-info', 'x', 'off'], ['vol-path', 'x', '--pool', 'a/off'], ['vol-clone', 'x', 'y', 'off'],
+      ['vol-upload', 'x', file, 'off'], ['vol-create-from', 'on', file, 'x', '--inputpool', 'off'],
+    ]) {
+      const r = await run(api, argv);
+      const given = argv.includes('a/off') ? 'a/off' : 'off';
+      expect(r, argv.join(' ')).to.deep.equal({ code: 1, stdout: '\n', stderr: `error: pool '${given}' is not active\n` });
+    }
+  });
+
   it('an unknown pool type in pool-define-as, pool-create-as and find-storage-pool-sources comes under virsh\'s context line', async () => {
     const api = new FakeApi(['a']);
     const allowed = "error: Invalid pool type 'bogus'; allowed: dir, fs, netfs, logical, disk, iscsi, iscsi-direct, scsi, mpath\n";
