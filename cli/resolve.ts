@@ -170,24 +170,21 @@ export async function resolveVolume(
         throw new UsageError(`pool '${poolText}' is not active`);
       }
     };
-    let cause: unknown;
     if (!text.includes('/')) {
       try {
         return await api.getVolume(GetVolumeRequest.create({ name: volumeName(pool.host, pool.pool, text) }));
       } catch (err) {
         if (isFailedPrecondition(err)) await requireActivePool();
         if (!isNotFound(err)) throw err;
-        cause = err;
       }
     }
     const found = await lookupOnHost(api, pool.host, text);
     if (found && (!found.pool || found.pool === pool.pool)) return found;
     await requireActivePool();
     if (found) throw new UsageError(`Requested volume '${text}' is not in pool '${poolText}'`);
-    throw new CommandError(
-      `failed to get vol '${text}'`,
-      cause ?? new Error(`Storage volume not found: no storage vol with matching path '${text}'`),
-    );
+    // virsh's words, whichever lookup failed (by name, key, then path: virsh reports the last),
+    // as for a pool that is not found; not the coordinator's "not found in pool 'P' on host 'H'"
+    throw new CommandError(`failed to get vol '${text}'`, new Error(`Storage volume not found: no storage vol with matching path '${text}'`));
   }
   const hosts = hostText !== undefined ? [parseHostName(hostText, 'host')] : (await listHosts(api)).map(hostId);
   const found = (await Promise.all(hosts.map((h) => lookupOnHost(api, h, text, hosts.length > 1)))).filter((v): v is Volume => !!v);

@@ -787,6 +787,18 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(path.stderr).to.equal("error: failed to get vol 'nosuch', specifying --pool might help\nerror: Storage volume not found: no storage vol with matching path 'nosuch'\n");
   });
 
+  it('a volume name not in --pool is virsh\'s "no storage vol with matching path", not the server\'s message', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'default')];
+    // stderr captured from virsh 9.0: vol-info nosuch --pool default, vol-delete nosuch default,
+    // vol-create-as default pm 1G --backing-vol nosuch
+    const expected = "error: failed to get vol 'nosuch'\nerror: Storage volume not found: no storage vol with matching path 'nosuch'\n";
+    for (const argv of [['vol-info', 'nosuch', '--pool', 'default'], ['vol-delete', 'nosuch', 'default'], ['vol-create-as', 'default', 'pm', '1G', '--backing-vol', 'nosuch']]) {
+      const r = await run(api, argv);
+      expect(r, argv.join(' ')).to.deep.equal({ code: 1, stdout: '\n', stderr: expected });
+    }
+  });
+
   it('help words of vol-key, vol-path, vol-info --bytes and vol-create-from --vol are virsh 9.0\'s', async () => {
     const api = new FakeApi(['a']);
     const help = async (cmd: string) => (await run(api, ['help', cmd])).stdout;
