@@ -48,10 +48,16 @@ export function parseSizeValue(text: string, option: string, defaultScale = 1n):
   return value;
 }
 
-/** A non-negative integer option such as --offset or --timeout. */
-export function parseCount(text: string, option: string): bigint {
-  if (!/^\d+$/.test(text)) throw new UsageError(`Numeric value '${text}' for <${option}> option is malformed or out of range`);
-  const v = BigInt(text);
-  if (v > MAX_SIZE) throw new UsageError(`Numeric value '${text}' for <${option}> option is malformed or out of range`);
-  return v;
+/** The largest value of virsh's unsigned options (vshCommandOptULongLong: ULLONG_MAX). */
+export const MAX_ULLONG = (1n << 64n) - 1n;
+
+/**
+ * A non-negative integer option such as --offset or --timeout, read as virsh reads it
+ * (virStrToLong_ullp / virStrToLong_i, base 10): leading blanks and a '+' are taken, nothing may
+ * follow the digits. At most `max`.
+ */
+export function parseCount(text: string, option: string, max = MAX_SIZE): bigint {
+  const m = /^[ \t\n\v\f\r]*\+?(\d+)$/.exec(text);
+  if (!m || BigInt(m[1]!) > max) throw new UsageError(`Numeric value '${text}' for <${option}> option is malformed or out of range`);
+  return BigInt(m[1]!);
 }

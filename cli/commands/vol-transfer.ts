@@ -4,13 +4,13 @@ import { open, unlink, type FileHandle } from 'node:fs/promises';
 import {
   DownloadVolumeRequest, UploadVolumeRequest, type UploadVolumeRequest as UploadMessage,
 } from '../../libs/proto/cistern/v1/storage.js';
-import { flag, req, str } from '../args.js';
+import { flag, req, str, type ParsedOptions } from '../args.js';
 import type { Command } from '../command.js';
 import { attempt, CommandError, UsageError } from '../errors.js';
 import { errnoText } from '../files.js';
 import { progressBar } from '../format/progress.js';
 import { volumeShortName } from '../format/volume.js';
-import { parseCount } from '../size.js';
+import { MAX_SIZE, MAX_ULLONG, parseCount } from '../size.js';
 import { writeSparse } from '../../libs/backends/sparse-write.js';
 import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
 
@@ -43,6 +43,18 @@ async function openSource(path: string): Promise<{ fh: FileHandle; size: bigint 
     throw fileError('read', path, { code: 'EISDIR' });
   }
   return { fh, size: BigInt(info.size) };
+}
+
+/**
+ * --offset and --length as virsh takes them: up to 2^64-1. A length beyond 2^63-1 bytes limits
+ * nothing (no file or volume is that large), so it is sent as 0, "to the end", which is what
+ * virsh gets from it; an offset that large is left for the coordinator to refuse, as libvirt
+ * refuses it, under the command's context line.
+ */
+function transferRange(opts: ParsedOptions): { offset: bigint; length: bigint } {
+  const offset = parseCount(str(opts, 'offset') ?? '0', 'offset', MAX_ULLONG);
+  const length = parseCount(str(opts, 'length') ?? '0', 'length', MAX_ULLONG);
+  return { offset, length: length > MAX_SIZE ? 0n : length };
 }
 
 /** Header, then the file's bytes (at most `length`, 0 = all) in CHUNK_SIZE pieces. */
@@ -78,8 +90,7 @@ export const volUpload: Command = {
   options: [VOL_OPTION, { name: 'file', type: 'string', required: true, nonEmpty: true, help: 'file' }, POOL_OPTIONAL, ...transferOptions('upload')],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
-    const offset = parseCount(str(ctx.opts, 'offset') ?? '0', 'offset');
-    const length = parseCount(str(ctx.opts, 'length') ?? '0', 'length');
+    const { offset, length } = transferRange(ctx.opts);
     // virsh's order: the volume, then the file
     const vol = await volumeFromOptions(ctx);
     const { fh, size } = await openSource(file);
@@ -111,8 +122,7 @@ export const volDownload: Command = {
   options: [VOL_OPTION, { name: 'file', type: 'string', required: true, nonEmpty: true, help: 'file' }, POOL_OPTIONAL, ...transferOptions('download')],
   async run(ctx) {
     const file = req(ctx.opts, 'file');
-    const offset = parseCount(str(ctx.opts, 'offset') ?? '0', 'offset');
-    const length = parseCount(str(ctx.opts, 'length') ?? '0', 'length');
+    const { offset, length } = transferRange(ctx.opts);
     const vol = await volumeFromOptions(ctx);
     const capacity = vol.definition?.capacity ?? 0n;
     const remaining = capacity > offset ? capacity - offset : 0n;

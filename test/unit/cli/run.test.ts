@@ -11,7 +11,7 @@ import {
   type ResizeVolumeRequest, type StartPoolRequest, type UploadVolumeRequest, type CloneVolumeRequest,
   type WatchEventsRequest, type WipeVolumeRequest,
 } from '../../../libs/proto/cistern/v1/storage.js';
-import { FailedPreconditionError } from '../../../libs/errors/errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { FakeApi, pool, run, volume } from './fake-api.js';
 
 describe('cisternctl (runCli with a fake server)', () => {
@@ -426,6 +426,33 @@ describe('cisternctl (runCli with a fake server)', () => {
     const fullDst = join(dir, 'full.bin');
     expect((await run(api, ['vol-download', 'v', fullDst, '--pool', 'p'])).code).to.equal(0);
     expect(statSync(fullDst).blocks * 512).to.be.at.least(4 << 20);
+  });
+
+  it('vol-upload and vol-download take --offset and --length up to 2^64-1, as virsh; a length that large is "to the end"', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 1n << 20n, 0n, '/p/v')];
+    const data = Buffer.alloc(10_000, 3);
+    const src = join(dir, 'ullong-up.bin');
+    await writeFile(src, data);
+    // virsh 9.0: vol-upload v FILE --length 18446744073709551615 uploads the whole file, exit 0
+    const up = await run(api, ['vol-upload', 'v', src, '--pool', 'p', '--length', '18446744073709551615']);
+    expect([up.code, up.stderr]).to.deep.equal([0, '']);
+    const header = (api.callsOf('uploadVolume')[0] as UploadVolumeRequest[])[0]?.part?.value;
+    expect(header).to.deep.include({ offset: 0n, length: 0n });
+    expect(Buffer.concat(api.uploaded).equals(data)).to.equal(true);
+    api.downloadChunks = [{ data: data.subarray(0, 100), offset: 0n }];
+    const dst = join(dir, 'ullong-down.bin');
+    const down = await run(api, ['vol-download', 'v', dst, '--pool', 'p', '--length', ' +18446744073709551615']);
+    expect([down.code, down.stderr]).to.deep.equal([0, '']);
+    expect(api.callsOf('downloadVolume')[0]).to.deep.include({ offset: 0n, length: 0n });
+    // an offset past 2^63-1 goes to the server, whose refusal comes under virsh's context line
+    // (virsh 9.0: "error: cannot download from volume v", then libvirt's "Unable to seek ...")
+    api.failures.set('downloadVolume', new InvalidArgumentError('offset', 'size 18446744073709551615 is out of range'));
+    const far = await run(api, ['vol-download', 'v', dst, '--pool', 'p', '--offset', '18446744073709551615']);
+    expect(far.code).to.equal(1);
+    expect(far.stderr.split('\n')[0]).to.equal('error: cannot download from volume v');
+    expect(api.callsOf('downloadVolume')[1]).to.deep.include({ offset: (1n << 64n) - 1n });
   });
 
   it('vol-upload and vol-download report a local file as virsh does (cannot read / cannot create), then why in plain words', async () => {

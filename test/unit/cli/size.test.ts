@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { parseSize } from '../../../cli/size.js';
+import { MAX_ULLONG, parseCount, parseSize } from '../../../cli/size.js';
 import { prettySize } from '../../../cli/format/size.js';
 import { UsageError } from '../../../cli/errors.js';
 
@@ -48,6 +48,20 @@ describe('cli sizes', () => {
     expect(parseSize('+5')).to.equal(5n);
     expect(parseSize('010')).to.equal(10n);
     expect(parseSize('9223372036854775807')).to.equal((1n << 63n) - 1n);
+  });
+
+  it('reads --offset, --length and --timeout numbers as virsh does: blanks and + first, nothing after, base 10', () => {
+    // accepted by virsh 9.0 (vol-download --length, pool-event --timeout): '+100', ' 100', '\t1', '0100'
+    expect(parseCount('+100', 'length')).to.equal(100n);
+    expect(parseCount(' 100', 'length')).to.equal(100n);
+    expect(parseCount('\t1', 'timeout')).to.equal(1n);
+    expect(parseCount('0100', 'length')).to.equal(100n);
+    expect(parseCount('18446744073709551615', 'length', MAX_ULLONG)).to.equal(MAX_ULLONG);
+    // refused by virsh 9.0 with this message: '100 ', '-0', '1K', '', 2^64
+    for (const [text, max] of [['100 ', undefined], ['-0', undefined], ['1K', undefined], ['', undefined], ['18446744073709551616', MAX_ULLONG],
+      ['9223372036854775808', undefined]] as const) {
+      expect(() => parseCount(text, 'length', max), JSON.stringify(text)).to.throw(UsageError, `Numeric value '${text}' for <length> option is malformed or out of range`);
+    }
   });
 
   it('prints human sizes like virsh (values captured from virsh 9.0)', () => {
