@@ -53,6 +53,12 @@ const OVERWRITE_OPTIONS: OptionSpec[] = [
 export const poolBuild = simple('pool-build', 'build a pool', 'Build a given pool.', OVERWRITE_OPTIONS,
   (p) => `Failed to build pool ${p}`, (p) => `Pool ${p} built\n`,
   (api, p, ctx) => {
+    // virsh 9.0's pool-build (unlike pool-start and pool-create) lets the pair through, and
+    // libvirt's build refuses it (VIR_EXCLUSIVE_FLAGS_RET): the refusal comes under the
+    // "Failed to build pool" line, in libvirt's words
+    if (flag(ctx.opts, 'overwrite') && flag(ctx.opts, 'no-overwrite')) {
+      throw new Error("Flags 'VIR_STORAGE_POOL_BUILD_OVERWRITE' and 'VIR_STORAGE_POOL_BUILD_NO_OVERWRITE' are mutually exclusive");
+    }
     const flags = overwriteFlags(ctx);
     return withProgress(ctx, { host: p.host, pool: p.pool, result: EventKind.POOL_CREATED }, (requestId) =>
       api.buildPool(BuildPoolRequest.create({ name: p.resource, flags, requestId })));

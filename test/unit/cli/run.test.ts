@@ -155,15 +155,6 @@ describe('cisternctl (runCli with a fake server)', () => {
     }
   });
 
-  it('pool-build with both --overwrite and --no-overwrite is refused before any call', async () => {
-    const api = new FakeApi(['a']);
-    api.pools = [pool('a', 'p')];
-    const r = await run(api, ['pool-build', 'p', '--overwrite', '--no-overwrite']);
-    expect(r.code).to.equal(1);
-    expect(r.stderr).to.equal('error: Options --overwrite and --no-overwrite are mutually exclusive\n');
-    expect(api.callsOf('buildPool')).to.have.length(0);
-  });
-
   it('pool-define-as sends a structured definition to the only host', async () => {
     const api = new FakeApi(['a']);
     const r = await run(api, ['pool-define-as', 'scratch', 'dir', '--target', '/srv/scratch']);
@@ -426,6 +417,23 @@ describe('cisternctl (runCli with a fake server)', () => {
     const fullDst = join(dir, 'full.bin');
     expect((await run(api, ['vol-download', 'v', fullDst, '--pool', 'p'])).code).to.equal(0);
     expect(statSync(fullDst).blocks * 512).to.be.at.least(4 << 20);
+  });
+
+  it('pool-build --overwrite --no-overwrite is refused before any call, under "Failed to build pool" in libvirt\'s words, as virsh 9.0 does', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'inact', { state: PoolState.POOL_STATE_INACTIVE })];
+    // captured from virsh 9.0: pool-build inact --overwrite --no-overwrite (an inactive dir pool)
+    const r = await run(api, ['pool-build', 'inact', '--overwrite', '--no-overwrite']);
+    expect(r).to.deep.equal({
+      code: 1,
+      stdout: '\n',
+      stderr: 'error: Failed to build pool inact\n' +
+        "error: Flags 'VIR_STORAGE_POOL_BUILD_OVERWRITE' and 'VIR_STORAGE_POOL_BUILD_NO_OVERWRITE' are mutually exclusive\n",
+    });
+    expect(api.callsOf('buildPool')).to.have.length(0);
+    // pool-start and pool-create-as check the pair themselves in virsh (VSH_EXCLUSIVE_OPTIONS)
+    const start = await run(api, ['pool-start', 'inact', '--build', '--overwrite', '--no-overwrite']);
+    expect(start.stderr).to.equal('error: Options --overwrite and --no-overwrite are mutually exclusive\n');
   });
 
   it('vol-upload and vol-download take --offset and --length up to 2^64-1, as virsh; a length that large is "to the end"', async () => {
