@@ -1,6 +1,8 @@
 // The real CommandRunner: execa with an argument array (never a shell), LC_ALL=C so
 // output is parseable, a timeout, cancellation by AbortSignal, stderr kept for the error.
+// Every command dies with this process (die-with-parent.ts); argv in errors is the tool's own.
 import { execa } from 'execa';
+import { dieWithParent, wrapperExecFailure } from './die-with-parent.js';
 import { CancelledError, CommandFailedError, DeadlineExceededError } from '../errors/errors.js';
 import type { CommandRunner, RunOptions, RunResult } from './runner.js';
 
@@ -26,7 +28,8 @@ export class ExecRunner implements CommandRunner {
     if (argv.length === 0 || !argv[0]) throw new CommandFailedError(argv, undefined, 'empty command line');
     if (options.signal?.aborted) throw new CancelledError(`cancelled before start: ${argv.join(' ')}`);
     const timeout = options.timeoutMs ?? this.timeoutMs;
-    const result = await execa(argv[0], argv.slice(1), {
+    const command = dieWithParent(argv);
+    const result = await execa(command.file, command.args, {
       shell: false,
       reject: false,
       extendEnv: !options.cleanEnv,
@@ -60,6 +63,8 @@ export class ExecRunner implements CommandRunner {
       const why = result.signal ? `killed by ${result.signal}` : (result.originalMessage ?? result.shortMessage ?? 'could not start');
       throw new CommandFailedError(argv, undefined, stderr || why);
     }
+    const notStarted = command.wrapped ? wrapperExecFailure(argv, exitCode, stderr) : undefined;
+    if (notStarted) throw new CommandFailedError(argv, undefined, notStarted);
     const ok = options.okExitCodes ?? [0];
     if (!ok.includes(exitCode)) throw new CommandFailedError(argv, exitCode, stderr || stdout);
     return { stdout, stderr, exitCode };

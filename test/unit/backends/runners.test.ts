@@ -1,6 +1,9 @@
 // The command runners: the real one (execa, no shell, LC_ALL=C, timeout, cancel, stderr
 // in the error) and the recording one the other unit tests rely on.
 import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ExecRunner } from '../../../libs/backends/exec-runner.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { CancelledError, CommandFailedError, DeadlineExceededError } from '../../../libs/errors/errors.js';
@@ -46,9 +49,36 @@ describe('ExecRunner', () => {
     expect((await runner.run(['false'], { okExitCodes: [0, 1] })).exitCode).to.equal(1);
   });
 
-  it('a missing program is CommandFailedError', async () => {
-    const err = await rejects(runner.run(['/nonexistent/cistern-program']));
-    expect(err).to.be.instanceOf(CommandFailedError);
+  it('a missing program is CommandFailedError without an exit code, saying it could not start (ENOENT)', async () => {
+    for (const program of ['/nonexistent/cistern-program', 'cistern-no-such-program']) {
+      const err = await rejects(runner.run([program, 'arg']));
+      expect(err).to.be.instanceOf(CommandFailedError);
+      const e = err as CommandFailedError;
+      expect(e.argv).to.deep.equal([program, 'arg']);
+      expect(e.exitCode).to.equal(undefined);
+      expect(e.stderr).to.equal(`spawn ${program} ENOENT`);
+    }
+  });
+
+  it('a program that cannot be executed is CommandFailedError without an exit code', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cistern-runner-'));
+    try {
+      const file = join(dir, 'not-executable');
+      writeFileSync(file, '#!/bin/sh\n', { mode: 0o644 });
+      const e = (await rejects(runner.run([file]))) as CommandFailedError;
+      expect(e).to.be.instanceOf(CommandFailedError);
+      expect(e.exitCode).to.equal(undefined);
+      expect(e.stderr).to.match(/^spawn \S+ (EACCES|failed: Permission denied)$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('every command is killed by the kernel when this process dies (parent death signal KILL), and runs as itself', async () => {
+    // setpriv -d shows the parent death signal of the process it runs in
+    expect((await runner.run(['setpriv', '-d'])).stdout).to.match(/^Parent death signal: KILL$/m);
+    // the wrapper execs the tool: the pid execa times out and cancels is the tool's own
+    expect((await runner.run(['cat', '/proc/self/comm'])).stdout).to.equal('cat\n');
   });
 
   it('a timeout kills the program: DEADLINE_EXCEEDED', async () => {
