@@ -13,15 +13,22 @@ export interface ExecRunnerOptions {
   timeoutMs?: number;
   /** Environment added to every command (after LC_ALL=C, before RunOptions.env). */
   env?: Record<string, string>;
+  /**
+   * Environment set on every command, cleanEnv ones included, over everything else: the agent
+   * names itself here so that its next start finds what it left running (services/agent/orphans.ts).
+   */
+  tagEnv?: Record<string, string>;
 }
 
 export class ExecRunner implements CommandRunner {
   private readonly timeoutMs: number;
   private readonly env: Record<string, string>;
+  private readonly tagEnv: Record<string, string>;
 
   constructor(options: ExecRunnerOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.env = options.env ?? {};
+    this.tagEnv = options.tagEnv ?? {};
   }
 
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
@@ -34,8 +41,8 @@ export class ExecRunner implements CommandRunner {
       reject: false,
       extendEnv: !options.cleanEnv,
       env: options.cleanEnv
-        ? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...options.env, LC_ALL: 'C' }
-        : { ...this.env, ...options.env, LC_ALL: 'C' },
+        ? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...options.env, LC_ALL: 'C', ...this.tagEnv }
+        : { ...this.env, ...options.env, LC_ALL: 'C', ...this.tagEnv },
       timeout: timeout > 0 ? timeout : undefined,
       cancelSignal: options.signal,
       forceKillAfterDelay: 2_000,

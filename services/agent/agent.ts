@@ -12,7 +12,8 @@ import { Catalog } from '../../libs/bus/catalog.js';
 import { serveAgent, type AgentOp } from '../../libs/bus/agent-rpc.js';
 import '../../libs/backends/index.js'; // registers every backend
 import { registeredBackends } from '../../libs/backends/registry.js';
-import { execRunner } from '../../libs/backends/exec-runner.js';
+import { ExecRunner } from '../../libs/backends/exec-runner.js';
+import { setpriv } from '../../libs/backends/die-with-parent.js';
 import { asCisternError, FailedPreconditionError, UnimplementedError } from '../../libs/errors/errors.js';
 import { subjects } from '../../libs/bus/subjects.js';
 import { checkHostId } from '../../libs/api/names.js';
@@ -29,6 +30,7 @@ import { coordinatorPoolSecrets } from './pool-secrets.js';
 import { attachSignal, backendFor, type AgentContext } from './context.js';
 import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
 import { ResizeIntents } from './resize-intents.js';
+import { CHILD_TAG, childTag, killOrphans } from './orphans.js';
 import { RequestCache } from './request-cache.js';
 import { undefinePool } from './undefine.js';
 import { PersistentRevisions } from './revisions.js';
@@ -192,6 +194,11 @@ export class Agent {
     }
     const bootId = newBootId();
     const pings = answerPings(nc, host, bootId);
+    // Only now, with no other agent of this host running: what an earlier run left running
+    // dies before anything (the journal cleanup below first) touches what it may still write.
+    await killOrphans(host, log);
+    if (!setpriv()) log.warn('setpriv (util-linux) not found: a command running when this agent is killed outright runs on until its next start');
+    const runner = new ExecRunner({ tagEnv: { [CHILD_TAG]: childTag(host) } });
     await ensureEventStream(nc);
     const catalog = await Catalog.open(nc);
     const state = new AgentState(host, PersistentRevisions.open(opts.root));
@@ -203,7 +210,7 @@ export class Agent {
       state,
       locks: new LockTable(),
       events: new OrderedEvents(new EventPublisher(nc, (event) => lost.note(event))),
-      runner: execRunner,
+      runner,
       log,
       nc,
       journal,
@@ -212,7 +219,7 @@ export class Agent {
       catalog,
     };
     // what a create or clone killed mid-way left goes before any pool starts
-    await cleanupInterruptedCreates(journal, (pool) => backendFor(ctx, pool.type), execRunner, log);
+    await cleanupInterruptedCreates(journal, (pool) => backendFor(ctx, pool.type), runner, log);
     // The pools running when this agent stopped, still up, stay running. The record keeps
     // those not yet settled (a check still running, or the catalog unreadable) besides the
     // active ones, so a restart now does not forget them; a pool started or stopped meanwhile

@@ -3,6 +3,7 @@
 // volume the restarted agent considers free (it even removes a partial clone while the orphan
 // writes it). Here the agent alone is killed, never its process group, as those would be.
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { registerCleanup, useStack, useTempDir, waitFor, type AgentHandle } from '../support/index.js';
@@ -55,6 +56,14 @@ async function killAgentAlone(agent: AgentHandle, tool: ProcStat): Promise<void>
   await agent.process.exited;
 }
 
+/** `sleep 1000` with `env`, standing for a program an agent started; killed by its exact pid after the test. */
+function sleeper(env: Record<string, string>): ProcStat {
+  const child = spawn('sleep', ['1000'], { stdio: 'ignore', env: { ...process.env, ...env } });
+  const stat = readProcStat(child.pid!)!;
+  started.push(registerCleanup(`sleep (pid ${stat.pid})`, () => killIfRunning(stat)));
+  return stat;
+}
+
 async function expectGone(tool: ProcStat): Promise<void> {
   // generous: the kernel signals the child as the agent exits; this only allows for a busy machine
   await waitFor(`${tool.comm} (pid ${tool.pid}) to die with the agent`, () => hasExited(tool.pid, tool.startTime), { timeoutMs: 10_000 });
@@ -92,6 +101,9 @@ describe('the programs an agent runs die with it (real processes, kill -9 of the
     // forked by the agent's main thread, which lives as long as the agent (the parent death
     // signal follows the thread that forked)
     expect(readFileSync(`/proc/${agent.process.pid}/task/${agent.process.pid}/children`, 'utf8').split(' ')).to.include(String(scrub.pid));
+    // and tagged with the agent process that started it, for the sweep at its next start
+    const agentStart = readProcStat(agent.process.pid)!.startTime;
+    expect(readFileSync(`/proc/${scrub.pid}/environ`, 'latin1').split('\0')).to.include(`CISTERN_AGENT_CHILD=a:${agent.process.pid}:${agentStart}`);
     await killAgentAlone(agent, scrub);
     await expectGone(scrub);
     await ctx.stack.stopAgent('a');
@@ -128,5 +140,24 @@ describe('the programs an agent runs die with it (real processes, kill -9 of the
     expect(existsSync(join(path(), 'dst.qcow2'))).to.equal(false);
     expect(readdirSync(join(restarted.root, 'journal'))).to.deep.equal([]);
     expect(await volumeNames()).to.deep.equal(['src.img']);
+  });
+
+  it('a program that escaped the parent death signal (its agent died before setpriv set it) is killed by the next start of its agent', async () => {
+    const agent = ctx.stack.agents.get('a')!;
+    const agentStart = readProcStat(agent.process.pid)!.startTime;
+    // what that race leaves: a program of this agent process that nothing kills when it dies
+    const escaped = sleeper({ CISTERN_AGENT_CHILD: `a:${agent.process.pid}:${agentStart}` });
+    // left alone: one of host b's agent, and one of a running agent of host a (this process stands in for it)
+    const otherHost = sleeper({ CISTERN_AGENT_CHILD: `b:${agent.process.pid}:${agentStart}` });
+    const liveAgent = sleeper({ CISTERN_AGENT_CHILD: `a:${process.pid}:${readProcStat(process.pid)!.startTime}` });
+    process.kill(agent.process.pid, 'SIGKILL');
+    await agent.process.exited;
+    await ctx.stack.stopAgent('a');
+    expect(hasExited(escaped.pid, escaped.startTime), 'the escaped program runs while its agent is down').to.equal(false);
+    const restarted = await ctx.stack.addAgent('a');
+    expect(hasExited(escaped.pid, escaped.startTime), 'killed by the restarted agent').to.equal(true);
+    expect(hasExited(otherHost.pid, otherHost.startTime)).to.equal(false);
+    expect(hasExited(liveAgent.pid, liveAgent.startTime)).to.equal(false);
+    expect(restarted.process.logs()).to.match(new RegExp(`killed the programs an earlier run of this agent left running.*"pid":${escaped.pid},`));
   });
 });

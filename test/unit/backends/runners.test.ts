@@ -31,6 +31,14 @@ describe('ExecRunner', () => {
     expect(r.stdout).to.match(/^CISTERN_X=y$/m);
   });
 
+  it('tagEnv is set on every command, cleanEnv ones included, and a command cannot override it', async () => {
+    const tagged = new ExecRunner({ tagEnv: { CISTERN_AGENT_CHILD: 'h:1:2' } });
+    for (const cleanEnv of [false, true]) {
+      const r = await tagged.run(['env'], { cleanEnv, env: { CISTERN_AGENT_CHILD: 'other' } });
+      expect(r.stdout, `cleanEnv ${cleanEnv}`).to.match(/^CISTERN_AGENT_CHILD=h:1:2$/m);
+    }
+  });
+
   it('feeds stdin', async () => {
     expect((await runner.run(['cat'], { input: 'abc' })).stdout).to.equal('abc');
   });
