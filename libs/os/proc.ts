@@ -10,6 +10,8 @@ export interface ProcStat {
   /** R, S, D, Z (zombie: exited, not reaped), T ... */
   state: string;
   ppid: number;
+  /** Its session id: a daemon has called setsid(), a program run for someone has not. */
+  session: number;
   /** Clock ticks after boot at which the process started: with the pid, names it uniquely. */
   startTime: string;
 }
@@ -27,8 +29,8 @@ export function readProcStat(pid: number): ProcStat | undefined {
   const close = text.lastIndexOf(')');
   if (open < 0 || close < open) return undefined;
   const rest = text.slice(close + 2).split(' ');
-  // rest[0] is field 3 (state); starttime is field 22
-  return { pid, comm: text.slice(open + 1, close), state: rest[0] ?? '', ppid: Number(rest[1]), startTime: rest[19] ?? '' };
+  // rest[0] is field 3 (state), then ppid, pgrp, session; starttime is field 22
+  return { pid, comm: text.slice(open + 1, close), state: rest[0] ?? '', ppid: Number(rest[1]), session: Number(rest[3]), startTime: rest[19] ?? '' };
 }
 
 /** True when the process started at `startTime` no longer runs (gone, a zombie, or its pid reused). */

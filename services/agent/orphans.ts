@@ -5,10 +5,13 @@
 //   after it; the child is init's by then, and its parent death signal never fires);
 // - what a tool forks itself (mount runs mount.nfs): the signal reaches direct children only;
 // - every child, on a system without setpriv.
-// So every command carries CISTERN_AGENT_CHILD=HOST:PID:START in its environment (inherited by
-// what it forks), naming the agent process that started it, and an agent's start kills every
-// tagged process of its host whose agent process is gone, before its journal cleanup removes
-// what an interrupted create left: nothing may still be writing there.
+// So every command carries CISTERN_AGENT_CHILD=HOST:PID:START:SESSION in its environment
+// (inherited by what it forks), naming the agent process that started it and its session, and an
+// agent's start kills every tagged process of its host whose agent process is gone, before its
+// journal cleanup removes what an interrupted create left: nothing may still be writing there.
+// A tagged process in another session is left alone: it called setsid(), so it is a daemon a
+// tool started (dmeventd forked by lvm, iscsid by iscsiadm, rpc.statd for mount.nfs), not work of
+// the agent's, and killing it would break what the host runs.
 import { readdirSync, readFileSync } from 'node:fs';
 import { hasExited, readProcStat } from '../../libs/os/proc.js';
 import type { Logger } from './log.js';
@@ -21,7 +24,7 @@ const EXIT_WAIT_MS = 10_000;
 /** The value of CHILD_TAG for the commands of this process, the agent of `host`. */
 export function childTag(host: string): string {
   const self = readProcStat(process.pid);
-  return `${host}:${process.pid}:${self?.startTime ?? ''}`;
+  return `${host}:${process.pid}:${self?.startTime ?? ''}:${self?.session ?? ''}`;
 }
 
 interface Tagged {
@@ -31,7 +34,7 @@ interface Tagged {
   agentPid: number;
 }
 
-/** Processes tagged as started by an agent of `host` that is no longer running. */
+/** Processes tagged as started by an agent of `host` that is no longer running, still in that agent's session. */
 export function findOrphans(host: string): Tagged[] {
   const found: Tagged[] = [];
   const prefix = `${CHILD_TAG}=${host}:`;
@@ -47,10 +50,10 @@ export function findOrphans(host: string): Tagged[] {
     }
     const tag = environ.split('\0').find((v) => v.startsWith(prefix));
     if (!tag) continue;
-    const [agentPid, agentStart] = tag.slice(prefix.length).split(':');
-    if (!agentPid || !agentStart || !hasExited(Number(agentPid), agentStart)) continue;
+    const [agentPid, agentStart, agentSession] = tag.slice(prefix.length).split(':');
+    if (!agentPid || !agentStart || !agentSession || !hasExited(Number(agentPid), agentStart)) continue;
     const stat = readProcStat(pid);
-    if (stat && stat.state !== 'Z') found.push({ pid, startTime: stat.startTime, comm: stat.comm, agentPid: Number(agentPid) });
+    if (stat && stat.state !== 'Z' && stat.session === Number(agentSession)) found.push({ pid, startTime: stat.startTime, comm: stat.comm, agentPid: Number(agentPid) });
   }
   return found;
 }

@@ -56,9 +56,13 @@ async function killAgentAlone(agent: AgentHandle, tool: ProcStat): Promise<void>
   await agent.process.exited;
 }
 
-/** `sleep 1000` with `env`, standing for a program an agent started; killed by its exact pid after the test. */
-function sleeper(env: Record<string, string>): ProcStat {
-  const child = spawn('sleep', ['1000'], { stdio: 'ignore', env: { ...process.env, ...env } });
+/**
+ * `sleep 1000` with `env`, standing for a program an agent started (or, `detached`, a daemon one
+ * of its tools started: its own session); killed by its exact pid after the test.
+ */
+function sleeper(env: Record<string, string>, detached = false): ProcStat {
+  const child = spawn('sleep', ['1000'], { stdio: 'ignore', env: { ...process.env, ...env }, detached });
+  child.unref();
   const stat = readProcStat(child.pid!)!;
   started.push(registerCleanup(`sleep (pid ${stat.pid})`, () => killIfRunning(stat)));
   return stat;
@@ -102,8 +106,10 @@ describe('the programs an agent runs die with it (real processes, kill -9 of the
     // signal follows the thread that forked)
     expect(readFileSync(`/proc/${agent.process.pid}/task/${agent.process.pid}/children`, 'utf8').split(' ')).to.include(String(scrub.pid));
     // and tagged with the agent process that started it, for the sweep at its next start
-    const agentStart = readProcStat(agent.process.pid)!.startTime;
-    expect(readFileSync(`/proc/${scrub.pid}/environ`, 'latin1').split('\0')).to.include(`CISTERN_AGENT_CHILD=a:${agent.process.pid}:${agentStart}`);
+    const agentStat = readProcStat(agent.process.pid)!;
+    expect(readFileSync(`/proc/${scrub.pid}/environ`, 'latin1').split('\0')).to.include(
+      `CISTERN_AGENT_CHILD=a:${agent.process.pid}:${agentStat.startTime}:${agentStat.session}`,
+    );
     await killAgentAlone(agent, scrub);
     await expectGone(scrub);
     await ctx.stack.stopAgent('a');
@@ -142,22 +148,28 @@ describe('the programs an agent runs die with it (real processes, kill -9 of the
     expect(await volumeNames()).to.deep.equal(['src.img']);
   });
 
-  it('a program that escaped the parent death signal (its agent died before setpriv set it) is killed by the next start of its agent', async () => {
+  it('a program that escaped the parent death signal (its agent died before setpriv set it) is killed by the next start of its agent; daemons are not', async () => {
     const agent = ctx.stack.agents.get('a')!;
     const agentStart = readProcStat(agent.process.pid)!.startTime;
+    // The tag names the agent process and its session. A process cannot join the agent's session,
+    // so the test's sleepers name their own (this process's) as the agent's.
+    const session = readProcStat(process.pid)!.session;
+    const deadAgent = `${agent.process.pid}:${agentStart}:${session}`;
     // what that race leaves: a program of this agent process that nothing kills when it dies
-    const escaped = sleeper({ CISTERN_AGENT_CHILD: `a:${agent.process.pid}:${agentStart}` });
-    // left alone: one of host b's agent, and one of a running agent of host a (this process stands in for it)
-    const otherHost = sleeper({ CISTERN_AGENT_CHILD: `b:${agent.process.pid}:${agentStart}` });
-    const liveAgent = sleeper({ CISTERN_AGENT_CHILD: `a:${process.pid}:${readProcStat(process.pid)!.startTime}` });
+    const escaped = sleeper({ CISTERN_AGENT_CHILD: `a:${deadAgent}` });
+    // left alone: one of host b's agent, one of a running agent of host a (this process stands in
+    // for it), and a daemon a tool of the dead agent started (its own session, like dmeventd)
+    const otherHost = sleeper({ CISTERN_AGENT_CHILD: `b:${deadAgent}` });
+    const liveAgent = sleeper({ CISTERN_AGENT_CHILD: `a:${process.pid}:${readProcStat(process.pid)!.startTime}:${session}` });
+    const daemon = sleeper({ CISTERN_AGENT_CHILD: `a:${deadAgent}` }, true);
+    expect(daemon.session).to.not.equal(session);
     process.kill(agent.process.pid, 'SIGKILL');
     await agent.process.exited;
     await ctx.stack.stopAgent('a');
     expect(hasExited(escaped.pid, escaped.startTime), 'the escaped program runs while its agent is down').to.equal(false);
     const restarted = await ctx.stack.addAgent('a');
     expect(hasExited(escaped.pid, escaped.startTime), 'killed by the restarted agent').to.equal(true);
-    expect(hasExited(otherHost.pid, otherHost.startTime)).to.equal(false);
-    expect(hasExited(liveAgent.pid, liveAgent.startTime)).to.equal(false);
+    for (const spared of [otherHost, liveAgent, daemon]) expect(hasExited(spared.pid, spared.startTime), `pid ${spared.pid}`).to.equal(false);
     expect(restarted.process.logs()).to.match(new RegExp(`killed the programs an earlier run of this agent left running.*"pid":${escaped.pid},`));
   });
 });
