@@ -39,8 +39,11 @@ export async function deletePartition(ctx: PoolContext, tools: DiskTools, queue:
       );
     }
     await ctx.runner.run(rmArgv(tools.parted, source.device, p), { signal: ctx.signal });
-    const after = await readLayout(tools, ctx.runner, source, ctx.signal);
-    await syncKernel(ctx, tools, source, after);
+    // the partition is gone from the table now: what is left (the kernel told, its node gone)
+    // is not under the caller's signal, so that a cancel arriving now neither reports a delete
+    // that happened as not done nor leaves the kernel's view of the table stale
+    const after = await readLayout(tools, ctx.runner, source);
+    await syncKernel({ ...ctx, signal: undefined }, tools, source, after);
     const stillThere = after.partitions.some((q) => q.path === p.path);
     if (!stillThere && !(await waitForNode(tools, p.path, false))) {
       throw new InternalError(`partition ${p.number} was removed from the table but its device node '${p.path}' remains`);

@@ -368,6 +368,30 @@ describe('disk backend (recording runner)', () => {
       expect(existsSync(`${device}p3`)).to.equal(false);
     });
 
+    it('a cancel as parted rm finishes: the delete happened, so it succeeds, and the kernel is told', async () => {
+      disk.parts = [
+        { n: 1, start: FIRST, end: FIRST + MiB - 1n },
+        { n: 3, start: 30n * MiB, end: 40n * MiB - 1n },
+      ];
+      writeFileSync(`${device}p1`, '');
+      writeFileSync(`${device}p3`, '');
+      const controller = new AbortController();
+      runner.on(['parted', device, 'rm', '--script'], (argv) => {
+        disk.parts = disk.parts.filter((p) => p.n !== Number(argv[4]));
+        unlinkSync(`${device}p${argv[4]}`);
+        controller.abort(); // the client gives up just as parted is done
+      });
+      disk.install(runner);
+      // as the exec runner does: a command under a signal already aborted is refused before it starts
+      const cancellable: CommandRunner = {
+        run: (argv, options = {}) =>
+          options.signal?.aborted ? Promise.reject(new CancelledError(`cancelled before start: ${argv.join(' ')}`)) : runner.run(argv, options),
+      };
+      await backend.deleteVol({ runner: cancellable, pool: pool(), signal: controller.signal }, vol('loop7p3', 0n));
+      expect(disk.parts.map((p) => p.n)).to.deep.equal([1]);
+      expect(runner.argvs.at(-1)).to.deep.equal(['partx', '-u', '--', device]);
+    });
+
     it('a device without a p separator: sdb2 is number 2', async () => {
       device = join(dir, 'sdb');
       writeFileSync(device, '');
