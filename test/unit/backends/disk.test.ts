@@ -79,6 +79,12 @@ describe('disk backend (recording runner)', () => {
   let disk: FakeGpt;
   const backend = new DiskBackend({ isBlockDevice: () => true, nodeWaitMs: 50 });
 
+  /** The recording runner as the exec runner treats a cancel: a command under a signal already aborted is refused before it starts (and so is not recorded). */
+  const cancellable = (): CommandRunner => ({
+    run: (argv, options = {}) =>
+      options.signal?.aborted ? Promise.reject(new CancelledError(`cancelled before start: ${argv.join(' ')}`)) : runner.run(argv, options),
+  });
+
   function pool(format = 'gpt', target = '/dev'): PoolDefinition {
     return {
       type: PoolType.POOL_TYPE_DISK,
@@ -306,12 +312,6 @@ describe('disk backend (recording runner)', () => {
       expect(disk.parts).to.deep.equal([]);
     });
     describe('cancelled after mkpart has written the table', () => {
-      // As the exec runner does: a command under a signal already aborted is refused
-      // before it starts (and so is not recorded).
-      const cancellable = (): CommandRunner => ({
-        run: (argv, options = {}) =>
-          options.signal?.aborted ? Promise.reject(new CancelledError(`cancelled before start: ${argv.join(' ')}`)) : runner.run(argv, options),
-      });
       const rm1 = () => ['parted', device, 'rm', '--script', '1'];
 
       it('a cancel as mkpart finishes still finds the new partition and removes it (a failed create leaves nothing)', async () => {
@@ -382,12 +382,7 @@ describe('disk backend (recording runner)', () => {
         controller.abort(); // the client gives up just as parted is done
       });
       disk.install(runner);
-      // as the exec runner does: a command under a signal already aborted is refused before it starts
-      const cancellable: CommandRunner = {
-        run: (argv, options = {}) =>
-          options.signal?.aborted ? Promise.reject(new CancelledError(`cancelled before start: ${argv.join(' ')}`)) : runner.run(argv, options),
-      };
-      await backend.deleteVol({ runner: cancellable, pool: pool(), signal: controller.signal }, vol('loop7p3', 0n));
+      await backend.deleteVol({ runner: cancellable(), pool: pool(), signal: controller.signal }, vol('loop7p3', 0n));
       expect(disk.parts.map((p) => p.n)).to.deep.equal([1]);
       expect(runner.argvs.at(-1)).to.deep.equal(['partx', '-u', '--', device]);
     });
