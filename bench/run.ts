@@ -19,15 +19,10 @@ import { join } from 'node:path';
 import { Ctx, sizesFromEnv } from './context.js';
 import { countVirshChildren } from './libvirt.js';
 import { sidesFromEnv, startSides } from './sides.js';
-import { fmtMs, fmtRatio, markdownTable, median, percentile, textTable } from './stats.js';
-import { WORKLOADS, type Row, type Sample, type Workload } from './workloads.js';
+import { fmtMs, markdownTable, percentile, textTable } from './stats.js';
+import { SUMMARY_HEADER, summarize, type RowResult } from './summary.js';
+import { WORKLOADS, type Sample, type Workload } from './workloads.js';
 
-interface RowResult {
-  row: Row;
-  title: string;
-  cistern: Sample[];
-  libvirt: Sample[];
-}
 
 function log(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -41,29 +36,6 @@ function selectWorkloads(): Workload[] {
     if (!WORKLOADS.some((w) => w.id === id)) throw new Error(`BENCH_ONLY: unknown workload '${id}'; known: ${WORKLOADS.map((w) => w.id).join(' ')}`);
   }
   return WORKLOADS.filter((w) => ids.includes(w.id));
-}
-
-function flat(samples: Sample[]): number[] {
-  return samples.flatMap((s) => (Array.isArray(s) ? s : [s]));
-}
-
-function summarize(r: RowResult): string[] {
-  const t = r.row.target;
-  if (t.kind === 'latency' || r.cistern.some(Array.isArray) || r.libvirt.some(Array.isArray)) {
-    const c = flat(r.cistern);
-    const l = flat(r.libvirt);
-    const cs = c.length ? `p50 ${fmtMs(percentile(c, 50))} / p99 ${fmtMs(percentile(c, 99))}` : 'n/a';
-    const ls = l.length ? `p50 ${fmtMs(percentile(l, 50))} / p99 ${fmtMs(percentile(l, 99))}` : 'n/a';
-    const ratio = c.length && l.length ? percentile(c, 50) / percentile(l, 50) : Number.NaN;
-    let met = '';
-    if (t.kind === 'latency' && c.length) met = percentile(c, 50) < t.p50 && percentile(c, 99) < t.p99 ? 'yes' : 'NO';
-    return [r.title, cs, ls, fmtRatio(ratio), Number.isFinite(ratio) ? `${fmtRatio(1 / ratio)}x` : 'n/a', t.text, met];
-  }
-  const c = median(r.cistern as number[]);
-  const l = median(r.libvirt as number[]);
-  const ratio = c / l;
-  const met = t.kind === 'time' && Number.isFinite(ratio) ? (ratio <= t.maxRatio ? 'yes' : 'NO') : '';
-  return [r.title, fmtMs(c), fmtMs(l), fmtRatio(ratio), Number.isFinite(ratio) ? `${fmtRatio(1 / ratio)}x` : 'n/a', t.text, met];
 }
 
 function machine(): Record<string, string> {
@@ -155,7 +127,7 @@ async function main(): Promise<void> {
     await both.stop();
   }
 
-  const header = ['workload', 'Cistern', 'libvirt 9.0', 'C/L time', 'speedup', 'target', 'met'];
+  const header = SUMMARY_HEADER;
   const rows = [...results.values()].map(summarize);
   process.stdout.write(`\nCistern vs libvirt, median of ${reps} repetitions${process.env.BENCH_QUICK === '1' ? ' (quick sizes)' : ''}\n\n`);
   process.stdout.write(`${textTable(header, rows)}\n`);
