@@ -177,8 +177,9 @@ describe('agent process (real nats-server)', function () {
     writeFileSync(join(root, 'p1', 'by-hand.img'), Buffer.alloc(4096, 1));
     const before = events.length ? events[events.length - 1]!.sequence : 0n;
     const reply = await call(def, { $case: 'refreshPool', value: { name: 'hosts/a/pools/p1', requestId: '' } });
-    expect(reply.volumesComplete).to.equal(true);
-    expect(reply.volumes.map((v) => v.definition?.name).sort()).to.deep.equal(['by-hand.img', 'v1']);
+    // only what changed: v1 is in the coordinator's cache already
+    expect(reply.volumesComplete).to.equal(false);
+    expect(reply.volumes.map((v) => v.definition?.name)).to.deep.equal(['by-hand.img']);
     await waitForEvent('POOL_REFRESHED', (e) => e.kind === EventKind.POOL_REFRESHED && e.sequence > before);
     const got = eventsAfter(before).map((e) => [EventKind[e.kind], e.volume]);
     expect(got).to.deep.equal([
@@ -264,7 +265,9 @@ describe('agent process (real nats-server)', function () {
     expect(reply.result?.$case).to.equal('pong');
     const def = poolDef('p1');
     const after = await call(def, { $case: 'refreshPool', value: { name: 'hosts/a/pools/p1', requestId: '' } });
-    expect(after.volumes.map((v) => v.definition?.name).sort()).to.deep.equal(['by-hand.img', 'v1']);
+    // the pool and both its volumes are still there; nothing changed, so none is re-sent
+    expect(after.result?.$case === 'pool' && after.result.value.volumeCount).to.equal(2);
+    expect(after.volumes).to.deep.equal([]);
   });
 
   it('after a restart, starts the catalog pools marked autostart by itself and keeps the running transient pool that is still up', async () => {

@@ -8,7 +8,8 @@ export const MAX_REPLY_VOLUME_BYTES = 512 * 1024;
 /** More volumes than this cannot fit MAX_REPLY_VOLUME_BYTES: not encoded only to be dropped. */
 export const MAX_REPLY_VOLUMES = 2000;
 
-export function poolReply(pool: Pool, eventSequence: bigint, volumes?: Volume[]): AgentReply {
+/** `complete`: `volumes` is the pool's whole list, not only what changed. */
+export function poolReply(pool: Pool, eventSequence: bigint, volumes?: Volume[], complete = true): AgentReply {
   const reply = AgentReply.create({ result: { $case: 'pool', value: pool }, eventSequence });
   if (volumes && volumes.length <= MAX_REPLY_VOLUMES) {
     let bytes = 0;
@@ -17,7 +18,7 @@ export function poolReply(pool: Pool, eventSequence: bigint, volumes?: Volume[])
       if (bytes > MAX_REPLY_VOLUME_BYTES) return reply;
     }
     reply.volumes = volumes;
-    reply.volumesComplete = true;
+    reply.volumesComplete = complete;
   }
   return reply;
 }

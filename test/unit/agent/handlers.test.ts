@@ -230,6 +230,20 @@ describe('agent handlers (fake backend)', () => {
     expect(events[2]!.poolState?.volumeCount).to.equal(2);
   });
 
+  it("a refresh's reply carries the volumes it changed, and none when nothing changed", async () => {
+    const { backend, call } = setup();
+    backend.files.set('a', 1n).set('b', 2n);
+    await call(start);
+    const refresh = () => call({ $case: 'refreshPool', value: { name: 'hosts/h/pools/p', requestId: '' } });
+    const unchanged = await refresh();
+    expect(unchanged.volumes).to.deep.equal([]);
+    expect(unchanged.result?.$case === 'pool' && unchanged.result.value.volumeCount).to.equal(2);
+    backend.files.set('b', 5n);
+    const changed = await refresh();
+    expect(changed.volumes.map((v) => v.name)).to.deep.equal(['hosts/h/pools/p/volumes/b']);
+    expect(changed.volumesComplete).to.equal(false);
+  });
+
   it('resize follows libvirt: delta adds, shrinking needs the flag', async () => {
     const { backend, call } = setup();
     await call(start);
