@@ -71,6 +71,23 @@ export interface CreateVolOptions {
   preallocation?: 'metadata' | 'falloc' | 'full';
   /** VIR_STORAGE_VOL_CREATE_REFLINK: clone by sharing extents; fails where the filesystem cannot. */
   reflink?: boolean;
+  /**
+   * Identifies this create or clone (create-id.ts; the agent's create journal records it). A
+   * backend that can mark what it makes (logical: an LVM tag on the LV) marks it with this, so
+   * that undoing a failed or interrupted create removes only what this create made, never a
+   * same-named volume someone else made in between. Absent: the backend makes one up.
+   */
+  createId?: string;
+}
+
+export interface DeleteVolOptions {
+  /**
+   * Remove the volume only if the create with this id made it (CreateVolOptions.createId): the
+   * undo of an interrupted create after an agent restart. A backend that marks what it makes
+   * removes only a volume with that mark; the others cannot tell, and the journal's check
+   * that nothing was at the volume's path before the create is what protects there.
+   */
+  createdBy?: string;
 }
 
 export interface ResizeFlags {
@@ -117,7 +134,7 @@ export interface StorageBackend {
     source: { pool: PoolDefinition; volume: VolumeDefinition },
     options: CreateVolOptions,
   ): Promise<void>;
-  deleteVol?(ctx: PoolContext, volume: VolumeDefinition): Promise<void>;
+  deleteVol?(ctx: PoolContext, volume: VolumeDefinition, options?: DeleteVolOptions): Promise<void>;
   resizeVol?(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void>;
   wipeVol?(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void>;
   /**

@@ -10,11 +10,11 @@
 // This class is the StorageBackend face; each job is a module of ./logical/: paths (VG,
 // target, LV paths, source devices), lvm (running LVM, its errors, udev settle), sources
 // (the VG's PVs, find-storage-pool-sources), build, pool (check, start, stop, delete),
-// refresh, create (createVol's checks and lvcreate), clone, delete, data (wipe, upload,
-// download).
+// refresh, create (createVol's checks and lvcreate), clone, delete, tags (the tag a create
+// puts on its LV, so an undo removes only that LV), data (wipe, upload, download).
 import { PoolType, type BuildFlags, type PoolDefinition, type PoolSource, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { InvalidArgumentError } from '../errors/errors.js';
-import type { BackendContext, BackendOperation, CreateVolOptions, PoolContext, RefreshResult, StorageBackend } from './backend.js';
+import type { BackendContext, BackendOperation, CreateVolOptions, DeleteVolOptions, PoolContext, RefreshResult, StorageBackend } from './backend.js';
 import type { LogicalTools } from './logical/tools.js';
 import { findVolumeGroups } from './logical/sources.js';
 import { buildVolumeGroup } from './logical/build.js';
@@ -23,12 +23,14 @@ import { refreshLv, refreshVolumeGroup } from './logical/refresh.js';
 import { createLv, planLv } from './logical/create.js';
 import { cloneIntoLv } from './logical/clone.js';
 import { deleteLv } from './logical/delete.js';
+import { createTag } from './logical/tags.js';
 import { downloadLv, uploadIntoLv, wipeLv } from './logical/data.js';
 
 export { lvPath, poolTarget, vgName } from './logical/paths.js';
 export { lvmError } from './logical/lvm.js';
 export { CLEAR_BYTES } from './logical/build.js';
 export { lvcreateArgv } from './logical/create.js';
+export { CREATE_TAG_PREFIX, createTag } from './logical/tags.js';
 export type { LogicalVolumeDefinition } from './logical/refresh.js';
 
 export interface LogicalBackendOptions {
@@ -143,9 +145,9 @@ export class LogicalBackend implements StorageBackend {
     return planLv(ctx, volume);
   }
 
-  /** lvcreate with libvirt's arguments, then the node's mode and owner; a failure removes the LV. */
-  buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void> {
-    return createLv(ctx, volume, options, this.tools);
+  /** lvcreate with libvirt's arguments and the create's tag, then the node's mode and owner; a failure removes the LV carrying the tag. */
+  async buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void> {
+    await createLv(ctx, volume, options, this.tools);
   }
 
   /** An LV at least the source's size, then the data copied or converted in; a failure removes it. */
@@ -158,9 +160,12 @@ export class LogicalBackend implements StorageBackend {
     return cloneIntoLv(ctx, volume, source, options, this.tools);
   }
 
-  /** lvremove (after udev settles), deactivating first if it must; an LV already gone is fine. */
-  deleteVol(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
-    return deleteLv(ctx, volume, this.tools);
+  /**
+   * lvremove (after udev settles), deactivating first if it must; an LV already gone is fine.
+   * `createdBy`: only the LV that create tagged (an LV without the tag is left, and that is fine).
+   */
+  async deleteVol(ctx: PoolContext, volume: VolumeDefinition, options?: DeleteVolOptions): Promise<void> {
+    return deleteLv(ctx, volume, this.tools, options?.createdBy === undefined ? undefined : createTag(options.createdBy));
   }
 
   /** zero in-process, the other algorithms with scrub; sparse LVs are refused. */

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { LogicalBackend, type LogicalVolumeDefinition } from '../../libs/backends/logical.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
+import type { CommandRunner } from '../../libs/backends/runner.js';
+import { DeadlineExceededError } from '../../libs/errors/errors.js';
 import { PoolType, Tristate, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { attachLoop, loopDevicesAvailable, makeTempDir, registerCleanup, type LoopDevice } from '../support/index.js';
 import { rejects } from '../support/rejects.js';
@@ -258,6 +260,38 @@ describe('logical backend (real LVM on loop devices, activation off: this kernel
     expect(err.code).to.equal('RESOURCE_EXHAUSTED');
     const r = await backend.refreshPool(ctx);
     expect(r.volumes.map((v) => v.name)).to.not.include('toobig');
+  });
+
+  it('an lvcreate that dies after LVM recorded the LV (here: timed out) fails the create and its LV is removed; a same-named LV made by hand is never removed', async () => {
+    // the runner reports a timeout once the real lvcreate is done, as when it is killed
+    // after committing the VG's metadata
+    const dying: CommandRunner = {
+      run: async (argv, options) => {
+        const result = await runner.run(argv, options);
+        if (argv[0] === 'lvcreate') throw new DeadlineExceededError(`command timed out after 120000 ms: ${argv.join(' ')}`);
+        return result;
+      },
+    };
+    const half = await backend.createVol(ctx, vol('half', 4n * MiB));
+    const err = await rejects(backend.buildVol({ runner: dying, pool }, half, { preallocMetadata: false, createId: 'real1' }));
+    expect(err.code).to.equal('DEADLINE_EXCEEDED');
+    const names = () => lvmOut(['lvs', '--noheadings', '-o', 'lv_name', vg]).split('\n').map((l) => l.trim()).filter(Boolean).sort();
+    expect(names()).to.deep.equal(['data', 'spans.both+disks'], 'a failed create leaves nothing behind');
+
+    // an LV of the same name made by hand (no tag): our create is ALREADY_EXISTS, and neither
+    // its undo nor the restart cleanup of an interrupted create of that name removes it
+    lvmOut(['lvcreate', '--name', 'hand', '-L', '4M', vg, '--yes']);
+    const clash = await rejects(backend.buildVol({ runner: dying, pool }, await backend.createVol(ctx, vol('hand', 4n * MiB)), { preallocMetadata: false, createId: 'real2' }));
+    expect(clash.code).to.equal('ALREADY_EXISTS');
+    await backend.deleteVol(ctx, vol('hand', 0n), { createdBy: 'real2' });
+    expect(names()).to.include('hand');
+
+    // a create that succeeded keeps its tag; the cleanup of that create id removes it
+    await backend.buildVol(ctx, await backend.createVol(ctx, vol('tagged', 4n * MiB)), { preallocMetadata: false, createId: 'real3' });
+    expect(lvmOut(['lvs', '--noheadings', '-o', 'lv_tags', `${vg}/tagged`]).trim()).to.equal('cistern.create.real3');
+    await backend.deleteVol(ctx, vol('tagged', 0n), { createdBy: 'real3' });
+    await backend.deleteVol(ctx, vol('hand', 0n));
+    expect(names()).to.deep.equal(['data', 'spans.both+disks']);
   });
 
   it('deletes one LV (lvremove -f VG/LV); the other stays', async () => {

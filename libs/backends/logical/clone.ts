@@ -1,6 +1,6 @@
 // Cloning into a logical pool: an LV at least the source's size, then the data copied in
 // (raw sources in-process, other formats through `qemu-img convert -O raw`); a failure
-// removes the new LV.
+// removes the new LV (only if it carries the clone's tag: tags.ts).
 import { stat } from 'node:fs/promises';
 import { VolumeType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { CommandFailedError, FailedPreconditionError, UnimplementedError } from '../../errors/errors.js';
@@ -39,7 +39,7 @@ export async function cloneIntoLv(
   // would overflow while the data is copied in)
   const requested: VolumeDefinition = { ...volume, capacity, allocation: capacity, backingStore: undefined };
   const planned = await planLv(ctx, requested);
-  await createLv(ctx, planned, { preallocMetadata: false }, tools);
+  const tag = await createLv(ctx, planned, { preallocMetadata: false, ...(options?.createId ? { createId: options.createId } : {}) }, tools);
   const dst = planned.target!.path;
   try {
     // raw files, iso images and block volumes (a partition's type names no image format)
@@ -48,7 +48,7 @@ export async function cloneIntoLv(
     if (holdsRawData(srcFormat)) await copyRaw(ctx, srcPath, dst);
     else await runLvm(ctx, qemuImgCreateArgv({ format: 'raw', path: dst, inputPath: srcPath, inputFormat: srcFormat }, tools.qemuImg), { timeoutMs: 0 });
   } catch (err) {
-    await removeAfterFailure(ctx, planned, tools);
+    await removeAfterFailure(ctx, planned, tools, tag);
     throw err instanceof CommandFailedError ? lvmError(err, `cannot copy '${srcPath}' into '${dst}'`) : err;
   }
 }

@@ -1,6 +1,7 @@
 // Creating a logical volume: createVol's checks (name, capacity, snapshot origin) and
-// buildVol's lvcreate with libvirt 9's command line (virStorageBackendLogicalLVCreate),
-// then the node's mode and owner; a failure after lvcreate removes the LV again.
+// buildVol's lvcreate with libvirt 9's command line (virStorageBackendLogicalLVCreate) and
+// the create's tag, then the node's mode and owner; a failure of lvcreate or after it removes
+// the LV carrying that tag again (tags.ts).
 import { chmod, chown } from 'node:fs/promises';
 import { VolumeType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { InvalidArgumentError, NotFoundError, UnimplementedError } from '../../errors/errors.js';
@@ -13,10 +14,15 @@ import { listLvs, lvm } from './lvm.js';
 import { lvPath, poolTarget, vgName } from './paths.js';
 import { deviceError } from '../fs-errors.js';
 import { deleteLv } from './delete.js';
+import { createTag } from './tags.js';
+import { newCreateId } from '../create-id.js';
 import type { LogicalTools } from './tools.js';
 
-/** lvcreate exactly as libvirt 9 builds it (virStorageBackendLogicalLVCreate, without LUKS). */
-export function lvcreateArgv(vg: string, name: string, capacity: bigint, allocation: bigint, backingPath?: string): string[] {
+/**
+ * lvcreate exactly as libvirt 9 builds it (virStorageBackendLogicalLVCreate, without LUKS),
+ * then `--addtag TAG` when given (the create's tag).
+ */
+export function lvcreateArgv(vg: string, name: string, capacity: bigint, allocation: bigint, backingPath?: string, tag?: string): string[] {
   const k = (n: bigint): string => `${(n + 1023n) / 1024n}K`;
   const argv = ['lvcreate', '--name', name, '-L'];
   if (capacity !== allocation) argv.push(k(allocation === 0n ? 1n : allocation), '--type', 'snapshot', '--virtualsize');
@@ -24,6 +30,7 @@ export function lvcreateArgv(vg: string, name: string, capacity: bigint, allocat
   if (backingPath) argv.push('-s', backingPath);
   else argv.push(vg);
   argv.push('--yes');
+  if (tag !== undefined) argv.push('--addtag', tag);
   return argv;
 }
 
@@ -88,16 +95,20 @@ export function refuseFileCreateFlags(options: CreateVolOptions): void {
 }
 
 /**
- * lvcreate with libvirt's arguments; an active LV then gets its mode (default 0600) and
- * owner on the device node. A failure after lvcreate removes the LV again.
+ * lvcreate with libvirt's arguments and the create's tag; an active LV then gets its mode
+ * (default 0600) and owner on the device node. Any failure from lvcreate on removes the LV
+ * carrying the tag: an lvcreate killed, timed out or cancelled may have recorded the LV
+ * before it died, and one that failed may have left it (LVM does not always roll back).
+ * Returns the tag, for the clone's own undo.
  */
-export async function createLv(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions, tools: LogicalTools): Promise<void> {
+export async function createLv(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions, tools: LogicalTools): Promise<string> {
   refuseFileCreateFlags(options);
   const planned = await planLv(ctx, volume);
   const vg = vgName(ctx.pool);
-  const argv = lvcreateArgv(vg, planned.name, planned.capacity!, planned.allocation!, planned.backingStore?.path);
-  await lvm(ctx, argv, `cannot create logical volume '${planned.name}' in '${vg}'`);
+  const tag = createTag(options.createId ?? newCreateId());
+  const argv = lvcreateArgv(vg, planned.name, planned.capacity!, planned.allocation!, planned.backingStore?.path, tag);
   try {
+    await lvm(ctx, argv, `cannot create logical volume '${planned.name}' in '${vg}'`);
     const rec = (await listLvs(ctx)).find((r) => r.name === planned.name);
     if (!rec) throw new NotFoundError(`cannot find newly created volume '${planned.target!.path}'`);
     if (rec.active) {
@@ -113,15 +124,17 @@ export async function createLv(ctx: PoolContext, volume: VolumeDefinition, optio
       }
     }
   } catch (err) {
-    await removeAfterFailure(ctx, planned, tools);
+    await removeAfterFailure(ctx, planned, tools, tag);
     throw err;
   }
+  return tag;
 }
 
 /**
- * Undoes an lvcreate whose create or clone failed. Not under the caller's signal: a
- * cancelled create must still remove what it made (every command would be refused).
+ * Undoes an lvcreate whose create or clone failed: removes the LV only if it carries the
+ * create's `tag` (a same-named LV without it is someone else's). Not under the caller's
+ * signal: a cancelled create must still remove what it made (every command would be refused).
  */
-export async function removeAfterFailure(ctx: PoolContext, planned: VolumeDefinition, tools: LogicalTools): Promise<void> {
-  await deleteLv({ ...ctx, signal: undefined }, planned, tools).catch(() => undefined);
+export async function removeAfterFailure(ctx: PoolContext, planned: VolumeDefinition, tools: LogicalTools, tag: string): Promise<void> {
+  await deleteLv({ ...ctx, signal: undefined }, planned, tools, tag).catch(() => undefined);
 }

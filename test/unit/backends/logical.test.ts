@@ -14,7 +14,7 @@ import { findBackend } from '../../../libs/backends/registry.js';
 import '../../../libs/backends/index.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
 import type { CommandRunner } from '../../../libs/backends/runner.js';
-import { CancelledError, CommandFailedError, InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { CancelledError, CommandFailedError, DeadlineExceededError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { PoolType, Tristate, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { rejects } from '../../support/rejects.js';
 
@@ -25,6 +25,10 @@ const VGS = ['vgs', '--separator', ':', '--noheadings', '--units', 'b', '--unbuf
 const PVS = ['pvs', '--noheadings', '-o', 'pv_name,vg_name'];
 /** libvirt's virWaitForDevices before a refresh and before lvremove, with the default timeout. */
 const SETTLE = ['udevadm', 'settle', '--timeout=30'];
+/** What lvcreate gets after libvirt's argv: the tag of the create with this id. */
+const addTag = (id: string): string[] => ['--addtag', `cistern.create.${id}`];
+/** lvremove -f of an LV only if it carries the tag of the create with this id. */
+const removeTagged = (lv: string, id: string): string[] => ['lvremove', '-f', '--select', `lv_tags={cistern.create.${id}}`, lv];
 
 function source(name: string, devices: string[]): PoolDefinition['source'] {
   return {
@@ -381,8 +385,8 @@ describe('logical backend (recording runner)', () => {
       expect(runner.argvs).to.deep.equal([], 'createVol only plans');
       expect(planned.type).to.equal(VolumeType.VOLUME_TYPE_BLOCK);
       expect(planned.target?.path).to.equal(`${target}/data`);
-      await backend.buildVol(ctx, planned, { preallocMetadata: false });
-      expect(runner.argvs).to.deep.equal([['lvcreate', '--name', 'data', '-L', '8192K', VG, '--yes'], LVS]);
+      await backend.buildVol(ctx, planned, { preallocMetadata: false, createId: 'c1' });
+      expect(runner.argvs).to.deep.equal([['lvcreate', '--name', 'data', '-L', '8192K', VG, '--yes', ...addTag('c1')], LVS]);
       expect(statSync(join(target, 'data')).mode & 0o777).to.equal(0o600);
 
       runner.reset();
@@ -408,12 +412,12 @@ describe('logical backend (recording runner)', () => {
       const lines: string[] = [];
       scriptLvcreate(lines);
       const sp = await backend.createVol(ctx, vol('sp', 10n * BigInt(MiB), { allocation: BigInt(MiB) }));
-      await backend.buildVol(ctx, sp, { preallocMetadata: false });
+      await backend.buildVol(ctx, sp, { preallocMetadata: false, createId: 's1' });
       const bk = await backend.createVol(ctx, vol('bk', BigInt(MiB), { backingStore: { path: `${target}/sp`, format: '', permissions: undefined, timestamps: undefined } }));
-      await backend.buildVol(ctx, bk, { preallocMetadata: false });
+      await backend.buildVol(ctx, bk, { preallocMetadata: false, createId: 'b1' });
       expect(runner.callsOf('lvcreate')).to.deep.equal([
-        ['lvcreate', '--name', 'sp', '-L', '1024K', '--type', 'snapshot', '--virtualsize', '10240K', VG, '--yes'],
-        ['lvcreate', '--name', 'bk', '-L', '1024K', '-s', `${target}/sp`, '--yes'],
+        ['lvcreate', '--name', 'sp', '-L', '1024K', '--type', 'snapshot', '--virtualsize', '10240K', VG, '--yes', ...addTag('s1')],
+        ['lvcreate', '--name', 'bk', '-L', '1024K', '-s', `${target}/sp`, '--yes', ...addTag('b1')],
       ]);
     });
 
@@ -422,8 +426,8 @@ describe('logical backend (recording runner)', () => {
       scriptLvcreate(lines);
       const planned = await backend.createVol(ctx, vol('over', BigInt(MiB), { allocation: 2n * BigInt(MiB) }));
       expect(planned.allocation).to.equal(BigInt(MiB));
-      await backend.buildVol(ctx, planned, { preallocMetadata: false });
-      expect(runner.callsOf('lvcreate')).to.deep.equal([['lvcreate', '--name', 'over', '-L', '1024K', VG, '--yes']]);
+      await backend.buildVol(ctx, planned, { preallocMetadata: false, createId: 'o1' });
+      expect(runner.callsOf('lvcreate')).to.deep.equal([['lvcreate', '--name', 'over', '-L', '1024K', VG, '--yes', ...addTag('o1')]]);
     });
 
     it('refuses bad names, sizes, backing stores and encryption before anything runs', async () => {
@@ -460,15 +464,127 @@ describe('logical backend (recording runner)', () => {
       expect(err.message).to.include('insufficient free space');
     });
 
-    it('a failure after lvcreate removes the LV again (udevadm settle, then lvremove)', async () => {
+    it('a failure after lvcreate removes the LV again if it carries the create\'s tag (udevadm settle, then lvremove --select)', async () => {
       runner.on(['lvcreate'], {});
       runner.on(LVS, { stdout: '' });
       runner.on(SETTLE, {});
       runner.on(['lvremove'], {});
       const planned = await backend.createVol(ctx, vol('ghost', BigInt(MiB)));
-      const err = await rejects(backend.buildVol(ctx, planned, { preallocMetadata: false }));
+      const err = await rejects(backend.buildVol(ctx, planned, { preallocMetadata: false, createId: 'g1' }));
       expect(err.code).to.equal('NOT_FOUND');
-      expect(runner.argvs.slice(-2)).to.deep.equal([SETTLE, ['lvremove', '-f', `${VG}/ghost`]]);
+      expect(runner.argvs.slice(-2)).to.deep.equal([SETTLE, removeTagged(`${VG}/ghost`, 'g1')]);
+    });
+
+    /**
+     * A VG's LVs with their tags, kept by lvcreate and lvremove as LVM keeps them: lvremove
+     * honours `--select lv_tags={T}` (an LV without T is left and the command succeeds).
+     * `lvcreate` runs `onLvcreate` after recording the LV (a killed lvcreate throws there).
+     */
+    function fakeLvm(onLvcreate: (argv: readonly string[], lvs: Map<string, string[]>) => void = () => undefined): Map<string, string[]> {
+      const lvs = new Map<string, string[]>();
+      const after = (argv: readonly string[], flag: string): string | undefined => {
+        const i = argv.indexOf(flag);
+        return i < 0 ? undefined : argv[i + 1];
+      };
+      runner.on(['lvcreate'], (argv) => {
+        const name = after(argv, '--name')!;
+        if (lvs.has(name)) throw failed([...argv], `  Logical Volume "${name}" already exists in volume group "${VG}"`);
+        const tag = after(argv, '--addtag');
+        lvs.set(name, tag ? [tag] : []);
+        onLvcreate(argv, lvs);
+        return {};
+      });
+      runner.on(['lvremove'], (argv) => {
+        const name = argv.at(-1)!.slice(`${VG}/`.length);
+        if (!lvs.has(name)) throw failed([...argv], `  Failed to find logical volume "${VG}/${name}"`);
+        const select = /^lv_tags=\{(.*)\}$/.exec(after(argv, '--select') ?? '');
+        if (!select || lvs.get(name)!.includes(select[1]!)) lvs.delete(name);
+        return {};
+      });
+      runner.on(SETTLE, {});
+      runner.on(LVS, () => ({ stdout: [...lvs.keys()].map((n) => lvLine(n, '-wi-------')).join('\n') + '\n' }));
+      return lvs;
+    }
+
+    it('an lvcreate killed, timed out or cancelled after LVM recorded the LV: the create fails and its LV is removed', async () => {
+      const deaths: [string, Error][] = [
+        ['DEADLINE_EXCEEDED', new DeadlineExceededError('command timed out after 120000 ms: lvcreate')],
+        ['CANCELLED', new CancelledError('command cancelled: lvcreate')],
+        ['INTERNAL', new CommandFailedError(['lvcreate'], undefined, 'killed by SIGKILL')],
+      ];
+      for (const [code, death] of deaths) {
+        runner = new RecordingRunner({ strict: true });
+        const lvs = fakeLvm(() => {
+          throw death;
+        });
+        const planned = await backend.createVol({ runner, pool }, vol('half', BigInt(MiB)));
+        const err = await rejects(backend.buildVol({ runner, pool }, planned, { preallocMetadata: false, createId: 'k9' }));
+        expect(err.code, code).to.equal(code);
+        expect([...lvs.keys()], code).to.deep.equal([], 'a failed create leaves nothing behind');
+        expect(runner.argvs.at(-1)).to.deep.equal(removeTagged(`${VG}/half`, 'k9'));
+      }
+    });
+
+    it('the undo never removes a same-named LV someone else made: one already there, or one made while our lvcreate died', async () => {
+      // already there (made by hand, without our tag): lvcreate refuses, the LV stays
+      let lvs = fakeLvm();
+      lvs.set('theirs', []);
+      const planned = await backend.createVol(ctx, vol('theirs', BigInt(MiB)));
+      const err = await rejects(backend.buildVol(ctx, planned, { preallocMetadata: false, createId: 'a1' }));
+      expect(err.code).to.equal('ALREADY_EXISTS');
+      expect([...lvs.keys()]).to.deep.equal(['theirs']);
+
+      // our lvcreate dies before LVM recorded anything; by the time the undo runs, someone
+      // has made an LV of that name
+      runner = new RecordingRunner({ strict: true });
+      lvs = fakeLvm((argv, all) => {
+        all.set('late', []); // theirs, not ours: without our tag
+        throw new DeadlineExceededError(`command timed out: ${argv.join(' ')}`);
+      });
+      const err2 = await rejects(backend.buildVol({ runner, pool }, await backend.createVol(ctx, vol('late', BigInt(MiB))), { preallocMetadata: false, createId: 'a2' }));
+      expect(err2.code).to.equal('DEADLINE_EXCEEDED');
+      expect([...lvs.keys()]).to.deep.equal(['late']);
+    });
+
+    it('a clone whose lvcreate is killed after LVM recorded the LV removes it; the source is not read', async () => {
+      const lvs = fakeLvm(() => {
+        throw new CommandFailedError(['lvcreate'], undefined, 'killed by SIGKILL');
+      });
+      const src = join(root, 'src.img');
+      writeFileSync(src, Buffer.alloc(MiB, 1));
+      const srcVol = vol('src.img', BigInt(MiB), { target: { path: src, format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined } });
+      const err = await rejects(backend.buildVolFrom(ctx, vol('copy', BigInt(MiB)), { pool, volume: srcVol }, { preallocMetadata: false, createId: 'c7' }));
+      expect(err.code).to.equal('INTERNAL');
+      expect([...lvs.keys()]).to.deep.equal([]);
+      expect(runner.callsOf('lvcreate')[0]).to.include.members(addTag('c7'));
+    });
+
+    it('without a create id from the caller each create tags its LV with one of its own', async () => {
+      const lvs = fakeLvm();
+      for (const name of ['one', 'two']) await backend.buildVol(ctx, await backend.createVol(ctx, vol(name, BigInt(MiB))), { preallocMetadata: false });
+      const [one, two] = [lvs.get('one')!, lvs.get('two')!];
+      expect(one).to.have.length(1);
+      expect(one[0]).to.match(/^cistern\.create\.[0-9a-f]{16}$/);
+      expect(two[0]).to.not.equal(one[0]);
+    });
+
+    it('deleteVol with createdBy removes the LV only if that create tagged it; a create id LVM would refuse is INVALID_ARGUMENT before anything runs', async () => {
+      const lvs = fakeLvm();
+      lvs.set('mine', ['cistern.create.m1']);
+      lvs.set('hand', []);
+      await backend.deleteVol(ctx, vol('hand'), { createdBy: 'm1' });
+      await backend.deleteVol(ctx, vol('mine'), { createdBy: 'm1' });
+      await backend.deleteVol(ctx, vol('gone'), { createdBy: 'm1' });
+      expect([...lvs.keys()]).to.deep.equal(['hand']);
+      runner.reset();
+      for (const bad of ['', 'a b', 'x,y', 'a}', '{a']) {
+        const err = await rejects(backend.deleteVol(ctx, vol('hand'), { createdBy: bad }));
+        expect(err.code, bad).to.equal('INVALID_ARGUMENT');
+        expect(err.message).to.include('A-Z a-z 0-9 _ . + -');
+        const err2 = await rejects(backend.buildVol(ctx, await backend.createVol(ctx, vol('n', BigInt(MiB))), { preallocMetadata: false, createId: bad }));
+        expect(err2.code, bad).to.equal('INVALID_ARGUMENT');
+      }
+      expect(runner.argvs).to.deep.equal([]);
     });
 
     it('delete: udevadm settle, lvremove -f VG/LV; on failure lvchange -aln and lvremove again; a gone LV is fine', async () => {
@@ -602,21 +718,21 @@ describe('logical backend (recording runner)', () => {
       const srcPool: PoolDefinition = { ...pool, type: PoolType.POOL_TYPE_DIR, name: 'files' };
       const srcVol = vol('src.img', BigInt(2 * MiB), { target: { path: src, format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined } });
       const asked = vol('copy', BigInt(MiB), { allocation: 4096n, backingStore: { path: '/elsewhere/base.img', format: 'raw', permissions: undefined, timestamps: undefined } });
-      await backend.buildVolFrom(ctx, asked, { pool: srcPool, volume: srcVol }, { preallocMetadata: false });
-      expect(runner.callsOf('lvcreate')[0]).to.deep.equal(['lvcreate', '--name', 'copy', '-L', '2048K', VG, '--yes']);
+      await backend.buildVolFrom(ctx, asked, { pool: srcPool, volume: srcVol }, { preallocMetadata: false, createId: 'k1' });
+      expect(runner.callsOf('lvcreate')[0]).to.deep.equal(['lvcreate', '--name', 'copy', '-L', '2048K', VG, '--yes', ...addTag('k1')]);
       expect(readFileSync(join(target, 'copy')).equals(data)).to.equal(true);
 
       runner.on(['qemu-img'], failed(['qemu-img'], 'Could not open'));
       runner.on(SETTLE, {});
       runner.on(['lvremove'], {});
       const q = { ...srcVol, target: { ...srcVol.target!, format: 'qcow2' } };
-      const err = await rejects(backend.buildVolFrom(ctx, vol('conv', BigInt(MiB)), { pool: srcPool, volume: q }, { preallocMetadata: false }));
+      const err = await rejects(backend.buildVolFrom(ctx, vol('conv', BigInt(MiB)), { pool: srcPool, volume: q }, { preallocMetadata: false, createId: 'k2' }));
       expect(err.code).to.equal('INTERNAL');
       // the copy wrote to the LV, udev probes it again: settle before lvremove, as libvirt
       expect(runner.argvs.slice(-3)).to.deep.equal([
         ['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', '--', src, `${target}/conv`],
         SETTLE,
-        ['lvremove', '-f', `${VG}/conv`],
+        removeTagged(`${VG}/conv`, 'k2'),
       ]);
     });
 
@@ -659,9 +775,9 @@ describe('logical backend (recording runner)', () => {
         clone.abort();
         throw new CancelledError('command cancelled: qemu-img convert');
       });
-      const err = await rejects(backend.buildVolFrom({ runner: cancelling, pool, signal: clone.signal }, vol('conv', BigInt(MiB)), { pool, volume: srcVol }, { preallocMetadata: false }));
+      const err = await rejects(backend.buildVolFrom({ runner: cancelling, pool, signal: clone.signal }, vol('conv', BigInt(MiB)), { pool, volume: srcVol }, { preallocMetadata: false, createId: 'x1' }));
       expect(err.code).to.equal('CANCELLED');
-      expect(runner.argvs.slice(-2)).to.deep.equal([SETTLE, ['lvremove', '-f', `${VG}/conv`]]);
+      expect(runner.argvs.slice(-2)).to.deep.equal([SETTLE, removeTagged(`${VG}/conv`, 'x1')]);
 
       // a create cancelled right after lvcreate: the lvs that follows does not start
       runner.reset();
@@ -674,9 +790,9 @@ describe('logical backend (recording runner)', () => {
         },
       };
       const planned = await backend.createVol(ctx, vol('late', BigInt(MiB)));
-      const err2 = await rejects(backend.buildVol({ runner: cancelAfterLvcreate, pool, signal: create.signal }, planned, { preallocMetadata: false }));
+      const err2 = await rejects(backend.buildVol({ runner: cancelAfterLvcreate, pool, signal: create.signal }, planned, { preallocMetadata: false, createId: 'x2' }));
       expect(err2.code).to.equal('CANCELLED');
-      expect(runner.argvs).to.deep.equal([['lvcreate', '--name', 'late', '-L', '1024K', VG, '--yes'], SETTLE, ['lvremove', '-f', `${VG}/late`]]);
+      expect(runner.argvs).to.deep.equal([['lvcreate', '--name', 'late', '-L', '1024K', VG, '--yes', ...addTag('x2')], SETTLE, removeTagged(`${VG}/late`, 'x2')]);
     });
 
     it('clone into an LV without a device node fails and removes the LV', async () => {
@@ -686,10 +802,10 @@ describe('logical backend (recording runner)', () => {
       const src = join(root, 'src.img');
       writeFileSync(src, Buffer.alloc(MiB, 1));
       const srcVol = vol('src.img', BigInt(MiB), { target: { path: src, format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined } });
-      const err = await rejects(backend.buildVolFrom(ctx, vol('copy', BigInt(MiB)), { pool, volume: srcVol }, { preallocMetadata: false }));
+      const err = await rejects(backend.buildVolFrom(ctx, vol('copy', BigInt(MiB)), { pool, volume: srcVol }, { preallocMetadata: false, createId: 'n1' }));
       expect(err.code).to.equal('FAILED_PRECONDITION');
       expect(err.message).to.include('not active');
-      expect(runner.argvs.at(-1)).to.deep.equal(['lvremove', '-f', `${VG}/copy`]);
+      expect(runner.argvs.at(-1)).to.deep.equal(removeTagged(`${VG}/copy`, 'n1'));
     });
 
     it('upload and download go through the LV device node; no node is FAILED_PRECONDITION', async () => {
