@@ -27,6 +27,12 @@ export interface JournalEntry {
   /** the target path existed before the create: never removed by the cleanup */
   existed: boolean;
   startedAt: string;
+  /**
+   * The id the backend got for this create (CreateVolOptions.createId); the cleanup removes
+   * only what carries it where the backend marks what it makes (logical: an LVM tag).
+   * Absent in entries of earlier versions: their cleanup removes by name, as it did.
+   */
+  createId?: string;
 }
 
 /** The journal file; per-create `<id>.json` files of earlier versions are still read. */
@@ -105,6 +111,7 @@ export class CreateJournal {
       principal: entry.principal,
       existed,
       startedAt: new Date().toISOString(),
+      ...(entry.createId === undefined ? {} : { createId: entry.createId }),
     });
     this.inFlight.add(id);
     let done = false;
@@ -182,6 +189,7 @@ function entryOf(raw: Record<string, unknown>): JournalEntry {
     principal: String(raw.principal ?? ''),
     existed: raw.existed === true,
     startedAt: String(raw.startedAt ?? ''),
+    ...(typeof raw.createId === 'string' ? { createId: raw.createId } : {}),
   };
 }
 
@@ -232,7 +240,8 @@ async function cleanupEntry(
   try {
     if (!entry.existed && backend.deleteVol) {
       try {
-        await backend.deleteVol({ pool: entry.pool, runner }, entry.volume);
+        // by its create id: a same-named volume made since (by hand) is not this create's
+        await backend.deleteVol({ pool: entry.pool, runner }, entry.volume, entry.createId === undefined ? undefined : { createdBy: entry.createId });
       } catch (err) {
         if (asCisternError(err).code !== 'NOT_FOUND') throw err;
       }

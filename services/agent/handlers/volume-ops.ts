@@ -31,6 +31,7 @@ import { deletedReply, volumeReply } from './reply.js';
 import { checkImageReferences } from '../../../libs/backends/image-references.js';
 import { admitInHostPools, FILE_POOL_TYPES } from '../storage-locations.js';
 import { fingerprintOf } from '../request-cache.js';
+import { newCreateId } from '../../../libs/backends/create-id.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
@@ -181,10 +182,12 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
   try {
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'create', volume: wanted.name });
     const planned = await backend.createVol!(pc, wanted);
-    const journalDone = await ctx.journal?.begin({ operation: 'create', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal });
+    // one id for the journal and the backend: an undo removes only what this create made
+    const createId = newCreateId();
+    const journalDone = await ctx.journal?.begin({ operation: 'create', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId });
     try {
       if (backend.buildVol && backend.operations.has('buildVol')) {
-        await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata });
+        await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata, createId });
       }
       const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes');
       ctx.log.info('volume created', { pool: def.name, volume: wanted.name, principal: actor.principal, requestId: actor.requestId });
@@ -314,13 +317,14 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
     releaseSource = ctx.locks.acquireVolume(src.pool, src.volume, `clone to '${given.name}'`, 'shared');
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'clone', volume: given.name });
     const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given, request.cloneFromXml));
-    const journalDone = await ctx.journal?.begin({ operation: 'clone', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal });
+    const createId = newCreateId();
+    const journalDone = await ctx.journal?.begin({ operation: 'clone', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId });
     try {
       await backend.buildVolFrom!(
         pc,
         planned,
         { pool: sourcePool.definition, volume: sourceVolume.definition },
-        { preallocMetadata: op.preallocMetadata, ...(op.reflink ? { reflink: true } : {}) },
+        { preallocMetadata: op.preallocMetadata, createId, ...(op.reflink ? { reflink: true } : {}) },
       );
       const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes');
       ctx.log.info('volume cloned', { pool: def.name, volume: given.name, source: op.source, requestId: actor.requestId });
