@@ -367,6 +367,22 @@ describe('logical backend (real LVM on loop devices, activation off: this kernel
     expect(pvs).to.not.include(spare.device);
   });
 
+  it('a pvcreate that dies after writing its label (here: timed out) leaves no PV behind', async () => {
+    // the runner reports a timeout once the real pvcreate is done, as when it is killed
+    // after writing the label
+    const dying: CommandRunner = {
+      run: async (argv, options) => {
+        const result = await runner.run(argv, options);
+        if (argv[0] === 'pvcreate') throw new DeadlineExceededError(`command timed out after 120000 ms: ${argv.join(' ')}`);
+        return result;
+      },
+    };
+    const killed: PoolDefinition = { ...pool, name: 'killed', source: PoolDefinitionSource(`${vg}k`, [spare.device]) };
+    const err = await rejects(backend.buildPool({ runner: dying, pool: killed }, { overwrite: true, noOverwrite: false }));
+    expect(err.code).to.equal('DEADLINE_EXCEEDED');
+    expect(lvmOut(['pvs', '--noheadings', '-o', 'pv_name'])).to.not.include(spare.device);
+  });
+
   it('stops and deletes the pool: vgremove, pvremove of each device', async () => {
     await backend.stopPool(ctx);
     await backend.deletePool(ctx);

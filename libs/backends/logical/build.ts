@@ -1,6 +1,6 @@
 // Building a logical pool (virStorageBackendLogicalBuildPool): its devices checked, their
 // old headers cleared, each made a PV, then the VG created over them; a failure takes the
-// PV labels it wrote away again.
+// PV labels it wrote away again, a label a killed pvcreate left included.
 import { constants as fsc } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { BuildFlags } from '../../proto/cistern/v1/storage.js';
@@ -21,8 +21,11 @@ export const CLEAR_BYTES = 1024 * 1024;
  * virStorageBackendLogicalBuildPool: every device is checked before any is touched
  * (exists, is a block device, not in use, and empty unless overwrite); then each gets
  * its first and last MiB cleared and pvcreate; then vgcreate VG DEVICES. A failure
- * pvremoves the devices pvcreate initialised. `allowRegularFiles`: files stand in for
- * devices (unit tests only; LVM itself refuses them).
+ * pvremoves every device pvcreate ran on: libvirt pvremoves only those whose pvcreate
+ * succeeded, which leaves the label of a pvcreate killed, timed out or cancelled after
+ * writing it. The device's header was cleared just before, so a label there is that
+ * pvcreate's own; where it wrote none, pvremove finds nothing and its failure is ignored.
+ * `allowRegularFiles`: files stand in for devices (unit tests only; LVM itself refuses them).
  */
 export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allowRegularFiles: boolean): Promise<void> {
   refuseConflictingBuildFlags(flags);
@@ -35,13 +38,14 @@ export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allo
   if (!flags?.overwrite) {
     for (const dev of devices) await requireEmptyDevice(ctx.runner, dev, ctx.signal);
   }
+  /** devices pvcreate ran on, whether it succeeded or not */
   const initialised: string[] = [];
   try {
     for (const dev of devices) {
       checkAborted(ctx.signal, 'build');
       await clearDeviceEnds(dev);
-      await lvm(ctx, ['pvcreate', dev], `cannot initialise '${dev}' as a physical volume`);
       initialised.push(dev);
+      await lvm(ctx, ['pvcreate', dev], `cannot initialise '${dev}' as a physical volume`);
     }
     await lvm(ctx, ['vgcreate', vg, ...devices], `cannot create volume group '${vg}'`);
   } catch (err) {

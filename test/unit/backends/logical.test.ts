@@ -167,15 +167,46 @@ describe('logical backend (recording runner)', () => {
       expect(runner.argvs.slice(-2)).to.deep.equal([['pvremove', devA], ['pvremove', devB]]);
     });
 
-    it('a failed pvcreate undoes only the devices done before it', async () => {
+    it('a failed pvcreate: the devices done before it and the one it ran on are pvremoved, the ones after it untouched', async () => {
+      const devC = join(root, 'sdd');
+      writeFileSync(devC, Buffer.alloc(4 * MiB, 0xff));
+      const three = { ...pool, source: source(VG, [devA, devB, devC]) };
       runner.on(['pvcreate', devA], {});
       runner.on(['pvcreate', devB], failed(['pvcreate', devB], '  Cannot use /dev/sdc: device is partitioned'));
+      // pvcreate wrote no label there: pvremove finds none, and that failure is ignored
+      runner.on(['pvremove', devB], failed(['pvremove', devB], '  No PV found on device /dev/sdc.'));
       runner.on(['pvremove'], {});
-      const err = await rejects(backend.buildPool(ctx, { overwrite: true, noOverwrite: false }));
+      const err = await rejects(backend.buildPool({ runner, pool: three }, { overwrite: true, noOverwrite: false }));
       expect(err.code).to.equal('INTERNAL');
       expect(err.message).to.include('device is partitioned');
       expect(runner.callsOf('vgcreate')).to.deep.equal([]);
-      expect(runner.callsOf('pvremove')).to.deep.equal([['pvremove', devA]]);
+      expect(runner.callsOf('pvremove')).to.deep.equal([['pvremove', devA], ['pvremove', devB]]);
+      expect(readFileSync(devC).every((b) => b === 0xff), 'a device after the failure is not touched').to.equal(true);
+    });
+
+    it('a pvcreate killed, timed out or cancelled after writing its label: that label is removed too (libvirt leaves it)', async () => {
+      const labels = new Set<string>();
+      for (const death of [
+        new DeadlineExceededError('command timed out after 120000 ms: pvcreate'),
+        new CancelledError('command cancelled: pvcreate'),
+        new CommandFailedError(['pvcreate'], undefined, 'killed by SIGKILL'),
+      ]) {
+        runner = new RecordingRunner({ strict: true });
+        runner.on(['pvcreate'], (argv) => {
+          labels.add(argv[1]!);
+          if (argv[1] === devB) throw death;
+          return {};
+        });
+        runner.on(['pvremove'], (argv) => {
+          labels.delete(argv[1]!);
+          return {};
+        });
+        const err = await rejects(backend.buildPool({ runner, pool }, { overwrite: true, noOverwrite: false }));
+        expect(err.code).to.equal(death.code);
+        expect([...labels], death.message).to.deep.equal([], 'a failed build leaves no PV label behind');
+        // the undo runs without the caller's signal: a cancelled build still undoes
+        expect(runner.calls.filter((c) => c.argv[0] === 'pvremove').every((c) => c.options.signal === undefined)).to.equal(true);
+      }
     });
 
     it('refuses bad input before anything runs', async () => {
