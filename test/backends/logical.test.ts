@@ -383,6 +383,22 @@ describe('logical backend (real LVM on loop devices, activation off: this kernel
     expect(lvmOut(['pvs', '--noheadings', '-o', 'pv_name'])).to.not.include(spare.device);
   });
 
+  it('a vgcreate that dies after recording the VG (here: timed out) leaves neither the VG nor the PV behind', async () => {
+    const dying: CommandRunner = {
+      run: async (argv, options) => {
+        const result = await runner.run(argv, options);
+        if (argv[0] === 'vgcreate') throw new DeadlineExceededError(`command timed out after 120000 ms: ${argv.join(' ')}`);
+        return result;
+      },
+    };
+    const killed: PoolDefinition = { ...pool, name: 'killed', source: PoolDefinitionSource(`${vg}k`, [spare.device]) };
+    const err = await rejects(backend.buildPool({ runner: dying, pool: killed }, { overwrite: true, noOverwrite: false }));
+    expect(err.code).to.equal('DEADLINE_EXCEEDED');
+    expect(lvmOut(['vgs', '--noheadings', '-o', 'vg_name'])).to.not.include(`${vg}k`);
+    expect(lvmOut(['pvs', '--noheadings', '-o', 'pv_name'])).to.not.include(spare.device);
+    expect(lvmOut(['vgs', '--noheadings', '-o', 'vg_name'])).to.include(vg, "the pool's own VG is untouched");
+  });
+
   it('stops and deletes the pool: vgremove, pvremove of each device', async () => {
     await backend.stopPool(ctx);
     await backend.deletePool(ctx);

@@ -1,6 +1,7 @@
 // Building a logical pool (virStorageBackendLogicalBuildPool): its devices checked, their
 // old headers cleared, each made a PV, then the VG created over them; a failure takes the
-// PV labels it wrote away again, a label a killed pvcreate left included.
+// PV labels it wrote away again, a label a killed pvcreate left included, and the VG a
+// killed vgcreate recorded.
 import { constants as fsc } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { BuildFlags } from '../../proto/cistern/v1/storage.js';
@@ -25,6 +26,8 @@ export const CLEAR_BYTES = 1024 * 1024;
  * succeeded, which leaves the label of a pvcreate killed, timed out or cancelled after
  * writing it. The device's header was cleared just before, so a label there is that
  * pvcreate's own; where it wrote none, pvremove finds nothing and its failure is ignored.
+ * A vgcreate that failed after recording the VG (killed, timed out, cancelled) would keep
+ * those PVs in it (pvremove refuses a PV of a VG): that VG is removed first (removeOwnVolumeGroup).
  * `allowRegularFiles`: files stand in for devices (unit tests only; LVM itself refuses them).
  */
 export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allowRegularFiles: boolean): Promise<void> {
@@ -40,6 +43,7 @@ export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allo
   }
   /** devices pvcreate ran on, whether it succeeded or not */
   const initialised: string[] = [];
+  let vgcreateRan = false;
   try {
     for (const dev of devices) {
       checkAborted(ctx.signal, 'build');
@@ -47,8 +51,10 @@ export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allo
       initialised.push(dev);
       await lvm(ctx, ['pvcreate', dev], `cannot initialise '${dev}' as a physical volume`);
     }
+    vgcreateRan = true;
     await lvm(ctx, ['vgcreate', vg, ...devices], `cannot create volume group '${vg}'`);
   } catch (err) {
+    if (vgcreateRan) await removeOwnVolumeGroup(ctx, vg, initialised);
     for (const dev of initialised) {
       try {
         await ctx.runner.run(['pvremove', dev], { env: LVM_ENV });
@@ -57,6 +63,22 @@ export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allo
       }
     }
     throw err;
+  }
+}
+
+/**
+ * After a failed vgcreate: `vgremove -f VG` if one of `devices` (PVs this build just made)
+ * is in VG. Only this build's vgcreate can have put a PV it just made into a VG; a VG of
+ * that name that was there before (vgcreate then fails with "already exists") holds none
+ * of them and is left alone. Best effort, without the caller's signal, as the pvremoves.
+ */
+async function removeOwnVolumeGroup(ctx: PoolContext, vg: string, devices: string[]): Promise<void> {
+  try {
+    const { stdout } = await ctx.runner.run(['pvs', '--noheadings', '-o', 'vg_name', ...devices], { env: LVM_ENV });
+    if (!stdout.split('\n').some((line) => line.trim() === vg)) return;
+    await ctx.runner.run(['vgremove', '-f', vg], { env: LVM_ENV });
+  } catch {
+    // the build error is what the caller needs; pvremove below fails on a PV still in a VG
   }
 }
 

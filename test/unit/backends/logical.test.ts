@@ -157,14 +157,42 @@ describe('logical backend (recording runner)', () => {
       expect(runner.argvs[0]).to.deep.equal(['pvcreate', devA]);
     });
 
-    it('a failed vgcreate pvremoves every device pvcreate initialised', async () => {
+    it('a failed vgcreate pvremoves every device pvcreate initialised; a VG of that name that was there before is left alone', async () => {
       runner.on(['blkid'], { exitCode: 2 });
       runner.on(['pvcreate'], {});
       runner.on(['vgcreate'], failed(['vgcreate'], '  A volume group called HostVG already exists.'));
+      // the new PVs are in no VG (the HostVG that exists is someone else's)
+      runner.on(['pvs', '--noheadings', '-o', 'vg_name'], { stdout: '  \n  \n' });
       runner.on(['pvremove'], {});
       const err = await rejects(backend.buildPool(ctx, { overwrite: false, noOverwrite: false }));
       expect(err.code).to.equal('ALREADY_EXISTS');
-      expect(runner.argvs.slice(-2)).to.deep.equal([['pvremove', devA], ['pvremove', devB]]);
+      expect(runner.argvs.slice(-3)).to.deep.equal([['pvs', '--noheadings', '-o', 'vg_name', devA, devB], ['pvremove', devA], ['pvremove', devB]]);
+      expect(runner.callsOf('vgremove')).to.deep.equal([]);
+    });
+
+    it('a vgcreate killed, timed out or cancelled after recording the VG: the VG is removed, then its PVs', async () => {
+      for (const death of [new DeadlineExceededError('command timed out: vgcreate'), new CancelledError('command cancelled: vgcreate')]) {
+        // what LVM holds: device -> its VG ('' = a PV in no VG)
+        const pvs = new Map<string, string>();
+        runner = new RecordingRunner({ strict: true });
+        runner.on(['pvcreate'], (argv) => void pvs.set(argv[1]!, ''));
+        runner.on(['vgcreate'], (argv) => {
+          for (const d of argv.slice(2)) pvs.set(d, argv[1]!);
+          throw death;
+        });
+        runner.on(['pvs', '--noheadings', '-o', 'vg_name'], (argv) => ({ stdout: argv.slice(4).map((d) => `  ${pvs.get(d)}\n`).join('') }));
+        runner.on(['vgremove', '-f', VG], () => {
+          for (const [d, g] of pvs) if (g === VG) pvs.set(d, '');
+        });
+        runner.on(['pvremove'], (argv) => {
+          if (pvs.get(argv[1]!)) throw failed([...argv], `  PV ${argv[1]} is used by VG ${VG} so please use vgreduce first.`);
+          pvs.delete(argv[1]!);
+        });
+        const err = await rejects(backend.buildPool({ runner, pool }, { overwrite: true, noOverwrite: false }));
+        expect(err.code).to.equal(death.code);
+        expect([...pvs], death.message).to.deep.equal([], 'a failed build leaves no VG and no PV behind');
+        expect(runner.calls.filter((c) => ['pvs', 'vgremove', 'pvremove'].includes(c.argv[0]!)).every((c) => c.options.signal === undefined)).to.equal(true);
+      }
     });
 
     it('a failed pvcreate: the devices done before it and the one it ran on are pvremoved, the ones after it untouched', async () => {
