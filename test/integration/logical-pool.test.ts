@@ -76,6 +76,10 @@ describe('logical pool through coordinator, NATS and agent (LVM on loop devices,
     expect(vol.definition?.capacity).to.equal(8n * 1024n * 1024n);
     const volXml = await api.getVolumeXml({ name: vol.name });
     expect(volXml.xml).to.match(new RegExp(`<device path='${disks[0]!.device}'>\\s*<extent start='0' end='8388608'/>`));
+    // the agent's lvcreate tagged the LV with the create's id (its undo removes only that LV)
+    const lvmEnv = { ...process.env, LVM_SYSTEM_DIR: confDir, LVM_SUPPRESS_FD_WARNINGS: '1' };
+    const tags = execFileSync('lvs', ['--noheadings', '-o', 'lv_tags', `${vg}/lv1`], { env: lvmEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(tags.trim()).to.match(/^cistern\.create\.[0-9a-f]{16}$/);
 
     const bad = await outcomeOf(api.createVolume({ parent: poolName, definition: undefined, xml: '<volume><name>bad:name</name><capacity>1048576</capacity></volume>', preallocMetadata: false, requestId: '', validate: false }));
     expect(status[bad.code]).to.equal('INVALID_ARGUMENT');
