@@ -1,7 +1,7 @@
 // The real CommandRunner: execa with an argument array (never a shell), LC_ALL=C so
 // output is parseable, a timeout, cancellation by AbortSignal, stderr kept for the error.
 // Every command dies with this process (die-with-parent.ts); argv in errors is the tool's own.
-import { execa } from 'execa';
+import { execa, type Options as ExecaOptions } from 'execa';
 import { dieWithParent, wrapperExecFailure } from './die-with-parent.js';
 import { CancelledError, CommandFailedError, DeadlineExceededError } from '../errors/errors.js';
 import type { CommandRunner, RunOptions, RunResult } from './runner.js';
@@ -46,8 +46,7 @@ export class ExecRunner implements CommandRunner {
       timeout: timeout > 0 ? timeout : undefined,
       cancelSignal: options.signal,
       forceKillAfterDelay: 2_000,
-      ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
-      ...(options.onStdout ? { stdout: [streamTo(options.onStdout)] } : {}),
+      ...stdio(options),
       cwd: options.cwd,
       stripFinalNewline: false,
       encoding: 'utf8',
@@ -76,6 +75,27 @@ export class ExecRunner implements CommandRunner {
     if (!ok.includes(exitCode)) throw new CommandFailedError(argv, exitCode, stderr || stdout);
     return { stdout, stderr, exitCode };
   }
+}
+
+/**
+ * stdin (the input, or nothing), stdout (passed through onStdout when given), stderr, and the
+ * caller's descriptors as fd 3, 4, ...: setpriv execs the tool with them still open (exec keeps
+ * a descriptor without close-on-exec, which the child's copies at 3 and up are).
+ */
+function stdio(options: RunOptions) {
+  if (!options.fds?.length) {
+    return {
+      ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
+      ...(options.onStdout ? { stdout: [streamTo(options.onStdout)] } : {}),
+    };
+  }
+  const stdout = options.onStdout ? [streamTo(options.onStdout)] : ('pipe' as const);
+  const input = options.input !== undefined ? { input: options.input } : {};
+  const first = options.input !== undefined ? ('pipe' as const) : ('ignore' as const);
+  // execa hands a plain number at index 3+ to child_process.spawn, which dup2()s it into the
+  // child; its types only name 3..9 (the child's own numbers), hence the cast
+  const fds = options.fds as unknown as Array<3>;
+  return { ...input, stdio: [first, stdout, 'pipe', ...fds] as ExecaOptions['stdio'] };
 }
 
 /** An execa transform that hands each chunk of output to `onChunk` as it arrives and passes it on unchanged. */

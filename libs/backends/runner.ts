@@ -13,8 +13,13 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Only PATH, LC_ALL=C and `env`: none of the caller's environment (tools fed untrusted input). */
   cleanEnv?: boolean;
-  /** Extra file descriptors (e.g. a secret passed as a file, never on argv). */
   cwd?: string;
+  /**
+   * Descriptors of this process the program gets as its fd 3, 4, ... (name them `/dev/fd/3` ...):
+   * a file the agent opened and checked, so that the program writes to that file and not to
+   * whatever its name holds by the time the program opens it.
+   */
+  fds?: readonly number[];
   /** Called with the program's output as it comes (progress a tool prints); stdout is still returned whole. */
   onStdout?: (chunk: string) => void;
 }

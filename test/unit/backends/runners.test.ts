@@ -1,7 +1,7 @@
 // The command runners: the real one (execa, no shell, LC_ALL=C, timeout, cancel, stderr
 // in the error) and the recording one the other unit tests rely on.
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExecRunner } from '../../../libs/backends/exec-runner.js';
@@ -19,6 +19,20 @@ async function rejects(p: Promise<unknown>): Promise<Error> {
 
 describe('ExecRunner', () => {
   const runner = new ExecRunner();
+
+  it('hands RunOptions.fds to the program as fd 3, 4 (through setpriv), with stdin input alongside', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cistern-runner-fds-'));
+    const fds = [openSync(join(dir, 'a'), 'w+'), openSync(join(dir, 'b'), 'w+')];
+    try {
+      writeSync(fds[0]!, 'three');
+      writeSync(fds[1]!, 'four');
+      const out = await runner.run(['sh', '-c', 'cat; cat /proc/self/fd/3 /proc/self/fd/4 >/dev/null; readlink /proc/self/fd/3 /proc/self/fd/4'], { fds, input: 'in\n' });
+      expect(out.stdout).to.equal(`in\n${join(dir, 'a')}\n${join(dir, 'b')}\n`);
+    } finally {
+      for (const fd of fds) closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('runs argv without a shell and returns stdout', async () => {
     const r = await runner.run(['echo', '$HOME', ';', 'ls']);
