@@ -16,6 +16,12 @@ export interface QemuImgCreateSpec {
   preallocation?: string;
   backingPath?: string;
   backingFormat?: string;
+  /**
+   * `-u`: qemu-img records the backing path without opening it (it needs the size on the
+   * command line then). For a relative backing path with a target that is not the volume's
+   * own name (/dev/fd/3): qemu-img would look for it next to that name.
+   */
+  backingUnopened?: boolean;
   compat?: string;
   clusterSize?: bigint;
   lazyRefcounts?: boolean;
@@ -77,25 +83,27 @@ export function divUp(a: bigint, b: bigint): bigint {
 /**
  * qemu-img argv as libvirt 9 builds it (virStorageBackendCreateQemuImgCmdFromVol), with
  * `--` before the positional arguments:
- *   qemu-img create -f FMT [-b BACKING] [--object secret,...] [-o OPTS] -- PATH SIZEK
+ *   qemu-img create -f FMT [[-u] -b BACKING] [--object secret,...] [-o OPTS] -- PATH SIZEK
  *   qemu-img convert -f IN -O FMT [--object secret,...] [-o OPTS] -- INPUT PATH
  */
 export function qemuImgCreateArgv(spec: QemuImgCreateSpec, qemuImg = 'qemu-img'): string[] {
   const argv = [qemuImg];
   if (spec.inputPath) argv.push('convert', '-f', spec.inputFormat ?? 'raw', '-O', spec.format);
   else argv.push('create', '-f', spec.format);
-  if (spec.backingPath && !spec.inputPath) argv.push('-b', spec.backingPath);
+  if (spec.backingPath && !spec.inputPath) argv.push(...(spec.backingUnopened ? ['-u'] : []), '-b', spec.backingPath);
   if (spec.secret) argv.push('--object', `secret,id=${spec.secret.alias},file=${escapeComma(spec.secret.file)}`);
   const opts = qemuImgOptions(spec);
   if (opts) argv.push('-o', opts);
   argv.push('--');
   if (spec.inputPath) argv.push(spec.inputPath);
   argv.push(spec.path);
-  if (!spec.inputPath) {
-    const sizeK = divUp(spec.capacity ?? 0n, 1024n);
-    if (sizeK > 0n || !spec.backingPath) argv.push(`${sizeK}K`);
-  }
+  if (createSizeGiven(spec)) argv.push(`${divUp(spec.capacity ?? 0n, 1024n)}K`);
   return argv;
+}
+
+/** A create's command line has the size, except with a backing file and capacity 0 (qemu-img takes the backing file's). */
+export function createSizeGiven(spec: QemuImgCreateSpec): boolean {
+  return !spec.inputPath && (divUp(spec.capacity ?? 0n, 1024n) > 0n || !spec.backingPath);
 }
 
 /** qemu-img resize [--shrink] -- PATH BYTES (capacity rounded up to 512 as libvirt does). */

@@ -2,7 +2,7 @@
 // makes them (create, or convert from a clone's source), LUKS encryption included; a plain
 // qcow2 create is written in-process instead (create-qcow2.ts).
 import { constants as fsc } from 'node:fs';
-import { chmod, chown, open, unlink } from 'node:fs/promises';
+import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
@@ -10,12 +10,13 @@ import { printable } from '../../api/names.js';
 import type { CreateVolOptions, PoolContext } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
-import { qemuImgCreateArgv, qemuSecretAlias } from '../qemu-img-argv.js';
+import { createSizeGiven, qemuImgCreateArgv, qemuSecretAlias, type QemuImgCreateSpec } from '../qemu-img-argv.js';
 import { runQemuImgCalibrated } from '../qemu-img-run.js';
 import { poolTarget } from './paths.js';
 import { probeBackingFile } from './inspect.js';
 import { createQcow2, qcow2Plan } from './create-qcow2.js';
 import { removeSecretFile, writeSecretFile, type SecretFile } from './secret-file.js';
+import { qemuImgTarget, type QemuImgTarget } from './qemu-img-target.js';
 import type { ResolvedCreate } from './volume-plan.js';
 
 /** An image a clone converts from. */
@@ -25,8 +26,8 @@ export interface ImageInput {
 }
 
 /**
- * storageBackendCreateQemuImg: reserve the path (O_EXCL), run qemu-img, set permissions;
- * a failure removes the file. A plain qcow2 create (see qcow2Plan) writes the image
+ * storageBackendCreateQemuImg: reserve the path (O_EXCL), run qemu-img on the reserved file,
+ * set its permissions through the descriptor; a failure removes the file. A plain qcow2 create (see qcow2Plan) writes the image
  * in-process instead, byte for byte what that qemu-img command would write.
  */
 export async function createWithQemuImg(
@@ -66,42 +67,56 @@ export async function createWithQemuImg(
     if (plan) return createQcow2(ctx, r, plan);
   }
   let secret: SecretFile | undefined;
-  let created = false;
+  let reserved: FileHandle | undefined;
+  let target: QemuImgTarget | undefined;
   try {
     if (encrypted) secret = await writeSecretFile(ctx, volume);
     checkAborted(ctx.signal, 'create');
-    const fh = await open(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
-    created = true;
-    await fh.close();
-    const argv = qemuImgCreateArgv(
-      {
-        format: qemuFormat,
-        path: r.path,
-        capacity: r.capacity,
-        allocation: r.allocation ?? r.capacity,
-        preallocMetadata: options.preallocMetadata,
-        preallocation: options.preallocation,
-        backingPath: backing?.path,
-        backingFormat,
-        compat: t.compat || undefined,
-        clusterSize: t.clusterSize,
-        lazyRefcounts: t.lazyRefcounts,
-        extendedL2: t.extendedL2,
-        nocow: t.nocow,
-        inputPath: input?.path,
-        inputFormat: input?.format,
-        secret: secret ? { alias: qemuSecretAlias(volume.name), file: secret.file, qcow2: r.format === 'qcow2', cipher: t.encryption?.cipher, ivgen: t.encryption?.ivgen } : undefined,
-      },
-      qemuImg,
-    );
+    reserved = await open(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
+    const spec: QemuImgCreateSpec = {
+      format: qemuFormat,
+      path: r.path,
+      capacity: r.capacity,
+      allocation: r.allocation ?? r.capacity,
+      preallocMetadata: options.preallocMetadata,
+      preallocation: options.preallocation,
+      backingPath: backing?.path,
+      backingFormat,
+      compat: t.compat || undefined,
+      clusterSize: t.clusterSize,
+      lazyRefcounts: t.lazyRefcounts,
+      extendedL2: t.extendedL2,
+      nocow: t.nocow,
+      inputPath: input?.path,
+      inputFormat: input?.format,
+      secret: secret ? { alias: qemuSecretAlias(volume.name), file: secret.file, qcow2: r.format === 'qcow2', cipher: t.encryption?.cipher, ivgen: t.encryption?.ivgen } : undefined,
+    };
+    // qemu-img writes into the file reserved above, not whatever r.path holds by then (qemu-img-target.ts)
+    target = await qemuImgTarget({ fd: reserved.fd, path: r.path, name: volume.name, format: qemuFormat, backingPath: backing?.path, sizeGiven: createSizeGiven(spec) });
+    const argv = qemuImgCreateArgv({ ...spec, path: target.path, backingUnopened: target.backingUnopened }, qemuImg);
     const long = !!input || !!options.preallocation || !!options.preallocMetadata;
-    await runQemuImgCalibrated(ctx.runner, argv, { signal: ctx.signal, ...(long ? { timeoutMs: 0 } : {}) });
-    await chmod(r.path, r.mode);
-    if (r.uid !== -1 || r.gid !== -1) await chown(r.path, r.uid, r.gid);
+    await runQemuImgCalibrated(ctx.runner, argv, { signal: ctx.signal, fds: target.fds, ...(long ? { timeoutMs: 0 } : {}) });
+    await reserved.chmod(r.mode);
+    if (r.uid !== -1 || r.gid !== -1) await reserved.chown(r.uid, r.gid);
+    await reserved.close();
+    reserved = undefined;
   } catch (err) {
-    if (created) await unlink(r.path).catch(() => undefined);
+    if (reserved) await removeReserved(r.path, reserved);
     throw err instanceof CommandFailedError ? commandError(err, { field: 'volume.capacity', bytes: r.capacity ?? 0n }) : fsError(err, 'create volume', r.path);
   } finally {
+    await target?.dispose();
     await removeSecretFile(secret);
+  }
+}
+
+/** Closes the reserved file and removes its name, unless the name has come to hold another file meanwhile. */
+async function removeReserved(path: string, reserved: FileHandle): Promise<void> {
+  try {
+    const [mine, now] = await Promise.all([reserved.stat({ bigint: true }), lstat(path, { bigint: true })]);
+    if (mine.dev === now.dev && mine.ino === now.ino) await unlink(path);
+  } catch {
+    /* already gone */
+  } finally {
+    await reserved.close().catch(() => undefined);
   }
 }

@@ -79,7 +79,7 @@ describe('dir backend (recording runner)', () => {
     it('lazy_refcounts implies compat 1.1; cluster size and nocow are passed', async () => {
       await build(vol('b.qcow2', 'qcow2', 1000n, { lazy: true, cluster: 4096n, nocow: true }));
       expect(runner.argvs).to.deep.equal([
-        ['qemu-img', 'create', '-f', 'qcow2', '-o', 'nocow=on,compat=1.1,cluster_size=4096,lazy_refcounts', '--', `${target}/b.qcow2`, '1K'],
+        ['qemu-img', 'create', '-f', 'qcow2', '-o', 'nocow=on,compat=1.1,cluster_size=4096,lazy_refcounts', '--', '/dev/fd/3', '1K'],
       ]);
     });
 
@@ -105,10 +105,42 @@ describe('dir backend (recording runner)', () => {
     });
 
     it('other formats: plain create -f FMT', async () => {
-      for (const f of ['qcow', 'qed', 'vmdk', 'vpc', 'vdi']) await build(vol(`v.${f}`, f, 3n * MiB));
-      expect(runner.argvs).to.deep.equal(
-        ['qcow', 'qed', 'vmdk', 'vpc', 'vdi'].map((f) => ['qemu-img', 'create', '-f', f, '--', `${target}/v.${f}`, '3072K']),
-      );
+      for (const f of ['qcow', 'qed', 'vpc', 'vdi']) await build(vol(`v.${f}`, f, 3n * MiB));
+      expect(runner.argvs).to.deep.equal(['qcow', 'qed', 'vpc', 'vdi'].map((f) => ['qemu-img', 'create', '-f', f, '--', '/dev/fd/3', '3072K']));
+    });
+
+    it('qemu-img writes the file reserved with O_EXCL, as its fd 3, whatever the name holds by then', async () => {
+      const seen: string[] = [];
+      runner.on(['qemu-img'], (_argv, options) => {
+        seen.push(readlinkSync(`/proc/self/fd/${options.fds![0]}`));
+      });
+      await build(vol('r.qed', 'qed', MiB));
+      expect(runner.argvs[0]!.slice(-2)).to.deep.equal(['/dev/fd/3', '1024K']);
+      expect(seen).to.deep.equal([join(target, 'r.qed')]);
+    });
+
+    it('a vmdk, which records its file name, gets a link named after the volume leading to /dev/fd/3', async () => {
+      const links: string[] = [];
+      runner.on(['qemu-img'], (argv) => {
+        links.push(readlinkSync(argv.at(-2)!));
+      });
+      await build(vol('v.vmdk', 'vmdk', 3n * MiB));
+      const path = runner.argvs[0]!.at(-2)!;
+      expect(path).to.match(/\/cistern-target-[^/]+\/v\.vmdk$/);
+      expect(links).to.deep.equal(['/dev/fd/3']);
+      expect(existsSync(path)).to.equal(false); // the private link is gone afterwards
+    });
+
+    it('a relative backing path is recorded unopened (-u) with a size, and keeps the volume name as target without one', async () => {
+      writeFileSync(join(target, 'base.img'), Buffer.alloc(4096));
+      const backing = { path: 'base.img', format: 'raw', permissions: undefined, timestamps: undefined };
+      await build(vol('sized.qed', 'qed', MiB, { backingStore: backing }));
+      await build(vol('unsized.qed', 'qed', 0n, { backingStore: backing }));
+      expect(runner.argvs).to.deep.equal([
+        ['qemu-img', 'create', '-f', 'qed', '-u', '-b', 'base.img', '-o', 'backing_fmt=raw', '--', '/dev/fd/3', '1024K'],
+        ['qemu-img', 'create', '-f', 'qed', '-b', 'base.img', '-o', 'backing_fmt=raw', '--', `${target}/unsized.qed`],
+      ]);
+      expect(runner.calls.map((c) => c.options.fds?.length ?? 0)).to.deep.equal([1, 0]);
     });
 
     it('sets the volume mode after qemu-img (default 0600)', async () => {
@@ -135,7 +167,7 @@ describe('dir backend (recording runner)', () => {
     it('clone of a raw volume into qcow2 runs qemu-img convert -f raw -O qcow2', async () => {
       writeFileSync(join(target, 'src.img'), Buffer.alloc(4096, 7));
       await backend.buildVolFrom(ctx, await backend.createVol(ctx, vol('dst.qcow2', 'qcow2')), { pool: ctx.pool, volume: vol('src.img', '') }, noPrealloc);
-      expect(runner.argvs).to.deep.equal([['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', '-o', 'compat=0.10', '--', `${target}/src.img`, `${target}/dst.qcow2`]]);
+      expect(runner.argvs).to.deep.equal([['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', '-o', 'compat=0.10', '--', `${target}/src.img`, '/dev/fd/3']]);
     });
 
     it("a clone from a SCSI pool reads the LUN's own path, not target/NAME (libvirt: inputvol's target.path)", async () => {
@@ -221,17 +253,18 @@ describe('dir backend (recording runner)', () => {
       await build(vol('s.qcow2', 'qcow2', 64n * 1024n * MiB, { cluster: 512n })); // would grow the refcount table
       const netfs = { ...ctx, pool: poolDef(target, { type: PoolType.POOL_TYPE_NETFS }) };
       await backend.buildVol(netfs, await backend.createVol(netfs, vol('nfs.qcow2', 'qcow2', MiB)), noPrealloc);
-      expect(runner.argvs.map((a) => a.at(-2))).to.deep.equal(['e.qcow2', 'm.qcow2', 'f.qcow2', 'n.qcow2', 's.qcow2', 'nfs.qcow2'].map((n) => `${target}/${n}`));
+      expect(runner.argvs.map((a) => a.at(-2))).to.deep.equal(Array(6).fill('/dev/fd/3'));
       expect(runner.argvs.every((a) => a[0] === 'qemu-img' && a[1] === 'create')).to.equal(true);
     });
 
-    it('a backing store qemu-img must open itself (format mismatch, a base with its own backing file) goes to qemu-img', async () => {
+    it('a backing store in-process cannot judge (format mismatch, a base with its own backing file) goes to qemu-img', async () => {
       writeFileSync(join(target, 'raw.img'), Buffer.alloc(4096));
       await build(vol('mis.qcow2', 'qcow2', MiB, { backingStore: { path: 'raw.img', format: 'qcow2', permissions: undefined, timestamps: undefined } }));
       await build(vol('b0.qcow2', 'qcow2', MiB));
       await build(vol('mid.qcow2', 'qcow2', MiB, { backingStore: { path: 'b0.qcow2', format: 'qcow2', permissions: undefined, timestamps: undefined } }));
       await build(vol('top.qcow2', 'qcow2', MiB, { backingStore: { path: 'mid.qcow2', format: 'qcow2', permissions: undefined, timestamps: undefined } }));
-      expect(runner.argvs.map((a) => a.at(-2))).to.deep.equal([`${target}/mis.qcow2`, `${target}/top.qcow2`]);
+      // relative backing paths with a size: recorded unopened (-u) into the reserved file
+      expect(runner.argvs.map((a) => [a[4], a.at(-2)])).to.deep.equal([['-u', '/dev/fd/3'], ['-u', '/dev/fd/3']]);
       expect((await backend.refreshVol(ctx, vol('mid.qcow2', ''))).backingStore?.path).to.equal(join(target, 'b0.qcow2'));
     });
 

@@ -1,0 +1,126 @@
+// Someone who can write in a dir pool's directory (the qemu user, say) swaps a name the agent
+// reserved or checked for a link to a file outside the pool, at the moment between the agent's
+// reservation and the tool's write: the real tool runs, and the file outside must not change.
+// The swap is made deterministic by a runner that performs it when it sees the tool's command
+// line and then runs the real tool (ExecRunner).
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DirBackend } from '../../libs/backends/dir.js';
+import { ExecRunner } from '../../libs/backends/exec-runner.js';
+import type { CommandRunner, RunOptions, RunResult } from '../../libs/backends/runner.js';
+import type { PoolContext } from '../../libs/backends/backend.js';
+import { PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { hasTool } from '../support/index.js';
+import { usePrivateTmpdir } from '../support/private-tmpdir.js';
+
+const MiB = 1024n * 1024n;
+
+/** Runs the real tools; before the first command `when` accepts, runs `swap` once. */
+class SwappingRunner implements CommandRunner {
+  private readonly real = new ExecRunner();
+  swapped = 0;
+  constructor(
+    private readonly when: (argv: readonly string[]) => boolean,
+    private readonly swap: () => void,
+  ) {}
+
+  run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
+    if (this.swapped === 0 && this.when(argv)) {
+      this.swap();
+      this.swapped++;
+    }
+    return this.real.run(argv, options);
+  }
+}
+
+function poolDef(path: string): PoolDefinition {
+  return { type: PoolType.POOL_TYPE_DIR, name: 'p', uuid: '', source: undefined, target: { path, permissions: undefined }, features: undefined, mountOptions: [] };
+}
+
+function vol(name: string, format: string, capacity?: bigint, backingPath?: string): VolumeDefinition {
+  return {
+    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
+    name,
+    key: '',
+    capacity,
+    allocation: undefined,
+    sourceDevices: [],
+    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
+    backingStore: backingPath ? { path: backingPath, format: 'raw', permissions: undefined, timestamps: undefined } : undefined,
+  };
+}
+
+const SECRET = 'root:$y$j9T$not-a-real-hash:19000:0:99999:7:::\n';
+
+describe('dir backend: a name swapped for a link out of the pool between reservation and write', function () {
+  usePrivateTmpdir();
+  this.timeout(60_000);
+  let root: string;
+  let target: string;
+  let outside: string;
+  const backend = new DirBackend();
+
+  before(function () {
+    if (!hasTool('qemu-img')) this.skip(); // skip reason: qemu-img is not installed (Debian package qemu-utils)
+  });
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'cistern-name-swap-'));
+    target = join(root, 'pool');
+    mkdirSync(target);
+    outside = join(root, 'shadow');
+    writeFileSync(outside, SECRET, { mode: 0o640 });
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  /** A runner that, when qemu-img `verb` runs, moves the volume's file aside and puts a link to `outside` in its place. */
+  const swapOnQemuImg = (verb: string, name: string) =>
+    new SwappingRunner(
+      (argv) => argv[0] === 'qemu-img' && argv[1] === verb,
+      () => {
+        renameSync(join(target, name), join(target, `${name}.aside`));
+        symlinkSync(outside, join(target, name));
+      },
+    );
+
+  const build = async (ctx: PoolContext, v: VolumeDefinition, options = { preallocMetadata: false }) =>
+    backend.buildVol(ctx, await backend.createVol(ctx, v), options);
+
+  const formatOf = (path: string) => (JSON.parse(execFileSync('qemu-img', ['info', '--output=json', '--', path], { encoding: 'utf8' })) as { format: string }).format;
+
+  for (const [format, name] of [
+    ['qed', 'v.qed'],
+    ['vmdk', 'v.vmdk'],
+  ] as const) {
+    it(`qemu-img create (${format}) writes the reserved file, not the link's target`, async () => {
+      const runner = swapOnQemuImg('create', name);
+      await build({ runner, pool: poolDef(target) }, vol(name, format, MiB));
+      expect(runner.swapped).to.equal(1);
+      expect(readFileSync(outside, 'utf8')).to.equal(SECRET);
+      expect(formatOf(join(target, `${name}.aside`))).to.equal(format);
+    });
+  }
+
+  it('qemu-img create with a relative backing path (-u) writes the reserved file and records the path as given', async () => {
+    writeFileSync(join(target, 'base.img'), Buffer.alloc(4096));
+    const runner = swapOnQemuImg('create', 'top.qed');
+    await build({ runner, pool: poolDef(target) }, vol('top.qed', 'qed', MiB, 'base.img'));
+    expect(runner.swapped).to.equal(1);
+    expect(readFileSync(outside, 'utf8')).to.equal(SECRET);
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', '--', join(target, 'top.qed.aside')], { encoding: 'utf8' })) as { 'backing-filename'?: string };
+    expect(info['backing-filename']).to.equal('base.img');
+  });
+
+  it('qemu-img convert (a clone into qcow2) writes the reserved file, not the link target', async () => {
+    writeFileSync(join(target, 'src.img'), Buffer.alloc(64 * 1024, 7));
+    const runner = swapOnQemuImg('convert', 'dst.qcow2');
+    const ctx = { runner, pool: poolDef(target) };
+    const dst = await backend.createVol(ctx, vol('dst.qcow2', 'qcow2'));
+    await backend.buildVolFrom(ctx, dst, { pool: ctx.pool, volume: vol('src.img', '') }, { preallocMetadata: false });
+    expect(runner.swapped).to.equal(1);
+    expect(readFileSync(outside, 'utf8')).to.equal(SECRET);
+    expect(formatOf(join(target, 'dst.qcow2.aside'))).to.equal('qcow2');
+  });
+});
