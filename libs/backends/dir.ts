@@ -11,6 +11,7 @@
 // checks that keep writes in the pool), pool (build, start, delete), refresh and inspect,
 // volume-plan (createVol's checks), create-raw, create-qcow2 and create-image (buildVol),
 // clone (buildVolFrom), delete, resize, data (wipe, upload, download).
+import { forgetPoolDirectory, rememberPoolDirectory } from './dir/pool-directory.js';
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { InvalidArgumentError } from '../errors/errors.js';
 import type { BackendOperation, CreateVolOptions, PoolContext, RefreshResult, ResizeFlags, StorageBackend } from './backend.js';
@@ -74,8 +75,11 @@ export class DirBackend implements StorageBackend {
 
   // ---------------------------------------------------------------- pools
 
-  checkPool(ctx: PoolContext): Promise<boolean> {
-    return isPoolDirectory(ctx);
+  async checkPool(ctx: PoolContext): Promise<boolean> {
+    const up = await isPoolDirectory(ctx);
+    // a restarted agent finds its running pools up: what its deletes go through (dir/pool-directory.ts)
+    if (up) await rememberPoolDirectory(ctx.pool, true);
+    return up;
   }
 
   /**
@@ -88,13 +92,17 @@ export class DirBackend implements StorageBackend {
 
   async startPool(ctx: PoolContext): Promise<void> {
     // async: a bad target is a rejection, as from every other method, not a throw
-    return requirePoolDirectory(poolTarget(ctx.pool));
+    await requirePoolDirectory(poolTarget(ctx.pool));
+    await rememberPoolDirectory(ctx.pool);
   }
 
-  /** A dir pool has nothing to stop (libvirt has no stopPool for it): succeeds. */
-  async stopPool(_ctx: PoolContext): Promise<void> {}
+  /** A dir pool has nothing to stop (libvirt has no stopPool for it): forgets the directory it started with. */
+  async stopPool(ctx: PoolContext): Promise<void> {
+    forgetPoolDirectory(ctx.pool);
+  }
 
   deletePool(ctx: PoolContext): Promise<void> {
+    forgetPoolDirectory(ctx.pool);
     return removePoolDirectory(ctx);
   }
 

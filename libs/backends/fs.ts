@@ -5,6 +5,7 @@
 // (no_overwrite first probes the device with blkid and refuses anything it finds).
 // MountedDirBackend is the part fs and netfs share: mount on start, recognise an existing
 // mount from /proc/self/mountinfo, unmount on stop.
+import { forgetPoolDirectory, rememberPoolDirectory } from './dir/pool-directory.js';
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors/errors.js';
 import { checkAbsolutePath, printable } from '../api/names.js';
@@ -129,7 +130,10 @@ export abstract class MountedDirBackend implements StorageBackend {
   async checkPool(ctx: PoolContext): Promise<boolean> {
     const plan = await this.resolveMount(ctx.pool);
     const entries = await this.mountTableFor(plan.source);
-    return mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source).state === 'mounted';
+    const up = mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source).state === 'mounted';
+    // a restarted agent finds its running pools up: what its deletes go through (dir/pool-directory.ts)
+    if (up) await rememberPoolDirectory(ctx.pool, true);
+    return up;
   }
 
   async buildPool(ctx: PoolContext, flags: BuildFlags): Promise<void> {
@@ -150,7 +154,7 @@ export abstract class MountedDirBackend implements StorageBackend {
     const entries = await this.mountTableFor(plan.source);
     const candidates = await targetCandidates(target);
     const state = mountStateAt(entries, candidates, plan.source);
-    if (state.state === 'mounted') return;
+    if (state.state === 'mounted') return rememberPoolDirectory(ctx.pool);
     if (state.state === 'other') {
       throw new FailedPreconditionError(
         `pool target '${printable(target, 200)}' already has '${printable(state.entry.source, 200)}' (${printable(state.entry.fsType)}) mounted on it, not the pool's source '${printable(plan.spec.source, 200)}'; unmount it first`,
@@ -174,6 +178,8 @@ export abstract class MountedDirBackend implements StorageBackend {
     }
     await requirePoolDirectory(target);
     await runMount(ctx.runner, plan.spec, { mount: this.mountCmd, signal: ctx.signal });
+    // the mounted file system's root, not the directory under it, is what deletes go through
+    await rememberPoolDirectory(ctx.pool);
   }
 
   /**
@@ -182,6 +188,7 @@ export abstract class MountedDirBackend implements StorageBackend {
    * (autoclear); one the administrator attached stays.
    */
   async stopPool(ctx: PoolContext): Promise<void> {
+    forgetPoolDirectory(ctx.pool);
     const plan = await this.resolveMount(ctx.pool);
     const entries = await this.mountTableFor(plan.source);
     const state = mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source);
@@ -191,6 +198,7 @@ export abstract class MountedDirBackend implements StorageBackend {
 
   /** Removes the (unmounted, empty) target directory, as for a dir pool. */
   async deletePool(ctx: PoolContext): Promise<void> {
+    forgetPoolDirectory(ctx.pool);
     return this.dir.deletePool(ctx);
   }
 

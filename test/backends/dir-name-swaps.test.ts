@@ -5,7 +5,7 @@
 // line and then runs the real tool (ExecRunner).
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirBackend } from '../../libs/backends/dir.js';
@@ -15,6 +15,7 @@ import type { PoolContext } from '../../libs/backends/backend.js';
 import { PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { hasTool } from '../support/index.js';
 import { usePrivateTmpdir } from '../support/private-tmpdir.js';
+import { rejects } from '../support/rejects.js';
 
 const MiB = 1024n * 1024n;
 
@@ -122,5 +123,68 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
     expect(runner.swapped).to.equal(1);
     expect(readFileSync(outside, 'utf8')).to.equal(SECRET);
     expect(formatOf(join(target, 'dst.qcow2.aside'))).to.equal('qcow2');
+  });
+
+  describe('delete: the pool target swapped for a link to another directory', () => {
+    let elsewhere: string;
+    beforeEach(() => {
+      elsewhere = join(root, 'etc');
+      mkdirSync(elsewhere);
+      writeFileSync(join(elsewhere, 'shadow'), SECRET);
+    });
+
+    const swapTarget = () => {
+      renameSync(target, `${target}.moved`);
+      symlinkSync(elsewhere, target);
+    };
+
+    it('is refused, FAILED_PRECONDITION naming the target; the file in the other directory stays', async () => {
+      const ctx = { runner: new ExecRunner(), pool: poolDef(target) };
+      await backend.startPool(ctx);
+      await build(ctx, vol('shadow', 'raw', MiB));
+      swapTarget();
+      const err = await rejects(backend.deleteVol(ctx, vol('shadow', '')));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.contain(`pool target '${target}' is not the directory pool 'p' started with`);
+      expect(readFileSync(join(elsewhere, 'shadow'), 'utf8')).to.equal(SECRET);
+      expect(existsSync(join(`${target}.moved`, 'shadow'))).to.equal(true);
+      await backend.stopPool(ctx);
+    });
+
+    it('a restarted agent (the check of a running pool) remembers the directory it finds, and refuses it swapped later', async () => {
+      const ctx = { runner: new ExecRunner(), pool: poolDef(target) };
+      expect(await backend.checkPool(ctx)).to.equal(true);
+      writeFileSync(join(target, 'shadow'), 'a volume');
+      swapTarget();
+      expect((await rejects(backend.deleteVol(ctx, vol('shadow', '')))).code).to.equal('FAILED_PRECONDITION');
+      expect(readFileSync(join(elsewhere, 'shadow'), 'utf8')).to.equal(SECRET);
+      await backend.stopPool(ctx);
+    });
+
+    it('a pool directory that is gone: the delete is done, as for a vanished volume (a restarted agent cleaning up)', async () => {
+      const ctx = { runner: new ExecRunner(), pool: poolDef(join(root, 'never-made')) };
+      await backend.deleteVol(ctx, vol('v', ''));
+    });
+
+    it('a target that is a link when the pool starts is followed, as libvirt follows it; a stop and start takes a new directory', async () => {
+      const link = join(root, 'images');
+      symlinkSync(target, link);
+      const ctx = { runner: new ExecRunner(), pool: poolDef(link) };
+      await backend.startPool(ctx);
+      await build(ctx, vol('a', 'raw', MiB));
+      await build(ctx, vol('b', 'raw', MiB));
+      await backend.deleteVol(ctx, vol('a', ''));
+      expect(existsSync(join(target, 'a'))).to.equal(false);
+      rmSync(link);
+      symlinkSync(elsewhere, link);
+      expect((await rejects(backend.deleteVol(ctx, vol('shadow', '')))).code).to.equal('FAILED_PRECONDITION');
+      await backend.stopPool(ctx);
+      await backend.startPool(ctx);
+      writeFileSync(join(elsewhere, 'c'), 'a volume of the new directory');
+      await backend.deleteVol(ctx, vol('c', ''));
+      expect(existsSync(join(elsewhere, 'c'))).to.equal(false);
+      expect(readFileSync(join(elsewhere, 'shadow'), 'utf8')).to.equal(SECRET);
+      await backend.stopPool(ctx);
+    });
   });
 });

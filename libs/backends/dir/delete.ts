@@ -1,6 +1,6 @@
 // Deleting a dir pool's volume (virStorageBackendVolDeleteLocal): unlink a file or link,
 // remove an empty directory volume or a whole ploop image directory; a volume already
-// gone is deleted.
+// gone is deleted. Through the pool directory the pool started with (pool-directory.ts).
 import { lstatSync, unlinkSync } from 'node:fs';
 import { lstat, rm, rmdir, unlink } from 'node:fs/promises';
 import { PoolType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
@@ -8,33 +8,46 @@ import type { PoolContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
 import { volumePath } from './paths.js';
 import { isPloopDirectory } from './inspect.js';
+import { openPoolDirectory, openPoolDirectoryDirect } from './pool-directory.js';
 
 /** A file with at most this many bytes allocated is deleted with a direct unlink (deleteFileSync). */
 export const SYNC_UNLINK_MAX_ALLOCATED = 1024 * 1024;
 
-/** Unlinks the file (or the link itself), removes an empty directory volume; a vanished volume is fine. */
+/**
+ * Unlinks the file (or the link itself), removes an empty directory volume; a vanished volume
+ * is fine. Through the pool directory as the pool started with it (pool-directory.ts), never
+ * through whatever the target path leads to by now.
+ */
 export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
   const path = volumePath(ctx.pool, volume.name);
-  if (ctx.pool.type !== PoolType.POOL_TYPE_NETFS && deleteFileSync(path)) return;
-  let st;
+  const local = ctx.pool.type !== PoolType.POOL_TYPE_NETFS;
+  const dir = local ? await openPoolDirectoryDirect(ctx.pool) : await openPoolDirectory(ctx.pool);
+  if (!dir) return; // no pool directory: the volume is gone with it
   try {
-    st = await lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw fsError(err, 'stat', path);
-  }
-  try {
-    if (st.isDirectory()) {
-      // only a ploop image directory is removed with its files (as libvirt's virFileDeleteTree);
-      // any other directory volume must be empty (rmdir)
-      if (isPloopDirectory(path)) await rm(path, { recursive: true });
-      else await rmdir(path);
-    } else {
-      await unlink(path);
+    const inDir = dir.pathOf(volume.name);
+    if (local && deleteFileSync(inDir, path)) return;
+    let st;
+    try {
+      st = await lstat(inDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw fsError(err, 'stat', path);
     }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw fsError(err, st.isDirectory() ? 'remove directory' : 'unlink file', path);
+    try {
+      if (st.isDirectory()) {
+        // only a ploop image directory is removed with its files (as libvirt's virFileDeleteTree);
+        // any other directory volume must be empty (rmdir)
+        if (isPloopDirectory(inDir)) await rm(inDir, { recursive: true });
+        else await rmdir(inDir);
+      } else {
+        await unlink(inDir);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw fsError(err, st.isDirectory() ? 'remove directory' : 'unlink file', path);
+    }
+  } finally {
+    await dir.close();
   }
 }
 
@@ -44,19 +57,19 @@ export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition): 
  * is done. unlink frees the file's blocks before it returns, which for a large allocated
  * file takes long enough to stop the agent's heartbeats: those, directories (and ploop
  * ones) take the general path, as do netfs pools (a hung NFS server must not stall the
- * agent's event loop).
+ * agent's event loop). `inDir` is the name in the opened pool directory; `path` names it in errors.
  */
-function deleteFileSync(path: string): boolean {
+function deleteFileSync(inDir: string, path: string): boolean {
   let st;
   try {
-    st = lstatSync(path);
+    st = lstatSync(inDir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
     throw fsError(err, 'stat', path);
   }
   if (st.isDirectory() || st.blocks * 512 > SYNC_UNLINK_MAX_ALLOCATED) return false;
   try {
-    unlinkSync(path);
+    unlinkSync(inDir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
     throw fsError(err, 'unlink file', path);
