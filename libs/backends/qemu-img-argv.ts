@@ -112,9 +112,6 @@ export function qemuImgResizeArgv(path: string, capacity: bigint, shrink: boolea
   return [qemuImg, 'resize', ...(shrink ? ['--shrink'] : []), '--', path, String(rounded)];
 }
 
-/** The image formats qemu-img resize can grow or shrink (raw is resized in-process). */
-export const RESIZABLE_BY_QEMU: ReadonlySet<string> = new Set(['qcow2', 'qed']);
-
 /** A qemu image spec for an open descriptor (/proc/PID/fd/N) of a `format` image, its backing chain left closed. */
 export function qemuDescriptorTarget(format: string, fdPath: string): string {
   return `json:${JSON.stringify({ driver: format, backing: null, file: { driver: 'file', filename: fdPath } })}`;

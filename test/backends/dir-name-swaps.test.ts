@@ -5,10 +5,12 @@
 // line and then runs the real tool (ExecRunner).
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirBackend } from '../../libs/backends/dir.js';
+import { createDirectoryVolume, createRaw } from '../../libs/backends/dir/create-raw.js';
+import type { ResolvedCreate } from '../../libs/backends/dir/volume-plan.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { CommandRunner, RunOptions, RunResult } from '../../libs/backends/runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
@@ -16,6 +18,8 @@ import { PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from
 import { hasTool } from '../support/index.js';
 import { usePrivateTmpdir } from '../support/private-tmpdir.js';
 import { rejects } from '../support/rejects.js';
+import { attachLoop, loopDevicesAvailable, type LoopDevice } from '../support/loop.js';
+import { makeTempDir, registerCleanup } from '../support/cleanup.js';
 
 const MiB = 1024n * 1024n;
 
@@ -185,6 +189,85 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
       expect(existsSync(join(elsewhere, 'c'))).to.equal(false);
       expect(readFileSync(join(elsewhere, 'shadow'), 'utf8')).to.equal(SECRET);
       await backend.stopPool(ctx);
+    });
+  });
+
+  it('qemu-img resize of a format it cannot resize (vmdk) opens the checked descriptor, not a link put in place of the name', async () => {
+    await build({ runner: new ExecRunner(), pool: poolDef(target) }, vol('d.vmdk', 'vmdk', MiB));
+    const runner = swapOnQemuImg('resize', 'd.vmdk');
+    const err = await rejects(backend.resizeVol({ runner, pool: poolDef(target) }, vol('d.vmdk', ''), 2n * MiB, { allocate: false, delta: false, shrink: false }));
+    expect(runner.swapped).to.equal(1);
+    expect(err.message).to.contain('does not support resize');
+    expect(readFileSync(outside, 'utf8')).to.equal(SECRET);
+  });
+
+  /**
+   * A ResolvedCreate whose path, read once the volume's name exists, first swaps it for a link
+   * to `outside`: the swap lands right before the next use of the name, wherever that is.
+   */
+  const swappingPlan = (plan: Omit<ResolvedCreate, 'path'>, path: string, aside: () => void) => {
+    let swapped = false;
+    return {
+      ...plan,
+      get path() {
+        if (!swapped && existsSync(path)) {
+          swapped = true;
+          aside();
+          symlinkSync(outside, path);
+        }
+        return path;
+      },
+    } as ResolvedCreate;
+  };
+
+  it("a directory volume's mode and owner are set on the directory made, not on a link put in its place", async () => {
+    chmodSync(outside, 0o640);
+    const path = join(target, 'dirvol');
+    const r = swappingPlan({ format: 'dir', mode: 0o777, uid: -1, gid: -1 }, path, () => renameSync(path, `${path}.aside`));
+    // the link is refused where the name is opened (O_NOFOLLOW): ELOOP
+    const err = await rejects(createDirectoryVolume(r));
+    expect(err.message).to.match(/set permissions of .*dirvol/);
+    expect(statSync(outside).mode & 0o777).to.equal(0o640);
+    expect(readFileSync(outside, 'utf8')).to.equal(SECRET);
+  });
+
+  describe('a reflink clone (xfs on a loop device)', function () {
+    let loop: LoopDevice | undefined;
+    let mountPoint = '';
+    let unmount: (() => Promise<void>) | undefined;
+
+    before(function () {
+      if (!loopDevicesAvailable() || !hasTool('mkfs.xfs')) this.skip(); // skip reason: needs root, loop devices and mkfs.xfs (xfsprogs) for a filesystem that shares extents
+      loop = attachLoop(320 * 1024 * 1024, 'reflink-swap'); // mkfs.xfs refuses filesystems under 300 MiB
+      execFileSync('mkfs.xfs', ['-q', '-m', 'reflink=1', '--', loop.device], { stdio: 'pipe' });
+      const dir = makeTempDir('cistern-reflink-swap-');
+      mountPoint = join(dir.path, 'mnt');
+      mkdirSync(mountPoint);
+      execFileSync('mount', ['-t', 'xfs', '--', loop.device, mountPoint], { stdio: 'pipe' });
+      unmount = registerCleanup(`unmount ${mountPoint}`, async () => {
+        execFileSync('umount', ['--', mountPoint], { stdio: 'pipe' });
+        await dir.remove();
+      });
+    });
+    after(async () => {
+      await unmount?.();
+      await loop?.detach();
+    });
+
+    it('shares the extents into the reserved file and sets its size there, not on a link put in place of the name', async () => {
+      const pool = join(mountPoint, 'pool');
+      mkdirSync(pool);
+      writeFileSync(join(pool, 'src.img'), Buffer.alloc(64 * 1024, 9));
+      const path = join(pool, 'clone.img');
+      const r = swappingPlan({ format: 'raw', capacity: MiB, mode: 0o600, uid: -1, gid: -1 }, path, () => renameSync(path, `${path}.aside`));
+      const ctx = { runner: new ExecRunner(), pool: poolDef(pool) };
+      await createRaw(ctx, r, vol('clone.img', 'raw', MiB), 0n, { fallocate: 'fallocate', chattr: 'chattr' }, { path: join(pool, 'src.img'), capacity: 64n * 1024n, reflink: true });
+      const clone = readFileSync(existsSync(`${path}.aside`) ? `${path}.aside` : path);
+      expect(clone.length).to.equal(Number(MiB));
+      expect(clone.subarray(0, 64 * 1024).equals(Buffer.alloc(64 * 1024, 9))).to.equal(true);
+      expect(readFileSync(outside, 'utf8')).to.equal(SECRET);
+      expect(statSync(outside).mode & 0o777).to.equal(0o640);
+      rmSync(pool, { recursive: true, force: true });
     });
   });
 });

@@ -2,7 +2,7 @@
 // makes them (create, or convert from a clone's source), LUKS encryption included; a plain
 // qcow2 create is written in-process instead (create-qcow2.ts).
 import { constants as fsc } from 'node:fs';
-import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
@@ -17,6 +17,7 @@ import { probeBackingFile } from './inspect.js';
 import { createQcow2, qcow2Plan } from './create-qcow2.js';
 import { removeSecretFile, writeSecretFile, type SecretFile } from './secret-file.js';
 import { qemuImgTarget, type QemuImgTarget } from './qemu-img-target.js';
+import { removeReservedFile } from './new-file.js';
 import type { ResolvedCreate } from './volume-plan.js';
 
 /** An image a clone converts from. */
@@ -101,7 +102,7 @@ export async function createWithQemuImg(
     await reserved.close();
     reserved = undefined;
   } catch (err) {
-    if (reserved) await removeReserved(r.path, reserved);
+    if (reserved) await removeReservedFile(r.path, reserved);
     throw err instanceof CommandFailedError ? commandError(err, { field: 'volume.capacity', bytes: r.capacity ?? 0n }) : fsError(err, 'create volume', r.path);
   } finally {
     await target?.dispose();
@@ -109,14 +110,3 @@ export async function createWithQemuImg(
   }
 }
 
-/** Closes the reserved file and removes its name, unless the name has come to hold another file meanwhile. */
-async function removeReserved(path: string, reserved: FileHandle): Promise<void> {
-  try {
-    const [mine, now] = await Promise.all([reserved.stat({ bigint: true }), lstat(path, { bigint: true })]);
-    if (mine.dev === now.dev && mine.ino === now.ino) await unlink(path);
-  } catch {
-    /* already gone */
-  } finally {
-    await reserved.close().catch(() => undefined);
-  }
-}

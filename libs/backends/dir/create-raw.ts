@@ -2,7 +2,7 @@
 // volumes): raw files, sparse, preallocated or copied from another raw volume (by reflink
 // where possible), and directories. All in-process but fallocate and chattr.
 import { constants as fsc, ftruncateSync } from 'node:fs';
-import { chmod, chown, copyFile, mkdir, open, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rmdir, type FileHandle } from 'node:fs/promises';
 import { PoolType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { CancelledError, FailedPreconditionError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
@@ -11,7 +11,7 @@ import { fsError } from '../fs-errors.js';
 import { checkAborted, zeroFill } from '../file-io.js';
 import { CopyCancelledError, copyFileData } from '../sparse-copy.js';
 import { INPROCESS_ALLOCATE_LIMIT, allocate } from './allocate.js';
-import { createFileDirect, createFileThreaded } from './new-file.js';
+import { createFileDirect, createFileThreaded, removeReservedFile } from './new-file.js';
 import type { DirTools } from './tools.js';
 import type { ResolvedCreate } from './volume-plan.js';
 
@@ -68,34 +68,38 @@ export async function createRaw(
 
 /**
  * A copy-on-write clone of the input (O(1), keeps holes), resized to the volume's capacity;
- * false when the filesystem cannot share extents and the clone may be a copy instead.
+ * false when the filesystem cannot share extents and the clone may be a copy instead. The
+ * extents go into a file reserved with O_EXCL, through its descriptor: copyFile opens its
+ * destination by name, and /proc/self/fd/N opens the reserved file whatever the volume's name
+ * holds by then (whoever can write in the pool could have put a link to /etc/shadow there,
+ * which root would otherwise truncate, chmod and chown).
  */
 async function cloneByReflink(ctx: PoolContext, r: ResolvedCreate, input: RawInput): Promise<boolean> {
   let fh: FileHandle | undefined;
-  let created = false;
   try {
-    await copyFile(input.path, r.path, fsc.COPYFILE_EXCL | fsc.COPYFILE_FICLONE_FORCE);
-    created = true;
-    fh = await open(r.path, fsc.O_RDWR);
+    fh = await open(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
+  } catch (err) {
+    throw fsError(err, 'create raw volume', r.path);
+  }
+  try {
+    // without COPYFILE_EXCL: the destination exists (reserved above); libuv truncates it and shares the extents (FICLONE)
+    await copyFile(input.path, `/proc/self/fd/${fh.fd}`, fsc.COPYFILE_FICLONE_FORCE);
+  } catch (err) {
+    await removeReservedFile(r.path, fh);
+    if (!input.reflink) return false;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FailedPreconditionError(`failed to clone files from '${printable(input.path, 200)}' by reflink: ${code ?? err}; the filesystem cannot share extents`);
+  }
+  try {
     await fh.chmod(r.mode);
     if (r.uid !== -1 || r.gid !== -1) await fh.chown(r.uid, r.gid);
     await fh.truncate(Number(r.capacity ?? input.capacity));
     ctx.progress?.(input.capacity, input.capacity);
     await fh.close();
-    fh = undefined;
     return true;
   } catch (err) {
-    await fh?.close().catch(() => undefined);
-    const code = (err as NodeJS.ErrnoException).code;
-    // the clone was made (and then failed), the path is taken, or only a reflink would do
-    if (created || code === 'EEXIST' || input.reflink) {
-      if (created) await unlink(r.path).catch(() => undefined);
-      if (input.reflink && !created && code !== 'EEXIST') {
-        throw new FailedPreconditionError(`failed to clone files from '${printable(input.path, 200)}' by reflink: ${code ?? err}; the filesystem cannot share extents`);
-      }
-      throw fsError(err, 'create raw volume', r.path);
-    }
-    return false;
+    await removeReservedFile(r.path, fh);
+    throw fsError(err, 'create raw volume', r.path);
   }
 }
 
@@ -126,18 +130,31 @@ async function copyData(ctx: BackendContext, src: string, dst: FileHandle, total
   }
 }
 
-/** A directory volume with the volume's mode and owner; a failure to set them removes it. */
+/**
+ * A directory volume with the volume's mode and owner; a failure to set them removes it. They
+ * are set through a descriptor of the directory made here (O_NOFOLLOW, and it must still be
+ * empty): chmod and chown by name follow a link, which whoever can write in the pool could
+ * have put in its place meanwhile, and root would chmod /etc/shadow to the volume's mode.
+ */
 export async function createDirectoryVolume(r: ResolvedCreate): Promise<void> {
   try {
     await mkdir(r.path, { mode: r.mode });
   } catch (err) {
     throw fsError(err, 'create directory volume', r.path);
   }
+  let dir: FileHandle | undefined;
   try {
-    await chmod(r.path, r.mode);
-    if (r.uid !== -1 || r.gid !== -1) await chown(r.path, r.uid, r.gid);
+    dir = await open(r.path, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    // an empty directory of someone else's renamed into the name gets the permissions: nothing to read there
+    if ((await readdir(`/proc/self/fd/${dir.fd}`)).length > 0) {
+      throw new FailedPreconditionError(`directory volume '${printable(r.path, 200)}' was replaced by a directory with files in it while it was being created`);
+    }
+    await dir.chmod(r.mode);
+    if (r.uid !== -1 || r.gid !== -1) await dir.chown(r.uid, r.gid);
   } catch (err) {
     await rmdir(r.path).catch(() => undefined);
-    throw fsError(err, 'set permissions of', r.path);
+    throw err instanceof FailedPreconditionError ? err : fsError(err, 'set permissions of', r.path);
+  } finally {
+    await dir?.close().catch(() => undefined);
   }
 }

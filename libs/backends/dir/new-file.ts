@@ -3,7 +3,7 @@
 // As libvirt's createRawFile (and qemu-img's flushes): once a create returns, the new file
 // and its size survive a crash of the host.
 import { closeSync, constants as fsc, fchmodSync, fchownSync, fsync as fsyncFd, openSync, unlinkSync } from 'node:fs';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { BackendContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
@@ -85,5 +85,20 @@ export async function createFileThreaded(
     await fh?.close().catch(() => undefined);
     if (created) await unlink(r.path).catch(() => undefined);
     throw fsError(err, what, r.path);
+  }
+}
+
+/**
+ * Closes a file this agent reserved (O_EXCL) and removes its name, unless the name has come to
+ * hold another file meanwhile (whoever can write in the pool may have moved it): never fails.
+ */
+export async function removeReservedFile(path: string, reserved: FileHandle): Promise<void> {
+  try {
+    const [mine, now] = await Promise.all([reserved.stat({ bigint: true }), lstat(path, { bigint: true })]);
+    if (mine.dev === now.dev && mine.ino === now.ino) await unlink(path);
+  } catch {
+    /* already gone */
+  } finally {
+    await reserved.close().catch(() => undefined);
   }
 }

@@ -17,7 +17,7 @@ import { MAX_SIZE, checkSize, printable } from '../../api/names.js';
 import type { PoolContext, ResizeFlags } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
-import { RESIZABLE_BY_QEMU, qemuDescriptorTarget, qemuImgResizeArgv, qemuImgResizeEncryptedArgv, qemuSecretAlias } from '../qemu-img-argv.js';
+import { qemuDescriptorTarget, qemuImgResizeArgv, qemuImgResizeEncryptedArgv, qemuSecretAlias } from '../qemu-img-argv.js';
 import { poolTarget, volumePath, writablePath, writableVolume } from './paths.js';
 import { inspectVolumeSync } from './inspect.js';
 import { poolRuntime } from './refresh.js';
@@ -78,18 +78,10 @@ export async function resizeVolume(
     }
     return resizeEncrypted(ctx, volume, format, abs, abs < curCap, tools.qemuImg);
   }
-  if (!RESIZABLE_BY_QEMU.has(format)) {
-    // qemu-img says which formats it cannot resize ('does not support resize')
-    try {
-      await ctx.runner.run(qemuImgResizeArgv(path, abs, abs < curCap, tools.qemuImg), { signal: ctx.signal });
-    } catch (err) {
-      throw commandError(err, { field: 'capacity', bytes: abs });
-    }
-    return;
-  }
   // qemu-img opens the file this agent opened and checked, not whatever the path holds by
-  // then; without its backing chain, which it does not need to resize and could not find
-  // next to a /proc path
+  // then (the formats it cannot resize too: it says so, 'does not support resize', but
+  // by name it would probe a link to /etc/shadow as raw and resize that); without its backing
+  // chain, which it does not need to resize and could not find next to a /proc path
   const { fh, fdPath } = await writableVolume(ctx.pool, volume.name, fsc.O_RDWR, 'resize');
   try {
     await ctx.runner.run(qemuImgResizeArgv(qemuDescriptorTarget(format, fdPath), abs, abs < curCap, tools.qemuImg), { signal: ctx.signal });
