@@ -201,6 +201,21 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
     expect(readFileSync(outside, 'utf8')).to.equal(SECRET);
   });
 
+  it('fallocate of a large raw allocation allocates the reserved file, not a link put in place of the name', async () => {
+    const runner = new SwappingRunner(
+      (argv) => argv[0] === 'fallocate',
+      () => {
+        renameSync(join(target, 'big.raw'), join(target, 'big.raw.aside'));
+        symlinkSync(outside, join(target, 'big.raw'));
+      },
+    );
+    await build({ runner, pool: poolDef(target) }, vol('big.raw', 'raw', 65n * MiB));
+    expect(runner.swapped).to.equal(1);
+    expect(statSync(outside).size).to.equal(SECRET.length); // by name, fallocate extends it to 65 MiB
+    expect(readFileSync(outside, 'utf8')).to.equal(SECRET);
+    expect(statSync(join(target, 'big.raw.aside')).blocks * 512).to.be.at.least(65 * 1024 * 1024);
+  });
+
   /**
    * A ResolvedCreate whose path, read once the volume's name exists, first swaps it for a link
    * to `outside`: the swap lands right before the next use of the name, wherever that is.

@@ -16,14 +16,15 @@ function fallocateUnsupported(err: unknown): boolean {
 }
 
 /**
- * Allocates [from, to) of `fh` (open at `path`): zeros in-process for small ranges, one
- * `fallocate` for large ones, falling back to zeros where the filesystem cannot, as
- * libvirt's safezero does.
+ * Allocates [from, to) of `fh`: zeros in-process for small ranges, one `fallocate` for large
+ * ones, falling back to zeros where the filesystem cannot, as libvirt's safezero does.
+ * fallocate gets the descriptor as its fd 3 (/dev/fd/3): by name it would allocate, and
+ * extend, whatever the name holds by then (a link to /etc/shadow that whoever can write in
+ * the pool put there).
  */
 export async function allocate(
   ctx: BackendContext,
   fh: FileHandle,
-  path: string,
   from: bigint,
   to: bigint,
   fallocate: string,
@@ -33,7 +34,7 @@ export async function allocate(
   if (to <= from) return;
   if (to - from > BigInt(INPROCESS_ALLOCATE_LIMIT)) {
     try {
-      await ctx.runner.run([fallocate, '-o', String(from), '-l', String(to - from), '--', path], { signal: ctx.signal, timeoutMs: 0 });
+      await ctx.runner.run([fallocate, '-o', String(from), '-l', String(to - from), '--', '/dev/fd/3'], { signal: ctx.signal, timeoutMs: 0, fds: [fh.fd] });
       ctx.progress?.(to - from, to - from);
       return;
     } catch (err) {

@@ -55,7 +55,7 @@ export async function createRaw(
       let pos = 0n;
       if (allocation > 0n && allocationPending && allocation > BigInt(INPROCESS_ALLOCATE_LIMIT)) {
         // before a copy the one fallocate reports no progress: the copy's would start again at 0
-        await allocate(input ? { ...ctx, progress: undefined } : ctx, fh, r.path, 0n, allocation, tools.fallocate, 'volume.allocation');
+        await allocate(input ? { ...ctx, progress: undefined } : ctx, fh, 0n, allocation, tools.fallocate, 'volume.allocation');
         allocationPending = false;
       }
       if (input) pos = await copyData(ctx, input.path, fh, input.capacity, !allocationPending);

@@ -115,7 +115,7 @@ async function growAllocated(ctx: PoolContext, fh: FileHandle, opened: BigIntSta
     // libvirt allocates the whole file (virFileAllocate(fd, 0, capacity)): a sparse
     // volume's holes get their blocks too (fallocate never writes over data)
     if (opened.isFile() && opened.blocks * 512n < size) await fallocateRange(ctx, fdPath, capacity, fallocate);
-    else await allocate(ctx, fh, fdPath, size, capacity, fallocate, 'capacity');
+    else await allocate(ctx, fh, size, capacity, fallocate, 'capacity');
     await fh.truncate(Number(capacity));
     await fh.sync();
   } catch (err) {

@@ -188,7 +188,8 @@ describe('dir backend (recording runner)', () => {
       expect(statSync(join(target, 'ac')).blocks * 512).to.be.at.least(2 * 1024 * 1024);
       expect((await backend.refreshVol(ctx, vol('ac', 'raw'))).capacity).to.equal(2n * MiB);
       await build(vol('big-ac', 'raw', MiB, { allocation: 100n * MiB }));
-      expect(runner.argvs).to.deep.equal([['fallocate', '-o', '0', '-l', String(100n * MiB), '--', `${target}/big-ac`]]);
+      expect(runner.argvs).to.deep.equal([['fallocate', '-o', '0', '-l', String(100n * MiB), '--', '/dev/fd/3']]);
+      expect(runner.calls.at(-1)!.options.fds).to.have.length(1);
       // qcow2: the allocation only chooses the preallocation
       await build(vol('ac.qcow2', 'qcow2', MiB, { allocation: 2n * MiB }));
       expect((await backend.refreshVol(ctx, vol('ac.qcow2', 'qcow2'))).capacity).to.equal(MiB);
@@ -207,7 +208,8 @@ describe('dir backend (recording runner)', () => {
       expect(statSync(join(target, 'sparse.raw')).blocks).to.equal(0);
       expect(statSync(join(target, 'small.raw')).blocks * 512).to.be.at.least(1024 * 1024);
       await build(vol('big.raw', 'raw', 100n * MiB));
-      expect(runner.argvs).to.deep.equal([['fallocate', '-o', '0', '-l', String(100n * MiB), '--', `${target}/big.raw`]]);
+      expect(runner.argvs).to.deep.equal([['fallocate', '-o', '0', '-l', String(100n * MiB), '--', '/dev/fd/3']]);
+      expect(runner.calls.at(-1)!.options.fds).to.have.length(1);
     });
   });
 
