@@ -8,7 +8,7 @@
 // it refuses rather than guesses.
 import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { PermissionDeniedError } from '../errors/errors.js';
+import { FailedPreconditionError, PermissionDeniedError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import { MAX_HEADER, probeBuffer, readHeaderSync } from './format-probe.js';
 
@@ -90,8 +90,12 @@ function unreadable(image: string, why: string): PermissionDeniedError {
  * already admitted) read as `format` ('' = as qemu would probe it; 'probe' = as this reader
  * probes it, what a clone passes to qemu-img as -f): each backing file is passed to `admit`
  * before this reads a byte of it. Throws PERMISSION_DENIED for what cannot be checked.
+ * A file of the chain that cannot be opened is left to qemu, which fails on it, unless
+ * `wholeChain`: then it is FAILED_PRECONDITION here. A create passes it, because a create
+ * with a relative backing path runs `qemu-img create -u`, which records the chain without
+ * opening it and would make an overlay whose base is missing instead of failing.
  */
-export function checkImageReferences(start: { name: string; open: string }, format: string, admit: AdmitFile): void {
+export function checkImageReferences(start: { name: string; open: string }, format: string, admit: AdmitFile, { wholeChain = false } = {}): void {
   const path = start.name;
   let image = path; // the name qemu uses for the image: relative backing names resolve against its directory
   let open = start.open;
@@ -103,8 +107,12 @@ export function checkImageReferences(start: { name: string; open: string }, form
     try {
       try {
         fd = openSync(open, OPEN_PROBE);
-      } catch {
-        return; // qemu cannot open it either: the command fails on its own
+      } catch (err) {
+        if (!wholeChain) return; // qemu cannot open it either: the command fails on its own
+        throw new FailedPreconditionError(
+          `inaccessible backing store volume '${printable(path, 200)}': ` +
+            `${depth === 0 ? 'it' : `its backing chain names '${printable(image, 200)}', which`} cannot be opened (${(err as NodeJS.ErrnoException).code ?? err})`,
+        );
       }
       const st = fstatSync(fd, { bigint: true });
       if (!st.isFile() && !st.isBlockDevice()) return;

@@ -77,6 +77,17 @@ describe('security: backing stores and clone sources stay inside the host pools'
     }
   });
 
+  it('refuses an overlay of a volume whose own backing file is missing: FAILED_PRECONDITION naming it, nothing created', async () => {
+    // 'mid' names 'gone' (relative to mid's directory: in the pool), which does not exist
+    await uploadImage('mid', ['-b', 'gone', '-F', 'raw']);
+    await expectCode(
+      qcow2('over-mid', 1 << 20, `<target><format type='qcow2'/></target><backingStore><path>${join(target, 'mid')}</path><format type='qcow2'/></backingStore>`),
+      status.FAILED_PRECONDITION,
+      /inaccessible backing store volume .*mid': its backing chain names .*gone', which cannot be opened \(ENOENT\)/,
+    );
+    expect(existsSync(join(target, 'over-mid'))).to.equal(false);
+  });
+
   it('still builds and clones overlays whose chain stays in the pool, and the clone holds the base data', async () => {
     await ctx.stack.api.createVolume(CreateVolumeRequest.fromPartial({ parent: pool, xml: `<volume><name>base</name><capacity>65536</capacity></volume>` }));
     await upload(ctx.stack, `${pool}/volumes/base`, Buffer.from('BASE-DATA'));

@@ -203,7 +203,9 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
 /**
  * A backing store of a new file volume must be a file in one of this host's pools, and so must
  * every file its own chain names: qemu-img reads them all (create opens the chain; a later
- * clone copies it). A relative path is the pool target's, as the backend resolves it.
+ * clone copies it), and all of them must open (a create that records the chain unopened,
+ * `qemu-img create -u`, would not notice a missing one). A relative path is the pool
+ * target's, as the backend resolves it.
  */
 function checkBackingStoreLocation(ctx: AgentContext, pool: PoolEntry, wanted: VolumeDefinition): void {
   const backing = wanted.backingStore;
@@ -211,7 +213,7 @@ function checkBackingStoreLocation(ctx: AgentContext, pool: PoolEntry, wanted: V
   const target = pool.definition.target?.path ?? '';
   const name = isAbsolute(backing.path) ? backing.path : `${target}/${backing.path}`;
   const admit = admitInHostPools(ctx.state);
-  checkImageReferences({ name, open: admit(name, 'backing store') }, backing.format, admit);
+  checkImageReferences({ name, open: admit(name, 'backing store') }, backing.format, admit, { wholeChain: true });
 }
 
 /**

@@ -46,6 +46,21 @@ describe('image references: the backing chain qemu would open', () => {
     expect(walk('base')).to.deep.equal([]);
   });
 
+  it('with wholeChain, a file of the chain that cannot be opened is FAILED_PRECONDITION; without, it is left to qemu', () => {
+    qcow2(join(dir, 'mid'), 'gone', 'raw');
+    qcow2(join(dir, 'top'), 'mid', 'qcow2');
+    expect(walk('top')).to.deep.equal([join(dir, 'mid'), join(dir, 'gone')]);
+    const strict = (): void => checkImageReferences({ name: join(dir, 'top'), open: join(dir, 'top') }, 'probe', (p) => p, { wholeChain: true });
+    expect(strict).to.throw(/inaccessible backing store volume '.*\/top': its backing chain names '.*\/gone', which cannot be opened \(ENOENT\)/);
+    try {
+      strict();
+    } catch (err) {
+      expect((err as { code?: string }).code).to.equal('FAILED_PRECONDITION');
+    }
+    writeFileSync(join(dir, 'gone'), 'BASE');
+    checkImageReferences({ name: join(dir, 'top'), open: join(dir, 'top') }, 'probe', (p) => p, { wholeChain: true });
+  });
+
   it('refuses a protocol or json: backing, never handing it to admit', () => {
     qcow2(join(dir, 'nbd'), 'nbd:127.0.0.1:10809', 'raw');
     qcow2(join(dir, 'json'), 'json:{"file":{"driver":"file","filename":"/etc/shadow"}}', 'raw');
