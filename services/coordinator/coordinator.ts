@@ -253,12 +253,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         if (s.type === 'error') refused(s.error);
         if (s.type === 'reconnect') {
           log.info('reconnected to NATS; asking agents to resync');
-          // a request sent while the connection was down may never have reached its agent
-          hosts.busLost();
+          hosts.busReconnected();
           resync();
         } else if (s.type === 'disconnect') {
-          log.warn('disconnected from NATS');
-          hosts.busLost();
+          log.warn('disconnected from NATS; hosts are not declared offline while this coordinator cannot hear them');
+          hosts.busDisconnected();
         }
       }
     })();

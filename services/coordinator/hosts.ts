@@ -16,6 +16,12 @@
 // second agent, not a restart: the host is then offline (HOST_OFFLINE, calls UNAVAILABLE naming
 // the boot ids, one error logged) and its syncs are not applied, until for three intervals only
 // one boot heartbeats; that one is then a returning host (full sync, reconciliation, ONLINE).
+//
+// Silence counts only while this coordinator can hear: while its own connection to NATS is
+// down it hears no host, and that deafness is its own, not the hosts' (a nats-server restart,
+// a network split between it and NATS). It then declares no host offline, answers calls at once
+// with UNAVAILABLE naming the bus, and serves reads as stale; once reconnected, each host has
+// three intervals from that moment to be heard again before it is offline.
 import { NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
 import type { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../libs/proto/cistern/v1/storage.js';
@@ -54,6 +60,10 @@ export class HostRegistry {
   private readonly syncAsks: SyncAsks;
   private readonly lossWatchers = new LossWatchers();
   private readonly deletedBoots = new DeletedBoots();
+  /** this coordinator's connection to NATS is down: it hears no host */
+  private deaf = false;
+  /** local clock of its last reconnect to NATS: silence before it is not the hosts' */
+  private hearingSince = -Infinity;
 
   constructor(private readonly options: HostRegistryOptions) {
     this.now = options.now ?? Date.now;
@@ -105,8 +115,8 @@ export class HostRegistry {
     if (this.isAlive(id)) return { goneMs: 0, neededMs, syncedSinceOffline: false };
     const offlineSince = entry.offlineSince ?? entry.lastHeartbeatAt;
     const syncedSinceOffline = entry.syncedAt !== undefined && entry.syncedAt >= offlineSince;
-    const since = Math.max(offlineSince, entry.lastHeartbeatAt, syncedSinceOffline ? entry.syncedAt! : -Infinity, this.syncAsks.lastChunk(id) ?? -Infinity);
-    return { goneMs: Math.max(0, this.now() - since), neededMs, syncedSinceOffline };
+    const since = Math.max(offlineSince, entry.lastHeartbeatAt, syncedSinceOffline ? entry.syncedAt! : -Infinity, this.syncAsks.lastChunk(id) ?? -Infinity, this.hearingSince);
+    return { goneMs: this.deaf ? 0 : Math.max(0, this.now() - since), neededMs, syncedSinceOffline };
   }
 
   /**
@@ -395,11 +405,13 @@ export class HostRegistry {
 
   /** Marks hosts offline whose heartbeats stopped; asks again (backing off) for syncs that did not come. */
   tick(): void {
+    // deaf (disconnected from NATS): no silence means anything, and no ask could be sent
+    if (this.deaf) return;
     const now = this.now();
     for (const [id, entry] of this.entries) {
-      const missed = now - entry.lastHeartbeatAt > silenceLimitMs(entry);
+      const missed = this.silentFor(entry, entry.lastHeartbeatAt, now);
       if (entry.conflict) {
-        for (const [boot, at] of entry.conflict) if (now - at > silenceLimitMs(entry)) entry.conflict.delete(boot);
+        for (const [boot, at] of entry.conflict) if (this.silentFor(entry, at, now)) entry.conflict.delete(boot);
         if (entry.conflict.size <= 1) this.endConflict(id, entry, now);
         continue;
       }
@@ -433,6 +445,11 @@ export class HostRegistry {
     this.checkSyncWaiters();
   }
 
+  /** Nothing heard since `at` for longer than the host's silence limit, counted only while this coordinator could hear. */
+  private silentFor(entry: HostEntry, at: number, now: number): boolean {
+    return now - Math.max(at, this.hearingSince) > silenceLimitMs(entry);
+  }
+
   get(id: string): HostEntry | undefined {
     return this.entries.get(id);
   }
@@ -459,7 +476,8 @@ export class HostRegistry {
   freshness(id: string): 'current' | 'stale' | 'unknown' {
     const entry = this.entries.get(id);
     if (!entry?.synced) return 'unknown';
-    return entry.online ? 'current' : 'stale';
+    // deaf, the cache follows no event: what it holds may have changed meanwhile
+    return entry.online && !this.deaf ? 'current' : 'stale';
   }
 
   /** Its agent is alive: online, or heartbeating again and waiting for its full sync to be online. */
@@ -477,6 +495,10 @@ export class HostRegistry {
   /** The host for an operation that goes to its agent: NOT_FOUND or UNAVAILABLE at once. */
   requireOnline(id: string): HostEntry {
     const entry = this.requireKnown(id);
+    if (this.deaf) {
+      // a request sent now would wait in the client's buffer for the reconnect, or for the deadline
+      throw new UnavailableError(`host '${id}' cannot be reached: this coordinator is not connected to the message bus (NATS); retry once it is back`, { host: id });
+    }
     if (entry.conflict) {
       const boots = [...entry.conflict.keys()].join(' and ');
       throw new UnavailableError(`host '${id}' is offline: two agents heartbeat with its host id (boot ids ${boots}); stop one of them`, { host: id, bootIds: boots });
@@ -500,8 +522,26 @@ export class HostRegistry {
     return this.lossWatchers.watch(id, onLost);
   }
 
-  /** The NATS connection dropped: answers in flight may be lost, so calls waiting for one fail. */
-  busLost(): void {
+  /**
+   * The NATS connection dropped: answers in flight may be lost, so calls waiting for one fail;
+   * until it is back this coordinator hears no host, and takes no host's silence for its absence.
+   */
+  busDisconnected(): void {
+    this.deaf = true;
+    this.busLost();
+  }
+
+  /**
+   * The NATS connection is back: a request sent while it was down may never have reached its
+   * agent, so calls waiting for one fail; every host has three intervals from now to be heard.
+   */
+  busReconnected(): void {
+    this.deaf = false;
+    this.hearingSince = this.now();
+    this.busLost();
+  }
+
+  private busLost(): void {
     this.lossWatchers.lostAll('the connection to the message bus dropped during the call; its outcome is unknown (retry with the same request id)');
   }
 

@@ -290,6 +290,39 @@ describe('faults (real processes)', function () {
     for (let i = 0; i < 6; i++) await api.deleteVolume({ name: `${pool}/volumes/n${i}.img`, requestId: '' });
   });
 
+  it('nats-server down for longer than three heartbeats: the coordinator, deaf, declares no host offline and says why calls fail; back, the hosts are online without a return', async () => {
+    const { api, client } = ctx.stack;
+    const pool = 'hosts/a/pools/deaf';
+    await startDirPool(ctx.stack, 'a', 'deaf', join(scratch.path, 'deaf'));
+    const w = watch(client, { hosts: ['a', 'b'], kinds: [EventKind.HOST_OFFLINE, EventKind.HOST_ONLINE, EventKind.VOLUME_CREATED] });
+    await w.ready;
+    const coordinatorLog = ctx.stack.coordinator.process;
+    const offlineBefore = coordinatorLog.logs().split('host offline: heartbeats stopped').length;
+    await ctx.stack.nats!.kill();
+    try {
+      // well past three of the agents' 300 ms heartbeat intervals without hearing anyone
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      // the call fails at once, naming the bus, not a host that may be fine
+      const during = await grpcCode(createVolume(ctx.stack, pool, 'during.img', '4096', { deadlineMs: 30_000 }));
+      expect(status[during.code], during.message).to.equal('UNAVAILABLE');
+      expect(during.message).to.match(/host 'a' cannot be reached: this coordinator is not connected to the message bus/);
+      // reads answer from the cache, marked stale: it follows no event meanwhile
+      expect((await api.getPool({ name: pool })).stale).to.equal(true);
+      expect((await api.listHosts({ pageSize: 0, pageToken: '' })).hosts.map((h) => [h.hostId, h.online])).to.deep.equal([['a', true], ['b', true]]);
+    } finally {
+      await ctx.stack.nats!.restart();
+    }
+    await waitFor('a create after the restart', async () => (await grpcCode(createVolume(ctx.stack, pool, 'after.img', '4096'))).code === status.OK, { timeoutMs: 60_000, intervalMs: 100 });
+    await waitFor('its event', () => w.events.some((e) => e.volume === 'after.img') || w.failure(), { timeoutMs: 30_000 });
+    w.cancel();
+    expect(w.failure()).to.equal(undefined);
+    // no host went away, so none came back: no HOST_OFFLINE lost while the bus was down, no lone HOST_ONLINE
+    expect(w.events.map(kindName)).to.deep.equal(['VOLUME_CREATED']);
+    expect(coordinatorLog.logs().split('host offline: heartbeats stopped').length, coordinatorLog.logTail()).to.equal(offlineBefore);
+    expect((await api.getPool({ name: pool })).stale).to.equal(false);
+    await ctx.stack.waitForHosts(['a', 'b']);
+  });
+
   it('events the stream refused: the agent\'s next full sync says so and the stream gets a reconcile event for each change', async () => {
     const { api, client } = ctx.stack;
     const pool = 'hosts/a/pools/lost';

@@ -228,6 +228,25 @@ describe('host registry: liveness and full sync asks', () => {
     expect(t.asked).to.deep.equal([]);
   });
 
+  it('a coordinator cut off from NATS takes no silence for an outage: no host offline, calls UNAVAILABLE naming the bus, reads stale; back, each host has three intervals to be heard', () => {
+    const t = setup();
+    t.bringUp('a');
+    t.bringUp('b');
+    t.hosts.busDisconnected();
+    t.run(10_000); // deaf: nobody heard for five intervals
+    expect([t.hosts.isOnline('a'), t.hosts.isOnline('b')]).to.deep.equal([true, true]);
+    expect(() => t.hosts.requireOnline('a')).to.throw(UnavailableError, /host 'a' cannot be reached: this coordinator is not connected to the message bus/);
+    expect(t.hosts.freshness('a')).to.equal('stale');
+    t.hosts.busReconnected();
+    expect(t.hosts.freshness('a')).to.equal('current');
+    // a heartbeats again, b never does: b is offline three intervals after the reconnect, not at once
+    t.run(2 * INTERVAL, ['a']);
+    expect(t.hosts.isOnline('b')).to.equal(true);
+    t.run(2 * INTERVAL, ['a']);
+    expect([t.hosts.isOnline('a'), t.hosts.isOnline('b')]).to.deep.equal([true, false]);
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_ONLINE b', 'HOST_OFFLINE b']);
+  });
+
   it('two coordinators announce one outage with one dedupe id (the stream keeps one HOST_OFFLINE), whatever their clocks', () => {
     const one = setup();
     const two = setup();
