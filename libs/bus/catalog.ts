@@ -131,6 +131,13 @@ export class Catalog {
     return this.jsm;
   }
 
+  /** The revision of the newest pool entry in the bucket (a deletion included), 0 when there is none. */
+  async lastPoolRevision(): Promise<number> {
+    const jsm = await this.manager();
+    const msg = await jsm.streams.getMessage(`KV_${CATALOG_BUCKET}`, { last_by_subj: `$KV.${CATALOG_BUCKET}.${catalogKeys.allPools}` });
+    return msg ? msg.seq : 0;
+  }
+
   private async readLastValuesByKey(filter: string): Promise<LastValue[]> {
     const stream = `KV_${CATALOG_BUCKET}`;
     const prefix = `$KV.${CATALOG_BUCKET}.`;

@@ -26,6 +26,7 @@ import * as streams from './handlers/streams.js';
 import * as volumes from './handlers/volumes.js';
 import { checkRequestId } from './validate.js';
 import { addReflection } from './reflection.js';
+import { withCatchUp } from './catch-up.js';
 
 export const SERVICE_NAME = 'cistern.v1.StorageService';
 
@@ -113,11 +114,14 @@ export class CallRunner {
 
   unary<Req, Res>(method: string, handler: Handler<Req, Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      // an answer that may only mean a change made through another coordinator has not been
+      // read here yet is given once this coordinator has caught up (catch-up.ts)
+      const attempt = (ctx: CallContext): Promise<Res> => withCatchUp(this.svc, ctx.signal, () => handler(this.svc, ctx, call.request));
       // a retry with the request id of an earlier call gets that call's response (request-results.ts)
       const body = (ctx: CallContext): Promise<Res> =>
         this.svc.results
-          ? this.svc.results.once(method, ctx.principal, ctx.requestId, call.request, () => handler(this.svc, ctx, call.request), ctx.signal)
-          : handler(this.svc, ctx, call.request);
+          ? this.svc.results.once(method, ctx.principal, ctx.requestId, call.request, () => attempt(ctx), ctx.signal)
+          : attempt(ctx);
       this.run(method, call, call.request, body).then(
         (res) => callback(null, res),
         (err) => callback(toGrpcError(err)),
