@@ -1,13 +1,17 @@
 // Events (issue 6) against real processes: every kind with host, pool, volume, time,
 // principal and the new state; WatchEvents replay joined to the live tail with no gap and
 // no duplicate; reconnect with the last sequence; per-pool order; retention by count and
-// OUT_OF_RANGE naming the oldest sequence; `cisternctl pool-event --after`.
+// OUT_OF_RANGE naming the oldest sequence, also to a watcher that falls behind it;
+// `cisternctl pool-event --after`.
 import { expect } from 'chai';
 import { status } from '@grpc/grpc-js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { useStack, useTempDir, waitFor } from '../support/index.js';
-import { EventKind, WipeAlgorithm, type Event, type UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
+import { connect } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { registerCleanup, useStack, useTempDir, waitFor } from '../support/index.js';
+import { Event as EventMessage, EventKind, WipeAlgorithm, type Event, type UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
+import { DEFAULT_RING_EVENTS } from '../../services/coordinator/event-tail.js';
 import { createVolume, dirPool, expectCode, kindName, startDirPool, watch } from './reliability-helpers.js';
 
 const POOL_KINDS = new Set([
@@ -263,5 +267,50 @@ describe('event retention (coordinator --event-max-events 25)', function () {
       status.OUT_OF_RANGE,
       /beyond the newest event/,
     );
+  });
+
+  it('a watcher that falls behind retention (a burst larger than the stream keeps, more than the shared tail holds) is told OUT_OF_RANGE after the last event it got, never skipped past the removed ones', async () => {
+    const nc = await connect({ servers: ctx.stack.natsUrl });
+    const closeNats = registerCleanup('events test NATS connection', () => nc.close());
+    const received: bigint[] = [];
+    let failure: { code: number; details: string } | undefined;
+    let ended = false;
+    const call = ctx.stack.client.watchEvents({ afterSequence: 0n, hosts: ['a'], pools: [], kinds: [EventKind.OPERATION_PROGRESS], fromStart: false });
+    call.on('data', (e: Event) => received.push(e.sequence));
+    call.on('error', (e: { code: number; metadata: { get(k: string): unknown[] } }) => {
+      ended = true;
+      failure = { code: e.code, details: String(e.metadata.get('x-cistern-oldestsequence')[0] ?? '') };
+    });
+    call.on('end', () => (ended = true));
+    await new Promise<void>((resolve, reject) => {
+      call.once('metadata', () => resolve());
+      call.once('error', reject);
+    });
+    // the client stops reading: HTTP/2 flow control holds the coordinator back
+    call.pause();
+    // more events than the shared tail keeps (and the stream keeps 25): progress events of host a
+    try {
+      const js = jetstream(nc);
+      const data = EventMessage.encode(
+        EventMessage.fromPartial({ kind: EventKind.OPERATION_PROGRESS, host: 'a', pool: 'ret', volume: 'x', progress: { operation: 'clone', done: 1n, total: 2n } }),
+      ).finish();
+      const total = DEFAULT_RING_EVENTS + 8_000;
+      for (let i = 0; i < total; i += 500) {
+        await Promise.all(Array.from({ length: Math.min(500, total - i) }, () => js.publish('cistern.events.a.ret', data)));
+      }
+      call.resume();
+      await waitFor('the watcher to end or reach the newest event', async () => ended || received.length >= total, {
+        timeoutMs: 60_000,
+        context: () => `received ${received.length}: ${String(received[0])}..${String(received.at(-1))}`,
+      });
+    } finally {
+      call.cancel();
+      await closeNats();
+    }
+    // what it got (if anything: the coordinator's own reader may have fallen behind this burst
+    // already) follows its start without a gap; then it is told where the stream now begins
+    expect(received.every((seq, i) => i === 0 || seq === received[i - 1]! + 1n), `a gap in what was sent: ${received.length} events, ${String(received[0])}..${String(received.at(-1))}`).to.equal(true);
+    expect(failure?.code, `got ${received.length} events, ${String(received[0])}..${String(received.at(-1))}`).to.equal(status.OUT_OF_RANGE);
+    expect(BigInt(failure!.details) > (received.at(-1) ?? 0n) + 1n).to.equal(true);
   });
 });

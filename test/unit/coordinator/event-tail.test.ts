@@ -163,6 +163,19 @@ async function until(what: string, cond: () => boolean): Promise<void> {
   throw new Error(`never happened: ${what}`);
 }
 
+/** How a session ended: its error, or undefined (a session still running after many turns is stopped first). */
+async function outcome(w: { done: Promise<void>; stop(): Promise<void> }): Promise<unknown> {
+  let settled = false;
+  const result = w.done.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  void result.then(() => (settled = true));
+  for (let i = 0; i < 20_000 && !settled; i++) await new Promise((r) => setImmediate(r));
+  if (!settled) await w.stop().catch(() => undefined);
+  return result;
+}
+
 interface Watching {
   session: WatchSession;
   sink: FakeSink;
@@ -348,6 +361,63 @@ describe('WatchEvents fan-out (shared tail)', () => {
     expect(fast.sink.seqs()).to.deep.equal(seqRange(1n, 101n));
     expect(fast.session.stats.fellBehind).to.equal(0);
     expect(stream.openReaders(), 'its own consumer is closed').to.equal(1);
+  });
+
+  it('a watcher behind the stream\'s retention is told OUT_OF_RANGE after the last event it was sent, never skipped past the events removed', async () => {
+    await tail.open(1n);
+    const fast = track(watch(tail, stream, 1n));
+    const slow = watch(tail, stream, 1n);
+    const pool = watch(tail, stream, 1n, { pools: ['hosts/a/pools/p'] });
+    slow.sink.hold();
+    pool.sink.hold();
+    for (let i = 0; i < 100; i++) {
+      stream.publish('a', i % 2 ? 'p' : 'q');
+      await new Promise((r) => setImmediate(r));
+    }
+    await until('the fast one has all', () => fast.sink.received.length === 100);
+    // retention removes events the held watchers have not been sent yet
+    stream.dropOldest(50);
+    slow.sink.release();
+    pool.sink.release();
+    for (const w of [slow, pool]) {
+      const failure = (await outcome(w)) as { code?: string; details?: Record<string, string> } | undefined;
+      expect(failure?.code).to.equal('OUT_OF_RANGE');
+      expect(failure?.details?.oldestSequence).to.equal('51');
+      const last = BigInt(failure!.details!.afterSequence!);
+      // everything it got is contiguous (for its filter) up to the sequence the error names
+      const sent = w.sink.seqs();
+      expect(Number(sent.at(-1) ?? 0n)).to.be.at.most(Number(last));
+      expect(Number(last)).to.be.below(51);
+    }
+    expect(slow.sink.seqs()).to.deep.equal(seqRange(1n, slow.sink.seqs().at(-1)!));
+    expect(pool.sink.received.every((e) => e.pool === 'p')).to.equal(true);
+    // a replay from a cursor retention has passed fails the same way at its first event
+    const late = watch(tail, stream, 20n);
+    const failure = (await outcome(late)) as { code?: string } | undefined;
+    expect(failure?.code).to.equal('OUT_OF_RANGE');
+    expect(late.sink.received).to.deep.equal([]);
+  });
+
+  it('a filtered replay whose consumer skips events retention removed meanwhile is told OUT_OF_RANGE too', async () => {
+    for (let i = 0; i < 100; i++) stream.publish('a', i % 2 ? 'p' : 'q');
+    await tail.open(stream.last + 1n);
+    const replay = watch(tail, stream, 1n, { pools: ['hosts/a/pools/p'] }, { window: 2 });
+    replay.sink.hold();
+    await until('it waits for its client', () => stream.opened.some((o) => o.subject !== undefined));
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    stream.dropOldest(60);
+    replay.sink.release();
+    const failure = (await outcome(replay)) as { code?: string; details?: Record<string, string> } | undefined;
+    expect(failure?.code).to.equal('OUT_OF_RANGE');
+    expect(failure?.details?.oldestSequence).to.equal('61');
+    // it names where the gap begins: up to there it was sent every event of pool p (the even
+    // sequences); a few after the gap may have gone out while the check was on its way
+    const after = BigInt(failure!.details!.afterSequence!);
+    expect(Number(after)).to.be.below(61);
+    const before = replay.sink.seqs().filter((seq) => seq <= after);
+    expect(before.length).to.be.greaterThan(0);
+    expect(before.every((seq, i) => seq === 2n * BigInt(i + 1)), before.join()).to.equal(true);
+    expect(before.at(-1)! + 2n > after, 'no event of p lies between the last one sent and the gap').to.equal(true);
   });
 
   it('keeps at most its byte budget of events', async () => {
