@@ -54,7 +54,8 @@ export async function withCatchUp<T>(svc: CoordinatorServices, signal: AbortSign
   try {
     return await call();
   } catch (err) {
-    if (!(err instanceof CisternError) || !VIEW_DEPENDENT.has(err.code) || signal.aborted) throw err;
+    // with the bus down there is nothing to catch up with, and asking would wait out a timeout
+    if (!(err instanceof CisternError) || !VIEW_DEPENDENT.has(err.code) || signal.aborted || svc.hosts.busDown) throw err;
     try {
       await catchUp(svc);
     } catch {

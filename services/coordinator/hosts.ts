@@ -445,6 +445,11 @@ export class HostRegistry {
     this.checkSyncWaiters();
   }
 
+  /** This coordinator's connection to NATS is down: it hears no host and can ask the bus nothing. */
+  get busDown(): boolean {
+    return this.deaf;
+  }
+
   /** Nothing heard since `at` for longer than the host's silence limit, counted only while this coordinator could hear. */
   private silentFor(entry: HostEntry, at: number, now: number): boolean {
     return now - Math.max(at, this.hearingSince) > silenceLimitMs(entry);

@@ -308,6 +308,9 @@ describe('faults (real processes)', function () {
       expect(during.message).to.match(/host 'a' cannot be reached: this coordinator is not connected to the message bus/);
       // reads answer from the cache, marked stale: it follows no event meanwhile
       expect((await api.getPool({ name: pool })).stale).to.equal(true);
+      // and one that finds nothing says so, without first trying to catch up with a bus it cannot reach
+      const missing = await grpcCode(api.getPool({ name: 'hosts/a/pools/no-such-pool' }, { deadlineMs: 3_000 }));
+      expect(status[missing.code], missing.message).to.equal('NOT_FOUND');
       expect((await api.listHosts({ pageSize: 0, pageToken: '' })).hosts.map((h) => [h.hostId, h.online])).to.deep.equal([['a', true], ['b', true]]);
     } finally {
       await ctx.stack.nats!.restart();
