@@ -14,12 +14,13 @@ import type { ResolvedCreate } from '../../libs/backends/dir/volume-plan.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { CommandRunner, RunOptions, RunResult } from '../../libs/backends/runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
-import { PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { hasTool } from '../support/index.js';
 import { usePrivateTmpdir } from '../support/private-tmpdir.js';
 import { rejects } from '../support/rejects.js';
 import { attachLoop, loopDevicesAvailable, type LoopDevice } from '../support/loop.js';
 import { makeTempDir, registerCleanup } from '../support/cleanup.js';
+import { fileVolume as vol } from '../support/volume-definitions.js';
 
 const MiB = 1024n * 1024n;
 
@@ -45,18 +46,6 @@ function poolDef(path: string): PoolDefinition {
   return { type: PoolType.POOL_TYPE_DIR, name: 'p', uuid: '', source: undefined, target: { path, permissions: undefined }, features: undefined, mountOptions: [] };
 }
 
-function vol(name: string, format: string, capacity?: bigint, backingPath?: string): VolumeDefinition {
-  return {
-    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
-    name,
-    key: '',
-    capacity,
-    allocation: undefined,
-    sourceDevices: [],
-    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
-    backingStore: backingPath ? { path: backingPath, format: 'raw', permissions: undefined, timestamps: undefined } : undefined,
-  };
-}
 
 const SECRET = 'root:$y$j9T$not-a-real-hash:19000:0:99999:7:::\n';
 
@@ -111,7 +100,7 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
   it('qemu-img create with a relative backing path (-u) writes the reserved file and records the path as given', async () => {
     writeFileSync(join(target, 'base.img'), Buffer.alloc(4096));
     const runner = swapOnQemuImg('create', 'top.qed');
-    await build({ runner, pool: poolDef(target) }, vol('top.qed', 'qed', MiB, 'base.img'));
+    await build({ runner, pool: poolDef(target) }, vol('top.qed', 'qed', MiB, { backingPath: 'base.img' }));
     expect(runner.swapped).to.equal(1);
     expect(readFileSync(outside, 'utf8')).to.equal(SECRET);
     const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', '--', join(target, 'top.qed.aside')], { encoding: 'utf8' })) as { 'backing-filename'?: string };

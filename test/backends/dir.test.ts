@@ -18,6 +18,7 @@ import { hasTool } from '../support/index.js';
 import { rejects } from '../support/rejects.js';
 import { usePrivateTmpdir } from '../support/private-tmpdir.js';
 import type { InvalidArgumentError } from '../../libs/errors/errors.js';
+import { fileVolume as vol } from '../support/volume-definitions.js';
 
 const MiB = 1024n * 1024n;
 
@@ -50,20 +51,6 @@ function poolDef(path: string, mode?: number): PoolDefinition {
   };
 }
 
-function vol(name: string, format: string, capacity?: bigint, extra: Partial<VolumeDefinition> & { compat?: string; lazy?: boolean; cluster?: bigint } = {}): VolumeDefinition {
-  const { compat, lazy, cluster, ...rest } = extra;
-  return {
-    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
-    name,
-    key: '',
-    capacity,
-    allocation: undefined,
-    sourceDevices: [],
-    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: compat ?? '', nocow: false, clusterSize: cluster ?? 0n, lazyRefcounts: lazy ?? false, extendedL2: false, encryption: undefined },
-    backingStore: undefined,
-    ...rest,
-  };
-}
 
 async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];

@@ -14,11 +14,12 @@ import { FsBackend } from '../../libs/backends/fs.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
 import { FailedPreconditionError } from '../../libs/errors/errors.js';
-import { PoolSource, PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolSource, PoolType, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { attachLoop, loopDevicesAvailable, type LoopDevice } from '../support/loop.js';
 import { makeTempDir, registerCleanup } from '../support/cleanup.js';
 import { hasTool } from '../support/index.js';
 import { rejects } from '../support/rejects.js';
+import { fileVolume as vol } from '../support/volume-definitions.js';
 
 const MiB = 1024 * 1024;
 
@@ -79,18 +80,6 @@ function fsPool(device: string, target: string, format: string): PoolDefinition 
   };
 }
 
-function vol(name: string, format: string, capacity: bigint): VolumeDefinition {
-  return {
-    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
-    name,
-    key: '',
-    capacity,
-    allocation: undefined,
-    sourceDevices: [],
-    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
-    backingStore: undefined,
-  };
-}
 
 /** A temp directory for pool targets, whose mounts are undone (exact paths) before the loop devices go. */
 function targetsDir(label: string): { root: string; track(target: string): string; teardown(): Promise<void> } {

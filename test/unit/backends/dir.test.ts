@@ -19,6 +19,7 @@ import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDe
 import { attachLoop, loopDevicesAvailable } from '../../support/loop.js';
 import { rejects } from '../../support/rejects.js';
 import { usePrivateTmpdir } from '../../support/private-tmpdir.js';
+import { fileVolume as vol } from '../../support/volume-definitions.js';
 
 const MiB = 1024n * 1024n;
 
@@ -26,20 +27,6 @@ function poolDef(path: string, extra: Partial<PoolDefinition> = {}): PoolDefinit
   return { type: PoolType.POOL_TYPE_DIR, name: 'p', uuid: '', source: undefined, target: { path, permissions: undefined }, features: undefined, mountOptions: [], ...extra };
 }
 
-function vol(name: string, format: string, capacity?: bigint, extra: Partial<VolumeDefinition> & { compat?: string; lazy?: boolean; cluster?: bigint; nocow?: boolean } = {}): VolumeDefinition {
-  const { compat, lazy, cluster, nocow, ...rest } = extra;
-  return {
-    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
-    name,
-    key: '',
-    capacity,
-    allocation: undefined,
-    sourceDevices: [],
-    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: compat ?? '', nocow: nocow ?? false, clusterSize: cluster ?? 0n, lazyRefcounts: lazy ?? false, extendedL2: false, encryption: undefined },
-    backingStore: undefined,
-    ...rest,
-  };
-}
 
 /** `data` as a stream of `size`-byte pieces. */
 async function* pieces(data: Buffer, size: number): AsyncGenerator<Buffer> {

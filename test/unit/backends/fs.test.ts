@@ -14,8 +14,9 @@ import { findBackend } from '../../../libs/backends/registry.js';
 import '../../../libs/backends/index.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
-import { PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { rejects } from '../../support/rejects.js';
+import { fileVolume } from '../../support/volume-definitions.js';
 
 const BASE_MOUNTINFO = `27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
 22 27 0:21 / /proc rw,relatime - proc proc rw
@@ -53,16 +54,7 @@ function fsPool(device: string | string[], target: string, format = 'ext4', extr
 }
 
 function rawVol(name: string, capacity: bigint): VolumeDefinition {
-  return {
-    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
-    name,
-    key: '',
-    capacity,
-    allocation: undefined,
-    sourceDevices: [],
-    target: { path: '', format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
-    backingStore: undefined,
-  };
+  return fileVolume(name, 'raw', capacity);
 }
 
 describe('fs backend (recording runner)', () => {
