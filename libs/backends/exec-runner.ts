@@ -1,6 +1,7 @@
 // The real CommandRunner: execa with an argument array (never a shell), LC_ALL=C so
 // output is parseable, a timeout, cancellation by AbortSignal, stderr kept for the error.
 // Every command dies with this process (die-with-parent.ts); argv in errors is the tool's own.
+import { readlinkSync } from 'node:fs';
 import { execa, type Options as ExecaOptions } from 'execa';
 import { dieWithParent, wrapperExecFailure } from './die-with-parent.js';
 import { CancelledError, CommandFailedError, DeadlineExceededError } from '../errors/errors.js';
@@ -67,14 +68,25 @@ export class ExecRunner implements CommandRunner {
     if (exitCode === undefined) {
       // Could not start (ENOENT, EACCES) or killed by a signal.
       const why = result.signal ? `killed by ${result.signal}` : (result.originalMessage ?? result.shortMessage ?? 'could not start');
-      throw new CommandFailedError(argv, undefined, stderr || why);
+      throw new CommandFailedError(argv, undefined, stderr || why, passedFiles(options));
     }
     const notStarted = command.wrapped ? wrapperExecFailure(argv, exitCode, stderr) : undefined;
-    if (notStarted) throw new CommandFailedError(argv, undefined, notStarted);
+    if (notStarted) throw new CommandFailedError(argv, undefined, notStarted, passedFiles(options));
     const ok = options.okExitCodes ?? [0];
-    if (!ok.includes(exitCode)) throw new CommandFailedError(argv, exitCode, stderr || stdout);
+    if (!ok.includes(exitCode)) throw new CommandFailedError(argv, exitCode, stderr || stdout, passedFiles(options));
     return { stdout, stderr, exitCode };
   }
+}
+
+/** What each descriptor handed to the program is, by this process's view of it (for errors). */
+function passedFiles(options: RunOptions): string[] {
+  return (options.fds ?? []).map((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return `descriptor ${fd}`;
+    }
+  });
 }
 
 /**

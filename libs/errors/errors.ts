@@ -105,18 +105,25 @@ export class InternalError extends CisternError {
   readonly code = 'INTERNAL' as const;
 }
 
-/** A command of the runner exited non-zero or could not start. */
+/**
+ * A command of the runner exited non-zero or could not start. `passedFiles` names the files
+ * it was given as descriptors (RunOptions.fds: `/dev/fd/3` in its argv and stderr), so the
+ * message says which volume `/dev/fd/3` was.
+ */
 export class CommandFailedError extends InternalError {
   constructor(
     readonly argv: readonly string[],
     readonly exitCode: number | undefined,
     readonly stderr: string,
+    passedFiles: readonly string[] = [],
   ) {
     const shown = argv.join(' ');
-    super(`command failed: ${shown}${exitCode === undefined ? '' : ` (exit ${exitCode})`}${stderr ? `: ${stderr.trim()}` : ''}`, {
+    const files = passedFiles.map((f, i) => `fd ${i + 3}: ${f}`).join(', ');
+    super(`command failed: ${shown}${files ? ` [${files}]` : ''}${exitCode === undefined ? '' : ` (exit ${exitCode})`}${stderr ? `: ${stderr.trim()}` : ''}`, {
       command: shown,
       stderr: stderr.trim(),
       ...(exitCode === undefined ? {} : { exitCode: String(exitCode) }),
+      ...(files ? { passedFiles: files } : {}),
     });
   }
 }

@@ -34,6 +34,18 @@ describe('ExecRunner', () => {
     }
   });
 
+  it("a failed command's error names the files it was given as descriptors", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cistern-runner-fds-'));
+    const fd = openSync(join(dir, 'vol.qcow2'), 'w+');
+    try {
+      const err = await rejects(runner.run(['sh', '-c', 'echo "/dev/fd/3: no" >&2; exit 1'], { fds: [fd] }));
+      expect(err.message).to.equal(`command failed: sh -c echo "/dev/fd/3: no" >&2; exit 1 [fd 3: ${join(dir, 'vol.qcow2')}] (exit 1): /dev/fd/3: no`);
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('runs argv without a shell and returns stdout', async () => {
     const r = await runner.run(['echo', '$HOME', ';', 'ls']);
     expect(r).to.deep.equal({ stdout: '$HOME ; ls\n', stderr: '', exitCode: 0 });
