@@ -14,6 +14,7 @@ import { CreateJournal, cleanupInterruptedCreates, cleanupWhenStarted } from '..
 import { silentLogger } from '../../../services/agent/log.js';
 import { inProcessAgent } from '../../support/agent-context.js';
 import { makeTempDir } from '../../support/index.js';
+import { lvmPoolRunner } from '../../support/lvm-script.js';
 
 const VG = 'HostVG';
 const MiB = 1024 * 1024;
@@ -37,12 +38,7 @@ function fakeLvm(lvcreate: (name: string, tag: string | undefined) => Promise<vo
     return i < 0 ? undefined : argv[i + 1];
   };
   const line = (name: string) => `  ${name}##uuid-${name}#/dev/sdb(0)#linear#1#${MiB}#4194304#${MiB}#-wi-a-----#`;
-  const runner = new RecordingRunner({ strict: true })
-    .on(['udevadm', 'settle'], {})
-    .on(['vgscan'], {})
-    .on(['pvs'], { stdout: `  /dev/sdb ${VG}\n` })
-    .on(['vgchange'], {})
-    .on(['vgs'], { stdout: '  125829120:92274688\n' })
+  const runner = lvmPoolRunner(VG)
     .on(['lvs'], () => ({ stdout: [...lvs.keys()].map(line).join('\n') + '\n' }))
     .on(['lvcreate'], async (argv) => {
       await lvcreate(arg(argv, '--name')!, arg(argv, '--addtag'));

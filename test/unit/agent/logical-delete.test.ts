@@ -6,9 +6,9 @@ import { expect } from 'chai';
 import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, PoolDefinition, PoolType, Tristate } from '../../../libs/proto/cistern/v1/storage.js';
 import { LogicalBackend } from '../../../libs/backends/logical.js';
-import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { dispatch } from '../../../services/agent/agent.js';
 import { inProcessAgent } from '../../support/agent-context.js';
+import { lvmPoolRunner } from '../../support/lvm-script.js';
 
 const VG = 'HostVG';
 const MiB = 1024 * 1024;
@@ -27,12 +27,7 @@ function setup() {
     lvLine('s', 'swi-a-s---', { origin: 'o', size: 4 * MiB, start: 4, originSize: 16 * MiB }),
     lvLine('keep', '-wi-a-----', { start: 5 }),
   ];
-  const runner = new RecordingRunner({ strict: true })
-    .on(['udevadm', 'settle'], {})
-    .on(['vgscan'], {})
-    .on(['pvs'], { stdout: `  /dev/sdb ${VG}\n` })
-    .on(['vgchange'], {})
-    .on(['vgs'], { stdout: '  125829120:92274688\n' })
+  const runner = lvmPoolRunner(VG)
     .on(['lvs'], () => ({ stdout: lines.join('\n') + '\n' }))
     .on(['lvremove'], (argv) => {
       const lv = argv.at(-1)!.split('/')[1]!;
