@@ -49,7 +49,10 @@ export async function startCistern(): Promise<CisternSide> {
   // Log at warn: an info line per operation would be part of what is measured otherwise.
   const env: NodeJS.ProcessEnv = { CISTERN_LOG_LEVEL: process.env.BENCH_CISTERN_LOG_LEVEL ?? 'warn' };
   const profileDir = process.env.BENCH_PROFILE_DIR;
-  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const nodeArgs = [
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+    ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ];
   const procs: ServiceProcess[] = [];
   const clients: StorageServiceClient[] = [];
   let nc: NatsConnection | undefined;

@@ -56,7 +56,7 @@ import {
 } from '../../test/support/index.js';
 import { fmtMs, markdownTable, percentile, textTable } from '../stats.js';
 import { controlSubject, simHostId, simPools } from './sim-agent.js';
-import { MAX_PAGE_SIZE } from '../../services/coordinator/pagination.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../services/coordinator/pagination.js';
 
 const env = process.env;
 const quick = env.FLEET_QUICK === '1';
@@ -120,6 +120,8 @@ export interface SizeResult {
   memory: Memory;
   listPagesPerPass: number;
   listMs: number[];
+  /** each ListPools call of those passes: one page of the default size over the whole fleet */
+  listPageMs?: number[];
   /** CPU ms per default-client pass, per process (benchClient: this process) */
   listCpuMsPerPass?: Record<string, number>;
   /** CPU ms over all GetVolume calls, per process */
@@ -249,13 +251,16 @@ function jsonValue(key: string, value: unknown): unknown {
   return value;
 }
 
-async function listAllPools(api: StorageApi, pageSize = 0): Promise<{ pages: number; pools: number; volumes: number }> {
+/** Every page of ListPools over the whole fleet, in order; `pageMs` gets each call's time. */
+async function listAllPools(api: StorageApi, pageSize = 0, pageMs?: number[]): Promise<{ pages: number; pools: number; volumes: number }> {
   let pageToken = '';
   let pages = 0;
   let pools = 0;
   let volumes = 0;
   do {
+    const t0 = performance.now();
     const res = await api.listPools({ host: '', types: [], pageSize, pageToken }, { deadlineMs: 120_000 });
+    pageMs?.push(performance.now() - t0);
     pages++;
     pools += res.pools.length;
     for (const p of res.pools) volumes += p.volumeCount;
@@ -434,6 +439,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     log(`memory: rss ${memory.rssMiB.toFixed(0)} MiB, heap used after GC ${memory.heapUsedMiB.toFixed(0)} MiB (gc ${memory.gcMs.toFixed(0)} ms)`);
 
     const listMs: number[] = [];
+    const listPageMs: number[] = [];
     let pages = 0;
     if (ONLY.has('list')) await listAllPools(api); // warm-up
     // CPU per pass of every process on the machine's 2 cores: what the pass costs apart from waiting
@@ -442,13 +448,13 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const listWall0 = performance.now();
     for (let i = 0; ONLY.has('list') && i < LIST_REPS; i++) {
       const t0 = performance.now();
-      const r = await listAllPools(api);
+      const r = await listAllPools(api, 0, listPageMs);
       listMs.push(performance.now() - t0);
       pages = r.pages;
       if (r.pools !== hosts * POOLS) throw new Error(`ListPools returned ${r.pools} pools, expected ${hosts * POOLS}`);
     }
     const listCpuMsPerPass = ONLY.has('list') ? cpuMsSince(listCpu0, pids, LIST_REPS) : undefined;
-    log(`ListPools, ${pages} pages: p50 ${fmtMs(percentile(listMs, 50))}; per pass: wall ${fmtMs((performance.now() - listWall0) / LIST_REPS)}, CPU ms ${JSON.stringify(listCpuMsPerPass)}`);
+    log(`ListPools, ${pages} pages: p50 ${fmtMs(percentile(listMs, 50))}; one page p50 ${fmtMs(percentile(listPageMs, 50))} p99 ${fmtMs(percentile(listPageMs, 99))}; per pass: wall ${fmtMs((performance.now() - listWall0) / LIST_REPS)}, CPU ms ${JSON.stringify(listCpuMsPerPass)}`);
     // a client as cisternctl makes it (cli/client.ts): a 4 MiB window, so a page is not held
     // up by HTTP/2 window updates; the default client above is what any other program gets
     const listWideMs: number[] = [];
@@ -517,7 +523,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     // restart: stop, then start a new coordinator against the same NATS (catalog, host records)
     if (!ONLY.has('resync')) {
       await control(nc, 'stop').catch(() => undefined);
-      return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, listCpuMsPerPass, listWideMs, listMaxMs, listMaxPages, listRawMs, getMs, getCpuMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
+      return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, listPageMs, listCpuMsPerPass, listWideMs, listMaxMs, listMaxPages, listRawMs, getMs, getCpuMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
     }
     // every simulated host's sync encoded beforehand, as 500 real agents would each have done
     // on their own CPU (sim-agent.ts prepareSyncs)
@@ -574,6 +580,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
       memory,
       listPagesPerPass: pages,
       listMs,
+      listPageMs,
       listCpuMsPerPass,
       listWideMs,
       listMaxMs,
@@ -600,6 +607,7 @@ function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
     row('coordinator heap used after GC', (r) => mib(r.memory.heapUsedMiB), '< 1 GiB'),
     row('coordinator RSS after restart + resync', (r) => mib(r.resync.memory.rssMiB)),
     row('ListPools whole fleet, all pages, p50', (r) => `${fmtMs(percentile(r.listMs, 50))} (${r.listPagesPerPass} pages)`, '< 50 ms'),
+    row(`  one page of ${DEFAULT_PAGE_SIZE} (each call of those passes), p50 / p99`, (r) => (r.listPageMs?.length ? `${fmtMs(percentile(r.listPageMs, 50))} / ${fmtMs(percentile(r.listPageMs, 99))}` : 'n/a')),
     row('  the same, client with a 4 MiB HTTP/2 window (as cisternctl)', (r) => (r.listWideMs.length ? fmtMs(percentile(r.listWideMs, 50)) : 'n/a'), '< 50 ms'),
     row(`  that client, page_size ${MAX_PAGE_SIZE} (the largest page)`, (r) => (r.listMaxMs?.length ? `${fmtMs(percentile(r.listMaxMs, 50))} (${r.listMaxPages} pages)` : 'n/a')),
     row('  default client, pools counted not decoded (the service\'s share)', (r) => (r.listRawMs?.length ? fmtMs(percentile(r.listRawMs, 50)) : 'n/a')),
