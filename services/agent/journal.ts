@@ -9,13 +9,14 @@
 // of a create on a busy disk). The file is emptied when nothing is in flight and it has
 // grown, and removed at start once every interrupted create is cleaned up.
 import { randomBytes } from 'node:crypto';
-import { closeSync, ftruncateSync, fstatSync, lstatSync, openSync, writeSync, constants as fsc } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { asCisternError } from '../../libs/errors/errors.js';
 import type { StorageBackend } from '../../libs/backends/backend.js';
 import type { Logger } from './log.js';
+import { JournalFile, parseOpenRecords } from './journal-file.js';
 
 export interface JournalEntry {
   id: string;
@@ -41,14 +42,16 @@ const LOG_FILE = 'creates.log';
 const COMPACT_BYTES = 4 * 1024 * 1024;
 
 export class CreateJournal {
-  private fd: number | undefined;
+  private readonly log: JournalFile;
   private readonly inFlight = new Set<string>();
   /** entries of an earlier run still to clean up, by pool name (their pool was not up, or the clean-up failed) */
   private readonly waiting = new Map<string, JournalEntry[]>();
   private seq = 0;
   private readonly prefix = randomBytes(4).toString('hex');
 
-  private constructor(readonly dir: string) {}
+  private constructor(readonly dir: string) {
+    this.log = new JournalFile(join(dir, LOG_FILE));
+  }
 
   static async open(root: string): Promise<CreateJournal> {
     const dir = join(root, 'journal');
@@ -56,16 +59,8 @@ export class CreateJournal {
     return new CreateJournal(dir);
   }
 
-  private get file(): string {
-    return join(this.dir, LOG_FILE);
-  }
-
-  /** Appends one record as one write(2) to the O_APPEND file (created on first use). */
   private append(record: Record<string, unknown>): void {
-    if (this.fd === undefined) this.fd = openSync(this.file, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
-    const line = Buffer.from(`${JSON.stringify(record)}\n`);
-    let off = 0;
-    while (off < line.length) off += writeSync(this.fd, line, off, line.length - off);
+    this.log.append(record);
   }
 
   /** Keeps an entry of an earlier run for a later clean-up (when its pool starts). */
@@ -129,13 +124,7 @@ export class CreateJournal {
       // not recorded: the next start removes the volume as interrupted (as when killed)
     }
     this.inFlight.delete(id);
-    if (this.inFlight.size === 0 && this.fd !== undefined) {
-      try {
-        if (fstatSync(this.fd).size > COMPACT_BYTES) ftruncateSync(this.fd, 0);
-      } catch {
-        // a big journal is only slower to read at the next start
-      }
-    }
+    if (this.inFlight.size === 0) this.log.compactIfLarger(COMPACT_BYTES);
   }
 
   async pending(): Promise<JournalEntry[]> {
@@ -171,11 +160,7 @@ export class CreateJournal {
   async removeIfDone(): Promise<void> {
     if (this.inFlight.size > 0) return;
     if ((await this.pending()).length > 0) return;
-    if (this.fd !== undefined) {
-      closeSync(this.fd);
-      this.fd = undefined;
-    }
-    await unlink(this.file).catch(() => undefined);
+    await this.log.remove();
   }
 }
 
@@ -195,25 +180,15 @@ function entryOf(raw: Record<string, unknown>): JournalEntry {
 
 /** Begin records without an end record, in journal order; a torn last line is ignored. */
 function parseLog(text: string): JournalEntry[] {
-  const open = new Map<string, JournalEntry>();
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    let raw: Record<string, unknown>;
+  const out: JournalEntry[] = [];
+  for (const raw of parseOpenRecords(text)) {
     try {
-      raw = JSON.parse(line) as Record<string, unknown>;
+      out.push(entryOf(raw));
     } catch {
-      continue; // torn write: the agent died before the backend wrote anything
-    }
-    if (typeof raw.end === 'string') open.delete(raw.end);
-    else if (typeof raw.id === 'string') {
-      try {
-        open.set(raw.id, entryOf(raw));
-      } catch {
-        // unreadable entry: nothing to clean up from it
-      }
+      // unreadable entry: nothing to clean up from it
     }
   }
-  return [...open.values()];
+  return out;
 }
 
 export interface CleanupResult {
