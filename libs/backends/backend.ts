@@ -47,6 +47,11 @@ export interface PoolContext extends BackendContext {
   pool: PoolDefinition;
 }
 
+export interface BuildPoolOptions {
+  /** One per build, recorded in the agent's build journal before the build writes anything (create-id.ts format). */
+  buildId?: string;
+}
+
 /** Pool sizes and runtime data found by a refresh. */
 export interface PoolRuntime {
   capacity: bigint;
@@ -116,7 +121,14 @@ export interface StorageBackend {
 
   /** Is the pool already active on the host (mounted, VG active, session logged in)? */
   checkPool?(ctx: PoolContext): Promise<boolean>;
-  buildPool?(ctx: PoolContext, flags: BuildFlags): Promise<void>;
+  buildPool?(ctx: PoolContext, flags: BuildFlags, options?: BuildPoolOptions): Promise<void>;
+  /**
+   * Removes what a build with this id left when the agent died during it (the agent's build
+   * journal: services/agent/build-journal.ts), and only that: where the backend marks what
+   * it makes with the id. Resolves when nothing of it is left. Absent: a killed build leaves
+   * nothing a retry cannot overwrite.
+   */
+  cleanupInterruptedBuild?(ctx: PoolContext, buildId: string): Promise<void>;
   startPool?(ctx: PoolContext): Promise<void>;
   refreshPool(ctx: PoolContext): Promise<RefreshResult>;
   stopPool?(ctx: PoolContext): Promise<void>;

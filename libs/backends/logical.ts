@@ -14,10 +14,10 @@
 // puts on its LV, so an undo removes only that LV), data (wipe, upload, download).
 import { PoolType, type BuildFlags, type PoolDefinition, type PoolSource, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { InvalidArgumentError } from '../errors/errors.js';
-import type { BackendContext, BackendOperation, CreateVolOptions, DeleteVolOptions, PoolContext, RefreshResult, StorageBackend } from './backend.js';
+import type { BackendContext, BackendOperation, BuildPoolOptions, CreateVolOptions, DeleteVolOptions, PoolContext, RefreshResult, StorageBackend } from './backend.js';
 import type { LogicalTools } from './logical/tools.js';
 import { findVolumeGroups } from './logical/sources.js';
-import { buildVolumeGroup } from './logical/build.js';
+import { buildVolumeGroup, cleanupInterruptedBuild } from './logical/build.js';
 import { activateVolumeGroup, deactivateVolumeGroup, isPoolActive, removeVolumeGroup } from './logical/pool.js';
 import { refreshLv, refreshVolumeGroup } from './logical/refresh.js';
 import { createLv, planLv } from './logical/create.js';
@@ -105,8 +105,13 @@ export class LogicalBackend implements StorageBackend {
   }
 
   /** Devices checked, cleared and made PVs, then vgcreate; a failure pvremoves what it made. */
-  buildPool(ctx: PoolContext, flags: BuildFlags): Promise<void> {
-    return buildVolumeGroup(ctx, flags, this.allowRegularFiles);
+  buildPool(ctx: PoolContext, flags: BuildFlags, options?: BuildPoolOptions): Promise<void> {
+    return buildVolumeGroup(ctx, flags, this.allowRegularFiles, options?.buildId);
+  }
+
+  /** The VG carrying the build's tag, then the pool's devices left PVs of no VG. */
+  cleanupInterruptedBuild(ctx: PoolContext, buildId: string): Promise<void> {
+    return cleanupInterruptedBuild(ctx, buildId);
   }
 
   /** Checks the VG is there (with the pool's devices), then `vgchange -aly VG`. */

@@ -29,6 +29,7 @@ import { RunningPools } from './running-pools.js';
 import { coordinatorPoolSecrets } from './pool-secrets.js';
 import { attachSignal, backendFor, type AgentContext } from './context.js';
 import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
+import { BuildJournal, cleanupInterruptedBuilds } from './build-journal.js';
 import { ResizeIntents } from './resize-intents.js';
 import { CHILD_TAG, childTag, killOrphans } from './orphans.js';
 import { RequestCache } from './request-cache.js';
@@ -203,6 +204,7 @@ export class Agent {
     const catalog = await Catalog.open(nc);
     const state = new AgentState(host, PersistentRevisions.open(opts.root));
     const journal = await CreateJournal.open(opts.root);
+    const builds = await BuildJournal.open(opts.root);
     // the next full sync carries them (flushEvents asks for one), so coordinators publish their state
     const lost = new LostEvents();
     const ctx: AgentContext = {
@@ -214,11 +216,13 @@ export class Agent {
       log,
       nc,
       journal,
+      builds,
       resizeIntents: ResizeIntents.open(opts.root),
       bootId,
       catalog,
     };
-    // what a create or clone killed mid-way left goes before any pool starts
+    // what a pool build or a create or clone killed mid-way left goes before any pool starts
+    await cleanupInterruptedBuilds(builds, (pool) => backendFor(ctx, pool.type), runner, log);
     await cleanupInterruptedCreates(journal, (pool) => backendFor(ctx, pool.type), runner, log);
     // The pools running when this agent stopped, still up, stay running. The record keeps
     // those not yet settled (a check still running, or the catalog unreadable) besides the

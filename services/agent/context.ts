@@ -15,6 +15,7 @@ import { progressEvent, throttledProgress, type Actor, type EventSink } from './
 import type { Logger } from './log.js';
 import { secretsOf, withSecrets } from './secrets.js';
 import type { CreateJournal } from './journal.js';
+import type { BuildJournal } from './build-journal.js';
 import type { CatalogReader } from './undefine.js';
 import type { ResizeIntents } from './resize-intents.js';
 
@@ -33,6 +34,8 @@ export interface AgentContext {
   requestSync?: (reason: string) => void;
   /** In-flight creates and clones under the agent's root (absent in unit tests). */
   journal?: CreateJournal;
+  /** In-flight builds of pool types that clean up after an interrupted one (absent in unit tests). */
+  builds?: BuildJournal;
   /** How long an upload's answer waits for the pool refresh after it (default: half the stream idle timeout). */
   uploadRefreshWaitMs?: number;
   /** This process's boot id, as its heartbeats carry it (absent in unit tests). */

@@ -183,10 +183,11 @@ describe('logical backend (real LVM on loop devices, activation off: this kernel
     ctx = { runner, pool };
   });
 
-  it('builds a volume group on two empty loop devices (pvcreate each, vgcreate)', async () => {
-    await backend.buildPool(ctx, { overwrite: false, noOverwrite: true });
+  it('builds a volume group on two empty loop devices (pvcreate each, vgcreate); the build tag is gone when it is done', async () => {
+    await backend.buildPool(ctx, { overwrite: false, noOverwrite: true }, { buildId: 'b0' });
     const pvs = lvmOut(['pvs', '--noheadings', '-o', 'pv_name,vg_name']);
     for (const d of disks) expect(pvs).to.match(new RegExp(`${d.device}\\s+${vg}`));
+    expect(lvmOut(['vgs', '--noheadings', '-o', 'vg_tags', vg]).trim()).to.equal('');
     expect(await backend.checkPool(ctx)).to.equal(true, 'a VG without LVs has nothing inactive');
     await backend.startPool(ctx);
   });
@@ -397,6 +398,34 @@ describe('logical backend (real LVM on loop devices, activation off: this kernel
     expect(lvmOut(['vgs', '--noheadings', '-o', 'vg_name'])).to.not.include(`${vg}k`);
     expect(lvmOut(['pvs', '--noheadings', '-o', 'pv_name'])).to.not.include(spare.device);
     expect(lvmOut(['vgs', '--noheadings', '-o', 'vg_name'])).to.include(vg, "the pool's own VG is untouched");
+  });
+
+  it("an agent's death during a build: its cleanup removes the VG carrying the build's tag and the PV labels in no VG", async () => {
+    // what a build killed in its vgcreate leaves, after LVM committed the VG
+    const killed: PoolDefinition = { ...pool, name: 'killed', source: PoolDefinitionSource(`${vg}k`, [spare.device]) };
+    lvmOut(['pvcreate', '-ff', '-y', spare.device]);
+    lvmOut(['vgcreate', '--addtag', 'cistern.build.b1', `${vg}k`, spare.device]);
+    await backend.cleanupInterruptedBuild({ runner, pool: killed }, 'b1');
+    expect(lvmOut(['vgs', '--noheadings', '-o', 'vg_name'])).to.not.include(`${vg}k`);
+    expect(lvmOut(['pvs', '--noheadings', '-o', 'pv_name'])).to.not.include(spare.device);
+    expect(lvmOut(['vgs', '--noheadings', '-o', 'vg_name'])).to.include(vg, "the pool's own VG is untouched");
+    // killed in its pvcreate: the label alone
+    lvmOut(['pvcreate', '-ff', '-y', spare.device]);
+    await backend.cleanupInterruptedBuild({ runner, pool: killed }, 'b2');
+    expect(lvmOut(['pvs', '--noheadings', '-o', 'pv_name'])).to.not.include(spare.device);
+  });
+
+  it('the cleanup of an interrupted build leaves a same-named VG without its tag (made by hand since) and its PVs', async () => {
+    const killed: PoolDefinition = { ...pool, name: 'killed', source: PoolDefinitionSource(`${vg}k`, [spare.device]) };
+    lvmOut(['pvcreate', '-ff', '-y', spare.device]);
+    lvmOut(['vgcreate', `${vg}k`, spare.device]);
+    try {
+      await backend.cleanupInterruptedBuild({ runner, pool: killed }, 'b3');
+      expect(lvmOut(['pvs', '--noheadings', '-o', 'pv_name,vg_name'])).to.match(new RegExp(`${spare.device}\\s+${vg}k`));
+    } finally {
+      lvmOut(['vgremove', '-f', `${vg}k`]);
+      lvmOut(['pvremove', spare.device]);
+    }
   });
 
   it('stops and deletes the pool: vgremove, pvremove of each device', async () => {

@@ -1,11 +1,12 @@
 // Building a logical pool (virStorageBackendLogicalBuildPool): its devices checked, their
 // old headers cleared, each made a PV, then the VG created over them; a failure takes the
 // PV labels it wrote away again, a label a killed pvcreate left included, and the VG a
-// killed vgcreate recorded.
+// killed vgcreate recorded. What a build left because the agent itself died is removed by
+// cleanupInterruptedBuild at the agent's next start.
 import { constants as fsc } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import type { BuildFlags } from '../../proto/cistern/v1/storage.js';
-import { FailedPreconditionError, InvalidArgumentError } from '../../errors/errors.js';
+import { FailedPreconditionError, InvalidArgumentError, asCisternError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { requireEmptyDevice } from '../device-probe.js';
@@ -14,6 +15,7 @@ import { LVM_ENV, lvm } from './lvm.js';
 import { sourceDevices, vgName } from './paths.js';
 import { deviceError } from '../fs-errors.js';
 import { refuseConflictingBuildFlags } from '../build-flags.js';
+import { buildTag, selectTaggedVg } from './tags.js';
 
 /** libvirt clears this much at the start and the end of every device before pvcreate. */
 export const CLEAR_BYTES = 1024 * 1024;
@@ -28,12 +30,14 @@ export const CLEAR_BYTES = 1024 * 1024;
  * pvcreate's own; where it wrote none, pvremove finds nothing and its failure is ignored.
  * A vgcreate that failed after recording the VG (killed, timed out, cancelled) would keep
  * those PVs in it (pvremove refuses a PV of a VG): that VG is removed first (removeOwnVolumeGroup).
+ * `buildId`: the VG carries its tag (tags.ts) until the build is done.
  * `allowRegularFiles`: files stand in for devices (unit tests only; LVM itself refuses them).
  */
-export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allowRegularFiles: boolean): Promise<void> {
+export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allowRegularFiles: boolean, buildId?: string): Promise<void> {
   refuseConflictingBuildFlags(flags);
   const vg = vgName(ctx.pool);
   const devices = sourceDevices(ctx.pool);
+  const tag = buildId === undefined ? undefined : buildTag(buildId);
   if (devices.length === 0) {
     throw new InvalidArgumentError('source.devices', `no source device given for volume group '${vg}'; a logical pool is built on one or more <device path='...'/>`);
   }
@@ -52,7 +56,7 @@ export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allo
       await lvm(ctx, ['pvcreate', dev], `cannot initialise '${dev}' as a physical volume`);
     }
     vgcreateRan = true;
-    await lvm(ctx, ['vgcreate', vg, ...devices], `cannot create volume group '${vg}'`);
+    await lvm(ctx, ['vgcreate', ...(tag ? ['--addtag', tag] : []), vg, ...devices], `cannot create volume group '${vg}'`);
   } catch (err) {
     if (vgcreateRan) await removeOwnVolumeGroup(ctx, vg, initialised);
     for (const dev of initialised) {
@@ -64,6 +68,46 @@ export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allo
     }
     throw err;
   }
+  if (tag) {
+    try {
+      await ctx.runner.run(['vgchange', '--deltag', tag, vg], { env: LVM_ENV });
+    } catch {
+      // the VG is built; the tag left on it only names this build (see `vgs -o +vg_tags`)
+    }
+  }
+}
+
+/**
+ * What a build with `buildId` left when the agent died during it: the VG its vgcreate
+ * recorded, found by the build's tag (a same-named VG made since carries none), then every
+ * device of the pool that is a PV in no VG. The build had found those devices empty
+ * (without overwrite) or was to overwrite them, so such a label is its pvcreate's; one an
+ * admin made on the same device between the agent's death and this start would go too.
+ */
+export async function cleanupInterruptedBuild(ctx: PoolContext, buildId: string): Promise<void> {
+  const vg = vgName(ctx.pool);
+  const tag = buildTag(buildId);
+  await lvm(ctx, ['vgremove', '-f', ...selectTaggedVg(tag), vg], `cannot remove volume group '${vg}' of an interrupted build`).catch((err: unknown) => {
+    if (asCisternError(err).code !== 'NOT_FOUND') throw err;
+  });
+  const lonePvs = await pvsInNoVolumeGroup(ctx);
+  for (const dev of sourceDevices(ctx.pool)) {
+    const real = await realpath(dev).catch(() => dev);
+    if (lonePvs.has(dev) || lonePvs.has(real)) {
+      await lvm(ctx, ['pvremove', dev], `cannot remove the physical volume label on '${dev}' of an interrupted build`);
+    }
+  }
+}
+
+/** The PVs LVM sees that are in no VG, by device path as pvs names them. */
+async function pvsInNoVolumeGroup(ctx: PoolContext): Promise<Set<string>> {
+  const { stdout } = await ctx.runner.run(['pvs', '--noheadings', '--separator', ':', '-o', 'pv_name,vg_name'], { env: LVM_ENV, signal: ctx.signal });
+  const out = new Set<string>();
+  for (const line of stdout.split('\n')) {
+    const [pv, vgOf] = line.trim().split(':');
+    if (pv && !vgOf) out.add(pv);
+  }
+  return out;
 }
 
 /**

@@ -22,3 +22,19 @@ export function selectTagged(tag: string | undefined): string[] {
   // {…}: the LV's tags include this one (it may have others)
   return tag === undefined ? [] : ['--select', `lv_tags={${tag}}`];
 }
+
+// A build's VG carries `cistern.build.<id>` from its vgcreate until the build is done (then
+// `vgchange --deltag`: builds are rare, one more metadata commit does not matter there), so
+// the agent's clean-up of a build its death interrupted removes that VG and no same-named
+// one made since.
+export const BUILD_TAG_PREFIX = 'cistern.build.';
+
+/** The tag of the build with this id: `cistern.build.<id>`. */
+export function buildTag(buildId: string): string {
+  return `${BUILD_TAG_PREFIX}${checkCreateId(buildId, 'buildId')}`;
+}
+
+/** `--select` arguments that limit an LVM command to VGs carrying `tag`. */
+export function selectTaggedVg(tag: string): string[] {
+  return ['--select', `vg_tags={${tag}}`];
+}

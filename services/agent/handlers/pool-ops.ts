@@ -29,6 +29,7 @@ import {
 import { doneReply, MAX_REPLY_VOLUMES, poolReply } from './reply.js';
 import { secretsOf } from '../secrets.js';
 import { cleanupWhenStarted } from '../journal.js';
+import { journaledBuild } from '../build-journal.js';
 import { requireStillDefined } from '../undefine.js';
 import { claimStorage } from '../storage-claims.js';
 
@@ -81,7 +82,7 @@ async function startClaimed(
   buildFlags: BuildFlags | undefined,
 ): Promise<PoolEntry> {
   const pc = poolContext(ctx, def, actor, buildFlags ? { operation: 'build' } : undefined);
-  if (buildFlags) await backend.buildPool!(pc, buildFlags);
+  if (buildFlags) await journaledBuild(ctx.builds, backend, pc, buildFlags, actor);
   const alreadyUp = backend.checkPool ? await backend.checkPool(pc) : false;
   if (!alreadyUp && backend.startPool) await backend.startPool(pc);
   // what a create killed before this agent's start left in this pool (mounted only now)
@@ -215,7 +216,7 @@ export async function buildPool(ctx: AgentContext, request: AgentRequest, op: Op
     request,
     def,
     { lock: 'build', operation: 'buildPool', what: 'building a pool', activeRefusal: 'is already active', event: EventKind.POOL_CREATED, done: 'pool built' },
-    (backend, pc) => backend.buildPool!(pc, flags),
+    (backend, pc) => journaledBuild(ctx.builds, backend, pc, flags, actorOf(request)),
   );
 }
 
