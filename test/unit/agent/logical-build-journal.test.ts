@@ -113,19 +113,28 @@ async function restart(root: string, runner: RecordingRunner) {
   return { journal, result };
 }
 
+/**
+ * LVM whose command `cmd` (for which `when` holds) records what it does and never returns, as
+ * one does whose agent is killed; `reached` resolves once it got there.
+ */
+function lvmKilledIn(cmd: string, when: (argv: readonly string[]) => boolean = () => true) {
+  let hit!: () => void;
+  const reached = new Promise<void>((r) => (hit = r));
+  const lvm = fakeLvm(async (c, argv) => {
+    if (c !== cmd || !when(argv)) return;
+    hit();
+    await new Promise(() => undefined);
+  });
+  return { ...lvm, reached };
+}
+
 describe('agent killed during a logical pool build (build journal cleanup at the next start)', () => {
   it('removes the VG the interrupted vgcreate recorded (it carries the tag the journal entry names) and its PV labels', async () => {
     const { root, devices } = setup();
-    let reached!: () => void;
-    const atVgcreate = new Promise<void>((r) => (reached = r));
-    const { runner, pvs, vgs } = fakeLvm(async (cmd) => {
-      if (cmd !== 'vgcreate') return;
-      reached();
-      await new Promise(() => undefined); // the agent is killed here: vgcreate never returns
-    });
+    const { runner, pvs, vgs, reached } = lvmKilledIn('vgcreate');
     const { build } = await agentWith(root, runner, poolOn(devices));
     void build();
-    await atVgcreate;
+    await reached;
     const entry = (await (await BuildJournal.open(root)).pending())[0]!;
     expect(vgs.get(VG)).to.deep.equal([`cistern.build.${entry.id}`], 'the journal entry names the tag vgcreate got');
 
@@ -140,16 +149,10 @@ describe('agent killed during a logical pool build (build journal cleanup at the
 
   it('removes the labels of the pvcreates that ran, the one the agent died in too', async () => {
     const { root, devices } = setup();
-    let reached!: () => void;
-    const atSecondPvcreate = new Promise<void>((r) => (reached = r));
-    const { runner, pvs, vgs } = fakeLvm(async (cmd, argv) => {
-      if (cmd !== 'pvcreate' || argv.at(-1) !== devices[1]) return;
-      reached();
-      await new Promise(() => undefined);
-    });
+    const { runner, pvs, vgs, reached } = lvmKilledIn('pvcreate', (argv) => argv.at(-1) === devices[1]);
     const { build } = await agentWith(root, runner, poolOn(devices));
     void build();
-    await atSecondPvcreate;
+    await reached;
     expect([...pvs.keys()]).to.deep.equal(devices);
     await restart(root, runner);
     expect([...pvs.keys()]).to.deep.equal([]);
@@ -158,16 +161,10 @@ describe('agent killed during a logical pool build (build journal cleanup at the
 
   it('keeps a same-named VG made by hand after the agent died before LVM recorded its own', async () => {
     const { root, devices } = setup();
-    let reached!: () => void;
-    const atVgcreate = new Promise<void>((r) => (reached = r));
-    const { runner, pvs, vgs } = fakeLvm(async (cmd) => {
-      if (cmd !== 'vgcreate') return;
-      reached();
-      await new Promise(() => undefined);
-    });
+    const { runner, pvs, vgs, reached } = lvmKilledIn('vgcreate');
     const { build } = await agentWith(root, runner, poolOn(devices));
     void build();
-    await atVgcreate;
+    await reached;
     // the killed vgcreate had committed nothing; the admin makes the VG by hand
     vgs.set(VG, []);
     const { journal } = await restart(root, runner);
