@@ -3,7 +3,7 @@ import { PoolState, PoolType, type Pool } from '../../libs/proto/cistern/v1/stor
 import { UsageError } from '../errors.js';
 import { poolHost, poolShortName } from '../resolve.js';
 import { prettySize } from './size.js';
-import { infoLine, renderTable } from './table.js';
+import { infoLine, padBytes, renderTable } from './table.js';
 
 const TYPE_NAMES: Array<[PoolType, string]> = [
   [PoolType.POOL_TYPE_DIR, 'dir'],
@@ -112,12 +112,12 @@ export function renderPoolList(pools: Pool[], f: PoolListFormat): string {
   );
 }
 
-/** pool-list --uuid / --name: "%-36s" then ' ' or newline, "%-20s\n". */
+/** pool-list --uuid / --name: "%-36s" then ' ' or newline, "%-20s\n" (printf pads to bytes). */
 export function renderPoolNames(pools: Pool[], uuid: boolean, name: boolean, display: (p: Pool) => string): string {
   let out = '';
   for (const p of pools) {
     if (uuid) out += `${(p.definition?.uuid ?? '').padEnd(36)}${name ? ' ' : '\n'}`;
-    if (name) out += `${display(p).padEnd(20)}\n`;
+    if (name) out += `${padBytes(display(p), 20)}\n`;
   }
   return out;
 }

@@ -108,6 +108,16 @@ export function renderTable(header: string[], rows: string[][], quiet = false): 
   return text;
 }
 
+/**
+ * C's printf "%-Ns": pads to N bytes, not characters, so a name with multi-byte UTF-8
+ * characters gets fewer spaces than its length in characters would give (virsh 9.0 prints
+ * `pool-list --name` so).
+ */
+export function padBytes(text: string, bytes: number): string {
+  const length = Buffer.byteLength(text, 'utf8');
+  return length >= bytes ? text : text + spaces(bytes - length);
+}
+
 /** virsh's "%-15s %s" info lines (pool-info, vol-info). */
 export function infoLine(label: string, value: string): string {
   return `${label.padEnd(15)} ${value}\n`;

@@ -72,6 +72,13 @@ describe('cli virsh layouts', () => {
     expect(renderPoolNames([p], false, true, display)).to.equal('scratch             \n');
   });
 
+  it('pool-list --name pads a non-ASCII name to 20 bytes, as printf does, not to 20 characters', () => {
+    // virsh 9.0, pool 'пул-é' (5 characters, 9 bytes): the name and 11 spaces
+    const p = running('пул-é');
+    expect(renderPoolNames([p], false, true, display)).to.equal(`пул-é${' '.repeat(11)}\n`);
+    expect(renderPoolNames([running('x'.repeat(19) + 'é')], false, true, display)).to.equal(`${'x'.repeat(19)}é\n`);
+  });
+
   it('pool-info, running and inactive, human and --bytes', () => {
     expect(renderPoolInfo(running('scratch'), false)).to.equal(
       'Name:           scratch\n' +
