@@ -61,3 +61,16 @@ export function parseCount(text: string, option: string, max = MAX_SIZE): bigint
   if (!m || BigInt(m[1]!) > max) throw new UsageError(`Numeric value '${text}' for <${option}> option is malformed or out of range`);
   return BigInt(m[1]!);
 }
+
+/**
+ * An unsigned option virsh reads with vshCommandOptULongLongWrap (virStrToLong_ull, as
+ * strtoull does): like parseCount, but a '-' is taken too and wraps modulo 2^64, so `-1` is
+ * 2^64-1 and `-0` is 0. virsh 9.0 reads vol-upload's and vol-download's --length so: `--length -1`
+ * transfers everything.
+ */
+export function parseWrappingCount(text: string, option: string): bigint {
+  const m = /^[ \t\n\v\f\r]*([+-]?)(\d+)$/.exec(text);
+  const magnitude = m ? BigInt(m[2]!) : undefined;
+  if (magnitude === undefined || magnitude > MAX_ULLONG) throw new UsageError(`Numeric value '${text}' for <${option}> option is malformed or out of range`);
+  return m![1] === '-' && magnitude > 0n ? MAX_ULLONG + 1n - magnitude : magnitude;
+}

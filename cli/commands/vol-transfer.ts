@@ -10,7 +10,7 @@ import { attempt, CommandError, UsageError } from '../errors.js';
 import { errnoText } from '../files.js';
 import { progressBar } from '../format/progress.js';
 import { volumeShortName } from '../format/volume.js';
-import { MAX_SIZE, MAX_ULLONG, parseCount } from '../size.js';
+import { MAX_SIZE, MAX_ULLONG, parseCount, parseWrappingCount } from '../size.js';
 import { writeSparse } from '../../libs/backends/sparse-write.js';
 import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
 
@@ -46,14 +46,15 @@ async function openSource(path: string): Promise<{ fh: FileHandle; size: bigint 
 }
 
 /**
- * --offset and --length as virsh takes them: up to 2^64-1. A length beyond 2^63-1 bytes limits
+ * --offset and --length as virsh takes them: up to 2^64-1, and a negative --length wraps
+ * (`-1` is 2^64-1; virsh reads --offset without the wrap). A length beyond 2^63-1 bytes limits
  * nothing (no file or volume is that large), so it is sent as 0, "to the end", which is what
  * virsh gets from it; an offset that large is left for the coordinator to refuse, as libvirt
  * refuses it, under the command's context line.
  */
 function transferRange(opts: ParsedOptions): { offset: bigint; length: bigint } {
   const offset = parseCount(str(opts, 'offset') ?? '0', 'offset', MAX_ULLONG);
-  const length = parseCount(str(opts, 'length') ?? '0', 'length', MAX_ULLONG);
+  const length = parseWrappingCount(str(opts, 'length') ?? '0', 'length');
   return { offset, length: length > MAX_SIZE ? 0n : length };
 }
 

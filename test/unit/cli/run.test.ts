@@ -463,6 +463,26 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(api.callsOf('downloadVolume')[1]).to.deep.include({ offset: (1n << 64n) - 1n });
   });
 
+  it('vol-upload and vol-download --length -1 transfer everything, as virsh 9.0 (a negative length wraps); --offset -1 is refused', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 1n << 20n, 0n, '/p/v')];
+    const data = Buffer.alloc(5_000, 7);
+    const src = join(dir, 'wrap-up.bin');
+    await writeFile(src, data);
+    const up = await run(api, ['vol-upload', 'v', src, '--pool', 'p', '--length', '-1']);
+    expect([up.code, up.stderr]).to.deep.equal([0, '']);
+    const header = (api.callsOf('uploadVolume')[0] as UploadVolumeRequest[])[0]?.part?.value;
+    expect(header).to.deep.include({ offset: 0n, length: 0n });
+    expect(Buffer.concat(api.uploaded).equals(data)).to.equal(true);
+    api.downloadChunks = [{ data: data.subarray(0, 100), offset: 0n }];
+    const down = await run(api, ['vol-download', 'v', join(dir, 'wrap-down.bin'), '--pool', 'p', '--length', '-1']);
+    expect([down.code, down.stderr]).to.deep.equal([0, '']);
+    expect(api.callsOf('downloadVolume')[0]).to.deep.include({ offset: 0n, length: 0n });
+    const offset = await run(api, ['vol-download', 'v', join(dir, 'wrap-down.bin'), '--pool', 'p', '--offset', '-1']);
+    expect([offset.code, offset.stderr]).to.deep.equal([1, "error: Numeric value '-1' for <offset> option is malformed or out of range\n"]);
+  });
+
   it('vol-upload and vol-download report a local file as virsh does (cannot read / cannot create), then why in plain words', async () => {
     const api = new FakeApi(['a']);
     api.pools = [pool('a', 'p')];

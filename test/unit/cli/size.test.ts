@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { MAX_ULLONG, parseCount, parseSize } from '../../../cli/size.js';
+import { MAX_ULLONG, parseCount, parseSize, parseWrappingCount } from '../../../cli/size.js';
 import { prettySize } from '../../../cli/format/size.js';
 import { UsageError } from '../../../cli/errors.js';
 
@@ -61,6 +61,20 @@ describe('cli sizes', () => {
     for (const [text, max] of [['100 ', undefined], ['-0', undefined], ['1K', undefined], ['', undefined], ['18446744073709551616', MAX_ULLONG],
       ['9223372036854775808', undefined]] as const) {
       expect(() => parseCount(text, 'length', max), JSON.stringify(text)).to.throw(UsageError, `Numeric value '${text}' for <length> option is malformed or out of range`);
+    }
+  });
+
+  it('reads --length as virsh 9.0 does (vshCommandOptULongLongWrap): a negative number wraps modulo 2^64', () => {
+    // accepted by virsh 9.0's vol-download --length: '-1' and '-0' download the whole volume,
+    // '-18446744073709551615' one byte
+    expect(parseWrappingCount('-1', 'length')).to.equal(MAX_ULLONG);
+    expect(parseWrappingCount(' -3', 'length')).to.equal(MAX_ULLONG - 2n);
+    expect(parseWrappingCount('-0', 'length')).to.equal(0n);
+    expect(parseWrappingCount('-18446744073709551615', 'length')).to.equal(1n);
+    expect(parseWrappingCount('+7', 'length')).to.equal(7n);
+    // refused by virsh 9.0 with this message
+    for (const text of ['- 3', '+-3', '-1K', '-', '', '-18446744073709551616', '18446744073709551616', '1 ']) {
+      expect(() => parseWrappingCount(text, 'length'), JSON.stringify(text)).to.throw(UsageError, `Numeric value '${text}' for <length> option is malformed or out of range`);
     }
   });
 
