@@ -133,7 +133,9 @@ export class DirBackend implements StorageBackend {
     if (r.capacity === undefined && !checked.backingStore?.path) {
       throw new InvalidArgumentError('volume.capacity', 'capacity is required (a size in bytes from 0 to 2^63-1)');
     }
-    if ((r.format === 'raw' || r.format === 'iso') && !checked.target?.encryption) {
+    // only raw is written in-process: libvirt makes an iso (like every other format) with
+    // `qemu-img create -f raw`, which ignores the allocation, so the file is sparse
+    if (r.format === 'raw' && !checked.target?.encryption) {
       return createRaw(ctx, r, checked, rawAllocation(r, options), this.tools);
     }
     return createWithQemuImg(ctx, r, checked, options, this.tools.qemuImg);

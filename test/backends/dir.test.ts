@@ -199,6 +199,22 @@ describe('dir backend with real qemu-img', function () {
       expect(qemuInfo(join(target, 'full.raw'))['virtual-size']).to.equal(8 * 1024 * 1024);
     });
 
+    it('iso as libvirt makes it (qemu-img create -f raw): sparse whatever the allocation, the same blocks as qemu-img gives', async () => {
+      // libvirt 9.0, `vol-create-as default i 1M --format iso` (allocation = capacity): a file of
+      // 1 MiB with 4 KiB allocated (qemu's first block), not 1 MiB
+      const v = await create(vol('v.iso', 'iso', 1n * MiB, { allocation: 1n * MiB }));
+      const made = statSync(join(target, 'v.iso'));
+      const reference = join(root, 'reference.raw');
+      execFileSync('qemu-img', ['create', '-q', '-f', 'raw', reference, '1024K']);
+      const expected = statSync(reference);
+      rmSync(reference);
+      expect(made.size).to.equal(1024 * 1024);
+      expect(made.blocks).to.equal(expected.blocks);
+      expect(made.blocks * 512).to.be.lessThan(1024 * 1024);
+      expect(v.allocation).to.equal(BigInt(expected.blocks * 512));
+      expect(made.mode & 0o777).to.equal(0o600);
+    });
+
     it('raw with luks encryption: qemu-img info says luks; the probe says raw + luks with the payload excluded', async () => {
       const secrets = new Map([['11111111-2222-3333-4444-555555555555', Buffer.from('passphrase')]]);
       const c = { ...ctx, secrets };
