@@ -6,7 +6,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
 } from '../../../libs/errors/errors.js';
-import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { CatalogPool, type AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import {
   EventKind,
   PoolState,
@@ -73,6 +73,30 @@ function currentView(svc: CoordinatorServices, host: string, pool: string, fallb
   throw new NotFoundError(`storage pool '${pool}' not found on host '${host}'`, { host, pool });
 }
 
+/**
+ * The agent keeps a running pool's catalog flags (persistent, autostart) for the pool state of
+ * its events and syncs, and the catalog is written here, without it: tell it, so that the next
+ * event of a pool marked autostart, or defined while it runs, says so. The catalog stays the
+ * truth (reads merge it), so an agent that cannot be told now (its host went offline meanwhile)
+ * only leaves the old flags in that pool's events until it starts the pool again: logged, not
+ * failed, as the catalog write has been made.
+ */
+async function tellAgentCatalogFlags(
+  svc: CoordinatorServices,
+  ctx: CallContext,
+  host: string,
+  pool: string,
+  value: CatalogPool,
+  op: NonNullable<AgentRequest['op']>,
+): Promise<void> {
+  if (!svc.cache.runtimePool(host, pool) || !svc.hosts.isOnline(host)) return;
+  try {
+    await forward(svc, ctx, host, { pool: value.definition, persistent: value.persistent, autostart: value.autostart, op });
+  } catch (err) {
+    ctx.log.warn('the agent was not told the catalog flags of its running pool; its events keep the old ones until the pool restarts', { host, pool, err });
+  }
+}
+
 /** libvirt's virStoragePoolObjSourceFindDuplicate: no two pools of a host on the same storage. */
 function requireNoSourceConflict(svc: CoordinatorServices, host: string, def: PoolDefinition): void {
   const checked = new Set<string>();
@@ -127,6 +151,7 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
     await refuseIfDefinedMeanwhile(svc, host, def, written, () => svc.catalog.delete(host, name, written));
   }
   svc.cache.applyCatalog(host, name, value, revision);
+  await tellAgentCatalogFlags(svc, ctx, host, name, value, { $case: 'definePool', value: { ...req, host, definition: def, xml: '' } });
   const view = currentView(svc, host, name);
   await publishPoolEvent(svc, ctx, EventKind.POOL_DEFINED, host, name, view);
   ctx.log.info('pool defined', { host, pool: name, uuid: def.uuid });
@@ -367,6 +392,7 @@ export async function setPoolAutostart(svc: CoordinatorServices, ctx: CallContex
   }
   const entry = await svc.catalog.modify(ref.host, ref.pool, (v) => ({ ...v, autostart: req.autostart }));
   svc.cache.applyCatalog(ref.host, ref.pool, entry.value, entry.revision);
+  await tellAgentCatalogFlags(svc, ctx, ref.host, ref.pool, entry.value, { $case: 'setPoolAutostart', value: req });
   ctx.log.info('pool autostart set', { host: ref.host, pool: ref.pool, autostart: req.autostart });
   return currentView(svc, ref.host, ref.pool);
 }
