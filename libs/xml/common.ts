@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../errors/errors.js';
 import { checkAbsolutePath, checkObjectName } from '../api/names.js';
 import { Permissions, Tristate } from '../proto/cistern/v1/storage.js';
 import { atLine, attr, child, shown, type XmlElement } from './safe-parse.js';
-import { parseSize } from './units.js';
+import { parseSize, withoutLeadingBlanks } from './units.js';
 
 /** Where a logical field (e.g. 'source.format') came from in an XML document. */
 export interface Origin {
@@ -214,7 +214,7 @@ export function readPermissions(ctx: Ctx, el: XmlElement | undefined, key: strin
   const perms: Permissions = { mode: undefined, owner: undefined, group: undefined, label: '' };
   const mode = childText(ctx, el, 'mode', `${key}.mode`);
   if (mode !== undefined) {
-    const m = mode.trim();
+    const m = withoutLeadingBlanks(mode);
     if (!/^[0-7]{1,12}$/.test(m) || parseInt(m, 8) > 0o777) {
       ctx.fail(`${key}.mode`, `malformed octal mode '${shown(mode)}'; allowed: 0 to 0777`);
     }
@@ -224,7 +224,7 @@ export function readPermissions(ctx: Ctx, el: XmlElement | undefined, key: strin
     const c = child(el, which);
     if (!c) continue;
     ctx.at(`${key}.${which}`, c.path, c.line);
-    const t = c.text.trim();
+    const t = withoutLeadingBlanks(c.text);
     if (!/^-?[0-9]{1,20}$/.test(t)) ctx.fail(`${key}.${which}`, `malformed ${which} '${shown(c.text)}'; allowed: -1 (unset) or 0 to 4294967295`);
     const v = BigInt(t);
     if (v !== -1n && (v < 0n || v > UID_UNSET)) ctx.fail(`${key}.${which}`, `${which} ${t} is out of range; allowed: -1 (unset) or 0 to 4294967295`);

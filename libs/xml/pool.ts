@@ -46,6 +46,7 @@ import {
   type PoolTypeInfo,
 } from './formats.js';
 import { attr, child, childrenNamed, childrenNs, parseXmlDocument, shown, type XmlElement } from './safe-parse.js';
+import { withoutLeadingBlanks } from './units.js';
 
 /** Namespace of the fs/netfs mount options (<fs:mount_opts>). */
 export const FS_NAMESPACE = 'http://libvirt.org/schemas/storagepool/fs/1.0';
@@ -100,7 +101,7 @@ function emptyAdapter(): SourceAdapter {
 function uintAttr(ctx: Ctx, el: XmlElement, name: string, key: string, max: number): number | undefined {
   const v = attrOf(ctx, el, name, key);
   if (v === undefined) return undefined;
-  const t = v.trim();
+  const t = withoutLeadingBlanks(v);
   let n: number;
   if (/^0[xX][0-9a-fA-F]{1,8}$/.test(t)) n = parseInt(t.slice(2), 16);
   else if (/^0[0-7]+$/.test(t)) n = parseInt(t, 8);
@@ -144,7 +145,7 @@ function readAdapter(ctx: Ctx, el: XmlElement, key: string): SourceAdapter {
       };
       a.parentAddress = pci;
       const uid = attrOf(ctx, pa, 'unique_id', `${key}.uniqueId`);
-      if (uid === undefined || !/^\s*[0-9]{1,10}\s*$/.test(uid) || Number(uid) > 0x7fffffff) {
+      if (uid === undefined || !/^[0-9]{1,10}$/.test(withoutLeadingBlanks(uid)) || Number(uid) > 0x7fffffff) {
         ctx.fail(`${key}.uniqueId`, `missing or invalid scsi adapter 'unique_id' value '${shown(uid ?? '')}'; a non-negative integer is required`);
       }
       a.uniqueId = Number(uid);
@@ -200,7 +201,7 @@ export function readPoolSource(ctx: Ctx, el: XmlElement | undefined, key = 'sour
     const port = attrOf(ctx, h, 'port', `${k}.port`);
     let p = 0;
     if (port !== undefined) {
-      if (!/^\s*[0-9]{1,5}\s*$/.test(port) || Number(port) > 65535) ctx.fail(`${k}.port`, `invalid port '${shown(port)}'; allowed: 1 to 65535`);
+      if (!/^[0-9]{1,5}$/.test(withoutLeadingBlanks(port)) || Number(port) > 65535) ctx.fail(`${k}.port`, `invalid port '${shown(port)}'; allowed: 1 to 65535`);
       p = Number(port);
     }
     src.hosts.push({ name, port: p });

@@ -26,11 +26,21 @@ export function unitScale(unit: string | undefined): bigint | undefined {
 }
 
 /**
+ * A number as C's strtol family reads it for libvirt (virStrToLong_*): ASCII blanks before it
+ * are skipped, but nothing may follow it, a blank included. libvirt 9.0 takes
+ * `<capacity> 1024</capacity>` and refuses `<capacity>1024 </capacity>` ("malformed capacity
+ * element"), and likewise a mode, an owner, a port or a cipher size.
+ */
+export function withoutLeadingBlanks(text: string): string {
+  return text.replace(/^[ \t\n\v\f\r]+/, '');
+}
+
+/**
  * Parses a libvirt size: `value` is a non-negative decimal integer, `unit` the unit attribute.
  * `field` names the element in error messages (e.g. "volume/capacity (line 4)").
  */
 export function parseSize(value: string, unit: string | undefined, field: string): bigint {
-  const text = typeof value === 'string' ? value.trim() : '';
+  const text = typeof value === 'string' ? withoutLeadingBlanks(value) : '';
   if (!/^\+?[0-9]+$/.test(text) || text.replace(/^\+?0*/, '').length > 20) {
     throw new InvalidArgumentError(field, `size '${show(String(value ?? ''))}' is not a non-negative integer`);
   }

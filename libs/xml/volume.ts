@@ -14,7 +14,7 @@ import { Ctx, Out, attrOf, checkName, checkPath, checkText, childText, esc, norm
 import { isDirLikePool, poolTypeInfo, volumeTypeFor, volumeTypeFromString, volumeTypeToString } from './formats.js';
 import { normalizeSecret, writeSecret } from './pool.js';
 import { attr, child, childrenNamed, parseXmlDocument, shown } from './safe-parse.js';
-import { MAX_SIZE_BYTES } from './units.js';
+import { MAX_SIZE_BYTES, withoutLeadingBlanks } from './units.js';
 
 export interface VolumeParseOptions {
   /**
@@ -75,7 +75,7 @@ function readEncryption(ctx: Ctx, el: ReturnType<typeof child> & object, key: st
       const name = attrOf(ctx, c, 'name', `${key}.cipher.name`);
       if (name === undefined) ctx.fail(`${key}.cipher.name`, "cipher info missing 'name' attribute");
       const size = attrOf(ctx, c, 'size', `${key}.cipher.size`);
-      if (size === undefined || !/^\s*[0-9]{1,10}\s*$/.test(size) || Number(size) > 0xffffffff) {
+      if (size === undefined || !/^[0-9]{1,10}$/.test(withoutLeadingBlanks(size)) || Number(size) > 0xffffffff) {
         ctx.fail(`${key}.cipher.size`, `cipher 'size' '${shown(size ?? '')}' must be an unsigned integer (bits), e.g. 256`);
       }
       enc.cipher = { name, size: Number(size), mode: attrOf(ctx, c, 'mode', `${key}.cipher.mode`) ?? '', hash: attrOf(ctx, c, 'hash', `${key}.cipher.hash`) ?? '' };
