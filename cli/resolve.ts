@@ -202,6 +202,25 @@ export async function resolveVolume(
 }
 
 /** Key first, then path (for absolute paths); undefined when neither matches. */
+/**
+ * virsh vol-create-as --backing-vol (cmdVolCreateAs): the volume of that name in the new volume's
+ * pool, else by key, else by path, on the whole connection: a backing volume may be in any pool of
+ * the host (another dir pool's image, a base in a pool of templates), not only in the new
+ * volume's pool, as vshCommandOptVol would require.
+ */
+export async function resolveBackingVolume(api: StorageApi, text: string, pool: ResolvedPool): Promise<Volume> {
+  if (!text.includes('/')) {
+    try {
+      return await api.getVolume(GetVolumeRequest.create({ name: volumeName(pool.host, pool.pool, text) }));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+  const found = await lookupOnHost(api, pool.host, text);
+  if (found) return found;
+  throw new CommandError(`failed to get vol '${text}'`, new Error(`Storage volume not found: no storage vol with matching path '${text}'`));
+}
+
 async function lookupOnHost(api: StorageApi, host: string, text: string, tolerant = false): Promise<Volume | undefined> {
   const attempts: Array<Partial<LookupVolumeRequest>> = [{ host, key: text }];
   if (text.startsWith('/')) attempts.push({ host, path: text });

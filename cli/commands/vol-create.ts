@@ -10,7 +10,7 @@ import { nodeToString } from '../format/dumpxml.js';
 import { volumePath, volumeShortName } from '../format/volume.js';
 import { volAsXml, type VolAsFields } from '../format/xml.js';
 import { volumeTarget, withProgress, type ProgressTarget } from '../progress-watch.js';
-import { resolvePool, resolveVolume, type ResolvedPool } from '../resolve.js';
+import { resolveBackingVolume, resolvePool, type ResolvedPool } from '../resolve.js';
 import { parseXmlTree } from '../xml-tree.js';
 import { parseSize } from '../size.js';
 import { POOL_OPTION } from './pool-lifecycle.js';
@@ -94,7 +94,7 @@ export const volCreateAs: Command = {
     // read even without --backing-vol, as virsh does: an empty one is refused either way
     const backingFormat = str(ctx.opts, 'backing-vol-format');
     if (backing !== undefined) {
-      const backingVol = await resolveVolume(api, backing, pool.resource, undefined);
+      const backingVol = await resolveBackingVolume(api, backing, pool);
       fields.backingPath = volumePath(backingVol);
       if (backingFormat !== undefined) fields.backingFormat = backingFormat;
     }

@@ -299,6 +299,19 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect(req.definition?.backingStore).to.deep.include({ path: '/p/base.img', format: 'raw' });
   });
 
+  it('vol-create-as --backing-vol takes a path or key of a volume in another pool of the host, as virsh (by name, key, then path)', async () => {
+    // virsh 9.0: vol-create-as default ovx 0 --format qcow2 --backing-vol /srv/images/bimg -> Vol ovx created
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p'), pool('a', 'images')];
+    api.volumes = [volume('a', 'images', 'bimg', 1n << 20n, 0n, '/srv/images/bimg')];
+    const r = await run(api, ['vol-create-as', 'p', 'ovx', '0', '--format', 'qcow2', '--backing-vol', '/srv/images/bimg']);
+    expect([r.code, r.stderr, r.stdout]).to.deep.equal([0, '', 'Vol ovx created\n\n']);
+    expect((api.callsOf('createVolume')[0] as CreateVolumeRequest).definition?.backingStore).to.deep.include({ path: '/srv/images/bimg' });
+    // a bare name is looked up in the new volume's pool (and then as a key), as virsh does
+    const byName = await run(api, ['vol-create-as', 'p', 'ovy', '0', '--format', 'qcow2', '--backing-vol', 'bimg']);
+    expect([byName.code, byName.stderr]).to.deep.equal([1, "error: failed to get vol 'bimg'\nerror: Storage volume not found: no storage vol with matching path 'bimg'\n"]);
+  });
+
   it('a malformed size: virsh\'s lines first (exit 1, the blank line on stdout), then which option and what is allowed; nothing sent', async () => {
     const api = new FakeApi(['a']);
     api.pools = [pool('a', 'p')];
