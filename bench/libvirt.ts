@@ -6,12 +6,18 @@
 // user) and is not needed. It is reached at storage:///system?socket=<tmp>/sock/libvirt-sock.
 // If BENCH_LIBVIRT_URI is set, that daemon is used instead and nothing is started or stopped.
 //
+// It runs in a mount namespace of its own, where /run/libvirt and /etc/libvirt are empty
+// directories under its temp dir: a privileged storage driver keeps its state, its lock
+// (driver.pid) and the pools it defines under those fixed paths, so a second daemon (the
+// differential test during a bench run, another engineer's) would fail to start its driver,
+// and persistent pools a run defines would be left in the host's /etc/libvirt/storage.
+//
 // All workload commands go through ONE interactive virsh process reading commands from a pipe:
 // virsh executes them one after another on one connection, with no process spawn and no
 // client-side round trip between commands, which is the fastest path libvirt offers (faster
 // than `virsh 'cmd1; cmd2'`, measured: 1.39 s against 2.0 s for 1,000 vol-create-as).
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ShellSession } from './shell-session.js';
@@ -43,6 +49,39 @@ function processAlive(pid: number): boolean {
   }
 }
 
+let stopHolder = (): void => undefined;
+
+/**
+ * A new mount namespace (held by a `sleep` until the daemon is in it) where /run/libvirt and
+ * /etc/libvirt are bind mounts of empty directories under `dir`; returns a pid in it.
+ */
+async function privateLibvirtDirs(dir: string): Promise<number> {
+  const holder = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sleep', '600'], { stdio: 'ignore' });
+  stopHolder = () => void holder.kill('SIGKILL');
+  const pid = holder.pid;
+  if (pid === undefined) throw new Error('unshare (util-linux) could not be started');
+  const own = readlinkSync('/proc/self/ns/mnt');
+  for (let i = 0; ; i++) {
+    let ns: string | undefined;
+    try {
+      ns = readlinkSync(`/proc/${pid}/ns/mnt`);
+    } catch {
+      ns = undefined;
+    }
+    if (ns !== undefined && ns !== own) break;
+    if (i >= 200 || holder.exitCode !== null) throw new Error(`unshare --mount did not make a mount namespace (exit ${holder.exitCode})`);
+    await sleep(10);
+  }
+  for (const [inside, at] of [['run', '/run/libvirt'], ['etc', '/etc/libvirt']] as const) {
+    const source = join(dir, inside);
+    mkdirSync(source);
+    mkdirSync(at, { recursive: true });
+    const m = spawnSync('nsenter', ['--target', String(pid), '--mount', '--', 'mount', '--bind', source, at], { encoding: 'utf8' });
+    if (m.status !== 0) throw new Error(`mount --bind ${source} ${at} in libvirtd's namespace failed (${m.status}): ${m.stderr}`);
+  }
+  return pid;
+}
+
 export async function startLibvirtd(): Promise<LibvirtDaemon> {
   const version = spawnSync('libvirtd', ['--version'], { encoding: 'utf8' }).stdout.trim();
   if (process.env.BENCH_LIBVIRT_URI) {
@@ -70,11 +109,18 @@ export async function startLibvirtd(): Promise<LibvirtDaemon> {
     ].join('\n'),
   );
   const pidFile = join(dir, 'libvirtd.pid');
-  const r = spawnSync('libvirtd', ['-d', '-f', conf, '-p', pidFile], {
-    cwd: dir,
-    env: { ...process.env, LIBVIRT_DRIVER_DIR: driverDir },
-    encoding: 'utf8',
-  });
+  let r;
+  try {
+    const namespace = await privateLibvirtDirs(dir);
+    r = spawnSync('nsenter', ['--target', String(namespace), '--mount', '--', 'libvirtd', '-d', '-f', conf, '-p', pidFile], {
+      cwd: dir,
+      env: { ...process.env, LIBVIRT_DRIVER_DIR: driverDir },
+      encoding: 'utf8',
+    });
+  } finally {
+    // the namespace lives on with the daemon in it
+    stopHolder();
+  }
   if (r.status !== 0) throw new Error(`libvirtd -d failed (${r.status}): ${r.stderr}`);
   const sock = join(sockDir, 'libvirt-sock');
   let pid: number | undefined;
