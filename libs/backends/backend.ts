@@ -13,6 +13,7 @@ import type {
   WipeAlgorithm,
 } from '../proto/cistern/v1/storage.js';
 import type { CommandRunner } from './runner.js';
+import type { ImageChain } from './image-references.js';
 
 export type BackendOperation =
   | 'checkPool'
@@ -83,6 +84,14 @@ export interface CreateVolOptions {
    * same-named volume someone else made in between. Absent: the backend makes one up.
    */
   createId?: string;
+  /**
+   * A clone's source and its backing chain as the agent opened and checked them
+   * (image-references.ts, openImageChain): a file backend reads them through these
+   * descriptors, never by name again. Absent: the backend opens the chain itself, unchecked.
+   */
+  sourceImage?: ImageChain;
+  /** The same for a new volume's backing store and its chain. */
+  backingImage?: ImageChain;
 }
 
 export interface DeleteVolOptions {

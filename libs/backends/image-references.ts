@@ -6,21 +6,53 @@
 // admits each one, or the work is refused. Where this reader cannot be sure of what qemu would
 // open (a backing name it cannot read, a protocol, an external data file, a VMDK descriptor),
 // it refuses rather than guesses.
-import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { FailedPreconditionError, PermissionDeniedError } from '../errors/errors.js';
+import { CisternError, FailedPreconditionError, PermissionDeniedError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
-import { MAX_HEADER, probeBuffer, readHeaderSync } from './format-probe.js';
+import { MAX_HEADER, probeBuffer, readHeaderSync, type ProbeResult } from './format-probe.js';
 
 /** qemu's own limit on a chain is far higher; a longer one here is refused, not walked. */
 export const MAX_CHAIN_LENGTH = 16;
 
 /**
- * Checks one file before it is opened: returns the path to open (the real path the kernel
- * resolves `path` to), or throws. `why` says how the file is reached, for the message.
+ * Admits one file the chain reaches, by where the descriptor opened for it really is (`real`,
+ * the kernel's own record of the open file): returns, or throws PERMISSION_DENIED. `name` is
+ * how the file was named (for the message), `why` how it is reached.
  */
-export type AdmitFile = (path: string, why: string) => string;
+export type AdmitFile = (name: string, real: string, why: string) => void;
 
+/** One file of an image's chain, opened and admitted. */
+export interface ImageLayer {
+  /** the name qemu would give it: the start as given, then as each header names the next (relative ones resolved) */
+  name: string;
+  /** where the descriptor's file is (/proc/self/fd at the open) */
+  real: string;
+  /** a read-only descriptor of this process: every read of the file goes through it */
+  fd: number;
+  stat: BigIntStats;
+  /** how qemu reads it: the declared format, else the probed one */
+  format: string;
+  probe: ProbeResult;
+}
+
+/**
+ * An image and its backing chain as the check opened them: the files are read from these
+ * descriptors afterwards (qemu-img gets them as /dev/fd/N), never by name again, so a name
+ * swapped for a link after the check leads nowhere. Close it when the work is done.
+ */
+export interface ImageChain {
+  /** the start first; ends at a file that names no other (raw, or no backing file) */
+  layers: ImageLayer[];
+  /** the start is not a file or block device (a directory): it is layers[0]'s stat, no further layer */
+  notAFile?: BigIntStats;
+  /** a file the chain names that could not be opened (only without `wholeChain`): qemu would fail on it */
+  unopened?: { name: string; code: string; depth: number };
+  close(): void;
+}
+
+/** Linux's O_PATH (not in Node's constants): a descriptor that names a file without opening it for I/O, so no device driver's open runs. */
+const O_PATH = 0o10000000;
 const OPEN_PROBE = fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY;
 const QCOW2_INCOMPAT_DATA_FILE = 1n << 2n;
 const VMDK_DESC_SIZE = 20 * 512;
@@ -86,75 +118,127 @@ function unreadable(image: string, why: string): PermissionDeniedError {
 }
 
 /**
- * Walks the files qemu opens for the image named `start.name` (opened here as `start.open`,
- * already admitted) read as `format` ('' = as qemu would probe it; 'probe' = as this reader
- * probes it, what a clone passes to qemu-img as -f): each backing file is passed to `admit`
- * before this reads a byte of it. Throws PERMISSION_DENIED for what cannot be checked.
- * A file of the chain that cannot be opened is left to qemu, which fails on it, unless
- * `wholeChain`: then it is FAILED_PRECONDITION here. A create passes it, because a create
- * with a relative backing path runs `qemu-img create -u`, which records the chain without
- * opening it and would make an overlay whose base is missing instead of failing.
+ * Opens `path` for reading the way the chain check does: the name is resolved once (links
+ * followed, as qemu follows them) into an O_PATH descriptor, which opens nothing for I/O
+ * (a character device's driver does not see it); the kernel's record of where that
+ * descriptor's file is goes to `admit`; only an admitted regular file or block device is then
+ * opened for reading, through the O_PATH descriptor (/proc/self/fd/N), so the file read is the
+ * file admitted whatever its name leads to by then.
  */
-export function checkImageReferences(start: { name: string; open: string }, format: string, admit: AdmitFile, { wholeChain = false } = {}): void {
-  const path = start.name;
+function openAdmitted(name: string, why: string, admit: AdmitFile): { fd: number; real: string; stat: BigIntStats } {
+  const pathFd = openSync(name, O_PATH);
+  try {
+    const real = readlinkSync(`/proc/self/fd/${pathFd}`);
+    admit(name, real, why);
+    const stat = fstatSync(pathFd, { bigint: true });
+    if (!stat.isFile() && !stat.isBlockDevice()) return { fd: -1, real, stat };
+    return { fd: openSync(`/proc/self/fd/${pathFd}`, OPEN_PROBE), real, stat };
+  } finally {
+    closeSync(pathFd);
+  }
+}
+
+function closeAll(layers: readonly ImageLayer[]): void {
+  for (const l of layers) {
+    try {
+      closeSync(l.fd);
+    } catch {
+      /* read-only: nothing to lose */
+    }
+  }
+}
+
+/**
+ * Opens the image named `start` and every file qemu would open for it, read as `format`
+ * ('' = as qemu would probe it; 'probe' = as this reader probes it, what a clone passes to
+ * qemu-img as -f): each file is admitted (`admit`, on its descriptor) before a byte of it is
+ * read. Throws PERMISSION_DENIED for what cannot be checked, and what `admit` throws. A file
+ * of the chain that cannot be opened ends the chain (`unopened`), unless `wholeChain`: then it
+ * is FAILED_PRECONDITION here (a create records the chain with `qemu-img create -u`, unopened,
+ * and would make an overlay whose base is missing instead of failing).
+ */
+export function openImageChain(start: string, format: string, admit: AdmitFile, why: string, { wholeChain = false } = {}): ImageChain {
+  const layers: ImageLayer[] = [];
+  const chain: ImageChain = { layers, close: () => closeAll(layers.splice(0)) };
+  try {
+    walkChain(start, format, admit, why, wholeChain, chain);
+    return chain;
+  } catch (err) {
+    chain.close();
+    throw err;
+  }
+}
+
+function walkChain(path: string, format: string, admit: AdmitFile, why: string, wholeChain: boolean, chain: ImageChain): void {
   let image = path; // the name qemu uses for the image: relative backing names resolve against its directory
-  let open = start.open;
   let declared = format;
+  let reached = why;
   for (let depth = 0; ; depth++) {
     if (depth > MAX_CHAIN_LENGTH) throw unreadable(path, `its backing chain is longer than ${MAX_CHAIN_LENGTH} files`);
-    let fd = -1;
-    let next: { name: string; format: string } | undefined;
+    const cannotOpen = (code: string): void => {
+      if (!wholeChain) {
+        chain.unopened = { name: image, code, depth };
+        return;
+      }
+      throw new FailedPreconditionError(
+        `inaccessible backing store volume '${printable(path, 200)}': ` +
+          `${depth === 0 ? 'it' : `its backing chain names '${printable(image, 200)}', which`} cannot be opened (${code})`,
+      );
+    };
+    let opened: { fd: number; real: string; stat: BigIntStats };
     try {
-      try {
-        fd = openSync(open, OPEN_PROBE);
-      } catch (err) {
-        if (!wholeChain) return; // qemu cannot open it either: the command fails on its own
-        throw new FailedPreconditionError(
-          `inaccessible backing store volume '${printable(path, 200)}': ` +
-            `${depth === 0 ? 'it' : `its backing chain names '${printable(image, 200)}', which`} cannot be opened (${(err as NodeJS.ErrnoException).code ?? err})`,
-        );
-      }
-      const st = fstatSync(fd, { bigint: true });
-      if (!st.isFile() && !st.isBlockDevice()) return;
-      const header = readHeaderSync(fd, st.isFile() ? Number(st.size) : MAX_HEADER);
-      const probe = probeBuffer(header, st.size);
-      // qemu takes a recorded or requested format as it is; raw reads no other file
-      const effective = declared === 'probe' ? probe.format : declared || (probe.format === 'raw' && looksLikeVmdkDescriptor(header) ? 'vmdk-descriptor' : probe.format);
-      if (effective === 'raw' || effective === 'iso') return;
-      if (effective === 'vmdk-descriptor') {
-        throw unreadable(image, 'it is a VMDK descriptor, which names other files (extents) for qemu to read');
-      }
-      if (effective !== probe.format) {
-        throw unreadable(image, `it is read as '${printable(effective)}' but its header says '${probe.format}'`);
-      }
-      switch (effective) {
-        case 'qcow':
-        case 'qcow2': {
-          if (effective === 'qcow2' && probe.version === 3 && header.length >= 80 && (header.readBigUInt64BE(72) & QCOW2_INCOMPAT_DATA_FILE) !== 0n) {
-            throw unreadable(image, 'it keeps its data in an external data file');
-          }
-          const name = qcowBackingName(fd, header, image);
-          if (name !== undefined) {
-            if (!probe.backingStore || probe.backingStore.raw !== name) throw unreadable(image, 'its backing file name is not where a probe reads it');
-            next = { name, format: probe.backingStore.format };
-          }
-          break;
+      opened = openAdmitted(image, reached, admit);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (!code || err instanceof CisternError) throw err;
+      return cannotOpen(code);
+    }
+    if (opened.fd < 0) {
+      // a directory (the clone of a directory volume is refused by its caller); deeper in a chain, qemu fails on it
+      if (depth === 0 && !wholeChain) chain.notAFile = opened.stat;
+      else cannotOpen('not a regular file or block device');
+      return;
+    }
+    const { fd, stat: st } = opened;
+    const header = readHeaderSync(fd, st.isFile() ? Number(st.size) : MAX_HEADER);
+    const probe = probeBuffer(header, st.size);
+    // qemu takes a recorded or requested format as it is; raw reads no other file
+    const effective = declared === 'probe' ? probe.format : declared || (probe.format === 'raw' && looksLikeVmdkDescriptor(header) ? 'vmdk-descriptor' : probe.format);
+    const layer: ImageLayer = { name: image, real: opened.real, fd, stat: st, format: effective === 'iso' ? 'raw' : effective, probe };
+    chain.layers.push(layer);
+    if (effective === 'raw' || effective === 'iso') return;
+    if (effective === 'vmdk-descriptor') {
+      throw unreadable(image, 'it is a VMDK descriptor, which names other files (extents) for qemu to read');
+    }
+    if (effective !== probe.format) {
+      throw unreadable(image, `it is read as '${printable(effective)}' but its header says '${probe.format}'`);
+    }
+    let next: { name: string; format: string } | undefined;
+    switch (effective) {
+      case 'qcow':
+      case 'qcow2': {
+        if (effective === 'qcow2' && probe.version === 3 && header.length >= 80 && (header.readBigUInt64BE(72) & QCOW2_INCOMPAT_DATA_FILE) !== 0n) {
+          throw unreadable(image, 'it keeps its data in an external data file');
         }
-        case 'vmdk': {
-          const name = vmdkParentName(fd, image);
-          if (name !== undefined) next = { name, format: '' };
-          break;
+        const name = qcowBackingName(fd, header, image);
+        if (name !== undefined) {
+          if (!probe.backingStore || probe.backingStore.raw !== name) throw unreadable(image, 'its backing file name is not where a probe reads it');
+          next = { name, format: probe.backingStore.format };
         }
-        case 'qed':
-        case 'cow':
-          if (probe.backingStore) next = { name: probe.backingStore.raw, format: probe.backingStore.format };
-          break;
-        default:
-          // vpc, vdi, bochs, ploop, dir, luks ...: formats that name no other file
-          return;
+        break;
       }
-    } finally {
-      if (fd >= 0) closeSync(fd);
+      case 'vmdk': {
+        const name = vmdkParentName(fd, image);
+        if (name !== undefined) next = { name, format: '' };
+        break;
+      }
+      case 'qed':
+      case 'cow':
+        if (probe.backingStore) next = { name: probe.backingStore.raw, format: probe.backingStore.format };
+        break;
+      default:
+        // vpc, vdi, bochs, ploop, dir, luks ...: formats that name no other file
+        return;
     }
     if (!next) return;
     if (isProtocol(next.name)) {
@@ -164,7 +248,12 @@ export function checkImageReferences(start: { name: string; open: string }, form
     }
     // as qemu: the directory of the image's name, the backing name appended as it is (the kernel resolves '..')
     image = isAbsolute(next.name) ? next.name : `${image.slice(0, image.lastIndexOf('/') + 1)}${next.name}`;
-    open = admit(image, `the backing file of '${printable(path, 200)}'`);
+    reached = `the backing file of '${printable(path, 200)}'`;
     declared = next.format;
   }
+}
+
+/** The chain check alone: opens the chain (openImageChain) and closes it. */
+export function checkImageReferences(start: string, format: string, admit: AdmitFile, why: string, options: { wholeChain?: boolean } = {}): void {
+  openImageChain(start, format, admit, why, options).close();
 }

@@ -42,6 +42,11 @@ export async function rememberPoolDirectory(pool: PoolDefinition, onlyIfUnknown 
   }
 }
 
+/** The target directory the pool started with (device and inode), when the agent saw the start. */
+export function startedPoolDirectory(pool: PoolDefinition): Readonly<Identity> | undefined {
+  return started.get(keyOf(pool));
+}
+
 /** Forgets it when the pool stops or is deleted (a new start may find a new directory, a new mount). */
 export function forgetPoolDirectory(pool: PoolDefinition): void {
   started.delete(keyOf(pool));

@@ -28,7 +28,7 @@ import {
   type AgentContext,
 } from '../context.js';
 import { deletedReply, volumeReply } from './reply.js';
-import { checkImageReferences } from '../../../libs/backends/image-references.js';
+import { openImageChain, type ImageChain } from '../../../libs/backends/image-references.js';
 import { admitInHostPools, FILE_POOL_TYPES } from '../storage-locations.js';
 import { fingerprintOf } from '../request-cache.js';
 import { newCreateId } from '../../../libs/backends/create-id.js';
@@ -176,10 +176,11 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);
   requireOperation(backend, 'createVol', 'creating a volume');
-  checkBackingStoreLocation(ctx, pool, wanted);
+  const backingImage = openBackingStore(ctx, pool, wanted);
   const actor = actorOf(request);
-  const release = ctx.locks.reserveVolumeName(def.name, wanted.name, 'create', pool.volumes.has(wanted.name));
+  let release: (() => void) | undefined;
   try {
+    release = ctx.locks.reserveVolumeName(def.name, wanted.name, 'create', pool.volumes.has(wanted.name));
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'create', volume: wanted.name });
     const planned = await backend.createVol!(pc, wanted);
     // one id for the journal and the backend: an undo removes only what this create made
@@ -187,7 +188,7 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
     const journalDone = await ctx.journal?.begin({ operation: 'create', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId });
     try {
       if (backend.buildVol && backend.operations.has('buildVol')) {
-        await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata, createId });
+        await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata, createId, ...(backingImage ? { backingImage } : {}) });
       }
       const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes');
       ctx.log.info('volume created', { pool: def.name, volume: wanted.name, principal: actor.principal, requestId: actor.requestId });
@@ -196,37 +197,37 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
       await journalDone?.();
     }
   } finally {
-    release();
+    release?.();
+    backingImage?.close();
   }
 }
 
 /**
  * A backing store of a new file volume must be a file in one of this host's pools, and so must
- * every file its own chain names: qemu-img reads them all (create opens the chain; a later
- * clone copies it), and all of them must open (a create that records the chain unopened,
- * `qemu-img create -u`, would not notice a missing one). A relative path is the pool
- * target's, as the backend resolves it.
+ * every file its own chain names: qemu-img reads them all (a later clone copies the chain), and
+ * all of them must open (the create records the chain without opening it, `qemu-img create
+ * -u`, and would not notice a missing one). A relative path is the pool target's, as the
+ * backend resolves it. Returns the chain opened: the backend reads it from these descriptors.
  */
-function checkBackingStoreLocation(ctx: AgentContext, pool: PoolEntry, wanted: VolumeDefinition): void {
+function openBackingStore(ctx: AgentContext, pool: PoolEntry, wanted: VolumeDefinition): ImageChain | undefined {
   const backing = wanted.backingStore;
-  if (!backing?.path || !FILE_POOL_TYPES.has(pool.definition.type)) return;
+  if (!backing?.path || !FILE_POOL_TYPES.has(pool.definition.type)) return undefined;
   const target = pool.definition.target?.path ?? '';
   const name = isAbsolute(backing.path) ? backing.path : `${target}/${backing.path}`;
-  const admit = admitInHostPools(ctx.state);
-  checkImageReferences({ name, open: admit(name, 'backing store') }, backing.format, admit, { wholeChain: true });
+  return openImageChain(name, backing.format, admitInHostPools(ctx.state), 'backing store', { wholeChain: true });
 }
 
 /**
  * A clone reads its source and, through qemu-img convert, the source's whole backing chain:
  * the source (a link planted in the pool may lead anywhere) and every file of its chain must
- * be in one of this host's pools.
+ * be in one of this host's pools. Returns the chain opened: the backend reads it from these
+ * descriptors.
  */
-function checkCloneSourceLocation(ctx: AgentContext, sourcePool: PoolEntry, source: VolumeEntry): void {
+function openCloneSource(ctx: AgentContext, sourcePool: PoolEntry, source: VolumeEntry): ImageChain | undefined {
   const def = sourcePool.definition;
   const name = FILE_POOL_TYPES.has(def.type) ? `${def.target?.path ?? ''}/${source.definition.name}` : source.definition.target?.path ?? '';
-  if (!name) return;
-  const admit = admitInHostPools(ctx.state);
-  checkImageReferences({ name, open: admit(name, 'clone source') }, 'probe', admit);
+  if (!name) return undefined;
+  return openImageChain(name, 'probe', admitInHostPools(ctx.state), 'clone source');
 }
 
 /**
@@ -311,11 +312,12 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
   requireOperation(backend, 'createVol', 'creating a volume');
   requireOperation(backend, 'buildVolFrom', 'cloning a volume');
   const sourceVolume = existingVolume(sourcePool, src.volume);
-  checkCloneSourceLocation(ctx, sourcePool, sourceVolume);
+  const sourceImage = openCloneSource(ctx, sourcePool, sourceVolume);
   const actor = actorOf(request);
-  const release = ctx.locks.reserveVolumeName(def.name, given.name, 'clone', pool.volumes.has(given.name));
+  let release: (() => void) | undefined;
   let releaseSource: (() => void) | undefined;
   try {
+    release = ctx.locks.reserveVolumeName(def.name, given.name, 'clone', pool.volumes.has(given.name));
     releaseSource = ctx.locks.acquireVolume(src.pool, src.volume, `clone to '${given.name}'`, 'shared');
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'clone', volume: given.name });
     const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given, request.cloneFromXml));
@@ -326,7 +328,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
         pc,
         planned,
         { pool: sourcePool.definition, volume: sourceVolume.definition },
-        { preallocMetadata: op.preallocMetadata, createId, ...(op.reflink ? { reflink: true } : {}) },
+        { preallocMetadata: op.preallocMetadata, createId, ...(op.reflink ? { reflink: true } : {}), ...(sourceImage ? { sourceImage } : {}) },
       );
       const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes');
       ctx.log.info('volume cloned', { pool: def.name, volume: given.name, source: op.source, requestId: actor.requestId });
@@ -336,7 +338,8 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
     }
   } finally {
     releaseSource?.();
-    release();
+    release?.();
+    sourceImage?.close();
   }
 }
 

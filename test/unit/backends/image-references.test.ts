@@ -1,10 +1,11 @@
 // The files qemu would open for an image, as image-references.ts finds them: each backing file
-// is handed to `admit` before it is read, and what cannot be checked is refused.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// is handed to `admit` (where its descriptor really is) before it is read, and what cannot be
+// checked is refused.
+import { mkdtempSync, readSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { checkImageReferences, MAX_CHAIN_LENGTH } from '../../../libs/backends/image-references.js';
+import { checkImageReferences, MAX_CHAIN_LENGTH, openImageChain } from '../../../libs/backends/image-references.js';
 import { planQcow2Image, renderQcow2Image } from '../../../libs/backends/qcow2-image.js';
 
 function qcow2(path: string, backingFile?: string, backingFormat?: string): void {
@@ -22,10 +23,7 @@ describe('image references: the backing chain qemu would open', () => {
 
   const walk = (name: string, format = 'probe'): string[] => {
     const seen: string[] = [];
-    checkImageReferences({ name: join(dir, name), open: join(dir, name) }, format, (path) => {
-      seen.push(path);
-      return path;
-    });
+    checkImageReferences(join(dir, name), format, (path) => void seen.push(path), 'image');
     return seen;
   };
   const refusal = (name: string, format = 'probe'): string => {
@@ -42,15 +40,18 @@ describe('image references: the backing chain qemu would open', () => {
     writeFileSync(join(dir, 'base'), 'BASE');
     qcow2(join(dir, 'mid'), 'base', 'raw');
     qcow2(join(dir, 'top'), join(dir, 'mid'), 'qcow2');
-    expect(walk('top')).to.deep.equal([join(dir, 'mid'), join(dir, 'base')]);
-    expect(walk('base')).to.deep.equal([]);
+    expect(walk('top')).to.deep.equal([join(dir, 'top'), join(dir, 'mid'), join(dir, 'base')]);
+    expect(walk('base')).to.deep.equal([join(dir, 'base')]);
   });
 
-  it('with wholeChain, a file of the chain that cannot be opened is FAILED_PRECONDITION; without, it is left to qemu', () => {
+  it('with wholeChain, a file of the chain that cannot be opened is FAILED_PRECONDITION; without, the chain ends there, naming it', () => {
     qcow2(join(dir, 'mid'), 'gone', 'raw');
     qcow2(join(dir, 'top'), 'mid', 'qcow2');
-    expect(walk('top')).to.deep.equal([join(dir, 'mid'), join(dir, 'gone')]);
-    const strict = (): void => checkImageReferences({ name: join(dir, 'top'), open: join(dir, 'top') }, 'probe', (p) => p, { wholeChain: true });
+    expect(walk('top')).to.deep.equal([join(dir, 'top'), join(dir, 'mid')]);
+    const chain = openImageChain(join(dir, 'top'), 'probe', () => undefined, 'image');
+    expect(chain.unopened).to.deep.equal({ name: join(dir, 'gone'), code: 'ENOENT', depth: 2 });
+    chain.close();
+    const strict = (): void => checkImageReferences(join(dir, 'top'), 'probe', () => undefined, 'image', { wholeChain: true });
     expect(strict).to.throw(/inaccessible backing store volume '.*\/top': its backing chain names '.*\/gone', which cannot be opened \(ENOENT\)/);
     try {
       strict();
@@ -58,7 +59,7 @@ describe('image references: the backing chain qemu would open', () => {
       expect((err as { code?: string }).code).to.equal('FAILED_PRECONDITION');
     }
     writeFileSync(join(dir, 'gone'), 'BASE');
-    checkImageReferences({ name: join(dir, 'top'), open: join(dir, 'top') }, 'probe', (p) => p, { wholeChain: true });
+    checkImageReferences(join(dir, 'top'), 'probe', () => undefined, 'image', { wholeChain: true });
   });
 
   it('refuses a protocol or json: backing, never handing it to admit', () => {
@@ -77,7 +78,7 @@ describe('image references: the backing chain qemu would open', () => {
     expect(refusal('over-plain')).to.match(/read as 'vmdk' but its header says 'raw'/);
     // read as raw, a descriptor is only bytes
     qcow2(join(dir, 'over-desc-raw'), 'desc', 'raw');
-    expect(walk('over-desc-raw')).to.deep.equal([join(dir, 'desc')]);
+    expect(walk('over-desc-raw')).to.deep.equal([join(dir, 'over-desc-raw'), join(dir, 'desc')]);
   });
 
   it('stops a cycle at the chain limit instead of walking it forever', () => {
@@ -86,12 +87,44 @@ describe('image references: the backing chain qemu would open', () => {
     expect(refusal('a')).to.match(new RegExp(`longer than ${MAX_CHAIN_LENGTH} files`));
   });
 
-  it('passes admit\'s refusal through, before the file is opened', () => {
+  it("passes admit's refusal through, before a byte of the file is read", () => {
     qcow2(join(dir, 'top'), '/etc/shadow', 'raw');
     expect(() =>
-      checkImageReferences({ name: join(dir, 'top'), open: join(dir, 'top') }, 'probe', (path) => {
-        throw new Error(`not admitted: ${path}`);
-      }),
+      checkImageReferences(join(dir, 'top'), 'probe', (name) => {
+        if (name === '/etc/shadow') throw new Error(`not admitted: ${name}`);
+      }, 'image'),
     ).to.throw('not admitted: /etc/shadow');
+  });
+
+  it('admits where the descriptor opened really is (a link followed), and reads every layer from its descriptor after the names change', () => {
+    const elsewhere = mkdtempSync(join(tmpdir(), 'cistern-imgref-out-'));
+    try {
+      writeFileSync(join(elsewhere, 'base'), 'BASE');
+      symlinkSync(join(elsewhere, 'base'), join(dir, 'base'));
+      qcow2(join(dir, 'top'), 'base', 'raw');
+      const admitted: Array<[string, string]> = [];
+      const chain = openImageChain(join(dir, 'top'), 'probe', (name, real) => void admitted.push([name, real]), 'image');
+      try {
+        expect(admitted).to.deep.equal([
+          [join(dir, 'top'), join(dir, 'top')],
+          [join(dir, 'base'), join(elsewhere, 'base')],
+        ]);
+        expect(chain.layers.map((l) => l.format)).to.deep.equal(['qcow2', 'raw']);
+        // both names now lead elsewhere: the descriptors still hold the files that were checked
+        renameSync(join(dir, 'top'), join(dir, 'top.aside'));
+        writeFileSync(join(dir, 'top'), 'SWAPPED');
+        rmSync(join(dir, 'base'));
+        writeFileSync(join(dir, 'base'), 'SWAPPED');
+        const buf = Buffer.alloc(4);
+        readSync(chain.layers[1]!.fd, buf, 0, 4, 0);
+        expect(buf.toString()).to.equal('BASE');
+        readSync(chain.layers[0]!.fd, buf, 0, 4, 0);
+        expect(buf.toString('latin1')).to.equal('QFI\xfb');
+      } finally {
+        chain.close();
+      }
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 });
