@@ -2,7 +2,7 @@
 // reserved or checked for a link to a file outside the pool, at the moment between the agent's
 // reservation and the tool's write: the real tool runs, and the file outside must not change.
 // The swap is made deterministic by a runner that performs it when it sees the tool's command
-// line and then runs the real tool (ExecRunner).
+// line and then runs the real tool (test/support/swapping-runner.ts).
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -12,7 +12,6 @@ import { DirBackend } from '../../libs/backends/dir.js';
 import { createDirectoryVolume, createRaw } from '../../libs/backends/dir/create-raw.js';
 import type { ResolvedCreate } from '../../libs/backends/dir/volume-plan.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
-import type { CommandRunner, RunOptions, RunResult } from '../../libs/backends/runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
 import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { hasTool } from '../support/index.js';
@@ -21,26 +20,9 @@ import { rejects } from '../support/rejects.js';
 import { attachLoop, loopDevicesAvailable, type LoopDevice } from '../support/loop.js';
 import { makeTempDir, registerCleanup } from '../support/cleanup.js';
 import { fileVolume as vol } from '../support/volume-definitions.js';
+import { SwappingRunner } from '../support/swapping-runner.js';
 
 const MiB = 1024n * 1024n;
-
-/** Runs the real tools; before the first command `when` accepts, runs `swap` once. */
-class SwappingRunner implements CommandRunner {
-  private readonly real = new ExecRunner();
-  swapped = 0;
-  constructor(
-    private readonly when: (argv: readonly string[]) => boolean,
-    private readonly swap: () => void,
-  ) {}
-
-  run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
-    if (this.swapped === 0 && this.when(argv)) {
-      this.swap();
-      this.swapped++;
-    }
-    return this.real.run(argv, options);
-  }
-}
 
 function poolDef(path: string): PoolDefinition {
   return { type: PoolType.POOL_TYPE_DIR, name: 'p', uuid: '', source: undefined, target: { path, permissions: undefined }, features: undefined, mountOptions: [] };
