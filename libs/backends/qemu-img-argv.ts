@@ -117,6 +117,32 @@ export function qemuDescriptorTarget(format: string, fdPath: string): string {
   return `json:${JSON.stringify({ driver: format, backing: null, file: { driver: 'file', filename: fdPath } })}`;
 }
 
+/** One file of an image chain as qemu is to open it: through a descriptor it was handed. */
+export interface DescriptorLayer {
+  /** the qemu driver: the format it is read as */
+  format: string;
+  /** a block device (qemu's 'host_device'), else a regular file ('file') */
+  blockDevice: boolean;
+}
+
+/**
+ * A qemu image spec for a whole chain handed over as descriptors, the first layer as the
+ * program's fd `firstFd`, the next as `firstFd + 1` ...: each layer's format is given (nothing
+ * probed) and its backing is the next layer, spelled out, or null after the last: qemu opens no
+ * file by a name a header holds, only /dev/fd/N, the files the agent opened and checked.
+ */
+export function qemuDescriptorChain(layers: readonly DescriptorLayer[], firstFd: number): string {
+  let node: Record<string, unknown> | null = null;
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const layer = layers[i]!;
+    const file = { driver: layer.blockDevice ? 'host_device' : 'file', filename: `/dev/fd/${firstFd + i}` };
+    // raw names no other file; every other format's header may, so its backing is always said
+    node = layer.format === 'raw' ? { driver: 'raw', file } : { driver: layer.format, backing: node, file };
+  }
+  if (!node) throw new RangeError('an image chain has at least one file');
+  return `json:${JSON.stringify(node)}`;
+}
+
 /** A qemu object id: letters, digits, '-', '.', '_', starting with a letter (qemu's id_wellformed). */
 const QEMU_ID = /^[A-Za-z][A-Za-z0-9._-]*$/;
 

@@ -13,8 +13,13 @@ const send = (m: CopyMessage): void => port.postMessage(m);
 port.on('message', (job: CopyJob) => {
   const stop = new Int32Array(job.stop);
   let fd = -1;
+  let own = false;
   try {
-    fd = openSync(job.src, fsc.O_RDONLY);
+    if (typeof job.src === 'number') fd = job.src;
+    else {
+      fd = openSync(job.src, fsc.O_RDONLY);
+      own = true;
+    }
     let lastDone = 0;
     let lastWritten = 0;
     const { done } = copyRangeSync(fd, job.dstFd, {
@@ -38,7 +43,7 @@ port.on('message', (job: CopyJob) => {
       send({ kind: 'failed', message: String(e?.message ?? err), ...(e?.code ? { code: e.code } : {}), ...(e?.syscall ? { syscall: e.syscall } : {}) });
     }
   } finally {
-    if (fd >= 0) {
+    if (own) {
       try {
         closeSync(fd);
       } catch {

@@ -130,7 +130,8 @@ export function copyRangeSync(srcFd: number, dstFd: number, opts: CopySyncOption
 
 /** calling thread -> worker */
 export interface CopyJob {
-  src: string;
+  /** a path the worker opens, or a descriptor of this process it reads as it is */
+  src: string | number;
   dstFd: number;
   total: number;
   sparse: boolean;
@@ -230,14 +231,15 @@ export class CopyCancelledError extends Error {
 }
 
 /**
- * Copies `total` bytes of the file `src` into `dst` at the same offsets, in a worker
+ * Copies `total` bytes of the file `src` (a path, or an open descriptor, read as it is and
+ * left open) into `dst` at the same offsets, in a worker
  * thread; with `sparse`, all-zero 4 KiB blocks are skipped (left as they are in `dst`:
  * holes after an ftruncate, allocated zeros after an fallocate). Returns the bytes of the
  * source consumed (less than `total` when it is shorter). `dst` is neither synced at the
  * end nor closed: the caller does both. Rejects with CopyCancelledError when `signal`
  * aborts, with the system error (its `code` kept) when a read or write fails.
  */
-export async function copyFileData(src: string, dst: FileHandle, total: bigint, sparse: boolean, opts: CopyFileOptions = {}): Promise<bigint> {
+export async function copyFileData(src: string | number, dst: FileHandle, total: bigint, sparse: boolean, opts: CopyFileOptions = {}): Promise<bigint> {
   if (opts.signal?.aborted) throw new CopyCancelledError();
   if (total <= 0n) return 0n;
   if (total > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`cannot copy ${total} bytes: more than 2^53`);

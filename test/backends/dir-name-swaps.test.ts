@@ -5,7 +5,7 @@
 // line and then runs the real tool (test/support/swapping-runner.ts).
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirBackend } from '../../libs/backends/dir.js';
@@ -247,7 +247,12 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
       const path = join(pool, 'clone.img');
       const r = swappingPlan({ format: 'raw', capacity: MiB, mode: 0o600, uid: -1, gid: -1 }, path, () => renameSync(path, `${path}.aside`));
       const ctx = { runner: new ExecRunner(), pool: poolDef(pool) };
-      await createRaw(ctx, r, vol('clone.img', 'raw', MiB), 0n, { fallocate: 'fallocate', chattr: 'chattr' }, { path: join(pool, 'src.img'), capacity: 64n * 1024n, reflink: true });
+      const src = openSync(join(pool, 'src.img'), 'r');
+      try {
+        await createRaw(ctx, r, vol('clone.img', 'raw', MiB), 0n, { fallocate: 'fallocate', chattr: 'chattr' }, { path: join(pool, 'src.img'), fd: src, capacity: 64n * 1024n, reflink: true });
+      } finally {
+        closeSync(src);
+      }
       const clone = readFileSync(existsSync(`${path}.aside`) ? `${path}.aside` : path);
       expect(clone.length).to.equal(Number(MiB));
       expect(clone.subarray(0, 64 * 1024).equals(Buffer.alloc(64 * 1024, 9))).to.equal(true);

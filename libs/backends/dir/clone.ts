@@ -1,12 +1,16 @@
 // A new volume with another volume's content (virStorageBackendVolBuildFromLocal): raw to
 // raw is copied in-process (a reflink when possible, else a sparse copy); any other pair
-// goes through `qemu-img convert -f SRC -O DST`.
-import { VolumeType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+// goes through `qemu-img convert -f SRC -O DST`. Either way the source and its backing chain
+// are read through the descriptors the agent's check opened (options.sourceImage), never by
+// name: a name swapped for a link to /etc/shadow after the check would otherwise be copied
+// into a volume an operator can download.
+import type { PoolDefinition, VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import type { CreateVolOptions, PoolContext } from '../backend.js';
+import { openImageChain, type ImageChain, type ImageLayer } from '../image-references.js';
+import { blockDeviceSize } from '../file-io.js';
 import { sourceVolumePath } from './paths.js';
-import { inspectVolumeSync } from './inspect.js';
 import { planVolume, rawAllocation, resolveCreate } from './volume-plan.js';
 import { createRaw } from './create-raw.js';
 import { createWithQemuImg } from './create-image.js';
@@ -21,12 +25,41 @@ export async function cloneVolume(
   tools: DirTools,
 ): Promise<void> {
   const srcPath = sourceVolumePath(source);
-  const src = inspectVolumeSync(srcPath, source.volume.name, { noerror: false });
-  if (!src) throw new NotFoundError(`source volume '${printable(source.volume.name)}' not found`);
-  if (src.type === VolumeType.VOLUME_TYPE_DIR || src.target?.format === 'dir') {
-    throw new FailedPreconditionError(`cannot clone directory volume '${printable(source.volume.name)}'`);
+  // a caller without a host view (the backend driven directly) gets the chain opened here, unchecked
+  const chain = options.sourceImage ?? openImageChain(srcPath, 'probe', () => undefined, 'clone source');
+  try {
+    return await cloneFrom(ctx, volume, srcPath, sourceHead(chain, source.volume.name), options, tools);
+  } finally {
+    if (!options.sourceImage) chain.close();
   }
-  const srcCapacity = src.capacity ?? 0n;
+}
+
+/** The source's own layer, or why it cannot be cloned; the whole chain must have opened (qemu would fail on a missing file). */
+function sourceHead(chain: ImageChain, name: string): { layer: ImageLayer; layers: ImageLayer[] } {
+  const layer = chain.layers[0];
+  if (chain.notAFile?.isDirectory()) throw new FailedPreconditionError(`cannot clone directory volume '${printable(name)}'`);
+  if (!layer) {
+    if (chain.notAFile) throw new FailedPreconditionError(`cannot clone volume '${printable(name)}': it is not a regular file or block device`);
+    throw new NotFoundError(`source volume '${printable(name)}' not found${chain.unopened ? ` (${chain.unopened.code})` : ''}`);
+  }
+  if (chain.unopened) {
+    throw new FailedPreconditionError(
+      `cannot clone volume '${printable(name)}': its backing chain names '${printable(chain.unopened.name, 200)}', which cannot be opened (${chain.unopened.code})`,
+    );
+  }
+  return { layer, layers: chain.layers };
+}
+
+async function cloneFrom(
+  ctx: PoolContext,
+  volume: VolumeDefinition,
+  srcPath: string,
+  { layer, layers }: { layer: ImageLayer; layers: ImageLayer[] },
+  options: CreateVolOptions,
+  tools: DirTools,
+): Promise<void> {
+  const size = layer.stat.isBlockDevice() ? blockDeviceSize(layer.stat) : layer.stat.size;
+  const srcCapacity = layer.probe.capacity || size;
   const requested: VolumeDefinition = {
     ...volume,
     capacity: volume.capacity === undefined || volume.capacity < srcCapacity ? srcCapacity : volume.capacity,
@@ -34,14 +67,15 @@ export async function cloneVolume(
   const checked = await planVolume(ctx, requested);
   const r = resolveCreate(ctx, checked);
   if (r.format === 'dir') throw new InvalidArgumentError('volume.target.format', 'cannot copy from a volume to a directory volume');
-  // an iso is raw bytes: qemu-img has no iso format
-  const srcFormat = src.target?.format === 'iso' ? 'raw' : src.target?.format || 'raw';
+  // an iso is raw bytes: qemu-img has no iso format (the chain reads it as raw)
+  const srcFormat = layer.format;
+  const encrypted = !!layer.probe.encryption;
   const dstRawPlain = (r.format === 'raw' || r.format === 'iso') && !checked.target?.encryption;
-  const srcRawPlain = srcFormat === 'raw' && !src.target?.encryption;
+  const srcRawPlain = srcFormat === 'raw' && !encrypted;
   if (dstRawPlain && srcRawPlain) {
-    return createRaw(ctx, r, checked, rawAllocation(r, options), tools, { path: srcPath, capacity: srcCapacity, reflink: !!options.reflink });
+    return createRaw(ctx, r, checked, rawAllocation(r, options), tools, { path: srcPath, fd: layer.fd, capacity: srcCapacity, reflink: !!options.reflink });
   }
   if (options.reflink) throw new InvalidArgumentError('reflink', 'reflink clones are only possible between raw volumes');
-  if (src.target?.encryption) throw new UnimplementedError('cloning an encrypted volume is not supported');
-  return createWithQemuImg(ctx, r, checked, options, tools.qemuImg, { path: srcPath, format: srcFormat });
+  if (encrypted) throw new UnimplementedError('cloning an encrypted volume is not supported');
+  return createWithQemuImg(ctx, r, checked, options, tools.qemuImg, { path: srcPath, format: srcFormat, layers });
 }

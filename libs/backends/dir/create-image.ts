@@ -10,20 +10,24 @@ import { printable } from '../../api/names.js';
 import type { CreateVolOptions, PoolContext } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
-import { createSizeGiven, qemuImgCreateArgv, qemuSecretAlias, type QemuImgCreateSpec } from '../qemu-img-argv.js';
+import { createSizeGiven, qemuDescriptorChain, qemuImgCreateArgv, qemuSecretAlias, type DescriptorLayer, type QemuImgCreateSpec } from '../qemu-img-argv.js';
+import type { ImageLayer } from '../image-references.js';
 import { runQemuImgCalibrated } from '../qemu-img-run.js';
 import { poolTarget } from './paths.js';
 import { probeBackingFile } from './inspect.js';
 import { createQcow2, qcow2Plan } from './create-qcow2.js';
 import { removeSecretFile, writeSecretFile, type SecretFile } from './secret-file.js';
-import { qemuImgTarget, type QemuImgTarget } from './qemu-img-target.js';
+import { RESERVED_TARGET_FD, qemuImgTarget, type QemuImgTarget } from './qemu-img-target.js';
 import { removeReservedFile } from './new-file.js';
 import type { ResolvedCreate } from './volume-plan.js';
 
 /** An image a clone converts from. */
 export interface ImageInput {
+  /** its name, for messages */
   path: string;
   format: string;
+  /** it and its backing chain, opened and checked: qemu-img reads them as /dev/fd/N, nothing by name */
+  layers: readonly ImageLayer[];
 }
 
 /**
@@ -88,15 +92,19 @@ export async function createWithQemuImg(
       lazyRefcounts: t.lazyRefcounts,
       extendedL2: t.extendedL2,
       nocow: t.nocow,
-      inputPath: input?.path,
+      // the source chain as the descriptors after the target's (fd 3): 4, 5 ...
+      inputPath: input ? qemuDescriptorChain(input.layers.map(descriptorLayer), RESERVED_TARGET_FD + 1) : undefined,
       inputFormat: input?.format,
       secret: secret ? { alias: qemuSecretAlias(volume.name), file: secret.file, qcow2: r.format === 'qcow2', cipher: t.encryption?.cipher, ivgen: t.encryption?.ivgen } : undefined,
     };
     // qemu-img writes into the file reserved above, not whatever r.path holds by then (qemu-img-target.ts)
     target = await qemuImgTarget({ fd: reserved.fd, path: r.path, name: volume.name, format: qemuFormat, backingPath: backing?.path, sizeGiven: createSizeGiven(spec) });
+    // a convert's target is always its fd 3 (it has no backing path to keep it by name)
+    if (input && target.fds.length !== 1) throw new Error('qemu-img convert without the reserved target as its fd 3');
+    const inputFds = input?.layers.map((l) => l.fd) ?? [];
     const argv = qemuImgCreateArgv({ ...spec, path: target.path, backingUnopened: target.backingUnopened }, qemuImg);
     const long = !!input || !!options.preallocation || !!options.preallocMetadata;
-    await runQemuImgCalibrated(ctx.runner, argv, { signal: ctx.signal, fds: target.fds, ...(long ? { timeoutMs: 0 } : {}) });
+    await runQemuImgCalibrated(ctx.runner, argv, { signal: ctx.signal, fds: [...target.fds, ...inputFds], ...(long ? { timeoutMs: 0 } : {}) });
     await reserved.chmod(r.mode);
     if (r.uid !== -1 || r.gid !== -1) await reserved.chown(r.uid, r.gid);
     await reserved.close();
@@ -110,3 +118,7 @@ export async function createWithQemuImg(
   }
 }
 
+/** How qemu is to open one checked layer of a chain. */
+function descriptorLayer(layer: ImageLayer): DescriptorLayer {
+  return { format: layer.format, blockDevice: layer.stat.isBlockDevice() };
+}

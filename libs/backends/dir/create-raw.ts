@@ -17,7 +17,10 @@ import type { ResolvedCreate } from './volume-plan.js';
 
 /** A raw volume a new raw volume copies. */
 export interface RawInput {
+  /** its name, for messages */
   path: string;
+  /** the descriptor every byte is read from (the agent's checked one): never the name */
+  fd: number;
   capacity: bigint;
   /** the clone must share extents (reflink) or fail */
   reflink: boolean;
@@ -58,7 +61,7 @@ export async function createRaw(
         await allocate(input ? { ...ctx, progress: undefined } : ctx, fh, 0n, allocation, tools.fallocate, 'volume.allocation');
         allocationPending = false;
       }
-      if (input) pos = await copyData(ctx, input.path, fh, input.capacity, !allocationPending);
+      if (input) pos = await copyData(ctx, input.fd, fh, input.capacity, !allocationPending);
       if (allocationPending && allocation > pos) await zeroFill(fh, pos, allocation, ctx, allocation);
     },
     // libvirt 9's createRawFile ends with fsync whatever it wrote
@@ -83,7 +86,8 @@ async function cloneByReflink(ctx: PoolContext, r: ResolvedCreate, input: RawInp
   }
   try {
     // without COPYFILE_EXCL: the destination exists (reserved above); libuv truncates it and shares the extents (FICLONE)
-    await copyFile(input.path, `/proc/self/fd/${fh.fd}`, fsc.COPYFILE_FICLONE_FORCE);
+    // the source through its checked descriptor too (the magic link opens the same file)
+    await copyFile(`/proc/self/fd/${input.fd}`, `/proc/self/fd/${fh.fd}`, fsc.COPYFILE_FICLONE_FORCE);
   } catch (err) {
     await removeReservedFile(r.path, fh);
     if (!input.reflink) return false;
@@ -118,10 +122,10 @@ async function setNocow(ctx: BackendContext, path: string, chattr: string): Prom
 }
 
 /**
- * Copies `total` bytes of `src` into `dst` (sparse-copy.ts: a worker thread, all-zero
+ * Copies `total` bytes of the descriptor `src` into `dst` (sparse-copy.ts: a worker thread, all-zero
  * 4 KiB blocks skipped with `sparse`, written data flushed while the copy runs).
  */
-async function copyData(ctx: BackendContext, src: string, dst: FileHandle, total: bigint, sparse: boolean): Promise<bigint> {
+async function copyData(ctx: BackendContext, src: number, dst: FileHandle, total: bigint, sparse: boolean): Promise<bigint> {
   try {
     return await copyFileData(src, dst, total, sparse, { signal: ctx.signal, progress: ctx.progress });
   } catch (err) {

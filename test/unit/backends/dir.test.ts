@@ -151,10 +151,11 @@ describe('dir backend (recording runner)', () => {
       expect(readdirSync(target)).to.deep.equal([]);
     });
 
-    it('clone of a raw volume into qcow2 runs qemu-img convert -f raw -O qcow2', async () => {
+    it('clone of a raw volume into qcow2 runs qemu-img convert -f raw -O qcow2, the source as its fd 4', async () => {
       writeFileSync(join(target, 'src.img'), Buffer.alloc(4096, 7));
       await backend.buildVolFrom(ctx, await backend.createVol(ctx, vol('dst.qcow2', 'qcow2')), { pool: ctx.pool, volume: vol('src.img', '') }, noPrealloc);
-      expect(runner.argvs).to.deep.equal([['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', '-o', 'compat=0.10', '--', `${target}/src.img`, '/dev/fd/3']]);
+      const source = 'json:{"driver":"raw","file":{"driver":"file","filename":"/dev/fd/4"}}';
+      expect(runner.argvs).to.deep.equal([['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', '-o', 'compat=0.10', '--', source, '/dev/fd/3']]);
     });
 
     it("a clone from a SCSI pool reads the LUN's own path, not target/NAME (libvirt: inputvol's target.path)", async () => {
