@@ -17,6 +17,11 @@ export interface QemuImgCreateSpec {
   backingPath?: string;
   backingFormat?: string;
   /**
+   * The size exactly, in bytes, instead of capacity's K: a create with a backing store and no
+   * capacity gets the backing store's size (backing-size.ts), as qemu-img would have read it.
+   */
+  sizeBytes?: bigint;
+  /**
    * `-u`: qemu-img records the backing path without opening it (it needs the size on the
    * command line then). For a relative backing path with a target that is not the volume's
    * own name (/dev/fd/3): qemu-img would look for it next to that name.
@@ -83,7 +88,7 @@ export function divUp(a: bigint, b: bigint): bigint {
 /**
  * qemu-img argv as libvirt 9 builds it (virStorageBackendCreateQemuImgCmdFromVol), with
  * `--` before the positional arguments:
- *   qemu-img create -f FMT [[-u] -b BACKING] [--object secret,...] [-o OPTS] -- PATH SIZEK
+ *   qemu-img create -f FMT [[-u] -b BACKING] [--object secret,...] [-o OPTS] -- PATH SIZEK|BYTES
  *   qemu-img convert -f IN -O FMT [--object secret,...] [-o OPTS] -- INPUT PATH
  */
 export function qemuImgCreateArgv(spec: QemuImgCreateSpec, qemuImg = 'qemu-img'): string[] {
@@ -97,13 +102,14 @@ export function qemuImgCreateArgv(spec: QemuImgCreateSpec, qemuImg = 'qemu-img')
   argv.push('--');
   if (spec.inputPath) argv.push(spec.inputPath);
   argv.push(spec.path);
-  if (createSizeGiven(spec)) argv.push(`${divUp(spec.capacity ?? 0n, 1024n)}K`);
+  if (spec.sizeBytes !== undefined && !spec.inputPath) argv.push(String(spec.sizeBytes));
+  else if (createSizeGiven(spec)) argv.push(`${divUp(spec.capacity ?? 0n, 1024n)}K`);
   return argv;
 }
 
-/** A create's command line has the size, except with a backing file and capacity 0 (qemu-img takes the backing file's). */
+/** A create's command line has the size, except with a backing file and capacity 0 and no sizeBytes (qemu-img takes the backing file's). */
 export function createSizeGiven(spec: QemuImgCreateSpec): boolean {
-  return !spec.inputPath && (divUp(spec.capacity ?? 0n, 1024n) > 0n || !spec.backingPath);
+  return !spec.inputPath && (spec.sizeBytes !== undefined || divUp(spec.capacity ?? 0n, 1024n) > 0n || !spec.backingPath);
 }
 
 /** qemu-img resize [--shrink] -- PATH BYTES (capacity rounded up to 512 as libvirt does). */

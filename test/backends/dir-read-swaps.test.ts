@@ -130,4 +130,34 @@ describe('dir backend: a checked clone source, chain file or backing store swapp
     expect(copy.subarray(0, SECRET.length).toString('latin1')).to.not.equal(SECRET);
     expect(copy.equals(data)).to.equal(true);
   });
+
+  for (const [how, path] of [
+    ['absolute', () => join(target, 'base.raw')],
+    ['relative', () => 'base.raw'],
+  ] as const) {
+    it(`a create with a backing store (${how}) and no capacity: qemu-img opens no backing file by name; the size is the checked file's`, async () => {
+      writeFileSync(join(target, 'base.raw'), Buffer.alloc(3 * MiB + 512, 1));
+      const runner = new SwappingRunner((argv) => argv[0] === 'qemu-img' && argv[1] === 'create', swapForLink('base.raw'), { trace: true });
+      const call = await agentWith(runner);
+      // qed: a format qemu-img makes (a plain qcow2 overlay is written in-process)
+      await call({
+        $case: 'createVolume',
+        value: {
+          parent: 'hosts/h/pools/p',
+          definition: VolumeDefinition.fromPartial({ name: 'top.qed', target: { format: 'qed' }, backingStore: { path: path(), format: 'raw' } }),
+        },
+      });
+      expect(runner.swapped).to.equal(1);
+      const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', '--backing-chain', '--', join(target, 'top.qed')], { cwd: target, encoding: 'utf8' })) as Array<{
+        'virtual-size': number;
+        'backing-filename'?: string;
+        'backing-filename-format'?: string;
+      }>;
+      // what qemu-img create -b would have read from the checked file: its size in whole sectors
+      expect(info[0]!['virtual-size']).to.equal(3 * MiB + 512);
+      expect(info[0]!['backing-filename']).to.equal(path());
+      expect(info[0]!['backing-filename-format']).to.equal('raw');
+      expectOnlyDescriptorsOpened(runner);
+    });
+  }
 });

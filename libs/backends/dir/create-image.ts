@@ -5,16 +5,15 @@ import { constants as fsc } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
-import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
-import { printable } from '../../api/names.js';
+import { CommandFailedError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
 import type { CreateVolOptions, PoolContext } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
-import { createSizeGiven, qemuDescriptorChain, qemuImgCreateArgv, qemuSecretAlias, type DescriptorLayer, type QemuImgCreateSpec } from '../qemu-img-argv.js';
-import type { ImageLayer } from '../image-references.js';
+import { createSizeGiven, divUp, qemuDescriptorChain, qemuImgCreateArgv, qemuSecretAlias, type DescriptorLayer, type QemuImgCreateSpec } from '../qemu-img-argv.js';
+import { openImageChain, type ImageLayer } from '../image-references.js';
 import { runQemuImgCalibrated } from '../qemu-img-run.js';
 import { poolTarget } from './paths.js';
-import { probeBackingFile } from './inspect.js';
+import { backingVirtualSize } from './backing-size.js';
 import { createQcow2, qcow2Plan } from './create-qcow2.js';
 import { removeSecretFile, writeSecretFile, type SecretFile } from './secret-file.js';
 import { RESERVED_TARGET_FD, qemuImgTarget, type QemuImgTarget } from './qemu-img-target.js';
@@ -54,23 +53,47 @@ export async function createWithQemuImg(
     throw new InvalidArgumentError('prealloc_metadata', 'metadata preallocation conflicts with a backing store');
   }
   if (input && encrypted) throw new UnimplementedError('cloning into an encrypted volume is not supported');
-  let backingFormat = backing?.format ?? '';
-  let backingAbs = '';
-  if (backing) {
-    const abs = isAbsolute(backing.path) ? backing.path : join(poolTarget(ctx.pool), backing.path);
-    backingAbs = abs;
-    try {
-      const fh = await open(abs, fsc.O_RDONLY | fsc.O_NONBLOCK);
-      await fh.close();
-    } catch (err) {
-      throw new FailedPreconditionError(`inaccessible backing store volume '${printable(backing.path, 200)}': ${(err as NodeJS.ErrnoException).code ?? err}`);
-    }
-    if (!backingFormat) backingFormat = probeBackingFile(abs)?.format ?? 'raw';
+  // the backing chain as the agent opened and checked it; read from those descriptors only
+  const chain = backing ? (options.backingImage ?? openImageChain(backingAbsolute(ctx, backing.path), backing.format, () => undefined, 'backing store', { wholeChain: true })) : undefined;
+  try {
+    return await buildImage(ctx, r, volume, options, qemuImg, qemuFormat, input, backing && chain ? { path: backing.path, layer: chain.layers[0]! } : undefined);
+  } finally {
+    if (!options.backingImage) chain?.close();
   }
+}
+
+/** A create's backing store: the path as the volume gives it (and the image records it), and its checked layer. */
+interface CheckedBacking {
+  path: string;
+  layer: ImageLayer;
+}
+
+function backingAbsolute(ctx: PoolContext, path: string): string {
+  return isAbsolute(path) ? path : join(poolTarget(ctx.pool), path);
+}
+
+async function buildImage(
+  ctx: PoolContext,
+  r: ResolvedCreate,
+  volume: VolumeDefinition,
+  options: CreateVolOptions,
+  qemuImg: string,
+  qemuFormat: string,
+  input: ImageInput | undefined,
+  backing: CheckedBacking | undefined,
+): Promise<void> {
+  const t = volume.target!;
+  const encrypted = !!t.encryption;
+  // as given, else as the checked file's header says (the chain check reads it so)
+  const backingFormat = backing ? volume.backingStore?.format || backing.layer.format : '';
   if (!input) {
-    const plan = qcow2Plan(ctx, r, t, options, backing ? { path: backing.path, abs: backingAbs, format: backingFormat } : undefined);
+    // the in-process writer reads the base's header through the checked descriptor too
+    const plan = qcow2Plan(ctx, r, t, options, backing ? { path: backing.path, abs: `/proc/self/fd/${backing.layer.fd}`, format: backingFormat } : undefined);
     if (plan) return createQcow2(ctx, r, plan);
   }
+  // qemu-img records the backing store without opening it (-u): it needs the size, the backing's when none is asked for
+  const sizeK = divUp(r.capacity ?? 0n, 1024n);
+  const backingSize = backing && sizeK === 0n ? await backingVirtualSize(ctx, backing.layer, qemuImg) : undefined;
   let secret: SecretFile | undefined;
   let reserved: FileHandle | undefined;
   let target: QemuImgTarget | undefined;
@@ -87,6 +110,7 @@ export async function createWithQemuImg(
       preallocation: options.preallocation,
       backingPath: backing?.path,
       backingFormat,
+      sizeBytes: backingSize,
       compat: t.compat || undefined,
       clusterSize: t.clusterSize,
       lazyRefcounts: t.lazyRefcounts,
@@ -102,7 +126,7 @@ export async function createWithQemuImg(
     // a convert's target is always its fd 3 (it has no backing path to keep it by name)
     if (input && target.fds.length !== 1) throw new Error('qemu-img convert without the reserved target as its fd 3');
     const inputFds = input?.layers.map((l) => l.fd) ?? [];
-    const argv = qemuImgCreateArgv({ ...spec, path: target.path, backingUnopened: target.backingUnopened }, qemuImg);
+    const argv = qemuImgCreateArgv({ ...spec, path: target.path, backingUnopened: !!backing }, qemuImg);
     const long = !!input || !!options.preallocation || !!options.preallocMetadata;
     await runQemuImgCalibrated(ctx.runner, argv, { signal: ctx.signal, fds: [...target.fds, ...inputFds], ...(long ? { timeoutMs: 0 } : {}) });
     await reserved.chmod(r.mode);

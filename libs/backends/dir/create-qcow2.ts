@@ -15,7 +15,7 @@ export const QCOW2_SYNC_WRITE_LIMIT = 1024 * 1024;
 export interface ResolvedBacking {
   /** as the volume names it, and as the image records it */
   path: string;
-  /** where it is: relative paths resolved against the pool target */
+  /** where to read it: the checked descriptor's /proc/self/fd/N (or a path, for callers that checked nothing) */
   abs: string;
   /** as given, else probed */
   format: string;
@@ -25,11 +25,11 @@ export interface ResolvedBacking {
  * The in-process qcow2 layout for a create that `qemu-img create -f qcow2` would do with
  * the argv qemuImgCreateArgv builds, or undefined where qemu-img stays the mechanism:
  * encryption, preallocation, nocow, netfs pools, and whatever planQcow2Image does not
- * replay. With a backing store, qemu-img opens the backing chain and fails on a format
- * mismatch, a missing base of the base, an encrypted base; so only a regular raw or
- * qcow2 file whose header says the requested format, with no backing file and no
- * encryption of its own, is written here. Capacity as on the argv: ceil(bytes / 1024) K;
- * without one (backing only), the size qemu-img reads from the backing file.
+ * replay. With a backing store, only a regular raw or qcow2 file whose header says the
+ * requested format, with no backing file and no encryption of its own, is written here
+ * (the rest goes to qemu-img as before). Capacity as on the argv: ceil(bytes / 1024) K;
+ * without one (backing only), the size qemu-img would read from the backing file.
+ * `backing.abs` is the agent's checked descriptor (/proc/self/fd/N), never the name.
  */
 export function qcow2Plan(
   ctx: PoolContext,

@@ -10,14 +10,15 @@
 // OFD locks are taken on its own open file, which the agent's descriptor does not conflict with.
 //
 // Two things qemu-img derives from the target's name:
-// - a relative backing path is resolved against it (it would look for /dev/fd/BASE). With the
-//   size on the command line, `-u` records the backing path as given without opening it;
-//   without a size qemu-img must open the backing file to learn it, so the volume's own name
-//   stays the target then (a window left: docs/security.md).
+// - a relative backing path is resolved against it (it would look for /dev/fd/BASE). A create
+//   with a backing store always has the size on the command line (the backing file's, read
+//   from the agent's checked descriptor, when none is asked for: backing-size.ts), and `-u`
+//   records the backing path as given without opening it.
 // - a vmdk records the target's file name in its descriptor (RW ... SPARSE "NAME"), so its
 //   target is a link named after the volume in a private directory (mode 0700, root's),
 //   leading to /dev/fd/3. vmdk's own create also opens a backing file by name (for its CID),
-//   ignoring -u: with a relative backing path the volume's own name stays the target.
+//   ignoring -u: with a relative backing path the volume's own name stays the target (and that
+//   read by name is a window left: docs/security.md).
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';

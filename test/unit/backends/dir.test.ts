@@ -118,16 +118,19 @@ describe('dir backend (recording runner)', () => {
       expect(existsSync(path)).to.equal(false); // the private link is gone afterwards
     });
 
-    it('a relative backing path is recorded unopened (-u) with a size, and keeps the volume name as target without one', async () => {
-      writeFileSync(join(target, 'base.img'), Buffer.alloc(4096));
+    it('a backing path is recorded unopened (-u) into the reserved file, with the size of the checked backing file when none is given', async () => {
+      writeFileSync(join(target, 'base.img'), Buffer.alloc(4000));
       const backing = { path: 'base.img', format: 'raw', permissions: undefined, timestamps: undefined };
       await build(vol('sized.qed', 'qed', MiB, { backingStore: backing }));
       await build(vol('unsized.qed', 'qed', 0n, { backingStore: backing }));
+      await build(vol('absolute.qed', 'qed', 0n, { backingStore: { ...backing, path: join(target, 'base.img') } }));
       expect(runner.argvs).to.deep.equal([
         ['qemu-img', 'create', '-f', 'qed', '-u', '-b', 'base.img', '-o', 'backing_fmt=raw', '--', '/dev/fd/3', '1024K'],
-        ['qemu-img', 'create', '-f', 'qed', '-b', 'base.img', '-o', 'backing_fmt=raw', '--', `${target}/unsized.qed`],
+        // what qemu-img would read: the raw file's size in whole sectors, exactly (not rounded to K)
+        ['qemu-img', 'create', '-f', 'qed', '-u', '-b', 'base.img', '-o', 'backing_fmt=raw', '--', '/dev/fd/3', '4096'],
+        ['qemu-img', 'create', '-f', 'qed', '-u', '-b', join(target, 'base.img'), '-o', 'backing_fmt=raw', '--', '/dev/fd/3', '4096'],
       ]);
-      expect(runner.calls.map((c) => c.options.fds?.length ?? 0)).to.deep.equal([1, 0]);
+      expect(runner.calls.map((c) => c.options.fds?.length ?? 0)).to.deep.equal([1, 1, 1]);
     });
 
     it('sets the volume mode after qemu-img (default 0600)', async () => {
@@ -247,14 +250,16 @@ describe('dir backend (recording runner)', () => {
       expect(runner.argvs.every((a) => a[0] === 'qemu-img' && a[1] === 'create')).to.equal(true);
     });
 
-    it('a backing store in-process cannot judge (format mismatch, a base with its own backing file) goes to qemu-img', async () => {
+    it('a backing store in-process cannot judge (a base with its own backing file) goes to qemu-img; a format mismatch is refused', async () => {
       writeFileSync(join(target, 'raw.img'), Buffer.alloc(4096));
-      await build(vol('mis.qcow2', 'qcow2', MiB, { backingStore: { path: 'raw.img', format: 'qcow2', permissions: undefined, timestamps: undefined } }));
+      // qemu-img records the chain unopened (-u): the chain check refuses what qemu could not open
+      const mismatch = await rejects(build(vol('mis.qcow2', 'qcow2', MiB, { backingStore: { path: 'raw.img', format: 'qcow2', permissions: undefined, timestamps: undefined } })));
+      expect(mismatch.message).to.contain("it is read as 'qcow2' but its header says 'raw'");
       await build(vol('b0.qcow2', 'qcow2', MiB));
       await build(vol('mid.qcow2', 'qcow2', MiB, { backingStore: { path: 'b0.qcow2', format: 'qcow2', permissions: undefined, timestamps: undefined } }));
       await build(vol('top.qcow2', 'qcow2', MiB, { backingStore: { path: 'mid.qcow2', format: 'qcow2', permissions: undefined, timestamps: undefined } }));
       // relative backing paths with a size: recorded unopened (-u) into the reserved file
-      expect(runner.argvs.map((a) => [a[4], a.at(-2)])).to.deep.equal([['-u', '/dev/fd/3'], ['-u', '/dev/fd/3']]);
+      expect(runner.argvs.map((a) => [a[4], a.at(-2)])).to.deep.equal([['-u', '/dev/fd/3']]);
       expect((await backend.refreshVol(ctx, vol('mid.qcow2', ''))).backingStore?.path).to.equal(join(target, 'b0.qcow2'));
     });
 
