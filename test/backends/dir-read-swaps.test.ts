@@ -6,7 +6,7 @@
 // the outside file's, and qemu-img opens no file of the pool or outside it by name (strace).
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import '../../libs/backends/index.js';
@@ -40,15 +40,19 @@ describe('dir backend: a checked clone source, chain file or backing store swapp
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
-  /** An agent with pool 'p' at `target` started; its runner is `runner`. */
-  const agentWith = async (runner: SwappingRunner) => {
+  /** An agent with pool 'p' at `target` started (and the `others`: name -> target); its runner is `runner`. */
+  const agentWith = async (runner: SwappingRunner, others: Record<string, string> = {}) => {
     const { ctx } = inProcessAgent({ runner });
-    const pool = PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: target } });
-    const base = { principal: 't', pool, persistent: true };
-    const call = (op: { $case: string; value: unknown }): Promise<AgentReply> =>
-      dispatch(ctx, op.$case as NonNullable<AgentRequest['op']>['$case'], AgentRequest.fromPartial({ ...base, op } as Parameters<typeof AgentRequest.fromPartial>[0]));
+    const callIn = (name: string, path: string) => {
+      const pool = PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, target: { path } });
+      const base = { principal: 't', pool, persistent: true };
+      return (op: { $case: string; value: unknown }): Promise<AgentReply> =>
+        dispatch(ctx, op.$case as NonNullable<AgentRequest['op']>['$case'], AgentRequest.fromPartial({ ...base, op } as Parameters<typeof AgentRequest.fromPartial>[0]));
+    };
+    for (const [name, path] of Object.entries(others)) await callIn(name, path)({ $case: 'startPool', value: { name: `hosts/h/pools/${name}` } });
+    const call = callIn('p', target);
     await call({ $case: 'startPool', value: { name: 'hosts/h/pools/p' } });
-    return call;
+    return Object.assign(call, { in: callIn });
   };
 
   /** Moves `name` aside in the pool and puts a link to `to` (the outside file) in its place. */
@@ -86,10 +90,10 @@ describe('dir backend: a checked clone source, chain file or backing store swapp
     return contentOf(join(target, 'top.qcow2'));
   };
 
-  const clone = (source: string, name: string, format: string, extra: { nocow?: boolean } = {}) => ({
+  const clone = (source: string, name: string, format: string, extra: { nocow?: boolean } = {}, into = 'p') => ({
     $case: 'cloneVolume',
     value: {
-      parent: 'hosts/h/pools/p',
+      parent: `hosts/h/pools/${into}`,
       source: `hosts/h/pools/p/volumes/${source}`,
       definition: VolumeDefinition.fromPartial({ name, target: { format, ...extra } }),
     },
@@ -160,4 +164,26 @@ describe('dir backend: a checked clone source, chain file or backing store swapp
       expectOnlyDescriptorsOpened(runner);
     });
   }
+
+  it("a pool whose target was swapped for a link to another directory since it started is no place to read from: a clone of its volume is PERMISSION_DENIED", async () => {
+    const other = join(root, 'other');
+    mkdirSync(other);
+    const elsewhere = join(root, 'etc');
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, 'shadow'), SECRET);
+    const call = await agentWith(new SwappingRunner(() => false, () => undefined), { q: other });
+    writeFileSync(join(target, 'shadow'), 'a volume of the pool');
+    await call({ $case: 'refreshPool', value: { name: 'hosts/h/pools/p' } });
+    // whoever can write in the target's parent swaps the target for a link to another directory
+    renameSync(target, `${target}.moved`);
+    symlinkSync(elsewhere, target);
+    const into = call.in('q', other);
+    const err = await into(clone('shadow', 'copy.raw', 'raw', {}, 'q')).then(
+      () => undefined,
+      (e: { code?: string; message: string }) => e,
+    );
+    expect(err?.code, err?.message).to.equal('PERMISSION_DENIED');
+    expect(err?.message).to.match(/in none of the active pools/);
+    expect(existsSync(join(other, 'copy.raw'))).to.equal(false);
+  });
 });
