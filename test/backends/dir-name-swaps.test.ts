@@ -13,7 +13,7 @@ import { createDirectoryVolume, createRaw } from '../../libs/backends/dir/create
 import type { ResolvedCreate } from '../../libs/backends/dir/volume-plan.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
-import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { hasTool } from '../support/index.js';
 import { usePrivateTmpdir } from '../support/private-tmpdir.js';
 import { rejects } from '../support/rejects.js';
@@ -100,7 +100,7 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
     expect(formatOf(join(target, 'dst.qcow2.aside'))).to.equal('qcow2');
   });
 
-  describe('delete: the pool target swapped for a link to another directory', () => {
+  describe('delete, writes and downloads: the pool target swapped for a link to another directory', () => {
     let elsewhere: string;
     beforeEach(() => {
       elsewhere = join(root, 'etc');
@@ -123,6 +123,33 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
       expect(err.message).to.contain(`pool target '${target}' is not the directory pool 'p' started with`);
       expect(readFileSync(join(elsewhere, 'shadow'), 'utf8')).to.equal(SECRET);
       expect(existsSync(join(`${target}.moved`, 'shadow'))).to.equal(true);
+      await backend.stopPool(ctx);
+    });
+
+    it('download, upload, wipe and resize through it are refused, FAILED_PRECONDITION; the file there is neither read nor changed', async () => {
+      const ctx = { runner: new ExecRunner(), pool: poolDef(target) };
+      await backend.startPool(ctx);
+      await build(ctx, vol('shadow', 'raw', MiB));
+      swapTarget();
+      const download = async (): Promise<Buffer> => {
+        const parts: Buffer[] = [];
+        for await (const b of backend.downloadVol(ctx, vol('shadow', ''), 0n, 0n)) parts.push(b);
+        return Buffer.concat(parts);
+      };
+      async function* data(): AsyncIterable<Buffer> {
+        yield Buffer.from('OVERWRITTEN');
+      }
+      const refusals = [
+        await rejects(download()),
+        await rejects(backend.uploadVol(ctx, vol('shadow', ''), 0n, 0n, data())),
+        await rejects(backend.wipeVol(ctx, vol('shadow', ''), WipeAlgorithm.WIPE_ALGORITHM_ZERO)),
+        await rejects(backend.resizeVol(ctx, vol('shadow', ''), 2n * MiB, { allocate: false, delta: false, shrink: false })),
+      ];
+      for (const err of refusals) {
+        expect(err.code, err.message).to.equal('FAILED_PRECONDITION');
+        expect(err.message).to.contain(`pool target '${target}' is not the directory pool 'p' started with`);
+      }
+      expect(readFileSync(join(elsewhere, 'shadow'), 'utf8')).to.equal(SECRET);
       await backend.stopPool(ctx);
     });
 

@@ -8,6 +8,7 @@ import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../prot
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../errors/errors.js';
 import { checkAbsolutePath, checkObjectName, printable } from '../../api/names.js';
 import { fsError } from '../fs-errors.js';
+import { openPoolDirectory, openPoolDirectoryDirect } from './pool-directory.js';
 
 /** C0, DEL and C1 controls: names the API refuses (libs/api/names.ts), so never listed. */
 export function hasControlChars(name: string): boolean {
@@ -64,25 +65,33 @@ function volumeNotFound(name: string, path: string): NotFoundError {
 
 /**
  * Opens a volume to read or write it and checks, on the descriptor, that what was opened is
- * inside the pool. Checking a path and then opening it by name would leave a window in which whoever can
- * write in the pool directory swaps the volume (or a directory on its path) for a link to a file
- * outside the pool, and the agent, as root, would write there. Here the kernel's own record of
- * the opened file (/proc/self/fd) is checked instead, after the open and before anything is
- * written. Links that stay inside the pool are followed, as libvirt follows them. O_NONBLOCK:
- * a FIFO put in the pool fails the open instead of hanging it.
+ * inside the pool. Checking a path and then opening it by name would leave a window in which
+ * whoever can write in the pool directory swaps the volume (or a directory on its path) for a
+ * link to a file outside the pool, and the agent, as root, would write there. Here the kernel's
+ * own record of the opened file (/proc/self/fd) is checked instead, after the open and before
+ * anything is written. The name is opened in the pool directory the pool started with
+ * (pool-directory.ts): a target, or a directory above it, swapped for a link since the start is
+ * refused, not followed (the pool's own directory would otherwise be wherever the link leads).
+ * Links in the pool that stay inside it are followed, as libvirt follows them. O_NONBLOCK: a
+ * FIFO put in the pool fails the open instead of hanging it.
  */
 export async function poolVolumeDescriptor(pool: PoolDefinition, name: string, flags: number, what: string): Promise<CheckedVolume> {
   const path = volumePath(pool, name);
-  const root = await realPoolRoot(pool);
+  const dir = pool.type === PoolType.POOL_TYPE_NETFS ? await openPoolDirectory(pool) : await openPoolDirectoryDirect(pool);
+  if (!dir) throw volumeNotFound(name, path);
   let fh: FileHandle;
+  let root: string;
   try {
-    fh = await open(path, flags | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+    root = await readlink(`/proc/self/fd/${dir.fd}`);
+    fh = await open(dir.pathOf(name), flags | fsc.O_NONBLOCK | fsc.O_NOCTTY);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw volumeNotFound(name, path);
     if (code === 'EISDIR') throw new FailedPreconditionError(`cannot ${what} directory volume '${printable(name)}'`);
     if (code === 'ENXIO') throw new FailedPreconditionError(`cannot ${what} volume '${printable(name)}': it is a FIFO or socket, not a file`);
     throw fsError(err, 'open volume', path);
+  } finally {
+    await dir.close();
   }
   try {
     const real = await readlink(`/proc/self/fd/${fh.fd}`);

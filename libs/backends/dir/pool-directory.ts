@@ -1,5 +1,6 @@
 // The pool's target directory as the pool started with it, opened: what a delete removes a
-// volume's name from. A delete unlinks by name, and a name under the target path would follow
+// volume's name from, and what reads and writes of existing volumes open their names in
+// (paths.ts, poolVolumeDescriptor). A delete unlinks by name, and a name under the target path would follow
 // the target itself (or a directory above it) should someone who can write in its parent have
 // swapped it for a link since the pool started: root would unlink /etc/shadow for
 // `vol-delete shadow`. So the agent remembers the target's device and inode when the pool
@@ -69,7 +70,7 @@ async function checked(pool: PoolDefinition, fd: number, st: Identity, close: ()
     throw new FailedPreconditionError(
       `pool target '${printable(poolTarget(pool), 200)}' is not the directory pool '${printable(pool.name)}' started with ` +
         `(device ${known.dev} inode ${known.ino}, now device ${st.dev} inode ${st.ino}): it was replaced, by a link or another directory; ` +
-        'refusing to remove anything through it; stop and start the pool to use the new directory',
+        'refusing to read, write or remove anything through it; stop and start the pool to use the new directory',
     );
   }
   return { fd, pathOf: (name) => `/proc/self/fd/${fd}/${name}`, close };
