@@ -312,13 +312,15 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
   requireOperation(backend, 'createVol', 'creating a volume');
   requireOperation(backend, 'buildVolFrom', 'cloning a volume');
   const sourceVolume = existingVolume(sourcePool, src.volume);
-  const sourceImage = openCloneSource(ctx, sourcePool, sourceVolume);
   const actor = actorOf(request);
   let release: (() => void) | undefined;
   let releaseSource: (() => void) | undefined;
+  let sourceImage: ImageChain | undefined;
   try {
     release = ctx.locks.reserveVolumeName(def.name, given.name, 'clone', pool.volumes.has(given.name));
     releaseSource = ctx.locks.acquireVolume(src.pool, src.volume, `clone to '${given.name}'`, 'shared');
+    // opened under the source's lock: the file read is the one no delete or write of the volume replaces meanwhile
+    sourceImage = openCloneSource(ctx, sourcePool, sourceVolume);
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'clone', volume: given.name });
     const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given, request.cloneFromXml));
     const createId = newCreateId();
