@@ -15,6 +15,7 @@ import { FleetCache } from './cache.js';
 import { CatalogWatermark } from './catalog-watermark.js';
 import type { CoordinatorServices } from './context.js';
 import { readEvents, streamBounds, type EventReader } from './event-log.js';
+import { GapResync, SequenceGaps } from './event-gaps.js';
 import { HostRegistry } from './hosts.js';
 import type { HostStore } from './hosts/records.js';
 import type { Logger } from './log.js';
@@ -151,7 +152,19 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     // 1. events from the stream's current end; everything before is covered by the syncs
     const bounds = await streamBounds(nc);
     cache.advance(bounds.last);
+    // events removed before the cache read them: the fleet's full syncs bring their changes (event-gaps.ts)
+    const gapResync = new GapResync(() => resync());
+    cleanups.push(() => gapResync.stop());
+    const gaps = new SequenceGaps(bounds.last + 1n, (gap) => {
+      log.warn('events were removed from the stream before this coordinator read them (retention outran it); asking every agent for a full sync', {
+        after: String(gap.after),
+        next: String(gap.next),
+        missed: String(gap.next - gap.after - 1n),
+      });
+      gapResync.gapFound();
+    });
     const reader: EventReader = await readEvents(nc, bounds.last + 1n, { log, reader: 'cache' }, (event, subject) => {
+      gaps.delivered(event.sequence);
       log.warn('ignored an event naming another host than its subject', { subject, host: event.host, seq: event.sequence });
       cache.advance(event.sequence);
     });
@@ -159,6 +172,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     void (async () => {
       try {
         for await (const event of reader) {
+          gaps.delivered(event.sequence);
           try {
             cache.applyEvent(event);
           } catch (err) {
