@@ -15,15 +15,17 @@
 // oldest event, and one that falls behind the stream's limits skips what they removed, both
 // without a word; the shared tail's reader too, and its ring then has a hole. So before the
 // session sends an event that does not follow its cursor, it makes sure nothing was removed in
-// between: on its own consumer, that the stream still holds the sequence after the cursor (then
-// the consumer passed every event in between while it was stored); on the tail, which holds
+// between: on its own consumer, that the stream still held the sequence after the cursor once
+// the event had arrived (then the consumer passed every event in between while it was stored;
+// retained-batches.ts checks a batch of them at a time, before any is sent); on the tail, which holds
 // every sequence it read, that the next entry is the next sequence. If not, the call ends with
 // OUT_OF_RANGE after the last event sent, as a call started with that cursor would, instead of
 // a silent gap.
-import { OutOfRangeError, UnavailableError } from '../../libs/errors/errors.js';
+import { UnavailableError } from '../../libs/errors/errors.js';
 import { Event } from '../../libs/proto/cistern/v1/storage.js';
 import { eventFromItsHost, type EventSource, type RawEventReader } from './event-log.js';
 import { encodeWithSequence, type EventHeader, type EventTail, type TailSubscriber } from './event-tail.js';
+import { retainedBatches, retentionGap } from './retained-batches.js';
 
 function decodeOrUndefined(data: Uint8Array): Event | undefined {
   try {
@@ -31,14 +33,6 @@ function decodeOrUndefined(data: Uint8Array): Event | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Events after `after` were removed by retention before the watcher was sent them; `first` is the oldest it can still get. */
-function retentionGap(after: bigint, first: bigint): OutOfRangeError {
-  return new OutOfRangeError(
-    `events after sequence ${after} are no longer retained (this watcher fell behind the stream's retention); the oldest available sequence is ${first}: read the state you need again, then watch after ${first - 1n}`,
-    { oldestSequence: String(first), afterSequence: String(after) },
-  );
 }
 
 export interface EventSink {
@@ -79,10 +73,6 @@ export class WatchSession implements TailSubscriber {
   private next = 0;
   private leftTail: (() => void) | undefined;
   private reader: RawEventReader | undefined;
-  /** a check of filtered jumps in flight (verifyRetainedLater) */
-  private verifying: Promise<void> | undefined;
-  /** the cursor before the earliest filtered jump no check has covered yet */
-  private unverifiedAfter: bigint | undefined;
   /** why the call ends (events after the cursor were removed before they were sent) */
   private failure: Error | undefined;
   /** a write returned false: nothing more until the sink drains */
@@ -209,51 +199,6 @@ export class WatchSession implements TailSubscriber {
   }
 
   /**
-   * The stream still holds the sequence after the cursor: a consumer that delivers a later one
-   * passed every event in between while it was stored. Else OUT_OF_RANGE: retention removed
-   * events after the last one sent before this session could read them.
-   */
-  private async requireRetainedAfterCursor(): Promise<void> {
-    const { first } = await this.o.source.bounds();
-    if (first > this.nextSequence) throw retentionGap(this.nextSequence - 1n, first);
-  }
-
-  /**
-   * A filtered consumer skips other subjects' events all the time: waiting for the stream's
-   * bounds at each of those jumps would cost a request per event. So the check runs beside the
-   * reading, one request at a time, and one answer covers every jump delivered before it was
-   * asked (their cursors only grow): the stream began at or before the earliest one's next
-   * sequence, so the consumer passed them all while they were stored. A failed check ends the
-   * call (failure) once the events already on their way are sent: the client is told, late by
-   * those few events at most, never not at all. Before the session joins the tail, every check
-   * has answered.
-   */
-  private verifyRetainedLater(): void {
-    this.unverifiedAfter ??= this.nextSequence - 1n;
-    if (this.verifying) return;
-    const after = this.unverifiedAfter;
-    this.unverifiedAfter = undefined;
-    this.verifying = this.o.source
-      .bounds()
-      .then(
-        ({ first }) => {
-          if (first > after + 1n) this.failure ??= retentionGap(after, first);
-        },
-        () => undefined, // the bus: the reader's own restart (or failure) deals with it
-      )
-      .finally(() => {
-        this.verifying = undefined;
-        if (this.unverifiedAfter !== undefined && !this.failure) this.verifyRetainedLater();
-      });
-  }
-
-  /** Every check of a filtered jump has answered; throws the gap one of them found. */
-  private async verified(): Promise<void> {
-    while (this.verifying) await this.verifying;
-    if (this.failure) throw this.failure;
-  }
-
-  /**
    * Reads with its own consumer from cursor + 1 until it joins the tail (returns with
    * onTail set) or the call ends. Throws what the consumer throws.
    */
@@ -269,22 +214,14 @@ export class WatchSession implements TailSubscriber {
     if (signal.aborted) return;
     if (t.m <= this.cursor && this.join(t.b)) return;
     const reader = await source.read(this.cursor + 1n, subject);
-    let firstOfConsumer = true;
     this.reader = reader;
     try {
       if (signal.aborted) return;
-      for await (const raw of reader) {
-        if (signal.aborted) return;
-        if (this.failure) throw this.failure;
-        if (raw.seq > this.nextSequence) {
-          // the first event of a consumer (its start may be gone already) and any jump of an
-          // unfiltered one (only retention makes those) are checked before they are sent
-          if (subject === undefined || firstOfConsumer) await this.requireRetainedAfterCursor();
-          else this.verifyRetainedLater();
-        }
-        firstOfConsumer = false;
-        if (signal.aborted) return;
-        if (raw.seq > this.cursor) {
+      // every event comes checked: none past events retention removed before the consumer got there
+      for await (const batch of retainedBatches(reader, { after: this.cursor, bounds: () => source.bounds(), signal })) {
+        for (const raw of batch) {
+          if (signal.aborted) return;
+          if (raw.seq <= this.cursor) continue;
           this.cursor = raw.seq;
           const event = decodeOrUndefined(raw.data);
           if (event && eventFromItsHost(raw.subject, event.host) && accept(event)) {
@@ -292,14 +229,13 @@ export class WatchSession implements TailSubscriber {
             await this.write(encodeWithSequence(raw.data, raw.seq));
             if (signal.aborted) return;
           }
-        }
-        if (this.cursor >= t.m && !tail.ended) {
-          await this.verified();
-          if (this.join(t.b)) return;
-          // the tail moved on meanwhile: look again
-          t = await target();
-          if (signal.aborted) return;
-          if (t.m <= this.cursor && this.join(t.b)) return;
+          if (this.cursor >= t.m && !tail.ended) {
+            if (this.join(t.b)) return;
+            // the tail moved on meanwhile: look again
+            t = await target();
+            if (signal.aborted) return;
+            if (t.m <= this.cursor && this.join(t.b)) return;
+          }
         }
       }
     } finally {

@@ -7,6 +7,7 @@ import { Event, EventKind } from '../../../libs/proto/cistern/v1/storage.js';
 import type { EventSource, RawEvent, RawEventReader, StreamBounds } from '../../../services/coordinator/event-log.js';
 import { EventTail, encodeWithSequence, serializeEventResponse } from '../../../services/coordinator/event-tail.js';
 import { WatchSession } from '../../../services/coordinator/event-watch.js';
+import { MAX_BATCH } from '../../../services/coordinator/retained-batches.js';
 import { matches, narrowSubject, parseEventFilter } from '../../../services/coordinator/handlers/events.js';
 
 interface Stored {
@@ -398,7 +399,33 @@ describe('WatchEvents fan-out (shared tail)', () => {
     expect(late.sink.received).to.deep.equal([]);
   });
 
-  it('a filtered replay whose consumer skips events retention removed meanwhile is told OUT_OF_RANGE too', async () => {
+  it('a filtered replay whose consumer skips events retention removed meanwhile is told OUT_OF_RANGE at the gap, and sent nothing after it', async () => {
+    // pool p has the even sequences; a batch is all the session reads ahead of its client
+    const n = 4 * MAX_BATCH;
+    for (let i = 0; i < n; i++) stream.publish('a', i % 2 ? 'p' : 'q');
+    await tail.open(stream.last + 1n);
+    const replay = watch(tail, stream, 1n, { pools: ['hosts/a/pools/p'] }, { window: 2 });
+    replay.sink.hold();
+    await until('it waits for its client', () => stream.opened.some((o) => o.subject !== undefined));
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    // retention removes events of p its consumer has not delivered yet
+    stream.dropOldest(3 * MAX_BATCH);
+    replay.sink.release();
+    const failure = (await outcome(replay)) as { code?: string; details?: Record<string, string> } | undefined;
+    expect(failure?.code).to.equal('OUT_OF_RANGE');
+    expect(failure?.details?.oldestSequence).to.equal(String(3 * MAX_BATCH + 1));
+    // it names where the gap begins: up to there it was sent every event of pool p (the even
+    // sequences), and nothing after it
+    const after = BigInt(failure!.details!.afterSequence!);
+    expect(Number(after)).to.be.below(3 * MAX_BATCH + 1);
+    const sent = replay.sink.seqs();
+    expect(sent.length).to.be.greaterThan(0);
+    expect(sent.every((seq, i) => seq === 2n * BigInt(i + 1)), sent.join()).to.equal(true);
+    expect(sent.at(-1)! <= after, `sent ${String(sent.at(-1))}, past the gap after ${after}`).to.equal(true);
+    expect(sent.at(-1)! + 2n > after, 'no event of p lies between the last one sent and the gap').to.equal(true);
+  });
+
+  it('a filtered replay whose consumer delivered its events before retention removed them sends them all: they were read while stored', async () => {
     for (let i = 0; i < 100; i++) stream.publish('a', i % 2 ? 'p' : 'q');
     await tail.open(stream.last + 1n);
     const replay = watch(tail, stream, 1n, { pools: ['hosts/a/pools/p'] }, { window: 2 });
@@ -407,17 +434,9 @@ describe('WatchEvents fan-out (shared tail)', () => {
     for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
     stream.dropOldest(60);
     replay.sink.release();
-    const failure = (await outcome(replay)) as { code?: string; details?: Record<string, string> } | undefined;
-    expect(failure?.code).to.equal('OUT_OF_RANGE');
-    expect(failure?.details?.oldestSequence).to.equal('61');
-    // it names where the gap begins: up to there it was sent every event of pool p (the even
-    // sequences); a few after the gap may have gone out while the check was on its way
-    const after = BigInt(failure!.details!.afterSequence!);
-    expect(Number(after)).to.be.below(61);
-    const before = replay.sink.seqs().filter((seq) => seq <= after);
-    expect(before.length).to.be.greaterThan(0);
-    expect(before.every((seq, i) => seq === 2n * BigInt(i + 1)), before.join()).to.equal(true);
-    expect(before.at(-1)! + 2n > after, 'no event of p lies between the last one sent and the gap').to.equal(true);
+    await until('every event of p', () => replay.sink.received.length === 50);
+    expect(replay.sink.seqs()).to.deep.equal(Array.from({ length: 50 }, (_, i) => 2n * BigInt(i + 1)));
+    await replay.stop();
   });
 
   it('keeps at most its byte budget of events', async () => {
