@@ -34,11 +34,15 @@ import { LossWatchers } from './hosts/loss-watchers.js';
 import { DeletedBoots } from './hosts/deleted-boots.js';
 import { hostEvent } from './hosts/host-event.js';
 import { SyncWaiters } from './hosts/sync-waiters.js';
+import { HostEventPublisher } from './hosts/host-event-publisher.js';
 
 export interface HostRegistryOptions {
   store?: HostStore;
   /** Publishes HOST_ONLINE / HOST_OFFLINE (deduplicated by request id across coordinators). */
   publish?: (event: Event) => Promise<unknown>;
+  /** How long, and with which waits, a refused HOST_ONLINE / HOST_OFFLINE is published again (hosts/host-event-publisher.ts). */
+  hostEventRetryForMs?: number;
+  hostEventRetryDelaysMs?: number[];
   log: Logger;
   now?: () => number;
   /** In [0, 1): the jitter of the sync ask backoff. */
@@ -64,9 +68,13 @@ export class HostRegistry {
   private deaf = false;
   /** local clock of its last reconnect to NATS: silence before it is not the hosts' */
   private hearingSince = -Infinity;
+  private readonly hostEvents: HostEventPublisher | undefined;
 
   constructor(private readonly options: HostRegistryOptions) {
     this.now = options.now ?? Date.now;
+    this.hostEvents = options.publish
+      ? new HostEventPublisher({ publish: options.publish, log: options.log, retryForMs: options.hostEventRetryForMs, delaysMs: options.hostEventRetryDelaysMs })
+      : undefined;
     this.records = new HostRecords(options.store, {
       log: options.log,
       entryOf: (id) => this.entries.get(id),
@@ -154,6 +162,12 @@ export class HostRegistry {
     this.timer = undefined;
     this.records.stop();
     this.syncWaiters.releaseAll();
+    this.hostEvents?.stop();
+  }
+
+  /** Resolves when every host event so far is stored or given up. */
+  hostEventsSettled(): Promise<void> {
+    return this.hostEvents?.settled() ?? Promise.resolve();
   }
 
   onHeartbeat(hb: Heartbeat): void {
@@ -573,10 +587,7 @@ export class HostRegistry {
   }
 
   private emit(kind: EventKind, entry: HostEntry, requestId: string): void {
-    const publish = this.options.publish;
-    if (!publish) return;
-    publish(hostEvent(kind, entry, requestId, new Date(this.now()))).catch((err) =>
-      this.options.log.warn('could not publish host event', { host: entry.host.hostId, err }),
-    );
+    // published again while the stream refuses it (hosts/host-event-publisher.ts)
+    this.hostEvents?.emit(hostEvent(kind, entry, requestId, new Date(this.now())));
   }
 }
