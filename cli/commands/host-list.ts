@@ -19,7 +19,18 @@ export function hostJson(h: Host): Record<string, unknown> {
     poolTypes: h.poolTypes.map(poolTypeName),
     pools: h.poolCount,
     lastSeen: h.lastSeen ? h.lastSeen.toISOString() : null,
+    stale: h.stale,
+    staleSince: h.staleSince ? h.staleSince.toISOString() : null,
   };
+}
+
+/**
+ * The State column: online or offline; `unknown` when the coordinator is cut off from the bus
+ * and cannot tell (its last word stays in --json: online, stale, staleSince).
+ */
+function hostState(h: Host): string {
+  if (h.stale) return 'unknown';
+  return h.online ? 'online' : 'offline';
 }
 
 export function renderHostList(hosts: Host[], details: boolean, quiet: boolean): string {
@@ -28,7 +39,7 @@ export function renderHostList(hosts: Host[], details: boolean, quiet: boolean):
   return renderTable(
     header,
     hosts.map((h) => {
-      const row = [hostId(h), h.hostname, h.online ? 'online' : 'offline', String(h.poolCount), h.agentVersion];
+      const row = [hostId(h), h.hostname, hostState(h), String(h.poolCount), h.agentVersion];
       if (details) row.push(h.lastSeen ? eventTimestamp(h.lastSeen) : '-', h.poolTypes.map(poolTypeName).join(','));
       return row;
     }),

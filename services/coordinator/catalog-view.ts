@@ -154,8 +154,19 @@ export function volumeView(volume: Volume, stale: boolean): Volume {
   return stale === volume.stale ? volume : { ...volume, stale };
 }
 
-export function hostView(cache: FleetCache, entry: HostEntry): Host {
-  return { ...entry.host, name: hostName(entry.host.hostId), online: entry.online, poolCount: cache.poolCount(entry.host.hostId) };
+/**
+ * A host as ListHosts and GetHost answer it. `staleSince`: this coordinator is not connected to
+ * NATS since then, and hears no heartbeat: online and last seen are as it last knew them.
+ */
+export function hostView(cache: FleetCache, entry: HostEntry, staleSince?: Date): Host {
+  return {
+    ...entry.host,
+    name: hostName(entry.host.hostId),
+    online: entry.online,
+    poolCount: cache.poolCount(entry.host.hostId),
+    stale: staleSince !== undefined,
+    staleSince,
+  };
 }
 
 export const isActiveState = (state: PoolState): boolean =>

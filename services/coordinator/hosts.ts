@@ -68,6 +68,8 @@ export class HostRegistry {
   private deaf = false;
   /** local clock of its last reconnect to NATS: silence before it is not the hosts' */
   private hearingSince = -Infinity;
+  /** local clock of the disconnect from NATS, while it lasts */
+  private deafSince: number | undefined;
   private readonly hostEvents: HostEventPublisher | undefined;
 
   constructor(private readonly options: HostRegistryOptions) {
@@ -464,6 +466,14 @@ export class HostRegistry {
     return this.deaf;
   }
 
+  /**
+   * While this coordinator's connection to NATS is down, since when (its own clock): what it
+   * says of every host (online, last seen) is as it last knew it. Undefined while connected.
+   */
+  get staleSince(): Date | undefined {
+    return this.deaf && this.deafSince !== undefined ? new Date(this.deafSince) : undefined;
+  }
+
   /** Nothing heard since `at` for longer than the host's silence limit, counted only while this coordinator could hear. */
   private silentFor(entry: HostEntry, at: number, now: number): boolean {
     return now - Math.max(at, this.hearingSince) > silenceLimitMs(entry);
@@ -546,6 +556,7 @@ export class HostRegistry {
    * until it is back this coordinator hears no host, and takes no host's silence for its absence.
    */
   busDisconnected(): void {
+    if (!this.deaf) this.deafSince = this.now();
     this.deaf = true;
     this.busLost();
   }
@@ -556,6 +567,7 @@ export class HostRegistry {
    */
   busReconnected(): void {
     this.deaf = false;
+    this.deafSince = undefined;
     this.hearingSince = this.now();
     this.busLost();
   }

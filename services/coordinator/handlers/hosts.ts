@@ -21,12 +21,13 @@ import { checkRequestId, requireHost } from '../validate.js';
 
 export async function listHosts(svc: CoordinatorServices, _ctx: CallContext, req: ListHostsRequest): Promise<ListHostsResponse> {
   const page = pageOf(svc.hosts.list(), (e) => e.host.hostId, req, 'hosts');
-  return { hosts: page.items.map((e) => hostView(svc.cache, e)), nextPageToken: page.nextPageToken };
+  const staleSince = svc.hosts.staleSince;
+  return { hosts: page.items.map((e) => hostView(svc.cache, e, staleSince)), nextPageToken: page.nextPageToken };
 }
 
 export async function getHost(svc: CoordinatorServices, _ctx: CallContext, req: GetHostRequest): Promise<Host> {
   const id = requireHost(req.name, 'name');
-  return hostView(svc.cache, svc.hosts.requireKnown(id));
+  return hostView(svc.cache, svc.hosts.requireKnown(id), svc.hosts.staleSince);
 }
 
 /** What DeleteHost knows of a host when it decides: the registry's word and the catalog's. */

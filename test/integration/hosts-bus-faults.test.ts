@@ -1,15 +1,17 @@
-// A HOST_OFFLINE the stream refused (real nats-server, coordinator, agents a and b): the stream
-// is full and discards new events when host b goes away; once it takes events again, the
-// coordinator's HOST_OFFLINE is stored all the same, and a watcher learns that b is gone.
+// Hosts when the bus fails (real nats-server, coordinator, agents a and b). A HOST_OFFLINE the
+// stream refused (full, discarding new events, when host b goes away) is stored once the stream
+// takes events again, and a watcher learns that b is gone. While the coordinator itself is cut
+// off from NATS, ListHosts, GetHost and host-list say that what they show is its last word.
 import { expect } from 'chai';
 import { connect } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { registerCleanup, useStack, waitFor } from '../support/index.js';
+import type { Host } from '../../libs/proto/cistern/v1/storage.js';
 import { EventKind } from '../../libs/proto/cistern/v1/storage.js';
 import { EVENT_STREAM } from '../../libs/bus/subjects.js';
 import { kindName, watch } from './reliability-helpers.js';
 
-describe('host events the stream refused (real processes)', function () {
+describe('hosts when the bus fails (real processes)', function () {
   this.timeout(120_000);
   const ctx = useStack({ hosts: ['a', 'b'], agentArgs: ['--heartbeat-ms', '300'] });
 
@@ -41,5 +43,38 @@ describe('host events the stream refused (real processes)', function () {
     expect(w.failure()).to.equal(undefined);
     expect(w.events.map((e) => [kindName(e), e.host, e.hostState?.online])).to.deep.equal([['HOST_OFFLINE', 'b', false]]);
     await closeNats();
+  });
+
+  it('while the coordinator is cut off from NATS, host reads are marked stale since the disconnect, and host-list says unknown', async () => {
+    const { api } = ctx.stack;
+    await ctx.stack.waitForHosts(['a']);
+    const before = await api.getHost({ name: 'hosts/a' });
+    expect([before.stale, before.staleSince]).to.deep.equal([false, undefined]);
+    const cutAt = Date.now();
+    await ctx.stack.nats!.kill();
+    let during: Host[];
+    try {
+      during = await waitFor('ListHosts to say its view is stale', async () => {
+        const { hosts } = await api.listHosts({ pageSize: 0, pageToken: '' });
+        return hosts.every((h) => h.stale) ? hosts : undefined;
+      });
+      const a = during.find((h) => h.hostId === 'a')!;
+      // as last known, and since when it is only that
+      expect(a.online).to.equal(true);
+      expect(a.staleSince!.getTime()).to.be.at.least(cutAt - 1_000);
+      const got = await api.getHost({ name: 'hosts/a' });
+      expect([got.stale, got.staleSince?.getTime()]).to.deep.equal([true, a.staleSince!.getTime()]);
+      const plain = await ctx.stack.cli(['host-list']);
+      expect(plain.code, plain.stderr).to.equal(0);
+      expect(plain.stdout).to.match(/^ a\s+\S+\s+unknown\s/m);
+      const json = await ctx.stack.cli(['host-list', '--json']);
+      expect(JSON.parse(json.stdout).find((h: { name: string }) => h.name === 'a')).to.deep.include({ online: true, stale: true, staleSince: a.staleSince!.toISOString() });
+    } finally {
+      await ctx.stack.nats!.restart();
+    }
+    await waitFor('host reads to be current again', async () => {
+      const { hosts } = await api.listHosts({ pageSize: 0, pageToken: '' });
+      return hosts.length > 0 && hosts.every((h) => !h.stale && h.staleSince === undefined);
+    }, { timeoutMs: 60_000 });
   });
 });
