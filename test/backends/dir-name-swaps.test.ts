@@ -5,7 +5,7 @@
 // line and then runs the real tool (test/support/swapping-runner.ts).
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, openSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirBackend } from '../../libs/backends/dir.js';
@@ -150,6 +150,31 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
         expect(err.message).to.contain(`pool target '${target}' is not the directory pool 'p' started with`);
       }
       expect(readFileSync(join(elsewhere, 'shadow'), 'utf8')).to.equal(SECRET);
+      await backend.stopPool(ctx);
+    });
+
+    it('creates and clones into it are refused, FAILED_PRECONDITION; nothing is made in the other directory', async () => {
+      const ctx = { runner: new ExecRunner(), pool: poolDef(target) };
+      await backend.startPool(ctx);
+      await build(ctx, vol('src', 'raw', MiB));
+      swapTarget();
+      const made = [
+        ['raw', vol('new.raw', 'raw', MiB)],
+        ['raw, allocated', vol('full.raw', 'raw', MiB, { allocation: MiB })],
+        ['qcow2 (in-process)', vol('new.qcow2', 'qcow2', MiB)],
+        ['qed (qemu-img)', vol('new.qed', 'qed', MiB)],
+        ['directory', vol('new.dir', 'dir', 0n)],
+      ] as const;
+      for (const [what, v] of made) {
+        const err = await rejects(build(ctx, v));
+        expect(err.code, `${what}: ${err.message}`).to.equal('FAILED_PRECONDITION');
+        expect(err.message).to.contain(`pool target '${target}' is not the directory pool 'p' started with`);
+      }
+      // a source of that name where the link leads: the clone neither reads it nor writes there
+      writeFileSync(join(elsewhere, 'src'), SECRET);
+      const clone = await rejects(backend.buildVolFrom(ctx, vol('copy', 'raw', MiB), { pool: ctx.pool, volume: vol('src', '') }, { preallocMetadata: false }));
+      expect(clone.code, clone.message).to.be.oneOf(['FAILED_PRECONDITION', 'PERMISSION_DENIED']);
+      expect(readdirSync(elsewhere).sort()).to.deep.equal(['shadow', 'src']);
       await backend.stopPool(ctx);
     });
 

@@ -19,6 +19,7 @@ import { removeSecretFile, writeSecretFile, type SecretFile } from './secret-fil
 import { RESERVED_TARGET_FD, qemuImgTarget, type QemuImgTarget } from './qemu-img-target.js';
 import { removeReservedFile } from './new-file.js';
 import type { ResolvedCreate } from './volume-plan.js';
+import { inStartedPoolDirectory } from './new-volume-name.js';
 
 /** An image a clone converts from. */
 export interface ImageInput {
@@ -100,7 +101,7 @@ async function buildImage(
   try {
     if (encrypted) secret = await writeSecretFile(ctx, volume);
     checkAborted(ctx.signal, 'create');
-    reserved = await open(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
+    reserved = await inStartedPoolDirectory(r, false, (at) => open(at(), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode));
     const spec: QemuImgCreateSpec = {
       format: qemuFormat,
       path: r.path,

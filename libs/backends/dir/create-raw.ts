@@ -14,6 +14,7 @@ import { INPROCESS_ALLOCATE_LIMIT, allocate } from './allocate.js';
 import { createFileDirect, createFileThreaded, removeReservedFile } from './new-file.js';
 import type { DirTools } from './tools.js';
 import type { ResolvedCreate } from './volume-plan.js';
+import { inStartedPoolDirectory } from './new-volume-name.js';
 
 /** A raw volume a new raw volume copies. */
 export interface RawInput {
@@ -80,7 +81,7 @@ export async function createRaw(
 async function cloneByReflink(ctx: PoolContext, r: ResolvedCreate, input: RawInput): Promise<boolean> {
   let fh: FileHandle | undefined;
   try {
-    fh = await open(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
+    fh = await inStartedPoolDirectory(r, false, (at) => open(at(), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode));
   } catch (err) {
     throw fsError(err, 'create raw volume', r.path);
   }
@@ -141,14 +142,19 @@ async function copyData(ctx: BackendContext, src: number, dst: FileHandle, total
  * have put in its place meanwhile, and root would chmod /etc/shadow to the volume's mode.
  */
 export async function createDirectoryVolume(r: ResolvedCreate): Promise<void> {
+  return inStartedPoolDirectory(r, false, (at) => makeDirectoryVolume(r, at));
+}
+
+/** createDirectoryVolume with `at`, where to make its name. */
+async function makeDirectoryVolume(r: ResolvedCreate, at: () => string): Promise<void> {
   try {
-    await mkdir(r.path, { mode: r.mode });
+    await mkdir(at(), { mode: r.mode });
   } catch (err) {
     throw fsError(err, 'create directory volume', r.path);
   }
   let dir: FileHandle | undefined;
   try {
-    dir = await open(r.path, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    dir = await open(at(), fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
     // an empty directory of someone else's renamed into the name gets the permissions: nothing to read there
     if ((await readdir(`/proc/self/fd/${dir.fd}`)).length > 0) {
       throw new FailedPreconditionError(`directory volume '${printable(r.path, 200)}' was replaced by a directory with files in it while it was being created`);
@@ -156,7 +162,7 @@ export async function createDirectoryVolume(r: ResolvedCreate): Promise<void> {
     await dir.chmod(r.mode);
     if (r.uid !== -1 || r.gid !== -1) await dir.chown(r.uid, r.gid);
   } catch (err) {
-    await rmdir(r.path).catch(() => undefined);
+    await rmdir(at()).catch(() => undefined);
     throw err instanceof FailedPreconditionError ? err : fsError(err, 'set permissions of', r.path);
   } finally {
     await dir?.close().catch(() => undefined);

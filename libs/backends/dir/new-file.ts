@@ -9,6 +9,7 @@ import type { BackendContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
 import type { ResolvedCreate } from './volume-plan.js';
+import { inStartedPoolDirectory } from './new-volume-name.js';
 
 /** fsync(2) in the thread pool (the descriptor stays open). */
 const fsyncInPool = promisify(fsyncFd);
@@ -27,7 +28,7 @@ export async function createFileDirect(ctx: BackendContext, r: ResolvedCreate, w
   let created = false;
   try {
     checkAborted(ctx.signal, 'create');
-    fd = openSync(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
+    fd = await inStartedPoolDirectory(r, true, (at) => openSync(at(), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode));
     created = true;
     fchmodSync(fd, r.mode);
     if (r.uid !== -1 || r.gid !== -1) fchownSync(fd, r.uid, r.gid);
@@ -72,7 +73,7 @@ export async function createFileThreaded(
   let created = false;
   try {
     checkAborted(ctx.signal, 'create');
-    fh = await open(r.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode);
+    fh = await inStartedPoolDirectory(r, false, (at) => open(at(), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode));
     created = true;
     await fh.chmod(r.mode);
     if (r.uid !== -1 || r.gid !== -1) await fh.chown(r.uid, r.gid);

@@ -3,7 +3,7 @@
 // path, mode and owner a build creates it with.
 import { lstat } from 'node:fs/promises';
 import { normalize } from 'node:path';
-import { VolumeType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import { VolumeType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { AlreadyExistsError, InvalidArgumentError } from '../../errors/errors.js';
 import { checkSize, printable } from '../../api/names.js';
 import type { CreateVolOptions, PoolContext } from '../backend.js';
@@ -18,6 +18,8 @@ export const CREATABLE_FORMATS = ['raw', 'dir', 'iso', 'qcow', 'qcow2', 'qed', '
 /** A checked volume reduced to what creating its file takes. */
 export interface ResolvedCreate {
   path: string;
+  /** the pool the name is made in (new-volume-name.ts: in the directory it started with) */
+  pool?: PoolDefinition;
   format: string;
   capacity?: bigint;
   allocation?: bigint;
@@ -133,6 +135,7 @@ export function resolveCreate(ctx: PoolContext, volume: VolumeDefinition): Resol
   const { uid, gid } = wantedOwner(volume.target?.permissions);
   return {
     path,
+    pool: ctx.pool,
     format: (volume.target?.format || 'raw').toLowerCase(),
     capacity: volume.capacity,
     allocation: volume.allocation,
