@@ -49,15 +49,22 @@ function processAlive(pid: number): boolean {
   }
 }
 
-let stopHolder = (): void => undefined;
-
 /**
- * A new mount namespace (held by a `sleep` until the daemon is in it) where /run/libvirt and
- * /etc/libvirt are bind mounts of empty directories under `dir`; returns a pid in it.
+ * Runs `start` with the pid of a new mount namespace where /run/libvirt and /etc/libvirt are
+ * bind mounts of empty directories under `dir`. A `sleep` holds the namespace until `start`
+ * returns; a daemon started in it keeps it from then on.
  */
-async function privateLibvirtDirs(dir: string): Promise<number> {
+async function inPrivateLibvirtDirs<T>(dir: string, start: (pid: number) => T): Promise<T> {
   const holder = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sleep', '600'], { stdio: 'ignore' });
-  stopHolder = () => void holder.kill('SIGKILL');
+  try {
+    return start(await bindLibvirtDirs(holder, dir));
+  } finally {
+    holder.kill('SIGKILL');
+  }
+}
+
+/** Waits for `holder` to be in its own mount namespace, then makes the bind mounts there; returns its pid. */
+async function bindLibvirtDirs(holder: ReturnType<typeof spawn>, dir: string): Promise<number> {
   const pid = holder.pid;
   if (pid === undefined) throw new Error('unshare (util-linux) could not be started');
   const own = readlinkSync('/proc/self/ns/mnt');
@@ -109,18 +116,13 @@ export async function startLibvirtd(): Promise<LibvirtDaemon> {
     ].join('\n'),
   );
   const pidFile = join(dir, 'libvirtd.pid');
-  let r;
-  try {
-    const namespace = await privateLibvirtDirs(dir);
-    r = spawnSync('nsenter', ['--target', String(namespace), '--mount', '--', 'libvirtd', '-d', '-f', conf, '-p', pidFile], {
+  const r = await inPrivateLibvirtDirs(dir, (namespace) =>
+    spawnSync('nsenter', ['--target', String(namespace), '--mount', '--', 'libvirtd', '-d', '-f', conf, '-p', pidFile], {
       cwd: dir,
       env: { ...process.env, LIBVIRT_DRIVER_DIR: driverDir },
       encoding: 'utf8',
-    });
-  } finally {
-    // the namespace lives on with the daemon in it
-    stopHolder();
-  }
+    }),
+  );
   if (r.status !== 0) throw new Error(`libvirtd -d failed (${r.status}): ${r.stderr}`);
   const sock = join(sockDir, 'libvirt-sock');
   let pid: number | undefined;

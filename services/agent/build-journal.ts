@@ -6,8 +6,7 @@
 // request, and has the backend remove what that build made (found by the id it carries).
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BuildFlags, PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
-import { PoolDefinition as PoolDefinitionCodec } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolDefinition, type BuildFlags } from '../../libs/proto/cistern/v1/storage.js';
 import type { PoolContext, StorageBackend } from '../../libs/backends/backend.js';
 import type { CommandRunner } from '../../libs/backends/runner.js';
 import { newCreateId } from '../../libs/backends/create-id.js';
@@ -42,7 +41,7 @@ export class BuildJournal {
   /** Records a build about to start; the returned function marks it done. */
   begin(entry: Omit<BuildEntry, 'id' | 'startedAt'>): { id: string; done: () => void } {
     const id = newCreateId();
-    this.file.append({ id, pool: PoolDefinitionCodec.toJSON(entry.pool), requestId: entry.requestId, principal: entry.principal, startedAt: new Date().toISOString() });
+    this.file.append({ id, pool: PoolDefinition.toJSON(entry.pool), requestId: entry.requestId, principal: entry.principal, startedAt: new Date().toISOString() });
     this.inFlight++;
     let ended = false;
     return {
@@ -91,7 +90,7 @@ function entryOf(raw: JournalRecord): BuildEntry | undefined {
   try {
     return {
       id: String(raw.id),
-      pool: PoolDefinitionCodec.fromJSON(raw.pool),
+      pool: PoolDefinition.fromJSON(raw.pool),
       requestId: String(raw.requestId ?? ''),
       principal: String(raw.principal ?? ''),
       startedAt: String(raw.startedAt ?? ''),
