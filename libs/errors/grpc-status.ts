@@ -124,9 +124,11 @@ const errorCodeByGrpcCode = new Map<number, ErrorCode>(
 /** Client side: a grpc-js error back to the typed error (the CLI and tests use it). */
 export function fromGrpcError(err: unknown): CisternError {
   const se = err as Partial<ServiceError> | undefined;
-  if (se && typeof se.code === 'number') {
-    const code = errorCodeByGrpcCode.get(se.code) ?? 'INTERNAL';
-    return errorFromWire(code, se.details ?? se.message ?? 'unknown error');
-  }
+  if (se && typeof se.code === 'number') return fromGrpcStatus(se.code, se.details ?? se.message ?? 'unknown error');
   return asCisternError(err);
+}
+
+/** Client side: a gRPC status code and message (a call's status, or a Session answer's) as the typed error. */
+export function fromGrpcStatus(code: number, message: string): CisternError {
+  return errorFromWire(errorCodeByGrpcCode.get(code) ?? 'INTERNAL', message || 'unknown error');
 }

@@ -1,5 +1,5 @@
-// The gRPC server: StorageService (every handler wrapped by runCall, the auth/audit seam),
-// health checking and server reflection.
+// The gRPC server: StorageService (every call, a Session's too, through CallRunner.run, the
+// auth/audit seam), health checking and server reflection.
 import {
   Server,
   ServerCredentials,
@@ -12,25 +12,19 @@ import {
 import { HealthImplementation } from 'grpc-health-check';
 import { InternalError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
-import { StorageServiceService, type StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
-import { serializeListVolumes, serializeVolume } from './list-encoding.js';
-import { serializeListPools, serializePool } from './pool-list-encoding.js';
-import { serializeEventResponse } from './event-tail.js';
+import type { StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
 import { errorCodeOf, METHODS, type CallGuard } from './call-guard.js';
 import type { CallContext, CoordinatorServices } from './context.js';
 import * as events from './handlers/events.js';
-import * as hosts from './handlers/hosts.js';
-import * as pools from './handlers/pools.js';
-import * as secrets from './handlers/secrets.js';
 import * as streams from './handlers/streams.js';
-import * as volumes from './handlers/volumes.js';
 import { checkRequestId } from './validate.js';
 import { addReflection } from './reflection.js';
 import { withCatchUp } from './catch-up.js';
+import { Sessions } from './session.js';
+import type { SessionCall } from '../../libs/api/session-envelope.js';
+import { SERVED_SERVICE, UNARY_HANDLERS, type Handler } from './unary-methods.js';
 
 export const SERVICE_NAME = 'cistern.v1.StorageService';
-
-type Handler<Req, Res> = (svc: CoordinatorServices, ctx: CallContext, req: Req) => Promise<Res>;
 
 /** What a call names: for audit lines. */
 function resourceOf(req: unknown): string {
@@ -43,6 +37,15 @@ function resourceOf(req: unknown): string {
   return host ? `hosts/${host}` : '';
 }
 
+/** What run needs of a call: a gRPC call, or one call of a Session (session.ts). */
+export interface CallLike {
+  metadata: Metadata;
+  getPeer(): string;
+  on(event: 'cancelled', cb: () => void): unknown;
+  removeListener(event: 'cancelled', cb: () => void): unknown;
+  cancelled?: boolean;
+}
+
 export class CallRunner {
   constructor(
     private readonly svc: CoordinatorServices,
@@ -52,13 +55,7 @@ export class CallRunner {
   /** Authenticates, authorizes, runs, audits. The one path every RPC takes. */
   async run<T>(
     method: string,
-    call: {
-      metadata: Metadata;
-      getPeer(): string;
-      on(event: 'cancelled', cb: () => void): unknown;
-      removeListener(event: 'cancelled', cb: () => void): unknown;
-      cancelled?: boolean;
-    },
+    call: CallLike,
     request: unknown,
     body: (ctx: CallContext) => Promise<T>,
   ): Promise<T> {
@@ -112,17 +109,25 @@ export class CallRunner {
     }
   }
 
+  /**
+   * One unary call, from a unary RPC or a Session's message: read-your-writes catch-up, the
+   * answer of an earlier call with the same request id, then the handler, all through run.
+   */
+  unaryCall<Req, Res>(method: string, handler: Handler<Req, Res>, call: CallLike, request: Req): Promise<Res> {
+    // an answer that may only mean a change made through another coordinator has not been
+    // read here yet is given once this coordinator has caught up (catch-up.ts)
+    const attempt = (ctx: CallContext): Promise<Res> => withCatchUp(this.svc, ctx.signal, () => handler(this.svc, ctx, request));
+    // a retry with the request id of an earlier call gets that call's response (request-results.ts)
+    const body = (ctx: CallContext): Promise<Res> =>
+      this.svc.results
+        ? this.svc.results.once(method, ctx.principal, ctx.requestId, request, () => attempt(ctx), ctx.signal)
+        : attempt(ctx);
+    return this.run(method, call, request, body);
+  }
+
   unary<Req, Res>(method: string, handler: Handler<Req, Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      // an answer that may only mean a change made through another coordinator has not been
-      // read here yet is given once this coordinator has caught up (catch-up.ts)
-      const attempt = (ctx: CallContext): Promise<Res> => withCatchUp(this.svc, ctx.signal, () => handler(this.svc, ctx, call.request));
-      // a retry with the request id of an earlier call gets that call's response (request-results.ts)
-      const body = (ctx: CallContext): Promise<Res> =>
-        this.svc.results
-          ? this.svc.results.once(method, ctx.principal, ctx.requestId, call.request, () => attempt(ctx), ctx.signal)
-          : attempt(ctx);
-      this.run(method, call, call.request, body).then(
+      this.unaryCall(method, handler, call, call.request).then(
         (res) => callback(null, res),
         (err) => callback(toGrpcError(err)),
       );
@@ -152,42 +157,17 @@ export class CallRunner {
   }
 }
 
-export function storageService(runner: CallRunner): StorageServiceServer {
+export function storageService(runner: CallRunner, sessions: Sessions): StorageServiceServer {
+  const unary = Object.fromEntries(
+    Object.entries(UNARY_HANDLERS).map(([key, [method, handler]]) => [key, runner.unary(method, handler as Handler<unknown, unknown>)]),
+  ) as unknown as Pick<StorageServiceServer, SessionCall>;
   return {
-    listHosts: runner.unary('ListHosts', hosts.listHosts),
-    getHost: runner.unary('GetHost', hosts.getHost),
-    deleteHost: runner.unary('DeleteHost', hosts.deleteHost),
-    definePool: runner.unary('DefinePool', pools.definePool),
-    createPool: runner.unary('CreatePool', pools.createPool),
-    undefinePool: runner.unary('UndefinePool', pools.undefinePool),
-    buildPool: runner.unary('BuildPool', pools.buildPool),
-    startPool: runner.unary('StartPool', pools.startPool),
-    stopPool: runner.unary('StopPool', pools.stopPool),
-    deletePool: runner.unary('DeletePool', pools.deletePool),
-    refreshPool: runner.unary('RefreshPool', pools.refreshPool),
-    getPool: runner.unary('GetPool', pools.getPool),
-    listPools: runner.unary('ListPools', pools.listPools),
-    getPoolXml: runner.unary('GetPoolXML', pools.getPoolXml),
-    setPoolAutostart: runner.unary('SetPoolAutostart', pools.setPoolAutostart),
-    findPoolSources: runner.unary('FindPoolSources', pools.findPoolSources),
-    getPoolCapabilities: runner.unary('GetPoolCapabilities', pools.getPoolCapabilities),
-    createVolume: runner.unary('CreateVolume', volumes.createVolume),
-    cloneVolume: runner.unary('CloneVolume', volumes.cloneVolume),
-    deleteVolume: runner.unary('DeleteVolume', volumes.deleteVolume),
-    wipeVolume: runner.unary('WipeVolume', volumes.wipeVolume),
-    resizeVolume: runner.unary('ResizeVolume', volumes.resizeVolume),
-    getVolume: runner.unary('GetVolume', volumes.getVolume),
-    listVolumes: runner.unary('ListVolumes', volumes.listVolumes),
-    getVolumeXml: runner.unary('GetVolumeXML', volumes.getVolumeXml),
-    lookupVolume: runner.unary('LookupVolume', volumes.lookupVolume),
+    ...unary,
     uploadVolume: runner.clientStream('UploadVolume', streams.uploadVolume),
     downloadVolume: runner.serverStream('DownloadVolume', streams.downloadVolume),
     watchEvents: runner.serverStream('WatchEvents', events.watchEvents),
-    defineSecret: runner.unary('DefineSecret', secrets.defineSecret),
-    setSecretValue: runner.unary('SetSecretValue', secrets.setSecretValue),
-    getSecret: runner.unary('GetSecret', secrets.getSecret),
-    listSecrets: runner.unary('ListSecrets', secrets.listSecrets),
-    undefineSecret: runner.unary('UndefineSecret', secrets.undefineSecret),
+    // answers are written as envelope bytes (SERVED_SERVICE.session serializes nothing)
+    session: sessions.handler() as unknown as StorageServiceServer['session'],
   };
 }
 
@@ -208,18 +188,9 @@ export async function startGrpcServer(
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
   });
-  // ListVolumes pages and GetVolume are built from per-volume bytes kept in the cache (list-encoding.ts),
-  // ListPools pages and GetPool from per-pool bytes kept beside the views (pool-list-encoding.ts)
-  const service = {
-    ...StorageServiceService,
-    listVolumes: { ...StorageServiceService.listVolumes, responseSerialize: serializeListVolumes },
-    getVolume: { ...StorageServiceService.getVolume, responseSerialize: serializeVolume },
-    listPools: { ...StorageServiceService.listPools, responseSerialize: serializeListPools },
-    getPool: { ...StorageServiceService.getPool, responseSerialize: serializePool },
-    // the shared event tail hands every watcher the bytes it encoded once
-    watchEvents: { ...StorageServiceService.watchEvents, responseSerialize: serializeEventResponse },
-  } as typeof StorageServiceService;
-  server.addService(service, storageService(new CallRunner(svc, guard)));
+  const runner = new CallRunner(svc, guard);
+  const sessions = new Sessions(runner);
+  server.addService(SERVED_SERVICE, storageService(runner, sessions));
   const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   health.addToServer(server);
   addReflection(server);
@@ -234,6 +205,8 @@ export async function startGrpcServer(
       new Promise<void>((resolveStop) => {
         health.setStatus('', 'NOT_SERVING');
         health.setStatus(SERVICE_NAME, 'NOT_SERVING');
+        // an open session would hold a graceful shutdown until the client hangs up
+        sessions.close();
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolveStop();

@@ -18,6 +18,8 @@ import {
   StorageServiceClient,
   VolumeDefinition,
 } from '../../libs/proto/cistern/v1/storage.js';
+import { StorageSession } from '../../libs/api/session-client.js';
+import type { CisternError } from '../../libs/errors/errors.js';
 import { runCli } from '../support/cli.js';
 import { connectClient, promiseApi } from '../support/client.js';
 import { freePort } from '../support/ports.js';
@@ -144,6 +146,41 @@ describe('security: gRPC authentication, roles, TLS and limits', function () {
       expect(created!.durationMs).to.be.a('number');
       expect(audit.some((a) => a.method === 'CreateVolume' && a.principal === 'viewer' && a.code === 'PERMISSION_DENIED')).to.equal(true);
       expect(audit.some((a) => a.method === 'StopPool' && a.code === 'PERMISSION_DENIED')).to.equal(true);
+    });
+
+    it("a Session's calls: each authenticated by the stream's token, authorized by its own method's role, audited as that method", async () => {
+      const sessionAs = (token: string | undefined): StorageSession =>
+        new StorageSession(fleet.client, () => {
+          const md = new Metadata();
+          if (token) md.set('authorization', `Bearer ${token}`);
+          return md;
+        });
+      const anon = sessionAs(undefined);
+      const none = await anon.call('listPools', ListPoolsRequest.fromPartial({})).then(() => undefined, (e: CisternError) => e);
+      expect(none?.code).to.equal('UNAUTHENTICATED');
+      expect(none?.message).to.match(/authorization: Bearer/);
+      anon.close();
+      const viewer = sessionAs(fleet.tokens.viewer);
+      expect((await viewer.call('listPools', ListPoolsRequest.fromPartial({}))).pools).to.have.length(1);
+      const create = CreateVolumeRequest.fromPartial({ parent: 'hosts/a/pools/p', definition: VolumeDefinition.fromPartial({ name: 'sv', capacity: 4096n }) });
+      const denied = await viewer.call('createVolume', create).then(() => undefined, (e: CisternError) => e);
+      expect(denied?.code).to.equal('PERMISSION_DENIED');
+      expect(denied?.message).to.match(/CreateVolume needs role 'operator'; principal 'viewer' has role 'viewer'/);
+      // the stream goes on after a refused call
+      expect((await viewer.call('getPool', { name: 'hosts/a/pools/p' })).name).to.equal('hosts/a/pools/p');
+      viewer.close();
+      const operator = sessionAs(fleet.tokens.operator);
+      expect((await operator.call('createVolume', create)).name).to.equal('hosts/a/pools/p/volumes/sv');
+      await operator.call('deleteVolume', { name: 'hosts/a/pools/p/volumes/sv', requestId: '' });
+      operator.close();
+      const audit = fleet.coordinator.process
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"audit"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(audit.some((a) => a.method === 'CreateVolume' && a.principal === 'viewer' && a.code === 'PERMISSION_DENIED' && a.resource === 'hosts/a/pools/p')).to.equal(true);
+      expect(audit.some((a) => a.method === 'CreateVolume' && a.principal === 'operator' && a.code === 'OK' && a.resource === 'hosts/a/pools/p')).to.equal(true);
+      expect(audit.some((a) => a.method === 'DeleteVolume' && a.principal === 'operator' && a.code === 'OK')).to.equal(true);
     });
 
     it('keeps health and reflection open, over TLS only', async () => {
