@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
 import { CallCredentials, ChannelCredentials, credentials, Metadata, type ClientReadableStream } from '@grpc/grpc-js';
-import { StorageServiceClient, StorageServiceService, type UploadVolumeRequest } from '../libs/proto/cistern/v1/storage.js';
+import { StorageServiceClient, type UploadVolumeRequest } from '../libs/proto/cistern/v1/storage.js';
+import { StorageSession } from '../libs/api/session-client.js';
+import type { SessionCall } from '../libs/api/session-envelope.js';
 import { fromGrpcError } from '../libs/errors/grpc-status.js';
 import { UNARY_METHODS, type StorageApi } from './api.js';
 import { UsageError } from './errors.js';
@@ -145,19 +147,13 @@ export function connect(opts: ConnectionOptions): StorageApi {
     return md;
   };
   const api: Partial<StorageApi> = {};
-  const raw = client as unknown as Record<string, (req: unknown, md: Metadata, cb: (e: unknown, r: unknown) => void) => void>;
+  // every unary call goes over one Session stream, opened with the first: a shell or a script
+  // of commands pays for one HTTP/2 stream, as virsh keeps one connection (session-client.ts)
+  const session = new StorageSession(client, metadata);
   for (const method of UNARY_METHODS) {
-    (api as Record<string, unknown>)[method] = (req: unknown) =>
-      new Promise((resolve, reject) => {
-        raw[method]!.call(client, req, metadata(), (err, res) => (err ? reject(fromGrpcError(err)) : resolve(res)));
-      });
+    (api as Record<string, unknown>)[method] = (req: unknown) => session.call(method as SessionCall, req as never);
   }
-  const listVolumes = StorageServiceService.listVolumes;
-  api.listVolumesBytes = (req) =>
-    new Promise((resolve, reject) => {
-      client.makeUnaryRequest(listVolumes.path, listVolumes.requestSerialize, (b: Buffer) => b, req, metadata(), (err, res) =>
-        err ? reject(fromGrpcError(err)) : resolve(res!));
-    });
+  api.listVolumesBytes = (req) => session.callBytes('listVolumes', req);
   api.uploadVolume = (messages) =>
     new Promise((resolve, reject) => {
       let failed = false;
@@ -190,7 +186,10 @@ export function connect(opts: ConnectionOptions): StorageApi {
     }
     return readStream(call, true);
   };
-  api.close = () => client.close();
+  api.close = () => {
+    session.close();
+    client.close();
+  };
   return api as StorageApi;
 }
 

@@ -103,6 +103,15 @@ const varint = (n) => {
   out.push(Number(v));
   return Buffer.from(out);
 };
+const readVarint = (buf, at) => {
+  let v = 0n;
+  for (let shift = 0n; at < buf.length; shift += 7n) {
+    const b = buf[at++];
+    v |= BigInt(b & 127) << shift;
+    if (b < 128) break;
+  }
+  return v;
+};
 const str = (no, s) => Buffer.concat([varint((no << 3) | 2), varint(Buffer.byteLength(s)), Buffer.from(s)]);
 const num = (no, n) => Buffer.concat([varint(no << 3), varint(n)]);
 const msg = (no, ...parts) => {
@@ -135,9 +144,17 @@ async function makeCache(expectedId) {
   const bytes = stubListVolumes(200);
   const same = (b) => b;
   const server = new Server();
+  // the CLI sends its unary calls over a Session (SessionRequest.id = 1); the answer is
+  // SessionResponse{id = 1, list_volumes = 33}
+  const sessionAnswer = (request) => Buffer.concat([num(1, request[0] === 0x08 ? readVarint(request, 1) : 0n), msg(33, bytes)]);
   server.addService(
-    { listVolumes: { path: '/cistern.v1.StorageService/ListVolumes', requestStream: false, responseStream: false, requestSerialize: same, requestDeserialize: same, responseSerialize: same, responseDeserialize: same } },
-    { listVolumes: (_call, cb) => cb(null, bytes) },
+    { session: { path: '/cistern.v1.StorageService/Session', requestStream: true, responseStream: true, requestSerialize: same, requestDeserialize: same, responseSerialize: same, responseDeserialize: same } },
+    {
+      session: (call) => {
+        call.on('data', (request) => call.write(sessionAnswer(request)));
+        call.on('end', () => call.end());
+      },
+    },
   );
   const port = await new Promise((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
