@@ -4,6 +4,8 @@ import { credentials } from '@grpc/grpc-js';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { callAgent } from '../libs/bus/agent-rpc.js';
+import { StorageSession } from '../libs/api/session-client.js';
+import { RESULT_FIELD, type SessionCall } from '../libs/api/session-envelope.js';
 import { AgentRequest } from '../libs/proto/cistern/agent/v1/agent.js';
 import {
   CreatePoolRequest,
@@ -31,8 +33,10 @@ export interface CisternSide {
   /** HOST:PORT of the coordinator's gRPC API. */
   address: string;
   api: StorageApi;
-  /** A fresh client on its own TCP connection (not sharing the default channel). */
-  newClient(): { api: StorageApi; close(): void };
+  /** The same calls over one Session stream of the default channel (as cisternctl makes them). */
+  session: StorageApi;
+  /** A fresh client on its own TCP connection (not sharing the default channel), unary and over its own Session. */
+  newClient(): { api: StorageApi; session: StorageApi; close(): void };
   /** A NATS connection to ping the agent directly (control-overhead breakdown). */
   nats(): Promise<NatsConnection>;
   /** The pids of nats-server, the coordinator and the agent (CPU per operation, proc-cpu.ts). */
@@ -55,6 +59,7 @@ export async function startCistern(): Promise<CisternSide> {
   ];
   const procs: ServiceProcess[] = [];
   const clients: StorageServiceClient[] = [];
+  const sessions: StorageSession[] = [];
   let nc: NatsConnection | undefined;
   const dirs: { remove(): Promise<void> }[] = [];
   const tempDir = (prefix: string): string => {
@@ -64,6 +69,7 @@ export async function startCistern(): Promise<CisternSide> {
   };
   const nats = await startNats();
   const stopAll = async (): Promise<void> => {
+    for (const s of sessions) s.close();
     for (const c of clients) c.close();
     await nc?.close();
     // agent first, then coordinator: SIGTERM lets each write its profile
@@ -104,14 +110,26 @@ export async function startCistern(): Promise<CisternSide> {
       const { hosts } = await api.listHosts({ pageSize: 0, pageToken: '' }, { deadlineMs: 2_000 });
       return hosts.some((h) => h.hostId === HOST && h.online);
     }, { timeoutMs: 60_000, intervalMs: 100, context: () => agent.logTail() });
+    const mainSession = new StorageSession(main);
+    sessions.push(mainSession);
     return {
       natsUrl: nats.url,
       address,
       api,
+      session: sessionApi(mainSession),
       newClient() {
         const client = new StorageServiceClient(address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+        const session = new StorageSession(client);
         clients.push(client);
-        return { api: promiseApi(client), close: () => client.close() };
+        sessions.push(session);
+        return {
+          api: promiseApi(client),
+          session: sessionApi(session),
+          close: () => {
+            session.close();
+            client.close();
+          },
+        };
       },
       async nats() {
         nc ??= await connect({ servers: nats.url });
@@ -124,6 +142,16 @@ export async function startCistern(): Promise<CisternSide> {
     await stopAll().catch(() => undefined);
     throw err;
   }
+}
+
+/** StorageApi's calls over a Session (a call's deadline option is the stream's business, not the call's). */
+function sessionApi(session: StorageSession): StorageApi {
+  return new Proxy({} as StorageApi, {
+    get(_target, prop) {
+      if (typeof prop !== 'string' || !RESULT_FIELD.has(prop as SessionCall)) return undefined;
+      return (request: unknown) => session.call(prop as SessionCall, request as never);
+    },
+  });
 }
 
 export const poolName = (pool: string): string => `hosts/${HOST}/pools/${pool}`;

@@ -81,22 +81,29 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 const createDelete: Workload = {
   id: 'create',
   rows: [
-    { id: 'create', title: (c) => `${n(c.sizes.creates)} raw creates (1 GiB sparse), 1 client, sequential`, target: { kind: 'time', maxRatio: 1, text: '<= 1.0x' } },
-    { id: 'delete', title: (c) => `${n(c.sizes.creates)} deletes, 1 client, sequential`, target: { kind: 'time', maxRatio: 1, text: '<= 1.0x' } },
+    { id: 'create', title: (c) => `${n(c.sizes.creates)} raw creates (1 GiB sparse), 1 client, sequential (one Session / one virsh session)`, target: { kind: 'time', maxRatio: 1, text: '<= 1.0x' } },
+    { id: 'delete', title: (c) => `${n(c.sizes.creates)} deletes, 1 client, sequential (one Session / one virsh session)`, target: { kind: 'time', maxRatio: 1, text: '<= 1.0x' } },
+    { id: 'create-unary', title: (c) => `${n(c.sizes.creates)} raw creates as unary calls (an HTTP/2 stream each)`, target: { kind: 'info', text: 'breakdown' } },
+    { id: 'delete-unary', title: (c) => `${n(c.sizes.creates)} deletes as unary calls`, target: { kind: 'info', text: 'breakdown' } },
   ],
   async cistern(ctx, rep) {
-    const pool = `cs-create-${rep}`;
-    await ctx.cisternPool(pool);
-    const api = ctx.cs.api;
     const count = ctx.sizes.creates;
-    const create = await timed(async () => {
-      for (let i = 0; i < count; i++) await api.createVolume(volumeRequest(pool, `v${pad(i)}`, 'raw', BigInt(GiB), 0n));
-    });
-    const del = await timed(async () => {
-      for (let i = 0; i < count; i++) await api.deleteVolume({ name: volName(pool, `v${pad(i)}`), requestId: '' });
-    });
-    await ctx.dropCisternPool(pool);
-    return { create, delete: del };
+    const run = async (api: typeof ctx.cs.api, pool: string): Promise<{ create: number; del: number }> => {
+      await ctx.cisternPool(pool);
+      const create = await timed(async () => {
+        for (let i = 0; i < count; i++) await api.createVolume(volumeRequest(pool, `v${pad(i)}`, 'raw', BigInt(GiB), 0n));
+      });
+      const del = await timed(async () => {
+        for (let i = 0; i < count; i++) await api.deleteVolume({ name: volName(pool, `v${pad(i)}`), requestId: '' });
+      });
+      await ctx.dropCisternPool(pool);
+      return { create, del };
+    };
+    // each on a fresh pool directory; which goes first alternates with the repetition
+    const order = rep % 2 === 0 ? (['session', 'unary'] as const) : (['unary', 'session'] as const);
+    const out: Record<string, { create: number; del: number }> = {};
+    for (const how of order) out[how] = await run(how === 'session' ? ctx.cs.session : ctx.cs.api, `cs-create-${how}-${rep}`);
+    return { create: out.session!.create, delete: out.session!.del, 'create-unary': out.unary!.create, 'delete-unary': out.unary!.del };
   },
   async libvirt(ctx, rep) {
     const pool = `lv-create-${rep}`;
@@ -107,7 +114,8 @@ const createDelete: Workload = {
     statSync(join(dir, names[count - 1]!)); // the files are there
     const d = await ctx.lv.run(names.map((v) => `vol-delete ${v} --pool ${pool}`));
     await ctx.dropLibvirtPool(pool);
-    return { create: c.ms, delete: d.ms };
+    // the unary rows compare with the same libvirt run
+    return { create: c.ms, delete: d.ms, 'create-unary': c.ms, 'delete-unary': d.ms };
   },
 };
 
@@ -191,16 +199,23 @@ const bigPool: Workload = {
 
 const qcow2: Workload = {
   id: 'qcow2',
-  rows: [{ id: 'qcow2', title: (c) => `${n(c.sizes.qcow2)} qcow2 creates (1 GiB, no preallocation)`, target: { kind: 'time', maxRatio: 1 / 3, text: '>= 3x faster' } }],
+  rows: [
+    { id: 'qcow2', title: (c) => `${n(c.sizes.qcow2)} qcow2 creates (1 GiB, no preallocation; one Session / one virsh session)`, target: { kind: 'time', maxRatio: 1 / 3, text: '>= 3x faster' } },
+    { id: 'qcow2-unary', title: (c) => `${n(c.sizes.qcow2)} qcow2 creates as unary calls`, target: { kind: 'info', text: 'breakdown' } },
+  ],
   async cistern(ctx, rep) {
-    const pool = `cs-qcow2-${rep}`;
-    await ctx.cisternPool(pool);
-    const api = ctx.cs.api;
-    const ms = await timed(async () => {
-      for (let i = 0; i < ctx.sizes.qcow2; i++) await api.createVolume(volumeRequest(pool, `q${pad(i)}.qcow2`, 'qcow2', BigInt(GiB), 0n));
-    });
-    await ctx.dropCisternPool(pool);
-    return { qcow2: ms };
+    const run = async (api: typeof ctx.cs.api, pool: string): Promise<number> => {
+      await ctx.cisternPool(pool);
+      const ms = await timed(async () => {
+        for (let i = 0; i < ctx.sizes.qcow2; i++) await api.createVolume(volumeRequest(pool, `q${pad(i)}.qcow2`, 'qcow2', BigInt(GiB), 0n));
+      });
+      await ctx.dropCisternPool(pool);
+      return ms;
+    };
+    const order = rep % 2 === 0 ? (['session', 'unary'] as const) : (['unary', 'session'] as const);
+    const out: Record<string, number> = {};
+    for (const how of order) out[how] = await run(how === 'session' ? ctx.cs.session : ctx.cs.api, `cs-qcow2-${how}-${rep}`);
+    return { qcow2: out.session!, 'qcow2-unary': out.unary! };
   },
   async libvirt(ctx, rep) {
     const pool = `lv-qcow2-${rep}`;
@@ -208,7 +223,7 @@ const qcow2: Workload = {
     const cmds = Array.from({ length: ctx.sizes.qcow2 }, (_, i) => `vol-create-as ${pool} q${pad(i)}.qcow2 1G --allocation 0 --format qcow2`);
     const r = await ctx.lv.run(cmds);
     await ctx.dropLibvirtPool(pool);
-    return { qcow2: r.ms };
+    return { qcow2: r.ms, 'qcow2-unary': r.ms };
   },
 };
 
@@ -289,7 +304,8 @@ const clone: Workload = {
 const control: Workload = {
   id: 'control',
   rows: [
-    { id: 'noop', title: () => 'control overhead: refresh of an empty pool, per op (gRPC + NATS + agent)', target: { kind: 'latency', p50: 1, p99: 5, text: 'p50 < 1 ms, p99 < 5 ms' } },
+    { id: 'noop', title: () => 'control overhead: refresh of an empty pool, per op (gRPC Session + NATS + agent)', target: { kind: 'latency', p50: 1, p99: 5, text: 'p50 < 1 ms, p99 < 5 ms' } },
+    { id: 'noop-unary', title: () => 'control overhead as unary calls (gRPC + NATS + agent), per op', target: { kind: 'info', text: 'breakdown' } },
     { id: 'ping', title: () => 'control overhead: agent Ping over NATS only (no gRPC), per op', target: { kind: 'info', text: 'breakdown' } },
     { id: 'get', title: () => 'GetPool from the coordinator cache (gRPC only) / virsh pool-info, per op', target: { kind: 'info', text: 'breakdown' } },
   ],
@@ -299,16 +315,19 @@ const control: Workload = {
   },
   async cistern(ctx) {
     const api = ctx.cs.api;
+    const session = ctx.cs.session;
     const nc = await ctx.cs.nats();
     const noop: number[] = [];
+    const noopUnary: number[] = [];
     const ping: number[] = [];
     const get: number[] = [];
     for (let i = 0; i < ctx.sizes.controlOps; i++) {
-      noop.push(await timed(() => api.refreshPool({ name: poolName('cs-noop'), requestId: '' })));
+      noop.push(await timed(() => session.refreshPool({ name: poolName('cs-noop'), requestId: '' })));
+      noopUnary.push(await timed(() => api.refreshPool({ name: poolName('cs-noop'), requestId: '' })));
       ping.push(await timed(() => pingAgent(nc)));
       get.push(await timed(() => api.getPool({ name: poolName('cs-noop') })));
     }
-    return { noop, ping, get };
+    return { noop, 'noop-unary': noopUnary, ping, get };
   },
   async libvirt(ctx) {
     const noop: number[] = [];
@@ -317,7 +336,7 @@ const control: Workload = {
       noop.push((await ctx.lv.run(['pool-refresh lv-noop'])).ms);
       get.push((await ctx.lv.run(['pool-info lv-noop'])).ms);
     }
-    return { noop, ping: [], get };
+    return { noop, 'noop-unary': [], ping: [], get };
   },
   async teardown(ctx) {
     if (ctx.virsh) await ctx.dropLibvirtPool('lv-noop');
@@ -335,24 +354,32 @@ const concurrent: Workload = {
       title: (c) => `${n(c.sizes.concurrentCreates)} raw creates, ${c.sizes.clients} concurrent clients (libvirt: ${c.sizes.clients} virsh sessions)`,
       target: { kind: 'time', maxRatio: 0.2, text: '>= 5x throughput' },
     },
+    { id: 'concurrent-unary', title: (c) => `${n(c.sizes.concurrentCreates)} raw creates, ${c.sizes.clients} concurrent clients, unary calls`, target: { kind: 'info', text: 'breakdown' } },
   ],
   async cistern(ctx, rep) {
-    const pool = `cs-conc-${rep}`;
-    await ctx.cisternPool(pool);
     const { clients: k, concurrentCreates: total } = ctx.sizes;
-    const clients = Array.from({ length: k }, () => ctx.cs.newClient());
-    // one untimed call per client so each has its connection up
-    await Promise.all(clients.map((c) => c.api.getPool({ name: poolName(pool) })));
-    const ms = await timed(() =>
-      Promise.all(
-        clients.map(async (c, j) => {
-          for (let i = j; i < total; i += k) await c.api.createVolume(volumeRequest(pool, `v${pad(i)}`, 'raw', BigInt(GiB), 0n));
-        }),
-      ),
-    );
-    for (const c of clients) c.close();
-    await ctx.dropCisternPool(pool);
-    return { concurrent: ms };
+    const run = async (how: 'session' | 'unary'): Promise<number> => {
+      const pool = `cs-conc-${how}-${rep}`;
+      await ctx.cisternPool(pool);
+      const clients = Array.from({ length: k }, () => ctx.cs.newClient());
+      const apis = clients.map((c) => (how === 'session' ? c.session : c.api));
+      // one untimed call per client so each has its connection (and its session) up
+      await Promise.all(apis.map((api) => api.getPool({ name: poolName(pool) })));
+      const ms = await timed(() =>
+        Promise.all(
+          apis.map(async (api, j) => {
+            for (let i = j; i < total; i += k) await api.createVolume(volumeRequest(pool, `v${pad(i)}`, 'raw', BigInt(GiB), 0n));
+          }),
+        ),
+      );
+      for (const c of clients) c.close();
+      await ctx.dropCisternPool(pool);
+      return ms;
+    };
+    const order = rep % 2 === 0 ? (['session', 'unary'] as const) : (['unary', 'session'] as const);
+    const out: Record<string, number> = {};
+    for (const how of order) out[how] = await run(how);
+    return { concurrent: out.session!, 'concurrent-unary': out.unary! };
   },
   async libvirt(ctx, rep) {
     const pool = `lv-conc-${rep}`;
@@ -370,7 +397,8 @@ const concurrent: Workload = {
           return s.run(cmds);
         }),
       );
-      return { concurrent: Math.max(...results.map((r) => r.ms)) };
+      const ms = Math.max(...results.map((r) => r.ms));
+      return { concurrent: ms, 'concurrent-unary': ms };
     } finally {
       await Promise.all(sessions.map((s) => s.close()));
       await ctx.dropLibvirtPool(pool);
