@@ -105,6 +105,25 @@ def main() -> int:
 
             xml = call("GetPoolXML", pb.GetPoolXMLRequest(name=pool_name))
             out("pool-xml", xml=xml.xml)
+
+            # Several calls on one Session stream, answered by id; a refused one carries its status.
+            session_calls = [
+                pb.SessionRequest(id=1, get_pool=pb.GetPoolRequest(name=pool_name)),
+                pb.SessionRequest(id=2, create_volume=pb.CreateVolumeRequest(
+                    parent=pool_name, definition=pb.VolumeDefinition(name="../x", capacity=1 << 20))),
+                pb.SessionRequest(id=3, list_volumes=pb.ListVolumesRequest(parent=pool_name)),
+            ]
+            answers = {a.id: a for a in stub.Session(iter(session_calls), timeout=60, metadata=metadata)}
+            code_names = {c.value[0]: c.name for c in grpc.StatusCode}
+            out(
+                "session",
+                pool=answers[1].get_pool.name,
+                results=[answers[i].WhichOneof("result") for i in (1, 2, 3)],
+                refused=code_names[answers[2].status.code],
+                message=answers[2].status.message,
+                details=[d.type_url for d in answers[2].status.details],
+                volumes=[v.name for v in answers[3].list_volumes.volumes],
+            )
         else:
             call("DeleteVolume", pb.DeleteVolumeRequest(name=volume_name))
             out("delete-volume", name=volume_name)
