@@ -53,6 +53,9 @@ async function main(): Promise<void> {
     };
     await withCpu('gRPC CreateVolume raw (full path)', (i) => api.createVolume(volumeRequest('bd', `g${i}`, 'raw', BigInt(GiB), 0n)));
     await withCpu('gRPC DeleteVolume (full path)', (i) => api.deleteVolume({ name: volName('bd', `g${i}`), requestId: '' }));
+    const session = cs.session;
+    await withCpu('Session CreateVolume raw (full path, one stream)', (i) => session.createVolume(volumeRequest('bd', `s${i}`, 'raw', BigInt(GiB), 0n)));
+    await withCpu('Session DeleteVolume (full path, one stream)', (i) => session.deleteVolume({ name: volName('bd', `s${i}`), requestId: '' }));
     add('agent CreateVolume over NATS (no gRPC, no coordinator)', await series((i) =>
       callAgent(nc, HOST, AgentRequest.fromPartial({ pool: pool.definition, op: { $case: 'createVolume', value: CreateVolumeRequest.fromPartial(volumeRequest('bd', `n${i}`, 'raw', BigInt(GiB), 0n)) } })),
     ));
@@ -63,6 +66,8 @@ async function main(): Promise<void> {
     add('agent Ping over NATS', await series(() => pingAgent(nc)));
     await withCpu('gRPC GetPool (coordinator cache)', () => api.getPool({ name: poolName('bd') }));
     await withCpu('gRPC RefreshPool of a small pool', () => api.refreshPool({ name: poolName('bd'), requestId: '' }));
+    await withCpu('Session GetPool (coordinator cache)', () => session.getPool({ name: poolName('bd') }));
+    await withCpu('Session RefreshPool of a small pool', () => session.refreshPool({ name: poolName('bd'), requestId: '' }));
 
     // nats-server alone: a JetStream publish with ack, on a scratch file-backed stream
     const jsm = await jetstreamManager(nc);
