@@ -40,6 +40,7 @@ import { rawListAllPools } from '../raw-pages.js';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { StorageServiceClient, type Event } from '../../libs/proto/cistern/v1/storage.js';
+import { StorageSession } from '../../libs/api/session-client.js';
 import {
   AbortWait,
   distDir,
@@ -134,6 +135,8 @@ export interface SizeResult {
   /** default pages on the default client's channel, pools counted but not decoded (raw-pages.ts) */
   listRawMs?: number[];
   getMs: number[];
+  /** the same GetVolume calls over one Session stream (absent in runs before it existed) */
+  getSessionMs?: number[];
   fanout: FanoutResult[];
   resync: {
     servingMs: number;
@@ -510,6 +513,21 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const getCpuMs = names.length ? cpuMsSince(getCpu0, pids) : {};
     log(`GetVolume: p50 ${fmtMs(percentile(getMs, 50))} p99 ${fmtMs(percentile(getMs, 99))}; ${names.length} calls in ${fmtMs(performance.now() - getWall0)}, CPU ms ${JSON.stringify(getCpuMs)}`);
     if (slowGets.length) log(`GetVolume calls of 5 ms or more (start, ms): ${slowGets.join(', ')}`);
+    // the same calls over one Session stream, as a client making many calls sends them
+    const getSessionMs: number[] = [];
+    if (names.length) {
+      const session = new StorageSession(client);
+      cleanups.push(async () => session.close());
+      for (const name of names.slice(0, 50)) await session.call('getVolume', { name }); // warm-up
+      const cpu0 = cpuMark(pids);
+      for (const name of names) {
+        const t0 = performance.now();
+        await session.call('getVolume', { name });
+        getSessionMs.push(performance.now() - t0);
+      }
+      log(`GetVolume over a Session: p50 ${fmtMs(percentile(getSessionMs, 50))} p99 ${fmtMs(percentile(getSessionMs, 99))}, CPU ms ${JSON.stringify(cpuMsSince(cpu0, pids))}`);
+      session.close();
+    }
 
     const fan: FanoutResult[] = [];
     for (const rate of ONLY.has('fanout') ? EVENT_RATES : []) {
@@ -523,7 +541,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     // restart: stop, then start a new coordinator against the same NATS (catalog, host records)
     if (!ONLY.has('resync')) {
       await control(nc, 'stop').catch(() => undefined);
-      return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, listPageMs, listCpuMsPerPass, listWideMs, listMaxMs, listMaxPages, listRawMs, getMs, getCpuMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
+      return { hosts, pools: hosts * POOLS, volumes: expectedVolumes, initialSyncMs, memory, listPagesPerPass: pages, listMs, listPageMs, listCpuMsPerPass, listWideMs, listMaxMs, listMaxPages, listRawMs, getMs, getSessionMs, getCpuMs, fanout: fan, resync: { servingMs: Number.NaN, completeMs: Number.NaN, memory }, loadAvg: loadavg() };
     }
     // every simulated host's sync encoded beforehand, as 500 real agents would each have done
     // on their own CPU (sim-agent.ts prepareSyncs)
@@ -587,6 +605,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
       listMaxPages,
       listRawMs,
       getMs,
+      getSessionMs,
       getCpuMs,
       fanout: fan,
       resync: { servingMs, completeMs, memory: memAfter, failure, ...flaps, online, volumesSeen: seen.volumes, syncsSent, cpuSeconds: resyncCpu, simulatorStallMs: simStall.maxMs, indexedMs },
@@ -613,6 +632,7 @@ function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
     row('  default client, pools counted not decoded (the service\'s share)', (r) => (r.listRawMs?.length ? fmtMs(percentile(r.listRawMs, 50)) : 'n/a')),
     row('  CPU per default pass: coordinator / bench client (ms)', (r) => (r.listCpuMsPerPass ? `${r.listCpuMsPerPass.coordinator} / ${r.listCpuMsPerPass.benchClient}` : 'n/a')),
     row('GetVolume p50 / p99', (r) => `${fmtMs(percentile(r.getMs, 50))} / ${fmtMs(percentile(r.getMs, 99))}`, 'p99 < 5 ms'),
+    row('  the same calls over one Session, p50 / p99', (r) => (r.getSessionMs?.length ? `${fmtMs(percentile(r.getSessionMs, 50))} / ${fmtMs(percentile(r.getSessionMs, 99))}` : 'n/a'), 'p99 < 5 ms'),
     row('resync after coordinator restart (serving, whole fleet cached)', (r) =>
       r.resync.failure ? `NOT converged in ${fmtMs(RESYNC_TIMEOUT_MS)} (${r.resync.online}/${r.hosts} online, ${r.resync.volumesSeen} volumes)` : fmtMs(r.resync.completeMs), '< 10 s'),
     row('  during it: hosts marked offline / syncs asked again / full syncs sent', (r) => `${r.resync.offline ?? 0} / ${r.resync.askedAgain ?? 0} / ${r.resync.syncsSent ?? 'n/a'}`),
