@@ -1,13 +1,14 @@
 // The floor under Cistern's control path on this machine: one round trip of each transport
 // between two Node processes, with nothing of Cistern in it. A TCP echo (the kernel and
 // Node's event loop), a grpc-js unary call of 300 bytes (no protobuf: the bytes are the
-// message) and a NATS request/reply through a real nats-server. Each gRPC or NATS hop of an
+// message), the same bytes as a message on an open grpc-js stream (what a Session call costs)
+// and a NATS request/reply through a real nats-server. Each gRPC or NATS hop of an
 // operation costs at least its row here.
 //   node dist/bench/transport-floor.js          (BENCH_FLOOR_CALLS=N, default 3000, after 500 of warm-up)
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, connect as tcpConnect, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { Server, ServerCredentials, credentials, makeGenericClientConstructor, type ServiceDefinition } from '@grpc/grpc-js';
+import { Client, Metadata, Server, ServerCredentials, credentials, makeGenericClientConstructor, type ServerDuplexStream, type ServiceDefinition } from '@grpc/grpc-js';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { startNats } from '../test/support/index.js';
 import { fmtMs, percentile, textTable } from './stats.js';
@@ -27,6 +28,16 @@ const echoService: ServiceDefinition = {
     responseSerialize: identity,
     responseDeserialize: identity,
   },
+  // what a Session costs per call: one message each way on a stream that stays open
+  chat: {
+    path: '/floor.Echo/Chat',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
 };
 
 /** The far end, in a child process: `tcp`, `grpc` or `nats URL`; sends its port (or 0) when ready. */
@@ -40,7 +51,13 @@ async function serve(kind: string, natsUrl?: string): Promise<void> {
     server.listen(0, '127.0.0.1', () => ready((server.address() as AddressInfo).port));
   } else if (kind === 'grpc') {
     const server = new Server();
-    server.addService(echoService, { echo: (call: { request: Buffer }, cb: (e: null, v: Buffer) => void) => cb(null, call.request) });
+    server.addService(echoService, {
+      echo: (call: { request: Buffer }, cb: (e: null, v: Buffer) => void) => cb(null, call.request),
+      chat: (call: ServerDuplexStream<Buffer, Buffer>) => {
+        call.on('data', (b: Buffer) => call.write(b));
+        call.on('end', () => call.end());
+      },
+    });
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, port) => {
       if (err) throw err;
       ready(port);
@@ -110,6 +127,30 @@ async function grpcRow(): Promise<number[]> {
   }
 }
 
+async function grpcStreamRow(): Promise<number[]> {
+  const { child, port } = await farEnd('grpc');
+  const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
+  const m = echoService.chat!;
+  const stream = client.makeBidiStreamRequest(m.path, identity, identity, new Metadata());
+  let answer: ((b: Buffer) => void) | undefined;
+  stream.on('data', (b: Buffer) => answer?.(b));
+  // the far end is killed right after the stream is ended: that status is of no interest
+  stream.on('error', () => undefined);
+  try {
+    return await measure(
+      () =>
+        new Promise((resolve) => {
+          answer = resolve;
+          stream.write(PAYLOAD);
+        }),
+    );
+  } finally {
+    stream.end();
+    client.close();
+    child.kill();
+  }
+}
+
 async function natsRow(): Promise<number[]> {
   const server = await startNats();
   try {
@@ -131,6 +172,7 @@ async function main(): Promise<void> {
   for (const [what, run] of [
     ['TCP echo, 300 B (Node to Node, loopback)', tcpRow],
     ['grpc-js unary echo, 300 B (no protobuf)', grpcRow],
+    ['grpc-js message echo on an open bidirectional stream, 300 B (a Session call)', grpcStreamRow],
     ['NATS request/reply, 300 B (through nats-server)', natsRow],
   ] as const) {
     const xs = await run();
