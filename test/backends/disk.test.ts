@@ -329,6 +329,15 @@ describe('disk pool backend (real parted on loop devices)', function () {
       expect(r.runtime.allocation).to.equal(r.volumes.filter((v) => v.target?.format !== 'extended').reduce((s, v) => s + v.capacity!, 0n));
     });
 
+    it("reports each partition's physical size as its node's size, as libvirt 9.0 (1024 bytes for the extended one)", async () => {
+      const r = await backend.refreshPool(ctx);
+      const nodeSize = (path: string): bigint => BigInt(execFileSync('blockdev', ['--getsize64', path], { encoding: 'utf8' }).trim());
+      expect(r.volumes.map((v) => [v.name, v.physical])).to.deep.equal(r.volumes.map((v) => [v.name, nodeSize(v.key)]));
+      const ext = r.volumes.find((v) => v.name === `${base}p4`)!;
+      expect(ext.physical).to.equal(1024n);
+      for (const v of r.volumes.filter((x) => x.name !== `${base}p4`)) expect(v.physical, v.name).to.equal(v.capacity);
+    });
+
     it('deletes a partition in the middle; the others and their nodes stay', async () => {
       await backend.deleteVol(ctx, vol(`${base}p2`, 0n));
       expect(partedPartitions(loop.device).map((p) => p.n)).to.deep.equal([1, 3, 4, 5, 6]);

@@ -3,6 +3,7 @@
 import { lstat } from 'node:fs/promises';
 import { VolumeType, type PoolDefinition, type SourceDevice, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import type { PoolContext, PoolRuntime, RefreshResult } from '../backend.js';
+import { blockDeviceSize } from '../file-io.js';
 import { permsOf, timestampsOf } from '../stat-fields.js';
 import { layoutSizes, type DiskLayout, type DiskPartition } from '../partition-plan.js';
 import { plainTarget } from '../volume-target.js';
@@ -41,10 +42,14 @@ async function volumeOf(pool: PoolDefinition, source: DiskSource, layout: DiskLa
   }
   let permissions;
   let timestamps;
+  // libvirt's physical is where an lseek to the end of the node lands: the partition's size,
+  // but 1024 bytes for an extended one (the kernel exposes only its first two sectors)
+  let physical;
   try {
     const st = await lstat(p.path, { bigint: true });
     permissions = permsOf(st);
     timestamps = timestampsOf(st);
+    if (st.isBlockDevice()) physical = blockDeviceSize(st) || undefined;
   } catch {
     // node not (yet) there: sizes and extents still come from the table
   }
@@ -54,7 +59,7 @@ async function volumeOf(pool: PoolDefinition, source: DiskSource, layout: DiskLa
     key: path,
     capacity: p.size,
     allocation,
-    physical: undefined,
+    physical,
     sourceDevices: [{ path: source.device, extents: [{ start: p.start, end: p.end }] }],
     target: plainTarget(path, p.format, permissions, timestamps),
     backingStore: undefined,
