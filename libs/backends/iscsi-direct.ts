@@ -6,7 +6,7 @@
 //           <auth type='chap' username='U'><secret uuid='...'/></auth></source>
 //
 // Volumes: name `unit:0:0:N`, key = path = `ip-HOST:PORT-iscsi-TARGET-lun-N`, type
-// network, capacity = allocation = (last LBA + 1) x block size from READ CAPACITY(16)
+// network, capacity = allocation = (last LBA + 1) x block size from READ CAPACITY(16), no physical
 // (libvirt 9.0 reports one block less). Pool capacity = allocation = sum over the LUNs.
 //
 // Mechanisms: REPORT LUNS in-process (iscsi-report-luns.ts: iscsi-ls cannot list one
@@ -173,7 +173,8 @@ function lunVolume(t: DirectTarget, lun: number, capacity: bigint): VolumeDefini
     key: path,
     capacity,
     allocation: capacity,
-    physical: capacity,
+    // libvirt's iscsi-direct backend sets no physical size, so its volume XML has no <physical>
+    physical: undefined,
     sourceDevices: [],
     target: plainTarget(path, ''),
     backingStore: undefined,

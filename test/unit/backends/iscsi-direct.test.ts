@@ -170,8 +170,9 @@ describe('iscsi-direct backend command lines (recording runner)', () => {
       ['iscsi-inq', '-i', INIT, '--', `iscsi://127.0.0.1:3260/${TARGET}/1`],
       ['iscsi-readcapacity16', '-i', INIT, '--', `iscsi://127.0.0.1:3260/${TARGET}/1`],
     ]);
-    expect(r.volumes.map((v) => [v.name, v.key, v.target?.path, v.capacity])).to.deep.equal([
-      ['unit:0:0:1', `ip-127.0.0.1:3260-iscsi-${TARGET}-lun-1`, `ip-127.0.0.1:3260-iscsi-${TARGET}-lun-1`, 10485760n],
+    expect(r.volumes.map((v) => [v.name, v.key, v.target?.path, v.capacity, v.allocation, v.physical])).to.deep.equal([
+      // no physical size: libvirt 9.0's vol-dumpxml of an iscsi-direct LUN has no <physical>
+      ['unit:0:0:1', `ip-127.0.0.1:3260-iscsi-${TARGET}-lun-1`, `ip-127.0.0.1:3260-iscsi-${TARGET}-lun-1`, 10485760n, 10485760n, undefined],
     ]);
     expect(r.runtime).to.deep.equal({ capacity: 10485760n, allocation: 10485760n, available: 0n });
     // CHAP: the REPORT LUNS client gets the secret; the tools get it through the environment only.
