@@ -59,8 +59,9 @@ function checkBuildFlags(flags: BuildFlags | undefined): BuildFlags {
  */
 export async function activatePool(ctx: AgentContext, def: PoolDefinition, opts: StartOptions, actor: Actor): Promise<PoolEntry> {
   const backend = backendFor(ctx, def.type);
-  const buildFlags = opts.build ? checkBuildFlags(opts.build) : undefined;
-  if (buildFlags) requireOperation(backend, 'buildPool', 'building a pool');
+  // libvirt's storagePoolCreate builds only with a type that has a build (buildPool); for the
+  // others (iscsi, iscsi-direct, scsi, mpath) `pool-start --build` just starts the pool
+  const buildFlags = opts.build && backend.operations.has('buildPool') ? checkBuildFlags(opts.build) : undefined;
   if (ctx.state.getPool(def.name)) {
     throw new FailedPreconditionError(`storage pool '${def.name}' is already active`, { pool: def.name });
   }
@@ -178,6 +179,11 @@ interface InactivePoolWork {
   operation: 'buildPool' | 'deletePool';
   /** for UNIMPLEMENTED: 'building a pool' */
   what: string;
+  /**
+   * A type without the operation succeeds doing nothing (the event still goes out), as
+   * libvirt's storagePoolBuild calls a backend's buildPool only when it has one.
+   */
+  noOpWithout?: boolean;
   /** why an active pool is refused: 'is already active' */
   activeRefusal: string;
   event: EventKind;
@@ -193,13 +199,14 @@ async function onInactivePool(
   work: (backend: StorageBackend, pc: PoolContext) => Promise<void>,
 ): Promise<AgentReply> {
   const backend = backendFor(ctx, def.type);
-  requireOperation(backend, w.operation, w.what);
+  const runs = backend.operations.has(w.operation);
+  if (!runs && !w.noOpWithout) requireOperation(backend, w.operation, w.what);
   const actor = actorOf(request);
   return ctx.locks.withPool(def.name, w.lock, async () => {
     if (ctx.state.getPool(def.name)) {
       throw new FailedPreconditionError(`storage pool '${def.name}' ${w.activeRefusal}`, { pool: def.name });
     }
-    await work(backend, poolContext(ctx, def, actor, w.lock === 'build' ? { operation: 'build' } : undefined));
+    if (runs) await work(backend, poolContext(ctx, def, actor, w.lock === 'build' ? { operation: 'build' } : undefined));
     const pool = ctx.state.inactivePoolMessage(def, request);
     ctx.events.publish(poolEvent(w.event, ctx.host, pool, actor));
     ctx.log.info(w.done, { pool: def.name, principal: actor.principal, requestId: actor.requestId });
@@ -215,7 +222,15 @@ export async function buildPool(ctx: AgentContext, request: AgentRequest, op: Op
     ctx,
     request,
     def,
-    { lock: 'build', operation: 'buildPool', what: 'building a pool', activeRefusal: 'is already active', event: EventKind.POOL_CREATED, done: 'pool built' },
+    {
+      lock: 'build',
+      operation: 'buildPool',
+      what: 'building a pool',
+      noOpWithout: true,
+      activeRefusal: 'is already active',
+      event: EventKind.POOL_CREATED,
+      done: 'pool built',
+    },
     (backend, pc) => journaledBuild(ctx.builds, backend, pc, flags, actorOf(request)),
   );
 }

@@ -154,6 +154,20 @@ describe('agent handlers (fake backend)', () => {
     expect(backend.calls).to.deep.equal([]);
   });
 
+  it('a type without a build (iscsi, scsi, mpath) builds as libvirt does: nothing runs, the build succeeds and says Created', async () => {
+    const { backend, events, call } = setup(['checkPool', 'refreshPool']);
+    const build = { $case: 'buildPool' as const, value: { name: 'hosts/h/pools/p', flags: { overwrite: true, noOverwrite: false }, requestId: '' } };
+    const reply = await call(build);
+    expect(reply.result?.$case).to.equal('pool');
+    expect(events.map((e) => e.kind)).to.deep.equal([EventKind.POOL_CREATED]);
+    expect(backend.calls).to.deep.equal([]);
+    // pool-start --build starts it (libvirt's storagePoolCreate builds only with a type's build)
+    await call({ $case: 'startPool', value: { ...start.value, build: true } });
+    expect(events.map((e) => e.kind)).to.deep.equal([EventKind.POOL_CREATED, EventKind.POOL_STARTED]);
+    expect(backend.calls).to.deep.equal(['refreshPool']);
+    expect(await codeOf(call(build))).to.equal("FAILED_PRECONDITION: storage pool 'p' is already active");
+  });
+
   it('create: the event and the reply carry the re-read volume and the pool with its new count', async () => {
     const { events, call } = setup();
     await call(start);
