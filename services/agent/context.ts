@@ -9,6 +9,7 @@ import { getBackend } from '../../libs/backends/registry.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../../libs/errors/errors.js';
 import { checkAbsolutePath, checkObjectName, printable } from '../../libs/api/names.js';
 import { parsePoolName, parseVolumeName } from '../../libs/api/resource-names.js';
+import { isSupportedPoolType, poolTypeToString } from '../../libs/xml/formats.js';
 import { AgentState, type PoolEntry } from './state.js';
 import { LockTable } from './locks.js';
 import { progressEvent, throttledProgress, type Actor, type EventSink } from './events.js';
@@ -68,7 +69,9 @@ export function requireOperation(backend: StorageBackend, op: BackendOperation, 
   }
 }
 
+/** The type as pool XML and virsh spell it: 'iscsi-direct', not the enum's 'iscsi_direct'. */
 export function poolTypeName(type: PoolType): string {
+  if (isSupportedPoolType(type)) return poolTypeToString(type);
   return poolTypeToJSON(type).replace(/^POOL_TYPE_/, '').toLowerCase();
 }
 

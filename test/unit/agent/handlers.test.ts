@@ -13,7 +13,7 @@ import {
 import type { BackendOperation, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
 import { CisternError, UnavailableError } from '../../../libs/errors/errors.js';
 import { dispatch } from '../../../services/agent/agent.js';
-import { attachSignal } from '../../../services/agent/context.js';
+import { attachSignal, requireOperation } from '../../../services/agent/context.js';
 import { autostartPools } from '../../../services/agent/autostart.js';
 import { SCAN_EVENT_BATCH } from '../../../services/agent/handlers/pool-ops.js';
 import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
@@ -152,6 +152,17 @@ describe('agent handlers (fake backend)', () => {
     expect(code).to.match(/^UNIMPLEMENTED: wiping a volume is not supported by storage pool type dir/);
     expect(await codeOf(call({ $case: 'deletePool', value: { name: 'hosts/h/pools/p', requestId: '' } }))).to.match(/^UNIMPLEMENTED/);
     expect(backend.calls).to.deep.equal([]);
+  });
+
+  it("UNIMPLEMENTED names the pool type as pool XML and virsh spell it ('iscsi-direct', not 'iscsi_direct')", () => {
+    const lunsOnly = { type: PoolType.POOL_TYPE_ISCSI_DIRECT, operations: new Set<BackendOperation>() } as unknown as StorageBackend;
+    let message = '';
+    try {
+      requireOperation(lunsOnly, 'resizeVol', 'resizing a volume');
+    } catch (err) {
+      message = `${(err as CisternError).code}: ${(err as Error).message}`;
+    }
+    expect(message).to.equal('UNIMPLEMENTED: resizing a volume is not supported by storage pool type iscsi-direct');
   });
 
   it('a type without a build (iscsi, scsi, mpath) builds as libvirt does: nothing runs, the build succeeds and says Created', async () => {
