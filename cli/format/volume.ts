@@ -39,7 +39,9 @@ export const volumePath = (v: Volume): string => v.definition?.target?.path ?? '
 export const volumeKey = (v: Volume): string => v.definition?.key ?? '';
 const capacity = (v: Volume): bigint => v.definition?.capacity ?? 0n;
 const allocation = (v: Volume): bigint => v.definition?.allocation ?? 0n;
-const physical = (v: Volume): bigint => v.definition?.physical ?? allocation(v);
+// a volume without a physical size (an iscsi-direct LUN) has 0, as virStorageVolGetInfoFlags
+// returns it, so `vol-info --physical` prints `Physical: 0.00 B` as virsh does
+const physical = (v: Volume): bigint => v.definition?.physical ?? 0n;
 
 export function renderVolumeList(vols: Volume[], details: boolean, quiet: boolean): string {
   if (!details) {

@@ -1,7 +1,7 @@
 // Layouts compared byte for byte with what virsh 9.0 printed for the same data
 // (a dir pool on this machine, captured with `virsh -c qemu:///session`).
 import { expect } from 'chai';
-import { PoolState } from '../../../libs/proto/cistern/v1/storage.js';
+import { PoolState, VolumeType } from '../../../libs/proto/cistern/v1/storage.js';
 import { renderTable, width } from '../../../cli/format/table.js';
 import { renderPoolInfo, renderPoolList, renderPoolNames } from '../../../cli/format/pool.js';
 import { renderVolumeInfo, renderVolumeList } from '../../../cli/format/volume.js';
@@ -131,6 +131,12 @@ describe('cli virsh layouts', () => {
     r1.definition!.physical = 1048576n;
     expect(renderVolumeInfo(r1, true, true)).to.equal(
       'Name:           r1\nType:           file\nCapacity:       1048576 bytes\nPhysical:       1048576 bytes\n');
+    // no physical size (an iscsi-direct LUN): virsh 9.0 prints 0, not the allocation
+    const lun = volume('a', 'scratch', 'unit:0:0:1', 16777216n, 16777216n);
+    lun.definition!.type = VolumeType.VOLUME_TYPE_NETWORK;
+    lun.definition!.physical = undefined;
+    expect(renderVolumeInfo(lun, false, true)).to.equal(
+      'Name:           unit:0:0:1\nType:           network\nCapacity:       16.00 MiB\nPhysical:       0.00 B\n');
   });
 
   it('escapes control characters in cells and pads by the escaped width', () => {
