@@ -102,7 +102,9 @@ export function refuseFileCreateFlags(options: CreateVolOptions): void {
  * Returns the tag, for the clone's own undo.
  */
 export async function createLv(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions, tools: LogicalTools): Promise<string> {
-  refuseFileCreateFlags(options);
+  // libvirt's storageVolCreateXML takes VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA for any pool
+  // and its logical backend ignores it (an LV has no metadata to preallocate): not refused
+  refuseFileCreateFlags({ ...options, preallocMetadata: false });
   const planned = await planLv(ctx, volume);
   const vg = vgName(ctx.pool);
   const tag = createTag(options.createId ?? newCreateId());

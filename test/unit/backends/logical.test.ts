@@ -457,6 +457,19 @@ describe('logical backend (recording runner)', () => {
       expect(v.target?.permissions?.mode).to.equal(0o640);
     });
 
+    it('create with --prealloc-metadata runs the same lvcreate: libvirt 9.0 takes the flag and ignores it for an LV', async () => {
+      const lines: string[] = [];
+      scriptLvcreate(lines);
+      const planned = await backend.createVol(ctx, vol('pm', 8n * BigInt(MiB)));
+      await backend.buildVol(ctx, planned, { preallocMetadata: true, createId: 'p1' });
+      expect(runner.argvs).to.deep.equal([['lvcreate', '--name', 'pm', '-L', '8192K', VG, '--yes', ...addTag('p1')], LVS]);
+      // an explicit preallocation mode or a reflink still has nothing to act on
+      runner.reset();
+      const err = await rejects(backend.buildVol(ctx, await backend.createVol(ctx, vol('rf', BigInt(MiB))), { preallocMetadata: false, reflink: true }));
+      expect(err.code).to.equal('INVALID_ARGUMENT');
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
     it('create of an inactive LV (activation off) skips the node and lists it with its state', async () => {
       const lines: string[] = [];
       scriptLvcreate(lines, { active: false });
