@@ -153,6 +153,23 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
       await backend.stopPool(ctx);
     });
 
+    it('a resize reads the header of the volume it opened, not of a file where the swapped target leads: FAILED_PRECONDITION, no size of that file shown', async () => {
+      const ctx = { runner: new ExecRunner(), pool: poolDef(target) };
+      await backend.startPool(ctx);
+      await build(ctx, vol('disk', 'raw', MiB));
+      // a 1 GiB qcow2 where the link will lead: by name, its header would be what the resize
+      // judges (a 2 MiB resize is a shrink of it) and its size would be in the error
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '--', join(elsewhere, 'disk'), '1G']);
+      const before = readFileSync(join(elsewhere, 'disk'));
+      swapTarget();
+      const err = await rejects(backend.resizeVol(ctx, vol('disk', ''), 2n * MiB, { allocate: false, delta: false, shrink: false }));
+      expect(err.code, err.message).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.contain(`pool target '${target}' is not the directory pool 'p' started with`);
+      expect(err.message).not.to.contain(String(1024n * MiB));
+      expect(readFileSync(join(elsewhere, 'disk')).equals(before)).to.equal(true);
+      await backend.stopPool(ctx);
+    });
+
     it('creates and clones into it are refused, FAILED_PRECONDITION; nothing is made in the other directory', async () => {
       const ctx = { runner: new ExecRunner(), pool: poolDef(target) };
       await backend.startPool(ctx);

@@ -111,6 +111,28 @@ function encryptionOf(probe: ProbeResult): Encryption | undefined {
   return { format: probe.encryption, secrets: [], cipher: undefined, ivgen: undefined };
 }
 
+/** An opened file volume's header probe and sizes, all read from its descriptor. */
+export interface OpenedVolumeProbe {
+  probe: ProbeResult;
+  /** the file's size, or the block device's */
+  size: bigint;
+  /** bytes allocated: a file's blocks, a block device's whole size */
+  allocation: bigint;
+  /** the header's virtual size, else the size */
+  capacity: bigint;
+  encryption?: Encryption;
+}
+
+/**
+ * Probes the regular file or block device open as `fd` (`st` its fstat): what a refresh
+ * reports of its format and sizes, and what a resize decides by, from the descriptor alone.
+ */
+export function probeOpenedVolume(fd: number, st: BigIntStats): OpenedVolumeProbe {
+  const size = st.isBlockDevice() ? blockDeviceSize(st) : st.size;
+  const probe = probeBuffer(readHeaderSync(fd, safeNumber(size)), size);
+  return { probe, size, allocation: st.isFile() ? st.blocks * 512n : size, capacity: probe.capacity || size, encryption: encryptionOf(probe) };
+}
+
 /**
  * Reads one volume as libvirt's storageBackendProbeTarget does: stat, probe the header,
  * sizes, permissions, timestamps, backing store. With `noerror`, returns undefined for
@@ -193,24 +215,14 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
       if (probe.capacity) def.capacity = probe.capacity;
       return def;
     }
-    let size: bigint;
-    if (st.isFile()) {
-      size = st.size;
-      def.allocation = st.blocks * 512n;
-    } else if (st.isBlockDevice()) {
-      size = blockDeviceSize(st);
-      def.allocation = size;
-    } else {
-      return skip(NOT_A_VOLUME);
-    }
-    def.capacity = size;
+    if (!st.isFile() && !st.isBlockDevice()) return skip(NOT_A_VOLUME);
+    const { probe, size, allocation, capacity } = probeOpenedVolume(fd, st);
+    def.allocation = allocation;
+    def.capacity = capacity;
     def.physical = size;
-
-    const probe = probeBuffer(readHeaderSync(fd, safeNumber(size)), size);
     target.format = probe.format;
     // libvirt's refresh types a volume by its format: a ploop image file is a 'ploop' volume too
     if (probe.format === 'ploop') def.type = VolumeType.VOLUME_TYPE_PLOOP;
-    if (probe.capacity) def.capacity = probe.capacity;
     // libvirt reports a cluster size for qcow2 only (qcow2GetClusterSize); a qed header has one too
     if (probe.clusterSize && probe.format === 'qcow2') target.clusterSize = probe.clusterSize;
     if (probe.compat) target.compat = probe.compat;

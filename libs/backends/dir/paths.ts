@@ -2,7 +2,7 @@
 // names are checked before they become paths, and what is opened for writing is checked
 // where it really is (after links), since the agent writes as root.
 import { constants as fsc, type BigIntStats } from 'node:fs';
-import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { open, readlink, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, normalize } from 'node:path';
 import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../errors/errors.js';
@@ -39,15 +39,6 @@ export interface CheckedVolume {
   stat: BigIntStats;
   /** the open file for a command that reads or writes it: the same inode whatever the path holds by then */
   fdPath: string;
-}
-
-/** The pool target with its links resolved: what a volume's real path must lie under. */
-async function realPoolRoot(pool: PoolDefinition): Promise<string> {
-  try {
-    return await realpath(poolTarget(pool));
-  } catch (err) {
-    throw fsError(err, 'resolve pool target', poolTarget(pool));
-  }
 }
 
 /** Refuses a volume whose real path (`real`, links resolved) is not under the pool's real root. */
@@ -110,25 +101,6 @@ export async function poolVolumeDescriptor(pool: PoolDefinition, name: string, f
 
 /** A volume opened to write it: the writes go through poolVolumeDescriptor's check. */
 export const writableVolume = poolVolumeDescriptor;
-
-/**
- * The volume's real path for an operation that writes: it must exist and, after
- * resolving symlinks, stay inside the pool target. For reading a volume's state before a
- * write (resize's probe); the writes themselves go through writableVolume's descriptor.
- */
-export async function writablePath(pool: PoolDefinition, name: string): Promise<string> {
-  const path = volumePath(pool, name);
-  const root = await realPoolRoot(pool);
-  let real: string;
-  try {
-    real = await realpath(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw volumeNotFound(name, path);
-    throw fsError(err, 'resolve volume path', path);
-  }
-  requireInsidePool(path, real, root, 'write');
-  return real;
-}
 
 /** Pool types whose volumes are files named after them in the pool's target directory. */
 const FILE_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_NETFS]);

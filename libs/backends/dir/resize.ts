@@ -4,12 +4,11 @@
 // writableVolume opened and checked, qemu-img's included.
 import { constants as fsc, type BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { VolumeType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import type { PoolDefinition, VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import {
   CommandFailedError,
   FailedPreconditionError,
   InvalidArgumentError,
-  NotFoundError,
   ResourceExhaustedError,
   UnimplementedError,
 } from '../../errors/errors.js';
@@ -18,8 +17,9 @@ import type { PoolContext, ResizeFlags } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
 import { qemuDescriptorTarget, qemuImgResizeArgv, qemuImgResizeEncryptedArgv, qemuSecretAlias } from '../qemu-img-argv.js';
-import { poolTarget, volumePath, writablePath, writableVolume } from './paths.js';
-import { inspectVolumeSync } from './inspect.js';
+import { poolTarget, volumePath, writableVolume, type CheckedVolume } from './paths.js';
+import { isPloopDirectory, probeOpenedVolume } from './inspect.js';
+import { openPoolDirectoryDirect } from './pool-directory.js';
 import { poolRuntime } from './refresh.js';
 import { allocate, fallocateRange } from './allocate.js';
 import { removeSecretFile, writeSecretFile, type SecretFile } from './secret-file.js';
@@ -28,7 +28,10 @@ import type { DirTools } from './tools.js';
 /**
  * Delta adds to (or with shrink subtracts from) the current capacity; never below the
  * allocation; shrinking needs the shrink flag; allocate only for unencrypted raw and only if
- * the pool has the space.
+ * the pool has the space. The volume is opened (and checked) first, and its format and sizes
+ * are read from that descriptor: by name, someone who can write in the pool directory could
+ * swap it for a link between the read and the open, and the header of a file outside the
+ * pool would choose the resize and show its sizes in an error.
  */
 export async function resizeVolume(
   ctx: PoolContext,
@@ -37,14 +40,52 @@ export async function resizeVolume(
   flags: ResizeFlags,
   tools: Pick<DirTools, 'qemuImg' | 'fallocate'>,
 ): Promise<void> {
-  const path = await writablePath(ctx.pool, volume.name);
   checkSize(capacity, 'capacity');
-  const cur = inspectVolumeSync(path, volume.name, { noerror: false });
-  if (!cur) throw new NotFoundError(`volume '${printable(volume.name)}' not found`);
-  const format = cur.target?.format ?? 'raw';
-  if (cur.type === VolumeType.VOLUME_TYPE_DIR) throw new FailedPreconditionError(`cannot resize directory volume '${printable(volume.name)}'`);
-  const curCap = cur.capacity ?? 0n;
-  const curAlloc = cur.allocation ?? 0n;
+  const opened = await openForResize(ctx.pool, volume.name);
+  try {
+    await resizeOpened(ctx, volume, opened, capacity, flags, tools);
+  } finally {
+    await opened.fh.close().catch(() => undefined);
+  }
+}
+
+/** The volume opened read-write through the checked pool directory; a ploop image directory is refused as unsupported, as before the open. */
+async function openForResize(pool: PoolDefinition, name: string): Promise<CheckedVolume> {
+  try {
+    return await writableVolume(pool, name, fsc.O_RDWR, 'resize');
+  } catch (err) {
+    if (err instanceof FailedPreconditionError && (await isPloopDirectoryIn(pool, name))) throw ploopUnsupported();
+    throw err;
+  }
+}
+
+/** Whether NAME in the pool directory the pool started with is a ploop image directory (looked up through that directory). */
+async function isPloopDirectoryIn(pool: PoolDefinition, name: string): Promise<boolean> {
+  const dir = await openPoolDirectoryDirect(pool).catch(() => undefined);
+  if (!dir) return false;
+  try {
+    return isPloopDirectory(dir.pathOf(name));
+  } finally {
+    await dir.close();
+  }
+}
+
+function ploopUnsupported(): UnimplementedError {
+  return new UnimplementedError('resizing ploop volumes needs the ploop tools, which are not supported');
+}
+
+async function resizeOpened(
+  ctx: PoolContext,
+  volume: VolumeDefinition,
+  opened: CheckedVolume,
+  capacity: bigint,
+  flags: ResizeFlags,
+  tools: Pick<DirTools, 'qemuImg' | 'fallocate'>,
+): Promise<void> {
+  const cur = probeOpenedVolume(opened.fh.fd, opened.stat);
+  const format = cur.probe.format;
+  const curCap = cur.capacity;
+  const curAlloc = cur.allocation;
   let abs: bigint;
   if (flags.delta) abs = flags.shrink ? curCap - (capacity < curCap ? capacity : curCap) : curCap + capacity;
   else abs = capacity;
@@ -55,7 +96,7 @@ export async function resizeVolume(
   if (abs < curCap && !flags.shrink) {
     throw new InvalidArgumentError('capacity', `can't shrink capacity (${abs}) below the current capacity (${curCap}) unless the shrink flag is given`);
   }
-  const encrypted = !!cur.target?.encryption;
+  const encrypted = !!cur.encryption;
   if (flags.allocate) {
     if (format !== 'raw' || encrypted) {
       throw new InvalidArgumentError('allocate', `preallocate is only supported for an unencrypted raw volume, not ${encrypted ? 'an encrypted ' : ''}${format}`);
@@ -66,42 +107,37 @@ export async function resizeVolume(
       throw new ResourceExhaustedError(`not enough space left in storage pool: allocating ${delta} bytes, ${available} available`);
     }
   }
-  if (format === 'raw' && !encrypted) return resizeRawFile(ctx, volume, path, abs, !!flags.allocate, tools.fallocate);
-  if (format === 'ploop') throw new UnimplementedError('resizing ploop volumes needs the ploop tools, which are not supported');
+  if (format === 'raw' && !encrypted) return resizeRawFile(ctx, opened, abs, !!flags.allocate, tools.fallocate);
+  if (format === 'ploop') throw ploopUnsupported();
   if (encrypted) {
     // libvirt: "resize of qcow2 encrypted image is not supported" (the legacy AES encryption)
-    if (cur.target?.encryption?.format !== 'luks' || (format !== 'raw' && format !== 'qcow2')) {
+    if (cur.encryption?.format !== 'luks' || (format !== 'raw' && format !== 'qcow2')) {
       throw new InvalidArgumentError(
         'volume',
-        `resize of ${format} images with '${cur.target?.encryption?.format ?? ''}' encryption is not supported; only LUKS-encrypted raw and qcow2 volumes can be resized`,
+        `resize of ${format} images with '${cur.encryption?.format ?? ''}' encryption is not supported; only LUKS-encrypted raw and qcow2 volumes can be resized`,
       );
     }
-    return resizeEncrypted(ctx, volume, format, abs, abs < curCap, tools.qemuImg);
+    return resizeEncrypted(ctx, volume, opened, format, abs, abs < curCap, tools.qemuImg);
   }
   // qemu-img opens the file this agent opened and checked, not whatever the path holds by
   // then (the formats it cannot resize too: it says so, 'does not support resize', but
   // by name it would probe a link to /etc/shadow as raw and resize that); without its backing
   // chain, which it does not need to resize and could not find next to a /proc path
-  const { fh, fdPath } = await writableVolume(ctx.pool, volume.name, fsc.O_RDWR, 'resize');
   try {
-    await ctx.runner.run(qemuImgResizeArgv(qemuDescriptorTarget(format, fdPath), abs, abs < curCap, tools.qemuImg), { signal: ctx.signal });
+    await ctx.runner.run(qemuImgResizeArgv(qemuDescriptorTarget(format, opened.fdPath), abs, abs < curCap, tools.qemuImg), { signal: ctx.signal });
   } catch (err) {
     throw commandError(err, { field: 'capacity', bytes: abs });
-  } finally {
-    await fh.close().catch(() => undefined);
   }
 }
 
 /** A raw file truncated to `capacity`; with `allocate`, its blocks allocated up to it first. */
-async function resizeRawFile(ctx: PoolContext, volume: VolumeDefinition, path: string, capacity: bigint, allocateBlocks: boolean, fallocate: string): Promise<void> {
-  const { fh, stat: opened, fdPath } = await writableVolume(ctx.pool, volume.name, fsc.O_RDWR, 'resize');
+async function resizeRawFile(ctx: PoolContext, opened: CheckedVolume, capacity: bigint, allocateBlocks: boolean, fallocate: string): Promise<void> {
+  const { fh, stat, fdPath } = opened;
   try {
-    if (capacity > opened.size && allocateBlocks) await growAllocated(ctx, fh, opened, fdPath, capacity, fallocate);
+    if (capacity > stat.size && allocateBlocks) await growAllocated(ctx, fh, stat, fdPath, capacity, fallocate);
     else await fh.truncate(Number(capacity));
   } catch (err) {
-    throw fsError(err, 'resize', path);
-  } finally {
-    await fh.close().catch(() => undefined);
+    throw fsError(err, 'resize', opened.path);
   }
 }
 
@@ -127,13 +163,14 @@ async function growAllocated(ctx: PoolContext, fh: FileHandle, opened: BigIntSta
 /**
  * storageBackendResizeQemuImg for a LUKS-encrypted raw or qcow2 volume: qemu-img unlocks the
  * image with the passphrase (a secret file, removed afterwards whatever happens) and resizes
- * its payload. It opens the file this agent opened and checked (writableVolume), not
- * whatever the path holds by then. The passphrase is the secret the volume's definition
+ * its payload: the file this agent opened and checked (writableVolume), not whatever the
+ * path holds by then. The passphrase is the secret the volume's definition
  * names, else the one whose usage is the volume's path (libvirt's default secret).
  */
 async function resizeEncrypted(
   ctx: PoolContext,
   volume: VolumeDefinition,
+  opened: CheckedVolume,
   format: 'raw' | 'qcow2',
   capacity: bigint,
   shrink: boolean,
@@ -141,12 +178,9 @@ async function resizeEncrypted(
 ): Promise<void> {
   const defaultUsage = volumePath(ctx.pool, volume.name);
   let secret: SecretFile | undefined;
-  let fh: FileHandle | undefined;
   try {
     secret = await writeSecretFile(ctx, volume, defaultUsage);
     checkAborted(ctx.signal, 'resize');
-    const opened = await writableVolume(ctx.pool, volume.name, fsc.O_RDWR, 'resize');
-    fh = opened.fh;
     const argv = qemuImgResizeEncryptedArgv(
       { format, path: opened.fdPath, capacity, shrink, secret: { alias: qemuSecretAlias(volume.name), file: secret.file } },
       qemuImg,
@@ -164,7 +198,6 @@ async function resizeEncrypted(
       throw commandError(err, { field: 'capacity', bytes: capacity });
     }
   } finally {
-    await fh?.close().catch(() => undefined);
     await removeSecretFile(secret);
   }
 }
