@@ -2,7 +2,7 @@
 // download, in-process on the device node (libvirt's storageBackendVolWipeLocal,
 // virStorageBackendVolUploadLocal / DownloadLocal). Multi-pass wipes run scrub as
 // libvirt does; zero wipes write zeros here.
-import { constants as fsc } from 'node:fs';
+import { constants as fsc, read } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import {
@@ -148,18 +148,13 @@ export async function* downloadBlock(ctx: BackendContext, path: string, offset: 
   }
 }
 
-/** Copies `length` bytes of `source` (a file or device) to the start of the block device `path`. */
-export async function copyIntoBlock(ctx: BackendContext, source: string, path: string, length: bigint): Promise<void> {
-  let src: FileHandle;
-  try {
-    src = await open(source, fsc.O_RDONLY | fsc.O_NOCTTY);
-  } catch (err) {
-    throw fsError(err, 'open', source);
-  }
-  const { fh, size } = await openBlock(path, fsc.O_WRONLY).catch(async (err) => {
-    await src.close().catch(() => undefined);
-    throw err;
-  });
+/**
+ * Copies `length` bytes of `source` (a file or device, open as `source.fd`: the descriptor a
+ * clone's check opened, read by no name again) to the start of the block device `path`.
+ * The descriptor stays open: it is the caller's.
+ */
+export async function copyIntoBlock(ctx: BackendContext, source: { fd: number; name: string }, path: string, length: bigint): Promise<void> {
+  const { fh, size } = await openBlock(path, fsc.O_WRONLY);
   try {
     if (length > size) throw new InvalidArgumentError('capacity', `the source has ${length} bytes; the volume only ${size}`);
     // page-aligned: reads into a Buffer.allocUnsafe 16 bytes past a cache line run several
@@ -169,7 +164,9 @@ export async function copyIntoBlock(ctx: BackendContext, source: string, path: s
     while (pos < length) {
       checkAborted(ctx.signal, 'copy');
       const want = Number(length - pos < BigInt(BLOCK_IO_CHUNK) ? length - pos : BigInt(BLOCK_IO_CHUNK));
-      const { bytesRead } = await src.read(buf, 0, want, Number(pos));
+      const bytesRead = await readAt(source.fd, buf, want, pos).catch((err: unknown) => {
+        throw fsError(err, 'read', source.name);
+      });
       if (bytesRead === 0) break;
       await writeFully(fh, buf, 0, bytesRead, Number(pos));
       pos += BigInt(bytesRead);
@@ -179,7 +176,11 @@ export async function copyIntoBlock(ctx: BackendContext, source: string, path: s
   } catch (err) {
     throw fsError(err, 'copy into', path);
   } finally {
-    await src.close().catch(() => undefined);
     await fh.close().catch(() => undefined);
   }
+}
+
+/** pread on a raw descriptor, through the thread pool (a device read may be slow). */
+function readAt(fd: number, buf: Buffer, length: number, position: bigint): Promise<number> {
+  return new Promise((resolve, reject) => read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }

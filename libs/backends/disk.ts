@@ -162,9 +162,9 @@ export class DiskBackend implements StorageBackend {
     ctx: PoolContext,
     volume: VolumeDefinition,
     src: { pool: PoolDefinition; volume: VolumeDefinition },
-    _options: CreateVolOptions,
+    options: CreateVolOptions,
   ): Promise<void> {
-    return cloneIntoPartition(ctx, this.tools, this.queue, volume, src);
+    return cloneIntoPartition(ctx, this.tools, this.queue, volume, src, options);
   }
 
   /** Removes exactly the named partition (its number from the table); refused while in use. */

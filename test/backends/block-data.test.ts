@@ -36,6 +36,7 @@ describe('block data: copyIntoBlock on a loop device', function () {
   let loop: LoopDevice | undefined;
   let dir: { path: string; remove: () => Promise<void> } | undefined;
   let source = '';
+  let sourceFd = -1;
   let data: Buffer;
 
   before(function () {
@@ -48,9 +49,12 @@ describe('block data: copyIntoBlock on a loop device', function () {
     const fd = openSync(source, 'w');
     writeSync(fd, data);
     closeSync(fd);
+    // the copy reads a descriptor the caller opened (a clone's checked source), not a name
+    sourceFd = openSync(source, 'r');
   });
 
   after(async () => {
+    if (sourceFd >= 0) closeSync(sourceFd);
     await loop?.detach();
     await dir?.remove();
   });
@@ -58,7 +62,7 @@ describe('block data: copyIntoBlock on a loop device', function () {
   it('copies the source to the start of the device, byte for byte, and reports progress up to the length', async () => {
     const seen: bigint[] = [];
     const ctx: BackendContext = { runner: undefined as never, progress: (done: bigint) => void seen.push(done) } as unknown as BackendContext;
-    await copyIntoBlock(ctx, source, loop!.device, BigInt(data.length));
+    await copyIntoBlock(ctx, { fd: sourceFd, name: source }, loop!.device, BigInt(data.length));
     expect(sha(readDevice(loop!.device, data.length))).to.equal(sha(data));
     // what lies past the copied length is left as it was (zeros of the new loop file)
     expect(readDevice(loop!.device, data.length + 4096).subarray(data.length).equals(Buffer.alloc(4096))).to.equal(true);
@@ -70,7 +74,7 @@ describe('block data: copyIntoBlock on a loop device', function () {
     const ctx = { runner: undefined as never } as unknown as BackendContext;
     let err: unknown;
     try {
-      await copyIntoBlock(ctx, source, loop!.device, BigInt(9 * MiB));
+      await copyIntoBlock(ctx, { fd: sourceFd, name: source }, loop!.device, BigInt(9 * MiB));
     } catch (e) {
       err = e;
     }

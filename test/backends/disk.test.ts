@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants as fsConstants, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, openSync, readFileSync, renameSync, statSync, symlinkSync } from 'node:fs';
 import { DiskBackend } from '../../libs/backends/disk.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
@@ -15,6 +15,7 @@ import { PoolType, Tristate, VolumeDefinition, WipeAlgorithm, type PoolDefinitio
 import { attachLoop, loopDevicesAvailable, makeTempDir, registerCleanup, type LoopDevice, hasTool } from '../support/index.js';
 import { join } from 'node:path';
 import { rejects } from '../support/rejects.js';
+import { SwappingRunner } from '../support/swapping-runner.js';
 
 const MiB = 1024n * 1024n;
 
@@ -234,6 +235,39 @@ describe('disk pool backend (real parted on loop devices)', function () {
         expect(small.code).to.equal('INVALID_ARGUMENT');
         await backend.deleteVol(ctx, vol(`${base}p4`, 0n));
         expect(partedPartitions(loop.device).map((p) => p.n)).to.deep.equal([1, 2, 3]);
+      } finally {
+        await tmp.remove();
+      }
+    });
+
+    it('a clone reads its source through the descriptor its check opened: the name swapped for a link while mkpart runs copies (raw) or converts (qcow2) the source, not the link', async function () {
+      if (!hasTool('qemu-img') || !hasTool('qemu-io')) this.skip();
+      const tmp = makeTempDir('cistern-disk-clone-swap-');
+      try {
+        for (const format of ['raw', 'qcow2'] as const) {
+          const image = join(tmp.path, `src.${format}`);
+          const outside = join(tmp.path, `shadow.${format}`);
+          for (const [path, pattern] of [[image, '0x5a'], [outside, '0x53']] as const) {
+            execFileSync('qemu-img', ['create', '-q', '-f', format, '--', path, String(2n * MiB)]);
+            execFileSync('qemu-io', ['-f', format, '-c', `write -P ${pattern} 1M 64k`, path], { stdio: 'pipe' });
+          }
+          // whoever can write in the source's directory swaps its name while the partition is made
+          const swapping = new SwappingRunner(
+            (argv) => argv.includes('mkpart'),
+            () => {
+              renameSync(image, `${image}.aside`);
+              symlinkSync(outside, image);
+            },
+          );
+          const swapCtx = { runner: swapping, pool: ctx.pool };
+          const source = VolumeDefinition.fromPartial({ name: `src.${format}`, capacity: 2n * MiB, target: { path: image, format } });
+          const planned = await backend.createVol(swapCtx, vol(`${base}p4`, 2n * MiB, 'none'));
+          await backend.buildVolFrom(swapCtx, planned, { pool: ctx.pool, volume: source }, { preallocMetadata: false });
+          expect(swapping.swapped, format).to.equal(1);
+          const bytes = readFileSync(`${loop.device}p4`);
+          expect(bytes.subarray(1024 * 1024, 1024 * 1024 + 65536).every((b) => b === 0x5a), format).to.equal(true);
+          await backend.deleteVol(ctx, vol(`${base}p4`, 0n));
+        }
       } finally {
         await tmp.remove();
       }

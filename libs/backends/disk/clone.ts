@@ -1,15 +1,14 @@
 // Cloning into a disk pool: a new partition filled from the source volume, raw data
 // copied in-process, any other format converted to raw by `qemu-img convert` (as
-// libvirt's storageBackendCreateQemuImg does for a block volume); a failed copy removes
-// the partition again.
-import { stat } from 'node:fs/promises';
+// libvirt's storageBackendCreateQemuImg does for a block volume), read through the
+// descriptors the clone's check opened (block-clone-source.ts); a failed copy removes the
+// partition again.
 import { VolumeType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
-import type { PoolContext } from '../backend.js';
+import type { CreateVolOptions, PoolContext } from '../backend.js';
 import { copyIntoBlock, holdsRawData } from '../block-data.js';
-import { fsError } from '../fs-errors.js';
-import { qemuImgCreateArgv } from '../qemu-img-argv.js';
+import { convertIntoBlockArgv, openBlockCloneSource } from '../block-clone-source.js';
 import { createPartition } from './create.js';
 import { deletePartition } from './delete.js';
 import type { DeviceQueue } from './device-queue.js';
@@ -27,6 +26,7 @@ export async function cloneIntoPartition(
   queue: DeviceQueue,
   volume: VolumeDefinition,
   src: { pool: PoolDefinition; volume: VolumeDefinition },
+  options: Pick<CreateVolOptions, 'sourceImage'> = {},
 ): Promise<void> {
   const srcPath = src.volume.target?.path || src.volume.key;
   if (!srcPath) throw new InvalidArgumentError('source', 'the source volume has no path');
@@ -40,23 +40,27 @@ export async function cloneIntoPartition(
     throw new InvalidArgumentError('source.target.format', `the source volume's format '${printable(srcFormat)}' is not a format name qemu-img knows`);
   }
   const raw = holdsRawData(srcFormat);
-  const st = await stat(srcPath, { bigint: true }).catch((err) => {
-    throw fsError(err, 'stat', srcPath);
-  });
-  // raw data is copied byte for byte; an image holds its virtual size (the capacity)
-  const length = raw && !st.isBlockDevice() ? st.size : (src.volume.capacity ?? 0n);
-  if ((volume.capacity ?? 0n) < length) {
-    throw new InvalidArgumentError('capacity', `the partition (${volume.capacity ?? 0n} bytes) is smaller than the source volume (${length} bytes)`);
-  }
-  const created = await createPartition(ctx, tools, queue, volume);
+  // read through the descriptors the clone's check opened (block-clone-source.ts), never by name
+  const source = openBlockCloneSource(srcPath, srcFormat, src.volume.name, options.sourceImage);
   try {
-    if (raw) await copyIntoBlock(ctx, srcPath, created.path, length);
-    else {
-      const argv = qemuImgCreateArgv({ format: 'raw', path: created.path, inputPath: srcPath, inputFormat: srcFormat }, tools.qemuImg);
-      await ctx.runner.run(argv, { signal: ctx.signal, timeoutMs: 0 });
+    const st = source.head.stat;
+    // raw data is copied byte for byte; an image holds its virtual size (the capacity)
+    const length = raw && !st.isBlockDevice() ? st.size : (src.volume.capacity ?? 0n);
+    if ((volume.capacity ?? 0n) < length) {
+      throw new InvalidArgumentError('capacity', `the partition (${volume.capacity ?? 0n} bytes) is smaller than the source volume (${length} bytes)`);
     }
-  } catch (err) {
-    await deletePartition({ ...ctx, signal: undefined }, tools, queue, { ...volume, name: created.name }).catch(() => undefined);
-    throw err;
+    const created = await createPartition(ctx, tools, queue, volume);
+    try {
+      if (raw) await copyIntoBlock(ctx, { fd: source.head.fd, name: source.head.name }, created.path, length);
+      else {
+        const { argv, fds } = convertIntoBlockArgv(source, created.path, tools.qemuImg);
+        await ctx.runner.run(argv, { signal: ctx.signal, timeoutMs: 0, fds });
+      }
+    } catch (err) {
+      await deletePartition({ ...ctx, signal: undefined }, tools, queue, { ...volume, name: created.name }).catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    source.close();
   }
 }

@@ -1,18 +1,17 @@
 // Cloning into a logical pool: an LV at least the source's size, then the data copied in
-// (raw sources in-process, other formats through `qemu-img convert -O raw`); a failure
-// removes the new LV (only if it carries the clone's tag: tags.ts).
-import { stat } from 'node:fs/promises';
+// (raw sources in-process, other formats through `qemu-img convert -O raw`), read through the
+// descriptors the clone's check opened (block-clone-source.ts); a failure removes the new LV
+// (only if it carries the clone's tag: tags.ts).
 import { VolumeType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { CommandFailedError, FailedPreconditionError, UnimplementedError } from '../../errors/errors.js';
 import { checkAbsolutePath, printable } from '../../api/names.js';
 import type { BackendContext, CreateVolOptions, PoolContext } from '../backend.js';
 import { copyIntoBlock, holdsRawData } from '../block-data.js';
 import { statSize } from '../file-io.js';
-import { qemuImgCreateArgv } from '../qemu-img-argv.js';
+import { convertIntoBlockArgv, openBlockCloneSource, type BlockCloneSource } from '../block-clone-source.js';
 import { lvmError, runLvm } from './lvm.js';
 import { createLv, planLv, refuseFileCreateFlags, removeAfterFailure } from './create.js';
 import { requireNode } from './data.js';
-import { deviceError } from '../fs-errors.js';
 import type { LogicalTools } from './tools.js';
 
 /**
@@ -39,28 +38,30 @@ export async function cloneIntoLv(
   // would overflow while the data is copied in)
   const requested: VolumeDefinition = { ...volume, capacity, allocation: capacity, backingStore: undefined };
   const planned = await planLv(ctx, requested);
-  const tag = await createLv(ctx, planned, { preallocMetadata: false, ...(options?.createId ? { createId: options.createId } : {}) }, tools);
-  const dst = planned.target!.path;
+  // opened (or taken from the agent's check) before the LV is made: a source that is not
+  // there, or not what it was read as, fails the clone with nothing to undo
+  const src = openBlockCloneSource(srcPath, source.volume.target?.format || 'raw', source.volume.name, options.sourceImage);
   try {
-    // raw files, iso images and block volumes (a partition's type names no image format)
-    // are copied as they are; images are converted
-    const srcFormat = source.volume.target?.format || 'raw';
-    if (holdsRawData(srcFormat)) await copyRaw(ctx, srcPath, dst);
-    else await runLvm(ctx, qemuImgCreateArgv({ format: 'raw', path: dst, inputPath: srcPath, inputFormat: srcFormat }, tools.qemuImg), { timeoutMs: 0 });
-  } catch (err) {
-    await removeAfterFailure(ctx, planned, tools, tag);
-    throw err instanceof CommandFailedError ? lvmError(err, `cannot copy '${srcPath}' into '${dst}'`) : err;
+    const tag = await createLv(ctx, planned, { preallocMetadata: false, ...(options?.createId ? { createId: options.createId } : {}) }, tools);
+    const dst = planned.target!.path;
+    try {
+      // raw files, iso images and block volumes (a partition's type names no image format)
+      // are copied as they are; images are converted
+      if (holdsRawData(source.volume.target?.format || 'raw')) await copyRaw(ctx, src, dst);
+      else {
+        const { argv, fds } = convertIntoBlockArgv(src, dst, tools.qemuImg);
+        await runLvm(ctx, argv, { timeoutMs: 0, fds });
+      }
+    } catch (err) {
+      await removeAfterFailure(ctx, planned, tools, tag);
+      throw err instanceof CommandFailedError ? lvmError(err, `cannot copy '${srcPath}' into '${dst}'`) : err;
+    }
+  } finally {
+    src.close();
   }
 }
 
-async function copyRaw(ctx: BackendContext, src: string, dst: string): Promise<void> {
+async function copyRaw(ctx: BackendContext, src: BlockCloneSource, dst: string): Promise<void> {
   await requireNode(dst);
-  let length: bigint;
-  try {
-    const st = await stat(src, { bigint: true });
-    length = statSize(st);
-  } catch (err) {
-    throw deviceError(err, 'open source volume', src);
-  }
-  await copyIntoBlock(ctx, src, dst, length);
+  await copyIntoBlock(ctx, { fd: src.head.fd, name: src.head.name }, dst, statSize(src.head.stat));
 }

@@ -4,7 +4,7 @@
 // scripted lvcreate drops into the pool target, so the in-process work (clearing device
 // ends, permissions, wipe, clone copies, upload, download) is checked on real bytes.
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import type { CommandRunner } from '../../../libs/backends/runner.js';
 import { CancelledError, CommandFailedError, DeadlineExceededError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { PoolType, Tristate, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { rejects } from '../../support/rejects.js';
+import { qcow2Header } from '../../support/qcow2-header.js';
 
 const MiB = 1024 * 1024;
 const VG = 'HostVG';
@@ -86,8 +87,10 @@ describe('logical backend (recording runner)', () => {
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
   /** lvcreate "creates" the LV: with `active`, a device node file appears in the target. */
-  function scriptLvcreate(lines: string[], opts: { active: boolean; size?: number } = { active: true }): void {
+  /** lvcreate makes the LV (a file standing in for its node when active); `onCreate` runs first, once per lvcreate. */
+  function scriptLvcreate(lines: string[], opts: { active: boolean; size?: number; onCreate?: () => void } = { active: true }): void {
     runner.on(['lvcreate'], (argv) => {
+      opts.onCreate?.();
       const name = argv[2]!;
       if (opts.active) {
         require_dir(target);
@@ -797,15 +800,42 @@ describe('logical backend (recording runner)', () => {
       runner.on(['qemu-img'], failed(['qemu-img'], 'Could not open'));
       runner.on(SETTLE, {});
       runner.on(['lvremove'], {});
-      const q = { ...srcVol, target: { ...srcVol.target!, format: 'qcow2' } };
+      const image = join(root, 'src.qcow2');
+      writeFileSync(image, qcow2Header(BigInt(2 * MiB)));
+      const q = { ...srcVol, target: { ...srcVol.target!, path: image, format: 'qcow2' } };
       const err = await rejects(backend.buildVolFrom(ctx, vol('conv', BigInt(MiB)), { pool: srcPool, volume: q }, { preallocMetadata: false, createId: 'k2' }));
       expect(err.code).to.equal('INTERNAL');
-      // the copy wrote to the LV, udev probes it again: settle before lvremove, as libvirt
+      // the copy wrote to the LV, udev probes it again: settle before lvremove, as libvirt;
+      // qemu-img reads the source as its fd 3, the descriptor opened before the LV was made
+      const chain = 'json:{"driver":"qcow2","backing":null,"file":{"driver":"file","filename":"/dev/fd/3"}}';
       expect(runner.argvs.slice(-3)).to.deep.equal([
-        ['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', '--', src, `${target}/conv`],
+        ['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', '--', chain, `${target}/conv`],
         SETTLE,
         removeTagged(`${VG}/conv`, 'k2'),
       ]);
+      expect(runner.calls.find((c) => c.argv[0] === 'qemu-img')!.options.fds).to.have.length(1);
+    });
+
+    it('clone: the source is read through the descriptor opened before lvcreate, not a link put in place of its name meanwhile', async () => {
+      const lines: string[] = [];
+      const src = join(root, 'src.img');
+      const outside = join(root, 'shadow');
+      const data = randomBytes(MiB);
+      writeFileSync(src, data);
+      writeFileSync(outside, Buffer.alloc(MiB, 0x53));
+      // whoever can write in the source's directory swaps the name while the LV is being made
+      scriptLvcreate(lines, {
+        active: true,
+        size: MiB,
+        onCreate: () => {
+          renameSync(src, `${src}.aside`);
+          symlinkSync(outside, src);
+        },
+      });
+      const srcPool: PoolDefinition = { ...pool, type: PoolType.POOL_TYPE_DIR, name: 'files' };
+      const srcVol = vol('src.img', BigInt(MiB), { target: { path: src, format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined } });
+      await backend.buildVolFrom(ctx, vol('copy', BigInt(MiB)), { pool: srcPool, volume: srcVol }, { preallocMetadata: false });
+      expect(readFileSync(join(target, 'copy')).equals(data)).to.equal(true);
     });
 
     it('clone of a disk pool partition (format linux, a block volume): its bytes copied in, as libvirt copies block volumes; no qemu-img', async () => {
@@ -838,7 +868,7 @@ describe('logical backend (recording runner)', () => {
         run: (argv, options = {}) => (options.signal?.aborted ? Promise.reject(new CancelledError(`cancelled before start: ${argv.join(' ')}`)) : runner.run(argv, options)),
       };
       const src = join(root, 'src.qcow2');
-      writeFileSync(src, Buffer.alloc(4096));
+      writeFileSync(src, qcow2Header(BigInt(MiB)));
       const srcVol = vol('src.qcow2', BigInt(MiB), { target: { path: src, format: 'qcow2', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined } });
 
       // the clone is cancelled while qemu-img converts into the new LV
