@@ -1,17 +1,18 @@
 // The dir pool's lifecycle on its target directory (virStorageBackendFileSystemBuild,
 // Check, Delete): build creates it with the pool's permissions, start requires it,
 // delete removes it when empty.
-import type { BigIntStats } from 'node:fs';
-import { chmod, chown, mkdir, rmdir, stat, statfs } from 'node:fs/promises';
+import { fchmodSync, fchownSync, fstatSync } from 'node:fs';
+import { mkdir, rmdir, stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { BuildFlags } from '../../proto/cistern/v1/storage.js';
-import { AlreadyExistsError, FailedPreconditionError } from '../../errors/errors.js';
+import { FailedPreconditionError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
 import { wantedOwner } from '../stat-fields.js';
 import { poolTarget } from './paths.js';
 import { refuseConflictingBuildFlags } from '../build-flags.js';
+import { openBuildTarget } from './build-target.js';
 
 /** libvirt's VIR_STORAGE_DEFAULT_POOL_PERM_MODE. */
 export const DEFAULT_POOL_MODE = 0o711;
@@ -35,6 +36,10 @@ export async function isPoolDirectory(ctx: PoolContext): Promise<boolean> {
  * existing directory only gets its permissions set. overwrite and no_overwrite exclude
  * each other; both ask to format a source device, which a dir pool does not have, so
  * (as in libvirt) they fail -- here before anything is changed.
+ *
+ * The owner and mode are set on the directory this build opened (build-target.ts), not by
+ * name: by name, someone who can write in the parent could swap the new directory for a link
+ * to /etc between the mkdir and the chown, and root would hand /etc to the pool's owner.
  */
 export async function buildPoolDirectory(ctx: PoolContext, flags: BuildFlags, chattr: string): Promise<void> {
   const target = poolTarget(ctx.pool);
@@ -46,41 +51,38 @@ export async function buildPoolDirectory(ctx: PoolContext, flags: BuildFlags, ch
   }
   const perms = ctx.pool.target?.permissions;
   const { uid, gid } = wantedOwner(perms);
-  let existing: BigIntStats | undefined;
+  const parent = dirname(target);
   try {
-    existing = await stat(target, { bigint: true });
+    // libvirt's g_mkdir_with_parents(parent, 0777): by name, links followed, as libvirt does
+    if (parent !== target) await mkdir(parent, { recursive: true, mode: 0o777 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, 'stat pool target', target);
+    throw fsError(err, 'create parent directories of', target);
   }
-  if (existing && !existing.isDirectory()) {
-    throw new AlreadyExistsError(`pool target '${printable(target, 200)}' exists and is not a directory`);
-  }
-  const mode = perms?.mode ?? (existing ? undefined : DEFAULT_POOL_MODE);
-  let created = false;
+  const dir = openBuildTarget(target, (existing) => perms?.mode ?? (existing ? undefined : DEFAULT_POOL_MODE));
   try {
-    if (!existing) {
-      const parent = dirname(target);
-      if (parent !== target) await mkdir(parent, { recursive: true, mode: 0o777 });
-      await mkdir(target, { mode: mode ?? DEFAULT_POOL_MODE });
-      created = true;
-    }
-    const now = await stat(target, { bigint: true });
+    const now = fstatSync(dir.fd, { bigint: true });
     if ((uid !== -1 && BigInt(uid) !== now.uid) || (gid !== -1 && BigInt(gid) !== now.gid)) {
-      await chown(target, uid, gid);
+      fchownSync(dir.fd, uid, gid);
     }
-    if (mode !== undefined) await chmod(target, mode);
-    await setCow(ctx, target, chattr);
+    if (dir.mode !== undefined) fchmodSync(dir.fd, dir.mode);
+    await setCow(ctx, target, dir.fd, chattr);
   } catch (err) {
-    if (created) await rmdir(target).catch(() => undefined);
+    dir.removeIfCreated();
     throw fsError(err, 'build pool directory', target);
+  } finally {
+    dir.close();
   }
 }
 
-/** virFileSetCOW: only btrfs can switch copy-on-write; elsewhere asking for it fails. */
-async function setCow(ctx: PoolContext, target: string, chattr: string): Promise<void> {
+/**
+ * virFileSetCOW: only btrfs can switch copy-on-write; elsewhere asking for it fails. The
+ * filesystem is read from the opened directory; chattr takes a name (it refuses to act through
+ * a link, /proc/PID/fd/N included), so it gets the target's.
+ */
+async function setCow(ctx: PoolContext, target: string, fd: number, chattr: string): Promise<void> {
   const cow = ctx.pool.features?.cow ?? 0;
   if (cow === 0) return;
-  const fs = await statfs(target, { bigint: true });
+  const fs = await statfs(`/proc/self/fd/${fd}`, { bigint: true });
   if (fs.type !== BTRFS_SUPER_MAGIC) {
     throw new FailedPreconditionError(`unable to control the COW flag on '${printable(target, 200)}': the filesystem is not btrfs`);
   }
