@@ -5,12 +5,13 @@ import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import {
   EventKind,
   PoolDefinition,
+  PoolSource,
   PoolState,
   PoolType,
   VolumeDefinition,
   WipeAlgorithm,
 } from '../../../libs/proto/cistern/v1/storage.js';
-import type { BackendOperation, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
+import type { BackendContext, BackendOperation, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
 import { CisternError, UnavailableError } from '../../../libs/errors/errors.js';
 import { dispatch } from '../../../services/agent/agent.js';
 import { attachSignal, requireOperation } from '../../../services/agent/context.js';
@@ -66,6 +67,11 @@ class FakeBackend implements StorageBackend {
   async resizeVol(_ctx: PoolContext, v: VolumeDefinition, capacity: bigint) {
     this.calls.push(`resizeVol ${v.name} ${capacity}`);
     this.files.set(v.name, capacity);
+  }
+  async findPoolSources(ctx: BackendContext, hint: PoolSource | undefined) {
+    this.calls.push('findPoolSources');
+    this.secretsSeen.push(ctx.secrets?.get('chap-1')?.toString());
+    return hint ? [hint] : [];
   }
 }
 
@@ -343,6 +349,16 @@ describe('agent handlers (fake backend)', () => {
     expect(ctx.state.pools.get('p')!.autostart).to.equal(true);
     expect(events[0]!.kind).to.equal(EventKind.POOL_STARTED);
     expect(events[0]!.principal).to.equal('agent');
+  });
+
+  it('find pool sources: the CHAP secret the request carries for the source\'s <auth> reaches the backend (discovery logs in with it)', async () => {
+    const { backend, call } = setup([...ALL, 'findPoolSources']);
+    const source = PoolSource.fromPartial({ hosts: [{ name: '127.0.0.1', port: 3260 }], auth: { type: 'chap', username: 'u', secret: { uuid: 'chap-1' } } });
+    const op = { $case: 'findPoolSources' as const, value: { host: 'h', type: PoolType.POOL_TYPE_DIR, sourceXml: '', source } };
+    const reply = await call(op, { pool: undefined, secrets: [{ uuid: 'chap-1', usageId: '', value: Buffer.from('s3cret') }] });
+    expect(reply.result?.$case).to.equal('sources');
+    await call(op, { pool: undefined });
+    expect(backend.secretsSeen).to.deep.equal(['s3cret', undefined]);
   });
 
   describe('autostart of a pool whose source needs a CHAP secret', () => {

@@ -53,6 +53,23 @@ describe('secrets of an agent operation (secrets/resolve.ts)', () => {
     expect(secretRefsOf(wipe, volume({ format: 'luks' }))).to.deep.equal([]);
   });
 
+  it('a find-pool-sources whose source names CHAP auth: that secret, of usage type iscsi (no pool in the request); without <auth>, none', () => {
+    const find = (auth?: { uuid?: string; usage?: string }) =>
+      AgentRequest.fromPartial({
+        op: {
+          $case: 'findPoolSources',
+          value: {
+            host: 'a',
+            type: PoolType.POOL_TYPE_ISCSI_DIRECT,
+            source: { hosts: [{ name: '127.0.0.1', port: 3260 }], ...(auth ? { auth: { type: 'chap', username: 'u', secret: auth } } : {}) },
+          },
+        },
+      });
+    const refs = secretRefsOf(find({ usage: 'iqn.2024-01.test:chap' }));
+    expect(refs.map((r) => [r.ref.usage, r.usage])).to.deep.equal([['iqn.2024-01.test:chap', SecretUsageType.SECRET_USAGE_TYPE_ISCSI]]);
+    expect(secretRefsOf(find())).to.deep.equal([]);
+  });
+
   it('secretValuesFor asks the store with the message for a missing default secret', async () => {
     const asked: Array<{ ref: SecretRef; notDefined?: string }> = [];
     const store = {
