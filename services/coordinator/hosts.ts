@@ -55,6 +55,12 @@ export interface HostRegistryOptions {
   onForget?: (host: string) => void;
 }
 
+/**
+ * The timer ran this much later than its period: this coordinator stood still. Above any
+ * event-loop delay of a busy coordinator, below the silence limit of the default heartbeat.
+ */
+export const STALL_MS = 1000;
+
 export class HostRegistry {
   private readonly entries = new Map<string, HostEntry>();
   private readonly now: () => number;
@@ -70,6 +76,8 @@ export class HostRegistry {
   private hearingSince = -Infinity;
   /** local clock of the disconnect from NATS, while it lasts */
   private deafSince: number | undefined;
+  /** local clock of the timer's last turn (startTimer): a turn much later than its period means this process stood still */
+  private lastTimerAt: number | undefined;
   private readonly hostEvents: HostEventPublisher | undefined;
 
   constructor(private readonly options: HostRegistryOptions) {
@@ -155,8 +163,32 @@ export class HostRegistry {
   }
 
   startTimer(periodMs = 250): void {
-    this.timer ??= setInterval(() => this.tick(), periodMs);
+    this.lastTimerAt = this.now();
+    this.timer ??= setInterval(() => this.timerTurn(periodMs), periodMs);
     this.timer.unref();
+  }
+
+  /**
+   * One turn of the timer: tick(), after a look at whether this coordinator itself stood still
+   * since the last turn (SIGSTOP, a paused VM, swapped out, its event loop blocked). The
+   * heartbeats sent meanwhile wait unread in its socket, and this turn runs before they are
+   * read: without the look, a stalled coordinator would blame every agent for its own silence
+   * (HOST_OFFLINE for each, calls in flight failed), then take them back a moment later.
+   */
+  timerTurn(periodMs: number): void {
+    const now = this.now();
+    const lateMs = this.lastTimerAt === undefined ? 0 : now - this.lastTimerAt - periodMs;
+    this.lastTimerAt = now;
+    if (lateMs > STALL_MS) this.resumedAfterStall(now, lateMs);
+    this.tick();
+  }
+
+  /** As after a reconnect to the bus: every host has its silence limit from now to be heard. */
+  private resumedAfterStall(now: number, lateMs: number): void {
+    this.hearingSince = Math.max(this.hearingSince, now);
+    this.options.log.warn('this coordinator stood still (stopped, paused or blocked): no host is taken offline for the silence meanwhile; each has three heartbeat intervals from now', {
+      stalledMs: lateMs,
+    });
   }
 
   stop(): void {

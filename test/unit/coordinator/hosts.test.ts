@@ -107,7 +107,11 @@ function setup(opts: { random?: () => number; records?: Heartbeat[]; kv?: FakeHo
     beat(id);
     hosts.onSync(id, undefined, `first-${id}`);
   };
-  return { hosts, kv, asked, events, saved, forgotten, pending, beat, run, bringUp, clock: () => now };
+  /** The clock moves with no turn of the registry's timer: the process stood still (SIGSTOP). */
+  const standStill = (ms: number): void => {
+    now += ms;
+  };
+  return { hosts, kv, asked, events, saved, forgotten, pending, beat, run, bringUp, standStill, clock: () => now };
 }
 
 const kinds = (events: Event[]) => events.map((e) => `${EventKind[e.kind]} ${e.host}`);
@@ -245,6 +249,37 @@ describe('host registry: liveness and full sync asks', () => {
     t.run(2 * INTERVAL, ['a']);
     expect([t.hosts.isOnline('a'), t.hosts.isOnline('b')]).to.deep.equal([true, false]);
     expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_ONLINE b', 'HOST_OFFLINE b']);
+  });
+
+  it('a coordinator that stood still (its timer late by 20 s) takes no host offline for the silence; a host silent after it is offline three intervals later', () => {
+    const t = setup();
+    t.bringUp('a');
+    t.bringUp('b');
+    t.hosts.timerTurn(250);
+    t.standStill(20_000);
+    // the first turn after the stall comes before the heartbeats that wait in the socket
+    t.hosts.timerTurn(250);
+    expect([t.hosts.isOnline('a'), t.hosts.isOnline('b')]).to.deep.equal([true, true]);
+    t.beat('a'); // a's heartbeats are read; b's agent died during the stall
+    for (let at = 0; at < 2 * INTERVAL; at += 250) {
+      t.run(250, at % INTERVAL === 0 ? ['a'] : []);
+    }
+    expect(t.hosts.isOnline('b'), 'two intervals after the stall').to.equal(true);
+    t.run(2 * INTERVAL, ['a']);
+    expect([t.hosts.isOnline('a'), t.hosts.isOnline('b')]).to.deep.equal([true, false]);
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_ONLINE b', 'HOST_OFFLINE b']);
+  });
+
+  it('a timer a little late (a busy event loop, under STALL_MS) is no stall: a silent host goes offline on time', () => {
+    const t = setup();
+    t.bringUp('a');
+    t.hosts.timerTurn(250);
+    for (let i = 0; i < 4 * INTERVAL / 1000; i++) {
+      t.standStill(1000);
+      t.hosts.timerTurn(250); // 750 ms late each time
+    }
+    expect(t.hosts.isOnline('a')).to.equal(false);
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_OFFLINE a']);
   });
 
   it('two coordinators announce one outage with one dedupe id (the stream keeps one HOST_OFFLINE), whatever their clocks', () => {
