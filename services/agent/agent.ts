@@ -38,6 +38,7 @@ import { PersistentRevisions } from './revisions.js';
 import type { Logger } from './log.js';
 import * as pools from './handlers/pool-ops.js';
 import * as volumes from './handlers/volume-ops.js';
+import { explainNoSpace } from './no-space.js';
 import * as streams from './handlers/streams.js';
 
 export interface AgentOptions {
@@ -325,7 +326,7 @@ export class Agent {
           return reply;
         },
         (err) => {
-          const e = asCisternError(err);
+          const e = asCisternError(explainNoSpace(this.ctx, request, err));
           const level = e.code === 'INTERNAL' ? 'error' : 'info';
           this.ctx.log[level]('op failed', { op, requestId: request.requestId, principal: request.principal, code: e.code, error: e.message });
           throw e;

@@ -19,6 +19,7 @@ import {
 } from '../context.js';
 import { commitVolume, rereadAfterFailure } from './volume-ops.js';
 import { refreshAfterUpload } from './pool-ops.js';
+import { explainNoSpace } from '../no-space.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
@@ -75,7 +76,7 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
       // own events, stored under the same message ids, would be dropped as duplicates
       const refreshActor = uploaded ? actor : { ...actor, requestId: '' };
       const refreshed = await waitAtMost(refreshAfterUpload(ctx, def.name, refreshActor), ctx.uploadRefreshWaitMs ?? IDLE_TIMEOUT_MS / 2);
-      if (!uploaded) throw failure;
+      if (!uploaded) throw explainNoSpace(ctx, request, failure);
       return refreshed !== undefined && refreshed > uploaded.eventSequence ? { ...uploaded, eventSequence: refreshed } : uploaded;
     });
   } catch (err) {
