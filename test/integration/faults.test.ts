@@ -21,6 +21,7 @@ import {
 } from '../support/index.js';
 import {
   EventKind,
+  WipeAlgorithm,
   type CloneVolumeRequest,
   type DownloadVolumeResponse,
   type Event,
@@ -187,6 +188,35 @@ describe('faults (real processes)', function () {
     expect(await upload(ctx.stack, name, Buffer.alloc(1024 * 1024, 7))).to.equal(BigInt(1024 * 1024));
     expect(firstBytes(file, 4096).every((b) => b === 7)).to.equal(true);
     await api.deleteVolume({ name, requestId: '' });
+  });
+
+  it('kill -9 of an agent during a wipe: UNAVAILABLE naming the host and the operation; after the restart the volume is there, and the retry with the same request id wipes it', async () => {
+    const { api, client } = ctx.stack;
+    const pool = 'hosts/a/pools/kc';
+    const file = join(scratch.path, 'kc', 'wipe.img');
+    await createVolume(ctx.stack, pool, 'wipe.img', String(512 * 1024 * 1024), { allocation: '0' });
+    fillWithData(file, 512);
+    const w = watch(client, { pools: [pool], kinds: [EventKind.OPERATION_PROGRESS] });
+    await w.ready;
+    // the random algorithm writes 512 MiB of fresh random data: long enough to be killed in
+    const request = { name: `${pool}/volumes/wipe.img`, algorithm: WipeAlgorithm.WIPE_ALGORITHM_RANDOM, requestId: 'kill-wipe-1' };
+    const wiping = grpcCode(api.wipeVolume(request, { deadlineMs: 120_000 }));
+    await waitFor('the wipe to run', () => w.events.some((e) => e.requestId === 'kill-wipe-1'));
+    w.cancel();
+    await ctx.stack.stopAgent('a', { kill: true });
+    const result = await wiping;
+    expect(status[result.code], result.message).to.equal('UNAVAILABLE');
+    expect(result.message).to.match(/^host 'a' did not finish 'wipeVolume': /);
+    await ctx.stack.addAgent('a');
+    await ctx.stack.waitForHosts(['a']);
+    // a wipe changes no name and no size: the volume is as it was, part of its data overwritten (libvirt leaves the same)
+    const vol = await api.getVolume({ name: request.name });
+    expect(vol.definition?.capacity).to.equal(BigInt(512 * 1024 * 1024));
+    expect(vol.stale).to.equal(false);
+    // the restarted agent does not remember the call: the retry does the work, to the end
+    await api.wipeVolume(request, { deadlineMs: 120_000 });
+    expect((await api.getVolume({ name: request.name })).definition?.capacity).to.equal(BigInt(512 * 1024 * 1024));
+    await api.deleteVolume({ name: request.name, requestId: '' });
   });
 
   it('kill -9 of an agent during a download: the download fails at once with UNAVAILABLE naming the host, and the coordinator keeps serving', async () => {
