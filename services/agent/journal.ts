@@ -43,7 +43,8 @@ const COMPACT_BYTES = 4 * 1024 * 1024;
 
 export class CreateJournal {
   private readonly log: JournalFile;
-  private readonly inFlight = new Set<string>();
+  /** creates in flight: the id of each, and where its begin record starts in the file */
+  private readonly inFlight = new Map<string, number>();
   /** entries of an earlier run still to clean up, by pool name (their pool was not up, or the clean-up failed) */
   private readonly waiting = new Map<string, JournalEntry[]>();
   private seq = 0;
@@ -59,8 +60,8 @@ export class CreateJournal {
     return new CreateJournal(dir);
   }
 
-  private append(record: Record<string, unknown>): void {
-    this.log.append(record);
+  private append(record: Record<string, unknown>): number {
+    return this.log.append(record);
   }
 
   /** Keeps an entry of an earlier run for a later clean-up (when its pool starts). */
@@ -97,7 +98,7 @@ export class CreateJournal {
         existed = false;
       }
     }
-    this.append({
+    const beginAt = this.append({
       id,
       operation: entry.operation,
       pool: PoolDefinition.toJSON(entry.pool),
@@ -108,20 +109,21 @@ export class CreateJournal {
       startedAt: new Date().toISOString(),
       ...(entry.createId === undefined ? {} : { createId: entry.createId }),
     });
-    this.inFlight.add(id);
+    this.inFlight.set(id, beginAt);
     let done = false;
     return async () => {
       if (done) return;
       done = true;
-      this.end(id);
+      this.end(id, beginAt);
     };
   }
 
-  private end(id: string): void {
+  private end(id: string, beginAt: number): void {
     try {
-      this.append({ end: id });
+      this.log.end(id, beginAt);
     } catch {
-      // not recorded: the next start removes the volume as interrupted (as when killed)
+      // neither an end record nor the begin voided in place (the file gone, or unwritable):
+      // the next start removes the volume as interrupted (as when killed)
     }
     this.inFlight.delete(id);
     if (this.inFlight.size === 0) this.log.compactIfLarger(COMPACT_BYTES);

@@ -3,15 +3,16 @@
 // its host and the space it has; what libvirt 9.0 leaves in the same case is what is left (checked
 // with a private libvirtd: nothing of a failed create, clone or allocating resize; an upload's
 // data up to the point it ran out), with no create left open in the journal, and the pool's
-// sizes those of the filesystem after.
+// sizes those of the filesystem after. And an agent whose own root (its journal) is on a
+// filesystem that fills up: a create it answered as done is not taken for an interrupted one.
 import { expect } from 'chai';
 import { status } from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachLoop, loopDevicesAvailable, registerCleanup, upload, useStack, useTempDir, type LoopDevice } from '../support/index.js';
-import { createVolume, dirPool, expectCode } from './reliability-helpers.js';
+import { createVolume, dirPool, expectCode, startDirPool } from './reliability-helpers.js';
 import { parseOpenRecords } from '../../services/agent/journal-file.js';
 
 const MiB = 1024 * 1024;
@@ -112,5 +113,85 @@ describe('a dir pool on a full filesystem (64 MiB ext4 on a loop device)', funct
     await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/src.img`, requestId: '' });
     await createVolume(ctx.stack, POOL, 'fits.img', String(8 * MiB), { allocation: String(8 * MiB) });
     await expectLeft(['fits.img']);
+  });
+});
+
+/** Fills the filesystem holding `path` to its last block (as root: the reserved blocks too) with the file `path`. */
+function fillFilesystem(path: string): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const size of [1024 * 1024, 64 * 1024, 1024]) {
+      const block = Buffer.alloc(size);
+      try {
+        for (;;) writeSync(fd, block);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe("an agent whose root filesystem fills up (its create journal on a 16 MiB ext4)", function () {
+  this.timeout(180_000);
+  let loop: LoopDevice | undefined;
+  let unmount: (() => Promise<void>) | undefined;
+  after(async function () {
+    if (!loop) return;
+    if (ctx.stack.agents.has('c')) await ctx.stack.stopAgent('c');
+    await unmount?.();
+    await loop.detach();
+  });
+  const ctx = useStack({ hosts: ['a'] });
+  const scratch = useTempDir('cistern-root-full-it-');
+
+  it('a create whose end record finds no space is still done: no open journal entry, and the volume survives the next start', async function () {
+    if (!loopDevicesAvailable()) this.skip();
+    loop = attachLoop(16 * MiB, 'agent-root');
+    const mnt = join(scratch.path, 'mnt');
+    mkdirSync(mnt, { recursive: true });
+    execFileSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '--', loop.device], { stdio: 'pipe' });
+    execFileSync('mount', ['-t', 'ext4', '--', loop.device, mnt], { stdio: 'pipe' });
+    unmount = registerCleanup(`mount ${mnt}`, async () => {
+      execFileSync('umount', ['--', mnt], { stdio: 'pipe' });
+      rmSync(mnt, { recursive: true, force: true });
+    });
+    const root = join(mnt, 'root');
+    await ctx.stack.addAgent('c', root);
+    const pool = 'hosts/c/pools/p';
+    const poolPath = join(scratch.path, 'p'); // the pool itself has room
+    await startDirPool(ctx.stack, 'c', 'p', poolPath);
+    const log = join(root, 'journal', 'creates.log');
+    // a create like the real one shows how long its records are
+    await createVolume(ctx.stack, pool, 'trial1.img', '4096');
+    const lines = readFileSync(log, 'utf8').split('\n');
+    const beginLength = lines.find((l) => l.includes('trial1.img'))!.length + 1;
+    const endLength = lines.find((l) => l.startsWith('{"end"'))!.length + 1;
+    await ctx.stack.api.deleteVolume({ name: `${pool}/volumes/trial1.img`, requestId: '' });
+    // the journal is padded (with a record a reader ignores) so that the next begin record still
+    // fits in its last block and the end record after it does not: it needs a block there is none of
+    const block = statfsSync(mnt).bsize;
+    const used = statSync(log).size;
+    let pad = block - ((used + beginLength + Math.floor(endLength / 2)) % block);
+    if (pad < 16) pad += block;
+    appendFileSync(log, `{"end":"${'-'.repeat(pad - 11)}"}\n`);
+    fillFilesystem(join(mnt, 'filler'));
+
+    await createVolume(ctx.stack, pool, 'kept.img', '4096');
+    const text = readFileSync(log, 'utf8');
+    expect(parseOpenRecords(text), 'creates left open in the journal').to.deep.equal([]);
+    // no torn line either: a record after it would be glued to it and lost
+    for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) expect(() => JSON.parse(line), line).to.not.throw();
+
+    // space is freed, the agent restarts: the volume it created is still there
+    rmSync(join(mnt, 'filler'));
+    const restarted = await ctx.stack.restartAgent('c', { kill: true });
+    await ctx.stack.waitForHosts(['c']);
+    expect(existsSync(join(poolPath, 'kept.img'))).to.equal(true);
+    expect(restarted.process.logs()).to.not.match(/removed what an interrupted volume create left/);
+    const names = (await ctx.stack.api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' })).volumes.map((v) => v.definition?.name);
+    expect(names).to.deep.equal(['kept.img']);
+    await ctx.stack.api.stopPool({ name: pool, requestId: '' });
   });
 });
