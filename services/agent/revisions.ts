@@ -3,9 +3,10 @@
 // every revision handed out so far; a boot starts at max(clock, floor) and moves the floor
 // ahead by a large step (one small write per boot, and again only when the counter
 // reaches it).
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RevisionCounter } from './state.js';
+import { replaceSmallFile } from './small-file.js';
 
 const STEP = 1n << 40n;
 
@@ -42,7 +43,6 @@ export class PersistentRevisions extends RevisionCounter {
   }
 
   private store(value: bigint): void {
-    writeFileSync(`${this.file}.tmp`, `${value}\n`, { mode: 0o600 });
-    renameSync(`${this.file}.tmp`, this.file);
+    replaceSmallFile(this.file, `${value}\n`);
   }
 }

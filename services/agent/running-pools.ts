@@ -3,8 +3,9 @@
 // upgrade, a crash) finds them, and the pools still up stay running (restore.ts) instead of
 // being reported inactive while guests use them. The record names the host's boot: after a
 // reboot nothing is mounted or logged in any more, and only autostart brings pools back.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { replaceSmallFile } from './small-file.js';
 import { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 
 export interface RunningPoolRecord {
@@ -61,13 +62,12 @@ export class RunningPools {
     return records;
   }
 
-  /** Replaces the record with these pools (a write and a rename: never half a file). */
+  /** Replaces the record with these pools (small-file.ts: a write and a rename, never half a file, when there is space). */
   save(pools: Iterable<RunningPoolRecord>): void {
     const stored: StoredFile = { hostBootId: this.hostBootId, pools: [] };
     for (const p of pools) {
       stored.pools.push({ definition: Buffer.from(PoolDefinition.encode(p.definition).finish()).toString('base64') });
     }
-    writeFileSync(`${this.file}.tmp`, `${JSON.stringify(stored)}\n`, { mode: 0o600 });
-    renameSync(`${this.file}.tmp`, this.file);
+    replaceSmallFile(this.file, `${JSON.stringify(stored)}\n`);
   }
 }

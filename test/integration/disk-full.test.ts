@@ -192,6 +192,19 @@ describe("an agent whose root filesystem fills up (its create journal on a 16 Mi
     expect(restarted.process.logs()).to.not.match(/removed what an interrupted volume create left/);
     const names = (await ctx.stack.api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' })).volumes.map((v) => v.definition?.name);
     expect(names).to.deep.equal(['kept.img']);
+  });
+
+  it('restarted while its root filesystem is full, the agent starts and serves: its pools are back, a volume can be deleted to make room', async function () {
+    if (!loop) this.skip();
+    const mnt = join(scratch.path, 'mnt');
+    const pool = 'hosts/c/pools/p';
+    fillFilesystem(join(mnt, 'filler'));
+    await ctx.stack.restartAgent('c', { kill: true });
+    await ctx.stack.waitForHosts(['c']);
+    expect((await ctx.stack.api.getPool({ name: pool })).state).to.equal(3 /* RUNNING */);
+    await ctx.stack.api.deleteVolume({ name: `${pool}/volumes/kept.img`, requestId: '' });
+    expect((await ctx.stack.api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' })).volumes).to.deep.equal([]);
+    rmSync(join(mnt, 'filler'));
     await ctx.stack.api.stopPool({ name: pool, requestId: '' });
   });
 });
