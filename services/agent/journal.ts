@@ -13,7 +13,7 @@ import { lstatSync } from 'node:fs';
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
-import { asCisternError } from '../../libs/errors/errors.js';
+import { asCisternError, ResourceExhaustedError } from '../../libs/errors/errors.js';
 import type { StorageBackend } from '../../libs/backends/backend.js';
 import type { Logger } from './log.js';
 import { JournalFile, parseOpenRecords } from './journal-file.js';
@@ -64,6 +64,24 @@ export class CreateJournal {
     return this.log.append(record);
   }
 
+  /**
+   * A begin record; before anything of the create was done. Out of space it says where: the
+   * agent's own root is full, not the pool (whose space the error would otherwise be read
+   * against, no-space.ts).
+   */
+  private appendBegin(record: Record<string, unknown>): number {
+    try {
+      return this.append(record);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+      throw new ResourceExhaustedError(
+        `cannot record the ${String(record.operation)} in the agent's journal (${this.dir}): the filesystem of the agent's root (--root) has no space left; nothing was done`,
+        { agentRoot: this.dir },
+      );
+    }
+  }
+
   /** Keeps an entry of an earlier run for a later clean-up (when its pool starts). */
   keepWaiting(entry: JournalEntry): void {
     const list = this.waiting.get(entry.pool.name) ?? [];
@@ -98,7 +116,7 @@ export class CreateJournal {
         existed = false;
       }
     }
-    const beginAt = this.append({
+    const beginAt = this.appendBegin({
       id,
       operation: entry.operation,
       pool: PoolDefinition.toJSON(entry.pool),

@@ -16,7 +16,8 @@ const LOCAL_FILESYSTEM_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYP
 export function explainNoSpace(ctx: AgentContext, request: AgentRequest, err: unknown): unknown {
   const e = asCisternError(err);
   const name = request.pool?.name;
-  if (e.code !== 'RESOURCE_EXHAUSTED' || !name || e.details.available !== undefined) return err;
+  // not the pool's space (the agent's own root is full), or said already
+  if (e.code !== 'RESOURCE_EXHAUSTED' || !name || e.details.available !== undefined || e.details.agentRoot !== undefined) return err;
   const pool = ctx.state.getPool(name);
   if (!pool) return err;
   let available = pool.runtime.available;

@@ -202,6 +202,10 @@ describe("an agent whose root filesystem fills up (its create journal on a 16 Mi
     await ctx.stack.restartAgent('c', { kill: true });
     await ctx.stack.waitForHosts(['c']);
     expect((await ctx.stack.api.getPool({ name: pool })).state).to.equal(3 /* RUNNING */);
+    // a create cannot be journalled: it says the agent's root is full, not the pool, and does nothing
+    const refused = await expectCode(createVolume(ctx.stack, pool, 'more.img', '4096'), status.RESOURCE_EXHAUSTED, /^cannot record the create in the agent's journal \(.*\): the filesystem of the agent's root \(--root\) has no space left; nothing was done$/);
+    expect(refused).to.not.match(NAMES_POOL);
+    expect(existsSync(join(scratch.path, 'p', 'more.img'))).to.equal(false);
     await ctx.stack.api.deleteVolume({ name: `${pool}/volumes/kept.img`, requestId: '' });
     expect((await ctx.stack.api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' })).volumes).to.deep.equal([]);
     rmSync(join(mnt, 'filler'));
