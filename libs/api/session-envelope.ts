@@ -20,7 +20,7 @@ const CALL_BY_FIELD: ReadonlyMap<number, SessionCall> = new Map([...RESULT_FIELD
 function fieldsOf(): Map<SessionCall, number> {
   const out = new Map<SessionCall, number>();
   const requestFields = new Map<SessionCall, number>();
-  for (const call of SESSION_CALLS()) {
+  for (const call of sessionCalls()) {
     out.set(call, firstField(SessionResponse.encode(SessionResponse.fromPartial({ result: { $case: call, value: {} } } as never)).finish()));
     requestFields.set(call, firstField(SessionRequest.encode(SessionRequest.fromPartial({ call: { $case: call, value: {} } } as never)).finish()));
   }
@@ -34,7 +34,7 @@ function firstField(bytes: Uint8Array): number {
 }
 
 /** Every call a session carries: StorageService's unary methods, by their generated keys. */
-function SESSION_CALLS(): SessionCall[] {
+function sessionCalls(): SessionCall[] {
   return Object.entries(StorageServiceService)
     .filter(([, m]) => !m.requestStream && !m.responseStream)
     .map(([key]) => key as SessionCall);
