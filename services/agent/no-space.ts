@@ -7,10 +7,7 @@ import type { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { asCisternError, ResourceExhaustedError } from '../../libs/errors/errors.js';
 import type { AgentContext } from './context.js';
 import { filesystemSizesSync } from './pool-sizes.js';
-import { PoolType } from '../../libs/proto/cistern/v1/storage.js';
-
-/** Local filesystem pools: their free space is one statvfs away. */
-const LOCAL_FILESYSTEM_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS]);
+import { onLocalFilesystem } from '../../libs/backends/pool-kinds.js';
 
 /** `err` as thrown, or for a RESOURCE_EXHAUSTED of a known pool, the same naming the pool, its host and its free space. */
 export function explainNoSpace(ctx: AgentContext, request: AgentRequest, err: unknown): unknown {
@@ -23,7 +20,7 @@ export function explainNoSpace(ctx: AgentContext, request: AgentRequest, err: un
   let available = pool.runtime.available;
   let capacity = pool.runtime.capacity;
   const path = pool.definition.target?.path;
-  if (LOCAL_FILESYSTEM_POOLS.has(pool.definition.type) && path) {
+  if (onLocalFilesystem(pool.definition.type) && path) {
     try {
       ({ available, capacity } = filesystemSizesSync(path));
     } catch {

@@ -1,15 +1,13 @@
 // Pool sizes after a volume operation: a statvfs-level look at the pool, not a rescan.
 import { statfsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
-import { PoolType } from '../../libs/proto/cistern/v1/storage.js';
 import type { PoolContext, PoolRuntime, StorageBackend } from '../../libs/backends/backend.js';
+import { FILE_POOL_TYPES, onLocalFilesystem } from '../../libs/backends/pool-kinds.js';
 
 /** Optional backend hook (not yet in backend.ts): the pool's sizes without a volume scan. */
 interface WithPoolSizes {
   poolSizes?(ctx: PoolContext): Promise<PoolRuntime>;
 }
-
-const FILESYSTEM_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_NETFS]);
 
 /** Sizes of the filesystem holding `path`, as libvirt's dir/fs backends compute them (f_bfree). */
 export async function filesystemSizes(path: string): Promise<PoolRuntime> {
@@ -26,9 +24,6 @@ export function filesystemSizesSync(path: string): PoolRuntime {
   const available = st.bfree * st.bsize;
   return { capacity, allocation: capacity - available, available };
 }
-
-/** Local filesystems: statvfs directly; netfs keeps the thread pool (a hung server must not stall the agent). */
-const LOCAL_FILESYSTEM_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS]);
 
 /**
  * libvirt's own accounting after a volume operation on a pool it does not re-read
@@ -53,9 +48,9 @@ export async function readPoolSizes(backend: StorageBackend, ctx: PoolContext, l
   const hook = (backend as StorageBackend & WithPoolSizes).poolSizes;
   if (hook) return { ...last, ...(await hook.call(backend, ctx)) };
   const path = ctx.pool.target?.path;
-  if (FILESYSTEM_POOLS.has(ctx.pool.type) && path) {
+  if (FILE_POOL_TYPES.has(ctx.pool.type) && path) {
     try {
-      return { ...last, ...(LOCAL_FILESYSTEM_POOLS.has(ctx.pool.type) ? filesystemSizesSync(path) : await filesystemSizes(path)) };
+      return { ...last, ...(onLocalFilesystem(ctx.pool.type) ? filesystemSizesSync(path) : await filesystemSizes(path)) };
     } catch {
       return last;
     }

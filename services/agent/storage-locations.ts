@@ -5,12 +5,11 @@
 import { realpathSync, statSync } from 'node:fs';
 import { PermissionDeniedError } from '../../libs/errors/errors.js';
 import { printable } from '../../libs/api/names.js';
-import { PoolType, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { startedPoolDirectory } from '../../libs/backends/dir/pool-directory.js';
 import type { AdmitFile } from '../../libs/backends/image-references.js';
 import type { AgentState } from './state.js';
-
-export const FILE_POOL_TYPES: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_NETFS]);
+import { FILE_POOL_TYPES } from '../../libs/backends/pool-kinds.js';
 
 function realOrUndefined(path: string): string | undefined {
   try {

@@ -1,12 +1,13 @@
 // The plain qcow2 create written in-process: the bytes `qemu-img create -f qcow2` would
 // write (qcow2-image.ts lays them out), without spawning it, wherever its result is certain.
-import { PoolType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import type { CreateVolOptions, PoolContext } from '../backend.js';
 import { planQcow2Image, writeQcow2Image, writeQcow2ImageSync, type Qcow2Plan } from '../qcow2-image.js';
 import { divUp } from '../qemu-img-argv.js';
 import { inspectBaseImage } from './inspect.js';
 import { createFileDirect, createFileThreaded } from './new-file.js';
 import type { ResolvedCreate } from './volume-plan.js';
+import { onLocalFilesystem } from '../pool-kinds.js';
 
 /** In-process qcow2 layouts up to this many bytes are written with synchronous calls (one create: ~200 KiB). */
 export const QCOW2_SYNC_WRITE_LIMIT = 1024 * 1024;
@@ -40,7 +41,7 @@ export function qcow2Plan(
 ): Qcow2Plan | undefined {
   // extended L2 entries (subclusters) are a layout the in-process writer does not replay
   if (r.format !== 'qcow2' || t.encryption || t.nocow || t.extendedL2 || options.preallocMetadata || options.preallocation) return undefined;
-  if (ctx.pool.type === PoolType.POOL_TYPE_NETFS) return undefined;
+  if (!onLocalFilesystem(ctx.pool.type)) return undefined;
   let capacity = divUp(r.capacity ?? 0n, 1024n) * 1024n;
   if (backing) {
     // qemu would read 'proto:...' as a protocol (nbd:, json:, file: ...)

@@ -3,7 +3,7 @@
 // where possible), and directories. All in-process but fallocate and chattr.
 import { constants as fsc, ftruncateSync } from 'node:fs';
 import { copyFile, mkdir, open, readdir, rmdir, type FileHandle } from 'node:fs/promises';
-import { PoolType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { CancelledError, FailedPreconditionError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import type { BackendContext, PoolContext } from '../backend.js';
@@ -15,6 +15,7 @@ import { createFileDirect, createFileThreaded, removeReservedFile } from './new-
 import type { DirTools } from './tools.js';
 import type { ResolvedCreate } from './volume-plan.js';
 import { inStartedPoolDirectory } from './new-volume-name.js';
+import { onLocalFilesystem } from '../pool-kinds.js';
 
 /** A raw volume a new raw volume copies. */
 export interface RawInput {
@@ -40,7 +41,7 @@ export async function createRaw(
   tools: Pick<DirTools, 'fallocate' | 'chattr'>,
   input?: RawInput,
 ): Promise<void> {
-  if (!input && allocation === 0n && !volume.target?.nocow && ctx.pool.type !== PoolType.POOL_TYPE_NETFS) {
+  if (!input && allocation === 0n && !volume.target?.nocow && onLocalFilesystem(ctx.pool.type)) {
     return createSparseRaw(ctx, r);
   }
   if (input && (input.reflink || allocation < input.capacity)) {

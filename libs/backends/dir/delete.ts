@@ -3,12 +3,13 @@
 // gone is deleted. Through the pool directory the pool started with (pool-directory.ts).
 import { lstatSync, unlinkSync } from 'node:fs';
 import { lstat, rm, rmdir, unlink } from 'node:fs/promises';
-import { PoolType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import type { PoolContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
 import { volumePath } from './paths.js';
 import { isPloopDirectory } from './inspect.js';
 import { openPoolDirectory, openPoolDirectoryDirect } from './pool-directory.js';
+import { onLocalFilesystem } from '../pool-kinds.js';
 
 /** A file with at most this many bytes allocated is deleted with a direct unlink (deleteFileSync). */
 export const SYNC_UNLINK_MAX_ALLOCATED = 1024 * 1024;
@@ -20,7 +21,7 @@ export const SYNC_UNLINK_MAX_ALLOCATED = 1024 * 1024;
  */
 export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
   const path = volumePath(ctx.pool, volume.name);
-  const local = ctx.pool.type !== PoolType.POOL_TYPE_NETFS;
+  const local = onLocalFilesystem(ctx.pool.type);
   const dir = local ? await openPoolDirectoryDirect(ctx.pool) : await openPoolDirectory(ctx.pool);
   if (!dir) return; // no pool directory: the volume is gone with it
   try {

@@ -4,11 +4,12 @@
 import { constants as fsc, type BigIntStats } from 'node:fs';
 import { open, readlink, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, normalize } from 'node:path';
-import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
+import type { PoolDefinition, VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../errors/errors.js';
 import { checkAbsolutePath, checkObjectName, printable } from '../../api/names.js';
 import { fsError } from '../fs-errors.js';
 import { openPoolDirectory, openPoolDirectoryDirect } from './pool-directory.js';
+import { FILE_POOL_TYPES, onLocalFilesystem } from '../pool-kinds.js';
 
 /** C0, DEL and C1 controls: names the API refuses (libs/api/names.ts), so never listed. */
 export function hasControlChars(name: string): boolean {
@@ -68,7 +69,7 @@ function volumeNotFound(name: string, path: string): NotFoundError {
  */
 export async function poolVolumeDescriptor(pool: PoolDefinition, name: string, flags: number, what: string): Promise<CheckedVolume> {
   const path = volumePath(pool, name);
-  const dir = pool.type === PoolType.POOL_TYPE_NETFS ? await openPoolDirectory(pool) : await openPoolDirectoryDirect(pool);
+  const dir = onLocalFilesystem(pool.type) ? await openPoolDirectoryDirect(pool) : await openPoolDirectory(pool);
   if (!dir) throw volumeNotFound(name, path);
   let fh: FileHandle;
   let root: string;
@@ -102,16 +103,13 @@ export async function poolVolumeDescriptor(pool: PoolDefinition, name: string, f
 /** A volume opened to write it: the writes go through poolVolumeDescriptor's check. */
 export const writableVolume = poolVolumeDescriptor;
 
-/** Pool types whose volumes are files named after them in the pool's target directory. */
-const FILE_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_NETFS]);
-
 /**
  * Where a clone reads its source: target + '/' + name in a filesystem pool; elsewhere the
  * volume's own path (libvirt reads inputvol->target.path): a SCSI LUN named 'unit:0:0:1' or
  * a multipath map 'dm-3' is not a file of that name under the pool's target.
  */
 export function sourceVolumePath(source: { pool: PoolDefinition; volume: VolumeDefinition }): string {
-  if (FILE_POOLS.has(source.pool.type)) return volumePath(source.pool, source.volume.name, 'source.name');
+  if (FILE_POOL_TYPES.has(source.pool.type)) return volumePath(source.pool, source.volume.name, 'source.name');
   checkObjectName(source.volume.name, 'source.name', 'volume name');
   return checkAbsolutePath(source.volume.target?.path ?? '', 'source.target.path');
 }

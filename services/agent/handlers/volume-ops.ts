@@ -29,7 +29,8 @@ import {
 } from '../context.js';
 import { deletedReply, volumeReply } from './reply.js';
 import { openImageChain, type ImageChain } from '../../../libs/backends/image-references.js';
-import { admitInHostPools, FILE_POOL_TYPES } from '../storage-locations.js';
+import { admitInHostPools } from '../storage-locations.js';
+import { FILE_POOL_TYPES } from '../../../libs/backends/pool-kinds.js';
 import { fingerprintOf } from '../request-cache.js';
 import { newCreateId } from '../../../libs/backends/create-id.js';
 

@@ -3,9 +3,10 @@
 // an encrypted volume being resized. The values travel only in that operation's
 // AgentRequest.secrets.
 import type { AgentRequest, SecretValue } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import { PoolType, SecretUsageType, type PoolDefinition, type SecretRef, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { SecretUsageType, type PoolDefinition, type SecretRef, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { checkAbsolutePath, printable } from '../../../libs/api/names.js';
 import type { SecretStore } from './store.js';
+import { FILE_POOL_TYPES } from '../../../libs/backends/pool-kinds.js';
 
 /**
  * Operations that connect to the pool's source (where CHAP applies): the pool ones, and
@@ -47,16 +48,13 @@ export function secretRefsOf(request: Partial<AgentRequest>, volume?: VolumeDefi
   return out;
 }
 
-/** The pool types whose volumes are files named target + '/' + name (the only ones with encrypted volumes). */
-const FILE_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_DIR, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_NETFS]);
-
 /**
  * A volume's path as libvirt gives it in a file pool (pool target + '/' + name), from the
  * catalog's pool definition, not from what an agent reported: only the secret for a path in
  * that pool can go out with the request.
  */
 function filePoolVolumePath(pool: PoolDefinition | undefined, name: string): string | undefined {
-  if (!pool || !FILE_POOLS.has(pool.type) || !pool.target?.path || !name) return undefined;
+  if (!pool || !FILE_POOL_TYPES.has(pool.type) || !pool.target?.path || !name) return undefined;
   let target: string;
   try {
     target = checkAbsolutePath(pool.target.path, 'pool.target.path');
