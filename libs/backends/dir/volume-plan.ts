@@ -1,6 +1,7 @@
 // What a new dir volume will be, decided before anything is written: createVol's checks
 // (virStorageBackendVolCreateLocal and the checks libvirt makes before building) and the
 // path, mode and owner a build creates it with.
+import { lstatSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { normalize } from 'node:path';
 import { VolumeType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
@@ -11,6 +12,7 @@ import { KNOWN_FORMATS } from '../format-probe.js';
 import { fsError } from '../fs-errors.js';
 import { DEFAULT_VOL_MODE, wantedOwner } from '../stat-fields.js';
 import { checkBackingPath, volumePath } from './paths.js';
+import { onLocalFilesystem } from '../pool-kinds.js';
 
 /** Formats a dir pool can create (qemu-img's writable drivers; iso is created as raw). */
 export const CREATABLE_FORMATS = ['raw', 'dir', 'iso', 'qcow', 'qcow2', 'qed', 'vmdk', 'vpc', 'vdi'] as const;
@@ -98,7 +100,9 @@ export async function planVolume(ctx: PoolContext, volume: VolumeDefinition): Pr
     throw new InvalidArgumentError('volume.target.permissions.mode', `mode ${mode.toString(8)} is out of range; allowed: 0000 to 7777 (octal)`);
   }
   try {
-    await lstat(path);
+    // a thread-pool round trip costs more than the lstat itself on a local disk: ~0.2 ms of a create
+    if (onLocalFilesystem(ctx.pool.type)) lstatSync(path);
+    else await lstat(path);
     throw new AlreadyExistsError(`volume target path '${printable(path, 200)}' already exists`);
   } catch (err) {
     if (err instanceof AlreadyExistsError) throw err;
