@@ -13,6 +13,7 @@ import {
   type ErrorDetails,
 } from '../errors/errors.js';
 import { subjects } from './subjects.js';
+import { ReplyInbox } from './reply-inbox.js';
 
 export type AgentOp = NonNullable<AgentRequest['op']>['$case'];
 
@@ -72,33 +73,26 @@ export async function callAgent(
   const callId = nextCallId();
   const h = headers();
   h.set(CALL_ID_HEADER, callId);
-  let onAbort: (() => void) | undefined;
+  const op = request.op.$case;
   let msg: Msg;
   try {
-    const pending = nc.request(subject, AgentRequest.encode(request).finish(), { timeout: options.timeoutMs ?? 3_600_000, headers: h });
-    if (signal) {
-      const aborted = new Promise<never>((_, reject) => {
-        onAbort = () => {
-          try {
-            nc.publish(subjects.agentCancel(host, callId));
-          } catch {
-            /* the bus is gone: the agent finds no one waiting for the reply anyway */
-          }
-          reject(abortError(signal, `the call was cancelled; host '${host}' was told to stop '${request.op!.$case}'`, { host }));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
-      pending.catch(() => undefined);
-      msg = await Promise.race([pending, aborted]);
-    } else {
-      msg = await pending;
-    }
+    msg = await ReplyInbox.of(nc).request(subject, AgentRequest.encode(request).finish(), {
+      timeoutMs: options.timeoutMs ?? 3_600_000,
+      headers: h,
+      signal,
+      aborted: () => {
+        try {
+          nc.publish(subjects.agentCancel(host, callId));
+        } catch {
+          /* the bus is gone: the agent finds no one waiting for the reply anyway */
+        }
+        return abortError(signal!, `the call was cancelled; host '${host}' was told to stop '${op}'`, { host });
+      },
+    });
   } catch (err) {
     // the abort's own error (cancel, host lost) as it is; NATS errors are named here
     if (err instanceof CisternError) throw err;
     throw busRequestError(err, host);
-  } finally {
-    if (onAbort) signal!.removeEventListener('abort', onAbort);
   }
   const reply = AgentReply.decode(msg.data);
   if (reply.error) throw errorFromAgent(reply.error);
