@@ -423,13 +423,33 @@ export function renderQcow2Image(plan: Qcow2Plan): Buffer {
   return out;
 }
 
-function* chunksOf(plan: Qcow2Plan): Generator<{ position: number; data: Buffer }> {
+interface PlanWrite {
+  position: number;
+  data: Buffer;
+}
+
+function* renderWrites(plan: Qcow2Plan): Generator<PlanWrite> {
   for (const r of plan.regions) {
     for (let from = 0; from < r.length; from += WRITE_CHUNK) {
       const n = Math.min(WRITE_CHUNK, r.length - from);
       yield { position: r.offset + from, data: regionSlice(r, from, n) };
     }
   }
+}
+
+/** Plans up to this many bytes keep their rendered writes: a plan used again (a cached one) is rendered once. */
+const KEEP_RENDERED_BYTES = 1024 * 1024;
+const rendered = new WeakMap<Qcow2Plan, readonly PlanWrite[]>();
+
+/** The writes of a plan; never modified by the writers (a kept plan's buffers are shared). */
+function chunksOf(plan: Qcow2Plan): Iterable<PlanWrite> {
+  if (plan.bytes > KEEP_RENDERED_BYTES) return renderWrites(plan);
+  let writes = rendered.get(plan);
+  if (!writes) {
+    writes = [...renderWrites(plan)];
+    rendered.set(plan, writes);
+  }
+  return writes;
 }
 
 /**

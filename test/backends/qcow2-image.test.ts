@@ -251,42 +251,50 @@ describe('in-process qcow2 images against qemu-img create', function () {
       { name: 'a qcow2 backing file and no capacity: the base virtual size', backing: ['base.qcow2', 'qcow2'], compat: '1.1' },
       { name: 'a raw backing file by absolute path, with a capacity', capacity: 20n * MiB, backing: ['ABS/base.raw', 'raw'] },
     ];
-    for (const c of cases) {
-      it(c.name, async () => {
-        const runner = new CountingRunner();
-        const ctx: PoolContext = { runner, pool: { type: PoolType.POOL_TYPE_DIR, name: 'p', uuid: '', source: undefined, target: { path: dir, permissions: undefined }, features: undefined, mountOptions: [] } };
-        const backend = new DirBackend();
-        const name = `be-${n++}.qcow2`;
-        const backingPath = c.backing?.[0].replace('ABS', dir);
-        const v: VolumeDefinition = {
-          type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
-          name,
-          key: '',
-          capacity: c.capacity ?? 0n,
-          allocation: undefined,
-          sourceDevices: [],
-          target: { path: '', format: 'qcow2', permissions: undefined, timestamps: undefined, compat: c.compat ?? '', nocow: false, clusterSize: c.cluster ?? 0n, lazyRefcounts: c.lazy ?? false, extendedL2: false, encryption: undefined },
-          backingStore: backingPath ? { path: backingPath, format: c.backing![1], permissions: undefined, timestamps: undefined } : undefined,
-        };
-        const planned = await backend.createVol(ctx, v);
-        await backend.buildVol(ctx, planned, { preallocMetadata: false });
-        expect(runner.calls, 'processes run').to.deep.equal([]);
-        const ref = join(dir, `ref-${name}`);
-        const argv = qemuImgCreateArgv({
-          format: 'qcow2',
-          path: ref,
-          capacity: c.capacity ?? 0n,
-          backingPath,
-          backingFormat: c.backing ? c.backing[1] || 'raw' : undefined,
-          compat: planned.target!.compat || undefined,
-          clusterSize: c.cluster,
-          lazyRefcounts: c.lazy,
-        });
-        execFileSync(argv[0]!, argv.slice(1));
-        expect(readFileSync(join(dir, name)).equals(readFileSync(ref)), argv.join(' ')).to.equal(true);
-        expect(statSync(join(dir, name)).mode & 0o777).to.equal(0o600);
+    type Case = (typeof cases)[number];
+    /** Creates the case's volume through the backend and the reference with qemu-img; fails on any difference. */
+    async function sameAsQemuImg(c: Case): Promise<void> {
+      const runner = new CountingRunner();
+      const ctx: PoolContext = { runner, pool: { type: PoolType.POOL_TYPE_DIR, name: 'p', uuid: '', source: undefined, target: { path: dir, permissions: undefined }, features: undefined, mountOptions: [] } };
+      const backend = new DirBackend();
+      const name = `be-${n++}.qcow2`;
+      const backingPath = c.backing?.[0].replace('ABS', dir);
+      const v: VolumeDefinition = {
+        type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
+        name,
+        key: '',
+        capacity: c.capacity ?? 0n,
+        allocation: undefined,
+        sourceDevices: [],
+        target: { path: '', format: 'qcow2', permissions: undefined, timestamps: undefined, compat: c.compat ?? '', nocow: false, clusterSize: c.cluster ?? 0n, lazyRefcounts: c.lazy ?? false, extendedL2: false, encryption: undefined },
+        backingStore: backingPath ? { path: backingPath, format: c.backing![1], permissions: undefined, timestamps: undefined } : undefined,
+      };
+      const planned = await backend.createVol(ctx, v);
+      await backend.buildVol(ctx, planned, { preallocMetadata: false });
+      expect(runner.calls, 'processes run').to.deep.equal([]);
+      const ref = join(dir, `ref-${name}`);
+      const argv = qemuImgCreateArgv({
+        format: 'qcow2',
+        path: ref,
+        capacity: c.capacity ?? 0n,
+        backingPath,
+        backingFormat: c.backing ? c.backing[1] || 'raw' : undefined,
+        compat: planned.target!.compat || undefined,
+        clusterSize: c.cluster,
+        lazyRefcounts: c.lazy,
       });
+      execFileSync(argv[0]!, argv.slice(1));
+      expect(readFileSync(join(dir, name)).equals(readFileSync(ref)), argv.join(' ')).to.equal(true);
+      expect(statSync(join(dir, name)).mode & 0o777).to.equal(0o600);
     }
+    for (const c of cases) it(c.name, () => sameAsQemuImg(c));
+
+    it('layouts kept between creates: the same options again, after others and after more than are kept, are the same bytes', async () => {
+      const first: Case = { name: 'first', capacity: GiB };
+      const sameSizeV3: Case = { name: 'same size, compat 1.1, lazy refcounts', capacity: GiB, compat: '1.1', lazy: true };
+      const others: Case[] = Array.from({ length: 20 }, (_, i) => ({ name: `other ${i}`, capacity: BigInt(i + 2) * GiB, compat: i % 2 ? '1.1' : '' }));
+      for (const c of [first, first, sameSizeV3, ...others.slice(0, 3), first, sameSizeV3, ...others, first]) await sameAsQemuImg(c);
+    });
   });
 
   describe('qcow2BaseProblem: which bases qemu-img must open itself', () => {

@@ -2,7 +2,7 @@
 // write (qcow2-image.ts lays them out), without spawning it, wherever its result is certain.
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import type { CreateVolOptions, PoolContext } from '../backend.js';
-import { planQcow2Image, writeQcow2Image, writeQcow2ImageSync, type Qcow2Plan } from '../qcow2-image.js';
+import { planQcow2Image, writeQcow2Image, writeQcow2ImageSync, type Qcow2CreateOptions, type Qcow2Plan } from '../qcow2-image.js';
 import { divUp } from '../qemu-img-argv.js';
 import { inspectBaseImage } from './inspect.js';
 import { createFileDirect, createFileThreaded } from './new-file.js';
@@ -57,7 +57,7 @@ export function qcow2Plan(
       else return undefined;
     }
   }
-  const res = planQcow2Image({
+  return plannedImage({
     capacity,
     clusterSize: t.clusterSize > 0n ? Number(t.clusterSize) : undefined,
     compat: t.compat === '1.1' ? '1.1' : '0.10',
@@ -65,7 +65,32 @@ export function qcow2Plan(
     backingFile: backing?.path,
     backingFormat: backing?.format,
   });
-  return res.ok ? res.plan : undefined;
+}
+
+/**
+ * planQcow2Image is a pure function of its options, and most creates repeat a few (the same
+ * size, no backing file): the last few small layouts are kept, with their rendered writes
+ * (qcow2-image.ts), instead of replaying qemu's allocator and building ~300 KiB of buffers
+ * for each create. Large layouts (MiBs of L1 table) are planned each time and not kept.
+ */
+const KEPT_PLANS = 16;
+const keptPlans = new Map<string, Qcow2Plan | undefined>();
+
+function plannedImage(opts: Qcow2CreateOptions): Qcow2Plan | undefined {
+  const key = JSON.stringify([String(opts.capacity), opts.clusterSize, opts.compat, opts.lazyRefcounts, opts.backingFile, opts.backingFormat]);
+  if (keptPlans.has(key)) {
+    const plan = keptPlans.get(key);
+    keptPlans.delete(key); // most recently used last
+    keptPlans.set(key, plan);
+    return plan;
+  }
+  const res = planQcow2Image(opts);
+  const plan = res.ok ? res.plan : undefined;
+  if (!plan || plan.bytes <= QCOW2_SYNC_WRITE_LIMIT) {
+    keptPlans.set(key, plan);
+    if (keptPlans.size > KEPT_PLANS) keptPlans.delete(keptPlans.keys().next().value!);
+  }
+  return plan;
 }
 
 /**
