@@ -331,7 +331,12 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
       removed: diff.removed.length,
       requestId: actor.requestId,
     });
-    return activeReply(ctx, entry, await flushEvents(ctx), diff.changed);
+    const reply = activeReply(ctx, entry, await flushEvents(ctx), diff.changed);
+    // nothing removed, and every changed volume in the reply with the pool's state: the
+    // coordinator applies it and answers at once instead of waiting for the events to reach
+    // it through the stream (a refresh that found nothing new: the control-overhead path)
+    reply.stateComplete = diff.removed.length === 0 && reply.volumes.length === diff.changed.length;
+    return reply;
   }, actor.signal);
 }
 

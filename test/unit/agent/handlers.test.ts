@@ -17,6 +17,7 @@ import { dispatch } from '../../../services/agent/agent.js';
 import { attachSignal, requireOperation } from '../../../services/agent/context.js';
 import { autostartPools } from '../../../services/agent/autostart.js';
 import { SCAN_EVENT_BATCH } from '../../../services/agent/handlers/pool-ops.js';
+import { MAX_REPLY_VOLUMES } from '../../../services/agent/handlers/reply.js';
 import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { inProcessAgent } from '../../support/agent-context.js';
 
@@ -183,6 +184,23 @@ describe('agent handlers (fake backend)', () => {
     expect(events.map((e) => e.kind)).to.deep.equal([EventKind.POOL_CREATED, EventKind.POOL_STARTED]);
     expect(backend.calls).to.deep.equal(['refreshPool']);
     expect(await codeOf(call(build))).to.equal("FAILED_PRECONDITION: storage pool 'p' is already active");
+  });
+
+  it('refresh: the reply is complete (no wait for the events) unless a volume went away or did not fit in it', async () => {
+    const { backend, call } = setup();
+    await call(start);
+    const refresh = () => call({ $case: 'refreshPool', value: { name: 'hosts/h/pools/p', requestId: '' } });
+    const unchanged = await refresh();
+    expect([unchanged.volumes.length, unchanged.stateComplete]).to.deep.equal([0, true]);
+    backend.files.set('new', 4n);
+    const added = await refresh();
+    expect([added.volumes.map((v) => v.name), added.stateComplete]).to.deep.equal([['hosts/h/pools/p/volumes/new'], true]);
+    backend.files.delete('new');
+    const removed = await refresh();
+    expect(removed.stateComplete).to.equal(false);
+    for (let i = 0; i < MAX_REPLY_VOLUMES + 1; i++) backend.files.set(`many${i}`, 1n);
+    const tooMany = await refresh();
+    expect([tooMany.volumes.length, tooMany.stateComplete]).to.deep.equal([0, false]);
   });
 
   it('create: the event and the reply carry the re-read volume and the pool with its new count', async () => {
