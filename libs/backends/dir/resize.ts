@@ -104,7 +104,8 @@ async function resizeOpened(
     const delta = abs - curAlloc;
     const { available } = await poolRuntime(poolTarget(ctx.pool));
     if (delta > available) {
-      throw new ResourceExhaustedError(`not enough space left in storage pool: allocating ${delta} bytes, ${available} available`);
+      // the agent adds the pool, its host and the space it has (services/agent/no-space.ts)
+      throw new ResourceExhaustedError(`not enough space left in storage pool: the resize would allocate ${delta} more bytes`);
     }
   }
   if (format === 'raw' && !encrypted) return resizeRawFile(ctx, opened, abs, !!flags.allocate, tools.fallocate);
