@@ -115,7 +115,7 @@ export class CommandFailedError extends InternalError {
     readonly argv: readonly string[],
     readonly exitCode: number | undefined,
     readonly stderr: string,
-    passedFiles: readonly string[] = [],
+    readonly passedFiles: readonly string[] = [],
   ) {
     const shown = argv.join(' ');
     const files = passedFiles.map((f, i) => `fd ${i + 3}: ${f}`).join(', ');

@@ -77,6 +77,8 @@ describe('a dir pool on a full filesystem (64 MiB ext4 on a loop device)', funct
     const xml = `<volume><name>q.qcow2</name><capacity unit='M'>100</capacity><allocation unit='M'>100</allocation><target><format type='qcow2'/></target></volume>`;
     const err = await expectCode(createXml(xml, true), status.RESOURCE_EXHAUSTED, /No space left on device/);
     expect(err).to.match(NAMES_POOL);
+    // not qemu-img's failure to delete /dev/fd/3: the agent removes the reserved file itself
+    expect(err).to.not.match(/Error when deleting/);
     await expectLeft([]);
   });
 
@@ -103,9 +105,11 @@ describe('a dir pool on a full filesystem (64 MiB ext4 on a loop device)', funct
     const resize = await expectCode(
       ctx.stack.api.resizeVolume({ name: `${POOL}/volumes/src.img`, capacity: BigInt(100 * MiB), allocate: true, delta: false, shrink: false, requestId: '' }),
       status.RESOURCE_EXHAUSTED,
-      /not enough space left in storage pool/,
+      /not enough space left in storage pool: the resize would allocate \d+ more bytes$/,
     );
     expect(resize).to.match(NAMES_POOL);
+    // the space available said once, where the pool is named
+    expect(resize.match(/\d+ of \d+ bytes available|\d+ available/g)).to.have.length(1);
     const vol = await ctx.stack.api.getVolume({ name: `${POOL}/volumes/src.img` });
     expect([vol.definition?.capacity, statSync(join(path, 'src.img')).size]).to.deep.equal([BigInt(40 * MiB), 40 * MiB]);
     await expectLeft(['src.img']);

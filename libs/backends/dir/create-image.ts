@@ -16,7 +16,7 @@ import { poolTarget } from './paths.js';
 import { backingVirtualSize } from './backing-size.js';
 import { createQcow2, qcow2Plan } from './create-qcow2.js';
 import { removeSecretFile, writeSecretFile, type SecretFile } from './secret-file.js';
-import { RESERVED_TARGET_FD, qemuImgTarget, type QemuImgTarget } from './qemu-img-target.js';
+import { RESERVED_TARGET_FD, qemuImgTarget, withoutTargetCleanupNoise, type QemuImgTarget } from './qemu-img-target.js';
 import { removeReservedFile } from './new-file.js';
 import type { ResolvedCreate } from './volume-plan.js';
 import { inStartedPoolDirectory } from './new-volume-name.js';
@@ -136,7 +136,7 @@ async function buildImage(
     reserved = undefined;
   } catch (err) {
     if (reserved) await removeReservedFile(r.path, reserved);
-    throw err instanceof CommandFailedError ? commandError(err, { field: 'volume.capacity', bytes: r.capacity ?? 0n }) : fsError(err, 'create volume', r.path);
+    throw err instanceof CommandFailedError ? commandError(withoutTargetCleanupNoise(err), { field: 'volume.capacity', bytes: r.capacity ?? 0n }) : fsError(err, 'create volume', r.path);
   } finally {
     await target?.dispose();
     await removeSecretFile(secret);

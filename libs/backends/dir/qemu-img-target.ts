@@ -22,6 +22,7 @@
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { CommandFailedError } from '../../errors/errors.js';
 
 /** The child's number of the reserved descriptor (the first after stdin, stdout, stderr). */
 export const RESERVED_TARGET_FD = 3;
@@ -73,4 +74,17 @@ export async function qemuImgTarget(req: TargetRequest): Promise<QemuImgTarget> 
     return { path: link, fds: [req.fd], backingUnopened: false, dispose: () => rm(dir, { recursive: true, force: true }).catch(() => undefined) };
   }
   return { path: RESERVED_TARGET_PATH, fds: [req.fd], backingUnopened: relativeBacking, dispose: nothing };
+}
+
+/** What qemu-img prints when, failing, it cannot remove the file it created: here the reserved /dev/fd/3. */
+const TARGET_CLEANUP_LINE = new RegExp(`^qemu-img: Error when deleting file ${RESERVED_TARGET_PATH}: .*(\\n|$)`, 'gm');
+
+/**
+ * A failed qemu-img run on the reserved target, without qemu-img's line about failing to
+ * delete /dev/fd/3: the agent removes the reserved file itself (removeReservedFile), so the
+ * line would only make a user look for a file that is not there.
+ */
+export function withoutTargetCleanupNoise(err: CommandFailedError): CommandFailedError {
+  const stderr = err.stderr.replace(TARGET_CLEANUP_LINE, '');
+  return stderr === err.stderr ? err : new CommandFailedError(err.argv, err.exitCode, stderr, err.passedFiles);
 }
