@@ -375,9 +375,14 @@ export async function refreshAfterUpload(ctx: AgentContext, pool: string, actor:
 export async function findPoolSources(ctx: AgentContext, request: AgentRequest, op: OpValue<'findPoolSources'>): Promise<AgentReply> {
   const backend = backendFor(ctx, op.type);
   requireOperation(backend, 'findPoolSources', 'finding pool sources');
+  const actor = actorOf(request);
   // discovery with CHAP needs the secret the source spec names
-  const secrets = secretsOf(actorOf(request));
-  const sources = await backend.findPoolSources!({ runner: ctx.runner, ...(secrets ? { secrets } : {}) }, op.source);
+  const secrets = secretsOf(actor);
+  // a discovery can hang on a portal that never answers: the caller's cancel (or deadline) stops it
+  const sources = await backend.findPoolSources!(
+    { runner: ctx.runner, ...(actor.signal ? { signal: actor.signal } : {}), ...(secrets ? { secrets } : {}) },
+    op.source,
+  );
   return { ...doneReply(), result: { $case: 'sources', value: FindPoolSourcesResponse.create({ sources }) } };
 }
 
