@@ -4,9 +4,8 @@
 // that stops ends its open sessions cleanly instead of holding its shutdown.
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { Metadata, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { StorageSession } from '../../libs/api/session-client.js';
-import { decodeAnswer } from '../../libs/api/session-envelope.js';
 import type { CisternError } from '../../libs/errors/errors.js';
 import {
   CreatePoolRequest,
@@ -15,35 +14,14 @@ import {
   PoolType,
   SessionRequest,
   SessionStatus,
-  StorageServiceClient,
-  StorageServiceService,
 } from '../../libs/proto/cistern/v1/storage.js';
 import { useStack } from '../support/index.js';
+import { rawSession } from '../support/raw-session.js';
 
 const POOL = 'hosts/a/pools/sp';
 
 const create = (name: string, format = 'raw'): CreateVolumeRequest =>
   CreateVolumeRequest.fromPartial({ parent: POOL, definition: { name, capacity: 1n << 20n, allocation: 0n, target: { format } } });
-
-/** A Session stream whose answers are kept raw, for requests the typed client never sends. */
-function rawSession(stack: { client: StorageServiceClient }) {
-  const m = StorageServiceService.session;
-  const stream: ClientDuplexStream<SessionRequest, Buffer> = stack.client.makeBidiStreamRequest(
-    m.path,
-    (r: SessionRequest) => Buffer.from(SessionRequest.encode(r).finish()),
-    (b: Buffer) => b,
-    new Metadata(),
-  );
-  const answers: ReturnType<typeof decodeAnswer>[] = [];
-  const ended = new Promise<ServiceError | undefined>((resolve) => {
-    stream.on('data', (b: Buffer) => answers.push(decodeAnswer(b)));
-    stream.on('error', (e: ServiceError) => resolve(e));
-    stream.on('status', (s: { code: number }) => {
-      if (s.code === status.OK) resolve(undefined);
-    });
-  });
-  return { stream, answers, ended };
-}
 
 describe('StorageService.Session (real stack)', function () {
   this.timeout(120_000);
