@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v protoc >/dev/null || { echo "protoc missing: run scripts/setup.sh" >&2; exit 1; }
-# storage.proto imports google/protobuf/timestamp.proto and any.proto, which protoc does not carry itself
-# (libprotobuf-dev does, both).
+# storage.proto imports google/protobuf/timestamp.proto, any.proto and duration.proto, which protoc
+# does not carry itself (libprotobuf-dev does, all three).
 [ -f /usr/include/google/protobuf/timestamp.proto ] || {
   echo "/usr/include/google/protobuf/timestamp.proto missing: install Debian's libprotobuf-dev (scripts/setup.sh does)" >&2
   exit 1

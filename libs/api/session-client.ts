@@ -43,7 +43,7 @@ export class StorageSession {
     const open = this.open();
     return new Promise((resolve, reject) => {
       open.waiting.set(id, { resolve, reject });
-      open.stream.write({ id, call: { $case: call, value: request } as SessionRequest['call'] });
+      open.stream.write({ id, timeout: undefined, cancel: false, call: { $case: call, value: request } as SessionRequest['call'] });
     });
   }
 

@@ -10,7 +10,7 @@ import {
   type sendUnaryData,
 } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { InternalError } from '../../libs/errors/errors.js';
+import { CisternError, InternalError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import type { StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
 import { errorCodeOf, METHODS, type CallGuard } from './call-guard.js';
@@ -41,8 +41,12 @@ function resourceOf(req: unknown): string {
 export interface CallLike {
   metadata: Metadata;
   getPeer(): string;
-  on(event: 'cancelled', cb: () => void): unknown;
-  removeListener(event: 'cancelled', cb: () => void): unknown;
+  /**
+   * 'cancelled' aborts the call's signal: with `reason` when that is a Cistern error (a Session
+   * call whose own deadline passed: DEADLINE_EXCEEDED), else as a client's cancel.
+   */
+  on(event: 'cancelled', cb: (reason?: unknown) => void): unknown;
+  removeListener(event: 'cancelled', cb: (reason?: unknown) => void): unknown;
   cancelled?: boolean;
 }
 
@@ -65,7 +69,8 @@ export class CallRunner {
     const abort = new AbortController();
     // grpc-js also emits 'cancelled' when a stream closes after its answer was sent: by then
     // nothing listens to the signal, and abort() would only build a DOMException per call
-    const onCancelled = (): void => abort.abort();
+    // (grpc-js gives the string 'cancelled' as reason: a plain abort, CANCELLED downstream)
+    const onCancelled = (reason?: unknown): void => abort.abort(reason instanceof CisternError ? reason : undefined);
     call.on('cancelled', onCancelled);
     const requestId = typeof (request as { requestId?: unknown })?.requestId === 'string' ? ((request as { requestId: string }).requestId) : '';
     let principal = 'unknown';

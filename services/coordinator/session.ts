@@ -4,13 +4,13 @@
 // catch-up), answered on the stream as soon as it ends. What a call saves is the HTTP/2
 // stream: its headers, trailers and grpc-js's per-call setup, most of a unary call's cost on a
 // loopback connection.
-import { EventEmitter } from 'node:events';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { InvalidArgumentError, UnavailableError } from '../../libs/errors/errors.js';
+import { CancelledError, DeadlineExceededError, InvalidArgumentError, UnavailableError, type CisternError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import type { SessionRequest } from '../../libs/proto/cistern/v1/storage.js';
 import { encodeFailure, encodeResult, RESULT_FIELD } from '../../libs/api/session-envelope.js';
 import type { CallLike, CallRunner } from './server.js';
+import { LONGEST_TIMER_MS, sessionTimeoutMs } from './session-timeout.js';
 import { serializeResponse, UNARY_HANDLERS, type Handler } from './unary-methods.js';
 
 const CALL_NAMES = [...RESULT_FIELD.keys()].map((k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)).join(', ');
@@ -37,11 +37,40 @@ export class Sessions {
   }
 }
 
+/**
+ * One call of a session while it runs: its own cancel (the client's cancel message, its
+ * deadline, the stream's end) and whether it has been answered. An answer sent early (its
+ * deadline passed, the client cancelled it) frees the id at once, as the client sees it; the
+ * work, told to stop, may end later, and its result then goes nowhere.
+ */
+class RunningCall {
+  answered = false;
+  cancelled = false;
+  timer?: NodeJS.Timeout;
+  private readonly listeners = new Set<(reason?: unknown) => void>();
+
+  constructor(readonly id: bigint) {}
+
+  on(cb: (reason?: unknown) => void): void {
+    this.listeners.add(cb);
+  }
+
+  off(cb: (reason?: unknown) => void): void {
+    this.listeners.delete(cb);
+  }
+
+  /** Aborts the call's signal (CallRunner.run): with `reason`, the error the work stops with. */
+  cancel(reason?: CisternError): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    clearTimeout(this.timer);
+    for (const cb of [...this.listeners]) cb(reason);
+  }
+}
+
 class Session {
-  /** ids of the calls running, each answered once */
-  private readonly running = new Set<bigint>();
-  /** 'cancelled' for every call of the session when the client cancels the stream */
-  private readonly calls = new EventEmitter().setMaxListeners(0);
+  /** the calls running, by id, each answered once */
+  private readonly running = new Map<bigint, RunningCall>();
   private readonly peer: string;
   private cancelled = false;
   private clientDone = false;
@@ -72,6 +101,10 @@ class Session {
   private receive(req: SessionRequest): void {
     if (this.ended) return;
     const id = req.id;
+    if (req.cancel) {
+      this.cancelCall(id);
+      return;
+    }
     if (this.running.has(id)) {
       // two answers with one id would leave the client unable to tell them apart
       this.fail(new InvalidArgumentError('id', `call id ${id} is already running on this session; ids must be unique among the calls in flight`));
@@ -85,23 +118,58 @@ class Session {
       this.send(encodeFailure(id, statusOf(new InvalidArgumentError('call', `the session request has no call: set one of ${CALL_NAMES}`))));
       return;
     }
+    let timeoutMs: number | undefined;
+    try {
+      timeoutMs = sessionTimeoutMs(req.timeout);
+    } catch (err) {
+      this.send(encodeFailure(id, statusOf(err)));
+      return;
+    }
+    if (timeoutMs === 0) {
+      // a deadline that has already passed: the call is not run, as a gRPC client does not send one
+      this.send(encodeFailure(id, statusOf(new DeadlineExceededError(`Deadline exceeded: call ${id} has a timeout of 0 s, passed before it could start; it was not run`))));
+      return;
+    }
     const { $case: key, value } = req.call;
     const [method, handler] = UNARY_HANDLERS[key];
-    this.running.add(id);
-    this.runner.unaryCall(method, handler as Handler<unknown, unknown>, this.callLike(), value).then(
-      (res) => this.answer(id, () => encodeResult(id, key, serializeResponse(key, res))),
-      (err) => this.answer(id, () => encodeFailure(id, statusOf(err))),
+    const call = new RunningCall(id);
+    this.running.set(id, call);
+    if (timeoutMs !== undefined && timeoutMs <= LONGEST_TIMER_MS) {
+      call.timer = setTimeout(() => this.expire(call, timeoutMs), timeoutMs);
+    }
+    this.runner.unaryCall(method, handler as Handler<unknown, unknown>, this.callLike(call), value).then(
+      (res) => this.answer(call, () => encodeResult(id, key, serializeResponse(key, res))),
+      (err) => this.answer(call, () => encodeFailure(id, statusOf(err))),
     );
   }
 
-  private answer(id: bigint, encode: () => Buffer): void {
-    this.running.delete(id);
+  /** The call's deadline passed: answered DEADLINE_EXCEEDED now, its work told to stop. */
+  private expire(call: RunningCall, timeoutMs: number): void {
+    const err = deadlineExceeded(call.id, timeoutMs);
+    call.cancel(err);
+    this.answer(call, () => encodeFailure(call.id, statusOf(err)));
+  }
+
+  /** The client cancels one call: answered CANCELLED now, its work told to stop; an id not running is left alone. */
+  private cancelCall(id: bigint): void {
+    const call = this.running.get(id);
+    if (!call) return;
+    const err = new CancelledError(`call ${id} was cancelled by the client`);
+    call.cancel(err);
+    this.answer(call, () => encodeFailure(id, statusOf(err)));
+  }
+
+  private answer(call: RunningCall, encode: () => Buffer): void {
+    if (call.answered) return;
+    call.answered = true;
+    clearTimeout(call.timer);
+    this.running.delete(call.id);
     if (!this.ended && !this.cancelled) {
       let bytes: Buffer;
       try {
         bytes = encode();
       } catch (err) {
-        bytes = encodeFailure(id, statusOf(err));
+        bytes = encodeFailure(call.id, statusOf(err));
       }
       this.send(bytes);
     }
@@ -131,27 +199,31 @@ class Session {
     this.stream.emit('error', toGrpcError(err));
   }
 
+  /** The stream is cancelled (or failed): every running call is cancelled, as each unary call would be. */
   private cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
-    this.calls.emit('cancelled');
+    for (const call of [...this.running.values()]) call.cancel();
     this.endWhenIdle();
   }
 
   /** One call of the session, as CallRunner.run sees a gRPC call. */
-  private callLike(): CallLike {
-    const calls = this.calls;
-    const session = this;
+  private callLike(call: RunningCall): CallLike {
     return {
       metadata: this.stream.metadata,
       getPeer: () => this.peer,
-      on: (event, cb) => calls.on(event, cb),
-      removeListener: (event, cb) => calls.removeListener(event, cb),
+      on: (_event, cb) => call.on(cb),
+      removeListener: (_event, cb) => call.off(cb),
       get cancelled() {
-        return session.cancelled;
+        return call.cancelled;
       },
     };
   }
+}
+
+/** What a call whose own timeout passed is answered with, as a unary call whose deadline passed. */
+function deadlineExceeded(id: bigint, timeoutMs: number): DeadlineExceededError {
+  return new DeadlineExceededError(`Deadline exceeded: call ${id} did not finish within its timeout of ${timeoutMs / 1000} s; its work was told to stop`);
 }
 
 /** The google.rpc.Status a unary call failing with `err` carries in grpc-status-details-bin. */

@@ -88,8 +88,9 @@ describe('server reflection, used by a Python client with no .proto of Cistern',
 
   it('serves storage.proto under its own name, with its import, by symbol and by file name', function () {
     const files = [
-      { name: 'cistern/v1/storage.proto', dependency: ['google/protobuf/any.proto', 'google/protobuf/timestamp.proto'] },
+      { name: 'cistern/v1/storage.proto', dependency: ['google/protobuf/any.proto', 'google/protobuf/duration.proto', 'google/protobuf/timestamp.proto'] },
       { name: 'google/protobuf/timestamp.proto', dependency: [] },
+      { name: 'google/protobuf/duration.proto', dependency: [] },
       { name: 'google/protobuf/any.proto', dependency: [] },
     ];
     expect(step(steps, 'file-containing-symbol')).to.deep.equal({ step: 'file-containing-symbol', error: null, files });
@@ -99,7 +100,7 @@ describe('server reflection, used by a Python client with no .proto of Cistern',
   it('serves the descriptors protoc makes, with the .proto comments', function () {
     expect(step(steps, 'as-protoc')).to.deep.equal({
       step: 'as-protoc',
-      same: { 'cistern/v1/storage.proto': true, 'google/protobuf/any.proto': true, 'google/protobuf/timestamp.proto': true },
+      same: { 'cistern/v1/storage.proto': true, 'google/protobuf/any.proto': true, 'google/protobuf/duration.proto': true, 'google/protobuf/timestamp.proto': true },
       comments: true,
     });
   });

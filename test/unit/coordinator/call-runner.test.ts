@@ -9,6 +9,7 @@ import type { CallGuard } from '../../../services/coordinator/call-guard.js';
 import type { CoordinatorServices } from '../../../services/coordinator/context.js';
 import { silentLogger } from '../../../services/coordinator/log.js';
 import { CallRunner } from '../../../services/coordinator/server.js';
+import { DeadlineExceededError } from '../../../libs/errors/errors.js';
 
 function fakeCall() {
   return Object.assign(new EventEmitter(), { metadata: new Metadata(), getPeer: () => 'ipv4:127.0.0.1:40000' });
@@ -36,6 +37,21 @@ describe('CallRunner', function () {
       return signal.aborted;
     }).then((abortedInside) => expect(abortedInside).to.equal(true));
     expect(signal!.aborted).to.equal(true);
+  });
+
+  it("aborts the signal with the cancel's reason when that is a Cistern error (a Session call's deadline), else plainly (grpc-js's 'cancelled')", async function () {
+    const expired = new DeadlineExceededError('Deadline exceeded: call 1 did not finish within its timeout of 3 s');
+    const reasons: unknown[] = [];
+    for (const reason of [expired, 'cancelled']) {
+      const call = fakeCall();
+      await runner().run('GetPool', call, { name: 'hosts/a/pools/p' }, async (ctx) => {
+        call.emit('cancelled', reason);
+        reasons.push(ctx.signal.reason);
+      });
+    }
+    expect(reasons[0]).to.equal(expired);
+    expect(reasons[1]).to.be.instanceOf(DOMException);
+    expect((reasons[1] as DOMException).name).to.equal('AbortError');
   });
 
   it('leaves the signal alone for a cancel that comes after the call ended, and stops listening', async function () {
