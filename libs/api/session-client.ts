@@ -3,10 +3,23 @@
 // script) pays for one HTTP/2 stream, not one per call. The stream opens with the first call
 // and again after it ends; every call waiting when it ends fails with the reason.
 import { Metadata, type Client, type ClientDuplexStream } from '@grpc/grpc-js';
-import { UnavailableError } from '../errors/errors.js';
+import { CancelledError, InvalidArgumentError, UnavailableError } from '../errors/errors.js';
 import { fromGrpcError, fromGrpcStatus } from '../errors/grpc-status.js';
 import { SessionRequest, SessionStatus, StorageServiceService } from '../proto/cistern/v1/storage.js';
+import type { Duration } from '../proto/google/protobuf/duration.js';
 import { decodeAnswer, type SessionCall } from './session-envelope.js';
+
+/** What a unary call's options give it, for one call of a session. */
+export interface SessionCallOptions {
+  /**
+   * How long the call may take, in milliseconds from now: its deadline, as a unary call's.
+   * Once it passes the coordinator answers DEADLINE_EXCEEDED and stops the call's work; the
+   * stream's deadline, when it comes first, still ends every call.
+   */
+  deadlineMs?: number;
+  /** Aborting it cancels this call alone (CANCELLED), as cancelling a unary call does. */
+  signal?: AbortSignal;
+}
 
 type Request<C extends SessionCall> = Extract<NonNullable<SessionRequest['call']>, { $case: C }>['value'];
 
@@ -19,6 +32,8 @@ interface Waiting {
 interface OpenStream {
   stream: ClientDuplexStream<SessionRequest, Buffer>;
   waiting: Map<bigint, Waiting>;
+  /** close() ended the sending side: no more messages, cancels included */
+  sendingClosed?: boolean;
 }
 
 export class StorageSession {
@@ -32,23 +47,61 @@ export class StorageSession {
   ) {}
 
   /** One call; its result decoded as the unary method's response. */
-  async call<C extends SessionCall>(call: C, request: Request<C>): Promise<ReturnType<(typeof StorageServiceService)[C]['responseDeserialize']>> {
-    const bytes = await this.callBytes(call, request);
+  async call<C extends SessionCall>(
+    call: C,
+    request: Request<C>,
+    options: SessionCallOptions = {},
+  ): Promise<ReturnType<(typeof StorageServiceService)[C]['responseDeserialize']>> {
+    const bytes = await this.callBytes(call, request, options);
     return StorageServiceService[call].responseDeserialize(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) as never;
   }
 
   /** One call; its result as the unary method's response bytes (for readers that decode lazily). */
-  callBytes<C extends SessionCall>(call: C, request: Request<C>): Promise<Uint8Array> {
+  callBytes<C extends SessionCall>(call: C, request: Request<C>, options: SessionCallOptions = {}): Promise<Uint8Array> {
+    const { signal } = options;
+    // as a grpc-js unary call given an aborted signal's cancel: nothing is sent
+    if (signal?.aborted) return Promise.reject(cancelledOnClient());
+    let timeout: Duration | undefined;
+    try {
+      timeout = options.deadlineMs === undefined ? undefined : durationOf(options.deadlineMs);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     const id = this.nextId++;
     const open = this.open();
     return new Promise((resolve, reject) => {
-      open.waiting.set(id, { resolve, reject });
-      open.stream.write({ id, timeout: undefined, cancel: false, call: { $case: call, value: request } as SessionRequest['call'] });
+      let onAbort: (() => void) | undefined;
+      const done = (): void => {
+        if (onAbort) signal!.removeEventListener('abort', onAbort);
+      };
+      open.waiting.set(id, {
+        resolve: (bytes) => {
+          done();
+          resolve(bytes);
+        },
+        reject: (err) => {
+          done();
+          reject(err);
+        },
+      });
+      if (signal) {
+        // the call fails at once, as a cancelled unary call does; the coordinator is told to
+        // stop it, and its answer (CANCELLED, or a result already on its way) is dropped
+        onAbort = () => {
+          if (!open.waiting.delete(id)) return;
+          // after close() the sending side is shut: the call is dropped here and runs to its end there
+          if (!open.sendingClosed) open.stream.write({ id, timeout: undefined, cancel: true, call: undefined });
+          reject(cancelledOnClient());
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+      open.stream.write({ id, timeout, cancel: false, call: { $case: call, value: request } as SessionRequest['call'] });
     });
   }
 
   /** Ends the stream once the calls sent have been answered. */
   close(): void {
+    if (this.current) this.current.sendingClosed = true;
     this.current?.stream.end();
     this.current = undefined;
   }
@@ -82,4 +135,16 @@ function settle(open: OpenStream, bytes: Buffer): void {
     const status = SessionStatus.decode(answer.status);
     w.reject(fromGrpcStatus(status.code, status.message));
   } else w.resolve(answer.result?.bytes ?? new Uint8Array());
+}
+
+/** What a call the client cancelled fails with (grpc-js's own words for a unary call's cancel). */
+function cancelledOnClient(): CancelledError {
+  return new CancelledError('Cancelled on client');
+}
+
+/** A deadline in milliseconds as the request's google.protobuf.Duration. */
+function durationOf(ms: number): Duration {
+  if (!Number.isFinite(ms) || ms < 0) throw new InvalidArgumentError('deadlineMs', `${ms} is not a timeout: give a finite number of milliseconds, 0 or more`);
+  const nanos = BigInt(Math.round(ms * 1e6));
+  return { seconds: nanos / 1_000_000_000n, nanos: Number(nanos % 1_000_000_000n) };
 }

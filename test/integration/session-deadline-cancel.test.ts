@@ -17,6 +17,8 @@ import {
   type FindPoolSourcesRequest,
 } from '../../libs/proto/cistern/v1/storage.js';
 import type { Duration } from '../../libs/proto/google/protobuf/duration.js';
+import { StorageSession } from '../../libs/api/session-client.js';
+import type { CisternError } from '../../libs/errors/errors.js';
 import { useStack, waitFor } from '../support/index.js';
 import { rawSession } from '../support/raw-session.js';
 import { startSilentPortal, type SilentPortal } from '../support/silent-portal.js';
@@ -157,5 +159,57 @@ describe('Session: a deadline and a cancel per call (real stack)', function () {
       raw.stream.cancel();
       await portal.stop();
     }
+  });
+
+  describe('the Node client: StorageSession.call(method, request, { deadlineMs, signal })', () => {
+    let session: StorageSession;
+    before(() => {
+      session = new StorageSession(ctx.stack.client);
+    });
+    after(() => session?.close());
+
+    it('deadlineMs gives the call its own deadline: DEADLINE_EXCEEDED, the work stopped, the session goes on', async () => {
+      const portal = await startSilentPortal();
+      try {
+        const slow = session.call('findPoolSources', hangingDiscovery(portal), { deadlineMs: 3000 }).then(() => undefined, (e: CisternError) => e);
+        await waitFor("the agent's iscsi-ls to reach the portal", () => portal.accepted === 1);
+        expect((await session.call('getPool', { name: POOL })).name).to.equal(POOL);
+        const err = (await slow)!;
+        expect(err.code).to.equal('DEADLINE_EXCEEDED');
+        expect(err.message).to.match(/^Deadline exceeded: call \d+ did not finish within its timeout of 3 s/);
+        await waitFor('the discovery to be stopped', () => portal.closed === 1);
+        expect((await session.call('getPool', { name: POOL }, { deadlineMs: 60_000 })).name).to.equal(POOL);
+      } finally {
+        await portal.stop();
+      }
+    });
+
+    it('aborting the signal cancels that call alone: CANCELLED, the work stopped, the session goes on', async () => {
+      const portal = await startSilentPortal();
+      try {
+        const abort = new AbortController();
+        const slow = session.call('findPoolSources', hangingDiscovery(portal), { signal: abort.signal }).then(() => undefined, (e: CisternError) => e);
+        await waitFor("the agent's iscsi-ls to reach the portal", () => portal.accepted === 1);
+        const beside = session.call('createVolume', create('signal-beside.img'));
+        abort.abort();
+        const err = (await slow)!;
+        expect(err.code).to.equal('CANCELLED');
+        expect(err.message).to.equal('Cancelled on client');
+        expect((await beside).name).to.equal(`${POOL}/volumes/signal-beside.img`);
+        await waitFor('the discovery to be stopped', () => portal.closed === 1);
+        // a signal aborted before the call: refused at once, as a grpc-js unary call is
+        const early = await session.call('getPool', { name: POOL }, { signal: abort.signal }).then(() => undefined, (e: CisternError) => e);
+        expect(early?.code).to.equal('CANCELLED');
+        await session.call('deleteVolume', { name: `${POOL}/volumes/signal-beside.img`, requestId: '' });
+      } finally {
+        await portal.stop();
+      }
+    });
+
+    it('a deadlineMs that is not a span is refused before anything is sent', async () => {
+      const err = await session.call('getPool', { name: POOL }, { deadlineMs: -1 }).then(() => undefined, (e: CisternError) => e);
+      expect(err?.code).to.equal('INVALID_ARGUMENT');
+      expect(err?.message).to.equal('deadlineMs: -1 is not a timeout: give a finite number of milliseconds, 0 or more');
+    });
   });
 });
