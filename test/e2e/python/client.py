@@ -29,6 +29,7 @@ def main() -> int:
     import grpc  # noqa: E402
     from cistern.v1 import storage_pb2 as pb  # noqa: E402
     from cistern.v1 import storage_pb2_grpc as pb_grpc  # noqa: E402
+    from google.protobuf import duration_pb2  # noqa: E402
 
     metadata = [("authorization", "Bearer " + args.token)] if args.token else None
 
@@ -107,22 +108,29 @@ def main() -> int:
             out("pool-xml", xml=xml.xml)
 
             # Several calls on one Session stream, answered by id; a refused one carries its status.
+            # A call may have its own timeout (its deadline): a bad one is refused for that call
+            # alone, and a zero one has already passed.
             session_calls = [
-                pb.SessionRequest(id=1, get_pool=pb.GetPoolRequest(name=pool_name)),
+                pb.SessionRequest(id=1, timeout=duration_pb2.Duration(seconds=30), get_pool=pb.GetPoolRequest(name=pool_name)),
                 pb.SessionRequest(id=2, create_volume=pb.CreateVolumeRequest(
                     parent=pool_name, definition=pb.VolumeDefinition(name="../x", capacity=1 << 20))),
                 pb.SessionRequest(id=3, list_volumes=pb.ListVolumesRequest(parent=pool_name)),
+                pb.SessionRequest(id=4, timeout=duration_pb2.Duration(seconds=-1), get_pool=pb.GetPoolRequest(name=pool_name)),
+                pb.SessionRequest(id=5, timeout=duration_pb2.Duration(), get_pool=pb.GetPoolRequest(name=pool_name)),
             ]
             answers = {a.id: a for a in stub.Session(iter(session_calls), timeout=60, metadata=metadata)}
             code_names = {c.value[0]: c.name for c in grpc.StatusCode}
             out(
                 "session",
                 pool=answers[1].get_pool.name,
-                results=[answers[i].WhichOneof("result") for i in (1, 2, 3)],
+                results=[answers[i].WhichOneof("result") for i in (1, 2, 3, 4, 5)],
                 refused=code_names[answers[2].status.code],
                 message=answers[2].status.message,
                 details=[d.type_url for d in answers[2].status.details],
                 volumes=[v.name for v in answers[3].list_volumes.volumes],
+                bad_timeout=code_names[answers[4].status.code],
+                bad_timeout_message=answers[4].status.message,
+                zero_timeout=code_names[answers[5].status.code],
             )
         else:
             call("DeleteVolume", pb.DeleteVolumeRequest(name=volume_name))
