@@ -98,6 +98,22 @@ describe('Session: a deadline and a cancel per call (real stack)', function () {
     }
   });
 
+  it("the stream's deadline, passing first, ends a call whose own timeout is longer, and stops its work", async () => {
+    // (as before per-call timeouts: this pins that a call's timeout does not outlive its stream)
+    const portal = await startSilentPortal();
+    try {
+      const raw = rawSession(ctx.stack, { deadline: Date.now() + 3000 });
+      raw.stream.write(request(1n, { $case: 'findPoolSources', value: hangingDiscovery(portal) }, { seconds: 600n, nanos: 0 }));
+      await waitFor("the agent's iscsi-ls to reach the portal", () => portal.accepted === 1);
+      const err = await raw.ended;
+      expect(err && status[err.code]).to.equal('DEADLINE_EXCEEDED');
+      expect(raw.answers).to.deep.equal([]);
+      await waitFor('the discovery to be stopped', () => portal.closed === 1);
+    } finally {
+      await portal.stop();
+    }
+  });
+
   it('a bad timeout is INVALID_ARGUMENT naming `timeout` for that call alone, which does not run; the stream goes on', async () => {
     const raw = rawSession(ctx.stack);
     raw.stream.write(request(1n, { $case: 'createVolume', value: create('neg.img') }, { seconds: -1n, nanos: 0 }));

@@ -1,6 +1,6 @@
 // A Session stream whose answers are kept raw, for requests the typed client never sends
 // (no call, a repeated id, a bad timeout, a cancel) and for asserting the exact answer bytes.
-import { Metadata, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type CallOptions, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { decodeAnswer, type SessionAnswer } from '../../libs/api/session-envelope.js';
 import { SessionRequest, StorageServiceService, type StorageServiceClient } from '../../libs/proto/cistern/v1/storage.js';
 
@@ -14,13 +14,15 @@ export interface RawSession {
   answer(id: bigint): Promise<SessionAnswer>;
 }
 
-export function rawSession(stack: { client: StorageServiceClient }): RawSession {
+/** `options`: the stream's own, a deadline for one. */
+export function rawSession(stack: { client: StorageServiceClient }, options: CallOptions = {}): RawSession {
   const m = StorageServiceService.session;
   const stream: ClientDuplexStream<SessionRequest, Buffer> = stack.client.makeBidiStreamRequest(
     m.path,
     (r: SessionRequest) => Buffer.from(SessionRequest.encode(r).finish()),
     (b: Buffer) => b,
     new Metadata(),
+    options,
   );
   const answers: SessionAnswer[] = [];
   const ended = new Promise<ServiceError | undefined>((resolve) => {
