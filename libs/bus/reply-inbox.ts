@@ -5,15 +5,26 @@
 // and a timer object each: measured here, ~50-100 µs of a request's round trip on loopback.
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 
+// The errors are named as nats.js names its own, so that whoever tells a bus that did not
+// answer from a fault of the request (isBusUnreachable, agent-rpc.ts) reads them alike.
+
 /** Nobody subscribes to the subject: NATS answered with its no-responders status at once. */
 export class NoRespondersError extends Error {
   constructor(readonly subject: string) {
     super(`no responders for '${subject}'`);
-    this.name = 'NoRespondersError';
+    this.name = 'NoResponders';
   }
   /** The shape nats.js's own RequestError has, for callers that test it either way. */
   isNoResponders(): boolean {
     return true;
+  }
+}
+
+/** The connection closed while the request waited, or before it was made. */
+export class InboxClosedError extends Error {
+  constructor() {
+    super('the NATS connection is closed');
+    this.name = 'ClosedConnectionError';
   }
 }
 
@@ -65,7 +76,7 @@ export class ReplyInbox {
     this.prefix = `${createInbox(inboxPrefix)}.`;
     // nats.js resubscribes after a reconnect; a request whose reply was lost meanwhile times out
     this.subscription = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => (err ? this.failAll(err) : this.deliver(msg)) });
-    void nc.closed().then(() => this.close(new Error('the NATS connection is closed')));
+    void nc.closed().then(() => this.close(new InboxClosedError()));
   }
 
   /** The connection's inbox, made on first use. */

@@ -9,6 +9,7 @@ import { EventPublisher, ensureEventStream } from '../../libs/bus/events.js';
 import { EVENT_STREAM } from '../../libs/bus/subjects.js';
 import { NoRespondersError, ReplyInbox, ReplyTimeoutError } from '../../libs/bus/reply-inbox.js';
 import { Event, EventKind } from '../../libs/proto/cistern/v1/storage.js';
+import { isBusUnreachable } from '../../libs/errors/errors.js';
 import { startNats, type NatsServer } from '../support/nats.js';
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -73,6 +74,7 @@ describe('reply inbox (real nats-server)', function () {
     );
     expect(err).to.be.instanceOf(NoRespondersError);
     expect((err as NoRespondersError).isNoResponders()).to.equal(true);
+    expect(isBusUnreachable(err), 'read as a bus that did not answer').to.equal(true);
     expect(Date.now() - started).to.be.below(10_000); // not the timeout
     expect(ReplyInbox.of(client).pending).to.equal(0);
   });
@@ -85,6 +87,7 @@ describe('reply inbox (real nats-server)', function () {
     );
     expect(err).to.be.instanceOf(ReplyTimeoutError);
     expect((err as Error).message).to.match(/timeout/);
+    expect(isBusUnreachable(err)).to.equal(true);
     expect(inbox.pending).to.equal(0);
     held.shift()!.respond(bytes('too late'));
     // the next request gets its own answer, not the late one
@@ -118,6 +121,7 @@ describe('reply inbox (real nats-server)', function () {
       (e: unknown) => e,
     );
     expect((err as Error).message).to.match(/closed/);
+    expect(isBusUnreachable(err)).to.equal(true);
     expect(inbox.pending).to.equal(0);
     await inbox.request('echo', bytes('x'), { timeoutMs: 1_000 }).then(
       () => expect.fail('answered'),
