@@ -6,6 +6,7 @@ export interface StorageApi {
   listHosts(req: pb.ListHostsRequest): Promise<pb.ListHostsResponse>;
   getHost(req: pb.GetHostRequest): Promise<pb.Host>;
   deleteHost(req: pb.DeleteHostRequest): Promise<pb.DeleteHostResponse>;
+  pingHost(req: pb.PingHostRequest): Promise<pb.PingHostResponse>;
   definePool(req: pb.DefinePoolRequest): Promise<pb.Pool>;
   createPool(req: pb.CreatePoolRequest): Promise<pb.Pool>;
   undefinePool(req: pb.UndefinePoolRequest): Promise<pb.UndefinePoolResponse>;
@@ -43,7 +44,7 @@ export interface StorageApi {
 export type UnaryMethod = Exclude<keyof StorageApi, 'uploadVolume' | 'downloadVolume' | 'watchEvents' | 'close'>;
 
 export const UNARY_METHODS: UnaryMethod[] = [
-  'listHosts', 'getHost', 'deleteHost', 'definePool', 'createPool', 'undefinePool', 'buildPool', 'startPool',
+  'listHosts', 'getHost', 'deleteHost', 'pingHost', 'definePool', 'createPool', 'undefinePool', 'buildPool', 'startPool',
   'stopPool', 'deletePool', 'refreshPool', 'getPool', 'listPools', 'getPoolXml', 'setPoolAutostart',
   'findPoolSources', 'getPoolCapabilities', 'createVolume', 'cloneVolume', 'deleteVolume',
   'wipeVolume', 'resizeVolume', 'getVolume', 'listVolumes', 'getVolumeXml', 'lookupVolume',

@@ -2,6 +2,7 @@
 import type { Command } from '../command.js';
 import { hostDelete } from './host-delete.js';
 import { hostList } from './host-list.js';
+import { hostPing } from './host-ping.js';
 import { poolCreate, poolCreateAs, poolDefine, poolDefineAs } from './pool-define.js';
 import { poolEvent } from './pool-event.js';
 import { poolEdit } from './pool-edit.js';
@@ -27,7 +28,7 @@ export const COMMANDS: Command[] = [
   poolEvent, poolCapabilities,
   volClone, volCreateAs, volCreate, volCreateFrom, volDelete, volDownload, volDumpxml, volInfo, volKey,
   volList, volName, volPath, volPool, volResize, volUpload, volWipe,
-  hostList, hostDelete,
+  hostList, hostPing, hostDelete,
   cd, echo, exit, help, pwd, quit,
 ];
 

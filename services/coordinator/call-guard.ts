@@ -29,6 +29,7 @@ export const METHODS: Record<string, MethodSpec> = Object.fromEntries(
     spec('ListHosts', 'viewer', false),
     spec('GetHost', 'viewer', false),
     spec('DeleteHost', 'admin', true),
+    spec('PingHost', 'viewer', false),
     spec('DefinePool', 'admin', true),
     spec('CreatePool', 'admin', true),
     spec('UndefinePool', 'admin', true),

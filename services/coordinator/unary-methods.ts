@@ -19,6 +19,7 @@ export const UNARY_HANDLERS = {
   listHosts: ['ListHosts', hosts.listHosts],
   getHost: ['GetHost', hosts.getHost],
   deleteHost: ['DeleteHost', hosts.deleteHost],
+  pingHost: ['PingHost', hosts.pingHost],
   definePool: ['DefinePool', pools.definePool],
   createPool: ['CreatePool', pools.createPool],
   undefinePool: ['UndefinePool', pools.undefinePool],

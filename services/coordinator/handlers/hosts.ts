@@ -1,5 +1,14 @@
 // ListHosts, GetHost: from the host registry. DeleteHost: forgets a host that is gone.
-import { AbortedError, FailedPreconditionError, NotFoundError } from '../../../libs/errors/errors.js';
+// PingHost: a round trip to the host's agent that does nothing there.
+import { callAgent } from '../../../libs/bus/agent-rpc.js';
+import {
+  AbortedError,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  NotFoundError,
+  UnavailableError,
+} from '../../../libs/errors/errors.js';
+import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import {
   EventKind,
   Host,
@@ -8,10 +17,13 @@ import {
   type GetHostRequest,
   type ListHostsRequest,
   type ListHostsResponse,
+  type PingHostRequest,
+  type PingHostResponse,
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { hostName, poolName } from '../../../libs/api/resource-names.js';
 import type { CatalogEntry } from '../../../libs/bus/catalog.js';
 import { compare } from '../cache.js';
+import { untilHostLost } from '../forward.js';
 import { hostView, undefinedPoolView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishHostEvent, publishPoolEvent } from '../coordinator-events.js';
@@ -28,6 +40,39 @@ export async function listHosts(svc: CoordinatorServices, _ctx: CallContext, req
 export async function getHost(svc: CoordinatorServices, _ctx: CallContext, req: GetHostRequest): Promise<Host> {
   const id = requireHost(req.name, 'name');
   return hostView(svc.cache, svc.hosts.requireKnown(id), svc.hosts.staleSince);
+}
+
+/** How long a ping waits for the agent: an agent that takes longer is not answering (UNAVAILABLE). */
+export const PING_TIMEOUT_MS = 5_000;
+
+/**
+ * PingHost: the agent's Ping, through the bus as every operation goes, answered by the agent
+ * without touching storage. The round trip is timed here, so a client can tell its own hop to
+ * the coordinator from the coordinator's to the agent.
+ */
+export async function pingHost(svc: CoordinatorServices, ctx: CallContext, req: PingHostRequest): Promise<PingHostResponse> {
+  const host = requireHost(req.name, 'name');
+  svc.hosts.requireOnline(host);
+  const request = AgentRequest.create({ principal: ctx.principal, requestId: ctx.requestId, op: { $case: 'ping', value: {} } });
+  const timeoutMs = Math.min(PING_TIMEOUT_MS, svc.agentTimeoutMs);
+  const started = process.hrtime.bigint();
+  let reply;
+  try {
+    reply = await untilHostLost(svc, host, 'ping', callAgent(svc.nc, host, request, { timeoutMs, signal: ctx.signal }));
+  } catch (err) {
+    // the agent's own slowness, not the client's deadline (that one aborts the call instead)
+    if (err instanceof DeadlineExceededError && !ctx.signal?.aborted) {
+      throw new UnavailableError(`host '${host}' did not answer its ping within ${timeoutMs / 1000} s: its agent is online but not answering`, { host });
+    }
+    throw err;
+  }
+  const nanos = process.hrtime.bigint() - started;
+  const pong = reply.result?.$case === 'pong' ? reply.result.value : undefined;
+  return {
+    name: hostName(host),
+    hostname: pong?.hostname ?? '',
+    agentRoundTrip: { seconds: nanos / 1_000_000_000n, nanos: Number(nanos % 1_000_000_000n) },
+  };
 }
 
 /** What DeleteHost knows of a host when it decides: the registry's word and the catalog's. */

@@ -1,6 +1,6 @@
 // An in-memory StorageApi for driving runCli without a server: records every call.
 import {
-  DeleteHostRequest, DeleteHostResponse, Host, ListHostsResponse, ListPoolsResponse, ListVolumesRequest, ListVolumesResponse, Pool, PoolCapabilities, PoolDefinition,
+  DeleteHostRequest, DeleteHostResponse, Host, PingHostRequest, PingHostResponse, ListHostsResponse, ListPoolsResponse, ListVolumesRequest, ListVolumesResponse, Pool, PoolCapabilities, PoolDefinition,
   PoolState, PoolType, UndefinePoolResponse, DeleteVolumeResponse, FindPoolSourcesResponse,
   UploadVolumeResponse, Volume, VolumeDefinition, VolumeType, XMLDocument,
   type DownloadVolumeResponse, type Event, type UploadVolumeRequest,
@@ -72,6 +72,12 @@ export class FakeApi implements StorageApi {
   async listHosts(r: unknown) { this.record('listHosts', r); return ListHostsResponse.create({ hosts: this.hosts }); }
   async getHost(r: { name: string }) { this.record('getHost', r); return this.hosts.find((h) => h.name === r.name)!; }
   async deleteHost(r: DeleteHostRequest) { this.record('deleteHost', r); return DeleteHostResponse.create(); }
+  async pingHost(r: PingHostRequest) {
+    this.record('pingHost', r);
+    const h = this.hosts.find((x) => x.name === r.name);
+    if (!h) throw new NotFoundError(`host '${r.name}' is not known: no agent with this host id has reported`);
+    return PingHostResponse.create({ name: h.name, hostname: h.hostname, agentRoundTrip: { seconds: 0n, nanos: 250_000 } });
+  }
   async definePool(r: { host: string; definition?: PoolDefinition; xml: string }) {
     this.record('definePool', r);
     return pool(r.host, r.definition?.name || 'fromxml', { state: PoolState.POOL_STATE_INACTIVE });

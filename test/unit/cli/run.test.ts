@@ -743,7 +743,7 @@ describe('cisternctl (runCli with a fake server)', () => {
       '\n');
     expect((await run(new FakeApi(), ['help', 'Storage Volume'])).stdout).to.equal(vols.stdout);
     expect((await run(new FakeApi(), ['help', 'fleet'])).stdout).to.equal(
-      " Fleet (help keyword 'fleet'):\n    host-list                      list the hosts of the fleet\n    host-delete                    forget a host whose agent is gone\n\n",
+      " Fleet (help keyword 'fleet'):\n    host-list                      list the hosts of the fleet\n    host-ping                      check that a host's agent answers, and time the round trip\n    host-delete                    forget a host whose agent is gone\n\n",
     );
     // the general help shows every group's keyword
     const all = await run(new FakeApi(), ['help']);
