@@ -302,6 +302,33 @@ const clone: Workload = {
 
 // ----------------------------------------------------------------- control overhead
 
+/** Untimed rounds before the first repetition (each round is one call of every row). */
+const CONTROL_WARMUP_ROUNDS = 100;
+
+/** One call of each Cistern row, in this order, each timed on its own. */
+async function controlRoundCistern(ctx: Ctx): Promise<Record<string, number>> {
+  const { api, session } = ctx.cs;
+  const nc = await ctx.cs.nats();
+  const host = { name: hostName(HOST) };
+  const pool = { name: poolName('cs-noop'), requestId: '' };
+  return {
+    'host-ping': await timed(() => session.pingHost(host)),
+    'host-ping-unary': await timed(() => api.pingHost(host)),
+    noop: await timed(() => session.refreshPool(pool)),
+    'noop-unary': await timed(() => api.refreshPool(pool)),
+    ping: await timed(() => pingAgent(nc)),
+    get: await timed(() => api.getPool({ name: pool.name })),
+  };
+}
+
+/** libvirt's two rows: pool-refresh and pool-info of an empty pool, one virsh command each. */
+async function controlRoundLibvirt(ctx: Ctx): Promise<Record<string, number>> {
+  return {
+    noop: (await ctx.lv.run(['pool-refresh lv-noop'])).ms,
+    get: (await ctx.lv.run(['pool-info lv-noop'])).ms,
+  };
+}
+
 const control: Workload = {
   id: 'control',
   rows: [
@@ -316,36 +343,26 @@ const control: Workload = {
   async setup(ctx) {
     if (ctx.virsh) await ctx.libvirtPool('lv-noop');
     if (ctx.cistern) await ctx.cisternPool('cs-noop');
+    // untimed rounds first, on both sides: the rows are steady-state latencies, and without
+    // them the first repetition also measures V8 compiling each path (and the caches warming)
+    for (let i = 0; i < CONTROL_WARMUP_ROUNDS; i++) {
+      if (ctx.cistern) await controlRoundCistern(ctx);
+      if (ctx.virsh) await controlRoundLibvirt(ctx);
+    }
   },
   async cistern(ctx) {
-    const api = ctx.cs.api;
-    const session = ctx.cs.session;
-    const nc = await ctx.cs.nats();
-    const hostPing: number[] = [];
-    const hostPingUnary: number[] = [];
-    const noop: number[] = [];
-    const noopUnary: number[] = [];
-    const ping: number[] = [];
-    const get: number[] = [];
-    const host = { name: hostName(HOST) };
+    const out: Record<string, number[]> = { 'host-ping': [], 'host-ping-unary': [], noop: [], 'noop-unary': [], ping: [], get: [] };
     for (let i = 0; i < ctx.sizes.controlOps; i++) {
-      hostPing.push(await timed(() => session.pingHost(host)));
-      hostPingUnary.push(await timed(() => api.pingHost(host)));
-      noop.push(await timed(() => session.refreshPool({ name: poolName('cs-noop'), requestId: '' })));
-      noopUnary.push(await timed(() => api.refreshPool({ name: poolName('cs-noop'), requestId: '' })));
-      ping.push(await timed(() => pingAgent(nc)));
-      get.push(await timed(() => api.getPool({ name: poolName('cs-noop') })));
+      for (const [row, ms] of Object.entries(await controlRoundCistern(ctx))) out[row]!.push(ms);
     }
-    return { 'host-ping': hostPing, 'host-ping-unary': hostPingUnary, noop, 'noop-unary': noopUnary, ping, get };
+    return out;
   },
   async libvirt(ctx) {
-    const noop: number[] = [];
-    const get: number[] = [];
+    const out: Record<string, number[]> = { 'host-ping': [], 'host-ping-unary': [], noop: [], 'noop-unary': [], ping: [], get: [] };
     for (let i = 0; i < ctx.sizes.controlOps; i++) {
-      noop.push((await ctx.lv.run(['pool-refresh lv-noop'])).ms);
-      get.push((await ctx.lv.run(['pool-info lv-noop'])).ms);
+      for (const [row, ms] of Object.entries(await controlRoundLibvirt(ctx))) out[row]!.push(ms);
     }
-    return { 'host-ping': [], 'host-ping-unary': [], noop, 'noop-unary': [], ping: [], get };
+    return out;
   },
   async teardown(ctx) {
     if (ctx.virsh) await ctx.dropLibvirtPool('lv-noop');
