@@ -40,12 +40,20 @@ function sessionCalls(): SessionCall[] {
     .map(([key]) => key as SessionCall);
 }
 
-/** A SessionResponse carrying `result` (the method's response, encoded) for call `id`. */
+/**
+ * A SessionResponse carrying `result` (the method's response, encoded) for call `id`. The
+ * result is copied once, behind its few bytes of header: a listing page is megabytes, and
+ * BinaryWriter.bytes() then finish() then Buffer.from() copied it three times.
+ */
 export function encodeResult(id: bigint, call: SessionCall, result: Uint8Array): Buffer {
-  const w = new BinaryWriter();
-  if (id !== 0n) w.uint32((ID_FIELD << 3) | WireType.Varint).uint64(id);
-  w.uint32((RESULT_FIELD.get(call)! << 3) | WireType.LengthDelimited).bytes(result);
-  return Buffer.from(w.finish());
+  const head = new BinaryWriter();
+  if (id !== 0n) head.uint32((ID_FIELD << 3) | WireType.Varint).uint64(id);
+  head.uint32((RESULT_FIELD.get(call)! << 3) | WireType.LengthDelimited).uint32(result.length);
+  const header = head.finish();
+  const out = Buffer.allocUnsafe(header.length + result.length);
+  out.set(header, 0);
+  out.set(result, header.length);
+  return out;
 }
 
 /** A SessionResponse carrying `status` (a google.rpc.Status, encoded) for call `id`. */

@@ -26,6 +26,16 @@ describe('session envelope', () => {
     expect(Volume.decode(answer.result!.bytes)).to.deep.equal(volume);
   });
 
+  it('writes the bytes ts-proto writes, for a result whose length takes a multi-byte varint and a 64-bit id', () => {
+    const volumes = Array.from({ length: 3000 }, (_, i) => Volume.fromPartial({ name: `hosts/a/pools/p/volumes/v${i}`, definition: { name: `v${i}`, capacity: BigInt(i) << 30n } }));
+    const page = ListVolumesResponse.encode({ volumes, nextPageToken: 'next' }).finish();
+    expect(page.length).to.be.greaterThan(1 << 14); // a 3-byte length
+    for (const id of [1n, 127n, 128n, (1n << 63n) + 5n]) {
+      const expected = SessionResponse.encode(SessionResponse.fromPartial({ id, result: { $case: 'listVolumes', value: ListVolumesResponse.decode(page) } })).finish();
+      expect(encodeResult(id, 'listVolumes', page).equals(Buffer.from(expected)), `id ${id}`).to.equal(true);
+    }
+  });
+
   it('an empty response is still a result; id 0 is written as proto3 writes it (not at all)', () => {
     const bytes = encodeResult(0n, 'deleteVolume', new Uint8Array());
     expect(SessionResponse.decode(bytes).result).to.deep.equal({ $case: 'deleteVolume', value: {} });
