@@ -110,8 +110,8 @@ export class CreateJournal {
     let existed = false;
     if (path) {
       try {
-        lstatSync(path);
-        existed = true;
+        // undefined for a missing path (a create's usual case) rather than a thrown ENOENT
+        existed = lstatSync(path, { throwIfNoEntry: false }) !== undefined;
       } catch {
         existed = false;
       }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { checkAbsolutePath, checkHostId, checkObjectName, checkSize, MAX_SIZE } from '../../../libs/api/names.js';
+import { checkAbsolutePath, checkAbsolutePathFully, checkHostId, checkObjectName, checkSize, MAX_SIZE } from '../../../libs/api/names.js';
 import { parseHostName, parsePoolName, parseVolumeName, poolName, volumeName } from '../../../libs/api/resource-names.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 
@@ -71,6 +71,30 @@ describe('paths', () => {
     expect(refusal(() => checkAbsolutePath('/var/../etc', 'target.path')).message).to.contain("'..'");
     expect(refusal(() => checkAbsolutePath('/var/\tx', 'target.path')).message).to.contain('control character');
     expect(refusal(() => checkAbsolutePath('', 'target.path')).message).to.contain('empty');
+  });
+  it('its fast path for plain normal paths gives what the full checks give, for every kind of path', () => {
+    const answer = (check: (p: string, f: string) => string, p: string): string => {
+      try {
+        return `ok ${check(p, 'target.path')}`;
+      } catch (err) {
+        return `refused ${(err as Error).message}`;
+      }
+    };
+    const pieces = ['/', '/', '.', '..', 'a', 'vm-1.img', ' ', '\t', '\x7f', 'é', '\uD800', '~', '-', '//'];
+    let seed = 12345;
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const paths = ['/', '/a', '/a/', '/a/.', '/a/..', '/./a', '/../a', '/a/.b', '/a/..b', '/a/b..', '/a//b', 'a/b', '/a b', '/' + 'x'.repeat(4094), '/' + 'x'.repeat(4095)];
+    for (let i = 0; i < 5000; i++) {
+      let p = '';
+      for (let k = 1 + next(8); k > 0; k--) p += pieces[next(pieces.length)];
+      paths.push(p);
+    }
+    for (const p of paths) expect(answer(checkAbsolutePath, p), JSON.stringify(p)).to.equal(answer(checkAbsolutePathFully, p));
+    // the fast path does take the common case
+    expect(checkAbsolutePath('/var/lib/libvirt/images/vm-1.qcow2', 'f')).to.equal('/var/lib/libvirt/images/vm-1.qcow2');
   });
 });
 
