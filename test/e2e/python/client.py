@@ -48,6 +48,9 @@ def main() -> int:
 
         hosts = call("ListHosts", pb.ListHostsRequest())
         out("hosts", hosts=sorted(h.host_id for h in hosts.hosts if h.online))
+        pong = call("PingHost", pb.PingHostRequest(name="hosts/%s" % args.host))
+        out("ping", name=pong.name, hostname=pong.hostname,
+            round_trip_ns=pong.agent_round_trip.seconds * 10**9 + pong.agent_round_trip.nanos)
 
         if args.phase == "create":
             definition = pb.PoolDefinition(
