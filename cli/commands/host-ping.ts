@@ -38,7 +38,7 @@ export const hostPing: Command = {
   options: [
     { name: 'host', type: 'string', required: true, nonEmpty: true, help: 'host id (or hosts/HOST)' },
     { name: 'count', type: 'string', named: true, metavar: 'number', help: `how many pings, one after another (default 1, at most ${MAX_PINGS})` },
-    JSON_OPTION,
+    { ...JSON_OPTION, help: 'print the pings as a JSON array, after the last one' },
   ],
   async run(ctx) {
     const host = parseHostName(req(ctx.opts, 'host'), 'host');
