@@ -153,6 +153,19 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
       await backend.stopPool(ctx);
     });
 
+    it('a refresh, of the pool or of one volume, is refused, FAILED_PRECONDITION: the other directory is neither listed nor read', async () => {
+      const ctx = { runner: new ExecRunner(), pool: poolDef(target) };
+      await backend.startPool(ctx);
+      await build(ctx, vol('disk', 'raw', MiB));
+      swapTarget();
+      for (const err of [await rejects(backend.refreshPool(ctx)), await rejects(backend.refreshVol(ctx, vol('shadow', '')))]) {
+        expect(err.code, err.message).to.equal('FAILED_PRECONDITION');
+        expect(err.message).to.contain(`pool target '${target}' is not the directory pool 'p' started with`);
+        expect(err.message).not.to.contain('shadow');
+      }
+      await backend.stopPool(ctx);
+    });
+
     it('a resize reads the header of the volume it opened, not of a file where the swapped target leads: FAILED_PRECONDITION, no size of that file shown', async () => {
       const ctx = { runner: new ExecRunner(), pool: poolDef(target) };
       await backend.startPool(ctx);

@@ -5,7 +5,7 @@
 // a few microseconds, while the promise/threadpool path costs several times that per
 // call, which dominates a refresh of 10,000 files. refreshPool runs it in batches and
 // yields to the event loop between them.
-import { closeSync, constants as fsc, existsSync, fstatSync, lstatSync, openSync, statSync, type BigIntStats, type Dirent } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fstatSync, openSync, type BigIntStats, type Dirent } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { VolumeType, type Encryption, type Permissions, type Timestamps, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
@@ -16,6 +16,7 @@ import { fsError } from '../fs-errors.js';
 import { blockDeviceSize, statSize } from '../file-io.js';
 import { permsOf, timestampsOf } from '../stat-fields.js';
 import { plainTarget } from '../volume-target.js';
+import { openable, openReadableSync, OPEN_PROBE } from '../safe-open.js';
 
 export interface InspectOptions {
   /** Skip (return undefined) what libvirt skips instead of failing. */
@@ -24,6 +25,12 @@ export interface InspectOptions {
   backingCache?: Map<string, BackingInfo | undefined>;
   /** The entry's type as readdir reported it, which saves an lstat for plain files and directories. */
   direntType?: Dirent;
+  /**
+   * Where to open the volume, when not at `path` (which it is reported as): NAME in the pool
+   * directory the pool started with (pool-directory.ts), so that a target swapped for a link
+   * since the start is not read through.
+   */
+  at?: string;
 }
 
 /** What a volume's backing store shows of the file it names. */
@@ -33,8 +40,6 @@ export interface BackingInfo {
   timestamps?: Timestamps;
 }
 
-const OPEN_PROBE = fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY;
-
 /** A size as the number of bytes readHeaderSync may read: sizes past 2^53 are capped, not rounded. */
 function safeNumber(n: bigint): number {
   return n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n);
@@ -42,31 +47,15 @@ function safeNumber(n: bigint): number {
 
 const NOT_A_VOLUME = 'is neither a regular file, a block device nor a directory';
 
-/**
- * Whether what `path` leads to may be opened to read its header: a regular file, a block
- * device or a directory, or a path that does not resolve (the open then fails as it should).
- * Not a character device (a watchdog starts counting down when opened, a tape rewinds when
- * closed), a FIFO or a socket. libvirt opens them and only then skips them; O_NONBLOCK keeps
- * a FIFO from blocking, not a device driver's open from acting.
- */
-function openableTarget(path: string): boolean {
-  let st;
-  try {
-    st = statSync(path);
-  } catch {
-    return true;
-  }
-  return st.isFile() || st.isBlockDevice() || st.isDirectory();
-}
-
 /** The format, permissions and timestamps of a backing file; undefined when it cannot be opened. */
 export function probeBackingFile(path: string): BackingInfo | undefined {
   let fd = -1;
   try {
     // a header names any path it likes: a character device there is never opened
-    if (!openableTarget(path)) return undefined;
-    fd = openSync(path, OPEN_PROBE);
-    const st = fstatSync(fd, { bigint: true });
+    const opened = openReadableSync(path);
+    fd = opened.fd;
+    if (fd < 0) return undefined;
+    const st = opened.stat;
     if (st.isDirectory()) return { format: 'dir', perms: permsOf(st), timestamps: timestampsOf(st) };
     const size = statSize(st);
     return { format: probeBuffer(readHeaderSync(fd, safeNumber(size)), size).format, perms: permsOf(st), timestamps: timestampsOf(st) };
@@ -84,9 +73,10 @@ export function probeBackingFile(path: string): BackingInfo | undefined {
 export function inspectBaseImage(path: string): { size: bigint; probe: ProbeResult; qcow2Problem?: string } | undefined {
   let fd = -1;
   try {
-    fd = openSync(path, OPEN_PROBE);
-    const st = fstatSync(fd, { bigint: true });
-    if (!st.isFile()) return undefined;
+    const opened = openReadableSync(path);
+    fd = opened.fd;
+    const st = opened.stat;
+    if (fd < 0 || !st.isFile()) return undefined;
     const header = readHeaderSync(fd, safeNumber(st.size)); // a shared scratch buffer: use it here only
     const probe = probeBuffer(header, st.size);
     return { size: st.size, probe, qcow2Problem: probe.format === 'qcow2' ? qcow2BaseProblem(header) : undefined };
@@ -144,36 +134,40 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
     if (opts.noerror) return undefined;
     throw new FailedPreconditionError(`volume path '${printable(path, 200)}' ${why}`);
   };
-  let isLink = false;
+  const skipType = (st: { isFIFO(): boolean; isSocket(): boolean }): undefined =>
+    skip(st.isFIFO() ? 'is a FIFO' : st.isSocket() ? 'is a socket' : NOT_A_VOLUME);
+  const at = opts.at ?? path;
   const d = opts.direntType;
-  if (d && !d.isSymbolicLink() && (d.isFIFO() || d.isSocket())) return skip(d.isFIFO() ? 'is a FIFO' : 'is a socket');
-  if (d && !d.isSymbolicLink() && d.isCharacterDevice()) return skip(NOT_A_VOLUME);
-  if (d?.isSymbolicLink()) {
-    isLink = true;
-    // what the link leads to, before opening it: opening a device is not free of side effects
-    if (!openableTarget(path)) return skip(NOT_A_VOLUME);
-  }
-  if (!d || (!d.isFile() && !d.isDirectory() && !d.isSymbolicLink())) {
-    let lst: BigIntStats;
-    try {
-      lst = lstatSync(path, { bigint: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        if (opts.noerror) return undefined;
-        throw new NotFoundError(`no storage volume with matching path '${printable(path, 200)}'`);
-      }
-      throw fsError(err, 'stat', path);
-    }
-    if (lst.isFIFO()) return skip('is a FIFO');
-    if (lst.isSocket()) return skip('is a socket');
-    if (lst.isCharacterDevice()) return skip(NOT_A_VOLUME);
-    isLink = lst.isSymbolicLink();
-    if (isLink && !openableTarget(path)) return skip(NOT_A_VOLUME);
-  }
-  let fd: number;
+  if (d && !d.isSymbolicLink() && (d.isFIFO() || d.isSocket() || d.isCharacterDevice())) return skipType(d);
+  let fd = -1;
+  let isLink = false;
+  let st: BigIntStats;
   try {
-    fd = openSync(path, OPEN_PROBE);
+    // what the listing showed as a file, directory or block device is opened as it is, not
+    // through a link: a name swapped for a link since the listing fails (ELOOP) and takes
+    // the careful way below, so no device is opened through a link. (Putting a device node
+    // itself in its place takes a device node on the same filesystem: mknod is root's.)
+    if (d && !d.isSymbolicLink() && (d.isFile() || d.isDirectory() || d.isBlockDevice())) {
+      try {
+        fd = openSync(at, OPEN_PROBE | fsc.O_NOFOLLOW);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err;
+      }
+    }
+    if (fd < 0) {
+      // a link, or an entry of unknown type: what it leads to is opened only when it is a
+      // file, block device or directory (safe-open.ts)
+      let opened = openReadableSync(at, { noFollow: true });
+      if (opened.stat.isSymbolicLink()) {
+        isLink = true;
+        opened = openReadableSync(at);
+      }
+      if (opened.fd < 0) return skipType(opened.stat);
+      fd = opened.fd;
+    }
+    st = fstatSync(fd, { bigint: true });
   } catch (err) {
+    if (fd >= 0) closeSync(fd);
     const code = (err as NodeJS.ErrnoException).code;
     if (opts.noerror && (code === 'ENOENT' || code === 'ELOOP' || code === 'ENXIO' || code === 'EACCES' || code === 'EPERM')) return undefined;
     if (code === 'ENOENT' || (isLink && code === 'ELOOP')) {
@@ -182,8 +176,7 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
     throw fsError(err, 'open volume', path);
   }
   try {
-    const st = fstatSync(fd, { bigint: true });
-    if (st.isFIFO() || st.isSocket()) return skip('is a FIFO or socket');
+    if (!openable(st)) return skipType(st);
     const def: VolumeDefinition = {
       type: VolumeType.VOLUME_TYPE_FILE,
       name,
@@ -197,17 +190,20 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
     };
     const target = def.target!;
     if (st.isDirectory()) {
-      // libvirt: a directory is a 'dir' volume, or a ploop image directory
-      if (!isPloopDirectory(path)) {
+      // libvirt: a directory is a 'dir' volume, or a ploop image directory; looked into
+      // through the directory opened, not its name again
+      const opened = `/proc/self/fd/${fd}`;
+      if (!isPloopDirectory(opened)) {
         def.type = VolumeType.VOLUME_TYPE_DIR;
         target.format = 'dir';
         return def;
       }
       def.type = VolumeType.VOLUME_TYPE_PLOOP;
+      const image = openReadableSync(`${opened}/root.hds`);
       closeSync(fd);
-      fd = -1;
-      fd = openSync(join(path, 'root.hds'), OPEN_PROBE);
-      const rst = fstatSync(fd, { bigint: true });
+      fd = image.fd;
+      const rst = image.stat;
+      if (fd < 0 || !rst.isFile()) return skip('is a ploop directory whose root.hds is not a regular file');
       def.allocation = rst.blocks * 512n;
       def.capacity = def.physical = rst.size;
       const probe = probeBuffer(readHeaderSync(fd, safeNumber(rst.size)), rst.size);
@@ -215,7 +211,6 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
       if (probe.capacity) def.capacity = probe.capacity;
       return def;
     }
-    if (!st.isFile() && !st.isBlockDevice()) return skip(NOT_A_VOLUME);
     const { probe, size, allocation, capacity } = probeOpenedVolume(fd, st);
     def.allocation = allocation;
     def.capacity = capacity;
