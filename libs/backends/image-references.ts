@@ -6,11 +6,13 @@
 // admits each one, or the work is refused. Where this reader cannot be sure of what qemu would
 // open (a backing name it cannot read, a protocol, an external data file, a VMDK descriptor),
 // it refuses rather than guesses.
-import { closeSync, constants as fsc, fstatSync, openSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, openSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { CisternError, FailedPreconditionError, PermissionDeniedError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import { MAX_HEADER, probeBuffer, readHeaderSync, type ProbeResult } from './format-probe.js';
+import { O_PATH, OPEN_PROBE } from './safe-open.js';
+import { onOwnMount } from '../os/mount-namespace.js';
 
 /** qemu's own limit on a chain is far higher; a longer one here is refused, not walked. */
 export const MAX_CHAIN_LENGTH = 16;
@@ -51,9 +53,6 @@ export interface ImageChain {
   close(): void;
 }
 
-/** Linux's O_PATH (not in Node's constants): a descriptor that names a file without opening it for I/O, so no device driver's open runs. */
-const O_PATH = 0o10000000;
-const OPEN_PROBE = fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY;
 const QCOW2_INCOMPAT_DATA_FILE = 1n << 2n;
 const VMDK_DESC_SIZE = 20 * 512;
 const VMDK_TEXT_VERSION = /^version=[123]\r?\n/;
@@ -129,6 +128,12 @@ function openAdmitted(name: string, why: string, admit: AdmitFile): { fd: number
   const pathFd = openSync(name, O_PATH);
   try {
     const real = readlinkSync(`/proc/self/fd/${pathFd}`);
+    // a name from another mount namespace is whatever that namespace's owner made it
+    if (!onOwnMount(pathFd)) {
+      throw new PermissionDeniedError(
+        `${why} '${printable(name, 200)}' leads into another mount namespace (a link through /proc/PID/root or /proc/PID/fd), where its real place cannot be checked`,
+      );
+    }
     admit(name, real, why);
     const stat = fstatSync(pathFd, { bigint: true });
     if (!stat.isFile() && !stat.isBlockDevice()) return { fd: -1, real, stat };

@@ -10,6 +10,7 @@ import { checkAbsolutePath, checkObjectName, printable } from '../../api/names.j
 import { fsError } from '../fs-errors.js';
 import { openPoolDirectory, openPoolDirectoryDirect } from './pool-directory.js';
 import { FILE_POOL_TYPES, onLocalFilesystem } from '../pool-kinds.js';
+import { onOwnMount } from '../../os/mount-namespace.js';
 
 /** C0, DEL and C1 controls: names the API refuses (libs/api/names.ts), so never listed. */
 export function hasControlChars(name: string): boolean {
@@ -51,6 +52,19 @@ function requireInsidePool(path: string, real: string, root: string, what: strin
   }
 }
 
+/**
+ * Refuses a file reached through another mount namespace (a link to /proc/PID/root/...): its
+ * /proc/self/fd name is its path there, which its owner chooses, so requireInsidePool's
+ * check of that name would prove nothing (mount-namespace.ts).
+ */
+export function requireOwnMountNamespace(path: string, fd: number, what: string): void {
+  if (onOwnMount(fd)) return;
+  throw new PermissionDeniedError(
+    `volume path '${printable(path, 200)}' leads into another mount namespace (a link through /proc/PID/root or /proc/PID/fd), ` +
+      `where its real place cannot be checked; refusing to ${what} through it`,
+  );
+}
+
 function volumeNotFound(name: string, path: string): NotFoundError {
   return new NotFoundError(`volume '${printable(name)}' not found: '${printable(path, 200)}' does not exist (or is a dangling link)`);
 }
@@ -88,6 +102,7 @@ export async function poolVolumeDescriptor(pool: PoolDefinition, name: string, f
   try {
     const real = await readlink(`/proc/self/fd/${fh.fd}`);
     if (real.endsWith(' (deleted)')) throw new NotFoundError(`volume '${printable(name)}' was removed while it was being opened`);
+    requireOwnMountNamespace(path, fh.fd, what);
     requireInsidePool(path, real, root, what);
     const st = await fh.stat({ bigint: true });
     if (!st.isFile() && !st.isBlockDevice()) {
