@@ -9,6 +9,8 @@ import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotF
 import { printable } from '../api/names.js';
 import { PoolSource } from '../proto/cistern/v1/storage.js';
 
+export { checkIscsiHost } from '../api/source-names.js';
+
 export const ISCSI_DEFAULT_PORT = 3260;
 /** RFC 7143: an iSCSI name is at most 223 bytes. */
 export const ISCSI_NAME_MAX = 223;
@@ -16,8 +18,6 @@ export const ISCSI_NAME_MAX = 223;
 // ------------------------------------------------------------------ input checks
 
 const IQN_RE = /^[A-Za-z0-9][A-Za-z0-9.:_-]*$/;
-const HOST_RE = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
-const IPV6_RE = /^[0-9A-Fa-f:.]+$/;
 
 /** An iSCSI name (IQN/EUI/NAA or a plain target name as libvirt accepts): letters, digits, . : _ - */
 export function checkIscsiName(name: string, field: string): string {
@@ -31,15 +31,7 @@ export function checkIscsiName(name: string, field: string): string {
   return name;
 }
 
-/** A host name, IPv4 or IPv6 address (no brackets). */
-export function checkIscsiHost(host: string, field = 'pool.source.hosts[0].name'): string {
-  if (typeof host !== 'string' || !host) throw new InvalidArgumentError(field, 'a host name or address is required');
-  const ok = host.length <= 253 && (HOST_RE.test(host) || (host.includes(':') && IPV6_RE.test(host)));
-  if (!ok) throw new InvalidArgumentError(field, `'${printable(host)}' is not a host name or IP address (brackets are added for IPv6, do not give them)`);
-  return host;
-}
-
-export function checkIscsiPort(port: number | undefined, field = 'pool.source.hosts[0].port'): number {
+export function checkIscsiPort(port: number | undefined, field = 'source.hosts[0].port'): number {
   const p = port ?? 0;
   if (p === 0) return ISCSI_DEFAULT_PORT;
   if (!Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidArgumentError(field, `port ${p} is out of range; allowed: 1-65535 (0 = ${ISCSI_DEFAULT_PORT})`);

@@ -3,6 +3,9 @@
 // separators), and the LVM naming rules (lvm2 lib/misc/lvm-string.c).
 import { InternalError, InvalidArgumentError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
+import { LVM_NAME_LEN, LVM_NAME_RULE, lvmNameProblem } from '../api/source-names.js';
+
+export { checkVgName, LVM_NAME_LEN, LVM_NAME_RULE } from '../api/source-names.js';
 
 /**
  * lvs fields libvirt reads, in its order, then origin_size: what a snapshot shows (its
@@ -206,38 +209,16 @@ export function parsePvs(stdout: string): Map<string, string[]> {
 
 // ---------------------------------------------------------------- names
 
-/** LVM's NAME_LEN: names are at most NAME_LEN - 1 characters. */
-export const LVM_NAME_LEN = 128;
-const NAME_CHARS = /^[A-Za-z0-9+_.-]+$/;
-export const LVM_NAME_RULE = `1-${LVM_NAME_LEN - 1} characters of A-Z a-z 0-9 + _ . -, not starting with '-', not '.' or '..'`;
 const RESERVED_PREFIXES = ['snapshot', 'pvmove'];
 const RESERVED_PARTS = [
   '_cdata', '_cmeta', '_corig', '_cpool', '_cvol', '_wcorig', '_mimage', '_mlog', '_rimage', '_rmeta',
   '_tdata', '_tmeta', '_vdata', '_imeta', '_iorig', '_pmspare', '_vorigin',
 ];
 
-function nameProblem(name: string): string | undefined {
-  if (typeof name !== 'string' || name.length === 0) return 'is empty';
-  if (name.length > LVM_NAME_LEN - 1) return `is ${name.length} characters long`;
-  if (name.startsWith('-')) return "starts with '-'";
-  if (name === '.' || name === '..') return `is '${name}'`;
-  if (!NAME_CHARS.test(name)) {
-    const bad = [...new Set([...name].filter((c) => !/[A-Za-z0-9+_.-]/.test(c)))].map((c) => `'${printable(c)}'`);
-    return `contains ${bad.join(', ')}, which LVM refuses`;
-  }
-  return undefined;
-}
-
-/** A volume group name as vgcreate accepts it. */
-export function checkVgName(name: string, field = 'source.name'): string {
-  const problem = nameProblem(name);
-  if (problem) throw new InvalidArgumentError(field, `volume group name '${printable(String(name ?? ''))}' ${problem}; allowed: ${LVM_NAME_RULE}`);
-  return name;
-}
 
 /** A logical volume name as lvcreate accepts it in volume group `vg`. */
 export function checkLvName(name: string, vg: string, field = 'volume.name'): string {
-  const problem = nameProblem(name);
+  const problem = lvmNameProblem(name);
   const rule = `${LVM_NAME_RULE}; not starting with ${RESERVED_PREFIXES.map((p) => `'${p}'`).join(' or ')}; not containing ${RESERVED_PARTS.join(' ')}`;
   if (problem) throw new InvalidArgumentError(field, `logical volume name '${printable(String(name ?? ''))}' ${problem}; allowed: ${rule}`);
   const prefix = RESERVED_PREFIXES.find((p) => name.startsWith(p));

@@ -7,34 +7,15 @@
 import { PoolSource, PoolType, type BuildFlags, type PoolDefinition } from '../proto/cistern/v1/storage.js';
 import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
+import { checkNetHost, checkSourceDir } from '../api/source-names.js';
+
+export { checkNetHost } from '../api/source-names.js';
 import { NETFS_POOL_FORMATS } from '../xml/formats.js';
 import type { BackendContext, PoolContext } from './backend.js';
 import { MountedDirBackend, type MountedBackendOptions, type ResolvedMount } from './fs.js';
 import { poolTarget } from './dir/paths.js';
 import { mountOptionString } from './mount.js';
 import { GLUSTER, findGlusterSources } from './gluster-sources.js';
-
-/** A host name or address as it may appear in host:dir: no whitespace, '/', control characters, leading '-'. */
-export function checkNetHost(host: string, field = 'source.host.name'): string {
-  let problem: string | undefined;
-  if (typeof host !== 'string' || host.length === 0) problem = 'is empty';
-  else if (host.length > 255) problem = `is ${host.length} characters long`;
-  else if (/[\x00-\x20\x7f]/.test(host)) problem = 'contains whitespace or a control character';
-  else if (host.includes('/')) problem = "contains '/'";
-  else if (host.startsWith('-')) problem = "starts with '-'";
-  else if (host.includes('@') || host.includes(',')) problem = "contains '@' or ','";
-  if (problem) {
-    throw new InvalidArgumentError(field, `host '${printable(String(host ?? ''))}' ${problem}; give a host name or an IP address`);
-  }
-  return host;
-}
-
-function checkSourceDir(dir: string, pool: PoolDefinition): string {
-  if (!dir) throw new InvalidArgumentError('source.dir', `pool '${printable(pool.name)}' has no source directory (<dir path='...'/>)`);
-  if (/[\x00-\x1f\x7f]/.test(dir)) throw new InvalidArgumentError('source.dir', `source directory '${printable(dir)}' contains a control character`);
-  if (dir.split('/').includes('..')) throw new InvalidArgumentError('source.dir', `source directory '${printable(dir)}' contains '..'`);
-  return dir;
-}
 
 /** host:dir for NFS and GlusterFS (IPv6 addresses in brackets), //host/dir for CIFS. */
 export function netfsSourceSpec(format: string, host: string, dir: string): string {
@@ -103,7 +84,7 @@ export class NetfsBackend extends MountedDirBackend {
       throw new InvalidArgumentError('source.host', `pool '${printable(pool.name)}' needs exactly one source host (<host name='...'/>), it has ${hosts.length}`);
     }
     const host = checkNetHost(hosts[0]!.name);
-    const dir = checkSourceDir(pool.source?.dir ?? '', pool);
+    const dir = checkSourceDir(pool.source?.dir ?? '', `pool '${printable(pool.name)}' has no source directory (<dir path='...'/>)`);
     const target = poolTarget(pool);
     const source = netfsSourceSpec(format, host, dir);
     return {

@@ -1,5 +1,6 @@
 // <pool> documents <-> PoolDefinition, with libvirt's defaults and checks
 // (virStoragePoolDefParseXML / virStoragePoolDefFormatBuf in src/conf/storage_conf.c).
+import { checkIscsiHost, checkNetHost, checkSourceDir, checkVgName } from '../api/source-names.js';
 import {
   AdapterType,
   type Extent,
@@ -402,6 +403,11 @@ export function normalizePoolSource(ctx: Ctx, type: PoolType, s: PoolSource | un
       if (!h.name) ctx.fail(`${k}.name`, 'missing storage pool host name');
       checkText(ctx, `${k}.name`, h.name, 'host name', 255);
       if (/[\s/]/.test(h.name)) ctx.fail(`${k}.name`, `host name '${shown(h.name)}' contains whitespace or '/'`);
+      // what the agent checks before the host reaches mount or iscsiadm, checked here too so
+      // that such a definition is refused before it is stored, not at its first start
+      if (type === PoolType.POOL_TYPE_NETFS) ctx.wrap(`${k}.name`, () => checkNetHost(h.name));
+      else if (type === PoolType.POOL_TYPE_ISCSI || type === PoolType.POOL_TYPE_ISCSI_DIRECT) ctx.wrap(`${k}.name`, () => checkIscsiHost(h.name));
+      else if (h.name.startsWith('-')) ctx.fail(`${k}.name`, `host name '${shown(h.name)}' starts with '-'; give a host name or an IP address`);
       if (!Number.isInteger(h.port) || h.port < 0 || h.port > 65535) ctx.fail(`${k}.port`, `port ${String(h.port)} is out of range; allowed: 1 to 65535`);
       return { name: h.name, port: h.port };
     });
@@ -420,7 +426,7 @@ export function normalizePoolSource(ctx: Ctx, type: PoolType, s: PoolSource | un
     }
   }
   if (f & SOURCE_DIR) {
-    if (src.dir) out.dir = sanitizePath(checkText(ctx, `${key}.dir`, src.dir, 'source dir', 4095));
+    if (src.dir) out.dir = sanitizePath(ctx.wrap(`${key}.dir`, () => checkSourceDir(checkText(ctx, `${key}.dir`, src.dir, 'source dir', 4095), 'missing storage pool source path')));
     if (wholePool && !out.dir) ctx.fail(`${key}.dir`, `missing storage pool source path; ${info.name} pools need <dir path='...'/>`);
   }
   if (f & SOURCE_ADAPTER) {
@@ -428,6 +434,7 @@ export function normalizePoolSource(ctx: Ctx, type: PoolType, s: PoolSource | un
   }
   if (f & SOURCE_NAME) {
     if (src.name) out.name = checkName(ctx, `${key}.name`, src.name, 'source name');
+    if (src.name && type === PoolType.POOL_TYPE_LOGICAL) ctx.wrap(`${key}.name`, () => checkVgName(src.name));
   }
   if (f & SOURCE_INITIATOR_IQN) {
     if (src.initiatorIqn) out.initiatorIqn = checkText(ctx, `${key}.initiatorIqn`, src.initiatorIqn, 'initiator IQN', 223);
@@ -453,7 +460,11 @@ function normalizePool(def: PoolDefinition, ctx: Ctx): PoolDefinition {
   let name = def.name || ((info.flags & SOURCE_NAME) !== 0 ? source.name : '');
   if (!name) ctx.fail('name', 'missing pool name element');
   name = checkName(ctx, 'name', name, 'pool name');
-  if ((info.flags & SOURCE_NAME) !== 0 && !source.name) source.name = name;
+  if ((info.flags & SOURCE_NAME) !== 0 && !source.name) {
+    // the pool's name is the volume group's when the source names none
+    if (type === PoolType.POOL_TYPE_LOGICAL) ctx.wrap('name', () => checkVgName(name, 'name'));
+    source.name = name;
+  }
 
   const uuid = def.uuid ? parseUuid(ctx, 'uuid', def.uuid) : newUuid();
 

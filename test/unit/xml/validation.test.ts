@@ -129,6 +129,27 @@ describe('xml pool: checks', () => {
     const err = expectInvalid(() => parsePoolXml(xml), 'pool/source/format/@type', "unknown pool format type 'ntfs'", 'auto, ext2, ext3', '(line 5)');
     expect(err.details.line).to.equal('5');
   });
+  it('refuses at define the source values the agent would refuse at start: hosts, export directories, volume group names', () => {
+    const netfs = (host: string, dir = '/export') =>
+      `<pool type='netfs'><name>n</name><source><host name='${host}'/><dir path='${dir}'/><format type='nfs'/></source><target><path>/mnt/n</path></target></pool>`;
+    expectInvalid(() => parsePoolXml(netfs('-oremount')), 'pool/source/host/@name', "host '-oremount' starts with '-'", 'give a host name or an IP address');
+    expectInvalid(() => parsePoolXml(netfs('h,vers=2')), 'pool/source/host/@name', "contains '@' or ','");
+    expectInvalid(() => parsePoolXml(netfs('a@b')), 'pool/source/host/@name', "contains '@' or ','");
+    expectInvalid(() => parsePoolXml(netfs('nfs.example.com', '/a/../b')), 'pool/source/dir/@path', "source directory '/a/../b' contains '..'");
+    expect(parsePoolXml(netfs('nfs.example.com', '/export/vms')).source?.hosts[0]?.name).to.equal('nfs.example.com');
+    const iscsi = (host: string) =>
+      `<pool type='iscsi'><name>i</name><source><host name='${host}'/><device path='iqn.2013-06.com.example:t'/></source><target><path>/dev/disk/by-path</path></target></pool>`;
+    expectInvalid(() => parsePoolXml(iscsi('-p')), 'pool/source/host/@name', "'-p' is not a host name or IP address");
+    expect(parsePoolXml(iscsi('fe80::1')).source?.hosts[0]?.name).to.equal('fe80::1');
+    expectInvalid(() => parsePoolXml("<pool type='logical'><name>l</name><source><name>@tag</name></source></pool>"), 'pool/source/name', "volume group name '@tag' contains '@', which LVM refuses");
+    expectInvalid(() => parsePoolXml("<pool type='logical'><name>l</name><source><name>vg a</name></source></pool>"), 'pool/source/name', "contains ' '");
+    // without a source name the pool's name is the volume group's
+    expectInvalid(() => parsePoolXml("<pool type='logical'><name>vg a</name></pool>"), 'pool/name', "volume group name 'vg a'");
+    expect(parsePoolXml("<pool type='logical'><name>HostVG</name></pool>").source?.name).to.equal('HostVG');
+    // structured definitions are held to the same rules, the field named as the message has it
+    const def = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_NETFS, name: 'n', source: { hosts: [{ name: '-oremount' }], dir: '/export', format: 'nfs' }, target: { path: '/mnt/n' } });
+    expectInvalid(() => validatePoolDefinition(def), 'source.hosts[0].name', "starts with '-'");
+  });
   it('applies format defaults: fs auto, netfs auto, disk unknown, logical lvm2', () => {
     expect(parsePoolXml("<pool type='fs'><name>f</name><source><device path='/dev/sdb1'/></source><target><path>/mnt</path></target></pool>").source?.format).to.equal('auto');
     expect(parsePoolXml("<pool type='disk'><name>d</name><source><device path='/dev/sdb'/></source><target><path>/dev</path></target></pool>").source?.format).to.equal('unknown');

@@ -1,0 +1,63 @@
+// The checks of a pool's source names that both the coordinator (at define, so that a bad
+// definition is refused before it is stored) and the agent (before a value reaches a command)
+// make: network hosts, export directories, LVM volume group names, iSCSI portals.
+import { InvalidArgumentError } from '../errors/errors.js';
+import { printable } from './names.js';
+
+/** A host name or address as it may appear in host:dir: no whitespace, '/', control characters, leading '-'. */
+export function checkNetHost(host: string, field = 'source.hosts[0].name'): string {
+  let problem: string | undefined;
+  if (typeof host !== 'string' || host.length === 0) problem = 'is empty';
+  else if (host.length > 255) problem = `is ${host.length} characters long`;
+  else if (/[\x00-\x20\x7f]/.test(host)) problem = 'contains whitespace or a control character';
+  else if (host.includes('/')) problem = "contains '/'";
+  else if (host.startsWith('-')) problem = "starts with '-'";
+  else if (host.includes('@') || host.includes(',')) problem = "contains '@' or ','";
+  if (problem) {
+    throw new InvalidArgumentError(field, `host '${printable(String(host ?? ''))}' ${problem}; give a host name or an IP address`);
+  }
+  return host;
+}
+
+/** A network export's directory: no control characters, no '..' (empty: `missing` says what is wanted). */
+export function checkSourceDir(dir: string, missing: string, field = 'source.dir'): string {
+  if (!dir) throw new InvalidArgumentError(field, missing);
+  if (/[\x00-\x1f\x7f]/.test(dir)) throw new InvalidArgumentError(field, `source directory '${printable(dir)}' contains a control character`);
+  if (dir.split('/').includes('..')) throw new InvalidArgumentError(field, `source directory '${printable(dir)}' contains '..'; give the export's path without '..'`);
+  return dir;
+}
+
+/** LVM's NAME_LEN: names are at most NAME_LEN - 1 characters. */
+export const LVM_NAME_LEN = 128;
+const NAME_CHARS = /^[A-Za-z0-9+_.-]+$/;
+export const LVM_NAME_RULE = `1-${LVM_NAME_LEN - 1} characters of A-Z a-z 0-9 + _ . -, not starting with '-', not '.' or '..'`;
+/** Why LVM would refuse `name` for a volume group or logical volume, or undefined. */
+export function lvmNameProblem(name: string): string | undefined {
+  if (typeof name !== 'string' || name.length === 0) return 'is empty';
+  if (name.length > LVM_NAME_LEN - 1) return `is ${name.length} characters long`;
+  if (name.startsWith('-')) return "starts with '-'";
+  if (name === '.' || name === '..') return `is '${name}'`;
+  if (!NAME_CHARS.test(name)) {
+    const bad = [...new Set([...name].filter((c) => !/[A-Za-z0-9+_.-]/.test(c)))].map((c) => `'${printable(c)}'`);
+    return `contains ${bad.join(', ')}, which LVM refuses`;
+  }
+  return undefined;
+}
+
+/** A volume group name as vgcreate accepts it. */
+export function checkVgName(name: string, field = 'source.name'): string {
+  const problem = lvmNameProblem(name);
+  if (problem) throw new InvalidArgumentError(field, `volume group name '${printable(String(name ?? ''))}' ${problem}; allowed: ${LVM_NAME_RULE}`);
+  return name;
+}
+
+const HOST_RE = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
+const IPV6_RE = /^[0-9A-Fa-f:.]+$/;
+
+/** A host name, IPv4 or IPv6 address (no brackets). */
+export function checkIscsiHost(host: string, field = 'source.hosts[0].name'): string {
+  if (typeof host !== 'string' || !host) throw new InvalidArgumentError(field, 'a host name or address is required');
+  const ok = host.length <= 253 && (HOST_RE.test(host) || (host.includes(':') && IPV6_RE.test(host)));
+  if (!ok) throw new InvalidArgumentError(field, `'${printable(host)}' is not a host name or IP address (brackets are added for IPv6, do not give them)`);
+  return host;
+}
