@@ -10,6 +10,7 @@ import { eventLine, eventTimestamp } from '../../../cli/format/event.js';
 import { EventKind, Event } from '../../../libs/proto/cistern/v1/storage.js';
 import { pool, volume } from './fake-api.js';
 import { poolShortName } from '../../../cli/resolve.js';
+import { sortByName } from '../../../cli/format/order.js';
 
 const running = (name: string, persistent = true) =>
   pool('a', name, { persistent, capacity: 270553174016n, allocation: 23451086848n, available: 247102087168n });
@@ -193,5 +194,16 @@ describe('cli transfer progress', () => {
     bar.update(50n);
     bar.finish();
     expect(written).to.equal('');
+  });
+});
+
+describe('cli listing order', () => {
+  it("sorts names as virsh does (g_ascii_strcasecmp): ASCII letters case-folded, the rest by UTF-8 bytes", () => {
+    const sorted = (names: string[]) => sortByName(names, (n) => n);
+    // what virsh 9.0 printed for the same pools (docs review against a private libvirtd)
+    expect(sorted(['äa', 'ápool', 'Äb'])).to.deep.equal(['Äb', 'ápool', 'äa']);
+    expect(sorted(['ωa', 'Ωz'])).to.deep.equal(['Ωz', 'ωa']);
+    // folded to lower case first: '_' (0x5f) sorts before every letter
+    expect(sorted(['b', 'A', 'c', 'B2', '_x', 'Z'])).to.deep.equal(['_x', 'A', 'b', 'B2', 'c', 'Z']);
   });
 });
