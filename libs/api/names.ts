@@ -20,7 +20,7 @@ export function checkObjectName(name: string, field: string, what = 'name'): voi
   // file systems count a name's bytes (NAME_MAX), not its characters
   else if (Buffer.byteLength(name, 'utf8') > MAX_NAME_LENGTH) problem = `is ${Buffer.byteLength(name, 'utf8')} bytes long`;
   else if (name.includes('/')) problem = "contains '/'";
-  else if (name === '.' || name === '..') problem = `is '${name}'`;
+  else if (name === '.' || name === '..') problem = 'is reserved (the directory itself or its parent)';
   else if (CONTROL_OR_LONE_SURROGATE.test(name)) problem = 'contains a control character or an unpaired surrogate';
   else if (name.startsWith('-')) problem = "starts with '-'";
   if (problem) {
@@ -30,11 +30,11 @@ export function checkObjectName(name: string, field: string, what = 'name'): voi
 
 /**
  * A path that is already absolute and normal, in printable ASCII without spaces: '/'-separated
- * non-empty segments, none of them '.' or '..', no trailing '/'. Nearly every path a request
+ * segments of 1-255 characters, none of them '.' or '..', no trailing '/'. Nearly every path a request
  * carries; for these checkAbsolutePath's full checks (byte length, the unicode control-character
  * scan, normalize) give the path back unchanged, so this one test stands for them.
  */
-const PLAIN_NORMAL_PATH = /^(?:\/(?!\.\.?(?:\/|$))[!-.0-~]+)+$/;
+const PLAIN_NORMAL_PATH = /^(?:\/(?!\.\.?(?:\/|$))[!-.0-~]{1,255})+$/;
 
 /** An absolute, normalised path without control characters (target paths, device paths). */
 export function checkAbsolutePath(path: string, field: string): string {
@@ -59,6 +59,14 @@ export function checkAbsolutePathFully(path: string, field: string): string {
   const normal = normalize(path).replace(/(.)\/+$/, '$1');
   if (path.split('/').includes('..')) {
     throw new InvalidArgumentError(field, `path '${printable(path)}' contains '..'; give the normalised path ${printable(normal)}`);
+  }
+  // a longer component fails every system call with ENAMETOOLONG, later and less clearly
+  const long = normal.split('/').find((c) => Buffer.byteLength(c, 'utf8') > MAX_NAME_LENGTH);
+  if (long !== undefined) {
+    throw new InvalidArgumentError(
+      field,
+      `path '${printable(path)}' has a component of ${Buffer.byteLength(long, 'utf8')} bytes ('${printable(long, 40)}'); at most ${MAX_NAME_LENGTH} bytes allowed per component`,
+    );
   }
   return normal;
 }

@@ -36,7 +36,7 @@ export function lvmNameProblem(name: string): string | undefined {
   if (typeof name !== 'string' || name.length === 0) return 'is empty';
   if (name.length > LVM_NAME_LEN - 1) return `is ${name.length} characters long`;
   if (name.startsWith('-')) return "starts with '-'";
-  if (name === '.' || name === '..') return `is '${name}'`;
+  if (name === '.' || name === '..') return `is '${name}', which LVM refuses`;
   if (!NAME_CHARS.test(name)) {
     const bad = [...new Set([...name].filter((c) => !/[A-Za-z0-9+_.-]/.test(c)))].map((c) => `'${printable(c)}'`);
     return `contains ${bad.join(', ')}, which LVM refuses`;

@@ -240,7 +240,7 @@ export function normalizePermissions(ctx: Ctx, p: Permissions | undefined, key: 
   if (!p) return undefined;
   const out: Permissions = { mode: undefined, owner: undefined, group: undefined, label: '' };
   if (p.mode !== undefined && p.mode !== null) {
-    if (!Number.isInteger(p.mode) || p.mode < 0 || p.mode > 0o777) ctx.fail(`${key}.mode`, `mode ${String(p.mode)} is out of range; allowed: 0 to 0777`);
+    if (!Number.isInteger(p.mode) || p.mode < 0 || p.mode > 0o777) ctx.fail(`${key}.mode`, `mode ${Number.isInteger(p.mode) && p.mode >= 0 ? `0${p.mode.toString(8)} (${p.mode} decimal)` : String(p.mode)} is out of range; allowed: 0 to 0777 (octal), 511 decimal`);
     out.mode = p.mode;
   }
   for (const which of ['owner', 'group'] as const) {
@@ -248,7 +248,7 @@ export function normalizePermissions(ctx: Ctx, p: Permissions | undefined, key: 
     if (v === undefined || v === null) continue;
     const b = BigInt(v);
     if (b === -1n || b === UID_UNSET) continue;
-    if (b < 0n || b > UID_UNSET) ctx.fail(`${key}.${which}`, `${which} ${b} is out of range; allowed: -1 (unset) or 0 to 4294967294`);
+    if (b < 0n || b > UID_UNSET) ctx.fail(`${key}.${which}`, `${which} ${b} is out of range; allowed: 0 to 4294967294, or -1 or 4294967295 for unset`);
     out[which] = b;
   }
   if (p.label) out.label = checkText(ctx, `${key}.label`, p.label, 'label', 1024);

@@ -47,7 +47,7 @@ export interface CheckedVolume {
 function requireInsidePool(path: string, real: string, root: string, what: string): void {
   if (!real.startsWith(root === '/' ? '/' : `${root}/`)) {
     throw new PermissionDeniedError(
-      `volume path '${printable(path, 200)}' resolves to '${printable(real, 200)}', outside the pool target '${printable(root, 200)}'; refusing to ${what} through a link that leaves the pool`,
+      `volume path '${printable(path, 200)}' resolves to '${printable(real, 200)}', outside the pool target '${printable(root, 200)}'; refusing to ${what} it through a link that leaves the pool`,
     );
   }
 }
@@ -61,7 +61,7 @@ export function requireOwnMountNamespace(path: string, fd: number, what: string)
   if (onOwnMount(fd)) return;
   throw new PermissionDeniedError(
     `volume path '${printable(path, 200)}' leads into another mount namespace (a link through /proc/PID/root or /proc/PID/fd), ` +
-      `where its real place cannot be checked; refusing to ${what} through it`,
+      `where its real place cannot be checked; refusing to ${what} it through that link`,
   );
 }
 

@@ -18,8 +18,8 @@ describe('object names', () => {
     ['', 'is empty'],
     ['../x', "contains '/'"],
     ['a/b', "contains '/'"],
-    ['..', "is '..'"],
-    ['.', "is '.'"],
+    ['..', 'is reserved (the directory itself or its parent)'],
+    ['.', 'is reserved (the directory itself or its parent)'],
     ['x'.repeat(300), 'is 300 bytes long'],
     ['é'.repeat(200), 'is 400 bytes long'],
     ['a\nb', 'control character'],
@@ -86,13 +86,16 @@ describe('paths', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       return seed % n;
     };
-    const paths = ['/', '/a', '/a/', '/a/.', '/a/..', '/./a', '/../a', '/a/.b', '/a/..b', '/a/b..', '/a//b', 'a/b', '/a b', '/' + 'x'.repeat(4094), '/' + 'x'.repeat(4095)];
+    const paths = ['/', '/a', '/a/', '/a/.', '/a/..', '/./a', '/../a', '/a/.b', '/a/..b', '/a/b..', '/a//b', 'a/b', '/a b', '/' + 'x'.repeat(4094), '/' + 'x'.repeat(4095), `/a/${'x'.repeat(255)}`, `/a/${'x'.repeat(256)}/b`, `/${'é'.repeat(128)}`];
     for (let i = 0; i < 5000; i++) {
       let p = '';
       for (let k = 1 + next(8); k > 0; k--) p += pieces[next(pieces.length)];
       paths.push(p);
     }
     for (const p of paths) expect(answer(checkAbsolutePath, p), JSON.stringify(p)).to.equal(answer(checkAbsolutePathFully, p));
+    // a component longer than NAME_MAX is refused here, not by ENAMETOOLONG at the first system call
+    expect(() => checkAbsolutePath(`/srv/${'x'.repeat(300)}`, 'target.path')).to.throw(/has a component of 300 bytes .*at most 255 bytes allowed per component/);
+    expect(checkAbsolutePath(`/srv/${'x'.repeat(255)}`, 'target.path')).to.equal(`/srv/${'x'.repeat(255)}`);
     // the fast path does take the common case
     expect(checkAbsolutePath('/var/lib/libvirt/images/vm-1.qcow2', 'f')).to.equal('/var/lib/libvirt/images/vm-1.qcow2');
   });
@@ -114,7 +117,7 @@ describe('resource names', () => {
   });
   it('refuses malformed names and bad components', () => {
     expect(refusal(() => parsePoolName('hosts/a/volumes/x')).message).to.contain('hosts/{host}/pools/{pool}');
-    expect(refusal(() => parseVolumeName('hosts/a/pools/p/volumes/..')).message).to.contain("is '..'");
+    expect(refusal(() => parseVolumeName('hosts/a/pools/p/volumes/..')).message).to.contain("'..' is reserved");
     expect(refusal(() => parsePoolName('hosts/a.b/pools/p')).message).to.contain('host id');
   });
 });
