@@ -17,7 +17,7 @@ const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--he
   --heartbeat-ms N    heartbeat interval (default 2000)
   --resync-spread-ms N  answer a fleet-wide resync request after a random delay below N ms
                       (env CISTERN_RESYNC_SPREAD_MS; default 0.75 x heartbeat, at most 1500; 0 = at once)
-  --log-level L       debug, info, warn or error (default info)
+  --log-level L       debug, info, warn or error (env CISTERN_LOG_LEVEL, default info)
   --nats-user USER    NATS user of this agent (env NATS_USER; scripts/nats-config.mjs makes agent-<host>)
   --nats-pass-file F  file holding its password (env NATS_PASSWORD_FILE, or NATS_PASSWORD)`;
 

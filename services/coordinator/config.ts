@@ -32,7 +32,7 @@ export interface SecurityConfig {
   /** AES-256 key for secret values at rest (32 bytes, raw or base64/hex text). */
   secretKeyFile?: string;
   natsUser?: string;
-  /** Password from a file (preferred), env NATS_PASSWORD, or --nats-pass (development only). */
+  /** Password from a file (preferred) or env NATS_PASSWORD; never from argv, which every local user reads in ps. */
   natsPass?: string;
   natsPassFile?: string;
   maxCallsPerClient?: number;
@@ -42,8 +42,9 @@ export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:POR
                           [--event-max-age DURATION] [--sync-wait-ms N] [--log-level debug|info|warn|error]
   --nats URL            NATS server (env NATS_URL, default nats://127.0.0.1:4222)
   --listen HOST:PORT    gRPC address (env CISTERN_LISTEN, default 127.0.0.1:50051)
-  --data DIR            local scratch directory (nothing in it matters)
-  --event-max-age DUR   event log retention: seconds, or 30s 15m 12h 7d (default 7d)
+  --data DIR            local scratch directory, nothing in it matters (env CISTERN_DATA)
+  --event-max-age DUR   event log retention: seconds, or 30s 15m 12h 7d (env CISTERN_EVENT_MAX_AGE,
+                        default 7d)
   --sync-wait-ms N      at start, wait up to N ms for the full sync of every host known to be
                         online before serving (default 3000; 0 = serve at once)
   --log-level LEVEL     default info (env CISTERN_LOG_LEVEL)
@@ -161,8 +162,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         sec.natsUser = value();
         break;
       case '--nats-pass':
-        sec.natsPass = value();
-        break;
+        throw new InvalidArgumentError('--nats-pass', 'a password on the command line is readable by every local user (ps, /proc/PID/cmdline); give --nats-pass-file FILE (mode 600), or NATS_PASSWORD_FILE or NATS_PASSWORD in the environment');
       case '--nats-pass-file':
         sec.natsPassFile = value();
         break;

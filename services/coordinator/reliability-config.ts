@@ -13,7 +13,8 @@ export interface ReliabilityConfig {
 export const RELIABILITY_USAGE = `events and retries (docs/events.md):
   --event-max-bytes N   event log retention by size: bytes, or with K M G (env CISTERN_EVENT_MAX_BYTES; default 1G)
   --event-max-events N  event log retention by count (env CISTERN_EVENT_MAX_EVENTS; default unlimited)
-  --request-ttl DUR     how long a call's response answers retries with its request id (default 24h)`;
+  --request-ttl DUR     how long a call's response answers retries with its request id
+                        (env CISTERN_REQUEST_TTL, default 24h)`;
 
 const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 

@@ -41,12 +41,16 @@ describe('coordinator flags', () => {
     expect(() => parseArgs([], { CISTERN_SCHEMA_DIR: 'rel' })).to.throw(InvalidArgumentError, /CISTERN_SCHEMA_DIR/);
   });
 
-  it('--help lists every flag it accepts (but --nats-pass, development only, and --help)', () => {
+  it('--help lists every flag it accepts (but --help; --nats-pass is there only to be refused)', () => {
     const sources = ['config.ts', 'reliability-config.ts'].map((f) => readFileSync(join(repoRoot, 'services', 'coordinator', f), 'utf8'));
     const flags = [...new Set(sources.flatMap((text) => [...text.matchAll(/case '(--[a-z-]+)'/g)].map((m) => m[1]!)))];
     expect(flags).to.include.members(['--sync-wait-ms', '--insecure', '--event-max-bytes']);
     const undocumented = flags.filter((f) => f !== '--nats-pass' && f !== '--help' && !new RegExp(`(^|[\\s\\[])${f}(?![a-z-])`, 'm').test(USAGE));
     expect(undocumented).to.deep.equal([]);
+  });
+
+  it('refuses a NATS password on the command line, pointing to the file and the environment', () => {
+    expect(() => parseArgs(['--nats-user', 'coordinator', '--nats-pass', 'secret'], {})).to.throw(InvalidArgumentError, /--nats-pass: a password on the command line is readable by every local user.*--nats-pass-file FILE/);
   });
 });
 
