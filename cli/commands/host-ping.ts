@@ -23,11 +23,18 @@ interface PingResult {
 
 const durationMs = (d: PingHostResponse['agentRoundTrip']): number => (d ? Number(d.seconds) * 1000 + d.nanos / 1e6 : 0);
 const fixed = (ms: number): string => ms.toFixed(3);
+const microseconds = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 function parsePingCount(text: string | undefined): number {
   if (text === undefined) return 1;
-  const n = Number(parseCount(text, 'count', BigInt(MAX_PINGS)));
-  if (n === 0) throw new UsageError(`Numeric value '${text}' for <count> option is malformed or out of range: from 1 to ${MAX_PINGS}`);
+  const outOfRange = () => new UsageError(`Numeric value '${text}' for <count> option is malformed or out of range: from 1 to ${MAX_PINGS}`);
+  let n: number;
+  try {
+    n = Number(parseCount(text, 'count', BigInt(MAX_PINGS)));
+  } catch {
+    throw outOfRange();
+  }
+  if (n === 0) throw outOfRange();
   return n;
 }
 
@@ -55,7 +62,8 @@ export const hostPing: Command = {
     }
     if (json) {
       ctx.setMachineOutput();
-      ctx.print(toJson(results.map((r) => ({ host, hostname: r.hostname, timeMs: r.ms, agentRoundTripMs: r.agentMs }))));
+      // microseconds are what the clock measures to; more digits are float noise (6.425721999999979)
+      ctx.print(toJson(results.map((r) => ({ host, hostname: r.hostname, timeMs: microseconds(r.ms), agentRoundTripMs: microseconds(r.agentMs) }))));
       return;
     }
     if (results.length > 1) ctx.printExtra(summary(host, results));
