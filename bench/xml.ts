@@ -1,12 +1,16 @@
 // Documents per second for parsing and formatting a pool and a volume document (libs/xml).
 // Run: npx tsc -p . && node dist/bench/xml.js [seconds-per-case]
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatPoolXml, formatVolumeXml, parsePoolXml, parseVolumeXml } from '../libs/xml/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const fixtures = process.env.CISTERN_LIBVIRT_FIXTURES ?? resolve(here, '..', '..', '..', 'shared', 'fixtures', 'libvirt');
+// beside the checkout (../shared), else where this workplace keeps them, as the unit tests look
+const fixtures =
+  process.env.CISTERN_LIBVIRT_FIXTURES ??
+  [resolve(here, '..', '..', '..', 'shared', 'fixtures', 'libvirt'), '/work/shared/fixtures/libvirt'].find((p) => existsSync(p)) ??
+  resolve(here, '..', '..', '..', 'shared', 'fixtures', 'libvirt');
 const read = (dir: string, name: string) => readFileSync(join(fixtures, dir, name), 'utf8');
 
 const poolXml = read('storagepoolxml2xmlin', 'pool-iscsi-vendor-product.xml');

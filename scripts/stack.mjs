@@ -261,9 +261,10 @@ async function main() {
       `  export CISTERN_SERVER=${addr}`,
       `  ${cli} host-list`,
       `  ${cli} pool-list --all --details`,
-      `  ${cli} vol-create-as default v1 1G --format qcow2`,
-      `  ${cli} vol-list default --details`,
-      `  ${cli} pool-dumpxml default`,
+      // without the default pool these would only print "pool not found"
+      ...(defaultPool
+        ? [`  ${cli} vol-create-as default v1 1G --format qcow2`, `  ${cli} vol-list default --details`, `  ${cli} pool-dumpxml default`]
+        : [`  ${cli} pool-define-as images dir --target /srv/images   (then pool-build, pool-start)`]),
       '',
       'Ctrl-C stops everything.',
       '',
