@@ -13,8 +13,11 @@ import {
 } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 
-/** Maps a filesystem error to the typed error, saying what was being done to which path. */
-export function fsError(err: unknown, action: string, path: string): CisternError {
+/**
+ * Maps a filesystem error to the typed error, saying what was being done to which path.
+ * `sizeField`: the request's field a file too large for the filesystem (EFBIG) is blamed on.
+ */
+export function fsError(err: unknown, action: string, path: string, sizeField = 'capacity'): CisternError {
   if (err instanceof CisternError) return err;
   const e = err as NodeJS.ErrnoException;
   const what = `${action} '${printable(path, 200)}'`;
@@ -32,7 +35,7 @@ export function fsError(err: unknown, action: string, path: string): CisternErro
       return new PermissionDeniedError(`cannot ${what}: permission denied (${reason})`);
     case 'EFBIG':
     case 'ERR_OUT_OF_RANGE':
-      return new InvalidArgumentError('capacity', `cannot ${what}: the size is larger than the filesystem allows`);
+      return new InvalidArgumentError(sizeField, `cannot ${what}: the size is larger than the filesystem allows`);
     case 'ENOTEMPTY':
       return new FailedPreconditionError(`cannot ${what}: the directory is not empty`);
     case 'EISDIR':

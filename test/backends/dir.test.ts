@@ -354,6 +354,19 @@ describe('dir backend with real qemu-img', function () {
       expect(head.equals(Buffer.concat([Buffer.alloc(10, 3), Buffer.alloc(1)]))).to.equal(true);
     });
 
+    it('an upload starting past the largest file the filesystem holds: INVALID_ARGUMENT on offset, the file unchanged', async () => {
+      const before = await collect(backend.downloadVol(ctx, vol('io.raw', ''), 0n, 0n));
+      // 2^50: past ext4's 16 TiB, xfs's 8 EiB is not, tmpfs's neither: only where the filesystem refuses
+      const err = await backend.uploadVol(ctx, vol('io.raw', ''), 1n << 50n, 1n, chunks(Buffer.alloc(1, 7), 1)).then(
+        () => undefined,
+        (e: { code?: string; field?: string; message: string }) => e,
+      );
+      if (err === undefined) return; // this filesystem holds such a file: nothing to refuse
+      expect(err.code, err.message).to.equal('INVALID_ARGUMENT');
+      expect(err.message).to.match(/^offset: cannot upload to '.*io\.raw': the size is larger than the filesystem allows/);
+      expect((await collect(backend.downloadVol(ctx, vol('io.raw', ''), 0n, 0n))).equals(before)).to.equal(true);
+    });
+
     it('clone raw -> raw in-process keeps the data and the holes; raw -> qcow2 -> raw round-trips', async () => {
       const clone = await (async () => {
         const def = await backend.createVol(ctx, vol('io-clone.raw', 'raw', undefined, { allocation: 0n }));

@@ -106,7 +106,8 @@ export async function uploadVolume(
     await fh.datasync();
     return written;
   } catch (err) {
-    throw fsError(err, 'upload to', path);
+    // a file the filesystem cannot hold comes from where the upload starts
+    throw fsError(err, 'upload to', path, 'offset');
   } finally {
     await fh.close().catch(() => undefined);
   }
