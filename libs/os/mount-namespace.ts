@@ -9,17 +9,6 @@
 // name proves nothing.
 import { readFileSync } from 'node:fs';
 
-let known: Set<number> | undefined;
-
-function readMountIds(): Set<number> {
-  const ids = new Set<number>();
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const space = line.indexOf(' ');
-    if (space > 0) ids.add(Number(line.slice(0, space)));
-  }
-  return ids;
-}
-
 /** The mount id of the file open as `fd` (/proc/self/fdinfo: "mnt_id:"). */
 export function mountIdOf(fd: number): number {
   const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1');
@@ -30,12 +19,13 @@ export function mountIdOf(fd: number): number {
 
 /**
  * True when the file open as `fd` is on a mount of this process's mount namespace, so that
- * its /proc/self/fd name is its real place here. Mounts come and go (an fs pool starts), so
- * an id not seen yet is looked up again in a fresh read before the answer is no.
+ * its /proc/self/fd name is its real place here. The mount table is read each time, not
+ * kept: the kernel gives a freed mount id to the next mount made, in any namespace, so a
+ * kept id of a pool's unmounted filesystem could later name someone else's mount.
  */
 export function onOwnMount(fd: number): boolean {
   const id = mountIdOf(fd);
-  if (known?.has(id)) return true;
-  known = readMountIds();
-  return known.has(id);
+  // each line of mountinfo starts with the mount id and a space
+  const table = `\n${readFileSync('/proc/self/mountinfo', 'latin1')}`;
+  return table.includes(`\n${id} `);
 }
