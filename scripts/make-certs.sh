@@ -6,7 +6,8 @@
 #   tokens.json                   bearer tokens -> roles for --tokens (SHA-256 hashes only)
 #   admin.token operator.token viewer.token   the tokens themselves, for CISTERN_TOKEN
 #   secret.key                    AES-256 key for --secret-key-file
-#   nats/                         with --hosts: nats-server users and passwords (scripts/nats-config.mjs)
+#   nats/                         with --hosts: nats-server users and passwords (scripts/nats-config.mjs):
+#                                 coordinator, agent-<host>, events-reader
 # Every private file is mode 600.
 #
 # usage: scripts/make-certs.sh [--out DIR] [--hosts a,b,...] [--san NAME-or-IP]... [--days N] [--force]
@@ -82,7 +83,8 @@ done
 openssl rand -base64 32 > secret.key
 
 if [ -n "$hosts" ]; then
-  node "$here/nats-config.mjs" --hosts "$hosts" --out nats >/dev/null
+  # events-reader: reads the event stream directly, and nothing else (docs/events.md)
+  node "$here/nats-config.mjs" --hosts "$hosts" --readers events-reader --out nats >/dev/null
 fi
 chmod 600 ./*.key ./*.token tokens.json
 echo "made in $(pwd): ca.crt server.crt/key client.crt/key tokens.json {admin,operator,viewer}.token secret.key${hosts:+ nats/}"

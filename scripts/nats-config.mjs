@@ -2,13 +2,14 @@
 // Writes a nats-server configuration with one user per agent and one for the
 // coordinators, each allowed only its own subjects (docs/security.md, "The bus").
 //
-//   node scripts/nats-config.mjs --hosts a,b [--out DIR] [--coordinator-user NAME]
+//   node scripts/nats-config.mjs --hosts a,b [--out DIR] [--coordinator-user NAME] [--readers r1,r2]
 //
 // DIR (default ./nats-auth) gets:
 //   nats-auth.conf            `authorization { users = [...] }`: include it from your
 //                              nats-server.conf, or start `nats-server -js -c DIR/nats-auth.conf`
 //   coordinator.pass          the coordinator's password (--nats-user coordinator --nats-pass-file ...)
 //   agent-<host>.pass         each agent's password (--nats-user agent-<host> --nats-pass-file ...)
+//   <reader>.pass             with --readers: each event reader's password
 // Existing password files are kept, so re-running with more hosts adds users without
 // changing the others. Every file is mode 600. The config holds the passwords in clear
 // (nats-server compares them); keep it readable by the nats-server user only.
@@ -29,6 +30,19 @@
 //              ($JS.API.DIRECT.GET.KV_cistern-catalog.$KV.cistern-catalog.pools.H.>)
 //   nothing else: no other host's subjects, no secrets bucket, no other inboxes, and no
 //   consumer API at all (so no way to touch another host's or a coordinator's consumers).
+//
+// What an event reader (--readers NAME) may do: read the event stream with consumers of its
+// own, as a NATS subscriber of DESIGN.md's "NATS subscribers may read the same stream
+// directly", and nothing else:
+//   publish    $JS.API.INFO, stream info of CISTERN_EVENTS, consumer create, info and next
+//              message on CISTERN_EVENTS (an ordered pull consumer, as docs/events.md shows)
+//   receive    _INBOX_reader_NAME.>          its replies and messages (connect with that
+//                                            inboxPrefix; the default _INBOX. is refused,
+//                                            so it cannot listen to a coordinator's replies)
+// No publish on any cistern.* subject, no catalog, no secrets. A consumer name is one
+// subject token, so the consumer rights cover every consumer of CISTERN_EVENTS (see below):
+// a reader can inspect or pull from a coordinator's event consumers (disturbing it: it
+// restarts its reader), never delete them, and it sees no more than the events themselves.
 //
 // An agent reads its catalog entries (autostart and restore at boot: list(host) in
 // libs/bus/catalog.ts) without a consumer: the keys from the catalog's stream info with a
@@ -84,13 +98,34 @@ export function agentPermissions(host) {
   };
 }
 
+/** The inbox prefix an event reader must use. */
+export const readerInboxPrefix = (name) => `_INBOX_reader_${name}`;
+
+export function readerPermissions(name) {
+  if (!USER.test(name) || name.startsWith('-')) throw new Error(`reader name '${name}' is not valid: 1-64 of A-Z a-z 0-9 _ -`);
+  return {
+    publish: {
+      allow: [
+        '$JS.API.INFO',
+        `$JS.API.STREAM.INFO.${EVENT_STREAM}`,
+        `$JS.API.CONSUMER.CREATE.${EVENT_STREAM}`,
+        `$JS.API.CONSUMER.CREATE.${EVENT_STREAM}.>`,
+        `$JS.API.CONSUMER.INFO.${EVENT_STREAM}.>`,
+        `$JS.API.CONSUMER.MSG.NEXT.${EVENT_STREAM}.>`,
+      ],
+    },
+    subscribe: { allow: [`${readerInboxPrefix(name)}.>`] },
+  };
+}
+
 const coordinatorPermissions = () => ({ publish: { allow: ['>'] }, subscribe: { allow: ['>'] } });
 
 /** nats-server config text (JSON is valid nats-server config syntax). */
-export function natsAuthConfig({ hosts, passwords, coordinatorUser = 'coordinator' }) {
+export function natsAuthConfig({ hosts, passwords, coordinatorUser = 'coordinator', readers = [] }) {
   const users = [
     { user: coordinatorUser, password: passwords[coordinatorUser], permissions: coordinatorPermissions() },
     ...hosts.map((h) => ({ user: `agent-${h}`, password: passwords[`agent-${h}`], permissions: agentPermissions(h) })),
+    ...readers.map((r) => ({ user: r, password: passwords[r], permissions: readerPermissions(r) })),
   ];
   for (const u of users) if (!u.password) throw new Error(`no password for ${u.user}`);
   return `# Written by scripts/nats-config.mjs for hosts: ${hosts.join(', ')}\n# One user per agent, each limited to its own subjects. Keep this file mode 600.\nauthorization ${JSON.stringify({ users }, null, 2)}\n`;
@@ -102,14 +137,17 @@ function writePrivate(path, text) {
 }
 
 /** Writes DIR/nats-auth.conf and the password files; returns their paths. */
-export function writeNatsAuth({ hosts, out, coordinatorUser = 'coordinator' }) {
+export function writeNatsAuth({ hosts, out, coordinatorUser = 'coordinator', readers = [] }) {
   if (!USER.test(coordinatorUser)) throw new Error(`user name '${coordinatorUser}' is not valid`);
   if (hosts.length === 0) throw new Error('no hosts given (--hosts a,b,...)');
   if (new Set(hosts).size !== hosts.length) throw new Error('a host is listed twice');
+  const names = [coordinatorUser, ...hosts.map((h) => `agent-${h}`), ...readers];
+  if (new Set(names).size !== names.length) throw new Error('a reader has the name of another user');
+  for (const r of readers) readerPermissions(r); // checks the name
   mkdirSync(out, { recursive: true, mode: 0o700 });
   const passwords = {};
   const files = {};
-  for (const user of [coordinatorUser, ...hosts.map((h) => `agent-${h}`)]) {
+  for (const user of names) {
     const file = join(out, `${user}.pass`);
     if (existsSync(file)) {
       passwords[user] = readFileSync(file, 'utf8').split('\n')[0].trim();
@@ -120,7 +158,7 @@ export function writeNatsAuth({ hosts, out, coordinatorUser = 'coordinator' }) {
     files[user] = file;
   }
   const config = join(out, 'nats-auth.conf');
-  writePrivate(config, natsAuthConfig({ hosts, passwords, coordinatorUser }));
+  writePrivate(config, natsAuthConfig({ hosts, passwords, coordinatorUser, readers }));
   return { config, passwordFiles: files };
 }
 
@@ -128,6 +166,7 @@ function main(argv) {
   let hosts;
   let out = 'nats-auth';
   let coordinatorUser = 'coordinator';
+  let readers = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => {
@@ -138,13 +177,14 @@ function main(argv) {
     if (a === '--hosts') hosts = v().split(',').map((h) => h.trim()).filter(Boolean);
     else if (a === '--out') out = v();
     else if (a === '--coordinator-user') coordinatorUser = v();
+    else if (a === '--readers') readers = v().split(',').map((r) => r.trim()).filter(Boolean);
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: node scripts/nats-config.mjs --hosts a,b,... [--out DIR] [--coordinator-user NAME]\n');
+      process.stdout.write('usage: node scripts/nats-config.mjs --hosts a,b,... [--out DIR] [--coordinator-user NAME] [--readers NAME,...]\n');
       return 0;
     } else throw new Error(`unknown option ${a}`);
   }
   if (!hosts) throw new Error('--hosts is required');
-  const r = writeNatsAuth({ hosts, out: resolve(out), coordinatorUser });
+  const r = writeNatsAuth({ hosts, out: resolve(out), coordinatorUser, readers });
   process.stdout.write(`${r.config}\n${Object.entries(r.passwordFiles).map(([u, f]) => `  ${u}: ${f}`).join('\n')}\n`);
   return 0;
 }

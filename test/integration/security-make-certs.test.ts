@@ -13,7 +13,7 @@ const PRIVATE = FILES.filter((f) => !f.endsWith('.crt'));
 function expectCerts(dir: string): void {
   for (const f of FILES) expect(existsSync(join(dir, f)), f).to.equal(true);
   for (const f of PRIVATE) expect(statSync(join(dir, f)).mode & 0o777, f).to.equal(0o600);
-  expect(readdirSync(join(dir, 'nats')).sort()).to.deep.equal(['agent-a.pass', 'agent-b.pass', 'coordinator.pass', 'nats-auth.conf']);
+  expect(readdirSync(join(dir, 'nats')).sort()).to.deep.equal(['agent-a.pass', 'agent-b.pass', 'coordinator.pass', 'events-reader.pass', 'nats-auth.conf']);
   execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.crt'), join(dir, 'server.crt'), join(dir, 'client.crt')], { stdio: 'pipe' });
 }
 

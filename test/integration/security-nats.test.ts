@@ -2,7 +2,7 @@
 // credentials reach their own subjects only; the fleet still works end to end.
 import { expect } from 'chai';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { AgentReply, AgentRequest, PoolSecretsReply, PoolSecretsRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Event, EventKind, PoolDefinition, PoolState, PoolType, Secret, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
@@ -167,6 +167,44 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     // its own events it may publish
     const own = await js.publish('cistern.events.a.probe', Event.encode(Event.create({ kind: EventKind.POOL_REFRESHED, host: 'a', pool: 'probe' })).finish());
     expect(own.seq).to.be.greaterThan(0);
+  });
+
+  it('an event reader (events-reader, made by make-certs) reads the event stream with an ordered consumer, and nothing else', async () => {
+    const reader = await as('events-reader', '_INBOX_reader_events-reader');
+    // the docs/events.md way: an ordered consumer from the first event
+    const consumer = await jetstream(reader).consumers.get(EVENT_STREAM, { deliver_policy: DeliverPolicy.All });
+    const first = await consumer.next({ expires: 5_000 });
+    expect(first, 'an event was read').to.not.equal(null);
+    expect(Event.decode(first!.data).host).to.be.a('string').and.not.equal('');
+    // nothing but events: no publishing as an agent, no catalog, no secrets, no other inbox
+    const coord = await as('coordinator');
+    const seen: Msg[] = [];
+    const watch = coord.subscribe('cistern.>');
+    void (async () => {
+      for await (const m of watch) if (m.subject.endsWith('.from-reader')) seen.push(m);
+    })();
+    await coord.flush();
+    const forged = await jetstream(reader, { timeout: 2_000 })
+      .publish('cistern.events.a.from-reader', Event.encode(Event.create({ kind: EventKind.POOL_DELETED, host: 'a', pool: 'x' })).finish())
+      .catch((e) => e);
+    expect(errText(forged)).to.match(/permission|timeout|no responders/i);
+    reader.publish('cistern.agent.a.from-reader', new Uint8Array([1]));
+    await reader.flush();
+    await coord.flush();
+    expect(seen).to.deep.equal([]);
+    const catalog = await new Kvm(reader).open('cistern-catalog').then((kv) => kv.get('pools.a.p')).catch((e) => e);
+    expect(errText(catalog)).to.match(/permission|timeout|no responders/i);
+    const sniff = closedReason(reader.subscribe('_INBOX.>'));
+    await reader.flush();
+    await reader.flush();
+    expect(sniff.reason, "the default inbox, where a coordinator's replies go").to.match(/permission/i);
+    // and it cannot remove the coordinators' event consumers
+    const jsm = await jetstreamManager(coord);
+    const names: string[] = [];
+    for await (const c of jsm.consumers.list(EVENT_STREAM)) names.push(c.name);
+    expect(names.length, 'the event stream has consumers').to.be.greaterThan(0);
+    const del = await reader.request(`$JS.API.CONSUMER.DELETE.${EVENT_STREAM}.${names[0]}`, '', { timeout: 2_000 }).catch((e) => e);
+    expect(errText(del)).to.match(/permission|timeout|no responders/i);
   });
 
   it("agent a cannot read secrets, the secrets bucket or b's catalog entries", async () => {
