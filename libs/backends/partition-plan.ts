@@ -97,14 +97,22 @@ export function checkVolumeFormat(format: string | undefined): DiskVolumeFormat 
   return f as DiskVolumeFormat;
 }
 
+/** A device-mapper node (a multipath map, say): /dev/mapper/NAME or /dev/dm-N. */
+export function isDeviceMapperPath(device: string): boolean {
+  return /^\/dev\/(mapper\/[^/]+|dm-[0-9]+)$/.test(device);
+}
+
 /**
  * libvirt_parthelper's separator: a device whose name ends in a digit gets 'p'
  * (/dev/loop0 -> /dev/loop0p1, /dev/nvme0n1 -> /dev/nvme0n1p1), others none
- * (/dev/sda -> /dev/sda1). part_separator='yes' always adds 'p', 'no' never does.
+ * (/dev/sda -> /dev/sda1); part_separator='yes' always adds 'p'. 'no' drops it only on a
+ * device-mapper node, whose partitions kpartx names as it is told: elsewhere the kernel
+ * names them, and /dev/loop1 with 'no' would take /dev/loop11, another device, for its
+ * first partition (and wipe, upload and download it).
  */
 export function partitionSeparator(device: string, partSeparator: Tristate = Tristate.TRISTATE_ABSENT): string {
   if (partSeparator === Tristate.TRISTATE_YES) return 'p';
-  if (partSeparator === Tristate.TRISTATE_NO) return '';
+  if (partSeparator === Tristate.TRISTATE_NO && isDeviceMapperPath(device)) return '';
   return /[0-9]$/.test(device) ? 'p' : '';
 }
 

@@ -189,6 +189,12 @@ describe('partition separator', () => {
     expect(partitionSeparator('/dev/nvme0n1')).to.equal('p');
     expect(partitionSeparator('/dev/sda', Tristate.TRISTATE_YES)).to.equal('p');
     expect(partitionSeparator('/dev/mapper/mpath0', Tristate.TRISTATE_NO)).to.equal('');
+    expect(partitionSeparator('/dev/dm-3', Tristate.TRISTATE_NO)).to.equal('');
+  });
+  it("ignores part_separator='no' on a device the kernel partitions: /dev/loop1's first partition is loop1p1, never /dev/loop11", () => {
+    expect(partitionSeparator('/dev/loop1', Tristate.TRISTATE_NO)).to.equal('p');
+    expect(partitionSeparator('/dev/nvme0n1', Tristate.TRISTATE_NO)).to.equal('p');
+    expect(partitionSeparator('/dev/sda', Tristate.TRISTATE_NO)).to.equal('');
   });
 });
 
