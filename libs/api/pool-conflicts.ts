@@ -57,6 +57,11 @@ export function sourceConflict(existing: PoolDefinition, candidate: PoolDefiniti
   }
   if (t === PoolType.POOL_TYPE_SCSI && candidate.type === t) return sameAdapter(existing, candidate) ? 'SCSI adapter' : undefined;
   if (t === PoolType.POOL_TYPE_MPATH && candidate.type === t) return 'multipath devices (one mpath pool per host)';
+  // one volume group, two pools: deleting either would vgremove the other's storage
+  if (t === PoolType.POOL_TYPE_LOGICAL && candidate.type === t) {
+    const vg = (d: PoolDefinition): string => d.source?.name || d.name;
+    if (vg(existing) === vg(candidate)) return `volume group '${vg(candidate)}'`;
+  }
   if (DEVICE_POOLS.has(t) && DEVICE_POOLS.has(candidate.type)) {
     // an iSCSI pool conflicts only with another iSCSI pool, on the same device and initiator
     if ((t === PoolType.POOL_TYPE_ISCSI) !== (candidate.type === PoolType.POOL_TYPE_ISCSI)) return undefined;

@@ -1,11 +1,11 @@
 // A logical pool's lifecycle after its build: check (is the VG there, with the pool's
 // devices, all LVs active?), start (vgchange -aly), stop (vgchange -aln) and delete
 // (vgremove, pvremove), as storage_backend_logical.c runs them.
-import { FailedPreconditionError } from '../../errors/errors.js';
+import { FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
 import type { PoolContext } from '../backend.js';
 import { LVM_ENV, listLvs, lvm } from './lvm.js';
 import { sourceDevices, vgName } from './paths.js';
-import { matchPoolSource } from './sources.js';
+import { matchPoolSource, pvGroups } from './sources.js';
 
 /** Active when the VG is there with the pool's devices and none of its LVs is inactive. */
 export async function isPoolActive(ctx: PoolContext): Promise<boolean> {
@@ -32,10 +32,17 @@ export async function deactivateVolumeGroup(ctx: PoolContext): Promise<void> {
   await lvm(ctx, ['vgchange', '-aln', vg], `cannot deactivate volume group '${vg}'`);
 }
 
-/** `vgremove -f VG`, then `pvremove DEV` for each device (failures there are ignored, as libvirt). */
+/**
+ * `vgremove -f VG`, then `pvremove DEV` for each device (failures there are ignored, as libvirt).
+ * First the check a start makes: the VG must be there on the pool's devices. A pool naming
+ * someone else's VG (or one whose disks are not the pool's) would otherwise remove it.
+ */
 export async function removeVolumeGroup(ctx: PoolContext): Promise<void> {
   const vg = vgName(ctx.pool);
   const devices = sourceDevices(ctx.pool);
+  const groups = await pvGroups(ctx);
+  if (!groups.has(vg)) throw new NotFoundError(`cannot remove volume group '${vg}': volume group '${vg}' not found`, { vg });
+  await matchPoolSource(ctx, groups);
   await lvm(ctx, ['vgremove', '-f', vg], `cannot remove volume group '${vg}'`);
   for (const dev of devices) {
     try {

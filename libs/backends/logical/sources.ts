@@ -23,11 +23,11 @@ export async function pvGroups(ctx: BackendContext): Promise<Map<string, string[
 
 /**
  * virStorageBackendLogicalMatchPoolSource: the VG is listed by pvs and, if the pool
- * names devices, at least one of them is a PV of it.
+ * names devices, at least one of them is a PV of it. `known`: pvGroups already read.
  */
-export async function matchPoolSource(ctx: PoolContext): Promise<void> {
+export async function matchPoolSource(ctx: PoolContext, known?: Map<string, string[]>): Promise<void> {
   const vg = vgName(ctx.pool);
-  const groups = await pvGroups(ctx);
+  const groups = known ?? (await pvGroups(ctx));
   const pvs = groups.get(vg);
   if (!pvs) throw new FailedPreconditionError(`cannot find logical volume group '${vg}'`, { vg });
   const devices = sourceDevices(ctx.pool);

@@ -27,8 +27,11 @@ describe('pool source conflicts (libvirt virStoragePoolObjSourceFindDuplicate)',
     const fs = pool('a', PoolType.POOL_TYPE_FS, { source: { devices: dev('/dev/sdb1') } });
     expect(sourceConflict(fs, pool('b', PoolType.POOL_TYPE_LOGICAL, { source: { devices: dev('/dev/sdc', '/dev/sdb1') } }))).to.match(/\/dev\/sdb1/);
     expect(sourceConflict(fs, pool('b', PoolType.POOL_TYPE_DISK, { source: { devices: dev('/dev/sdc') } }))).to.equal(undefined);
-    // a logical pool naming only its volume group has no device to share
-    expect(sourceConflict(pool('vg', PoolType.POOL_TYPE_LOGICAL, { source: { name: 'vg0' } }), pool('b', PoolType.POOL_TYPE_LOGICAL, { source: { name: 'vg0' } }))).to.equal(undefined);
+    // two logical pools of one volume group conflict, though they name no device (libvirt lets
+    // them be: deleting either would then vgremove the other's storage)
+    expect(sourceConflict(pool('vg', PoolType.POOL_TYPE_LOGICAL, { source: { name: 'vg0' } }), pool('b', PoolType.POOL_TYPE_LOGICAL, { source: { name: 'vg0' } }))).to.equal("volume group 'vg0'");
+    expect(sourceConflict(pool('vg0', PoolType.POOL_TYPE_LOGICAL, {}), pool('b', PoolType.POOL_TYPE_LOGICAL, { source: { name: 'vg0' } }))).to.equal("volume group 'vg0'");
+    expect(sourceConflict(pool('vg', PoolType.POOL_TYPE_LOGICAL, { source: { name: 'vg0' } }), pool('b', PoolType.POOL_TYPE_LOGICAL, { source: { name: 'vg1' } }))).to.equal(undefined);
     const iscsi = pool('i', PoolType.POOL_TYPE_ISCSI, { source: { devices: dev('iqn.2026-01.x:t'), initiatorIqn: 'iqn.init:1' } });
     expect(sourceConflict(iscsi, pool('j', PoolType.POOL_TYPE_ISCSI, { source: { devices: dev('iqn.2026-01.x:t'), initiatorIqn: 'iqn.init:1' } }))).to.match(/iqn\.2026-01\.x:t/);
     expect(sourceConflict(iscsi, pool('j', PoolType.POOL_TYPE_ISCSI, { source: { devices: dev('iqn.2026-01.x:t'), initiatorIqn: 'iqn.init:2' } }))).to.equal(undefined);

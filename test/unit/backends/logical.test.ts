@@ -308,18 +308,32 @@ describe('logical backend (recording runner)', () => {
       expect(runner.callsOf('lvs')).to.deep.equal([]);
     });
 
-    it('delete: vgremove -f VG, then pvremove each device (its failures ignored)', async () => {
+    it('delete: the VG checked on the pool\'s devices, vgremove -f VG, then pvremove each device (its failures ignored)', async () => {
+      runner.on(['vgscan'], {});
+      runner.on(PVS, { stdout: `  ${devA} ${VG}\n  ${devB} ${VG}\n` });
       runner.on(['vgremove'], {});
       runner.on(['pvremove', devA], failed(['pvremove', devA], 'busy'));
       runner.on(['pvremove', devB], {});
       await backend.deletePool(ctx);
-      expect(runner.argvs).to.deep.equal([['vgremove', '-f', VG], ['pvremove', devA], ['pvremove', devB]]);
+      expect(runner.argvs).to.deep.equal([['vgscan'], PVS, ['vgremove', '-f', VG], ['pvremove', devA], ['pvremove', devB]]);
     });
 
-    it('delete of a VG that is gone is NOT_FOUND and pvremoves nothing', async () => {
-      runner.on(['vgremove'], failed(['vgremove'], `  Volume group "${VG}" not found\n  Cannot process volume group ${VG}`));
+    it('delete of a VG that is gone is NOT_FOUND and removes nothing', async () => {
+      runner.on(['vgscan'], {});
+      runner.on(PVS, { stdout: '' });
       const err = await rejects(backend.deletePool(ctx));
       expect(err.code).to.equal('NOT_FOUND');
+      expect(runner.callsOf('vgremove')).to.deep.equal([]);
+      expect(runner.callsOf('pvremove')).to.deep.equal([]);
+    });
+
+    it("delete of a pool whose VG is on other disks (someone else's VG of that name) is FAILED_PRECONDITION and removes nothing", async () => {
+      runner.on(['vgscan'], {});
+      runner.on(PVS, { stdout: `  /dev/sdz ${VG}\n` });
+      const err = await rejects(backend.deletePool(ctx));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.match(/cannot find any matching source devices/);
+      expect(runner.callsOf('vgremove')).to.deep.equal([]);
       expect(runner.callsOf('pvremove')).to.deep.equal([]);
     });
 
@@ -697,6 +711,8 @@ describe('logical backend (recording runner)', () => {
       const stop = await rejects(backend.stopPool(ctx));
       expect(stop.code).to.equal('FAILED_PRECONDITION');
       expect(stop.message).to.match(/cannot deactivate volume group .*open logical volume/);
+      runner.on(['vgscan'], {});
+      runner.on(PVS, { stdout: `  ${devA} ${VG}\n  ${devB} ${VG}\n` });
       runner.on(['vgremove'], failed(['vgremove'], `  Logical volume ${VG}/a contains a filesystem in use.\n`));
       const del = await rejects(backend.deletePool(ctx));
       expect(del.code).to.equal('FAILED_PRECONDITION');
