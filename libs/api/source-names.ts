@@ -61,3 +61,22 @@ export function checkIscsiHost(host: string, field = 'source.hosts[0].name'): st
   if (!ok) throw new InvalidArgumentError(field, `'${printable(host)}' is not a host name or IP address (brackets are added for IPv6, do not give them)`);
   return host;
 }
+
+/**
+ * mount(8) options that make a mount something else than a filesystem of the pool's source
+ * on its target: bind and move take any directory or mount of the host and put it where the
+ * pool's volumes are served from (with no nodev, nosuid, noexec), remount changes a mount
+ * that is already there, make-* change how mounts propagate.
+ */
+const MOUNT_OPERATIONS = /^(bind|rbind|move|remount|make-(r?)(shared|slave|private|unbindable)|x-mount\.\S*)$/i;
+
+/** A pool's mount option (fs:mount_opts): one option, none that changes what the mount is. */
+export function checkMountOptionName(option: string, field: string): string {
+  if (MOUNT_OPERATIONS.test(option.split('=')[0]!)) {
+    throw new InvalidArgumentError(
+      field,
+      `mount option '${printable(option)}' changes what the mount is (bind, move, remount, propagation); allowed: options of the filesystem mounted from the pool's source, such as noatime, discard, ro, user_xattr`,
+    );
+  }
+  return option;
+}

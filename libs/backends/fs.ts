@@ -5,6 +5,7 @@
 // (no_overwrite first probes the device with blkid and refuses anything it finds).
 // MountedDirBackend is the part fs and netfs share: mount on start, recognise an existing
 // mount from /proc/self/mountinfo, unmount on stop.
+import { stat } from 'node:fs/promises';
 import { forgetPoolDirectory, rememberPoolDirectory } from './dir/pool-directory.js';
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors/errors.js';
@@ -297,6 +298,27 @@ export interface FsBackendOptions extends MountedBackendOptions {
 
 const MKFS_TIMEOUT_MS = 30 * 60_000;
 
+/**
+ * An fs pool's source is a block device, or an image file that mount attaches a loop device
+ * to. A directory would be bind-mounted by a 'bind' option, and blkid and mkfs would open a
+ * FIFO (and hang) or a character device (mkfs ran on /dev/null). A missing source is left to
+ * the callers, which say so in their own words.
+ */
+async function requireDeviceOrImage(device: string, pool: PoolDefinition): Promise<void> {
+  let st;
+  try {
+    st = await stat(device);
+  } catch {
+    return;
+  }
+  if (st.isBlockDevice() || st.isFile()) return;
+  const what = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isSocket() ? 'a socket' : 'not a file';
+  throw new FailedPreconditionError(
+    `source device '${printable(device, 200)}' of pool '${printable(pool.name)}' is ${what}; an fs pool's source is a block device or a filesystem image file`,
+    { device },
+  );
+}
+
 export class FsBackend extends MountedDirBackend {
   override readonly type: PoolType = PoolType.POOL_TYPE_FS;
   override readonly poolFormats: readonly string[] = FS_POOL_FORMATS;
@@ -321,6 +343,7 @@ export class FsBackend extends MountedDirBackend {
 
   protected override async resolveMount(pool: PoolDefinition): Promise<ResolvedMount> {
     const device = this.sourceDevice(pool);
+    await requireDeviceOrImage(device, pool);
     const format = this.poolFormat(pool);
     const target = poolTarget(pool);
     const described = await describeDevice(device);
@@ -352,6 +375,7 @@ export class FsBackend extends MountedDirBackend {
         `pool '${printable(pool.name)}' has format 'auto': mkfs needs a filesystem type; set one of ${this.poolFormats.filter((f) => f !== 'auto').join(', ')}`,
       );
     }
+    await requireDeviceOrImage(device, pool);
     const described = await describeDevice(device);
     if (!described) {
       throw new FailedPreconditionError(

@@ -2,6 +2,7 @@
 // /proc/self/mountinfo, mount and umount command lines as libvirt builds them
 // (storage_util.c virStorageBackendFileSystemMountCmd), and running them with errors a
 // user can act on.
+import { checkMountOptionName } from '../api/source-names.js';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { CommandFailedError, FailedPreconditionError, InternalError, InvalidArgumentError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
@@ -223,7 +224,7 @@ export function checkMountOption(option: string, field = 'mount_options'): strin
   if (/[\x00-\x20\x7f]/.test(option)) {
     throw new InvalidArgumentError(field, `mount option '${printable(option)}' contains whitespace or a control character`);
   }
-  return option;
+  return checkMountOptionName(option, field);
 }
 
 /**

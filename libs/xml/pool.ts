@@ -1,6 +1,6 @@
 // <pool> documents <-> PoolDefinition, with libvirt's defaults and checks
 // (virStoragePoolDefParseXML / virStoragePoolDefFormatBuf in src/conf/storage_conf.c).
-import { checkIscsiHost, checkNetHost, checkSourceDir, checkVgName } from '../api/source-names.js';
+import { checkIscsiHost, checkMountOptionName, checkNetHost, checkSourceDir, checkVgName } from '../api/source-names.js';
 import {
   AdapterType,
   type Extent,
@@ -495,6 +495,7 @@ function normalizePool(def: PoolDefinition, ctx: Ctx): PoolDefinition {
     if (!o) ctx.fail(k, 'no fs mount option name specified');
     checkText(ctx, k, o, 'mount option', 255);
     if (/[,\s]/.test(o)) ctx.fail(k, `mount option '${shown(o)}' contains ',' or whitespace; give one option per <fs:option>`);
+    ctx.wrap(k, () => checkMountOptionName(o, k));
     return o;
   });
 

@@ -5,6 +5,7 @@
 // The "device" is a regular file in a temp directory (it exists; matched by path, or
 // through the backing file of the loop device mount attaches for it, in a sysfs fixture).
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,6 +133,23 @@ describe('fs backend (recording runner)', () => {
         ['blkid', '-p', '-o', 'export', '--', device],
         ['mkfs', '-t', 'xfs', '-f', '--', device],
       ]);
+    });
+
+    it('refuses a source that is a directory, a FIFO or a character device: FAILED_PRECONDITION, no blkid, no mkfs, no mount', async () => {
+      const dir = join(root, 'a-directory');
+      mkdirSync(dir);
+      const fifo = join(root, 'a-fifo');
+      execFileSync('mkfifo', [fifo]);
+      for (const [source, what] of [[dir, 'a directory'], [fifo, 'a FIFO'], ['/dev/null', 'a character device']] as const) {
+        ctx.pool = fsPool(source, target, 'ext4');
+        const build = await rejects(backend.buildPool!(ctx, { overwrite: true, noOverwrite: false }));
+        expect(build.code, build.message).to.equal('FAILED_PRECONDITION');
+        expect(build.message).to.contain(`source device '${source}' of pool`).and.contain(`is ${what}; an fs pool's source is a block device or a filesystem image file`);
+        const start = await rejects(backend.startPool(ctx));
+        expect(start.code, start.message).to.equal('FAILED_PRECONDITION');
+        expect(start.message).to.contain(`is ${what}`);
+      }
+      expect(runner.argvs).to.deep.equal([]);
     });
 
     it('with no_overwrite refuses a device holding a filesystem: FAILED_PRECONDITION, no mkfs, no directory', async () => {

@@ -150,6 +150,14 @@ describe('xml pool: checks', () => {
     const def = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_NETFS, name: 'n', source: { hosts: [{ name: '-oremount' }], dir: '/export', format: 'nfs' }, target: { path: '/mnt/n' } });
     expectInvalid(() => validatePoolDefinition(def), 'source.hosts[0].name', "starts with '-'");
   });
+  it('refuses mount options that change what the mount is: bind, move, remount, propagation', () => {
+    const fs = (opt: string) =>
+      `<pool type='fs' xmlns:fs='http://libvirt.org/schemas/storagepool/fs/1.0'><name>f</name><source><device path='/dev/sdb1'/></source><target><path>/mnt/f</path></target><fs:mount_opts><fs:option name='${opt}'/></fs:mount_opts></pool>`;
+    for (const opt of ['bind', 'rbind', 'move', 'remount', 'make-private', 'make-rshared', 'BIND']) {
+      expectInvalid(() => parsePoolXml(fs(opt)), `mount option '${opt}' changes what the mount is`, 'allowed: options of the filesystem');
+    }
+    expect(parsePoolXml(fs('noatime')).mountOptions).to.deep.equal(['noatime']);
+  });
   it('applies format defaults: fs auto, netfs auto, disk unknown, logical lvm2', () => {
     expect(parsePoolXml("<pool type='fs'><name>f</name><source><device path='/dev/sdb1'/></source><target><path>/mnt</path></target></pool>").source?.format).to.equal('auto');
     expect(parsePoolXml("<pool type='disk'><name>d</name><source><device path='/dev/sdb'/></source><target><path>/dev</path></target></pool>").source?.format).to.equal('unknown');
