@@ -24,7 +24,10 @@
 //              cistern.secrets.H            asking for its autostart pools' CHAP secrets
 //              cistern.download.H.>         download data it serves
 //              cistern.agent.H.Ping         at start: is another agent serving H already?
-//              replies to requests it received (allow_responses: one reply per request)
+//              cistern.reply.H.>             its answers to a coordinator's requests
+//              _INBOX_agent_H.>              its answer to another agent's ping of host H
+//              (no allow_responses: with it, the agent could send itself a message naming
+//              any subject as its reply, cistern.agent.B.createPool say, and "answer" it)
 //              JetStream API: $JS.API.INFO; stream info of CISTERN_EVENTS and the catalog
 //              (KV_cistern-catalog); direct get of its own catalog keys, by subject only
 //              ($JS.API.DIRECT.GET.KV_cistern-catalog.$KV.cistern-catalog.pools.H.>)
@@ -84,6 +87,10 @@ export function agentPermissions(host) {
         `cistern.download.${host}.>`,
         // at start, a ping of its own host id: another agent answering it means do not start
         `cistern.agent.${host}.Ping`,
+        // its answers: to a coordinator's request (on the reply subject named after its host,
+        // libs/bus/reply-inbox.ts), and to the ping of another agent of its host id
+        `cistern.reply.${host}.>`,
+        `${agentInboxPrefix(host)}.>`,
         '$JS.API.INFO',
         `$JS.API.STREAM.INFO.${EVENT_STREAM}`,
         `$JS.API.STREAM.INFO.${kvStream}`,
@@ -94,7 +101,9 @@ export function agentPermissions(host) {
     subscribe: {
       allow: [`cistern.agent.${host}.>`, 'cistern.control.resync', `cistern.download.${host}.*.ack`, `${agentInboxPrefix(host)}.>`],
     },
-    allow_responses: { max: 1 },
+    // no allow_responses: it would let the agent answer any message it receives on whatever
+    // subject that message names as its reply, and the agent can send itself messages (its
+    // own Ping) naming another host's request, sync or secrets subject
   };
 }
 

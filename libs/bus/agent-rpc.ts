@@ -51,12 +51,23 @@ export function abortError(signal: AbortSignal, message: string, details: ErrorD
 /** Header carrying the id a cancel names (one per call, not the client's request id). */
 export const CALL_ID_HEADER = 'Cistern-Call-Id';
 
-/** Unique per call and per process (a random prefix, then a counter): no random bytes per call. */
-const CALL_ID_PREFIX = randomBytes(9).toString('base64url').replace(/[^A-Za-z0-9]/g, 'x');
-let callCounter = 0;
+/**
+ * Unique per call and unguessable: a call's id is its cancel subject's last token, and anyone
+ * on the bus can make the JetStream API send its answer to a subject they name (the reply
+ * subject of their request), cistern.agent.H.cancel.ID included. A counter would let the
+ * agent of another host, which sees the ids of the calls made to it, name the next ones.
+ * 96 random bits, taken 4,096 calls' worth at a time (one randomBytes call, not one per call).
+ */
+const ID_BYTES = 12;
+let randomPool = Buffer.alloc(0);
+let randomAt = 0;
 function nextCallId(): string {
-  callCounter = (callCounter + 1) % Number.MAX_SAFE_INTEGER;
-  return `${CALL_ID_PREFIX}${callCounter.toString(36)}`;
+  if (randomAt + ID_BYTES > randomPool.length) {
+    randomPool = randomBytes(ID_BYTES * 4096);
+    randomAt = 0;
+  }
+  randomAt += ID_BYTES;
+  return randomPool.toString('base64url', randomAt - ID_BYTES, randomAt).replace(/[^A-Za-z0-9]/g, 'x');
 }
 
 /** Coordinator side: sends one operation to the agent of `host` and returns its reply or throws its error. */
@@ -79,6 +90,7 @@ export async function callAgent(
     msg = await ReplyInbox.of(nc).request(subject, AgentRequest.encode(request).finish(), {
       timeoutMs: options.timeoutMs ?? 3_600_000,
       headers: h,
+      replyHost: host,
       signal,
       aborted: () => {
         try {

@@ -41,6 +41,14 @@ export class ReplyTimeoutError extends Error {
 
 export interface InboxRequestOptions {
   headers?: MsgHdrs;
+  /**
+   * The agent host the request goes to: its answer must come on cistern.reply.HOST.ID.TOKEN,
+   * a subject only that agent may publish to (scripts/nats-config.mjs), and one that arrives
+   * on another host's reply subject is dropped. Agents get no allow_responses: with it, an
+   * agent could send itself a message whose reply subject is another host's request subject,
+   * and "answer" it.
+   */
+  replyHost?: string;
   timeoutMs: number;
   /** Aborting it stops the wait at once: the request rejects with what `aborted()` returns, a late reply is dropped. */
   signal?: AbortSignal;
@@ -49,6 +57,8 @@ export interface InboxRequestOptions {
 
 interface Waiter {
   subject: string;
+  /** the one subject its reply may come on */
+  replySubject: string;
   resolve(msg: Msg): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
@@ -65,15 +75,20 @@ const inboxes = new WeakMap<NatsConnection, ReplyInbox>();
 
 export class ReplyInbox {
   private readonly prefix: string;
+  /** this inbox's own token, in its host reply subjects */
+  private readonly id: string;
   private readonly waiting = new Map<string, Waiter>();
   private readonly subscription: Subscription;
+  private hostReplies: Subscription | undefined;
   private counter = 0;
   private closedWith: Error | undefined;
 
   private constructor(private readonly nc: NatsConnection) {
     // under the connection's own inbox prefix: an agent may only subscribe under its own
     const inboxPrefix = (nc as NatsConnection & { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
-    this.prefix = `${createInbox(inboxPrefix)}.`;
+    const inbox = createInbox(inboxPrefix);
+    this.prefix = `${inbox}.`;
+    this.id = inbox.slice(inbox.lastIndexOf('.') + 1);
     // nats.js resubscribes after a reconnect; a request whose reply was lost meanwhile times out
     this.subscription = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => (err ? this.failAll(err) : this.deliver(msg)) });
     void nc.closed().then(() => this.close(new InboxClosedError()));
@@ -94,9 +109,14 @@ export class ReplyInbox {
     if (this.closedWith) return Promise.reject(this.closedWith);
     this.counter = (this.counter + 1) % Number.MAX_SAFE_INTEGER;
     const token = this.counter.toString(36);
+    let replySubject = this.prefix + token;
+    if (options.replyHost !== undefined) {
+      this.hostReplies ??= this.nc.subscribe(`cistern.reply.*.${this.id}.*`, { callback: (err, msg) => (err ? this.failAll(err) : this.deliver(msg)) });
+      replySubject = `cistern.reply.${options.replyHost}.${this.id}.${token}`;
+    }
     return new Promise<Msg>((resolve, reject) => {
       const timer = setTimeout(() => this.settle(token)?.reject(new ReplyTimeoutError(subject, options.timeoutMs)), options.timeoutMs);
-      const waiter: Waiter = { subject, resolve, reject, timer };
+      const waiter: Waiter = { subject, replySubject, resolve, reject, timer };
       const { signal } = options;
       if (signal) {
         waiter.signal = signal;
@@ -105,7 +125,7 @@ export class ReplyInbox {
       }
       this.waiting.set(token, waiter);
       try {
-        this.nc.publish(subject, data, { reply: this.prefix + token, ...(options.headers ? { headers: options.headers } : {}) });
+        this.nc.publish(subject, data, { reply: replySubject, ...(options.headers ? { headers: options.headers } : {}) });
       } catch (err) {
         this.settle(token)?.reject(err as Error);
       }
@@ -122,11 +142,17 @@ export class ReplyInbox {
     if (this.closedWith) return;
     this.closedWith = err;
     this.failAll(err);
-    if (!this.nc.isClosed()) this.subscription.unsubscribe();
+    if (!this.nc.isClosed()) {
+      this.subscription.unsubscribe();
+      this.hostReplies?.unsubscribe();
+    }
   }
 
   private deliver(msg: Msg): void {
-    const waiter = this.settle(msg.subject.slice(this.prefix.length));
+    const token = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+    // another host's agent answering on its own reply subject for a request it did not get
+    if (this.waiting.get(token)?.replySubject !== msg.subject) return;
+    const waiter = this.settle(token);
     if (!waiter) return; // timed out or forgotten: nobody waits for it any more
     if (isNoResponders(msg)) waiter.reject(new NoRespondersError(waiter.subject));
     else waiter.resolve(msg);

@@ -7,6 +7,7 @@
 // Download: coordinator subscribes an inbox, sends downloadBegin{deliver_subject};
 //           agent replies DownloadReady{length, ack_subject} and publishes StreamChunks,
 //           waiting for acks when `window` chunks are unacknowledged.
+import { ReplyInbox } from './reply-inbox.js';
 import { nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   AgentReply,
@@ -73,7 +74,7 @@ export async function uploadToAgent(
   const send = async (chunk: StreamChunk): Promise<StreamAck> => {
     let msg: Msg;
     try {
-      msg = await nc.request(target, StreamChunk.encode(chunk).finish(), { timeout: IDLE_TIMEOUT_MS });
+      msg = await ReplyInbox.of(nc).request(target, StreamChunk.encode(chunk).finish(), { timeoutMs: IDLE_TIMEOUT_MS, replyHost: host });
     } catch (err) {
       throw busRequestError(err, host);
     }

@@ -163,10 +163,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       });
       gapResync.gapFound();
     });
-    const reader: EventReader = await readEvents(nc, bounds.last + 1n, { log, reader: 'cache' }, (event, subject) => {
-      gaps.delivered(event.sequence);
-      log.warn('ignored an event naming another host than its subject', { subject, host: event.host, seq: event.sequence });
-      cache.advance(event.sequence);
+    const reader: EventReader = await readEvents(nc, bounds.last + 1n, { log, reader: 'cache' }, (skipped) => {
+      gaps.delivered(skipped.sequence);
+      log.warn(`ignored a stored message: ${skipped.why}`, { subject: skipped.subject, host: skipped.event?.host, seq: skipped.sequence });
+      cache.advance(skipped.sequence);
     });
     cleanups.push(() => reader.close());
     void (async () => {

@@ -244,24 +244,41 @@ export function readRawEvents(nc: NatsConnection, startSequence: bigint, options
   return StreamReader.open(nc, startSequence, options);
 }
 
+/** A stored message the reader does not yield, and why. */
+export interface SkippedEvent {
+  sequence: bigint;
+  subject: string;
+  /** the decoded event when it names another host than its subject's; undefined when it is no Event at all */
+  event?: Event;
+  why: string;
+}
+
 /**
  * Events from `startSequence` on (live after the stored ones), optionally one subject filter.
- * An event naming another host than its subject's is not yielded: `onForeign` hears of it.
+ * Not yielded, and told to `onSkipped`: an event naming another host than its subject's, and a
+ * message that is no Event at all. Any agent may store bytes on its own event subjects (and a
+ * server reply can be sent there), so one such message must not stop the reader.
  */
 export async function readEvents(
   nc: NatsConnection,
   startSequence: bigint,
   options: ReadOptions = {},
-  onForeign?: (event: Event, subject: string) => void,
+  onSkipped?: (skipped: SkippedEvent) => void,
 ): Promise<EventReader> {
   const raw = await readRawEvents(nc, startSequence, options);
   return {
     close: () => raw.close(),
     async *[Symbol.asyncIterator]() {
       for await (const m of raw) {
-        const event = decodeEvent(m.data, m.seq);
+        let event: Event;
+        try {
+          event = decodeEvent(m.data, m.seq);
+        } catch (err) {
+          onSkipped?.({ sequence: BigInt(m.seq), subject: m.subject, why: `not an Event: ${(err as Error).message}` });
+          continue;
+        }
         if (eventFromItsHost(m.subject, event.host)) yield event;
-        else onForeign?.(event, m.subject);
+        else onSkipped?.({ sequence: event.sequence, subject: m.subject, event, why: 'it names another host than its subject' });
       }
     },
   };

@@ -69,6 +69,10 @@ export interface AssembledSync {
  * chunk, 'dropped' for a chunk that does not continue the sync in progress, else undefined.
  */
 export function assembleChunk(assembling: Map<string, SyncAssembly>, host: string, chunk: HostSyncParts | HostSync): AssembledSync | 'dropped' | undefined {
+  // a chunk of this host's own sync (the first names the host), or nothing: the bytes on cistern.sync.H can be another
+  // message sent there (the JetStream API answers on whatever reply subject it is given), and
+  // read as a HostSync they make an empty sync of H, which would wipe H's pools from the view
+  if (!chunk.syncId || (chunk.chunk === 0 && chunk.host?.hostId !== host)) return 'dropped';
   let a = assembling.get(host);
   if (chunk.chunk === 0) {
     a = { syncId: chunk.syncId, next: 0, pools: [], volumes: [], host: chunk.host, revision: chunk.revision, bootId: chunk.bootId, eventsLost: [], reason: chunk.reason };

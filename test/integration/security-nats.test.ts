@@ -393,8 +393,9 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
   it('a forged reply from a wrong host is never accepted', async () => {
     const coord = await as('coordinator');
     const a = await as('agent-a', '_INBOX_agent_a');
-    // the strongest attacker: a knows the exact reply subject of a request sent to b
-    const replySubject = '_INBOX.forgery-test.1';
+    // the strongest attacker: a knows the exact reply subject of a request sent to b (a
+    // coordinator names its requests' replies after the host: libs/bus/reply-inbox.ts)
+    const replySubject = 'cistern.reply.b.forgery-test.1';
     const replies: Msg[] = [];
     const sub = coord.subscribe(replySubject);
     void (async () => {
@@ -421,5 +422,53 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     // and through the API, host b's work is b's
     const hosts = await fleet.api.listHosts({ pageSize: 0, pageToken: '' });
     expect(hosts.hosts.map((h) => h.hostId).sort()).to.deep.equal(['a', 'b']);
+  });
+
+  it("agent a cannot reach b's subjects by answering a message it sent itself (a reply subject of its choosing)", async () => {
+    const coord = await as('coordinator');
+    const a = await as('agent-a', '_INBOX_agent_a');
+    const seen: Msg[] = [];
+    const watch = coord.subscribe('cistern.>');
+    void (async () => {
+      for await (const m of watch) if (/^cistern\.(agent|sync|secrets|events|heartbeat)\.b(\.|$)/.test(m.subject)) seen.push(m);
+    })();
+    await coord.flush();
+    // a receives its own ping (it subscribes to cistern.agent.a.>) with a reply subject that is
+    // b's request subject, and "answers" it: with allow_responses the answer went to b
+    const own = a.subscribe('cistern.agent.a.Ping', { max: 1 });
+    const answered = (async () => {
+      for await (const m of own) {
+        try {
+          m.respond(AgentRequest.encode(AgentRequest.create({ principal: 'admin', op: { $case: 'deletePool', value: { name: 'hosts/b/pools/pb' } } })).finish());
+        } catch {
+          /* refused by the client or the server: what the test wants */
+        }
+      }
+    })();
+    for (const target of ['cistern.agent.b.deletePool', 'cistern.sync.b', 'cistern.secrets.b']) {
+      a.publish('cistern.agent.a.Ping', new Uint8Array([0]), { reply: target });
+    }
+    await a.flush();
+    await answered;
+    await a.flush();
+    await coord.flush();
+    expect(seen.map((m) => m.subject)).to.deep.equal([]);
+  });
+
+  it("a message that is no Event, stored on agent a's own event subject, does not stop the coordinator's event reader", async () => {
+    const a = await as('agent-a', '_INBOX_agent_a');
+    const js = jetstream(a, { timeout: 5_000 });
+    await js.publish('cistern.events.a.junk', new Uint8Array([0x78])); // 'x'
+    // then a real event of host a that only the event stream tells the coordinator: a pool
+    // state with a far higher revision and a capacity no refresh would give
+    const pool = await fleet.api.getPool({ name: 'hosts/a/pools/p' });
+    const changed = { ...pool, capacity: 123_456_789n, revision: pool.revision + 1_000_000n, stale: false };
+    await js.publish('cistern.events.a.p', Event.encode(Event.create({ kind: EventKind.POOL_REFRESHED, host: 'a', pool: 'p', poolState: changed })).finish());
+    const { waitFor } = await import('../support/process.js');
+    await waitFor('the event after the junk applied', async () => ((await fleet.api.getPool({ name: 'hosts/a/pools/p' })).capacity === 123_456_789n ? true : undefined), {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
+    expect(fleet.coordinator.process.logs()).to.match(/ignored a stored message: not an Event/);
   });
 });

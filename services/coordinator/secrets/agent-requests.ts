@@ -29,6 +29,14 @@ export function serveAgentSecretRequests(nc: NatsConnection, cache: FleetCache, 
   const sub = nc.subscribe(subjects.poolSecretsAll);
   const answer = async (msg: Msg): Promise<void> => {
     const host = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+    // the answer goes only to the asking agent's own inbox: a reply subject is whatever the
+    // publisher wrote (another host's cancel or sync subject, say), and it would carry the
+    // secret there; the JetStream API would also send its own answers wherever asked, so a
+    // message on this subject is not proof of a request either
+    if (!msg.reply?.startsWith(`_INBOX_agent_${host}.`)) {
+      log.warn('secret request ignored: its reply subject is not the agent\'s inbox', { host, reply: msg.reply ?? '' });
+      return;
+    }
     let reply: PoolSecretsReply;
     let pool = '';
     try {
