@@ -40,9 +40,17 @@ export function holdsRawData(format: string): boolean {
  */
 async function openBlock(path: string, flags: number): Promise<{ fh: FileHandle; size: bigint }> {
   let fh: FileHandle;
+  // to write: O_EXCL, which on a block device fails with EBUSY while it is mounted or held
+  // (LVM, RAID, swap, another O_EXCL opener): a wipe or upload must not write under a mounted
+  // filesystem (a delete already refuses such a partition). Without O_CREAT a regular file
+  // ignores the flag.
+  const writing = (flags & (fsc.O_WRONLY | fsc.O_RDWR)) !== 0;
   try {
-    fh = await open(path, flags | fsc.O_NOCTTY);
+    fh = await open(path, flags | fsc.O_NOCTTY | (writing ? fsc.O_EXCL : 0));
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EBUSY') {
+      throw new FailedPreconditionError(`cannot write to '${printable(path, 200)}': it is in use (mounted, or held by LVM, RAID or swap)`, { path });
+    }
     throw fsError(err, 'open', path);
   }
   try {
@@ -62,13 +70,11 @@ export async function wipeBlock(ctx: BackendContext, path: string, algorithm: Wi
   if (algorithm !== WipeAlgorithm.WIPE_ALGORITHM_ZERO) {
     const alg = WIPE_ALGORITHMS[algorithm];
     if (!alg) throw new InvalidArgumentError('algorithm', `unsupported wipe algorithm ${algorithm}; allowed: ${Object.values(WIPE_ALGORITHMS).join(', ')}`);
-    // the device's size, for the progress scrub's passes are reported in
-    let size = 0n;
-    if (ctx.progress) {
-      const opened = await openBlock(path, fsc.O_RDONLY);
-      size = opened.size;
-      await opened.fh.close().catch(() => undefined);
-    }
+    // opened as the zero wipe opens it (refused while in use), and its size, for the
+    // progress scrub's passes are reported in
+    const opened = await openBlock(path, fsc.O_WRONLY);
+    const size = opened.size;
+    await opened.fh.close().catch(() => undefined);
     try {
       await runScrub(ctx, scrubArgv(alg, path, scrub), alg, size);
     } catch (err) {

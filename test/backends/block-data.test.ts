@@ -5,10 +5,12 @@
 // device itself. Every loop device is detached by its exact name.
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendContext } from '../../libs/backends/backend.js';
-import { copyIntoBlock } from '../../libs/backends/block-data.js';
+import { copyIntoBlock, uploadBlock, wipeBlock } from '../../libs/backends/block-data.js';
+import { WipeAlgorithm } from '../../libs/proto/cistern/v1/storage.js';
 import { attachLoop, loopDevicesAvailable, makeTempDir, type LoopDevice } from '../support/index.js';
 
 const MiB = 1024 * 1024;
@@ -80,5 +82,53 @@ describe('block data: copyIntoBlock on a loop device', function () {
     }
     expect((err as { code?: string })?.code).to.equal('INVALID_ARGUMENT');
     expect(String((err as Error).message)).to.match(/9437184 bytes.*8388608/);
+  });
+});
+
+describe('block data: a device that is mounted is neither wiped nor written', function () {
+  this.timeout(60_000);
+  let loop: LoopDevice | undefined;
+  let dir: { path: string; remove: () => Promise<void> } | undefined;
+  let mountPoint = '';
+  let mounted = false;
+
+  before(function () {
+    if (!loopDevicesAvailable()) this.skip();
+    loop = attachLoop(32 * MiB, 'blockbusy');
+    dir = makeTempDir('cistern-blockbusy-');
+    mountPoint = join(dir.path, 'mnt');
+    mkdirSync(mountPoint);
+    execFileSync('mkfs.ext4', ['-q', '-F', '--', loop.device], { stdio: 'pipe' });
+    execFileSync('mount', ['--', loop.device, mountPoint], { stdio: 'pipe' });
+    mounted = true;
+  });
+
+  after(async () => {
+    if (mounted) execFileSync('umount', ['--', mountPoint], { stdio: 'pipe' });
+    await loop?.detach();
+    await dir?.remove();
+  });
+
+  it('wipe (zero and scrub) and upload are FAILED_PRECONDITION "in use"; the filesystem is untouched', async () => {
+    const before = sha(readDevice(loop!.device, 4 * MiB));
+    const ctx = { runner: undefined as never } as unknown as BackendContext;
+    async function* data(): AsyncIterable<Buffer> {
+      yield Buffer.alloc(4096, 0xaa);
+    }
+    for (const attempt of [
+      () => wipeBlock(ctx, loop!.device, WipeAlgorithm.WIPE_ALGORITHM_ZERO),
+      () => wipeBlock(ctx, loop!.device, WipeAlgorithm.WIPE_ALGORITHM_NNSA),
+      () => uploadBlock(ctx, loop!.device, 0n, 4096n, data()),
+    ]) {
+      let err: unknown;
+      try {
+        await attempt();
+      } catch (e) {
+        err = e;
+      }
+      expect((err as { code?: string })?.code, String(err)).to.equal('FAILED_PRECONDITION');
+      expect(String((err as Error).message)).to.contain('it is in use (mounted, or held by LVM, RAID or swap)');
+    }
+    expect(sha(readDevice(loop!.device, 4 * MiB))).to.equal(before);
   });
 });
