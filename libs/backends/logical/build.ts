@@ -6,7 +6,7 @@
 import { constants as fsc } from 'node:fs';
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import type { BuildFlags } from '../../proto/cistern/v1/storage.js';
-import { FailedPreconditionError, InvalidArgumentError, asCisternError } from '../../errors/errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, asCisternError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import { requireEmptyDevice } from '../device-probe.js';
@@ -16,6 +16,7 @@ import { sourceDevices, vgName } from './paths.js';
 import { deviceError } from '../fs-errors.js';
 import { refuseConflictingBuildFlags } from '../build-flags.js';
 import { buildTag, selectTaggedVg } from './tags.js';
+import { pvGroups } from './sources.js';
 
 /** libvirt clears this much at the start and the end of every device before pvcreate. */
 export const CLEAR_BYTES = 1024 * 1024;
@@ -44,6 +45,12 @@ export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allo
   for (const dev of devices) await checkDevice(dev, allowRegularFiles);
   if (!flags?.overwrite) {
     for (const dev of devices) await requireEmptyDevice(ctx.runner, dev, ctx.signal);
+  }
+  // vgcreate refuses a name that is taken, but only after the devices were cleared and
+  // pvcreated: asked first, such a build changes nothing (libvirt wipes them, then fails)
+  const taken = (await pvGroups(ctx)).get(vg);
+  if (taken) {
+    throw new AlreadyExistsError(`volume group '${vg}' already exists on ${taken.join(', ') || 'no physical volume'}; nothing was written to ${devices.join(', ')}`, { vg });
   }
   /** devices pvcreate ran on, whether it succeeded or not */
   const initialised: string[] = [];

@@ -116,6 +116,22 @@ describe('logical backend (recording runner)', () => {
   });
 
   describe('build', () => {
+    // no VG of the pool's name yet (a build asks before it writes to a device)
+    beforeEach(() => {
+      runner.on(['vgscan'], {});
+      runner.on(PVS, { stdout: '' });
+    });
+
+    it('a VG of that name that exists already: ALREADY_EXISTS before any device is cleared or pvcreated', async () => {
+      runner = new RecordingRunner({ strict: true });
+      runner.on(['vgscan'], {}).on(PVS, { stdout: `  /dev/sdz ${VG}\n` });
+      const err = await rejects(backend.buildPool({ runner, pool }, { overwrite: true, noOverwrite: false }));
+      expect(err.code).to.equal('ALREADY_EXISTS');
+      expect(err.message).to.include(`volume group '${VG}' already exists on /dev/sdz`);
+      expect(runner.callsOf('pvcreate')).to.deep.equal([]);
+      for (const d of [devA, devB]) expect(readFileSync(d).every((b) => b === 0xff), d).to.equal(true);
+    });
+
     it('probes each device, clears its first and last MiB, pvcreates each, then vgcreate VG DEVICES', async () => {
       runner.on(['blkid'], { exitCode: 2 });
       runner.on(['pvcreate'], {});
@@ -124,6 +140,8 @@ describe('logical backend (recording runner)', () => {
       expect(runner.argvs).to.deep.equal([
         ['blkid', '-p', '-o', 'export', '--', devA],
         ['blkid', '-p', '-o', 'export', '--', devB],
+        ['vgscan'],
+        PVS,
         ['pvcreate', devA],
         ['pvcreate', devB],
         ['vgcreate', VG, devA, devB],
@@ -157,7 +175,7 @@ describe('logical backend (recording runner)', () => {
       runner.on(['vgcreate'], {});
       await backend.buildPool(ctx, { overwrite: true, noOverwrite: false });
       expect(runner.callsOf('blkid')).to.deep.equal([]);
-      expect(runner.argvs[0]).to.deep.equal(['pvcreate', devA]);
+      expect(runner.argvs.slice(0, 3)).to.deep.equal([['vgscan'], PVS, ['pvcreate', devA]]);
     });
 
     it('a failed vgcreate pvremoves every device pvcreate initialised; a VG of that name that was there before is left alone', async () => {
@@ -178,6 +196,7 @@ describe('logical backend (recording runner)', () => {
         // what LVM holds: device -> its VG ('' = a PV in no VG)
         const pvs = new Map<string, string>();
         runner = new RecordingRunner({ strict: true });
+        runner.on(['vgscan'], {}).on(PVS, { stdout: '' }); // no VG of that name yet
         runner.on(['pvcreate'], (argv) => void pvs.set(argv[1]!, ''));
         runner.on(['vgcreate'], (argv) => {
           for (const d of argv.slice(2)) pvs.set(d, argv[1]!);
@@ -223,6 +242,7 @@ describe('logical backend (recording runner)', () => {
         new CommandFailedError(['pvcreate'], undefined, 'killed by SIGKILL'),
       ]) {
         runner = new RecordingRunner({ strict: true });
+        runner.on(['vgscan'], {}).on(PVS, { stdout: '' }); // no VG of that name yet
         runner.on(['pvcreate'], (argv) => {
           labels.add(argv[1]!);
           if (argv[1] === devB) throw death;
