@@ -100,7 +100,9 @@ export const volUpload: Command = {
       const bar = progressBar(ctx.stderr, `${volumeShortName(vol)}:`, total);
       const header = {
         $case: 'header' as const,
-        value: { name: vol.name, offset, length, sparse: flag(ctx.opts, 'sparse'), requestId: '' },
+        // the length the file has (or --length): the agent refuses an upload that does not
+        // fit before it writes a byte, instead of writing what fits and then failing
+        value: { name: vol.name, offset, length: total, sparse: flag(ctx.opts, 'sparse'), requestId: '' },
       };
       try {
         await attempt(`cannot upload to volume ${req(ctx.opts, 'vol')}`, () =>
