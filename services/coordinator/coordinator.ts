@@ -165,7 +165,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     });
     const reader: EventReader = await readEvents(nc, bounds.last + 1n, { log, reader: 'cache' }, (skipped) => {
       gaps.delivered(skipped.sequence);
-      log.warn(`ignored a stored message: ${skipped.why}`, { subject: skipped.subject, host: skipped.event?.host, seq: skipped.sequence });
+      const what = skipped.event ? 'ignored an event naming another host than its subject' : `ignored a stored message: ${skipped.why}`;
+      log.warn(what, { subject: skipped.subject, host: skipped.event?.host, seq: skipped.sequence });
       cache.advance(skipped.sequence);
     });
     cleanups.push(() => reader.close());

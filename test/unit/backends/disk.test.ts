@@ -423,6 +423,8 @@ describe('disk backend (recording runner)', () => {
       disk.parts = [{ n: 1, start: FIRST, end: FIRST + MiB - 1n }];
       disk.install(runner);
       runner.on(['scrub'], {});
+      // the node, as a file: the wipe opens it first (refused while it is mounted or held)
+      writeFileSync(`${device}p1`, Buffer.alloc(4096));
       await backend.wipeVol(ctx(), vol('loop7p1', 0n), WipeAlgorithm.WIPE_ALGORITHM_NNSA);
       expect(runner.callsOf('scrub')).to.deep.equal([['scrub', '-f', '-p', 'nnsa', '--', `${device}p1`]]);
       expect((await rejects(backend.wipeVol(ctx(), vol('loop7p1', 0n), WipeAlgorithm.WIPE_ALGORITHM_TRIM))).code).to.equal('UNIMPLEMENTED');
