@@ -5,7 +5,7 @@
 // (no_overwrite first probes the device with blkid and refuses anything it finds).
 // MountedDirBackend is the part fs and netfs share: mount on start, recognise an existing
 // mount from /proc/self/mountinfo, unmount on stop.
-import { stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { forgetPoolDirectory, rememberPoolDirectory } from './dir/pool-directory.js';
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors/errors.js';
@@ -319,6 +319,27 @@ async function requireDeviceOrImage(device: string, pool: PoolDefinition): Promi
   );
 }
 
+/** The loop device (/dev/loopN) whose backing file is the file `file` names (device and inode), if any. */
+async function loopDeviceBackedBy(file: { dev: bigint; ino: bigint }, sysfsRoot: string): Promise<string | undefined> {
+  let names: string[];
+  try {
+    names = (await readdir(`${sysfsRoot}/block`)).filter((n) => /^loop[0-9]+$/.test(n));
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    let backing: string;
+    try {
+      backing = (await readFile(`${sysfsRoot}/block/${name}/loop/backing_file`, 'utf8')).trim();
+    } catch {
+      continue; // not attached
+    }
+    const st = await stat(backing, { bigint: true }).catch(() => undefined);
+    if (st && st.dev === file.dev && st.ino === file.ino) return `/dev/${name}`;
+  }
+  return undefined;
+}
+
 export class FsBackend extends MountedDirBackend {
   override readonly type: PoolType = PoolType.POOL_TYPE_FS;
   override readonly poolFormats: readonly string[] = FS_POOL_FORMATS;
@@ -392,6 +413,17 @@ export class FsBackend extends MountedDirBackend {
       );
     }
     if (described.kind === 'device' && described.major !== undefined) requireUnheld(device);
+    if (described.kind === 'device' && described.file) {
+      // an image file behind a loop device is in use through it (swap on it, a mount made
+      // elsewhere, a guest), which the checks of the file itself do not see
+      const loop = await loopDeviceBackedBy(described.file, this.sysfsRoot);
+      if (loop) {
+        throw new FailedPreconditionError(
+          `source image '${printable(device, 200)}' backs ${loop}, which may be in use (swap, a mount, a guest); detach it (losetup -d ${loop}) before formatting`,
+          { device, loop },
+        );
+      }
+    }
     if (flags.noOverwrite) await requireEmptyDevice(ctx.runner, device, ctx.signal);
     return async () => {
       await ctx.runner.run(mkfsArgv(format, device, this.mkfs), { signal: ctx.signal, timeoutMs: MKFS_TIMEOUT_MS });

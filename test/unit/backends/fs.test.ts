@@ -135,6 +135,23 @@ describe('fs backend (recording runner)', () => {
       ]);
     });
 
+    it('refuses to format an image file that backs a loop device (swap or a mount through it): FAILED_PRECONDITION naming it, no mkfs', async () => {
+      // sysfs as the kernel shows an attached loop device: /sys/block/loop5/loop/backing_file
+      mkdirSync(join(root, 'sys', 'block', 'loop5', 'loop'), { recursive: true });
+      writeFileSync(join(root, 'sys', 'block', 'loop5', 'loop', 'backing_file'), `${device}\n`);
+      mkdirSync(join(root, 'sys', 'block', 'loop6'), { recursive: true }); // detached: no loop/ directory
+      ctx.pool = fsPool(device, target, 'ext4');
+      const err = await rejects(backend.buildPool!(ctx, { overwrite: true, noOverwrite: false }));
+      expect(err.code, err.message).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.contain(`source image '${device}' backs /dev/loop5`).and.contain('losetup -d /dev/loop5');
+      expect(runner.callsOf('mkfs')).to.deep.equal([]);
+      // detached, it is formatted
+      rmSync(join(root, 'sys', 'block', 'loop5'), { recursive: true });
+      runner.on(['mkfs'], {});
+      await backend.buildPool!(ctx, { overwrite: true, noOverwrite: false });
+      expect(runner.callsOf('mkfs')).to.deep.equal([['mkfs', '-t', 'ext4', '-F', '--', device]]);
+    });
+
     it('refuses a source that is a directory, a FIFO or a character device: FAILED_PRECONDITION, no blkid, no mkfs, no mount', async () => {
       const dir = join(root, 'a-directory');
       mkdirSync(dir);
