@@ -36,6 +36,9 @@ export function tokenToName(token: string): string {
   return token.startsWith(SUBJECT_MARK) || token.startsWith(KEY_MARK) ? Buffer.from(token.slice(1), 'base64url').toString('utf8') : token;
 }
 
+/** The inbox prefix an agent connects with (scripts/nats-config.mjs lets agent H subscribe only under it). */
+export const agentInboxPrefix = (host: string): string => `_INBOX_agent_${host}`;
+
 export const subjects = {
   agentOp: (host: string, op: string) => `cistern.agent.${host}.${op}`,
   agentAll: (host: string) => `cistern.agent.${host}.>`,

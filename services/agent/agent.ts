@@ -15,7 +15,7 @@ import { registeredBackends } from '../../libs/backends/registry.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import { setpriv } from '../../libs/backends/die-with-parent.js';
 import { asCisternError, FailedPreconditionError, UnimplementedError } from '../../libs/errors/errors.js';
-import { subjects } from '../../libs/bus/subjects.js';
+import { agentInboxPrefix, subjects } from '../../libs/bus/subjects.js';
 import { checkHostId } from '../../libs/api/names.js';
 import { hostName } from '../../libs/api/resource-names.js';
 import { AgentState } from './state.js';
@@ -55,7 +55,6 @@ export interface AgentOptions {
 }
 
 /** Replies to the agent's own requests come under this prefix: its NATS user may subscribe to nothing else. */
-export const agentInboxPrefix = (host: string): string => `_INBOX_agent_${host}`;
 
 /** How long the first heartbeat waits for autostart pools. */
 const AUTOSTART_WAIT_MS = 30_000;

@@ -21,6 +21,7 @@ import { hasTool } from '../support/index.js';
 import { usePrivateTmpdir } from '../support/private-tmpdir.js';
 import { rejects } from '../support/rejects.js';
 import { fileVolume as vol } from '../support/volume-definitions.js';
+import { collect } from '../support/volume-data.js';
 
 const SECRET = 'ROOT-ONLY-SECRET\n';
 const MiB = 1024n * 1024n;
@@ -75,11 +76,7 @@ describe('dir backend: links through another mount namespace (/proc/PID/root) ar
     const ctx = { runner: new ExecRunner(), pool: PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: target } }) };
     await backend.startPool(ctx);
     symlinkSync(magic, join(target, 'evil.img'));
-    const download = async (): Promise<Buffer> => {
-      const parts: Buffer[] = [];
-      for await (const b of backend.downloadVol(ctx, vol('evil.img', ''), 0n, 0n)) parts.push(b);
-      return Buffer.concat(parts);
-    };
+    const download = (): Promise<Buffer> => collect(backend.downloadVol(ctx, vol('evil.img', ''), 0n, 0n));
     async function* data(): AsyncIterable<Buffer> {
       yield Buffer.from('WRITTEN-BY-ROOT-AGENT');
     }

@@ -21,6 +21,7 @@ import { attachLoop, loopDevicesAvailable, type LoopDevice } from '../support/lo
 import { makeTempDir, registerCleanup } from '../support/cleanup.js';
 import { fileVolume as vol } from '../support/volume-definitions.js';
 import { SwappingRunner } from '../support/swapping-runner.js';
+import { collect } from '../support/volume-data.js';
 
 const MiB = 1024n * 1024n;
 
@@ -131,11 +132,7 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
       await backend.startPool(ctx);
       await build(ctx, vol('shadow', 'raw', MiB));
       swapTarget();
-      const download = async (): Promise<Buffer> => {
-        const parts: Buffer[] = [];
-        for await (const b of backend.downloadVol(ctx, vol('shadow', ''), 0n, 0n)) parts.push(b);
-        return Buffer.concat(parts);
-      };
+      const download = (): Promise<Buffer> => collect(backend.downloadVol(ctx, vol('shadow', ''), 0n, 0n));
       async function* data(): AsyncIterable<Buffer> {
         yield Buffer.from('OVERWRITTEN');
       }

@@ -14,6 +14,7 @@ import type { PoolContext } from '../../libs/backends/backend.js';
 import type { CisternError } from '../../libs/errors/errors.js';
 import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type PoolSource, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { startTgtd, tgtdAvailable, type Tgtd } from '../support/tgtd.js';
+import { chunks, collect } from '../support/volume-data.js';
 
 const MiB = 1024 * 1024;
 const INITIATOR = 'iqn.2024-01.io.cistern.test:initiator';
@@ -63,15 +64,7 @@ async function errorOf(p: Promise<unknown>): Promise<CisternError> {
   throw new Error('expected the call to fail');
 }
 
-async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const b of it) parts.push(b);
-  return Buffer.concat(parts);
-}
 
-async function* chunks(buf: Buffer, size: number): AsyncIterable<Buffer> {
-  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
-}
 
 const toolsThere = tgtdAvailable() && ['/usr/bin/iscsi-ls', '/usr/bin/iscsi-inq', '/usr/bin/iscsi-readcapacity16', '/usr/bin/qemu-img'].every((p) => existsSync(p));
 

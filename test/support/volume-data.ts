@@ -17,6 +17,18 @@ export async function upload(stack: { client: StorageServiceClient }, name: stri
   return res.bytesWritten;
 }
 
+/** A backend's download (or any stream of buffers), joined. */
+export async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const b of it) parts.push(b);
+  return Buffer.concat(parts);
+}
+
+/** `buf` as a backend's upload input: pieces of `size` bytes. */
+export async function* chunks(buf: Buffer, size: number): AsyncIterable<Buffer> {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+
 /** DownloadVolume: every chunk of the stream, joined; `length` 0 = to the end. */
 export async function download(stack: { client: StorageServiceClient }, name: string, offset = 0n, length = 0n): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -6,7 +6,7 @@
 // own <auth> secret is released.
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { errorToWire } from '../../../libs/bus/agent-rpc.js';
-import { subjects } from '../../../libs/bus/subjects.js';
+import { agentInboxPrefix, subjects } from '../../../libs/bus/subjects.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../../libs/errors/errors.js';
 import { checkHostId, checkObjectName } from '../../../libs/api/names.js';
 import { PoolSecretsReply, PoolSecretsRequest, type SecretValue } from '../../../libs/proto/cistern/agent/v1/agent.js';
@@ -33,7 +33,7 @@ export function serveAgentSecretRequests(nc: NatsConnection, cache: FleetCache, 
     // publisher wrote (another host's cancel or sync subject, say), and it would carry the
     // secret there; the JetStream API would also send its own answers wherever asked, so a
     // message on this subject is not proof of a request either
-    if (!msg.reply?.startsWith(`_INBOX_agent_${host}.`)) {
+    if (!msg.reply?.startsWith(`${agentInboxPrefix(host)}.`)) {
       log.warn('secret request ignored: its reply subject is not the agent\'s inbox', { host, reply: msg.reply ?? '' });
       return;
     }

@@ -22,6 +22,7 @@ import { makeTempDir } from '../../support/cleanup.js';
 import { repoRoot } from '../../support/paths.js';
 import { attachLoop, loopDevicesAvailable } from '../../support/loop.js';
 import { rejects } from '../../support/rejects.js';
+import { collect } from '../../support/volume-data.js';
 
 const FIX = join(repoRoot, 'test', 'fixtures', 'dmsetup');
 const text = (name: string) => readFileSync(join(FIX, name), 'utf8');
@@ -171,11 +172,6 @@ describe('mpath backend', () => {
   });
 });
 
-async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const b of it) parts.push(b);
-  return Buffer.concat(parts);
-}
 
 async function* once(b: Buffer): AsyncIterable<Buffer> {
   yield b;

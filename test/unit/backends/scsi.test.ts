@@ -25,6 +25,7 @@ import { makeTempDir } from '../../support/cleanup.js';
 import { repoRoot } from '../../support/paths.js';
 import { attachLoop, loopDevicesAvailable } from '../../support/loop.js';
 import { rejects } from '../../support/rejects.js';
+import { collect } from '../../support/volume-data.js';
 
 const FIXTURES = join(repoRoot, 'test', 'fixtures', 'sysfs');
 
@@ -497,11 +498,6 @@ async function waitUntil(cond: () => boolean): Promise<void> {
 
 // ------------------------------------------------------------------ LUN data (loop device)
 
-async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const b of it) parts.push(b);
-  return Buffer.concat(parts);
-}
 
 async function* chunks(...bufs: Buffer[]): AsyncIterable<Buffer> {
   for (const b of bufs) yield b;
