@@ -80,10 +80,15 @@ export class EventPublisher {
   private failure: unknown;
   private lastSequence = 0n;
 
-  /** `onNotStored`: told of each event whose publish failed or whose ack did not come (it may be stored all the same). */
+  /**
+   * `onNotStored`: told of each event whose publish failed or whose ack did not come (it may be
+   * stored all the same). `dedupe`: how JetStream tells a repeat of an event from a new one
+   * (changeDedupeId, the default, or namedChangeDedupeId).
+   */
   constructor(
     nc: NatsConnection,
     private readonly onNotStored?: (event: Event, err: unknown) => void,
+    private readonly dedupe: (event: Event) => string | undefined = changeDedupeId,
   ) {
     this.inbox = ReplyInbox.of(nc);
   }
@@ -91,7 +96,7 @@ export class EventPublisher {
   publish(event: Event): void {
     const subject = subjects.events(event.host, event.pool || undefined);
     const data = Event.encode({ ...event, sequence: 0n }).finish();
-    const msgID = dedupeId(event);
+    const msgID = this.dedupe(event);
     const ack = this.inbox.request(subject, data, { timeoutMs: ACK_TIMEOUT_MS, headers: msgID ? dedupeHeader(msgID) : undefined });
     // handled below once the acks before it are in: not an unhandled rejection meanwhile
     ack.catch(() => undefined);
@@ -127,12 +132,29 @@ export class EventPublisher {
 }
 
 /**
- * A retried request (same request id) must not store its events twice: JetStream drops
- * a message whose id it saw within the duplicate window. The host is part of it: one
- * request id on two hosts' events (a fleet-wide call) is two events. Progress events
- * repeat by nature, so they carry no id.
+ * The duplicate id of an event made by one run of a call (an agent's, or the coordinator's
+ * catalog events): it names the change, not the request. A request id alone would drop real
+ * changes: another principal's request with the same id, or a retry that does the work again
+ * after an agent restart undid the first attempt, both within JetStream's duplicate window.
+ * The state's revision is the agent's counter for that one change, so the same event sent
+ * again (the same change, every coordinator's reconcile of it) keeps its id. An event without
+ * a revision gets none: a duplicate of it is harmless, a lost change is not. Progress events
+ * repeat by nature.
  */
-export function dedupeId(event: Event): string | undefined {
+export function changeDedupeId(event: Event): string | undefined {
+  if (!event.requestId || event.kind === EventKind.OPERATION_PROGRESS) return undefined;
+  const revision = event.volume ? event.volumeState?.revision : event.poolState?.revision;
+  if (!revision) return undefined;
+  return `${event.requestId}:${event.principal}:${event.kind}:${event.host}:${event.pool}:${event.volume}:${revision}`;
+}
+
+/**
+ * The duplicate id of an event whose request id names the change itself, which every
+ * coordinator publishes for it: a host going on- or offline (`host-online:HOST:BOOT:SYNC`)
+ * and a sync's reconcile events (`reconcile-SYNC`). The stream keeps one copy. The host is
+ * part of it: one request id on two hosts' events is two events.
+ */
+export function namedChangeDedupeId(event: Event): string | undefined {
   if (!event.requestId || event.kind === EventKind.OPERATION_PROGRESS) return undefined;
   return `${event.requestId}:${event.kind}:${event.host}:${event.pool}:${event.volume}`;
 }

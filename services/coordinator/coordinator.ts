@@ -7,7 +7,7 @@ import type { ServerCredentials } from '@grpc/grpc-js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { busErrorLogger, connectBus } from '../../libs/bus/connect.js';
-import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
+import { ensureEventStream, EventPublisher, namedChangeDedupeId } from '../../libs/bus/events.js';
 import { subjects } from '../../libs/bus/subjects.js';
 import { Heartbeat, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { openGuard, type CallGuard } from './call-guard.js';
@@ -96,6 +96,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     const secrets = await retrying(log, 'open the secrets bucket', () => SecretStore.open(nc, options.secretKey));
     stepDone('bucketsMs');
     const publisher = new EventPublisher(nc);
+    // host events: every coordinator publishes each one, and its request id names the change
+    const hostEventPublisher = new EventPublisher(nc, undefined, namedChangeDedupeId);
     const cache = new FleetCache();
     // a fleet-wide ask (host '') is answered by every agent within a short random delay
     const resync = (host = ''): void => {
@@ -105,7 +107,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     let intake: SyncIntake | undefined;
     const hosts: HostRegistry = new HostRegistry({
       store: hostStore(catalog),
-      publish: (event) => publisher.publishNow(event),
+      publish: (event) => hostEventPublisher.publishNow(event),
       log,
       askSync: (host) => resync(host),
       syncPending: (host) => intake?.pending(host) ?? false,
@@ -123,7 +125,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       publish: (events) =>
         void publishUntilStored(
           (batch) => {
-            const own = new EventPublisher(nc);
+            // every coordinator publishes a sync's reconcile events: `reconcile-SYNC` names them
+            const own = new EventPublisher(nc, undefined, namedChangeDedupeId);
             for (const e of batch) own.publish(e);
             return own.flush();
           },

@@ -307,5 +307,5 @@ export class SyncIntake {
   }
 }
 
-/** What a reconcile event says, as JetStream's duplicate ids see it (libs/bus/events.ts dedupeId). */
+/** What a reconcile event says, as JetStream's duplicate ids see it (libs/bus/events.ts namedChangeDedupeId). */
 const eventKey = (e: Event): string => `${e.kind}:${e.pool}:${e.volume}`;

@@ -4,7 +4,7 @@
 // OUT_OF_RANGE naming the oldest sequence, also to a watcher that falls behind it;
 // `cisternctl pool-event --after`.
 import { expect } from 'chai';
-import { status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -12,7 +12,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { registerCleanup, useStack, useTempDir, waitFor } from '../support/index.js';
 import { Event as EventMessage, EventKind, WipeAlgorithm, type Event, type UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
 import { DEFAULT_RING_EVENTS } from '../../services/coordinator/event-tail.js';
-import { createVolume, dirPool, expectCode, kindName, startDirPool, watch } from './reliability-helpers.js';
+import { createVolume, dirPool, expectCode, kindName, startDirPool, volumeXml, watch } from './reliability-helpers.js';
 
 const POOL_KINDS = new Set([
   EventKind.POOL_DEFINED,
@@ -40,6 +40,35 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
   this.timeout(120_000);
   const ctx = useStack({ hosts: ['a', 'b'], agentArgs: ['--heartbeat-ms', '300'] });
   const scratch = useTempDir('cistern-events-it-');
+
+  it("stores each change once, and every change: two principals' creates under one request id are two events", async () => {
+    // JetStream drops a message whose id it stored within two minutes: an id made of the
+    // request id alone took bob's create for a repeat of alice's, and lost it
+    const { client } = ctx.stack;
+    await startDirPool(ctx.stack, 'a', 'dedupe', join(scratch.path, 'dedupe'));
+    const w = watch(client, { hosts: ['a'], pools: ['dedupe'] });
+    await w.ready;
+    const as = (principal: string): Metadata => {
+      const md = new Metadata();
+      md.set('x-cistern-principal', principal);
+      return md;
+    };
+    const create = (principal: string, capacity: string) =>
+      new Promise<void>((resolve, reject) => {
+        const request = { parent: 'hosts/a/pools/dedupe', definition: undefined, xml: volumeXml('v', capacity), preallocMetadata: false, requestId: 'one-id', validate: false };
+        client.createVolume(request, as(principal), (err) => (err ? reject(err) : resolve()));
+      });
+    await create('alice', '1048576');
+    await ctx.stack.api.deleteVolume({ name: 'hosts/a/pools/dedupe/volumes/v', requestId: '' });
+    await create('bob', '2097152');
+    const created = () => w.events.filter((e) => e.kind === EventKind.VOLUME_CREATED && e.volume === 'v');
+    await waitFor("bob's VOLUME_CREATED", () => created().length >= 2 || w.failure());
+    w.cancel();
+    expect(created().map((e) => [e.principal, e.volumeState?.definition?.capacity])).to.deep.equal([
+      ['alice', 1048576n],
+      ['bob', 2097152n],
+    ]);
+  });
 
   it('publishes every kind with host, pool, volume, time, principal, request id and the new state', async () => {
     const { api, client } = ctx.stack;

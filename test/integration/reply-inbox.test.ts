@@ -130,16 +130,20 @@ describe('reply inbox (real nats-server)', function () {
     held.shift();
   });
 
-  it('EventPublisher: stored events report their stream sequence; a retried event is stored once', async () => {
+  it('EventPublisher: stored events report their stream sequence; the same change again is stored once, another change under the same request id is stored', async () => {
     await ensureEventStream(client, { storage: 'memory' });
     const publisher = new EventPublisher(client);
-    const event = Event.fromPartial({ kind: EventKind.POOL_STARTED, host: 'h1', pool: 'p1', requestId: 'req-1' });
+    const event = Event.fromPartial({ kind: EventKind.POOL_STARTED, host: 'h1', pool: 'p1', requestId: 'req-1', principal: 'alice', poolState: { revision: 5n } });
     publisher.publish(event);
     publisher.publish(Event.fromPartial({ ...event, pool: 'p2' }));
     const last = await publisher.flush();
     expect(last > 0n).to.equal(true);
-    // the same request id, kind and object again: JetStream's duplicate window drops it
+    // the same change again: JetStream's duplicate window drops it
     expect(await publisher.publishNow(event)).to.equal(last);
+    // the work done again (a retry after an agent restart undid it), or another principal's request id
+    const again = await publisher.publishNow(Event.fromPartial({ ...event, poolState: { revision: 6n } }));
+    expect(again).to.equal(last + 1n);
+    expect(await publisher.publishNow(Event.fromPartial({ ...event, principal: 'bob' }))).to.equal(last + 2n);
   });
 
   it('EventPublisher: an event no stream takes is reported not stored, and flush fails', async () => {

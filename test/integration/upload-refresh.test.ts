@@ -8,7 +8,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus } from '../../libs/bus/connect.js';
 import { serveAgent } from '../../libs/bus/agent-rpc.js';
 import { uploadToAgent } from '../../libs/bus/streams.js';
-import { dedupeId } from '../../libs/bus/events.js';
+import { changeDedupeId } from '../../libs/bus/events.js';
 import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import type { BackendOperation, PoolContext, RefreshResult, StorageBackend } from '../../libs/backends/backend.js';
@@ -133,7 +133,7 @@ describe('pool refresh after an upload (in-process agent, real nats-server)', fu
     // own refresh, under the same JetStream message id, would be dropped as a duplicate
     expect(refreshed.principal).to.equal('alice');
     expect(refreshed.requestId).to.equal('');
-    expect(dedupeId(refreshed)).to.equal(undefined);
+    expect(changeDedupeId(refreshed)).to.equal(undefined);
     expect(kinds()).to.not.include('VOLUME_UPLOADED');
     expect(kinds()).to.not.include('POOL_STOPPED');
     expect(ctx.state.getPool('p')).to.not.equal(undefined);
