@@ -6,8 +6,12 @@
 // what it just deleted, FAILED_PRECONDITION for a pool it just started. So before answering one
 // of those, a call checks whether the stream or the catalog holds something this coordinator has
 // not read yet; if so it waits (bounded) until it has, and runs once more on the view that now
-// includes every change made before the call failed. A call that fails changes nothing, so
-// running it again is the retry its client would make, minus the wrong answer.
+// includes every change made before the call failed. Only an answer of this coordinator's own
+// is run again: one a host gave is the truth about that host, and the host may have acted on
+// the way to it (a refresh that finds its directory gone stops the pool), so a second run
+// would answer from what the first one changed. An answer this coordinator gave from its view
+// changed nothing, so running it again is the retry its client would make, minus the wrong
+// answer.
 import { CisternError } from '../../libs/errors/errors.js';
 import type { CoordinatorServices } from './context.js';
 import { streamBounds } from './event-log.js';
@@ -17,6 +21,15 @@ export const CATCH_UP_WAIT_MS = 2_000;
 
 /** The answers that may only mean this coordinator has not read a recent change yet. */
 const VIEW_DEPENDENT = new Set(['NOT_FOUND', 'ALREADY_EXISTS', 'FAILED_PRECONDITION']);
+
+/** Errors an agent answered with (forward.ts): never run again, whatever this coordinator's view. */
+const hostAnswers = new WeakSet<object>();
+
+/** Marks `err` as an agent's answer about its host and returns it (to throw). */
+export function hostAnswer(err: unknown): unknown {
+  if (typeof err === 'object' && err !== null) hostAnswers.add(err);
+  return err;
+}
 
 /** How far this coordinator has read the stream and the catalog. */
 interface ViewPosition {
@@ -55,7 +68,7 @@ export async function withCatchUp<T>(svc: CoordinatorServices, signal: AbortSign
     return await call();
   } catch (err) {
     // with the bus down there is nothing to catch up with, and asking would wait out a timeout
-    if (!(err instanceof CisternError) || !VIEW_DEPENDENT.has(err.code) || signal.aborted || svc.hosts.busDown) throw err;
+    if (!(err instanceof CisternError) || !VIEW_DEPENDENT.has(err.code) || hostAnswers.has(err) || signal.aborted || svc.hosts.busDown) throw err;
     try {
       await catchUp(svc);
     } catch {

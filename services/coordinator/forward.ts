@@ -9,6 +9,7 @@ import { UnavailableError } from '../../libs/errors/errors.js';
 import type { CallContext, CoordinatorServices } from './context.js';
 import { secretValuesFor } from './secrets/resolve.js';
 import { volumeShortName } from './cache.js';
+import { hostAnswer } from './catch-up.js';
 
 /** What the coordinator knows of the object an operation acts on, beyond the request. */
 export interface ForwardContext {
@@ -31,7 +32,10 @@ export async function forward(
   full.secrets = await secretValuesFor(svc.secrets, full, known.volume);
   const started = Date.now();
   // a cancelled call (client cancel, deadline) tells the agent to stop the work
-  const reply = await untilHostLost(svc, host, full.op?.$case ?? '', callAgent(svc.nc, host, full, { timeoutMs: svc.agentTimeoutMs, signal: ctx.signal }));
+  const answered = callAgent(svc.nc, host, full, { timeoutMs: svc.agentTimeoutMs, signal: ctx.signal }).catch((err: unknown) => {
+    throw hostAnswer(err);
+  });
+  const reply = await untilHostLost(svc, host, full.op?.$case ?? '', answered);
   applyReply(svc, host, reply);
   // a reply holding the whole change is in the cache now; else wait for its events
   if (!reply.stateComplete) await waitApplied(svc, ctx, reply.eventSequence);

@@ -5,7 +5,7 @@
 // `cisternctl pool-event --after`.
 import { expect } from 'chai';
 import { Metadata, status } from '@grpc/grpc-js';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
@@ -40,6 +40,19 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
   this.timeout(120_000);
   const ctx = useStack({ hosts: ['a', 'b'], agentArgs: ['--heartbeat-ms', '300'] });
   const scratch = useTempDir('cistern-events-it-');
+
+  it("answers a failed refresh with the host's own error, not with a second run's view of what the failure changed", async () => {
+    // the refresh of a pool whose directory is gone fails and stops the pool (as libvirt's);
+    // running the call again once its POOL_STOPPED was read said "not active" instead
+    const path = join(scratch.path, 'gone');
+    await startDirPool(ctx.stack, 'a', 'gone', path);
+    const w = watch(ctx.stack.client, { hosts: ['a'], pools: ['gone'] });
+    await w.ready;
+    rmSync(path, { recursive: true });
+    await expectCode(ctx.stack.api.refreshPool({ name: 'hosts/a/pools/gone', requestId: '' }), status.NOT_FOUND, /cannot read pool directory .*gone.*no such file or directory/);
+    await waitFor('POOL_STOPPED of the failed refresh', () => w.events.some((e) => e.kind === EventKind.POOL_STOPPED) || w.failure());
+    w.cancel();
+  });
 
   it("stores each change once, and every change: two principals' creates under one request id are two events", async () => {
     // JetStream drops a message whose id it stored within two minutes: an id made of the
