@@ -12,6 +12,8 @@ export interface CoordinatorConfig {
   logLevel: LogLevel;
   /** How long the start waits for syncs from hosts known to be online. */
   syncWaitMs: number;
+  /** How long an upload or download client may be idle (streams.ts CLIENT_IDLE_TIMEOUT_MS). */
+  streamIdleMs?: number;
   /** libvirt's RELAX NG schemas, for requests with validate (undefined: /usr/share/libvirt/schemas). */
   schemaDir: string | undefined;
   /** Security (issue 7): see docs/security.md. */
@@ -39,7 +41,8 @@ export interface SecurityConfig {
 }
 
 export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:PORT] [--data DIR]
-                          [--event-max-age DURATION] [--sync-wait-ms N] [--log-level debug|info|warn|error]
+                          [--event-max-age DURATION] [--sync-wait-ms N] [--stream-idle-ms N]
+                          [--log-level debug|info|warn|error]
   --nats URL            NATS server (env NATS_URL, default nats://127.0.0.1:4222)
   --listen HOST:PORT    gRPC address (env CISTERN_LISTEN, default 127.0.0.1:50051)
   --data DIR            local scratch directory, nothing in it matters (env CISTERN_DATA)
@@ -47,6 +50,9 @@ export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:POR
                         default 7d)
   --sync-wait-ms N      at start, wait up to N ms for the full sync of every host known to be
                         online before serving (default 3000; 0 = serve at once)
+  --stream-idle-ms N    an upload that sends no data, or a download whose client takes none, for
+                        N ms ends with DEADLINE_EXCEEDED (1000 to 55000, default 55000: under the
+                        agents' 60 s)
   --log-level LEVEL     default info (env CISTERN_LOG_LEVEL)
   --schema-dir DIR      libvirt's RELAX NG schemas (storagepool.rng, storagevol.rng), checked by
                         xmllint for requests with validate (env CISTERN_SCHEMA_DIR,
@@ -128,6 +134,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
       case '--event-max-age':
         config.eventMaxAgeSeconds = parseDuration(value(), '--event-max-age');
         break;
+      case '--stream-idle-ms': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 1000 || v > 55_000) throw new InvalidArgumentError('--stream-idle-ms', "must be a whole number of milliseconds from 1000 to 55000 (under the agents' 60 s idle timeout)");
+        config.streamIdleMs = v;
+        break;
+      }
       case '--sync-wait-ms': {
         const v = Number(value());
         if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError('--sync-wait-ms', 'must be a whole number of milliseconds');

@@ -21,6 +21,8 @@ export interface CoordinatorServices {
   coordinatorId: string;
   /** How long an agent may take for one operation (default 1 hour: builds and wipes are long). */
   agentTimeoutMs: number;
+  /** How long an upload or download client may be idle before its call ends (DEADLINE_EXCEEDED). */
+  streamIdleMs: number;
   /** How long a mutating call waits for its events to reach the cache before answering anyway. */
   applyTimeoutMs: number;
   /** Responses of calls with a request id (idempotent retries); absent in unit tests. */

@@ -7,6 +7,7 @@ import type { ServerCredentials } from '@grpc/grpc-js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { busErrorLogger, connectBus } from '../../libs/bus/connect.js';
+import { CLIENT_IDLE_TIMEOUT_MS } from './handlers/streams.js';
 import { ensureEventStream, EventPublisher, namedChangeDedupeId } from '../../libs/bus/events.js';
 import { subjects } from '../../libs/bus/subjects.js';
 import { Heartbeat, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
@@ -38,6 +39,8 @@ export interface CoordinatorOptions {
   /** How long responses of calls with a request id are kept for retries (default 24 h). */
   requestTtlSeconds?: number;
   syncWaitMs?: number;
+  /** How long an upload or download client may be idle (default CLIENT_IDLE_TIMEOUT_MS). */
+  streamIdleMs?: number;
   guard?: CallGuard;
   agentTimeoutMs?: number;
   /** gRPC transport (TLS); default plaintext. */
@@ -145,6 +148,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       log,
       coordinatorId,
       agentTimeoutMs: options.agentTimeoutMs ?? 3_600_000,
+      streamIdleMs: options.streamIdleMs ?? CLIENT_IDLE_TIMEOUT_MS,
       applyTimeoutMs: 10_000,
       results,
       secrets,

@@ -54,6 +54,7 @@ async function main(): Promise<number> {
       log,
       eventMaxAgeSeconds: config.eventMaxAgeSeconds,
       syncWaitMs: config.syncWaitMs,
+      streamIdleMs: config.streamIdleMs,
       schemaDir: config.schemaDir,
       ...config.reliability,
       guard: security.guard,

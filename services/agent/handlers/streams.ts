@@ -40,9 +40,17 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
   const actor = actorOf(request);
   const release = ctx.locks.acquireVolume(def.name, op.volume, 'upload');
   try {
-    return acceptUpload(nc, ctx.host, async (data) => {
+    return acceptUpload(nc, ctx.host, async (sent) => {
       let uploaded: UploadResult | undefined;
       let failure: unknown;
+      // whether the backend took any data: an upload refused before that wrote nothing
+      let flowed = false;
+      const data = (async function* () {
+        for await (const piece of sent) {
+          flowed = true;
+          yield piece;
+        }
+      })();
       try {
         const pc = poolContext(ctx, pool.definition, actor, { operation: 'upload', volume: op.volume });
         // the backend reports progress (bytes written of length) through pc.progress; an
@@ -54,7 +62,7 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
         try {
           bytesWritten = await backend.uploadVol!(pc, vol.definition, op.offset, op.length, data, { sparse: op.sparse });
         } catch (err) {
-          await rereadAfterFailure(ctx, pool, backend, pc, vol, actor);
+          if (flowed) await rereadAfterFailure(ctx, pool, backend, pc, vol, actor);
           throw err;
         }
         const volume = await commitVolume(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_UPLOADED, actor);
@@ -73,7 +81,10 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
       // sender's idle timeout: a slower refresh ends in the background, and the upload has
       // succeeded, or failed, either way. After a failure the refresh's events carry no request
       // id: a failed call is not remembered and its retry (same id) runs again, and the retry's
-      // own events, stored under the same message ids, would be dropped as duplicates
+      // own events, stored under the same message ids, would be dropped as duplicates. An
+      // upload refused before any data reached the backend (libvirt's fails before its stream
+      // opens) changed nothing: no refresh, no event
+      if (!uploaded && !flowed) throw explainNoSpace(ctx, request, failure);
       const refreshActor = uploaded ? actor : { ...actor, requestId: '' };
       const refreshed = await waitAtMost(refreshAfterUpload(ctx, def.name, refreshActor), ctx.uploadRefreshWaitMs ?? IDLE_TIMEOUT_MS / 2);
       if (!uploaded) throw explainNoSpace(ctx, request, failure);

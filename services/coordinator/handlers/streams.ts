@@ -2,11 +2,9 @@
 // relayed to the agent over NATS with flow control (libs/bus/streams.ts).
 import type { ServerReadableStream, ServerWritableStream } from '@grpc/grpc-js';
 import { once } from 'node:events';
-import { InvalidArgumentError, ResourceExhaustedError } from '../../../libs/errors/errors.js';
-
-/** Largest data message of an upload (the gRPC message limit is 16 MiB). */
-export const MAX_UPLOAD_CHUNK = 4 * 1024 * 1024;
-import { downloadFromAgent, uploadToAgent } from '../../../libs/bus/streams.js';
+import { DeadlineExceededError, InvalidArgumentError, ResourceExhaustedError } from '../../../libs/errors/errors.js';
+import { MAX_POSITION } from '../../../libs/backends/file-io.js';
+import { downloadFromAgent, IDLE_TIMEOUT_MS, uploadToAgent } from '../../../libs/bus/streams.js';
 import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import type {
   DownloadVolumeRequest,
@@ -20,6 +18,22 @@ import { hostLossSignal, waitApplied } from '../forward.js';
 import { resolveVolume } from '../lookup.js';
 import { secretValuesFor } from '../secrets/resolve.js';
 import { checkRequestId, checkSize, requireVolumeName } from '../validate.js';
+
+/** Largest data message of an upload (the gRPC message limit is 16 MiB). */
+export const MAX_UPLOAD_CHUNK = 4 * 1024 * 1024;
+
+/**
+ * How long a client may send no data (upload) or take none (download) before the call ends.
+ * Shorter than the agent's own idle timeout on the bus, so that the coordinator, which knows
+ * the client was the idle side, gives the answer, not the agent going away without a word.
+ */
+export const CLIENT_IDLE_TIMEOUT_MS = IDLE_TIMEOUT_MS - 5_000;
+
+/**
+ * Largest data message of a download. grpc-js buffers 16 messages for a client that does not
+ * read before it pushes back: 2 MiB, not the 8 MiB of whole NATS chunks.
+ */
+export const DOWNLOAD_MESSAGE_BYTES = 128 * 1024;
 
 export async function uploadVolume(
   svc: CoordinatorServices,
@@ -37,6 +51,9 @@ export async function uploadVolume(
   const ref = requireVolumeName(header.name, 'header.name');
   checkSize(header.offset, 'header.offset');
   checkSize(header.length, 'header.length');
+  if (header.offset + header.length > MAX_POSITION) {
+    throw new InvalidArgumentError('header.offset', `with the length, the upload would pass ${MAX_POSITION} bytes (2^53 - 1), the largest offset written to exactly`);
+  }
   checkRequestId(header.requestId, 'header.request_id');
   ctx.requestId = header.requestId;
   const { pool } = resolveVolume(svc, ref);
@@ -45,7 +62,7 @@ export async function uploadVolume(
   async function* data(): AsyncGenerator<Buffer> {
     let total = 0n;
     for (;;) {
-      const next = await messages.next();
+      const next = await clientIdleLimit(svc.streamIdleMs, messages.next(), 'the upload sent no data');
       if (next.done) return;
       const part = next.value.part;
       if (part?.$case === 'header') throw new InvalidArgumentError('header', 'only the first message of an upload may be a header');
@@ -78,8 +95,12 @@ export async function uploadVolume(
     // the pool's CHAP secret, for backends that log in per operation (never logged)
     request.secrets = await secretValuesFor(svc.secrets, request);
     // the host going offline fails the upload at once, as it fails unary calls (forward.ts)
+    // the first data message is read and checked before the agent opens the upload (its
+    // volume lock, its refresh when the stream closes): a refused one changes nothing
+    const sending = data();
+    const first = await sending.next();
     const lost = hostLossSignal(svc, ref.host, 'uploadVolume', ctx.signal, "the volume keeps what was written; its state is in the host's next full sync");
-    const result = await uploadToAgent(svc.nc, ref.host, request, data(), lost.signal).finally(lost.stop);
+    const result = await uploadToAgent(svc.nc, ref.host, request, startingWith(first, sending), lost.signal).finally(lost.stop);
     if (result.volume) svc.cache.applyVolume(ref.host, ref.pool, result.volume);
     await waitApplied(svc, ctx, result.eventSequence);
     const cached = svc.cache.volume(ref.host, ref.pool, ref.volume);
@@ -122,10 +143,13 @@ export async function downloadVolume(
   try {
     let offset = req.offset;
     for await (const chunk of downloadFromAgent(svc.nc, ref.host, request, lost.signal)) {
-      const ok = call.write({ data: chunk, offset });
-      offset += BigInt(chunk.length);
-      if (!ok) await drained(call, lost.signal);
-      if (ctx.signal.aborted) return;
+      for (let at = 0; at < chunk.length; at += DOWNLOAD_MESSAGE_BYTES) {
+        const part = chunk.subarray(at, Math.min(at + DOWNLOAD_MESSAGE_BYTES, chunk.length));
+        const ok = call.write({ data: part, offset });
+        offset += BigInt(part.length);
+        if (!ok) await drained(call, lost.signal, svc.streamIdleMs);
+        if (ctx.signal.aborted) return;
+      }
     }
   } finally {
     lost.stop();
@@ -134,12 +158,37 @@ export async function downloadVolume(
 
 /**
  * Until a slow client has taken what is buffered, or `signal` aborts: the download's next
- * chunk then fails with the abort's reason. Nothing stays registered after the wait.
+ * chunk then fails with the abort's reason. A client that takes nothing for `idleMs`
+ * (CLIENT_IDLE_TIMEOUT_MS) ends the download (DEADLINE_EXCEEDED; the agent is told to stop):
+ * else the agent's window of chunks stays held for as long as it keeps the connection open
+ * (what grpc-js holds of the messages written, at most 17 of DOWNLOAD_MESSAGE_BYTES, stays
+ * until the client reads or goes).
  */
-async function drained(call: ServerWritableStream<DownloadVolumeRequest, DownloadVolumeResponse>, signal: AbortSignal): Promise<void> {
+async function drained(call: ServerWritableStream<DownloadVolumeRequest, DownloadVolumeResponse>, signal: AbortSignal, idleMs: number): Promise<void> {
   try {
-    await once(call, 'drain', { signal });
+    await clientIdleLimit(idleMs, once(call, 'drain', { signal }), 'the client took no data of the download');
   } catch (err) {
     if (!signal.aborted) throw err;
   }
+}
+
+/** `work`, or DEADLINE_EXCEEDED once the client has been idle for `idleMs`. */
+async function clientIdleLimit<T>(idleMs: number, work: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const idle = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineExceededError(`${what} for ${idleMs / 1000} s; the stream is ended`)), idleMs);
+  });
+  idle.catch(() => undefined);
+  try {
+    return await Promise.race([work, idle]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `rest`, with `first` (already taken from it) in front. */
+async function* startingWith<T>(first: IteratorResult<T>, rest: AsyncGenerator<T>): AsyncGenerator<T> {
+  if (first.done) return;
+  yield first.value;
+  yield* rest;
 }

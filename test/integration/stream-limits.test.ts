@@ -1,0 +1,87 @@
+// Upload and download streams against a client that misbehaves: an upload refused at its
+// first data message or for an offset past what is written exactly changes nothing (no
+// event, no lock left behind); a client idle for the coordinator's --stream-idle-ms ends its
+// call with DEADLINE_EXCEEDED naming the client's side, and the agent lets go of the volume.
+import { expect } from 'chai';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { join } from 'node:path';
+import { EventKind, type DownloadVolumeResponse, type UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
+import { useStack, useTempDir, waitFor } from '../support/index.js';
+import { createVolume, startDirPool, watch } from './reliability-helpers.js';
+
+const POOL = 'hosts/a/pools/streams';
+const VOLUME = `${POOL}/volumes/v`;
+
+describe('upload and download limits (real nats-server, coordinator with --stream-idle-ms 1000, agent a)', function () {
+  this.timeout(60_000);
+  const ctx = useStack({ hosts: ['a'], coordinatorArgs: ['--stream-idle-ms', '1000'] });
+  const scratch = useTempDir('cistern-streams-it-');
+
+  before(async () => {
+    await startDirPool(ctx.stack, 'a', 'streams', join(scratch.path, 'streams'));
+    await createVolume(ctx.stack, POOL, 'v', String(64 * 1024 * 1024), { allocation: String(64 * 1024 * 1024) });
+  });
+
+  /** An upload of `messages` after the header; resolves with the call's code and message. */
+  function uploadOf(header: { offset?: bigint; length?: bigint }, messages: UploadVolumeRequest[], opts: { end?: boolean } = {}) {
+    return new Promise<{ code: number; message: string }>((resolve) => {
+      const call = ctx.stack.client.uploadVolume((err) => resolve(err ? { code: err.code, message: err.details } : { code: status.OK, message: '' }));
+      call.write({ part: { $case: 'header', value: { name: VOLUME, offset: header.offset ?? 0n, length: header.length ?? 0n, sparse: false, requestId: '' } } });
+      for (const m of messages) call.write(m);
+      if (opts.end !== false) call.end();
+    });
+  }
+  const data = (bytes: number): UploadVolumeRequest => ({ part: { $case: 'data', value: Buffer.alloc(bytes, 1) } });
+  const resize = () => ctx.stack.api.resizeVolume({ name: VOLUME, capacity: 64n * 1024n * 1024n, allocate: false, delta: false, shrink: false, requestId: '' });
+
+  it('refuses an upload whose first data message is malformed before the host opens it: no refresh event, the volume free at once', async () => {
+    const w = watch(ctx.stack.client, { hosts: ['a'], pools: ['streams'] });
+    await w.ready;
+    const refused = await uploadOf({}, [{ part: undefined }]);
+    expect(refused.code).to.equal(status.INVALID_ARGUMENT);
+    expect(refused.message).to.match(/^data: is required in every message after the header/);
+    // the retry a client makes at once is not told the volume is busy with the refused upload
+    expect(await uploadOf({}, [data(4096)])).to.deep.equal({ code: status.OK, message: '' });
+    await waitFor('the good upload\'s VOLUME_UPLOADED', () => w.events.some((e) => e.kind === EventKind.VOLUME_UPLOADED) || w.failure());
+    w.cancel();
+    // one refresh, the good upload's: none for the refused one
+    expect(w.events.filter((e) => e.kind === EventKind.POOL_REFRESHED)).to.have.length(1);
+  });
+
+  it('refuses an upload past 2^53 - 1 bytes, naming header.offset, before the host opens it', async () => {
+    const refused = await uploadOf({ offset: 1n << 53n, length: 10n }, [data(10)]);
+    expect(refused.code).to.equal(status.INVALID_ARGUMENT);
+    expect(refused.message).to.match(/^header\.offset: with the length, the upload would pass 9007199254740991 bytes/);
+    await resize();
+  });
+
+  it('ends an upload whose client sends no data for the idle time, blaming the client, and the volume is free again', async () => {
+    const started = Date.now();
+    const stalled = await uploadOf({}, [data(1024)], { end: false });
+    expect(stalled.code).to.equal(status.DEADLINE_EXCEEDED);
+    expect(stalled.message).to.match(/^the upload sent no data for 1 s; the stream is ended/);
+    expect(Date.now() - started).to.be.below(20_000);
+    await waitFor('the volume free after the stalled upload', () => resize().then(() => true, () => false));
+  });
+
+  it('ends a download whose client takes nothing for the idle time: the agent lets go of the volume', async () => {
+    const call = ctx.stack.client.downloadVolume({ name: VOLUME, offset: 0n, length: 0n });
+    let failure: ServiceError | undefined;
+    let received = 0;
+    call.on('error', (e: ServiceError) => (failure = e));
+    call.once('data', (m: DownloadVolumeResponse) => {
+      received += m.data.length;
+      call.pause();
+    });
+    // while the download runs the volume is busy (a resize is refused); once the coordinator
+    // gives up on the idle client it tells the agent to stop, and the volume is free
+    await waitFor('the first data of the download', () => received > 0);
+    await waitFor('the volume free while the client still does not read', () => resize().then(() => true, () => false), { timeoutMs: 20_000 });
+    call.resume();
+    call.on('data', (m: DownloadVolumeResponse) => (received += m.data.length));
+    await waitFor('the download ended', () => failure !== undefined);
+    expect(failure!.code).to.equal(status.DEADLINE_EXCEEDED);
+    expect(failure!.details).to.match(/^the client took no data of the download for 1 s; the stream is ended/);
+    expect(received).to.be.below(64 * 1024 * 1024);
+  });
+});
