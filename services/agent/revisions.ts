@@ -1,14 +1,17 @@
 // The host-wide revision counter, kept monotonic across restarts without trusting the
 // clock (issue 6: skewed clocks). A floor file under the agent's root holds a value above
 // every revision handed out so far; a boot starts at max(clock, floor) and moves the floor
-// ahead by a large step (one small write per boot, and again only when the counter
-// reaches it).
+// ahead by a step (one small write per boot, and again only when the counter reaches it).
+// The step is small against the clock's pace (2^24, ~17 s of clock-scale revisions): every
+// boot starts at the floor the last one left, so a large one would put an agent that restarts
+// often ever further ahead of its clock, and then far above where it counts from once it
+// loses its root (the coordinators take a new boot's sync whole when that happens).
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RevisionCounter } from './state.js';
 import { replaceSmallFile } from './small-file.js';
 
-const STEP = 1n << 40n;
+const STEP = 1n << 24n;
 
 export class PersistentRevisions extends RevisionCounter {
   private ceiling: bigint;

@@ -76,6 +76,8 @@ interface HostState {
   byKey: Map<string, StoredVolume>;
   /** revision at which a pool ('p', name) or volume ('v', pool, name) was removed */
   tombstones: Map<string, bigint>;
+  /** the revision of the last full sync taken: no volume it left pending is newer */
+  syncRevision: bigint;
 }
 
 export interface SyncSnapshot {
@@ -145,7 +147,7 @@ export class FleetCache {
   private host(host: string): HostState {
     let h = this.hosts.get(host);
     if (!h) {
-      h = { pools: new Map(), pendingPools: 0, byPath: new Map(), byKey: new Map(), tombstones: new Map() };
+      h = { pools: new Map(), pendingPools: 0, byPath: new Map(), byKey: new Map(), tombstones: new Map(), syncRevision: 0n };
       this.hosts.set(host, h);
     }
     return h;
@@ -335,6 +337,7 @@ export class FleetCache {
       list.push(v);
     }
     const h = this.host(host);
+    if (snapshot.revision > h.syncRevision) h.syncRevision = snapshot.revision;
     const cut = snapshot.revision === 0n ? MAX_REVISION : snapshot.revision;
     const pools = new Map(snapshot.pools.map((p) => [poolShortName(p), p]));
     for (const [name, rt] of [...h.pools]) {
@@ -367,6 +370,26 @@ export class FleetCache {
       }
       for (const v of incoming) this.applyPrepared(h, rt, name, 'bytes' in v ? prepareScanned(v.bytes, v.facts) : v);
     }
+  }
+
+  /**
+   * The highest revision held of the host: of a pool, a volume, a removal or the last full sync.
+   * A new boot of its agent that syncs below it has lost its revision floor (a new or wiped
+   * --root): sync-intake.ts takes that sync whole.
+   */
+  highestRevision(host: string): bigint {
+    const h = this.hosts.get(host);
+    if (!h) return -1n;
+    let highest = h.syncRevision;
+    const consider = (r: bigint): void => {
+      if (r > highest) highest = r;
+    };
+    for (const r of h.tombstones.values()) consider(r);
+    for (const rt of h.pools.values()) {
+      consider(rt.pool.revision);
+      for (const v of rt.volumes.values()) consider(storedRevision(v));
+    }
+    return highest;
   }
 
   /** Forgets a host's runtime state (not its catalog). */

@@ -138,6 +138,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
           { stopped: () => nc.isClosed() },
         ),
       log,
+      askSync: (host) => resync(host),
     });
     const svc: CoordinatorServices = {
       nc,

@@ -102,6 +102,8 @@ export interface SyncIntakeOptions {
   /** Publishes one sync's reconcile events into the stream, in order. */
   publish: (events: Event[]) => void;
   log: Logger;
+  /** Asks the host for another full sync. */
+  askSync?: (host: string) => void;
 }
 
 export class SyncIntake {
@@ -291,7 +293,15 @@ export class SyncIntake {
     // that shows it back: another connection), published before HOST_ONLINE; only against
     // a full sync this coordinator applied (else every pool and volume would be "new")
     // (a restarted agent's sync may come before the heartbeat that would show it away)
-    const returning = (hosts.isAway(host) || hosts.isNewBoot(host, bootId)) && hosts.hasSynced(host);
+    const newBoot = hosts.isNewBoot(host, bootId);
+    const returning = (hosts.isAway(host) || newBoot) && hosts.hasSynced(host);
+    // an agent that lost its revision floor (a new or wiped --root, a reinstalled machine
+    // keeping its host id) counts again from below what this coordinator holds of the host,
+    // and every state it sends would be taken for an older one and dropped, for as long as
+    // the clock takes to catch up. Its new boot's sync is then the host's state, whole, and
+    // one more sync brings what changed while this one was on its way
+    const held = newBoot && snapshot.revision !== 0n ? cache.highestRevision(host) : -1n;
+    const revisionsWentBack = snapshot.revision < held;
     const changes = returning ? reconcileEvents(cache, host, snapshot, syncId) : [];
     // the agent's own account of what the stream lacks: needs no baseline, so a coordinator
     // that never synced this host publishes it too (the same events: one stored)
@@ -301,8 +311,13 @@ export class SyncIntake {
       this.options.publish(changes);
       log.info('host reconciled', { host, changes: changes.length, eventsLost: eventsLost.length });
     }
+    if (revisionsWentBack) {
+      log.warn("host's revisions went back (its agent lost its revision floor): its state is taken whole from this sync", { host, syncRevision: snapshot.revision, held });
+      cache.clearHost(host);
+    }
     cache.replaceHost(host, snapshot);
     hosts.onSync(host, done.host, syncId, bootId);
+    if (revisionsWentBack) this.options.askSync?.(host);
     log.info('host synced', { host, pools: snapshot.pools.length, volumes: snapshot.volumes.length, reason: done.reason, backlog: this.backlog });
   }
 }
