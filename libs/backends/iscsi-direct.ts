@@ -63,6 +63,13 @@ import {
 } from './libiscsi-tools.js';
 import { plainTarget } from './volume-target.js';
 
+
+/** Logical block sizes a LUN may report: the transfers hold whole blocks in memory. */
+const MIN_BLOCK_SIZE = 512n;
+const MAX_BLOCK_SIZE = 65_536n;
+/** The largest size a volume may have (the API's sizes are at most 2^63 - 1). */
+const MAX_CAPACITY = (1n << 63n) - 1n;
+
 export const VOL_NAME_PREFIX = 'unit:0:0:';
 /** Bytes moved per qemu-img run during upload and download (held in memory once). */
 export const TRANSFER_CHUNK = 16 * 1024 * 1024;
@@ -261,7 +268,22 @@ export class IscsiDirectBackend implements StorageBackend {
       `READ CAPACITY of LUN ${lun} of ${t.target}`,
       ctx.signal,
     );
-    return parseReadCapacity16(out);
+    const capacity = parseReadCapacity16(out);
+    // the target's word, from the network: a block size the transfers cannot hold in memory, or a
+    // capacity past what a volume's size can say, is that LUN's fault, not the agent's
+    if (capacity.blockSize < MIN_BLOCK_SIZE || capacity.blockSize > MAX_BLOCK_SIZE) {
+      throw new FailedPreconditionError(
+        `LUN ${lun} of ${t.target} reports logical blocks of ${capacity.blockSize} bytes; from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE} are supported`,
+        { target: t.target, lun: String(lun) },
+      );
+    }
+    if (capacity.capacity > MAX_CAPACITY) {
+      throw new FailedPreconditionError(`LUN ${lun} of ${t.target} reports a capacity of ${capacity.capacity} bytes; at most ${MAX_CAPACITY} (2^63 - 1) can be a volume's size`, {
+        target: t.target,
+        lun: String(lun),
+      });
+    }
+    return capacity;
   }
 
   async listLuns(ctx: BackendContext, t: DirectTarget): Promise<number[]> {

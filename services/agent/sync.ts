@@ -54,7 +54,12 @@ export interface Snapshot {
  * Splits a snapshot into HostSync chunks no larger than `maxBytes` encoded (a single
  * item bigger than that travels alone). Pools come first, then volumes, in order.
  */
-export function buildSyncChunks(syncId: string, snap: Snapshot, maxBytes = MAX_CHUNK_BYTES): HostSync[] {
+export function buildSyncChunks(
+  syncId: string,
+  snap: Snapshot,
+  maxBytes = MAX_CHUNK_BYTES,
+  onUnencodable?: (what: string, err: unknown) => void,
+): HostSync[] {
   const chunks: HostSync[] = [];
   const hostBytes = Host.encode(snap.host).finish().length + 8;
   const reason = snap.reason ?? '';
@@ -65,16 +70,24 @@ export function buildSyncChunks(syncId: string, snap: Snapshot, maxBytes = MAX_C
     current = HostSync.create({ syncId, chunk: chunks.length, revision: snap.revision });
     size = HEADER_ALLOWANCE + syncId.length;
   };
-  const add = (bytes: number, put: () => void) => {
+  // an item that does not encode (a backend's size past 2^64) is left out, not the whole sync
+  const add = (what: string, encode: () => Uint8Array, put: () => void) => {
+    let bytes: number;
+    try {
+      bytes = encode().length;
+    } catch (err) {
+      onUnencodable?.(what, err);
+      return;
+    }
     const itemSize = bytes + 6; // tag + length prefix
     const empty = current.pools.length === 0 && current.volumes.length === 0 && current.eventsLost.length === 0;
     if (!empty && size + itemSize > maxBytes) startNew();
     put();
     size += itemSize;
   };
-  for (const pool of snap.pools) add(Pool.encode(pool).finish().length, () => current.pools.push(pool));
-  for (const vol of snap.volumes) add(Volume.encode(vol).finish().length, () => current.volumes.push(vol));
-  for (const e of snap.eventsLost ?? []) add(Event.encode(e).finish().length, () => current.eventsLost.push(e));
+  for (const pool of snap.pools) add(pool.name, () => Pool.encode(pool).finish(), () => current.pools.push(pool));
+  for (const vol of snap.volumes) add(vol.name, () => Volume.encode(vol).finish(), () => current.volumes.push(vol));
+  for (const e of snap.eventsLost ?? []) add(`a lost event of ${e.pool || e.host}`, () => Event.encode(e).finish(), () => current.eventsLost.push(e));
   chunks.push(current);
   chunks[chunks.length - 1]!.last = true;
   return chunks;
@@ -165,8 +178,12 @@ export class HostSyncer {
     const syncId = randomUUID();
     // taken with the snapshot, in the same turn: the changes of these events are in it
     const eventsLost = this.lost?.take() ?? [];
-    const chunks = buildSyncChunks(syncId, { ...this.snapshot(), eventsLost, reason });
     try {
+      // (inside the try: a sync that cannot be built is logged, never an unhandled rejection
+      // from the timer that asked for it, which would end the agent and every pool it runs)
+      const chunks = buildSyncChunks(syncId, { ...this.snapshot(), eventsLost, reason }, MAX_CHUNK_BYTES, (what, err) =>
+        this.log.error('left out of the full sync: it does not encode', { what, error: err }),
+      );
       for (const chunk of chunks) this.nc.publish(subjects.sync(this.host), HostSync.encode(chunk).finish());
       await this.nc.flush();
       const last = chunks[chunks.length - 1]!;

@@ -183,6 +183,22 @@ describe('iscsi-direct backend command lines (recording runner)', () => {
     }
   });
 
+  it("refuses a LUN whose READ CAPACITY is past a volume's size or whose blocks the transfers cannot hold: FAILED_PRECONDITION naming it", async () => {
+    // a hostile target's answer: before, a capacity of 2^96 reached the agent's state, and the
+    // next full sync, which could not encode it, ended the agent
+    const answers = [
+      ['RETURNED LOGICAL BLOCK ADDRESS:18446744073709551615\nLOGICAL BLOCK LENGTH IN BYTES:4294967296\n', /LUN 1 of .* reports logical blocks of 4294967296 bytes; from 512 to 65536 are supported/],
+      ['RETURNED LOGICAL BLOCK ADDRESS:18446744073709551615\nLOGICAL BLOCK LENGTH IN BYTES:4096\n', /LUN 1 of .* reports a capacity of 75557863725914323419136 bytes; at most 9223372036854775807/],
+      ['RETURNED LOGICAL BLOCK ADDRESS:2047\nLOGICAL BLOCK LENGTH IN BYTES:536870912\n', /reports logical blocks of 536870912 bytes/],
+    ] as const;
+    for (const [stdout, message] of answers) {
+      const runner = new RecordingRunner({ strict: true }).on(['iscsi-inq'], { stdout: INQ_DISK }).on(['iscsi-readcapacity16'], { stdout });
+      const err = await rejects(backend([1]).refreshPool({ runner, pool: pool(), secrets }));
+      expect((err as CisternError).code).to.equal('FAILED_PRECONDITION');
+      expect((err as Error).message).to.match(message);
+    }
+  });
+
   it('zero wipe: qemu-img convert from null-co, the CHAP secret in a 0600 file removed afterwards', async () => {
     let secretFile = '';
     const runner = new RecordingRunner({ strict: true })
