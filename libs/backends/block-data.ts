@@ -4,6 +4,7 @@
 // libvirt does; zero wipes write zeros here.
 import { constants as fsc, read } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import { WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import {
   FailedPreconditionError,
@@ -35,10 +36,17 @@ export function holdsRawData(format: string): boolean {
 }
 
 /**
- * Opens a volume's data: a block device (size from sysfs) or, where a backend's
- * volumes are plain files standing in for devices, a regular file (its size).
+ * Checks that a device opened by name is still the volume's (LUN volumes: its name may have
+ * come to lead to another disk since the refresh that listed it); throws when it is not.
  */
-async function openBlock(path: string, flags: number): Promise<{ fh: FileHandle; size: bigint }> {
+export type DeviceIdentity = (opened: BigIntStats, path: string) => Promise<void>;
+
+/**
+ * Opens a volume's data: a block device (size from sysfs) or, where a backend's
+ * volumes are plain files standing in for devices, a regular file (its size). `identity`
+ * checks the opened device before anything is read or written.
+ */
+async function openBlock(path: string, flags: number, identity?: DeviceIdentity): Promise<{ fh: FileHandle; size: bigint }> {
   let fh: FileHandle;
   // to write: O_EXCL, which on a block device fails with EBUSY while it is mounted or held
   // (LVM, RAID, swap, another O_EXCL opener): a wipe or upload must not write under a mounted
@@ -55,6 +63,7 @@ async function openBlock(path: string, flags: number): Promise<{ fh: FileHandle;
   }
   try {
     const st = await fh.stat({ bigint: true });
+    await identity?.(st, path);
     if (st.isBlockDevice()) return { fh, size: blockDeviceSize(st) };
     if (st.isFile()) return { fh, size: st.size };
     throw new FailedPreconditionError(`'${printable(path, 200)}' is not a block device`);
@@ -64,15 +73,21 @@ async function openBlock(path: string, flags: number): Promise<{ fh: FileHandle;
   }
 }
 
+/** Opens `path` read-only for `identity` to check, and closes it (before a tool that opens the name itself). */
+export async function checkIdentity(path: string, identity: DeviceIdentity): Promise<void> {
+  const { fh } = await openBlock(path, fsc.O_RDONLY | fsc.O_NONBLOCK, identity);
+  await fh.close().catch(() => undefined);
+}
+
 /** zero: writes zeros over the whole device; nnsa ... random: `scrub -f -p ALG -- PATH`; trim: not supported (libvirt). */
-export async function wipeBlock(ctx: BackendContext, path: string, algorithm: WipeAlgorithm, scrub = 'scrub'): Promise<void> {
+export async function wipeBlock(ctx: BackendContext, path: string, algorithm: WipeAlgorithm, scrub = 'scrub', identity?: DeviceIdentity): Promise<void> {
   if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) throw new UnimplementedError("wipe algorithm 'trim' is not supported");
   if (algorithm !== WipeAlgorithm.WIPE_ALGORITHM_ZERO) {
     const alg = WIPE_ALGORITHMS[algorithm];
     if (!alg) throw new InvalidArgumentError('algorithm', `unsupported wipe algorithm ${algorithm}; allowed: ${Object.values(WIPE_ALGORITHMS).join(', ')}`);
     // opened as the zero wipe opens it (refused while in use), and its size, for the
     // progress scrub's passes are reported in
-    const opened = await openBlock(path, fsc.O_WRONLY);
+    const opened = await openBlock(path, fsc.O_WRONLY, identity);
     const size = opened.size;
     await opened.fh.close().catch(() => undefined);
     try {
@@ -82,7 +97,7 @@ export async function wipeBlock(ctx: BackendContext, path: string, algorithm: Wi
     }
     return;
   }
-  const { fh, size } = await openBlock(path, fsc.O_WRONLY);
+  const { fh, size } = await openBlock(path, fsc.O_WRONLY, identity);
   try {
     let pos = 0n;
     while (pos < size) {
@@ -107,10 +122,11 @@ export async function uploadBlock(
   offset: bigint,
   length: bigint,
   data: AsyncIterable<Buffer>,
+  identity?: DeviceIdentity,
 ): Promise<bigint> {
   checkSize(offset, 'offset');
   checkSize(length, 'length');
-  const { fh, size } = await openBlock(path, fsc.O_WRONLY);
+  const { fh, size } = await openBlock(path, fsc.O_WRONLY, identity);
   let written = 0n;
   try {
     if (offset > size) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of the volume (${size} bytes)`);
@@ -143,10 +159,10 @@ export async function uploadBlock(
 }
 
 /** Reads `length` bytes (0 = to the end) from `offset` in 1 MiB Buffers. */
-export async function* downloadBlock(ctx: BackendContext, path: string, offset: bigint, length: bigint): AsyncIterable<Buffer> {
+export async function* downloadBlock(ctx: BackendContext, path: string, offset: bigint, length: bigint, identity?: DeviceIdentity): AsyncIterable<Buffer> {
   checkSize(offset, 'offset');
   checkSize(length, 'length');
-  const { fh, size } = await openBlock(path, fsc.O_RDONLY | fsc.O_NONBLOCK);
+  const { fh, size } = await openBlock(path, fsc.O_RDONLY | fsc.O_NONBLOCK, identity);
   try {
     yield* readRange(ctx, fh, offset, length, size);
   } finally {

@@ -49,9 +49,9 @@ import {
 } from './iscsiadm.js';
 import { checkIscsiHost, checkIscsiName, checkIscsiPort, targetSources } from './libiscsi-tools.js';
 import { chapOf, type Chap } from './iscsi-direct.js';
-import { DEFAULT_DEV_ROOT, checkScsiTargetDir, lunPoolSizes, scanScsiHost } from './scsi-scan.js';
+import { DEFAULT_DEV_ROOT, checkScsiTargetDir, lunIdentity, lunPoolSizes, scanScsiHost } from './scsi-scan.js';
 import { discardLun, lunDevicePath } from './scsi.js';
-import { downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
+import { checkIdentity, downloadBlock, uploadBlock, wipeBlock, type DeviceIdentity } from './block-data.js';
 
 export interface IscsiBackendOptions {
   iscsiadm?: string;
@@ -332,18 +332,30 @@ export class IscsiBackend implements StorageBackend {
     return lunDevicePath(pool, volume, this.opts.devRoot ?? DEFAULT_DEV_ROOT);
   }
 
+  /** The check that a device opened for the volume is still its LU's, on the session's SCSI host (scsi-scan.ts lunIdentity). */
+  private async identity(ctx: PoolContext, volume: VolumeDefinition): Promise<DeviceIdentity> {
+    const t = iscsiTarget(ctx.pool, ctx, false);
+    const session = await this.findSession(ctx, t);
+    if (!session) throw new FailedPreconditionError(`no iSCSI session for target '${printable(t.target)}': start the pool first`);
+    return lunIdentity(this.sysfs, await this.sessionHost(session.id), volume);
+  }
+
   async wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
     const path = this.devicePath(ctx.pool, volume);
-    if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) return discardLun(ctx, path, this.opts.blkdiscard ?? 'blkdiscard');
-    await wipeBlock(ctx, path, algorithm, this.opts.scrub);
+    const identity = await this.identity(ctx, volume);
+    if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) {
+      await checkIdentity(path, identity);
+      return discardLun(ctx, path, this.opts.blkdiscard ?? 'blkdiscard');
+    }
+    await wipeBlock(ctx, path, algorithm, this.opts.scrub, identity);
   }
 
   async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
-    return uploadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, data);
+    return uploadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, data, await this.identity(ctx, volume));
   }
 
-  downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
-    return downloadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length);
+  async *downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
+    yield* downloadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, await this.identity(ctx, volume));
   }
 }
 

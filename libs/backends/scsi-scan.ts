@@ -17,7 +17,7 @@
 //
 // The sysfs root and the /dev root are parameters so the whole scan runs against a
 // fixture tree; volume paths are always reported as the host sees them (/dev/...).
-import { constants as fsc } from 'node:fs';
+import { constants as fsc, type BigIntStats } from 'node:fs';
 import { access, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +27,7 @@ import { printable } from '../api/names.js';
 import type { CommandRunner } from './runner.js';
 import { permsOf, timestampsOf } from './stat-fields.js';
 import { plainTarget } from './volume-target.js';
+import { splitDevT } from './device-number.js';
 
 /** SCSI peripheral device types kept as volumes (libvirt VIR_STORAGE_DEVICE_TYPE_DISK / _ROM). */
 export const SCSI_TYPE_DISK = 0;
@@ -444,4 +445,38 @@ export function lunPoolSizes(volumes: readonly VolumeDefinition[]): { capacity: 
     allocation += v.allocation ?? 0n;
   }
   return { capacity, allocation, available: 0n };
+}
+
+// ------------------------------------------------------------------ identity at data time
+
+/**
+ * The check a LUN volume's wipe, upload and download make of the device they opened by the
+ * name the last refresh recorded (DeviceIdentity, block-data.ts). That name can lead to
+ * another disk by now: a /dev/disk/by-id link comes from serials and designators the target
+ * chooses (a LUN claiming a local disk's serial shares its link, and udev points it at
+ * either), and a /dev/sdX name is reused once its LUN goes away. The device opened must be
+ * the block device the kernel lists for the volume's LU (`unit:B:T:L` on SCSI host `host`)
+ * now: its device number as /sys/bus/scsi/devices/H:B:T:L/block/NAME/dev gives it.
+ */
+export function lunIdentity(sysfsRoot: string, host: number, volume: VolumeDefinition): (opened: BigIntStats, path: string) => Promise<void> {
+  return async (opened, path) => {
+    const unit = /^unit:(\d+):(\d+):(\d+)$/.exec(volume.name);
+    if (!unit) throw new FailedPreconditionError(`volume '${printable(volume.name)}' is not named after a SCSI unit (unit:BUS:TARGET:LUN)`);
+    const address = `${host}:${unit[1]}:${unit[2]}:${unit[3]}`;
+    const stale = (why: string) =>
+      new FailedPreconditionError(`'${printable(path, 200)}' is not the device of volume '${printable(volume.name)}' (SCSI LU ${address}) any more: ${why}; refresh the pool`, {
+        volume: volume.name,
+        path,
+      });
+    const blockDir = join(sysfsRoot, 'bus', 'scsi', 'devices', address, 'block');
+    const names = await readdir(blockDir).catch(() => [] as string[]);
+    if (names.length !== 1) throw stale('the kernel lists no block device for that LU');
+    const numbers = (await readFile(join(blockDir, names[0]!, 'dev'), 'utf8').catch(() => '')).trim();
+    const m = /^(\d+):(\d+)$/.exec(numbers);
+    if (!m) throw stale(`the kernel gives no device number for ${names[0]}`);
+    const { major, minor } = splitDevT(opened.rdev);
+    if (!opened.isBlockDevice() || major !== Number(m[1]) || minor !== Number(m[2])) {
+      throw stale(`it is device ${major}:${minor}, the LU's is ${names[0]} (${m[1]}:${m[2]})`);
+    }
+  };
 }

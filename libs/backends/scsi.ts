@@ -32,6 +32,7 @@ import {
   checkScsiTargetDir,
   devFsPath,
   lunPoolSizes,
+  lunIdentity,
   scanScsiHost,
   scsiHostNumber,
   triggerScsiRescan,
@@ -52,7 +53,7 @@ import {
   vhbaParent,
   waitForFcHost,
 } from './vhba.js';
-import { downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
+import { checkIdentity, downloadBlock, uploadBlock, wipeBlock, type DeviceIdentity } from './block-data.js';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -342,18 +343,27 @@ export class ScsiBackend implements StorageBackend {
     return lunDevicePath(pool, volume, this.devRoot);
   }
 
+  /** The check that a device opened for the volume is still its LU's (scsi-scan.ts lunIdentity). */
+  private async identity(pool: PoolDefinition, volume: VolumeDefinition): Promise<DeviceIdentity> {
+    return lunIdentity(this.sysfsRoot, await this.requireHost(pool), volume);
+  }
+
   async wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
     const path = this.devicePath(ctx.pool, volume);
-    if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) return discardLun(ctx, path, this.options.blkdiscard ?? 'blkdiscard');
-    await wipeBlock(ctx, path, algorithm, this.options.scrub);
+    const identity = await this.identity(ctx.pool, volume);
+    if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) {
+      await checkIdentity(path, identity);
+      return discardLun(ctx, path, this.options.blkdiscard ?? 'blkdiscard');
+    }
+    await wipeBlock(ctx, path, algorithm, this.options.scrub, identity);
   }
 
   async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
-    return uploadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, data);
+    return uploadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, data, await this.identity(ctx.pool, volume));
   }
 
-  downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
-    return downloadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length);
+  async *downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
+    yield* downloadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, await this.identity(ctx.pool, volume));
   }
 }
 

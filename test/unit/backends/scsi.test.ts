@@ -4,10 +4,11 @@
 // sysfs and from scsi_id (recording runner), fc_host vHBA create/delete with the test
 // playing the kernel, and wipe/upload/download on a loop device standing in for a LUN.
 import { expect } from 'chai';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScsiBackend, checkScsiAdapter } from '../../../libs/backends/scsi.js';
 import { keyFromVpdPage83, keyFromWwid, npivKeyFromExport, scanScsiHost, scsiHostNumber } from '../../../libs/backends/scsi-scan.js';
+import { splitDevT } from '../../../libs/backends/device-number.js';
 import { formatPciAddress, vhbaParent } from '../../../libs/backends/vhba.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
@@ -523,6 +524,8 @@ describe('scsi backend: wipe, upload, download on the LUN block device', functio
     unlinkSync(join(fx.dev, 'sdb'));
     symlinkSync(loop.device, join(fx.dev, 'sdb'));
     writeFileSync(join(fx.sys, 'bus/scsi/devices/2:0:0:0/block/sdb/size'), `${SIZE / 512}\n`);
+    const { major, minor } = splitDevT(statSync(loop.device, { bigint: true }).rdev);
+    writeFileSync(join(fx.sys, 'bus/scsi/devices/2:0:0:0/block/sdb/dev'), `${major}:${minor}\n`);
     backend = new ScsiBackend({ sysfsRoot: fx.sys, devRoot: fx.dev, keySource: 'sysfs', udevadm: null });
     runner = new RecordingRunner();
     ctx = { pool: pool({ name: 'host2' }), runner };
@@ -572,6 +575,34 @@ describe('scsi backend: wipe, upload, download on the LUN block device', functio
       ['scrub', '-f', '-p', 'dod', '--', dev],
       ['blkdiscard', '--', dev],
     ]);
+  });
+
+  it("refuses to wipe, write or read a device that is not the volume's LU any more: its name now leads to another disk", async () => {
+    // a target claiming a local disk's serial shares its /dev/disk/by-id link, which udev may
+    // point at either; a /dev/sdX name is reused once its LUN goes away
+    const other = attachLoop(SIZE, 'scsi-other');
+    const link = join(fx.dev, 'disk/by-path/pci-0000:00:10.0-sas-0x5000c500a1b2c3d4-lun-0');
+    const before = readlinkSync(link);
+    try {
+      writeFileSync(other.file, Buffer.alloc(SIZE, 0x5a));
+      unlinkSync(link);
+      symlinkSync(other.device, link);
+      for (const attempt of [
+        () => backend.wipeVol!(ctx, lun, WipeAlgorithm.WIPE_ALGORITHM_ZERO),
+        () => backend.wipeVol!(ctx, lun, WipeAlgorithm.WIPE_ALGORITHM_TRIM),
+        () => backend.uploadVol!(ctx, lun, 0n, 0n, chunks(Buffer.alloc(4096, 1))),
+        () => collect(backend.downloadVol!(ctx, lun, 0n, 0n)),
+      ]) {
+        const err = await rejects(attempt());
+        expect(err.code).to.equal('FAILED_PRECONDITION');
+        expect(err.message).to.match(/is not the device of volume 'unit:0:0:0' \(SCSI LU 2:0:0:0\) any more: it is device \d+:\d+, the LU's is sdb \(\d+:\d+\); refresh the pool/);
+      }
+      expect(readFileSync(other.file).every((b) => b === 0x5a)).to.equal(true);
+    } finally {
+      unlinkSync(link);
+      symlinkSync(before, link);
+      await other.detach();
+    }
   });
 
   it('a volume path outside the pool target is refused before any I/O', async () => {
