@@ -23,6 +23,14 @@ export interface ReportLunsOptions {
 }
 
 const BHS = 48;
+/**
+ * The largest data segment taken in one PDU. None is declared at login, so the target may send
+ * the protocol default of 8 KiB (RFC 7143 MaxRecvDataSegmentLength); more is a target not
+ * following it, and a bound on what one PDU can make this process hold.
+ */
+const MAX_PDU_DATA = 8192;
+/** Bytes a PDU can take on the wire at most: header, largest AHS, data, padding. */
+const MAX_PDU_BYTES = BHS + 255 * 4 + MAX_PDU_DATA + 4;
 const OP_LOGIN_REQ = 0x03;
 const OP_LOGIN_RSP = 0x23;
 const OP_SCSI_CMD = 0x01;
@@ -91,6 +99,14 @@ class PduSocket {
   constructor(readonly socket: Socket) {
     socket.on('data', (chunk: Buffer) => {
       this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+      // what is read ahead of the PDUs taken stays bounded: a target that floods is dropped,
+      // not buffered until the timeout (gigabytes in the root agent)
+      const refused = this.oversized() ?? (this.buf.length > 2 * MAX_PDU_BYTES ? `the iSCSI target sent more than it was asked for (${this.buf.length} bytes unread)` : undefined);
+      if (refused) {
+        this.fail(new FailedPreconditionError(refused));
+        socket.destroy();
+        return;
+      }
       this.pump();
     });
     socket.on('error', (err) => this.fail(err));
@@ -102,6 +118,13 @@ class PduSocket {
     const w = this.waiting;
     this.waiting = undefined;
     w?.reject(this.failure);
+  }
+
+  /** Why the next PDU is refused: its data segment is larger than a target may send. */
+  private oversized(): string | undefined {
+    if (this.buf.length < BHS) return undefined;
+    const dlen = this.buf.readUIntBE(5, 3);
+    return dlen > MAX_PDU_DATA ? `the iSCSI target sent a PDU of ${dlen} data bytes; at most ${MAX_PDU_DATA} (MaxRecvDataSegmentLength) allowed` : undefined;
   }
 
   private take(): Pdu | undefined {
@@ -239,11 +262,14 @@ export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
     cmd.writeUInt32BE(alloc, 32 + 6);
     io.write(cmd);
     const chunks: Buffer[] = [];
+    let received = 0;
     for (;;) {
       const p = await io.read();
       if (p.opcode === OP_NOP_IN) continue;
       if (p.opcode === OP_REJECT) throw new FailedPreconditionError(`iSCSI target ${portal} rejected REPORT LUNS`);
       if (p.opcode === OP_DATA_IN) {
+        received += p.data.length;
+        if (received > alloc) throw new FailedPreconditionError(`iSCSI target ${portal} sent more than the ${alloc} bytes of REPORT LUNS data asked for`);
         chunks.push(Buffer.from(p.data));
         if (p.bhs[1]! & 0x01) {
           if (p.bhs[3] !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} ended with SCSI status 0x${p.bhs[3]!.toString(16)}`);

@@ -1,0 +1,82 @@
+// The in-process REPORT LUNS client against a hostile target on loopback: it takes the login,
+// then answers REPORT LUNS with more than was asked for. What the agent (root) holds stays
+// bounded, and the refusal comes at once, not at the 30 s timeout with gigabytes read.
+import { expect } from 'chai';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { reportLuns } from '../../../libs/backends/iscsi-report-luns.js';
+import type { CisternError } from '../../../libs/errors/errors.js';
+import { rejects } from '../../support/rejects.js';
+
+/** A target that logs anyone in and answers a SCSI command with `answer(socket, bhs)`. */
+async function hostileTarget(answer: (s: Socket, bhs: Buffer) => void): Promise<Server> {
+  const server = createServer((s) => {
+    let buf = Buffer.alloc(0);
+    s.on('error', () => undefined);
+    s.on('data', (c) => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= 48) {
+        const dlen = buf.readUIntBE(5, 3);
+        const total = 48 + buf[4]! * 4 + dlen + ((4 - (dlen % 4)) % 4);
+        if (buf.length < total) break;
+        const bhs = Buffer.from(buf.subarray(0, 48));
+        buf = buf.subarray(total);
+        const op = bhs[0]! & 0x3f;
+        if (op === 0x03) {
+          // login: success, straight to full feature phase
+          const r = Buffer.alloc(48);
+          r[0] = 0x23;
+          r[1] = 0x80 | (bhs[1]! & 0x0c) | 0x03;
+          bhs.copy(r, 8, 8, 20);
+          s.write(r);
+        } else if (op === 0x01) {
+          answer(s, bhs);
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+function dataIn(bhs: Buffer, bytes: number, final: boolean): Buffer {
+  const pdu = Buffer.alloc(48);
+  pdu[0] = 0x25;
+  if (final) pdu[1] = 0x81;
+  pdu.writeUIntBE(bytes, 5, 3);
+  bhs.copy(pdu, 16, 16, 20);
+  return Buffer.concat([pdu, Buffer.alloc(bytes)]);
+}
+
+describe('REPORT LUNS client against a hostile target', function () {
+  this.timeout(20_000);
+  const servers: Server[] = [];
+  after(() => servers.forEach((s) => s.close()));
+
+  async function ask(answer: (s: Socket, bhs: Buffer) => void): Promise<{ err: CisternError; ms: number }> {
+    const server = await hostileTarget(answer);
+    servers.push(server);
+    const started = Date.now();
+    const err = await rejects(reportLuns({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, target: 'iqn.2026-11.test:t', initiator: 'iqn.2026-11.test:i', timeoutMs: 15_000 }));
+    return { err, ms: Date.now() - started };
+  }
+
+  it('refuses a PDU larger than the 8 KiB the protocol lets a target send', async () => {
+    const { err } = await ask((s, bhs) => s.write(dataIn(bhs, 1 << 20, false)));
+    expect(err.code).to.equal('FAILED_PRECONDITION');
+    expect(err.message).to.match(/sent a PDU of 1048576 data bytes; at most 8192/);
+  });
+
+  it('refuses Data-In past the 64 KiB asked for, without waiting for the end that never comes', async () => {
+    const { err, ms } = await ask((s, bhs) => {
+      const one = dataIn(bhs, 8192, false);
+      const pump = (): void => {
+        while (!s.destroyed && s.write(one));
+      };
+      s.on('drain', pump);
+      pump();
+    });
+    expect(err.code).to.equal('FAILED_PRECONDITION');
+    expect(err.message).to.match(/sent more than the 65536 bytes of REPORT LUNS data asked for|sent more than it was asked for/);
+    expect(ms).to.be.below(10_000);
+  });
+});
