@@ -9,6 +9,7 @@ import {
   CisternError,
   DeadlineExceededError,
   errorFromWire,
+  ResourceExhaustedError,
   UnavailableError,
   type ErrorDetails,
 } from '../errors/errors.js';
@@ -120,6 +121,9 @@ export function busRequestError(err: unknown, host: string): CisternError {
   if (e?.name === 'TimeoutError' || /timeout/i.test(e?.message ?? '')) {
     return new DeadlineExceededError(`host '${host}' did not answer in time`, { host });
   }
+  if (/max_payload/i.test(e?.message ?? '')) {
+    return new ResourceExhaustedError(`the request to host '${host}' is larger than the message bus carries (${e?.message}); send less in one call`, { host });
+  }
   if (/closed|disconnect|connection/i.test(e?.message ?? '')) {
     return new UnavailableError(`the message bus is not reachable: ${e?.message}`, { host });
   }
@@ -146,13 +150,16 @@ export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandl
         running.get(token.slice('cancel.'.length))?.abort(new CancelledError('the caller cancelled the operation'));
         continue;
       }
-      void handleOne(msg, handler, running);
+      void handleOne(msg, handler, running, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
     }
   })();
   return sub;
 }
 
-async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, AbortController>): Promise<void> {
+/** nats-server's default max_payload, for a connection that has not said its own. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, AbortController>, maxPayload: number): Promise<void> {
   // registered before any await: a cancel that follows the request always finds it
   const callId = msg.headers?.get(CALL_ID_HEADER) ?? '';
   const abort = new AbortController();
@@ -167,9 +174,23 @@ async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, A
   } finally {
     if (callId) running.delete(callId);
   }
+  if (!msg.reply) return;
+  let encoded = AgentReply.encode(reply).finish();
+  // the server drops a message over its max_payload (the publish throws): the caller would
+  // wait out its timeout (an hour) for an answer that never comes, so it gets this one
+  if (encoded.length > maxPayload - REPLY_HEADROOM) {
+    const tooLarge = new ResourceExhaustedError(
+      `the answer is ${encoded.length} bytes, more than the message bus carries (${maxPayload}); narrow the request`,
+      { bytes: String(encoded.length), limit: String(maxPayload) },
+    );
+    encoded = AgentReply.encode(AgentReply.create({ error: errorToWire(tooLarge) })).finish();
+  }
   try {
-    if (msg.reply) msg.respond(AgentReply.encode(reply).finish());
+    msg.respond(encoded);
   } catch {
     // the connection closed (the agent is stopping): the caller's wait ends with the host lost
   }
 }
+
+/** Room left in a message for the subject and headers of its reply. */
+const REPLY_HEADROOM = 4096;

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus } from '../../libs/bus/connect.js';
-import { serveAgent } from '../../libs/bus/agent-rpc.js';
+import { callAgent, serveAgent } from '../../libs/bus/agent-rpc.js';
 import { acceptUpload, downloadFromAgent, serveDownload, uploadToAgent, CHUNK_SIZE, WINDOW } from '../../libs/bus/streams.js';
 import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Volume } from '../../libs/proto/cistern/v1/storage.js';
@@ -97,6 +97,11 @@ describe('bus streams (real nats-server)', function () {
           record.ended = true;
           finish(error);
         });
+      }
+      if (op === 'findPoolSources') {
+        // a portal that lists 20,000 targets: an answer larger than the bus carries
+        const sources = Array.from({ length: 20_000 }, (_, i) => ({ devices: [{ path: `iqn.2026-11.example:${'t'.repeat(60)}${i}` }] }));
+        return AgentReply.fromPartial({ result: { $case: 'sources', value: { sources } } });
       }
       return AgentReply.create();
     });
@@ -244,6 +249,18 @@ describe('bus streams (real nats-server)', function () {
     const sender = served[before]!;
     await waitFor('the sender to stop', () => sender.ended, { timeoutMs: 15_000, intervalMs: 20 });
     expect(await sender.done).to.equal(undefined);
+  });
+
+  it('answers RESOURCE_EXHAUSTED at once when the agent\'s answer is larger than the bus carries, not after the call\'s timeout', async () => {
+    const request = AgentRequest.fromPartial({ op: { $case: 'findPoolSources', value: {} } });
+    const started = Date.now();
+    const err = await callAgent(coordinatorSide, 'h1', request, { timeoutMs: 20_000 }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.constructor.name).to.equal('ResourceExhaustedError');
+    expect(err?.message).to.match(/^the answer is \d+ bytes, more than the message bus carries \(1048576\); narrow the request/);
+    expect(Date.now() - started).to.be.below(10_000);
   });
 
   it('answers UNAVAILABLE at once for a host nobody serves', async () => {
