@@ -5,10 +5,11 @@
 //   (later ones wait their turn). Stop/delete refuse while volume work runs
 //   (FAILED_PRECONDITION naming it); volume work is refused while the pool is starting,
 //   stopping, building or being deleted. A refresh runs beside volume work and skips busy volumes.
-// - An undefine takes the pool's turn too, so that it meets a start of the same pool (undefine.ts).
+// - An undefine takes the pool's turn too, so that it meets a start of the same pool (undefine.ts),
+//   and so does a define, so that it meets a transient create of the same name (pool-ops.ts).
 import { AbortedError, AlreadyExistsError, CancelledError, FailedPreconditionError } from '../../libs/errors/errors.js';
 
-export type PoolOp = 'create' | 'build' | 'start' | 'stop' | 'delete' | 'refresh' | 'undefine';
+export type PoolOp = 'create' | 'build' | 'start' | 'stop' | 'delete' | 'refresh' | 'define' | 'undefine';
 export type LockMode = 'shared' | 'exclusive';
 
 interface VolumeHold {

@@ -12,7 +12,7 @@
 //   it is gone (NOT_FOUND) or is another pool's now (ABORTED).
 import type { AgentReply, AgentRequest, CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
-import { AbortedError, FailedPreconditionError, NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
+import { AbortedError, AlreadyExistsError, FailedPreconditionError, NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
 import { actorOf, checkPoolResource, requestPool, type AgentContext } from './context.js';
 import { doneReply } from './handlers/reply.js';
 
@@ -71,6 +71,30 @@ async function holdUntilMoved(ctx: AgentContext, catalog: CatalogReader, pool: s
  * same pool (uuid). NOT_FOUND when an undefine deleted it meanwhile, ABORTED when it was
  * undefined and defined again with another uuid. Without a catalog (unit tests) nothing is checked.
  */
+/**
+ * A transient pool (CreatePool) may not take the name of a defined one: a DefinePool of that
+ * name may have been written since the coordinator looked (libvirt adds both to one list under
+ * one lock, and one of the two fails). Read under the pool's lock, as requireStillDefined.
+ */
+export async function requireNotDefined(ctx: AgentContext, def: PoolDefinition): Promise<void> {
+  if (!ctx.catalog) return;
+  let entry;
+  try {
+    entry = await ctx.catalog.get(ctx.host, def.name);
+  } catch (err) {
+    throw new UnavailableError(`the catalog could not be read to check that storage pool '${def.name}' is not defined (${(err as Error)?.message}); retry`, {
+      host: ctx.host,
+      pool: def.name,
+    });
+  }
+  if (entry) {
+    throw new AlreadyExistsError(`storage pool '${def.name}' is already defined on host '${ctx.host}' (uuid ${entry.value.definition?.uuid}); start it with StartPool`, {
+      host: ctx.host,
+      pool: def.name,
+    });
+  }
+}
+
 export async function requireStillDefined(ctx: AgentContext, def: PoolDefinition): Promise<void> {
   if (!ctx.catalog) return;
   let entry;

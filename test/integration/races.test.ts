@@ -100,6 +100,37 @@ describe('races between clients (real processes)', function () {
     }
   });
 
+  it('a define and a transient create of one name at once, through one or two coordinators: never both; what runs is what is defined', async () => {
+    // both used to succeed on the first try: the catalog held uuid A, the host ran uuid B
+    const second = await startCoordinator({ natsUrl: ctx.stack.natsUrl });
+    const api2 = promiseApi(connectClient(second.address));
+    const api1 = ctx.stack.api;
+    const name = 'hosts/a/pools/twin';
+    const both: string[] = [];
+    try {
+      for (let round = 0; round < 12; round++) {
+        const path = join(scratch.path, `twin-${round}`);
+        const [a, b] = round % 2 === 0 ? [api1, api2] : [api1, api1];
+        const uuidA = `00000000-0000-4000-8000-${String(round).padStart(12, '0')}`;
+        const uuidB = `00000000-0000-4000-9000-${String(round).padStart(12, '0')}`;
+        const [defined, created] = await Promise.all([
+          grpcCode(a.definePool({ host: 'a', definition: { ...dirPool('twin', path), uuid: uuidA }, xml: '', requestId: '', validate: false })),
+          grpcCode(b.createPool({ host: 'a', definition: { ...dirPool('twin', path), uuid: uuidB }, xml: '', build: true, buildFlags: undefined, requestId: '' })),
+        ]);
+        if (defined.code === status.OK && created.code === status.OK) both.push(`round ${round}`);
+        for (const r of [defined, created]) expect([status.OK, status.ALREADY_EXISTS, status.ABORTED], r.message).to.include(r.code);
+        const shown = await api1.getPool({ name }).catch(() => undefined);
+        if (defined.code === status.OK && shown && shown.state !== PoolState.POOL_STATE_INACTIVE) expect(shown.definition?.uuid).to.equal(uuidA);
+        await grpcCode(api1.stopPool({ name, requestId: '' }));
+        await grpcCode(api1.undefinePool({ name, requestId: '' }));
+        await waitFor('the pool gone from both coordinators', async () => (await poolSeen(api1, name)) === 'absent' && (await poolSeen(api2, name)) === 'absent');
+      }
+      expect(both).to.deep.equal([]);
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('pools started at once over one directory: one runs, the others are refused (storage source conflict)', async () => {
     const { api } = ctx.stack;
     const dir = join(scratch.path, 'shared-target');

@@ -30,7 +30,7 @@ import { doneReply, MAX_REPLY_VOLUMES, poolReply } from './reply.js';
 import { secretsOf } from '../secrets.js';
 import { cleanupWhenStarted } from '../journal.js';
 import { journaledBuild } from '../build-journal.js';
-import { requireStillDefined } from '../undefine.js';
+import { requireNotDefined, requireStillDefined } from '../undefine.js';
 import { claimStorage } from '../storage-claims.js';
 
 type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
@@ -159,10 +159,11 @@ function activateAndReply(
 
 export async function createPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'createPool'>): Promise<AgentReply> {
   const def = requestPool(request);
-  return activateAndReply(ctx, request, def, 'create', requestedBuild(op), () => {
+  return activateAndReply(ctx, request, def, 'create', requestedBuild(op), async () => {
     if (ctx.state.getPool(def.name)) {
       throw new AlreadyExistsError(`storage pool '${def.name}' already exists and is active`, { pool: def.name });
     }
+    await requireNotDefined(ctx, def);
   });
 }
 
@@ -419,7 +420,18 @@ export async function getPoolCapabilities(_ctx: AgentContext): Promise<AgentRepl
  */
 export async function mirrorCatalogFlags(ctx: AgentContext, request: AgentRequest): Promise<AgentReply> {
   const name = request.pool?.name;
+  // a definition takes the pool's turn: a transient create of the name that runs now (its
+  // catalog check already done) is active when this looks, and the define is refused
+  if (name && request.op?.$case === 'definePool') return ctx.locks.withPool(name, 'define', async () => mirrorFlags(ctx, request, name));
+  return mirrorFlags(ctx, request, name);
+}
+
+function mirrorFlags(ctx: AgentContext, request: AgentRequest, name: string | undefined): AgentReply {
   const entry = name ? ctx.state.getPool(name) : undefined;
+  const uuid = request.pool?.uuid;
+  if (entry && request.op?.$case === 'definePool' && uuid && entry.definition.uuid && entry.definition.uuid !== uuid) {
+    throw new AlreadyExistsError(`storage pool '${name}' is already active on host '${ctx.host}' with uuid ${entry.definition.uuid}`, { host: ctx.host, pool: name! });
+  }
   if (entry) {
     switch (request.op?.$case) {
       case 'definePool':

@@ -88,11 +88,16 @@ async function tellAgentCatalogFlags(
   pool: string,
   value: CatalogPool,
   op: NonNullable<AgentRequest['op']>,
+  opts: { always?: boolean; onRefused?: () => Promise<void> } = {},
 ): Promise<void> {
-  if (!svc.cache.runtimePool(host, pool) || !svc.hosts.isOnline(host)) return;
+  if ((!opts.always && !svc.cache.runtimePool(host, pool)) || !svc.hosts.isOnline(host)) return;
   try {
     await forward(svc, ctx, host, { pool: value.definition, persistent: value.persistent, autostart: value.autostart, op });
   } catch (err) {
+    if (err instanceof AlreadyExistsError && opts.onRefused) {
+      await opts.onRefused();
+      throw err;
+    }
     ctx.log.warn('the agent was not told the catalog flags of its running pool; its events keep the old ones until the pool restarts', { host, pool, err });
   }
 }
@@ -133,6 +138,7 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
   const existing = await svc.catalog.get(host, name);
   let revision: number;
   let value: CatalogPool;
+  let takeBack: () => Promise<void>;
   if (existing) {
     if (existing.value.definition?.uuid !== def.uuid) {
       throw new AlreadyExistsError(
@@ -143,15 +149,20 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
     value = CatalogPool.create({ definition: def, autostart: existing.value.autostart, persistent: true });
     revision = await svc.catalog.update(host, name, value, existing.revision);
     const written = revision;
-    await refuseIfDefinedMeanwhile(svc, host, def, written, async () => void (await svc.catalog.update(host, name, existing.value, written)));
+    takeBack = async () => void (await svc.catalog.update(host, name, existing.value, written));
+    await refuseIfDefinedMeanwhile(svc, host, def, written, takeBack);
   } else {
     value = CatalogPool.create({ definition: def, autostart: false, persistent: true });
     revision = await svc.catalog.create(host, name, value);
     const written = revision;
-    await refuseIfDefinedMeanwhile(svc, host, def, written, () => svc.catalog.delete(host, name, written));
+    takeBack = () => svc.catalog.delete(host, name, written);
+    await refuseIfDefinedMeanwhile(svc, host, def, written, takeBack);
   }
+  // the host decides, under the pool's lock, whether a transient pool of this name and
+  // another uuid runs (a CreatePool this coordinator's view did not show yet): then the
+  // definition is taken back and refused, as libvirt lets one of the two through
+  await tellAgentCatalogFlags(svc, ctx, host, name, value, { $case: 'definePool', value: { ...req, host, definition: def, xml: '' } }, { always: true, onRefused: takeBack });
   svc.cache.applyCatalog(host, name, value, revision);
-  await tellAgentCatalogFlags(svc, ctx, host, name, value, { $case: 'definePool', value: { ...req, host, definition: def, xml: '' } });
   const view = currentView(svc, host, name);
   await publishPoolEvent(svc, ctx, EventKind.POOL_DEFINED, host, name, view);
   ctx.log.info('pool defined', { host, pool: name, uuid: def.uuid });
