@@ -168,6 +168,20 @@ function existingVolume(pool: PoolEntry, name: string): VolumeEntry {
   return entry;
 }
 
+/**
+ * Ends a create's journal entry once. A create ends it as soon as the volume is complete,
+ * before its VOLUME_CREATED is published: an agent that dies between the two keeps the
+ * volume (its next sync reports it) rather than undoing at boot a create the stream has
+ * already announced. A failure ends it in `finally`.
+ */
+function journalEnder(end: (() => Promise<void>) | undefined): () => Promise<void> {
+  return async () => {
+    const once = end;
+    end = undefined;
+    await once?.();
+  };
+}
+
 export async function createVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'createVolume'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.parent, def.name, 'parent');
@@ -186,16 +200,17 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
     const planned = await backend.createVol!(pc, wanted);
     // one id for the journal and the backend: an undo removes only what this create made
     const createId = newCreateId();
-    const journalDone = await ctx.journal?.begin({ operation: 'create', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId });
+    const endJournal = journalEnder(await ctx.journal?.begin({ operation: 'create', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId }));
     try {
       if (backend.buildVol && backend.operations.has('buildVol')) {
         await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata, createId, ...(backingImage ? { backingImage } : {}) });
       }
+      await endJournal();
       const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes');
       ctx.log.info('volume created', { pool: def.name, volume: wanted.name, principal: actor.principal, requestId: actor.requestId });
       return volumeReply(done.volume, await flushEvents(ctx), done.pool);
     } finally {
-      await journalDone?.();
+      await endJournal();
     }
   } finally {
     release?.();
@@ -325,7 +340,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'clone', volume: given.name });
     const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given, request.cloneFromXml));
     const createId = newCreateId();
-    const journalDone = await ctx.journal?.begin({ operation: 'clone', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId });
+    const endJournal = journalEnder(await ctx.journal?.begin({ operation: 'clone', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId }));
     try {
       await backend.buildVolFrom!(
         pc,
@@ -333,11 +348,12 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
         { pool: sourcePool.definition, volume: sourceVolume.definition },
         { preallocMetadata: op.preallocMetadata, createId, ...(op.reflink ? { reflink: true } : {}), ...(sourceImage ? { sourceImage } : {}) },
       );
+      await endJournal();
       const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes');
       ctx.log.info('volume cloned', { pool: def.name, volume: given.name, source: op.source, requestId: actor.requestId });
       return volumeReply(done.volume, await flushEvents(ctx), done.pool);
     } finally {
-      await journalDone?.();
+      await endJournal();
     }
   } finally {
     releaseSource?.();
