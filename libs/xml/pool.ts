@@ -256,8 +256,8 @@ export function parsePoolXml(xml: string): PoolDefinition {
     if (opts) {
       ctx.at('mountOptions', opts.path, opts.line);
       mountOptions = childrenNs(opts, FS_NAMESPACE, 'option').map((o, i) => {
-        const name = attrOf(ctx, o, 'name', `mountOptions[${i}]`);
-        if (name === undefined) ctx.fail(`mountOptions[${i}]`, 'no fs mount option name specified');
+        const name = attrOf(ctx, o, 'name', `mount_options[${i}]`);
+        if (name === undefined) ctx.fail(`mount_options[${i}]`, 'no fs mount option name specified');
         return name;
       });
     }
@@ -485,12 +485,12 @@ function normalizePool(def: PoolDefinition, ctx: Ctx): PoolDefinition {
   } else {
     target = undefined;
     if (type === PoolType.POOL_TYPE_ISCSI_DIRECT && !source.initiatorIqn) {
-      ctx.fail('source.initiatorIqn', "missing initiator IQN; iscsi-direct pools need <initiator><iqn name='...'/></initiator>");
+      ctx.fail('source.initiator_iqn', "missing initiator IQN; iscsi-direct pools need <initiator><iqn name='...'/></initiator>");
     }
   }
 
   const mountOptions = (def.mountOptions ?? []).map((o, i) => {
-    const k = `mountOptions[${i}]`;
+    const k = `mount_options[${i}]`;
     if (type !== PoolType.POOL_TYPE_FS && type !== PoolType.POOL_TYPE_NETFS) ctx.fail(k, `mount options are only for fs and netfs pools, not ${info.name}`);
     if (!o) ctx.fail(k, 'no fs mount option name specified');
     checkText(ctx, k, o, 'mount option', 255);

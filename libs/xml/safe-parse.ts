@@ -7,19 +7,9 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { InvalidArgumentError } from '../errors/errors.js';
 
-/** Largest document accepted, in bytes (UTF-8). */
-export const MAX_XML_BYTES = 1024 * 1024;
-/** Deepest element nesting accepted (the root element is depth 1). */
-export const MAX_XML_DEPTH = 64;
-/**
- * Most elements, and most attributes (namespace declarations included), a document may have.
- * libvirt's storage documents have a few dozen of each (a pool with a hundred <device>s would
- * have a few hundred). fast-xml-parser spends ~10 us per node: a 1 MiB document of 250,000
- * empty elements took 2.3 s; at these limits a document reads in well under a second, and the
- * element tree stays small. Counted before parsing, in a few milliseconds per MiB.
- */
-export const MAX_XML_ELEMENTS = 10_000;
-export const MAX_XML_ATTRIBUTES = 10_000;
+import { MAX_XML_ATTRIBUTES, MAX_XML_BYTES, MAX_XML_DEPTH, MAX_XML_ELEMENTS } from './limits.js';
+
+export { MAX_XML_ATTRIBUTES, MAX_XML_BYTES, MAX_XML_DEPTH, MAX_XML_ELEMENTS };
 
 /** One element of a parsed document. Names are split into prefix/local and resolved to a namespace URI. */
 export interface XmlElement {

@@ -148,7 +148,7 @@ export function parseVolumeXml(xml: string, pool: PoolDefinition, opts: VolumePa
     target.compat = childText(ctx, t, 'compat', 'target.compat') ?? '';
     target.nocow = child(t, 'nocow') !== undefined;
     const cs = child(t, 'clusterSize');
-    if (cs) target.clusterSize = sizeElement(ctx, cs, 'target.clusterSize');
+    if (cs) target.clusterSize = sizeElement(ctx, cs, 'target.cluster_size');
     const features = child(t, 'features');
     if (features) {
       ctx.at('target.features', features.path, features.line);
@@ -265,7 +265,7 @@ function normalizeVolume(vol: VolumeDefinition, pool: PoolDefinition, ctx: Ctx, 
   target.extendedL2 = !!src.extendedL2;
   if ((target.lazyRefcounts || target.extendedL2) && !target.compat) target.compat = '1.1';
   target.nocow = !!src.nocow;
-  target.clusterSize = checkBytes(ctx, 'target.clusterSize', src.clusterSize ?? 0n);
+  target.clusterSize = checkBytes(ctx, 'target.cluster_size', src.clusterSize ?? 0n);
 
   let backingStore: BackingStore | undefined;
   if (vol.backingStore?.path) {

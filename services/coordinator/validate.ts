@@ -7,14 +7,16 @@ import {
   PoolType,
   VolumeType,
   WipeAlgorithm,
-  type PoolDefinition,
+  PoolDefinition,
   type VolumeDefinition,
 } from '../../libs/proto/cistern/v1/storage.js';
 import type { SchemaName, SchemaValidator } from './schema-validator.js';
 import { loadXml } from './xml.js';
 import { readXml } from './xml-reader.js';
 
-export const MAX_XML_BYTES = 1024 * 1024;
+import { MAX_XML_BYTES, MAX_XML_ELEMENTS } from '../../libs/xml/limits.js';
+
+export { MAX_XML_BYTES };
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** PoolType values a request may carry, as a client's stubs name them (and libvirt's words). */
 const POOL_TYPES_ALLOWED = Object.entries(PoolType)
@@ -88,7 +90,8 @@ export async function validateAgainstSchema(
     throw new InvalidArgumentError('validate', 'applies to xml (libvirt validates the XML document it is given); a definition is checked field by field without it: send xml, or leave validate unset');
   }
   checkXmlText(req.xml, 'xml');
-  await readXml('document', [req.xml], signal);
+  // a document sent as text is one field, whatever is wrong inside it (docs/api.md)
+  await xmlErrorsUnder('xml', () => readXml('document', [req.xml], signal));
   await validator.validate(req.xml, schema, 'xml', signal);
 }
 
@@ -169,6 +172,7 @@ export async function poolDefinitionFrom(definition: PoolDefinition | undefined,
       throw new InvalidArgumentError('definition.type', `pool type ${def.type} is not valid; allowed: ${POOL_TYPES_ALLOWED}`);
     }
     if (def.target?.path) checkAbsolutePath(def.target.path, 'definition.target.path');
+    checkDefinitionSize(def);
     const lib = await loadXml();
     if (lib) def = underRequestField('definition', () => lib.validatePoolDefinition(def));
     else if (def.type === PoolType.POOL_TYPE_DIR && !def.target?.path) {
@@ -177,6 +181,29 @@ export async function poolDefinitionFrom(definition: PoolDefinition | undefined,
   }
   if (!def.uuid) def = { ...def, uuid: randomUUID() };
   return def;
+}
+
+/**
+ * A structured pool definition is held to the XML form's limits: its document (GetPoolXML)
+ * must be one DefinePool takes back, and a definition too large for the bus failed as
+ * INTERNAL at the catalog write. Its repeated fields are the document's elements.
+ */
+function checkDefinitionSize(def: PoolDefinition): void {
+  const repeated: Array<[string, number]> = [
+    ['definition.source.devices', def.source?.devices.length ?? 0],
+    ['definition.source.devices[].free_extents', (def.source?.devices ?? []).reduce((n, d) => n + d.freeExtents.length, 0)],
+    ['definition.source.hosts', def.source?.hosts.length ?? 0],
+    ['definition.mount_options', def.mountOptions.length],
+  ];
+  const total = repeated.reduce((n, [, count]) => n + count, 0);
+  if (total > MAX_XML_ELEMENTS) {
+    const [field, count] = repeated.reduce((a, b) => (b[1] > a[1] ? b : a));
+    throw new InvalidArgumentError(field, `has ${count} entries (${total} repeated entries in all); at most ${MAX_XML_ELEMENTS} in all are allowed, as in the XML form`);
+  }
+  const bytes = PoolDefinition.encode(def).finish().length;
+  if (bytes > MAX_XML_BYTES) {
+    throw new InvalidArgumentError('definition', `is ${bytes} bytes encoded; at most ${MAX_XML_BYTES} are allowed, as for the XML form`);
+  }
 }
 
 /** A volume definition from a request (structured or XML) for a pool, checked. */

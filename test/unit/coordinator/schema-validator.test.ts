@@ -239,12 +239,17 @@ describe('schema validation (validate flag)', () => {
       expect(runner.calls).to.have.length(0);
     });
 
-    it('a DOCTYPE is refused by the hardened reader before xmllint sees the document', async () => {
+    it('a DOCTYPE is refused by the hardened reader before xmllint sees the document, naming the field xml', async () => {
       const { path, schemaDir } = fakeTools();
       const runner = new RecordingRunner();
       const doc = '<!DOCTYPE pool [<!ENTITY x "y">]><pool type="dir"><name>&x;</name></pool>';
       const err = await failure(validateAgainstSchema(new SchemaValidator({ runner, path, schemaDir }), { validate: true, xml: doc }, 'storagepool'));
       expect(err.message).to.match(/DOCTYPE is not allowed/);
+      // a document sent as text is one field, as without validate
+      expect((err as InvalidArgumentError).field).to.equal('xml');
+      const control = await failure(validateAgainstSchema(new SchemaValidator({ runner, path, schemaDir }), { validate: true, xml: "<volume><name>&#x1b;</name></volume>" }, 'storagevol'));
+      expect((control as InvalidArgumentError).field).to.equal('xml');
+      expect(control.message).to.match(/^xml: volume\/name: /);
       expect(runner.calls).to.have.length(0);
     });
 

@@ -26,6 +26,20 @@ describe('request fields in INVALID_ARGUMENT for structured definitions', () => 
     expect(err.message).to.not.match(/^definition\.uuid: uuid: /);
   });
 
+  it("pools: a structured definition is held to the XML form's limits, naming the repeated field", async () => {
+    // accepted before: 20,000 devices made a document DefinePool refused, and past 1 MiB the
+    // catalog write failed INTERNAL with a NATS message
+    const devices = Array.from({ length: 10_001 }, (_, i) => ({ path: `/dev/sd${i}` }));
+    const logical = PoolDefinition.fromPartial({ name: 'vg', type: PoolType.POOL_TYPE_LOGICAL, source: { name: 'vg', devices } });
+    const err = await refusal(poolDefinitionFrom(logical, ''));
+    expect(err.field).to.equal('definition.source.devices');
+    expect(err.message).to.match(/^definition\.source\.devices: has 10001 entries \(10001 repeated entries in all\); at most 10000 in all are allowed, as in the XML form/);
+    const big = PoolDefinition.fromPartial({ name: 'vg', type: PoolType.POOL_TYPE_LOGICAL, source: { name: 'vg', devices: devices.slice(0, 9000).map((d) => ({ path: `${d.path}${'x'.repeat(120)}` })) } });
+    const bytes = await refusal(poolDefinitionFrom(big, ''));
+    expect(bytes.field).to.equal('definition');
+    expect(bytes.message).to.match(/^definition: is \d+ bytes encoded; at most 1048576 are allowed/);
+  });
+
   it('volumes: definition.<field> (or the clone field given), never volume.<field>', async () => {
     const noCapacity = VolumeDefinition.fromPartial({ name: 'v' });
     expect((await refusal(volumeDefinitionFrom(noCapacity, '', dir))).field).to.equal('definition.capacity');

@@ -258,7 +258,7 @@ describe('xml pool: checks', () => {
     expectInvalid(() => validatePoolDefinition(PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_FS, name: 'f', target: { path: '/mnt' }, source: { devices: [{ path: '/dev/sdb' }], format: 'ntfs' } })), 'source.format', "unknown pool format type 'ntfs'");
     expectInvalid(() => validatePoolDefinition(PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_DIR, name: 'p' })), 'target.path', 'missing storage pool target path');
     expectInvalid(() => validatePoolDefinition(PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_UNSPECIFIED, name: 'p' })), 'unsupported pool type');
-    expectInvalid(() => validatePoolDefinition(PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_DIR, name: 'p', target: { path: '/x' }, mountOptions: ['sync'] })), 'mountOptions[0]', 'only for fs and netfs');
+    expectInvalid(() => validatePoolDefinition(PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_DIR, name: 'p', target: { path: '/x' }, mountOptions: ['sync'] })), 'mount_options[0]', 'only for fs and netfs');
   });
 });
 
