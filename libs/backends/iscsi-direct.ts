@@ -18,6 +18,7 @@
 // Differences from libvirt, on purpose: only disk (type 0) and CD/DVD (type 5) LUNs are
 // volumes (libvirt also lists the target's controller LUN 0 with capacity 0), and an
 // IPv6 portal is bracketed with the default port too.
+import { mapLimit } from './map-limit.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -186,19 +187,6 @@ function lunVolume(t: DirectTarget, lun: number, capacity: bigint): VolumeDefini
     target: plainTarget(path, ''),
     backingStore: undefined,
   };
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 interface WorkDir {

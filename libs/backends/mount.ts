@@ -218,11 +218,18 @@ export function mountedElsewhere(entries: readonly MountInfoEntry[], targets: re
 
 // ------------------------------------------------------------------ command lines
 
-/** One mount option from the pool XML (fs:mount_opts): no control characters, not empty. */
+/**
+ * One mount option from the pool XML (fs:mount_opts): no control characters, not empty, and
+ * one option (a ',' would carry a second one past the check of the first: 'noatime,bind').
+ * The coordinator refuses the same; this is the agent's own check, before the command line.
+ */
 export function checkMountOption(option: string, field = 'mount_options'): string {
   if (typeof option !== 'string' || option.length === 0) throw new InvalidArgumentError(field, 'mount option is empty');
   if (/[\x00-\x20\x7f]/.test(option)) {
     throw new InvalidArgumentError(field, `mount option '${printable(option)}' contains whitespace or a control character`);
+  }
+  if (option.includes(',')) {
+    throw new InvalidArgumentError(field, `mount option '${printable(option)}' contains ','; give one option per <fs:option>`);
   }
   return checkMountOptionName(option, field);
 }

@@ -28,6 +28,10 @@ import type { CommandRunner } from './runner.js';
 import { permsOf, timestampsOf } from './stat-fields.js';
 import { plainTarget } from './volume-target.js';
 import { splitDevT } from './device-number.js';
+import { mapLimit } from './map-limit.js';
+
+/** LUs read (and scsi_id run for) at the same time during a scan. */
+const LU_SCAN_PARALLEL = 8;
 
 /** SCSI peripheral device types kept as volumes (libvirt VIR_STORAGE_DEVICE_TYPE_DISK / _ROM). */
 export const SCSI_TYPE_DISK = 0;
@@ -398,41 +402,40 @@ export async function scanScsiHost(
   }
   const devicesDir = join(sysfsRoot, 'bus', 'scsi', 'devices');
 
-  const vols = await Promise.all(
-    luns.map(async (lu): Promise<VolumeDefinition | undefined> => {
-      const luDir = join(devicesDir, `${lu.host}:${lu.bus}:${lu.target}:${lu.lun}`);
-      const devFs = devFsPath(devRoot, lu.devPath);
-      let st;
-      try {
-        st = await stat(devFs, { bigint: true });
-      } catch {
-        return undefined; // no device node (yet): udev has not created it
-      }
-      let path = lu.devPath;
-      if (index) {
-        const name = index.get(`${st.dev}:${st.ino}`);
-        if (!name) return undefined; // no stable path for this device in the target dir
-        path = `${target}/${name}`;
-      }
-      const size = (await blockSizeBytes(sysfsRoot, luDir, lu.blockDevice.replace(/\//g, '!'))) ?? (st.isFile() ? st.size : 0n);
-      let key: string | undefined;
-      if (useScsiId) key = await keyFromScsiId(options.runner!, scsiIdPath, devFsPath(devRoot, path), options.npiv ?? false, options.signal);
-      if (!key && !options.npiv) key = await keyFromSysfs(luDir);
-      if (!key) key = path;
-      const pst = path === lu.devPath ? st : await stat(devFsPath(devRoot, path), { bigint: true }).catch(() => st);
-      return {
-        type: VolumeType.VOLUME_TYPE_BLOCK,
-        name: `unit:${lu.bus}:${lu.target}:${lu.lun}`,
-        key,
-        capacity: size,
-        allocation: size,
-        physical: size,
-        sourceDevices: [],
-        target: plainTarget(path, '', permsOf(pst!), timestampsOf(pst!)),
-        backingStore: undefined,
-      };
-    }),
-  );
+  // each LU may run scsi_id: a bounded number at a time, whatever a target presents
+  const vols = await mapLimit(luns, LU_SCAN_PARALLEL, async (lu): Promise<VolumeDefinition | undefined> => {
+    const luDir = join(devicesDir, `${lu.host}:${lu.bus}:${lu.target}:${lu.lun}`);
+    const devFs = devFsPath(devRoot, lu.devPath);
+    let st;
+    try {
+      st = await stat(devFs, { bigint: true });
+    } catch {
+      return undefined; // no device node (yet): udev has not created it
+    }
+    let path = lu.devPath;
+    if (index) {
+      const name = index.get(`${st.dev}:${st.ino}`);
+      if (!name) return undefined; // no stable path for this device in the target dir
+      path = `${target}/${name}`;
+    }
+    const size = (await blockSizeBytes(sysfsRoot, luDir, lu.blockDevice.replace(/\//g, '!'))) ?? (st.isFile() ? st.size : 0n);
+    let key: string | undefined;
+    if (useScsiId) key = await keyFromScsiId(options.runner!, scsiIdPath, devFsPath(devRoot, path), options.npiv ?? false, options.signal);
+    if (!key && !options.npiv) key = await keyFromSysfs(luDir);
+    if (!key) key = path;
+    const pst = path === lu.devPath ? st : await stat(devFsPath(devRoot, path), { bigint: true }).catch(() => st);
+    return {
+      type: VolumeType.VOLUME_TYPE_BLOCK,
+      name: `unit:${lu.bus}:${lu.target}:${lu.lun}`,
+      key,
+      capacity: size,
+      allocation: size,
+      physical: size,
+      sourceDevices: [],
+      target: plainTarget(path, '', permsOf(pst!), timestampsOf(pst!)),
+      backingStore: undefined,
+    };
+  });
   return vols.filter((v): v is VolumeDefinition => v !== undefined);
 }
 

@@ -174,6 +174,8 @@ describe('mount helpers', () => {
       expect(() => mountOptionString([], ['a b'])).to.throw(InvalidArgumentError, /whitespace/);
       expect(() => mountOptionString([], ['x\ny'])).to.throw(InvalidArgumentError);
       expect(() => mountOptionString([], [''])).to.throw(InvalidArgumentError, /empty/);
+      // one option each: a comma carried a second one (bind) past the check of the first
+      expect(() => mountOptionString([], ['noatime,bind'])).to.throw(InvalidArgumentError, /contains ','; give one option per <fs:option>/);
     });
 
     it('a failed mount is FAILED_PRECONDITION with mount\'s message; a busy umount too', async () => {

@@ -88,6 +88,45 @@ const BY_PATH_HOST2: Array<[string, string, string, bigint]> = [
   ['unit:0:1:0', '/dev/disk/by-path/pci-0000:00:10.0-sas-0x5000c500a1b2c3d5-lun-0', '/dev/disk/by-path/pci-0000:00:10.0-sas-0x5000c500a1b2c3d5-lun-0', 1228800n * 512n],
 ];
 
+describe('SCSI LU scan of a host presenting many LUs', () => {
+  it('runs scsi_id for a bounded number of LUs at a time, and keeps every LU', async () => {
+    // a target may present thousands of LUs: one scsi_id each, all at once, was a fork storm
+    const root = makeTempDir('cistern-scsi-many-');
+    const sys = join(root.path, 'sys');
+    const dev = join(root.path, 'dev');
+    mkdirSync(join(dev, 'disk', 'by-path'), { recursive: true });
+    const N = 60;
+    for (let l = 0; l < N; l++) {
+      const lu = join(sys, 'bus', 'scsi', 'devices', `9:0:0:${l}`);
+      mkdirSync(join(lu, 'block', `sdm${l}`), { recursive: true });
+      writeFileSync(join(lu, 'type'), '0\n');
+      writeFileSync(join(lu, 'block', `sdm${l}`, 'size'), '8\n');
+      writeFileSync(join(dev, `sdm${l}`), '');
+      symlinkSync(`../../sdm${l}`, join(dev, 'disk', 'by-path', `ip-127.0.0.1:3260-iscsi-iqn.x-lun-${l}`));
+    }
+    let running = 0;
+    let peak = 0;
+    const runner = new RecordingRunner().onMatch(
+      (a) => a[0] === '/lib/udev/scsi_id',
+      async (argv) => {
+        running++;
+        peak = Math.max(peak, running);
+        await new Promise((r) => setTimeout(r, 5));
+        running--;
+        return { stdout: `3600140-${argv[argv.length - 1]!.split('-').pop()}\n` };
+      },
+    );
+    try {
+      const vols = await scanScsiHost(sys, 9, '/dev/disk/by-path', { devRoot: dev, runner, keySource: 'scsi_id', stableDirWaitMs: 0 });
+      expect(vols).to.have.length(N);
+      expect(runner.calls).to.have.length(N);
+      expect(peak).to.be.within(2, 8);
+    } finally {
+      await root.remove();
+    }
+  });
+});
+
 describe('scsi backend: scsi_host', () => {
   it('refresh rescans host2 and lists its disks and CD-ROM with stable paths, sizes and sysfs keys', async () => {
     const fx = fixture('scsi-host');
