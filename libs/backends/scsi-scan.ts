@@ -276,12 +276,24 @@ async function keyFromScsiId(runner: CommandRunner, program: string, devFs: stri
 async function keyFromSysfs(luDir: string): Promise<string | undefined> {
   const wwid = await readTrim(join(luDir, 'wwid'));
   const k = wwid ? keyFromWwid(wwid) : undefined;
-  if (k) return k;
+  if (k) return visibleKey(k);
   try {
-    return keyFromVpdPage83(await readFile(join(luDir, 'vpd_pg83')));
+    const fromPage = keyFromVpdPage83(await readFile(join(luDir, 'vpd_pg83')));
+    return fromPage === undefined ? undefined : visibleKey(fromPage);
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A key as the target's designators spell it, with every byte outside printable ASCII (and
+ * the backslash) written \xNN, as udev escapes names: a target chooses these bytes, and
+ * terminal escapes in a key would reach events, logs and `vol-key` output as they are.
+ */
+export function visibleKey(key: string): string {
+  return key.replace(/[^\x21-\x5b\x5d-\x7e]/gu, (c) =>
+    [...Buffer.from(c, c.charCodeAt(0) <= 0xff ? 'latin1' : 'utf8')].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join(''),
+  );
 }
 
 // ------------------------------------------------------------------ stable paths

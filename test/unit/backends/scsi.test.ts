@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScsiBackend, checkScsiAdapter } from '../../../libs/backends/scsi.js';
-import { keyFromVpdPage83, keyFromWwid, npivKeyFromExport, scanScsiHost, scsiHostNumber } from '../../../libs/backends/scsi-scan.js';
+import { keyFromVpdPage83, keyFromWwid, npivKeyFromExport, scanScsiHost, scsiHostNumber, visibleKey } from '../../../libs/backends/scsi-scan.js';
 import { splitDevT } from '../../../libs/backends/device-number.js';
 import { formatPciAddress, vhbaParent } from '../../../libs/backends/vhba.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
@@ -304,6 +304,13 @@ describe('scsi backend: scsi_host', () => {
 });
 
 describe('scsi-scan: key parsers', () => {
+  it("a key made from a target's designators shows its unprintable bytes as \\xNN", () => {
+    // a target chooses these bytes: terminal escapes reached events, logs and vol-key output
+    expect(visibleKey('8H8_VENDOR\u001b[2J\u001b]0;owned\u0007_serial')).to.equal('8H8_VENDOR\\x1b[2J\\x1b]0;owned\\x07_serial');
+    expect(visibleKey('1a\\b \u00e9')).to.equal('1a\\x5cb\\x20\\xe9');
+    expect(visibleKey('3600140500000000000000000000000aa')).to.equal('3600140500000000000000000000000aa');
+  });
+
   it('sysfs wwid in scsi_id form', () => {
     expect(keyFromWwid('naa.6001405ABCDEF\n')).to.equal('36001405abcdef');
     expect(keyFromWwid('eui.0025385b71b02345')).to.equal('20025385b71b02345');
