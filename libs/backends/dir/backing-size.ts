@@ -7,6 +7,7 @@ import type { ImageLayer } from '../image-references.js';
 import { blockDeviceSize } from '../file-io.js';
 import { divUp, qemuDescriptorChain } from '../qemu-img-argv.js';
 import { commandError } from '../fs-errors.js';
+import { FailedPreconditionError } from '../../errors/errors.js';
 
 /** Formats whose header size qemu takes as it is, in whole sectors (qcow2_do_open, qcow_open, bdrv_qed_open: size / 512). */
 const HEADER_SIZED = new Set(['qcow2', 'qcow', 'qed']);
@@ -24,10 +25,14 @@ export async function backingVirtualSize(ctx: BackendContext, layer: ImageLayer,
   }
   if (HEADER_SIZED.has(layer.format) && layer.probe.capacity !== undefined) return (layer.probe.capacity / 512n) * 512n;
   const spec = qemuDescriptorChain([{ format: layer.format, blockDevice: layer.stat.isBlockDevice() }], 3);
+  let stdout: string;
   try {
-    const { stdout } = await ctx.runner.run([qemuImg, 'info', '--output=json', '--', spec], { signal: ctx.signal, fds: [layer.fd] });
-    return BigInt((JSON.parse(stdout) as { 'virtual-size': number })['virtual-size']);
+    ({ stdout } = await ctx.runner.run([qemuImg, 'info', '--output=json', '--', spec], { signal: ctx.signal, fds: [layer.fd] }));
   } catch (err) {
     throw commandError(err);
   }
+  // read as digits, not through JSON.parse: a size past 2^53 would come back rounded
+  const size = /"virtual-size":\s*(\d+)/.exec(stdout)?.[1];
+  if (size === undefined) throw new FailedPreconditionError(`qemu-img info gave no virtual size for the backing store (${layer.format})`);
+  return BigInt(size);
 }
