@@ -2,9 +2,8 @@
 // download, in-process on the device node (libvirt's storageBackendVolWipeLocal,
 // virStorageBackendVolUploadLocal / DownloadLocal). Multi-pass wipes run scrub as
 // libvirt does; zero wipes write zeros here.
-import { constants as fsc, read } from 'node:fs';
+import { constants as fsc, read, type BigIntStats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
 import { WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import {
   FailedPreconditionError,

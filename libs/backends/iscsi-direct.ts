@@ -18,7 +18,6 @@
 // Differences from libvirt, on purpose: only disk (type 0) and CD/DVD (type 5) LUNs are
 // volumes (libvirt also lists the target's controller LUN 0 with capacity 0), and an
 // IPv6 portal is bracketed with the default port too.
-import { mapLimit } from './map-limit.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,7 +62,7 @@ import {
   targetSources,
 } from './libiscsi-tools.js';
 import { plainTarget } from './volume-target.js';
-
+import { mapLimit } from './map-limit.js';
 
 /** Logical block sizes a LUN may report: the transfers hold whole blocks in memory. */
 const MIN_BLOCK_SIZE = 512n;

@@ -67,26 +67,13 @@ async function holdUntilMoved(ctx: AgentContext, catalog: CatalogReader, pool: s
 }
 
 /**
- * For a start a coordinator sent, in the pool's turn: the pool must still be defined, as the
- * same pool (uuid). NOT_FOUND when an undefine deleted it meanwhile, ABORTED when it was
- * undefined and defined again with another uuid. Without a catalog (unit tests) nothing is checked.
- */
-/**
  * A transient pool (CreatePool) may not take the name of a defined one: a DefinePool of that
  * name may have been written since the coordinator looked (libvirt adds both to one list under
  * one lock, and one of the two fails). Read under the pool's lock, as requireStillDefined.
  */
 export async function requireNotDefined(ctx: AgentContext, def: PoolDefinition): Promise<void> {
   if (!ctx.catalog) return;
-  let entry;
-  try {
-    entry = await ctx.catalog.get(ctx.host, def.name);
-  } catch (err) {
-    throw new UnavailableError(`the catalog could not be read to check that storage pool '${def.name}' is not defined (${(err as Error)?.message}); retry`, {
-      host: ctx.host,
-      pool: def.name,
-    });
-  }
+  const entry = await catalogEntry(ctx, ctx.catalog, def, 'is not defined');
   if (entry) {
     throw new AlreadyExistsError(`storage pool '${def.name}' is already defined on host '${ctx.host}' (uuid ${entry.value.definition?.uuid}); start it with StartPool`, {
       host: ctx.host,
@@ -95,23 +82,32 @@ export async function requireNotDefined(ctx: AgentContext, def: PoolDefinition):
   }
 }
 
+/**
+ * For a start a coordinator sent, in the pool's turn: the pool must still be defined, as the
+ * same pool (uuid). NOT_FOUND when an undefine deleted it meanwhile, ABORTED when it was
+ * undefined and defined again with another uuid. Without a catalog (unit tests) nothing is checked.
+ */
 export async function requireStillDefined(ctx: AgentContext, def: PoolDefinition): Promise<void> {
   if (!ctx.catalog) return;
-  let entry;
-  try {
-    entry = await ctx.catalog.get(ctx.host, def.name);
-  } catch (err) {
-    throw new UnavailableError(`the catalog could not be read to check that storage pool '${def.name}' is still defined (${(err as Error)?.message}); retry`, {
-      host: ctx.host,
-      pool: def.name,
-    });
-  }
+  const entry = await catalogEntry(ctx, ctx.catalog, def, 'is still defined');
   if (!entry) {
     throw new NotFoundError(`storage pool '${def.name}' not found on host '${ctx.host}': it was undefined`, { host: ctx.host, pool: def.name });
   }
   const uuid = entry.value.definition?.uuid;
   if (def.uuid && uuid && uuid !== def.uuid) {
     throw new AbortedError(`storage pool '${def.name}' on host '${ctx.host}' was defined again (uuid ${uuid}) while this start was sent; retry`, {
+      host: ctx.host,
+      pool: def.name,
+    });
+  }
+}
+
+/** The pool's catalog entry, read for a check; UNAVAILABLE (retry) when the catalog does not answer. */
+async function catalogEntry(ctx: AgentContext, catalog: NonNullable<AgentContext['catalog']>, def: PoolDefinition, checking: string) {
+  try {
+    return await catalog.get(ctx.host, def.name);
+  } catch (err) {
+    throw new UnavailableError(`the catalog could not be read to check that storage pool '${def.name}' ${checking} (${(err as Error)?.message}); retry`, {
       host: ctx.host,
       pool: def.name,
     });

@@ -80,9 +80,8 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
       // for the refresh (the caller then sees the pool as re-read), but not past half the
       // sender's idle timeout: a slower refresh ends in the background, and the upload has
       // succeeded, or failed, either way. After a failure the refresh's events carry no request
-      // id: a failed call is not remembered and its retry (same id) runs again, and the retry's
-      // own events, stored under the same message ids, would be dropped as duplicates. An
-      // upload refused before any data reached the backend (libvirt's fails before its stream
+      // id: a failed call is not remembered, and its retry (same id) runs again as a call of
+      // its own. An upload refused before any data reached the backend (libvirt's fails before its stream
       // opens) changed nothing: no refresh, no event
       if (!uploaded && !flowed) throw explainNoSpace(ctx, request, failure);
       const refreshActor = uploaded ? actor : { ...actor, requestId: '' };

@@ -94,11 +94,11 @@ export async function uploadVolume(
     });
     // the pool's CHAP secret, for backends that log in per operation (never logged)
     request.secrets = await secretValuesFor(svc.secrets, request);
-    // the host going offline fails the upload at once, as it fails unary calls (forward.ts)
     // the first data message is read and checked before the agent opens the upload (its
     // volume lock, its refresh when the stream closes): a refused one changes nothing
     const sending = data();
     const first = await sending.next();
+    // the host going offline fails the upload at once, as it fails unary calls (forward.ts)
     const lost = hostLossSignal(svc, ref.host, 'uploadVolume', ctx.signal, "the volume keeps what was written; its state is in the host's next full sync");
     const result = await uploadToAgent(svc.nc, ref.host, request, startingWith(first, sending), lost.signal).finally(lost.stop);
     if (result.volume) svc.cache.applyVolume(ref.host, ref.pool, result.volume);
