@@ -227,6 +227,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         }
       }
     })();
+    // After a reconnect the fleet is asked for its syncs again (heartbeats, events and syncs
+    // may have been missed), once both connections are back: the answers come on the sync
+    // connection, and a sync sent while it was down (one the main connection's reconnect asked
+    // for, or an agent's own after its events were refused) is lost, not queued.
+    let mainUp = true;
+    let syncsUp = true;
+    const resyncOnceBothUp = (): void => {
+      if (mainUp && syncsUp) resync();
+    };
     // syncs, on a connection of their own so that heartbeats never queue behind a fleet's
     // worth of sync bytes: noted on arrival (liveness), applied in turn (sync-intake.ts)
     const syncIntake = intake;
@@ -246,11 +255,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       for await (const s of syncNc.status()) {
         if (s.type === 'error') refused(s.error);
         if (s.type === 'reconnect') {
-          // chunks may have been lost while it was down: ask the hosts whose sync was cut
+          syncsUp = true;
           const cut = syncIntake.connectionLost();
-          log.warn('sync connection reconnected; asking again the hosts whose sync was cut', { hosts: cut.length });
-          for (const host of cut) resync(host);
+          log.warn('sync connection reconnected; asking the hosts again', { cutHosts: cut.length });
+          resyncOnceBothUp();
         } else if (s.type === 'disconnect') {
+          syncsUp = false;
           log.warn('sync connection to NATS lost');
         }
       }
@@ -276,9 +286,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         if (s.type === 'error') refused(s.error);
         if (s.type === 'reconnect') {
           log.info('reconnected to NATS; asking agents to resync');
+          mainUp = true;
           hosts.busReconnected();
-          resync();
+          resyncOnceBothUp();
         } else if (s.type === 'disconnect') {
+          mainUp = false;
           log.warn('disconnected from NATS; hosts are not declared offline while this coordinator cannot hear them');
           hosts.busDisconnected();
         }
