@@ -30,7 +30,8 @@ import {
   parseDmsetupTable,
   tableBytes,
 } from './dmsetup.js';
-import { downloadBlock, uploadBlock, wipeBlock } from './block-data.js';
+import { checkIdentity, downloadBlock, uploadBlock, wipeBlock, type DeviceIdentity } from './block-data.js';
+import { splitDevT } from './device-number.js';
 import { discardLun } from './scsi.js';
 import { permsOf, timestampsOf } from './stat-fields.js';
 import { plainTarget } from './volume-target.js';
@@ -191,17 +192,38 @@ export class MpathBackend implements StorageBackend {
 
   async wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
     const path = this.devicePath(ctx.pool, volume);
-    if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) return discardLun(ctx, path, this.options.blkdiscard ?? 'blkdiscard');
-    await wipeBlock(ctx, path, algorithm, this.options.scrub);
+    if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) {
+      await checkIdentity(path, mapIdentity(volume));
+      return discardLun(ctx, path, this.options.blkdiscard ?? 'blkdiscard');
+    }
+    await wipeBlock(ctx, path, algorithm, this.options.scrub, mapIdentity(volume));
   }
 
   async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
-    return uploadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, data);
+    return uploadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, data, mapIdentity(volume));
   }
 
   downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
-    return downloadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length);
+    return downloadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, mapIdentity(volume));
   }
+}
+
+/**
+ * The check that a device opened by a volume's /dev/mapper name is still its map: the block
+ * device of the minor the refresh listed (dm-MINOR). A map that went away and a name that
+ * came back for another one lead elsewhere; the data operations refuse it.
+ */
+function mapIdentity(volume: VolumeDefinition): DeviceIdentity {
+  const minor = minorOf(volume);
+  return async (opened, path) => {
+    const got = splitDevT(opened.rdev);
+    if (!opened.isBlockDevice() || got.minor !== minor) {
+      throw new FailedPreconditionError(
+        `'${printable(path, 200)}' is not the device of volume '${printable(volume.name)}' (device-mapper minor ${minor}) any more: it is device ${got.major}:${got.minor}; refresh the pool`,
+        { volume: volume.name, path },
+      );
+    }
+  };
 }
 
 function minorOf(v: VolumeDefinition): number {

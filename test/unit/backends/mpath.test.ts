@@ -3,9 +3,10 @@
 // of device-mapper as the user sees it; and map data I/O on a loop device standing in
 // for /dev/mapper/NAME.
 import { expect } from 'chai';
-import { cpSync, readFileSync, symlinkSync, unlinkSync } from 'node:fs';
+import { cpSync, readFileSync, readlinkSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MpathBackend } from '../../../libs/backends/mpath.js';
+import { splitDevT } from '../../../libs/backends/device-number.js';
 import {
   dmsetupError,
   isMultipathTable,
@@ -183,6 +184,7 @@ describe('mpath backend: wipe, upload, download on the map device', function () 
   let ctx: PoolContext;
   let vol: VolumeDefinition;
   let file: string;
+  let mapperDir: string;
   let detach: (() => Promise<void>) | undefined;
 
   before(async function () {
@@ -194,9 +196,13 @@ describe('mpath backend: wipe, upload, download on the map device', function () 
     unlinkSync(join(fx.dev, 'mapper/mpathb'));
     symlinkSync(loop.device, join(fx.dev, 'mapper/mpathb'));
     backend = new MpathBackend({ devRoot: fx.dev, procRoot: fx.proc, udevadm: null });
+    mapperDir = join(fx.dev, 'mapper');
     const table = text('table-multipath.txt').replace('mpathb: 0 41943040', `mpathb: 0 ${SIZE / 512}`);
-    ctx = { pool: POOL, runner: dmRunner(undefined, table) };
-    vol = (await backend.refreshPool(ctx)).volumes.find((v) => v.name === 'dm-3')!;
+    // the map's device number is the loop device's, as dmsetup ls would list it
+    const { major, minor } = splitDevT(statSync(loop.device, { bigint: true }).rdev);
+    const ls = text('ls-multipath.txt').replace('mpathb\t(253:3)', `mpathb\t(${major}:${minor})`);
+    ctx = { pool: POOL, runner: dmRunner(ls, table) };
+    vol = (await backend.refreshPool(ctx)).volumes.find((v) => v.name === `dm-${minor}`)!;
     expect(vol.capacity).to.equal(BigInt(SIZE));
   });
 
@@ -210,6 +216,31 @@ describe('mpath backend: wipe, upload, download on the map device', function () 
     expect((await collect(backend.downloadVol!(ctx, vol, 512n, BigInt(data.length)))).equals(data)).to.equal(true);
     await backend.wipeVol!(ctx, vol, WipeAlgorithm.WIPE_ALGORITHM_ZERO);
     expect(readFileSync(file).every((b) => b === 0)).to.equal(true);
+  });
+
+  it("refuses to wipe, write or read a device that is not the volume's map any more: its name now leads to another", async () => {
+    const other = attachLoop(SIZE, 'mpath-other');
+    const link = join(mapperDir, 'mpathb');
+    const before = readlinkSync(link);
+    try {
+      writeFileSync(other.file, Buffer.alloc(SIZE, 0x5a));
+      unlinkSync(link);
+      symlinkSync(other.device, link);
+      for (const attempt of [
+        () => backend.wipeVol!(ctx, vol, WipeAlgorithm.WIPE_ALGORITHM_ZERO),
+        () => backend.uploadVol!(ctx, vol, 0n, 0n, once(Buffer.alloc(4096, 1))),
+        () => collect(backend.downloadVol!(ctx, vol, 0n, 0n)),
+      ]) {
+        const err = await rejects(attempt());
+        expect(err.code).to.equal('FAILED_PRECONDITION');
+        expect(err.message).to.match(/is not the device of volume 'dm-\d+' \(device-mapper minor \d+\) any more: it is device \d+:\d+; refresh the pool/);
+      }
+      expect(readFileSync(other.file).every((b) => b === 0x5a)).to.equal(true);
+    } finally {
+      unlinkSync(link);
+      symlinkSync(before, link);
+      await other.detach();
+    }
   });
 
   it('a path that is not a /dev/mapper map is refused', async () => {
