@@ -4,6 +4,7 @@
 // catch-up), answered on the stream as soon as it ends. What a call saves is the HTTP/2
 // stream: its headers, trailers and grpc-js's per-call setup, most of a unary call's cost on a
 // loopback connection.
+import { MalformedRequest } from './strict-decode.js';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { CancelledError, DeadlineExceededError, InvalidArgumentError, UnavailableError, type CisternError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
@@ -100,6 +101,11 @@ class Session {
 
   private receive(req: SessionRequest): void {
     if (this.ended) return;
+    // a message that is not a SessionRequest carries no id to answer: the stream ends with why
+    if ((req as unknown) instanceof MalformedRequest) {
+      this.fail((req as unknown as MalformedRequest).error());
+      return;
+    }
     const id = req.id;
     if (req.cancel) {
       this.cancelCall(id);

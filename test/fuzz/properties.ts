@@ -164,8 +164,9 @@ export async function fuzzValidators(numRuns: number): Promise<void> {
     }),
     { numRuns: share },
   );
-  // raw bytes as request messages: decoding may fail (a gRPC server answers INTERNAL for
-  // undecodable bytes before any handler); what decodes is checked like any request
+  // raw bytes as request messages: decoding may fail (the coordinator answers INVALID_ARGUMENT
+  // for undecodable bytes before any handler, strict-decode.ts); what decodes is checked like
+  // any request
   await fc.assert(
     fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), async (bytes) => {
       let req: CreateVolumeRequest | undefined;
