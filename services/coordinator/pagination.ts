@@ -40,7 +40,10 @@ export function decodePageToken(token: string, kind: string, parts: number, fiel
     !Array.isArray(decoded) ||
     decoded[0] !== kind ||
     decoded.length !== parts + 1 ||
-    !decoded.every((p) => typeof p === 'string')
+    !decoded.every((p) => typeof p === 'string') ||
+    // only a token as this coordinator writes them: base64url decoding skips characters outside
+    // its alphabet, and a token with junk added would otherwise pass as the original
+    encodePageToken(kind, decoded.slice(1) as string[]) !== token
   ) {
     throw new InvalidArgumentError(
       field,

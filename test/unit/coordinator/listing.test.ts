@@ -121,6 +121,11 @@ describe('coordinator listings', () => {
     expect(await code(lookupVolume(svc, ctx, { host: 'a', key: '', path: 'bad\npath' }))).to.equal('INVALID_ARGUMENT');
     // a token of another listing is refused
     expect(await code(listVolumes(svc, ctx, { parent: 'hosts/a/pools/other', pageSize: 0, pageToken: first.nextPageToken }))).to.equal('INVALID_ARGUMENT');
+    // and so is one with junk added (base64url decoding skips it) or in standard base64
+    const standard = Buffer.from(first.nextPageToken, 'base64url').toString('base64');
+    for (const pageToken of [`${first.nextPageToken}!!!`, standard === first.nextPageToken ? `${standard}=` : standard]) {
+      expect(await code(listVolumes(svc, ctx, { parent: 'hosts/a/pools/big', pageSize: 0, pageToken })), pageToken).to.equal('INVALID_ARGUMENT');
+    }
   });
 
   it('keeps every page under the 4 MiB a gRPC client accepts by default: fewer items than page_size when they are big', async () => {
