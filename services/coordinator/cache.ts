@@ -78,6 +78,8 @@ interface HostState {
   tombstones: Map<string, bigint>;
   /** the revision of the last full sync taken: no volume it left pending is newer */
   syncRevision: bigint;
+  /** the boot id of the agent whose full sync was taken last (0: none, or not said) */
+  syncBoot: bigint;
 }
 
 export interface SyncSnapshot {
@@ -147,7 +149,7 @@ export class FleetCache {
   private host(host: string): HostState {
     let h = this.hosts.get(host);
     if (!h) {
-      h = { pools: new Map(), pendingPools: 0, byPath: new Map(), byKey: new Map(), tombstones: new Map(), syncRevision: 0n };
+      h = { pools: new Map(), pendingPools: 0, byPath: new Map(), byKey: new Map(), tombstones: new Map(), syncRevision: 0n, syncBoot: 0n };
       this.hosts.set(host, h);
     }
     return h;
@@ -320,7 +322,7 @@ export class FleetCache {
    * A full snapshot of a host's runtime state. What changed after the snapshot (revision
    * above it) is kept; what the snapshot does not hold and is not newer is dropped.
    */
-  replaceHost(host: string, snapshot: SyncSnapshot): void {
+  replaceHost(host: string, snapshot: SyncSnapshot, bootId = 0n): void {
     // every volume read (bytes that fail to decode throw) before anything changes
     const byPool = new Map<string, IncomingVolume[]>();
     for (const input of snapshot.volumes) {
@@ -338,6 +340,7 @@ export class FleetCache {
     }
     const h = this.host(host);
     if (snapshot.revision > h.syncRevision) h.syncRevision = snapshot.revision;
+    if (bootId !== 0n) h.syncBoot = bootId;
     const cut = snapshot.revision === 0n ? MAX_REVISION : snapshot.revision;
     const pools = new Map(snapshot.pools.map((p) => [poolShortName(p), p]));
     for (const [name, rt] of [...h.pools]) {
@@ -390,6 +393,11 @@ export class FleetCache {
       for (const v of rt.volumes.values()) consider(storedRevision(v));
     }
     return highest;
+  }
+
+  /** The boot id of the agent whose full sync of the host was taken last; 0 when none. */
+  syncBoot(host: string): bigint {
+    return this.hosts.get(host)?.syncBoot ?? 0n;
   }
 
   /** Forgets a host's runtime state (not its catalog). */

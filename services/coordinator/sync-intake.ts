@@ -300,7 +300,10 @@ export class SyncIntake {
     // and every state it sends would be taken for an older one and dropped, for as long as
     // the clock takes to catch up. Its new boot's sync is then the host's state, whole, and
     // one more sync brings what changed while this one was on its way
-    const held = newBoot && snapshot.revision !== 0n ? cache.highestRevision(host) : -1n;
+    // (another boot than the last sync taken: the heartbeat that shows a new boot may come first)
+    const syncedBoot = cache.syncBoot(host);
+    const anotherBoot = bootId !== 0n && syncedBoot !== 0n && syncedBoot !== bootId;
+    const held = anotherBoot && snapshot.revision !== 0n ? cache.highestRevision(host) : -1n;
     const revisionsWentBack = snapshot.revision < held;
     const changes = returning ? reconcileEvents(cache, host, snapshot, syncId) : [];
     // the agent's own account of what the stream lacks: needs no baseline, so a coordinator
@@ -315,7 +318,7 @@ export class SyncIntake {
       log.warn("host's revisions went back (its agent lost its revision floor): its state is taken whole from this sync", { host, syncRevision: snapshot.revision, held });
       cache.clearHost(host);
     }
-    cache.replaceHost(host, snapshot);
+    cache.replaceHost(host, snapshot, bootId);
     hosts.onSync(host, done.host, syncId, bootId);
     if (revisionsWentBack) this.options.askSync?.(host);
     log.info('host synced', { host, pools: snapshot.pools.length, volumes: snapshot.volumes.length, reason: done.reason, backlog: this.backlog });

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { useStack, useTempDir } from '../support/index.js';
+import { useStack, useTempDir, waitFor } from '../support/index.js';
 import { createVolume, dirPool } from './reliability-helpers.js';
 
 describe('revisions that go back with a lost --root (real nats-server, coordinator, agent a)', function () {
@@ -28,9 +28,15 @@ describe('revisions that go back with a lost --root (real nats-server, coordinat
     await createVolume(ctx.stack, 'hosts/a/pools/rev', 'v', String(1n * MiB));
 
     // the root loses its floor: the next boot counts from the clock, 10^13 below
+    const coordinatorLog = ctx.stack.coordinator.process;
+    const resetsBefore = coordinatorLog.logs().split("host's revisions went back").length;
     await ctx.stack.stopAgent('a');
     rmSync(floor);
     await ctx.stack.addAgent('a');
+    // the host shows online at its first heartbeat; its state is taken whole when its sync is
+    // applied, which may come a moment later (until then, as after any restart, reads show the
+    // state from before it)
+    await waitFor("the new boot's sync taken whole", () => coordinatorLog.logs().split("host's revisions went back").length > resetsBefore);
     const name = 'hosts/a/pools/rev/volumes/v';
     await api.resizeVolume({ name, capacity: 6n * MiB, allocate: false, delta: false, shrink: false, requestId: '' });
     expect((await api.getVolume({ name })).definition?.capacity).to.equal(6n * MiB);
