@@ -1,7 +1,7 @@
 // Loop devices for backend tests: a sparse file attached with losetup, detached
 // by its exact device name in teardown (and by the root hook if a test forgets).
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, ftruncateSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readFileSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir, registerCleanup } from './cleanup.js';
 
@@ -35,4 +35,25 @@ export function attachLoop(sizeBytes: number, label = 'disk'): LoopDevice {
     }
   });
   return { device, file, detach };
+}
+
+/**
+ * Runs `fn` while the device name `link` leads to another loop device, filled with 0x5a (as
+ * when udev points a shared name at another disk, or a /dev name is reused), then puts the
+ * link back and detaches that device. Resolves with what the other device holds afterwards.
+ */
+export async function withNameRepointed(link: string, sizeBytes: number, label: string, fn: () => Promise<void>): Promise<Buffer> {
+  const other = attachLoop(sizeBytes, label);
+  const before = readlinkSync(link);
+  try {
+    writeFileSync(other.file, Buffer.alloc(sizeBytes, 0x5a));
+    unlinkSync(link);
+    symlinkSync(other.device, link);
+    await fn();
+    return readFileSync(other.file);
+  } finally {
+    unlinkSync(link);
+    symlinkSync(before, link);
+    await other.detach();
+  }
 }

@@ -3,7 +3,7 @@
 // of device-mapper as the user sees it; and map data I/O on a loop device standing in
 // for /dev/mapper/NAME.
 import { expect } from 'chai';
-import { cpSync, readFileSync, readlinkSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { MpathBackend } from '../../../libs/backends/mpath.js';
 import { splitDevT } from '../../../libs/backends/device-number.js';
@@ -21,7 +21,7 @@ import { CommandFailedError } from '../../../libs/errors/errors.js';
 import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { makeTempDir } from '../../support/cleanup.js';
 import { repoRoot } from '../../support/paths.js';
-import { attachLoop, loopDevicesAvailable } from '../../support/loop.js';
+import { attachLoop, loopDevicesAvailable, withNameRepointed } from '../../support/loop.js';
 import { rejects } from '../../support/rejects.js';
 import { collect } from '../../support/volume-data.js';
 
@@ -219,13 +219,7 @@ describe('mpath backend: wipe, upload, download on the map device', function () 
   });
 
   it("refuses to wipe, write or read a device that is not the volume's map any more: its name now leads to another", async () => {
-    const other = attachLoop(SIZE, 'mpath-other');
-    const link = join(mapperDir, 'mpathb');
-    const before = readlinkSync(link);
-    try {
-      writeFileSync(other.file, Buffer.alloc(SIZE, 0x5a));
-      unlinkSync(link);
-      symlinkSync(other.device, link);
+    const otherHolds = await withNameRepointed(join(mapperDir, 'mpathb'), SIZE, 'mpath-other', async () => {
       for (const attempt of [
         () => backend.wipeVol!(ctx, vol, WipeAlgorithm.WIPE_ALGORITHM_ZERO),
         () => backend.uploadVol!(ctx, vol, 0n, 0n, once(Buffer.alloc(4096, 1))),
@@ -235,12 +229,8 @@ describe('mpath backend: wipe, upload, download on the map device', function () 
         expect(err.code).to.equal('FAILED_PRECONDITION');
         expect(err.message).to.match(/is not the device of volume 'dm-\d+' \(device-mapper minor \d+\) any more: it is device \d+:\d+; refresh the pool/);
       }
-      expect(readFileSync(other.file).every((b) => b === 0x5a)).to.equal(true);
-    } finally {
-      unlinkSync(link);
-      symlinkSync(before, link);
-      await other.detach();
-    }
+    });
+    expect(otherHolds.every((b) => b === 0x5a)).to.equal(true);
   });
 
   it('a path that is not a /dev/mapper map is refused', async () => {

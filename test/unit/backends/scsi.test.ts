@@ -4,7 +4,7 @@
 // sysfs and from scsi_id (recording runner), fc_host vHBA create/delete with the test
 // playing the kernel, and wipe/upload/download on a loop device standing in for a LUN.
 import { expect } from 'chai';
-import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScsiBackend, checkScsiAdapter } from '../../../libs/backends/scsi.js';
 import { keyFromVpdPage83, keyFromWwid, npivKeyFromExport, scanScsiHost, scsiHostNumber, visibleKey } from '../../../libs/backends/scsi-scan.js';
@@ -24,7 +24,7 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { makeTempDir } from '../../support/cleanup.js';
 import { repoRoot } from '../../support/paths.js';
-import { attachLoop, loopDevicesAvailable } from '../../support/loop.js';
+import { attachLoop, loopDevicesAvailable, withNameRepointed } from '../../support/loop.js';
 import { rejects } from '../../support/rejects.js';
 import { collect } from '../../support/volume-data.js';
 
@@ -626,13 +626,8 @@ describe('scsi backend: wipe, upload, download on the LUN block device', functio
   it("refuses to wipe, write or read a device that is not the volume's LU any more: its name now leads to another disk", async () => {
     // a target claiming a local disk's serial shares its /dev/disk/by-id link, which udev may
     // point at either; a /dev/sdX name is reused once its LUN goes away
-    const other = attachLoop(SIZE, 'scsi-other');
     const link = join(fx.dev, 'disk/by-path/pci-0000:00:10.0-sas-0x5000c500a1b2c3d4-lun-0');
-    const before = readlinkSync(link);
-    try {
-      writeFileSync(other.file, Buffer.alloc(SIZE, 0x5a));
-      unlinkSync(link);
-      symlinkSync(other.device, link);
+    const otherHolds = await withNameRepointed(link, SIZE, 'scsi-other', async () => {
       for (const attempt of [
         () => backend.wipeVol!(ctx, lun, WipeAlgorithm.WIPE_ALGORITHM_ZERO),
         () => backend.wipeVol!(ctx, lun, WipeAlgorithm.WIPE_ALGORITHM_TRIM),
@@ -643,12 +638,8 @@ describe('scsi backend: wipe, upload, download on the LUN block device', functio
         expect(err.code).to.equal('FAILED_PRECONDITION');
         expect(err.message).to.match(/is not the device of volume 'unit:0:0:0' \(SCSI LU 2:0:0:0\) any more: it is device \d+:\d+, the LU's is sdb \(\d+:\d+\); refresh the pool/);
       }
-      expect(readFileSync(other.file).every((b) => b === 0x5a)).to.equal(true);
-    } finally {
-      unlinkSync(link);
-      symlinkSync(before, link);
-      await other.detach();
-    }
+    });
+    expect(otherHolds.every((b) => b === 0x5a)).to.equal(true);
   });
 
   it('a volume path outside the pool target is refused before any I/O', async () => {
