@@ -192,11 +192,12 @@ export class MpathBackend implements StorageBackend {
 
   async wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
     const path = this.devicePath(ctx.pool, volume);
+    const identity = mapIdentity(volume);
     if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) {
-      await checkIdentity(path, mapIdentity(volume));
+      await checkIdentity(path, identity);
       return discardLun(ctx, path, this.options.blkdiscard ?? 'blkdiscard');
     }
-    await wipeBlock(ctx, path, algorithm, this.options.scrub, mapIdentity(volume));
+    await wipeBlock(ctx, path, algorithm, this.options.scrub, identity);
   }
 
   async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {

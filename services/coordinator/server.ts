@@ -19,7 +19,7 @@ import * as events from './handlers/events.js';
 import * as streams from './handlers/streams.js';
 import { checkRequestId } from './validate.js';
 import { addReflection } from './reflection.js';
-import { MalformedRequest } from './strict-decode.js';
+import { refuseMalformed } from './strict-decode.js';
 import { withCatchUp } from './catch-up.js';
 import { Sessions } from './session.js';
 import type { SessionCall } from '../../libs/api/session-envelope.js';
@@ -82,7 +82,7 @@ export class CallRunner {
       principal = await this.guard.authenticate(call.metadata, call.getPeer());
       await this.guard.authorize(principal, spec);
       release = this.guard.admit?.(principal, call.getPeer());
-      if (request instanceof MalformedRequest) throw request.error();
+      refuseMalformed(request);
       checkRequestId(requestId);
       ctx = {
         method,

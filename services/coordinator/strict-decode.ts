@@ -22,6 +22,11 @@ export class MalformedRequest {
   }
 }
 
+/** Throws the INVALID_ARGUMENT of a message that did not decode; anything else passes. */
+export function refuseMalformed(message: unknown): void {
+  if (message instanceof MalformedRequest) throw message.error();
+}
+
 function strictUtf8(bytes: Uint8Array): string {
   try {
     return utf8.decode(bytes);

@@ -18,7 +18,7 @@ import { hostLossSignal, waitApplied } from '../forward.js';
 import { resolveVolume } from '../lookup.js';
 import { secretValuesFor } from '../secrets/resolve.js';
 import { checkRequestId, checkSize, requireVolumeName } from '../validate.js';
-import { MalformedRequest } from '../strict-decode.js';
+import { refuseMalformed } from '../strict-decode.js';
 
 /** Largest data message of an upload (the gRPC message limit is 16 MiB). */
 export const MAX_UPLOAD_CHUNK = 4 * 1024 * 1024;
@@ -43,7 +43,7 @@ export async function uploadVolume(
 ): Promise<UploadVolumeResponse> {
   const messages = call[Symbol.asyncIterator]() as AsyncIterator<UploadVolumeRequest>;
   const first = await messages.next();
-  if (!first.done && (first.value as unknown) instanceof MalformedRequest) throw (first.value as unknown as MalformedRequest).error();
+  if (!first.done) refuseMalformed(first.value);
   if (first.done || first.value.part?.$case !== 'header') {
     throw new InvalidArgumentError('header', 'the first message of an upload must be the header (volume name, offset, length)');
   }
@@ -66,7 +66,7 @@ export async function uploadVolume(
     for (;;) {
       const next = await clientIdleLimit(svc.streamIdleMs, messages.next(), 'the upload sent no data');
       if (next.done) return;
-      if ((next.value as unknown) instanceof MalformedRequest) throw (next.value as unknown as MalformedRequest).error();
+      refuseMalformed(next.value);
       const part = next.value.part;
       if (part?.$case === 'header') throw new InvalidArgumentError('header', 'only the first message of an upload may be a header');
       // a message with neither (the oneof unset) is not data of length 0: say so, not 'a header'
