@@ -28,8 +28,6 @@ import { deleteVolume } from './dir/delete.js';
 import { resizeVolume } from './dir/resize.js';
 import { downloadVolume, uploadVolume, wipeVolume } from './dir/data.js';
 
-export { poolTarget } from './dir/paths.js';
-
 export interface DirBackendOptions extends Partial<DirTools> {
   /** Longest stretch (ms) a refresh runs before yielding to the event loop (default 10). */
   refreshSliceMs?: number;

@@ -28,9 +28,6 @@ import { cloneIntoPartition } from './disk/clone.js';
 import { deletePartition } from './disk/delete.js';
 import { downloadPartition, uploadIntoPartition, wipePartition } from './disk/data.js';
 
-export { diskSource, stablePath, type DiskSource } from './disk/paths.js';
-export { ZERO_TABLE_BYTES } from './disk/pool.js';
-
 /** libvirt's pool format enum for disk pools (what capabilities print); 'unknown' builds dos. */
 export const DISK_POOL_FORMAT_ENUM = ['unknown', 'dos', 'dvh', 'gpt', 'mac', 'bsd', 'pc98', 'sun', 'lvm2'] as const;
 

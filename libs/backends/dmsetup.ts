@@ -28,10 +28,6 @@ export function dmsetupTableArgv(dmsetup: string, target?: string): string[] {
   return target ? [dmsetup, 'table', '--target', target] : [dmsetup, 'table'];
 }
 
-export function dmsetupInfoArgv(dmsetup: string): string[] {
-  return [dmsetup, 'info', '-c', '--noheadings', '-o', 'name,major,minor', '--separator', ':'];
-}
-
 /** `dmsetup ls` lines: `name\t(253:2)` (or the old `(253, 2)`); "No devices found" is none. */
 export function parseDmsetupLs(output: string): DmDevice[] {
   const devices: DmDevice[] = [];
@@ -72,18 +68,6 @@ export function parseDmsetupTable(output: string, single?: string): Map<string, 
     list.push({ start: BigInt(t[1]!), length: BigInt(t[2]!), type: t[3]!, params: t[4]! });
   }
   return tables;
-}
-
-/** `dmsetup info -c --noheadings -o name,major,minor --separator :` lines. */
-export function parseDmsetupInfoColumns(output: string): DmDevice[] {
-  const devices: DmDevice[] = [];
-  for (const line of output.split('\n')) {
-    if (!line.trim() || /^No devices found/.test(line)) continue;
-    const m = /^(.*):(\d+):(\d+)\s*$/.exec(line);
-    if (!m) throw new InternalError(`cannot parse dmsetup info output line '${line.slice(0, 200)}'`);
-    devices.push({ name: m[1]!, major: Number(m[2]), minor: Number(m[3]) });
-  }
-  return devices;
 }
 
 /** Size in bytes of a mapped device: the sum of its targets' lengths x 512. */

@@ -19,12 +19,3 @@ registerBackend(scsiBackend);
 registerBackend(mpathBackend);
 registerBackend(iscsiBackend);
 registerBackend(iscsiDirectBackend);
-
-export { registerBackend, findBackend, getBackend, registeredBackends } from './registry.js';
-export { dirBackend, DirBackend } from './dir.js';
-export { ExecRunner, execRunner } from './exec-runner.js';
-export { RecordingRunner } from './recording-runner.js';
-export { probeFile, probeBuffer } from './format-probe.js';
-export { probeDeviceContent, requireEmptyDevice, type DeviceContent } from './device-probe.js';
-export type * from './backend.js';
-export type * from './runner.js';

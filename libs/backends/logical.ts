@@ -26,11 +26,7 @@ import { deleteLv } from './logical/delete.js';
 import { createTag } from './logical/tags.js';
 import { downloadLv, uploadIntoLv, wipeLv } from './logical/data.js';
 
-export { lvPath, poolTarget, vgName } from './logical/paths.js';
-export { lvmError } from './logical/lvm.js';
-export { CLEAR_BYTES } from './logical/build.js';
 export { lvcreateArgv } from './logical/create.js';
-export { CREATE_TAG_PREFIX, createTag } from './logical/tags.js';
 export type { LogicalVolumeDefinition } from './logical/refresh.js';
 
 export interface LogicalBackendOptions {

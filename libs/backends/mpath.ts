@@ -16,7 +16,7 @@ import {
   type VolumeDefinition,
   WipeAlgorithm,
 } from '../proto/cistern/v1/storage.js';
-import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../errors/errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import type { BackendOperation, PoolContext, RefreshResult, StorageBackend } from './backend.js';
 import { DEFAULT_DEV_ROOT, devFsPath, lunPoolSizes } from './scsi-scan.js';
@@ -171,14 +171,6 @@ export class MpathBackend implements StorageBackend {
   }
 
   // ---------------------------------------------------------------- volumes
-
-  async createVol(): Promise<VolumeDefinition> {
-    throw new UnimplementedError(`creating a volume is not supported by storage pool type mpath: ${NO_CREATE}`);
-  }
-
-  async deleteVol(): Promise<void> {
-    throw new UnimplementedError(`deleting a volume is not supported by storage pool type mpath: ${NO_CREATE}`);
-  }
 
   /** /dev/mapper/NAME of the volume, mapped into devRoot; anything else is INVALID_ARGUMENT. */
   devicePath(_pool: PoolDefinition, volume: VolumeDefinition): string {

@@ -330,14 +330,6 @@ export class ScsiBackend implements StorageBackend {
 
   // ---------------------------------------------------------------- volumes
 
-  async createVol(): Promise<VolumeDefinition> {
-    throw new UnimplementedError(`creating a volume is not supported by storage pool type scsi: ${NO_CREATE}`);
-  }
-
-  async deleteVol(): Promise<void> {
-    throw new UnimplementedError(`deleting a volume is not supported by storage pool type scsi: ${NO_CREATE}`);
-  }
-
   /** The volume's device as this process opens it (its path must be in the pool's target dir). */
   devicePath(pool: PoolDefinition, volume: VolumeDefinition): string {
     return lunDevicePath(pool, volume, this.devRoot);

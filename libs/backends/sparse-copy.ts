@@ -210,11 +210,6 @@ function releaseWorker(w: Worker, healthy: boolean): void {
   waiting.shift()?.();
 }
 
-/** Ends the idle copy workers (they never keep a process alive; this is for tidy shutdowns and tests). */
-export async function closeCopyWorkers(): Promise<void> {
-  await Promise.all(idle.splice(0).map((w) => w.terminate()));
-}
-
 export interface CopyFileOptions {
   signal?: AbortSignal;
   progress?: (done: bigint, total: bigint) => void;

@@ -56,24 +56,3 @@ export function parseSize(value: string, unit: string | undefined, field: string
   }
   return bytes;
 }
-
-const PRETTY = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
-
-/**
- * Human-readable size as virsh prints it in pool-info / vol-info ("1.00 GiB", "512.00 B").
- * XML output never uses this: documents always carry bytes with unit='bytes'.
- */
-export function formatSize(bytes: bigint): string {
-  if (bytes < 0n) bytes = 0n;
-  if (bytes < 1024n) return `${bytes.toString()}.00 B`;
-  let unit = 0;
-  let limit = 1024n * 1024n;
-  while (unit < PRETTY.length - 1 && bytes >= limit) {
-    unit++;
-    limit *= 1024n;
-  }
-  const div = limit / 1024n;
-  // two decimals, rounded half up, computed exactly in bigint
-  const hundredths = (bytes * 100n + div / 2n) / div;
-  return `${hundredths / 100n}.${(hundredths % 100n).toString().padStart(2, '0')} ${PRETTY[unit]}`;
-}

@@ -36,11 +36,6 @@ export function loadSecretKey(path: string): Buffer {
   return parseSecretKey(readFileSync(path), '--secret-key-file');
 }
 
-/** A new key as the text a key file holds (base64). */
-export function newSecretKeyText(): string {
-  return `${randomBytes(32).toString('base64')}\n`;
-}
-
 export const keyId = (key: Buffer): Buffer => createHash('sha256').update('cistern-secret-key').update(key).digest().subarray(0, KEY_ID);
 
 export function seal(key: Buffer, plaintext: Buffer, aad: string): Buffer {

@@ -41,13 +41,3 @@ export function parseSecretXml(xml: string): Secret {
   return secret;
 }
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
-
-export function secretXml(s: Secret): string {
-  const lines = [`<secret ephemeral='${s.ephemeral ? 'yes' : 'no'}' private='${s.private ? 'yes' : 'no'}'>`, `  <uuid>${esc(s.uuid)}</uuid>`];
-  if (s.description) lines.push(`  <description>${esc(s.description)}</description>`);
-  const usage = { 1: ['iscsi', 'target'], 2: ['volume', 'volume'], 3: ['ceph', 'name'] }[s.usageType as 1 | 2 | 3];
-  if (usage) lines.push(`  <usage type='${usage[0]}'>`, `    <${usage[1]}>${esc(s.usageId)}</${usage[1]}>`, '  </usage>');
-  lines.push('</secret>');
-  return `${lines.join('\n')}\n`;
-}

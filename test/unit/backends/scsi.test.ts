@@ -11,8 +11,9 @@ import { keyFromVpdPage83, keyFromWwid, npivKeyFromExport, scanScsiHost, scsiHos
 import { splitDevT } from '../../../libs/backends/device-number.js';
 import { formatPciAddress, vhbaParent } from '../../../libs/backends/vhba.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
+import { requireOperation } from '../../../services/agent/context.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
-import type { CisternError } from '../../../libs/errors/errors.js';
+import { UnimplementedError, type CisternError } from '../../../libs/errors/errors.js';
 import {
   AdapterType,
   PoolType,
@@ -296,10 +297,8 @@ describe('scsi backend: scsi_host', () => {
       expect(backend.operations.has(op), op).to.equal(false);
       expect(backend.unsupportedReasons[op], op).to.be.a('string');
     }
-    const err = await rejects(backend.createVol());
-    expect(err.code).to.equal('UNIMPLEMENTED');
-    expect(err.message).to.contain('LUNs');
-    expect((await rejects(backend.deleteVol())).code).to.equal('UNIMPLEMENTED');
+    expect(() => requireOperation(backend, 'createVol', 'creating a volume')).to.throw(UnimplementedError, /storage pool type scsi: .*LUNs/);
+    expect(() => requireOperation(backend, 'deleteVol', 'deleting a volume')).to.throw(UnimplementedError, /storage pool type scsi/);
   });
 });
 

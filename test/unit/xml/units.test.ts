@@ -1,7 +1,7 @@
 // Sizes as libvirt reads them: no unit = bytes, K/KiB = 1024, KB = 1000 ... E, case-insensitive,
 // at most 2^63-1; and the virsh-style human-readable form.
 import { expect } from 'chai';
-import { formatSize, parseSize, MAX_SIZE_BYTES } from '../../../libs/xml/units.js';
+import { parseSize, MAX_SIZE_BYTES } from '../../../libs/xml/units.js';
 import { formatVolumeXml, parsePoolXml, parseVolumeXml } from '../../../libs/xml/index.js';
 import { expectInvalid } from './helpers.js';
 
@@ -55,19 +55,6 @@ describe('xml units: parseSize', () => {
 
   it('refuses negative, fractional and non-numeric values', () => {
     for (const v of ['-1', '1.5', 'ten', '', '0x10', '1e3', ' 42 ', '42\n']) expectInvalid(() => parseSize(v, undefined, 'capacity'), 'not a non-negative integer');
-  });
-});
-
-describe('xml units: formatSize (virsh style)', () => {
-  it('prints bytes below 1 KiB and binary units above, two decimals', () => {
-    expect(formatSize(0n)).to.equal('0.00 B');
-    expect(formatSize(512n)).to.equal('512.00 B');
-    expect(formatSize(1024n)).to.equal('1.00 KiB');
-    expect(formatSize(1536n)).to.equal('1.50 KiB');
-    expect(formatSize(1024n ** 3n)).to.equal('1.00 GiB');
-    expect(formatSize(5n * 1024n ** 3n + 1024n ** 3n / 4n)).to.equal('5.25 GiB');
-    expect(formatSize(1024n ** 4n)).to.equal('1.00 TiB');
-    expect(formatSize(MAX_SIZE_BYTES)).to.equal('8.00 EiB');
   });
 });
 
