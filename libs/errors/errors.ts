@@ -1,6 +1,6 @@
 // One typed error class per condition. Both sides of the bus use them: the agent
-// sends {code, message, details} (see toAgentError), the coordinator re-raises the
-// same class (fromAgentError) and grpc-status.ts maps it to a gRPC status.
+// sends {code, message, details} (errorToWire in libs/bus/agent-rpc.ts), the coordinator
+// re-raises the same class (errorFromAgent) and grpc-status.ts maps it to a gRPC status.
 
 export type ErrorCode =
   | 'INVALID_ARGUMENT'

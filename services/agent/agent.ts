@@ -54,8 +54,6 @@ export interface AgentOptions {
   resyncSpreadMs?: number;
 }
 
-/** Replies to the agent's own requests come under this prefix: its NATS user may subscribe to nothing else. */
-
 /** How long the first heartbeat waits for autostart pools. */
 const AUTOSTART_WAIT_MS = 30_000;
 /** How long a starting agent waits for another agent of its host id to answer its ping. */

@@ -1,4 +1,4 @@
-// Journal of in-flight creates and clones under the agent's root (issue 6): an entry is
+// Journal of in-flight creates and clones under the agent's root: an entry is
 // written after the backend planned the new volume and before it writes anything, and
 // marked done when the operation ends (either way). An agent killed in between finds the
 // entry at its next start and removes what the create left, before it starts any pool.

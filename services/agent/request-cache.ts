@@ -1,4 +1,4 @@
-// Idempotency on the agent (issue 6): a mutating request that carries a request id runs
+// Idempotency on the agent: a mutating request that carries a request id runs
 // once. A retry with the same principal and request id joins the first call while it
 // runs and gets its reply afterwards (for `ttlMs`); a failed call is forgotten, so its
 // retry does the work. The agent is where the work happens, so this holds whichever

@@ -1,7 +1,7 @@
 // A resize by `delta` is the one volume operation that does something different when it runs
 // twice: each run adds the delta again. The agent turns it into an absolute capacity before
 // any change, and for a request with a request id it writes that capacity under its root
-// first (issue 6: a retry returns the first call's result without doing the work twice). A
+// first (a retry returns the first call's result without doing the work twice). A
 // retry then resizes to the same capacity, whether the first call finished, failed part way
 // (the size already changed), or died with the agent: the in-memory request cache
 // (request-cache.ts) forgets failed calls and everything at a restart; this file does not.

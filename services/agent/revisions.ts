@@ -1,5 +1,5 @@
 // The host-wide revision counter, kept monotonic across restarts without trusting the
-// clock (issue 6: skewed clocks). A floor file under the agent's root holds a value above
+// clock (clocks skew and step back). A floor file under the agent's root holds a value above
 // every revision handed out so far; a boot starts at max(clock, floor) and moves the floor
 // ahead by a step (one small write per boot, and again only when the counter reaches it).
 // The step is small against the clock's pace (2^24, ~17 s of clock-scale revisions): every

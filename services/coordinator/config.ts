@@ -16,9 +16,9 @@ export interface CoordinatorConfig {
   streamIdleMs?: number;
   /** libvirt's RELAX NG schemas, for requests with validate (undefined: /usr/share/libvirt/schemas). */
   schemaDir: string | undefined;
-  /** Security (issue 7): see docs/security.md. */
+  /** Security: see docs/security.md. */
   security: SecurityConfig;
-  /** Event retention by size and count, retry window (issue 6). */
+  /** Event retention by size and count, retry window. */
   reliability: ReliabilityConfig;
 }
 

@@ -27,7 +27,7 @@ export interface CoordinatorServices {
   applyTimeoutMs: number;
   /** Responses of calls with a request id (idempotent retries); absent in unit tests. */
   results?: RequestResults;
-  /** Secret definitions and sealed values (issue 7); absent in unit tests. */
+  /** Secret definitions and sealed values (docs/security.md); absent in unit tests. */
   secrets?: SecretStore;
   /** Checks XML against libvirt's schemas (requests with validate); absent in unit tests: the default. */
   schemas?: SchemaValidator;
@@ -35,7 +35,7 @@ export interface CoordinatorServices {
   catalogWatermark?: CatalogWatermark;
 }
 
-/** One gRPC call, as the handlers see it. The auth seam (issue 7) fills `principal`. */
+/** One gRPC call, as the handlers see it. The auth seam (docs/security.md) fills `principal`. */
 export interface CallContext {
   method: string;
   principal: string;

@@ -1,4 +1,4 @@
-// Reconciliation after a host comes back (issue 6): the coordinator compares its cached
+// Reconciliation after a host comes back (docs/events.md, "Host liveness and reconciliation"): the coordinator compares its cached
 // view of the host with the host's full sync and publishes what changed while it was
 // away (pools started or stopped, volumes new, changed or gone) before HOST_ONLINE.
 // A sync that carries events the agent's stream did not store has the state of those

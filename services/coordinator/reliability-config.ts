@@ -1,4 +1,4 @@
-// Coordinator flags for the event log retention and idempotent retries (issue 6).
+// Coordinator flags for the event log retention and idempotent retries.
 import { InvalidArgumentError } from '../../libs/errors/errors.js';
 
 export interface ReliabilityConfig {

@@ -1,4 +1,4 @@
-// Idempotency (issue 6): a mutating call that carries a request id does its work once.
+// Idempotency (docs/events.md, "Retries and request ids"): a mutating call that carries a request id does its work once.
 // The coordinator keeps each successful call's response in the JetStream KV bucket
 // `cistern-requests` (key = sha256 of principal and request id, TTL `ttlSeconds`): the
 // store is shared by every coordinator, so a client that retries on another coordinator

@@ -1,6 +1,6 @@
-// The compact form in which the fleet cache keeps a volume (issue 8): its protobuf encoding,
-// exactly what Volume.encode writes, as a one-byte-per-char string ('latin1'). A decoded
-// ts-proto Volume is 5 objects, ~12 strings and 7 BigInts (~935 heap bytes); the encoding is
+// The compact form in which the fleet cache keeps a volume (500 hosts hold a million of them):
+// its protobuf encoding, exactly what Volume.encode writes, as a one-byte-per-char string
+// ('latin1'). A decoded ts-proto Volume is 5 objects, ~12 strings and 7 BigInts (~935 heap bytes); the encoding is
 // ~330 bytes plus a 16-byte string header, with nothing inside for the GC to trace (a small
 // Uint8Array would add ~100 bytes of object overhead per volume). Readers decode on demand
 // (~10 µs); ListVolumes copies the bytes into its response (list-encoding.ts); the revision,

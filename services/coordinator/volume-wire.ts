@@ -1,4 +1,4 @@
-// Reading Volume and HostSync wire bytes without decoding them whole (issue 8, fleet scale).
+// Reading Volume and HostSync wire bytes without decoding them whole (fleet scale).
 // A full sync of a 1M-volume fleet decoded by ts-proto costs ~11 µs and ~1 KB of garbage per
 // volume; the cache keeps each volume as its encoded bytes anyway (stored-volume.ts), so the
 // intake only needs the few fields the cache indexes by. Every read mirrors the generated
