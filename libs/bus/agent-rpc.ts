@@ -17,6 +17,8 @@ import { subjects } from './subjects.js';
 import { ReplyInbox } from './reply-inbox.js';
 
 export type AgentOp = NonNullable<AgentRequest['op']>['$case'];
+/** The message of one operation of AgentRequest.op (its `value` for that `$case`). */
+export type AgentOpValue<C extends AgentOp> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
 export const opSubjectToken = (op: AgentOp): string => op[0]!.toUpperCase() + op.slice(1);
 

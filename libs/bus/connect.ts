@@ -49,3 +49,24 @@ export function busErrorLogger(log: Pick<Logger, 'error'>, now: () => number = D
     log.error('NATS refused an operation of this connection', { error: error.message });
   };
 }
+
+export interface BusStatusHandlers {
+  onDisconnect?: (server: string) => void;
+  onReconnect?: (server: string) => void;
+}
+
+/**
+ * Follows a connection's status for as long as it lives: server errors go to
+ * busErrorLogger, disconnects and reconnects to the handlers (which log them: each caller
+ * knows what losing this connection means for it).
+ */
+export function watchBusStatus(nc: NatsConnection, log: Pick<Logger, 'error'>, handlers: BusStatusHandlers): void {
+  const refused = busErrorLogger(log);
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'error') refused(s.error);
+      else if (s.type === 'disconnect') handlers.onDisconnect?.(String(s.server ?? ''));
+      else if (s.type === 'reconnect') handlers.onReconnect?.(String(s.server ?? ''));
+    }
+  })().catch(() => undefined);
+}

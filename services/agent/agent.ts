@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Host } from '../../libs/proto/cistern/v1/storage.js';
-import { busErrorLogger, connectBus } from '../../libs/bus/connect.js';
+import { connectBus, watchBusStatus } from '../../libs/bus/connect.js';
 import { ensureEventStream, EventPublisher } from '../../libs/bus/events.js';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { serveAgent, type AgentOp } from '../../libs/bus/agent-rpc.js';
@@ -35,7 +35,7 @@ import { CHILD_TAG, childTag, killOrphans } from './orphans.js';
 import { RequestCache } from './request-cache.js';
 import { undefinePool } from './undefine.js';
 import { PersistentRevisions } from './revisions.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 import * as pools from './handlers/pool-ops.js';
 import * as volumes from './handlers/volume-ops.js';
 import { explainNoSpace } from './no-space.js';
@@ -336,18 +336,14 @@ export class Agent {
   }
 
   private watchConnection(): void {
-    void (async () => {
-      const refused = busErrorLogger(this.ctx.log);
-      for await (const s of this.nc.status()) {
-        if (s.type === 'error') refused(s.error);
-        if (s.type === 'disconnect') this.ctx.log.warn('disconnected from NATS', { server: String(s.server ?? '') });
-        if (s.type === 'reconnect') {
-          this.ctx.log.info('reconnected to NATS', { server: String(s.server ?? '') });
-          this.heartbeat.beat();
-          void this.syncer.request('reconnect');
-        }
-      }
-    })().catch(() => undefined);
+    watchBusStatus(this.nc, this.ctx.log, {
+      onDisconnect: (server) => this.ctx.log.warn('disconnected from NATS', { server }),
+      onReconnect: (server) => {
+        this.ctx.log.info('reconnected to NATS', { server });
+        this.heartbeat.beat();
+        void this.syncer.request('reconnect');
+      },
+    });
   }
 
   /** Stops taking work, lets running operations finish (up to `graceMs`), drains NATS. */

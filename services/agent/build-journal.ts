@@ -11,7 +11,7 @@ import type { PoolContext, StorageBackend } from '../../libs/backends/backend.js
 import type { CommandRunner } from '../../libs/backends/runner.js';
 import { newCreateId } from '../../libs/backends/create-id.js';
 import { JournalFile, type JournalRecord } from './journal-file.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 
 export interface BuildEntry {
   /** the build id: the journal record's id, and what the backend marks its work with */

@@ -13,7 +13,7 @@ import { isSupportedPoolType, poolTypeToString } from '../../libs/xml/formats.js
 import { AgentState, type PoolEntry } from './state.js';
 import { LockTable } from './locks.js';
 import { progressEvent, throttledProgress, type Actor, type EventSink } from './events.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 import { secretsOf, withSecrets } from './secrets.js';
 import type { CreateJournal } from './journal.js';
 import type { BuildJournal } from './build-journal.js';

@@ -5,7 +5,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { Host } from '../../libs/proto/cistern/v1/storage.js';
 import { subjects } from '../../libs/bus/subjects.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 
 /** A random non-zero 64-bit id for this process. */
 export function newBootId(): bigint {

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { asCisternError, ResourceExhaustedError } from '../../libs/errors/errors.js';
 import type { StorageBackend } from '../../libs/backends/backend.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 import { JournalFile, parseOpenRecords } from './journal-file.js';
 
 export interface JournalEntry {

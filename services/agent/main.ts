@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { checkHostId } from '../../libs/api/names.js';
 import { asCisternError } from '../../libs/errors/errors.js';
 import { Agent, HostIdTakenError } from './agent.js';
-import { createLogger, isLogLevel, type LogLevel } from './log.js';
+import { createLogger, isLogLevel, type LogLevel } from '../../libs/log/logger.js';
 import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
 
 const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--heartbeat-ms N] [--log-level debug|info|warn|error]

@@ -14,7 +14,7 @@
 // the agent's, and killing it would break what the host runs.
 import { readdirSync, readFileSync } from 'node:fs';
 import { hasExited, readProcStat } from '../../libs/os/proc.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 
 export const CHILD_TAG = 'CISTERN_AGENT_CHILD';
 

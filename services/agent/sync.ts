@@ -11,7 +11,7 @@ import { HostSync, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent
 import { Event, Host, Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { subjects } from '../../libs/bus/subjects.js';
 import type { LostEvents } from './events.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 
 export const MAX_CHUNK_BYTES = 512 * 1024;
 /** Longest default delay before answering a fleet-wide ResyncRequest. */

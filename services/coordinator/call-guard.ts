@@ -11,7 +11,7 @@ import {
   UnauthenticatedError,
 } from '../../libs/errors/errors.js';
 import { bearerToken, roleAllows, type Role, type TokenTable } from './auth/tokens.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 
 /** viewer: reads and events; operator: volume work, refresh; admin: pool definitions and lifecycle, hosts, secrets. */
 export type { Role };

@@ -1,6 +1,6 @@
 // Command-line flags and environment for the coordinator.
 import { InvalidArgumentError } from '../../libs/errors/errors.js';
-import { isLogLevel, type LogLevel } from './log.js';
+import { isLogLevel, type LogLevel } from '../../libs/log/logger.js';
 import { RELIABILITY_USAGE, reliabilityDefaults, reliabilityFlag, type ReliabilityConfig } from './reliability-config.js';
 
 export interface CoordinatorConfig {

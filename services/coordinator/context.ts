@@ -5,7 +5,7 @@ import type { Catalog } from '../../libs/bus/catalog.js';
 import type { EventPublisher } from '../../libs/bus/events.js';
 import type { FleetCache } from './cache.js';
 import type { HostRegistry } from './hosts.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 import type { RequestResults } from './request-results.js';
 import type { SchemaValidator } from './schema-validator.js';
 import type { SecretStore } from './secrets/store.js';

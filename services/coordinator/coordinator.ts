@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { ServerCredentials } from '@grpc/grpc-js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Catalog } from '../../libs/bus/catalog.js';
-import { busErrorLogger, connectBus } from '../../libs/bus/connect.js';
+import { connectBus, watchBusStatus } from '../../libs/bus/connect.js';
 import { CLIENT_IDLE_TIMEOUT_MS } from './handlers/streams.js';
 import { ensureEventStream, EventPublisher, namedChangeDedupeId } from '../../libs/bus/events.js';
 import { subjects } from '../../libs/bus/subjects.js';
@@ -19,7 +19,7 @@ import { readEvents, streamBounds, type EventReader } from './event-log.js';
 import { GapResync, SequenceGaps } from './event-gaps.js';
 import { HostRegistry } from './hosts.js';
 import type { HostStore } from './hosts/records.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 import { SchemaValidator } from './schema-validator.js';
 import { SecretStore } from './secrets/store.js';
 import { serveAgentSecretRequests } from './secrets/agent-requests.js';
@@ -250,21 +250,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     });
     subs.push(syncIntake.subscribe(syncNc));
     cleanups.push(() => syncIntake.stop());
-    void (async () => {
-      const refused = busErrorLogger(log);
-      for await (const s of syncNc.status()) {
-        if (s.type === 'error') refused(s.error);
-        if (s.type === 'reconnect') {
-          syncsUp = true;
-          const cut = syncIntake.connectionLost();
-          log.warn('sync connection reconnected; asking the hosts again', { cutHosts: cut.length });
-          resyncOnceBothUp();
-        } else if (s.type === 'disconnect') {
-          syncsUp = false;
-          log.warn('sync connection to NATS lost');
-        }
-      }
-    })();
+    watchBusStatus(syncNc, log, {
+      onReconnect: () => {
+        syncsUp = true;
+        const cut = syncIntake.connectionLost();
+        log.warn('sync connection reconnected; asking the hosts again', { cutHosts: cut.length });
+        resyncOnceBothUp();
+      },
+      onDisconnect: () => {
+        syncsUp = false;
+        log.warn('sync connection to NATS lost');
+      },
+    });
     await syncNc.flush();
     // agents starting a CHAP pool on their own (autostart) ask for its secret here
     subs.push(serveAgentSecretRequests(nc, cache, secrets, log));
@@ -280,22 +277,19 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     stepDone('syncsMs');
 
     // reconnects: heartbeats may have been missed; ask again for a full picture
-    void (async () => {
-      const refused = busErrorLogger(log);
-      for await (const s of nc.status()) {
-        if (s.type === 'error') refused(s.error);
-        if (s.type === 'reconnect') {
-          log.info('reconnected to NATS; asking agents to resync');
-          mainUp = true;
-          hosts.busReconnected();
-          resyncOnceBothUp();
-        } else if (s.type === 'disconnect') {
-          mainUp = false;
-          log.warn('disconnected from NATS; hosts are not declared offline while this coordinator cannot hear them');
-          hosts.busDisconnected();
-        }
-      }
-    })();
+    watchBusStatus(nc, log, {
+      onReconnect: () => {
+        log.info('reconnected to NATS; asking agents to resync');
+        mainUp = true;
+        hosts.busReconnected();
+        resyncOnceBothUp();
+      },
+      onDisconnect: () => {
+        mainUp = false;
+        log.warn('disconnected from NATS; hosts are not declared offline while this coordinator cannot hear them');
+        hosts.busDisconnected();
+      },
+    });
 
     // 5. serve
     const grpc: GrpcServer = await startGrpcServer(svc, options.guard ?? openGuard(log), options.listen, options.serverCredentials);

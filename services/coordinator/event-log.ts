@@ -7,7 +7,7 @@ import { DeliverPolicy, jetstream, jetstreamManager, type Consumer, type Consume
 import { decodeEvent } from '../../libs/bus/events.js';
 import { EVENT_STREAM, subjects } from '../../libs/bus/subjects.js';
 import type { Event } from '../../libs/proto/cistern/v1/storage.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 
 export interface StreamBounds {
   /** oldest stored sequence (last + 1 when the stream is empty) */

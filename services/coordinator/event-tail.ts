@@ -12,7 +12,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Event } from '../../libs/proto/cistern/v1/storage.js';
 import { eventFromItsHost, natsEventSource, type EventSource, type RawEvent, type RawEventReader } from './event-log.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 
 /** What a watcher's filter looks at (the rest of the Event is only in `bytes`). */
 export type EventHeader = Pick<Event, 'host' | 'pool' | 'kind'>;

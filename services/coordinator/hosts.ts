@@ -26,7 +26,7 @@ import { NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
 import type { Heartbeat } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, Host, type Event } from '../../libs/proto/cistern/v1/storage.js';
 import { hostName } from '../../libs/api/resource-names.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 import { DEFAULT_INTERVAL_MS, silenceLimitMs, type HostEntry } from './hosts/entry.js';
 import { HostRecords, type HostStore } from './hosts/records.js';
 import { SyncAsks, clearSyncAsks } from './hosts/sync-asks.js';

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { asCisternError } from '../../libs/errors/errors.js';
 import { parseArgs, USAGE } from './config.js';
 import { startCoordinator } from './coordinator.js';
-import { createLogger } from './log.js';
+import { createLogger } from '../../libs/log/logger.js';
 import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
 import { setupSecurity } from './auth/setup.js';
 

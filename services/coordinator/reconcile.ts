@@ -9,7 +9,7 @@ import { Event, EventKind, PoolState, VolumeDefinition, type Pool, type Volume }
 import { poolShortName, type FleetCache, type SyncSnapshot } from './cache.js';
 import { decodeStored, prepareVolume, sameDefinitionBytes, type PreparedVolume, type StoredVolume } from './stored-volume.js';
 import { shortNameOf, snapshotPoolOf } from './volume-wire.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 
 /** How long reconcile events are published again while the stream refuses them (within JetStream's 2 minute duplicate window). */
 export const RECONCILE_RETRY_FOR_MS = 100_000;

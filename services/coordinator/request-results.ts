@@ -12,7 +12,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { asCisternError, InvalidArgumentError } from '../../libs/errors/errors.js';
 import { StorageServiceService } from '../../libs/proto/cistern/v1/storage.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 
 export const REQUESTS_BUCKET = 'cistern-requests';
 export const DEFAULT_REQUEST_TTL_SECONDS = 24 * 3600;

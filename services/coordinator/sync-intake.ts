@@ -25,7 +25,7 @@ import type { Event, Host, Pool, Volume } from '../../libs/proto/cistern/v1/stor
 import { subjects } from '../../libs/bus/subjects.js';
 import type { FleetCache, SyncSnapshot } from './cache.js';
 import type { HostRegistry } from './hosts.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../libs/log/logger.js';
 import { lostEventsReconcile, reconcileEvents } from './reconcile.js';
 import { splitHostSync, type HostSyncParts } from './volume-wire.js';
 

@@ -5,7 +5,7 @@ import type { StorageBackend } from '../../libs/backends/backend.js';
 import type { CommandRunner } from '../../libs/backends/runner.js';
 import type { AgentContext } from '../../services/agent/context.js';
 import { LockTable } from '../../services/agent/locks.js';
-import { silentLogger } from '../../services/agent/log.js';
+import { silentLogger } from '../../libs/log/logger.js';
 import { AgentState } from '../../services/agent/state.js';
 
 export function inProcessAgent(opts: { runner: CommandRunner; backend?: StorageBackend; host?: string }): { ctx: AgentContext; events: Event[] } {

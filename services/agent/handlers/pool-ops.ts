@@ -1,5 +1,6 @@
 // Pool operations: create (transient or persistent start, optional build), build, start,
 // stop, delete, refresh; plus sources, capabilities and the catalog flags the agent mirrors.
+import type { AgentOpValue } from '../../../libs/bus/agent-rpc.js';
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import {
   EventKind,
@@ -33,7 +34,6 @@ import { journaledBuild } from '../build-journal.js';
 import { requireNotDefined, requireStillDefined } from '../undefine.js';
 import { claimStorage } from '../storage-claims.js';
 
-type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
 export interface StartOptions {
   persistent: boolean;
@@ -157,7 +157,7 @@ function activateAndReply(
   );
 }
 
-export async function createPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'createPool'>): Promise<AgentReply> {
+export async function createPool(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'createPool'>): Promise<AgentReply> {
   const def = requestPool(request);
   return activateAndReply(ctx, request, def, 'create', requestedBuild(op), async () => {
     if (ctx.state.getPool(def.name)) {
@@ -167,7 +167,7 @@ export async function createPool(ctx: AgentContext, request: AgentRequest, op: O
   });
 }
 
-export async function startPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'startPool'>): Promise<AgentReply> {
+export async function startPool(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'startPool'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.name, def.name, 'name');
   // an undefine may have deleted the definition since the coordinator read it (undefine.ts)
@@ -215,7 +215,7 @@ async function onInactivePool(
   }, actor.signal);
 }
 
-export async function buildPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'buildPool'>): Promise<AgentReply> {
+export async function buildPool(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'buildPool'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.name, def.name, 'name');
   const flags = checkBuildFlags(op.flags);
@@ -236,7 +236,7 @@ export async function buildPool(ctx: AgentContext, request: AgentRequest, op: Op
   );
 }
 
-export async function stopPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'stopPool'>): Promise<AgentReply> {
+export async function stopPool(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'stopPool'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.name, def.name, 'name');
   const actor = actorOf(request);
@@ -252,7 +252,7 @@ export async function stopPool(ctx: AgentContext, request: AgentRequest, op: OpV
   }, actor.signal);
 }
 
-export async function deletePool(ctx: AgentContext, request: AgentRequest, op: OpValue<'deletePool'>): Promise<AgentReply> {
+export async function deletePool(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'deletePool'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.name, def.name, 'name');
   return onInactivePool(
@@ -304,7 +304,7 @@ export async function publishScan(
  * Incremental refresh: scans, publishes VOLUME_CHANGED / VOLUME_DELETED for what differs
  * from the agent's map, then POOL_REFRESHED. A failed refresh stops the pool (libvirt).
  */
-export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: OpValue<'refreshPool'>): Promise<AgentReply> {
+export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'refreshPool'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.name, def.name, 'name');
   const actor = actorOf(request);
@@ -373,7 +373,7 @@ export async function refreshAfterUpload(ctx: AgentContext, pool: string, actor:
   }
 }
 
-export async function findPoolSources(ctx: AgentContext, request: AgentRequest, op: OpValue<'findPoolSources'>): Promise<AgentReply> {
+export async function findPoolSources(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'findPoolSources'>): Promise<AgentReply> {
   const backend = backendFor(ctx, op.type);
   requireOperation(backend, 'findPoolSources', 'finding pool sources');
   const actor = actorOf(request);

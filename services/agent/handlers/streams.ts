@@ -1,6 +1,7 @@
 // Upload and download: the locks are taken here and held until the data has been
 // written / the download stream has ended (libs/bus/streams.ts moves the bytes). After an
 // upload the whole pool is refreshed, as libvirt does.
+import type { AgentOpValue } from '../../../libs/bus/agent-rpc.js';
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind } from '../../../libs/proto/cistern/v1/storage.js';
 import { InternalError, InvalidArgumentError } from '../../../libs/errors/errors.js';
@@ -21,9 +22,8 @@ import { commitVolume, rereadAfterFailure } from './volume-ops.js';
 import { refreshAfterUpload } from './pool-ops.js';
 import { explainNoSpace } from '../no-space.js';
 
-type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
-export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: OpValue<'uploadBegin'>): Promise<AgentReply> {
+export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'uploadBegin'>): Promise<AgentReply> {
   if (!ctx.nc) throw new InternalError('upload needs the bus connection');
   const nc = ctx.nc;
   const def = requestPool(request);
@@ -106,7 +106,7 @@ async function waitAtMost<T>(work: Promise<T>, ms: number): Promise<T | undefine
   }
 }
 
-export async function downloadBegin(ctx: AgentContext, request: AgentRequest, op: OpValue<'downloadBegin'>): Promise<AgentReply> {
+export async function downloadBegin(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'downloadBegin'>): Promise<AgentReply> {
   if (!ctx.nc) throw new InternalError('download needs the bus connection');
   const def = requestPool(request);
   checkObjectName(op.volume, 'volume', 'volume name');

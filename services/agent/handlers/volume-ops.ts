@@ -2,6 +2,7 @@
 // afterwards (backend.refreshVol) and takes new pool sizes, so the event and the reply
 // carry the real new state (after a create, clone or resize as libvirt's refreshVol reads
 // it: a qcow2 cluster size not asked for shows from the next pool refresh, probed-fields.ts).
+import type { AgentOpValue } from '../../../libs/bus/agent-rpc.js';
 import { isAbsolute } from 'node:path';
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, VolumeDefinition, type Pool, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
@@ -34,7 +35,6 @@ import { FILE_POOL_TYPES } from '../../../libs/backends/pool-kinds.js';
 import { fingerprintOf } from '../request-cache.js';
 import { newCreateId } from '../../../libs/backends/create-id.js';
 
-type OpValue<C extends string> = Extract<NonNullable<AgentRequest['op']>, { $case: C }>['value'];
 
 /** What a handler for one existing volume works on, resolved and checked. */
 interface VolumeTarget {
@@ -182,7 +182,7 @@ function journalEnder(end: (() => Promise<void>) | undefined): () => Promise<voi
   };
 }
 
-export async function createVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'createVolume'>): Promise<AgentReply> {
+export async function createVolume(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'createVolume'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.parent, def.name, 'parent');
   const wanted = op.definition;
@@ -309,7 +309,7 @@ function overSource(source: VolumeDefinition, given: VolumeDefinition): VolumeDe
   return base;
 }
 
-export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'cloneVolume'>): Promise<AgentReply> {
+export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'cloneVolume'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.parent, def.name, 'parent');
   const given = op.definition;
@@ -362,7 +362,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
   }
 }
 
-export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'deleteVolume'>): Promise<AgentReply> {
+export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'deleteVolume'>): Promise<AgentReply> {
   return withExistingVolume(ctx, request, op.name, 'deleteVol', 'deleting a volume', 'delete', async ({ def, name, pool, backend, vol, actor }) => {
     const pc = poolContext(ctx, pool.definition, actor);
     // decided before the delete, from what is known of the pool's other volumes
@@ -393,7 +393,7 @@ function rescanAfterDelete(backend: StorageBackend, pool: PoolEntry, vol: Volume
   return rule(vol.definition, others());
 }
 
-export async function wipeVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'wipeVolume'>): Promise<AgentReply> {
+export async function wipeVolume(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'wipeVolume'>): Promise<AgentReply> {
   return withExistingVolume(ctx, request, op.name, 'wipeVol', 'wiping a volume', 'wipe', async ({ def, name, pool, backend, vol, actor }) => {
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'wipe', volume: name });
     try {
@@ -438,7 +438,7 @@ export function resizeTarget(
   return target;
 }
 
-export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op: OpValue<'resizeVolume'>): Promise<AgentReply> {
+export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'resizeVolume'>): Promise<AgentReply> {
   return withExistingVolume(ctx, request, op.name, 'resizeVol', 'resizing a volume', 'resize', async ({ def, name, pool, backend, vol, actor }) => {
     const target = (): bigint =>
       resizeTarget({ capacity: vol.definition.capacity ?? 0n, allocation: vol.definition.allocation ?? 0n }, op);

@@ -6,7 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { openGuard, tokenGuard, type CallGuard } from '../call-guard.js';
 import type { SecurityConfig } from '../config.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../../libs/log/logger.js';
 import { loadSecretKey } from '../secrets/crypto.js';
 import { checkListenSecurity, serverCredentials } from './tls.js';
 import { TokenTable } from './tokens.js';

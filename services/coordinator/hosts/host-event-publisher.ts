@@ -13,7 +13,7 @@
 // the host's return). An attempt already on its way was sent before the newer event, on the
 // same connection, and JetStream stores them in that order.
 import { EventKind, type Event } from '../../../libs/proto/cistern/v1/storage.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../../libs/log/logger.js';
 
 /** How long a refused host event is published again (JetStream's duplicate window is 2 minutes). */
 export const HOST_EVENT_RETRY_FOR_MS = 100_000;

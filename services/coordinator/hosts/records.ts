@@ -7,7 +7,7 @@
 import { FailedPreconditionError, UnavailableError } from '../../../libs/errors/errors.js';
 import { Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import type { HostRecordEntry } from '../../../libs/bus/catalog.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../../libs/log/logger.js';
 import type { HostEntry } from './entry.js';
 
 export interface HostStore {

@@ -2,7 +2,7 @@
 // 2,000 volumes sends ~660 KB), so a host is never asked while its sync is on the way
 // (chunks arrived recently or are queued for the intake) or while an earlier ask is recent;
 // asks for the same host back off exponentially with jitter, up to MAX_SYNC_ASK_BACKOFF_MS.
-import type { Logger } from '../log.js';
+import type { Logger } from '../../../libs/log/logger.js';
 import { silenceLimitMs, type HostEntry } from './entry.js';
 
 /** Longest wait between two asks for the same host's full sync. */

@@ -12,7 +12,7 @@ import { checkHostId, checkObjectName } from '../../../libs/api/names.js';
 import { PoolSecretsReply, PoolSecretsRequest, type SecretValue } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { StartPoolRequest } from '../../../libs/proto/cistern/v1/storage.js';
 import type { FleetCache } from '../cache.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../../libs/log/logger.js';
 import { secretValuesFor } from './resolve.js';
 import type { SecretStore } from './store.js';
 

@@ -13,7 +13,7 @@ import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { CommandFailedError } from '../../../libs/errors/errors.js';
 import { dispatch } from '../../../services/agent/agent.js';
 import { BuildJournal, cleanupInterruptedBuilds } from '../../../services/agent/build-journal.js';
-import { silentLogger } from '../../../services/agent/log.js';
+import { silentLogger } from '../../../libs/log/logger.js';
 import { inProcessAgent } from '../../support/agent-context.js';
 import { makeTempDir } from '../../support/index.js';
 

@@ -11,7 +11,7 @@ import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { CommandFailedError } from '../../../libs/errors/errors.js';
 import { dispatch } from '../../../services/agent/agent.js';
 import { CreateJournal, cleanupInterruptedCreates, cleanupWhenStarted } from '../../../services/agent/journal.js';
-import { silentLogger } from '../../../services/agent/log.js';
+import { silentLogger } from '../../../libs/log/logger.js';
 import { inProcessAgent } from '../../support/agent-context.js';
 import { makeTempDir } from '../../support/index.js';
 import { lvmPoolRunner } from '../../support/lvm-script.js';

@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { EventKind, Host, Pool, Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import { buildSyncChunks, defaultResyncSpreadMs, HostSyncer, MAX_CHUNK_BYTES, MAX_RESYNC_SPREAD_MS, resyncDelayMs } from '../../../services/agent/sync.js';
 import { LostEvents, progressEvent, systemActor, volumeEvent } from '../../../services/agent/events.js';
-import { silentLogger } from '../../../services/agent/log.js';
+import { silentLogger } from '../../../libs/log/logger.js';
 
 const host = Host.create({ name: 'hosts/h', hostId: 'h', hostname: 'box', online: true });
 const volumes = (n: number) =>

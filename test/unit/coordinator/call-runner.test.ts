@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { Metadata } from '@grpc/grpc-js';
 import type { CallGuard } from '../../../services/coordinator/call-guard.js';
 import type { CoordinatorServices } from '../../../services/coordinator/context.js';
-import { silentLogger } from '../../../services/coordinator/log.js';
+import { silentLogger } from '../../../libs/log/logger.js';
 import { CallRunner } from '../../../services/coordinator/server.js';
 import { DeadlineExceededError } from '../../../libs/errors/errors.js';
 

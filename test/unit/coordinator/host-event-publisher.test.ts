@@ -6,7 +6,7 @@ import { Event, EventKind } from '../../../libs/proto/cistern/v1/storage.js';
 import { HostEventPublisher } from '../../../services/coordinator/hosts/host-event-publisher.js';
 import { HostRegistry } from '../../../services/coordinator/hosts.js';
 import { Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import { silentLogger } from '../../../services/coordinator/log.js';
+import { silentLogger } from '../../../libs/log/logger.js';
 
 const hostEvent = (kind: EventKind, host: string, requestId: string): Event => Event.fromPartial({ kind, host, requestId });
 const label = (e: Event): string => `${EventKind[e.kind]} ${e.host}`;

@@ -10,7 +10,7 @@ import { MAX_DELETED_REMEMBERED } from '../../../services/coordinator/hosts/dele
 import { MAX_SYNC_ASK_BACKOFF_MS } from '../../../services/coordinator/hosts/sync-asks.js';
 import type { HostStore } from '../../../services/coordinator/hosts/records.js';
 import { FailedPreconditionError, UnavailableError } from '../../../libs/errors/errors.js';
-import { createLogger, silentLogger, type Logger } from '../../../services/coordinator/log.js';
+import { createLogger, silentLogger, type Logger } from '../../../libs/log/logger.js';
 
 const INTERVAL = 2000;
 

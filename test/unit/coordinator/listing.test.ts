@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { Metadata } from '@grpc/grpc-js';
 import { FleetCache } from '../../../services/coordinator/cache.js';
 import { HostRegistry } from '../../../services/coordinator/hosts.js';
-import { silentLogger } from '../../../services/coordinator/log.js';
+import { silentLogger } from '../../../libs/log/logger.js';
 import { listPools } from '../../../services/coordinator/handlers/pools.js';
 import { listHosts } from '../../../services/coordinator/handlers/hosts.js';
 import { encodePageToken, pageOf } from '../../../services/coordinator/pagination.js';

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { Metadata } from '@grpc/grpc-js';
 import { FleetCache } from '../../../services/coordinator/cache.js';
 import { HostRegistry } from '../../../services/coordinator/hosts.js';
-import { silentLogger } from '../../../services/coordinator/log.js';
+import { silentLogger } from '../../../libs/log/logger.js';
 import { poolView, poolViews } from '../../../services/coordinator/catalog-view.js';
 import { getPool, listPools } from '../../../services/coordinator/handlers/pools.js';
 import { serializeListPools, serializePool } from '../../../services/coordinator/pool-list-encoding.js';

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { Metadata } from '@grpc/grpc-js';
 import { FleetCache } from '../../../services/coordinator/cache.js';
 import { HostRegistry } from '../../../services/coordinator/hosts.js';
-import { silentLogger } from '../../../services/coordinator/log.js';
+import { silentLogger } from '../../../libs/log/logger.js';
 import { pendingDefinition } from '../../../services/coordinator/catalog-view.js';
 import { getPoolXml } from '../../../services/coordinator/handlers/pools.js';
 import type { CallContext, CoordinatorServices } from '../../../services/coordinator/context.js';

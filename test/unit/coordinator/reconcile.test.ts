@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { FleetCache } from '../../../services/coordinator/cache.js';
 import { lostEventsReconcile, publishUntilStored, reconcileEvents } from '../../../services/coordinator/reconcile.js';
-import { silentLogger } from '../../../services/coordinator/log.js';
+import { silentLogger } from '../../../libs/log/logger.js';
 import { Event, EventKind, Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
 
 const def = (name: string) => PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DISK, target: { path: '/dev' } });

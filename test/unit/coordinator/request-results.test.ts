@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { CancelledError } from '../../../libs/errors/errors.js';
 import { DeleteVolumeRequest, WipeVolumeRequest, WipeAlgorithm, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
-import { silentLogger } from '../../../services/coordinator/log.js';
+import { silentLogger } from '../../../libs/log/logger.js';
 import { RequestResults, type RequestResultsStore } from '../../../services/coordinator/request-results.js';
 
 function memoryStore(): RequestResultsStore & { puts: number } {

@@ -7,7 +7,7 @@ import { Event, EventKind, Host, Pool, PoolDefinition, PoolState, PoolType, Volu
 import { buildSyncChunks } from '../../../services/agent/sync.js';
 import { FleetCache } from '../../../services/coordinator/cache.js';
 import { HostRegistry } from '../../../services/coordinator/hosts.js';
-import { silentLogger } from '../../../services/coordinator/log.js';
+import { silentLogger } from '../../../libs/log/logger.js';
 import { SyncIntake } from '../../../services/coordinator/sync-intake.js';
 
 const pool = (host: string, name: string, revision: bigint) =>
