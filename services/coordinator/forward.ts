@@ -7,6 +7,7 @@ import { AgentReply, AgentRequest } from '../../libs/proto/cistern/agent/v1/agen
 import type { VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { UnavailableError } from '../../libs/errors/errors.js';
 import type { CallContext, CoordinatorServices } from './context.js';
+import type { ResolvedPool } from './lookup.js';
 import { secretValuesFor } from './secrets/resolve.js';
 import { volumeShortName } from './cache.js';
 import { hostAnswer } from './catch-up.js';
@@ -41,6 +42,21 @@ export async function forward(
   if (!reply.stateComplete) await waitApplied(svc, ctx, reply.eventSequence);
   ctx.log.debug('agent answered', { host, op: request.op?.$case, ms: Date.now() - started, seq: reply.eventSequence });
   return reply;
+}
+
+/**
+ * An operation on a pool this coordinator resolved, sent with what the agent needs of it:
+ * its definition and its catalog flags (a pool the agent does not run is known to it only so).
+ */
+export function forwardToPool(
+  svc: CoordinatorServices,
+  ctx: CallContext,
+  p: ResolvedPool,
+  op: AgentRequest['op'],
+  more: Partial<AgentRequest> = {},
+  known: ForwardContext = {},
+): Promise<AgentReply> {
+  return forward(svc, ctx, p.ref.host, { pool: p.definition, persistent: p.pool.persistent, autostart: p.pool.autostart, ...more, op }, known);
 }
 
 /**

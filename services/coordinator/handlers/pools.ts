@@ -40,7 +40,7 @@ import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
 import { sourceConflict } from '../../../libs/api/pool-conflicts.js';
 import { refuseIfDefinedMeanwhile } from '../define-conflicts.js';
-import { forward } from '../forward.js';
+import { forward, forwardToPool } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
 import { SchemaValidator } from '../schema-validator.js';
@@ -183,7 +183,6 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
     throw new AlreadyExistsError(`pool '${def.name}' is already active on host '${host}'`, { host, pool: def.name });
   }
   requireNoSourceConflict(svc, host, def);
-  svc.hosts.requireOnline(host);
   const reply = await forward(svc, ctx, host, {
     pool: def,
     persistent: false,
@@ -235,13 +234,7 @@ export async function buildPool(svc: CoordinatorServices, ctx: CallContext, req:
   checkRequestId(req.requestId);
   checkBuildFlags(req.flags, 'flags');
   const p = unlessRetry(ctx, requireInactive, resolvePool(svc, ref));
-  svc.hosts.requireOnline(ref.host);
-  const reply = await forward(svc, ctx, ref.host, {
-    pool: p.definition,
-    persistent: p.pool.persistent,
-    autostart: p.pool.autostart,
-    op: { $case: 'buildPool', value: req },
-  });
+  const reply = await forwardToPool(svc, ctx, p, { $case: 'buildPool', value: req });
   return currentView(svc, ref.host, ref.pool, reply.result?.$case === 'pool' ? reply.result.value : undefined);
 }
 
@@ -251,7 +244,6 @@ export async function startPool(svc: CoordinatorServices, ctx: CallContext, req:
   checkBuildFlags(req.buildFlags, 'build_flags');
   const p = unlessRetry(ctx, requireInactive, resolvePool(svc, ref));
   const cat = svc.cache.catalogEntry(ref.host, ref.pool);
-  svc.hosts.requireOnline(ref.host);
   await forward(svc, ctx, ref.host, {
     pool: cat?.value.definition ?? p.definition,
     persistent: true,
@@ -265,13 +257,7 @@ export async function stopPool(svc: CoordinatorServices, ctx: CallContext, req: 
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
   const p = unlessRetry(ctx, requireActive, resolvePool(svc, ref));
-  svc.hosts.requireOnline(ref.host);
-  const reply = await forward(svc, ctx, ref.host, {
-    pool: p.definition,
-    persistent: p.pool.persistent,
-    autostart: p.pool.autostart,
-    op: { $case: 'stopPool', value: req },
-  });
+  const reply = await forwardToPool(svc, ctx, p, { $case: 'stopPool', value: req });
   const last = reply.result?.$case === 'pool' ? reply.result.value : { ...p.pool, state: PoolState.POOL_STATE_INACTIVE };
   return currentView(svc, ref.host, ref.pool, { ...last, state: PoolState.POOL_STATE_INACTIVE, volumeCount: 0 });
 }
@@ -281,13 +267,7 @@ export async function deletePool(svc: CoordinatorServices, ctx: CallContext, req
   checkRequestId(req.requestId);
   const p = resolvePool(svc, ref);
   if (p.active && !ctx.requestId) throw new FailedPreconditionError(`storage pool '${ref.pool}' is still active; stop it first`, { host: ref.host, pool: ref.pool });
-  svc.hosts.requireOnline(ref.host);
-  await forward(svc, ctx, ref.host, {
-    pool: p.definition,
-    persistent: p.pool.persistent,
-    autostart: p.pool.autostart,
-    op: { $case: 'deletePool', value: req },
-  });
+  await forwardToPool(svc, ctx, p, { $case: 'deletePool', value: req });
   return currentView(svc, ref.host, ref.pool, p.pool);
 }
 
@@ -295,13 +275,7 @@ export async function refreshPool(svc: CoordinatorServices, ctx: CallContext, re
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
   const p = requireActive(resolvePool(svc, ref));
-  svc.hosts.requireOnline(ref.host);
-  await forward(svc, ctx, ref.host, {
-    pool: p.definition,
-    persistent: p.pool.persistent,
-    autostart: p.pool.autostart,
-    op: { $case: 'refreshPool', value: req },
-  });
+  await forwardToPool(svc, ctx, p, { $case: 'refreshPool', value: req });
   return currentView(svc, ref.host, ref.pool);
 }
 

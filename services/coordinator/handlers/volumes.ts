@@ -20,7 +20,7 @@ import type { AgentReply } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { compare } from '../cache.js';
 import { volumeView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
-import { forward } from '../forward.js';
+import { forwardToPool } from '../forward.js';
 import { storedListVolumes, storedVolumeMessage } from '../list-encoding.js';
 import { requireActive, resolvePool, resolveStoredVolume, resolveVolume } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
@@ -69,12 +69,7 @@ export async function createVolume(svc: CoordinatorServices, ctx: CallContext, r
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await volumeErrorsUnderRequest(
     req,
-    forward(svc, ctx, ref.host, {
-      pool: p.definition,
-      persistent: p.pool.persistent,
-      autostart: p.pool.autostart,
-      op: { $case: 'createVolume', value: { ...req, definition: def, xml: '' } },
-    }),
+    forwardToPool(svc, ctx, p, { $case: 'createVolume', value: { ...req, definition: def, xml: '' } }),
   );
   return volumeAfter(svc, ref.host, ref.pool, def.name, reply);
 }
@@ -97,14 +92,7 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await volumeErrorsUnderRequest(
     req,
-    forward(svc, ctx, ref.host, {
-      pool: p.definition,
-      sourcePool: source.pool.definition,
-      persistent: p.pool.persistent,
-      autostart: p.pool.autostart,
-      cloneFromXml: fromXml,
-      op: { $case: 'cloneVolume', value: { ...req, definition: def, xml: '' } },
-    }),
+    forwardToPool(svc, ctx, p, { $case: 'cloneVolume', value: { ...req, definition: def, xml: '' } }, { sourcePool: source.pool.definition, cloneFromXml: fromXml }),
   );
   return volumeAfter(svc, ref.host, ref.pool, def.name, reply);
 }
@@ -115,12 +103,7 @@ export async function deleteVolume(svc: CoordinatorServices, ctx: CallContext, r
   // the retry of a delete that went through finds no volume here: with a request id the agent
   // decides (its request cache answers a retry; it says NOT_FOUND otherwise)
   const pool = ctx.requestId ? requireActive(resolvePool(svc, ref)) : resolveVolume(svc, ref).pool;
-  await forward(svc, ctx, ref.host, {
-    pool: pool.definition,
-    persistent: pool.pool.persistent,
-    autostart: pool.pool.autostart,
-    op: { $case: 'deleteVolume', value: req },
-  });
+  await forwardToPool(svc, ctx, pool, { $case: 'deleteVolume', value: req });
   return {};
 }
 
@@ -129,12 +112,7 @@ export async function wipeVolume(svc: CoordinatorServices, ctx: CallContext, req
   checkRequestId(req.requestId);
   checkWipeAlgorithm(req.algorithm);
   const { pool } = resolveVolume(svc, ref);
-  const reply = await forward(svc, ctx, ref.host, {
-    pool: pool.definition,
-    persistent: pool.pool.persistent,
-    autostart: pool.pool.autostart,
-    op: { $case: 'wipeVolume', value: req },
-  });
+  const reply = await forwardToPool(svc, ctx, pool, { $case: 'wipeVolume', value: req });
   return volumeAfter(svc, ref.host, ref.pool, ref.volume, reply);
 }
 
@@ -144,18 +122,7 @@ export async function resizeVolume(svc: CoordinatorServices, ctx: CallContext, r
   checkResizeCapacity(req);
   const { pool, volume } = resolveVolume(svc, ref);
   // an encrypted volume's passphrase goes with the request (secrets/resolve.ts)
-  const reply = await forward(
-    svc,
-    ctx,
-    ref.host,
-    {
-      pool: pool.definition,
-      persistent: pool.pool.persistent,
-      autostart: pool.pool.autostart,
-      op: { $case: 'resizeVolume', value: req },
-    },
-    { volume: volume.definition },
-  );
+  const reply = await forwardToPool(svc, ctx, pool, { $case: 'resizeVolume', value: req }, {}, { volume: volume.definition });
   return volumeAfter(svc, ref.host, ref.pool, ref.volume, reply);
 }
 
