@@ -10,7 +10,7 @@ import {
   type sendUnaryData,
 } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { CisternError, InternalError } from '../../libs/errors/errors.js';
+import { CisternError, InternalError, UnavailableError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import type { StorageServiceServer } from '../../libs/proto/cistern/v1/storage.js';
 import { errorCodeOf, METHODS, type CallGuard } from './call-guard.js';
@@ -52,10 +52,22 @@ export interface CallLike {
 }
 
 export class CallRunner {
+  /** The server-streaming calls running now (WatchEvents, DownloadVolume): a shutdown ends them. */
+  private readonly openStreams = new Set<AbortController>();
+
   constructor(
     private readonly svc: CoordinatorServices,
     private readonly guard: CallGuard,
   ) {}
+
+  /**
+   * Ends every open server stream with `why`. A watcher never ends by itself: without this a
+   * graceful shutdown waits out its grace and then cuts the streams, which clients see as
+   * CANCELLED, a code that by gRPC convention means they cancelled, so they would not retry.
+   */
+  endStreams(why: CisternError): void {
+    for (const abort of this.openStreams) abort.abort(why);
+  }
 
   /** Authenticates, authorizes, runs, audits. The one path every RPC takes. */
   async run<T>(
@@ -63,6 +75,7 @@ export class CallRunner {
     call: CallLike,
     request: unknown,
     body: (ctx: CallContext) => Promise<T>,
+    kind: 'call' | 'stream' = 'call',
   ): Promise<T> {
     const spec = METHODS[method];
     if (!spec) throw new InternalError(`method ${method} has no access rule`);
@@ -73,6 +86,7 @@ export class CallRunner {
     // (grpc-js gives the string 'cancelled' as reason: a plain abort, CANCELLED downstream)
     const onCancelled = (reason?: unknown): void => abort.abort(reason instanceof CisternError ? reason : undefined);
     call.on('cancelled', onCancelled);
+    if (kind === 'stream') this.openStreams.add(abort);
     const requestId = typeof (request as { requestId?: unknown })?.requestId === 'string' ? ((request as { requestId: string }).requestId) : '';
     let principal = 'unknown';
     let ctx: CallContext | undefined;
@@ -93,13 +107,17 @@ export class CallRunner {
         log: this.svc.log.child({ method }),
         requestId,
       };
-      return await body(ctx);
-    } catch (err) {
-      failure = err;
+      const result = await body(ctx);
+      // a stream the server ended (endStreams) fails with the server's reason, however it wound down
+      if (kind === 'stream' && abort.signal.reason instanceof CisternError) throw abort.signal.reason;
+      return result;
+    } catch (thrown) {
+      failure = kind === 'stream' && abort.signal.reason instanceof CisternError ? abort.signal.reason : thrown;
       // the status a client gets is cut to fit its trailer limit; the whole failure stays here
-      if (errorCodeOf(err) === 'INTERNAL') (ctx?.log ?? this.svc.log).error('call failed', { method, requestId, error: err });
-      throw err;
+      if (errorCodeOf(failure) === 'INTERNAL') (ctx?.log ?? this.svc.log).error('call failed', { method, requestId, error: failure });
+      throw failure;
     } finally {
+      this.openStreams.delete(abort);
       call.removeListener('cancelled', onCancelled);
       release?.();
       this.guard.audit(
@@ -143,7 +161,7 @@ export class CallRunner {
 
   serverStream<Req, Res>(method: string, handler: (svc: CoordinatorServices, ctx: CallContext, call: ServerWritableStream<Req, Res>) => Promise<void>) {
     return (call: ServerWritableStream<Req, Res>): void => {
-      this.run(method, call, call.request, (ctx) => handler(this.svc, ctx, call)).then(
+      this.run(method, call, call.request, (ctx) => handler(this.svc, ctx, call), 'stream').then(
         () => {
           if (!call.cancelled) call.end();
         },
@@ -212,8 +230,9 @@ export async function startGrpcServer(
       new Promise<void>((resolveStop) => {
         health.setStatus('', 'NOT_SERVING');
         health.setStatus(SERVICE_NAME, 'NOT_SERVING');
-        // an open session would hold a graceful shutdown until the client hangs up
+        // an open session or stream would hold a graceful shutdown until the client hangs up
         sessions.close();
+        runner.endStreams(new UnavailableError('this coordinator is shutting down; call again (another coordinator, or this one once restarted); a watcher resumes after the last sequence it received'));
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolveStop();

@@ -263,6 +263,17 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
     expect(JSON.parse(out.stdout)).to.deep.include({ host: first.host, pool: '' });
     expect(JSON.parse(out.stdout).hostState).to.deep.include({ name: first.host });
   });
+
+  it('a coordinator that shuts down ends its watchers with UNAVAILABLE, the code clients retry on', async () => {
+    // cut after the shutdown's grace period, they used to end CANCELLED: "the caller
+    // cancelled" by gRPC convention, which retry policies and resume loops do not retry
+    const w = watch(ctx.stack.client, { hosts: ['a'] });
+    await w.ready;
+    await ctx.stack.restartCoordinator();
+    await waitFor('the watcher to end', () => w.ended());
+    expect(w.failure()?.code, String(w.failure()?.details)).to.equal(status.UNAVAILABLE);
+    expect(w.failure()?.details).to.match(/shutting down.*resumes after the last sequence it received/);
+  });
 });
 
 describe('event retention (coordinator --event-max-events 25)', function () {
