@@ -93,10 +93,10 @@ export class EventPublisher {
     this.inbox = ReplyInbox.of(nc);
   }
 
-  publish(event: Event): void {
+  /** `msgID`: the event's duplicate id, when the caller names the change itself (else `dedupe`'s). */
+  publish(event: Event, msgID: string | undefined = this.dedupe(event)): void {
     const subject = subjects.events(event.host, event.pool || undefined);
     const data = Event.encode({ ...event, sequence: 0n }).finish();
-    const msgID = this.dedupe(event);
     const ack = this.inbox.request(subject, data, { timeoutMs: ACK_TIMEOUT_MS, headers: msgID ? dedupeHeader(msgID) : undefined });
     // handled below once the acks before it are in: not an unhandled rejection meanwhile
     ack.catch(() => undefined);
@@ -125,8 +125,8 @@ export class EventPublisher {
   }
 
   /** Publishes one event and waits for it to be stored. */
-  async publishNow(event: Event): Promise<bigint> {
-    this.publish(event);
+  async publishNow(event: Event, msgID?: string): Promise<bigint> {
+    this.publish(event, msgID ?? this.dedupe(event));
     return this.flush();
   }
 }

@@ -1,9 +1,17 @@
 // Events the coordinator itself makes for a call: catalog changes (POOL_DEFINED /
 // POOL_UNDEFINED) and host deletions (HOST_DELETED). HOST_ONLINE / HOST_OFFLINE are the host
 // registry's (hosts.ts).
+//
+// The change is done when its event is published: a stream that refuses the event (full, no
+// leader for a moment) must not turn a done change into a failed call. Nothing else would
+// ever publish it, though (no agent sync carries a catalog change), so a refused event is
+// published again in the background until the stream takes it, under one duplicate id so
+// that an ack lost on the way stores no second copy.
+import { randomUUID } from 'node:crypto';
 import { Event, EventKind, type Host, type Pool } from '../../libs/proto/cistern/v1/storage.js';
 import type { CallContext, CoordinatorServices } from './context.js';
 import { waitApplied } from './forward.js';
+import { publishUntilStored } from './reconcile.js';
 
 export async function publishPoolEvent(
   svc: CoordinatorServices,
@@ -22,13 +30,7 @@ export async function publishPoolEvent(
     requestId: ctx.requestId,
     poolState: state,
   });
-  try {
-    const seq = await svc.publisher.publishNow(event);
-    await waitApplied(svc, ctx, seq);
-  } catch (err) {
-    // the catalog change is done; a lost event must not turn it into a failure
-    ctx.log.warn('could not publish pool event', { host, pool, kind: EventKind[kind], err });
-  }
+  await publishUntilTaken(svc, ctx, event);
 }
 
 export async function publishHostEvent(svc: CoordinatorServices, ctx: CallContext, kind: EventKind.HOST_DELETED, state: Host): Promise<void> {
@@ -40,11 +42,17 @@ export async function publishHostEvent(svc: CoordinatorServices, ctx: CallContex
     requestId: ctx.requestId,
     hostState: state,
   });
+  await publishUntilTaken(svc, ctx, event);
+}
+
+/** Publishes the event and waits for it; when the stream refuses it, answers anyway and keeps publishing it in the background. */
+async function publishUntilTaken(svc: CoordinatorServices, ctx: CallContext, event: Event): Promise<void> {
+  const msgID = `coordinator-event:${randomUUID()}`;
+  const attempt = (): Promise<bigint> => svc.publisher.publishNow(event, msgID);
   try {
-    const seq = await svc.publisher.publishNow(event);
-    await waitApplied(svc, ctx, seq);
+    await waitApplied(svc, ctx, await attempt());
   } catch (err) {
-    // the deletion is done; a lost event must not turn it into a failure
-    ctx.log.warn('could not publish host event', { host: state.hostId, kind: EventKind[kind], err });
+    ctx.log.warn('event not stored; publishing it again in the background', { host: event.host, pool: event.pool, kind: EventKind[event.kind], err });
+    void publishUntilStored(attempt, [event], ctx.log, { what: `${EventKind[event.kind]} event` });
   }
 }

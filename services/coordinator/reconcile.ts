@@ -25,8 +25,9 @@ export async function publishUntilStored(
   attempt: (events: Event[]) => Promise<unknown>,
   events: Event[],
   log: Logger,
-  opts: { everyMs?: number; forMs?: number; stopped?: () => boolean } = {},
+  opts: { everyMs?: number; forMs?: number; stopped?: () => boolean; what?: string } = {},
 ): Promise<boolean> {
+  const what = opts.what ?? 'reconcile events';
   const everyMs = opts.everyMs ?? RECONCILE_RETRY_EVERY_MS;
   const until = Date.now() + (opts.forMs ?? RECONCILE_RETRY_FOR_MS);
   const host = events[0]?.host;
@@ -36,10 +37,10 @@ export async function publishUntilStored(
       return true;
     } catch (err) {
       if (opts.stopped?.() || Date.now() + everyMs > until) {
-        log.error('reconcile events not stored: readers of the event stream miss these changes', { host, events: events.length, err });
+        log.error(`${what} not stored: readers of the event stream miss these changes`, { host, events: events.length, err });
         return false;
       }
-      log.warn('reconcile events not stored; publishing them again', { host, events: events.length, inMs: everyMs, err });
+      log.warn(`${what} not stored; publishing them again`, { host, events: events.length, inMs: everyMs, err });
       await new Promise((resolve) => setTimeout(resolve, everyMs).unref());
     }
   }

@@ -8,7 +8,7 @@ import { Metadata, status } from '@grpc/grpc-js';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { registerCleanup, useStack, useTempDir, waitFor } from '../support/index.js';
 import { Event as EventMessage, EventKind, WipeAlgorithm, type Event, type UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
 import { DEFAULT_RING_EVENTS } from '../../services/coordinator/event-tail.js';
@@ -262,6 +262,35 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
     expect(out.stdout).to.contain(`{"sequence":${first.sequence},"event":"host",`);
     expect(JSON.parse(out.stdout)).to.deep.include({ host: first.host, pool: '' });
     expect(JSON.parse(out.stdout).hostState).to.deep.include({ name: first.host });
+  });
+
+  it('a definition made while the stream refused events still reaches the stream once it takes them again', async () => {
+    // the call succeeds (the catalog holds the change) and its POOL_DEFINED / POOL_UNDEFINED
+    // was only logged as lost: nothing else ever publishes a catalog change
+    const nc = await connect({ servers: ctx.stack.natsUrl });
+    const closeNats = registerCleanup('events test NATS connection', () => nc.close());
+    const jsm = await jetstreamManager(nc);
+    await ctx.stack.api.definePool({ host: 'b', definition: dirPool('refused-undef', join(scratch.path, 'refused-undef')), xml: '', requestId: '', validate: false });
+    const w = watch(ctx.stack.client, { hosts: ['b'], pools: ['refused-def', 'refused-undef'] });
+    await w.ready;
+    const info = await jsm.streams.info('CISTERN_EVENTS');
+    const config = { ...info.config };
+    // what a full stream that discards new messages does: every publish is refused
+    await jsm.streams.update('CISTERN_EVENTS', { ...config, discard: DiscardPolicy.New, max_msgs: info.state.messages });
+    try {
+      await ctx.stack.api.definePool({ host: 'b', definition: dirPool('refused-def', join(scratch.path, 'refused-def')), xml: '', requestId: '', validate: false });
+      await ctx.stack.api.undefinePool({ name: 'hosts/b/pools/refused-undef', requestId: '' });
+      expect(w.events, 'nothing was stored while the stream refused').to.deep.equal([]);
+    } finally {
+      await jsm.streams.update('CISTERN_EVENTS', config);
+    }
+    const kinds = () => w.events.map((e) => `${kindName(e)} ${e.pool}`).sort();
+    await waitFor('both events', () => kinds().length >= 2 || w.failure());
+    // a moment more: a second copy would have come by now
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    w.cancel();
+    expect(kinds()).to.deep.equal(['POOL_DEFINED refused-def', 'POOL_UNDEFINED refused-undef']);
+    await closeNats();
   });
 
   it('a coordinator that shuts down ends its watchers with UNAVAILABLE, the code clients retry on', async () => {
