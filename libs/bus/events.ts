@@ -23,6 +23,9 @@ function storedSequence(msg: Msg): bigint {
   return BigInt(ack.seq);
 }
 
+export const DEFAULT_EVENT_MAX_AGE_SECONDS = 7 * 24 * 3600;
+export const DEFAULT_EVENT_MAX_BYTES = 1024 ** 3;
+
 export interface EventStreamOptions {
   /** Oldest event kept, in seconds (default 7 days). */
   maxAgeSeconds?: number;
@@ -37,26 +40,32 @@ export interface EventStreamOptions {
 
 /**
  * Creates the stream when it is missing; safe to call from every process at start.
- * Limits given explicitly (the coordinator's settings) also update an existing
- * stream; a caller that gives none (an agent) never overrides them.
+ * `retention: 'apply'` (a coordinator) also sets an existing stream's limits to these, the
+ * defaults for those not given, so that the last coordinator started decides, as documented;
+ * its storage and replicas stay as they are (changing them is an operator's job). An agent
+ * leaves an existing stream alone.
  */
-export async function ensureEventStream(nc: NatsConnection, options: EventStreamOptions = {}): Promise<void> {
-  const explicit = Object.values(options).some((v) => v !== undefined);
+export async function ensureEventStream(nc: NatsConnection, options: EventStreamOptions = {}, retention: 'apply' | 'keep' = 'keep'): Promise<void> {
   const jsm = await jetstreamManager(nc);
+  const limits = {
+    max_age: (options.maxAgeSeconds ?? DEFAULT_EVENT_MAX_AGE_SECONDS) * 1_000_000_000,
+    max_bytes: options.maxBytes ?? DEFAULT_EVENT_MAX_BYTES,
+    max_msgs: options.maxMessages ?? -1,
+  };
   const config = {
     name: EVENT_STREAM,
     subjects: [subjects.eventsAll],
     retention: RetentionPolicy.Limits,
     storage: options.storage === 'memory' ? StorageType.Memory : StorageType.File,
-    max_age: (options.maxAgeSeconds ?? 7 * 24 * 3600) * 1_000_000_000,
-    max_bytes: options.maxBytes ?? 1024 ** 3,
-    max_msgs: options.maxMessages ?? -1,
+    ...limits,
     num_replicas: options.replicas ?? 1,
     duplicate_window: 120 * 1_000_000_000,
   };
   try {
-    await jsm.streams.info(EVENT_STREAM);
-    if (explicit) await jsm.streams.update(EVENT_STREAM, config);
+    const existing = await jsm.streams.info(EVENT_STREAM);
+    const current = existing.config;
+    const differ = current.max_age !== limits.max_age || current.max_bytes !== limits.max_bytes || current.max_msgs !== limits.max_msgs;
+    if (retention === 'apply' && differ) await jsm.streams.update(EVENT_STREAM, { ...current, ...limits });
   } catch (err) {
     if (!/not found/i.test((err as Error).message)) throw err;
     try {

@@ -93,7 +93,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     // JetStream may not be ready yet (nats-server just started, cluster electing): retry
     const catalog = await retrying(log, 'open the catalog bucket', () => Catalog.open(nc));
     await retrying(log, 'set up the event stream', () =>
-      ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds, maxBytes: options.eventMaxBytes, maxMessages: options.eventMaxEvents }),
+      ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds, maxBytes: options.eventMaxBytes, maxMessages: options.eventMaxEvents }, 'apply'),
     );
     const results = await retrying(log, 'open the request results bucket', () => RequestResults.open(nc, log, options.requestTtlSeconds));
     const secrets = await retrying(log, 'open the secrets bucket', () => SecretStore.open(nc, options.secretKey));
