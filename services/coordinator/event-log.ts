@@ -159,7 +159,10 @@ class StreamReader implements RawEventReader {
     this.consumer = consumer;
     this.messages = await consumer.consume();
     this.epoch = epoch;
-    if (this.closed) void this.messages.close().catch(() => undefined);
+    if (this.closed) {
+      void this.messages.close().catch(() => undefined);
+      void consumer.delete().catch(() => undefined);
+    }
     // the connection dropped while it was being opened: its pull may be lost already
     else this.onLink();
   }
@@ -169,7 +172,14 @@ class StreamReader implements RawEventReader {
     this.closed = true;
     this.link.listeners.delete(this.onLink);
     this.wake?.();
-    await this.messages?.close();
+    // close() stops the pull at once but settles only when the loop reading it has seen the
+    // end, which may be never for a reader nobody pulls any more: the deletion must not wait.
+    // Closing only unsubscribes: the consumer would stay on the server for its inactive
+    // threshold (5 minutes, the library's, for an ordered consumer), ~100 KB each, and a
+    // client that reconnects its watcher in a loop would pile up thousands of them
+    const closed = this.messages?.close();
+    if (!this.link.closed) void this.consumer?.delete().catch(() => undefined);
+    await closed;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<RawEvent> {

@@ -264,6 +264,23 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
     expect(JSON.parse(out.stdout).hostState).to.deep.include({ name: first.host });
   });
 
+  it('a replaying watcher that ends leaves no consumer behind on nats-server', async () => {
+    // closing a consumer's messages only unsubscribes: each one stayed on the server for five
+    // minutes (~100 KB), and a client reconnecting its watcher in a loop piled up thousands
+    const nc = await connect({ servers: ctx.stack.natsUrl });
+    const closeNats = registerCleanup('events test NATS connection', () => nc.close());
+    const jsm = await jetstreamManager(nc);
+    const consumers = async () => (await jsm.streams.info('CISTERN_EVENTS')).state.consumer_count;
+    const before = await consumers();
+    const watchers = [watch(ctx.stack.client, { afterSequence: 1n }), watch(ctx.stack.client, { fromStart: true, hosts: ['b'] })];
+    await Promise.all(watchers.map((w) => w.ready));
+    await waitFor('the replays to read on consumers of their own', async () => (await consumers()) > before);
+    await waitFor('both replays to have sent events', () => watchers.every((w) => w.events.length > 0));
+    for (const w of watchers) w.cancel();
+    await waitFor('their consumers to go', async () => (await consumers()) <= before, { timeoutMs: 40_000 });
+    await closeNats();
+  });
+
   it('a definition made while the stream refused events still reaches the stream once it takes them again', async () => {
     // the call succeeds (the catalog holds the change) and its POOL_DEFINED / POOL_UNDEFINED
     // was only logged as lost: nothing else ever publishes a catalog change
