@@ -26,6 +26,7 @@ import { freePort } from '../support/ports.js';
 import { AbortWait, ServiceProcess, waitFor } from '../support/process.js';
 import { entryPoints } from '../support/paths.js';
 import { startSecureFleet, type SecureFleet } from '../security/fleet.js';
+import { documentedMethodRoles } from '../support/security-doc.js';
 
 const codeOf = async (p: Promise<unknown>): Promise<{ code: number; message: string }> => {
   const err = (await p.then(() => undefined, (e) => e)) as ServiceError | undefined;
@@ -51,6 +52,32 @@ function healthCheck(address: string, creds = grpcCredentials.createInsecure(), 
         else resolve(res && res.length >= 2 ? res[1]! : 0);
       },
     );
+  });
+}
+
+/**
+ * StorageService/`method` with an empty request message (every field at its default), as the
+ * holder of `token`: the status it ends with. Authorization comes before the request is read,
+ * so a refused call is refused whatever it asks.
+ */
+function emptyCall(client: Client, method: string, token: string): Promise<{ code: number; message: string }> {
+  const path = `/cistern.v1.StorageService/${method}`;
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  const opts = { deadline: Date.now() + 30_000 };
+  const id = (b: Buffer) => b;
+  return new Promise<{ code: number; message: string }>((resolve) => {
+    const done = (err: ServiceError | null) => resolve(err ? { code: err.code, message: err.details } : { code: 0, message: '' });
+    if (method === 'UploadVolume') {
+      client.makeClientStreamRequest(path, id, id, md, opts, (err) => done(err)).end();
+    } else if (method === 'DownloadVolume' || method === 'WatchEvents') {
+      const call = client.makeServerStreamRequest(path, id, id, Buffer.alloc(0), md, opts);
+      call.on('data', () => call.cancel()); // let through: the test fails on the code below
+      call.on('error', (e: ServiceError) => done(e));
+      call.on('end', () => done(null));
+    } else {
+      client.makeUnaryRequest(path, id, id, Buffer.alloc(0), md, opts, (err) => done(err));
+    }
   });
 }
 
@@ -146,6 +173,23 @@ describe('security: gRPC authentication, roles, TLS and limits', function () {
       expect(created!.durationMs).to.be.a('number');
       expect(audit.some((a) => a.method === 'CreateVolume' && a.principal === 'viewer' && a.code === 'PERMISSION_DENIED')).to.equal(true);
       expect(audit.some((a) => a.method === 'StopPool' && a.code === 'PERMISSION_DENIED')).to.equal(true);
+    });
+
+    it('refuses a viewer every method above viewer, and an operator every admin method, as docs/security.md lists them', async () => {
+      const roles = documentedMethodRoles();
+      const above = (role: 'viewer' | 'operator') => [...roles].filter(([, r]) => (role === 'viewer' ? r !== 'viewer' : r === 'admin'));
+      // the ones whose loss would hurt most, so that a shrunken table cannot empty this test
+      const admin = above('operator').map(([m]) => m);
+      for (const m of ['DeletePool', 'UndefinePool', 'DefinePool', 'BuildPool', 'SetPoolAutostart', 'DeleteHost', 'DefineSecret']) expect(admin).to.include(m);
+      const operatorWork = above('viewer').map(([m]) => m);
+      for (const m of ['DownloadVolume', 'UploadVolume', 'WipeVolume', 'DeleteVolume', ...admin]) expect(operatorWork).to.include(m);
+      for (const [who, token] of [['viewer', fleet.tokens.viewer], ['operator', fleet.tokens.operator]] as const) {
+        for (const [method, needed] of above(who)) {
+          const r = await emptyCall(fleet.client, method, token);
+          expect(status[r.code], `${method} as ${who}: ${r.message}`).to.equal('PERMISSION_DENIED');
+          expect(r.message).to.equal(`${method} needs role '${needed}'; principal '${who}' has role '${who}'`);
+        }
+      }
     });
 
     it("a Session's calls: each authenticated by the stream's token, authorized by its own method's role, audited as that method", async () => {
