@@ -62,6 +62,23 @@ describe('security: backing stores and clone sources stay inside the host pools'
     expect(existsSync(join(target, 'overlay'))).to.equal(false);
   });
 
+  it("refuses a backing store in a sibling directory named like the pool's target ('pool-p-sibling'): PERMISSION_DENIED, nothing created", async () => {
+    const sibling = `${target}-sibling`;
+    mkdirSync(sibling, { recursive: true });
+    const victim = join(sibling, 'secret');
+    writeFileSync(victim, SECRET);
+    await expectCode(
+      qcow2('overlay-sibling', 1 << 20, `<target><format type='qcow2'/></target><backingStore><path>${victim}</path><format type='raw'/></backingStore>`),
+      status.PERMISSION_DENIED,
+      /backing store .* in none of the active pools of host 'a'/,
+    );
+    expect(existsSync(join(target, 'overlay-sibling'))).to.equal(false);
+    await uploadImage('abs-sibling', ['-b', victim, '-F', 'raw']);
+    await expectCode(clone('abs-sibling', 'flat-sibling'), status.PERMISSION_DENIED, /in none of the active pools of host 'a'/);
+    expect(existsSync(join(target, 'flat-sibling'))).to.equal(false);
+    expect(readFileSync(victim, 'utf8')).to.equal(SECRET);
+  });
+
   it('refuses to clone an uploaded image whose header names a file outside (absolute, relative, json:, data file)', async () => {
     await uploadImage('abs', ['-b', secret, '-F', 'raw']);
     await uploadImage('json', ['-b', `json:{"driver":"raw","file":{"driver":"file","filename":"${secret}"}}`, '-F', 'raw']);

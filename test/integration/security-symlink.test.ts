@@ -1,6 +1,6 @@
 // The dir backend refuses to write through a symlink that leaves the pool (a volume
 // name that is a link to /etc/shadow must never be wiped, resized or uploaded into).
-import { readFileSync, lstatSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, lstatSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
@@ -78,6 +78,41 @@ describe('security: symlinks out of a dir pool are refused for writes and downlo
       writeFileSync(join(sb.pool, 'inside'), 'INSIDE');
       symlinkSync('inside', join(sb.pool, 'link-in'));
       expect((await read('link-in')).toString()).to.equal('INSIDE');
+    } finally {
+      sb.remove();
+      await tmp.remove();
+    }
+  });
+
+  it("wipe, resize and download through a link into a sibling directory named like the pool ('pool-sibling'): PERMISSION_DENIED, the victim untouched", async () => {
+    const tmp = makeTempDir('cistern-symlink-sibling-');
+    const sb = makeSandbox(tmp.path);
+    try {
+      const victim = `${sb.pool}-sibling/victim`;
+      mkdirSync(`${sb.pool}-sibling`);
+      writeFileSync(victim, 'SIBLING-VICTIM');
+      symlinkSync(victim, join(sb.pool, 'sideways'));
+      const pool = PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: sb.pool } });
+      const runner = new RecordingRunner();
+      const { ctx } = inProcessAgent({ runner });
+      const base = { principal: 't', pool, persistent: true };
+      await dispatch(ctx, 'startPool', AgentRequest.fromPartial({ ...base, op: { $case: 'startPool', value: { name: 'hosts/h/pools/p' } } }));
+      const vol = 'hosts/h/pools/p/volumes/sideways';
+      for (const r of [
+        AgentRequest.fromPartial({ ...base, op: { $case: 'wipeVolume', value: { name: vol, algorithm: WipeAlgorithm.WIPE_ALGORITHM_ZERO } } }),
+        AgentRequest.fromPartial({ ...base, op: { $case: 'resizeVolume', value: { name: vol, capacity: 1n << 20n } } }),
+      ]) {
+        const err = await rejects(dispatch(ctx, r.op!.$case, r));
+        expect(err.code, `${r.op!.$case}: ${err.message}`).to.equal('PERMISSION_DENIED');
+        expect(err.message).to.include(`outside the pool target '${sb.pool}'`);
+      }
+      const read = async (): Promise<void> => {
+        for await (const _ of dirBackend.downloadVol({ pool, runner }, { name: 'sideways' } as never, 0n, 0n)) void _;
+      };
+      const download = await rejects(read());
+      expect(download.code, download.message).to.equal('PERMISSION_DENIED');
+      expect(readFileSync(victim, 'utf8')).to.equal('SIBLING-VICTIM');
+      for (const argv of runner.argvs) expect(argv.join(' ')).to.not.include('victim');
     } finally {
       sb.remove();
       await tmp.remove();

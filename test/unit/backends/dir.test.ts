@@ -754,6 +754,27 @@ describe('dir backend (recording runner)', () => {
       expect(existsSync(outside)).to.equal(true);
     });
 
+    it("refuses a link into a sibling directory whose name begins with the pool's ('pool-sibling' is not inside 'pool')", async () => {
+      mkdirSync(`${target}-sibling`);
+      const victim = `${target}-sibling/victim`;
+      writeFileSync(victim, Buffer.alloc(4096, 7));
+      symlinkSync(victim, join(target, 'sideways'));
+      const read = async () => {
+        for await (const _ of backend.downloadVol!(ctx, vol('sideways', ''), 0n, 0n)) void _;
+      };
+      for (const [what, op] of [
+        ['wipe', () => backend.wipeVol(ctx, vol('sideways', ''), WipeAlgorithm.WIPE_ALGORITHM_ZERO)],
+        ['resize', () => backend.resizeVol(ctx, vol('sideways', ''), MiB, { allocate: false, delta: false, shrink: false })],
+        ['upload', () => backend.uploadVol(ctx, vol('sideways', ''), 0n, 0n, (async function* () { yield Buffer.from('x'); })())],
+        ['download', read],
+      ] as const) {
+        const err = await rejects(op());
+        expect(err.code, what).to.equal('PERMISSION_DENIED');
+        expect(err.message, what).to.include(`resolves to '${victim}', outside the pool target '${target}'`);
+      }
+      expect(readFileSync(victim).equals(Buffer.alloc(4096, 7))).to.equal(true);
+    });
+
     it('delete of a directory volume holding a root.hds but no DiskDescriptor.xml (not a ploop image) refuses to remove its files', async () => {
       // libvirt's virStorageBackendIsPloopDir needs both files; any other directory volume is
       // removed with rmdir, which a non-empty one fails
