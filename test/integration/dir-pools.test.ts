@@ -301,6 +301,10 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       expect(statSync(join(poolPath('a', 'vols'), 'copy.img')).size).to.equal(16 * 1024 * 1024);
       await expectCode(api.resizeVolume({ name: volName('copy.img'), capacity: 4n * MiB, allocate: false, delta: false, shrink: false, requestId: '' }), status.INVALID_ARGUMENT, /shrink/);
       expect(statSync(join(poolPath('a', 'vols'), 'copy.img')).size).to.equal(16 * 1024 * 1024);
+      // by a delta with the flag (vol-resize copy.img -4M --shrink): 4 MiB off the capacity
+      const shrunk = await api.resizeVolume({ name: volName('copy.img'), capacity: 4n * MiB, allocate: false, delta: true, shrink: true, requestId: '' });
+      expect(shrunk.definition!.capacity).to.equal(12n * MiB);
+      expect(statSync(join(poolPath('a', 'vols'), 'copy.img')).size).to.equal(12 * 1024 * 1024);
       const qGrown = await api.resizeVolume({ name: volName('copy.qcow2'), capacity: 4n * MiB, allocate: false, delta: true, shrink: false, requestId: '' });
       expect((await qemuInfo(qGrown.definition!.target!.path))['virtual-size']).to.equal(12 * 1024 * 1024);
 

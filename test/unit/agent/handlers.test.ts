@@ -306,6 +306,20 @@ describe('agent handlers (fake backend)', () => {
     expect(backend.files.get('r')).to.equal(10n);
   });
 
+  it('resize by a delta with the shrink flag takes the delta off the capacity; a delta beyond it shrinks to 0, as libvirt does', async () => {
+    const { backend, call } = setup();
+    await call(start);
+    await call(createVol('d', 150n));
+    const resize = (capacity: bigint) =>
+      call({ $case: 'resizeVolume', value: { name: 'hosts/h/pools/p/volumes/d', capacity, allocate: false, delta: true, shrink: true, requestId: '' } });
+    const shrunk = await resize(30n);
+    expect(shrunk.result?.$case === 'volume' && shrunk.result.value.definition?.capacity).to.equal(120n);
+    expect(backend.files.get('d')).to.equal(120n);
+    const emptied = await resize(500n);
+    expect(emptied.result?.$case === 'volume' && emptied.result.value.definition?.capacity).to.equal(0n);
+    expect(backend.files.get('d')).to.equal(0n);
+  });
+
   it('a resize that fails part-way publishes the volume as it is now (VOLUME_CHANGED); one that failed before any change publishes nothing', async () => {
     const { backend, events, call } = setup();
     await call(start);
