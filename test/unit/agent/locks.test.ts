@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { AbortedError, AlreadyExistsError, FailedPreconditionError } from '../../../libs/errors/errors.js';
-import { LockTable } from '../../../services/agent/locks.js';
+import { LockTable, type PoolOp } from '../../../services/agent/locks.js';
 
 describe('agent locks', () => {
   it('a second writer on a volume is ABORTED at once, naming the op in progress', () => {
@@ -54,26 +54,43 @@ describe('agent locks', () => {
     expect(await locks.withPool('p', 'stop', async () => 'stopped')).to.equal('stopped');
   });
 
-  it('volume work is refused while the pool starts or stops, allowed during a refresh', async () => {
-    const locks = new LockTable();
-    let inside!: () => void;
-    const entered = new Promise<void>((r) => (inside = r));
-    let finish!: () => void;
-    const gate = new Promise<void>((r) => (finish = r));
-    const stopping = locks.withPool('p', 'stop', async () => {
-      inside();
-      await gate;
+  // every PoolOp, so that a new op must be placed on one side or the other here
+  const blocksVolumeWork: Record<PoolOp, boolean> = {
+    create: true,
+    build: true,
+    start: true,
+    stop: true,
+    delete: true,
+    refresh: false,
+    define: false,
+    undefine: false,
+  };
+  for (const [op, blocks] of Object.entries(blocksVolumeWork) as Array<[PoolOp, boolean]>) {
+    it(blocks ? `volume work is refused while the pool runs '${op}': FAILED_PRECONDITION naming it` : `volume work goes on while the pool runs '${op}'`, async () => {
+      const locks = new LockTable();
+      let inside!: () => void;
+      const entered = new Promise<void>((r) => (inside = r));
+      let finish!: () => void;
+      const gate = new Promise<void>((r) => (finish = r));
+      const running = locks.withPool('p', op, async () => {
+        inside();
+        await gate;
+      });
+      await entered;
+      const work = [
+        () => locks.acquireVolume('p', 'v', 'wipe'),
+        () => locks.acquireVolume('p', 'w', 'download', 'shared'),
+        () => locks.reserveVolumeName('p', 'new', 'create', false),
+      ];
+      for (const take of work) {
+        if (blocks) expect(take).to.throw(FailedPreconditionError, `storage pool 'p' is busy: ${op} in progress`);
+        else take()();
+      }
+      finish();
+      await running;
+      for (const take of work) take()();
     });
-    await entered;
-    expect(() => locks.acquireVolume('p', 'v', 'wipe')).to.throw(FailedPreconditionError, "storage pool 'p' is busy: stop in progress");
-    finish();
-    await stopping;
-    const refreshing = locks.withPool('p', 'refresh', async () => {
-      locks.acquireVolume('p', 'v', 'wipe')();
-      return 'ok';
-    });
-    expect(await refreshing).to.equal('ok');
-  });
+  }
 
   it('pool state changes run one at a time, in the order they came', async () => {
     const locks = new LockTable();
