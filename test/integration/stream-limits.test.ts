@@ -4,6 +4,8 @@
 // call with DEADLINE_EXCEEDED naming the client's side, and the agent lets go of the volume.
 import { expect } from 'chai';
 import { status, type ServiceError } from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventKind, type DownloadVolumeResponse, type UploadVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
 import { useStack, useTempDir, waitFor } from '../support/index.js';
@@ -11,6 +13,7 @@ import { createVolume, startDirPool, watch } from './reliability-helpers.js';
 
 const POOL = 'hosts/a/pools/streams';
 const VOLUME = `${POOL}/volumes/v`;
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 describe('upload and download limits (real nats-server, coordinator with --stream-idle-ms 1000, agent a)', function () {
   this.timeout(60_000);
@@ -46,6 +49,16 @@ describe('upload and download limits (real nats-server, coordinator with --strea
     w.cancel();
     // one refresh, the good upload's: none for the refused one
     expect(w.events.filter((e) => e.kind === EventKind.POOL_REFRESHED)).to.have.length(1);
+  });
+
+  it('refuses an upload data message of 4 MiB + 1 bytes: RESOURCE_EXHAUSTED naming the limit, the volume unchanged and free at once', async () => {
+    const file = join(scratch.path, 'streams', 'v');
+    const before = sha(readFileSync(file));
+    const refused = await uploadOf({}, [{ part: { $case: 'data', value: Buffer.alloc(4 * 1024 * 1024 + 1, 0x5a) } }]);
+    expect(refused.code).to.equal(status.RESOURCE_EXHAUSTED);
+    expect(refused.message).to.equal('an upload data message is 4194305 bytes; at most 4194304 allowed');
+    await resize();
+    expect(sha(readFileSync(file))).to.equal(before);
   });
 
   it('refuses an upload past 2^53 - 1 bytes, naming header.offset, before the host opens it', async () => {
