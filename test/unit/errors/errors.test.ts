@@ -1,13 +1,18 @@
 import { expect } from 'chai';
-import { status } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import {
   AbortedError,
+  AlreadyExistsError,
   asCisternError,
+  type CisternError,
   CommandFailedError,
   errorFromWire,
+  type ErrorCode,
+  FailedPreconditionError,
   InternalError,
   InvalidArgumentError,
   NotFoundError,
+  PermissionDeniedError,
   ResourceExhaustedError,
   UnavailableError,
 } from '../../../libs/errors/errors.js';
@@ -128,9 +133,36 @@ describe('errors', () => {
     expect(back.message).to.equal('name: empty');
   });
 
-  it('turns errno failures into their conditions', () => {
-    const enospc = Object.assign(new Error('write failed'), { code: 'ENOSPC' });
-    expect(asCisternError(enospc)).to.be.instanceOf(ResourceExhaustedError);
+  it('turns errno failures into their conditions; an errno it does not know is INTERNAL with its message', () => {
+    const cases: Array<[string, new (...args: never[]) => CisternError, string]> = [
+      ['ENOSPC', ResourceExhaustedError, 'no space left: write failed'],
+      ['EDQUOT', ResourceExhaustedError, 'no space left: write failed'],
+      ['ENOENT', NotFoundError, 'write failed'],
+      ['EEXIST', AlreadyExistsError, 'write failed'],
+      ['EACCES', PermissionDeniedError, 'write failed'],
+      ['EPERM', PermissionDeniedError, 'write failed'],
+      ['EBUSY', FailedPreconditionError, 'device or resource busy: write failed'],
+      ['EIO', InternalError, 'write failed'],
+    ];
+    for (const [errno, cls, message] of cases) {
+      const mapped = asCisternError(Object.assign(new Error('write failed'), { code: errno }));
+      expect(mapped, errno).to.be.instanceOf(cls);
+      expect(mapped.message, errno).to.equal(message);
+    }
+  });
+
+  it('sends every condition as the gRPC status of the same name, and reads it back as that condition', () => {
+    // a Record, so that a new ErrorCode does not compile until it is listed here
+    const codes: Record<ErrorCode, true> = {
+      INVALID_ARGUMENT: true, NOT_FOUND: true, ALREADY_EXISTS: true, FAILED_PRECONDITION: true, ABORTED: true,
+      RESOURCE_EXHAUSTED: true, UNAVAILABLE: true, UNIMPLEMENTED: true, PERMISSION_DENIED: true, UNAUTHENTICATED: true,
+      DEADLINE_EXCEEDED: true, OUT_OF_RANGE: true, CANCELLED: true, INTERNAL: true,
+    };
+    for (const code of Object.keys(codes) as ErrorCode[]) {
+      const sent = toGrpcError(errorFromWire(code, 'x'));
+      expect(status[sent.code], code).to.equal(code);
+      expect(fromGrpcError(sent as ServiceError).code, code).to.equal(code);
+    }
   });
 
   it('keeps the failing command and its stderr', () => {
