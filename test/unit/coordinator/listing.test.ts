@@ -192,6 +192,30 @@ describe('coordinator listings', () => {
     expect(seen).to.deep.equal(uuids);
   });
 
+  it('gives at most 10,000 items for a larger page_size, with a token for the rest', () => {
+    const keys = Array.from({ length: 10_001 }, (_, i) => `k-${String(i).padStart(5, '0')}`);
+    const first = pageOf(keys, (k) => k, { pageSize: 50_000, pageToken: '' }, 'secrets');
+    expect(first.items).to.have.length(10_000);
+    expect(first.nextPageToken).to.not.equal('');
+    const rest = pageOf(keys, (k) => k, { pageSize: 50_000, pageToken: first.nextPageToken }, 'secrets');
+    expect([rest.items, rest.nextPageToken]).to.deep.equal([['k-10000'], '']);
+  });
+
+  it('refuses a page token whose key parts are not strings: INVALID_ARGUMENT', () => {
+    for (const key of [5, null, ['x'], { k: 'x' }]) {
+      const pageToken = Buffer.from(JSON.stringify(['secrets', key]), 'utf8').toString('base64url');
+      let refused: unknown;
+      try {
+        pageOf(['a', 'b'], (k) => k, { pageSize: 0, pageToken }, 'secrets');
+      } catch (err) {
+        refused = err;
+      }
+      expect(refused, JSON.stringify(key)).to.not.equal(undefined);
+      expect(asCisternError(refused).code).to.equal('INVALID_ARGUMENT');
+      expect(asCisternError(refused).message).to.match(/^page_token: is not a page token of this listing/);
+    }
+  });
+
   it('answers volume reads on an inactive pool FAILED_PRECONDITION and unknown names NOT_FOUND', async () => {
     const { cache, svc, ctx } = setup();
     cache.applyCatalog('a', 'off', CatalogPool.create({ definition: def('off'), persistent: true }), 1);
