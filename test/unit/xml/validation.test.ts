@@ -65,6 +65,13 @@ describe('xml safe-parse: hardened reader', () => {
     const big = `<pool type='dir'><name>p</name><!--${'x'.repeat(MAX_XML_BYTES)}--></pool>`;
     expectInvalid(() => parsePoolXml(big), 'larger than 1048576 bytes');
   });
+  it('counts the 1 MiB in UTF-8 bytes, not characters: multi-byte text over it is refused, up to it accepted', () => {
+    expectInvalid(() => parseXmlDocument(`<a>${'é'.repeat(600_000)}</a>`), 'larger than 1048576 bytes');
+    // '<a>x' + 2 bytes per 'é' + '</a>': exactly MAX_XML_BYTES bytes, in half as many characters
+    const n = (MAX_XML_BYTES - 8) / 2;
+    expect(parseXmlDocument(`<a>x${'é'.repeat(n)}</a>`).local).to.equal('a');
+    expectInvalid(() => parseXmlDocument(`<a>xx${'é'.repeat(n)}</a>`), 'larger than 1048576 bytes');
+  });
   it('refuses nesting deeper than 64 and accepts 64', () => {
     const nest = (n: number) => `${'<a>'.repeat(n)}${'</a>'.repeat(n)}`;
     expect(parseXmlDocument(nest(64)).local).to.equal('a');
