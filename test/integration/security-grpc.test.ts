@@ -3,7 +3,7 @@
 // token and CA, and the rule that plaintext stays on loopback.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
@@ -389,6 +389,25 @@ describe('security: gRPC authentication, roles, TLS and limits', function () {
     it('lets callers in on loopback and says so loudly in the log', async () => {
       expect((await fleet.apiAs(undefined).listHosts({ pageSize: 0, pageToken: '' })).hosts).to.have.length(1);
       expect(fleet.coordinator.process.logs()).to.match(/"level":"warn".*AUTHENTICATION IS OFF/);
+    });
+
+    it('refuses to start with a token file that group or others can read: exit 2 naming the mode', async () => {
+      const tokens = join(fleet.dir, 'tokens-0644.json');
+      writeFileSync(tokens, readFileSync(join(fleet.certs, 'tokens.json')));
+      chmodSync(tokens, 0o644);
+      const refused = ServiceProcess.spawn({
+        name: 'coordinator (tokens mode 644)',
+        command: process.execPath,
+        args: [entryPoints.coordinator, '--nats', fleet.natsUrl, '--listen', `127.0.0.1:${await freePort()}`, '--tokens', tokens,
+          '--nats-user', 'coordinator', '--nats-pass-file', fleet.natsPassFile('coordinator')],
+      });
+      try {
+        await waitFor('the coordinator to refuse', () => (refused.alive ? undefined : true), { timeoutMs: 30_000, intervalMs: 50 });
+        expect(refused.exitStatus?.code).to.equal(2);
+        expect(refused.logs()).to.include(`${tokens} is accessible by group or others (mode 644); chmod 600 it`);
+      } finally {
+        await refused.dispose();
+      }
     });
 
     it('refuses a non-loopback address without TLS unless --insecure, which warns', async () => {
