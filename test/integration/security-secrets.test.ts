@@ -104,7 +104,12 @@ describe('security: secret values never leak (real fleet, real qemu-img)', funct
     const bad = await fails(
       api.createVolume({ parent: 'hosts/a/pools/enc', definition: undefined, xml: luksXml('v-bad', `uuid='${secret.uuid}'`, "<cipher name='nosuch' size='256' mode='cbc' hash='sha256'/>"), requestId: '' } as never),
     );
-    expect(bad.code).to.be.oneOf([3, 13, 9]);
+    // Cistern, like libvirt, passes the cipher name to qemu-img unchecked ('cipher-alg=nosuch-256'):
+    // qemu-img refuses it, and a command that fails is INTERNAL with its command line and stderr
+    expect(bad.code).to.equal(13);
+    expect(bad.metadata.get('x-cistern-command')[0]).to.match(/^qemu-img create -f luks --object secret,id=v-bad_encrypt0,file=\S+ -o key-secret=v-bad_encrypt0,cipher-alg=nosuch-256,/);
+    expect(bad.metadata.get('x-cistern-exitcode')).to.deep.equal(['1']);
+    expect(bad.metadata.get('x-cistern-stderr')[0]).to.match(/cipher-alg.*'nosuch-256'/);
     const other = await api.defineSecret({ secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_ISCSI, usageId: 'iqn.x:t' }), xml: '', requestId: '' });
     const noValue = await fails(api.createVolume({ parent: 'hosts/a/pools/enc', definition: undefined, xml: luksXml('v-none', `uuid='${other.uuid}'`), requestId: '' } as never));
     expect(noValue.code).to.equal(9); // FAILED_PRECONDITION: no value yet
