@@ -15,7 +15,7 @@ import { openGuard, type CallGuard } from './call-guard.js';
 import { FleetCache } from './cache.js';
 import { CatalogWatermark } from './catalog-watermark.js';
 import type { CoordinatorServices } from './context.js';
-import { readEvents, streamBounds, type EventReader } from './event-log.js';
+import { natsEventSource, readEvents, streamBounds, type EventReader } from './event-log.js';
 import { GapResync, SequenceGaps } from './event-gaps.js';
 import { HostRegistry } from './hosts.js';
 import type { HostStore } from './hosts/records.js';
@@ -27,6 +27,7 @@ import { SERVICE_NAME, startGrpcServer, type GrpcServer } from './server.js';
 import { RequestResults } from './request-results.js';
 import { SyncIntake } from './sync-intake.js';
 import { publishUntilStored } from './reconcile.js';
+import { StreamBaselines } from './stream-baseline.js';
 
 export interface CoordinatorOptions {
   natsUrl: string;
@@ -108,6 +109,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       if (!host) hosts.askedFleet();
     };
     let intake: SyncIntake | undefined;
+    // a returning host this coordinator never synced is reconciled against its events in the stream
+    const baselines = new StreamBaselines(natsEventSource(nc, log, 'host baseline'));
     const hosts: HostRegistry = new HostRegistry({
       store: hostStore(catalog),
       publish: (event) => hostEventPublisher.publishNow(event),
@@ -139,6 +142,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         ),
       log,
       askSync: (host) => resync(host),
+      streamBaseline: (host, upTo) => baselines.read(host, upTo),
     });
     const svc: CoordinatorServices = {
       nc,

@@ -113,6 +113,7 @@ export class HostRegistry {
         lastHeartbeatAt: this.now(),
         online: record.host?.online ?? false,
         synced: false,
+        fromRecord: true,
         syncAsks: 0,
         offlineSince: record.host?.online ? undefined : this.now(),
       });
@@ -369,6 +370,19 @@ export class HostRegistry {
   /** A full sync of the host was applied since this coordinator started: its cached state is a baseline to reconcile against. */
   hasSynced(id: string): boolean {
     return this.entries.get(id)?.synced ?? false;
+  }
+
+  /**
+   * A full sync of boot `bootId` is the host's return to a coordinator that holds no view of it
+   * to reconcile against: no full sync of it applied here, yet known from its catalog record
+   * (the stream may hold its events from before this coordinator started), and away (recorded
+   * offline, or gone since) or on another boot than the one known. Its return is reconciled
+   * against the host's events in the stream (sync-intake.ts). Not a host that stayed online on
+   * the same boot across this coordinator's start: the common case reads no history.
+   */
+  returnsUnsynced(id: string, bootId: bigint): boolean {
+    const entry = this.entries.get(id);
+    return entry !== undefined && entry.fromRecord === true && !entry.synced && (!entry.online || this.isNewBoot(id, bootId));
   }
 
   /**

@@ -15,8 +15,14 @@
 // yielding in between (during a fleet's resync the CPU goes to the syncs still coming).
 // A complete sync of a host that is away (offline, or back and waiting for it) is its
 // return: reconciled against what the cache held (reconcile.ts) when the cache holds a full
-// sync of it from this coordinator; a host never synced here (new, or a fresh coordinator)
-// is simply taken as it is. A sync that carries events the agent's stream did not store
+// sync of it from this coordinator. A fresh coordinator holds none: for a host it knows from
+// its catalog record that returns (recorded offline or gone since, or on another boot) the
+// baseline is the stream's own view of the host, its retained events folded as the cache
+// follows them (stream-baseline.ts). That read is off the intake's path: the host's sync, and
+// any chunk of it that follows, waits for it (HOST_ONLINE still after the reconcile events)
+// while the other hosts' syncs go on. A host never synced here that stayed online on the same
+// boot (a coordinator restart), or that is new, is simply taken as it is, reading nothing.
+// A sync that carries events the agent's stream did not store
 // (HostSync.events_lost) has the state of those pools and volumes published, whatever the
 // host's state (reconcile.ts lostEventsReconcile): the stream describes the host again.
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -24,6 +30,7 @@ import type { HostSync } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { Event, Host, Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { subjects } from '../../libs/bus/subjects.js';
 import type { FleetCache, SyncSnapshot } from './cache.js';
+import type { StreamBaseline } from './stream-baseline.js';
 import type { HostRegistry } from './hosts.js';
 import type { Logger } from '../../libs/log/logger.js';
 import { lostEventsReconcile, reconcileEvents } from './reconcile.js';
@@ -104,6 +111,16 @@ export interface SyncIntakeOptions {
   log: Logger;
   /** Asks the host for another full sync. */
   askSync?: (host: string) => void;
+  /**
+   * The stream's view of the host: its stored events up to sequence `upTo`, folded
+   * (stream-baseline.ts). Without it, the return of a host never synced here is not reconciled.
+   */
+  streamBaseline?: (host: string, upTo: bigint) => Promise<StreamBaseline>;
+}
+
+/** A host whose sync waits for the stream's view of it; its chunks that follow wait too. */
+interface Held {
+  chunks: Uint8Array[];
 }
 
 export class SyncIntake {
@@ -120,6 +137,8 @@ export class SyncIntake {
   private idle: Array<() => void> = [];
   private indexing = false;
   private indexTimer: NodeJS.Timeout | undefined;
+  /** hosts whose sync waits for the stream's view of them (streamBaseline) */
+  private readonly held = new Map<string, Held>();
 
   constructor(private readonly options: SyncIntakeOptions) {}
 
@@ -150,9 +169,9 @@ export class SyncIntake {
     }
   }
 
-  /** Chunks of this host are waiting to be applied. */
+  /** Chunks of this host are waiting to be applied (or its sync waits for the stream's view of it). */
   pending(host: string): boolean {
-    return this.queued.has(host);
+    return this.queued.has(host) || this.held.has(host);
   }
 
   /** Chunks waiting, over all hosts. */
@@ -160,10 +179,17 @@ export class SyncIntake {
     return this.queue.length - this.head;
   }
 
-  /** Resolves once every chunk received so far is applied. */
+  /** Resolves once every chunk received so far is applied (a held sync's too). */
   settled(): Promise<void> {
-    if (!this.working) return Promise.resolve();
+    if (!this.working && this.held.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  private settle(): void {
+    if (this.working || this.held.size > 0) return;
+    const idle = this.idle;
+    this.idle = [];
+    for (const f of idle) f();
   }
 
   /**
@@ -182,6 +208,7 @@ export class SyncIntake {
    */
   dropHost(host: string): void {
     this.assembling.delete(host);
+    if (this.held.delete(host)) this.settle();
     if (!this.queued.delete(host)) return;
     this.queue = this.queue.slice(this.head).filter((item) => item.host !== host);
     this.head = 0;
@@ -194,6 +221,8 @@ export class SyncIntake {
     this.head = 0;
     this.queued.clear();
     this.assembling.clear();
+    this.held.clear();
+    this.settle();
   }
 
   private async work(): Promise<void> {
@@ -214,6 +243,12 @@ export class SyncIntake {
           this.queue = this.queue.slice(this.head);
           this.head = 0;
         }
+        const held = this.held.get(item.host);
+        if (held) {
+          // after its sync that waits for the stream's view (still counted as queued)
+          held.chunks.push(item.data);
+          continue;
+        }
         try {
           this.apply(item.host, item.data);
         } catch (err) {
@@ -233,9 +268,7 @@ export class SyncIntake {
         this.queue = [];
         this.head = 0;
       }
-      const idle = this.idle;
-      this.idle = [];
-      for (const f of idle) f();
+      this.settle();
       if (!this.stopped) {
         clearTimeout(this.indexTimer);
         this.indexTimer = setTimeout(() => void this.indexInBackground(), INDEX_AFTER_IDLE_MS);
@@ -268,7 +301,7 @@ export class SyncIntake {
   }
 
   private apply(host: string, data: Uint8Array): void {
-    const { cache, hosts, log } = this.options;
+    const { log } = this.options;
     // volumes stay bytes: decoding a fleet's million volumes only to encode them again for
     // the cache would be most of a resync's CPU (volume-wire.ts)
     const chunk = splitHostSync(data);
@@ -278,6 +311,15 @@ export class SyncIntake {
       return;
     }
     if (!done) return;
+    this.take(host, done);
+  }
+
+  /**
+   * A complete sync of the host. `baseline`: the stream's view of the host, read for this sync
+   * (null: the read failed); undefined the first time, when it is decided whether one is needed.
+   */
+  private take(host: string, done: AssembledSync, baseline?: StreamBaseline | null): void {
+    const { cache, hosts, log } = this.options;
     const { snapshot, syncId, bootId, eventsLost } = done;
     if (hosts.isDeletedSync(host, bootId)) {
       // the deleted host's dead agent's last sync, late: it does not bring the host back
@@ -295,6 +337,12 @@ export class SyncIntake {
     // (a restarted agent's sync may come before the heartbeat that would show it away)
     const newBoot = hosts.isNewBoot(host, bootId);
     const returning = (hosts.isAway(host) || newBoot) && hosts.hasSynced(host);
+    // the return of a host this coordinator never synced, known from its record: against the
+    // stream's view of it, read first (the host's chunks wait, the other hosts' do not)
+    if (baseline === undefined && !returning && this.options.streamBaseline && hosts.returnsUnsynced(host, bootId)) {
+      this.holdForBaseline(host, done, this.options.streamBaseline);
+      return;
+    }
     // an agent that lost its revision floor (a new or wiped --root, a reinstalled machine
     // keeping its host id) counts again from below what this coordinator holds of the host,
     // and every state it sends would be taken for an older one and dropped, for as long as
@@ -305,14 +353,14 @@ export class SyncIntake {
     const anotherBoot = bootId !== 0n && syncedBoot !== 0n && syncedBoot !== bootId;
     const held = anotherBoot && snapshot.revision !== 0n ? cache.highestRevision(host) : -1n;
     const revisionsWentBack = snapshot.revision < held;
-    const changes = returning ? reconcileEvents(cache, host, snapshot, syncId) : [];
+    const changes = returning ? reconcileEvents(cache, host, snapshot, syncId) : baseline ? reconcileEvents(baseline.cache, host, snapshot, syncId) : [];
     // the agent's own account of what the stream lacks: needs no baseline, so a coordinator
     // that never synced this host publishes it too (the same events: one stored)
     const said = new Set(changes.map(eventKey));
     for (const e of lostEventsReconcile(cache, host, snapshot, eventsLost, syncId)) if (!said.has(eventKey(e))) changes.push(e);
     if (changes.length > 0) {
       this.options.publish(changes);
-      log.info('host reconciled', { host, changes: changes.length, eventsLost: eventsLost.length });
+      log.info('host reconciled', { host, changes: changes.length, eventsLost: eventsLost.length, against: returning ? 'cache' : baseline ? 'stream' : 'none' });
     }
     if (revisionsWentBack) {
       log.warn("host's revisions went back (its agent lost its revision floor): its state is taken whole from this sync", { host, syncRevision: snapshot.revision, held });
@@ -322,6 +370,45 @@ export class SyncIntake {
     hosts.onSync(host, done.host, syncId, bootId);
     if (revisionsWentBack) this.options.askSync?.(host);
     log.info('host synced', { host, pools: snapshot.pools.length, volumes: snapshot.volumes.length, reason: done.reason, backlog: this.backlog });
+  }
+
+  /**
+   * Reads the stream's view of the host (its events this coordinator had read when the sync was
+   * taken: what its own view would have been, had it followed the host all along), then takes
+   * the sync against it. Meanwhile the host's further chunks wait behind this sync; a failed
+   * read takes the sync as it is (logged).
+   */
+  private holdForBaseline(host: string, done: AssembledSync, read: (host: string, upTo: bigint) => Promise<StreamBaseline>): void {
+    const { cache, log } = this.options;
+    const upTo = cache.appliedSequence;
+    const held: Held = { chunks: [] };
+    this.held.set(host, held);
+    const started = performance.now();
+    log.info("a host this coordinator never synced returns: reading its events from the stream to reconcile its sync", { host, syncId: done.syncId, upTo: String(upTo) });
+    const release = (baseline: StreamBaseline | null): void => {
+      // dropped meanwhile (the host deleted, the intake stopped): nothing to take
+      if (this.stopped || this.held.get(host) !== held) return;
+      this.held.delete(host);
+      if (baseline) log.info("host's events read from the stream", { host, events: baseline.events, through: String(baseline.through), ms: Math.round(performance.now() - started) });
+      try {
+        this.take(host, done, baseline);
+      } catch (err) {
+        log.warn('bad sync message', { host, err });
+      }
+      // its chunks that came meanwhile go first, in order, before any that came after them
+      if (held.chunks.length > 0) {
+        this.queue.splice(this.head, 0, ...held.chunks.map((data) => ({ host, data })));
+        if (!this.working) {
+          this.working = true;
+          setImmediate(() => void this.work());
+        }
+      }
+      this.settle();
+    };
+    read(host, upTo).then(release, (err: unknown) => {
+      log.warn("could not read the host's events from the stream: its sync is taken as it is, and readers of the stream may miss what changed while it was away", { host, err });
+      release(null);
+    });
   }
 }
 

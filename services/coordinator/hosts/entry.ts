@@ -15,6 +15,8 @@ export interface HostEntry {
   online: boolean;
   /** a full sync arrived since this coordinator started */
   synced: boolean;
+  /** loaded from its catalog record when this coordinator started: the stream may hold its events from before */
+  fromRecord?: boolean;
   /** heartbeats are back, the full sync that makes it online is awaited (local clock since when) */
   returningSince?: number;
   /** full syncs asked of this host (addressed or fleet-wide) since its last one arrived: the backoff step */

@@ -1,6 +1,7 @@
 // The coordinator's sync intake: chunks are noted when they arrive (liveness, "on its way")
 // and applied in turn, letting the event loop run between chunks; a host coming back is
-// reconciled only against a full sync this coordinator holds of it.
+// reconciled against a full sync this coordinator holds of it, or, never synced here but known
+// from its record, against the stream's view of it.
 import { expect } from 'chai';
 import { Heartbeat, HostSync } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { Event, EventKind, Host, Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
@@ -9,6 +10,8 @@ import { FleetCache } from '../../../services/coordinator/cache.js';
 import { HostRegistry } from '../../../services/coordinator/hosts.js';
 import { silentLogger } from '../../../libs/log/logger.js';
 import { SyncIntake } from '../../../services/coordinator/sync-intake.js';
+import type { StreamBaseline } from '../../../services/coordinator/stream-baseline.js';
+import type { HostStore } from '../../../services/coordinator/hosts/records.js';
 
 const pool = (host: string, name: string, revision: bigint) =>
   Pool.fromPartial({
@@ -209,5 +212,128 @@ describe('coordinator sync intake', () => {
     await t.deliver('a', syncOf('a', 's2', 500, 6n, 8 * 1024));
     expect(t.cache.volumeNames('a', 'p')).to.have.length(500);
     expect(t.hosts.isOnline('a')).to.equal(true);
+  });
+});
+
+describe('coordinator sync intake: the return of a host this coordinator never synced', () => {
+  /** A coordinator just started: host a recorded (online or not, boot 1), the stream's view of it given by `baseline`. */
+  async function fresh(recordedOnline: boolean, baseline: (host: string, upTo: bigint) => Promise<StreamBaseline>) {
+    const cache = new FleetCache();
+    cache.advance(42n); // how far it has read the stream
+    const order: string[] = [];
+    const published: Event[] = [];
+    const hostEvents: Event[] = [];
+    let intake: SyncIntake | undefined;
+    const record = (id: string) => Heartbeat.fromPartial({ host: { hostId: id, online: recordedOnline }, bootId: 1n, intervalMs: 2000 });
+    const store: HostStore = {
+      load: async () => ({ entries: ['a', 'b'].map((id, i) => ({ host: id, revision: i + 1, record: record(id) })), revision: 2 }),
+      save: async () => ({ revision: 3 }),
+      remove: async () => ({ revision: 3 }),
+    };
+    const hosts = new HostRegistry({
+      log: silentLogger,
+      store,
+      publish: async (e) => {
+        hostEvents.push(e);
+        order.push(`${EventKind[e.kind]} ${e.host}`);
+      },
+      syncPending: (h) => intake?.pending(h) ?? false,
+    });
+    await hosts.load();
+    intake = new SyncIntake({
+      cache,
+      hosts,
+      publish: (es) => {
+        published.push(...es);
+        for (const e of es) order.push(`${EventKind[e.kind]} ${e.volume} ${e.requestId} ${e.host}`);
+      },
+      log: silentLogger,
+      streamBaseline: baseline,
+    });
+    return { cache, hosts, intake, published, hostEvents, order };
+  }
+
+  /** The stream's view of a: pool p with v0..v(n-1) at revision 5. */
+  function streamView(n: number): StreamBaseline {
+    const view = new FleetCache();
+    view.applyPool('a', pool('a', 'p', 5n));
+    for (let i = 0; i < n; i++) view.applyVolume('a', 'p', vol('a', 'p', `v${i}.img`, 5n));
+    return { cache: view, events: n + 1, through: 40n };
+  }
+
+  it('recorded offline: reconciled against the stream\'s view of it, read up to what the coordinator had read; HOST_ONLINE after', async () => {
+    const reads: Array<[string, bigint]> = [];
+    const t = await fresh(false, async (host, upTo) => {
+      reads.push([host, upTo]);
+      return streamView(3);
+    });
+    const beat = Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 2n, intervalMs: 2000 });
+    t.hosts.onHeartbeat(beat);
+    for (const c of syncOf('a', 's2', 2, 9n)) t.intake.receive('a', c);
+    await t.intake.settled();
+    await t.hosts.hostEventsSettled();
+    expect(reads).to.deep.equal([['a', 42n]]);
+    expect(t.order).to.deep.equal(['VOLUME_DELETED v2.img reconcile-s2 a', 'HOST_ONLINE a']);
+    expect(t.cache.volumeNames('a', 'p')).to.deep.equal(['v0.img', 'v1.img']);
+    expect(t.hosts.isOnline('a')).to.equal(true);
+  });
+
+  it('recorded online, on the same boot (a coordinator restart): taken as it is, no history read', async () => {
+    let reads = 0;
+    const t = await fresh(true, async () => {
+      reads++;
+      return streamView(3);
+    });
+    t.hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 1n, intervalMs: 2000 }));
+    for (const c of syncOf('a', 's1', 2, 9n)) t.intake.receive('a', c);
+    await t.intake.settled();
+    expect(reads).to.equal(0);
+    expect(t.published).to.deep.equal([]);
+    expect(t.cache.volumeNames('a', 'p')).to.deep.equal(['v0.img', 'v1.img']);
+  });
+
+  it('recorded online with another boot (its agent restarted while no coordinator ran), its sync before any heartbeat: reconciled against the stream', async () => {
+    const t = await fresh(true, async () => streamView(1));
+    const chunks = buildSyncChunks('s2', { host: Host.fromPartial({ hostId: 'a' }), pools: [pool('a', 'p', 9n)], volumes: [vol('a', 'p', 'v0.img', 9n), vol('a', 'p', 'v1.img', 9n)], revision: 9n, bootId: 2n, eventsLost: [] });
+    for (const c of chunks) t.intake.receive('a', HostSync.encode(c).finish());
+    await t.intake.settled();
+    expect(t.published.map((e) => `${EventKind[e.kind]} ${e.volume} ${e.requestId}`)).to.deep.equal(['VOLUME_CHANGED v1.img reconcile-s2']);
+  });
+
+  it('while its history is read, other hosts\' syncs are taken, and its own later chunks wait behind its sync', async () => {
+    let finish: (b: StreamBaseline) => void = () => undefined;
+    const t = await fresh(false, (host) => (host === 'a' ? new Promise((resolve) => (finish = resolve)) : Promise.resolve(streamView(0))));
+    t.hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 2n, intervalMs: 2000 }));
+    for (const c of syncOf('a', 's2', 2, 9n)) t.intake.receive('a', c);
+    await new Promise((r) => setTimeout(r, 10));
+    // a's next sync arrives while its first one waits; b's sync is taken meanwhile
+    for (const c of syncOf('a', 's3', 1, 10n, 4096)) t.intake.receive('a', c);
+    t.hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'b' }, bootId: 1n, intervalMs: 2000 }));
+    for (const c of syncOf('b', 's1', 1, 9n)) t.intake.receive('b', c);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(t.hosts.isOnline('b')).to.equal(true);
+    expect(t.hosts.isOnline('a')).to.equal(false);
+    expect(t.intake.pending('a')).to.equal(true);
+    expect(t.hosts.syncInFlight('a')).to.equal(true);
+    expect(t.cache.poolsOfHost('a')).to.deep.equal([]);
+    finish(streamView(3));
+    await t.intake.settled();
+    await t.hosts.hostEventsSettled();
+    // s2 against the stream, then s3 taken silently (a is online, synced here)
+    expect(t.order.filter((o) => o.endsWith(' a'))).to.deep.equal(['VOLUME_DELETED v2.img reconcile-s2 a', 'HOST_ONLINE a']);
+    expect(t.cache.volumeNames('a', 'p')).to.deep.equal(['v0.img']);
+    expect(t.intake.pending('a')).to.equal(false);
+  });
+
+  it('a history that cannot be read: the sync is taken as it is', async () => {
+    const t = await fresh(false, async () => {
+      throw new Error('no JetStream');
+    });
+    t.hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 2n, intervalMs: 2000 }));
+    for (const c of syncOf('a', 's2', 2, 9n)) t.intake.receive('a', c);
+    await t.intake.settled();
+    expect(t.published).to.deep.equal([]);
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    expect(t.cache.volumeNames('a', 'p')).to.deep.equal(['v0.img', 'v1.img']);
   });
 });
