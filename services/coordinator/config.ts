@@ -14,6 +14,8 @@ export interface CoordinatorConfig {
   syncWaitMs: number;
   /** How long an upload or download client may be idle (streams.ts CLIENT_IDLE_TIMEOUT_MS). */
   streamIdleMs?: number;
+  /** How often the server pings each client connection; one that does not answer within the same time is closed. */
+  keepaliveMs?: number;
   /** libvirt's RELAX NG schemas, for requests with validate (undefined: /usr/share/libvirt/schemas). */
   schemaDir: string | undefined;
   /** Security: see docs/security.md. */
@@ -42,6 +44,7 @@ export interface SecurityConfig {
 
 export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:PORT] [--data DIR]
                           [--event-max-age DURATION] [--sync-wait-ms N] [--stream-idle-ms N]
+                          [--keepalive-ms N]
                           [--log-level debug|info|warn|error]
   --nats URL            NATS server (env NATS_URL, default nats://127.0.0.1:4222)
   --listen HOST:PORT    gRPC address (env CISTERN_LISTEN, default 127.0.0.1:50051)
@@ -53,6 +56,9 @@ export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:POR
   --stream-idle-ms N    an upload that sends no data, or a download whose client takes none, for
                         N ms ends with DEADLINE_EXCEEDED (1000 to 55000, default 55000: under the
                         agents' 60 s)
+  --keepalive-ms N      ping each client connection every N ms; one that does not answer within N ms
+                        (its host vanished, a NAT dropped it) is closed and its calls end, freeing
+                        their per-client slots (1000 to 3600000, default 30000)
   --log-level LEVEL     default info (env CISTERN_LOG_LEVEL)
   --schema-dir DIR      libvirt's RELAX NG schemas (storagepool.rng, storagevol.rng), checked by
                         xmllint for requests with validate (env CISTERN_SCHEMA_DIR,
@@ -138,6 +144,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         const v = Number(value());
         if (!Number.isInteger(v) || v < 1000 || v > 55_000) throw new InvalidArgumentError('--stream-idle-ms', "must be a whole number of milliseconds from 1000 to 55000 (under the agents' 60 s idle timeout)");
         config.streamIdleMs = v;
+        break;
+      }
+      case '--keepalive-ms': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 1000 || v > 3_600_000) throw new InvalidArgumentError('--keepalive-ms', 'must be a whole number of milliseconds from 1000 to 3600000');
+        config.keepaliveMs = v;
         break;
       }
       case '--sync-wait-ms': {

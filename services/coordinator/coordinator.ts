@@ -42,6 +42,8 @@ export interface CoordinatorOptions {
   syncWaitMs?: number;
   /** How long an upload or download client may be idle (default CLIENT_IDLE_TIMEOUT_MS). */
   streamIdleMs?: number;
+  /** Server keepalive pings (server.ts); default 30 s. */
+  keepaliveMs?: number;
   guard?: CallGuard;
   agentTimeoutMs?: number;
   /** gRPC transport (TLS); default plaintext. */
@@ -296,7 +298,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     });
 
     // 5. serve
-    const grpc: GrpcServer = await startGrpcServer(svc, options.guard ?? openGuard(log), options.listen, options.serverCredentials);
+    const grpc: GrpcServer = await startGrpcServer(svc, options.guard ?? openGuard(log), options.listen, options.serverCredentials, { keepaliveMs: options.keepaliveMs });
     grpc.health.setStatus('', 'SERVING');
     grpc.health.setStatus(SERVICE_NAME, 'SERVING');
     stepDone('grpcMs');

@@ -55,6 +55,7 @@ async function main(): Promise<number> {
       eventMaxAgeSeconds: config.eventMaxAgeSeconds,
       syncWaitMs: config.syncWaitMs,
       streamIdleMs: config.streamIdleMs,
+      keepaliveMs: config.keepaliveMs,
       schemaDir: config.schemaDir,
       ...config.reliability,
       guard: security.guard,

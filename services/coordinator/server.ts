@@ -196,6 +196,9 @@ export function storageService(runner: CallRunner, sessions: Sessions): StorageS
   };
 }
 
+/** How often the server pings a client connection, and how long it waits for the answer. */
+export const DEFAULT_KEEPALIVE_MS = 30_000;
+
 export interface GrpcServer {
   server: Server;
   health: HealthImplementation;
@@ -208,10 +211,16 @@ export async function startGrpcServer(
   guard: CallGuard,
   listen: string,
   credentials: ServerCredentials = ServerCredentials.createInsecure(),
+  { keepaliveMs = DEFAULT_KEEPALIVE_MS }: { keepaliveMs?: number } = {},
 ): Promise<GrpcServer> {
   const server = new Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
+    // without pings a peer gone without a FIN or RST (its host vanished, a NAT or VPN dropped
+    // it) is never noticed: its WatchEvents never end, and each holds one of its client's
+    // concurrent-call slots, 64 of them a whole address's (call-guard.ts)
+    'grpc.keepalive_time_ms': keepaliveMs,
+    'grpc.keepalive_timeout_ms': keepaliveMs,
   });
   const runner = new CallRunner(svc, guard);
   const sessions = new Sessions(runner);
