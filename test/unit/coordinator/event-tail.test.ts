@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { Event, EventKind } from '../../../libs/proto/cistern/v1/storage.js';
 import type { EventSource, RawEvent, RawEventReader, StreamBounds } from '../../../services/coordinator/event-log.js';
-import { EventTail, encodeWithSequence, serializeEventResponse } from '../../../services/coordinator/event-tail.js';
+import { EventTail, encodeWithSequence, serializeEventResponse, tailEntry } from '../../../services/coordinator/event-tail.js';
 import { WatchSession } from '../../../services/coordinator/event-watch.js';
 import { MAX_BATCH } from '../../../services/coordinator/retained-batches.js';
 import { matches, narrowSubject, parseEventFilter } from '../../../services/coordinator/handlers/events.js';
@@ -485,5 +485,14 @@ describe('WatchEvents fan-out (shared tail)', () => {
     await w.stop();
     await until('closed', () => tail.ended);
     expect(stream.openReaders()).to.equal(0);
+  });
+});
+
+describe('event tail memory', () => {
+  it("keeps each event in a buffer of its own: a slice of Node's shared pool would keep a whole 8 KiB slab alive", () => {
+    const data = Event.encode(Event.fromPartial({ kind: EventKind.VOLUME_CREATED, host: 'a', pool: 'p', volume: 'v' })).finish();
+    const entries = [1n, 2n, 3n].map((seq) => tailEntry({ seq, data, subject: 'cistern.events.a.p' }));
+    for (const { bytes } of entries) expect(bytes.buffer.byteLength, 'the ArrayBuffer behind the entry').to.equal(bytes.length);
+    expect(Event.decode(entries[2]!.bytes).sequence).to.equal(3n);
   });
 });
