@@ -39,6 +39,8 @@ export interface CoordinatorOptions {
   eventMaxEvents?: number;
   /** How long responses of calls with a request id are kept for retries (default 24 h). */
   requestTtlSeconds?: number;
+  /** Room for those responses in bytes (default 1 GiB); the oldest go first. */
+  requestStoreMaxBytes?: number;
   syncWaitMs?: number;
   /** How long an upload or download client may be idle (default CLIENT_IDLE_TIMEOUT_MS). */
   streamIdleMs?: number;
@@ -98,7 +100,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     await retrying(log, 'set up the event stream', () =>
       ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds, maxBytes: options.eventMaxBytes, maxMessages: options.eventMaxEvents }, 'apply'),
     );
-    const results = await retrying(log, 'open the request results bucket', () => RequestResults.open(nc, log, options.requestTtlSeconds));
+    const results = await retrying(log, 'open the request results bucket', () => RequestResults.open(nc, log, options.requestTtlSeconds, options.requestStoreMaxBytes));
     const secrets = await retrying(log, 'open the secrets bucket', () => SecretStore.open(nc, options.secretKey));
     stepDone('bucketsMs');
     const publisher = new EventPublisher(nc);

@@ -8,13 +8,18 @@ export interface ReliabilityConfig {
   eventMaxEvents: number | undefined;
   /** How long responses of calls with a request id are kept for retries, seconds (default 24 h). */
   requestTtlSeconds: number | undefined;
+  /** Bytes the stored responses of calls with a request id may take; the oldest go first (default 1 GiB). */
+  requestStoreMaxBytes: number | undefined;
 }
 
 export const RELIABILITY_USAGE = `events and retries (docs/events.md):
   --event-max-bytes N   event log retention by size: bytes, or with K M G (env CISTERN_EVENT_MAX_BYTES; default 1G)
   --event-max-events N  event log retention by count (env CISTERN_EVENT_MAX_EVENTS; default unlimited)
   --request-ttl DUR     how long a call's response answers retries with its request id
-                        (env CISTERN_REQUEST_TTL, default 24h)`;
+                        (env CISTERN_REQUEST_TTL, default 24h)
+  --request-store-max-bytes N  room for those responses: bytes, or with K M G T; when full the
+                        oldest go first, which shortens the retry window (env
+                        CISTERN_REQUEST_STORE_MAX_BYTES; default 1G)`;
 
 const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 
@@ -37,6 +42,7 @@ export function reliabilityDefaults(env: NodeJS.ProcessEnv, parseDuration: (v: s
     eventMaxBytes: env.CISTERN_EVENT_MAX_BYTES ? parseBytes(env.CISTERN_EVENT_MAX_BYTES, 'CISTERN_EVENT_MAX_BYTES') : undefined,
     eventMaxEvents: env.CISTERN_EVENT_MAX_EVENTS ? parseCount(env.CISTERN_EVENT_MAX_EVENTS, 'CISTERN_EVENT_MAX_EVENTS') : undefined,
     requestTtlSeconds: env.CISTERN_REQUEST_TTL ? parseDuration(env.CISTERN_REQUEST_TTL, 'CISTERN_REQUEST_TTL') : undefined,
+    requestStoreMaxBytes: env.CISTERN_REQUEST_STORE_MAX_BYTES ? parseBytes(env.CISTERN_REQUEST_STORE_MAX_BYTES, 'CISTERN_REQUEST_STORE_MAX_BYTES') : undefined,
   };
 }
 
@@ -56,6 +62,9 @@ export function reliabilityFlag(
       return true;
     case '--request-ttl':
       config.requestTtlSeconds = parseDuration(value(), flag);
+      return true;
+    case '--request-store-max-bytes':
+      config.requestStoreMaxBytes = parseBytes(value(), flag);
       return true;
     default:
       return false;

@@ -10,11 +10,27 @@
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
+import { DiscardPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { asCisternError, InvalidArgumentError } from '../../libs/errors/errors.js';
 import { StorageServiceService } from '../../libs/proto/cistern/v1/storage.js';
 import type { Logger } from '../../libs/log/logger.js';
 
 export const REQUESTS_BUCKET = 'cistern-requests';
+/** Room for stored responses: at ~450 B each, 1 GiB is ~2.4 million calls (about 28 a second for 24 h). */
+export const DEFAULT_REQUEST_STORE_MAX_BYTES = 1024 ** 3;
+
+/**
+ * Bounds the bucket by size, dropping the oldest responses when full. Its TTL alone let it grow
+ * with the call rate (7 GB a day at 190 calls/s in review); and the KV client makes buckets
+ * that refuse writes when full, which would fail calls instead of shortening the retry window.
+ */
+async function boundRequestStore(nc: NatsConnection, maxBytes: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const stream = `KV_${REQUESTS_BUCKET}`;
+  const { config } = await jsm.streams.info(stream);
+  if (config.max_bytes === maxBytes && config.discard === DiscardPolicy.Old) return;
+  await jsm.streams.update(stream, { ...config, max_bytes: maxBytes, discard: DiscardPolicy.Old });
+}
 export const DEFAULT_REQUEST_TTL_SECONDS = 24 * 3600;
 /** Runs of one call whose joined work was cancelled by someone else (see once). */
 const MAX_ATTEMPTS = 5;
@@ -62,8 +78,9 @@ export class RequestResults {
     private readonly log: Logger,
   ) {}
 
-  static async open(nc: NatsConnection, log: Logger, ttlSeconds = DEFAULT_REQUEST_TTL_SECONDS): Promise<RequestResults> {
+  static async open(nc: NatsConnection, log: Logger, ttlSeconds = DEFAULT_REQUEST_TTL_SECONDS, maxBytes = DEFAULT_REQUEST_STORE_MAX_BYTES): Promise<RequestResults> {
     const kv = await new Kvm(nc).create(REQUESTS_BUCKET, { history: 1, ttl: ttlSeconds * 1000 });
+    await boundRequestStore(nc, maxBytes);
     return new RequestResults(kvStore(kv), log);
   }
 
