@@ -1,5 +1,5 @@
 // A simulated fleet: many agents in ONE process, each with its own host id, subjects, state and
-// an in-memory "disk", speaking the real coordinator <-> agent protocol (team/BUS.md):
+// an in-memory "disk", speaking the real coordinator <-> agent protocol (docs/bus.md):
 //  - heartbeats on cistern.heartbeat.<host> (the agent's HeartbeatSender);
 //  - full syncs as HostSync chunks on cistern.sync.<host> at start and on ResyncRequest
 //    (chunk boundaries from the agent's buildSyncChunks), a fleet-wide request answered after

@@ -1,4 +1,4 @@
-// Autostart at boot (BUS.md item 7): the agent lists its host's catalog entries and
+// Autostart at boot (docs/bus.md, item 7): the agent lists its host's catalog entries and
 // starts those marked autostart, without needing a coordinator. Each start publishes
 // POOL_STARTED (and the volumes found) like a StartPool would. The one thing the agent
 // cannot find alone is a CHAP secret (agents cannot read the secrets bucket): such a pool

@@ -1,4 +1,4 @@
-// Building the Event messages the agent publishes (BUS.md item 4) and publishing
+// Building the Event messages the agent publishes (docs/bus.md, item 4) and publishing
 // them in order with a correct "last sequence" for every reply.
 import { Event, EventKind, Pool, Progress, Volume } from '../../libs/proto/cistern/v1/storage.js';
 import type { EventPublisher } from '../../libs/bus/events.js';

@@ -1,4 +1,4 @@
-// Heartbeats (BUS.md item 2): Heartbeat on cistern.heartbeat.<host> every interval,
+// Heartbeats (docs/bus.md, item 2): Heartbeat on cistern.heartbeat.<host> every interval,
 // with a boot id that changes when the agent restarts.
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';

@@ -1,4 +1,4 @@
-// Concurrency rules of BUS.md item 10.
+// Concurrency rules of docs/bus.md, item 10.
 // - Volume work: one writer or many readers per volume; a conflicting op is ABORTED at once.
 //   Creates reserve their name: a second create of the same name is ALREADY_EXISTS.
 // - Pool state changes (create/build/start/stop/delete/refresh) run one at a time per pool

@@ -1,5 +1,5 @@
 // The agent's in-memory runtime state: the pools it has active, their volumes, and
-// the one host-wide revision counter every Pool/Volume state carries (BUS.md item 4).
+// the one host-wide revision counter every Pool/Volume state carries (docs/bus.md, item 4).
 // Only active pools live here; a stopped pool leaves the map (the catalog keeps the
 // persistent ones, the coordinator merges both views).
 import {

@@ -1,4 +1,4 @@
-// Full sync (BUS.md item 3): the whole runtime state of this host as HostSync chunks
+// Full sync (docs/bus.md, item 3): the whole runtime state of this host as HostSync chunks
 // on cistern.sync.<host>, one sync id, chunk 0..n, last=true on the final one, each
 // under ~512 KiB encoded. Sent at start, after every reconnect, after events the stream
 // did not store (the sync carries them: HostSync.events_lost), and on ResyncRequest:

@@ -1,4 +1,4 @@
-// Sync intake: full syncs (HostSync chunks on cistern.sync.<host>, BUS.md item 3) into
+// Sync intake: full syncs (HostSync chunks on cistern.sync.<host>, docs/bus.md, item 3) into
 // the cache. A fleet answering a coordinator's fleet-wide ResyncRequest sends hundreds of
 // MB at once, and applying it costs ~11 µs per volume, so:
 //  - syncs come on a NATS connection of their own (coordinator.ts): heartbeats never wait
