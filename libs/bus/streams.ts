@@ -43,6 +43,42 @@ export async function* rechunk(data: AsyncIterable<Buffer | Uint8Array>, size = 
 // ------------------------------------------------------------------ coordinator side
 
 /**
+ * The agent's answer to an upload's opening. A client that gives up before it comes must not
+ * leave the upload open on the agent: the agent answers at once, so a cancel of the call finds
+ * nothing running there, and the opened upload held its volume (ABORTED "busy: upload in
+ * progress" to everyone else) until the agent's 60 s idle limit. So the answer is awaited
+ * even after an abort, and an upload it opened is closed at once.
+ */
+async function openUpload(nc: NatsConnection, host: string, request: AgentRequest, signal?: AbortSignal): Promise<AgentReply> {
+  const opening = callAgent(nc, host, request);
+  if (!signal) return opening;
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(abortError(signal, 'upload cancelled', { host }));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([opening, aborted]);
+  } catch (err) {
+    if (signal.aborted) {
+      void opening.then(
+        (ready) => {
+          const result = ready.result;
+          if (result?.$case !== 'uploadReady') return;
+          const closing = StreamChunk.encode({ ...StreamChunk.create(), error: errorToWire(err) }).finish();
+          quietly(() => nc.publish(result.value.streamSubject, closing));
+        },
+        () => undefined,
+      );
+    }
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
  * Sends `chunks` as the upload `request` opens. The first failure ends the upload with that
  * failure: an error ack or "no responders" for any chunk of the window (not only the oldest),
  * the sender's data failing, or `signal` aborting (its reason when that is a Cistern error:
@@ -56,7 +92,7 @@ export async function uploadToAgent(
   chunks: AsyncIterable<Buffer | Uint8Array>,
   signal?: AbortSignal,
 ): Promise<UploadResult> {
-  const ready = await callAgent(nc, host, request, { signal });
+  const ready = await openUpload(nc, host, request, signal);
   if (ready.result?.$case !== 'uploadReady') throw new InternalError('agent did not open an upload stream');
   const target = ready.result.value.streamSubject;
   // Every promise below is observed from its creation: a chunk request that fails while the

@@ -97,4 +97,17 @@ describe('upload and download limits (real nats-server, coordinator with --strea
     expect(failure!.details).to.match(/^the client took no data of the download for 1 s; the stream is ended/);
     expect(received).to.be.below(64 * 1024 * 1024);
   });
+  it('an upload the client cancels as it opens leaves the volume free: the opened upload is closed, not left to the agent\'s 60 s limit', async () => {
+    // the agent answers the opening at once, so the cancel of that call found nothing running
+    // there, and the upload it had opened held the volume ("busy: upload in progress")
+    for (let round = 0; round < 5; round++) {
+      const call = ctx.stack.client.uploadVolume(() => undefined);
+      call.on('error', () => undefined);
+      call.write({ part: { $case: 'header', value: { name: VOLUME, offset: 0n, length: 0n, sparse: false, requestId: '' } } });
+      call.write(data(4096));
+      await new Promise((resolve) => setTimeout(resolve, 5 * round));
+      call.cancel();
+      await waitFor(`the volume free after cancelled upload ${round}`, () => resize().then(() => true, () => false), { timeoutMs: 10_000 });
+    }
+  });
 });
