@@ -6,20 +6,54 @@
 // (the size already changed), or died with the agent: the in-memory request cache
 // (request-cache.ts) forgets failed calls and everything at a restart; this file does not.
 //
-// One append-only file (journal/resize-intents.log, JSON lines), read at start and rewritten
-// without the expired entries. A line reaches the page cache with one write(2) before the
-// resize starts, so it survives the agent being killed; it does not claim to survive the
-// host crashing.
+// One append-only file (journal/resize-intents.log, JSON lines), read at start. A line reaches
+// the page cache with one write(2) before the resize starts, so it survives the agent being
+// killed; it does not claim to survive the host crashing. An append that fails part way is cut
+// off again, so the next line starts on a line of its own.
+//
+// Bounded: an intent is kept for RESIZE_INTENT_TTL_MS, and at most MAX_RESIZE_INTENTS of them
+// (the oldest are forgotten first; a retry of a forgotten one adds its delta again). Expired and
+// forgotten entries stay in the file as dead lines until it is written anew with only the live
+// ones (new file, fsync, rename over the old one, fsync of the directory): when it is bigger
+// than COMPACT_BYTES and more than twice the size of the live entries, so each rewrite follows
+// at least as many bytes of appends as it writes (amortised O(1) per append), and the file
+// stays below max(COMPACT_BYTES, 2 × the live entries) plus a line. At start it is rewritten
+// only by that rule, or when its last line was cut short.
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+  constants as fsc,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import { InvalidArgumentError } from '../../libs/errors/errors.js';
 
 /** As long as the coordinator keeps a finished call's answer (request-results.ts). */
 export const RESIZE_INTENT_TTL_MS = 24 * 3600 * 1000;
+/**
+ * At most this many intents are kept (about 200 bytes each in the file, so at most about 10 MB
+ * live and 20 MB of file); the oldest are forgotten first. At 25 resizes by delta with request
+ * ids per second that is a retry window of about half an hour instead of RESIZE_INTENT_TTL_MS.
+ */
+export const MAX_RESIZE_INTENTS = 50_000;
 const FILE = 'resize-intents.log';
-/** The live entries are written anew (tmp + rename) once the file has grown past this. */
-const COMPACT_BYTES = 1024 * 1024;
+/** The live entries are written anew once the file is bigger than this and than twice their size. */
+export const COMPACT_BYTES = 1024 * 1024;
+
+export interface ResizeIntentLimits {
+  /** COMPACT_BYTES unless given (tests) */
+  compactBytes?: number;
+  /** MAX_RESIZE_INTENTS unless given (tests) */
+  maxEntries?: number;
+}
 
 interface Intent {
   /** sha256 of principal and request id */
@@ -32,6 +66,12 @@ interface Intent {
   expires: number;
 }
 
+/** An intent and the length of its line in the file. */
+interface Held {
+  intent: Intent;
+  bytes: number;
+}
+
 export interface ResizeRequestKey {
   principal: string;
   requestId: string;
@@ -40,34 +80,54 @@ export interface ResizeRequestKey {
 
 export class ResizeIntents {
   private fd: number | undefined;
-  private written = 0;
+  /** the size of the file */
+  private written: number;
+  /** the size of the lines of `entries` */
+  private liveBytes = 0;
+  /** after a rewrite that failed (no space), none is tried again before the file is this big */
+  private retryAbove = 0;
+  /** in the order they were written (oldest first), which is about the order they expire in */
+  private readonly entries = new Map<string, Held>();
+  private readonly compactBytes: number;
+  private readonly maxEntries: number;
 
   private constructor(
     private readonly file: string,
-    private readonly entries: Map<string, Intent>,
+    size: number,
     private readonly ttlMs: number,
     private readonly now: () => number,
-  ) {}
+    limits: ResizeIntentLimits,
+  ) {
+    this.written = size;
+    this.compactBytes = limits.compactBytes ?? COMPACT_BYTES;
+    this.maxEntries = Math.max(1, limits.maxEntries ?? MAX_RESIZE_INTENTS);
+  }
 
   /** The intents under `root` (journal/), without the expired ones. */
-  static open(root: string, ttlMs = RESIZE_INTENT_TTL_MS, now: () => number = Date.now): ResizeIntents {
+  static open(root: string, ttlMs = RESIZE_INTENT_TTL_MS, now: () => number = Date.now, limits: ResizeIntentLimits = {}): ResizeIntents {
     const dir = join(root, 'journal');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = join(dir, FILE);
-    const entries = new Map<string, Intent>();
-    let text = '';
+    let bytes = Buffer.alloc(0);
     try {
-      text = readFileSync(file, 'utf8');
+      bytes = readFileSync(file);
     } catch {
       /* none yet */
     }
+    const intents = new ResizeIntents(file, bytes.length, ttlMs, now, limits);
     const at = now();
-    for (const line of text.split('\n')) {
-      const intent = parseIntent(line);
-      if (intent && intent.expires > at) entries.set(intent.key, intent);
+    let start = 0;
+    while (start < bytes.length) {
+      const nl = bytes.indexOf(0x0a, start);
+      if (nl < 0) break; // the last line, cut short: dropped below
+      const intent = parseIntent(bytes.toString('utf8', start, nl));
+      if (intent && intent.expires > at) intents.hold(intent, nl + 1 - start);
+      start = nl + 1;
     }
-    const intents = new ResizeIntents(file, entries, ttlMs, now);
-    if (text) intents.rewrite();
+    const torn = start < bytes.length;
+    if (torn || intents.compactionDue()) {
+      if (!intents.rewrite() && torn) intents.cutTo(start);
+    }
     return intents;
   }
 
@@ -78,7 +138,7 @@ export class ResizeIntents {
    */
   capacityFor(request: ResizeRequestKey, compute: () => bigint): bigint {
     const key = keyOf(request);
-    const held = this.entries.get(key);
+    const held = this.entries.get(key)?.intent;
     if (held && held.expires > this.now()) {
       if (held.fingerprint !== request.fingerprint) {
         throw new InvalidArgumentError(
@@ -90,30 +150,130 @@ export class ResizeIntents {
     }
     const capacity = compute();
     const intent: Intent = { key, fingerprint: request.fingerprint, capacity: capacity.toString(), expires: this.now() + this.ttlMs };
-    this.append(intent);
-    this.entries.set(key, intent);
+    const bytes = this.append(intent);
+    this.hold(intent, bytes);
     return capacity;
   }
 
-  private append(intent: Intent): void {
-    if (this.written > COMPACT_BYTES) this.rewrite();
-    this.fd ??= openSync(this.file, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
-    const line = Buffer.from(`${JSON.stringify(intent)}\n`);
-    let off = 0;
-    while (off < line.length) off += writeSync(this.fd, line, off, line.length - off);
-    this.written += line.length;
+  /** Keeps `intent` as the newest entry, its line `bytes` long; forgets the oldest beyond the cap. */
+  private hold(intent: Intent, bytes: number): void {
+    this.forget(intent.key);
+    this.entries.set(intent.key, { intent, bytes });
+    this.liveBytes += bytes;
+    while (this.entries.size > this.maxEntries) this.forget(this.entries.keys().next().value!);
   }
 
-  /** Writes the live entries to a new file that replaces the old one. */
-  private rewrite(): void {
+  private forget(key: string): void {
+    const held = this.entries.get(key);
+    if (!held) return;
+    this.entries.delete(key);
+    this.liveBytes -= held.bytes;
+  }
+
+  /** Forgets the expired entries at the front (the oldest); one that expires out of order waits for a rewrite. */
+  private dropExpired(): void {
     const at = this.now();
-    for (const [key, e] of this.entries) if (e.expires <= at) this.entries.delete(key);
-    const text = [...this.entries.values()].map((e) => `${JSON.stringify(e)}\n`).join('');
-    writeFileSync(`${this.file}.tmp`, text, { mode: 0o600 });
-    renameSync(`${this.file}.tmp`, this.file);
+    for (const [key, held] of this.entries) {
+      if (held.intent.expires > at) break;
+      this.forget(key);
+    }
+  }
+
+  private compactionDue(): boolean {
+    return this.written > this.compactBytes && this.written > 2 * this.liveBytes && this.written > this.retryAbove;
+  }
+
+  /** Appends the line of `intent` with one write(2); returns its length. One cut short is cut off before the error is thrown. */
+  private append(intent: Intent): number {
+    this.dropExpired();
+    if (this.compactionDue()) this.rewrite();
+    this.fd ??= openSync(this.file, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
+    const fd = this.fd;
+    const line = Buffer.from(`${JSON.stringify(intent)}\n`);
+    // only this agent appends, one line at a time: the end is where this one starts
+    const at = fstatSync(fd).size;
+    let off = 0;
+    try {
+      while (off < line.length) off += writeSync(fd, line, off, line.length - off);
+    } catch (err) {
+      if (off > 0) {
+        try {
+          ftruncateSync(fd, at); // shrinking needs no space
+        } catch {
+          // the torn line stays; the next start cuts it off
+        }
+      }
+      throw err;
+    }
+    this.written = at + line.length;
+    return line.length;
+  }
+
+  /**
+   * Writes the live entries to a new file that replaces the old one; false when that could
+   * not be done (no space): the old file stays as it was, and is appended to.
+   */
+  private rewrite(): boolean {
+    const at = this.now();
+    for (const [key, held] of this.entries) if (held.intent.expires <= at) this.forget(key);
+    const lines = [...this.entries.values()].map((h) => Buffer.from(`${JSON.stringify(h.intent)}\n`));
+    const text = Buffer.concat(lines);
+    const tmp = `${this.file}.tmp`;
+    let fd: number | undefined;
+    try {
+      fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600);
+      let off = 0;
+      while (off < text.length) off += writeSync(fd, text, off, text.length - off);
+      fsyncSync(fd);
+      closeSync(fd);
+      fd = undefined;
+      renameSync(tmp, this.file);
+    } catch {
+      if (fd !== undefined) closeSync(fd);
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // not created
+      }
+      this.retryAbove = this.written + Math.max(this.compactBytes, this.liveBytes);
+      return false;
+    }
+    syncDir(dirname(this.file));
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
+    let i = 0;
+    for (const held of this.entries.values()) held.bytes = lines[i++]!.length;
     this.written = text.length;
+    this.liveBytes = text.length;
+    this.retryAbove = 0;
+    return true;
+  }
+
+  /** Cuts the file to its first `size` bytes (its whole lines); shrinking needs no space. */
+  private cutTo(size: number): void {
+    let fd: number | undefined;
+    try {
+      fd = openSync(this.file, fsc.O_WRONLY | fsc.O_NOFOLLOW);
+      ftruncateSync(fd, size);
+      this.written = size;
+    } catch {
+      // the next line is glued to the torn one and lost at the next start, as before
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+}
+
+/** fsync(2) of a directory: a rename in it is on disk. Best effort. */
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+    fsyncSync(fd);
+  } catch {
+    // the rename is still done; only a host crash could undo it
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -1,6 +1,6 @@
 // A retried resize by delta must not add the delta twice (issue 6), whether the first call
 // failed part way, or the agent restarted in between and forgot it.
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
@@ -8,7 +8,7 @@ import { PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/
 import type { BackendOperation, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
 import { UnavailableError, type CisternError } from '../../../libs/errors/errors.js';
 import { dispatch } from '../../../services/agent/agent.js';
-import { ResizeIntents } from '../../../services/agent/resize-intents.js';
+import { COMPACT_BYTES, ResizeIntents } from '../../../services/agent/resize-intents.js';
 import { inProcessAgent } from '../../support/agent-context.js';
 import { makeTempDir } from '../../support/cleanup.js';
 
@@ -149,6 +149,81 @@ describe('ResizeIntents (the file)', () => {
     const lines = readFileSync(file, 'utf8').trim().split('\n');
     expect(lines).to.have.length(2);
     expect(lines.map((l) => (JSON.parse(l) as { capacity: string }).capacity)).to.deep.equal(['7', '11']);
+  });
+
+  // A rewrite replaces the file with a new one (tmp + rename): its inode changes.
+  const fileOf = () => join(root.path, 'journal', 'resize-intents.log');
+  const inode = () => statSync(fileOf()).ino;
+  /** A fingerprint as long as a real one (a sha256 in hex): a line of about 200 bytes. */
+  const realKey = (requestId: string) => ({ principal: 'alice', requestId, fingerprint: 'ab'.repeat(32) });
+  /** Resizes with fresh request ids `from`..`to` - 1; how many of them rewrote the file. */
+  function appendCounting(intents: ResizeIntents, from: number, to: number, tick: () => void = () => {}): number {
+    let rewrites = 0;
+    let before = inode();
+    for (let i = from; i < to; i++) {
+      tick();
+      intents.capacityFor(realKey(`r-${i}`), () => BigInt(i));
+      const after = inode();
+      if (after !== before) rewrites++;
+      before = after;
+    }
+    return rewrites;
+  }
+
+  it('past the compaction size, an append of a live entry does not rewrite the file (review h10 F3)', () => {
+    const a = ResizeIntents.open(root.path);
+    a.capacityFor(realKey('first'), () => 1n);
+    const line = statSync(fileOf()).size;
+    const past = Math.ceil(COMPACT_BYTES / line) + 200;
+    // nothing has expired: there is nothing to drop, so nothing to rewrite, below or past 1 MiB
+    expect(appendCounting(a, 0, past)).to.equal(0);
+    expect(statSync(fileOf()).size).to.be.above(COMPACT_BYTES);
+    expect(a.capacityFor(realKey('first'), () => 99n)).to.equal(1n);
+  });
+
+  it('with entries expiring, the file is rewritten about once per live size of appends and stays below twice the live size', () => {
+    let now = 0;
+    const ttl = 100; // one entry per tick: about 100 live entries
+    const a = ResizeIntents.open(root.path, ttl, () => now, { compactBytes: 4096 });
+    a.capacityFor(realKey('first'), () => 1n);
+    const line = statSync(fileOf()).size + 8; // (a capacity and an expiry with more digits later)
+    let largest = 0;
+    const rewrites = appendCounting(a, 0, 5_000, () => {
+      now++;
+      largest = Math.max(largest, statSync(fileOf()).size);
+    });
+    // a rewrite writes about 100 lines and comes after at least as many appended: not one per append
+    expect(rewrites).to.be.above(0);
+    expect(rewrites).to.be.at.most(5_000 / 90);
+    expect(largest).to.be.at.most(2 * (ttl + 1) * line + line);
+    // what is live is still held, across an open
+    const b = ResizeIntents.open(root.path, ttl, () => now, { compactBytes: 4096 });
+    expect(b.capacityFor(realKey('r-4999'), () => 0n)).to.equal(4999n);
+    expect(b.capacityFor(realKey('r-4800'), () => 0n)).to.equal(0n); // expired: a new intent
+  });
+
+  it('keeps at most maxEntries intents, forgetting the oldest first, and the file stays bounded', () => {
+    const limits = { compactBytes: 4096, maxEntries: 100 };
+    const a = ResizeIntents.open(root.path, undefined, undefined, limits);
+    a.capacityFor(realKey('first'), () => 1n);
+    const line = statSync(fileOf()).size + 8;
+    expect(appendCounting(a, 0, 2_000)).to.be.at.most(2_000 / 90);
+    expect(statSync(fileOf()).size).to.be.at.most(2 * 100 * line + line);
+    const b = ResizeIntents.open(root.path, undefined, undefined, limits);
+    expect(b.capacityFor(realKey('r-1999'), () => 0n)).to.equal(1999n);
+    expect(b.capacityFor(realKey('r-1900'), () => 0n)).to.equal(1900n); // the oldest of the 100 kept
+    expect(b.capacityFor(realKey('r-1899'), () => 7n)).to.equal(7n); // forgotten: a new intent
+    expect(b.capacityFor(realKey('first'), () => 8n)).to.equal(8n);
+  });
+
+  it('an open of a file whose entries are all live reads it and leaves it as it is', () => {
+    const a = ResizeIntents.open(root.path);
+    for (let i = 0; i < 10; i++) a.capacityFor(realKey(`r-${i}`), () => BigInt(i));
+    const before = statSync(fileOf());
+    const b = ResizeIntents.open(root.path);
+    expect(statSync(fileOf()).ino).to.equal(before.ino);
+    expect(statSync(fileOf()).size).to.equal(before.size);
+    expect(b.capacityFor(realKey('r-3'), () => 0n)).to.equal(3n);
   });
 
   it('writes nothing when computing the capacity fails', () => {
