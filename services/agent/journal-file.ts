@@ -10,8 +10,14 @@
 // the begin record in place instead: that overwrites bytes the file already has and needs no
 // space. Otherwise the next start would take a create that finished, and was answered as
 // done, for an interrupted one, and remove the volume.
-import { closeSync, fstatSync, ftruncateSync, openSync, writeSync, constants as fsc } from 'node:fs';
+//
+// A file that has grown is compacted: replaced by a new one that holds only its open begin
+// records, in the same order (written beside it, fsynced, renamed over it, the directory
+// fsynced), so a reader finds in it exactly the open records it found before. An agent killed
+// before the rename leaves the old file and a `.tmp` beside it, which the next start removes.
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 export type JournalRecord = Record<string, unknown>;
 
@@ -20,6 +26,10 @@ const VOID_MARK = Buffer.from('#');
 
 export class JournalFile {
   private fd: number | undefined;
+  /** the size of the file after its last compaction: the next waits until it has grown past twice that */
+  private keptBytes = 0;
+  /** after a compaction that failed (no space), none is tried again before the file is this big */
+  private retryAbove = 0;
 
   constructor(readonly path: string) {}
 
@@ -67,6 +77,7 @@ export class JournalFile {
    * as unreadable. Through a descriptor of its own: pwrite(2) on an O_APPEND one appends.
    */
   private voidInPlace(at: number): boolean {
+    if (at < 0) return false;
     let fd: number | undefined;
     try {
       fd = openSync(this.path, fsc.O_WRONLY | fsc.O_NOFOLLOW);
@@ -78,14 +89,58 @@ export class JournalFile {
     }
   }
 
-  /** Empties the file (same inode) when it has grown past `bytes`; call only when nothing is in flight. */
-  compactIfLarger(bytes: number): void {
-    if (this.fd === undefined) return;
+  /**
+   * When the file has grown past `bytes` (and past twice what its last compaction kept),
+   * replaces it with a new file that holds only its open begin records, whatever is in flight.
+   * Returns where each of those now begins, by id (for `end`); undefined when the file was
+   * left as it is (not that big, or the new file could not be written: no space).
+   */
+  compactIfLarger(bytes: number): Map<string, number> | undefined {
+    if (this.fd === undefined) return undefined;
+    let text: string;
     try {
-      if (fstatSync(this.fd).size > bytes) ftruncateSync(this.fd, 0);
+      if (fstatSync(this.fd).size <= Math.max(bytes, 2 * this.keptBytes, this.retryAbove)) return undefined;
+      text = readFileSync(this.path, 'utf8');
     } catch {
-      // a big journal is only slower to read at the next start
+      return undefined;
     }
+    const at = new Map<string, number>();
+    const lines: Buffer[] = [];
+    let size = 0;
+    for (const [id, { line }] of openLines(text)) {
+      const bytes = Buffer.from(`${line}\n`);
+      at.set(id, size);
+      lines.push(bytes);
+      size += bytes.length;
+    }
+    const tmp = `${this.path}.tmp`;
+    let fd: number | undefined;
+    try {
+      fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600);
+      const fresh = Buffer.concat(lines, size);
+      let off = 0;
+      while (off < fresh.length) off += writeSync(fd, fresh, off, fresh.length - off);
+      fsyncSync(fd);
+      closeSync(fd);
+      fd = undefined;
+      renameSync(tmp, this.path);
+    } catch {
+      // the old file stays, and is appended to: a big journal is only slower to read at the next start
+      if (fd !== undefined) closeSync(fd);
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // not created
+      }
+      this.retryAbove = Buffer.byteLength(text) + bytes;
+      return undefined;
+    }
+    syncDir(dirname(this.path));
+    closeSync(this.fd); // the old file's: the next append opens the new one
+    this.fd = undefined;
+    this.keptBytes = size;
+    this.retryAbove = 0;
+    return at;
   }
 
   /** Begin records without an end record, in journal order (none when there is no file). */
@@ -112,7 +167,12 @@ export class JournalFile {
 
 /** Begin records of `text` without an end record; a torn or unreadable line is skipped. */
 export function parseOpenRecords(text: string): JournalRecord[] {
-  const open = new Map<string, JournalRecord>();
+  return [...openLines(text).values()].map((o) => o.record);
+}
+
+/** The open begin records of `text` by id, in the order parseOpenRecords returns them, each with its line. */
+function openLines(text: string): Map<string, { record: JournalRecord; line: string }> {
+  const open = new Map<string, { record: JournalRecord; line: string }>();
   for (const line of text.split('\n')) {
     if (!line) continue;
     let raw: JournalRecord;
@@ -122,7 +182,20 @@ export function parseOpenRecords(text: string): JournalRecord[] {
       continue;
     }
     if (typeof raw.end === 'string') open.delete(raw.end);
-    else if (typeof raw.id === 'string') open.set(raw.id, raw);
+    else if (typeof raw.id === 'string') open.set(raw.id, { record: raw, line });
   }
-  return [...open.values()];
+  return open;
+}
+
+/** fsync(2) of a directory: a rename in it is on disk. Best effort. */
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+    fsyncSync(fd);
+  } catch {
+    // the rename is done; only a host crash could undo it
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

@@ -6,8 +6,10 @@
 // One append-only file per agent (journal/creates.log, JSON lines: a begin record, later an
 // end record with the same id): a create costs two small appends to an open file instead of
 // creating, renaming and removing a file of its own (inode creation is the expensive part
-// of a create on a busy disk). The file is emptied when nothing is in flight and it has
-// grown, and removed at start once every interrupted create is cleaned up.
+// of a create on a busy disk). Once the file has grown past COMPACT_BYTES it is replaced by
+// one holding only its open begin records (JournalFile.compactIfLarger), whether or not a
+// create is in flight: one long clone does not keep it growing. It is removed at start once
+// every interrupted create is cleaned up.
 import { randomBytes } from 'node:crypto';
 import { lstatSync } from 'node:fs';
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
@@ -38,7 +40,7 @@ export interface JournalEntry {
 
 /** The journal file; per-create `<id>.json` files of earlier versions are still read. */
 const LOG_FILE = 'creates.log';
-/** Emptied (ftruncate, same inode) when nothing is in flight and it is bigger than this. */
+/** Compacted (only its open begin records kept) when it is bigger than this, and than twice what the last compaction kept. */
 const COMPACT_BYTES = 4 * 1024 * 1024;
 
 export class CreateJournal {
@@ -50,14 +52,18 @@ export class CreateJournal {
   private seq = 0;
   private readonly prefix = randomBytes(4).toString('hex');
 
-  private constructor(readonly dir: string) {
+  private constructor(
+    readonly dir: string,
+    private readonly compactBytes: number,
+  ) {
     this.log = new JournalFile(join(dir, LOG_FILE));
   }
 
-  static async open(root: string): Promise<CreateJournal> {
+  /** `compactBytes`: COMPACT_BYTES unless given (tests). */
+  static async open(root: string, compactBytes = COMPACT_BYTES): Promise<CreateJournal> {
     const dir = join(root, 'journal');
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    return new CreateJournal(dir);
+    return new CreateJournal(dir, compactBytes);
   }
 
   private append(record: Record<string, unknown>): number {
@@ -132,19 +138,22 @@ export class CreateJournal {
     return async () => {
       if (done) return;
       done = true;
-      this.end(id, beginAt);
+      this.end(id);
     };
   }
 
-  private end(id: string, beginAt: number): void {
+  private end(id: string): void {
     try {
-      this.log.end(id, beginAt);
+      // where its begin record is now (a compaction since its begin moved it)
+      this.log.end(id, this.inFlight.get(id) ?? -1);
     } catch {
       // neither an end record nor the begin voided in place (the file gone, or unwritable):
       // the next start removes the volume as interrupted (as when killed)
     }
     this.inFlight.delete(id);
-    if (this.inFlight.size === 0) this.log.compactIfLarger(COMPACT_BYTES);
+    const moved = this.log.compactIfLarger(this.compactBytes);
+    // a begin record not found in the file is never voided in place (-1): that could hit another record
+    if (moved) for (const open of this.inFlight.keys()) this.inFlight.set(open, moved.get(open) ?? -1);
   }
 
   async pending(): Promise<JournalEntry[]> {
