@@ -15,9 +15,9 @@
 // records, in the same order (written beside it, fsynced, renamed over it, the directory
 // fsynced), so a reader finds in it exactly the open records it found before. An agent killed
 // before the rename leaves the old file and a `.tmp` beside it, which the next start removes.
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, writeSync, constants as fsc } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { appendLine, replaceDurably } from './journal-io.js';
 
 export type JournalRecord = Record<string, unknown>;
 
@@ -39,24 +39,7 @@ export class JournalFile {
    */
   append(record: JournalRecord): number {
     if (this.fd === undefined) this.fd = openSync(this.path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
-    const fd = this.fd;
-    const line = Buffer.from(`${JSON.stringify(record)}\n`);
-    // only this agent appends, one record at a time: the end is where this one starts
-    const at = fstatSync(fd).size;
-    let off = 0;
-    try {
-      while (off < line.length) off += writeSync(fd, line, off, line.length - off);
-    } catch (err) {
-      if (off > 0) {
-        try {
-          ftruncateSync(fd, at); // shrinking needs no space
-        } catch {
-          // the torn line stays; readers skip it
-        }
-      }
-      throw err;
-    }
-    return at;
+    return appendLine(this.fd, Buffer.from(`${JSON.stringify(record)}\n`));
   }
 
   /**
@@ -113,29 +96,11 @@ export class JournalFile {
       lines.push(bytes);
       size += bytes.length;
     }
-    const tmp = `${this.path}.tmp`;
-    let fd: number | undefined;
-    try {
-      fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600);
-      const fresh = Buffer.concat(lines, size);
-      let off = 0;
-      while (off < fresh.length) off += writeSync(fd, fresh, off, fresh.length - off);
-      fsyncSync(fd);
-      closeSync(fd);
-      fd = undefined;
-      renameSync(tmp, this.path);
-    } catch {
+    if (!replaceDurably(this.path, Buffer.concat(lines, size))) {
       // the old file stays, and is appended to: a big journal is only slower to read at the next start
-      if (fd !== undefined) closeSync(fd);
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // not created
-      }
       this.retryAbove = Buffer.byteLength(text) + bytes;
       return undefined;
     }
-    syncDir(dirname(this.path));
     closeSync(this.fd); // the old file's: the next append opens the new one
     this.fd = undefined;
     this.keptBytes = size;
@@ -185,17 +150,4 @@ function openLines(text: string): Map<string, { record: JournalRecord; line: str
     else if (typeof raw.id === 'string') open.set(raw.id, { record: raw, line });
   }
   return open;
-}
-
-/** fsync(2) of a directory: a rename in it is on disk. Best effort. */
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
-    fsyncSync(fd);
-  } catch {
-    // the rename is done; only a host crash could undo it
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }

@@ -20,20 +20,9 @@
 // stays below max(COMPACT_BYTES, 2 × the live entries) plus a line. At start it is rewritten
 // only by that rule, or when its last line was cut short.
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  fstatSync,
-  fsyncSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-  constants as fsc,
-} from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, constants as fsc } from 'node:fs';
+import { join } from 'node:path';
+import { appendLine, replaceDurably } from './journal-io.js';
 import { InvalidArgumentError } from '../../libs/errors/errors.js';
 
 /** As long as the coordinator keeps a finished call's answer (request-results.ts). */
@@ -190,22 +179,7 @@ export class ResizeIntents {
     this.fd ??= openSync(this.file, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
     const fd = this.fd;
     const line = Buffer.from(`${JSON.stringify(intent)}\n`);
-    // only this agent appends, one line at a time: the end is where this one starts
-    const at = fstatSync(fd).size;
-    let off = 0;
-    try {
-      while (off < line.length) off += writeSync(fd, line, off, line.length - off);
-    } catch (err) {
-      if (off > 0) {
-        try {
-          ftruncateSync(fd, at); // shrinking needs no space
-        } catch {
-          // the torn line stays; the next start cuts it off
-        }
-      }
-      throw err;
-    }
-    this.written = at + line.length;
+    this.written = appendLine(fd, line) + line.length;
     return line.length;
   }
 
@@ -218,27 +192,10 @@ export class ResizeIntents {
     for (const [key, held] of this.entries) if (held.intent.expires <= at) this.forget(key);
     const lines = [...this.entries.values()].map((h) => Buffer.from(`${JSON.stringify(h.intent)}\n`));
     const text = Buffer.concat(lines);
-    const tmp = `${this.file}.tmp`;
-    let fd: number | undefined;
-    try {
-      fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600);
-      let off = 0;
-      while (off < text.length) off += writeSync(fd, text, off, text.length - off);
-      fsyncSync(fd);
-      closeSync(fd);
-      fd = undefined;
-      renameSync(tmp, this.file);
-    } catch {
-      if (fd !== undefined) closeSync(fd);
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // not created
-      }
+    if (!replaceDurably(this.file, text)) {
       this.retryAbove = this.written + Math.max(this.compactBytes, this.liveBytes);
       return false;
     }
-    syncDir(dirname(this.file));
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
     let i = 0;
@@ -261,19 +218,6 @@ export class ResizeIntents {
     } finally {
       if (fd !== undefined) closeSync(fd);
     }
-  }
-}
-
-/** fsync(2) of a directory: a rename in it is on disk. Best effort. */
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
-    fsyncSync(fd);
-  } catch {
-    // the rename is still done; only a host crash could undo it
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 
