@@ -12,6 +12,20 @@
 // strings and map entries first (PendingVolumes). The sync intake indexes them in the
 // background once no sync is waiting (indexPendingFor), so reads and events after a
 // restart's first seconds find them indexed.
+// A removal leaves a tombstone (its revision) so that an older state of the object arriving
+// late does not bring it back. Older states do arrive after the removal, in any order:
+//  - events: the agent takes a revision, then awaits (pool sizes, a rescan published in
+//    batches) before publishing, so the stream is not in revision order, even for one object;
+//    a sync's reconcile events are published by every coordinator, again for up to 100 s;
+//  - a full sync built before the removal, still on its way (chunks, the intake's queue);
+//  - an operation's reply (forward.ts applyReply), which comes on its own path.
+// Nothing says when the last of these has come, so a host keeps its newest
+// TOMBSTONES_PER_HOST tombstones and, for the ones it forgot, only the highest revision among
+// them (`forgotten`): an object it holds neither a state nor a tombstone of counts as removed
+// at that revision. That refuses every state a forgotten tombstone refused (never a
+// resurrection); what it refuses beyond them is a state older than the host's last
+// TOMBSTONES_PER_HOST removals of an object the cache does not hold, which the host's next
+// full sync brings (a sync newer than `forgotten` is taken whole and clears it).
 import { EventKind, PoolState, type Event, type Pool, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { decodeStored, prepareScanned, prepareVolume, storedFacts, storedRevision, type PreparedVolume, type StoredVolume } from './stored-volume.js';
@@ -74,8 +88,14 @@ interface HostState {
   byPath: Map<string, StoredVolume>;
   /** key -> volume, volumes whose key is not their path */
   byKey: Map<string, StoredVolume>;
-  /** revision at which a pool ('p', name) or volume ('v', pool, name) was removed */
+  /** revision at which a pool ('p', name) or volume ('v', pool, name) was removed; oldest first, at most ~tombstonesPerHost */
   tombstones: Map<string, bigint>;
+  /**
+   * The highest revision of the tombstones forgotten (over the cap), -1 when none: an object
+   * held neither as a state nor as a tombstone counts as removed at this revision. Cleared by
+   * a full sync at or above it. No pool's volumes are pending while it is set.
+   */
+  forgotten: bigint;
   /** the revision of the last full sync taken: no volume it left pending is newer */
   syncRevision: bigint;
   /** the boot id of the agent whose full sync was taken last (0: none, or not said) */
@@ -91,6 +111,20 @@ export interface SyncSnapshot {
 }
 
 const MAX_REVISION = (1n << 64n) - 1n;
+
+/**
+ * Tombstones a host keeps (cache.ts header): the newest, each ~150 B, so ~1.7 MB for a host
+ * that removes objects without ever syncing again (the oldest go in batches of an eighth:
+ * a Map dropped from the front one entry at a time costs a scan of the holes each time).
+ * The revision of the last one forgotten stands for all of them: only a state older than
+ * this many removals of its host, of an object the cache does not hold, is refused for it.
+ */
+export const TOMBSTONES_PER_HOST = 10_000;
+
+export interface FleetCacheOptions {
+  /** tombstones kept per host (TOMBSTONES_PER_HOST) */
+  tombstonesPerHost?: number;
+}
 const poolTomb = (pool: string): string => `p\u0000${pool}`;
 const volTomb = (pool: string, volume: string): string => `v\u0000${pool}\u0000${volume}`;
 
@@ -114,6 +148,11 @@ export class FleetCache {
   private pendingQueue: Array<readonly [string, string]> = [];
   private pendingHead = 0;
   private readonly applied = new Watermark<bigint>(0n);
+  private readonly tombstonesPerHost: number;
+
+  constructor(options: FleetCacheOptions = {}) {
+    this.tombstonesPerHost = Math.max(1, options.tombstonesPerHost ?? TOMBSTONES_PER_HOST);
+  }
 
   // ------------------------------------------------------------ catalog
 
@@ -149,7 +188,7 @@ export class FleetCache {
   private host(host: string): HostState {
     let h = this.hosts.get(host);
     if (!h) {
-      h = { pools: new Map(), pendingPools: 0, byPath: new Map(), byKey: new Map(), tombstones: new Map(), syncRevision: 0n, syncBoot: 0n };
+      h = { pools: new Map(), pendingPools: 0, byPath: new Map(), byKey: new Map(), tombstones: new Map(), forgotten: -1n, syncRevision: 0n, syncBoot: 0n };
       this.hosts.set(host, h);
     }
     return h;
@@ -165,11 +204,11 @@ export class FleetCache {
     const name = poolShortName(state);
     if (!name) return false;
     const current = h.pools.get(name);
-    const held = current?.pool.revision ?? h.tombstones.get(poolTomb(name)) ?? -1n;
+    const held = current?.pool.revision ?? h.tombstones.get(poolTomb(name)) ?? h.forgotten;
     if (state.revision < held) return false;
     if (!isActive(state)) {
       if (current) this.dropPool(h, name, current);
-      h.tombstones.set(poolTomb(name), state.revision);
+      this.bury(h, poolTomb(name), state.revision);
       return true;
     }
     h.tombstones.delete(poolTomb(name));
@@ -215,7 +254,7 @@ export class FleetCache {
     this.indexPending(h, rt, pool);
     const name = shortNameOf(v.facts);
     const current = rt.volumes.get(name);
-    const held = current !== undefined ? storedRevision(current) : (h.tombstones.get(volTomb(pool, name)) ?? -1n);
+    const held = current !== undefined ? storedRevision(current) : (h.tombstones.get(volTomb(pool, name)) ?? h.forgotten);
     if (held >= 0n && v.facts.revision < held) return false; // (nothing held: any revision, without reading it)
     h.tombstones.delete(volTomb(pool, name));
     if (current === v.stored) return true; // unchanged (a resync): already indexed
@@ -228,14 +267,15 @@ export class FleetCache {
 
   /**
    * The revision of what is held of a pool (`volume` empty) or volume: its state, or its
-   * removal; -1 when nothing. A state of it at a lower revision is older than what is held.
+   * removal (its tombstone, or the host's forgotten ones); -1 when nothing. A state of it at
+   * a lower revision is older than what is held.
    */
   heldRevision(host: string, pool: string, volume = ''): bigint {
     const h = this.hosts.get(host);
     if (!h) return -1n;
-    if (!volume) return h.pools.get(pool)?.pool.revision ?? h.tombstones.get(poolTomb(pool)) ?? -1n;
+    if (!volume) return h.pools.get(pool)?.pool.revision ?? h.tombstones.get(poolTomb(pool)) ?? h.forgotten;
     const current = this.indexedPool(host, pool)?.volumes.get(volume);
-    return current !== undefined ? storedRevision(current) : (h.tombstones.get(volTomb(pool, volume)) ?? -1n);
+    return current !== undefined ? storedRevision(current) : (h.tombstones.get(volTomb(pool, volume)) ?? h.forgotten);
   }
 
   removeVolume(host: string, pool: string, name: string, revision: bigint): boolean {
@@ -243,15 +283,35 @@ export class FleetCache {
     const rt = h.pools.get(pool);
     if (rt) this.indexPending(h, rt, pool);
     const current = rt?.volumes.get(name);
-    const held = current !== undefined ? storedRevision(current) : (h.tombstones.get(volTomb(pool, name)) ?? -1n);
+    const held = current !== undefined ? storedRevision(current) : (h.tombstones.get(volTomb(pool, name)) ?? h.forgotten);
     if (revision < held) return false;
-    h.tombstones.set(volTomb(pool, name), revision);
+    this.bury(h, volTomb(pool, name), revision);
     if (rt && current !== undefined) {
       this.unindex(h, current);
       rt.volumes.delete(name);
       rt.sorted = undefined;
     }
     return true;
+  }
+
+  /**
+   * Records a removal at `revision` as the newest tombstone, then forgets the oldest over the
+   * cap into `forgotten` (cache.ts header). A removal at or below `forgotten` needs none.
+   */
+  private bury(h: HostState, key: string, revision: bigint): void {
+    h.tombstones.delete(key); // (re-inserted: the newest last)
+    if (revision <= h.forgotten) return;
+    h.tombstones.set(key, revision);
+    const cap = this.tombstonesPerHost;
+    if (h.tombstones.size <= cap + (cap >> 3)) return;
+    // pending volumes were checked against a host with no removals at all (replaceHost):
+    // indexed before `forgotten` would count them among the removed
+    this.indexHost(h);
+    for (const [k, r] of h.tombstones) {
+      if (h.tombstones.size <= cap) break;
+      h.tombstones.delete(k);
+      if (r > h.forgotten) h.forgotten = r;
+    }
   }
 
   private index(h: HostState, v: PreparedVolume): void {
@@ -348,11 +408,13 @@ export class FleetCache {
     }
     for (const [key, rev] of [...h.tombstones]) if (rev <= cut && snapshot.revision !== 0n) h.tombstones.delete(key);
     if (snapshot.revision === 0n) h.tombstones.clear();
+    // the removals forgotten are older than the snapshot: it holds whatever is left
+    if (h.forgotten <= cut) h.forgotten = -1n;
     for (const p of pools.values()) this.applyPool(host, p);
     for (const [name, rt] of h.pools) {
       const incoming = byPool.get(name) ?? [];
       // a pool filled from nothing, with nothing removed to compare against: kept as bytes
-      if (rt.volumes.size === 0 && !rt.pending && h.tombstones.size === 0 && incoming.length > 0 && incoming.every((v) => 'bytes' in v)) {
+      if (rt.volumes.size === 0 && !rt.pending && h.tombstones.size === 0 && h.forgotten < 0n && incoming.length > 0 && incoming.every((v) => 'bytes' in v)) {
         rt.pending = arenaOf(incoming as Array<{ bytes: Uint8Array }>);
         h.pendingPools++;
         this.pendingQueue.push([host, name]);
@@ -376,14 +438,15 @@ export class FleetCache {
   }
 
   /**
-   * The highest revision held of the host: of a pool, a volume, a removal or the last full sync.
+   * The highest revision held of the host: of a pool, a volume, a removal (forgotten ones
+   * included) or the last full sync.
    * A new boot of its agent that syncs below it has lost its revision floor (a new or wiped
    * --root): sync-intake.ts takes that sync whole.
    */
   highestRevision(host: string): bigint {
     const h = this.hosts.get(host);
     if (!h) return -1n;
-    let highest = h.syncRevision;
+    let highest = h.syncRevision > h.forgotten ? h.syncRevision : h.forgotten;
     const consider = (r: bigint): void => {
       if (r > highest) highest = r;
     };
