@@ -20,6 +20,7 @@ import type {
   StorageBackend,
 } from './backend.js';
 import { DirBackend, type DirBackendOptions } from './dir.js';
+import { hostRoots } from './host-roots.js';
 import { poolTarget } from './dir/paths.js';
 import { requirePoolDirectory } from './dir/pool.js';
 import { isHeldExclusively, requireEmptyDevice } from './device-probe.js';
@@ -40,8 +41,6 @@ import {
   type MountTableSource,
 } from './mount.js';
 import { refuseConflictingBuildFlags } from './build-flags.js';
-
-const DEFAULT_SYSFS_ROOT = '/sys';
 
 export interface MountedBackendOptions extends DirBackendOptions {
   mount?: string;
@@ -88,7 +87,7 @@ export abstract class MountedDirBackend implements StorageBackend {
   constructor(options: MountedBackendOptions = {}, extraOperations: readonly BackendOperation[] = []) {
     this.dir = options.dir ?? new DirBackend(options);
     this.mountTable = options.mountTable ?? procMountTable;
-    this.sysfsRoot = options.sysfsRoot ?? process.env.CISTERN_SYSFS_ROOT ?? DEFAULT_SYSFS_ROOT;
+    this.sysfsRoot = hostRoots(options).sysfs;
     this.mountCmd = options.mount ?? 'mount';
     this.umountCmd = options.umount ?? 'umount';
     this.operations = new Set<BackendOperation>([...this.dir.operations, ...extraOperations]);

@@ -49,7 +49,8 @@ import {
 } from './iscsiadm.js';
 import { checkIscsiHost, checkIscsiName, checkIscsiPort, targetSources } from './libiscsi-tools.js';
 import { chapOf, type Chap } from './iscsi-direct.js';
-import { DEFAULT_DEV_ROOT, checkScsiTargetDir, lunIdentity, lunPoolSizes, scanScsiHost } from './scsi-scan.js';
+import { hostRoots, type HostRoots } from './host-roots.js';
+import { checkScsiTargetDir, lunIdentity, lunPoolSizes, scanScsiHost } from './scsi-scan.js';
 import { discardLun, lunDevicePath } from './scsi.js';
 import { checkIdentity, downloadBlock, uploadBlock, wipeBlock, type DeviceIdentity } from './block-data.js';
 
@@ -131,12 +132,14 @@ export class IscsiBackend implements StorageBackend {
 
   private readonly iscsiadm: string;
   private readonly sysfs: string;
+  private readonly roots: HostRoots;
   private readonly opts: IscsiBackendOptions;
 
   constructor(options: IscsiBackendOptions = {}) {
     this.opts = options;
     this.iscsiadm = options.iscsiadm ?? ISCSIADM;
-    this.sysfs = options.sysfsRoot ?? '/sys';
+    this.roots = hostRoots(options);
+    this.sysfs = this.roots.sysfs;
   }
 
   // -------------------------------------------------------------- kernel support
@@ -153,7 +156,7 @@ export class IscsiBackend implements StorageBackend {
     if (!(await exists(join(this.sysfs, 'class', 'iscsi_host')))) missing.push(`the kernel has no iSCSI host class (no ${join(this.sysfs, 'class', 'iscsi_host')})`);
     let iscsid = false;
     try {
-      iscsid = (await readFile(join(this.opts.procRoot ?? '/proc', 'net', 'unix'), 'utf8')).includes('ISCSIADM_ABSTRACT_NAMESPACE');
+      iscsid = (await readFile(join(this.roots.proc, 'net', 'unix'), 'utf8')).includes('ISCSIADM_ABSTRACT_NAMESPACE');
     } catch {
       iscsid = false;
     }
@@ -295,7 +298,7 @@ export class IscsiBackend implements StorageBackend {
     const host = await this.sessionHost(session.id);
     const volumes = await scanScsiHost(this.sysfs, host, targetDir, {
       runner: ctx.runner,
-      ...(this.opts.devRoot ? { devRoot: this.opts.devRoot } : {}),
+      devRoot: this.roots.dev,
       ...(this.opts.keySource ? { keySource: this.opts.keySource } : {}),
       ...(this.opts.stableDirWaitMs !== undefined ? { stableDirWaitMs: this.opts.stableDirWaitMs } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
@@ -329,7 +332,7 @@ export class IscsiBackend implements StorageBackend {
 
   // LUN data: the block device under the pool's target directory, as for scsi pools.
   private devicePath(pool: PoolDefinition, volume: VolumeDefinition): string {
-    return lunDevicePath(pool, volume, this.opts.devRoot ?? DEFAULT_DEV_ROOT);
+    return lunDevicePath(pool, volume, this.roots.dev);
   }
 
   /** The check that a device opened for the volume is still its LU's, on the session's SCSI host (scsi-scan.ts lunIdentity). */

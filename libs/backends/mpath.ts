@@ -19,7 +19,8 @@ import {
 import { FailedPreconditionError, InvalidArgumentError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import type { BackendOperation, PoolContext, RefreshResult, StorageBackend } from './backend.js';
-import { DEFAULT_DEV_ROOT, devFsPath, lunPoolSizes } from './scsi-scan.js';
+import { devFsPath, lunPoolSizes } from './scsi-scan.js';
+import { hostRoots } from './host-roots.js';
 import {
   NO_DEVICE_MAPPER,
   dmsetupError,
@@ -87,8 +88,9 @@ export class MpathBackend implements StorageBackend {
 
   constructor(options: MpathBackendOptions = {}) {
     this.options = options;
-    this.devRoot = options.devRoot ?? process.env.CISTERN_DEV_ROOT ?? DEFAULT_DEV_ROOT;
-    this.procRoot = options.procRoot ?? process.env.CISTERN_PROC_ROOT ?? '/proc';
+    const roots = hostRoots(options);
+    this.devRoot = roots.dev;
+    this.procRoot = roots.proc;
     this.dmsetup = options.dmsetup ?? 'dmsetup';
   }
 

@@ -29,6 +29,7 @@ import { permsOf, timestampsOf } from './stat-fields.js';
 import { plainTarget } from './volume-target.js';
 import { splitDevT } from './device-number.js';
 import { mapLimit } from './map-limit.js';
+import { DEFAULT_DEV_ROOT } from './host-roots.js';
 
 /** LUs read (and scsi_id run for) at the same time during a scan. */
 const LU_SCAN_PARALLEL = 8;
@@ -37,8 +38,6 @@ const LU_SCAN_PARALLEL = 8;
 export const SCSI_TYPE_DISK = 0;
 export const SCSI_TYPE_ROM = 5;
 
-export const DEFAULT_SYSFS_ROOT = '/sys';
-export const DEFAULT_DEV_ROOT = '/dev';
 export const SCSI_ID_PROGRAM = '/lib/udev/scsi_id';
 
 export interface ScsiScanOptions {

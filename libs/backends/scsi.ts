@@ -26,9 +26,8 @@ import {
 import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError, asCisternError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import type { BackendOperation, PoolContext, RefreshResult, StorageBackend } from './backend.js';
+import { hostRoots } from './host-roots.js';
 import {
-  DEFAULT_DEV_ROOT,
-  DEFAULT_SYSFS_ROOT,
   checkScsiTargetDir,
   devFsPath,
   lunPoolSizes,
@@ -150,8 +149,9 @@ export class ScsiBackend implements StorageBackend {
 
   constructor(options: ScsiBackendOptions = {}) {
     this.options = options;
-    this.sysfsRoot = options.sysfsRoot ?? process.env.CISTERN_SYSFS_ROOT ?? DEFAULT_SYSFS_ROOT;
-    this.devRoot = options.devRoot ?? process.env.CISTERN_DEV_ROOT ?? DEFAULT_DEV_ROOT;
+    const roots = hostRoots(options);
+    this.sysfsRoot = roots.sysfs;
+    this.devRoot = roots.dev;
   }
 
   // ---------------------------------------------------------------- host lookup
