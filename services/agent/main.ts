@@ -2,7 +2,7 @@
 // cistern-agent: serves one host's storage over NATS.
 //   cistern-agent --host-id ID [--nats URL] [--root DIR] [--heartbeat-ms N] [--resync-spread-ms N] [--log-level L]
 import { parseArgs } from 'node:util';
-import { readFileSync, statSync } from 'node:fs';
+import { readPasswordFile } from '../../libs/bus/password-file.js';
 import { resolve } from 'node:path';
 import { checkHostId } from '../../libs/api/names.js';
 import { asCisternError } from '../../libs/errors/errors.js';
@@ -28,10 +28,9 @@ function natsCredentials(values: { 'nats-user'?: string; 'nats-pass-file'?: stri
   let natsPass = process.env.NATS_PASSWORD || undefined;
   if (file) {
     try {
-      if ((statSync(file).mode & 0o077) !== 0) fail(`--nats-pass-file ${file} is accessible by group or others; chmod 600 it`);
-      natsPass = readFileSync(file, 'utf8').split('\n')[0]!.trim();
+      natsPass = readPasswordFile(file, '--nats-pass-file');
     } catch (err) {
-      fail(`--nats-pass-file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      fail((err as Error).message);
     }
   }
   if (natsPass && !natsUser) fail('a NATS password needs --nats-user');

@@ -2,8 +2,8 @@
 // gRPC server credentials, the NATS credentials and the secret key, plus the warnings
 // to log loudly (no tokens, plaintext off loopback).
 import type { ServerCredentials } from '@grpc/grpc-js';
-import { readFileSync, statSync } from 'node:fs';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { readPasswordFile } from '../../../libs/bus/password-file.js';
 import { openGuard, tokenGuard, type CallGuard } from '../call-guard.js';
 import type { SecurityConfig } from '../config.js';
 import type { Logger } from '../../../libs/log/logger.js';
@@ -21,20 +21,6 @@ export interface SecuritySetup {
   secretKey?: Buffer;
   /** Lines to log at warn level at start. */
   warnings: string[];
-}
-
-/** A password file: the first line, trimmed; refused when others may read it. */
-export function readPasswordFile(path: string, flag: string): string {
-  let st;
-  try {
-    st = statSync(path);
-  } catch (err) {
-    throw new InvalidArgumentError(flag, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-  }
-  if ((st.mode & 0o077) !== 0) throw new InvalidArgumentError(flag, `${path} is accessible by group or others; chmod 600 it`);
-  const pass = readFileSync(path, 'utf8').split('\n')[0]!.trim();
-  if (!pass) throw new InvalidArgumentError(flag, `${path} is empty`);
-  return pass;
 }
 
 export function setupSecurity(listen: string, sec: SecurityConfig, log: Logger): SecuritySetup {
