@@ -404,16 +404,13 @@ export async function findPoolSources(svc: CoordinatorServices, ctx: CallContext
 /**
  * Each host's capabilities as its agent last gave them. They change only with the agent (its
  * version, its backends), so the agent is asked once per start of it (boot id), and while the
- * host is offline the last answer is served, as every other read is, from the cache.
+ * host is offline the last answer is served, as every other read is, from the cache. The answer
+ * lives in the host's entry, so it goes when the host is deleted.
  */
-const capabilitiesSeen = new WeakMap<CoordinatorServices, Map<string, { bootId: bigint; caps: PoolCapabilities }>>();
-
 export async function getPoolCapabilities(svc: CoordinatorServices, ctx: CallContext, req: GetPoolCapabilitiesRequest): Promise<PoolCapabilities> {
   const host = requireHost(req.host);
   const entry = svc.hosts.requireKnown(host);
-  let seen = capabilitiesSeen.get(svc);
-  if (!seen) capabilitiesSeen.set(svc, (seen = new Map()));
-  const known = seen.get(host);
+  const known = entry.poolCapabilities;
   if (known && (known.bootId === entry.bootId || !entry.online)) return known.caps;
   const reply = await forward(svc, ctx, host, { op: { $case: 'getPoolCapabilities', value: { host } } });
   const caps = reply.result?.$case === 'capabilities' ? reply.result.value : { types: [], xml: '' };
@@ -421,6 +418,6 @@ export async function getPoolCapabilities(svc: CoordinatorServices, ctx: CallCon
     const lib = await loadXml();
     if (lib) caps.xml = lib.formatPoolCapabilitiesXml(caps.types);
   }
-  seen.set(host, { bootId: entry.bootId, caps });
+  entry.poolCapabilities = { bootId: entry.bootId, caps };
   return caps;
 }

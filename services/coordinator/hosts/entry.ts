@@ -1,6 +1,6 @@
 // What the coordinator knows of one host (HostEntry), and the timing every part of the host
 // registry shares: a host is gone after MISSED_HEARTBEATS of its heartbeat intervals.
-import type { Host } from '../../../libs/proto/cistern/v1/storage.js';
+import type { Host, PoolCapabilities } from '../../../libs/proto/cistern/v1/storage.js';
 
 export const MISSED_HEARTBEATS = 3;
 export const DEFAULT_INTERVAL_MS = 2000;
@@ -34,6 +34,8 @@ export interface HostEntry {
   previousBoot?: { id: bigint; at: number };
   /** more than one agent heartbeats with this host id: each one's boot id and when it was last heard */
   conflict?: Map<bigint, number>;
+  /** its agent's last answer to GetPoolCapabilities, and the boot that gave it (they change only with the agent) */
+  poolCapabilities?: { bootId: bigint; caps: PoolCapabilities };
 }
 
 /** How long without a sign of life makes the host gone: MISSED_HEARTBEATS of its intervals. */

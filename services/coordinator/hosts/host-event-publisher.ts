@@ -28,8 +28,13 @@ export interface HostEventPublisherOptions {
 }
 
 export class HostEventPublisher {
-  /** per host: number of its newest event (kept: one number per host the coordinator has known) */
-  private readonly newest = new Map<string, number>();
+  /**
+   * per host with an event still being published: the number of its newest event, and how many
+   * of its events are in flight. A host leaves the map with its last one, so hosts seen once
+   * (deleted, renamed) cost nothing for the coordinator's lifetime; numbering starts again
+   * from 1 then, with no older attempt left to compare against it.
+   */
+  private readonly hosts = new Map<string, { newest: number; inFlight: number }>();
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = false;
   private readonly wakers = new Set<() => void>();
@@ -40,10 +45,21 @@ export class HostEventPublisher {
   emit(event: Event): void {
     if (this.stopped) return;
     const host = event.host;
-    const number = (this.newest.get(host) ?? 0) + 1;
-    this.newest.set(host, number);
-    const publishing = this.publishUntilStored(event, () => this.newest.get(host) !== number).finally(() => this.inFlight.delete(publishing));
+    let state = this.hosts.get(host);
+    if (!state) this.hosts.set(host, (state = { newest: 0, inFlight: 0 }));
+    const number = ++state.newest;
+    state.inFlight++;
+    const own = state;
+    const publishing = this.publishUntilStored(event, () => own.newest !== number).finally(() => {
+      this.inFlight.delete(publishing);
+      if (--own.inFlight === 0) this.hosts.delete(host);
+    });
     this.inFlight.add(publishing);
+  }
+
+  /** Hosts with an event still being published (tests: nothing is kept once they are stored). */
+  get hostsInFlight(): number {
+    return this.hosts.size;
   }
 
   /** Resolves when every event emitted so far is stored or given up (tests, shutdown). */

@@ -65,6 +65,37 @@ describe('host event publisher', () => {
     expect(stored.map(label)).to.deep.equal(['HOST_ONLINE b', 'HOST_OFFLINE c']);
   });
 
+  it('keeps nothing of a host once its events are stored or given up, and a later event of it still supersedes an older one', async () => {
+    let refuse = true;
+    const stored: Event[] = [];
+    const p = new HostEventPublisher({
+      publish: async (e) => {
+        if (refuse) throw new Error('refused');
+        stored.push(e);
+      },
+      log: silentLogger,
+      delaysMs: [5],
+      retryForMs: 1_000,
+    });
+    for (let i = 0; i < 100; i++) p.emit(hostEvent(EventKind.HOST_OFFLINE, `gone-${i}`, `off-${i}`));
+    expect(p.hostsInFlight).to.equal(100);
+    refuse = false;
+    await p.settled();
+    expect(p.hostsInFlight).to.equal(0);
+    expect(stored).to.have.length(100);
+
+    // the host comes back after its state was dropped: numbering starts again, and the order
+    // rule still holds between its new events
+    stored.length = 0;
+    refuse = true;
+    p.emit(hostEvent(EventKind.HOST_OFFLINE, 'gone-0', 'off-again'));
+    p.emit(hostEvent(EventKind.HOST_ONLINE, 'gone-0', 'on-again'));
+    refuse = false;
+    await p.settled();
+    expect(stored.map(label)).to.deep.equal(['HOST_ONLINE gone-0']);
+    expect(p.hostsInFlight).to.equal(0);
+  });
+
   it('the host registry publishes its host events again while the stream refuses them', async () => {
     const stream = refusingStream(2);
     let now = 1_000_000;
