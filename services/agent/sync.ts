@@ -1,7 +1,8 @@
 // Full sync (docs/bus.md, item 3): the whole runtime state of this host as HostSync chunks
 // on cistern.sync.<host>, one sync id, chunk 0..n, last=true on the final one, each
 // under ~512 KiB encoded. Sent at start, after every reconnect, after events the stream
-// did not store (the sync carries them: HostSync.events_lost), and on ResyncRequest:
+// did not store (the sync carries them, HostSync.events_lost, until a coordinator confirms
+// it took them: LOST_SYNC_CONFIRM_MS), and on ResyncRequest:
 // at once when the request names this host, after a random delay of up to the resync
 // spread when it is fleet-wide (host ''), so a fleet does not answer a new coordinator
 // in the same instant.
@@ -14,6 +15,15 @@ import type { LostEvents } from './events.js';
 import type { Logger } from '../../libs/log/logger.js';
 
 export const MAX_CHUNK_BYTES = 512 * 1024;
+/**
+ * A sync that carries events lost ends with a request: a coordinator that took the whole sync
+ * answers (coordinator sync-intake.ts), and until one does the events stay the agent's. A sync
+ * is a core NATS publish, gone when no coordinator listens at that moment (one restarting, its
+ * sync connection reconnecting): without the answer those events were lost twice.
+ */
+export const LOST_SYNC_CONFIRM_MS = 5_000;
+/** Waits before a sync whose events lost no coordinator confirmed is sent again: each in turn, then the last. */
+export const LOST_SYNC_RETRY_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
 /** Longest default delay before answering a fleet-wide ResyncRequest. */
 export const MAX_RESYNC_SPREAD_MS = 1500;
 
@@ -103,12 +113,17 @@ export class HostSyncer {
   private sub: Subscription | undefined;
   /** a fleet-wide request waiting for its random delay */
   private delayed: NodeJS.Timeout | undefined;
+  /** a sync again because no coordinator confirmed the last one's events lost */
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private unconfirmed = 0;
   /** Called for every ResyncRequest this host answers: a coordinator is up. */
   onCoordinatorSeen: (() => void) | undefined;
 
   /**
    * `resyncSpreadMs`: answers to a fleet-wide ResyncRequest wait a random delay below it (0 = at once).
-   * `lost`: events the stream did not store; each sync carries them, one that is not sent gives them back.
+   * `lost`: events the stream did not store; each sync carries them, one that is not sent or
+   * not confirmed gives them back, and an unconfirmed one is sent again after `lostSyncRetryMs`.
    */
   constructor(
     private readonly nc: NatsConnection,
@@ -117,6 +132,7 @@ export class HostSyncer {
     private readonly log: Logger,
     private readonly resyncSpreadMs = MAX_RESYNC_SPREAD_MS,
     private readonly lost?: LostEvents,
+    private readonly lostSyncRetryMs: readonly number[] = LOST_SYNC_RETRY_MS,
   ) {}
 
   /** Answers ResyncRequest messages for this host (or for every host). */
@@ -184,7 +200,14 @@ export class HostSyncer {
       const chunks = buildSyncChunks(syncId, { ...this.snapshot(), eventsLost, reason }, MAX_CHUNK_BYTES, (what, err) =>
         this.log.error('left out of the full sync: it does not encode', { what, error: err }),
       );
-      for (const chunk of chunks) this.nc.publish(subjects.sync(this.host), HostSync.encode(chunk).finish());
+      const subject = subjects.sync(this.host);
+      let confirmation: Promise<unknown> | undefined;
+      chunks.forEach((chunk, i) => {
+        const bytes = HostSync.encode(chunk).finish();
+        if (eventsLost.length > 0 && i === chunks.length - 1) confirmation = this.nc.request(subject, bytes, { timeout: LOST_SYNC_CONFIRM_MS });
+        else this.nc.publish(subject, bytes);
+      });
+      if (confirmation) void this.awaitConfirmation(confirmation, eventsLost, syncId);
       await this.nc.flush();
       const last = chunks[chunks.length - 1]!;
       this.log.info('full sync sent', {
@@ -202,7 +225,33 @@ export class HostSyncer {
     }
   }
 
+  /** The events lost a sync carried are the coordinators' once one confirms it; else they go in a sync again. */
+  private async awaitConfirmation(confirmation: Promise<unknown>, eventsLost: Event[], syncId: string): Promise<void> {
+    try {
+      await confirmation;
+      this.unconfirmed = 0;
+    } catch (err) {
+      this.lost?.restore(eventsLost);
+      if (this.stopped) return;
+      const delayMs = this.lostSyncRetryMs[Math.min(this.unconfirmed++, this.lostSyncRetryMs.length - 1)]!;
+      this.log.warn('no coordinator confirmed the full sync carrying events the stream did not store; they go in the next one', {
+        syncId,
+        eventsLost: eventsLost.length,
+        retryInMs: delayMs,
+        error: err,
+      });
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        void this.request('events lost not confirmed');
+      }, delayMs);
+      this.retryTimer.unref();
+    }
+  }
+
   stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
     if (this.delayed) clearTimeout(this.delayed);
     this.delayed = undefined;
     this.sub?.unsubscribe();

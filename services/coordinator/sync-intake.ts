@@ -120,12 +120,21 @@ export interface SyncIntakeOptions {
 
 /** A host whose sync waits for the stream's view of it; its chunks that follow wait too. */
 interface Held {
-  chunks: Uint8Array[];
+  chunks: QueuedChunk[];
+}
+
+/** A chunk as it came: `reply` when its agent asks to hear that the sync arrived whole (it carries events lost). */
+interface QueuedChunk {
+  host: string;
+  data: Uint8Array;
+  reply?: string;
 }
 
 export class SyncIntake {
   private readonly assembling = new Map<string, SyncAssembly>();
-  private queue: Array<{ host: string; data: Uint8Array }> = [];
+  private queue: QueuedChunk[] = [];
+  /** where confirmations go: the connection the chunks came on */
+  private nc: NatsConnection | undefined;
   private head = 0;
   /** chunks queued and not applied yet, per host */
   private readonly queued = new Map<string, number>();
@@ -144,22 +153,23 @@ export class SyncIntake {
 
   /** Takes every host's sync chunks from `nc`. */
   subscribe(nc: NatsConnection): Subscription {
+    this.nc = nc;
     return nc.subscribe(subjects.syncAll, {
       callback: (err, msg) => {
         if (err) {
           this.options.log.warn('sync subscription failed', { err });
           return;
         }
-        this.receive(msg.subject.slice(msg.subject.lastIndexOf('.') + 1), msg.data);
+        this.receive(msg.subject.slice(msg.subject.lastIndexOf('.') + 1), msg.data, msg.reply);
       },
     });
   }
 
   /** One chunk as it came off the bus: noted at once, applied in turn. */
-  receive(host: string, data: Uint8Array): void {
+  receive(host: string, data: Uint8Array, reply?: string): void {
     if (this.stopped || !host) return;
     this.options.hosts.onSyncChunk(host);
-    this.queue.push({ host, data });
+    this.queue.push(reply ? { host, data, reply } : { host, data });
     this.arrived += data.length;
     this.queued.set(host, (this.queued.get(host) ?? 0) + 1);
     if (!this.working) {
@@ -238,7 +248,7 @@ export class SyncIntake {
         }
         appliedAt = performance.now();
         const item = this.queue[this.head]!;
-        this.queue[this.head++] = undefined as unknown as { host: string; data: Uint8Array };
+        this.queue[this.head++] = undefined as unknown as QueuedChunk;
         if (this.head > 1024 && this.head * 2 > this.queue.length) {
           this.queue = this.queue.slice(this.head);
           this.head = 0;
@@ -246,11 +256,11 @@ export class SyncIntake {
         const held = this.held.get(item.host);
         if (held) {
           // after its sync that waits for the stream's view (still counted as queued)
-          held.chunks.push(item.data);
+          held.chunks.push(item);
           continue;
         }
         try {
-          this.apply(item.host, item.data);
+          this.apply(item);
         } catch (err) {
           this.options.log.warn('bad sync message', { host: item.host, err });
         } finally {
@@ -300,7 +310,7 @@ export class SyncIntake {
     }
   }
 
-  private apply(host: string, data: Uint8Array): void {
+  private apply({ host, data, reply }: QueuedChunk): void {
     const { log } = this.options;
     // volumes stay bytes: decoding a fleet's million volumes only to encode them again for
     // the cache would be most of a resync's CPU (volume-wire.ts)
@@ -312,6 +322,9 @@ export class SyncIntake {
     }
     if (!done) return;
     this.take(host, done);
+    // the sync is whole and this coordinator answers for its events lost from here on (their
+    // reconcile events are published, retried, by take): the agent may forget them
+    if (reply) this.nc?.publish(reply);
   }
 
   /**
@@ -397,7 +410,7 @@ export class SyncIntake {
       }
       // its chunks that came meanwhile go first, in order, before any that came after them
       if (held.chunks.length > 0) {
-        this.queue.splice(this.head, 0, ...held.chunks.map((data) => ({ host, data })));
+        this.queue.splice(this.head, 0, ...held.chunks);
         if (!this.working) {
           this.working = true;
           setImmediate(() => void this.work());

@@ -106,6 +106,12 @@ describe('agent events the stream did not store', () => {
         if (down) throw new Error('connection closed');
         sent.push(HostSync.decode(data));
       },
+      // a coordinator takes the sync whole and confirms it
+      request: async (_subject: string, data: Uint8Array) => {
+        if (down) throw new Error('connection closed');
+        sent.push(HostSync.decode(data));
+        return {};
+      },
       flush: async () => undefined,
     } as unknown as NatsConnection;
     const lost = new LostEvents();
@@ -120,6 +126,58 @@ describe('agent events the stream did not store', () => {
     expect(sent[0]!.eventsLost.map((e) => `${EventKind[e.kind]} ${e.volume} ${e.volumeState?.revision}`)).to.deep.equal(['VOLUME_DELETED vol-0 0']);
     await syncer.request('requested');
     expect(sent[1]!.eventsLost).to.deep.equal([]);
+    syncer.stop();
+  });
+
+  it('they stay the agent\'s until a coordinator confirms a sync that carried them, and go again on their own', async () => {
+    const sent: Array<{ sync: HostSync; asked: boolean }> = [];
+    let coordinators = 0;
+    const nc = {
+      publish: (_subject: string, data: Uint8Array) => void sent.push({ sync: HostSync.decode(data), asked: false }),
+      request: async (_subject: string, data: Uint8Array) => {
+        sent.push({ sync: HostSync.decode(data), asked: true });
+        if (coordinators === 0) throw Object.assign(new Error('503'), { code: '503' }); // no responders
+        return {};
+      },
+      flush: async () => undefined,
+    } as unknown as NatsConnection;
+    const lost = new LostEvents();
+    const retryMs = [100, 200];
+    const syncer = new HostSyncer(nc, 'h', () => ({ host, pools: [], volumes: [], revision: 3n }), silentLogger, 0, lost, retryMs);
+    const lostIn = (i: number) => sent[i]!.sync.eventsLost.map((e) => `${EventKind[e.kind]} ${e.volume}`);
+    try {
+      // a sync without events lost is a plain publish
+      await syncer.request('start');
+      expect(sent.map((s) => s.asked)).to.deep.equal([false]);
+
+      // no coordinator listens when the sync carrying the event goes (one restarting)
+      lost.note(volumeEvent(EventKind.VOLUME_DELETED, 'h', v0!, systemActor));
+      await syncer.request('event publish failed');
+      expect(sent[1]!.asked).to.equal(true);
+      expect(lostIn(1)).to.deep.equal(['VOLUME_DELETED vol-0']);
+      await new Promise((resolve) => setImmediate(resolve));
+      // any sync meanwhile carries them again
+      await syncer.request('requested');
+      expect(lostIn(2)).to.deep.equal(['VOLUME_DELETED vol-0']);
+      await new Promise((resolve) => setImmediate(resolve));
+
+      // and the agent sends one by itself, after the second wait (two syncs went unconfirmed),
+      // which a coordinator now confirms
+      coordinators = 1;
+      const before = sent.length;
+      const started = Date.now();
+      while (sent.length === before && Date.now() - started < 5_000) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(sent[before]!.sync.reason).to.equal('events lost not confirmed');
+      expect(lostIn(before)).to.deep.equal(['VOLUME_DELETED vol-0']);
+      await new Promise((resolve) => setImmediate(resolve));
+
+      // confirmed: the coordinators have them; the next sync is a plain one without them
+      await syncer.request('requested');
+      expect(sent.at(-1)!.asked).to.equal(false);
+      expect(sent.at(-1)!.sync.eventsLost).to.deep.equal([]);
+    } finally {
+      syncer.stop();
+    }
   });
 });
 

@@ -3,6 +3,7 @@
 // reconciled against a full sync this coordinator holds of it, or, never synced here but known
 // from its record, against the stream's view of it.
 import { expect } from 'chai';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Heartbeat, HostSync } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { Event, EventKind, Host, Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import { buildSyncChunks } from '../../../services/agent/sync.js';
@@ -110,6 +111,29 @@ describe('coordinator sync intake', () => {
     const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v2.img', volumeState: vol('a', 'p', 'v2.img', 7n) });
     await t.deliver('a', syncOf('a', 's2', 2, 9n, undefined, [deleted]));
     expect(t.published.map((e) => `${EventKind[e.kind]} ${e.volume}`)).to.deep.equal(['VOLUME_DELETED v2.img']);
+  });
+
+  it('confirms a sync carrying events lost once it has it whole and published their state, and not one it lost a chunk of', async () => {
+    const t = setup();
+    const confirmed: string[] = [];
+    t.intake.subscribe({ subscribe: () => ({}), publish: (subject: string) => confirmed.push(subject) } as unknown as NatsConnection);
+    t.beat('a');
+    await t.deliver('a', syncOf('a', 's1', 3, 5n));
+    const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v2.img', volumeState: vol('a', 'p', 'v2.img', 7n) });
+    // three chunks; only the last asks for the answer, as the agent sends it
+    const whole = syncOf('a', 's2', 2, 9n, 120, [deleted]);
+    expect(whole.length).to.be.greaterThan(2);
+    whole.forEach((c, i) => t.intake.receive('a', c, i === whole.length - 1 ? '_INBOX_agent_a.r1' : undefined));
+    expect(confirmed, 'not before it is applied').to.deep.equal([]);
+    await t.intake.settled();
+    expect(t.published.map((e) => `${EventKind[e.kind]} ${e.volume}`)).to.deep.equal(['VOLUME_DELETED v2.img']);
+    expect(confirmed).to.deep.equal(['_INBOX_agent_a.r1']);
+
+    // a sync whose first chunk never came (the connection dropped): no answer, the agent keeps its events
+    const cut = syncOf('a', 's3', 2, 11n, 120, [deleted]);
+    cut.slice(1).forEach((c, i) => t.intake.receive('a', c, i === cut.length - 2 ? '_INBOX_agent_a.r2' : undefined));
+    await t.intake.settled();
+    expect(confirmed).to.deep.equal(['_INBOX_agent_a.r1']);
   });
 
   it('the syncs of a host that two agents heartbeat for are not applied: neither one is the host', async () => {
