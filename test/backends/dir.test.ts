@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirBackend } from '../../libs/backends/dir.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
+import { runQemuImgCalibrated } from '../../libs/backends/qemu-img-run.js';
 import { probeFile } from '../../libs/backends/format-probe.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
 import { PoolType, VolumeType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
@@ -491,10 +492,11 @@ describe('dir backend with real qemu-img', function () {
       });
 
       it('qcow2 + LUKS grows with its passphrase; the data survives', async () => {
-        // made by qemu-img with a short PBKDF time (the raw test above covers Cistern's create)
+        // made by qemu-img with a short PBKDF time (the raw test above covers Cistern's create),
+        // retried as the agent retries it when the VM's coarse CPU clock fails its calibration
         const path = join(target, 'luks.qcow2');
         const secret = ['--object', `secret,id=s0,file=${secretFile}`];
-        execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', ...secret, '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', path, '8M']);
+        await runQemuImgCalibrated(runner, ['qemu-img', 'create', '-q', '-f', 'qcow2', ...secret, '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', path, '8M']);
         const src = join(root, 'luks.payload');
         writeFileSync(src, payload);
         execFileSync('qemu-img', ['convert', '-n', '-f', 'raw', src, ...secret, '--target-image-opts', imageOpts('luks.qcow2', 'qcow2')]);
