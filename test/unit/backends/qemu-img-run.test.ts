@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { CommandFailedError } from '../../../libs/errors/errors.js';
-import { PBKDF_CALIBRATION_FAILURE, runQemuImgCalibrated } from '../../../libs/backends/qemu-img-run.js';
+import { PBKDF_CALIBRATION_FAILURE, QEMU_IMG_CALIBRATION_ATTEMPTS, runQemuImgCalibrated } from '../../../libs/backends/qemu-img-run.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 
 const argv = ['qemu-img', 'create', '-f', 'luks', '--', '/p/v', '8192K'];
@@ -14,12 +14,13 @@ describe('qemu-img LUKS calibration retry', () => {
     expect(runner.argvs).to.deep.equal([argv, argv, argv]);
   });
 
-  it('gives up after four calibration failures with qemu-img\'s own error', async () => {
+  it('gives up after QEMU_IMG_CALIBRATION_ATTEMPTS calibration failures with qemu-img\'s own error', async () => {
     const runner = new RecordingRunner().on(['qemu-img'], calibrationFailure());
     const err = await runQemuImgCalibrated(runner, argv).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(CommandFailedError);
     expect((err as Error).message).to.contain(PBKDF_CALIBRATION_FAILURE);
-    expect(runner.argvs).to.have.length(4);
+    expect(QEMU_IMG_CALIBRATION_ATTEMPTS).to.equal(12);
+    expect(runner.argvs).to.have.length(QEMU_IMG_CALIBRATION_ATTEMPTS);
   });
 
   it('does not retry any other failure', async () => {
