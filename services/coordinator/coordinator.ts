@@ -10,13 +10,14 @@ import { connectBus, watchBusStatus } from '../../libs/bus/connect.js';
 import { CLIENT_IDLE_TIMEOUT_MS } from './handlers/streams.js';
 import { ensureEventStream, EventPublisher, namedChangeDedupeId } from '../../libs/bus/events.js';
 import { subjects } from '../../libs/bus/subjects.js';
-import { Heartbeat, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { openGuard, type CallGuard } from './call-guard.js';
 import { FleetCache } from './cache.js';
 import { CatalogWatermark } from './catalog-watermark.js';
 import type { CoordinatorServices } from './context.js';
-import { natsEventSource, readEvents, streamBounds, type EventReader } from './event-log.js';
-import { GapResync, SequenceGaps } from './event-gaps.js';
+import { natsEventSource } from './event-log.js';
+import { feedCache } from './cache-feed.js';
+import { followHeartbeats } from './heartbeats.js';
 import { HostRegistry } from './hosts.js';
 import type { HostStore } from './hosts/records.js';
 import type { Logger } from '../../libs/log/logger.js';
@@ -148,6 +149,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       askSync: (host) => resync(host),
       streamBaseline: (host, upTo) => baselines.read(host, upTo),
     });
+    const catalogWatermark = new CatalogWatermark();
     const svc: CoordinatorServices = {
       nc,
       cache,
@@ -162,79 +164,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       results,
       secrets,
       schemas: new SchemaValidator({ schemaDir: options.schemaDir }),
-      catalogWatermark: new CatalogWatermark(),
+      catalogWatermark,
     };
 
-    // 1. events from the stream's current end; everything before is covered by the syncs
-    const bounds = await streamBounds(nc);
-    cache.advance(bounds.last);
-    // events removed before the cache read them: the fleet's full syncs bring their changes (event-gaps.ts)
-    const gapResync = new GapResync(() => resync());
-    cleanups.push(() => gapResync.stop());
-    const gaps = new SequenceGaps(bounds.last + 1n, (gap) => {
-      log.warn('events were removed from the stream before this coordinator read them (retention outran it); asking every agent for a full sync', {
-        after: String(gap.after),
-        next: String(gap.next),
-        missed: String(gap.next - gap.after - 1n),
-      });
-      gapResync.gapFound();
-    });
-    const reader: EventReader = await readEvents(nc, bounds.last + 1n, { log, reader: 'cache' }, (skipped) => {
-      gaps.delivered(skipped.sequence);
-      const what = skipped.event ? 'ignored an event naming another host than its subject' : `ignored a stored message: ${skipped.why}`;
-      log.warn(what, { subject: skipped.subject, host: skipped.event?.host, seq: skipped.sequence });
-      cache.advance(skipped.sequence);
-    });
-    cleanups.push(() => reader.close());
-    void (async () => {
-      try {
-        for await (const event of reader) {
-          gaps.delivered(event.sequence);
-          try {
-            cache.applyEvent(event);
-          } catch (err) {
-            log.error('could not apply event', { seq: event.sequence, err });
-            cache.advance(event.sequence);
-          }
-        }
-      } catch (err) {
-        log.error('event stream reader stopped', { err });
-      }
-    })();
-
-    // 2. catalog: current entries, then every change (with revisions, deletions included)
-    const watch = await catalog.follow((host, pool, value, revision) => {
-      try {
-        cache.applyCatalog(host, pool, value, revision);
-      } catch (err) {
-        log.warn('bad catalog entry', { host, pool, err });
-      }
-      svc.catalogWatermark!.advance(revision);
-    });
-    cleanups.push(() => watch.stop());
+    // 1-2. events from the stream's current end (everything before is covered by the syncs), then the catalog
+    cleanups.push(...(await feedCache({ nc, cache, catalog, catalogWatermark, log, resyncFleet: () => resync() })));
     stepDone('catalogMs');
 
     // 3. hosts: the recorded fleet, heartbeats, syncs
     await hosts.load();
     stepDone('hostsMs');
     const subs: Subscription[] = [];
-    const hb = nc.subscribe(subjects.heartbeatAll);
-    subs.push(hb);
-    void (async () => {
-      for await (const msg of hb) {
-        try {
-          const hb = Heartbeat.decode(msg.data);
-          // an agent may publish only on its own heartbeat subject: the host inside must be that one
-          if (msg.subject !== subjects.heartbeat(hb.host?.hostId ?? '')) {
-            log.warn('ignored a heartbeat naming another host than its subject', { subject: msg.subject, host: hb.host?.hostId });
-            continue;
-          }
-          hosts.onHeartbeat(hb);
-        } catch (err) {
-          log.warn('bad heartbeat', { subject: msg.subject, err });
-        }
-      }
-    })();
+    subs.push(followHeartbeats(nc, hosts, log));
     // After a reconnect the fleet is asked for its syncs again (heartbeats, events and syncs
     // may have been missed), once both connections are back: the answers come on the sync
     // connection, and a sync sent while it was down (one the main connection's reconnect asked
