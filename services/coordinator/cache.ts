@@ -25,7 +25,9 @@
 // at that revision. That refuses every state a forgotten tombstone refused (never a
 // resurrection); what it refuses beyond them is a state older than the host's last
 // TOMBSTONES_PER_HOST removals of an object the cache does not hold, which the host's next
-// full sync brings (a sync newer than `forgotten` is taken whole and clears it).
+// full sync brings. A full sync holds every object of the host as of its revision, so it
+// replaces the tombstones up to that revision with `forgotten` = its revision: a state of an
+// object it does not hold, at or below it, is of one removed by then.
 import { EventKind, PoolState, type Event, type Pool, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { decodeStored, prepareScanned, prepareVolume, storedFacts, storedRevision, type PreparedVolume, type StoredVolume } from './stored-volume.js';
@@ -91,9 +93,10 @@ interface HostState {
   /** revision at which a pool ('p', name) or volume ('v', pool, name) was removed; oldest first, at most ~tombstonesPerHost */
   tombstones: Map<string, bigint>;
   /**
-   * The highest revision of the tombstones forgotten (over the cap), -1 when none: an object
-   * held neither as a state nor as a tombstone counts as removed at this revision. Cleared by
-   * a full sync at or above it. No pool's volumes are pending while it is set.
+   * An object held neither as a state nor as a tombstone counts as removed at this revision:
+   * the highest of the tombstones forgotten (over the cap) and the last full sync's revision
+   * (that sync held every object of the host as of its revision); -1 when neither. No pool's
+   * volumes are pending while it is above the last full sync's revision.
    */
   forgotten: bigint;
   /** the revision of the last full sync taken: no volume it left pending is newer */
@@ -250,11 +253,11 @@ export class FleetCache {
     return this.applyPrepared(h, rt, pool, prepareVolume(bytes));
   }
 
-  private applyPrepared(h: HostState, rt: PoolEntry, pool: string, v: PreparedVolume): boolean {
+  private applyPrepared(h: HostState, rt: PoolEntry, pool: string, v: PreparedVolume, fromPendingSync = false): boolean {
     this.indexPending(h, rt, pool);
     const name = shortNameOf(v.facts);
     const current = rt.volumes.get(name);
-    const held = current !== undefined ? storedRevision(current) : (h.tombstones.get(volTomb(pool, name)) ?? h.forgotten);
+    const held = current !== undefined ? storedRevision(current) : (h.tombstones.get(volTomb(pool, name)) ?? (fromPendingSync ? -1n : h.forgotten));
     if (held >= 0n && v.facts.revision < held) return false; // (nothing held: any revision, without reading it)
     h.tombstones.delete(volTomb(pool, name));
     if (current === v.stored) return true; // unchanged (a resync): already indexed
@@ -335,7 +338,8 @@ export class FleetCache {
     let start = 0;
     for (const end of pending.ends) {
       const bytes = pending.arena.subarray(start, end);
-      this.applyPrepared(h, rt, pool, prepareScanned(bytes, scanVolume(bytes)));
+      // the sync's own states: `forgotten` (at most the sync's revision here) does not refuse them
+      this.applyPrepared(h, rt, pool, prepareScanned(bytes, scanVolume(bytes)), true);
       start = end;
     }
   }
@@ -435,6 +439,12 @@ export class FleetCache {
       }
       for (const v of incoming) this.applyPrepared(h, rt, name, 'bytes' in v ? prepareScanned(v.bytes, v.facts) : v);
     }
+    // What the snapshot does not hold was removed by its revision: a state of it at or below
+    // that revision arriving late (an event published after awaits, a reconcile event, a reply)
+    // is older than the removal, as the tombstones cleared above would have said. (Its pending
+    // volumes are the newest states up to it: nothing at or below it is newer.) A snapshot
+    // without a revision orders nothing and refuses nothing after it.
+    if (snapshot.revision !== 0n && h.forgotten < cut) h.forgotten = cut;
   }
 
   /**

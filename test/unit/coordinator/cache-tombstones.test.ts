@@ -103,9 +103,35 @@ describe('coordinator fleet cache: tombstones', () => {
     c.replaceHost('a', { pools: [pool('p', 1n)], volumes: [vol('p', 'x', 50n), vol('p', 'y', next + 1n)], revision: next + 2n });
     expect(c.volumeNames('a', 'p')).to.deep.equal(['x', 'y']);
     expect(tombstones(c)).to.equal(0);
-    // what the sync did not hold is no longer counted removed: a state of it older than the sync is taken
-    expect(c.heldRevision('a', 'p', 'z')).to.equal(-1n);
-    expect(c.applyVolume('a', 'p', vol('p', 'z', 60n))).to.equal(true);
+    // what the sync did not hold counts removed at the sync's revision: an older state of it is
+    // refused, a newer one (made after the sync) taken
+    expect(c.heldRevision('a', 'p', 'z')).to.equal(next + 2n);
+    expect(c.applyVolume('a', 'p', vol('p', 'z', 60n))).to.equal(false);
+    expect(c.applyVolume('a', 'p', vol('p', 'z', next + 3n))).to.equal(true);
+  });
+
+  it('a state older than a full sync, of an object the sync does not hold, does not bring it back after the sync cleared its tombstone', () => {
+    const c = new FleetCache();
+    c.replaceHost('a', { pools: [pool('p', 1n)], volumes: [vol('p', 'v', 2n), vol('p', 'gone', 3n)], revision: 3n });
+    // gone is deleted at 5; its state of 4 (published after awaits, or a reconcile event) is late
+    expect(c.removeVolume('a', 'p', 'gone', 5n)).to.equal(true);
+    // a sync after the removal clears its tombstone: the sync itself says what is there
+    c.replaceHost('a', { pools: [pool('p', 6n)], volumes: [vol('p', 'v', 2n)], revision: 7n });
+    expect(tombstones(c)).to.equal(0);
+    expect(c.applyVolume('a', 'p', vol('p', 'gone', 4n))).to.equal(false);
+    expect(c.applyPool('a', pool('q', 6n))).to.equal(false);
+    expect(c.volumeNames('a', 'p')).to.deep.equal(['v']);
+    expect(c.poolsOfHost('a')).to.deep.equal(['p']);
+    // created again after the sync: taken
+    expect(c.applyVolume('a', 'p', vol('p', 'gone', 8n))).to.equal(true);
+    expect(c.volumeNames('a', 'p')).to.deep.equal(['gone', 'v']);
+  });
+
+  it('a full sync without a revision orders nothing: any state after it is taken', () => {
+    const c = new FleetCache();
+    c.replaceHost('a', { pools: [pool('p', 1n)], volumes: [vol('p', 'v', 2n)], revision: 0n });
+    expect(c.heldRevision('a', 'p', 'w')).to.equal(-1n);
+    expect(c.applyVolume('a', 'p', vol('p', 'w', 1n))).to.equal(true);
   });
 
   it('keeps the removals it forgot in the host highest revision (a new boot syncing below it lost its revisions)', () => {
