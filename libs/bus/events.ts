@@ -16,11 +16,17 @@ const ACK_TIMEOUT_MS = 5_000;
  * path costs ~0.1 ms more per event, on the path of every change (an agent answers only after
  * its events are stored).
  */
-function storedSequence(msg: Msg): bigint {
-  const ack = JSON.parse(new TextDecoder().decode(msg.data)) as { stream?: string; seq?: number; error?: { code?: number; err_code?: number; description?: string } };
+/** Where JetStream stored an event; `duplicate` when it had it already (the sequence is the first copy's). */
+function storedAt(msg: Msg): { seq: bigint; duplicate: boolean } {
+  const ack = JSON.parse(new TextDecoder().decode(msg.data)) as {
+    stream?: string;
+    seq?: number;
+    duplicate?: boolean;
+    error?: { code?: number; err_code?: number; description?: string };
+  };
   if (ack.error) throw new Error(`JetStream did not store the event: ${ack.error.description ?? 'unknown error'} (${ack.error.code ?? '?'}/${ack.error.err_code ?? '?'})`);
   if (!ack.stream || ack.seq === undefined) throw new Error('JetStream answered the event with an invalid ack');
-  return BigInt(ack.seq);
+  return { seq: BigInt(ack.seq), duplicate: ack.duplicate === true };
 }
 
 export const DEFAULT_EVENT_MAX_AGE_SECONDS = 7 * 24 * 3600;
@@ -113,8 +119,12 @@ export class EventPublisher {
     this.tail = (async () => {
       await previous;
       try {
-        const seq = storedSequence(await ack);
-        if (seq > this.lastSequence) this.lastSequence = seq;
+        const { seq, duplicate } = storedAt(await ack);
+        // Acks come in publish order, so a new event's sequence only grows, unless the stream
+        // was deleted and made again (sequences from 1): then the last one is the one that
+        // counts, or every call would report a sequence the new stream reaches much later.
+        // A duplicate names its first copy's sequence, which may be older.
+        if (!duplicate || seq > this.lastSequence) this.lastSequence = seq;
       } catch (err) {
         this.failure ??= err;
         this.onNotStored?.(event, err);
@@ -122,7 +132,7 @@ export class EventPublisher {
     })();
   }
 
-  /** Waits for every publish so far; returns the highest stream sequence stored (0 if none). */
+  /** Waits for every publish so far; returns the stream sequence of the last event stored (0 if none). */
   async flush(): Promise<bigint> {
     await this.tail;
     if (this.failure !== undefined) {

@@ -17,6 +17,7 @@ import { CatalogWatermark } from './catalog-watermark.js';
 import type { CoordinatorServices } from './context.js';
 import { natsEventSource } from './event-log.js';
 import { feedCache } from './cache-feed.js';
+import { watchStreamIdentity } from './stream-identity.js';
 import { followHeartbeats } from './heartbeats.js';
 import { HostRegistry } from './hosts.js';
 import type { HostStore } from './hosts/records.js';
@@ -57,6 +58,8 @@ export interface CoordinatorOptions {
   secretKey?: Buffer;
   /** libvirt's RELAX NG schemas, for requests with validate (default /usr/share/libvirt/schemas). */
   schemaDir?: string;
+  /** Told once when the event stream is deleted or made again under this coordinator (stream-identity.ts). */
+  onEventStreamReplaced?: (why: string) => void;
 }
 
 export interface RunningCoordinator {
@@ -167,6 +170,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       catalogWatermark,
     };
 
+    // the stream this coordinator reads: told when another one replaces it
+    const identity = await watchStreamIdentity(nc, log, (why) => options.onEventStreamReplaced?.(why));
+    cleanups.push(() => identity.stop());
     // 1-2. events from the stream's current end (everything before is covered by the syncs), then the catalog
     cleanups.push(...(await feedCache({ nc, cache, catalog, catalogWatermark, log, resyncFleet: () => resync() })));
     stepDone('catalogMs');
