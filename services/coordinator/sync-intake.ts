@@ -28,7 +28,7 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { HostSync } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { Event, Host, Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
-import { subjects } from '../../libs/bus/subjects.js';
+import { agentInboxPrefix, subjects } from '../../libs/bus/subjects.js';
 import type { FleetCache, SyncSnapshot } from './cache.js';
 import type { StreamBaseline } from './stream-baseline.js';
 import type { HostRegistry } from './hosts.js';
@@ -44,6 +44,18 @@ export const READ_FIRST_MAX_MS = 250;
 export const INDEX_SLICE_MS = 4;
 /** Quiet time (no chunk applied) before pending pools are indexed. */
 export const INDEX_AFTER_IDLE_MS = 500;
+
+/**
+ * Where a sync's confirmation may go: the sending agent's own inbox, nothing else. A reply
+ * subject is whatever the publisher wrote, and this coordinator may publish anywhere: an agent
+ * naming `$JS.API.STREAM.DELETE.<stream>` or another host's subjects would have it send there.
+ */
+export function confirmationSubject(host: string, reply: string | undefined, log: Logger): string | undefined {
+  if (!reply) return undefined;
+  if (reply.startsWith(`${agentInboxPrefix(host)}.`)) return reply;
+  log.warn("sync confirmation not sent: its reply subject is not the agent's inbox", { host, reply });
+  return undefined;
+}
 
 /** The chunks of one host's sync received so far. */
 export interface SyncAssembly {
@@ -160,7 +172,8 @@ export class SyncIntake {
           this.options.log.warn('sync subscription failed', { err });
           return;
         }
-        this.receive(msg.subject.slice(msg.subject.lastIndexOf('.') + 1), msg.data, msg.reply);
+        const host = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+        this.receive(host, msg.data, confirmationSubject(host, msg.reply, this.options.log));
       },
     });
   }

@@ -136,6 +136,30 @@ describe('coordinator sync intake', () => {
     expect(confirmed).to.deep.equal(['_INBOX_agent_a.r1']);
   });
 
+  it('sends a confirmation only to the sending agent\'s own inbox, never where a reply subject points', async () => {
+    const t = setup();
+    const confirmed: string[] = [];
+    let deliver: ((err: unknown, msg: { subject: string; data: Uint8Array; reply?: string }) => void) | undefined;
+    t.intake.subscribe({
+      subscribe: (_subject: string, opts: { callback: typeof deliver }) => ((deliver = opts.callback), {}),
+      publish: (subject: string) => confirmed.push(subject),
+    } as unknown as NatsConnection);
+    t.beat('a');
+    const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v9.img', volumeState: vol('a', 'p', 'v9.img', 3n) });
+    const replies = [
+      '$JS.API.STREAM.DELETE.CISTERN_EVENTS', // would delete the event stream
+      '_INBOX_agent_b.x.1', // another host's inbox
+      '_INBOX_agent_ab.x.1', // a host whose id starts with this one's
+      'cistern.agent.b.DeleteVolume',
+      '_INBOX_agent_a.x.1', // its own: the only one answered
+    ];
+    replies.forEach((reply, i) => {
+      for (const c of syncOf('a', `s${i}`, 1, BigInt(10 + i), undefined, [deleted])) deliver!(null, { subject: 'cistern.sync.a', data: c, reply });
+    });
+    await t.intake.settled();
+    expect(confirmed).to.deep.equal(['_INBOX_agent_a.x.1']);
+  });
+
   it('the syncs of a host that two agents heartbeat for are not applied: neither one is the host', async () => {
     const t = setup();
     t.beat('a', 1n);
