@@ -5,16 +5,16 @@
 // creation time is asked for every STREAM_CHECK_MS; another one (or the stream gone) is told
 // once, and the coordinator starts again on the new stream (main.ts).
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { EVENT_STREAM } from '../../libs/bus/subjects.js';
 import type { Logger } from '../../libs/log/logger.js';
 
 export const STREAM_CHECK_MS = 2_000;
 
 /** The stream's creation time, or 'gone' when JetStream says it does not exist. */
-async function streamCreated(nc: NatsConnection): Promise<string | 'gone'> {
+async function streamCreated(jsm: JetStreamManager): Promise<string | 'gone'> {
   try {
-    return (await (await jetstreamManager(nc)).streams.info(EVENT_STREAM)).created;
+    return (await jsm.streams.info(EVENT_STREAM)).created;
   } catch (err) {
     if (/stream not found/i.test((err as Error).message)) return 'gone';
     throw err;
@@ -36,13 +36,14 @@ export async function watchStreamIdentity(
   onReplaced: (why: string) => void,
   periodMs = STREAM_CHECK_MS,
 ): Promise<StreamIdentityWatch> {
-  const created = await streamCreated(nc);
+  const jsm = await jetstreamManager(nc);
+  const created = await streamCreated(jsm);
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const check = async (): Promise<void> => {
     let now: string | 'gone';
     try {
-      now = await streamCreated(nc);
+      now = await streamCreated(jsm);
     } catch (err) {
       log.debug('event stream check failed; asking again', { err });
       return schedule();
