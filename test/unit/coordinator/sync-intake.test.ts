@@ -173,6 +173,26 @@ describe('coordinator sync intake', () => {
     expect(t.hosts.isOnline('a')).to.equal(false);
   });
 
+  it('does not confirm a sync carrying events lost that it drops because two agents heartbeat for the host: the agent keeps them', async () => {
+    // (review h18) the confirmation tells the agent to forget its events lost; a sync dropped
+    // here publishes nothing for them, and the coordinator's cache may already hold the change
+    // (the call's reply), so the host's return after the conflict shows no difference either
+    const t = setup();
+    const confirmed: string[] = [];
+    t.intake.subscribe({ subscribe: () => ({}), publish: (subject: string) => confirmed.push(subject) } as unknown as NatsConnection);
+    t.beat('a', 1n);
+    await t.deliver('a', syncOf('a', 's1', 3, 5n));
+    t.beat('a', 2n);
+    t.beat('a', 1n);
+    expect(t.hosts.inConflict('a')).to.equal(true);
+    const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v2.img', volumeState: vol('a', 'p', 'v2.img', 7n) });
+    const chunks = syncOf('a', 's2', 2, 9n, undefined, [deleted]);
+    chunks.forEach((c, i) => t.intake.receive('a', c, i === chunks.length - 1 ? '_INBOX_agent_a.r1' : undefined));
+    await t.intake.settled();
+    expect(t.published).to.deep.equal([]);
+    expect(confirmed, 'dropped, yet confirmed: the agent forgets events no one published').to.deep.equal([]);
+  });
+
   it('a sync of a host that is offline is its return: reconciled, even before the heartbeat that shows it back', async () => {
     let now = 1_000_000;
     const cache = new FleetCache();
@@ -371,6 +391,44 @@ describe('coordinator sync intake: the return of a host this coordinator never s
     expect(t.order.filter((o) => o.endsWith(' a'))).to.deep.equal(['VOLUME_DELETED v2.img reconcile-s2 a', 'HOST_ONLINE a']);
     expect(t.cache.volumeNames('a', 'p')).to.deep.equal(['v0.img']);
     expect(t.intake.pending('a')).to.equal(false);
+  });
+
+  it('confirms a held sync carrying events lost only once it is taken: a coordinator that stops meanwhile leaves them to the agent', async () => {
+    // (review h18) the read of the host's history can take up to 10 s; a coordinator stopping
+    // meanwhile (shutdown, or starting again on a recreated stream) never publishes them
+    let finishRead: ((b: StreamBaseline) => void) | undefined;
+    const t = await fresh(false, () => new Promise<StreamBaseline>((resolve) => (finishRead = resolve)));
+    const confirmed: string[] = [];
+    t.intake.subscribe({ subscribe: () => ({}), publish: (subject: string) => confirmed.push(subject) } as unknown as NatsConnection);
+    t.hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 2n, intervalMs: 2000 }));
+    const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v2.img', volumeState: vol('a', 'p', 'v2.img', 7n) });
+    const chunks = syncOf('a', 's2', 2, 9n, undefined, [deleted]);
+    chunks.forEach((c, i) => t.intake.receive('a', c, i === chunks.length - 1 ? '_INBOX_agent_a.r1' : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(finishRead, 'the history is being read').to.not.equal(undefined);
+    expect(t.published).to.deep.equal([]);
+    expect(confirmed, 'confirmed before the events lost were taken on').to.deep.equal([]);
+    t.intake.stop();
+    finishRead!(streamView(3));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(t.published).to.deep.equal([]);
+    expect(confirmed).to.deep.equal([]);
+  });
+
+  it('confirms a held sync carrying events lost once the history is read and its events published', async () => {
+    let finishRead: ((b: StreamBaseline) => void) | undefined;
+    const t = await fresh(false, () => new Promise<StreamBaseline>((resolve) => (finishRead = resolve)));
+    const confirmed: string[] = [];
+    t.intake.subscribe({ subscribe: () => ({}), publish: (subject: string) => confirmed.push(subject) } as unknown as NatsConnection);
+    t.hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 2n, intervalMs: 2000 }));
+    const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v2.img', volumeState: vol('a', 'p', 'v2.img', 7n) });
+    const chunks = syncOf('a', 's2', 2, 9n, undefined, [deleted]);
+    chunks.forEach((c, i) => t.intake.receive('a', c, i === chunks.length - 1 ? '_INBOX_agent_a.r1' : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    finishRead!(streamView(3));
+    await t.intake.settled();
+    expect(t.published.map((e) => `${EventKind[e.kind]} ${e.volume}`)).to.deep.equal(['VOLUME_DELETED v2.img']);
+    expect(confirmed).to.deep.equal(['_INBOX_agent_a.r1']);
   });
 
   it('a history that cannot be read: the sync is taken as it is', async () => {
