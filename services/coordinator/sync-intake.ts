@@ -334,19 +334,18 @@ export class SyncIntake {
       return;
     }
     if (!done) return;
-    this.take(host, done);
-    // the sync is whole and this coordinator answers for its events lost from here on (their
-    // reconcile events are published, retried, by take): the agent may forget them
-    if (reply) this.nc?.publish(reply);
+    this.take(host, done, undefined, reply);
   }
 
   /**
    * A complete sync of the host. `baseline`: the stream's view of the host, read for this sync
    * (null: the read failed); undefined the first time, when it is decided whether one is needed.
    */
-  private take(host: string, done: AssembledSync, baseline?: StreamBaseline | null): void {
+  private take(host: string, done: AssembledSync, baseline?: StreamBaseline | null, reply?: string): void {
     const { cache, hosts, log } = this.options;
     const { snapshot, syncId, bootId, eventsLost } = done;
+    // (a sync dropped below, or held for the stream's view, is not confirmed: the agent keeps
+    // its events lost and sends them again; only a sync taken here has them published)
     if (hosts.isDeletedSync(host, bootId)) {
       // the deleted host's dead agent's last sync, late: it does not bring the host back
       log.info('full sync of a deleted host dropped', { host, syncId, bootId });
@@ -366,7 +365,7 @@ export class SyncIntake {
     // the return of a host this coordinator never synced, known from its record: against the
     // stream's view of it, read first (the host's chunks wait, the other hosts' do not)
     if (baseline === undefined && !returning && this.options.streamBaseline && hosts.returnsUnsynced(host, bootId)) {
-      this.holdForBaseline(host, done, this.options.streamBaseline);
+      this.holdForBaseline(host, done, this.options.streamBaseline, reply);
       return;
     }
     // an agent that lost its revision floor (a new or wiped --root, a reinstalled machine
@@ -395,6 +394,9 @@ export class SyncIntake {
     cache.replaceHost(host, snapshot, bootId);
     hosts.onSync(host, done.host, syncId, bootId);
     if (revisionsWentBack) this.options.askSync?.(host);
+    // the sync is taken and this coordinator answers for its events lost from here on (their
+    // reconcile events are published, retried): the agent may forget them
+    if (reply) this.nc?.publish(reply);
     log.info('host synced', { host, pools: snapshot.pools.length, volumes: snapshot.volumes.length, reason: done.reason, backlog: this.backlog });
   }
 
@@ -404,7 +406,7 @@ export class SyncIntake {
    * the sync against it. Meanwhile the host's further chunks wait behind this sync; a failed
    * read takes the sync as it is (logged).
    */
-  private holdForBaseline(host: string, done: AssembledSync, read: (host: string, upTo: bigint) => Promise<StreamBaseline>): void {
+  private holdForBaseline(host: string, done: AssembledSync, read: (host: string, upTo: bigint) => Promise<StreamBaseline>, reply?: string): void {
     const { cache, log } = this.options;
     const upTo = cache.appliedSequence;
     const held: Held = { chunks: [] };
@@ -417,7 +419,7 @@ export class SyncIntake {
       this.held.delete(host);
       if (baseline) log.info("host's events read from the stream", { host, events: baseline.events, through: String(baseline.through), ms: Math.round(performance.now() - started) });
       try {
-        this.take(host, done, baseline);
+        this.take(host, done, baseline, reply);
       } catch (err) {
         log.warn('bad sync message', { host, err });
       }
