@@ -2,8 +2,11 @@
 // sequences then start again at 1: every reader of this coordinator (its cache, the shared
 // tail, its watchers) waits at a sequence the new stream reaches much later, and its cache
 // holds the old stream's view. Nothing in a reader's own traffic says so, so the stream's
-// creation time is asked for every STREAM_CHECK_MS; another one (or the stream gone) is told
-// once, and the coordinator starts again on the new stream (main.ts).
+// creation time and last sequence are asked for every STREAM_CHECK_MS. The stream gone, or
+// another creation time with a last sequence behind what was seen of it, is told once, and the
+// coordinator starts again on the new stream (main.ts). Another creation time alone is not
+// enough: nats-server 2.9 gives a stream updated since its last start that start's time when it
+// restarts (fixed in later nats-server releases), and coordinators update the stream's limits.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { EVENT_STREAM } from '../../libs/bus/subjects.js';
@@ -11,10 +14,11 @@ import type { Logger } from '../../libs/log/logger.js';
 
 export const STREAM_CHECK_MS = 2_000;
 
-/** The stream's creation time, or 'gone' when JetStream says it does not exist. */
-async function streamCreated(jsm: JetStreamManager): Promise<string | 'gone'> {
+/** The stream's creation time and last sequence, or 'gone' when JetStream says it does not exist. */
+async function streamCreated(jsm: JetStreamManager): Promise<{ created: string; lastSeq: number } | 'gone'> {
   try {
-    return (await jsm.streams.info(EVENT_STREAM)).created;
+    const info = await jsm.streams.info(EVENT_STREAM);
+    return { created: info.created, lastSeq: info.state.last_seq };
   } catch (err) {
     if (/stream not found/i.test((err as Error).message)) return 'gone';
     throw err;
@@ -26,22 +30,27 @@ export interface StreamIdentityWatch {
 }
 
 /**
- * Calls `onReplaced` once when the stream's creation time is no longer `created` (read at the
- * start), or the stream is gone. A check that fails otherwise (NATS down, JetStream not ready)
- * says nothing: the next one asks again.
+ * Calls `onReplaced` once when the stream is gone, or has another creation time and its last
+ * sequence is behind the highest seen of it (by these checks, or `readUpTo`: what this
+ * coordinator has read). A check that fails otherwise (NATS down, JetStream not ready) says
+ * nothing: the next one asks again.
  */
 export async function watchStreamIdentity(
   nc: NatsConnection,
   log: Logger,
   onReplaced: (why: string) => void,
   periodMs = STREAM_CHECK_MS,
+  /** the last sequence this coordinator has read of the stream: a stream made again is behind it */
+  readUpTo: () => bigint = () => 0n,
 ): Promise<StreamIdentityWatch> {
   const jsm = await jetstreamManager(nc);
-  const created = await streamCreated(jsm);
+  const first = await streamCreated(jsm);
+  let created = first === 'gone' ? 'gone' : first.created;
+  let lastSeq = first === 'gone' ? 0 : first.lastSeq;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const check = async (): Promise<void> => {
-    let now: string | 'gone';
+    let now: { created: string; lastSeq: number } | 'gone';
     try {
       now = await streamCreated(jsm);
     } catch (err) {
@@ -49,8 +58,22 @@ export async function watchStreamIdentity(
       return schedule();
     }
     if (stopped) return;
-    if (now === created) return schedule();
-    const why = now === 'gone' ? 'the event stream was deleted' : `the event stream was made again (created ${now}, was ${created})`;
+    if (now !== 'gone' && now.created === created) {
+      lastSeq = now.lastSeq;
+      return schedule();
+    }
+    const read = readUpTo();
+    const seen = BigInt(lastSeq) > read ? BigInt(lastSeq) : read;
+    if (now !== 'gone' && created !== 'gone' && BigInt(now.lastSeq) >= seen) {
+      // another creation time, and the sequences went on: the same stream, its metadata
+      // rewritten (nats-server 2.9 restores a stream updated since its last start with the
+      // time of that start). A stream made again starts from sequence 1.
+      log.info('the event stream reports another creation time, its sequences going on: the same stream', { was: created, now: now.created, lastSeq: now.lastSeq });
+      created = now.created;
+      lastSeq = now.lastSeq;
+      return schedule();
+    }
+    const why = now === 'gone' ? 'the event stream was deleted' : `the event stream was made again (created ${now.created}, was ${created})`;
     log.warn(`${why}: its sequences start again, so this coordinator starts again on it`, { stream: EVENT_STREAM });
     stopped = true;
     onReplaced(why);

@@ -10,7 +10,7 @@ import { EVENT_STREAM } from '../../libs/bus/subjects.js';
 import { silentLogger } from '../../libs/log/logger.js';
 import { watchStreamIdentity } from '../../services/coordinator/stream-identity.js';
 
-describe('event stream identity (review h18)', function () {
+describe('event stream identity', function () {
   this.timeout(60_000);
 
   it('a nats-server restart after a coordinator changed the retention is not a stream made again', async () => {
