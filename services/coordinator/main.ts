@@ -4,7 +4,8 @@
 import { mkdirSync } from 'node:fs';
 import { asCisternError } from '../../libs/errors/errors.js';
 import { parseArgs, USAGE } from './config.js';
-import { startCoordinator, type CoordinatorOptions, type RunningCoordinator } from './coordinator.js';
+import { startCoordinator, type CoordinatorOptions } from './coordinator.js';
+import { CoordinatorRunner } from './coordinator-runner.js';
 import { createLogger } from '../../libs/log/logger.js';
 import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
 import { setupSecurity } from './auth/setup.js';
@@ -46,8 +47,6 @@ async function main(): Promise<number> {
   }
   for (const warning of security.warnings) log.warn(warning, { security: true });
   log.info('security', { tls: security.tls, mutualTls: security.mutualTls, bearerAuth: !!config.security.tokensFile, natsUser: security.natsUser ?? '' });
-  let running: RunningCoordinator;
-  let restarting: Promise<void> | undefined;
   const options: CoordinatorOptions = {
     natsUrl: config.natsUrl,
     listen: config.listen,
@@ -63,39 +62,36 @@ async function main(): Promise<number> {
     natsUser: security.natsUser,
     natsPass: security.natsPass,
     secretKey: security.secretKey,
-    // the event stream deleted and made again: everything this coordinator read of it is of
-    // another stream, so it starts again, as an operator would restart it (stream-identity.ts)
-    onEventStreamReplaced: (why) => {
-      restarting ??= (async () => {
-        await running.stop();
-        log.info('coordinator starting again', { why });
-        running = await startCoordinator(options);
-      })().then(
-        () => (restarting = undefined),
-        (err: unknown) => {
-          log.error('coordinator failed to start again', { err: asCisternError(err).message });
-          process.exit(1);
-        },
-      );
-    },
   };
+  // the event stream deleted and made again: everything this coordinator read of it is of
+  // another stream, so it starts again, as an operator would restart it (coordinator-runner.ts)
+  const runner = new CoordinatorRunner(
+    async (replaced) => {
+      const started = await startCoordinator({ ...options, onEventStreamReplaced: replaced });
+      // a start again listens where this one does, also when the port was left to the system
+      options.listen = options.listen.replace(/:0$/, `:${started.port}`);
+      return started;
+    },
+    log,
+    (err) => {
+      log.error('coordinator failed to start again', { err: asCisternError(err).message });
+      process.exit(1);
+    },
+  );
   try {
-    running = await startCoordinator(options);
+    await runner.startFirst();
   } catch (err) {
     log.error('coordinator failed to start', { err: asCisternError(err).message });
     return 1;
   }
-  // a start again listens where this one does, also when the port was left to the system
-  options.listen = options.listen.replace(/:0$/, `:${running.port}`);
   starting = false;
   await stopRequested;
-  await restarting;
   const force = setTimeout(() => {
     log.error('shutdown took too long; exiting');
     process.exit(1);
   }, 15_000);
   force.unref();
-  await running.stop();
+  await runner.stop();
   return 0;
 }
 
