@@ -19,9 +19,11 @@ export const MAX_CHUNK_BYTES = 512 * 1024;
  * A sync that carries events lost ends with a request: a coordinator that took the whole sync
  * answers (coordinator sync-intake.ts), and until one does the events stay the agent's. A sync
  * is a core NATS publish, gone when no coordinator listens at that moment (one restarting, its
- * sync connection reconnecting): without the answer those events were lost twice.
+ * sync connection reconnecting): without the answer those events were lost twice. A
+ * coordinator answers once it has taken the sync, in turn behind a fleet's syncs or the read
+ * of the host's events from the stream: seconds. "No responders" comes at once.
  */
-export const LOST_SYNC_CONFIRM_MS = 5_000;
+export const LOST_SYNC_CONFIRM_MS = 30_000;
 /** Waits before a sync whose events lost no coordinator confirmed is sent again: each in turn, then the last. */
 export const LOST_SYNC_RETRY_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
 /** Longest default delay before answering a fleet-wide ResyncRequest. */

@@ -28,7 +28,7 @@ import { serveAgentSecretRequests } from './secrets/agent-requests.js';
 import { SERVICE_NAME, startGrpcServer, type GrpcServer } from './server.js';
 import { RequestResults } from './request-results.js';
 import { SyncIntake } from './sync-intake.js';
-import { publishUntilStored } from './reconcile.js';
+import { lostEventDedupeId, publishUntilStored } from './reconcile.js';
 import { StreamBaselines } from './stream-baseline.js';
 
 export interface CoordinatorOptions {
@@ -140,8 +140,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         void publishUntilStored(
           (batch) => {
             // every coordinator publishes a sync's reconcile events: `reconcile-SYNC` names them
+            // (those standing for an agent's events lost are named by the lost event, reconcile.ts)
             const own = new EventPublisher(nc, undefined, namedChangeDedupeId);
-            for (const e of batch) own.publish(e);
+            for (const e of batch) own.publish(e, lostEventDedupeId(e));
             return own.flush();
           },
           events,

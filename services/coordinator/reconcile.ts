@@ -83,6 +83,20 @@ function indexSnapshot(snapshot: SyncSnapshot): { incoming: Map<string, Pool>; v
   return { incoming, volumesOf };
 }
 
+/**
+ * The duplicate id of each event lostEventsReconcile makes: the lost event it stands for, and
+ * what is published for it. An agent sends its events lost again, in a new sync, until a
+ * coordinator confirms one (services/agent/sync.ts): a confirmation that came late, or was
+ * lost, must not store the same reconcile events once per sync (their request ids, which name
+ * the sync, differ). Every coordinator makes the same ids for the same lost event.
+ */
+const lostDedupeIds = new WeakMap<Event, string>();
+
+/** The duplicate id of a reconcile event made for an event lost, undefined for any other. */
+export function lostEventDedupeId(event: Event): string | undefined {
+  return lostDedupeIds.get(event);
+}
+
 const reconcileBase = (host: string, syncId: string, now: Date) => ({ host, time: now, principal: 'coordinator', requestId: `reconcile-${syncId}` });
 
 export function reconcileEvents(
@@ -155,6 +169,7 @@ export function lostEventsReconcile(
   const { incoming, volumesOf } = indexSnapshot(snapshot);
   const newer = (revision: bigint, pool: string, volume = ''): boolean => cache.heldRevision(host, pool, volume) > revision;
   for (const e of lost) {
+    const made = events.length;
     const pool = incoming.get(e.pool);
     if (e.volume) {
       // in a pool that is not active any more: its POOL_STOPPED (stored, or lost and here) says the volumes went
@@ -168,6 +183,7 @@ export function lostEventsReconcile(
         const volumeState = { ...e.volumeState, revision: snapshot.revision };
         events.push(Event.fromPartial({ ...base, kind: EventKind.VOLUME_DELETED, pool: e.pool, volume: e.volume, volumeState, poolState: pool }));
       }
+      tagLost(e, events, made);
       continue;
     }
     if (pool) {
@@ -181,6 +197,18 @@ export function lostEventsReconcile(
       const stopped = { ...e.poolState, state: PoolState.POOL_STATE_INACTIVE, volumeCount: 0, revision: snapshot.revision };
       events.push(Event.fromPartial({ ...base, kind: EventKind.POOL_STOPPED, pool: e.pool, poolState: stopped }));
     }
+    tagLost(e, events, made);
   }
   return events;
+}
+
+/** Names the events made for `lost` (from `from` on) by it (lostDedupeIds). */
+function tagLost(lost: Event, events: Event[], from: number): void {
+  const revision = lost.volume ? lost.volumeState?.revision : lost.poolState?.revision;
+  // without a revision two losses of one object cannot be told apart: the sync's ids stand
+  if (!revision) return;
+  for (let i = from; i < events.length; i++) {
+    const e = events[i]!;
+    lostDedupeIds.set(e, `lost:${lost.host}:${lost.pool}:${lost.volume}:${lost.kind}:${revision}:${e.kind}`);
+  }
 }

@@ -2,7 +2,7 @@
 // cached view and the host's full sync, and nothing when nothing changed.
 import { expect } from 'chai';
 import { FleetCache } from '../../../services/coordinator/cache.js';
-import { lostEventsReconcile, publishUntilStored, reconcileEvents } from '../../../services/coordinator/reconcile.js';
+import { lostEventDedupeId, lostEventsReconcile, publishUntilStored, reconcileEvents } from '../../../services/coordinator/reconcile.js';
 import { silentLogger } from '../../../libs/log/logger.js';
 import { Event, EventKind, Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
 
@@ -112,6 +112,31 @@ describe('reconciliation of events the agent could not store', () => {
     const events = lostEventsReconcile(c, 'a', snapshot, lost, 's3');
     expect(said(events)).to.deep.equal(['POOL_STARTED new/ @6', 'POOL_REFRESHED disk/ @5', 'POOL_STOPPED other/ @9', 'POOL_DELETED old/ @2']);
     expect(events[2]!.poolState?.state).to.equal(PoolState.POOL_STATE_INACTIVE);
+  });
+
+  it('names each event by the lost event it stands for: the same lost event in a later sync gets the same duplicate id', () => {
+    const c = cacheWith(pool('disk', 7n), [vol('disk', 'sdb1', 5n), vol('disk', 'sdb2', 6n)]);
+    c.removeVolume('a', 'disk', 'sdb2', 7n);
+    const lost = [lostVolume(EventKind.VOLUME_CREATED, vol('disk', 'sdb1', 5n)), lostVolume(EventKind.VOLUME_DELETED, { ...vol('disk', 'sdb2', 7n) })];
+    // the agent sends them again in a new sync (its confirmation came too late), at a newer revision
+    const first = lostEventsReconcile(c, 'a', { pools: [pool('disk', 7n)], volumes: [vol('disk', 'sdb1', 5n)], revision: 8n }, lost, 's1');
+    const again = lostEventsReconcile(c, 'a', { pools: [pool('disk', 7n)], volumes: [vol('disk', 'sdb1', 5n)], revision: 12n }, lost, 's2');
+    expect(said(again)).to.deep.equal(['VOLUME_CHANGED disk/sdb1 @5', 'VOLUME_DELETED disk/sdb2 @12']);
+    expect(again.map((e) => e.requestId)).to.deep.equal(['reconcile-s2', 'reconcile-s2']);
+    const ids = first.map(lostEventDedupeId);
+    expect(again.map(lostEventDedupeId)).to.deep.equal(ids);
+    expect(ids).to.deep.equal([
+      `lost:a:disk:sdb1:${EventKind.VOLUME_CREATED}:5:${EventKind.VOLUME_CHANGED}`,
+      `lost:a:disk:sdb2:${EventKind.VOLUME_DELETED}:7:${EventKind.VOLUME_DELETED}`,
+    ]);
+    // another loss of the same volume (a newer revision) is another change: another id
+    const later = lostEventsReconcile(c, 'a', { pools: [pool('disk', 7n)], volumes: [vol('disk', 'sdb1', 13n)], revision: 14n }, [lostVolume(EventKind.VOLUME_RESIZED, vol('disk', 'sdb1', 13n))], 's3');
+    expect(later.map(lostEventDedupeId)).to.deep.equal([`lost:a:disk:sdb1:${EventKind.VOLUME_RESIZED}:13:${EventKind.VOLUME_CHANGED}`]);
+    // a lost event without a revision cannot be told from another loss: the sync's ids stand
+    const bare = lostEventsReconcile(c, 'a', { pools: [pool('disk', 7n)], volumes: [], revision: 15n }, [lostPool(EventKind.POOL_REFRESHED, { ...pool('disk', 7n), revision: 0n })], 's4');
+    expect(bare.map(lostEventDedupeId)).to.deep.equal([undefined]);
+    // reconcile events of a returning host are not lost events: no such id
+    expect(reconcileEvents(c, 'a', { pools: [], volumes: [], revision: 16n }, 's5').map(lostEventDedupeId)).to.deep.equal([undefined]);
   });
 
   it('publishes again while the stream refuses them, and gives up after a while', async () => {
