@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { AgentReply, AgentRequest, PoolSecretsReply, PoolSecretsRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { AgentReply, AgentRequest, HostSync, PoolSecretsReply, PoolSecretsRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Event, EventKind, PoolDefinition, PoolState, PoolType, Secret, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { CATALOG_BUCKET, EVENT_STREAM } from '../../libs/bus/subjects.js';
@@ -470,5 +470,32 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
       intervalMs: 50,
     });
     expect(fleet.coordinator.process.logs()).to.match(/ignored a stored message: not an Event/);
+  });
+
+  it("a full sync carrying events lost is confirmed on the agent's own inbox, within the agent's permissions; one naming another reply subject is not", async () => {
+    // agent b's own credentials, as agent b sends it (services/agent/sync.ts): the last chunk
+    // as a request, its reply under _INBOX_agent_b
+    await fleet.agents.get('b')!.stop();
+    const b = await as('agent-b', '_INBOX_agent_b');
+    const lost = Event.create({ kind: EventKind.POOL_STOPPED, host: 'b', pool: 'gone', poolState: { revision: 5n, state: PoolState.POOL_STATE_INACTIVE } });
+    const sync = (syncId: string) =>
+      HostSync.encode(HostSync.create({ syncId, chunk: 0, last: true, host: { hostId: 'b', name: 'hosts/b' }, revision: 9n, eventsLost: [lost], reason: 'event publish failed' })).finish();
+    const answer = await b.request('cistern.sync.b', sync('00000000-0000-4000-8000-000000000001'), { timeout: 10_000 });
+    expect(answer.subject.startsWith('_INBOX_agent_b.')).to.equal(true);
+    // a reply subject that is not the agent's inbox gets nothing, and the coordinator says why
+    const coord = await as('coordinator');
+    const probe = coord.subscribe('cistern.agent.b.probe');
+    b.publish('cistern.sync.b', sync('00000000-0000-4000-8000-000000000002'), { reply: 'cistern.agent.b.probe' });
+    await b.flush();
+    const { waitFor } = await import('../support/process.js');
+    await waitFor('the coordinator to refuse the reply subject', () => /sync confirmation not sent: its reply subject is not the agent's inbox/.test(fleet.coordinator.process.logs()), {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
+    // syncs are taken in turn: once the next one is confirmed, that one was taken too
+    await b.request('cistern.sync.b', sync('00000000-0000-4000-8000-000000000003'), { timeout: 10_000 });
+    await coord.flush();
+    expect(probe.getProcessed()).to.equal(0);
+    probe.unsubscribe();
   });
 });
