@@ -15,22 +15,26 @@ import type {
 import type { CommandRunner } from './runner.js';
 import type { ImageChain } from './image-references.js';
 
-export type BackendOperation =
-  | 'checkPool'
-  | 'buildPool'
-  | 'startPool'
-  | 'refreshPool'
-  | 'stopPool'
-  | 'deletePool'
-  | 'createVol'
-  | 'buildVol'
-  | 'buildVolFrom'
-  | 'deleteVol'
-  | 'resizeVol'
-  | 'wipeVol'
-  | 'uploadVol'
-  | 'downloadVol'
-  | 'findPoolSources';
+/** Every operation a backend may implement, each a method of StorageBackend of the same name. */
+export const BACKEND_OPERATIONS = [
+  'checkPool',
+  'buildPool',
+  'startPool',
+  'refreshPool',
+  'stopPool',
+  'deletePool',
+  'createVol',
+  'buildVol',
+  'buildVolFrom',
+  'deleteVol',
+  'resizeVol',
+  'wipeVol',
+  'uploadVol',
+  'downloadVol',
+  'findPoolSources',
+] as const;
+
+export type BackendOperation = (typeof BACKEND_OPERATIONS)[number];
 
 /** Reports bytes done of total for long work (build, wipe, clone, upload, download). */
 export type ProgressFn = (done: bigint, total: bigint) => void;
