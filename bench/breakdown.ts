@@ -10,7 +10,7 @@ import { callAgent } from '../libs/bus/agent-rpc.js';
 import { AgentReply, AgentRequest } from '../libs/proto/cistern/agent/v1/agent.js';
 import { DirBackend } from '../libs/backends/dir.js';
 import { makeQcow2Templates, populatePoolDir } from './files.js';
-import { CreateVolumeRequest } from '../libs/proto/cistern/v1/storage.js';
+import { CreateVolumeRequest, DeleteVolumeRequest } from '../libs/proto/cistern/v1/storage.js';
 import { createDirPool, destroyPool, HOST, pingAgent, poolName, startCistern, volName, volumeRequest } from './cistern.js';
 import { fmtMs, percentile, textTable } from './stats.js';
 import { cpuMark, cpuMsSince } from './proc-cpu.js';
@@ -58,6 +58,9 @@ async function main(): Promise<void> {
     await withCpu('Session DeleteVolume (full path, one stream)', (i) => session.deleteVolume({ name: volName('bd', `s${i}`), requestId: '' }));
     add('agent CreateVolume over NATS (no gRPC, no coordinator)', await series((i) =>
       callAgent(nc, HOST, AgentRequest.fromPartial({ pool: pool.definition, op: { $case: 'createVolume', value: CreateVolumeRequest.fromPartial(volumeRequest('bd', `n${i}`, 'raw', BigInt(GiB), 0n)) } })),
+    ));
+    add('agent DeleteVolume over NATS (no gRPC, no coordinator)', await series((i) =>
+      callAgent(nc, HOST, AgentRequest.fromPartial({ pool: pool.definition, op: { $case: 'deleteVolume', value: DeleteVolumeRequest.fromPartial({ name: volName('bd', `n${i}`) }) } })),
     ));
     add('gRPC CreateVolume qcow2 1 GiB (full path)', await series((i) => api.createVolume(volumeRequest('bd', `q${i}.qcow2`, 'qcow2', BigInt(GiB), 0n))));
     add('agent CreateVolume qcow2 over NATS (no gRPC, no coordinator)', await series((i) =>
