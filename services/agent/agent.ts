@@ -23,10 +23,7 @@ import { LockTable } from './locks.js';
 import { LostEvents, OrderedEvents } from './events.js';
 import { defaultResyncSpreadMs, HostSyncer } from './sync.js';
 import { HeartbeatSender, newBootId } from './heartbeat.js';
-import { autostartPools } from './autostart.js';
-import { restoreRunningPools } from './restore.js';
-import { RunningPools } from './running-pools.js';
-import { coordinatorPoolSecrets } from './pool-secrets.js';
+import { autostartAtBoot, restorePoolsRunningBefore } from './boot-pools.js';
 import { attachSignal, backendFor, type AgentContext } from './context.js';
 import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
 import { BuildJournal, cleanupInterruptedBuilds } from './build-journal.js';
@@ -222,28 +219,8 @@ export class Agent {
     // what a pool build or a create or clone killed mid-way left goes before any pool starts
     await cleanupInterruptedBuilds(builds, (pool) => backendFor(ctx, pool.type), runner, log);
     await cleanupInterruptedCreates(journal, (pool) => backendFor(ctx, pool.type), runner, log);
-    // The pools running when this agent stopped, still up, stay running. The record keeps
-    // those not yet settled (a check still running, or the catalog unreadable) besides the
-    // active ones, so a restart now does not forget them; a pool started or stopped meanwhile
-    // is settled by that. A hung check (a dead NFS server) holds its pool's lock, not the agent.
-    const running = RunningPools.open(opts.root);
-    const unsettled = new Map(running.load().map((r) => [r.definition.name, r]));
-    const recordRunning = (): void => {
-      try {
-        const active = [...state.pools.values()].map((e) => ({ definition: e.definition }));
-        running.save([...active, ...[...unsettled.values()].filter((r) => !state.pools.has(r.definition.name))]);
-      } catch (err) {
-        log.error('could not record the running pools; a restart of this agent will show them inactive', { error: err });
-      }
-    };
-    state.onPoolSetChanged = (pool) => {
-      unsettled.delete(pool);
-      recordRunning();
-    };
-    const restore = restoreRunningPools(ctx, [...unsettled.values()], catalog, (pool) => {
-      unsettled.delete(pool);
-      recordRunning();
-    }).catch((err: unknown) => log.error('the pools running before could not be restored; they are inactive for now', { error: err }));
+    // the pools running when this agent stopped, still up, stay running
+    const restore = restorePoolsRunningBefore(ctx, opts.root, catalog);
     await Promise.race([restore, new Promise((resolve) => setTimeout(resolve, AUTOSTART_WAIT_MS).unref())]);
     const hostInfo = (): Host =>
       Host.create({
@@ -273,32 +250,8 @@ export class Agent {
     syncer.listen();
     agent.watchConnection();
     // Autostart before the first heartbeat, as libvirtd does before it takes clients:
-    // when the host shows online, its autostart pools are already up. A pool whose
-    // start hangs must not keep the host offline, so the wait is bounded.
-    // a pool with CHAP auth gets its secret from a coordinator; without one it waits for one
-    const secretsFor = coordinatorPoolSecrets(nc, host);
-    let waitingForSecrets = new Set<string>();
-    const autostart = autostartPools(ctx, catalog, secretsFor).then(
-      (result) => {
-        waitingForSecrets = new Set(result.retryable);
-      },
-      (err: unknown) => {
-        log.error('autostart could not read the catalog', { error: err });
-      },
-    );
-    syncer.onCoordinatorSeen = () => {
-      if (waitingForSecrets.size === 0) return;
-      const retry = waitingForSecrets;
-      waitingForSecrets = new Set();
-      log.info('a coordinator is up: starting the autostart pools that waited for their secret', { pools: [...retry] });
-      void autostartPools(ctx, catalog, secretsFor, retry).then(
-        (result) => {
-          for (const pool of result.retryable) waitingForSecrets.add(pool);
-          if (result.started.length > 0) void syncer.request('autostart');
-        },
-        (err: unknown) => log.error('autostart could not read the catalog', { error: err }),
-      );
-    };
+    // when the host shows online, its autostart pools are already up (boot-pools.ts)
+    const autostart = autostartAtBoot(ctx, nc, catalog, syncer);
     await Promise.race([autostart, new Promise((resolve) => setTimeout(resolve, AUTOSTART_WAIT_MS).unref())]);
     heartbeat.start();
     log.info('agent serving', {
