@@ -49,7 +49,14 @@ export function autostartAtBoot(ctx: AgentContext, nc: NatsConnection, catalog: 
   const { log } = ctx;
   const secretsFor = coordinatorPoolSecrets(nc, ctx.host);
   let waitingForSecrets = new Set<string>();
+  // a coordinator seen while the first round still runs: its pools that waited are retried at once
+  let firstRoundDone = false;
+  let seenDuringFirstRound = false;
   syncer.onCoordinatorSeen = () => {
+    if (!firstRoundDone) {
+      seenDuringFirstRound = true;
+      return;
+    }
     if (waitingForSecrets.size === 0) return;
     const retry = waitingForSecrets;
     waitingForSecrets = new Set();
@@ -65,8 +72,11 @@ export function autostartAtBoot(ctx: AgentContext, nc: NatsConnection, catalog: 
   return autostartPools(ctx, catalog, secretsFor).then(
     (result) => {
       waitingForSecrets = new Set(result.retryable);
+      firstRoundDone = true;
+      if (seenDuringFirstRound) syncer.onCoordinatorSeen?.();
     },
     (err: unknown) => {
+      firstRoundDone = true;
       log.error('autostart could not read the catalog', { error: err });
     },
   );

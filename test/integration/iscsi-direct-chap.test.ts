@@ -12,7 +12,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { ListPoolsRequest, PoolState, PoolType, Secret, SecretUsageType, VolumeType } from '../../libs/proto/cistern/v1/storage.js';
-import { download, makeTempDir, outcomeOf, type Stack, startStack, upload, waitFor } from '../support/index.js';
+import { download, makeTempDir, outcomeOf, registerCleanup, type Stack, startAgent, startStack, upload, waitFor } from '../support/index.js';
 import { startTgtd, tgtdAvailable, type Tgtd } from '../support/tgtd.js';
 
 const MiB = 1024 * 1024;
@@ -202,5 +202,25 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
     expect(logs.includes(PASSWORD), 'password found in service logs').to.equal(false);
     await api.stopPool({ name: pool, requestId: '' });
     await api.undefinePool({ name: pool, requestId: '' });
+  });
+
+  it('an autostart CHAP pool whose agent starts while no coordinator runs starts once a coordinator comes up', async () => {
+    const api = stack!.api;
+    const pool = 'hosts/a/pools/later';
+    await api.definePool({ host: 'a', definition: undefined, xml: poolXml('later', `usage='${CHAP}'`), requestId: '', validate: false });
+    await api.setPoolAutostart({ name: pool, autostart: true, requestId: '' });
+    await stack!.stopAgent('a');
+    await stack!.coordinator.stop();
+    // the agent alone: nobody answers its secret request, so the pool waits for a coordinator
+    const agent = await startAgent({ natsUrl: stack!.natsUrl, hostId: 'a', root: stack!.roots.a });
+    registerCleanup('agent a started without a coordinator', () => agent.stop());
+    await waitFor('the first autostart round', () => /autostart done/.test(agent.process.logs()), { timeoutMs: 30_000 });
+    expect(agent.process.logs()).to.not.match(/a coordinator is up/);
+    await stack!.restartCoordinator();
+    await waitFor('the autostart pool to be running', async () => (await stack!.api.getPool({ name: pool })).state === PoolState.POOL_STATE_RUNNING, { timeoutMs: 30_000 });
+    expect(agent.process.logs()).to.match(/a coordinator is up: starting the autostart pools that waited for their secret/);
+    expect(stack!.logs().includes(PASSWORD) || agent.process.logs().includes(PASSWORD), 'password found in service logs').to.equal(false);
+    await stack!.api.stopPool({ name: pool, requestId: '' });
+    await stack!.api.undefinePool({ name: pool, requestId: '' });
   });
 });
