@@ -181,6 +181,49 @@ describe('agent events the stream did not store', () => {
   });
 });
 
+describe('agent events lost, two syncs unconfirmed in turn (review h19)', () => {
+  const [v0] = volumes(1);
+  const at = (revision: bigint) => ({ ...v0!, revision });
+
+  // S1 carries the loss at revision 1 and goes unanswered (a busy coordinator takes it late, or
+  // takes it and stops before answering); the volume changes again, that event is lost too, and
+  // S2 carries it (revision 2). S1's wait ends first and gives revision 1 back into an empty set;
+  // S2's wait ends next: its newer event must not be dropped for the older one. Else the next
+  // sync carries revision 1 again, and its reconcile event (showing the newer state) has the
+  // duplicate id of S1's (lost:...:1:VOLUME_CHANGED): JetStream drops it within 2 minutes.
+  it('an object lost again keeps its newer event, whichever unconfirmed sync gives its event back last', async () => {
+    const sent: HostSync[] = [];
+    const unanswered: Array<() => void> = [];
+    const nc = {
+      publish: (_subject: string, data: Uint8Array) => void sent.push(HostSync.decode(data)),
+      request: (_subject: string, data: Uint8Array) => {
+        sent.push(HostSync.decode(data));
+        return new Promise((_resolve, reject) => unanswered.push(() => reject(Object.assign(new Error('TIMEOUT'), { code: 'TIMEOUT' }))));
+      },
+      flush: async () => undefined,
+    } as unknown as NatsConnection;
+    const lost = new LostEvents();
+    const syncer = new HostSyncer(nc, 'h', () => ({ host, pools: [], volumes: [], revision: 9n }), silentLogger, 0, lost, [60_000]);
+    const revisionsIn = (s: HostSync) => s.eventsLost.map((e) => e.volumeState?.revision);
+    const tick = () => new Promise((resolve) => setImmediate(resolve));
+    try {
+      lost.note(volumeEvent(EventKind.VOLUME_CHANGED, 'h', at(1n), systemActor));
+      await syncer.request('event publish failed');
+      lost.note(volumeEvent(EventKind.VOLUME_CHANGED, 'h', at(2n), systemActor));
+      await syncer.request('event publish failed');
+      expect(sent.map(revisionsIn)).to.deep.equal([[1n], [2n]]);
+      unanswered[0]!(); // S1's 30 s are over first
+      await tick();
+      unanswered[1]!(); // then S2's
+      await tick();
+      await syncer.request('requested');
+      expect(revisionsIn(sent[2]!)).to.deep.equal([2n]);
+    } finally {
+      syncer.stop();
+    }
+  });
+});
+
 describe('agent answer to a resync request', () => {
   const req = (host: string) => ResyncRequest.fromPartial({ coordinatorId: 'c1', host });
 
