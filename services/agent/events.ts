@@ -117,6 +117,9 @@ export function throttledProgress(
  * publish the state of those objects from that sync (HostSync.events_lost, docs/events.md).
  * Progress is not state: not kept.
  */
+/** The revision of the state an event carries (its volume's for a volume event), 0 when none. */
+const revisionOf = (e: Event): bigint => (e.volume ? e.volumeState?.revision : e.poolState?.revision) ?? 0n;
+
 export class LostEvents {
   private readonly byObject = new Map<string, Event>();
 
@@ -134,11 +137,19 @@ export class LostEvents {
     return events;
   }
 
-  /** A sync that carried `events` was not sent: they wait for the next one (an object lost again since keeps its newer event). */
+  /**
+   * A sync that carried `events` was not sent or not confirmed: they wait for the next one. An
+   * object lost again since keeps its newer event, by revision: syncs go unconfirmed in the
+   * order they were sent, so the newer event (taken by a later sync) may come back after the
+   * older one was given back. Carrying the older one again would have its reconcile events
+   * named as the older loss's (coordinator reconcile.ts lostEventDedupeId), and JetStream would
+   * drop the newer state as a duplicate of what an earlier sync stored.
+   */
   restore(events: readonly Event[]): void {
     for (const e of events) {
       const key = `${e.pool}\0${e.volume}`;
-      if (!this.byObject.has(key)) this.byObject.set(key, e);
+      const kept = this.byObject.get(key);
+      if (!kept || revisionOf(e) > revisionOf(kept)) this.byObject.set(key, e);
     }
   }
 }
