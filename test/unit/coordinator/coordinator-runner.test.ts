@@ -97,4 +97,34 @@ describe('coordinator runner (start again on a replaced event stream)', () => {
     await runner.settled();
     expect(failures.map((e) => (e as Error).message)).to.deep.equal(['NATS is gone']);
   });
+  it('a stop told while the old coordinator is stopping for a start again starts no new one (review h19)', async () => {
+    const log: string[] = [];
+    const tellers: Array<(why: string) => void> = [];
+    let releaseStop: () => void = () => undefined;
+    const start = async (replaced: (why: string) => void): Promise<RunningCoordinator> => {
+      const n = tellers.push(replaced);
+      log.push(`start ${n}`);
+      let stopped: Promise<void> | undefined;
+      return {
+        services: undefined as never,
+        port: 50051,
+        // coordinator 1's stop takes a while (gRPC calls finishing, NATS draining); a stop told
+        // again waits for the same one, as a RunningCoordinator's does
+        stop: () =>
+          (stopped ??= (async () => {
+            if (n === 1) await new Promise<void>((resolve) => (releaseStop = resolve));
+            log.push(`stop ${n}`);
+          })()),
+      };
+    };
+    const runner = new CoordinatorRunner(start, silentLogger, () => expect.fail('no failure'));
+    await runner.startFirst();
+    tellers[0]!('replaced');
+    await tick();
+    // SIGTERM while coordinator 1 stops for its start again
+    const stopping = runner.stop();
+    releaseStop();
+    await stopping;
+    expect(log).to.deep.equal(['start 1', 'stop 1']);
+  });
 });
