@@ -54,6 +54,8 @@ export class CoordinatorRunner {
         const why = this.replacedWhy;
         this.replacedWhy = undefined;
         await this.running!.stop();
+        // a stop told meanwhile (SIGTERM): nothing to start, only for it to be stopped again
+        if (this.stopping) break;
         this.log.info('coordinator starting again', { why });
         this.running = await this.start(this.replaced);
       }
