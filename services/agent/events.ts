@@ -111,15 +111,15 @@ export function throttledProgress(
   };
 }
 
+/** The revision of the state an event carries (its volume's for a volume event), 0 when none. */
+const revisionOf = (e: Event): bigint => (e.volume ? e.volumeState?.revision : e.poolState?.revision) ?? 0n;
+
 /**
  * Events the stream did not store (their publish failed, or its ack did not come), the last
  * one of each pool and volume, until a full sync carries them to the coordinators: they
  * publish the state of those objects from that sync (HostSync.events_lost, docs/events.md).
  * Progress is not state: not kept.
  */
-/** The revision of the state an event carries (its volume's for a volume event), 0 when none. */
-const revisionOf = (e: Event): bigint => (e.volume ? e.volumeState?.revision : e.poolState?.revision) ?? 0n;
-
 export class LostEvents {
   private readonly byObject = new Map<string, Event>();
 

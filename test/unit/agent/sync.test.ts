@@ -181,7 +181,7 @@ describe('agent events the stream did not store', () => {
   });
 });
 
-describe('agent events lost, two syncs unconfirmed in turn (review h19)', () => {
+describe('agent events lost, two syncs unconfirmed in turn', () => {
   const [v0] = volumes(1);
   const at = (revision: bigint) => ({ ...v0!, revision });
 

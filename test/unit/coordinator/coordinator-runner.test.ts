@@ -97,7 +97,7 @@ describe('coordinator runner (start again on a replaced event stream)', () => {
     await runner.settled();
     expect(failures.map((e) => (e as Error).message)).to.deep.equal(['NATS is gone']);
   });
-  it('a stop told while the old coordinator is stopping for a start again starts no new one (review h19)', async () => {
+  it('a stop told while the old coordinator is stopping for a start again starts no new one', async () => {
     const log: string[] = [];
     const tellers: Array<(why: string) => void> = [];
     let releaseStop: () => void = () => undefined;
