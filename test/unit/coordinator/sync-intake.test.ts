@@ -62,6 +62,13 @@ function setup() {
   return { cache, hosts, intake, published, hostEvents, beat, deliver };
 }
 
+/** Where `intake` sends its sync confirmations (a connection that only records publishes). */
+function confirmationsOf(intake: SyncIntake): string[] {
+  const confirmed: string[] = [];
+  intake.subscribe({ subscribe: () => ({}), publish: (subject: string) => confirmed.push(subject) } as unknown as NatsConnection);
+  return confirmed;
+}
+
 describe('coordinator sync intake', () => {
   it('a host this coordinator never synced is taken as it is: online, every volume cached, nothing replayed as events', async () => {
     const t = setup();
@@ -115,8 +122,7 @@ describe('coordinator sync intake', () => {
 
   it('confirms a sync carrying events lost once it has it whole and published their state, and not one it lost a chunk of', async () => {
     const t = setup();
-    const confirmed: string[] = [];
-    t.intake.subscribe({ subscribe: () => ({}), publish: (subject: string) => confirmed.push(subject) } as unknown as NatsConnection);
+    const confirmed = confirmationsOf(t.intake);
     t.beat('a');
     await t.deliver('a', syncOf('a', 's1', 3, 5n));
     const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v2.img', volumeState: vol('a', 'p', 'v2.img', 7n) });
@@ -174,12 +180,11 @@ describe('coordinator sync intake', () => {
   });
 
   it('does not confirm a sync carrying events lost that it drops because two agents heartbeat for the host: the agent keeps them', async () => {
-    // (review h18) the confirmation tells the agent to forget its events lost; a sync dropped
+    // the confirmation tells the agent to forget its events lost; a sync dropped
     // here publishes nothing for them, and the coordinator's cache may already hold the change
     // (the call's reply), so the host's return after the conflict shows no difference either
     const t = setup();
-    const confirmed: string[] = [];
-    t.intake.subscribe({ subscribe: () => ({}), publish: (subject: string) => confirmed.push(subject) } as unknown as NatsConnection);
+    const confirmed = confirmationsOf(t.intake);
     t.beat('a', 1n);
     await t.deliver('a', syncOf('a', 's1', 3, 5n));
     t.beat('a', 2n);
@@ -329,6 +334,24 @@ describe('coordinator sync intake: the return of a host this coordinator never s
     return { cache: view, events: n + 1, through: 40n };
   }
 
+  /**
+   * A host recorded offline returns (another boot) with a sync carrying a lost VOLUME_DELETED,
+   * whose last chunk asks for a confirmation; the sync is held while the host's history is read,
+   * until `finishRead`.
+   */
+  async function heldSyncWithLostEvent() {
+    let finish: ((b: StreamBaseline) => void) | undefined;
+    const t = await fresh(false, () => new Promise<StreamBaseline>((resolve) => (finish = resolve)));
+    const confirmed = confirmationsOf(t.intake);
+    t.hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 2n, intervalMs: 2000 }));
+    const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v2.img', volumeState: vol('a', 'p', 'v2.img', 7n) });
+    const chunks = syncOf('a', 's2', 2, 9n, undefined, [deleted]);
+    chunks.forEach((c, i) => t.intake.receive('a', c, i === chunks.length - 1 ? '_INBOX_agent_a.r1' : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(finish, 'the history is being read').to.not.equal(undefined);
+    return { t, confirmed, finishRead: (b: StreamBaseline) => finish!(b) };
+  }
+
   it('recorded offline: reconciled against the stream\'s view of it, read up to what the coordinator had read; HOST_ONLINE after', async () => {
     const reads: Array<[string, bigint]> = [];
     const t = await fresh(false, async (host, upTo) => {
@@ -394,38 +417,21 @@ describe('coordinator sync intake: the return of a host this coordinator never s
   });
 
   it('confirms a held sync carrying events lost only once it is taken: a coordinator that stops meanwhile leaves them to the agent', async () => {
-    // (review h18) the read of the host's history can take up to 10 s; a coordinator stopping
+    // the read of the host's history can take up to 10 s; a coordinator stopping
     // meanwhile (shutdown, or starting again on a recreated stream) never publishes them
-    let finishRead: ((b: StreamBaseline) => void) | undefined;
-    const t = await fresh(false, () => new Promise<StreamBaseline>((resolve) => (finishRead = resolve)));
-    const confirmed: string[] = [];
-    t.intake.subscribe({ subscribe: () => ({}), publish: (subject: string) => confirmed.push(subject) } as unknown as NatsConnection);
-    t.hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 2n, intervalMs: 2000 }));
-    const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v2.img', volumeState: vol('a', 'p', 'v2.img', 7n) });
-    const chunks = syncOf('a', 's2', 2, 9n, undefined, [deleted]);
-    chunks.forEach((c, i) => t.intake.receive('a', c, i === chunks.length - 1 ? '_INBOX_agent_a.r1' : undefined));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(finishRead, 'the history is being read').to.not.equal(undefined);
+    const { t, confirmed, finishRead } = await heldSyncWithLostEvent();
     expect(t.published).to.deep.equal([]);
     expect(confirmed, 'confirmed before the events lost were taken on').to.deep.equal([]);
     t.intake.stop();
-    finishRead!(streamView(3));
+    finishRead(streamView(3));
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(t.published).to.deep.equal([]);
     expect(confirmed).to.deep.equal([]);
   });
 
   it('confirms a held sync carrying events lost once the history is read and its events published', async () => {
-    let finishRead: ((b: StreamBaseline) => void) | undefined;
-    const t = await fresh(false, () => new Promise<StreamBaseline>((resolve) => (finishRead = resolve)));
-    const confirmed: string[] = [];
-    t.intake.subscribe({ subscribe: () => ({}), publish: (subject: string) => confirmed.push(subject) } as unknown as NatsConnection);
-    t.hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 2n, intervalMs: 2000 }));
-    const deleted = Event.fromPartial({ kind: EventKind.VOLUME_DELETED, host: 'a', pool: 'p', volume: 'v2.img', volumeState: vol('a', 'p', 'v2.img', 7n) });
-    const chunks = syncOf('a', 's2', 2, 9n, undefined, [deleted]);
-    chunks.forEach((c, i) => t.intake.receive('a', c, i === chunks.length - 1 ? '_INBOX_agent_a.r1' : undefined));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    finishRead!(streamView(3));
+    const { t, confirmed, finishRead } = await heldSyncWithLostEvent();
+    finishRead(streamView(3));
     await t.intake.settled();
     expect(t.published.map((e) => `${EventKind[e.kind]} ${e.volume}`)).to.deep.equal(['VOLUME_DELETED v2.img']);
     expect(confirmed).to.deep.equal(['_INBOX_agent_a.r1']);
