@@ -114,6 +114,22 @@ export interface ResizeFlags {
   shrink: boolean;
 }
 
+/**
+ * What a build can tell beyond having made the volume. A backend that returns nothing has
+ * made the volume whole and durable, and the agent re-reads it (refreshVol).
+ */
+export interface BuiltVolume {
+  /** The new volume as refreshVol would read it, read through the descriptor that made it. */
+  volume?: VolumeDefinition;
+  /**
+   * Settles once the volume would survive a crash of the host (its fsync): the build returns
+   * before, so that the agent announces the volume while the disk flushes. Rejects, with the
+   * volume removed, when it cannot be made durable. Always handled: a rejection never goes
+   * unobserved while the agent is still busy announcing the volume.
+   */
+  durable?: Promise<void>;
+}
+
 export interface StorageBackend {
   readonly type: PoolType;
   /** The operations this backend implements (libvirt: the non-NULL callbacks). */
@@ -152,7 +168,8 @@ export interface StorageBackend {
    * nothing is written yet. Returns the definition buildVol will create.
    */
   createVol?(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition>;
-  buildVol?(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void>;
+  /** Creates the volume; what it returns, if anything, saves the agent a re-read or a wait (BuiltVolume). */
+  buildVol?(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<BuiltVolume | void>;
   buildVolFrom?(
     ctx: PoolContext,
     volume: VolumeDefinition,

@@ -14,7 +14,7 @@
 import { forgetPoolDirectory, rememberPoolDirectory } from './dir/pool-directory.js';
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { InvalidArgumentError } from '../errors/errors.js';
-import type { BackendOperation, CreateVolOptions, PoolContext, RefreshResult, ResizeFlags, StorageBackend } from './backend.js';
+import type { BackendOperation, BuiltVolume, CreateVolOptions, PoolContext, RefreshResult, ResizeFlags, StorageBackend } from './backend.js';
 import { KNOWN_FORMATS } from './format-probe.js';
 import type { DirTools } from './dir/tools.js';
 import { buildPoolDirectory, isPoolDirectory, removePoolDirectory, requirePoolDirectory } from './dir/pool.js';
@@ -122,7 +122,7 @@ export class DirBackend implements StorageBackend {
   }
 
   /** A directory, a raw file in-process, anything else through qemu-img (or its in-process qcow2). */
-  async buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void> {
+  async buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<BuiltVolume | void> {
     // a definition createVol returned is checked already (the O_EXCL create still refuses an
     // existing path); any other is checked now
     const checked = this.planned.has(volume) ? volume : await this.createVol(ctx, volume);

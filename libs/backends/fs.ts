@@ -13,6 +13,7 @@ import { checkAbsolutePath, printable } from '../api/names.js';
 import { FS_POOL_FORMATS } from '../xml/formats.js';
 import type {
   BackendOperation,
+  BuiltVolume,
   CreateVolOptions,
   PoolContext,
   RefreshResult,
@@ -216,7 +217,7 @@ export abstract class MountedDirBackend implements StorageBackend {
     return this.dir.createVol(ctx, volume);
   }
 
-  buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void> {
+  buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<BuiltVolume | void> {
     return this.dir.buildVol(ctx, volume, options);
   }
 

@@ -288,7 +288,7 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
   it("a directory volume's mode and owner are set on the directory made, not on a link put in its place", async () => {
     chmodSync(outside, 0o640);
     const path = join(target, 'dirvol');
-    const r = swappingPlan({ format: 'dir', mode: 0o777, uid: -1, gid: -1 }, path, () => renameSync(path, `${path}.aside`));
+    const r = swappingPlan({ name: 'dirvol', format: 'dir', mode: 0o777, uid: -1, gid: -1 }, path, () => renameSync(path, `${path}.aside`));
     // the link is refused where the name is opened (O_NOFOLLOW): ELOOP
     const err = await rejects(createDirectoryVolume(r));
     expect(err.message).to.match(/set permissions of .*dirvol/);
@@ -324,7 +324,7 @@ describe('dir backend: a name swapped for a link out of the pool between reserva
       mkdirSync(pool);
       writeFileSync(join(pool, 'src.img'), Buffer.alloc(64 * 1024, 9));
       const path = join(pool, 'clone.img');
-      const r = swappingPlan({ format: 'raw', capacity: MiB, mode: 0o600, uid: -1, gid: -1 }, path, () => renameSync(path, `${path}.aside`));
+      const r = swappingPlan({ name: 'clone.img', format: 'raw', capacity: MiB, mode: 0o600, uid: -1, gid: -1 }, path, () => renameSync(path, `${path}.aside`));
       const ctx = { runner: new ExecRunner(), pool: poolDef(pool) };
       const src = openSync(join(pool, 'src.img'), 'r');
       try {

@@ -73,9 +73,10 @@ async function cloneFrom(
   const dstRawPlain = (r.format === 'raw' || r.format === 'iso') && !checked.target?.encryption;
   const srcRawPlain = srcFormat === 'raw' && !encrypted;
   if (dstRawPlain && srcRawPlain) {
-    return createRaw(ctx, r, checked, rawAllocation(r, options), tools, { path: srcPath, fd: layer.fd, capacity: srcCapacity, reflink: !!options.reflink });
+    await createRaw(ctx, r, checked, rawAllocation(r, options), tools, { path: srcPath, fd: layer.fd, capacity: srcCapacity, reflink: !!options.reflink });
+    return;
   }
   if (options.reflink) throw new InvalidArgumentError('reflink', 'reflink clones are only possible between raw volumes');
   if (encrypted) throw new UnimplementedError('cloning an encrypted volume is not supported');
-  return createWithQemuImg(ctx, r, checked, options, tools.qemuImg, { path: srcPath, format: srcFormat, layers });
+  await createWithQemuImg(ctx, r, checked, options, tools.qemuImg, { path: srcPath, format: srcFormat, layers });
 }

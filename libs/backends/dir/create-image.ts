@@ -6,7 +6,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { CommandFailedError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
-import type { CreateVolOptions, PoolContext } from '../backend.js';
+import type { BuiltVolume, CreateVolOptions, PoolContext } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
 import { createSizeGiven, divUp, qemuDescriptorChain, qemuImgCreateArgv, qemuSecretAlias, type DescriptorLayer, type QemuImgCreateSpec } from '../qemu-img-argv.js';
@@ -42,7 +42,7 @@ export async function createWithQemuImg(
   options: CreateVolOptions,
   qemuImg: string,
   input?: ImageInput,
-): Promise<void> {
+): Promise<BuiltVolume | void> {
   const t = volume.target!;
   const encrypted = !!t.encryption;
   const qemuFormat = (r.format === 'raw' || r.format === 'iso') && encrypted ? 'luks' : r.format === 'iso' ? 'raw' : r.format;
@@ -82,7 +82,7 @@ async function buildImage(
   qemuFormat: string,
   input: ImageInput | undefined,
   backing: CheckedBacking | undefined,
-): Promise<void> {
+): Promise<BuiltVolume | void> {
   const t = volume.target!;
   const encrypted = !!t.encryption;
   // as given, else as the checked file's header says (the chain check reads it so)

@@ -1,7 +1,7 @@
 // The plain qcow2 create written in-process: the bytes `qemu-img create -f qcow2` would
 // write (qcow2-image.ts lays them out), without spawning it, wherever its result is certain.
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
-import type { CreateVolOptions, PoolContext } from '../backend.js';
+import type { BuiltVolume, CreateVolOptions, PoolContext } from '../backend.js';
 import { planQcow2Image, writeQcow2Image, writeQcow2ImageSync, type Qcow2CreateOptions, type Qcow2Plan } from '../qcow2-image.js';
 import { divUp } from '../qemu-img-argv.js';
 import { inspectBaseImage } from './inspect.js';
@@ -98,9 +98,10 @@ function plannedImage(opts: Qcow2CreateOptions): Qcow2Plan | undefined {
  * write per region as direct system calls (createFileDirect); larger ones (big L1 tables,
  * MiBs of zeros) through the thread pool. qemu-img flushes between its own rewrites of the
  * header, four times; here the image is written once, complete, so the one fsync at the end
- * makes it as durable. A failure removes the file.
+ * makes it as durable (for a small one, still running when this returns: createFileDirect).
+ * A failure removes the file.
  */
-export function createQcow2(ctx: PoolContext, r: ResolvedCreate, plan: Qcow2Plan): Promise<void> {
+export function createQcow2(ctx: PoolContext, r: ResolvedCreate, plan: Qcow2Plan): Promise<BuiltVolume | void> {
   if (plan.bytes <= QCOW2_SYNC_WRITE_LIMIT) return createFileDirect(ctx, r, 'create qcow2 volume', (fd) => writeQcow2ImageSync(fd, plan));
   return createFileThreaded(ctx, r, 'create qcow2 volume', (fh) => writeQcow2Image(fh, plan));
 }

@@ -6,7 +6,7 @@ import { copyFile, mkdir, open, readdir, rmdir, type FileHandle } from 'node:fs/
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { CancelledError, FailedPreconditionError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
-import type { BackendContext, PoolContext } from '../backend.js';
+import type { BackendContext, BuiltVolume, PoolContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
 import { checkAborted, zeroFill } from '../file-io.js';
 import { CopyCancelledError, copyFileData } from '../sparse-copy.js';
@@ -40,7 +40,7 @@ export async function createRaw(
   allocation: bigint,
   tools: Pick<DirTools, 'fallocate' | 'chattr'>,
   input?: RawInput,
-): Promise<void> {
+): Promise<BuiltVolume | void> {
   if (!input && allocation === 0n && !volume.target?.nocow && onLocalFilesystem(ctx.pool.type)) {
     return createSparseRaw(ctx, r);
   }
@@ -111,10 +111,11 @@ async function cloneByReflink(ctx: PoolContext, r: ResolvedCreate, input: RawInp
 
 /**
  * A sparse raw volume without input on a local filesystem: open(O_CREAT|O_EXCL) + fchmod
- * (+ fchown) + ftruncate as direct system calls, fsync in the thread pool. Not for netfs
- * pools: a hung NFS server must not stall the agent's event loop.
+ * (+ fchown) + ftruncate as direct system calls, fsync in the thread pool (createFileDirect:
+ * returned as `durable`). Not for netfs pools: a hung NFS server must not stall the agent's
+ * event loop.
  */
-function createSparseRaw(ctx: PoolContext, r: ResolvedCreate): Promise<void> {
+function createSparseRaw(ctx: PoolContext, r: ResolvedCreate): Promise<BuiltVolume> {
   return createFileDirect(ctx, r, 'create raw volume', (fd) => ftruncateSync(fd, Number(r.capacity ?? 0n)));
 }
 

@@ -177,78 +177,99 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
   }
   try {
     if (!openable(st)) return skipType(st);
-    const def: VolumeDefinition = {
-      type: VolumeType.VOLUME_TYPE_FILE,
-      name,
-      key: path,
-      capacity: 0n,
-      allocation: 0n,
-      physical: 0n,
-      sourceDevices: [],
-      target: plainTarget(path, 'raw', permsOf(st), timestampsOf(st)),
-      backingStore: undefined,
-    };
+    if (!st.isDirectory()) return describeOpenedVolume(path, name, fd, st, opts);
+    const def = volumeOfStat(path, name, st);
     const target = def.target!;
-    if (st.isDirectory()) {
-      // libvirt: a directory is a 'dir' volume, or a ploop image directory; looked into
-      // through the directory opened, not its name again
-      const opened = `/proc/self/fd/${fd}`;
-      if (!isPloopDirectory(opened)) {
-        def.type = VolumeType.VOLUME_TYPE_DIR;
-        target.format = 'dir';
-        return def;
-      }
-      def.type = VolumeType.VOLUME_TYPE_PLOOP;
-      const image = openReadableSync(`${opened}/root.hds`);
-      closeSync(fd);
-      fd = image.fd;
-      const rst = image.stat;
-      if (fd < 0 || !rst.isFile()) return skip('is a ploop directory whose root.hds is not a regular file');
-      def.allocation = rst.blocks * 512n;
-      def.capacity = def.physical = rst.size;
-      const probe = probeBuffer(readHeaderSync(fd, safeNumber(rst.size)), rst.size);
-      target.format = 'ploop';
-      if (probe.capacity) def.capacity = probe.capacity;
+    // libvirt: a directory is a 'dir' volume, or a ploop image directory; looked into
+    // through the directory opened, not its name again
+    const opened = `/proc/self/fd/${fd}`;
+    if (!isPloopDirectory(opened)) {
+      def.type = VolumeType.VOLUME_TYPE_DIR;
+      target.format = 'dir';
       return def;
     }
-    const { probe, size, allocation, capacity } = probeOpenedVolume(fd, st);
-    def.allocation = allocation;
-    def.capacity = capacity;
-    def.physical = size;
-    target.format = probe.format;
-    // libvirt's refresh types a volume by its format: a ploop image file is a 'ploop' volume too
-    if (probe.format === 'ploop') def.type = VolumeType.VOLUME_TYPE_PLOOP;
-    // libvirt reports a cluster size for qcow2 only (qcow2GetClusterSize); a qed header has one too
-    if (probe.clusterSize && probe.format === 'qcow2') target.clusterSize = probe.clusterSize;
-    if (probe.compat) target.compat = probe.compat;
-    if (probe.lazyRefcounts) target.lazyRefcounts = true;
-    if (probe.extendedL2) target.extendedL2 = true;
-    target.encryption = encryptionOf(probe);
-
-    if (probe.backingStore) {
-      const raw = probe.backingStore.raw;
-      const isNetwork = /^[a-z][a-z0-9+.-]*:/i.test(raw) && !raw.startsWith('/');
-      const bpath = isNetwork || isAbsolute(raw) ? raw : join(dirname(path), raw);
-      let bformat = probe.backingStore.format;
-      let bperms: Permissions | undefined;
-      let btimes: Timestamps | undefined;
-      if (!isNetwork) {
-        const cache = opts.backingCache;
-        let info: BackingInfo | undefined;
-        if (cache?.has(bpath)) info = cache.get(bpath);
-        else {
-          info = probeBackingFile(bpath);
-          cache?.set(bpath, info);
-        }
-        // libvirt probes the backing file when the image does not record its format
-        if (!bformat) bformat = info?.format ?? 'raw';
-        bperms = info?.perms;
-        btimes = info?.timestamps;
-      }
-      def.backingStore = { path: bpath, format: bformat || 'raw', permissions: bperms, timestamps: btimes };
-    }
+    def.type = VolumeType.VOLUME_TYPE_PLOOP;
+    const image = openReadableSync(`${opened}/root.hds`);
+    closeSync(fd);
+    fd = image.fd;
+    const rst = image.stat;
+    if (fd < 0 || !rst.isFile()) return skip('is a ploop directory whose root.hds is not a regular file');
+    def.allocation = rst.blocks * 512n;
+    def.capacity = def.physical = rst.size;
+    const probe = probeBuffer(readHeaderSync(fd, safeNumber(rst.size)), rst.size);
+    target.format = 'ploop';
+    if (probe.capacity) def.capacity = probe.capacity;
     return def;
   } finally {
     if (fd >= 0) closeSync(fd);
   }
+}
+
+/** What every volume read from a stat starts as: a raw file at `path`, its permissions and timestamps. */
+function volumeOfStat(path: string, name: string, st: BigIntStats): VolumeDefinition {
+  return {
+    type: VolumeType.VOLUME_TYPE_FILE,
+    name,
+    key: path,
+    capacity: 0n,
+    allocation: 0n,
+    physical: 0n,
+    sourceDevices: [],
+    target: plainTarget(path, 'raw', permsOf(st), timestampsOf(st)),
+    backingStore: undefined,
+  };
+}
+
+/**
+ * The regular file or block device open as `fd` (`st` its fstat), read as a refresh reads the
+ * volume at `path`: format, sizes, image options, backing store. The descriptor stays open. A
+ * create reads its new file so, through the descriptor it made it with, instead of opening it
+ * again by name.
+ */
+export function describeOpenedVolume(
+  path: string,
+  name: string,
+  fd: number,
+  st: BigIntStats = fstatSync(fd, { bigint: true }),
+  opts: Pick<InspectOptions, 'backingCache'> = {},
+): VolumeDefinition {
+  const def = volumeOfStat(path, name, st);
+  const target = def.target!;
+  const { probe, size, allocation, capacity } = probeOpenedVolume(fd, st);
+  def.allocation = allocation;
+  def.capacity = capacity;
+  def.physical = size;
+  target.format = probe.format;
+  // libvirt's refresh types a volume by its format: a ploop image file is a 'ploop' volume too
+  if (probe.format === 'ploop') def.type = VolumeType.VOLUME_TYPE_PLOOP;
+  // libvirt reports a cluster size for qcow2 only (qcow2GetClusterSize); a qed header has one too
+  if (probe.clusterSize && probe.format === 'qcow2') target.clusterSize = probe.clusterSize;
+  if (probe.compat) target.compat = probe.compat;
+  if (probe.lazyRefcounts) target.lazyRefcounts = true;
+  if (probe.extendedL2) target.extendedL2 = true;
+  target.encryption = encryptionOf(probe);
+
+  if (probe.backingStore) {
+    const raw = probe.backingStore.raw;
+    const isNetwork = /^[a-z][a-z0-9+.-]*:/i.test(raw) && !raw.startsWith('/');
+    const bpath = isNetwork || isAbsolute(raw) ? raw : join(dirname(path), raw);
+    let bformat = probe.backingStore.format;
+    let bperms: Permissions | undefined;
+    let btimes: Timestamps | undefined;
+    if (!isNetwork) {
+      const cache = opts.backingCache;
+      let info: BackingInfo | undefined;
+      if (cache?.has(bpath)) info = cache.get(bpath);
+      else {
+        info = probeBackingFile(bpath);
+        cache?.set(bpath, info);
+      }
+      // libvirt probes the backing file when the image does not record its format
+      if (!bformat) bformat = info?.format ?? 'raw';
+      bperms = info?.perms;
+      btimes = info?.timestamps;
+    }
+    def.backingStore = { path: bpath, format: bformat || 'raw', permissions: bperms, timestamps: btimes };
+  }
+  return def;
 }

@@ -5,11 +5,12 @@
 import { closeSync, constants as fsc, fchmodSync, fchownSync, fsync as fsyncFd, openSync, unlinkSync } from 'node:fs';
 import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import type { BackendContext } from '../backend.js';
+import type { BackendContext, BuiltVolume } from '../backend.js';
 import { fsError } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
 import type { ResolvedCreate } from './volume-plan.js';
 import { inStartedPoolDirectory } from './new-volume-name.js';
+import { describeOpenedVolume } from './inspect.js';
 
 /** fsync(2) in the thread pool (the descriptor stays open). */
 const fsyncInPool = promisify(fsyncFd);
@@ -17,42 +18,56 @@ const fsyncInPool = promisify(fsyncFd);
 /**
  * A new file at r.path: open(O_CREAT|O_EXCL) with the volume's mode, fchmod (+ fchown) and
  * `fill` as direct system calls (a few microseconds each on a local disk, where one
- * thread-pool round trip each costs more), then fsync in the thread pool, close. The fsync
- * waits for a journal commit, which can take long while other large writes are being
- * flushed: it must not hold the agent's event loop (heartbeats). A failure closes and
- * removes the file. For a few KiB of work on a local filesystem only (a hung NFS server
- * must not stall the event loop).
+ * thread-pool round trip each costs more), then the file read back through its descriptor as
+ * a refresh would read it. Returns then, with the fsync and close still running in the thread
+ * pool (`durable`): the agent announces the volume while the disk flushes, and answers once
+ * both are done. The fsync waits for a journal commit, which can take long while other large
+ * writes are being flushed: it must not hold the agent's event loop (heartbeats). A failure,
+ * the fsync's too, closes and removes the file. For a few KiB of work on a local filesystem
+ * only (a hung NFS server must not stall the event loop).
  */
-export async function createFileDirect(ctx: BackendContext, r: ResolvedCreate, what: string, fill: (fd: number) => void): Promise<void> {
+export async function createFileDirect(ctx: BackendContext, r: ResolvedCreate, what: string, fill: (fd: number) => void): Promise<Required<BuiltVolume>> {
   let fd = -1;
-  let created = false;
   try {
     checkAborted(ctx.signal, 'create');
     fd = await inStartedPoolDirectory(r, true, (at) => openSync(at(), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode));
-    created = true;
     fchmodSync(fd, r.mode);
     if (r.uid !== -1 || r.gid !== -1) fchownSync(fd, r.uid, r.gid);
     fill(fd);
-    await fsyncInPool(fd);
-    const done = fd;
+    const volume = describeOpenedVolume(r.path, r.name, fd);
+    const durable = syncAndClose(fd, what, r.path);
     fd = -1;
-    closeSync(done);
+    return { volume, durable };
   } catch (err) {
-    if (fd >= 0) {
-      try {
-        closeSync(fd);
-      } catch {
-        /* closing after a failure */
-      }
-    }
-    if (created) {
-      try {
-        unlinkSync(r.path);
-      } catch {
-        /* already gone */
-      }
-    }
+    if (fd >= 0) discardNewFile(fd, r.path);
     throw fsError(err, what, r.path);
+  }
+}
+
+/** fsync then close `fd`, in the thread pool; on failure the file is removed. Never an unhandled rejection. */
+function syncAndClose(fd: number, what: string, path: string): Promise<void> {
+  const done = fsyncInPool(fd).then(
+    () => closeSync(fd),
+    (err: unknown) => {
+      discardNewFile(fd, path);
+      throw fsError(err, what, path);
+    },
+  );
+  done.catch(() => undefined);
+  return done;
+}
+
+/** Closes and unlinks a file this create made, after a failure: never fails. */
+function discardNewFile(fd: number, path: string): void {
+  try {
+    closeSync(fd);
+  } catch {
+    /* closing after a failure */
+  }
+  try {
+    unlinkSync(path);
+  } catch {
+    /* already gone */
   }
 }
 

@@ -19,6 +19,8 @@ export const CREATABLE_FORMATS = ['raw', 'dir', 'iso', 'qcow', 'qcow2', 'qed', '
 
 /** A checked volume reduced to what creating its file takes. */
 export interface ResolvedCreate {
+  /** the volume's name in its pool */
+  name: string;
   path: string;
   /** the pool the name is made in (new-volume-name.ts: in the directory it started with) */
   pool?: PoolDefinition;
@@ -139,6 +141,7 @@ export function resolveCreate(ctx: PoolContext, volume: VolumeDefinition): Resol
   }
   const { uid, gid } = wantedOwner(volume.target?.permissions);
   return {
+    name: volume.name,
     path,
     pool: ctx.pool,
     format: (volume.target?.format || 'raw').toLowerCase(),

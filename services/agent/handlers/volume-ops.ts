@@ -6,7 +6,7 @@ import type { AgentOpValue } from '../../../libs/bus/agent-rpc.js';
 import { isAbsolute } from 'node:path';
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, VolumeDefinition, type Pool, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
-import type { PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
+import type { BuiltVolume, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { checkObjectName } from '../../../libs/api/names.js';
 import { parseVolumeName } from '../../../libs/api/resource-names.js';
@@ -116,7 +116,11 @@ export async function rereadAfterFailure(ctx: AgentContext, pool: PoolEntry, bac
   }
 }
 
-/** commitVolume, also returning the pool state the event carried (for a complete reply). */
+/**
+ * commitVolume, also returning the pool state the event carried (for a complete reply).
+ * `readBack`: the volume as the operation already read it from its own descriptor
+ * (BuiltVolume.volume), which spares the re-read.
+ */
 export async function commitVolumeState(
   ctx: AgentContext,
   pool: PoolEntry,
@@ -126,11 +130,13 @@ export async function commitVolumeState(
   kind: EventKind,
   actor: Actor,
   how: Reread = 'probe',
+  readBack?: VolumeDefinition,
 ): Promise<{ volume: Volume; pool: Pool }> {
   const reread = async (): Promise<VolumeDefinition> => {
     if (!backend.refreshVol) return def;
     try {
-      const live = await backend.refreshVol(pc, def);
+      // what the build read of its own file is what refreshVol would read by name now
+      const live = readBack ?? (await backend.refreshVol(pc, def));
       return how === 'sizes' ? keepUnprobedFields(live, def) : live;
     } catch (err) {
       ctx.log.warn('re-reading a volume failed; its requested state is reported', { pool: pool.definition.name, volume: def.name, error: err });
@@ -182,6 +188,38 @@ function journalEnder(end: (() => Promise<void>) | undefined): () => Promise<voi
   };
 }
 
+/**
+ * Waits for a new volume to be durable (BuiltVolume.durable). When it cannot be, the backend
+ * has removed it, and the create, already announced, is taken back: VOLUME_DELETED, as if
+ * deleted, and the create fails with the flush's error. (libvirt shows a volume being built
+ * in its pool's listing too, from before its build.)
+ */
+async function untilDurable(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext, name: string, actor: Actor, durable: Promise<void> | undefined): Promise<void> {
+  try {
+    await durable;
+  } catch (err) {
+    if (pool.volumes.has(name)) publishRemoval(ctx, pool, name, actor, await removeVolumeState(ctx, pool, backend, pc, name));
+    await flushEvents(ctx);
+    throw err;
+  }
+}
+
+/** Forgets a volume gone from the pool and takes the pool's new sizes; returns its last state (for VOLUME_DELETED). */
+async function removeVolumeState(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext, name: string): Promise<VolumeEntry> {
+  const last = ctx.state.deleteVolume(pool, name)!;
+  // storageVolDeleteInternal: the pool gets the volume's allocation back
+  await refreshPoolSizes(ctx, pool, backend, pc, -(last.definition.allocation ?? 0n));
+  return last;
+}
+
+/** Publishes VOLUME_DELETED for `last`, with the pool as it is now; returns what the event carried. */
+function publishRemoval(ctx: AgentContext, pool: PoolEntry, name: string, actor: Actor, last: VolumeEntry): { removed: Volume; poolState: Pool } {
+  const removed = ctx.state.volumeMessage(pool.definition.name, last);
+  const poolState = ctx.state.poolMessage(pool);
+  ctx.events.publish(volumeEvent(EventKind.VOLUME_DELETED, ctx.host, removed, actor, poolState));
+  return { removed, poolState };
+}
+
 export async function createVolume(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'createVolume'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.parent, def.name, 'parent');
@@ -202,13 +240,16 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
     const createId = newCreateId();
     const endJournal = journalEnder(await ctx.journal?.begin({ operation: 'create', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId }));
     try {
+      let built: BuiltVolume | void = undefined;
       if (backend.buildVol && backend.operations.has('buildVol')) {
-        await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata, createId, ...(backingImage ? { backingImage } : {}) });
+        built = await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata, createId, ...(backingImage ? { backingImage } : {}) });
       }
       await endJournal();
-      const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes');
+      const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes', built?.volume);
+      // the event is stored while the disk flushes the new file; the answer waits for both
+      const [sequence] = await Promise.all([flushEvents(ctx), untilDurable(ctx, pool, backend, pc, wanted.name, actor, built?.durable)]);
       ctx.log.info('volume created', { pool: def.name, volume: wanted.name, principal: actor.principal, requestId: actor.requestId });
-      return volumeReply(done.volume, await flushEvents(ctx), done.pool);
+      return volumeReply(done.volume, sequence, done.pool);
     } finally {
       await endJournal();
     }
@@ -368,12 +409,7 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
     // decided before the delete, from what is known of the pool's other volumes
     const rescan = rescanAfterDelete(backend, pool, vol);
     await backend.deleteVol!(pc, vol.definition);
-    const last = ctx.state.deleteVolume(pool, name)!;
-    // storageVolDeleteInternal: the pool gets the volume's allocation back
-    await refreshPoolSizes(ctx, pool, backend, pc, -(last.definition.allocation ?? 0n));
-    const removed = ctx.state.volumeMessage(def.name, last);
-    const poolState = ctx.state.poolMessage(pool);
-    ctx.events.publish(volumeEvent(EventKind.VOLUME_DELETED, ctx.host, removed, actor, poolState));
+    const { removed, poolState } = publishRemoval(ctx, pool, name, actor, await removeVolumeState(ctx, pool, backend, pc, name));
     // deleting a dos logical partition renumbers the ones after it (libvirt re-reads a disk pool
     // too); removing an LVM origin removes its snapshots: re-read the pool, publish what went
     if (rescan) await publishScan(ctx, pool, await backend.refreshPool(pc), actor, name);
