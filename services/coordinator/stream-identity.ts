@@ -7,6 +7,10 @@
 // coordinator starts again on the new stream (main.ts). Another creation time alone is not
 // enough: nats-server 2.9 gives a stream updated since its last start that start's time when it
 // restarts (fixed in later nats-server releases), and coordinators update the stream's limits.
+// Nor are sequences that went on: a stream made again may have taken more events between two
+// checks than this coordinator had read. So one message seen in the stream (its sequence and
+// the time it was stored) is kept, and another creation time is the same stream only if that
+// message is still there, or gone with everything before the stream's first sequence.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { EVENT_STREAM } from '../../libs/bus/subjects.js';
@@ -14,15 +18,47 @@ import type { Logger } from '../../libs/log/logger.js';
 
 export const STREAM_CHECK_MS = 2_000;
 
-/** The stream's creation time and last sequence, or 'gone' when JetStream says it does not exist. */
-async function streamCreated(jsm: JetStreamManager): Promise<{ created: string; lastSeq: number } | 'gone'> {
+interface StreamState {
+  created: string;
+  firstSeq: number;
+  lastSeq: number;
+}
+
+/** The stream's creation time and sequences, or 'gone' when JetStream says it does not exist. */
+async function streamCreated(jsm: JetStreamManager): Promise<StreamState | 'gone'> {
   try {
     const info = await jsm.streams.info(EVENT_STREAM);
-    return { created: info.created, lastSeq: info.state.last_seq };
+    return { created: info.created, firstSeq: info.state.first_seq, lastSeq: info.state.last_seq };
   } catch (err) {
     if (/stream not found/i.test((err as Error).message)) return 'gone';
     throw err;
   }
+}
+
+/** A message seen in the stream: its sequence and when it was stored (nanoseconds, as the server says). */
+interface Anchor {
+  seq: number;
+  stored: string;
+}
+
+/** The stream's message at `seq`, as an anchor; undefined when the stream holds none there. */
+async function anchorAt(jsm: JetStreamManager, seq: number): Promise<Anchor | undefined> {
+  if (seq <= 0) return undefined;
+  try {
+    const msg = await jsm.streams.getMessage(EVENT_STREAM, { seq });
+    return msg ? { seq, stored: msg.timestamp } : undefined;
+  } catch (err) {
+    if (/no message found|message not found/i.test((err as Error).message)) return undefined;
+    throw err;
+  }
+}
+
+/** Is the anchor's message still in the stream `now`, or gone only because the stream's limits dropped it? */
+async function holdsAnchor(jsm: JetStreamManager, anchor: Anchor | undefined, now: StreamState): Promise<boolean> {
+  if (!anchor) return true;
+  const there = await anchorAt(jsm, anchor.seq);
+  if (!there) return now.firstSeq > anchor.seq;
+  return there.stored === anchor.stored;
 }
 
 export interface StreamIdentityWatch {
@@ -47,27 +83,32 @@ export async function watchStreamIdentity(
   const first = await streamCreated(jsm);
   let created = first === 'gone' ? 'gone' : first.created;
   let lastSeq = first === 'gone' ? 0 : first.lastSeq;
+  let anchor = first === 'gone' ? undefined : await anchorAt(jsm, first.lastSeq).catch(() => undefined);
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const check = async (): Promise<void> => {
-    let now: { created: string; lastSeq: number } | 'gone';
+    let now: StreamState | 'gone';
+    let sameStream = false;
     try {
       now = await streamCreated(jsm);
+      if (now !== 'gone' && now.created === created) {
+        // a newer anchor when the stream moved on; the older one stands if it cannot be read
+        if (now.lastSeq !== lastSeq) anchor = (await anchorAt(jsm, now.lastSeq).catch(() => undefined)) ?? anchor;
+        lastSeq = now.lastSeq;
+        return schedule();
+      }
+      const read = readUpTo();
+      const seen = BigInt(lastSeq) > read ? BigInt(lastSeq) : read;
+      // another creation time, the sequences going on, and the message seen still there: the
+      // same stream, its metadata rewritten (nats-server 2.9 restores a stream updated since its
+      // last start with the time of that start)
+      sameStream = now !== 'gone' && created !== 'gone' && BigInt(now.lastSeq) >= seen && (await holdsAnchor(jsm, anchor, now));
     } catch (err) {
       log.debug('event stream check failed; asking again', { err });
       return schedule();
     }
     if (stopped) return;
-    if (now !== 'gone' && now.created === created) {
-      lastSeq = now.lastSeq;
-      return schedule();
-    }
-    const read = readUpTo();
-    const seen = BigInt(lastSeq) > read ? BigInt(lastSeq) : read;
-    if (now !== 'gone' && created !== 'gone' && BigInt(now.lastSeq) >= seen) {
-      // another creation time, and the sequences went on: the same stream, its metadata
-      // rewritten (nats-server 2.9 restores a stream updated since its last start with the
-      // time of that start). A stream made again starts from sequence 1.
+    if (sameStream && now !== 'gone') {
       log.info('the event stream reports another creation time, its sequences going on: the same stream', { was: created, now: now.created, lastSeq: now.lastSeq });
       created = now.created;
       lastSeq = now.lastSeq;

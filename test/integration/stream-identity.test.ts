@@ -3,15 +3,43 @@
 // again, end its watchers, and log that the stream was made again when it was not.
 import { expect } from 'chai';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { registerCleanup, startNats, waitFor } from '../support/index.js';
 import { ensureEventStream } from '../../libs/bus/events.js';
-import { EVENT_STREAM } from '../../libs/bus/subjects.js';
+import { EVENT_STREAM, subjects } from '../../libs/bus/subjects.js';
 import { silentLogger } from '../../libs/log/logger.js';
 import { watchStreamIdentity } from '../../services/coordinator/stream-identity.js';
 
+/** `n` messages into the event stream (their content does not matter to the watch). */
+async function publishEvents(nc: NatsConnection, n: number): Promise<void> {
+  const js = jetstream(nc);
+  for (let i = 0; i < n; i++) await js.publish(subjects.events('h', 'p'), new Uint8Array([i]));
+}
+
 describe('event stream identity', function () {
   this.timeout(60_000);
+
+  it('a stream made again that took more events between two checks than were read of the old one is told', async () => {
+    const nats = await startNats();
+    const nc = await connect({ servers: nats.url });
+    registerCleanup('stream identity test NATS connection', () => nc.close());
+    await ensureEventStream(nc, {}, 'apply');
+    await publishEvents(nc, 3);
+    const replaced: string[] = [];
+    const watch = await watchStreamIdentity(nc, silentLogger, (why) => replaced.push(why), 500, () => 3n);
+    registerCleanup('stream identity watch', () => watch.stop());
+    // deleted, made again and past the old stream's last sequence, all between two checks
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(EVENT_STREAM);
+    await ensureEventStream(nc, {}, 'apply');
+    await publishEvents(nc, 10);
+    await waitFor('the watch to tell', async () => replaced.length > 0 || undefined, { timeoutMs: 10_000, intervalMs: 50 });
+    watch.stop();
+    expect(replaced).to.have.length(1);
+    expect(replaced[0]).to.match(/made again/);
+    await nc.close();
+    await nats.stop();
+  });
 
   it('a nats-server restart after a coordinator changed the retention is not a stream made again', async () => {
     const nats = await startNats();
@@ -22,6 +50,8 @@ describe('event stream identity', function () {
     };
     let nc = await connectTo();
     await ensureEventStream(nc, {}, 'apply');
+    // messages in it: the one the watch keeps must be found again after the restart
+    await publishEvents(nc, 3);
     const before = await (await jetstreamManager(nc)).streams.info(EVENT_STREAM);
     await nc.close();
     await nats.restart();
