@@ -2,7 +2,7 @@
 // mode and owner, the caller's content, fsync, close; a failure closes and removes the file.
 // As libvirt's createRawFile (and qemu-img's flushes): once a create returns, the new file
 // and its size survive a crash of the host.
-import { closeSync, constants as fsc, fchmodSync, fchownSync, fsync as fsyncFd, openSync, unlinkSync } from 'node:fs';
+import { closeSync, constants as fsc, fchmodSync, fchownSync, fstatSync, fsync as fsyncFd, lstatSync, openSync, unlinkSync } from 'node:fs';
 import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { BackendContext, BuiltVolume } from '../backend.js';
@@ -57,17 +57,25 @@ function syncAndClose(fd: number, what: string, path: string): Promise<void> {
   return done;
 }
 
-/** Closes and unlinks a file this create made, after a failure: never fails. */
+/**
+ * Unlinks and closes a file this create made, after a failure: never fails. Only while its
+ * name still holds that file: the removal may run after the create has returned (the fsync's
+ * failure), and whoever can write in the pool may have moved the name, or the pool target,
+ * elsewhere by then (as removeReservedFile). Closed after the check, so that its inode number
+ * cannot have been reused meanwhile.
+ */
 function discardNewFile(fd: number, path: string): void {
+  try {
+    const mine = fstatSync(fd, { bigint: true });
+    const now = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+    if (now && now.dev === mine.dev && now.ino === mine.ino) unlinkSync(path);
+  } catch {
+    /* already gone */
+  }
   try {
     closeSync(fd);
   } catch {
     /* closing after a failure */
-  }
-  try {
-    unlinkSync(path);
-  } catch {
-    /* already gone */
   }
 }
 
