@@ -3,7 +3,8 @@
 // the create has returned (the fsync's failure, BuiltVolume.durable), when whoever can write in
 // the pool has had time to move the name, or the pool target, elsewhere.
 import { expect } from 'chai';
-import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, ftruncateSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { DirBackend } from '../../libs/backends/dir.js';
 import { createFileDirect } from '../../libs/backends/dir/new-file.js';
@@ -83,5 +84,27 @@ describe('dir backend: a failed in-process create removes only the file it made'
       }),
     );
     expect(existsSync(join(target, 'gone.img'))).to.equal(false);
+  });
+
+  it('a close that fails after the fsync succeeded: durable resolves, and the volume stays (never a rejection with the file left)', async () => {
+    const { target, ctx } = await startedPool();
+    const built = await createFileDirect(ctx, plan(ctx, 'closed.img'), 'create raw volume', (fd) => ftruncateSync(fd, 1024 * 1024));
+    // the next close on this thread is the new file's, once its fsync is done (Linux frees the
+    // descriptor whatever close(2) returns)
+    const realClose = fs.closeSync;
+    fs.closeSync = (fd: number) => {
+      fs.closeSync = realClose;
+      syncBuiltinESMExports();
+      realClose(fd);
+      throw Object.assign(new Error('EIO: i/o error, close'), { code: 'EIO' });
+    };
+    syncBuiltinESMExports();
+    try {
+      await built.durable;
+    } finally {
+      fs.closeSync = realClose;
+      syncBuiltinESMExports();
+    }
+    expect(statSync(join(target, 'closed.img')).size).to.equal(1024 * 1024);
   });
 });
