@@ -44,10 +44,21 @@ export async function createFileDirect(ctx: BackendContext, r: ResolvedCreate, w
   }
 }
 
-/** fsync then close `fd`, in the thread pool; on failure the file is removed. Never an unhandled rejection. */
+/**
+ * fsync in the thread pool, then close `fd`; when the fsync fails the file is removed. Never an
+ * unhandled rejection. A close that fails after the fsync succeeded changes nothing: the file
+ * is durable, and Linux frees the descriptor whatever close(2) returns; rejecting then would
+ * have the agent take back a volume whose file stays.
+ */
 function syncAndClose(fd: number, what: string, path: string): Promise<void> {
   const done = fsyncInPool(fd).then(
-    () => closeSync(fd),
+    () => {
+      try {
+        closeSync(fd);
+      } catch {
+        /* durable already; the descriptor is gone either way */
+      }
+    },
     (err: unknown) => {
       discardNewFile(fd, path);
       throw fsError(err, what, path);
