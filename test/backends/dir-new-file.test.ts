@@ -7,7 +7,7 @@ import fs, { existsSync, ftruncateSync, mkdirSync, readFileSync, renameSync, sta
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { DirBackend } from '../../libs/backends/dir.js';
-import { createFileDirect } from '../../libs/backends/dir/new-file.js';
+import { createFileDirect, createsUnderWay } from '../../libs/backends/dir/new-file.js';
 import type { ResolvedCreate } from '../../libs/backends/dir/volume-plan.js';
 import { RecordingRunner } from '../../libs/backends/recording-runner.js';
 import { PoolType, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
@@ -106,5 +106,72 @@ describe('dir backend: a failed in-process create removes only the file it made'
       syncBuiltinESMExports();
     }
     expect(statSync(join(target, 'closed.img')).size).to.equal(1024 * 1024);
+  });
+});
+
+describe('dir backend: in-process creates side by side', () => {
+  const scratch = useTempDir('cistern-new-file-side-');
+
+  async function startedPool() {
+    const target = join(scratch.path, 'pool');
+    mkdirSync(target, { recursive: true });
+    const ctx = { runner: new RecordingRunner(), pool: poolDef(target) };
+    await new DirBackend().startPool(ctx);
+    return { target, ctx };
+  }
+
+  const plan = (ctx: { pool: PoolDefinition }, name: string): ResolvedCreate => ({
+    name,
+    path: join(ctx.pool.target!.path, name),
+    pool: ctx.pool,
+    format: 'raw',
+    capacity: 1024n * 1024n,
+    mode: 0o600,
+    uid: -1,
+    gid: -1,
+  });
+  const sized = (fd: number) => ftruncateSync(fd, 1024 * 1024);
+
+  it('alone, a create opens its file with a direct system call; with another under way, in the thread pool', async () => {
+    const { target, ctx } = await startedPool();
+    const exclusiveOpens: string[] = [];
+    const realOpenSync = fs.openSync;
+    fs.openSync = ((path: fs.PathLike, flags: fs.OpenMode, mode?: fs.Mode) => {
+      if (typeof flags === 'number' && flags & fs.constants.O_EXCL) exclusiveOpens.push(String(path).replace(/.*\//, ''));
+      return realOpenSync(path, flags, mode);
+    }) as typeof fs.openSync;
+    syncBuiltinESMExports();
+    try {
+      const first = await createFileDirect(ctx, plan(ctx, 'a.img'), 'create raw volume', sized);
+      // a.img's fsync cannot have finished: its completion runs no sooner than the next turn of the event loop
+      const second = await createFileDirect(ctx, plan(ctx, 'b.img'), 'create raw volume', sized);
+      await Promise.all([first.durable, second.durable]);
+      expect(createsUnderWay()).to.equal(0);
+      const third = await createFileDirect(ctx, plan(ctx, 'c.img'), 'create raw volume', sized);
+      await third.durable;
+    } finally {
+      fs.openSync = realOpenSync;
+      syncBuiltinESMExports();
+    }
+    expect(exclusiveOpens).to.deep.equal(['a.img', 'c.img']);
+    for (const name of ['a.img', 'b.img', 'c.img']) expect(statSync(join(target, name)).size).to.equal(1024 * 1024);
+  });
+
+  it('many at once, one of them refused: every other file is made whole, and none is left counted as under way', async () => {
+    const { target, ctx } = await startedPool();
+    writeFileSync(join(target, 'taken.img'), 'x');
+    const names = Array.from({ length: 12 }, (_, i) => `v${i}.img`);
+    const outcomes = await Promise.allSettled(
+      [...names, 'taken.img'].map(async (name) => {
+        const built = await createFileDirect(ctx, plan(ctx, name), 'create raw volume', sized);
+        await built.durable;
+        return built.volume;
+      }),
+    );
+    expect(outcomes.filter((o) => o.status === 'rejected')).to.have.length(1);
+    expect(String((outcomes.at(-1) as PromiseRejectedResult).reason)).to.match(/exist/i);
+    expect(readFileSync(join(target, 'taken.img'), 'utf8')).to.equal('x');
+    for (const name of names) expect(statSync(join(target, name)).size).to.equal(1024 * 1024);
+    expect(createsUnderWay()).to.equal(0);
   });
 });
