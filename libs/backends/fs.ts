@@ -23,6 +23,7 @@ import type {
 import { DirBackend, type DirBackendOptions } from './dir.js';
 import { hostRoots } from './host-roots.js';
 import { poolTarget } from './dir/paths.js';
+import { untilFlushed } from './dir/new-file.js';
 import { requirePoolDirectory } from './dir/pool.js';
 import { isHeldExclusively, requireEmptyDevice } from './device-probe.js';
 import {
@@ -194,6 +195,8 @@ export abstract class MountedDirBackend implements StorageBackend {
     const entries = await this.mountTableFor(plan.source);
     const state = mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source);
     if (state.state !== 'mounted') return;
+    // a create's new file still being flushed keeps the filesystem busy
+    await untilFlushed(poolTarget(ctx.pool));
     await runUnmount(ctx.runner, plan.spec.target, { umount: this.umountCmd, signal: ctx.signal });
   }
 

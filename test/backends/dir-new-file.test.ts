@@ -3,11 +3,11 @@
 // the create has returned (the fsync's failure, BuiltVolume.durable), when whoever can write in
 // the pool has had time to move the name, or the pool target, elsewhere.
 import { expect } from 'chai';
-import fs, { existsSync, ftruncateSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, ftruncateSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { DirBackend } from '../../libs/backends/dir.js';
-import { createFileDirect, createsUnderWay } from '../../libs/backends/dir/new-file.js';
+import { createFileDirect, createsUnderWay, untilFlushed } from '../../libs/backends/dir/new-file.js';
 import type { ResolvedCreate } from '../../libs/backends/dir/volume-plan.js';
 import { RecordingRunner } from '../../libs/backends/recording-runner.js';
 import { PoolType, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
@@ -173,5 +173,41 @@ describe('dir backend: in-process creates side by side', () => {
     expect(readFileSync(join(target, 'taken.img'), 'utf8')).to.equal('x');
     for (const name of names) expect(statSync(join(target, name)).size).to.equal(1024 * 1024);
     expect(createsUnderWay()).to.equal(0);
+  });
+
+  it("untilFlushed waits for a new file's fsync and close in that pool (a mounted pool is not unmounted under it)", async () => {
+    const { target, ctx } = await startedPool();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const realFsync = fs.fsync;
+    fs.fsync = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+      fs.fsync = realFsync;
+      syncBuiltinESMExports();
+      void held.then(() => realFsync(fd, cb));
+    }) as typeof fs.fsync;
+    syncBuiltinESMExports();
+    const openOnIt = () => readdirSync('/proc/self/fd').some((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === join(target, 'held.img');
+      } catch {
+        return false;
+      }
+    });
+    try {
+      const built = await createFileDirect(ctx, plan(ctx, 'held.img'), 'create raw volume', sized);
+      let flushed = false;
+      const waiting = untilFlushed(target).then(() => (flushed = true));
+      await new Promise((r) => setTimeout(r, 30));
+      expect(flushed, 'untilFlushed returned with the fsync held').to.equal(false);
+      expect(openOnIt(), 'the new file is still open while it is flushed').to.equal(true);
+      release();
+      await waiting;
+      expect(openOnIt(), 'the new file is closed once flushed').to.equal(false);
+      await built.durable;
+    } finally {
+      fs.fsync = realFsync;
+      syncBuiltinESMExports();
+    }
+    await untilFlushed(join(target, 'elsewhere'));
   });
 });

@@ -4,6 +4,7 @@
 // and its size survive a crash of the host.
 import { closeSync, constants as fsc, fchmodSync, fchownSync, fstatSync, fsync as fsyncFd, lstatSync, open as openFd, openSync, unlinkSync } from 'node:fs';
 import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import type { BackendContext, BuiltVolume } from '../backend.js';
 import { fsError } from '../fs-errors.js';
@@ -11,9 +12,12 @@ import { checkAborted } from '../file-io.js';
 import type { ResolvedCreate } from './volume-plan.js';
 import { inStartedPoolDirectory } from './new-volume-name.js';
 import { describeOpenedVolume } from './inspect.js';
+import { poolTarget } from './paths.js';
 
 /** fsync(2) in the thread pool (the descriptor stays open). */
-const fsyncInPool = promisify(fsyncFd);
+function fsyncInPool(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsyncFd(fd, (err) => (err ? reject(err) : resolve())));
+}
 /** open(2) in the thread pool, to a bare descriptor (a FileHandle would close it when collected). */
 const openInPool = promisify(openFd);
 
@@ -25,6 +29,34 @@ const openInPool = promisify(openFd);
  * Alone, it is a direct system call: a thread-pool round trip costs more than most opens.
  */
 let unsettled = 0;
+
+/** The flushes of new files still running, by pool target directory. */
+const flushing = new Map<string, Set<Promise<void>>>();
+
+/**
+ * Resolves once every new file made so far in the pool at `target` is flushed and closed,
+ * whatever came of it. A mounted pool is not unmounted under one (umount would find the
+ * filesystem busy): the agent waits for a create's flush before it answers, other callers of
+ * buildVol need not.
+ */
+export async function untilFlushed(target: string): Promise<void> {
+  const pending = flushing.get(target);
+  if (pending) await Promise.allSettled([...pending]);
+}
+
+/** Counts `durable` among the pool's flushes until it settles. */
+function track(r: ResolvedCreate, durable: Promise<void>): void {
+  const target = r.pool ? poolTarget(r.pool) : dirname(r.path);
+  let pending = flushing.get(target);
+  if (!pending) flushing.set(target, (pending = new Set()));
+  pending.add(durable);
+  const done = (): void => {
+    pending.delete(durable);
+    if (pending.size === 0 && flushing.get(target) === pending) flushing.delete(target);
+    settled();
+  };
+  durable.then(done, done);
+}
 
 /**
  * A new file at r.path: open(O_CREAT|O_EXCL) with the volume's mode, fchmod (+ fchown) and
@@ -50,7 +82,7 @@ export async function createFileDirect(ctx: BackendContext, r: ResolvedCreate, w
     const volume = describeOpenedVolume(r.path, r.name, fd);
     const durable = syncAndClose(fd, what, r.path);
     fd = -1;
-    durable.then(settled, settled);
+    track(r, durable);
     return { volume, durable };
   } catch (err) {
     settled();
