@@ -57,8 +57,11 @@ async function anchorAt(jsm: JetStreamManager, seq: number): Promise<Anchor | un
 async function holdsAnchor(jsm: JetStreamManager, anchor: Anchor | undefined, now: StreamState): Promise<boolean> {
   if (!anchor) return true;
   const there = await anchorAt(jsm, anchor.seq);
-  if (!there) return now.firstSeq > anchor.seq;
-  return there.stored === anchor.stored;
+  if (there) return there.stored === anchor.stored;
+  // none there: dropped by the limits only if the first sequence is past it now, after this
+  // look (events may have pushed it out since `now` was read)
+  const after = await streamCreated(jsm);
+  return after !== 'gone' && after.created === now.created && after.firstSeq > anchor.seq;
 }
 
 export interface StreamIdentityWatch {

@@ -16,6 +16,25 @@ async function publishEvents(nc: NatsConnection, n: number): Promise<void> {
   for (let i = 0; i < n; i++) await js.publish(subjects.events('h', 'p'), new Uint8Array([i]));
 }
 
+/**
+ * `nc`, its requests for a stored message first running `before` once `armed()` says so: what
+ * happens in the stream between the watch's look at its state and its look at a message.
+ */
+function delayingMessageLooks(nc: NatsConnection, armed: () => boolean, before: () => Promise<void>): NatsConnection {
+  return new Proxy(nc, {
+    get(target, prop) {
+      if (prop === 'request') {
+        return async (subject: string, ...rest: unknown[]) => {
+          if (subject.includes('.STREAM.MSG.GET.') && armed()) await before();
+          return (target.request as (...a: unknown[]) => unknown)(subject, ...rest);
+        };
+      }
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 describe('event stream identity', function () {
   this.timeout(60_000);
 
@@ -78,6 +97,49 @@ describe('event stream identity', function () {
     await new Promise((resolve) => setTimeout(resolve, 1500));
     watch.stop();
     expect(replaced, `created was ${before.created}, now ${after.created}`).to.deep.equal([]);
+    await nc.close();
+    await nats.stop();
+  });
+
+  it('a kept message its limits drop between the look at the stream and the look at the message is not a stream made again', async () => {
+    const nats = await startNats();
+    const connectTo = async (): Promise<NatsConnection> => {
+      const nc = await connect({ servers: nats.url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+      registerCleanup('stream identity test NATS connection', () => nc.close());
+      return nc;
+    };
+    let nc = await connectTo();
+    await ensureEventStream(nc, { maxMessages: 3 }, 'apply');
+    await publishEvents(nc, 3);
+    await nc.close();
+    // updated after a start: the next restart gives the stream another creation time (nats-server 2.9)
+    await nats.restart();
+    nc = await connectTo();
+    await ensureEventStream(nc, { maxMessages: 4 }, 'apply');
+    const before = await (await jetstreamManager(nc)).streams.info(EVENT_STREAM);
+    let restarted = false;
+    let published = false;
+    // between the watch's look at the stream and its look at the kept message (seq 3), events push it out
+    const watched = delayingMessageLooks(
+      nc,
+      () => restarted && !published,
+      async () => {
+        published = true;
+        await publishEvents(nc, 4);
+      },
+    );
+    const replaced: string[] = [];
+    const watch = await watchStreamIdentity(watched, silentLogger, (why) => replaced.push(why), 200);
+    registerCleanup('stream identity watch', () => watch.stop());
+    await nats.restart();
+    restarted = true;
+    await waitFor('the kept message looked up after the restart', async () => published || undefined, { timeoutMs: 20_000, intervalMs: 50 });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const after = await (await jetstreamManager(nc)).streams.info(EVENT_STREAM);
+    watch.stop();
+    expect(after.created, 'the restart gave the stream another creation time').to.not.equal(before.created);
+    expect(after.state.first_seq).to.be.greaterThan(3);
+    expect(replaced).to.deep.equal([]);
     await nc.close();
     await nats.stop();
   });
