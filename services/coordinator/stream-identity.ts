@@ -95,8 +95,9 @@ export async function watchStreamIdentity(
     try {
       now = await streamCreated(jsm);
       if (now !== 'gone' && now.created === created) {
-        // a newer anchor when the stream moved on; the older one stands if it cannot be read
-        if (now.lastSeq !== lastSeq) anchor = (await anchorAt(jsm, now.lastSeq).catch(() => undefined)) ?? anchor;
+        // a newer anchor when the stream moved on, or one at last when none is kept (its look
+        // failed, or the stream held no message then); the older one stands if it cannot be read
+        if (now.lastSeq !== lastSeq || !anchor) anchor = (await anchorAt(jsm, now.lastSeq).catch(() => undefined)) ?? anchor;
         lastSeq = now.lastSeq;
         return schedule();
       }

@@ -143,4 +143,37 @@ describe('event stream identity', function () {
     await nc.close();
     await nats.stop();
   });
+
+  it('a watch whose first look at a message failed keeps one later, and tells a stream made again that took more events', async () => {
+    const nats = await startNats();
+    const nc = await connect({ servers: nats.url });
+    registerCleanup('stream identity test NATS connection', () => nc.close());
+    await ensureEventStream(nc, {}, 'apply');
+    await publishEvents(nc, 3);
+    // the look at the last message when the watch starts fails (a timeout, JetStream busy); the stream then stays quiet
+    let failed = false;
+    const watched = delayingMessageLooks(
+      nc,
+      () => !failed,
+      async () => {
+        failed = true;
+        throw new Error('TIMEOUT');
+      },
+    );
+    const replaced: string[] = [];
+    const watch = await watchStreamIdentity(watched, silentLogger, (why) => replaced.push(why), 200, () => 3n);
+    registerCleanup('stream identity watch', () => watch.stop());
+    expect(failed).to.equal(true);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(EVENT_STREAM);
+    await ensureEventStream(nc, {}, 'apply');
+    await publishEvents(nc, 10);
+    await waitFor('the watch to tell', async () => replaced.length > 0 || undefined, { timeoutMs: 10_000, intervalMs: 50 });
+    watch.stop();
+    expect(replaced).to.have.length(1);
+    expect(replaced[0]).to.match(/made again/);
+    await nc.close();
+    await nats.stop();
+  });
 });
