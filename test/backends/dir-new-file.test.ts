@@ -22,29 +22,33 @@ function poolDef(path: string): PoolDefinition {
 
 const noSpace = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
 
+let cases = 0;
+
+/** A started dir pool at a new `pool` directory under `under`. */
+async function startedPoolIn(under: string) {
+  const root = join(under, `case-${cases++}`);
+  const target = join(root, 'pool');
+  mkdirSync(target, { recursive: true });
+  const ctx = { runner: new RecordingRunner(), pool: poolDef(target) };
+  await new DirBackend().startPool(ctx);
+  return { root, target, ctx };
+}
+
+/** What createFileDirect makes: a 1 MiB raw volume `name` in the pool. */
+const plan = (ctx: { pool: PoolDefinition }, name: string): ResolvedCreate => ({
+  name,
+  path: join(ctx.pool.target!.path, name),
+  pool: ctx.pool,
+  format: 'raw',
+  capacity: 1024n * 1024n,
+  mode: 0o600,
+  uid: -1,
+  gid: -1,
+});
+
 describe('dir backend: a failed in-process create removes only the file it made', () => {
   const scratch = useTempDir('cistern-new-file-');
-  let n = 0;
-
-  async function startedPool() {
-    const root = join(scratch.path, `case-${n++}`);
-    const target = join(root, 'pool');
-    mkdirSync(target, { recursive: true });
-    const ctx = { runner: new RecordingRunner(), pool: poolDef(target) };
-    await new DirBackend().startPool(ctx);
-    return { root, target, ctx };
-  }
-
-  const plan = (ctx: { pool: PoolDefinition }, name: string): ResolvedCreate => ({
-    name,
-    path: join(ctx.pool.target!.path, name),
-    pool: ctx.pool,
-    format: 'raw',
-    capacity: 1024n * 1024n,
-    mode: 0o600,
-    uid: -1,
-    gid: -1,
-  });
+  const startedPool = () => startedPoolIn(scratch.path);
 
   it('the pool target swapped for a link to another directory: the same-named file there stays', async () => {
     const { root, target, ctx } = await startedPool();
@@ -111,25 +115,7 @@ describe('dir backend: a failed in-process create removes only the file it made'
 
 describe('dir backend: in-process creates side by side', () => {
   const scratch = useTempDir('cistern-new-file-side-');
-
-  async function startedPool() {
-    const target = join(scratch.path, 'pool');
-    mkdirSync(target, { recursive: true });
-    const ctx = { runner: new RecordingRunner(), pool: poolDef(target) };
-    await new DirBackend().startPool(ctx);
-    return { target, ctx };
-  }
-
-  const plan = (ctx: { pool: PoolDefinition }, name: string): ResolvedCreate => ({
-    name,
-    path: join(ctx.pool.target!.path, name),
-    pool: ctx.pool,
-    format: 'raw',
-    capacity: 1024n * 1024n,
-    mode: 0o600,
-    uid: -1,
-    gid: -1,
-  });
+  const startedPool = () => startedPoolIn(scratch.path);
   const sized = (fd: number) => ftruncateSync(fd, 1024 * 1024);
 
   it('alone, a create opens its file with a direct system call; with another under way, in the thread pool', async () => {

@@ -35,6 +35,22 @@ function delayingMessageLooks(nc: NatsConnection, armed: () => boolean, before: 
   });
 }
 
+/** The stream deleted, made again, and taking more events (10) than the old one held. */
+async function recreatePastOldEnd(nc: NatsConnection): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.delete(EVENT_STREAM);
+  await ensureEventStream(nc, {}, 'apply');
+  await publishEvents(nc, 10);
+}
+
+/** The watch tells once that the stream was made again. */
+async function expectToldOnce(replaced: string[], watch: { stop(): void }): Promise<void> {
+  await waitFor('the watch to tell', async () => replaced.length > 0 || undefined, { timeoutMs: 10_000, intervalMs: 50 });
+  watch.stop();
+  expect(replaced).to.have.length(1);
+  expect(replaced[0]).to.match(/made again/);
+}
+
 describe('event stream identity', function () {
   this.timeout(60_000);
 
@@ -48,14 +64,8 @@ describe('event stream identity', function () {
     const watch = await watchStreamIdentity(nc, silentLogger, (why) => replaced.push(why), 500, () => 3n);
     registerCleanup('stream identity watch', () => watch.stop());
     // deleted, made again and past the old stream's last sequence, all between two checks
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(EVENT_STREAM);
-    await ensureEventStream(nc, {}, 'apply');
-    await publishEvents(nc, 10);
-    await waitFor('the watch to tell', async () => replaced.length > 0 || undefined, { timeoutMs: 10_000, intervalMs: 50 });
-    watch.stop();
-    expect(replaced).to.have.length(1);
-    expect(replaced[0]).to.match(/made again/);
+    await recreatePastOldEnd(nc);
+    await expectToldOnce(replaced, watch);
     await nc.close();
     await nats.stop();
   });
@@ -165,14 +175,8 @@ describe('event stream identity', function () {
     registerCleanup('stream identity watch', () => watch.stop());
     expect(failed).to.equal(true);
     await new Promise((resolve) => setTimeout(resolve, 700));
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(EVENT_STREAM);
-    await ensureEventStream(nc, {}, 'apply');
-    await publishEvents(nc, 10);
-    await waitFor('the watch to tell', async () => replaced.length > 0 || undefined, { timeoutMs: 10_000, intervalMs: 50 });
-    watch.stop();
-    expect(replaced).to.have.length(1);
-    expect(replaced[0]).to.match(/made again/);
+    await recreatePastOldEnd(nc);
+    await expectToldOnce(replaced, watch);
     await nc.close();
     await nats.stop();
   });
