@@ -35,6 +35,13 @@ function delayingMessageLooks(nc: NatsConnection, armed: () => boolean, before: 
   });
 }
 
+/** A NATS connection that reconnects at once (across nats-server restarts), closed after the test. */
+async function reconnectingClient(url: string): Promise<NatsConnection> {
+  const nc = await connect({ servers: url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+  registerCleanup('stream identity test NATS connection', () => nc.close());
+  return nc;
+}
+
 /** The stream deleted, made again, and taking more events (10) than the old one held. */
 async function recreatePastOldEnd(nc: NatsConnection): Promise<void> {
   const jsm = await jetstreamManager(nc);
@@ -72,11 +79,7 @@ describe('event stream identity', function () {
 
   it('a nats-server restart after a coordinator changed the retention is not a stream made again', async () => {
     const nats = await startNats();
-    const connectTo = async (): Promise<NatsConnection> => {
-      const nc = await connect({ servers: nats.url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
-      registerCleanup('stream identity test NATS connection', () => nc.close());
-      return nc;
-    };
+    const connectTo = () => reconnectingClient(nats.url);
     let nc = await connectTo();
     await ensureEventStream(nc, {}, 'apply');
     // messages in it: the one the watch keeps must be found again after the restart
@@ -113,11 +116,7 @@ describe('event stream identity', function () {
 
   it('a kept message its limits drop between the look at the stream and the look at the message is not a stream made again', async () => {
     const nats = await startNats();
-    const connectTo = async (): Promise<NatsConnection> => {
-      const nc = await connect({ servers: nats.url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
-      registerCleanup('stream identity test NATS connection', () => nc.close());
-      return nc;
-    };
+    const connectTo = () => reconnectingClient(nats.url);
     let nc = await connectTo();
     await ensureEventStream(nc, { maxMessages: 3 }, 'apply');
     await publishEvents(nc, 3);
