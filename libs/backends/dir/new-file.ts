@@ -1,7 +1,7 @@
 // A volume's new file, created whole or not at all: open(O_CREAT|O_EXCL) with the volume's
 // mode and owner, the caller's content, fsync, close; a failure closes and removes the file.
-// As libvirt's createRawFile (and qemu-img's flushes): once a create returns, the new file
-// and its size survive a crash of the host.
+// As libvirt's createRawFile (and qemu-img's flushes): once a create is done (for an in-process
+// one, once its `durable` has settled), the new file and its size survive a crash of the host.
 import { closeSync, constants as fsc, fchmodSync, fchownSync, fstatSync, fsync as fsyncFd, lstatSync, open as openFd, openSync, unlinkSync } from 'node:fs';
 import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -14,7 +14,7 @@ import { inStartedPoolDirectory } from './new-volume-name.js';
 import { describeOpenedVolume } from './inspect.js';
 import { poolTarget } from './paths.js';
 
-/** fsync(2) in the thread pool (the descriptor stays open). */
+/** fsync(2) in the thread pool (the descriptor stays open); fs.fsync looked up at each call, so that a test can hold it. */
 function fsyncInPool(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fsyncFd(fd, (err) => (err ? reject(err) : resolve())));
 }
