@@ -198,7 +198,7 @@ async function untilDurable(ctx: AgentContext, pool: PoolEntry, backend: Storage
   try {
     await durable;
   } catch (err) {
-    if (pool.volumes.has(name)) publishRemoval(ctx, pool, name, actor, await removeVolumeState(ctx, pool, backend, pc, name));
+    if (pool.volumes.has(name)) publishRemoval(ctx, pool, actor, await removeVolumeState(ctx, pool, backend, pc, name));
     await flushEvents(ctx);
     throw err;
   }
@@ -213,7 +213,7 @@ async function removeVolumeState(ctx: AgentContext, pool: PoolEntry, backend: St
 }
 
 /** Publishes VOLUME_DELETED for `last`, with the pool as it is now; returns what the event carried. */
-function publishRemoval(ctx: AgentContext, pool: PoolEntry, name: string, actor: Actor, last: VolumeEntry): { removed: Volume; poolState: Pool } {
+function publishRemoval(ctx: AgentContext, pool: PoolEntry, actor: Actor, last: VolumeEntry): { removed: Volume; poolState: Pool } {
   const removed = ctx.state.volumeMessage(pool.definition.name, last);
   const poolState = ctx.state.poolMessage(pool);
   ctx.events.publish(volumeEvent(EventKind.VOLUME_DELETED, ctx.host, removed, actor, poolState));
@@ -409,7 +409,7 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
     // decided before the delete, from what is known of the pool's other volumes
     const rescan = rescanAfterDelete(backend, pool, vol);
     await backend.deleteVol!(pc, vol.definition);
-    const { removed, poolState } = publishRemoval(ctx, pool, name, actor, await removeVolumeState(ctx, pool, backend, pc, name));
+    const { removed, poolState } = publishRemoval(ctx, pool, actor, await removeVolumeState(ctx, pool, backend, pc, name));
     // deleting a dos logical partition renumbers the ones after it (libvirt re-reads a disk pool
     // too); removing an LVM origin removes its snapshots: re-read the pool, publish what went
     if (rescan) await publishScan(ctx, pool, await backend.refreshPool(pc), actor, name);
