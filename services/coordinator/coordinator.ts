@@ -172,7 +172,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     };
 
     // the stream this coordinator reads: told when another one replaces it
-    const identity = await watchStreamIdentity(nc, log, (why) => options.onEventStreamReplaced?.(why), undefined, () => cache.appliedSequence);
+    const identity = await watchStreamIdentity(nc, log, (why) => options.onEventStreamReplaced?.(why), { readUpTo: () => cache.appliedSequence });
     cleanups.push(() => identity.stop());
     // 1-2. events from the stream's current end (everything before is covered by the syncs), then the catalog
     cleanups.push(...(await feedCache({ nc, cache, catalog, catalogWatermark, log, resyncFleet: () => resync() })));

@@ -68,19 +68,24 @@ export interface StreamIdentityWatch {
   stop(): void;
 }
 
+export interface StreamIdentityOptions {
+  /** how often the stream is asked (STREAM_CHECK_MS) */
+  periodMs?: number;
+  /** the last sequence this coordinator has read of the stream: a stream made again is behind it */
+  readUpTo?: () => bigint;
+}
+
 /**
  * Calls `onReplaced` once when the stream is gone, or has another creation time and its last
  * sequence is behind the highest seen of it (by these checks, or `readUpTo`: what this
- * coordinator has read). A check that fails otherwise (NATS down, JetStream not ready) says
- * nothing: the next one asks again.
+ * coordinator has read) or another message at the kept one's sequence. A check that fails
+ * otherwise (NATS down, JetStream not ready) says nothing: the next one asks again.
  */
 export async function watchStreamIdentity(
   nc: NatsConnection,
   log: Logger,
   onReplaced: (why: string) => void,
-  periodMs = STREAM_CHECK_MS,
-  /** the last sequence this coordinator has read of the stream: a stream made again is behind it */
-  readUpTo: () => bigint = () => 0n,
+  { periodMs = STREAM_CHECK_MS, readUpTo = () => 0n }: StreamIdentityOptions = {},
 ): Promise<StreamIdentityWatch> {
   const jsm = await jetstreamManager(nc);
   const first = await streamCreated(jsm);

@@ -68,7 +68,7 @@ describe('event stream identity', function () {
     await ensureEventStream(nc, {}, 'apply');
     await publishEvents(nc, 3);
     const replaced: string[] = [];
-    const watch = await watchStreamIdentity(nc, silentLogger, (why) => replaced.push(why), 500, () => 3n);
+    const watch = await watchStreamIdentity(nc, silentLogger, (why) => replaced.push(why), { periodMs: 500, readUpTo: () => 3n });
     registerCleanup('stream identity watch', () => watch.stop());
     // deleted, made again and past the old stream's last sequence, all between two checks
     await recreatePastOldEnd(nc);
@@ -91,7 +91,7 @@ describe('event stream identity', function () {
     // a coordinator started with another retention applies it (coordinator.ts, docs/events.md "Retention")
     await ensureEventStream(nc, { maxAgeSeconds: 3600 }, 'apply');
     const replaced: string[] = [];
-    const watch = await watchStreamIdentity(nc, silentLogger, (why) => replaced.push(why), 200);
+    const watch = await watchStreamIdentity(nc, silentLogger, (why) => replaced.push(why), { periodMs: 200 });
     registerCleanup('stream identity watch', () => watch.stop());
     await nats.restart();
     const after = await waitFor(
@@ -138,7 +138,7 @@ describe('event stream identity', function () {
       },
     );
     const replaced: string[] = [];
-    const watch = await watchStreamIdentity(watched, silentLogger, (why) => replaced.push(why), 200);
+    const watch = await watchStreamIdentity(watched, silentLogger, (why) => replaced.push(why), { periodMs: 200 });
     registerCleanup('stream identity watch', () => watch.stop());
     await nats.restart();
     restarted = true;
@@ -170,7 +170,7 @@ describe('event stream identity', function () {
       },
     );
     const replaced: string[] = [];
-    const watch = await watchStreamIdentity(watched, silentLogger, (why) => replaced.push(why), 200, () => 3n);
+    const watch = await watchStreamIdentity(watched, silentLogger, (why) => replaced.push(why), { periodMs: 200, readUpTo: () => 3n });
     registerCleanup('stream identity watch', () => watch.stop());
     expect(failed).to.equal(true);
     await new Promise((resolve) => setTimeout(resolve, 700));
