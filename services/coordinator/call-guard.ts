@@ -83,6 +83,13 @@ export interface CallGuard {
    * client already has too many calls running); returns the release for when it ends.
    */
   admit?(principal: string, peer: string): () => void;
+  /**
+   * Admits one open Session stream of `principal` from `peer` (throw ResourceExhaustedError
+   * when the client already holds too many open); returns the release for when it ends. A
+   * session holds no call slot while no call of it runs, so without this a client could keep
+   * any number of them open.
+   */
+  admitSession?(principal: string, peer: string): () => void;
   /** Called once per call when it ends. */
   audit(record: AuditRecord, method: MethodSpec): void;
 }
@@ -92,6 +99,9 @@ const PRINCIPAL = /^[A-Za-z0-9@._:-]{1,128}$/;
 /** Default for concurrent calls per client (principal with tokens, peer address without). */
 export const DEFAULT_MAX_CALLS_PER_CLIENT = 64;
 
+/** Default for open Session streams per client (same keys): idle ones are cheap, but not free. */
+export const DEFAULT_MAX_SESSIONS_PER_CLIENT = 256;
+
 /** One structured audit line per mutating call; reads go to debug. */
 function auditTo(log: Logger): CallGuard['audit'] {
   return (record, method) => {
@@ -100,15 +110,18 @@ function auditTo(log: Logger): CallGuard['audit'] {
   };
 }
 
-/** Counts running calls per client key; RESOURCE_EXHAUSTED beyond `max`. */
+/** Counts what each client key holds (running calls, open sessions); RESOURCE_EXHAUSTED beyond `max`. */
 export class ClientLimiter {
   private readonly running = new Map<string, number>();
-  constructor(readonly max: number) {}
+  constructor(
+    readonly max: number,
+    private readonly refusal: (max: number) => string = (max) => `too many concurrent calls from this client (${max} allowed); retry when some finish`,
+  ) {}
 
   admit(key: string): () => void {
     const n = this.running.get(key) ?? 0;
     if (n >= this.max) {
-      throw new ResourceExhaustedError(`too many concurrent calls from this client (${this.max} allowed); retry when some finish`, {
+      throw new ResourceExhaustedError(this.refusal(this.max), {
         limit: String(this.max),
       });
     }
@@ -132,6 +145,14 @@ export function peerAddress(peer: string): string {
 
 export interface GuardOptions {
   maxCallsPerClient?: number;
+  maxSessionsPerClient?: number;
+}
+
+function sessionLimiter(options: GuardOptions): ClientLimiter {
+  return new ClientLimiter(
+    options.maxSessionsPerClient ?? DEFAULT_MAX_SESSIONS_PER_CLIENT,
+    (max) => `too many open Session streams from this client (${max} allowed); close one, or send its calls on a session already open`,
+  );
 }
 
 /**
@@ -141,6 +162,7 @@ export interface GuardOptions {
  */
 export function openGuard(log: Logger, options: GuardOptions = {}): CallGuard {
   const limiter = new ClientLimiter(options.maxCallsPerClient ?? DEFAULT_MAX_CALLS_PER_CLIENT);
+  const sessions = sessionLimiter(options);
   return {
     authenticate(metadata) {
       const claimed = metadata.get('x-cistern-principal')[0];
@@ -148,6 +170,7 @@ export function openGuard(log: Logger, options: GuardOptions = {}): CallGuard {
     },
     authorize() {},
     admit: (_principal, peer) => limiter.admit(`peer:${peerAddress(peer)}`),
+    admitSession: (_principal, peer) => sessions.admit(`peer:${peerAddress(peer)}`),
     audit: auditTo(log),
   };
 }
@@ -159,6 +182,7 @@ export function openGuard(log: Logger, options: GuardOptions = {}): CallGuard {
  */
 export function tokenGuard(tokens: TokenTable, log: Logger, options: GuardOptions = {}): CallGuard {
   const limiter = new ClientLimiter(options.maxCallsPerClient ?? DEFAULT_MAX_CALLS_PER_CLIENT);
+  const sessions = sessionLimiter(options);
   return {
     authenticate(metadata) {
       const values = metadata.get('authorization');
@@ -184,6 +208,7 @@ export function tokenGuard(tokens: TokenTable, log: Logger, options: GuardOption
       }
     },
     admit: (principal) => limiter.admit(`principal:${principal}`),
+    admitSession: (principal) => sessions.admit(`principal:${principal}`),
     audit: auditTo(log),
   };
 }

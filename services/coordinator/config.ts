@@ -40,6 +40,7 @@ export interface SecurityConfig {
   natsPass?: string;
   natsPassFile?: string;
   maxCallsPerClient?: number;
+  maxSessionsPerClient?: number;
 }
 
 export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:PORT] [--data DIR]
@@ -74,6 +75,7 @@ security (docs/security.md):
   --nats-user USER      NATS user (env NATS_USER)
   --nats-pass-file F    file holding the NATS password (env NATS_PASSWORD_FILE, or NATS_PASSWORD)
   --max-calls-per-client N  concurrent calls one client may have running (default 64)
+  --max-sessions-per-client N  Session streams one client may hold open (default 256)
 ${RELIABILITY_USAGE}`;
 
 /** '7d', '12h', '15m', '30s' or plain seconds. */
@@ -194,6 +196,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         const v = Number(value());
         if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new InvalidArgumentError('--max-calls-per-client', 'must be a whole number from 1 to 100000');
         sec.maxCallsPerClient = v;
+        break;
+      }
+      case '--max-sessions-per-client': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new InvalidArgumentError('--max-sessions-per-client', 'must be a whole number from 1 to 100000');
+        sec.maxSessionsPerClient = v;
         break;
       }
       case '--log-level': {

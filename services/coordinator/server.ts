@@ -135,6 +135,17 @@ export class CallRunner {
   }
 
   /**
+   * A Session stream as it opens: its token authenticated (UNAUTHENTICATED ends it before any
+   * message is read, so a client without one is answered nothing) and its room among the
+   * client's open sessions taken. Returns the release for when the stream ends. Each call on it
+   * is still authenticated, authorized and limited as a unary call.
+   */
+  async openSession(call: Pick<CallLike, 'metadata' | 'getPeer'>): Promise<() => void> {
+    const principal = await this.guard.authenticate(call.metadata, call.getPeer());
+    return this.guard.admitSession?.(principal, call.getPeer()) ?? (() => undefined);
+  }
+
+  /**
    * One unary call, from a unary RPC or a Session's message: read-your-writes catch-up, the
    * answer of an earlier call with the same request id, then the handler, all through run.
    */

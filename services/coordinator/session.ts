@@ -23,11 +23,29 @@ export class Sessions {
 
   constructor(private readonly runner: CallRunner) {}
 
+  /**
+   * Nothing of a stream is read until it is admitted (CallRunner.openSession): grpc-js reads a
+   * stream's messages only once something listens to them. One refused ends with its status.
+   */
   handler(): (call: ServerDuplexStream<SessionRequest, Buffer>) => void {
     return (call) => {
-      const session = new Session(this.runner, call, () => this.live.delete(session));
-      this.live.add(session);
-      if (this.closing) session.close();
+      this.runner.openSession(call).then(
+        (release) => {
+          if (call.cancelled) {
+            release();
+            return;
+          }
+          const session = new Session(this.runner, call, () => {
+            this.live.delete(session);
+            release();
+          });
+          this.live.add(session);
+          if (this.closing) session.close();
+        },
+        (err: unknown) => {
+          if (!call.cancelled) call.emit('error', toGrpcError(err));
+        },
+      );
     };
   }
 

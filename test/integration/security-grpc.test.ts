@@ -16,6 +16,7 @@ import {
   PoolDefinition,
   PoolType,
   Secret,
+  SessionRequest,
   SecretUsageType,
   StorageServiceClient,
   VolumeDefinition,
@@ -23,6 +24,7 @@ import {
 import { StorageSession } from '../../libs/api/session-client.js';
 import type { CisternError } from '../../libs/errors/errors.js';
 import { runCli } from '../support/cli.js';
+import { rawSession } from '../support/raw-session.js';
 import { connectClient, promiseApi } from '../support/client.js';
 import { freePort } from '../support/ports.js';
 import { AbortWait, ServiceProcess, waitFor } from '../support/process.js';
@@ -117,7 +119,7 @@ describe('security: gRPC authentication, roles, TLS and limits', function () {
     };
     before(async function () {
       this.timeout(180_000);
-      fleet = await startSecureFleet({ hosts: ['a'], tokens: true, tls: true, coordinatorArgs: ['--max-calls-per-client', '3'] });
+      fleet = await startSecureFleet({ hosts: ['a'], tokens: true, tls: true, coordinatorArgs: ['--max-calls-per-client', '3', '--max-sessions-per-client', '2'] });
       ca = readFileSync(join(fleet.certs, 'ca.crt'));
       await fleet.api.definePool(
         DefinePoolRequest.fromPartial({ host: 'a', definition: PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: join(fleet.dir, 'p') } }) }),
@@ -229,6 +231,55 @@ describe('security: gRPC authentication, roles, TLS and limits', function () {
       expect(audit.some((a) => a.method === 'CreateVolume' && a.principal === 'viewer' && a.code === 'PERMISSION_DENIED' && a.resource === 'hosts/a/pools/p')).to.equal(true);
       expect(audit.some((a) => a.method === 'CreateVolume' && a.principal === 'operator' && a.code === 'OK' && a.resource === 'hosts/a/pools/p')).to.equal(true);
       expect(audit.some((a) => a.method === 'DeleteVolume' && a.principal === 'operator' && a.code === 'OK')).to.equal(true);
+    });
+
+    it('a Session is authenticated as it opens: without a token it ends UNAUTHENTICATED, none of its messages answered', async () => {
+      const anon = rawSession(fleet);
+      // a request with no call would be answered INVALID_ARGUMENT by its id on an admitted stream
+      anon.stream.write(SessionRequest.fromPartial({ id: 1n }));
+      anon.stream.end();
+      const ended = await anon.ended;
+      expect(ended?.code).to.equal(status.UNAUTHENTICATED);
+      expect(ended?.details).to.match(/authorization: Bearer/);
+      expect(anon.answers).to.deep.equal([]);
+    });
+
+    it("limits a client's open Session streams: RESOURCE_EXHAUSTED beyond them, others still served, room again once one ends", async () => {
+      const sessionAs = (token: string): StorageSession =>
+        new StorageSession(fleet.client, () => {
+          const md = new Metadata();
+          md.set('authorization', `Bearer ${token}`);
+          return md;
+        });
+      const open: StorageSession[] = [];
+      try {
+        // two idle sessions of the viewer (the limit is 2), each admitted (it answered a call)
+        for (let i = 0; i < 2; i++) {
+          const s = sessionAs(fleet.tokens.viewer);
+          open.push(s);
+          expect((await s.call('getPool', { name: 'hosts/a/pools/p' })).name).to.equal('hosts/a/pools/p');
+        }
+        const third = sessionAs(fleet.tokens.viewer);
+        open.push(third);
+        const over = await third.call('getPool', { name: 'hosts/a/pools/p' }).then(() => undefined, (e: CisternError) => e);
+        expect(over?.code).to.equal('RESOURCE_EXHAUSTED');
+        expect(over?.message).to.match(/too many open Session streams from this client \(2 allowed\)/);
+        // another principal is not affected
+        const operator = sessionAs(fleet.tokens.operator);
+        open.push(operator);
+        expect((await operator.call('getPool', { name: 'hosts/a/pools/p' })).name).to.equal('hosts/a/pools/p');
+        // room again once one ends
+        open.shift()!.close();
+        await waitFor('a new viewer session to be admitted', async () => {
+          const again = sessionAs(fleet.tokens.viewer);
+          open.push(again);
+          const ok = await again.call('getPool', { name: 'hosts/a/pools/p' }).then(() => true, () => false);
+          if (!ok) again.close();
+          return ok || undefined;
+        }, { timeoutMs: 10_000, intervalMs: 50 });
+      } finally {
+        for (const s of open) s.close();
+      }
     });
 
     it('keeps health and reflection open, over TLS only', async () => {

@@ -33,9 +33,9 @@ export function setupSecurity(listen: string, sec: SecurityConfig, log: Logger):
   if (sec.tokensFile) {
     const tokens = TokenTable.load(sec.tokensFile);
     if (tokens.size === 0) throw new InvalidArgumentError('--tokens', `${sec.tokensFile} has no tokens: nobody could call`);
-    guard = tokenGuard(tokens, log, { maxCallsPerClient: sec.maxCallsPerClient });
+    guard = tokenGuard(tokens, log, { maxCallsPerClient: sec.maxCallsPerClient, maxSessionsPerClient: sec.maxSessionsPerClient });
   } else {
-    guard = openGuard(log, { maxCallsPerClient: sec.maxCallsPerClient });
+    guard = openGuard(log, { maxCallsPerClient: sec.maxCallsPerClient, maxSessionsPerClient: sec.maxSessionsPerClient });
     warnings.push(
       'AUTHENTICATION IS OFF: no --tokens file, so every caller of the gRPC API is admin. Fine for a loopback-only local stack; never for a shared network (docs/security.md)',
     );
