@@ -27,6 +27,15 @@ describe('coordinator flags', () => {
     expect(() => parseArgs(['--sync-wait-ms', '-1'], {})).to.throw(InvalidArgumentError, /--sync-wait-ms/);
   });
 
+  it('takes per-client limits of calls and of open sessions, whole numbers from 1 to 100000', () => {
+    const sec = (argv: string[]) => (parseArgs(argv, {}) as Exclude<ReturnType<typeof parseArgs>, 'help'>).security;
+    expect(sec(['--max-calls-per-client', '8', '--max-sessions-per-client=3'])).to.include({ maxCallsPerClient: 8, maxSessionsPerClient: 3 });
+    expect(sec([]).maxSessionsPerClient).to.equal(undefined);
+    for (const bad of ['0', '-1', '1.5', '100001', 'many']) {
+      expect(() => parseArgs(['--max-sessions-per-client', bad], {}), bad).to.throw(InvalidArgumentError, /--max-sessions-per-client.*whole number from 1 to 100000/);
+    }
+  });
+
   it('takes --sync-wait-ms (default 3000)', () => {
     expect(parseArgs([], {})).to.include({ syncWaitMs: 3000 });
     expect(parseArgs(['--sync-wait-ms', '0'], {})).to.include({ syncWaitMs: 0 });
