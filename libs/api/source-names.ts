@@ -1,6 +1,6 @@
 // The checks of a pool's source names that both the coordinator (at define, so that a bad
 // definition is refused before it is stored) and the agent (before a value reaches a command)
-// make: network hosts, export directories, LVM volume group names, iSCSI portals.
+// make: network hosts, export directories, LVM volume group names, iSCSI portals and names.
 import { InvalidArgumentError } from '../errors/errors.js';
 import { printable } from './names.js';
 
@@ -79,4 +79,20 @@ export function checkMountOptionName(option: string, field: string): string {
     );
   }
   return option;
+}
+
+/** RFC 7143: an iSCSI name is at most 223 bytes. */
+export const ISCSI_NAME_MAX = 223;
+const IQN_RE = /^[A-Za-z0-9][A-Za-z0-9.:_-]*$/;
+
+/** An iSCSI name (IQN/EUI/NAA or a plain target name as libvirt accepts): letters, digits, . : _ - */
+export function checkIscsiName(name: string, field: string): string {
+  if (typeof name !== 'string' || !name) throw new InvalidArgumentError(field, 'an iSCSI name is required');
+  if (name.length > ISCSI_NAME_MAX || !IQN_RE.test(name)) {
+    throw new InvalidArgumentError(
+      field,
+      `'${printable(name)}' is not a valid iSCSI name; allowed: 1-${ISCSI_NAME_MAX} of A-Z a-z 0-9 . : _ -, starting with a letter or digit (e.g. iqn.2013-06.com.example:target)`,
+    );
+  }
+  return name;
 }

@@ -9,27 +9,11 @@ import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotF
 import { printable } from '../api/names.js';
 import { PoolSource } from '../proto/cistern/v1/storage.js';
 
-export { checkIscsiHost } from '../api/source-names.js';
+export { checkIscsiHost, checkIscsiName, ISCSI_NAME_MAX } from '../api/source-names.js';
 
 export const ISCSI_DEFAULT_PORT = 3260;
-/** RFC 7143: an iSCSI name is at most 223 bytes. */
-export const ISCSI_NAME_MAX = 223;
 
 // ------------------------------------------------------------------ input checks
-
-const IQN_RE = /^[A-Za-z0-9][A-Za-z0-9.:_-]*$/;
-
-/** An iSCSI name (IQN/EUI/NAA or a plain target name as libvirt accepts): letters, digits, . : _ - */
-export function checkIscsiName(name: string, field: string): string {
-  if (typeof name !== 'string' || !name) throw new InvalidArgumentError(field, 'an iSCSI name is required');
-  if (name.length > ISCSI_NAME_MAX || !IQN_RE.test(name)) {
-    throw new InvalidArgumentError(
-      field,
-      `'${printable(name)}' is not a valid iSCSI name; allowed: 1-${ISCSI_NAME_MAX} of A-Z a-z 0-9 . : _ -, starting with a letter or digit (e.g. iqn.2013-06.com.example:target)`,
-    );
-  }
-  return name;
-}
 
 export function checkIscsiPort(port: number | undefined, field = 'source.hosts[0].port'): number {
   const p = port ?? 0;

@@ -1,6 +1,6 @@
 // <pool> documents <-> PoolDefinition, with libvirt's defaults and checks
 // (virStoragePoolDefParseXML / virStoragePoolDefFormatBuf in src/conf/storage_conf.c).
-import { checkIscsiHost, checkMountOptionName, checkNetHost, checkSourceDir, checkVgName } from '../api/source-names.js';
+import { checkIscsiHost, checkIscsiName, checkMountOptionName, checkNetHost, checkSourceDir, checkVgName } from '../api/source-names.js';
 import {
   AdapterType,
   type Extent,
@@ -415,10 +415,13 @@ export function normalizePoolSource(ctx: Ctx, type: PoolType, s: PoolSource | un
   }
   if (f & SOURCE_DEVICE) {
     const localDevice = type === PoolType.POOL_TYPE_FS || type === PoolType.POOL_TYPE_DISK || type === PoolType.POOL_TYPE_LOGICAL;
+    const iscsi = type === PoolType.POOL_TYPE_ISCSI || type === PoolType.POOL_TYPE_ISCSI_DIRECT;
     out.devices = (src.devices ?? []).map((d: SourceDevice, i) => {
       const k = `${key}.devices[${i}]`;
       if (!d.path) ctx.fail(`${k}.path`, 'missing storage pool source device path');
       const path = localDevice ? checkPath(ctx, `${k}.path`, d.path) : checkText(ctx, `${k}.path`, d.path, 'device path', 1024);
+      // an iSCSI pool's device is its target's name, checked as the agent checks it before iscsiadm
+      if (iscsi && d.path) ctx.wrap(`${k}.path`, () => checkIscsiName(d.path, `${k}.path`));
       return { path, partSeparator: validTristate(ctx, `${k}.partSeparator`, d.partSeparator), freeExtents: [] };
     });
     if (wholePool && f === SOURCE_DEVICE && out.devices.length === 0) {
@@ -438,6 +441,7 @@ export function normalizePoolSource(ctx: Ctx, type: PoolType, s: PoolSource | un
   }
   if (f & SOURCE_INITIATOR_IQN) {
     if (src.initiatorIqn) out.initiatorIqn = checkText(ctx, `${key}.initiatorIqn`, src.initiatorIqn, 'initiator IQN', 223);
+    if (src.initiatorIqn) ctx.wrap(`${key}.initiatorIqn`, () => checkIscsiName(src.initiatorIqn, `${key}.initiatorIqn`));
   }
   if (src.auth) out.auth = normalizeAuth(ctx, src.auth, `${key}.auth`);
   if (src.protocolVersion) {

@@ -148,6 +148,17 @@ describe('xml pool: checks', () => {
       `<pool type='iscsi'><name>i</name><source><host name='${host}'/><device path='iqn.2013-06.com.example:t'/></source><target><path>/dev/disk/by-path</path></target></pool>`;
     expectInvalid(() => parsePoolXml(iscsi('-p')), 'pool/source/host/@name', "'-p' is not a host name or IP address");
     expect(parsePoolXml(iscsi('fe80::1')).source?.hosts[0]?.name).to.equal('fe80::1');
+    // the target's and the initiator's iSCSI names too, at define as the agent checks them before iscsiadm
+    const iscsiNamed = (target: string, initiator = 'iqn.2013-06.com.example:i') =>
+      `<pool type='iscsi'><name>i</name><source><host name='h'/><device path='${target}'/><initiator><iqn name='${initiator}'/></initiator></source><target><path>/dev/disk/by-path</path></target></pool>`;
+    expectInvalid(() => parsePoolXml(iscsiNamed('-T')), 'pool/source/device/@path', "'-T' is not a valid iSCSI name", 'allowed: 1-223 of A-Z a-z 0-9 . : _ -');
+    expectInvalid(() => parsePoolXml(iscsiNamed('iqn.x t')), 'pool/source/device/@path', "'iqn.x t' is not a valid iSCSI name");
+    expectInvalid(() => parsePoolXml(iscsiNamed('iqn.t', '--op=delete')), 'pool/source/initiator/iqn/@name', "'--op=delete' is not a valid iSCSI name");
+    expectInvalid(() => parsePoolXml(`<pool type='iscsi-direct'><name>i</name><source><host name='h'/><device path='iqn.t'/><initiator><iqn name='a${'b'.repeat(223)}'/></initiator></source></pool>`), 'pool/source/initiator/iqn/@name');
+    // libvirt's own test names pass: plain target names as well as IQNs
+    expect(parsePoolXml(iscsiNamed('demo-target', 'initiator0')).source?.devices[0]?.path).to.equal('demo-target');
+    const structured = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_ISCSI, name: 'i', source: { hosts: [{ name: 'h' }], devices: [{ path: 'iqn.t' }], initiatorIqn: 'a b' }, target: { path: '/dev/disk/by-path' } });
+    expectInvalid(() => validatePoolDefinition(structured), 'source.initiatorIqn', "'a b' is not a valid iSCSI name");
     expectInvalid(() => parsePoolXml("<pool type='logical'><name>l</name><source><name>@tag</name></source></pool>"), 'pool/source/name', "volume group name '@tag' contains '@', which LVM refuses");
     expectInvalid(() => parsePoolXml("<pool type='logical'><name>l</name><source><name>vg a</name></source></pool>"), 'pool/source/name', "contains ' '");
     // without a source name the pool's name is the volume group's
