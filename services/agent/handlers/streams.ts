@@ -116,8 +116,11 @@ export async function downloadBegin(ctx: AgentContext, request: AgentRequest, op
   requireOperation(backend, 'downloadVol', 'downloading a volume');
   const vol = pool.volumes.get(op.volume);
   if (!vol) throw volumeNotFound(op.volume);
-  // from the end on the download is empty, as libvirt's (the backend reads the volume as it
-  // is: past the end known here it finds what was written there since the last re-read)
+  // The length announced in DownloadReady is what the last re-read knew of the volume. The
+  // backend is given the length asked for (0 = to the end) and reads the volume as it is now,
+  // as libvirt streams the file to its end: a file that grew since (a guest writing into its
+  // image, data appended by hand) is downloaded whole, not cut at its old size. From the end
+  // on the download is empty, as libvirt's.
   const size = vol.definition.physical ?? vol.definition.capacity ?? 0n;
   const rest = size > op.offset ? size - op.offset : 0n;
   const length = op.length > 0n && (rest === 0n || op.length < rest) ? op.length : rest;
@@ -125,7 +128,7 @@ export async function downloadBegin(ctx: AgentContext, request: AgentRequest, op
   const release = ctx.locks.acquireVolume(def.name, op.volume, 'download', 'shared');
   try {
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'download', volume: op.volume });
-    const data = backend.downloadVol!(pc, vol.definition, op.offset, length);
+    const data = backend.downloadVol!(pc, vol.definition, op.offset, op.length);
     return serveDownload(ctx.nc, op, data, length, (error) => {
       release();
       if (error) ctx.log.warn('download ended with an error', { pool: def.name, volume: op.volume, error });
