@@ -118,6 +118,14 @@ export const volUpload: Command = {
   },
 };
 
+/** Writes all of `data` at the current position (a pipe may take fewer bytes at a time). */
+async function writeInOrder(fh: FileHandle, data: Buffer): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, null);
+    done += bytesWritten;
+  }
+}
+
 export const volDownload: Command = {
   name: 'vol-download',
   help: 'download volume contents to a file',
@@ -145,12 +153,18 @@ export const volDownload: Command = {
       }
     }
     const bar = progressBar(ctx.stderr, `${volumeShortName(vol)}:`, total);
-    const sparse = flag(ctx.opts, 'sparse');
+    // Only a regular file is written at offsets, left with holes and cut to its length. A pipe
+    // (`vol-download V /dev/stdout | gzip`, a FIFO) cannot seek (pwrite fails with ESPIPE) nor
+    // be truncated, and neither can a device: as virsh does (safewrite), they take the stream
+    // in order, zeros included, and are never truncated.
+    const seekable = (await fh.stat()).isFile();
+    const sparse = seekable && flag(ctx.opts, 'sparse');
     const writeAt = async (data: Buffer, at: number): Promise<void> => {
       try {
         // the output file was emptied when opened: every skipped block reads as zeros
         if (sparse) await writeSparse(fh, data, at, 0);
-        else await fh.write(data, 0, data.length, at);
+        else if (seekable) await fh.write(data, 0, data.length, at);
+        else await writeInOrder(fh, data);
       } catch (err) {
         throw fileError('write', file, err);
       }
@@ -173,7 +187,7 @@ export const volDownload: Command = {
           if (written > end) end = written;
           bar.update(written);
         }
-        await fh.truncate(Number(end));
+        if (seekable) await fh.truncate(Number(end));
       });
       ok = true;
       bar.update(total);
