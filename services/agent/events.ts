@@ -91,7 +91,9 @@ export class OrderedEvents implements EventSink {
 /**
  * A ProgressFn that publishes OPERATION_PROGRESS at most every `minIntervalMs`
  * (default 250 ms: ~4/s per operation); the first report and the final one
- * (done === total) always go out.
+ * (done === total) always go out. A total of 0 is not known yet: never final. A report
+ * the same as the last one published is dropped; one that only learns its total (the
+ * last of an upload of unknown length, done as before) is not.
  */
 export function throttledProgress(
   emit: (done: bigint, total: bigint) => void,
@@ -100,13 +102,15 @@ export function throttledProgress(
 ): ProgressFn {
   let last = -Infinity;
   let lastDone = -1n;
+  let lastTotal = -1n;
   return (done, total) => {
     const t = now();
     const final = total > 0n && done >= total;
-    if (done === lastDone) return;
+    if (done === lastDone && total === lastTotal) return;
     if (!final && t - last < minIntervalMs) return;
     last = t;
     lastDone = done;
+    lastTotal = total;
     emit(done, total);
   };
 }

@@ -53,11 +53,15 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
       })();
       try {
         const pc = poolContext(ctx, pool.definition, actor, { operation: 'upload', volume: op.volume });
-        // the backend reports progress (bytes written of length) through pc.progress; an
-        // upload "to the end of the stream" (length 0) counts against the rest of the volume
+        // the backend reports progress (bytes written of length) through pc.progress. An
+        // upload "to the end of the stream" (length 0) counts against the rest of the volume;
+        // past it (a file volume grows) its total is not known (0) until the stream ends.
+        // Reported as `done`, every report from there on read as the last one (done ==
+        // total), which the throttle lets through: one event per chunk, thousands for an
+        // image uploaded into a volume created small.
         const report = pc.progress;
         const rest = capacity > op.offset ? capacity - op.offset : 0n;
-        if (report && op.length === 0n) pc.progress = (done, total) => report(done, total > 0n ? total : done > rest ? done : rest);
+        if (report && op.length === 0n) pc.progress = (done, total) => report(done, total > 0n ? total : done < rest ? rest : 0n);
         let bytesWritten: bigint;
         try {
           bytesWritten = await backend.uploadVol!(pc, vol.definition, op.offset, op.length, data, { sparse: op.sparse });
@@ -65,6 +69,8 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
           if (flowed) await rereadAfterFailure(ctx, pool, backend, pc, vol, actor);
           throw err;
         }
+        // the stream has ended: its total is what it carried (the last event, done == total)
+        if (op.length === 0n && bytesWritten > 0n) report?.(bytesWritten, bytesWritten);
         const volume = await commitVolume(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_UPLOADED, actor);
         const eventSequence = await flushEvents(ctx);
         ctx.log.info('volume uploaded', { pool: def.name, volume: op.volume, bytes: bytesWritten, requestId: actor.requestId });
