@@ -2,7 +2,7 @@
 // relayed to the agent over NATS with flow control (libs/bus/streams.ts).
 import type { ServerReadableStream, ServerWritableStream } from '@grpc/grpc-js';
 import { once } from 'node:events';
-import { DeadlineExceededError, InvalidArgumentError, ResourceExhaustedError } from '../../../libs/errors/errors.js';
+import { CancelledError, DeadlineExceededError, InvalidArgumentError, ResourceExhaustedError } from '../../../libs/errors/errors.js';
 import { MAX_POSITION } from '../../../libs/backends/file-io.js';
 import { downloadFromAgent, IDLE_TIMEOUT_MS, uploadToAgent } from '../../../libs/bus/streams.js';
 import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
@@ -19,6 +19,7 @@ import { resolveVolume } from '../lookup.js';
 import { secretValuesFor } from '../secrets/resolve.js';
 import { checkRequestId, checkSize, requireVolumeName } from '../validate.js';
 import { refuseMalformed } from '../strict-decode.js';
+import { cancelledAtItsEnd } from '../client-stream-end.js';
 
 /** Largest data message of an upload (the gRPC message limit is 16 MiB). */
 export const MAX_UPLOAD_CHUNK = 4 * 1024 * 1024;
@@ -65,7 +66,11 @@ export async function uploadVolume(
     let total = 0n;
     for (;;) {
       const next = await clientIdleLimit(svc.streamIdleMs, messages.next(), 'the upload sent no data');
-      if (next.done) return;
+      if (next.done) {
+        // the end of the upload only when the client ended it, not when it cancelled it
+        if (await cancelledAtItsEnd(call)) throw new CancelledError('the client cancelled the upload');
+        return;
+      }
       refuseMalformed(next.value);
       const part = next.value.part;
       if (part?.$case === 'header') throw new InvalidArgumentError('header', 'only the first message of an upload may be a header');
