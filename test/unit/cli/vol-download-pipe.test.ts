@@ -29,6 +29,15 @@ describe('cisternctl vol-download into a pipe', () => {
     });
   }
 
+  it('downloads into /dev/null (a device: nothing to truncate) and succeeds', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 1n << 20n, 0n, '/p/v')];
+    api.downloadChunks = [{ data: Buffer.alloc(1 << 20, 3), offset: 0n }];
+    const down = await run(api, ['vol-download', 'v', '/dev/null', '--pool', 'p']);
+    expect([down.code, down.stderr]).to.deep.equal([0, '']);
+  });
+
   for (const sparse of [false, true]) {
     it(`writes the volume's bytes into a FIFO in order and succeeds${sparse ? ' (--sparse: the zeros are written, a pipe has no holes)' : ''}`, async () => {
       const api = new FakeApi(['a']);
