@@ -29,8 +29,11 @@ function fileError(action: 'read' | 'create' | 'write', path: string, err: unkno
   return new CommandError(`cannot ${action} ${path}`, new Error(errnoText(err)));
 }
 
-/** The file to upload, open; a directory is refused before anything is sent. */
-async function openSource(path: string): Promise<{ fh: FileHandle; size: bigint }> {
+/**
+ * The file to upload, open; a directory is refused before anything is sent. `size` only for a
+ * regular file: a pipe's or a device's stat size (0) says nothing of what it will give.
+ */
+async function openSource(path: string): Promise<{ fh: FileHandle; size?: bigint }> {
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
@@ -42,7 +45,7 @@ async function openSource(path: string): Promise<{ fh: FileHandle; size: bigint 
     await fh.close();
     throw fileError('read', path, { code: 'EISDIR' });
   }
-  return { fh, size: BigInt(info.size) };
+  return { fh, size: info.isFile() ? BigInt(info.size) : undefined };
 }
 
 /**
@@ -96,17 +99,20 @@ export const volUpload: Command = {
     const vol = await volumeFromOptions(ctx);
     const { fh, size } = await openSource(file);
     try {
-      const total = length > 0n && length < size ? length : size;
+      // --length, or what the file holds from its start (0 for a pipe: all it gives)
+      const total = size === undefined || (length > 0n && length < size) ? length : size;
       const bar = progressBar(ctx.stderr, `${volumeShortName(vol)}:`, total);
       const header = {
         $case: 'header' as const,
         // the length the file has (or --length): the agent refuses an upload that does not
-        // fit before it writes a byte, instead of writing what fits and then failing
+        // fit before it writes a byte, instead of writing what fits and then failing. Exactly
+        // that much is sent: a file still growing is sent as it was when the upload began,
+        // where reading on to its end would be refused past the declared length, half written
         value: { name: vol.name, offset, length: total, sparse: flag(ctx.opts, 'sparse'), requestId: '' },
       };
       try {
         await attempt(`cannot upload to volume ${req(ctx.opts, 'vol')}`, () =>
-          ctx.api().uploadVolume(uploadMessages(fh, file, header, length, (d) => bar.update(d), ctx.signal)));
+          ctx.api().uploadVolume(uploadMessages(fh, file, header, total, (d) => bar.update(d), ctx.signal)));
         bar.update(total);
       } finally {
         // the bar's line ends before anything else is printed (an error, Ctrl-C's)
