@@ -33,6 +33,7 @@ import { cleanupWhenStarted } from '../journal.js';
 import { journaledBuild } from '../build-journal.js';
 import { requireNotDefined, requireStillDefined } from '../undefine.js';
 import { claimStorage } from '../storage-claims.js';
+import { requireUuidFreeAmongRunning } from '../pool-uuids.js';
 
 
 export interface StartOptions {
@@ -163,6 +164,7 @@ export async function createPool(ctx: AgentContext, request: AgentRequest, op: A
     if (ctx.state.getPool(def.name)) {
       throw new AlreadyExistsError(`storage pool '${def.name}' already exists and is active`, { pool: def.name });
     }
+    requireUuidFreeAmongRunning(ctx, def);
     await requireNotDefined(ctx, def);
   });
 }
@@ -432,6 +434,7 @@ function mirrorFlags(ctx: AgentContext, request: AgentRequest, name: string | un
   if (entry && request.op?.$case === 'definePool' && uuid && entry.definition.uuid && entry.definition.uuid !== uuid) {
     throw new AlreadyExistsError(`storage pool '${name}' is already active on host '${ctx.host}' with uuid ${entry.definition.uuid}`, { host: ctx.host, pool: name! });
   }
+  if (name && request.op?.$case === 'definePool') requireUuidFreeAmongRunning(ctx, { name, uuid: uuid ?? '' });
   if (entry) {
     switch (request.op?.$case) {
       case 'definePool':

@@ -48,6 +48,7 @@ import { checkPoolTypes, checkRequestId, poolDefinitionFrom, requireHost, requir
 import { loadXml, requireXml } from '../xml.js';
 import { readXml } from '../xml-reader.js';
 import { encodedPool } from '../pool-list-encoding.js';
+import { requireUuidFree } from '../pool-uuids.js';
 
 /**
  * A call with a request id may be the retry of one that did its work but whose answer was
@@ -125,11 +126,7 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, def.type);
   const name = def.name;
-  for (const [other, rec] of svc.cache.catalogOfHost(host)) {
-    if (other !== name && rec.value.definition?.uuid === def.uuid) {
-      throw new AlreadyExistsError(`pool '${other}' on host '${host}' already has uuid ${def.uuid}`, { host, pool: other });
-    }
-  }
+  requireUuidFree(svc.cache, host, def);
   requireNoSourceConflict(svc, host, def);
   const running = svc.cache.runtimePool(host, name);
   if (running && running.pool.definition?.uuid && running.pool.definition.uuid !== def.uuid) {
@@ -182,6 +179,7 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
   if (svc.cache.runtimePool(host, def.name) && !ctx.requestId) {
     throw new AlreadyExistsError(`pool '${def.name}' is already active on host '${host}'`, { host, pool: def.name });
   }
+  requireUuidFree(svc.cache, host, def);
   requireNoSourceConflict(svc, host, def);
   const reply = await forward(svc, ctx, host, {
     pool: def,
