@@ -67,19 +67,24 @@ async function holdUntilMoved(ctx: AgentContext, catalog: CatalogReader, pool: s
 }
 
 /**
- * A transient pool (CreatePool) may not take the name of a defined one: a DefinePool of that
+ * A CreatePool may not take the name of a pool defined with another uuid: a DefinePool of that
  * name may have been written since the coordinator looked (libvirt adds both to one list under
- * one lock, and one of the two fails). Read under the pool's lock, as requireStillDefined.
+ * one lock, and one of the two fails). The definition of the defined pool itself (its uuid)
+ * starts it, as libvirt's storagePoolCreateXML does: its catalog entry is returned, whose flags
+ * the running pool keeps. Read under the pool's lock, as requireStillDefined.
  */
-export async function requireNotDefined(ctx: AgentContext, def: PoolDefinition): Promise<void> {
-  if (!ctx.catalog) return;
-  const entry = await catalogEntry(ctx, ctx.catalog, def, 'is not defined');
-  if (entry) {
-    throw new AlreadyExistsError(`storage pool '${def.name}' is already defined on host '${ctx.host}' (uuid ${entry.value.definition?.uuid}); start it with StartPool`, {
+export async function requireNotDefinedElse(ctx: AgentContext, def: PoolDefinition): Promise<CatalogPool | undefined> {
+  if (!ctx.catalog) return undefined;
+  const entry = await catalogEntry(ctx, ctx.catalog, def, 'is not defined with another uuid');
+  if (!entry) return undefined;
+  const uuid = entry.value.definition?.uuid;
+  if (!def.uuid || uuid !== def.uuid) {
+    throw new AlreadyExistsError(`storage pool '${def.name}' already exists on host '${ctx.host}' with uuid ${uuid}`, {
       host: ctx.host,
       pool: def.name,
     });
   }
+  return entry.value;
 }
 
 /**

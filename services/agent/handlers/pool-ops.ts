@@ -31,7 +31,7 @@ import { doneReply, MAX_REPLY_VOLUMES, poolReply } from './reply.js';
 import { secretsOf } from '../secrets.js';
 import { cleanupWhenStarted } from '../journal.js';
 import { journaledBuild } from '../build-journal.js';
-import { requireNotDefined, requireStillDefined } from '../undefine.js';
+import { requireNotDefinedElse, requireStillDefined } from '../undefine.js';
 import { claimStorage } from '../storage-claims.js';
 import { requireUuidFreeAmongRunning } from '../pool-uuids.js';
 
@@ -136,6 +136,9 @@ function requestedBuild(op: { build: boolean; buildFlags?: BuildFlags | undefine
   return flags ?? { overwrite: false, noOverwrite: false };
 }
 
+/** The catalog flags a pool starts with, when its check in the pool's turn read newer ones than the request's. */
+type CatalogFlags = Pick<StartOptions, 'persistent' | 'autostart'>;
+
 /** CreatePool and StartPool: activate under the pool's lock, answer with the active pool. */
 function activateAndReply(
   ctx: AgentContext,
@@ -143,15 +146,15 @@ function activateAndReply(
   def: PoolDefinition,
   lock: 'create' | 'start',
   build: BuildFlags | undefined,
-  refuse?: () => void | Promise<void>,
+  refuse?: () => void | Promise<void | CatalogFlags>,
 ): Promise<AgentReply> {
   const actor = actorOf(request);
   return ctx.locks.withPool(
     def.name,
     lock,
     async () => {
-      await refuse?.();
-      const entry = await activatePool(ctx, def, { persistent: request.persistent, autostart: request.autostart, build }, actor);
+      const flags = (await refuse?.()) ?? { persistent: request.persistent, autostart: request.autostart };
+      const entry = await activatePool(ctx, def, { ...flags, build }, actor);
       return activeReply(ctx, entry, await flushEvents(ctx));
     },
     actor.signal,
@@ -165,7 +168,12 @@ export async function createPool(ctx: AgentContext, request: AgentRequest, op: A
       throw new AlreadyExistsError(`storage pool '${def.name}' already exists and is active`, { pool: def.name });
     }
     requireUuidFreeAmongRunning(ctx, def);
-    await requireNotDefined(ctx, def);
+    // the defined pool itself (same uuid) starts persistent, with its autostart, whatever the
+    // coordinator's view said when it sent this (libvirt's storagePoolCreateXML); without a
+    // catalog (unit tests) the request's flags stand
+    if (!ctx.catalog) return undefined;
+    const defined = await requireNotDefinedElse(ctx, def);
+    return defined ? { persistent: true, autostart: defined.autostart } : { persistent: false, autostart: false };
   });
 }
 

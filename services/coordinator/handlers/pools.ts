@@ -173,8 +173,12 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
   const def = await poolDefinitionFrom(req.definition, req.xml, ctx.signal);
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, def.type);
-  if (svc.cache.catalogEntry(host, def.name)) {
-    throw new AlreadyExistsError(`pool '${def.name}' is already defined on host '${host}'; start it with StartPool`, { host, pool: def.name });
+  // libvirt's storagePoolCreateXML: the definition of a defined pool (its name and uuid)
+  // starts that pool with the definition given, which is live until it stops; the stored one
+  // stays (pending) and the pool stays persistent, autostart included. Another uuid: refused.
+  const defined = svc.cache.catalogEntry(host, def.name)?.value;
+  if (defined && defined.definition?.uuid !== def.uuid) {
+    throw new AlreadyExistsError(`pool '${def.name}' already exists on host '${host}' with uuid ${defined.definition?.uuid}`, { host, pool: def.name });
   }
   if (svc.cache.runtimePool(host, def.name) && !ctx.requestId) {
     throw new AlreadyExistsError(`pool '${def.name}' is already active on host '${host}'`, { host, pool: def.name });
@@ -183,8 +187,8 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
   requireNoSourceConflict(svc, host, def);
   const reply = await forward(svc, ctx, host, {
     pool: def,
-    persistent: false,
-    autostart: false,
+    persistent: !!defined,
+    autostart: defined?.autostart ?? false,
     op: { $case: 'createPool', value: { ...req, host, definition: def, xml: '' } },
   });
   return currentView(svc, host, def.name, reply.result?.$case === 'pool' ? reply.result.value : undefined);
