@@ -1,0 +1,42 @@
+// A lifecycle call with a request id skips the coordinator's state check (it may be the retry
+// of a call whose answer was lost, and the agent's request cache answers that with the first
+// reply), so the agent's own check decides a new call made in the wrong state: it must give
+// libvirt's refusal as the same call without a request id gets it, not another error.
+import { expect } from 'chai';
+import { status } from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { useStack, useTempDir } from '../support/index.js';
+import { expectCode } from '../support/grpc-expect.js';
+import { PoolState, PoolType } from '../../libs/proto/cistern/v1/storage.js';
+
+const dirPool = (name: string, path: string) => ({ name, type: PoolType.POOL_TYPE_DIR, uuid: '', target: { path, permissions: undefined }, source: undefined, features: undefined, mountOptions: [] });
+
+describe('pool lifecycle calls with a request id in the wrong state (real nats-server, agent a)', function () {
+  this.timeout(120_000);
+  const ctx = useStack({ hosts: ['a'], agentArgs: ['--heartbeat-ms', '300'] });
+  const scratch = useTempDir('cistern-pool-request-ids-it-');
+  const dir = (name: string) => join(scratch.path, name);
+
+  it('StartPool of a running transient pool: FAILED_PRECONDITION already active, with or without a request id (libvirt storagePoolCreate)', async () => {
+    const api = ctx.stack.api;
+    const transient = await api.createPool({ host: 'a', definition: dirPool('passing', dir('passing')), xml: '', build: true, buildFlags: undefined, requestId: '' });
+    await expectCode(api.startPool({ name: transient.name, build: false, buildFlags: undefined, requestId: '' }), status.FAILED_PRECONDITION, /already active/);
+    await expectCode(api.startPool({ name: transient.name, build: false, buildFlags: undefined, requestId: randomUUID() }), status.FAILED_PRECONDITION, /already active/);
+    const still = await api.getPool({ name: transient.name });
+    expect([still.state, still.persistent]).to.deep.equal([PoolState.POOL_STATE_RUNNING, false]);
+    await api.stopPool({ name: transient.name, requestId: '' });
+  });
+
+  it('the other calls keep their refusal with a request id: stop of an inactive pool, build and delete of an active one, create of a running name', async () => {
+    const api = ctx.stack.api;
+    const defined = await api.definePool({ host: 'a', definition: dirPool('kept', dir('kept')), xml: '', requestId: '', validate: false });
+    await expectCode(api.stopPool({ name: defined.name, requestId: randomUUID() }), status.FAILED_PRECONDITION, /not active/);
+    await api.startPool({ name: defined.name, build: true, buildFlags: undefined, requestId: '' });
+    await expectCode(api.buildPool({ name: defined.name, flags: undefined, requestId: randomUUID() }), status.FAILED_PRECONDITION, /already active/);
+    await expectCode(api.deletePool({ name: defined.name, requestId: randomUUID() }), status.FAILED_PRECONDITION, /still active/);
+    await expectCode(api.startPool({ name: defined.name, build: false, buildFlags: undefined, requestId: randomUUID() }), status.FAILED_PRECONDITION, /already active/);
+    await api.stopPool({ name: defined.name, requestId: '' });
+    await api.undefinePool({ name: defined.name, requestId: '' });
+  });
+});
