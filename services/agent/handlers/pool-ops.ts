@@ -63,14 +63,19 @@ export async function activatePool(ctx: AgentContext, def: PoolDefinition, opts:
   // libvirt's storagePoolCreate builds only with a type that has a build (buildPool); for the
   // others (iscsi, iscsi-direct, scsi, mpath) `pool-start --build` just starts the pool
   const buildFlags = opts.build && backend.operations.has('buildPool') ? checkBuildFlags(opts.build) : undefined;
-  if (ctx.state.getPool(def.name)) {
-    throw new FailedPreconditionError(`storage pool '${def.name}' is already active`, { pool: def.name });
-  }
+  requireInactiveHere(ctx, def.name);
   const release = claimStorage(ctx, def);
   try {
     return await startClaimed(ctx, def, opts, actor, backend, buildFlags);
   } finally {
     release();
+  }
+}
+
+/** FAILED_PRECONDITION when the pool runs on this host (libvirt: "storage pool 'p' is already active"). */
+function requireInactiveHere(ctx: AgentContext, pool: string): void {
+  if (ctx.state.getPool(pool)) {
+    throw new FailedPreconditionError(`storage pool '${pool}' is already active`, { pool });
   }
 }
 
@@ -180,8 +185,14 @@ export async function createPool(ctx: AgentContext, request: AgentRequest, op: A
 export async function startPool(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'startPool'>): Promise<AgentReply> {
   const def = requestPool(request);
   checkPoolResource(ctx, op.name, def.name, 'name');
-  // an undefine may have deleted the definition since the coordinator read it (undefine.ts)
-  return activateAndReply(ctx, request, def, 'start', requestedBuild(op), () => requireStillDefined(ctx, def));
+  return activateAndReply(ctx, request, def, 'start', requestedBuild(op), async () => {
+    // first, as libvirt's storagePoolCreate: a running pool is 'already active', a transient
+    // one too (a call with a request id reaches here without the coordinator's check), not
+    // 'undefined' for want of a catalog entry it never had
+    requireInactiveHere(ctx, def.name);
+    // an undefine may have deleted the definition since the coordinator read it (undefine.ts)
+    await requireStillDefined(ctx, def);
+  });
 }
 
 /** What BuildPool and DeletePool do alike: work on an inactive pool, then say so in an event. */
