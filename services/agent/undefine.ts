@@ -90,10 +90,11 @@ export async function requireNotDefinedElse(ctx: AgentContext, def: PoolDefiniti
 /**
  * For a start a coordinator sent, in the pool's turn: the pool must still be defined, as the
  * same pool (uuid). NOT_FOUND when an undefine deleted it meanwhile, ABORTED when it was
- * undefined and defined again with another uuid. Without a catalog (unit tests) nothing is checked.
+ * undefined and defined again with another uuid. Returns the entry read: what the pool starts
+ * with. Without a catalog (unit tests) nothing is checked.
  */
-export async function requireStillDefined(ctx: AgentContext, def: PoolDefinition): Promise<void> {
-  if (!ctx.catalog) return;
+export async function requireStillDefined(ctx: AgentContext, def: PoolDefinition): Promise<CatalogPool | undefined> {
+  if (!ctx.catalog) return undefined;
   const entry = await catalogEntry(ctx, ctx.catalog, def, 'is still defined');
   if (!entry) {
     throw new NotFoundError(`storage pool '${def.name}' not found on host '${ctx.host}': it was undefined`, { host: ctx.host, pool: def.name });
@@ -105,6 +106,7 @@ export async function requireStillDefined(ctx: AgentContext, def: PoolDefinition
       pool: def.name,
     });
   }
+  return entry.value;
 }
 
 /** The pool's catalog entry, read for a check; UNAVAILABLE (retry) when the catalog does not answer. */

@@ -141,8 +141,14 @@ function requestedBuild(op: { build: boolean; buildFlags?: BuildFlags | undefine
   return flags ?? { overwrite: false, noOverwrite: false };
 }
 
-/** The catalog flags a pool starts with, when its check in the pool's turn read newer ones than the request's. */
-type CatalogFlags = Pick<StartOptions, 'persistent' | 'autostart'>;
+/**
+ * What a pool starts as when its check in the pool's turn read the catalog: its flags, and (a
+ * StartPool) the definition stored now, newer than the request's copy when a coordinator had
+ * not read a redefinition yet.
+ */
+interface StartAs extends Pick<StartOptions, 'persistent' | 'autostart'> {
+  definition?: PoolDefinition;
+}
 
 /** CreatePool and StartPool: activate under the pool's lock, answer with the active pool. */
 function activateAndReply(
@@ -151,15 +157,15 @@ function activateAndReply(
   def: PoolDefinition,
   lock: 'create' | 'start',
   build: BuildFlags | undefined,
-  refuse?: () => void | Promise<void | CatalogFlags>,
+  refuse?: () => void | Promise<void | StartAs>,
 ): Promise<AgentReply> {
   const actor = actorOf(request);
   return ctx.locks.withPool(
     def.name,
     lock,
     async () => {
-      const flags = (await refuse?.()) ?? { persistent: request.persistent, autostart: request.autostart };
-      const entry = await activatePool(ctx, def, { ...flags, build }, actor);
+      const as = (await refuse?.()) ?? { persistent: request.persistent, autostart: request.autostart };
+      const entry = await activatePool(ctx, as.definition ?? def, { persistent: as.persistent, autostart: as.autostart, build }, actor);
       return activeReply(ctx, entry, await flushEvents(ctx));
     },
     actor.signal,
@@ -190,8 +196,11 @@ export async function startPool(ctx: AgentContext, request: AgentRequest, op: Ag
     // one too (a call with a request id reaches here without the coordinator's check), not
     // 'undefined' for want of a catalog entry it never had
     requireInactiveHere(ctx, def.name);
-    // an undefine may have deleted the definition since the coordinator read it (undefine.ts)
-    await requireStillDefined(ctx, def);
+    // an undefine may have deleted the definition since the coordinator read it (undefine.ts);
+    // what is stored now starts, as it is (a redefinition this coordinator had not read yet)
+    const stored = await requireStillDefined(ctx, def);
+    if (!stored?.definition) return undefined;
+    return { definition: stored.definition, persistent: true, autostart: stored.autostart };
   });
 }
 
