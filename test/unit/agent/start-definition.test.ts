@@ -1,7 +1,8 @@
-// StartPool starts the definition the catalog holds when the pool's turn comes, with its
-// flags, not the copy the coordinator sent: a coordinator answers from its cache, which may
-// not have read a redefinition (or an autostart change) made a moment ago through another
-// coordinator. libvirt has one list: a define, then a start, starts what was defined.
+// StartPool, BuildPool and DeletePool work on the definition the catalog holds when the pool's
+// turn comes (a start with its flags), not on the copy the coordinator sent: a coordinator
+// answers from its cache, which may not have read a redefinition (or an autostart change, or
+// an undefine) made a moment ago through another coordinator. libvirt has one list: a define,
+// then a start, starts what was defined.
 import { expect } from 'chai';
 import { AgentRequest, CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { PoolDefinition, PoolType } from '../../../libs/proto/cistern/v1/storage.js';
@@ -43,5 +44,48 @@ describe('StartPool starts the catalog definition read in the pool turn', () => 
     expect(backend.targets).to.deep.equal(['/srv/new']);
     expect(running.definition.target?.path).to.equal('/srv/new');
     expect([running.persistent, running.autostart]).to.deep.equal([true, true]);
+  });
+});
+
+/** Records the target each build and delete was given. */
+class BuildDeleteBackend extends RecordingBackend {
+  override readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>(['checkPool', 'refreshPool', 'buildPool', 'deletePool']);
+  async buildPool(ctx: PoolContext) {
+    this.targets.push(`build ${ctx.pool.target?.path}`);
+  }
+  async deletePool(ctx: PoolContext) {
+    this.targets.push(`delete ${ctx.pool.target?.path}`);
+  }
+}
+
+describe('BuildPool and DeletePool work on the catalog definition read in the pool turn', () => {
+  const setup = (entry: CatalogPool | undefined) => {
+    const backend = new BuildDeleteBackend();
+    const { ctx } = inProcessAgent({ runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) }, backend });
+    ctx.catalog = { get: async () => (entry ? { value: entry, revision: 7 } : undefined) };
+    const call = (op: AgentRequest['op']) => {
+      const req = AgentRequest.fromPartial({ principal: 'alice', requestId: '', pool: sent, persistent: true, autostart: false });
+      req.op = op;
+      return dispatch(ctx, op!.$case, req);
+    };
+    return { backend, call };
+  };
+  const build = { $case: 'buildPool' as const, value: { name: 'hosts/h/pools/p', flags: undefined, requestId: '' } };
+  const del = { $case: 'deletePool' as const, value: { name: 'hosts/h/pools/p', requestId: '' } };
+
+  it('a redefinition the coordinator had not read yet is what is built and deleted', async () => {
+    const { backend, call } = setup(CatalogPool.fromPartial({ definition: stored, persistent: true }));
+    await call(build);
+    await call(del);
+    expect(backend.targets).to.deep.equal(['build /srv/new', 'delete /srv/new']);
+  });
+
+  it('a pool undefined meanwhile is NOT_FOUND, and nothing is built or deleted', async () => {
+    const { backend, call } = setup(undefined);
+    for (const op of [build, del]) {
+      const outcome = await call(op).then(() => 'OK', (err: { code?: string }) => err.code);
+      expect(outcome).to.equal('NOT_FOUND');
+    }
+    expect(backend.targets).to.deep.equal([]);
   });
 });
