@@ -229,16 +229,26 @@ async function onInactivePool(
   w: InactivePoolWork,
   work: (backend: StorageBackend, pc: PoolContext) => Promise<void>,
 ): Promise<AgentReply> {
-  const backend = backendFor(ctx, def.type);
-  const runs = backend.operations.has(w.operation);
-  if (!runs && !w.noOpWithout) requireOperation(backend, w.operation, w.what);
+  // refused before anything runs, on the type the coordinator sent (and again below on the
+  // stored one, should a redefinition have changed it)
+  const runsOn = (d: PoolDefinition): { backend: StorageBackend; runs: boolean } => {
+    const backend = backendFor(ctx, d.type);
+    const runs = backend.operations.has(w.operation);
+    if (!runs && !w.noOpWithout) requireOperation(backend, w.operation, w.what);
+    return { backend, runs };
+  };
+  runsOn(def);
   const actor = actorOf(request);
   return ctx.locks.withPool(def.name, w.lock, async () => {
     if (ctx.state.getPool(def.name)) {
       throw new FailedPreconditionError(`storage pool '${def.name}' ${w.activeRefusal}`, { pool: def.name });
     }
-    if (runs) await work(backend, poolContext(ctx, def, actor, w.lock === 'build' ? { operation: 'build' } : undefined));
-    const pool = ctx.state.inactivePoolMessage(def, request);
+    // an inactive pool is a defined one: what the catalog holds now is what is built or
+    // deleted (a coordinator may not have read a redefinition or an undefine yet), as a start
+    const target = (await requireStillDefined(ctx, def))?.definition ?? def;
+    const { backend, runs } = runsOn(target);
+    if (runs) await work(backend, poolContext(ctx, target, actor, w.lock === 'build' ? { operation: 'build' } : undefined));
+    const pool = ctx.state.inactivePoolMessage(target, request);
     ctx.events.publish(poolEvent(w.event, ctx.host, pool, actor));
     ctx.log.info(w.done, { pool: def.name, principal: actor.principal, requestId: actor.requestId });
     return poolReply(pool, await flushEvents(ctx));
