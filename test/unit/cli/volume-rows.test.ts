@@ -11,6 +11,7 @@ import {
 import { VolumeListing } from '../../../cli/volume-rows.js';
 import { renderVolumeList, renderVolumeListing, volumePath, volumeShortName } from '../../../cli/format/volume.js';
 import { prettySize } from '../../../cli/format/size.js';
+import { sortByName } from '../../../cli/format/order.js';
 import { FakeApi, run, volume } from './fake-api.js';
 
 const u64 = fc.oneof(
@@ -129,10 +130,9 @@ function encodeVolume(spec: VolumeSpec, how: [Layout, Layout, Layout]): Uint8Arr
   return arrange(fields, how[0]);
 }
 
-/** vol-list's old order: by short name lower-cased, stable. */
+/** vol-list's order: virsh's (g_ascii_strcasecmp), as every other listing sorts. */
 function sorted(vols: Volume[]): Volume[] {
-  return vols.map((v) => ({ v, k: volumeShortName(v).toLowerCase() }))
-    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0)).map((x) => x.v);
+  return sortByName(vols, volumeShortName);
 }
 
 describe('cli light listing decoder (cli/volume-rows.ts)', () => {
@@ -159,6 +159,16 @@ describe('cli light listing decoder (cli/volume-rows.ts)', () => {
       }),
       { numRuns: 400 },
     );
+  });
+
+  it('orders names that are not ASCII as virsh 9.0 does: only A-Z folded, then UTF-8 bytes', async () => {
+    // `virsh vol-list u` (libvirt 9.0) of a dir pool holding these volumes printed them in this order
+    const virsh = ['\u00c4b', '\u00c9b', '\u00e1pool', '\u00e4a', '\u00e9a', '\uff41z', '\ud83d\ude00y'];
+    const api = new FakeApi(['a']);
+    api.volumes = ['\u00e9a', '\u00c9b', '\uff41z', '\ud83d\ude00y', '\u00c4b', '\u00e1pool', '\u00e4a'].map((n) => volume('a', 'u', n, 1024n, 4096n, `/u/${n}`));
+    const r = await run(api, ['-q', 'vol-list', 'a/u']);
+    expect(api.callsOf('listVolumesBytes')).to.have.length.above(0);
+    expect(r.stdout.split('\n').filter(Boolean).map((l) => l.trim().split(/ +/)[0])).to.deep.equal(virsh);
   });
 
   it('pages add up; a page that does not decode is an error and adds nothing', () => {
