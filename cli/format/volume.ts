@@ -71,37 +71,32 @@ function plainBytes(buf: Buffer, s: number, e: number): boolean {
   return true;
 }
 
-/** The listing's order: by short name lower-cased, stable (the order the server sent on ties). */
+/**
+ * The listing's order: virsh's (g_ascii_strcasecmp, as sortByName in ./order.ts), stable (the
+ * order the server sent on ties). Names are compared as the UTF-8 bytes of the response with
+ * only A-Z folded, for every name: folding other letters too (toLowerCase) or comparing UTF-16
+ * units would put 'éa' before 'Éb' and '😀' before 'ａ', where virsh puts them after.
+ */
 export function listingOrder(l: VolumeListing): Int32Array {
   const n = l.count;
   const buf = l.buf;
   const ns = l.nameStart;
   const ne = l.nameEnd;
-  const ascii = new Uint8Array(n);
-  for (let i = 0; i < n; i++) ascii[i] = plainBytes(buf, ns[i]!, ne[i]!) ? 1 : 0;
-  const keys: (string | undefined)[] = [];
-  const key = (i: number): string => (keys[i] ??= l.name(i).toLowerCase());
-  // compares name(i).toLowerCase() with name(j)'s as JS strings do (UTF-16 units); on ASCII that is the bytes, A-Z folded
   const cmp = (i: number, j: number): number => {
-    if (ascii[i] && ascii[j]) {
-      let a = ns[i]!;
-      let b = ns[j]!;
-      const ae = ne[i]!;
-      const be = ne[j]!;
-      for (; a < ae && b < be; a++, b++) {
-        let x = buf[a]!;
-        let y = buf[b]!;
-        if (x !== y) {
-          if (x >= 0x41 && x <= 0x5a) x += 32;
-          if (y >= 0x41 && y <= 0x5a) y += 32;
-          if (x !== y) return x < y ? -1 : 1;
-        }
+    let a = ns[i]!;
+    let b = ns[j]!;
+    const ae = ne[i]!;
+    const be = ne[j]!;
+    for (; a < ae && b < be; a++, b++) {
+      let x = buf[a]!;
+      let y = buf[b]!;
+      if (x !== y) {
+        if (x >= 0x41 && x <= 0x5a) x += 32;
+        if (y >= 0x41 && y <= 0x5a) y += 32;
+        if (x !== y) return x < y ? -1 : 1;
       }
-      return ae - a < be - b ? -1 : ae - a > be - b ? 1 : 0;
     }
-    const x = key(i);
-    const y = key(j);
-    return x < y ? -1 : x > y ? 1 : 0;
+    return ae - a < be - b ? -1 : ae - a > be - b ? 1 : 0;
   };
   const order = new Int32Array(n);
   let sorted = true;
