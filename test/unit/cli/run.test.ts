@@ -394,6 +394,20 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect((await run(api, ['vol-delete', '--pool', 'p', 'v'])).stdout).to.equal('Vol v deleted\n\n');
   });
 
+  it('vol-create-from names the input volume by its name, as virsh does, when given by path or key', async () => {
+    // virsh prints virStorageVolGetName(inputvol): `Vol cf2 created from input vol a`, whatever named it
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 1024n, 0n, '/p/v')];
+    const file = join(dir, 'from-path.xml');
+    await writeFile(file, '<volume><name>c</name><capacity>1024</capacity></volume>');
+    for (const input of ['/p/v', 'v']) {
+      const r = await run(api, ['vol-create-from', 'p', file, input, ...(input === 'v' ? ['--inputpool', 'p'] : [])]);
+      expect(r.code).to.equal(0);
+      expect(r.stdout).to.equal('Vol fromxml created from input vol v\n\n');
+    }
+  });
+
   it('vol-upload streams the file in 1 MiB chunks after a header; vol-download writes it back', async () => {
     const api = new FakeApi(['a']);
     api.pools = [pool('a', 'p')];
