@@ -145,7 +145,8 @@ export const volCreateFrom: Command = {
           validate: flag(ctx.opts, 'validate'),
           requestId,
         }))));
-    ctx.printExtra(`Vol ${volumeShortName(vol)} created from input vol ${req(ctx.opts, 'vol')}\n`);
+    // virsh prints the input volume's name (virStorageVolGetName), not the key or path that found it
+    ctx.printExtra(`Vol ${volumeShortName(vol)} created from input vol ${volumeShortName(input)}\n`);
   },
 };
 
