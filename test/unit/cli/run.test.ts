@@ -408,6 +408,29 @@ describe('cisternctl (runCli with a fake server)', () => {
     }
   });
 
+  it('looks the pool or volume up before it checks sizes, wipe algorithms and XML files, as virsh does', async () => {
+    // virsh 9.0 reports the missing pool or volume first: `vol-create-as nopool x 1X` is
+    // `error: failed to get pool 'nopool'`, not `error: Malformed size 1X`
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    api.volumes = [volume('a', 'p', 'v', 1024n, 0n, '/p/v')];
+    const missing = join(dir, 'missing.xml');
+    const cases: [string[], string][] = [
+      [['vol-create-as', 'nopool', 'x', '1X'], "error: failed to get pool 'nopool'\n"],
+      [['vol-resize', 'nonexist', '1X', '--pool', 'p'], "error: failed to get vol 'nonexist'\n"],
+      [['vol-resize', 'nonexist', '-1M', '--pool', 'p'], "error: failed to get vol 'nonexist'\n"],
+      [['vol-wipe', 'nonexist', 'p', '--algorithm', 'bogus'], "error: failed to get vol 'nonexist'\n"],
+      [['vol-create', 'nopool', missing], "error: failed to get pool 'nopool'\n"],
+      [['vol-create-from', 'nopool', missing, 'v', '--inputpool', 'p'], "error: failed to get pool 'nopool'\n"],
+      [['vol-create-from', 'p', missing, 'nonexist', '--inputpool', 'p'], "error: failed to get vol 'nonexist'\n"],
+    ];
+    for (const [argv, first] of cases) {
+      const r = await run(api, argv);
+      expect(r.code, argv.join(' ')).to.equal(1);
+      expect(r.stderr.slice(0, r.stderr.indexOf('\n') + 1), argv.join(' ')).to.equal(first);
+    }
+  });
+
   it('vol-upload streams the file in 1 MiB chunks after a header; vol-download writes it back', async () => {
     const api = new FakeApi(['a']);
     api.pools = [pool('a', 'p')];
