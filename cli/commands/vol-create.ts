@@ -37,10 +37,11 @@ export const volCreate: Command = {
   description: 'Create a vol.',
   options: [POOL_OPTION, { name: 'file', type: 'string', required: true, nonEmpty: true, help: 'file containing an XML vol description' }, PREALLOC_OPTION, VALIDATE_OPTION],
   async run(ctx) {
-    const file = req(ctx.opts, 'file');
-    const xml = await readXmlFile(file);
+    // virsh looks the pool up before it reads the file: a wrong pool is reported as such
     const api = ctx.api();
     const pool = await resolvePool(api, req(ctx.opts, 'pool'));
+    const file = req(ctx.opts, 'file');
+    const xml = await readXmlFile(file);
     const create = (requestId: string) =>
       api.createVolume(CreateVolumeRequest.create({
         parent: pool.resource, xml, preallocMetadata: flag(ctx.opts, 'prealloc-metadata'), validate: flag(ctx.opts, 'validate'), requestId,
@@ -80,6 +81,9 @@ export const volCreateAs: Command = {
     { name: 'print-xml', type: 'bool', help: 'print XML document, but don\'t define/create' },
   ],
   async run(ctx) {
+    // virsh looks the pool up first: `vol-create-as nopool x 1X` is a pool that does not exist
+    const api = ctx.api();
+    const pool = await resolvePool(api, req(ctx.opts, 'pool'));
     const name = req(ctx.opts, 'name');
     const fields: VolAsFields = { name, capacity: parseSize(req(ctx.opts, 'capacity'), 'capacity') };
     const allocation = str(ctx.opts, 'allocation');
@@ -87,9 +91,6 @@ export const volCreateAs: Command = {
     if (allocation !== undefined && allocation !== '') fields.allocation = parseSize(allocation, 'allocation');
     const format = str(ctx.opts, 'format');
     if (format !== undefined) fields.format = format;
-    const api = ctx.api();
-    const poolText = req(ctx.opts, 'pool');
-    const pool = await resolvePool(api, poolText);
     const backing = str(ctx.opts, 'backing-vol');
     // read even without --backing-vol, as virsh does: an empty one is refused either way
     const backingFormat = str(ctx.opts, 'backing-vol-format');
@@ -129,11 +130,12 @@ export const volCreateFrom: Command = {
     VOL_HOST_OPTION,
   ],
   async run(ctx) {
-    const file = req(ctx.opts, 'file');
-    const xml = await readXmlFile(file);
+    // virsh's order: the pool, then the input volume, then the file
     const api = ctx.api();
     const pool = await resolvePool(api, req(ctx.opts, 'pool'));
+    const file = req(ctx.opts, 'file');
     const input = await volumeFromOptions(ctx, 'vol', 'inputpool');
+    const xml = await readXmlFile(file);
     const vol = await attempt(`Failed to create vol from ${file}`, () =>
       withProgress(ctx, createTarget(pool), (requestId) =>
         api.cloneVolume(CloneVolumeRequest.create({

@@ -54,8 +54,9 @@ export const volWipe: Command = {
     VOL_HOST_OPTION,
   ],
   async run(ctx) {
-    const algorithm = parseWipeAlgorithm(str(ctx.opts, 'algorithm') ?? 'zero');
+    // virsh looks the volume up before it reads --algorithm
     const vol = await volumeFromOptions(ctx);
+    const algorithm = parseWipeAlgorithm(str(ctx.opts, 'algorithm') ?? 'zero');
     const text = req(ctx.opts, 'vol');
     await attempt(`Failed to wipe vol ${text}`, () =>
       withProgress(ctx, volumeTarget(vol, EventKind.VOLUME_WIPED), (requestId) =>
@@ -98,9 +99,10 @@ export const volResize: Command = {
     VOL_HOST_OPTION,
   ],
   async run(ctx) {
+    // virsh looks the volume up before it reads the size: a missing volume is reported first
+    const vol = await volumeFromOptions(ctx);
     const shrink = flag(ctx.opts, 'shrink');
     const r = parseResizeCapacity(req(ctx.opts, 'capacity'), flag(ctx.opts, 'delta'), shrink);
-    const vol = await volumeFromOptions(ctx);
     const name = volumeShortName(vol);
     const allocate = flag(ctx.opts, 'allocate');
     const resize = (requestId: string): Promise<unknown> =>
