@@ -431,6 +431,22 @@ describe('cisternctl (runCli with a fake server)', () => {
     }
   });
 
+  it('vol-create-as --backing-vol NAME in a pool that is not active goes on to keys and paths, as virsh does', async () => {
+    // virStorageVolLookupByName fails in an inactive pool; virsh then tries the text as a key and a
+    // path, and says `failed to get vol 'a'` with libvirt's not-found reason, not the pool's state
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'off', { state: PoolState.POOL_STATE_INACTIVE }), pool('a', 'lv')];
+    api.volumes = [volume('a', 'lv', 'lvol', 1024n, 0n, '/dev/vg/lvol')];
+    api.volumes[0]!.definition!.key = 'Xc3RfL-lv-uuid';
+    const missing = await run(api, ['vol-create-as', 'off', 'x', '1M', '--backing-vol', 'a', '--print-xml']);
+    expect(missing.code).to.equal(1);
+    expect(missing.stderr).to.equal("error: failed to get vol 'a'\nerror: Storage volume not found: no storage vol with matching path 'a'\n");
+    expect(missing.stdout).to.equal('\n');
+    const byKey = await run(api, ['vol-create-as', 'off', 'x', '1M', '--backing-vol', 'Xc3RfL-lv-uuid', '--print-xml']);
+    expect(byKey.code).to.equal(0);
+    expect(byKey.stdout).to.contain('<path>/dev/vg/lvol</path>');
+  });
+
   it('vol-upload streams the file in 1 MiB chunks after a header; vol-download writes it back', async () => {
     const api = new FakeApi(['a']);
     api.pools = [pool('a', 'p')];
