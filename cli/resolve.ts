@@ -213,7 +213,9 @@ export async function resolveBackingVolume(api: StorageApi, text: string, pool: 
     try {
       return await api.getVolume(GetVolumeRequest.create({ name: volumeName(pool.host, pool.pool, text) }));
     } catch (err) {
-      if (!isNotFound(err)) throw err;
+      // virsh goes on to the key and the path whenever the name finds nothing, an inactive pool
+      // included (virStorageVolLookupByName fails there too)
+      if (!isNotFound(err) && !isFailedPrecondition(err)) throw err;
     }
   }
   const found = await lookupOnHost(api, pool.host, text);
