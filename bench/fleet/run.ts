@@ -498,14 +498,14 @@ async function runSize(hosts: number): Promise<SizeResult> {
     }
 
     const names = ONLY.has('get') ? await control<string[]>(nc, 'sample', { count: GET_OPS }) : [];
-    for (const name of names.slice(0, 50)) await api.getVolume({ name }); // warm-up
+    for (const name of names.slice(0, 50)) await api.getVolume({ name, refresh: false }); // warm-up
     const getMs: number[] = [];
     const slowGets: string[] = [];
     const getCpu0 = cpuMark(pids);
     const getWall0 = performance.now();
     for (const name of names) {
       const t0 = performance.now();
-      await api.getVolume({ name });
+      await api.getVolume({ name, refresh: false });
       const ms = performance.now() - t0;
       getMs.push(ms);
       if (ms >= 5) slowGets.push(`${new Date(performance.timeOrigin + t0).toISOString().slice(11, 23)} ${ms.toFixed(1)}`);
@@ -518,11 +518,11 @@ async function runSize(hosts: number): Promise<SizeResult> {
     if (names.length) {
       const session = new StorageSession(client);
       cleanups.push(async () => session.close());
-      for (const name of names.slice(0, 50)) await session.call('getVolume', { name }); // warm-up
+      for (const name of names.slice(0, 50)) await session.call('getVolume', { name, refresh: false }); // warm-up
       const cpu0 = cpuMark(pids);
       for (const name of names) {
         const t0 = performance.now();
-        await session.call('getVolume', { name });
+        await session.call('getVolume', { name, refresh: false });
         getSessionMs.push(performance.now() - t0);
       }
       log(`GetVolume over a Session: p50 ${fmtMs(percentile(getSessionMs, 50))} p99 ${fmtMs(percentile(getSessionMs, 99))}, CPU ms ${JSON.stringify(cpuMsSince(cpu0, pids))}`);

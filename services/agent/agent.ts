@@ -35,6 +35,7 @@ import { PersistentRevisions } from './revisions.js';
 import type { Logger } from '../../libs/log/logger.js';
 import * as pools from './handlers/pool-ops.js';
 import * as volumes from './handlers/volume-ops.js';
+import { refreshVolume } from './handlers/volume-refresh.js';
 import { explainNoSpace } from './no-space.js';
 import * as streams from './handlers/streams.js';
 
@@ -139,6 +140,8 @@ export async function dispatch(ctx: AgentContext, op: AgentOp, request: AgentReq
       return streams.uploadBegin(ctx, request, o.value);
     case 'downloadBegin':
       return streams.downloadBegin(ctx, request, o.value);
+    case 'refreshVolume':
+      return refreshVolume(ctx, request, o.value);
     default:
       throw new UnimplementedError(`operation '${op}' is not served by the agent`);
   }

@@ -133,7 +133,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     expect(listed.volumes.map((v) => v.name)).to.deep.equal(['hosts/a/pools/life/volumes/disk1.img']);
     const byPath = await api.lookupVolume({ host: 'a', key: '', path: join(path, 'disk1.img') });
     expect(byPath.name).to.equal(vol.name);
-    const xml = await api.getVolumeXml({ name: vol.name });
+    const xml = await api.getVolumeXml({ name: vol.name, refresh: false });
     expect(xml.xml).to.contain('<name>disk1.img</name>');
     const poolXml = await api.getPoolXml({ name: 'hosts/a/pools/life', inactive: false });
     expect(poolXml.xml).to.match(/<pool type='dir'>/);
@@ -148,7 +148,7 @@ describe('coordinator (real nats-server, agents a and b)', function () {
 
     await api.deleteVolume({ name: vol.name, requestId: '' });
     expect(existsSync(join(path, 'disk1.img'))).to.equal(false);
-    await expectCode(api.getVolume({ name: vol.name }), status.NOT_FOUND);
+    await expectCode(api.getVolume({ name: vol.name, refresh: false }), status.NOT_FOUND);
 
     // libvirt: an active pool is not undefined
     await expectCode(api.undefinePool({ name: 'hosts/a/pools/life', requestId: '' }), status.FAILED_PRECONDITION, /still active/);

@@ -86,7 +86,7 @@ describe('a dir pool on a full filesystem (64 MiB ext4 on a loop device)', funct
     await createVolume(ctx.stack, POOL, 'up.img', String(100 * MiB), { allocation: '0' });
     const err = await expectCode(upload(ctx.stack, `${POOL}/volumes/up.img`, randomBytes(90 * MiB)), status.RESOURCE_EXHAUSTED, /no space left/i);
     expect(err).to.match(NAMES_POOL);
-    const vol = await ctx.stack.api.getVolume({ name: `${POOL}/volumes/up.img` });
+    const vol = await ctx.stack.api.getVolume({ name: `${POOL}/volumes/up.img`, refresh: false });
     expect(vol.definition?.allocation).to.equal(BigInt(statSync(join(path, 'up.img')).blocks * 512));
     await expectLeft(['up.img']);
     await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/up.img`, requestId: '' });
@@ -110,7 +110,7 @@ describe('a dir pool on a full filesystem (64 MiB ext4 on a loop device)', funct
     expect(resize).to.match(NAMES_POOL);
     // the space available said once, where the pool is named
     expect(resize.match(/\d+ of \d+ bytes available|\d+ available/g)).to.have.length(1);
-    const vol = await ctx.stack.api.getVolume({ name: `${POOL}/volumes/src.img` });
+    const vol = await ctx.stack.api.getVolume({ name: `${POOL}/volumes/src.img`, refresh: false });
     expect([vol.definition?.capacity, statSync(join(path, 'src.img')).size]).to.deep.equal([BigInt(40 * MiB), 40 * MiB]);
     await expectLeft(['src.img']);
     // once there is room the pool works

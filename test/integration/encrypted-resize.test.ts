@@ -80,7 +80,7 @@ describe('resize of a LUKS-encrypted volume through the API (real qemu-img)', fu
     const grown = await api.resizeVolume({ name: vol('v'), capacity: 24n * MiB, allocate: false, delta: false, shrink: false, requestId: '' });
     expect(grown.definition?.capacity).to.equal(24n * MiB);
     expect(virtualSize('v')['virtual-size']).to.equal(24 * 1024 * 1024);
-    expect((await api.getVolume({ name: vol('v') })).definition?.capacity).to.equal(24n * MiB);
+    expect((await api.getVolume({ name: vol('v'), refresh: false })).definition?.capacity).to.equal(24n * MiB);
 
     await fails(api.resizeVolume({ name: vol('v'), capacity: 12n * MiB, allocate: false, delta: false, shrink: false, requestId: '' }), status.INVALID_ARGUMENT, /shrink/);
     const shrunk = await api.resizeVolume({ name: vol('v'), capacity: 12n * MiB, allocate: false, delta: false, shrink: true, requestId: '' });
@@ -110,7 +110,7 @@ describe('resize of a LUKS-encrypted volume through the API (real qemu-img)', fu
     await api.createVolume({ parent: 'hosts/a/pools/enc', definition: undefined, xml: luksXml('w', other.uuid), requestId: '' } as never);
     // as libvirt after a pool refresh: the volume is re-read from disk, where no secret is recorded
     await api.refreshPool({ name: 'hosts/a/pools/enc', requestId: '' });
-    const known = (await api.getVolume({ name: vol('w') })).definition?.target?.encryption;
+    const known = (await api.getVolume({ name: vol('w'), refresh: false })).definition?.target?.encryption;
     expect(known?.format).to.equal('luks');
     expect(known?.secrets).to.deep.equal([]);
     const path = join(target, 'w');

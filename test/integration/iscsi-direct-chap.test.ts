@@ -140,7 +140,7 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
       expect(xml).to.contain(`username='${USER}'`).and.to.match(new RegExp(`<secret usage='${CHAP.replace(/\./g, '\\.')}'`));
       expect(xml).to.not.contain(PASSWORD);
     }
-    const volXml = await api.getVolumeXml({ name: `${pool}/volumes/unit:0:0:1` });
+    const volXml = await api.getVolumeXml({ name: `${pool}/volumes/unit:0:0:1`, refresh: false });
     expect(volXml.xml).to.not.contain(PASSWORD);
 
     const stopped = await api.stopPool({ name: pool, requestId: '' });

@@ -74,7 +74,7 @@ describe('iscsi-direct pool through coordinator, NATS and agent (tgtd on 127.0.0
     const byPath = await api.lookupVolume({ host: 'a', key: '', path: key(1) });
     expect(byPath.name).to.equal(`${pool}/volumes/unit:0:0:1`);
 
-    const xml = await api.getVolumeXml({ name: `${pool}/volumes/unit:0:0:1` });
+    const xml = await api.getVolumeXml({ name: `${pool}/volumes/unit:0:0:1`, refresh: false });
     expect(xml.xml).to.contain('<name>unit:0:0:1</name>');
     expect(xml.xml).to.contain(key(1));
 

@@ -74,7 +74,7 @@ describe('logical pool through coordinator, NATS and agent (LVM on loop devices,
     expect(vol.definition?.target?.path).to.equal(`/dev/${vg}/lv1`);
     expect(vol.definition?.key).to.match(/^[A-Za-z0-9-]{38}$/);
     expect(vol.definition?.capacity).to.equal(8n * 1024n * 1024n);
-    const volXml = await api.getVolumeXml({ name: vol.name });
+    const volXml = await api.getVolumeXml({ name: vol.name, refresh: false });
     expect(volXml.xml).to.match(new RegExp(`<device path='${disks[0]!.device}'>\\s*<extent start='0' end='8388608'/>`));
     // the agent's lvcreate tagged the LV with the create's id (its undo removes only that LV)
     const lvmEnv = { ...process.env, LVM_SYSTEM_DIR: confDir, LVM_SUPPRESS_FD_WARNINGS: '1' };

@@ -134,7 +134,7 @@ describe('long operations, idempotency and concurrency (real processes)', functi
       this.skip();
     }
     await waitFor('the partial clone to be removed', () => !existsSync(join(poolPath, 'c3.img')));
-    await expectCode(ctx.stack.api.getVolume({ name: `${POOL}/volumes/c3.img` }), status.NOT_FOUND);
+    await expectCode(ctx.stack.api.getVolume({ name: `${POOL}/volumes/c3.img`, refresh: false }), status.NOT_FOUND);
     await waitFor('the volume name to be free', async () => (await grpcCode(createVolume(ctx.stack, POOL, 'c3.img', '4096'))).code === status.OK);
     await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/c3.img`, requestId: '' });
   });

@@ -199,7 +199,7 @@ describe('races between clients (real processes)', function () {
     await ctx.stack.waitForHosts(['a']);
     const again = await api.cloneVolume(request, { deadlineMs: 120_000 });
     expect(again.definition?.name).to.equal('late.img');
-    expect((await api.getVolume({ name: `${pool}/volumes/late.img` })).definition?.capacity).to.equal(256n * 1024n * 1024n);
+    expect((await api.getVolume({ name: `${pool}/volumes/late.img`, refresh: false })).definition?.capacity).to.equal(256n * 1024n * 1024n);
     // one clone: one VOLUME_CREATED, carrying the first call's request id
     await api.deleteVolume({ name: `${pool}/volumes/late.img`, requestId: '' });
     const w2 = watch(client, { pools: [pool], kinds: [EventKind.VOLUME_CREATED, EventKind.VOLUME_DELETED], afterSequence: w.events[0]!.sequence - 1n });

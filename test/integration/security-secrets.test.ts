@@ -122,7 +122,7 @@ describe('security: secret values never leak (real fleet, real qemu-img)', funct
     expect(denied.message).to.match(/needs role 'admin'/);
 
     // dumps
-    record(await api.getVolumeXml({ name: vol.name }));
+    record(await api.getVolumeXml({ name: vol.name, refresh: false }));
     record(await api.getPoolXml(GetPoolXMLRequest.fromPartial({ name: 'hosts/a/pools/enc' })));
     record(await api.listVolumes(ListVolumesRequest.fromPartial({ parent: 'hosts/a/pools/enc' })));
     record(await api.listPools(ListPoolsRequest.fromPartial({})));

@@ -169,7 +169,7 @@ describe('Session: a deadline and a cancel per call (real stack)', function () {
       expect(await raw.ended).to.equal(undefined);
       expect(raw.answers.map((a) => a.id)).to.deep.equal([6n, 5n, 7n]);
       expect(raw.answers[2]!.result?.call).to.equal('getPool');
-      expect((await ctx.stack.api.getVolume({ name: `${POOL}/volumes/beside.img` })).definition?.name).to.equal('beside.img');
+      expect((await ctx.stack.api.getVolume({ name: `${POOL}/volumes/beside.img`, refresh: false })).definition?.name).to.equal('beside.img');
       await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/beside.img`, requestId: '' });
     } finally {
       raw.stream.cancel();

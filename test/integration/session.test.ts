@@ -71,7 +71,7 @@ describe('StorageService.Session (real stack)', function () {
     expect(raw.answers[0]!.id).to.equal(7n);
     expect(Buffer.from(raw.answers[0]!.status!)).to.deep.equal(unary.metadata.get('grpc-status-details-bin')[0]);
     expect(SessionStatus.decode(raw.answers[0]!.status!).code).to.equal(status.INVALID_ARGUMENT);
-    const notFound = (await session.call('getVolume', { name: `${POOL}/volumes/none.img` }).then(() => undefined, (e: CisternError) => e))!;
+    const notFound = (await session.call('getVolume', { name: `${POOL}/volumes/none.img`, refresh: false }).then(() => undefined, (e: CisternError) => e))!;
     expect(notFound.code).to.equal('NOT_FOUND');
     expect((await session.call('getPool', { name: POOL })).name).to.equal(POOL);
   });

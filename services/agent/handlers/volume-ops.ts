@@ -168,7 +168,8 @@ export async function refreshPoolSizes(ctx: AgentContext, pool: PoolEntry, backe
   }
 }
 
-function existingVolume(pool: PoolEntry, name: string): VolumeEntry {
+/** The pool's volume `name`, or NOT_FOUND. */
+export function existingVolume(pool: PoolEntry, name: string): VolumeEntry {
   const entry = pool.volumes.get(name);
   if (!entry) throw volumeNotFound(name);
   return entry;

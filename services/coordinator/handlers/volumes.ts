@@ -1,6 +1,6 @@
 // Volume work goes to the agent; reads come from the cache.
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../libs/errors/errors.js';
-import { volumeName } from '../../../libs/api/resource-names.js';
+import { volumeName, type VolumeRef } from '../../../libs/api/resource-names.js';
 import type {
   CloneVolumeRequest,
   CreateVolumeRequest,
@@ -126,10 +126,23 @@ export async function resizeVolume(svc: CoordinatorServices, ctx: CallContext, r
   return volumeAfter(svc, ref.host, ref.pool, ref.volume, reply);
 }
 
-export async function getVolume(svc: CoordinatorServices, _ctx: CallContext, req: GetVolumeRequest): Promise<Volume> {
+export async function getVolume(svc: CoordinatorServices, ctx: CallContext, req: GetVolumeRequest): Promise<Volume> {
+  const ref = requireVolumeName(req.name);
+  if (req.refresh) await rereadOnHost(svc, ctx, ref, req);
   // the stored bytes, copied into the response by its serializer (list-encoding.ts): no decode
-  const { pool, stored } = resolveStoredVolume(svc, requireVolumeName(req.name));
+  const { pool, stored } = resolveStoredVolume(svc, ref);
   return storedVolumeMessage(stored, pool.stale);
+}
+
+/**
+ * `refresh`: the volume read again by its agent (libvirt's vol-info and vol-dumpxml re-read
+ * it), what changed in the cache before the answer is read from it. A host that is not online
+ * cannot: the answer is then what is known, marked stale as any read of an offline host's pool.
+ */
+async function rereadOnHost(svc: CoordinatorServices, ctx: CallContext, ref: VolumeRef, req: { name: string }): Promise<void> {
+  const { pool } = resolveVolume(svc, ref);
+  if (!svc.hosts.isOnline(ref.host)) return;
+  await forwardToPool(svc, ctx, pool, { $case: 'refreshVolume', value: { name: req.name, refresh: true } });
 }
 
 export async function listVolumes(svc: CoordinatorServices, _ctx: CallContext, req: ListVolumesRequest): Promise<ListVolumesResponse> {
@@ -154,8 +167,10 @@ export async function listVolumes(svc: CoordinatorServices, _ctx: CallContext, r
   return storedListVolumes(stored, p.stale, nextPageToken);
 }
 
-export async function getVolumeXml(svc: CoordinatorServices, _ctx: CallContext, req: GetVolumeXMLRequest): Promise<XMLDocument> {
-  const { pool, volume } = resolveVolume(svc, requireVolumeName(req.name));
+export async function getVolumeXml(svc: CoordinatorServices, ctx: CallContext, req: GetVolumeXMLRequest): Promise<XMLDocument> {
+  const ref = requireVolumeName(req.name);
+  if (req.refresh) await rereadOnHost(svc, ctx, ref, req);
+  const { pool, volume } = resolveVolume(svc, ref);
   const lib = await requireXml('GetVolumeXML');
   return { xml: lib.formatVolumeXml(volume.definition!, pool.definition) };
 }

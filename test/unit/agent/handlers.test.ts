@@ -143,6 +143,31 @@ describe('agent handlers (fake backend)', () => {
     expect(await codeOf(call(start))).to.equal("FAILED_PRECONDITION: storage pool 'p' is already active");
   });
 
+  it('refreshVolume (GetVolume refresh): re-reads the volume and publishes a change once; one a writer holds is answered as known', async () => {
+    const { backend, events, ctx, call } = setup();
+    backend.files.set('v', 3n);
+    await call(start);
+    const reread = { $case: 'refreshVolume' as const, value: { name: 'hosts/h/pools/p/volumes/v', refresh: true } };
+    const capacityOf = (r: Awaited<ReturnType<typeof call>>) => (r.result?.$case === 'volume' ? r.result.value.definition?.capacity : undefined);
+    const changes = () => events.filter((e) => e.kind === EventKind.VOLUME_CHANGED && e.volume === 'v').length;
+    const before = changes();
+    backend.files.set('v', 7n);
+    const changed = await call(reread);
+    expect(capacityOf(changed)).to.equal(7n);
+    expect(changed.stateComplete).to.equal(true);
+    expect(changes()).to.equal(before + 1);
+    // nothing new: nothing published
+    expect(capacityOf(await call(reread))).to.equal(7n);
+    expect(changes()).to.equal(before + 1);
+    // a wipe running: its commit publishes what it leaves; a read now could only be older
+    const release = ctx.locks.acquireVolume('p', 'v', 'wipe');
+    backend.files.set('v', 9n);
+    expect(capacityOf(await call(reread))).to.equal(7n);
+    release();
+    expect(changes()).to.equal(before + 1);
+    expect(await codeOf(call({ $case: 'refreshVolume', value: { name: 'hosts/h/pools/p/volumes/none', refresh: true } }))).to.match(/^NOT_FOUND/);
+  });
+
   it('volume ops on an inactive pool say so as libvirt does', async () => {
     const { call } = setup();
     expect(await codeOf(call(createVol('v')))).to.equal("FAILED_PRECONDITION: storage pool 'p' is not active");

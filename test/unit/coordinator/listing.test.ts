@@ -220,9 +220,9 @@ describe('coordinator listings', () => {
     const { cache, svc, ctx } = setup();
     cache.applyCatalog('a', 'off', CatalogPool.create({ definition: def('off'), persistent: true }), 1);
     expect(await code(listVolumes(svc, ctx, { parent: 'hosts/a/pools/off', pageSize: 0, pageToken: '' }))).to.equal('FAILED_PRECONDITION');
-    expect(await code(getVolume(svc, ctx, { name: 'hosts/a/pools/off/volumes/v' }))).to.equal('FAILED_PRECONDITION');
-    expect(await code(getVolume(svc, ctx, { name: 'hosts/a/pools/none/volumes/v' }))).to.equal('NOT_FOUND');
-    expect(await code(getVolume(svc, ctx, { name: 'hosts/zz/pools/none/volumes/v' }))).to.equal('NOT_FOUND');
-    expect(await code(getVolume(svc, ctx, { name: 'hosts/a/pools/../volumes/v' }))).to.equal('INVALID_ARGUMENT');
+    expect(await code(getVolume(svc, ctx, { name: 'hosts/a/pools/off/volumes/v', refresh: false }))).to.equal('FAILED_PRECONDITION');
+    expect(await code(getVolume(svc, ctx, { name: 'hosts/a/pools/none/volumes/v', refresh: false }))).to.equal('NOT_FOUND');
+    expect(await code(getVolume(svc, ctx, { name: 'hosts/zz/pools/none/volumes/v', refresh: false }))).to.equal('NOT_FOUND');
+    expect(await code(getVolume(svc, ctx, { name: 'hosts/a/pools/../volumes/v', refresh: false }))).to.equal('INVALID_ARGUMENT');
   });
 });
