@@ -1,5 +1,5 @@
 // vol-info, vol-dumpxml, vol-key, vol-path, vol-name, vol-pool.
-import { GetVolumeXMLRequest, type Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { GetVolumeRequest, GetVolumeXMLRequest, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, req, str, type OptionSpec } from '../args.js';
 import { JSON_OPTION, type Command, type CommandContext } from '../command.js';
 import { attempt } from '../errors.js';
@@ -23,7 +23,11 @@ export const volInfo: Command = {
     VOL_HOST_OPTION, JSON_OPTION,
   ],
   async run(ctx) {
-    const vol = await volumeFromOptions(ctx);
+    // read again on its host, as virsh's vol-info has libvirt re-read the volume: a guest's
+    // writes since the last refresh show in its allocation
+    const found = await volumeFromOptions(ctx);
+    const vol = await attempt(`failed to get vol '${req(ctx.opts, 'vol')}' info`, () =>
+      ctx.api().getVolume(GetVolumeRequest.create({ name: found.name, refresh: true })));
     if (flag(ctx.opts, 'json')) {
       ctx.setMachineOutput();
       ctx.print(toJson(volumeJson(vol)));
@@ -41,7 +45,7 @@ export const volDumpxml: Command = {
   async run(ctx) {
     const vol = await volumeFromOptions(ctx);
     const doc = await attempt(`failed to get XML of vol '${req(ctx.opts, 'vol')}'`, () =>
-      ctx.api().getVolumeXml(GetVolumeXMLRequest.create({ name: vol.name })));
+      ctx.api().getVolumeXml(GetVolumeXMLRequest.create({ name: vol.name, refresh: true })));
     ctx.print(dumpXml(doc.xml, str(ctx.opts, 'xpath'), flag(ctx.opts, 'wrap')));
   },
 };
