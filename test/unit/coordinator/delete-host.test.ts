@@ -51,8 +51,11 @@ describe('DeleteHost rules', () => {
   it('a host this coordinator has not seen gone for three heartbeat intervals is FAILED_PRECONDITION, with force too, saying when to retry', () => {
     const early = refusal(facts({ gone: { goneMs: 1500, neededMs: 6000, syncedSinceOffline: false }, catalogPools: ['images'], force: true }));
     expect(early).to.be.instanceOf(FailedPreconditionError);
+    // the wait is counted from when the host went offline, itself 3 silent intervals after its
+    // last heartbeat: the message must not say the rule is 6 s without a heartbeat, which a
+    // caller who just watched the host go offline 7 s after stopping its agent sees as broken
     expect(early.message).to.equal(
-      "host 'h1' is not known to be gone yet: this coordinator has seen it offline for 1.5 s only (it may have just started, or the host just went offline) and its agent may still be running; a host is gone once no heartbeat came for 6.0 s (3 heartbeat intervals): retry in 4.5 s",
+      "host 'h1' is not known to be gone yet: this coordinator has seen it offline for 1.5 s only (it may have just started, or the host just went offline) and its agent may still be running; a host is gone once this coordinator has seen it offline, with no heartbeat and no sync, for 6.0 s (3 heartbeat intervals): retry in 4.5 s",
     );
     expect(early.details).to.deep.equal({ host: 'h1', retryAfterMs: '4500' });
     expect(toGrpcError(early).code).to.equal(status.FAILED_PRECONDITION);
