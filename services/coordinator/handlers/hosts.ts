@@ -131,7 +131,10 @@ export function checkHostDeletable(f: HostDeletionFacts): void {
       ? `a full sync of it arrived ${secs(goneMs)} ago, after it went offline: its agent may be running`
       : `this coordinator has seen it offline for ${secs(goneMs)} only (it may have just started, or the host just went offline) and its agent may still be running`;
     throw new FailedPreconditionError(
-      `host '${host}' is not known to be gone yet: ${why}; a host is gone once no heartbeat came for ${secs(neededMs)} (${MISSED_HEARTBEATS} heartbeat intervals): retry in ${secs(retryAfterMs)}`,
+      // the wait counts from when the host went offline (itself that many silent intervals
+      // after its last heartbeat), not from the last heartbeat: said otherwise, a caller who
+      // waited that long after stopping the agent is refused by a rule it seems to meet
+      `host '${host}' is not known to be gone yet: ${why}; a host is gone once this coordinator has seen it offline, with no heartbeat and no sync, for ${secs(neededMs)} (${MISSED_HEARTBEATS} heartbeat intervals): retry in ${secs(retryAfterMs)}`,
       { host, retryAfterMs: String(retryAfterMs) },
     );
   }
