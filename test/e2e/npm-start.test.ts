@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { AbortWait, freePort, repoRoot, runCli, useTempDir, waitFor } from '../support/index.js';
 import { trackPid, untrackPid } from '../support/cleanup.js';
@@ -106,5 +107,30 @@ describe('npm start (scripts/stack.mjs)', function () {
     expect(volumes.stdout).to.match(/^ v1\s+\S+\/pools\/default\/v1\s*$/m);
     await stop(running, data);
     running = undefined;
+  });
+
+  // A second `npm start` on one machine (another clone, another data dir) finds 127.0.0.1:50051
+  // taken. It used to start nats-server and a coordinator that could not listen, meanwhile ask
+  // whatever answered on that port for its hosts, print 'coordinator on 127.0.0.1:50051' when
+  // that was another stack's, and then stop with 'coordinator exited unexpectedly (code 1)'.
+  it('refuses a --listen address already in use before it starts anything, naming the address and the flag', async function () {
+    const busyData = join(scratch.path, 'busy');
+    // held, not served: a connection is dropped at once (one left open would keep close() waiting)
+    const taken: Server = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => taken.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    try {
+      const port = (taken.address() as { port: number }).port;
+      const stack = startStack(busyData, `127.0.0.1:${port}`, await freePort());
+      const timer = setTimeout(() => stack.child.kill('SIGTERM'), 30_000);
+      const code = await stack.exited;
+      clearTimeout(timer);
+      expect(code, stack.stderr()).to.equal(2);
+      expect(stack.stderr()).to.include(`127.0.0.1:${port} is in use`);
+      expect(stack.stderr()).to.include('--listen');
+      expect(stack.stderr()).to.not.include('coordinator on');
+      expect(processesUnder(busyData)).to.deep.equal([]);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 });
