@@ -12,7 +12,7 @@
 //
 // Options (flags win over environment):
 //   --data DIR       CISTERN_DATA      data directory (default ./.cistern)
-//   --listen H:P     CISTERN_LISTEN    coordinator gRPC address (default 127.0.0.1:50051)
+//   --listen H:P     CISTERN_LISTEN    coordinator gRPC address (default 127.0.0.1:50051; busy: refused)
 //   --host-id ID     CISTERN_HOST_ID   this host's id (default: hostname)
 //   --nats URL       NATS_URL          use this NATS instead of starting nats-server
 //   --nats-port N    CISTERN_NATS_PORT port of the local nats-server (default 4222, busy: any free port)
@@ -22,6 +22,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -171,8 +172,28 @@ async function waitUntil(what, check, timeoutMs = 60_000) {
   }
 }
 
+/**
+ * Whether something already listens on `address` (HOST:PORT, [V6]:PORT). Asked before anything
+ * starts: the coordinator would fail to listen only after nats-server was up, and meanwhile
+ * the launcher's own calls would be answered by whatever holds the port (another stack's
+ * coordinator), so it would report that one as its own. Any other bind error (an address not
+ * on this machine) is left to the coordinator to report.
+ */
+function addressInUse(address) {
+  const m = /^\[(.*)\]:(\d+)$/.exec(address) ?? /^([^:]*):(\d+)$/.exec(address);
+  if (!m || Number(m[2]) === 0) return Promise.resolve(false);
+  return new Promise((res) => {
+    const probe = createServer();
+    probe.once('error', (err) => res(err.code === 'EADDRINUSE'));
+    probe.listen({ host: m[1], port: Number(m[2]), exclusive: true }, () => probe.close(() => res(false)));
+  });
+}
+
 // ------------------------------------------------------------------------------ main
 async function main() {
+  if (await addressInUse(listen)) {
+    fail(`${listen} is in use (another Cistern stack?): give the coordinator another address with --listen HOST:PORT (or CISTERN_LISTEN), e.g. npm start -- --listen 127.0.0.1:50052`);
+  }
   if (![entry.coordinator, entry.agent, entry.cli, entry.proto].every(existsSync)) {
     log('dist/ is missing or incomplete: installing npm dependencies and building (scripts/setup.sh --npm-only)');
     const r = spawnSync('bash', [join(root, 'scripts', 'setup.sh'), '--npm-only'], { stdio: 'inherit', cwd: root });
