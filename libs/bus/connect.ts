@@ -11,9 +11,33 @@ export interface BusOptions {
   token?: string;
   /** Replies to this connection's requests arrive under `<prefix>.>` (agents: their own prefix, see scripts/nats-config.mjs). */
   inboxPrefix?: string;
+  /** Told when the first connection waits for a server that does not answer (see connectBus). */
+  log?: Pick<Logger, 'warn'>;
 }
 
+/** How long a first connection waits before saying so, and how often it says it again. */
+const WAITING_NOTICE_MS = 3_000;
+const WAITING_REPEAT_MS = 60_000;
+
 export async function connectBus(options: BusOptions): Promise<NatsConnection> {
+  // waitOnFirstConnect retries an unreachable server forever, and silently: a service started
+  // before its nats-server, with a wrong --nats, or beside a nats-server that failed to start,
+  // would log nothing more and never listen, with nothing to say why
+  const nats = Array.isArray(options.servers) ? options.servers.join(', ') : options.servers;
+  let notice: NodeJS.Timeout | undefined;
+  const sayWaiting = (): void => {
+    options.log?.warn('NATS is not reachable yet: waiting for it, and retrying (is nats-server running there, and is --nats right?)', { nats });
+    notice = setTimeout(sayWaiting, WAITING_REPEAT_MS).unref();
+  };
+  if (options.log) notice = setTimeout(sayWaiting, WAITING_NOTICE_MS).unref();
+  try {
+    return await openConnection(options);
+  } finally {
+    clearTimeout(notice);
+  }
+}
+
+function openConnection(options: BusOptions): Promise<NatsConnection> {
   return connect({
     servers: options.servers,
     name: options.name,

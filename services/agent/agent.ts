@@ -183,6 +183,7 @@ export class Agent {
       user: opts.natsUser,
       pass: opts.natsPass,
       inboxPrefix: agentInboxPrefix(host),
+      log,
     });
     log.info('connected to NATS', { server: nc.getServer() });
     try {

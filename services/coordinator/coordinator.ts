@@ -94,6 +94,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     name: `cistern-coordinator ${coordinatorId}`,
     user: options.natsUser,
     pass: options.natsPass,
+    log,
   });
   log.info('connected to NATS', { nats: options.natsUrl, coordinatorId });
   stepDone('natsMs');
@@ -200,6 +201,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       name: `cistern-coordinator ${coordinatorId} syncs`,
       user: options.natsUser,
       pass: options.natsPass,
+      log,
     });
     cleanups.push(async () => {
       await syncNc.drain().catch(() => syncNc.close());
