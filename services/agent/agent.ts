@@ -24,7 +24,7 @@ import { LostEvents, OrderedEvents } from './events.js';
 import { defaultResyncSpreadMs, HostSyncer } from './sync.js';
 import { HeartbeatSender, newBootId } from './heartbeat.js';
 import { autostartAtBoot, restorePoolsRunningBefore } from './boot-pools.js';
-import { attachSignal, backendFor, type AgentContext } from './context.js';
+import { attachSignal, backendFor, poolTypeName, type AgentContext } from './context.js';
 import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
 import { BuildJournal, cleanupInterruptedBuilds } from './build-journal.js';
 import { ResizeIntents } from './resize-intents.js';
@@ -261,7 +261,7 @@ export class Agent {
     log.info('agent serving', {
       host,
       root: opts.root,
-      backends: registeredBackends().map((b) => b.type),
+      backends: registeredBackends().map((b) => poolTypeName(b.type)),
       heartbeatMs: opts.heartbeatMs,
       version,
     });

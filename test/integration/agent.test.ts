@@ -117,6 +117,9 @@ describe('agent process (real nats-server)', function () {
     }
     expect(beats[0]!.bootId).to.not.equal(0n);
     expect(beats[1]!.bootId).to.equal(beats[0]!.bootId);
+    // its start line names the pool types as pool XML spells them, not as enum numbers
+    const serving = agent.process.logs().split('\n').find((l) => l.includes('"msg":"agent serving"'));
+    expect((JSON.parse(serving!) as { backends: unknown[] }).backends).to.include.members(['dir', 'fs', 'iscsi-direct']);
   });
 
   it('a second agent with the same host id refuses to start (exit 2, naming the one that serves it), touching nothing; the first keeps serving', async () => {
