@@ -2,10 +2,10 @@
 // pools by `HOST/POOL`, `POOL` (unique across the fleet) or UUID; volumes by name
 // within --pool, or by key or path (LookupVolume on each candidate host).
 import {
-  GetPoolRequest, ListHostsRequest, ListPoolsRequest, ListVolumesRequest, GetVolumeRequest, LookupVolumeRequest,
+  GetHostRequest, GetPoolRequest, ListHostsRequest, ListPoolsRequest, ListVolumesRequest, GetVolumeRequest, LookupVolumeRequest,
   type Host, type Pool, type Volume,
 } from '../libs/proto/cistern/v1/storage.js';
-import { parseHostName, parsePoolName, parseVolumeName, poolName, volumeName } from '../libs/api/resource-names.js';
+import { hostName, parseHostName, parsePoolName, parseVolumeName, poolName, volumeName } from '../libs/api/resource-names.js';
 import type { StorageApi } from './api.js';
 import { VolumeListing } from './volume-rows.js';
 import { CommandError, UsageError } from './errors.js';
@@ -189,6 +189,12 @@ export async function resolveVolume(
   const hosts = hostText !== undefined ? [parseHostName(hostText, 'host')] : (await listHosts(api)).map(hostId);
   const found = (await Promise.all(hosts.map((h) => lookupOnHost(api, h, text, hosts.length > 1)))).filter((v): v is Volume => !!v);
   if (found.length === 1) return found[0]!;
+  // a --host that names no host: that is why nothing was found, not a missing --pool
+  if (hostText !== undefined) {
+    await api.getHost(GetHostRequest.create({ name: hostName(hosts[0]!) })).catch((err: unknown) => {
+      throw new CommandError(`failed to get vol '${text}'`, err as Error);
+    });
+  }
   if (found.length > 1) {
     throw new UsageError(
       `volume '${text}' exists on hosts ${found.map((v) => v.host).sort().join(', ')}; choose one with --host HOST or --${poolOption} HOST/POOL`,

@@ -70,7 +70,12 @@ export class FakeApi implements StorageApi {
   }
 
   async listHosts(r: unknown) { this.record('listHosts', r); return ListHostsResponse.create({ hosts: this.hosts }); }
-  async getHost(r: { name: string }) { this.record('getHost', r); return this.hosts.find((h) => h.name === r.name)!; }
+  async getHost(r: { name: string }) {
+    this.record('getHost', r);
+    const h = this.hosts.find((x) => x.name === r.name);
+    if (!h) throw new NotFoundError(`host '${r.name.replace(/^hosts\//, '')}' is not known: no agent with this host id has ever reported`);
+    return h;
+  }
   async deleteHost(r: DeleteHostRequest) { this.record('deleteHost', r); return DeleteHostResponse.create(); }
   async pingHost(r: PingHostRequest) {
     this.record('pingHost', r);

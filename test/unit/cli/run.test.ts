@@ -959,6 +959,10 @@ describe('cisternctl (runCli with a fake server)', () => {
     }
     const path = await run(api, ['vol-path', 'nosuch']);
     expect(path.stderr).to.equal("error: failed to get vol 'nosuch', specifying --pool might help\nerror: Storage volume not found: no storage vol with matching path 'nosuch'\n");
+    // a --host that names no host says so, not that --pool might help
+    const host = await run(api, ['vol-info', '/p/nosuch', '--host', 'nope']);
+    expect(host.code).to.equal(1);
+    expect(host.stderr).to.equal("error: failed to get vol '/p/nosuch'\nerror: host 'nope' is not known: no agent with this host id has ever reported\n");
   });
 
   it('a volume name not in --pool is virsh\'s "no storage vol with matching path", not the server\'s message', async () => {
