@@ -31,6 +31,7 @@ export function connectionOptions(
     return v === '' ? undefined : v;
   };
   const server = pick('server', 'CISTERN_SERVER') ?? DEFAULT_SERVER;
+  checkServerAddress(server);
   const opts: ConnectionOptions = { server };
   const ca = pick('ca', 'CISTERN_CA');
   const cert = pick('cert', 'CISTERN_CERT');
@@ -67,6 +68,25 @@ function channelCredentials(opts: ConnectionOptions): ChannelCredentials {
     return new IpTlsCredentials(createSecureContext({ ca, ...(key && cert ? { key, cert } : {}), ...(ciphers ? { ciphers } : {}) }), host);
   }
   return credentials.createSsl(ca, key, cert);
+}
+
+/**
+ * The coordinator's address as grpc-js takes it. A malformed one (`foo:bar`) would only fail
+ * inside grpc-js, as "Failed to parse DNS address", without saying which setting is wrong.
+ * grpc-js's own schemes (dns:, unix:, ipv4:, ...) are left to it.
+ */
+function checkServerAddress(server: string): void {
+  const t = target(server);
+  if (/^(dns|unix|unix-abstract|ipv4|ipv6|xds):/.test(t) || isIP(t)) return;
+  const refuse = (problem: string): never => {
+    throw new UsageError(`--server '${server}' (or CISTERN_SERVER): ${problem}; give HOST:PORT, e.g. 127.0.0.1:50051, or [IPv6]:PORT`);
+  };
+  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(t);
+  const [host, port] = bracketed ? [bracketed[1]!, bracketed[2]] : t.includes(':') ? [t.slice(0, t.lastIndexOf(':')), t.slice(t.lastIndexOf(':') + 1)] : [t, undefined];
+  if (bracketed && isIP(host) !== 6) refuse(`'${host}' in brackets is not an IPv6 address`);
+  if (!host) refuse('the host is missing');
+  if (/[\s/@]/.test(host)) refuse(`the host '${host}' is not a host name or address`);
+  if (port !== undefined && (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535)) refuse(`the port '${port}' is not a number from 1 to 65535`);
 }
 
 /** Strips a scheme the user may have copied from a URL. */

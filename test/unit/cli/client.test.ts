@@ -22,6 +22,18 @@ describe('cli connection settings', () => {
     expect(targetHost('localhost')).to.equal('localhost');
   });
 
+  it('a malformed --server is refused naming the setting and the form it takes; what grpc-js takes passes', () => {
+    const server = (v: string) => connectionOptions(new Map([['server', v]]), {}).server;
+    for (const ok of ['127.0.0.1:50051', '[::1]:50051', '::1', 'coord.example.net', 'coord:443', 'grpc://coord:50051', 'dns:///coord:50051', 'unix:/run/cistern.sock']) {
+      expect(server(ok), ok).to.equal(ok);
+    }
+    expect(() => server('foo:bar')).to.throw(UsageError, "--server 'foo:bar' (or CISTERN_SERVER): the port 'bar' is not a number from 1 to 65535; give HOST:PORT");
+    expect(() => connectionOptions(new Map(), { CISTERN_SERVER: 'coord:70000' })).to.throw(UsageError, "the port '70000' is not a number");
+    expect(() => server(':50051')).to.throw(UsageError, 'the host is missing');
+    expect(() => server('[coord]:50051')).to.throw(UsageError, "'coord' in brackets is not an IPv6 address");
+    expect(() => server('user@coord:50051')).to.throw(UsageError, "the host 'user@coord' is not a host name or address");
+  });
+
   it('mutual TLS needs both --cert and --key, and --ca', () => {
     expect(() => connectionOptions(new Map([['cert', '/c.pem']]), {})).to.throw(UsageError, '--cert and --key must be given together');
     expect(() => connectionOptions(new Map([['cert', '/c.pem'], ['key', '/k.pem']]), {})).to.throw(UsageError, 'need --ca');
