@@ -250,7 +250,11 @@ export function errorText(err: unknown, server = ''): string {
   if (err instanceof UsageError) return err.messages.map((m) => `error: ${m}\n`).join('');
   if (isConnectFailure(err)) {
     const m = /connect (E[A-Z]+) (\S+?)\.?(\s|$)/.exec(messageOf(err));
-    const cause = m ? `connect ${m[1]} ${m[2]}` : messageOf(err).replace(/\s*Resolution note:\s*$/, '');
+    // OpenSSL's words for a TLS handshake answered in plain text, which say nothing of the cause
+    const plaintext = /wrong version number/.test(messageOf(err));
+    const cause = plaintext
+      ? 'the server does not answer TLS (a coordinator without --tls-cert?): without --ca and CISTERN_CA, cisternctl connects in plain text'
+      : m ? `connect ${m[1]} ${m[2]}` : messageOf(err).replace(/\s*Resolution note:\s*$/, '');
     return `error: failed to connect to the coordinator at ${server}\nerror: ${cause}\n`;
   }
   return `error: ${messageOf(err)}\n`;

@@ -1,4 +1,9 @@
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connectionOptions, targetHost } from '../../../cli/client.js';
 import { UsageError } from '../../../cli/errors.js';
 import { parseSize } from '../../../cli/size.js';
@@ -64,6 +69,30 @@ describe('cli connection settings', () => {
       expect(code).to.equal(1);
       expect(stderr, argv.join(' ')).to.equal('error: failed to connect to the coordinator at 127.0.0.1:1\nerror: connect ECONNREFUSED 127.0.0.1:1\n');
       expect(stdout, argv.join(' ')).to.equal('');
+    }
+  });
+
+  it('--ca against a server that answers in plain text: says TLS was not answered, not OpenSSL\'s "wrong version number"', async function () {
+    this.timeout(20_000);
+    const { runCli } = await import('../../../cli/run.js');
+    const dir = mkdtempSync(join(tmpdir(), 'cistern-cli-tls-'));
+    // a plaintext server: whatever comes, an HTTP/1.1 answer
+    const server = createServer((sock) => sock.once('data', () => sock.end('HTTP/1.1 400 Bad Request\r\n\r\n')).on('error', () => undefined));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'ca.pem'), '-subj', '/CN=t', '-days', '1'], { stdio: 'ignore' });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+      let stderr = '';
+      const code = await runCli(['--server', address, '--ca', join(dir, 'ca.pem'), 'pool-list'], {
+        stdout: { write: () => true },
+        stderr: { write: (t: string) => { stderr += t; } },
+        env: {},
+      });
+      expect(code).to.equal(1);
+      expect(stderr).to.equal(`error: failed to connect to the coordinator at ${address}\nerror: the server does not answer TLS (a coordinator without --tls-cert?): without --ca and CISTERN_CA, cisternctl connects in plain text\n`);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
