@@ -142,6 +142,11 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
     }
     const volXml = await api.getVolumeXml({ name: `${pool}/volumes/unit:0:0:1`, refresh: false });
     expect(volXml.xml).to.not.contain(PASSWORD);
+    // vol-info and vol-dumpxml (refresh) read the LUN again, which logs in with the secret too
+    const reread = await api.getVolume({ name: `${pool}/volumes/unit:0:0:3`, refresh: true });
+    expect(reread.definition?.capacity).to.equal(BigInt(5 * MiB + 512));
+    const rereadXml = await api.getVolumeXml({ name: `${pool}/volumes/unit:0:0:1`, refresh: true });
+    expect(rereadXml.xml).to.contain(`<capacity unit='bytes'>${4 * MiB}</capacity>`).and.to.not.contain(PASSWORD);
 
     const stopped = await api.stopPool({ name: pool, requestId: '' });
     expect(stopped.state).to.equal(PoolState.POOL_STATE_INACTIVE);
