@@ -10,9 +10,11 @@ import { FILE_POOL_TYPES } from '../../../libs/backends/pool-kinds.js';
 
 /**
  * Operations that connect to the pool's source (where CHAP applies): the pool ones, and
- * the volume data ones, which log in again on pools without a kernel session (iscsi-direct).
+ * the volume ones, which log in again on pools without a kernel session (iscsi-direct):
+ * data (wipe, upload, download) and a volume read again (GetVolume refresh reads the LUN's
+ * capacity).
  */
-const POOL_AUTH_OPS = new Set(['createPool', 'startPool', 'buildPool', 'refreshPool', 'findPoolSources', 'wipeVolume', 'uploadBegin', 'downloadBegin']);
+const POOL_AUTH_OPS = new Set(['createPool', 'startPool', 'buildPool', 'refreshPool', 'findPoolSources', 'wipeVolume', 'uploadBegin', 'downloadBegin', 'refreshVolume']);
 
 export interface SecretNeed {
   ref: SecretRef;
