@@ -1,0 +1,67 @@
+// A dir-like in-memory backend of one volume 'v' whose re-reads (refreshVol) take the size as
+// they start and may then wait on a gate: a slow stat, lvs or iSCSI READ CAPACITY, so that a
+// test can run other work while a GetVolume refresh reads.
+import { PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import type { BackendOperation, PoolContext, StorageBackend } from '../../libs/backends/backend.js';
+import { dispatch } from '../../services/agent/agent.js';
+import { inProcessAgent } from './agent-context.js';
+
+export class SlowReadBackend implements StorageBackend {
+  readonly type = PoolType.POOL_TYPE_DIR;
+  readonly poolFormats = [];
+  readonly defaultPoolFormat = '';
+  readonly volumeFormats = ['raw'];
+  readonly defaultVolumeFormat = 'raw';
+  readonly operations: ReadonlySet<BackendOperation> = new Set(['refreshPool', 'deleteVol', 'resizeVol']);
+  /** undefined: the volume is gone */
+  size: bigint | undefined = 3n;
+  /** the next read waits for this after taking the size */
+  nextReadGate: Promise<void> | undefined;
+  def(capacity: bigint): VolumeDefinition {
+    return VolumeDefinition.fromPartial({ name: 'v', key: '/p/v', capacity, allocation: capacity, target: { path: '/p/v', format: 'raw' } });
+  }
+  async refreshPool() {
+    return { runtime: { capacity: 1000n, allocation: 0n, available: 1000n }, volumes: this.size === undefined ? [] : [this.def(this.size)] };
+  }
+  async refreshVol(_ctx: PoolContext, _v: VolumeDefinition): Promise<VolumeDefinition> {
+    const size = this.size;
+    const gate = this.nextReadGate;
+    this.nextReadGate = undefined;
+    if (gate) await gate;
+    if (size === undefined) throw new Error("cannot stat file '/p/v'");
+    return this.def(size);
+  }
+  async deleteVol() {
+    this.size = undefined;
+  }
+  async resizeVol(_ctx: PoolContext, _v: VolumeDefinition, capacity: bigint) {
+    this.size = capacity;
+  }
+}
+
+const poolDef = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_DIR, name: 'p', target: { path: '/p' } });
+
+/** An in-process agent over a SlowReadBackend, its pool 'p' started, and the requests tests send. */
+export async function slowReadAgent() {
+  const backend = new SlowReadBackend();
+  const { ctx, events } = inProcessAgent({ runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) }, backend });
+  const call = (op: AgentRequest['op']) => {
+    const req = AgentRequest.fromPartial({ principal: 'alice', pool: poolDef });
+    req.op = op;
+    return dispatch(ctx, op!.$case, req);
+  };
+  await call({ $case: 'startPool', value: { name: 'hosts/h/pools/p', build: false, buildFlags: undefined, requestId: '' } });
+  const reread = { $case: 'refreshVolume' as const, value: { name: 'hosts/h/pools/p/volumes/v', refresh: true } };
+  const capacityOf = (r: Awaited<ReturnType<typeof call>>) => (r.result?.$case === 'volume' ? r.result.value.definition?.capacity : undefined);
+  /** Makes the next re-read wait after it took the size; returns what lets it go on. */
+  const holdNextRead = (): (() => void) => {
+    let open!: () => void;
+    backend.nextReadGate = new Promise<void>((r) => (open = r));
+    return open;
+  };
+  return { backend, ctx, events, call, reread, capacityOf, holdNextRead };
+}
+
+/** Lets the handlers run up to their next real wait. */
+export const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
