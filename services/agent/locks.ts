@@ -102,6 +102,11 @@ export class LockTable {
     return this.pools.get(pool)?.volumes.has(volume) ?? false;
   }
 
+  /** Does a writer (an exclusive hold: create, delete, resize, wipe, upload) hold the volume now? */
+  isVolumeWritten(pool: string, volume: string): boolean {
+    return this.pools.get(pool)?.volumes.get(volume)?.mode === 'exclusive';
+  }
+
   /**
    * Takes a volume lock at once or throws: ABORTED when a conflicting op holds it,
    * FAILED_PRECONDITION while the pool itself is changing state.
