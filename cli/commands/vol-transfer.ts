@@ -80,6 +80,10 @@ export async function* uploadMessages(
     const { bytesRead } = await fh.read(buf, 0, want, null).catch((err: unknown) => {
       throw fileError('read', path, err);
     });
+    // Ctrl-C reaches a whole pipeline: the producer it killed ends the pipe while this read
+    // waited on it. That end is the interrupt's, not the data's: the upload is cancelled, not
+    // sent as ended (which would commit what was read so far as the whole upload)
+    if (bytesRead === 0 && signal?.aborted) throw new UsageError('upload interrupted');
     if (bytesRead === 0) return;
     done += BigInt(bytesRead);
     onProgress(done);
