@@ -73,4 +73,24 @@ describe('an upload cancelled by its client (real nats-server, agent a)', functi
     expect(sha(head(2 * MiB))).to.equal(sha(payload));
     w.cancel();
   });
+
+  it('is not committed when the client is busy after it cancels (its reset comes 200 ms after its end)', async () => {
+    // grpc-js sends the END_STREAM at once and the RST_STREAM only in a later turn of its event
+    // loop: a client busy right after it cancels (other work, a GC pause, a loaded machine)
+    // resets the stream as late as its loop turns again, long after any fixed wait
+    const first = randomBytes(MiB);
+    const w = watch(ctx.stack.client, { hosts: ['a'], pools: ['cut'] });
+    await w.ready;
+    const cut = start('cut-busy', [first], false);
+    await waitFor('the data written', () => sha(head(MiB)) === sha(first));
+    cut.cancel();
+    const until = Date.now() + 200;
+    while (Date.now() < until) {
+      // the client's event loop is busy
+    }
+    expect((await cut.outcome).code).to.equal(1); // CANCELLED
+    await waitFor('the pool refreshed after the cancelled upload', () => w.events.some((e) => e.kind === EventKind.POOL_REFRESHED) || w.failure());
+    expect(w.events.filter((e) => e.kind === EventKind.VOLUME_UPLOADED), 'VOLUME_UPLOADED for a cancelled upload').to.have.length(0);
+    w.cancel();
+  });
 });
