@@ -69,8 +69,9 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
           if (flowed) await rereadAfterFailure(ctx, pool, backend, pc, vol, actor);
           throw err;
         }
-        // the stream has ended: its total is what it carried (the last event, done == total)
-        if (op.length === 0n && bytesWritten > 0n) report?.(bytesWritten, bytesWritten);
+        // the stream has ended: its total is what it carried (the last event, done == total),
+        // also when it carried less than its declared length (taken, as libvirt takes it)
+        if ((op.length === 0n || bytesWritten < op.length) && bytesWritten > 0n) report?.(bytesWritten, bytesWritten);
         const volume = await commitVolume(ctx, pool, backend, pc, vol.definition, EventKind.VOLUME_UPLOADED, actor);
         const eventSequence = await flushEvents(ctx);
         ctx.log.info('volume uploaded', { pool: def.name, volume: op.volume, bytes: bytesWritten, requestId: actor.requestId });
