@@ -27,23 +27,36 @@ export const CANCEL_SETTLE_MS = 25;
 /** PING round trips after the end before it is taken as the client's (see above: two). */
 const PING_ROUND_TRIPS = 2;
 
-/** After a client stream's messages have ended: true when its client cancelled it. */
-export async function cancelledAtItsEnd<Req, Res>(call: ServerReadableStream<Req, Res>, settleMs = CANCEL_SETTLE_MS): Promise<boolean> {
+/**
+ * After a client stream's messages have ended: true when its client cancelled it. A client
+ * that answers no PING for `maxWaitMs` (stopped with Ctrl-Z, hung) is taken at its end, as it
+ * was before the PINGs: the agent abandons an upload that hears nothing for 60 s.
+ */
+export async function cancelledAtItsEnd<Req, Res>(
+  call: ServerReadableStream<Req, Res>,
+  { settleMs = CANCEL_SETTLE_MS, maxWaitMs }: { settleMs?: number; maxWaitMs: number },
+): Promise<boolean> {
   if (call.cancelled) return true;
   let onCancel!: () => void;
   const cancelled = new Promise<void>((resolve) => {
     onCancel = resolve;
     call.once('cancelled', onCancel);
   });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, maxWaitMs)));
   try {
     const session = sessionOf(call);
-    for (let i = 0; i < PING_ROUND_TRIPS && !call.cancelled; i++) {
-      const answered = session ? pingRoundTrip(session) : Promise.resolve(false);
-      await Promise.race([cancelled, answered.then((ok) => (ok ? undefined : delay(settleMs)))]);
-    }
-    // a reset read with the last answer closes the stream in a later tick: let it
-    if (!call.cancelled) await Promise.race([cancelled, new Promise<void>((resolve) => setImmediate(resolve))]);
+    const judged = (async () => {
+      if (!session) await delay(settleMs);
+      for (let i = 0; session && i < PING_ROUND_TRIPS && !call.cancelled; i++) {
+        if (!(await pingRoundTrip(session))) await delay(settleMs);
+      }
+      // a reset read with the last answer closes the stream in a later tick: let it
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    })();
+    await Promise.race([cancelled, judged, gaveUp]);
   } finally {
+    clearTimeout(timer);
     call.removeListener('cancelled', onCancel);
   }
   return call.cancelled;

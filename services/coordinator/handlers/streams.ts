@@ -68,7 +68,7 @@ export async function uploadVolume(
       const next = await clientIdleLimit(svc.streamIdleMs, messages.next(), 'the upload sent no data');
       if (next.done) {
         // the end of the upload only when the client ended it, not when it cancelled it
-        if (await cancelledAtItsEnd(call)) throw new CancelledError('the client cancelled the upload');
+        if (await cancelledAtItsEnd(call, { maxWaitMs: svc.streamIdleMs })) throw new CancelledError('the client cancelled the upload');
         return;
       }
       refuseMalformed(next.value);
