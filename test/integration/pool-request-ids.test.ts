@@ -7,10 +7,10 @@ import { status } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { useStack, useTempDir } from '../support/index.js';
+import { dirPool } from './reliability-helpers.js';
 import { expectCode } from '../support/grpc-expect.js';
-import { PoolState, PoolType } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolState } from '../../libs/proto/cistern/v1/storage.js';
 
-const dirPool = (name: string, path: string) => ({ name, type: PoolType.POOL_TYPE_DIR, uuid: '', target: { path, permissions: undefined }, source: undefined, features: undefined, mountOptions: [] });
 
 describe('pool lifecycle calls with a request id in the wrong state (real nats-server, agent a)', function () {
   this.timeout(120_000);

@@ -8,10 +8,10 @@ import { status } from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { useStack, useTempDir } from '../support/index.js';
+import { dirPool } from './reliability-helpers.js';
 import { expectCode } from '../support/grpc-expect.js';
-import { PoolState, PoolType } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolState } from '../../libs/proto/cistern/v1/storage.js';
 
-const dirPool = (name: string, path: string, uuid = '') => ({ name, type: PoolType.POOL_TYPE_DIR, uuid, target: { path, permissions: undefined }, source: undefined, features: undefined, mountOptions: [] });
 
 describe('pool uuids are unique per host across defined and transient pools (real nats-server, agent a)', function () {
   this.timeout(120_000);

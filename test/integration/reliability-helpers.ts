@@ -45,10 +45,11 @@ export function watch(client: StorageServiceClient, request: Partial<WatchEvents
   return { events, ready, cancel: () => call.cancel(), failure: () => failure, ended: () => ended };
 }
 
-export const dirPool = (name: string, path: string) => ({
+/** A dir pool's structured definition; `uuid` empty: the coordinator makes one. */
+export const dirPool = (name: string, path: string, uuid = '') => ({
   name,
   type: PoolType.POOL_TYPE_DIR,
-  uuid: '',
+  uuid,
   target: { path, permissions: undefined },
   source: undefined,
   features: undefined,
