@@ -1,6 +1,6 @@
-// A dir-like in-memory backend of one volume 'v' whose re-reads (refreshVol) take the size as
-// they start and may then wait on a gate: a slow stat, lvs or iSCSI READ CAPACITY, so that a
-// test can run other work while a GetVolume refresh reads.
+// A dir-like in-memory backend of one volume 'v' whose re-reads (refreshVol) and pool scans
+// (refreshPool) take the size as they start and may then wait on a gate: a slow stat, lvs, iSCSI
+// READ CAPACITY or readdir of a big pool, so that a test can run other work while they read.
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { BackendOperation, PoolContext, StorageBackend } from '../../libs/backends/backend.js';
@@ -13,16 +13,22 @@ export class SlowReadBackend implements StorageBackend {
   readonly defaultPoolFormat = '';
   readonly volumeFormats = ['raw'];
   readonly defaultVolumeFormat = 'raw';
-  readonly operations: ReadonlySet<BackendOperation> = new Set(['refreshPool', 'deleteVol', 'resizeVol']);
+  readonly operations: ReadonlySet<BackendOperation> = new Set(['refreshPool', 'createVol', 'deleteVol', 'resizeVol']);
   /** undefined: the volume is gone */
   size: bigint | undefined = 3n;
   /** the next read waits for this after taking the size */
   nextReadGate: Promise<void> | undefined;
+  /** the next pool scan waits for this after taking the size */
+  nextScanGate: Promise<void> | undefined;
   def(capacity: bigint): VolumeDefinition {
     return VolumeDefinition.fromPartial({ name: 'v', key: '/p/v', capacity, allocation: capacity, target: { path: '/p/v', format: 'raw' } });
   }
   async refreshPool() {
-    return { runtime: { capacity: 1000n, allocation: 0n, available: 1000n }, volumes: this.size === undefined ? [] : [this.def(this.size)] };
+    const size = this.size;
+    const gate = this.nextScanGate;
+    this.nextScanGate = undefined;
+    if (gate) await gate;
+    return { runtime: { capacity: 1000n, allocation: 0n, available: 1000n }, volumes: size === undefined ? [] : [this.def(size)] };
   }
   async refreshVol(_ctx: PoolContext, _v: VolumeDefinition): Promise<VolumeDefinition> {
     const size = this.size;
@@ -31,6 +37,10 @@ export class SlowReadBackend implements StorageBackend {
     if (gate) await gate;
     if (size === undefined) throw new Error("cannot stat file '/p/v'");
     return this.def(size);
+  }
+  async createVol(_ctx: PoolContext, v: VolumeDefinition): Promise<VolumeDefinition> {
+    this.size = v.capacity ?? 0n;
+    return this.def(this.size);
   }
   async deleteVol() {
     this.size = undefined;
@@ -60,7 +70,13 @@ export async function slowReadAgent() {
     backend.nextReadGate = new Promise<void>((r) => (open = r));
     return open;
   };
-  return { backend, ctx, events, call, reread, capacityOf, holdNextRead };
+  /** Makes the next pool scan wait after it took the size; returns what lets it go on. */
+  const holdNextScan = (): (() => void) => {
+    let open!: () => void;
+    backend.nextScanGate = new Promise<void>((r) => (open = r));
+    return open;
+  };
+  return { backend, ctx, events, call, reread, capacityOf, holdNextRead, holdNextScan };
 }
 
 /** Lets the handlers run up to their next real wait. */

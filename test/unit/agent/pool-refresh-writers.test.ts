@@ -1,0 +1,74 @@
+// A pool refresh runs beside volume work (docs/bus.md, item 10) and reads the pool over time:
+// a create, delete or resize that commits while the scan reads is newer than what the scan
+// found, so the scan must not store its older view over it (a volume created meanwhile
+// announced deleted, a deleted one brought back, a resize undone).
+import { expect } from 'chai';
+import { EventKind, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { CisternError } from '../../../libs/errors/errors.js';
+import { settle, slowReadAgent } from '../../support/slow-read-backend.js';
+
+const codeOf = (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => 'OK',
+    (err: unknown) => `${(err as CisternError).code}: ${(err as Error).message}`,
+  );
+
+const refresh = { $case: 'refreshPool' as const, value: { name: 'hosts/h/pools/p', requestId: '' } };
+
+describe('pool refresh beside volume writers (fake backend)', () => {
+  it('a volume created while the scan reads stays, and is not announced deleted', async () => {
+    const { backend, ctx, events, call, holdNextScan } = await slowReadAgent();
+    backend.size = undefined;
+    await call(refresh);
+    const open = holdNextScan();
+    const scanning = codeOf(call(refresh));
+    await settle();
+    const created = await codeOf(call({
+      $case: 'createVolume',
+      value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name: 'v', capacity: 7n }), xml: '', preallocMetadata: false, requestId: '', validate: false },
+    }));
+    expect(created).to.equal('OK');
+    open();
+    expect(await scanning).to.equal('OK');
+    expect(ctx.state.pools.get('p')!.volumes.get('v')?.definition.capacity).to.equal(7n);
+    expect(events.filter((e) => e.volume === 'v').map((e) => EventKind[e.kind])).to.not.include('VOLUME_DELETED');
+  });
+
+  it('a volume deleted while the scan reads stays deleted, and is not announced again', async () => {
+    const { backend, ctx, events, call, holdNextScan } = await slowReadAgent();
+    backend.size = 5n;
+    await call(refresh);
+    const open = holdNextScan();
+    const scanning = codeOf(call(refresh));
+    await settle();
+    expect(await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/v', requestId: '' } }))).to.equal('OK');
+    open();
+    expect(await scanning).to.equal('OK');
+    expect(ctx.state.pools.get('p')!.volumes.has('v')).to.equal(false);
+    expect(events.filter((e) => e.volume === 'v').map((e) => EventKind[e.kind]).at(-1)).to.equal('VOLUME_DELETED');
+  });
+
+  it('a volume resized while the scan reads keeps its new size', async () => {
+    const { backend, ctx, events, call, holdNextScan } = await slowReadAgent();
+    backend.size = 5n;
+    await call(refresh);
+    const open = holdNextScan();
+    const scanning = codeOf(call(refresh));
+    await settle();
+    const resized = await codeOf(call({ $case: 'resizeVolume', value: { name: 'hosts/h/pools/p/volumes/v', capacity: 9n, allocate: false, delta: false, shrink: false, requestId: '' } }));
+    expect(resized).to.equal('OK');
+    open();
+    expect(await scanning).to.equal('OK');
+    expect(ctx.state.pools.get('p')!.volumes.get('v')!.definition.capacity).to.equal(9n);
+    expect(events.filter((e) => e.volume === 'v').at(-1)?.volumeState?.definition?.capacity).to.equal(9n);
+  });
+
+  it('what changed on disk before the scan began is still taken', async () => {
+    const { backend, ctx, call } = await slowReadAgent();
+    backend.size = 5n;
+    await call(refresh);
+    backend.size = 11n;
+    expect(await codeOf(call(refresh))).to.equal('OK');
+    expect(ctx.state.pools.get('p')!.volumes.get('v')!.definition.capacity).to.equal(11n);
+  });
+});
