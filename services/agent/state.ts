@@ -159,28 +159,42 @@ export interface VolumeDiff {
 }
 
 /**
+ * The pool's volume map as a scan begins. A scan reads the pool over time, beside volume work:
+ * a volume whose entry is no longer the one it had then was stored or removed by a writer
+ * while the scan read, and what that writer left is newer than what the scan found.
+ */
+export type ScanBaseline = ReadonlyMap<string, VolumeEntry>;
+
+export function scanBaseline(pool: PoolEntry): ScanBaseline {
+  return new Map(pool.volumes);
+}
+
+/**
  * Applies a refresh scan to a pool's volume map and returns only what changed.
  * Volumes with an operation in progress (`isBusy`) are left alone: that operation
- * publishes their state when it ends.
+ * publishes their state when it ends. With a `baseline`, so are volumes a writer stored or
+ * removed since the scan began.
  */
 export function applyRefresh(
   state: AgentState,
   pool: PoolEntry,
   scan: readonly VolumeDefinition[],
   isBusy: (name: string) => boolean = () => false,
+  baseline?: ScanBaseline,
 ): VolumeDiff {
   const changed: VolumeEntry[] = [];
   const removed: VolumeEntry[] = [];
   const seen = new Set<string>();
+  const writtenSince = baseline ? (name: string) => pool.volumes.get(name) !== baseline.get(name) : () => false;
   for (const def of scan) {
     seen.add(def.name);
-    if (isBusy(def.name)) continue;
+    if (isBusy(def.name) || writtenSince(def.name)) continue;
     const old = pool.volumes.get(def.name);
     if (old && sameVolume(old.definition, def)) continue;
     changed.push(state.setVolume(pool, def));
   }
   for (const name of [...pool.volumes.keys()]) {
-    if (seen.has(name) || isBusy(name)) continue;
+    if (seen.has(name) || isBusy(name) || writtenSince(name)) continue;
     removed.push(state.deleteVolume(pool, name)!);
   }
   return { changed, removed };

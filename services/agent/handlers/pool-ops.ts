@@ -15,7 +15,7 @@ import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } fro
 import { findBackend } from '../../../libs/backends/registry.js';
 import type { PoolContext, RefreshResult, StorageBackend } from '../../../libs/backends/backend.js';
 import { poolEvent, volumeEvent, type Actor } from '../events.js';
-import { applyRefresh, type PoolEntry, type VolumeEntry } from '../state.js';
+import { applyRefresh, scanBaseline, type PoolEntry, type ScanBaseline, type VolumeEntry } from '../state.js';
 import {
   actorOf,
   activePool,
@@ -320,21 +320,34 @@ async function publishVolumeEvents(ctx: AgentContext, pool: string, volumes: rea
   }
 }
 
+/** A scan of an active pool, and its volume map as the scan began (applyRefresh). */
+export interface PoolScan {
+  result: RefreshResult;
+  baseline: ScanBaseline;
+}
+
+/** Scans an active pool beside volume work. */
+export async function scanPool(entry: PoolEntry, backend: StorageBackend, pc: PoolContext): Promise<PoolScan> {
+  const baseline = scanBaseline(entry);
+  return { result: await backend.refreshPool(pc), baseline };
+}
+
 /**
  * Takes a fresh scan into the agent's map and publishes what differs from it:
- * VOLUME_CHANGED for new or changed volumes, VOLUME_DELETED for those gone.
+ * VOLUME_CHANGED for new or changed volumes, VOLUME_DELETED for those gone. A volume a writer
+ * stored or removed while the scan read keeps what the writer left.
  */
 export async function publishScan(
   ctx: AgentContext,
   entry: PoolEntry,
-  scan: RefreshResult,
+  scan: PoolScan,
   actor: Actor,
   /** A volume whose lock the caller itself holds: its scan result is taken, not skipped as busy. */
   ownVolume?: string,
 ): Promise<ReturnType<typeof applyRefresh>> {
   const pool = entry.definition.name;
-  const diff = applyRefresh(ctx.state, entry, scan.volumes, (v) => v !== ownVolume && ctx.locks.isVolumeBusy(pool, v));
-  ctx.state.touchPool(entry, scan.runtime);
+  const diff = applyRefresh(ctx.state, entry, scan.result.volumes, (v) => v !== ownVolume && ctx.locks.isVolumeBusy(pool, v), scan.baseline);
+  ctx.state.touchPool(entry, scan.result.runtime);
   await publishVolumeEvents(ctx, pool, diff.changed, EventKind.VOLUME_CHANGED, actor);
   await publishVolumeEvents(ctx, pool, diff.removed, EventKind.VOLUME_DELETED, actor);
   return diff;
@@ -354,7 +367,7 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
     const pc = poolContext(ctx, entry.definition, actor);
     let scan;
     try {
-      scan = await backend.refreshPool(pc);
+      scan = await scanPool(entry, backend, pc);
     } catch (err) {
       if (backend.stopPool) {
         await backend.stopPool(pc).catch((e) => ctx.log.warn('stop after a failed refresh failed', { pool: def.name, error: e }));
@@ -382,7 +395,7 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
 }
 
 /** A refresh's scan taken in: the volume events publishScan sends, then POOL_REFRESHED. */
-async function publishRefresh(ctx: AgentContext, entry: PoolEntry, scan: RefreshResult, actor: Actor): Promise<ReturnType<typeof applyRefresh>> {
+async function publishRefresh(ctx: AgentContext, entry: PoolEntry, scan: PoolScan, actor: Actor): Promise<ReturnType<typeof applyRefresh>> {
   const diff = await publishScan(ctx, entry, scan, actor);
   ctx.events.publish(poolEvent(EventKind.POOL_REFRESHED, ctx.host, ctx.state.poolMessage(entry), actor));
   return diff;
@@ -402,7 +415,7 @@ export async function refreshAfterUpload(ctx: AgentContext, pool: string, actor:
     return await ctx.locks.withPool(pool, 'refresh', async () => {
       const entry = ctx.state.getPool(pool);
       if (!entry) return 0n; // stopped since the upload: nothing to refresh
-      const scan = await backendFor(ctx, entry.definition.type).refreshPool(poolContext(ctx, entry.definition, actor));
+      const scan = await scanPool(entry, backendFor(ctx, entry.definition.type), poolContext(ctx, entry.definition, actor));
       const diff = await publishRefresh(ctx, entry, scan, actor);
       ctx.log.info('pool refreshed after an upload', { pool, changed: diff.changed.length, removed: diff.removed.length, requestId: actor.requestId });
       return await flushEvents(ctx);

@@ -14,7 +14,7 @@ import { volumeEvent, type Actor } from '../events.js';
 import { sameVolume, type PoolEntry, type VolumeEntry } from '../state.js';
 import { accountedPoolSizes, readPoolSizes } from '../pool-sizes.js';
 import { keepUnprobedFields } from '../probed-fields.js';
-import { publishScan } from './pool-ops.js';
+import { publishScan, scanPool } from './pool-ops.js';
 import {
   actorOf,
   activePool,
@@ -413,7 +413,7 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
     const { removed, poolState } = publishRemoval(ctx, pool, actor, await removeVolumeState(ctx, pool, backend, pc, name));
     // deleting a dos logical partition renumbers the ones after it (libvirt re-reads a disk pool
     // too); removing an LVM origin removes its snapshots: re-read the pool, publish what went
-    if (rescan) await publishScan(ctx, pool, await backend.refreshPool(pc), actor, name);
+    if (rescan) await publishScan(ctx, pool, await scanPool(pool, backend, pc), actor, name);
     ctx.log.info('volume deleted', { pool: def.name, volume: name, principal: actor.principal, requestId: actor.requestId });
     // after a rescan the reply does not hold every change: the coordinator waits for the events
     return deletedReply(removed, poolState, await flushEvents(ctx), !rescan);
