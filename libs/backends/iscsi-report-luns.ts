@@ -113,6 +113,11 @@ class PduSocket {
     socket.on('close', () => this.fail(new UnavailableError('the iSCSI target closed the connection')));
   }
 
+  /** The first failure (a timeout, a cancel, the connection's end), once there is one. */
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
   fail(err: Error): void {
     this.failure ??= err;
     const w = this.waiting;
@@ -186,6 +191,9 @@ export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
       socket.once('error', (err: NodeJS.ErrnoException) =>
         reject(new UnavailableError(`cannot connect to iSCSI portal ${portal}: ${err.code ?? err.message}`)),
       );
+      // the deadline and a cancel destroy the socket while it connects: that emits neither
+      // 'connect' nor 'error', only 'close', which ends this wait with their reason
+      socket.once('close', () => reject(io.failed ?? new UnavailableError(`the connection to iSCSI portal ${portal} closed before it was up`)));
       socket.connect({ host: opts.host, port: opts.port });
     });
     const isid = Buffer.concat([Buffer.from([0x80]), randomBytes(3), Buffer.from([0, 0])]);
