@@ -47,6 +47,11 @@ interface Pdu {
   data: Buffer;
 }
 
+/** The sequence number after `sn`: StatSN is a 32-bit serial number (RFC 1982), 0xffffffff + 1 = 0. */
+export function nextSN(sn: number): number {
+  return (sn + 1) >>> 0;
+}
+
 /** Key=value\0 text of a login request or response. */
 export function encodeKeys(keys: ReadonlyArray<[string, string]>): Buffer {
   return Buffer.from(keys.map(([k, v]) => `${k}=${v}\0`).join(''), 'utf8');
@@ -215,7 +220,7 @@ export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
       const cls = rsp.bhs[36]!;
       const detail = rsp.bhs[37]!;
       if (cls !== 0) throw loginStatusError(cls, detail, opts.target, portal);
-      statSN = rsp.bhs.readUInt32BE(24) + 1;
+      statSN = nextSN(rsp.bhs.readUInt32BE(24));
       return { keys: decodeKeys(rsp.data), transit: (rsp.bhs[1]! & 0x80) !== 0, nsg: rsp.bhs[1]! & 0x03 };
     };
 
@@ -281,14 +286,14 @@ export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
         chunks.push(Buffer.from(p.data));
         if (p.bhs[1]! & 0x01) {
           if (p.bhs[3] !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} ended with SCSI status 0x${p.bhs[3]!.toString(16)}`);
-          statSN = p.bhs.readUInt32BE(24) + 1;
+          statSN = nextSN(p.bhs.readUInt32BE(24));
           break;
         }
         continue;
       }
       if (p.opcode === OP_SCSI_RSP) {
         if (p.bhs[2] !== 0 || p.bhs[3] !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} failed (response ${p.bhs[2]}, SCSI status 0x${p.bhs[3]!.toString(16)})`);
-        statSN = p.bhs.readUInt32BE(24) + 1;
+        statSN = nextSN(p.bhs.readUInt32BE(24));
         break;
       }
     }
