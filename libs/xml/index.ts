@@ -13,4 +13,5 @@ export {
   type VolumeParseOptions,
 } from './volume.js';
 export { parsePoolSourceXml, formatPoolSourcesXml } from './sources.js';
+export { parseSecretXml, formatSecretXml, secretUsageTypeName } from './secret.js';
 export { formatPoolCapabilitiesXml, defaultPoolCapabilities } from './capabilities.js';

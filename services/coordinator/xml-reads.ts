@@ -4,7 +4,7 @@
 // and the same errors come out wherever a document is read.
 import type { PoolDefinition, PoolSource, Secret, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import type { VolumeParseOptions } from '../../libs/xml/index.js';
-import { parseSecretXml } from './secrets/xml.js';
+import { parseSecretXml } from '../../libs/xml/secret.js';
 import { requireXml, type XmlLib } from './xml.js';
 
 /** Each kind of document: what its reader takes after the document, and what it gives. */

@@ -34,7 +34,7 @@ import '../../libs/backends/index.js';
 import { dispatch } from '../../services/agent/agent.js';
 import { checkRequestId, checkWipeAlgorithm, poolDefinitionFrom, requirePoolName, requireVolumeName, volumeDefinitionFrom } from '../../services/coordinator/validate.js';
 import { checkSecretDefinition, parseSecretName } from '../../services/coordinator/secrets/store.js';
-import { parseSecretXml } from '../../services/coordinator/secrets/xml.js';
+import { parseSecretXml } from '../../libs/xml/secret.js';
 import { bearerToken, TokenTable } from '../../services/coordinator/auth/tokens.js';
 import { runCli } from '../../cli/run.js';
 import type { StorageApi } from '../../cli/api.js';

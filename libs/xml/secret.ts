@@ -1,13 +1,14 @@
-// libvirt <secret> XML (virSecretDefParse) <-> Secret. Values never appear in XML.
+// libvirt <secret> XML (virSecretDefParse, virSecretDefFormat) <-> Secret. Values never appear in XML.
 //   <secret ephemeral='no' private='yes'>
 //     <uuid>...</uuid><description>...</description>
 //     <usage type='iscsi'><target>libvirtiscsi</target></usage>
 //     <usage type='volume'><volume>/path/img</volume></usage>
 //     <usage type='ceph'><name>client.admin</name></usage>
 //   </secret>
-import { InvalidArgumentError } from '../../../libs/errors/errors.js';
-import { Secret, SecretUsageType } from '../../../libs/proto/cistern/v1/storage.js';
-import { attr, child, parseXmlDocument } from '../../../libs/xml/safe-parse.js';
+import { InvalidArgumentError } from '../errors/errors.js';
+import { Secret, SecretUsageType } from '../proto/cistern/v1/storage.js';
+import { attr, child, parseXmlDocument } from './safe-parse.js';
+import { esc } from './common.js';
 
 function yesNo(value: string | undefined, field: string): boolean {
   if (value === undefined || value === 'no') return false;
@@ -41,3 +42,28 @@ export function parseSecretXml(xml: string): Secret {
   return secret;
 }
 
+
+/** Each usage type's element, as virSecretDefFormatUsage writes it. */
+const USAGE_ELEMENT: ReadonlyMap<SecretUsageType, [string, string]> = new Map([
+  [SecretUsageType.SECRET_USAGE_TYPE_ISCSI, ['iscsi', 'target']],
+  [SecretUsageType.SECRET_USAGE_TYPE_VOLUME, ['volume', 'volume']],
+  [SecretUsageType.SECRET_USAGE_TYPE_CEPH, ['ceph', 'name']],
+]);
+
+/** The usage type's name in libvirt's words (virSecretUsageType): `iscsi`, `volume`, `ceph`; '' for none. */
+export function secretUsageTypeName(type: SecretUsageType): string {
+  return USAGE_ELEMENT.get(type)?.[0] ?? '';
+}
+
+/** The secret as `virsh secret-dumpxml` prints it (virSecretDefFormat); never a value. */
+export function formatSecretXml(secret: Secret): string {
+  const lines = [`<secret ephemeral='${secret.ephemeral ? 'yes' : 'no'}' private='${secret.private ? 'yes' : 'no'}'>`];
+  if (secret.uuid) lines.push(`  <uuid>${esc(secret.uuid)}</uuid>`);
+  if (secret.description) lines.push(`  <description>${esc(secret.description)}</description>`);
+  const usage = USAGE_ELEMENT.get(secret.usageType);
+  if (usage) {
+    lines.push(`  <usage type='${usage[0]}'>`, `    <${usage[1]}>${esc(secret.usageId)}</${usage[1]}>`, '  </usage>');
+  }
+  lines.push('</secret>', '');
+  return lines.join('\n');
+}
