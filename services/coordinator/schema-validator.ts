@@ -21,7 +21,7 @@ import {
 
 /** Where Debian's libvirt0 installs libvirt's schemas. */
 export const DEFAULT_SCHEMA_DIR = '/usr/share/libvirt/schemas';
-export type SchemaName = 'storagepool' | 'storagevol';
+export type SchemaName = 'storagepool' | 'storagevol' | 'secret';
 
 /**
  * A storage document is a few KiB and validates in milliseconds. libxml2's RELAX NG interleave

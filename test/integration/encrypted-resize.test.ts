@@ -57,7 +57,7 @@ describe('resize of a LUKS-encrypted volume through the API (real qemu-img)', fu
     (JSON.parse(execFileSync('qemu-img', ['info', '--output=json', '-U', join(target, name)], { encoding: 'utf8' })) as { 'virtual-size': number; format: string });
   const resizes = () => (existsSync(argvLog) ? readFileSync(argvLog, 'utf8').split('\n').filter((l) => / resize /.test(l)) : []);
   const volumeSecret = async (usageId: string) => {
-    const s = await stack!.api.defineSecret({ secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_VOLUME, usageId }), xml: '', requestId: '' });
+    const s = await stack!.api.defineSecret({ secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_VOLUME, usageId }), xml: '', requestId: '', validate: false });
     await stack!.api.setSecretValue({ name: s.name, value: Buffer.from(PASS) });
     return s;
   };

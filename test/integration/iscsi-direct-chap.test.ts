@@ -76,6 +76,7 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
       secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_ISCSI, usageId: CHAP, description: 'CHAP of the locked target' }),
       xml: '',
       requestId: '',
+      validate: false,
     });
     const set = await api.setSecretValue({ name: secret.name, value: Buffer.from(PASSWORD) });
     expect(set.hasValue).to.equal(true);
@@ -160,6 +161,7 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
       secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_ISCSI, usageId: `${CHAP}-wrong`, description: 'a wrong CHAP password' }),
       xml: '',
       requestId: '',
+      validate: false,
     });
     await api.setSecretValue({ name: wrong.name, value: Buffer.from(WRONG) });
 

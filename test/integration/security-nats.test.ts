@@ -209,7 +209,7 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
 
   it("agent a cannot read secrets, the secrets bucket or b's catalog entries", async () => {
     const api = fleet.api;
-    const secret = await api.defineSecret({ secret: Secret.fromPartial({ usageType: 1, usageId: 'iqn.2024-01.test:target' }), xml: '', requestId: '' });
+    const secret = await api.defineSecret({ secret: Secret.fromPartial({ usageType: 1, usageId: 'iqn.2024-01.test:target' }), xml: '', requestId: '', validate: false });
     await api.setSecretValue({ name: secret.name, value: Buffer.from('planted-chap-password-5150') });
     const target = `${fleet.dir}/pool-b`;
     await api.definePool({ host: 'b', definition: PoolDefinition.fromPartial({ name: 'pb', type: PoolType.POOL_TYPE_DIR, target: { path: target } }), xml: '', requestId: '', validate: false });
@@ -335,7 +335,8 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
       host: 'b',
       definition: PoolDefinition.fromPartial({ name: 'after-attack', type: PoolType.POOL_TYPE_DIR, target: { path: `${fleet.dir}/after-attack` } }),
       xml: '',
-      requestId: '', validate: false,
+      requestId: '',
+      validate: false,
     });
     const { waitFor } = await import('../support/process.js');
     await waitFor('the watch to see the pool defined after the attacks', () => watched.includes('pools.b.after-attack') || undefined, { timeoutMs: 10_000, intervalMs: 20 });
@@ -365,7 +366,7 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
   it("agent a gets the CHAP secret of its own catalog pool only (autostart), never b's", async () => {
     const api = fleet.api;
     const usage = 'iqn.2024-01.test:autostart';
-    const secret = await api.defineSecret({ secret: Secret.fromPartial({ usageType: 1, usageId: usage }), xml: '', requestId: '' });
+    const secret = await api.defineSecret({ secret: Secret.fromPartial({ usageType: 1, usageId: usage }), xml: '', requestId: '', validate: false });
     await api.setSecretValue({ name: secret.name, value: Buffer.from('autostart-chap-7781') });
     const chapXml = (name: string): string =>
       `<pool type='iscsi-direct'><name>${name}</name><source><host name='127.0.0.1' port='3260'/><device path='${usage}'/>` +

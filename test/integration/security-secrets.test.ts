@@ -57,6 +57,7 @@ describe('security: secret values never leak (real fleet, real qemu-img)', funct
       secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_VOLUME, usageId: join(target, 'v-luks'), description: 'luks passphrase' }),
       xml: '',
       requestId: '',
+      validate: false,
     });
     record(secret);
     record(await api.setSecretValue({ name: secret.name, value: Buffer.from(PLANTED) }));
@@ -82,6 +83,7 @@ describe('security: secret values never leak (real fleet, real qemu-img)', funct
       secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_ISCSI, usageId: 'iqn.2026-01.example:chap', description: 'chap' }),
       xml: '',
       requestId: '',
+      validate: false,
     });
     record(await api.setSecretValue({ name: chap.name, value: Buffer.from(PLANTED) }));
     const misused = await (api.createVolume({ parent: 'hosts/a/pools/enc', definition: undefined, xml: luksXml('v-chap', `uuid='${chap.uuid}'`), requestId: '' } as never) as Promise<unknown>).then(
@@ -110,7 +112,7 @@ describe('security: secret values never leak (real fleet, real qemu-img)', funct
     expect(bad.metadata.get('x-cistern-command')[0]).to.match(/^qemu-img create -f luks --object secret,id=v-bad_encrypt0,file=\S+ -o key-secret=v-bad_encrypt0,cipher-alg=nosuch-256,/);
     expect(bad.metadata.get('x-cistern-exitcode')).to.deep.equal(['1']);
     expect(bad.metadata.get('x-cistern-stderr')[0]).to.match(/cipher-alg.*'nosuch-256'/);
-    const other = await api.defineSecret({ secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_ISCSI, usageId: 'iqn.x:t' }), xml: '', requestId: '' });
+    const other = await api.defineSecret({ secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_ISCSI, usageId: 'iqn.x:t' }), xml: '', requestId: '', validate: false });
     const noValue = await fails(api.createVolume({ parent: 'hosts/a/pools/enc', definition: undefined, xml: luksXml('v-none', `uuid='${other.uuid}'`), requestId: '' } as never));
     expect(noValue.code).to.equal(9); // FAILED_PRECONDITION: no value yet
     await fails(api.setSecretValue({ name: secret.name, value: Buffer.alloc(70_000, PLANTED) }));

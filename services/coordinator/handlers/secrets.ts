@@ -14,7 +14,8 @@ import type {
 import type { CallContext, CoordinatorServices } from '../context.js';
 import type { SecretStore } from '../secrets/store.js';
 import { checkPageRequest, pageOf } from '../pagination.js';
-import { checkRequestId } from '../validate.js';
+import { checkRequestId, validateAgainstSchema } from '../validate.js';
+import { SchemaValidator } from '../schema-validator.js';
 import { readXml } from '../xml-reader.js';
 
 const MAX_SECRET_XML = 64 * 1024;
@@ -28,6 +29,7 @@ export async function defineSecret(svc: CoordinatorServices, ctx: CallContext, r
   checkRequestId(req.requestId);
   if (req.secret && req.xml) throw new InvalidArgumentError('xml', 'give either secret or xml, not both');
   if (req.xml && Buffer.byteLength(req.xml, 'utf8') > MAX_SECRET_XML) throw new InvalidArgumentError('xml', `document is larger than ${MAX_SECRET_XML} bytes`);
+  await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), { validate: req.validate, xml: req.xml, definition: req.secret }, 'secret', ctx.signal);
   const def = req.xml ? await readXml('secret', [req.xml], ctx.signal) : req.secret;
   return store(svc).define(def!);
 }
