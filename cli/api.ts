@@ -32,6 +32,11 @@ export interface StorageApi {
   listVolumesBytes?(req: pb.ListVolumesRequest): Promise<Uint8Array>;
   getVolumeXml(req: pb.GetVolumeXMLRequest): Promise<pb.XMLDocument>;
   lookupVolume(req: pb.LookupVolumeRequest): Promise<pb.Volume>;
+  defineSecret(req: pb.DefineSecretRequest): Promise<pb.Secret>;
+  setSecretValue(req: pb.SetSecretValueRequest): Promise<pb.Secret>;
+  getSecret(req: pb.GetSecretRequest): Promise<pb.Secret>;
+  listSecrets(req: pb.ListSecretsRequest): Promise<pb.ListSecretsResponse>;
+  undefineSecret(req: pb.UndefineSecretRequest): Promise<pb.UndefineSecretResponse>;
   /** Sends the messages in order (header first), honouring flow control. */
   uploadVolume(messages: AsyncIterable<pb.UploadVolumeRequest>): Promise<pb.UploadVolumeResponse>;
   /** Breaking out of the loop cancels the call. */
@@ -48,4 +53,5 @@ export const UNARY_METHODS: UnaryMethod[] = [
   'stopPool', 'deletePool', 'refreshPool', 'getPool', 'listPools', 'getPoolXml', 'setPoolAutostart',
   'findPoolSources', 'getPoolCapabilities', 'createVolume', 'cloneVolume', 'deleteVolume',
   'wipeVolume', 'resizeVolume', 'getVolume', 'listVolumes', 'getVolumeXml', 'lookupVolume',
+  'defineSecret', 'setSecretValue', 'getSecret', 'listSecrets', 'undefineSecret',
 ];

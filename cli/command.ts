@@ -31,6 +31,8 @@ export interface Terminal {
   lend<T>(fn: () => Promise<T>): Promise<T>;
   /** Shows `question` on stdout and reads one line; undefined at end of input, or when `signal` aborts (Ctrl-C). */
   ask(question: string, signal?: AbortSignal): Promise<string | undefined>;
+  /** As `ask`, but what is typed is not shown (a password: virGetPassword); a new line follows it. */
+  askHidden(question: string, signal?: AbortSignal): Promise<string | undefined>;
 }
 
 /** The lines of an interactive session, and what the session needs of the terminal. */

@@ -47,14 +47,16 @@ export interface CommandGroup {
 const SHELL_COMMANDS = new Set(['cd', 'echo', 'exit', 'help', 'pwd', 'quit']);
 
 /**
- * virsh's groups: 'Storage Pool' (pool), 'Storage Volume' (volume), Cistern's 'Fleet' (fleet:
+ * virsh's groups: 'Secret' (secret), 'Storage Pool' (pool), 'Storage Volume' (volume), Cistern's 'Fleet' (fleet:
  * the host-* commands), and 'Cisternctl itself' (cisternctl) as virsh's 'Virsh itself'.
  */
 export function commandGroups(commands: Command[]): CommandGroup[] {
   const fleet = (c: Command): boolean => c.name.startsWith('host-');
   const shell = (c: Command): boolean => SHELL_COMMANDS.has(c.name);
+  const secret = (c: Command): boolean => c.name.startsWith('secret-');
   return [
-    { name: 'Storage Pool', keyword: 'pool', commands: commands.filter((c) => !c.name.startsWith('vol-') && !fleet(c) && !shell(c)) },
+    { name: 'Secret', keyword: 'secret', commands: commands.filter(secret) },
+    { name: 'Storage Pool', keyword: 'pool', commands: commands.filter((c) => !c.name.startsWith('vol-') && !fleet(c) && !shell(c) && !secret(c)) },
     { name: 'Storage Volume', keyword: 'volume', commands: commands.filter((c) => c.name.startsWith('vol-')) },
     { name: 'Fleet', keyword: 'fleet', commands: commands.filter(fleet) },
     { name: 'Cisternctl itself', keyword: 'cisternctl', commands: commands.filter(shell) },

@@ -19,6 +19,7 @@ import { volList } from './vol-list.js';
 import { volDelete, volResize, volWipe } from './vol-modify.js';
 import { volDownload, volUpload } from './vol-transfer.js';
 import { cd, echo, exit, help, pwd, quit } from './shell.js';
+import { secretDefine, secretDumpxml, secretGetValue, secretList, secretSetValue, secretUndefine } from './secret.js';
 
 // In virsh's order ('help pool' lists them as virsh does; pool-event and pool-capabilities came last).
 export const COMMANDS: Command[] = [
@@ -28,6 +29,7 @@ export const COMMANDS: Command[] = [
   poolEvent, poolCapabilities,
   volClone, volCreateAs, volCreate, volCreateFrom, volDelete, volDownload, volDumpxml, volInfo, volKey,
   volList, volName, volPath, volPool, volResize, volUpload, volWipe,
+  secretDefine, secretDumpxml, secretGetValue, secretList, secretSetValue, secretUndefine,
   hostList, hostPing, hostDelete,
   cd, echo, exit, help, pwd, quit,
 ];

@@ -3,10 +3,12 @@ import {
   DeleteHostRequest, DeleteHostResponse, Host, PingHostRequest, PingHostResponse, ListHostsResponse, ListPoolsResponse, ListVolumesRequest, ListVolumesResponse, Pool, PoolCapabilities, PoolDefinition,
   PoolState, PoolType, UndefinePoolResponse, DeleteVolumeResponse, FindPoolSourcesResponse,
   UploadVolumeResponse, Volume, VolumeDefinition, VolumeType, XMLDocument,
+  DefineSecretRequest, GetSecretRequest, ListSecretsRequest, ListSecretsResponse, Secret, SetSecretValueRequest, UndefineSecretRequest, UndefineSecretResponse,
   type DownloadVolumeResponse, type Event, type UploadVolumeRequest,
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { FailedPreconditionError, NotFoundError } from '../../../libs/errors/errors.js';
 import type { StorageApi } from '../../../cli/api.js';
+import { parseSecretXml } from '../../../libs/xml/secret.js';
 import type { CommandInput, Terminal } from '../../../cli/command.js';
 
 export interface Call {
@@ -43,6 +45,9 @@ export class FakeApi implements StorageApi {
   pools: Pool[] = [];
   volumes: Volume[] = [];
   events: Event[] = [];
+  secrets: Secret[] = [];
+  /** uuid -> value set through setSecretValue */
+  secretValues = new Map<string, Buffer>();
   uploaded: Buffer[] = [];
   downloadChunks: DownloadVolumeResponse[] = [];
   closed = false;
@@ -148,6 +153,42 @@ export class FakeApi implements StorageApi {
       ((r.key && x.definition?.key === r.key) || (r.path && x.definition?.target?.path === r.path)));
     if (!v) throw new NotFoundError(`no storage vol with matching key or path`);
     return v;
+  }
+  async defineSecret(r: DefineSecretRequest) {
+    this.record('defineSecret', r);
+    const given = r.xml ? parseSecretXml(r.xml) : Secret.create(r.secret ?? {});
+    const uuid = given.uuid || `00000000-0000-4000-8000-${String(this.secrets.length + 1).padStart(12, '0')}`;
+    const secret = Secret.create({ ...given, uuid, name: `secrets/${uuid}` });
+    this.secrets = [...this.secrets.filter((s) => s.uuid !== uuid), secret];
+    return secret;
+  }
+  async setSecretValue(r: SetSecretValueRequest) {
+    this.record('setSecretValue', r);
+    const secret = this.findSecret(r.name);
+    this.secretValues.set(secret.uuid, Buffer.from(r.value));
+    return Secret.create({ ...secret, hasValue: true });
+  }
+  async getSecret(r: GetSecretRequest) {
+    this.record('getSecret', r);
+    const secret = this.findSecret(r.name);
+    return Secret.create({ ...secret, hasValue: this.secretValues.has(secret.uuid) });
+  }
+  async listSecrets(r: ListSecretsRequest) {
+    this.record('listSecrets', r);
+    return ListSecretsResponse.create({ secrets: [...this.secrets].sort((a, b) => a.uuid.localeCompare(b.uuid)) });
+  }
+  async undefineSecret(r: UndefineSecretRequest) {
+    this.record('undefineSecret', r);
+    const secret = this.findSecret(r.name);
+    this.secrets = this.secrets.filter((s) => s !== secret);
+    this.secretValues.delete(secret.uuid);
+    return UndefineSecretResponse.create();
+  }
+  private findSecret(name: string): Secret {
+    const uuid = name.replace(/^secrets\//, '');
+    const s = this.secrets.find((x) => x.uuid === uuid);
+    if (!s) throw new NotFoundError(`no secret with matching uuid '${uuid}'`);
+    return s;
   }
   async uploadVolume(messages: AsyncIterable<UploadVolumeRequest>) {
     const all: UploadVolumeRequest[] = [];

@@ -170,6 +170,7 @@ describe('cisternctl pool-edit', () => {
           t.asked.push(question);
           return answers.shift();
         },
+        askHidden: async () => undefined,
       };
       return t;
     }
@@ -228,6 +229,7 @@ describe('cisternctl pool-edit', () => {
         signal?.addEventListener('abort', () => resolve(undefined), { once: true });
         controller.abort();
       }),
+      askHidden: async () => undefined,
     };
     const r = await run(api, ['pool-edit', 'default'], { env: env({ EDITOR: editor('/srv/default', '/srv/e') }), terminal: t, signal: controller.signal });
     expect(seen, 'the question gets the command\'s signal').to.equal(controller.signal);
