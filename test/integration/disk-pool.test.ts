@@ -152,4 +152,45 @@ describe('disk pool through coordinator, NATS and agent', function () {
     await api.stopPool({ name: pool, requestId: '' });
     await api.undefinePool({ name: pool, requestId: '' });
   });
+  it('a new logical partition is counted in the listed extended partition at once, as libvirt re-reads the table after a create', async () => {
+    const api = ctx.stack.api;
+    const device = loop!.device;
+    const base = device.slice('/dev/'.length);
+    const pool = 'hosts/a/pools/dosext';
+    await api.definePool({
+      host: 'a',
+      definition: undefined,
+      xml: `<pool type='disk'><name>dosext</name><source><device path='${device}'/><format type='dos'/></source><target><path>/dev</path></target></pool>`,
+      requestId: '', validate: false,
+    });
+    await api.startPool({ name: pool, build: true, buildFlags: { overwrite: true, noOverwrite: false }, requestId: '' });
+    const make = (n: number, mib: number, format: string) =>
+      api.createVolume({
+        parent: pool,
+        definition: undefined,
+        xml: `<volume><name>${base}p${n}</name><capacity unit='MiB'>${mib}</capacity><target><format type='${format}'/></target></volume>`,
+        preallocMetadata: false,
+        requestId: '', validate: false,
+      });
+    await make(1, 4, 'linux');
+    await make(2, 40, 'extended');
+    await make(3, 4, 'linux');
+    await make(4, 4, 'linux');
+    const extendedAllocation = async (): Promise<bigint | undefined> => {
+      const listed = await api.listVolumes({ parent: pool, pageSize: 0, pageToken: '' });
+      return listed.volumes.find((v) => v.name === `${pool}/volumes/${base}p2`)?.definition?.allocation;
+    };
+    // an extended partition's allocation is what its logical partitions take (virStorageBackendDiskMakeDataVol)
+    expect(await extendedAllocation()).to.equal(0n);
+    const p5 = await make(5, 4, 'linux');
+    const p6 = await make(6, 6, 'linux');
+    const logical = (p5.definition?.allocation ?? 0n) + (p6.definition?.allocation ?? 0n);
+    expect(logical > 10n * MiB).to.equal(true);
+    // read from the coordinator's cache, with no refresh in between
+    expect(await extendedAllocation()).to.equal(logical);
+    await api.refreshPool({ name: pool, requestId: '' });
+    expect(await extendedAllocation()).to.equal(logical);
+    await api.stopPool({ name: pool, requestId: '' });
+    await api.undefinePool({ name: pool, requestId: '' });
+  });
 });
