@@ -145,6 +145,14 @@ export interface StorageBackend {
    * other volumes as last known (lvremove of an LVM origin removes its snapshots too).
    */
   readonly refreshAfterDeleteVol?: boolean | ((volume: VolumeDefinition, known: Iterable<VolumeDefinition>) => boolean);
+  /**
+   * Creating (or cloning into) a volume can change others: the pool is then re-read and what
+   * changed is published, as for refreshAfterDeleteVol. A function: after creating `volume`
+   * when it says so, given the pool's other volumes as last known (a new dos logical
+   * partition adds to its extended partition's allocation; libvirt's disk createVol re-reads
+   * the table).
+   */
+  readonly refreshAfterCreateVol?: boolean | ((volume: VolumeDefinition, known: Iterable<VolumeDefinition>) => boolean);
   /** Why an operation this type lacks cannot exist (e.g. LUNs are made on the array): told to the user. */
   readonly unsupportedReasons?: Readonly<Partial<Record<BackendOperation, string>>>;
 

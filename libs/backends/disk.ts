@@ -47,6 +47,15 @@ export interface DiskBackendOptions {
 export class DiskBackend implements StorageBackend {
   readonly type: PoolType = PoolType.POOL_TYPE_DISK;
   readonly refreshAfterDeleteVol = true;
+  /**
+   * A logical partition adds to the extended partition's allocation (libvirt's disk createVol
+   * re-reads the whole table): with an extended partition in the table, the pool is re-read
+   * after a create, so the extended one is published with the new partition counted in.
+   */
+  readonly refreshAfterCreateVol = (_volume: VolumeDefinition, known: Iterable<VolumeDefinition>): boolean => {
+    for (const v of known) if (v.target?.format === 'extended') return true;
+    return false;
+  };
 
   readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>([
     'checkPool',

@@ -25,13 +25,15 @@ export function poolReply(pool: Pool, eventSequence: bigint, volumes?: Volume[],
 
 /**
  * A volume operation's reply. With `pool` (the pool state its event carried) the reply holds
- * the whole change: the coordinator applies it and need not wait for the event.
+ * the whole change: the coordinator applies it and need not wait for the event. `complete`
+ * false: the operation changed other volumes too (published as events up to
+ * `eventSequence`), and the coordinator waits for those.
  */
-export function volumeReply(volume: Volume, eventSequence: bigint, pool?: Pool): AgentReply {
+export function volumeReply(volume: Volume, eventSequence: bigint, pool?: Pool, complete = true): AgentReply {
   const reply = AgentReply.create({ result: { $case: 'volume', value: volume }, eventSequence });
   if (pool) {
     reply.poolState = pool;
-    reply.stateComplete = true;
+    reply.stateComplete = complete;
   }
   return reply;
 }

@@ -237,6 +237,8 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
     release = ctx.locks.reserveVolumeName(def.name, wanted.name, 'create', pool.volumes.has(wanted.name));
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'create', volume: wanted.name });
     const planned = await backend.createVol!(pc, wanted);
+    // decided before the create, from what is known of the pool's other volumes
+    const rescan = rescanAfterCreate(backend, pool, planned);
     // one id for the journal and the backend: an undo removes only what this create made
     const createId = newCreateId();
     const endJournal = journalEnder(await ctx.journal?.begin({ operation: 'create', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId }));
@@ -250,7 +252,9 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
       // the event is stored while the disk flushes the new file; the answer waits for both
       const [sequence] = await Promise.all([flushEvents(ctx), untilDurable(ctx, pool, backend, pc, wanted.name, actor, built?.durable)]);
       ctx.log.info('volume created', { pool: def.name, volume: wanted.name, principal: actor.principal, requestId: actor.requestId });
-      return volumeReply(done.volume, sequence, done.pool);
+      if (!rescan) return volumeReply(done.volume, sequence, done.pool);
+      await publishOthersAfterCreate(ctx, pool, backend, pc, actor, wanted.name);
+      return volumeReply(done.volume, await flushEvents(ctx), done.pool, false);
     } finally {
       await endJournal();
     }
@@ -381,6 +385,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
     sourceImage = openCloneSource(ctx, sourcePool, sourceVolume);
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'clone', volume: given.name });
     const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given, request.cloneFromXml));
+    const rescan = rescanAfterCreate(backend, pool, planned);
     const createId = newCreateId();
     const endJournal = journalEnder(await ctx.journal?.begin({ operation: 'clone', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId }));
     try {
@@ -393,7 +398,8 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
       await endJournal();
       const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes');
       ctx.log.info('volume cloned', { pool: def.name, volume: given.name, source: op.source, requestId: actor.requestId });
-      return volumeReply(done.volume, await flushEvents(ctx), done.pool);
+      if (rescan) await publishOthersAfterCreate(ctx, pool, backend, pc, actor, given.name);
+      return volumeReply(done.volume, await flushEvents(ctx), done.pool, !rescan);
     } finally {
       await endJournal();
     }
@@ -418,6 +424,30 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
     // after a rescan the reply does not hold every change: the coordinator waits for the events
     return deletedReply(removed, poolState, await flushEvents(ctx), !rescan);
   });
+}
+
+/** Does creating `planned` change other volumes of the pool (backend.refreshAfterCreateVol)? */
+function rescanAfterCreate(backend: StorageBackend, pool: PoolEntry, planned: VolumeDefinition): boolean {
+  const rule = backend.refreshAfterCreateVol;
+  if (typeof rule !== 'function') return !!rule;
+  function* others(): Iterable<VolumeDefinition> {
+    for (const v of pool.volumes.values()) if (v.definition.name !== planned.name) yield v.definition;
+  }
+  return rule(planned, others());
+}
+
+/**
+ * After a create or clone that changed other volumes (a dos logical partition counts in its
+ * extended one): the pool re-read, what changed published. The create itself has succeeded
+ * and been announced: a failed re-read is logged, not raised (the next refresh corrects the
+ * others), and a cancel arriving now does not stop it.
+ */
+async function publishOthersAfterCreate(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext, actor: Actor, name: string): Promise<void> {
+  try {
+    await publishScan(ctx, pool, await backend.refreshPool({ ...pc, signal: undefined }), actor, name);
+  } catch (err) {
+    ctx.log.warn('re-reading the pool after a create failed; its other volumes are corrected by the next refresh', { pool: pool.definition.name, volume: name, error: err });
+  }
 }
 
 /** Does deleting `vol` change other volumes of the pool (backend.refreshAfterDeleteVol)? */
