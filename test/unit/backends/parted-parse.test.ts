@@ -196,6 +196,17 @@ describe('partition separator', () => {
     expect(partitionSeparator('/dev/nvme0n1', Tristate.TRISTATE_NO)).to.equal('p');
     expect(partitionSeparator('/dev/sda', Tristate.TRISTATE_NO)).to.equal('');
   });
+  it("ignores part_separator='yes' on a device the kernel partitions: /dev/sdb's partitions are sdb1, sdb3, never sdbp1 (libvirt_parthelper 9.0 takes -p for device-mapper nodes only)", () => {
+    expect(partitionSeparator('/dev/sdb', Tristate.TRISTATE_YES)).to.equal('');
+    expect(partitionSeparator('/dev/vdc', Tristate.TRISTATE_YES)).to.equal('');
+    expect(partitionSeparator('/dev/loop1', Tristate.TRISTATE_YES)).to.equal('p');
+    expect(partitionSeparator('/dev/mapper/mpatha', Tristate.TRISTATE_YES)).to.equal('p');
+    const l = buildLayout(parsePartedMachine(GPT_PRINT), new Map(), { device: '/dev/sdb', partSeparator: Tristate.TRISTATE_YES });
+    expect(l.partitions.map((p) => [p.name, p.path])).to.deep.equal([
+      ['sdb1', '/dev/sdb1'],
+      ['sdb3', '/dev/sdb3'],
+    ]);
+  });
 });
 
 describe('partition types', () => {
