@@ -105,14 +105,17 @@ export function isDeviceMapperPath(device: string): boolean {
 /**
  * libvirt_parthelper's separator: a device whose name ends in a digit gets 'p'
  * (/dev/loop0 -> /dev/loop0p1, /dev/nvme0n1 -> /dev/nvme0n1p1), others none
- * (/dev/sda -> /dev/sda1); part_separator='yes' always adds 'p'. 'no' drops it only on a
- * device-mapper node, whose partitions kpartx names as it is told: elsewhere the kernel
- * names them, and /dev/loop1 with 'no' would take /dev/loop11, another device, for its
- * first partition (and wipe, upload and download it).
+ * (/dev/sda -> /dev/sda1). part_separator applies to a device-mapper node only, whose
+ * partitions kpartx names as it is told: 'yes' adds 'p', 'no' drops it. Elsewhere the kernel
+ * names them and part_separator is ignored, as libvirt 9.0's parthelper ignores it: /dev/loop1
+ * with 'no' would take /dev/loop11, another device, for its first partition (and wipe, upload
+ * and download it), and /dev/sdb with 'yes' would look for /dev/sdbp1, which never appears.
  */
 export function partitionSeparator(device: string, partSeparator: Tristate = Tristate.TRISTATE_ABSENT): string {
-  if (partSeparator === Tristate.TRISTATE_YES) return 'p';
-  if (partSeparator === Tristate.TRISTATE_NO && isDeviceMapperPath(device)) return '';
+  if (isDeviceMapperPath(device)) {
+    if (partSeparator === Tristate.TRISTATE_YES) return 'p';
+    if (partSeparator === Tristate.TRISTATE_NO) return '';
+  }
   return /[0-9]$/.test(device) ? 'p' : '';
 }
 

@@ -187,7 +187,7 @@ describe('partition separator', () => {
     expect(partitionSeparator('/dev/sda')).to.equal('');
     expect(partitionSeparator('/dev/loop0')).to.equal('p');
     expect(partitionSeparator('/dev/nvme0n1')).to.equal('p');
-    expect(partitionSeparator('/dev/sda', Tristate.TRISTATE_YES)).to.equal('p');
+    expect(partitionSeparator('/dev/mapper/mpatha', Tristate.TRISTATE_YES)).to.equal('p');
     expect(partitionSeparator('/dev/mapper/mpath0', Tristate.TRISTATE_NO)).to.equal('');
     expect(partitionSeparator('/dev/dm-3', Tristate.TRISTATE_NO)).to.equal('');
   });
