@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendContext } from '../../libs/backends/backend.js';
-import { copyIntoBlock, uploadBlock, wipeBlock } from '../../libs/backends/block-data.js';
+import { copyIntoBlock, downloadBlock, uploadBlock, wipeBlock } from '../../libs/backends/block-data.js';
 import { WipeAlgorithm } from '../../libs/proto/cistern/v1/storage.js';
 import { attachLoop, loopDevicesAvailable, makeTempDir, type LoopDevice } from '../support/index.js';
 
@@ -82,6 +82,26 @@ describe('block data: copyIntoBlock on a loop device', function () {
     }
     expect((err as { code?: string })?.code).to.equal('INVALID_ARGUMENT');
     expect(String((err as Error).message)).to.match(/9437184 bytes.*8388608/);
+  });
+
+  it('download from an offset past the end of the device is INVALID_ARGUMENT naming the offset and the size, as an upload there is (libvirt: "Unable to seek")', async () => {
+    const ctx = { runner: undefined as never } as unknown as BackendContext;
+    const size = BigInt(8 * MiB);
+    const read = async (offset: bigint): Promise<Buffer | { code?: string; message: string }> => {
+      const chunks: Buffer[] = [];
+      try {
+        for await (const c of downloadBlock(ctx, loop!.device, offset, 100n)) chunks.push(c);
+      } catch (e) {
+        return e as { code?: string; message: string };
+      }
+      return Buffer.concat(chunks);
+    };
+    // the last bytes, and nothing from the very end: both fine
+    expect((await read(size - 10n)) as Buffer).to.have.length(10);
+    expect((await read(size)) as Buffer).to.have.length(0);
+    const err = (await read(size + 10n)) as { code?: string; message: string };
+    expect(err.code, String(err.message)).to.equal('INVALID_ARGUMENT');
+    expect(err.message).to.contain('offset').and.contain(String(size + 10n)).and.contain(String(size));
   });
 });
 
