@@ -163,6 +163,9 @@ export async function* downloadBlock(ctx: BackendContext, path: string, offset: 
   checkSize(length, 'length');
   const { fh, size } = await openBlock(path, fsc.O_RDONLY | fsc.O_NONBLOCK, identity);
   try {
+    // a device cannot be read from past its end (libvirt's lseek fails with EINVAL there): an
+    // offset beyond it is a mistake to report, not an empty download; its very end gives nothing
+    if (offset > size) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of the volume (${size} bytes)`);
     yield* readRange(ctx, fh, offset, length, size);
   } finally {
     await fh.close().catch(() => undefined);
