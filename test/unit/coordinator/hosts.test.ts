@@ -315,6 +315,37 @@ describe('host registry: liveness and full sync asks', () => {
     expect(t.hosts.isReturning('a')).to.equal(true);
   });
 
+  it('a restart is announced (HOST_ONLINE of the new boot, one dedupe id) and recorded whether its sync or its first heartbeat comes first', () => {
+    // the sync of a restarted agent travels on another connection than its heartbeats, and at
+    // a coordinator's start it is asked for before any heartbeat is heard: when it came first,
+    // the restart went unannounced and the record kept the old boot, so every later coordinator
+    // start took the same agent for restarted again (calls failed, the stream re-read)
+    const restart = (syncFirst: boolean) => {
+      const t = setup();
+      t.bringUp('a'); // boot 1
+      if (syncFirst) {
+        t.hosts.onSync('a', undefined, 'boot2-sync', 2n);
+        t.beat('a', 2n);
+      } else {
+        t.beat('a', 2n);
+        t.hosts.onSync('a', undefined, 'boot2-sync', 2n);
+      }
+      for (let i = 0; i < 4; i++) {
+        t.run(INTERVAL);
+        t.beat('a', 2n);
+      }
+      expect(t.hosts.isOnline('a')).to.equal(true);
+      return t;
+    };
+    const heartbeatFirst = restart(false);
+    const syncFirst = restart(true);
+    const online = (t: ReturnType<typeof setup>) => t.events.filter((e) => e.kind === EventKind.HOST_ONLINE).map((e) => e.requestId);
+    expect(online(heartbeatFirst)).to.deep.equal(['host-online:a:1:first-a', 'host-online:a:2:boot2-sync']);
+    expect(online(syncFirst)).to.deep.equal(online(heartbeatFirst));
+    expect(syncFirst.saved.at(-1)?.bootId).to.equal(2n);
+    expect(syncFirst.saved.at(-1)?.host?.online).to.equal(true);
+  });
+
   it('a host first heard of through its full sync is online, announced and recorded; its first heartbeat keeps it so', () => {
     const t = setup();
     t.hosts.onSync('s', Host.fromPartial({ hostId: 's', hostname: 's.example' }), 'sync-first');
