@@ -435,6 +435,11 @@ export class HostRegistry {
       if (entry.bootId !== 0n) {
         this.lost(id, 'its agent restarted');
         entry.previousBoot = { id: entry.bootId, at: entry.lastHeartbeatAt };
+        // held online, it restarted unseen: a return, as when its heartbeat shows the new boot
+        // first, announced (HOST_ONLINE after the reconcile events) and recorded below. Else the
+        // record keeps the old boot, and every later coordinator start takes this same agent for
+        // restarted again. (One held offline comes online with its next heartbeat, as before.)
+        if (entry.online && !entry.conflict) entry.returningSince ??= now;
       }
       entry.bootId = bootId;
     }
