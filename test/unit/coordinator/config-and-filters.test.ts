@@ -27,6 +27,19 @@ describe('coordinator flags', () => {
     expect(() => parseArgs(['--sync-wait-ms', '-1'], {})).to.throw(InvalidArgumentError, /--sync-wait-ms/);
   });
 
+  it('refuses an --event-max-age the event stream cannot have (NATS would refuse it at every start), naming the flag and the range', () => {
+    // below the stream's 2 minute duplicate window ("duplicates window can not be larger then
+    // max age") or past 2^63-1 ns ("invalid JSON"), the coordinator retried setting up the
+    // stream forever and never served
+    for (const bad of ['30s', '1m', '119']) {
+      expect(() => parseArgs(['--event-max-age', bad], {}), bad).to.throw(InvalidArgumentError, /--event-max-age: .*from 2m \(the stream's duplicate window\) to 106751d/);
+      expect(() => parseArgs([], { CISTERN_EVENT_MAX_AGE: bad }), bad).to.throw(InvalidArgumentError, /CISTERN_EVENT_MAX_AGE/);
+    }
+    expect(() => parseArgs(['--event-max-age', '1000000d'], {})).to.throw(InvalidArgumentError, /--event-max-age: .*to 106751d/);
+    expect(parseArgs(['--event-max-age', '2m'], {})).to.include({ eventMaxAgeSeconds: 120 });
+    expect(parseArgs(['--event-max-age', '106751d'], {})).to.include({ eventMaxAgeSeconds: 106751 * 86400 });
+  });
+
   it('takes per-client limits of calls and of open sessions, whole numbers from 1 to 100000', () => {
     const sec = (argv: string[]) => (parseArgs(argv, {}) as Exclude<ReturnType<typeof parseArgs>, 'help'>).security;
     expect(sec(['--max-calls-per-client', '8', '--max-sessions-per-client=3'])).to.include({ maxCallsPerClient: 8, maxSessionsPerClient: 3 });
