@@ -30,6 +30,8 @@ function storedAt(msg: Msg): { seq: bigint; duplicate: boolean } {
 }
 
 export const DEFAULT_EVENT_MAX_AGE_SECONDS = 7 * 24 * 3600;
+/** How long JetStream remembers an event's Nats-Msg-Id (docs/events.md, "Duplicates"); the stream's max age may not be shorter. */
+export const EVENT_DUPLICATE_WINDOW_SECONDS = 120;
 export const DEFAULT_EVENT_MAX_BYTES = 1024 ** 3;
 
 export interface EventStreamOptions {
@@ -65,7 +67,7 @@ export async function ensureEventStream(nc: NatsConnection, options: EventStream
     storage: options.storage === 'memory' ? StorageType.Memory : StorageType.File,
     ...limits,
     num_replicas: options.replicas ?? 1,
-    duplicate_window: 120 * 1_000_000_000,
+    duplicate_window: EVENT_DUPLICATE_WINDOW_SECONDS * 1_000_000_000,
   };
   try {
     const existing = await jsm.streams.info(EVENT_STREAM);

@@ -1,6 +1,7 @@
 // Command-line flags and environment for the coordinator.
 import { InvalidArgumentError } from '../../libs/errors/errors.js';
 import { isLogLevel, type LogLevel } from '../../libs/log/logger.js';
+import { EVENT_DUPLICATE_WINDOW_SECONDS } from '../../libs/bus/events.js';
 import { RELIABILITY_USAGE, reliabilityDefaults, reliabilityFlag, type ReliabilityConfig } from './reliability-config.js';
 
 export interface CoordinatorConfig {
@@ -50,8 +51,8 @@ export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:POR
   --nats URL            NATS server (env NATS_URL, default nats://127.0.0.1:4222)
   --listen HOST:PORT    gRPC address (env CISTERN_LISTEN, default 127.0.0.1:50051)
   --data DIR            local scratch directory, nothing in it matters (env CISTERN_DATA)
-  --event-max-age DUR   event log retention: seconds, or 30s 15m 12h 7d (env CISTERN_EVENT_MAX_AGE,
-                        default 7d)
+  --event-max-age DUR   event log retention: seconds, or 15m 12h 7d, from 2m to 106751d
+                        (env CISTERN_EVENT_MAX_AGE, default 7d)
   --sync-wait-ms N      at start, wait up to N ms for the full sync of every host known to be
                         online before serving (default 3000; 0 = serve at once)
   --stream-idle-ms N    an upload that sends no data, or a download whose client takes none, for
@@ -88,12 +89,32 @@ export function parseDuration(value: string, field: string): number {
   return n * unit;
 }
 
+/** The longest max age NATS takes: 2^63-1 ns, in whole days (a longer one is "invalid JSON"). */
+const EVENT_MAX_AGE_DAYS = 106_751;
+
+/**
+ * The event stream's retention by age. nats-server refuses a stream that keeps its events for
+ * less than its duplicate window ("duplicates window can not be larger then max age"), or
+ * longer than 2^63-1 ns: refused here, naming the flag, rather than by the stream's set-up,
+ * which the coordinator would retry at every start without ever serving.
+ */
+function parseEventMaxAge(value: string, field: string): number {
+  const seconds = parseDuration(value, field);
+  if (seconds < EVENT_DUPLICATE_WINDOW_SECONDS || seconds > EVENT_MAX_AGE_DAYS * 86_400) {
+    throw new InvalidArgumentError(
+      field,
+      `'${value}' is out of range; allowed: from ${EVENT_DUPLICATE_WINDOW_SECONDS / 60}m (the stream's duplicate window) to ${EVENT_MAX_AGE_DAYS}d`,
+    );
+  }
+  return seconds;
+}
+
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): CoordinatorConfig | 'help' {
   const config: CoordinatorConfig = {
     natsUrl: env.NATS_URL || 'nats://127.0.0.1:4222',
     listen: env.CISTERN_LISTEN || '127.0.0.1:50051',
     dataDir: env.CISTERN_DATA || undefined,
-    eventMaxAgeSeconds: env.CISTERN_EVENT_MAX_AGE ? parseDuration(env.CISTERN_EVENT_MAX_AGE, 'CISTERN_EVENT_MAX_AGE') : undefined,
+    eventMaxAgeSeconds: env.CISTERN_EVENT_MAX_AGE ? parseEventMaxAge(env.CISTERN_EVENT_MAX_AGE, 'CISTERN_EVENT_MAX_AGE') : undefined,
     logLevel: 'info',
     syncWaitMs: 3000,
     schemaDir: env.CISTERN_SCHEMA_DIR || undefined,
@@ -140,7 +161,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         config.dataDir = value();
         break;
       case '--event-max-age':
-        config.eventMaxAgeSeconds = parseDuration(value(), '--event-max-age');
+        config.eventMaxAgeSeconds = parseEventMaxAge(value(), '--event-max-age');
         break;
       case '--stream-idle-ms': {
         const v = Number(value());
