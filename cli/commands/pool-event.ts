@@ -107,8 +107,12 @@ export const poolEvent: Command = {
     const afterText = str(ctx.opts, 'after');
     const after = afterText !== undefined ? parseCount(afterText, 'after') : undefined;
 
-    const api = ctx.api();
     const poolText = str(ctx.opts, 'pool');
+    if (poolText !== undefined && eventWord === 'host') {
+      // WatchEvents' pool filter leaves out host events, which belong to no pool
+      throw new UsageError(`--event host shows hosts' events, which belong to no pool, and --pool is '${poolText}': no event can match both; use --host`);
+    }
+    const api = ctx.api();
     const host = str(ctx.opts, 'host');
     const pool = poolText !== undefined ? await watchedPool(api, poolText, host) : undefined;
     const multiHost = await fleetIsMultiHost(api);

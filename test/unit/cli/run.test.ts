@@ -756,7 +756,7 @@ describe('cisternctl (runCli with a fake server)', () => {
       "error: pool 'b/scratch' is on host 'b', and --host is 'a': no event can match both\n");
     // host events belong to no pool: a pool filter leaves them all out, and the call waited for nothing
     const hostEvents = await run(api, ['pool-event', '--pool', 'b/scratch', '--event', 'host', '--timeout', '1']);
-    expect(hostEvents).to.deep.equal({ code: 1, stdout: '', stderr: "error: --event host shows hosts' events, which belong to no pool, and --pool is 'b/scratch': no event can match both; use --host\n" });
+    expect(hostEvents).to.deep.equal({ code: 1, stdout: '\n', stderr: "error: --event host shows hosts' events, which belong to no pool, and --pool is 'b/scratch': no event can match both; use --host\n" });
     const watched = api.callsOf('watchEvents') as WatchEventsRequest[];
     expect(watched.map((w) => [w.pools, w.hosts])).to.deep.equal([[['hosts/b/pools/images'], ['b']]]);
   });
