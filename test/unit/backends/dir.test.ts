@@ -202,6 +202,18 @@ describe('dir backend (recording runner)', () => {
       expect(runner.argvs).to.deep.equal([['fallocate', '-o', '0', '-l', String(100n * MiB), '--', '/dev/fd/3']]);
       expect(runner.calls.at(-1)!.options.fds).to.have.length(1);
     });
+
+    it('an allocation by one fallocate reports its start and its end (docs/events.md, OPERATION_PROGRESS)', async () => {
+      // one process with no progress of its own: a watcher saw only its end, the moment it was done
+      const reports: Array<[bigint, bigint]> = [];
+      const progressed = { ...ctx, progress: (done: bigint, total: bigint) => void reports.push([done, total]) };
+      await backend.buildVol(progressed, await backend.createVol(ctx, vol('big.raw', 'raw', 100n * MiB)), noPrealloc);
+      expect(runner.argvs).to.have.length(1);
+      expect(reports).to.deep.equal([
+        [0n, 100n * MiB],
+        [100n * MiB, 100n * MiB],
+      ]);
+    });
   });
 
   describe('qcow2 written in-process (what qemu-img create would write)', () => {
