@@ -34,6 +34,9 @@ export async function allocate(
   if (to <= from) return;
   if (to - from > BigInt(INPROCESS_ALLOCATE_LIMIT)) {
     try {
+      // one process with no progress of its own: its start and its end (a fallback to zeros
+      // below starts at 0 again, which the throttle takes for the same report)
+      ctx.progress?.(0n, to - from);
       await ctx.runner.run([fallocate, '-o', String(from), '-l', String(to - from), '--', '/dev/fd/3'], { signal: ctx.signal, timeoutMs: 0, fds: [fh.fd] });
       ctx.progress?.(to - from, to - from);
       return;
