@@ -226,6 +226,23 @@ describe('xml pool: checks', () => {
     expectInvalid(() => parsePoolXml("<pool type='netfs'><name>n</name><source><host name='a'/><dir path='/e'/><format type='cifs'/><protocol ver='4'/></source><target><path>/mnt/n</path></target></pool>"), 'protocol ver');
     expectInvalid(() => parsePoolXml("<pool type='netfs'><name>n</name><source><host name='a' port='99999'/><dir path='/e'/></source><target><path>/mnt/n</path></target></pool>"), "invalid port '99999'");
   });
+  it('NFS minor versions (4.1, 4.2) as libvirt 9.0 takes them, held to what the agent mounts with', () => {
+    // libvirt 9.0 keeps <protocol ver> as a string (nfsvers=4.1); only ',' is refused there
+    const nfs = (ver: string) =>
+      `<pool type='netfs'><name>n</name><source><host name='a'/><dir path='/e'/><format type='nfs'/><protocol ver='${ver}'/></source><target><path>/mnt/n</path></target></pool>`;
+    for (const ver of ['4.1', '4.2']) {
+      const d = parsePoolXml(nfs(ver));
+      expect(d.source?.protocolVersion).to.equal(ver);
+      expect(formatPoolXml(d)).to.contain(`<format type='nfs'/>\n    <protocol ver='${ver}'/>`);
+    }
+    // the structured definition (gRPC DefinePool, pool-define-as --source-protocol-ver) too
+    const structured = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_NETFS, name: 'n', source: { hosts: [{ name: 'a' }], dir: '/e', format: 'nfs', protocolVersion: '4.1' }, target: { path: '/mnt/n' } });
+    expect(validatePoolDefinition(structured).source?.protocolVersion).to.equal('4.1');
+    // what the agent would refuse before mount (libs/backends/netfs.ts) is refused at define, naming what is allowed
+    expectInvalid(() => parsePoolXml(nfs('4,sec=none')), 'pool/source/protocol/@ver', "'4,sec=none'", 'such as 3, 4 or 4.1');
+    expectInvalid(() => parsePoolXml(nfs('4.1.2')), 'pool/source/protocol/@ver', 'such as 3, 4 or 4.1');
+    expectInvalid(() => parsePoolXml(nfs('1234')), 'pool/source/protocol/@ver', 'such as 3, 4 or 4.1');
+  });
   it('fs:mount_opts and features/cow round-trip', () => {
     const xml = `<pool type='fs' xmlns:fs='http://libvirt.org/schemas/storagepool/fs/1.0'>
   <name>f</name>
