@@ -27,6 +27,19 @@ export function checkSourceDir(dir: string, missing: string, field = 'source.dir
   return dir;
 }
 
+/**
+ * An NFS protocol version as mount's nfsvers= takes it: 3, 4, or a minor version such as 4.1.
+ * libvirt 9.0 keeps <protocol ver> as a string and refuses only ','; anything more than a
+ * version number would be another mount option, so that is what is held to here.
+ */
+export const NFS_VERSION_RULE = 'a version such as 3, 4 or 4.1 (1-3 digits, optionally a dot and 1-3 digits)';
+export function checkNfsVersion(ver: string, field = 'source.protocol_version'): string {
+  if (typeof ver !== 'string' || !/^[0-9]{1,3}(\.[0-9]{1,3})?$/.test(ver)) {
+    throw new InvalidArgumentError(field, `storage pool protocol ver '${printable(String(ver ?? ''))}' is not an NFS version; expected ${NFS_VERSION_RULE}`);
+  }
+  return ver;
+}
+
 /** LVM's NAME_LEN: names are at most NAME_LEN - 1 characters. */
 export const LVM_NAME_LEN = 128;
 const NAME_CHARS = /^[A-Za-z0-9+_.-]+$/;

@@ -7,7 +7,7 @@
 import { PoolSource, PoolType, type BuildFlags, type PoolDefinition } from '../proto/cistern/v1/storage.js';
 import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
-import { checkNetHost, checkSourceDir } from '../api/source-names.js';
+import { checkNetHost, checkNfsVersion, checkSourceDir } from '../api/source-names.js';
 
 export { checkNetHost } from '../api/source-names.js';
 import { NETFS_POOL_FORMATS } from '../xml/formats.js';
@@ -33,9 +33,7 @@ export function netfsTypeOptions(format: string, protocolVersion: string): strin
     if (format !== 'auto' && format !== 'nfs') {
       throw new InvalidArgumentError('source.protocol_version', `protocol ver is only supported for netfs pools with format nfs or auto, not ${format}`);
     }
-    if (!/^[0-9]{1,3}(\.[0-9]{1,3})?$/.test(protocolVersion)) {
-      throw new InvalidArgumentError('source.protocol_version', `protocol ver '${printable(protocolVersion)}' is not a version number (like 3, 4 or 4.1)`);
-    }
+    checkNfsVersion(protocolVersion);
     return [`nfsvers=${protocolVersion}`];
   }
   if (format === 'cifs') return ['guest'];

@@ -1,6 +1,6 @@
 // <pool> documents <-> PoolDefinition, with libvirt's defaults and checks
 // (virStoragePoolDefParseXML / virStoragePoolDefFormatBuf in src/conf/storage_conf.c).
-import { checkIscsiHost, checkIscsiName, checkMountOptionName, checkNetHost, checkSourceDir, checkVgName } from '../api/source-names.js';
+import { checkIscsiHost, checkIscsiName, checkMountOptionName, checkNetHost, checkNfsVersion, checkSourceDir, checkVgName } from '../api/source-names.js';
 import {
   AdapterType,
   type Extent,
@@ -447,9 +447,11 @@ export function normalizePoolSource(ctx: Ctx, type: PoolType, s: PoolSource | un
   if (src.protocolVersion) {
     const nfsLike = type === PoolType.POOL_TYPE_NETFS && (out.format === 'nfs' || out.format === 'auto');
     if (!nfsLike) ctx.fail(`${key}.protocolVersion`, `storage pool protocol ver is only supported for netfs pools with format nfs or auto (this is a ${info.name} pool${out.format ? ` with format ${out.format}` : ''})`);
+    // a string since libvirt 9.0 (nfsvers=4.1), held at define to what the agent mounts with
     const v = src.protocolVersion.trim();
-    if (!/^[0-9]{1,9}$/.test(v)) ctx.fail(`${key}.protocolVersion`, `storage pool protocol ver '${shown(src.protocolVersion)}' is malformed; expected a number such as 3 or 4`);
-    out.protocolVersion = Number(v) === 0 ? '' : String(Number(v));
+    ctx.wrap(`${key}.protocolVersion`, () => checkNfsVersion(v));
+    // a whole number as libvirt < 9 read it (its 0 meant none); a minor version as written
+    out.protocolVersion = v.includes('.') ? v : Number(v) === 0 ? '' : String(Number(v));
   }
   if (src.vendor) out.vendor = checkText(ctx, `${key}.vendor`, src.vendor, 'vendor', 255);
   if (src.product) out.product = checkText(ctx, `${key}.product`, src.product, 'product', 255);

@@ -197,7 +197,7 @@ describe('netfs backend (recording runner)', () => {
         ['a dir with ..', netfsPool(t, { host: 'a', dir: '/d/../etc', format: 'nfs' }), /'\.\.'/],
         ['an unknown format', netfsPool(t, { host: 'a', dir: '/d', format: 'sshfs' }), /unknown pool format 'sshfs'/],
         ['protocol ver with cifs', netfsPool(t, { host: 'a', dir: 'd', format: 'cifs', ver: '4' }), /only supported for netfs pools with format nfs or auto/],
-        ['a protocol ver that is not a number', netfsPool(t, { host: 'a', dir: '/d', format: 'nfs', ver: '4,exec' }), /not a version number/],
+        ['a protocol ver that is not a number', netfsPool(t, { host: 'a', dir: '/d', format: 'nfs', ver: '4,exec' }), /is not an NFS version; expected a version such as 3, 4 or 4.1/],
         ['a mount option with a space', netfsPool(t, { host: 'a', dir: '/d', format: 'nfs' }, ['a b']), /whitespace/],
       );
     });
