@@ -1,6 +1,11 @@
-// errnoText: a local file's failure in the words virsh shows, not Node's.
+// errnoText: a local file's failure in the words virsh shows, not Node's; readXmlFile: the
+// document is the file's UTF-8 text, or an error.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'chai';
-import { errnoText } from '../../../cli/files.js';
+import { UsageError } from '../../../cli/errors.js';
+import { errnoText, readXmlFile } from '../../../cli/files.js';
 
 describe('cisternctl file errors (errnoText)', () => {
   it('gives the C library\'s words for the usual errors', () => {
@@ -13,5 +18,45 @@ describe('cisternctl file errors (errnoText)', () => {
     expect(errnoText({ code: 'EXDEV', message: "EXDEV: cross-device link not permitted, rename '/a' -> '/b'" }))
       .to.equal('cross-device link not permitted');
     expect(errnoText(new Error('something else'))).to.equal('something else');
+  });
+});
+
+describe('cisternctl XML files (readXmlFile)', () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cistern-cli-files-'));
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reads a UTF-8 file as its text', async () => {
+    const file = join(dir, 'utf8.xml');
+    writeFileSync(file, Buffer.from("<pool type='dir'><name>caf\u00e9</name></pool>\n", 'utf8'));
+    expect(await readXmlFile(file)).to.equal("<pool type='dir'><name>caf\u00e9</name></pool>\n");
+  });
+
+  it('refuses a file that is not UTF-8, saying where, instead of reading U+FFFD for its bytes', async () => {
+    // a Latin-1 file: 0xE9 is 'é' there; decoded leniently it became U+FFFD, and the pool
+    // was defined with the target '/srv/caf\uFFFD', a directory the user never named
+    // (virsh refuses it: libxml2's "Input is not proper UTF-8")
+    const file = join(dir, 'latin1.xml');
+    writeFileSync(file, Buffer.concat([
+      Buffer.from("<pool type='dir'>\n  <name>p</name>\n  <target><path>/srv/caf", 'latin1'),
+      Buffer.from([0xe9]),
+      Buffer.from('</path></target>\n</pool>\n', 'latin1'),
+    ]));
+    let caught: unknown;
+    try {
+      await readXmlFile(file);
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).to.be.instanceOf(UsageError);
+    const message = (caught as Error).message;
+    expect(message).to.include(file);
+    expect(message).to.include('not valid UTF-8');
+    expect(message).to.include('0xE9');
+    expect(message).to.include('line 3');
   });
 });
