@@ -13,7 +13,60 @@ export async function readXmlFile(path: string): Promise<string> {
     throw new UsageError(`Failed to open file '${path}': ${errnoText(err)}`);
   }
   if (data.length > MAX_XML_FILE) throw new UsageError(`File '${path}' is too large: at most ${MAX_XML_FILE} bytes of XML`);
-  return data.toString('utf8');
+  return decodeUtf8File(path, data);
+}
+
+// fatal: Buffer.toString('utf8') would read every byte that is not UTF-8 as U+FFFD, and a
+// Latin-1 file's /srv/caf\xE9 would define a pool on '/srv/caf\uFFFD', a directory nobody
+// named. virsh refuses such a file too (libxml2: "Input is not proper UTF-8").
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The file's text; a UsageError saying where the first byte that is not UTF-8 is. */
+function decodeUtf8File(path: string, data: Buffer): string {
+  try {
+    return utf8.decode(data);
+  } catch {
+    const at = firstInvalidUtf8(data);
+    const before = data.subarray(0, at);
+    const line = before.filter((b) => b === 0x0a).length + 1;
+    const column = at - (before.lastIndexOf(0x0a) + 1) + 1;
+    const byte = data[at] ?? 0;
+    throw new UsageError(
+      `File '${path}' is not valid UTF-8: byte 0x${byte.toString(16).toUpperCase().padStart(2, '0')} at line ${line}, column ${column}; ` +
+        'XML documents are read as UTF-8: save the file as UTF-8',
+    );
+  }
+}
+
+/**
+ * Offset of the first byte of the first ill-formed sequence (Unicode's table 3-7: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), for the message; data.length when none.
+ */
+function firstInvalidUtf8(data: Buffer): number {
+  let i = 0;
+  while (i < data.length) {
+    const b = data[i]!;
+    let n: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b < 0x80) n = 0;
+    else if (b >= 0xc2 && b <= 0xdf) n = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+      n = 2;
+      if (b === 0xe0) lo = 0xa0;
+      if (b === 0xed) hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      n = 3;
+      if (b === 0xf0) lo = 0x90;
+      if (b === 0xf4) hi = 0x8f;
+    } else return i;
+    for (let k = 1; k <= n; k++) {
+      const c = data[i + k];
+      if (c === undefined || c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) return i;
+    }
+    i += n + 1;
+  }
+  return data.length;
 }
 
 /** The C library's words (strerror) for what a local file call failed with. */

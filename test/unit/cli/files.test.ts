@@ -58,5 +58,13 @@ describe('cisternctl XML files (readXmlFile)', () => {
     expect(message).to.include('not valid UTF-8');
     expect(message).to.include('0xE9');
     expect(message).to.include('line 3');
+    // an encoded surrogate (CESU-8) and a sequence cut short at the end are not UTF-8 either
+    for (const [bytes, at] of [[[0x61, 0xed, 0xa0, 0x80], 'byte 0xED at line 1, column 2'], [[0x0a, 0x61, 0xc3], 'byte 0xC3 at line 2, column 2']] as const) {
+      const bad = join(dir, 'bad.xml');
+      writeFileSync(bad, Buffer.from(bytes));
+      const err = await readXmlFile(bad).then(() => undefined, (e: unknown) => e);
+      expect(err).to.be.instanceOf(UsageError);
+      expect((err as Error).message).to.include(at);
+    }
   });
 });
