@@ -119,6 +119,14 @@ describe('xml safe-parse: hardened reader', () => {
     expectInvalid(() => parsePoolXml('<volume/>'), 'expecting <pool>');
     expectInvalid(() => parseVolumeXml('<pool/>', dirPool()), 'expecting <volume>');
   });
+  it('says that a root element of the right name is in a namespace, not that it is the wrong element', () => {
+    // was: "unexpected root element <pool>, expecting <pool>"
+    const pool = expectInvalid(() => parsePoolXml("<pool type='dir' xmlns='http://example.com/x'><name>p</name><target><path>/srv/p</path></target></pool>"),
+      "root element <pool> is in namespace 'http://example.com/x'", 'in no namespace', "leave out xmlns='http://example.com/x'");
+    expect(pool.message).not.to.include('expecting <pool>');
+    expectInvalid(() => parseVolumeXml("<v:volume xmlns:v='urn:v'><v:name>v</v:name></v:volume>", dirPool()), "root element <v:volume> is in namespace 'urn:v'", 'in no namespace');
+    expectInvalid(() => parsePoolSourceXml("<source xmlns='urn:s'/>"), "root element <source> is in namespace 'urn:s'");
+  });
 });
 
 describe('xml pool: checks', () => {
