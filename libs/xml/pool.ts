@@ -46,7 +46,7 @@ import {
   poolTypeInfo,
   type PoolTypeInfo,
 } from './formats.js';
-import { attr, child, childrenNamed, childrenNs, parseXmlDocument, shown, type XmlElement } from './safe-parse.js';
+import { attr, child, childrenNamed, childrenNs, parseXmlDocument, rootProblem, shown, type XmlElement } from './safe-parse.js';
 import { withoutLeadingBlanks } from './units.js';
 
 /** Namespace of the fs/netfs mount options (<fs:mount_opts>). */
@@ -238,7 +238,8 @@ export function readPoolSource(ctx: Ctx, el: XmlElement | undefined, key = 'sour
 export function parsePoolXml(xml: string): PoolDefinition {
   const root = parseXmlDocument(xml, 'pool');
   const ctx: Ctx = new Ctx();
-  if (root.local !== 'pool' || root.ns !== '') ctx.fail('', `unexpected root element <${shown(root.qname)}>, expecting <pool>`);
+  const wrongRoot = rootProblem(root, 'pool');
+  if (wrongRoot) ctx.fail('', wrongRoot);
   ctx.at('type', 'pool/@type', root.line);
   const typeName = attr(root, 'type');
   if (typeName === undefined) ctx.fail('type', `missing pool type attribute; supported: ${SUPPORTED_POOL_TYPES.join(', ')}`);

@@ -365,6 +365,19 @@ function convert(node: FxpNode, scope: Scope | undefined, parentPath: string, de
 
 // ---------------------------------------------------------------- helpers for readers
 
+/**
+ * Why `root` is not the document's expected root element (`<pool>`, in no namespace, as
+ * libvirt's XPath reads its documents), or undefined when it is.
+ */
+export function rootProblem(root: XmlElement, local: string): string | undefined {
+  if (root.local === local && root.ns === '') return undefined;
+  if (root.local === local) {
+    const decl = root.qname.includes(':') ? `xmlns:${root.qname.slice(0, root.qname.indexOf(':'))}` : 'xmlns';
+    return `root element <${shown(root.qname)}> is in namespace '${shown(root.ns, 100)}'; libvirt's <${local}> is in no namespace (leave out ${decl}='${shown(root.ns, 100)}')`;
+  }
+  return `unexpected root element <${shown(root.qname)}>, expecting <${local}>`;
+}
+
 /** First child element in no namespace with this local name. */
 export function child(el: XmlElement, local: string): XmlElement | undefined {
   for (const c of el.children) if (c.local === local && c.ns === '') return c;

@@ -4,7 +4,7 @@ import type { PoolSource, PoolType } from '../proto/cistern/v1/storage.js';
 import { Ctx, Out, checkText } from './common.js';
 import { poolTypeInfo } from './formats.js';
 import { normalizePoolSource, readPoolSource, writePoolSource } from './pool.js';
-import { parseXmlDocument, shown } from './safe-parse.js';
+import { parseXmlDocument, rootProblem } from './safe-parse.js';
 
 /**
  * Parses a <source> spec (virsh find-storage-pool-sources SRCSPEC). With `type` the format
@@ -14,7 +14,8 @@ import { parseXmlDocument, shown } from './safe-parse.js';
 export function parsePoolSourceXml(xml: string, type?: PoolType): PoolSource {
   const root = parseXmlDocument(xml, 'source');
   const ctx: Ctx = new Ctx();
-  if (root.local !== 'source' || root.ns !== '') ctx.fail('', `unexpected root element <${shown(root.qname)}>, expecting <source>`);
+  const wrongRoot = rootProblem(root, 'source');
+  if (wrongRoot) ctx.fail('', wrongRoot);
   const src = readPoolSource(ctx, root, 'source');
   if (type !== undefined) return normalizePoolSource(ctx, type, src, false);
   // no type: keep everything, with the checks that do not depend on a type

@@ -13,7 +13,7 @@ import {
 import { Ctx, Out, attrOf, checkName, checkPath, checkText, childText, esc, normalizePermissions, readPermissions, sizeElement, writePermissions } from './common.js';
 import { isDirLikePool, poolTypeInfo, volumeTypeFor, volumeTypeFromString, volumeTypeToString } from './formats.js';
 import { normalizeSecret, writeSecret } from './pool.js';
-import { attr, child, childrenNamed, parseXmlDocument, shown } from './safe-parse.js';
+import { attr, child, childrenNamed, parseXmlDocument, rootProblem, shown } from './safe-parse.js';
 import { MAX_SIZE_BYTES, withoutLeadingBlanks } from './units.js';
 
 export interface VolumeParseOptions {
@@ -99,7 +99,8 @@ function readEncryption(ctx: Ctx, el: ReturnType<typeof child> & object, key: st
 export function parseVolumeXml(xml: string, pool: PoolDefinition, opts: VolumeParseOptions = {}): VolumeDefinition {
   const root = parseXmlDocument(xml, 'volume');
   const ctx: Ctx = new Ctx();
-  if (root.local !== 'volume' || root.ns !== '') ctx.fail('', `unexpected root element <${shown(root.qname)}>, expecting <volume>`);
+  const wrongRoot = rootProblem(root, 'volume');
+  if (wrongRoot) ctx.fail('', wrongRoot);
   const typeAttr = attrOf(ctx, root, 'type', 'type');
   if (typeAttr !== undefined) ctx.wrap('type', () => volumeTypeFromString(typeAttr));
 
