@@ -107,6 +107,19 @@ describe('xml safe-parse: hardened reader', () => {
     expectInvalid(() => parsePoolXml(''), 'empty');
     expectInvalid(() => parsePoolXml('<pool a="<"/>'), "'<' is not allowed in an attribute value");
   });
+  it('refuses what libxml2 refuses as not well-formed: -- in a comment, ]]> in text, a misplaced or misnamed <?xml, an unknown XML version', () => {
+    // each of these was accepted (and the pool defined) while libvirt 9.0 refuses the document
+    const at = (inside: string, before = '') => `${before}<pool type='dir'>${inside}<name>p</name><target><path>/srv/p</path></target></pool>`;
+    expectInvalid(() => parsePoolXml(at('<!-- a -- b -->')), "'--' is not allowed inside a comment", '(line 1)');
+    expectInvalid(() => parsePoolXml(at('\n<!-- a --->')), "'--' is not allowed inside a comment", '(line 2)');
+    expectInvalid(() => parsePoolXml(at('<name>a]]>b</name>')), "']]>' is not allowed in text", "write ']]&gt;'");
+    expectInvalid(() => parsePoolXml(at("<?xml version='1.0'?>")), 'an XML declaration is allowed only at the start of the document');
+    expectInvalid(() => parsePoolXml(at("<?XmL a?>")), "processing instruction name 'XmL' is reserved");
+    expectInvalid(() => parsePoolXml(at('<? a?>')), 'processing instruction without a name');
+    expectInvalid(() => parsePoolXml(at('', "<?xml version='2.0'?>")), "XML version '2.0' is not supported; allowed: 1.0");
+    // and what is well-formed stays accepted: ]]> in an attribute value or CDATA, '-' and '->' in comments, 1.1, PIs
+    expect(parsePoolXml(at("<x a=']]>'/><![CDATA[a]]]]><!-- a - b -> c --><?pi x --?>", "<?xml version='1.1'?>\n<!-- - -->")).name).to.equal('p');
+  });
   it('refuses control characters and undeclared namespace prefixes', () => {
     expectInvalid(() => parsePoolXml("<pool type='dir'><name>a\u0001</name></pool>"), 'U+0001');
     expectInvalid(() => parsePoolXml("<pool type='fs'><fs:mount_opts/></pool>"), "namespace prefix 'fs' is not declared");
