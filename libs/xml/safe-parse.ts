@@ -222,6 +222,73 @@ function refuseTooManyNodes(xml: string, what: string, lines: LineIndex): void {
   }
 }
 
+/**
+ * Refuses what fast-xml-parser's validator lets through and libxml2 (libvirt's reader) does
+ * not, so that no document libvirt refuses is taken: '--' inside a comment (or one ending in
+ * '-'), ']]>' in character data, an XML declaration anywhere but at the start, another
+ * processing instruction named xml in any case, one without a name, an XML version other
+ * than 1.x. Walks the markup as refuseTooManyNodes does (quoted values skipped); a document
+ * that is malformed in another way is left to the validator.
+ */
+function refuseMalformedMarkup(xml: string, what: string, lines: LineIndex): void {
+  const n = xml.length;
+  let textFrom = 0;
+  // the next ']]>' at or after textFrom, only ever moved forward: one pass over the document
+  let close = xml.indexOf(']]>');
+  const checkText = (end: number): void => {
+    if (close !== -1 && close < textFrom) close = xml.indexOf(']]>', textFrom);
+    if (close !== -1 && close < end) fail(what, "']]>' is not allowed in text; write ']]&gt;' (or put the text in CDATA)", lines.lineAt(close));
+  };
+  let i = xml.indexOf('<');
+  while (i !== -1) {
+    checkText(i);
+    let next: number;
+    if (xml.startsWith('<!--', i)) {
+      const end = xml.indexOf('-->', i + 4);
+      if (end === -1) return;
+      const body = xml.slice(i + 4, end);
+      const dashes = body.indexOf('--');
+      if (dashes !== -1 || body.endsWith('-')) {
+        fail(what, "'--' is not allowed inside a comment (nor a '-' just before its closing '-->')", lines.lineAt(dashes !== -1 ? i + 4 + dashes : end));
+      }
+      next = end + 3;
+    } else if (xml.startsWith('<![CDATA[', i)) {
+      const end = xml.indexOf(']]>', i + 9);
+      if (end === -1) return;
+      next = end + 3;
+    } else if (xml.startsWith('<?', i)) {
+      const end = xml.indexOf('?>', i + 2);
+      if (end === -1) return;
+      const target = /^[^\s?]*/.exec(xml.slice(i + 2, end))![0];
+      if (target === '') fail(what, 'processing instruction without a name (<? must be followed by one)', lines.lineAt(i));
+      if (target.toLowerCase() === 'xml') {
+        if (target !== 'xml') fail(what, `processing instruction name '${shown(target, 20)}' is reserved`, lines.lineAt(i));
+        if (i !== 0) fail(what, 'an XML declaration is allowed only at the start of the document', lines.lineAt(i));
+        const version = /\bversion\s*=\s*(?:"([^"]*)"|'([^']*)')/.exec(xml.slice(i, end));
+        const v = version ? (version[1] ?? version[2] ?? '') : undefined;
+        if (v !== undefined && !/^1\.[0-9]+$/.test(v)) fail(what, `XML version '${shown(v, 20)}' is not supported; allowed: 1.0`, lines.lineAt(i));
+      }
+      next = end + 2;
+    } else {
+      // a tag: to its '>' outside quoted values (an attribute value may hold ']]>' or '>')
+      let j = i + 1;
+      let quote = 0;
+      for (; j < n; j++) {
+        const c = xml.charCodeAt(j);
+        if (quote !== 0) {
+          if (c === quote) quote = 0;
+        } else if (c === 0x22 || c === 0x27) quote = c;
+        else if (c === 0x3e /* > */) break;
+      }
+      if (j >= n) return;
+      next = j + 1;
+    }
+    textFrom = next;
+    i = xml.indexOf('<', next);
+  }
+  checkText(n);
+}
+
 interface Scope {
   readonly parent: Scope | undefined;
   readonly decls: ReadonlyMap<string, string>;
@@ -270,6 +337,7 @@ export function parseXmlDocument(xml: string, what = 'xml'): XmlElement {
   refuseOtherEncodings(xml, lines);
   refuseDeclarations(xml, lines);
   refuseTooManyNodes(xml, what, lines);
+  refuseMalformedMarkup(xml, what, lines);
 
   let valid: true | { err: { code: string; msg: string; line: number; col?: number } };
   try {
