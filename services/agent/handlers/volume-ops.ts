@@ -444,7 +444,7 @@ function rescanAfterCreate(backend: StorageBackend, pool: PoolEntry, planned: Vo
  */
 async function publishOthersAfterCreate(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext, actor: Actor, name: string): Promise<void> {
   try {
-    await publishScan(ctx, pool, await backend.refreshPool({ ...pc, signal: undefined }), actor, name);
+    await publishScan(ctx, pool, await scanPool(pool, backend, { ...pc, signal: undefined }), actor, name);
   } catch (err) {
     ctx.log.warn('re-reading the pool after a create failed; its other volumes are corrected by the next refresh', { pool: pool.definition.name, volume: name, error: err });
   }
