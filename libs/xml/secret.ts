@@ -7,7 +7,7 @@
 //   </secret>
 import { InvalidArgumentError } from '../errors/errors.js';
 import { Secret, SecretUsageType } from '../proto/cistern/v1/storage.js';
-import { attr, child, parseXmlDocument } from './safe-parse.js';
+import { attr, child, parseXmlDocument, rootProblem } from './safe-parse.js';
 import { esc } from './common.js';
 
 function yesNo(value: string | undefined, field: string): boolean {
@@ -18,7 +18,8 @@ function yesNo(value: string | undefined, field: string): boolean {
 
 export function parseSecretXml(xml: string): Secret {
   const root = parseXmlDocument(xml, 'xml');
-  if (root.local !== 'secret') throw new InvalidArgumentError('xml', `root element is <${root.local}>, expected <secret>`);
+  const problem = rootProblem(root, 'secret');
+  if (problem) throw new InvalidArgumentError('xml', problem);
   const secret = Secret.create({
     uuid: child(root, 'uuid')?.text.trim() ?? '',
     description: child(root, 'description')?.text ?? '',

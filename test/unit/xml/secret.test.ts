@@ -54,3 +54,11 @@ describe('secret XML', () => {
     expect(secretUsageTypeName(SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED)).to.equal('');
   });
 });
+
+describe('secret XML refusals', () => {
+  it('names the root element it found, and a namespace it is in', () => {
+    expect(() => parseSecretXml('<pool/>')).to.throw(/^xml: unexpected root element <pool>, expecting <secret>$/);
+    expect(() => parseSecretXml("<secret xmlns='urn:x'/>")).to.throw(/root element <secret> is in namespace 'urn:x'; libvirt's <secret> is in no namespace/);
+    expect(() => parseSecretXml("<secret><usage type='tls'><name>x</name></usage></secret>")).to.throw(/secret\/usage\/@type.*'tls' is not one of iscsi, volume, ceph/);
+  });
+});
