@@ -1,0 +1,54 @@
+// pool-event when the stream ends under it (a coordinator shutting down: UNAVAILABLE). The
+// coordinator's message says a watcher resumes after the last sequence it received, but text
+// output shows no sequences: the error must name it, and the count of what was shown must
+// still be printed (found by review h30).
+import { expect } from 'chai';
+import { Event, EventKind, type WatchEventsRequest } from '../../../libs/proto/cistern/v1/storage.js';
+import { UnavailableError } from '../../../libs/errors/errors.js';
+import { FakeApi, pool, run } from './fake-api.js';
+
+const SHUTDOWN = 'this coordinator is shutting down; call again (another coordinator, or this one once restarted); a watcher resumes after the last sequence it received';
+
+class EndingApi extends FakeApi {
+  override async *watchEvents(r: unknown): AsyncGenerator<Event> {
+    this.calls.push({ method: 'watchEvents', request: r });
+    for (const e of this.events) yield e;
+    throw new UnavailableError(SHUTDOWN);
+  }
+}
+
+describe('cisternctl pool-event when the event stream ends', () => {
+  function api(): EndingApi {
+    const a = new EndingApi(['a']);
+    a.pools = [pool('a', 'scratch')];
+    a.events = [
+      Event.create({ sequence: 41n, kind: EventKind.POOL_STARTED, host: 'a', pool: 'scratch' }),
+      // received, not shown (another class): still the point to resume after
+      Event.create({ sequence: 42n, kind: EventKind.VOLUME_CREATED, host: 'a', pool: 'scratch', volume: 'v' }),
+    ];
+    return a;
+  }
+
+  it('prints what it showed, then the sequence to resume after, then the reason', async () => {
+    const r = await run(api(), ['pool-event', '--loop', '--event', 'lifecycle']);
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.equal("event 'lifecycle' for storage pool scratch: Started\nevents received: 1\n\n");
+    expect(r.stderr).to.equal(`error: the event stream ended after sequence 42: resume with --after 42\nerror: ${SHUTDOWN}\n`);
+  });
+
+  it('--json: the same error (the lines carry their sequences too)', async () => {
+    const r = await run(api(), ['pool-event', '--loop', '--json']);
+    expect(r.code).to.equal(1);
+    expect(r.stdout.split('\n').filter(Boolean)).to.have.length(2);
+    expect(r.stderr).to.equal(`error: the event stream ended after sequence 42: resume with --after 42\nerror: ${SHUTDOWN}\n`);
+  });
+
+  it('with nothing received, only the reason (there is no point to resume after)', async () => {
+    const a = api();
+    a.events = [];
+    const r = await run(a, ['pool-event', '--loop', '--after', '7']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.equal(`error: ${SHUTDOWN}\n`);
+    expect((a.callsOf('watchEvents')[0] as WatchEventsRequest).afterSequence).to.equal(7n);
+  });
+});
