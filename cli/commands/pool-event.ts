@@ -5,7 +5,7 @@ import { GetPoolRequest, WatchEventsRequest, type Event, type EventKind } from '
 import type { StorageApi } from '../api.js';
 import { flag, str } from '../args.js';
 import type { Command } from '../command.js';
-import { attempt, ReportedError, UsageError } from '../errors.js';
+import { attempt, CommandError, ReportedError, UsageError } from '../errors.js';
 import { EVENT_CLASSES, eventClass, eventDetail, eventLine, kindsOf, type EventClass } from '../format/event.js';
 import { toJson } from '../format/json.js';
 import { poolJson } from '../format/pool.js';
@@ -139,8 +139,10 @@ export const poolEvent: Command = {
     if (ctx.signal.aborted) end('interrupt');
     if (json) ctx.setMachineOutput();
     let count = 0;
+    let lastSequence: bigint | undefined;
     try {
       for await (const ev of api.watchEvents(request, stop.signal)) {
+        lastSequence = ev.sequence;
         const cls = eventClass(ev.kind);
         if (!cls || !classes.includes(cls)) continue;
         if (pool && (ev.host !== pool.host || ev.pool !== pool.pool)) continue;
@@ -155,6 +157,13 @@ export const poolEvent: Command = {
           break;
         }
       }
+    } catch (err) {
+      // the stream ended under the watcher (a coordinator shutting down): what was shown is
+      // counted as a normal end counts it, and text output, which shows no sequences, is told
+      // where to resume (docs/events.md)
+      if (lastSequence === undefined) throw err;
+      if (!json) ctx.print(`events received: ${count}\n`);
+      throw new CommandError(`the event stream ended after sequence ${lastSequence}: resume with --after ${lastSequence}`, err);
     } finally {
       if (timer) clearTimeout(timer);
       ctx.signal.removeEventListener('abort', onInterrupt);

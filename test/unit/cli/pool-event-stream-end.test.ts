@@ -49,6 +49,7 @@ describe('cisternctl pool-event when the event stream ends', () => {
     const r = await run(a, ['pool-event', '--loop', '--after', '7']);
     expect(r.code).to.equal(1);
     expect(r.stderr).to.equal(`error: ${SHUTDOWN}\n`);
+    expect(r.stdout).to.equal('\n');
     expect((a.callsOf('watchEvents')[0] as WatchEventsRequest).afterSequence).to.equal(7n);
   });
 });
