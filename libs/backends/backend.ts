@@ -153,6 +153,13 @@ export interface StorageBackend {
    * the table).
    */
   readonly refreshAfterCreateVol?: boolean | ((volume: VolumeDefinition, known: Iterable<VolumeDefinition>) => boolean);
+  /**
+   * The other volumes whose name or device node deleting `volume` may change (deleting a dos
+   * logical partition renumbers the logical partitions after it), of the pool's volumes as
+   * last known. The agent holds their locks through the delete and its re-read, so that no
+   * operation resolves one of them to a node that then changes under it.
+   */
+  readonly volumesMovedByDelete?: (volume: VolumeDefinition, known: Iterable<VolumeDefinition>) => string[];
   /** Why an operation this type lacks cannot exist (e.g. LUNs are made on the array): told to the user. */
   readonly unsupportedReasons?: Readonly<Partial<Record<BackendOperation, string>>>;
 

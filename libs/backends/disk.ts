@@ -57,6 +57,24 @@ export class DiskBackend implements StorageBackend {
     return false;
   };
 
+  /**
+   * Deleting a logical partition renumbers the logical partitions after it. Which ones those
+   * are is the table's chain order, not known here: every other logical partition (one whose
+   * extent lies in the extended partition's) is held, a few more than needed at worst.
+   */
+  readonly volumesMovedByDelete = (volume: VolumeDefinition, known: Iterable<VolumeDefinition>): string[] => {
+    const all = [...known];
+    const extended = all.find((v) => v.target?.format === 'extended');
+    const span = extended ? extentOf(extended) : undefined;
+    if (!span) return [];
+    const inside = (v: VolumeDefinition): boolean => {
+      const e = extentOf(v);
+      return e !== undefined && v !== extended && e.start >= span.start && e.end <= span.end;
+    };
+    if (!inside(volume)) return [];
+    return all.filter((v) => v.name !== volume.name && inside(v)).map((v) => v.name);
+  };
+
   readonly operations: ReadonlySet<BackendOperation> = new Set<BackendOperation>([
     'checkPool',
     'buildPool',
@@ -192,3 +210,9 @@ export class DiskBackend implements StorageBackend {
 }
 
 export const diskBackend = new DiskBackend();
+
+/** A partition's one extent on its disk, from its definition (the disk backend's refresh sets it). */
+function extentOf(v: VolumeDefinition): { start: bigint; end: bigint } | undefined {
+  const e = v.sourceDevices[0]?.extents[0];
+  return e ? { start: e.start, end: e.end } : undefined;
+}

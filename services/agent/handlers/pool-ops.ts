@@ -342,11 +342,11 @@ export async function publishScan(
   entry: PoolEntry,
   scan: PoolScan,
   actor: Actor,
-  /** A volume whose lock the caller itself holds: its scan result is taken, not skipped as busy. */
-  ownVolume?: string,
+  /** Volumes whose locks the caller itself holds: their scan results are taken, not skipped as busy. */
+  ownVolumes: ReadonlySet<string> = new Set(),
 ): Promise<ReturnType<typeof applyRefresh>> {
   const pool = entry.definition.name;
-  const diff = applyRefresh(ctx.state, entry, scan.result.volumes, (v) => v !== ownVolume && ctx.locks.isVolumeBusy(pool, v), scan.baseline);
+  const diff = applyRefresh(ctx.state, entry, scan.result.volumes, (v) => !ownVolumes.has(v) && ctx.locks.isVolumeBusy(pool, v), scan.baseline);
   ctx.state.touchPool(entry, scan.result.runtime);
   await publishVolumeEvents(ctx, pool, diff.changed, EventKind.VOLUME_CHANGED, actor);
   await publishVolumeEvents(ctx, pool, diff.removed, EventKind.VOLUME_DELETED, actor);

@@ -7,7 +7,7 @@ import { isAbsolute } from 'node:path';
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, VolumeDefinition, type Pool, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import type { BuiltVolume, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
-import { InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { AbortedError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { checkObjectName } from '../../../libs/api/names.js';
 import { parseVolumeName } from '../../../libs/api/resource-names.js';
 import { volumeEvent, type Actor } from '../events.js';
@@ -415,15 +415,48 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
     const pc = poolContext(ctx, pool.definition, actor);
     // decided before the delete, from what is known of the pool's other volumes
     const rescan = rescanAfterDelete(backend, pool, vol);
-    await backend.deleteVol!(pc, vol.definition);
-    const { removed, poolState } = publishRemoval(ctx, pool, actor, await removeVolumeState(ctx, pool, backend, pc, name));
-    // deleting a dos logical partition renumbers the ones after it (libvirt re-reads a disk pool
-    // too); removing an LVM origin removes its snapshots: re-read the pool, publish what went
-    if (rescan) await publishScan(ctx, pool, await scanPool(pool, backend, pc), actor, name);
-    ctx.log.info('volume deleted', { pool: def.name, volume: name, principal: actor.principal, requestId: actor.requestId });
-    // after a rescan the reply does not hold every change: the coordinator waits for the events
-    return deletedReply(removed, poolState, await flushEvents(ctx), !rescan);
+    const releaseMoved = holdMovedVolumes(ctx, pool, backend, vol, name);
+    try {
+      await backend.deleteVol!(pc, vol.definition);
+      const { removed, poolState } = publishRemoval(ctx, pool, actor, await removeVolumeState(ctx, pool, backend, pc, name));
+      // deleting a dos logical partition renumbers the ones after it (libvirt re-reads a disk
+      // pool too); removing an LVM origin removes its snapshots: re-read the pool, publish what went
+      if (rescan) await publishScan(ctx, pool, await scanPool(pool, backend, pc), actor, new Set([name, ...releaseMoved.names]));
+      ctx.log.info('volume deleted', { pool: def.name, volume: name, principal: actor.principal, requestId: actor.requestId });
+      // after a rescan the reply does not hold every change: the coordinator waits for the events
+      return deletedReply(removed, poolState, await flushEvents(ctx), !rescan);
+    } finally {
+      releaseMoved();
+    }
   });
+}
+
+/**
+ * Takes the locks of the volumes deleting `vol` renumbers (backend.volumesMovedByDelete), at
+ * once or not at all: an upload or wipe of one of them resolves its node and then opens it,
+ * and a renumbering in between would point it at another partition. One of them busy: the
+ * delete is ABORTED, naming it, and nothing is done.
+ */
+function holdMovedVolumes(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, vol: VolumeEntry, name: string): (() => void) & { names: string[] } {
+  const poolName = pool.definition.name;
+  const others = function* (): Iterable<VolumeDefinition> {
+    for (const v of pool.volumes.values()) if (v !== vol) yield v.definition;
+  };
+  const names = backend.volumesMovedByDelete?.(vol.definition, others()) ?? [];
+  const releases: Array<() => void> = [];
+  const releaseAll = Object.assign(() => {
+    for (const r of releases.splice(0)) r();
+  }, { names });
+  try {
+    for (const other of names) releases.push(ctx.locks.acquireVolume(poolName, other, 'delete'));
+  } catch (err) {
+    releaseAll();
+    if (err instanceof AbortedError) {
+      throw new AbortedError(`deleting '${name}' renumbers ${names.join(', ')}, and ${err.message}; nothing was deleted`, { pool: poolName, volume: name });
+    }
+    throw err;
+  }
+  return releaseAll;
 }
 
 /** Does creating `planned` change other volumes of the pool (backend.refreshAfterCreateVol)? */
@@ -444,7 +477,7 @@ function rescanAfterCreate(backend: StorageBackend, pool: PoolEntry, planned: Vo
  */
 async function publishOthersAfterCreate(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext, actor: Actor, name: string): Promise<void> {
   try {
-    await publishScan(ctx, pool, await scanPool(pool, backend, { ...pc, signal: undefined }), actor, name);
+    await publishScan(ctx, pool, await scanPool(pool, backend, { ...pc, signal: undefined }), actor, new Set([name]));
   } catch (err) {
     ctx.log.warn('re-reading the pool after a create failed; its other volumes are corrected by the next refresh', { pool: pool.definition.name, volume: name, error: err });
   }
