@@ -7,7 +7,7 @@ import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { useStack, useTempDir, waitFor } from '../support/index.js';
@@ -85,6 +85,25 @@ describe('coordinator (real nats-server, agents a and b)', function () {
     await api.definePool({ host: 'b', definition: dirPool('second', path), xml: '', requestId: '', validate: false });
     await api.undefinePool({ name: 'hosts/b/pools/second', requestId: '' });
     await api.undefinePool({ name: 'hosts/a/pools/first', requestId: '' });
+  });
+
+  it('refuses a second pool over the same directory named through a symlink (the agent compares the directories themselves)', async () => {
+    const api = ctx.stack.api;
+    const path = poolDir('real-dir');
+    await api.createPool({ host: 'a', definition: dirPool('real', path), xml: '', build: true, buildFlags: undefined, requestId: '' });
+    const alias = poolDir('alias-link');
+    symlinkSync(path, alias);
+    // the coordinator cannot see that: another path; the agent, at start, can
+    await expectCode(api.createPool({ host: 'a', definition: dirPool('alias', alias), xml: '', build: false, buildFlags: undefined, requestId: '' }),
+      status.ALREADY_EXISTS, new RegExp(`storage source conflict with pool 'real' on host 'a': both would use the target directory '${path}' \\(named '${alias}' here\\)`));
+    await api.definePool({ host: 'a', definition: dirPool('alias', alias), xml: '', requestId: '', validate: false });
+    await expectCode(api.startPool({ name: 'hosts/a/pools/alias', build: false, buildFlags: undefined, requestId: '' }), status.ALREADY_EXISTS, /conflict with pool 'real'/);
+    expect((await api.getPool({ name: 'hosts/a/pools/alias' })).state).to.equal(PoolState.POOL_STATE_INACTIVE);
+    // once the first is stopped, the alias may start
+    await api.stopPool({ name: 'hosts/a/pools/real', requestId: '' });
+    await api.startPool({ name: 'hosts/a/pools/alias', build: false, buildFlags: undefined, requestId: '' });
+    await api.stopPool({ name: 'hosts/a/pools/alias', requestId: '' });
+    await api.undefinePool({ name: 'hosts/a/pools/alias', requestId: '' });
   });
 
   it('a pool name is free again once undefined; undefining it twice is NOT_FOUND', async () => {
