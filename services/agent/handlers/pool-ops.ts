@@ -64,7 +64,7 @@ export async function activatePool(ctx: AgentContext, def: PoolDefinition, opts:
   // others (iscsi, iscsi-direct, scsi, mpath) `pool-start --build` just starts the pool
   const buildFlags = opts.build && backend.operations.has('buildPool') ? checkBuildFlags(opts.build) : undefined;
   requireInactiveHere(ctx, def.name);
-  const release = claimStorage(ctx, def);
+  const release = await claimStorage(ctx, def);
   try {
     return await startClaimed(ctx, def, opts, actor, backend, buildFlags);
   } finally {

@@ -1,0 +1,49 @@
+// What storage a pool's start would use, as this host's kernel names it: a directory by its
+// device and inode, a block device by its device number, an image file by its inode. The
+// source-conflict rule (libs/api/pool-conflicts.ts) compares paths as written, which is all the
+// coordinator can do: two pools over one directory or disk named through a symlink, a bind
+// mount or /dev/disk/by-id pass it, and each would then lock its volumes (or serialise its
+// partition table writes) on its own. The agent can look.
+import { stat } from 'node:fs/promises';
+import { PoolType, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+
+export interface StorageIdentity {
+  /** The same for two paths of one directory or device, and only then. */
+  key: string;
+  /** What the pool calls it, for the error. */
+  path: string;
+  what: 'target directory' | 'source device';
+}
+
+/** Types whose storage is their source devices (as pool-conflicts.ts's DEVICE_POOLS, iSCSI aside: its devices are target names). */
+const DEVICE_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_LOGICAL, PoolType.POOL_TYPE_DISK]);
+
+/**
+ * The identities of what `def` would use. A path that cannot be read yet (a directory the start
+ * builds, a device not there) has none: its start fails or makes it, and the text rule stands.
+ */
+export async function storageIdentities(def: PoolDefinition): Promise<StorageIdentity[]> {
+  if (def.type === PoolType.POOL_TYPE_DIR) {
+    const path = def.target?.path;
+    if (!path) return [];
+    const st = await statOrUndefined(path);
+    return st?.isDirectory() ? [{ key: `dir:${st.dev}:${st.ino}`, path, what: 'target directory' }] : [];
+  }
+  if (!DEVICE_POOLS.has(def.type)) return [];
+  const out: StorageIdentity[] = [];
+  for (const device of def.source?.devices ?? []) {
+    if (!device.path) continue;
+    const st = await statOrUndefined(device.path);
+    if (st?.isBlockDevice()) out.push({ key: `blk:${st.rdev}`, path: device.path, what: 'source device' });
+    else if (st?.isFile()) out.push({ key: `file:${st.dev}:${st.ino}`, path: device.path, what: 'source device' });
+  }
+  return out;
+}
+
+async function statOrUndefined(path: string) {
+  try {
+    return await stat(path, { bigint: true });
+  } catch {
+    return undefined;
+  }
+}
