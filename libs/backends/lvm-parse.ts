@@ -167,7 +167,7 @@ export function parseLvs(stdout: string): LvRecord[] {
         extents: [],
         state,
         active: state === 'active',
-        sparse: type === 's' || type === 'V',
+        sparse: type === 's',
         thinPool: type === 't',
         backingOrigin: origin && !origin.startsWith('[') ? origin : undefined,
       };

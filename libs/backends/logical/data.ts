@@ -22,7 +22,9 @@ export async function requireNode(path: string): Promise<void> {
 
 /**
  * Wipes a non-sparse LV: zero in-process, the other algorithms with scrub. Sparse LVs
- * (snapshots, thin volumes) are refused as libvirt refuses them: writing fills them.
+ * (snapshots, --virtualsize LVs: lvs attr 's') are refused as libvirt refuses them: writing
+ * fills their copy-on-write area until they drop out. A thin volume is wiped, as libvirt wipes
+ * it: every block written is then allocated in its thin pool.
  */
 export async function wipeLv(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm, scrub: string): Promise<void> {
   const path = lvPath(ctx.pool, volume.name);
