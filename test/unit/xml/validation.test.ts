@@ -476,3 +476,16 @@ describe('xml numbers read as libvirt 9.0 reads them (virStrToLong_*): blanks be
     expectInvalid(() => parseVolumeXml(luks('256 '), dirPool()), "cipher 'size' '256 '");
   });
 });
+
+describe('xml: SCSI LUN pools name their volumes under /dev', () => {
+  // the agent refuses any other target directory at start (scsi-scan.ts checkScsiTargetDir):
+  // refused at define, a pool that could never start is not defined (found by review h29)
+  it('refuses an iscsi or scsi target path outside /dev, in XML and in a structured definition', () => {
+    const iscsi = (path: string) => `<pool type='iscsi'><name>i</name><source><host name='127.0.0.1'/><device path='iqn.2026-11.test:t'/></source><target><path>${path}</path></target></pool>`;
+    expectInvalid(() => parsePoolXml(iscsi('/tmp/x')), 'pool/target/path', "unable to use target path '/tmp/x' for SCSI LUNs: use /dev or a stable directory under /dev");
+    expectInvalid(() => parsePoolXml(iscsi('/devices')), "target path '/devices'");
+    for (const ok of ['/dev', '/dev/disk/by-path', '/dev/disk/by-id/']) expect(parsePoolXml(iscsi(ok)).target?.path).to.match(/^\/dev/);
+    const scsi = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_SCSI, name: 's', source: { adapter: { type: AdapterType.ADAPTER_TYPE_SCSI_HOST, name: 'host0' } }, target: { path: '/srv/luns' } });
+    expectInvalid(() => validatePoolDefinition(scsi), 'target.path', "unable to use target path '/srv/luns'");
+  });
+});
