@@ -291,6 +291,9 @@ export function parsePoolXml(xml: string): PoolDefinition {
 // ---------------------------------------------------------------- defaults and checks
 
 /** The checks parsePoolXml applies, for definitions that arrive structured (gRPC). Returns a new, normalised definition. */
+/** Types whose volumes are SCSI LUNs named under the pool's target directory. */
+const LUN_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_ISCSI, PoolType.POOL_TYPE_SCSI]);
+
 export function validatePoolDefinition(def: PoolDefinition): PoolDefinition {
   if (!def || typeof def !== 'object') new Ctx().fail('definition', 'a pool definition is required');
   return normalizePool(def, new Ctx());
@@ -487,6 +490,11 @@ function normalizePool(def: PoolDefinition, ctx: Ctx): PoolDefinition {
     else {
       if (!def.target?.path) ctx.fail('target.path', `missing storage pool target path; ${info.name} pools need <target><path>...</path></target>`);
       path = checkPath(ctx, 'target.path', def.target.path);
+      if (LUN_POOLS.has(type) && path !== '/dev' && !path.startsWith('/dev/')) {
+        // the agent names LUNs under it (virStorageBackendStablePath) and refuses any other
+        // directory at start: refused here, a pool that could never start is not defined
+        ctx.fail('target.path', `unable to use target path '${shown(path)}' for SCSI LUNs: use /dev or a stable directory under /dev such as /dev/disk/by-path or /dev/disk/by-id`);
+      }
     }
     target = { path, permissions: normalizePermissions(ctx, def.target?.permissions, 'target.permissions') };
   } else {
