@@ -34,12 +34,14 @@ export function parseBlkidExport(stdout: string): Record<string, string> {
 export async function probeDeviceContent(
   runner: CommandRunner,
   device: string,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; fd?: number } = {},
 ): Promise<DeviceContent> {
   const path = checkAbsolutePath(device, 'source.device.path');
   // exit 2: nothing found; exit 0: something found; exit 8: several signatures (e.g. a
-  // filesystem over an older one of another type), which is not empty either
-  const result = await runner.run(['blkid', '-p', '-o', 'export', '--', path], { okExitCodes: [0, 2, 8], signal: options.signal });
+  // filesystem over an older one of another type), which is not empty either. With `fd`
+  // (the device opened and checked by the caller) blkid probes that, not what the name holds now.
+  const argv = ['blkid', '-p', '-o', 'export', '--', options.fd === undefined ? path : '/dev/fd/3'];
+  const result = await runner.run(argv, { okExitCodes: [0, 2, 8], signal: options.signal, ...(options.fd === undefined ? {} : { fds: [options.fd] }) });
   if (result.exitCode === 2) return { empty: true };
   if (result.exitCode === 8) return { empty: false, ambivalent: true };
   const values = parseBlkidExport(result.stdout);
@@ -51,9 +53,9 @@ export async function probeDeviceContent(
   };
 }
 
-/** Refuses a device holding a filesystem or partition table, naming what it found. */
-export async function requireEmptyDevice(runner: CommandRunner, device: string, signal?: AbortSignal): Promise<void> {
-  const content = await probeDeviceContent(runner, device, { signal });
+/** Refuses a device holding a filesystem or partition table, naming what it found (`fd`: probe that open device). */
+export async function requireEmptyDevice(runner: CommandRunner, device: string, signal?: AbortSignal, fd?: number): Promise<void> {
+  const content = await probeDeviceContent(runner, device, { signal, fd });
   if (content.empty) return;
   const what = content.ambivalent
     ? 'more than one signature (blkid cannot tell which is current; `wipefs --no-act` lists them)'
@@ -72,6 +74,7 @@ export async function requireEmptyDevice(runner: CommandRunner, device: string, 
  * failure is not an answer to that question (false): the command that follows reports it.
  */
 export function isHeldExclusively(path: string): boolean {
+  // a /proc/self/fd/N path reopens the very device opened there (O_EXCL still says EBUSY)
   let fd: number;
   try {
     fd = openSync(path, fsc.O_RDONLY | fsc.O_EXCL | fsc.O_NONBLOCK);

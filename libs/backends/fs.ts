@@ -43,6 +43,7 @@ import {
   type MountTableSource,
 } from './mount.js';
 import { refuseConflictingBuildFlags } from './build-flags.js';
+import { openFsSourceForFormat } from './fs-source.js';
 
 export interface MountedBackendOptions extends DirBackendOptions {
   mount?: string;
@@ -67,6 +68,12 @@ export interface ResolvedMount {
 }
 
 const NO_FLAGS: BuildFlags = { overwrite: false, noOverwrite: false };
+
+/** A build's format step, checked (prepareFormat), and what it holds open until the build is over. */
+export interface PreparedFormat {
+  run(): Promise<void>;
+  close(): void;
+}
 
 /**
  * A dir pool on a mount point. Subclasses say what is mounted (resolveMount) and what a
@@ -102,9 +109,10 @@ export abstract class MountedDirBackend implements StorageBackend {
 
   /**
    * Checks a build with overwrite / no_overwrite before anything is written and returns
-   * the step that formats the source (run after the target directory exists).
+   * the step that formats the source (run after the target directory exists) and what to
+   * release when the build is over, whether or not that step ran.
    */
-  protected abstract prepareFormat(ctx: PoolContext, flags: BuildFlags): Promise<() => Promise<void>>;
+  protected abstract prepareFormat(ctx: PoolContext, flags: BuildFlags): Promise<PreparedFormat>;
 
   /** The pool's format, '' meaning the default; refuses one outside the type's list. */
   protected poolFormat(pool: PoolDefinition): string {
@@ -141,8 +149,12 @@ export abstract class MountedDirBackend implements StorageBackend {
   async buildPool(ctx: PoolContext, flags: BuildFlags): Promise<void> {
     refuseConflictingBuildFlags(flags);
     const format = flags?.overwrite || flags?.noOverwrite ? await this.prepareFormat(ctx, flags) : undefined;
-    await this.dir.buildPool(ctx, NO_FLAGS);
-    await format?.();
+    try {
+      await this.dir.buildPool(ctx, NO_FLAGS);
+      await format?.run();
+    } finally {
+      format?.close();
+    }
   }
 
   /**
@@ -286,9 +298,9 @@ export function mkfsArgv(format: string, device: string, mkfs = 'mkfs'): string[
  * internal-looking failure ("apparently in use by the system"), or, for tools that do not
  * check, write over what holds it. An exclusive open fails with EBUSY exactly then.
  */
-function requireUnheld(device: string): void {
+function requireUnheld(device: string, fd: number): void {
   // other failures to open it: mkfs reports them itself
-  if (!isHeldExclusively(device)) return;
+  if (!isHeldExclusively(`/proc/self/fd/${fd}`)) return;
   throw new FailedPreconditionError(
     `source device '${printable(device, 200)}' is in use (held by LVM, swap, a mounted partition or a guest); release it before formatting`,
     { device },
@@ -387,8 +399,9 @@ export class FsBackend extends MountedDirBackend {
   /**
    * virStorageBackendMakeFileSystem: the device must exist, not be mounted nor otherwise
    * held; with no_overwrite it must hold nothing blkid recognises. The pool needs a real format.
+   * Every check, blkid and mkfs act on the source opened once (fs-source.ts), never on its name again.
    */
-  protected override async prepareFormat(ctx: PoolContext, flags: BuildFlags): Promise<() => Promise<void>> {
+  protected override async prepareFormat(ctx: PoolContext, flags: BuildFlags): Promise<PreparedFormat> {
     const pool = ctx.pool;
     const device = this.sourceDevice(pool);
     const format = this.poolFormat(pool);
@@ -399,37 +412,39 @@ export class FsBackend extends MountedDirBackend {
         `pool '${printable(pool.name)}' has format 'auto': mkfs needs a filesystem type; set one of ${this.poolFormats.filter((f) => f !== 'auto').join(', ')}`,
       );
     }
-    await requireDeviceOrImage(device, pool);
-    const described = await describeDevice(device);
-    if (!described) {
-      throw new FailedPreconditionError(
-        `source device '${printable(device, 200)}' does not exist when formatting pool '${printable(pool.name)}'`,
-        { device },
-      );
-    }
-    const entries = await this.mountTableFor(described);
-    const mounted = mountedElsewhere(entries, [], described);
-    if (mounted.length > 0) {
-      throw new FailedPreconditionError(
-        `source device '${printable(device, 200)}' is mounted on '${printable(mounted[0]!.mountPoint, 200)}'; stop the pool (unmount it) before formatting`,
-        { device, mountPoint: mounted[0]!.mountPoint },
-      );
-    }
-    if (described.kind === 'device' && described.major !== undefined) requireUnheld(device);
-    if (described.kind === 'device' && described.file) {
-      // an image file behind a loop device is in use through it (swap on it, a mount made
-      // elsewhere, a guest), which the checks of the file itself do not see
-      const loop = await loopDeviceBackedBy(described.file, this.sysfsRoot);
-      if (loop) {
+    const source = openFsSourceForFormat(device, pool);
+    try {
+      const described = source.described;
+      const entries = await this.mountTableFor(described);
+      const mounted = mountedElsewhere(entries, [], described);
+      if (mounted.length > 0) {
         throw new FailedPreconditionError(
-          `source image '${printable(device, 200)}' backs ${loop}, which may be in use (swap, a mount, a guest); detach it (losetup -d ${loop}) before formatting`,
-          { device, loop },
+          `source device '${printable(device, 200)}' is mounted on '${printable(mounted[0]!.mountPoint, 200)}'; stop the pool (unmount it) before formatting`,
+          { device, mountPoint: mounted[0]!.mountPoint },
         );
       }
+      if (described.major !== undefined) requireUnheld(device, source.fd);
+      if (described.file) {
+        // an image file behind a loop device is in use through it (swap on it, a mount made
+        // elsewhere, a guest), which the checks of the file itself do not see
+        const loop = await loopDeviceBackedBy(described.file, this.sysfsRoot);
+        if (loop) {
+          throw new FailedPreconditionError(
+            `source image '${printable(device, 200)}' backs ${loop}, which may be in use (swap, a mount, a guest); detach it (losetup -d ${loop}) before formatting`,
+            { device, loop },
+          );
+        }
+      }
+      if (flags.noOverwrite) await requireEmptyDevice(ctx.runner, device, ctx.signal, source.fd);
+    } catch (err) {
+      source.close();
+      throw err;
     }
-    if (flags.noOverwrite) await requireEmptyDevice(ctx.runner, device, ctx.signal);
-    return async () => {
-      await ctx.runner.run(mkfsArgv(format, device, this.mkfs), { signal: ctx.signal, timeoutMs: MKFS_TIMEOUT_MS });
+    return {
+      run: async () => {
+        await ctx.runner.run(mkfsArgv(format, '/dev/fd/3', this.mkfs), { signal: ctx.signal, timeoutMs: MKFS_TIMEOUT_MS, fds: [source.fd] });
+      },
+      close: source.close,
     };
   }
 }

@@ -12,7 +12,7 @@ import { checkNetHost, checkNfsVersion, checkSourceDir } from '../api/source-nam
 export { checkNetHost } from '../api/source-names.js';
 import { NETFS_POOL_FORMATS } from '../xml/formats.js';
 import type { BackendContext, PoolContext } from './backend.js';
-import { MountedDirBackend, type MountedBackendOptions, type ResolvedMount } from './fs.js';
+import { MountedDirBackend, type MountedBackendOptions, type PreparedFormat, type ResolvedMount } from './fs.js';
 import { poolTarget } from './dir/paths.js';
 import { mountOptionString } from './mount.js';
 import { GLUSTER, findGlusterSources } from './gluster-sources.js';
@@ -99,7 +99,7 @@ export class NetfsBackend extends MountedDirBackend {
   }
 
   /** A netfs pool has no device to format: overwrite / no_overwrite fail before anything is changed. */
-  protected override async prepareFormat(ctx: PoolContext, _flags: BuildFlags): Promise<() => Promise<void>> {
+  protected override async prepareFormat(ctx: PoolContext, _flags: BuildFlags): Promise<PreparedFormat> {
     throw new FailedPreconditionError(
       `no source device specified when formatting pool '${printable(ctx.pool.name)}': a netfs pool mounts a network export and has nothing to format; build it without overwrite/no_overwrite`,
     );

@@ -116,23 +116,27 @@ describe('fs backend (recording runner)', () => {
       ['vmfs', ['-t', 'vmfs']],
     ];
     for (const [format, args] of cases) {
-      it(`with overwrite runs mkfs ${args.join(' ')} -- DEVICE for ${format}, without probing`, async () => {
+      it(`with overwrite runs mkfs ${args.join(' ')} -- /dev/fd/3 (the device opened and checked) for ${format}, without probing`, async () => {
         runner.on(['mkfs'], {});
         ctx.pool = fsPool(device, target, format);
         await backend.buildPool!(ctx, { overwrite: true, noOverwrite: false });
-        expect(runner.argvs).to.deep.equal([['mkfs', ...args, '--', device]]);
+        expect(runner.argvs).to.deep.equal([['mkfs', ...args, '--', '/dev/fd/3']]);
+        expect(runner.calls[0]!.options?.fds).to.have.length(1);
         expect(existsSync(target)).to.equal(true);
       });
     }
 
-    it('with no_overwrite probes the device with blkid first, then runs mkfs', async () => {
+    it('with no_overwrite probes the device with blkid first, then runs mkfs, both on the one descriptor opened', async () => {
       runner.on(['blkid'], { exitCode: 2 }).on(['mkfs'], {});
       ctx.pool = fsPool(device, target, 'xfs');
       await backend.buildPool!(ctx, { overwrite: false, noOverwrite: true });
       expect(runner.argvs).to.deep.equal([
-        ['blkid', '-p', '-o', 'export', '--', device],
-        ['mkfs', '-t', 'xfs', '-f', '--', device],
+        ['blkid', '-p', '-o', 'export', '--', '/dev/fd/3'],
+        ['mkfs', '-t', 'xfs', '-f', '--', '/dev/fd/3'],
       ]);
+      const [probe, mkfs] = runner.calls.map((c) => c.options?.fds);
+      expect(probe).to.have.length(1);
+      expect(mkfs).to.deep.equal(probe);
     });
 
     it('refuses to format an image file that backs a loop device (swap or a mount through it): FAILED_PRECONDITION naming it, no mkfs', async () => {
@@ -149,7 +153,7 @@ describe('fs backend (recording runner)', () => {
       rmSync(join(root, 'sys', 'block', 'loop5'), { recursive: true });
       runner.on(['mkfs'], {});
       await backend.buildPool!(ctx, { overwrite: true, noOverwrite: false });
-      expect(runner.callsOf('mkfs')).to.deep.equal([['mkfs', '-t', 'ext4', '-F', '--', device]]);
+      expect(runner.callsOf('mkfs')).to.deep.equal([['mkfs', '-t', 'ext4', '-F', '--', '/dev/fd/3']]);
     });
 
     it('refuses a source that is a directory, a FIFO or a character device: FAILED_PRECONDITION, no blkid, no mkfs, no mount', async () => {
