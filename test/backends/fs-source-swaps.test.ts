@@ -132,4 +132,20 @@ describe('fs pool: the source image swapped for a link to a host disk when the t
       expect(blkidType(`${image}.aside`)).to.equal('ext4', 'the checked image is what is formatted');
     });
   }
+
+  it('start: the image swapped for a link to a host disk when mount runs leaves the disk unmounted: FAILED_PRECONDITION, nothing mounted', async () => {
+    await backend.buildPool(ctx(new SwappingRunner(() => false, () => undefined)), { overwrite: true, noOverwrite: false });
+    execFileSync('mkfs', ['-t', 'ext4', '-F', '-q', '-L', 'hostdisk', '--', disk!.device], { stdio: 'pipe' });
+    const runner = new SwappingRunner((argv) => argv[0] === 'mount', swapToDisk);
+    const err = await backend.startPool(ctx(runner)).then(
+      () => undefined,
+      (e: Error & { code?: string }) => e,
+    );
+    expect(runner.swapped).to.equal(1);
+    const mounted = execFileSync('findmnt', ['-n', '-o', 'SOURCE', '--mountpoint', target], { encoding: 'utf8' }).trim();
+    expect(mounted).to.not.equal(disk!.device, 'the host disk is mounted as the pool');
+    expect(err?.code, err?.message).to.equal('FAILED_PRECONDITION');
+    expect(err?.message).to.contain('changed while it was mounted');
+    expect(mountedOn(target)).to.equal(false);
+  });
 });
