@@ -192,8 +192,36 @@ export abstract class MountedDirBackend implements StorageBackend {
     }
     await requirePoolDirectory(target);
     await runMount(ctx.runner, plan.spec, { mount: this.mountCmd, signal: ctx.signal });
+    if (plan.source.kind === 'device') await this.requireMountedSource(ctx, plan, candidates);
     // the mounted file system's root, not the directory under it, is what deletes go through
     await rememberPoolDirectory(ctx.pool);
+  }
+
+  /**
+   * mount(8) resolves the source name again, after the checks above: an image file (or a
+   * /dev/disk/by-* name) swapped for a link to another disk in between would be mounted as
+   * the pool, whose volumes operators read, write and delete. So what is on the target now
+   * must be the device or file checked (by device number, or the loop device's backing
+   * inode); anything else this mount put there is unmounted again, and the start fails.
+   * A network export has no local name to swap: netfs is not checked so.
+   */
+  private async requireMountedSource(ctx: PoolContext, plan: ResolvedMount, candidates: string[]): Promise<void> {
+    const now = mountStateAt(await this.mountTableFor(plan.source), candidates, plan.source);
+    if (now.state === 'mounted') return;
+    const target = plan.spec.target;
+    if (now.state === 'other') {
+      await runUnmount(ctx.runner, target, { umount: this.umountCmd, signal: ctx.signal });
+      throw new FailedPreconditionError(
+        `source '${printable(plan.spec.source, 200)}' of pool '${printable(ctx.pool.name)}' changed while it was mounted: ` +
+          `mount put '${printable(now.entry.source, 200)}' on '${printable(target, 200)}', not the device or file checked before (the name was replaced, by a link?); ` +
+          'unmounted it again, nothing is mounted',
+        { device: plan.spec.source, mounted: now.entry.source },
+      );
+    }
+    throw new FailedPreconditionError(
+      `pool target '${printable(target, 200)}' changed while pool '${printable(ctx.pool.name)}' was mounted: nothing is mounted on it now (the directory was replaced, by a link?)`,
+      { target },
+    );
   }
 
   /**

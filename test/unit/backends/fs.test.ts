@@ -247,18 +247,39 @@ describe('fs backend (recording runner)', () => {
   describe('start, check, stop', () => {
     beforeEach(() => mkdirSync(target));
 
+    /** What mount(8) does to the table: the device on the target. */
+    const mountsDevice = () => {
+      mountinfo += mountLine(40, device, target);
+    };
+
     it('start mounts with nodev,nosuid,noexec and -t FORMAT', async () => {
-      runner.on(['mount'], {});
+      runner.on(['mount'], mountsDevice);
       expect(await backend.checkPool!(ctx)).to.equal(false);
       await backend.startPool!(ctx);
       expect(runner.argvs).to.deep.equal([['mount', '-o', 'nodev,nosuid,noexec', '-t', 'ext4', '--', device, target]]);
     });
 
     it('start appends the pool\'s fs:mount_opts; format auto gives no -t', async () => {
-      runner.on(['mount'], {});
+      runner.on(['mount'], mountsDevice);
       ctx.pool = fsPool(device, target, 'auto', { mountOptions: ['sync', 'lazytime'] });
       await backend.startPool!(ctx);
       expect(runner.argvs).to.deep.equal([['mount', '-o', 'nodev,nosuid,noexec,sync,lazytime', '--', device, target]]);
+    });
+
+    it('a mount that put something else on the target (the source name swapped meanwhile) is undone: FAILED_PRECONDITION', async () => {
+      runner.on(['mount'], () => {
+        mountinfo += mountLine(40, '/dev/sdz1', target);
+      });
+      runner.on(['umount'], () => {
+        mountinfo = BASE_MOUNTINFO;
+      });
+      const err = await rejects(backend.startPool!(ctx));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain(`mount put '/dev/sdz1' on '${target}', not the device or file checked before`);
+      expect(runner.argvs).to.deep.equal([
+        ['mount', '-o', 'nodev,nosuid,noexec', '-t', 'ext4', '--', device, target],
+        ['umount', '--', target],
+      ]);
     });
 
     it('a pool already mounted on its target is active: start mounts nothing', async () => {
