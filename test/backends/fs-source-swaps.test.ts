@@ -7,7 +7,7 @@
 // (test/support/swapping-runner.ts).
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { closeSync, ftruncateSync, openSync, readSync, renameSync, symlinkSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmdirSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsBackend } from '../../libs/backends/fs.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
@@ -155,5 +155,34 @@ describe('fs pool: the source image swapped for a link to a host disk when the t
     expect(err?.code, err?.message).to.equal('FAILED_PRECONDITION');
     expect(err?.message).to.contain('changed while it was mounted');
     expect(mountedOn(target)).to.equal(false);
+  });
+
+  it('start: the target swapped for a link to a host directory when mount runs: FAILED_PRECONDITION, the directory not left covered', async () => {
+    await backend.buildPool(ctx(new SwappingRunner(() => false, () => undefined)), { overwrite: true, noOverwrite: false });
+    const hostDir = join(dir!.path, 'etc');
+    mkdirSync(hostDir);
+    writeFileSync(join(hostDir, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+    const cleanupHostDir = registerCleanup(`unmount ${hostDir}`, () => {
+      for (let i = 0; i < 3 && mountedOn(hostDir); i++) execFileSync('umount', ['--', hostDir], { stdio: 'pipe' });
+    });
+    try {
+      const runner = new SwappingRunner(
+        (argv) => argv[0] === 'mount',
+        () => {
+          rmdirSync(target);
+          symlinkSync(hostDir, target);
+        },
+      );
+      const err = await backend.startPool(ctx(runner)).then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
+      expect(runner.swapped).to.equal(1);
+      expect(mountedOn(hostDir)).to.equal(false, 'the pool is left mounted over the host directory');
+      expect(readdirSync(hostDir)).to.deep.equal(['passwd']);
+      expect(err?.code, err?.message).to.equal('FAILED_PRECONDITION');
+    } finally {
+      await cleanupHostDir();
+    }
   });
 });
