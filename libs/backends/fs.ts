@@ -218,8 +218,14 @@ export abstract class MountedDirBackend implements StorageBackend {
         { device: plan.spec.source, mounted: now.entry.source },
       );
     }
+    // the target was replaced (by a link) and mount followed it: the source, mounted nowhere
+    // before (startPool refused that), is now mounted where the link led; that mount is undone
+    const landed = mountedElsewhere(await this.mountTableFor(plan.source), candidates, plan.source);
+    for (const entry of landed.reverse()) await runUnmount(ctx.runner, entry.mountPoint, { umount: this.umountCmd, signal: ctx.signal });
     throw new FailedPreconditionError(
-      `pool target '${printable(target, 200)}' changed while pool '${printable(ctx.pool.name)}' was mounted: nothing is mounted on it now (the directory was replaced, by a link?)`,
+      `pool target '${printable(target, 200)}' changed while pool '${printable(ctx.pool.name)}' was mounted: mount put the source ` +
+        (landed.length > 0 ? `on '${printable(landed[0]!.mountPoint, 200)}' (unmounted again)` : 'elsewhere') +
+        ' (the directory was replaced, by a link?); nothing is mounted',
       { target },
     );
   }

@@ -282,6 +282,19 @@ describe('fs backend (recording runner)', () => {
       ]);
     });
 
+    it('a mount that landed elsewhere (the target swapped for a link meanwhile) is undone there: FAILED_PRECONDITION', async () => {
+      runner.on(['mount'], () => {
+        mountinfo += mountLine(40, device, '/etc');
+      });
+      runner.on(['umount'], () => {
+        mountinfo = BASE_MOUNTINFO;
+      });
+      const err = await rejects(backend.startPool!(ctx));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain(`pool target '${target}' changed`).and.contain(`on '/etc' (unmounted again)`);
+      expect(runner.callsOf('umount')).to.deep.equal([['umount', '--', '/etc']]);
+    });
+
     it('a pool already mounted on its target is active: start mounts nothing', async () => {
       mountinfo = BASE_MOUNTINFO + mountLine(50, device, target);
       expect(await backend.checkPool!(ctx)).to.equal(true);
