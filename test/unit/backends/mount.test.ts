@@ -178,6 +178,13 @@ describe('mount helpers', () => {
       expect(() => mountOptionString([], ['noatime,bind'])).to.throw(InvalidArgumentError, /contains ','; give one option per <fs:option>/);
     });
 
+    it('refuses pool mount options that undo nodev, nosuid, noexec: a device node in the pool\'s filesystem would be a volume', () => {
+      for (const opt of ['dev', 'suid', 'exec', 'DEV']) {
+        expect(() => mountOptionString([], [opt]), opt).to.throw(InvalidArgumentError, new RegExp(`mount option '${opt}' undoes nodev, nosuid, noexec`));
+      }
+      expect(mountOptionString([], ['nodev', 'noexec', 'noatime'])).to.equal('nodev,nosuid,noexec,nodev,noexec,noatime');
+    });
+
     it('a failed mount is FAILED_PRECONDITION with mount\'s message; a busy umount too', async () => {
       const runner = new RecordingRunner()
         .on(['mount'], { exitCode: 32, stderr: 'mount: /p: wrong fs type, bad option, bad superblock on /dev/loop0.' })

@@ -196,6 +196,7 @@ describe('xml pool: checks', () => {
       expectInvalid(() => parsePoolXml(fs(opt)), `mount option '${opt}' changes what the mount is`, 'allowed: options of the filesystem');
     }
     expect(parsePoolXml(fs('noatime')).mountOptions).to.deep.equal(['noatime']);
+    for (const opt of ['dev', 'suid', 'exec']) expectInvalid(() => parsePoolXml(fs(opt)), `mount option '${opt}' undoes nodev, nosuid, noexec`);
   });
   it('applies format defaults: fs auto, netfs auto, disk unknown, logical lvm2', () => {
     expect(parsePoolXml("<pool type='fs'><name>f</name><source><device path='/dev/sdb1'/></source><target><path>/mnt</path></target></pool>").source?.format).to.equal('auto');
