@@ -83,8 +83,22 @@ export function checkIscsiHost(host: string, field = 'source.hosts[0].name'): st
  */
 const MOUNT_OPERATIONS = /^(bind|rbind|move|remount|make-(r?)(shared|slave|private|unbindable)|x-mount\.\S*)$/i;
 
+/**
+ * Options that undo the nodev,nosuid,noexec every pool mount gets first. A volume is opened as
+ * a block device when it is one: with dev, a device node in the pool's filesystem (an fs image
+ * an operator uploaded, an NFS export someone else serves) would let an upload write the host
+ * disk it names. libvirt takes them (and logs the pool as tainted); Cistern refuses them.
+ */
+const UNDO_DEFAULTS = /^(dev|suid|exec)$/i;
+
 /** A pool's mount option (fs:mount_opts): one option, none that changes what the mount is. */
 export function checkMountOptionName(option: string, field: string): string {
+  if (UNDO_DEFAULTS.test(option)) {
+    throw new InvalidArgumentError(
+      field,
+      `mount option '${printable(option)}' undoes nodev, nosuid, noexec, which every pool is mounted with (a device node or set-uid program in the pool's filesystem would take effect); allowed: options of the filesystem mounted from the pool's source, such as noatime, discard, ro, user_xattr`,
+    );
+  }
   if (MOUNT_OPERATIONS.test(option.split('=')[0]!)) {
     throw new InvalidArgumentError(
       field,
