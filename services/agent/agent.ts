@@ -27,6 +27,7 @@ import { autostartAtBoot, restorePoolsRunningBefore } from './boot-pools.js';
 import { attachSignal, backendFor, poolTypeName, type AgentContext } from './context.js';
 import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
 import { BuildJournal, cleanupInterruptedBuilds } from './build-journal.js';
+import { PoolRoots } from './pool-roots.js';
 import { ResizeIntents } from './resize-intents.js';
 import { CHILD_TAG, childTag, killOrphans } from './orphans.js';
 import { RequestCache } from './request-cache.js';
@@ -50,6 +51,8 @@ export interface AgentOptions {
   natsPass?: string;
   /** Answers to a fleet-wide ResyncRequest wait a random delay below this (ms); default from the heartbeat interval (sync.ts defaultResyncSpreadMs). */
   resyncSpreadMs?: number;
+  /** Where dir, fs and netfs pools may be, besides `root` (pool-roots.ts); none: anywhere. */
+  poolRoots?: string[];
 }
 
 /** How long the first heartbeat waits for autostart pools. */
@@ -220,6 +223,8 @@ export class Agent {
       bootId,
       catalog,
     };
+    const poolRoots = PoolRoots.of(opts.poolRoots ?? [], opts.root);
+    if (poolRoots) ctx.poolRoots = poolRoots;
     // what a pool build or a create or clone killed mid-way left goes before any pool starts
     await cleanupInterruptedBuilds(builds, (pool) => backendFor(ctx, pool.type), runner, log);
     await cleanupInterruptedCreates(journal, (pool) => backendFor(ctx, pool.type), runner, log);
@@ -261,6 +266,7 @@ export class Agent {
     log.info('agent serving', {
       host,
       root: opts.root,
+      poolRoots: ctx.poolRoots?.roots ?? 'anywhere',
       backends: registeredBackends().map((b) => poolTypeName(b.type)),
       heartbeatMs: opts.heartbeatMs,
       version,

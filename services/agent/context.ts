@@ -18,6 +18,7 @@ import { secretsOf, withSecrets } from './secrets.js';
 import type { CreateJournal } from './journal.js';
 import type { BuildJournal } from './build-journal.js';
 import type { CatalogReader } from './undefine.js';
+import type { PoolRoots } from './pool-roots.js';
 import type { ResizeIntents } from './resize-intents.js';
 
 export interface AgentContext {
@@ -45,6 +46,8 @@ export interface AgentContext {
   catalog?: CatalogReader;
   /** Absolute capacities of resizes by delta that carry a request id (resize-intents.ts). */
   resizeIntents?: ResizeIntents;
+  /** Where dir, fs and netfs pools may be (--pool-roots); absent: anywhere, as libvirt. */
+  poolRoots?: PoolRoots;
 }
 
 const requestSignals = new WeakMap<AgentRequest, AbortSignal>();

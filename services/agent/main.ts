@@ -1,19 +1,21 @@
 #!/usr/bin/env node
 // cistern-agent: serves one host's storage over NATS.
-//   cistern-agent --host-id ID [--nats URL] [--root DIR] [--heartbeat-ms N] [--resync-spread-ms N] [--log-level L]
+//   cistern-agent --host-id ID [--nats URL] [--root DIR] [--pool-roots DIR]... [--heartbeat-ms N] [--resync-spread-ms N] [--log-level L]
 import { parseArgs } from 'node:util';
 import { readPasswordFile } from '../../libs/bus/password-file.js';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { checkHostId } from '../../libs/api/names.js';
 import { asCisternError } from '../../libs/errors/errors.js';
 import { Agent, HostIdTakenError } from './agent.js';
 import { createLogger, isLogLevel, type LogLevel } from '../../libs/log/logger.js';
 import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
 
-const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--heartbeat-ms N] [--log-level debug|info|warn|error]
+const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--pool-roots DIR]... [--heartbeat-ms N] [--log-level debug|info|warn|error]
   --nats URL          NATS server (default: $NATS_URL or nats://127.0.0.1:4222)
   --host-id ID        this host's id (1-64 of A-Z a-z 0-9 _ -), required
   --root DIR          where this host's default pools live (created; default /var/lib/cistern/agent)
+  --pool-roots DIR    dir, fs and netfs pools may only be in DIR, or under it (repeat for more;
+                      env CISTERN_POOL_ROOTS, ':'-separated); --root is one too. Default: anywhere
   --heartbeat-ms N    heartbeat interval (default 2000)
   --resync-spread-ms N  answer a fleet-wide resync request after a random delay below N ms
                       (env CISTERN_RESYNC_SPREAD_MS; default 0.75 x heartbeat, at most 1500; 0 = at once)
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
         nats: { type: 'string' },
         'host-id': { type: 'string' },
         root: { type: 'string' },
+        'pool-roots': { type: 'string', multiple: true },
         'heartbeat-ms': { type: 'string' },
         'resync-spread-ms': { type: 'string' },
         'log-level': { type: 'string' },
@@ -85,6 +88,10 @@ async function main(): Promise<void> {
   if (resyncSpreadMs !== undefined && (!Number.isInteger(resyncSpreadMs) || resyncSpreadMs < 0 || resyncSpreadMs > 60_000)) {
     fail(`--resync-spread-ms '${spreadText}' must be an integer from 0 to 60000`);
   }
+  const poolRoots = values['pool-roots'] ?? (process.env.CISTERN_POOL_ROOTS ?? '').split(':').filter((r) => r !== '');
+  for (const r of poolRoots) {
+    if (!isAbsolute(r)) fail(`--pool-roots '${r}' is not an absolute path`);
+  }
   const natsUrl = values.nats ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
   const root = resolve(values.root ?? '/var/lib/cistern/agent');
   const log = createLogger(level as LogLevel, { host: hostId });
@@ -111,7 +118,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 
   try {
-    agent = await Agent.start({ natsUrl: natsUrl.split(','), hostId, root, heartbeatMs, resyncSpreadMs, log, ...natsCredentials(values) });
+    agent = await Agent.start({ natsUrl: natsUrl.split(','), hostId, root, poolRoots, heartbeatMs, resyncSpreadMs, log, ...natsCredentials(values) });
   } catch (err) {
     const e = asCisternError(err);
     log.error('agent failed to start', { code: e.code, error: e.message });

@@ -40,6 +40,8 @@ export async function restoreRunningPools(
         const backend = backendFor(ctx, def.type);
         await ctx.locks.withPool(def.name, 'start', async () => {
           if (ctx.state.getPool(def.name)) return;
+          // pool roots given since it started: it is not taken back outside them
+          await ctx.poolRoots?.require(def);
           const pc = poolContext(ctx, def, systemActor);
           // libvirt: a backend without checkPool cannot tell, so its pools are inactive
           if (!backend.checkPool || !(await backend.checkPool(pc))) throw new Error('not up any more');

@@ -64,6 +64,7 @@ export async function activatePool(ctx: AgentContext, def: PoolDefinition, opts:
   // others (iscsi, iscsi-direct, scsi, mpath) `pool-start --build` just starts the pool
   const buildFlags = opts.build && backend.operations.has('buildPool') ? checkBuildFlags(opts.build) : undefined;
   requireInactiveHere(ctx, def.name);
+  await ctx.poolRoots?.require(def);
   const release = await claimStorage(ctx, def);
   try {
     return await startClaimed(ctx, def, opts, actor, backend, buildFlags);
@@ -247,7 +248,10 @@ async function onInactivePool(
     // deleted (a coordinator may not have read a redefinition or an undefine yet), as a start
     const target = (await requireStillDefined(ctx, def))?.definition ?? def;
     const { backend, runs } = runsOn(target);
-    if (runs) await work(backend, poolContext(ctx, target, actor, w.lock === 'build' ? { operation: 'build' } : undefined));
+    if (runs) {
+      await ctx.poolRoots?.require(target);
+      await work(backend, poolContext(ctx, target, actor, w.lock === 'build' ? { operation: 'build' } : undefined));
+    }
     const pool = ctx.state.inactivePoolMessage(target, request);
     ctx.events.publish(poolEvent(w.event, ctx.host, pool, actor));
     ctx.log.info(w.done, { pool: def.name, principal: actor.principal, requestId: actor.requestId });
