@@ -456,6 +456,82 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     expect(seen.map((m) => m.subject)).to.deep.equal([]);
   });
 
+  it('agent a cannot speak as a coordinator: a HOST_DELETED or POOL_UNDEFINED it forges for its own host reaches no watcher and no cache', async () => {
+    const { watchEvents } = await import('../support/grpc-expect.js');
+    const { waitFor } = await import('../support/process.js');
+    const coord = await as('coordinator');
+    const jsm = await jetstreamManager(coord);
+    const lastSeq = async (): Promise<bigint> => BigInt((await jsm.streams.info(EVENT_STREAM)).state.last_seq);
+    const before = await lastSeq();
+    // a live watcher (the shared tail), and replays on their own consumers: all events, the
+    // host's subjects, the pool's subject
+    const watchers = {
+      live: watchEvents(fleet.client, { hosts: ['a'] }),
+      replayAll: watchEvents(fleet.client, { afterSequence: before }),
+      replayHost: watchEvents(fleet.client, { afterSequence: before, hosts: ['a'] }),
+      replayPool: watchEvents(fleet.client, { afterSequence: before, pools: ['hosts/a/pools/p'] }),
+    };
+    await Promise.all(Object.values(watchers).map((w) => w.ready));
+
+    // with agent a's credentials, the coordinators' events of host a, on every subject an
+    // event of host a could be stored under (the old four tokens, an agent's, a coordinator's)
+    const a = await as('agent-a', '_INBOX_agent_a');
+    const js = jetstream(a, { timeout: 2_000 });
+    const forgeries: Array<[string, Event]> = [];
+    for (const origin of ['', '.a', '.c']) {
+      const hostState = { hostId: 'a', name: 'hosts/a' };
+      forgeries.push([`cistern.events.a._host${origin}`, Event.create({ kind: EventKind.HOST_DELETED, host: 'a', principal: 'admin-alice', requestId: `forged-host${origin}`, hostState })]);
+      forgeries.push([`cistern.events.a.p${origin}`, Event.create({ kind: EventKind.POOL_UNDEFINED, host: 'a', pool: 'p', principal: 'admin-alice', requestId: `forged-pool${origin}` })]);
+    }
+    const outcomes: Record<string, string> = {};
+    for (const [subject, event] of forgeries) {
+      outcomes[subject] = await js.publish(subject, Event.encode(event).finish()).then(
+        () => 'stored',
+        (e) => (/permission|timeout|no responders/i.test(errText(e)) ? 'refused' : errText(e)),
+      );
+    }
+    const forgedUpTo = await lastSeq();
+
+    // then real events after them: the agent's refresh of p, the coordinator's definition of a
+    // pool. Every watcher that has one has read past every forgery (the stream's order).
+    await fleet.api.refreshPool({ name: 'hosts/a/pools/p', requestId: '' });
+    await fleet.api.definePool({
+      host: 'a',
+      definition: PoolDefinition.fromPartial({ name: 'after-forgery', type: PoolType.POOL_TYPE_DIR, target: { path: `${fleet.dir}/after-forgery` } }),
+      xml: '',
+      requestId: '',
+      validate: false,
+    });
+    for (const [name, w] of Object.entries(watchers)) {
+      const marker = name === 'replayPool' ? EventKind.POOL_REFRESHED : EventKind.POOL_DEFINED;
+      await waitFor(`watcher ${name} to read past the forgeries`, () => w.failure() ?? (w.events.some((e) => e.kind === marker && e.sequence > forgedUpTo) || undefined), {
+        timeoutMs: 15_000,
+        intervalMs: 50,
+      });
+      expect(w.failure(), `watcher ${name}`).to.equal(undefined);
+      w.call.cancel();
+    }
+    const received = Object.fromEntries(
+      Object.entries(watchers).map(([name, w]) => [name, w.events.filter((e) => e.requestId.startsWith('forged')).map((e) => `${EventKind[e.kind]} ${e.requestId}`)]),
+    );
+    expect(received, 'forged coordinator events sent to watchers').to.deep.equal({ live: [], replayAll: [], replayHost: [], replayPool: [] });
+    // the server refuses what an agent may not say at all; an agent's own subject takes it,
+    // and the readers above dropped it
+    expect(outcomes).to.deep.equal({
+      'cistern.events.a._host': 'refused',
+      'cistern.events.a.p': 'refused',
+      'cistern.events.a._host.a': 'stored',
+      'cistern.events.a.p.a': 'stored',
+      'cistern.events.a._host.c': 'refused',
+      'cistern.events.a.p.c': 'refused',
+    });
+    // the coordinator's view: host a and pool p are still there
+    const hosts = await fleet.api.listHosts({ pageSize: 0, pageToken: '' });
+    expect(hosts.hosts.map((h) => h.hostId)).to.include('a');
+    expect((await fleet.api.getPool({ name: 'hosts/a/pools/p' })).name).to.equal('hosts/a/pools/p');
+    await fleet.api.undefinePool({ name: 'hosts/a/pools/after-forgery', requestId: '' });
+  });
+
   it("a message that is no Event, stored on agent a's own event subject, does not stop the coordinator's event reader", async () => {
     const a = await as('agent-a', '_INBOX_agent_a');
     const js = jetstream(a, { timeout: 5_000 });
