@@ -19,7 +19,10 @@
 //              cistern.control.resync       a coordinator asking for a full sync
 //              cistern.download.H.*.ack     acknowledgements of its download streams
 //              _INBOX_agent_H.>             replies to its own requests (JetStream acks, KV reads)
-//   publish    cistern.events.H.>           its events (JetStream stream CISTERN_EVENTS)
+//   publish    cistern.events.H.*.a         its events (JetStream stream CISTERN_EVENTS), under the
+//                                            agent origin only: the subjects ending in .c are the
+//                                            coordinators' (host deleted, pool undefined ...), and
+//                                            readers take those kinds from there only
 //              cistern.heartbeat.H, cistern.sync.H
 //              cistern.secrets.H            asking for its autostart pools' CHAP secrets
 //              cistern.download.H.>         download data it serves
@@ -80,7 +83,8 @@ export function agentPermissions(host) {
   return {
     publish: {
       allow: [
-        `cistern.events.${host}.>`,
+        // its own events as an agent (docs/bus.md, item 1): not the coordinators' .c subjects
+        `cistern.events.${host}.*.a`,
         `cistern.heartbeat.${host}`,
         `cistern.sync.${host}`,
         `cistern.secrets.${host}`,

@@ -1,9 +1,10 @@
 // The event log: every change is an Event in the JetStream stream CISTERN_EVENTS,
-// subject cistern.events.<host>.<pool>. The stream sequence is the replay cursor.
+// subject cistern.events.<host>.<pool>.<origin> (libs/bus/subjects.ts). The stream sequence is
+// the replay cursor.
 import { headers, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { Event, EventKind } from '../proto/cistern/v1/storage.js';
-import { EVENT_STREAM, subjects } from './subjects.js';
+import { EVENT_STREAM, eventSubject, subjects, type EventOrigin } from './subjects.js';
 import { ReplyInbox } from './reply-inbox.js';
 
 /** How long an event's publish waits for JetStream's ack (nats.js's JetStream default). */
@@ -28,6 +29,20 @@ function storedAt(msg: Msg): { seq: bigint; duplicate: boolean } {
   if (!ack.stream || ack.seq === undefined) throw new Error('JetStream answered the event with an invalid ack');
   return { seq: BigInt(ack.seq), duplicate: ack.duplicate === true };
 }
+
+/**
+ * The kinds only coordinators make (catalog changes, a host's liveness and deletion): no agent
+ * publishes them, so one stored under an agent's subject is an agent speaking as a coordinator
+ * (or as the admin named in its principal), and readers drop it (eventTrusted,
+ * services/coordinator/event-log.ts). Coordinators also publish agent kinds (reconcile events).
+ */
+export const COORDINATOR_ONLY_KINDS: ReadonlySet<EventKind> = new Set([
+  EventKind.POOL_DEFINED,
+  EventKind.POOL_UNDEFINED,
+  EventKind.HOST_ONLINE,
+  EventKind.HOST_OFFLINE,
+  EventKind.HOST_DELETED,
+]);
 
 export const DEFAULT_EVENT_MAX_AGE_SECONDS = 7 * 24 * 3600;
 /** How long JetStream remembers an event's Nats-Msg-Id (docs/events.md, "Duplicates"); the stream's max age may not be shorter. */
@@ -100,19 +115,21 @@ export class EventPublisher {
   /**
    * `onNotStored`: told of each event whose publish failed or whose ack did not come (it may be
    * stored all the same). `dedupe`: how JetStream tells a repeat of an event from a new one
-   * (changeDedupeId, the default, or namedChangeDedupeId).
+   * (changeDedupeId, the default, or namedChangeDedupeId). `origin`: who publishes, the last
+   * token of the subjects (an agent's user may publish only its own: scripts/nats-config.mjs).
    */
   constructor(
     nc: NatsConnection,
     private readonly onNotStored?: (event: Event, err: unknown) => void,
     private readonly dedupe: (event: Event) => string | undefined = changeDedupeId,
+    private readonly origin: EventOrigin = 'agent',
   ) {
     this.inbox = ReplyInbox.of(nc);
   }
 
   /** `msgID`: the event's duplicate id, when the caller names the change itself (else `dedupe`'s). */
   publish(event: Event, msgID: string | undefined = this.dedupe(event)): void {
-    const subject = subjects.events(event.host, event.pool || undefined);
+    const subject = eventSubject(this.origin, event.host, event.pool || undefined);
     const data = Event.encode({ ...event, sequence: 0n }).finish();
     const ack = this.inbox.request(subject, data, { timeoutMs: ACK_TIMEOUT_MS, headers: msgID ? dedupeHeader(msgID) : undefined });
     // handled below once the acks before it are in: not an unhandled rejection meanwhile

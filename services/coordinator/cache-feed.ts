@@ -38,8 +38,8 @@ export async function feedCache(o: CacheFeedOptions): Promise<Array<() => Promis
     });
     const reader = await readEvents(nc, bounds.last + 1n, { log, reader: 'cache' }, (skipped) => {
       gaps.delivered(skipped.sequence);
-      const what = skipped.event ? 'ignored an event naming another host than its subject' : `ignored a stored message: ${skipped.why}`;
-      log.warn(what, { subject: skipped.subject, host: skipped.event?.host, seq: skipped.sequence });
+      const what = skipped.event ? `ignored an event ${skipped.why}` : `ignored a stored message: ${skipped.why}`;
+      log.warn(what, { subject: skipped.subject, host: skipped.event?.host, kind: skipped.event?.kind, seq: skipped.sequence });
       cache.advance(skipped.sequence);
     });
     stops.push(() => reader.close());

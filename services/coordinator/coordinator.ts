@@ -8,7 +8,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { connectBus, watchBusStatus } from '../../libs/bus/connect.js';
 import { CLIENT_IDLE_TIMEOUT_MS } from './handlers/streams.js';
-import { ensureEventStream, EventPublisher, namedChangeDedupeId } from '../../libs/bus/events.js';
+import { changeDedupeId, ensureEventStream, EventPublisher, namedChangeDedupeId } from '../../libs/bus/events.js';
 import { subjects } from '../../libs/bus/subjects.js';
 import { ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { openGuard, type CallGuard } from './call-guard.js';
@@ -108,9 +108,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     const results = await retrying(log, 'open the request results bucket', () => RequestResults.open(nc, log, options.requestTtlSeconds, options.requestStoreMaxBytes));
     const secrets = await retrying(log, 'open the secrets bucket', () => SecretStore.open(nc, options.secretKey));
     stepDone('bucketsMs');
-    const publisher = new EventPublisher(nc);
+    // a coordinator's events go under the coordinator origin (cistern.events.H.<pool>.c), where
+    // no agent may publish: readers take its kinds from there only (untrustedEvent)
+    const publisher = new EventPublisher(nc, undefined, changeDedupeId, 'coordinator');
     // host events: every coordinator publishes each one, and its request id names the change
-    const hostEventPublisher = new EventPublisher(nc, undefined, namedChangeDedupeId);
+    const hostEventPublisher = new EventPublisher(nc, undefined, namedChangeDedupeId, 'coordinator');
     const cache = new FleetCache();
     // a fleet-wide ask (host '') is answered by every agent within a short random delay
     const resync = (host = ''): void => {
@@ -142,7 +144,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
           (batch) => {
             // every coordinator publishes a sync's reconcile events: `reconcile-SYNC` names them
             // (those standing for an agent's events lost are named by the lost event, reconcile.ts)
-            const own = new EventPublisher(nc, undefined, namedChangeDedupeId);
+            const own = new EventPublisher(nc, undefined, namedChangeDedupeId, 'coordinator');
             for (const e of batch) own.publish(e, lostEventDedupeId(e));
             return own.flush();
           },

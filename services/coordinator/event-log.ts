@@ -4,9 +4,9 @@
 // once, in order.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerMessages } from '@nats-io/jetstream';
-import { decodeEvent } from '../../libs/bus/events.js';
-import { EVENT_STREAM, subjects } from '../../libs/bus/subjects.js';
-import type { Event } from '../../libs/proto/cistern/v1/storage.js';
+import { COORDINATOR_ONLY_KINDS, decodeEvent } from '../../libs/bus/events.js';
+import { EVENT_STREAM, parseEventSubject, subjects } from '../../libs/bus/subjects.js';
+import { EventKind, type Event } from '../../libs/proto/cistern/v1/storage.js';
 import type { Logger } from '../../libs/log/logger.js';
 
 export interface StreamBounds {
@@ -28,21 +28,30 @@ export interface EventReader extends AsyncIterable<Event> {
 export interface RawEvent {
   seq: bigint;
   data: Uint8Array;
-  /** the subject it was published on: cistern.events.<host>.<pool> */
+  /** the subject it was published on: cistern.events.<host>.<pool>.<origin> */
   subject: string;
 }
 
 /**
- * Whether an event names the host whose subject it was published on. An agent's NATS user may
- * publish events only on its own host's subjects; the host inside the message is the agent's
- * word. A mismatch is another host's agent speaking for this one: such events are ignored.
+ * Why a stored event is not believed (undefined: it is), said as "an event ...". An agent's NATS
+ * user may publish events only on its own host's subjects, and only under the agent origin
+ * (cistern.events.H.*.a, scripts/nats-config.mjs); what is inside the message is the agent's
+ * word. So an event naming another host than its subject's is another host's agent speaking
+ * for this one, and a kind only coordinators make (a host deleted, a pool undefined) under an
+ * agent's subject is an agent speaking as a coordinator, under whatever principal it wrote:
+ * both are ignored. A four-token subject is an older version's (docs/events.md, "Older
+ * streams"): it is taken as before, by its host alone.
  */
-export function eventFromItsHost(subject: string, host: string): boolean {
-  const prefix = 'cistern.events.';
-  if (!subject.startsWith(prefix)) return false;
-  const end = subject.indexOf('.', prefix.length);
-  return end > prefix.length && subject.slice(prefix.length, end) === host;
+export function untrustedEvent(subject: string, event: Pick<Event, 'host' | 'kind'>): string | undefined {
+  const at = parseEventSubject(subject);
+  if (!at) return 'stored under a subject that is no event subject';
+  if (at.host !== event.host) return 'naming another host than its subject';
+  if (at.origin === 'agent' && COORDINATOR_ONLY_KINDS.has(event.kind)) return `of a kind only coordinators publish (${EventKind[event.kind] ?? event.kind}) under an agent's subject`;
+  return undefined;
 }
+
+/** Whether readers take a stored event (untrustedEvent says why not). */
+export const eventTrusted = (subject: string, event: Pick<Event, 'host' | 'kind'>): boolean => untrustedEvent(subject, event) === undefined;
 
 export interface RawEventReader extends AsyncIterable<RawEvent> {
   close(): Promise<void>;
@@ -258,16 +267,18 @@ export function readRawEvents(nc: NatsConnection, startSequence: bigint, options
 export interface SkippedEvent {
   sequence: bigint;
   subject: string;
-  /** the decoded event when it names another host than its subject's; undefined when it is no Event at all */
+  /** the decoded event when its subject does not vouch for it (untrustedEvent); undefined when it is no Event at all */
   event?: Event;
+  /** "not an Event: ...", or untrustedEvent's reason */
   why: string;
 }
 
 /**
  * Events from `startSequence` on (live after the stored ones), optionally one subject filter.
- * Not yielded, and told to `onSkipped`: an event naming another host than its subject's, and a
- * message that is no Event at all. Any agent may store bytes on its own event subjects (and a
- * server reply can be sent there), so one such message must not stop the reader.
+ * Not yielded, and told to `onSkipped`: an event its subject does not vouch for (another host's,
+ * or a coordinator's kind under an agent's subject: untrustedEvent), and a message that is no
+ * Event at all. Any agent may store bytes on its own event subjects (and a server reply can be
+ * sent there), so one such message must not stop the reader.
  */
 export async function readEvents(
   nc: NatsConnection,
@@ -287,8 +298,9 @@ export async function readEvents(
           onSkipped?.({ sequence: BigInt(m.seq), subject: m.subject, why: `not an Event: ${(err as Error).message}` });
           continue;
         }
-        if (eventFromItsHost(m.subject, event.host)) yield event;
-        else onSkipped?.({ sequence: event.sequence, subject: m.subject, event, why: 'it names another host than its subject' });
+        const why = untrustedEvent(m.subject, event);
+        if (why === undefined) yield event;
+        else onSkipped?.({ sequence: event.sequence, subject: m.subject, event, why });
       }
     },
   };

@@ -11,7 +11,7 @@
 // never time.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Event } from '../../libs/proto/cistern/v1/storage.js';
-import { eventFromItsHost, natsEventSource, type EventSource, type RawEvent, type RawEventReader } from './event-log.js';
+import { eventTrusted, natsEventSource, type EventSource, type RawEvent, type RawEventReader } from './event-log.js';
 import type { Logger } from '../../libs/log/logger.js';
 
 /** What a watcher's filter looks at (the rest of the Event is only in `bytes`). */
@@ -58,8 +58,9 @@ export function tailEntry(raw: RawEvent): TailEntry {
   let event: EventHeader | undefined;
   try {
     const e = Event.decode(raw.data);
-    // another host's agent speaking for this host: matched by no filter, sent to no watcher
-    event = eventFromItsHost(raw.subject, e.host) ? { host: e.host, pool: e.pool, kind: e.kind } : undefined;
+    // another host's agent speaking for this host, or an agent speaking as a coordinator:
+    // matched by no filter, sent to no watcher
+    event = eventTrusted(raw.subject, e) ? { host: e.host, pool: e.pool, kind: e.kind } : undefined;
   } catch {
     event = undefined;
   }

@@ -23,7 +23,7 @@
 // a silent gap.
 import { UnavailableError } from '../../libs/errors/errors.js';
 import { Event } from '../../libs/proto/cistern/v1/storage.js';
-import { eventFromItsHost, type EventSource, type RawEventReader } from './event-log.js';
+import { eventTrusted, type EventSource, type RawEventReader } from './event-log.js';
 import { encodeWithSequence, type EventHeader, type EventTail, type TailSubscriber } from './event-tail.js';
 import { retainedBatches, retentionGap } from './retained-batches.js';
 
@@ -224,7 +224,7 @@ export class WatchSession implements TailSubscriber {
           if (raw.seq <= this.cursor) continue;
           this.cursor = raw.seq;
           const event = decodeOrUndefined(raw.data);
-          if (event && eventFromItsHost(raw.subject, event.host) && accept(event)) {
+          if (event && eventTrusted(raw.subject, event) && accept(event)) {
             this.stats.fromOwn++;
             await this.write(encodeWithSequence(raw.data, raw.seq));
             if (signal.aborted) return;

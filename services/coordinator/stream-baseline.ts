@@ -1,15 +1,16 @@
 // The stream's view of one host: what a reader that followed the event stream believes of the
 // host's pools and volumes, built from the host's retained events (cistern.events.<host>.>) the
-// way the coordinator's own view follows the stream (FleetCache.applyEvent, events naming another
-// host than their subject skipped). A coordinator that never took a full sync of a host has no
-// view of it to reconcile the host's return against; this is that baseline (sync-intake.ts):
-// the sync is compared with what the stream says, and the differences are published.
+// way the coordinator's own view follows the stream (FleetCache.applyEvent, events their subject
+// does not vouch for skipped: untrustedEvent, event-log.ts). A coordinator that never took a
+// full sync of a host has no view of it to reconcile the host's return against; this is that
+// baseline (sync-intake.ts): the sync is compared with what the stream says, and the
+// differences are published.
 // Events already removed by retention are not in it: a reader that was relying on them is told
 // OUT_OF_RANGE anyway (docs/events.md, "Retention").
 import { decodeEvent } from '../../libs/bus/events.js';
 import { subjects } from '../../libs/bus/subjects.js';
 import { FleetCache } from './cache.js';
-import { eventFromItsHost, type EventSource } from './event-log.js';
+import { eventTrusted, type EventSource } from './event-log.js';
 
 /** Longest wait for the next of the host's stored events before the read is given up. */
 export const BASELINE_IDLE_MS = 10_000;
@@ -61,7 +62,7 @@ export async function readStreamBaseline(source: Pick<EventSource, 'read' | 'las
       } catch {
         event = undefined; // not an Event: the coordinator's view skips it too
       }
-      if (event && event.host === host && eventFromItsHost(m.subject, event.host)) {
+      if (event && event.host === host && eventTrusted(m.subject, event)) {
         cache.applyEvent(event);
         events++;
       }

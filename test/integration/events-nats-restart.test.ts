@@ -211,7 +211,7 @@ describe('event stream readers across a nats-server restart (real nats-server)',
     const all: bigint[] = [];
     const p1: bigint[] = [];
     const allReader = await readRawEvents(nc, first, { log, reader: 'all' });
-    const p1Reader = await readRawEvents(nc, first, { filterSubject: subjects.events('r', 'p1'), log, reader: 'p1' });
+    const p1Reader = await readRawEvents(nc, first, { filterSubject: subjects.agentEvents('r', 'p1'), log, reader: 'p1' });
     const closedWhileDown = await readRawEvents(nc, first);
     const reading = [collect(allReader, all), collect(p1Reader, p1)];
     const ended = collect(closedWhileDown, []);
@@ -237,7 +237,7 @@ describe('event stream readers across a nats-server restart (real nats-server)',
     const seen = new Set(all);
     expect(seen.size, 'no duplicate').to.equal(all.length);
     expect(all.filter((s) => s <= last)).to.deep.equal(stored.map((e) => e.seq));
-    expect(p1).to.deep.equal(stored.filter((e) => e.subject === subjects.events('r', 'p1')).map((e) => e.seq));
+    expect(p1).to.deep.equal(stored.filter((e) => e.subject === subjects.agentEvents('r', 'p1')).map((e) => e.seq));
     const restarts = lines.filter((l) => l.msg === 'event stream reader restarted');
     expect(restarts.map((l) => l.fields.reader).sort()).to.deep.equal(['all', 'p1']);
     expect(restarts.every((l) => l.fields.why === 'the connection to NATS dropped')).to.equal(true);

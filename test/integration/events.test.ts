@@ -318,6 +318,36 @@ describe('events (real nats-server, coordinator, agents a and b)', function () {
     await closeNats();
   });
 
+  it("replays an older version's four-token events (cistern.events.H.<pool>) to a pool's, a host's and an unfiltered watcher, as its own", async () => {
+    // a stream written before the origin token: a pool replay reads every subject while such
+    // events lie ahead of it (docs/events.md, "Older streams"), and its own pool's after them
+    const nc = await connect({ servers: ctx.stack.natsUrl });
+    const closeNats = registerCleanup('events test NATS connection', () => nc.close());
+    const js = jetstream(nc);
+    const old = (kind: EventKind) => EventMessage.encode(EventMessage.fromPartial({ kind, host: 'a', pool: 'elder', principal: 'bob', requestId: 'before-upgrade' })).finish();
+    const first = (await js.publish('cistern.events.a.elder', old(EventKind.POOL_DEFINED))).seq;
+    await js.publish('cistern.events.a.elder', old(EventKind.POOL_STARTED));
+    await js.publish('cistern.events.a.other', EventMessage.encode(EventMessage.fromPartial({ kind: EventKind.POOL_STARTED, host: 'a', pool: 'other' })).finish());
+    // then this version's events of the pool, an agent's and a coordinator's
+    await js.publish('cistern.events.a.elder.a', old(EventKind.POOL_STOPPED));
+    await js.publish('cistern.events.a.elder.c', old(EventKind.POOL_UNDEFINED));
+    const after = BigInt(first) - 1n;
+    const watchers = {
+      pool: watch(ctx.stack.client, { afterSequence: after, pools: ['hosts/a/pools/elder'] }),
+      anyHostsPool: watch(ctx.stack.client, { afterSequence: after, pools: ['elder'] }),
+      host: watch(ctx.stack.client, { afterSequence: after, hosts: ['a'] }),
+      all: watch(ctx.stack.client, { afterSequence: after }),
+    };
+    const elder = (w: (typeof watchers)['pool']) => w.events.filter((e) => e.pool === 'elder').map((e) => kindName(e));
+    for (const [name, w] of Object.entries(watchers)) {
+      await waitFor(`watcher ${name}`, () => elder(w).length >= 4 || w.failure());
+      w.cancel();
+      expect(elder(w), name).to.deep.equal(['POOL_DEFINED', 'POOL_STARTED', 'POOL_STOPPED', 'POOL_UNDEFINED']);
+      if (name === 'pool' || name === 'anyHostsPool') expect(w.events.every((e) => e.pool === 'elder'), name).to.equal(true);
+    }
+    await closeNats();
+  });
+
   it('a coordinator that shuts down ends its watchers with UNAVAILABLE, the code clients retry on', async () => {
     // cut after the shutdown's grace period, they used to end CANCELLED: "the caller
     // cancelled" by gRPC convention, which retry policies and resume loops do not retry

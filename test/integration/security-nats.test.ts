@@ -150,7 +150,7 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     const js = jetstream(a, { timeout: 2_000 });
     let err: unknown;
     try {
-      await js.publish('cistern.events.b.forged', forged);
+      await js.publish('cistern.events.b.forged.a', forged);
     } catch (e) {
       err = e;
     }
@@ -162,10 +162,10 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     await coord.flush();
     expect(seen.map((m) => m.subject)).to.deep.equal([]);
     const jsm = await jetstreamManager(coord);
-    const stored = await jsm.streams.getMessage(EVENT_STREAM, { last_by_subj: 'cistern.events.b.forged' }).catch(() => null);
+    const stored = await jsm.streams.getMessage(EVENT_STREAM, { last_by_subj: 'cistern.events.b.forged.a' }).catch(() => null);
     expect(stored).to.equal(null);
     // its own events it may publish
-    const own = await js.publish('cistern.events.a.probe', Event.encode(Event.create({ kind: EventKind.POOL_REFRESHED, host: 'a', pool: 'probe' })).finish());
+    const own = await js.publish('cistern.events.a.probe.a', Event.encode(Event.create({ kind: EventKind.POOL_REFRESHED, host: 'a', pool: 'probe' })).finish());
     expect(own.seq).to.be.greaterThan(0);
   });
 
@@ -185,7 +185,7 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     })();
     await coord.flush();
     const forged = await jetstream(reader, { timeout: 2_000 })
-      .publish('cistern.events.a.from-reader', Event.encode(Event.create({ kind: EventKind.POOL_DELETED, host: 'a', pool: 'x' })).finish())
+      .publish('cistern.events.a.from-reader.a', Event.encode(Event.create({ kind: EventKind.POOL_DELETED, host: 'a', pool: 'x' })).finish())
       .catch((e) => e);
     expect(errText(forged)).to.match(/permission|timeout|no responders/i);
     reader.publish('cistern.agent.a.from-reader', new Uint8Array([1]));
@@ -525,7 +525,12 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
       'cistern.events.a._host.c': 'refused',
       'cistern.events.a.p.c': 'refused',
     });
-    // the coordinator's view: host a and pool p are still there
+    // the coordinator's view: it read and ignored them, and host a and pool p are still there
+    await waitFor("the coordinator's cache to ignore the forgeries", () => /ignored an event of a kind only coordinators publish \(HOST_DELETED\) under an agent's subject/.test(fleet.coordinator.process.logs()) || undefined, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
+    expect(fleet.coordinator.process.logs()).to.match(/ignored an event of a kind only coordinators publish \(POOL_UNDEFINED\) under an agent's subject/);
     const hosts = await fleet.api.listHosts({ pageSize: 0, pageToken: '' });
     expect(hosts.hosts.map((h) => h.hostId)).to.include('a');
     expect((await fleet.api.getPool({ name: 'hosts/a/pools/p' })).name).to.equal('hosts/a/pools/p');
@@ -535,12 +540,12 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
   it("a message that is no Event, stored on agent a's own event subject, does not stop the coordinator's event reader", async () => {
     const a = await as('agent-a', '_INBOX_agent_a');
     const js = jetstream(a, { timeout: 5_000 });
-    await js.publish('cistern.events.a.junk', new Uint8Array([0x78])); // 'x'
+    await js.publish('cistern.events.a.junk.a', new Uint8Array([0x78])); // 'x'
     // then a real event of host a that only the event stream tells the coordinator: a pool
     // state with a far higher revision and a capacity no refresh would give
     const pool = await fleet.api.getPool({ name: 'hosts/a/pools/p' });
     const changed = { ...pool, capacity: 123_456_789n, revision: pool.revision + 1_000_000n, stale: false };
-    await js.publish('cistern.events.a.p', Event.encode(Event.create({ kind: EventKind.POOL_REFRESHED, host: 'a', pool: 'p', poolState: changed })).finish());
+    await js.publish('cistern.events.a.p.a', Event.encode(Event.create({ kind: EventKind.POOL_REFRESHED, host: 'a', pool: 'p', poolState: changed })).finish());
     const { waitFor } = await import('../support/process.js');
     await waitFor('the event after the junk applied', async () => ((await fleet.api.getPool({ name: 'hosts/a/pools/p' })).capacity === 123_456_789n ? true : undefined), {
       timeoutMs: 10_000,

@@ -13,7 +13,7 @@ import { watchStreamIdentity } from '../../services/coordinator/stream-identity.
 /** `n` messages into the event stream (their content does not matter to the watch). */
 async function publishEvents(nc: NatsConnection, n: number): Promise<void> {
   const js = jetstream(nc);
-  for (let i = 0; i < n; i++) await js.publish(subjects.events('h', 'p'), new Uint8Array([i]));
+  for (let i = 0; i < n; i++) await js.publish(subjects.agentEvents('h', 'p'), new Uint8Array([i]));
 }
 
 /**

@@ -9,10 +9,10 @@ import { Metadata, type ServerWritableStream } from '@grpc/grpc-js';
 import { InvalidArgumentError, OutOfRangeError } from '../../../libs/errors/errors.js';
 import { checkObjectName } from '../../../libs/api/names.js';
 import { parseHostName, parsePoolName } from '../../../libs/api/resource-names.js';
-import { nameToken, subjects } from '../../../libs/bus/subjects.js';
+import { subjects } from '../../../libs/bus/subjects.js';
 import { EventKind, type Event, type WatchEventsRequest } from '../../../libs/proto/cistern/v1/storage.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
-import { natsEventSource } from '../event-log.js';
+import { natsEventSource, type EventSource } from '../event-log.js';
 import { sharedEventTail, type EventHeader } from '../event-tail.js';
 import { WatchSession } from '../event-watch.js';
 
@@ -56,7 +56,10 @@ export function matches(filter: EventFilter, e: EventHeader): boolean {
   return true;
 }
 
-/** One subject when the filter allows (nats-server 2.9 takes a single filter subject). */
+/**
+ * One subject when the filter allows (nats-server 2.9 takes a single filter subject): the host's
+ * events, or the pool's of both origins (subjects.eventsOfPool).
+ */
 export function narrowSubject(filter: EventFilter): string | undefined {
   const poolCount = filter.pools.size + filter.hostPools.size;
   if (poolCount === 0) return filter.hosts.size === 1 ? subjects.eventsOfHost([...filter.hosts][0]!) : undefined;
@@ -71,7 +74,20 @@ export function narrowSubject(filter: EventFilter): string | undefined {
     host = filter.hosts.size === 1 ? [...filter.hosts][0]! : filter.hosts.size === 0 ? '*' : '';
     if (!host) return undefined;
   }
-  return `cistern.events.${host}.${nameToken(pool)}`;
+  return subjects.eventsOfPool(host, pool);
+}
+
+/**
+ * The subject a call reads on with its own consumer from `start`: narrowSubject's, but every
+ * event (the filter applied here) when a pool's subject would miss events an older version
+ * stored from `start` on under four tokens, which a host's subject takes and a pool's cannot
+ * (docs/events.md, "Older streams"). A call from the stream's end has none to miss.
+ */
+export async function replaySubject(source: Pick<EventSource, 'lastSequence'>, filter: EventFilter, start: bigint, last: bigint): Promise<string | undefined> {
+  const subject = narrowSubject(filter);
+  // a host's subject ends with '>', which takes four tokens as well as five
+  if (subject === undefined || subject.endsWith('.>') || start > last) return subject;
+  return (await source.lastSequence(subjects.legacyEvents)) >= start ? undefined : subject;
 }
 
 export async function watchEvents(
@@ -114,7 +130,7 @@ export async function watchEvents(
       tail,
       source,
       accept: (e) => matches(filter, e),
-      subject: narrowSubject(filter),
+      subject: await replaySubject(source, filter, start, bounds.last),
       sink: {
         // bytes: serializeEventResponse passes them through
         write: (bytes) => call.write(bytes as unknown as Event),

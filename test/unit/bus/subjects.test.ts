@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { catalogKeys, keyToken, nameToken, subjects, tokenToName } from '../../../libs/bus/subjects.js';
+import { catalogKeys, keyToken, nameToken, parseEventSubject, subjects, tokenToName } from '../../../libs/bus/subjects.js';
 
 describe('bus subjects', () => {
   it('keeps safe pool names readable in subjects', () => {
-    expect(subjects.events('a', 'default')).to.equal('cistern.events.a.default');
+    expect(subjects.agentEvents('a', 'default')).to.equal('cistern.events.a.default.a');
     expect(subjects.agentOp('a', 'CreateVolume')).to.equal('cistern.agent.a.CreateVolume');
   });
 
@@ -21,12 +21,26 @@ describe('bus subjects', () => {
   });
 
   it('never gives a pool the subject of its host\'s own events', () => {
-    const hostEvents = subjects.events('a', undefined);
-    expect(hostEvents).to.equal('cistern.events.a._host');
-    for (const make of [subjects.events, subjects.coordinatorEvents]) {
+    for (const make of [subjects.agentEvents, subjects.coordinatorEvents]) {
+      const hostEvents = make('a', undefined);
+      expect(hostEvents).to.match(/^cistern\.events\.a\._host\.[ac]$/);
       const pool = make('a', '_host');
       expect(pool).to.not.equal(hostEvents);
       expect(tokenToName(pool.split('.')[3]!)).to.equal('_host');
+    }
+  });
+
+  it("names an event's origin in its subject's last token, which the filters take both of", () => {
+    expect(subjects.agentEvents('a', 'p')).to.equal('cistern.events.a.p.a');
+    expect(subjects.coordinatorEvents('a', 'p')).to.equal('cistern.events.a.p.c');
+    expect(subjects.coordinatorEvents('a', undefined)).to.equal('cistern.events.a._host.c');
+    expect(subjects.eventsOfPool('*', 'my pool')).to.equal('cistern.events.*.~bXkgcG9vbA.*');
+    expect(parseEventSubject('cistern.events.a.p.a')).to.deep.equal({ host: 'a', poolToken: 'p', origin: 'agent' });
+    expect(parseEventSubject('cistern.events.a._host.c')).to.deep.equal({ host: 'a', poolToken: '_host', origin: 'coordinator' });
+    // an older version's four tokens
+    expect(parseEventSubject('cistern.events.a.p')).to.deep.equal({ host: 'a', poolToken: 'p', origin: 'legacy' });
+    for (const none of ['cistern.events.a.p.x', 'cistern.events.a.p.a.b', 'cistern.events.a', 'cistern.heartbeat.a.p.a', 'cistern.events..p.a']) {
+      expect(parseEventSubject(none), none).to.equal(undefined);
     }
   });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { parseArgs, USAGE } from '../../../services/coordinator/config.js';
 import { repoRoot } from '../../support/paths.js';
-import { matches, narrowSubject, parseEventFilter } from '../../../services/coordinator/handlers/events.js';
+import { matches, narrowSubject, parseEventFilter, replaySubject } from '../../../services/coordinator/handlers/events.js';
 import { Event, EventKind } from '../../../libs/proto/cistern/v1/storage.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 
@@ -91,9 +91,28 @@ describe('WatchEvents filter', () => {
 
   it('narrows the stream subject only where one subject covers the filter', () => {
     expect(narrowSubject(parseEventFilter({ hosts: ['a'], pools: [], kinds: [] }))).to.equal('cistern.events.a.>');
-    expect(narrowSubject(parseEventFilter({ hosts: [], pools: ['p'], kinds: [] }))).to.equal('cistern.events.*.p');
-    expect(narrowSubject(parseEventFilter({ hosts: [], pools: ['hosts/a/pools/my pool'], kinds: [] }))).to.match(/^cistern\.events\.a\.~/);
+    expect(narrowSubject(parseEventFilter({ hosts: [], pools: ['p'], kinds: [] }))).to.equal('cistern.events.*.p.*');
+    expect(narrowSubject(parseEventFilter({ hosts: [], pools: ['hosts/a/pools/my pool'], kinds: [] }))).to.match(/^cistern\.events\.a\.~[-\w]+\.\*$/);
     expect(narrowSubject(parseEventFilter({ hosts: ['a', 'b'], pools: [], kinds: [] }))).to.equal(undefined);
+  });
+
+  it("reads a pool's replay on every subject while an older version's four-token events lie ahead of it", async () => {
+    const asked: string[] = [];
+    const source = (legacyUpTo: bigint) => ({
+      lastSequence: async (subject?: string): Promise<bigint> => {
+        asked.push(subject ?? '');
+        return subject === 'cistern.events.*.*' ? legacyUpTo : 0n;
+      },
+    });
+    const pool = parseEventFilter({ hosts: [], pools: ['hosts/a/pools/p'], kinds: [] });
+    expect(await replaySubject(source(40n), pool, 40n, 100n)).to.equal(undefined);
+    expect(await replaySubject(source(40n), pool, 41n, 100n)).to.equal('cistern.events.a.p.*');
+    expect(await replaySubject(source(0n), pool, 1n, 100n)).to.equal('cistern.events.a.p.*');
+    // a host's subject takes four tokens too; a call from the end has nothing before it
+    asked.length = 0;
+    expect(await replaySubject(source(40n), parseEventFilter({ hosts: ['a'], pools: [], kinds: [] }), 1n, 100n)).to.equal('cistern.events.a.>');
+    expect(await replaySubject(source(40n), pool, 101n, 100n)).to.equal('cistern.events.a.p.*');
+    expect(asked, 'no look at the stream').to.deep.equal([]);
   });
 
   it('refuses bad hosts, pools and kinds naming the entry', () => {

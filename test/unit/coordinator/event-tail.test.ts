@@ -4,6 +4,8 @@
 // a slow subscriber never holds back the others; caught-up subscribers share one reader.
 import { expect } from 'chai';
 import { Event, EventKind } from '../../../libs/proto/cistern/v1/storage.js';
+import { COORDINATOR_ONLY_KINDS } from '../../../libs/bus/events.js';
+import { subjects } from '../../../libs/bus/subjects.js';
 import type { EventSource, RawEvent, RawEventReader, StreamBounds } from '../../../services/coordinator/event-log.js';
 import { EventTail, encodeWithSequence, serializeEventResponse, tailEntry } from '../../../services/coordinator/event-tail.js';
 import { WatchSession } from '../../../services/coordinator/event-watch.js';
@@ -34,10 +36,15 @@ class FakeStream implements EventSource {
   opened: Array<{ start: bigint; subject?: string }> = [];
   private first = 1n;
 
+  /** an event on the subject its publisher uses (a coordinator's kinds on the coordinator's, the others on the agent's) */
   publish(host: string, pool: string, volume = '', kind = EventKind.VOLUME_CHANGED, claimedHost = host): bigint {
+    const subject = (COORDINATOR_ONLY_KINDS.has(kind) ? subjects.coordinatorEvents : subjects.agentEvents)(host, pool || undefined);
+    return this.publishOn(subject, Event.fromPartial({ kind, host: claimedHost, pool, volume }));
+  }
+
+  publishOn(subject: string, event: Event): bigint {
     const seq = this.first + BigInt(this.msgs.length);
-    const subject = `cistern.events.${host}.${pool || '_host'}`;
-    const data = Event.encode(Event.fromPartial({ kind, host: claimedHost, pool, volume })).finish();
+    const data = Event.encode(event).finish();
     this.msgs.push({ seq, subject, data });
     for (const r of this.readers) r.wake();
     return seq;
@@ -280,6 +287,33 @@ describe('WatchEvents fan-out (shared tail)', () => {
     for (const w of [live, all, replay]) expect(w.sink.received.map((e) => e.pool)).to.deep.equal(['p', 'p']);
   });
 
+  it("never sends a coordinator's kind stored under an agent's subject (an agent speaking as a coordinator), live or replayed; the coordinator's own and an older version's four-token ones it sends", async () => {
+    await tail.open(stream.last + 1n);
+    const start = stream.last + 1n;
+    const live = track(watch(tail, stream, start, { hosts: ['a'] }));
+    const all = track(watch(tail, stream, start));
+    const pool = track(watch(tail, stream, start, { pools: ['hosts/a/pools/p'] }));
+    const forged = (kind: EventKind, p = ''): Event => Event.fromPartial({ kind, host: 'a', pool: p, principal: 'admin-alice', requestId: 'forged' });
+    for (const kind of [EventKind.HOST_DELETED, EventKind.HOST_ONLINE, EventKind.HOST_OFFLINE]) stream.publishOn(subjects.agentEvents('a', undefined), forged(kind));
+    for (const kind of [EventKind.POOL_DEFINED, EventKind.POOL_UNDEFINED]) stream.publishOn(subjects.agentEvents('a', 'p'), forged(kind, 'p'));
+    stream.publish('a', 'p', '', EventKind.POOL_UNDEFINED); // the coordinator's
+    stream.publishOn('cistern.events.a.p', Event.fromPartial({ kind: EventKind.POOL_DEFINED, host: 'a', pool: 'p' })); // an older version's
+    stream.publish('a', 'p', '', EventKind.POOL_STARTED); // the agent's
+    stream.publishOn(subjects.coordinatorEvents('a', 'p'), Event.fromPartial({ kind: EventKind.POOL_STOPPED, host: 'a', pool: 'p', requestId: 'reconcile-1' }));
+    const genuine = ['POOL_UNDEFINED', 'POOL_DEFINED', 'POOL_STARTED', 'POOL_STOPPED'];
+    await until('the genuine events', () => [live, all].every((w) => w.sink.received.length === 4));
+    const replays = [track(watch(tail, stream, start - 1n)), track(watch(tail, stream, start - 1n, { hosts: ['a'] }))];
+    await until('the replays', () => replays.every((w) => w.sink.received.length === 4));
+    for (const w of [live, all, ...replays]) expect(w.sink.received.map((e) => EventKind[e.kind])).to.deep.equal(genuine);
+    // a pool's subject takes both origins (the four-token one is the tail's: the replay's own
+    // consumer does not see it, replaySubject reads everything for such a replay)
+    await until('the pool watcher', () => pool.sink.received.length === 4);
+    expect(pool.sink.received.map((e) => EventKind[e.kind])).to.deep.equal(genuine);
+    const poolReplay = track(watch(tail, stream, start - 1n, { pools: ['hosts/a/pools/p'] }));
+    await until('the pool replay', () => poolReplay.sink.received.length === 3);
+    expect(poolReplay.sink.received.map((e) => EventKind[e.kind])).to.deep.equal(['POOL_UNDEFINED', 'POOL_STARTED', 'POOL_STOPPED']);
+  });
+
   it('replays from an old sequence on its own consumer, then joins the tail with no gap and no duplicate', async () => {
     for (let i = 0; i < 30; i++) stream.publish('a', 'p');
     await tail.open(stream.last + 1n);
@@ -491,7 +525,7 @@ describe('WatchEvents fan-out (shared tail)', () => {
 describe('event tail memory', () => {
   it("keeps each event in a buffer of its own: a slice of Node's shared pool would keep a whole 8 KiB slab alive", () => {
     const data = Event.encode(Event.fromPartial({ kind: EventKind.VOLUME_CREATED, host: 'a', pool: 'p', volume: 'v' })).finish();
-    const entries = [1n, 2n, 3n].map((seq) => tailEntry({ seq, data, subject: 'cistern.events.a.p' }));
+    const entries = [1n, 2n, 3n].map((seq) => tailEntry({ seq, data, subject: 'cistern.events.a.p.a' }));
     for (const { bytes } of entries) expect(bytes.buffer.byteLength, 'the ArrayBuffer behind the entry').to.equal(bytes.length);
     expect(Event.decode(entries[2]!.bytes).sequence).to.equal(3n);
   });

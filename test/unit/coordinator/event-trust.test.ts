@@ -1,0 +1,40 @@
+// What the readers of the event stream believe of a stored event: its subject vouches for its
+// host, and for a coordinator's kind only when a coordinator's user could have published it.
+import { expect } from 'chai';
+import { COORDINATOR_ONLY_KINDS } from '../../../libs/bus/events.js';
+import { subjects } from '../../../libs/bus/subjects.js';
+import { EventKind } from '../../../libs/proto/cistern/v1/storage.js';
+import { untrustedEvent } from '../../../services/coordinator/event-log.js';
+
+const agentKinds = [EventKind.POOL_STARTED, EventKind.POOL_REFRESHED, EventKind.VOLUME_CREATED, EventKind.VOLUME_DELETED, EventKind.OPERATION_PROGRESS];
+
+describe('which stored events the readers believe (untrustedEvent)', () => {
+  it("refuses a coordinator's kind under an agent's subject, whatever its principal, and takes it under a coordinator's", () => {
+    expect([...COORDINATOR_ONLY_KINDS].map((k) => EventKind[k]).sort()).to.deep.equal(['HOST_DELETED', 'HOST_OFFLINE', 'HOST_ONLINE', 'POOL_DEFINED', 'POOL_UNDEFINED']);
+    for (const kind of COORDINATOR_ONLY_KINDS) {
+      for (const pool of [undefined, 'p']) {
+        expect(untrustedEvent(subjects.agentEvents('a', pool), { host: 'a', kind }), EventKind[kind]).to.match(/only coordinators publish .* under an agent's subject/);
+        expect(untrustedEvent(subjects.coordinatorEvents('a', pool), { host: 'a', kind }), EventKind[kind]).to.equal(undefined);
+      }
+    }
+    // agents' kinds from either: coordinators publish reconcile events of those kinds
+    for (const kind of agentKinds) {
+      expect(untrustedEvent(subjects.agentEvents('a', 'p'), { host: 'a', kind })).to.equal(undefined);
+      expect(untrustedEvent(subjects.coordinatorEvents('a', 'p'), { host: 'a', kind })).to.equal(undefined);
+    }
+  });
+
+  it("refuses an event naming another host than its subject's, from either origin", () => {
+    for (const subject of [subjects.agentEvents('b', 'p'), subjects.coordinatorEvents('b', 'p'), 'cistern.events.b.p']) {
+      expect(untrustedEvent(subject, { host: 'a', kind: EventKind.POOL_STARTED }), subject).to.equal('naming another host than its subject');
+    }
+  });
+
+  it("takes an older version's four-token subject by its host alone, and refuses a subject that is no event subject", () => {
+    expect(untrustedEvent('cistern.events.a._host', { host: 'a', kind: EventKind.HOST_DELETED })).to.equal(undefined);
+    expect(untrustedEvent('cistern.events.a.p', { host: 'a', kind: EventKind.POOL_STARTED })).to.equal(undefined);
+    for (const subject of ['cistern.events.a.p.x', 'cistern.events.a.p.a.more', 'cistern.heartbeat.a']) {
+      expect(untrustedEvent(subject, { host: 'a', kind: EventKind.POOL_STARTED }), subject).to.equal('stored under a subject that is no event subject');
+    }
+  });
+});
