@@ -1,6 +1,8 @@
 // A dir-like in-memory backend of one volume 'v' whose re-reads (refreshVol) and pool scans
 // (refreshPool) take the size as they start and may then wait on a gate: a slow stat, lvs, iSCSI
 // READ CAPACITY or readdir of a big pool, so that a test can run other work while they read.
+// A scan may also wait before it reads (the volume it finds is then the one of that moment),
+// and a create's build may wait and then fail, removing what its create made.
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { BackendOperation, PoolContext, StorageBackend } from '../../libs/backends/backend.js';
@@ -13,17 +15,24 @@ export class SlowReadBackend implements StorageBackend {
   readonly defaultPoolFormat = '';
   readonly volumeFormats = ['raw'];
   readonly defaultVolumeFormat = 'raw';
-  readonly operations: ReadonlySet<BackendOperation> = new Set(['refreshPool', 'createVol', 'deleteVol', 'resizeVol']);
+  readonly operations: ReadonlySet<BackendOperation> = new Set(['refreshPool', 'createVol', 'buildVol', 'deleteVol', 'resizeVol']);
   /** undefined: the volume is gone */
   size: bigint | undefined = 3n;
   /** the next read waits for this after taking the size */
   nextReadGate: Promise<void> | undefined;
   /** the next pool scan waits for this after taking the size */
   nextScanGate: Promise<void> | undefined;
+  /** the next pool scan waits for this before taking the size */
+  nextScanReadGate: Promise<void> | undefined;
+  /** the next build waits for this, then fails and removes the volume its create made */
+  nextFailingBuild: Promise<void> | undefined;
   def(capacity: bigint): VolumeDefinition {
     return VolumeDefinition.fromPartial({ name: 'v', key: '/p/v', capacity, allocation: capacity, target: { path: '/p/v', format: 'raw' } });
   }
   async refreshPool() {
+    const before = this.nextScanReadGate;
+    this.nextScanReadGate = undefined;
+    if (before) await before;
     const size = this.size;
     const gate = this.nextScanGate;
     this.nextScanGate = undefined;
@@ -41,6 +50,14 @@ export class SlowReadBackend implements StorageBackend {
   async createVol(_ctx: PoolContext, v: VolumeDefinition): Promise<VolumeDefinition> {
     this.size = v.capacity ?? 0n;
     return this.def(this.size);
+  }
+  async buildVol(): Promise<void> {
+    const gate = this.nextFailingBuild;
+    this.nextFailingBuild = undefined;
+    if (!gate) return;
+    await gate;
+    this.size = undefined;
+    throw new Error("cannot write '/p/v': No space left on device");
   }
   async deleteVol() {
     this.size = undefined;
@@ -76,7 +93,19 @@ export async function slowReadAgent() {
     backend.nextScanGate = new Promise<void>((r) => (open = r));
     return open;
   };
-  return { backend, ctx, events, call, reread, capacityOf, holdNextRead, holdNextScan };
+  /** Makes the next pool scan wait before it takes the size; returns what lets it go on. */
+  const holdNextScanRead = (): (() => void) => {
+    let open!: () => void;
+    backend.nextScanReadGate = new Promise<void>((r) => (open = r));
+    return open;
+  };
+  /** Makes the next build wait, then fail and remove the volume; returns what lets it go on. */
+  const holdNextBuildThenFail = (): (() => void) => {
+    let open!: () => void;
+    backend.nextFailingBuild = new Promise<void>((r) => (open = r));
+    return open;
+  };
+  return { backend, ctx, events, call, reread, capacityOf, holdNextRead, holdNextScan, holdNextScanRead, holdNextBuildThenFail };
 }
 
 /** Lets the handlers run up to their next real wait. */

@@ -64,6 +64,56 @@ describe('pool refresh beside volume writers (fake backend)', () => {
     expect(events.filter((e) => e.volume === 'v').at(-1)?.volumeState?.definition?.capacity).to.equal(9n);
   });
 
+  // a writer that leaves the volume as it was when the scan began (created, then deleted; or a
+  // create that failed and removed what it made) still came after what the scan read
+  it('a volume created and deleted while the scan reads is not brought back by the scan', async () => {
+    const { backend, ctx, events, call, holdNextScan, holdNextScanRead } = await slowReadAgent();
+    backend.size = undefined;
+    await call(refresh);
+    const from = events.length;
+    const read = holdNextScanRead();
+    const apply = holdNextScan();
+    const scanning = codeOf(call(refresh));
+    await settle();
+    const created = await codeOf(call({
+      $case: 'createVolume',
+      value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name: 'v', capacity: 7n }), xml: '', preallocMetadata: false, requestId: '', validate: false },
+    }));
+    expect(created).to.equal('OK');
+    read(); // the scan finds 'v'
+    await settle();
+    expect(await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/v', requestId: '' } }))).to.equal('OK');
+    apply();
+    expect(await scanning).to.equal('OK');
+    expect(ctx.state.pools.get('p')!.volumes.has('v')).to.equal(false);
+    expect(events.slice(from).filter((e) => e.volume === 'v').map((e) => EventKind[e.kind])).to.deep.equal(['VOLUME_CREATED', 'VOLUME_DELETED']);
+  });
+
+  it('the file of a create that failed while the scan read is not taken for a volume', async () => {
+    const { backend, ctx, events, call, holdNextScan, holdNextScanRead, holdNextBuildThenFail } = await slowReadAgent();
+    backend.size = undefined;
+    await call(refresh);
+    const from = events.length;
+    const read = holdNextScanRead();
+    const apply = holdNextScan();
+    const scanning = codeOf(call(refresh));
+    await settle();
+    const fail = holdNextBuildThenFail();
+    const creating = codeOf(call({
+      $case: 'createVolume',
+      value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name: 'v', capacity: 7n }), xml: '', preallocMetadata: false, requestId: '', validate: false },
+    }));
+    await settle();
+    read(); // the scan finds the file the create is writing
+    await settle();
+    fail();
+    expect(await creating).to.match(/No space left on device/);
+    apply();
+    expect(await scanning).to.equal('OK');
+    expect(ctx.state.pools.get('p')!.volumes.has('v')).to.equal(false);
+    expect(events.slice(from).filter((e) => e.volume === 'v')).to.deep.equal([]);
+  });
+
   it('what changed on disk before the scan began is still taken', async () => {
     const { backend, ctx, call } = await slowReadAgent();
     backend.size = 5n;
