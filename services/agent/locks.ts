@@ -25,6 +25,8 @@ interface PoolLockState {
   /** Tail of the queue of pool state changes. */
   tail: Promise<void>;
   volumes: Map<string, VolumeHold>;
+  /** The scans reading the pool now (watchWriters): each collects the volumes a writer took. */
+  scans: Set<Set<string>>;
 }
 
 export type Release = () => void;
@@ -38,7 +40,7 @@ export class LockTable {
   private pool(name: string): PoolLockState {
     let state = this.pools.get(name);
     if (!state) {
-      state = { tail: settled, volumes: new Map() };
+      state = { tail: settled, volumes: new Map(), scans: new Set() };
       this.pools.set(name, state);
     }
     return state;
@@ -46,7 +48,7 @@ export class LockTable {
 
   private gc(name: string): void {
     const state = this.pools.get(name);
-    if (state && !state.poolOp && state.volumes.size === 0 && state.tail === settled) this.pools.delete(name);
+    if (state && !state.poolOp && state.volumes.size === 0 && state.scans.size === 0 && state.tail === settled) this.pools.delete(name);
   }
 
   /**
@@ -108,6 +110,22 @@ export class LockTable {
   }
 
   /**
+   * Adds to `into` every volume of the pool a writer holds now or takes from now until the
+   * returned function is called: a scan reading the pool meanwhile cannot tell what such a
+   * writer did (it may have made a volume and removed it, or failed and taken back the file
+   * the scan found), only that the scan's view of the volume is not the latest.
+   */
+  watchWriters(pool: string, into: Set<string>): () => void {
+    const state = this.pool(pool);
+    for (const [volume, hold] of state.volumes) if (hold.mode === 'exclusive') into.add(volume);
+    state.scans.add(into);
+    return () => {
+      state.scans.delete(into);
+      this.gc(pool);
+    };
+  }
+
+  /**
    * Takes a volume lock at once or throws: ABORTED when a conflicting op holds it,
    * FAILED_PRECONDITION while the pool itself is changing state.
    */
@@ -124,6 +142,7 @@ export class LockTable {
     }
     const mine: VolumeHold = { op, mode, count: 1, creating: false };
     state.volumes.set(volume, mine);
+    if (mode === 'exclusive') for (const into of state.scans) into.add(volume);
     return this.releaser(pool, volume, mine);
   }
 
@@ -143,6 +162,7 @@ export class LockTable {
     }
     const mine: VolumeHold = { op, mode: 'exclusive', count: 1, creating: true };
     state.volumes.set(volume, mine);
+    for (const into of state.scans) into.add(volume);
     return this.releaser(pool, volume, mine);
   }
 

@@ -46,6 +46,8 @@ export class AgentState {
   readonly revisions: RevisionCounter;
   /** Called after a pool became active or inactive (the agent keeps a record: running-pools.ts). */
   onPoolSetChanged?: (pool: string) => void;
+  /** Per pool, the scans reading it now: each collects the volumes stored or removed meanwhile. */
+  private readonly scanWatches = new Map<PoolEntry, Set<Set<string>>>();
 
   constructor(readonly host: string, revisions = new RevisionCounter()) {
     this.revisions = revisions;
@@ -86,6 +88,7 @@ export class AgentState {
   setVolume(pool: PoolEntry, definition: VolumeDefinition): VolumeEntry {
     const entry = { definition, revision: this.revisions.next() };
     pool.volumes.set(definition.name, entry);
+    this.noteWrite(pool, definition.name);
     return entry;
   }
 
@@ -94,7 +97,28 @@ export class AgentState {
     const entry = pool.volumes.get(name);
     if (!entry) return undefined;
     pool.volumes.delete(name);
+    this.noteWrite(pool, name);
     return { definition: entry.definition, revision: this.revisions.next() };
+  }
+
+  /**
+   * Adds to `into` every volume of `pool` stored or removed from now until the returned
+   * function is called (a scan's ScanWrites, while it reads).
+   */
+  watchWrites(pool: PoolEntry, into: Set<string>): () => void {
+    let watches = this.scanWatches.get(pool);
+    if (!watches) this.scanWatches.set(pool, (watches = new Set()));
+    watches.add(into);
+    return () => {
+      watches.delete(into);
+      if (watches.size === 0 && this.scanWatches.get(pool) === watches) this.scanWatches.delete(pool);
+    };
+  }
+
+  private noteWrite(pool: PoolEntry, name: string): void {
+    if (this.scanWatches.size === 0) return;
+    const watches = this.scanWatches.get(pool);
+    if (watches) for (const into of watches) into.add(name);
   }
 
   /** The public Pool message for an active pool. */
@@ -159,42 +183,29 @@ export interface VolumeDiff {
 }
 
 /**
- * The pool's volume map as a scan begins. A scan reads the pool over time, beside volume work:
- * a volume whose entry is no longer the one it had then was stored or removed by a writer
- * while the scan read, and what that writer left is newer than what the scan found.
- */
-export type ScanBaseline = ReadonlyMap<string, VolumeEntry>;
-
-export function scanBaseline(pool: PoolEntry): ScanBaseline {
-  return new Map(pool.volumes);
-}
-
-/**
  * Applies a refresh scan to a pool's volume map and returns only what changed.
  * Volumes with an operation in progress (`isBusy`) are left alone: that operation
- * publishes their state when it ends. With a `baseline`, so are volumes a writer stored or
- * removed since the scan began.
+ * publishes their state when it ends. The scan's caller also counts as busy the volumes
+ * written while the scan read (ScanWrites): what their writer left is newer than the scan.
  */
 export function applyRefresh(
   state: AgentState,
   pool: PoolEntry,
   scan: readonly VolumeDefinition[],
   isBusy: (name: string) => boolean = () => false,
-  baseline?: ScanBaseline,
 ): VolumeDiff {
   const changed: VolumeEntry[] = [];
   const removed: VolumeEntry[] = [];
   const seen = new Set<string>();
-  const writtenSince = baseline ? (name: string) => pool.volumes.get(name) !== baseline.get(name) : () => false;
   for (const def of scan) {
     seen.add(def.name);
-    if (isBusy(def.name) || writtenSince(def.name)) continue;
+    if (isBusy(def.name)) continue;
     const old = pool.volumes.get(def.name);
     if (old && sameVolume(old.definition, def)) continue;
     changed.push(state.setVolume(pool, def));
   }
   for (const name of [...pool.volumes.keys()]) {
-    if (seen.has(name) || isBusy(name) || writtenSince(name)) continue;
+    if (seen.has(name) || isBusy(name)) continue;
     removed.push(state.deleteVolume(pool, name)!);
   }
   return { changed, removed };

@@ -15,7 +15,7 @@ import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } fro
 import { findBackend } from '../../../libs/backends/registry.js';
 import type { PoolContext, RefreshResult, StorageBackend } from '../../../libs/backends/backend.js';
 import { poolEvent, volumeEvent, type Actor } from '../events.js';
-import { applyRefresh, scanBaseline, type PoolEntry, type ScanBaseline, type VolumeEntry } from '../state.js';
+import { applyRefresh, type PoolEntry, type VolumeEntry } from '../state.js';
 import {
   actorOf,
   activePool,
@@ -324,16 +324,35 @@ async function publishVolumeEvents(ctx: AgentContext, pool: string, volumes: rea
   }
 }
 
-/** A scan of an active pool, and its volume map as the scan began (applyRefresh). */
+/**
+ * A scan of an active pool, and the volumes written while it read. A scan reads the pool over
+ * time, beside volume work: a volume a writer held, stored or removed meanwhile has what its
+ * writer left, newer than what the scan found, even where it ends as it began (created then
+ * deleted, or a failed create that removed the file the scan saw).
+ */
 export interface PoolScan {
   result: RefreshResult;
-  baseline: ScanBaseline;
+  /** Complete once `end` is called. */
+  written: ReadonlySet<string>;
+  /** Stops collecting `written` (publishScan calls it). */
+  end: () => void;
 }
 
-/** Scans an active pool beside volume work. */
-export async function scanPool(entry: PoolEntry, backend: StorageBackend, pc: PoolContext): Promise<PoolScan> {
-  const baseline = scanBaseline(entry);
-  return { result: await backend.refreshPool(pc), baseline };
+/** Scans an active pool beside volume work; hand the scan to publishScan. */
+export async function scanPool(ctx: AgentContext, entry: PoolEntry, backend: StorageBackend, pc: PoolContext): Promise<PoolScan> {
+  const written = new Set<string>();
+  const unwatchState = ctx.state.watchWrites(entry, written);
+  const unwatchLocks = ctx.locks.watchWriters(entry.definition.name, written);
+  const end = (): void => {
+    unwatchState();
+    unwatchLocks();
+  };
+  try {
+    return { result: await backend.refreshPool(pc), written, end };
+  } catch (err) {
+    end();
+    throw err;
+  }
 }
 
 /**
@@ -350,7 +369,10 @@ export async function publishScan(
   ownVolumes: ReadonlySet<string> = new Set(),
 ): Promise<ReturnType<typeof applyRefresh>> {
   const pool = entry.definition.name;
-  const diff = applyRefresh(ctx.state, entry, scan.result.volumes, (v) => !ownVolumes.has(v) && ctx.locks.isVolumeBusy(pool, v), scan.baseline);
+  // no await between the end and the store: no write can come between them
+  scan.end();
+  const skip = (v: string): boolean => !ownVolumes.has(v) && (ctx.locks.isVolumeBusy(pool, v) || scan.written.has(v));
+  const diff = applyRefresh(ctx.state, entry, scan.result.volumes, skip);
   ctx.state.touchPool(entry, scan.result.runtime);
   await publishVolumeEvents(ctx, pool, diff.changed, EventKind.VOLUME_CHANGED, actor);
   await publishVolumeEvents(ctx, pool, diff.removed, EventKind.VOLUME_DELETED, actor);
@@ -371,7 +393,7 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
     const pc = poolContext(ctx, entry.definition, actor);
     let scan;
     try {
-      scan = await scanPool(entry, backend, pc);
+      scan = await scanPool(ctx, entry, backend, pc);
     } catch (err) {
       if (backend.stopPool) {
         await backend.stopPool(pc).catch((e) => ctx.log.warn('stop after a failed refresh failed', { pool: def.name, error: e }));
@@ -419,7 +441,7 @@ export async function refreshAfterUpload(ctx: AgentContext, pool: string, actor:
     return await ctx.locks.withPool(pool, 'refresh', async () => {
       const entry = ctx.state.getPool(pool);
       if (!entry) return 0n; // stopped since the upload: nothing to refresh
-      const scan = await scanPool(entry, backendFor(ctx, entry.definition.type), poolContext(ctx, entry.definition, actor));
+      const scan = await scanPool(ctx, entry, backendFor(ctx, entry.definition.type), poolContext(ctx, entry.definition, actor));
       const diff = await publishRefresh(ctx, entry, scan, actor);
       ctx.log.info('pool refreshed after an upload', { pool, changed: diff.changed.length, removed: diff.removed.length, requestId: actor.requestId });
       return await flushEvents(ctx);

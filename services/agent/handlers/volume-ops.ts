@@ -421,7 +421,7 @@ export async function deleteVolume(ctx: AgentContext, request: AgentRequest, op:
       const { removed, poolState } = publishRemoval(ctx, pool, actor, await removeVolumeState(ctx, pool, backend, pc, name));
       // deleting a dos logical partition renumbers the ones after it (libvirt re-reads a disk
       // pool too); removing an LVM origin removes its snapshots: re-read the pool, publish what went
-      if (rescan) await publishScan(ctx, pool, await scanPool(pool, backend, pc), actor, new Set([name, ...releaseMoved.names]));
+      if (rescan) await publishScan(ctx, pool, await scanPool(ctx, pool, backend, pc), actor, new Set([name, ...releaseMoved.names]));
       ctx.log.info('volume deleted', { pool: def.name, volume: name, principal: actor.principal, requestId: actor.requestId });
       // after a rescan the reply does not hold every change: the coordinator waits for the events
       return deletedReply(removed, poolState, await flushEvents(ctx), !rescan);
@@ -477,7 +477,7 @@ function rescanAfterCreate(backend: StorageBackend, pool: PoolEntry, planned: Vo
  */
 async function publishOthersAfterCreate(ctx: AgentContext, pool: PoolEntry, backend: StorageBackend, pc: PoolContext, actor: Actor, name: string): Promise<void> {
   try {
-    await publishScan(ctx, pool, await scanPool(pool, backend, { ...pc, signal: undefined }), actor, new Set([name]));
+    await publishScan(ctx, pool, await scanPool(ctx, pool, backend, { ...pc, signal: undefined }), actor, new Set([name]));
   } catch (err) {
     ctx.log.warn('re-reading the pool after a create failed; its other volumes are corrected by the next refresh', { pool: pool.definition.name, volume: name, error: err });
   }
