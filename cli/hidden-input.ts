@@ -2,6 +2,7 @@
 // The terminal goes to raw mode, which stops its echo; the bytes are then read as typed.
 // cisternctl's own reader of its shell (readline) is set aside meanwhile, so that it neither
 // shows the characters nor takes them for the next command.
+import { StringDecoder } from 'node:string_decoder';
 
 /** What of stdin the read uses: a TTY stream. */
 export interface RawInput {
@@ -35,6 +36,8 @@ export function readHiddenLine(input: RawInput, output: { write(text: string): u
   input.setRawMode(true);
   return new Promise((resolve) => {
     let typed = '';
+    // one decoder across reads: a character's bytes may come in two (a paste split on the way)
+    const decoder = new StringDecoder('utf8');
     const finish = (answer: string | undefined): void => {
       input.off('data', onData);
       signal?.removeEventListener('abort', aborted);
@@ -45,7 +48,7 @@ export function readHiddenLine(input: RawInput, output: { write(text: string): u
       resolve(answer);
     };
     const onData = (chunk: Buffer | string): void => {
-      for (const ch of typeof chunk === 'string' ? chunk : chunk.toString('utf8')) {
+      for (const ch of typeof chunk === 'string' ? chunk : decoder.write(chunk)) {
         if (ENTER.has(ch)) return finish(typed);
         if (ch === CTRL_C || (ch === CTRL_D && typed === '')) return finish(undefined);
         if (ERASE.has(ch)) typed = [...typed].slice(0, -1).join('');
