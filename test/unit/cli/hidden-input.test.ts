@@ -2,7 +2,7 @@
 // terminal: what reaches it in one read or in several is the line typed.
 import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
-import { readHiddenLine, type RawInput } from '../../../cli/hidden-input.js';
+import { hiddenQuestionOutput, readHiddenLine, type RawInput } from '../../../cli/hidden-input.js';
 
 class FakeTerminal extends EventEmitter {
   isRaw = false;
@@ -53,5 +53,18 @@ describe('cisternctl hidden line (secret-set-value --interactive)', () => {
     const { answer } = read(term);
     term.type(Buffer.from('ab\x03'));
     expect(await answer).to.equal(undefined);
+  });
+});
+
+describe('cisternctl hidden line: where the question goes', () => {
+  const stream = (isTTY: boolean) => ({ isTTY, write: () => true });
+
+  it('to stdout on a terminal, to stderr when stdout is redirected (getpass asks on the terminal)', () => {
+    const stdout = stream(true);
+    const stderr = stream(true);
+    expect(hiddenQuestionOutput(stdout, stderr)).to.equal(stdout);
+    const redirected = stream(false);
+    // `secret-set-value --interactive > out.txt`: the question must not go into out.txt
+    expect(hiddenQuestionOutput(redirected, stderr)).to.equal(stderr);
   });
 });
