@@ -17,6 +17,21 @@ export interface RawInput {
   pause(): unknown;
 }
 
+/** A stream the question can be written to. */
+export interface QuestionOutput {
+  isTTY?: boolean;
+  write(text: string): unknown;
+}
+
+/**
+ * Where the question goes: stdout on a terminal; stderr when stdout is redirected, so that
+ * `secret-set-value --interactive > out.txt` still asks on the screen and puts no question in
+ * the file (getpass, which virsh uses, asks on the terminal itself).
+ */
+export function hiddenQuestionOutput<T extends QuestionOutput>(stdout: T, stderr: T): T {
+  return stdout.isTTY ? stdout : stderr;
+}
+
 const ENTER = new Set(['\r', '\n']);
 const CTRL_C = '\x03';
 const CTRL_D = '\x04';

@@ -3,7 +3,7 @@
 import { createInterface, type Interface } from 'node:readline';
 import type { CommandInput, Terminal } from './command.js';
 import { runCli } from './run.js';
-import { readHiddenLine, type RawInput } from './hidden-input.js';
+import { hiddenQuestionOutput, readHiddenLine, type QuestionOutput, type RawInput } from './hidden-input.js';
 
 /** Runs cisternctl with `argv` (default: the process's arguments) and sets process.exitCode. */
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
@@ -106,7 +106,7 @@ function stdinTerminal(session: () => Interface | undefined): Terminal | undefin
       }
     },
     askHidden(question, signal) {
-      return readHiddenLine(stdin as unknown as RawInput, process.stdout, question, signal);
+      return readHiddenLine(stdin as unknown as RawInput, hiddenQuestionOutput<QuestionOutput>(process.stdout, process.stderr), question, signal);
     },
     ask(question, signal) {
       if (signal?.aborted) return Promise.resolve(undefined);
