@@ -67,15 +67,33 @@ export function firstAfter<T>(items: readonly T[], after: T, cmp: (a: T, b: T) =
 
 /**
  * One page of a short listing held whole in memory (hosts, secrets), sorted by `keyOf`
- * (plain string order): the items after the token's key, up to page_size.
+ * (plain string order): the items after the token's key, up to page_size, and with `sizeOf`
+ * (an item's encoded bytes) no more than MAX_PAGE_BYTES of them (at least one).
  */
-export function pageOf<T>(sorted: readonly T[], keyOf: (item: T) => string, req: { pageSize: number; pageToken: string }, kind: string): { items: T[]; nextPageToken: string } {
+export function pageOf<T>(
+  sorted: readonly T[],
+  keyOf: (item: T) => string,
+  req: { pageSize: number; pageToken: string },
+  kind: string,
+  sizeOf?: (item: T) => number,
+): { items: T[]; nextPageToken: string } {
   const size = pageSize(req.pageSize);
   const after = decodePageToken(req.pageToken, kind, 1);
   const keys = sorted.map(keyOf);
   const start = after ? firstAfter(keys, after[0]!, (a, b) => (a < b ? -1 : a > b ? 1 : 0)) : 0;
-  const items = sorted.slice(start, start + size);
-  const nextPageToken = start + size < sorted.length ? encodePageToken(kind, [keys[start + size - 1]!]) : '';
+  let end = Math.min(start + size, sorted.length);
+  if (sizeOf) {
+    let bytes = 0;
+    for (let i = start; i < end; i++) {
+      bytes += itemBytes(sizeOf(sorted[i]!));
+      if (bytes > MAX_PAGE_BYTES && i > start) {
+        end = i;
+        break;
+      }
+    }
+  }
+  const items = sorted.slice(start, end);
+  const nextPageToken = end < sorted.length ? encodePageToken(kind, [keys[end - 1]!]) : '';
   return { items, nextPageToken };
 }
 

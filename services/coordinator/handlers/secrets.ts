@@ -1,15 +1,15 @@
 // The Secret API: DefineSecret (structured or libvirt XML), SetSecretValue, GetSecret,
 // ListSecrets, UndefineSecret. No call returns a value; no log line or error carries one.
 import { FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
-import type {
-  DefineSecretRequest,
-  GetSecretRequest,
-  ListSecretsRequest,
-  ListSecretsResponse,
+import {
   Secret,
-  SetSecretValueRequest,
-  UndefineSecretRequest,
-  UndefineSecretResponse,
+  type DefineSecretRequest,
+  type GetSecretRequest,
+  type ListSecretsRequest,
+  type ListSecretsResponse,
+  type SetSecretValueRequest,
+  type UndefineSecretRequest,
+  type UndefineSecretResponse,
 } from '../../../libs/proto/cistern/v1/storage.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import type { SecretStore } from '../secrets/store.js';
@@ -44,7 +44,8 @@ export async function getSecret(svc: CoordinatorServices, _ctx: CallContext, req
 
 export async function listSecrets(svc: CoordinatorServices, _ctx: CallContext, req: ListSecretsRequest): Promise<ListSecretsResponse> {
   checkPageRequest(req, 'secrets');
-  const page = pageOf(await store(svc).list(), (s) => s.uuid, req, 'secrets');
+  // a description may be long: the page is held to what a client accepts
+  const page = pageOf(await store(svc).list(), (s) => s.uuid, req, 'secrets', (s) => Secret.encode(s).finish().length);
   return { secrets: page.items, nextPageToken: page.nextPageToken };
 }
 
