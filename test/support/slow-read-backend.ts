@@ -37,7 +37,15 @@ export class SlowReadBackend implements StorageBackend {
     const gate = this.nextScanGate;
     this.nextScanGate = undefined;
     if (gate) await gate;
-    return { runtime: { capacity: 1000n, allocation: 0n, available: 1000n }, volumes: size === undefined ? [] : [this.def(size)] };
+    return { runtime: this.sizesWith(size), volumes: size === undefined ? [] : [this.def(size)] };
+  }
+  /** The pool's sizes with the volume at `size` (a refresh reads them as it starts; poolSizes now). */
+  private sizesWith(size: bigint | undefined) {
+    const allocation = size ?? 0n;
+    return { capacity: 1000n, allocation, available: 1000n - allocation };
+  }
+  async poolSizes() {
+    return this.sizesWith(this.size);
   }
   async refreshVol(_ctx: PoolContext, _v: VolumeDefinition): Promise<VolumeDefinition> {
     const size = this.size;

@@ -114,6 +114,20 @@ describe('pool refresh beside volume writers (fake backend)', () => {
     expect(events.slice(from).filter((e) => e.volume === 'v')).to.deep.equal([]);
   });
 
+  it('the pool sizes a writer stored while the scan read are kept, not the scan\'s older ones', async () => {
+    const { backend, ctx, call, holdNextScan } = await slowReadAgent();
+    backend.size = 5n;
+    await call(refresh);
+    const open = holdNextScan();
+    const scanning = codeOf(call(refresh));
+    await settle();
+    expect(await codeOf(call({ $case: 'resizeVolume', value: { name: 'hosts/h/pools/p/volumes/v', capacity: 9n, allocate: false, delta: false, shrink: false, requestId: '' } }))).to.equal('OK');
+    expect(ctx.state.pools.get('p')!.runtime.allocation).to.equal(9n);
+    open();
+    expect(await scanning).to.equal('OK');
+    expect(ctx.state.pools.get('p')!.runtime.allocation).to.equal(9n);
+  });
+
   it('what changed on disk before the scan began is still taken', async () => {
     const { backend, ctx, call } = await slowReadAgent();
     backend.size = 5n;
