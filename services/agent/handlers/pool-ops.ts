@@ -373,7 +373,11 @@ export async function publishScan(
   scan.end();
   const skip = (v: string): boolean => !ownVolumes.has(v) && (ctx.locks.isVolumeBusy(pool, v) || scan.written.has(v));
   const diff = applyRefresh(ctx.state, entry, scan.result.volumes, skip);
-  ctx.state.touchPool(entry, scan.result.runtime);
+  // another writer that worked while the scan read stored the pool's sizes after its change
+  // (read again, or its allocation accounted on what was held): the scan's may be older. The
+  // caller's own change was stored before the scan began.
+  const othersWrote = [...scan.written].some((v) => !ownVolumes.has(v));
+  ctx.state.touchPool(entry, othersWrote ? undefined : scan.result.runtime);
   await publishVolumeEvents(ctx, pool, diff.changed, EventKind.VOLUME_CHANGED, actor);
   await publishVolumeEvents(ctx, pool, diff.removed, EventKind.VOLUME_DELETED, actor);
   return diff;
