@@ -68,4 +68,22 @@ describe('security: --pool-roots keeps pools where the host allows them (real st
     expect(existsSync(join(allowed, 'p', 'q'))).to.equal(true);
     await api.stopPool({ name: 'hosts/a/pools/inside', requestId: '' });
   });
+
+  // the agent's --root counts as a pool root (its default pools live there), but its own state
+  // lives there too: the journal whose records of interrupted creates the agent acts on at its
+  // next start, whatever pool they name. A pool there let an admin upload such a record (a
+  // create of 'authorized_keys' in a pool on /root/.ssh), and the agent's next start deleted
+  // that file (review h35).
+  it("the agent's own root and journal cannot become a pool's target: its records would act outside the roots", async () => {
+    const api = stack!.api;
+    const root = stack!.roots.a!;
+    mkdirSync(join(root, 'journal', 'inside'));
+    const cases = [['state', root], ['journal', join(root, 'journal')], ['in-journal', join(root, 'journal', 'inside')], ['journal-link', join(allowed, 'state-link')]] as const;
+    for (const [name, target] of cases) {
+      if (name === 'journal-link') symlinkSync(join(root, 'journal'), target);
+      await expectCode(api.createPool({ host: 'a', definition: dirPool(name, target), xml: '', build: false, buildFlags: undefined, requestId: '' }),
+        status.PERMISSION_DENIED, /is the agent's own state/);
+      await expectCode(api.getPool({ name: `hosts/a/pools/${name}` }), status.NOT_FOUND);
+    }
+  });
 });
