@@ -14,6 +14,7 @@ import { systemActor } from './events.js';
 import { cleanupWhenStarted } from './journal.js';
 import type { RunningPoolRecord } from './running-pools.js';
 import { applyRefresh } from './state.js';
+import { rememberStorage } from './storage-claims.js';
 
 export interface RestoreResult {
   restored: string[];
@@ -45,6 +46,8 @@ export async function restoreRunningPools(
           const pc = poolContext(ctx, def, systemActor);
           // libvirt: a backend without checkPool cannot tell, so its pools are inactive
           if (!backend.checkPool || !(await backend.checkPool(pc))) throw new Error('not up any more');
+          // what it uses, for the storage conflict check of later starts (storage-claims.ts)
+          await rememberStorage(def);
           if (ctx.journal) await cleanupWhenStarted(ctx.journal, def, backend, ctx.runner, ctx.log);
           let scan;
           try {

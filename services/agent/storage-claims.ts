@@ -10,10 +10,42 @@ import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { sourceConflict } from '../../libs/api/pool-conflicts.js';
 import type { AgentContext } from './context.js';
 import type { AgentState } from './state.js';
-import { storageIdentities } from './storage-identity.js';
+import { storageIdentities, type StorageIdentity } from './storage-identity.js';
 
 /** The definitions of the pools whose start is running, per agent (keyed by its state). */
 const startingOf = new WeakMap<AgentState, Map<string, PoolDefinition>>();
+
+/**
+ * What each pool's start found its storage to be (by the definition it started with, the one
+ * its state entry holds). An active pool uses what it started with (a dir pool's operations
+ * refuse a target swapped since: libs/backends/dir/pool-directory.ts), so a later start is
+ * compared with that and reads only its own paths: reading every active pool's again cost each
+ * start a stat per pool (a 1,000-pool autostart 8 s instead of 0.25 s), and a pool on a dead NFS
+ * server would hang every start on the host. Empty results are not kept (a directory a start
+ * is still building has none yet).
+ */
+const identitiesOf = new WeakMap<PoolDefinition, Promise<StorageIdentity[]>>();
+
+/** `fresh`: read now (a start's own paths); else what its start read, or read once now. */
+function identities(def: PoolDefinition, fresh: boolean): Promise<StorageIdentity[]> {
+  const known = fresh ? undefined : identitiesOf.get(def);
+  if (known) return known;
+  const reading = storageIdentities(def);
+  identitiesOf.set(def, reading);
+  // a start still reading is waited for, not read again; an empty result is not kept
+  void reading.then((found) => {
+    if (found.length === 0 && identitiesOf.get(def) === reading) identitiesOf.delete(def);
+  });
+  return reading;
+}
+
+/**
+ * Notes what a pool found running at the agent's start (restore.ts) uses, as a start notes its
+ * own: later starts then compare with it without reading its paths again.
+ */
+export async function rememberStorage(def: PoolDefinition): Promise<void> {
+  await identities(def, true);
+}
 
 /**
  * Claims the storage of `def` for its start: ALREADY_EXISTS naming the active or starting
@@ -42,11 +74,12 @@ export async function claimStorage(ctx: AgentContext, def: PoolDefinition): Prom
 }
 
 async function refuseSameStorage(ctx: AgentContext, def: PoolDefinition, others: PoolDefinition[]): Promise<void> {
-  const mine = await storageIdentities(def);
+  // read now, and kept for the starts after this one
+  const mine = await identities(def, true);
   if (mine.length === 0) return;
   for (const other of others) {
     if (other.name === def.name) continue;
-    for (const theirs of await storageIdentities(other)) {
+    for (const theirs of await identities(other, false)) {
       const same = mine.find((m) => m.key === theirs.key);
       if (!same) continue;
       const named = same.path === theirs.path ? '' : ` (named '${same.path}' here)`;
