@@ -46,18 +46,20 @@ export class PoolRoots {
     if (!target) return;
     const where = await resolveAsFarAsExists(target);
     const shown = where === resolve(target) ? '' : ` (it resolves to '${printable(where, 200)}')`;
-    const state = await realpath(this.agentRoot).catch(() => this.agentRoot);
-    // the root itself or a directory above it (within(where, state)), or the journal or below it
-    if (within(where, state) || within(join(state, 'journal'), where)) {
-      const how = where !== state && within(where, state) ? 'holds' : 'is';
-      throw new PermissionDeniedError(
-        `pool '${printable(def.name)}' has its target '${printable(target, 200)}'${shown}, which ${how} the agent's own state ` +
-          `(its --root '${printable(this.agentRoot, 200)}' and journal): pools may be in the root's other directories, not on the root, above it or in its journal`,
-        { pool: def.name, target },
-      );
-    }
-    for (const root of this.roots) {
-      if (within(await realpath(root).catch(() => root), where)) return;
+    let inside = false;
+    for (const root of this.roots) inside ||= within(await realpath(root).catch(() => root), where);
+    if (inside) {
+      const state = await realpath(this.agentRoot).catch(() => this.agentRoot);
+      // the root itself or a directory above it (within(where, state)), or the journal or below it
+      if (within(where, state) || within(join(state, 'journal'), where)) {
+        const how = where !== state && within(where, state) ? 'holds' : 'is';
+        throw new PermissionDeniedError(
+          `pool '${printable(def.name)}' has its target '${printable(target, 200)}'${shown}, which ${how} the agent's own state ` +
+            `(its --root '${printable(this.agentRoot, 200)}' and journal): pools may be in the root's other directories, not on the root, above it or in its journal`,
+          { pool: def.name, target },
+        );
+      }
+      return;
     }
     throw new PermissionDeniedError(
       `pool '${printable(def.name)}' has its target '${printable(target, 200)}'${shown} outside this host's pool roots ` +

@@ -45,6 +45,8 @@ describe('pool roots', () => {
       for (const path of [agentRoot, `${agentRoot}/`, join(agentRoot, 'journal'), join(agentRoot, 'journal', 'new'), join(dir, 'pools', 'to-journal'), join(dir, 'pools')]) {
         expect(await refusal(path, type), `${PoolType[type]} ${path}`).to.match(/is the agent's own state|holds the agent's own state/);
       }
+      // outside every root is said so first, though '/' holds the agent's root too
+      expect(await refusal('/', type)).to.match(/outside this host's pool roots/);
       expect(await refusal(join(agentRoot, 'images'), type)).to.equal(undefined);
       expect(await refusal(join(dir, 'pools', 'images'), type)).to.equal(undefined);
     }
