@@ -5,7 +5,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerMessages } from '@nats-io/jetstream';
 import { COORDINATOR_ONLY_KINDS, decodeEvent } from '../../libs/bus/events.js';
-import { EVENT_STREAM, parseEventSubject, subjects } from '../../libs/bus/subjects.js';
+import { EVENT_STREAM, HOST_EVENTS_TOKEN, nameToken, parseEventSubject, subjects } from '../../libs/bus/subjects.js';
 import { EventKind, type Event } from '../../libs/proto/cistern/v1/storage.js';
 import type { Logger } from '../../libs/log/logger.js';
 
@@ -42,16 +42,18 @@ export interface RawEvent {
  * both are ignored. A four-token subject is an older version's (docs/events.md, "Older
  * streams"): it is taken as before, by its host alone.
  */
-export function untrustedEvent(subject: string, event: Pick<Event, 'host' | 'kind'>): string | undefined {
+export function untrustedEvent(subject: string, event: Pick<Event, 'host' | 'pool' | 'kind'>): string | undefined {
   const at = parseEventSubject(subject);
   if (!at) return 'stored under a subject that is no event subject';
   if (at.host !== event.host) return 'naming another host than its subject';
+  // a pool's watchers read its subject, the others every subject: both must see it alike
+  if (at.poolToken !== (event.pool ? nameToken(event.pool) : HOST_EVENTS_TOKEN)) return 'naming another pool than its subject';
   if (at.origin === 'agent' && COORDINATOR_ONLY_KINDS.has(event.kind)) return `of a kind only coordinators publish (${EventKind[event.kind] ?? event.kind}) under an agent's subject`;
   return undefined;
 }
 
 /** Whether readers take a stored event (untrustedEvent says why not). */
-export const eventTrusted = (subject: string, event: Pick<Event, 'host' | 'kind'>): boolean => untrustedEvent(subject, event) === undefined;
+export const eventTrusted = (subject: string, event: Pick<Event, 'host' | 'pool' | 'kind'>): boolean => untrustedEvent(subject, event) === undefined;
 
 export interface RawEventReader extends AsyncIterable<RawEvent> {
   close(): Promise<void>;
