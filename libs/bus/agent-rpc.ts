@@ -170,6 +170,10 @@ async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, A
   try {
     const request = AgentRequest.decode(msg.data);
     if (!request.op) throw new Error('request without operation');
+    await cancelsReadWithIt();
+    if (abort.signal.aborted) {
+      throw new CancelledError(`the caller cancelled '${request.op.$case}' before this host began it; nothing was done`, { operation: request.op.$case });
+    }
     reply = await handler(request.op.$case, request, msg, abort.signal);
   } catch (err) {
     reply = AgentReply.create({ error: errorToWire(err) });
@@ -192,6 +196,20 @@ async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, A
   } catch {
     // the connection closed (the agent is stopping): the caller's wait ends with the host lost
   }
+}
+
+/**
+ * Resolves once the messages read from the socket with a request have been dispatched. An agent
+ * that stood still (SIGSTOP, a paused VM, a blocked event loop) reads a request and the cancel
+ * its caller sent meanwhile (deadline passed, client gone) in one go, but would start the
+ * handler, synchronously, before the loop above got to the cancel; most operations check
+ * their signal only in long work (a copy, a wipe), so a delete, a resize or a pool stop nobody
+ * waited for any more was done after its client had been told it failed. The client parses a
+ * whole read and hands its messages over in microtasks: one macrotask later they all have
+ * been, the cancel included.
+ */
+function cancelsReadWithIt(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Room left in a message for the subject and headers of its reply. */
