@@ -6,7 +6,10 @@ import { expect } from 'chai';
 import { status } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
 import { useStack, useTempDir } from '../support/index.js';
+import { REQUESTS_BUCKET } from '../../services/coordinator/request-results.js';
 import { dirPool } from './reliability-helpers.js';
 import { expectCode } from '../support/grpc-expect.js';
 import { PoolState } from '../../libs/proto/cistern/v1/storage.js';
@@ -38,5 +41,36 @@ describe('pool lifecycle calls with a request id in the wrong state (real nats-s
     await expectCode(api.startPool({ name: defined.name, build: false, buildFlags: undefined, requestId: randomUUID() }), status.FAILED_PRECONDITION, /already active/);
     await api.stopPool({ name: defined.name, requestId: '' });
     await api.undefinePool({ name: defined.name, requestId: '' });
+  });
+
+  it('CreatePool of a pool without a uuid, retried with its request id after its answer was lost: the first call\'s pool, not "a different request"', async () => {
+    const api = ctx.stack.api;
+    // the coordinator that ran the first call died before storing its answer: nothing stored,
+    // and the retry (to this or another coordinator) reaches the agent's request cache
+    const nc = await connect({ servers: ctx.stack.natsUrl });
+    const forget = async (): Promise<void> => {
+      const kv = await new Kvm(nc).open(REQUESTS_BUCKET);
+      for await (const key of await kv.keys()) await kv.purge(key);
+    };
+    try {
+      const structured = { host: 'a', definition: dirPool('retried', dir('retried')), xml: '', build: true, buildFlags: undefined, requestId: 'create-retried-1' };
+      const first = await api.createPool(structured);
+      await forget();
+      const again = await api.createPool(structured);
+      expect(again.definition?.uuid).to.equal(first.definition?.uuid);
+      // the same request id with another request is still refused, naming the field
+      await forget();
+      await expectCode(api.createPool({ ...structured, definition: dirPool('retried', dir('retried-elsewhere')) }), status.INVALID_ARGUMENT, /request_id.*already used for a different/);
+      await api.stopPool({ name: first.name, requestId: '' });
+
+      const xml = { host: 'a', definition: undefined, xml: `<pool type='dir'><name>retried-xml</name><target><path>${dir('retried-xml')}</path></target></pool>`, build: true, buildFlags: undefined, requestId: 'create-retried-2' };
+      const firstXml = await api.createPool(xml);
+      await forget();
+      const againXml = await api.createPool(xml);
+      expect(againXml.definition?.uuid).to.equal(firstXml.definition?.uuid);
+      await api.stopPool({ name: firstXml.name, requestId: '' });
+    } finally {
+      await nc.close();
+    }
   });
 });
