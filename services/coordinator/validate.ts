@@ -184,6 +184,23 @@ export async function poolDefinitionFrom(definition: PoolDefinition | undefined,
 }
 
 /**
+ * `def` (poolDefinitionFrom's, of this request) with the uuid the client gave, '' when it gave
+ * none: a retry of the request must send the agent the same operation, since its request cache
+ * tells a retry from another request by the operation, and a uuid made up for a definition
+ * without one (here, or by the XML reader as libvirt's parser does) differs at each attempt.
+ */
+export function poolDefinitionAsGiven(def: PoolDefinition, req: { definition?: PoolDefinition | undefined; xml: string }): PoolDefinition {
+  const gave = req.xml ? uuidWrittenIn(req.xml, def.uuid) : !!req.definition?.uuid;
+  return gave ? def : { ...def, uuid: '' };
+}
+
+/** Whether the document carries this uuid (as the reader takes it: any case, dashes anywhere). */
+function uuidWrittenIn(xml: string, uuid: string): boolean {
+  const hex = uuid.replace(/-/g, '');
+  return hex.length === 32 && xml.replace(/-/g, '').toLowerCase().includes(hex);
+}
+
+/**
  * A structured pool definition is held to the XML form's limits: its document (GetPoolXML)
  * must be one DefinePool takes back, and a definition too large for the bus failed as
  * INTERNAL at the catalog write. Its repeated fields are the document's elements.

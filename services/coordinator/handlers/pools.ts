@@ -44,7 +44,7 @@ import { forward, forwardToPool } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
 import { SchemaValidator } from '../schema-validator.js';
-import { checkPoolTypes, checkRequestId, poolDefinitionFrom, requireHost, requirePoolName, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
+import { checkPoolTypes, checkRequestId, poolDefinitionAsGiven, poolDefinitionFrom, requireHost, requirePoolName, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
 import { loadXml, requireXml } from '../xml.js';
 import { readXml } from '../xml-reader.js';
 import { encodedPool } from '../pool-list-encoding.js';
@@ -189,7 +189,10 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
     pool: def,
     persistent: !!defined,
     autostart: defined?.autostart ?? false,
-    op: { $case: 'createPool', value: { ...req, host, definition: def, xml: '' } },
+    // the operation as the client asked it (the pool to run, its uuid made up or not, is
+    // `pool`): a retry after the first call's coordinator died before storing the answer was
+    // refused by the agent's request cache as 'a different createPool request'
+    op: { $case: 'createPool', value: { ...req, host, definition: poolDefinitionAsGiven(def, req), xml: '' } },
   });
   return currentView(svc, host, def.name, reply.result?.$case === 'pool' ? reply.result.value : undefined);
 }
