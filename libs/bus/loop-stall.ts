@@ -1,0 +1,43 @@
+// Whether this process's event loop has just stood still: a SIGSTOP, a paused VM, a long
+// synchronous call. Messages that queued on the socket meanwhile are then read in one go, a
+// request together with the cancel its caller sent while it waited (agent-rpc.ts). A timer
+// that fires far later than asked says so; one that has not fired for that long, at the moment
+// it is asked, says so too (the socket may be read before the timers after a stall).
+import { performance } from 'node:perf_hooks';
+
+/** How often the timer fires. */
+const TICK_MS = 50;
+/** A gap between firings this long is a stall (five ticks). */
+const STALL_MS = 250;
+/** For how long after a stall ends the messages read count as read with it. */
+const AFTER_MS = 100;
+
+export class LoopStallDetector {
+  private lastFire = performance.now();
+  private resumedAt = Number.NEGATIVE_INFINITY;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly now: () => number = () => performance.now()) {
+    this.lastFire = this.now();
+    this.timer = setInterval(() => this.fired(), TICK_MS);
+    this.timer.unref();
+  }
+
+  /** Did the loop stand still just now (or is it coming out of a stall this very turn)? */
+  suspected(): boolean {
+    const now = this.now();
+    return now - this.lastFire > STALL_MS || now - this.resumedAt < AFTER_MS;
+  }
+
+  /** Stops the timer. */
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** The timer's firing; exposed for tests, which drive a fake clock. */
+  fired(): void {
+    const now = this.now();
+    if (now - this.lastFire > STALL_MS) this.resumedAt = now;
+    this.lastFire = now;
+  }
+}
