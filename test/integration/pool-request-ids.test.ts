@@ -73,4 +73,33 @@ describe('pool lifecycle calls with a request id in the wrong state (real nats-s
       await nc.close();
     }
   });
+
+  it('DefinePool of a pool without a uuid, retried with its request id after its answer was lost: the pool it defined, not ALREADY_EXISTS', async () => {
+    const api = ctx.stack.api;
+    // the coordinator died between its catalog write and storing the answer (found by review
+    // h36): the retry finds the pool defined, under the uuid that request id gives it
+    const nc = await connect({ servers: ctx.stack.natsUrl });
+    const forget = async (): Promise<void> => {
+      const kv = await new Kvm(nc).open(REQUESTS_BUCKET);
+      for await (const key of await kv.keys()) await kv.purge(key);
+    };
+    try {
+      for (const [i, request] of [
+        { host: 'a', definition: dirPool('def-retried', dir('def-retried')), xml: '', requestId: 'define-retried-1', validate: false },
+        { host: 'a', definition: undefined, xml: `<pool type='dir'><name>def-retried-xml</name><target><path>${dir('def-retried-xml')}</path></target></pool>`, requestId: 'define-retried-2', validate: false },
+      ].entries()) {
+        const first = await api.definePool(request);
+        await forget();
+        const again = await api.definePool(request);
+        expect(again.definition?.uuid, `request ${i}`).to.equal(first.definition?.uuid);
+        expect(again.persistent).to.equal(true);
+        // another request id, or none, for the same name is a second define: refused as before
+        await expectCode(api.definePool({ ...request, requestId: `${request.requestId}-other` }), status.ALREADY_EXISTS, /already exists/);
+        await expectCode(api.definePool({ ...request, requestId: '' }), status.ALREADY_EXISTS, /already exists/);
+        await api.undefinePool({ name: first.name, requestId: '' });
+      }
+    } finally {
+      await nc.close();
+    }
+  });
 });
