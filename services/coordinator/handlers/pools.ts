@@ -1,5 +1,6 @@
 // Pool lifecycle: catalog writes (define, undefine, autostart) here; runtime work
 // (create, build, start, stop, delete, refresh, sources, capabilities) on the agent.
+import { createHash } from 'node:crypto';
 import {
   AlreadyExistsError,
   FailedPreconditionError,
@@ -118,11 +119,27 @@ function requireNoSourceConflict(svc: CoordinatorServices, host: string, def: Po
   for (const name of svc.cache.poolsOfHost(host)) check(svc.cache.runtimePool(host, name)?.pool.definition);
 }
 
+/**
+ * A define that carries a request id and no uuid gets one derived from the caller, the request
+ * id, the host and the pool's name, not a random one: a coordinator that dies between its
+ * catalog write and storing the answer leaves nothing to tell the retry it was done, and the
+ * retry, with the uuid made up again, would find its own pool under another uuid and be refused
+ * ALREADY_EXISTS. With the same uuid it is the redefinition of that pool, which changes nothing.
+ */
+function uuidOfRequest(def: PoolDefinition, req: DefinePoolRequest, ctx: CallContext, host: string): PoolDefinition {
+  if (!ctx.requestId || poolDefinitionAsGiven(def, req).uuid) return def;
+  const h = createHash('sha256').update(`DefinePool\u0000${ctx.principal}\u0000${ctx.requestId}\u0000${host}\u0000${def.name}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x40; // version 4: a uuid like the others
+  h[8] = (h[8]! & 0x3f) | 0x80; // RFC 4122 variant
+  const hex = h.subarray(0, 16).toString('hex');
+  return { ...def, uuid: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}` };
+}
+
 export async function definePool(svc: CoordinatorServices, ctx: CallContext, req: DefinePoolRequest): Promise<Pool> {
   const host = requireHost(req.host);
   checkRequestId(req.requestId);
   await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagepool', ctx.signal);
-  const def = await poolDefinitionFrom(req.definition, req.xml, ctx.signal);
+  const def = uuidOfRequest(await poolDefinitionFrom(req.definition, req.xml, ctx.signal), req, ctx, host);
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, def.type);
   const name = def.name;
