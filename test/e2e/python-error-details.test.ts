@@ -120,6 +120,42 @@ describe('Python client reading error details (google.rpc.Status)', function () 
     expect((s.details![1] as { violations: Array<{ field: string }> }).violations[0]!.field).to.equal('xml');
   });
 
+  /** The step's one field violation, checked against its ErrorInfo's field and the message. */
+  function violation(s: Step): { field: string; description: string } {
+    expect(s.code, s.message).to.equal('INVALID_ARGUMENT');
+    const info = s.details![0] as { metadata: Record<string, string> };
+    const bad = (s.details![1] as { violations: Array<{ field: string; description: string }> }).violations;
+    expect(bad).to.have.length(1);
+    expect(info.metadata['field']).to.equal(bad[0]!.field);
+    expect(s.message).to.equal(`${bad[0]!.field}: ${bad[0]!.description}`);
+    return bad[0]!;
+  }
+
+  it("a CreatePool definition the agent refuses: the field under definition, as the .proto names it", function () {
+    const v = violation(step('create-pool-two-hosts'));
+    expect(v.field).to.equal('definition.source.hosts');
+    expect(v.description).to.match(/exactly one source host.*it has 2/);
+    expect(existsSync(`${join(ctx.stack.roots['a']!, 'pools', 'errs')}-nf`)).to.equal(false);
+  });
+
+  it('a CreatePool document the agent refuses: the field xml, the element in the message', function () {
+    const v = violation(step('create-pool-xml-two-hosts'));
+    expect(v.field).to.equal('xml');
+    expect(v.description).to.match(/^source\.hosts: .*exactly one source host.*it has 2/);
+  });
+
+  it('a FindPoolSources hint without its host: source.hosts, the field sent', function () {
+    const v = violation(step('find-sources-no-host'));
+    expect(v.field).to.equal('source.hosts');
+    expect(v.description).to.match(/exactly one host.*got 0/);
+  });
+
+  it('a FindPoolSources source_xml without its host: the field source_xml', function () {
+    const v = violation(step('find-sources-xml-no-host'));
+    expect(v.field).to.equal('source_xml');
+    expect(v.description).to.match(/^source\.hosts: .*exactly one host.*got 0/);
+  });
+
   it('an upload message with its part oneof unset: INVALID_ARGUMENT naming data, not "a header"', function () {
     const s = step('upload-unset-part');
     expect(s.code).to.equal('INVALID_ARGUMENT');

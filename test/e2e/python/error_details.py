@@ -86,6 +86,19 @@ def main() -> int:
         attempt("xml-wrong-root", "DefinePool", pb.DefinePoolRequest(host=args.host, xml="<volume/>"))
         attempt("xml-bad-type", "DefinePool", pb.DefinePoolRequest(
             host=args.host, xml="<pool type='zzz'><name>x</name></pool>"))
+        # a pool or a discovery the agent refuses: named in the request's own fields (the
+        # structured definition's, or the document's field), not in the agent's
+        two_hosts = [pb.SourceHost(name="127.0.0.1"), pb.SourceHost(name="127.0.0.2")]
+        attempt("create-pool-two-hosts", "CreatePool", pb.CreatePoolRequest(host=args.host, definition=pb.PoolDefinition(
+            type=pb.POOL_TYPE_NETFS, name="nf", source=pb.PoolSource(dir="/x", hosts=two_hosts),
+            target=pb.PoolTarget(path=args.target + "-nf"))))
+        attempt("create-pool-xml-two-hosts", "CreatePool", pb.CreatePoolRequest(host=args.host, xml=(
+            "<pool type='netfs'><name>nf</name><source><host name='127.0.0.1'/><host name='127.0.0.2'/>"
+            "<dir path='/x'/></source><target><path>%s-nf</path></target></pool>" % args.target)))
+        attempt("find-sources-no-host", "FindPoolSources", pb.FindPoolSourcesRequest(
+            host=args.host, type=pb.POOL_TYPE_NETFS, source=pb.PoolSource(dir="/x")))
+        attempt("find-sources-xml-no-host", "FindPoolSources", pb.FindPoolSourcesRequest(
+            host=args.host, type=pb.POOL_TYPE_NETFS, source_xml="<source><dir path='/x'/></source>"))
         def upload(step, messages):
             try:
                 stub.UploadVolume(iter(messages), timeout=60)
