@@ -404,7 +404,7 @@ export class FsBackend extends MountedDirBackend {
     const devices = pool.source?.devices ?? [];
     if (devices.length !== 1) {
       throw new InvalidArgumentError(
-        'source.device',
+        'pool.source.devices',
         `pool '${printable(pool.name)}' needs exactly one source device (<device path='/dev/...'/>), it has ${devices.length}`,
       );
     }

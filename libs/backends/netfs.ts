@@ -79,7 +79,7 @@ export class NetfsBackend extends MountedDirBackend {
     const format = this.poolFormat(pool);
     const hosts = pool.source?.hosts ?? [];
     if (hosts.length !== 1) {
-      throw new InvalidArgumentError('source.host', `pool '${printable(pool.name)}' needs exactly one source host (<host name='...'/>), it has ${hosts.length}`);
+      throw new InvalidArgumentError('pool.source.hosts', `pool '${printable(pool.name)}' needs exactly one source host (<host name='...'/>), it has ${hosts.length}`);
     }
     const host = checkNetHost(hosts[0]!.name);
     const dir = checkSourceDir(pool.source?.dir ?? '', `pool '${printable(pool.name)}' has no source directory (<dir path='...'/>)`);
@@ -113,7 +113,7 @@ export class NetfsBackend extends MountedDirBackend {
   async findPoolSources(ctx: BackendContext, hint: PoolSource | undefined): Promise<PoolSource[]> {
     const hosts = hint?.hosts ?? [];
     if (hosts.length !== 1) {
-      throw new InvalidArgumentError('source.host', `finding netfs sources needs exactly one host (<source><host name='...'/></source>), got ${hosts.length}`);
+      throw new InvalidArgumentError('source.hosts', `finding netfs sources needs exactly one host (<source><host name='...'/></source>), got ${hosts.length}`);
     }
     const host = checkNetHost(hosts[0]!.name);
     const argv = [this.showmount, '--no-headers', '--exports', '--', host];

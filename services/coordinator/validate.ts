@@ -156,6 +156,36 @@ export async function volumeErrorsUnderRequest<T>(req: { xml: string }, work: Pr
 }
 
 /**
+ * The pool of a CreatePool, refused by its agent, names the pool's own fields
+ * (`pool.source.hosts`, as the backends call them); a client maps fields back to its request:
+ * `definition.source.hosts`, or `xml` with the element in the message.
+ */
+export async function poolErrorsUnderRequest<T>(req: { xml: string }, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError) || !/^pool(\.|$)/.test(err.field)) throw err;
+    throw refielded(req.xml ? 'xml' : 'definition', err);
+  }
+}
+
+/**
+ * FindPoolSources: the agent names what it refuses of the hint as the structured `source`
+ * (`source.hosts`), the request's own field when the hint came that way; a hint sent as
+ * `source_xml` is that one field, the element in the message, as the reader's refusals are.
+ */
+export async function sourceErrorsUnderRequest<T>(req: { sourceXml: string }, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (!req.sourceXml || !(err instanceof InvalidArgumentError) || !/^source(\.|$)/.test(err.field)) throw err;
+    return xmlErrorsUnder('source_xml', () => {
+      throw err;
+    });
+  }
+}
+
+/**
  * A pool definition from a request (structured or XML), checked, with defaults and a uuid.
  * `signal`: the call's, which stops the reading of a large document when the call ends.
  */

@@ -45,7 +45,7 @@ import { forward, forwardToPool } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
 import { SchemaValidator } from '../schema-validator.js';
-import { checkPoolTypes, checkRequestId, poolDefinitionAsGiven, poolDefinitionFrom, requireHost, requirePoolName, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
+import { checkPoolTypes, checkRequestId, poolDefinitionAsGiven, poolDefinitionFrom, poolErrorsUnderRequest, requireHost, requirePoolName, sourceErrorsUnderRequest, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
 import { loadXml, requireXml } from '../xml.js';
 import { readXml } from '../xml-reader.js';
 import { encodedPool } from '../pool-list-encoding.js';
@@ -202,7 +202,7 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
   }
   requireUuidFree(svc.cache, host, def);
   requireNoSourceConflict(svc, host, def);
-  const reply = await forward(svc, ctx, host, {
+  const reply = await poolErrorsUnderRequest(req, forward(svc, ctx, host, {
     pool: def,
     persistent: !!defined,
     autostart: defined?.autostart ?? false,
@@ -210,7 +210,7 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
     // `pool`): a retry after the first call's coordinator died before storing the answer was
     // refused by the agent's request cache as 'a different createPool request'
     op: { $case: 'createPool', value: { ...req, host, definition: poolDefinitionAsGiven(def, req), xml: '' } },
-  });
+  }));
   return currentView(svc, host, def.name, reply.result?.$case === 'pool' ? reply.result.value : undefined);
 }
 
@@ -414,7 +414,7 @@ export async function findPoolSources(svc: CoordinatorServices, ctx: CallContext
   }
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, req.type);
-  const reply = await forward(svc, ctx, host, { op: { $case: 'findPoolSources', value: { ...req, host, source, sourceXml: '' } } });
+  const reply = await sourceErrorsUnderRequest(req, forward(svc, ctx, host, { op: { $case: 'findPoolSources', value: { ...req, host, source, sourceXml: '' } } }));
   const found = reply.result?.$case === 'sources' ? reply.result.value : { sources: [], xml: '' };
   if (!found.xml) {
     const lib = await loadXml();
