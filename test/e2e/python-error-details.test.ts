@@ -156,6 +156,19 @@ describe('Python client reading error details (google.rpc.Status)', function () 
     expect(v.description).to.match(/^source\.hosts: .*exactly one host.*got 0/);
   });
 
+  it('a raw volume larger than the filesystem allows: definition.capacity, nothing left behind', function () {
+    const v = violation(step('raw-too-large'));
+    expect(v.field).to.equal('definition.capacity');
+    expect(v.description).to.match(/larger than the filesystem allows/);
+    expect(existsSync(join(ctx.stack.roots['a']!, 'pools', 'errs', 'huge'))).to.equal(false);
+  });
+
+  it('the same size in a document: the field xml, capacity in the message', function () {
+    const v = violation(step('raw-too-large-xml'));
+    expect(v.field).to.equal('xml');
+    expect(v.description).to.match(/^capacity: .*larger than the filesystem allows/);
+  });
+
   it('an upload message with its part oneof unset: INVALID_ARGUMENT naming data, not "a header"', function () {
     const s = step('upload-unset-part');
     expect(s.code).to.equal('INVALID_ARGUMENT');
