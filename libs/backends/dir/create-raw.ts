@@ -84,7 +84,7 @@ async function cloneByReflink(ctx: PoolContext, r: ResolvedCreate, input: RawInp
   try {
     fh = await inStartedPoolDirectory(r, false, (at) => open(at(), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode));
   } catch (err) {
-    throw fsError(err, 'create raw volume', r.path);
+    throw fsError(err, 'create raw volume', r.path, 'volume.capacity');
   }
   try {
     // without COPYFILE_EXCL: the destination exists (reserved above); libuv truncates it and shares the extents (FICLONE)
@@ -105,7 +105,7 @@ async function cloneByReflink(ctx: PoolContext, r: ResolvedCreate, input: RawInp
     return true;
   } catch (err) {
     await removeReservedFile(r.path, fh);
-    throw fsError(err, 'create raw volume', r.path);
+    throw fsError(err, 'create raw volume', r.path, 'volume.capacity');
   }
 }
 

@@ -87,7 +87,7 @@ export async function createFileDirect(ctx: BackendContext, r: ResolvedCreate, w
   } catch (err) {
     settled();
     if (fd >= 0) discardNewFile(fd, r.path);
-    throw fsError(err, what, r.path);
+    throw fsError(err, what, r.path, 'volume.capacity');
   }
 }
 
@@ -175,7 +175,7 @@ export async function createFileThreaded(
   } catch (err) {
     await fh?.close().catch(() => undefined);
     if (created) await unlink(r.path).catch(() => undefined);
-    throw fsError(err, what, r.path);
+    throw fsError(err, what, r.path, 'volume.capacity');
   }
 }
 
