@@ -89,6 +89,22 @@ describe('WatchEvents filter', () => {
     expect(matches(parseEventFilter({ hosts: [], pools: [], kinds: [] }), ev(EventKind.HOST_ONLINE, 'z'))).to.equal(true);
   });
 
+  it('refuses an unknown or unspecified event kind naming the kinds a filter may hold, as the pool types filter does', () => {
+    for (const kind of [99, EventKind.EVENT_KIND_UNSPECIFIED]) {
+      let caught: unknown;
+      try {
+        parseEventFilter({ hosts: [], pools: [], kinds: [EventKind.POOL_STARTED, kind as EventKind] });
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).to.be.instanceOf(InvalidArgumentError);
+      const err = caught as InvalidArgumentError;
+      expect(err.field).to.equal('kinds[1]');
+      expect(err.message).to.match(new RegExp(`^kinds\\[1\\]: event kind ${kind} is not known; allowed: POOL_DEFINED \\(1\\) .* VOLUME_CREATED \\(20\\) .* OPERATION_PROGRESS \\(60\\)$`));
+      expect(err.message).to.not.match(/UNSPECIFIED|UNRECOGNIZED/);
+    }
+  });
+
   it('narrows the stream subject only where one subject covers the filter', () => {
     expect(narrowSubject(parseEventFilter({ hosts: ['a'], pools: [], kinds: [] }))).to.equal('cistern.events.a.>');
     expect(narrowSubject(parseEventFilter({ hosts: [], pools: ['p'], kinds: [] }))).to.equal('cistern.events.*.p.*');
