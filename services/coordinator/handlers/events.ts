@@ -25,6 +25,12 @@ export interface EventFilter {
   kinds: Set<EventKind>;
 }
 
+/** The kinds a filter may hold, as a refusal lists them: `POOL_DEFINED (1) ...`. */
+const EVENT_KINDS_ALLOWED = Object.entries(EventKind)
+  .filter(([name, value]) => typeof value === 'number' && value > 0 && name !== 'UNRECOGNIZED')
+  .map(([name, value]) => `${name} (${value})`)
+  .join(' ');
+
 export function parseEventFilter(req: Pick<WatchEventsRequest, 'hosts' | 'pools' | 'kinds'>): EventFilter {
   const filter: EventFilter = { hosts: new Set(), pools: new Set(), hostPools: new Set(), kinds: new Set() };
   req.hosts.forEach((h, i) => filter.hosts.add(parseHostName(h, `hosts[${i}]`)));
@@ -39,7 +45,7 @@ export function parseEventFilter(req: Pick<WatchEventsRequest, 'hosts' | 'pools'
   });
   req.kinds.forEach((k, i) => {
     if (!(k in EventKind) || k === EventKind.UNRECOGNIZED || k === EventKind.EVENT_KIND_UNSPECIFIED) {
-      throw new InvalidArgumentError(`kinds[${i}]`, `event kind ${k} is not known`);
+      throw new InvalidArgumentError(`kinds[${i}]`, `event kind ${k} is not known; allowed: ${EVENT_KINDS_ALLOWED}`);
     }
     filter.kinds.add(k);
   });
