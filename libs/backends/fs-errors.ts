@@ -34,8 +34,10 @@ export function fsError(err: unknown, action: string, path: string, sizeField = 
     case 'EPERM':
       return new PermissionDeniedError(`cannot ${what}: permission denied (${reason})`);
     case 'EFBIG':
-    case 'ERR_OUT_OF_RANGE':
       return new InvalidArgumentError(sizeField, `cannot ${what}: the size is larger than the filesystem allows`);
+    case 'ERR_OUT_OF_RANGE':
+      // Node's file calls take sizes and offsets up to 2^53-1, below what xfs, btrfs or tmpfs allow
+      return new InvalidArgumentError(sizeField, `cannot ${what}: the size is larger than the agent can give a file (at most ${Number.MAX_SAFE_INTEGER} bytes, 8 PiB - 1)`);
     case 'ENOTEMPTY':
       return new FailedPreconditionError(`cannot ${what}: the directory is not empty`);
     case 'EISDIR':
