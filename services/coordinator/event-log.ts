@@ -37,17 +37,21 @@ export interface RawEvent {
  * user may publish events only on its own host's subjects, and only under the agent origin
  * (cistern.events.H.*.a, scripts/nats-config.mjs); what is inside the message is the agent's
  * word. So an event naming another host than its subject's is another host's agent speaking
- * for this one, and a kind only coordinators make (a host deleted, a pool undefined) under an
- * agent's subject is an agent speaking as a coordinator, under whatever principal it wrote:
- * both are ignored. A four-token subject is an older version's (docs/events.md, "Older
- * streams"): it is taken as before, by its host alone.
+ * for this one, one naming another pool than its subject's would be shown to that pool's
+ * watchers and not to the others' (or the other way round), and a kind only coordinators make
+ * (a host deleted, a pool undefined) under an agent's subject is an agent speaking as a
+ * coordinator, under whatever principal it wrote: all are ignored. A four-token subject is an
+ * older version's (docs/events.md, "Older streams"): it is taken as before, by its host alone.
  */
 export function untrustedEvent(subject: string, event: Pick<Event, 'host' | 'pool' | 'kind'>): string | undefined {
   const at = parseEventSubject(subject);
   if (!at) return 'stored under a subject that is no event subject';
   if (at.host !== event.host) return 'naming another host than its subject';
-  // a pool's watchers read its subject, the others every subject: both must see it alike
-  if (at.poolToken !== (event.pool ? nameToken(event.pool) : HOST_EVENTS_TOKEN)) return 'naming another pool than its subject';
+  // a pool's watchers read its subject, the others every subject: both must see it alike. Not
+  // a four-token subject: written with an older encoding (a pool '_host' as itself, '=' for
+  // '~'), and a pool's replay reads those on every subject and filters by the event's pool
+  // (handlers/events.ts replaySubject), as the unfiltered watchers see them
+  if (at.origin !== 'legacy' && at.poolToken !== (event.pool ? nameToken(event.pool) : HOST_EVENTS_TOKEN)) return 'naming another pool than its subject';
   if (at.origin === 'agent' && COORDINATOR_ONLY_KINDS.has(event.kind)) return `of a kind only coordinators publish (${EventKind[event.kind] ?? event.kind}) under an agent's subject`;
   return undefined;
 }
