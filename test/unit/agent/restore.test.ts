@@ -2,6 +2,11 @@
 // its backend finds up is running again with its volumes and the catalog's flags; one found
 // down, or failing its refresh, stays inactive and is stopped; each record is settled once.
 import { expect } from 'chai';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AlreadyExistsError } from '../../../libs/errors/errors.js';
+import { claimStorage } from '../../../services/agent/storage-claims.js';
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import type { PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
@@ -65,5 +70,43 @@ describe('restoring running pools at agent start', () => {
     expect(String(error)).to.match(/no NATS/);
     expect(settled).to.deep.equal([]);
     expect(calls).to.deep.equal([]);
+  });
+
+  // A restore can outlast the agent's wait for it (AUTOSTART_WAIT_MS: a big pool's refresh, a
+  // slow check); the agent then serves requests and autostarts pools meanwhile. A start over
+  // the storage of a pool being restored must be refused as one over an active pool's, not
+  // pass because that pool is neither active nor a start yet: two pools would then run over
+  // one directory, each locking its volumes on its own.
+  it('holds the storage of a pool while it is restored: a start over it meanwhile is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cistern-restore-'));
+    try {
+      mkdirSync(join(dir, 'a'));
+      symlinkSync(join(dir, 'a'), join(dir, 'link'));
+      const slow = backend(new Set(['up']), new Set(), []);
+      let refreshing!: () => void;
+      const refreshStarted = new Promise<void>((r) => (refreshing = r));
+      let finish!: () => void;
+      const held = new Promise<void>((r) => (finish = r));
+      const plainRefresh = slow.refreshPool.bind(slow);
+      slow.refreshPool = async (pc: PoolContext) => {
+        refreshing();
+        await held;
+        return plainRefresh(pc);
+      };
+      const { ctx } = inProcessAgent({ runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) }, backend: slow });
+      const catalog: CatalogLister = { list: async () => [] };
+      const restoring = restoreRunningPools(ctx, [{ definition: PoolDefinition.fromPartial({ name: 'up', type: PoolType.POOL_TYPE_DIR, target: { path: join(dir, 'a') } }) }], catalog);
+      await refreshStarted;
+      for (const path of [join(dir, 'a'), join(dir, 'link')]) {
+        const other = PoolDefinition.fromPartial({ name: 'other', type: PoolType.POOL_TYPE_DIR, target: { path } });
+        const refused = await claimStorage(ctx, other).then((release) => (release(), undefined), (err: unknown) => err);
+        expect(refused, path).to.be.instanceOf(AlreadyExistsError);
+        expect((refused as Error).message).to.match(/storage source conflict with pool 'up' on host /);
+      }
+      finish();
+      expect((await restoring).restored).to.deep.equal(['up']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
