@@ -7,14 +7,17 @@
 // sync that follows carries it, and the coordinator's reconcile publishes what changed while
 // the agent was away. A pool that is not up any more stays inactive (autostart may start it).
 import { checkObjectName } from '../../libs/api/names.js';
+import type { PoolContext, StorageBackend } from '../../libs/backends/backend.js';
 import { asCisternError } from '../../libs/errors/errors.js';
+import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
+import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import type { CatalogLister } from './autostart.js';
 import { backendFor, poolContext, type AgentContext } from './context.js';
 import { systemActor } from './events.js';
 import { cleanupWhenStarted } from './journal.js';
 import type { RunningPoolRecord } from './running-pools.js';
 import { applyRefresh } from './state.js';
-import { rememberStorage } from './storage-claims.js';
+import { holdRestoredStorage } from './storage-claims.js';
 
 export interface RestoreResult {
   restored: string[];
@@ -44,23 +47,14 @@ export async function restoreRunningPools(
           // pool roots given since it started: it is not taken back outside them
           await ctx.poolRoots?.require(def);
           const pc = poolContext(ctx, def, systemActor);
-          // libvirt: a backend without checkPool cannot tell, so its pools are inactive
-          if (!backend.checkPool || !(await backend.checkPool(pc))) throw new Error('not up any more');
-          // what it uses, for the storage conflict check of later starts (storage-claims.ts)
-          await rememberStorage(def);
-          if (ctx.journal) await cleanupWhenStarted(ctx.journal, def, backend, ctx.runner, ctx.log);
-          let scan;
+          // what it uses, held against the starts served meanwhile and noted for later ones
+          // (storage-claims.ts); once it is active its state entry holds it
+          const release = await holdRestoredStorage(ctx, def);
           try {
-            scan = await backend.refreshPool(pc);
-          } catch (err) {
-            // as libvirt's storagePoolRefreshFailCleanup: a pool reported inactive is not left up
-            if (backend.stopPool) await backend.stopPool(pc).catch((stopErr) => ctx.log.warn('stop after a failed refresh failed', { pool: def.name, error: stopErr }));
-            throw err;
+            await restoreHeld(ctx, def, backend, pc, catalogEntries);
+          } finally {
+            release();
           }
-          const listed = catalogEntries.get(def.name);
-          const entry = ctx.state.addPool(def, { persistent: listed !== undefined, autostart: listed?.autostart ?? false }, scan.runtime);
-          applyRefresh(ctx.state, entry, scan.volumes);
-          ctx.state.touchPool(entry);
         });
         if (ctx.state.getPool(def.name)) result.restored.push(def.name);
       } catch (err) {
@@ -74,4 +68,29 @@ export async function restoreRunningPools(
   );
   ctx.log.info('running pools restored', { restored: result.restored, down: result.down.length });
   return result;
+}
+
+/** Takes one pool back, its storage held: still up, its leftovers cleaned, its volumes read. */
+async function restoreHeld(
+  ctx: AgentContext,
+  def: PoolDefinition,
+  backend: StorageBackend,
+  pc: PoolContext,
+  catalogEntries: Map<string, CatalogPool>,
+): Promise<void> {
+  // libvirt: a backend without checkPool cannot tell, so its pools are inactive
+  if (!backend.checkPool || !(await backend.checkPool(pc))) throw new Error('not up any more');
+  if (ctx.journal) await cleanupWhenStarted(ctx.journal, def, backend, ctx.runner, ctx.log);
+  let scan;
+  try {
+    scan = await backend.refreshPool(pc);
+  } catch (err) {
+    // as libvirt's storagePoolRefreshFailCleanup: a pool reported inactive is not left up
+    if (backend.stopPool) await backend.stopPool(pc).catch((stopErr) => ctx.log.warn('stop after a failed refresh failed', { pool: def.name, error: stopErr }));
+    throw err;
+  }
+  const listed = catalogEntries.get(def.name);
+  const entry = ctx.state.addPool(def, { persistent: listed !== undefined, autostart: listed?.autostart ?? false }, scan.runtime);
+  applyRefresh(ctx.state, entry, scan.volumes);
+  ctx.state.touchPool(entry);
 }

@@ -40,11 +40,18 @@ function identities(def: PoolDefinition, fresh: boolean): Promise<StorageIdentit
 }
 
 /**
- * Notes what a pool found running at the agent's start (restore.ts) uses, as a start notes its
- * own: later starts then compare with it without reading its paths again.
+ * Holds the storage of a pool found running at the agent's start while restore.ts takes it
+ * back, and notes what it uses, as a start does its own: later starts then compare with it
+ * without reading its paths again. Held from before its check, not only once it is active: a
+ * restore can outlast the agent's wait for it, and the starts it then serves (requests, the
+ * autostart) must not pass over this pool's storage because it is neither active nor a start.
+ * Refuses nothing itself: the pool runs already (libvirt does not check a pool it finds
+ * running either). Returns the release, for when the restore of the pool has ended.
  */
-export async function rememberStorage(def: PoolDefinition): Promise<void> {
+export async function holdRestoredStorage(ctx: AgentContext, def: PoolDefinition): Promise<() => void> {
+  const release = register(ctx, def);
   await identities(def, true);
+  return release;
 }
 
 /**
@@ -92,8 +99,7 @@ async function refuseSameStorage(ctx: AgentContext, def: PoolDefinition, others:
 }
 
 function claimByPath(ctx: AgentContext, def: PoolDefinition): () => void {
-  let starting = startingOf.get(ctx.state);
-  if (!starting) startingOf.set(ctx.state, (starting = new Map()));
+  const starting = startingOf.get(ctx.state) ?? new Map<string, PoolDefinition>();
   const others = [...[...ctx.state.pools.values()].map((e) => e.definition), ...starting.values()];
   for (const other of others) {
     if (other.name === def.name) continue;
@@ -105,9 +111,16 @@ function claimByPath(ctx: AgentContext, def: PoolDefinition): () => void {
       });
     }
   }
-  const mine = starting;
-  mine.set(def.name, def);
+  return register(ctx, def);
+}
+
+/** Counts `def` among the starts under way until the release is called. */
+function register(ctx: AgentContext, def: PoolDefinition): () => void {
+  let mine = startingOf.get(ctx.state);
+  if (!mine) startingOf.set(ctx.state, (mine = new Map()));
+  const starting = mine;
+  starting.set(def.name, def);
   return () => {
-    if (mine.get(def.name) === def) mine.delete(def.name);
+    if (starting.get(def.name) === def) starting.delete(def.name);
   };
 }
