@@ -154,7 +154,11 @@ export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandl
         running.get(token.slice('cancel.'.length))?.abort(new CancelledError('the caller cancelled the operation'));
         continue;
       }
-      void handleOne(msg, handler, running, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, stalls);
+      // messages read in the same go and not dispatched yet: its cancel may be among them,
+      // which no clock shows when the host itself stood still (a paused VM: QEMU stops the
+      // guest's kvmclock too) or the bytes were held up on the way
+      const readWithOthers = sub.getPending() > 0;
+      void handleOne(msg, handler, running, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, readWithOthers || stalls.suspected());
     }
     stalls.stop();
   })();
@@ -164,7 +168,7 @@ export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandl
 /** nats-server's default max_payload, for a connection that has not said its own. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
-async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, AbortController>, maxPayload: number, stalls: LoopStallDetector): Promise<void> {
+async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, AbortController>, maxPayload: number, cancelMayFollow: boolean): Promise<void> {
   // registered before any await: a cancel that follows the request always finds it
   const callId = msg.headers?.get(CALL_ID_HEADER) ?? '';
   const abort = new AbortController();
@@ -173,8 +177,8 @@ async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, A
   try {
     const request = AgentRequest.decode(msg.data);
     if (!request.op) throw new Error('request without operation');
-    // only after a stall: a turn of the loop costs every call tens of microseconds
-    if (stalls.suspected()) await cancelsReadWithIt();
+    // only when read with others or after a stall: a turn of the loop costs every call tens of microseconds
+    if (cancelMayFollow) await cancelsReadWithIt();
     if (abort.signal.aborted) {
       throw new CancelledError(`the caller cancelled '${request.op.$case}' before this host began it; nothing was done`, { operation: request.op.$case });
     }
@@ -210,9 +214,9 @@ async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, A
  * their signal only in long work (a copy, a wipe), so a delete, a resize or a pool stop nobody
  * waited for any more was done after its client had been told it failed. The client parses a
  * whole read and hands its messages over in microtasks: one macrotask later they all have
- * been, the cancel included. Waited for only when the loop has just stood still
- * (loop-stall.ts): otherwise a cancel comes on a later read, after the work has begun, as for
- * any call under way.
+ * been, the cancel included. Waited for only when other messages came in the same read, or
+ * the loop has just stood still (loop-stall.ts: a later read of a backlog): otherwise a cancel
+ * comes on a later read, after the work has begun, as for any call under way.
  */
 function cancelsReadWithIt(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));

@@ -2,7 +2,9 @@
 // synchronous call. Messages that queued on the socket meanwhile are then read in one go, a
 // request together with the cancel its caller sent while it waited (agent-rpc.ts). A timer
 // that fires far later than asked says so; one that has not fired for that long, at the moment
-// it is asked, says so too (the socket may be read before the timers after a stall).
+// it is asked, says so too (the socket may be read before the timers after a stall). Blind to
+// a paused VM (QEMU stops the guest's kvmclock with the guest: no clock inside it jumps), which
+// agent-rpc.ts tells by the messages read in one go instead.
 import { performance } from 'node:perf_hooks';
 
 /** How often the timer fires. */
