@@ -13,7 +13,7 @@ import {
   UnavailableError,
   type ErrorDetails,
 } from '../errors/errors.js';
-import { LoopStallDetector } from './loop-stall.js';
+import { sharedStallDetector } from './loop-stall.js';
 import { subjects } from './subjects.js';
 import { ReplyInbox } from './reply-inbox.js';
 
@@ -145,7 +145,7 @@ export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandl
   const sub = nc.subscribe(subjects.agentAll(host), { queue: `agent-${host}` });
   const prefix = `cistern.agent.${host}.`;
   const running = new Map<string, AbortController>();
-  const stalls = new LoopStallDetector();
+  const { detector: stalls, release: releaseStalls } = sharedStallDetector();
   void (async () => {
     for await (const msg of sub) {
       const token = msg.subject.slice(prefix.length);
@@ -160,7 +160,7 @@ export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandl
       const readWithOthers = sub.getPending() > 0;
       void handleOne(msg, handler, running, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, readWithOthers || stalls.suspected());
     }
-    stalls.stop();
+    releaseStalls();
   })();
   return sub;
 }

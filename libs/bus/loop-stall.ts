@@ -14,6 +14,31 @@ const STALL_MS = 250;
 /** For how long after a stall ends the messages read count as read with it. */
 const AFTER_MS = 100;
 
+/** The process's one detector while some subscription uses it (sharedStallDetector). */
+let shared: { detector: LoopStallDetector; users: number } | undefined;
+
+/**
+ * The process-wide detector, one timer however many agents it serves (the fleet simulator runs
+ * hundreds in one process); `release` when done with it, and the last release stops it.
+ */
+export function sharedStallDetector(): { detector: LoopStallDetector; release: () => void } {
+  shared ??= { detector: new LoopStallDetector(), users: 0 };
+  const mine = shared;
+  mine.users++;
+  let released = false;
+  return {
+    detector: mine.detector,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (--mine.users === 0) {
+        mine.detector.stop();
+        if (shared === mine) shared = undefined;
+      }
+    },
+  };
+}
+
 export class LoopStallDetector {
   private lastFire = performance.now();
   private resumedAt = Number.NEGATIVE_INFINITY;

@@ -40,3 +40,21 @@ describe('LoopStallDetector', () => {
     }
   });
 });
+
+describe('sharedStallDetector', () => {
+  it('gives every user of a process the same detector, one timer, stopped with the last release', async () => {
+    const { sharedStallDetector } = await import('../../../libs/bus/loop-stall.js');
+    const a = sharedStallDetector();
+    const b = sharedStallDetector();
+    expect(b.detector).to.equal(a.detector);
+    a.release();
+    a.release(); // a second release of the same use changes nothing
+    const c = sharedStallDetector();
+    expect(c.detector).to.equal(a.detector);
+    b.release();
+    c.release();
+    const d = sharedStallDetector();
+    expect(d.detector).to.not.equal(a.detector);
+    d.release();
+  });
+});
