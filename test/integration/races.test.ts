@@ -216,9 +216,13 @@ describe('races between clients (real processes)', function () {
     await api.definePool({ host: 'a', definition: dirPool('queued', path), xml: '', requestId: '', validate: false });
     await api.startPool({ name, build: true, buildFlags: undefined, requestId: '' });
     // files dropped in by hand: the refresh that finds them holds the pool's turn for a while
-    for (let i = 0; i < 20_000; i++) writeFileSync(join(path, `f${i}.img`), '');
+    // (30,000: a refresh reads 10,000 files in 110-140 ms here, and 20,000 sometimes took less
+    // than the stop's deadline, so the test skipped)
+    for (let i = 0; i < 30_000; i++) writeFileSync(join(path, `f${i}.img`), '');
     const refresh = grpcCode(api.refreshPool({ name, requestId: '' }, { deadlineMs: 120_000 }));
-    const stop = await grpcCode(api.stopPool({ name, requestId: '' }, { deadlineMs: 300 }));
+    // the refresh's request goes first, and reaches the host before the stop's
+    await new Promise((r) => setTimeout(r, 30));
+    const stop = await grpcCode(api.stopPool({ name, requestId: '' }, { deadlineMs: 100 }));
     if (stop.code === status.OK) {
       // skip reason: the stop reached the host before the refresh, or the refresh took less
       // than its deadline: nothing waited (shown in the title: mocha has no skip message)
@@ -232,7 +236,7 @@ describe('races between clients (real processes)', function () {
     await api.refreshPool({ name, requestId: '' }, { deadlineMs: 120_000 });
     const pool = await api.getPool({ name });
     expect(PoolState[pool.state]).to.equal('POOL_STATE_RUNNING');
-    expect(pool.volumeCount).to.equal(20_000);
+    expect(pool.volumeCount).to.equal(30_000);
     await api.stopPool({ name, requestId: '' });
     await api.undefinePool({ name, requestId: '' });
   });
