@@ -20,6 +20,17 @@ describe('pool lifecycle calls with a request id in the wrong state (real nats-s
   const ctx = useStack({ hosts: ['a'], agentArgs: ['--heartbeat-ms', '300'] });
   const scratch = useTempDir('cistern-pool-request-ids-it-');
   const dir = (name: string) => join(scratch.path, name);
+  /** Forgets every stored answer, as a coordinator that died before storing one leaves it. */
+  const answerForgetter = async () => {
+    const nc = await connect({ servers: ctx.stack.natsUrl });
+    return {
+      forget: async (): Promise<void> => {
+        const kv = await new Kvm(nc).open(REQUESTS_BUCKET);
+        for await (const key of await kv.keys()) await kv.purge(key);
+      },
+      close: () => nc.close(),
+    };
+  };
 
   it('StartPool of a running transient pool: FAILED_PRECONDITION already active, with or without a request id (libvirt storagePoolCreate)', async () => {
     const api = ctx.stack.api;
@@ -47,11 +58,7 @@ describe('pool lifecycle calls with a request id in the wrong state (real nats-s
     const api = ctx.stack.api;
     // the coordinator that ran the first call died before storing its answer: nothing stored,
     // and the retry (to this or another coordinator) reaches the agent's request cache
-    const nc = await connect({ servers: ctx.stack.natsUrl });
-    const forget = async (): Promise<void> => {
-      const kv = await new Kvm(nc).open(REQUESTS_BUCKET);
-      for await (const key of await kv.keys()) await kv.purge(key);
-    };
+    const { forget, close } = await answerForgetter();
     try {
       const structured = { host: 'a', definition: dirPool('retried', dir('retried')), xml: '', build: true, buildFlags: undefined, requestId: 'create-retried-1' };
       const first = await api.createPool(structured);
@@ -70,7 +77,7 @@ describe('pool lifecycle calls with a request id in the wrong state (real nats-s
       expect(againXml.definition?.uuid).to.equal(firstXml.definition?.uuid);
       await api.stopPool({ name: firstXml.name, requestId: '' });
     } finally {
-      await nc.close();
+      await close();
     }
   });
 
@@ -78,11 +85,7 @@ describe('pool lifecycle calls with a request id in the wrong state (real nats-s
     const api = ctx.stack.api;
     // the coordinator died between its catalog write and storing the answer (found by review
     // h36): the retry finds the pool defined, under the uuid that request id gives it
-    const nc = await connect({ servers: ctx.stack.natsUrl });
-    const forget = async (): Promise<void> => {
-      const kv = await new Kvm(nc).open(REQUESTS_BUCKET);
-      for await (const key of await kv.keys()) await kv.purge(key);
-    };
+    const { forget, close } = await answerForgetter();
     try {
       for (const [i, request] of [
         { host: 'a', definition: dirPool('def-retried', dir('def-retried')), xml: '', requestId: 'define-retried-1', validate: false },
@@ -99,7 +102,7 @@ describe('pool lifecycle calls with a request id in the wrong state (real nats-s
         await api.undefinePool({ name: first.name, requestId: '' });
       }
     } finally {
-      await nc.close();
+      await close();
     }
   });
 });
