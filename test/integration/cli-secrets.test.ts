@@ -5,10 +5,11 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir, startStack, type Stack } from '../support/index.js';
 import { hasTool } from '../support/tools.js';
+import { writeSecretKey } from '../support/secret-key.js';
 
 const UUID = '5f0c8a3e-2b7d-4c1e-9a6f-0d3b8e7c1a24';
 const PASS = `Luks${randomBytes(12).toString('hex')}`;
@@ -23,9 +24,7 @@ describe('cisternctl secret-* (real stack, real qemu-img)', function () {
     this.timeout(120_000);
     if (!hasTool('qemu-img')) this.skip(); // skip reason: qemu-img is not installed (Debian package qemu-utils)
     tmp = makeTempDir('cistern-cli-secrets-');
-    const keyFile = join(tmp.path, 'secret.key');
-    writeFileSync(keyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
-    chmodSync(keyFile, 0o600);
+    const keyFile = writeSecretKey(tmp.path);
     stack = await startStack({ hosts: ['a'], coordinatorArgs: ['--secret-key-file', keyFile] });
   });
   after(async function () {

@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { PoolDefinition, PoolType, Secret, SecretUsageType } from '../../libs/proto/cistern/v1/storage.js';
@@ -18,6 +18,8 @@ import { hasTool, makeTempDir, outcomeOf, runningProcesses, startStack, type Sta
 const MiB = 1024n * 1024n;
 // letters and digits only, so no escaping in a message can hide it
 const PASS = `Luks${randomBytes(12).toString('hex')}`;
+
+import { writeSecretKey } from '../support/secret-key.js';
 
 describe('resize of a LUKS-encrypted volume through the API (real qemu-img)', function () {
   // each unlock runs the key slot's PBKDF (2 s of CPU time at create)
@@ -32,9 +34,7 @@ describe('resize of a LUKS-encrypted volume through the API (real qemu-img)', fu
     this.timeout(120_000);
     if (!hasTool('qemu-img')) this.skip(); // skip reason: qemu-img is not installed (Debian package qemu-utils)
     tmp = makeTempDir('cistern-enc-resize-');
-    const keyFile = join(tmp.path, 'secret.key');
-    writeFileSync(keyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
-    chmodSync(keyFile, 0o600);
+    const keyFile = writeSecretKey(tmp.path);
     // a qemu-img that records its argv as the kernel (and ps) sees it, then runs the real one
     const bin = join(tmp.path, 'bin');
     mkdirSync(bin);

@@ -8,8 +8,7 @@
 // password in any XML dump.
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { ListPoolsRequest, PoolState, PoolType, Secret, SecretUsageType, VolumeType } from '../../libs/proto/cistern/v1/storage.js';
 import { download, makeTempDir, outcomeOf, registerCleanup, type Stack, startAgent, startStack, upload, waitFor } from '../support/index.js';
@@ -30,6 +29,8 @@ function sha256(buf: Buffer): string {
 
 const usable =
   tgtdAvailable() && ['/usr/bin/iscsi-ls', '/usr/bin/iscsi-inq', '/usr/bin/iscsi-readcapacity16', '/usr/bin/qemu-img'].every((p) => existsSync(p));
+
+import { writeSecretKey } from '../support/secret-key.js';
 
 describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd on 127.0.0.1)', function () {
   this.timeout(180_000);
@@ -53,9 +54,7 @@ describe('iscsi-direct pool on a CHAP target, password from the Secret API (tgtd
       },
     ]);
     keyDir = makeTempDir('cistern-chap-key-');
-    const keyFile = join(keyDir.path, 'secret.key');
-    writeFileSync(keyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
-    chmodSync(keyFile, 0o600);
+    const keyFile = writeSecretKey(keyDir.path);
     stack = await startStack({ hosts: ['a'], coordinatorArgs: ['--secret-key-file', keyFile] });
   });
   after(async function () {
