@@ -224,10 +224,24 @@ export function poolDefinitionAsGiven(def: PoolDefinition, req: { definition?: P
   return gave ? def : { ...def, uuid: '' };
 }
 
-/** Whether the document carries this uuid (as the reader takes it: any case, dashes anywhere). */
+/**
+ * Whether the document carries this uuid (as the reader takes it: any case, dashes anywhere,
+ * characters written as references like &#x37; or &#45;, which the reader decodes: without
+ * decoding them here a uuid the client wrote so was taken as none, and DefinePool with a
+ * request id replaced it with one of its own).
+ */
 function uuidWrittenIn(xml: string, uuid: string): boolean {
   const hex = uuid.replace(/-/g, '');
-  return hex.length === 32 && xml.replace(/-/g, '').toLowerCase().includes(hex);
+  return hex.length === 32 && decodeCharacterReferences(xml).replace(/-/g, '').toLowerCase().includes(hex);
+}
+
+/** `&#NN;` and `&#xHH;` as the characters they stand for (one that is no character stays as written). */
+function decodeCharacterReferences(xml: string): string {
+  if (!xml.includes('&#')) return xml;
+  return xml.replace(/&#(x[0-9a-fA-F]+|[0-9]+);/g, (ref, n: string) => {
+    const code = n[0] === 'x' ? parseInt(n.slice(1), 16) : parseInt(n, 10);
+    return code <= 0x10ffff ? String.fromCodePoint(code) : ref;
+  });
 }
 
 /**
