@@ -147,6 +147,16 @@ export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandl
   const running = new Map<string, AbortController>();
   const { detector: stalls, release: releaseStalls } = sharedStallDetector();
   void (async () => {
+    try {
+      await serveMessages();
+    } finally {
+      // a subscription that ends or fails (a permission refused) gives the shared timer back
+      releaseStalls();
+    }
+  })();
+  return sub;
+
+  async function serveMessages(): Promise<void> {
     for await (const msg of sub) {
       const token = msg.subject.slice(prefix.length);
       if (token.startsWith('stream.')) continue; // upload data has its own subscriptions
@@ -160,9 +170,7 @@ export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandl
       const readWithOthers = sub.getPending() > 0;
       void handleOne(msg, handler, running, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, readWithOthers || stalls.suspected());
     }
-    releaseStalls();
-  })();
-  return sub;
+  }
 }
 
 /** nats-server's default max_payload, for a connection that has not said its own. */
