@@ -109,4 +109,25 @@ describe('restoring running pools at agent start', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('holds it already while the catalog is read: a start served meanwhile is refused (review h39)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cistern-restore-'));
+    try {
+      mkdirSync(join(dir, 'a'));
+      const { ctx } = inProcessAgent({ runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) }, backend: backend(new Set(['up']), new Set(), []) });
+      let answer!: () => void;
+      const slowCatalog: CatalogLister = { list: () => new Promise((r) => (answer = () => r([]))) };
+      const restoring = restoreRunningPools(ctx, [{ definition: PoolDefinition.fromPartial({ name: 'up', type: PoolType.POOL_TYPE_DIR, target: { path: join(dir, 'a') } }) }], slowCatalog);
+      const other = PoolDefinition.fromPartial({ name: 'other', type: PoolType.POOL_TYPE_DIR, target: { path: join(dir, 'a') } });
+      const refused = await claimStorage(ctx, other).then((release) => (release(), undefined), (err: unknown) => err);
+      expect(refused).to.be.instanceOf(AlreadyExistsError);
+      answer();
+      expect((await restoring).restored).to.deep.equal(['up']);
+      // and gives it back once restored: the active pool holds it now, under its own name
+      const again = await claimStorage(ctx, PoolDefinition.fromPartial({ name: 'up', type: PoolType.POOL_TYPE_DIR, target: { path: join(dir, 'a') } })).then((release) => (release(), 'claimed'), (err: unknown) => err);
+      expect(again).to.equal('claimed');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
