@@ -34,8 +34,19 @@ export async function restoreRunningPools(
 ): Promise<RestoreResult> {
   const result: RestoreResult = { restored: [], down: [] };
   if (records.length === 0) return result;
-  // persistent and autostart as the catalog says now: it may have changed meanwhile
-  const catalogEntries = new Map((await catalog.list(ctx.host)).map((e) => [e.pool, e.value]));
+  // what each uses, held from now, before anything is awaited: the agent serves requests after
+  // 30 s even while a restore still reads, and a start then must meet these pools' storage
+  // (storage-claims.ts); once one is active its state entry holds it
+  const held = new Map(records.map((r) => [r, holdRestoredStorage(ctx, r.definition)]));
+  let catalogEntries;
+  try {
+    // persistent and autostart as the catalog says now: it may have changed meanwhile
+    catalogEntries = new Map((await catalog.list(ctx.host)).map((e) => [e.pool, e.value]));
+  } catch (err) {
+    for (const hold of held.values()) void hold.then((release) => release());
+    throw err;
+  }
+  const entries = catalogEntries;
   await Promise.all(
     records.map(async (record) => {
       const def = record.definition;
@@ -47,14 +58,8 @@ export async function restoreRunningPools(
           // pool roots given since it started: it is not taken back outside them
           await ctx.poolRoots?.require(def);
           const pc = poolContext(ctx, def, systemActor);
-          // what it uses, held against the starts served meanwhile and noted for later ones
-          // (storage-claims.ts); once it is active its state entry holds it
-          const release = await holdRestoredStorage(ctx, def);
-          try {
-            await restoreHeld(ctx, def, backend, pc, catalogEntries);
-          } finally {
-            release();
-          }
+          await held.get(record);
+          await restoreHeld(ctx, def, backend, pc, entries);
         });
         if (ctx.state.getPool(def.name)) result.restored.push(def.name);
       } catch (err) {
@@ -62,6 +67,7 @@ export async function restoreRunningPools(
         result.down.push({ pool: def.name, reason });
         ctx.log.warn('a pool running before the agent stopped is not up; it is inactive now', { pool: def.name, reason });
       } finally {
+        (await held.get(record)!)();
         settled(def.name);
       }
     }),
