@@ -141,30 +141,17 @@ export async function xmlErrorsUnder<T>(field: string, read: () => T | Promise<T
 }
 
 /**
- * An agent's refusal of the volume a CreateVolume or CloneVolume gave it names the volume's own
- * fields (`volume.allocation`); a client maps fields back to its request (`definition.allocation`,
- * or `xml`).
+ * An agent's refusal of the definition a request gave it names the definition's own fields, as
+ * the agent calls them: `volume.allocation` (CreateVolume, CloneVolume), `pool.source.hosts`
+ * (CreatePool). A client maps fields back to its request: `definition.allocation`,
+ * `definition.source.hosts`, or `xml` with the element in the message. The request's own fields
+ * (prealloc_metadata, parent) stay as they are.
  */
-export async function volumeErrorsUnderRequest<T>(req: { xml: string }, work: Promise<T>): Promise<T> {
+export async function definitionErrorsUnderRequest<T>(agentPrefix: 'volume' | 'pool', req: { xml: string }, work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (err) {
-    // the request's own fields (prealloc_metadata, parent) stay as they are
-    if (!(err instanceof InvalidArgumentError) || !/^volume(\.|$)/.test(err.field)) throw err;
-    throw refielded(req.xml ? 'xml' : 'definition', err);
-  }
-}
-
-/**
- * The pool of a CreatePool, refused by its agent, names the pool's own fields
- * (`pool.source.hosts`, as the backends call them); a client maps fields back to its request:
- * `definition.source.hosts`, or `xml` with the element in the message.
- */
-export async function poolErrorsUnderRequest<T>(req: { xml: string }, work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (err) {
-    if (!(err instanceof InvalidArgumentError) || !/^pool(\.|$)/.test(err.field)) throw err;
+    if (!(err instanceof InvalidArgumentError) || !(err.field === agentPrefix || err.field.startsWith(`${agentPrefix}.`))) throw err;
     throw refielded(req.xml ? 'xml' : 'definition', err);
   }
 }

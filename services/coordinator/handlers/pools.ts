@@ -45,7 +45,7 @@ import { forward, forwardToPool } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
 import { SchemaValidator } from '../schema-validator.js';
-import { checkPoolTypes, checkRequestId, poolDefinitionAsGiven, poolDefinitionFrom, poolErrorsUnderRequest, requireHost, requirePoolName, sourceErrorsUnderRequest, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
+import { checkPoolTypes, checkRequestId, poolDefinitionAsGiven, poolDefinitionFrom, definitionErrorsUnderRequest, requireHost, requirePoolName, sourceErrorsUnderRequest, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
 import { loadXml, requireXml } from '../xml.js';
 import { readXml } from '../xml-reader.js';
 import { encodedPool } from '../pool-list-encoding.js';
@@ -202,7 +202,7 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
   }
   requireUuidFree(svc.cache, host, def);
   requireNoSourceConflict(svc, host, def);
-  const reply = await poolErrorsUnderRequest(req, forward(svc, ctx, host, {
+  const reply = await definitionErrorsUnderRequest('pool', req, forward(svc, ctx, host, {
     pool: def,
     persistent: !!defined,
     autostart: defined?.autostart ?? false,

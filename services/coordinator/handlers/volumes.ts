@@ -28,7 +28,7 @@ import {
   checkAbsolutePath,
   checkRequestId,
   checkResizeCapacity,
-  volumeErrorsUnderRequest,
+  definitionErrorsUnderRequest,
   checkWipeAlgorithm,
   requireHost,
   requirePoolName,
@@ -67,7 +67,8 @@ export async function createVolume(svc: CoordinatorServices, ctx: CallContext, r
   await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagevol', ctx.signal);
   const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { signal: ctx.signal });
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
-  const reply = await volumeErrorsUnderRequest(
+  const reply = await definitionErrorsUnderRequest(
+    'volume',
     req,
     forwardToPool(svc, ctx, p, { $case: 'createVolume', value: { ...req, definition: def, xml: '' } }),
   );
@@ -90,7 +91,8 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
   const fromXml = req.xml !== '';
   const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true, formatFromSource: !fromXml, signal: ctx.signal });
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
-  const reply = await volumeErrorsUnderRequest(
+  const reply = await definitionErrorsUnderRequest(
+    'volume',
     req,
     forwardToPool(svc, ctx, p, { $case: 'cloneVolume', value: { ...req, definition: def, xml: '' } }, { sourcePool: source.pool.definition, cloneFromXml: fromXml }),
   );
