@@ -290,10 +290,10 @@ export function parsePoolXml(xml: string): PoolDefinition {
 
 // ---------------------------------------------------------------- defaults and checks
 
-/** The checks parsePoolXml applies, for definitions that arrive structured (gRPC). Returns a new, normalised definition. */
 /** Types whose volumes are SCSI LUNs named under the pool's target directory. */
 const LUN_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_ISCSI, PoolType.POOL_TYPE_SCSI]);
 
+/** The checks parsePoolXml applies, for definitions that arrive structured (gRPC). Returns a new, normalised definition. */
 export function validatePoolDefinition(def: PoolDefinition): PoolDefinition {
   if (!def || typeof def !== 'object') new Ctx().fail('definition', 'a pool definition is required');
   return normalizePool(def, new Ctx());
