@@ -1,4 +1,4 @@
-// Reading the XML files commands take, with virsh's error wording.
+// Reading the files commands take (XML documents, secret values), with virsh's error wording.
 import { readFile } from 'node:fs/promises';
 import { UsageError } from './errors.js';
 
@@ -6,14 +6,19 @@ import { UsageError } from './errors.js';
 export const MAX_XML_FILE = 10 * 1024 * 1024;
 
 export async function readXmlFile(path: string): Promise<string> {
+  return decodeUtf8File(path, await readLocalFile(path, MAX_XML_FILE, 'bytes of XML'));
+}
+
+/** A local file's bytes, at most `max` of them (`what` says of what, in the refusal), with virsh's wording. */
+export async function readLocalFile(path: string, max: number, what: string): Promise<Buffer> {
   let data: Buffer;
   try {
     data = await readFile(path);
   } catch (err) {
     throw new UsageError(`Failed to open file '${path}': ${errnoText(err)}`);
   }
-  if (data.length > MAX_XML_FILE) throw new UsageError(`File '${path}' is too large: at most ${MAX_XML_FILE} bytes of XML`);
-  return decodeUtf8File(path, data);
+  if (data.length > max) throw new UsageError(`File '${path}' is too large: at most ${max} ${what}`);
+  return data;
 }
 
 // fatal: Buffer.toString('utf8') would read every byte that is not UTF-8 as U+FFFD, and a

@@ -2,7 +2,6 @@
 // secret-get-value, secret-undefine, secret-list. A CHAP iSCSI pool's password and a LUKS
 // volume's passphrase are set here. Unlike libvirt, no call gives a value back
 // (docs/security.md, "Secrets"): secret-get-value says so.
-import { readFile } from 'node:fs/promises';
 import {
   DefineSecretRequest, GetSecretRequest, ListSecretsRequest, SetSecretValueRequest, UndefineSecretRequest,
   type Secret,
@@ -12,7 +11,7 @@ import type { StorageApi } from '../api.js';
 import { flag, req, str, type OptionSpec } from '../args.js';
 import { JSON_OPTION, type Command, type CommandContext } from '../command.js';
 import { attempt, CommandError, UsageError } from '../errors.js';
-import { errnoText, readXmlFile } from '../files.js';
+import { readLocalFile, readXmlFile } from '../files.js';
 import { toJson } from '../format/json.js';
 import { renderTable } from '../format/table.js';
 import { VALIDATE_OPTION } from './vol-common.js';
@@ -96,7 +95,7 @@ async function secretValue(ctx: CommandContext): Promise<Buffer> {
     return decodeBase64(base64, '--base64');
   }
   if (file !== undefined) {
-    const content = await readValueFile(file);
+    const content = await readLocalFile(file, MAX_VALUE_FILE, 'bytes of a secret value');
     return flag(ctx.opts, 'plain') ? content : decodeBase64(content.toString('latin1'), `the content of file '${file}'`);
   }
   if (flag(ctx.opts, 'interactive')) {
@@ -106,17 +105,6 @@ async function secretValue(ctx: CommandContext): Promise<Buffer> {
     return Buffer.from(typed, 'utf8');
   }
   throw new UsageError('Input secret value is missing: give --file FILE (base64, or --plain for the bytes as they are), --interactive, or --base64 VALUE');
-}
-
-async function readValueFile(path: string): Promise<Buffer> {
-  let data: Buffer;
-  try {
-    data = await readFile(path);
-  } catch (err) {
-    throw new UsageError(`Failed to open file '${path}': ${errnoText(err)}`);
-  }
-  if (data.length > MAX_VALUE_FILE) throw new UsageError(`File '${path}' is too large: a secret value file holds at most ${MAX_VALUE_FILE} bytes`);
-  return data;
 }
 
 /**
