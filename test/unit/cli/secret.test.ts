@@ -115,6 +115,12 @@ describe('cisternctl secret commands', () => {
     expect(r.code).to.equal(1);
     expect(r.stderr).to.equal(`error: the content of file '${plain}' is not base64 (A-Z a-z 0-9 + / in groups of 4, '=' padding at the end): give --plain to set the bytes as they are\n`);
     expect(api.callsOf('setSecretValue')).to.deep.equal([]);
+    // a password or a key, not data: over 1,024 bytes (virsh's limit) is refused, as virsh refuses it
+    const big = join(dir, 'big');
+    writeFileSync(big, Buffer.alloc(1025, 0x61));
+    const tooBig = await run(api, ['secret-set-value', ISCSI, '--file', big, '--plain']);
+    expect(tooBig.stderr).to.equal(`error: File '${big}' is too large: at most 1024 bytes of a secret value\n`);
+    expect(api.callsOf('setSecretValue')).to.deep.equal([]);
   });
 
   it('secret-set-value --base64 warns that the value is on the command line, and sets it', async () => {
