@@ -37,7 +37,14 @@ function sameAdapter(a: PoolDefinition, b: PoolDefinition): boolean {
     const q = y.parentAddress;
     return !!p && !!q && p.domain === q.domain && p.bus === q.bus && p.slot === q.slot && p.function === q.function && x.uniqueId === y.uniqueId;
   }
-  return !!x.name && x.name === y.name;
+  const n = scsiHostNumber(x.name);
+  return n !== undefined && n === scsiHostNumber(y.name);
+}
+
+/** 'host5', 'scsi_host5' -> 5, as libvirt's virSCSIHostGetNumber reads either spelling of one host. */
+function scsiHostNumber(name: string): number | undefined {
+  const m = /^(?:scsi_)?host(\d+)$/.exec(name);
+  return m ? Number(m[1]) : undefined;
 }
 
 /**
