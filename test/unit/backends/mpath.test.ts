@@ -3,7 +3,7 @@
 // of device-mapper as the user sees it; and map data I/O on a loop device standing in
 // for /dev/mapper/NAME.
 import { expect } from 'chai';
-import { cpSync, readFileSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { cpSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MpathBackend } from '../../../libs/backends/mpath.js';
 import { splitDevT } from '../../../libs/backends/device-number.js';
@@ -126,6 +126,37 @@ describe('mpath backend', () => {
     const table = text('table-multipath.txt').replace('mpatha: 0 209715200 multipath', 'mpatha: 0 209715200 linear');
     const r = await backend.refreshPool({ pool: POOL, runner: dmRunner(undefined, table) });
     expect(r.volumes.map((v) => v.name)).to.deep.equal(['dm-7']);
+  });
+
+  it("a map is multipath by its first target only, and its size is its whole table (dmsetup's --target filters table lines)", async () => {
+    // What dmsetup prints for a host with two maps besides mpatha: 'hybrid' (a linear segment,
+    // then a multipath one) and 'grown' (multipath, then a linear segment). `ls --target
+    // multipath` lists a device with a multipath target anywhere; `table --target multipath`
+    // prints only the multipath lines of each (dmsetup.c: "Skip if target type doesn't match").
+    // libvirt asks libdevmapper for each listed map's table and keeps it when its FIRST target
+    // is multipath (virStorageBackendIsMultipath), sized as the whole device.
+    const fx = tree();
+    writeFileSync(join(fx.dev, 'mapper/hybrid'), '');
+    writeFileSync(join(fx.dev, 'mapper/grown'), '');
+    const all = [
+      'mpatha: 0 209715200 multipath 0 0 1 1 round-robin 0 1 1 8:16 1',
+      'hybrid: 0 1000 linear 8:1 2048',
+      'hybrid: 1000 2000 multipath 0 0 1 1 round-robin 0 1 1 8:32 1',
+      'grown: 0 4000 multipath 0 0 1 1 round-robin 0 1 1 8:48 1',
+      'grown: 4000 6000 linear 8:2 0',
+      'vg0-root: 0 8000 linear 8:3 0',
+    ];
+    const filtered = all.filter((l) => / multipath /.test(l));
+    const runner = new RecordingRunner({ strict: true })
+      .on(['dmsetup', 'ls', '--target', 'multipath'], { stdout: 'mpatha\t(253:2)\nhybrid\t(253:4)\ngrown\t(253:5)\n' })
+      .onMatch((a) => a.join(' ') === 'dmsetup table --target multipath', { stdout: `${filtered.join('\n')}\n` })
+      .onMatch((a) => a.join(' ') === 'dmsetup table', { stdout: `${all.join('\n')}\n` });
+    const backend = new MpathBackend({ devRoot: fx.dev, procRoot: fx.proc, udevadm: null });
+    const r = await backend.refreshPool({ pool: POOL, runner });
+    expect(r.volumes.map((v) => [v.name, v.target!.path, v.capacity])).to.deep.equal([
+      ['dm-2', '/dev/mapper/mpatha', 209715200n * 512n],
+      ['dm-5', '/dev/mapper/grown', 10000n * 512n],
+    ]);
   });
 
   it('this kernel (no device-mapper in /proc/misc): start and refresh are FAILED_PRECONDITION, no dmsetup runs', async () => {
