@@ -2,7 +2,8 @@
 // asks libdevmapper (DM_DEVICE_LIST, DM_DEVICE_TABLE, DM_DEVICE_INFO), asked of the
 // dmsetup tool through the command runner.
 //   dmsetup ls --target multipath            name<TAB>(major:minor)   | "No devices found"
-//   dmsetup table --target multipath         name: start length target params...
+//   dmsetup table                            name: start length target params...
+//     (not --target: it drops the table lines of other target types, not just the devices)
 //   dmsetup info -c --noheadings -o name,major,minor --separator :    name:major:minor
 import { CommandFailedError, FailedPreconditionError, InternalError, asCisternError, type CisternError } from '../errors/errors.js';
 

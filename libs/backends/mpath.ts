@@ -1,8 +1,9 @@
 // The mpath pool backend: libvirt's storage_backend_mpath.c. The pool is every
 // device-mapper multipath map of the host; each is a volume named dm-MINOR with path and
 // key /dev/mapper/NAME. libvirt asks libdevmapper; Cistern asks dmsetup through the
-// command runner (`dmsetup ls --target multipath` for names and minors, `dmsetup table
-// --target multipath` for the table: first target 'multipath', capacity = length x 512).
+// command runner (`dmsetup ls --target multipath` for names and minors, `dmsetup table`
+// for every device's whole table: a map is one whose first target is 'multipath', as
+// libvirt's virStorageBackendIsMultipath; capacity = the sum of its lengths x 512).
 // Volumes cannot be created or deleted (multipathd makes the maps); wipe, upload and
 // download work on the map's block device.
 //
@@ -138,7 +139,9 @@ export class MpathBackend implements StorageBackend {
     try {
       [lsOut, tableOut] = await Promise.all([
         ctx.runner.run(dmsetupLsArgv(this.dmsetup, 'multipath'), { signal: ctx.signal }).then((r) => r.stdout),
-        ctx.runner.run(dmsetupTableArgv(this.dmsetup, 'multipath'), { signal: ctx.signal }).then((r) => r.stdout),
+        // every device's whole table: `--target multipath` would print only the multipath lines
+        // of each, hiding a map's other segments (its first target, its size)
+        ctx.runner.run(dmsetupTableArgv(this.dmsetup), { signal: ctx.signal }).then((r) => r.stdout),
       ]);
     } catch (err) {
       throw dmsetupError(err);
