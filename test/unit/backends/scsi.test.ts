@@ -12,6 +12,8 @@ import { splitDevT } from '../../../libs/backends/device-number.js';
 import { formatPciAddress, vhbaParent } from '../../../libs/backends/vhba.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { requireOperation } from '../../../services/agent/context.js';
+import { activatePool } from '../../../services/agent/handlers/pool-ops.js';
+import { inProcessAgent } from '../../support/agent-context.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
 import { UnimplementedError, type CisternError } from '../../../libs/errors/errors.js';
 import {
@@ -523,6 +525,30 @@ describe('scsi backend: fc_host (NPIV vHBA)', () => {
       await backend.stopPool(ctx);
       await waitUntil(() => kernel.writes.length === 1);
       expect(kernel.writes).to.deep.equal([`vport_delete ${VHBA.wwpn}:${VHBA.wwnn}`]);
+    } finally {
+      kernel.stop();
+    }
+  });
+
+  it("the agent's start of a pool whose vHBA exists below another parent is refused, as libvirt's createVport", async () => {
+    // the agent starts a pool with checkPool, then startPool only when the check says down: a
+    // vHBA that exists makes the check say up, so the parent check must not live in startPool alone
+    const fx = fixture('fc-host');
+    const kernel = fakeKernel(fx);
+    try {
+      writeFileSync(join(fx.sys, HBA_PATH, 'fc_host/host5/vport_create'), `${VHBA.wwpn}:${VHBA.wwnn}`);
+      await waitUntil(() => existsSync(join(fx.sys, 'class/fc_host/host6')));
+      const backend = new ScsiBackend({ sysfsRoot: fx.sys, devRoot: fx.dev, keySource: 'sysfs', udevadm: null });
+      const { ctx } = inProcessAgent({ runner: new RecordingRunner(), backend });
+      const wrong = await rejects(
+        activatePool(ctx, pool({ type: AdapterType.ADAPTER_TYPE_FC_HOST, parent: 'scsi_host4', ...VHBA }), { persistent: false, autostart: false }, { principal: 't', requestId: '' }),
+      );
+      expect(wrong.code).to.equal('FAILED_PRECONDITION');
+      expect(wrong.message).to.contain("parent attribute 'scsi_host4'").and.contain('scsi_host5');
+      expect(ctx.state.getPool('san')).to.equal(undefined);
+      // the right parent starts it, and lists the vHBA's LU
+      const entry = await activatePool(ctx, pool({ type: AdapterType.ADAPTER_TYPE_FC_HOST, parent: 'scsi_host5', ...VHBA }), { persistent: false, autostart: false }, { principal: 't', requestId: '' });
+      expect([...entry.volumes.keys()]).to.deep.equal(['unit:0:0:0']);
     } finally {
       kernel.stop();
     }
