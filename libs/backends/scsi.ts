@@ -202,11 +202,18 @@ export class ScsiBackend implements StorageBackend {
 
   // ---------------------------------------------------------------- pools
 
-  /** libvirt virStorageBackendSCSICheckPool: the host's scsi_host entry exists. */
+  /**
+   * libvirt virStorageBackendSCSICheckPool: the host's scsi_host entry exists. An fc_host
+   * whose vHBA exists is also checked against the pool's parent here (libvirt createVport's
+   * checkParent): the agent runs startPool only when this says down, so a vHBA found up
+   * would otherwise start a pool that names another parent.
+   */
   async checkPool(ctx: PoolContext): Promise<boolean> {
     checkScsiTargetDir(ctx.pool.target?.path ?? '');
     const name = await this.findHost(ctx.pool);
     if (!name) return false; // fc_host whose vHBA is not created yet
+    const parent = ctx.pool.source?.adapter?.type === AdapterType.ADAPTER_TYPE_FC_HOST ? ctx.pool.source.adapter.parent : '';
+    if (parent) await this.checkParent(name, parent);
     return this.hostExists(scsiHostNumber(name));
   }
 
