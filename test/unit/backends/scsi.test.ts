@@ -478,6 +478,10 @@ describe('scsi backend: fc_host (NPIV vHBA)', () => {
       const nf = await rejects(backend.startPool({ pool: pool({ type: AdapterType.ADAPTER_TYPE_FC_HOST, parentFabricWwn: '2002000573de9aff', ...VHBA }), runner: new RecordingRunner() }));
       expect(nf.code).to.equal('FAILED_PRECONDITION');
       expect(nf.message).to.contain('parent_fabric_wwn');
+      // a parent that is no host here says so (libvirt: "parent '...' specified for vHBA does not exist")
+      const gone = await rejects(backend.startPool({ pool: pool({ type: AdapterType.ADAPTER_TYPE_FC_HOST, parent: 'scsi_host9', ...VHBA }), runner: new RecordingRunner() }));
+      expect(gone.code).to.equal('FAILED_PRECONDITION');
+      expect(gone.message).to.contain("parent 'scsi_host9'").and.contain('does not exist').and.not.contain('vport capable');
       expect(kernel.writes).to.deep.equal([]);
     } finally {
       kernel.stop();
