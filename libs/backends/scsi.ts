@@ -283,6 +283,11 @@ export class ScsiBackend implements StorageBackend {
     }
     if (!name) throw new FailedPreconditionError(`cannot create the vHBA: no fc_host found for ${how}`);
     const n = scsiHostNumber(name);
+    if (!(await this.hostExists(n))) {
+      throw new FailedPreconditionError(
+        `cannot create the vHBA: ${how} specified for the vHBA does not exist on this host (no ${join(scsiHostClassDir(this.sysfsRoot), name)})`,
+      );
+    }
     if (!(await isVportCapable(this.sysfsRoot, n))) {
       throw new FailedPreconditionError(`cannot create the vHBA: ${name} (${how}) is not vport capable (no vport_create)`);
     }
