@@ -4,7 +4,8 @@ import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PoolDefinition, PoolType } from '../../../libs/proto/cistern/v1/storage.js';
+import { AdapterType, PoolDefinition, PoolType, type DeepPartial, type SourceAdapter } from '../../../libs/proto/cistern/v1/storage.js';
+import { repoRoot } from '../../support/paths.js';
 import { storageIdentities } from '../../../services/agent/storage-identity.js';
 
 describe('storage identities', () => {
@@ -49,5 +50,34 @@ describe('storage identities', () => {
   it('types whose storage is not a local path have none', async () => {
     const iscsi = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_ISCSI, name: 'i', source: { devices: [{ path: dir }] } });
     expect(await storageIdentities(iscsi)).to.deep.equal([]);
+  });
+
+  it("scsi pools: the SCSI host the adapter names here, however it names it (libvirt's SourceFindDuplicate resolves them)", async () => {
+    // fixture: host5 is the fc_host with wwnn 20000000c9831b4b at PCI 0000:05:00.0, unique_id 5;
+    // the agent's sysfs root as its backends take it (hostRoots: CISTERN_SYSFS_ROOT)
+    const saved = process.env.CISTERN_SYSFS_ROOT;
+    process.env.CISTERN_SYSFS_ROOT = join(repoRoot, 'test', 'fixtures', 'sysfs', 'fc-host', 'sys');
+    try {
+      const scsi = (adapter: DeepPartial<SourceAdapter>) => PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_SCSI, name: 's', source: { adapter } });
+      const fc = await storageIdentities(scsi({ type: AdapterType.ADAPTER_TYPE_FC_HOST, wwnn: '20000000c9831b4b', wwpn: '10000000c9831b4b' }));
+      const byName = await storageIdentities(scsi({ type: AdapterType.ADAPTER_TYPE_SCSI_HOST, name: 'scsi_host5' }));
+      const byPci = await storageIdentities(
+        scsi({ type: AdapterType.ADAPTER_TYPE_SCSI_HOST, hasParentAddress: true, uniqueId: 5, parentAddress: { domain: 0, bus: 5, slot: 0, function: 0 } }),
+      );
+      const other = await storageIdentities(scsi({ type: AdapterType.ADAPTER_TYPE_SCSI_HOST, name: 'host4' }));
+      expect(fc).to.have.length(1);
+      expect(fc[0]).to.include({ path: 'host5', what: 'SCSI host' });
+      expect(byName[0]!.key).to.equal(fc[0]!.key);
+      expect(byPci[0]!.key).to.equal(fc[0]!.key);
+      expect(other[0]!.key).to.not.equal(fc[0]!.key);
+      // a vHBA not created yet, a PCI address with no host: nothing to compare (the start creates or fails)
+      expect(await storageIdentities(scsi({ type: AdapterType.ADAPTER_TYPE_FC_HOST, wwnn: '2001001b32a9da4e', wwpn: '2101001b32a9da4e' }))).to.deep.equal([]);
+      expect(
+        await storageIdentities(scsi({ type: AdapterType.ADAPTER_TYPE_SCSI_HOST, hasParentAddress: true, uniqueId: 9, parentAddress: { domain: 0, bus: 5, slot: 0, function: 0 } })),
+      ).to.deep.equal([]);
+    } finally {
+      if (saved === undefined) delete process.env.CISTERN_SYSFS_ROOT;
+      else process.env.CISTERN_SYSFS_ROOT = saved;
+    }
   });
 });
