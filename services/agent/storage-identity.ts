@@ -3,16 +3,21 @@
 // source-conflict rule (libs/api/pool-conflicts.ts) compares paths as written, which is all the
 // coordinator can do: two pools over one directory or disk named through a symlink, a bind
 // mount or /dev/disk/by-id pass it, and each would then lock its volumes (or serialise its
-// partition table writes) on its own. The agent can look.
-import { stat } from 'node:fs/promises';
-import { PoolType, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+// partition table writes) on its own. The agent can look. A scsi pool's storage is its SCSI
+// host: an fc_host adapter (by WWNs) and a scsi_host one (by name or PCI address) can name
+// the same HBA, which libvirt's virStoragePoolObjSourceMatchTypeISCSI resolves through sysfs.
+import { access, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AdapterType, PoolType, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { hostRoots } from '../../libs/backends/host-roots.js';
+import { findFcHostByWwn, findScsiHostByPci, formatPciAddress, scsiHostClassDir } from '../../libs/backends/vhba.js';
 
 export interface StorageIdentity {
   /** The same for two paths of one directory or device, and only then. */
   key: string;
   /** What the pool calls it, for the error. */
   path: string;
-  what: 'target directory' | 'source device';
+  what: 'target directory' | 'source device' | 'SCSI host';
 }
 
 /** Types whose storage is their source devices (as pool-conflicts.ts's DEVICE_POOLS, iSCSI aside: its devices are target names). */
@@ -29,6 +34,7 @@ export async function storageIdentities(def: PoolDefinition): Promise<StorageIde
     const st = await statOrUndefined(path);
     return st?.isDirectory() ? [{ key: `dir:${st.dev}:${st.ino}`, path, what: 'target directory' }] : [];
   }
+  if (def.type === PoolType.POOL_TYPE_SCSI) return scsiHostIdentity(def);
   if (!DEVICE_POOLS.has(def.type)) return [];
   const out: StorageIdentity[] = [];
   for (const device of def.source?.devices ?? []) {
@@ -38,6 +44,30 @@ export async function storageIdentities(def: PoolDefinition): Promise<StorageIde
     else if (st?.isFile()) out.push({ key: `file:${st.dev}:${st.ino}`, path: device.path, what: 'source device' });
   }
   return out;
+}
+
+/**
+ * The SCSI host a scsi pool's adapter names on this host (sysfs as the agent's backends read
+ * it), as `hostN`. None for an adapter naming no host here yet (a vHBA its start creates, a
+ * PCI address or host that is not there: that start fails on its own).
+ */
+async function scsiHostIdentity(def: PoolDefinition): Promise<StorageIdentity[]> {
+  const a = def.source?.adapter;
+  if (!a) return [];
+  const sysfs = hostRoots().sysfs;
+  let host: string | undefined;
+  if (a.type === AdapterType.ADAPTER_TYPE_FC_HOST) {
+    if (a.wwnn && a.wwpn) host = await findFcHostByWwn(sysfs, a.wwnn, a.wwpn);
+  } else if (a.type === AdapterType.ADAPTER_TYPE_SCSI_HOST) {
+    if (a.hasParentAddress && a.parentAddress) host = await findScsiHostByPci(sysfs, formatPciAddress(a.parentAddress), a.uniqueId);
+    else {
+      const m = /^(?:scsi_)?host(\d{1,9})$/.exec(a.name);
+      if (m) host = `host${Number(m[1])}`;
+    }
+  }
+  if (!host) return [];
+  const exists = await access(join(scsiHostClassDir(sysfs), host)).then(() => true, () => false);
+  return exists ? [{ key: `scsi:${host}`, path: host, what: 'SCSI host' }] : [];
 }
 
 async function statOrUndefined(path: string) {
