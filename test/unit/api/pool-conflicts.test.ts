@@ -46,6 +46,7 @@ describe('pool source conflicts (libvirt virStoragePoolObjSourceFindDuplicate)',
     expect(sourceConflict(scsi('a', 'host3'), scsi('b', 'scsi_host3'))).to.match(/SCSI adapter/);
     expect(sourceConflict(scsi('a', 'scsi_host03'), scsi('b', 'host3'))).to.match(/SCSI adapter/);
     expect(sourceConflict(scsi('a', 'scsi_host3'), scsi('b', 'host13'))).to.equal(undefined);
+    expect(sourceConflict(scsi('a', 'fc_host3'), scsi('b', 'host3'))).to.match(/SCSI adapter/);
     expect(sourceConflict(pool('m', PoolType.POOL_TYPE_MPATH), pool('n', PoolType.POOL_TYPE_MPATH))).to.match(/one mpath pool per host/);
     const direct = (name: string) => pool(name, PoolType.POOL_TYPE_ISCSI_DIRECT, { source: { devices: dev('iqn.x:t'), hosts: [{ name: '127.0.0.1', port: 3260 }] } });
     expect(sourceConflict(direct('a'), direct('b'))).to.equal(undefined);

@@ -291,6 +291,9 @@ describe('scsi backend: scsi_host', () => {
     expect(bad({ type: AdapterType.ADAPTER_TYPE_FC_HOST, wwnn: '20000000c9831b4b' }).message).to.contain('wwpn');
     expect(bad({ type: AdapterType.ADAPTER_TYPE_FC_HOST, wwnn: 'xyz', wwpn: '10000000c9831b4b' }).code).to.equal('INVALID_ARGUMENT');
     expect(scsiHostNumber('scsi_host12')).to.equal(12);
+    // libvirt's virSCSIHostGetNumber takes the fc_hostN spelling too (virsh starts such a pool on hostN)
+    expect(scsiHostNumber('fc_host7')).to.equal(7);
+    expect(checkScsiAdapter(pool({ name: 'fc_host7' })).name).to.equal('fc_host7');
   });
 
   it('volumes cannot be created, deleted or resized: UNIMPLEMENTED with the reason', async () => {
