@@ -3,6 +3,7 @@
 // lock their volumes on their own, so a delete through one runs during a wipe through the other.
 import { normalize } from 'node:path';
 import { AdapterType, PoolType, type PoolDefinition } from '../proto/cistern/v1/storage.js';
+import { scsiHostNumberOf } from './scsi-host-name.js';
 
 /** Pool types whose storage is named by source devices (virStoragePoolObjSourceMatchTypeDEVICE). */
 const DEVICE_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_ISCSI, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_LOGICAL, PoolType.POOL_TYPE_DISK]);
@@ -37,14 +38,9 @@ function sameAdapter(a: PoolDefinition, b: PoolDefinition): boolean {
     const q = y.parentAddress;
     return !!p && !!q && p.domain === q.domain && p.bus === q.bus && p.slot === q.slot && p.function === q.function && x.uniqueId === y.uniqueId;
   }
-  const n = scsiHostNumber(x.name);
-  return n !== undefined && n === scsiHostNumber(y.name);
-}
-
-/** 'host5', 'scsi_host5' -> 5, as libvirt's virSCSIHostGetNumber reads either spelling of one host. */
-function scsiHostNumber(name: string): number | undefined {
-  const m = /^(?:scsi_)?host(\d+)$/.exec(name);
-  return m ? Number(m[1]) : undefined;
+  // as host numbers: host5, scsi_host5 and fc_host5 are one adapter (libvirt virSCSIHostGetNumber)
+  const n = scsiHostNumberOf(x.name);
+  return n !== undefined && n === scsiHostNumberOf(y.name);
 }
 
 /**

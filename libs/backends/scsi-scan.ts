@@ -24,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { VolumeType, type VolumeDefinition } from '../proto/cistern/v1/storage.js';
 import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
+import { scsiHostNumberOf } from '../api/scsi-host-name.js';
 import type { CommandRunner } from './runner.js';
 import { permsOf, timestampsOf } from './stat-fields.js';
 import { plainTarget } from './volume-target.js';
@@ -109,15 +110,15 @@ export function scsiHostScanPath(sysfsRoot: string, hostNumber: number): string 
 }
 
 /**
- * libvirt's virSCSIHostGetNumber: 'host5' or 'scsi_host5' -> 5.
+ * libvirt's virSCSIHostGetNumber: 'host5', 'scsi_host5' or 'fc_host5' -> 5.
  * INVALID_ARGUMENT for any other form.
  */
 export function scsiHostNumber(name: string, field = 'pool.source.adapter.name'): number {
-  const m = /^(?:scsi_)?host(\d{1,9})$/.exec(name);
-  if (!m) {
-    throw new InvalidArgumentError(field, `invalid adapter name '${printable(name)}' for a SCSI pool: expected hostN (e.g. host0)`);
+  const n = scsiHostNumberOf(name);
+  if (n === undefined) {
+    throw new InvalidArgumentError(field, `invalid adapter name '${printable(name)}' for a SCSI pool: expected hostN, scsi_hostN or fc_hostN (e.g. host0)`);
   }
-  return Number(m[1]);
+  return n;
 }
 
 /**

@@ -10,6 +10,7 @@ import { access, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AdapterType, PoolType, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { hostRoots } from '../../libs/backends/host-roots.js';
+import { scsiHostNumberOf } from '../../libs/api/scsi-host-name.js';
 import { findFcHostByWwn, findScsiHostByPci, formatPciAddress, scsiHostClassDir } from '../../libs/backends/vhba.js';
 
 export interface StorageIdentity {
@@ -61,8 +62,8 @@ async function scsiHostIdentity(def: PoolDefinition): Promise<StorageIdentity[]>
   } else if (a.type === AdapterType.ADAPTER_TYPE_SCSI_HOST) {
     if (a.hasParentAddress && a.parentAddress) host = await findScsiHostByPci(sysfs, formatPciAddress(a.parentAddress), a.uniqueId);
     else {
-      const m = /^(?:scsi_)?host(\d{1,9})$/.exec(a.name);
-      if (m) host = `host${Number(m[1])}`;
+      const n = scsiHostNumberOf(a.name);
+      if (n !== undefined) host = `host${n}`;
     }
   }
   if (!host) return [];
