@@ -241,7 +241,9 @@ describe('scsi backend: scsi_host', () => {
     const empty = makeTempDir('cistern-scsi-nosys-');
     const backend = new ScsiBackend({ sysfsRoot: empty.path, devRoot: empty.path, udevadm: null });
     const runner = new RecordingRunner({ strict: true });
-    for (const p of [pool({ name: 'host0' }), pool({ type: AdapterType.ADAPTER_TYPE_FC_HOST, ...VHBA })]) {
+    const byPci = pool({ hasParentAddress: true, uniqueId: 5, parentAddress: { domain: 0, bus: 0, slot: 0x1f, function: 2 } });
+    for (const p of [pool({ name: 'host0' }), byPci, pool({ type: AdapterType.ADAPTER_TYPE_FC_HOST, ...VHBA })]) {
+      // the agent's start: checkPool first (a parentaddr found nowhere is not "no such PCI host" here)
       expect(await backend.checkPool({ pool: p, runner })).to.equal(false);
       const start = await rejects(backend.startPool({ pool: p, runner }));
       expect(start.code).to.equal('FAILED_PRECONDITION');
