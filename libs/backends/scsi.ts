@@ -167,11 +167,24 @@ export class ScsiBackend implements StorageBackend {
     return found;
   }
 
+  /** The sysfs class directory the adapter's hosts are listed in (fc_host or scsi_host). */
+  private kernelClassDir(pool: PoolDefinition): string {
+    const fc = pool.source?.adapter?.type === AdapterType.ADAPTER_TYPE_FC_HOST;
+    return fc ? fcHostClassDir(this.sysfsRoot) : scsiHostClassDir(this.sysfsRoot);
+  }
+
+  private kernelSupports(pool: PoolDefinition): Promise<boolean> {
+    return access(this.kernelClassDir(pool)).then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** FAILED_PRECONDITION when the kernel has no SCSI midlayer (or no FC transport for fc_host). */
   private async requireKernelSupport(pool: PoolDefinition): Promise<void> {
     const fc = pool.source?.adapter?.type === AdapterType.ADAPTER_TYPE_FC_HOST;
-    const dir = fc ? fcHostClassDir(this.sysfsRoot) : scsiHostClassDir(this.sysfsRoot);
-    if (await access(dir).then(() => true, () => false)) return;
+    const dir = this.kernelClassDir(pool);
+    if (await this.kernelSupports(pool)) return;
     throw new FailedPreconditionError(
       fc
         ? `this kernel has no Fibre Channel transport (no ${dir}): load scsi_transport_fc and the HBA driver to use fc_host adapters`
@@ -210,6 +223,8 @@ export class ScsiBackend implements StorageBackend {
    */
   async checkPool(ctx: PoolContext): Promise<boolean> {
     checkScsiTargetDir(ctx.pool.target?.path ?? '');
+    // nothing is up on a kernel without the SCSI midlayer: the start says what is missing
+    if (!(await this.kernelSupports(ctx.pool))) return false;
     const name = await this.findHost(ctx.pool);
     if (!name) return false; // fc_host whose vHBA is not created yet
     const parent = ctx.pool.source?.adapter?.type === AdapterType.ADAPTER_TYPE_FC_HOST ? ctx.pool.source.adapter.parent : '';
