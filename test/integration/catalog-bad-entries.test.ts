@@ -82,4 +82,25 @@ describe('catalog entries that are not what Cistern writes (real processes)', fu
     });
     expect(auto.autostart).to.equal(true);
   });
+
+  it('a DefinePool of the name replaces one, an UndefinePool removes one; a CreatePool of the name says what is wrong', async () => {
+    const { api } = ctx.stack;
+    const nc = await connectBus({ servers: ctx.stack.natsUrl, name: 'test-bad-entries-2' });
+    registerCleanup('bad entries nats connection 2', () => nc.close());
+    const kv = await new Kvm(nc).open(CATALOG_BUCKET);
+    await kv.put('pools.a.fixme', GARBAGE);
+    await kv.put('pools.a.dropme', GARBAGE);
+
+    await expectCode(
+      api.createPool({ host: 'a', definition: dirPool('fixme', join(scratch.path, 'fixme')), xml: '', build: true, buildFlags: undefined, requestId: '' }),
+      status.FAILED_PRECONDITION,
+      /key pools\.a\.fixme, revision \d+\) is not a pool definition Cistern wrote: .*do not decode/,
+    );
+    const defined = await api.definePool({ host: 'a', definition: dirPool('fixme', join(scratch.path, 'fixme')), xml: '', requestId: '', validate: false });
+    expect(defined.persistent).to.equal(true);
+    expect(await poolNames(api)).to.include('hosts/a/pools/fixme');
+
+    await api.undefinePool({ name: 'hosts/a/pools/dropme', requestId: '' });
+    expect((await kv.get('pools.a.dropme'))?.operation).to.equal('DEL');
+  });
 });
