@@ -12,6 +12,9 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { CatalogPool, Heartbeat } from '../proto/cistern/agent/v1/agent.js';
 import { AbortedError, AlreadyExistsError, isBusUnreachable, NotFoundError, UnavailableError } from '../errors/errors.js';
 import { CATALOG_BUCKET, catalogKeys } from './subjects.js';
+import { readHostRecord, readPoolEntry, UnreadableCatalogEntryError, type UnreadableEntry } from './catalog-entries.js';
+
+export { UnreadableCatalogEntryError, type UnreadableEntry } from './catalog-entries.js';
 
 /** A host's record as the bucket holds it: its last entry's revision; `record` undefined when that entry is a deletion. */
 export interface HostRecordEntry {
@@ -47,17 +50,35 @@ interface LastValue {
   deleted: boolean;
 }
 
+export interface CatalogOptions {
+  replicas?: number;
+  /**
+   * Told of each entry a read left out because it is not what Cistern writes (catalog-entries.ts):
+   * written by hand or by another tool. Such an entry is no pool (nor host) to any reader.
+   */
+  onUnreadable?: (entry: UnreadableEntry) => void;
+}
+
 export class Catalog {
   private jsm: Promise<JetStreamManager> | undefined;
 
   private constructor(
     readonly kv: KV,
     private readonly nc: NatsConnection,
+    private readonly onUnreadable: (entry: UnreadableEntry) => void,
   ) {}
 
-  static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<Catalog> {
+  static async open(nc: NatsConnection, options: CatalogOptions = {}): Promise<Catalog> {
     const kv = await new Kvm(nc).create(CATALOG_BUCKET, { history: 5, replicas: options.replicas ?? 1 });
-    return new Catalog(kv, nc);
+    return new Catalog(kv, nc, options.onUnreadable ?? (() => undefined));
+  }
+
+  /** A pool entry's value, or undefined (reported) when it is not one Cistern wrote. */
+  private poolValue(key: string, pool: string, revision: number, data: Uint8Array): CatalogPool | undefined {
+    const read = readPoolEntry(pool, data);
+    if ('value' in read) return read.value;
+    this.onUnreadable({ key, revision, why: read.why });
+    return undefined;
   }
 
   /**
@@ -156,10 +177,19 @@ export class Catalog {
     return entries.sort((x, y) => x.revision - y.revision);
   }
 
+  /**
+   * The pool's entry; undefined when there is none. An entry that is not what Cistern writes is
+   * UnreadableCatalogEntryError (FAILED_PRECONDITION), which names the key and its revision:
+   * a define or undefine of that name replaces or removes it over that revision.
+   */
   async get(host: string, pool: string): Promise<CatalogEntry | undefined> {
-    const entry = await this.kv.get(catalogKeys.pool(host, pool));
+    const key = catalogKeys.pool(host, pool);
+    const entry = await this.kv.get(key);
     // an undefined pool leaves a delete marker as the key's last entry: no pool
-    return entry && entry.operation === 'PUT' ? toEntry(entry) : undefined;
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    const read = readPoolEntry(pool, entry.value);
+    if ('why' in read) throw new UnreadableCatalogEntryError({ key, revision: entry.revision, why: read.why }, host, pool);
+    return { host, pool, value: read.value, revision: entry.revision };
   }
 
   /** Adds a new pool; ALREADY_EXISTS when the name is taken on that host. */
@@ -214,18 +244,28 @@ export class Catalog {
    */
   async list(host?: string): Promise<CatalogEntry[]> {
     const entries = host ? await this.lastValuesByKey(catalogKeys.poolsOfHost(host)) : (await this.lastValues(catalogKeys.allPools)).entries;
-    return entries.flatMap((e) => poolEntry(e) ?? []);
+    return entries.flatMap((e) => this.poolEntry(e) ?? []);
+  }
+
+  /** A pool's entry, or undefined for a deleted key, one that is not a pool's, or one not readable as a pool (reported). */
+  private poolEntry(e: LastValue): CatalogEntry | undefined {
+    const id = catalogKeys.parsePool(e.key);
+    if (e.deleted || !id) return undefined;
+    const value = this.poolValue(e.key, id.pool, e.revision, e.value);
+    return value && { host: id.host, pool: id.pool, value, revision: e.revision };
   }
 
   /**
    * Every pool's current entry, then every change after them (with revisions, deletions
-   * included), in order; resolves once the current entries are delivered.
+   * included), in order; resolves once the current entries are delivered. An entry that is not
+   * readable as a pool comes as a deletion at its revision: the pool it may have replaced is
+   * gone, and a later readable entry brings the pool back.
    */
   async follow(onChange: (host: string, pool: string, value: CatalogPool | undefined, revision: number) => void): Promise<{ stop(): void }> {
     const { entries, revision } = await this.lastValues(catalogKeys.allPools);
     for (const e of entries) {
       const id = catalogKeys.parsePool(e.key);
-      if (id) onChange(id.host, id.pool, e.deleted ? undefined : CatalogPool.decode(e.value), e.revision);
+      if (id) onChange(id.host, id.pool, e.deleted ? undefined : this.poolValue(e.key, id.pool, e.revision, e.value), e.revision);
     }
     return this.watch(onChange, { afterRevision: revision });
   }
@@ -245,7 +285,7 @@ export class Catalog {
       for await (const entry of iter) {
         const id = catalogKeys.parsePool(entry.key);
         if (!id) continue;
-        onChange(id.host, id.pool, entry.operation === 'PUT' ? CatalogPool.decode(entry.value) : undefined, entry.revision);
+        onChange(id.host, id.pool, entry.operation === 'PUT' ? this.poolValue(entry.key, id.pool, entry.revision, entry.value) : undefined, entry.revision);
       }
     })();
     return { stop: () => iter.stop() };
@@ -260,7 +300,7 @@ export class Catalog {
   /** Every host key's last entry, deletions included, and the highest revision read (later changes are newer). */
   async hostRecords(): Promise<{ entries: HostRecordEntry[]; revision: number }> {
     const { entries, revision } = await this.lastValues(catalogKeys.allHosts);
-    return { entries: entries.flatMap((e) => hostEntry(e.key, e.revision, e.deleted ? undefined : e.value) ?? []), revision };
+    return { entries: entries.flatMap((e) => this.hostEntry(e.key, e.revision, e.deleted ? undefined : e.value, 'leave out') ?? []), revision };
   }
 
   /**
@@ -278,7 +318,7 @@ export class Catalog {
       if (!isWrongRevision(err)) throw err;
     }
     const e = await this.kv.get(key);
-    return { current: e ? hostEntry(e.key, e.revision, e.operation === 'PUT' ? e.value : undefined) : undefined };
+    return { current: e ? this.hostEntry(e.key, e.revision, e.operation === 'PUT' ? e.value : undefined, 'write over') : undefined };
   }
 
   /**
@@ -302,7 +342,7 @@ export class Catalog {
       if (!isWrongRevision(err)) throw err;
     }
     const e = await this.kv.get(key);
-    return { current: e ? hostEntry(e.key, e.revision, e.operation === 'PUT' ? e.value : undefined) : undefined };
+    return { current: e ? this.hostEntry(e.key, e.revision, e.operation === 'PUT' ? e.value : undefined, 'write over') : undefined };
   }
 
   /** Every change of a host record after `afterRevision` (a write, or a deletion with `record` undefined), in order. */
@@ -311,18 +351,28 @@ export class Catalog {
     const iter = await this.kv.watch(afterRevision ? { key, resumeFromRevision: afterRevision + 1 } : { key });
     void (async () => {
       for await (const e of iter) {
-        const entry = hostEntry(e.key, e.revision, e.operation === 'PUT' ? e.value : undefined);
+        const entry = this.hostEntry(e.key, e.revision, e.operation === 'PUT' ? e.value : undefined, 'leave out');
         if (entry) onChange(entry);
       }
     })();
     return { stop: () => iter.stop() };
   }
-}
 
-function hostEntry(key: string, revision: number, value: Uint8Array | undefined): HostRecordEntry | undefined {
-  const host = catalogKeys.parseHost(key);
-  if (!host) return undefined;
-  return { host, revision, record: value === undefined ? undefined : Heartbeat.decode(value) };
+  /**
+   * A host key's entry; undefined for a key that is not a host's. A record not readable as the
+   * host's is reported and, as `unreadable` says, left out (loading, following: it is not the
+   * host, nor its deletion), or taken as a record of unknown content that a write goes over
+   * (a write or deletion that found the key moved: an empty Heartbeat, not a deletion).
+   */
+  private hostEntry(key: string, revision: number, value: Uint8Array | undefined, unreadable: 'leave out' | 'write over'): HostRecordEntry | undefined {
+    const host = catalogKeys.parseHost(key);
+    if (!host) return undefined;
+    if (value === undefined) return { host, revision, record: undefined };
+    const read = readHostRecord(host, value);
+    if ('record' in read) return { host, revision, record: read.record };
+    this.onUnreadable({ key, revision, why: read.why });
+    return unreadable === 'leave out' ? undefined : { host, revision, record: Heartbeat.create() };
+  }
 }
 
 /**
@@ -422,16 +472,6 @@ function isBusUnavailable(err: unknown): boolean {
     if (e.name === 'JetStreamStatusError' && [408, 503].includes((e as { code?: number }).code ?? 0)) return true;
   }
   return false;
-}
-
-function toEntry(entry: { key: string; value: Uint8Array; revision: number }): CatalogEntry {
-  const id = catalogKeys.parsePool(entry.key)!;
-  return { host: id.host, pool: id.pool, value: CatalogPool.decode(entry.value), revision: entry.revision };
-}
-
-/** A pool's entry, or undefined for a deleted key or one that is not a pool's. */
-function poolEntry(e: LastValue): CatalogEntry | undefined {
-  return e.deleted || !catalogKeys.parsePool(e.key) ? undefined : toEntry(e);
 }
 
 function isWrongRevision(err: unknown): boolean {

@@ -203,7 +203,9 @@ export class Agent {
     if (!setpriv()) log.warn('setpriv (util-linux) not found: a command running when this agent is killed outright runs on until its next start');
     const runner = new ExecRunner({ tagEnv: { [CHILD_TAG]: childTag(host) } });
     await ensureEventStream(nc);
-    const catalog = await Catalog.open(nc);
+    const catalog = await Catalog.open(nc, {
+      onUnreadable: (e) => log.warn('left out a catalog entry that is not what Cistern writes (written by hand or another tool?)', { key: e.key, revision: e.revision, why: e.why }),
+    });
     const state = new AgentState(host, PersistentRevisions.open(opts.root));
     const journal = await CreateJournal.open(opts.root);
     const builds = await BuildJournal.open(opts.root);

@@ -13,6 +13,7 @@
 import type { AgentReply, AgentRequest, CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { AbortedError, AlreadyExistsError, FailedPreconditionError, NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
+import { UnreadableCatalogEntryError } from '../../libs/bus/catalog-entries.js';
 import { actorOf, checkPoolResource, requestPool, type AgentContext } from './context.js';
 import { doneReply } from './handlers/reply.js';
 
@@ -114,6 +115,7 @@ async function catalogEntry(ctx: AgentContext, catalog: NonNullable<AgentContext
   try {
     return await catalog.get(ctx.host, def.name);
   } catch (err) {
+    if (err instanceof UnreadableCatalogEntryError) throw err; // not a matter of time: as it is
     throw new UnavailableError(`the catalog could not be read to check that storage pool '${def.name}' ${checking} (${(err as Error)?.message}); retry`, {
       host: ctx.host,
       pool: def.name,

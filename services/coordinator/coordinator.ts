@@ -101,7 +101,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
     // JetStream may not be ready yet (nats-server just started, cluster electing): retry
-    const catalog = await retrying(log, 'open the catalog bucket', () => Catalog.open(nc));
+    const catalog = await retrying(log, 'open the catalog bucket', () =>
+      Catalog.open(nc, {
+        onUnreadable: (e) => log.warn('left out a catalog entry that is not what Cistern writes (written by hand or another tool?)', { key: e.key, revision: e.revision, why: e.why }),
+      }),
+    );
     await retrying(log, 'set up the event stream', () =>
       ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds, maxBytes: options.eventMaxBytes, maxMessages: options.eventMaxEvents }, 'apply'),
     );

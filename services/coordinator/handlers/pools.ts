@@ -8,6 +8,7 @@ import {
   NotFoundError,
 } from '../../../libs/errors/errors.js';
 import { CatalogPool, type AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { UnreadableCatalogEntryError, type CatalogEntry } from '../../../libs/bus/catalog.js';
 import {
   EventKind,
   PoolState,
@@ -135,6 +136,16 @@ function uuidOfRequest(def: PoolDefinition, req: DefinePoolRequest, ctx: CallCon
   return { ...def, uuid: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}` };
 }
 
+/** The pool's catalog entry; an entry Cistern did not write as its error, which names its revision. */
+async function catalogEntryOrUnreadable(svc: CoordinatorServices, host: string, pool: string): Promise<CatalogEntry | UnreadableCatalogEntryError | undefined> {
+  try {
+    return await svc.catalog.get(host, pool);
+  } catch (err) {
+    if (err instanceof UnreadableCatalogEntryError) return err;
+    throw err;
+  }
+}
+
 export async function definePool(svc: CoordinatorServices, ctx: CallContext, req: DefinePoolRequest): Promise<Pool> {
   const host = requireHost(req.host);
   checkRequestId(req.requestId);
@@ -149,11 +160,18 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
   if (running && running.pool.definition?.uuid && running.pool.definition.uuid !== def.uuid) {
     throw new AlreadyExistsError(`pool '${name}' is already active on host '${host}' with uuid ${running.pool.definition.uuid}`, { host, pool: name });
   }
-  const existing = await svc.catalog.get(host, name);
+  const existing = await catalogEntryOrUnreadable(svc, host, name);
   let revision: number;
   let value: CatalogPool;
   let takeBack: () => Promise<void>;
-  if (existing) {
+  if (existing instanceof UnreadableCatalogEntryError) {
+    // an entry Cistern did not write (catalog-entries.ts) is no pool: the define replaces it
+    value = CatalogPool.create({ definition: def, autostart: false, persistent: true });
+    revision = await svc.catalog.update(host, name, value, existing.entry.revision);
+    const written = revision;
+    takeBack = () => svc.catalog.delete(host, name, written);
+    await refuseIfDefinedMeanwhile(svc, host, def, written, takeBack);
+  } else if (existing) {
     if (existing.value.definition?.uuid !== def.uuid) {
       throw new AlreadyExistsError(
         `pool '${name}' already exists on host '${host}' with uuid ${existing.value.definition?.uuid}; to change it, define it again with that uuid`,
@@ -218,7 +236,13 @@ export async function undefinePool(svc: CoordinatorServices, ctx: CallContext, r
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
   svc.hosts.requireKnown(ref.host);
-  const existing = await svc.catalog.get(ref.host, ref.pool);
+  const existing = await catalogEntryOrUnreadable(svc, ref.host, ref.pool);
+  if (existing instanceof UnreadableCatalogEntryError) {
+    // no pool to hold or announce (no reader counts it as one): only the entry goes
+    await svc.catalog.delete(ref.host, ref.pool, existing.entry.revision);
+    ctx.log.info('unreadable catalog entry removed', { host: ref.host, pool: ref.pool, key: existing.entry.key, revision: existing.entry.revision });
+    return {};
+  }
   if (!existing) {
     if (svc.cache.runtimePool(ref.host, ref.pool)) {
       throw new FailedPreconditionError(`cannot undefine transient storage pool '${ref.pool}'; stop it instead`, { host: ref.host, pool: ref.pool });
