@@ -50,6 +50,9 @@ interface LastValue {
   deleted: boolean;
 }
 
+/** A pool's entry changed: its new value, or undefined (deleted, or not readable as a pool), at `revision`. */
+export type CatalogChange = (host: string, pool: string, value: CatalogPool | undefined, revision: number) => void;
+
 export interface CatalogOptions {
   replicas?: number;
   /**
@@ -259,33 +262,36 @@ export class Catalog {
    * Every pool's current entry, then every change after them (with revisions, deletions
    * included), in order; resolves once the current entries are delivered. An entry that is not
    * readable as a pool comes as a deletion at its revision: the pool it may have replaced is
-   * gone, and a later readable entry brings the pool back.
+   * gone, and a later readable entry brings the pool back. `onRead` is told how far the bucket
+   * has been read (after the changes up to there were delivered): every entry under `pools.>`
+   * counts, a key that names no pool (reported, and no change) included, so that a reader
+   * waiting for the bucket's newest revision (lastPoolRevision) is not held up by one.
    */
-  async follow(onChange: (host: string, pool: string, value: CatalogPool | undefined, revision: number) => void): Promise<{ stop(): void }> {
+  async follow(onChange: CatalogChange, onRead: (revision: number) => void = () => undefined): Promise<{ stop(): void }> {
     const { entries, revision } = await this.lastValues(catalogKeys.allPools);
     for (const e of entries) {
       const id = catalogKeys.parsePool(e.key);
       if (id) onChange(id.host, id.pool, e.deleted ? undefined : this.poolValue(e.key, id.pool, e.revision, e.value), e.revision);
+      else if (!e.deleted) this.onUnreadable({ key: e.key, revision: e.revision, why: 'the key names no pool (pools.<host>.<pool>)' });
     }
-    return this.watch(onChange, { afterRevision: revision });
+    onRead(revision);
+    return this.watch(onChange, { afterRevision: revision, onRead });
   }
 
   /**
    * Follows every change (initial values first). Deletions come with an undefined
    * value and their revision, so a late deletion never removes a newer definition.
    */
-  async watch(
-    onChange: (host: string, pool: string, value: CatalogPool | undefined, revision: number) => void,
-    options: { host?: string; afterRevision?: number } = {},
-  ): Promise<{ stop(): void }> {
+  async watch(onChange: CatalogChange, options: { host?: string; afterRevision?: number; onRead?: (revision: number) => void } = {}): Promise<{ stop(): void }> {
     const key = options.host ? catalogKeys.poolsOfHost(options.host) : catalogKeys.allPools;
     // after a revision: every change from the next one on (none of the current values again)
     const iter = await this.kv.watch(options.afterRevision ? { key, resumeFromRevision: options.afterRevision + 1 } : { key });
     void (async () => {
       for await (const entry of iter) {
         const id = catalogKeys.parsePool(entry.key);
-        if (!id) continue;
-        onChange(id.host, id.pool, entry.operation === 'PUT' ? this.poolValue(entry.key, id.pool, entry.revision, entry.value) : undefined, entry.revision);
+        if (id) onChange(id.host, id.pool, entry.operation === 'PUT' ? this.poolValue(entry.key, id.pool, entry.revision, entry.value) : undefined, entry.revision);
+        else if (entry.operation === 'PUT') this.onUnreadable({ key: entry.key, revision: entry.revision, why: 'the key names no pool (pools.<host>.<pool>)' });
+        options.onRead?.(entry.revision);
       }
     })();
     return { stop: () => iter.stop() };

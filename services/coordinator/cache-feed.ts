@@ -59,15 +59,18 @@ export async function feedCache(o: CacheFeedOptions): Promise<Array<() => Promis
       }
     })();
 
-    // current entries, then every change (with revisions, deletions included)
-    const watch = await o.catalog.follow((host, pool, value, revision) => {
-      try {
-        cache.applyCatalog(host, pool, value, revision);
-      } catch (err) {
-        log.warn('bad catalog entry', { host, pool, err });
-      }
-      o.catalogWatermark.advance(revision);
-    });
+    // current entries, then every change (with revisions, deletions included); the watermark
+    // moves with every entry read, one that names no pool included (catch-up.ts waits for it)
+    const watch = await o.catalog.follow(
+      (host, pool, value, revision) => {
+        try {
+          cache.applyCatalog(host, pool, value, revision);
+        } catch (err) {
+          log.warn('bad catalog entry', { host, pool, err });
+        }
+      },
+      (revision) => o.catalogWatermark.advance(revision),
+    );
     stops.push(() => watch.stop());
     return stops;
   } catch (err) {
