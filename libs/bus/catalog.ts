@@ -195,6 +195,23 @@ export class Catalog {
     return { host, pool, value: read.value, revision: entry.revision };
   }
 
+  /**
+   * The pool's value just before `revision` (its key's last entry below it), from the bucket's
+   * history: undefined when it had none then (not defined, deleted, not readable as a pool), or
+   * when the history kept (5 entries per key) no longer reaches back that far.
+   */
+  async valueBefore(host: string, pool: string, revision: number): Promise<CatalogPool | undefined> {
+    const key = catalogKeys.pool(host, pool);
+    let before: { value: Uint8Array; put: boolean } | undefined;
+    // (history kept that starts at or after `revision`: what the key held before is gone)
+    for await (const e of await this.kv.history({ key })) {
+      if (e.revision < revision) before = { value: e.value, put: e.operation === 'PUT' };
+    }
+    if (!before?.put) return undefined;
+    const read = readPoolEntry(pool, before.value);
+    return 'value' in read ? read.value : undefined;
+  }
+
   /** Adds a new pool; ALREADY_EXISTS when the name is taken on that host. */
   async create(host: string, pool: string, value: CatalogPool): Promise<number> {
     try {

@@ -4,9 +4,11 @@
 // two coordinators) both passed that check, and both were written: three pools over one
 // directory, three with one uuid. Each key is written compare-and-swap, but the rule spans
 // keys. So after its write at revision R a define waits until this coordinator's catalog watch
-// has delivered R (then every pool entry written before R is in the cache), and if an entry
-// written before it breaks the rule, it takes its own write back and fails ALREADY_EXISTS: of
-// two racing defines, the one written first stands, whichever coordinator wrote it.
+// has delivered R (then every pool entry written before R is in the cache), and if a pool
+// defined before it (as it was then: a later change of it, such as its autostart, is read back
+// from the bucket's history) breaks the rule, it takes its own write back and fails
+// ALREADY_EXISTS: of two racing defines, the one written first stands, whichever coordinator
+// wrote it.
 import { AlreadyExistsError } from '../../libs/errors/errors.js';
 import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import type { CoordinatorServices } from './context.js';
@@ -40,11 +42,24 @@ export async function refuseIfDefinedMeanwhile(
     svc.log.warn('the catalog watch did not deliver a define in time; concurrent defines were not checked', { host, pool: def.name, revision });
     return;
   }
-  for (const [other, rec] of svc.cache.catalogOfHost(host)) {
-    if (rec.revision >= revision) continue;
-    const why = conflict(host, def, rec.value.definition);
+  for (const [other, rec] of [...svc.cache.catalogOfHost(host)]) {
+    if (other === def.name) continue;
+    // the pool as it was when this define was written: a pool-autostart or a redefinition just
+    // after moves its entry past `revision`, and the pool defined before still counts
+    const then = rec.revision < revision ? rec.value.definition : await definitionBefore(svc, host, other, revision);
+    const why = conflict(host, def, then);
     if (!why) continue;
     await undo().catch((err: unknown) => svc.log.warn('could not take back a define that conflicts with one made meanwhile', { host, pool: def.name, err }));
     throw new AlreadyExistsError(why, { host, pool: other });
+  }
+}
+
+/** The definition `pool` had just before `revision` (Catalog.valueBefore); undefined when none, or unreadable (logged: not checked). */
+async function definitionBefore(svc: CoordinatorServices, host: string, pool: string, revision: number): Promise<PoolDefinition | undefined> {
+  try {
+    return (await svc.catalog.valueBefore(host, pool, revision))?.definition;
+  } catch (err) {
+    svc.log.warn('could not read what a pool changed since a define was before it; that pool was not checked against the define', { host, pool, revision, err });
+    return undefined;
   }
 }

@@ -116,6 +116,18 @@ describe('pool catalog (JetStream KV)', () => {
     expect(own.find((e) => e.pool === 'd sp')?.value.definition?.target?.path).to.equal('/srv/d sp');
   });
 
+  it("valueBefore: a pool's value just before a revision, from its key's history", async () => {
+    const catalog = await Catalog.open(nc);
+    const first = await catalog.create('vb', 'p', entry('p'));
+    const second = await catalog.update('vb', 'p', entry('p', true), first);
+    expect(await catalog.valueBefore('vb', 'p', first)).to.equal(undefined);
+    expect((await catalog.valueBefore('vb', 'p', second))?.autostart).to.equal(false);
+    expect((await catalog.valueBefore('vb', 'p', second + 1))?.autostart).to.equal(true);
+    await catalog.delete('vb', 'p');
+    expect(await catalog.valueBefore('vb', 'p', second + 1_000)).to.equal(undefined);
+    expect(await catalog.valueBefore('vb', 'never', 1_000)).to.equal(undefined);
+  });
+
   it('compare-and-swap: an update at a stale revision is refused (ABORTED) and the newer value stands', async () => {
     // two catalogs on two connections: what two coordinators on one NATS are
     const nc2 = await connectBus({ servers: nats.url, name: 'test-catalog-2' });
