@@ -32,10 +32,12 @@ interface RunningStack {
   exited: Promise<number | null>;
 }
 
-function startStack(data: string, listen: string, natsPort: number): RunningStack {
-  const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'stack.mjs'), '--data', data, '--listen', listen, '--nats-port', String(natsPort), '--host-id', HOST], {
+/** `extra` options come first: the launcher takes the first of an option given twice. */
+function startStack(data: string, listen: string, natsPort: number, extra: string[] = [], env: Record<string, string> = {}): RunningStack {
+  const args = [...extra, '--data', data, '--listen', listen, '--nats-port', String(natsPort), '--host-id', HOST];
+  const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'stack.mjs'), ...args], {
     cwd: repoRoot,
-    env: { ...process.env, NATS_URL: '', CISTERN_LISTEN: '' },
+    env: { ...process.env, NATS_URL: '', CISTERN_LISTEN: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackPid(child.pid!);
@@ -57,6 +59,21 @@ async function untilRunning(stack: RunningStack): Promise<void> {
   }, { timeoutMs: 90_000 }).catch((e: Error) => {
     throw new Error(`${e.message}\nstdout:\n${stack.stdout()}\nstderr:\n${stack.stderr()}`);
   });
+}
+
+/**
+ * The exit code of a start expected to end by itself; one that comes up instead is stopped and
+ * reported as running, so the test fails on the assertion, not on a timeout.
+ */
+async function endOf(stack: RunningStack): Promise<number | null | 'running'> {
+  const ran = await Promise.race([
+    stack.exited.then(() => false),
+    waitFor('the stack to say it is running', async () => stack.stdout().includes('Cistern is running') || undefined, { timeoutMs: 90_000 }).then(() => true),
+  ]);
+  if (!ran) return stack.exited;
+  stack.child.kill('SIGTERM');
+  await stack.exited;
+  return 'running';
 }
 
 async function stop(stack: RunningStack, data: string): Promise<void> {
@@ -132,5 +149,37 @@ describe('npm start (scripts/stack.mjs)', function () {
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }
+  });
+
+  // A second `npm start` in the same checkout, with another --listen as the port-in-use refusal
+  // suggests, took the same data dir: a second nats-server on the same JetStream store (each
+  // with its own view of the catalog, both writing its files) and a second agent for the same
+  // host and root, unseen by the one-agent-per-host check because it was on the other NATS.
+  it('refuses a second stack on a data dir a running stack uses, and starts on it once that one is gone', async function () {
+    data = join(scratch.path, 'shared');
+    const first = `127.0.0.1:${await freePort()}`;
+    running = startStack(data, first, await freePort());
+    await untilRunning(running);
+    const services = processesUnder(data).filter((pid) => pid !== running!.child.pid).sort();
+    expect(services).to.have.length(3);
+
+    const second = startStack(data, `127.0.0.1:${await freePort()}`, await freePort());
+    const code = await endOf(second);
+    expect(code, second.stderr()).to.equal(2);
+    expect(second.stderr()).to.include(`the data dir ${data} is in use by another Cistern stack (pid ${running.child.pid}, coordinator ${first})`);
+    expect(second.stderr()).to.include('--data DIR');
+    expect(second.stderr()).to.not.include('nats-server');
+    // the first stack is untouched and still serves
+    expect(processesUnder(data).filter((pid) => pid !== running!.child.pid).sort()).to.deep.equal(services);
+    expect((await runCli(['pool-list', '--all'], { server: first })).stdout).to.match(/^ default\s+active\s+yes\s*$/m);
+
+    // a stack killed outright holds the data dir no longer
+    running.child.kill('SIGKILL');
+    await running.exited;
+    await waitFor('the killed stack\'s services to exit', async () => processesUnder(data!).length === 0 || undefined, { timeoutMs: 15_000 });
+    running = startStack(data, first, await freePort());
+    await untilRunning(running);
+    await stop(running, data);
+    running = undefined;
   });
 });
