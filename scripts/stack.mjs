@@ -11,7 +11,7 @@
 //     service SIGTERM (setpriv --pdeathsig, see dieWithParent in nats.mjs).
 //
 // Options (flags win over environment):
-//   --data DIR       CISTERN_DATA      data directory (default ./.cistern)
+//   --data DIR       CISTERN_DATA      data directory (default ./.cistern; one stack at a time)
 //   --listen H:P     CISTERN_LISTEN    coordinator gRPC address (default 127.0.0.1:50051; busy: refused)
 //   --host-id ID     CISTERN_HOST_ID   this host's id (default: hostname)
 //   --nats URL       NATS_URL          use this NATS instead of starting nats-server
@@ -26,6 +26,7 @@ import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { claimDataDir } from './data-dir-claim.mjs';
 import { dieWithParent, startNatsServer, stopGroup } from './nats.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -191,6 +192,14 @@ function addressInUse(address) {
 
 // ------------------------------------------------------------------------------ main
 async function main() {
+  // First: with the same data dir, another stack is what holds the address too, and what to
+  // change is the data dir as well as the address.
+  mkdirSync(dataDir, { recursive: true });
+  const claim = await claimDataDir(dataDir, { pid: process.pid, listen });
+  if (!claim.claimed) {
+    const who = claim.holder ? ` (pid ${claim.holder.pid}, coordinator ${claim.holder.listen})` : '';
+    fail(`the data dir ${dataDir} is in use by another Cistern stack${who}: stop that one (Ctrl-C in its terminal), or give this one a data dir of its own with --data DIR (or CISTERN_DATA) and an address with --listen HOST:PORT`);
+  }
   if (await addressInUse(listen)) {
     fail(`${listen} is in use (another Cistern stack?): give the coordinator another address with --listen HOST:PORT (or CISTERN_LISTEN), e.g. npm start -- --listen 127.0.0.1:50052`);
   }
