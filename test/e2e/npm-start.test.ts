@@ -3,7 +3,7 @@
 // same pool after a restart, and SIGTERM stops every process it started.
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { AbortWait, freePort, repoRoot, runCli, useTempDir, waitFor } from '../support/index.js';
@@ -182,4 +182,44 @@ describe('npm start (scripts/stack.mjs)', function () {
     await stop(running, data);
     running = undefined;
   });
+
+  // Each of these used to start something first: `--host-id bad/id` made hosts/bad/id under the
+  // data dir, started nats-server and the coordinator, then died on its agent's log file name
+  // (ENOENT); `--nats-port abc` ran on a random port as if nothing were wrong; `--nats-port 70000`
+  // and `--listen foo` ended as 'exited unexpectedly ... see <log>'.
+  const refusals: { args: string[]; env: Record<string, string>; says: string }[] = [
+    { args: ['--host-id', 'bad/id'], env: {}, says: "--host-id: host id 'bad/id' is not valid; allowed: 1-64 of A-Z a-z 0-9 _ -, not starting with '-'" },
+    { args: [], env: { CISTERN_HOST_ID: '../x' }, says: "CISTERN_HOST_ID: host id '../x' is not valid; allowed: 1-64 of A-Z a-z 0-9 _ -" },
+    { args: ['--nats-port', 'abc'], env: {}, says: "--nats-port: 'abc' is not a port number; allowed: 0 to 65535 (0: any free port)" },
+    { args: ['--nats-port', '70000'], env: {}, says: "--nats-port: '70000' is not a port number; allowed: 0 to 65535" },
+    { args: ['--listen', 'foo'], env: {}, says: "--listen: 'foo' is not HOST:PORT (e.g. 127.0.0.1:50051, [::1]:50051)" },
+  ];
+  for (const { args, env, says } of refusals) {
+    it(`refuses ${args.join(' ') || Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} before it starts or makes anything, naming the setting and what it takes`, async function () {
+      const dir = join(scratch.path, `bad-${Math.random().toString(36).slice(2)}`);
+      // a bad --listen has to win over the valid one startStack adds; a bad CISTERN_HOST_ID
+      // needs startStack's --host-id left out, so these start the launcher themselves
+      const base = ['--data', dir, '--nats-port', String(await freePort())];
+      const argv = [...args, ...base, ...(args.includes('--listen') ? [] : ['--listen', `127.0.0.1:${await freePort()}`])];
+      const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'stack.mjs'), ...argv], {
+        cwd: repoRoot,
+        env: { ...process.env, NATS_URL: '', CISTERN_LISTEN: '', CISTERN_HOST_ID: '', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      trackPid(child.pid!);
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+        untrackPid(child.pid!);
+        resolve(code);
+      }));
+      const code = await endOf({ child, stdout: () => out, stderr: () => err, exited });
+      expect(code, err).to.equal(2);
+      expect(err).to.include(says);
+      expect(existsSync(dir), 'the data dir was made').to.equal(false);
+      expect(processesUnder(dir)).to.deep.equal([]);
+    });
+  }
 });
