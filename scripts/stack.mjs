@@ -55,11 +55,43 @@ for (let i = 0; i < argv.length; i++) {
     process.exit(0);
   } else if (a !== '--no-default-pool' && a !== '--verbose') fail(`unknown option ${a} (see --help)`);
 }
-const dataDir = resolve(flag('--data') ?? process.env.CISTERN_DATA ?? join(root, '.cistern'));
-const listen = flag('--listen') ?? process.env.CISTERN_LISTEN ?? '127.0.0.1:50051';
-const hostId = flag('--host-id') ?? process.env.CISTERN_HOST_ID ?? hostname().split('.')[0];
-const externalNats = flag('--nats') ?? process.env.NATS_URL;
-const natsPort = Number(flag('--nats-port') ?? process.env.CISTERN_NATS_PORT ?? 4222);
+/**
+ * A setting's value and where it came from (the flag, else its environment variable, else the
+ * default), so that a refusal names what the user set. An empty variable is not set: the
+ * shell's `CISTERN_DATA= npm start` must not make the data dir the current directory.
+ */
+function setting(name, envName, fallback, fallbackFrom = name) {
+  const v = flag(name);
+  if (v !== undefined) return { value: v, from: name };
+  const e = envName ? process.env[envName] : undefined;
+  if (e !== undefined && e !== '') return { value: e, from: envName };
+  return { value: fallback, from: fallbackFrom };
+}
+// Checked before anything is made or started: each of these used to fail only once nats-server
+// and the coordinator ran, if at all. The host id rule is the agent's (libs/api/names.ts
+// checkHostId; dist/ may not be built yet): it is also a directory and a log file name here.
+function checkHostId({ value, from }) {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(value) || value.startsWith('-')) {
+    fail(`${from}: host id '${value}' is not valid; allowed: 1-64 of A-Z a-z 0-9 _ -, not starting with '-'${from === 'the hostname' ? ' (give one with --host-id ID)' : ''}`);
+  }
+  return value;
+}
+function checkPort({ value, from }) {
+  const s = String(value);
+  if (!/^\d{1,5}$/.test(s) || Number(s) > 65535) fail(`${from}: '${s}' is not a port number; allowed: 0 to 65535 (0: any free port)`);
+  return Number(s);
+}
+// The coordinator's own HOST:PORT rule (services/coordinator/config.ts), and a port that exists.
+function checkListen({ value, from }) {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
+  if (!m || Number(m[2]) > 65535) fail(`${from}: '${value}' is not HOST:PORT (e.g. 127.0.0.1:50051, [::1]:50051)`);
+  return value;
+}
+const dataDir = resolve(setting('--data', 'CISTERN_DATA', join(root, '.cistern')).value);
+const listen = checkListen(setting('--listen', 'CISTERN_LISTEN', '127.0.0.1:50051'));
+const hostId = checkHostId(setting('--host-id', 'CISTERN_HOST_ID', hostname().split('.')[0], 'the hostname'));
+const externalNats = setting('--nats', 'NATS_URL', undefined).value;
+const natsPort = checkPort(setting('--nats-port', 'CISTERN_NATS_PORT', 4222));
 const defaultPool = !argv.includes('--no-default-pool');
 const verbose = argv.includes('--verbose') || process.env.CISTERN_VERBOSE === '1';
 const logsDir = join(dataDir, 'logs');
