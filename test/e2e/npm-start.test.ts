@@ -222,4 +222,18 @@ describe('npm start (scripts/stack.mjs)', function () {
       expect(processesUnder(dir)).to.deep.equal([]);
     });
   }
+
+  // A setting meant for a service (README's configuration table: the coordinator reads
+  // CISTERN_EVENT_MAX_AGE, the launcher passes its environment on) that the service refuses
+  // used to end as 'coordinator exited unexpectedly (code 2, signal null); see <log>': the
+  // reason was only in the log file.
+  it('says why a service it started exited, not only where its log is', async function () {
+    const dir = join(scratch.path, 'refused');
+    const stack = startStack(dir, `127.0.0.1:${await freePort()}`, await freePort(), [], { CISTERN_EVENT_MAX_AGE: '1s' });
+    const code = await endOf(stack);
+    expect(code, stack.stderr()).to.equal(1);
+    expect(stack.stderr()).to.include('coordinator exited unexpectedly (code 2');
+    expect(stack.stderr()).to.include("cistern-coordinator: CISTERN_EVENT_MAX_AGE: '1s' is out of range; allowed: from 2m");
+    await waitFor('the stack\'s processes to exit', async () => processesUnder(dir).length === 0 || undefined, { timeoutMs: 15_000 });
+  });
 });
