@@ -109,6 +109,8 @@ function fail(msg) {
 const children = [];
 let shuttingDown = false;
 
+const TAIL_LINES = 5;
+
 function startService(name, args) {
   const logFile = join(logsDir, `${name.replace(/\s+/g, '-')}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
@@ -121,9 +123,14 @@ function startService(name, args) {
     child.once('error', (err) => r((status = { code: -1, signal: null, error: err })));
     child.once('exit', (code, signal) => r((status = { code, signal })));
   });
+  // Its last lines, for the terminal should it exit: a service says why it refuses to run on
+  // stderr, which otherwise reaches only its log file.
+  const tail = [];
   for (const stream of [child.stdout, child.stderr]) {
     stream.on('data', (chunk) => {
       out.write(chunk);
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) tail.push(line);
+      tail.splice(0, tail.length - TAIL_LINES);
       if (verbose) {
         for (const line of chunk.toString('utf8').split('\n')) if (line) process.stderr.write(`[${name}] ${line}\n`);
       }
@@ -134,7 +141,7 @@ function startService(name, args) {
   exited.then((st) => {
     out.end();
     if (!shuttingDown) {
-      log(`${name} exited unexpectedly (${st.error?.message ?? `code ${st.code}, signal ${st.signal}`}); see ${logFile}`);
+      log(`${name} exited unexpectedly (${st.error?.message ?? `code ${st.code}, signal ${st.signal}`}); see ${logFile}${tail.length ? `; its last lines:\n${tail.map((l) => `  ${l}`).join('\n')}` : ''}`);
       shutdown(1);
     }
   });
