@@ -15,7 +15,7 @@ import { registeredBackends } from '../../libs/backends/registry.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import { setpriv } from '../../libs/backends/die-with-parent.js';
 import { asCisternError, FailedPreconditionError, UnimplementedError } from '../../libs/errors/errors.js';
-import { agentInboxPrefix, subjects } from '../../libs/bus/subjects.js';
+import { agentInboxPrefix, CATALOG_BUCKET, EVENT_STREAM, subjects } from '../../libs/bus/subjects.js';
 import { checkHostId } from '../../libs/api/names.js';
 import { hostName } from '../../libs/api/resource-names.js';
 import { AgentState } from './state.js';
@@ -30,6 +30,7 @@ import { BuildJournal, cleanupInterruptedBuilds } from './build-journal.js';
 import { PoolRoots } from './pool-roots.js';
 import { ResizeIntents } from './resize-intents.js';
 import { CHILD_TAG, childTag, killOrphans } from './orphans.js';
+import { madeByCoordinator } from './coordinator-made.js';
 import { RequestCache } from './request-cache.js';
 import { undefinePool } from './undefine.js';
 import { PersistentRevisions } from './revisions.js';
@@ -202,10 +203,15 @@ export class Agent {
     await killOrphans(host, log);
     if (!setpriv()) log.warn('setpriv (util-linux) not found: a command running when this agent is killed outright runs on until its next start');
     const runner = new ExecRunner({ tagEnv: { [CHILD_TAG]: childTag(host) } });
-    await ensureEventStream(nc);
-    const catalog = await Catalog.open(nc, {
-      onUnreadable: (e) => log.warn('left out a catalog entry that is not what Cistern writes (written by hand or another tool?)', { key: e.key, revision: e.revision, why: e.why }),
-    });
+    await madeByCoordinator(`the event stream ${EVENT_STREAM}`, () => ensureEventStream(nc), log);
+    const catalog = await madeByCoordinator(
+      `the catalog bucket ${CATALOG_BUCKET}`,
+      () =>
+        Catalog.open(nc, {
+          onUnreadable: (e) => log.warn('left out a catalog entry that is not what Cistern writes (written by hand or another tool?)', { key: e.key, revision: e.revision, why: e.why }),
+        }),
+      log,
+    );
     const state = new AgentState(host, PersistentRevisions.open(opts.root));
     const journal = await CreateJournal.open(opts.root);
     const builds = await BuildJournal.open(opts.root);
