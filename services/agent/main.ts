@@ -9,6 +9,7 @@ import { asCisternError } from '../../libs/errors/errors.js';
 import { Agent, HostIdTakenError } from './agent.js';
 import { createLogger, isLogLevel, type LogLevel } from '../../libs/log/logger.js';
 import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
+import { stopWhenNpxIsGone } from '../../libs/os/npx-parent.js';
 
 const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--pool-roots DIR]... [--heartbeat-ms N] [--log-level debug|info|warn|error]
   --nats URL          NATS server (default: $NATS_URL or nats://127.0.0.1:4222)
@@ -116,6 +117,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  stopWhenNpxIsGone(log);
 
   try {
     agent = await Agent.start({ natsUrl: natsUrl.split(','), hostId, root, poolRoots, heartbeatMs, resyncSpreadMs, log, ...natsCredentials(values) });

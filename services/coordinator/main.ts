@@ -8,6 +8,7 @@ import { startCoordinator, type CoordinatorOptions } from './coordinator.js';
 import { CoordinatorRunner } from './coordinator-runner.js';
 import { createLogger } from '../../libs/log/logger.js';
 import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
+import { stopWhenNpxIsGone } from '../../libs/os/npx-parent.js';
 import { setupSecurity } from './auth/setup.js';
 
 async function main(): Promise<number> {
@@ -37,6 +38,7 @@ async function main(): Promise<number> {
       signalled?.();
     });
   }
+  stopWhenNpxIsGone(log);
   log.info('coordinator starting', { nats: config.natsUrl, listen: config.listen, sinceProcessStartMs: Math.round(process.uptime() * 1000) });
   let security;
   try {
