@@ -34,6 +34,8 @@ const entry = {
   coordinator: join(root, 'dist', 'services', 'coordinator', 'main.js'),
   agent: join(root, 'dist', 'services', 'agent', 'main.js'),
   cli: join(root, 'dist', 'cli', 'main.js'),
+  // the cisternctl bin (bundled by npm run build, not by tsc): what this launcher tells you to run
+  cliBin: join(root, 'dist', 'cli', 'cisternctl.mjs'),
   proto: join(root, 'dist', 'libs', 'proto', 'cistern', 'v1', 'storage.js'),
 };
 
@@ -242,7 +244,7 @@ async function main() {
   if (await addressInUse(listen)) {
     fail(`${listen} is in use (another Cistern stack?): give the coordinator another address with --listen HOST:PORT (or CISTERN_LISTEN), e.g. npm start -- --listen 127.0.0.1:50052`);
   }
-  if (![entry.coordinator, entry.agent, entry.cli, entry.proto].every(existsSync)) {
+  if (![entry.coordinator, entry.agent, entry.cli, entry.cliBin, entry.proto].every(existsSync)) {
     log('dist/ is missing or incomplete: installing npm dependencies and building (scripts/setup.sh --npm-only)');
     const r = spawnSync('bash', [join(root, 'scripts', 'setup.sh'), '--npm-only'], { stdio: 'inherit', cwd: root });
     if (r.status !== 0) fail('setup failed');
