@@ -193,6 +193,8 @@ describe('npm start (scripts/stack.mjs)', function () {
     { args: ['--nats-port', 'abc'], env: {}, says: "--nats-port: 'abc' is not a port number; allowed: 0 to 65535 (0: any free port)" },
     { args: ['--nats-port', '70000'], env: {}, says: "--nats-port: '70000' is not a port number; allowed: 0 to 65535" },
     { args: ['--listen', 'foo'], env: {}, says: "--listen: 'foo' is not HOST:PORT (e.g. 127.0.0.1:50051, [::1]:50051)" },
+    // port 0 is some free port the launcher would not know: it waited 60 s for 127.0.0.1:0
+    { args: ['--listen', '127.0.0.1:0'], env: {}, says: "--listen: '127.0.0.1:0' is not HOST:PORT with a port from 1 to 65535" },
   ];
   for (const { args, env, says } of refusals) {
     it(`refuses ${args.join(' ') || Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} before it starts or makes anything, naming the setting and what it takes`, async function () {
