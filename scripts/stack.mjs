@@ -83,10 +83,14 @@ function checkPort({ value, from }) {
   if (!/^\d{1,5}$/.test(s) || Number(s) > 65535) fail(`${from}: '${s}' is not a port number; allowed: 0 to 65535 (0: any free port)`);
   return Number(s);
 }
-// The coordinator's own HOST:PORT rule (services/coordinator/config.ts), and a port that exists.
+// The coordinator's own HOST:PORT rule (services/coordinator/config.ts), and a port that
+// exists and is not 0: the launcher calls the coordinator at this address, and with port 0
+// it would listen on one nobody knows.
 function checkListen({ value, from }) {
   const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
-  if (!m || Number(m[2]) > 65535) fail(`${from}: '${value}' is not HOST:PORT (e.g. 127.0.0.1:50051, [::1]:50051)`);
+  if (!m) fail(`${from}: '${value}' is not HOST:PORT (e.g. 127.0.0.1:50051, [::1]:50051)`);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) fail(`${from}: '${value}' is not HOST:PORT with a port from 1 to 65535`);
   return value;
 }
 const dataDir = resolve(setting('--data', 'CISTERN_DATA', join(root, '.cistern')).value);
