@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { parseCommandArgs, splitGlobal, type OptionSpec } from '../../../cli/args.js';
 import { UsageError } from '../../../cli/errors.js';
-import { FakeApi, run } from './fake-api.js';
+import { FakeApi, pool, run } from './fake-api.js';
 
 const VOL_RESIZE: OptionSpec[] = [
   { name: 'vol', type: 'string', required: true, help: '' },
@@ -75,6 +75,47 @@ describe('cli argument parsing (virsh rules)', () => {
   it('a flag given a value is virsh\'s error', async () => {
     // virsh -c test:///default pool-list --name=x
     expect(await run(new FakeApi(), ['pool-list', '--name=x'])).to.deep.equal({ code: 1, stdout: '', stderr: "error: invalid '=' after option --name\n" });
+  });
+
+  // virsh's vshCommandParse: --help is an option only where an option can be (a token '--X', X an
+  // ASCII letter or digit, before '--' and not an option's value); the command line is parsed
+  // whole, unknown options included, and only then does --help replace the command with its help
+  it('--help given as data or as an option\'s value is that data, not a request for help', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'default')];
+    // virsh -c test:///default vol-delete -- --help default: error: failed to get vol '--help', exit 1
+    const afterDashes = await run(api, ['vol-delete', '--', '--help', 'default']);
+    expect(afterDashes.code).to.equal(1);
+    expect(afterDashes.stdout).not.to.contain('SYNOPSIS');
+    expect(afterDashes.stderr).to.contain("error: failed to get vol '--help'");
+    // virsh -c test:///default vol-info v1 --pool --help: error: failed to get pool '--help'
+    const asValue = await run(api, ['vol-info', 'v1', '--pool', '--help']);
+    expect(asValue.code).to.equal(1);
+    expect(asValue.stdout).not.to.contain('SYNOPSIS');
+    expect(asValue.stderr).to.contain("error: failed to get pool '--help'");
+    // the same inside one command line
+    const line = await run(api, ['echo -- --help']);
+    expect(line).to.deep.equal({ code: 0, stdout: '--help\n', stderr: '' });
+  });
+
+  it('--help with an unknown option or a value is virsh\'s error; with a required option missing it is the help', async () => {
+    // virsh pool-list --all --help --foo: error: command 'pool-list' doesn't support option --foo
+    expect(await run(new FakeApi(), ['pool-list', '--all', '--help', '--foo']))
+      .to.deep.equal({ code: 1, stdout: '', stderr: "error: command 'pool-list' doesn't support option --foo\n" });
+    // virsh pool-list --help=x: error: invalid '=' after option --help
+    expect(await run(new FakeApi(), ['pool-list', '--help=x']))
+      .to.deep.equal({ code: 1, stdout: '', stderr: "error: invalid '=' after option --help\n" });
+    const h = await run(new FakeApi(), ['vol-resize', '--pool', 'p', '--help']);
+    expect(h.code).to.equal(0);
+    expect(h.stdout).to.contain('vol-resize - resize a vol');
+  });
+
+  it('a token of two dashes and no letter or digit after them is data, as in virsh', () => {
+    const echo: OptionSpec[] = [{ name: 'shell', type: 'bool', help: '' }, { name: 'string', type: 'argv', help: '' }];
+    // virsh echo ---x --=x --é: prints '---x --=x --é'
+    expect(parseCommandArgs('echo', echo, ['---x', '--=x', '--\u00e9', '--shell']).rest).to.deep.equal(['---x', '--=x', '--\u00e9']);
+    const o = parseCommandArgs('vol-resize', VOL_RESIZE, ['---v', '1M']);
+    expect(o.strings.get('vol')).to.equal('---v');
   });
 
   it('repeats of global options before the command are allowed, the last value winning (virsh reads them with getopt)', () => {
