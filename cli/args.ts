@@ -31,6 +31,16 @@ export interface ParsedOptions {
   rest?: string[];
   /** The options whose spec is nonEmpty: str and req refuse an empty value of theirs. */
   nonEmpty?: Set<string>;
+  /** `--help` was given as an option (virsh's helpopt): the command is replaced by its help. */
+  help?: true;
+}
+
+/**
+ * virsh's test for an option token: two dashes, then an ASCII letter or digit. Anything else
+ * ('---x', '--=x', '--é') is data, as a name or a value.
+ */
+function isOptionToken(arg: string): boolean {
+  return arg.startsWith('--') && /^[A-Za-z0-9]$/.test(arg.charAt(2));
 }
 
 export function flag(opts: ParsedOptions, name: string): boolean {
@@ -76,6 +86,7 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
   const takesArgv = specs.some((s) => s.type === 'argv');
   const rest: string[] = [];
   let onlyPositional = false;
+  let help = false;
 
   const set = (spec: OptionSpec, value: string): void => {
     if (strings.has(spec.name)) throw new UsageError(`option --${spec.name} already seen`);
@@ -89,13 +100,20 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
       continue;
     }
     const short = SHORT_GLOBALS[arg];
-    if (!onlyPositional && (arg.startsWith('--') || short)) {
+    if (!onlyPositional && (isOptionToken(arg) || short)) {
       let name = short ?? arg.slice(2);
       let inline: string | undefined;
       const eq = name.indexOf('=');
       if (!short && eq >= 0) {
         inline = name.slice(eq + 1);
         name = name.slice(0, eq);
+      }
+      // virsh's helpopt, a flag of every command: noted here, acted on once the whole command has
+      // parsed (an unknown option after it is still an error); as a value or after '--' it is data
+      if (name === 'help' && !byName.has('help')) {
+        if (inline !== undefined) throw new UsageError(`invalid '=' after option --${name}`);
+        help = true;
+        continue;
       }
       const spec = byName.get(name);
       if (!spec) throw new UsageError(`command '${command}' doesn't support option --${name}`);
@@ -127,13 +145,16 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
     else throw new UsageError(`unexpected data '${arg}'`);
   }
 
+  const nonEmpty = new Set(specs.filter((s) => s.nonEmpty).map((s) => s.name));
+  const parsed: ParsedOptions = { bools, strings, ...(takesArgv ? { rest } : {}), ...(nonEmpty.size > 0 ? { nonEmpty } : {}) };
+  // virsh asks for no required option of a command whose help is asked for
+  if (help) return { ...parsed, help: true };
   // virsh's vshCommandCheckOpts: every missing one, in the command's order, one line each
   const missing = specs
     .filter((spec) => spec.required && spec.type === 'string' && !strings.has(spec.name))
     .map((spec) => `command '${command}' requires <${spec.name}> option`);
   if (missing.length > 0) throw new UsageError(missing[0]!, ...missing.slice(1));
-  const nonEmpty = new Set(specs.filter((s) => s.nonEmpty).map((s) => s.name));
-  return { bools, strings, ...(takesArgv ? { rest } : {}), ...(nonEmpty.size > 0 ? { nonEmpty } : {}) };
+  return parsed;
 }
 
 export interface GlobalSplit {
@@ -191,5 +212,6 @@ export function mergeOptions(before: ParsedOptions, after: ParsedOptions): Parse
     strings: new Map([...before.strings, ...after.strings]),
     ...(after.rest ? { rest: after.rest } : {}),
     ...(after.nonEmpty ? { nonEmpty: after.nonEmpty } : {}),
+    ...(after.help ? { help: after.help } : {}),
   };
 }

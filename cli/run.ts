@@ -169,8 +169,9 @@ function parseCommand(
   if (name === undefined || helpFlag) return { kind: 'help', topic: name, opts: globals };
   const command = findCommand(name);
   if (!command) throw new UsageError(`unknown command: '${name}'`);
-  if (rest.includes('--help')) return { kind: 'help', topic: command.name, opts: globals };
   const opts = mergeOptions(globals, parseCommandArgs(command.name, command.options, rest));
+  // virsh replaces a command given --help (as an option, not as data) by 'help COMMAND'
+  if (opts.help) return { kind: 'help', topic: command.name, opts };
   if (name === 'help') return { kind: 'help', topic: opts.strings.get('command'), opts };
   if (name === 'quit' || name === 'exit') return { kind: 'quit' };
   return { kind: 'command', command, opts, conn: connectionOptions(opts.strings, env) };
