@@ -110,6 +110,15 @@ describe('cli argument parsing (virsh rules)', () => {
     expect(h.stdout).to.contain('vol-resize - resize a vol');
   });
 
+  it('help ignores options and words it does not take, as virsh\'s does', async () => {
+    const expected = await run(new FakeApi(), ['help', 'pool-name']);
+    expect(expected.stdout).to.contain('pool-name - convert a pool UUID to pool name');
+    // virsh help --foo pool-name; virsh help pool-name extra: pool-name's help, exit 0
+    expect(await run(new FakeApi(), ['help', '--foo', 'pool-name'])).to.deep.equal(expected);
+    expect(await run(new FakeApi(), ['help', 'pool-name', 'extra'])).to.deep.equal(expected);
+    expect(await run(new FakeApi(), ['help pool-name --x=1 extra; echo ok'])).to.deep.equal({ ...expected, stdout: `${expected.stdout}ok\n` });
+  });
+
   it('a token of two dashes and no letter or digit after them is data, as in virsh', () => {
     const echo: OptionSpec[] = [{ name: 'shell', type: 'bool', help: '' }, { name: 'string', type: 'argv', help: '' }];
     // virsh echo ---x --=x --é: prints '---x --=x --é'
