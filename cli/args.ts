@@ -116,6 +116,8 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
         continue;
       }
       const spec = byName.get(name);
+      // virsh's help skips what it does not know ("Special case 'help' to ignore all spurious options")
+      if (!spec && command === 'help') continue;
       if (!spec) throw new UsageError(`command '${command}' doesn't support option --${name}`);
       if (spec.type === 'argv') {
         // virsh: `echo --string a b` names the first word; the rest follow as data
@@ -142,7 +144,7 @@ export function parseCommandArgs(command: string, specs: OptionSpec[], argv: str
     const next = positionalQueue.find((s) => !strings.has(s.name));
     if (next) set(next, arg);
     else if (takesArgv) rest.push(arg);
-    else throw new UsageError(`unexpected data '${arg}'`);
+    else if (command !== 'help') throw new UsageError(`unexpected data '${arg}'`);
   }
 
   const nonEmpty = new Set(specs.filter((s) => s.nonEmpty).map((s) => s.name));
