@@ -30,6 +30,18 @@ describe('cisternctl XML files (readXmlFile)', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  it('says open for a file that cannot be opened and read for one that opens but cannot be read, as virsh (virFileReadAll)', async () => {
+    // virsh pool-define /nonexistent: error: Failed to open file '/nonexistent': No such file or directory
+    const missing = join(dir, 'missing.xml');
+    const notThere = await readXmlFile(missing).then(() => undefined, (e: unknown) => e);
+    expect((notThere as Error).message).to.equal(`Failed to open file '${missing}': No such file or directory`);
+    // virsh pool-create /tmp: a directory opens (O_RDONLY), and read() fails:
+    // error: Failed to read file '/tmp': Is a directory
+    const directory = await readXmlFile(dir).then(() => undefined, (e: unknown) => e);
+    expect(directory).to.be.instanceOf(UsageError);
+    expect((directory as Error).message).to.equal(`Failed to read file '${dir}': Is a directory`);
+  });
+
   it('reads a UTF-8 file as its text', async () => {
     const file = join(dir, 'utf8.xml');
     writeFileSync(file, Buffer.from("<pool type='dir'><name>caf\u00e9</name></pool>\n", 'utf8'));
