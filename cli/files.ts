@@ -15,7 +15,9 @@ export async function readLocalFile(path: string, max: number, what: string): Pr
   try {
     data = await readFile(path);
   } catch (err) {
-    throw new UsageError(`Failed to open file '${path}': ${errnoText(err)}`);
+    // virFileReadAll's two messages: open() failed, or the file opened and read() failed (a directory)
+    const step = (err as NodeJS.ErrnoException).syscall === 'read' ? 'read' : 'open';
+    throw new UsageError(`Failed to ${step} file '${path}': ${errnoText(err)}`);
   }
   if (data.length > max) throw new UsageError(`File '${path}' is too large: at most ${max} ${what}`);
   return data;
