@@ -98,6 +98,17 @@ describe('cli shell commands', () => {
     expect((await run(api, ['quit', 'now'])).stderr).to.equal("error: unexpected data 'now'\n");
     expect((await run(api, ['exit'])).code).to.equal(0);
   });
+
+  it('an empty command line is an error, not a session reading stdin', async () => {
+    // `cisternctl "$CMD"` with CMD empty, in a `while read` loop: a session would run the loop's
+    // remaining input as commands. virsh '' exits 1 at once, printing nothing (vshCommandStringParse
+    // refuses an empty string); one of blanks only is a line with no command, exit 0.
+    const api = new FakeApi(['a']);
+    expect(await run(api, [''], { stdin: 'pool-delete default\n' })).to.deep.equal({ code: 1, stdout: '', stderr: '' });
+    expect(await run(api, ['-q', ''], { stdin: 'pool-delete default\n' })).to.deep.equal({ code: 1, stdout: '', stderr: '' });
+    expect(await run(api, [' '], { stdin: 'pool-delete default\n' })).to.deep.equal({ code: 0, stdout: '', stderr: '' });
+    expect(api.calls).to.deep.equal([]);
+  });
 });
 
 describe('cli sessions share connections', () => {
