@@ -41,6 +41,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.stdout.write(versionText(split.version));
       return 0;
     }
+    // virsh refuses an empty command line (vshCommandStringParse) with exit status 1 and no
+    // word: `cisternctl "$CMD"` with CMD empty is not a session that would run stdin's lines
+    if (split.command === '' && split.rest.length === 0) return 1;
     // virsh: one argument is a whole command line ('cmd1 a; cmd2 b'); no command at all means
     // an interactive session, its commands on stdin, a line at a time
     if (split.command !== undefined && split.rest.length === 0 && isCommandLine(split.command)) {
