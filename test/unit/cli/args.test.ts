@@ -163,4 +163,15 @@ describe('cli argument parsing (virsh rules)', () => {
     expect(s.globals.bools.has('quiet')).to.equal(true);
     expect(() => splitGlobal(['--nope', 'pool-list'])).to.throw(UsageError);
   });
+
+  it('-- ends the global options, as virsh\'s getopt reads it', async () => {
+    // virsh -q -- pool-list --name: the command runs
+    const s = splitGlobal(['-q', '--', 'pool-list', '--name']);
+    expect(s.command).to.equal('pool-list');
+    expect(s.rest).to.deep.equal(['--name']);
+    expect(s.globals.bools.has('quiet')).to.equal(true);
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'default')];
+    expect(await run(api, ['--', 'pool-list', '--name'])).to.deep.equal({ code: 0, stdout: 'default             \n\n', stderr: '' });
+  });
 });
