@@ -186,6 +186,11 @@ export function splitGlobal(argv: string[]): GlobalSplit {
       const version = arg === '-V' || arg === '--version=long' ? 'long' : 'short';
       return { globals: { bools, strings }, rest: [], help, version };
     }
+    // getopt's end of options: the command is the next word
+    if (arg === '--') {
+      i++;
+      break;
+    }
     if (!arg.startsWith('-') || arg === '-' ) break;
     let name = SHORT_GLOBALS[arg] ?? (arg.startsWith('--') ? arg.slice(2) : '');
     let inline: string | undefined;
