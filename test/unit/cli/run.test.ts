@@ -911,6 +911,8 @@ describe('cisternctl (runCli with a fake server)', () => {
     const cases: Array<[string[], string]> = [
       [['pool-list', '--type', ''], "error: Failed to get option 'type': Option argument is empty\n"],
       [['pool-list', '--type', 'dir,'], "error: Invalid pool type ''; allowed: dir, fs, netfs, logical, disk, iscsi, iscsi-direct, scsi, mpath\n"],
+      // vshStringToArray: ',,' stands for a comma in the word, not an empty word between two
+      [['pool-list', '--type', 'dir,,logical'], "error: Invalid pool type 'dir,logical'; allowed: dir, fs, netfs, logical, disk, iscsi, iscsi-direct, scsi, mpath\n"],
       [['vol-create-as', 'default', 'n', '1M', '--format', ''], "error: Failed to get option 'format': Option argument is empty\n"],
       [['vol-create-as', 'default', 'n', '1M', '--backing-vol-format', ''], "error: Failed to get option 'backing-vol-format': Option argument is empty\n"],
       [['vol-wipe', 'v1', 'default', '--algorithm', ''], "error: Failed to get option 'algorithm': Option argument is empty\n"],
