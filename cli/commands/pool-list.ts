@@ -8,6 +8,7 @@ import { toJson } from '../format/json.js';
 import { sortByName } from '../format/order.js';
 import { isActive, LIBVIRT_ONLY_TYPE_WORDS, parsePoolType, poolJson, renderPoolList, renderPoolNames } from '../format/pool.js';
 import { displayPool, fleetIsMultiHost, listAllPools, poolHost, poolShortName } from '../resolve.js';
+import { splitCommas } from './shell.js';
 
 export interface PoolFilter {
   host?: string;
@@ -33,8 +34,9 @@ export function poolFilter(opts: ParsedOptions): PoolFilter {
   if (autostart !== noAutostart) f.autostart = autostart;
   const type = str(opts, 'type');
   if (type !== undefined) {
-    // every word is checked, as virsh does: `dir,` is `Invalid pool type ''`
-    const words = type.split(',');
+    // every word is checked, as virsh does: `dir,` is `Invalid pool type ''`; split as virsh's
+    // vshStringToArray splits, where ',,' is a comma within a word
+    const words = splitCommas(type);
     f.types = words.filter((t) => !LIBVIRT_ONLY_TYPE_WORDS.includes(t)).map(parsePoolType);
     f.matchesNothing = words.length > 0 && f.types.length === 0;
   }
