@@ -87,11 +87,15 @@ export const poolEvent: Command = {
     { name: 'json', type: 'bool', help: 'print each event as one line of JSON' },
   ],
   async run(ctx) {
+    const json = flag(ctx.opts, 'json');
     if (flag(ctx.opts, 'list')) {
-      ctx.print(EVENT_CLASSES.map((c) => `${c}\n`).join(''));
+      // --json is JSON and nothing else, here as for the events: one line, one array
+      if (json) {
+        ctx.setMachineOutput();
+        ctx.print(toJson(EVENT_CLASSES, 0));
+      } else ctx.print(EVENT_CLASSES.map((c) => `${c}\n`).join(''));
       return;
     }
-    const json = flag(ctx.opts, 'json');
     const loop = flag(ctx.opts, 'loop');
     const stamp = flag(ctx.opts, 'timestamp');
     const eventWord = str(ctx.opts, 'event');
