@@ -452,6 +452,30 @@ describe('dir pools end to end (nats-server, coordinator, agents a and b)', func
       expect(xml.xml).to.contain("<format type='qcow2'/>").and.to.contain(`<path>${path}</path>`);
     });
 
+
+    it("reaches a file named with a leading '-' that pool-refresh lists, as libvirt; creating such a name stays refused", async () => {
+      const api = ctx.stack.api;
+      const path = join(poolPath('a', 'vols'), '--dash.img');
+      writeFileSync(path, Buffer.alloc(64 * 1024, 7));
+      await api.refreshPool({ name: parent, requestId: '' });
+      const found: Volume = await api.getVolume({ name: volName('--dash.img'), refresh: false });
+      expect(found.definition!.key).to.equal(path);
+      expect((await api.lookupVolume({ host: 'a', key: '', path })).name).to.equal(volName('--dash.img'));
+      expect(await api.getVolumeXml({ name: volName('--dash.img'), refresh: false })).to.have.property('xml').that.contains(`<path>${path}</path>`);
+      expect(await download(ctx.stack, volName('--dash.img'), 0n, 16n)).to.deep.equal(Buffer.alloc(16, 7));
+      await upload(ctx.stack, volName('--dash.img'), Buffer.alloc(16, 9));
+      await api.wipeVolume({ name: volName('--dash.img'), algorithm: WipeAlgorithm.WIPE_ALGORITHM_ZERO, requestId: '' });
+      await api.resizeVolume({ name: volName('--dash.img'), capacity: 128n * 1024n, allocate: false, delta: false, shrink: false, requestId: '' });
+      expect(statSync(path).size).to.equal(128 * 1024);
+      const clone = await api.cloneVolume({ parent, source: volName('--dash.img'), definition: volume('from-dash.img', 0n, 'raw', { capacity: undefined }), xml: '', preallocMetadata: false, reflink: false, requestId: '', validate: false });
+      expect(clone.name).to.equal(volName('from-dash.img'));
+      await api.deleteVolume({ name: volName('from-dash.img'), requestId: '' });
+      await api.deleteVolume({ name: volName('--dash.img'), requestId: '' });
+      expect(existsSync(path)).to.equal(false);
+
+      await expectCode(api.createVolume({ parent, definition: volume('-new.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '', validate: false }), status.INVALID_ARGUMENT, /starts with '-'/);
+      expect(existsSync(join(poolPath('a', 'vols'), '-new.img'))).to.equal(false);
+    });
     it('refreshes the whole pool after an upload, as libvirt does: VOLUME_UPLOADED, then POOL_REFRESHED', async () => {
       await ctx.stack.api.createVolume({ parent, definition: volume('up-ev.img', MiB, 'raw'), xml: '', preallocMetadata: false, requestId: '', validate: false });
       const w = watch(ctx.stack.client, { pools: [parent] });
