@@ -15,17 +15,35 @@ const CONTROL_OR_LONE_SURROGATE = /[\x00-\x1f\x7f-\x9f]|[\uD800-\uDFFF]/u;
 
 /** A pool, volume or host name: one path component that cannot escape or look like an option. */
 export function checkObjectName(name: string, field: string, what = 'name'): void {
-  let problem: string | undefined;
-  if (typeof name !== 'string' || name.length === 0) problem = 'is empty';
-  // file systems count a name's bytes (NAME_MAX), not its characters
-  else if (Buffer.byteLength(name, 'utf8') > MAX_NAME_LENGTH) problem = `is ${Buffer.byteLength(name, 'utf8')} bytes long`;
-  else if (name.includes('/')) problem = "contains '/'";
-  else if (name === '.' || name === '..') problem = 'is reserved (the directory itself or its parent)';
-  else if (CONTROL_OR_LONE_SURROGATE.test(name)) problem = 'contains a control character or an unpaired surrogate';
-  else if (name.startsWith('-')) problem = "starts with '-'";
+  const problem = nameProblem(name) ?? (name.startsWith('-') ? "starts with '-'" : undefined);
+  if (problem) throw new InvalidArgumentError(field, `${what} '${printable(String(name ?? ''))}' ${problem}; allowed: ${NAME_RULE}`);
+}
+
+/**
+ * The name of a volume that may already be there: checkObjectName without its leading '-'
+ * rule. A refresh lists a file such as `-x` that someone put in a dir pool, as libvirt does,
+ * and it must then be reachable like any other (info, download, wipe, delete); its path is
+ * absolute, so it never reaches a command as an option. New names keep the rule.
+ */
+export function checkExistingVolumeName(name: string, field: string): void {
+  const problem = nameProblem(name);
   if (problem) {
-    throw new InvalidArgumentError(field, `${what} '${printable(String(name ?? ''))}' ${problem}; allowed: ${NAME_RULE}`);
+    throw new InvalidArgumentError(field, `volume name '${printable(String(name ?? ''))}' ${problem}; allowed: ${EXISTING_NAME_RULE}`);
   }
+}
+
+const EXISTING_NAME_RULE = `1-${MAX_NAME_LENGTH} bytes of UTF-8, no '/', not '.' or '..', no control characters`;
+
+/** What makes `name` no single path component of printable UTF-8, or undefined. */
+function nameProblem(name: string): string | undefined {
+  if (typeof name !== 'string' || name.length === 0) return 'is empty';
+  // file systems count a name's bytes (NAME_MAX), not its characters
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes > MAX_NAME_LENGTH) return `is ${bytes} bytes long`;
+  if (name.includes('/')) return "contains '/'";
+  if (name === '.' || name === '..') return 'is reserved (the directory itself or its parent)';
+  if (CONTROL_OR_LONE_SURROGATE.test(name)) return 'contains a control character or an unpaired surrogate';
+  return undefined;
 }
 
 /**

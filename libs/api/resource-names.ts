@@ -1,6 +1,6 @@
 // Resource names (AIP-122): hosts/{host}/pools/{pool}/volumes/{volume}.
 import { InvalidArgumentError } from '../errors/errors.js';
-import { checkHostId, checkObjectName, printable } from './names.js';
+import { checkExistingVolumeName, checkHostId, checkObjectName, printable } from './names.js';
 
 export { printable };
 
@@ -44,6 +44,7 @@ export function parseVolumeName(value: string, field = 'name'): VolumeRef {
   }
   checkHostId(parts[1]!, field);
   checkObjectName(parts[3]!, field, 'pool name');
-  checkObjectName(parts[5]!, field, 'volume name');
+  // a volume a name refers to may have any name a refresh lists (a new one is checked where it is made)
+  checkExistingVolumeName(parts[5]!, field);
   return { host: parts[1]!, pool: parts[3]!, volume: parts[5]! };
 }

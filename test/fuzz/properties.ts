@@ -44,7 +44,12 @@ const CONTROL = /[\x00-\x1f\x7f]/;
 
 /** What libs/api/names.ts promises a valid object name is. */
 export function nameIsValid(name: string): boolean {
-  return name.length > 0 && name.length <= 255 && !name.includes('/') && name !== '.' && name !== '..' && !CONTROL.test(name) && !name.startsWith('-');
+  return existingVolumeNameIsValid(name) && !name.startsWith('-');
+}
+
+/** What a volume already there may be named (checkExistingVolumeName): a leading '-' too. */
+export function existingVolumeNameIsValid(name: string): boolean {
+  return name.length > 0 && name.length <= 255 && !name.includes('/') && name !== '.' && name !== '..' && !CONTROL.test(name);
 }
 
 /** Hostile strings: path tricks, options, control characters, unicode, long ones, plus arbitrary text. */
@@ -105,7 +110,7 @@ export async function fuzzValidators(numRuns: number): Promise<void> {
         const pool = refusedOr('parsePoolName', () => parsePoolName(value));
         if (pool && !nameIsValid(pool.pool)) throw new Error(`pool name ${JSON.stringify(pool.pool)} accepted`);
         const vol = refusedOr('parseVolumeName', () => parseVolumeName(value));
-        if (vol && (!nameIsValid(vol.volume) || !nameIsValid(vol.pool))) throw new Error(`volume name ${JSON.stringify(vol.volume)} accepted`);
+        if (vol && (!existingVolumeNameIsValid(vol.volume) || !nameIsValid(vol.pool))) throw new Error(`volume name ${JSON.stringify(vol.volume)} accepted`);
       }
       const secretName = refusedOr('parseSecretName', () => parseSecretName(name));
       if (secretName && !/^[0-9a-f-]{36}$/.test(secretName)) throw new Error(`secret name ${secretName} accepted`);
@@ -308,7 +313,10 @@ export async function fuzzAgentDirPool(numRuns: number, base: string): Promise<v
         await dispatch(ctx, 'refreshPool', AgentRequest.fromPartial({ principal: 'fuzz', pool, op: { $case: 'refreshPool', value: { name: 'hosts/h/pools/p' } } }));
         runner.calls.length = 0;
         // the coordinator's checks run first on the real path: malformed input stops there
-        const badName = !nameIsValid(c.name) || (c.op === 'clone' && !nameIsValid(c.source));
+        // a new volume's name (create, clone) is held to the full rule; one that may exist already
+        // (delete, wipe, resize, a clone's source) may start with '-', as a refresh lists it
+        const badName =
+          c.op === 'create' || c.op === 'clone' ? !nameIsValid(c.name) || (c.op === 'clone' && !existingVolumeNameIsValid(c.source)) : !existingVolumeNameIsValid(c.name);
         const badSize = (c.op === 'create' || c.op === 'resize') && (c.capacity < 0n || c.capacity > MAX_SIZE);
         const checked = await refusedOrAsync(`coordinator checks of ${c.op}`, () => coordinatorChecks(pool, c));
         if ((badName || badSize) && checked !== undefined) throw new Error(`malformed ${c.op} ${JSON.stringify(c.name)} passed the coordinator's checks`);

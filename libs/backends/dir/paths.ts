@@ -6,7 +6,7 @@ import { open, readlink, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, normalize } from 'node:path';
 import type { PoolDefinition, VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../errors/errors.js';
-import { checkAbsolutePath, checkObjectName, printable } from '../../api/names.js';
+import { checkAbsolutePath, checkExistingVolumeName, checkObjectName, printable } from '../../api/names.js';
 import { fsError } from '../fs-errors.js';
 import { openPoolDirectory, openPoolDirectoryDirect } from './pool-directory.js';
 import { FILE_POOL_TYPES, onLocalFilesystem } from '../pool-kinds.js';
@@ -27,10 +27,19 @@ export function pathIn(directory: string, name: string): string {
   return directory === '/' ? `/${name}` : `${directory}/${name}`;
 }
 
-/** target + '/' + name, the path libvirt gives a volume of a dir pool; the name is checked. */
+/**
+ * target + '/' + name, the path libvirt gives a volume of a dir pool; the name is checked as
+ * one path component, of a volume that may be there already (newVolumePath for one to make).
+ */
 export function volumePath(pool: PoolDefinition, name: string, field = 'volume.name'): string {
-  checkObjectName(name, field, 'volume name');
+  checkExistingVolumeName(name, field);
   return pathIn(poolTarget(pool), name);
+}
+
+/** volumePath of a volume to make: its name also may not start with '-' (checkObjectName). */
+export function newVolumePath(pool: PoolDefinition, name: string, field = 'volume.name'): string {
+  checkObjectName(name, field, 'volume name');
+  return volumePath(pool, name, field);
 }
 
 /** A volume opened after poolVolumeDescriptor's check: its descriptor and real path. */
@@ -125,7 +134,7 @@ export const writableVolume = poolVolumeDescriptor;
  */
 export function sourceVolumePath(source: { pool: PoolDefinition; volume: VolumeDefinition }): string {
   if (FILE_POOL_TYPES.has(source.pool.type)) return volumePath(source.pool, source.volume.name, 'source.name');
-  checkObjectName(source.volume.name, 'source.name', 'volume name');
+  checkExistingVolumeName(source.volume.name, 'source.name');
   return checkAbsolutePath(source.volume.target?.path ?? '', 'source.target.path');
 }
 

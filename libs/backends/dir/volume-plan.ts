@@ -11,7 +11,7 @@ import type { CreateVolOptions, PoolContext } from '../backend.js';
 import { KNOWN_FORMATS } from '../format-probe.js';
 import { fsError } from '../fs-errors.js';
 import { DEFAULT_VOL_MODE, wantedOwner } from '../stat-fields.js';
-import { checkBackingPath, volumePath } from './paths.js';
+import { checkBackingPath, newVolumePath } from './paths.js';
 import { onLocalFilesystem } from '../pool-kinds.js';
 
 /** Formats a dir pool can create (qemu-img's writable drivers; iso is created as raw). */
@@ -37,7 +37,7 @@ export interface ResolvedCreate {
  * features); refuses what cannot be built and writes nothing.
  */
 export async function planVolume(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
-  const path = volumePath(ctx.pool, volume.name);
+  const path = newVolumePath(ctx.pool, volume.name);
   const t = volume.target;
   const format = (t?.format || 'raw').toLowerCase();
   if (!(KNOWN_FORMATS as readonly string[]).includes(format)) {
@@ -135,7 +135,7 @@ export async function planVolume(ctx: PoolContext, volume: VolumeDefinition): Pr
 
 /** The path, format, sizes, mode and owner of a checked volume's new file; a target path other than the one the pool gives is refused. */
 export function resolveCreate(ctx: PoolContext, volume: VolumeDefinition): ResolvedCreate {
-  const path = volumePath(ctx.pool, volume.name);
+  const path = newVolumePath(ctx.pool, volume.name);
   if (volume.target?.path && normalize(volume.target.path) !== path) {
     throw new InvalidArgumentError('volume.target.path', `path '${printable(volume.target.path, 200)}' is not '${printable(path, 200)}', the only path a dir pool gives volume '${printable(volume.name)}'`);
   }

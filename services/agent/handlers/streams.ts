@@ -5,7 +5,7 @@ import type { AgentOpValue } from '../../../libs/bus/agent-rpc.js';
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind } from '../../../libs/proto/cistern/v1/storage.js';
 import { InternalError, InvalidArgumentError } from '../../../libs/errors/errors.js';
-import { checkObjectName } from '../../../libs/api/names.js';
+import { checkExistingVolumeName } from '../../../libs/api/names.js';
 import { acceptUpload, IDLE_TIMEOUT_MS, serveDownload, type UploadResult } from '../../../libs/bus/streams.js';
 import {
   actorOf,
@@ -27,7 +27,7 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
   if (!ctx.nc) throw new InternalError('upload needs the bus connection');
   const nc = ctx.nc;
   const def = requestPool(request);
-  checkObjectName(op.volume, 'volume', 'volume name');
+  checkExistingVolumeName(op.volume, 'volume');
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);
   requireOperation(backend, 'uploadVol', 'uploading to a volume');
@@ -116,7 +116,7 @@ async function waitAtMost<T>(work: Promise<T>, ms: number): Promise<T | undefine
 export async function downloadBegin(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'downloadBegin'>): Promise<AgentReply> {
   if (!ctx.nc) throw new InternalError('download needs the bus connection');
   const def = requestPool(request);
-  checkObjectName(op.volume, 'volume', 'volume name');
+  checkExistingVolumeName(op.volume, 'volume');
   if (!op.deliverSubject) throw new InvalidArgumentError('deliver_subject', 'a subject to deliver the data to is required');
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { checkAbsolutePath, checkAbsolutePathFully, checkHostId, checkObjectName, checkSize, MAX_SIZE } from '../../../libs/api/names.js';
+import { checkAbsolutePath, checkAbsolutePathFully, checkExistingVolumeName, checkHostId, checkObjectName, checkSize, MAX_SIZE } from '../../../libs/api/names.js';
 import { parseHostName, parsePoolName, parseVolumeName, poolName, volumeName } from '../../../libs/api/resource-names.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 
@@ -37,6 +37,15 @@ describe('object names', () => {
       expect(err.message).not.to.match(/[\uD800-\uDFFF]/u);
     });
   }
+
+  it("takes a leading '-' in the name of a volume that may exist already, and nothing else checkObjectName refuses", () => {
+    expect(() => checkExistingVolumeName('-rf', 'name')).not.to.throw();
+    expect(() => parseVolumeName('hosts/a/pools/p/volumes/--x')).not.to.throw();
+    expect(refusal(() => parsePoolName('hosts/a/pools/-p')).message).to.contain("starts with '-'");
+    for (const bad of ['', '../x', '..', 'a\nb', 'x'.repeat(300)]) {
+      expect(refusal(() => checkExistingVolumeName(bad, 'volume')).message).to.match(/^volume: volume name .*; allowed: .*no control characters$/s);
+    }
+  });
 
   it('echoes a long name cut between characters, never inside a surrogate pair', () => {
     const err = refusal(() => checkObjectName('😀'.repeat(200), 'volume.name', 'volume name'));
