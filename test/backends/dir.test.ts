@@ -400,6 +400,29 @@ describe('dir backend with real qemu-img', function () {
       expect(top['backing-filename']).to.equal('v.qcow2');
     });
 
+    it('resize with allocate to the same or a smaller capacity allocates [0, capacity), as libvirt virFileResize does', async () => {
+      // `vol-resize V <its capacity> --allocate` is how libvirt users allocate a sparse
+      // volume in place: virFileResize allocates [0, capacity) whatever the old size
+      await create(vol('thin.raw', 'raw', 8n * MiB, { allocation: 0n }));
+      const payload = randomBytes(64 * 1024);
+      await backend.uploadVol(ctx, vol('thin.raw', ''), MiB, BigInt(payload.length), chunks(payload, payload.length));
+      expect((await backend.refreshVol(ctx, vol('thin.raw', ''))).allocation! < MiB).to.equal(true);
+
+      await backend.resizeVol(ctx, vol('thin.raw', ''), 8n * MiB, { allocate: true, delta: false, shrink: false });
+      const same = await backend.refreshVol(ctx, vol('thin.raw', ''));
+      expect(same.capacity).to.equal(8n * MiB);
+      expect(same.allocation).to.equal(8n * MiB);
+
+      await backend.resizeVol(ctx, vol('thin.raw', ''), 8n * MiB, { allocate: false, delta: false, shrink: false });
+      execFileSync('fallocate', ['--punch-hole', '-o', String(4n * MiB), '-l', String(4n * MiB), join(target, 'thin.raw')]);
+      await backend.resizeVol(ctx, vol('thin.raw', ''), 6n * MiB, { allocate: true, delta: false, shrink: true });
+      const shrunk = await backend.refreshVol(ctx, vol('thin.raw', ''));
+      expect(shrunk.capacity).to.equal(6n * MiB);
+      expect(shrunk.allocation).to.equal(6n * MiB);
+      const back = await collect(backend.downloadVol(ctx, vol('thin.raw', ''), MiB, BigInt(payload.length)));
+      expect(back.equals(payload), 'the data is kept').to.equal(true);
+    });
+
     describe('resize of LUKS-encrypted volumes: qemu-img unlocks them with the passphrase', function () {
       // every unlock runs the key slot's PBKDF, calibrated at create to 2 s of CPU time
       this.timeout(300_000);
