@@ -131,15 +131,30 @@ async function resizeOpened(
   }
 }
 
-/** A raw file truncated to `capacity`; with `allocate`, its blocks allocated up to it first. */
+/** A raw file truncated to `capacity`; with `allocate`, its blocks up to it allocated first. */
 async function resizeRawFile(ctx: PoolContext, opened: CheckedVolume, capacity: bigint, allocateBlocks: boolean, fallocate: string): Promise<void> {
   const { fh, stat, fdPath } = opened;
   try {
-    if (capacity > stat.size && allocateBlocks) await growAllocated(ctx, fh, stat, fdPath, capacity, fallocate);
-    else await fh.truncate(Number(capacity));
+    if (!allocateBlocks) await fh.truncate(Number(capacity));
+    else if (capacity > stat.size) await growAllocated(ctx, fh, stat, fdPath, capacity, fallocate);
+    else await allocateBelow(ctx, fh, stat, fdPath, capacity, fallocate);
   } catch (err) {
     throw fsError(err, 'resize', opened.path);
   }
+}
+
+/**
+ * An allocating resize to the same or a smaller size: libvirt's virFileResize allocates
+ * [0, capacity) whatever the old size, so `vol-resize V <its capacity> --allocate` fills a
+ * sparse volume's holes, and an allocating shrink leaves it fully allocated. The holes are
+ * allocated before the size is cut, as libvirt does: a failed allocation leaves the volume
+ * as it was. A file without holes has nothing to allocate (and a filesystem without
+ * fallocate is not asked to).
+ */
+async function allocateBelow(ctx: PoolContext, fh: FileHandle, opened: BigIntStats, fdPath: string, capacity: bigint, fallocate: string): Promise<void> {
+  if (capacity > 0n && opened.isFile() && opened.blocks * 512n < opened.size) await fallocateRange(ctx, fdPath, capacity, fallocate);
+  await fh.truncate(Number(capacity));
+  await fh.sync();
 }
 
 /**
