@@ -603,6 +603,19 @@ describe('dir backend with real qemu-img', function () {
       await backend.deleteVol(ctx, v);
     });
 
+    it('a resize of a format qemu-img cannot resize (vmdk, vdi, vpc) is UNIMPLEMENTED naming the format, not INTERNAL with a /proc path', async () => {
+      for (const format of ['vmdk', 'vdi', 'vpc']) {
+        const v = await create(vol(`fixed.${format}`, format, MiB));
+        const before = readFileSync(join(target, v.name));
+        const err = await rejects(backend.resizeVol(ctx, v, 2n * MiB, { allocate: false, delta: false, shrink: false }));
+        expect(err.code, `${format}: ${err.message}`).to.equal('UNIMPLEMENTED');
+        expect(err.message, format).to.contain(`resizing ${format} volumes is not supported`);
+        expect(err.message, format).to.not.match(/\/proc\/|json:/);
+        expect(readFileSync(join(target, v.name)).equals(before), `${format} unchanged`).to.equal(true);
+        await backend.deleteVol(ctx, v);
+      }
+    });
+
     it('a missing backing file is FAILED_PRECONDITION and nothing is created', async () => {
       const before = snapshot();
       const err = await rejects(create(vol('orphan.qcow2', 'qcow2', MiB, { backingStore: { path: join(target, 'nope'), format: 'raw', permissions: undefined, timestamps: undefined } })));
