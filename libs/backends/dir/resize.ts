@@ -127,8 +127,19 @@ async function resizeOpened(
   try {
     await ctx.runner.run(qemuImgResizeArgv(qemuDescriptorTarget(format, opened.fdPath), abs, abs < curCap, tools.qemuImg), { signal: ctx.signal });
   } catch (err) {
+    if (err instanceof CommandFailedError && /does not support resize/.test(err.stderr)) throw formatNotResizable(format, err);
     throw commandError(err, { field: 'capacity', bytes: abs });
   }
+}
+
+/**
+ * qemu-img has no resize for this format (vmdk, vdi, vpc, qcow, ...): the refusal names the
+ * format, not the json: target of a /proc descriptor path qemu-img was given. Which formats
+ * resize is qemu-img's to say (its answer is read, not a list kept here); of those a dir pool
+ * creates, qemu-img 7.2 resizes raw, qcow2 and qed, which the message names as the way out.
+ */
+function formatNotResizable(format: string, err: CommandFailedError): UnimplementedError {
+  return new UnimplementedError(`resizing ${format} volumes is not supported: qemu-img cannot resize the ${format} format (it resizes raw, qcow2 and qed)`, err.details);
 }
 
 /** A raw file truncated to `capacity`; with `allocate`, its blocks up to it allocated first. */
