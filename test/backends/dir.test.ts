@@ -548,6 +548,27 @@ describe('dir backend with real qemu-img', function () {
       expect(after.equals(data.subarray(0, 256 * 1024))).to.equal(false);
     });
 
+    it('wipe zero of an allocated file writes zeros over its allocation, as libvirt: a qcow2 or 1000-byte raw file ends at its last block', async () => {
+      // libvirt's storageBackendWipeLocal writes vol->target.allocation bytes of zeros from 0:
+      // the partial last block of a file is zeroed to its end, so the file ends where its
+      // blocks end (scrub, for the other algorithms, does the same)
+      for (const v of [vol('tail.raw', 'raw', 1000n), vol('tail.qcow2', 'qcow2', MiB)]) {
+        await create(v);
+        const path = join(target, v.name);
+        const before = statSync(path);
+        const blocksEnd = before.blocks * 512;
+        expect(blocksEnd, `${v.name} ends inside a block`).to.be.greaterThan(before.size);
+        await backend.wipeVol(ctx, vol(v.name, ''), WipeAlgorithm.WIPE_ALGORITHM_ZERO);
+        const after = readFileSync(path);
+        expect(after.length, v.name).to.equal(blocksEnd);
+        expect(after.equals(Buffer.alloc(after.length)), `${v.name} reads as zeros`).to.equal(true);
+        const seen = await backend.refreshVol(ctx, vol(v.name, ''));
+        expect(seen.target?.format, v.name).to.equal('raw');
+        expect(seen.capacity, v.name).to.equal(BigInt(blocksEnd));
+        await backend.deleteVol(ctx, vol(v.name, ''));
+      }
+    });
+
     it('delete removes files and directory volumes; deleting a vanished volume is fine', async () => {
       await backend.deleteVol(ctx, vol('io-back.raw', ''));
       await backend.deleteVol(ctx, vol('subdir', ''));
