@@ -1,7 +1,7 @@
 // The data path of a dir pool's volumes: wipe, upload and download, in-process on the file
 // (libvirt's storageBackendVolWipeLocal, virStorageBackendVolUploadLocal / DownloadLocal);
 // multi-pass wipes run scrub as libvirt does. block-data.ts is the same for block volumes.
-import { constants as fsc } from 'node:fs';
+import { constants as fsc, type BigIntStats } from 'node:fs';
 import { WipeAlgorithm, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
 import { checkSize } from '../../api/names.js';
@@ -43,7 +43,7 @@ export async function wipeVolume(ctx: PoolContext, volume: VolumeDefinition, alg
         await fh.truncate(Number(st.size));
         ctx.progress?.(st.size, st.size);
       } else {
-        const size = statSize(st);
+        const size = zeroWipeLength(st);
         await zeroFill(fh, 0n, size, ctx, size);
       }
       await fh.datasync();
@@ -53,6 +53,19 @@ export async function wipeVolume(ctx: PoolContext, volume: VolumeDefinition, alg
   } finally {
     await fh.close().catch(() => undefined);
   }
+}
+
+/**
+ * How many bytes a zero wipe of an allocated file writes from 0: libvirt
+ * (storageBackendWipeLocal) writes the volume's allocation, so a file that ends inside a block
+ * (every qcow2 qemu-img makes, a 1000-byte raw volume) is zeroed to the end of its last block
+ * and then ends there, as scrub leaves it for the other algorithms. Never less than the size:
+ * every byte of the volume reads as zero afterwards.
+ */
+function zeroWipeLength(st: BigIntStats): bigint {
+  if (!st.isFile()) return statSize(st);
+  const allocated = st.blocks * 512n;
+  return allocated > st.size ? allocated : st.size;
 }
 
 /**
