@@ -423,6 +423,31 @@ describe('dir backend with real qemu-img', function () {
       expect(back.equals(payload), 'the data is kept').to.equal(true);
     });
 
+    it("an overlay grown past its old size reads zeros there, not its larger backing file's data, as qemu-img resize by libvirt leaves it", async () => {
+      // qemu zeroes the area a grown image exposes when its backing file reaches into it
+      // (BDRV_REQ_ZERO_WRITE): it must open the chain to know. Without it the guest reads
+      // the base's bytes past the overlay's old end
+      await create(vol('base16.raw', 'raw', 16n * MiB));
+      writeFileSync(join(target, 'base16.raw'), Buffer.alloc(16 * 1024 * 1024, 0xaa));
+      const over = await create(vol('over.qcow2', 'qcow2', 4n * MiB, { compat: '1.1', backingPath: join(target, 'base16.raw') }));
+      await backend.resizeVol(ctx, over, 16n * MiB, { allocate: false, delta: false, shrink: false });
+      expect(qemuInfo(join(target, 'over.qcow2'))['virtual-size']).to.equal(16 * 1024 * 1024);
+      const flat = join(root, 'over-flat.raw');
+      execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', join(target, 'over.qcow2'), flat]);
+      const bytes = readFileSync(flat);
+      rmSync(flat);
+      expect(bytes.subarray(0, 4 * 1024 * 1024).equals(Buffer.alloc(4 * 1024 * 1024, 0xaa)), 'the old area still reads the base').to.equal(true);
+      expect(bytes.subarray(4 * 1024 * 1024).equals(Buffer.alloc(12 * 1024 * 1024)), 'the grown area reads zeros').to.equal(true);
+
+      // a compat 0.10 image cannot say 'zeros' over a backing file: libvirt's resize fails, the image as it was
+      const old = await create(vol('over010.qcow2', 'qcow2', 4n * MiB, { compat: '0.10', backingPath: join(target, 'base16.raw') }));
+      const err = await rejects(backend.resizeVol(ctx, old, 16n * MiB, { allocate: false, delta: false, shrink: false }));
+      expect(err.code, err.message).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.contain("'over010.qcow2'");
+      expect(qemuInfo(join(target, 'over010.qcow2'))['virtual-size']).to.equal(4 * 1024 * 1024);
+      for (const name of ['over.qcow2', 'over010.qcow2', 'base16.raw']) await backend.deleteVol(ctx, vol(name, ''));
+    });
+
     describe('resize of LUKS-encrypted volumes: qemu-img unlocks them with the passphrase', function () {
       // every unlock runs the key slot's PBKDF, calibrated at create to 2 s of CPU time
       this.timeout(300_000);
