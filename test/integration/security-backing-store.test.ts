@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { expect } from 'chai';
-import { CloneVolumeRequest, CreatePoolRequest, CreateVolumeRequest, RefreshPoolRequest } from '../../libs/proto/cistern/v1/storage.js';
+import { CloneVolumeRequest, CreatePoolRequest, CreateVolumeRequest, RefreshPoolRequest, ResizeVolumeRequest } from '../../libs/proto/cistern/v1/storage.js';
 import { download, makeTempDir, upload, useStack } from '../support/index.js';
 import { expectCode } from '../support/grpc-expect.js';
 
@@ -103,6 +103,18 @@ describe('security: backing stores and clone sources stay inside the host pools'
       /inaccessible backing store volume .*mid': its backing chain names .*gone', which cannot be opened \(ENOENT\)/,
     );
     expect(existsSync(join(target, 'over-mid'))).to.equal(false);
+  });
+
+  it('refuses to grow an uploaded image whose header names a file outside (qemu-img would open its chain): PERMISSION_DENIED, the image unchanged; a shrink is not refused', async () => {
+    // 'abs' names the secret file (uploaded by the clone test above)
+    const before = await download(ctx.stack, `${pool}/volumes/abs`);
+    await expectCode(
+      ctx.stack.api.resizeVolume(ResizeVolumeRequest.fromPartial({ name: `${pool}/volumes/abs`, capacity: 4n << 20n })),
+      status.PERMISSION_DENIED,
+      /the backing file of 'abs' .* in none of the active pools of host 'a'/,
+    );
+    expect((await download(ctx.stack, `${pool}/volumes/abs`)).equals(before)).to.equal(true);
+    await ctx.stack.api.resizeVolume(ResizeVolumeRequest.fromPartial({ name: `${pool}/volumes/abs`, capacity: 512n << 10n, shrink: true }));
   });
 
   it('still builds and clones overlays whose chain stays in the pool, and the clone holds the base data', async () => {
