@@ -13,7 +13,7 @@ import type {
   WipeAlgorithm,
 } from '../proto/cistern/v1/storage.js';
 import type { CommandRunner } from './runner.js';
-import type { ImageChain } from './image-references.js';
+import type { AdmitFile, ImageChain } from './image-references.js';
 
 /** Every operation a backend may implement, each a method of StorageBackend of the same name. */
 export const BACKEND_OPERATIONS = [
@@ -112,6 +112,12 @@ export interface ResizeFlags {
   allocate: boolean;
   delta: boolean;
   shrink: boolean;
+  /**
+   * Admits each file of the volume's backing chain, which qemu-img opens to grow an overlay
+   * (image-references.ts, openImageChain): the agent's is its host's pools. Absent: every
+   * file, unchecked (the backend driven directly).
+   */
+  admitBacking?: AdmitFile;
 }
 
 /**

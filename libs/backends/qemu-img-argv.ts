@@ -118,10 +118,17 @@ export function qemuImgResizeArgv(path: string, capacity: bigint, shrink: boolea
   return [qemuImg, 'resize', ...(shrink ? ['--shrink'] : []), '--', path, String(rounded)];
 }
 
-/** A qemu image spec for an open descriptor (/proc/PID/fd/N) of a `format` image, its backing chain left closed. */
-export function qemuDescriptorTarget(format: string, fdPath: string): string {
-  return `json:${JSON.stringify({ driver: format, backing: null, file: { driver: 'file', filename: fdPath } })}`;
+/**
+ * A qemu image spec for an open descriptor (/proc/PID/fd/N) of a `format` image: its backing
+ * chain left closed, or the one given (qemuDescriptorChainNode, descriptors the agent opened
+ * and checked).
+ */
+export function qemuDescriptorTarget(format: string, fdPath: string, backing: QemuImageNode | null = null): string {
+  return `json:${JSON.stringify({ driver: format, backing, file: { driver: 'file', filename: fdPath } })}`;
 }
+
+/** One image of a qemu json: spec: its driver, its file, the image it is backed by. */
+export type QemuImageNode = Record<string, unknown>;
 
 /** One file of an image chain as qemu is to open it: through a descriptor it was handed. */
 export interface DescriptorLayer {
@@ -138,7 +145,12 @@ export interface DescriptorLayer {
  * file by a name a header holds, only /dev/fd/N, the files the agent opened and checked.
  */
 export function qemuDescriptorChain(layers: readonly DescriptorLayer[], firstFd: number): string {
-  let node: Record<string, unknown> | null = null;
+  return `json:${JSON.stringify(qemuDescriptorChainNode(layers, firstFd))}`;
+}
+
+/** qemuDescriptorChain's spec as the object it is, to be the backing of another image. */
+export function qemuDescriptorChainNode(layers: readonly DescriptorLayer[], firstFd: number): QemuImageNode {
+  let node: QemuImageNode | null = null;
   for (let i = layers.length - 1; i >= 0; i--) {
     const layer = layers[i]!;
     const file = { driver: layer.blockDevice ? 'host_device' : 'file', filename: `/dev/fd/${firstFd + i}` };
@@ -146,7 +158,7 @@ export function qemuDescriptorChain(layers: readonly DescriptorLayer[], firstFd:
     node = layer.format === 'raw' ? { driver: 'raw', file } : { driver: layer.format, backing: node, file };
   }
   if (!node) throw new RangeError('an image chain has at least one file');
-  return `json:${JSON.stringify(node)}`;
+  return node;
 }
 
 /** A qemu object id: letters, digits, '-', '.', '_', starting with a letter (qemu's id_wellformed). */

@@ -3,6 +3,7 @@
 // or qcow2 volumes, through qemu-img resize. Every write goes through a descriptor that
 // writableVolume opened and checked, qemu-img's included.
 import { constants as fsc, type BigIntStats } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import type { PoolDefinition, VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import {
@@ -16,7 +17,15 @@ import { MAX_SIZE, checkSize, printable } from '../../api/names.js';
 import type { PoolContext, ResizeFlags } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
-import { qemuDescriptorTarget, qemuImgResizeArgv, qemuImgResizeEncryptedArgv, qemuSecretAlias } from '../qemu-img-argv.js';
+import {
+  qemuDescriptorChainNode,
+  qemuDescriptorTarget,
+  qemuImgResizeArgv,
+  qemuImgResizeEncryptedArgv,
+  qemuSecretAlias,
+  type DescriptorLayer,
+} from '../qemu-img-argv.js';
+import { openImageChain, type ImageChain, type ImageLayer } from '../image-references.js';
 import { poolTarget, volumePath, writableVolume, type CheckedVolume } from './paths.js';
 import { isPloopDirectory, probeOpenedVolume } from './inspect.js';
 import { openPoolDirectoryDirect } from './pool-directory.js';
@@ -122,14 +131,56 @@ async function resizeOpened(
   }
   // qemu-img opens the file this agent opened and checked, not whatever the path holds by
   // then (the formats it cannot resize too: it says so, 'does not support resize', but
-  // by name it would probe a link to /etc/shadow as raw and resize that); without its backing
-  // chain, which it does not need to resize and could not find next to a /proc path
+  // by name it would probe a link to /etc/shadow as raw and resize that)
+  const chain = abs > curCap ? openGrownBacking(ctx.pool, volume.name, cur.probe.backingStore, flags) : undefined;
   try {
-    await ctx.runner.run(qemuImgResizeArgv(qemuDescriptorTarget(format, opened.fdPath), abs, abs < curCap, tools.qemuImg), { signal: ctx.signal });
+    const target = qemuDescriptorTarget(format, opened.fdPath, chain ? qemuDescriptorChainNode(chain.layers.map(descriptorLayer), FIRST_BACKING_FD) : null);
+    await ctx.runner.run(qemuImgResizeArgv(target, abs, abs < curCap, tools.qemuImg), { signal: ctx.signal, fds: chain?.layers.map((l) => l.fd) ?? [] });
   } catch (err) {
     if (err instanceof CommandFailedError && /does not support resize/.test(err.stderr)) throw formatNotResizable(format, err);
+    if (err instanceof CommandFailedError && /Failed to zero out new clusters/.test(err.stderr)) throw cannotZeroGrownArea(volume.name, curCap, err);
     throw commandError(err, { field: 'capacity', bytes: abs });
+  } finally {
+    chain?.close();
   }
+}
+
+/** The backing chain's descriptors are qemu-img's fds 3, 4 ... */
+const FIRST_BACKING_FD = 3;
+
+/**
+ * The backing chain of an overlay about to grow, opened (each file admitted) for qemu-img:
+ * where the base reaches past the overlay's old end, qemu makes the area the resize adds
+ * read as zeros (BDRV_REQ_ZERO_WRITE), so the guest does not see the base's bytes there, and
+ * it can only do so knowing the chain; libvirt runs qemu-img by name, the chain open. Its
+ * files are read from these descriptors, never by name. A chain that does not open whole is
+ * FAILED_PRECONDITION, as libvirt's qemu-img fails on it. A shrink needs no chain (backing:
+ * null), nor does an image without a backing file.
+ */
+function openGrownBacking(pool: PoolDefinition, name: string, backing: { raw: string; format: string } | undefined, flags: ResizeFlags): ImageChain | undefined {
+  if (!backing?.raw) return undefined;
+  const image = volumePath(pool, name);
+  // as qemu: a relative name is the image's directory's, appended as it is
+  const base = isAbsolute(backing.raw) ? backing.raw : `${image.slice(0, image.lastIndexOf('/') + 1)}${backing.raw}`;
+  return openImageChain(base, backing.format, flags.admitBacking ?? (() => undefined), `the backing file of '${printable(name)}'`, { wholeChain: true });
+}
+
+function descriptorLayer(l: ImageLayer): DescriptorLayer {
+  return { format: l.format, blockDevice: l.stat.isBlockDevice() };
+}
+
+/**
+ * A qcow2 of compat 0.10 has no zero clusters: where its base reaches past its old end,
+ * qemu-img cannot make the grown area read as zeros and refuses, the image unchanged (as
+ * libvirt 9.0's resize fails).
+ */
+function cannotZeroGrownArea(name: string, capacity: bigint, err: CommandFailedError): FailedPreconditionError {
+  return new FailedPreconditionError(
+    `cannot grow volume '${printable(name)}' past its capacity of ${capacity} bytes: its backing file reaches further, and the image cannot ` +
+      'make the added area read as zeros instead of the backing file\'s data (a qcow2 of compat 0.10 has no zero clusters; qemu-img: failed to zero out new clusters); ' +
+      'an overlay with compat 1.1 can grow',
+    err.details,
+  );
 }
 
 /**

@@ -549,7 +549,8 @@ export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op:
         : target();
     const pc = poolContext(ctx, pool.definition, actor, op.allocate ? { operation: 'resize', volume: name } : undefined);
     try {
-      await backend.resizeVol!(pc, vol.definition, capacity, { allocate: op.allocate, delta: false, shrink: op.shrink });
+      // an overlay that grows has qemu-img open its backing chain: only files of this host's pools
+      await backend.resizeVol!(pc, vol.definition, capacity, { allocate: op.allocate, delta: false, shrink: op.shrink, admitBacking: admitInHostPools(ctx.state) });
     } catch (err) {
       await rereadAfterFailure(ctx, pool, backend, pc, vol, actor);
       throw err;
