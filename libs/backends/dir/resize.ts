@@ -190,7 +190,11 @@ function cannotZeroGrownArea(name: string, capacity: bigint, err: CommandFailedE
  * creates, qemu-img 7.2 resizes raw, qcow2 and qed, which the message names as the way out.
  */
 function formatNotResizable(format: string, err: CommandFailedError): UnimplementedError {
-  return new UnimplementedError(`resizing ${format} volumes is not supported: qemu-img cannot resize the ${format} format (it resizes raw, qcow2 and qed)`, err.details);
+  const said = err.stderr.trim().split('\n').at(-1) ?? '';
+  return new UnimplementedError(
+    `resizing ${format} volumes is not supported: qemu-img cannot resize the ${format} format (${printable(said, 200)}); it resizes raw, qcow2 and qed`,
+    err.details,
+  );
 }
 
 /** A raw file truncated to `capacity`; with `allocate`, its blocks up to it allocated first. */
