@@ -103,6 +103,12 @@ describe('security: backing stores and clone sources stay inside the host pools'
       /inaccessible backing store volume .*mid': its backing chain names .*gone', which cannot be opened \(ENOENT\)/,
     );
     expect(existsSync(join(target, 'over-mid'))).to.equal(false);
+    // growing 'mid' has qemu-img open its chain, which does not open: libvirt's qemu-img fails too
+    await expectCode(
+      ctx.stack.api.resizeVolume(ResizeVolumeRequest.fromPartial({ name: `${pool}/volumes/mid`, capacity: 4n << 20n })),
+      status.FAILED_PRECONDITION,
+      /^cannot grow volume 'mid': inaccessible backing store volume '.*gone': it cannot be opened \(ENOENT\)/,
+    );
   });
 
   it('refuses to grow an uploaded image whose header names a file outside (qemu-img would open its chain): PERMISSION_DENIED, the image unchanged; a shrink is not refused', async () => {
