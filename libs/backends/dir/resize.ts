@@ -162,7 +162,13 @@ function openGrownBacking(pool: PoolDefinition, name: string, backing: { raw: st
   const image = volumePath(pool, name);
   // as qemu: a relative name is the image's directory's, appended as it is
   const base = isAbsolute(backing.raw) ? backing.raw : `${image.slice(0, image.lastIndexOf('/') + 1)}${backing.raw}`;
-  return openImageChain(base, backing.format, flags.admitBacking ?? (() => undefined), `the backing file of '${printable(name)}'`, { wholeChain: true });
+  try {
+    return openImageChain(base, backing.format, flags.admitBacking ?? (() => undefined), `the backing file of '${printable(name)}'`, { wholeChain: true });
+  } catch (err) {
+    // the chain's own words name the file that is missing, not the volume the user resizes
+    if (err instanceof FailedPreconditionError) err.message = `cannot grow volume '${printable(name)}': ${err.message}`;
+    throw err;
+  }
 }
 
 function descriptorLayer(l: ImageLayer): DescriptorLayer {
