@@ -558,6 +558,23 @@ describe('dir backend with real qemu-img', function () {
         expect(sha256(data.subarray(0, payload.length))).to.equal(sha256(payload));
         expect(data.subarray(payload.length).equals(Buffer.alloc(data.length - payload.length))).to.equal(true);
       });
+
+      it("a qcow2 + LUKS overlay grown past its old size reads zeros there, not its larger base's data", async () => {
+        writeFileSync(join(target, 'base-enc.raw'), Buffer.alloc(16 * 1024 * 1024, 0xaa));
+        const path = join(target, 'luks-over.qcow2');
+        const secret = ['--object', `secret,id=s0,file=${secretFile}`];
+        await runQemuImgCalibrated(runner, [
+          'qemu-img', 'create', '-q', '-f', 'qcow2', ...secret, '-b', join(target, 'base-enc.raw'), '-F', 'raw',
+          '-o', 'compat=1.1,encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', path, '4M',
+        ]);
+        const byPath = { ...ctx, secrets: new Map([[path, Buffer.from(PASS)]]) };
+        await backend.resizeVol(byPath, luks('luks-over.qcow2'), 16n * MiB, { allocate: false, delta: false, shrink: false });
+        expect(virtualSize('luks-over.qcow2', 'qcow2')).to.equal(16 * 1024 * 1024);
+        const data = decrypted('luks-over.qcow2', 'qcow2');
+        expect(data.subarray(0, 4 * 1024 * 1024).equals(Buffer.alloc(4 * 1024 * 1024, 0xaa)), 'the old area reads the base').to.equal(true);
+        expect(data.subarray(4 * 1024 * 1024).equals(Buffer.alloc(12 * 1024 * 1024)), 'the grown area reads zeros').to.equal(true);
+        for (const name of ['luks-over.qcow2', 'base-enc.raw']) await backend.deleteVol(ctx, vol(name, ''));
+      });
     });
 
     it('wipe zero leaves only zeros; scrub nnsa overwrites the data', async function () {
