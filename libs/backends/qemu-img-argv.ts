@@ -184,6 +184,8 @@ export interface QemuImgEncryptedResizeSpec {
   capacity: bigint;
   shrink: boolean;
   secret: { alias: string; file: string };
+  /** qcow2: the backing chain qemu-img is to open (a growing overlay's), else none (null) */
+  backing?: QemuImageNode | null;
 }
 
 /**
@@ -191,11 +193,11 @@ export interface QemuImgEncryptedResizeSpec {
  * with storageBackendCreateQemuImgSecretObject and storageBackendResizeQemuImgImageOpts), with
  * `--` before the positional arguments:
  *   raw:   qemu-img resize [--shrink] --object secret,id=A,file=F --image-opts -- driver=luks,key-secret=A,file.filename=PATH BYTES
- *   qcow2: qemu-img resize [--shrink] --object secret,id=A,file=F -- json:{qcow2, encrypt.key-secret=A, backing null, file PATH} BYTES
- * A qcow2 is named by a json: spec rather than --image-opts so that its backing chain stays
- * closed (as qemuDescriptorTarget: qemu-img needs none of it to resize, and could not find a
- * relative backing file next to a /proc path; --image-opts can only say so with the deprecated
- * `backing=`).
+ *   qcow2: qemu-img resize [--shrink] --object secret,id=A,file=F -- json:{qcow2, encrypt.key-secret=A, backing null or the chain, file PATH} BYTES
+ * A qcow2 is named by a json: spec rather than --image-opts so that its backing chain is what
+ * the agent opened (as qemuDescriptorTarget: the chain of a growing overlay, whose added area
+ * qemu makes read as zeros, else none: qemu-img could not find a relative backing file next to
+ * a /proc path; --image-opts can only say so with the deprecated `backing=`).
  */
 export function qemuImgResizeEncryptedArgv(spec: QemuImgEncryptedResizeSpec, qemuImg = 'qemu-img'): string[] {
   const rounded = divUp(spec.capacity, 512n) * 512n;
@@ -204,7 +206,7 @@ export function qemuImgResizeEncryptedArgv(spec: QemuImgEncryptedResizeSpec, qem
   if (spec.format === 'raw') {
     argv.push('--image-opts', '--', `driver=luks,key-secret=${alias},file.filename=${escapeComma(spec.path)}`);
   } else {
-    const image = { driver: 'qcow2', encrypt: { 'key-secret': alias }, backing: null, file: { driver: 'file', filename: spec.path } };
+    const image = { driver: 'qcow2', encrypt: { 'key-secret': alias }, backing: spec.backing ?? null, file: { driver: 'file', filename: spec.path } };
     argv.push('--', `json:${JSON.stringify(image)}`);
   }
   argv.push(String(rounded));

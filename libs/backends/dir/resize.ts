@@ -127,7 +127,15 @@ async function resizeOpened(
         `resize of ${format} images with '${cur.encryption?.format ?? ''}' encryption is not supported; only LUKS-encrypted raw and qcow2 volumes can be resized`,
       );
     }
-    return resizeEncrypted(ctx, volume, opened, format, abs, abs < curCap, tools.qemuImg);
+    const chain = abs > curCap ? openGrownBacking(ctx.pool, volume.name, cur.probe.backingStore, flags) : undefined;
+    try {
+      return await resizeEncrypted(ctx, volume, opened, format, abs, abs < curCap, tools.qemuImg, chain);
+    } catch (err) {
+      if (err instanceof CommandFailedError && /Failed to zero out new clusters/.test(err.stderr)) throw cannotZeroGrownArea(volume.name, curCap, err);
+      throw err;
+    } finally {
+      chain?.close();
+    }
   }
   // qemu-img opens the file this agent opened and checked, not whatever the path holds by
   // then (the formats it cannot resize too: it says so, 'does not support resize', but
@@ -263,6 +271,8 @@ async function resizeEncrypted(
   capacity: bigint,
   shrink: boolean,
   qemuImg: string,
+  /** a growing qcow2 overlay's backing chain (openGrownBacking): qemu-img's fd 3, 4 ... */
+  chain?: ImageChain,
 ): Promise<void> {
   const defaultUsage = volumePath(ctx.pool, volume.name);
   let secret: SecretFile | undefined;
@@ -270,11 +280,18 @@ async function resizeEncrypted(
     secret = await writeSecretFile(ctx, volume, defaultUsage);
     checkAborted(ctx.signal, 'resize');
     const argv = qemuImgResizeEncryptedArgv(
-      { format, path: opened.fdPath, capacity, shrink, secret: { alias: qemuSecretAlias(volume.name), file: secret.file } },
+      {
+        format,
+        path: opened.fdPath,
+        capacity,
+        shrink,
+        secret: { alias: qemuSecretAlias(volume.name), file: secret.file },
+        backing: chain ? qemuDescriptorChainNode(chain.layers.map(descriptorLayer), FIRST_BACKING_FD) : null,
+      },
       qemuImg,
     );
     try {
-      await ctx.runner.run(argv, { signal: ctx.signal });
+      await ctx.runner.run(argv, { signal: ctx.signal, fds: chain?.layers.map((l) => l.fd) ?? [] });
     } catch (err) {
       if (err instanceof CommandFailedError && /Invalid password, cannot unlock any keyslot/.test(err.stderr)) {
         throw new FailedPreconditionError(
