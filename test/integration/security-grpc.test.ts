@@ -25,6 +25,7 @@ import { StorageSession } from '../../libs/api/session-client.js';
 import type { CisternError } from '../../libs/errors/errors.js';
 import { runCli } from '../support/cli.js';
 import { rawSession } from '../support/raw-session.js';
+import { unfinishedCall, type UnfinishedCall } from '../support/unfinished-call.js';
 import { connectClient, promiseApi } from '../support/client.js';
 import { freePort } from '../support/ports.js';
 import { AbortWait, ServiceProcess, waitFor } from '../support/process.js';
@@ -384,6 +385,55 @@ describe('security: gRPC authentication, roles, TLS and limits', function () {
       } finally {
         for (const w of watches) w.cancel();
         client.close();
+      }
+    });
+
+    it('refuses a call before reading its request: no token, a role too low, a client at its limit, while the message is still coming', async () => {
+      // 16 MiB messages, read whole before the token was looked at: 60 such calls without any
+      // token took the coordinator from 90 MB to 1.1 GB of memory, and a viewer's were not
+      // counted against its limit until read. Each call here announces 1 MiB and sends 64 bytes
+      const service = '/cistern.v1.StorageService';
+      const open: UnfinishedCall[] = [];
+      const call = (method: string, token?: string): UnfinishedCall => {
+        const c = unfinishedCall({ address: fleet.coordinator.address, ca, path: `${service}/${method}`, metadata: token ? { authorization: `Bearer ${token}` } : {} });
+        open.push(c);
+        return c;
+      };
+      try {
+        const anon = await call('GetPool').ended;
+        expect(anon.code, anon.message).to.equal(status.UNAUTHENTICATED);
+        expect(anon.message).to.match(/authorization: Bearer/);
+        const denied = await call('CreateVolume', fleet.tokens.viewer).ended;
+        expect(denied.code, denied.message).to.equal(status.PERMISSION_DENIED);
+        expect(denied.message).to.equal("CreateVolume needs role 'operator'; principal 'viewer' has role 'viewer'");
+        // the refusal is audited, without a resource: the request was never read
+        const audit = fleet.coordinator.process
+          .logs()
+          .split('\n')
+          .filter((l) => l.includes('"msg":"audit"'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        expect(audit.some((a) => a.method === 'CreateVolume' && a.principal === 'viewer' && a.code === 'PERMISSION_DENIED' && a.resource === '')).to.equal(true);
+        // three unfinished reads of the viewer hold its three call slots (--max-calls-per-client 3)
+        const held = [0, 1, 2].map(() => call('GetPool', fleet.tokens.viewer));
+        const viewer = fleet.apiAs(fleet.tokens.viewer);
+        const over = await waitFor(
+          "the viewer's unfinished calls to hold its slots",
+          async () => {
+            const r = await codeOf(viewer.listPools(ListPoolsRequest.fromPartial({})));
+            return r.code === status.RESOURCE_EXHAUSTED ? r : undefined;
+          },
+          { timeoutMs: 10_000, intervalMs: 100 },
+        );
+        expect(over.message).to.match(/too many concurrent calls/);
+        // another principal is served meanwhile; the viewer again once they end
+        expect((await fleet.api.listPools(ListPoolsRequest.fromPartial({}))).pools).to.have.length(1);
+        for (const c of held) c.close();
+        await waitFor('the viewer to be admitted again', async () => (await codeOf(viewer.listPools(ListPoolsRequest.fromPartial({})))).code === 0 || undefined, {
+          timeoutMs: 10_000,
+          intervalMs: 50,
+        });
+      } finally {
+        for (const c of open) c.close();
       }
     });
 

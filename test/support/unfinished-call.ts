@@ -1,0 +1,62 @@
+// A gRPC call whose request message never finishes: HTTP/2 headers (with the metadata given),
+// then a length prefix announcing more bytes than are sent, and the stream left open. What the
+// server answers before the message is complete is all it decided without reading the request;
+// a server that waits for the message first answers only when the call's deadline passes.
+import { connect, constants, type ClientHttp2Session } from 'node:http2';
+
+export interface UnfinishedCall {
+  /** grpc-status and grpc-message of the call's end */
+  ended: Promise<{ code: number; message: string }>;
+  close(): void;
+}
+
+export interface UnfinishedCallOptions {
+  /** the coordinator's HOST:PORT */
+  address: string;
+  /** CA of the server's certificate (TLS), or none for plaintext */
+  ca?: Buffer;
+  /** e.g. /cistern.v1.StorageService/GetPool */
+  path: string;
+  metadata?: Record<string, string>;
+  /** the message length the prefix announces (only 64 bytes of it are sent) */
+  announced?: number;
+  /** grpc-timeout: the server ends the call DEADLINE_EXCEEDED after it */
+  deadlineSeconds?: number;
+}
+
+export function unfinishedCall(opts: UnfinishedCallOptions): UnfinishedCall {
+  const session: ClientHttp2Session = opts.ca ? connect(`https://${opts.address}`, { ca: opts.ca }) : connect(`http://${opts.address}`);
+  session.on('error', () => undefined);
+  const stream = session.request({
+    [constants.HTTP2_HEADER_METHOD]: 'POST',
+    [constants.HTTP2_HEADER_PATH]: opts.path,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    'grpc-timeout': `${opts.deadlineSeconds ?? 30}S`,
+    ...opts.metadata,
+  });
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(opts.announced ?? 1024 * 1024, 1);
+  stream.write(Buffer.concat([prefix, Buffer.alloc(64, 0x0a)]));
+  const ended = new Promise<{ code: number; message: string }>((resolve) => {
+    let headers: Record<string, unknown> = {};
+    const done = (h: Record<string, unknown>): void =>
+      resolve({ code: Number(h['grpc-status'] ?? -1), message: decodeURIComponent(String(h['grpc-message'] ?? '')) });
+    stream.on('response', (h) => {
+      headers = h;
+      // a trailers-only answer carries the status in its headers
+      if (h['grpc-status'] !== undefined) done(h);
+    });
+    stream.on('trailers', (t) => done({ ...headers, ...t }));
+    stream.on('close', () => done(headers));
+    stream.on('error', () => undefined);
+    stream.resume();
+  });
+  return {
+    ended,
+    close: () => {
+      stream.close(constants.NGHTTP2_CANCEL);
+      session.close();
+    },
+  };
+}
