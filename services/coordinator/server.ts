@@ -22,6 +22,7 @@ import { addReflection } from './reflection.js';
 import { refuseMalformed } from './strict-decode.js';
 import { withCatchUp } from './catch-up.js';
 import { Sessions } from './session.js';
+import { admitBeforeRead } from './admit-before-read.js';
 import type { SessionCall } from '../../libs/api/session-envelope.js';
 import { SERVED_SERVICE, UNARY_HANDLERS, type Handler } from './unary-methods.js';
 
@@ -54,6 +55,12 @@ export interface CallLike {
 export class CallRunner {
   /** The server-streaming calls running now (WatchEvents, DownloadVolume): a shutdown ends them. */
   private readonly openStreams = new Set<AbortController>();
+  /**
+   * Calls admitted on their metadata before their request was read (admitCall), by the
+   * metadata object grpc-js hands the handler: run takes each over. A client cannot name an
+   * entry: the keys are objects, not anything it sends.
+   */
+  private readonly admitted = new WeakMap<Metadata, { principal: string; release: () => void }>();
 
   constructor(
     private readonly svc: CoordinatorServices,
@@ -92,10 +99,17 @@ export class CallRunner {
     let ctx: CallContext | undefined;
     let failure: unknown;
     let release: (() => void) | undefined;
+    const early = this.admitted.get(call.metadata);
+    this.admitted.delete(call.metadata);
     try {
-      principal = await this.guard.authenticate(call.metadata, call.getPeer());
-      await this.guard.authorize(principal, spec);
-      release = this.guard.admit?.(principal, call.getPeer());
+      if (early) {
+        principal = early.principal;
+        release = early.release;
+      } else {
+        principal = await this.guard.authenticate(call.metadata, call.getPeer());
+        await this.guard.authorize(principal, spec);
+        release = this.guard.admit?.(principal, call.getPeer());
+      }
       refuseMalformed(request);
       checkRequestId(requestId);
       ctx = {
@@ -131,6 +145,30 @@ export class CallRunner {
         },
         spec,
       );
+    }
+  }
+
+  /**
+   * A StorageService call on its metadata, before its request is read (admit-before-read.ts):
+   * authenticated, authorized and given one of its client's call slots, or refused and audited
+   * (without a resource: the request is not read). Returns the slot's release; run takes the
+   * admission over, so the call is not counted twice.
+   */
+  async admitCall(method: string, metadata: Metadata, peer: string): Promise<() => void> {
+    const spec = METHODS[method];
+    if (!spec) return () => undefined; // run refuses it
+    const started = performance.now();
+    let principal = 'unknown';
+    try {
+      principal = await this.guard.authenticate(metadata, peer);
+      await this.guard.authorize(principal, spec);
+      const release = this.guard.admit?.(principal, peer) ?? (() => undefined);
+      this.admitted.set(metadata, { principal, release });
+      return release;
+    } catch (err) {
+      const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+      this.guard.audit({ method, principal, resource: '', code: errorCodeOf(err), durationMs, requestId: '' }, spec);
+      throw err;
     }
   }
 
@@ -224,7 +262,10 @@ export async function startGrpcServer(
   credentials: ServerCredentials = ServerCredentials.createInsecure(),
   { keepaliveMs = DEFAULT_KEEPALIVE_MS }: { keepaliveMs?: number } = {},
 ): Promise<GrpcServer> {
+  const runner = new CallRunner(svc, guard);
   const server = new Server({
+    // who calls, and whether they may, is decided before a request is read
+    interceptors: [admitBeforeRead(runner)],
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
     // without pings a peer gone without a FIN or RST (its host vanished, a NAT or VPN dropped
@@ -233,7 +274,6 @@ export async function startGrpcServer(
     'grpc.keepalive_time_ms': keepaliveMs,
     'grpc.keepalive_timeout_ms': keepaliveMs,
   });
-  const runner = new CallRunner(svc, guard);
   const sessions = new Sessions(runner);
   server.addService(SERVED_SERVICE, storageService(runner, sessions));
   const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });

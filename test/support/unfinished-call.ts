@@ -3,6 +3,7 @@
 // server answers before the message is complete is all it decided without reading the request;
 // a server that waits for the message first answers only when the call's deadline passes.
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import { connect as tlsConnect } from 'node:tls';
 
 export interface UnfinishedCall {
   /** grpc-status and grpc-message of the call's end */
@@ -25,7 +26,12 @@ export interface UnfinishedCallOptions {
 }
 
 export function unfinishedCall(opts: UnfinishedCallOptions): UnfinishedCall {
-  const session: ClientHttp2Session = opts.ca ? connect(`https://${opts.address}`, { ca: opts.ca }) : connect(`http://${opts.address}`);
+  const [host, port] = [opts.address.slice(0, opts.address.lastIndexOf(':')), Number(opts.address.slice(opts.address.lastIndexOf(':') + 1))];
+  const ca = opts.ca;
+  // TLS without a servername: an IP as SNI would print DEP0123 (cli/client.ts, IpTlsCredentials)
+  const session: ClientHttp2Session = ca
+    ? connect(`https://${opts.address}`, { createConnection: () => tlsConnect({ host, port, ca, ALPNProtocols: ['h2'] }) })
+    : connect(`http://${opts.address}`);
   session.on('error', () => undefined);
   const stream = session.request({
     [constants.HTTP2_HEADER_METHOD]: 'POST',

@@ -1,0 +1,53 @@
+// Calls refused before their request is read. grpc-js reads a unary or server-streaming call's
+// request message whole (up to the 16 MiB limit) before the handler runs, and CallRunner.run
+// looked at the token only then: a client without any token had the coordinator hold 16 MiB for
+// each call it opened, without bound (60 took it from 90 MB to 1.1 GB), and a viewer's calls
+// counted against its limit only once read. This interceptor authenticates, authorizes and
+// admits every StorageService call on its metadata (CallRunner.admitCall), before grpc-js reads
+// its message: the stream stays paused, so no more than its HTTP/2 window arrives, and a refusal
+// ends it there. run() takes the admission over.
+import { ServerInterceptingCall, type ServerInterceptor } from '@grpc/grpc-js';
+import { toGrpcError } from '../../libs/errors/grpc-status.js';
+import type { CallRunner } from './server.js';
+
+const SERVICE_PREFIX = '/cistern.v1.StorageService/';
+
+export function admitBeforeRead(runner: Pick<CallRunner, 'admitCall'>): ServerInterceptor {
+  return (descriptor, call) => {
+    const method = descriptor.path.startsWith(SERVICE_PREFIX) ? descriptor.path.slice(SERVICE_PREFIX.length) : '';
+    // health and reflection stay open; a Session is authenticated as it opens, and each of its
+    // calls admitted as it comes (session.ts)
+    if (!method || method === 'Session') return new ServerInterceptingCall(call);
+    let release: (() => void) | undefined;
+    let ended = false;
+    const end = (): void => {
+      ended = true;
+      release?.();
+    };
+    const intercepted: ServerInterceptingCall = new ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            runner.admitCall(method, metadata, call.getPeer()).then(
+              (admitted) => {
+                release = admitted;
+                if (ended) admitted();
+                else pass(metadata);
+              },
+              (err: unknown) => {
+                const status = toGrpcError(err);
+                intercepted.sendStatus({ code: status.code, details: status.details, metadata: status.metadata });
+              },
+            );
+          },
+          // the client went before the call ended (a slot taken for a message that never came)
+          onCancel: end,
+        }),
+      sendStatus: (status, next) => {
+        end();
+        next(status);
+      },
+    });
+    return intercepted;
+  };
+}
