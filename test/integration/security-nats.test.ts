@@ -1,11 +1,12 @@
 // The bus, attacked: a real nats-server with scripts/nats-config.mjs's users. Agent
 // credentials reach their own subjects only; the fleet still works end to end.
+import { existsSync } from 'node:fs';
 import { expect } from 'chai';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { AgentReply, AgentRequest, HostSync, PoolSecretsReply, PoolSecretsRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
-import { Event, EventKind, PoolDefinition, PoolState, PoolType, Secret, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { AgentReply, AgentRequest, HostSync, PoolSecretsReply, PoolSecretsRequest, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
+import { Event, EventKind, ListPoolsRequest, PoolDefinition, PoolState, PoolType, Secret, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { CATALOG_BUCKET, EVENT_STREAM } from '../../libs/bus/subjects.js';
 import { startSecureFleet, type SecureFleet } from '../security/fleet.js';
@@ -535,6 +536,73 @@ const closedReason = (sub: { closed: Promise<void | Error> }): { reason?: string
     expect(hosts.hosts.map((h) => h.hostId)).to.include('a');
     expect((await fleet.api.getPool({ name: 'hosts/a/pools/p' })).name).to.equal('hosts/a/pools/p');
     await fleet.api.undefinePool({ name: 'hosts/a/pools/after-forgery', requestId: '' });
+  });
+
+  it("a stored message a reader's push consumer delivers onto an agent's or a coordinator's subject is not acted on", async () => {
+    // An event reader may create consumers on CISTERN_EVENTS, and a consumer's deliver subject
+    // is in the request body, which no permission sees: JetStream delivers the stored messages
+    // there as the server itself, whatever the reader may publish. A compromised agent stores
+    // the bytes it likes on its own event subjects. Such a delivery keeps the stored message's
+    // subject, so a subscriber that checks the subject it got tells it apart. nats-server 2.9.10
+    // starts a push consumer only for a literal subscription of its deliver subject (the
+    // agents' cistern.control.resync is one); the coordinator's literal subscriptions below
+    // stand for any other (an upload's cistern.agent.b.stream.<id>, or a server that counts
+    // wildcard interest).
+    const { waitFor } = await import('../support/process.js');
+    const a = await as('agent-a', '_INBOX_agent_a');
+    const b = await as('agent-b', '_INBOX_agent_b');
+    const reader = await as('events-reader', '_INBOX_reader_events-reader');
+    const coord = await as('coordinator');
+    const consumers: string[] = [];
+    const deliver = async (filter: string, to: string): Promise<void> => {
+      const interest = coord.subscribe(to, { max: 1 });
+      await coord.flush();
+      const config = { deliver_subject: to, filter_subject: filter, deliver_policy: 'all', ack_policy: 'none' };
+      const res = await reader.request(`$JS.API.CONSUMER.CREATE.${EVENT_STREAM}`, JSON.stringify({ stream_name: EVENT_STREAM, config }), { timeout: 5_000 });
+      const created = JSON.parse(new TextDecoder().decode(res.data)) as { name?: string; error?: unknown };
+      expect(created.error, 'the reader may create a push consumer').to.equal(undefined);
+      consumers.push(created.name!);
+      for await (const m of interest) expect(m.subject, 'delivered with its stored subject').to.equal(filter);
+    };
+    const ignored = (logs: string) => /ignored a message on a subject it did not subscribe to/.test(logs);
+    try {
+      // agent a's bytes: agent b to create, build and start a dir pool of a's choosing
+      const target = `${fleet.dir}/forged-through-a-reader`;
+      const definition = PoolDefinition.fromPartial({ name: 'forged', type: PoolType.POOL_TYPE_DIR, target: { path: target } });
+      const request = AgentRequest.create({ principal: 'admin', pool: definition, op: { $case: 'createPool', value: { host: 'b', definition, build: true } } });
+      await jetstream(a, { timeout: 5_000 }).publish('cistern.events.a.forged.a', AgentRequest.encode(request).finish());
+      await deliver('cistern.events.a.forged.a', 'cistern.agent.b.createPool');
+      const agentB = fleet.agents.get('b')!.process;
+      await waitFor('agent b to act on the delivery or ignore it', () => existsSync(target) || ignored(agentB.logs()) || undefined, {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        context: () => agentB.logTail(),
+      });
+      expect(existsSync(target), 'agent b built the pool a stored message asked for').to.equal(false);
+      // agent a's bytes again, onto the subject every agent listens to literally: a resync of the fleet
+      await jetstream(a, { timeout: 5_000 }).publish('cistern.events.a.resync.a', ResyncRequest.encode({ coordinatorId: 'forged', host: 'b' }).finish());
+      await deliver('cistern.events.a.resync.a', 'cistern.control.resync');
+      await waitFor('agent b to take the resync or ignore it', () => /"coordinator":"forged"/.test(agentB.logs()) || (ignored(agentB.logs()) && agentB.logs().includes('cistern.events.a.resync.a')) || undefined, {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        context: () => agentB.logTail(),
+      });
+      expect(agentB.logs(), 'agent b resynced for a stored message').to.not.match(/"coordinator":"forged"/);
+      // agent b's bytes, on a subject of its own that ends like host a's sync subject: a full
+      // sync of host a without its pool p
+      const sync = HostSync.create({ syncId: '00000000-0000-4000-8000-0000000000a1', chunk: 0, last: true, host: { hostId: 'a', name: 'hosts/a' }, revision: 1n << 40n, reason: 'start' });
+      await jetstream(b, { timeout: 5_000 }).publish('cistern.events.b.forged.a', HostSync.encode(sync).finish());
+      await deliver('cistern.events.b.forged.a', 'cistern.sync.a');
+      const pools = async () => (await fleet.api.listPools(ListPoolsRequest.fromPartial({}))).pools.map((p) => p.name);
+      await waitFor('the coordinator to take the delivery or ignore it', async () => !(await pools()).includes('hosts/a/pools/p') || ignored(fleet.coordinator.process.logs()) || undefined, {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      });
+      expect(await pools(), "host a's pools after agent b's sync for it").to.include('hosts/a/pools/p');
+    } finally {
+      const jsm = await jetstreamManager(coord);
+      for (const name of consumers) await jsm.consumers.delete(EVENT_STREAM, name).catch(() => undefined);
+    }
   });
 
   it("a message that is no Event, stored on agent a's own event subject, does not stop the coordinator's event reader", async () => {
