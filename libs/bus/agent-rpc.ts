@@ -15,6 +15,8 @@ import {
 } from '../errors/errors.js';
 import { sharedStallDetector } from './loop-stall.js';
 import { subjects } from './subjects.js';
+import { IGNORED_DELIVERY } from './delivered-subject.js';
+import type { Logger } from '../log/logger.js';
 import { ReplyInbox } from './reply-inbox.js';
 
 export type AgentOp = NonNullable<AgentRequest['op']>['$case'];
@@ -141,7 +143,7 @@ export type AgentHandler = (op: AgentOp, request: AgentRequest, msg: Msg, signal
  * the handler serialises per pool and per volume. A queue group keeps a second
  * agent started with the same host id from doing the work twice.
  */
-export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandler): Subscription {
+export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandler, log?: Pick<Logger, 'warn'>): Subscription {
   const sub = nc.subscribe(subjects.agentAll(host), { queue: `agent-${host}` });
   const prefix = `cistern.agent.${host}.`;
   const running = new Map<string, AbortController>();
@@ -158,6 +160,11 @@ export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandl
 
   async function serveMessages(): Promise<void> {
     for await (const msg of sub) {
+      // a stored message a push consumer delivered here keeps its own subject (delivered-subject.ts)
+      if (!msg.subject.startsWith(prefix)) {
+        log?.warn(IGNORED_DELIVERY, { subject: msg.subject });
+        continue;
+      }
       const token = msg.subject.slice(prefix.length);
       if (token.startsWith('stream.')) continue; // upload data has its own subscriptions
       if (token.startsWith('cancel.')) {

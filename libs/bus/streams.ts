@@ -168,6 +168,7 @@ export async function* downloadFromAgent(
     if (ready.result?.$case !== 'downloadReady') throw new InternalError('agent did not open a download stream');
     ackSubject = ready.result.value.ackSubject;
     for await (const msg of withIdleTimeout(sub, signal)) {
+      if (msg.subject !== inbox) continue; // a stored message a push consumer delivered (delivered-subject.ts)
       const chunk = StreamChunk.decode(msg.data);
       if (chunk.error) throw errorFromAgent(chunk.error);
       if (chunk.eof) {
@@ -215,6 +216,7 @@ export function acceptUpload(
   async function* data(): AsyncGenerator<Buffer> {
     let expected = 1n;
     for await (const msg of withIdleTimeout(sub)) {
+      if (msg.subject !== streamSubject) continue; // a stored message a push consumer delivered (delivered-subject.ts)
       const chunk = StreamChunk.decode(msg.data);
       if (chunk.error) throw new CancelledError(`upload cancelled by the sender: ${chunk.error.message}`);
       if (chunk.eof) {
@@ -298,6 +300,7 @@ export function serveDownload(
   void (async () => {
     try {
       for await (const msg of acks) {
+        if (msg.subject !== ackSubject) continue; // a stored message a push consumer delivered (delivered-subject.ts)
         const ack = StreamAck.decode(msg.data);
         if (ack.cancel) cancelled = true;
         if (ack.sequence > acked) acked = ack.sequence;

@@ -93,10 +93,14 @@ export const subjects = {
   heartbeat: (host: string) => `cistern.heartbeat.${host}`,
   heartbeatAll: 'cistern.heartbeat.*',
   sync: (host: string) => `cistern.sync.${host}`,
+  /** What sync(host) puts before the host's token (delivered-subject.ts, tokenAfter). */
+  syncPrefix: 'cistern.sync',
   syncAll: 'cistern.sync.*',
   resync: 'cistern.control.resync',
   /** An agent asking for the secrets of one of its catalog pools (autostart); only agent `host` may publish here. */
   poolSecrets: (host: string) => `cistern.secrets.${host}`,
+  /** What poolSecrets(host) puts before the host's token. */
+  poolSecretsPrefix: 'cistern.secrets',
   poolSecretsAll: 'cistern.secrets.*',
   /** Coordinator-made events (pool defined/undefined, host online/offline/deleted, reconcile events): no agent may publish here. */
   coordinatorEvents: (host: string, pool: string | undefined) => eventSubject('coordinator', host, pool),

@@ -303,7 +303,7 @@ export class Agent {
       this.inFlight.add(work);
       void work.catch(() => undefined).finally(() => this.inFlight.delete(work));
       return work;
-    });
+    }, this.ctx.log);
   }
 
   private watchConnection(): void {

@@ -11,6 +11,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { HostSync, ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { Event, Host, Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { subjects } from '../../libs/bus/subjects.js';
+import { IGNORED_DELIVERY } from '../../libs/bus/delivered-subject.js';
 import type { LostEvents } from './events.js';
 import type { Logger } from '../../libs/log/logger.js';
 
@@ -142,6 +143,11 @@ export class HostSyncer {
     this.sub = this.nc.subscribe(subjects.resync);
     void (async () => {
       for await (const msg of this.sub!) {
+        // a stored message a push consumer delivered here keeps its own subject (delivered-subject.ts)
+        if (msg.subject !== subjects.resync) {
+          this.log.warn(IGNORED_DELIVERY, { subject: msg.subject });
+          continue;
+        }
         let req: ResyncRequest;
         try {
           req = ResyncRequest.decode(msg.data);

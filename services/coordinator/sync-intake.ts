@@ -29,6 +29,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { HostSync } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { Event, Host, Pool, Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { agentInboxPrefix, subjects } from '../../libs/bus/subjects.js';
+import { IGNORED_DELIVERY, tokenAfter } from '../../libs/bus/delivered-subject.js';
 import type { FleetCache, SyncSnapshot } from './cache.js';
 import type { StreamBaseline } from './stream-baseline.js';
 import type { HostRegistry } from './hosts.js';
@@ -172,7 +173,13 @@ export class SyncIntake {
           this.options.log.warn('sync subscription failed', { err });
           return;
         }
-        const host = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+        // cistern.sync.<host> only: a stored event a push consumer delivered here keeps its own
+        // subject, whose last token (its origin, 'a') could name a host (delivered-subject.ts)
+        const host = tokenAfter(subjects.syncPrefix, msg.subject);
+        if (host === undefined) {
+          this.options.log.warn(IGNORED_DELIVERY, { subject: msg.subject });
+          return;
+        }
         this.receive(host, msg.data, confirmationSubject(host, msg.reply, this.options.log));
       },
     });

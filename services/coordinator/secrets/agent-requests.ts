@@ -7,6 +7,7 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { errorToWire } from '../../../libs/bus/agent-rpc.js';
 import { agentInboxPrefix, subjects } from '../../../libs/bus/subjects.js';
+import { IGNORED_DELIVERY, tokenAfter } from '../../../libs/bus/delivered-subject.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../../libs/errors/errors.js';
 import { checkHostId, checkObjectName } from '../../../libs/api/names.js';
 import { PoolSecretsReply, PoolSecretsRequest, type SecretValue } from '../../../libs/proto/cistern/agent/v1/agent.js';
@@ -28,7 +29,12 @@ export async function poolSecretsFor(cache: FleetCache, store: SecretStore | und
 export function serveAgentSecretRequests(nc: NatsConnection, cache: FleetCache, store: SecretStore | undefined, log: Logger): Subscription {
   const sub = nc.subscribe(subjects.poolSecretsAll);
   const answer = async (msg: Msg): Promise<void> => {
-    const host = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+    // cistern.secrets.<host> only: a stored message a push consumer delivered here keeps its own subject (delivered-subject.ts)
+    const host = tokenAfter(subjects.poolSecretsPrefix, msg.subject);
+    if (host === undefined) {
+      log.warn(IGNORED_DELIVERY, { subject: msg.subject });
+      return;
+    }
     // the answer goes only to the asking agent's own inbox: a reply subject is whatever the
     // publisher wrote (another host's cancel or sync subject, say), and it would carry the
     // secret there; the JetStream API would also send its own answers wherever asked, so a

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { catalogKeys, keyToken, nameToken, parseEventSubject, subjects, tokenToName } from '../../../libs/bus/subjects.js';
+import { tokenAfter } from '../../../libs/bus/delivered-subject.js';
 
 describe('bus subjects', () => {
   it('keeps safe pool names readable in subjects', () => {
@@ -41,6 +42,16 @@ describe('bus subjects', () => {
     expect(parseEventSubject('cistern.events.a.p')).to.deep.equal({ host: 'a', poolToken: 'p', origin: 'legacy' });
     for (const none of ['cistern.events.a.p.x', 'cistern.events.a.p.a.b', 'cistern.events.a', 'cistern.heartbeat.a.p.a', 'cistern.events..p.a']) {
       expect(parseEventSubject(none), none).to.equal(undefined);
+    }
+  });
+
+  it("takes a sync's or secret request's host only from its own subject, not from a stored event's", () => {
+    expect(tokenAfter(subjects.syncPrefix, subjects.sync('a'))).to.equal('a');
+    expect(tokenAfter(subjects.poolSecretsPrefix, subjects.poolSecrets('h-1'))).to.equal('h-1');
+    // what a push consumer delivers keeps the subject it was stored under: the last token is
+    // the origin ('a'), which a host may be named too
+    for (const other of [subjects.agentEvents('b', 'p'), 'cistern.sync', 'cistern.sync.', 'cistern.sync.a.b', 'cistern.syncx.a', 'x.cistern.sync.a']) {
+      expect(tokenAfter(subjects.syncPrefix, other), other).to.equal(undefined);
     }
   });
 
