@@ -2,7 +2,7 @@
 // overlay of /etc/shadow (asked for, or written into an uploaded header), cloned to raw by
 // qemu-img convert and downloaded, would hand the file out. Real fleet, real qemu-img.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { expect } from 'chai';
@@ -60,6 +60,28 @@ describe('security: backing stores and clone sources stay inside the host pools'
       /backing store .* in none of the active pools of host 'a'/,
     );
     expect(existsSync(join(target, 'overlay'))).to.equal(false);
+  });
+
+  it('refuses a backing store that is a link out of the pools without saying where it leads (the agent reads links as root)', async () => {
+    // an operator naming /proc/self/fd/N, /proc/PID/fd/N or /proc/PID/cwd was told the file
+    // the root agent, or any process, has open there: e.g. '/proc/self/fd/1' resolves to the
+    // agent's log file. A link the operator cannot read (mode 700 directory) stands for them.
+    const hidden = join(outside, 'hidden');
+    mkdirSync(hidden, { mode: 0o700 });
+    const leadsTo = join(hidden, 'where-the-link-leads');
+    writeFileSync(leadsTo, SECRET);
+    const link = join(outside, 'link');
+    symlinkSync(leadsTo, link);
+    for (const path of [link, '/proc/self/fd/1']) {
+      const message = await expectCode(
+        qcow2('overlay-link', 1 << 20, `<target><format type='qcow2'/></target><backingStore><path>${path}</path><format type='raw'/></backingStore>`),
+        status.PERMISSION_DENIED,
+        new RegExp(`backing store '${path}' .*in none of the active pools of host 'a'`),
+      );
+      expect(message, path).to.not.include('where-the-link-leads');
+      expect(message, path).to.not.match(/resolves to/);
+    }
+    expect(existsSync(join(target, 'overlay-link'))).to.equal(false);
   });
 
   it("refuses a backing store in a sibling directory named like the pool's target ('pool-p-sibling'): PERMISSION_DENIED, nothing created", async () => {
