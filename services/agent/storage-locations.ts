@@ -58,8 +58,11 @@ export function admitInHostPools(state: AgentState): AdmitFile {
         .filter((r): r is string => r !== undefined),
     );
     if (blockVolumes.has(real)) return;
+    // not where it resolves: the agent follows links as root, and /proc/self/fd/N or
+    // /proc/PID/cwd would tell the caller what any process has open, or a link in a directory
+    // it cannot read where it leads (what the caller named, it knows already)
     throw new PermissionDeniedError(
-      `${why} '${printable(name, 200)}' resolves to '${printable(real, 200)}', which is in none of the active pools of host '${state.host}'; ` +
+      `${why} '${printable(name, 200)}' is, with its links followed, in none of the active pools of host '${state.host}'; ` +
         'a backing store or clone source must be a volume of a pool on the same host',
     );
   };
