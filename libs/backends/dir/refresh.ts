@@ -63,7 +63,8 @@ export async function refreshPoolDirectory(ctx: PoolContext, sliceMs: number): P
     const backingCache = new Map<string, BackingInfo | undefined>();
     const found: VolumeDefinition[] = [];
     const inspect = (e: Dirent): void => {
-      if (hasControlChars(e.name)) return; // libvirt ignores such names
+      // libvirt ignores C0 controls but tab, line feed and return, and lists DEL and C1 (docs/cli.md)
+      if (hasControlChars(e.name)) return;
       try {
         // e.name alone: it opens in the pool directory opened above (inOpenedDirectory)
         const v = inspectVolumeSync(pathIn(target, e.name), e.name, { noerror: true, backingCache, direntType: e, at: e.name });
