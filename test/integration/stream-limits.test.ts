@@ -45,7 +45,12 @@ describe('upload and download limits (real nats-server, coordinator with --strea
     expect(refused.message).to.match(/^data: is required in every message after the header/);
     // the retry a client makes at once is not told the volume is busy with the refused upload
     expect(await uploadOf({}, [data(4096)])).to.deep.equal({ code: status.OK, message: '' });
-    await waitFor('the good upload\'s VOLUME_UPLOADED', () => w.events.some((e) => e.kind === EventKind.VOLUME_UPLOADED) || w.failure());
+    // the good upload's VOLUME_UPLOADED, then the refresh that follows it (as libvirt refreshes
+    // the pool after an upload): a refresh of the refused one would have come before both
+    const uploaded = (): number => w.events.findIndex((e) => e.kind === EventKind.VOLUME_UPLOADED);
+    await waitFor("the good upload's VOLUME_UPLOADED and its POOL_REFRESHED", () =>
+      (uploaded() >= 0 && w.events.slice(uploaded()).some((e) => e.kind === EventKind.POOL_REFRESHED)) || w.failure(),
+    );
     w.cancel();
     // one refresh, the good upload's: none for the refused one
     expect(w.events.filter((e) => e.kind === EventKind.POOL_REFRESHED)).to.have.length(1);
