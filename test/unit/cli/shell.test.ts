@@ -109,6 +109,15 @@ describe('cli shell commands', () => {
     expect(await run(api, [' '], { stdin: 'pool-delete default\n' })).to.deep.equal({ code: 0, stdout: '', stderr: '' });
     expect(api.calls).to.deep.equal([]);
   });
+
+  it('an empty command name followed by words is an unknown command, not a session reading stdin', async () => {
+    // `cisternctl "$CMD" "$POOL"` with CMD empty: virsh parses the words as a command (vshCommandArgvParse)
+    // and says "error: unknown command: ''", exit 1; a session would run stdin's lines as commands
+    const api = new FakeApi(['a']);
+    expect(await run(api, ['', 'default'], { stdin: 'pool-delete default\n' })).to.deep.equal({ code: 1, stdout: '', stderr: "error: unknown command: ''\n" });
+    expect(await run(api, ['--', '', '--all'], { stdin: 'pool-delete default\n' })).to.deep.equal({ code: 1, stdout: '', stderr: "error: unknown command: ''\n" });
+    expect(api.calls).to.deep.equal([]);
+  });
 });
 
 describe('cli sessions share connections', () => {
