@@ -50,7 +50,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       const code = await withConnections(io, (c) => runLine(split.command!, split.globals, env, io, c, false));
       return code === QUIT ? 0 : code ?? 0;
     }
-    if (!split.command && !split.help && io.openInput) {
+    // only when no command word was given: an empty one ('' default) is an unknown command,
+    // as virsh's vshCommandArgvParse says it, not a session running stdin's lines
+    if (split.command === undefined && !split.help && io.openInput) {
       const input = io.openInput();
       return await withConnections(io, (c) => runSession(input, split.globals, env, io, c));
     }
