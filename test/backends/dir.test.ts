@@ -679,6 +679,28 @@ describe('dir backend with real qemu-img', function () {
       }
     });
 
+    it('an iso volume resizes as the raw bytes it is, as libvirt (qemu-img has no iso driver)', async () => {
+      // libvirt 9.0 runs `qemu-img resize PATH SIZE` for a volume whose format is iso, and qemu
+      // reads it as raw: `vol-resize install.iso 2M` succeeds there
+      const v = await create(vol('cd.iso', 'raw', MiB));
+      const path = join(target, v.name);
+      const iso = readFileSync(path);
+      iso.write('CD001', 32769, 'latin1');
+      writeFileSync(path, iso);
+      try {
+        expect((await probeFile(path)).format).to.equal('iso');
+        await backend.resizeVol(ctx, vol(v.name, ''), 2n * MiB, { allocate: false, delta: false, shrink: false });
+        const after = readFileSync(path);
+        expect(after.length).to.equal(Number(2n * MiB));
+        expect(after.subarray(0, iso.length).equals(iso), 'its bytes kept').to.equal(true);
+        expect(after.subarray(iso.length).equals(Buffer.alloc(after.length - iso.length)), 'the grown area reads as zeros').to.equal(true);
+        await backend.resizeVol(ctx, vol(v.name, ''), MiB, { allocate: false, delta: false, shrink: true });
+        expect(statSync(path).size).to.equal(Number(MiB));
+      } finally {
+        await backend.deleteVol(ctx, vol(v.name, ''));
+      }
+    });
+
     it('a missing backing file is FAILED_PRECONDITION and nothing is created', async () => {
       const before = snapshot();
       const err = await rejects(create(vol('orphan.qcow2', 'qcow2', MiB, { backingStore: { path: join(target, 'nope'), format: 'raw', permissions: undefined, timestamps: undefined } })));
