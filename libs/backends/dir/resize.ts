@@ -1,7 +1,7 @@
 // Resizing a dir pool's volume: storageVolResize's checks and virStorageBackendVolResizeLocal.
-// Raw files are truncated (and allocated) in-process; qcow2 and qed, and LUKS-encrypted raw
-// or qcow2 volumes, through qemu-img resize. Every write goes through a descriptor that
-// writableVolume opened and checked, qemu-img's included.
+// Raw files (and iso images, raw bytes to qemu) are truncated (and allocated) in-process;
+// qcow2 and qed, and LUKS-encrypted raw or qcow2 volumes, through qemu-img resize. Every
+// write goes through a descriptor that writableVolume opened and checked, qemu-img's included.
 import { constants as fsc, type BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { PoolDefinition, VolumeDefinition } from '../../proto/cistern/v1/storage.js';
@@ -116,7 +116,9 @@ async function resizeOpened(
       throw new ResourceExhaustedError(`not enough space left in storage pool: the resize would allocate ${delta} more bytes`);
     }
   }
-  if (format === 'raw' && !encrypted) return resizeRawFile(ctx, opened, abs, !!flags.allocate, tools.fallocate);
+  // an iso is raw bytes to qemu, which has no iso driver: libvirt's `qemu-img resize PATH`
+  // reads it as raw and sets its size (allocate was refused above, as libvirt refuses it)
+  if ((format === 'raw' || format === 'iso') && !encrypted) return resizeRawFile(ctx, opened, abs, !!flags.allocate, tools.fallocate);
   if (format === 'ploop') throw ploopUnsupported();
   if (encrypted) {
     // libvirt: "resize of qcow2 encrypted image is not supported" (the legacy AES encryption)
