@@ -8,6 +8,8 @@ import { connect as tlsConnect } from 'node:tls';
 export interface UnfinishedCall {
   /** grpc-status and grpc-message of the call's end */
   ended: Promise<{ code: number; message: string }>;
+  /** resolves once what was sent has left this process (the server's flow control let it go) */
+  written: Promise<void>;
   close(): void;
 }
 
@@ -19,8 +21,10 @@ export interface UnfinishedCallOptions {
   /** e.g. /cistern.v1.StorageService/GetPool */
   path: string;
   metadata?: Record<string, string>;
-  /** the message length the prefix announces (only 64 bytes of it are sent) */
+  /** the message length the prefix announces (only `sent` bytes of it are sent) */
   announced?: number;
+  /** how many bytes of the message are sent (default 64): fewer than announced */
+  sent?: number;
   /** grpc-timeout: the server ends the call DEADLINE_EXCEEDED after it */
   deadlineSeconds?: number;
 }
@@ -43,7 +47,7 @@ export function unfinishedCall(opts: UnfinishedCallOptions): UnfinishedCall {
   });
   const prefix = Buffer.alloc(5);
   prefix.writeUInt32BE(opts.announced ?? 1024 * 1024, 1);
-  stream.write(Buffer.concat([prefix, Buffer.alloc(64, 0x0a)]));
+  const written = new Promise<void>((resolve) => stream.write(Buffer.concat([prefix, Buffer.alloc(opts.sent ?? 64, 0x0a)]), () => resolve()));
   const ended = new Promise<{ code: number; message: string }>((resolve) => {
     let headers: Record<string, unknown> = {};
     const done = (h: Record<string, unknown>): void =>
@@ -60,6 +64,7 @@ export function unfinishedCall(opts: UnfinishedCallOptions): UnfinishedCall {
   });
   return {
     ended,
+    written,
     close: () => {
       stream.close(constants.NGHTTP2_CANCEL);
       session.close();
