@@ -1,8 +1,8 @@
 // Calls refused before their request is read. grpc-js reads a unary or server-streaming call's
-// request message whole (up to the 16 MiB limit) before the handler runs, and CallRunner.run
-// looked at the token only then: a client without any token had the coordinator hold 16 MiB for
-// each call it opened, without bound (60 took it from 90 MB to 1.1 GB), and a viewer's calls
-// counted against its limit only once read. This interceptor authenticates, authorizes and
+// request message whole (then up to 16 MiB; 4 MiB + 1 KiB since, message-limit.ts) before the
+// handler runs, and CallRunner.run looked at the token only then: a client without any token
+// had the coordinator hold 16 MiB for each call it opened, without bound (60 took it from 90 MB
+// to 1.1 GB), and a viewer's calls counted against its limit only once read. This interceptor authenticates, authorizes and
 // admits every StorageService call on its metadata (CallRunner.admitCall), before grpc-js reads
 // its message: the stream stays paused, so no more than its HTTP/2 window arrives, and a refusal
 // ends it there. run() takes the admission over.

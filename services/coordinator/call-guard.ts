@@ -99,8 +99,13 @@ const PRINCIPAL = /^[A-Za-z0-9@._:-]{1,128}$/;
 /** Default for concurrent calls per client (principal with tokens, peer address without). */
 export const DEFAULT_MAX_CALLS_PER_CLIENT = 64;
 
-/** Default for open Session streams per client (same keys): idle ones are cheap, but not free. */
-export const DEFAULT_MAX_SESSIONS_PER_CLIENT = 256;
+/**
+ * Default for open Session streams per client (same keys). An idle one is cheap, but one that is
+ * sent part of a message holds it, up to 4 MiB (message-limit.ts): 256 of them were 1 GiB a
+ * client. A cisternctl holds one while it runs, and the calls of all of a client's sessions
+ * together are limited by --max-calls-per-client anyway.
+ */
+export const DEFAULT_MAX_SESSIONS_PER_CLIENT = 32;
 
 /** One structured audit line per mutating call; reads go to debug. */
 function auditTo(log: Logger): CallGuard['audit'] {

@@ -76,7 +76,7 @@ security (docs/security.md):
   --nats-user USER      NATS user (env NATS_USER)
   --nats-pass-file F    file holding the NATS password (env NATS_PASSWORD_FILE, or NATS_PASSWORD)
   --max-calls-per-client N  concurrent calls one client may have running (default 64)
-  --max-sessions-per-client N  Session streams one client may hold open (default 256)
+  --max-sessions-per-client N  Session streams one client may hold open (default 32)
 ${RELIABILITY_USAGE}`;
 
 /** '7d', '12h', '15m', '30s' or plain seconds. */

@@ -23,6 +23,7 @@ import { refuseMalformed } from './strict-decode.js';
 import { withCatchUp } from './catch-up.js';
 import { Sessions } from './session.js';
 import { admitBeforeRead } from './admit-before-read.js';
+import { MAX_REQUEST_MESSAGE } from './message-limit.js';
 import type { SessionCall } from '../../libs/api/session-envelope.js';
 import { SERVED_SERVICE, UNARY_HANDLERS, type Handler } from './unary-methods.js';
 
@@ -266,7 +267,8 @@ export async function startGrpcServer(
   const server = new Server({
     // who calls, and whether they may, is decided before a request is read
     interceptors: [admitBeforeRead(runner)],
-    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    // what each open session and admitted call may hold unread (message-limit.ts)
+    'grpc.max_receive_message_length': MAX_REQUEST_MESSAGE,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
     // without pings a peer gone without a FIN or RST (its host vanished, a NAT or VPN dropped
     // it) is never noticed: its WatchEvents never end, and each holds one of its client's

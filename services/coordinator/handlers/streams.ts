@@ -21,7 +21,7 @@ import { checkRequestId, checkSize, requireVolumeName } from '../validate.js';
 import { refuseMalformed } from '../strict-decode.js';
 import { cancelledAtItsEnd } from '../client-stream-end.js';
 
-/** Largest data message of an upload (the gRPC message limit is 16 MiB). */
+/** Largest data message of an upload, and so of any request (message-limit.ts). */
 export const MAX_UPLOAD_CHUNK = 4 * 1024 * 1024;
 
 /**
