@@ -1,0 +1,51 @@
+// The agent's and the coordinator's command lines, as an operator meets them: a password given
+// on the command line is refused with the reason and what to give instead (both services, the
+// same words), and --help describes every option each takes and takes every option it describes.
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { entryPoints } from '../../support/paths.js';
+
+const run = (service: 'agent' | 'coordinator', args: string[]) => {
+  const r = spawnSync(process.execPath, [entryPoints[service], ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NATS_PASSWORD: '', NATS_PASSWORD_FILE: '' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+
+const WHY =
+  '--nats-pass: a password on the command line is readable by every local user (ps, /proc/PID/cmdline); give --nats-pass-file FILE (mode 600), or NATS_PASSWORD_FILE or NATS_PASSWORD in the environment';
+
+/** The options a usage text describes: the first word of each line that starts with '-' (after its indent). */
+function described(usage: string): string[] {
+  return usage
+    .split('\n')
+    .map((l) => /^\s+(-[^\s,]+)(?:, (--[^\s]+))?/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .flatMap((m) => [m[1]!, ...(m[2] ? [m[2]] : [])]);
+}
+
+describe('cistern-agent and cistern-coordinator command lines', function () {
+  this.timeout(60_000);
+
+  for (const service of ['agent', 'coordinator'] as const) {
+    it(`cistern-${service} refuses --nats-pass saying why and what to give instead, without echoing the password`, () => {
+      for (const args of [['--host-id', 'a', '--nats-pass', 'hunter2-pw'], ['--nats-pass=hunter2-pw', '--host-id', 'a']]) {
+        const r = run(service, service === 'agent' ? args : args.filter((a) => a !== '--host-id' && a !== 'a'));
+        expect(r.status, r.stderr).to.equal(2);
+        expect(r.stderr.split('\n')[0]).to.equal(`cistern-${service}: ${WHY}`);
+        expect(r.stderr).to.not.include('hunter2-pw');
+      }
+    });
+
+    it(`cistern-${service} --help describes -h/--help and every option it takes, and takes every option it describes`, () => {
+      const help = run(service, ['--help']);
+      expect(help.status, help.stderr).to.equal(0);
+      const options = described(help.stdout);
+      expect(options).to.include.members(['-h', '--help', '--nats', '--nats-user', '--nats-pass-file', '--log-level']);
+      for (const option of options.filter((o) => o.startsWith('--') && o !== '--help' && o !== '--insecure')) {
+        const r = run(service, [option]);
+        // taken: it asks for its value; not taken: "unknown option"
+        expect(r.stderr.split('\n')[0], option).to.not.match(/unknown option/i);
+        expect(r.stderr.split('\n')[0], option).to.match(/needs a value|argument missing|requires a value/);
+      }
+    });
+  }
+});
