@@ -4,6 +4,17 @@
 import { readFileSync, statSync } from 'node:fs';
 import { InvalidArgumentError } from '../errors/errors.js';
 
+/**
+ * What both services say to --nats-pass: the command line of a process is readable by every
+ * local user, so a password is taken only from a file or the environment.
+ */
+export function passwordOnCommandLine(): InvalidArgumentError {
+  return new InvalidArgumentError(
+    '--nats-pass',
+    'a password on the command line is readable by every local user (ps, /proc/PID/cmdline); give --nats-pass-file FILE (mode 600), or NATS_PASSWORD_FILE or NATS_PASSWORD in the environment',
+  );
+}
+
 export function readPasswordFile(path: string, flag: string): string {
   let st;
   try {

@@ -2,7 +2,7 @@
 // cistern-agent: serves one host's storage over NATS.
 //   cistern-agent --host-id ID [--nats URL] [--root DIR] [--pool-roots DIR]... [--heartbeat-ms N] [--resync-spread-ms N] [--log-level L]
 import { parseArgs } from 'node:util';
-import { readPasswordFile } from '../../libs/bus/password-file.js';
+import { passwordOnCommandLine, readPasswordFile } from '../../libs/bus/password-file.js';
 import { isAbsolute, resolve } from 'node:path';
 import { checkHostId } from '../../libs/api/names.js';
 import { asCisternError } from '../../libs/errors/errors.js';
@@ -12,6 +12,7 @@ import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
 import { stopWhenNpxIsGone } from '../../libs/os/npx-parent.js';
 
 const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--pool-roots DIR]... [--heartbeat-ms N] [--log-level debug|info|warn|error]
+  -h, --help          this text
   --nats URL          NATS server (default: $NATS_URL or nats://127.0.0.1:4222)
   --host-id ID        this host's id (1-64 of A-Z a-z 0-9 _ -), required
   --root DIR          where this host's default pools live (created; default /var/lib/cistern/agent)
@@ -45,25 +46,34 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+const OPTIONS = {
+  nats: { type: 'string' },
+  'host-id': { type: 'string' },
+  root: { type: 'string' },
+  'pool-roots': { type: 'string', multiple: true },
+  'heartbeat-ms': { type: 'string' },
+  'resync-spread-ms': { type: 'string' },
+  'log-level': { type: 'string' },
+  'nats-user': { type: 'string' },
+  'nats-pass-file': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/**
+ * --nats-pass, which the strict parse would call only an "Unknown option": the coordinator's
+ * reason instead (in any form, '--nats-pass X' or '--nats-pass=X'), never echoing the value.
+ */
+function refusePasswordOption(args: string[]): void {
+  const { tokens } = parseArgs({ args, options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  if (tokens.some((t) => t.kind === 'option' && t.name === 'nats-pass')) fail(passwordOnCommandLine().message);
+}
+
 async function main(): Promise<void> {
   let values;
   try {
-    ({ values } = parseArgs({
-      options: {
-        nats: { type: 'string' },
-        'host-id': { type: 'string' },
-        root: { type: 'string' },
-        'pool-roots': { type: 'string', multiple: true },
-        'heartbeat-ms': { type: 'string' },
-        'resync-spread-ms': { type: 'string' },
-        'log-level': { type: 'string' },
-        'nats-user': { type: 'string' },
-        'nats-pass-file': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
+    const args = process.argv.slice(2);
+    refusePasswordOption(args);
+    ({ values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (err) {
     fail((err as Error).message);
   }

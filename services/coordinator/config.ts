@@ -2,6 +2,7 @@
 import { InvalidArgumentError } from '../../libs/errors/errors.js';
 import { isLogLevel, type LogLevel } from '../../libs/log/logger.js';
 import { EVENT_DUPLICATE_WINDOW_SECONDS } from '../../libs/bus/events.js';
+import { passwordOnCommandLine } from '../../libs/bus/password-file.js';
 import { RELIABILITY_USAGE, reliabilityDefaults, reliabilityFlag, type ReliabilityConfig } from './reliability-config.js';
 
 export interface CoordinatorConfig {
@@ -48,6 +49,7 @@ export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:POR
                           [--event-max-age DURATION] [--sync-wait-ms N] [--stream-idle-ms N]
                           [--keepalive-ms N]
                           [--log-level debug|info|warn|error]
+  -h, --help            this text
   --nats URL            NATS server (env NATS_URL, default nats://127.0.0.1:4222)
   --listen HOST:PORT    gRPC address (env CISTERN_LISTEN, default 127.0.0.1:50051)
   --data DIR            local scratch directory, nothing in it matters (env CISTERN_DATA)
@@ -209,7 +211,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         sec.natsUser = value();
         break;
       case '--nats-pass':
-        throw new InvalidArgumentError('--nats-pass', 'a password on the command line is readable by every local user (ps, /proc/PID/cmdline); give --nats-pass-file FILE (mode 600), or NATS_PASSWORD_FILE or NATS_PASSWORD in the environment');
+        throw passwordOnCommandLine();
       case '--nats-pass-file':
         sec.natsPassFile = value();
         break;
