@@ -13,6 +13,34 @@ const NAME_RULE = `1-${MAX_NAME_LENGTH} bytes of UTF-8, no '/', not '.' or '..',
 // it would carry another name (U+FFFD) than the one asked
 const CONTROL_OR_LONE_SURROGATE = /[\x00-\x1f\x7f-\x9f]|[\uD800-\uDFFF]/u;
 
+// Invisible characters that change how a name shows: format characters (Unicode Cf: bidi
+// embeddings, overrides, isolates and marks, zero-width space, word joiner, BOM, soft hyphen)
+// and the line and paragraph separators. 'a\u202Egpj.exe' shows as 'aexe.jpg', 'vm1\u200B.img'
+// as 'vm1.img'. libvirt takes them (any UTF-8 but '/'); new names refuse them, names already on
+// a host keep them, and messages show them escaped. ZWNJ and ZWJ (U+200C, U+200D) stay: words in
+// Persian or Indic scripts and emoji sequences need them, and they join what is visible anyway.
+const INVISIBLE_FORMAT = /(?![\u200C\u200D])[\p{Cf}\p{Zl}\p{Zp}]/u;
+
+const NEW_NAME_RULE = `${NAME_RULE}, no invisible or direction-changing characters (Unicode format characters such as U+202E, U+2028/U+2029)`;
+
+/**
+ * The name of a pool or volume being made (defined, created, cloned), or a secret usage id:
+ * checkObjectName, and none of the invisible characters that can make it show as another's.
+ */
+export function checkNewObjectName(name: string, field: string, what = 'name'): void {
+  checkObjectName(name, field, what);
+  checkNoInvisibleFormat(name, field, what, NEW_NAME_RULE);
+}
+
+/** Refuses a value with a character INVISIBLE_FORMAT matches, naming it by its code point. */
+export function checkNoInvisibleFormat(value: string, field: string, what: string, rule: string): void {
+  const found = INVISIBLE_FORMAT.exec(value);
+  if (found) {
+    const code = `U+${found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+    throw new InvalidArgumentError(field, `${what} '${printable(value)}' contains ${code}, an invisible or direction-changing character that can make it show as another name; allowed: ${rule}`);
+  }
+}
+
 /** A pool, volume or host name: one path component that cannot escape or look like an option. */
 export function checkObjectName(name: string, field: string, what = 'name'): void {
   const problem = nameProblem(name) ?? (name.startsWith('-') ? "starts with '-'" : undefined);
@@ -97,11 +125,15 @@ export function checkSize(value: bigint, field: string): bigint {
   return value;
 }
 
+/** What printable escapes: controls, lone surrogates and invisible format characters. */
+const ESCAPED = new RegExp(`${CONTROL_OR_LONE_SURROGATE.source}|${INVISIBLE_FORMAT.source}`, 'gu');
+
 /** Makes a user value safe to echo in an error message. */
 export function printable(value: string, max = 80): string {
-  const clean = value.replace(new RegExp(CONTROL_OR_LONE_SURROGATE.source, 'gu'), (c) => {
-    const code = c.charCodeAt(0);
-    return code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, '0')}`;
+  const clean = value.replace(ESCAPED, (c) => {
+    const code = c.codePointAt(0)!;
+    if (code > 0xffff) return `\\u{${code.toString(16)}}`;
+    return code > 0x9f ? `\\u${code.toString(16).padStart(4, '0')}` : `\\x${code.toString(16).padStart(2, '0')}`;
   });
   if (clean.length <= max) return clean;
   // cut between code points, never inside a surrogate pair

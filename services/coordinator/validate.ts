@@ -1,7 +1,7 @@
 // Request checks that run before anything else: INVALID_ARGUMENT naming the field; nothing changes.
 import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError } from '../../libs/errors/errors.js';
-import { checkAbsolutePath, checkObjectName, checkSize, printable } from '../../libs/api/names.js';
+import { checkAbsolutePath, checkNewObjectName, checkObjectName, checkSize, printable } from '../../libs/api/names.js';
 import { parseHostName, parsePoolName, parseVolumeName, type PoolRef, type VolumeRef } from '../../libs/api/resource-names.js';
 import {
   PoolType,
@@ -181,10 +181,10 @@ export async function poolDefinitionFrom(definition: PoolDefinition | undefined,
   if (oneOf(definition, xml, 'definition', 'xml') === 'xml') {
     checkXmlText(xml, 'xml');
     def = await xmlErrorsUnder('xml', () => readXml('pool', [xml], signal));
-    checkObjectName(def.name, 'xml', 'pool name');
+    checkNewObjectName(def.name, 'xml', 'pool name');
   } else {
     def = definition!;
-    checkObjectName(def.name, 'definition.name', 'pool name');
+    checkNewObjectName(def.name, 'definition.name', 'pool name');
     if (def.type === PoolType.POOL_TYPE_UNSPECIFIED || !(def.type in PoolType) || def.type < 0) {
       throw new InvalidArgumentError('definition.type', `pool type ${def.type} is not valid; allowed: ${POOL_TYPES_ALLOWED}`);
     }
@@ -269,10 +269,10 @@ export async function volumeDefinitionFrom(
   if (xmlGiven) {
     checkXmlText(xml, xmlField);
     vol = await xmlErrorsUnder(xmlField, () => readXml('volume', [xml, pool, volumeOptions], options.signal));
-    checkObjectName(vol.name, xmlField, 'volume name');
+    checkNewObjectName(vol.name, xmlField, 'volume name');
   } else {
     vol = definition!;
-    checkObjectName(vol.name, `${defField}.name`, 'volume name');
+    checkNewObjectName(vol.name, `${defField}.name`, 'volume name');
   }
   if (!(vol.type in VolumeType) || vol.type === VolumeType.UNRECOGNIZED) {
     const allowed = Object.keys(VolumeType).filter((k) => Number.isNaN(Number(k)) && k !== 'UNRECOGNIZED');

@@ -13,7 +13,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
 } from '../../../libs/errors/errors.js';
-import { checkAbsolutePath, printable } from '../../../libs/api/names.js';
+import { checkAbsolutePath, checkNoInvisibleFormat, printable } from '../../../libs/api/names.js';
 import { Secret, SecretUsageType, type SecretRef } from '../../../libs/proto/cistern/v1/storage.js';
 import type { SecretValue } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { open, seal } from './crypto.js';
@@ -23,6 +23,7 @@ export const MAX_SECRET_VALUE = 64 * 1024;
 const MAX_TEXT = 1024;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const CONTROL = /[\x00-\x1f\x7f]/;
+const USAGE_ID_RULE = `up to ${MAX_TEXT} characters, no control characters, no invisible or direction-changing characters (Unicode format characters such as U+202E, U+2028/U+2029)`;
 
 interface StoredSecret {
   /** Secret as JSON (hasValue false; derived from `value`). */
@@ -66,6 +67,8 @@ export function checkSecretDefinition(input: Secret | undefined, field = 'secret
     throw new InvalidArgumentError(`${field}.usage_type`, `usage type ${usageType} is not known; allowed: none, iscsi, volume, ceph`);
   }
   let usageId = checkText(input.usageId ?? '', `${field}.usage_id`, 'usage id');
+  // 'virsh secret-list' shows it beside the uuid: it must not show as another secret's
+  checkNoInvisibleFormat(usageId, `${field}.usage_id`, 'usage id', USAGE_ID_RULE);
   if (usageType === SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED && usageId) {
     throw new InvalidArgumentError(`${field}.usage_id`, 'a usage id needs a usage type (iscsi, volume, ceph)');
   }
