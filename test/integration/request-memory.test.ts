@@ -68,7 +68,8 @@ describe('requests a client never finishes: what the coordinator holds (coordina
     const sent = (SESSIONS + CALLS) * (MESSAGE_LIMIT - 1);
     // the measurement saw the messages arrive (held as read: about what was sent) ...
     expect(grown, `RSS grew by ${grown} bytes for ${sent} bytes sent`).to.be.above(sent / 2);
-    // ... and the coordinator holds them once, whatever else it allocates meanwhile
-    expect(grown, `RSS grew by ${grown} bytes for ${sent} bytes sent`).to.be.below(sent * 1.25 + 64 * 1024 * 1024);
+    // ... and holds them once (measured 1.12x: chunk lists), not the refused ones too, whatever
+    // else it allocates meanwhile (a margin for a busy machine's heap)
+    expect(grown, `RSS grew by ${grown} bytes for ${sent} bytes sent`).to.be.below(sent * 1.5 + 64 * 1024 * 1024);
   });
 });
