@@ -172,14 +172,34 @@ class StreamReader implements RawEventReader {
       ...(this.options.filterSubject ? { filter_subjects: this.options.filterSubject } : {}),
     });
     this.consumer = consumer;
-    this.messages = await consumer.consume();
+    const messages = await consumer.consume();
+    this.messages = messages;
     this.epoch = epoch;
+    this.watchDeletion(messages);
     if (this.closed) {
       void this.messages.close().catch(() => undefined);
       void consumer.delete().catch(() => undefined);
     }
     // the connection dropped while it was being opened: its pull may be lost already
     else this.onLink();
+  }
+
+  /**
+   * The consumer deleted under the reader (an operator's `nats consumer rm`): the server says so
+   * at once, but the library recreates an ordered consumer only after two missed idle heartbeats
+   * (~45 s), and the one it makes may pull nothing more. Given up at once, as after a reconnect:
+   * the loop below opens another from `next`. (Not a deletion this reader made: it closed those
+   * messages first.)
+   */
+  private watchDeletion(messages: ConsumerMessages): void {
+    void (async () => {
+      for await (const s of messages.status()) {
+        if (s.type !== 'consumer_deleted' || this.messages !== messages || this.closed) continue;
+        this.dropped ??= 'its consumer was deleted';
+        void messages.close().catch(() => undefined);
+        this.wake?.();
+      }
+    })().catch(() => undefined);
   }
 
   async close(): Promise<void> {
