@@ -1,5 +1,6 @@
 // One coordinator process over its lifetime: started once, started again whenever the event
-// stream it reads is replaced underneath it (stream-identity.ts), stopped at the end. A
+// stream or the catalog bucket it reads is replaced underneath it (stream-identity.ts), stopped
+// at the end. A
 // replacement told while a start is still under way (the first, or a start again) is taken up
 // once that start is done: the new coordinator may have read the stream before it was
 // replaced, and its own check fires only once.

@@ -9,7 +9,7 @@ import { Catalog } from '../../libs/bus/catalog.js';
 import { connectBus, watchBusStatus } from '../../libs/bus/connect.js';
 import { CLIENT_IDLE_TIMEOUT_MS } from './handlers/streams.js';
 import { changeDedupeId, ensureEventStream, EventPublisher, namedChangeDedupeId } from '../../libs/bus/events.js';
-import { subjects } from '../../libs/bus/subjects.js';
+import { CATALOG_BUCKET, subjects } from '../../libs/bus/subjects.js';
 import { ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { openGuard, type CallGuard } from './call-guard.js';
 import { FleetCache } from './cache.js';
@@ -58,7 +58,10 @@ export interface CoordinatorOptions {
   secretKey?: Buffer;
   /** libvirt's RELAX NG schemas, for requests with validate (default /usr/share/libvirt/schemas). */
   schemaDir?: string;
-  /** Told once when the event stream is deleted or made again under this coordinator (stream-identity.ts). */
+  /**
+   * Told once when the event stream or the catalog bucket is deleted or made again under this
+   * coordinator (stream-identity.ts): what it has read of them no longer holds.
+   */
   onEventStreamReplaced?: (why: string) => void;
 }
 
@@ -181,6 +184,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     // the stream this coordinator reads: told when another one replaces it
     const identity = await watchStreamIdentity(nc, log, (why) => options.onEventStreamReplaced?.(why), { readUpTo: () => cache.appliedSequence });
     cleanups.push(() => identity.stop());
+    // the catalog's bucket likewise: its revisions start again in one made again
+    const catalogIdentity = await watchStreamIdentity(nc, log, (why) => options.onEventStreamReplaced?.(why), {
+      stream: `KV_${CATALOG_BUCKET}`,
+      what: 'the catalog bucket',
+      readUpTo: () => BigInt(catalogWatermark.value),
+    });
+    cleanups.push(() => catalogIdentity.stop());
     // 1-2. events from the stream's current end (everything before is covered by the syncs), then the catalog
     cleanups.push(...(await feedCache({ nc, cache, catalog, catalogWatermark, log, resyncFleet: () => resync() })));
     stepDone('catalogMs');
