@@ -88,8 +88,11 @@ interface HostState {
   pendingPools: number;
   /** path -> volume, every volume with a path; key lookups look here too (key === path) */
   byPath: Map<string, StoredVolume>;
-  /** key -> volume, volumes whose key is not their path */
-  byKey: Map<string, StoredVolume>;
+  /**
+   * key -> volume, volumes whose key is not their path; every holder of a key two or more
+   * volumes hold (one LUN seen by two pools), in an array (keyHolder picks one)
+   */
+  byKey: Map<string, StoredVolume | StoredVolume[]>;
   /** revision at which a pool ('p', name) or volume ('v', pool, name) was removed; oldest first, at most ~tombstonesPerHost */
   tombstones: Map<string, bigint>;
   /**
@@ -320,13 +323,25 @@ export class FleetCache {
   private index(h: HostState, v: PreparedVolume): void {
     const { key, path } = v.facts;
     if (path) h.byPath.set(path, v.stored);
-    if (key && key !== path) h.byKey.set(key, v.stored);
+    if (key && key !== path) {
+      const held = h.byKey.get(key);
+      if (held === undefined || held === v.stored) h.byKey.set(key, v.stored);
+      else if (Array.isArray(held)) held.push(v.stored);
+      else h.byKey.set(key, [held, v.stored]);
+    }
   }
 
   private unindex(h: HostState, stored: StoredVolume): void {
     const { key, path } = storedFacts(stored);
     if (path && h.byPath.get(path) === stored) h.byPath.delete(path);
-    if (key && key !== path && h.byKey.get(key) === stored) h.byKey.delete(key);
+    if (!key || key === path) return;
+    const held = h.byKey.get(key);
+    if (held === stored) h.byKey.delete(key);
+    else if (Array.isArray(held)) {
+      const i = held.indexOf(stored);
+      if (i >= 0) held.splice(i, 1);
+      if (held.length === 1) h.byKey.set(key, held[0]!);
+    }
   }
 
   /** Indexes a pool's pending volumes (PendingVolumes), if it has any. */
@@ -590,7 +605,7 @@ export class FleetCache {
     if (!h) return undefined;
     this.indexHost(h);
     const other = h.byKey.get(key);
-    if (other !== undefined) return decodeStored(other);
+    if (other !== undefined) return keyHolder(other);
     // a volume whose key is its path is indexed by path only
     const same = h.byPath.get(key);
     if (same === undefined) return undefined;
@@ -615,6 +630,22 @@ export class FleetCache {
   poolsOfHost(host: string): string[] {
     return [...(this.hosts.get(host)?.pools.keys() ?? [])];
   }
+}
+
+/**
+ * The volume a key lookup answers with: the only one, or, of volumes in several pools (or one
+ * pool) holding the key, the one of the pool first by name, then first by name in it. libvirt
+ * answers with the first active pool it finds holding the key; by name, every coordinator
+ * answers alike, whatever order the volumes came in.
+ */
+function keyHolder(held: StoredVolume | StoredVolume[]): Volume {
+  if (!Array.isArray(held)) return decodeStored(held);
+  const order = (v: Volume): [string, string] => [v.pool, v.definition?.name ?? ''];
+  return held.map(decodeStored).reduce((best, v) => {
+    const [bp, bn] = order(best);
+    const [vp, vn] = order(v);
+    return compare(vp, bp) < 0 || (vp === bp && compare(vn, bn) < 0) ? v : best;
+  });
 }
 
 /** The volumes' bytes back to back in one buffer outside the heap (PendingVolumes). */
