@@ -42,6 +42,18 @@ describe('cisternctl XML files (readXmlFile)', () => {
     expect((directory as Error).message).to.equal(`Failed to read file '${dir}': Is a directory`);
   });
 
+  it('refuses a document over the 1 MiB the coordinator reads, before sending it, naming the limit', async () => {
+    // virsh reads up to 10 MiB; the coordinator takes documents of at most 1 MiB, and a request
+    // over 4 MiB was refused by gRPC's own decoder, in words that name no document
+    const file = join(dir, 'big.xml');
+    writeFileSync(file, Buffer.alloc(1024 * 1024 + 1, 0x20));
+    const refused = await readXmlFile(file).then(() => undefined, (e: unknown) => e);
+    expect(refused).to.be.instanceOf(UsageError);
+    expect((refused as Error).message).to.equal(`File '${file}' is 1048577 bytes: an XML document is at most 1048576 bytes (1 MiB)`);
+    writeFileSync(file, Buffer.alloc(1024 * 1024, 0x20));
+    expect(await readXmlFile(file)).to.have.length(1024 * 1024);
+  });
+
   it('reads a UTF-8 file as its text', async () => {
     const file = join(dir, 'utf8.xml');
     writeFileSync(file, Buffer.from("<pool type='dir'><name>caf\u00e9</name></pool>\n", 'utf8'));
