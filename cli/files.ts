@@ -1,12 +1,22 @@
 // Reading the files commands take (XML documents, secret values), with virsh's error wording.
 import { readFile } from 'node:fs/promises';
 import { UsageError } from './errors.js';
+import { MAX_XML_BYTES } from '../libs/xml/limits.js';
 
 /** virsh's VSH_MAX_XML_FILE */
 export const MAX_XML_FILE = 10 * 1024 * 1024;
 
+/**
+ * An XML document's text. Read up to virsh's limit (its wording for a file over it), then held
+ * to the coordinator's own (MAX_XML_BYTES): a bigger request would be refused by the gRPC
+ * decoder, in words that name no document.
+ */
 export async function readXmlFile(path: string): Promise<string> {
-  return decodeUtf8File(path, await readLocalFile(path, MAX_XML_FILE, 'bytes of XML'));
+  const data = await readLocalFile(path, MAX_XML_FILE, 'bytes of XML');
+  if (data.length > MAX_XML_BYTES) {
+    throw new UsageError(`File '${path}' is ${data.length} bytes: an XML document is at most ${MAX_XML_BYTES} bytes (1 MiB)`);
+  }
+  return decodeUtf8File(path, data);
 }
 
 /** A local file's bytes, at most `max` of them (`what` says of what, in the refusal), with virsh's wording. */
