@@ -701,6 +701,25 @@ describe('dir backend with real qemu-img', function () {
       }
     });
 
+    it('a cow volume (a format qemu-img no longer has) is UNIMPLEMENTED naming the format, the file unchanged', async () => {
+      const path = join(target, 'old.cow');
+      const cow = Buffer.alloc(2048);
+      cow.write('OOOM', 0, 'latin1');
+      cow.writeUInt32BE(2, 4);
+      cow.writeBigUInt64BE(MiB, 1036);
+      writeFileSync(path, cow);
+      try {
+        expect((await probeFile(path)).format).to.equal('cow');
+        const err = await rejects(backend.resizeVol(ctx, vol('old.cow', ''), 2n * MiB, { allocate: false, delta: false, shrink: false }));
+        expect(err.code, err.message).to.equal('UNIMPLEMENTED');
+        expect(err.message).to.match(/^resizing cow volumes is not supported: qemu-img cannot resize the cow format \(.*cow.*\); it resizes raw, qcow2 and qed$/);
+        expect(err.message).not.to.contain('/proc/');
+        expect(readFileSync(path).equals(cow), 'the file unchanged').to.equal(true);
+      } finally {
+        rmSync(path, { force: true });
+      }
+    });
+
     it('a missing backing file is FAILED_PRECONDITION and nothing is created', async () => {
       const before = snapshot();
       const err = await rejects(create(vol('orphan.qcow2', 'qcow2', MiB, { backingStore: { path: join(target, 'nope'), format: 'raw', permissions: undefined, timestamps: undefined } })));
