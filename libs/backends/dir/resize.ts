@@ -146,7 +146,8 @@ async function resizeOpened(
     const target = qemuDescriptorTarget(format, opened.fdPath, chain ? qemuDescriptorChainNode(chain.layers.map(descriptorLayer), FIRST_BACKING_FD) : null);
     await ctx.runner.run(qemuImgResizeArgv(target, abs, abs < curCap, tools.qemuImg), { signal: ctx.signal, fds: chain?.layers.map((l) => l.fd) ?? [] });
   } catch (err) {
-    if (err instanceof CommandFailedError && /does not support resize/.test(err.stderr)) throw formatNotResizable(format, err);
+    // a driver without resize, or none at all in this qemu (cow: removed from qemu long ago)
+    if (err instanceof CommandFailedError && /does not support resize|Unknown driver/.test(err.stderr)) throw formatNotResizable(format, err);
     if (err instanceof CommandFailedError && /Failed to zero out new clusters/.test(err.stderr)) throw cannotZeroGrownArea(volume.name, curCap, err);
     throw commandError(err, { field: 'capacity', bytes: abs });
   } finally {
@@ -161,7 +162,8 @@ async function resizeOpened(
  * creates, qemu-img 7.2 resizes raw, qcow2 and qed, which the message names as the way out.
  */
 function formatNotResizable(format: string, err: CommandFailedError): UnimplementedError {
-  const said = err.stderr.trim().split('\n').at(-1) ?? '';
+  // its reason, without the "Could not open 'json:{... /proc/PID/fd/N ...}'" it names the image by
+  const said = (err.stderr.trim().split('\n').at(-1) ?? '').replace(/^qemu-img: /, '').replace(/^Could not open '.*': /s, '');
   return new UnimplementedError(
     `resizing ${format} volumes is not supported: qemu-img cannot resize the ${format} format (${printable(said, 200)}); it resizes raw, qcow2 and qed`,
     err.details,
