@@ -1,7 +1,9 @@
 // The agent's in-memory runtime state: the pools it has active, their volumes, and
 // the one host-wide revision counter every Pool/Volume state carries (docs/bus.md, item 4).
 // Only active pools live here; a stopped pool leaves the map (the catalog keeps the
-// persistent ones, the coordinator merges both views).
+// persistent ones, the coordinator merges both views). What a persistent pool showed when it
+// stopped (sizes, free extents, target permissions) is kept beside them, in memory only: see
+// StoppedPool.
 import {
   Pool,
   PoolDefinition,
@@ -41,8 +43,26 @@ export interface PoolEntry {
   revision: bigint;
 }
 
+/**
+ * A persistent pool that ran on this host since the agent started and is not active now, with
+ * what it showed when it stopped. libvirt's storagePoolDestroy leaves the pool's live
+ * definition in place (virStoragePoolObj's def, when no define came while it ran), so
+ * pool-dumpxml and virStoragePoolGetInfo keep its last capacity, allocation and available, free
+ * extents and target permissions; a build, a delete or a failed start leaves them, a define
+ * replaces them (virStoragePoolObjAssignDef), an undefine removes the pool, and a restart of
+ * libvirtd reads the pool from its config file, without them: an agent restart forgets them.
+ */
+export interface StoppedPool {
+  /** the definition the pool ran with: the sizes are shown only while it is still the defined one */
+  definition: PoolDefinition;
+  runtime: PoolRuntime;
+  revision: bigint;
+}
+
 export class AgentState {
   readonly pools = new Map<string, PoolEntry>();
+  /** Persistent pools stopped since this agent started, by name (StoppedPool). */
+  readonly stopped = new Map<string, StoppedPool>();
   readonly revisions: RevisionCounter;
   /** Called after a pool became active or inactive (the agent keeps a record: running-pools.ts). */
   onPoolSetChanged?: (pool: string) => void;
@@ -67,6 +87,7 @@ export class AgentState {
       volumes: new Map(),
       revision: this.revisions.next(),
     };
+    this.stopped.delete(definition.name);
     this.pools.set(definition.name, entry);
     this.onPoolSetChanged?.(definition.name);
     return entry;
@@ -77,6 +98,21 @@ export class AgentState {
     this.pools.delete(name);
     if (entry) this.onPoolSetChanged?.(name);
     return entry;
+  }
+
+  /**
+   * Removes an active pool that has stopped; a persistent one keeps what it showed (StoppedPool).
+   * Returns its last entry.
+   */
+  stopPool(name: string): PoolEntry | undefined {
+    const entry = this.removePool(name);
+    if (entry?.persistent) this.stopped.set(name, { definition: entry.definition, runtime: entry.runtime, revision: entry.revision });
+    return entry;
+  }
+
+  /** A define or an undefine of a pool that is not active: what it kept goes. True when it had some. */
+  forgetStopped(name: string): boolean {
+    return this.stopped.delete(name);
   }
 
   /** New pool sizes (after a volume op or refresh): a new revision. */
@@ -140,8 +176,19 @@ export class AgentState {
     });
   }
 
-  /** A pool that is not (or no longer) active on this host, with a new revision. */
+  /**
+   * A pool that is not (or no longer) active on this host, with a new revision; with what it
+   * kept from its last run (StoppedPool) while `definition` is the one it ran with.
+   */
   inactivePoolMessage(definition: PoolDefinition, flags: { persistent: boolean; autostart: boolean }): Pool {
+    const kept = this.stopped.get(definition.name);
+    const shown = kept && sameDefinition(kept.definition, definition) ? kept : undefined;
+    const revision = this.revisions.next();
+    if (shown) shown.revision = revision;
+    return this.stoppedMessage(definition, flags, revision, shown?.runtime);
+  }
+
+  private stoppedMessage(definition: PoolDefinition, flags: { persistent: boolean; autostart: boolean }, revision: bigint, runtime?: PoolRuntime): Pool {
     return Pool.create({
       name: poolName(this.host, definition.name),
       host: this.host,
@@ -149,7 +196,12 @@ export class AgentState {
       state: PoolState.POOL_STATE_INACTIVE,
       persistent: flags.persistent,
       autostart: flags.autostart,
-      revision: this.revisions.next(),
+      capacity: runtime?.capacity ?? 0n,
+      allocation: runtime?.allocation ?? 0n,
+      available: runtime?.available ?? 0n,
+      revision,
+      runtimeDevices: runtime?.devices ?? [],
+      targetPermissions: runtime?.targetPermissions,
     });
   }
 
@@ -163,15 +215,23 @@ export class AgentState {
     });
   }
 
-  /** Every active pool and every volume of those pools (a full sync snapshot). */
-  snapshot(): { pools: Pool[]; volumes: Volume[]; revision: bigint } {
+  /**
+   * Every active pool and every volume of those pools (a full sync snapshot), and the stopped
+   * pools' last states (StoppedPool: persistent, autostart as they were when they stopped; the
+   * coordinator shows the catalog's flags).
+   */
+  snapshot(): { pools: Pool[]; volumes: Volume[]; stoppedPools: Pool[]; revision: bigint } {
     const pools: Pool[] = [];
     const volumes: Volume[] = [];
     for (const [name, entry] of this.pools) {
       pools.push(this.poolMessage(entry));
       for (const vol of entry.volumes.values()) volumes.push(this.volumeMessage(name, vol));
     }
-    return { pools, volumes, revision: this.revisions.current };
+    const stoppedPools: Pool[] = [];
+    for (const kept of this.stopped.values()) {
+      stoppedPools.push(this.stoppedMessage(kept.definition, { persistent: true, autostart: false }, kept.revision, kept.runtime));
+    }
+    return { pools, volumes, stoppedPools, revision: this.revisions.current };
   }
 }
 
@@ -257,4 +317,9 @@ function equalValues(a: unknown, b: unknown): boolean {
   for (const k in ra) if (!equalValues(ra[k], rb[k])) return false;
   for (const k in rb) if (!(k in ra) && rb[k] !== undefined) return false;
   return true;
+}
+
+/** The same pool definition, field for field (compared encoded). */
+export function sameDefinition(a: PoolDefinition, b: PoolDefinition): boolean {
+  return Buffer.from(PoolDefinition.encode(a).finish()).equals(PoolDefinition.encode(b).finish());
 }

@@ -56,6 +56,8 @@ export interface Snapshot {
   bootId?: bigint;
   pools: Pool[];
   volumes: Volume[];
+  /** persistent pools stopped since the agent started, with what they showed (HostSync.stopped_pools) */
+  stoppedPools?: Pool[];
   revision: bigint;
   /** events the stream did not store since the last sync (LostEvents) */
   eventsLost?: Event[];
@@ -93,12 +95,13 @@ export function buildSyncChunks(
       return;
     }
     const itemSize = bytes + 6; // tag + length prefix
-    const empty = current.pools.length === 0 && current.volumes.length === 0 && current.eventsLost.length === 0;
+    const empty = current.pools.length === 0 && current.volumes.length === 0 && current.eventsLost.length === 0 && current.stoppedPools.length === 0;
     if (!empty && size + itemSize > maxBytes) startNew();
     put();
     size += itemSize;
   };
   for (const pool of snap.pools) add(pool.name, () => Pool.encode(pool).finish(), () => current.pools.push(pool));
+  for (const pool of snap.stoppedPools ?? []) add(pool.name, () => Pool.encode(pool).finish(), () => current.stoppedPools.push(pool));
   for (const vol of snap.volumes) add(vol.name, () => Volume.encode(vol).finish(), () => current.volumes.push(vol));
   for (const e of snap.eventsLost ?? []) add(`a lost event of ${e.pool || e.host}`, () => Event.encode(e).finish(), () => current.eventsLost.push(e));
   chunks.push(current);

@@ -45,6 +45,8 @@ export async function undefinePool(ctx: AgentContext, request: AgentRequest, op:
           );
           return;
         }
+        // the pool goes, and with it what its last run showed (StoppedPool)
+        ctx.state.forgetStopped(def.name);
         answer(doneReply());
         if (revision > 0 && ctx.catalog) await holdUntilMoved(ctx, ctx.catalog, def.name, revision);
       }, actorOf(request).signal)

@@ -106,6 +106,12 @@ interface HostState {
   syncRevision: bigint;
   /** the boot id of the agent whose full sync was taken last (0: none, or not said) */
   syncBoot: bigint;
+  /**
+   * Pools not active that show what they had when they stopped (sizes, free extents, target
+   * permissions), as libvirt keeps them after pool-destroy: their last inactive state that
+   * carried any, from an event, a reply or the agent's sync (HostSync.stopped_pools).
+   */
+  stopped: Map<string, Pool>;
 }
 
 export interface SyncSnapshot {
@@ -114,6 +120,8 @@ export interface SyncSnapshot {
   volumes: ReadonlyArray<Volume | Uint8Array>;
   /** the agent's revision when the snapshot was taken; 0 = replace everything */
   revision: bigint;
+  /** the stopped pools' last states (HostSync.stopped_pools); absent: none */
+  stoppedPools?: Pool[];
 }
 
 const MAX_REVISION = (1n << 64n) - 1n;
@@ -141,6 +149,10 @@ export function poolShortName(pool: Pool): string {
 export function volumeShortName(volume: Volume): string {
   return volume.definition?.name || volume.name.slice(volume.name.lastIndexOf('/') + 1);
 }
+
+/** An inactive pool's state that shows what its last run had (sizes, free extents, target permissions). */
+const showsLastRun = (pool: Pool): boolean =>
+  pool.capacity !== 0n || pool.allocation !== 0n || pool.available !== 0n || pool.runtimeDevices.length > 0 || pool.targetPermissions !== undefined;
 
 const isActive = (pool: Pool): boolean => pool.state !== PoolState.POOL_STATE_INACTIVE && pool.state !== PoolState.POOL_STATE_UNSPECIFIED;
 
@@ -176,6 +188,8 @@ export class FleetCache {
       this.catalogFloor.delete(key);
     } else {
       if (this.catalog.get(host)?.delete(pool)) this.sortedPoolKeys = undefined;
+      // an undefined pool is gone, with what its last run showed (libvirt removes the object)
+      this.hosts.get(host)?.stopped.delete(pool);
       this.catalogFloor.set(key, Math.max(revision, this.catalogFloor.get(key) ?? 0));
     }
     return true;
@@ -194,7 +208,7 @@ export class FleetCache {
   private host(host: string): HostState {
     let h = this.hosts.get(host);
     if (!h) {
-      h = { pools: new Map(), pendingPools: 0, byPath: new Map(), byKey: new Map(), tombstones: new Map(), forgotten: -1n, syncRevision: 0n, syncBoot: 0n };
+      h = { pools: new Map(), pendingPools: 0, byPath: new Map(), byKey: new Map(), tombstones: new Map(), forgotten: -1n, syncRevision: 0n, syncBoot: 0n, stopped: new Map() };
       this.hosts.set(host, h);
     }
     return h;
@@ -204,7 +218,18 @@ export class FleetCache {
     return this.hosts.get(host)?.pools.get(pool);
   }
 
-  /** Applies a pool state (event, reply or sync). An inactive pool has no runtime state. */
+  /**
+   * The last state of a pool that is not active, when it shows what the pool had when it
+   * stopped (HostState.stopped); undefined otherwise.
+   */
+  stoppedPool(host: string, pool: string): Pool | undefined {
+    return this.hosts.get(host)?.stopped.get(pool);
+  }
+
+  /**
+   * Applies a pool state (event, reply or sync). An inactive pool has no runtime state, only
+   * what it showed when it stopped, when its state carries that.
+   */
   applyPool(host: string, state: Pool): boolean {
     const h = this.host(host);
     const name = poolShortName(state);
@@ -215,8 +240,11 @@ export class FleetCache {
     if (!isActive(state)) {
       if (current) this.dropPool(h, name, current);
       this.bury(h, poolTomb(name), state.revision);
+      if (showsLastRun(state)) h.stopped.set(name, state);
+      else h.stopped.delete(name);
       return true;
     }
+    h.stopped.delete(name);
     h.tombstones.delete(poolTomb(name));
     if (current) current.pool = state;
     else {
@@ -430,6 +458,7 @@ export class FleetCache {
     // the removals forgotten are older than the snapshot: it holds whatever is left
     if (h.forgotten <= cut) h.forgotten = -1n;
     for (const p of pools.values()) this.applyPool(host, p);
+    this.replaceStopped(h, snapshot, cut);
     for (const [name, rt] of h.pools) {
       const incoming = byPool.get(name) ?? [];
       // a pool filled from nothing, with nothing removed to compare against: kept as bytes
@@ -460,6 +489,26 @@ export class FleetCache {
     // volumes are the newest states up to it: nothing at or below it is newer.) A snapshot
     // without a revision orders nothing and refuses nothing after it.
     if (snapshot.revision !== 0n && h.forgotten < cut) h.forgotten = cut;
+  }
+
+  /**
+   * The stopped pools' last states from a full sync: what the sync does not hold and is not
+   * newer is dropped (an agent that restarted forgot them, as libvirtd does); what it holds is
+   * taken unless the pool changed after the snapshot (a tombstone above it, or active now).
+   */
+  private replaceStopped(h: HostState, snapshot: SyncSnapshot, cut: bigint): void {
+    const incoming = new Map((snapshot.stoppedPools ?? []).map((p) => [poolShortName(p), p]));
+    for (const [name, held] of [...h.stopped]) {
+      if (!incoming.has(name) && held.revision <= cut) h.stopped.delete(name);
+    }
+    for (const [name, p] of incoming) {
+      if (!name || isActive(p) || !showsLastRun(p) || h.pools.has(name)) continue;
+      const held = h.stopped.get(name);
+      if (held && held.revision > p.revision) continue;
+      const buried = h.tombstones.get(poolTomb(name));
+      if (buried !== undefined && buried > p.revision) continue;
+      h.stopped.set(name, p);
+    }
   }
 
   /**

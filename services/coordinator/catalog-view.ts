@@ -1,5 +1,6 @@
 // What clients see: a pool = its catalog entry (definition, autostart, persistent) merged
-// with the agent's runtime state (state, sizes, volumes). Reads never leave this process.
+// with the agent's runtime state (state, sizes, volumes), or for a stopped pool with what it
+// showed when it stopped (lastRun). Reads never leave this process.
 import { Pool, PoolDefinition, PoolState, type Host, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { hostName, poolName } from '../../libs/api/resource-names.js';
 import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
@@ -17,7 +18,7 @@ export function poolView(cache: FleetCache, host: string, pool: string, freshnes
   const cat = cache.catalogEntry(host, pool);
   const rt = cache.runtimePool(host, pool);
   if (!cat && !rt) return undefined;
-  return viewOf(host, pool, cat, rt?.pool, rt ? rt.volumeCount : 0, freshness);
+  return viewOf(host, pool, cat, rt?.pool, rt ? rt.volumeCount : 0, freshness, undefined, rt ? undefined : cache.stoppedPool(host, pool));
 }
 
 /** The last view of a pool whose definition was removed from the catalog and that has no runtime state (POOL_UNDEFINED). */
@@ -34,8 +35,10 @@ function viewOf(
   volumeCount: number,
   freshness: Freshness,
   definition = live?.definition ?? cat?.value.definition,
+  stopped?: Pool,
 ): Pool {
   const stale = freshness !== 'current';
+  const last = live ?? lastRun(cat, stopped, freshness);
   return {
     name: poolName(host, pool),
     host,
@@ -44,20 +47,35 @@ function viewOf(
     state: live ? live.state : freshness === 'unknown' ? PoolState.POOL_STATE_UNSPECIFIED : PoolState.POOL_STATE_INACTIVE,
     persistent: !!cat,
     autostart: cat?.value.autostart ?? false,
-    capacity: live?.capacity ?? 0n,
-    allocation: live?.allocation ?? 0n,
-    available: live?.available ?? 0n,
+    capacity: last?.capacity ?? 0n,
+    allocation: last?.allocation ?? 0n,
+    available: last?.available ?? 0n,
     volumeCount,
     stale,
     revision: live?.revision ?? 0n,
-    runtimeDevices: live?.runtimeDevices ?? [],
-    targetPermissions: live?.targetPermissions,
+    runtimeDevices: last?.runtimeDevices ?? [],
+    targetPermissions: last?.targetPermissions,
   };
+}
+
+/**
+ * What an inactive, defined pool shows of its last run (FleetCache.stoppedPool), as libvirt's
+ * def after pool-destroy: only while the catalog's definition is the one it ran with (a
+ * definition stored while it ran, or since, replaced it: virStoragePoolObjAssignDef, newDef),
+ * and not for a host whose state is not known.
+ */
+function lastRun(cat: CatalogRecord | undefined, stopped: Pool | undefined, freshness: Freshness): Pool | undefined {
+  const defined = cat?.value.definition;
+  if (!stopped?.definition || !defined || freshness === 'unknown') return undefined;
+  const a = PoolDefinition.encode(stopped.definition).finish();
+  const b = PoolDefinition.encode(defined).finish();
+  return a.length === b.length && Buffer.compare(a, b) === 0 ? stopped : undefined;
 }
 
 interface HeldView {
   cat: CatalogRecord | undefined;
   live: Pool | undefined;
+  stopped: Pool | undefined;
   volumeCount: number;
   freshness: Freshness;
   view: Pool;
@@ -84,16 +102,17 @@ export class PoolViews {
     const rt = cache.runtimePool(host, pool);
     if (!cat && !rt) return undefined;
     const live = rt?.pool;
+    const stopped = rt ? undefined : cache.stoppedPool(host, pool);
     const volumeCount = rt ? rt.volumeCount : 0;
     let ofHost = this.held.get(host);
     const h = ofHost?.get(pool);
-    if (h && h.cat === cat && h.live === live && h.volumeCount === volumeCount && h.freshness === freshness) return h.view;
-    const view = viewOf(host, pool, cat, live, volumeCount, freshness);
+    if (h && h.cat === cat && h.live === live && h.stopped === stopped && h.volumeCount === volumeCount && h.freshness === freshness) return h.view;
+    const view = viewOf(host, pool, cat, live, volumeCount, freshness, undefined, stopped);
     if (view.runtimeDevices.length === 0) view.runtimeDevices = NO_DEVICES;
     Object.freeze(view);
     if (!ofHost) this.held.set(host, (ofHost = new Map()));
     if (!h) this.count++;
-    ofHost.set(pool, { cat, live, volumeCount, freshness, view });
+    ofHost.set(pool, { cat, live, stopped, volumeCount, freshness, view });
     return view;
   }
 

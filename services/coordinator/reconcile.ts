@@ -5,7 +5,7 @@
 // pools and volumes published from it too (lostEventsReconcile).
 // Every coordinator sees the same sync, so the events carry request id
 // `reconcile-<syncId>` and JetStream's duplicate window stores each one once.
-import { Event, EventKind, PoolState, VolumeDefinition, type Pool, type Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { Event, EventKind, Pool, PoolState, VolumeDefinition, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { poolShortName, type FleetCache, type SyncSnapshot } from './cache.js';
 import { decodeStored, prepareVolume, sameDefinitionBytes, type PreparedVolume, type StoredVolume } from './stored-volume.js';
 import { shortNameOf, snapshotPoolOf } from './volume-wire.js';
@@ -70,6 +70,26 @@ function samePoolRuntime(a: Pool, b: Pool): boolean {
   return a.capacity === b.capacity && a.allocation === b.allocation && a.available === b.available && extents(a) === extents(b);
 }
 
+/**
+ * The state a reconcile POOL_STOPPED carries for a pool the sync does not show active: what the
+ * agent kept of its last run (HostSync.stopped_pools), or nothing of it (a transient pool, or
+ * an agent that restarted since: it forgot them, as a restarted libvirtd does).
+ */
+function stoppedState(last: Pool, name: string, snapshot: SyncSnapshot): Pool {
+  const kept = snapshot.stoppedPools?.find((p) => poolShortName(p) === name);
+  return {
+    ...last,
+    state: PoolState.POOL_STATE_INACTIVE,
+    volumeCount: 0,
+    revision: snapshot.revision,
+    capacity: kept?.capacity ?? 0n,
+    allocation: kept?.allocation ?? 0n,
+    available: kept?.available ?? 0n,
+    runtimeDevices: kept?.runtimeDevices ?? [],
+    targetPermissions: kept?.targetPermissions,
+  };
+}
+
 /** A sync's pools by short name, and its volumes by pool and short name. */
 function indexSnapshot(snapshot: SyncSnapshot): { incoming: Map<string, Pool>; volumesOf: Map<string, Map<string, PreparedVolume>> } {
   const incoming = new Map(snapshot.pools.map((p) => [poolShortName(p), p]));
@@ -114,7 +134,7 @@ export function reconcileEvents(
     const held = cache.poolVolumes(host, name);
     const now = incoming.get(name);
     if (!now) {
-      const stopped = { ...rt.pool, state: PoolState.POOL_STATE_INACTIVE, volumeCount: 0, revision: snapshot.revision };
+      const stopped = stoppedState(rt.pool, name, snapshot);
       events.push(Event.fromPartial({ ...base, kind: EventKind.POOL_STOPPED, pool: name, poolState: stopped }));
       continue;
     }
@@ -194,7 +214,7 @@ export function lostEventsReconcile(
       // built or deleted while not active: a sync holds active pools only, so nothing newer to tell
       events.push(Event.fromPartial({ ...base, kind: e.kind, pool: e.pool, poolState: e.poolState }));
     } else if (!newer(snapshot.revision, e.pool)) {
-      const stopped = { ...e.poolState, state: PoolState.POOL_STATE_INACTIVE, volumeCount: 0, revision: snapshot.revision };
+      const stopped = stoppedState(Pool.fromPartial(e.poolState ?? {}), e.pool, snapshot);
       events.push(Event.fromPartial({ ...base, kind: EventKind.POOL_STOPPED, pool: e.pool, poolState: stopped }));
     }
     tagLost(e, events, made);

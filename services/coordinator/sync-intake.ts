@@ -70,6 +70,7 @@ export interface SyncAssembly {
   bootId: bigint;
   eventsLost: Event[];
   reason: string;
+  stoppedPools: Pool[];
 }
 
 export interface AssembledSync {
@@ -95,7 +96,7 @@ export function assembleChunk(assembling: Map<string, SyncAssembly>, host: strin
   if (!chunk.syncId || (chunk.chunk === 0 && chunk.host?.hostId !== host)) return 'dropped';
   let a = assembling.get(host);
   if (chunk.chunk === 0) {
-    a = { syncId: chunk.syncId, next: 0, pools: [], volumes: [], host: chunk.host, revision: chunk.revision, bootId: chunk.bootId, eventsLost: [], reason: chunk.reason };
+    a = { syncId: chunk.syncId, next: 0, pools: [], volumes: [], host: chunk.host, revision: chunk.revision, bootId: chunk.bootId, eventsLost: [], reason: chunk.reason, stoppedPools: [] };
     assembling.set(host, a);
   }
   if (!a || a.syncId !== chunk.syncId || a.next !== chunk.chunk) return 'dropped';
@@ -103,6 +104,7 @@ export function assembleChunk(assembling: Map<string, SyncAssembly>, host: strin
   for (const p of chunk.pools) a.pools.push(p);
   for (const v of chunk.volumes) a.volumes.push(v);
   for (const e of chunk.eventsLost) a.eventsLost.push(e);
+  for (const p of chunk.stoppedPools) a.stoppedPools.push(p);
   if (chunk.revision > a.revision) a.revision = chunk.revision;
   if (!chunk.last) return undefined;
   assembling.delete(host);
@@ -110,7 +112,7 @@ export function assembleChunk(assembling: Map<string, SyncAssembly>, host: strin
     syncId: a.syncId,
     bootId: a.bootId,
     host: a.host,
-    snapshot: { pools: a.pools, volumes: a.volumes, revision: a.revision },
+    snapshot: { pools: a.pools, volumes: a.volumes, revision: a.revision, stoppedPools: a.stoppedPools },
     eventsLost: a.eventsLost,
     reason: a.reason,
   };

@@ -409,6 +409,7 @@ export interface HostSyncParts {
   bootId: bigint;
   eventsLost: Event[];
   reason: string;
+  stoppedPools: Pool[];
 }
 
 /**
@@ -417,7 +418,7 @@ export interface HostSyncParts {
  * malformed bytes, as HostSync.decode does.
  */
 export function splitHostSync(bytes: Uint8Array): HostSyncParts {
-  const out: HostSyncParts = { syncId: '', chunk: 0, last: false, host: undefined, pools: [], volumes: [], revision: 0n, bootId: 0n, eventsLost: [], reason: '' };
+  const out: HostSyncParts = { syncId: '', chunk: 0, last: false, host: undefined, pools: [], volumes: [], revision: 0n, bootId: 0n, eventsLost: [], reason: '', stoppedPools: [] };
   const r = new BinaryReader(bytes);
   while (r.pos < r.len) {
     const tag = r.uint32();
@@ -451,6 +452,9 @@ export function splitHostSync(bytes: Uint8Array): HostSyncParts {
         continue;
       case 82:
         out.reason = r.string();
+        continue;
+      case 90:
+        out.stoppedPools.push(Pool.decode(r, r.uint32()));
         continue;
     }
     if ((tag & 7) === 4 || tag === 0) break;

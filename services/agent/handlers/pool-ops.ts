@@ -288,7 +288,8 @@ export async function stopPool(ctx: AgentContext, request: AgentRequest, op: Age
     const entry = activePool(ctx, def.name);
     const backend = backendFor(ctx, entry.definition.type);
     if (backend.stopPool) await backend.stopPool(poolContext(ctx, entry.definition, actor));
-    ctx.state.removePool(def.name);
+    // a persistent pool keeps what it showed, as libvirt's def after storagePoolDestroy
+    ctx.state.stopPool(def.name);
     const pool = ctx.state.inactivePoolMessage(entry.definition, entry);
     ctx.events.publish(poolEvent(EventKind.POOL_STOPPED, ctx.host, pool, actor));
     ctx.log.info('pool stopped', { pool: def.name, principal: actor.principal, requestId: actor.requestId });
@@ -402,7 +403,7 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
       if (backend.stopPool) {
         await backend.stopPool(pc).catch((e) => ctx.log.warn('stop after a failed refresh failed', { pool: def.name, error: e }));
       }
-      ctx.state.removePool(def.name);
+      ctx.state.stopPool(def.name);
       ctx.events.publish(poolEvent(EventKind.POOL_STOPPED, ctx.host, ctx.state.inactivePoolMessage(entry.definition, entry), actor));
       await flushEvents(ctx);
       throw err;
@@ -515,7 +516,14 @@ function mirrorFlags(ctx: AgentContext, request: AgentRequest, name: string | un
   if (entry && request.op?.$case === 'definePool' && uuid && entry.definition.uuid && entry.definition.uuid !== uuid) {
     throw new AlreadyExistsError(`storage pool '${name}' is already active on host '${ctx.host}' with uuid ${entry.definition.uuid}`, { host: ctx.host, pool: name! });
   }
-  if (name && request.op?.$case === 'definePool') requireUuidFreeAmongRunning(ctx, { name, uuid: uuid ?? '' });
+  if (name && request.op?.$case === 'definePool') {
+    requireUuidFreeAmongRunning(ctx, { name, uuid: uuid ?? '' });
+    // a define replaces an inactive pool's definition, and with it what its last run showed
+    // (libvirt's virStoragePoolObjAssignDef); the state without it goes to the coordinator
+    if (!entry && request.pool && ctx.state.forgetStopped(name)) {
+      return poolReply(ctx.state.inactivePoolMessage(request.pool, { persistent: true, autostart: request.autostart }), 0n);
+    }
+  }
   if (entry) {
     switch (request.op?.$case) {
       case 'definePool':

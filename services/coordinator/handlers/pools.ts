@@ -398,14 +398,13 @@ export async function getPoolXml(svc: CoordinatorServices, _ctx: CallContext, re
   const p = resolvePool(svc, requirePoolName(req.name));
   const lib = await requireXml('GetPoolXML');
   // storagePoolGetXMLDesc: --inactive prints the pending new definition (newDef, sizes 0)
-  // when there is one, else the pool's own, which for a running pool is the live document
-  if (req.inactive && !p.active) {
-    return { xml: lib.formatPoolXml(inactiveDefinition(svc.cache, p.ref.host, p.ref.pool) ?? p.definition) };
-  }
-  const pending = req.inactive ? pendingDefinition(svc.cache, p.ref.host, p.ref.pool) : undefined;
+  // when there is one, else the pool's own, which for a running pool is the live document and
+  // for a stopped one keeps what its last run showed (the view has it: lastRun)
+  const pending = req.inactive && p.active ? pendingDefinition(svc.cache, p.ref.host, p.ref.pool) : undefined;
   if (pending) return { xml: lib.formatPoolXml(pending) };
+  const definition = p.active ? p.definition : (inactiveDefinition(svc.cache, p.ref.host, p.ref.pool) ?? p.definition);
   return {
-    xml: lib.formatPoolXml(p.definition, {
+    xml: lib.formatPoolXml(definition, {
       capacity: p.pool.capacity,
       allocation: p.pool.allocation,
       available: p.pool.available,
