@@ -111,6 +111,21 @@ describe('a stopped pool keeps its last sizes and target permissions, as libvirt
     await api.undefinePool({ name: running.name, requestId: '' });
   });
 
+  it('a define while it runs, even of the same definition, is the one it stops with: sizes 0 (libvirt\'s newDef)', async () => {
+    const api = ctx.stack.api;
+    const path = join(scratch.path, 'p5');
+    const running = await runningPool('p5', path);
+    await api.definePool({ host: 'a', definition: running.definition, xml: '', requestId: '', validate: false });
+    await api.stopPool({ name: running.name, requestId: '' });
+    expect(sizesOf(await api.getPool({ name: running.name }))).to.deep.equal([0n, 0n, 0n]);
+    expect((await api.getPoolXml({ name: running.name, inactive: false })).xml).to.contain(ZERO_XML).and.not.to.contain('<permissions>');
+    // after a coordinator restart too: the agent's sync says the same
+    await ctx.stack.restartCoordinator();
+    await ctx.stack.waitForHosts(['a']);
+    expect(sizesOf(await ctx.stack.api.getPool({ name: running.name }))).to.deep.equal([0n, 0n, 0n]);
+    await ctx.stack.api.undefinePool({ name: running.name, requestId: '' });
+  });
+
   it('a transient pool is gone once stopped; one defined again after an undefine starts from nothing', async () => {
     const api = ctx.stack.api;
     const path = join(scratch.path, 'p4');
