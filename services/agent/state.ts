@@ -41,6 +41,11 @@ export interface PoolEntry {
   runtime: PoolRuntime;
   volumes: Map<string, VolumeEntry>;
   revision: bigint;
+  /**
+   * Defined while it ran (DefinePool mirrored here): libvirt stores that definition as newDef,
+   * whatever it says, and the pool stops with it, so it keeps nothing of this run.
+   */
+  redefined?: boolean;
 }
 
 /**
@@ -101,12 +106,12 @@ export class AgentState {
   }
 
   /**
-   * Removes an active pool that has stopped; a persistent one keeps what it showed (StoppedPool).
-   * Returns its last entry.
+   * Removes an active pool that has stopped; a persistent one keeps what it showed (StoppedPool),
+   * unless it was defined again while it ran (PoolEntry.redefined). Returns its last entry.
    */
   stopPool(name: string): PoolEntry | undefined {
     const entry = this.removePool(name);
-    if (entry?.persistent) this.stopped.set(name, { definition: entry.definition, runtime: entry.runtime, revision: entry.revision });
+    if (entry?.persistent && !entry.redefined) this.stopped.set(name, { definition: entry.definition, runtime: entry.runtime, revision: entry.revision });
     return entry;
   }
 

@@ -528,6 +528,8 @@ function mirrorFlags(ctx: AgentContext, request: AgentRequest, name: string | un
     switch (request.op?.$case) {
       case 'definePool':
         entry.persistent = true;
+        // libvirt's newDef: the pool stops with this definition, not with its live one
+        entry.redefined = true;
         break;
       case 'setPoolAutostart':
         entry.autostart = request.op.value.autostart;
