@@ -126,6 +126,24 @@ describe('a stopped pool keeps its last sizes and target permissions, as libvirt
     await ctx.stack.api.undefinePool({ name: running.name, requestId: '' });
   });
 
+  it('CreatePool with a defined pool\'s uuid: the stored definition keeps its last run\'s sizes while the other runs and after (libvirt\'s ADD_LIVE newDef)', async () => {
+    const api = ctx.stack.api;
+    const path = join(scratch.path, 'p6');
+    const running = await runningPool('p6', path);
+    await api.stopPool({ name: running.name, requestId: '' });
+    const uuid = running.definition!.uuid;
+    const live = await api.createPool({ host: 'a', definition: dirPool('p6', join(scratch.path, 'p6-live'), uuid), xml: '', build: true, buildFlags: undefined, requestId: '' });
+    expect(live.state).to.equal(PoolState.POOL_STATE_RUNNING);
+    // --inactive: the stored definition (newDef), which is the old def with what it kept
+    const pending = (await api.getPoolXml({ name: running.name, inactive: true })).xml;
+    expect(pending).to.contain(`<path>${path}</path>`).and.to.contain(sizesXml(running)).and.to.contain('<mode>0750</mode>');
+    await api.stopPool({ name: running.name, requestId: '' });
+    const after = await api.getPool({ name: running.name });
+    expect([after.definition?.target?.path, ...sizesOf(after)]).to.deep.equal([path, ...sizesOf(running)]);
+    expect((await api.getPoolXml({ name: running.name, inactive: false })).xml).to.contain(sizesXml(running)).and.to.contain('<mode>0750</mode>');
+    await api.undefinePool({ name: running.name, requestId: '' });
+  });
+
   it('a transient pool is gone once stopped; one defined again after an undefine starts from nothing', async () => {
     const api = ctx.stack.api;
     const path = join(scratch.path, 'p4');
