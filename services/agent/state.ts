@@ -42,10 +42,13 @@ export interface PoolEntry {
   volumes: Map<string, VolumeEntry>;
   revision: bigint;
   /**
-   * Defined while it ran (DefinePool mirrored here): libvirt stores that definition as newDef,
-   * whatever it says, and the pool stops with it, so it keeps nothing of this run.
+   * What the pool shows once it stops, when not this run's sizes (libvirt's newDef, which
+   * storagePoolDestroy switches to): 'nothing' when it was defined while it ran (a new
+   * definition, whatever it says); 'stored' when it runs a definition CreatePool gave for a
+   * defined pool (virStoragePoolObjAssignDef with ADD_LIVE moved the stored def, with what its
+   * last run kept, to newDef): that StoppedPool stays as it is.
    */
-  redefined?: boolean;
+  onStop?: 'nothing' | 'stored';
 }
 
 /**
@@ -82,8 +85,12 @@ export class AgentState {
     return this.pools.get(name);
   }
 
-  /** Records a pool that just became active (no volumes yet: a refresh diff fills them in). */
-  addPool(definition: PoolDefinition, flags: { persistent: boolean; autostart: boolean }, runtime: PoolRuntime): PoolEntry {
+  /**
+   * Records a pool that just became active (no volumes yet: a refresh diff fills them in).
+   * `overDefined`: a CreatePool of a defined pool, whose stored definition keeps what its last
+   * run showed while this one runs and after (PoolEntry.onStop 'stored').
+   */
+  addPool(definition: PoolDefinition, flags: { persistent: boolean; autostart: boolean; overDefined?: boolean }, runtime: PoolRuntime): PoolEntry {
     const entry: PoolEntry = {
       definition,
       persistent: flags.persistent,
@@ -92,7 +99,8 @@ export class AgentState {
       volumes: new Map(),
       revision: this.revisions.next(),
     };
-    this.stopped.delete(definition.name);
+    if (flags.overDefined) entry.onStop = 'stored';
+    else this.stopped.delete(definition.name);
     this.pools.set(definition.name, entry);
     this.onPoolSetChanged?.(definition.name);
     return entry;
@@ -107,12 +115,23 @@ export class AgentState {
 
   /**
    * Removes an active pool that has stopped; a persistent one keeps what it showed (StoppedPool),
-   * unless it was defined again while it ran (PoolEntry.redefined). Returns its last entry.
+   * or what PoolEntry.onStop says. Returns its last entry.
    */
   stopPool(name: string): PoolEntry | undefined {
     const entry = this.removePool(name);
-    if (entry?.persistent && !entry.redefined) this.stopped.set(name, { definition: entry.definition, runtime: entry.runtime, revision: entry.revision });
+    if (!entry || entry.onStop === 'stored') return entry;
+    if (entry.persistent && entry.onStop !== 'nothing') this.stopped.set(name, { definition: entry.definition, runtime: entry.runtime, revision: entry.revision });
+    else this.stopped.delete(name);
     return entry;
+  }
+
+  /**
+   * The definition a pool that just stopped (stopPool) shows: the one it ran with, or the stored
+   * one a CreatePool ran over, when that kept what its last run showed (PoolEntry.onStop).
+   */
+  stoppedDefinition(entry: PoolEntry): PoolDefinition {
+    if (entry.onStop !== 'stored') return entry.definition;
+    return this.stopped.get(entry.definition.name)?.definition ?? entry.definition;
   }
 
   /** A define or an undefine of a pool that is not active: what it kept goes. True when it had some. */
@@ -223,7 +242,8 @@ export class AgentState {
   /**
    * Every active pool and every volume of those pools (a full sync snapshot), and the stopped
    * pools' last states (StoppedPool: persistent, autostart as they were when they stopped; the
-   * coordinator shows the catalog's flags).
+   * coordinator shows the catalog's flags), a pool running over its stored definition included
+   * (PoolEntry.onStop 'stored').
    */
   snapshot(): { pools: Pool[]; volumes: Volume[]; stoppedPools: Pool[]; revision: bigint } {
     const pools: Pool[] = [];

@@ -28,7 +28,7 @@
 // full sync brings. A full sync holds every object of the host as of its revision, so it
 // replaces the tombstones up to that revision with `forgotten` = its revision: a state of an
 // object it does not hold, at or below it, is of one removed by then.
-import { EventKind, PoolState, type Event, type Pool, type Volume } from '../../libs/proto/cistern/v1/storage.js';
+import { EventKind, PoolDefinition, PoolState, type Event, type Pool, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { decodeStored, prepareScanned, prepareVolume, storedFacts, storedRevision, type PreparedVolume, type StoredVolume } from './stored-volume.js';
 import { scanVolume, shortNameOf, snapshotPoolOf, type VolumeFacts } from './volume-wire.js';
@@ -150,6 +150,13 @@ export function volumeShortName(volume: Volume): string {
   return volume.definition?.name || volume.name.slice(volume.name.lastIndexOf('/') + 1);
 }
 
+/** The same pool definition, field for field (compared encoded). */
+export function sameDefinition(a: PoolDefinition, b: PoolDefinition): boolean {
+  const x = PoolDefinition.encode(a).finish();
+  const y = PoolDefinition.encode(b).finish();
+  return x.length === y.length && Buffer.compare(x, y) === 0;
+}
+
 /** An inactive pool's state that shows what its last run had (sizes, free extents, target permissions). */
 const showsLastRun = (pool: Pool): boolean =>
   pool.capacity !== 0n || pool.allocation !== 0n || pool.available !== 0n || pool.runtimeDevices.length > 0 || pool.targetPermissions !== undefined;
@@ -244,7 +251,10 @@ export class FleetCache {
       else h.stopped.delete(name);
       return true;
     }
-    h.stopped.delete(name);
+    // a pool started with the definition it stopped with has nothing to keep of that run; one
+    // CreatePool started with another definition keeps its stored one's (libvirt's ADD_LIVE newDef)
+    const kept = h.stopped.get(name);
+    if (kept && (!kept.definition || !state.definition || sameDefinition(kept.definition, state.definition))) h.stopped.delete(name);
     h.tombstones.delete(poolTomb(name));
     if (current) current.pool = state;
     else {
@@ -502,7 +512,8 @@ export class FleetCache {
       if (!incoming.has(name) && held.revision <= cut) h.stopped.delete(name);
     }
     for (const [name, p] of incoming) {
-      if (!name || isActive(p) || !showsLastRun(p) || h.pools.has(name)) continue;
+      // (an active pool's too: one CreatePool started over its stored definition, whose last run it keeps)
+      if (!name || isActive(p) || !showsLastRun(p)) continue;
       const held = h.stopped.get(name);
       if (held && held.revision > p.revision) continue;
       const buried = h.tombstones.get(poolTomb(name));

@@ -4,7 +4,7 @@
 import { Pool, PoolDefinition, PoolState, type Host, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { hostName, poolName } from '../../libs/api/resource-names.js';
 import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
-import type { CatalogRecord, FleetCache } from './cache.js';
+import { sameDefinition, type CatalogRecord, type FleetCache } from './cache.js';
 import type { HostEntry } from './hosts/entry.js';
 
 /**
@@ -67,9 +67,17 @@ function viewOf(
 function lastRun(cat: CatalogRecord | undefined, stopped: Pool | undefined, freshness: Freshness): Pool | undefined {
   const defined = cat?.value.definition;
   if (!stopped?.definition || !defined || freshness === 'unknown') return undefined;
-  const a = PoolDefinition.encode(stopped.definition).finish();
-  const b = PoolDefinition.encode(defined).finish();
-  return a.length === b.length && Buffer.compare(a, b) === 0 ? stopped : undefined;
+  return sameDefinition(stopped.definition, defined) ? stopped : undefined;
+}
+
+/**
+ * What a pending definition (pendingDefinition) keeps of its last run: a pool CreatePool
+ * started over its stored definition, as libvirt's ADD_LIVE newDef; undefined for a
+ * definition stored while the pool ran (sizes 0).
+ */
+export function pendingLastRun(cache: FleetCache, host: string, pool: string, pending: PoolDefinition): Pool | undefined {
+  const kept = cache.stoppedPool(host, pool);
+  return kept?.definition && sameDefinition(kept.definition, pending) ? kept : undefined;
 }
 
 interface HeldView {
@@ -164,9 +172,7 @@ export function pendingDefinition(cache: FleetCache, host: string, pool: string)
   const running = cache.runtimePool(host, pool)?.pool.definition;
   const stored = cache.catalogEntry(host, pool)?.value.definition;
   if (!running || !stored) return undefined;
-  const a = PoolDefinition.encode(running).finish();
-  const b = PoolDefinition.encode(stored).finish();
-  return a.length === b.length && Buffer.compare(a, b) === 0 ? undefined : stored;
+  return sameDefinition(running, stored) ? undefined : stored;
 }
 
 export function volumeView(volume: Volume, stale: boolean): Volume {

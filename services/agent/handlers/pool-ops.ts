@@ -39,6 +39,8 @@ import { requireUuidFreeAmongRunning } from '../pool-uuids.js';
 export interface StartOptions {
   persistent: boolean;
   autostart: boolean;
+  /** a CreatePool of a defined pool (its uuid): AgentState.addPool */
+  overDefined?: boolean;
   /** Build the pool first with these flags. */
   build?: BuildFlags;
 }
@@ -147,7 +149,7 @@ function requestedBuild(op: { build: boolean; buildFlags?: BuildFlags | undefine
  * StartPool) the definition stored now, newer than the request's copy when a coordinator had
  * not read a redefinition yet.
  */
-interface StartAs extends Pick<StartOptions, 'persistent' | 'autostart'> {
+interface StartAs extends Pick<StartOptions, 'persistent' | 'autostart' | 'overDefined'> {
   definition?: PoolDefinition;
 }
 
@@ -166,7 +168,7 @@ function activateAndReply(
     lock,
     async () => {
       const as = (await refuse?.()) ?? { persistent: request.persistent, autostart: request.autostart };
-      const entry = await activatePool(ctx, as.definition ?? def, { persistent: as.persistent, autostart: as.autostart, build }, actor);
+      const entry = await activatePool(ctx, as.definition ?? def, { persistent: as.persistent, autostart: as.autostart, overDefined: as.overDefined, build }, actor);
       return activeReply(ctx, entry, await flushEvents(ctx));
     },
     actor.signal,
@@ -185,7 +187,7 @@ export async function createPool(ctx: AgentContext, request: AgentRequest, op: A
     // catalog (unit tests) the request's flags stand
     if (!ctx.catalog) return undefined;
     const defined = await requireNotDefinedElse(ctx, def);
-    return defined ? { persistent: true, autostart: defined.autostart } : { persistent: false, autostart: false };
+    return defined ? { persistent: true, autostart: defined.autostart, overDefined: true } : { persistent: false, autostart: false };
   });
 }
 
@@ -290,7 +292,7 @@ export async function stopPool(ctx: AgentContext, request: AgentRequest, op: Age
     if (backend.stopPool) await backend.stopPool(poolContext(ctx, entry.definition, actor));
     // a persistent pool keeps what it showed, as libvirt's def after storagePoolDestroy
     ctx.state.stopPool(def.name);
-    const pool = ctx.state.inactivePoolMessage(entry.definition, entry);
+    const pool = ctx.state.inactivePoolMessage(ctx.state.stoppedDefinition(entry), entry);
     ctx.events.publish(poolEvent(EventKind.POOL_STOPPED, ctx.host, pool, actor));
     ctx.log.info('pool stopped', { pool: def.name, principal: actor.principal, requestId: actor.requestId });
     return poolReply(pool, await flushEvents(ctx));
@@ -404,7 +406,7 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
         await backend.stopPool(pc).catch((e) => ctx.log.warn('stop after a failed refresh failed', { pool: def.name, error: e }));
       }
       ctx.state.stopPool(def.name);
-      ctx.events.publish(poolEvent(EventKind.POOL_STOPPED, ctx.host, ctx.state.inactivePoolMessage(entry.definition, entry), actor));
+      ctx.events.publish(poolEvent(EventKind.POOL_STOPPED, ctx.host, ctx.state.inactivePoolMessage(ctx.state.stoppedDefinition(entry), entry), actor));
       await flushEvents(ctx);
       throw err;
     }
@@ -529,7 +531,7 @@ function mirrorFlags(ctx: AgentContext, request: AgentRequest, name: string | un
       case 'definePool':
         entry.persistent = true;
         // libvirt's newDef: the pool stops with this definition, not with its live one
-        entry.redefined = true;
+        entry.onStop = 'nothing';
         break;
       case 'setPoolAutostart':
         entry.autostart = request.op.value.autostart;

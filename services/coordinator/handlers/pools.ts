@@ -37,7 +37,7 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { poolName } from '../../../libs/api/resource-names.js';
 import { compare } from '../cache.js';
-import { inactiveDefinition, isActiveState, pendingDefinition, poolView, poolViews, undefinedPoolView, type Freshness } from '../catalog-view.js';
+import { inactiveDefinition, isActiveState, pendingDefinition, pendingLastRun, poolView, poolViews, undefinedPoolView, type Freshness } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
 import { sourceConflict } from '../../../libs/api/pool-conflicts.js';
@@ -401,16 +401,25 @@ export async function getPoolXml(svc: CoordinatorServices, _ctx: CallContext, re
   // when there is one, else the pool's own, which for a running pool is the live document and
   // for a stopped one keeps what its last run showed (the view has it: lastRun)
   const pending = req.inactive && p.active ? pendingDefinition(svc.cache, p.ref.host, p.ref.pool) : undefined;
-  if (pending) return { xml: lib.formatPoolXml(pending) };
+  if (pending) {
+    // a stored definition a CreatePool ran over keeps what its last run showed (ADD_LIVE)
+    const kept = pendingLastRun(svc.cache, p.ref.host, p.ref.pool, pending);
+    return { xml: lib.formatPoolXml(pending, kept ? runtimeOf(kept) : undefined) };
+  }
   const definition = p.active ? p.definition : (inactiveDefinition(svc.cache, p.ref.host, p.ref.pool) ?? p.definition);
   return {
-    xml: lib.formatPoolXml(definition, {
-      capacity: p.pool.capacity,
-      allocation: p.pool.allocation,
-      available: p.pool.available,
-      devices: p.pool.runtimeDevices,
-      targetPermissions: p.pool.targetPermissions,
-    }),
+    xml: lib.formatPoolXml(definition, runtimeOf(p.pool)),
+  };
+}
+
+/** What the live document prints of a pool's state: sizes, free extents, target permissions. */
+function runtimeOf(pool: Pool) {
+  return {
+    capacity: pool.capacity,
+    allocation: pool.allocation,
+    available: pool.available,
+    devices: pool.runtimeDevices,
+    targetPermissions: pool.targetPermissions,
   };
 }
 
