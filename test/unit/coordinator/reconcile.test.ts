@@ -67,6 +67,20 @@ describe('reconciliation after a host returns', () => {
     const events = reconcileEvents(c, 'a', { pools: [], volumes: [], revision: 9n }, 's3');
     expect(events.map((e) => EventKind[e.kind])).to.deep.equal(['POOL_STOPPED']);
   });
+
+  it("a pool that stopped while the host was away shows what the agent kept of its last run, or nothing (an agent restarted forgot it, as libvirtd's restart)", () => {
+    const c = cacheWith(pool('disk', 5n, { runtimeDevices: extents(60n, 100n) }), []);
+    // the agent restarted: it keeps nothing of the pool's run, and the stopped pool shows 0
+    const forgotten = reconcileEvents(c, 'a', { pools: [], volumes: [], revision: 9n }, 's5')[0]!.poolState!;
+    expect([forgotten.state, forgotten.capacity, forgotten.allocation, forgotten.available, forgotten.runtimeDevices]).to.deep.equal([PoolState.POOL_STATE_INACTIVE, 0n, 0n, 0n, []]);
+    c.applyPool('a', forgotten);
+    expect(c.stoppedPool('a', 'disk')).to.equal(undefined);
+    // stopped by the agent while away (a failed refresh): its sync says what it kept
+    const c2 = cacheWith(pool('disk', 5n), []);
+    const kept = pool('disk', 7n, { state: PoolState.POOL_STATE_INACTIVE, capacity: 100n, allocation: 50n, available: 50n });
+    const stopped = reconcileEvents(c2, 'a', { pools: [], volumes: [], revision: 9n, stoppedPools: [kept] }, 's6')[0]!.poolState!;
+    expect([stopped.state, stopped.capacity, stopped.allocation, stopped.available, stopped.revision]).to.deep.equal([PoolState.POOL_STATE_INACTIVE, 100n, 50n, 50n, 9n]);
+  });
 });
 
 describe('reconciliation of events the agent could not store', () => {
