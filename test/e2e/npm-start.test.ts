@@ -34,8 +34,12 @@ interface RunningStack {
 
 /** `extra` options come first: the launcher takes the first of an option given twice. */
 function startStack(data: string, listen: string, natsPort: number, extra: string[] = [], env: Record<string, string> = {}): RunningStack {
-  const args = [...extra, '--data', data, '--listen', listen, '--nats-port', String(natsPort), '--host-id', HOST];
-  const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'stack.mjs'), ...args], {
+  return launch([...extra, '--data', data, '--listen', listen, '--nats-port', String(natsPort), '--host-id', HOST], env);
+}
+
+/** scripts/stack.mjs with exactly `argv`, this environment's NATS_URL and CISTERN_LISTEN cleared, `env` added. */
+function launch(argv: string[], env: Record<string, string> = {}): RunningStack {
+  const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'stack.mjs'), ...argv], {
     cwd: repoRoot,
     env: { ...process.env, NATS_URL: '', CISTERN_LISTEN: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -203,21 +207,9 @@ describe('npm start (scripts/stack.mjs)', function () {
       // needs startStack's --host-id left out, so these start the launcher themselves
       const base = ['--data', dir, '--nats-port', String(await freePort())];
       const argv = [...args, ...base, ...(args.includes('--listen') ? [] : ['--listen', `127.0.0.1:${await freePort()}`])];
-      const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'stack.mjs'), ...argv], {
-        cwd: repoRoot,
-        env: { ...process.env, NATS_URL: '', CISTERN_LISTEN: '', CISTERN_HOST_ID: '', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      trackPid(child.pid!);
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-      child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-        untrackPid(child.pid!);
-        resolve(code);
-      }));
-      const code = await endOf({ child, stdout: () => out, stderr: () => err, exited });
+      const stack = launch(argv, { CISTERN_HOST_ID: '', ...env });
+      const code = await endOf(stack);
+      const err = stack.stderr();
       expect(code, err).to.equal(2);
       expect(err).to.include(says);
       expect(existsSync(dir), 'the data dir was made').to.equal(false);
