@@ -7,7 +7,9 @@ import { PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cis
 import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { BackendOperation, PoolContext, StorageBackend } from '../../libs/backends/backend.js';
 import { dispatch } from '../../services/agent/agent.js';
+import { checkAborted } from '../../libs/backends/file-io.js';
 import { inProcessAgent } from './agent-context.js';
+import { attachSignal } from '../../services/agent/context.js';
 
 export class SlowReadBackend implements StorageBackend {
   readonly type = PoolType.POOL_TYPE_DIR;
@@ -29,7 +31,7 @@ export class SlowReadBackend implements StorageBackend {
   def(capacity: bigint): VolumeDefinition {
     return VolumeDefinition.fromPartial({ name: 'v', key: '/p/v', capacity, allocation: capacity, target: { path: '/p/v', format: 'raw' } });
   }
-  async refreshPool() {
+  async refreshPool(ctx?: PoolContext) {
     const before = this.nextScanReadGate;
     this.nextScanReadGate = undefined;
     if (before) await before;
@@ -37,6 +39,8 @@ export class SlowReadBackend implements StorageBackend {
     const gate = this.nextScanGate;
     this.nextScanGate = undefined;
     if (gate) await gate;
+    // as the dir backend between its slices: a scan whose caller gave up stops here
+    checkAborted(ctx?.signal, 'refresh');
     return { runtime: this.sizesWith(size), volumes: size === undefined ? [] : [this.def(size)] };
   }
   /** The pool's sizes with the volume at `size` (a refresh reads them as it starts; poolSizes now). */
@@ -81,9 +85,11 @@ const poolDef = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_DIR, name:
 export async function slowReadAgent() {
   const backend = new SlowReadBackend();
   const { ctx, events } = inProcessAgent({ runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) }, backend });
-  const call = (op: AgentRequest['op']) => {
+  /** Sends `op`; `signal`: its caller's cancel (the client's, or its deadline). */
+  const call = (op: AgentRequest['op'], signal?: AbortSignal) => {
     const req = AgentRequest.fromPartial({ principal: 'alice', pool: poolDef });
     req.op = op;
+    if (signal) attachSignal(req, signal);
     return dispatch(ctx, op!.$case, req);
   };
   await call({ $case: 'startPool', value: { name: 'hosts/h/pools/p', build: false, buildFlags: undefined, requestId: '' } });
