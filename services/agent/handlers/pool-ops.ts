@@ -388,7 +388,8 @@ export async function publishScan(
 
 /**
  * Incremental refresh: scans, publishes VOLUME_CHANGED / VOLUME_DELETED for what differs
- * from the agent's map, then POOL_REFRESHED. A failed refresh stops the pool (libvirt).
+ * from the agent's map, then POOL_REFRESHED. A failed refresh stops the pool (libvirt); one its
+ * caller cancelled (or whose deadline passed) part-way leaves the pool as it was.
  */
 export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'refreshPool'>): Promise<AgentReply> {
   const def = requestPool(request);
@@ -402,6 +403,10 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
     try {
       scan = await scanPool(ctx, entry, backend, pc);
     } catch (err) {
+      // a scan its caller gave up on (cancel, deadline) was stopped, it did not fail: the pool
+      // is as it was, and stopping it (a transient one: removing it) for a client's short
+      // timeout or a Ctrl-C is not what a refresh may do. Only a failed read stops the pool.
+      if (actor.signal?.aborted) throw err;
       if (backend.stopPool) {
         await backend.stopPool(pc).catch((e) => ctx.log.warn('stop after a failed refresh failed', { pool: def.name, error: e }));
       }
