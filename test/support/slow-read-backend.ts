@@ -26,6 +26,8 @@ export class SlowReadBackend implements StorageBackend {
   nextScanGate: Promise<void> | undefined;
   /** the next pool scan waits for this before taking the size */
   nextScanReadGate: Promise<void> | undefined;
+  /** the next pool scan fails with this after its gates (the pool's directory gone, lvs failing) */
+  nextScanFailure: Error | undefined;
   /** the next build waits for this, then fails and removes the volume its create made */
   nextFailingBuild: Promise<void> | undefined;
   def(capacity: bigint): VolumeDefinition {
@@ -41,6 +43,9 @@ export class SlowReadBackend implements StorageBackend {
     if (gate) await gate;
     // as the dir backend between its slices: a scan whose caller gave up stops here
     checkAborted(ctx?.signal, 'refresh');
+    const failure = this.nextScanFailure;
+    this.nextScanFailure = undefined;
+    if (failure) throw failure;
     return { runtime: this.sizesWith(size), volumes: size === undefined ? [] : [this.def(size)] };
   }
   /** The pool's sizes with the volume at `size` (a refresh reads them as it starts; poolSizes now). */
