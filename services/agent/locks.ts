@@ -4,7 +4,8 @@
 // - Pool state changes (create/build/start/stop/delete/refresh) run one at a time per pool
 //   (later ones wait their turn). Stop/delete refuse while volume work runs
 //   (FAILED_PRECONDITION naming it); volume work is refused while the pool is starting,
-//   stopping, building or being deleted. A refresh runs beside volume work and skips busy volumes.
+//   stopping, building or being deleted. A refresh runs beside volume work and skips busy volumes;
+//   a refresh that failed stops its pool as a StopPool would (turnIntoStop): not under volume work.
 // - An undefine takes the pool's turn too, so that it meets a start of the same pool (undefine.ts),
 //   and so does a define, so that it meets a transient create of the same name (pool-ops.ts).
 import { AbortedError, AlreadyExistsError, CancelledError, FailedPreconditionError } from '../../libs/errors/errors.js';
@@ -69,15 +70,7 @@ export class LockTable {
       if (signal?.aborted) {
         throw new CancelledError(`the caller cancelled '${op}' of storage pool '${pool}' while it waited for its turn; nothing was done`, { pool, operation: op });
       }
-      if (op === 'stop' || op === 'delete') {
-        const busy = this.volumeWork(pool);
-        if (busy) {
-          throw new FailedPreconditionError(
-            `storage pool '${pool}' has operations in progress: ${busy}; cannot ${op} it now`,
-            { pool, operation: busy },
-          );
-        }
-      }
+      if (op === 'stop' || op === 'delete') this.requireNoVolumeWork(pool, op);
       state.poolOp = op;
       return await fn();
     } finally {
@@ -85,6 +78,25 @@ export class LockTable {
       if (state.tail === mine) state.tail = settled;
       done();
       this.gc(pool);
+    }
+  }
+
+  /**
+   * The pool's turn, running `refresh`, goes on as a stop (a refresh that failed stops its
+   * pool, as libvirt's): refused as a StopPool is while volume work runs, since a refresh runs
+   * beside it (FAILED_PRECONDITION naming the work); otherwise no volume work starts from now
+   * until the turn ends. Call inside that turn.
+   */
+  turnIntoStop(pool: string): void {
+    this.requireNoVolumeWork(pool, 'stop');
+    const state = this.pools.get(pool);
+    if (state?.poolOp) state.poolOp = 'stop';
+  }
+
+  private requireNoVolumeWork(pool: string, op: 'stop' | 'delete'): void {
+    const busy = this.volumeWork(pool);
+    if (busy) {
+      throw new FailedPreconditionError(`storage pool '${pool}' has operations in progress: ${busy}; cannot ${op} it now`, { pool, operation: busy });
     }
   }
 

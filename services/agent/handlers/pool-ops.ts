@@ -11,7 +11,7 @@ import {
   type BuildFlags,
   type PoolDefinition,
 } from '../../../libs/proto/cistern/v1/storage.js';
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { AlreadyExistsError, asCisternError, errorFromWire, FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { findBackend } from '../../../libs/backends/registry.js';
 import type { PoolContext, RefreshResult, StorageBackend } from '../../../libs/backends/backend.js';
 import { poolEvent, volumeEvent, type Actor } from '../events.js';
@@ -407,6 +407,7 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
       // is as it was, and stopping it (a transient one: removing it) for a client's short
       // timeout or a Ctrl-C is not what a refresh may do. Only a failed read stops the pool.
       if (actor.signal?.aborted) throw err;
+      keepRunningUnderWork(ctx, def.name, err);
       if (backend.stopPool) {
         await backend.stopPool(pc).catch((e) => ctx.log.warn('stop after a failed refresh failed', { pool: def.name, error: e }));
       }
@@ -430,6 +431,22 @@ export async function refreshPool(ctx: AgentContext, request: AgentRequest, op: 
     reply.stateComplete = diff.removed.length === 0 && reply.volumes.length === diff.changed.length;
     return reply;
   }, actor.signal);
+}
+
+/**
+ * Before a failed refresh stops its pool: the stop is refused while volume work runs (a
+ * refresh runs beside it; libvirt refuses the refresh itself while its pool has asynchronous
+ * jobs), and the refresh fails with its own error, saying why the pool still runs. Otherwise
+ * no volume work starts while the pool stops.
+ */
+function keepRunningUnderWork(ctx: AgentContext, pool: string, failure: unknown): void {
+  try {
+    ctx.locks.turnIntoStop(pool);
+  } catch (busy) {
+    const err = asCisternError(failure);
+    const why = (busy as Error).message.replace(/; cannot stop it now$/, '').replace(/^storage pool '[^']*' has /, 'it has ');
+    throw errorFromWire(err.code, `${err.message}; storage pool '${pool}' was not stopped: ${why}`, err.details);
+  }
 }
 
 /** A refresh's scan taken in: the volume events publishScan sends, then POOL_REFRESHED. */
