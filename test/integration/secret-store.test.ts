@@ -1,0 +1,66 @@
+// The secret store against a real nats-server, compared with libvirt 9.0's secret driver
+// (virSecretObjListAdd, secretDefineXML): what a redefinition may change.
+import { randomBytes } from 'node:crypto';
+import { expect } from 'chai';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { registerCleanup, startNats, type NatsServer } from '../support/index.js';
+import { SecretStore } from '../../services/coordinator/secrets/store.js';
+import { FailedPreconditionError } from '../../libs/errors/errors.js';
+import { Secret, SecretUsageType } from '../../libs/proto/cistern/v1/storage.js';
+
+const ISCSI = SecretUsageType.SECRET_USAGE_TYPE_ISCSI;
+
+describe('secret store (real nats-server)', function () {
+  this.timeout(60_000);
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let store: SecretStore;
+  const key = randomBytes(32);
+
+  const connectStore = async (): Promise<void> => {
+    nc = await connect({ servers: nats.url });
+    registerCleanup('secret-store test NATS connection', () => nc.close());
+    store = await SecretStore.open(nc, key);
+  };
+
+  beforeEach(async () => {
+    nats = await startNats();
+    await connectStore();
+  });
+
+  const uuid = (): string => {
+    const h = randomBytes(16).toString('hex');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  };
+
+  it('refuses a redefinition that gives a secret of no usage one (libvirt: "already defined for use with (null)")', async () => {
+    const id = uuid();
+    await store.define(Secret.fromPartial({ uuid: id }));
+    await store.setValue(id, Buffer.from('pw'));
+    let err: unknown;
+    try {
+      await store.define(Secret.fromPartial({ uuid: id, usageType: ISCSI, usageId: 'iqn.2026-11.example:t1' }));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(FailedPreconditionError);
+    expect((err as Error).message).to.contain(`secret '${id}' is defined for none`);
+    expect((await store.get(id)).usageType).to.equal(SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED);
+  });
+
+  it('refuses a redefinition that makes a private secret not private (libvirt: "cannot change private flag on existing secret")', async () => {
+    const id = uuid();
+    await store.define(Secret.fromPartial({ uuid: id, private: true }));
+    let err: unknown;
+    try {
+      await store.define(Secret.fromPartial({ uuid: id, private: false }));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(FailedPreconditionError);
+    expect((err as Error).message).to.contain('private');
+    expect((await store.get(id)).private).to.equal(true);
+    // the other way is allowed, as in libvirt
+    await store.define(Secret.fromPartial({ uuid: id, private: true, description: 'again' }));
+  });
+});
