@@ -150,10 +150,16 @@ export class SecretStore {
       }
     }
     const current = await this.read(def.uuid);
-    if (current && (current.meta.usageType !== def.usageType || current.meta.usageId !== def.usageId) && current.meta.usageType !== 0) {
-      throw new FailedPreconditionError(
-        `secret '${def.uuid}' is defined for ${usageName(current.meta.usageType)} '${printable(current.meta.usageId)}'; undefine it to change its usage`,
-      );
+    // as libvirt's virSecretObjListAdd: a secret keeps its usage (one of none included: libvirt
+    // says 'already defined for use with (null)'), and a private one stays private
+    if (current && (current.meta.usageType !== def.usageType || current.meta.usageId !== def.usageId)) {
+      const was = current.meta.usageType === SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED
+        ? 'none'
+        : `${usageName(current.meta.usageType)} '${printable(current.meta.usageId)}'`;
+      throw new FailedPreconditionError(`secret '${def.uuid}' is defined for ${was}; undefine it to change its usage`);
+    }
+    if (current?.meta.private && !def.private) {
+      throw new FailedPreconditionError(`secret '${def.uuid}' is private; a redefinition cannot make it not private (libvirt: cannot change private flag on existing secret)`);
     }
     const data = this.encode(def, current?.sealed);
     try {
