@@ -1,11 +1,12 @@
 // The secret store against a real nats-server, compared with libvirt 9.0's secret driver
-// (virSecretObjListAdd, secretDefineXML): what a redefinition may change.
+// (virSecretObjListAdd, secretDefineXML): what a redefinition may change, and that a usage id
+// belongs to one secret even when two definitions race.
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { registerCleanup, startNats, type NatsServer } from '../support/index.js';
 import { SecretStore } from '../../services/coordinator/secrets/store.js';
-import { FailedPreconditionError } from '../../libs/errors/errors.js';
+import { AlreadyExistsError, FailedPreconditionError } from '../../libs/errors/errors.js';
 import { Secret, SecretUsageType } from '../../libs/proto/cistern/v1/storage.js';
 
 const ISCSI = SecretUsageType.SECRET_USAGE_TYPE_ISCSI;
@@ -62,5 +63,31 @@ describe('secret store (real nats-server)', function () {
     expect((await store.get(id)).private).to.equal(true);
     // the other way is allowed, as in libvirt
     await store.define(Secret.fromPartial({ uuid: id, private: true, description: 'again' }));
+  });
+
+  it('gives a usage id to one secret only when definitions race (libvirt defines under one lock)', async () => {
+    const ids = Array.from({ length: 6 }, uuid);
+    const results = await Promise.allSettled(ids.map((id) => store.define(Secret.fromPartial({ uuid: id, usageType: ISCSI, usageId: 'iqn.2026-11.example:race' }))));
+    const defined = results.filter((r) => r.status === 'fulfilled');
+    expect(defined, 'definitions that succeeded').to.have.length(1);
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).to.be.instanceOf(AlreadyExistsError);
+    expect((await store.list()).filter((s) => s.usageId === 'iqn.2026-11.example:race')).to.have.length(1);
+  });
+
+  it('frees a usage id when its secret is undefined, or redefined away from it is refused', async () => {
+    const a = uuid();
+    const b = uuid();
+    await store.define(Secret.fromPartial({ uuid: a, usageType: ISCSI, usageId: 'iqn.2026-11.example:free' }));
+    await store.undefine(a);
+    await store.define(Secret.fromPartial({ uuid: b, usageType: ISCSI, usageId: 'iqn.2026-11.example:free' }));
+    // a redefinition of b itself keeps it
+    await store.define(Secret.fromPartial({ uuid: b, usageType: ISCSI, usageId: 'iqn.2026-11.example:free', description: 'd' }));
+    let err: unknown;
+    try {
+      await store.define(Secret.fromPartial({ uuid: a, usageType: ISCSI, usageId: 'iqn.2026-11.example:free' }));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(AlreadyExistsError);
   });
 });
