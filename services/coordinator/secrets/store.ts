@@ -17,6 +17,7 @@ import { checkAbsolutePath, checkNoInvisibleFormat, printable } from '../../../l
 import { Secret, SecretUsageType, type SecretRef } from '../../../libs/proto/cistern/v1/storage.js';
 import type { SecretValue } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { open, seal } from './crypto.js';
+import { claimUsage, releaseUsage, usageOwner } from './usage-claims.js';
 
 export const SECRET_BUCKET = 'cistern-secrets';
 export const MAX_SECRET_VALUE = 64 * 1024;
@@ -162,16 +163,31 @@ export class SecretStore {
       throw new FailedPreconditionError(`secret '${def.uuid}' is private; a redefinition cannot make it not private (libvirt: cannot change private flag on existing secret)`);
     }
     const data = this.encode(def, current?.sealed);
+    let revision: number;
     try {
-      if (current) await this.kv.update(keyOf(def.uuid), data, current.revision);
-      else await this.kv.create(keyOf(def.uuid), data);
+      if (current) revision = await this.kv.update(keyOf(def.uuid), data, current.revision);
+      else revision = await this.kv.create(keyOf(def.uuid), data);
     } catch (err) {
       if (/wrong last sequence|key exists/i.test((err as Error)?.message ?? '')) {
         throw new AbortedError(`secret '${def.uuid}' was changed concurrently; retry`);
       }
       throw err;
     }
+    // the listing above does not see a definition racing this one: the usage's claim decides
+    // (usage-claims.ts). A redefinition keeps its usage, so only a new secret can lose it.
+    if (def.usageType !== SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED) {
+      const owner = await claimUsage(this.kv, def.usageType, def.usageId, def.uuid, (other) => this.holdsUsage(other, def.usageType, def.usageId));
+      if (owner !== undefined && !current) {
+        await this.kv.purge(keyOf(def.uuid), { previousSeq: revision }).catch(() => undefined);
+        throw new AlreadyExistsError(`secret '${owner}' is already defined for use with ${usageName(def.usageType)} '${printable(def.usageId)}'`);
+      }
+    }
     return { ...def, hasValue: !!current?.sealed };
+  }
+
+  private async holdsUsage(uuid: string, usageType: SecretUsageType, usageId: string): Promise<boolean> {
+    const found = await this.read(uuid);
+    return !!found && found.meta.usageType === usageType && found.meta.usageId === usageId;
   }
 
   async setValue(name: string, value: Uint8Array): Promise<Secret> {
@@ -194,8 +210,13 @@ export class SecretStore {
 
   async undefine(name: string): Promise<void> {
     const uuid = parseSecretName(name);
-    if (!(await this.read(uuid))) throw new NotFoundError(`secret '${uuid}' is not defined`, { secret: uuid });
+    const found = await this.read(uuid);
+    if (!found) throw new NotFoundError(`secret '${uuid}' is not defined`, { secret: uuid });
     await this.kv.purge(keyOf(uuid)); // purge: no sealed value stays in the history
+    // after the record: a claim left by a stop between the two is taken over (usage-claims.ts)
+    if (found.meta.usageType !== SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED) {
+      await releaseUsage(this.kv, found.meta.usageType, found.meta.usageId, uuid);
+    }
   }
 
   /**
@@ -214,8 +235,12 @@ export class SecretStore {
       }
       found = await this.read(uuid);
     } else if (ref.usage) {
-      const meta = (await this.list()).find((s) => s.usageId === ref.usage && (s.usageType === usageType || usageType === 0));
-      found = meta ? await this.read(meta.uuid) : undefined;
+      // the usage's owner (a definition that lost the race for it may still be in the listing
+      // for a moment); a listing for secrets defined before claims existed
+      const owner = usageType !== SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED ? await usageOwner(this.kv, usageType, ref.usage) : undefined;
+      const claimed = owner !== undefined && (await this.holdsUsage(owner, usageType, ref.usage)) ? await this.read(owner) : undefined;
+      const meta = claimed ? undefined : (await this.list()).find((s) => s.usageId === ref.usage && (s.usageType === usageType || usageType === 0));
+      found = claimed ?? (meta ? await this.read(meta.uuid) : undefined);
     }
     if (!found) throw new FailedPreconditionError(notDefined ?? `${what} references secret ${label}, which is not defined`);
     // by uuid as by usage: a secret is released only for what it is for (libvirt: "secret is of
