@@ -1,7 +1,10 @@
 // The secret store against a real nats-server, compared with libvirt 9.0's secret driver
-// (virSecretObjListAdd, secretDefineXML): what a redefinition may change, and that a usage id
-// belongs to one secret even when two definitions race.
+// (virSecretObjListAdd, secretDefineXML): what a redefinition may change, that a usage id
+// belongs to one secret even when two definitions race, and that an ephemeral secret is
+// never written to disk (libvirt keeps it in memory only: it is gone when libvirtd restarts).
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { registerCleanup, startNats, type NatsServer } from '../support/index.js';
@@ -10,6 +13,13 @@ import { AlreadyExistsError, FailedPreconditionError } from '../../libs/errors/e
 import { Secret, SecretUsageType } from '../../libs/proto/cistern/v1/storage.js';
 
 const ISCSI = SecretUsageType.SECRET_USAGE_TYPE_ISCSI;
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = join(dir, e.name);
+    return e.isDirectory() ? filesUnder(p) : e.isFile() ? [p] : [];
+  });
+}
 
 describe('secret store (real nats-server)', function () {
   this.timeout(60_000);
@@ -89,5 +99,38 @@ describe('secret store (real nats-server)', function () {
       err = e;
     }
     expect(err).to.be.instanceOf(AlreadyExistsError);
+  });
+
+  it('keeps an ephemeral secret off the disk: its definition is in no file of the store, and it is gone when the server restarts', async () => {
+    const ephemeral = uuid();
+    const kept = uuid();
+    const mark = randomBytes(8).toString('hex');
+    const value = `Ephemeral-${mark}`;
+    await store.define(Secret.fromPartial({ uuid: ephemeral, ephemeral: true, usageType: ISCSI, usageId: `iqn.2026-11.example:eph-${mark}`, description: `eph-${mark}` }));
+    await store.setValue(ephemeral, Buffer.from(value));
+    await store.define(Secret.fromPartial({ uuid: kept, usageType: ISCSI, usageId: `iqn.2026-11.example:kept-${mark}`, description: `kept-${mark}` }));
+    await store.setValue(kept, Buffer.from('kept-value'));
+    const got = await store.get(ephemeral);
+    expect(got.ephemeral).to.equal(true);
+    expect(got.hasValue).to.equal(true);
+    expect((await store.list()).map((s) => s.uuid)).to.include.members([ephemeral, kept]);
+    // the value goes out to an agent as any other, by uuid and by usage
+    const resolved = await store.resolve({ uuid: ephemeral, usage: '', type: 'chap' }, ISCSI, 'a test pool');
+    expect(Buffer.from(resolved.value).toString()).to.equal(value);
+    const byUsage = await store.resolve({ uuid: '', usage: `iqn.2026-11.example:eph-${mark}`, type: 'chap' }, ISCSI, 'a test pool');
+    expect(byUsage.uuid).to.equal(ephemeral);
+
+    await nc.drain();
+    await nats.process.stop(); // SIGTERM: the server writes what it keeps on disk, and exits
+    const onDisk = filesUnder(nats.storeDir).map((f) => readFileSync(f).toString('latin1')).join('\n');
+    expect(onDisk).to.contain(`kept-${mark}`);
+    expect(onDisk).to.not.contain(`eph-${mark}`);
+
+    await nats.restart();
+    await connectStore();
+    expect((await store.list()).map((s) => s.uuid)).to.deep.equal([kept]);
+    expect((await store.get(kept)).hasValue).to.equal(true);
+    // its usage is free again
+    await store.define(Secret.fromPartial({ uuid: uuid(), usageType: ISCSI, usageId: `iqn.2026-11.example:eph-${mark}` }));
   });
 });
