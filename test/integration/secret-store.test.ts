@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { registerCleanup, startNats, type NatsServer } from '../support/index.js';
+import { registerCleanup, startNats, waitFor, type NatsServer } from '../support/index.js';
 import { SecretStore } from '../../services/coordinator/secrets/store.js';
 import { AlreadyExistsError, FailedPreconditionError } from '../../libs/errors/errors.js';
 import { Secret, SecretUsageType } from '../../libs/proto/cistern/v1/storage.js';
@@ -132,5 +132,31 @@ describe('secret store (real nats-server)', function () {
     expect((await store.get(kept)).hasValue).to.equal(true);
     // its usage is free again
     await store.define(Secret.fromPartial({ uuid: uuid(), usageType: ISCSI, usageId: `iqn.2026-11.example:eph-${mark}` }));
+  });
+
+  it('moves a secret, value included, when a redefinition changes ephemeral (libvirt saves it to disk or deletes it there)', async () => {
+    const id = uuid();
+    const mark = randomBytes(8).toString('hex');
+    await store.define(Secret.fromPartial({ uuid: id, ephemeral: true, usageType: ISCSI, usageId: `iqn.2026-11.example:move-${mark}` }));
+    await store.setValue(id, Buffer.from('moved'));
+    const kept = await store.define(Secret.fromPartial({ uuid: id, ephemeral: false, usageType: ISCSI, usageId: `iqn.2026-11.example:move-${mark}` }));
+    expect(kept).to.include({ ephemeral: false, hasValue: true });
+    expect((await store.list()).filter((s) => s.uuid === id)).to.have.length(1);
+    const back = await store.define(Secret.fromPartial({ uuid: id, ephemeral: true, usageType: ISCSI, usageId: `iqn.2026-11.example:move-${mark}` }));
+    expect(back).to.include({ ephemeral: true, hasValue: true });
+    expect((await store.list()).filter((s) => s.uuid === id).map((s) => s.ephemeral)).to.deep.equal([true]);
+    expect(Buffer.from((await store.resolve({ uuid: id, usage: '', type: 'chap' }, ISCSI, 'a test pool')).value).toString()).to.equal('moved');
+  });
+
+  it('works on when the bus restarts under it: the ephemeral bucket is made again, empty', async () => {
+    const id = uuid();
+    await store.define(Secret.fromPartial({ uuid: id, ephemeral: true }));
+    await nats.process.stop();
+    await nats.restart();
+    // the same connection, reconnected: the memory bucket is gone with the server
+    await waitFor('the store answering again', async () => store.list().then(() => true, () => undefined), { timeoutMs: 20_000, intervalMs: 200 });
+    expect(await store.list()).to.deep.equal([]);
+    await store.define(Secret.fromPartial({ uuid: id, ephemeral: true }));
+    expect((await store.get(id)).ephemeral).to.equal(true);
   });
 });

@@ -18,6 +18,7 @@ import { Secret, SecretUsageType, type SecretRef } from '../../../libs/proto/cis
 import type { SecretValue } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { open, seal } from './crypto.js';
 import { claimUsage, releaseUsage, usageOwner } from './usage-claims.js';
+import { EphemeralBucket } from './ephemeral-bucket.js';
 
 export const SECRET_BUCKET = 'cistern-secrets';
 export const MAX_SECRET_VALUE = 64 * 1024;
@@ -25,6 +26,12 @@ const MAX_TEXT = 1024;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const CONTROL = /[\x00-\x1f\x7f]/;
 const USAGE_ID_RULE = `up to ${MAX_TEXT} characters, no control characters, no invisible or direction-changing characters (Unicode format characters such as U+202E, U+2028/U+2029)`;
+
+interface StoredRecord {
+  meta: Secret;
+  sealed?: Buffer;
+  revision: number;
+}
 
 interface StoredSecret {
   /** Secret as JSON (hasValue false; derived from `value`). */
@@ -91,14 +98,22 @@ export function checkSecretDefinition(input: Secret | undefined, field = 'secret
 
 export class SecretStore {
   private constructor(
+    /** secrets kept on disk, and every usage claim (usage-claims.ts) */
     private readonly kv: KV,
+    /** ephemeral secrets, in memory only (ephemeral-bucket.ts) */
+    private readonly memory: EphemeralBucket,
     private readonly key: Buffer | undefined,
   ) {}
 
   static async open(nc: NatsConnection, key: Buffer | undefined, options: { replicas?: number } = {}): Promise<SecretStore> {
     // history 1: a replaced value does not linger in the bucket
     const kv = await new Kvm(nc).create(SECRET_BUCKET, { history: 1, replicas: options.replicas ?? 1 });
-    return new SecretStore(kv, key);
+    return new SecretStore(kv, await EphemeralBucket.open(nc, options.replicas ?? 1), key);
+  }
+
+  /** `op` on the bucket a secret of that kind is kept in. */
+  private on<T>(ephemeral: boolean, op: (kv: KV) => Promise<T>): Promise<T> {
+    return ephemeral ? this.memory.run(op) : op(this.kv);
   }
 
   get hasKey(): boolean {
@@ -112,12 +127,18 @@ export class SecretStore {
     return this.key;
   }
 
-  private async read(uuid: string): Promise<{ meta: Secret; sealed?: Buffer; revision: number } | undefined> {
-    const entry = await this.kv.get(keyOf(uuid));
+  private async read(uuid: string): Promise<StoredRecord | undefined> {
+    return (await this.readIn(false, uuid)) ?? this.readIn(true, uuid);
+  }
+
+  private async readIn(ephemeral: boolean, uuid: string): Promise<StoredRecord | undefined> {
+    const entry = await this.on(ephemeral, (kv) => kv.get(keyOf(uuid)));
     if (!entry || entry.operation !== 'PUT') return undefined;
     const stored = JSON.parse(new TextDecoder().decode(entry.value)) as StoredSecret;
     const meta = Secret.fromJSON(stored.meta);
     meta.hasValue = !!stored.value;
+    // the bucket says where it is kept, whatever the record says
+    meta.ephemeral = ephemeral;
     return { meta, sealed: stored.value ? Buffer.from(stored.value, 'base64') : undefined, revision: entry.revision };
   }
 
@@ -128,9 +149,14 @@ export class SecretStore {
   }
 
   async list(): Promise<Secret[]> {
-    const keys: string[] = [];
-    for await (const k of await this.kv.keys('s.*')) keys.push(k);
-    const all = await Promise.all(keys.map((k) => this.read(k.slice(2))));
+    const keysIn = async (ephemeral: boolean): Promise<string[]> =>
+      this.on(ephemeral, async (kv) => {
+        const keys: string[] = [];
+        for await (const k of await kv.keys('s.*')) keys.push(k);
+        return keys;
+      });
+    const [kept, ephemeral] = await Promise.all([keysIn(false), keysIn(true)]);
+    const all = await Promise.all([...kept.map((k) => this.readIn(false, k.slice(2))), ...ephemeral.map((k) => this.readIn(true, k.slice(2)))]);
     return all.filter((s): s is NonNullable<typeof s> => !!s).map((s) => s.meta).sort((a, b) => a.uuid.localeCompare(b.uuid));
   }
 
@@ -163,10 +189,21 @@ export class SecretStore {
       throw new FailedPreconditionError(`secret '${def.uuid}' is private; a redefinition cannot make it not private (libvirt: cannot change private flag on existing secret)`);
     }
     const data = this.encode(def, current?.sealed);
+    // a redefinition that changes `ephemeral` moves the secret, value included, as libvirt's
+    // secretDefineXML saves it to disk or deletes it from there
+    const moves = !!current && current.meta.ephemeral !== def.ephemeral;
     let revision: number;
     try {
-      if (current) revision = await this.kv.update(keyOf(def.uuid), data, current.revision);
-      else revision = await this.kv.create(keyOf(def.uuid), data);
+      if (current && !moves) revision = await this.on(def.ephemeral, (kv) => kv.update(keyOf(def.uuid), data, current.revision));
+      else revision = await this.on(def.ephemeral, (kv) => kv.create(keyOf(def.uuid), data));
+      if (current && moves) {
+        const created = revision;
+        // changed meanwhile (a value set): the move is undone, and the caller retries
+        await this.on(current.meta.ephemeral, (kv) => kv.purge(keyOf(def.uuid), { previousSeq: current.revision })).catch(async (err: unknown) => {
+          await this.on(def.ephemeral, (kv) => kv.purge(keyOf(def.uuid), { previousSeq: created })).catch(() => undefined);
+          throw err;
+        });
+      }
     } catch (err) {
       if (/wrong last sequence|key exists/i.test((err as Error)?.message ?? '')) {
         throw new AbortedError(`secret '${def.uuid}' was changed concurrently; retry`);
@@ -178,7 +215,7 @@ export class SecretStore {
     if (def.usageType !== SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED) {
       const owner = await claimUsage(this.kv, def.usageType, def.usageId, def.uuid, (other) => this.holdsUsage(other, def.usageType, def.usageId));
       if (owner !== undefined && !current) {
-        await this.kv.purge(keyOf(def.uuid), { previousSeq: revision }).catch(() => undefined);
+        await this.on(def.ephemeral, (kv) => kv.purge(keyOf(def.uuid), { previousSeq: revision })).catch(() => undefined);
         throw new AlreadyExistsError(`secret '${owner}' is already defined for use with ${usageName(def.usageType)} '${printable(def.usageId)}'`);
       }
     }
@@ -200,7 +237,7 @@ export class SecretStore {
       if (!current) throw new NotFoundError(`secret '${uuid}' is not defined`, { secret: uuid });
       const sealed = seal(key, Buffer.from(value), uuid);
       try {
-        await this.kv.update(keyOf(uuid), this.encode(current.meta, sealed), current.revision);
+        await this.on(current.meta.ephemeral, (kv) => kv.update(keyOf(uuid), this.encode(current.meta, sealed), current.revision));
         return { ...current.meta, hasValue: true };
       } catch (err) {
         if (!/wrong last sequence/i.test((err as Error)?.message ?? '') || attempt >= 10) throw err;
@@ -212,7 +249,7 @@ export class SecretStore {
     const uuid = parseSecretName(name);
     const found = await this.read(uuid);
     if (!found) throw new NotFoundError(`secret '${uuid}' is not defined`, { secret: uuid });
-    await this.kv.purge(keyOf(uuid)); // purge: no sealed value stays in the history
+    await this.on(found.meta.ephemeral, (kv) => kv.purge(keyOf(uuid))); // purge: no sealed value stays in the history
     // after the record: a claim left by a stop between the two is taken over (usage-claims.ts)
     if (found.meta.usageType !== SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED) {
       await releaseUsage(this.kv, found.meta.usageType, found.meta.usageId, uuid);
