@@ -18,7 +18,8 @@
 // Differences from libvirt, on purpose: only disk (type 0) and CD/DVD (type 5) LUNs are
 // volumes (libvirt also lists the target's controller LUN 0 with capacity 0), and an
 // IPv6 portal is bracketed with the default port too.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { makeSecretDir } from './secret-dirs.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -336,11 +337,18 @@ export class IscsiDirectBackend implements StorageBackend {
 
   /** A temp directory (0700) with the CHAP password file for qemu-img, when the pool has CHAP. */
   private async workDir(t: DirectTarget): Promise<WorkDir> {
-    const dir = await mkdtemp(join(this.opts.tmpDir ?? tmpdir(), 'cistern-iscsi-'));
+    // named after this process: a starting agent removes it if this one is killed meanwhile
+    const dir = await makeSecretDir('cistern-iscsi', this.opts.tmpDir ?? tmpdir());
     let secretFile: string | undefined;
     if (t.chap) {
       secretFile = join(dir, 'chap-secret');
-      await writeFile(secretFile, t.chap.password, { mode: 0o600 });
+      try {
+        await writeFile(secretFile, t.chap.password, { mode: 0o600 });
+      } catch (err) {
+        // the caller removes the directory only once it has it
+        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+        throw err;
+      }
     }
     const spec = (lun: number): IscsiBlockSpec => ({
       host: t.host,

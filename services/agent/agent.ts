@@ -30,6 +30,7 @@ import { BuildJournal, cleanupInterruptedBuilds } from './build-journal.js';
 import { PoolRoots } from './pool-roots.js';
 import { ResizeIntents } from './resize-intents.js';
 import { CHILD_TAG, childTag, killOrphans } from './orphans.js';
+import { sweepSecretDirs } from '../../libs/backends/secret-dirs.js';
 import { madeByCoordinator } from './coordinator-made.js';
 import { RequestCache } from './request-cache.js';
 import { undefinePool } from './undefine.js';
@@ -201,6 +202,9 @@ export class Agent {
     // Only now, with no other agent of this host running: what an earlier run left running
     // dies before anything (the journal cleanup below first) touches what it may still write.
     await killOrphans(host, log);
+    // a passphrase or CHAP password file a killed run left for its qemu-img (secret-dirs.ts)
+    const swept = await sweepSecretDirs();
+    if (swept.length > 0) log.info('removed secret files an agent that is gone left for its tools', { dirs: swept });
     if (!setpriv()) log.warn('setpriv (util-linux) not found: a command running when this agent is killed outright runs on until its next start');
     const runner = new ExecRunner({ tagEnv: { [CHILD_TAG]: childTag(host) } });
     await madeByCoordinator(`the event stream ${EVENT_STREAM}`, () => ensureEventStream(nc), log);

@@ -1,13 +1,13 @@
 // A LUKS volume's passphrase handed to qemu-img: never on its command line, but in a 0600
 // file of a private temp directory (`--object secret,file=`), removed once qemu-img is done.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import type { BackendContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
+import { makeSecretDir } from '../secret-dirs.js';
 
 /** The passphrase's file and the private directory holding it (what removeSecretFile removes). */
 export interface SecretFile {
@@ -39,7 +39,8 @@ export async function writeSecretFile(ctx: BackendContext, volume: VolumeDefinit
       `the passphrase secret '${printable(ref?.uuid || ref?.usage || '')}' of volume '${printable(volume.name)}' was not provided`,
     );
   }
-  const dir = await mkdtemp(join(tmpdir(), 'cistern-secret-'));
+  // named after this process: a starting agent removes it if this one is killed meanwhile
+  const dir = await makeSecretDir('cistern-secret');
   const file = join(dir, 'secret');
   try {
     await writeFile(file, value, { mode: 0o600 });

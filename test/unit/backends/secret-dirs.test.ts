@@ -1,0 +1,36 @@
+// A starting agent removes the secret directories of processes that are gone, and only those:
+// several agents may share a TMPDIR, and one still running needs its file until qemu-img ends.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { makeTempDir } from '../../support/index.js';
+import { makeSecretDir, sweepSecretDirs } from '../../../libs/backends/secret-dirs.js';
+import { readProcStat } from '../../../libs/os/proc.js';
+
+describe('secret directories of a tool run', () => {
+  it('are named after this process, mode 700, and kept by a sweep while it runs', async () => {
+    const root = makeTempDir('cistern-secret-dirs-').path;
+    const dir = await makeSecretDir('cistern-secret', root);
+    expect(dir.slice(root.length + 1)).to.match(new RegExp(`^cistern-secret-${process.pid}\\.${readProcStat(process.pid)!.startTime}-`));
+    expect((await import('node:fs')).statSync(dir).mode & 0o777).to.equal(0o700);
+    expect(await sweepSecretDirs(root)).to.deep.equal([]);
+    expect(existsSync(dir)).to.equal(true);
+  });
+
+  it('are removed by a sweep once their process is gone, or its pid belongs to another process', async () => {
+    const root = makeTempDir('cistern-secret-dirs-').path;
+    const gone = spawnSync('true').pid!; // exited: its pid names no running process of that start
+    const self = readProcStat(process.pid)!.startTime;
+    const names = [`cistern-secret-${gone}.1-abc123`, `cistern-iscsi-${gone}.1-def456`, `cistern-secret-${process.pid}.${Number(self) + 1}-reused`];
+    for (const n of names) {
+      mkdirSync(join(root, n));
+      writeFileSync(join(root, n, 'secret'), 'pw', { mode: 0o600 });
+    }
+    // neither another kind nor an unnamed one is touched
+    mkdirSync(join(root, 'cistern-secret-legacy'));
+    mkdirSync(join(root, `cistern-target-${gone}.1-abc123`));
+    expect((await sweepSecretDirs(root)).sort()).to.deep.equal([...names].sort());
+    expect(readdirSync(root).sort()).to.deep.equal(['cistern-secret-legacy', `cistern-target-${gone}.1-abc123`].sort());
+  });
+});
