@@ -35,15 +35,22 @@ export class ExecRunner implements CommandRunner {
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     if (argv.length === 0 || !argv[0]) throw new CommandFailedError(argv, undefined, 'empty command line');
     if (options.signal?.aborted) throw new CancelledError(`cancelled before start: ${argv.join(' ')}`);
+    const env = options.cleanEnv
+      ? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...options.env, LC_ALL: 'C', ...this.tagEnv }
+      : { ...this.env, ...options.env, LC_ALL: 'C', ...this.tagEnv };
+    // Node refuses a NUL in an argument or a variable with a message that quotes the value, a
+    // secret's (a CHAP password) included: refused here, naming only where it is
+    const nulVar = Object.keys(env).find((k) => k.includes('\0') || String(env[k as keyof typeof env] ?? '').includes('\0'));
+    if (nulVar !== undefined) throw new CommandFailedError(argv, undefined, `the environment variable ${nulVar.replace(/\0/g, '\\0')} holds a NUL byte, which a program's environment cannot`);
+    const nulArg = argv.findIndex((a) => a.includes('\0'));
+    if (nulArg >= 0) throw new CommandFailedError(argv.map((a) => a.replace(/\0/g, '\\0')), undefined, `argument ${nulArg} holds a NUL byte, which a program's arguments cannot`);
     const timeout = options.timeoutMs ?? this.timeoutMs;
     const command = dieWithParent(argv);
     const result = await execa(command.file, command.args, {
       shell: false,
       reject: false,
       extendEnv: !options.cleanEnv,
-      env: options.cleanEnv
-        ? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...options.env, LC_ALL: 'C', ...this.tagEnv }
-        : { ...this.env, ...options.env, LC_ALL: 'C', ...this.tagEnv },
+      env,
       timeout: timeout > 0 ? timeout : undefined,
       cancelSignal: options.signal,
       forceKillAfterDelay: 2_000,

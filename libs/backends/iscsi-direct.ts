@@ -128,6 +128,11 @@ export function chapOf(source: PoolSource | undefined, ctx: BackendContext, fiel
       `the CHAP secret '${printable(id)}' of the pool was not provided to this host: define it with the Secret API and set its value`,
     );
   }
+  // libiscsi takes the password as a C string (its tools from the environment): a NUL would
+  // cut it, and Node quotes the value when it refuses such an environment
+  if (password.includes(0)) {
+    throw new InvalidArgumentError(`${field}.secret`, `the CHAP secret '${printable(id)}' holds a NUL byte, which a CHAP password cannot: set its value again without one`);
+  }
   return { username, password };
 }
 
