@@ -159,4 +159,23 @@ describe('secret store (real nats-server)', function () {
     await store.define(Secret.fromPartial({ uuid: id, ephemeral: true }));
     expect((await store.get(id)).ephemeral).to.equal(true);
   });
+
+  it('with another key after a restart, says which secret cannot be opened and what to do, and a new value works', async () => {
+    const id = uuid();
+    await store.define(Secret.fromPartial({ uuid: id, usageType: ISCSI, usageId: 'iqn.2026-11.example:rekey' }));
+    await store.setValue(id, Buffer.from('old-key-value'));
+    const other = await SecretStore.open(nc, randomBytes(32));
+    expect((await other.get(id)).hasValue).to.equal(true);
+    let err: unknown;
+    try {
+      await other.resolve({ uuid: id, usage: '', type: 'chap' }, ISCSI, "the <auth> of pool 'p'");
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(FailedPreconditionError);
+    expect((err as Error).message).to.contain("the <auth> of pool 'p'").and.to.contain(id).and.to.contain('SetSecretValue');
+    expect((err as Error).message).to.not.contain('old-key-value');
+    await other.setValue(id, Buffer.from('new-key-value'));
+    expect(Buffer.from((await other.resolve({ uuid: id, usage: '', type: 'chap' }, ISCSI, 'p')).value).toString()).to.equal('new-key-value');
+  });
 });
