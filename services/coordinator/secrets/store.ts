@@ -289,7 +289,17 @@ export class SecretStore {
       );
     }
     if (!found.sealed) throw new FailedPreconditionError(`${what} references secret ${label}, which has no value yet (SetSecretValue)`);
-    const value = open(this.requireKey(), found.sealed, found.meta.uuid);
+    const key = this.requireKey();
+    let value: Buffer;
+    try {
+      value = open(key, found.sealed, found.meta.uuid);
+    } catch (err) {
+      // a key changed (key rotation is not implemented): the value is lost, not the secret
+      if (!(err instanceof FailedPreconditionError)) throw err;
+      throw new FailedPreconditionError(
+        `${what} references secret '${found.meta.uuid}', whose stored value cannot be opened: ${err.message}; set its value again (SetSecretValue)`,
+      );
+    }
     return { uuid: found.meta.uuid, usageId: found.meta.usageId, value };
   }
 }
