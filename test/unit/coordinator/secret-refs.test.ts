@@ -70,6 +70,23 @@ describe('secrets of an agent operation (secrets/resolve.ts)', () => {
     expect(secretRefsOf(find())).to.deep.equal([]);
   });
 
+  it("a find-pool-sources names its source spec's <auth>, not a pool, and sends a secret only where discovery logs in (iscsi-direct)", () => {
+    const find = (type: PoolType) =>
+      AgentRequest.fromPartial({
+        op: {
+          $case: 'findPoolSources',
+          value: { host: 'a', type, source: { hosts: [{ name: '127.0.0.1', port: 3260 }], auth: { type: 'chap', username: 'u', secret: { usage: 'iqn.2024-01.test:chap' } } } },
+        },
+      });
+    const direct = secretRefsOf(find(PoolType.POOL_TYPE_ISCSI_DIRECT));
+    expect(direct.map((r) => r.what)).to.deep.equal(['the <auth> of the source spec']);
+    // netfs (showmount, gluster), iscsi (iscsiadm sendtargets without CHAP) and logical (pvs)
+    // discover without logging in, as libvirt's: their secret value must not leave the coordinator
+    for (const t of [PoolType.POOL_TYPE_NETFS, PoolType.POOL_TYPE_ISCSI, PoolType.POOL_TYPE_LOGICAL]) {
+      expect(secretRefsOf(find(t)), PoolType[t]).to.deep.equal([]);
+    }
+  });
+
   it('secretValuesFor asks the store with the message for a missing default secret', async () => {
     const asked: Array<{ ref: SecretRef; notDefined?: string }> = [];
     const store = {
