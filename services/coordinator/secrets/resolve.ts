@@ -3,7 +3,7 @@
 // an encrypted volume being resized. The values travel only in that operation's
 // AgentRequest.secrets.
 import type { AgentRequest, SecretValue } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import { SecretUsageType, type PoolDefinition, type SecretRef, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { PoolType, SecretUsageType, type PoolDefinition, type SecretRef, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { checkAbsolutePath, printable } from '../../../libs/api/names.js';
 import type { SecretStore } from './store.js';
 import { FILE_POOL_TYPES } from '../../../libs/backends/pool-kinds.js';
@@ -14,7 +14,14 @@ import { FILE_POOL_TYPES } from '../../../libs/backends/pool-kinds.js';
  * data (wipe, upload, download) and a volume read again (GetVolume refresh reads the LUN's
  * capacity).
  */
-const POOL_AUTH_OPS = new Set(['createPool', 'startPool', 'buildPool', 'refreshPool', 'findPoolSources', 'wipeVolume', 'uploadBegin', 'downloadBegin', 'refreshVolume']);
+const POOL_AUTH_OPS = new Set(['createPool', 'startPool', 'buildPool', 'refreshPool', 'wipeVolume', 'uploadBegin', 'downloadBegin', 'refreshVolume']);
+
+/**
+ * The pool types whose FindPoolSources logs in to the portal and so uses CHAP: iscsi-direct's
+ * iscsi-ls. netfs (showmount, gluster), iscsi (iscsiadm sendtargets, no CHAP) and logical
+ * (pvs) never read the secret.
+ */
+const DISCOVERY_LOGIN_TYPES: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_ISCSI_DIRECT]);
 
 export interface SecretNeed {
   ref: SecretRef;
@@ -35,7 +42,16 @@ export function secretRefsOf(request: Partial<AgentRequest>, volume?: VolumeDefi
   const op = request.op;
   if (!op) return out;
   const pool = request.pool ?? (op.$case === 'createPool' ? op.value.definition : undefined);
-  const auth = pool?.source?.auth ?? (op.$case === 'findPoolSources' ? op.value.source?.auth : undefined);
+  if (op.$case === 'findPoolSources') {
+    // a discovery has no pool: its <auth> is the source spec's, and only a discovery that logs
+    // in uses it; the others (libvirt's every one) ignore it, so its value stays here
+    const auth = op.value.source?.auth;
+    if (DISCOVERY_LOGIN_TYPES.has(op.value.type) && auth?.secret && (auth.secret.uuid || auth.secret.usage)) {
+      out.push({ ref: auth.secret, usage: SecretUsageType.SECRET_USAGE_TYPE_ISCSI, what: 'the <auth> of the source spec' });
+    }
+    return out;
+  }
+  const auth = pool?.source?.auth;
   if (POOL_AUTH_OPS.has(op.$case) && auth?.secret && (auth.secret.uuid || auth.secret.usage)) {
     out.push({ ref: auth.secret, usage: SecretUsageType.SECRET_USAGE_TYPE_ISCSI, what: `the <auth> of pool '${pool?.name ?? ''}'` });
   }
