@@ -278,5 +278,19 @@ describe('netfs backend (recording runner)', () => {
       expect(await rejects(backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: '-x', port: 0 }] })))).to.be.instanceOf(InvalidArgumentError);
       expect(runner.argvs).to.deep.equal([]);
     });
+
+    it("refuses a spec whose <format> is no netfs format, as libvirt's parse of it, and runs nothing", async () => {
+      const err = await rejects(backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: '127.0.0.1', port: 0 }], format: 'bogus' })));
+      expect(err).to.be.instanceOf(InvalidArgumentError);
+      expect((err as InvalidArgumentError).field).to.equal('source.format');
+      expect(err.message).to.equal("source.format: unknown pool format type 'bogus' for netfs pools; allowed: auto, nfs, glusterfs, cifs");
+      expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it('a format the spec names (any netfs one) does not narrow the discovery: NFS exports and gluster volumes both', async () => {
+      runner.on(['showmount'], { stdout: GANESHA_SHOWMOUNT }).on(['gluster'], { stdout: GLUSTER_XML });
+      const sources = await backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: 'gl1.example.com', port: 0 }], format: 'cifs' }));
+      expect(sources.map((x) => x.format)).to.deep.equal(['nfs', 'nfs', 'glusterfs', 'glusterfs']);
+    });
   });
 });
