@@ -116,6 +116,12 @@ export class NetfsBackend extends MountedDirBackend {
       throw new InvalidArgumentError('source.hosts', `finding netfs sources needs exactly one host (<source><host name='...'/></source>), got ${hosts.length}`);
     }
     const host = checkNetHost(hosts[0]!.name);
+    // libvirt parses the spec as a netfs source, whose format must be a netfs one; it does not
+    // narrow the discovery (NFS exports and gluster volumes are listed either way)
+    const format = hint?.format ?? '';
+    if (format && !NETFS_POOL_FORMATS.includes(format)) {
+      throw new InvalidArgumentError('source.format', `unknown pool format type '${printable(format)}' for netfs pools; allowed: ${NETFS_POOL_FORMATS.join(', ')}`);
+    }
     const argv = [this.showmount, '--no-headers', '--exports', '--', host];
     let nfs: PoolSource[] | undefined;
     let nfsError: CommandFailedError | undefined;
