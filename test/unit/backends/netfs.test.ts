@@ -13,7 +13,7 @@ import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { findBackend } from '../../../libs/backends/registry.js';
 import '../../../libs/backends/index.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
-import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../../libs/errors/errors.js';
+import { CommandFailedError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../../libs/errors/errors.js';
 import { PoolSource, PoolType, type PoolDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { rejects } from '../../support/rejects.js';
 
@@ -269,6 +269,24 @@ describe('netfs backend (recording runner)', () => {
       expect(sources.map((x) => [x.dir, x.format])).to.deep.equal([
         ['images', 'glusterfs'],
         ['iso', 'glusterfs'],
+      ]);
+    });
+
+    it("a showmount that times out (a host that drops the packets) is a showmount failure: gluster is still asked, then NOT_FOUND naming the host", async () => {
+      const argv = ['showmount', '--no-headers', '--exports', '--', '127.0.0.51'];
+      runner.on(['showmount'], new DeadlineExceededError(`command timed out after 60000 ms: ${argv.join(' ')}`, { command: argv.join(' '), stderr: '' })).on(['gluster'], NO_GLUSTER);
+      const err = await rejects(backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: '127.0.0.51', port: 0 }] })));
+      expect(err).to.be.instanceOf(NotFoundError);
+      expect(err.message).to.equal("no storage pools were found on host '127.0.0.51': showmount got no answer within 60 s");
+      expect(runner.argvs).to.deep.equal([argv, [...GLUSTER_ARGV, '--remote-host=127.0.0.51']]);
+    });
+
+    it('a gluster CLI that times out means no gluster volumes: the NFS exports are the answer', async () => {
+      runner.on(['showmount'], { stdout: GANESHA_SHOWMOUNT }).on(['gluster'], new DeadlineExceededError('command timed out after 60000 ms: gluster ...'));
+      const sources = await backend.findPoolSources!({ runner }, PoolSource.create({ hosts: [{ name: '127.0.0.1', port: 0 }] }));
+      expect(sources.map((x) => [x.dir, x.format])).to.deep.equal([
+        ['/tmp/fsnet-exp/ex1', 'nfs'],
+        ['/tmp/fsnet-exp/ex 2', 'nfs'],
       ]);
     });
 
