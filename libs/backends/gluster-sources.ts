@@ -6,7 +6,7 @@
 // format glusterfs). No gluster CLI, or a CLI that fails (no glusterd on HOST), means
 // no gluster volumes, not an error: NFS discovery may still find something.
 import { PoolSource } from '../proto/cistern/v1/storage.js';
-import { CommandFailedError, InternalError } from '../errors/errors.js';
+import { CommandFailedError, DeadlineExceededError, InternalError } from '../errors/errors.js';
 import { child, childrenNamed, parseXmlDocument, type XmlElement } from '../xml/safe-parse.js';
 import type { CommandRunner } from './runner.js';
 
@@ -52,8 +52,9 @@ export async function findGlusterSources(runner: CommandRunner, host: string, op
   try {
     ({ stdout } = await runner.run(glusterVolumeInfoArgv(host, options.gluster), { signal: options.signal, timeoutMs: GLUSTER_TIMEOUT_MS }));
   } catch (err) {
-    // not installed (libvirt: not in PATH) or a non-zero exit: no gluster volumes
-    if (err instanceof CommandFailedError) return [];
+    // not installed (libvirt: not in PATH), a non-zero exit, or no answer from HOST within the
+    // limit: no gluster volumes (what NFS found still stands)
+    if (err instanceof CommandFailedError || err instanceof DeadlineExceededError) return [];
     throw err;
   }
   return parseGlusterVolumes(host, stdout);

@@ -5,7 +5,7 @@
 // `showmount --no-headers --exports HOST` and its GlusterFS volumes with the gluster CLI
 // (gluster-sources.ts), as libvirt does.
 import { PoolSource, PoolType, type BuildFlags, type PoolDefinition } from '../proto/cistern/v1/storage.js';
-import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
+import { CommandFailedError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import { checkNetHost, checkNfsVersion, checkSourceDir } from '../api/source-names.js';
 
@@ -124,12 +124,14 @@ export class NetfsBackend extends MountedDirBackend {
     }
     const argv = [this.showmount, '--no-headers', '--exports', '--', host];
     let nfs: PoolSource[] | undefined;
-    let nfsError: CommandFailedError | undefined;
+    let nfsError: CommandFailedError | DeadlineExceededError | undefined;
     try {
       const { stdout } = await ctx.runner.run(argv, { signal: ctx.signal, timeoutMs: SHOWMOUNT_TIMEOUT_MS });
       nfs = parseShowmountExports(stdout).map((dir) => PoolSource.create({ hosts: [{ name: host, port: 0 }], dir, format: 'nfs' }));
     } catch (err) {
-      if (!(err instanceof CommandFailedError)) throw err;
+      // a host that drops the packets runs showmount into its limit: that is showmount failing
+      // (libvirt then asks gluster too); the caller's own cancel or deadline ends it all
+      if (!(err instanceof CommandFailedError) && !(err instanceof DeadlineExceededError)) throw err;
       nfsError = err;
     }
     // libvirt asks gluster too, and fails only when NFS failed and gluster found nothing
@@ -137,6 +139,11 @@ export class NetfsBackend extends MountedDirBackend {
     if (nfs) return [...nfs, ...gluster];
     if (gluster.length > 0) return gluster;
     const err = nfsError!;
+    if (err instanceof DeadlineExceededError) {
+      throw new NotFoundError(`no storage pools were found on host '${printable(host)}': showmount got no answer within ${SHOWMOUNT_TIMEOUT_MS / 1000} s`, {
+        command: argv.join(' '),
+      });
+    }
     if (err.exitCode === undefined && /ENOENT|not found/i.test(err.stderr)) {
       throw new FailedPreconditionError(`cannot list the exports of '${printable(host)}': ${this.showmount} is not installed (Debian: nfs-common)`);
     }
