@@ -18,7 +18,8 @@ import {
 import { chapResponse, decodeKeys, encodeKeys, loginStatusError, parseReportLunsData } from '../../../libs/backends/iscsi-report-luns.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
-import { CommandFailedError, type CisternError } from '../../../libs/errors/errors.js';
+import { CommandFailedError, DeadlineExceededError, type CisternError } from '../../../libs/errors/errors.js';
+import { iscsiadmError } from '../../../libs/backends/iscsiadm.js';
 import { PoolType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import type { ReportLunsOptions } from '../../../libs/backends/iscsi-report-luns.js';
 import { rejects } from '../../support/rejects.js';
@@ -114,6 +115,17 @@ describe('iscsi-direct parsers (captured libiscsi-bin output)', () => {
     const missing = iscsiToolError(new CommandFailedError(['iscsi-ls'], undefined, 'spawn iscsi-ls ENOENT'), 'discovery');
     expect(missing.code).to.equal('FAILED_PRECONDITION');
     expect(missing.message).to.match(/libiscsi-bin/);
+  });
+
+  it("a tool the agent stopped at its time limit: UNAVAILABLE saying what got no answer, not the caller's DEADLINE_EXCEEDED", () => {
+    const argv = 'iscsi-ls -i iqn.2026-11.test:init -- iscsi://127.0.0.1:13852';
+    const late = (): DeadlineExceededError => new DeadlineExceededError(`command timed out after 60000 ms: ${argv}`, { command: argv, stderr: '' });
+    const direct = iscsiToolError(late(), 'SendTargets discovery on 127.0.0.1:13852');
+    expect(direct.code).to.equal('UNAVAILABLE');
+    expect(direct.message).to.equal(`SendTargets discovery on 127.0.0.1:13852: no answer from the iSCSI portal in time (command timed out after 60000 ms: ${argv})`);
+    const kernel = iscsiadmError(late(), 'sendtargets discovery on 127.0.0.1:13852');
+    expect(kernel.code).to.equal('UNAVAILABLE');
+    expect(kernel.message).to.equal(`sendtargets discovery on 127.0.0.1:13852: no answer in time (command timed out after 60000 ms: ${argv})`);
   });
 
   it('brackets IPv6 portals and escapes commas in qemu options', () => {
