@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnavailableError, asCisternError, type CisternError } from '../errors/errors.js';
+import { CommandFailedError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnavailableError, asCisternError, type CisternError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 
 export const ISCSIADM = 'iscsiadm';
@@ -143,6 +143,8 @@ export function ifaceNameFor(initiatorIqn: string): string {
  * FAILED_PRECONDITION naming what is missing, a refused login PERMISSION_DENIED.
  */
 export function iscsiadmError(err: unknown, what: string): CisternError {
+  // the runner's own limit, not the caller's deadline (that one cancels)
+  if (err instanceof DeadlineExceededError) return new UnavailableError(`${what}: no answer in time (${err.message})`, err.details);
   if (!(err instanceof CommandFailedError)) return asCisternError(err);
   const text = err.stderr;
   const show = printable(text.trim().split('\n').filter((l) => l.startsWith('iscsiadm:')).slice(-2).join(' ') || text.trim(), 300);

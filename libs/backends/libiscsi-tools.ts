@@ -5,7 +5,7 @@
 // Secrets never reach argv: libiscsi's tools take CHAP credentials from the environment
 // (LIBISCSI_CHAP_USERNAME / LIBISCSI_CHAP_PASSWORD, readable only by the same user in
 // /proc/PID/environ), qemu-img from a `--object secret,file=...` in a 0600 file.
-import { CommandFailedError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnavailableError, asCisternError, type CisternError } from '../errors/errors.js';
+import { CommandFailedError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnavailableError, asCisternError, type CisternError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import { PoolSource } from '../proto/cistern/v1/storage.js';
 
@@ -166,6 +166,8 @@ export function parseReadCapacity16(stdout: string): ReadCapacity {
  * LUN -> NOT_FOUND; anything else keeps the command and its stderr (INTERNAL).
  */
 export function iscsiToolError(err: unknown, what: string): CisternError {
+  // the runner's own limit, not the caller's deadline (that one cancels): the portal is silent
+  if (err instanceof DeadlineExceededError) return new UnavailableError(`${what}: no answer from the iSCSI portal in time (${err.message})`, err.details);
   if (!(err instanceof CommandFailedError)) return asCisternError(err);
   const text = `${err.stderr}`;
   const show = printable(text.trim().split('\n').slice(-2).join(' '), 300);
