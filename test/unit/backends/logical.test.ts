@@ -984,6 +984,21 @@ describe('logical backend (recording runner)', () => {
         { name: 'data', format: 'lvm2', devices: ['/dev/sde'] },
       ]);
     });
+
+    it('pvs not installed: FAILED_PRECONDITION saying which program and package, not INTERNAL', async () => {
+      runner.on(['vgscan'], new CommandFailedError(['vgscan'], undefined, 'spawn vgscan ENOENT'));
+      runner.on(PVS, new CommandFailedError(PVS, undefined, 'spawn pvs ENOENT'));
+      const err = await rejects(backend.findPoolSources(ctx));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.equal('cannot list physical volumes: pvs is not installed on this host (Debian package lvm2)');
+    });
+
+    it("pvs failing in another way keeps LVM's words under what was being done", async () => {
+      runner.on(PVS, new CommandFailedError(PVS, 5, '  Some lvm failure\n'));
+      const err = await rejects(backend.findPoolSources(ctx));
+      expect(err.message).to.match(/^cannot list physical volumes: /);
+      expect(err.message).to.include('Some lvm failure');
+    });
   });
 });
 
