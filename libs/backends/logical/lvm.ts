@@ -4,6 +4,7 @@
 //
 // Tests point LVM at a configuration of their own through the runner's environment
 // (LVM_SYSTEM_DIR); these pass that environment through untouched.
+import { basename } from 'node:path';
 import {
   AlreadyExistsError,
   CancelledError,
@@ -28,6 +29,10 @@ export const LVM_ENV = { LVM_SUPPRESS_FD_WARNINGS: '1' };
 export function lvmError(err: unknown, what: string): CisternError {
   if (err instanceof CommandFailedError) {
     const text = err.stderr;
+    // the program could not be started: a host without LVM, said as the other backends say it
+    if (err.exitCode === undefined && /ENOENT/.test(text)) {
+      return new FailedPreconditionError(`${what}: ${basename(err.argv[0] ?? 'lvm')} is not installed on this host (Debian package lvm2)`, err.details);
+    }
     const lines = text
       .split('\n')
       .map((l) => l.trim())
@@ -44,6 +49,8 @@ export function lvmError(err: unknown, what: string): CisternError {
       return new NotFoundError(shown, err.details);
     }
     if (/is invalid|are reserved|Invalid argument/i.test(text)) return new InvalidArgumentError('', shown, err.details);
+    // unclassified: LVM's words stay, under what was being done
+    err.message = `${what}: ${err.message}`;
     return err;
   }
   return asCisternError(err);
