@@ -162,7 +162,7 @@ build_needed() {
   # the cisternctl bin (scripts/bundle-cli.mjs), which tsc alone does not make
   [ -f dist/cli/cisternctl.mjs ] || return 0
   local newer
-  newer=$(find proto libs services cli test bench scripts/generate-proto.sh scripts/bundle-cli.mjs tsconfig.json \
+  newer=$(find proto libs services cli test bench scripts/generate-proto.sh scripts/bundle-cli.mjs scripts/bin-modes.mjs tsconfig.json \
             package.json package-lock.json node_modules/.package-lock.json \
             -path libs/proto -prune -o -newer "$stamp" -type f -print -quit 2>/dev/null || true)
   [ -n "$newer" ]
