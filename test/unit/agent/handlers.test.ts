@@ -390,6 +390,8 @@ describe('agent handlers (fake backend)', () => {
     expect(await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/x/pools/p/volumes/v', requestId: '' } }))).to.match(/^INVALID_ARGUMENT/);
     expect(await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/../x', requestId: '' } }))).to.match(/^INVALID_ARGUMENT/);
     expect(await codeOf(call(createVol('-rf')))).to.match(/^INVALID_ARGUMENT: definition.name/);
+    // a new name that would show as another (U+202E reverses what follows), refused here too
+    expect(await codeOf(call(createVol('a\u202egpj.img')))).to.match(/^INVALID_ARGUMENT: definition.name: .*U\+202E/);
   });
 
   it('autostart starts the catalog pools marked autostart only', async () => {
