@@ -6,7 +6,7 @@ import { open, readlink, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, normalize } from 'node:path';
 import type { PoolDefinition, VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../errors/errors.js';
-import { checkAbsolutePath, checkExistingVolumeName, checkObjectName, printable } from '../../api/names.js';
+import { checkAbsolutePath, checkExistingVolumeName, checkNewObjectName, printable } from '../../api/names.js';
 import { fsError } from '../fs-errors.js';
 import { openPoolDirectory, openPoolDirectoryDirect } from './pool-directory.js';
 import { FILE_POOL_TYPES, onLocalFilesystem } from '../pool-kinds.js';
@@ -36,9 +36,9 @@ export function volumePath(pool: PoolDefinition, name: string, field = 'volume.n
   return pathIn(poolTarget(pool), name);
 }
 
-/** volumePath of a volume to make: its name also may not start with '-' (checkObjectName). */
+/** volumePath of a volume to make: its name also may not start with '-' nor hide what it shows (checkNewObjectName). */
 export function newVolumePath(pool: PoolDefinition, name: string, field = 'volume.name'): string {
-  checkObjectName(name, field, 'volume name');
+  checkNewObjectName(name, field, 'volume name');
   return volumePath(pool, name, field);
 }
 

@@ -4,7 +4,7 @@
 // node. A failed create leaves no partition behind.
 import { VolumeType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { InternalError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
-import { checkObjectName, checkSize, printable } from '../../api/names.js';
+import { checkNewObjectName, checkSize, printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import {
   checkVolumeFormat,
@@ -31,7 +31,7 @@ import type { DiskTools } from './tools.js';
  */
 export async function planPartition(ctx: PoolContext, tools: DiskTools, volume: VolumeDefinition): Promise<VolumeDefinition> {
   const source = diskSource(ctx.pool);
-  checkObjectName(volume.name, 'name', 'volume name');
+  checkNewObjectName(volume.name, 'name', 'volume name');
   const format = checkVolumeFormat(volume.target?.format);
   if (volume.target?.encryption) throw new UnimplementedError('a disk pool does not support encrypted volumes');
   const capacity = checkSize(volume.capacity ?? 0n, 'capacity');

@@ -8,7 +8,7 @@ import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent
 import { EventKind, VolumeDefinition, type Pool, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import type { BuiltVolume, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
 import { AbortedError, InvalidArgumentError } from '../../../libs/errors/errors.js';
-import { checkObjectName } from '../../../libs/api/names.js';
+import { checkNewObjectName } from '../../../libs/api/names.js';
 import { parseVolumeName } from '../../../libs/api/resource-names.js';
 import { volumeEvent, type Actor } from '../events.js';
 import { sameVolume, type PoolEntry, type VolumeEntry } from '../state.js';
@@ -226,7 +226,7 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
   checkPoolResource(ctx, op.parent, def.name, 'parent');
   const wanted = op.definition;
   if (!wanted) throw new InvalidArgumentError('definition', 'a volume definition is required (the coordinator turns XML into one)');
-  checkObjectName(wanted.name, 'definition.name', 'volume name');
+  checkNewObjectName(wanted.name, 'definition.name', 'volume name');
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);
   requireOperation(backend, 'createVol', 'creating a volume');
@@ -360,7 +360,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
   checkPoolResource(ctx, op.parent, def.name, 'parent');
   const given = op.definition;
   if (!given) throw new InvalidArgumentError('definition', 'a definition with at least the new volume name is required');
-  checkObjectName(given.name, 'definition.name', 'volume name');
+  checkNewObjectName(given.name, 'definition.name', 'volume name');
   const src = parseVolumeName(op.source, 'source');
   if (src.host !== ctx.host) {
     throw new InvalidArgumentError('source', `the source volume is on host '${src.host}'; a clone stays on one host ('${ctx.host}')`);
