@@ -9,3 +9,11 @@ export async function rejects(p: Promise<unknown>): Promise<CisternError> {
   }
   throw new Error('expected a rejection');
 }
+
+/** 'OK', or the Cistern error a promise rejects with as 'CODE: message' (for one expect per outcome). */
+export function outcomeOf(p: Promise<unknown>): Promise<string> {
+  return p.then(
+    () => 'OK',
+    (err: unknown) => `${(err as CisternError).code}: ${(err as Error).message}`,
+  );
+}

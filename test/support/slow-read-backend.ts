@@ -100,32 +100,25 @@ export async function slowReadAgent() {
   await call({ $case: 'startPool', value: { name: 'hosts/h/pools/p', build: false, buildFlags: undefined, requestId: '' } });
   const reread = { $case: 'refreshVolume' as const, value: { name: 'hosts/h/pools/p/volumes/v', refresh: true } };
   const capacityOf = (r: Awaited<ReturnType<typeof call>>) => (r.result?.$case === 'volume' ? r.result.value.definition?.capacity : undefined);
-  /** Makes the next re-read wait after it took the size; returns what lets it go on. */
-  const holdNextRead = (): (() => void) => {
+  /** Sets one of the backend's gates; returns what opens it. */
+  const hold = (gate: 'nextReadGate' | 'nextScanGate' | 'nextScanReadGate' | 'nextFailingBuild') => (): (() => void) => {
     let open!: () => void;
-    backend.nextReadGate = new Promise<void>((r) => (open = r));
+    backend[gate] = new Promise<void>((r) => (open = r));
     return open;
   };
-  /** Makes the next pool scan wait after it took the size; returns what lets it go on. */
-  const holdNextScan = (): (() => void) => {
-    let open!: () => void;
-    backend.nextScanGate = new Promise<void>((r) => (open = r));
-    return open;
-  };
-  /** Makes the next pool scan wait before it takes the size; returns what lets it go on. */
-  const holdNextScanRead = (): (() => void) => {
-    let open!: () => void;
-    backend.nextScanReadGate = new Promise<void>((r) => (open = r));
-    return open;
-  };
-  /** Makes the next build wait, then fail and remove the volume; returns what lets it go on. */
-  const holdNextBuildThenFail = (): (() => void) => {
-    let open!: () => void;
-    backend.nextFailingBuild = new Promise<void>((r) => (open = r));
-    return open;
-  };
+  /** The next re-read waits after it took the size. */
+  const holdNextRead = hold('nextReadGate');
+  /** The next pool scan waits after it took the size. */
+  const holdNextScan = hold('nextScanGate');
+  /** The next pool scan waits before it takes the size. */
+  const holdNextScanRead = hold('nextScanReadGate');
+  /** The next build waits, then fails and removes the volume. */
+  const holdNextBuildThenFail = hold('nextFailingBuild');
   return { backend, ctx, events, call, reread, capacityOf, holdNextRead, holdNextScan, holdNextScanRead, holdNextBuildThenFail };
 }
+
+/** A RefreshPool of the pool slowReadAgent starts. */
+export const REFRESH_POOL = { $case: 'refreshPool' as const, value: { name: 'hosts/h/pools/p', requestId: '' } };
 
 /** Lets the handlers run up to their next real wait. */
 export const settle = (): Promise<void> => new Promise((r) => setImmediate(r));

@@ -7,7 +7,7 @@ import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import type { BackendOperation, StorageBackend } from '../../../libs/backends/backend.js';
 import { DiskBackend } from '../../../libs/backends/disk.js';
-import { CisternError } from '../../../libs/errors/errors.js';
+import { outcomeOf } from '../../support/rejects.js';
 import { dispatch } from '../../../services/agent/agent.js';
 import { inProcessAgent } from '../../support/agent-context.js';
 
@@ -52,15 +52,12 @@ async function agent() {
   return { backend, ctx, events, del };
 }
 
-const outcome = (p: Promise<unknown>): Promise<string> =>
-  p.then(() => 'OK', (err: unknown) => `${(err as CisternError).code}: ${(err as Error).message}`);
-
 describe('delete of a volume that renumbers others', () => {
   it('is ABORTED, naming the busy one, while an operation holds a volume it would renumber; nothing is deleted', async () => {
     const { backend, ctx, del } = await agent();
     const release = ctx.locks.acquireVolume('d', 'p6', 'upload');
     try {
-      expect(await outcome(del('p5'))).to.equal("ABORTED: deleting 'p5' renumbers p6, and volume 'p6' is busy: upload in progress; nothing was deleted");
+      expect(await outcomeOf(del('p5'))).to.equal("ABORTED: deleting 'p5' renumbers p6, and volume 'p6' is busy: upload in progress; nothing was deleted");
     } finally {
       release();
     }
@@ -72,7 +69,7 @@ describe('delete of a volume that renumbers others', () => {
     const { backend, ctx, del } = await agent();
     let open!: () => void;
     backend.deleteGate = new Promise<void>((r) => (open = r));
-    const deleting = outcome(del('p5'));
+    const deleting = outcomeOf(del('p5'));
     await new Promise((r) => setImmediate(r));
     expect(() => ctx.locks.acquireVolume('d', 'p6', 'upload')).to.throw("volume 'p6' is busy: delete in progress");
     open();

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { EventKind } from '../../../libs/proto/cistern/v1/storage.js';
 import { CisternError } from '../../../libs/errors/errors.js';
-import { settle, slowReadAgent } from '../../support/slow-read-backend.js';
+import { REFRESH_POOL, settle, slowReadAgent } from '../../support/slow-read-backend.js';
 
 const codeOf = (p: Promise<unknown>): Promise<string> =>
   p.then(
@@ -14,17 +14,15 @@ const codeOf = (p: Promise<unknown>): Promise<string> =>
     (err: unknown) => (err as CisternError).code,
   );
 
-const refresh = { $case: 'refreshPool' as const, value: { name: 'hosts/h/pools/p', requestId: '' } };
-
 describe('a pool refresh cancelled by its caller (fake backend)', () => {
   it('ends CANCELLED and leaves the pool running, its volumes as they were, with no POOL_STOPPED', async () => {
     const { backend, ctx, events, call, holdNextScan } = await slowReadAgent();
     backend.size = 5n;
-    await call(refresh);
+    await call(REFRESH_POOL);
     const from = events.length;
     const caller = new AbortController();
     const open = holdNextScan();
-    const scanning = codeOf(call(refresh, caller.signal));
+    const scanning = codeOf(call(REFRESH_POOL, caller.signal));
     await settle();
     caller.abort();
     open();
@@ -33,6 +31,6 @@ describe('a pool refresh cancelled by its caller (fake backend)', () => {
     expect(ctx.state.pools.get('p')!.volumes.get('v')?.definition.capacity).to.equal(5n);
     expect(events.slice(from).map((e) => EventKind[e.kind])).to.deep.equal([]);
     // and it takes work again
-    expect(await codeOf(call(refresh))).to.equal('OK');
+    expect(await codeOf(call(REFRESH_POOL))).to.equal('OK');
   });
 });

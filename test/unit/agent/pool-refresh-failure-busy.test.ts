@@ -6,31 +6,25 @@
 // refresh's POOL_STOPPED: a watcher, the coordinator's cache among them, saw the pool run again.
 import { expect } from 'chai';
 import { EventKind, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
-import { CisternError, NotFoundError } from '../../../libs/errors/errors.js';
-import { settle, slowReadAgent } from '../../support/slow-read-backend.js';
+import { NotFoundError } from '../../../libs/errors/errors.js';
+import { outcomeOf } from '../../support/rejects.js';
+import { REFRESH_POOL, settle, slowReadAgent } from '../../support/slow-read-backend.js';
 
-const outcome = (p: Promise<unknown>): Promise<string> =>
-  p.then(
-    () => 'OK',
-    (err: unknown) => `${(err as CisternError).code}: ${(err as Error).message}`,
-  );
-
-const refresh = { $case: 'refreshPool' as const, value: { name: 'hosts/h/pools/p', requestId: '' } };
 
 describe('a pool refresh that fails while volume work runs (fake backend)', () => {
   it('fails with its own error, naming the work that kept the pool running; nothing is stopped', async () => {
     const { backend, ctx, events, call, holdNextBuildThenFail } = await slowReadAgent();
     backend.size = undefined;
-    await call(refresh);
+    await call(REFRESH_POOL);
     const from = events.length;
     const finishBuild = holdNextBuildThenFail();
-    const creating = outcome(call({
+    const creating = outcomeOf(call({
       $case: 'createVolume',
       value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name: 'v', capacity: 7n }), xml: '', preallocMetadata: false, requestId: '', validate: false },
     }));
     await settle();
     backend.nextScanFailure = new NotFoundError("cannot read pool directory '/p': no such file or directory");
-    expect(await outcome(call(refresh))).to.equal(
+    expect(await outcomeOf(call(REFRESH_POOL))).to.equal(
       "NOT_FOUND: cannot read pool directory '/p': no such file or directory; storage pool 'p' was not stopped: it has operations in progress: create of volume 'v'",
     );
     expect(ctx.state.getPool('p'), 'the pool still runs').to.not.equal(undefined);
@@ -39,7 +33,7 @@ describe('a pool refresh that fails while volume work runs (fake backend)', () =
     expect(events.slice(from).map((e) => EventKind[e.kind])).to.not.include('POOL_STOPPED');
     // with nothing at work, a failed refresh stops the pool, as libvirt's
     backend.nextScanFailure = new NotFoundError("cannot read pool directory '/p': no such file or directory");
-    expect(await outcome(call(refresh))).to.equal("NOT_FOUND: cannot read pool directory '/p': no such file or directory");
+    expect(await outcomeOf(call(REFRESH_POOL))).to.equal("NOT_FOUND: cannot read pool directory '/p': no such file or directory");
     expect(ctx.state.getPool('p')).to.equal(undefined);
     expect(events.slice(from).map((e) => EventKind[e.kind])).to.deep.equal(['POOL_STOPPED']);
   });

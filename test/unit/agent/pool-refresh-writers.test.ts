@@ -4,27 +4,20 @@
 // announced deleted, a deleted one brought back, a resize undone).
 import { expect } from 'chai';
 import { EventKind, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
-import { CisternError } from '../../../libs/errors/errors.js';
-import { settle, slowReadAgent } from '../../support/slow-read-backend.js';
+import { outcomeOf } from '../../support/rejects.js';
+import { REFRESH_POOL, settle, slowReadAgent } from '../../support/slow-read-backend.js';
 
-const codeOf = (p: Promise<unknown>): Promise<string> =>
-  p.then(
-    () => 'OK',
-    (err: unknown) => `${(err as CisternError).code}: ${(err as Error).message}`,
-  );
-
-const refresh = { $case: 'refreshPool' as const, value: { name: 'hosts/h/pools/p', requestId: '' } };
 
 describe('pool refresh beside volume writers (fake backend)', () => {
   it('a volume created while the scan reads stays, and is not announced deleted', async () => {
     const { backend, ctx, events, call, holdNextScan } = await slowReadAgent();
     backend.size = undefined;
-    await call(refresh);
+    await call(REFRESH_POOL);
     const from = events.length;
     const open = holdNextScan();
-    const scanning = codeOf(call(refresh));
+    const scanning = outcomeOf(call(REFRESH_POOL));
     await settle();
-    const created = await codeOf(call({
+    const created = await outcomeOf(call({
       $case: 'createVolume',
       value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name: 'v', capacity: 7n }), xml: '', preallocMetadata: false, requestId: '', validate: false },
     }));
@@ -38,11 +31,11 @@ describe('pool refresh beside volume writers (fake backend)', () => {
   it('a volume deleted while the scan reads stays deleted, and is not announced again', async () => {
     const { backend, ctx, events, call, holdNextScan } = await slowReadAgent();
     backend.size = 5n;
-    await call(refresh);
+    await call(REFRESH_POOL);
     const open = holdNextScan();
-    const scanning = codeOf(call(refresh));
+    const scanning = outcomeOf(call(REFRESH_POOL));
     await settle();
-    expect(await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/v', requestId: '' } }))).to.equal('OK');
+    expect(await outcomeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/v', requestId: '' } }))).to.equal('OK');
     open();
     expect(await scanning).to.equal('OK');
     expect(ctx.state.pools.get('p')!.volumes.has('v')).to.equal(false);
@@ -52,11 +45,11 @@ describe('pool refresh beside volume writers (fake backend)', () => {
   it('a volume resized while the scan reads keeps its new size', async () => {
     const { backend, ctx, events, call, holdNextScan } = await slowReadAgent();
     backend.size = 5n;
-    await call(refresh);
+    await call(REFRESH_POOL);
     const open = holdNextScan();
-    const scanning = codeOf(call(refresh));
+    const scanning = outcomeOf(call(REFRESH_POOL));
     await settle();
-    const resized = await codeOf(call({ $case: 'resizeVolume', value: { name: 'hosts/h/pools/p/volumes/v', capacity: 9n, allocate: false, delta: false, shrink: false, requestId: '' } }));
+    const resized = await outcomeOf(call({ $case: 'resizeVolume', value: { name: 'hosts/h/pools/p/volumes/v', capacity: 9n, allocate: false, delta: false, shrink: false, requestId: '' } }));
     expect(resized).to.equal('OK');
     open();
     expect(await scanning).to.equal('OK');
@@ -69,20 +62,20 @@ describe('pool refresh beside volume writers (fake backend)', () => {
   it('a volume created and deleted while the scan reads is not brought back by the scan', async () => {
     const { backend, ctx, events, call, holdNextScan, holdNextScanRead } = await slowReadAgent();
     backend.size = undefined;
-    await call(refresh);
+    await call(REFRESH_POOL);
     const from = events.length;
     const read = holdNextScanRead();
     const apply = holdNextScan();
-    const scanning = codeOf(call(refresh));
+    const scanning = outcomeOf(call(REFRESH_POOL));
     await settle();
-    const created = await codeOf(call({
+    const created = await outcomeOf(call({
       $case: 'createVolume',
       value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name: 'v', capacity: 7n }), xml: '', preallocMetadata: false, requestId: '', validate: false },
     }));
     expect(created).to.equal('OK');
     read(); // the scan finds 'v'
     await settle();
-    expect(await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/v', requestId: '' } }))).to.equal('OK');
+    expect(await outcomeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/v', requestId: '' } }))).to.equal('OK');
     apply();
     expect(await scanning).to.equal('OK');
     expect(ctx.state.pools.get('p')!.volumes.has('v')).to.equal(false);
@@ -92,14 +85,14 @@ describe('pool refresh beside volume writers (fake backend)', () => {
   it('the file of a create that failed while the scan read is not taken for a volume', async () => {
     const { backend, ctx, events, call, holdNextScan, holdNextScanRead, holdNextBuildThenFail } = await slowReadAgent();
     backend.size = undefined;
-    await call(refresh);
+    await call(REFRESH_POOL);
     const from = events.length;
     const read = holdNextScanRead();
     const apply = holdNextScan();
-    const scanning = codeOf(call(refresh));
+    const scanning = outcomeOf(call(REFRESH_POOL));
     await settle();
     const fail = holdNextBuildThenFail();
-    const creating = codeOf(call({
+    const creating = outcomeOf(call({
       $case: 'createVolume',
       value: { parent: 'hosts/h/pools/p', definition: VolumeDefinition.fromPartial({ name: 'v', capacity: 7n }), xml: '', preallocMetadata: false, requestId: '', validate: false },
     }));
@@ -117,11 +110,11 @@ describe('pool refresh beside volume writers (fake backend)', () => {
   it('the pool sizes a writer stored while the scan read are kept, not the scan\'s older ones', async () => {
     const { backend, ctx, call, holdNextScan } = await slowReadAgent();
     backend.size = 5n;
-    await call(refresh);
+    await call(REFRESH_POOL);
     const open = holdNextScan();
-    const scanning = codeOf(call(refresh));
+    const scanning = outcomeOf(call(REFRESH_POOL));
     await settle();
-    expect(await codeOf(call({ $case: 'resizeVolume', value: { name: 'hosts/h/pools/p/volumes/v', capacity: 9n, allocate: false, delta: false, shrink: false, requestId: '' } }))).to.equal('OK');
+    expect(await outcomeOf(call({ $case: 'resizeVolume', value: { name: 'hosts/h/pools/p/volumes/v', capacity: 9n, allocate: false, delta: false, shrink: false, requestId: '' } }))).to.equal('OK');
     expect(ctx.state.pools.get('p')!.runtime.allocation).to.equal(9n);
     open();
     expect(await scanning).to.equal('OK');
@@ -131,9 +124,9 @@ describe('pool refresh beside volume writers (fake backend)', () => {
   it('what changed on disk before the scan began is still taken', async () => {
     const { backend, ctx, call } = await slowReadAgent();
     backend.size = 5n;
-    await call(refresh);
+    await call(REFRESH_POOL);
     backend.size = 11n;
-    expect(await codeOf(call(refresh))).to.equal('OK');
+    expect(await outcomeOf(call(REFRESH_POOL))).to.equal('OK');
     expect(ctx.state.pools.get('p')!.volumes.get('v')!.definition.capacity).to.equal(11n);
   });
 });

@@ -5,23 +5,18 @@
 // not stored over what the writer left.
 import { expect } from 'chai';
 import { EventKind } from '../../../libs/proto/cistern/v1/storage.js';
-import { CisternError } from '../../../libs/errors/errors.js';
+import { outcomeOf } from '../../support/rejects.js';
 import { settle, slowReadAgent } from '../../support/slow-read-backend.js';
 
-const codeOf = (p: Promise<unknown>): Promise<string> =>
-  p.then(
-    () => 'OK',
-    (err: unknown) => `${(err as CisternError).code}: ${(err as Error).message}`,
-  );
 
 describe('GetVolume refresh beside writers (fake backend)', () => {
   it('a delete while a re-read runs deletes; the re-read answers NOT_FOUND and stores nothing', async () => {
     const { backend, ctx, events, call, reread, holdNextRead } = await slowReadAgent();
     backend.size = 5n;
     const open = holdNextRead();
-    const reading = codeOf(call(reread));
+    const reading = outcomeOf(call(reread));
     await settle();
-    expect(await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/v', requestId: '' } }))).to.equal('OK');
+    expect(await outcomeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/v', requestId: '' } }))).to.equal('OK');
     open();
     expect(await reading).to.match(/^NOT_FOUND/);
     expect(ctx.state.pools.get('p')!.volumes.has('v')).to.equal(false);
@@ -34,7 +29,7 @@ describe('GetVolume refresh beside writers (fake backend)', () => {
     const open = holdNextRead();
     const reading = call(reread);
     await settle();
-    const resized = await codeOf(call({ $case: 'resizeVolume', value: { name: 'hosts/h/pools/p/volumes/v', capacity: 9n, allocate: false, delta: false, shrink: false, requestId: '' } }));
+    const resized = await outcomeOf(call({ $case: 'resizeVolume', value: { name: 'hosts/h/pools/p/volumes/v', capacity: 9n, allocate: false, delta: false, shrink: false, requestId: '' } }));
     expect(resized).to.equal('OK');
     open();
     expect(capacityOf(await reading)).to.equal(9n);
@@ -45,9 +40,9 @@ describe('GetVolume refresh beside writers (fake backend)', () => {
     const { backend, ctx, call, reread, holdNextRead } = await slowReadAgent();
     backend.size = 5n;
     const open = holdNextRead();
-    const reading = codeOf(call(reread));
+    const reading = outcomeOf(call(reread));
     await settle();
-    expect(await codeOf(call({ $case: 'stopPool', value: { name: 'hosts/h/pools/p', requestId: '' } }))).to.equal('OK');
+    expect(await outcomeOf(call({ $case: 'stopPool', value: { name: 'hosts/h/pools/p', requestId: '' } }))).to.equal('OK');
     open();
     expect(await reading).to.equal("FAILED_PRECONDITION: storage pool 'p' is not active");
     expect(ctx.state.getPool('p')).to.equal(undefined);
