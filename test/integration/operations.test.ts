@@ -123,6 +123,47 @@ describe('long operations, idempotency and concurrency (real processes)', functi
     expect((await api.getPool({ name: POOL })).state).to.equal(3 /* RUNNING */);
   });
 
+  it('while a clone runs, work on its new name is ABORTED "still being allocated" (libvirt refuses it so), not NOT_FOUND', async () => {
+    const { api, client } = ctx.stack;
+    const w = watch(client, { pools: [POOL], kinds: [EventKind.OPERATION_PROGRESS] });
+    await w.ready;
+    let outcome: ServiceError | null | undefined;
+    const call = client.cloneVolume(cloneRequest('c2.img', 'allocating-clone-1'), (err) => (outcome = err));
+    await waitFor('the clone to report progress', () => w.events.some((e) => e.requestId === 'allocating-clone-1'));
+    w.cancel();
+
+    const name = `${POOL}/volumes/c2.img`;
+    const allocating = /storage volume 'c2.img' is still being allocated \(clone in progress\)/;
+    const download = new Promise<void>((resolve, reject) => {
+      const stream = client.downloadVolume({ name, offset: 0n, length: 0n });
+      stream.on('data', () => undefined);
+      stream.on('error', reject);
+      stream.on('end', resolve);
+    });
+    const upload = new Promise<void>((resolve, reject) => {
+      const stream = client.uploadVolume((err) => (err ? reject(err) : resolve()));
+      stream.write({ part: { $case: 'header', value: { name, offset: 0n, length: 0n, sparse: false, requestId: '' } } });
+      stream.write({ part: { $case: 'data', value: Buffer.alloc(4096, 1) } });
+      stream.end();
+    });
+    await expectCode(api.deleteVolume({ name, requestId: '' }), status.ABORTED, allocating);
+    await expectCode(api.deleteVolume({ name, requestId: 'allocating-delete-1' }), status.ABORTED, allocating);
+    await expectCode(api.wipeVolume({ name, algorithm: WipeAlgorithm.WIPE_ALGORITHM_ZERO, requestId: '' }), status.ABORTED, allocating);
+    await expectCode(api.resizeVolume({ name, capacity: 2n * 1024n ** 3n, allocate: false, delta: false, shrink: false, requestId: '' }), status.ABORTED, allocating);
+    await expectCode(api.cloneVolume({ ...cloneRequest('c2-copy.img'), source: name }), status.ABORTED, allocating);
+    await expectCode(download, status.ABORTED, allocating);
+    await expectCode(upload, status.ABORTED, allocating);
+    expect(existsSync(join(poolPath, 'c2-copy.img'))).to.equal(false);
+
+    call.cancel();
+    await waitFor('the call to end', () => outcome !== undefined);
+    expect(outcome?.code).to.equal(status.CANCELLED);
+    await waitFor('the partial clone to be removed', () => !existsSync(join(poolPath, 'c2.img')));
+    // once the name is free, a volume that does not exist is NOT_FOUND again
+    await waitFor('the name to be free', async () => (await grpcCode(api.deleteVolume({ name, requestId: '' }))).code === status.NOT_FOUND);
+    await expectCode(api.wipeVolume({ name, algorithm: WipeAlgorithm.WIPE_ALGORITHM_ZERO, requestId: '' }), status.NOT_FOUND, /storage volume 'c2.img' not found/);
+  });
+
   it('a deadline that passes during a clone stops it the same way', async function () {
     const r = await grpcCode(ctx.stack.api.cloneVolume(cloneRequest('c3.img', 'deadline-clone-1'), { deadlineMs: 300 }));
     expect(status[r.code]).to.be.oneOf(['DEADLINE_EXCEEDED', 'OK']);
