@@ -53,6 +53,13 @@ export class NotFoundError extends CisternError {
   readonly code = 'NOT_FOUND' as const;
 }
 
+/** A volume a call names is not in its pool: the same words from the coordinator's view and from the host. */
+export class VolumeNotFoundError extends NotFoundError {
+  constructor(host: string, pool: string, volume: string) {
+    super(`storage volume '${volume}' not found in pool '${pool}' on host '${host}'`, { host, pool, volume });
+  }
+}
+
 export class AlreadyExistsError extends CisternError {
   readonly code = 'ALREADY_EXISTS' as const;
 }

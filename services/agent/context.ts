@@ -6,7 +6,7 @@ import { PoolType, poolTypeToJSON, type PoolDefinition } from '../../libs/proto/
 import type { BackendOperation, PoolContext, StorageBackend } from '../../libs/backends/backend.js';
 import type { CommandRunner } from '../../libs/backends/runner.js';
 import { getBackend } from '../../libs/backends/registry.js';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../../libs/errors/errors.js';
+import { AbortedError, FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../../libs/errors/errors.js';
 import { checkAbsolutePath, checkObjectName, printable } from '../../libs/api/names.js';
 import { parsePoolName, parseVolumeName } from '../../libs/api/resource-names.js';
 import { isSupportedPoolType, poolTypeToString } from '../../libs/xml/formats.js';
@@ -130,8 +130,10 @@ export function activePool(ctx: AgentContext, name: string): PoolEntry {
   return entry;
 }
 
-export function volumeNotFound(name: string): NotFoundError {
-  return new NotFoundError(`Storage volume not found: no storage vol with matching name '${name}'`, { volume: name });
+
+/** Work on a volume whose create or clone (`op`) has not ended: it is retried, not given up on. */
+export function volumeBeingAllocated(pool: string, name: string, op: string): AbortedError {
+  return new AbortedError(`storage volume '${name}' is still being allocated (${op} in progress); try again once it ends`, { pool, volume: name, operation: op });
 }
 
 /** The backend context for one pool operation, with progress published as events. */

@@ -158,6 +158,12 @@ export class LockTable {
     return this.releaser(pool, volume, mine);
   }
 
+  /** The create or clone that holds `volume`'s name while it makes the volume, if any. */
+  allocating(pool: string, volume: string): string | undefined {
+    const hold = this.pools.get(pool)?.volumes.get(volume);
+    return hold?.creating ? hold.op : undefined;
+  }
+
   /**
    * Reserves a new volume name for a create or clone. `exists` says whether the pool
    * already has it; a name being created by someone else counts as existing.

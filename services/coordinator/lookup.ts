@@ -1,5 +1,5 @@
 // Name resolution from the cache, with the errors a user expects.
-import { FailedPreconditionError, NotFoundError, UnavailableError, UnimplementedError } from '../../libs/errors/errors.js';
+import { FailedPreconditionError, NotFoundError, UnavailableError, UnimplementedError, VolumeNotFoundError } from '../../libs/errors/errors.js';
 import type { PoolRef, VolumeRef } from '../../libs/api/resource-names.js';
 import { PoolType, type Pool, type PoolDefinition, type Volume } from '../../libs/proto/cistern/v1/storage.js';
 import { isActiveState, poolView, volumeView, type Freshness } from './catalog-view.js';
@@ -62,17 +62,30 @@ export function resolveVolume(svc: CoordinatorServices, ref: VolumeRef): { pool:
   return { pool, volume: volumeView(volume, pool.stale) };
 }
 
+/**
+ * The volume a call that changes or streams it names. A name this coordinator does not have
+ * may be one its host is creating or cloning now (libvirt lists a volume while it is built):
+ * while the host is online its agent answers for that name, ABORTED "still being allocated"
+ * or NOT_FOUND, and `volume` is undefined. The agent's answer is the truth, also for a volume
+ * another coordinator made that this one has not read yet.
+ */
+export function resolveVolumeForWork(svc: CoordinatorServices, ref: VolumeRef): { pool: ResolvedPool; volume?: Volume } {
+  const pool = requireActive(resolvePool(svc, ref));
+  const stored = svc.cache.storedVolume(ref.host, ref.pool, ref.volume);
+  if (stored !== undefined) return { pool, volume: volumeView(decodeStored(stored), pool.stale) };
+  if (!svc.hosts.isOnline(ref.host)) throw volumeNotFound(ref);
+  return { pool };
+}
+
+function volumeNotFound(ref: VolumeRef): VolumeNotFoundError {
+  return new VolumeNotFoundError(ref.host, ref.pool, ref.volume);
+}
+
 /** resolveVolume without decoding the volume: its stored bytes (stored-volume.ts). */
 export function resolveStoredVolume(svc: CoordinatorServices, ref: VolumeRef): { pool: ResolvedPool; stored: StoredVolume } {
   const pool = requireActive(resolvePool(svc, ref));
   const stored = svc.cache.storedVolume(ref.host, ref.pool, ref.volume);
-  if (stored === undefined) {
-    throw new NotFoundError(`storage volume '${ref.volume}' not found in pool '${ref.pool}' on host '${ref.host}'`, {
-      host: ref.host,
-      pool: ref.pool,
-      volume: ref.volume,
-    });
-  }
+  if (stored === undefined) throw volumeNotFound(ref);
   return { pool, stored };
 }
 

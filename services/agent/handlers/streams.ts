@@ -15,10 +15,9 @@ import {
   poolContext,
   requestPool,
   requireOperation,
-  volumeNotFound,
   type AgentContext,
 } from '../context.js';
-import { commitVolume, rereadAfterFailure } from './volume-ops.js';
+import { commitVolume, existingVolume, rereadAfterFailure } from './volume-ops.js';
 import { refreshAfterUpload } from './pool-ops.js';
 import { explainNoSpace } from '../no-space.js';
 
@@ -31,8 +30,7 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);
   requireOperation(backend, 'uploadVol', 'uploading to a volume');
-  const vol = pool.volumes.get(op.volume);
-  if (!vol) throw volumeNotFound(op.volume);
+  const vol = existingVolume(ctx, pool, op.volume);
   // no check of the offset against the capacity (libvirt has none): a file volume grows when
   // written past its end, whatever its format; the backends refuse to write past the end of
   // a block device
@@ -121,8 +119,7 @@ export async function downloadBegin(ctx: AgentContext, request: AgentRequest, op
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);
   requireOperation(backend, 'downloadVol', 'downloading a volume');
-  const vol = pool.volumes.get(op.volume);
-  if (!vol) throw volumeNotFound(op.volume);
+  const vol = existingVolume(ctx, pool, op.volume);
   // The length announced in DownloadReady is what the last re-read knew of the volume. The
   // backend is given the length asked for (0 = to the end) and reads the volume as it is now,
   // as libvirt streams the file to its end: a file that grew since (a guest writing into its

@@ -7,7 +7,7 @@ import { isAbsolute } from 'node:path';
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, VolumeDefinition, type Pool, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import type { BuiltVolume, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
-import { AbortedError, InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { AbortedError, InvalidArgumentError, VolumeNotFoundError } from '../../../libs/errors/errors.js';
 import { checkNewObjectName } from '../../../libs/api/names.js';
 import { parseVolumeName } from '../../../libs/api/resource-names.js';
 import { volumeEvent, type Actor } from '../events.js';
@@ -24,7 +24,7 @@ import {
   poolContext,
   requestPool,
   requireOperation,
-  volumeNotFound,
+  volumeBeingAllocated,
   volumeOfResource,
   type AgentContext,
 } from '../context.js';
@@ -64,7 +64,7 @@ async function withExistingVolume(
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);
   requireOperation(backend, operation, what);
-  const vol = existingVolume(pool, name);
+  const vol = existingVolume(ctx, pool, name);
   const actor = actorOf(request);
   const release = ctx.locks.acquireVolume(def.name, name, lock);
   try {
@@ -168,11 +168,17 @@ export async function refreshPoolSizes(ctx: AgentContext, pool: PoolEntry, backe
   }
 }
 
-/** The pool's volume `name`, or NOT_FOUND. */
-export function existingVolume(pool: PoolEntry, name: string): VolumeEntry {
+/**
+ * The pool's volume `name`. Else NOT_FOUND; or ABORTED while a create or clone still makes
+ * it: libvirt lists a volume as soon as its build begins and refuses work on it ("volume is
+ * still being allocated"), and a caller told NOT_FOUND would take the name for free.
+ */
+export function existingVolume(ctx: AgentContext, pool: PoolEntry, name: string): VolumeEntry {
   const entry = pool.volumes.get(name);
-  if (!entry) throw volumeNotFound(name);
-  return entry;
+  if (entry) return entry;
+  const op = ctx.locks.allocating(pool.definition.name, name);
+  if (op !== undefined) throw volumeBeingAllocated(pool.definition.name, name, op);
+  throw new VolumeNotFoundError(ctx.host, pool.definition.name, name);
 }
 
 /**
@@ -373,7 +379,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
   const backend = backendFor(ctx, pool.definition.type);
   requireOperation(backend, 'createVol', 'creating a volume');
   requireOperation(backend, 'buildVolFrom', 'cloning a volume');
-  const sourceVolume = existingVolume(sourcePool, src.volume);
+  const sourceVolume = existingVolume(ctx, sourcePool, src.volume);
   const actor = actorOf(request);
   let release: (() => void) | undefined;
   let releaseSource: (() => void) | undefined;

@@ -24,12 +24,12 @@ export async function refreshVolume(ctx: AgentContext, request: AgentRequest, op
   const name = volumeOfResource(ctx, op.name, def.name, 'name');
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);
-  existingVolume(pool, name);
+  existingVolume(ctx, pool, name);
   // the volume as stored when answering (NOT_FOUND once deleted, FAILED_PRECONDITION once the
   // pool stopped): what a writer or an earlier re-read stored is at least as new as a read
   const current = (): AgentReply => {
     const now = activePool(ctx, def.name);
-    return volumeReply(ctx.state.volumeMessage(def.name, existingVolume(now, name)), 0n, ctx.state.poolMessage(now));
+    return volumeReply(ctx.state.volumeMessage(def.name, existingVolume(ctx, now, name)), 0n, ctx.state.poolMessage(now));
   };
   // a type whose volumes are only known from a whole-pool scan answers with what that scan read
   if (!backend.refreshVol) return current();
@@ -38,7 +38,7 @@ export async function refreshVolume(ctx: AgentContext, request: AgentRequest, op
   return inRereadTurn(pool, name, async () => {
     // a writer at work: its commit publishes the state it leaves, newer than a read now
     if (ctx.state.getPool(def.name) !== pool || ctx.locks.isVolumeWritten(def.name, name)) return current();
-    const before = existingVolume(pool, name);
+    const before = existingVolume(ctx, pool, name);
     const unchanged = (): boolean => ctx.state.getPool(def.name) === pool && pool.volumes.get(name) === before && !ctx.locks.isVolumeWritten(def.name, name);
     const actor = actorOf(request);
     const pc = poolContext(ctx, pool.definition, actor);

@@ -15,7 +15,7 @@ import type {
 import { volumeView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { hostLossSignal, waitApplied } from '../forward.js';
-import { resolveVolume } from '../lookup.js';
+import { resolveVolumeForWork } from '../lookup.js';
 import { secretValuesFor } from '../secrets/resolve.js';
 import { checkRequestId, checkSize, requireVolumeName } from '../validate.js';
 import { refuseMalformed } from '../strict-decode.js';
@@ -59,7 +59,7 @@ export async function uploadVolume(
   }
   checkRequestId(header.requestId, 'header.request_id');
   ctx.requestId = header.requestId;
-  const { pool } = resolveVolume(svc, ref);
+  const { pool } = resolveVolumeForWork(svc, ref);
   svc.hosts.requireOnline(ref.host);
 
   async function* data(): AsyncGenerator<Buffer> {
@@ -133,7 +133,7 @@ export async function downloadVolume(
   const ref = requireVolumeName(req.name);
   checkSize(req.offset, 'offset');
   checkSize(req.length, 'length');
-  const { pool } = resolveVolume(svc, ref);
+  const { pool } = resolveVolumeForWork(svc, ref);
   svc.hosts.requireOnline(ref.host);
   const request = AgentRequest.create({
     principal: ctx.principal,

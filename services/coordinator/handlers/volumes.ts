@@ -22,7 +22,7 @@ import { volumeView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { forwardToPool } from '../forward.js';
 import { storedListVolumes, storedVolumeMessage } from '../list-encoding.js';
-import { requireActive, resolvePool, resolveStoredVolume, resolveVolume } from '../lookup.js';
+import { requireActive, resolvePool, resolveStoredVolume, resolveVolume, resolveVolumeForWork } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
 import {
   checkAbsolutePath,
@@ -83,7 +83,7 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
     throw new InvalidArgumentError('source', `the source volume is on host '${src.host}', the destination pool on '${ref.host}'; a clone stays on one host`);
   }
   const p = requireActive(resolvePool(svc, ref));
-  const source = resolveVolume(svc, src);
+  const source = resolveVolumeForWork(svc, src);
   await validateAgainstSchema(svc.schemas ?? new SchemaValidator(), req, 'storagevol', ctx.signal);
   // XML is read alone, as libvirt reads it: what it leaves out gets the pool's defaults. A
   // structured definition is laid over the source's by the agent: a format it does not name
@@ -104,7 +104,7 @@ export async function deleteVolume(svc: CoordinatorServices, ctx: CallContext, r
   checkRequestId(req.requestId);
   // the retry of a delete that went through finds no volume here: with a request id the agent
   // decides (its request cache answers a retry; it says NOT_FOUND otherwise)
-  const pool = ctx.requestId ? requireActive(resolvePool(svc, ref)) : resolveVolume(svc, ref).pool;
+  const pool = ctx.requestId ? requireActive(resolvePool(svc, ref)) : resolveVolumeForWork(svc, ref).pool;
   await forwardToPool(svc, ctx, pool, { $case: 'deleteVolume', value: req });
   return {};
 }
@@ -113,7 +113,7 @@ export async function wipeVolume(svc: CoordinatorServices, ctx: CallContext, req
   const ref = requireVolumeName(req.name);
   checkRequestId(req.requestId);
   checkWipeAlgorithm(req.algorithm);
-  const { pool } = resolveVolume(svc, ref);
+  const { pool } = resolveVolumeForWork(svc, ref);
   const reply = await forwardToPool(svc, ctx, pool, { $case: 'wipeVolume', value: req });
   return volumeAfter(svc, ref.host, ref.pool, ref.volume, reply);
 }
@@ -122,9 +122,9 @@ export async function resizeVolume(svc: CoordinatorServices, ctx: CallContext, r
   const ref = requireVolumeName(req.name);
   checkRequestId(req.requestId);
   checkResizeCapacity(req);
-  const { pool, volume } = resolveVolume(svc, ref);
+  const { pool, volume } = resolveVolumeForWork(svc, ref);
   // an encrypted volume's passphrase goes with the request (secrets/resolve.ts)
-  const reply = await forwardToPool(svc, ctx, pool, { $case: 'resizeVolume', value: req }, {}, { volume: volume.definition });
+  const reply = await forwardToPool(svc, ctx, pool, { $case: 'resizeVolume', value: req }, {}, { volume: volume?.definition });
   return volumeAfter(svc, ref.host, ref.pool, ref.volume, reply);
 }
 

@@ -261,8 +261,9 @@ describe('agent handlers (fake backend)', () => {
     await new Promise((r) => setImmediate(r));
     const stop = await codeOf(call({ $case: 'stopPool', value: { name: 'hosts/h/pools/p', requestId: '' } }));
     expect(stop).to.match(/^FAILED_PRECONDITION: .*create of volume 'slow'/);
-    const wipe = await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/slow', requestId: '' } }));
-    expect(wipe).to.match(/^NOT_FOUND/);
+    // as libvirt's "still being allocated": the name is taken, the volume not there yet
+    const del = await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/slow', requestId: '' } }));
+    expect(del).to.equal("ABORTED: storage volume 'slow' is still being allocated (create in progress); try again once it ends");
     open();
     expect(await codeOf(creating)).to.equal('OK');
     expect(await codeOf(call({ $case: 'stopPool', value: { name: 'hosts/h/pools/p', requestId: '' } }))).to.equal('OK');
@@ -380,7 +381,7 @@ describe('agent handlers (fake backend)', () => {
     expect(del.volumeState!.revision > rev).to.equal(true);
     expect(del.poolState?.volumeCount).to.equal(0);
     expect(await codeOf(call({ $case: 'deleteVolume', value: { name: 'hosts/h/pools/p/volumes/gone', requestId: '' } }))).to.match(
-      /^NOT_FOUND: Storage volume not found: no storage vol with matching name 'gone'/,
+      /^NOT_FOUND: storage volume 'gone' not found in pool 'p' on host 'h'$/,
     );
   });
 
