@@ -1,7 +1,7 @@
 // A starting agent removes the secret directories of processes that are gone, and only those:
 // several agents may share a TMPDIR, and one still running needs its file until qemu-img ends.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { makeTempDir } from '../../support/index.js';
@@ -16,6 +16,28 @@ describe('secret directories of a tool run', () => {
     expect((await import('node:fs')).statSync(dir).mode & 0o777).to.equal(0o700);
     expect(await sweepSecretDirs(root)).to.deep.equal([]);
     expect(existsSync(dir)).to.equal(true);
+  });
+
+  it('go into memory, not onto a disk, when the operator named no folder (a removed file stays in a disk\'s free blocks)', async function () {
+    const TMPFS_MAGIC = 0x01021994;
+    const memoryBacked = ['/run', '/dev/shm'].filter((d) => {
+      try {
+        return statfsSync(d).type === TMPFS_MAGIC;
+      } catch {
+        return false;
+      }
+    });
+    if (memoryBacked.length === 0) this.skip(); // nothing on this machine to prefer over the temp folder
+    const saved = process.env.TMPDIR;
+    delete process.env.TMPDIR;
+    let dir = '';
+    try {
+      dir = await makeSecretDir('cistern-secret');
+      expect(statfsSync(dir).type, dir).to.equal(TMPFS_MAGIC);
+    } finally {
+      if (saved !== undefined) process.env.TMPDIR = saved;
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('are removed by a sweep once their process is gone, or its pid belongs to another process', async () => {
