@@ -20,7 +20,7 @@
 // IPv6 portal is bracketed with the default port too.
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { makeSecretDir } from './secret-dirs.js';
-import { tmpdir } from 'node:os';
+import { secretRoot } from './secret-root.js';
 import { join } from 'node:path';
 import {
   PoolType,
@@ -105,7 +105,7 @@ export interface IscsiDirectOptions {
   qemuImg?: string;
   /** REPORT LUNS (unit tests replace the in-process client). */
   reportLuns?: (opts: ReportLunsOptions) => Promise<number[]>;
-  /** Directory for transfer and secret files (default: the OS temp dir). */
+  /** Directory for the CHAP secret file (default: secret-root.ts). */
   tmpDir?: string;
 }
 
@@ -343,7 +343,7 @@ export class IscsiDirectBackend implements StorageBackend {
   /** A temp directory (0700) with the CHAP password file for qemu-img, when the pool has CHAP. */
   private async workDir(t: DirectTarget): Promise<WorkDir> {
     // named after this process: a starting agent removes it if this one is killed meanwhile
-    const dir = await makeSecretDir('cistern-iscsi', this.opts.tmpDir ?? tmpdir());
+    const dir = await makeSecretDir('cistern-iscsi', this.opts.tmpDir ?? secretRoot());
     let secretFile: string | undefined;
     if (t.chap) {
       secretFile = join(dir, 'chap-secret');

@@ -3,11 +3,13 @@
 // the tool ends; an agent killed meanwhile cannot, and the value would stay on disk in plain
 // text. So a directory is named after the process that made it, `<kind>-<pid>.<start time>-`
 // (the start time tells a reused pid apart), and a starting agent removes those of processes
-// that are gone: not another running agent's (several may share a TMPDIR).
+// that are gone: not another running agent's (several may share a TMPDIR). Where they go:
+// secret-root.ts.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasExited, readProcStat } from '../os/proc.js';
+import { secretRoot } from './secret-root.js';
 
 export type SecretDirKind = 'cistern-secret' | 'cistern-iscsi';
 const KINDS: readonly SecretDirKind[] = ['cistern-secret', 'cistern-iscsi'];
@@ -20,12 +22,21 @@ function ownerTag(): string {
 }
 
 /** A fresh mode-700 directory for a secret's file, named after this process. */
-export function makeSecretDir(kind: SecretDirKind, root = tmpdir()): Promise<string> {
+export function makeSecretDir(kind: SecretDirKind, root = secretRoot()): Promise<string> {
   return mkdtemp(join(root, `${kind}-${ownerTag()}-`));
 }
 
-/** Removes the secret directories under `root` whose process is gone; returns their names. */
-export async function sweepSecretDirs(root = tmpdir()): Promise<string[]> {
+/**
+ * Removes the secret directories of processes that are gone, under `roots` (by default where
+ * they go now, and the temp folder, where earlier versions put them); returns their names.
+ */
+export async function sweepSecretDirs(roots: string | string[] = [secretRoot(), tmpdir()]): Promise<string[]> {
+  const removed: string[] = [];
+  for (const root of new Set(typeof roots === 'string' ? [roots] : roots)) removed.push(...(await sweepRoot(root)));
+  return removed;
+}
+
+async function sweepRoot(root: string): Promise<string[]> {
   let names: string[];
   try {
     names = await readdir(root);

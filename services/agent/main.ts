@@ -10,6 +10,7 @@ import { Agent, HostIdTakenError } from './agent.js';
 import { createLogger, isLogLevel, type LogLevel } from '../../libs/log/logger.js';
 import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
 import { stopWhenNpxIsGone } from '../../libs/os/npx-parent.js';
+import { secretRoot } from '../../libs/backends/secret-root.js';
 
 const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--pool-roots DIR]... [--heartbeat-ms N] [--log-level debug|info|warn|error]
   -h, --help          this text
@@ -102,6 +103,12 @@ async function main(): Promise<void> {
   const poolRoots = values['pool-roots'] ?? (process.env.CISTERN_POOL_ROOTS ?? '').split(':').filter((r) => r !== '');
   for (const r of poolRoots) {
     if (!isAbsolute(r)) fail(`--pool-roots '${r}' is not an absolute path`);
+  }
+  try {
+    // checked before anything connects, not at the first encrypted volume's create
+    secretRoot();
+  } catch (err) {
+    fail((err as Error).message);
   }
   const natsUrl = values.nats ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
   const root = resolve(values.root ?? '/var/lib/cistern/agent');
