@@ -313,6 +313,59 @@ describe('disk pool backend (real parted on loop devices)', function () {
     });
   });
 
+  describe('a device that came to hold a filesystem over the whole of it (parted reads that as its "loop" label)', () => {
+    let loop: LoopDevice;
+    let ctx: PoolContext;
+    let base: string;
+
+    before(function () {
+      if (!usable) return;
+      if (!hasTool('mkfs.ext4') || !hasTool('blkid')) this.skip();
+      loop = attachDisk(32 * 1024 * 1024, 'wholefs');
+      ctx = { runner, pool: diskPool(loop.device, 'gpt') };
+      base = loop.device.slice('/dev/'.length);
+    });
+    after(async () => loop && (await loop.detach()));
+
+    it('is no partition table: refresh, delete, upload and wipe of its phantom partition 1 are refused, the filesystem untouched', async () => {
+      await backend.buildPool(ctx, { overwrite: false, noOverwrite: true });
+      await backend.startPool(ctx);
+      await create(ctx, `${base}p1`, 8n * MiB);
+      // the pool is running; the whole device is then formatted (by hand, or by a guest given
+      // the disk), and the kernel keeps the partition node it had: parted now prints one
+      // partition 1 over the whole device, the filesystem, under its label 'loop'
+      execFileSync('mkfs.ext4', ['-q', '-F', loop.device], { stdio: 'pipe' });
+      expect(partedPrint(loop.device)).to.match(/:loop:/);
+      expect(existsSync(`${loop.device}p1`)).to.equal(true);
+      const before = sha(loop.device);
+      const refresh = await rejects(backend.refreshPool(ctx));
+      expect(refresh.code).to.equal('FAILED_PRECONDITION');
+      expect(refresh.message).to.match(/no partition table/);
+      expect(await backend.checkPool(ctx)).to.equal(false);
+      // parted rm 1 on a 'loop' label writes its own signature over the device's first sector
+      // (an XFS or FAT superblock); an upload or wipe of the stale node writes inside the filesystem
+      const v = vol(`${base}p1`, 0n);
+      const outcomes = [
+        await rejects(backend.deleteVol(ctx, v)),
+        await rejects(
+          backend.uploadVol(
+            ctx,
+            v,
+            0n,
+            0n,
+            (async function* () {
+              yield Buffer.alloc(4096, 0x77);
+            })(),
+          ),
+        ),
+        await rejects(backend.wipeVol(ctx, v, WipeAlgorithm.WIPE_ALGORITHM_ZERO)),
+      ];
+      expect(outcomes.map((e) => e.code)).to.deep.equal(['FAILED_PRECONDITION', 'FAILED_PRECONDITION', 'FAILED_PRECONDITION']);
+      expect(sha(loop.device)).to.equal(before);
+      expect(execFileSync('blkid', ['-p', '-o', 'value', '-s', 'TYPE', loop.device], { encoding: 'utf8' }).trim()).to.equal('ext4');
+    });
+  });
+
   describe('dos', () => {
     let loop: LoopDevice;
     let ctx: PoolContext;
