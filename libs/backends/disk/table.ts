@@ -37,8 +37,27 @@ export async function readLayout(tools: DiskTools, runner: CommandRunner, source
     throw new CommandFailedError(printArgv(tools.parted, source.device), printed.exitCode, printed.stderr || printed.stdout);
   }
   const table = parsePartedMachine(printed.stdout);
+  if (table.device.label === LOOP_LABEL) throw wholeDeviceError(source, table);
   const types = typed.exitCode === 0 ? parsePartxTypes(typed.stdout) : new Map<number, string>();
   return buildLayout(table, types, { device: source.nodeDevice, partSeparator: source.partSeparator });
+}
+
+/**
+ * parted's name for a device that holds no partition table but a filesystem (or swap ...)
+ * over the whole of it: it prints that as one partition 1 from byte 0 to the end. That is no
+ * table: `parted rm 1` on it writes parted's own signature over the device's first sector (an
+ * XFS or FAT superblock), and the kernel may still have a node 'p1' of the table there was,
+ * now inside the filesystem. libvirt_parthelper's refresh fails on it (no node for the
+ * phantom partition) and the pool stops; here every read of the table refuses it.
+ */
+const LOOP_LABEL = 'loop';
+
+function wholeDeviceError(source: DiskSource, table: ReturnType<typeof parsePartedMachine>): FailedPreconditionError {
+  const fs = table.entries.find((e) => !e.free)?.fs;
+  return new FailedPreconditionError(
+    `device '${printable(source.device, 200)}' holds no partition table: parted reads ${fs ? `a '${printable(fs)}' filesystem` : 'data'} over the whole device (its 'loop' label); build the pool with overwrite to write a table, which destroys it`,
+    { device: source.device, found: LOOP_LABEL },
+  );
 }
 
 /** The partition a volume name stands for, as the table has it now. */
