@@ -164,6 +164,34 @@ describe('disk layout (libvirt rules)', () => {
     expect(layoutSizes(buildLayout(parsePartedMachine(full), new Map())).capacity).to.equal(134217728n);
   });
 
+  it('dos: free space inside an extended partition reaching into the last cylinder is free to its end (libvirt_parthelper: logical free, no metadata)', () => {
+    // captured on a 200 MiB loop device (geometry 803/255/2, so the last whole cylinder ends at
+    // 209679360) after `parted mklabel msdos mkpart extended 1MiB 100% mkpart logical 2MiB 10MiB`
+    // (an extended partition to the end of the disk, as fdisk and parted make it);
+    // libvirt_parthelper printed "- logical free 10485760 209715200" and no metadata after it,
+    // and libvirtd 9.0's pool-dumpxml <freeExtent start='10485760' end='209715200'/>
+    const tail = `BYT;
+/dev/loop1:209715200B:loopback:512:512:msdos:Loopback device:;
+1:1024B:1048575B:1047552B:free;
+1:1048576B:209715199B:208666624B:::lba;
+1:1049600B:2088959B:1039360B:free;
+5:2097152B:10485759B:8388608B:::;
+1:10485760B:209715199B:199229440B:free;
+CHS;
+/dev/loop1:803,34,1:loopback:512:512:msdos:Loopback device:;
+803:255:2:261kB;
+1:4,4,0:803,34,1:::lba;
+5:8,8,0:40,39,1:::;
+`;
+    const l = buildLayout(parsePartedMachine(tail), parsePartxTypes(' 1  0xf\n 5 0x83\n'));
+    expect(l.free).to.deep.equal([
+      { start: 1024n, end: 1048576n, logical: false },
+      { start: 1049600n, end: 2088960n, logical: true },
+      { start: 10485760n, end: 209715200n, logical: true },
+    ]);
+    expect(layoutSizes(l)).to.deep.equal({ capacity: 209715200n, allocation: 8388608n, available: 1047552n + 1039360n + 199229440n });
+  });
+
   it('finds the extended partition from the table alone when partx gives no types', () => {
     const l = buildLayout(parsePartedMachine(DOS_PRINT), new Map());
     expect(l.partitions.find((p) => p.number === 4)?.kind).to.equal('extended');
