@@ -174,7 +174,8 @@ function within(inner: { start: bigint; end: bigint }, outer: { start: bigint; e
  * alignment on, which is how libvirt_parthelper opens the disk: the last, incomplete
  * cylinder (bios geometry heads x sectors) is a metadata region, not free space. parted's
  * command line aligns optimally, turns cylinder alignment off and prints that tail as
- * free; libvirt neither counts it as available nor places a partition in it.
+ * free; libvirt neither counts it as available nor places a partition in it. Only outside
+ * the extended partition: one reaching into that cylinder keeps it as logical free space.
  */
 function dosUsableEnd(size: bigint, sectorSize: bigint, geometry: DiskGeometry | undefined): bigint {
   if (!geometry || geometry.heads <= 0 || geometry.sectors <= 0) return size;
@@ -189,8 +190,8 @@ function dosUsableEnd(size: bigint, sectorSize: bigint, geometry: DiskGeometry |
  *   partitions or free regions, or carries an extended type id; partitions inside it are
  *   logical, and so is free space inside it;
  * - a free region starting at byte 0 starts at 512 (the first sector is never free);
- *   on dos, free space ends where the last complete cylinder does (dosUsableEnd);
- *   regions left empty by that are dropped.
+ *   on dos, free space outside the extended partition ends where the last complete
+ *   cylinder does (dosUsableEnd); regions left empty by that are dropped.
  */
 export function buildLayout(
   table: PartedTable,
@@ -241,9 +242,12 @@ export function buildLayout(
   const free: FreeExtent[] = [];
   for (const f of freeRaw) {
     const start = f.start === 0n ? SECTOR_SIZE : f.start;
-    const end = f.end < usableEnd ? f.end : usableEnd;
+    const logical = extendedRanges.some((r) => within(f, r));
+    // libparted's end-of-disk metadata lies outside every primary and extended partition:
+    // logical free space runs to the extended partition's end, even into the last cylinder
+    const end = logical || f.end < usableEnd ? f.end : usableEnd;
     if (start >= end) continue;
-    free.push({ start, end, logical: extendedRanges.some((r) => within(f, r)) });
+    free.push({ start, end, logical });
   }
   return {
     device,
