@@ -175,6 +175,17 @@ describe('disk backend (recording runner)', () => {
       expect(err.message).to.match(/has a 'gpt' partition table but the pool's format is 'dos'/);
     });
 
+    it('refuses a table of a label no disk pool takes (amiga, atari ...) without proposing that label as the pool format', async () => {
+      disk.label = 'amiga';
+      disk.install(runner);
+      const err = await rejects(backend.startPool(ctx('dos')));
+      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.match(/has a 'amiga' partition table but the pool's format is 'dos'/);
+      // 'amiga' is refused as a pool format (INVALID_ARGUMENT): the error must not send the user there
+      expect(err.message).not.to.match(/define the pool with format 'amiga'/);
+      expect(err.message).to.match(/no disk pool format takes it; allowed: dos, dvh, gpt, mac, bsd, pc98, sun/);
+    });
+
     it('refuses a device without a table', async () => {
       runner.on(['parted'], { exitCode: 1, stdout: `BYT;\n${device}:${SIZE}B:file:512:512:unknown::;\n`, stderr: `Error: ${device}: unrecognised disk label\n` });
       runner.on(['partx'], { exitCode: 1 });
