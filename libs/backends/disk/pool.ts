@@ -10,7 +10,7 @@ import type { PoolContext } from '../backend.js';
 import { requireEmptyDevice } from '../device-probe.js';
 import { fsError } from '../fs-errors.js';
 import { zeroEnds } from '../file-io.js';
-import { checkPoolFormat, partedLabelOf } from '../partition-plan.js';
+import { checkPoolFormat, DISK_POOL_FORMATS, partedLabelOf } from '../partition-plan.js';
 import { diskSource } from './paths.js';
 import { requireDevice, requireNotInUse } from './device.js';
 import type { DeviceQueue } from './device-queue.js';
@@ -61,8 +61,12 @@ export async function requireTable(ctx: PoolContext, tools: DiskTools): Promise<
   requireDevice(tools, source.device);
   const layout = await readLayout(tools, ctx.runner, source, ctx.signal);
   if (layout.label !== partedLabelOf(format)) {
+    // only a format a pool can be defined with is worth proposing (amiga, atari ... are not)
+    const other = (DISK_POOL_FORMATS as readonly string[]).includes(layout.format)
+      ? `, or define the pool with format '${layout.format}'`
+      : `; no disk pool format takes it; allowed: ${DISK_POOL_FORMATS.join(', ')}`;
     throw new FailedPreconditionError(
-      `device '${printable(source.device, 200)}' has a '${layout.format}' partition table but the pool's format is '${format}'; build the pool with overwrite to replace it, or define the pool with format '${layout.format}'`,
+      `device '${printable(source.device, 200)}' has a '${printable(layout.format)}' partition table but the pool's format is '${format}'; build the pool with overwrite to replace it${other}`,
       { device: source.device, found: layout.format, expected: format },
     );
   }
