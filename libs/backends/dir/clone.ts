@@ -15,6 +15,7 @@ import { planVolume, rawAllocation, resolveCreate } from './volume-plan.js';
 import { createRaw } from './create-raw.js';
 import { createWithQemuImg } from './create-image.js';
 import type { DirTools } from './tools.js';
+import { FILE_POOL_TYPES } from '../pool-kinds.js';
 
 /** Builds `volume` from `source`'s content; the new capacity is at least the source's. */
 export async function cloneVolume(
@@ -25,10 +26,13 @@ export async function cloneVolume(
   tools: DirTools,
 ): Promise<void> {
   const srcPath = sourceVolumePath(source);
+  // a block volume (an LV, a partition, a LUN) holds raw data, whatever header its guest
+  // wrote: libvirt reads a VIR_STORAGE_VOL_BLOCK input as raw (storageBackendCreateQemuImgSetInput)
+  const block = !FILE_POOL_TYPES.has(source.pool.type);
   // a caller without a host view (the backend driven directly) gets the chain opened here, unchecked
-  const chain = options.sourceImage ?? openImageChain(srcPath, 'probe', () => undefined, 'clone source');
+  const chain = options.sourceImage ?? openImageChain(srcPath, block ? 'raw' : 'probe', () => undefined, 'clone source');
   try {
-    return await cloneFrom(ctx, volume, srcPath, sourceHead(chain, source.volume.name), options, tools);
+    return await cloneFrom(ctx, volume, srcPath, sourceHead(chain, source.volume.name), options, tools, block);
   } finally {
     if (!options.sourceImage) chain.close();
   }
@@ -57,9 +61,11 @@ async function cloneFrom(
   { layer, layers }: { layer: ImageLayer; layers: ImageLayer[] },
   options: CreateVolOptions,
   tools: DirTools,
+  block: boolean,
 ): Promise<void> {
   const size = layer.stat.isBlockDevice() ? blockDeviceSize(layer.stat) : layer.stat.size;
-  const srcCapacity = layer.probe.capacity || size;
+  // a block volume's header (its probe) is its guest's data: neither its size nor an encryption
+  const srcCapacity = block ? size : layer.probe.capacity || size;
   const requested: VolumeDefinition = {
     ...volume,
     capacity: volume.capacity === undefined || volume.capacity < srcCapacity ? srcCapacity : volume.capacity,
@@ -68,8 +74,8 @@ async function cloneFrom(
   const r = resolveCreate(ctx, checked);
   if (r.format === 'dir') throw new InvalidArgumentError('volume.target.format', 'cannot copy from a volume to a directory volume');
   // an iso is raw bytes: qemu-img has no iso format (the chain reads it as raw)
-  const srcFormat = layer.format;
-  const encrypted = !!layer.probe.encryption;
+  const srcFormat = block ? 'raw' : layer.format;
+  const encrypted = !block && !!layer.probe.encryption;
   const dstRawPlain = (r.format === 'raw' || r.format === 'iso') && !checked.target?.encryption;
   const srcRawPlain = srcFormat === 'raw' && !encrypted;
   if (dstRawPlain && srcRawPlain) {

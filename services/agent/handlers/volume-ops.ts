@@ -290,12 +290,18 @@ function openBackingStore(ctx: AgentContext, pool: PoolEntry, wanted: VolumeDefi
  * the source (a link planted in the pool may lead anywhere) and every file of its chain must
  * be in one of this host's pools. Returns the chain opened: the backend reads it from these
  * descriptors.
+ *
+ * A file is read as its header says (as a refresh probed it). A block volume (an LV, a
+ * partition, a LUN) is read as raw, as libvirt reads a VIR_STORAGE_VOL_BLOCK input: its bytes
+ * are written by the guest using it, and a qcow2 header there is the guest's data, whose
+ * backing file (another volume of the host) a clone must not read.
  */
 function openCloneSource(ctx: AgentContext, sourcePool: PoolEntry, source: VolumeEntry): ImageChain | undefined {
   const def = sourcePool.definition;
-  const name = FILE_POOL_TYPES.has(def.type) ? `${def.target?.path ?? ''}/${source.definition.name}` : source.definition.target?.path ?? '';
+  const file = FILE_POOL_TYPES.has(def.type);
+  const name = file ? `${def.target?.path ?? ''}/${source.definition.name}` : source.definition.target?.path ?? '';
   if (!name) return undefined;
-  return openImageChain(name, 'probe', admitInHostPools(ctx.state), 'clone source');
+  return openImageChain(name, file ? 'probe' : 'raw', admitInHostPools(ctx.state), 'clone source');
 }
 
 /**
