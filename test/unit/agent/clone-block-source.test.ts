@@ -11,6 +11,7 @@
 // The LV is a regular file in the pool's target directory standing in for its device node
 // (this kernel has no device-mapper), LVM is a strict recording runner: a qemu-img run fails.
 import { expect } from 'chai';
+import { FailedPreconditionError } from '../../../libs/errors/errors.js';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
@@ -36,14 +37,14 @@ function guestDisk(backing: string): Buffer {
   return disk;
 }
 
-function setup() {
+function setup(attr = '-wi-a-----') {
   const root = makeTempDir('cistern-clone-block-').path;
   const lvDir = join(root, 'lv');
   const dirTarget = join(root, 'dir');
   const outside = join(root, 'outside');
   for (const d of [lvDir, dirTarget, outside]) mkdirSync(d);
   const lvs = new Map<string, number>([['guest', LV_SIZE]]);
-  const line = (name: string, size: number) => `  ${name}##uuid-${name}#/dev/sdb(0)#linear#1#${size}#4194304#${size}#-wi-a-----#`;
+  const line = (name: string, size: number) => `  ${name}##uuid-${name}#/dev/sdb(0)#linear#1#${size}#4194304#${size}#${attr}#`;
   const runner = lvmPoolRunner(VG)
     .on(['lvs'], () => ({ stdout: [...lvs].map(([n, s]) => line(n, s)).join('\n') + '\n' }))
     .on(['lvcreate'], (argv) => {
@@ -122,5 +123,17 @@ describe('agent: a clone of a logical volume copies its bytes, whatever header i
     expect(reply.result?.$case).to.equal('volume');
     expect(statSync(join(t.lvDir, 'copy')).size).to.equal(LV_SIZE);
     expect(readFileSync(join(t.lvDir, 'copy')).equals(disk)).to.equal(true);
+  });
+
+  it('of an LV that is not active (no device node): FAILED_PRECONDITION saying so, not NOT_FOUND for a volume the pool lists', async () => {
+    const t = setup('-wi-------');
+    await t.start(t.dirPool);
+    await t.start(t.lvmPool);
+    const err = await t.clone(t.dirPool, 'copy.raw').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).to.be.instanceOf(FailedPreconditionError);
+    expect((err as Error).message).to.match(/logical volume '.*\/lv\/guest' is not active \(state inactive\)/);
   });
 });
