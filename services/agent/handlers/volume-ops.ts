@@ -7,8 +7,8 @@ import { isAbsolute } from 'node:path';
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, VolumeDefinition, type Pool, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import type { BuiltVolume, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
-import { AbortedError, InvalidArgumentError, VolumeNotFoundError } from '../../../libs/errors/errors.js';
-import { checkNewObjectName } from '../../../libs/api/names.js';
+import { AbortedError, FailedPreconditionError, InvalidArgumentError, VolumeNotFoundError } from '../../../libs/errors/errors.js';
+import { checkNewObjectName, printable } from '../../../libs/api/names.js';
 import { parseVolumeName } from '../../../libs/api/resource-names.js';
 import { volumeEvent, type Actor } from '../events.js';
 import { sameVolume, type PoolEntry, type VolumeEntry } from '../state.js';
@@ -301,7 +301,14 @@ function openCloneSource(ctx: AgentContext, sourcePool: PoolEntry, source: Volum
   const file = FILE_POOL_TYPES.has(def.type);
   const name = file ? `${def.target?.path ?? ''}/${source.definition.name}` : source.definition.target?.path ?? '';
   if (!name) return undefined;
-  return openImageChain(name, file ? 'probe' : 'raw', admitInHostPools(ctx.state), 'clone source');
+  const chain = openImageChain(name, file ? 'probe' : 'raw', admitInHostPools(ctx.state), 'clone source');
+  // an LV that is not active has no device node: the volume is there (its pool lists it), its data unreachable
+  const state = source.definition.state;
+  if (!chain.layers.length && chain.unopened?.code === 'ENOENT' && state !== undefined && state !== 'active') {
+    chain.close();
+    throw new FailedPreconditionError(`logical volume '${printable(name, 200)}' is not active (state ${printable(state)}); it has no device node to clone from`);
+  }
+  return chain;
 }
 
 /**
