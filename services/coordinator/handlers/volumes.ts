@@ -39,6 +39,7 @@ import {
 import { SchemaValidator } from '../schema-validator.js';
 import { storedSize, type StoredVolume } from '../stored-volume.js';
 import { requireXml } from '../xml.js';
+import { withDefaultSecret } from '../secrets/default-secret.js';
 
 /** The volume after an operation: the cache's (events applied), else the reply's. */
 function volumeAfter(svc: CoordinatorServices, host: string, pool: string, name: string, reply: AgentReply): Volume {
@@ -174,7 +175,9 @@ export async function getVolumeXml(svc: CoordinatorServices, ctx: CallContext, r
   if (req.refresh) await rereadOnHost(svc, ctx, ref, req);
   const { pool, volume } = resolveVolume(svc, ref);
   const lib = await requireXml('GetVolumeXML');
-  return { xml: lib.formatVolumeXml(volume.definition!, pool.definition) };
+  // a LUKS volume names the secret of its path, as libvirt's vol-dumpxml after a refresh
+  const definition = await withDefaultSecret(svc.secrets, volume.definition!);
+  return { xml: lib.formatVolumeXml(definition, pool.definition) };
 }
 
 export async function lookupVolume(svc: CoordinatorServices, _ctx: CallContext, req: LookupVolumeRequest): Promise<Volume> {

@@ -222,6 +222,24 @@ export class SecretStore {
     return { ...def, hasValue: !!current?.sealed };
   }
 
+  /**
+   * The secret defined for a usage (libvirt's virSecretLookupByUsage): its definition only,
+   * never its value. A volume's XML names it (withDefaultSecret).
+   */
+  async findByUsage(usageType: SecretUsageType, usageId: string): Promise<Secret | undefined> {
+    return (await this.readByUsage(usageType, usageId))?.meta;
+  }
+
+  private async readByUsage(usageType: SecretUsageType, usageId: string): Promise<StoredRecord | undefined> {
+    // the usage's owner (a definition that lost the race for it may still be in the listing
+    // for a moment); a listing for secrets defined before claims existed
+    const owner = usageType !== SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED ? await usageOwner(this.kv, usageType, usageId) : undefined;
+    const claimed = owner !== undefined && (await this.holdsUsage(owner, usageType, usageId)) ? await this.read(owner) : undefined;
+    if (claimed) return claimed;
+    const meta = (await this.list()).find((s) => s.usageId === usageId && (s.usageType === usageType || usageType === 0));
+    return meta ? this.read(meta.uuid) : undefined;
+  }
+
   private async holdsUsage(uuid: string, usageType: SecretUsageType, usageId: string): Promise<boolean> {
     const found = await this.read(uuid);
     return !!found && found.meta.usageType === usageType && found.meta.usageId === usageId;
@@ -272,12 +290,7 @@ export class SecretStore {
       }
       found = await this.read(uuid);
     } else if (ref.usage) {
-      // the usage's owner (a definition that lost the race for it may still be in the listing
-      // for a moment); a listing for secrets defined before claims existed
-      const owner = usageType !== SecretUsageType.SECRET_USAGE_TYPE_UNSPECIFIED ? await usageOwner(this.kv, usageType, ref.usage) : undefined;
-      const claimed = owner !== undefined && (await this.holdsUsage(owner, usageType, ref.usage)) ? await this.read(owner) : undefined;
-      const meta = claimed ? undefined : (await this.list()).find((s) => s.usageId === ref.usage && (s.usageType === usageType || usageType === 0));
-      found = claimed ?? (meta ? await this.read(meta.uuid) : undefined);
+      found = await this.readByUsage(usageType, ref.usage);
     }
     if (!found) throw new FailedPreconditionError(notDefined ?? `${what} references secret ${label}, which is not defined`);
     // by uuid as by usage: a secret is released only for what it is for (libvirt: "secret is of
