@@ -86,8 +86,8 @@ function setup(opts: { random?: () => number; records?: Heartbeat[]; kv?: FakeHo
     syncPending: (host) => pending.has(host),
     onForget: (host) => forgotten.push(host),
   });
-  const beat = (id: string, bootId = 1n): void =>
-    hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: id, hostname: `${id}.example` }, bootId, intervalMs: INTERVAL }));
+  const beat = (id: string, bootId = 1n, intervalMs = INTERVAL): void =>
+    hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: id, hostname: `${id}.example` }, bootId, intervalMs }));
   /** Moves the clock in steps of the registry's timer, heartbeating `beating` hosts every interval. */
   const run = (ms: number, beating: string[] = [], each?: (at: number) => void): void => {
     const end = now + ms;
@@ -477,6 +477,28 @@ describe('host registry: two agents with one host id', () => {
     t.both(2000);
     expect(t.hosts.inConflict('a')).to.equal(true);
     expect(t.errors()).to.have.length(1);
+  });
+
+  it('two agents with different --heartbeat-ms: each judged by its own interval, so the host stays offline, no flapping', () => {
+    // the second agent was started with another configuration (a re-imaged machine): it
+    // heartbeats every 500 ms, the first every 2000 ms. The first agent is not silent for
+    // 1.5 s (three of the other's intervals) between its beats: it is alive.
+    const t = twoAgents();
+    const beatBoth = (ms: number) =>
+      t.run(ms, [], (at) => {
+        if (at % INTERVAL === 0) t.beat('a', 1n, INTERVAL);
+        if (at % 500 === 250) t.beat('a', 2n, 500);
+      });
+    beatBoth(4000);
+    expect(t.hosts.inConflict('a')).to.equal(true);
+    const asked = t.asked.length; // boot 2's first beats looked like a restart: asked for its sync then
+    for (let i = 0; i < 60; i++) {
+      beatBoth(1000);
+      expect(t.hosts.inConflict('a'), `still two agents after ${i + 1} s more`).to.equal(true);
+    }
+    expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_OFFLINE a']);
+    expect(t.errors()).to.have.length(1);
+    expect(t.asked, 'not asked for syncs it would not apply').to.have.length(asked);
   });
 
   it("found too when the second agent's sync, not its heartbeat, showed its boot first", () => {
