@@ -239,10 +239,11 @@ export class HostRegistry {
       return;
     }
     const heardBefore = entry.lastHeartbeatAt;
+    const intervalBefore = entry.intervalMs;
     entry.lastHeartbeatAt = now;
     entry.intervalMs = intervalMs;
     if (entry.conflict) {
-      entry.conflict.set(hb.bootId, now);
+      entry.conflict.set(hb.bootId, { at: now, intervalMs });
       entry.host = Host.fromPartial({ ...host, online: false });
       return;
     }
@@ -255,7 +256,7 @@ export class HostRegistry {
     }
     const newBoot = entry.bootId !== hb.bootId;
     if (newBoot && entry.previousBoot?.id === hb.bootId && now - entry.previousBoot.at <= silenceLimitMs({ intervalMs })) {
-      this.startConflict(id, entry, host, heardBefore, hb.bootId, now);
+      this.startConflict(id, entry, host, { at: heardBefore, intervalMs: intervalBefore }, hb.bootId, { at: now, intervalMs });
       return;
     }
     if (!newBoot && entry.returningSince !== undefined) {
@@ -295,11 +296,19 @@ export class HostRegistry {
    * run with this host id. Whichever answers a call, the other's state differs; the host is
    * offline until one is left (tick()).
    */
-  private startConflict(id: string, entry: HostEntry, host: Host, currentHeardAt: number, returned: bigint, now: number): void {
+  private startConflict(
+    id: string,
+    entry: HostEntry,
+    host: Host,
+    current: { at: number; intervalMs: number },
+    returned: bigint,
+    heard: { at: number; intervalMs: number },
+  ): void {
+    const now = heard.at;
     const boots = [entry.bootId, returned];
     entry.conflict = new Map([
-      [entry.bootId, currentHeardAt],
-      [returned, now],
+      [entry.bootId, current],
+      [returned, heard],
     ]);
     entry.previousBoot = undefined;
     entry.online = false;
@@ -318,15 +327,17 @@ export class HostRegistry {
 
   /** One agent or none heartbeats with the host id any more: the conflict is over. */
   private endConflict(id: string, entry: HostEntry, now: number): void {
-    const [left] = entry.conflict!.keys();
+    const [[left, last] = []] = entry.conflict!;
     entry.conflict = undefined;
-    if (left === undefined) {
+    if (left === undefined || last === undefined) {
       this.options.log.warn('the agents that shared this host id stopped heartbeating', { host: id });
       return; // offline, as it was
     }
     // a returning host: what the cache holds may be the other agent's, so its sync is reconciled
     this.options.log.warn('one agent heartbeats with this host id again; waiting for its full sync', { host: id, bootId: left });
     entry.bootId = left;
+    // the other agent's heartbeat may have been the last heard: its interval is not this one's
+    entry.intervalMs = last.intervalMs;
     entry.returningSince = now;
     this.syncAsks.maybeAsk(id, entry, now);
   }
@@ -478,7 +489,8 @@ export class HostRegistry {
     for (const [id, entry] of this.entries) {
       const missed = this.silentFor(entry, entry.lastHeartbeatAt, now);
       if (entry.conflict) {
-        for (const [boot, at] of entry.conflict) if (this.silentFor(entry, at, now)) entry.conflict.delete(boot);
+        // each agent by its own interval: a slower one is not gone between its heartbeats
+        for (const [boot, heard] of entry.conflict) if (this.silentFor(heard, heard.at, now)) entry.conflict.delete(boot);
         if (entry.conflict.size <= 1) this.endConflict(id, entry, now);
         continue;
       }
@@ -526,7 +538,7 @@ export class HostRegistry {
   }
 
   /** Nothing heard since `at` for longer than the host's silence limit, counted only while this coordinator could hear. */
-  private silentFor(entry: HostEntry, at: number, now: number): boolean {
+  private silentFor(entry: Pick<HostEntry, 'intervalMs'>, at: number, now: number): boolean {
     return now - Math.max(at, this.hearingSince) > silenceLimitMs(entry);
   }
 

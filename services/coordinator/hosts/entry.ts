@@ -32,8 +32,11 @@ export interface HostEntry {
   syncId?: string;
   /** the boot before this one, and when it was last heard: heard again soon, it is a second agent */
   previousBoot?: { id: bigint; at: number };
-  /** more than one agent heartbeats with this host id: each one's boot id and when it was last heard */
-  conflict?: Map<bigint, number>;
+  /**
+   * more than one agent heartbeats with this host id: each one's boot id, when it was last heard
+   * and its own heartbeat interval (the agents may have been started with different ones)
+   */
+  conflict?: Map<bigint, { at: number; intervalMs: number }>;
   /** its agent's last answer to GetPoolCapabilities, and the boot that gave it (they change only with the agent) */
   poolCapabilities?: { bootId: bigint; caps: PoolCapabilities };
 }
