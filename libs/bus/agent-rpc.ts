@@ -11,6 +11,7 @@ import {
   errorFromWire,
   ResourceExhaustedError,
   UnavailableError,
+  UnimplementedError,
   type ErrorDetails,
 } from '../errors/errors.js';
 import { sharedStallDetector } from './loop-stall.js';
@@ -143,7 +144,7 @@ export type AgentHandler = (op: AgentOp, request: AgentRequest, msg: Msg, signal
  * the handler serialises per pool and per volume. A queue group keeps a second
  * agent started with the same host id from doing the work twice.
  */
-export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandler, log?: Pick<Logger, 'warn'>): Subscription {
+export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandler, log?: Pick<Logger, 'warn'>, agentVersion?: string): Subscription {
   const sub = nc.subscribe(subjects.agentAll(host), { queue: `agent-${host}` });
   const prefix = `cistern.agent.${host}.`;
   const running = new Map<string, AbortController>();
@@ -175,7 +176,8 @@ export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandl
       // which no clock shows when the host itself stood still (a paused VM: QEMU stops the
       // guest's kvmclock too) or the bytes were held up on the way
       const readWithOthers = sub.getPending() > 0;
-      void handleOne(msg, handler, running, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, readWithOthers || stalls.suspected());
+      const unknownOp = () => unknownOperation(token, host, agentVersion);
+      void handleOne(msg, handler, running, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, readWithOthers || stalls.suspected(), unknownOp);
     }
   }
 }
@@ -183,7 +185,27 @@ export function serveAgent(nc: NatsConnection, host: string, handler: AgentHandl
 /** nats-server's default max_payload, for a connection that has not said its own. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
-async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, AbortController>, maxPayload: number, cancelMayFollow: boolean): Promise<void> {
+/**
+ * A request whose `op` decodes to nothing: an operation added to agent.proto after this agent
+ * was built, sent by a newer coordinator (a rolling upgrade that did coordinators first).
+ */
+function unknownOperation(token: string, host: string, agentVersion: string | undefined): UnimplementedError {
+  const agent = agentVersion ? `cistern-agent ${agentVersion} on host '${host}'` : `the agent of host '${host}'`;
+  return new UnimplementedError(`operation '${token}' is not one this agent knows (${agent}): the coordinator that sent it is newer; upgrade the agent`, {
+    host,
+    operation: token,
+    ...(agentVersion ? { agentVersion } : {}),
+  });
+}
+
+async function handleOne(
+  msg: Msg,
+  handler: AgentHandler,
+  running: Map<string, AbortController>,
+  maxPayload: number,
+  cancelMayFollow: boolean,
+  unknownOp: () => UnimplementedError,
+): Promise<void> {
   // registered before any await: a cancel that follows the request always finds it
   const callId = msg.headers?.get(CALL_ID_HEADER) ?? '';
   const abort = new AbortController();
@@ -191,7 +213,7 @@ async function handleOne(msg: Msg, handler: AgentHandler, running: Map<string, A
   let reply: AgentReply;
   try {
     const request = AgentRequest.decode(msg.data);
-    if (!request.op) throw new Error('request without operation');
+    if (!request.op) throw unknownOp();
     // only when read with others or after a stall: a turn of the loop costs every call tens of microseconds
     if (cancelMayFollow) await cancelsReadWithIt();
     if (abort.signal.aborted) {

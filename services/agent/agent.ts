@@ -175,6 +175,8 @@ export class Agent {
     readonly ctx: AgentContext,
     private readonly syncer: HostSyncer,
     private readonly heartbeat: HeartbeatSender,
+    /** this agent's version, named when a newer coordinator sends an operation it does not know */
+    private readonly version: string,
   ) {}
 
   static async start(opts: AgentOptions): Promise<Agent> {
@@ -264,7 +266,7 @@ export class Agent {
     );
     ctx.requestSync = (reason) => void syncer.request(reason);
     const heartbeat = new HeartbeatSender(nc, host, bootId, opts.heartbeatMs, hostInfo, log);
-    const agent = new Agent(nc, ctx, syncer, heartbeat);
+    const agent = new Agent(nc, ctx, syncer, heartbeat, version);
     agent.serve();
     // drained, not dropped: a ping already routed to it is still answered
     void pings.drain().catch(() => undefined);
@@ -307,7 +309,7 @@ export class Agent {
       this.inFlight.add(work);
       void work.catch(() => undefined).finally(() => this.inFlight.delete(work));
       return work;
-    }, this.ctx.log);
+    }, this.ctx.log, this.version);
   }
 
   private watchConnection(): void {
