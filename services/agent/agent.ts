@@ -28,6 +28,7 @@ import { attachSignal, backendFor, poolTypeName, type AgentContext } from './con
 import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
 import { BuildJournal, cleanupInterruptedBuilds } from './build-journal.js';
 import { PoolRoots } from './pool-roots.js';
+import { RootLock } from './root-lock.js';
 import { ResizeIntents } from './resize-intents.js';
 import { CHILD_TAG, childTag, killOrphans } from './orphans.js';
 import { sweepSecretDirs } from '../../libs/backends/secret-dirs.js';
@@ -177,26 +178,31 @@ export class Agent {
     private readonly heartbeat: HeartbeatSender,
     /** this agent's version, named when a newer coordinator sends an operation it does not know */
     private readonly version: string,
+    private readonly rootLock: RootLock,
   ) {}
 
   static async start(opts: AgentOptions): Promise<Agent> {
     const host = checkHostId(opts.hostId, '--host-id');
     const log = opts.log;
     await mkdir(opts.root, { recursive: true });
+    // before anything reads or changes what the root holds, and before this agent connects
+    const rootLock = RootLock.take(opts.root, host, log);
     const version = await agentVersion();
-    const nc = await connectBus({
-      servers: opts.natsUrl,
-      name: `cistern-agent-${host}`,
-      user: opts.natsUser,
-      pass: opts.natsPass,
-      inboxPrefix: agentInboxPrefix(host),
-      log,
-    });
-    log.info('connected to NATS', { server: nc.getServer() });
+    let nc: NatsConnection | undefined;
     try {
+      nc = await connectBus({
+        servers: opts.natsUrl,
+        name: `cistern-agent-${host}`,
+        user: opts.natsUser,
+        pass: opts.natsPass,
+        inboxPrefix: agentInboxPrefix(host),
+        log,
+      });
+      log.info('connected to NATS', { server: nc.getServer() });
       await refuseIfServed(nc, host, log);
     } catch (err) {
-      await nc.close();
+      await nc?.close();
+      rootLock.release();
       throw err;
     }
     const bootId = newBootId();
@@ -266,7 +272,7 @@ export class Agent {
     );
     ctx.requestSync = (reason) => void syncer.request(reason);
     const heartbeat = new HeartbeatSender(nc, host, bootId, opts.heartbeatMs, hostInfo, log);
-    const agent = new Agent(nc, ctx, syncer, heartbeat, version);
+    const agent = new Agent(nc, ctx, syncer, heartbeat, version, rootLock);
     agent.serve();
     // drained, not dropped: a ping already routed to it is still answered
     void pings.drain().catch(() => undefined);
@@ -337,5 +343,6 @@ export class Agent {
     }
     await this.ctx.events.flush().catch(() => 0n);
     if (!this.nc.isClosed()) await this.nc.drain();
+    this.rootLock.release();
   }
 }

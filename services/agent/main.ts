@@ -7,6 +7,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { checkHostId } from '../../libs/api/names.js';
 import { asCisternError } from '../../libs/errors/errors.js';
 import { Agent, HostIdTakenError } from './agent.js';
+import { RootTakenError } from './root-lock.js';
 import { createLogger, isLogLevel, type LogLevel } from '../../libs/log/logger.js';
 import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
 import { stopWhenNpxIsGone } from '../../libs/os/npx-parent.js';
@@ -16,7 +17,8 @@ const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--po
   -h, --help          this text
   --nats URL          NATS server (default: $NATS_URL or nats://127.0.0.1:4222)
   --host-id ID        this host's id (1-64 of A-Z a-z 0-9 _ -), required
-  --root DIR          where this host's default pools live (created; default /var/lib/cistern/agent)
+  --root DIR          where this host's default pools and this agent's state live (created; one
+                      agent per root; default /var/lib/cistern/agent)
   --pool-roots DIR    dir, fs and netfs pools may only be in DIR, or under it (repeat for more;
                       env CISTERN_POOL_ROOTS, ':'-separated); --root is one too. Default: anywhere
   --heartbeat-ms N    heartbeat interval (default 2000)
@@ -142,7 +144,7 @@ async function main(): Promise<void> {
     const e = asCisternError(err);
     log.error('agent failed to start', { code: e.code, error: e.message });
     // a refusal the operator must act on, as for a bad argument: exit 2 with the reason on stderr
-    if (err instanceof HostIdTakenError) {
+    if (err instanceof HostIdTakenError || err instanceof RootTakenError) {
       process.stderr.write(`cistern-agent: ${e.message}\n`);
       process.exit(2);
     }
