@@ -179,7 +179,7 @@ describe('xml pool: checks', () => {
     // libvirt's own test names pass: plain target names as well as IQNs
     expect(parsePoolXml(iscsiNamed('demo-target', 'initiator0')).source?.devices[0]?.path).to.equal('demo-target');
     const structured = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_ISCSI, name: 'i', source: { hosts: [{ name: 'h' }], devices: [{ path: 'iqn.t' }], initiatorIqn: 'a b' }, target: { path: '/dev/disk/by-path' } });
-    expectInvalid(() => validatePoolDefinition(structured), 'source.initiatorIqn', "'a b' is not a valid iSCSI name");
+    expectInvalid(() => validatePoolDefinition(structured), 'source.initiator_iqn', "'a b' is not a valid iSCSI name");
     expectInvalid(() => parsePoolXml("<pool type='logical'><name>l</name><source><name>@tag</name></source></pool>"), 'pool/source/name', "volume group name '@tag' contains '@', which LVM refuses");
     expectInvalid(() => parsePoolXml("<pool type='logical'><name>l</name><source><name>vg a</name></source></pool>"), 'pool/source/name', "contains ' '");
     // without a source name the pool's name is the volume group's
