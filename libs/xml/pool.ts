@@ -134,20 +134,20 @@ function readAdapter(ctx: Ctx, el: XmlElement, key: string): SourceAdapter {
     a.name = attrOf(ctx, el, 'name', `${key}.name`) ?? '';
     const pa = child(el, 'parentaddr');
     if (pa) {
-      ctx.at(`${key}.parentAddress`, pa.path, pa.line);
+      ctx.at(`${key}.parent_address`, pa.path, pa.line);
       const addr = child(pa, 'address');
-      if (!addr) ctx.fail(`${key}.parentAddress`, 'missing scsi_host PCI <address> element in <parentaddr>');
+      if (!addr) ctx.fail(`${key}.parent_address`, 'missing scsi_host PCI <address> element in <parentaddr>');
       a.hasParentAddress = true;
       const pci: PciAddress = {
-        domain: uintAttr(ctx, addr, 'domain', `${key}.parentAddress.domain`, 0xffff) ?? 0,
-        bus: uintAttr(ctx, addr, 'bus', `${key}.parentAddress.bus`, 0xff) ?? 0,
-        slot: uintAttr(ctx, addr, 'slot', `${key}.parentAddress.slot`, 0x1f) ?? 0,
-        function: uintAttr(ctx, addr, 'function', `${key}.parentAddress.function`, 7) ?? 0,
+        domain: uintAttr(ctx, addr, 'domain', `${key}.parent_address.domain`, 0xffff) ?? 0,
+        bus: uintAttr(ctx, addr, 'bus', `${key}.parent_address.bus`, 0xff) ?? 0,
+        slot: uintAttr(ctx, addr, 'slot', `${key}.parent_address.slot`, 0x1f) ?? 0,
+        function: uintAttr(ctx, addr, 'function', `${key}.parent_address.function`, 7) ?? 0,
       };
       a.parentAddress = pci;
-      const uid = attrOf(ctx, pa, 'unique_id', `${key}.uniqueId`);
+      const uid = attrOf(ctx, pa, 'unique_id', `${key}.unique_id`);
       if (uid === undefined || !/^[0-9]{1,10}$/.test(withoutLeadingBlanks(uid)) || Number(uid) > 0x7fffffff) {
-        ctx.fail(`${key}.uniqueId`, `missing or invalid scsi adapter 'unique_id' value '${shown(uid ?? '')}'; a non-negative integer is required`);
+        ctx.fail(`${key}.unique_id`, `missing or invalid scsi adapter 'unique_id' value '${shown(uid ?? '')}'; a non-negative integer is required`);
       }
       a.uniqueId = Number(uid);
     }
@@ -157,9 +157,9 @@ function readAdapter(ctx: Ctx, el: XmlElement, key: string): SourceAdapter {
     a.type = AdapterType.ADAPTER_TYPE_FC_HOST;
     a.managed = tristateAttr(ctx, el, 'managed', `${key}.managed`);
     a.parent = attrOf(ctx, el, 'parent', `${key}.parent`) ?? '';
-    a.parentWwnn = attrOf(ctx, el, 'parent_wwnn', `${key}.parentWwnn`) ?? '';
-    a.parentWwpn = attrOf(ctx, el, 'parent_wwpn', `${key}.parentWwpn`) ?? '';
-    a.parentFabricWwn = attrOf(ctx, el, 'parent_fabric_wwn', `${key}.parentFabricWwn`) ?? '';
+    a.parentWwnn = attrOf(ctx, el, 'parent_wwnn', `${key}.parent_wwnn`) ?? '';
+    a.parentWwpn = attrOf(ctx, el, 'parent_wwpn', `${key}.parent_wwpn`) ?? '';
+    a.parentFabricWwn = attrOf(ctx, el, 'parent_fabric_wwn', `${key}.parent_fabric_wwn`) ?? '';
     a.wwnn = attrOf(ctx, el, 'wwnn', `${key}.wwnn`) ?? '';
     a.wwpn = attrOf(ctx, el, 'wwpn', `${key}.wwpn`) ?? '';
     return a;
@@ -209,13 +209,13 @@ export function readPoolSource(ctx: Ctx, el: XmlElement | undefined, key = 'sour
   });
   const init = child(el, 'initiator');
   const iqn = init ? child(init, 'iqn') : undefined;
-  if (iqn) src.initiatorIqn = attrOf(ctx, iqn, 'name', `${key}.initiatorIqn`) ?? '';
+  if (iqn) src.initiatorIqn = attrOf(ctx, iqn, 'name', `${key}.initiator_iqn`) ?? '';
   childrenNamed(el, 'device').forEach((d, i) => {
     const k = `${key}.devices[${i}]`;
     ctx.at(k, d.path, d.line);
     const path = attrOf(ctx, d, 'path', `${k}.path`);
     if (path === undefined) ctx.fail(`${k}.path`, 'missing storage pool source device path');
-    const partSeparator = tristateAttr(ctx, d, 'part_separator', `${k}.partSeparator`);
+    const partSeparator = tristateAttr(ctx, d, 'part_separator', `${k}.part_separator`);
     // <freeExtent> children are output only: dropped
     src.devices.push({ path, partSeparator, freeExtents: [] });
   });
@@ -226,7 +226,7 @@ export function readPoolSource(ctx: Ctx, el: XmlElement | undefined, key = 'sour
   const auth = child(el, 'auth');
   if (auth) src.auth = readAuth(ctx, auth, `${key}.auth`);
   const proto = child(el, 'protocol');
-  if (proto) src.protocolVersion = attrOf(ctx, proto, 'ver', `${key}.protocolVersion`) ?? '';
+  if (proto) src.protocolVersion = attrOf(ctx, proto, 'ver', `${key}.protocol_version`) ?? '';
   const vendor = child(el, 'vendor');
   if (vendor) src.vendor = attrOf(ctx, vendor, 'name', `${key}.vendor`) ?? '';
   const product = child(el, 'product');
@@ -322,9 +322,9 @@ function normalizeAdapter(ctx: Ctx, a: SourceAdapter | undefined, key: string): 
       const lim: Array<[keyof PciAddress, number]> = [['domain', 0xffff], ['bus', 0xff], ['slot', 0x1f], ['function', 7]];
       for (const [f, max] of lim) {
         const v = p[f];
-        if (!Number.isInteger(v) || v < 0 || v > max) ctx.fail(`${key}.parentAddress.${f}`, `PCI ${f} ${String(v)} is out of range; at most 0x${max.toString(16)}`);
+        if (!Number.isInteger(v) || v < 0 || v > max) ctx.fail(`${key}.parent_address.${f}`, `PCI ${f} ${String(v)} is out of range; at most 0x${max.toString(16)}`);
       }
-      if (!Number.isInteger(a.uniqueId) || a.uniqueId < 0 || a.uniqueId > 0x7fffffff) ctx.fail(`${key}.uniqueId`, `unique_id ${String(a.uniqueId)} is out of range`);
+      if (!Number.isInteger(a.uniqueId) || a.uniqueId < 0 || a.uniqueId > 0x7fffffff) ctx.fail(`${key}.unique_id`, `unique_id ${String(a.uniqueId)} is out of range`);
       out.hasParentAddress = true;
       out.uniqueId = a.uniqueId;
       out.parentAddress = { domain: p.domain, bus: p.bus, slot: p.slot, function: p.function };
@@ -335,11 +335,11 @@ function normalizeAdapter(ctx: Ctx, a: SourceAdapter | undefined, key: string): 
     if (!a.wwnn || !a.wwpn) ctx.fail(key, "'wwnn' and 'wwpn' must be specified for adapter type 'fc_host'");
     checkWwn(ctx, `${key}.wwnn`, a.wwnn, 'wwnn');
     checkWwn(ctx, `${key}.wwpn`, a.wwpn, 'wwpn');
-    if (a.parentWwnn && !a.parentWwpn) ctx.fail(`${key}.parentWwnn`, `when providing parent_wwnn='${shown(a.parentWwnn)}', the parent_wwpn must also be provided`);
-    if (!a.parentWwnn && a.parentWwpn) ctx.fail(`${key}.parentWwpn`, `when providing parent_wwpn='${shown(a.parentWwpn)}', the parent_wwnn must also be provided`);
-    if (a.parentWwnn) checkWwn(ctx, `${key}.parentWwnn`, a.parentWwnn, 'parent_wwnn');
-    if (a.parentWwpn) checkWwn(ctx, `${key}.parentWwpn`, a.parentWwpn, 'parent_wwpn');
-    if (a.parentFabricWwn) checkWwn(ctx, `${key}.parentFabricWwn`, a.parentFabricWwn, 'parent_fabric_wwn');
+    if (a.parentWwnn && !a.parentWwpn) ctx.fail(`${key}.parent_wwnn`, `when providing parent_wwnn='${shown(a.parentWwnn)}', the parent_wwpn must also be provided`);
+    if (!a.parentWwnn && a.parentWwpn) ctx.fail(`${key}.parent_wwpn`, `when providing parent_wwpn='${shown(a.parentWwpn)}', the parent_wwnn must also be provided`);
+    if (a.parentWwnn) checkWwn(ctx, `${key}.parent_wwnn`, a.parentWwnn, 'parent_wwnn');
+    if (a.parentWwpn) checkWwn(ctx, `${key}.parent_wwpn`, a.parentWwpn, 'parent_wwpn');
+    if (a.parentFabricWwn) checkWwn(ctx, `${key}.parent_fabric_wwn`, a.parentFabricWwn, 'parent_fabric_wwn');
     if (a.parent) {
       checkText(ctx, `${key}.parent`, a.parent, 'adapter parent', 255);
       if (!/^[A-Za-z0-9_:.-]+$/.test(a.parent)) ctx.fail(`${key}.parent`, `adapter parent '${shown(a.parent)}' is not valid; expected a scsi_host name such as scsi_host5`);
@@ -426,7 +426,7 @@ export function normalizePoolSource(ctx: Ctx, type: PoolType, s: PoolSource | un
       const path = localDevice ? checkPath(ctx, `${k}.path`, d.path) : checkText(ctx, `${k}.path`, d.path, 'device path', 1024);
       // an iSCSI pool's device is its target's name, checked as the agent checks it before iscsiadm
       if (iscsi && d.path) ctx.wrap(`${k}.path`, () => checkIscsiName(d.path, `${k}.path`));
-      return { path, partSeparator: validTristate(ctx, `${k}.partSeparator`, d.partSeparator), freeExtents: [] };
+      return { path, partSeparator: validTristate(ctx, `${k}.part_separator`, d.partSeparator), freeExtents: [] };
     });
     if (wholePool && f === SOURCE_DEVICE && out.devices.length === 0) {
       ctx.fail(`${key}.devices`, `missing storage pool source device name; ${info.name} pools need <device path='...'/>`);
@@ -444,16 +444,16 @@ export function normalizePoolSource(ctx: Ctx, type: PoolType, s: PoolSource | un
     if (src.name && type === PoolType.POOL_TYPE_LOGICAL) ctx.wrap(`${key}.name`, () => checkVgName(src.name));
   }
   if (f & SOURCE_INITIATOR_IQN) {
-    if (src.initiatorIqn) out.initiatorIqn = checkText(ctx, `${key}.initiatorIqn`, src.initiatorIqn, 'initiator IQN', 223);
-    if (src.initiatorIqn) ctx.wrap(`${key}.initiatorIqn`, () => checkIscsiName(src.initiatorIqn, `${key}.initiatorIqn`));
+    if (src.initiatorIqn) out.initiatorIqn = checkText(ctx, `${key}.initiator_iqn`, src.initiatorIqn, 'initiator IQN', 223);
+    if (src.initiatorIqn) ctx.wrap(`${key}.initiator_iqn`, () => checkIscsiName(src.initiatorIqn, `${key}.initiator_iqn`));
   }
   if (src.auth) out.auth = normalizeAuth(ctx, src.auth, `${key}.auth`);
   if (src.protocolVersion) {
     const nfsLike = type === PoolType.POOL_TYPE_NETFS && (out.format === 'nfs' || out.format === 'auto');
-    if (!nfsLike) ctx.fail(`${key}.protocolVersion`, `storage pool protocol ver is only supported for netfs pools with format nfs or auto (this is a ${info.name} pool${out.format ? ` with format ${out.format}` : ''})`);
+    if (!nfsLike) ctx.fail(`${key}.protocol_version`, `storage pool protocol ver is only supported for netfs pools with format nfs or auto (this is a ${info.name} pool${out.format ? ` with format ${out.format}` : ''})`);
     // a string since libvirt 9.0 (nfsvers=4.1), held at define to what the agent mounts with
     const v = src.protocolVersion.trim();
-    ctx.wrap(`${key}.protocolVersion`, () => checkNfsVersion(v));
+    ctx.wrap(`${key}.protocol_version`, () => checkNfsVersion(v));
     // a whole number as libvirt < 9 read it (its 0 meant none); a minor version as written
     out.protocolVersion = v.includes('.') ? v : Number(v) === 0 ? '' : String(Number(v));
   }

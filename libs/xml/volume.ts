@@ -118,14 +118,14 @@ export function parseVolumeXml(xml: string, pool: PoolDefinition, opts: VolumePa
 
   const bs = child(root, 'backingStore');
   if (bs) {
-    ctx.at('backingStore', bs.path, bs.line);
-    const path = childText(ctx, bs, 'path', 'backingStore.path');
+    ctx.at('backing_store', bs.path, bs.line);
+    const path = childText(ctx, bs, 'path', 'backing_store.path');
     if (path !== undefined) {
       const fmt = child(bs, 'format');
       vol.backingStore = {
         path,
-        format: fmt ? attrOf(ctx, fmt, 'type', 'backingStore.format') ?? '' : '',
-        permissions: readPermissions(ctx, child(bs, 'permissions'), 'backingStore.permissions'),
+        format: fmt ? attrOf(ctx, fmt, 'type', 'backing_store.format') ?? '' : '',
+        permissions: readPermissions(ctx, child(bs, 'permissions'), 'backing_store.permissions'),
         timestamps: undefined, // output only, as libvirt
       };
     }
@@ -272,9 +272,9 @@ function normalizeVolume(vol: VolumeDefinition, pool: PoolDefinition, ctx: Ctx, 
   if (vol.backingStore?.path) {
     const b = vol.backingStore;
     backingStore = {
-      path: checkPath(ctx, 'backingStore.path', b.path),
-      format: checkFormat(ctx, 'backingStore.format', pool, b.format),
-      permissions: normalizePermissions(ctx, b.permissions, 'backingStore.permissions'),
+      path: checkPath(ctx, 'backing_store.path', b.path),
+      format: checkFormat(ctx, 'backing_store.format', pool, b.format),
+      permissions: normalizePermissions(ctx, b.permissions, 'backing_store.permissions'),
       timestamps: undefined,
     };
   }
