@@ -25,7 +25,8 @@ import type { Logger } from '../../libs/log/logger.js';
 import { SchemaValidator } from './schema-validator.js';
 import { SecretStore } from './secrets/store.js';
 import { serveAgentSecretRequests } from './secrets/agent-requests.js';
-import { SERVICE_NAME, startGrpcServer, type GrpcServer } from './server.js';
+import { startGrpcServer, type GrpcServer } from './server.js';
+import type { ServiceHealth } from './service-health.js';
 import { RequestResults } from './request-results.js';
 import { SyncIntake } from './sync-intake.js';
 import { lostEventDedupeId, publishUntilStored } from './reconcile.js';
@@ -250,16 +251,19 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     await hosts.waitForSyncs(options.syncWaitMs ?? 3000);
     stepDone('syncsMs');
 
+    let grpcHealth: ServiceHealth | undefined;
     // reconnects: heartbeats may have been missed; ask again for a full picture
     watchBusStatus(nc, log, {
       onReconnect: () => {
         log.info('reconnected to NATS; asking agents to resync');
         mainUp = true;
+        grpcHealth?.bus(true);
         hosts.busReconnected();
         resyncOnceBothUp();
       },
       onDisconnect: () => {
         mainUp = false;
+        grpcHealth?.bus(false);
         log.warn('disconnected from NATS; hosts are not declared offline while this coordinator cannot hear them');
         hosts.busDisconnected();
       },
@@ -267,8 +271,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
     // 5. serve
     const grpc: GrpcServer = await startGrpcServer(svc, options.guard ?? openGuard(log), options.listen, options.serverCredentials, { keepaliveMs: options.keepaliveMs });
-    grpc.health.setStatus('', 'SERVING');
-    grpc.health.setStatus(SERVICE_NAME, 'SERVING');
+    // StorageService is SERVING only while the bus is up (service-health.ts)
+    grpcHealth = grpc.health;
+    grpcHealth.bus(mainUp);
+    grpcHealth.start();
     stepDone('grpcMs');
     log.info('coordinator serving', {
       listen: options.listen,

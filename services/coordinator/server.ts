@@ -24,6 +24,7 @@ import { withCatchUp } from './catch-up.js';
 import { Sessions } from './session.js';
 import { admitBeforeRead } from './admit-before-read.js';
 import { MAX_REQUEST_MESSAGE } from './message-limit.js';
+import { ServiceHealth } from './service-health.js';
 import type { SessionCall } from '../../libs/api/session-envelope.js';
 import { SERVED_SERVICE, UNARY_HANDLERS, type Handler } from './unary-methods.js';
 
@@ -251,7 +252,7 @@ export const DEFAULT_KEEPALIVE_MS = 30_000;
 
 export interface GrpcServer {
   server: Server;
-  health: HealthImplementation;
+  health: ServiceHealth;
   port: number;
   stop(graceMs?: number): Promise<void>;
 }
@@ -278,8 +279,9 @@ export async function startGrpcServer(
   });
   const sessions = new Sessions(runner);
   server.addService(SERVED_SERVICE, storageService(runner, sessions));
-  const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
-  health.addToServer(server);
+  const healthService = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
+  healthService.addToServer(server);
+  const health = new ServiceHealth(healthService, SERVICE_NAME);
   addReflection(server);
   const port = await new Promise<number>((resolvePort, reject) =>
     server.bindAsync(listen, credentials, (err, p) => (err ? reject(err) : resolvePort(p))),
@@ -290,8 +292,7 @@ export async function startGrpcServer(
     port,
     stop: (graceMs = 5000) =>
       new Promise<void>((resolveStop) => {
-        health.setStatus('', 'NOT_SERVING');
-        health.setStatus(SERVICE_NAME, 'NOT_SERVING');
+        health.stop();
         // an open session or stream would hold a graceful shutdown until the client hangs up
         sessions.close();
         runner.endStreams(new UnavailableError('this coordinator is shutting down; call again (another coordinator, or this one once restarted); a watcher resumes after the last sequence it received'));
