@@ -5,10 +5,11 @@
 // connected, then SERVING again once it is back. The server itself ('') stays SERVING: a
 // liveness probe that restarted it would not bring NATS back.
 import { expect } from 'chai';
-import { credentials, loadPackageDefinition, type ClientReadableStream } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { registerCleanup, useStack, waitFor } from '../support/index.js';
+import { outcomeOf } from '../support/volume-data.js';
 import { SERVICE_NAME } from '../../services/coordinator/server.js';
 
 type Status = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN' | 'UNKNOWN';
@@ -58,5 +59,21 @@ describe('health checking while the coordinator is cut off from NATS (real proce
     expect(await check('')).to.equal('SERVING');
     watch.cancel();
     await closeHealth();
+  });
+
+  it('a WatchEvents opened while the bus is gone is UNAVAILABLE at once, as the other calls, not left waiting for the reconnect', async () => {
+    await ctx.stack.nats!.kill();
+    try {
+      await waitFor('the coordinator to see the bus gone', async () => (await outcomeOf(ctx.stack.api.pingHost({ name: 'hosts/a' }))).code === status.UNAVAILABLE);
+      const call = ctx.stack.client.watchEvents({ afterSequence: 0n, hosts: [], pools: [], kinds: [], fromStart: false }, { deadline: Date.now() + 20_000 });
+      const failure = await new Promise<ServiceError>((resolve) => {
+        call.on('data', () => undefined);
+        call.on('error', resolve);
+      });
+      expect(status[failure.code], failure.details).to.equal('UNAVAILABLE');
+      expect(failure.details).to.match(/not connected to the message bus \(NATS\)/);
+    } finally {
+      await ctx.stack.nats!.restart();
+    }
   });
 });
