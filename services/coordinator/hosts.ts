@@ -584,13 +584,18 @@ export class HostRegistry {
     return entry;
   }
 
+  /**
+   * UNAVAILABLE at once while this coordinator is cut off from NATS: what `what` needs would
+   * wait in the client's buffer for the reconnect, or for the deadline.
+   */
+  requireBus(what: string, details: Record<string, string> = {}): void {
+    if (this.deaf) throw new UnavailableError(`${what}: this coordinator is not connected to the message bus (NATS); retry once it is back, or call another coordinator`, details);
+  }
+
   /** The host for an operation that goes to its agent: NOT_FOUND or UNAVAILABLE at once. */
   requireOnline(id: string): HostEntry {
     const entry = this.requireKnown(id);
-    if (this.deaf) {
-      // a request sent now would wait in the client's buffer for the reconnect, or for the deadline
-      throw new UnavailableError(`host '${id}' cannot be reached: this coordinator is not connected to the message bus (NATS); retry once it is back`, { host: id });
-    }
+    this.requireBus(`host '${id}' cannot be reached`, { host: id });
     if (entry.conflict) {
       const boots = [...entry.conflict.keys()].join(' and ');
       throw new UnavailableError(`host '${id}' is offline: two agents heartbeat with its host id (boot ids ${boots}); stop one of them`, { host: id, bootIds: boots });

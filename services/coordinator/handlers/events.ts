@@ -106,6 +106,9 @@ export async function watchEvents(
   if (req.fromStart && req.afterSequence > 0n) {
     throw new InvalidArgumentError('from_start', 'give either from_start or after_sequence, not both');
   }
+  // a watch already open rides out a disconnect (it resumes after its last sequence); a new one
+  // cannot even be positioned, and its client had better try another coordinator
+  svc.hosts.requireBus('events cannot be watched now');
   // a replay that has not caught up with the shared tail reads on its own consumer: its restarts are logged too
   const source = natsEventSource(svc.nc, svc.log, 'watcher');
   const bounds = await source.bounds();
