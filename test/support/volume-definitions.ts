@@ -3,10 +3,10 @@
 import { VolumeType, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 
 /** What a test says beyond name, format and capacity: target options by short names, or any field. */
-export type FileVolumeExtra = Partial<VolumeDefinition> & { compat?: string; lazy?: boolean; cluster?: bigint; nocow?: boolean; backingPath?: string };
+export type FileVolumeExtra = Partial<VolumeDefinition> & { compat?: string; lazy?: boolean; extendedL2?: boolean; cluster?: bigint; nocow?: boolean; backingPath?: string };
 
 export function fileVolume(name: string, format: string, capacity?: bigint, extra: FileVolumeExtra = {}): VolumeDefinition {
-  const { compat, lazy, cluster, nocow, backingPath, ...rest } = extra;
+  const { compat, lazy, extendedL2, cluster, nocow, backingPath, ...rest } = extra;
   return {
     type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
     name,
@@ -14,7 +14,7 @@ export function fileVolume(name: string, format: string, capacity?: bigint, extr
     capacity,
     allocation: undefined,
     sourceDevices: [],
-    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: compat ?? '', nocow: nocow ?? false, clusterSize: cluster ?? 0n, lazyRefcounts: lazy ?? false, extendedL2: false, encryption: undefined },
+    target: { path: '', format, permissions: undefined, timestamps: undefined, compat: compat ?? '', nocow: nocow ?? false, clusterSize: cluster ?? 0n, lazyRefcounts: lazy ?? false, extendedL2: extendedL2 ?? false, encryption: undefined },
     backingStore: backingPath ? { path: backingPath, format: 'raw', permissions: undefined, timestamps: undefined } : undefined,
     ...rest,
   };

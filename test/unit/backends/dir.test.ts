@@ -725,6 +725,19 @@ describe('dir backend (recording runner)', () => {
       expect(runner.calls).to.have.length(0);
     });
 
+    it('lazy_refcounts or extended_l2 on another format names that field, not the compat 1.1 it implied', async () => {
+      // a definition's normalization gives either feature compat 1.1, as libvirt's <features> imply
+      for (const [v, field] of [
+        [vol('la', 'raw', MiB, { lazy: true, compat: '1.1' }), 'volume.target.lazy_refcounts'],
+        [vol('lb', 'vmdk', MiB, { extendedL2: true, compat: '1.1' }), 'volume.target.extended_l2'],
+      ] as const) {
+        const err = await rejects(build(v));
+        expect(err.code, v.name).to.equal('INVALID_ARGUMENT');
+        expect(err.message, v.name).to.match(new RegExp(`^${field.replace(/\./g, '\\.')}: `));
+      }
+      expect(runner.calls).to.have.length(0);
+    });
+
     it("a relative backing name with ':' is accepted as './NAME' and reaches qemu-img as a file", async () => {
       writeFileSync(join(target, 'nbd:127.0.0.1:10809'), Buffer.alloc(4096));
       const err = await rejects(build(vol('k', 'qcow2', MiB, { backingStore: { path: 'nbd:127.0.0.1:10809', format: 'raw', permissions: undefined, timestamps: undefined } })));
