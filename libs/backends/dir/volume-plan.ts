@@ -57,13 +57,15 @@ export async function planVolume(ctx: PoolContext, volume: VolumeDefinition): Pr
   let compat = t?.compat ?? '';
   const lazy = t?.lazyRefcounts ?? false;
   const extendedL2 = t?.extendedL2 ?? false;
-  if (compat && format !== 'qcow2') throw new InvalidArgumentError('volume.target.compat', 'the compatibility option is only available with qcow2');
+  // the features first: a definition's normalization gives either one compat 1.1, which the
+  // client did not set
+  if (lazy && format !== 'qcow2') throw new InvalidArgumentError('volume.target.lazy_refcounts', `format features are only available with qcow2, not ${format}`);
+  if (extendedL2 && format !== 'qcow2') throw new InvalidArgumentError('volume.target.extended_l2', `format features are only available with qcow2, not ${format}`);
+  if (compat && format !== 'qcow2') throw new InvalidArgumentError('volume.target.compat', `the compatibility option is only available with qcow2, not ${format}`);
   if (compat && compat !== '0.10' && compat !== '1.1') {
     throw new InvalidArgumentError('volume.target.compat', `compat '${printable(compat)}' is not supported; allowed: 0.10, 1.1`);
   }
-  if (lazy && format !== 'qcow2') throw new InvalidArgumentError('volume.target.lazy_refcounts', 'format features are only available with qcow2');
   if (lazy && compat === '0.10') throw new InvalidArgumentError('volume.target.lazy_refcounts', 'lazy_refcounts is not supported with compat level 0.10; use compat 1.1');
-  if (extendedL2 && format !== 'qcow2') throw new InvalidArgumentError('volume.target.extended_l2', 'format features are only available with qcow2');
   if (extendedL2 && compat === '0.10') throw new InvalidArgumentError('volume.target.extended_l2', 'extended_l2 is not supported with compat level 0.10; use compat 1.1');
   if ((lazy || extendedL2) && !compat) compat = '1.1'; // libvirt: <features> imply compat 1.1
   const cluster = t?.clusterSize ?? 0n;
