@@ -7,7 +7,6 @@ export {
   parseVolumeXml,
   formatVolumeXml,
   validateVolumeDefinition,
-  checkVolumeCreatable,
   volumeKeyFor,
   volumePathFor,
   type VolumeParseOptions,

@@ -303,32 +303,6 @@ function normalizeVolume(vol: VolumeDefinition, pool: PoolDefinition, ctx: Ctx, 
   };
 }
 
-/**
- * Checks libvirt applies when a volume is actually created (not when its XML is read):
- * legacy qcow (AES) encryption is refused, encryption is LUKS with one passphrase secret on a
- * raw (or qcow2) image, lazy_refcounts and compat only apply to qcow2 and lazy_refcounts needs
- * compat 1.1. Call before creating or cloning.
- */
-export function checkVolumeCreatable(vol: VolumeDefinition, pool: PoolDefinition): void {
-  const ctx: Ctx = new Ctx();
-  const t = vol.target ?? emptyTarget();
-  const format = t.format || 'raw';
-  const enc = t.encryption;
-  if (enc) {
-    if (enc.format === 'qcow') ctx.fail('target.encryption.format', "legacy qcow (AES) encryption is not supported for new volumes; use <encryption format='luks'>");
-    if (enc.format !== 'luks') ctx.fail('target.encryption.format', `encryption format '${shown(enc.format)}' cannot be used to create a volume; allowed: luks`);
-    if (format !== 'raw' && format !== 'qcow2') ctx.fail('target.format', `volume encryption is not supported with format '${shown(format)}'; allowed: raw, qcow2`);
-    if (enc.secrets.length !== 1) ctx.fail('target.encryption.secrets', `luks encryption needs exactly one passphrase secret, got ${enc.secrets.length}`);
-  }
-  if ((t.compat || t.lazyRefcounts || t.extendedL2) && format !== 'qcow2') {
-    ctx.fail('target.compat', `compat, lazy_refcounts and extended_l2 apply only to qcow2 volumes, not '${shown(format)}'`);
-  }
-  if (t.lazyRefcounts && t.compat === '0.10') ctx.fail('target.features', 'lazy_refcounts is not supported with compat level 0.10; use compat 1.1');
-  if (t.extendedL2 && t.compat === '0.10') ctx.fail('target.features', 'extended_l2 is not supported with compat level 0.10; use compat 1.1');
-  if (t.compat && t.compat !== '0.10' && t.compat !== '1.1') ctx.fail('target.compat', `compat '${shown(t.compat)}' is not supported; allowed: 0.10, 1.1`);
-  void pool;
-}
-
 // ---------------------------------------------------------------- writing XML
 
 function writeTimestamps(out: Out, ts: Timestamps | undefined): void {

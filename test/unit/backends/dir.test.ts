@@ -706,6 +706,9 @@ describe('dir backend (recording runner)', () => {
         vol('a', 'raw', MiB, { compat: '1.1' }),
         vol('b', 'vmdk', MiB, { lazy: true }),
         vol('c', 'qcow2', MiB, { lazy: true, compat: '0.10' }),
+        vol('c2', 'qcow2', MiB, { extendedL2: true, compat: '0.10' }),
+        // legacy qcow (AES) encryption is read, never made
+        vol('c3', 'qcow2', MiB, { target: { path: '', format: 'qcow2', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: { format: 'qcow', secrets: [{ type: 'passphrase', uuid: 'f52a81b2-424e-490c-823d-6bd4235bc572', usage: '' }], cipher: undefined, ivgen: undefined } } }),
         vol('d', 'qcow2', MiB, { cluster: 3000n }),
         vol('e', 'raw', MiB, { cluster: 65536n }),
         vol('f', 'raw', MiB, { backingStore: { path: '/x', format: 'raw', permissions: undefined, timestamps: undefined } }),
