@@ -116,6 +116,32 @@ describe('security: backing stores and clone sources stay inside the host pools'
     }
   });
 
+  it('refuses to clone an uploaded binary VMDK whose header points qemu at a text descriptor naming extents outside', async () => {
+    // qemu's vmdk_open_vmdk4: a KDMV header with capacity 0 and a descriptor offset is opened
+    // as the descriptor found there, and its extents ("RW 8 FLAT /etc/shadow 0") are opened by name
+    const header = Buffer.alloc(512);
+    header.write('KDMV', 0, 'latin1');
+    header.writeUInt32LE(1, 4); // version
+    header.writeUInt32LE(3, 8); // flags
+    header.writeBigUInt64LE(0n, 12); // capacity 0
+    header.writeBigUInt64LE(128n, 20); // grain size
+    header.writeBigUInt64LE(1n, 28); // descriptor at sector 1
+    header.writeBigUInt64LE(20n, 36); // descriptor size in sectors
+    const descriptor = Buffer.alloc(20 * 512);
+    descriptor.write(`# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n\nRW 8 FLAT "${secret}" 0\n`, 'latin1');
+    const bytes = Buffer.concat([header, descriptor]);
+    await qcow2('embedded-desc', bytes.length);
+    await upload(ctx.stack, `${pool}/volumes/embedded-desc`, bytes);
+    await ctx.stack.api.refreshPool(RefreshPoolRequest.fromPartial({ name: pool }));
+    const cloned = clone('embedded-desc', 'flat-embedded-desc');
+    await cloned.catch(() => undefined);
+    // before this was refused, the clone held the outside file's first 4 KiB
+    const made = join(target, 'flat-embedded-desc');
+    expect(existsSync(made) ? readFileSync(made, 'latin1') : '').to.not.include('HOST-SECRET');
+    await expectCode(cloned, status.PERMISSION_DENIED, /image '.*embedded-desc' cannot be checked: it is a VMDK whose header points at a text descriptor/);
+    expect(existsSync(made)).to.equal(false);
+  });
+
   it('refuses an overlay of a volume whose own backing file is missing: FAILED_PRECONDITION naming it, nothing created', async () => {
     // 'mid' names 'gone' (relative to mid's directory: in the pool), which does not exist
     await uploadImage('mid', ['-b', 'gone', '-F', 'raw']);

@@ -81,6 +81,34 @@ describe('image references: the backing chain qemu would open', () => {
     expect(walk('over-desc-raw')).to.deep.equal([join(dir, 'over-desc-raw'), join(dir, 'desc')]);
   });
 
+  it('refuses a binary VMDK whose header has qemu open the text descriptor it points at (capacity 0, a descriptor offset), on its own or as a backing file', () => {
+    // qemu's vmdk_open_vmdk4 reads such a header as a wrapper of a descriptor, and opens the
+    // extents it names ("RW 8 FLAT /etc/shadow 0") by name
+    const kdmv = (capacity: bigint, descriptorSector: bigint): Buffer => {
+      const header = Buffer.alloc(512);
+      header.write('KDMV', 0, 'latin1');
+      header.writeUInt32LE(1, 4);
+      header.writeBigUInt64LE(capacity, 12);
+      header.writeBigUInt64LE(128n, 20);
+      header.writeBigUInt64LE(descriptorSector, 28);
+      header.writeBigUInt64LE(20n, 36);
+      const descriptor = Buffer.alloc(20 * 512);
+      descriptor.write('# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\nRW 8 FLAT "/etc/shadow" 0\n', 'latin1');
+      return Buffer.concat([header, descriptor]);
+    };
+    writeFileSync(join(dir, 'wrapper'), kdmv(0n, 1n));
+    expect(refusal('wrapper')).to.match(/'.*\/wrapper' cannot be checked: it is a VMDK whose header points at a text descriptor/);
+    expect(refusal('wrapper', 'vmdk')).to.match(/text descriptor/);
+    qcow2(join(dir, 'over-wrapper'), 'wrapper', 'vmdk');
+    expect(refusal('over-wrapper')).to.match(/'.*\/wrapper' cannot be checked: it is a VMDK whose header/);
+    // a sparse extent with a size reads its embedded descriptor for its parent only; without
+    // a descriptor offset, qemu reads no descriptor at all
+    writeFileSync(join(dir, 'sparse'), kdmv(2048n, 1n));
+    writeFileSync(join(dir, 'no-descriptor'), kdmv(0n, 0n));
+    expect(walk('sparse')).to.deep.equal([join(dir, 'sparse')]);
+    expect(walk('no-descriptor')).to.deep.equal([join(dir, 'no-descriptor')]);
+  });
+
   it('stops a cycle at the chain limit instead of walking it forever', () => {
     qcow2(join(dir, 'a'), 'b', 'qcow2');
     qcow2(join(dir, 'b'), 'a', 'qcow2');
