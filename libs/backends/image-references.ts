@@ -55,6 +55,9 @@ export interface ImageChain {
 
 const QCOW2_INCOMPAT_DATA_FILE = 1n << 2n;
 const VMDK_DESC_SIZE = 20 * 512;
+// VMDK4Header after the 'KDMV' magic (little endian): version, flags, capacity, granularity, desc_offset
+const VMDK4_CAPACITY = 12;
+const VMDK4_DESC_OFFSET = 28;
 const VMDK_TEXT_VERSION = /^version=[123]\r?\n/;
 
 /** qemu reads 'nbd:...', 'json:{...}', 'file:...' as a protocol or an option string, not as a file name. */
@@ -95,6 +98,17 @@ function qcowBackingName(fd: number, header: Buffer, image: string): string | un
   const name = Buffer.alloc(size);
   if (readSync(fd, name, 0, size, Number(offset)) !== size) throw unreadable(image, 'its backing file name lies beyond its end');
   return name.toString('utf8');
+}
+
+/**
+ * qemu's vmdk_open_vmdk4: a KDMV header whose capacity is 0 and that has a descriptor offset
+ * is not an extent but a wrapper of the descriptor at that offset, which qemu then opens as a
+ * descriptor file, extents and all ("RW 8 FLAT "/etc/shadow" 0"). A header too short to say is
+ * refused as one: qemu would not open it anyway.
+ */
+function vmdkWrapsDescriptor(header: Buffer): boolean {
+  if (header.length < VMDK4_DESC_OFFSET + 8) return true;
+  return header.readBigUInt64LE(VMDK4_CAPACITY) === 0n && header.readBigUInt64LE(VMDK4_DESC_OFFSET) !== 0n;
 }
 
 /** qemu's vmdk_parent_open: 'parentFileNameHint="..."' in the 10 KiB of descriptor at 0x200. */
@@ -233,6 +247,9 @@ function walkChain(path: string, format: string, admit: AdmitFile, why: string, 
         break;
       }
       case 'vmdk': {
+        if (vmdkWrapsDescriptor(header)) {
+          throw unreadable(image, 'it is a VMDK whose header points at a text descriptor, which names other files (extents) for qemu to read');
+        }
         const name = vmdkParentName(fd, image);
         if (name !== undefined) next = { name, format: '' };
         break;
