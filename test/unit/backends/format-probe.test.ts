@@ -62,6 +62,22 @@ describe('format probe (hand-made headers)', () => {
     expect(r.encryption).to.equal(undefined);
   });
 
+  it('reads a backing file name up to its first NUL, as libvirt and qemu read it (a C string): no NUL reaches a volume\'s XML', () => {
+    // libvirt's qcowXGetBackingStore and qemu copy the name into a C string: 'base\0evil' is 'base';
+    // a name that starts with NUL is none (qemu: an empty backing file name)
+    expect(probeBuffer(qcow2Header({ version: 3, size: 1n << 20n, backing: 'base\0evil', backingFormat: 'raw' })).backingStore).to.deep.equal({ raw: 'base', format: 'raw' });
+    expect(probeBuffer(qcow2Header({ version: 2, size: 1n << 20n, backing: '\0evil' })).backingStore).to.equal(undefined);
+    const qed = Buffer.alloc(512);
+    qed.write('QED\0', 0, 'latin1');
+    qed.writeUInt32LE(65536, 4);
+    qed.writeBigUInt64LE(0x01n, 16);
+    qed.writeBigUInt64LE(1n << 20n, 48);
+    qed.writeUInt32LE(100, 56);
+    qed.writeUInt32LE(11, 60);
+    qed.write('parent\0evil', 100, 'latin1');
+    expect(probeBuffer(qed).backingStore).to.deep.equal({ raw: 'parent', format: '' });
+  });
+
   it('reads a qcow2 v2 header without a compat level or features, as libvirt does', () => {
     const r = probeBuffer(qcow2Header({ version: 2, size: 1048576n, backing: '/images/base.qcow2' }));
     expect(r).to.deep.include({ format: 'qcow2', version: 2, capacity: 1048576n, clusterSize: 65536n });

@@ -1,7 +1,7 @@
 // The files qemu would open for an image, as image-references.ts finds them: each backing file
 // is handed to `admit` (where its descriptor really is) before it is read, and what cannot be
 // checked is refused.
-import { mkdtempSync, readSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -107,6 +107,15 @@ describe('image references: the backing chain qemu would open', () => {
     writeFileSync(join(dir, 'no-descriptor'), kdmv(0n, 0n));
     expect(walk('sparse')).to.deep.equal([join(dir, 'sparse')]);
     expect(walk('no-descriptor')).to.deep.equal([join(dir, 'no-descriptor')]);
+  });
+
+  it('follows a backing name up to its first NUL, the file qemu opens for it', () => {
+    writeFileSync(join(dir, 'base'), 'BASE');
+    qcow2(join(dir, 'top'), 'base_evil', 'raw');
+    const image = readFileSync(join(dir, 'top'));
+    image[image.indexOf('base_evil') + 4] = 0; // the planner refuses a NUL: put it in by hand
+    writeFileSync(join(dir, 'top'), image);
+    expect(walk('top')).to.deep.equal([join(dir, 'top'), join(dir, 'base')]);
   });
 
   it('stops a cycle at the chain limit instead of walking it forever', () => {
