@@ -133,6 +133,16 @@ function u64(buf: Buffer, off: number, endian: Endian): bigint | undefined {
   return endian === 'le' ? buf.readBigUInt64LE(off) : buf.readBigUInt64BE(off);
 }
 
+/**
+ * A backing file name stored as `size` bytes at `start`, read as libvirt (qcowXGetBackingStore)
+ * and qemu read it: copied into a C string, so it ends at its first NUL. Undefined when that
+ * leaves nothing (qemu opens no backing file for an empty name).
+ */
+function storedName(buf: Buffer, start: number, size: number): string | undefined {
+  const name = cString(buf, start, size);
+  return name === '' ? undefined : name;
+}
+
 function cString(buf: Buffer, start: number, maxLen: number): string {
   const end = Math.min(buf.length, start + maxLen);
   let i = start;
@@ -187,7 +197,8 @@ function qcowBacking(buf: Buffer, isQcow2: boolean): ProbedBackingStore | undefi
   if (size > 1023) return null;
   const off = Number(offset);
   if (off + size > buf.length) return null;
-  const raw = buf.subarray(off, off + size).toString('utf8');
+  const raw = storedName(buf, off, size);
+  if (raw === undefined) return undefined;
   let format = '';
   if (isQcow2) {
     const f = qcow2BackingFormat(buf);
@@ -207,7 +218,9 @@ function qedBacking(buf: Buffer): ProbedBackingStore | undefined | null {
   const size = buf.readUInt32LE(QED_HDR_BACKING_FILE_SIZE);
   if (size === 0) return undefined;
   if (offset + size > buf.length) return null;
-  return { raw: buf.subarray(offset, offset + size).toString('utf8'), format: flags & QED_F_BACKING_FORMAT_NO_PROBE ? 'raw' : '' };
+  const raw = storedName(buf, offset, size);
+  if (raw === undefined) return undefined;
+  return { raw, format: flags & QED_F_BACKING_FORMAT_NO_PROBE ? 'raw' : '' };
 }
 
 function cowBacking(buf: Buffer): ProbedBackingStore | undefined | null {

@@ -97,7 +97,10 @@ function qcowBackingName(fd: number, header: Buffer, image: string): string | un
   if (size > 1023 || offset > BigInt(Number.MAX_SAFE_INTEGER)) throw unreadable(image, 'its backing file name is out of range');
   const name = Buffer.alloc(size);
   if (readSync(fd, name, 0, size, Number(offset)) !== size) throw unreadable(image, 'its backing file name lies beyond its end');
-  return name.toString('utf8');
+  // qemu copies it into a C string: the name ends at its first NUL, and an empty one is none
+  const end = name.indexOf(0);
+  const text = name.subarray(0, end < 0 ? size : end).toString('utf8');
+  return text === '' ? undefined : text;
 }
 
 /**
