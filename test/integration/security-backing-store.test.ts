@@ -48,6 +48,28 @@ describe('security: backing stores and clone sources stay inside the host pools'
     await ctx.stack.api.refreshPool(RefreshPoolRequest.fromPartial({ name: pool }));
   };
 
+  /**
+   * Uploads a binary VMDK that qemu's vmdk_open_vmdk4 reads as a wrapper: a KDMV header with
+   * capacity 0 and a descriptor offset is opened as the descriptor found there, and its extent
+   * (here the secret file, "RW 8 FLAT ...") is opened by name.
+   */
+  const uploadVmdkWrapper = async (name: string): Promise<void> => {
+    const header = Buffer.alloc(512);
+    header.write('KDMV', 0, 'latin1');
+    header.writeUInt32LE(1, 4); // version
+    header.writeUInt32LE(3, 8); // flags
+    header.writeBigUInt64LE(0n, 12); // capacity 0
+    header.writeBigUInt64LE(128n, 20); // grain size
+    header.writeBigUInt64LE(1n, 28); // descriptor at sector 1
+    header.writeBigUInt64LE(20n, 36); // descriptor size in sectors
+    const descriptor = Buffer.alloc(20 * 512);
+    descriptor.write(`# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n\nRW 8 FLAT "${secret}" 0\n`, 'latin1');
+    const bytes = Buffer.concat([header, descriptor]);
+    await qcow2(name, bytes.length);
+    await upload(ctx.stack, `${pool}/volumes/${name}`, bytes);
+    await ctx.stack.api.refreshPool(RefreshPoolRequest.fromPartial({ name: pool }));
+  };
+
   const clone = (source: string, name: string): Promise<unknown> =>
     ctx.stack.api.cloneVolume(
       CloneVolumeRequest.fromPartial({ parent: pool, source: `${pool}/volumes/${source}`, xml: `<volume><name>${name}</name><target><format type='raw'/></target></volume>` }),
@@ -117,22 +139,7 @@ describe('security: backing stores and clone sources stay inside the host pools'
   });
 
   it('refuses to clone an uploaded binary VMDK whose header points qemu at a text descriptor naming extents outside', async () => {
-    // qemu's vmdk_open_vmdk4: a KDMV header with capacity 0 and a descriptor offset is opened
-    // as the descriptor found there, and its extents ("RW 8 FLAT /etc/shadow 0") are opened by name
-    const header = Buffer.alloc(512);
-    header.write('KDMV', 0, 'latin1');
-    header.writeUInt32LE(1, 4); // version
-    header.writeUInt32LE(3, 8); // flags
-    header.writeBigUInt64LE(0n, 12); // capacity 0
-    header.writeBigUInt64LE(128n, 20); // grain size
-    header.writeBigUInt64LE(1n, 28); // descriptor at sector 1
-    header.writeBigUInt64LE(20n, 36); // descriptor size in sectors
-    const descriptor = Buffer.alloc(20 * 512);
-    descriptor.write(`# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n\nRW 8 FLAT "${secret}" 0\n`, 'latin1');
-    const bytes = Buffer.concat([header, descriptor]);
-    await qcow2('embedded-desc', bytes.length);
-    await upload(ctx.stack, `${pool}/volumes/embedded-desc`, bytes);
-    await ctx.stack.api.refreshPool(RefreshPoolRequest.fromPartial({ name: pool }));
+    await uploadVmdkWrapper('embedded-desc');
     const cloned = clone('embedded-desc', 'flat-embedded-desc');
     await cloned.catch(() => undefined);
     // before this was refused, the clone held the outside file's first 4 KiB
@@ -169,6 +176,34 @@ describe('security: backing stores and clone sources stay inside the host pools'
     );
     expect((await download(ctx.stack, `${pool}/volumes/abs`)).equals(before)).to.equal(true);
     await ctx.stack.api.resizeVolume(ResizeVolumeRequest.fromPartial({ name: `${pool}/volumes/abs`, capacity: 512n << 10n, shrink: true }));
+  });
+
+  it('refuses to resize an uploaded qcow2 whose external data file is outside the pools: PERMISSION_DENIED, that file unchanged', async () => {
+    // qemu-img resize opens the data file its header names by name, read-write, and truncates
+    // it to the new size: any resize set the size of a file outside every pool (a shrink below
+    // that file's size cut it)
+    const dataFile = join(outside, 'resize-data-file');
+    await uploadImage('datafile-resize', ['-o', `data_file=${dataFile},data_file_raw=on`]);
+    writeFileSync(dataFile, SECRET); // qemu-img create emptied it
+    const name = `${pool}/volumes/datafile-resize`;
+    for (const [capacity, shrink] of [[512n << 10n, true], [4n << 20n, false]] as const) {
+      const outcome = ctx.stack.api.resizeVolume(ResizeVolumeRequest.fromPartial({ name, capacity, shrink }));
+      await outcome.catch(() => undefined);
+      expect(readFileSync(dataFile, 'utf8'), `${capacity}`).to.equal(SECRET);
+      await expectCode(outcome, status.PERMISSION_DENIED, /datafile-resize' cannot be checked: it keeps its data in an external data file/);
+    }
+  });
+
+  it('refuses to resize an uploaded binary VMDK that points qemu at a descriptor naming extents, before qemu-img opens them read-write', async () => {
+    // qemu-img resize opened the secret file, its extent, O_RDWR before it failed (on the
+    // image lock, naming the file: INTERNAL), where a character device's open alone acts
+    await uploadVmdkWrapper('resize-desc');
+    await expectCode(
+      ctx.stack.api.resizeVolume(ResizeVolumeRequest.fromPartial({ name: `${pool}/volumes/resize-desc`, capacity: 1n << 20n })),
+      status.PERMISSION_DENIED,
+      /resize-desc' cannot be checked: it is a VMDK whose header points at a text descriptor/,
+    );
+    expect(readFileSync(secret, 'utf8')).to.equal(SECRET);
   });
 
   it('still builds and clones overlays whose chain stays in the pool, and the clone holds the base data', async () => {
