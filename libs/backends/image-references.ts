@@ -235,13 +235,11 @@ function walkChain(path: string, format: string, admit: AdmitFile, why: string, 
     if (effective !== probe.format) {
       throw unreadable(image, `it is read as '${printable(effective)}' but its header says '${probe.format}'`);
     }
+    refuseFilesBesidesChain(image, probe, header);
     let next: { name: string; format: string } | undefined;
     switch (effective) {
       case 'qcow':
       case 'qcow2': {
-        if (effective === 'qcow2' && probe.version === 3 && header.length >= 80 && (header.readBigUInt64BE(72) & QCOW2_INCOMPAT_DATA_FILE) !== 0n) {
-          throw unreadable(image, 'it keeps its data in an external data file');
-        }
         const name = qcowBackingName(fd, header, image);
         if (name !== undefined) {
           if (!probe.backingStore || probe.backingStore.raw !== name) throw unreadable(image, 'its backing file name is not where a probe reads it');
@@ -250,9 +248,6 @@ function walkChain(path: string, format: string, admit: AdmitFile, why: string, 
         break;
       }
       case 'vmdk': {
-        if (vmdkWrapsDescriptor(header)) {
-          throw unreadable(image, 'it is a VMDK whose header points at a text descriptor, which names other files (extents) for qemu to read');
-        }
         const name = vmdkParentName(fd, image);
         if (name !== undefined) next = { name, format: '' };
         break;
@@ -276,6 +271,31 @@ function walkChain(path: string, format: string, admit: AdmitFile, why: string, 
     reached = `the backing file of '${printable(path, 200)}'`;
     declared = next.format;
   }
+}
+
+/**
+ * Refuses (PERMISSION_DENIED) an image whose header has qemu open files besides its backing
+ * chain, by names no check sees: a qcow2's external data file (opened read-write by a resize,
+ * which sets its size), a VMDK header wrapping a descriptor (its extents). `probe` is the
+ * probe of `header`, the image's first bytes.
+ */
+function refuseFilesBesidesChain(image: string, probe: ProbeResult, header: Buffer): void {
+  if (probe.format === 'qcow2' && probe.version === 3 && header.length >= 80 && (header.readBigUInt64BE(72) & QCOW2_INCOMPAT_DATA_FILE) !== 0n) {
+    throw unreadable(image, 'it keeps its data in an external data file');
+  }
+  if (probe.format === 'vmdk' && vmdkWrapsDescriptor(header)) {
+    throw unreadable(image, 'it is a VMDK whose header points at a text descriptor, which names other files (extents) for qemu to read');
+  }
+}
+
+/**
+ * The check of an image qemu-img opens alone, its backing chain closed or checked apart (a
+ * resize): the image open as `fd` (`size` bytes) must name no file besides its backing chain
+ * (refuseFilesBesidesChain). `image` names it in the refusal.
+ */
+export function checkImageAlone(image: string, fd: number, size: bigint): void {
+  const header = readHeaderSync(fd, size > BigInt(MAX_HEADER) ? MAX_HEADER : Number(size));
+  refuseFilesBesidesChain(image, probeBuffer(header, size), header);
 }
 
 /** The chain check alone: opens the chain (openImageChain) and closes it. */

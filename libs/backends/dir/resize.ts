@@ -23,7 +23,7 @@ import {
   qemuImgResizeEncryptedArgv,
   qemuSecretAlias,
 } from '../qemu-img-argv.js';
-import type { ImageChain } from '../image-references.js';
+import { checkImageAlone, type ImageChain } from '../image-references.js';
 import { FIRST_BACKING_FD, cannotZeroGrownArea, descriptorLayer, openGrownBacking } from './grown-backing.js';
 import { poolTarget, volumePath, writableVolume, type CheckedVolume } from './paths.js';
 import { isPloopDirectory, probeOpenedVolume } from './inspect.js';
@@ -120,6 +120,9 @@ async function resizeOpened(
   // reads it as raw and sets its size (allocate was refused above, as libvirt refuses it)
   if ((format === 'raw' || format === 'iso') && !encrypted) return resizeRawFile(ctx, opened, abs, !!flags.allocate, tools.fallocate);
   if (format === 'ploop') throw ploopUnsupported();
+  // qemu-img opens what the header names besides the backing chain by name, read-write (a
+  // qcow2's data file, whose size it sets; a wrapping VMDK's extents): refused before it runs
+  checkImageAlone(volumePath(ctx.pool, volume.name), opened.fh.fd, opened.stat.isFile() ? opened.stat.size : cur.size);
   if (encrypted) {
     // libvirt: "resize of qcow2 encrypted image is not supported" (the legacy AES encryption)
     if (cur.encryption?.format !== 'luks' || (format !== 'raw' && format !== 'qcow2')) {
