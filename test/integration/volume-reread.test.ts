@@ -4,7 +4,8 @@
 // VOLUME_CHANGED says so. Without `refresh` the answer is the cached state. cisternctl's
 // vol-info and vol-dumpxml ask for it, as virsh's do.
 import { expect } from 'chai';
-import { truncateSync } from 'node:fs';
+import { readFileSync, statSync, truncateSync, utimesSync } from 'node:fs';
+import { formatTimestamp } from '../../libs/backends/stat-fields.js';
 import { join } from 'node:path';
 import { EventKind } from '../../libs/proto/cistern/v1/storage.js';
 import { runCli } from '../support/cli.js';
@@ -47,6 +48,22 @@ describe('a volume read again on its host (GetVolume refresh; real nats-server, 
     const changed = watcher.events.filter((e) => e.kind === EventKind.VOLUME_CHANGED);
     expect(changed.map(kindName)).to.deep.equal(['VOLUME_CHANGED']);
     expect(changed[0]!.volumeState?.definition?.capacity).to.equal(3n * MiB);
+  });
+
+  it('with refresh the access time is the one the file has now, as libvirt\'s vol-dumpxml shows it', async function () {
+    const api = ctx.stack.api;
+    await createVolume(ctx.stack, POOL, 'read.img', String(MiB));
+    const name = `${POOL}/volumes/read.img`;
+    const path = join(dir, 'read.img');
+    // an access time older than the modification: the next read moves it (relatime), and only it
+    utimesSync(path, new Date('1999-01-01T00:00:00Z'), new Date('2000-06-01T00:00:00Z'));
+    expect((await api.getVolume({ name, refresh: true })).definition?.target?.timestamps?.atime).to.equal('915148800');
+    readFileSync(path);
+    const atime = statSync(path, { bigint: true }).atimeNs;
+    if (atime === 915148800n * 1_000_000_000n) this.skip(); // mounted noatime: a read changes nothing
+    const expected = formatTimestamp(atime);
+    expect((await api.getVolume({ name, refresh: true })).definition?.target?.timestamps?.atime).to.equal(expected);
+    expect((await api.getVolumeXml({ name, refresh: false })).xml).to.contain(`<atime>${expected}</atime>`);
   });
 
   it('GetVolumeXML with refresh shows the new capacity; NOT_FOUND for a volume the pool does not hold', async () => {
