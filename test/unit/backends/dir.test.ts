@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirBackend } from '../../../libs/backends/dir.js';
@@ -51,6 +51,17 @@ describe('dir backend (recording runner)', () => {
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
   const build = async (v: VolumeDefinition, opts: CreateVolOptions = noPrealloc) => backend.buildVol(ctx, await backend.createVol(ctx, v), opts);
+
+  it('a refresh reads headers without moving access times: they say when a guest or a user last read a volume', async () => {
+    writeFileSync(join(target, 'image.qcow2'), Buffer.alloc(4096));
+    writeFileSync(join(target, 'base.raw'), Buffer.alloc(4096));
+    // an access time older than the modification: any read would move it (relatime)
+    const accessed = new Date('1999-01-01T00:00:00Z');
+    for (const name of ['image.qcow2', 'base.raw']) utimesSync(join(target, name), accessed, new Date('2000-06-01T00:00:00Z'));
+    await backend.refreshPool(ctx);
+    await backend.refreshVol(ctx, vol('image.qcow2', ''));
+    for (const name of ['image.qcow2', 'base.raw']) expect(statSync(join(target, name)).atime.toISOString(), name).to.equal(accessed.toISOString());
+  });
 
   it('is registered for POOL_TYPE_DIR by importing libs/backends/index.js', () => {
     expect(findBackend(PoolType.POOL_TYPE_DIR)?.type).to.equal(PoolType.POOL_TYPE_DIR);
