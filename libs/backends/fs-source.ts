@@ -11,7 +11,7 @@ import type { PoolDefinition } from '../proto/cistern/v1/storage.js';
 import { FailedPreconditionError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import { fsError } from './fs-errors.js';
-import { O_PATH, OPEN_PROBE } from './safe-open.js';
+import { O_PATH, openProbeSync } from './safe-open.js';
 import { splitDevT } from './device-number.js';
 import type { MountSource } from './mount.js';
 
@@ -53,7 +53,7 @@ export function openFsSourceForFormat(device: string, pool: PoolDefinition): Ope
         { device },
       );
     }
-    fd = openSync(`/proc/self/fd/${pathFd}`, OPEN_PROBE);
+    fd = openProbeSync(`/proc/self/fd/${pathFd}`);
   } catch (err) {
     throw fsError(err, 'open source device', device);
   } finally {

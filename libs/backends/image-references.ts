@@ -11,7 +11,7 @@ import { isAbsolute } from 'node:path';
 import { CisternError, FailedPreconditionError, PermissionDeniedError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import { MAX_HEADER, probeBuffer, readHeaderSync, type ProbeResult } from './format-probe.js';
-import { O_PATH, OPEN_PROBE } from './safe-open.js';
+import { O_PATH, openProbeSync } from './safe-open.js';
 import { onOwnMount } from '../os/mount-namespace.js';
 
 /** qemu's own limit on a chain is far higher; a longer one here is refused, not walked. */
@@ -154,7 +154,7 @@ function openAdmitted(name: string, why: string, admit: AdmitFile): { fd: number
     admit(name, real, why);
     const stat = fstatSync(pathFd, { bigint: true });
     if (!stat.isFile() && !stat.isBlockDevice()) return { fd: -1, real, stat };
-    return { fd: openSync(`/proc/self/fd/${pathFd}`, OPEN_PROBE), real, stat };
+    return { fd: openProbeSync(`/proc/self/fd/${pathFd}`), real, stat };
   } finally {
     closeSync(pathFd);
   }

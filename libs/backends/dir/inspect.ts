@@ -5,7 +5,7 @@
 // a few microseconds, while the promise/threadpool path costs several times that per
 // call, which dominates a refresh of 10,000 files. refreshPool runs it in batches and
 // yields to the event loop between them.
-import { closeSync, constants as fsc, existsSync, fstatSync, openSync, type BigIntStats, type Dirent } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fstatSync, type BigIntStats, type Dirent } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { VolumeType, type Encryption, type Permissions, type Timestamps, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
@@ -16,7 +16,7 @@ import { fsError } from '../fs-errors.js';
 import { blockDeviceSize, statSize } from '../file-io.js';
 import { permsOf, timestampsOf } from '../stat-fields.js';
 import { plainTarget } from '../volume-target.js';
-import { openable, openReadableSync, OPEN_PROBE } from '../safe-open.js';
+import { openable, openProbeSync, openReadableSync } from '../safe-open.js';
 
 export interface InspectOptions {
   /** Skip (return undefined) what libvirt skips instead of failing. */
@@ -149,7 +149,7 @@ export function inspectVolumeSync(path: string, name: string, opts: InspectOptio
     // itself in its place takes a device node on the same filesystem: mknod is root's.)
     if (d && !d.isSymbolicLink() && (d.isFile() || d.isDirectory() || d.isBlockDevice())) {
       try {
-        fd = openSync(at, OPEN_PROBE | fsc.O_NOFOLLOW);
+        fd = openProbeSync(at, fsc.O_NOFOLLOW);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err;
       }
