@@ -300,9 +300,10 @@ export function applyRefresh(
  * Equal for a user: everything but the access time (reading a file changes it) and the
  * backing file's timestamps (a base image written or read is not a change of each overlay
  * on it). A field by field comparison: a refresh compares every volume of the pool, so no
- * encoding here.
+ * encoding here. `accessTime`: the access time counts too (one volume read again on request,
+ * whose answer must show it as it is, as libvirt's vol-dumpxml does).
  */
-export function sameVolume(a: VolumeDefinition, b: VolumeDefinition): boolean {
+export function sameVolume(a: VolumeDefinition, b: VolumeDefinition, { accessTime = false } = {}): boolean {
   if (!equalFields(a, b, 'target', 'backingStore')) return false;
   const ba = a.backingStore;
   const bb = b.backingStore;
@@ -314,7 +315,7 @@ export function sameVolume(a: VolumeDefinition, b: VolumeDefinition): boolean {
   const sa = ta.timestamps;
   const sb = tb.timestamps;
   if (!sa || !sb) return sa === sb;
-  return equalFields(sa, sb, 'atime');
+  return equalFields(sa, sb, accessTime ? '' : 'atime');
 }
 
 /** Deep equality of two messages' fields, but `skip` and `skipToo`. */

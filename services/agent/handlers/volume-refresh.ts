@@ -51,9 +51,11 @@ export async function refreshVolume(ctx: AgentContext, request: AgentRequest, op
       throw err;
     }
     if (!unchanged()) return current();
-    // libvirt's refreshVol updates the sizes; what only a probe learns waits for a pool refresh
+    // libvirt's refreshVol updates the sizes; what only a probe learns waits for a pool refresh.
+    // The access time counts here, not in a pool refresh: asked for this volume, the answer
+    // shows it as it is (a pool refresh would publish every volume a backup had read)
     const live = keepUnprobedFields(read, before.definition);
-    if (sameVolume(before.definition, live)) return current();
+    if (sameVolume(before.definition, live, { accessTime: true })) return current();
     let release: () => void;
     try {
       // held while the change is stored and published: no writer starts in between
