@@ -27,6 +27,18 @@ describe('coordinator flags', () => {
     expect(() => parseArgs(['--sync-wait-ms', '-1'], {})).to.throw(InvalidArgumentError, /--sync-wait-ms/);
   });
 
+  it('refuses a --listen port outside 0-65535 before anything starts, naming the flag or the variable', () => {
+    // '127.0.0.1:99999' used to pass the HOST:PORT check: the coordinator then connected to
+    // NATS, applied its event retention to the shared stream and asked every agent for a full
+    // sync, and only then failed, with grpc-js's "options.port should be >= 0 and < 65536"
+    expect(() => parseArgs(['--listen', '127.0.0.1:99999'], {})).to.throw(InvalidArgumentError, /--listen: '127\.0\.0\.1:99999' .*port from 0 to 65535/);
+    expect(() => parseArgs(['--listen', '[::1]:65536'], {})).to.throw(InvalidArgumentError, /--listen: .*port from 0 to 65535/);
+    expect(() => parseArgs([], { CISTERN_LISTEN: '127.0.0.1:70000' })).to.throw(InvalidArgumentError, /CISTERN_LISTEN: .*port from 0 to 65535/);
+    // 0 is the system's choice of a free port (the test harness starts coordinators so)
+    expect(parseArgs(['--listen', '127.0.0.1:0'], {})).to.include({ listen: '127.0.0.1:0' });
+    expect(parseArgs(['--listen', '127.0.0.1:65535'], {})).to.include({ listen: '127.0.0.1:65535' });
+  });
+
   it('refuses an --event-max-age the event stream cannot have (NATS would refuse it at every start), naming the flag and the range', () => {
     // below the stream's 2 minute duplicate window ("duplicates window can not be larger then
     // max age") or past 2^63-1 ns ("invalid JSON"), the coordinator retried setting up the
