@@ -111,6 +111,18 @@ function parseEventMaxAge(value: string, field: string): number {
   return seconds;
 }
 
+/**
+ * HOST:PORT with a port grpc-js can bind (0: the system picks a free one). Checked here, before
+ * the coordinator connects to NATS: a port such as 99999 used to fail only once it had applied
+ * its event retention to the shared stream and asked every agent for a full sync, and then in
+ * grpc-js's words ("options.port should be >= 0 and < 65536"), naming no flag.
+ */
+function checkListen(listen: string, field: string): void {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(listen);
+  if (!m) throw new InvalidArgumentError(field, `'${listen}' is not HOST:PORT`);
+  if (Number(m[2]) > 65_535) throw new InvalidArgumentError(field, `'${listen}' is not HOST:PORT with a port from 0 to 65535`);
+}
+
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): CoordinatorConfig | 'help' {
   const config: CoordinatorConfig = {
     natsUrl: env.NATS_URL || 'nats://127.0.0.1:4222',
@@ -134,6 +146,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     },
   };
   const sec = config.security;
+  let listenFrom = env.CISTERN_LISTEN ? 'CISTERN_LISTEN' : '--listen';
   const level = env.CISTERN_LOG_LEVEL;
   if (level) {
     if (!isLogLevel(level)) throw new InvalidArgumentError('CISTERN_LOG_LEVEL', `'${level}' is not one of debug, info, warn, error`);
@@ -158,6 +171,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         break;
       case '--listen':
         config.listen = value();
+        listenFrom = '--listen';
         break;
       case '--data':
         config.dataDir = value();
@@ -241,8 +255,6 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   if (config.schemaDir !== undefined && !config.schemaDir.startsWith('/')) {
     throw new InvalidArgumentError('CISTERN_SCHEMA_DIR', `'${config.schemaDir}' is not an absolute path`);
   }
-  if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(config.listen)) {
-    throw new InvalidArgumentError('--listen', `'${config.listen}' is not HOST:PORT`);
-  }
+  checkListen(config.listen, listenFrom);
   return config;
 }
