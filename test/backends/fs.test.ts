@@ -404,3 +404,45 @@ describe('fs pool on an image file (mount attaches the loop device itself)', fun
     expect(loopsOf(image)).to.deep.equal([]);
   });
 });
+
+describe('fs pool stop with something mounted over the pool', function () {
+  this.timeout(120_000);
+  const runner = new ExecRunner();
+  const backend = new FsBackend();
+  let loop: LoopDevice | undefined;
+  let dirs: ReturnType<typeof targetsDir> | undefined;
+  let target: string;
+  let ctx: PoolContext;
+
+  before(async function () {
+    if (skipReason) this.skip();
+    loop = attachLoop(32 * MiB, 'fs-covered');
+    dirs = targetsDir('covered');
+    target = dirs.track(join(dirs.root, 'pool'));
+    ctx = { runner, pool: { ...fsPool(loop.device, target, 'ext4'), name: 'fs-covered' } };
+    await backend.buildPool(ctx, { overwrite: true, noOverwrite: false });
+  });
+
+  after(async () => {
+    await dirs?.teardown();
+    await loop?.detach();
+  });
+
+  afterEach(() => {
+    // whatever a test left: the tmpfs on top first, then the pool's own mount
+    unmountAll(target);
+  });
+
+  it('a tmpfs mounted over the started pool: stop is FAILED_PRECONDITION naming it, and unmounts nothing', async () => {
+    await backend.startPool(ctx);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', '--', 'cistern-cover', target], { stdio: 'pipe' });
+    const err = await rejects(backend.stopPool(ctx));
+    expect(err).to.be.instanceOf(FailedPreconditionError);
+    expect(err.message).to.contain(`'cistern-cover' (tmpfs) mounted over`).and.to.contain(loop!.device);
+    expect(mountCountAt(target)).to.equal(2, 'both the pool and the tmpfs stay mounted');
+    // once the tmpfs is gone the pool stops as usual
+    execFileSync('umount', ['--', target], { stdio: 'pipe' });
+    await backend.stopPool(ctx);
+    expect(mountCountAt(target)).to.equal(0);
+  });
+});
