@@ -28,7 +28,9 @@ import { requirePoolDirectory } from './dir/pool.js';
 import { isHeldExclusively, requireEmptyDevice } from './device-probe.js';
 import {
   describeDevice,
+  entryMatches,
   mountOptionString,
+  mountsAt,
   mountStateAt,
   mountedElsewhere,
   procMountTable,
@@ -233,13 +235,23 @@ export abstract class MountedDirBackend implements StorageBackend {
   /**
    * Unmounts the pool's source from the target; nothing mounted (or something else): nothing
    * to do. An image file's loop device goes with the unmount when mount(8) attached it
-   * (autoclear); one the administrator attached stays.
+   * (autoclear); one the administrator attached stays. Another filesystem mounted over the
+   * pool's: FAILED_PRECONDITION, nothing unmounted (umount would take the top one, as
+   * libvirt 9.0 does, and the pool's would stay mounted under a pool shown stopped).
    */
   async stopPool(ctx: PoolContext): Promise<void> {
     forgetPoolDirectory(ctx.pool);
     const plan = await this.resolveMount(ctx.pool);
     const entries = await this.mountTableFor(plan.source);
-    const state = mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source);
+    const candidates = await targetCandidates(plan.spec.target);
+    const state = mountStateAt(entries, candidates, plan.source);
+    if (state.state === 'other' && mountsAt(entries, candidates).some((e) => entryMatches(e, plan.source))) {
+      throw new FailedPreconditionError(
+        `pool target '${printable(plan.spec.target, 200)}' has '${printable(state.entry.source, 200)}' (${printable(state.entry.fsType)}) mounted over ` +
+          `the source '${printable(plan.spec.source, 200)}' of pool '${printable(ctx.pool.name)}'; unmount that first, then stop the pool`,
+        { target: plan.spec.target, mounted: state.entry.source },
+      );
+    }
     if (state.state !== 'mounted') return;
     // a create's new file still being flushed keeps the filesystem busy
     await untilFlushed(poolTarget(ctx.pool));
