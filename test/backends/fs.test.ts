@@ -405,7 +405,7 @@ describe('fs pool on an image file (mount attaches the loop device itself)', fun
   });
 });
 
-describe('fs pool stop with something mounted over the pool', function () {
+describe('fs pool stop with something mounted over the pool, or still in use', function () {
   this.timeout(120_000);
   const runner = new ExecRunner();
   const backend = new FsBackend();
@@ -444,5 +444,25 @@ describe('fs pool stop with something mounted over the pool', function () {
     execFileSync('umount', ['--', target], { stdio: 'pipe' });
     await backend.stopPool(ctx);
     expect(mountCountAt(target)).to.equal(0);
+  });
+
+  it('a stop that fails (target busy) keeps the directory the pool started with: a tmpfs mounted over it later is not the pool', async () => {
+    await backend.startPool(ctx);
+    const busy = openSync(join(target, 'held'), 'w');
+    try {
+      const err = await rejects(backend.stopPool(ctx));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain('busy');
+    } finally {
+      closeSync(busy);
+    }
+    // the pool is still active; what is mounted over its target now is not its filesystem
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', '--', 'cistern-cover', target], { stdio: 'pipe' });
+    const err = await rejects(backend.refreshPool(ctx));
+    expect(err).to.be.instanceOf(FailedPreconditionError);
+    expect(err.message).to.contain(`is not the directory pool 'fs-covered' started with`);
+    const err2 = await rejects(backend.createVol(ctx, vol('stray.raw', 'raw', BigInt(MiB))).then((v) => backend.buildVol(ctx, v, { preallocMetadata: false })));
+    expect(err2).to.be.instanceOf(FailedPreconditionError);
+    expect(readdirSync(target)).to.deep.equal([]);
   });
 });
