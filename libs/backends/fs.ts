@@ -240,7 +240,6 @@ export abstract class MountedDirBackend implements StorageBackend {
    * libvirt 9.0 does, and the pool's would stay mounted under a pool shown stopped).
    */
   async stopPool(ctx: PoolContext): Promise<void> {
-    forgetPoolDirectory(ctx.pool);
     const plan = await this.resolveMount(ctx.pool);
     const entries = await this.mountTableFor(plan.source);
     const candidates = await targetCandidates(plan.spec.target);
@@ -252,10 +251,15 @@ export abstract class MountedDirBackend implements StorageBackend {
         { target: plan.spec.target, mounted: state.entry.source },
       );
     }
-    if (state.state !== 'mounted') return;
-    // a create's new file still being flushed keeps the filesystem busy
-    await untilFlushed(poolTarget(ctx.pool));
-    await runUnmount(ctx.runner, plan.spec.target, { umount: this.umountCmd, signal: ctx.signal });
+    if (state.state === 'mounted') {
+      // a create's new file still being flushed keeps the filesystem busy
+      await untilFlushed(poolTarget(ctx.pool));
+      await runUnmount(ctx.runner, plan.spec.target, { umount: this.umountCmd, signal: ctx.signal });
+    }
+    // only once the stop went through: a refused one (busy, covered) leaves the pool active,
+    // and what its volume operations go through must stay the directory it started with, not
+    // whatever is mounted over the target next (dir/pool-directory.ts)
+    forgetPoolDirectory(ctx.pool);
   }
 
   /** Removes the (unmounted, empty) target directory, as for a dir pool. */
