@@ -466,3 +466,37 @@ describe('fs pool stop with something mounted over the pool, or still in use', f
     expect(readdirSync(target)).to.deep.equal([]);
   });
 });
+
+describe('fs pool mounted read-only (fs:mount_opts ro)', function () {
+  this.timeout(120_000);
+  const runner = new ExecRunner();
+  const backend = new FsBackend();
+  let loop: LoopDevice | undefined;
+  let dirs: ReturnType<typeof targetsDir> | undefined;
+  let target: string;
+  let ctx: PoolContext;
+
+  before(async function () {
+    if (skipReason) this.skip();
+    loop = attachLoop(32 * MiB, 'fs-ro');
+    dirs = targetsDir('ro');
+    target = dirs.track(join(dirs.root, 'pool'));
+    ctx = { runner, pool: { ...fsPool(loop.device, target, 'ext4'), name: 'fs-ro', mountOptions: ['ro'] } };
+    await backend.buildPool(ctx, { overwrite: true, noOverwrite: false });
+    await backend.startPool(ctx);
+  });
+
+  after(async () => {
+    await dirs?.teardown();
+    await loop?.detach();
+  });
+
+  it('a volume create is FAILED_PRECONDITION naming the volume and the read-only filesystem once, not the agent\'s descriptor path', async () => {
+    expect(findmnt(target)?.options.split(',')).to.include('ro');
+    const err = await rejects(backend.createVol(ctx, vol('disk.raw', 'raw', BigInt(MiB))).then((v) => backend.buildVol(ctx, v, { preallocMetadata: false })));
+    expect(err).to.be.instanceOf(FailedPreconditionError);
+    expect(err.message).to.contain(`'${join(target, 'disk.raw')}'`).and.to.contain('read-only file system');
+    expect(err.message).to.not.contain('/proc/self/fd');
+    expect(err.message.match(/EROFS/g) ?? []).to.have.length(1);
+  });
+});
