@@ -14,6 +14,21 @@ import {
 import { printable } from '../api/names.js';
 
 /**
+ * What went wrong, as 'CODE: description': Node's message repeats the code and ends with the
+ * system call and the path it was given (", open '/proc/self/fd/19/disk.raw'"), often the
+ * agent's descriptor path, not the one the message names already.
+ */
+function errnoReason(e: NodeJS.ErrnoException): string {
+  let text = String(e.message ?? '');
+  if (text.startsWith(`${e.code}: `)) text = text.slice(e.code!.length + 2);
+  if (e.syscall) {
+    const at = text.lastIndexOf(`, ${e.syscall}`);
+    if (at > 0) text = text.slice(0, at);
+  }
+  return `${e.code}: ${text}`;
+}
+
+/**
  * Maps a filesystem error to the typed error, saying what was being done to which path.
  * `sizeField`: the request's field a file too large for the filesystem (EFBIG) is blamed on.
  */
@@ -21,7 +36,7 @@ export function fsError(err: unknown, action: string, path: string, sizeField = 
   if (err instanceof CisternError) return err;
   const e = err as NodeJS.ErrnoException;
   const what = `${action} '${printable(path, 200)}'`;
-  const reason = e?.code ? `${e.code}: ${e.message}` : String(e?.message ?? err);
+  const reason = e?.code ? errnoReason(e) : String(e?.message ?? err);
   switch (e?.code) {
     case 'ENOSPC':
     case 'EDQUOT':
@@ -71,7 +86,7 @@ export function deviceError(err: unknown, action: string, path: string): Cistern
     case 'EACCES':
     case 'EPERM':
     case 'EROFS':
-      return new FailedPreconditionError(`${what}: ${e.code}: ${e.message}`);
+      return new FailedPreconditionError(`${what}: ${errnoReason(e)}`);
   }
   return fsError(err, action, path);
 }
