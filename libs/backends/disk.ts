@@ -9,8 +9,8 @@
 // This class is the StorageBackend face; each job is a module of ./disk/: paths (the
 // source device, stable paths), device (exists, block device, not in use), device-queue
 // (one table change at a time), table (read it, find a partition, sync the kernel), pool
-// (build, start, check, delete), refresh, create, clone, delete, data (wipe, upload,
-// download).
+// (build, start, check, delete), refresh, create, luks (encrypted partitions), clone,
+// delete, data (wipe, upload, download).
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import type { BackendOperation, CreateVolOptions, PoolContext, PoolRuntime, RefreshResult, StorageBackend } from './backend.js';
 import type { CommandRunner } from './runner.js';
@@ -23,7 +23,7 @@ import { DeviceQueue } from './disk/device-queue.js';
 import { partxTypesArgv, printArgv, readLayout } from './disk/table.js';
 import { buildTable, hasTable, requireTable, wipeTable } from './disk/pool.js';
 import { refreshPartition, refreshTable, tableSizes } from './disk/refresh.js';
-import { createPartition, planPartition } from './disk/create.js';
+import { buildPartition, planPartition } from './disk/create.js';
 import { cloneIntoPartition } from './disk/clone.js';
 import { deletePartition } from './disk/delete.js';
 import { downloadPartition, uploadIntoPartition, wipePartition } from './disk/data.js';
@@ -176,9 +176,9 @@ export class DiskBackend implements StorageBackend {
     return planPartition(ctx, this.tools, volume);
   }
 
-  /** Creates the partition planned by createVol: mkpart, kernel sync, node check; undone on failure. */
+  /** Creates the partition planned by createVol: mkpart, kernel sync, node check, LUKS format when encrypted; undone on failure. */
   async buildVol(ctx: PoolContext, volume: VolumeDefinition, _options: CreateVolOptions): Promise<void> {
-    await createPartition(ctx, this.tools, this.queue, volume);
+    await buildPartition(ctx, this.tools, this.queue, volume);
   }
 
   /** A new partition filled from the source (raw copied, other formats converted); a failed copy removes it. */

@@ -31,6 +31,7 @@ export async function cloneIntoPartition(
   const srcPath = src.volume.target?.path || src.volume.key;
   if (!srcPath) throw new InvalidArgumentError('source', 'the source volume has no path');
   if (src.volume.target?.encryption) throw new UnimplementedError('cloning an encrypted volume into a partition is not supported');
+  if (volume.target?.encryption) throw new UnimplementedError('cloning into an encrypted partition is not supported; create the encrypted partition, then upload the data');
   const srcFormat = src.volume.target?.format || 'raw';
   if (src.volume.type === VolumeType.VOLUME_TYPE_DIR || srcFormat === 'dir') {
     throw new FailedPreconditionError(`cannot clone directory volume '${printable(src.volume.name)}' into a partition`);

@@ -3,7 +3,7 @@
 // the device's queue, runs mkpart, and returns only once the kernel has the partition's
 // node. A failed create leaves no partition behind.
 import { VolumeType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
-import { InternalError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
+import { InternalError, InvalidArgumentError } from '../../errors/errors.js';
 import { checkNewObjectName, checkSize, printable } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
 import {
@@ -19,7 +19,10 @@ import {
   type DiskPartition,
 } from '../partition-plan.js';
 import { plainTarget } from '../volume-target.js';
+import { removeSecretFile } from '../dir/secret-file.js';
 import { diskSource, stablePath, type DiskSource } from './paths.js';
+import { checkPartitionEncryption, formatLuks, partitionSizeFor, passphraseFile } from './luks.js';
+import { deletePartition } from './delete.js';
 import { requireDevice } from './device.js';
 import type { DeviceQueue } from './device-queue.js';
 import { readLayout, syncKernel, waitForNode } from './table.js';
@@ -33,12 +36,12 @@ export async function planPartition(ctx: PoolContext, tools: DiskTools, volume: 
   const source = diskSource(ctx.pool);
   checkNewObjectName(volume.name, 'name', 'volume name');
   const format = checkVolumeFormat(volume.target?.format);
-  if (volume.target?.encryption) throw new UnimplementedError('a disk pool does not support encrypted volumes');
+  checkPartitionEncryption(volume.target?.encryption, format);
   const capacity = checkSize(volume.capacity ?? 0n, 'capacity');
   if (capacity === 0n) throw new InvalidArgumentError('capacity', 'a partition needs a capacity above 0 bytes');
   requireDevice(tools, source.device);
   const layout = await readLayout(tools, ctx.runner, source, ctx.signal);
-  const plan = placeNamed(layout, source, volume.name, format, capacity);
+  const plan = placeNamed(layout, source, volume.name, format, partitionSizeFor(volume, capacity));
   const path = await stablePath(ctx.pool.target?.path, plan.path);
   return {
     ...volume,
@@ -70,7 +73,7 @@ function placeNamed(layout: DiskLayout, source: DiskSource, name: string, format
 export async function createPartition(ctx: PoolContext, tools: DiskTools, queue: DeviceQueue, volume: VolumeDefinition): Promise<DiskPartition> {
   const source = diskSource(ctx.pool);
   const format = checkVolumeFormat(volume.target?.format);
-  const capacity = checkSize(volume.capacity ?? 0n, 'capacity');
+  const capacity = partitionSizeFor(volume, checkSize(volume.capacity ?? 0n, 'capacity'));
   return queue.exclusive(source.device, async () => {
     // re-plan against the table as it is now (another create may have run since)
     const before = await readLayout(tools, ctx.runner, source, ctx.signal);
@@ -108,4 +111,26 @@ export async function createPartition(ctx: PoolContext, tools: DiskTools, queue:
       throw err;
     }
   });
+}
+
+/**
+ * buildVol: the partition, formatted LUKS when the volume is encrypted. The passphrase's file
+ * is written first (none given: nothing is made); a failed format removes the partition.
+ */
+export async function buildPartition(ctx: PoolContext, tools: DiskTools, queue: DeviceQueue, volume: VolumeDefinition): Promise<DiskPartition> {
+  const secret = await passphraseFile(ctx, volume);
+  try {
+    const created = await createPartition(ctx, tools, queue, volume);
+    if (!secret) return created;
+    try {
+      await formatLuks(ctx, tools, diskSource(ctx.pool), volume, created, secret);
+    } catch (err) {
+      // not under the caller's signal: a cancelled create must still remove what it made
+      await deletePartition({ ...ctx, signal: undefined }, tools, queue, { ...volume, name: created.name }).catch(() => undefined);
+      throw err;
+    }
+    return created;
+  } finally {
+    await removeSecretFile(secret);
+  }
 }

@@ -10,6 +10,7 @@ import { plainTarget } from '../volume-target.js';
 import { diskSource, stablePath, type DiskSource } from './paths.js';
 import { requireDevice } from './device.js';
 import { findPartition, readLayout } from './table.js';
+import { encryptedView } from './luks.js';
 import type { DiskTools } from './tools.js';
 
 export async function refreshTable(ctx: PoolContext, tools: DiskTools): Promise<RefreshResult> {
@@ -26,11 +27,15 @@ export async function tableSizes(ctx: PoolContext, tools: DiskTools): Promise<Po
   return runtimeOf(source, await readLayout(tools, ctx.runner, source, ctx.signal));
 }
 
-/** One partition read again from the table. */
+/**
+ * One partition read again from the table. A volume known as encrypted (created so) keeps its
+ * encryption and the LUKS payload's size, as libvirt keeps the created volume until a pool
+ * refresh, which reads every partition plainly.
+ */
 export async function refreshPartition(ctx: PoolContext, tools: DiskTools, volume: VolumeDefinition): Promise<VolumeDefinition> {
   const source = diskSource(ctx.pool);
   const layout = await readLayout(tools, ctx.runner, source, ctx.signal);
-  return volumeOf(ctx.pool, source, layout, findPartition(layout, volume.name));
+  return encryptedView(await volumeOf(ctx.pool, source, layout, findPartition(layout, volume.name)), volume);
 }
 
 async function volumeOf(pool: PoolDefinition, source: DiskSource, layout: DiskLayout, p: DiskPartition): Promise<VolumeDefinition> {
