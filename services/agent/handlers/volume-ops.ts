@@ -320,8 +320,8 @@ function openCloneSource(ctx: AgentContext, sourcePool: PoolEntry, source: Volum
  * overlaid with what the request gives: an allocation not given is the source's, as when
  * virsh vol-clone sends the source's XML (a thick source gives a thick clone).
  */
-export function cloneDefinition(source: VolumeDefinition, given: VolumeDefinition, fromXml = false): VolumeDefinition {
-  const base = fromXml ? ownDefinition(given) : overSource(source, given);
+export function cloneDefinition(source: VolumeDefinition, given: VolumeDefinition, fromXml = false, formats: readonly string[] = []): VolumeDefinition {
+  const base = fromXml ? ownDefinition(given) : overSource(source, given, formats);
   if ((base.capacity ?? 0n) < (source.capacity ?? 0n)) base.capacity = source.capacity;
   if (fromXml && base.allocation === undefined) base.allocation = base.capacity;
   return base;
@@ -340,9 +340,22 @@ function ownDefinition(given: VolumeDefinition): VolumeDefinition {
   return base;
 }
 
-function overSource(source: VolumeDefinition, given: VolumeDefinition): VolumeDefinition {
+/**
+ * `formats`: the volume formats of the destination pool's type (none listed: any). A source
+ * of a format the destination does not know (a partition's 'none' or 'linux' into a dir
+ * pool, a file's 'raw' into a disk pool) gives the destination's default format: the copy is
+ * of the source's bytes (a block volume is read as raw), not of a format it could not have.
+ */
+function overSource(source: VolumeDefinition, given: VolumeDefinition, formats: readonly string[]): VolumeDefinition {
   const base = ownDefinition(source);
   base.name = given.name;
+  if (base.target && !given.target?.format && base.target.format && formats.length > 0 && !formats.includes(base.target.format)) {
+    base.target.format = '';
+    base.target.compat = '';
+    base.target.clusterSize = 0n;
+    base.target.lazyRefcounts = false;
+    base.target.extendedL2 = false;
+  }
   if (base.target) {
     // a clone into another format takes nothing of the source's format-specific layout (as
     // libvirt, which takes only the new XML's): a qcow2 source's cluster size made a raw
@@ -403,7 +416,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
     // opened under the source's lock: the file read is the one no delete or write of the volume replaces meanwhile
     sourceImage = openCloneSource(ctx, sourcePool, sourceVolume);
     const pc = poolContext(ctx, pool.definition, actor, { operation: 'clone', volume: given.name });
-    const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given, request.cloneFromXml));
+    const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given, request.cloneFromXml, backend.volumeFormats));
     const rescan = rescanAfterCreate(backend, pool, planned);
     const createId = newCreateId();
     const endJournal = journalEnder(await ctx.journal?.begin({ operation: 'clone', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId }));
