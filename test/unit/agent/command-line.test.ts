@@ -60,4 +60,15 @@ describe('cistern-agent and cistern-coordinator command lines', function () {
       if (service === 'coordinator') expect(coordinatorArgs(['--insecure'], {})).to.have.nested.property('security.insecure', true);
     });
   }
+
+  it('cistern-agent takes an empty CISTERN_LOG_LEVEL as unset, as the coordinator does, not as a bad --log-level nobody gave', () => {
+    const r = spawnSync(process.execPath, [entryPoints.agent, '--host-id', 'a', '--heartbeat-ms', '1'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, CISTERN_LOG_LEVEL: '', NATS_URL: '' },
+    });
+    expect(r.status, r.stderr).to.equal(2);
+    // the first refusal is of what was really given
+    expect(r.stderr.split('\n')[0]).to.match(/^cistern-agent: --heartbeat-ms '1' must be an integer from 50 to 600000/);
+  });
 });
