@@ -30,7 +30,7 @@ const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--po
 
 /** NATS user and password: --nats-user / NATS_USER, password from --nats-pass-file / NATS_PASSWORD_FILE or NATS_PASSWORD (never argv). */
 function natsCredentials(values: { 'nats-user'?: string; 'nats-pass-file'?: string }): { natsUser?: string; natsPass?: string } {
-  const natsUser = values['nats-user'] ?? process.env.NATS_USER ?? undefined;
+  const natsUser = values['nats-user'] ?? (process.env.NATS_USER || undefined);
   const file = values['nats-pass-file'] ?? process.env.NATS_PASSWORD_FILE;
   let natsPass = process.env.NATS_PASSWORD || undefined;
   if (file) {
@@ -91,7 +91,8 @@ async function main(): Promise<void> {
   } catch (err) {
     fail((err as Error).message);
   }
-  const level = values['log-level'] ?? process.env.CISTERN_LOG_LEVEL ?? 'info';
+  // an empty variable is unset, as the coordinator reads its environment
+  const level = values['log-level'] ?? (process.env.CISTERN_LOG_LEVEL || 'info');
   if (!isLogLevel(level)) fail(`--log-level '${level}' is not one of debug, info, warn, error`);
   const heartbeatMs = Number(values['heartbeat-ms'] ?? 2000);
   if (!Number.isInteger(heartbeatMs) || heartbeatMs < 50 || heartbeatMs > 600_000) {
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
   } catch (err) {
     fail((err as Error).message);
   }
-  const natsUrl = values.nats ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const natsUrl = values.nats ?? (process.env.NATS_URL || 'nats://127.0.0.1:4222');
   const root = resolve(values.root ?? '/var/lib/cistern/agent');
   const log = createLogger(level as LogLevel, { host: hostId });
   exitOnUnhandledRejection(log);
