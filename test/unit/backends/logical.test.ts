@@ -816,6 +816,9 @@ describe('logical backend (recording runner)', () => {
       const off = await rejects(backend.wipeVol(ctx, vol('off'), WipeAlgorithm.WIPE_ALGORITHM_ZERO));
       expect(off.code).to.equal('FAILED_PRECONDITION');
       expect(off.message).to.include('not active');
+      // the pool runs (a wipe needs it): the advice is to activate the LV, not to start the pool
+      expect(off.message).to.not.include('start the pool');
+      expect(off.message).to.match(/lvchange -ay '?[^ ]+\/off'?/);
       const trim = await rejects(backend.wipeVol(ctx, vol('w'), WipeAlgorithm.WIPE_ALGORITHM_TRIM));
       expect(trim.code).to.equal('UNIMPLEMENTED');
       expect(runner.callsOf('scrub')).to.have.length(1);
