@@ -31,7 +31,10 @@ export async function wipeLv(ctx: PoolContext, volume: VolumeDefinition, algorit
   const rec = (await listLvs(ctx)).find((r) => r.name === volume.name);
   if (!rec || rec.thinPool) throw new NotFoundError(`logical volume '${printable(volume.name)}' not found in volume group '${vgName(ctx.pool)}'`);
   if (rec.sparse) throw new UnimplementedError(`logical volume '${path}' is sparse, volume wipe not supported`);
-  if (!rec.active) throw new FailedPreconditionError(`logical volume '${path}' is not active (state ${rec.state}); activate it (start the pool) before wiping`);
+  if (!rec.active) {
+    // the pool runs (its start activated every LV then): this one was deactivated since
+    throw new FailedPreconditionError(`logical volume '${path}' is not active (state ${rec.state}); activate it (lvchange -ay ${vgName(ctx.pool)}/${printable(volume.name)}) before wiping`);
+  }
   await requireNode(path);
   await wipeBlock(ctx, path, algorithm, scrub);
 }
