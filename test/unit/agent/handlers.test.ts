@@ -30,6 +30,8 @@ class FakeBackend implements StorageBackend {
   files = new Map<string, bigint>();
   calls: string[] = [];
   gate: Promise<void> | undefined;
+  /** a built volume's flush to disk (BuiltVolume.durable): the create answers once it settles */
+  durable: Promise<void> | undefined;
   /** a refresh waits for it (a long refresh holding the pool's turn) */
   refreshGate: Promise<void> | undefined;
   /** the CHAP secret (uuid 'chap-1') each refresh was given */
@@ -57,6 +59,12 @@ class FakeBackend implements StorageBackend {
     if (this.gate) await this.gate;
     ctx.progress?.(10n, 10n);
     this.files.set(v.name, v.capacity ?? 0n);
+    if (!this.durable) return;
+    const durable = this.durable;
+    return { durable: durable.catch((err: unknown) => {
+      this.files.delete(v.name);
+      throw err;
+    }) };
   }
   async refreshVol(_ctx: PoolContext, v: VolumeDefinition) {
     return this.def(v.name, this.files.get(v.name) ?? 0n);
@@ -267,6 +275,38 @@ describe('agent handlers (fake backend)', () => {
     open();
     expect(await codeOf(creating)).to.equal('OK');
     expect(await codeOf(call({ $case: 'stopPool', value: { name: 'hosts/h/pools/p', requestId: '' } }))).to.equal('OK');
+  });
+
+  it('work on a volume its create has published but still flushes waits for the create, instead of ABORTED busy', async () => {
+    const { backend, events, call } = setup();
+    await call(start);
+    let flushed!: () => void;
+    let failed!: (err: Error) => void;
+    const resizeOf = (name: string) => call({ $case: 'resizeVolume', value: { name: `hosts/h/pools/p/volumes/${name}`, capacity: 50n, allocate: false, delta: false, shrink: false, requestId: '' } });
+    const published = async (name: string): Promise<void> => {
+      while (!events.some((e) => e.kind === EventKind.VOLUME_CREATED && e.volumeState?.definition?.name === name)) await new Promise((r) => setImmediate(r));
+    };
+
+    backend.durable = new Promise((resolve) => (flushed = resolve));
+    const creating = call(createVol('fresh'));
+    // VOLUME_CREATED is out: a watcher reacting to it at once calls now
+    await published('fresh');
+    const resize = resizeOf('fresh');
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    flushed();
+    expect(await codeOf(creating)).to.equal('OK');
+    expect(await codeOf(resize)).to.equal('OK');
+    expect(backend.files.get('fresh')).to.equal(50n);
+
+    // a create whose flush fails takes the volume back: the waiting call finds it gone
+    backend.durable = new Promise((_resolve, reject) => (failed = reject));
+    const doomed = call(createVol('doomed'));
+    await published('doomed');
+    const late = resizeOf('doomed');
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    failed(new Error('EIO: flush failed'));
+    expect(await codeOf(doomed)).to.match(/EIO/);
+    expect(await codeOf(late)).to.match(/^NOT_FOUND: storage volume 'doomed' not found/);
   });
 
   it('a stop cancelled while it waits behind a long refresh does not run when its turn comes', async () => {
