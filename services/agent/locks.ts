@@ -18,6 +18,9 @@ interface VolumeHold {
   mode: LockMode;
   count: number;
   creating: boolean;
+  /** a create's or clone's: settles when it lets go of the name */
+  ended?: Promise<void>;
+  end?: () => void;
 }
 
 interface PoolLockState {
@@ -158,6 +161,29 @@ export class LockTable {
     return this.releaser(pool, volume, mine);
   }
 
+  /**
+   * Waits until no create or clone holds `volume`'s name (at once when none does). For work on
+   * a volume its create has already published while it still flushes it: the caller reacting
+   * to VOLUME_CREATED waits those milliseconds instead of being told the volume is busy.
+   * `signal`: the caller gave up meanwhile (CANCELLED, nothing done).
+   */
+  async untilCreated(pool: string, volume: string, op: string, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      const hold = this.pools.get(pool)?.volumes.get(volume);
+      if (!hold?.creating || !hold.ended) return;
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void =>
+          reject(new CancelledError(`the caller cancelled '${op}' of volume '${volume}' while its ${hold.op} ended; nothing was done`, { pool, volume, operation: op }));
+        if (signal?.aborted) return onAbort();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        void hold.ended!.then(() => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        });
+      });
+    }
+  }
+
   /** The create or clone that holds `volume`'s name while it makes the volume, if any. */
   allocating(pool: string, volume: string): string | undefined {
     const hold = this.pools.get(pool)?.volumes.get(volume);
@@ -179,6 +205,7 @@ export class LockTable {
       throw new AbortedError(`volume '${volume}' is busy: ${hold.op} in progress`, { pool, volume, operation: hold.op });
     }
     const mine: VolumeHold = { op, mode: 'exclusive', count: 1, creating: true };
+    mine.ended = new Promise<void>((resolve) => (mine.end = resolve));
     state.volumes.set(volume, mine);
     for (const into of state.scans) into.add(volume);
     return this.releaser(pool, volume, mine);
@@ -200,6 +227,7 @@ export class LockTable {
       released = true;
       hold.count -= 1;
       if (hold.count > 0) return;
+      hold.end?.();
       const state = this.pools.get(pool);
       if (state?.volumes.get(volume) === hold) state.volumes.delete(volume);
       this.gc(pool);

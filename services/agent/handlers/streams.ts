@@ -17,7 +17,7 @@ import {
   requireOperation,
   type AgentContext,
 } from '../context.js';
-import { commitVolume, existingVolume, rereadAfterFailure } from './volume-ops.js';
+import { commitVolume, existingVolume, rereadAfterFailure, untilPublishedCreateEnds } from './volume-ops.js';
 import { refreshAfterUpload } from './pool-ops.js';
 import { explainNoSpace } from '../no-space.js';
 
@@ -27,6 +27,7 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
   const nc = ctx.nc;
   const def = requestPool(request);
   checkExistingVolumeName(op.volume, 'volume');
+  await untilPublishedCreateEnds(ctx, def.name, op.volume, 'upload', actorOf(request).signal);
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);
   requireOperation(backend, 'uploadVol', 'uploading to a volume');
@@ -116,6 +117,7 @@ export async function downloadBegin(ctx: AgentContext, request: AgentRequest, op
   const def = requestPool(request);
   checkExistingVolumeName(op.volume, 'volume');
   if (!op.deliverSubject) throw new InvalidArgumentError('deliver_subject', 'a subject to deliver the data to is required');
+  await untilPublishedCreateEnds(ctx, def.name, op.volume, 'download', actorOf(request).signal);
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);
   requireOperation(backend, 'downloadVol', 'downloading a volume');

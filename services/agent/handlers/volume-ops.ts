@@ -61,11 +61,12 @@ async function withExistingVolume(
 ): Promise<AgentReply> {
   const def = requestPool(request);
   const name = volumeOfResource(ctx, resource, def.name, 'name');
+  const actor = actorOf(request);
+  await untilPublishedCreateEnds(ctx, def.name, name, lock, actor.signal);
   const pool = activePool(ctx, def.name);
   const backend = backendFor(ctx, pool.definition.type);
   requireOperation(backend, operation, what);
   const vol = existingVolume(ctx, pool, name);
-  const actor = actorOf(request);
   const release = ctx.locks.acquireVolume(def.name, name, lock);
   try {
     return await body({ def, name, pool, backend, vol, actor });
@@ -166,6 +167,18 @@ export async function refreshPoolSizes(ctx: AgentContext, pool: PoolEntry, backe
     ctx.log.warn('pool sizes not read', { pool: pool.definition.name, error: err });
     ctx.state.touchPool(pool);
   }
+}
+
+/**
+ * Waits while the create or clone of a volume it has already published (VOLUME_CREATED is
+ * out while the disk still flushes the new file) has not ended: a caller reacting to the
+ * event waits those milliseconds instead of being told the volume is busy. A volume not yet
+ * published is left to existingVolume ("still being allocated"); one whose flush failed is
+ * gone once this returns. Resolve the pool and the volume after it.
+ */
+export async function untilPublishedCreateEnds(ctx: AgentContext, poolName: string, name: string, op: string, signal: AbortSignal | undefined): Promise<void> {
+  if (ctx.locks.allocating(poolName, name) === undefined || !ctx.state.getPool(poolName)?.volumes.has(name)) return;
+  await ctx.locks.untilCreated(poolName, name, op, signal);
 }
 
 /**
@@ -400,6 +413,7 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
   if (src.pool !== def.name && request.sourcePool && request.sourcePool.name !== src.pool) {
     throw new InvalidArgumentError('source_pool', `names pool '${request.sourcePool.name}' but the source is in pool '${src.pool}'`);
   }
+  await untilPublishedCreateEnds(ctx, src.pool, src.volume, `clone to '${given.name}'`, actorOf(request).signal);
   const pool = activePool(ctx, def.name);
   const sourcePool = src.pool === def.name ? pool : activePool(ctx, src.pool);
   const backend = backendFor(ctx, pool.definition.type);
