@@ -1,0 +1,36 @@
+// --json output as scripts read it: the fields docs/cli.md promises.
+import { expect } from 'chai';
+import { PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { FakeApi, pool, run, volume } from './fake-api.js';
+
+/** A logical pool `vg` on host a with an inactive LV `lv0` and an active one `lv1`. */
+function logicalFleet(): FakeApi {
+  const api = new FakeApi(['a']);
+  api.pools = [pool('a', 'vg', {}, { type: PoolType.POOL_TYPE_LOGICAL })];
+  const lv = (name: string, state: string) => {
+    const v = volume('a', 'vg', name, 4194304n, 4194304n, `/dev/vg/${name}`);
+    v.definition = VolumeDefinition.create({ ...v.definition, state });
+    return v;
+  };
+  api.volumes = [lv('lv0', 'inactive'), lv('lv1', 'active'), volume('a', 'vg', 'plain', 1n, 1n)];
+  return api;
+}
+
+describe('cli --json', () => {
+  describe('a volume\'s state (docs/cli.md: an inactive LV is a volume, its state in --json)', () => {
+    it('vol-info --json has the state the backend saw, null when it reports none', async () => {
+      const api = logicalFleet();
+      const inactive = await run(api, ['vol-info', 'lv0', '--pool', 'vg', '--json']);
+      expect(inactive.code).to.equal(0);
+      expect(JSON.parse(inactive.stdout)).to.include({ name: 'lv0', state: 'inactive' });
+      const plain = JSON.parse((await run(api, ['vol-info', 'plain', '--pool', 'vg', '--json'])).stdout) as Record<string, unknown>;
+      expect(plain).to.have.property('state', null);
+    });
+
+    it('vol-list --json has each volume\'s state', async () => {
+      const r = await run(logicalFleet(), ['vol-list', 'vg', '--json']);
+      const states = (JSON.parse(r.stdout) as Array<{ name: string; state: unknown }>).map((v) => [v.name, v.state]);
+      expect(states).to.deep.equal([['lv0', 'inactive'], ['lv1', 'active'], ['plain', null]]);
+    });
+  });
+});
