@@ -254,6 +254,9 @@ export function volumeJson(v: Volume): Record<string, unknown> {
     allocation: allocation(v),
     physical: physical(v),
     backingStore: v.definition?.backingStore?.path ?? '',
+    // what the backend saw (a logical volume: active, inactive, unknown); null where it
+    // reports none, as a dir pool's files: an inactive LV has no device to read or write
+    state: v.definition?.state ?? null,
     stale: v.stale,
   };
 }
