@@ -1,5 +1,7 @@
-// --json output as scripts read it: the fields docs/cli.md promises.
+// --json output as scripts read it: the fields docs/cli.md promises, and stdout that holds
+// JSON or nothing at all.
 import { expect } from 'chai';
+import { NotFoundError } from '../../../libs/errors/errors.js';
 import { PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { FakeApi, pool, run, volume } from './fake-api.js';
 
@@ -31,6 +33,37 @@ describe('cli --json', () => {
       const r = await run(logicalFleet(), ['vol-list', 'vg', '--json']);
       const states = (JSON.parse(r.stdout) as Array<{ name: string; state: unknown }>).map((v) => [v.name, v.state]);
       expect(states).to.deep.equal([['lv0', 'inactive'], ['lv1', 'active'], ['plain', null]]);
+    });
+  });
+
+  describe('a command that fails prints nothing on stdout, only the error on stderr', () => {
+    const failing: Array<[string, string[], (api: FakeApi) => void]> = [
+      ['pool-info', ['pool-info', 'nope', '--json'], () => undefined],
+      ['pool-list', ['pool-list', '--json'], (api) => api.failures.set('listPools', new NotFoundError('gone'))],
+      ['vol-list', ['vol-list', 'nope', '--json'], () => undefined],
+      ['vol-info', ['vol-info', 'nope', '--pool', 'default', '--json'], () => undefined],
+      ['host-list', ['host-list', '--json'], (api) => api.failures.set('listHosts', new NotFoundError('gone'))],
+      ['host-ping', ['host-ping', 'nohost', '--json'], () => undefined],
+      ['secret-list', ['secret-list', '--json'], (api) => api.failures.set('listSecrets', new NotFoundError('gone'))],
+      ['pool-event', ['pool-event', '--pool', 'nope', '--json'], () => undefined],
+    ];
+    for (const [name, argv, arrange] of failing) {
+      it(`${name} --json`, async () => {
+        const api = new FakeApi(['a']);
+        api.pools = [pool('a', 'default')];
+        arrange(api);
+        const r = await run(api, argv);
+        expect(r.code).to.equal(1);
+        expect(r.stderr).to.match(/^error: /);
+        // a script that reads stdout as JSON gets no document, not a blank line
+        expect(r.stdout).to.equal('');
+      });
+    }
+
+    it('without --json the blank line virsh prints after a failed command is still there', async () => {
+      const r = await run(new FakeApi(['a']), ['pool-info', 'nope']);
+      expect(r.code).to.equal(1);
+      expect(r.stdout).to.equal('\n');
     });
   });
 });
