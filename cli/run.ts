@@ -182,11 +182,13 @@ function parseCommand(
   return { kind: 'command', command, opts, conn: connectionOptions(opts.strings, env) };
 }
 
-/** Runs a parsed command; virsh's blank line follows it, whether it failed or not. */
+/** Runs a parsed command; virsh's blank line follows it, whether it failed or not (not with --json). */
 async function execute(parsed: Parsed, io: CliIo, connections: Connections, interactive: boolean): Promise<number> {
   if (parsed.kind === 'quit') return 0;
   const quiet = parsed.opts.bools.has('quiet');
-  let trailer = true;
+  // --json output is JSON or nothing: a failed command leaves stdout empty (its error is on
+  // stderr), where virsh's blank line would be read as a document by a script
+  let trailer = !(parsed.kind === 'command' && parsed.opts.bools.has('json'));
   let server = '';
   try {
     if (parsed.kind === 'help') {
