@@ -2,7 +2,7 @@
 // JSON or nothing at all.
 import { expect } from 'chai';
 import { NotFoundError } from '../../../libs/errors/errors.js';
-import { PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { Event, EventKind, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { FakeApi, pool, run, volume } from './fake-api.js';
 
 /** A logical pool `vg` on host a with an inactive LV `lv0` and an active one `lv1`. */
@@ -64,6 +64,33 @@ describe('cli --json', () => {
       const r = await run(new FakeApi(['a']), ['pool-info', 'nope']);
       expect(r.code).to.equal(1);
       expect(r.stdout).to.equal('\n');
+    });
+  });
+
+  describe('strings stay strings, numbers stay numbers', () => {
+    it('a string that looks like the writer\'s own mark for a 64-bit number is printed as the string it is', async () => {
+      // the text an agent reports is not checked by the coordinator: whatever it holds is a string
+      const api = new FakeApi(['a']);
+      api.hosts[0]!.hostname = '\u0000bigint:7';
+      api.hosts[0]!.agentVersion = '\u0000bigint:-1';
+      const r = await run(api, ['host-list', '--json']);
+      const [host] = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+      expect(host).to.include({ hostname: '\u0000bigint:7', agentVersion: '\u0000bigint:-1' });
+      // and one JSON line each in pool-event's stream
+      api.events = [Event.create({ sequence: 3n, kind: EventKind.HOST_ONLINE, host: 'a', hostState: api.hosts[0]! })];
+      const ev = await run(api, ['pool-event', '--event', 'host', '--after', '0', '--json']);
+      expect(JSON.parse(ev.stdout)).to.deep.include({ sequence: 3 });
+      expect((JSON.parse(ev.stdout) as { hostState: Record<string, unknown> }).hostState).to.include({ hostname: '\u0000bigint:7' });
+    });
+
+    it('sizes up to 2^64-1 are exact integers, in the indented and the one-line form', async () => {
+      const api = new FakeApi(['a']);
+      api.pools = [pool('a', 'huge', { capacity: 18446744073709551615n, allocation: 9007199254740993n, available: 0n })];
+      const r = await run(api, ['pool-info', 'huge', '--json']);
+      expect(r.stdout).to.contain('"capacity": 18446744073709551615,\n').and.contain('"allocation": 9007199254740993,\n');
+      api.events = [Event.create({ sequence: 18446744073709551615n, kind: EventKind.POOL_REFRESHED, host: 'a', pool: 'huge', poolState: api.pools[0]! })];
+      const ev = await run(api, ['pool-event', '--event', 'refresh', '--after', '0', '--json']);
+      expect(ev.stdout).to.match(/^\{"sequence":18446744073709551615,"event":"refresh",.*"capacity":18446744073709551615,"allocation":9007199254740993,.*\}\n$/);
     });
   });
 });
