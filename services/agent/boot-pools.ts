@@ -19,8 +19,16 @@ import type { HostSyncer } from './sync.js';
  */
 export function restorePoolsRunningBefore(ctx: AgentContext, root: string, catalog: Catalog): Promise<void> {
   const { state, log } = ctx;
-  const running = RunningPools.open(root);
-  const unsettled = new Map(running.load().map((r) => [r.definition.name, r]));
+  const running = RunningPools.open(root, ctx.host);
+  const loaded = running.load();
+  if (loaded.otherHost) {
+    // still mounted or logged in, maybe: the operator decides, not this agent
+    log.warn(`pools recorded as running by the agent of host '${loaded.otherHost.host}' on this root are not restored as this host's; stop them by hand or start that host's agent`, {
+      host: loaded.otherHost.host,
+      pools: loaded.otherHost.pools,
+    });
+  }
+  const unsettled = new Map(loaded.pools.map((r) => [r.definition.name, r]));
   const recordRunning = (): void => {
     try {
       const active = [...state.pools.values()].map((e) => ({ definition: e.definition }));

@@ -3,6 +3,8 @@
 // upgrade, a crash) finds them, and the pools still up stay running (restore.ts) instead of
 // being reported inactive while guests use them. The record names the host's boot: after a
 // reboot nothing is mounted or logged in any more, and only autostart brings pools back.
+// It names its host too: an agent started on the same root under another host id (a host
+// renamed) does not take the old host's pools for its own; it names them in its log.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { replaceSmallFile } from './small-file.js';
@@ -13,8 +15,16 @@ export interface RunningPoolRecord {
   definition: PoolDefinition;
 }
 
+/** What load() found: this host's pools, or the host the record is of when it is another's. */
+export interface LoadedRecord {
+  pools: RunningPoolRecord[];
+  otherHost?: { host: string; pools: string[] };
+}
+
 interface StoredFile {
   hostBootId: string;
+  /** absent in a record written before it named its host: taken as this host's */
+  hostId?: string;
   /** PoolDefinition messages, base64 */
   pools: { definition: string }[];
 }
@@ -31,11 +41,15 @@ export function readHostBootId(): string {
 }
 
 export class RunningPools {
-  private constructor(private readonly file: string, private readonly hostBootId: string) {}
+  private constructor(
+    private readonly file: string,
+    private readonly hostId: string,
+    private readonly hostBootId: string,
+  ) {}
 
-  /** The record under `root` (the directory must exist). */
-  static open(root: string, hostBootId = readHostBootId()): RunningPools {
-    return new RunningPools(join(root, FILE), hostBootId);
+  /** The record of `hostId`'s agent under `root` (the directory must exist). */
+  static open(root: string, hostId: string, hostBootId = readHostBootId()): RunningPools {
+    return new RunningPools(join(root, FILE), hostId, hostBootId);
   }
 
   /**
@@ -43,14 +57,14 @@ export class RunningPools {
    * from another boot, missing or unreadable, or when the boot cannot be told: a pool is
    * never believed up on a guess.
    */
-  load(): RunningPoolRecord[] {
+  load(): LoadedRecord {
     let stored: StoredFile;
     try {
       stored = JSON.parse(readFileSync(this.file, 'utf8')) as StoredFile;
     } catch {
-      return [];
+      return { pools: [] };
     }
-    if (!this.hostBootId || stored.hostBootId !== this.hostBootId || !Array.isArray(stored.pools)) return [];
+    if (!this.hostBootId || stored.hostBootId !== this.hostBootId || !Array.isArray(stored.pools)) return { pools: [] };
     const records: RunningPoolRecord[] = [];
     for (const p of stored.pools) {
       try {
@@ -59,12 +73,15 @@ export class RunningPools {
         /* a damaged entry: that pool is not restored */
       }
     }
-    return records;
+    if (typeof stored.hostId === 'string' && stored.hostId !== this.hostId) {
+      return { pools: [], otherHost: { host: stored.hostId, pools: records.map((r) => r.definition.name) } };
+    }
+    return { pools: records };
   }
 
   /** Replaces the record with these pools (small-file.ts: a write and a rename, never half a file, when there is space). */
   save(pools: Iterable<RunningPoolRecord>): void {
-    const stored: StoredFile = { hostBootId: this.hostBootId, pools: [] };
+    const stored: StoredFile = { hostBootId: this.hostBootId, hostId: this.hostId, pools: [] };
     for (const p of pools) {
       stored.pools.push({ definition: Buffer.from(PoolDefinition.encode(p.definition).finish()).toString('base64') });
     }

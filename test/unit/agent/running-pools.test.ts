@@ -13,19 +13,30 @@ describe('record of running pools (agent restart)', () => {
   const def = (name: string) => PoolDefinition.fromPartial({ name, type: PoolType.POOL_TYPE_DIR, target: { path: `/srv/${name}` } });
 
   it('gives back the definitions saved during the same boot of the host', () => {
-    RunningPools.open(root, 'boot-1').save([{ definition: def('a') }, { definition: def('b c') }]);
-    expect(RunningPools.open(root, 'boot-1').load().map((r) => r.definition)).to.deep.equal([def('a'), def('b c')]);
-    RunningPools.open(root, 'boot-1').save([]);
-    expect(RunningPools.open(root, 'boot-1').load()).to.deep.equal([]);
+    RunningPools.open(root, 'h1', 'boot-1').save([{ definition: def('a') }, { definition: def('b c') }]);
+    expect(RunningPools.open(root, 'h1', 'boot-1').load().pools.map((r) => r.definition)).to.deep.equal([def('a'), def('b c')]);
+    RunningPools.open(root, 'h1', 'boot-1').save([]);
+    expect(RunningPools.open(root, 'h1', 'boot-1').load().pools).to.deep.equal([]);
   });
 
   it('believes nothing after a reboot, without a boot id, or from a damaged file', () => {
-    RunningPools.open(root, 'boot-1').save([{ definition: def('a') }]);
-    expect(RunningPools.open(root, 'boot-2').load()).to.deep.equal([]);
-    expect(RunningPools.open(root, '').load()).to.deep.equal([]);
+    RunningPools.open(root, 'h1', 'boot-1').save([{ definition: def('a') }]);
+    expect(RunningPools.open(root, 'h1', 'boot-2').load().pools).to.deep.equal([]);
+    expect(RunningPools.open(root, 'h1', '').load().pools).to.deep.equal([]);
     writeFileSync(join(root, 'running-pools.json'), '{"hostBootId":"boot-1","pools":[{"defin');
-    expect(RunningPools.open(root, 'boot-1').load()).to.deep.equal([]);
+    expect(RunningPools.open(root, 'h1', 'boot-1').load().pools).to.deep.equal([]);
     writeFileSync(join(root, 'running-pools.json'), JSON.stringify({ hostBootId: 'boot-1', pools: [{ definition: '////' }, { definition: Buffer.from(PoolDefinition.encode(def('ok')).finish()).toString('base64') }] }));
-    expect(RunningPools.open(root, 'boot-1').load().map((r) => r.definition.name)).to.deep.equal(['ok']);
+    expect(RunningPools.open(root, 'h1', 'boot-1').load().pools.map((r) => r.definition.name)).to.deep.equal(['ok']);
+  });
+
+  it("are another host's pools for an agent of another host id on the same root (a host renamed): not restored, but named", () => {
+    RunningPools.open(root, 'h1', 'boot-1').save([{ definition: def('a') }, { definition: def('b') }]);
+    expect(RunningPools.open(root, 'h2', 'boot-1').load()).to.deep.equal({ pools: [], otherHost: { host: 'h1', pools: ['a', 'b'] } });
+    expect(RunningPools.open(root, 'h1', 'boot-1').load().pools.map((r) => r.definition.name)).to.deep.equal(['a', 'b']);
+  });
+
+  it('a record written before it named its host is the agent\'s own (an upgrade keeps its running pools)', () => {
+    writeFileSync(join(root, 'running-pools.json'), JSON.stringify({ hostBootId: 'boot-1', pools: [{ definition: Buffer.from(PoolDefinition.encode(def('old')).finish()).toString('base64') }] }));
+    expect(RunningPools.open(root, 'h2', 'boot-1').load().pools.map((r) => r.definition.name)).to.deep.equal(['old']);
   });
 });
