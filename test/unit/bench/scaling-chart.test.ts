@@ -137,6 +137,23 @@ describe('scaling chart (bench/scaling-chart)', () => {
     expect(md.find((l) => l.includes('| 50,000 |'))).to.contain('| failed |');
   });
 
+  it('gives the repetitions each side really has, not the most any run of that point had', () => {
+    const r = result();
+    // Cistern's 100k point redone alone with one repetition and merged into a 3-repetition run
+    // where libvirt failed: the record says reps 3, the point holds one sample
+    r.rows[0]!.points[2] = { size: 100_000, reps: 3, cistern: [2500], libvirt: [], errors: { libvirt: 'too many volumes' } };
+    // and one where the two sides hold different counts
+    r.rows[0]!.points[1] = { size: 10_000, reps: 3, cistern: [200], libvirt: [400, 390, 410] };
+    const md = scalingMarkdown(r).split('\n');
+    expect(md.find((l) => l.startsWith('| Refresh of a dir pool | 100,000 |'))).to.match(/^\| Refresh of a dir pool \| 100,000 \| 1 \| 2\.50 s \| failed \|/);
+    expect(md.find((l) => l.startsWith('| Refresh of a dir pool | 10,000 |'))).to.match(/^\| Refresh of a dir pool \| 10,000 \| 1 \/ 3 \|/);
+    // the chart's note names every point a side measured once
+    const legend = all(parse(renderScalingSvg(r)), 'g').find((g) => g['@class'] === 'legend')!;
+    const note = all(legend, 'text').map(textOf).join(' ');
+    expect(note).to.contain('refresh 10k (Cistern)');
+    expect(note).to.contain('refresh 100k');
+  });
+
   it('merges a later one-side run into earlier results: that side replaced, the other kept', () => {
     const earlier = result();
     // the earlier run failed at 100k for both sides
