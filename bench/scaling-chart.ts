@@ -81,6 +81,26 @@ export function fmtTick(ms: number): string {
 
 const f = (x: number): string => x.toFixed(1);
 
+/**
+ * The repetitions behind a point's medians, from its samples: `n` when every side that has
+ * samples has n, else `c / l` (Cistern / libvirt). Not `reps`: a point merged from a run with
+ * fewer repetitions (SCALING_MERGE) keeps the larger count of the earlier record.
+ */
+export function repsText(p: ScalingPoint): string {
+  const counts = SIDES.filter((side) => p[side].length > 0).map((side) => p[side].length);
+  if (counts.length === 0) return String(p.reps);
+  return counts.every((n) => n === counts[0]) ? String(counts[0]) : SIDES.map((side) => p[side].length).join(' / ');
+}
+
+/** A point where a side measured once: "row size", with the side's name when the other has more. */
+function singleRepetition(row: ScalingRow, p: ScalingPoint): string | undefined {
+  const measured = SIDES.filter((side) => p[side].length > 0);
+  const once = measured.filter((side) => p[side].length === 1);
+  if (once.length === 0) return undefined;
+  const at = `${row.id} ${fmtCount(p.size)}`;
+  return once.length === measured.length ? at : `${at} (${once.map((side) => NAMES[side].split(' ')[0]).join(', ')})`;
+}
+
 /** Medians of the points a side has samples for, in size order. */
 export function seriesPoints(row: ScalingRow, side: Side): { size: number; ms: number }[] {
   return row.points
@@ -170,6 +190,17 @@ function panel(row: ScalingRow, x0: number, y0: number): string {
   return out.join('\n');
 }
 
+/** `items` joined by ', ' into lines of at most `width` characters (the legend is one panel wide). */
+function wrap(items: string[], width: number): string[] {
+  const lines: string[] = [];
+  for (const item of items) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last]!.length + 2 + item.length <= width) lines[last] += `, ${item}`;
+    else lines.push(item);
+  }
+  return lines.map((l, i) => (i < lines.length - 1 ? `${l},` : l));
+}
+
 function legend(result: ScalingResult, x0: number, y0: number): string {
   const out: string[] = [`<g class="legend" transform="translate(${f(x0 + 20)} ${f(y0 + 40)})">`];
   out.push('<text x="0" y="0" font-weight="bold">Legend</text>');
@@ -193,8 +224,8 @@ function legend(result: ScalingResult, x0: number, y0: number): string {
     'both axes logarithmic.',
     `Measured ${result.date.slice(0, 10)}.`,
   ];
-  const single = result.rows.flatMap((r) => r.points.filter((p) => p.reps === 1 && (p.cistern.length > 0 || p.libvirt.length > 0)).map((p) => `${r.id} ${fmtCount(p.size)}`));
-  if (single.length > 0) notes.push('One repetition only:', single.join(', '));
+  const single = result.rows.flatMap((r) => r.points.flatMap((p) => singleRepetition(r, p) ?? []));
+  if (single.length > 0) notes.push('One repetition only:', ...wrap(single, 48));
   for (const n of notes) {
     out.push(`<text x="0" y="${y}" fill="#444">${esc(n)}</text>`);
     y += 16;
@@ -274,7 +305,7 @@ export function scalingMarkdown(result: ScalingResult): string {
       lines.push([
         row.title,
         p.size.toLocaleString('en-US'),
-        String(p.reps),
+        repsText(p),
         Number.isFinite(c) ? fmtMs(c) : failed(p, 'cistern') ? 'failed' : 'n/a',
         Number.isFinite(l) ? fmtMs(l) : failed(p, 'libvirt') ? 'failed' : 'n/a',
         per(c),
