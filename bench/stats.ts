@@ -1,7 +1,11 @@
 // Small statistics and formatting helpers for the benchmark table.
 
+/** The middle sample, or the mean of the two middle ones for an even count (BENCH_REPS=2, 4). */
 export function median(xs: readonly number[]): number {
-  return percentile(xs, 50);
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** Nearest-rank percentile (p in 0..100) of a non-empty sample. */
