@@ -26,24 +26,27 @@ export function makeQcow2Templates(dir: string): Template[] {
 }
 
 /**
- * Fills `dir` with `count` files: even indexes raw (sparse, sizes 1..8 GiB; every 10th with 64 KiB
- * of data at the start so allocation differs), odd indexes qcow2 (copies of the templates).
+ * Fills `dir` with `count` files: even indexes raw (sparse, sizes 1..8 GiB; every fifth raw file
+ * with 64 KiB of data at the start so allocation differs), odd indexes qcow2 (copies of the
+ * templates, each in turn). Sizes and templates cycle over each kind's own count (k), not the
+ * file number, which is always even for raw and odd for qcow2.
  */
 export function populatePoolDir(dir: string, count: number, templates: Template[]): void {
   mkdirSync(dir, { recursive: true });
   const data = Buffer.alloc(64 * 1024, 0xa5);
   for (let i = 0; i < count; i++) {
     const base = `f${String(i).padStart(6, '0')}`;
+    const k = i >> 1;
     if (i % 2 === 0) {
       const fd = openSync(join(dir, `${base}.img`), 'wx', 0o600);
       try {
-        if (i % 10 === 0) writeSync(fd, data, 0, data.length, 0);
-        ftruncateSync(fd, (1 + (i % 8)) * GiB);
+        if (k % 5 === 0) writeSync(fd, data, 0, data.length, 0);
+        ftruncateSync(fd, (1 + (k % 8)) * GiB);
       } finally {
         closeSync(fd);
       }
     } else {
-      const t = templates[i % templates.length]!;
+      const t = templates[k % templates.length]!;
       copyFileSync(t.path, join(dir, `${base}.qcow2`));
     }
   }
