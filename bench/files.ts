@@ -4,7 +4,7 @@
 // virtual sizes are made with qemu-img and copied byte for byte: each file in the pool is exactly
 // what `qemu-img create -f qcow2 F SIZE` writes. Both pools get the same set of files.
 import { execFileSync } from 'node:child_process';
-import { closeSync, copyFileSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, copyFileSync, ftruncateSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 const GiB = 1024 ** 3;
@@ -68,6 +68,26 @@ export function writeSpreadData(path: string, capacity: number, chunks: number, 
     for (let c = 0; c < chunks; c++) writeSync(fd, buf, 0, buf.length, c * stride);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Whether files in `dir` can share extents (FICLONE: XFS with reflink, btrfs; not ext4 or tmpfs).
+ * There Cistern's clone of a sparse raw volume is a reflink (libs/backends/dir/create-raw.ts),
+ * and libvirt's vol-clone copies unless given --reflink.
+ */
+export function sharesExtents(dir: string): boolean {
+  const src = join(dir, `.reflink-probe-${process.pid}`);
+  const dst = `${src}.clone`;
+  try {
+    writeFileSync(src, Buffer.alloc(4096, 1));
+    copyFileSync(src, dst, fsc.COPYFILE_FICLONE_FORCE);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(src, { force: true });
+    rmSync(dst, { force: true });
   }
 }
 
