@@ -2,7 +2,12 @@
 // connection: `batch(commands)` writes all commands to its stdin at once, followed by
 // `echo <marker>`, and resolves when the marker comes back. The time is what the tool needs to
 // execute the commands back to back, with no process start and no connection set-up: libvirt's
-// fastest path, and the same path for cisternctl when both run as sessions.
+// fastest path, and the same path for cisternctl when both run as sessions. Then (untimed)
+// `echo --err <marker>`, which both shells print on stderr as 'error: <marker>': once it is
+// back, every error the batch's commands wrote on stderr is too, with no pause on a timer (a
+// 20 ms pause after each command left virsh and libvirtd idle between the control workload's
+// commands, which doubled libvirt's per-command latency there, while Cistern's calls ran back
+// to back).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 
 export interface BatchResult {
@@ -11,16 +16,13 @@ export interface BatchResult {
   errors: string[];
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 export class ShellSession {
   readonly proc: ChildProcessWithoutNullStreams;
   private out = '';
   private err = '';
   private serial = 0;
   private waiter: { marker: string; resolve: () => void } | undefined;
+  private errWaiter: { line: string; resolve: () => void } | undefined;
   private exited = false;
   private readonly prompt: string | undefined;
 
@@ -40,10 +42,12 @@ export class ShellSession {
     });
     this.proc.stderr.on('data', (s: string) => {
       this.err += s;
+      if (this.errWaiter && this.err.includes(this.errWaiter.line)) this.errWaiter.resolve();
     });
     this.proc.once('exit', () => {
       this.exited = true;
       this.waiter?.resolve();
+      this.errWaiter?.resolve();
     });
   }
 
@@ -58,7 +62,8 @@ export class ShellSession {
       const i = this.out.indexOf(at + tail);
       if (i >= 0) return i + 1;
     }
-    if (this.out === marker) return 0;
+    // nothing before it (a shell without a prompt, commands that printed nothing)
+    if (this.out === marker || this.out.startsWith(`${marker}\n`)) return 0;
     return this.out.endsWith(at) ? this.out.length - marker.length : -1;
   }
 
@@ -74,17 +79,26 @@ export class ShellSession {
     const done = new Promise<void>((resolve) => {
       this.waiter = { marker, resolve };
     });
-    const text = `${commands.join('\n')}\necho ${marker}\n`;
+    const errLine = `error: ${marker}\n`;
+    const errDone = new Promise<void>((resolve) => {
+      this.errWaiter = { line: errLine, resolve };
+    });
+    const text = `${commands.join('\n')}\necho ${marker}\necho --err ${marker}\n`;
     const t0 = process.hrtime.bigint();
     this.proc.stdin.write(text);
     await done;
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     this.waiter = undefined;
+    // stderr is a separate pipe: the marker the shell wrote there after the batch says it has
+    // all been read (not timed)
+    await errDone;
+    this.errWaiter = undefined;
     if (this.exited) throw new Error(`${this.proc.spawnfile} (pid ${this.pid}) exited during a batch: ${this.err}`);
-    // stderr is a separate pipe: give it a moment to drain before looking for errors (not timed).
-    await sleep(20);
     const stdout = this.out.slice(0, this.markerEnd(marker));
-    const errors = this.err.split('\n').filter((l) => /^error:/.test(l));
+    const errors = this.err
+      .slice(0, this.err.indexOf(errLine))
+      .split('\n')
+      .filter((l) => /^error:/.test(l));
     return { ms, stdout, errors };
   }
 
