@@ -100,6 +100,9 @@ async function cloneByReflink(ctx: PoolContext, r: ResolvedCreate, input: RawInp
     await fh.chmod(r.mode);
     if (r.uid !== -1 || r.gid !== -1) await fh.chown(r.uid, r.gid);
     await fh.truncate(Number(r.capacity ?? input.capacity));
+    // the shared extents and the new size on disk before the clone is answered, as libvirt's
+    // createRawFile fsyncs after its reflink: an answered clone survives a power cut
+    await fh.sync();
     ctx.progress?.(input.capacity, input.capacity);
     await fh.close();
     return true;
