@@ -101,6 +101,11 @@ describe('iscsi-direct parsers (captured libiscsi-bin output)', () => {
     expect(rc.capacity - rc.lastLba * rc.blockSize).to.equal(512n); // libvirt's 9.0 value is one block short
   });
 
+  it('a LUN of 0 bytes (last LBA 0xffffffffffffffff, as tgtd answers) has capacity 0, as libiscsi prints its total size', () => {
+    const rc = parseReadCapacity16(READCAP_10M.replace('20479', '18446744073709551615').replace('10485760', '0'));
+    expect(rc.capacity).to.equal(0n);
+  });
+
   it('reads the device type of INQUIRY', () => {
     expect(parseIscsiInq(INQ_DISK)).to.include({ deviceType: 0, deviceTypeName: 'DIRECT_ACCESS', vendor: 'IET', product: 'VIRTUAL-DISK' });
     expect(parseIscsiInq(INQ_CONTROLLER).deviceType).to.equal(0x0c);
@@ -136,14 +141,16 @@ describe('iscsi-direct parsers (captured libiscsi-bin output)', () => {
 });
 
 describe('iSCSI wire helpers (REPORT LUNS client)', () => {
-  it('decodes REPORT LUNS data with peripheral and flat addressing', () => {
+  it('decodes REPORT LUNS data with peripheral and flat addressing, the address method kept as libiscsi and Linux keep it', () => {
     const data = Buffer.alloc(8 + 3 * 8);
     data.writeUInt32BE(24, 0);
     data[8 + 1] = 0; // LUN 0
     data[16 + 1] = 7; // LUN 7 (peripheral)
     data[24] = 0x41; // flat addressing, LUN 0x100 + 2
     data[24 + 1] = 0x02;
-    expect(parseReportLunsData(data)).to.deep.equal([0, 7, 0x102]);
+    // 0x4102: the number libvirt 9.0 names the volume after (unit:0:0:16642) and the one
+    // libiscsi's tools and qemu must be given to address that LUN (0x102 would be bus 1, LUN 2)
+    expect(parseReportLunsData(data)).to.deep.equal([0, 7, 0x4102]);
   });
 
   it('computes the CHAP response as RFC 1994 (MD5 of id, secret, challenge)', () => {
@@ -309,6 +316,8 @@ describe('iscsi-direct backend command lines (recording runner)', () => {
     const t = { host: '::1', port: 3260, target: TARGET, initiator: INIT, portal: iscsiPortal('::1', 3260) };
     expect(lunVolumePath(t, 3)).to.equal(`ip-[::1]:3260-iscsi-${TARGET}-lun-3`);
     expect(lunOf(t, { name: 'unit:0:0:3', key: '' })).to.equal(3);
+    expect(lunOf(t, { name: 'unit:0:0:16684', key: '' })).to.equal(16684); // LUN 300, flat addressing
+    expect(() => lunOf(t, { name: 'unit:0:0:65536', key: '' })).to.throw(/unit:0:0:N/);
     expect(lunOf(t, { name: '', key: '', target: { path: `ip-[::1]:3260-iscsi-${TARGET}-lun-12` } })).to.equal(12);
     expect(() => lunOf(t, { name: 'unit:0:0:x', key: '' })).to.throw(/unit:0:0:N/);
     expect(() => lunOf(t, { name: '', key: '', target: { path: 'ip-[::1]:3260-iscsi-other-lun-1' } })).to.throw(/no volume with path/);
