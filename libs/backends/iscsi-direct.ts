@@ -163,7 +163,8 @@ export function lunVolumePath(t: Pick<DirectTarget, 'portal' | 'target'>, lun: n
  * given, its path or key. NOT_FOUND for anything else.
  */
 export function lunOf(t: DirectTarget, volume: Pick<VolumeDefinition, 'name' | 'key'> & { target?: { path: string } }): number {
-  const parseNum = (s: string): number | undefined => (/^\d{1,5}$/.test(s) && Number(s) < 16384 ? Number(s) : undefined);
+  // LUN numbers are REPORT LUNS' first two bytes, the address method kept (iscsi-report-luns.ts)
+  const parseNum = (s: string): number | undefined => (/^\d{1,5}$/.test(s) && Number(s) <= 0xffff ? Number(s) : undefined);
   if (volume.name) {
     const lun = volume.name.startsWith(VOL_NAME_PREFIX) ? parseNum(volume.name.slice(VOL_NAME_PREFIX.length)) : undefined;
     if (lun === undefined) {
@@ -384,6 +385,8 @@ export class IscsiDirectBackend implements StorageBackend {
     const t = directTarget(ctx.pool, ctx);
     const lun = lunOf(t, volume);
     const { capacity } = await this.readCapacity(ctx, t, lun);
+    // a LUN without blocks has nothing to zero (and qemu opens no 0-byte raw window)
+    if (capacity === 0n) return;
     const w = await this.workDir(t);
     try {
       ctx.progress?.(0n, capacity);

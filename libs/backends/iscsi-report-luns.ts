@@ -73,13 +73,20 @@ export function chapResponse(identifier: number, secret: Buffer, challengeHex: s
   return `0x${createHash('md5').update(Buffer.from([identifier & 0xff])).update(secret).update(challenge).digest('hex')}`;
 }
 
-/** LUN numbers of REPORT LUNS parameter data (SAM: peripheral and flat addressing). */
+/**
+ * LUN numbers of REPORT LUNS parameter data: the first two bytes of each 8-byte LUN, the
+ * address method bits kept (flat space LUN 300 is 0x412C = 16684). That is the number
+ * libiscsi's tools and qemu's iscsi driver put back on the wire for the LUN (they send it
+ * as those two bytes), the one libvirt 9.0 names the volume after (unit:0:0:16684) and the
+ * one the Linux kernel gives the LU; without the method bits LUN 300 would be sent as
+ * peripheral bus 1 LUN 44, a LUN the target does not have.
+ */
 export function parseReportLunsData(data: Buffer): number[] {
   if (data.length < 8) return [];
   const listLength = data.readUInt32BE(0);
   const end = Math.min(data.length, 8 + listLength);
   const luns: number[] = [];
-  for (let off = 8; off + 8 <= end; off += 8) luns.push(((data[off]! << 8) | data[off + 1]!) & 0x3fff);
+  for (let off = 8; off + 8 <= end; off += 8) luns.push((data[off]! << 8) | data[off + 1]!);
   return luns;
 }
 

@@ -157,7 +157,9 @@ export function parseReadCapacity16(stdout: string): ReadCapacity {
   }
   const lastLba = BigInt(lba);
   const blockSize = BigInt(bs);
-  return { lastLba, blockSize, capacity: (lastLba + 1n) * blockSize };
+  // The block count is a 64-bit field: a LUN without blocks (tgtd's 0-byte backing file)
+  // answers last LBA 0xffffffffffffffff, and + 1 wraps to 0, as libiscsi's own "Total size:0"
+  return { lastLba, blockSize, capacity: BigInt.asUintN(64, lastLba + 1n) * blockSize };
 }
 
 /**

@@ -207,7 +207,8 @@ describe('iscsi-direct backend command lines (recording runner)', () => {
     // next full sync, which could not encode it, ended the agent
     const answers = [
       ['RETURNED LOGICAL BLOCK ADDRESS:18446744073709551615\nLOGICAL BLOCK LENGTH IN BYTES:4294967296\n', /LUN 1 of .* reports logical blocks of 4294967296 bytes; from 512 to 65536 are supported/],
-      ['RETURNED LOGICAL BLOCK ADDRESS:18446744073709551615\nLOGICAL BLOCK LENGTH IN BYTES:4096\n', /LUN 1 of .* reports a capacity of 75557863725914323419136 bytes; at most 9223372036854775807/],
+      // (last LBA 0xffffffffffffffff is a LUN without blocks, capacity 0: the largest real one is one less)
+      ['RETURNED LOGICAL BLOCK ADDRESS:18446744073709551614\nLOGICAL BLOCK LENGTH IN BYTES:4096\n', /LUN 1 of .* reports a capacity of 75557863725914323415040 bytes; at most 9223372036854775807/],
       ['RETURNED LOGICAL BLOCK ADDRESS:2047\nLOGICAL BLOCK LENGTH IN BYTES:536870912\n', /reports logical blocks of 536870912 bytes/],
     ] as const;
     for (const [stdout, message] of answers) {
