@@ -66,6 +66,17 @@ describe('REPORT LUNS client against a hostile target', function () {
     expect(err.message).to.match(/sent a PDU of 1048576 data bytes; at most 8192/);
   });
 
+  it('a target that closes the connection in the middle of its answer: UNAVAILABLE naming the portal and target', async () => {
+    let port = 0;
+    const { err } = await ask((s, bhs) => {
+      port = (s.localPort ?? 0);
+      s.write(dataIn(bhs, 16, true).subarray(0, 30)); // half a Data-In header
+      s.end();
+    });
+    expect(err.code).to.equal('UNAVAILABLE');
+    expect(err.message).to.equal(`iSCSI target 'iqn.2026-11.test:t' at 127.0.0.1:${port} closed the connection`);
+  });
+
   it('refuses Data-In past the 64 KiB asked for, without waiting for the end that never comes', async () => {
     const { err, ms } = await ask((s, bhs) => {
       const one = dataIn(bhs, 8192, false);
