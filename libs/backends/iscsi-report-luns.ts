@@ -108,7 +108,11 @@ class PduSocket {
   private waiting: { resolve: (p: Pdu) => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;
 
-  constructor(readonly socket: Socket) {
+  /** `what`: the target and portal, named when the connection ends under a read. */
+  constructor(
+    readonly socket: Socket,
+    private readonly what = 'the iSCSI target',
+  ) {
     socket.on('data', (chunk: Buffer) => {
       this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
       // what is read ahead of the PDUs taken stays bounded: a target that floods is dropped,
@@ -122,7 +126,7 @@ class PduSocket {
       this.pump();
     });
     socket.on('error', (err) => this.fail(err));
-    socket.on('close', () => this.fail(new UnavailableError('the iSCSI target closed the connection')));
+    socket.on('close', () => this.fail(new UnavailableError(`${this.what} closed the connection`)));
   }
 
   /** The first failure (a timeout, a cancel, the connection's end), once there is one. */
@@ -186,7 +190,7 @@ export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
   const portal = opts.host.includes(':') ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`;
   if (opts.signal?.aborted) throw new CancelledError('REPORT LUNS cancelled');
   const socket = new Socket();
-  const io = new PduSocket(socket);
+  const io = new PduSocket(socket, `iSCSI target '${printable(opts.target, 200)}' at ${portal}`);
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const timer = setTimeout(() => {
     io.fail(new DeadlineExceededError(`iSCSI target ${portal} did not answer within ${timeoutMs} ms`));
