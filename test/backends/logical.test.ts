@@ -263,6 +263,46 @@ describe('logical backend (real LVM on loop devices, activation off: this kernel
     expect(r.volumes.map((v) => v.name)).to.not.include('toobig');
   });
 
+  it('a LUKS-encrypted LV: LVM records it 2 MiB larger than asked (libvirt 9.0); without device-mapper it has no node to format, so the create fails and removes it; bad requests make nothing', async () => {
+    const UUID = '6f1e1c2a-3b4d-4e5f-8a9b-000000000065';
+    const enc = (name: string, secrets = 1) =>
+      vol(name, 10n * MiB, {
+        target: { path: '', format: '', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: { format: 'luks', secrets: Array.from({ length: secrets }, () => ({ type: 'passphrase', uuid: UUID, usage: '' })), cipher: undefined, ivgen: undefined } },
+      });
+    const names = () => lvmOut(['lvs', '--noheadings', '-o', 'lv_name', vg]).split('\n').map((l) => l.trim()).filter(Boolean).sort();
+    const before = names();
+    // what LVM recorded, read right after the real lvcreate returned
+    let recorded = '';
+    const watching: CommandRunner = {
+      run: async (argv, options) => {
+        const result = await runner.run(argv, options);
+        if (argv[0] === 'lvcreate') recorded = lvmOut(['lvs', '--noheadings', '--units', 'b', '--nosuffix', '-o', 'lv_size', `${vg}/sealed`]).trim();
+        return result;
+      },
+    };
+    const sctx: PoolContext = { runner: watching, pool, secrets: new Map([[UUID, Buffer.from('h65 passphrase')]]) };
+    const planned = await backend.createVol(sctx, enc('sealed'));
+    const err = await rejects(backend.buildVol(sctx, planned, { preallocMetadata: false, createId: 'luks1' }));
+    expect(recorded).to.equal(String(12n * MiB));
+    expect(err.code).to.equal('FAILED_PRECONDITION');
+    expect(err.message).to.match(/not active/);
+    expect(names()).to.deep.equal(before);
+
+    recorded = '';
+    for (const [volume, c] of [
+      [enc('sealed', 2), sctx],
+      [enc('sealed'), { ...sctx, secrets: new Map() }],
+    ] as Array<[VolumeDefinition, PoolContext]>) {
+      await rejects(
+        (async () => {
+          await backend.buildVol(c, await backend.createVol(c, volume), { preallocMetadata: false });
+        })(),
+      );
+      expect(recorded, 'no lvcreate ran').to.equal('');
+      expect(names()).to.deep.equal(before);
+    }
+  });
+
   it('an lvcreate that dies after LVM recorded the LV (here: timed out) fails the create and its LV is removed; a same-named LV made by hand is never removed', async () => {
     // the runner reports a timeout once the real lvcreate is done, as when it is killed
     // after committing the VG's metadata
