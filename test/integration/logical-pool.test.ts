@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachLoop, loopDevicesAvailable, makeTempDir, outcomeOf, registerCleanup, startStack, type LoopDevice, type Stack } from '../support/index.js';
-import { PoolState, PoolType } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolState, PoolType, Secret, SecretUsageType } from '../../libs/proto/cistern/v1/storage.js';
+import { writeSecretKey } from '../support/secret-key.js';
 
 function hasLvm(): boolean {
   try {
@@ -51,7 +52,7 @@ describe('logical pool through coordinator, NATS and agent (LVM on loop devices,
         }
       }
     });
-    stack = await startStack({ hosts: ['a'], env: { LVM_SYSTEM_DIR: confDir } });
+    stack = await startStack({ hosts: ['a'], env: { LVM_SYSTEM_DIR: confDir }, coordinatorArgs: ['--secret-key-file', writeSecretKey(confDir)] });
   });
 
   after(async () => {
@@ -84,6 +85,19 @@ describe('logical pool through coordinator, NATS and agent (LVM on loop devices,
     const bad = await outcomeOf(api.createVolume({ parent: poolName, definition: undefined, xml: '<volume><name>bad:name</name><capacity>1048576</capacity></volume>', preallocMetadata: false, requestId: '', validate: false }));
     expect(status[bad.code]).to.equal('INVALID_ARGUMENT');
     expect(bad.message).to.include('A-Z a-z 0-9 + _ . -');
+
+    // a LUKS-encrypted LV: the coordinator sends the passphrase, the agent runs lvcreate for
+    // 10 MiB + 2 MiB (libvirt 9.0); with activation off the LV has no node to format, so the
+    // create fails saying so and removes the LV (no passphrase: nothing would run at all)
+    const secret = await api.defineSecret({ secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_VOLUME, usageId: `/dev/${vg}/sealed` }), xml: '', requestId: '', validate: false });
+    await api.setSecretValue({ name: secret.name, value: Buffer.from('h65 lv passphrase') });
+    const sealedXml = `<volume><name>sealed</name><capacity unit='MiB'>10</capacity><target><encryption format='luks'><secret type='passphrase' uuid='${secret.uuid}'/></encryption></target></volume>`;
+    const sealed = await outcomeOf(api.createVolume({ parent: poolName, definition: undefined, xml: sealedXml, preallocMetadata: false, requestId: '', validate: false }));
+    expect(status[sealed.code]).to.equal('FAILED_PRECONDITION');
+    expect(sealed.message).to.match(/logical volume '\/dev\/[^']+\/sealed' is not active .*no device node to write its LUKS header to/);
+    const lvNames = execFileSync('lvs', ['--noheadings', '-o', 'lv_name', vg], { env: lvmEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(lvNames.split('\n').map((l) => l.trim()).filter(Boolean)).to.deep.equal(['lv1']);
+    await api.undefineSecret({ name: secret.name, requestId: '' });
 
     const listed = await api.listVolumes({ parent: poolName, pageSize: 0, pageToken: '' });
     expect(listed.volumes.map((v) => v.definition?.name)).to.deep.equal(['lv1']);
