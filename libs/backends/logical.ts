@@ -10,7 +10,7 @@
 // This class is the StorageBackend face; each job is a module of ./logical/: paths (VG,
 // target, LV paths, source devices), lvm (running LVM, its errors, udev settle), sources
 // (the VG's PVs, find-storage-pool-sources), build, pool (check, start, stop, delete),
-// refresh, create (createVol's checks and lvcreate), clone, delete, tags (the tag a create
+// refresh, create (createVol's checks and lvcreate), luks (encrypted LVs), clone, delete, tags (the tag a create
 // puts on its LV, so an undo removes only that LV), data (wipe, upload, download).
 import { PoolType, type BuildFlags, type PoolDefinition, type PoolSource, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { InvalidArgumentError } from '../errors/errors.js';
@@ -30,7 +30,10 @@ export { lvcreateArgv } from './logical/create.js';
 export type { LogicalVolumeDefinition } from './logical/refresh.js';
 
 export interface LogicalBackendOptions {
-  /** Accept regular files as source devices (unit tests only; LVM itself refuses them). */
+  /**
+   * Accept regular files as source devices, and as the node of an LV to format LUKS (unit
+   * tests only; LVM itself refuses them, and a host's LV node is a block device).
+   */
   allowRegularFiles?: boolean;
   qemuImg?: string;
   scrub?: string;
@@ -146,9 +149,12 @@ export class LogicalBackend implements StorageBackend {
     return planLv(ctx, volume);
   }
 
-  /** lvcreate with libvirt's arguments and the create's tag, then the node's mode and owner; a failure removes the LV carrying the tag. */
+  /**
+   * lvcreate with libvirt's arguments and the create's tag, the LUKS format of an encrypted
+   * LV, then the node's mode and owner; a failure removes the LV carrying the tag.
+   */
   async buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void> {
-    await createLv(ctx, volume, options, this.tools);
+    await createLv(ctx, volume, options, this.tools, this.allowRegularFiles);
   }
 
   /** An LV at least the source's size, then the data copied or converted in; a failure removes it. */

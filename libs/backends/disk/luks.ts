@@ -22,11 +22,11 @@ import { runQemuImgCalibrated } from '../qemu-img-run.js';
 import type { DiskPartition } from '../partition-plan.js';
 import { writeSecretFile, type SecretFile } from '../dir/secret-file.js';
 import { RESERVED_TARGET_PATH, withoutTargetCleanupNoise } from '../dir/qemu-img-target.js';
+import { LUKS_HEADER_ROOM } from '../luks-header.js';
 import type { DiskSource } from './paths.js';
 import type { DiskTools } from './tools.js';
 
-/** The room libvirt 9.0 adds to an encrypted partition for the LUKS header (qemu's takes 2068480 bytes). */
-export const LUKS_HEADER_ROOM = 2n * 1024n * 1024n;
+export { LUKS_HEADER_ROOM };
 
 /**
  * The encryption a new partition may have: LUKS with one passphrase secret, on a partition

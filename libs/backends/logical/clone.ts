@@ -27,6 +27,8 @@ export async function cloneIntoLv(
   tools: LogicalTools,
 ): Promise<void> {
   refuseFileCreateFlags(options);
+  // libvirt 9.0 formats the new LV LUKS, then copies a raw source's bytes over the header
+  if (volume.target?.encryption) throw new UnimplementedError('cloning into an encrypted logical volume is not supported; create the encrypted volume, then upload the data');
   const srcPath = checkAbsolutePath(source.volume.target?.path ?? '', 'source.target.path');
   if (source.volume.target?.encryption) throw new UnimplementedError('cloning an encrypted volume is not supported');
   if (source.volume.type === VolumeType.VOLUME_TYPE_DIR || source.volume.target?.format === 'dir') {

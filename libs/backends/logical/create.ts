@@ -1,10 +1,10 @@
-// Creating a logical volume: createVol's checks (name, capacity, snapshot origin) and
-// buildVol's lvcreate with libvirt 9's command line (virStorageBackendLogicalLVCreate) and
-// the create's tag, then the node's mode and owner; a failure of lvcreate or after it removes
-// the LV carrying that tag again (tags.ts).
+// Creating a logical volume: createVol's checks (name, capacity, snapshot origin, encryption)
+// and buildVol's lvcreate with libvirt 9's command line (virStorageBackendLogicalLVCreate) and
+// the create's tag, the LUKS format of an encrypted one (luks.ts), then the node's mode and
+// owner; a failure of lvcreate or after it removes the LV carrying that tag again (tags.ts).
 import { chmod, chown } from 'node:fs/promises';
 import { VolumeType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
-import { InvalidArgumentError, NotFoundError, UnimplementedError } from '../../errors/errors.js';
+import { InvalidArgumentError, NotFoundError } from '../../errors/errors.js';
 import { checkAbsolutePath, checkSize, printable } from '../../api/names.js';
 import type { CreateVolOptions, PoolContext } from '../backend.js';
 import { checkLvName } from '../lvm-parse.js';
@@ -16,17 +16,21 @@ import { deviceError } from '../fs-errors.js';
 import { deleteLv } from './delete.js';
 import { createTag } from './tags.js';
 import { newCreateId } from '../create-id.js';
+import { removeSecretFile, type SecretFile } from '../dir/secret-file.js';
+import { checkLvEncryption, formatLuks, headerRoomFor, passphraseFile } from './luks.js';
 import type { LogicalTools } from './tools.js';
 
 /**
- * lvcreate exactly as libvirt 9 builds it (virStorageBackendLogicalLVCreate, without LUKS),
- * then `--addtag TAG` when given (the create's tag).
+ * lvcreate exactly as libvirt 9 builds it (virStorageBackendLogicalLVCreate), then `--addtag
+ * TAG` when given (the create's tag). `headerRoom`: what an encrypted LV gets on top of its
+ * capacity for the LUKS header (luks.ts), added after the capacity is compared with the
+ * allocation, as libvirt adds it: a sparse LV takes it on its virtual size only.
  */
-export function lvcreateArgv(vg: string, name: string, capacity: bigint, allocation: bigint, backingPath?: string, tag?: string): string[] {
+export function lvcreateArgv(vg: string, name: string, capacity: bigint, allocation: bigint, backingPath?: string, tag?: string, headerRoom = 0n): string[] {
   const k = (n: bigint): string => `${(n + 1023n) / 1024n}K`;
   const argv = ['lvcreate', '--name', name, '-L'];
   if (capacity !== allocation) argv.push(k(allocation === 0n ? 1n : allocation), '--type', 'snapshot', '--virtualsize');
-  argv.push(k(capacity));
+  argv.push(k(capacity + headerRoom));
   if (backingPath) argv.push('-s', backingPath);
   else argv.push(vg);
   argv.push('--yes');
@@ -34,7 +38,7 @@ export function lvcreateArgv(vg: string, name: string, capacity: bigint, allocat
   return argv;
 }
 
-/** Checks the request (LV name, capacity, backing origin); fills in type, path. Nothing runs. */
+/** Checks the request (LV name, capacity, backing origin, encryption); fills in type, path. Nothing runs. */
 export async function planLv(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
   const vg = vgName(ctx.pool);
   const path = lvPath(ctx.pool, volume.name);
@@ -51,12 +55,7 @@ export async function planLv(ctx: PoolContext, volume: VolumeDefinition): Promis
   // (and the LV become unusable) when the excess does not cover the exception store.
   if (allocation > capacity) allocation = capacity;
   const enc = volume.target?.encryption;
-  if (enc) {
-    if (enc.format && enc.format !== 'luks') {
-      throw new InvalidArgumentError('volume.target.encryption', `storage pool only supports LUKS encrypted volumes, not '${printable(enc.format)}'`);
-    }
-    throw new UnimplementedError('LUKS encrypted logical volumes are not supported yet');
-  }
+  checkLvEncryption(enc, volume.backingStore?.path);
   // an LV has no format of its own: libvirt ignores a given one (a clone's definition
   // carries the source file's format, e.g. qcow2, which the copy converts to raw)
   let backingStore = undefined;
@@ -82,7 +81,7 @@ export async function planLv(ctx: PoolContext, volume: VolumeDefinition): Promis
     allocation,
     physical: undefined,
     sourceDevices: [],
-    target: plainTarget(path, '', volume.target?.permissions),
+    target: { ...plainTarget(path, '', volume.target?.permissions), encryption: enc },
     backingStore,
   };
 }
@@ -95,24 +94,37 @@ export function refuseFileCreateFlags(options: CreateVolOptions): void {
 }
 
 /**
- * lvcreate with libvirt's arguments and the create's tag; an active LV then gets its mode
- * (default 0600) and owner on the device node. Any failure from lvcreate on removes the LV
- * carrying the tag: an lvcreate killed, timed out or cancelled may have recorded the LV
- * before it died, and one that failed may have left it (LVM does not always roll back).
- * Returns the tag, for the clone's own undo.
+ * lvcreate with libvirt's arguments and the create's tag; an encrypted LV is then formatted
+ * LUKS (its passphrase's file written before lvcreate: none given, nothing is made); an active
+ * LV then gets its mode (default 0600) and owner on the device node. Any failure from
+ * lvcreate on removes the LV carrying the tag: an lvcreate killed, timed out or cancelled may
+ * have recorded the LV before it died, and one that failed may have left it (LVM does not
+ * always roll back). Returns the tag, for the clone's own undo. `regularFiles`: a regular
+ * file may stand for an LV's node (unit tests).
  */
-export async function createLv(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions, tools: LogicalTools): Promise<string> {
+export async function createLv(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions, tools: LogicalTools, regularFiles = false): Promise<string> {
   // libvirt's storageVolCreateXML takes VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA for any pool
   // and its logical backend ignores it (an LV has no metadata to preallocate): not refused
   refuseFileCreateFlags({ ...options, preallocMetadata: false });
   const planned = await planLv(ctx, volume);
+  const secret = await passphraseFile(ctx, planned);
+  try {
+    return await makeLv(ctx, planned, options, tools, secret, regularFiles);
+  } finally {
+    await removeSecretFile(secret);
+  }
+}
+
+async function makeLv(ctx: PoolContext, planned: VolumeDefinition, options: CreateVolOptions, tools: LogicalTools, secret: SecretFile | undefined, regularFiles: boolean): Promise<string> {
   const vg = vgName(ctx.pool);
   const tag = createTag(options.createId ?? newCreateId());
-  const argv = lvcreateArgv(vg, planned.name, planned.capacity!, planned.allocation!, planned.backingStore?.path, tag);
+  const argv = lvcreateArgv(vg, planned.name, planned.capacity!, planned.allocation!, planned.backingStore?.path, tag, headerRoomFor(planned));
   try {
     await lvm(ctx, argv, `cannot create logical volume '${planned.name}' in '${vg}'`);
     const rec = (await listLvs(ctx)).find((r) => r.name === planned.name);
     if (!rec) throw new NotFoundError(`cannot find newly created volume '${planned.target!.path}'`);
+    // libvirt 9.0: qemu-img formats the LV before its node's owner and mode are set
+    if (secret) await formatLuks(ctx, tools, planned, rec, secret, regularFiles);
     if (rec.active) {
       const perms = planned.target?.permissions;
       const path = planned.target!.path;

@@ -11,6 +11,7 @@ import { parseVgs, vgsArgv, type LvRecord, type LvState } from '../lvm-parse.js'
 import { plainTarget } from '../volume-target.js';
 import { listLvs, lvm, settleUdev } from './lvm.js';
 import { lvPath, poolTarget, vgName } from './paths.js';
+import { keepEncryption } from './luks.js';
 import type { LogicalTools } from './tools.js';
 
 /**
@@ -39,12 +40,15 @@ export async function refreshVolumeGroup(ctx: PoolContext, tools: LogicalTools):
   return { runtime: { capacity: size, allocation: size - free, available: free }, volumes };
 }
 
-/** One LV read again from lvs. */
+/**
+ * One LV read again from lvs. A volume known as encrypted (created so) keeps its encryption,
+ * as libvirt keeps the created volume until a pool refresh, which lists every LV plainly.
+ */
 export async function refreshLv(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
   lvPath(ctx.pool, volume.name);
   const rec = (await listLvs(ctx)).find((r) => r.name === volume.name && !r.thinPool);
   if (!rec) throw new NotFoundError(`logical volume '${printable(volume.name)}' not found in volume group '${vgName(ctx.pool)}'`);
-  return toVolume(ctx.pool, rec);
+  return keepEncryption(await toVolume(ctx.pool, rec), volume);
 }
 
 /** An LV as a volume: key = LV uuid, path = target/LV, extents per device, backing origin. */

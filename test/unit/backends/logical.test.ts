@@ -558,7 +558,8 @@ describe('logical backend (recording runner)', () => {
       const enc = await rejects(
         backend.createVol(ctx, vol('lv', 1024n, { target: { path: '', format: '', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: { format: 'luks', secrets: [], cipher: undefined, ivgen: undefined } } })),
       );
-      expect(enc.code).to.equal('UNIMPLEMENTED');
+      expect(enc.code).to.equal('INVALID_ARGUMENT');
+      expect(enc.message).to.include("volume.target.encryption.secrets: a single <secret type='passphrase'> is expected, got 0");
       expect(runner.argvs).to.deep.equal([]);
       // a format is ignored, as libvirt ignores it for LVs
       const fmt = await backend.createVol(ctx, vol('lv', 1024n, { target: { path: '', format: 'qcow2', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined } }));
