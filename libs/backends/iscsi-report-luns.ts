@@ -107,6 +107,8 @@ class PduSocket {
   private buf: Buffer = Buffer.alloc(0);
   private waiting: { resolve: (p: Pdu) => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;
+  /** How much may be read ahead of the PDUs taken: two PDUs, and the data a command asked for (expect()). */
+  private readAhead = 2 * MAX_PDU_BYTES;
 
   /** `what`: the target and portal, named when the connection ends under a read. */
   constructor(
@@ -117,7 +119,7 @@ class PduSocket {
       this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
       // what is read ahead of the PDUs taken stays bounded: a target that floods is dropped,
       // not buffered until the timeout (gigabytes in the root agent)
-      const refused = this.oversized() ?? (this.buf.length > 2 * MAX_PDU_BYTES ? `the iSCSI target sent more than it was asked for (${this.buf.length} bytes unread)` : undefined);
+      const refused = this.oversized() ?? (this.buf.length > this.readAhead ? `the iSCSI target sent more than it was asked for (${this.buf.length} bytes unread)` : undefined);
       if (refused) {
         this.fail(new FailedPreconditionError(refused));
         socket.destroy();
@@ -127,6 +129,14 @@ class PduSocket {
     });
     socket.on('error', (err) => this.fail(err));
     socket.on('close', () => this.fail(new UnavailableError(`${this.what} closed the connection`)));
+  }
+
+  /**
+   * A command asks for up to `bytes` of data: an honest target may send all of it in one burst
+   * (its Data-In PDUs of 8 KiB each, each with its header), before the first is taken.
+   */
+  expect(bytes: number): void {
+    this.readAhead = 2 * MAX_PDU_BYTES + bytes + Math.ceil(bytes / MAX_PDU_DATA) * BHS;
   }
 
   /** The first failure (a timeout, a cancel, the connection's end), once there is one. */
@@ -185,6 +195,54 @@ class PduSocket {
   }
 }
 
+/** The first REPORT LUNS asks for 64 KiB (8,191 LUNs); a longer list is asked for again whole. */
+const FIRST_REPORT_BYTES = 64 * 1024;
+/** 65,536 LUNs, every two-byte LUN number there is (parseReportLunsData). */
+const MAX_REPORT_BYTES = 8 + 65_536 * 8;
+
+/**
+ * Sends one REPORT LUNS (select report 0) asking for `alloc` bytes and returns the parameter
+ * data the target sent. `setStatSN`: the StatSN of the target's answer.
+ */
+async function readReportLuns(io: PduSocket, portal: string, seq: { itt: number; cmdSN: number; statSN: number; alloc: number }, setStatSN: (sn: number) => void): Promise<Buffer> {
+  const { alloc } = seq;
+  const cmd = Buffer.alloc(BHS);
+  cmd[0] = OP_SCSI_CMD;
+  cmd[1] = 0x80 | 0x40 | 0x01; // final, read, simple
+  cmd.writeUInt32BE(seq.itt, 16);
+  cmd.writeUInt32BE(alloc, 20);
+  cmd.writeUInt32BE(seq.cmdSN, 24);
+  cmd.writeUInt32BE(seq.statSN, 28);
+  cmd[32] = 0xa0; // REPORT LUNS
+  cmd.writeUInt32BE(alloc, 32 + 6);
+  io.expect(alloc);
+  io.write(cmd);
+  const chunks: Buffer[] = [];
+  let received = 0;
+  for (;;) {
+    const p = await io.read();
+    if (p.opcode === OP_NOP_IN) continue;
+    if (p.opcode === OP_REJECT) throw new FailedPreconditionError(`iSCSI target ${portal} rejected REPORT LUNS`);
+    if (p.opcode === OP_DATA_IN) {
+      received += p.data.length;
+      if (received > alloc) throw new FailedPreconditionError(`iSCSI target ${portal} sent more than the ${alloc} bytes of REPORT LUNS data asked for`);
+      chunks.push(Buffer.from(p.data));
+      if (p.bhs[1]! & 0x01) {
+        if (p.bhs[3] !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} ended with SCSI status 0x${p.bhs[3]!.toString(16)}`);
+        setStatSN(nextSN(p.bhs.readUInt32BE(24)));
+        break;
+      }
+      continue;
+    }
+    if (p.opcode === OP_SCSI_RSP) {
+      if (p.bhs[2] !== 0 || p.bhs[3] !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} failed (response ${p.bhs[2]}, SCSI status 0x${p.bhs[3]!.toString(16)})`);
+      setStatSN(nextSN(p.bhs.readUInt32BE(24)));
+      break;
+    }
+  }
+  return Buffer.concat(chunks);
+}
+
 /** Logs in to the target and returns its LUN numbers (REPORT LUNS, select report 0). */
 export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
   const portal = opts.host.includes(':') ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`;
@@ -214,7 +272,7 @@ export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
     });
     const isid = Buffer.concat([Buffer.from([0x80]), randomBytes(3), Buffer.from([0, 0])]);
     let statSN = 0;
-    const cmdSN = 1;
+    let cmdSN = 1;
     let itt = 1;
 
     const login = async (csg: number, nsg: number, transit: boolean, keys: ReadonlyArray<[string, string]>): Promise<{ keys: Map<string, string>; transit: boolean; nsg: number }> => {
@@ -273,50 +331,27 @@ export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
       if (!(cur.transit && cur.nsg === 3)) throw new FailedPreconditionError(`iSCSI login to ${portal} did not reach full feature phase`);
     }
 
-    itt++;
-    const alloc = 64 * 1024;
-    const cmd = Buffer.alloc(BHS);
-    cmd[0] = OP_SCSI_CMD;
-    cmd[1] = 0x80 | 0x40 | 0x01; // final, read, simple
-    cmd.writeUInt32BE(itt, 16);
-    cmd.writeUInt32BE(alloc, 20);
-    cmd.writeUInt32BE(cmdSN, 24);
-    cmd.writeUInt32BE(statSN, 28);
-    cmd[32] = 0xa0; // REPORT LUNS
-    cmd.writeUInt32BE(alloc, 32 + 6);
-    io.write(cmd);
-    const chunks: Buffer[] = [];
-    let received = 0;
+    // SPC: a list longer than the allocation asked for is cut, and its length field says how
+    // long it is: asked again for the whole of it (a target of more than 8,191 LUNs)
+    let alloc = FIRST_REPORT_BYTES;
+    let data: Buffer;
     for (;;) {
-      const p = await io.read();
-      if (p.opcode === OP_NOP_IN) continue;
-      if (p.opcode === OP_REJECT) throw new FailedPreconditionError(`iSCSI target ${portal} rejected REPORT LUNS`);
-      if (p.opcode === OP_DATA_IN) {
-        received += p.data.length;
-        if (received > alloc) throw new FailedPreconditionError(`iSCSI target ${portal} sent more than the ${alloc} bytes of REPORT LUNS data asked for`);
-        chunks.push(Buffer.from(p.data));
-        if (p.bhs[1]! & 0x01) {
-          if (p.bhs[3] !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} ended with SCSI status 0x${p.bhs[3]!.toString(16)}`);
-          statSN = nextSN(p.bhs.readUInt32BE(24));
-          break;
-        }
-        continue;
-      }
-      if (p.opcode === OP_SCSI_RSP) {
-        if (p.bhs[2] !== 0 || p.bhs[3] !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} failed (response ${p.bhs[2]}, SCSI status 0x${p.bhs[3]!.toString(16)})`);
-        statSN = nextSN(p.bhs.readUInt32BE(24));
-        break;
-      }
+      itt++;
+      data = await readReportLuns(io, portal, { itt, cmdSN, statSN, alloc }, (sn) => (statSN = sn));
+      cmdSN++;
+      const whole = data.length >= 4 ? 8 + data.readUInt32BE(0) : 0;
+      if (whole <= data.length || whole <= alloc || alloc >= MAX_REPORT_BYTES) break;
+      alloc = Math.min(whole, MAX_REPORT_BYTES);
     }
     // Logout (close the session); the answer is not needed.
     const logout = Buffer.alloc(BHS);
     logout[0] = IMMEDIATE | OP_LOGOUT_REQ;
     logout[1] = 0x80;
     logout.writeUInt32BE(itt + 1, 16);
-    logout.writeUInt32BE(cmdSN + 1, 24);
+    logout.writeUInt32BE(cmdSN, 24);
     logout.writeUInt32BE(statSN, 28);
     io.write(logout);
-    return parseReportLunsData(Buffer.concat(chunks));
+    return parseReportLunsData(data);
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
