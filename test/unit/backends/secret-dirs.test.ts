@@ -1,7 +1,7 @@
 // A starting agent removes the secret directories of processes that are gone, and only those:
 // several agents may share a TMPDIR, and one still running needs its file until qemu-img ends.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { makeTempDir } from '../../support/index.js';
@@ -54,5 +54,24 @@ describe('secret directories of a tool run', () => {
     mkdirSync(join(root, `cistern-target-${gone}.1-abc123`));
     expect((await sweepSecretDirs(root)).sort()).to.deep.equal([...names].sort());
     expect(readdirSync(root).sort()).to.deep.equal(['cistern-secret-legacy', `cistern-target-${gone}.1-abc123`].sort());
+  });
+
+  it('leave alone what another user made under a dead process\'s name: the folder is world-writable and the sweep runs as root', async function () {
+    // /dev/shm and /tmp are 1777: any user may make an entry named like one of ours. A root
+    // agent removing it recursively walks a tree that user controls (a directory swapped for
+    // a link to /etc between rm's lstat and its readdir makes rm delete files there).
+    if (process.getuid?.() !== 0) this.skip(); // chown to another user takes root
+    const root = makeTempDir('cistern-secret-dirs-').path;
+    const gone = spawnSync('true').pid!;
+    const foreign = `cistern-secret-${gone}.1-other`;
+    mkdirSync(join(root, foreign, 'sub'), { recursive: true });
+    chownSync(join(root, foreign), 65534, 65534);
+    const target = makeTempDir('cistern-secret-target-').path;
+    writeFileSync(join(target, 'keep'), 'x');
+    const link = `cistern-iscsi-${gone}.1-link`;
+    symlinkSync(target, join(root, link));
+    expect(await sweepSecretDirs(root)).to.deep.equal([]);
+    expect(readdirSync(root).sort()).to.deep.equal([foreign, link].sort());
+    expect(existsSync(join(target, 'keep'))).to.equal(true);
   });
 });
