@@ -3,9 +3,12 @@
 // the tool ends; an agent killed meanwhile cannot, and the value would stay on disk in plain
 // text. So a directory is named after the process that made it, `<kind>-<pid>.<start time>-`
 // (the start time tells a reused pid apart), and a starting agent removes those of processes
-// that are gone: not another running agent's (several may share a TMPDIR). Where they go:
-// secret-root.ts.
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+// that are gone: not another running agent's (several may share a TMPDIR). Only a real
+// directory of this process's user is ours: the folders they go in (/dev/shm, /tmp) are
+// world-writable, and a root agent removing another user's tree recursively could be led,
+// by a directory swapped for a link while rm walks it, to delete files elsewhere. Where
+// they go: secret-root.ts.
+import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasExited, readProcStat } from '../os/proc.js';
@@ -48,8 +51,19 @@ async function sweepRoot(root: string): Promise<string[]> {
     const m = OWNED.exec(name);
     if (!m || !KINDS.includes(m[1] as SecretDirKind)) continue;
     if (!hasExited(Number(m[2]), m[3]!)) continue;
+    if (!(await madeByThisUser(join(root, name)))) continue;
     await rm(join(root, name), { recursive: true, force: true }).catch(() => undefined);
     removed.push(name);
   }
   return removed;
+}
+
+/** A directory (not a link) owned by the user this process runs as: one an agent could have made. */
+async function madeByThisUser(path: string): Promise<boolean> {
+  try {
+    const st = await lstat(path);
+    return st.isDirectory() && (process.getuid === undefined || st.uid === process.getuid());
+  } catch {
+    return false;
+  }
 }
