@@ -71,4 +71,15 @@ describe('cistern-agent and cistern-coordinator command lines', function () {
     // the first refusal is of what was really given
     expect(r.stderr.split('\n')[0]).to.match(/^cistern-agent: --heartbeat-ms '1' must be an integer from 50 to 600000/);
   });
+
+  it('cistern-agent names the environment variable a bad value came from, as the coordinator does, not a flag nobody gave', () => {
+    const refusal = (env: Record<string, string>): string => {
+      const r = spawnSync(process.execPath, [entryPoints.agent, '--host-id', 'a'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...env } });
+      expect(r.status, r.stderr).to.equal(2);
+      return r.stderr.split('\n')[0]!;
+    };
+    expect(refusal({ CISTERN_LOG_LEVEL: 'loud' })).to.equal("cistern-agent: CISTERN_LOG_LEVEL: 'loud' is not one of debug, info, warn, error");
+    expect(refusal({ CISTERN_RESYNC_SPREAD_MS: 'soon' })).to.equal("cistern-agent: CISTERN_RESYNC_SPREAD_MS: 'soon' must be an integer from 0 to 60000");
+    expect(refusal({ CISTERN_POOL_ROOTS: 'srv/pools' })).to.equal("cistern-agent: CISTERN_POOL_ROOTS: 'srv/pools' is not an absolute path");
+  });
 });
