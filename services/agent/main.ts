@@ -91,9 +91,12 @@ async function main(): Promise<void> {
   } catch (err) {
     fail((err as Error).message);
   }
-  // an empty variable is unset, as the coordinator reads its environment
+  // an empty variable is unset, as the coordinator reads its environment; a bad value is
+  // named where it came from, the flag or else the variable (as the coordinator names it)
+  const given = values;
+  const from = (flag: keyof typeof given, variable: string): string => (given[flag] !== undefined ? `--${flag}` : `${variable}:`);
   const level = values['log-level'] ?? (process.env.CISTERN_LOG_LEVEL || 'info');
-  if (!isLogLevel(level)) fail(`--log-level '${level}' is not one of debug, info, warn, error`);
+  if (!isLogLevel(level)) fail(`${from('log-level', 'CISTERN_LOG_LEVEL')} '${level}' is not one of debug, info, warn, error`);
   const heartbeatMs = Number(values['heartbeat-ms'] ?? 2000);
   if (!Number.isInteger(heartbeatMs) || heartbeatMs < 50 || heartbeatMs > 600_000) {
     fail(`--heartbeat-ms '${values['heartbeat-ms']}' must be an integer from 50 to 600000`);
@@ -101,11 +104,11 @@ async function main(): Promise<void> {
   const spreadText = values['resync-spread-ms'] ?? process.env.CISTERN_RESYNC_SPREAD_MS;
   const resyncSpreadMs = spreadText === undefined || spreadText === '' ? undefined : Number(spreadText);
   if (resyncSpreadMs !== undefined && (!Number.isInteger(resyncSpreadMs) || resyncSpreadMs < 0 || resyncSpreadMs > 60_000)) {
-    fail(`--resync-spread-ms '${spreadText}' must be an integer from 0 to 60000`);
+    fail(`${from('resync-spread-ms', 'CISTERN_RESYNC_SPREAD_MS')} '${spreadText}' must be an integer from 0 to 60000`);
   }
   const poolRoots = values['pool-roots'] ?? (process.env.CISTERN_POOL_ROOTS ?? '').split(':').filter((r) => r !== '');
   for (const r of poolRoots) {
-    if (!isAbsolute(r)) fail(`--pool-roots '${r}' is not an absolute path`);
+    if (!isAbsolute(r)) fail(`${from('pool-roots', 'CISTERN_POOL_ROOTS')} '${r}' is not an absolute path`);
   }
   try {
     // checked before anything connects, not at the first encrypted volume's create
