@@ -21,6 +21,7 @@ import { compare } from '../cache.js';
 import { volumeView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { forwardToPool } from '../forward.js';
+import { catchUp } from '../catch-up.js';
 import { storedListVolumes, storedVolumeMessage } from '../list-encoding.js';
 import { requireActive, resolvePool, resolveStoredVolume, resolveVolume, resolveVolumeForWork } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
@@ -123,7 +124,14 @@ export async function resizeVolume(svc: CoordinatorServices, ctx: CallContext, r
   const ref = requireVolumeName(req.name);
   checkRequestId(req.requestId);
   checkResizeCapacity(req);
-  const { pool, volume } = resolveVolumeForWork(svc, ref);
+  let { pool, volume } = resolveVolumeForWork(svc, ref);
+  if (!volume && !svc.hosts.busDown) {
+    // an encrypted volume's passphrase goes with the request, found from its definition: a
+    // name this coordinator has not read may be a volume another one made a moment ago, so
+    // it reads what the stream holds first (catch-up.ts), as a NOT_FOUND of its own would
+    await catchUp(svc).catch(() => false);
+    ({ pool, volume } = resolveVolumeForWork(svc, ref));
+  }
   // an encrypted volume's passphrase goes with the request (secrets/resolve.ts)
   const reply = await forwardToPool(svc, ctx, pool, { $case: 'resizeVolume', value: req }, {}, { volume: volume?.definition });
   return volumeAfter(svc, ref.host, ref.pool, ref.volume, reply);
