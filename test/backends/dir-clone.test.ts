@@ -14,8 +14,9 @@ import { DirBackend } from '../../libs/backends/dir.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
 import type { CisternError } from '../../libs/errors/errors.js';
-import { PoolType, VolumeType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { hasTool, writeSparseFile } from '../support/index.js';
+import { fileVolume } from '../support/volume-definitions.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -57,19 +58,7 @@ function poolDef(path: string): PoolDefinition {
   return { type: PoolType.POOL_TYPE_DIR, name: 'p', uuid: '', source: undefined, target: { path, permissions: undefined }, features: undefined, mountOptions: [] };
 }
 
-function vol(name: string, extra: Partial<VolumeDefinition> = {}): VolumeDefinition {
-  return {
-    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
-    name,
-    key: '',
-    capacity: undefined,
-    allocation: undefined,
-    sourceDevices: [],
-    target: { path: '', format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
-    backingStore: undefined,
-    ...extra,
-  };
-}
+const vol = (name: string, extra: Partial<VolumeDefinition> = {}): VolumeDefinition => fileVolume(name, 'raw', undefined, extra);
 
 describe('dir backend raw clone on real files', function () {
   this.timeout(120_000);

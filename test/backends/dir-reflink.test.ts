@@ -11,23 +11,13 @@ import { join } from 'node:path';
 import { DirBackend } from '../../libs/backends/dir.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
-import { PoolType, VolumeType, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolType } from '../../libs/proto/cistern/v1/storage.js';
+import { fileVolume } from '../support/volume-definitions.js';
 import { attachLoop, hasTool, loopDevicesAvailable, registerCleanup, writeSparseFile, type LoopDevice } from '../support/index.js';
 
 const MiB = 1024 * 1024;
 
-function vol(name: string): VolumeDefinition {
-  return {
-    type: VolumeType.VOLUME_TYPE_UNSPECIFIED,
-    name,
-    key: '',
-    capacity: undefined,
-    allocation: undefined,
-    sourceDevices: [],
-    target: { path: '', format: 'raw', permissions: undefined, timestamps: undefined, compat: '', nocow: false, clusterSize: 0n, lazyRefcounts: false, extendedL2: false, encryption: undefined },
-    backingStore: undefined,
-  };
-}
+const vol = (name: string) => fileVolume(name, 'raw');
 
 describe('dir backend reflink clone (XFS on a loop device)', function () {
   this.timeout(120_000);
