@@ -3,7 +3,7 @@
 // asked again while its sync is on the way; asks that get no answer back off.
 import { expect } from 'chai';
 import { Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import { EventKind, Host, type Event } from '../../../libs/proto/cistern/v1/storage.js';
+import { EventKind, Host, PoolType, type Event } from '../../../libs/proto/cistern/v1/storage.js';
 import type { HostRecordEntry } from '../../../libs/bus/catalog.js';
 import { HostRegistry } from '../../../services/coordinator/hosts.js';
 import { MAX_DELETED_REMEMBERED } from '../../../services/coordinator/hosts/deleted-boots.js';
@@ -207,6 +207,22 @@ describe('host registry: liveness and full sync asks', () => {
     t.hosts.onSync('a', undefined, 'a1');
     t.run(10_000, ['a', 'b', 'c']);
     expect(t.asked.map((x) => x.host).sort()).to.deep.equal(['b', 'c']);
+  });
+
+  it('what an agent says of its host is kept escaped and bounded: no terminal escapes, bidi controls or megabytes reach host-list', () => {
+    const t = setup();
+    t.hosts.onHeartbeat(
+      Heartbeat.fromPartial({
+        host: { hostId: 'odd', hostname: 'a\x1b]0;owned\x07\u202eb', agentVersion: `1.0${'\n'.repeat(3)}${'v'.repeat(10_000)}`, poolTypes: Array.from({ length: 50_000 }, () => PoolType.POOL_TYPE_DIR) },
+        bootId: 1n,
+        intervalMs: INTERVAL,
+      }),
+    );
+    const host = t.hosts.get('odd')!.host;
+    expect(host.hostname).to.equal('a\\x1b]0;owned\\x07\\u202eb');
+    expect(host.agentVersion.startsWith('1.0\\x0a\\x0a\\x0av')).to.equal(true);
+    expect(host.agentVersion.length).to.be.at.most(80);
+    expect(host.poolTypes).to.deep.equal([PoolType.POOL_TYPE_DIR]);
   });
 
   it('a host never seen is not asked at once (its agent sends a sync when it starts), only when none comes', () => {
