@@ -35,6 +35,7 @@ import { DeletedBoots } from './hosts/deleted-boots.js';
 import { hostEvent } from './hosts/host-event.js';
 import { SyncWaiters } from './hosts/sync-waiters.js';
 import { HostEventPublisher } from './hosts/host-event-publisher.js';
+import { reportedHost } from './hosts/reported.js';
 
 export interface HostRegistryOptions {
   store?: HostStore;
@@ -107,7 +108,7 @@ export class HostRegistry {
     await this.records.load((id, record) => {
       if (this.entries.has(id)) return;
       this.entries.set(id, {
-        host: Host.fromPartial({ ...record.host, name: hostName(id) }),
+        host: Host.fromPartial({ ...reportedHost(record.host ?? {}), name: hostName(id) }),
         bootId: record.bootId,
         intervalMs: record.intervalMs || DEFAULT_INTERVAL_MS,
         lastHeartbeatAt: this.now(),
@@ -212,7 +213,7 @@ export class HostRegistry {
     const now = this.now();
     const intervalMs = hb.intervalMs || DEFAULT_INTERVAL_MS;
     const host = Host.fromPartial({
-      ...info,
+      ...reportedHost(info),
       name: hostName(id),
       online: true,
       // when this coordinator saw it, by its own clock: an agent's clock may be skewed
@@ -455,12 +456,12 @@ export class HostRegistry {
       entry.bootId = bootId;
     }
     if (entry && info) {
-      entry.host = Host.fromPartial({ ...entry.host, ...info, hostId: id, name: hostName(id), online: entry.online, lastSeen: entry.host.lastSeen ?? new Date(now) });
+      entry.host = Host.fromPartial({ ...entry.host, ...reportedHost(info), hostId: id, name: hostName(id), online: entry.online, lastSeen: entry.host.lastSeen ?? new Date(now) });
     }
     if (!entry && info) {
       // first heard of through its full sync: online now, its boot id comes with its first heartbeat
       entry = {
-        host: Host.fromPartial({ ...info, hostId: id, name: hostName(id), online: false, lastSeen: new Date(now) }),
+        host: Host.fromPartial({ ...reportedHost(info), hostId: id, name: hostName(id), online: false, lastSeen: new Date(now) }),
         bootId,
         intervalMs: DEFAULT_INTERVAL_MS,
         lastHeartbeatAt: now,

@@ -30,6 +30,7 @@ import { publishHostEvent, publishPoolEvent } from '../coordinator-events.js';
 import { MISSED_HEARTBEATS, type HostEntry } from '../hosts/entry.js';
 import { pageOf } from '../pagination.js';
 import { checkRequestId, requireHost } from '../validate.js';
+import { reportedHost } from '../hosts/reported.js';
 
 export async function listHosts(svc: CoordinatorServices, _ctx: CallContext, req: ListHostsRequest): Promise<ListHostsResponse> {
   const page = pageOf(svc.hosts.list(), (e) => e.host.hostId, req, 'hosts');
@@ -70,7 +71,7 @@ export async function pingHost(svc: CoordinatorServices, ctx: CallContext, req: 
   const pong = reply.result?.$case === 'pong' ? reply.result.value : undefined;
   return {
     name: hostName(host),
-    hostname: pong?.hostname ?? '',
+    hostname: reportedHost({ hostname: pong?.hostname ?? '' }).hostname,
     agentRoundTrip: { seconds: nanos / 1_000_000_000n, nanos: Number(nanos % 1_000_000_000n) },
   };
 }
