@@ -437,6 +437,40 @@ describe('security: gRPC authentication, roles, TLS and limits', function () {
       }
     });
 
+    it('limits the calls one address holds open on health and reflection, which need no token: RESOURCE_EXHAUSTED beyond them, room again once they end', async () => {
+      // health and reflection are open to anyone, and grpc-js reads each of their request
+      // messages whole: 100 calls without any token, each sending 4 MiB but one byte, took the
+      // coordinator up 490 MB (Check, Watch, and either reflection version alike), without bound
+      const open: UnfinishedCall[] = [];
+      const held = (path: string, deadlineSeconds = 60): UnfinishedCall => {
+        const c = unfinishedCall({ address: fleet.coordinator.address, ca, path, announced: 1024 * 1024, deadlineSeconds });
+        open.push(c);
+        return c;
+      };
+      try {
+        // --max-calls-per-client 3: three unfinished requests, of the health and both reflection services
+        const three = ['/grpc.health.v1.Health/Check', '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo', '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo'].map((p) => held(p));
+        await Promise.all(three.map((c) => c.written));
+        // a fourth from the same address is refused as its headers arrive, before its message is read
+        // (unrefused, it would wait for the rest of the message until its deadline)
+        for (const path of ['/grpc.health.v1.Health/Check', '/grpc.health.v1.Health/Watch', '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo']) {
+          const over = await held(path, 20).ended;
+          expect(status[over.code], `${path}: ${over.message}`).to.equal('RESOURCE_EXHAUSTED');
+          expect(over.message).to.equal('too many concurrent health or reflection calls from this address (3 allowed); retry when some finish');
+        }
+        // the StorageService calls of a principal are counted apart
+        expect((await fleet.apiAs(fleet.tokens.viewer).listPools(ListPoolsRequest.fromPartial({}))).pools).to.have.length(1);
+        for (const c of three) c.close();
+        const tls = grpcCredentials.createSsl(ca);
+        await waitFor('health to answer again', async () => ((await healthCheck(fleet.coordinator.address, tls).catch(() => 0)) === 1) || undefined, {
+          timeoutMs: 10_000,
+          intervalMs: 50,
+        });
+      } finally {
+        for (const c of open) c.close();
+      }
+    });
+
     it('refuses oversized messages and uploads beyond their declared length: RESOURCE_EXHAUSTED, service stays up', async () => {
       const huge = 'x'.repeat(17 * 1024 * 1024);
       const big = await codeOf(fleet.api.definePool(DefinePoolRequest.fromPartial({ host: 'a', xml: huge })));
