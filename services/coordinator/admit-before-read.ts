@@ -6,18 +6,26 @@
 // admits every StorageService call on its metadata (CallRunner.admitCall), before grpc-js reads
 // its message: the stream stays paused, so no more than its HTTP/2 window arrives, and a refusal
 // ends it there. run() takes the admission over.
-import { ServerInterceptingCall, type ServerInterceptor } from '@grpc/grpc-js';
+//
+// Health and reflection stay open to anyone, but grpc-js reads their messages whole too: 100
+// calls without any token, each sending 4 MiB but one byte, took the coordinator up 490 MB. Each
+// of them takes one of its address's slots here (CallRunner.admitOpenCall) before it is read.
+import { ServerInterceptingCall, type Metadata, type ServerInterceptor } from '@grpc/grpc-js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import type { CallRunner } from './server.js';
 
 const SERVICE_PREFIX = '/cistern.v1.StorageService/';
 
-export function admitBeforeRead(runner: Pick<CallRunner, 'admitCall'>): ServerInterceptor {
+export function admitBeforeRead(runner: Pick<CallRunner, 'admitCall' | 'admitOpenCall'>): ServerInterceptor {
   return (descriptor, call) => {
-    const method = descriptor.path.startsWith(SERVICE_PREFIX) ? descriptor.path.slice(SERVICE_PREFIX.length) : '';
-    // health and reflection stay open; a Session is authenticated as it opens, and each of its
-    // calls admitted as it comes (session.ts)
-    if (!method || method === 'Session') return new ServerInterceptingCall(call);
+    const storage = descriptor.path.startsWith(SERVICE_PREFIX);
+    const method = storage ? descriptor.path.slice(SERVICE_PREFIX.length) : '';
+    // a Session is authenticated as it opens, and each of its calls admitted as it comes (session.ts)
+    if (method === 'Session') return new ServerInterceptingCall(call);
+    // health and reflection: no token, a slot of the caller's address
+    const admit = storage
+      ? (metadata: Metadata): Promise<() => void> => runner.admitCall(method, metadata, call.getPeer())
+      : (): Promise<() => void> => Promise.resolve().then(() => runner.admitOpenCall(call.getPeer()));
     let release: (() => void) | undefined;
     let ended = false;
     const end = (): void => {
@@ -28,7 +36,7 @@ export function admitBeforeRead(runner: Pick<CallRunner, 'admitCall'>): ServerIn
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, pass) => {
-            runner.admitCall(method, metadata, call.getPeer()).then(
+            admit(metadata).then(
               (admitted) => {
                 release = admitted;
                 if (ended) admitted();

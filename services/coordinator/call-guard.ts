@@ -90,6 +90,12 @@ export interface CallGuard {
    * any number of them open.
    */
   admitSession?(principal: string, peer: string): () => void;
+  /**
+   * Admits one call of a service open to everyone (health, reflection) from `peer`, counted per
+   * peer address (throw ResourceExhaustedError beyond the limit): such a call carries no token,
+   * and grpc-js reads its request message whole, up to 4 MiB, before anything answers it.
+   */
+  admitOpen?(peer: string): () => void;
   /** Called once per call when it ends. */
   audit(record: AuditRecord, method: MethodSpec): void;
 }
@@ -153,6 +159,13 @@ export interface GuardOptions {
   maxSessionsPerClient?: number;
 }
 
+const openRefusal = (max: number): string => `too many concurrent health or reflection calls from this address (${max} allowed); retry when some finish`;
+
+/** Health and reflection calls, by peer address: no token names their client. */
+function openCallLimiter(options: GuardOptions): ClientLimiter {
+  return new ClientLimiter(options.maxCallsPerClient ?? DEFAULT_MAX_CALLS_PER_CLIENT, openRefusal);
+}
+
 function sessionLimiter(options: GuardOptions): ClientLimiter {
   return new ClientLimiter(
     options.maxSessionsPerClient ?? DEFAULT_MAX_SESSIONS_PER_CLIENT,
@@ -168,6 +181,7 @@ function sessionLimiter(options: GuardOptions): ClientLimiter {
 export function openGuard(log: Logger, options: GuardOptions = {}): CallGuard {
   const limiter = new ClientLimiter(options.maxCallsPerClient ?? DEFAULT_MAX_CALLS_PER_CLIENT);
   const sessions = sessionLimiter(options);
+  const openCalls = openCallLimiter(options);
   return {
     authenticate(metadata) {
       const claimed = metadata.get('x-cistern-principal')[0];
@@ -176,6 +190,7 @@ export function openGuard(log: Logger, options: GuardOptions = {}): CallGuard {
     authorize() {},
     admit: (_principal, peer) => limiter.admit(`peer:${peerAddress(peer)}`),
     admitSession: (_principal, peer) => sessions.admit(`peer:${peerAddress(peer)}`),
+    admitOpen: (peer) => openCalls.admit(`peer:${peerAddress(peer)}`),
     audit: auditTo(log),
   };
 }
@@ -188,6 +203,7 @@ export function openGuard(log: Logger, options: GuardOptions = {}): CallGuard {
 export function tokenGuard(tokens: TokenTable, log: Logger, options: GuardOptions = {}): CallGuard {
   const limiter = new ClientLimiter(options.maxCallsPerClient ?? DEFAULT_MAX_CALLS_PER_CLIENT);
   const sessions = sessionLimiter(options);
+  const openCalls = openCallLimiter(options);
   return {
     authenticate(metadata) {
       const values = metadata.get('authorization');
@@ -214,6 +230,7 @@ export function tokenGuard(tokens: TokenTable, log: Logger, options: GuardOption
     },
     admit: (principal) => limiter.admit(`principal:${principal}`),
     admitSession: (principal) => sessions.admit(`principal:${principal}`),
+    admitOpen: (peer) => openCalls.admit(`peer:${peerAddress(peer)}`),
     audit: auditTo(log),
   };
 }

@@ -77,7 +77,8 @@ security (docs/security.md):
   --secret-key-file F   32-byte key encrypting secret values at rest (env CISTERN_SECRET_KEY_FILE)
   --nats-user USER      NATS user (env NATS_USER)
   --nats-pass-file F    file holding the NATS password (env NATS_PASSWORD_FILE, or NATS_PASSWORD)
-  --max-calls-per-client N  concurrent calls one client may have running (default 64)
+  --max-calls-per-client N  concurrent calls one client may have running, and health or
+                        reflection calls one address may (default 64)
   --max-sessions-per-client N  Session streams one client may hold open (default 32)
 ${RELIABILITY_USAGE}`;
 

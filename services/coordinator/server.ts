@@ -175,6 +175,14 @@ export class CallRunner {
   }
 
   /**
+   * A health or reflection call on its metadata, before its request is read (admit-before-read.ts):
+   * these need no token, so they are counted per peer address. Returns the slot's release.
+   */
+  admitOpenCall(peer: string): () => void {
+    return this.guard.admitOpen?.(peer) ?? (() => undefined);
+  }
+
+  /**
    * A Session stream as it opens: its token authenticated (UNAUTHENTICATED ends it before any
    * message is read, so a client without one is answered nothing) and its room among the
    * client's open sessions taken. Returns the release for when the stream ends. Each call on it
