@@ -42,6 +42,30 @@ describe('token file', () => {
     expect(TokenTable.parse(file({ principal: 'ci', role: 'viewer', token: 'x'.repeat(16) })).lookup('x'.repeat(16))?.principal).to.equal('ci');
   });
 
+  it('refuses a token a client cannot send as "authorization: Bearer <token>" (a space, a control or non-ASCII character), without printing it', () => {
+    // such a token was taken at start and then never matched: its holder was told the header
+    // was not 'Bearer <token>'
+    for (const token of ['correct horse battery staple', 'tok-0123456789abcdé', 'tok-0123456789abcdef\n', 'tok-0123456789abc\tdef']) {
+      const bad = refusal(file({ principal: 'ci', role: 'viewer', token }));
+      expect(bad.message, JSON.stringify(token)).to.equal("tokens.json: tokens[0]: token must be printable ASCII without spaces (characters ! to ~), as a client sends it in 'authorization: Bearer <token>'");
+    }
+  });
+
+  it('refuses a file that is not JSON saying so, without quoting the file (which holds tokens)', () => {
+    const secret = 'SuperSecretTok3n-abcdefgh';
+    for (const text of [
+      `{"tokens":[{"principal":"a","role":"admin","token":'${secret}'}]}`,
+      `{"tokens":[{"principal":"a","role":"admin","token":${secret}}]}`,
+      `{"tokens":[{"principal":"a","role":"admin","token":"${secret}"},]}`,
+      `{"tokens":[{"principal":"a","role":"admin","token":"${secret}"}]} x`,
+    ]) {
+      const bad = refusal(text);
+      expect(bad.message, text).to.match(/^tokens\.json: is not valid JSON: \S.*\S$/);
+      expect(bad.message, text).to.not.match(/Unexpected $/);
+      expect(bad.message, text).to.not.include(secret.slice(0, 5));
+    }
+  });
+
   it('refuses a sha256 that is not 64 hex digits', () => {
     for (const sha256 of ['a'.repeat(63), 'a'.repeat(65), 'g'.repeat(64), ` ${'a'.repeat(63)}`]) {
       expect(refusal(file({ principal: 'ci', role: 'viewer', sha256 })).message, sha256).to.equal('tokens.json: tokens[0]: sha256 must be 64 hex digits');
