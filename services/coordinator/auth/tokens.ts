@@ -25,6 +25,20 @@ export function isRole(value: unknown): value is Role {
 
 export const PRINCIPAL_RULE = /^[A-Za-z0-9@._:-]{1,128}$/;
 export const MIN_TOKEN_LENGTH = 16;
+/** What bearerToken takes: a token with anything else could never authenticate. */
+const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
+
+/**
+ * V8's JSON.parse message without what it quotes of the text: 'Unexpected token 'x', "{"tokens":
+ * [{"token": x..." is not valid JSON' quotes the file, which holds tokens. The messages that
+ * quote nothing of it say where ("Expected ',' or '}' ... in JSON at position 79") and are kept whole.
+ */
+function jsonErrorWithoutQuotes(message: string): string {
+  // the character after 'Unexpected token' is the file's, a token's perhaps; "..." is a quote of the file
+  if (!/^Unexpected token|"/.test(message)) return message;
+  const what = /^Unexpected token/.test(message) ? 'an unexpected character' : 'a syntax error';
+  return `${what} (the parser's message is left out: it quotes the file, which holds tokens)`;
+}
 
 export interface TokenEntry {
   principal: string;
@@ -67,7 +81,7 @@ export class TokenTable {
     try {
       doc = JSON.parse(text);
     } catch (err) {
-      throw new InvalidArgumentError(source, `is not valid JSON: ${(err as Error).message.replace(/token.*$/i, '')}`);
+      throw new InvalidArgumentError(source, `is not valid JSON: ${jsonErrorWithoutQuotes((err as Error).message)}`);
     }
     const list = (doc as { tokens?: unknown })?.tokens;
     if (!Array.isArray(list)) throw new InvalidArgumentError(source, 'must be an object with a "tokens" array');
@@ -84,6 +98,9 @@ export class TokenTable {
         digest = e.sha256.toLowerCase();
       } else if (typeof e.token === 'string' && e.sha256 === undefined) {
         if (e.token.length < MIN_TOKEN_LENGTH) throw new InvalidArgumentError(where, `token must be at least ${MIN_TOKEN_LENGTH} characters`);
+        if (!TOKEN_CHARACTERS.test(e.token)) {
+          throw new InvalidArgumentError(where, "token must be printable ASCII without spaces (characters ! to ~), as a client sends it in 'authorization: Bearer <token>'");
+        }
         digest = tokenDigest(e.token);
       } else {
         throw new InvalidArgumentError(where, 'give exactly one of "token" or "sha256"');
