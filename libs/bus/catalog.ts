@@ -13,6 +13,7 @@ import { CatalogPool, Heartbeat } from '../proto/cistern/agent/v1/agent.js';
 import { AbortedError, AlreadyExistsError, isBusUnreachable, NotFoundError, UnavailableError } from '../errors/errors.js';
 import { CATALOG_BUCKET, catalogKeys } from './subjects.js';
 import { readHostRecord, readPoolEntry, UnreadableCatalogEntryError, type UnreadableEntry } from './catalog-entries.js';
+import { encodeOver } from './catalog-fields.js';
 
 export { UnreadableCatalogEntryError, type UnreadableEntry } from './catalog-entries.js';
 
@@ -28,6 +29,11 @@ export interface CatalogEntry {
   pool: string;
   value: CatalogPool;
   revision: number;
+  /**
+   * The entry's bytes as stored (get() only): a write over the entry passes them to update(),
+   * which keeps the fields this build does not know (catalog-fields.ts).
+   */
+  data?: Uint8Array;
 }
 
 /** Direct gets in flight at once while list(host) reads a host's entries key by key. */
@@ -192,7 +198,7 @@ export class Catalog {
     if (!entry || entry.operation !== 'PUT') return undefined;
     const read = readPoolEntry(pool, entry.value);
     if ('why' in read) throw new UnreadableCatalogEntryError({ key, revision: entry.revision, why: read.why }, host, pool);
-    return { host, pool, value: read.value, revision: entry.revision };
+    return { host, pool, value: read.value, revision: entry.revision, data: entry.value };
   }
 
   /**
@@ -222,10 +228,14 @@ export class Catalog {
     }
   }
 
-  /** Replaces an entry only if it is still at `revision`; ABORTED when someone else changed it. */
-  async update(host: string, pool: string, value: CatalogPool, revision: number): Promise<number> {
+  /**
+   * Replaces an entry only if it is still at `revision`; ABORTED when someone else changed it.
+   * `over`, the bytes stored at `revision` (CatalogEntry.data), keeps what this build does not
+   * know of them: the fields a newer build wrote, which a plain encoding of `value` would drop.
+   */
+  async update(host: string, pool: string, value: CatalogPool, revision: number, over?: Uint8Array): Promise<number> {
     try {
-      return await this.kv.update(catalogKeys.pool(host, pool), CatalogPool.encode(value).finish(), revision);
+      return await this.kv.update(catalogKeys.pool(host, pool), over ? encodeOver(over, value) : CatalogPool.encode(value).finish(), revision);
     } catch (err) {
       if (isWrongRevision(err)) {
         throw new AbortedError(`pool '${pool}' on host '${host}' was changed concurrently; retry`);
@@ -234,14 +244,17 @@ export class Catalog {
     }
   }
 
-  /** Read-modify-write with compare-and-swap, retried on conflicts. */
+  /**
+   * Read-modify-write with compare-and-swap, retried on conflicts. The fields `change` leaves as
+   * they were are written back as stored, those this build does not know included.
+   */
   async modify(host: string, pool: string, change: (value: CatalogPool) => CatalogPool): Promise<CatalogEntry> {
     for (let attempt = 0; ; attempt++) {
       const current = await this.get(host, pool);
       if (!current) throw new NotFoundError(`pool '${pool}' is not defined on host '${host}'`);
       const value = change(CatalogPool.fromPartial(current.value));
       try {
-        const revision = await this.update(host, pool, value, current.revision);
+        const revision = await this.update(host, pool, value, current.revision, current.data);
         return { host, pool, value, revision };
       } catch (err) {
         if (!(err instanceof AbortedError) || attempt >= 20) throw err;

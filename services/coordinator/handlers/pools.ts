@@ -179,9 +179,11 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
       );
     }
     value = CatalogPool.create({ definition: def, autostart: existing.value.autostart, persistent: true });
-    revision = await svc.catalog.update(host, name, value, existing.revision);
+    // over the stored bytes: the entry's fields a newer coordinator wrote stay (catalog-fields.ts)
+    revision = await svc.catalog.update(host, name, value, existing.revision, existing.data);
     const written = revision;
-    takeBack = async () => void (await svc.catalog.update(host, name, existing.value, written));
+    // taken back as it was stored, those fields included
+    takeBack = async () => void (await svc.catalog.update(host, name, existing.value, written, existing.data));
     await refuseIfDefinedMeanwhile(svc, host, def, written, takeBack);
   } else {
     value = CatalogPool.create({ definition: def, autostart: false, persistent: true });
