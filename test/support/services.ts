@@ -91,6 +91,8 @@ export interface AgentOptions {
   root?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** A program and its arguments that run the agent, e.g. `unshare --pid --fork ...` for an agent in a pid namespace of its own. */
+  wrap?: string[];
   /** When given, startAgent waits until ListHosts reports the host online, seen after this start. */
   api?: StorageApi;
   timeoutMs?: number;
@@ -109,12 +111,8 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
   const root = opts.root ?? join(makeTempDir(`cistern-agent-${opts.hostId}-`).path, 'root');
   mkdirSync(root, { recursive: true });
   const startedAt = Date.now();
-  const proc = ServiceProcess.spawn({
-    name: `agent ${opts.hostId}`,
-    command: process.execPath,
-    args: [entryPoints.agent, '--nats', opts.natsUrl, '--host-id', opts.hostId, '--root', root, ...(opts.args ?? [])],
-    env: opts.env,
-  });
+  const argv = [...(opts.wrap ?? []), process.execPath, entryPoints.agent, '--nats', opts.natsUrl, '--host-id', opts.hostId, '--root', root, ...(opts.args ?? [])];
+  const proc = ServiceProcess.spawn({ name: `agent ${opts.hostId}`, command: argv[0]!, args: argv.slice(1), env: opts.env });
   if (opts.api) {
     const api = opts.api;
     try {

@@ -1,51 +1,106 @@
-// The --root lock (services/agent/root-lock.ts): held by a live agent it refuses another, left
-// by one that is gone it is taken over, and only its holder removes it.
+// The --root lock (services/agent/root-lock.ts): held by a live agent it refuses another,
+// wherever that agent runs on this kernel (another pid namespace: a container over the same
+// bind-mounted root); left by one that is gone (kill -9, nothing released) it is taken over at
+// once; an agent's stop gives it back.
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { readlinkSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, lstatSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RootLock, RootTakenError, ROOT_LOCK } from '../../../services/agent/root-lock.js';
 import { readProcStat } from '../../../libs/os/proc.js';
 import { silentLogger } from '../../../libs/log/logger.js';
-import { makeTempDir } from '../../support/index.js';
+import { makeTempDir, ServiceProcess, waitFor, distDir } from '../../support/index.js';
+
+const HOLDER = join(distDir, 'test', 'support', 'root-lock-holder.js');
+
+/** unshare(1) can make a pid namespace here (root, or a kernel that lets users have one). */
+const pidNamespaces = spawnSync('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', 'true']).status === 0;
+
+/** Another agent's process holding `root` as host `host`; `wrap` runs it under another program (unshare). */
+async function holder(root: string, host: string, wrap: string[] = []): Promise<{ proc: ServiceProcess; pid: number }> {
+  const argv = [...wrap, process.execPath, HOLDER, root, host];
+  const proc = ServiceProcess.spawn({ name: `root lock holder ${host}`, command: argv[0]!, args: argv.slice(1) });
+  const pid = await waitFor(
+    'the holder to lock the root',
+    () => {
+      const out = proc.logs();
+      if (!proc.alive || out.startsWith('refused')) throw new Error(`holder did not lock: ${out}`);
+      const m = /^locked ([0-9]+)$/m.exec(out);
+      return m ? Number(m[1]) : undefined;
+    },
+    { timeoutMs: 20_000 },
+  );
+  return { proc, pid };
+}
+
+function refusal(root: string, host: string, pid: number): string {
+  return `--root '${root}' is in use by the agent of host '${host}' (pid ${pid}): give each agent a --root of its own`;
+}
 
 describe('agent --root lock', () => {
-  let tmp: { path: string };
+  let tmp: { path: string; remove: () => Promise<void> };
   beforeEach(() => {
     tmp = makeTempDir('cistern-root-lock-');
   });
 
-  it('a live holder (another process) is refused, naming its host and pid; nothing changes', () => {
-    const parent = readProcStat(process.ppid)!;
-    const target = `${process.ppid}:${parent.startTime}:a`;
-    symlinkSync(target, join(tmp.path, ROOT_LOCK));
-    expect(() => RootLock.take(tmp.path, 'b', silentLogger))
-      .to.throw(RootTakenError)
-      .with.property('message', `--root '${tmp.path}' is in use by the agent of host 'a' (pid ${process.ppid}): give each agent a --root of its own`);
-    expect(readlinkSync(join(tmp.path, ROOT_LOCK))).to.equal(target);
+  it('a live holder (another process) is refused, naming its host and pid, stopped (SIGSTOP) too; it keeps the root', async () => {
+    const a = await holder(tmp.path, 'a');
+    try {
+      expect(() => RootLock.take(tmp.path, 'b', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'a', a.pid));
+      a.proc.signal('SIGSTOP');
+      try {
+        expect(() => RootLock.take(tmp.path, 'b', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'a', a.pid));
+      } finally {
+        a.proc.signal('SIGCONT');
+      }
+      expect(a.proc.alive).to.equal(true);
+    } finally {
+      await a.proc.dispose();
+    }
   });
 
-  it('the lock of a process that exited is taken over, and released at stop', () => {
-    const gone = spawnSync('true').pid!;
-    symlinkSync(`${gone}:1:a`, join(tmp.path, ROOT_LOCK));
+  it('a holder in another pid namespace (a container over the same root) is refused, naming its host and its own pid', async function () {
+    if (!pidNamespaces) this.skip();
+    const a = await holder(tmp.path, 'a', ['unshare', '--pid', '--fork', '--kill-child', '--mount-proc']);
+    try {
+      expect(() => RootLock.take(tmp.path, 'b', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'a', a.pid));
+      expect(a.proc.alive).to.equal(true);
+    } finally {
+      await a.proc.dispose();
+    }
+  });
+
+  it('the root of a holder killed outright (kill -9, nothing released) is taken at once, and given back at stop', async () => {
+    const a = await holder(tmp.path, 'a');
+    await a.proc.kill();
+    await a.proc.dispose();
     const lock = RootLock.take(tmp.path, 'b', silentLogger);
-    expect(readlinkSync(join(tmp.path, ROOT_LOCK))).to.match(new RegExp(`^${process.pid}:[0-9]+:b$`));
+    expect(() => RootLock.take(tmp.path, 'c', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'b', process.pid));
     lock.release();
-    expect(existsSync(join(tmp.path, ROOT_LOCK))).to.equal(false);
+    expect(existsSync(join(tmp.path, ROOT_LOCK)), 'a stop leaves nothing under the root').to.equal(false);
+    const c = await holder(tmp.path, 'c');
+    await c.proc.dispose();
   });
 
-  it('a file that is no lock link (written by hand) is replaced', () => {
+  it('a file there that no agent holds (written by hand) is taken', () => {
     writeFileSync(join(tmp.path, ROOT_LOCK), 'junk');
     RootLock.take(tmp.path, 'b', silentLogger).release();
     expect(existsSync(join(tmp.path, ROOT_LOCK))).to.equal(false);
   });
 
-  it('release leaves a lock another agent holds', () => {
-    const lock = RootLock.take(tmp.path, 'b', silentLogger);
+  it('the link an earlier version left: a live holder is refused, a dead one is replaced', () => {
+    const path = join(tmp.path, ROOT_LOCK);
     const parent = readProcStat(process.ppid)!;
-    const other = `${process.ppid}:${parent.startTime}:c`;
-    spawnSync('ln', ['-sfn', other, join(tmp.path, ROOT_LOCK)]);
+    symlinkSync(`${process.ppid}:${parent.startTime}:a`, path);
+    expect(() => RootLock.take(tmp.path, 'b', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'a', process.ppid));
+    expect(lstatSync(path).isSymbolicLink()).to.equal(true);
+    const dead = `${spawnSync('true').pid}:1:a`;
+    spawnSync('ln', ['-sfn', dead, path]);
+    const lock = RootLock.take(tmp.path, 'b', silentLogger);
+    // the dangling link was not followed: no file named after the dead holder appeared
+    expect(existsSync(join(tmp.path, dead))).to.equal(false);
+    expect(lstatSync(path).isSymbolicLink()).to.equal(false);
+    expect(() => RootLock.take(tmp.path, 'c', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'b', process.pid));
     lock.release();
-    expect(readlinkSync(join(tmp.path, ROOT_LOCK))).to.equal(other);
   });
 });
