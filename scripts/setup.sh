@@ -34,7 +34,7 @@ HOST_PACKAGES=(                       # what the agents' backends run on a host
   e2fsprogs xfsprogs dosfstools       # mkfs for fs pools
   nfs-common                          # mount.nfs, showmount: netfs pools, FindPoolSources
   lvm2                                # logical pools
-  util-linux                          # losetup, mount, blkid, wipefs; setpriv: every command dies with the agent
+  util-linux                          # losetup, mount, blkid, wipefs; setpriv: every command dies with the agent; flock: the --root lock
   dmsetup udev                        # mpath pools (dmsetup), scsi pools (scsi_id, udevadm settle)
   libiscsi-bin                        # iscsi-ls/-inq/-readcapacity16 (iscsi-direct pools)
   open-iscsi                          # iscsiadm for iscsi pools (kernel initiator: iscsi_tcp + iscsid where the kernel allows)

@@ -70,6 +70,18 @@ describe('agent --root lock', () => {
     }
   });
 
+  it("a holder of another machine name (a container's own hostname) is named with it, its pid being of no use here", async function () {
+    if (!pidNamespaces) this.skip();
+    const a = await holder(tmp.path, 'a', ['unshare', '--pid', '--uts', '--fork', '--kill-child', '--mount-proc', 'sh', '-c', 'hostname cistern-pod-x && exec "$@"', 'sh']);
+    try {
+      expect(() => RootLock.take(tmp.path, 'b', silentLogger))
+        .to.throw(RootTakenError)
+        .with.property('message', `--root '${tmp.path}' is in use by the agent of host 'a' (pid ${a.pid} on 'cistern-pod-x'): give each agent a --root of its own`);
+    } finally {
+      await a.proc.dispose();
+    }
+  });
+
   it('the root of a holder killed outright (kill -9, nothing released) is taken at once, and given back at stop', async () => {
     const a = await holder(tmp.path, 'a');
     await a.proc.kill();
