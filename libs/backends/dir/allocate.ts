@@ -5,7 +5,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { CommandFailedError, UnimplementedError } from '../../errors/errors.js';
 import type { BackendContext } from '../backend.js';
 import { commandError } from '../fs-errors.js';
-import { zeroFill } from '../file-io.js';
+import { checkAborted, zeroFill } from '../file-io.js';
 
 /** Below this many bytes, preallocation writes zeros in-process; above, one `fallocate`. */
 export const INPROCESS_ALLOCATE_LIMIT = 64 * 1024 * 1024;
@@ -50,15 +50,39 @@ export async function allocate(
 /**
  * Allocates [0, end) of a file, holes included, without touching its data (fallocate(1),
  * mode 0): zeros cannot stand in here, they would overwrite the data around the holes.
+ * With `keepSize` the file's size stays as it is (--keep-size): blocks past its end are
+ * allocated for a truncate to take in afterwards (a resize's grow).
  */
-export async function fallocateRange(ctx: BackendContext, path: string, end: bigint, fallocate: string): Promise<void> {
+export async function fallocateRange(ctx: BackendContext, path: string, end: bigint, fallocate: string, keepSize = false): Promise<void> {
   try {
     // one process with no progress of its own: its start and its end
     ctx.progress?.(0n, end);
-    await ctx.runner.run([fallocate, '-o', '0', '-l', String(end), '--', path], { signal: ctx.signal, timeoutMs: 0 });
+    await ctx.runner.run([fallocate, ...(keepSize ? ['--keep-size'] : []), '-o', '0', '-l', String(end), '--', path], { signal: ctx.signal, timeoutMs: 0 });
     ctx.progress?.(end, end);
   } catch (err) {
     if (fallocateUnsupported(err)) throw new UnimplementedError('preallocating this sparse volume is not supported by its filesystem');
     throw commandError(err, { field: 'capacity', bytes: end });
+  }
+}
+
+/**
+ * Allocates [from, to) of `fh` past its end without moving its size (fallocate(1)
+ * --keep-size), for a grow that sets the size itself once the blocks are there: an agent
+ * killed meanwhile leaves the volume at its old capacity, as libvirt's posix_fallocate (one
+ * system call) does, instead of somewhere between. Where the filesystem cannot allocate
+ * without writing, zeros as `allocate` writes them (the size then moves with them, as with
+ * libvirt's safezero fallback).
+ */
+export async function allocatePastEnd(ctx: BackendContext, fh: FileHandle, from: bigint, to: bigint, fallocate: string, field: string): Promise<void> {
+  if (to <= from) return;
+  // a call cancelled already does not start the tool
+  checkAborted(ctx.signal, 'allocation');
+  try {
+    ctx.progress?.(0n, to - from);
+    await ctx.runner.run([fallocate, '--keep-size', '-o', String(from), '-l', String(to - from), '--', '/dev/fd/3'], { signal: ctx.signal, timeoutMs: 0, fds: [fh.fd] });
+    ctx.progress?.(to - from, to - from);
+  } catch (err) {
+    if (!fallocateUnsupported(err)) throw commandError(err, { field, bytes: to });
+    await zeroFill(fh, from, to, ctx);
   }
 }

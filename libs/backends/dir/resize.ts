@@ -29,7 +29,7 @@ import { poolTarget, volumePath, writableVolume, type CheckedVolume } from './pa
 import { isPloopDirectory, probeOpenedVolume } from './inspect.js';
 import { openPoolDirectoryDirect } from './pool-directory.js';
 import { poolRuntime } from './refresh.js';
-import { allocate, fallocateRange } from './allocate.js';
+import { allocatePastEnd, fallocateRange } from './allocate.js';
 import { removeSecretFile, writeSecretFile, type SecretFile } from './secret-file.js';
 import type { DirTools } from './tools.js';
 
@@ -200,16 +200,17 @@ async function allocateBelow(ctx: PoolContext, fh: FileHandle, opened: BigIntSta
 }
 
 /**
- * Allocates first and sets the size last: a failed or cancelled allocation puts the old
- * size back, so the volume is never left at a capacity the call reported as not done.
+ * Allocates first, past the end without moving the size, and sets the size last: a failed or
+ * cancelled allocation puts the old size back, and an agent killed during it leaves the old
+ * size, so the volume is never left at a capacity the call did not report done.
  */
 async function growAllocated(ctx: PoolContext, fh: FileHandle, opened: BigIntStats, fdPath: string, capacity: bigint, fallocate: string): Promise<void> {
   const size = opened.size;
   try {
     // libvirt allocates the whole file (virFileAllocate(fd, 0, capacity)): a sparse
     // volume's holes get their blocks too (fallocate never writes over data)
-    if (opened.isFile() && opened.blocks * 512n < size) await fallocateRange(ctx, fdPath, capacity, fallocate);
-    else await allocate(ctx, fh, size, capacity, fallocate, 'capacity');
+    if (opened.isFile() && opened.blocks * 512n < size) await fallocateRange(ctx, fdPath, capacity, fallocate, true);
+    else await allocatePastEnd(ctx, fh, size, capacity, fallocate, 'capacity');
     await fh.truncate(Number(capacity));
     await fh.sync();
   } catch (err) {

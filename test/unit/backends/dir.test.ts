@@ -351,7 +351,7 @@ describe('dir backend (recording runner)', () => {
       expect(statSync(join(target, 'g.raw')).size).to.equal(4096);
     });
 
-    it('an allocating grow of a sparse volume allocates its holes too (libvirt allocates from 0), by fallocate', async () => {
+    it('an allocating grow of a sparse volume allocates its holes too (libvirt allocates from 0), by fallocate keeping the size until it is done', async () => {
       const path = join(target, 'h.raw');
       const fd = openSync(path, 'w');
       ftruncateSync(fd, Number(9n * MiB));
@@ -360,7 +360,7 @@ describe('dir backend (recording runner)', () => {
       await backend.resizeVol(ctx, vol('h.raw', ''), 10n * MiB, { allocate: true, delta: false, shrink: false });
       expect(runner.argvs).to.have.length(1);
       const argv = runner.argvs[0]!;
-      expect(argv.slice(0, -1)).to.deep.equal(['fallocate', '-o', '0', '-l', String(10n * MiB), '--']);
+      expect(argv.slice(0, -1)).to.deep.equal(['fallocate', '--keep-size', '-o', '0', '-l', String(10n * MiB), '--']);
       expect(argv[argv.length - 1]).to.match(/^\/proc\/\d+\/fd\/\d+$/);
       expect(statSync(path).size).to.equal(Number(10n * MiB));
     });
