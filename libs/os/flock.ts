@@ -7,10 +7,11 @@
 // and nothing is left behind for a next process to judge: a holder is alive exactly as long as
 // the kernel says, whatever pid namespace, container or (on a filesystem whose locks are shared,
 // NFS) machine it runs in. Descriptors Node opens are close-on-exec, so the programs this process
-// runs later do not inherit the descriptor and keep the lock past its death.
-import { spawnSync } from 'node:child_process';
+// runs later do not inherit the descriptor and keep the lock past its death. flock(1) runs
+// through the CommandRunner, as every program does (no shell, a timeout).
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import type { CommandRunner } from '../backends/runner.js';
 
 /** What came of asking for the lock: held by someone else, or no flock program on this system. */
 export type FlockResult = 'locked' | 'held' | 'unavailable';
@@ -37,13 +38,11 @@ function flockProgram(): string | null {
 }
 
 /** Takes an exclusive flock on `fd` without waiting; 'held' when another open file holds one. */
-export function tryLockExclusive(fd: number): FlockResult {
+export async function tryLockExclusive(runner: CommandRunner, fd: number): Promise<FlockResult> {
   const program = flockProgram();
   if (!program) return 'unavailable';
-  const r = spawnSync(program, ['--exclusive', '--nonblock', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd], encoding: 'utf8' });
-  if (r.error) throw r.error;
-  if (r.status === 0) return 'locked';
-  // flock(1) exits 1 only for a lock held elsewhere (--nonblock); its own failures are sysexits codes
-  if (r.status === 1) return 'held';
-  throw new Error(`flock of descriptor ${fd} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim()}`);
+  // flock(1) exits 1 only for a lock held elsewhere (--nonblock); its own failures are sysexits
+  // codes, which the runner throws (CommandFailedError, with its stderr)
+  const r = await runner.run([program, '--exclusive', '--nonblock', '3'], { fds: [fd], okExitCodes: [0, 1], timeoutMs: 10_000 });
+  return r.exitCode === 0 ? 'locked' : 'held';
 }

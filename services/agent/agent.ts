@@ -186,7 +186,7 @@ export class Agent {
     const log = opts.log;
     await mkdir(opts.root, { recursive: true });
     // before anything reads or changes what the root holds, and before this agent connects
-    const rootLock = RootLock.take(opts.root, host, log);
+    const rootLock = await RootLock.take(opts.root, host, log);
     const version = await agentVersion();
     let nc: NatsConnection | undefined;
     try {

@@ -37,6 +37,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FailedPreconditionError } from '../../libs/errors/errors.js';
 import { tryLockExclusive, type FlockResult } from '../../libs/os/flock.js';
+import { ExecRunner } from '../../libs/backends/exec-runner.js';
+import type { CommandRunner } from '../../libs/backends/runner.js';
 import { hasExited } from '../../libs/os/proc.js';
 import type { Logger } from '../../libs/log/logger.js';
 
@@ -130,14 +132,14 @@ export class RootLock {
   ) {}
 
   /** Takes `root` for the agent of `host` in this process, or throws RootTakenError naming the agent that holds it. */
-  static take(root: string, host: string, log: Logger): RootLock {
+  static async take(root: string, host: string, log: Logger, runner: CommandRunner = new ExecRunner()): Promise<RootLock> {
     const path = join(root, ROOT_LOCK);
     for (let attempt = 0; attempt < 3; attempt++) {
       const fd = openLockFile(root, path, log);
       if (fd === undefined) return new RootLock(path, undefined);
       let result: FlockResult | 'gone';
       try {
-        result = tryLockExclusive(fd);
+        result = await tryLockExclusive(runner, fd);
         // held by an agent that is removing it at its stop: look again at what is there now
         if (result === 'held' && !isStill(path, fd)) result = 'gone';
         else if (result === 'held') throw taken(root, parseHolder(readFileSync(fd, 'utf8')));

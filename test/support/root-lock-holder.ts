@@ -7,11 +7,13 @@ import { silentLogger } from '../../libs/log/logger.js';
 const [root, host] = process.argv.slice(2);
 // as pid 1 of a pid namespace, a signal without a handler is ignored: stop on SIGTERM all the same
 process.on('SIGTERM', () => process.exit(0));
-try {
-  RootLock.take(root!, host!, silentLogger);
-  process.stdout.write(`locked ${process.pid}\n`);
-  setInterval(() => undefined, 1 << 30);
-} catch (err) {
-  process.stdout.write(`refused: ${(err as Error).message}\n`);
-  process.exit(2);
-}
+RootLock.take(root!, host!, silentLogger).then(
+  () => {
+    process.stdout.write(`locked ${process.pid}\n`);
+    setInterval(() => undefined, 1 << 30);
+  },
+  (err: unknown) => {
+    process.stdout.write(`refused: ${(err as Error).message}\n`);
+    process.exit(2);
+  },
+);

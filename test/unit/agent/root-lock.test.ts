@@ -37,6 +37,19 @@ function refusal(root: string, host: string, pid: number): string {
   return `--root '${root}' is in use by the agent of host '${host}' (pid ${pid}): give each agent a --root of its own`;
 }
 
+/** The refusal's message of a take that must fail with RootTakenError. */
+async function takeRefused(root: string, host: string, log: typeof silentLogger): Promise<string> {
+  const outcome = await RootLock.take(root, host, log).then(
+    (lock) => {
+      lock.release();
+      return undefined;
+    },
+    (err: unknown) => err,
+  );
+  expect(outcome).to.be.instanceOf(RootTakenError);
+  return (outcome as Error).message;
+}
+
 describe('agent --root lock', () => {
   let tmp: { path: string; remove: () => Promise<void> };
   beforeEach(() => {
@@ -46,10 +59,10 @@ describe('agent --root lock', () => {
   it('a live holder (another process) is refused, naming its host and pid, stopped (SIGSTOP) too; it keeps the root', async () => {
     const a = await holder(tmp.path, 'a');
     try {
-      expect(() => RootLock.take(tmp.path, 'b', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'a', a.pid));
+      expect(await takeRefused(tmp.path, 'b', silentLogger)).to.equal(refusal(tmp.path, 'a', a.pid));
       a.proc.signal('SIGSTOP');
       try {
-        expect(() => RootLock.take(tmp.path, 'b', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'a', a.pid));
+        expect(await takeRefused(tmp.path, 'b', silentLogger)).to.equal(refusal(tmp.path, 'a', a.pid));
       } finally {
         a.proc.signal('SIGCONT');
       }
@@ -63,7 +76,7 @@ describe('agent --root lock', () => {
     if (!pidNamespaces) this.skip();
     const a = await holder(tmp.path, 'a', ['unshare', '--pid', '--fork', '--kill-child', '--mount-proc']);
     try {
-      expect(() => RootLock.take(tmp.path, 'b', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'a', a.pid));
+      expect(await takeRefused(tmp.path, 'b', silentLogger)).to.equal(refusal(tmp.path, 'a', a.pid));
       expect(a.proc.alive).to.equal(true);
     } finally {
       await a.proc.dispose();
@@ -74,9 +87,7 @@ describe('agent --root lock', () => {
     if (!pidNamespaces) this.skip();
     const a = await holder(tmp.path, 'a', ['unshare', '--pid', '--uts', '--fork', '--kill-child', '--mount-proc', 'sh', '-c', 'hostname cistern-pod-x && exec "$@"', 'sh']);
     try {
-      expect(() => RootLock.take(tmp.path, 'b', silentLogger))
-        .to.throw(RootTakenError)
-        .with.property('message', `--root '${tmp.path}' is in use by the agent of host 'a' (pid ${a.pid} on 'cistern-pod-x'): give each agent a --root of its own`);
+      expect(await takeRefused(tmp.path, 'b', silentLogger)).to.equal(`--root '${tmp.path}' is in use by the agent of host 'a' (pid ${a.pid} on 'cistern-pod-x'): give each agent a --root of its own`);
     } finally {
       await a.proc.dispose();
     }
@@ -86,33 +97,33 @@ describe('agent --root lock', () => {
     const a = await holder(tmp.path, 'a');
     await a.proc.kill();
     await a.proc.dispose();
-    const lock = RootLock.take(tmp.path, 'b', silentLogger);
-    expect(() => RootLock.take(tmp.path, 'c', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'b', process.pid));
+    const lock = await RootLock.take(tmp.path, 'b', silentLogger);
+    expect(await takeRefused(tmp.path, 'c', silentLogger)).to.equal(refusal(tmp.path, 'b', process.pid));
     lock.release();
     expect(existsSync(join(tmp.path, ROOT_LOCK)), 'a stop leaves nothing under the root').to.equal(false);
     const c = await holder(tmp.path, 'c');
     await c.proc.dispose();
   });
 
-  it('a file there that no agent holds (written by hand) is taken', () => {
+  it('a file there that no agent holds (written by hand) is taken', async () => {
     writeFileSync(join(tmp.path, ROOT_LOCK), 'junk');
-    RootLock.take(tmp.path, 'b', silentLogger).release();
+    (await RootLock.take(tmp.path, 'b', silentLogger)).release();
     expect(existsSync(join(tmp.path, ROOT_LOCK))).to.equal(false);
   });
 
-  it('the link an earlier version left: a live holder is refused, a dead one is replaced', () => {
+  it('the link an earlier version left: a live holder is refused, a dead one is replaced', async () => {
     const path = join(tmp.path, ROOT_LOCK);
     const parent = readProcStat(process.ppid)!;
     symlinkSync(`${process.ppid}:${parent.startTime}:a`, path);
-    expect(() => RootLock.take(tmp.path, 'b', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'a', process.ppid));
+    expect(await takeRefused(tmp.path, 'b', silentLogger)).to.equal(refusal(tmp.path, 'a', process.ppid));
     expect(lstatSync(path).isSymbolicLink()).to.equal(true);
     const dead = `${spawnSync('true').pid}:1:a`;
     spawnSync('ln', ['-sfn', dead, path]);
-    const lock = RootLock.take(tmp.path, 'b', silentLogger);
+    const lock = await RootLock.take(tmp.path, 'b', silentLogger);
     // the dangling link was not followed: no file named after the dead holder appeared
     expect(existsSync(join(tmp.path, dead))).to.equal(false);
     expect(lstatSync(path).isSymbolicLink()).to.equal(false);
-    expect(() => RootLock.take(tmp.path, 'c', silentLogger)).to.throw(RootTakenError).with.property('message', refusal(tmp.path, 'b', process.pid));
+    expect(await takeRefused(tmp.path, 'c', silentLogger)).to.equal(refusal(tmp.path, 'b', process.pid));
     lock.release();
   });
 });
