@@ -99,6 +99,10 @@ interface Memory {
   rssAfterGcMiB: number;
   heapTotalMiB: number;
   externalMiB: number;
+  /** process.memoryUsage().arrayBuffers after the GC: Buffers and ArrayBuffers outside the JS heap */
+  arrayBuffersMiB?: number;
+  /** where the resident memory is, after the GC (mem-probe.ts residency) */
+  residency?: Record<string, number>;
   gcMs: number;
 }
 
@@ -221,16 +225,30 @@ class Coordinator {
       const now = existsSync(this.memFile) ? readFileSync(this.memFile, 'utf8') : '';
       return now && now !== before ? now : undefined;
     }, { timeoutMs: 60_000, intervalMs: 50 });
-    const m = JSON.parse(text) as { before: NodeJS.MemoryUsage; after: NodeJS.MemoryUsage; gcMs: number };
+    const m = JSON.parse(text) as { before: NodeJS.MemoryUsage; after: NodeJS.MemoryUsage; gcMs: number; residency?: Record<string, number> };
     return {
       rssMiB: m.before.rss / MiB,
       heapUsedMiB: m.after.heapUsed / MiB,
       rssAfterGcMiB: m.after.rss / MiB,
       heapTotalMiB: m.after.heapTotal / MiB,
-      externalMiB: (m.after.external + m.after.arrayBuffers) / MiB,
+      externalMiB: m.after.external / MiB,
+      arrayBuffersMiB: m.after.arrayBuffers / MiB,
+      residency: m.residency,
       gcMs: m.gcMs,
     };
   }
+}
+
+/** A memory reading as one log line: RSS before and after the GC, the JS heap, outside it, and where the RSS is. */
+function memoryLine(m: Memory): string {
+  const r = m.residency ?? {};
+  const kib = (k: string): string => (r[k] === undefined ? '?' : `${(r[k]! / 1024).toFixed(0)}`);
+  return (
+    `rss ${m.rssMiB.toFixed(0)} MiB (after GC ${m.rssAfterGcMiB.toFixed(0)}: anon ${kib('RssAnonKiB')}, file ${kib('RssFileKiB')}; ` +
+    `C heap [heap] ${kib('brkHeapKiB')}, other anonymous mappings ${kib('anonMappingsKiB')}; peak ${kib('VmHWMKiB')}), ` +
+    `heap used after GC ${m.heapUsedMiB.toFixed(0)} MiB of ${m.heapTotalMiB.toFixed(0)}, external ${m.externalMiB.toFixed(0)} MiB ` +
+    `(array buffers ${(m.arrayBuffersMiB ?? Number.NaN).toFixed(0)}) (gc ${m.gcMs.toFixed(0)} ms)`
+  );
 }
 
 async function control<T>(nc: NatsConnection, op: string, args: unknown = {}, timeoutMs = 120_000): Promise<T> {
@@ -439,7 +457,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     await new Promise((r) => setTimeout(r, 2000));
 
     const memory = await coord.memory();
-    log(`memory: rss ${memory.rssMiB.toFixed(0)} MiB, heap used after GC ${memory.heapUsedMiB.toFixed(0)} MiB (gc ${memory.gcMs.toFixed(0)} ms)`);
+    log(`memory: ${memoryLine(memory)}`);
 
     const listMs: number[] = [];
     const listPageMs: number[] = [];
@@ -588,6 +606,7 @@ async function runSize(hosts: number): Promise<SizeResult> {
     const indexedMs = failure ? undefined : await indexedAt(second, t1Wall, t1Wall + completeMs - 200);
     if (indexedMs !== undefined) log(`every synced pool indexed ${fmtMs(indexedMs)} after the spawn`);
     const memAfter = await coord.memory();
+    log(`memory after the restart and resync: ${memoryLine(memAfter)}`);
     if (env.FLEET_LOG_DIR) copyFileSync(second.logFile, join(env.FLEET_LOG_DIR, `coordinator-restart-${hosts}.log`));
     await control(nc, 'stop').catch(() => undefined);
     return {
