@@ -2,7 +2,8 @@
 // read (cache.ts PendingVolumes). Pinned here: such pools are really left pending, and every
 // query, event and later sync gives exactly what a cache that indexed them at once gives.
 import { expect } from 'chai';
-import { FleetCache, type SyncSnapshot } from '../../../services/coordinator/cache.js';
+import { FleetCache, type FleetCacheOptions, type SyncSnapshot } from '../../../services/coordinator/cache.js';
+import { SlabArena } from '../../../services/coordinator/slab-arena.js';
 import { storeVolume } from '../../../services/coordinator/stored-volume.js';
 import { PoolState, Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import { pool, vol as fileVol } from './cache-fixtures.js';
@@ -138,5 +139,29 @@ describe('coordinator fleet cache: pools synced from nothing, indexed on first r
     }
     // the histories did go through pending pools (else this compared two eager caches)
     expect(withPending).to.be.greaterThan(30);
+  });
+
+  it("keeps pending pools' bytes in its slab arena, one slab for many pools, and lets the slab go once none is pending", () => {
+    // a fleet's resync leaves ~10,000 pools pending at once: one allocation each stayed in the
+    // C heap after they were indexed (slab-arena.ts)
+    const arena = new SlabArena(16 * 1024);
+    const options: FleetCacheOptions & { arena: SlabArena } = { arena };
+    const c = new FleetCache(options);
+    const pools = ['p', 'q', 'r'];
+    const volumes = pools.flatMap((p) => Array.from({ length: 10 }, (_, i) => vol(p, `v${i}`, 11n + BigInt(i))));
+    c.replaceHost('a', asBytes({ pools: pools.map((p) => pool(p, 10n)), volumes, revision: 30n }));
+    expect(c.pendingPools('a')).to.equal(3);
+    const bytesOf = volumes.reduce((n, v) => n + bytes(v).length, 0);
+    // the three pools in one slab, back to back (each view 8-byte aligned)
+    expect(arena.slabs).to.equal(1);
+    expect(arena.filled).to.be.within(bytesOf, bytesOf + 3 * 7);
+    // read from the slab as they were sent
+    expect(c.volumeNames('a', 'q')).to.deep.equal(Array.from({ length: 10 }, (_, i) => `v${i}`));
+    expect(c.storedVolume('a', 'r', 'v9')).to.equal(storeVolume(vol('r', 'v9', 20n)));
+    // indexed in the background: nothing pending, the slab being filled is let go
+    while (c.indexPendingFor(50).more);
+    expect(c.pendingPools('a')).to.equal(0);
+    expect(arena.filled).to.equal(0);
+    expect(c.storedVolume('a', 'p', 'v0')).to.equal(storeVolume(vol('p', 'v0', 11n)));
   });
 });
