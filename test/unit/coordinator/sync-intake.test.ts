@@ -10,7 +10,8 @@ import { buildSyncChunks } from '../../../services/agent/sync.js';
 import { FleetCache } from '../../../services/coordinator/cache.js';
 import { HostRegistry } from '../../../services/coordinator/hosts.js';
 import { silentLogger } from '../../../libs/log/logger.js';
-import { SyncIntake } from '../../../services/coordinator/sync-intake.js';
+import { SyncIntake, type SyncIntakeOptions } from '../../../services/coordinator/sync-intake.js';
+import { SlabArena } from '../../../services/coordinator/slab-arena.js';
 import type { StreamBaseline } from '../../../services/coordinator/stream-baseline.js';
 import type { HostStore } from '../../../services/coordinator/hosts/records.js';
 
@@ -74,7 +75,7 @@ describe('coordinator sync intake', () => {
     const t = setup();
     t.beat('a'); // heartbeat first, as the agent does: a returning host
     expect(t.hosts.isReturning('a')).to.equal(true);
-    await t.deliver('a', syncOf('a', 's1', 300, 5n, 16 * 1024));
+    await t.deliver('a', syncOf('a', 's1', 300, 5n, 8 * 1024));
     expect(t.cache.volumeNames('a', 'p')).to.have.length(300);
     expect(t.published).to.deep.equal([]);
     expect(t.hosts.isOnline('a')).to.equal(true);
@@ -447,5 +448,32 @@ describe('coordinator sync intake: the return of a host this coordinator never s
     expect(t.published).to.deep.equal([]);
     expect(t.hosts.isOnline('a')).to.equal(true);
     expect(t.cache.volumeNames('a', 'p')).to.deep.equal(['v0.img', 'v1.img']);
+  });
+});
+
+describe('coordinator sync intake: the chunks it queues', () => {
+  it("queues a chunk as its own copy in a slab arena, not the bus's buffer, and lets the slab go once the queue is empty", async () => {
+    // a fleet's resync queues hundreds of MB of chunks at once: held in the NATS client's
+    // buffers (up to twice a chunk's size each), they went through glibc's brk heap, which
+    // kept them once freed (slab-arena.ts)
+    const cache = new FleetCache();
+    const hosts = new HostRegistry({ log: silentLogger });
+    const arena = new SlabArena(1024 * 1024);
+    const options: SyncIntakeOptions & { arena: SlabArena } = { cache, hosts, publish: () => undefined, log: silentLogger, arena };
+    const intake = new SyncIntake(options);
+    hosts.onHeartbeat(Heartbeat.fromPartial({ host: { hostId: 'a' }, bootId: 1n, intervalMs: 2000 }));
+    const sent = syncOf('a', 's1', 300, 5n, 8 * 1024).map((c) => Buffer.from(c));
+    expect(sent.length).to.be.greaterThan(2);
+    for (const c of sent) intake.receive('a', c);
+    const bytes = sent.reduce((n, c) => n + c.length, 0);
+    expect(arena.slabs).to.equal(1);
+    expect(arena.filled).to.be.within(bytes, bytes + 7 * sent.length);
+    // the bus's buffers are its own again: what it does with them changes nothing here
+    for (const c of sent) c.fill(0);
+    await intake.settled();
+    expect(cache.volumeNames('a', 'p')).to.have.length(300);
+    expect(cache.volumeNames('a', 'p')).to.include('v299.img');
+    expect(arena.filled).to.equal(0);
+    intake.stop();
   });
 });
