@@ -33,6 +33,7 @@ import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { decodeStored, prepareScanned, prepareVolume, storedFacts, storedRevision, type PreparedVolume, type StoredVolume } from './stored-volume.js';
 import { scanVolume, shortNameOf, snapshotPoolOf, type VolumeFacts } from './volume-wire.js';
 import { Watermark } from './watermark.js';
+import { SlabArena } from './slab-arena.js';
 
 export interface CatalogRecord {
   value: CatalogPool;
@@ -50,7 +51,9 @@ export interface RuntimePool {
  * one's Volume.encode bytes (checked: canonical, stored-volume.ts) back to back in `arena`,
  * volume i ending at ends[i]. One buffer outside the JS heap per pool instead of a string
  * and two map entries per volume, so taking in a fleet's sync leaves almost nothing for the
- * garbage collector to copy. The first read that needs the pool's volumes (a lookup, a
+ * garbage collector to copy; the buffer is a view of a slab shared with other pools
+ * (slab-arena.ts), so that a fleet's worth of them, freed once indexed, leaves nothing in the
+ * C heap. The first read that needs the pool's volumes (a lookup, a
  * listing, an event or another sync for it) indexes them, ~5 µs per volume, once; the
  * rest are indexed in the background when the coordinator is otherwise idle.
  */
@@ -138,6 +141,8 @@ export const TOMBSTONES_PER_HOST = 10_000;
 export interface FleetCacheOptions {
   /** tombstones kept per host (TOMBSTONES_PER_HOST) */
   tombstonesPerHost?: number;
+  /** where pending pools keep their bytes (slab-arena.ts); a new one of SLAB_BYTES slabs by default */
+  arena?: SlabArena;
 }
 const poolTomb = (pool: string): string => `p\u0000${pool}`;
 const volTomb = (pool: string, volume: string): string => `v\u0000${pool}\u0000${volume}`;
@@ -174,9 +179,12 @@ export class FleetCache {
   private pendingHead = 0;
   private readonly applied = new Watermark<bigint>(0n);
   private readonly tombstonesPerHost: number;
+  /** pending pools' bytes: out of slabs, not one malloc() each (slab-arena.ts) */
+  private readonly arena: SlabArena;
 
   constructor(options: FleetCacheOptions = {}) {
     this.tombstonesPerHost = Math.max(1, options.tombstonesPerHost ?? TOMBSTONES_PER_HOST);
+    this.arena = options.arena ?? new SlabArena();
   }
 
   // ------------------------------------------------------------ catalog
@@ -418,6 +426,8 @@ export class FleetCache {
     if (this.pendingHead < this.pendingQueue.length) return { indexed, more: true };
     this.pendingQueue = [];
     this.pendingHead = 0;
+    // nothing pending: the slab being filled goes once its pools' views are collected
+    this.arena.release();
     return { indexed, more: false };
   }
 
@@ -473,7 +483,7 @@ export class FleetCache {
       const incoming = byPool.get(name) ?? [];
       // a pool filled from nothing, with nothing removed to compare against: kept as bytes
       if (rt.volumes.size === 0 && !rt.pending && h.tombstones.size === 0 && h.forgotten < 0n && incoming.length > 0 && incoming.every((v) => 'bytes' in v)) {
-        rt.pending = arenaOf(incoming as Array<{ bytes: Uint8Array }>);
+        rt.pending = arenaOf(this.arena, incoming as Array<{ bytes: Uint8Array }>);
         h.pendingPools++;
         this.pendingQueue.push([host, name]);
         rt.sorted = undefined;
@@ -708,11 +718,11 @@ function keyHolder(held: StoredVolume | StoredVolume[]): Volume {
   });
 }
 
-/** The volumes' bytes back to back in one buffer outside the heap (PendingVolumes). */
-function arenaOf(volumes: ReadonlyArray<{ bytes: Uint8Array }>): PendingVolumes {
+/** The volumes' bytes back to back in one buffer outside the heap, carved out of a slab (PendingVolumes). */
+function arenaOf(slabs: SlabArena, volumes: ReadonlyArray<{ bytes: Uint8Array }>): PendingVolumes {
   let total = 0;
   for (const v of volumes) total += v.bytes.length;
-  const arena = Buffer.allocUnsafeSlow(total);
+  const arena = slabs.alloc(total);
   const ends = new Uint32Array(volumes.length);
   let pos = 0;
   for (let i = 0; i < volumes.length; i++) {
