@@ -10,6 +10,12 @@
 //    while chunks pour in (READ_FIRST_BYTES or more in one turn of the event loop) the
 //    socket is read first (no chunk applied for up to READ_FIRST_MAX_MS), so the server
 //    does not pile up a backlog large enough to drop the connection as a slow consumer.
+//  - a chunk is queued as the intake's own copy, carved out of a slab (slab-arena.ts), not as
+//    the NATS client's buffer: a fleet's resync queues hundreds of MB at once (~770 chunks
+//    after a 500-host coordinator restart), and in the client's buffers (views of allocations
+//    grown by doubling, up to twice a chunk) they went through glibc's brk heap, which kept
+//    ~330 MB of them once freed. The client's buffer is garbage at once (freed by the next
+//    scavenge, its memory reused by the next read); a slab goes once its chunks are applied.
 // Pools a sync fills from nothing are kept as bytes (cache.ts PendingVolumes); once no chunk
 // has come for INDEX_AFTER_IDLE_MS, the intake indexes them in slices of INDEX_SLICE_MS,
 // yielding in between (during a fleet's resync the CPU goes to the syncs still coming).
@@ -36,6 +42,7 @@ import type { HostRegistry } from './hosts.js';
 import type { Logger } from '../../libs/log/logger.js';
 import { lostEventsReconcile, reconcileEvents } from './reconcile.js';
 import { splitHostSync, type HostSyncParts } from './volume-wire.js';
+import { SlabArena } from './slab-arena.js';
 
 /** Chunk bytes in one turn of the event loop that mean "the socket is pouring": read on before applying. */
 export const READ_FIRST_BYTES = 1024 * 1024;
@@ -131,6 +138,8 @@ export interface SyncIntakeOptions {
    * (stream-baseline.ts). Without it, the return of a host never synced here is not reconciled.
    */
   streamBaseline?: (host: string, upTo: bigint) => Promise<StreamBaseline>;
+  /** where queued chunks are copied (slab-arena.ts); a new one of SLAB_BYTES slabs by default */
+  arena?: SlabArena;
 }
 
 /** A host whose sync waits for the stream's view of it; its chunks that follow wait too. */
@@ -163,8 +172,12 @@ export class SyncIntake {
   private indexTimer: NodeJS.Timeout | undefined;
   /** hosts whose sync waits for the stream's view of them (streamBaseline) */
   private readonly held = new Map<string, Held>();
+  /** queued chunks' bytes */
+  private readonly arena: SlabArena;
 
-  constructor(private readonly options: SyncIntakeOptions) {}
+  constructor(private readonly options: SyncIntakeOptions) {
+    this.arena = options.arena ?? new SlabArena();
+  }
 
   /** Takes every host's sync chunks from `nc`. */
   subscribe(nc: NatsConnection): Subscription {
@@ -191,6 +204,10 @@ export class SyncIntake {
   receive(host: string, data: Uint8Array, reply?: string): void {
     if (this.stopped || !host) return;
     this.options.hosts.onSyncChunk(host);
+    // the intake's own copy: the bus's buffer goes at once (see the top of this file)
+    const own = this.arena.alloc(data.length);
+    own.set(data);
+    data = own;
     this.queue.push(reply ? { host, data, reply } : { host, data });
     this.arrived += data.length;
     this.queued.set(host, (this.queued.get(host) ?? 0) + 1);
@@ -254,6 +271,7 @@ export class SyncIntake {
     this.queued.clear();
     this.assembling.clear();
     this.held.clear();
+    this.arena.release();
     this.settle();
   }
 
@@ -299,6 +317,9 @@ export class SyncIntake {
       if (this.head >= this.queue.length) {
         this.queue = [];
         this.head = 0;
+        // nothing queued: the slab being filled goes once the chunks carved from it do (a
+        // sync being assembled, or held for the stream's view of its host, keeps its own)
+        this.arena.release();
       }
       this.settle();
       if (!this.stopped) {
