@@ -1,5 +1,6 @@
 // Loaded into the coordinator by bench/fleet/run.ts (node --expose-gc --import <this>): on SIGUSR2
-// it writes process.memoryUsage() before and after a full garbage collection to $FLEET_MEM_FILE,
+// it writes process.memoryUsage() before and after a full garbage collection (once the memory of
+// the ArrayBuffers it found dead is freed) to $FLEET_MEM_FILE,
 // with where the resident memory is (/proc/self: anonymous or file-backed; the C heap of brk,
 // [heap], apart from other anonymous mappings: V8's heap, malloc's mmaps and other threads'
 // arenas). Nothing else: the coordinator runs unchanged.
@@ -39,6 +40,17 @@ function residency(): Record<string, number> {
   return out;
 }
 
+/** Until arrayBuffers stops falling: V8 frees dead ArrayBuffers' memory on a background thread after the GC returns. */
+async function swept(): Promise<void> {
+  let last = process.memoryUsage().arrayBuffers;
+  for (let i = 0; i < 40; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const now = process.memoryUsage().arrayBuffers;
+    if (now >= last) return;
+    last = now;
+  }
+}
+
 if (file) {
   process.on('SIGUSR2', () => {
     const before = process.memoryUsage();
@@ -46,8 +58,10 @@ if (file) {
     const t0 = performance.now();
     gc?.();
     const gcMs = performance.now() - t0;
-    const after = process.memoryUsage();
-    writeFileSync(`${file}.tmp`, JSON.stringify({ before, after, gcMs, collected: !!gc, at: Date.now(), residency: residency() }));
-    renameSync(`${file}.tmp`, file);
+    void swept().then(() => {
+      const after = process.memoryUsage();
+      writeFileSync(`${file}.tmp`, JSON.stringify({ before, after, gcMs, collected: !!gc, at: Date.now(), residency: residency() }));
+      renameSync(`${file}.tmp`, file);
+    });
   });
 }

@@ -644,6 +644,7 @@ function table(results: SizeResult[]): { header: string[]; rows: string[][] } {
     row('coordinator RSS after full sync', (r) => mib(r.memory.rssMiB), '< 1 GiB'),
     row('coordinator heap used after GC', (r) => mib(r.memory.heapUsedMiB), '< 1 GiB'),
     row('coordinator RSS after restart + resync', (r) => mib(r.resync.memory.rssMiB)),
+    row('  the same after a full GC / heap used after it', (r) => `${mib(r.resync.memory.rssAfterGcMiB)} / ${mib(r.resync.memory.heapUsedMiB)}`),
     row('ListPools whole fleet, all pages, p50', (r) => `${fmtMs(percentile(r.listMs, 50))} (${r.listPagesPerPass} pages)`, '< 50 ms'),
     row(`  one page of ${DEFAULT_PAGE_SIZE} (each call of those passes), p50 / p99`, (r) => (r.listPageMs?.length ? `${fmtMs(percentile(r.listPageMs, 50))} / ${fmtMs(percentile(r.listPageMs, 99))}` : 'n/a')),
     row('  the same, client with a 4 MiB HTTP/2 window (as cisternctl)', (r) => (r.listWideMs.length ? fmtMs(percentile(r.listWideMs, 50)) : 'n/a'), '< 50 ms'),
