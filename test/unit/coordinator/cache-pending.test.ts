@@ -4,6 +4,8 @@
 import { expect } from 'chai';
 import { FleetCache, type FleetCacheOptions, type SyncSnapshot } from '../../../services/coordinator/cache.js';
 import { SlabArena } from '../../../services/coordinator/slab-arena.js';
+import { splitHostSync } from '../../../services/coordinator/volume-wire.js';
+import { HostSync } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { storeVolume } from '../../../services/coordinator/stored-volume.js';
 import { PoolState, Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import { pool, vol as fileVol } from './cache-fixtures.js';
@@ -163,5 +165,26 @@ describe('coordinator fleet cache: pools synced from nothing, indexed on first r
     expect(c.pendingPools('a')).to.equal(0);
     expect(arena.filled).to.equal(0);
     expect(c.storedVolume('a', 'p', 'v0')).to.equal(storeVolume(vol('p', 'v0', 11n)));
+  });
+
+  it('keeps a view of the sync chunk a pending pool came in, copying nothing, and copies a pool that came in pieces', () => {
+    // the sync intake's chunks are its own copies (sync-intake.ts): a second copy of a fleet's
+    // volumes into pool buffers doubled the memory a resync holds until its pools are indexed
+    const arena = new SlabArena(64 * 1024);
+    const options: FleetCacheOptions & { arena: SlabArena } = { arena };
+    const c = new FleetCache(options);
+    const inP = Array.from({ length: 20 }, (_, i) => vol('p', `v${i}`, 11n + BigInt(i)));
+    const inQ = [vol('q', 'w1', 40n), vol('q', 'w2', 41n)];
+    // p's volumes back to back in one chunk (as an agent writes them, pool by pool); q's in two chunks
+    const chunk = splitHostSync(HostSync.encode(HostSync.fromPartial({ syncId: 's', volumes: [...inP, inQ[0]!] })).finish());
+    const second = splitHostSync(HostSync.encode(HostSync.fromPartial({ syncId: 's', chunk: 1, volumes: [inQ[1]!] })).finish());
+    c.replaceHost('a', { pools: [pool('p', 10n), pool('q', 10n)], volumes: [...chunk.volumes, ...second.volumes], revision: 50n });
+    expect(c.pendingPools('a')).to.equal(2);
+    const qBytes = inQ.reduce((n, v) => n + bytes(v).length, 0);
+    expect(arena.filled).to.be.within(qBytes, qBytes + 7);
+    expect(c.runtimePool('a', 'p')?.volumeCount).to.equal(20);
+    expect(c.volumeNames('a', 'p')).to.deep.equal(inP.map((v) => v.definition!.name).sort());
+    for (const v of inP) expect(c.storedVolume('a', 'p', v.definition!.name)).to.equal(storeVolume(v));
+    expect(c.storedVolume('a', 'q', 'w2')).to.equal(storeVolume(inQ[1]!));
   });
 });
