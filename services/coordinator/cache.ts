@@ -48,17 +48,20 @@ export interface RuntimePool {
 
 /**
  * The volumes a full sync brought for a pool the cache held none of, not yet indexed: each
- * one's Volume.encode bytes (checked: canonical, stored-volume.ts) back to back in `arena`,
- * volume i ending at ends[i]. One buffer outside the JS heap per pool instead of a string
- * and two map entries per volume, so taking in a fleet's sync leaves almost nothing for the
- * garbage collector to copy; the buffer is a view of a slab shared with other pools
- * (slab-arena.ts), so that a fleet's worth of them, freed once indexed, leaves nothing in the
- * C heap. The first read that needs the pool's volumes (a lookup, a
- * listing, an event or another sync for it) indexes them, ~5 µs per volume, once; the
- * rest are indexed in the background when the coordinator is otherwise idle.
+ * one's Volume.encode bytes (checked: canonical, stored-volume.ts) in `arena`, volume i at
+ * [starts[i], ends[i]). One buffer outside the JS heap per pool instead of a string and two
+ * map entries per volume, so taking in a fleet's sync leaves almost nothing for the garbage
+ * collector to copy. When the pool's volumes came back to back in one buffer (a sync chunk
+ * as the intake copied it, sync-intake.ts) `arena` is a view of that buffer, with the chunk's
+ * own framing between them: nothing is copied. Else they are copied back to back into a view
+ * of a slab shared with other pools (slab-arena.ts). Either way a fleet's worth of them, freed
+ * once indexed, leaves nothing in the C heap. The first read that needs the pool's volumes (a
+ * lookup, a listing, an event or another sync for it) indexes them, ~5 µs per volume, once;
+ * the rest are indexed in the background when the coordinator is otherwise idle.
  */
 interface PendingVolumes {
   arena: Buffer;
+  starts: Uint32Array;
   ends: Uint32Array;
 }
 
@@ -396,12 +399,11 @@ export class FleetCache {
     if (!pending) return;
     rt.pending = undefined;
     h.pendingPools--;
-    let start = 0;
-    for (const end of pending.ends) {
-      const bytes = pending.arena.subarray(start, end);
+    const { arena, starts, ends } = pending;
+    for (let i = 0; i < ends.length; i++) {
+      const bytes = arena.subarray(starts[i], ends[i]);
       // the sync's own states: `forgotten` (at most the sync's revision here) does not refuse them
       this.applyPrepared(h, rt, pool, prepareScanned(bytes, scanVolume(bytes)), true);
-      start = end;
     }
   }
 
@@ -483,7 +485,7 @@ export class FleetCache {
       const incoming = byPool.get(name) ?? [];
       // a pool filled from nothing, with nothing removed to compare against: kept as bytes
       if (rt.volumes.size === 0 && !rt.pending && h.tombstones.size === 0 && h.forgotten < 0n && incoming.length > 0 && incoming.every((v) => 'bytes' in v)) {
-        rt.pending = arenaOf(this.arena, incoming as Array<{ bytes: Uint8Array }>);
+        rt.pending = pendingOf(this.arena, incoming as Array<{ bytes: Uint8Array }>);
         h.pendingPools++;
         this.pendingQueue.push([host, name]);
         rt.sorted = undefined;
@@ -718,20 +720,39 @@ function keyHolder(held: StoredVolume | StoredVolume[]): Volume {
   });
 }
 
-/** The volumes' bytes back to back in one buffer outside the heap, carved out of a slab (PendingVolumes). */
-function arenaOf(slabs: SlabArena, volumes: ReadonlyArray<{ bytes: Uint8Array }>): PendingVolumes {
+/**
+ * A pool's volumes as PendingVolumes: a view of the one buffer they came in, in order, when
+ * they did (nothing copied); else copied back to back into a view of a slab.
+ */
+function pendingOf(slabs: SlabArena, volumes: ReadonlyArray<{ bytes: Uint8Array }>): PendingVolumes {
+  const starts = new Uint32Array(volumes.length);
+  const ends = new Uint32Array(volumes.length);
+  const first = volumes[0]!.bytes;
+  const last = volumes[volumes.length - 1]!.bytes;
+  let inOne = true;
+  for (let i = 0, pos = first.byteOffset; i < volumes.length && inOne; i++) {
+    const bytes = volumes[i]!.bytes;
+    inOne = bytes.buffer === first.buffer && bytes.byteOffset >= pos;
+    starts[i] = bytes.byteOffset - first.byteOffset;
+    ends[i] = starts[i]! + bytes.length;
+    pos = bytes.byteOffset + bytes.length;
+  }
   let total = 0;
   for (const v of volumes) total += v.bytes.length;
+  const span = last.byteOffset + last.length - first.byteOffset;
+  // (volumes with much else between them, another pool's, are copied: the view would keep
+  // bytes nobody reads for as long as this pool is pending)
+  if (inOne && span <= 2 * total) return { arena: Buffer.from(first.buffer, first.byteOffset, span), starts, ends };
   const arena = slabs.alloc(total);
-  const ends = new Uint32Array(volumes.length);
   let pos = 0;
   for (let i = 0; i < volumes.length; i++) {
     const bytes = volumes[i]!.bytes;
     arena.set(bytes, pos);
+    starts[i] = pos;
     pos += bytes.length;
     ends[i] = pos;
   }
-  return { arena, ends };
+  return { arena, starts, ends };
 }
 
 /** Code-unit order: the same in every process and every language's byte-wise compare of ASCII. */
