@@ -258,4 +258,15 @@ describe('compact volumes: the wire scanner and the stored form', () => {
     expect(splitHostSync(HostSync.encode(HostSync.create()).finish())).to.deep.equal({ ...HostSync.create(), volumes: [] });
     expect(() => splitHostSync(HostSync.encode(msg).finish().subarray(0, 40))).to.throw();
   });
+
+  it("remembers the last volume's pool name with a copy of its bytes, not a view of the Buffer it scanned", () => {
+    // a view kept a whole 40 MiB slab of the sync intake (slab-arena.ts) alive for as long as
+    // the coordinator ran; and bytes changed under it would name the wrong pool
+    const v = (pool: string) => Volume.fromPartial({ name: `hosts/a/pools/${pool}/volumes/v`, host: 'a', pool, definition: { name: 'v', key: 'k', target: { path: '/p' } } });
+    const first = Buffer.from(Volume.encode(v('aaa')).finish());
+    expect(scanVolume(first).pool).to.equal('aaa');
+    const at = first.lastIndexOf('aaa'); // the pool field (after name and host)
+    first.write('bbb', at, 'latin1');
+    expect(scanVolume(Buffer.from(Volume.encode(v('bbb')).finish())).pool).to.equal('bbb');
+  });
 });
