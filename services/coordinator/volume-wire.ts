@@ -133,7 +133,9 @@ function poolText(buf: Uint8Array, start: number, end: number): string {
     if (same) return last.text;
   }
   const text = textOf(buf, start, end);
-  lastPool = { bytes: buf.slice(start, end), text };
+  // a copy: on a Buffer (the sync intake's chunks, the cache's pending pools) .slice() is a
+  // view, and would keep the whole slab it was carved from alive (slab-arena.ts)
+  lastPool = { bytes: Uint8Array.prototype.slice.call(buf, start, end), text };
   return text;
 }
 
