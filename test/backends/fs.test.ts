@@ -405,97 +405,82 @@ describe('fs pool on an image file (mount attaches the loop device itself)', fun
   });
 });
 
-describe('fs pool stop with something mounted over the pool, or still in use', function () {
-  this.timeout(120_000);
-  const runner = new ExecRunner();
-  const backend = new FsBackend();
-  let loop: LoopDevice | undefined;
+/**
+ * For one describe block: an ext4 fs pool named `fs-<label>` built on a loop device of its
+ * own (`extra` goes into its definition), started too with `start`; torn down after the block.
+ * The fields are set once its before hook has run.
+ */
+function useBuiltFsPool(label: string, opts: { extra?: Partial<PoolDefinition>; start?: boolean } = {}) {
+  const f = { backend: new FsBackend(), target: '', ctx: undefined as unknown as PoolContext, loop: undefined as LoopDevice | undefined };
   let dirs: ReturnType<typeof targetsDir> | undefined;
-  let target: string;
-  let ctx: PoolContext;
-
   before(async function () {
     if (skipReason) this.skip();
-    loop = attachLoop(32 * MiB, 'fs-covered');
-    dirs = targetsDir('covered');
-    target = dirs.track(join(dirs.root, 'pool'));
-    ctx = { runner, pool: { ...fsPool(loop.device, target, 'ext4'), name: 'fs-covered' } };
-    await backend.buildPool(ctx, { overwrite: true, noOverwrite: false });
+    f.loop = attachLoop(32 * MiB, `fs-${label}`);
+    dirs = targetsDir(label);
+    f.target = dirs.track(join(dirs.root, 'pool'));
+    f.ctx = { runner: new ExecRunner(), pool: { ...fsPool(f.loop.device, f.target, 'ext4'), name: `fs-${label}`, ...opts.extra } };
+    await f.backend.buildPool(f.ctx, { overwrite: true, noOverwrite: false });
+    if (opts.start) await f.backend.startPool(f.ctx);
   });
-
   after(async () => {
     await dirs?.teardown();
-    await loop?.detach();
+    await f.loop?.detach();
   });
+  return f;
+}
+
+describe('fs pool stop with something mounted over the pool, or still in use', function () {
+  this.timeout(120_000);
+  const f = useBuiltFsPool('covered');
 
   afterEach(() => {
     // whatever a test left: the tmpfs on top first, then the pool's own mount
-    unmountAll(target);
+    unmountAll(f.target);
   });
 
   it('a tmpfs mounted over the started pool: stop is FAILED_PRECONDITION naming it, and unmounts nothing', async () => {
-    await backend.startPool(ctx);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', '--', 'cistern-cover', target], { stdio: 'pipe' });
-    const err = await rejects(backend.stopPool(ctx));
+    await f.backend.startPool(f.ctx);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', '--', 'cistern-cover', f.target], { stdio: 'pipe' });
+    const err = await rejects(f.backend.stopPool(f.ctx));
     expect(err).to.be.instanceOf(FailedPreconditionError);
-    expect(err.message).to.contain(`'cistern-cover' (tmpfs) mounted over`).and.to.contain(loop!.device);
-    expect(mountCountAt(target)).to.equal(2, 'both the pool and the tmpfs stay mounted');
+    expect(err.message).to.contain(`'cistern-cover' (tmpfs) mounted over`).and.to.contain(f.loop!.device);
+    expect(mountCountAt(f.target)).to.equal(2, 'both the pool and the tmpfs stay mounted');
     // once the tmpfs is gone the pool stops as usual
-    execFileSync('umount', ['--', target], { stdio: 'pipe' });
-    await backend.stopPool(ctx);
-    expect(mountCountAt(target)).to.equal(0);
+    execFileSync('umount', ['--', f.target], { stdio: 'pipe' });
+    await f.backend.stopPool(f.ctx);
+    expect(mountCountAt(f.target)).to.equal(0);
   });
 
   it('a stop that fails (target busy) keeps the directory the pool started with: a tmpfs mounted over it later is not the pool', async () => {
-    await backend.startPool(ctx);
-    const busy = openSync(join(target, 'held'), 'w');
+    await f.backend.startPool(f.ctx);
+    const busy = openSync(join(f.target, 'held'), 'w');
     try {
-      const err = await rejects(backend.stopPool(ctx));
+      const err = await rejects(f.backend.stopPool(f.ctx));
       expect(err).to.be.instanceOf(FailedPreconditionError);
       expect(err.message).to.contain('busy');
     } finally {
       closeSync(busy);
     }
     // the pool is still active; what is mounted over its target now is not its filesystem
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', '--', 'cistern-cover', target], { stdio: 'pipe' });
-    const err = await rejects(backend.refreshPool(ctx));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', '--', 'cistern-cover', f.target], { stdio: 'pipe' });
+    const err = await rejects(f.backend.refreshPool(f.ctx));
     expect(err).to.be.instanceOf(FailedPreconditionError);
     expect(err.message).to.contain(`is not the directory pool 'fs-covered' started with`);
-    const err2 = await rejects(backend.createVol(ctx, vol('stray.raw', 'raw', BigInt(MiB))).then((v) => backend.buildVol(ctx, v, { preallocMetadata: false })));
+    const err2 = await rejects(f.backend.createVol(f.ctx, vol('stray.raw', 'raw', BigInt(MiB))).then((v) => f.backend.buildVol(f.ctx, v, { preallocMetadata: false })));
     expect(err2).to.be.instanceOf(FailedPreconditionError);
-    expect(readdirSync(target)).to.deep.equal([]);
+    expect(readdirSync(f.target)).to.deep.equal([]);
   });
 });
 
 describe('fs pool mounted read-only (fs:mount_opts ro)', function () {
   this.timeout(120_000);
-  const runner = new ExecRunner();
-  const backend = new FsBackend();
-  let loop: LoopDevice | undefined;
-  let dirs: ReturnType<typeof targetsDir> | undefined;
-  let target: string;
-  let ctx: PoolContext;
-
-  before(async function () {
-    if (skipReason) this.skip();
-    loop = attachLoop(32 * MiB, 'fs-ro');
-    dirs = targetsDir('ro');
-    target = dirs.track(join(dirs.root, 'pool'));
-    ctx = { runner, pool: { ...fsPool(loop.device, target, 'ext4'), name: 'fs-ro', mountOptions: ['ro'] } };
-    await backend.buildPool(ctx, { overwrite: true, noOverwrite: false });
-    await backend.startPool(ctx);
-  });
-
-  after(async () => {
-    await dirs?.teardown();
-    await loop?.detach();
-  });
+  const f = useBuiltFsPool('ro', { extra: { mountOptions: ['ro'] }, start: true });
 
   it('a volume create is FAILED_PRECONDITION naming the volume and the read-only filesystem once, not the agent\'s descriptor path', async () => {
-    expect(findmnt(target)?.options.split(',')).to.include('ro');
-    const err = await rejects(backend.createVol(ctx, vol('disk.raw', 'raw', BigInt(MiB))).then((v) => backend.buildVol(ctx, v, { preallocMetadata: false })));
+    expect(findmnt(f.target)?.options.split(',')).to.include('ro');
+    const err = await rejects(f.backend.createVol(f.ctx, vol('disk.raw', 'raw', BigInt(MiB))).then((v) => f.backend.buildVol(f.ctx, v, { preallocMetadata: false })));
     expect(err).to.be.instanceOf(FailedPreconditionError);
-    expect(err.message).to.contain(`'${join(target, 'disk.raw')}'`).and.to.contain('read-only file system');
+    expect(err.message).to.contain(`'${join(f.target, 'disk.raw')}'`).and.to.contain('read-only file system');
     expect(err.message).to.not.contain('/proc/self/fd');
     expect(err.message.match(/EROFS/g) ?? []).to.have.length(1);
   });
