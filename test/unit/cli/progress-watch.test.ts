@@ -30,6 +30,8 @@ class LiveApi extends FakeApi {
   /** publish the result event (the real agent always does) */
   sendResult = true;
   watchFails: Error | undefined;
+  /** a watch is positioned (sees events) only this long after it is opened, as the server's */
+  positionDelayMs = 0;
 
   get openWatches(): number {
     return this.watchers.length;
@@ -55,13 +57,16 @@ class LiveApi extends FakeApi {
     if (this.sendResult) this.publish(ev({ kind: result, requestId }));
   }
 
-  override async *watchEvents(r: unknown, signal?: AbortSignal): AsyncGenerator<Event> {
+  override async *watchEvents(r: unknown, signal?: AbortSignal, onPositioned?: () => void): AsyncGenerator<Event> {
     this.calls.push({ method: 'watchEvents', request: r });
     if (this.watchFails) throw this.watchFails;
     const queue: Event[] = [];
     let wake: (() => void) | undefined;
     const w = { req: r as WatchEventsRequest, push: (e: Event) => { queue.push(e); wake?.(); } };
+    // events published before the watch is positioned are not its to see
+    if (this.positionDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.positionDelayMs));
     this.watchers.push(w);
+    onPositioned?.();
     const aborted = new Promise<void>((resolve) => {
       if (!signal || signal.aborted) resolve();
       else signal.addEventListener('abort', () => resolve(), { once: true });
@@ -146,6 +151,16 @@ describe('cisternctl progress bar for long calls (WatchEvents)', () => {
     expect(lines.some((l) => l.includes('/ 3.00 B'))).to.equal(false); // the other request's progress
     expect(r.stderr.endsWith('\n')).to.equal(true);
     expect(api.openWatches).to.equal(0);
+  });
+
+  it('a watch the server positions late: the call waits for it, so the bar still starts at 0 % and reaches 100 %', async () => {
+    const api = liveApi();
+    api.positionDelayMs = 50; // a loaded server creating the watch's consumer
+    const r = await run(api, ['vol-wipe', 'disk.img', '--pool', 'images'], { tty: true });
+    expect(r.code).to.equal(0);
+    const lines = bars(r.stderr);
+    expect(lines[0]).to.equal('wipe disk.img: [>                             ]   0% 0.00 B / 64.00 MiB');
+    expect(lines.at(-1)).to.equal('wipe disk.img: [==============================] 100% 64.00 MiB / 64.00 MiB');
   });
 
   it('off a terminal nothing changes: no watch, no request id, no bar, virsh\'s output only', async () => {
