@@ -42,7 +42,8 @@ export interface StorageApi {
   /** Breaking out of the loop cancels the call. */
   downloadVolume(req: pb.DownloadVolumeRequest): AsyncIterable<pb.DownloadVolumeResponse>;
   /** Ends when the signal aborts (or the server ends the stream). */
-  watchEvents(req: pb.WatchEventsRequest, signal?: AbortSignal): AsyncIterable<pb.Event>;
+  /** `onPositioned`: the server has positioned the watch; what happens from then on is delivered. */
+  watchEvents(req: pb.WatchEventsRequest, signal?: AbortSignal, onPositioned?: () => void): AsyncIterable<pb.Event>;
   close(): void;
 }
 

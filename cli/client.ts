@@ -198,8 +198,10 @@ export function connect(opts: ConnectionOptions): StorageApi {
       })();
     });
   api.downloadVolume = (req) => readStream(client.downloadVolume(req, metadata()));
-  api.watchEvents = (req, signal) => {
+  api.watchEvents = (req, signal, onPositioned) => {
     const call = client.watchEvents(req, metadata());
+    // the initial metadata comes once the server has positioned the stream (x-cistern-start-sequence)
+    if (onPositioned) call.once('metadata', () => onPositioned());
     if (signal) {
       if (signal.aborted) call.cancel();
       else signal.addEventListener('abort', () => call.cancel(), { once: true });

@@ -30,6 +30,8 @@ export interface ProgressTarget {
 export interface ProgressWatchOptions {
   /** After a successful call, wait at most this long for the result event (default 2000 ms). */
   graceMs?: number;
+  /** Before the call, wait at most this long for the watch to be positioned (default 5000 ms). */
+  positionMs?: number;
   /** Request id factory (tests). */
   requestId?: () => string;
 }
@@ -104,10 +106,15 @@ export async function withProgress<T>(
     resultSeen = resolve;
   });
 
-  // Opened (the request sent) before the call goes out; read in the background.
+  // Opened before the call goes out, and positioned (bounded wait): a loaded coordinator may
+  // take a while to position a watch, and events published before that are not its to see.
+  let positioned!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    positioned = resolve;
+  });
   const reader = (async () => {
     try {
-      const events = ctx.api().watchEvents(progressWatchRequest(target), stop.signal);
+      const events = ctx.api().watchEvents(progressWatchRequest(target), stop.signal, positioned);
       for await (const ev of events) {
         if (ev.requestId !== requestId) continue;
         if (ev.kind === EventKind.OPERATION_PROGRESS) drawer.draw(ev);
@@ -116,13 +123,18 @@ export async function withProgress<T>(
     } catch {
       // no bar: the call itself decides the outcome
     } finally {
+      positioned();
       resultSeen();
     }
   })();
 
   let grace: NodeJS.Timeout | undefined;
   const onInterrupt = (): void => resultSeen();
+  let positionWait: NodeJS.Timeout | undefined;
   try {
+    // a watch that fails or never positions only means no bar (or a bar from its middle on)
+    await Promise.race([ready, new Promise<void>((resolve) => (positionWait = setTimeout(resolve, options.positionMs ?? 5000)))]);
+    clearTimeout(positionWait);
     const result = await call(requestId);
     ctx.signal.addEventListener('abort', onInterrupt, { once: true });
     if (ctx.signal.aborted) resultSeen();

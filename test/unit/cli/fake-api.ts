@@ -204,8 +204,9 @@ export class FakeApi implements StorageApi {
     this.record('downloadVolume', r);
     for (const c of this.downloadChunks) yield c;
   }
-  async *watchEvents(r: unknown, signal?: AbortSignal) {
+  async *watchEvents(r: unknown, signal?: AbortSignal, onPositioned?: () => void) {
     this.record('watchEvents', r);
+    onPositioned?.();
     for (const e of this.events) {
       if (signal?.aborted) return;
       yield e;
