@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { DiskBackend } from '../../libs/backends/disk.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
-import { PoolType, Tristate, VolumeDefinition, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolType, Tristate, VolumeDefinition, PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { attachLoop, hasTool, loopDevicesAvailable, makeTempDir, registerCleanup, type LoopDevice } from '../support/index.js';
 import { rejects } from '../support/rejects.js';
 import { SwappingRunner } from '../support/swapping-runner.js';
@@ -21,27 +21,12 @@ const UUID = '0b7c3f1e-59a9-4c59-9d7e-00000000a059';
 const PASSPHRASE = 'h59 disk luks passphrase';
 
 function diskPool(device: string): PoolDefinition {
-  return {
+  return PoolDefinition.fromPartial({
     type: PoolType.POOL_TYPE_DISK,
     name: 'disk-luks',
-    uuid: '',
-    source: {
-      hosts: [],
-      devices: [{ path: device, partSeparator: Tristate.TRISTATE_ABSENT, freeExtents: [] }],
-      dir: '',
-      adapter: undefined,
-      name: '',
-      format: 'dos',
-      protocolVersion: '',
-      initiatorIqn: '',
-      auth: undefined,
-      vendor: '',
-      product: '',
-    },
-    target: { path: '/dev', permissions: undefined },
-    features: undefined,
-    mountOptions: [],
-  };
+    source: { devices: [{ path: device, partSeparator: Tristate.TRISTATE_ABSENT }], format: 'dos' },
+    target: { path: '/dev' },
+  });
 }
 
 function partedPrint(device: string): string {

@@ -15,7 +15,7 @@ import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
 import type { RunOptions } from '../../../libs/backends/runner.js';
 import { CommandFailedError } from '../../../libs/errors/errors.js';
-import { PoolType, Tristate, VolumeDefinition, type PoolDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { PoolType, Tristate, VolumeDefinition, PoolDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { rejects } from '../../support/rejects.js';
 
 const MiB = 1024 * 1024;
@@ -28,27 +28,12 @@ const SETTLE = ['udevadm', 'settle', '--timeout=30'];
 const LUKS_MAGIC = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]);
 
 function pool(target: string): PoolDefinition {
-  return {
+  return PoolDefinition.fromPartial({
     type: PoolType.POOL_TYPE_LOGICAL,
     name: 'p',
-    uuid: '',
-    source: {
-      hosts: [],
-      devices: [{ path: '/dev/sdb', partSeparator: Tristate.TRISTATE_ABSENT, freeExtents: [] }],
-      dir: '',
-      adapter: undefined,
-      name: VG,
-      format: 'lvm2',
-      protocolVersion: '',
-      initiatorIqn: '',
-      auth: undefined,
-      vendor: '',
-      product: '',
-    },
-    target: { path: target, permissions: undefined },
-    features: undefined,
-    mountOptions: [],
-  };
+    source: { devices: [{ path: '/dev/sdb', partSeparator: Tristate.TRISTATE_ABSENT }], name: VG, format: 'lvm2' },
+    target: { path: target },
+  });
 }
 
 const luks = (name: string, capacity: number, extra: { encFormat?: string; secrets?: number; allocation?: number; backing?: string } = {}): VolumeDefinition =>
