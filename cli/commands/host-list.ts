@@ -21,6 +21,7 @@ export function hostJson(h: Host): Record<string, unknown> {
     lastSeen: h.lastSeen ? h.lastSeen.toISOString() : null,
     stale: h.stale,
     staleSince: h.staleSince ? h.staleSince.toISOString() : null,
+    offlineReason: h.offlineReason || null,
   };
 }
 
@@ -35,12 +36,13 @@ function hostState(h: Host): string {
 
 export function renderHostList(hosts: Host[], details: boolean, quiet: boolean): string {
   const header = ['Name', 'Hostname', 'State', 'Pools', 'Agent version'];
-  if (details) header.push('Last seen', 'Pool types');
+  // the reason last: a script splitting the line on blanks keeps the columns before it
+  if (details) header.push('Last seen', 'Pool types', 'Offline reason');
   return renderTable(
     header,
     hosts.map((h) => {
       const row = [hostId(h), h.hostname, hostState(h), String(h.poolCount), h.agentVersion];
-      if (details) row.push(h.lastSeen ? eventTimestamp(h.lastSeen) : '-', h.poolTypes.map(poolTypeName).join(','));
+      if (details) row.push(h.lastSeen ? eventTimestamp(h.lastSeen) : '-', h.poolTypes.map(poolTypeName).join(','), h.offlineReason || '-');
       return row;
     }),
     quiet,
@@ -51,7 +53,7 @@ export const hostList: Command = {
   name: 'host-list',
   help: 'list the hosts of the fleet',
   description: 'Returns list of the fleet\'s hosts (Cistern).',
-  options: [{ name: 'details', type: 'bool', help: 'also show last heartbeat and supported pool types' }, JSON_OPTION],
+  options: [{ name: 'details', type: 'bool', help: 'also show last heartbeat, supported pool types and why a host is offline' }, JSON_OPTION],
   async run(ctx) {
     const hosts = sortByName(await listHosts(ctx.api()), hostId);
     if (flag(ctx.opts, 'json')) {

@@ -6,6 +6,7 @@ import { hostName, poolName } from '../../libs/api/resource-names.js';
 import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { sameDefinition, type CatalogRecord, type FleetCache } from './cache.js';
 import type { HostEntry } from './hosts/entry.js';
+import { offlineReason } from './hosts/offline-reason.js';
 
 /**
  * How much the cache knows of a host's runtime state: 'current' (online, synced), 'stale' (the
@@ -191,6 +192,7 @@ export function hostView(cache: FleetCache, entry: HostEntry, staleSince?: Date)
     poolCount: cache.poolCount(entry.host.hostId),
     stale: staleSince !== undefined,
     staleSince,
+    offlineReason: offlineReason(entry),
   };
 }
 

@@ -36,6 +36,7 @@ import { hostEvent } from './hosts/host-event.js';
 import { SyncWaiters } from './hosts/sync-waiters.js';
 import { HostEventPublisher } from './hosts/host-event-publisher.js';
 import { reportedHost } from './hosts/reported.js';
+import { conflictReason, offlineReason } from './hosts/offline-reason.js';
 
 export interface HostRegistryOptions {
   store?: HostStore;
@@ -343,6 +344,12 @@ export class HostRegistry {
     this.syncAsks.maybeAsk(id, entry, now);
   }
 
+  /** Why the host is not online ('' while it is; offline-reason.ts); '' for a host not known. */
+  offlineReason(id: string): string {
+    const entry = this.entries.get(id);
+    return entry ? offlineReason(entry) : '';
+  }
+
   /** More than one agent heartbeats with this host id: its calls fail and its syncs are not applied. */
   inConflict(id: string): boolean {
     return this.entries.get(id)?.conflict !== undefined;
@@ -599,7 +606,7 @@ export class HostRegistry {
     this.requireBus(`host '${id}' cannot be reached`, { host: id });
     if (entry.conflict) {
       const boots = [...entry.conflict.keys()].join(' and ');
-      throw new UnavailableError(`host '${id}' is offline: two agents heartbeat with its host id (boot ids ${boots}); stop one of them`, { host: id, bootIds: boots });
+      throw new UnavailableError(`host '${id}' is offline: ${conflictReason(entry.conflict.keys())}`, { host: id, bootIds: boots });
     }
     if (!entry.online) {
       const seen = entry.host.lastSeen ? entry.host.lastSeen.toISOString() : 'never';

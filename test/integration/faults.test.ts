@@ -463,7 +463,10 @@ describe('faults (real processes)', function () {
       await waitFor('HOST_OFFLINE', () => w.events.some((e) => e.kind === EventKind.HOST_OFFLINE));
       await expectCode(createVolume(ctx.stack, 'hosts/b/pools/twin', 't.img', '4096'), status.UNAVAILABLE, /host 'b' is offline: two agents heartbeat with its host id \(boot ids (\d+ and 4242|4242 and \d+)\); stop one of them/);
       await new Promise((resolve) => setTimeout(resolve, 2000)); // still both: no flapping back online
-      expect((await api.listHosts({ pageSize: 0, pageToken: '' })).hosts.find((h) => h.hostId === 'b')?.online).to.equal(false);
+      const offline = (await api.listHosts({ pageSize: 0, pageToken: '' })).hosts.find((h) => h.hostId === 'b');
+      expect(offline?.online).to.equal(false);
+      // what host-list shows an operator, not only the caller of a failed operation
+      expect(offline?.offlineReason).to.match(/^two agents heartbeat with its host id \(boot ids (\d+ and 4242|4242 and \d+)\); stop one of them$/);
     } finally {
       clearInterval(beating);
       await closeNats();
@@ -475,6 +478,7 @@ describe('faults (real processes)', function () {
     expect(conflictLines, 'one error, naming the host and both boot ids').to.have.length(1);
     expect(conflictLines[0]).to.match(/"level":"error".*"host":"b".*"bootIds":\[("\d+","4242"|"4242","\d+")\]/);
     await createVolume(ctx.stack, 'hosts/b/pools/twin', 't.img', '4096');
+    expect((await api.getHost({ name: 'hosts/b' })).offlineReason, 'online again: no reason').to.equal('');
   });
 
   it('agents with skewed clocks: order follows sequence numbers, and state changes after a restart with the clock set back are not ignored', async () => {

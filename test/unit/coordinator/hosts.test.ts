@@ -393,6 +393,22 @@ describe('host registry: liveness and full sync asks', () => {
     expect(kinds(t.events)).to.deep.equal(['HOST_ONLINE a', 'HOST_OFFLINE a', 'HOST_ONLINE a']);
   });
 
+  it("says why a host is offline (Host.offline_reason): heartbeats stopped, or back but its sync not applied yet; nothing while it is online", () => {
+    const t = setup();
+    t.bringUp('a');
+    expect(t.hosts.offlineReason('a')).to.equal('');
+    const lastSeen = new Date(t.clock()).toISOString();
+    t.run(3 * INTERVAL + 250);
+    expect(t.hosts.isOnline('a')).to.equal(false);
+    expect(t.hosts.offlineReason('a')).to.equal(`no heartbeat since ${lastSeen} (3 missed, one every 2 s)`);
+    t.beat('a');
+    expect(t.hosts.isReturning('a')).to.equal(true);
+    expect(t.hosts.offlineReason('a')).to.equal('its agent heartbeats again; waiting for its full sync');
+    t.hosts.onSync('a', undefined, 'second-a');
+    expect(t.hosts.isOnline('a')).to.equal(true);
+    expect(t.hosts.offlineReason('a')).to.equal('');
+  });
+
   it('knows which hosts it holds a full sync of (the baseline a return is reconciled against)', () => {
     const t = setup();
     t.beat('a');
@@ -439,6 +455,7 @@ describe('host registry: two agents with one host id', () => {
     expect(() => t.hosts.requireOnline('a'))
       .to.throw(UnavailableError)
       .with.property('message', "host 'a' is offline: two agents heartbeat with its host id (boot ids 2 and 1); stop one of them");
+    expect(t.hosts.offlineReason('a'), 'host-list says why too').to.equal('two agents heartbeat with its host id (boot ids 2 and 1); stop one of them');
     expect(t.asked, 'not asked for syncs it would not apply').to.deep.equal([]);
   });
 
