@@ -215,6 +215,32 @@ describe('fs backend (recording runner)', () => {
       expect(existsSync(target)).to.equal(false);
     });
 
+    it('a format this host has no mkfs helper for (iso9660, vmfs): FAILED_PRECONDITION on source.format naming the helper and the formats it can make, before anything is made', async () => {
+      // mkfs runs mkfs.TYPE found in /sbin/fs.d, /sbin/fs, /sbin, then PATH; this host has two
+      const sbin = join(root, 'sbin');
+      mkdirSync(sbin);
+      for (const helper of ['mkfs.ext4', 'mkfs.xfs']) writeFileSync(join(sbin, helper), '#!/bin/sh\n', { mode: 0o755 });
+      writeFileSync(join(sbin, 'mkfs.vfat'), 'not executable\n', { mode: 0o644 });
+      const options = { mountTable: async () => mountinfo, sysfsRoot: join(root, 'sys'), mkfsSearchPath: [join(root, 'no-such-dir'), sbin] };
+      const here = new FsBackend(options);
+      for (const format of ['iso9660', 'vmfs', 'vfat']) {
+        ctx.pool = fsPool(device, target, format);
+        for (const flags of [{ overwrite: true, noOverwrite: false }, { overwrite: false, noOverwrite: true }]) {
+          const err = await rejects(here.buildPool!(ctx, flags));
+          expect(err.code, err.message).to.equal('FAILED_PRECONDITION');
+          expect(err.message).to.contain(`mkfs.${format}`).and.contain(`'${format}'`).and.contain('formats mkfs can make on this host: ext4, xfs');
+          expect(err.details).to.include({ field: 'source.format', format, helper: `mkfs.${format}` });
+        }
+      }
+      // the refusal of format auto lists what this host can make too
+      ctx.pool = fsPool(device, target, 'auto');
+      const auto = await rejects(here.buildPool!(ctx, { overwrite: true, noOverwrite: false }));
+      expect(auto).to.be.instanceOf(InvalidArgumentError);
+      expect(auto.message).to.contain('set one of ext4, xfs');
+      expect(runner.argvs).to.deep.equal([]);
+      expect(existsSync(target)).to.equal(false);
+    });
+
     it('a device mounted somewhere: FAILED_PRECONDITION, never formatted', async () => {
       mountinfo = BASE_MOUNTINFO + mountLine(50, device, '/srv/elsewhere');
       const err = await rejects(backend.buildPool!(ctx, { overwrite: true, noOverwrite: false }));
