@@ -46,6 +46,7 @@ import {
 } from './mount.js';
 import { refuseConflictingBuildFlags } from './build-flags.js';
 import { openFsSourceForFormat } from './fs-source.js';
+import { defaultMkfsSearchPath, hasMkfsHelper } from './mkfs-helpers.js';
 
 export interface MountedBackendOptions extends DirBackendOptions {
   mount?: string;
@@ -359,6 +360,8 @@ function requireUnheld(device: string, fd: number): void {
 
 export interface FsBackendOptions extends MountedBackendOptions {
   mkfs?: string;
+  /** Where mkfs finds its mkfs.TYPE helpers (default: /sbin/fs.d, /sbin/fs, /sbin, then PATH, as util-linux). */
+  mkfsSearchPath?: readonly string[];
 }
 
 const MKFS_TIMEOUT_MS = 30 * 60_000;
@@ -409,10 +412,23 @@ export class FsBackend extends MountedDirBackend {
   override readonly type: PoolType = PoolType.POOL_TYPE_FS;
   override readonly poolFormats: readonly string[] = FS_POOL_FORMATS;
   private readonly mkfs: string;
+  private readonly mkfsSearchPath: readonly string[];
 
   constructor(options: FsBackendOptions = {}) {
     super(options);
     this.mkfs = options.mkfs ?? 'mkfs';
+    this.mkfsSearchPath = options.mkfsSearchPath ?? defaultMkfsSearchPath();
+  }
+
+  /** The pool formats (not auto) whose mkfs helper this host has. */
+  private makeableFormats(): string[] {
+    return this.poolFormats.filter((f) => f !== 'auto' && hasMkfsHelper(fsTypeName(f), this.mkfsSearchPath));
+  }
+
+  /** The formats mkfs can make here, for a refusal: 'ext4, xfs' or that there are none. */
+  private makeableList(): string {
+    const formats = this.makeableFormats();
+    return formats.length > 0 ? formats.join(', ') : 'none (no mkfs.TYPE helper is installed)';
   }
 
   /** The one source device (libvirt: exactly one), checked. */
@@ -459,7 +475,15 @@ export class FsBackend extends MountedDirBackend {
     if (format === 'auto') {
       throw new InvalidArgumentError(
         'source.format',
-        `pool '${printable(pool.name)}' has format 'auto': mkfs needs a filesystem type; set one of ${this.poolFormats.filter((f) => f !== 'auto').join(', ')}`,
+        `pool '${printable(pool.name)}' has format 'auto': mkfs needs a filesystem type; set one of ${this.makeableList()}`,
+      );
+    }
+    const helper = `mkfs.${fsTypeName(format)}`;
+    if (!hasMkfsHelper(fsTypeName(format), this.mkfsSearchPath)) {
+      throw new FailedPreconditionError(
+        `cannot format pool '${printable(pool.name)}' as '${format}' (source.format): this host has no ${helper} for mkfs to run; ` +
+          `formats mkfs can make on this host: ${this.makeableList()}; install the ${helper} tool or choose one of those`,
+        { field: 'source.format', format, helper },
       );
     }
     const source = openFsSourceForFormat(device, pool);

@@ -74,8 +74,14 @@ describe('fs backend (recording runner)', () => {
     target = join(root, 'pool');
     runner = new RecordingRunner({ strict: true });
     mountinfo = BASE_MOUNTINFO;
-    // loop devices' backing files come from this sysfs (empty unless a test adds one)
-    backend = new FsBackend({ mountTable: async () => mountinfo, sysfsRoot: join(root, 'sys') });
+    // loop devices' backing files come from this sysfs (empty unless a test adds one); mkfs has
+    // a helper for every format here, as the commands are recorded, not run
+    const helpers = join(root, 'all-helpers');
+    mkdirSync(helpers);
+    for (const type of ['ext2', 'ext3', 'ext4', 'ufs', 'iso9660', 'udf', 'gfs', 'gfs2', 'vfat', 'hfsplus', 'xfs', 'ocfs2', 'vmfs']) {
+      writeFileSync(join(helpers, `mkfs.${type}`), '#!/bin/sh\n', { mode: 0o755 });
+    }
+    backend = new FsBackend({ mountTable: async () => mountinfo, sysfsRoot: join(root, 'sys'), mkfsSearchPath: [helpers] });
     ctx = { runner, pool: fsPool(device, target) };
   });
 
