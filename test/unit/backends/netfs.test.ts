@@ -199,6 +199,13 @@ describe('netfs backend (recording runner)', () => {
         ['protocol ver with cifs', netfsPool(t, { host: 'a', dir: 'd', format: 'cifs', ver: '4' }), /only supported for netfs pools with format nfs or auto/],
         ['a protocol ver that is not a number', netfsPool(t, { host: 'a', dir: '/d', format: 'nfs', ver: '4,exec' }), /is not an NFS version; expected a version such as 3, 4 or 4.1/],
         ['a mount option with a space', netfsPool(t, { host: 'a', dir: '/d', format: 'nfs' }, ['a b']), /whitespace/],
+        // options naming a host file the mount helper, as root, writes (glusterfs's client log and
+        // FUSE dump) or reads and sends to the server (cifs's credentials file)
+        ['glusterfs log-file', netfsPool(t, { host: 'a', dir: '/v', format: 'glusterfs' }, ['log-file=/etc/cron.d/x']), /mount option 'log-file=\/etc\/cron.d\/x' names a file on the host/],
+        ['glusterfs dump-fuse', netfsPool(t, { host: 'a', dir: '/v', format: 'glusterfs' }, ['dump-fuse=/root/.bashrc']), /mount option 'dump-fuse=\/root\/.bashrc' names a file on the host/],
+        ['cifs credentials', netfsPool(t, { host: 'a', dir: 's', format: 'cifs' }, ['credentials=/etc/shadow']), /mount option 'credentials=\/etc\/shadow' names a file on the host/],
+        ['cifs cred', netfsPool(t, { host: 'a', dir: 's', format: 'cifs' }, ['cred=/etc/shadow']), /mount option 'cred=\/etc\/shadow' names a file on the host/],
+        ['auto with LOG-FILE', netfsPool(t, { host: 'a', dir: '/v', format: 'auto' }, ['LOG-FILE=/etc/x']), /names a file on the host.*allowed: /],
       );
     });
     it('bad definitions are INVALID_ARGUMENT and run nothing', async () => {

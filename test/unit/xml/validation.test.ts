@@ -196,6 +196,9 @@ describe('xml pool: checks', () => {
     }
     expect(parsePoolXml(fs('noatime')).mountOptions).to.deep.equal(['noatime']);
     for (const opt of ['dev', 'suid', 'exec']) expectInvalid(() => parsePoolXml(fs(opt)), `mount option '${opt}' undoes nodev, nosuid, noexec`);
+    for (const opt of ['log-file=/etc/cron.d/x', 'dump-fuse=/root/x', 'credentials=/etc/shadow', 'cred=/etc/shadow']) {
+      expectInvalid(() => parsePoolXml(fs(opt)), `mount option '${opt}' names a file on the host`, 'allowed: options of the filesystem');
+    }
   });
   it('applies format defaults: fs auto, netfs auto, disk unknown, logical lvm2', () => {
     expect(parsePoolXml("<pool type='fs'><name>f</name><source><device path='/dev/sdb1'/></source><target><path>/mnt</path></target></pool>").source?.format).to.equal('auto');
