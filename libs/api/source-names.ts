@@ -91,7 +91,16 @@ const MOUNT_OPERATIONS = /^(bind|rbind|move|remount|make-(r?)(shared|slave|priva
  */
 const UNDO_DEFAULTS = /^(dev|suid|exec)$/i;
 
-/** A pool's mount option (fs:mount_opts): one option, none that changes what the mount is. */
+/**
+ * Options whose value is a file on the host that a mount helper opens as root: mount.glusterfs
+ * gives log-file= and dump-fuse= to the glusterfs client, which writes its log and every FUSE
+ * request there (appending to /etc/cron.d/x, say); mount.cifs reads credentials= (cred=) and
+ * sends the user and password lines it finds to the server. Where a pool's files go is the
+ * pool's target, nothing else on the host (docs/security.md).
+ */
+const HOST_FILE_OPTIONS = /^(log-file|dump-fuse|credentials|cred)$/i;
+
+/** A pool's mount option (fs:mount_opts): one option, none that changes what the mount is or names a host file. */
 export function checkMountOptionName(option: string, field: string): string {
   if (UNDO_DEFAULTS.test(option)) {
     throw new InvalidArgumentError(
@@ -103,6 +112,12 @@ export function checkMountOptionName(option: string, field: string): string {
     throw new InvalidArgumentError(
       field,
       `mount option '${printable(option)}' changes what the mount is (bind, move, remount, propagation); allowed: options of the filesystem mounted from the pool's source, such as noatime, discard, ro, user_xattr`,
+    );
+  }
+  if (HOST_FILE_OPTIONS.test(option.split('=')[0]!)) {
+    throw new InvalidArgumentError(
+      field,
+      `mount option '${printable(option)}' names a file on the host that the mount helper (mount.glusterfs, mount.cifs) writes or reads as root, outside the pool; allowed: options of the filesystem mounted from the pool's source, such as noatime, discard, ro, user_xattr`,
     );
   }
   return option;
