@@ -276,6 +276,22 @@ describe('fs backend (recording runner)', () => {
     });
   });
 
+  describe('delete', () => {
+    beforeEach(() => mkdirSync(target));
+
+    it('of a pool whose target still has a filesystem mounted (its own, or another): FAILED_PRECONDITION naming the mount, the directory stays', async () => {
+      mountinfo += mountLine(40, device, target);
+      let err = await rejects(backend.deletePool!(ctx));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.equal(`cannot delete pool 'fsp': its target '${target}' still has '${device}' (ext4) mounted on it; unmount it first (umount '${target}'), then delete the pool`);
+      expect(statSync(target).isDirectory()).to.equal(true);
+      mountinfo = BASE_MOUNTINFO + mountLine(41, '/dev/sdz1', target);
+      err = await rejects(backend.deletePool!(ctx));
+      expect(err.message).to.contain(`still has '/dev/sdz1' (ext4) mounted on it`);
+      expect(runner.argvs).to.deep.equal([]);
+    });
+  });
+
   describe('start, check, stop', () => {
     beforeEach(() => mkdirSync(target));
 
