@@ -263,8 +263,22 @@ export abstract class MountedDirBackend implements StorageBackend {
     forgetPoolDirectory(ctx.pool);
   }
 
-  /** Removes the (unmounted, empty) target directory, as for a dir pool. */
+  /**
+   * Removes the (unmounted, empty) target directory, as for a dir pool. A filesystem still
+   * mounted on the target (the pool's, left by an operator, or another) is named: rmdir's
+   * EBUSY alone says nothing of what holds the directory or what to do.
+   */
   async deletePool(ctx: PoolContext): Promise<void> {
+    const target = poolTarget(ctx.pool);
+    // the top mount, the one umount would take first
+    const mounted = mountsAt(await readMountTable(this.mountTable), await targetCandidates(target)).at(-1);
+    if (mounted) {
+      throw new FailedPreconditionError(
+        `cannot delete pool '${printable(ctx.pool.name)}': its target '${printable(target, 200)}' still has '${printable(mounted.source, 200)}' (${printable(mounted.fsType)}) mounted on it; ` +
+          `unmount it first (umount '${printable(target, 200)}'), then delete the pool`,
+        { target, mounted: mounted.source },
+      );
+    }
     forgetPoolDirectory(ctx.pool);
     return this.dir.deletePool(ctx);
   }
