@@ -92,11 +92,16 @@ interface HostState {
   pools: Map<string, PoolEntry>;
   /** pools whose volumes are pending (PendingVolumes) */
   pendingPools: number;
-  /** path -> volume, every volume with a path; key lookups look here too (key === path) */
-  byPath: Map<string, StoredVolume>;
+  /**
+   * path -> volume, every volume with a path; key lookups look here too (key === path). Every
+   * holder of a path two or more volumes hold (a dir and an fs pool over one directory), in an
+   * array (holderOf picks one): with only the last indexed kept, stopping its pool took the
+   * path from the other pool's volume too
+   */
+  byPath: Map<string, StoredVolume | StoredVolume[]>;
   /**
    * key -> volume, volumes whose key is not their path; every holder of a key two or more
-   * volumes hold (one LUN seen by two pools), in an array (keyHolder picks one)
+   * volumes hold (one LUN seen by two pools), in an array (holderOf picks one)
    */
   byKey: Map<string, StoredVolume | StoredVolume[]>;
   /** revision at which a pool ('p', name) or volume ('v', pool, name) was removed; oldest first, at most ~tombstonesPerHost */
@@ -371,26 +376,14 @@ export class FleetCache {
 
   private index(h: HostState, v: PreparedVolume): void {
     const { key, path } = v.facts;
-    if (path) h.byPath.set(path, v.stored);
-    if (key && key !== path) {
-      const held = h.byKey.get(key);
-      if (held === undefined || held === v.stored) h.byKey.set(key, v.stored);
-      else if (Array.isArray(held)) held.push(v.stored);
-      else h.byKey.set(key, [held, v.stored]);
-    }
+    if (path) addHolder(h.byPath, path, v.stored);
+    if (key && key !== path) addHolder(h.byKey, key, v.stored);
   }
 
   private unindex(h: HostState, stored: StoredVolume): void {
     const { key, path } = storedFacts(stored);
-    if (path && h.byPath.get(path) === stored) h.byPath.delete(path);
-    if (!key || key === path) return;
-    const held = h.byKey.get(key);
-    if (held === stored) h.byKey.delete(key);
-    else if (Array.isArray(held)) {
-      const i = held.indexOf(stored);
-      if (i >= 0) held.splice(i, 1);
-      if (held.length === 1) h.byKey.set(key, held[0]!);
-    }
+    if (path) dropHolder(h.byPath, path, stored);
+    if (key && key !== path) dropHolder(h.byKey, key, stored);
   }
 
   /** Indexes a pool's pending volumes (PendingVolumes), if it has any. */
@@ -677,20 +670,19 @@ export class FleetCache {
     if (!h) return undefined;
     this.indexHost(h);
     const other = h.byKey.get(key);
-    if (other !== undefined) return keyHolder(other);
+    if (other !== undefined) return holderOf(other);
     // a volume whose key is its path is indexed by path only
     const same = h.byPath.get(key);
     if (same === undefined) return undefined;
-    const volume = decodeStored(same);
-    return volume.definition?.key === key ? volume : undefined;
+    return holderOf(same, (v) => v.definition?.key === key);
   }
 
   volumeByPath(host: string, path: string): Volume | undefined {
     const h = this.hosts.get(host);
     if (!h) return undefined;
     this.indexHost(h);
-    const stored = h.byPath.get(path);
-    return stored === undefined ? undefined : decodeStored(stored);
+    const held = h.byPath.get(path);
+    return held === undefined ? undefined : holderOf(held);
   }
 
   /** Active pools of the host whose volumes came in a sync and are not indexed yet (PendingVolumes). */
@@ -705,19 +697,46 @@ export class FleetCache {
 }
 
 /**
- * The volume a key lookup answers with: the only one, or, of volumes in several pools (or one
- * pool) holding the key, the one of the pool first by name, then first by name in it. libvirt
- * answers with the first active pool it finds holding the key; by name, every coordinator
- * answers alike, whatever order the volumes came in.
+ * The volume a key or path lookup answers with: the only one, or, of volumes in several pools
+ * (or one pool) holding the key or path, the one of the pool first by name, then first by name
+ * in it; of those `accept` takes (undefined: none). libvirt answers with the first active pool
+ * it finds holding it; by name, every coordinator answers alike, whatever order the volumes
+ * came in.
  */
-function keyHolder(held: StoredVolume | StoredVolume[]): Volume {
-  if (!Array.isArray(held)) return decodeStored(held);
+function holderOf(held: StoredVolume | StoredVolume[], accept: (v: Volume) => boolean = () => true): Volume | undefined {
   const order = (v: Volume): [string, string] => [v.pool, v.definition?.name ?? ''];
-  return held.map(decodeStored).reduce((best, v) => {
+  let best: Volume | undefined;
+  for (const v of (Array.isArray(held) ? held : [held]).map(decodeStored)) {
+    if (!accept(v)) continue;
+    if (best === undefined) {
+      best = v;
+      continue;
+    }
     const [bp, bn] = order(best);
     const [vp, vn] = order(v);
-    return compare(vp, bp) < 0 || (vp === bp && compare(vn, bn) < 0) ? v : best;
-  });
+    if (compare(vp, bp) < 0 || (vp === bp && compare(vn, bn) < 0)) best = v;
+  }
+  return best;
+}
+
+/** Adds `stored` to the holders of `k` (one volume alone, two or more in an array). */
+function addHolder(index: Map<string, StoredVolume | StoredVolume[]>, k: string, stored: StoredVolume): void {
+  const held = index.get(k);
+  if (held === undefined || held === stored) index.set(k, stored);
+  else if (Array.isArray(held)) {
+    if (!held.includes(stored)) held.push(stored);
+  } else index.set(k, [held, stored]);
+}
+
+/** Takes `stored` from the holders of `k`, the others staying. */
+function dropHolder(index: Map<string, StoredVolume | StoredVolume[]>, k: string, stored: StoredVolume): void {
+  const held = index.get(k);
+  if (held === stored) index.delete(k);
+  else if (Array.isArray(held)) {
+    const i = held.indexOf(stored);
+    if (i >= 0) held.splice(i, 1);
+    if (held.length === 1) index.set(k, held[0]!);
+  }
 }
 
 /**
