@@ -10,7 +10,7 @@ import { encodePageToken, pageOf } from '../../../services/coordinator/paginatio
 import { getVolume, listVolumes, lookupVolume } from '../../../services/coordinator/handlers/volumes.js';
 import type { CallContext, CoordinatorServices } from '../../../services/coordinator/context.js';
 import { CatalogPool, Heartbeat } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import { Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
+import { ListVolumesResponse, Pool, PoolDefinition, PoolState, PoolType, Volume } from '../../../libs/proto/cistern/v1/storage.js';
 import { asCisternError } from '../../../libs/errors/errors.js';
 import { serializeListVolumes } from '../../../services/coordinator/list-encoding.js';
 import { serializeListPools } from '../../../services/coordinator/pool-list-encoding.js';
@@ -224,5 +224,22 @@ describe('coordinator listings', () => {
     expect(await code(getVolume(svc, ctx, { name: 'hosts/a/pools/none/volumes/v', refresh: false }))).to.equal('NOT_FOUND');
     expect(await code(getVolume(svc, ctx, { name: 'hosts/zz/pools/none/volumes/v', refresh: false }))).to.equal('NOT_FOUND');
     expect(await code(getVolume(svc, ctx, { name: 'hosts/a/pools/../volumes/v', refresh: false }))).to.equal('INVALID_ARGUMENT');
+  });
+
+  it('marks a volume found by LookupVolume stale while this coordinator is cut off from NATS, as GetVolume and ListVolumes do', async () => {
+    const { cache, hosts, svc, ctx } = setup();
+    cache.applyPool('a', Pool.fromPartial({ definition: def('p'), state: PoolState.POOL_STATE_RUNNING, revision: 1n }));
+    cache.applyVolume('a', 'p', Volume.fromPartial({ name: 'hosts/a/pools/p/volumes/v', pool: 'p', host: 'a', revision: 2n, definition: { name: 'v', key: '/p/p/v', target: { path: '/p/p/v' } } }));
+    const lookups = async () =>
+      [await lookupVolume(svc, ctx, { host: 'a', key: '/p/p/v', path: '' }), await lookupVolume(svc, ctx, { host: 'a', key: '', path: '/p/p/v' })].map((v) => v.stale);
+    expect(await lookups(), 'connected').to.deep.equal([false, false]);
+    // the host is online as last known, but nothing it did since is heard (docs/api.md, "Reads and their freshness")
+    hosts.busDisconnected();
+    expect(hosts.isOnline('a')).to.equal(true);
+    const listed = ListVolumesResponse.decode(serializeListVolumes(await listVolumes(svc, ctx, { parent: 'hosts/a/pools/p', pageSize: 0, pageToken: '' })));
+    expect(listed.volumes.map((v) => v.stale), 'ListVolumes').to.deep.equal([true]);
+    expect(await lookups(), 'cut off').to.deep.equal([true, true]);
+    hosts.busReconnected();
+    expect(await lookups(), 'connected again').to.deep.equal([false, false]);
   });
 });
