@@ -200,13 +200,15 @@ export async function lookupVolume(svc: CoordinatorServices, _ctx: CallContext, 
     : req.path.startsWith('/')
       ? checkAbsolutePath(req.path, 'path')
       : checkLookupKey(req.path, 'path');
-  const entry = svc.hosts.requireKnown(host);
+  svc.hosts.requireKnown(host);
   const found = path !== undefined ? svc.cache.volumeByPath(host, path) : svc.cache.volumeByKey(host, req.key);
   if (!found) {
     const what = path !== undefined ? `path '${path}'` : `key '${req.key}'`;
     throw new NotFoundError(`no storage volume with matching ${what} on host '${host}'`, { host });
   }
-  return volumeView({ ...found, name: found.name || volumeName(host, found.pool, found.definition?.name ?? '') }, !entry.online);
+  // stale as every read of the host's volumes (resolvePool): also while this coordinator is
+  // cut off from NATS, when the host is online as last known but nothing it did since is heard
+  return volumeView({ ...found, name: found.name || volumeName(host, found.pool, found.definition?.name ?? '') }, !svc.hosts.isCurrent(host));
 }
 
 function checkLookupKey(value: string, field: string): string {
