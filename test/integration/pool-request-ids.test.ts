@@ -105,4 +105,23 @@ describe('pool lifecycle calls with a request id in the wrong state (real nats-s
       await close();
     }
   });
+  it('StopPool of a transient pool, retried with its request id after its answer was lost: the first call\'s answer, not NOT_FOUND', async () => {
+    const api = ctx.stack.api;
+    // the transient pool is gone once stopped (libvirt removes it), so the retry finds no pool
+    // in the cache: the agent's request cache still has the first reply, and must answer it
+    const { forget, close } = await answerForgetter();
+    try {
+      const transient = await api.createPool({ host: 'a', definition: dirPool('stop-retried', dir('stop-retried')), xml: '', build: true, buildFlags: undefined, requestId: '' });
+      const first = await api.stopPool({ name: transient.name, requestId: 'stop-transient-1' });
+      expect([first.state, first.persistent]).to.deep.equal([PoolState.POOL_STATE_INACTIVE, false]);
+      await forget();
+      const again = await api.stopPool({ name: transient.name, requestId: 'stop-transient-1' });
+      expect([again.name, again.state, again.persistent]).to.deep.equal([transient.name, PoolState.POOL_STATE_INACTIVE, false]);
+      // a new stop (another request id, or none) of the pool that is gone is NOT_FOUND, as libvirt's
+      await expectCode(api.stopPool({ name: transient.name, requestId: 'stop-transient-2' }), status.NOT_FOUND, /stop-retried/);
+      await expectCode(api.stopPool({ name: transient.name, requestId: '' }), status.NOT_FOUND, /stop-retried/);
+    } finally {
+      await close();
+    }
+  });
 });
