@@ -83,6 +83,14 @@ export function actorOf(request: AgentRequest): Actor {
   return withSecrets({ principal: request.principal, requestId: request.requestId, ...(signal ? { signal } : {}) }, request);
 }
 
+/** The pool the request names, by its definition's name alone (checked): for a request that may carry no more. */
+export function requestPoolName(request: AgentRequest): PoolDefinition {
+  const def = request.pool;
+  if (!def || !def.name) throw new InvalidArgumentError('pool', 'the request carries no pool definition');
+  checkObjectName(def.name, 'pool.name', 'pool name');
+  return def;
+}
+
 /** The pool definition of the request, with its name checked. */
 export function requestPool(request: AgentRequest): PoolDefinition {
   const def = request.pool ?? (request.op?.$case === 'createPool' ? request.op.value.definition : undefined);

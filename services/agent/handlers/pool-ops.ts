@@ -11,7 +11,7 @@ import {
   type BuildFlags,
   type PoolDefinition,
 } from '../../../libs/proto/cistern/v1/storage.js';
-import { AlreadyExistsError, asCisternError, errorFromWire, FailedPreconditionError, InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { AlreadyExistsError, asCisternError, errorFromWire, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../../libs/errors/errors.js';
 import { findBackend } from '../../../libs/backends/registry.js';
 import type { PoolContext, RefreshResult, StorageBackend } from '../../../libs/backends/backend.js';
 import { poolEvent, volumeEvent, type Actor } from '../events.js';
@@ -24,6 +24,7 @@ import {
   flushEvents,
   poolContext,
   requestPool,
+  requestPoolName,
   requireOperation,
   type AgentContext,
 } from '../context.js';
@@ -283,10 +284,18 @@ export async function buildPool(ctx: AgentContext, request: AgentRequest, op: Ag
 }
 
 export async function stopPool(ctx: AgentContext, request: AgentRequest, op: AgentOpValue<'stopPool'>): Promise<AgentReply> {
-  const def = requestPool(request);
+  // a coordinator that knows no such pool asks by name alone (a definition without a type): the
+  // retry of a stop whose answer was lost, of a transient pool that went with the stop. The
+  // request cache answered it if it had the first reply; here, a pool that is not running is
+  // not found, as libvirt says of a transient pool once stopped
+  const byName = request.pool !== undefined && request.pool.type === PoolType.POOL_TYPE_UNSPECIFIED;
+  const def = byName ? requestPoolName(request) : requestPool(request);
   checkPoolResource(ctx, op.name, def.name, 'name');
   const actor = actorOf(request);
   return ctx.locks.withPool(def.name, 'stop', async () => {
+    if (byName && !ctx.state.getPool(def.name)) {
+      throw new NotFoundError(`storage pool '${def.name}' not found on host '${ctx.host}'`, { host: ctx.host, pool: def.name });
+    }
     const entry = activePool(ctx, def.name);
     const backend = backendFor(ctx, entry.definition.type);
     if (backend.stopPool) await backend.stopPool(poolContext(ctx, entry.definition, actor));

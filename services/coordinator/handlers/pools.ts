@@ -26,7 +26,7 @@ import {
   type ListPoolsResponse,
   type Pool,
   type PoolCapabilities,
-  type PoolDefinition,
+  PoolDefinition,
   type RefreshPoolRequest,
   type SetPoolAutostartRequest,
   type StartPoolRequest,
@@ -35,7 +35,7 @@ import {
   type UndefinePoolResponse,
   type XMLDocument,
 } from '../../../libs/proto/cistern/v1/storage.js';
-import { poolName } from '../../../libs/api/resource-names.js';
+import { poolName, type PoolRef } from '../../../libs/api/resource-names.js';
 import { compare } from '../cache.js';
 import { inactiveDefinition, isActiveState, pendingDefinition, pendingLastRun, poolView, poolViews, undefinedPoolView, type Freshness } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
@@ -43,7 +43,7 @@ import { publishPoolEvent } from '../coordinator-events.js';
 import { sourceConflict } from '../../../libs/api/pool-conflicts.js';
 import { refuseIfDefinedMeanwhile } from '../define-conflicts.js';
 import { forward, forwardToPool } from '../forward.js';
-import { requireActive, requireBackend, requireInactive, resolvePool } from '../lookup.js';
+import { requireActive, requireBackend, requireInactive, resolvePool, type ResolvedPool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
 import { SchemaValidator } from '../schema-validator.js';
 import { checkPoolTypes, checkRequestId, poolDefinitionAsGiven, poolDefinitionFrom, definitionErrorsUnderRequest, requireHost, requirePoolName, sourceErrorsUnderRequest, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
@@ -301,10 +301,35 @@ export async function startPool(svc: CoordinatorServices, ctx: CallContext, req:
   return currentView(svc, ref.host, ref.pool);
 }
 
+/**
+ * A StopPool with a request id of a pool this coordinator does not know: the retry of a stop of a
+ * transient pool, gone with that stop (libvirt removes it), whose answer was lost (its coordinator
+ * died before storing it, or this one started since). Only the agent's request cache has the
+ * first reply, so the agent is asked, by the pool's name alone (a definition without a type); a
+ * pool not running there is NOT_FOUND, as the coordinator would have said.
+ */
+async function stopUnknownPool(svc: CoordinatorServices, ctx: CallContext, ref: PoolRef, req: StopPoolRequest): Promise<Pool> {
+  const reply = await forward(svc, ctx, ref.host, {
+    pool: PoolDefinition.fromPartial({ name: ref.pool }),
+    persistent: false,
+    autostart: false,
+    op: { $case: 'stopPool', value: req },
+  });
+  const last = reply.result?.$case === 'pool' ? reply.result.value : undefined;
+  return currentView(svc, ref.host, ref.pool, last && { ...last, state: PoolState.POOL_STATE_INACTIVE, volumeCount: 0 });
+}
+
 export async function stopPool(svc: CoordinatorServices, ctx: CallContext, req: StopPoolRequest): Promise<Pool> {
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
-  const p = unlessRetry(ctx, requireActive, resolvePool(svc, ref));
+  let found: ResolvedPool;
+  try {
+    found = resolvePool(svc, ref);
+  } catch (err) {
+    if (ctx.requestId && err instanceof NotFoundError) return stopUnknownPool(svc, ctx, ref, req);
+    throw err;
+  }
+  const p = unlessRetry(ctx, requireActive, found);
   const reply = await forwardToPool(svc, ctx, p, { $case: 'stopPool', value: req });
   const last = reply.result?.$case === 'pool' ? reply.result.value : { ...p.pool, state: PoolState.POOL_STATE_INACTIVE };
   return currentView(svc, ref.host, ref.pool, { ...last, state: PoolState.POOL_STATE_INACTIVE, volumeCount: 0 });
