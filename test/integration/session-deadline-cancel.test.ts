@@ -177,6 +177,38 @@ describe('Session: a deadline and a cancel per call (real stack)', function () {
     }
   });
 
+  it("a retry joined to a call whose own timeout passes does the work itself, not answered with the other call's DEADLINE_EXCEEDED", async () => {
+    // docs/api.md, Retries: a retry of a call that did not complete does the work. The retry
+    // (same request id, same request) joins the first call on this coordinator; that call's
+    // timeout is the first call's, not the retry's
+    const portal = await startSilentPortal();
+    const raw = rawSession(ctx.stack);
+    try {
+      const hanging = CreatePoolRequest.fromPartial({
+        host: 'a',
+        xml: `<pool type='iscsi-direct'><name>joined</name><source><host name='127.0.0.1' port='${portal.port}'/><device path='iqn.2026-11.test.cistern:joined'/><initiator><iqn name='${INITIATOR}'/></initiator></source></pool>`,
+        requestId: 'joined-timeout-1',
+      });
+      raw.stream.write(request(11n, { $case: 'createPool', value: hanging }, { seconds: 2n, nanos: 0 }));
+      await waitFor("the agent's login to reach the portal", () => portal.accepted === 1);
+      raw.stream.write(request(12n, { $case: 'createPool', value: hanging }, { seconds: 60n, nanos: 0 }));
+      const first = statusOf(await raw.answer(11n));
+      expect(first.message).to.match(/^Deadline exceeded: call 11 did not finish within its timeout of 2 s/);
+      // the retry runs the start again: a second connection to the portal
+      await waitFor('the retry to reach the portal itself', () => portal.accepted === 2 || raw.answers.some((a) => a.id === 12n));
+      const early = raw.answers.find((a) => a.id === 12n);
+      expect(early && statusOf(early).message, 'the retry was answered with the first call\'s outcome').to.equal(undefined);
+      raw.stream.write(SessionRequest.fromPartial({ id: 12n, cancel: true }));
+      expect(statusOf(await raw.answer(12n)).message).to.equal('call 12 was cancelled by the client');
+      await waitFor('both logins to be stopped', () => portal.closed === 2);
+      raw.stream.end();
+      expect(await raw.ended).to.equal(undefined);
+    } finally {
+      raw.stream.cancel();
+      await portal.stop();
+    }
+  });
+
   describe('the Node client: StorageSession.call(method, request, { deadlineMs, signal })', () => {
     let session: StorageSession;
     before(() => {
