@@ -35,6 +35,15 @@ export const DEFAULT_REQUEST_TTL_SECONDS = 24 * 3600;
 /** Runs of one call whose joined work was cancelled by someone else (see once). */
 const MAX_ATTEMPTS = 5;
 
+/**
+ * The call a retry joined ended for a reason of its own caller's (its cancel, its deadline: a
+ * Session call's timeout ends it DEADLINE_EXCEEDED, not CANCELLED): not the retry's outcome.
+ * `cause` is what the joined call got.
+ */
+class JoinedCallAbandoned extends Error {
+  override name = 'JoinedCallAbandoned';
+}
+
 interface MethodCodec {
   requestSerialize(value: unknown): Buffer;
   responseSerialize(value: unknown): Buffer;
@@ -71,7 +80,7 @@ function kvStore(kv: KV): RequestResultsStore {
 }
 
 export class RequestResults {
-  private readonly running = new Map<string, { method: string; fingerprint: string; result: Promise<unknown> }>();
+  private readonly running = new Map<string, { method: string; fingerprint: string; result: Promise<unknown>; signal: AbortSignal | undefined }>();
 
   constructor(
     private readonly store: RequestResultsStore,
@@ -93,20 +102,24 @@ export class RequestResults {
    * the first call runs on this coordinator, or in the agent's request cache while the
    * cancelled operation is still being stopped there. Its CANCELLED is not this call's
    * outcome (docs/api.md: a retry of a call that did not complete does the work), so a call
-   * whose own signal has not aborted runs again, up to MAX_ATTEMPTS times.
+   * whose own signal has not aborted runs again, up to MAX_ATTEMPTS times. The same holds when
+   * the call joined here ended with its own signal aborted, whatever its error: a Session call
+   * whose timeout passed ends DEADLINE_EXCEEDED, naming that call and its timeout.
    */
   async once<T>(method: string, principal: string, requestId: string, request: unknown, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.attempt(method, principal, requestId, request, work);
+        return await this.attempt(method, principal, requestId, request, work, signal);
       } catch (err) {
-        if (!signal || signal.aborted || attempt >= MAX_ATTEMPTS || asCisternError(err).code !== 'CANCELLED') throw err;
-        this.log.info('the call this retry was joined to was cancelled; running it again', { method, requestId, attempt });
+        const abandoned = err instanceof JoinedCallAbandoned;
+        const outcome = abandoned ? err.cause : err;
+        if (!signal || signal.aborted || attempt >= MAX_ATTEMPTS || (!abandoned && asCisternError(err).code !== 'CANCELLED')) throw outcome;
+        this.log.info('the call this retry was joined to was cancelled; running it again', { method, requestId, attempt, code: asCisternError(outcome).code });
       }
     }
   }
 
-  private async attempt<T>(method: string, principal: string, requestId: string, request: unknown, work: () => Promise<T>): Promise<T> {
+  private async attempt<T>(method: string, principal: string, requestId: string, request: unknown, work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
     const codec = codecs.get(method);
     if (!requestId || !codec) return work();
     const key = createHash('sha256').update(`${principal}\u0000${requestId}`).digest('hex');
@@ -126,6 +139,9 @@ export class RequestResults {
       check(joined);
       try {
         return (await joined.result) as T;
+      } catch (err) {
+        if (joined.signal?.aborted && !signal?.aborted) throw new JoinedCallAbandoned('the joined call was ended by its own caller', { cause: err });
+        throw err;
       } finally {
         // settled: a call after this one starts afresh (the first call's own cleanup may not have run yet)
         if (this.running.get(key) === joined) this.running.delete(key);
@@ -156,7 +172,7 @@ export class RequestResults {
       }
       return response;
     })();
-    const entry = { method, fingerprint, result };
+    const entry = { method, fingerprint, result, signal };
     this.running.set(key, entry);
     try {
       return await result;
