@@ -451,6 +451,25 @@ describe('agent handlers (fake backend)', () => {
     expect(events[0]!.principal).to.equal('agent');
   });
 
+  it('autostart refuses a catalog entry written by hand whose target path is relative or not normalised, as a request is refused', async () => {
+    const { ctx, events } = setup();
+    // the bucket is plain KV: a definition there never went through a coordinator's checks
+    const entry = (name: string, path: string) => ({
+      host: 'h',
+      pool: name,
+      revision: 1,
+      value: CatalogPool.fromPartial({ definition: { ...poolDef, name, target: { path } }, autostart: true, persistent: true }),
+    });
+    const result = await autostartPools(ctx, { list: async () => [entry('rel', 'pools/rel'), entry('dots', '/srv/pools/../../etc')] });
+    expect(result.started).to.deep.equal([]);
+    expect(result.failed.map((f) => [f.pool, f.code, f.message])).to.deep.equal([
+      ['rel', 'INVALID_ARGUMENT', "pool.target.path: path 'pools/rel' is not absolute; it must start with '/'"],
+      ['dots', 'INVALID_ARGUMENT', "pool.target.path: path '/srv/pools/../../etc' contains '..'; give the normalised path /etc"],
+    ]);
+    expect(ctx.state.pools.size).to.equal(0);
+    expect(events).to.deep.equal([]);
+  });
+
   it('find pool sources: the CHAP secret the request carries for the source\'s <auth> reaches the backend (discovery logs in with it)', async () => {
     const { backend, call } = setup([...ALL, 'findPoolSources']);
     const source = PoolSource.fromPartial({ hosts: [{ name: '127.0.0.1', port: 3260 }], auth: { type: 'chap', username: 'u', secret: { uuid: 'chap-1' } } });
