@@ -4,12 +4,11 @@
 // cannot find alone is a CHAP secret (agents cannot read the secrets bucket): such a pool
 // asks a coordinator for it, and when none answers it waits for one (`retryable`).
 import type { Catalog } from '../../libs/bus/catalog.js';
-import { checkObjectName } from '../../libs/api/names.js';
 import { asCisternError } from '../../libs/errors/errors.js';
 import { systemActor, type Actor } from './events.js';
 import { needsSecret, type PoolSecretSource } from './pool-secrets.js';
 import { withSecrets } from './secrets.js';
-import { flushEvents, type AgentContext } from './context.js';
+import { checkPoolDefinition, flushEvents, type AgentContext } from './context.js';
 import { activatePool } from './handlers/pool-ops.js';
 
 export interface AutostartResult {
@@ -40,7 +39,8 @@ export async function autostartPools(
       .map(async (e) => {
         const def = e.value.definition!;
         try {
-          checkObjectName(def.name, 'definition.name', 'pool name');
+          // the agent's checks of a request's definition: the catalog is no safer a source
+          checkPoolDefinition(def);
           if (def.name !== e.pool) throw new Error(`catalog key names pool '${e.pool}' but its definition says '${def.name}'`);
           await ctx.locks.withPool(def.name, 'start', async () => {
             if (ctx.state.getPool(def.name)) return; // already active (started by a request meanwhile)

@@ -95,6 +95,15 @@ export function requestPoolName(request: AgentRequest): PoolDefinition {
 export function requestPool(request: AgentRequest): PoolDefinition {
   const def = request.pool ?? (request.op?.$case === 'createPool' ? request.op.value.definition : undefined);
   if (!def || !def.name) throw new InvalidArgumentError('pool', 'the request carries no pool definition');
+  return checkPoolDefinition(def);
+}
+
+/**
+ * What the agent requires of any pool definition it works on, whoever gave it: a coordinator's
+ * request, or the catalog read at autostart (plain KV: an entry written by hand never went
+ * through a coordinator's checks). Its name, a type, a target path absolute and normalised.
+ */
+export function checkPoolDefinition(def: PoolDefinition): PoolDefinition {
   checkObjectName(def.name, 'pool.name', 'pool name');
   if (def.type === PoolType.POOL_TYPE_UNSPECIFIED) {
     throw new InvalidArgumentError('pool.type', `pool '${printable(def.name)}' has no type`);
