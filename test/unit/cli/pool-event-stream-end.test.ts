@@ -10,8 +10,11 @@ import { FakeApi, pool, run } from './fake-api.js';
 const SHUTDOWN = 'this coordinator is shutting down; call again (another coordinator, or this one once restarted); a watcher resumes after the last sequence it received';
 
 class EndingApi extends FakeApi {
-  override async *watchEvents(r: unknown): AsyncGenerator<Event> {
+  /** where the server positioned the watch (x-cistern-start-sequence); undefined: it never was */
+  start: bigint | undefined = 41n;
+  override async *watchEvents(r: unknown, _signal?: AbortSignal, onPositioned?: (startSequence?: bigint) => void): AsyncGenerator<Event> {
     this.calls.push({ method: 'watchEvents', request: r });
+    if (this.start !== undefined) onPositioned?.(this.start);
     for (const e of this.events) yield e;
     throw new UnavailableError(SHUTDOWN);
   }
@@ -43,13 +46,35 @@ describe('cisternctl pool-event when the event stream ends', () => {
     expect(r.stderr).to.equal(`error: the event stream ended after sequence 42: resume with --after 42\nerror: ${SHUTDOWN}\n`);
   });
 
-  it('with nothing received, only the reason (there is no point to resume after)', async () => {
+  it('with nothing received, the sequence before where the server positioned it: a plain watch run again would miss what came meanwhile', async () => {
+    // without it the user's only choice was to watch from "now" again, and the events published
+    // between the stream's end and the new watch were lost without a word
     const a = api();
     a.events = [];
-    const r = await run(a, ['pool-event', '--loop', '--after', '7']);
+    a.start = 58n;
+    const r = await run(a, ['pool-event', '--loop', '--event', 'lifecycle']);
     expect(r.code).to.equal(1);
-    expect(r.stderr).to.equal(`error: ${SHUTDOWN}\n`);
-    expect(r.stdout).to.equal('\n');
+    expect(r.stdout).to.equal('events received: 0\n\n');
+    expect(r.stderr).to.equal(`error: the event stream ended after sequence 57: resume with --after 57\nerror: ${SHUTDOWN}\n`);
+  });
+
+  it('with nothing received after --after SEQ, resume with the same --after', async () => {
+    const a = api();
+    a.events = [];
+    a.start = 8n;
+    const r = await run(a, ['pool-event', '--loop', '--after', '7', '--json']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.equal(`error: the event stream ended after sequence 7: resume with --after 7\nerror: ${SHUTDOWN}\n`);
     expect((a.callsOf('watchEvents')[0] as WatchEventsRequest).afterSequence).to.equal(7n);
+  });
+
+  it('a watch the server never positioned (refused, or cut before it was): only the reason', async () => {
+    const a = api();
+    a.events = [];
+    a.start = undefined;
+    const r = await run(a, ['pool-event', '--loop']);
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.equal('\n');
+    expect(r.stderr).to.equal(`error: ${SHUTDOWN}\n`);
   });
 });
