@@ -42,8 +42,11 @@ export interface StorageApi {
   /** Breaking out of the loop cancels the call. */
   downloadVolume(req: pb.DownloadVolumeRequest): AsyncIterable<pb.DownloadVolumeResponse>;
   /** Ends when the signal aborts (or the server ends the stream). */
-  /** `onPositioned`: the server has positioned the watch; what happens from then on is delivered. */
-  watchEvents(req: pb.WatchEventsRequest, signal?: AbortSignal, onPositioned?: () => void): AsyncIterable<pb.Event>;
+  /**
+   * `onPositioned`: the server has positioned the watch; what happens from then on is delivered.
+   * `startSequence` is the first sequence it looks at (x-cistern-start-sequence), when it said.
+   */
+  watchEvents(req: pb.WatchEventsRequest, signal?: AbortSignal, onPositioned?: (startSequence?: bigint) => void): AsyncIterable<pb.Event>;
   close(): void;
 }
 

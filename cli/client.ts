@@ -201,7 +201,7 @@ export function connect(opts: ConnectionOptions): StorageApi {
   api.watchEvents = (req, signal, onPositioned) => {
     const call = client.watchEvents(req, metadata());
     // the initial metadata comes once the server has positioned the stream (x-cistern-start-sequence)
-    if (onPositioned) call.once('metadata', () => onPositioned());
+    if (onPositioned) call.once('metadata', (md) => onPositioned(startSequenceOf(md)));
     if (signal) {
       if (signal.aborted) call.cancel();
       else signal.addEventListener('abort', () => call.cancel(), { once: true });
@@ -213,6 +213,12 @@ export function connect(opts: ConnectionOptions): StorageApi {
     client.close();
   };
   return api as StorageApi;
+}
+
+/** x-cistern-start-sequence of a WatchEvents' initial metadata; undefined when absent or not a number. */
+export function startSequenceOf(md: Metadata): bigint | undefined {
+  const v = md.get('x-cistern-start-sequence')[0];
+  return typeof v === 'string' && /^[0-9]{1,20}$/.test(v) ? BigInt(v) : undefined;
 }
 
 /** Async iteration over a server stream; errors become typed errors; a cancel ends quietly when asked. */

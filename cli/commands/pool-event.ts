@@ -143,9 +143,15 @@ export const poolEvent: Command = {
     if (ctx.signal.aborted) end('interrupt');
     if (json) ctx.setMachineOutput();
     let count = 0;
+    // the last sequence this watch has dealt with: once the server positioned it (its first
+    // sequence to look at, S), everything up to S - 1 is behind it, received or not
     let lastSequence: bigint | undefined;
+    const positioned = (start?: bigint): void => {
+      // (a replay of an empty stream starts at 0: --after 0 is still right)
+      if (start !== undefined && lastSequence === undefined) lastSequence = start > 0n ? start - 1n : 0n;
+    };
     try {
-      for await (const ev of api.watchEvents(request, stop.signal)) {
+      for await (const ev of api.watchEvents(request, stop.signal, positioned)) {
         lastSequence = ev.sequence;
         const cls = eventClass(ev.kind);
         if (!cls || !classes.includes(cls)) continue;
@@ -163,8 +169,10 @@ export const poolEvent: Command = {
       }
     } catch (err) {
       // the stream ended under the watcher (a coordinator shutting down): what was shown is
-      // counted as a normal end counts it, and text output, which shows no sequences, is told
-      // where to resume (docs/events.md)
+      // counted as a normal end counts it, and the watcher is told where to resume (text output
+      // shows no sequences; a watch that received nothing yet would otherwise be run again
+      // from "now" and miss what came meanwhile). A watch never positioned was refused: its
+      // reason alone (docs/events.md)
       if (lastSequence === undefined) throw err;
       if (!json) ctx.print(`events received: ${count}\n`);
       throw new CommandError(`the event stream ended after sequence ${lastSequence}: resume with --after ${lastSequence}`, err);
