@@ -4,19 +4,21 @@
 // still be printed (found by review h30).
 import { expect } from 'chai';
 import { Event, EventKind, type WatchEventsRequest } from '../../../libs/proto/cistern/v1/storage.js';
-import { UnavailableError } from '../../../libs/errors/errors.js';
+import { OutOfRangeError, UnavailableError } from '../../../libs/errors/errors.js';
 import { FakeApi, pool, run } from './fake-api.js';
 
 const SHUTDOWN = 'this coordinator is shutting down; call again (another coordinator, or this one once restarted); a watcher resumes after the last sequence it received';
 
 class EndingApi extends FakeApi {
+  /** what ends the stream */
+  ending: Error = new UnavailableError(SHUTDOWN);
   /** where the server positioned the watch (x-cistern-start-sequence); undefined: it never was */
   start: bigint | undefined = 41n;
   override async *watchEvents(r: unknown, _signal?: AbortSignal, onPositioned?: (startSequence?: bigint) => void): AsyncGenerator<Event> {
     this.calls.push({ method: 'watchEvents', request: r });
     if (this.start !== undefined) onPositioned?.(this.start);
     for (const e of this.events) yield e;
-    throw new UnavailableError(SHUTDOWN);
+    throw this.ending;
   }
 }
 
@@ -76,5 +78,17 @@ describe('cisternctl pool-event when the event stream ends', () => {
     expect(r.code).to.equal(1);
     expect(r.stdout).to.equal('\n');
     expect(r.stderr).to.equal(`error: ${SHUTDOWN}\n`);
+  });
+
+  it('a watcher that fell behind retention (OUT_OF_RANGE) is not told to resume where it would be refused again', async () => {
+    // --after 42 again is refused with the same OUT_OF_RANGE: the events after 42 are gone, and
+    // the reason already says where the stream now begins and that the state must be read again
+    const behind = 'events after sequence 42 are no longer retained (this watcher fell behind the stream\'s retention); the oldest available sequence is 90';
+    const a = api();
+    a.ending = new OutOfRangeError(behind);
+    const r = await run(a, ['pool-event', '--loop', '--event', 'lifecycle']);
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.equal("event 'lifecycle' for storage pool scratch: Started\nevents received: 1\n\n");
+    expect(r.stderr).to.equal(`error: ${behind}\n`);
   });
 });
