@@ -1,6 +1,7 @@
 // pool-event: follows WatchEvents. Without --loop it stops after the first event;
 // --timeout SECONDS ends the wait; --after SEQ first replays the stored events after SEQ
 // (--after 0: all of them, WatchEvents' from_start; its after_sequence 0 means only new ones).
+import { OutOfRangeError } from '../../libs/errors/errors.js';
 import { GetPoolRequest, WatchEventsRequest, type Event, type EventKind } from '../../libs/proto/cistern/v1/storage.js';
 import type { StorageApi } from '../api.js';
 import { flag, str } from '../args.js';
@@ -175,6 +176,9 @@ export const poolEvent: Command = {
       // reason alone (docs/events.md)
       if (lastSequence === undefined) throw err;
       if (!json) ctx.print(`events received: ${count}\n`);
+      // fell behind retention: --after with its last sequence is refused the same way; the
+      // reason says where the stream now begins, after the state is read again
+      if (err instanceof OutOfRangeError) throw err;
       throw new CommandError(`the event stream ended after sequence ${lastSequence}: resume with --after ${lastSequence}`, err);
     } finally {
       if (timer) clearTimeout(timer);
