@@ -757,6 +757,10 @@ describe('cisternctl (runCli with a fake server)', () => {
     // host events belong to no pool: a pool filter leaves them all out, and the call waited for nothing
     const hostEvents = await run(api, ['pool-event', '--pool', 'b/scratch', '--event', 'host', '--timeout', '1']);
     expect(hostEvents).to.deep.equal({ code: 1, stdout: '\n', stderr: "error: --event host shows hosts' events, which belong to no pool, and --pool is 'b/scratch': no event can match both; use --host\n" });
+    // a bad --host is named as the option given, not as the API's hosts[0], and nothing is watched
+    const badHost = await run(api, ['pool-event', '--host', 'a b']);
+    expect(badHost.code).to.equal(1);
+    expect(badHost.stderr).to.match(/^error: host: host id 'a b' is not valid/);
     const watched = api.callsOf('watchEvents') as WatchEventsRequest[];
     expect(watched.map((w) => [w.pools, w.hosts])).to.deep.equal([[['hosts/b/pools/images'], ['b']]]);
   });
