@@ -1,6 +1,7 @@
 // pool-event: follows WatchEvents. Without --loop it stops after the first event;
 // --timeout SECONDS ends the wait; --after SEQ first replays the stored events after SEQ
 // (--after 0: all of them, WatchEvents' from_start; its after_sequence 0 means only new ones).
+import { parseHostName } from '../../libs/api/resource-names.js';
 import { OutOfRangeError } from '../../libs/errors/errors.js';
 import { GetPoolRequest, WatchEventsRequest, type Event, type EventKind } from '../../libs/proto/cistern/v1/storage.js';
 import type { StorageApi } from '../api.js';
@@ -118,7 +119,9 @@ export const poolEvent: Command = {
       throw new UsageError(`--event host shows hosts' events, which belong to no pool, and --pool is '${poolText}': no event can match both; use --host`);
     }
     const api = ctx.api();
-    const host = str(ctx.opts, 'host');
+    // checked here: the server would name its own field (hosts[0]), not the option typed
+    const hostText = str(ctx.opts, 'host');
+    const host = hostText !== undefined ? parseHostName(hostText, 'host') : undefined;
     const pool = poolText !== undefined ? await watchedPool(api, poolText, host) : undefined;
     const multiHost = await fleetIsMultiHost(api);
     const kinds: EventKind[] = classes.flatMap(kindsOf);
