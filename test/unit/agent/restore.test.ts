@@ -60,6 +60,21 @@ describe('restoring running pools at agent start', () => {
     expect(events).to.deep.equal([]); // nothing happened to the pools: no event
   });
 
+  it('a record whose definition a request could not carry (a relative or unnormalised target) is down, not taken back: the file is checked as a request is', async () => {
+    const calls: string[] = [];
+    const { ctx } = inProcessAgent({ runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) }, backend: backend(new Set(['rel', 'dots']), new Set(), calls) });
+    const catalog: CatalogLister = { list: async () => [] };
+    const records = [
+      { definition: PoolDefinition.fromPartial({ name: 'rel', type: PoolType.POOL_TYPE_DIR, target: { path: 'pools/rel' } }) },
+      { definition: PoolDefinition.fromPartial({ name: 'dots', type: PoolType.POOL_TYPE_DIR, target: { path: '/srv/pools/../../etc' } }) },
+    ];
+    const result = await restoreRunningPools(ctx, records, catalog);
+    expect(result.restored).to.deep.equal([]);
+    expect(result.down.map((d) => d.pool).sort()).to.deep.equal(['dots', 'rel']);
+    for (const d of result.down) expect(d.reason).to.match(/target/);
+    expect(calls).to.deep.equal([]);
+  });
+
   it('settles nothing when the catalog cannot be read: the record stays for the next start', async () => {
     const calls: string[] = [];
     const { ctx } = inProcessAgent({ runner: { run: async () => ({ stdout: '', stderr: '', exitCode: 0 }) }, backend: backend(new Set(['up']), new Set(), calls) });
