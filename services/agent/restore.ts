@@ -6,13 +6,12 @@
 // started or mounted here, and no event is published: nothing happened to the pool; the full
 // sync that follows carries it, and the coordinator's reconcile publishes what changed while
 // the agent was away. A pool that is not up any more stays inactive (autostart may start it).
-import { checkObjectName } from '../../libs/api/names.js';
 import type { PoolContext, StorageBackend } from '../../libs/backends/backend.js';
 import { asCisternError } from '../../libs/errors/errors.js';
 import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
 import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import type { CatalogLister } from './autostart.js';
-import { backendFor, poolContext, type AgentContext } from './context.js';
+import { backendFor, checkPoolDefinition, poolContext, type AgentContext } from './context.js';
 import { systemActor } from './events.js';
 import { cleanupWhenStarted } from './journal.js';
 import type { RunningPoolRecord } from './running-pools.js';
@@ -51,7 +50,8 @@ export async function restoreRunningPools(
     records.map(async (record) => {
       const def = record.definition;
       try {
-        checkObjectName(def.name, 'definition.name', 'pool name');
+        // the agent's checks of a request's definition: a file on disk is no safer a source
+        checkPoolDefinition(def);
         const backend = backendFor(ctx, def.type);
         await ctx.locks.withPool(def.name, 'start', async () => {
           if (ctx.state.getPool(def.name)) return;
