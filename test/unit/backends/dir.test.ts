@@ -365,6 +365,18 @@ describe('dir backend (recording runner)', () => {
       expect(statSync(path).size).to.equal(Number(10n * MiB));
     });
 
+    it('an allocating grow whose fallocate fails names the volume\'s file, not the agent\'s /proc descriptor it ran on', async () => {
+      const path = join(target, 'h.raw');
+      const fd = openSync(path, 'w');
+      ftruncateSync(fd, Number(9n * MiB));
+      closeSync(fd);
+      runner.on(['fallocate'], { exitCode: 1, stderr: 'fallocate: fallocate failed: Input/output error\n' });
+      const err = await rejects(backend.resizeVol(ctx, vol('h.raw', ''), 10n * MiB, { allocate: true, delta: false, shrink: false }));
+      expect(err.message).to.contain(path);
+      expect(JSON.stringify({ m: err.message, d: err.details })).to.not.match(/\/proc\/\d+\/fd\//);
+      expect(statSync(path).size).to.equal(Number(9n * MiB));
+    });
+
     it('raw grows in-process (sparse), and shrinks with the flag', async () => {
       writeFileSync(join(target, 's.raw'), '');
       await backend.resizeVol(ctx, vol('s.raw', ''), 8n * MiB, { allocate: false, delta: false, shrink: false });
@@ -542,6 +554,16 @@ describe('dir backend (recording runner)', () => {
       const reports: Array<[bigint, bigint]> = [];
       await backend.wipeVol({ ...ctx, progress: (done, total) => void reports.push([done, total]) }, vol('w.img', ''), WipeAlgorithm.WIPE_ALGORITHM_DOD);
       expect(reports).to.deep.equal([[0n, 4800n], [2400n, 4800n], [4800n, 4800n]]);
+    });
+
+    it('a scrub that fails names the volume\'s file, not the agent\'s /proc descriptor it ran on', async () => {
+      writeFileSync(join(target, 'w.img'), Buffer.alloc(4096, 9));
+      // scrub names the file it was given, as scrub 2.6 does on a full filesystem
+      runner.on(['scrub'], (argv) => ({ exitCode: 1, stderr: `scrub: ${argv[argv.length - 1]}: No space left on device\n` }));
+      const err = await rejects(backend.wipeVol(ctx, vol('w.img', ''), WipeAlgorithm.WIPE_ALGORITHM_RANDOM));
+      expect(err.code).to.equal('RESOURCE_EXHAUSTED');
+      expect(err.message).to.contain(`scrub: ${join(target, 'w.img')}: No space left on device`);
+      expect(JSON.stringify({ m: err.message, d: err.details })).to.not.match(/\/proc\/\d+\/fd\//);
     });
 
     it('zero of a sparse file cuts it to nothing and back (libvirt): zeros, same size, still sparse', async () => {
