@@ -114,3 +114,20 @@ export function commandError(err: unknown, size?: { field: string; bytes: bigint
   }
   return asCisternError(err);
 }
+
+/**
+ * A tool run on the agent's checked descriptor (scrub, fallocate, qemu-img: /proc/PID/fd/N,
+ * so that it writes the file that was checked, not whatever the name holds by then) names that
+ * descriptor in its argv and in what it says. The error names the volume's file instead: the
+ * agent's pid and descriptor number tell the user nothing (libvirt, which runs them on the
+ * name, shows the volume's path). A longer descriptor number (/proc/1/fd/21 for /proc/1/fd/2)
+ * is left alone.
+ */
+export function namingFile(err: unknown, fdPath: string, path: string): unknown {
+  if (!(err instanceof CisternError) || !fdPath) return err;
+  const at = new RegExp(`${fdPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?!\\d)`, 'g');
+  const shown = printable(path, 200);
+  err.message = err.message.replace(at, shown);
+  for (const [key, value] of Object.entries(err.details)) err.details[key] = value.replace(at, shown);
+  return err;
+}

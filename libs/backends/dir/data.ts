@@ -6,7 +6,7 @@ import { WipeAlgorithm, type VolumeDefinition } from '../../proto/cistern/v1/sto
 import { InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
 import { checkSize } from '../../api/names.js';
 import type { PoolContext } from '../backend.js';
-import { commandError, fsError } from '../fs-errors.js';
+import { commandError, fsError, namingFile } from '../fs-errors.js';
 import { MAX_POSITION, blockDeviceSize, checkAborted, readRange, statSize, writeFully, zeroFill } from '../file-io.js';
 import { WIPE_ALGORITHMS, runScrub, scrubArgv } from '../wipe-algorithms.js';
 import { writeSparse } from '../sparse-write.js';
@@ -30,7 +30,7 @@ export async function wipeVolume(ctx: PoolContext, volume: VolumeDefinition, alg
       // scrub opens the file this agent opened and checked, not whatever the path holds by then
       const size = statSize(st);
       await runScrub(ctx, scrubArgv(alg, vol.fdPath, scrub), alg, size).catch((err: unknown) => {
-        throw commandError(err);
+        throw namingFile(commandError(err), vol.fdPath, path);
       });
       return;
     }

@@ -14,7 +14,7 @@ import {
 } from '../../errors/errors.js';
 import { MAX_SIZE, checkSize, printable } from '../../api/names.js';
 import type { PoolContext, ResizeFlags } from '../backend.js';
-import { commandError, fsError } from '../fs-errors.js';
+import { commandError, fsError, namingFile } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
 import {
   qemuDescriptorChainNode,
@@ -152,7 +152,7 @@ async function resizeOpened(
     // a driver without resize, or none at all in this qemu (cow: removed from qemu long ago)
     if (err instanceof CommandFailedError && /does not support resize|Unknown driver/.test(err.stderr)) throw formatNotResizable(format, err);
     if (err instanceof CommandFailedError && /Failed to zero out new clusters/.test(err.stderr)) throw cannotZeroGrownArea(volume.name, curCap, err);
-    throw commandError(err, { field: 'capacity', bytes: abs });
+    throw namingFile(commandError(err, { field: 'capacity', bytes: abs }), opened.fdPath, opened.path);
   } finally {
     chain?.close();
   }
@@ -181,7 +181,7 @@ async function resizeRawFile(ctx: PoolContext, opened: CheckedVolume, capacity: 
     else if (capacity > stat.size) await growAllocated(ctx, fh, stat, fdPath, capacity, fallocate);
     else await allocateBelow(ctx, fh, stat, fdPath, capacity, fallocate);
   } catch (err) {
-    throw fsError(err, 'resize', opened.path);
+    throw fsError(namingFile(err, fdPath, opened.path), 'resize', opened.path);
   }
 }
 
@@ -263,7 +263,7 @@ async function resizeEncrypted(
           err.details,
         );
       }
-      throw commandError(err, { field: 'capacity', bytes: capacity });
+      throw namingFile(commandError(err, { field: 'capacity', bytes: capacity }), opened.fdPath, opened.path);
     }
   } finally {
     await removeSecretFile(secret);
