@@ -2,7 +2,7 @@
 // exactly. A small in-memory gpt "disk" answers parted and partx like the real tools
 // (captured on this machine) and creates/removes the partition "nodes" as files.
 import { expect } from 'chai';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PoolType, Tristate, VolumeDefinition, WipeAlgorithm, type PoolDefinition } from '../../../libs/proto/cistern/v1/storage.js';
@@ -439,6 +439,21 @@ describe('disk backend (recording runner)', () => {
       await backend.wipeVol(ctx(), vol('loop7p1', 0n), WipeAlgorithm.WIPE_ALGORITHM_NNSA);
       expect(runner.callsOf('scrub')).to.deep.equal([['scrub', '-f', '-p', 'nnsa', '--', `${device}p1`]]);
       expect((await rejects(backend.wipeVol(ctx(), vol('loop7p1', 0n), WipeAlgorithm.WIPE_ALGORITHM_TRIM))).code).to.equal('UNIMPLEMENTED');
+    });
+
+    it('a scrub wipe runs on the descriptor the wipe opened and checked (held exclusively while scrub runs), not on the node\'s name', async () => {
+      disk.parts = [{ n: 1, start: FIRST, end: FIRST + MiB - 1n }];
+      disk.install(runner);
+      writeFileSync(`${device}p1`, Buffer.alloc(4096));
+      // a mount between a check and a scrub by name would have scrub write under it; a
+      // descriptor still open while scrub runs keeps the device held (O_EXCL) and is the device checked
+      const seen: string[] = [];
+      runner.on(['scrub'], (argv) => void seen.push(readlinkSync(argv[argv.length - 1]!)));
+      await backend.wipeVol(ctx(), vol('loop7p1', 0n), WipeAlgorithm.WIPE_ALGORITHM_DOD);
+      const argv = runner.callsOf('scrub')[0]!;
+      expect(argv.slice(0, -1)).to.deep.equal(['scrub', '-f', '-p', 'dod', '--']);
+      expect(argv[argv.length - 1]).to.match(new RegExp(`^/proc/${process.pid}/fd/\\d+$`));
+      expect(seen).to.deep.equal([`${device}p1`]);
     });
 
     it('wiping an extended partition is not supported (libvirt)', async () => {
