@@ -13,7 +13,7 @@ import {
 } from '../errors/errors.js';
 import { checkSize, printable } from '../api/names.js';
 import type { BackendContext } from './backend.js';
-import { fsError } from './fs-errors.js';
+import { fsError, namingFile } from './fs-errors.js';
 import { blockDeviceSize, checkAborted, readRange, writeFully } from './file-io.js';
 import { runScrub, scrubArgv, WIPE_ALGORITHMS } from './wipe-algorithms.js';
 import { alignedBuffer } from './sparse-copy.js';
@@ -85,14 +85,17 @@ export async function wipeBlock(ctx: BackendContext, path: string, algorithm: Wi
     const alg = WIPE_ALGORITHMS[algorithm];
     if (!alg) throw new InvalidArgumentError('algorithm', `unsupported wipe algorithm ${algorithm}; allowed: ${Object.values(WIPE_ALGORITHMS).join(', ')}`);
     // opened as the zero wipe opens it (refused while in use), and its size, for the
-    // progress scrub's passes are reported in
+    // progress scrub's passes are reported in. scrub gets that descriptor, still open: the
+    // device checked (a LUN's name may lead elsewhere by then), and held exclusively for the
+    // minutes scrub runs, so that it cannot be mounted under the wipe meanwhile
     const opened = await openBlock(path, fsc.O_WRONLY, identity);
-    const size = opened.size;
-    await opened.fh.close().catch(() => undefined);
+    const fdPath = `/proc/${process.pid}/fd/${opened.fh.fd}`;
     try {
-      await runScrub(ctx, scrubArgv(alg, path, scrub), alg, size);
+      await runScrub(ctx, scrubArgv(alg, fdPath, scrub), alg, opened.size);
     } catch (err) {
-      throw asCisternError(err);
+      throw namingFile(asCisternError(err), fdPath, path);
+    } finally {
+      await opened.fh.close().catch(() => undefined);
     }
     return;
   }

@@ -430,14 +430,14 @@ describe('disk backend (recording runner)', () => {
   });
 
   describe('data path', () => {
-    it('wipe with scrub algorithms runs scrub -f -p ALG -- NODE; trim is unsupported', async () => {
+    it('wipe with scrub algorithms runs scrub -f -p ALG -- (the node, opened); trim is unsupported', async () => {
       disk.parts = [{ n: 1, start: FIRST, end: FIRST + MiB - 1n }];
       disk.install(runner);
       runner.on(['scrub'], {});
       // the node, as a file: the wipe opens it first (refused while it is mounted or held)
       writeFileSync(`${device}p1`, Buffer.alloc(4096));
       await backend.wipeVol(ctx(), vol('loop7p1', 0n), WipeAlgorithm.WIPE_ALGORITHM_NNSA);
-      expect(runner.callsOf('scrub')).to.deep.equal([['scrub', '-f', '-p', 'nnsa', '--', `${device}p1`]]);
+      expect(runner.callsOf('scrub').map((argv) => argv.slice(0, -1))).to.deep.equal([['scrub', '-f', '-p', 'nnsa', '--']]);
       expect((await rejects(backend.wipeVol(ctx(), vol('loop7p1', 0n), WipeAlgorithm.WIPE_ALGORITHM_TRIM))).code).to.equal('UNIMPLEMENTED');
     });
 

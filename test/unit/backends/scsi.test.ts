@@ -4,7 +4,7 @@
 // sysfs and from scsi_id (recording runner), fc_host vHBA create/delete with the test
 // playing the kernel, and wipe/upload/download on a loop device standing in for a LUN.
 import { expect } from 'chai';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScsiBackend, checkScsiAdapter } from '../../../libs/backends/scsi.js';
 import { keyFromVpdPage83, keyFromWwid, npivKeyFromExport, scanScsiHost, scsiHostNumber, visibleKey } from '../../../libs/backends/scsi-scan.js';
@@ -649,15 +649,18 @@ describe('scsi backend: wipe, upload, download on the LUN block device', functio
     expect(all.every((b) => b === 0)).to.equal(true);
   });
 
-  it('other algorithms run scrub, trim runs blkdiscard, on the LUN device path', async () => {
+  it('other algorithms run scrub on the LUN device opened and checked, trim runs blkdiscard on its path', async () => {
     runner.reset();
+    const scrubbed: string[] = [];
+    runner.on(['scrub'], (argv) => void scrubbed.push(realpathSync(argv[argv.length - 1]!)));
     await backend.wipeVol!(ctx, lun, WipeAlgorithm.WIPE_ALGORITHM_DOD);
     await backend.wipeVol!(ctx, lun, WipeAlgorithm.WIPE_ALGORITHM_TRIM);
     const dev = join(fx.dev, 'disk/by-path/pci-0000:00:10.0-sas-0x5000c500a1b2c3d4-lun-0');
-    expect(runner.argvs).to.deep.equal([
-      ['scrub', '-f', '-p', 'dod', '--', dev],
+    expect(runner.argvs.map((argv) => (argv[0] === 'scrub' ? argv.slice(0, -1) : argv))).to.deep.equal([
+      ['scrub', '-f', '-p', 'dod', '--'],
       ['blkdiscard', '--', dev],
     ]);
+    expect(scrubbed).to.deep.equal([realpathSync(dev)]);
   });
 
   it("refuses to wipe, write or read a device that is not the volume's LU any more: its name now leads to another disk", async () => {
