@@ -106,6 +106,13 @@ export interface DeleteVolOptions {
    * that nothing was at the volume's path before the create is what protects there.
    */
   createdBy?: string;
+  /**
+   * The device and inode of the pool directory the create wrote in (file pools whose start this
+   * agent saw; the journal records it): the undo refuses any other directory in its place, such
+   * as the target swapped for a link to /etc while the agent was down, whose same-named file it
+   * would otherwise unlink.
+   */
+  poolDirectory?: { dev: number; ino: number };
 }
 
 export interface ResizeFlags {

@@ -14,7 +14,7 @@
 import { forgetPoolDirectory, rememberPoolDirectory } from './dir/pool-directory.js';
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { InvalidArgumentError } from '../errors/errors.js';
-import type { BackendOperation, BuiltVolume, CreateVolOptions, PoolContext, RefreshResult, ResizeFlags, StorageBackend } from './backend.js';
+import type { BackendOperation, BuiltVolume, CreateVolOptions, DeleteVolOptions, PoolContext, RefreshResult, ResizeFlags, StorageBackend } from './backend.js';
 import { KNOWN_FORMATS } from './format-probe.js';
 import type { DirTools } from './dir/tools.js';
 import { buildPoolDirectory, isPoolDirectory, removePoolDirectory, requirePoolDirectory } from './dir/pool.js';
@@ -149,8 +149,9 @@ export class DirBackend implements StorageBackend {
   }
 
   /** Unlinks the file (or the link itself), removes an empty directory volume; a vanished volume is fine. */
-  deleteVol(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
-    return deleteVolume(ctx, volume);
+  /** `poolDirectory`: only through that directory (the undo of an interrupted create). */
+  deleteVol(ctx: PoolContext, volume: VolumeDefinition, options?: DeleteVolOptions): Promise<void> {
+    return deleteVolume(ctx, volume, options?.poolDirectory);
   }
 
   resizeVol(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void> {

@@ -15,6 +15,7 @@ import type {
   BackendOperation,
   BuiltVolume,
   CreateVolOptions,
+  DeleteVolOptions,
   PoolContext,
   RefreshResult,
   ResizeFlags,
@@ -310,8 +311,8 @@ export abstract class MountedDirBackend implements StorageBackend {
     return this.dir.buildVolFrom(ctx, volume, source, options);
   }
 
-  deleteVol(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
-    return this.dir.deleteVol(ctx, volume);
+  deleteVol(ctx: PoolContext, volume: VolumeDefinition, options?: DeleteVolOptions): Promise<void> {
+    return this.dir.deleteVol(ctx, volume, options);
   }
 
   resizeVol(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void> {

@@ -18,6 +18,7 @@ import { PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cis
 import { asCisternError, ResourceExhaustedError } from '../../libs/errors/errors.js';
 import type { StorageBackend } from '../../libs/backends/backend.js';
 import type { Logger } from '../../libs/log/logger.js';
+import { startedPoolDirectory, type DirectoryIdentity } from '../../libs/backends/dir/pool-directory.js';
 import { JournalFile, parseOpenRecords } from './journal-file.js';
 
 export interface JournalEntry {
@@ -36,6 +37,14 @@ export interface JournalEntry {
    * Absent in entries of earlier versions: their cleanup removes by name, as it did.
    */
   createId?: string;
+  /**
+   * A dir pool's directory (device, inode) as the pool started with it, which the create
+   * wrote in. The cleanup, in a later process that has not seen the pool start, removes the
+   * volume through that directory only: the target swapped for a link while the agent was
+   * down (by anyone who can write in its parent) would lead root's unlink to a same-named file
+   * anywhere. Absent when not known (other pool types, entries of earlier versions): by name.
+   */
+  poolDirectory?: DirectoryIdentity;
 }
 
 /** The journal file; per-create `<id>.json` files of earlier versions are still read. */
@@ -103,7 +112,7 @@ export class CreateJournal {
   }
 
   /** Records a create about to write `volume`; the returned function marks it done. */
-  async begin(entry: Omit<JournalEntry, 'id' | 'existed' | 'startedAt'>): Promise<() => Promise<void>> {
+  async begin(entry: Omit<JournalEntry, 'id' | 'existed' | 'startedAt' | 'poolDirectory'>): Promise<() => Promise<void>> {
     // a new create of a name an earlier run left waiting: that name was freed since (the
     // create checked it does not exist), and the old entry must never remove the new volume
     const left = this.waiting.get(entry.pool.name);
@@ -122,6 +131,8 @@ export class CreateJournal {
         existed = false;
       }
     }
+    // a dir pool's only: an fs or netfs pool's mount may come back as another device (NFS)
+    const poolDirectory = entry.pool.type === PoolType.POOL_TYPE_DIR ? startedPoolDirectory(entry.pool) : undefined;
     const beginAt = this.appendBegin({
       id,
       operation: entry.operation,
@@ -132,6 +143,7 @@ export class CreateJournal {
       existed,
       startedAt: new Date().toISOString(),
       ...(entry.createId === undefined ? {} : { createId: entry.createId }),
+      ...(poolDirectory === undefined ? {} : { poolDirectory: { dev: poolDirectory.dev, ino: poolDirectory.ino } }),
     });
     this.inFlight.set(id, beginAt);
     let done = false;
@@ -204,7 +216,15 @@ function entryOf(raw: Record<string, unknown>): JournalEntry {
     existed: raw.existed === true,
     startedAt: String(raw.startedAt ?? ''),
     ...(typeof raw.createId === 'string' ? { createId: raw.createId } : {}),
+    ...directoryOf(raw.poolDirectory),
   };
+}
+
+/** The recorded pool directory, when the record has a whole one. */
+function directoryOf(raw: unknown): { poolDirectory?: DirectoryIdentity } {
+  if (typeof raw !== 'object' || raw === null) return {};
+  const { dev, ino } = raw as Record<string, unknown>;
+  return Number.isSafeInteger(dev) && Number.isSafeInteger(ino) ? { poolDirectory: { dev: dev as number, ino: ino as number } } : {};
 }
 
 /** Begin records without an end record, in journal order; a torn last line is ignored. */
@@ -244,8 +264,12 @@ async function cleanupEntry(
   try {
     if (!entry.existed && backend.deleteVol) {
       try {
-        // by its create id: a same-named volume made since (by hand) is not this create's
-        await backend.deleteVol({ pool: entry.pool, runner }, entry.volume, entry.createId === undefined ? undefined : { createdBy: entry.createId });
+        // by its create id: a same-named volume made since (by hand) is not this create's; and
+        // only in the directory it wrote in
+        await backend.deleteVol({ pool: entry.pool, runner }, entry.volume, {
+          ...(entry.createId === undefined ? {} : { createdBy: entry.createId }),
+          ...(entry.poolDirectory === undefined ? {} : { poolDirectory: entry.poolDirectory }),
+        });
       } catch (err) {
         if (asCisternError(err).code !== 'NOT_FOUND') throw err;
       }

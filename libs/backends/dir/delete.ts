@@ -8,7 +8,7 @@ import type { PoolContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
 import { volumePath } from './paths.js';
 import { isPloopDirectory } from './inspect.js';
-import { openPoolDirectory, openPoolDirectoryDirect } from './pool-directory.js';
+import { openPoolDirectory, openPoolDirectoryDirect, type DirectoryIdentity } from './pool-directory.js';
 import { onLocalFilesystem } from '../pool-kinds.js';
 
 /** A file with at most this many bytes allocated is deleted with a direct unlink (deleteFileSync). */
@@ -17,12 +17,14 @@ export const SYNC_UNLINK_MAX_ALLOCATED = 1024 * 1024;
 /**
  * Unlinks the file (or the link itself), removes an empty directory volume; a vanished volume
  * is fine. Through the pool directory as the pool started with it (pool-directory.ts), never
- * through whatever the target path leads to by now.
+ * through whatever the target path leads to by now. `inDirectory`: the directory the volume was
+ * made in (the undo of an interrupted create): any other is refused, also one this process
+ * has not seen the pool start with.
  */
-export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
+export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition, inDirectory?: DirectoryIdentity): Promise<void> {
   const path = volumePath(ctx.pool, volume.name);
   const local = onLocalFilesystem(ctx.pool.type);
-  const dir = local ? await openPoolDirectoryDirect(ctx.pool) : await openPoolDirectory(ctx.pool);
+  const dir = local ? await openPoolDirectoryDirect(ctx.pool, inDirectory) : await openPoolDirectory(ctx.pool, inDirectory);
   if (!dir) return; // no pool directory: the volume is gone with it
   try {
     const inDir = dir.pathOf(volume.name);

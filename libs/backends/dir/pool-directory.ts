@@ -17,13 +17,14 @@ import { printable } from '../../api/names.js';
 import { fsError } from '../fs-errors.js';
 import { poolTarget } from './paths.js';
 
-interface Identity {
+/** A directory's device and inode numbers. */
+export interface DirectoryIdentity {
   dev: number;
   ino: number;
 }
 
 /** pool name + NUL + target -> the target directory the pool started with */
-const started = new Map<string, Identity>();
+const started = new Map<string, DirectoryIdentity>();
 
 function keyOf(pool: PoolDefinition): string {
   return `${pool.name}\0${poolTarget(pool)}`;
@@ -44,7 +45,7 @@ export async function rememberPoolDirectory(pool: PoolDefinition, onlyIfUnknown 
 }
 
 /** The target directory the pool started with (device and inode), when the agent saw the start. */
-export function startedPoolDirectory(pool: PoolDefinition): Readonly<Identity> | undefined {
+export function startedPoolDirectory(pool: PoolDefinition): Readonly<DirectoryIdentity> | undefined {
   return started.get(keyOf(pool));
 }
 
@@ -60,8 +61,21 @@ export interface OpenPoolDirectory {
   close(): Promise<void>;
 }
 
-/** The opened directory if it is the one the pool started with (remembered now when unknown); else closes it and throws. */
-async function checked(pool: PoolDefinition, fd: number, st: Identity, close: () => Promise<void>): Promise<OpenPoolDirectory> {
+/**
+ * The opened directory if it is the one the pool started with (remembered now when unknown);
+ * else closes it and throws. `expected`: the directory it must be whatever this process saw
+ * (what an interrupted create wrote in, from the journal of an earlier run), checked first and
+ * never taken as the pool's own when it is not that one.
+ */
+async function checked(pool: PoolDefinition, fd: number, st: DirectoryIdentity, close: () => Promise<void>, expected?: DirectoryIdentity): Promise<OpenPoolDirectory> {
+  if (expected && (expected.dev !== st.dev || expected.ino !== st.ino)) {
+    await close();
+    throw new FailedPreconditionError(
+      `pool target '${printable(poolTarget(pool), 200)}' is not the directory the interrupted create wrote in ` +
+        `(device ${expected.dev} inode ${expected.ino}, now device ${st.dev} inode ${st.ino}): it was replaced, by a link or another directory; ` +
+        'nothing is removed through it (what the create left stays in the directory it wrote in)',
+    );
+  }
   const key = keyOf(pool);
   const known = started.get(key);
   if (!known) started.set(key, { dev: st.dev, ino: st.ino });
@@ -80,7 +94,7 @@ async function checked(pool: PoolDefinition, fd: number, st: Identity, close: ()
  * The pool directory opened and checked, with direct system calls (a local filesystem: a few
  * microseconds); undefined when there is no such directory (nothing in it to remove).
  */
-export async function openPoolDirectoryDirect(pool: PoolDefinition): Promise<OpenPoolDirectory | undefined> {
+export async function openPoolDirectoryDirect(pool: PoolDefinition, expected?: DirectoryIdentity): Promise<OpenPoolDirectory | undefined> {
   const target = poolTarget(pool);
   let fd: number;
   try {
@@ -96,11 +110,11 @@ export async function openPoolDirectoryDirect(pool: PoolDefinition): Promise<Ope
     closeSync(fd);
     throw fsError(err, 'stat pool directory', target);
   }
-  return checked(pool, fd, st, async () => closeSync(fd));
+  return checked(pool, fd, st, async () => closeSync(fd), expected);
 }
 
 /** The same through the thread pool (netfs: a hung server must not stall the event loop). */
-export async function openPoolDirectory(pool: PoolDefinition): Promise<OpenPoolDirectory | undefined> {
+export async function openPoolDirectory(pool: PoolDefinition, expected?: DirectoryIdentity): Promise<OpenPoolDirectory | undefined> {
   const target = poolTarget(pool);
   let fh;
   try {
@@ -117,7 +131,7 @@ export async function openPoolDirectory(pool: PoolDefinition): Promise<OpenPoolD
     throw fsError(err, 'stat pool directory', target);
   }
   const handle = fh;
-  return checked(pool, fh.fd, st, () => handle.close().catch(() => undefined));
+  return checked(pool, fh.fd, st, () => handle.close().catch(() => undefined), expected);
 }
 
 /**
