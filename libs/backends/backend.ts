@@ -89,6 +89,13 @@ export interface CreateVolOptions {
    */
   createId?: string;
   /**
+   * Called once the new volume's file (or directory) exists, right after its exclusive
+   * create, with what tells it from any other file that takes its name later (file backends).
+   * The agent's create journal records it, so that undoing the create after the agent's death
+   * removes that file and not one made under the name since (shared storage: another host).
+   */
+  onFileMade?: (file: NewFileIdentity) => void;
+  /**
    * A clone's source and its backing chain as the agent opened and checked them
    * (image-references.ts, openImageChain): a file backend reads them through these
    * descriptors, never by name again. Absent: the backend opens the chain itself, unchecked.
@@ -96,6 +103,12 @@ export interface CreateVolOptions {
   sourceImage?: ImageChain;
   /** The same for a new volume's backing store and its chain. */
   backingImage?: ImageChain;
+}
+
+/** A new file's inode number and birth time (statx btime in ns; 0 where the filesystem keeps none). */
+export interface NewFileIdentity {
+  ino: bigint;
+  birthtimeNs: bigint;
 }
 
 export interface DeleteVolOptions {
@@ -113,6 +126,12 @@ export interface DeleteVolOptions {
    * would otherwise unlink.
    */
   poolDirectory?: { dev: number; ino: number };
+  /**
+   * Remove the file only if it is this one (CreateVolOptions.onFileMade): a file that took the
+   * name since the interrupted create (deleted and made again, by another host on shared
+   * storage or by hand) stays. File backends.
+   */
+  onlyFile?: NewFileIdentity;
 }
 
 export interface ResizeFlags {

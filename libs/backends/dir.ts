@@ -126,7 +126,7 @@ export class DirBackend implements StorageBackend {
     // a definition createVol returned is checked already (the O_EXCL create still refuses an
     // existing path); any other is checked now
     const checked = this.planned.has(volume) ? volume : await this.createVol(ctx, volume);
-    const r = resolveCreate(ctx, checked);
+    const r = resolveCreate(ctx, checked, options);
     if (r.format === 'dir') return createDirectoryVolume(r);
     if (r.capacity === undefined && !checked.backingStore?.path) {
       throw new InvalidArgumentError('volume.capacity', 'capacity is required (a size in bytes from 0 to 2^63-1)');
@@ -149,9 +149,9 @@ export class DirBackend implements StorageBackend {
   }
 
   /** Unlinks the file (or the link itself), removes an empty directory volume; a vanished volume is fine. */
-  /** `poolDirectory`: only through that directory (the undo of an interrupted create). */
+  /** `poolDirectory`: only through that directory; `onlyFile`: only that file (the undo of an interrupted create). */
   deleteVol(ctx: PoolContext, volume: VolumeDefinition, options?: DeleteVolOptions): Promise<void> {
-    return deleteVolume(ctx, volume, options?.poolDirectory);
+    return deleteVolume(ctx, volume, options?.poolDirectory, options?.onlyFile);
   }
 
   resizeVol(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void> {

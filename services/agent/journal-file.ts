@@ -11,6 +11,9 @@
 // space. Otherwise the next start would take a create that finished, and was answered as
 // done, for an interrupted one, and remove the volume.
 //
+// A record `{made: id, ...}` adds to the open record `id` (what the operation made, learned
+// after it began); readers and compactions see the begin record with those fields.
+//
 // A file that has grown is compacted: replaced by a new one that holds only its open begin
 // records, in the same order (written beside it, fsynced, renamed over it, the directory
 // fsynced), so a reader finds in it exactly the open records it found before. An agent killed
@@ -147,7 +150,13 @@ function openLines(text: string): Map<string, { record: JournalRecord; line: str
       continue;
     }
     if (typeof raw.end === 'string') open.delete(raw.end);
-    else if (typeof raw.id === 'string') open.set(raw.id, { record: raw, line });
+    else if (typeof raw.made === 'string') {
+      const begun = open.get(raw.made);
+      if (!begun) continue;
+      const { made: _made, ...fields } = raw;
+      const record = { ...begun.record, ...fields };
+      open.set(raw.made, { record, line: JSON.stringify(record) });
+    } else if (typeof raw.id === 'string') open.set(raw.id, { record: raw, line });
   }
   return open;
 }

@@ -16,7 +16,7 @@ import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { asCisternError, ResourceExhaustedError } from '../../libs/errors/errors.js';
-import type { StorageBackend } from '../../libs/backends/backend.js';
+import type { NewFileIdentity, StorageBackend } from '../../libs/backends/backend.js';
 import type { Logger } from '../../libs/log/logger.js';
 import { startedPoolDirectory, type DirectoryIdentity } from '../../libs/backends/dir/pool-directory.js';
 import { JournalFile, parseOpenRecords } from './journal-file.js';
@@ -45,7 +45,18 @@ export interface JournalEntry {
    * anywhere. Absent when not known (other pool types, entries of earlier versions): by name.
    */
   poolDirectory?: DirectoryIdentity;
+  /**
+   * The file the create made (its `made` record, appended right after the exclusive create):
+   * the cleanup removes that file only, never one that took the name since (deleted and made
+   * again while the agent was down: another host on shared storage, or by hand). Absent when
+   * the agent died before the file existed (nothing of this create's to remove), for backends
+   * that make no files, and in entries of earlier versions: by name.
+   */
+  file?: NewFileIdentity;
 }
+
+/** What CreateJournal.begin returns: marks the create done; `made` records the file it made. */
+export type JournalHandle = (() => Promise<void>) & { made(file: NewFileIdentity): void };
 
 /** The journal file; per-create `<id>.json` files of earlier versions are still read. */
 const LOG_FILE = 'creates.log';
@@ -112,7 +123,7 @@ export class CreateJournal {
   }
 
   /** Records a create about to write `volume`; the returned function marks it done. */
-  async begin(entry: Omit<JournalEntry, 'id' | 'existed' | 'startedAt' | 'poolDirectory'>): Promise<() => Promise<void>> {
+  async begin(entry: Omit<JournalEntry, 'id' | 'existed' | 'startedAt' | 'poolDirectory' | 'file'>): Promise<JournalHandle> {
     // a new create of a name an earlier run left waiting: that name was freed since (the
     // create checked it does not exist), and the old entry must never remove the new volume
     const left = this.waiting.get(entry.pool.name);
@@ -147,11 +158,20 @@ export class CreateJournal {
     });
     this.inFlight.set(id, beginAt);
     let done = false;
-    return async () => {
+    const end = async (): Promise<void> => {
       if (done) return;
       done = true;
       this.end(id);
     };
+    const made = (file: NewFileIdentity): void => {
+      if (done) return;
+      try {
+        this.append({ made: id, file: { ino: String(file.ino), birthtimeNs: String(file.birthtimeNs) } });
+      } catch {
+        // not recorded (no space): the cleanup after a restart goes by name, as for entries of earlier versions
+      }
+    };
+    return Object.assign(end, { made });
   }
 
   private end(id: string): void {
@@ -217,7 +237,16 @@ function entryOf(raw: Record<string, unknown>): JournalEntry {
     startedAt: String(raw.startedAt ?? ''),
     ...(typeof raw.createId === 'string' ? { createId: raw.createId } : {}),
     ...directoryOf(raw.poolDirectory),
+    ...fileOf(raw.file),
   };
+}
+
+/** The recorded file, when the record has a whole one. */
+function fileOf(raw: unknown): { file?: NewFileIdentity } {
+  if (typeof raw !== 'object' || raw === null) return {};
+  const { ino, birthtimeNs } = raw as Record<string, unknown>;
+  if (typeof ino !== 'string' || typeof birthtimeNs !== 'string' || !/^\d+$/.test(ino) || !/^\d+$/.test(birthtimeNs)) return {};
+  return { file: { ino: BigInt(ino), birthtimeNs: BigInt(birthtimeNs) } };
 }
 
 /** The recorded pool directory, when the record has a whole one. */
@@ -269,6 +298,7 @@ async function cleanupEntry(
         await backend.deleteVol({ pool: entry.pool, runner }, entry.volume, {
           ...(entry.createId === undefined ? {} : { createdBy: entry.createId }),
           ...(entry.poolDirectory === undefined ? {} : { poolDirectory: entry.poolDirectory }),
+          ...(entry.file === undefined ? {} : { onlyFile: entry.file }),
         });
       } catch (err) {
         if (asCisternError(err).code !== 'NOT_FOUND') throw err;

@@ -71,7 +71,7 @@ async function cloneFrom(
     capacity: volume.capacity === undefined || volume.capacity < srcCapacity ? srcCapacity : volume.capacity,
   };
   const checked = await planVolume(ctx, requested);
-  const r = resolveCreate(ctx, checked);
+  const r = resolveCreate(ctx, checked, options);
   if (r.format === 'dir') throw new InvalidArgumentError('volume.target.format', 'cannot copy from a volume to a directory volume');
   // an iso is raw bytes: qemu-img has no iso format (the chain reads it as raw)
   const srcFormat = block ? 'raw' : layer.format;

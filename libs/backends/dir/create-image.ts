@@ -17,7 +17,7 @@ import { backingVirtualSize } from './backing-size.js';
 import { createQcow2, qcow2Plan } from './create-qcow2.js';
 import { removeSecretFile, writeSecretFile, type SecretFile } from './secret-file.js';
 import { RESERVED_TARGET_FD, qemuImgTarget, withoutTargetCleanupNoise, type QemuImgTarget } from './qemu-img-target.js';
-import { removeReservedFile } from './new-file.js';
+import { noteMadeFile, removeReservedFile } from './new-file.js';
 import type { ResolvedCreate } from './volume-plan.js';
 import { inStartedPoolDirectory } from './new-volume-name.js';
 
@@ -102,6 +102,7 @@ async function buildImage(
     if (encrypted) secret = await writeSecretFile(ctx, volume);
     checkAborted(ctx.signal, 'create');
     reserved = await inStartedPoolDirectory(r, false, (at) => open(at(), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode));
+    noteMadeFile(r, reserved.fd);
     const spec: QemuImgCreateSpec = {
       format: qemuFormat,
       path: r.path,

@@ -11,7 +11,7 @@ import { fsError } from '../fs-errors.js';
 import { checkAborted, zeroFill } from '../file-io.js';
 import { CopyCancelledError, copyFileData } from '../sparse-copy.js';
 import { INPROCESS_ALLOCATE_LIMIT, allocate } from './allocate.js';
-import { createFileDirect, createFileThreaded, removeReservedFile } from './new-file.js';
+import { createFileDirect, createFileThreaded, noteMadeFile, removeReservedFile } from './new-file.js';
 import type { DirTools } from './tools.js';
 import type { ResolvedCreate } from './volume-plan.js';
 import { inStartedPoolDirectory } from './new-volume-name.js';
@@ -83,6 +83,7 @@ async function cloneByReflink(ctx: PoolContext, r: ResolvedCreate, input: RawInp
   let fh: FileHandle | undefined;
   try {
     fh = await inStartedPoolDirectory(r, false, (at) => open(at(), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode));
+    noteMadeFile(r, fh.fd);
   } catch (err) {
     throw fsError(err, 'create raw volume', r.path, 'volume.capacity');
   }
@@ -160,6 +161,7 @@ async function makeDirectoryVolume(r: ResolvedCreate, at: () => string): Promise
   let dir: FileHandle | undefined;
   try {
     dir = await open(at(), fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    noteMadeFile(r, dir.fd);
     // an empty directory of someone else's renamed into the name gets the permissions: nothing to read there
     if ((await readdir(`/proc/self/fd/${dir.fd}`)).length > 0) {
       throw new FailedPreconditionError(`directory volume '${printable(r.path, 200)}' was replaced by a directory with files in it while it was being created`);

@@ -4,7 +4,7 @@
 import { lstatSync, unlinkSync } from 'node:fs';
 import { lstat, rm, rmdir, unlink } from 'node:fs/promises';
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
-import type { PoolContext } from '../backend.js';
+import type { NewFileIdentity, PoolContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
 import { volumePath } from './paths.js';
 import { isPloopDirectory } from './inspect.js';
@@ -19,15 +19,17 @@ export const SYNC_UNLINK_MAX_ALLOCATED = 1024 * 1024;
  * is fine. Through the pool directory as the pool started with it (pool-directory.ts), never
  * through whatever the target path leads to by now. `inDirectory`: the directory the volume was
  * made in (the undo of an interrupted create): any other is refused, also one this process
- * has not seen the pool start with.
+ * has not seen the pool start with. `onlyFile`: the file that create made; another file under
+ * the name (made since) stays.
  */
-export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition, inDirectory?: DirectoryIdentity): Promise<void> {
+export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition, inDirectory?: DirectoryIdentity, onlyFile?: NewFileIdentity): Promise<void> {
   const path = volumePath(ctx.pool, volume.name);
   const local = onLocalFilesystem(ctx.pool.type);
   const dir = local ? await openPoolDirectoryDirect(ctx.pool, inDirectory) : await openPoolDirectory(ctx.pool, inDirectory);
   if (!dir) return; // no pool directory: the volume is gone with it
   try {
     const inDir = dir.pathOf(volume.name);
+    if (onlyFile && !(await isFile(inDir, onlyFile, path))) return;
     if (local && deleteFileSync(inDir, path)) return;
     let st;
     try {
@@ -78,4 +80,16 @@ function deleteFileSync(inDir: string, path: string): boolean {
     throw fsError(err, 'unlink file', path);
   }
   return true;
+}
+
+/** Whether NAME (`inDir`) is still the file `file`; false when it is another, or gone. */
+async function isFile(inDir: string, file: NewFileIdentity, path: string): Promise<boolean> {
+  let st;
+  try {
+    st = await lstat(inDir, { bigint: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw fsError(err, 'stat', path);
+  }
+  return st.ino === file.ino && st.birthtimeNs === file.birthtimeNs;
 }

@@ -59,6 +59,22 @@ function track(r: ResolvedCreate, durable: Promise<void>): void {
 }
 
 /**
+ * Tells the create's caller (r.onFileMade: the agent's journal) which file it made, right after
+ * its exclusive create: its inode number and birth time, which no file that takes the name
+ * later shares (a deleted file's inode number is reused, its birth time is not). Never fails
+ * the create: without the record the undo after a restart goes by name, as before.
+ */
+export function noteMadeFile(r: ResolvedCreate, fd: number): void {
+  if (!r.onFileMade) return;
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    r.onFileMade({ ino: st.ino, birthtimeNs: st.birthtimeNs });
+  } catch {
+    /* not recorded: the undo goes by name */
+  }
+}
+
+/**
  * A new file at r.path: open(O_CREAT|O_EXCL) with the volume's mode, fchmod (+ fchown) and
  * `fill` as direct system calls (a few microseconds each on a local disk, where one
  * thread-pool round trip each costs more), then the file read back through its descriptor as
@@ -76,6 +92,7 @@ export async function createFileDirect(ctx: BackendContext, r: ResolvedCreate, w
     checkAborted(ctx.signal, 'create');
     const flags = fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL;
     fd = await inStartedPoolDirectory(r, true, (at) => (unsettled > 1 ? openInPool(at(), flags, r.mode) : openSync(at(), flags, r.mode)));
+    noteMadeFile(r, fd);
     fchmodSync(fd, r.mode);
     if (r.uid !== -1 || r.gid !== -1) fchownSync(fd, r.uid, r.gid);
     fill(fd);
@@ -165,6 +182,7 @@ export async function createFileThreaded(
     checkAborted(ctx.signal, 'create');
     fh = await inStartedPoolDirectory(r, false, (at) => open(at(), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, r.mode));
     created = true;
+    noteMadeFile(r, fh.fd);
     await fh.chmod(r.mode);
     if (r.uid !== -1 || r.gid !== -1) await fh.chown(r.uid, r.gid);
     await fill(fh);

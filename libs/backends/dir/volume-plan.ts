@@ -7,7 +7,7 @@ import { normalize } from 'node:path';
 import { VolumeType, type PoolDefinition, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { AlreadyExistsError, InvalidArgumentError } from '../../errors/errors.js';
 import { checkSize, printable } from '../../api/names.js';
-import type { CreateVolOptions, PoolContext } from '../backend.js';
+import type { CreateVolOptions, NewFileIdentity, PoolContext } from '../backend.js';
 import { KNOWN_FORMATS } from '../format-probe.js';
 import { fsError } from '../fs-errors.js';
 import { DEFAULT_VOL_MODE, wantedOwner } from '../stat-fields.js';
@@ -30,6 +30,8 @@ export interface ResolvedCreate {
   mode: number;
   uid: number;
   gid: number;
+  /** CreateVolOptions.onFileMade: told the new file's identity once it exists (new-file.ts, noteMadeFile) */
+  onFileMade?: (file: NewFileIdentity) => void;
 }
 
 /**
@@ -136,7 +138,7 @@ export async function planVolume(ctx: PoolContext, volume: VolumeDefinition): Pr
 }
 
 /** The path, format, sizes, mode and owner of a checked volume's new file; a target path other than the one the pool gives is refused. */
-export function resolveCreate(ctx: PoolContext, volume: VolumeDefinition): ResolvedCreate {
+export function resolveCreate(ctx: PoolContext, volume: VolumeDefinition, options?: Pick<CreateVolOptions, 'onFileMade'>): ResolvedCreate {
   const path = newVolumePath(ctx.pool, volume.name);
   if (volume.target?.path && normalize(volume.target.path) !== path) {
     throw new InvalidArgumentError('volume.target.path', `path '${printable(volume.target.path, 200)}' is not '${printable(path, 200)}', the only path a dir pool gives volume '${printable(volume.name)}'`);
@@ -152,6 +154,7 @@ export function resolveCreate(ctx: PoolContext, volume: VolumeDefinition): Resol
     mode: volume.target?.permissions?.mode ?? DEFAULT_VOL_MODE,
     uid,
     gid,
+    ...(options?.onFileMade ? { onFileMade: options.onFileMade } : {}),
   };
 }
 

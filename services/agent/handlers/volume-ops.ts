@@ -6,7 +6,8 @@ import type { AgentOpValue } from '../../../libs/bus/agent-rpc.js';
 import { isAbsolute } from 'node:path';
 import type { AgentReply, AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { EventKind, VolumeDefinition, type Pool, type Volume } from '../../../libs/proto/cistern/v1/storage.js';
-import type { BuiltVolume, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
+import type { BuiltVolume, CreateVolOptions, PoolContext, StorageBackend } from '../../../libs/backends/backend.js';
+import type { JournalHandle } from '../journal.js';
 import { AbortedError, FailedPreconditionError, InvalidArgumentError, VolumeNotFoundError } from '../../../libs/errors/errors.js';
 import { checkNewObjectName, printable } from '../../../libs/api/names.js';
 import { parseVolumeName } from '../../../libs/api/resource-names.js';
@@ -200,6 +201,12 @@ export function existingVolume(ctx: AgentContext, pool: PoolEntry, name: string)
  * volume (its next sync reports it) rather than undoing at boot a create the stream has
  * already announced. A failure ends it in `finally`.
  */
+/** The backend tells the journal which file the create made (CreateVolOptions.onFileMade): the undo after a restart removes that one only. */
+function madeInto(journal: Partial<JournalHandle> | undefined): Pick<CreateVolOptions, 'onFileMade'> {
+  const made = journal?.made;
+  return typeof made === 'function' ? { onFileMade: (file) => made(file) } : {};
+}
+
 function journalEnder(end: (() => Promise<void>) | undefined): () => Promise<void> {
   return async () => {
     const once = end;
@@ -260,11 +267,12 @@ export async function createVolume(ctx: AgentContext, request: AgentRequest, op:
     const rescan = rescanAfterCreate(backend, pool, planned);
     // one id for the journal and the backend: an undo removes only what this create made
     const createId = newCreateId();
-    const endJournal = journalEnder(await ctx.journal?.begin({ operation: 'create', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId }));
+    const journal = await ctx.journal?.begin({ operation: 'create', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId });
+    const endJournal = journalEnder(journal);
     try {
       let built: BuiltVolume | void = undefined;
       if (backend.buildVol && backend.operations.has('buildVol')) {
-        built = await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata, createId, ...(backingImage ? { backingImage } : {}) });
+        built = await backend.buildVol(pc, planned, { preallocMetadata: op.preallocMetadata, createId, ...madeInto(journal), ...(backingImage ? { backingImage } : {}) });
       }
       await endJournal();
       const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes', built?.volume);
@@ -433,13 +441,14 @@ export async function cloneVolume(ctx: AgentContext, request: AgentRequest, op: 
     const planned = await backend.createVol!(pc, cloneDefinition(sourceVolume.definition, given, request.cloneFromXml, backend.volumeFormats));
     const rescan = rescanAfterCreate(backend, pool, planned);
     const createId = newCreateId();
-    const endJournal = journalEnder(await ctx.journal?.begin({ operation: 'clone', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId }));
+    const journal = await ctx.journal?.begin({ operation: 'clone', pool: pool.definition, volume: planned, requestId: actor.requestId, principal: actor.principal, createId });
+    const endJournal = journalEnder(journal);
     try {
       await backend.buildVolFrom!(
         pc,
         planned,
         { pool: sourcePool.definition, volume: sourceVolume.definition },
-        { preallocMetadata: op.preallocMetadata, createId, ...(op.reflink ? { reflink: true } : {}), ...(sourceImage ? { sourceImage } : {}) },
+        { preallocMetadata: op.preallocMetadata, createId, ...madeInto(journal), ...(op.reflink ? { reflink: true } : {}), ...(sourceImage ? { sourceImage } : {}) },
       );
       await endJournal();
       const done = await commitVolumeState(ctx, pool, backend, pc, planned, EventKind.VOLUME_CREATED, actor, 'sizes');
