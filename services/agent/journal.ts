@@ -338,6 +338,13 @@ export async function cleanupInterruptedCreates(
   return result;
 }
 
+/** Whether the dir pool `pool` started with another directory than the one `entry`'s create wrote in. */
+function startedElsewhere(entry: JournalEntry, pool: PoolDefinition): boolean {
+  const wrote = entry.poolDirectory;
+  const now = pool.type === PoolType.POOL_TYPE_DIR ? startedPoolDirectory(pool) : undefined;
+  return wrote !== undefined && now !== undefined && (now.dev !== wrote.dev || now.ino !== wrote.ino);
+}
+
 /** After `pool` started, before its first scan: what interrupted creates left in it goes. */
 export async function cleanupWhenStarted(
   journal: CreateJournal,
@@ -347,6 +354,19 @@ export async function cleanupWhenStarted(
   log: Logger,
 ): Promise<void> {
   for (const entry of journal.takeWaiting(pool.name)) {
+    if (startedElsewhere(entry, pool)) {
+      // what the create left is in the directory it wrote in, which this pool no longer is
+      // (rebuilt, or its target made a link): nothing of it to remove here, ever
+      await journal.remove(entry.id);
+      log.warn('forgot an interrupted volume create: its pool started over another directory than the one it wrote in; what it left stays there', {
+        pool: entry.pool.name,
+        volume: entry.volume.name,
+        operation: entry.operation,
+        startedAt: entry.startedAt,
+        wroteIn: entry.poolDirectory,
+      });
+      continue;
+    }
     // the pool as it is defined now: where its storage is mounted or active
     if (!(await cleanupEntry(journal, { ...entry, pool }, backend, runner, log))) journal.keepWaiting(entry);
   }

@@ -6,7 +6,9 @@ import { lstat, rm, rmdir, unlink } from 'node:fs/promises';
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import type { NewFileIdentity, PoolContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
-import { volumePath } from './paths.js';
+import { poolTarget, volumePath } from './paths.js';
+import { FailedPreconditionError } from '../../errors/errors.js';
+import { printable } from '../../api/names.js';
 import { isPloopDirectory } from './inspect.js';
 import { openPoolDirectory, openPoolDirectoryDirect, type DirectoryIdentity } from './pool-directory.js';
 import { onLocalFilesystem } from '../pool-kinds.js';
@@ -26,7 +28,16 @@ export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition, i
   const path = volumePath(ctx.pool, volume.name);
   const local = onLocalFilesystem(ctx.pool.type);
   const dir = local ? await openPoolDirectoryDirect(ctx.pool, inDirectory) : await openPoolDirectory(ctx.pool, inDirectory);
-  if (!dir) return; // no pool directory: the volume is gone with it
+  if (!dir) {
+    // the undo of an interrupted create: a target not there (yet: mounted after the agent
+    // started) proves nothing about the directory the create wrote in
+    if (inDirectory) {
+      throw new FailedPreconditionError(
+        `pool target '${printable(poolTarget(ctx.pool), 200)}' does not exist; the directory the interrupted create wrote in (device ${inDirectory.dev} inode ${inDirectory.ino}) may not be mounted yet; nothing is removed`,
+      );
+    }
+    return; // no pool directory: the volume is gone with it
+  }
   try {
     const inDir = dir.pathOf(volume.name);
     if (onlyFile && !(await isFile(inDir, onlyFile, path))) return;
