@@ -269,6 +269,23 @@ describe('iscsi-direct backend command lines (recording runner)', () => {
     expect(q[6]).to.match(/^driver=raw,offset=0,size=1536,file.driver=iscsi,/);
   });
 
+  it('download from past the end of the LUN: INVALID_ARGUMENT naming offset, as every block volume; from its end: empty', async () => {
+    // docs/api.md: a download from past the end is INVALID_ARGUMENT (`offset`) for a block
+    // device (partition, logical volume, LUN), as block-data.ts refuses it
+    const runner = new RecordingRunner({ strict: true }).on(['iscsi-readcapacity16'], { stdout: READCAP_10M });
+    const vol = { name: 'unit:0:0:1' } as VolumeDefinition;
+    const read = async (offset: bigint): Promise<Buffer> => {
+      const parts: Buffer[] = [];
+      for await (const b of backend([1]).downloadVol({ runner, pool: pool() }, vol, offset, 0n)) parts.push(b);
+      return Buffer.concat(parts);
+    };
+    const err = await rejects(read(10485761n));
+    expect(err.code).to.equal('INVALID_ARGUMENT');
+    expect(err.message).to.match(/offset/).and.to.match(/10485760 bytes/);
+    expect((await read(10485760n)).length).to.equal(0);
+    expect(runner.callsOf('qemu-img')).to.have.length(0);
+  });
+
   it('wipe algorithms other than zero are refused before anything runs (as libvirt)', async () => {
     const runner = new RecordingRunner({ strict: true });
     const err = await rejects(backend([1]).wipeVol({ runner, pool: pool() }, { name: 'unit:0:0:1' } as VolumeDefinition, WipeAlgorithm.WIPE_ALGORITHM_GUTMANN));
