@@ -496,8 +496,10 @@ export class IscsiDirectBackend implements StorageBackend {
     const t = directTarget(ctx.pool, ctx);
     const lun = lunOf(t, volume);
     const { capacity, blockSize: bs } = await this.readCapacity(ctx, t, lun);
+    // a LUN cannot be read from past its end: an offset beyond it is a mistake to report, as
+    // for every block volume (block-data.ts downloadBlock); its very end gives nothing
+    if (offset > capacity) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of LUN ${lun} (${capacity} bytes)`);
     const end = length > 0n && offset + length < capacity ? offset + length : capacity;
-    // from the end on (or past it) there is nothing to read: an empty download, as libvirt's
     if (offset >= end) return;
     const w = await this.workDir(t);
     try {
