@@ -12,7 +12,6 @@ import { progressBar } from '../format/progress.js';
 import { volumeShortName } from '../format/volume.js';
 import { MAX_SIZE, MAX_ULLONG, parseCount, parseWrappingCount } from '../size.js';
 import { writeSparse } from '../../libs/backends/sparse-write.js';
-import { uploadSource, type UploadSource } from '../upload-source.js';
 import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
 
 export const CHUNK_SIZE = 1024 * 1024;
@@ -34,7 +33,7 @@ function fileError(action: 'read' | 'create' | 'write', path: string, err: unkno
  * The file to upload, open; a directory is refused before anything is sent. `size` only for a
  * regular file: a pipe's or a device's stat size (0) says nothing of what it will give.
  */
-async function openSource(path: string): Promise<UploadSource> {
+async function openSource(path: string): Promise<{ fh: FileHandle; size?: bigint }> {
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
@@ -46,7 +45,7 @@ async function openSource(path: string): Promise<UploadSource> {
     await fh.close();
     throw fileError('read', path, { code: 'EISDIR' });
   }
-  return uploadSource(fh, info);
+  return { fh, size: info.isFile() ? BigInt(info.size) : undefined };
 }
 
 /**
@@ -64,7 +63,7 @@ function transferRange(opts: ParsedOptions): { offset: bigint; length: bigint } 
 
 /** Header, then the file's bytes (at most `length`, 0 = all) in CHUNK_SIZE pieces. */
 export async function* uploadMessages(
-  source: UploadSource,
+  fh: FileHandle,
   path: string,
   header: UploadVolumeRequest['part'] & { $case: 'header' },
   length: bigint,
@@ -78,7 +77,7 @@ export async function* uploadMessages(
     const want = length > 0n ? Math.min(CHUNK_SIZE, Number(length - done)) : CHUNK_SIZE;
     if (want <= 0) return;
     const buf = Buffer.allocUnsafe(want);
-    const bytesRead = await source.read(buf, want).catch((err: unknown) => {
+    const { bytesRead } = await fh.read(buf, 0, want, null).catch((err: unknown) => {
       throw fileError('read', path, err);
     });
     // Ctrl-C reaches a whole pipeline: the producer it killed ends the pipe while this read
@@ -102,8 +101,7 @@ export const volUpload: Command = {
     const { offset, length } = transferRange(ctx.opts);
     // virsh's order: the volume, then the file
     const vol = await volumeFromOptions(ctx);
-    const source = await openSource(file);
-    const { size } = source;
+    const { fh, size } = await openSource(file);
     try {
       // --length, or what the file holds from its start (0 for a pipe: all it gives)
       const total = size === undefined || (length > 0n && length < size) ? length : size;
@@ -118,15 +116,14 @@ export const volUpload: Command = {
       };
       try {
         await attempt(`cannot upload to volume ${req(ctx.opts, 'vol')}`, () =>
-          ctx.api().uploadVolume(uploadMessages(source, file, header, total, (d) => bar.update(d), ctx.signal)));
+          ctx.api().uploadVolume(uploadMessages(fh, file, header, total, (d) => bar.update(d), ctx.signal)));
         bar.update(total);
       } finally {
         // the bar's line ends before anything else is printed (an error, Ctrl-C's)
         bar.finish();
       }
     } finally {
-      // a read still waiting on a pipe (the server refused the upload meanwhile) is not waited for
-      await source.close();
+      await fh.close();
     }
   },
 };
