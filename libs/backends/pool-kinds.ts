@@ -14,3 +14,35 @@ export const FILE_POOL_TYPES: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYP
 export function onLocalFilesystem(type: PoolType): boolean {
   return type === PoolType.POOL_TYPE_DIR || type === PoolType.POOL_TYPE_FS;
 }
+
+/** libvirt's virStorageBackendPoolPathIsStable: under /dev/ but not /dev itself. */
+export function isStableTargetDir(path: string): boolean {
+  const p = path.replace(/\/+$/, '');
+  return p !== '/dev' && path.startsWith('/dev/');
+}
+
+/**
+ * Pool types libvirt's storageVolLookupByPathCallback turns a path into the pool's stable form
+ * for (virStorageBackendStablePath); the others (logical, iscsi-direct, gluster, rbd, zfs ...)
+ * compare the path as given. Logical is in libvirt's list, but virStorageBackendStablePath
+ * leaves its paths alone ("logical pools are under /dev but already have stable paths").
+ */
+const STABLE_LOOKUP_TYPES: ReadonlySet<PoolType> = new Set([
+  PoolType.POOL_TYPE_DIR,
+  PoolType.POOL_TYPE_FS,
+  PoolType.POOL_TYPE_NETFS,
+  PoolType.POOL_TYPE_DISK,
+  PoolType.POOL_TYPE_ISCSI,
+  PoolType.POOL_TYPE_SCSI,
+  PoolType.POOL_TYPE_MPATH,
+]);
+
+/**
+ * Whether a lookup by path looks for the path among the links of this pool's target directory,
+ * as libvirt does: a pool of those types whose target is a stable directory (/dev/disk/by-path,
+ * by-id ...), where `vol-info /dev/sdb1` finds the volume whose path is the link to sdb1. A
+ * target of /dev itself or outside /dev: the path must be the volume's own.
+ */
+export function looksUpThroughStableLinks(type: PoolType, targetPath: string | undefined): boolean {
+  return STABLE_LOOKUP_TYPES.has(type) && targetPath !== undefined && isStableTargetDir(targetPath);
+}

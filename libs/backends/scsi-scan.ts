@@ -31,6 +31,7 @@ import { plainTarget } from './volume-target.js';
 import { splitDevT } from './device-number.js';
 import { mapLimit } from './map-limit.js';
 import { DEFAULT_DEV_ROOT } from './host-roots.js';
+import { isStableTargetDir } from './pool-kinds.js';
 
 /** LUs read (and scsi_id run for) at the same time during a scan. */
 const LU_SCAN_PARALLEL = 8;
@@ -88,11 +89,8 @@ export function devFsPath(devRoot: string, path: string): string {
   return path;
 }
 
-/** libvirt's virStorageBackendPoolPathIsStable: under /dev/ but not /dev itself. */
-export function isStableTargetDir(path: string): boolean {
-  const p = path.replace(/\/+$/, '');
-  return p !== '/dev' && path.startsWith('/dev/');
-}
+/** libvirt's virStorageBackendPoolPathIsStable (pool-kinds.ts, which the coordinator's lookups share). */
+export { isStableTargetDir };
 
 /** The pool target must be /dev or a stable directory below it (libvirt virStorageBackendSCSINewLun). */
 export function checkScsiTargetDir(targetDir: string): string {

@@ -40,6 +40,7 @@ import type { Logger } from '../../libs/log/logger.js';
 import * as pools from './handlers/pool-ops.js';
 import * as volumes from './handlers/volume-ops.js';
 import { refreshVolume } from './handlers/volume-refresh.js';
+import { resolveDevicePath } from './handlers/device-path.js';
 import { explainNoSpace } from './no-space.js';
 import * as streams from './handlers/streams.js';
 
@@ -148,6 +149,8 @@ export async function dispatch(ctx: AgentContext, op: AgentOp, request: AgentReq
       return streams.downloadBegin(ctx, request, o.value);
     case 'refreshVolume':
       return refreshVolume(ctx, request, o.value);
+    case 'resolveDevicePath':
+      return resolveDevicePath(ctx, o.value);
     default:
       throw new UnimplementedError(`operation '${op}' is not served by the agent`);
   }

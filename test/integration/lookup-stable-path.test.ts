@@ -78,6 +78,17 @@ describe('LookupVolume by the kernel name of a volume whose path is a stable lin
     const byKernel = await api.lookupVolume({ host: 'a', key: '', path: `${device}p1` });
     expect(byKernel.name).to.equal(`${pool}/volumes/${base}p1`);
     expect(byKernel.definition?.target?.path).to.equal(stable);
+    // another link to the partition, outside the pool's target (a by-id link of a by-path pool):
+    // libvirt compares what the links lead to (virFileLinkPointsTo), so it is found too
+    const alias = join(stableDir, '..', `cistern-it-alias-${base}p1`);
+    symlinkSync(`${device}p1`, alias);
+    const dropAlias = registerCleanup(`link ${alias}`, () => rmSync(alias, { force: true }));
+    try {
+      const byAlias = await api.lookupVolume({ host: 'a', key: '', path: alias });
+      expect(byAlias.name).to.equal(`${pool}/volumes/${base}p1`);
+    } finally {
+      await dropAlias();
+    }
     // not normalised as given: cleaned first, as libvirt's virFileSanitizePath
     const unclean = await api.lookupVolume({ host: 'a', key: '', path: `//dev//${base}p1/` });
     expect(unclean.name).to.equal(`${pool}/volumes/${base}p1`);

@@ -40,6 +40,7 @@ import {
 import { SchemaValidator } from '../schema-validator.js';
 import { storedSize, type StoredVolume } from '../stored-volume.js';
 import { requireXml } from '../xml.js';
+import { volumeByStableLink } from '../stable-link-lookup.js';
 import { withDefaultSecret } from '../secrets/default-secret.js';
 
 /** The volume after an operation: the cache's (events applied), else the reply's. */
@@ -188,7 +189,7 @@ export async function getVolumeXml(svc: CoordinatorServices, ctx: CallContext, r
   return { xml: lib.formatVolumeXml(definition, pool.definition) };
 }
 
-export async function lookupVolume(svc: CoordinatorServices, _ctx: CallContext, req: LookupVolumeRequest): Promise<Volume> {
+export async function lookupVolume(svc: CoordinatorServices, ctx: CallContext, req: LookupVolumeRequest): Promise<Volume> {
   const host = requireHost(req.host);
   if (req.key && req.path) throw new InvalidArgumentError('path', 'give either key or path, not both');
   if (!req.key && !req.path) throw new InvalidArgumentError('key', 'is required (or path)');
@@ -201,7 +202,12 @@ export async function lookupVolume(svc: CoordinatorServices, _ctx: CallContext, 
       ? checkAbsolutePath(req.path, 'path')
       : checkLookupKey(req.path, 'path');
   svc.hosts.requireKnown(host);
-  const found = path !== undefined ? svc.cache.volumeByPath(host, path) : svc.cache.volumeByKey(host, req.key);
+  // a /dev path no volume has may be the kernel name of one whose path is a stable link (libvirt's
+  // storageVolLookupByPath): only such a miss asks the host (stable-link-lookup.ts)
+  const found =
+    path !== undefined
+      ? (svc.cache.volumeByPath(host, path) ?? (await volumeByStableLink(svc, ctx, host, path)))
+      : svc.cache.volumeByKey(host, req.key);
   if (!found) {
     const what = path !== undefined ? `path '${path}'` : `key '${req.key}'`;
     throw new NotFoundError(`no storage volume with matching ${what} on host '${host}'`, { host });
