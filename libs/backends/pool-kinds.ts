@@ -23,9 +23,11 @@ export function isStableTargetDir(path: string): boolean {
 
 /**
  * Pool types libvirt's storageVolLookupByPathCallback turns a path into the pool's stable form
- * for (virStorageBackendStablePath); the others (logical, iscsi-direct, gluster, rbd, zfs ...)
- * compare the path as given. Logical is in libvirt's list, but virStorageBackendStablePath
- * leaves its paths alone ("logical pools are under /dev but already have stable paths").
+ * for (virStorageBackendStablePath); the others (gluster, rbd, zfs ...) compare the path as
+ * given. Logical is in libvirt's list, but virStorageBackendStablePath leaves its paths alone
+ * ("logical pools are under /dev but already have stable paths"). iscsi-direct is in libvirt
+ * 9.0's list too, but its volumes' paths are ip-HOST:PORT-iscsi-IQN-lun-N names, never links
+ * in a directory: no link can lead to one, so it is left out (no agent round trip for it).
  */
 const STABLE_LOOKUP_TYPES: ReadonlySet<PoolType> = new Set([
   PoolType.POOL_TYPE_DIR,
