@@ -19,6 +19,16 @@ describe('cli connection settings', () => {
       .to.include({ server: '[::1]:7000', token: 'flagtok' });
   });
 
+  // virsh -c '' opens the default URI, which LIBVIRT_DEFAULT_URI still names. An empty flag
+  // (`--ca "$UNSET"`) that silently dropped CISTERN_CA would connect in plain text and send the
+  // token there; one that dropped CISTERN_SERVER would reach 127.0.0.1:50051 instead.
+  it('an empty flag is as if not given: the environment still applies (virsh -c \'\' keeps LIBVIRT_DEFAULT_URI)', () => {
+    const env = { CISTERN_SERVER: '127.0.0.1:6000', CISTERN_TOKEN: 'envtok', CISTERN_CA: '/ca.pem', CISTERN_CERT: '/c.pem', CISTERN_KEY: '/k.pem' };
+    const empty = new Map([['server', ''], ['ca', ''], ['token', ''], ['cert', ''], ['key', '']]);
+    expect(connectionOptions(empty, env)).to.deep.equal({ server: '127.0.0.1:6000', token: 'envtok', ca: '/ca.pem', cert: '/c.pem', key: '/k.pem' });
+    expect(connectionOptions(empty, {})).to.deep.equal({ server: '127.0.0.1:50051' });
+  });
+
   it('takes the host out of --server (IP literals get TLS without SNI)', () => {
     expect(targetHost('127.0.0.1:50051')).to.equal('127.0.0.1');
     expect(targetHost('[::1]:50051')).to.equal('::1');
