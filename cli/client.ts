@@ -21,13 +21,15 @@ export interface ConnectionOptions {
   token?: string;
 }
 
-/** Flags win over environment variables (CISTERN_SERVER, CISTERN_CA, CISTERN_CERT, CISTERN_KEY, CISTERN_TOKEN). */
+/** Flags win over environment variables (CISTERN_SERVER, CISTERN_CA, CISTERN_CERT, CISTERN_KEY, CISTERN_TOKEN); an empty one is neither. */
 export function connectionOptions(
   flags: Map<string, string>,
   env: Record<string, string | undefined>,
 ): ConnectionOptions {
+  // an empty flag is not given, as virsh's -c '' still opens LIBVIRT_DEFAULT_URI: `--ca "$UNSET"`
+  // must not turn off the TLS that CISTERN_CA asks for, nor --server '' skip CISTERN_SERVER
   const pick = (flag: string, envName: string): string | undefined => {
-    const v = flags.get(flag) ?? env[envName];
+    const v = flags.get(flag) || env[envName];
     return v === '' ? undefined : v;
   };
   const server = pick('server', 'CISTERN_SERVER') ?? DEFAULT_SERVER;
