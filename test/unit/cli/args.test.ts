@@ -164,6 +164,41 @@ describe('cli argument parsing (virsh rules)', () => {
     expect(() => splitGlobal(['--nope', 'pool-list'])).to.throw(UsageError);
   });
 
+  // virsh reads its options with getopt_long: `-c`'s long name is --connect, a short option's
+  // value may be attached (-cURI), short flags cluster (-qc URI), and a long option may be
+  // shortened to a unique prefix (--q, --conn). Scripts written for virsh use all of these.
+  it('global options are read as virsh\'s getopt_long reads them: --connect, -cVALUE, -qc VALUE, unique prefixes', () => {
+    const server = (argv: string[]): string | undefined => splitGlobal([...argv, 'pool-list']).globals.strings.get('server');
+    expect(server(['--connect', 'h:1'])).to.equal('h:1');
+    expect(server(['--connect=h:2'])).to.equal('h:2');
+    expect(server(['-ch:3'])).to.equal('h:3');
+    expect(server(['--conn', 'h:4'])).to.equal('h:4');
+    expect(server(['--serv=h:5'])).to.equal('h:5');
+    const clustered = splitGlobal(['-qc', 'h:6', 'pool-list', '--all']);
+    expect(clustered.globals.bools.has('quiet')).to.equal(true);
+    expect(clustered.globals.strings.get('server')).to.equal('h:6');
+    expect(clustered.command).to.equal('pool-list');
+    expect(clustered.rest).to.deep.equal(['--all']);
+    expect(splitGlobal(['--q', 'pool-list']).globals.bools.has('quiet')).to.equal(true);
+    expect(splitGlobal(['-qv']).version).to.equal('short');
+    expect(splitGlobal(['--vers=long']).version).to.equal('long');
+    const refused = (argv: string[]): string[] => {
+      try {
+        splitGlobal(argv);
+      } catch (err) {
+        return (err as UsageError).messages;
+      }
+      return [];
+    };
+    // virsh 9.0's words: the short option named alone, an ambiguous prefix as given
+    expect(refused(['-qx', 'pool-list'])).to.deep.equal(["unsupported option '-x'. See --help."]);
+    expect(refused(['--c', 'h:1', 'pool-list'])).to.deep.equal(["unsupported option '--c'. See --help."]);
+    expect(refused(['--connect'])).to.deep.equal(["option '-c'/'--connect' requires an argument"]);
+    expect(refused(['-qc'])).to.deep.equal(["option '-c'/'--connect' requires an argument"]);
+    // a flag given a value was taken and the value dropped; it is refused, saying so
+    expect(refused(['--quiet=yes', 'pool-list'])).to.deep.equal(["option '--quiet' doesn't allow an argument. See --help."]);
+  });
+
   it('-- ends the global options, as virsh\'s getopt reads it', async () => {
     // virsh -q -- pool-list --name: the command runs
     const s = splitGlobal(['-q', '--', 'pool-list', '--name']);
