@@ -168,46 +168,112 @@ export interface GlobalSplit {
   version: false | 'short' | 'long';
 }
 
-/** Splits `cisternctl [global options] COMMAND [args]`. */
+/**
+ * The options before the command, as virsh's getopt_long (optstring "+:c:hqvV") names them:
+ * `arg` none, a value, or an optional `=value` (--version). `option` is the GLOBAL_OPTIONS
+ * entry set; -c is virsh's --connect, which here is --server.
+ */
+interface GetoptOption {
+  long: string;
+  short?: string;
+  arg: 'none' | 'required' | 'optional';
+  option: 'server' | 'ca' | 'cert' | 'key' | 'token' | 'quiet' | 'help' | 'version';
+}
+
+const GETOPT_OPTIONS: GetoptOption[] = [
+  { long: 'connect', short: 'c', arg: 'required', option: 'server' },
+  { long: 'server', arg: 'required', option: 'server' },
+  { long: 'ca', arg: 'required', option: 'ca' },
+  { long: 'cert', arg: 'required', option: 'cert' },
+  { long: 'key', arg: 'required', option: 'key' },
+  { long: 'token', arg: 'required', option: 'token' },
+  { long: 'quiet', short: 'q', arg: 'none', option: 'quiet' },
+  { long: 'help', short: 'h', arg: 'none', option: 'help' },
+  { long: 'version', short: 'v', arg: 'optional', option: 'version' },
+];
+
+/** getopt_long's lookup: an exact name, else the one option every name starting so belongs to. */
+function findLongOption(name: string): GetoptOption | undefined {
+  const exact = GETOPT_OPTIONS.find((o) => o.long === name);
+  if (exact) return exact;
+  const prefixed = name === '' ? [] : GETOPT_OPTIONS.filter((o) => o.long.startsWith(name));
+  // --conn and --serv both set the server: not ambiguous, as getopt_long's same-flag rule
+  return prefixed.length > 0 && prefixed.every((o) => o.option === prefixed[0]!.option) ? prefixed[0] : undefined;
+}
+
+/** virsh's words for a missing value: `option '-c'/'--connect' requires an argument`. */
+function missingValue(o: GetoptOption): UsageError {
+  const names = o.short ? `'-${o.short}'/'--${o.long}'` : `'--${o.long}'`;
+  return new UsageError(`option ${names} requires an argument`);
+}
+
+/**
+ * Splits `cisternctl [global options] COMMAND [args]` as virsh's getopt_long does: options stop
+ * at the first word that is not one (or after `--`); short ones cluster (`-qc HOST`) and take
+ * an attached value (`-cHOST`); long ones take `--opt=value` or the next word and may be shortened
+ * to a unique prefix (`--conn`). -v/-V/--version act at once, unless -h came first.
+ */
 export function splitGlobal(argv: string[]): GlobalSplit {
   const bools = new Set<string>();
   const strings = new Map<string, string>();
   let help = false;
   let i = 0;
+  // one option found: false to go on, or the version asked for
+  const apply = (o: GetoptOption, value: string | undefined): false | 'short' | 'long' => {
+    if (o.option === 'help') help = true;
+    else if (o.option === 'version') {
+      // virsh acts on it at once (getopt order): nothing after it is looked at
+      if (!help) return value === 'long' ? 'long' : 'short';
+    } else if (o.option === 'quiet') bools.add('quiet');
+    else strings.set(o.option, value!);
+    return false;
+  };
+  const version = (form: 'short' | 'long'): GlobalSplit => ({ globals: { bools, strings }, rest: [], help, version: form });
   for (; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg === '-h' || arg === '--help') {
-      help = true;
-      continue;
-    }
-    if (arg === '-v' || arg === '-V' || arg === '--version' || arg.startsWith('--version=')) {
-      if (help) continue;
-      // virsh acts on it at once (getopt order): nothing after it is looked at
-      const version = arg === '-V' || arg === '--version=long' ? 'long' : 'short';
-      return { globals: { bools, strings }, rest: [], help, version };
-    }
     // getopt's end of options: the command is the next word
     if (arg === '--') {
       i++;
       break;
     }
-    if (!arg.startsWith('-') || arg === '-' ) break;
-    let name = SHORT_GLOBALS[arg] ?? (arg.startsWith('--') ? arg.slice(2) : '');
-    let inline: string | undefined;
-    const eq = name.indexOf('=');
-    if (eq >= 0) {
-      inline = name.slice(eq + 1);
-      name = name.slice(0, eq);
-    }
-    const spec = GLOBAL_OPTIONS.find((s) => s.name === name);
-    if (!spec) throw new UsageError(`unsupported option '${arg}'. See --help.`);
-    if (spec.type === 'bool') {
-      bools.add(name);
+    if (!arg.startsWith('-') || arg === '-') break;
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      const name = arg.slice(2, eq < 0 ? undefined : eq);
+      const inline = eq < 0 ? undefined : arg.slice(eq + 1);
+      const o = findLongOption(name);
+      if (!o) throw new UsageError(`unsupported option '${arg}'. See --help.`);
+      if (o.arg === 'none' && inline !== undefined) throw new UsageError(`option '--${o.long}' doesn't allow an argument. See --help.`);
+      let value = inline;
+      if (o.arg === 'required' && value === undefined) {
+        value = argv[++i];
+        if (value === undefined) throw missingValue(o);
+      }
+      const v = apply(o, value);
+      if (v) return version(v);
       continue;
     }
-    const value = inline ?? argv[++i];
-    if (value === undefined) throw new UsageError(`option '${arg}' requires an argument`);
-    strings.set(name, value);
+    // a cluster of short options; -c takes the rest of the word, or the next word
+    for (let j = 1; j < arg.length; j++) {
+      const ch = arg[j]!;
+      if (ch === 'V') {
+        if (help) continue;
+        return version('long');
+      }
+      const o = GETOPT_OPTIONS.find((g) => g.short === ch);
+      if (!o) throw new UsageError(`unsupported option '-${ch}'. See --help.`);
+      if (o.arg === 'required') {
+        let value = arg.slice(j + 1);
+        if (value === '') {
+          value = argv[++i]!;
+          if (value === undefined) throw missingValue(o);
+        }
+        apply(o, value);
+        break;
+      }
+      const v = apply(o, undefined);
+      if (v) return version(v);
+    }
   }
   return { globals: { bools, strings }, command: argv[i], rest: argv.slice(i + 1), help, version: false };
 }

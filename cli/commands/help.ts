@@ -84,7 +84,7 @@ export function generalHelp(commands: Command[]): string {
     const syntax = o.type === 'bool' ? `--${o.name}` : `--${o.name} <${o.metavar ?? o.name}>`;
     out += `    ${syntax.padEnd(30)} ${o.help}\n`;
   }
-  out += `    ${'-c HOST:PORT'.padEnd(30)} same as --server\n    ${'-q'.padEnd(30)} same as --quiet\n`;
+  out += `    ${'-c, --connect HOST:PORT'.padEnd(30)} same as --server (--connect only before the command)\n    ${'-q'.padEnd(30)} same as --quiet\n`;
   out += `    ${'-h, --help'.padEnd(30)} this help; 'help COMMAND' for one command\n`;
   out += `    ${'-v, --version'.padEnd(30)} the version; -V or --version=long adds the pool types it knows\n`;
   out += '\nPools are named POOL (when unique in the fleet) or HOST/POOL.\n';

@@ -831,7 +831,7 @@ describe('cisternctl (runCli with a fake server)', () => {
     expect((await run(new FakeApi(), ['--help', 'pool'])).stdout).to.equal(pools.stdout);
     // the general help names every global option it takes, --help and --version included
     const general = (await run(new FakeApi(), ['--help'])).stdout;
-    for (const o of ['--server <server>', '--token <token>', '-c HOST:PORT', '-q ', '-h, --help', '-v, --version']) expect(general, o).to.include(`    ${o}`);
+    for (const o of ['--server <server>', '--token <token>', '-c, --connect HOST:PORT', '-q ', '-h, --help', '-v, --version']) expect(general, o).to.include(`    ${o}`);
     const vols = await run(new FakeApi(), ['help', 'volume']);
     expect(vols.code).to.equal(0);
     // captured from `virsh help volume` (virsh 9.0)
