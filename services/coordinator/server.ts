@@ -59,10 +59,11 @@ export class CallRunner {
   private readonly openStreams = new Set<AbortController>();
   /**
    * Calls admitted on their metadata before their request was read (admitCall), by the
-   * metadata object grpc-js hands the handler: run takes each over. A client cannot name an
-   * entry: the keys are objects, not anything it sends.
+   * metadata object grpc-js hands the handler: run takes each over, but not its slot, which the
+   * interceptor gives back once the answer has been delivered (admit-before-read.ts). A client
+   * cannot name an entry: the keys are objects, not anything it sends.
    */
-  private readonly admitted = new WeakMap<Metadata, { principal: string; release: () => void }>();
+  private readonly admitted = new WeakMap<Metadata, { principal: string }>();
 
   constructor(
     private readonly svc: CoordinatorServices,
@@ -105,8 +106,8 @@ export class CallRunner {
     this.admitted.delete(call.metadata);
     try {
       if (early) {
+        // its slot stays taken after the handler ends, until the client has its answer
         principal = early.principal;
-        release = early.release;
       } else {
         principal = await this.guard.authenticate(call.metadata, call.getPeer());
         await this.guard.authorize(principal, spec);
@@ -153,8 +154,8 @@ export class CallRunner {
   /**
    * A StorageService call on its metadata, before its request is read (admit-before-read.ts):
    * authenticated, authorized and given one of its client's call slots, or refused and audited
-   * (without a resource: the request is not read). Returns the slot's release; run takes the
-   * admission over, so the call is not counted twice.
+   * (without a resource: the request is not read). Returns the slot's release, for when the
+   * call's stream is over; run takes the admission over, so the call is not counted twice.
    */
   async admitCall(method: string, metadata: Metadata, peer: string): Promise<() => void> {
     const spec = METHODS[method];
@@ -165,7 +166,7 @@ export class CallRunner {
       principal = await this.guard.authenticate(metadata, peer);
       await this.guard.authorize(principal, spec);
       const release = this.guard.admit?.(principal, peer) ?? (() => undefined);
-      this.admitted.set(metadata, { principal, release });
+      this.admitted.set(metadata, { principal });
       return release;
     } catch (err) {
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
