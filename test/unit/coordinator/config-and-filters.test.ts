@@ -6,7 +6,7 @@ import { parseArgs, USAGE } from '../../../services/coordinator/config.js';
 import { repoRoot } from '../../support/paths.js';
 import { matches, narrowSubject, parseEventFilter, replaySubject } from '../../../services/coordinator/handlers/events.js';
 import { Event, EventKind } from '../../../libs/proto/cistern/v1/storage.js';
-import { InvalidArgumentError } from '../../../libs/errors/errors.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../../libs/errors/errors.js';
 
 describe('coordinator flags', () => {
   it('takes flags over environment over defaults', () => {
@@ -114,6 +114,30 @@ describe('WatchEvents filter', () => {
       expect(err.field).to.equal('kinds[1]');
       expect(err.message).to.match(new RegExp(`^kinds\\[1\\]: event kind ${kind} is not known; allowed: POOL_DEFINED \\(1\\) .* VOLUME_CREATED \\(20\\) .* OPERATION_PROGRESS \\(60\\)$`));
       expect(err.message).to.not.match(/UNSPECIFIED|UNRECOGNIZED/);
+    }
+  });
+
+  // a watch keeps its filter (and grpc-js its decoded request) for as long as it is open: 4 MB
+  // of two-character pool names held ~51 MB per watch (10 watches: 89 MB to 598 MB), 64 a viewer
+  it(`refuses a filter field of more than ${10_000} entries, RESOURCE_EXHAUSTED naming the field and the limit`, () => {
+    const many = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
+    const fields = {
+      hosts: (n: number) => ({ hosts: many(n, (i) => `h${i}`), pools: [], kinds: [] }),
+      pools: (n: number) => ({ hosts: [], pools: many(n, (i) => `p${i}`), kinds: [] }),
+      kinds: (n: number) => ({ hosts: [], pools: [], kinds: many(n, () => EventKind.POOL_STARTED) }),
+    };
+    for (const [field, request] of Object.entries(fields)) {
+      expect(() => parseEventFilter(request(10_000)), field).to.not.throw();
+      let caught: unknown;
+      try {
+        parseEventFilter(request(10_001));
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, field).to.be.instanceOf(ResourceExhaustedError);
+      const err = caught as ResourceExhaustedError;
+      expect(err.message).to.match(new RegExp(`^${field}: 10001 entries; a WatchEvents filter field holds at most 10000`));
+      expect(err.details).to.deep.include({ field, limit: '10000' });
     }
   });
 
