@@ -52,6 +52,15 @@ describe('coordinator flags', () => {
     expect(parseArgs(['--event-max-age', '106751d'], {})).to.include({ eventMaxAgeSeconds: 106751 * 86400 });
   });
 
+  it('refuses a --request-ttl the requests bucket cannot have (NATS would refuse it at every start), naming the flag and the range', () => {
+    // past 2^63-1 ns nats-server refuses the bucket's max age ("invalid JSON"): the coordinator
+    // retried opening the bucket for a minute, never serving, then exited naming no flag
+    expect(() => parseArgs(['--request-ttl', '200000d'], {})).to.throw(InvalidArgumentError, /--request-ttl: .*from 1s to 106751d/);
+    expect(() => parseArgs([], { CISTERN_REQUEST_TTL: '200000d' })).to.throw(InvalidArgumentError, /CISTERN_REQUEST_TTL: .*to 106751d/);
+    expect(parseArgs(['--request-ttl', '106751d'], {})).to.have.nested.property('reliability.requestTtlSeconds', 106751 * 86400);
+    expect(parseArgs(['--request-ttl', '1s'], {})).to.have.nested.property('reliability.requestTtlSeconds', 1);
+  });
+
   it('takes per-client limits of calls and of open sessions, whole numbers from 1 to 100000', () => {
     const sec = (argv: string[]) => (parseArgs(argv, {}) as Exclude<ReturnType<typeof parseArgs>, 'help'>).security;
     expect(sec(['--max-calls-per-client', '8', '--max-sessions-per-client=3'])).to.include({ maxCallsPerClient: 8, maxSessionsPerClient: 3 });
