@@ -20,16 +20,24 @@ export const REQUESTS_BUCKET = 'cistern-requests';
 export const DEFAULT_REQUEST_STORE_MAX_BYTES = 1024 ** 3;
 
 /**
- * Bounds the bucket by size, dropping the oldest responses when full. Its TTL alone let it grow
- * with the call rate (7 GB a day at 190 calls/s in review); and the KV client makes buckets
- * that refuse writes when full, which would fail calls instead of shortening the retry window.
+ * Applies this coordinator's bounds to the bucket, which outlives every coordinator: its TTL
+ * (--request-ttl) and its size, dropping the oldest responses when full. The KV client sets a
+ * TTL only when it makes the bucket, so without this a coordinator started with another
+ * --request-ttl on an existing deployment kept the first one's, silently. The size: the TTL
+ * alone let the bucket grow with the call rate (7 GB a day at 190 calls/s in review), and the
+ * KV client makes buckets that refuse writes when full, which would fail calls instead of
+ * shortening the retry window. As with the event stream's retention, the coordinator started
+ * last decides.
  */
-async function boundRequestStore(nc: NatsConnection, maxBytes: number): Promise<void> {
+async function boundRequestStore(nc: NatsConnection, ttlSeconds: number, maxBytes: number): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const stream = `KV_${REQUESTS_BUCKET}`;
   const { config } = await jsm.streams.info(stream);
-  if (config.max_bytes === maxBytes && config.discard === DiscardPolicy.Old) return;
-  await jsm.streams.update(stream, { ...config, max_bytes: maxBytes, discard: DiscardPolicy.Old });
+  const maxAge = ttlSeconds * 1_000_000_000;
+  // nats-server refuses a duplicate window longer than the max age
+  const window = config.duplicate_window > maxAge ? maxAge : config.duplicate_window;
+  if (config.max_bytes === maxBytes && config.discard === DiscardPolicy.Old && config.max_age === maxAge && config.duplicate_window === window) return;
+  await jsm.streams.update(stream, { ...config, max_bytes: maxBytes, discard: DiscardPolicy.Old, max_age: maxAge, duplicate_window: window });
 }
 export const DEFAULT_REQUEST_TTL_SECONDS = 24 * 3600;
 /** Runs of one call whose joined work was cancelled by someone else (see once). */
@@ -89,7 +97,7 @@ export class RequestResults {
 
   static async open(nc: NatsConnection, log: Logger, ttlSeconds = DEFAULT_REQUEST_TTL_SECONDS, maxBytes = DEFAULT_REQUEST_STORE_MAX_BYTES): Promise<RequestResults> {
     const kv = await new Kvm(nc).create(REQUESTS_BUCKET, { history: 1, ttl: ttlSeconds * 1000 });
-    await boundRequestStore(nc, maxBytes);
+    await boundRequestStore(nc, ttlSeconds, maxBytes);
     return new RequestResults(kvStore(kv), log);
   }
 
