@@ -8,7 +8,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Catalog } from '../../libs/bus/catalog.js';
 import { connectBus, watchBusStatus } from '../../libs/bus/connect.js';
 import { CLIENT_IDLE_TIMEOUT_MS } from './handlers/streams.js';
-import { changeDedupeId, ensureEventStream, EventPublisher, namedChangeDedupeId } from '../../libs/bus/events.js';
+import { changeDedupeId, DEFAULT_EVENT_MAX_BYTES, ensureEventStream, EventPublisher, namedChangeDedupeId } from '../../libs/bus/events.js';
 import { CATALOG_BUCKET, subjects } from '../../libs/bus/subjects.js';
 import { ResyncRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { openGuard, type CallGuard } from './call-guard.js';
@@ -27,7 +27,9 @@ import { SecretStore } from './secrets/store.js';
 import { serveAgentSecretRequests } from './secrets/agent-requests.js';
 import { startGrpcServer, type GrpcServer } from './server.js';
 import type { ServiceHealth } from './service-health.js';
-import { RequestResults } from './request-results.js';
+import { DEFAULT_REQUEST_STORE_MAX_BYTES, RequestResults } from './request-results.js';
+import { withinJetStreamStorage } from './store-limits.js';
+import { InvalidArgumentError } from '../../libs/errors/errors.js';
 import { SyncIntake } from './sync-intake.js';
 import { lostEventDedupeId, publishUntilStored } from './reconcile.js';
 import { StreamBaselines } from './stream-baseline.js';
@@ -111,9 +113,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       }),
     );
     await retrying(log, 'set up the event stream', () =>
-      ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds, maxBytes: options.eventMaxBytes, maxMessages: options.eventMaxEvents }, 'apply'),
+      withinJetStreamStorage('--event-max-bytes', options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES, () =>
+        ensureEventStream(nc, { maxAgeSeconds: options.eventMaxAgeSeconds, maxBytes: options.eventMaxBytes, maxMessages: options.eventMaxEvents }, 'apply'),
+      ),
     );
-    const results = await retrying(log, 'open the request results bucket', () => RequestResults.open(nc, log, options.requestTtlSeconds, options.requestStoreMaxBytes));
+    const results = await retrying(log, 'open the request results bucket', () =>
+      withinJetStreamStorage('--request-store-max-bytes', options.requestStoreMaxBytes ?? DEFAULT_REQUEST_STORE_MAX_BYTES, () =>
+        RequestResults.open(nc, log, options.requestTtlSeconds, options.requestStoreMaxBytes),
+      ),
+    );
     const secrets = await retrying(log, 'open the secrets bucket', () => SecretStore.open(nc, options.secretKey));
     stepDone('bucketsMs');
     // a coordinator's events go under the coordinator origin (cistern.events.H.<pool>.c), where
@@ -311,7 +319,8 @@ async function retrying<T>(log: Logger, what: string, fn: () => Promise<T>, limi
     try {
       return await fn();
     } catch (err) {
-      if (Date.now() + delay > deadline) throw err;
+      // a setting NATS refuses (store-limits.ts) stays refused: no use waiting for it
+      if (err instanceof InvalidArgumentError || Date.now() + delay > deadline) throw err;
       log.warn(`could not ${what}; retrying`, { err: (err as Error)?.message, retryInMs: delay });
       await new Promise((r) => setTimeout(r, delay));
     }

@@ -2,7 +2,7 @@
 // cistern-coordinator: serves cistern.v1.StorageService over gRPC and forwards work to
 // the agents over NATS. It keeps no state that matters: the catalog lives in JetStream KV.
 import { mkdirSync } from 'node:fs';
-import { asCisternError } from '../../libs/errors/errors.js';
+import { asCisternError, InvalidArgumentError } from '../../libs/errors/errors.js';
 import { parseArgs, USAGE } from './config.js';
 import { startCoordinator, type CoordinatorOptions } from './coordinator.js';
 import { CoordinatorRunner } from './coordinator-runner.js';
@@ -84,6 +84,11 @@ async function main(): Promise<number> {
     await runner.startFirst();
   } catch (err) {
     log.error('coordinator failed to start', { err: asCisternError(err).message });
+    // a setting NATS refused (store-limits.ts): the operator's to change, as a bad flag is
+    if (err instanceof InvalidArgumentError) {
+      process.stderr.write(`cistern-coordinator: ${err.message}\n`);
+      return 2;
+    }
     return 1;
   }
   starting = false;
