@@ -13,7 +13,7 @@ export interface ReliabilityConfig {
 }
 
 export const RELIABILITY_USAGE = `events and retries (docs/events.md):
-  --event-max-bytes N   event log retention by size: bytes, or with K M G (env CISTERN_EVENT_MAX_BYTES; default 1G)
+  --event-max-bytes N   event log retention by size: bytes, or with K M G T (env CISTERN_EVENT_MAX_BYTES; default 1G)
   --event-max-events N  event log retention by count (env CISTERN_EVENT_MAX_EVENTS; default unlimited)
   --request-ttl DUR     how long a call's response answers retries with its request id:
                         seconds, or 15m 12h 7d, up to 106751d (env CISTERN_REQUEST_TTL, default 24h)
