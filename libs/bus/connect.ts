@@ -37,9 +37,18 @@ export async function connectBus(options: BusOptions): Promise<NatsConnection> {
   }
 }
 
+/**
+ * `--nats` may name several servers, comma-separated (a NATS cluster): the client takes a
+ * string as one server's URL, so it is split here, for coordinators and agents alike.
+ */
+function serverList(servers: string | string[]): string[] {
+  const list = Array.isArray(servers) ? servers : servers.split(',');
+  return list.map((s) => s.trim()).filter((s) => s !== '');
+}
+
 function openConnection(options: BusOptions): Promise<NatsConnection> {
   return connect({
-    servers: options.servers,
+    servers: serverList(options.servers),
     name: options.name,
     user: options.user,
     pass: options.pass,

@@ -15,7 +15,7 @@ import { secretRoot } from '../../libs/backends/secret-root.js';
 
 const USAGE = `usage: cistern-agent --host-id ID [--nats URL] [--root DIR] [--pool-roots DIR]... [--heartbeat-ms N] [--log-level debug|info|warn|error]
   -h, --help          this text
-  --nats URL          NATS server (default: $NATS_URL or nats://127.0.0.1:4222)
+  --nats URL[,URL...] NATS server, or a cluster's servers (default: $NATS_URL or nats://127.0.0.1:4222)
   --host-id ID        this host's id (1-64 of A-Z a-z 0-9 _ -, not starting with '-'), required
   --root DIR          where this host's default pools and this agent's state live (created; one
                       agent per root; default /var/lib/cistern/agent)

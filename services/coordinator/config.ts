@@ -50,7 +50,7 @@ export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:POR
                           [--keepalive-ms N]
                           [--log-level debug|info|warn|error]
   -h, --help            this text
-  --nats URL            NATS server (env NATS_URL, default nats://127.0.0.1:4222)
+  --nats URL[,URL...]   NATS server, or a cluster's servers (env NATS_URL, default nats://127.0.0.1:4222)
   --listen HOST:PORT    gRPC address (env CISTERN_LISTEN, default 127.0.0.1:50051)
   --data DIR            local scratch directory, nothing in it matters (env CISTERN_DATA)
   --event-max-age DUR   event log retention: seconds, or 15m 12h 7d, from 2m to 106751d
