@@ -5,7 +5,11 @@ import { CatalogPool } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { PoolDefinition, PoolType, SecretUsageType, type SecretRef } from '../../../libs/proto/cistern/v1/storage.js';
 import type { CisternError } from '../../../libs/errors/errors.js';
 import { FleetCache } from '../../../services/coordinator/cache.js';
-import { poolSecretsFor } from '../../../services/coordinator/secrets/agent-requests.js';
+import { poolSecretsFor, serveAgentSecretRequests } from '../../../services/coordinator/secrets/agent-requests.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { PoolSecretsRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
+import { agentInboxPrefix, subjects } from '../../../libs/bus/subjects.js';
+import { createLogger } from '../../../libs/log/logger.js';
 import type { SecretStore } from '../../../services/coordinator/secrets/store.js';
 
 const chapPool = (name: string) =>
@@ -53,5 +57,29 @@ describe('pool secrets an agent may ask a coordinator for', () => {
     expect(await codeOf(poolSecretsFor(cache, store, 'a', 'plain'))).to.equal("FAILED_PRECONDITION: storage pool 'plain' of host 'a' has no <auth> secret");
     expect(await codeOf(poolSecretsFor(cache, store, 'a', '../locked'))).to.match(/^INVALID_ARGUMENT: pool/);
     expect(asked).to.deep.equal([]);
+  });
+
+  it('logs which secret it released, by uuid (the audit trail docs/security.md promises), never the value', async () => {
+    const { cache, store } = fixture();
+    const lines: string[] = [];
+    let answered!: () => void;
+    const done = new Promise<void>((resolve) => (answered = resolve));
+    const msg = {
+      subject: subjects.poolSecrets('a'),
+      reply: `${agentInboxPrefix('a')}.1`,
+      data: PoolSecretsRequest.encode(PoolSecretsRequest.create({ pool: 'locked' })).finish(),
+      respond: () => {
+        answered();
+        return true;
+      },
+    };
+    // one request on the subject, then the subscription ends
+    const nc = { subscribe: () => ({ async *[Symbol.asyncIterator]() { yield msg; } }) } as unknown as NatsConnection;
+    serveAgentSecretRequests(nc, cache, store, createLogger('info', {}, (line) => lines.push(line)));
+    await done;
+    const released = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'secret released to an agent for a pool start');
+    expect(released, lines.join('')).to.not.equal(undefined);
+    expect(JSON.stringify(released)).to.contain('6b1c1c1e-0000-4000-8000-000000000001');
+    expect(lines.join('')).to.not.contain('s3cret');
   });
 });
