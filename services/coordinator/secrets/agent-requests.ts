@@ -50,7 +50,9 @@ export function serveAgentSecretRequests(nc: NatsConnection, cache: FleetCache, 
       pool = PoolSecretsRequest.decode(msg.data).pool;
       const secrets = await poolSecretsFor(cache, store, host, pool);
       reply = PoolSecretsReply.create({ secrets });
-      log.info('secret released to an agent for a pool start', { host, pool, secrets: secrets.map((s) => s.uuid) });
+      // 'uuids', not 'secrets': the logger masks secret-named fields, and this line is the
+      // audit trail of which secret went to which host
+      log.info('secret released to an agent for a pool start', { host, pool, uuids: secrets.map((s) => s.uuid) });
     } catch (err) {
       const e = err instanceof RangeError ? new InvalidArgumentError('request', 'not a PoolSecretsRequest') : err;
       reply = PoolSecretsReply.create({ error: errorToWire(e) });
