@@ -31,3 +31,17 @@ describe('DefineSecret: which uuid a definition gets', () => {
     expect(a.name).to.equal(`secrets/${a.uuid}`);
   });
 });
+
+describe('DefineSecret: the description', () => {
+  // libvirt 9.0 keeps a <description> as written, lines and tabs included (a private
+  // libvirtd's secret-dumpxml prints 'line one\n\tline two' back)
+  it('keeps a description of several lines, with tabs, as libvirt does', () => {
+    const description = 'line one\n\tline two';
+    expect(checkSecretDefinition(Secret.fromPartial({ uuid: UUID, description })).description).to.equal(description);
+  });
+
+  it('still refuses other control characters, naming the field', () => {
+    expect(() => checkSecretDefinition(Secret.fromPartial({ uuid: UUID, description: 'a\x1b[2Jb' }))).to.throw(InvalidArgumentError, /secret\.description: .*control character/);
+    expect(() => checkSecretDefinition(Secret.fromPartial({ uuid: UUID, description: 'a\rb' }))).to.throw(InvalidArgumentError, /secret\.description/);
+  });
+});
