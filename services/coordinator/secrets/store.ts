@@ -25,6 +25,8 @@ export const MAX_SECRET_VALUE = 64 * 1024;
 const MAX_TEXT = 1024;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const CONTROL = /[\x00-\x1f\x7f]/;
+// libvirt keeps a <description> as written: lines and their indentation are text, not control
+const DESCRIPTION_CONTROL = /[\x00-\x08\x0b-\x1f\x7f]/;
 const USAGE_ID_RULE = `up to ${MAX_TEXT} characters, no control characters, no invisible or direction-changing characters (Unicode format characters such as U+202E, U+2028/U+2029)`;
 
 interface StoredRecord {
@@ -55,9 +57,9 @@ const usageName = (t: SecretUsageType): string =>
     t as 1 | 2 | 3
   ] ?? 'none';
 
-function checkText(value: string, field: string, what: string): string {
+function checkText(value: string, field: string, what: string, control = CONTROL, allowed = 'no control characters'): string {
   if (value.length > MAX_TEXT) throw new InvalidArgumentError(field, `${what} is ${value.length} characters long; at most ${MAX_TEXT} allowed`);
-  if (CONTROL.test(value)) throw new InvalidArgumentError(field, `${what} '${printable(value)}' contains a control character`);
+  if (control.test(value)) throw new InvalidArgumentError(field, `${what} '${printable(value)}' contains a control character; ${allowed}`);
   return value;
 }
 
@@ -89,7 +91,7 @@ export function checkSecretDefinition(input: Secret | undefined, field = 'secret
     uuid,
     usageType,
     usageId,
-    description: checkText(input.description ?? '', `${field}.description`, 'description'),
+    description: checkText(input.description ?? '', `${field}.description`, 'description', DESCRIPTION_CONTROL, 'allowed: tab and line feed, no other control characters'),
     hasValue: false,
     ephemeral: !!input.ephemeral,
     private: !!input.private,
