@@ -62,3 +62,17 @@ describe('secret XML refusals', () => {
     expect(() => parseSecretXml("<secret><usage type='tls'><name>x</name></usage></secret>")).to.throw(/secret\/usage\/@type.*'tls' is not one of iscsi, volume, ceph/);
   });
 });
+
+describe('secret XML uuid', () => {
+  // libvirt's virUUIDParse takes 32 hex digits with or without dashes (basictypes.rng allows
+  // both): virsh secret-define of <uuid>1a81f5b284037b23c8d621ccc2f80d6f</uuid> defines secret
+  // 1a81f5b2-8403-7b23-c8d6-21ccc2f80d6f on libvirt 9.0, as a pool's <uuid> here does
+  it('reads a uuid written without dashes, or in capitals, as libvirt does', () => {
+    expect(parseSecretXml('<secret><uuid>1a81f5b284037b23c8d621ccc2f80d6f</uuid></secret>').uuid).to.equal('1a81f5b2-8403-7b23-c8d6-21ccc2f80d6f');
+    expect(parseSecretXml('<secret><uuid> 1A81F5B2-8403-7B23-C8D6-21CCC2F80D6F </uuid></secret>').uuid).to.equal('1a81f5b2-8403-7b23-c8d6-21ccc2f80d6f');
+  });
+
+  it('refuses a malformed uuid naming the element and what is expected', () => {
+    expect(() => parseSecretXml('<secret><uuid>1a81f5b2-8403</uuid></secret>')).to.throw(/^xml: secret\/uuid: malformed uuid '1a81f5b2-8403'; expected 32 hexadecimal digits/);
+  });
+});
