@@ -8,7 +8,7 @@
 import { InvalidArgumentError } from '../errors/errors.js';
 import { Secret, SecretUsageType } from '../proto/cistern/v1/storage.js';
 import { attr, child, parseXmlDocument, rootProblem } from './safe-parse.js';
-import { esc } from './common.js';
+import { Ctx, esc, parseUuid } from './common.js';
 
 function yesNo(value: string | undefined, field: string): boolean {
   if (value === undefined || value === 'no') return false;
@@ -20,8 +20,10 @@ export function parseSecretXml(xml: string): Secret {
   const root = parseXmlDocument(xml, 'xml');
   const problem = rootProblem(root, 'secret');
   if (problem) throw new InvalidArgumentError('xml', problem);
+  const uuidText = child(root, 'uuid')?.text.trim();
   const secret = Secret.create({
-    uuid: child(root, 'uuid')?.text.trim() ?? '',
+    // as virUUIDParse (and a pool's <uuid>): 32 hex digits, dashes optional, any case
+    uuid: uuidText ? parseUuid(new Ctx('xml: secret/'), 'uuid', uuidText) : '',
     description: child(root, 'description')?.text ?? '',
     ephemeral: yesNo(attr(root, 'ephemeral'), 'xml: secret/@ephemeral'),
     private: yesNo(attr(root, 'private'), 'xml: secret/@private'),
