@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { checkSecretDefinition } from '../../../services/coordinator/secrets/store.js';
+import { checkSecretDefinition, parseSecretName } from '../../../services/coordinator/secrets/store.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { Secret, SecretUsageType } from '../../../libs/proto/cistern/v1/storage.js';
 
@@ -43,5 +43,19 @@ describe('DefineSecret: the description', () => {
   it('still refuses other control characters, naming the field', () => {
     expect(() => checkSecretDefinition(Secret.fromPartial({ uuid: UUID, description: 'a\x1b[2Jb' }))).to.throw(InvalidArgumentError, /secret\.description: .*control character/);
     expect(() => checkSecretDefinition(Secret.fromPartial({ uuid: UUID, description: 'a\rb' }))).to.throw(InvalidArgumentError, /secret\.description/);
+  });
+});
+
+describe('a secret named by its uuid', () => {
+  // virsh secret-dumpxml/secret-set-value/secret-undefine look a secret up with
+  // virSecretLookupByUUIDString, whose virUUIDParse takes 32 hex digits without dashes too
+  it('takes the uuid without dashes, as libvirt does, and gives it canonical', () => {
+    expect(parseSecretName('0a81f5b284037b23c8d621ccc2f80d6f')).to.equal(UUID);
+    expect(parseSecretName('secrets/0A81F5B284037B23C8D621CCC2F80D6F')).to.equal(UUID);
+  });
+
+  it('still refuses what is not 32 hex digits, naming the field', () => {
+    expect(() => parseSecretName('0a81f5b284037b23c8d621ccc2f80d6', 'name')).to.throw(InvalidArgumentError, /^name: /);
+    expect(() => parseSecretName('0a81f5b2-8-4037b23c8d621ccc2f80d6f', 'name')).to.throw(InvalidArgumentError, /^name: .*32 hexadecimal digits/);
   });
 });
