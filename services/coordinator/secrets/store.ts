@@ -23,7 +23,6 @@ import { EphemeralBucket } from './ephemeral-bucket.js';
 export const SECRET_BUCKET = 'cistern-secrets';
 export const MAX_SECRET_VALUE = 64 * 1024;
 const MAX_TEXT = 1024;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const CONTROL = /[\x00-\x1f\x7f]/;
 // libvirt keeps a <description> as written: lines and their indentation are text, not control
 const DESCRIPTION_CONTROL = /[\x00-\x08\x0b-\x1f\x7f]/;
@@ -44,11 +43,18 @@ interface StoredSecret {
 
 const keyOf = (uuid: string): string => `s.${uuid}`;
 
-/** `secrets/{uuid}` or the uuid alone -> the uuid (lower case). */
+/** 32 hex digits, a dash allowed between two pairs: what libvirt's virUUIDParse takes (virsh names a secret so). */
+const UUID_INPUT = /^[0-9a-f]{2}(?:-?[0-9a-f]{2}){15}$/;
+
+/** `secrets/{uuid}` or the uuid alone -> the uuid (lower case, canonical 8-4-4-4-12). */
 export function parseSecretName(value: string, field = 'name'): string {
   if (!value) throw new InvalidArgumentError(field, 'is required: secrets/{uuid} or the uuid');
-  const uuid = (value.startsWith('secrets/') ? value.slice('secrets/'.length) : value).toLowerCase();
-  if (!UUID.test(uuid)) throw new InvalidArgumentError(field, `'${printable(value)}' is not secrets/{uuid} or a uuid`);
+  const text = (value.startsWith('secrets/') ? value.slice('secrets/'.length) : value).toLowerCase();
+  if (!UUID_INPUT.test(text)) {
+    throw new InvalidArgumentError(field, `'${printable(value)}' is not secrets/{uuid} or a uuid (32 hexadecimal digits, dashes optional, as 0a81f5b2-8403-7b23-c8d6-21ccc2f80d6f)`);
+  }
+  const hex = text.replace(/-/g, '');
+  const uuid = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   return uuid;
 }
 
