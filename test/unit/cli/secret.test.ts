@@ -82,6 +82,19 @@ describe('cisternctl secret commands', () => {
     );
   });
 
+  // virsh 9.0's secret-dumpxml has --xpath and --wrap, as pool-dumpxml and vol-dumpxml; the
+  // outputs below are a private libvirtd 9.0's for the same secret
+  it('secret-dumpxml --xpath prints the nodes selected, and --wrap puts them under <nodes>, as virsh 9.0', async () => {
+    const api = new FakeApi(['a']);
+    const file = join(dir, 's-xpath.xml');
+    writeFileSync(file, `<secret ephemeral='no' private='yes'><uuid>${ISCSI}</uuid><usage type='iscsi'><target>t1</target></usage></secret>`);
+    expect((await run(api, ['secret-define', file])).code).to.equal(0);
+    expect(await run(api, ['secret-dumpxml', ISCSI, '--xpath', '//usage/target/text()'])).to.deep.equal({ code: 0, stdout: 't1\n\n', stderr: '' });
+    expect((await run(api, ['secret-dumpxml', ISCSI, '--xpath', '//uuid | //usage/@type', '--wrap'])).stdout).to.equal(
+      `<nodes type="iscsi">\n  <uuid>${ISCSI}</uuid>\n</nodes>\n\n`,
+    );
+  });
+
   it('secret-define of a file it cannot read says which and why', async () => {
     const r = await run(new FakeApi(['a']), ['secret-define', join(dir, 'nope.xml')]);
     expect(r.code).to.equal(1);
