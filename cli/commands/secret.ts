@@ -15,6 +15,8 @@ import { readLocalFile, readXmlFile } from '../files.js';
 import { toJson } from '../format/json.js';
 import { renderTable } from '../format/table.js';
 import { VALIDATE_OPTION } from './vol-common.js';
+import { XPATH_OPTIONS } from './pool-info.js';
+import { dumpXml } from '../format/dumpxml.js';
 
 const SECRET_OPTION: OptionSpec = { name: 'secret', type: 'string', required: true, nonEmpty: true, metavar: 'secret', help: 'secret UUID' };
 
@@ -45,10 +47,10 @@ export const secretDumpxml: Command = {
   name: 'secret-dumpxml',
   help: 'secret attributes in XML',
   description: 'Output attributes of a secret as an XML dump to stdout.',
-  options: [SECRET_OPTION],
+  options: [SECRET_OPTION, ...XPATH_OPTIONS],
   async run(ctx) {
     const secret = await lookupSecret(ctx.api(), req(ctx.opts, 'secret'));
-    ctx.print(formatSecretXml(secret));
+    ctx.print(dumpXml(formatSecretXml(secret), str(ctx.opts, 'xpath'), flag(ctx.opts, 'wrap')));
   },
 };
 
