@@ -8,7 +8,11 @@ import { expect } from 'chai';
 import { ExecRunner } from '../../../libs/backends/exec-runner.js';
 import { IscsiDirectBackend } from '../../../libs/backends/iscsi-direct.js';
 import { InvalidArgumentError, type CisternError } from '../../../libs/errors/errors.js';
-import { PoolDefinition, PoolType } from '../../../libs/proto/cistern/v1/storage.js';
+import { PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { writeSecretFile } from '../../../libs/backends/dir/secret-file.js';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { rejects } from '../../support/rejects.js';
 
 const UUID = '10ed4ad4-c7b0-4696-b574-b40e04fea84b';
@@ -46,4 +50,35 @@ describe('a secret value with a NUL byte', () => {
     expect(everything(err)).to.not.contain(SECRET);
     expect(loggedIn).to.equal(false);
   });
+});
+
+// qemu's LUKS driver reads its key secret with qcrypto_secret_lookup_as_utf8: a passphrase
+// that is not UTF-8, or holds a NUL (g_utf8_validate refuses one within the length), fails
+// qemu-img with 'Data from secret vnul_encrypt0 is not valid UTF-8', which names neither the
+// secret nor what a passphrase may hold, after a file with the value was written
+describe('a LUKS passphrase qemu cannot take', () => {
+  const volume = (name: string) =>
+    VolumeDefinition.fromPartial({ name, target: { format: 'raw', encryption: { format: 'luks', secrets: [{ type: 'passphrase', uuid: UUID }] } } });
+
+  for (const [what, value] of [
+    ['with a NUL byte', Buffer.from(`${SECRET}\0x`)],
+    ['that is not UTF-8', Buffer.concat([Buffer.from(SECRET), Buffer.from([0xff, 0xfe])])],
+  ] as const) {
+    it(`${what} is refused naming the secret and what a passphrase may hold, and no file is written`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cistern-luks-nul-'));
+      const saved = process.env.CISTERN_SECRET_DIR;
+      process.env.CISTERN_SECRET_DIR = dir;
+      try {
+        const err = await rejects(writeSecretFile({ runner: new ExecRunner(), secrets: new Map([[UUID, value]]) }, volume('v1')));
+        expect(err).to.be.instanceOf(InvalidArgumentError);
+        expect(everything(err)).to.contain(UUID).and.to.contain('UTF-8').and.to.contain('NUL');
+        expect(everything(err)).to.not.contain(SECRET);
+        expect(readdirSync(dir)).to.deep.equal([]);
+      } finally {
+        if (saved === undefined) delete process.env.CISTERN_SECRET_DIR;
+        else process.env.CISTERN_SECRET_DIR = saved;
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
