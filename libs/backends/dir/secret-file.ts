@@ -3,7 +3,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
-import { FailedPreconditionError } from '../../errors/errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import type { BackendContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
@@ -39,6 +39,7 @@ export async function writeSecretFile(ctx: BackendContext, volume: VolumeDefinit
       `the passphrase secret '${printable(ref?.uuid || ref?.usage || '')}' of volume '${printable(volume.name)}' was not provided`,
     );
   }
+  checkPassphrase(value, ref ? ref.uuid || ref.usage : (defaultUsage ?? ''), volume.name);
   // named after this process: a starting agent removes it if this one is killed meanwhile
   const dir = await makeSecretDir('cistern-secret');
   const file = join(dir, 'secret');
@@ -50,6 +51,30 @@ export async function writeSecretFile(ctx: BackendContext, volume: VolumeDefinit
     throw fsError(err, 'write the passphrase file', file);
   }
   return { dir, file };
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * qemu's LUKS driver reads the key secret as UTF-8 text (qcrypto_secret_lookup_as_utf8, whose
+ * g_utf8_validate also refuses a NUL byte): another value fails qemu-img with 'Data from secret
+ * ID is not valid UTF-8', which names neither the secret nor the rule. Refused here, before the
+ * value is written anywhere; the message names the secret, never quotes its value.
+ */
+function checkPassphrase(value: Buffer, secret: string, volume: string): void {
+  let text: string | undefined;
+  try {
+    text = UTF8.decode(value);
+  } catch {
+    text = undefined;
+  }
+  if (text === undefined || text.includes('\0')) {
+    throw new InvalidArgumentError(
+      'volume.target.encryption.secrets',
+      `the passphrase secret '${printable(secret, 200)}' of volume '${printable(volume)}' ${text === undefined ? 'is not valid UTF-8' : 'holds a NUL byte'}; ` +
+        `qemu's LUKS encryption takes a passphrase of UTF-8 text without NUL bytes: set its value again (SetSecretValue)`,
+    );
+  }
 }
 
 /** Removes the passphrase's directory; a failure to do so does not fail the operation it served. */
