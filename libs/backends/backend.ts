@@ -96,6 +96,14 @@ export interface CreateVolOptions {
    */
   onFileMade?: (file: NewFileIdentity) => void;
   /**
+   * Called once the new partition is in the table (disk pools), with the bytes it covers: its
+   * number is no identity (a dos disk renumbers its logical partitions when one before them
+   * goes, and a number removed by hand is the next one parted gives). The agent's create
+   * journal records it, so that undoing the create after the agent's death removes that
+   * partition and not one holding its number since.
+   */
+  onPartitionMade?: (extent: PartitionExtent) => void;
+  /**
    * A clone's source and its backing chain as the agent opened and checked them
    * (image-references.ts, openImageChain): a file backend reads them through these
    * descriptors, never by name again. Absent: the backend opens the chain itself, unchecked.
@@ -103,6 +111,12 @@ export interface CreateVolOptions {
   sourceImage?: ImageChain;
   /** The same for a new volume's backing store and its chain. */
   backingImage?: ImageChain;
+}
+
+/** The bytes a partition covers on its disk: first byte, and the byte after its last. */
+export interface PartitionExtent {
+  start: bigint;
+  end: bigint;
 }
 
 /** A new file's inode number and birth time (statx btime in ns; 0 where the filesystem keeps none). */
@@ -132,6 +146,12 @@ export interface DeleteVolOptions {
    * storage or by hand) stays. File backends.
    */
   onlyFile?: NewFileIdentity;
+  /**
+   * Remove only the partition covering exactly these bytes, whatever its number is by now (the
+   * undo of an interrupted create: CreateVolOptions.onPartitionMade, or the extent it planned):
+   * none there is NOT_FOUND, and any other partition stays. Disk pools.
+   */
+  onlyExtent?: PartitionExtent;
 }
 
 export interface ResizeFlags {

@@ -12,7 +12,7 @@
 // (build, start, check, delete), refresh, create, luks (encrypted partitions), clone,
 // delete, data (wipe, upload, download).
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
-import type { BackendOperation, CreateVolOptions, PoolContext, PoolRuntime, RefreshResult, StorageBackend } from './backend.js';
+import type { BackendOperation, CreateVolOptions, DeleteVolOptions, PoolContext, PoolRuntime, RefreshResult, StorageBackend } from './backend.js';
 import type { CommandRunner } from './runner.js';
 import { DISK_VOLUME_FORMATS, type DiskLayout } from './partition-plan.js';
 import type { DiskTools } from './disk/tools.js';
@@ -177,8 +177,8 @@ export class DiskBackend implements StorageBackend {
   }
 
   /** Creates the partition planned by createVol: mkpart, kernel sync, node check, LUKS format when encrypted; undone on failure. */
-  async buildVol(ctx: PoolContext, volume: VolumeDefinition, _options: CreateVolOptions): Promise<void> {
-    await buildPartition(ctx, this.tools, this.queue, volume);
+  async buildVol(ctx: PoolContext, volume: VolumeDefinition, options: CreateVolOptions): Promise<void> {
+    await buildPartition(ctx, this.tools, this.queue, volume, options.onPartitionMade);
   }
 
   /** A new partition filled from the source (raw copied, other formats converted); a failed copy removes it. */
@@ -191,9 +191,13 @@ export class DiskBackend implements StorageBackend {
     return cloneIntoPartition(ctx, this.tools, this.queue, volume, src, options);
   }
 
-  /** Removes exactly the named partition (its number from the table); refused while in use. */
-  deleteVol(ctx: PoolContext, volume: VolumeDefinition): Promise<void> {
-    return deletePartition(ctx, this.tools, this.queue, volume);
+  /**
+   * Removes exactly the named partition (its number from the table); refused while in use.
+   * The undo of an interrupted create (options.onlyExtent) removes the partition covering the
+   * bytes that create made, whatever its number is by now, and nothing else.
+   */
+  deleteVol(ctx: PoolContext, volume: VolumeDefinition, options: DeleteVolOptions = {}): Promise<void> {
+    return deletePartition(ctx, this.tools, this.queue, volume, options.onlyExtent);
   }
 
   wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {

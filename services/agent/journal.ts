@@ -16,7 +16,7 @@ import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { asCisternError, ResourceExhaustedError } from '../../libs/errors/errors.js';
-import type { NewFileIdentity, StorageBackend } from '../../libs/backends/backend.js';
+import type { NewFileIdentity, PartitionExtent, StorageBackend } from '../../libs/backends/backend.js';
 import type { Logger } from '../../libs/log/logger.js';
 import { startedPoolDirectory, type DirectoryIdentity } from '../../libs/backends/dir/pool-directory.js';
 import { JournalFile, parseOpenRecords } from './journal-file.js';
@@ -53,10 +53,17 @@ export interface JournalEntry {
    * that make no files, and in entries of earlier versions: by name.
    */
   file?: NewFileIdentity;
+  /**
+   * The bytes the partition a disk pool's create made covers (its `made` record, appended once
+   * mkpart's partition is in the table): the cleanup removes the partition covering them, under
+   * whatever number it has by then, and no other. Absent (the agent died before the record,
+   * entries of earlier versions): the extent the create planned, in the entry's volume.
+   */
+  partition?: PartitionExtent;
 }
 
-/** What CreateJournal.begin returns: marks the create done; `made` records the file it made. */
-export type JournalHandle = (() => Promise<void>) & { made(file: NewFileIdentity): void };
+/** What CreateJournal.begin returns: marks the create done; `made` records the file it made, `madePartition` the partition. */
+export type JournalHandle = (() => Promise<void>) & { made(file: NewFileIdentity): void; madePartition(extent: PartitionExtent): void };
 
 /** The journal file; per-create `<id>.json` files of earlier versions are still read. */
 const LOG_FILE = 'creates.log';
@@ -123,7 +130,7 @@ export class CreateJournal {
   }
 
   /** Records a create about to write `volume`; the returned function marks it done. */
-  async begin(entry: Omit<JournalEntry, 'id' | 'existed' | 'startedAt' | 'poolDirectory' | 'file'>): Promise<JournalHandle> {
+  async begin(entry: Omit<JournalEntry, 'id' | 'existed' | 'startedAt' | 'poolDirectory' | 'file' | 'partition'>): Promise<JournalHandle> {
     // a new create of a name an earlier run left waiting: that name was freed since (the
     // create checked it does not exist), and the old entry must never remove the new volume
     const left = this.waiting.get(entry.pool.name);
@@ -171,7 +178,15 @@ export class CreateJournal {
         // not recorded (no space): the cleanup after a restart goes by name, as for entries of earlier versions
       }
     };
-    return Object.assign(end, { made });
+    const madePartition = (extent: PartitionExtent): void => {
+      if (done) return;
+      try {
+        this.append({ made: id, partition: { start: String(extent.start), end: String(extent.end) } });
+      } catch {
+        // not recorded (no space): the cleanup after a restart goes by the extent the create planned
+      }
+    };
+    return Object.assign(end, { made, madePartition });
   }
 
   private end(id: string): void {
@@ -238,7 +253,28 @@ function entryOf(raw: Record<string, unknown>): JournalEntry {
     ...(typeof raw.createId === 'string' ? { createId: raw.createId } : {}),
     ...directoryOf(raw.poolDirectory),
     ...fileOf(raw.file),
+    ...partitionOf(raw.partition),
   };
+}
+
+/** The recorded partition extent, when the record has a whole one. */
+function partitionOf(raw: unknown): { partition?: PartitionExtent } {
+  if (typeof raw !== 'object' || raw === null) return {};
+  const { start, end } = raw as Record<string, unknown>;
+  if (typeof start !== 'string' || typeof end !== 'string' || !/^\d+$/.test(start) || !/^\d+$/.test(end)) return {};
+  return BigInt(start) < BigInt(end) ? { partition: { start: BigInt(start), end: BigInt(end) } } : {};
+}
+
+/**
+ * The partition a disk pool's interrupted create made: the extent its `made` record names, or
+ * else the one it planned (createVol puts it in the volume the entry holds; mkpart is given
+ * exactly those bytes). Never its number: by the next start, another partition may have it.
+ */
+function madeExtent(entry: JournalEntry): PartitionExtent | undefined {
+  if (entry.pool.type !== PoolType.POOL_TYPE_DISK) return undefined;
+  if (entry.partition) return entry.partition;
+  const planned = entry.volume.sourceDevices[0]?.extents[0];
+  return planned && planned.start < planned.end ? { start: planned.start, end: planned.end } : undefined;
 }
 
 /** The recorded file, when the record has a whole one. */
@@ -267,6 +303,11 @@ function parseLog(text: string): JournalEntry[] {
     }
   }
   return out;
+}
+
+function onlyExtentOf(entry: JournalEntry): { onlyExtent?: PartitionExtent } {
+  const extent = madeExtent(entry);
+  return extent ? { onlyExtent: extent } : {};
 }
 
 export interface CleanupResult {
@@ -299,6 +340,7 @@ async function cleanupEntry(
           ...(entry.createId === undefined ? {} : { createdBy: entry.createId }),
           ...(entry.poolDirectory === undefined ? {} : { poolDirectory: entry.poolDirectory }),
           ...(entry.file === undefined ? {} : { onlyFile: entry.file }),
+          ...onlyExtentOf(entry),
         });
       } catch (err) {
         if (asCisternError(err).code !== 'NOT_FOUND') throw err;

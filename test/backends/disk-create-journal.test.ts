@@ -7,6 +7,7 @@
 // after it. libvirt removes nothing at a restart.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { PoolDefinition, PoolType, Tristate, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
@@ -170,6 +171,30 @@ describe('agent killed during a create into a disk pool (journal cleanup at the 
       const journal = await restart(root, pool);
       const logical = partitions(disk.device).filter((p) => p.n >= 5);
       expect(logical, "only the operator's logical partition is left").to.deep.equal([{ ...operators, n: 5 }]);
+      expect(await journal.pending()).to.deep.equal([]);
+    } finally {
+      await disk.detach();
+    }
+  });
+
+  it('an entry without the made record (an older agent, or killed before it) removes the partition at the extent the create planned, under its number now', async () => {
+    const disk = diskWith('msdos', 'journal-old');
+    const root = join(makeTempDir('cistern-diskjournal-').path, 'root');
+    try {
+      const dev = disk.device.slice('/dev/'.length);
+      parted(disk.device, 'mkpart', 'primary', '1MiB', '5MiB');
+      // dos: the create's extent is whole cylinders, not the capacity asked for
+      const pool = await interruptedCreate(disk, 'dos', root, `${dev}p2`, 8n * MiB);
+      const interrupted = partitions(disk.device).find((p) => p.n === 2)!;
+      const log = join(root, 'journal', 'creates.log');
+      writeFileSync(log, readFileSync(log, 'utf8').split('\n').filter((l) => !l.includes('"made"')).join('\n'));
+      // the operator removes partition 1: the interrupted one keeps number 2 (dos primaries keep theirs), then makes 1 again elsewhere
+      parted(disk.device, 'rm', '1');
+      parted(disk.device, 'mkpart', 'primary', '40MiB', '50MiB');
+      const operators = partitions(disk.device).find((p) => p.n === 1)!;
+      const journal = await restart(root, pool);
+      expect(partitions(disk.device), 'the interrupted partition goes, the other stays').to.deep.equal([operators]);
+      expect(interrupted.start).to.not.equal(operators.start);
       expect(await journal.pending()).to.deep.equal([]);
     } finally {
       await disk.detach();

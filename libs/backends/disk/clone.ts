@@ -26,7 +26,7 @@ export async function cloneIntoPartition(
   queue: DeviceQueue,
   volume: VolumeDefinition,
   src: { pool: PoolDefinition; volume: VolumeDefinition },
-  options: Pick<CreateVolOptions, 'sourceImage'> = {},
+  options: Pick<CreateVolOptions, 'sourceImage' | 'onPartitionMade'> = {},
 ): Promise<void> {
   const srcPath = src.volume.target?.path || src.volume.key;
   if (!srcPath) throw new InvalidArgumentError('source', 'the source volume has no path');
@@ -50,7 +50,7 @@ export async function cloneIntoPartition(
     if ((volume.capacity ?? 0n) < length) {
       throw new InvalidArgumentError('capacity', `the partition (${volume.capacity ?? 0n} bytes) is smaller than the source volume (${length} bytes)`);
     }
-    const created = await createPartition(ctx, tools, queue, volume);
+    const created = await createPartition(ctx, tools, queue, volume, options.onPartitionMade);
     try {
       if (raw) await copyIntoBlock(ctx, { fd: source.head.fd, name: source.head.name }, created.path, length);
       else {
@@ -58,7 +58,8 @@ export async function cloneIntoPartition(
         await ctx.runner.run(argv, { signal: ctx.signal, timeoutMs: 0, fds });
       }
     } catch (err) {
-      await deletePartition({ ...ctx, signal: undefined }, tools, queue, { ...volume, name: created.name }).catch(() => undefined);
+      // the partition it made, by its bytes: the table may have changed since (by hand)
+      await deletePartition({ ...ctx, signal: undefined }, tools, queue, { ...volume, name: created.name }, created).catch(() => undefined);
       throw err;
     }
   } finally {

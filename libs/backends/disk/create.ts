@@ -5,7 +5,7 @@
 import { VolumeType, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { InternalError, InvalidArgumentError } from '../../errors/errors.js';
 import { checkNewObjectName, checkSize, printable } from '../../api/names.js';
-import type { PoolContext } from '../backend.js';
+import type { CreateVolOptions, PoolContext } from '../backend.js';
 import {
   checkVolumeFormat,
   kindToCreate,
@@ -69,8 +69,17 @@ function placeNamed(layout: DiskLayout, source: DiskSource, name: string, format
   return { kind, number, path, expected, placement };
 }
 
-/** Creates the partition planned by createVol: mkpart, kernel sync, node check; undone on failure. */
-export async function createPartition(ctx: PoolContext, tools: DiskTools, queue: DeviceQueue, volume: VolumeDefinition): Promise<DiskPartition> {
+/**
+ * Creates the partition planned by createVol: mkpart, kernel sync, node check; undone on
+ * failure. `onMade` hears of the partition as soon as it is found in the table.
+ */
+export async function createPartition(
+  ctx: PoolContext,
+  tools: DiskTools,
+  queue: DeviceQueue,
+  volume: VolumeDefinition,
+  onMade?: CreateVolOptions['onPartitionMade'],
+): Promise<DiskPartition> {
   const source = diskSource(ctx.pool);
   const format = checkVolumeFormat(volume.target?.format);
   const capacity = partitionSizeFor(volume, checkSize(volume.capacity ?? 0n, 'capacity'));
@@ -90,6 +99,8 @@ export async function createPartition(ctx: PoolContext, tools: DiskTools, queue:
       // table must not stop the read that finds what it wrote (it would stay behind)
       const after = await readLayout(tools, ctx.runner, source);
       created = after.partitions.find((p) => !before.partitions.some((q) => q.number === p.number && q.start === p.start));
+      // recorded before anything else can fail or be killed: its undo finds it by these bytes
+      if (created) onMade?.({ start: created.start, end: created.end });
       if (mkpartFailure !== undefined) throw mkpartFailure;
       if (!created) throw new InternalError(`parted reported success but no new partition appeared on '${printable(source.device, 200)}'`);
       if (created.number !== plan.number) {
@@ -117,16 +128,23 @@ export async function createPartition(ctx: PoolContext, tools: DiskTools, queue:
  * buildVol: the partition, formatted LUKS when the volume is encrypted. The passphrase's file
  * is written first (none given: nothing is made); a failed format removes the partition.
  */
-export async function buildPartition(ctx: PoolContext, tools: DiskTools, queue: DeviceQueue, volume: VolumeDefinition): Promise<DiskPartition> {
+export async function buildPartition(
+  ctx: PoolContext,
+  tools: DiskTools,
+  queue: DeviceQueue,
+  volume: VolumeDefinition,
+  onMade?: CreateVolOptions['onPartitionMade'],
+): Promise<DiskPartition> {
   const secret = await passphraseFile(ctx, volume);
   try {
-    const created = await createPartition(ctx, tools, queue, volume);
+    const created = await createPartition(ctx, tools, queue, volume, onMade);
     if (!secret) return created;
     try {
       await formatLuks(ctx, tools, diskSource(ctx.pool), volume, created, secret);
     } catch (err) {
       // not under the caller's signal: a cancelled create must still remove what it made
-      await deletePartition({ ...ctx, signal: undefined }, tools, queue, { ...volume, name: created.name }).catch(() => undefined);
+      // the partition it made, by its bytes: the table may have changed since (by hand)
+      await deletePartition({ ...ctx, signal: undefined }, tools, queue, { ...volume, name: created.name }, created).catch(() => undefined);
       throw err;
     }
     return created;

@@ -3,23 +3,25 @@
 // dropped its node.
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InternalError } from '../../errors/errors.js';
-import type { PoolContext } from '../backend.js';
+import type { PartitionExtent, PoolContext } from '../backend.js';
 import { rmArgv } from '../partition-plan.js';
 import { diskSource } from './paths.js';
 import type { DeviceQueue } from './device-queue.js';
-import { findPartition, readLayout, syncKernel, waitForNode } from './table.js';
+import { findPartition, findPartitionAt, readLayout, syncKernel, waitForNode } from './table.js';
 import type { DiskTools } from './tools.js';
 
 /**
  * Removes exactly the named partition: its number is the one in the table, never
  * parsed out of the name (libvirt 9.0 runs `parted rm p1` for /dev/loop0p1). An
- * extended partition that still holds logical partitions is refused.
+ * extended partition that still holds logical partitions is refused. `onlyExtent`: the
+ * partition covering those bytes, whatever its name is now (the undo of a create: the
+ * partition it made, never another that took its number since).
  */
-export async function deletePartition(ctx: PoolContext, tools: DiskTools, queue: DeviceQueue, volume: VolumeDefinition): Promise<void> {
+export async function deletePartition(ctx: PoolContext, tools: DiskTools, queue: DeviceQueue, volume: VolumeDefinition, onlyExtent?: PartitionExtent): Promise<void> {
   const source = diskSource(ctx.pool);
   await queue.exclusive(source.device, async () => {
     const layout = await readLayout(tools, ctx.runner, source, ctx.signal);
-    const p = findPartition(layout, volume.name);
+    const p = onlyExtent ? findPartitionAt(layout, volume.name, onlyExtent) : findPartition(layout, volume.name);
     if (p.kind === 'extended') {
       const logicals = layout.partitions.filter((q) => q.kind === 'logical').map((q) => q.name);
       if (logicals.length) {

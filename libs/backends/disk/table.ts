@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { CommandFailedError, FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
-import type { PoolContext } from '../backend.js';
+import type { PartitionExtent, PoolContext } from '../backend.js';
 import type { CommandRunner } from '../runner.js';
 import { isUnrecognisedLabel, parsePartedMachine, parsePartxTypes } from '../parted-parse.js';
 import { buildLayout, type DiskLayout, type DiskPartition } from '../partition-plan.js';
@@ -64,6 +64,21 @@ function wholeDeviceError(source: DiskSource, table: ReturnType<typeof parsePart
 export function findPartition(layout: DiskLayout, name: string): DiskPartition {
   const p = layout.partitions.find((q) => q.name === name);
   if (!p) throw new NotFoundError(`no partition '${printable(name)}' on '${printable(layout.device, 200)}'`, { volume: name });
+  return p;
+}
+
+/**
+ * The partition covering exactly `extent` (first byte, byte after its last), whatever its
+ * number is now: what a create made, after the table may have changed under it.
+ */
+export function findPartitionAt(layout: DiskLayout, name: string, extent: PartitionExtent): DiskPartition {
+  const p = layout.partitions.find((q) => q.start === extent.start && q.end === extent.end);
+  if (!p) {
+    throw new NotFoundError(
+      `no partition of '${printable(layout.device, 200)}' covers bytes ${extent.start}-${extent.end - 1n}, where '${printable(name)}' was made; the table was changed since`,
+      { volume: name },
+    );
+  }
   return p;
 }
 

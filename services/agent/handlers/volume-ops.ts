@@ -201,10 +201,14 @@ export function existingVolume(ctx: AgentContext, pool: PoolEntry, name: string)
  * volume (its next sync reports it) rather than undoing at boot a create the stream has
  * already announced. A failure ends it in `finally`.
  */
-/** The backend tells the journal which file the create made (CreateVolOptions.onFileMade): the undo after a restart removes that one only. */
-function madeInto(journal: Partial<JournalHandle> | undefined): Pick<CreateVolOptions, 'onFileMade'> {
+/** The backend tells the journal which file or partition the create made (CreateVolOptions.onFileMade, onPartitionMade): the undo after a restart removes that one only. */
+function madeInto(journal: Partial<JournalHandle> | undefined): Pick<CreateVolOptions, 'onFileMade' | 'onPartitionMade'> {
   const made = journal?.made;
-  return typeof made === 'function' ? { onFileMade: (file) => made(file) } : {};
+  const madePartition = journal?.madePartition;
+  return {
+    ...(typeof made === 'function' ? { onFileMade: (file) => made(file) } : {}),
+    ...(typeof madePartition === 'function' ? { onPartitionMade: (extent) => madePartition(extent) } : {}),
+  };
 }
 
 function journalEnder(end: (() => Promise<void>) | undefined): () => Promise<void> {
