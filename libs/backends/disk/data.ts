@@ -6,13 +6,14 @@ import { UnimplementedError } from '../../errors/errors.js';
 import type { PoolContext } from '../backend.js';
 import { downloadBlock, uploadBlock, wipeBlock } from '../block-data.js';
 import { diskSource } from './paths.js';
-import { findPartition, readLayout } from './table.js';
+import { findListedPartition, readLayout } from './table.js';
 import type { DiskTools } from './tools.js';
 
 async function dataPath(ctx: PoolContext, tools: DiskTools, volume: VolumeDefinition, what: string): Promise<string> {
   const source = diskSource(ctx.pool);
   const layout = await readLayout(tools, ctx.runner, source, ctx.signal);
-  const p = findPartition(layout, volume.name);
+  // the partition the pool listed, not another that holds its number since (table.ts)
+  const p = findListedPartition(layout, volume);
   if (p.kind === 'extended') throw new UnimplementedError(`cannot ${what} extended partition '${p.path}'`);
   return p.path;
 }

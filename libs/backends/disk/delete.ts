@@ -1,4 +1,4 @@
-// Deleting a partition: exactly the one the table names, refused while it (or a logical
+// Deleting a partition: exactly the one the table names, the one the pool listed, refused while it (or a logical
 // partition the delete would renumber) is in use, and done only once the kernel has
 // dropped its node.
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
@@ -7,7 +7,7 @@ import type { PartitionExtent, PoolContext } from '../backend.js';
 import { rmArgv } from '../partition-plan.js';
 import { diskSource } from './paths.js';
 import type { DeviceQueue } from './device-queue.js';
-import { findPartition, findPartitionAt, readLayout, syncKernel, waitForNode } from './table.js';
+import { findListedPartition, findPartitionAt, readLayout, syncKernel, waitForNode } from './table.js';
 import type { DiskTools } from './tools.js';
 
 /**
@@ -21,7 +21,7 @@ export async function deletePartition(ctx: PoolContext, tools: DiskTools, queue:
   const source = diskSource(ctx.pool);
   await queue.exclusive(source.device, async () => {
     const layout = await readLayout(tools, ctx.runner, source, ctx.signal);
-    const p = onlyExtent ? findPartitionAt(layout, volume.name, onlyExtent) : findPartition(layout, volume.name);
+    const p = onlyExtent ? findPartitionAt(layout, volume.name, onlyExtent) : findListedPartition(layout, volume);
     if (p.kind === 'extended') {
       const logicals = layout.partitions.filter((q) => q.kind === 'logical').map((q) => q.name);
       if (logicals.length) {

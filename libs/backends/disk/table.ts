@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { CommandFailedError, FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
+import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import type { PartitionExtent, PoolContext } from '../backend.js';
 import type { CommandRunner } from '../runner.js';
 import { isUnrecognisedLabel, parsePartedMachine, parsePartxTypes } from '../parted-parse.js';
@@ -77,6 +78,27 @@ export function findPartitionAt(layout: DiskLayout, name: string, extent: Partit
     throw new NotFoundError(
       `no partition of '${printable(layout.device, 200)}' covers bytes ${extent.start}-${extent.end - 1n}, where '${printable(name)}' was made; the table was changed since`,
       { volume: name },
+    );
+  }
+  return p;
+}
+
+/**
+ * The partition `volume` names, checked to be the one the pool listed: a definition read from
+ * the table (a refresh or create) carries the bytes its partition covered then, and a partition
+ * under that name covering other bytes now is another one (the table changed by hand since:
+ * the listed one removed and another made takes its number; on a dos disk, a logical partition
+ * before it removed renumbers it). Refused, nothing done: a delete or wipe would destroy that
+ * other partition (libvirt goes by the number in the node's name). A definition without the
+ * extent is taken by name.
+ */
+export function findListedPartition(layout: DiskLayout, volume: VolumeDefinition): DiskPartition {
+  const p = findPartition(layout, volume.name);
+  const listed = volume.sourceDevices[0]?.extents[0];
+  if (listed && (listed.start !== p.start || listed.end !== p.end)) {
+    throw new FailedPreconditionError(
+      `partition '${printable(volume.name)}' covers bytes ${p.start}-${p.end - 1n} of '${printable(layout.device, 200)}' now, not ${listed.start}-${listed.end - 1n} as the pool last read it: the partition table was changed outside Cistern since; refresh the pool and retry; nothing was changed`,
+      { volume: volume.name, listedStart: String(listed.start), listedEnd: String(listed.end), start: String(p.start), end: String(p.end) },
     );
   }
   return p;
