@@ -200,4 +200,27 @@ describe('agent killed during a create into a disk pool (journal cleanup at the 
       await disk.detach();
     }
   });
+
+  it('leaves a partition at the same bytes on the disk the pool was redefined over before it started again', async () => {
+    const disk = diskWith('gpt', 'journal-first');
+    const other = diskWith('gpt', 'journal-other');
+    const root = join(makeTempDir('cistern-diskjournal-').path, 'root');
+    try {
+      const pool = await interruptedCreate(disk, 'gpt', root, `${disk.device.slice('/dev/'.length)}p1`, 8n * MiB);
+      const interrupted = partitions(disk.device)[0]!;
+      // the pool did not come back at the restart; it is redefined over another disk, whose
+      // partition 1 lies where the interrupted one does (parted's default alignment)
+      parted(other.device, 'mkpart', 'data', `${interrupted.start}B`, `${interrupted.start + interrupted.size - 1n}B`);
+      const others = partitions(other.device);
+      expect(others.map((p) => ({ start: p.start, size: p.size }))).to.deep.equal([{ start: interrupted.start, size: interrupted.size }]);
+      const redefined = PoolDefinition.fromPartial({ ...pool, source: { ...pool.source, devices: [{ ...pool.source!.devices[0]!, path: other.device }] } });
+      const journal = await restart(root, redefined);
+      expect(partitions(other.device), "the other disk's partition").to.deep.equal(others);
+      expect(partitions(disk.device), 'the first disk is not the pool now: nothing of it is touched').to.deep.equal([interrupted]);
+      expect(await journal.pending()).to.deep.equal([], 'the entry is forgotten (logged): the pool is over another disk');
+    } finally {
+      await other.detach();
+      await disk.detach();
+    }
+  });
 });
