@@ -380,8 +380,24 @@ export async function cleanupInterruptedCreates(
   return result;
 }
 
-/** Whether the dir pool `pool` started with another directory than the one `entry`'s create wrote in. */
+/** Whether `pool` started over other storage than the one `entry`'s create wrote in. */
 function startedElsewhere(entry: JournalEntry, pool: PoolDefinition): boolean {
+  return startedOverAnotherDisk(entry, pool) || startedInAnotherDirectory(entry, pool);
+}
+
+/**
+ * A disk pool redefined over another device: the undo finds the partition by the bytes it
+ * covers, and a partition lying there on the other disk (parted's default alignment makes
+ * that common) is not the create's.
+ */
+function startedOverAnotherDisk(entry: JournalEntry, pool: PoolDefinition): boolean {
+  if (pool.type !== PoolType.POOL_TYPE_DISK || entry.pool.type !== PoolType.POOL_TYPE_DISK) return false;
+  const wrote = entry.pool.source?.devices[0]?.path;
+  return wrote !== undefined && wrote !== pool.source?.devices[0]?.path;
+}
+
+/** Whether the dir pool `pool` started with another directory than the one `entry`'s create wrote in. */
+function startedInAnotherDirectory(entry: JournalEntry, pool: PoolDefinition): boolean {
   const wrote = entry.poolDirectory;
   const now = pool.type === PoolType.POOL_TYPE_DIR ? startedPoolDirectory(pool) : undefined;
   return wrote !== undefined && now !== undefined && (now.dev !== wrote.dev || now.ino !== wrote.ino);
@@ -397,15 +413,16 @@ export async function cleanupWhenStarted(
 ): Promise<void> {
   for (const entry of journal.takeWaiting(pool.name)) {
     if (startedElsewhere(entry, pool)) {
-      // what the create left is in the directory it wrote in, which this pool no longer is
-      // (rebuilt, or its target made a link): nothing of it to remove here, ever
+      // what the create left is in the directory or on the disk it wrote in, which this pool
+      // no longer is (rebuilt, its target made a link, redefined over another device): nothing
+      // of it to remove here, ever
       await journal.remove(entry.id);
-      log.warn('forgot an interrupted volume create: its pool started over another directory than the one it wrote in; what it left stays there', {
+      log.warn('forgot an interrupted volume create: its pool started over another directory or device than the one it wrote in; what it left stays there', {
         pool: entry.pool.name,
         volume: entry.volume.name,
         operation: entry.operation,
         startedAt: entry.startedAt,
-        wroteIn: entry.poolDirectory,
+        wroteIn: entry.poolDirectory ?? entry.pool.source?.devices[0]?.path,
       });
       continue;
     }
