@@ -14,7 +14,7 @@ import { PoolDefinition, PoolType, Tristate, VolumeDefinition } from '../../libs
 import { DiskBackend } from '../../libs/backends/disk.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { CommandRunner, RunOptions } from '../../libs/backends/runner.js';
-import { silentLogger } from '../../libs/log/logger.js';
+import { silentLogger, type Logger } from '../../libs/log/logger.js';
 import { dispatch } from '../../services/agent/agent.js';
 import { CreateJournal, cleanupInterruptedCreates, cleanupWhenStarted } from '../../services/agent/journal.js';
 import { inProcessAgent } from '../support/agent-context.js';
@@ -104,12 +104,19 @@ describe('agent killed during a create into a disk pool (journal cleanup at the 
   }
 
   /** The next start of the agent: the journal read again, the pool started, its cleanup run. */
-  async function restart(root: string, pool: PoolDefinition): Promise<CreateJournal> {
+  async function restart(root: string, pool: PoolDefinition, log: Logger = silentLogger): Promise<CreateJournal> {
     const journal = await CreateJournal.open(root);
     const runner = new ExecRunner();
-    await cleanupInterruptedCreates(journal, () => new DiskBackend(), runner, silentLogger);
-    await cleanupWhenStarted(journal, pool, new DiskBackend(), runner, silentLogger);
+    await cleanupInterruptedCreates(journal, () => new DiskBackend(), runner, log);
+    await cleanupWhenStarted(journal, pool, new DiskBackend(), runner, log);
     return journal;
+  }
+
+  /** A logger keeping its warnings' messages. */
+  function warnings(): Logger & { seen: string[] } {
+    const seen: string[] = [];
+    const log: Logger = { ...silentLogger, warn: (msg: string) => void seen.push(msg), child: () => log };
+    return Object.assign(log, { seen });
   }
 
   it('removes the partition the interrupted create made', async () => {
@@ -138,9 +145,12 @@ describe('agent killed during a create into a disk pool (journal cleanup at the 
       parted(disk.device, 'mkpart', 'data', '20MiB', '40MiB');
       const made = partitions(disk.device);
       expect(made.map((p) => p.n)).to.deep.equal([1]);
-      const journal = await restart(root, pool);
+      const log = warnings();
+      const journal = await restart(root, pool, log);
       expect(partitions(disk.device), "the operator's partition").to.deep.equal(made);
       expect(await journal.pending()).to.deep.equal([], 'nothing of this create is left to remove');
+      // the log does not tell the operator their partition went
+      expect(log.seen).to.deep.equal(['nothing of an interrupted volume create was left to remove']);
     } finally {
       await disk.detach();
     }
