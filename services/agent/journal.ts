@@ -332,6 +332,7 @@ async function cleanupEntry(
 ): Promise<boolean> {
   const what = { pool: entry.pool.name, volume: entry.volume.name, operation: entry.operation, requestId: entry.requestId, startedAt: entry.startedAt };
   try {
+    let removed = false;
     if (!entry.existed && backend.deleteVol) {
       try {
         // by its create id: a same-named volume made since (by hand) is not this create's; and
@@ -342,12 +343,15 @@ async function cleanupEntry(
           ...(entry.file === undefined ? {} : { onlyFile: entry.file }),
           ...onlyExtentOf(entry),
         });
+        removed = true;
       } catch (err) {
+        // nothing of this create's there (never made, or removed since): said so in the log,
+        // which an operator reads after an incident
         if (asCisternError(err).code !== 'NOT_FOUND') throw err;
       }
     }
     await journal.remove(entry.id);
-    log.warn('removed what an interrupted volume create left', what);
+    log.warn(removed ? 'removed what an interrupted volume create left' : 'nothing of an interrupted volume create was left to remove', what);
     return true;
   } catch (err) {
     log.error('could not remove what an interrupted volume create left; retried when the pool starts again', { ...what, error: err });
