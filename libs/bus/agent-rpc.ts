@@ -18,7 +18,7 @@ import { sharedStallDetector } from './loop-stall.js';
 import { subjects } from './subjects.js';
 import { IGNORED_DELIVERY } from './delivered-subject.js';
 import type { Logger } from '../log/logger.js';
-import { ReplyInbox } from './reply-inbox.js';
+import { ReplyInbox, ReplyTimeoutError } from './reply-inbox.js';
 
 export type AgentOp = NonNullable<AgentRequest['op']>['$case'];
 /** The message of one operation of AgentRequest.op (its `value` for that `$case`). */
@@ -111,11 +111,27 @@ export async function callAgent(
   } catch (err) {
     // the abort's own error (cancel, host lost) as it is; NATS errors are named here
     if (err instanceof CisternError) throw err;
+    if (err instanceof ReplyTimeoutError) throw unansweredInTime(host, op, err.timeoutMs);
     throw busRequestError(err, host);
   }
   const reply = AgentReply.decode(msg.data);
   if (reply.error) throw errorFromAgent(reply.error);
   return reply;
+}
+
+/**
+ * The coordinator's own limit on waiting for an agent passed. Nobody asked the agent to stop
+ * (neither the client, who still waits, nor the host, which is online), so it goes on: a
+ * wipe, clone or build of a big volume may well finish later, publish its events and keep
+ * its answer for a retry with the same request id (services/agent/request-cache.ts).
+ */
+export function unansweredInTime(host: string, op: string, timeoutMs: number): DeadlineExceededError {
+  return new DeadlineExceededError(
+    `host '${host}' has not finished '${op}' within ${timeoutMs / 1000} s, this coordinator's limit; ` +
+      "it was not told to stop and may still complete: a retry with the same request_id waits for it " +
+      'or gets its answer, and its events (WatchEvents) show its outcome',
+    { host, operation: op },
+  );
 }
 
 /** NATS answers at once when nobody listens: the host is offline, said without waiting for a timeout. */
