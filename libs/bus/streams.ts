@@ -78,6 +78,12 @@ async function openUpload(nc: NatsConnection, host: string, request: AgentReques
   }
 }
 
+/** How long an upload waits for the agent's acks. */
+export interface UploadLimits {
+  /** for each chunk's ack (default IDLE_TIMEOUT_MS) */
+  idleMs?: number;
+}
+
 /**
  * Sends `chunks` as the upload `request` opens. The first failure ends the upload with that
  * failure: an error ack or "no responders" for any chunk of the window (not only the oldest),
@@ -91,7 +97,9 @@ export async function uploadToAgent(
   request: AgentRequest,
   chunks: AsyncIterable<Buffer | Uint8Array>,
   signal?: AbortSignal,
+  limits: UploadLimits = {},
 ): Promise<UploadResult> {
+  const idleMs = limits.idleMs ?? IDLE_TIMEOUT_MS;
   const ready = await openUpload(nc, host, request, signal);
   if (ready.result?.$case !== 'uploadReady') throw new InternalError('agent did not open an upload stream');
   const target = ready.result.value.streamSubject;
@@ -110,7 +118,7 @@ export async function uploadToAgent(
   const send = async (chunk: StreamChunk): Promise<StreamAck> => {
     let msg: Msg;
     try {
-      msg = await ReplyInbox.of(nc).request(target, StreamChunk.encode(chunk).finish(), { timeoutMs: IDLE_TIMEOUT_MS, replyHost: host });
+      msg = await ReplyInbox.of(nc).request(target, StreamChunk.encode(chunk).finish(), { timeoutMs: idleMs, replyHost: host });
     } catch (err) {
       throw busRequestError(err, host);
     }

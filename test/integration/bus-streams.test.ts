@@ -35,6 +35,8 @@ describe('bus streams (real nats-server)', function () {
   let coordinatorSide: NatsConnection;
   const stored = new Map<string, Buffer>();
   const served: Served[] = [];
+  /** The 'slow-commit' upload's final commit: it ends when the test says so. */
+  const slowCommit = { wait: (): Promise<void> => Promise.resolve() };
   /** The writer of the 'watched' upload: when its first data arrived, how it ended. */
   const watchedWriter = { gotData: (): void => undefined, ended: (_err: unknown): void => undefined };
 
@@ -63,6 +65,15 @@ describe('bus streams (real nats-server)', function () {
             }
             watchedWriter.ended(undefined);
             return { volume: undefined, bytesWritten: 0n, eventSequence: 0n };
+          });
+        }
+        if (name === 'slow-commit') {
+          // all data written, then a final datasync + commit + refresh slower than the idle limit
+          return acceptUpload(agentSide, 'h1', async (data) => {
+            let bytes = 0n;
+            for await (const part of data) bytes += BigInt(part.length);
+            await slowCommit.wait();
+            return { volume: Volume.create({ name: 'hosts/h1/pools/p/volumes/slow-commit' }), bytesWritten: bytes, eventSequence: 9n };
           });
         }
         if (name === 'full') {
@@ -205,6 +216,27 @@ describe('bus streams (real nats-server)', function () {
     } finally {
       sender.release();
     }
+  });
+
+  it("waits for the agent's answer to an upload's end past the idle limit: a slow final commit is not a silent stream", async () => {
+    // The agent answers the end of an upload once it has synced, committed and refreshed: a
+    // big upload's datasync on a slow disk can take longer than a minute. Before: the end was
+    // given the idle limit of a data chunk (60 s), the caller failed DEADLINE_EXCEEDED
+    // while the agent went on and committed the upload (VOLUME_UPLOADED).
+    const idleMs = 200;
+    let started!: () => void;
+    const commitStarted = new Promise<void>((resolve) => (started = resolve));
+    slowCommit.wait = async () => {
+      started();
+      // longer than the caller's idle limit, many times over
+      await new Promise((resolve) => setTimeout(resolve, idleMs * 10));
+    };
+    const data = Buffer.alloc(3 * CHUNK_SIZE, 7);
+    const result = uploadToAgent(coordinatorSide, 'h1', upload('slow-commit'), pieces(data, CHUNK_SIZE), undefined, { idleMs });
+    await commitStarted;
+    const done = await result;
+    expect(done.bytesWritten).to.equal(BigInt(data.length));
+    expect(done.volume?.name).to.equal('hosts/h1/pools/p/volumes/slow-commit');
   });
 
   it("ends an upload at once with the signal's reason when it aborts (host lost), and tells the agent to stop", async () => {
