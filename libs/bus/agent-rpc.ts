@@ -125,13 +125,16 @@ export async function callAgent(
  * wipe, clone or build of a big volume may well finish later, publish its events and keep
  * its answer for a retry with the same request id (services/agent/request-cache.ts).
  */
-export function unansweredInTime(host: string, op: string, timeoutMs: number): DeadlineExceededError {
-  return new DeadlineExceededError(
-    `host '${host}' has not finished '${op}' within ${timeoutMs / 1000} s, this coordinator's limit; ` +
-      "it was not told to stop and may still complete: a retry with the same request_id waits for it " +
-      'or gets its answer, and its events (WatchEvents) show its outcome',
-    { host, operation: op },
-  );
+export function unansweredInTime(
+  host: string,
+  op: string,
+  timeoutMs: number,
+  outcome = 'it was not told to stop and may still complete: a retry with the same request_id waits for it or gets its answer, and its events (WatchEvents) show its outcome',
+): DeadlineExceededError {
+  return new DeadlineExceededError(`host '${host}' has not finished '${op}' within ${timeoutMs / 1000} s, this coordinator's limit; ${outcome}`, {
+    host,
+    operation: op,
+  });
 }
 
 /** NATS answers at once when nobody listens: the host is offline, said without waiting for a timeout. */

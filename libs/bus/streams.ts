@@ -7,7 +7,7 @@
 // Download: coordinator subscribes an inbox, sends downloadBegin{deliver_subject};
 //           agent replies DownloadReady{length, ack_subject} and publishes StreamChunks,
 //           waiting for acks when `window` chunks are unacknowledged.
-import { ReplyInbox } from './reply-inbox.js';
+import { ReplyInbox, ReplyTimeoutError } from './reply-inbox.js';
 import { nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   AgentReply,
@@ -18,7 +18,7 @@ import {
 } from '../proto/cistern/agent/v1/agent.js';
 import type { Volume } from '../proto/cistern/v1/storage.js';
 import { CancelledError, DeadlineExceededError, InternalError } from '../errors/errors.js';
-import { abortError, busRequestError, callAgent, errorFromAgent, errorToWire } from './agent-rpc.js';
+import { abortError, busRequestError, callAgent, errorFromAgent, errorToWire, unansweredInTime } from './agent-rpc.js';
 import { subjects } from './subjects.js';
 
 export const CHUNK_SIZE = 512 * 1024;
@@ -80,9 +80,20 @@ async function openUpload(nc: NatsConnection, host: string, request: AgentReques
 
 /** How long an upload waits for the agent's acks. */
 export interface UploadLimits {
-  /** for each chunk's ack (default IDLE_TIMEOUT_MS) */
+  /** for each data chunk's ack (default IDLE_TIMEOUT_MS) */
   idleMs?: number;
+  /**
+   * for the answer to the end (default 1 hour, as callAgent): the agent answers it once the
+   * data is synced, the volume committed and the pool refreshed, and a big upload's final
+   * datasync on a slow disk outlasts any idle limit. The host going offline and the client
+   * giving up end the wait through `signal`, so this limit is only the coordinator's own.
+   */
+  answerMs?: number;
 }
+
+/** An upload is not in the agent's request cache: a retry writes again, so its outcome is read elsewhere. */
+const UPLOAD_OUTCOME =
+  "its data was all sent; the agent was not told to stop and may still commit it: a VOLUME_UPLOADED event (WatchEvents) with the call's request id says it did";
 
 /**
  * Sends `chunks` as the upload `request` opens. The first failure ends the upload with that
@@ -115,11 +126,15 @@ export async function uploadToAgent(
   /** `work`, unless the upload failed before it settles (`failed` first: a failure already there wins). */
   const unlessFailed = <T>(work: Promise<T>): Promise<T> => Promise.race([failed, work]);
 
+  const answerMs = limits.answerMs ?? 3_600_000;
   const send = async (chunk: StreamChunk): Promise<StreamAck> => {
     let msg: Msg;
+    const timeoutMs = chunk.eof ? answerMs : idleMs;
     try {
-      msg = await ReplyInbox.of(nc).request(target, StreamChunk.encode(chunk).finish(), { timeoutMs: idleMs, replyHost: host });
+      msg = await ReplyInbox.of(nc).request(target, StreamChunk.encode(chunk).finish(), { timeoutMs, replyHost: host });
     } catch (err) {
+      // the end's answer past the coordinator's limit: the agent may still commit the upload
+      if (chunk.eof && err instanceof ReplyTimeoutError) throw unansweredInTime(host, 'uploadVolume', timeoutMs, UPLOAD_OUTCOME);
       throw busRequestError(err, host);
     }
     const ack = StreamAck.decode(msg.data);

@@ -108,7 +108,7 @@ export async function uploadVolume(
     const first = await sending.next();
     // the host going offline fails the upload at once, as it fails unary calls (forward.ts)
     const lost = hostLossSignal(svc, ref.host, 'uploadVolume', ctx.signal, "the volume keeps what was written; its state is in the host's next full sync");
-    const result = await uploadToAgent(svc.nc, ref.host, request, startingWith(first, sending), lost.signal).finally(lost.stop);
+    const result = await uploadToAgent(svc.nc, ref.host, request, startingWith(first, sending), lost.signal, { answerMs: svc.agentTimeoutMs }).finally(lost.stop);
     if (result.volume) svc.cache.applyVolume(ref.host, ref.pool, result.volume);
     await waitApplied(svc, ctx, result.eventSequence);
     const cached = svc.cache.volume(ref.host, ref.pool, ref.volume);
