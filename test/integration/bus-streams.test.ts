@@ -37,6 +37,8 @@ describe('bus streams (real nats-server)', function () {
   const served: Served[] = [];
   /** The 'slow-commit' upload's final commit: it ends when the test says so. */
   const slowCommit = { wait: (): Promise<void> => Promise.resolve() };
+  /** The 'cancel-at-commit' upload: its writer reached its commit with what tells it the sender gave up; it goes on when the promise resolves. */
+  const atCommit = { reached: (_senderGaveUp: AbortSignal | undefined): Promise<void> => Promise.resolve() };
   /** The writer of the 'watched' upload: when its first data arrived, how it ended. */
   const watchedWriter = { gotData: (): void => undefined, ended: (_err: unknown): void => undefined };
 
@@ -74,6 +76,15 @@ describe('bus streams (real nats-server)', function () {
             for await (const part of data) bytes += BigInt(part.length);
             await slowCommit.wait();
             return { volume: Volume.create({ name: 'hosts/h1/pools/p/volumes/slow-commit' }), bytesWritten: bytes, eventSequence: 9n };
+          });
+        }
+        if (name === 'cancel-at-commit') {
+          // all data written; the commit waits for the test, then asks whether the sender gave up
+          return acceptUpload(agentSide, 'h1', async (data, senderGaveUp?: AbortSignal) => {
+            for await (const _ of data) void _;
+            await atCommit.reached(senderGaveUp);
+            if (senderGaveUp?.aborted) throw senderGaveUp.reason;
+            return { volume: undefined, bytesWritten: 0n, eventSequence: 0n };
           });
         }
         if (name === 'full') {
@@ -237,6 +248,37 @@ describe('bus streams (real nats-server)', function () {
     const done = await result;
     expect(done.bytesWritten).to.equal(BigInt(data.length));
     expect(done.volume?.name).to.equal('hosts/h1/pools/p/volumes/slow-commit');
+  });
+
+  it('tells the agent of a cancel that comes after all data was sent, while it syncs and commits', async () => {
+    // docs/api.md: an upload its client cancels is CANCELLED and not committed as uploaded.
+    // Before: once the end had been sent, nobody on the agent read the stream any more: the
+    // sender's cancel went unheard and the upload was committed (VOLUME_UPLOADED) after the
+    // client had been told CANCELLED.
+    let reached!: (signal: AbortSignal | undefined) => void;
+    const commitReached = new Promise<AbortSignal | undefined>((resolve) => (reached = resolve));
+    let go!: () => void;
+    const commitMayGoOn = new Promise<void>((resolve) => (go = resolve));
+    atCommit.reached = (signal) => {
+      reached(signal);
+      return commitMayGoOn;
+    };
+    const abort = new AbortController();
+    const uploading = uploadToAgent(coordinatorSide, 'h1', upload('cancel-at-commit'), pieces(Buffer.alloc(CHUNK_SIZE, 1), CHUNK_SIZE), abort.signal).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const senderGaveUp = await commitReached;
+    try {
+      abort.abort();
+      expect(await uploading).to.be.instanceOf(CancelledError);
+      // the writer is told, before it commits (a hang here: the cancel went unheard)
+      expect(senderGaveUp, 'the writer is given no signal of the sender giving up').to.not.equal(undefined);
+      if (!senderGaveUp!.aborted) await new Promise((resolve) => senderGaveUp!.addEventListener('abort', resolve, { once: true }));
+      expect(senderGaveUp!.reason).to.be.instanceOf(CancelledError);
+    } finally {
+      go();
+    }
   });
 
   it("ends an upload at once with the signal's reason when it aborts (host lost), and tells the agent to stop", async () => {
