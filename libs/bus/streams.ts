@@ -8,7 +8,7 @@
 //           agent replies DownloadReady{length, ack_subject} and publishes StreamChunks,
 //           waiting for acks when `window` chunks are unacknowledged.
 import { ReplyInbox, ReplyTimeoutError } from './reply-inbox.js';
-import { nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { nuid, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import {
   AgentReply,
   AgentRequest,
@@ -229,21 +229,40 @@ function quietly(send: () => unknown): void {
 export function acceptUpload(
   nc: NatsConnection,
   host: string,
-  write: (data: AsyncIterable<Buffer>) => Promise<UploadResult>,
+  write: (data: AsyncIterable<Buffer>, senderGaveUp: AbortSignal) => Promise<UploadResult>,
 ): AgentReply {
   const streamSubject = subjects.uploadStream(host, nuid.next());
   const sub = nc.subscribe(streamSubject);
+  // one iterator for every reader below, one after the other: nats.js refuses a second
+  // iterator of a subscription while the first is not finished ("already yielding")
+  const iterator = sub[Symbol.asyncIterator]();
+  const messages: AsyncIterable<Msg> = { [Symbol.asyncIterator]: () => iterator };
   let pending: Msg | undefined; // the chunk whose ack waits until it is written
   let eof: Msg | undefined;
+  // The sender's cancel after the end (its client cancelled, its deadline passed, while the
+  // writer syncs and commits): the writer checks it before it commits the upload as uploaded.
+  const gaveUp = new AbortController();
+  const hearCancelAfterEnd = async (): Promise<void> => {
+    // the stream is read by nothing else once the end has come; unsubscribe ends this loop
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) return;
+      const msg = next.value;
+      if (msg.subject !== streamSubject) continue;
+      const chunk = StreamChunk.decode(msg.data);
+      if (chunk.error) gaveUp.abort(new CancelledError(`upload cancelled by the sender after its end: ${chunk.error.message}`));
+    }
+  };
 
   async function* data(): AsyncGenerator<Buffer> {
     let expected = 1n;
-    for await (const msg of withIdleTimeout(sub)) {
+    for await (const msg of withIdleTimeout(messages)) {
       if (msg.subject !== streamSubject) continue; // a stored message a push consumer delivered (delivered-subject.ts)
       const chunk = StreamChunk.decode(msg.data);
       if (chunk.error) throw new CancelledError(`upload cancelled by the sender: ${chunk.error.message}`);
       if (chunk.eof) {
         eof = msg;
+        void hearCancelAfterEnd().catch(() => undefined);
         return;
       }
       if (chunk.sequence !== expected) {
@@ -261,10 +280,10 @@ export function acceptUpload(
   void (async () => {
     let answer: StreamAck;
     try {
-      const result = await write(data());
+      const result = await write(data(), gaveUp.signal);
       // the writer may stop before eof (declared length reached): what follows is refused
       if (!eof) {
-        for await (const msg of withIdleTimeout(sub)) {
+        for await (const msg of withIdleTimeout(messages)) {
           const chunk = StreamChunk.decode(msg.data);
           if (chunk.eof || chunk.error) {
             eof = msg;
@@ -287,7 +306,7 @@ export function acceptUpload(
     if (answer.error && !eof) {
       // chunks already sent in the window get the same answer, so the sender stops at once
       try {
-        for await (const msg of withIdleTimeout(sub, undefined, 1_000)) {
+        for await (const msg of withIdleTimeout(messages, undefined, 1_000)) {
           msg.respond(encoded);
           if (StreamChunk.decode(msg.data).eof) break;
         }
@@ -379,7 +398,7 @@ export function serveDownload(
  * Iterates a subscription, failing when nothing arrives for IDLE_TIMEOUT_MS or the signal
  * aborts (with its reason when that is a Cistern error, see abortError).
  */
-async function* withIdleTimeout(sub: Subscription, signal?: AbortSignal, idleMs = IDLE_TIMEOUT_MS): AsyncGenerator<Msg> {
+async function* withIdleTimeout(sub: AsyncIterable<Msg>, signal?: AbortSignal, idleMs = IDLE_TIMEOUT_MS): AsyncGenerator<Msg> {
   const iterator = sub[Symbol.asyncIterator]();
   while (true) {
     if (signal?.aborted) throw abortError(signal, 'stream cancelled');

@@ -39,7 +39,7 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
   const actor = actorOf(request);
   const release = ctx.locks.acquireVolume(def.name, op.volume, 'upload');
   try {
-    return acceptUpload(nc, ctx.host, async (sent) => {
+    return acceptUpload(nc, ctx.host, async (sent, senderGaveUp) => {
       let uploaded: UploadResult | undefined;
       let failure: unknown;
       // whether the backend took any data: an upload refused before that wrote nothing
@@ -64,6 +64,10 @@ export async function uploadBegin(ctx: AgentContext, request: AgentRequest, op: 
         let bytesWritten: bigint;
         try {
           bytesWritten = await backend.uploadVol!(pc, vol.definition, op.offset, op.length, data, { sparse: op.sparse });
+          // the client cancelled (or its deadline passed) during the final datasync: it was
+          // told CANCELLED, so the upload is not committed as uploaded (docs/api.md); what was
+          // written stays and is re-read, as after any failure once data flowed
+          if (senderGaveUp.aborted) throw senderGaveUp.reason;
         } catch (err) {
           if (flowed) await rereadAfterFailure(ctx, pool, backend, pc, vol, actor);
           throw err;
