@@ -87,6 +87,13 @@ describe('bus streams (real nats-server)', function () {
             return { volume: undefined, bytesWritten: 0n, eventSequence: 0n };
           });
         }
+        if (name === 'stops-early') {
+          // a declared length reached with the first chunk: the writer stops before the end
+          return acceptUpload(agentSide, 'h1', async (data) => {
+            for await (const part of data) return { volume: undefined, bytesWritten: BigInt(part.length), eventSequence: 0n };
+            return { volume: undefined, bytesWritten: 0n, eventSequence: 0n };
+          });
+        }
         if (name === 'full') {
           return acceptUpload(agentSide, 'h1', async (data) => {
             for await (const _ of data) throw new ResourceExhaustedError('no space left on device');
@@ -248,6 +255,11 @@ describe('bus streams (real nats-server)', function () {
     const done = await result;
     expect(done.bytesWritten).to.equal(BigInt(data.length));
     expect(done.volume?.name).to.equal('hosts/h1/pools/p/volumes/slow-commit');
+  });
+
+  it('answers an upload whose writer stopped before the end (its declared length reached) once the end comes', async () => {
+    const done = await uploadToAgent(coordinatorSide, 'h1', upload('stops-early'), pieces(Buffer.alloc(CHUNK_SIZE, 3), CHUNK_SIZE));
+    expect(done.bytesWritten).to.equal(BigInt(CHUNK_SIZE));
   });
 
   it('tells the agent of a cancel that comes after all data was sent, while it syncs and commits', async () => {
