@@ -283,6 +283,10 @@ export function acceptUpload(
       const result = await write(data(), gaveUp.signal);
       // the writer may stop before eof (declared length reached): what follows is refused
       if (!eof) {
+        // the chunk it stopped at was taken: acked, or its sender waits for that ack, not the end
+        const taken = pending;
+        pending = undefined;
+        if (taken) quietly(() => taken.respond(StreamAck.encode(StreamAck.create({ sequence: StreamChunk.decode(taken.data).sequence })).finish()));
         for await (const msg of withIdleTimeout(messages)) {
           const chunk = StreamChunk.decode(msg.data);
           if (chunk.eof || chunk.error) {
