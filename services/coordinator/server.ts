@@ -57,6 +57,8 @@ export interface CallLike {
 export class CallRunner {
   /** The server-streaming calls running now (WatchEvents, DownloadVolume): a shutdown ends them. */
   private readonly openStreams = new Set<AbortController>();
+  /** The calls running now that answer once (unary, Session calls, uploads): a shutdown past its grace answers them. */
+  private readonly openCalls = new Set<(why: CisternError) => void>();
   /**
    * Calls admitted on their metadata before their request was read (admitCall), by the
    * metadata object grpc-js hands the handler: run takes each over, but not its slot, which the
@@ -79,13 +81,25 @@ export class CallRunner {
     for (const abort of this.openStreams) abort.abort(why);
   }
 
+  /**
+   * Answers every call still running with `why`, once a graceful shutdown's grace is over.
+   * Without this the forced shutdown resets their streams, which clients see as CANCELLED
+   * 'Call cancelled': by gRPC convention their own cancel, so they would not retry. A unary
+   * call's work is not cancelled: as when the coordinator is killed, the agent finishes it and
+   * a retry with the same request id (through another coordinator) gets its result. An upload
+   * cannot go on without its client's data: its work is stopped.
+   */
+  endCalls(why: CisternError): void {
+    for (const end of this.openCalls) end(why);
+  }
+
   /** Authenticates, authorizes, runs, audits. The one path every RPC takes. */
   async run<T>(
     method: string,
     call: CallLike,
     request: unknown,
     body: (ctx: CallContext) => Promise<T>,
-    kind: 'call' | 'stream' = 'call',
+    kind: 'call' | 'upload' | 'stream' = 'call',
   ): Promise<T> {
     const spec = METHODS[method];
     if (!spec) throw new InternalError(`method ${method} has no access rule`);
@@ -97,6 +111,21 @@ export class CallRunner {
     const onCancelled = (reason?: unknown): void => abort.abort(reason instanceof CisternError ? reason : undefined);
     call.on('cancelled', onCancelled);
     if (kind === 'stream') this.openStreams.add(abort);
+    let endCall: ((why: CisternError) => void) | undefined;
+    const ended =
+      kind === 'stream'
+        ? undefined
+        : new Promise<never>((_, reject) => {
+            endCall = (why) => {
+              // its answer is sent now: the forced shutdown that follows must not cancel its work
+              call.removeListener('cancelled', onCancelled);
+              if (kind === 'upload') abort.abort(why);
+              reject(why);
+            };
+            this.openCalls.add(endCall);
+          });
+    // answered by a shutdown while still being authenticated: that is not an unhandled rejection
+    ended?.catch(() => undefined);
     const requestId = typeof (request as { requestId?: unknown })?.requestId === 'string' ? ((request as { requestId: string }).requestId) : '';
     let principal = 'unknown';
     let ctx: CallContext | undefined;
@@ -124,7 +153,10 @@ export class CallRunner {
         log: this.svc.log.child({ method }),
         requestId,
       };
-      const result = await body(ctx);
+      const working = body(ctx);
+      // the work of a call answered by a shutdown goes on alone: its outcome goes nowhere
+      if (ended) working.catch(() => undefined);
+      const result = ended ? await Promise.race([working, ended]) : await working;
       // a stream the server ended (endStreams) fails with the server's reason, however it wound down
       if (kind === 'stream' && abort.signal.reason instanceof CisternError) throw abort.signal.reason;
       return result;
@@ -135,6 +167,7 @@ export class CallRunner {
       throw failure;
     } finally {
       this.openStreams.delete(abort);
+      if (endCall) this.openCalls.delete(endCall);
       call.removeListener('cancelled', onCancelled);
       release?.();
       this.guard.audit(
@@ -234,7 +267,7 @@ export class CallRunner {
 
   clientStream<Req, Res>(method: string, handler: (svc: CoordinatorServices, ctx: CallContext, call: ServerReadableStream<Req, Res>) => Promise<Res>) {
     return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>): void => {
-      this.run(method, call, undefined, (ctx) => handler(this.svc, ctx, call)).then(
+      this.run(method, call, undefined, (ctx) => handler(this.svc, ctx, call), 'upload').then(
         (res) => callback(null, res),
         (err) => callback(toGrpcError(err)),
       );
@@ -258,6 +291,9 @@ export function storageService(runner: CallRunner, sessions: Sessions): StorageS
 
 /** How often the server pings a client connection, and how long it waits for the answer. */
 export const DEFAULT_KEEPALIVE_MS = 30_000;
+
+/** How long the answers a shutdown gives its last calls have to reach their clients before the connections are cut. */
+const ANSWER_FLUSH_MS = 1000;
 
 export interface GrpcServer {
   server: Server;
@@ -305,12 +341,19 @@ export async function startGrpcServer(
         // an open session or stream would hold a graceful shutdown until the client hangs up
         sessions.close();
         runner.endStreams(new UnavailableError('this coordinator is shutting down; call again (another coordinator, or this one once restarted); a watcher resumes after the last sequence it received'));
+        let force: NodeJS.Timeout | undefined;
         const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolveStop();
+          // the calls still running are answered, so that their clients retry (CallRunner.endCalls);
+          // their answers get a moment to leave before the connections are cut
+          runner.endCalls(new UnavailableError('this coordinator is shutting down and did not answer this call in time; call again with the same request_id (another coordinator, or this one once restarted): work the agent finished is not done twice'));
+          force = setTimeout(() => {
+            server.forceShutdown();
+            resolveStop();
+          }, ANSWER_FLUSH_MS);
         }, graceMs);
         server.tryShutdown(() => {
           clearTimeout(timer);
+          clearTimeout(force);
           resolveStop();
         });
       }),
