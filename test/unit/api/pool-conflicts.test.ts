@@ -51,4 +51,15 @@ describe('pool source conflicts (libvirt virStoragePoolObjSourceFindDuplicate)',
     const direct = (name: string) => pool(name, PoolType.POOL_TYPE_ISCSI_DIRECT, { source: { devices: dev('iqn.x:t'), hosts: [{ name: '127.0.0.1', port: 3260 }] } });
     expect(sourceConflict(direct('a'), direct('b'))).to.equal(undefined);
   });
+
+  it('scsi fc_host: one vHBA whatever case or 0x prefix its WWNs are written with', () => {
+    const fc = (name: string, wwnn: string, wwpn: string) =>
+      pool(name, PoolType.POOL_TYPE_SCSI, { source: { adapter: { type: AdapterType.ADAPTER_TYPE_FC_HOST, wwnn, wwpn } } });
+    const a = fc('a', '2001001b32a9da4e', '2101001b32a9da4e');
+    // the agent writes and looks up both as the same WWNs (vhba.ts normalizeWwn): one vHBA
+    expect(sourceConflict(a, fc('b', '0x2001001b32a9da4e', '0x2101001b32a9da4e'))).to.match(/SCSI adapter/);
+    expect(sourceConflict(a, fc('b', '2001001B32A9DA4E', '2101001B32A9DA4E'))).to.match(/SCSI adapter/);
+    expect(sourceConflict(a, fc('b', '2001001b32a9da4e', '2101001b32a9da4f'))).to.equal(undefined);
+    expect(sourceConflict(a, fc('b', '2001001b32a9da4f', '2101001b32a9da4e'))).to.equal(undefined);
+  });
 });
