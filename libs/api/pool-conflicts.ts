@@ -4,6 +4,7 @@
 import { normalize } from 'node:path';
 import { AdapterType, PoolType, type PoolDefinition } from '../proto/cistern/v1/storage.js';
 import { scsiHostNumberOf } from './scsi-host-name.js';
+import { wwnKey } from './wwn.js';
 
 /** Pool types whose storage is named by source devices (virStoragePoolObjSourceMatchTypeDEVICE). */
 const DEVICE_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_ISCSI, PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_LOGICAL, PoolType.POOL_TYPE_DISK]);
@@ -32,7 +33,8 @@ function sameAdapter(a: PoolDefinition, b: PoolDefinition): boolean {
   const x = a.source?.adapter;
   const y = b.source?.adapter;
   if (!x || !y || x.type !== y.type) return false;
-  if (x.type === AdapterType.ADAPTER_TYPE_FC_HOST) return !!x.wwnn && x.wwnn === y.wwnn && x.wwpn === y.wwpn;
+  // one vHBA however its WWNs are written (case, 0x): the agent reads them as one port
+  if (x.type === AdapterType.ADAPTER_TYPE_FC_HOST) return !!x.wwnn && wwnKey(x.wwnn) === wwnKey(y.wwnn) && wwnKey(x.wwpn) === wwnKey(y.wwpn);
   if (x.hasParentAddress && y.hasParentAddress) {
     const p = x.parentAddress;
     const q = y.parentAddress;
