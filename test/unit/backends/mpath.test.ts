@@ -227,7 +227,12 @@ describe('mpath backend: wipe, upload, download on the map device', function () 
     const table = text('table-multipath.txt').replace('mpathb: 0 41943040', `mpathb: 0 ${SIZE / 512}`);
     // the map's device number is the loop device's, as dmsetup ls would list it
     const { major, minor } = splitDevT(statSync(loop.device, { bigint: true }).rdev);
-    const ls = text('ls-multipath.txt').replace('mpathb\t(253:3)', `mpathb\t(${major}:${minor})`);
+    // the other maps get minors of their own: a loop device numbered 2 or 7 (other loops in use
+    // on the host) would otherwise share its dm-MINOR volume name with mpatha or the wwid map
+    const ls = text('ls-multipath.txt')
+      .replace('mpathb\t(253:3)', `mpathb\t(${major}:${minor})`)
+      .replace('mpatha\t(253:2)', `mpatha\t(253:${minor + 1})`)
+      .replace('\t(253:7)', `\t(253:${minor + 2})`);
     ctx = { pool: POOL, runner: dmRunner(ls, table) };
     vol = (await backend.refreshPool(ctx)).volumes.find((v) => v.name === `dm-${minor}`)!;
     expect(vol.capacity).to.equal(BigInt(SIZE));
