@@ -508,6 +508,26 @@ describe('scsi backend: fc_host (NPIV vHBA)', () => {
     }
   });
 
+  it('a start cancelled while it waits for the vHBA is CANCELLED, not a vHBA that never appeared, and deletes its vport', async () => {
+    const fx = fixture('fc-host');
+    const kernel = fakeKernel(fx, { ignoreCreate: true });
+    try {
+      // a wait far longer than the test: only the cancel can end it
+      const backend = new ScsiBackend({ sysfsRoot: fx.sys, devRoot: fx.dev, udevadm: null, vportWaitMs: 600_000, vportPollMs: 5 });
+      const ac = new AbortController();
+      const start = rejects(backend.startPool({ pool: pool({ type: AdapterType.ADAPTER_TYPE_FC_HOST, parent: 'host5', ...VHBA }), runner: new RecordingRunner(), signal: ac.signal }));
+      await waitUntil(() => kernel.writes.length === 1);
+      ac.abort();
+      const err = await start;
+      expect(err.code).to.equal('CANCELLED');
+      expect(err.message).to.contain(VHBA.wwnn).and.not.contain('600000 ms');
+      await waitUntil(() => kernel.writes.length === 2);
+      expect(kernel.writes).to.deep.equal([`vport_create ${VHBA.wwpn}:${VHBA.wwnn}`, `vport_delete ${VHBA.wwpn}:${VHBA.wwnn}`]);
+    } finally {
+      kernel.stop();
+    }
+  });
+
   it('an existing vHBA is used as is: a wrong parent is refused; unmanaged, stop leaves it', async () => {
     const fx = fixture('fc-host');
     const kernel = fakeKernel(fx);
