@@ -10,7 +10,8 @@
 import { constants as fsc } from 'node:fs';
 import { access, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 
 export type VportOperation = 'vport_create' | 'vport_delete';
@@ -202,11 +203,16 @@ export async function waitForFcHost(
   signal?: AbortSignal,
 ): Promise<string> {
   const deadline = Date.now() + timeoutMs;
+  // a cancelled request says so: the timeout's NOT_FOUND would claim a wait that did not happen
+  const cancelled = () => new CancelledError(`cancelled while waiting for the fc_host with wwnn='${wwnn}' and wwpn='${wwpn}' to appear after the vport was created`);
   for (;;) {
     const found = await findFcHostByWwn(sysfsRoot, wwnn, wwpn);
     if (found) return found;
-    if (Date.now() >= deadline || signal?.aborted) break;
-    await new Promise((r) => setTimeout(r, pollMs));
+    if (signal?.aborted) throw cancelled();
+    if (Date.now() >= deadline) break;
+    await sleep(pollMs, undefined, { signal }).catch(() => {
+      throw cancelled();
+    });
   }
   throw new NotFoundError(`no fc_host with wwnn='${wwnn}' and wwpn='${wwpn}' appeared within ${timeoutMs} ms after the vport was created`);
 }
