@@ -128,6 +128,28 @@ describe('mpath backend', () => {
     expect(r.volumes.map((v) => v.name)).to.deep.equal(['dm-7']);
   });
 
+  it('a map whose name ends in a blank is listed, and an odd name of another dm device does not fail the refresh', async () => {
+    // dmsetup prints `NAME\t(MAJ:MIN)` for ls and `NAME: ` before each table line (dmsetup.c);
+    // the kernel refuses only '/' in a name, so a name may end in a blank or hold a newline.
+    // libvirt asks libdevmapper, which hands names over whole.
+    const fx = tree();
+    writeFileSync(join(fx.dev, 'mapper/mp a '), '');
+    const ls = 'mp a \t(253:4)\nmpatha\t(253:2)\n';
+    const table = [
+      'mp a : 0 2048 multipath 0 0 1 1 round-robin 0 1 1 8:16 1',
+      'mpatha: 0 209715200 multipath 0 0 1 1 round-robin 0 1 1 8:32 1',
+      // a crypt device some tool named 'odd<newline>name': not a map, not this pool's business
+      'odd',
+      'name: 0 8 crypt aes-xts-plain64 :64:logon:cryptsetup:x 0 8:48 0',
+    ].join('\n');
+    const backend = new MpathBackend({ devRoot: fx.dev, procRoot: fx.proc, udevadm: null });
+    const r = await backend.refreshPool({ pool: POOL, runner: dmRunner(ls, table) });
+    expect(r.volumes.map((v) => [v.name, v.key, v.capacity])).to.deep.equal([
+      ['dm-2', '/dev/mapper/mpatha', 209715200n * 512n],
+      ['dm-4', '/dev/mapper/mp a ', 2048n * 512n],
+    ]);
+  });
+
   it("a map is multipath by its first target only, and its size is its whole table (dmsetup's --target filters table lines)", async () => {
     // What dmsetup prints for a host with two maps besides mpatha: 'hybrid' (a linear segment,
     // then a multipath one) and 'grown' (multipath, then a linear segment). `ls --target
