@@ -3,6 +3,7 @@
 // dmsetup tool through the command runner.
 //   dmsetup ls --target multipath            name<TAB>(major:minor)   | "No devices found"
 //   dmsetup table                            name: start length target params...
+//     (read for the names ls listed only: any other device's name may hold anything but /)
 //     (not --target: it drops the table lines of other target types, not just the devices)
 //   dmsetup info -c --noheadings -o name,major,minor --separator :    name:major:minor
 import { CommandFailedError, FailedPreconditionError, InternalError, asCisternError, type CisternError } from '../errors/errors.js';
@@ -34,7 +35,8 @@ export function parseDmsetupLs(output: string): DmDevice[] {
   const devices: DmDevice[] = [];
   for (const line of output.split('\n')) {
     if (!line.trim() || /^No devices found/.test(line)) continue;
-    const m = /^(.+?)\s+\((\d+)(?::|,\s*)(\d+)\)\s*$/.exec(line);
+    // dmsetup prints NAME<TAB>(MAJ:MIN): the name is all before the last tab, blanks included
+    const m = /^(.+)\t\((\d+)(?::|,\s*)(\d+)\)\s*$/.exec(line) ?? /^(.+?)\s+\((\d+)(?::|,\s*)(\d+)\)\s*$/.exec(line);
     if (!m) throw new InternalError(`cannot parse dmsetup ls output line '${line.slice(0, 200)}'`);
     devices.push({ name: m[1]!, major: Number(m[2]), minor: Number(m[3]) });
   }
@@ -44,10 +46,14 @@ export function parseDmsetupLs(output: string): DmDevice[] {
 /**
  * `dmsetup table` for all devices: `name: start length type params`, one line per
  * target (a device with several targets has several lines). With `single`, the output
- * of `dmsetup table NAME` (no name prefix) for that device.
+ * of `dmsetup table NAME` (no name prefix) for that device. With `only`, the tables of
+ * those devices alone: each line goes to the longest of them it starts with (`NAME: `),
+ * and the lines of every other device are passed over unread, so a device this caller
+ * does not want, whatever its name holds (a blank, ': ', a newline), cannot fail it.
  */
-export function parseDmsetupTable(output: string, single?: string): Map<string, DmTarget[]> {
+export function parseDmsetupTable(output: string, single?: string, only?: readonly string[]): Map<string, DmTarget[]> {
   const tables = new Map<string, DmTarget[]>();
+  const wanted = only ? [...only].sort((a, b) => b.length - a.length) : undefined;
   for (const line of output.split('\n')) {
     if (!line.trim() || /^No devices found/.test(line)) continue;
     let name: string;
@@ -55,6 +61,11 @@ export function parseDmsetupTable(output: string, single?: string): Map<string, 
     if (single !== undefined) {
       name = single;
       rest = line;
+    } else if (wanted) {
+      const n = wanted.find((w) => line.startsWith(`${w}: `) || line === `${w}:`);
+      if (n === undefined) continue;
+      name = n;
+      rest = line.slice(n.length + 1);
     } else {
       const m = /^(.*?): (\d+ \d+ \S+.*)$/.exec(line) ?? /^(.*?):\s*$/.exec(line);
       if (!m) throw new InternalError(`cannot parse dmsetup table output line '${line.slice(0, 200)}'`);

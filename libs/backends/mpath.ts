@@ -146,8 +146,10 @@ export class MpathBackend implements StorageBackend {
     } catch (err) {
       throw dmsetupError(err);
     }
-    const tables = parseDmsetupTable(tableOut);
-    const maps = parseDmsetupLs(lsOut).filter((d) => safeMapName(d.name) && isMultipathTable(tables.get(d.name)));
+    const listed = parseDmsetupLs(lsOut);
+    // only the listed devices' tables are read: another dm device's name cannot fail the refresh
+    const tables = parseDmsetupTable(tableOut, undefined, listed.map((d) => d.name));
+    const maps = listed.filter((d) => safeMapName(d.name) && isMultipathTable(tables.get(d.name)));
     const found = await Promise.all(
       maps.map(async (d): Promise<VolumeDefinition | undefined> => {
         const path = `/dev/mapper/${d.name}`;
