@@ -6,7 +6,7 @@
 // call, which dominates a refresh of 10,000 files. refreshPool runs it in batches and
 // yields to the event loop between them.
 import { closeSync, constants as fsc, existsSync, fstatSync, type BigIntStats, type Dirent } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { VolumeType, type Encryption, type Permissions, type Timestamps, type VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
@@ -252,7 +252,7 @@ export function describeOpenedVolume(
   if (probe.backingStore) {
     const raw = probe.backingStore.raw;
     const isNetwork = /^[a-z][a-z0-9+.-]*:/i.test(raw) && !raw.startsWith('/');
-    const bpath = isNetwork || isAbsolute(raw) ? raw : join(dirname(path), raw);
+    const bpath = isNetwork || isAbsolute(raw) ? raw : relativeBackingPath(path, raw);
     let bformat = probe.backingStore.format;
     let bperms: Permissions | undefined;
     let btimes: Timestamps | undefined;
@@ -272,4 +272,16 @@ export function describeOpenedVolume(
     def.backingStore = { path: bpath, format: bformat || 'raw', permissions: bperms, timestamps: btimes };
   }
   return def;
+}
+
+/**
+ * Where a relative backing file name leads from the image at `image`, as libvirt 9.0 prints it
+ * (virStorageSourceNewFromBackingRelative) and qemu opens it: the image's directory, '/', the
+ * name as stored. Its '.' and '..' are left to the kernel, which resolves them after any link
+ * before them: path.join would collapse 'sub/..' as text, and with 'sub' a link to a directory
+ * elsewhere read another file than the one qemu opens.
+ */
+export function relativeBackingPath(image: string, raw: string): string {
+  const dir = image.slice(0, image.lastIndexOf('/'));
+  return `${dir}/${raw}`;
 }
