@@ -3,7 +3,9 @@
 // directory, a '/', the name as the header stores it. The kernel resolves its '.' and '..'
 // when the file is opened, after any link before them, so that is the file whose format,
 // mode and owner the backing store shows: collapsing 'sub/..' as text would read another
-// file than qemu opens when 'sub' is a link to a directory elsewhere.
+// file than qemu opens when 'sub' is a link to a directory elsewhere. A name with a ':'
+// before its first '/' is no file to libvirt (virStorageIsFile) nor to qemu (a protocol
+// prefix): it is printed as stored, raw, and nothing is opened by it.
 import { expect } from 'chai';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -78,6 +80,18 @@ describe('dir refresh: the backing store of a relative backing file name', () =>
     expect(v.backingStore?.format).to.equal('raw');
     expect(v.backingStore?.permissions?.mode).to.equal(0o644);
   });
+
+  for (const stored of ['x y:base.img', '1x:base.img', 'a_b:base.img']) {
+    it(`'${stored}' (a ':' before any '/') is no file: printed as stored, raw, and the file of that name in the pool is not read`, async () => {
+      // a file of that very name in the pool, which a qcow2 header: were it read, the format would say qcow2
+      writeFileSync(join(target, stored), qcow2Header());
+      writeFileSync(join(target, 'colon.qcow2'), qcow2Header(stored));
+      const v = await refreshed('colon.qcow2');
+      expect(v.backingStore?.path).to.equal(stored);
+      expect(v.backingStore?.format).to.equal('raw');
+      expect(v.backingStore?.permissions, 'nothing opened').to.equal(undefined);
+    });
+  }
 
   it("a name with its ':' after a '/' is a file, relative to the image's directory", async () => {
     mkdirSync(join(target, 'd'));
