@@ -60,8 +60,11 @@ const VMDK4_CAPACITY = 12;
 const VMDK4_DESC_OFFSET = 28;
 const VMDK_TEXT_VERSION = /^version=[123]\r?\n/;
 
-/** qemu reads 'nbd:...', 'json:{...}', 'file:...' as a protocol or an option string, not as a file name. */
-function isProtocol(name: string): boolean {
+/**
+ * qemu reads 'nbd:...', 'json:{...}', 'file:...' as a protocol or an option string, not as a
+ * file name: any name with a ':' before its first '/' (libvirt's virStorageIsFile says the same).
+ */
+export function isProtocol(name: string): boolean {
   return /^[^/]*:/.test(name);
 }
 

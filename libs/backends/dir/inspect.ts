@@ -12,6 +12,7 @@ import { FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import { probeBuffer, readHeaderSync, type ProbeResult } from '../format-probe.js';
 import { qcow2BaseProblem } from '../qcow2-image.js';
+import { isProtocol } from '../image-references.js';
 import { fsError } from '../fs-errors.js';
 import { blockDeviceSize, statSize } from '../file-io.js';
 import { permsOf, timestampsOf } from '../stat-fields.js';
@@ -251,7 +252,9 @@ export function describeOpenedVolume(
 
   if (probe.backingStore) {
     const raw = probe.backingStore.raw;
-    const isNetwork = /^[a-z][a-z0-9+.-]*:/i.test(raw) && !raw.startsWith('/');
+    // libvirt 9.0 (virStorageIsFile) and qemu take any ':' before the first '/' for a protocol:
+    // the name is printed as stored, raw, and no file of that name is opened
+    const isNetwork = isProtocol(raw);
     const bpath = isNetwork || isAbsolute(raw) ? raw : relativeBackingPath(path, raw);
     let bformat = probe.backingStore.format;
     let bperms: Permissions | undefined;
