@@ -1,7 +1,8 @@
 // A dir pool's refresh against libvirt 9.0's, on one directory: images of every format
 // qemu-img writes (backing chains, qcow2 features, preallocation), hand-made headers and the
 // files a refresh must skip or take as they are (links inside and outside the pool, a fifo,
-// a socket, a directory, odd names, a file nobody may read). A private libvirtd (storage
+// a socket, a directory, odd names, a file nobody may read, relative backing names with '.',
+// with '..' after a link out of the pool, with a ':' before any '/'). A private libvirtd (storage
 // driver only, its own sockets, a transient pool) refreshes it; so does the dir backend.
 // Both must list the same volumes and print the same vol-dumpxml for each, timestamps aside.
 // Left out, with the reason: LUKS images (the private libvirtd has no secret driver to print
@@ -58,6 +59,15 @@ function makeDirectory(dir: string): Server {
     execFileSync('qemu-img', ['create', '-q', ...args, join(dir, name), ...size], { cwd: dir, stdio: 'ignore' });
   }
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', join(dir, 'raw-sparse.img'), '-F', 'raw', join(dir, 'absolute-backing.qcow2')], { stdio: 'ignore' });
+  // relative backing names as stored: '.', '..' after a link to a directory outside the pool
+  // (whose parent holds a base of another mode), a ':' before any '/' (no file to libvirt)
+  mkdirSync(join(dir, '..', 'outside', 'deep'), { recursive: true });
+  writeFileSync(join(dir, '..', 'outside', 'raw-sparse.img'), Buffer.alloc(4096));
+  chmodSync(join(dir, '..', 'outside', 'raw-sparse.img'), 0o600);
+  symlinkSync(join(dir, '..', 'outside', 'deep'), join(dir, 'link-out-dir'));
+  for (const [name, backing] of [['dot-backing.qcow2', './raw-sparse.img'], ['link-dotdot-backing.qcow2', 'link-out-dir/../raw-sparse.img'], ['colon-backing.qcow2', 'x y:raw-sparse.img']]) {
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', backing!, '-F', 'raw', join(dir, name!), '1M'], { stdio: 'ignore' });
+  }
   writeFileSync(join(dir, 'data.img'), Buffer.alloc(3 << 20, 7));
   const iso = Buffer.alloc(1 << 20);
   iso.write('CD001', 32769, 'latin1');
