@@ -101,4 +101,16 @@ describe('dir refresh: the backing store of a relative backing file name', () =>
     expect(v.backingStore?.path).to.equal(`${target}/d/x:y.img`);
     expect(v.backingStore?.format).to.equal('qcow2');
   });
+
+  it('a backing name that leads to a directory shows its format (dir when unrecorded) but no mode, owner or times, as libvirt 9.0', async () => {
+    // libvirt updates a backing store's permissions and times only from a regular file or a
+    // block device (VIR_STORAGE_VOL_OPEN_DEFAULT): a directory leaves them unknown, not printed
+    mkdirSync(join(target, 'adir'));
+    writeFileSync(join(target, 'dir-backed.qcow2'), qcow2Header('adir'));
+    const v = await refreshed('dir-backed.qcow2');
+    expect(v.backingStore?.path).to.equal(`${target}/adir`);
+    expect(v.backingStore?.format).to.equal('dir');
+    expect(v.backingStore?.permissions, 'permissions').to.equal(undefined);
+    expect(v.backingStore?.timestamps, 'timestamps').to.equal(undefined);
+  });
 });
