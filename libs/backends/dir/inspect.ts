@@ -57,7 +57,9 @@ export function probeBackingFile(path: string): BackingInfo | undefined {
     fd = opened.fd;
     if (fd < 0) return undefined;
     const st = opened.stat;
-    if (st.isDirectory()) return { format: 'dir', perms: permsOf(st), timestamps: timestampsOf(st) };
+    // libvirt reads a backing store's permissions and times from a file or block device only
+    // (VIR_STORAGE_VOL_OPEN_DEFAULT): a directory's format is known, the rest is not printed
+    if (st.isDirectory()) return { format: 'dir' };
     const size = statSize(st);
     return { format: probeBuffer(readHeaderSync(fd, safeNumber(size)), size).format, perms: permsOf(st), timestamps: timestampsOf(st) };
   } catch {
