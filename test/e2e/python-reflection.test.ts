@@ -110,7 +110,7 @@ describe('server reflection, used by a Python client with no .proto of Cistern',
     expect(pool['error'], `the descriptor pool refused the reflected files: ${String(pool['error'])}`).to.equal(null);
     expect(pool['methods']).to.be.greaterThan(30);
     expect(pool['host_fields']).to.deep.equal([
-      'name', 'host_id', 'hostname', 'agent_version', 'pool_types', 'online', 'last_seen', 'pool_count', 'stale', 'stale_since',
+      'name', 'host_id', 'hostname', 'agent_version', 'pool_types', 'online', 'last_seen', 'pool_count', 'stale', 'stale_since', 'offline_reason',
     ]);
     expect(pool['active']).to.deep.equal({ has_presence: true, proto3_optional: true });
   });
