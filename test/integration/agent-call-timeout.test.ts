@@ -54,4 +54,17 @@ describe("agent call past the coordinator's own timeout (real nats-server)", fun
     // the agent was not told to stop: its work and its events go on, a retry joins them
     expect(wipeSignal?.aborted).to.equal(false);
   });
+
+  it('without a request id does not promise that a retry joins the work: it would do it again', async () => {
+    finishWipe?.();
+    const request = AgentRequest.fromPartial({ op: { $case: 'wipeVolume', value: { name: 'hosts/h1/pools/p/volumes/big.img' } } });
+    const err = (await callAgent(coordinatorSide, 'h1', request, { timeoutMs: 300 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as DeadlineExceededError;
+    expect(err).to.be.instanceOf(DeadlineExceededError);
+    expect(err.message).to.match(/may still (complete|finish)/);
+    expect(err.message).to.not.contain('same request_id');
+    expect(err.message).to.contain('no request_id');
+  });
 });
