@@ -111,7 +111,12 @@ export async function callAgent(
   } catch (err) {
     // the abort's own error (cancel, host lost) as it is; NATS errors are named here
     if (err instanceof CisternError) throw err;
-    if (err instanceof ReplyTimeoutError) throw unansweredInTime(host, op, err.timeoutMs);
+    if (err instanceof ReplyTimeoutError) {
+      // a call without a request id has no answer kept for a retry: a retry would do the work again
+      throw request.requestId
+        ? unansweredInTime(host, op, err.timeoutMs)
+        : unansweredInTime(host, op, err.timeoutMs, 'it was not told to stop and may still complete: its events (WatchEvents) show its outcome; the call had no request_id, so a retry would do the work again');
+    }
     throw busRequestError(err, host);
   }
   const reply = AgentReply.decode(msg.data);
