@@ -408,6 +408,20 @@ describe('logical backend (real LVM on loop devices, activation off: this kernel
     expect(pvs).to.not.include(spare.device);
   });
 
+  it("a VG name whose /dev entry is something else (/dev/null): refused naming source.name, the device's bytes unchanged even with overwrite", async () => {
+    // vgcreate refuses it only after the build cleared the device and pvcreated it
+    const fd = openSync(spare.device, 'r+');
+    writeSync(fd, Buffer.from('data of its own'), 0, 15, 0);
+    closeSync(fd);
+    const before = sha256(spare.device, 16 * 1024 * 1024);
+    const clash: PoolDefinition = { ...pool, name: 'null', source: PoolDefinitionSource('null', [spare.device]), target: { path: '/dev/null', permissions: undefined } };
+    const err = await rejects(backend.buildPool({ runner, pool: clash }, { overwrite: true, noOverwrite: false }));
+    expect(err.code, err.message).to.equal('INVALID_ARGUMENT');
+    expect(err.message).to.match(/^source\.name: .*'\/dev\/null' exists/);
+    expect(sha256(spare.device, 16 * 1024 * 1024)).to.equal(before);
+    expect(lvmOut(['pvs', '--noheadings', '-o', 'pv_name'])).to.not.include(spare.device);
+  });
+
   it('a pvcreate that dies after writing its label (here: timed out) leaves no PV behind', async () => {
     // the runner reports a timeout once the real pvcreate is done, as when it is killed
     // after writing the label

@@ -132,6 +132,22 @@ describe('logical backend (recording runner)', () => {
       for (const d of [devA, devB]) expect(readFileSync(d).every((b) => b === 0xff), d).to.equal(true);
     });
 
+    it("a name whose /dev entry exists but is no VG's (vgcreate refuses it: '/dev/null: already exists in filesystem'): INVALID_ARGUMENT naming source.name before any device is cleared or pvcreated", async () => {
+      // the pool's target stands for /dev/<vg>: here a file, as /dev/null is for a pool named 'null'
+      mkdirSync(join(root, 'dev'), { recursive: true });
+      writeFileSync(target, '');
+      runner.on(['pvcreate'], {}).on(['pvremove'], {});
+      runner.on(['vgcreate'], { exitCode: 3, stderr: `  ${target}: already exists in filesystem\n  Run \`vgcreate --help' for more information.\n` });
+      const err = await rejects(backend.buildPool(ctx, { overwrite: true, noOverwrite: false }));
+      expect(err.code).to.equal('INVALID_ARGUMENT');
+      expect((err as InvalidArgumentError).field).to.equal('source.name');
+      expect(err.message).to.include(`'${target}' exists`);
+      expect(err.message).to.include('nothing was written');
+      expect(runner.callsOf('pvcreate')).to.deep.equal([]);
+      expect(runner.callsOf('vgcreate')).to.deep.equal([]);
+      for (const d of [devA, devB]) expect(readFileSync(d).every((b) => b === 0xff), d).to.equal(true);
+    });
+
     it('probes each device, clears its first and last MiB, pvcreates each, then vgcreate VG DEVICES', async () => {
       runner.on(['blkid'], { exitCode: 2 });
       runner.on(['pvcreate'], {});
