@@ -4,7 +4,7 @@
 // killed vgcreate recorded. What a build left because the agent itself died is removed by
 // cleanupInterruptedBuild at the agent's next start.
 import { constants as fsc } from 'node:fs';
-import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import type { BuildFlags } from '../../proto/cistern/v1/storage.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, asCisternError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
@@ -12,7 +12,7 @@ import type { PoolContext } from '../backend.js';
 import { requireEmptyDevice } from '../device-probe.js';
 import { checkAborted, zeroEnds } from '../file-io.js';
 import { LVM_ENV, lvm } from './lvm.js';
-import { sourceDevices, vgName } from './paths.js';
+import { poolTarget, sourceDevices, vgName } from './paths.js';
 import { deviceError } from '../fs-errors.js';
 import { refuseConflictingBuildFlags } from '../build-flags.js';
 import { buildTag, selectTaggedVg } from './tags.js';
@@ -23,7 +23,8 @@ export const CLEAR_BYTES = 1024 * 1024;
 
 /**
  * virStorageBackendLogicalBuildPool: every device is checked before any is touched
- * (exists, is a block device, not in use, and empty unless overwrite); then each gets
+ * (exists, is a block device, not in use, and empty unless overwrite), and the VG name
+ * before them (not taken, its /dev entry free: what vgcreate refuses); then each gets
  * its first and last MiB cleared and pvcreate; then vgcreate VG DEVICES. A failure
  * pvremoves every device pvcreate ran on: libvirt pvremoves only those whose pvcreate
  * succeeded, which leaves the label of a pvcreate killed, timed out or cancelled after
@@ -52,6 +53,7 @@ export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allo
   if (taken) {
     throw new AlreadyExistsError(`volume group '${vg}' already exists on ${taken.join(', ') || 'no physical volume'}; nothing was written to ${devices.join(', ')}`, { vg });
   }
+  await refuseTakenDevName(ctx, vg, devices);
   /** devices pvcreate ran on, whether it succeeded or not */
   const initialised: string[] = [];
   let vgcreateRan = false;
@@ -131,6 +133,30 @@ async function removeOwnVolumeGroup(ctx: PoolContext, vg: string, devices: strin
   } catch {
     // the build error is what the caller needs; pvremove below fails on a PV still in a VG
   }
+}
+
+/**
+ * vgcreate refuses a name whose /dev/<name> exists (lvm2's validate_new_vg_name: "/dev/null:
+ * already exists in filesystem"): LVM puts the VG's LVs there. It says so only after the
+ * devices were cleared and pvcreated, so the same question is asked here first. The pool's
+ * target is /dev/<vg> (the definition sets it so, as libvirt does); the VG is not there
+ * (asked just before), so whatever is at that path is not its directory.
+ */
+async function refuseTakenDevName(ctx: PoolContext, vg: string, devices: string[]): Promise<void> {
+  const path = poolTarget(ctx.pool);
+  const there = await lstat(path).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw deviceError(err, 'look up', path);
+    },
+  );
+  if (!there) return;
+  throw new InvalidArgumentError(
+    ctx.pool.source?.name ? 'source.name' : 'name',
+    `volume group name '${vg}' cannot be used on this host: '${printable(path, 200)}' exists and is not a volume group's directory (LVM makes /dev/<volume group> for its logical volumes, and vgcreate refuses a name whose /dev entry exists); choose another name; nothing was written to ${devices.join(', ')}`,
+    { vg },
+  );
 }
 
 /** A device a PV can be made of: there, a block device, not held by anyone. */
