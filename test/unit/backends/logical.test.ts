@@ -233,6 +233,25 @@ describe('logical backend (recording runner)', () => {
       }
     });
 
+    it("pvcreate refusing the device itself (rejected by lvm.conf's filter, a multipath or md component, too small): FAILED_PRECONDITION with LVM's reason, not INTERNAL", async () => {
+      const reasons = [
+        'device is rejected by filter config',
+        'device is a multipath component',
+        'device is an md component',
+        'device is too small (pv_min_size)',
+      ];
+      for (const reason of reasons) {
+        runner = new RecordingRunner({ strict: true });
+        runner.on(['vgscan'], {}).on(PVS, { stdout: '' });
+        runner.on(['pvcreate', devA], failed(['pvcreate', devA], `  WARNING: Activation disabled. No device-mapper interaction will be attempted.\n  Cannot use ${devA}: ${reason}\n`));
+        runner.on(['pvremove'], failed(['pvremove', devA], `  No PV found on device ${devA}.`));
+        const err = await rejects(backend.buildPool({ runner, pool: { ...pool, source: source(VG, [devA]) } }, { overwrite: true, noOverwrite: false }));
+        expect(err.code, reason).to.equal('FAILED_PRECONDITION');
+        expect(err.message).to.include(`cannot initialise '${devA}' as a physical volume`);
+        expect(err.message).to.include(reason);
+      }
+    });
+
     it('a failed pvcreate: the devices done before it and the one it ran on are pvremoved, the ones after it untouched', async () => {
       const devC = join(root, 'sdd');
       writeFileSync(devC, Buffer.alloc(4 * MiB, 0xff));
@@ -243,7 +262,7 @@ describe('logical backend (recording runner)', () => {
       runner.on(['pvremove', devB], failed(['pvremove', devB], '  No PV found on device /dev/sdc.'));
       runner.on(['pvremove'], {});
       const err = await rejects(backend.buildPool({ runner, pool: three }, { overwrite: true, noOverwrite: false }));
-      expect(err.code).to.equal('INTERNAL');
+      expect(err.code).to.equal('FAILED_PRECONDITION');
       expect(err.message).to.include('device is partitioned');
       expect(runner.callsOf('vgcreate')).to.deep.equal([]);
       expect(runner.callsOf('pvremove')).to.deep.equal([['pvremove', devA], ['pvremove', devB]]);
