@@ -44,6 +44,10 @@ export function lvmError(err: unknown, what: string): CisternError {
     // "Logical volume VG/LV in use." (or "contains a filesystem in use."), vgchange -an
     // "Can't deactivate volume group ... with N open logical volume(s)": release it first
     if (/\bin use\b|open logical volume/i.test(text)) return new FailedPreconditionError(shown, err.details);
+    // pvcreate / vgcreate refusing the device for what it is or for the host's lvm.conf:
+    // "Cannot use /dev/sdb: device is rejected by filter config" (also: a multipath or md
+    // component, partitioned, too small, not in the devices file); no fault of the agent
+    if (/Cannot use \S+: device is /.test(text)) return new FailedPreconditionError(shown, err.details);
     if (/already exists/i.test(text)) return new AlreadyExistsError(shown, err.details);
     if (/Volume group "[^"]*" not found|Failed to find logical volume|Failed to find physical volume|not found/i.test(text)) {
       return new NotFoundError(shown, err.details);
