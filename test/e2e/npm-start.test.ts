@@ -193,6 +193,8 @@ describe('npm start (scripts/stack.mjs)', function () {
   // and `--listen foo` ended as 'exited unexpectedly ... see <log>'.
   const refusals: { args: string[]; env: Record<string, string>; says: string }[] = [
     { args: ['--host-id', 'bad/id'], env: {}, says: "--host-id: host id 'bad/id' is not valid; allowed: 1-64 of A-Z a-z 0-9 _ -, not starting with '-'" },
+    // --opt=value, as the services themselves take it: read as the value, not 'unknown option'
+    { args: ['--host-id=bad/id'], env: {}, says: "--host-id: host id 'bad/id' is not valid; allowed: 1-64 of A-Z a-z 0-9 _ -, not starting with '-'" },
     { args: [], env: { CISTERN_HOST_ID: '../x' }, says: "CISTERN_HOST_ID: host id '../x' is not valid; allowed: 1-64 of A-Z a-z 0-9 _ -" },
     { args: ['--nats-port', 'abc'], env: {}, says: "--nats-port: 'abc' is not a port number; allowed: 0 to 65535 (0: any free port)" },
     { args: ['--nats-port', '70000'], env: {}, says: "--nats-port: '70000' is not a port number; allowed: 0 to 65535" },
