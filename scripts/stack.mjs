@@ -40,7 +40,11 @@ const entry = {
 };
 
 // ------------------------------------------------------------------------------ options
-const argv = process.argv.slice(2);
+// `--opt=value` is `--opt value`, as the coordinator and the agent read their flags
+const argv = process.argv.slice(2).flatMap((a) => {
+  const eq = a.indexOf('=');
+  return a.startsWith('--') && eq > 2 ? [a.slice(0, eq), a.slice(eq + 1)] : [a];
+});
 function flag(name) {
   const i = argv.indexOf(name);
   if (i < 0) return undefined;
