@@ -43,6 +43,10 @@ export interface SecurityConfig {
   natsPassFile?: string;
   maxCallsPerClient?: number;
   maxSessionsPerClient?: number;
+  /** TCP connections to the gRPC port (connection-gate.ts). */
+  maxConnectionsPerAddress?: number;
+  maxConnections?: number;
+  connectionIdleMs?: number;
 }
 
 export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:PORT] [--data DIR]
@@ -80,6 +84,11 @@ security (docs/security.md):
   --max-calls-per-client N  concurrent calls one client may have running, and health or
                         reflection calls one address may (default 64)
   --max-sessions-per-client N  Session streams one client may hold open (default 32)
+  --max-connections-per-address N  TCP connections one source address may hold open to the
+                        gRPC port, calls or not; beyond it closed at once (default 64)
+  --max-connections N   TCP connections all addresses together may hold open (default 1024)
+  --connection-idle-ms N  a connection with no call open for N ms is closed, also one that
+                        never sends a call (1000 to 86400000, default 300000)
 ${RELIABILITY_USAGE}`;
 
 /** '7d', '12h', '15m', '30s' or plain seconds. */
@@ -240,6 +249,20 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         const v = Number(value());
         if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new InvalidArgumentError('--max-sessions-per-client', 'must be a whole number from 1 to 100000');
         sec.maxSessionsPerClient = v;
+        break;
+      }
+      case '--max-connections-per-address':
+      case '--max-connections': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new InvalidArgumentError(flag, 'must be a whole number from 1 to 100000');
+        if (flag === '--max-connections') sec.maxConnections = v;
+        else sec.maxConnectionsPerAddress = v;
+        break;
+      }
+      case '--connection-idle-ms': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 1000 || v > 86_400_000) throw new InvalidArgumentError('--connection-idle-ms', 'must be a whole number of milliseconds from 1000 to 86400000');
+        sec.connectionIdleMs = v;
         break;
       }
       case '--log-level': {

@@ -51,6 +51,10 @@ export interface CoordinatorOptions {
   streamIdleMs?: number;
   /** Server keepalive pings (server.ts); default 30 s. */
   keepaliveMs?: number;
+  /** Connection limits on the gRPC port (connection-gate.ts). */
+  maxConnectionsPerAddress?: number;
+  maxConnections?: number;
+  connectionIdleMs?: number;
   guard?: CallGuard;
   agentTimeoutMs?: number;
   /** gRPC transport (TLS); default plaintext. */
@@ -278,7 +282,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     });
 
     // 5. serve
-    const grpc: GrpcServer = await startGrpcServer(svc, options.guard ?? openGuard(log), options.listen, options.serverCredentials, { keepaliveMs: options.keepaliveMs });
+    const grpc: GrpcServer = await startGrpcServer(svc, options.guard ?? openGuard(log), options.listen, options.serverCredentials, {
+      keepaliveMs: options.keepaliveMs,
+      maxConnectionsPerAddress: options.maxConnectionsPerAddress,
+      maxConnections: options.maxConnections,
+      connectionIdleMs: options.connectionIdleMs,
+    });
     // StorageService is SERVING only while the bus is up (service-health.ts)
     grpcHealth = grpc.health;
     grpcHealth.bus(mainUp);

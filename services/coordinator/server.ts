@@ -25,6 +25,13 @@ import { Sessions } from './session.js';
 import { admitBeforeRead } from './admit-before-read.js';
 import { MAX_REQUEST_MESSAGE } from './message-limit.js';
 import { ServiceHealth } from './service-health.js';
+import {
+  ConnectionGate,
+  DEFAULT_CONNECTION_IDLE_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  listeningServers,
+} from './connection-gate.js';
 import type { SessionCall } from '../../libs/api/session-envelope.js';
 import { SERVED_SERVICE, UNARY_HANDLERS, type Handler } from './unary-methods.js';
 
@@ -302,12 +309,27 @@ export interface GrpcServer {
   stop(graceMs?: number): Promise<void>;
 }
 
+export interface GrpcServerOptions {
+  keepaliveMs?: number;
+  /** Connections one source address may hold open (connection-gate.ts). */
+  maxConnectionsPerAddress?: number;
+  /** Connections all addresses together may hold open. */
+  maxConnections?: number;
+  /** A connection with no call open this long is closed. */
+  connectionIdleMs?: number;
+}
+
 export async function startGrpcServer(
   svc: CoordinatorServices,
   guard: CallGuard,
   listen: string,
   credentials: ServerCredentials = ServerCredentials.createInsecure(),
-  { keepaliveMs = DEFAULT_KEEPALIVE_MS }: { keepaliveMs?: number } = {},
+  {
+    keepaliveMs = DEFAULT_KEEPALIVE_MS,
+    maxConnectionsPerAddress = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    maxConnections = DEFAULT_MAX_CONNECTIONS,
+    connectionIdleMs = DEFAULT_CONNECTION_IDLE_MS,
+  }: GrpcServerOptions = {},
 ): Promise<GrpcServer> {
   const runner = new CallRunner(svc, guard);
   const server = new Server({
@@ -321,6 +343,10 @@ export async function startGrpcServer(
     // concurrent-call slots, 64 of them a whole address's (call-guard.ts)
     'grpc.keepalive_time_ms': keepaliveMs,
     'grpc.keepalive_timeout_ms': keepaliveMs,
+    // a connection with no call open (from its start: one that sends nothing, half the HTTP/2
+    // preface, or opens no stream) is closed after this; grpc-js's default is never, and it
+    // turns Node's socket timeout off. A client connects again when it next calls.
+    'grpc.max_connection_idle_ms': connectionIdleMs,
   });
   const sessions = new Sessions(runner);
   server.addService(SERVED_SERVICE, storageService(runner, sessions));
@@ -331,6 +357,10 @@ export async function startGrpcServer(
   const port = await new Promise<number>((resolvePort, reject) =>
     server.bindAsync(listen, credentials, (err, p) => (err ? reject(err) : resolvePort(p))),
   );
+  // before the first connection is accepted: bindAsync listens, but its callback runs before
+  // the event loop gets to the listening socket
+  const gate = new ConnectionGate({ maxPerAddress: maxConnectionsPerAddress, maxTotal: maxConnections }, svc.log);
+  for (const listening of listeningServers(server)) gate.attach(listening);
   return {
     server,
     health,

@@ -124,7 +124,7 @@ describe('connections that never become calls (real coordinator, real sockets)',
       context: () => co.process.logTail(),
     });
     expect(conns.filter((c) => c.closed)).to.have.length(2);
-    const lines = co.process.logs().split('\n').filter((l) => l.includes('refusing connections') && l.includes('--max-connections '));
+    const lines = co.process.logs().split('\n').filter((l) => l.includes('refusing connections') && l.includes('(--max-connections)'));
     expect(lines).to.have.length(1);
     await co.stop();
   });
