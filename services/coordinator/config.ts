@@ -85,7 +85,7 @@ security (docs/security.md):
                         reflection calls one address may (default 64)
   --max-sessions-per-client N  Session streams one client may hold open (default 32)
   --max-connections-per-address N  TCP connections one source address may hold open to the
-                        gRPC port, calls or not; beyond it closed at once (default 64)
+                        gRPC port, calls or not; beyond it closed at once (default 256)
   --max-connections N   TCP connections all addresses together may hold open (default 1024)
   --connection-idle-ms N  a connection with no call open for N ms is closed, also one that
                         never sends a call (1000 to 86400000, default 300000)

@@ -8,7 +8,12 @@ import type { Server as NetServer, Socket } from 'node:net';
 import type { Server as GrpcJsServer } from '@grpc/grpc-js';
 import type { Logger } from '../../libs/log/logger.js';
 
-export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 64;
+/**
+ * Above what one client's calls may use on connections of their own (--max-calls-per-client 64,
+ * 32 Sessions, 64 health or reflection calls): those limits answer with an error naming them,
+ * this one only closes the socket. Clients behind one NAT address share it.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 /** A connection with no call open this long is closed (grpc.max_connection_idle_ms); clients connect again when they next call. */
 export const DEFAULT_CONNECTION_IDLE_MS = 300_000;

@@ -17,6 +17,7 @@ import { startNats, type NatsServer } from '../support/nats.js';
 import { startCoordinator, type CoordinatorHandle } from '../support/services.js';
 import { waitFor } from '../support/process.js';
 import { outcomeOf } from '../support/volume-data.js';
+import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS as PER_ADDRESS } from '../../services/coordinator/connection-gate.js';
 
 const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
@@ -84,17 +85,17 @@ describe('connections that never become calls (real coordinator, real sockets)',
     return handle;
   };
 
-  it('one address holds at most --max-connections-per-address (default 64), refused once in the log, others still served', async () => {
+  it(`one address holds at most --max-connections-per-address (default ${PER_ADDRESS}), refused once in the log, others still served`, async () => {
     const co = await coordinator([]);
     const before = fdCount(co.process.pid);
-    for (let i = 0; i < 70; i++) conns.push(await rawConnection(co.address, '127.0.0.2'));
-    await waitFor('the coordinator to close the 6 connections beyond 64 of 127.0.0.2', () => conns.filter((c) => c.closed).length >= 6 || undefined, {
+    for (let i = 0; i < PER_ADDRESS + 6; i++) conns.push(await rawConnection(co.address, '127.0.0.2'));
+    await waitFor(`the coordinator to close the 6 connections beyond ${PER_ADDRESS} of 127.0.0.2`, () => conns.filter((c) => c.closed).length >= 6 || undefined, {
       timeoutMs: 20_000,
       intervalMs: 100,
       context: () => co.process.logTail(),
     });
     expect(conns.filter((c) => c.closed)).to.have.length(6);
-    expect(fdCount(co.process.pid) - before).to.be.at.most(64 + 4);
+    expect(fdCount(co.process.pid) - before).to.be.at.most(PER_ADDRESS + 4);
     // one line for the address, not one per connection refused
     expect(refusalLines(co.process.logs(), '127.0.0.2')).to.have.length(1);
     // another address is still served
