@@ -18,6 +18,7 @@ import { activatePool } from '../../../services/agent/handlers/pool-ops.js';
 import { CreateJournal, cleanupInterruptedCreates } from '../../../services/agent/journal.js';
 import { inProcessAgent } from '../../support/agent-context.js';
 import { useTempDir } from '../../support/index.js';
+import { silentLogger, type Logger } from '../../../libs/log/logger.js';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {}, child() { return silent; } } as never;
 
@@ -67,5 +68,35 @@ describe('create journal: a name taken again on shared storage while the agent w
     const next = await CreateJournal.open(own.root);
     expect(await cleanupInterruptedCreates(next, () => new DirBackend(), execRunner, silent)).to.deep.equal({ removed: ['own/w.img'], failed: [] });
     expect(existsSync(join(own.pool.target!.path, 'w.img'))).to.equal(false);
+  });
+
+  it('logs that nothing was left to remove when the name is another file now, or gone, and that it removed the partial file when it did (h92 did so for disk pools)', async () => {
+    /** A logger keeping its warnings' messages. */
+    const warnings = (): Logger & { seen: string[] } => {
+      const seen: string[] = [];
+      const log: Logger = { ...silentLogger, warn: (msg: string) => void seen.push(msg), child: () => log };
+      return Object.assign(log, { seen });
+    };
+    const taken = await interruptedCreate('taken', 'v.img');
+    const file = join(taken.pool.target!.path, 'v.img');
+    unlinkSync(file);
+    writeFileSync(file, "the other host's data");
+    const takenLog = warnings();
+    await cleanupInterruptedCreates(await CreateJournal.open(taken.root), () => new DirBackend(), execRunner, takenLog);
+    expect(readFileSync(file, 'utf8')).to.equal("the other host's data");
+    // it did not remove the other host's volume: the log must not tell the operator it did
+    expect(takenLog.seen).to.deep.equal(['nothing of an interrupted volume create was left to remove']);
+
+    const gone = await interruptedCreate('gone', 'g.img');
+    unlinkSync(join(gone.pool.target!.path, 'g.img'));
+    const goneLog = warnings();
+    await cleanupInterruptedCreates(await CreateJournal.open(gone.root), () => new DirBackend(), execRunner, goneLog);
+    expect(goneLog.seen).to.deep.equal(['nothing of an interrupted volume create was left to remove']);
+
+    const own = await interruptedCreate('mine', 'w.img');
+    const ownLog = warnings();
+    await cleanupInterruptedCreates(await CreateJournal.open(own.root), () => new DirBackend(), execRunner, ownLog);
+    expect(existsSync(join(own.pool.target!.path, 'w.img'))).to.equal(false);
+    expect(ownLog.seen).to.deep.equal(['removed what an interrupted volume create left']);
   });
 });
