@@ -7,7 +7,7 @@ import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import type { NewFileIdentity, PoolContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
 import { poolTarget, volumePath } from './paths.js';
-import { FailedPreconditionError } from '../../errors/errors.js';
+import { FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import { isPloopDirectory } from './inspect.js';
 import { openPoolDirectory, openPoolDirectoryDirect, type DirectoryIdentity } from './pool-directory.js';
@@ -22,7 +22,8 @@ export const SYNC_UNLINK_MAX_ALLOCATED = 1024 * 1024;
  * through whatever the target path leads to by now. `inDirectory`: the directory the volume was
  * made in (the undo of an interrupted create): any other is refused, also one this process
  * has not seen the pool start with. `onlyFile`: the file that create made; another file under
- * the name (made since) stays.
+ * the name (made since) stays. For that undo (either given) finding nothing of its own to
+ * remove is NOT_FOUND, so that its caller's log says so rather than that it removed something.
  */
 export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition, inDirectory?: DirectoryIdentity, onlyFile?: NewFileIdentity): Promise<void> {
   const path = volumePath(ctx.pool, volume.name);
@@ -38,15 +39,22 @@ export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition, i
     }
     return; // no pool directory: the volume is gone with it
   }
+  const undo = inDirectory !== undefined || onlyFile !== undefined;
+  /** Nothing to remove: a plain delete is done; the undo says it found nothing of its create's. */
+  const nothing = (why: string): void => {
+    if (undo) throw new NotFoundError(`volume '${printable(volume.name)}' in pool '${printable(ctx.pool.name)}': ${why}; nothing is removed`, { volume: volume.name });
+  };
   try {
     const inDir = dir.pathOf(volume.name);
-    if (onlyFile && !(await isFile(inDir, onlyFile, path))) return;
-    if (local && deleteFileSync(inDir, path)) return;
+    if (onlyFile && !(await isFile(inDir, onlyFile, path))) return nothing('the name is not the file the interrupted create made (gone, or made again since)');
+    const sync = local ? deleteFileSync(inDir, path) : false;
+    if (sync === 'gone') return nothing('it does not exist');
+    if (sync === 'done') return;
     let st;
     try {
       st = await lstat(inDir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return nothing('it does not exist');
       throw fsError(err, 'stat', path);
     }
     try {
@@ -59,7 +67,7 @@ export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition, i
         await unlink(inDir);
       }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return nothing('it does not exist');
       throw fsError(err, st.isDirectory() ? 'remove directory' : 'unlink file', path);
     }
   } finally {
@@ -73,24 +81,25 @@ export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition, i
  * is done. unlink frees the file's blocks before it returns, which for a large allocated
  * file takes long enough to stop the agent's heartbeats: those, directories (and ploop
  * ones) take the general path, as do netfs pools (a hung NFS server must not stall the
- * agent's event loop). `inDir` is the name in the opened pool directory; `path` names it in errors.
+ * agent's event loop). `inDir` is the name in the opened pool directory; `path` names it in
+ * errors. 'done': unlinked; 'gone': there was nothing under the name; false: not handled here.
  */
-function deleteFileSync(inDir: string, path: string): boolean {
+function deleteFileSync(inDir: string, path: string): 'done' | 'gone' | false {
   let st;
   try {
     st = lstatSync(inDir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
     throw fsError(err, 'stat', path);
   }
   if (st.isDirectory() || st.blocks * 512 > SYNC_UNLINK_MAX_ALLOCATED) return false;
   try {
     unlinkSync(inDir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
     throw fsError(err, 'unlink file', path);
   }
-  return true;
+  return 'done';
 }
 
 /** Whether NAME (`inDir`) is still the file `file`; false when it is another, or gone. */
