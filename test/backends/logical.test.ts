@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { LogicalBackend, type LogicalVolumeDefinition } from '../../libs/backends/logical.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
@@ -420,6 +420,32 @@ describe('logical backend (real LVM on loop devices, activation off: this kernel
     expect(err.message).to.match(/^source\.name: .*'\/dev\/null' exists/);
     expect(sha256(spare.device, 16 * 1024 * 1024)).to.equal(before);
     expect(lvmOut(['pvs', '--noheadings', '-o', 'pv_name'])).to.not.include(spare.device);
+  });
+
+  it('one device named twice (the device and a link to it): refused naming source.devices and both names, before any byte is written, even with overwrite', async () => {
+    // the names differ, so the by-name check let it through: the build cleared the device and
+    // pvcreated it, then cleared it again under the second name, over the first one's label
+    const fd = openSync(spare.device, 'r+');
+    writeSync(fd, Buffer.from('data of its own'), 0, 15, 0);
+    closeSync(fd);
+    const before = sha256(spare.device, 16 * 1024 * 1024);
+    const link = join(makeTempDir('cistern-lvm-link-').path, 'same-disk');
+    symlinkSync(spare.device, link);
+    // LVM takes the link too, as a host's default filter does
+    writeLvmConf(confDir, [...disks, spare].map((d) => d.device).concat(link));
+    try {
+      const twice: PoolDefinition = { ...pool, name: 'twice', source: PoolDefinitionSource(`${vg}t`, [spare.device, link]), target: { path: `/dev/${vg}t`, permissions: undefined } };
+      for (const flags of [{ overwrite: true, noOverwrite: false }, { overwrite: false, noOverwrite: false }]) {
+        const err = await rejects(backend.buildPool({ runner, pool: twice }, flags));
+        expect(err.code, err.message).to.equal('INVALID_ARGUMENT');
+        expect(err.message).to.match(/^source\.devices: /);
+        expect(err.message).to.include(spare.device).and.include(link);
+      }
+      expect(sha256(spare.device, 16 * 1024 * 1024)).to.equal(before);
+      expect(lvmOut(['pvs', '--noheadings', '-o', 'pv_name'])).to.not.include(spare.device);
+    } finally {
+      writeLvmConf(confDir, [...disks, spare].map((d) => d.device));
+    }
   });
 
   it('a pvcreate that dies after writing its label (here: timed out) leaves no PV behind', async () => {
