@@ -14,6 +14,7 @@ import { checkAborted, zeroEnds } from '../file-io.js';
 import { LVM_ENV, lvm } from './lvm.js';
 import { poolTarget, sourceDevices, vgName } from './paths.js';
 import { deviceError } from '../fs-errors.js';
+import { splitDevT } from '../device-number.js';
 import { refuseConflictingBuildFlags } from '../build-flags.js';
 import { buildTag, selectTaggedVg } from './tags.js';
 import { pvGroups } from './sources.js';
@@ -43,7 +44,8 @@ export async function buildVolumeGroup(ctx: PoolContext, flags: BuildFlags, allo
   if (devices.length === 0) {
     throw new InvalidArgumentError('source.devices', `no source device given for volume group '${vg}'; a logical pool is built on one or more <device path='...'/>`);
   }
-  for (const dev of devices) await checkDevice(dev, allowRegularFiles);
+  const seen = new Map<string, string>();
+  for (const dev of devices) refuseSameDevice(seen, dev, await checkDevice(dev, allowRegularFiles));
   if (!flags?.overwrite) {
     for (const dev of devices) await requireEmptyDevice(ctx.runner, dev, ctx.signal);
   }
@@ -159,8 +161,29 @@ async function refuseTakenDevName(ctx: PoolContext, vg: string, devices: string[
   );
 }
 
-/** A device a PV can be made of: there, a block device, not held by anyone. */
-async function checkDevice(dev: string, allowRegularFiles: boolean): Promise<void> {
+/**
+ * sourceDevices refuses a path listed twice, but not two names of one device (/dev/loop5 and
+ * a link to it, /dev/disk/by-id/...): the build would clear and pvcreate it, then clear it
+ * again under the other name, over the first one's fresh label. `seen`: the identity of each
+ * device checked so far, with the name it was listed under.
+ */
+function refuseSameDevice(seen: Map<string, string>, dev: string, identity: string): void {
+  const first = seen.get(identity);
+  if (first !== undefined) {
+    throw new InvalidArgumentError(
+      'source.devices',
+      `'${printable(first, 200)}' and '${printable(dev, 200)}' are the same device (${identity}); list each device once; nothing was written`,
+    );
+  }
+  seen.set(identity, dev);
+}
+
+/**
+ * A device a PV can be made of: there, a block device, not held by anyone. Returns what
+ * identifies it whatever its name: the device number (major:minor) of a block device, the
+ * file's device and inode for a regular file standing in for one.
+ */
+async function checkDevice(dev: string, allowRegularFiles: boolean): Promise<string> {
   let st;
   try {
     st = await stat(dev, { bigint: true });
@@ -179,6 +202,11 @@ async function checkDevice(dev: string, allowRegularFiles: boolean): Promise<voi
   } finally {
     await fh?.close().catch(() => undefined);
   }
+  if (st.isBlockDevice()) {
+    const { major, minor } = splitDevT(st.rdev);
+    return `device ${major}:${minor}`;
+  }
+  return `file ${st.dev}:${st.ino}`;
 }
 
 /** virStorageBackendZeroPartitionTable(path, 1 MiB): zeros over the first and the last MiB. */
