@@ -234,6 +234,8 @@ describe('mpath backend: wipe, upload, download on the map device', function () 
   let vol: VolumeDefinition;
   let file: string;
   let mapperDir: string;
+  let procDevices: string;
+  let loopMajor: number;
   let detach: (() => Promise<void>) | undefined;
 
   before(async function () {
@@ -249,6 +251,10 @@ describe('mpath backend: wipe, upload, download on the map device', function () 
     const table = text('table-multipath.txt').replace('mpathb: 0 41943040', `mpathb: 0 ${SIZE / 512}`);
     // the map's device number is the loop device's, as dmsetup ls would list it
     const { major, minor } = splitDevT(statSync(loop.device, { bigint: true }).rdev);
+    // the loop device stands in for the map: in this fake /proc its major is device-mapper's
+    loopMajor = major;
+    procDevices = join(fx.proc, 'devices');
+    writeFileSync(procDevices, `Character devices:\n 10 misc\n\nBlock devices:\n${String(major).padStart(3)} device-mapper\n259 blkext\n`);
     // the other maps get minors of their own: a loop device numbered 2 or 7 (other loops in use
     // on the host) would otherwise share its dm-MINOR volume name with mpatha or the wwid map
     const ls = text('ls-multipath.txt')
@@ -285,6 +291,29 @@ describe('mpath backend: wipe, upload, download on the map device', function () 
       }
     });
     expect(otherHolds.every((b) => b === 0x5a)).to.equal(true);
+  });
+
+  it("refuses a device of the volume's minor that is not a device-mapper device (another major): the name leads to, e.g., a disk", async () => {
+    // the same node, but device-mapper has another major on this (fake) host: the node is then
+    // some other driver's device that happens to have the map's minor
+    const dmMajor = loopMajor === 253 ? 252 : 253;
+    writeFileSync(procDevices, `Block devices:\n${String(loopMajor).padStart(3)} loop\n${dmMajor} device-mapper\n`);
+    const before = readFileSync(file);
+    try {
+      for (const attempt of [
+        () => backend.wipeVol!(ctx, vol, WipeAlgorithm.WIPE_ALGORITHM_ZERO),
+        () => backend.wipeVol!(ctx, vol, WipeAlgorithm.WIPE_ALGORITHM_TRIM),
+        () => backend.uploadVol!(ctx, vol, 0n, 0n, once(Buffer.alloc(4096, 1))),
+        () => collect(backend.downloadVol!(ctx, vol, 0n, 0n)),
+      ]) {
+        const err = await rejects(attempt());
+        expect(err.code, err.message).to.equal('FAILED_PRECONDITION');
+        expect(err.message).to.match(new RegExp(`is not the device of volume 'dm-\\d+' \\(device-mapper device ${dmMajor}:\\d+\\) any more: it is device ${loopMajor}:\\d+; refresh the pool`));
+      }
+    } finally {
+      writeFileSync(procDevices, `Block devices:\n${String(loopMajor).padStart(3)} device-mapper\n`);
+    }
+    expect(readFileSync(file).equals(before), 'nothing written').to.equal(true);
   });
 
   it('a path that is not a /dev/mapper map is refused', async () => {
