@@ -92,6 +92,16 @@ export function isMultipathTable(targets: readonly DmTarget[] | undefined): bool
   return targets !== undefined && targets.length > 0 && targets[0]!.type === 'multipath';
 }
 
+/**
+ * The block major the kernel gave device-mapper (dynamic: 253 or 254 on most hosts), from
+ * /proc/devices ("Block devices:" then "MAJOR NAME" lines); undefined when it is not there.
+ */
+export function deviceMapperMajor(procDevices: string): number | undefined {
+  const block = procDevices.split(/^Block devices:\s*$/m)[1];
+  const m = block?.match(/^\s*(\d+)\s+device-mapper\s*$/m);
+  return m ? Number(m[1]) : undefined;
+}
+
 export const NO_DEVICE_MAPPER =
   'device-mapper is not available in this kernel (no "device-mapper" in /proc/misc; /dev/mapper/control cannot be opened): load the dm_mod and dm_multipath modules, or use a kernel with CONFIG_BLK_DEV_DM';
 

@@ -24,6 +24,7 @@ import { devFsPath, lunPoolSizes } from './scsi-scan.js';
 import { hostRoots } from './host-roots.js';
 import {
   NO_DEVICE_MAPPER,
+  deviceMapperMajor,
   dmsetupError,
   dmsetupLsArgv,
   dmsetupTableArgv,
@@ -191,7 +192,7 @@ export class MpathBackend implements StorageBackend {
 
   async wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
     const path = this.devicePath(ctx.pool, volume);
-    const identity = mapIdentity(volume);
+    const identity = mapIdentity(volume, this.procRoot);
     if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) {
       await checkIdentity(path, identity);
       return discardLun(ctx, path, this.options.blkdiscard ?? 'blkdiscard');
@@ -200,26 +201,31 @@ export class MpathBackend implements StorageBackend {
   }
 
   async uploadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint, data: AsyncIterable<Buffer>): Promise<bigint> {
-    return uploadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, data, mapIdentity(volume));
+    return uploadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, data, mapIdentity(volume, this.procRoot));
   }
 
   downloadVol(ctx: PoolContext, volume: VolumeDefinition, offset: bigint, length: bigint): AsyncIterable<Buffer> {
-    return downloadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, mapIdentity(volume));
+    return downloadBlock(ctx, this.devicePath(ctx.pool, volume), offset, length, mapIdentity(volume, this.procRoot));
   }
 }
 
 /**
  * The check that a device opened by a volume's /dev/mapper name is still its map: the block
- * device of the minor the refresh listed (dm-MINOR). A map that went away and a name that
- * came back for another one lead elsewhere; the data operations refuse it.
+ * device of device-mapper's major (/proc/devices) and the minor the refresh listed (dm-MINOR).
+ * A map that went away and a name that came back for another one, or a name that leads to
+ * another driver's device that has the same minor (a disk, a loop device), lead elsewhere;
+ * the data operations refuse it.
  */
-function mapIdentity(volume: VolumeDefinition): DeviceIdentity {
+function mapIdentity(volume: VolumeDefinition, procRoot: string): DeviceIdentity {
   const minor = minorOf(volume);
   return async (opened, path) => {
+    const major = deviceMapperMajor(await readFile(`${procRoot}/devices`, 'utf8').catch(() => ''));
+    // no device-mapper in this kernel: no device can be a map
+    if (major === undefined) throw new FailedPreconditionError(NO_DEVICE_MAPPER);
     const got = splitDevT(opened.rdev);
-    if (!opened.isBlockDevice() || got.minor !== minor) {
+    if (!opened.isBlockDevice() || got.major !== major || got.minor !== minor) {
       throw new FailedPreconditionError(
-        `'${printable(path, 200)}' is not the device of volume '${printable(volume.name)}' (device-mapper minor ${minor}) any more: it is device ${got.major}:${got.minor}; refresh the pool`,
+        `'${printable(path, 200)}' is not the device of volume '${printable(volume.name)}' (device-mapper device ${major}:${minor}) any more: it is device ${got.major}:${got.minor}; refresh the pool`,
         { volume: volume.name, path },
       );
     }

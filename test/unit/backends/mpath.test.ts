@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { MpathBackend } from '../../../libs/backends/mpath.js';
 import { splitDevT } from '../../../libs/backends/device-number.js';
 import {
+  deviceMapperMajor,
   dmsetupError,
   isMultipathTable,
   parseDmsetupLs,
@@ -61,6 +62,14 @@ describe('dmsetup parsers', () => {
     expect(parseDmsetupLs(text('ls-old-format.txt'))).to.deep.equal([{ name: 'mpatha', major: 253, minor: 2 }]);
     expect(parseDmsetupLs(text('ls-none.txt'))).to.deep.equal([]);
     expect(() => parseDmsetupLs('garbage line\n')).to.throw(/cannot parse dmsetup ls/);
+  });
+
+  it("/proc/devices: device-mapper's block major, not a character device's; none without device-mapper", () => {
+    expect(deviceMapperMajor(readFileSync(join(FIX, 'tree', 'proc', 'devices'), 'utf8'))).to.equal(253);
+    expect(deviceMapperMajor('Character devices:\n253 device-mapper\n\nBlock devices:\n  7 loop\n254 device-mapper\n')).to.equal(254);
+    // this build host's: no device-mapper
+    expect(deviceMapperMajor('Character devices:\n 10 misc\n\nBlock devices:\n  7 loop\n253 zram\n254 virtblk\n259 blkext\n')).to.equal(undefined);
+    expect(deviceMapperMajor('')).to.equal(undefined);
   });
 
   it('table: targets per device, sizes, multipath check; single-device form', () => {
@@ -287,7 +296,7 @@ describe('mpath backend: wipe, upload, download on the map device', function () 
       ]) {
         const err = await rejects(attempt());
         expect(err.code).to.equal('FAILED_PRECONDITION');
-        expect(err.message).to.match(/is not the device of volume 'dm-\d+' \(device-mapper minor \d+\) any more: it is device \d+:\d+; refresh the pool/);
+        expect(err.message).to.match(/is not the device of volume 'dm-\d+' \(device-mapper device \d+:\d+\) any more: it is device \d+:\d+; refresh the pool/);
       }
     });
     expect(otherHolds.every((b) => b === 0x5a)).to.equal(true);
