@@ -322,12 +322,13 @@ describe('dir backend (recording runner)', () => {
       }
     });
 
-    it('refuses to shrink without the flag, allocate for non-raw, and out-of-range sizes', async () => {
+    it('refuses to shrink without the flag, allocate for non-raw (UNIMPLEMENTED: libvirt\'s VIR_ERR_OPERATION_UNSUPPORTED), and out-of-range sizes', async () => {
       const noShrink = await rejects(backend.resizeVol(ctx, vol('r.qcow2', ''), MiB, { allocate: false, delta: false, shrink: false }));
       expect(noShrink.code).to.equal('INVALID_ARGUMENT');
       expect(noShrink.message).to.contain('shrink flag');
       const alloc = await rejects(backend.resizeVol(ctx, vol('r.qcow2', ''), 20n * MiB, { allocate: true, delta: false, shrink: false }));
-      expect(alloc.message).to.contain('only supported for an unencrypted raw volume');
+      expect(alloc.code, alloc.message).to.equal('UNIMPLEMENTED');
+      expect(alloc.message).to.equal("preallocate is only supported for raw type volume: volume 'r.qcow2' is qcow2; resize it without allocate");
       const neg = await rejects(backend.resizeVol(ctx, vol('r.qcow2', ''), -1n, { allocate: false, delta: false, shrink: false }));
       expect(neg.code).to.equal('INVALID_ARGUMENT');
       const over = await rejects(backend.resizeVol(ctx, vol('r.qcow2', ''), (1n << 63n) - 2n, { allocate: false, delta: true, shrink: false }));
@@ -484,14 +485,13 @@ describe('dir backend (recording runner)', () => {
       expect(argv.at(-2)).to.match(/^driver=luks,key-secret=volume_encrypt0,file\.filename=\/proc\//);
     });
 
-    it('refuses allocate (INVALID_ARGUMENT on allocate), legacy qcow encryption, and a missing passphrase, before running anything', async () => {
+    it('refuses allocate (UNIMPLEMENTED, as libvirt\'s VIR_ERR_OPERATION_UNSUPPORTED), legacy qcow encryption, and a missing passphrase, before running anything', async () => {
       luksFile('e.img', 8n * MiB);
       qcow2File('aes.qcow2', 10n * MiB, 1);
       const c = { ...ctx, secrets: new Map([[UUID, Buffer.from(PASS)]]) };
       const alloc = await rejects(backend.resizeVol(c, encrypted('e.img', { uuid: UUID }), 16n * MiB, { allocate: true, delta: false, shrink: false }));
-      expect(alloc.code).to.equal('INVALID_ARGUMENT');
-      expect((alloc as unknown as { field: string }).field).to.equal('allocate');
-      expect(alloc.message).to.contain('preallocate is only supported for an unencrypted raw volume');
+      expect(alloc.code, alloc.message).to.equal('UNIMPLEMENTED');
+      expect(alloc.message).to.equal("preallocate is only supported for an unencrypted raw volume: volume 'e.img' is encrypted; resize it without allocate");
       const aes = await rejects(backend.resizeVol(c, encrypted('aes.qcow2'), 20n * MiB, { allocate: false, delta: false, shrink: false }));
       expect(aes.code).to.equal('INVALID_ARGUMENT');
       expect(aes.message).to.contain("with 'qcow' encryption is not supported");
