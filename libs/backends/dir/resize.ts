@@ -106,8 +106,11 @@ async function resizeOpened(
   }
   const encrypted = !!cur.encryption;
   if (flags.allocate) {
+    // libvirt's VIR_ERR_OPERATION_UNSUPPORTED, in its words: the request is well formed, this
+    // volume cannot do it (UNIMPLEMENTED, as Cistern's other refusals of what a volume cannot do)
     if (format !== 'raw' || encrypted) {
-      throw new InvalidArgumentError('allocate', `preallocate is only supported for an unencrypted raw volume, not ${encrypted ? 'an encrypted ' : ''}${format}`);
+      const what = encrypted ? `an unencrypted raw volume: volume '${printable(volume.name)}' is encrypted` : `raw type volume: volume '${printable(volume.name)}' is ${format}`;
+      throw new UnimplementedError(`preallocate is only supported for ${what}; resize it without allocate`, { volume: volume.name });
     }
     const delta = abs - curAlloc;
     const { available } = await poolRuntime(poolTarget(ctx.pool));
