@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { entryPoints, useStack, useTempDir } from '../support/index.js';
+import { entryPoints, startCoordinator, useStack, useTempDir } from '../support/index.js';
 import { trackPid, untrackPid } from '../support/cleanup.js';
 import { createVolume, startDirPool } from './reliability-helpers.js';
 
@@ -142,6 +142,40 @@ describe('cisternctl session (real processes)', function () {
       expect(await exited).to.equal(130);
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('cisternctl session across a coordinator that dies and comes back (real processes)', function () {
+  this.timeout(180_000);
+  const ctx = useStack({ hosts: ['a'] });
+
+  it('the first command after the coordinator answers again reaches it, not the old connection error', async () => {
+    const { address, natsUrl } = ctx.stack;
+    const s = new PipedSession(address, ['-q']);
+    let restarted: Awaited<ReturnType<typeof startCoordinator>> | undefined;
+    try {
+      expect(await s.run('host-list')).to.match(/ a +\S+ +online /);
+      await ctx.stack.coordinator.kill();
+      // a while down, a command every second, as a user retrying: grpc-js backs its reconnects
+      // off (1 s, x1.6 each, up to 120 s) and fails calls at once with the last error meanwhile
+      for (let i = 0; i < 8; i++) {
+        const errBefore = s.err.length;
+        expect(await s.run('host-list')).to.equal('');
+        expect(s.err.slice(errBefore)).to.equal(`error: failed to connect to the coordinator at ${address}\nerror: connect ECONNREFUSED ${address}\n`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      // answering ListHosts on the same address before this resolves
+      restarted = await startCoordinator({ natsUrl, listen: address, dataDir: ctx.stack.coordinator.dataDir });
+      const errBefore = s.err.length;
+      // as virsh reconnects before the next command: this one reaches the coordinator
+      expect(await s.run('host-list'), s.err.slice(errBefore)).to.match(/ a +\S+ +online /);
+      expect(s.err.slice(errBefore)).to.equal('');
+      s.child.stdin.end();
+      expect(await s.exited).to.equal(0);
+    } finally {
+      s.child.kill('SIGKILL');
+      await restarted?.stop();
     }
   });
 });
