@@ -162,6 +162,10 @@ export function connect(opts: ConnectionOptions): StorageApi {
     // ~45 window updates; a 4 MiB window lets the server send it at once (measured: 10,000
     // volumes with connect, median 93 -> 59 ms). Uploads are not affected: they send.
     'grpc-node.flow_control_window': LISTING_WINDOW_BYTES,
+    // a connection of its own, not one shared from grpc-js's process-wide pool: after a failed
+    // connect the session drops this client and opens another (run.ts, Connections), which must
+    // dial at once, not inherit the old one's reconnect backoff
+    'grpc.use_local_subchannel_pool': 1,
   });
   const metadata = (): Metadata => {
     const md = new Metadata();

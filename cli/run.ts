@@ -137,6 +137,19 @@ export class Connections {
     return api;
   }
 
+  /**
+   * Forgets the connection to a server that could not be reached, so the next command dials
+   * again, as virsh reconnects before its next command: grpc-js would otherwise fail every call
+   * at once with the old error until its reconnect backoff (1 s growing to 120 s) passes, long
+   * after the coordinator answers again.
+   */
+  drop(conn: ConnectionOptions): void {
+    if (this.given) return;
+    const key = JSON.stringify(conn);
+    this.open.get(key)?.close();
+    this.open.delete(key);
+  }
+
   close(): void {
     for (const api of this.open.values()) api.close();
     this.open.clear();
@@ -219,8 +232,12 @@ async function execute(parsed: Parsed, io: CliIo, connections: Connections, inte
     await command.run(ctx);
     return 0;
   } catch (err) {
-    // virsh connects before it runs a command: when it cannot, nothing is printed on stdout either
-    if (isConnectFailure(err instanceof CommandError ? err.cause : err)) trailer = false;
+    // virsh connects before it runs a command: when it cannot, nothing is printed on stdout
+    // either, and the next command connects again
+    if (isConnectFailure(err instanceof CommandError ? err.cause : err)) {
+      trailer = false;
+      if (parsed.kind === 'command') connections.drop(parsed.conn);
+    }
     io.stderr.write(errorText(err, server));
     return 1;
   } finally {
