@@ -24,6 +24,8 @@ export interface SessionCallOptions {
 type Request<C extends SessionCall> = Extract<NonNullable<SessionRequest['call']>, { $case: C }>['value'];
 
 interface Waiting {
+  /** the method, for the error of a call whose stream broke */
+  call: SessionCall;
   resolve(bytes: Uint8Array): void;
   reject(err: Error): void;
 }
@@ -75,6 +77,7 @@ export class StorageSession {
         if (onAbort) signal!.removeEventListener('abort', onAbort);
       };
       open.waiting.set(id, {
+        call,
         resolve: (bytes) => {
           done();
           resolve(bytes);
@@ -113,17 +116,31 @@ export class StorageSession {
     const open: OpenStream = { stream, waiting: new Map() };
     this.current = open;
     stream.on('data', (bytes: Buffer) => settle(open, bytes));
-    stream.on('error', (err) => this.endWith(open, fromGrpcError(err)));
-    stream.on('end', () => this.endWith(open, new UnavailableError('the coordinator ended the session before answering; retry the call')));
+    stream.on('error', (err) => this.endWith(open, (call) => brokenStreamError(call, fromGrpcError(err))));
+    stream.on('end', () => this.endWith(open, () => new UnavailableError('the coordinator ended the session before answering; retry the call')));
     return open;
   }
 
-  private endWith(open: OpenStream, err: Error): void {
+  private endWith(open: OpenStream, errorOf: (call: SessionCall) => Error): void {
     if (this.current === open) this.current = undefined;
     const waiting = [...open.waiting.values()];
     open.waiting.clear();
-    for (const w of waiting) w.reject(err);
+    for (const w of waiting) w.reject(errorOf(w.call));
   }
+}
+
+/**
+ * The error of a call whose stream broke before its answer (the coordinator killed, the
+ * network cut): grpc-js says only "Connection dropped". The call was sent, so it may have been
+ * done, or its work may go on on the agent: the client must be told so, and how to retry
+ * without doing it twice. A stream that never connected sent nothing: its error stands.
+ */
+function brokenStreamError(call: SessionCall, err: Error): Error {
+  if (!(err instanceof UnavailableError) || /No connection established/.test(err.message)) return err;
+  return new UnavailableError(
+    `${err.message}: the connection to the coordinator broke before call ${call} was answered; it may have been done, ` +
+      'or may still complete on the agent: check its outcome before calling again, or retry with the same request_id',
+  );
 }
 
 function settle(open: OpenStream, bytes: Buffer): void {
