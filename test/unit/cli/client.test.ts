@@ -123,3 +123,13 @@ describe('cli connection settings', () => {
     expect(quiet.stdout.endsWith('</storagepoolCapabilities>\n\n'), JSON.stringify(quiet.stdout.slice(-40))).to.equal(true);
   });
 });
+
+describe('cli connection errors', () => {
+  it('a connection reset while reconnecting is the cause alone, without grpc-js\'s preamble and timestamp', async () => {
+    const { errorText } = await import('../../../cli/run.js');
+    const { UnavailableError } = await import('../../../libs/errors/errors.js');
+    // what grpc-js fails a call with while its reconnect after a killed coordinator backs off
+    const err = new UnavailableError('No connection established. Last error: read ECONNRESET (2026-11-28T12:22:35.772Z).');
+    expect(errorText(err, '127.0.0.1:5')).to.equal('error: failed to connect to the coordinator at 127.0.0.1:5\nerror: read ECONNRESET\n');
+  });
+});
