@@ -265,6 +265,16 @@ function isConnectFailure(err: unknown): boolean {
     /No connection established|ECONNREFUSED|failed to connect|Name resolution failed|DNS resolution failed/i.test(err.message);
 }
 
+/**
+ * The cause in grpc-js's words for a failed connect: while it backs off after a connection it
+ * lost (a coordinator killed) it says 'No connection established. Last error: read ECONNRESET
+ * (<when>).', of which only the error says anything to the user.
+ */
+function lastConnectError(message: string): string {
+  const last = /^No connection established\. Last error: (.*?)(?: \(\d{4}-\d\d-\d\dT[\d:.]+Z\))?\.?$/s.exec(message);
+  return last ? last[1]! : message.replace(/\s*Resolution note:\s*$/, '');
+}
+
 /** virsh prints every error line as "error: ..." on stderr. */
 export function errorText(err: unknown, server = ''): string {
   if (err instanceof ReportedError) return '';
@@ -279,7 +289,7 @@ export function errorText(err: unknown, server = ''): string {
     const plaintext = /wrong version number/.test(messageOf(err));
     const cause = plaintext
       ? 'the server does not answer TLS (a coordinator without --tls-cert?): without --ca and CISTERN_CA, cisternctl connects in plain text'
-      : m ? `connect ${m[1]} ${m[2]}` : messageOf(err).replace(/\s*Resolution note:\s*$/, '');
+      : m ? `connect ${m[1]} ${m[2]}` : lastConnectError(messageOf(err));
     return `error: failed to connect to the coordinator at ${server}\nerror: ${cause}\n`;
   }
   return `error: ${messageOf(err)}\n`;
