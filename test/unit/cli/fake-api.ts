@@ -233,6 +233,8 @@ export interface RunOptions {
   /** cisternctl's environment (default: empty) */
   env?: Record<string, string>;
   terminal?: Terminal;
+  /** the clock -t reads, in milliseconds (default: the real one) */
+  clock?: () => number;
 }
 
 export async function run(api: FakeApi, argv: string[], extra: RunOptions = {}): Promise<Captured> {
@@ -246,6 +248,7 @@ export async function run(api: FakeApi, argv: string[], extra: RunOptions = {}):
     api,
     ...(extra.terminal ? { terminal: extra.terminal } : {}),
     ...(extra.signal ? { signal: extra.signal } : {}),
+    ...(extra.clock ? { clock: extra.clock } : {}),
     ...(extra.stdin !== undefined ? { openInput: () => linesOf(extra.stdin!) } : {}),
   });
   return { code, stdout, stderr };
