@@ -169,7 +169,7 @@ export interface GlobalSplit {
 }
 
 /**
- * The options before the command, as virsh's getopt_long (optstring "+:c:hqvV") names them:
+ * The options before the command, as virsh's getopt_long (optstring "+:c:hqrtvV") names them:
  * `arg` none, a value, or an optional `=value` (--version). `option` is the GLOBAL_OPTIONS
  * entry set; -c is virsh's --connect, which here is --server.
  */
@@ -177,7 +177,7 @@ interface GetoptOption {
   long: string;
   short?: string;
   arg: 'none' | 'required' | 'optional';
-  option: 'server' | 'ca' | 'cert' | 'key' | 'token' | 'quiet' | 'help' | 'version';
+  option: 'server' | 'ca' | 'cert' | 'key' | 'token' | 'quiet' | 'readonly' | 'timing' | 'help' | 'version';
 }
 
 const GETOPT_OPTIONS: GetoptOption[] = [
@@ -188,6 +188,9 @@ const GETOPT_OPTIONS: GetoptOption[] = [
   { long: 'key', arg: 'required', option: 'key' },
   { long: 'token', arg: 'required', option: 'token' },
   { long: 'quiet', short: 'q', arg: 'none', option: 'quiet' },
+  // virsh's -r and -t: only before the command, as in virsh; they set the bools of those names
+  { long: 'readonly', short: 'r', arg: 'none', option: 'readonly' },
+  { long: 'timing', short: 't', arg: 'none', option: 'timing' },
   { long: 'help', short: 'h', arg: 'none', option: 'help' },
   { long: 'version', short: 'v', arg: 'optional', option: 'version' },
 ];
@@ -224,7 +227,7 @@ export function splitGlobal(argv: string[]): GlobalSplit {
     else if (o.option === 'version') {
       // virsh acts on it at once (getopt order): nothing after it is looked at
       if (!help) return value === 'long' ? 'long' : 'short';
-    } else if (o.option === 'quiet') bools.add('quiet');
+    } else if (o.option === 'quiet' || o.option === 'readonly' || o.option === 'timing') bools.add(o.option);
     else strings.set(o.option, value!);
     return false;
   };

@@ -23,6 +23,8 @@ export interface CliIo {
   openInput?: () => CommandInput;
   /** The user's terminal, when stdin is one (pool-edit's editor and its question). */
   terminal?: Terminal;
+  /** What -t reads, in milliseconds (tests give a clock of their own; default performance.now). */
+  clock?: () => number;
 }
 
 /** What a command needs of the terminal to run an editor on it and ask the user something. */

@@ -53,6 +53,17 @@ export function underContext<T>(context: string, fn: () => T): T {
   }
 }
 
+/**
+ * A call a read-only connection (-r, --readonly) refuses, in libvirt's words
+ * (virReportRestrictedError): `operation forbidden: read only access prevents virStoragePoolCreate`.
+ */
+export class ReadOnlyError extends Error {
+  constructor(readonly refused: string) {
+    super(`operation forbidden: read only access prevents ${refused}`);
+    this.name = 'ReadOnlyError';
+  }
+}
+
 /** A failure the command has already shown the user (pool-edit's answer 'n'): only the exit code is left. */
 export class ReportedError extends Error {
   constructor() {

@@ -9,6 +9,7 @@ import { COMMANDS, findCommand } from './commands/index.js';
 import { commandHelp, findGroup, generalHelp, groupHelp } from './commands/help.js';
 import { CommandError, ReportedError, UsageError } from './errors.js';
 import { isCommandLine, splitCommandLine } from './command-line.js';
+import { readOnlyApi } from './read-only.js';
 
 export const VERSION = '0.1.0';
 
@@ -195,13 +196,22 @@ function parseCommand(
   return { kind: 'command', command, opts, conn: connectionOptions(opts.strings, env) };
 }
 
-/** Runs a parsed command; virsh's blank line follows it, whether it failed or not (not with --json). */
+/**
+ * Runs a parsed command; virsh's blank line follows it, whether it failed or not (not with --json).
+ * With -t, virsh's vshCommandRun prints `\n(Time: %.3f ms)\n\n` instead, with vshPrint: also
+ * with -q, after a failure and after help. With -r the command's API is a read-only connection.
+ */
 async function execute(parsed: Parsed, io: CliIo, connections: Connections, interactive: boolean): Promise<number> {
   if (parsed.kind === 'quit') return 0;
   const quiet = parsed.opts.bools.has('quiet');
+  const timing = parsed.opts.bools.has('timing');
+  const readonly = parsed.opts.bools.has('readonly');
+  const clock = io.clock ?? (() => performance.now());
+  const before = clock();
   // --json output is JSON or nothing: a failed command leaves stdout empty (its error is on
   // stderr), where virsh's blank line would be read as a document by a script
   let trailer = !(parsed.kind === 'command' && parsed.opts.bools.has('json'));
+  let connected = true;
   let server = '';
   try {
     if (parsed.kind === 'help') {
@@ -214,7 +224,7 @@ async function execute(parsed: Parsed, io: CliIo, connections: Connections, inte
       name: command.name,
       opts,
       quiet,
-      api: () => connections.get(conn),
+      api: () => (readonly ? readOnlyApi(connections.get(conn)) : connections.get(conn)),
       print: (t) => void io.stdout.write(t),
       printExtra: (t) => {
         if (!quiet) io.stdout.write(t);
@@ -236,13 +246,23 @@ async function execute(parsed: Parsed, io: CliIo, connections: Connections, inte
     // either, and the next command connects again
     if (isConnectFailure(err instanceof CommandError ? err.cause : err)) {
       trailer = false;
+      connected = false;
       if (parsed.kind === 'command') connections.drop(parsed.conn);
     }
     io.stderr.write(errorText(err, server));
     return 1;
   } finally {
-    if (trailer && !quiet) io.stdout.write('\n');
+    const after = clock();
+    if (trailer && timing) io.stdout.write(timingText(after - before));
+    // --json keeps stdout a document: the time goes to stderr (virsh has no --json)
+    else if (timing && connected) io.stderr.write(timingText(after - before));
+    else if (trailer && !quiet) io.stdout.write('\n');
   }
+}
+
+/** virsh's `_("\n(Time: %.3f ms)\n\n")`. */
+function timingText(ms: number): string {
+  return `\n(Time: ${ms.toFixed(3)} ms)\n\n`;
 }
 
 /** virsh's cmdHelp: every command, one command, or a group by name or keyword ('help pool'). */

@@ -85,6 +85,8 @@ export function generalHelp(commands: Command[]): string {
     out += `    ${syntax.padEnd(30)} ${o.help}\n`;
   }
   out += `    ${'-c, --connect HOST:PORT'.padEnd(30)} same as --server (--connect only before the command)\n    ${'-q'.padEnd(30)} same as --quiet\n`;
+  out += `    ${'-r, --readonly'.padEnd(30)} read-only: commands that would change something fail, as on virsh's read-only connection (only before the command)\n`;
+  out += `    ${'-t, --timing'.padEnd(30)} print how long each command took (only before the command)\n`;
   out += `    ${'-h, --help'.padEnd(30)} this help; 'help COMMAND' for one command\n`;
   out += `    ${'-v, --version'.padEnd(30)} the version; -V or --version=long adds the pool types it knows\n`;
   out += '\nPools are named POOL (when unique in the fleet) or HOST/POOL.\n';
