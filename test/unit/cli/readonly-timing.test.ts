@@ -3,7 +3,7 @@
 // command with how long it took instead of the blank line (virsh's vshCommandRun).
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeApi, pool, run, volume } from './fake-api.js';
@@ -82,6 +82,16 @@ describe('cisternctl -r/--readonly', () => {
     expect(existsSync(out)).to.equal(false);
   });
 
+  it('vol-download leaves an existing file as it was (virsh 9.0 -r empties it before it is refused)', async () => {
+    const api = withPoolAndVolume();
+    const out = join(dir, 'keep');
+    await writeFile(out, 'precious');
+    const r = await run(api, ['-r', 'vol-download', 'v', out, '--pool', 'p']);
+    expect(r.stderr).to.equal('error: cannot download from volume v\nerror: operation forbidden: read only access prevents virStorageVolDownload\n');
+    expect(r.code).to.equal(1);
+    expect(await readFile(out, 'utf8')).to.equal('precious');
+  });
+
   it('reads work; a lookup that fails is reported before any refusal, as in virsh', async () => {
     const api = withPoolAndVolume();
     const list = await run(api, ['-r', 'pool-list']);
@@ -134,6 +144,15 @@ describe('cisternctl -t/--timing', () => {
     expect(session.stdout).to.match(/^p +\n\n\(Time: 1\.250 ms\)\n\n$/);
     const bad = await run(api, ['-t', 'pool-list --bogus'], { clock: steppingClock() });
     expect(bad.stdout).to.equal('');
+  });
+
+  it('with --json the time goes to stderr, and stdout stays the JSON document', async () => {
+    const api = new FakeApi(['a']);
+    api.pools = [pool('a', 'p')];
+    const r = await run(api, ['-t', 'pool-list', '--json'], { clock: steppingClock() });
+    expect(r.code).to.equal(0);
+    expect(() => JSON.parse(r.stdout) as unknown).to.not.throw();
+    expect(r.stderr).to.equal('\n(Time: 1.250 ms)\n\n');
   });
 
   it('-r and -t are in the general help', async () => {
