@@ -57,10 +57,24 @@ export const READ_ONLY_REFUSED: Record<ApiMethod, string | null> = {
   watchEvents: null,
 };
 
+/** Marks the API readOnlyApi returns, for assertAllowed. */
+const READ_ONLY = Symbol('read-only connection');
+
+/**
+ * Throws the ReadOnlyError that calling `method` on `api` would throw, without calling it: for a
+ * command that would otherwise touch a local file first (vol-download empties its target before
+ * it downloads, where a refused download must change nothing).
+ */
+export function assertAllowed(api: StorageApi, method: ApiMethod): void {
+  const refused = READ_ONLY_REFUSED[method];
+  if (refused && (api as unknown as Record<symbol, unknown>)[READ_ONLY] === true) throw new ReadOnlyError(refused);
+}
+
 /** `api` as a read-only connection: a refused method throws ReadOnlyError and sends nothing. */
 export function readOnlyApi(api: StorageApi): StorageApi {
   return new Proxy(api, {
     get(target, prop, receiver) {
+      if (prop === READ_ONLY) return true;
       const value: unknown = Reflect.get(target, prop, receiver);
       const refused = typeof prop === 'string' ? READ_ONLY_REFUSED[prop as ApiMethod] : undefined;
       if (typeof value !== 'function') return value;

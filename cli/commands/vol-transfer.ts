@@ -12,6 +12,7 @@ import { progressBar } from '../format/progress.js';
 import { volumeShortName } from '../format/volume.js';
 import { MAX_SIZE, MAX_ULLONG, parseCount, parseWrappingCount } from '../size.js';
 import { writeSparse } from '../../libs/backends/sparse-write.js';
+import { assertAllowed } from '../read-only.js';
 import { POOL_OPTIONAL, VOL_HOST_OPTION, VOL_OPTION, volumeFromOptions } from './vol-common.js';
 
 export const CHUNK_SIZE = 1024 * 1024;
@@ -148,6 +149,8 @@ export const volDownload: Command = {
     const capacity = vol.definition?.capacity ?? 0n;
     const remaining = capacity > offset ? capacity - offset : 0n;
     const total = length > 0n && length < remaining ? length : remaining;
+    // virsh 9.0 -r empties an existing file before its download is refused: refuse first here
+    await attempt(`cannot download from volume ${req(ctx.opts, 'vol')}`, async () => assertAllowed(ctx.api(), 'downloadVolume'));
     // virsh: create the file, or truncate an existing one; remove it again on failure if we created it.
     let created = true;
     let fh: FileHandle;
