@@ -94,6 +94,16 @@ describe('cisternctl pool-edit', () => {
     expect(quiet).to.deep.equal({ code: 0, stdout: '', stderr: '' });
   });
 
+  it('-r runs the editor and then is refused the define, as virsh -r: nothing defined, nothing left', async () => {
+    const api = poolApi();
+    const r = await run(api, ['-r', 'pool-edit', 'default'], { env: env({ EDITOR: editor('/srv/default', '/srv/elsewhere') }) });
+    // virsh 9.0 from a pipe prints 'error: Failed.' then 'Pool (null) XML configuration edited.'
+    // and exits 0; the failure is reported as a failure here
+    expect(r).to.deep.equal({ code: 1, stdout: '\n', stderr: 'error: Failed.\nerror: operation forbidden: read only access prevents virStoragePoolDefineXML\n' });
+    expect(api.callsOf('definePool')).to.deep.equal([]);
+    expect(await leftovers()).to.deep.equal([]);
+  });
+
   it('runs $VISUAL before $EDITOR, split on whitespace and never through a shell', async () => {
     const api = poolApi();
     const visual = `${process.execPath}   ${script}  ;touch$IFS${dir}/pwned   $(id)`;
