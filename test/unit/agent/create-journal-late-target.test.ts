@@ -5,9 +5,8 @@
 import { expect } from 'chai';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempDir } from '../../support/index.js';
+import { interruptedDirCreate } from '../../support/interrupted-create.js';
 import { CreateJournal, cleanupInterruptedCreates, cleanupWhenStarted } from '../../../services/agent/journal.js';
-import { PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { DirBackend } from '../../../libs/backends/dir.js';
 import { forgetPoolDirectory, rememberPoolDirectory } from '../../../libs/backends/dir/pool-directory.js';
 import { execRunner } from '../../../libs/backends/exec-runner.js';
@@ -16,24 +15,15 @@ const silent = { debug() {}, info() {}, warn() {}, error() {}, child() { return 
 
 describe('create journal: a dir pool target that is not there at boot', () => {
   it('keeps the entry, and removes the partial file once the same directory is back and the pool starts', async () => {
-    const tmp = makeTempDir('cistern-journal-late-');
-    const target = join(tmp.path, 'pool');
-    mkdirSync(target);
-    const pool = PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: target } });
-    const vol = VolumeDefinition.fromPartial({ name: 'half.img', target: { path: join(target, 'half.img'), format: 'raw' } });
-    await rememberPoolDirectory(pool);
-    const first = await CreateJournal.open(join(tmp.path, 'root'));
-    await first.begin({ operation: 'create', pool, volume: vol, requestId: 'r', principal: 'p' });
-    writeFileSync(join(target, 'half.img'), 'partial');
-    forgetPoolDirectory(pool); // the next start is another process
-    renameSync(target, join(tmp.path, 'not-mounted-yet'));
+    const { tmp, target, root, pool } = await interruptedDirCreate('cistern-journal-late-');
+    renameSync(target, join(tmp, 'not-mounted-yet'));
 
-    const boot = await CreateJournal.open(join(tmp.path, 'root'));
+    const boot = await CreateJournal.open(root);
     const atBoot = await cleanupInterruptedCreates(boot, () => new DirBackend(), execRunner, silent);
     expect(atBoot.removed, 'nothing was removed').to.deep.equal([]);
     expect(await boot.pending(), 'the entry is kept').to.have.length(1);
 
-    renameSync(join(tmp.path, 'not-mounted-yet'), target); // mounted: the same directory
+    renameSync(join(tmp, 'not-mounted-yet'), target); // mounted: the same directory
     await rememberPoolDirectory(pool); // the pool starts
     await cleanupWhenStarted(boot, pool, new DirBackend(), execRunner, silent);
     expect(existsSync(join(target, 'half.img')), 'the partial file').to.equal(false);
@@ -42,18 +32,9 @@ describe('create journal: a dir pool target that is not there at boot', () => {
   });
 
   it('forgets the entry, removing nothing, when the pool starts over another directory (rebuilt, or a link)', async () => {
-    const tmp = makeTempDir('cistern-journal-late-');
-    const target = join(tmp.path, 'pool');
-    mkdirSync(target);
-    const pool = PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: target } });
-    const vol = VolumeDefinition.fromPartial({ name: 'half.img', target: { path: join(target, 'half.img'), format: 'raw' } });
-    await rememberPoolDirectory(pool);
-    const first = await CreateJournal.open(join(tmp.path, 'root'));
-    await first.begin({ operation: 'create', pool, volume: vol, requestId: 'r', principal: 'p' });
-    writeFileSync(join(target, 'half.img'), 'partial');
-    forgetPoolDirectory(pool);
-    renameSync(target, join(tmp.path, 'old'));
-    const boot = await CreateJournal.open(join(tmp.path, 'root'));
+    const { tmp, target, root, pool } = await interruptedDirCreate('cistern-journal-late-');
+    renameSync(target, join(tmp, 'old'));
+    const boot = await CreateJournal.open(root);
     await cleanupInterruptedCreates(boot, () => new DirBackend(), execRunner, silent);
     // the pool is built again (a new directory) and started; someone's file has the name
     mkdirSync(target);

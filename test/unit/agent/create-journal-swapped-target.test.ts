@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir } from '../../support/index.js';
+import { interruptedDirCreate } from '../../support/interrupted-create.js';
 import { CreateJournal, cleanupInterruptedCreates, cleanupWhenStarted } from '../../../services/agent/journal.js';
 import { PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { DirBackend } from '../../../libs/backends/dir.js';
@@ -49,17 +50,8 @@ describe('create journal: a pool target swapped while the agent was down', () =>
   });
 
   it('still removes the partial file when the target is the directory the create wrote in', async () => {
-    const tmp = makeTempDir('cistern-journal-swap-');
-    const target = join(tmp.path, 'pool');
-    mkdirSync(target);
-    const pool = PoolDefinition.fromPartial({ name: 'p', type: PoolType.POOL_TYPE_DIR, target: { path: target } });
-    const vol = VolumeDefinition.fromPartial({ name: 'half.img', target: { path: join(target, 'half.img'), format: 'raw' } });
-    await rememberPoolDirectory(pool);
-    const first = await CreateJournal.open(join(tmp.path, 'root'));
-    await first.begin({ operation: 'create', pool, volume: vol, requestId: 'r', principal: 'p' });
-    writeFileSync(join(target, 'half.img'), 'partial');
-    forgetPoolDirectory(pool);
-    const boot = await CreateJournal.open(join(tmp.path, 'root'));
+    const { target, root, pool } = await interruptedDirCreate('cistern-journal-swap-');
+    const boot = await CreateJournal.open(root);
     expect(await cleanupInterruptedCreates(boot, () => new DirBackend(), execRunner, silent)).to.deep.equal({ removed: ['p/half.img'], failed: [] });
     expect(existsSync(join(target, 'half.img'))).to.equal(false);
     forgetPoolDirectory(pool);
