@@ -120,6 +120,14 @@ describe('cisternctl secret commands', () => {
     expect((api.callsOf('setSecretValue')[1] as SetSecretValueRequest).name).to.equal(`secrets/${VOLUME}`);
   });
 
+  it("secret-set-value --base64 '' is refused as virsh refuses it, before any call", async () => {
+    const api = secretsApi();
+    const r = await run(api, ['secret-set-value', ISCSI, '--base64', '']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.equal("error: Failed to get option 'base64': Option argument is empty\n");
+    expect(api.callsOf('setSecretValue')).to.deep.equal([]);
+  });
+
   it('secret-set-value refuses a file that is not base64 without --plain, and sets nothing', async () => {
     const api = secretsApi();
     const plain = join(dir, 'pw.txt');
