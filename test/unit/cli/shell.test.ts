@@ -45,6 +45,8 @@ describe('cli shell commands', () => {
 
   it('help lists the shell\'s own group and lays out help, quit and echo as virsh 9.0', async () => {
     const api = new FakeApi(['a']);
+    // a script written for virsh asks for its group by virsh's keyword: the same group
+    expect((await run(api, ['help', 'virsh'])).stdout).to.equal((await run(api, ['help', 'cisternctl'])).stdout);
     expect((await run(api, ['help', 'cisternctl'])).stdout).to.equal(
       " Cisternctl itself (help keyword 'cisternctl'):\n" +
       '    cd                             change the current directory\n' +
