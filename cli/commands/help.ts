@@ -65,7 +65,9 @@ export function commandGroups(commands: Command[]): CommandGroup[] {
 
 /** virsh's vshCmdGrpSearch: the group whose name or keyword is exactly `topic` (case matters). */
 export function findGroup(commands: Command[], topic: string): CommandGroup | undefined {
-  return commandGroups(commands).find((g) => g.name === topic || g.keyword === topic);
+  // 'virsh' is virsh's keyword for its own group: a script written for virsh asks for it so
+  const keyword = topic === 'virsh' ? 'cisternctl' : topic;
+  return commandGroups(commands).find((g) => g.name === topic || g.keyword === keyword);
 }
 
 /** virsh's vshCmdGrpHelp: the heading, then one line per command. */
