@@ -6,44 +6,17 @@
 // partition under that name that covers other bytes now is refused, with nothing changed
 // (review h92: the other partition was removed, or wiped).
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { DiskBackend } from '../../libs/backends/disk.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
 import type { PoolContext } from '../../libs/backends/backend.js';
 import { PoolDefinition, PoolType, Tristate, VolumeDefinition, WipeAlgorithm } from '../../libs/proto/cistern/v1/storage.js';
-import { attachLoop, hasTool, loopDevicesAvailable, registerCleanup, type LoopDevice } from '../support/index.js';
+import { hasTool, loopDevicesAvailable, type LoopDevice } from '../support/index.js';
+import { diskWith, parted, partitions } from '../support/partition-table.js';
 import { collect } from '../support/volume-data.js';
 import { rejects } from '../support/rejects.js';
 
 const MiB = 1024n * 1024n;
-
-function partitions(device: string): Array<{ n: number; start: bigint; size: bigint }> {
-  return execFileSync('parted', ['-m', '-s', device, 'unit', 'B', 'print'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } })
-    .split('\n')
-    .map((l) => /^(\d+):(\d+)B:\d+B:(\d+)B:/.exec(l))
-    .filter((m): m is RegExpExecArray => !!m)
-    .map((m) => ({ n: Number(m[1]), start: BigInt(m[2]!), size: BigInt(m[3]!) }));
-}
-
-/** What an operator runs by hand while the agent works. */
-function parted(device: string, ...args: string[]): void {
-  execFileSync('parted', ['-s', '--', device, ...args], { stdio: 'pipe' });
-  if (partitions(device).length) execFileSync('partx', ['-u', '--', device], { stdio: 'pipe' });
-}
-
-function diskWith(name: string): LoopDevice {
-  const loop = attachLoop(Number(64n * MiB), name);
-  const drop = registerCleanup(`partitions of ${loop.device}`, () => {
-    try {
-      execFileSync('partx', ['-d', '--', loop.device], { stdio: 'pipe' });
-    } catch {
-      // no partitions left
-    }
-  });
-  execFileSync('parted', ['-s', '--', loop.device, 'mklabel', 'gpt'], { stdio: 'pipe' });
-  return { ...loop, detach: async () => (await drop(), await loop.detach()) };
-}
 
 /** The first 4 KiB of a partition's node. */
 function head(path: string): Buffer {
@@ -80,7 +53,7 @@ describe('disk pool: a partition as the pool listed it, after the table was chan
   });
 
   beforeEach(async () => {
-    disk = diskWith('changed');
+    disk = diskWith('gpt', 'changed');
     const pool = PoolDefinition.fromPartial({
       type: PoolType.POOL_TYPE_DISK,
       name: 'disk',

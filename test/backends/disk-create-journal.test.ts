@@ -6,7 +6,6 @@
 // takes the free number; on a dos disk, removing a logical partition renumbers the ones
 // after it. libvirt removes nothing at a restart.
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
@@ -18,39 +17,10 @@ import { silentLogger, type Logger } from '../../libs/log/logger.js';
 import { dispatch } from '../../services/agent/agent.js';
 import { CreateJournal, cleanupInterruptedCreates, cleanupWhenStarted } from '../../services/agent/journal.js';
 import { inProcessAgent } from '../support/agent-context.js';
-import { attachLoop, hasTool, loopDevicesAvailable, makeTempDir, registerCleanup, type LoopDevice } from '../support/index.js';
+import { hasTool, loopDevicesAvailable, makeTempDir, type LoopDevice } from '../support/index.js';
+import { diskWith, parted, partitions } from '../support/partition-table.js';
 
 const MiB = 1024n * 1024n;
-
-/** The partitions parted reads, independently of the backend: number, first byte, size. */
-function partitions(device: string): Array<{ n: number; start: bigint; size: bigint }> {
-  return execFileSync('parted', ['-m', '-s', device, 'unit', 'B', 'print'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } })
-    .split('\n')
-    .map((l) => /^(\d+):(\d+)B:\d+B:(\d+)B:/.exec(l))
-    .filter((m): m is RegExpExecArray => !!m)
-    .map((m) => ({ n: Number(m[1]), start: BigInt(m[2]!), size: BigInt(m[3]!) }));
-}
-
-/** What an operator runs by hand while the agent is down. */
-function parted(device: string, ...args: string[]): void {
-  execFileSync('parted', ['-s', '--', device, ...args], { stdio: 'pipe' });
-  // partx -u refuses a table without partitions (parted has dropped their nodes then)
-  if (partitions(device).length) execFileSync('partx', ['-u', '--', device], { stdio: 'pipe' });
-}
-
-/** A loop device with a table of `label`, whose partitions are dropped (partx -d, exact name) before it is detached. */
-function diskWith(label: 'gpt' | 'msdos', name: string): LoopDevice {
-  const loop = attachLoop(Number(64n * MiB), name);
-  const drop = registerCleanup(`partitions of ${loop.device}`, () => {
-    try {
-      execFileSync('partx', ['-d', '--', loop.device], { stdio: 'pipe' });
-    } catch {
-      // no partitions left
-    }
-  });
-  execFileSync('parted', ['-s', '--', loop.device, 'mklabel', label], { stdio: 'pipe' });
-  return { ...loop, detach: async () => (await drop(), await loop.detach()) };
-}
 
 /** The real runner, except that the first `parted mkpart` is run and then never answers: the agent is killed there. */
 class KilledAfterMkpart implements CommandRunner {
