@@ -301,6 +301,28 @@ describe('fs pool refusals and auto format (real mount on loop devices)', functi
     }
   });
 
+  it('a source mkfs refuses (too small for xfs): FAILED_PRECONDITION on source.format naming the device and mkfs\'s reason, and the build leaves no directory it made', async () => {
+    const target = track(join(root, 'too-small'));
+    const ctx = { runner, pool: fsPool(b.device, target, 'xfs') };
+    execFileSync('wipefs', ['-a', '-q', '--', b.device], { stdio: 'pipe' });
+    const before = firstMiB(b.device);
+    const err = await rejects(backend.buildPool(ctx, { overwrite: true, noOverwrite: false }));
+    expect(err).to.be.instanceOf(FailedPreconditionError);
+    expect(err.details.field).to.equal('source.format');
+    expect(err.message).to.contain(`'${b.device}'`).and.to.contain('xfs').and.to.contain('must be larger than 300MB');
+    // mkfs.xfs's 30-line usage text and the agent's descriptor path tell the user nothing
+    expect(err.message).not.to.contain('Usage:');
+    expect(err.message).not.to.contain('/dev/fd/3');
+    expect(existsSync(target)).to.equal(false, 'the target directory this failed build made is removed again');
+    expect(firstMiB(b.device).equals(before)).to.equal(true);
+
+    // a target directory that was there before the build stays
+    mkdirSync(target);
+    const again = await rejects(backend.buildPool(ctx, { overwrite: true, noOverwrite: false }));
+    expect(again).to.be.instanceOf(FailedPreconditionError);
+    expect(existsSync(target)).to.equal(true);
+  });
+
   it('a device that does not exist: FAILED_PRECONDITION naming it, for build and start', async () => {
     const target = track(join(root, 'missing'));
     mkdirSync(target);
