@@ -5,7 +5,7 @@
 // (no_overwrite first probes the device with blkid and refuses anything it finds).
 // MountedDirBackend is the part fs and netfs share: mount on start, recognise an existing
 // mount from /proc/self/mountinfo, unmount on stop.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { forgetPoolDirectory, rememberPoolDirectory } from './dir/pool-directory.js';
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors/errors.js';
@@ -48,6 +48,7 @@ import {
 import { refuseConflictingBuildFlags } from './build-flags.js';
 import { openFsSourceForFormat } from './fs-source.js';
 import { defaultMkfsSearchPath, hasMkfsHelper } from './mkfs-helpers.js';
+import { mkfsError } from './mkfs-failure.js';
 
 export interface MountedBackendOptions extends DirBackendOptions {
   mount?: string;
@@ -154,8 +155,17 @@ export abstract class MountedDirBackend implements StorageBackend {
     refuseConflictingBuildFlags(flags);
     const format = flags?.overwrite || flags?.noOverwrite ? await this.prepareFormat(ctx, flags) : undefined;
     try {
+      const target = poolTarget(ctx.pool);
+      const existed = format ? await lstat(target).then(() => true, () => false) : true;
       await this.dir.buildPool(ctx, NO_FLAGS);
-      await format?.run();
+      try {
+        await format?.run();
+      } catch (err) {
+        // a build that formats nothing changes nothing: the directory it made goes again
+        // (libvirt 9.0 leaves it); rmdir takes only an empty directory, never a link's target
+        if (!existed) await rmdir(target).catch(() => undefined);
+        throw err;
+      }
     } finally {
       format?.close();
     }
@@ -531,7 +541,11 @@ export class FsBackend extends MountedDirBackend {
     }
     return {
       run: async () => {
-        await ctx.runner.run(mkfsArgv(format, '/dev/fd/3', this.mkfs), { signal: ctx.signal, timeoutMs: MKFS_TIMEOUT_MS, fds: [source.fd] });
+        try {
+          await ctx.runner.run(mkfsArgv(format, '/dev/fd/3', this.mkfs), { signal: ctx.signal, timeoutMs: MKFS_TIMEOUT_MS, fds: [source.fd] });
+        } catch (err) {
+          throw mkfsError(err, '/dev/fd/3', device, format, pool.name);
+        }
       },
       close: source.close,
     };
