@@ -188,6 +188,26 @@ describe('fs backend (recording runner)', () => {
       expect(existsSync(target)).to.equal(false);
     });
 
+    it('with no_overwrite on a device already holding the pool\'s own format: says the pool is built (start it), not only to overwrite it', async () => {
+      // libvirt 9.0: "Storage pool already built: Device '...' already formatted using 'ext4'"
+      runner.on(['blkid'], { stdout: `DEVNAME=${device}\nUUID=1234\nBLOCK_SIZE=1024\nTYPE=ext4\nUSAGE=filesystem\n` });
+      const err = await rejects(backend.buildPool!(ctx, { overwrite: false, noOverwrite: true }));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain(`'${device}' already holds a filesystem of the pool's format 'ext4'`);
+      expect(err.message).to.contain('start the pool');
+      expect(runner.callsOf('mkfs')).to.deep.equal([]);
+    });
+
+    it('with no_overwrite on a device holding another filesystem: says it does not match the pool\'s format', async () => {
+      // libvirt 9.0: "Format of device '...' does not match the expected format 'xfs', forced overwrite is necessary"
+      ctx.pool = fsPool(device, target, 'xfs');
+      runner.on(['blkid'], { stdout: `DEVNAME=${device}\nUUID=1234\nBLOCK_SIZE=1024\nTYPE=ext4\nUSAGE=filesystem\n` });
+      const err = await rejects(backend.buildPool!(ctx, { overwrite: false, noOverwrite: true }));
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect(err.message).to.contain(`'${device}' holds ext4 data, not the pool's format 'xfs'`);
+      expect(runner.callsOf('mkfs')).to.deep.equal([]);
+    });
+
     it('with no_overwrite refuses a device holding a partition table', async () => {
       runner.on(['blkid'], { stdout: `DEVNAME=${device}\nPTUUID=abcd\nPTTYPE=gpt\n` });
       const err = await rejects(backend.buildPool!(ctx, { overwrite: false, noOverwrite: true }));
