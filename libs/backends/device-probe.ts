@@ -53,10 +53,29 @@ export async function probeDeviceContent(
   };
 }
 
-/** Refuses a device holding a filesystem or partition table, naming what it found (`fd`: probe that open device). */
-export async function requireEmptyDevice(runner: CommandRunner, device: string, signal?: AbortSignal, fd?: number): Promise<void> {
+/**
+ * Refuses a device holding a filesystem or partition table, naming what it found (`fd`: probe
+ * that open device). `fsType`: the filesystem an fs pool's build would make (blkid's TYPE name).
+ * Finding that very one means the pool is built already (libvirt 9.0: "Device '...' already
+ * formatted using 'ext4'"): the way on is starting the pool, not the overwrite that would
+ * destroy it; another one "does not match the expected format", as libvirt says.
+ */
+export async function requireEmptyDevice(runner: CommandRunner, device: string, signal?: AbortSignal, fd?: number, fsType?: string): Promise<void> {
   const content = await probeDeviceContent(runner, device, { signal, fd });
   if (content.empty) return;
+  if (fsType !== undefined && !content.ambivalent && !content.partitionTable && content.type) {
+    if (content.type === fsType) {
+      throw new FailedPreconditionError(
+        `device '${device}' already holds a filesystem of the pool's format '${fsType}': the pool is built; start the pool to use that filesystem, ` +
+          'or build with overwrite only to replace it (and all it holds) with an empty one',
+        { device, found: content.type },
+      );
+    }
+    throw new FailedPreconditionError(
+      `device '${device}' holds ${content.type} data, not the pool's format '${fsType}'; build with overwrite to destroy it, or choose an empty device`,
+      { device, found: content.type },
+    );
+  }
   const what = content.ambivalent
     ? 'more than one signature (blkid cannot tell which is current; `wipefs --no-act` lists them)'
     : content.partitionTable

@@ -534,7 +534,7 @@ export class FsBackend extends MountedDirBackend {
           );
         }
       }
-      if (flags.noOverwrite) await requireEmptyDevice(ctx.runner, device, ctx.signal, source.fd);
+      if (flags.noOverwrite) await requireEmptyDevice(ctx.runner, device, ctx.signal, source.fd, fsTypeName(format));
     } catch (err) {
       source.close();
       throw err;
