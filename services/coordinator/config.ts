@@ -47,6 +47,8 @@ export interface SecurityConfig {
   maxConnectionsPerAddress?: number;
   maxConnections?: number;
   connectionIdleMs?: number;
+  /** A TLS handshake not finished this long after its connection was accepted is closed (handshake-bound.ts). */
+  tlsHandshakeTimeoutMs?: number;
 }
 
 export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:PORT] [--data DIR]
@@ -89,6 +91,8 @@ security (docs/security.md):
   --max-connections N   TCP connections all addresses together may hold open (default 1024)
   --connection-idle-ms N  a connection with no call open for N ms is closed, also one that
                         never sends a call (1000 to 86400000, default 300000)
+  --tls-handshake-timeout-ms N  a connection that has not finished its TLS handshake N ms
+                        after it was accepted is closed (1000 to 120000, default 10000)
 ${RELIABILITY_USAGE}`;
 
 /** '7d', '12h', '15m', '30s' or plain seconds. */
@@ -263,6 +267,14 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         const v = Number(value());
         if (!Number.isInteger(v) || v < 1000 || v > 86_400_000) throw new InvalidArgumentError('--connection-idle-ms', 'must be a whole number of milliseconds from 1000 to 86400000');
         sec.connectionIdleMs = v;
+        break;
+      }
+      case '--tls-handshake-timeout-ms': {
+        const v = value();
+        const n = Number(v);
+        // above 120 s Node's own handshake timeout would end it first
+        if (!/^\d+$/.test(v) || n < 1000 || n > 120_000) throw new InvalidArgumentError(flag, `'${v}' is not allowed; a whole number of milliseconds from 1000 to 120000`);
+        sec.tlsHandshakeTimeoutMs = n;
         break;
       }
       case '--log-level': {

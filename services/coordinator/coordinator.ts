@@ -55,6 +55,8 @@ export interface CoordinatorOptions {
   maxConnectionsPerAddress?: number;
   maxConnections?: number;
   connectionIdleMs?: number;
+  /** A TLS handshake not finished this long is closed (handshake-bound.ts). */
+  tlsHandshakeTimeoutMs?: number;
   guard?: CallGuard;
   agentTimeoutMs?: number;
   /** gRPC transport (TLS); default plaintext. */
@@ -287,6 +289,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       maxConnectionsPerAddress: options.maxConnectionsPerAddress,
       maxConnections: options.maxConnections,
       connectionIdleMs: options.connectionIdleMs,
+      tlsHandshakeTimeoutMs: options.tlsHandshakeTimeoutMs,
     });
     // StorageService is SERVING only while the bus is up (service-health.ts)
     grpcHealth = grpc.health;

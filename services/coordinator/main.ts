@@ -60,6 +60,7 @@ async function main(): Promise<number> {
     maxConnectionsPerAddress: config.security.maxConnectionsPerAddress,
     maxConnections: config.security.maxConnections,
     connectionIdleMs: config.security.connectionIdleMs,
+    tlsHandshakeTimeoutMs: config.security.tlsHandshakeTimeoutMs,
     schemaDir: config.schemaDir,
     ...config.reliability,
     guard: security.guard,

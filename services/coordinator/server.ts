@@ -32,6 +32,7 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   listeningServers,
 } from './connection-gate.js';
+import { boundTlsHandshakes, DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS } from './handshake-bound.js';
 import type { SessionCall } from '../../libs/api/session-envelope.js';
 import { SERVED_SERVICE, UNARY_HANDLERS, type Handler } from './unary-methods.js';
 
@@ -317,6 +318,8 @@ export interface GrpcServerOptions {
   maxConnections?: number;
   /** A connection with no call open this long is closed. */
   connectionIdleMs?: number;
+  /** A TLS handshake not finished this long after its connection was accepted is closed (handshake-bound.ts). */
+  tlsHandshakeTimeoutMs?: number;
 }
 
 export async function startGrpcServer(
@@ -329,6 +332,7 @@ export async function startGrpcServer(
     maxConnectionsPerAddress = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
     maxConnections = DEFAULT_MAX_CONNECTIONS,
     connectionIdleMs = DEFAULT_CONNECTION_IDLE_MS,
+    tlsHandshakeTimeoutMs = DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   }: GrpcServerOptions = {},
 ): Promise<GrpcServer> {
   const runner = new CallRunner(svc, guard);
@@ -360,7 +364,10 @@ export async function startGrpcServer(
   // before the first connection is accepted: bindAsync listens, but its callback runs before
   // the event loop gets to the listening socket
   const gate = new ConnectionGate({ maxPerAddress: maxConnectionsPerAddress, maxTotal: maxConnections }, svc.log);
-  for (const listening of listeningServers(server)) gate.attach(listening);
+  for (const listening of listeningServers(server)) {
+    gate.attach(listening);
+    boundTlsHandshakes(listening, tlsHandshakeTimeoutMs);
+  }
   return {
     server,
     health,
