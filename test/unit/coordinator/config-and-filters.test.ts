@@ -70,6 +70,22 @@ describe('coordinator flags', () => {
     }
   });
 
+  it('takes --agent-timeout-ms and --stop-grace-ms over their environment, refusing a bad value naming the flag, the value and the range', () => {
+    // agentTimeoutMs (1 h) and the graceful stop's grace (5 s) were fixed in code: no flag reached them
+    expect(parseArgs(['--agent-timeout-ms', '60000', '--stop-grace-ms=0'], {})).to.include({ agentTimeoutMs: 60000, stopGraceMs: 0 });
+    expect(parseArgs([], { CISTERN_AGENT_TIMEOUT_MS: '120000', CISTERN_STOP_GRACE_MS: '30000' })).to.include({ agentTimeoutMs: 120000, stopGraceMs: 30000 });
+    expect(parseArgs(['--agent-timeout-ms', '5000'], { CISTERN_AGENT_TIMEOUT_MS: '120000' })).to.include({ agentTimeoutMs: 5000 });
+    expect(parseArgs([], {})).to.include({ agentTimeoutMs: undefined, stopGraceMs: undefined });
+    for (const bad of ['999', '86400001', '1.5', 'x', '-1', '']) {
+      expect(() => parseArgs(['--agent-timeout-ms', bad], {}), bad).to.throw(InvalidArgumentError, new RegExp(`^--agent-timeout-ms: '${bad}' .*from 1000 to 86400000`));
+    }
+    for (const bad of ['-1', '600001', '2.5', 'soon']) {
+      expect(() => parseArgs(['--stop-grace-ms', bad], {}), bad).to.throw(InvalidArgumentError, new RegExp(`^--stop-grace-ms: '${bad}' .*from 0 to 600000`));
+    }
+    expect(() => parseArgs([], { CISTERN_AGENT_TIMEOUT_MS: '10' })).to.throw(InvalidArgumentError, /^CISTERN_AGENT_TIMEOUT_MS: '10'/);
+    expect(() => parseArgs([], { CISTERN_STOP_GRACE_MS: 'x' })).to.throw(InvalidArgumentError, /^CISTERN_STOP_GRACE_MS: 'x'/);
+  });
+
   it('takes --sync-wait-ms (default 3000)', () => {
     expect(parseArgs([], {})).to.include({ syncWaitMs: 3000 });
     expect(parseArgs(['--sync-wait-ms', '0'], {})).to.include({ syncWaitMs: 0 });
