@@ -19,6 +19,8 @@
 //   --no-default-pool                  do not create the `default` pool
 //   --verbose        CISTERN_VERBOSE=1 copy service logs to the terminal
 //   CISTERN_TOKEN: bearer token for the launcher's own API calls, when the coordinator asks for one.
+//   The coordinator and the agent inherit this environment: their own variables (CISTERN_AGENT_TIMEOUT_MS,
+//   CISTERN_STOP_GRACE_MS, CISTERN_REQUEST_TTL, ...) reach them from `npm start` so.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -164,7 +166,10 @@ async function shutdown(code = 0) {
   log('stopping...');
   // Newest first: agent, coordinator, then nats-server.
   for (const c of [...children].reverse()) {
-    await stopGroup(c.pid, c.exited, c.done, 10_000);
+    // the coordinator lets its running calls finish for CISTERN_STOP_GRACE_MS (it reads the
+    // variable from this environment, and refuses a bad one at its start): not cut short here
+    const grace = c.name === 'coordinator' && /^\d+$/.test(process.env.CISTERN_STOP_GRACE_MS ?? '') ? Number(process.env.CISTERN_STOP_GRACE_MS) : 0;
+    await stopGroup(c.pid, c.exited, c.done, Math.max(10_000, grace + 10_000));
   }
   log('stopped');
   process.exit(code);

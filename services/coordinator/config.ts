@@ -20,6 +20,10 @@ export interface CoordinatorConfig {
   keepaliveMs?: number;
   /** libvirt's RELAX NG schemas, for requests with validate (undefined: /usr/share/libvirt/schemas). */
   schemaDir: string | undefined;
+  /** How long the coordinator waits for an agent's answer (undefined: 1 h). */
+  agentTimeoutMs?: number;
+  /** How long a graceful stop lets running calls finish before answering them UNAVAILABLE (undefined: 5 s). */
+  stopGraceMs?: number;
   /** Security: see docs/security.md. */
   security: SecurityConfig;
   /** Event retention by size and count, retry window. */
@@ -69,6 +73,12 @@ export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:POR
   --keepalive-ms N      ping each client connection every N ms; one that does not answer within N ms
                         (its host vanished, a NAT dropped it) is closed and its calls end, freeing
                         their per-client slots (1000 to 3600000, default 30000)
+  --agent-timeout-ms N  how long a call waits for its agent's answer; then DEADLINE_EXCEEDED
+                        naming the operation, which may still complete (1000 to 86400000,
+                        env CISTERN_AGENT_TIMEOUT_MS, default 3600000)
+  --stop-grace-ms N     on SIGTERM or SIGINT, how long the calls still running may finish before
+                        they are answered UNAVAILABLE (0 to 600000, env CISTERN_STOP_GRACE_MS,
+                        default 5000)
   --log-level LEVEL     default info (env CISTERN_LOG_LEVEL)
   --schema-dir DIR      libvirt's RELAX NG schemas (storagepool.rng, storagevol.rng), checked by
                         xmllint for requests with validate (env CISTERN_SCHEMA_DIR,
@@ -125,6 +135,23 @@ function parseEventMaxAge(value: string, field: string): number {
   return seconds;
 }
 
+/** A whole number of milliseconds from `min` to `max`, or refused naming `field`, the value and the range. */
+function parseMs(value: string, field: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new InvalidArgumentError(field, `'${value}' is not allowed; a whole number of milliseconds from ${min} to ${max}`);
+  }
+  return n;
+}
+
+/**
+ * How long a call waits for its agent: at least a second (a ping's own wait), at most a day;
+ * past it the call is DEADLINE_EXCEEDED while the agent may still be at work (agent-rpc.ts).
+ */
+const AGENT_TIMEOUT_RANGE = [1000, 86_400_000] as const;
+/** A graceful stop's grace: 0 answers the running calls at once; main.ts's forced exit waits for it. */
+const STOP_GRACE_RANGE = [0, 600_000] as const;
+
 /**
  * HOST:PORT with a port grpc-js can bind (0: the system picks a free one). Checked here, before
  * the coordinator connects to NATS: a port such as 99999 used to fail only once it had applied
@@ -146,6 +173,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     logLevel: 'info',
     syncWaitMs: 3000,
     schemaDir: env.CISTERN_SCHEMA_DIR || undefined,
+    agentTimeoutMs: env.CISTERN_AGENT_TIMEOUT_MS ? parseMs(env.CISTERN_AGENT_TIMEOUT_MS, 'CISTERN_AGENT_TIMEOUT_MS', ...AGENT_TIMEOUT_RANGE) : undefined,
+    stopGraceMs: env.CISTERN_STOP_GRACE_MS ? parseMs(env.CISTERN_STOP_GRACE_MS, 'CISTERN_STOP_GRACE_MS', ...STOP_GRACE_RANGE) : undefined,
     reliability: reliabilityDefaults(env, parseDuration),
     security: {
       tlsCert: env.CISTERN_TLS_CERT || undefined,
@@ -205,6 +234,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         config.keepaliveMs = v;
         break;
       }
+      case '--agent-timeout-ms':
+        config.agentTimeoutMs = parseMs(value(), flag, ...AGENT_TIMEOUT_RANGE);
+        break;
+      case '--stop-grace-ms':
+        config.stopGraceMs = parseMs(value(), flag, ...STOP_GRACE_RANGE);
+        break;
       case '--sync-wait-ms': {
         const v = Number(value());
         if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError('--sync-wait-ms', 'must be a whole number of milliseconds');
@@ -269,14 +304,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         sec.connectionIdleMs = v;
         break;
       }
-      case '--tls-handshake-timeout-ms': {
-        const v = value();
-        const n = Number(v);
+      case '--tls-handshake-timeout-ms':
         // above 120 s Node's own handshake timeout would end it first
-        if (!/^\d+$/.test(v) || n < 1000 || n > 120_000) throw new InvalidArgumentError(flag, `'${v}' is not allowed; a whole number of milliseconds from 1000 to 120000`);
-        sec.tlsHandshakeTimeoutMs = n;
+        sec.tlsHandshakeTimeoutMs = parseMs(value(), flag, 1000, 120_000);
         break;
-      }
       case '--log-level': {
         const v = value();
         if (!isLogLevel(v)) throw new InvalidArgumentError('--log-level', `'${v}' is not one of debug, info, warn, error`);

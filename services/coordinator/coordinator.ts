@@ -58,7 +58,10 @@ export interface CoordinatorOptions {
   /** A TLS handshake not finished this long is closed (handshake-bound.ts). */
   tlsHandshakeTimeoutMs?: number;
   guard?: CallGuard;
+  /** How long a call waits for its agent's answer (default 1 h). */
   agentTimeoutMs?: number;
+  /** How long a graceful stop lets running calls finish (default 5 s, server.ts). */
+  stopGraceMs?: number;
   /** gRPC transport (TLS); default plaintext. */
   serverCredentials?: ServerCredentials;
   natsUser?: string;
@@ -311,7 +314,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       stop: () =>
         (stopping ??= (async () => {
           log.info('coordinator stopping');
-          await grpc.stop();
+          await grpc.stop(options.stopGraceMs);
           for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
           await nc.drain().catch(() => nc.close());
           log.info('coordinator stopped');

@@ -6,6 +6,7 @@ import { asCisternError, InvalidArgumentError } from '../../libs/errors/errors.j
 import { parseArgs, USAGE } from './config.js';
 import { startCoordinator, type CoordinatorOptions } from './coordinator.js';
 import { CoordinatorRunner } from './coordinator-runner.js';
+import { DEFAULT_STOP_GRACE_MS } from './server.js';
 import { createLogger } from '../../libs/log/logger.js';
 import { exitOnUnhandledRejection } from '../../libs/log/unhandled.js';
 import { stopWhenNpxIsGone } from '../../libs/os/npx-parent.js';
@@ -62,6 +63,8 @@ async function main(): Promise<number> {
     connectionIdleMs: config.security.connectionIdleMs,
     tlsHandshakeTimeoutMs: config.security.tlsHandshakeTimeoutMs,
     schemaDir: config.schemaDir,
+    agentTimeoutMs: config.agentTimeoutMs,
+    stopGraceMs: config.stopGraceMs,
     ...config.reliability,
     guard: security.guard,
     serverCredentials: security.credentials,
@@ -97,10 +100,12 @@ async function main(): Promise<number> {
   }
   starting = false;
   await stopRequested;
+  // past the grace (server.ts answers the calls still running, then cuts the connections) and
+  // the clean-ups after it: a fixed 15 s cut a longer --stop-grace-ms short
   const force = setTimeout(() => {
     log.error('shutdown took too long; exiting');
     process.exit(1);
-  }, 15_000);
+  }, (config.stopGraceMs ?? DEFAULT_STOP_GRACE_MS) + 10_000);
   force.unref();
   await runner.stop();
   return 0;

@@ -300,6 +300,9 @@ export function storageService(runner: CallRunner, sessions: Sessions): StorageS
 /** How often the server pings a client connection, and how long it waits for the answer. */
 export const DEFAULT_KEEPALIVE_MS = 30_000;
 
+/** How long a graceful stop lets the calls still running finish (--stop-grace-ms). */
+export const DEFAULT_STOP_GRACE_MS = 5000;
+
 /** How long the answers a shutdown gives its last calls have to reach their clients before the connections are cut. */
 const ANSWER_FLUSH_MS = 1000;
 
@@ -372,7 +375,7 @@ export async function startGrpcServer(
     server,
     health,
     port,
-    stop: (graceMs = 5000) =>
+    stop: (graceMs = DEFAULT_STOP_GRACE_MS) =>
       new Promise<void>((resolveStop) => {
         health.stop();
         // an open session or stream would hold a graceful shutdown until the client hangs up
