@@ -86,6 +86,24 @@ describe('coordinator flags', () => {
     expect(() => parseArgs([], { CISTERN_STOP_GRACE_MS: 'x' })).to.throw(InvalidArgumentError, /^CISTERN_STOP_GRACE_MS: 'x'/);
   });
 
+  it('refuses a bad value of every numeric flag naming the flag, the value and the range', () => {
+    // the older flags said only "must be a whole number", without the value or (--sync-wait-ms) any bound
+    const cases: Array<[string, string, string]> = [
+      ['--sync-wait-ms', '-5', 'from 0 to 3600000'],
+      ['--sync-wait-ms', '3600001', 'from 0 to 3600000'],
+      ['--stream-idle-ms', '999', 'from 1000 to 55000'],
+      ['--keepalive-ms', '1e3x', 'from 1000 to 3600000'],
+      ['--max-calls-per-client', '0', 'from 1 to 100000'],
+      ['--max-sessions-per-client', '2.5', 'from 1 to 100000'],
+      ['--max-connections-per-address', '100001', 'from 1 to 100000'],
+      ['--max-connections', 'many', 'from 1 to 100000'],
+      ['--connection-idle-ms', '10', 'from 1000 to 86400000'],
+    ];
+    for (const [flag, bad, range] of cases) {
+      expect(() => parseArgs([flag, bad], {}), `${flag} ${bad}`).to.throw(InvalidArgumentError, new RegExp(`^${flag}: '${bad.replace('.', '\\.')}' .*${range}`));
+    }
+  });
+
   it('takes --sync-wait-ms (default 3000)', () => {
     expect(parseArgs([], {})).to.include({ syncWaitMs: 3000 });
     expect(parseArgs(['--sync-wait-ms', '0'], {})).to.include({ syncWaitMs: 0 });
