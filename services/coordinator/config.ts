@@ -66,7 +66,7 @@ export const USAGE = `usage: cistern-coordinator [--nats URL] [--listen HOST:POR
   --event-max-age DUR   event log retention: seconds, or 15m 12h 7d, from 2m to 106751d
                         (env CISTERN_EVENT_MAX_AGE, default 7d)
   --sync-wait-ms N      at start, wait up to N ms for the full sync of every host known to be
-                        online before serving (default 3000; 0 = serve at once)
+                        online before serving (0 to 3600000, default 3000; 0 = serve at once)
   --stream-idle-ms N    an upload that sends no data, or a download whose client takes none, for
                         N ms ends with DEADLINE_EXCEEDED (1000 to 55000, default 55000: under the
                         agents' 60 s)
@@ -135,14 +135,16 @@ function parseEventMaxAge(value: string, field: string): number {
   return seconds;
 }
 
-/** A whole number of milliseconds from `min` to `max`, or refused naming `field`, the value and the range. */
-function parseMs(value: string, field: string, min: number, max: number): number {
+/** A whole number from `min` to `max`, or refused naming `field`, the value and the range. */
+function parseWhole(value: string, field: string, min: number, max: number, unit = ''): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < min || n > max) {
-    throw new InvalidArgumentError(field, `'${value}' is not allowed; a whole number of milliseconds from ${min} to ${max}`);
+    throw new InvalidArgumentError(field, `'${value}' is not allowed; a whole number${unit} from ${min} to ${max}`);
   }
   return n;
 }
+
+const parseMs = (value: string, field: string, min: number, max: number): number => parseWhole(value, field, min, max, ' of milliseconds');
 
 /**
  * How long a call waits for its agent: at least a second (a ping's own wait), at most a day;
@@ -222,30 +224,23 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
       case '--event-max-age':
         config.eventMaxAgeSeconds = parseEventMaxAge(value(), '--event-max-age');
         break;
-      case '--stream-idle-ms': {
-        const v = Number(value());
-        if (!Number.isInteger(v) || v < 1000 || v > 55_000) throw new InvalidArgumentError('--stream-idle-ms', "must be a whole number of milliseconds from 1000 to 55000 (under the agents' 60 s idle timeout)");
-        config.streamIdleMs = v;
+      case '--stream-idle-ms':
+        // under the agents' 60 s idle timeout
+        config.streamIdleMs = parseMs(value(), flag, 1000, 55_000);
         break;
-      }
-      case '--keepalive-ms': {
-        const v = Number(value());
-        if (!Number.isInteger(v) || v < 1000 || v > 3_600_000) throw new InvalidArgumentError('--keepalive-ms', 'must be a whole number of milliseconds from 1000 to 3600000');
-        config.keepaliveMs = v;
+      case '--keepalive-ms':
+        config.keepaliveMs = parseMs(value(), flag, 1000, 3_600_000);
         break;
-      }
       case '--agent-timeout-ms':
         config.agentTimeoutMs = parseMs(value(), flag, ...AGENT_TIMEOUT_RANGE);
         break;
       case '--stop-grace-ms':
         config.stopGraceMs = parseMs(value(), flag, ...STOP_GRACE_RANGE);
         break;
-      case '--sync-wait-ms': {
-        const v = Number(value());
-        if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError('--sync-wait-ms', 'must be a whole number of milliseconds');
-        config.syncWaitMs = v;
+      case '--sync-wait-ms':
+        // an hour is far past any fleet's full sync; more would only hold the coordinator's start
+        config.syncWaitMs = parseMs(value(), flag, 0, 3_600_000);
         break;
-      }
       case '--schema-dir': {
         const v = value();
         if (!v.startsWith('/')) throw new InvalidArgumentError('--schema-dir', `'${v}' is not an absolute path`);
@@ -278,32 +273,21 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
       case '--nats-pass-file':
         sec.natsPassFile = value();
         break;
-      case '--max-calls-per-client': {
-        const v = Number(value());
-        if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new InvalidArgumentError('--max-calls-per-client', 'must be a whole number from 1 to 100000');
-        sec.maxCallsPerClient = v;
+      case '--max-calls-per-client':
+        sec.maxCallsPerClient = parseWhole(value(), flag, 1, 100_000);
         break;
-      }
-      case '--max-sessions-per-client': {
-        const v = Number(value());
-        if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new InvalidArgumentError('--max-sessions-per-client', 'must be a whole number from 1 to 100000');
-        sec.maxSessionsPerClient = v;
+      case '--max-sessions-per-client':
+        sec.maxSessionsPerClient = parseWhole(value(), flag, 1, 100_000);
         break;
-      }
       case '--max-connections-per-address':
-      case '--max-connections': {
-        const v = Number(value());
-        if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new InvalidArgumentError(flag, 'must be a whole number from 1 to 100000');
-        if (flag === '--max-connections') sec.maxConnections = v;
-        else sec.maxConnectionsPerAddress = v;
+        sec.maxConnectionsPerAddress = parseWhole(value(), flag, 1, 100_000);
         break;
-      }
-      case '--connection-idle-ms': {
-        const v = Number(value());
-        if (!Number.isInteger(v) || v < 1000 || v > 86_400_000) throw new InvalidArgumentError('--connection-idle-ms', 'must be a whole number of milliseconds from 1000 to 86400000');
-        sec.connectionIdleMs = v;
+      case '--max-connections':
+        sec.maxConnections = parseWhole(value(), flag, 1, 100_000);
         break;
-      }
+      case '--connection-idle-ms':
+        sec.connectionIdleMs = parseMs(value(), flag, 1000, 86_400_000);
+        break;
       case '--tls-handshake-timeout-ms':
         // above 120 s Node's own handshake timeout would end it first
         sec.tlsHandshakeTimeoutMs = parseMs(value(), flag, 1000, 120_000);
