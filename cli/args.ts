@@ -2,6 +2,7 @@
 // booleans `--flag`; options that take a value may also be given positionally, in
 // the order the command declares them (virsh's VSH_OT_DATA / VSH_OT_STRING rule).
 import { emptyOptionError, UsageError } from './errors.js';
+import { debugValue, escapeValue, keepaliveValue } from './global-values.js';
 
 /** 'argv': every remaining positional argument, in order (virsh VSH_OT_ARGV); at most one per command, last. */
 export type OptionType = 'bool' | 'string' | 'argv';
@@ -22,6 +23,8 @@ export interface OptionSpec {
    * hosts, files, types, formats, algorithms, every option virsh 9.0 reads that way.
    */
   nonEmpty?: boolean;
+  /** A secret (secret-set-value --base64): -d's option lines show '(hidden)' for its value. */
+  secret?: boolean;
 }
 
 export interface ParsedOptions {
@@ -166,10 +169,12 @@ export interface GlobalSplit {
   help: boolean;
   /** -v/--version (short), -V/--version=long (long), as virsh reads them */
   version: false | 'short' | 'long';
+  /** virsh's warnings while it read them (a -d level out of range), each an error line */
+  warnings: string[];
 }
 
 /**
- * The options before the command, as virsh's getopt_long (optstring "+:c:hqrtvV") names them:
+ * The options before the command, as virsh's getopt_long (optstring "+:c:d:e:hk:K:l:qrtvV") names them:
  * `arg` none, a value, or an optional `=value` (--version). `option` is the GLOBAL_OPTIONS
  * entry set; -c is virsh's --connect, which here is --server.
  */
@@ -177,7 +182,8 @@ interface GetoptOption {
   long: string;
   short?: string;
   arg: 'none' | 'required' | 'optional';
-  option: 'server' | 'ca' | 'cert' | 'key' | 'token' | 'quiet' | 'readonly' | 'timing' | 'help' | 'version';
+  option: 'server' | 'ca' | 'cert' | 'key' | 'token' | 'quiet' | 'readonly' | 'timing' | 'help' | 'version'
+    | 'debug' | 'escape' | 'keepalive-interval' | 'keepalive-count' | 'log';
 }
 
 const GETOPT_OPTIONS: GetoptOption[] = [
@@ -192,6 +198,14 @@ const GETOPT_OPTIONS: GetoptOption[] = [
   { long: 'readonly', short: 'r', arg: 'none', option: 'readonly' },
   { long: 'timing', short: 't', arg: 'none', option: 'timing' },
   { long: 'help', short: 'h', arg: 'none', option: 'help' },
+  // virsh's -d, -e, -k, -K and -l, checked as virsh checks them (global-values.ts): -d and -l
+  // are cli/diagnostics.ts, -k and -K the connection's keepalive (client.ts); -e is only
+  // checked, cisternctl has no console
+  { long: 'debug', short: 'd', arg: 'required', option: 'debug' },
+  { long: 'escape', short: 'e', arg: 'required', option: 'escape' },
+  { long: 'keepalive-interval', short: 'k', arg: 'required', option: 'keepalive-interval' },
+  { long: 'keepalive-count', short: 'K', arg: 'required', option: 'keepalive-count' },
+  { long: 'log', short: 'l', arg: 'required', option: 'log' },
   { long: 'version', short: 'v', arg: 'optional', option: 'version' },
 ];
 
@@ -219,11 +233,19 @@ function missingValue(o: GetoptOption): UsageError {
 export function splitGlobal(argv: string[]): GlobalSplit {
   const bools = new Set<string>();
   const strings = new Map<string, string>();
+  const warnings: string[] = [];
   let help = false;
   let i = 0;
-  // one option found: false to go on, or the version asked for
-  const apply = (o: GetoptOption, value: string | undefined): false | 'short' | 'long' => {
+  // one option found: false to go on, or the version asked for; `given` is how it was written
+  const apply = (o: GetoptOption, value: string | undefined, given: string): false | 'short' | 'long' => {
     if (o.option === 'help') help = true;
+    else if (o.option === 'keepalive-interval' || o.option === 'keepalive-count') {
+      strings.set(o.option, String(keepaliveValue(given, value!)));
+    } else if (o.option === 'debug') {
+      const d = debugValue(given, value!);
+      if ('level' in d) strings.set('debug', String(d.level));
+      else warnings.push(d.warning);
+    } else if (o.option === 'escape') strings.set('escape', escapeValue(value!));
     else if (o.option === 'version') {
       // virsh acts on it at once (getopt order): nothing after it is looked at
       if (!help) return value === 'long' ? 'long' : 'short';
@@ -231,7 +253,7 @@ export function splitGlobal(argv: string[]): GlobalSplit {
     else strings.set(o.option, value!);
     return false;
   };
-  const version = (form: 'short' | 'long'): GlobalSplit => ({ globals: { bools, strings }, rest: [], help, version: form });
+  const version = (form: 'short' | 'long'): GlobalSplit => ({ globals: { bools, strings }, rest: [], help, version: form, warnings });
   for (; i < argv.length; i++) {
     const arg = argv[i]!;
     // getopt's end of options: the command is the next word
@@ -252,7 +274,7 @@ export function splitGlobal(argv: string[]): GlobalSplit {
         value = argv[++i];
         if (value === undefined) throw missingValue(o);
       }
-      const v = apply(o, value);
+      const v = apply(o, value, `--${o.long}`);
       if (v) return version(v);
       continue;
     }
@@ -271,14 +293,14 @@ export function splitGlobal(argv: string[]): GlobalSplit {
           value = argv[++i]!;
           if (value === undefined) throw missingValue(o);
         }
-        apply(o, value);
+        apply(o, value, `-${ch}`);
         break;
       }
-      const v = apply(o, undefined);
+      const v = apply(o, undefined, `-${ch}`);
       if (v) return version(v);
     }
   }
-  return { globals: { bools, strings }, command: argv[i], rest: argv.slice(i + 1), help, version: false };
+  return { globals: { bools, strings }, command: argv[i], rest: argv.slice(i + 1), help, version: false, warnings };
 }
 
 /** Merges global options given before the command with those given after it (later wins). */

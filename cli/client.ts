@@ -19,7 +19,15 @@ export interface ConnectionOptions {
   cert?: string;
   key?: string;
   token?: string;
+  /** virsh's -k: seconds without traffic before a ping; absent: no pings (-k 0, or no -k/-K) */
+  keepaliveInterval?: number;
+  /** virsh's -K: how many intervals an unanswered ping is waited for (at least one) */
+  keepaliveCount?: number;
 }
+
+/** libvirt's client keepalive defaults, which virsh's -k or -K alone leave for the other. */
+const DEFAULT_KEEPALIVE_INTERVAL = 5;
+const DEFAULT_KEEPALIVE_COUNT = 5;
 
 /** Flags win over environment variables (CISTERN_SERVER, CISTERN_CA, CISTERN_CERT, CISTERN_KEY, CISTERN_TOKEN); an empty one is neither. */
 export function connectionOptions(
@@ -43,6 +51,16 @@ export function connectionOptions(
   if (cert) opts.cert = cert;
   if (key) opts.key = key;
   if (token) opts.token = token;
+  const interval = flags.get('keepalive-interval');
+  const count = flags.get('keepalive-count');
+  if (interval !== undefined || count !== undefined) {
+    const seconds = interval !== undefined ? Number(interval) : DEFAULT_KEEPALIVE_INTERVAL;
+    // -k 0 turns keepalive off, as virsh's (virConnectSetKeepAlive is then not called)
+    if (seconds > 0) {
+      opts.keepaliveInterval = seconds;
+      opts.keepaliveCount = count !== undefined ? Number(count) : DEFAULT_KEEPALIVE_COUNT;
+    }
+  }
   if ((opts.cert && !opts.key) || (!opts.cert && opts.key)) {
     throw new UsageError('--cert and --key must be given together (mutual TLS)');
   }
@@ -154,8 +172,26 @@ class IpTlsCredentials extends ChannelCredentials {
 /** The receive window of the CLI's connection (HTTP/2 flow control), for whole listing pages. */
 const LISTING_WINDOW_BYTES = 4 * 1024 * 1024;
 
+/** Node's timers (grpc-js's pings) take at most 2^31-1 ms; a longer one would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * virsh's keepalive as gRPC's: a ping after `interval` seconds without traffic, the connection
+ * dropped when it is not answered within `count` intervals (libvirt closes it after `count`
+ * unanswered pings, one an interval; a count of 0 still waits one interval for the answer).
+ */
+export function keepaliveChannelOptions(opts: ConnectionOptions): Record<string, number> {
+  if (!opts.keepaliveInterval) return {};
+  const ms = Math.min(opts.keepaliveInterval * 1000, MAX_TIMER_MS);
+  return {
+    'grpc.keepalive_time_ms': ms,
+    'grpc.keepalive_timeout_ms': Math.min(ms * Math.max(opts.keepaliveCount ?? 1, 1), MAX_TIMER_MS),
+  };
+}
+
 export function connect(opts: ConnectionOptions): StorageApi {
   const client = new StorageServiceClient(target(opts.server), channelCredentials(opts), {
+    ...keepaliveChannelOptions(opts),
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
     // HTTP/2's default 64 KiB window makes a 3 MB listing page (10,000 volumes) wait for

@@ -5,6 +5,8 @@ import type { StorageApi } from './api.js';
 import { mergeOptions, parseCommandArgs, splitGlobal, type ParsedOptions } from './args.js';
 import { connect, connectionOptions, type ConnectionOptions } from './client.js';
 import type { CliIo, Command, CommandContext, CommandInput } from './command.js';
+import { Diagnostics } from './diagnostics.js';
+import { DEBUG, ERROR, INFO } from './global-values.js';
 import { COMMANDS, findCommand } from './commands/index.js';
 import { commandHelp, findGroup, generalHelp, groupHelp } from './commands/help.js';
 import { CommandError, ReportedError, UsageError } from './errors.js';
@@ -32,11 +34,19 @@ type Parsed =
   | { kind: 'quit' }
   | { kind: 'command'; command: Command; opts: ParsedOptions; conn: ConnectionOptions };
 
+/** CliIo with -d and -l (cli/diagnostics.ts): its stderr logs the error lines. */
+type RunIo = CliIo & { diagnostics: Diagnostics };
+
 /** Runs one cisternctl command line; resolves to the exit code (0 ok, 1 error). */
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
-  const env = io.env ?? process.env;
+export async function runCli(argv: string[], cliIo: CliIo): Promise<number> {
+  const env = cliIo.env ?? process.env;
+  let io: RunIo | undefined;
   try {
     const split = splitGlobal(argv);
+    const level = split.globals.strings.get('debug');
+    const diagnostics = Diagnostics.open(cliIo.stderr, level !== undefined ? Number(level) : ERROR, split.globals.strings.get('log'));
+    io = { ...cliIo, stderr: diagnostics.stderr, diagnostics };
+    for (const warning of split.warnings) io.stderr.write(`error: ${warning}\n`);
     if (split.version) {
       // virsh -v prints the version alone, no blank line after it; -V a few lines about the tool
       io.stdout.write(versionText(split.version));
@@ -48,22 +58,28 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     // virsh: one argument is a whole command line ('cmd1 a; cmd2 b'); no command at all means
     // an interactive session, its commands on stdin, a line at a time
     if (split.command !== undefined && split.rest.length === 0 && isCommandLine(split.command)) {
-      const code = await withConnections(io, (c) => runLine(split.command!, split.globals, env, io, c, false));
+      diagnostics.debug(DEBUG, `commands: "${split.command}"`);
+      const runIo = io;
+      const code = await withConnections(io, (c) => runLine(split.command!, split.globals, env, runIo, c, false));
       return code === QUIT ? 0 : code ?? 0;
     }
     // only when no command word was given: an empty one ('' default) is an unknown command,
     // as virsh's vshCommandArgvParse says it, not a session running stdin's lines
     if (split.command === undefined && !split.help && io.openInput) {
       const input = io.openInput();
-      return await withConnections(io, (c) => runSession(input, split.globals, env, io, c));
+      const runIo = io;
+      return await withConnections(io, (c) => runSession(input, split.globals, env, runIo, c));
     }
-    const parsed = parseCommand(split.command, split.rest, split.help, split.globals, env);
-    return await withConnections(io, (c) => execute(parsed, io, c, false));
+    const parsed = parseCommand(split.command, split.rest, split.help, split.globals, env, diagnostics);
+    const runIo = io;
+    return await withConnections(io, (c) => execute(parsed, runIo, c, false));
   } catch (err) {
     // a command line virsh could not parse (unknown command or option, missing or extra data)
     // runs nothing: only the error, no blank line
-    io.stderr.write(errorText(err));
+    (io?.stderr ?? cliIo.stderr).write(errorText(err));
     return 1;
+  } finally {
+    io?.diagnostics.close();
   }
 }
 
@@ -92,7 +108,7 @@ async function withConnections<T>(io: CliIo, fn: (connections: Connections) => P
  * tells a script more), 0 after quit or exit.
  */
 async function runSession(
-  input: CommandInput, globals: ParsedOptions, env: Record<string, string | undefined>, io: CliIo, connections: Connections,
+  input: CommandInput, globals: ParsedOptions, env: Record<string, string | undefined>, io: RunIo, connections: Connections,
 ): Promise<number> {
   let code = 0;
   try {
@@ -163,12 +179,12 @@ export class Connections {
  * the exit code is the last command's (undefined: `text` has no command).
  */
 async function runLine(
-  text: string, globals: ParsedOptions, env: Record<string, string | undefined>, io: CliIo,
+  text: string, globals: ParsedOptions, env: Record<string, string | undefined>, io: RunIo,
   connections: Connections, interactive: boolean,
 ): Promise<number | undefined> {
   let parsed: Parsed[];
   try {
-    parsed = splitCommandLine(text).map(([name, ...rest]) => parseCommand(name, rest, false, globals, env));
+    parsed = splitCommandLine(text).map(([name, ...rest]) => parseCommand(name, rest, false, globals, env, io.diagnostics));
   } catch (err) {
     io.stderr.write(errorText(err));
     return 1;
@@ -184,11 +200,14 @@ async function runLine(
 /** Parses one command (virsh's vshCommandParse for it): throws UsageError, runs nothing. */
 function parseCommand(
   name: string | undefined, rest: string[], helpFlag: boolean, globals: ParsedOptions, env: Record<string, string | undefined>,
+  diagnostics: Diagnostics,
 ): Parsed {
   if (name === undefined || helpFlag) return { kind: 'help', topic: name, opts: globals };
   const command = findCommand(name);
   if (!command) throw new UsageError(`unknown command: '${name}'`);
-  const opts = mergeOptions(globals, parseCommandArgs(command.name, command.options, rest));
+  const own = parseCommandArgs(command.name, command.options, rest);
+  for (const line of optionLines(command, own)) diagnostics.debug(INFO, line);
+  const opts = mergeOptions(globals, own);
   // virsh replaces a command given --help (as an option, not as data) by 'help COMMAND'
   if (opts.help) return { kind: 'help', topic: command.name, opts };
   if (name === 'help') return { kind: 'help', topic: opts.strings.get('command'), opts };
@@ -197,11 +216,29 @@ function parseCommand(
 }
 
 /**
+ * virsh's vshCommandParse at -d 1 or below: `cmd: opt(optdata): value` for each of the command's
+ * own options given (`opt(bool): (none)` for a flag), in the command's order. A secret's value
+ * is not shown: the lines go to stderr and to a log file others may read.
+ */
+function optionLines(command: Command, opts: ParsedOptions): string[] {
+  const lines: string[] = [];
+  for (const spec of command.options) {
+    if (spec.type === 'bool') {
+      if (opts.bools.has(spec.name)) lines.push(`${command.name}: ${spec.name}(bool): (none)`);
+      continue;
+    }
+    const values = spec.type === 'argv' ? opts.rest ?? [] : opts.strings.has(spec.name) ? [opts.strings.get(spec.name)!] : [];
+    for (const v of values) lines.push(`${command.name}: ${spec.name}(optdata): ${spec.secret ? '(hidden)' : v}`);
+  }
+  return lines;
+}
+
+/**
  * Runs a parsed command; virsh's blank line follows it, whether it failed or not (not with --json).
  * With -t, virsh's vshCommandRun prints `\n(Time: %.3f ms)\n\n` instead, with vshPrint: also
  * with -q, after a failure and after help. With -r the command's API is a read-only connection.
  */
-async function execute(parsed: Parsed, io: CliIo, connections: Connections, interactive: boolean): Promise<number> {
+async function execute(parsed: Parsed, io: RunIo, connections: Connections, interactive: boolean): Promise<number> {
   if (parsed.kind === 'quit') return 0;
   const quiet = parsed.opts.bools.has('quiet');
   const timing = parsed.opts.bools.has('timing');

@@ -89,6 +89,11 @@ export function generalHelp(commands: Command[]): string {
   out += `    ${'-c, --connect HOST:PORT'.padEnd(30)} same as --server (--connect only before the command)\n    ${'-q'.padEnd(30)} same as --quiet\n`;
   out += `    ${'-r, --readonly'.padEnd(30)} read-only: commands that would change something fail, as on virsh's read-only connection (only before the command)\n`;
   out += `    ${'-t, --timing'.padEnd(30)} print how long each command took (only before the command)\n`;
+  out += `    ${'-d, --debug NUM'.padEnd(30)} debug level [0-4]: 1 or less prints each command's options on stderr (only before the command)\n`;
+  out += `    ${'-e, --escape CHAR'.padEnd(30)} checked as virsh checks it; cisternctl has no console (only before the command)\n`;
+  out += `    ${'-k, --keepalive-interval NUM'.padEnd(30)} keepalive interval in seconds, 0 for disable (only before the command)\n`;
+  out += `    ${'-K, --keepalive-count NUM'.padEnd(30)} number of possible missed keepalive messages (only before the command)\n`;
+  out += `    ${'-l, --log FILE'.padEnd(30)} append errors (and -d's messages) to FILE (only before the command)\n`;
   out += `    ${'-h, --help'.padEnd(30)} this help; 'help COMMAND' for one command\n`;
   out += `    ${'-v, --version'.padEnd(30)} the version; -V or --version=long adds the pool types it knows\n`;
   out += '\nPools are named POOL (when unique in the fleet) or HOST/POOL.\n';

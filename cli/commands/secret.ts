@@ -68,7 +68,7 @@ export const secretSetValue: Command = {
     { name: 'file', type: 'string', named: true, nonEmpty: true, help: 'read secret from file' },
     { name: 'plain', type: 'bool', help: 'read the secret from file without converting from base64' },
     { name: 'interactive', type: 'bool', help: 'read the secret from the terminal' },
-    { name: 'base64', type: 'string', named: true, nonEmpty: true, help: 'base64-encoded secret value' },
+    { name: 'base64', type: 'string', named: true, nonEmpty: true, secret: true, help: 'base64-encoded secret value' },
   ],
   async run(ctx) {
     for (const [a, b] of EXCLUSIVE_VALUE_OPTIONS) {
