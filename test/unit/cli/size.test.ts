@@ -50,6 +50,32 @@ describe('cli sizes', () => {
     expect(parseSize('9223372036854775807')).to.equal((1n << 63n) - 1n);
   });
 
+  it('skips only C\'s blanks before a size, as strtoull does, and says which character is wrong', () => {
+    const messages = (text: string): string[] => {
+      try {
+        parseSize(text, 'capacity');
+      } catch (e) {
+        expect(e).to.be.instanceOf(UsageError);
+        return (e as UsageError).messages;
+      }
+      throw new Error(`${JSON.stringify(text)} was accepted`);
+    };
+    // virsh 9.0: `vol-create-as default-pool v $'\u00a01G'` is `error: Malformed size \u00a01G`; strtoull's
+    // isspace is the C locale's (space, \t \n \v \f \r), and a pasted no-break space is none of them
+    for (const [text, code] of [['\u00a01G', 'U+00A0'], ['\u30001G', 'U+3000'], ['\u20281G', 'U+2028'], ['\ufeff1G', 'U+FEFF'], ['\uff11G', 'U+FF11']]) {
+      const m = messages(text!);
+      expect(m[0], code).to.equal(`Malformed size ${text}`);
+      expect(m[1], code).to.match(/^invalid argument: <capacity> must be a non-negative integer with an optional unit \(b, K, /);
+      expect(m[1], code).to.include(`${code} is not an ASCII digit or blank`);
+    }
+    for (const blank of ['\t', '\n', '\v', '\f', '\r', ' ']) expect(parseSize(`${blank}1G`), JSON.stringify(blank)).to.equal(1n << 30n);
+    // a blank between the number and its unit: the suffix is unknown (as virsh says), and why
+    for (const text of ['1 G', '1\tG', '1\u00a0G']) {
+      expect(messages(text)[1], JSON.stringify(text)).to.match(/: no blank may come between the number and its unit; allowed: b, K, /);
+    }
+    expect(messages('1\uff27')[1]).to.include('U+FF27 is not an ASCII letter');
+  });
+
   it('reads --offset, --length and --timeout numbers as virsh does: blanks and + first, nothing after, base 10', () => {
     // accepted by virsh 9.0 (vol-download --length, pool-event --timeout): '+100', ' 100', '\t1', '0100'
     expect(parseCount('+100', 'length')).to.equal(100n);
