@@ -35,14 +35,29 @@ export function parseSize(text: string, option = 'size', defaultScale = 1n): big
   return parseSizeValue(text, option, defaultScale);
 }
 
+/** The first character of `text` outside ASCII, as U+XXXX, or undefined. */
+function firstNonAscii(text: string): string | undefined {
+  const c = /[^\x00-\x7f]/u.exec(text)?.[0];
+  return c === undefined ? undefined : `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
 /** parseSize for a value already taken apart (vol-resize's, after its '-'): '' is malformed. */
 export function parseSizeValue(text: string, option: string, defaultScale = 1n): bigint {
   const malformed = (why: string): UsageError => new UsageError(`Malformed size ${text}`, why);
-  // strtoull: leading blanks and a '+' are taken, then digits; the rest is the unit (no blank before it)
-  const m = /^\s*\+?(\d+)([\s\S]*)$/.exec(text);
-  if (!m) throw malformed(`invalid argument: <${option}> must be a non-negative integer with an optional unit (${UNITS})`);
+  // strtoull: leading blanks (C's isspace, ASCII only: not a no-break space, which JavaScript's
+  // \s would take) and a '+' are taken, then digits; the rest is the unit (no blank before it)
+  const m = /^[ \t\n\v\f\r]*\+?([0-9]+)([\s\S]*)$/.exec(text);
+  if (!m) {
+    // a no-break space or a full-width digit looks like what is taken: name it
+    const odd = firstNonAscii(text);
+    throw malformed(`invalid argument: <${option}> must be a non-negative integer with an optional unit (${UNITS})${odd ? `; ${odd} is not an ASCII digit or blank` : ''}`);
+  }
   const scale = unitScale(m[2]!, defaultScale);
-  if (scale === undefined) throw malformed(`invalid argument: unknown suffix '${m[2]}' in <${option}>; allowed: ${UNITS}`);
+  if (scale === undefined) {
+    const odd = firstNonAscii(m[2]!);
+    const why = /^\s/.test(m[2]!) ? ': no blank may come between the number and its unit' : odd ? `: ${odd} is not an ASCII letter` : '';
+    throw malformed(`invalid argument: unknown suffix '${m[2]}' in <${option}>${why}; allowed: ${UNITS}`);
+  }
   const value = BigInt(m[1]!) * scale;
   if (value > MAX_SIZE) throw malformed(`numerical overflow: value too large: ${text} (<${option}> is at most ${MAX_SIZE} bytes)`);
   return value;
