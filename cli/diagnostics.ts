@@ -7,6 +7,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import type { OutputStream } from './command.js';
 import { UsageError } from './errors.js';
 import { ERROR } from './global-values.js';
+import { visibleText } from '../libs/errors/visible.js';
 
 const LEVEL_NAMES = ['DEBUG', 'INFO', 'NOTICE', 'WARNING', 'ERROR'];
 
@@ -41,6 +42,8 @@ export class Diagnostics {
   /** vshDebug: `text` (one line) on stderr and in the log, when `level` is at least -d's. */
   debug(level: number, text: string): void {
     if (level < this.level) return;
+    // option values are what was typed: shown as error lines are (libs/errors/visible.ts)
+    text = visibleText(text, true);
     this.log(level, text);
     this.out.write(`${text}\n`);
   }

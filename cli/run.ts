@@ -1,6 +1,7 @@
 // runCli(argv, io): the whole of cisternctl as a function, so tests can run it
 // in-process with their own stdout/stderr (and, for unit tests, a fake API).
 import { CisternError } from '../libs/errors/errors.js';
+import { visibleText } from '../libs/errors/visible.js';
 import type { StorageApi } from './api.js';
 import { mergeOptions, parseCommandArgs, splitGlobal, type ParsedOptions } from './args.js';
 import { connect, connectionOptions, type ConnectionOptions } from './client.js';
@@ -332,11 +333,19 @@ function lastConnectError(message: string): string {
   return last ? last[1]! : message.replace(/\s*Resolution note:\s*$/, '');
 }
 
-/** virsh prints every error line as "error: ..." on stderr. */
+/**
+ * virsh prints every error line as "error: ..." on stderr. Control and format characters in it
+ * are shown escaped (libs/errors/visible.ts), whoever wrote the message: cisternctl's own
+ * parsing echoes what was typed, and a coordinator may send a message raw.
+ */
 export function errorText(err: unknown, server = ''): string {
+  return visibleText(errorLines(err, server), true);
+}
+
+function errorLines(err: unknown, server: string): string {
   if (err instanceof ReportedError) return '';
   if (err instanceof CommandError) {
-    if (isConnectFailure(err.cause)) return errorText(err.cause, server);
+    if (isConnectFailure(err.cause)) return errorLines(err.cause, server);
     return `error: ${err.context}\nerror: ${messageOf(err.cause)}\n`;
   }
   if (err instanceof UsageError) return err.messages.map((m) => `error: ${m}\n`).join('');

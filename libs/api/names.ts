@@ -2,6 +2,7 @@
 // The agent runs as root: these run before anything else looks at the value.
 import { isAbsolute, normalize } from 'node:path';
 import { InvalidArgumentError } from '../errors/errors.js';
+import { visibleText } from '../errors/visible.js';
 
 export const MAX_NAME_LENGTH = 255;
 export const MAX_PATH_LENGTH = 4095;
@@ -125,16 +126,9 @@ export function checkSize(value: bigint, field: string): bigint {
   return value;
 }
 
-/** What printable escapes: controls, lone surrogates and invisible format characters. */
-const ESCAPED = new RegExp(`${CONTROL_OR_LONE_SURROGATE.source}|${INVISIBLE_FORMAT.source}`, 'gu');
-
-/** Makes a user value safe to echo in an error message. */
+/** Makes a user value safe to echo in an error message: controls, lone surrogates and invisible format characters escaped. */
 export function printable(value: string, max = 80): string {
-  const clean = value.replace(ESCAPED, (c) => {
-    const code = c.codePointAt(0)!;
-    if (code > 0xffff) return `\\u{${code.toString(16)}}`;
-    return code > 0x9f ? `\\u${code.toString(16).padStart(4, '0')}` : `\\x${code.toString(16).padStart(2, '0')}`;
-  });
+  const clean = visibleText(value);
   if (clean.length <= max) return clean;
   // cut between code points, never inside a surrogate pair
   const points = Array.from(clean);

@@ -1,6 +1,7 @@
 // One typed error class per condition. Both sides of the bus use them: the agent
 // sends {code, message, details} (errorToWire in libs/bus/agent-rpc.ts), the coordinator
 // re-raises the same class (errorFromAgent) and grpc-status.ts maps it to a gRPC status.
+import { visibleText } from './visible.js';
 
 export type ErrorCode =
   | 'INVALID_ARGUMENT'
@@ -25,7 +26,9 @@ export abstract class CisternError extends Error {
   readonly details: ErrorDetails;
 
   constructor(message: string, details: ErrorDetails = {}) {
-    super(message);
+    // messages echo request values (a tag name, a type, a mode): the one place where every
+    // message is made safe to show on a terminal (visible.ts), whichever check wrote it
+    super(visibleText(message, true));
     this.name = new.target.name;
     this.details = details;
   }
