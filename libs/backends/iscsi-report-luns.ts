@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
 import { CancelledError, DeadlineExceededError, FailedPreconditionError, NotFoundError, PermissionDeniedError, UnavailableError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
+import { parseTargetAddress } from './iscsi-target-address.js';
 
 export interface ReportLunsOptions {
   host: string;
@@ -40,6 +41,20 @@ const OP_LOGOUT_REQ = 0x06;
 const OP_NOP_IN = 0x20;
 const OP_REJECT = 0x3f;
 const IMMEDIATE = 0x40;
+/**
+ * Login redirects followed before giving up: a portal group hands the login to one of its
+ * portals, which takes it; more than a few hops is a loop between misconfigured portals.
+ */
+const MAX_REDIRECTS = 4;
+
+/** A login the target redirected (status class 1) to the TargetAddress it gave. */
+class LoginRedirect {
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    readonly address: string,
+  ) {}
+}
 
 interface Pdu {
   opcode: number;
@@ -243,17 +258,42 @@ async function readReportLuns(io: PduSocket, portal: string, seq: { itt: number;
   return Buffer.concat(chunks);
 }
 
-/** Logs in to the target and returns its LUN numbers (REPORT LUNS, select report 0). */
+function portalOf(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Logs in to the target and returns its LUN numbers (REPORT LUNS, select report 0). A login
+ * the portal redirects is made again at the address it gives, as libiscsi (libvirt's
+ * iscsi-direct backend, and the tools and qemu-img the other operations use) does.
+ */
 export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
-  const portal = opts.host.includes(':') ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  // one time limit over all the hops: a chain of redirects does not get 30 s each
+  const deadline = Date.now() + timeoutMs;
+  let at = { host: opts.host, port: opts.port };
+  for (let hop = 0; ; hop++) {
+    const r = await oneSession({ ...opts, ...at, timeoutMs: Math.max(1, deadline - Date.now()) }, timeoutMs);
+    if (!(r instanceof LoginRedirect)) return r;
+    if (hop >= MAX_REDIRECTS) {
+      throw new FailedPreconditionError(
+        `iSCSI login to target '${printable(opts.target, 200)}' at ${portalOf(opts.host, opts.port)} was redirected ${hop + 1} times (last to ${r.address}): too many redirects, at most ${MAX_REDIRECTS} are followed`,
+      );
+    }
+    at = { host: r.host, port: r.port };
+  }
+}
+
+/** One connection: the LUN numbers, or where the portal redirected the login. */
+async function oneSession(opts: ReportLunsOptions, totalMs: number): Promise<number[] | LoginRedirect> {
+  const portal = portalOf(opts.host, opts.port);
   if (opts.signal?.aborted) throw new CancelledError('REPORT LUNS cancelled');
   const socket = new Socket();
   const io = new PduSocket(socket, `iSCSI target '${printable(opts.target, 200)}' at ${portal}`);
-  const timeoutMs = opts.timeoutMs ?? 30_000;
   const timer = setTimeout(() => {
-    io.fail(new DeadlineExceededError(`iSCSI target ${portal} did not answer within ${timeoutMs} ms`));
+    io.fail(new DeadlineExceededError(`iSCSI target ${portal} did not answer within ${totalMs} ms`));
     socket.destroy();
-  }, timeoutMs);
+  }, opts.timeoutMs ?? totalMs);
   const onAbort = (): void => {
     io.fail(new CancelledError('REPORT LUNS cancelled'));
     socket.destroy();
@@ -288,9 +328,20 @@ export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
       if (rsp.opcode !== OP_LOGIN_RSP) throw new FailedPreconditionError(`iSCSI target ${portal} answered a login with opcode 0x${rsp.opcode.toString(16)}`);
       const cls = rsp.bhs[36]!;
       const detail = rsp.bhs[37]!;
+      const answered = decodeKeys(rsp.data);
+      const address = answered.get('TargetAddress');
+      if (cls === 1 && address !== undefined) {
+        const to = parseTargetAddress(address);
+        if (!to) {
+          throw new FailedPreconditionError(
+            `iSCSI target '${printable(opts.target, 200)}' at ${portal} redirected the login to TargetAddress '${printable(address, 200)}', which is not a host name or address with an optional :port (not followed)`,
+          );
+        }
+        throw new LoginRedirect(to.host, to.port, portalOf(to.host, to.port));
+      }
       if (cls !== 0) throw loginStatusError(cls, detail, opts.target, portal);
       statSN = nextSN(rsp.bhs.readUInt32BE(24));
-      return { keys: decodeKeys(rsp.data), transit: (rsp.bhs[1]! & 0x80) !== 0, nsg: rsp.bhs[1]! & 0x03 };
+      return { keys: answered, transit: (rsp.bhs[1]! & 0x80) !== 0, nsg: rsp.bhs[1]! & 0x03 };
     };
 
     const base: Array<[string, string]> = [
@@ -352,6 +403,10 @@ export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
     logout.writeUInt32BE(statSN, 28);
     io.write(logout);
     return parseReportLunsData(data);
+  } catch (err) {
+    // the redirect is an answer, not a failure: the caller logs in where it points
+    if (err instanceof LoginRedirect) return err;
+    throw err;
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
