@@ -9,7 +9,7 @@
 // tools (iscsi-inq, iscsi-readcapacity16); data moves through qemu-img's iSCSI driver.
 import { createHash, randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
-import { CancelledError, DeadlineExceededError, FailedPreconditionError, NotFoundError, PermissionDeniedError, UnavailableError } from '../errors/errors.js';
+import { CancelledError, FailedPreconditionError, NotFoundError, PermissionDeniedError, UnavailableError } from '../errors/errors.js';
 import { printable } from '../api/names.js';
 import { parseTargetAddress } from './iscsi-target-address.js';
 
@@ -290,8 +290,12 @@ async function oneSession(opts: ReportLunsOptions, totalMs: number): Promise<num
   if (opts.signal?.aborted) throw new CancelledError('REPORT LUNS cancelled');
   const socket = new Socket();
   const io = new PduSocket(socket, `iSCSI target '${printable(opts.target, 200)}' at ${portal}`);
+  // what the target has not answered yet, named when the time limit ends the wait
+  let awaiting = 'accept the connection';
+  // the client's own limit, not the caller's deadline (that one cancels, through the signal):
+  // the portal's silence, UNAVAILABLE as for the iSCSI tools the agent stops (iscsiToolError)
   const timer = setTimeout(() => {
-    io.fail(new DeadlineExceededError(`iSCSI target ${portal} did not answer within ${totalMs} ms`));
+    io.fail(new UnavailableError(`iSCSI target '${printable(opts.target, 200)}' at ${portal} did not ${awaiting} within ${totalMs} ms`));
     socket.destroy();
   }, opts.timeoutMs ?? totalMs);
   const onAbort = (): void => {
@@ -310,6 +314,7 @@ async function oneSession(opts: ReportLunsOptions, totalMs: number): Promise<num
       socket.once('close', () => reject(io.failed ?? new UnavailableError(`the connection to iSCSI portal ${portal} closed before it was up`)));
       socket.connect({ host: opts.host, port: opts.port });
     });
+    awaiting = 'answer the login';
     const isid = Buffer.concat([Buffer.from([0x80]), randomBytes(3), Buffer.from([0, 0])]);
     let statSN = 0;
     let cmdSN = 1;
@@ -386,6 +391,7 @@ async function oneSession(opts: ReportLunsOptions, totalMs: number): Promise<num
     // long it is: asked again for the whole of it (a target of more than 8,191 LUNs)
     let alloc = FIRST_REPORT_BYTES;
     let data: Buffer;
+    awaiting = 'answer REPORT LUNS';
     for (;;) {
       itt++;
       data = await readReportLuns(io, portal, { itt, cmdSN, statSN, alloc }, (sn) => (statSN = sn));

@@ -87,7 +87,7 @@ describe('REPORT LUNS client against a hostile target', function () {
       pump();
     });
     expect(err.code).to.equal('FAILED_PRECONDITION');
-    // the refusal itself, not the 15 s timeout (DEADLINE_EXCEEDED)
+    // the refusal itself, not the 15 s timeout (UNAVAILABLE)
     expect(err.message).to.match(/sent more than the 65536 bytes of REPORT LUNS data asked for|sent more than it was asked for/);
   });
 
