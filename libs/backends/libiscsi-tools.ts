@@ -9,6 +9,7 @@ import { CommandFailedError, DeadlineExceededError, FailedPreconditionError, Inv
 import { printable } from '../api/names.js';
 import { PoolSource } from '../proto/cistern/v1/storage.js';
 
+import { checkIscsiName } from '../api/source-names.js';
 export { checkIscsiHost, checkIscsiName, ISCSI_NAME_MAX } from '../api/source-names.js';
 
 export const ISCSI_DEFAULT_PORT = 3260;
@@ -30,6 +31,15 @@ export function checkChapUsername(name: string, field = 'pool.source.auth.userna
   return name;
 }
 
+function isIscsiName(name: string): boolean {
+  try {
+    checkIscsiName(name, 'target');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** host:port, IPv6 in brackets ([::1]:3260). */
 export function iscsiPortal(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -37,13 +47,16 @@ export function iscsiPortal(host: string, port: number): string {
 
 /**
  * FindPoolSources' answer for a portal's discovered targets (both iSCSI pool types): one
- * source per target, in discovery order, each target once.
+ * source per target, in discovery order, each target once. A name that is not an iSCSI name
+ * (checkIscsiName, what a pool's target must be at define) is left out: it is the portal's
+ * bytes as iscsi-ls and iscsiadm print them, terminal escapes included, and the <sources>
+ * document goes to the operator's terminal (libvirt drops its control characters).
  */
 export function targetSources(host: string, port: number, discovered: ReadonlyArray<{ target: string }>, initiatorIqn: string): PoolSource[] {
   const seen = new Set<string>();
   const sources: PoolSource[] = [];
   for (const d of discovered) {
-    if (seen.has(d.target)) continue;
+    if (seen.has(d.target) || !isIscsiName(d.target)) continue;
     seen.add(d.target);
     sources.push(PoolSource.fromPartial({ hosts: [{ name: host, port }], devices: [{ path: d.target }], initiatorIqn }));
   }
