@@ -88,6 +88,31 @@ export function chapResponse(identifier: number, secret: Buffer, challengeHex: s
   return `0x${createHash('md5').update(Buffer.from([identifier & 0xff])).update(secret).update(challenge).digest('hex')}`;
 }
 
+/** The longest challenge taken (open-iscsi's bound on a large binary value). */
+const MAX_CHAP_CHALLENGE = 1024;
+
+/**
+ * The identifier and challenge of a target's CHAP answer to CHAP_A=5, checked (RFC 7143 12.1.3,
+ * RFC 1994): the MD5 algorithm offered, an identifier of one octet, a challenge of whole hex
+ * (0x) or base64 (0b) bytes. Anything else is refused before the secret is hashed: a response
+ * over the part Buffer.from() keeps of a malformed challenge can only be refused, and the user
+ * would be told to check a secret that is right. `what`: the target and portal, for the error.
+ */
+export function chapChallenge(keys: Map<string, string>, what: string): { id: number; challenge: string } {
+  const bad = (key: string, why: string): FailedPreconditionError =>
+    new FailedPreconditionError(`iSCSI target ${what} sent a malformed CHAP challenge: ${key} '${printable(keys.get(key) ?? '', 80)}' ${why}; no response was sent`);
+  if (keys.get('CHAP_A') !== '5') throw bad('CHAP_A', 'is not 5 (CHAP with MD5), the one algorithm offered');
+  const i = keys.get('CHAP_I') ?? '';
+  if (!/^\d{1,3}$/.test(i) || Number(i) > 255) throw bad('CHAP_I', 'is not an identifier from 0 to 255');
+  const c = keys.get('CHAP_C') ?? '';
+  const hex = /^0x((?:[0-9a-f]{2})+)$/i.exec(c)?.[1];
+  const b64 = /^0b([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(c) && c.length > 2;
+  if (hex === undefined && !b64) throw bad('CHAP_C', 'is not a challenge of whole bytes in hex (0x...) or base64 (0b...)');
+  const bytes = hex !== undefined ? hex.length / 2 : Buffer.from(c.slice(2), 'base64').length;
+  if (bytes > MAX_CHAP_CHALLENGE) throw bad('CHAP_C', `is a challenge of ${bytes} bytes; at most ${MAX_CHAP_CHALLENGE}`);
+  return { id: Number(i), challenge: c };
+}
+
 /**
  * LUN numbers of REPORT LUNS parameter data: the first two bytes of each 8-byte LUN, the
  * address method bits kept (flat space LUN 300 is 0x412C = 16684). That is the number
@@ -359,9 +384,7 @@ async function oneSession(opts: ReportLunsOptions, totalMs: number): Promise<num
       const method = r.keys.get('AuthMethod');
       if (method === 'CHAP') {
         r = await login(0, 1, false, [['CHAP_A', '5']]);
-        const id = Number(r.keys.get('CHAP_I'));
-        const challenge = r.keys.get('CHAP_C');
-        if (!Number.isInteger(id) || !challenge) throw new FailedPreconditionError(`iSCSI target ${portal} sent no CHAP challenge`);
+        const { id, challenge } = chapChallenge(r.keys, `'${printable(opts.target, 200)}' at ${portal}`);
         r = await login(0, 3, true, [
           ['CHAP_N', opts.chap.username],
           ['CHAP_R', chapResponse(id, opts.chap.password, challenge)],
