@@ -68,6 +68,8 @@ import { mapLimit } from './map-limit.js';
 /** Logical block sizes a LUN may report: the transfers hold whole blocks in memory. */
 const MIN_BLOCK_SIZE = 512n;
 const MAX_BLOCK_SIZE = 65_536n;
+/** qemu's sector: its iSCSI driver needs logical blocks of a multiple of it. */
+const QEMU_SECTOR = 512n;
 /** The largest size a volume may have (the API's sizes are at most 2^63 - 1). */
 const MAX_CAPACITY = (1n << 63n) - 1n;
 
@@ -280,6 +282,22 @@ export class IscsiDirectBackend implements StorageBackend {
     return capacity;
   }
 
+  /**
+   * READ CAPACITY of a LUN whose data is about to move: qemu-img's iSCSI driver, the data path,
+   * opens only LUNs whose blocks are a multiple of 512 bytes (block/iscsi.c
+   * iscsi_readcapacity_sync); a refresh still lists the others, as libvirt 9.0 does.
+   */
+  private async transferCapacity(ctx: BackendContext, t: DirectTarget, lun: number): Promise<ReadCapacity> {
+    const rc = await this.readCapacity(ctx, t, lun);
+    if (rc.blockSize % QEMU_SECTOR !== 0n) {
+      throw new FailedPreconditionError(
+        `LUN ${lun} of ${t.target} has logical blocks of ${rc.blockSize} bytes; its data moves through qemu-img's iSCSI driver, which takes multiples of ${QEMU_SECTOR} only`,
+        { target: t.target, lun: String(lun) },
+      );
+    }
+    return rc;
+  }
+
   async listLuns(ctx: BackendContext, t: DirectTarget): Promise<number[]> {
     const luns = await this.opts.reportLuns({
       host: t.host,
@@ -384,7 +402,7 @@ export class IscsiDirectBackend implements StorageBackend {
     }
     const t = directTarget(ctx.pool, ctx);
     const lun = lunOf(t, volume);
-    const { capacity } = await this.readCapacity(ctx, t, lun);
+    const { capacity } = await this.transferCapacity(ctx, t, lun);
     // a LUN without blocks has nothing to zero (and qemu opens no 0-byte raw window)
     if (capacity === 0n) return;
     const w = await this.workDir(t);
@@ -440,7 +458,7 @@ export class IscsiDirectBackend implements StorageBackend {
     checkSize(length, 'length');
     const t = directTarget(ctx.pool, ctx);
     const lun = lunOf(t, volume);
-    const rc = await this.readCapacity(ctx, t, lun);
+    const rc = await this.transferCapacity(ctx, t, lun);
     const capacity = rc.capacity;
     if (offset > capacity) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of LUN ${lun} (${capacity} bytes)`);
     if (length > 0n && offset + length > capacity) {
@@ -495,7 +513,7 @@ export class IscsiDirectBackend implements StorageBackend {
     checkSize(length, 'length');
     const t = directTarget(ctx.pool, ctx);
     const lun = lunOf(t, volume);
-    const { capacity, blockSize: bs } = await this.readCapacity(ctx, t, lun);
+    const { capacity, blockSize: bs } = await this.transferCapacity(ctx, t, lun);
     // a LUN cannot be read from past its end: an offset beyond it is a mistake to report, as
     // for every block volume (block-data.ts downloadBlock); its very end gives nothing
     if (offset > capacity) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of LUN ${lun} (${capacity} bytes)`);
