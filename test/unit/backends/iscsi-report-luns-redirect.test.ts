@@ -114,3 +114,15 @@ describe('REPORT LUNS client and a portal that redirects the login', function ()
     expect(err.message).to.include("TargetAddress '$(reboot) :3260'");
   });
 });
+
+describe('TargetAddress of a login redirect', () => {
+  it('takes host[:port][,tag] and [IPv6][:port][,tag], the default port 3260; refuses what a pool host could not be', async () => {
+    const { parseTargetAddress } = await import('../../../libs/backends/iscsi-target-address.js');
+    expect(parseTargetAddress('[::1]:3261,1')).to.deep.equal({ host: '::1', port: 3261 });
+    expect(parseTargetAddress('san.example.com,2')).to.deep.equal({ host: 'san.example.com', port: 3260 });
+    expect(parseTargetAddress('127.0.0.1:3262')).to.deep.equal({ host: '127.0.0.1', port: 3262 });
+    for (const bad of ['', '127.0.0.1:0', '127.0.0.1:65536', '-oProxyCommand=x', 'a b', '::1:3260', '[fe80::1%eth0]:3260', '127.0.0.1:3260,', '$(reboot)']) {
+      expect(parseTargetAddress(bad), bad).to.equal(undefined);
+    }
+  });
+});
