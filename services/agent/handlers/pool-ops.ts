@@ -111,7 +111,7 @@ async function startClaimed(
   const diff = applyRefresh(ctx.state, entry, scan.volumes);
   ctx.state.touchPool(entry);
   ctx.events.publish(poolEvent(EventKind.POOL_STARTED, ctx.host, ctx.state.poolMessage(entry), actor));
-  await publishVolumeEvents(ctx, def.name, diff.changed, EventKind.VOLUME_CHANGED, actor);
+  await publishVolumeEvents(ctx, entry, diff.changed, EventKind.VOLUME_CHANGED, actor);
   ctx.log.info('pool started', { pool: def.name, volumes: entry.volumes.size, principal: actor.principal, requestId: actor.requestId });
   return entry;
 }
@@ -328,11 +328,22 @@ export const SCAN_EVENT_BATCH = 1000;
  * publish 100,000 events in one turn of the event loop: heartbeats would stop (the host
  * looks offline) and the stream's acks would pile up until nats-server drops the agent as
  * a slow consumer. So they go in batches, each stored before the next is sent.
+ *
+ * A refresh holds no volume's lock: while it waits for a batch to be stored, a writer may
+ * resize, delete or create a volume of a later batch and publish that at once. Such a
+ * volume's event is then left out: its writer's is newer, and published after it, the scan's
+ * older state would be what a reader applying the stream in order keeps (a resize undone, a
+ * deleted volume alive, a new one gone).
  */
-async function publishVolumeEvents(ctx: AgentContext, pool: string, volumes: readonly VolumeEntry[], kind: EventKind, actor: Actor): Promise<void> {
+async function publishVolumeEvents(ctx: AgentContext, entry: PoolEntry, volumes: readonly VolumeEntry[], kind: EventKind, actor: Actor): Promise<void> {
+  const pool = entry.definition.name;
+  // a changed volume is still the entry the scan stored; a removed one is still absent
+  const current = (v: VolumeEntry): boolean =>
+    kind === EventKind.VOLUME_DELETED ? !entry.volumes.has(v.definition.name) : entry.volumes.get(v.definition.name) === v;
   for (let i = 0; i < volumes.length; i++) {
     if (i > 0 && i % SCAN_EVENT_BATCH === 0) await flushEvents(ctx);
-    ctx.events.publish(volumeEvent(kind, ctx.host, ctx.state.volumeMessage(pool, volumes[i]!), actor));
+    const v = volumes[i]!;
+    if (current(v)) ctx.events.publish(volumeEvent(kind, ctx.host, ctx.state.volumeMessage(pool, v), actor));
   }
 }
 
@@ -390,8 +401,8 @@ export async function publishScan(
   // caller's own change was stored before the scan began.
   const othersWrote = [...scan.written].some((v) => !ownVolumes.has(v));
   ctx.state.touchPool(entry, othersWrote ? undefined : scan.result.runtime);
-  await publishVolumeEvents(ctx, pool, diff.changed, EventKind.VOLUME_CHANGED, actor);
-  await publishVolumeEvents(ctx, pool, diff.removed, EventKind.VOLUME_DELETED, actor);
+  await publishVolumeEvents(ctx, entry, diff.changed, EventKind.VOLUME_CHANGED, actor);
+  await publishVolumeEvents(ctx, entry, diff.removed, EventKind.VOLUME_DELETED, actor);
   return diff;
 }
 
