@@ -236,6 +236,18 @@ describe('long operations, idempotency and concurrency (real processes)', functi
     const again = await send(2);
     expect(again).to.deep.equal(first);
     expect(readFileSync(join(poolPath, 'up-idem.img')).subarray(0, 4096).equals(Buffer.alloc(4096, 1))).to.equal(true);
+    // the id with another header is refused naming the field as the .proto has it: an upload's
+    // request id is header.request_id (UploadVolumeRequest has no request_id), as its format check says
+    const reused = await new Promise<ServiceError>((resolve, reject) => {
+      const call = client.uploadVolume((err) => (err ? resolve(err) : reject(new Error('the reused request id was taken'))));
+      call.write({ part: { $case: 'header', value: { name: `${POOL}/volumes/up-idem.img`, offset: 512n, length: 0n, sparse: false, requestId: 'idem-upload-1' } } });
+      call.write({ part: { $case: 'data', value: Buffer.alloc(4096, 3) } });
+      call.end();
+    });
+    expect(status[reused.code], reused.details).to.equal('INVALID_ARGUMENT');
+    expect(reused.details).to.match(/^header\.request_id: request id 'idem-upload-1' was already used for a different UploadVolume request/);
+    expect(reused.metadata.get('x-cistern-field')).to.deep.equal(['header.request_id']);
+    expect(readFileSync(join(poolPath, 'up-idem.img')).subarray(0, 4096).equals(Buffer.alloc(4096, 1))).to.equal(true);
     // the volume's deletion comes after both uploads in the event stream: once the watcher
     // has it, any event of the retry has been delivered before it
     await ctx.stack.api.deleteVolume({ name: `${POOL}/volumes/up-idem.img`, requestId: '' });
