@@ -113,11 +113,14 @@ export class RequestResults {
    * whose own signal has not aborted runs again, up to MAX_ATTEMPTS times. The same holds when
    * the call joined here ended with its own signal aborted, whatever its error: a Session call
    * whose timeout passed ends DEADLINE_EXCEEDED, naming that call and its timeout.
+   *
+   * `idField` names the request id in a refusal, as the .proto has it: `header.request_id` for
+   * UploadVolume, whose id is in its first message's header.
    */
-  async once<T>(method: string, principal: string, requestId: string, request: unknown, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async once<T>(method: string, principal: string, requestId: string, request: unknown, work: () => Promise<T>, signal?: AbortSignal, idField = 'request_id'): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.attempt(method, principal, requestId, request, work, signal);
+        return await this.attempt(method, principal, requestId, request, work, signal, idField);
       } catch (err) {
         const abandoned = err instanceof JoinedCallAbandoned;
         const outcome = abandoned ? err.cause : err;
@@ -127,7 +130,7 @@ export class RequestResults {
     }
   }
 
-  private async attempt<T>(method: string, principal: string, requestId: string, request: unknown, work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  private async attempt<T>(method: string, principal: string, requestId: string, request: unknown, work: () => Promise<T>, signal: AbortSignal | undefined, idField: string): Promise<T> {
     const codec = codecs.get(method);
     if (!requestId || !codec) return work();
     const key = createHash('sha256').update(`${principal}\u0000${requestId}`).digest('hex');
@@ -137,7 +140,7 @@ export class RequestResults {
     const check = (other: { method: string; fingerprint: string }): void => {
       if (other.method !== method || other.fingerprint !== fingerprint) {
         throw new InvalidArgumentError(
-          'request_id',
+          idField,
           `request id '${requestId}' was already used for a different ${other.method === method ? `${method} request` : `call (${other.method})`}; a retry must repeat the same request`,
         );
       }
