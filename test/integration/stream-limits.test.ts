@@ -66,6 +66,29 @@ describe('upload and download limits (real nats-server, coordinator with --strea
     expect(sha(readFileSync(file))).to.equal(before);
   });
 
+  it("names the field and the limit of an upload's RESOURCE_EXHAUSTED refusals in their details, as every other limit's", async () => {
+    // a client reads a refusal's details (ErrorInfo.metadata, x-cistern-*) the same way for
+    // every method: WatchEvents' filter limit and the per-client call limit send `limit`, a
+    // field's refusal `field`; the upload's two limits sent neither (or a `length` of their own)
+    const details = (header: { length?: bigint }, messages: UploadVolumeRequest[]) =>
+      new Promise<ServiceError>((resolve, reject) => {
+        const call = ctx.stack.client.uploadVolume((err) => (err ? resolve(err) : reject(new Error('the upload was taken'))));
+        call.write({ part: { $case: 'header', value: { name: VOLUME, offset: 0n, length: header.length ?? 0n, sparse: false, requestId: '' } } });
+        for (const m of messages) call.write(m);
+        call.end();
+      });
+    const detail = (e: ServiceError, key: string): unknown[] => e.metadata.get(`x-cistern-${key}`);
+    const chunk = await details({}, [{ part: { $case: 'data', value: Buffer.alloc(4 * 1024 * 1024 + 1, 0x5a) } }]);
+    expect(status[chunk.code]).to.equal('RESOURCE_EXHAUSTED');
+    expect(chunk.details).to.match(/^data: an upload data message is 4194305 bytes; at most 4194304 \(4 MiB\) allowed/);
+    expect([detail(chunk, 'field'), detail(chunk, 'limit')]).to.deep.equal([['data'], ['4194304']]);
+    const longer = await details({ length: 1000n }, [data(800), data(800)]);
+    expect(status[longer.code]).to.equal('RESOURCE_EXHAUSTED');
+    expect(longer.details).to.match(/^data: the upload sent more than its declared length of 1000 bytes \(header\.length\)/);
+    expect([detail(longer, 'field'), detail(longer, 'limit')]).to.deep.equal([['data'], ['1000']]);
+    await resize();
+  });
+
   it('refuses an upload past 2^53 - 1 bytes, naming header.offset, before the host opens it', async () => {
     const refused = await uploadOf({ offset: 1n << 53n, length: 10n }, [data(10)]);
     expect(refused.code).to.equal(status.INVALID_ARGUMENT);
