@@ -61,7 +61,7 @@ describe('upload and download limits (real nats-server, coordinator with --strea
     const before = sha(readFileSync(file));
     const refused = await uploadOf({}, [{ part: { $case: 'data', value: Buffer.alloc(4 * 1024 * 1024 + 1, 0x5a) } }]);
     expect(refused.code).to.equal(status.RESOURCE_EXHAUSTED);
-    expect(refused.message).to.equal('an upload data message is 4194305 bytes; at most 4194304 allowed');
+    expect(refused.message).to.equal('data: an upload data message is 4194305 bytes; at most 4194304 (4 MiB) allowed: send the data in messages of at most 4 MiB');
     await resize();
     expect(sha(readFileSync(file))).to.equal(before);
   });

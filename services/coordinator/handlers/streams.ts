@@ -76,13 +76,20 @@ export async function uploadVolume(
       if (part?.$case === 'header') throw new InvalidArgumentError('header', 'only the first message of an upload may be a header');
       // a message with neither (the oneof unset) is not data of length 0: say so, not 'a header'
       if (part?.$case !== 'data') throw new InvalidArgumentError('data', 'is required in every message after the header (the part oneof was unset)');
+      // details field and limit, as every limit's refusal has them (WatchEvents' filters, the call limit)
       if (part.value.length > MAX_UPLOAD_CHUNK) {
-        throw new ResourceExhaustedError(`an upload data message is ${part.value.length} bytes; at most ${MAX_UPLOAD_CHUNK} allowed`);
+        throw new ResourceExhaustedError(
+          `data: an upload data message is ${part.value.length} bytes; at most ${MAX_UPLOAD_CHUNK} (4 MiB) allowed: send the data in messages of at most 4 MiB`,
+          { field: 'data', limit: String(MAX_UPLOAD_CHUNK) },
+        );
       }
       total += BigInt(part.value.length);
       // a declared length is a promise: more data than that is refused, not written
       if (header.length > 0n && total > header.length) {
-        throw new ResourceExhaustedError(`the upload sent more than its declared length of ${header.length} bytes`, { length: String(header.length) });
+        throw new ResourceExhaustedError(
+          `data: the upload sent more than its declared length of ${header.length} bytes (header.length); send at most that, or declare length 0 to send to the end of the stream`,
+          { field: 'data', limit: String(header.length), length: String(header.length) },
+        );
       }
       if (part.value.length > 0) yield part.value;
     }
