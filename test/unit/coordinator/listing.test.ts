@@ -89,6 +89,24 @@ describe('coordinator listings', () => {
     expect([...names(typed), ...names(rest)]).to.deep.equal(['hosts/a/pools/p1', 'hosts/a/pools/p2', 'hosts/a/pools/t', 'hosts/b/pools/p1']);
   });
 
+  it("names a refused ListPools type by its entry, types[i], as every repeated field's entry is named", async () => {
+    // WatchEvents' kinds[0], hosts[0], a definition's source.devices[0]: a client with several
+    // types learns which one is wrong from the field (BadRequest, x-cistern-field) alone
+    const { svc, ctx } = setup();
+    for (const bad of [0, 99]) {
+      let err: unknown;
+      try {
+        await listPools(svc, ctx, { host: '', types: [PoolType.POOL_TYPE_DIR, bad as PoolType], pageSize: 0, pageToken: '' });
+      } catch (e) {
+        err = e;
+      }
+      const refusal = asCisternError(err) as { code: string; field?: string; message: string };
+      expect(refusal.code).to.equal('INVALID_ARGUMENT');
+      expect(refusal.field).to.equal('types[1]');
+      expect(refusal.message).to.match(new RegExp(`^types\\[1\\]: pool type ${bad} is not valid; allowed: POOL_TYPE_DIR \\(1\\)`));
+    }
+  });
+
   it('pages 10,000 volumes in name order, stable while volumes come and go', async () => {
     const { cache, svc, ctx } = setup();
     cache.applyCatalog('a', 'big', CatalogPool.create({ definition: def('big'), persistent: true }), 1);
