@@ -312,12 +312,15 @@ export function checkWipeAlgorithm(value: WipeAlgorithm, field = 'algorithm'): v
   }
 }
 
-export function checkPoolTypes(types: PoolType[], field = 'types'): void {
-  for (const t of types) {
-    if (t === PoolType.POOL_TYPE_UNSPECIFIED || !(t in PoolType) || t < 0) {
-      throw new InvalidArgumentError(field, `pool type ${t} is not valid; allowed: ${POOL_TYPES_ALLOWED}`);
-    }
+export function checkPoolType(t: PoolType, field = 'type'): void {
+  if (t === PoolType.POOL_TYPE_UNSPECIFIED || !(t in PoolType) || t < 0) {
+    throw new InvalidArgumentError(field, `pool type ${t} is not valid; allowed: ${POOL_TYPES_ALLOWED}`);
   }
+}
+
+/** A repeated pool type field: a refusal names its entry (types[1]), as every repeated field's. */
+export function checkPoolTypes(types: PoolType[], field = 'types'): void {
+  types.forEach((t, i) => checkPoolType(t, `${field}[${i}]`));
 }
 
 export { checkAbsolutePath, checkSize, checkObjectName };

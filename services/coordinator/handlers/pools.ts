@@ -46,7 +46,7 @@ import { forward, forwardToPool } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool, type ResolvedPool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
 import { SchemaValidator } from '../schema-validator.js';
-import { checkPoolTypes, checkRequestId, poolDefinitionAsGiven, poolDefinitionFrom, definitionErrorsUnderRequest, requireHost, requirePoolName, sourceErrorsUnderRequest, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
+import { checkPoolType, checkPoolTypes, checkRequestId, poolDefinitionAsGiven, poolDefinitionFrom, definitionErrorsUnderRequest, requireHost, requirePoolName, sourceErrorsUnderRequest, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
 import { loadXml, requireXml } from '../xml.js';
 import { readXml } from '../xml-reader.js';
 import { encodedPool } from '../pool-list-encoding.js';
@@ -465,7 +465,7 @@ export async function setPoolAutostart(svc: CoordinatorServices, ctx: CallContex
 
 export async function findPoolSources(svc: CoordinatorServices, ctx: CallContext, req: FindPoolSourcesRequest): Promise<FindPoolSourcesResponse> {
   const host = requireHost(req.host);
-  checkPoolTypes([req.type], 'type');
+  checkPoolType(req.type, 'type');
   if (req.sourceXml && req.source) throw new InvalidArgumentError('source_xml', 'give either source or source_xml, not both');
   let source = req.source;
   if (req.sourceXml) {

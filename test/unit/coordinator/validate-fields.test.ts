@@ -1,6 +1,6 @@
 // Errors about a structured definition name the request's field, as a client sent it.
 import { expect } from 'chai';
-import { checkPoolTypes, checkResizeCapacity, poolDefinitionFrom, volumeDefinitionFrom } from '../../../services/coordinator/validate.js';
+import { checkPoolType, checkPoolTypes, checkResizeCapacity, poolDefinitionFrom, volumeDefinitionFrom } from '../../../services/coordinator/validate.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { FindPoolSourcesRequest, PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { findPoolSources } from '../../../services/coordinator/handlers/pools.js';
@@ -121,8 +121,10 @@ describe('pool types in filters and definitions', () => {
       } catch (e) {
         err = e as InvalidArgumentError;
       }
-      expect(err?.field).to.equal('types');
-      expect(err?.message).to.match(new RegExp(`^types: pool type ${bad} is not valid; allowed: POOL_TYPE_DIR \\(1\\) .* POOL_TYPE_MPATH \\(9\\)`));
+      // a repeated field's refusal names the entry
+      expect(err?.field).to.equal('types[1]');
+      expect(err?.message).to.match(new RegExp(`^types\\[1\\]: pool type ${bad} is not valid; allowed: POOL_TYPE_DIR \\(1\\) .* POOL_TYPE_MPATH \\(9\\)`));
+      expect(() => checkPoolType(bad as PoolType, 'type')).to.throw(InvalidArgumentError, new RegExp(`^type: pool type ${bad} is not valid`));
       const def = await refusal(poolDefinitionFrom({ ...dir, type: bad as PoolType }, ''));
       expect(def.message).to.match(new RegExp(`^definition.type: pool type ${bad} is not valid; allowed: POOL_TYPE_DIR \\(1\\)`));
     });
