@@ -4,7 +4,7 @@
 // that stops ends its open sessions cleanly instead of holding its shutdown.
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { StorageSession } from '../../libs/api/session-client.js';
 import type { CisternError } from '../../libs/errors/errors.js';
 import {
@@ -14,7 +14,9 @@ import {
   PoolType,
   SessionRequest,
   SessionStatus,
+  StorageServiceService,
 } from '../../libs/proto/cistern/v1/storage.js';
+import { decodeAnswer } from '../../libs/api/session-envelope.js';
 import { useStack } from '../support/index.js';
 import { rawSession } from '../support/raw-session.js';
 
@@ -97,6 +99,31 @@ describe('StorageService.Session (real stack)', function () {
     expect(refused.code).to.equal(status.INVALID_ARGUMENT);
     expect(refused.message).to.match(/^call: the session request has no call: set one of list_hosts, .*create_volume, .*undefine_secret$/);
     expect(byId.get(4n)!.result!.call).to.equal('getPool');
+  });
+
+  it('a call this coordinator does not know (a method a newer .proto added) is UNIMPLEMENTED by its id, as the unary method would be; the stream goes on', async () => {
+    // a newer client (cisternctl sends every unary call over a session) during a rolling
+    // upgrade: its call is a oneof field this build has no case for, which protobuf drops
+    // while decoding. Told "has no call: set one of ...", the client would look for a bug in
+    // its request; the unary call of a method the server lacks is UNIMPLEMENTED.
+    const answers: Buffer[] = [];
+    const stream = ctx.stack.client.makeBidiStreamRequest(StorageServiceService.session.path, (b: Buffer) => b, (b: Buffer) => b, new Metadata(), {});
+    const ended = new Promise<number>((resolve) => {
+      stream.on('data', (b: Buffer) => answers.push(b));
+      stream.on('error', (e: ServiceError) => resolve(e.code));
+      stream.on('status', (s: { code: number }) => s.code === status.OK && resolve(status.OK));
+    });
+    // id 5 (field 1), and field 99 (wire type 2): a call message of a future method
+    const future = Buffer.concat([SessionRequest.encode(SessionRequest.fromPartial({ id: 5n })).finish(), Buffer.from([0x9a, 0x06, 0x02, 0x0a, 0x00])]);
+    stream.write(future);
+    stream.write(Buffer.from(SessionRequest.encode(SessionRequest.fromPartial({ id: 6n, call: { $case: 'getPool', value: { name: POOL } } })).finish()));
+    stream.end();
+    expect(await ended).to.equal(status.OK);
+    const byId = new Map(answers.map((b) => decodeAnswer(b)).map((a) => [a.id, a]));
+    const refused = SessionStatus.decode(byId.get(5n)!.status!);
+    expect(status[refused.code], refused.message).to.equal('UNIMPLEMENTED');
+    expect(refused.message).to.match(/^call: field 99 of this SessionRequest is a call this coordinator does not know/);
+    expect(byId.get(6n)!.result!.call).to.equal('getPool');
   });
 
   it('an id already running ends the stream with INVALID_ARGUMENT naming the id', async () => {
