@@ -6,12 +6,13 @@
 // loopback connection.
 import { MalformedRequest } from './strict-decode.js';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { CancelledError, DeadlineExceededError, InvalidArgumentError, UnavailableError, type CisternError } from '../../libs/errors/errors.js';
+import { CancelledError, DeadlineExceededError, InvalidArgumentError, UnavailableError, UnimplementedError, type CisternError } from '../../libs/errors/errors.js';
 import { toGrpcError } from '../../libs/errors/grpc-status.js';
 import type { SessionRequest } from '../../libs/proto/cistern/v1/storage.js';
 import { encodeFailure, encodeResult, RESULT_FIELD } from '../../libs/api/session-envelope.js';
 import type { CallLike, CallRunner } from './server.js';
 import { LONGEST_TIMER_MS, sessionTimeoutMs } from './session-timeout.js';
+import { unknownCallOf } from './session-unknown-call.js';
 import { serializeResponse, UNARY_HANDLERS, type Handler } from './unary-methods.js';
 
 const CALL_NAMES = [...RESULT_FIELD.keys()].map((k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)).join(', ');
@@ -139,7 +140,15 @@ class Session {
       return;
     }
     if (!req.call) {
-      this.send(encodeFailure(id, statusOf(new InvalidArgumentError('call', `the session request has no call: set one of ${CALL_NAMES}`))));
+      const unknown = unknownCallOf(req);
+      const refusal =
+        unknown === undefined
+          ? new InvalidArgumentError('call', `the session request has no call: set one of ${CALL_NAMES}`)
+          : new UnimplementedError(
+              `call: field ${unknown} of this SessionRequest is a call this coordinator does not know: the client's storage.proto is newer than this coordinator's; send it to an upgraded coordinator (nothing was done)`,
+              { field: 'call', callField: String(unknown) },
+            );
+      this.send(encodeFailure(id, statusOf(refusal)));
       return;
     }
     let timeoutMs: number | undefined;
