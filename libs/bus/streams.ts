@@ -91,9 +91,9 @@ export interface UploadLimits {
   answerMs?: number;
 }
 
-/** An upload is not in the agent's request cache: a retry writes again, so its outcome is read elsewhere. */
+/** The end's answer past the coordinator's limit: the agent may still commit the upload. */
 const UPLOAD_OUTCOME =
-  "its data was all sent; the agent was not told to stop and may still commit it: a VOLUME_UPLOADED event (WatchEvents) with the call's request id says it did";
+  "its data was all sent; the agent was not told to stop and may still commit it: a VOLUME_UPLOADED event (WatchEvents) with the call's request id says it did, and a retry with that request id gets its answer";
 
 /**
  * Sends `chunks` as the upload `request` opens. The first failure ends the upload with that
@@ -112,6 +112,11 @@ export async function uploadToAgent(
 ): Promise<UploadResult> {
   const idleMs = limits.idleMs ?? IDLE_TIMEOUT_MS;
   const ready = await openUpload(nc, host, request, signal);
+  // a retry of an upload the agent committed (same request id): its outcome, nothing to send
+  if (ready.result?.$case === 'uploadDone') {
+    const done = ready.result.value;
+    return { volume: done.volume, bytesWritten: done.bytesWritten, eventSequence: ready.eventSequence };
+  }
   if (ready.result?.$case !== 'uploadReady') throw new InternalError('agent did not open an upload stream');
   const target = ready.result.value.streamSubject;
   // Every promise below is observed from its creation: a chunk request that fails while the

@@ -34,6 +34,7 @@ import { CHILD_TAG, childTag, killOrphans } from './orphans.js';
 import { sweepSecretDirs } from '../../libs/backends/secret-dirs.js';
 import { madeByCoordinator } from './coordinator-made.js';
 import { RequestCache } from './request-cache.js';
+import { UploadRequests } from './upload-requests.js';
 import { undefinePool } from './undefine.js';
 import { PersistentRevisions } from './revisions.js';
 import type { Logger } from '../../libs/log/logger.js';
@@ -243,6 +244,7 @@ export class Agent {
       journal,
       builds,
       resizeIntents: ResizeIntents.open(opts.root),
+      uploads: new UploadRequests(),
       bootId,
       catalog,
     };

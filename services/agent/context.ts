@@ -20,6 +20,7 @@ import type { BuildJournal } from './build-journal.js';
 import type { CatalogReader } from './undefine.js';
 import type { PoolRoots } from './pool-roots.js';
 import type { ResizeIntents } from './resize-intents.js';
+import type { UploadRequests } from './upload-requests.js';
 
 export interface AgentContext {
   host: string;
@@ -48,6 +49,8 @@ export interface AgentContext {
   resizeIntents?: ResizeIntents;
   /** Where dir, fs and netfs pools may be (--pool-roots); absent: anywhere, as libvirt. */
   poolRoots?: PoolRoots;
+  /** Uploads that carry a request id, for their retries (upload-requests.ts; absent in unit tests). */
+  uploads?: UploadRequests;
 }
 
 const requestSignals = new WeakMap<AgentRequest, AbortSignal>();
