@@ -9,7 +9,7 @@ import { StorageSession } from '../libs/api/session-client.js';
 import type { SessionCall } from '../libs/api/session-envelope.js';
 import { fromGrpcError } from '../libs/errors/grpc-status.js';
 import { UNARY_METHODS, type StorageApi } from './api.js';
-import { UsageError } from './errors.js';
+import { ConnectionBrokenError, UsageError } from './errors.js';
 
 export const DEFAULT_SERVER = '127.0.0.1:50051';
 
@@ -222,7 +222,7 @@ export function connect(opts: ConnectionOptions): StorageApi {
       const call = client.uploadVolume(metadata(), (err, res) => {
         if (err) {
           failed = true;
-          reject(fromGrpcError(err));
+          reject(streamError(err));
         } else resolve(res);
       });
       void (async () => {
@@ -263,6 +263,20 @@ export function startSequenceOf(md: Metadata): bigint | undefined {
   return typeof v === 'string' && /^[0-9]{1,20}$/.test(v) ? BigInt(v) : undefined;
 }
 
+/**
+ * A stream's error as the typed error; UNAVAILABLE that grpc-js made itself because the
+ * connection broke once the call was under way is a ConnectionBrokenError. The coordinator's
+ * own errors carry its status details in their trailers (libs/errors/grpc-status.ts), grpc-js's
+ * do not; a call that never connected sent nothing and keeps its error.
+ */
+function streamError(err: unknown): Error {
+  const e = fromGrpcError(err);
+  const trailers = (err as { metadata?: Metadata }).metadata;
+  const fromServer = (trailers?.get('grpc-status-details-bin').length ?? 0) > 0;
+  if (e.code !== 'UNAVAILABLE' || fromServer || /No connection established/.test(e.message)) return e;
+  return new ConnectionBrokenError(e.message);
+}
+
 /** Async iteration over a server stream; errors become typed errors; a cancel ends quietly when asked. */
 async function* readStream<T>(call: ClientReadableStream<T>, cancelIsEnd = false): AsyncGenerator<T> {
   try {
@@ -270,7 +284,7 @@ async function* readStream<T>(call: ClientReadableStream<T>, cancelIsEnd = false
   } catch (err) {
     const code = (err as { code?: number }).code;
     if (cancelIsEnd && code === 1 /* CANCELLED */) return;
-    throw fromGrpcError(err);
+    throw streamError(err);
   } finally {
     call.cancel();
   }

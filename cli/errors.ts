@@ -1,5 +1,6 @@
 // Errors raised by the CLI itself (bad usage, unreadable files). Server errors
 // arrive as typed CisternErrors via fromGrpcError and are printed the same way.
+import { UnavailableError } from '../libs/errors/errors.js';
 
 /**
  * A mistake on the command line: printed as `error: <message>`, exit code 1. Several messages
@@ -71,3 +72,11 @@ export class ReportedError extends Error {
     this.name = 'ReportedError';
   }
 }
+
+/**
+ * The connection to the coordinator broke under a stream it had begun (grpc-js: "Connection
+ * dropped"; the coordinator killed, the network cut), not a status the coordinator sent: what
+ * the call did on the agent is not known from here. vol-upload and vol-download say what it
+ * means for the volume and the file (vol-transfer.ts).
+ */
+export class ConnectionBrokenError extends UnavailableError {}

@@ -6,7 +6,7 @@ import {
 } from '../../libs/proto/cistern/v1/storage.js';
 import { flag, req, str, type ParsedOptions } from '../args.js';
 import type { Command } from '../command.js';
-import { attempt, CommandError, UsageError } from '../errors.js';
+import { attempt, CommandError, ConnectionBrokenError, UsageError } from '../errors.js';
 import { errnoText } from '../files.js';
 import { progressBar } from '../format/progress.js';
 import { volumeShortName } from '../format/volume.js';
@@ -115,9 +115,26 @@ export const volUpload: Command = {
         // where reading on to its end would be refused past the declared length, half written
         value: { name: vol.name, offset, length: total, sparse: flag(ctx.opts, 'sparse'), requestId: '' },
       };
+      // how much was handed to the connection, and whether that was all of it: the agent
+      // commits an upload of a declared length once it has written that much, before the end
+      let sent = 0n;
+      let allSent = false;
+      const messages = async function* () {
+        yield* uploadMessages(fh, file, header, total, (d) => {
+          sent = d;
+          if (total > 0n && d >= total) allSent = true;
+          bar.update(d);
+        }, ctx.signal);
+        allSent = true;
+      };
       try {
-        await attempt(`cannot upload to volume ${req(ctx.opts, 'vol')}`, () =>
-          ctx.api().uploadVolume(uploadMessages(fh, file, header, total, (d) => bar.update(d), ctx.signal)));
+        await attempt(`cannot upload to volume ${req(ctx.opts, 'vol')}`, async () => {
+          try {
+            return await ctx.api().uploadVolume(messages());
+          } catch (err) {
+            throw err instanceof ConnectionBrokenError ? uploadCut(err, file, sent, allSent) : err;
+          }
+        });
         bar.update(total);
       } finally {
         // the bar's line ends before anything else is printed (an error, Ctrl-C's)
@@ -128,6 +145,35 @@ export const volUpload: Command = {
     }
   },
 };
+
+/**
+ * What an upload whose connection broke left. Cut before all its data was sent, it was not
+ * committed (the agent commits once it has the declared length, or the end: the agent lets go
+ * of the volume once no data has come for a minute), and what had reached the agent is written
+ * in place, as libvirt's upload leaves it. Cut later, the agent may have committed it, or may still.
+ */
+function uploadCut(err: ConnectionBrokenError, file: string, sent: bigint, allSent: boolean): Error {
+  if (!allSent) {
+    return new Error(
+      `${err.message}: the connection to the coordinator broke after ${sent} bytes of ${file} had been sent, before all of it: ` +
+        'it was not committed (no VOLUME_UPLOADED), and the volume keeps what of those bytes reached it; ' +
+        'run vol-upload again once its host has let go of the volume (within a minute; until then it is busy)',
+    );
+  }
+  return new Error(
+    `${err.message}: the connection to the coordinator broke after all ${sent} bytes of ${file} had been sent, before the answer: ` +
+      'the agent may have committed the upload or may still do so (a VOLUME_UPLOADED event says it did); ' +
+      'check the volume, or run vol-upload again, which writes the same bytes again',
+  );
+}
+
+/** What a download whose connection broke left in its output. */
+function downloadCut(err: ConnectionBrokenError, file: string, written: bigint, total: bigint, removed: boolean): Error {
+  const left = removed
+    ? `${file} was removed (this command created it, as virsh removes it)`
+    : `${file} is partial: it holds only the first ${written} bytes of the download`;
+  return new Error(`${err.message}: the connection to the coordinator broke after ${written} of ${total} bytes had been received; ${left}; run vol-download again`);
+}
 
 /** Writes all of `data` at the current position (a pipe may take fewer bytes at a time). */
 async function writeInOrder(fh: FileHandle, data: Buffer): Promise<void> {
@@ -183,9 +229,9 @@ export const volDownload: Command = {
       }
     };
     let ok = false;
+    let written = 0n;
     try {
       await attempt(`cannot download from volume ${req(ctx.opts, 'vol')}`, async () => {
-        let written = 0n;
         let end = 0n;
         const stream = ctx.api().downloadVolume(DownloadVolumeRequest.create({ name: vol.name, offset, length }));
         for await (const msg of stream) {
@@ -204,6 +250,11 @@ export const volDownload: Command = {
       });
       ok = true;
       bar.update(total);
+    } catch (err) {
+      if (err instanceof CommandError && err.cause instanceof ConnectionBrokenError) {
+        throw new CommandError(err.context, downloadCut(err.cause, file, written, total, created));
+      }
+      throw err;
     } finally {
       bar.finish();
       await fh.close();
