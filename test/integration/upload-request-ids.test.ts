@@ -110,3 +110,36 @@ describe('UploadVolume retried with its request id after its coordinator died (r
     }
   });
 });
+
+describe('UploadVolume retried with its request id while the first, on the same coordinator, is cancelled (real stack)', function () {
+  this.timeout(120_000);
+  const ctx = useStack({ hosts: ['a'] });
+  const scratch = useTempDir('cistern-upload-ids-join-');
+  let poolPath: string;
+
+  before(async () => {
+    poolPath = join(scratch.path, 'upid');
+    await startDirPool(ctx.stack, 'a', 'upid', poolPath);
+  });
+
+  it('the retry joined to it does the upload itself, not answered with the first one\'s CANCELLED', async () => {
+    await createVolume(ctx.stack, POOL, 'join.img', String(256 * 1024));
+    const w = watch(ctx.stack.client, { pools: [POOL], kinds: [EventKind.OPERATION_PROGRESS] });
+    await w.ready;
+    // the first upload sends 64 KiB and waits
+    const first = ctx.stack.client.uploadVolume(() => undefined);
+    first.write(header('join.img', 'h107-join-1'));
+    first.write({ part: { $case: 'data', value: Buffer.alloc(64 * 1024, 5) } });
+    await waitFor('the agent to write the first upload', () => w.events.some((e) => e.requestId === 'h107-join-1' && e.progress!.done > 0n));
+    w.cancel();
+    // the retry (its client reconnected, say) reaches the coordinator while the first still runs: it joins it
+    const retry = send(ctx.stack.client, 'join.img', 'h107-join-1', Buffer.alloc(128 * 1024, 6));
+    // it has joined once the coordinator has read its header; it is then waiting, not settled
+    await new Promise((r) => setTimeout(r, 500));
+    // then the first is cancelled (its client went away)
+    first.cancel();
+    const again = await retry;
+    expect(again.bytesWritten).to.equal(BigInt(128 * 1024));
+    expect(readFileSync(join(poolPath, 'join.img')).subarray(0, 128 * 1024).equals(Buffer.alloc(128 * 1024, 6))).to.equal(true);
+  });
+});
