@@ -128,7 +128,8 @@ export async function uploadVolume(
   // again (the request the id is checked against is the header: a retry resends the same data)
   if (!svc.results || !header.requestId) return upload();
   const asStored: UploadVolumeRequest = { part: { $case: 'header', value: { ...header, requestId: '' } } };
-  return svc.results.once('UploadVolume', ctx.principal, header.requestId, asStored, upload, undefined, 'header.request_id');
+  // its own signal: a retry joined to a first upload that is then cancelled does the upload itself
+  return svc.results.once('UploadVolume', ctx.principal, header.requestId, asStored, upload, ctx.signal, 'header.request_id');
 }
 
 export async function downloadVolume(
