@@ -44,14 +44,14 @@ describe('agent: uploads by request id', () => {
     expect(await retry).to.equal(undefined);
   });
 
-  it('the id of a committed upload with another header is INVALID_ARGUMENT naming request_id', async () => {
+  it('the id of a committed upload with another header is INVALID_ARGUMENT naming header.request_id, the field UploadVolumeRequest has', async () => {
     const uploads = new UploadRequests();
     const first = running(true);
     uploads.track(request('r3'), first.upload);
     first.settle.resolve(result);
     await first.outcome;
     const err = await uploads.earlier(request('r3', 512n)).then(() => undefined, (e: Error & { field?: string }) => e);
-    expect(err?.message).to.include('request_id');
+    expect(err?.message).to.match(/^header\.request_id: /);
     expect(await uploads.earlier(request('r3'))).to.deep.equal(result);
   });
 
