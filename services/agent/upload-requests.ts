@@ -51,8 +51,9 @@ export class UploadRequests {
     const hit = this.entries.get(key);
     if (!hit) return undefined;
     if (hit.fingerprint !== uploadFingerprint(request)) {
+      // UploadVolumeRequest carries its id in its first message's header
       throw new InvalidArgumentError(
-        'request_id',
+        'header.request_id',
         `request id '${request.requestId}' was already used for a different upload (pool, volume, offset, length or sparse); a retry must repeat the same header`,
       );
     }
