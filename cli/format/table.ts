@@ -2,16 +2,33 @@
 // column are padded to the column's width plus two spaces; the header is followed
 // by a line of dashes as long as the sum of (width + 3) over all columns. In quiet
 // mode (-q) virsh prints no header and the widths ignore it.
+import { glibcPrintable } from './printable.js';
 
-/** Control characters are shown escaped, as vshTableSafeEncode does. */
+/**
+ * A cell as virsh 9.0's vshTableSafeEncode writes it: an ASCII control character as `\xNN`; a
+ * backslash followed by `x` as `\x5c`, so that a name holding the text `\x09` cannot pass for
+ * one holding a tab; and each UTF-8 byte of a character glibc's iswprint rejects (U+2028, an
+ * unassigned code point) as `\xff`: virsh formats the byte as a (signed) char, so 0xe2 becomes
+ * ffffffe2, cut to `\xff` by its four-character buffer. Every other character is kept.
+ */
 export function safeCell(text: string): string {
-  for (let i = 0; i < text.length; i++) {
+  let i = 0;
+  for (; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) {
-      return text.replace(/[\x00-\x1f\x7f]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
-    }
+    if (c < 0x20 || c >= 0x7f || c === 0x5c) break;
   }
-  return text; // the common case: nothing to escape, no new string
+  if (i === text.length) return text; // the common case: printable ASCII without a backslash
+  let out = text.slice(0, i);
+  while (i < text.length) {
+    const cp = text.codePointAt(i)!;
+    const ch = String.fromCodePoint(cp);
+    i += ch.length;
+    if (cp < 0x20 || cp === 0x7f) out += `\\x${cp.toString(16).padStart(2, '0')}`;
+    else if (cp === 0x5c && text.charCodeAt(i) === 0x78) out += '\\x5c';
+    else if (cp >= 0x80 && !glibcPrintable(cp)) out += '\\xff'.repeat(Buffer.byteLength(ch, 'utf8'));
+    else out += ch;
+  }
+  return out;
 }
 
 /** East Asian wide and fullwidth ranges (Unicode EastAsianWidth W/F): two columns each. */

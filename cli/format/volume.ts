@@ -62,11 +62,11 @@ export function renderVolumeList(vols: Volume[], details: boolean, quiet: boolea
 
 // ---- vol-list from a VolumeListing (cli/volume-rows.ts): the same text as renderVolumeList ----
 
-/** Whether bytes [s, e) are printable ASCII (0x20-0x7e): then the cell is those bytes, its width their count. */
+/** Whether bytes [s, e) are printable ASCII (0x20-0x7e) but a backslash: then the cell is those bytes, its width their count. */
 function plainBytes(buf: Buffer, s: number, e: number): boolean {
   for (let k = s; k < e; k++) {
     const b = buf[k]!;
-    if (b < 0x20 || b > 0x7e) return false;
+    if (b < 0x20 || b > 0x7e || b === 0x5c) return false; // a backslash may be escaped (safeCell)
   }
   return true;
 }
