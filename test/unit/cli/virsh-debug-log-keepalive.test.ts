@@ -94,6 +94,29 @@ describe('cisternctl takes virsh\'s -d, -e, -k, -K and -l', () => {
     expect(r.stderr).to.not.include('c2VjcmV0');
   });
 
+  it('-d 0 does not print a secret value or a token given in a command line of one argument, on stderr or in the log', async () => {
+    const log = join(dir, 'commands.log');
+    const uuid = '6c2b5ae4-9b4b-4b0b-8a7c-0a0b0c0d0e0f';
+    for (const line of [
+      `secret-set-value --secret ${uuid} --base64 c2VjcmV0`,
+      `secret-set-value --secret ${uuid} --base64=c2VjcmV0`,
+      `echo a; secret-set-value ${uuid} --base64 'c2VjcmV0'`,
+      'pool-list --token c2VjcmV0c2VjcmV0c2Vj',
+      'pool-list --token=c2VjcmV0c2VjcmV0c2Vj',
+      // not a line any command runs (an unclosed quote): still not shown
+      `secret-set-value --secret ${uuid} --base64 c2VjcmV0 "`,
+    ]) {
+      const r = await run(withPool(), ['-d', '0', '-l', log, line]);
+      expect(r.stderr, line).to.not.include('c2VjcmV0');
+      expect(r.stderr, line).to.match(/^commands: "/);
+    }
+    const logged = await readFile(log, 'utf8');
+    expect(logged).to.not.include('c2VjcmV0');
+    // what is no secret is shown as typed
+    expect(logged).to.include(`DEBUG commands: "secret-set-value --secret ${uuid} --base64 (hidden)"`);
+    expect(logged).to.include('DEBUG commands: "pool-list --token=(hidden)"');
+  });
+
   it('-l FILE appends each error as virsh\'s log line, and nothing for a command that worked', async () => {
     const log = join(dir, 'errors.log');
     await writeFile(log, 'before\n');
