@@ -23,7 +23,7 @@ export interface OptionSpec {
    * hosts, files, types, formats, algorithms, every option virsh 9.0 reads that way.
    */
   nonEmpty?: boolean;
-  /** A secret (secret-set-value --base64): -d's option lines show '(hidden)' for its value. */
+  /** A secret (secret-set-value --base64, --token): -d's lines show '(hidden)' for its value. */
   secret?: boolean;
 }
 
@@ -70,7 +70,7 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
   { name: 'ca', type: 'string', named: true, help: 'CA certificate file: use TLS (env CISTERN_CA)' },
   { name: 'cert', type: 'string', named: true, help: 'client certificate file for mutual TLS (env CISTERN_CERT)' },
   { name: 'key', type: 'string', named: true, help: 'client private key file for mutual TLS (env CISTERN_KEY)' },
-  { name: 'token', type: 'string', named: true, help: 'bearer token (env CISTERN_TOKEN)' },
+  { name: 'token', type: 'string', named: true, secret: true, help: 'bearer token (env CISTERN_TOKEN)' },
   { name: 'quiet', type: 'bool', help: 'quiet mode: no informational messages, no table headers' },
 ];
 

@@ -7,36 +7,56 @@ import { UsageError } from './errors.js';
 
 /** The commands of `text`, each as its words; empty commands are dropped. */
 export function splitCommandLine(text: string): string[][] {
-  const commands: string[][] = [];
-  let words: string[] = [];
+  return commandWords(text, false).map((words) => words.map((w) => w.text));
+}
+
+/** A word of a command line: its value, and where its text is in the line (quotes included). */
+export interface CommandWord {
+  text: string;
+  start: number;
+  end: number;
+}
+
+/**
+ * The commands of `text` with where each word is. `lenient`: an unclosed '"' or a dangling
+ * '\\' ends the line instead of failing it (for showing a line that will not run).
+ */
+export function commandWords(text: string, lenient: boolean): CommandWord[][] {
+  const commands: CommandWord[][] = [];
+  let words: CommandWord[] = [];
   let word = '';
   let inWord = false;
-  const endWord = (): void => {
-    if (inWord) words.push(word);
+  let start = 0;
+  const begin = (at: number): void => {
+    if (!inWord) start = at;
+    inWord = true;
+  };
+  const endWord = (at: number): void => {
+    if (inWord) words.push({ text: word, start, end: at });
     word = '';
     inWord = false;
   };
-  const endCommand = (): void => {
-    endWord();
+  const endCommand = (at: number): void => {
+    endWord(at);
     if (words.length > 0) commands.push(words);
     words = [];
   };
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (c === ' ' || c === '\t' || c === '\r') {
-      endWord();
+      endWord(i);
     } else if (c === ';' || c === '\n') {
-      endCommand();
+      endCommand(i);
     } else if (c === '#' && !inWord) {
       while (i + 1 < text.length && text[i + 1] !== '\n') i++;
     } else if (c === "'") {
+      begin(i);
       let close = text.indexOf("'", i + 1);
       if (close < 0) close = text.length;
       word += text.slice(i + 1, close);
-      inWord = true;
       i = close;
     } else if (c === '"') {
-      inWord = true;
+      begin(i);
       let closed = false;
       for (i++; i < text.length; i++) {
         const d = text[i]!;
@@ -45,24 +65,30 @@ export function splitCommandLine(text: string): string[][] {
           break;
         }
         if (d === '\\') {
-          if (i + 1 >= text.length) throw new UsageError('dangling \\');
+          if (i + 1 >= text.length) {
+            if (lenient) break;
+            throw new UsageError('dangling \\');
+          }
           if (text[++i] !== '\n') word += text[i]!;
           continue;
         }
         word += d;
       }
-      if (!closed) throw new UsageError('missing "');
+      if (!closed && !lenient) throw new UsageError('missing "');
     } else if (c === '\\') {
-      if (i + 1 >= text.length) throw new UsageError('dangling \\');
+      if (i + 1 >= text.length) {
+        if (lenient) break;
+        throw new UsageError('dangling \\');
+      }
       if (text[++i] === '\n') continue; // a backslash-newline is dropped
+      begin(i - 1);
       word += text[i]!;
-      inWord = true;
     } else {
+      begin(i);
       word += c;
-      inWord = true;
     }
   }
-  endCommand();
+  endCommand(text.length);
   return commands;
 }
 

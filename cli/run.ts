@@ -12,6 +12,7 @@ import { COMMANDS, findCommand } from './commands/index.js';
 import { commandHelp, findGroup, generalHelp, groupHelp } from './commands/help.js';
 import { CommandError, ReportedError, UsageError } from './errors.js';
 import { isCommandLine, splitCommandLine } from './command-line.js';
+import { shownCommandLine } from './shown-command-line.js';
 import { readOnlyApi } from './read-only.js';
 
 export const VERSION = '0.1.0';
@@ -59,7 +60,7 @@ export async function runCli(argv: string[], cliIo: CliIo): Promise<number> {
     // virsh: one argument is a whole command line ('cmd1 a; cmd2 b'); no command at all means
     // an interactive session, its commands on stdin, a line at a time
     if (split.command !== undefined && split.rest.length === 0 && isCommandLine(split.command)) {
-      diagnostics.debug(DEBUG, `commands: "${split.command}"`);
+      diagnostics.debug(DEBUG, `commands: "${shownCommandLine(split.command)}"`);
       const runIo = io;
       const code = await withConnections(io, (c) => runLine(split.command!, split.globals, env, runIo, c, false));
       return code === QUIT ? 0 : code ?? 0;
