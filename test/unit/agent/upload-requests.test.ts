@@ -67,3 +67,36 @@ describe('agent: uploads by request id', () => {
     expect(await uploads.earlier(request('r4'))).to.equal(undefined);
   });
 });
+
+describe('agent: uploads by request id are bounded', () => {
+  // every upload with a request id is tracked for 15 minutes after it committed, each entry
+  // holding its closure (request, pool, volume); an operator's stream of small uploads with
+  // fresh ids must not grow the root agent's memory without bound, as the request cache is
+  // bounded for the other operations (request-cache.ts, 20,000 entries)
+  const committed = async (uploads: UploadRequests, id: string): Promise<void> => {
+    const u = running(true);
+    uploads.track(request(id), u.upload);
+    u.settle.resolve(result);
+    await u.outcome;
+    await Promise.resolve();
+  };
+
+  it('keeps at most its limit of committed uploads, forgetting the oldest first', async () => {
+    const uploads = new UploadRequests(60_000, () => 0, 2);
+    for (const id of ['b1', 'b2', 'b3']) await committed(uploads, id);
+    expect(await uploads.earlier(request('b1'))).to.equal(undefined);
+    expect(await uploads.earlier(request('b2'))).to.deep.equal(result);
+    expect(await uploads.earlier(request('b3'))).to.deep.equal(result);
+  });
+
+  it('never forgets an upload still running for the limit: its retry must still stop it', async () => {
+    const uploads = new UploadRequests(60_000, () => 0, 1);
+    const first = running(false);
+    uploads.track(request('c1'), first.upload);
+    for (const id of ['c2', 'c3']) await committed(uploads, id);
+    const retry = uploads.earlier(request('c1'));
+    expect(first.stops).to.have.length(1);
+    first.settle.reject(new Error('cancelled'));
+    expect(await retry).to.equal(undefined);
+  });
+});
