@@ -33,9 +33,16 @@ interface Entry {
 export class UploadRequests {
   private readonly entries = new Map<string, Entry>();
 
+  /**
+   * `maxEntries`: committed uploads kept at most, the oldest forgotten first (their retry then
+   * writes again), as the request cache bounds the other operations: each entry holds its
+   * upload's closure, and an operator may send small uploads with fresh ids for 15 minutes on
+   * end. An upload still running is never forgotten for it: its retry must stop it.
+   */
   constructor(
     private readonly ttlMs = 15 * 60_000,
     private readonly now: () => number = Date.now,
+    private readonly maxEntries = 20_000,
   ) {}
 
   /**
@@ -86,7 +93,10 @@ export class UploadRequests {
 
   private sweep(): void {
     const now = this.now();
-    for (const [key, e] of this.entries) if (e.expires <= now) this.entries.delete(key);
+    // insertion order: the oldest first, so the committed uploads dropped over the limit are the oldest
+    for (const [key, e] of this.entries) {
+      if (e.expires <= now || (this.entries.size > this.maxEntries && e.expires !== Number.POSITIVE_INFINITY)) this.entries.delete(key);
+    }
   }
 }
 
