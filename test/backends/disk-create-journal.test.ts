@@ -6,7 +6,7 @@
 // takes the free number; on a dos disk, removing a logical partition renumbers the ones
 // after it. libvirt removes nothing at a restart.
 import { expect } from 'chai';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentRequest } from '../../libs/proto/cistern/agent/v1/agent.js';
 import { PoolDefinition, PoolType, Tristate, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
@@ -198,6 +198,40 @@ describe('agent killed during a create into a disk pool (journal cleanup at the 
       expect(partitions(other.device), "the other disk's partition").to.deep.equal(others);
       expect(partitions(disk.device), 'the first disk is not the pool now: nothing of it is touched').to.deep.equal([interrupted]);
       expect(await journal.pending()).to.deep.equal([], 'the entry is forgotten (logged): the pool is over another disk');
+    } finally {
+      await other.detach();
+      await disk.detach();
+    }
+  });
+
+  it('leaves a partition at the same bytes on another disk that the pool\'s device path leads to by the restart', async () => {
+    // the pool names its disk by a path that may lead to another disk at the next start: a
+    // kernel name (/dev/sdb) after a reboot that enumerated the disks in another order, a
+    // by-path link whose slot now holds another disk, a reused loop device. The path is the
+    // same, so the pool did not "start over another disk" by its definition; the disk did.
+    const disk = diskWith('gpt', 'journal-path-first');
+    const other = diskWith('gpt', 'journal-path-other');
+    const dir = makeTempDir('cistern-diskjournal-');
+    const root = join(dir.path, 'root');
+    const link = join(dir.path, 'pool-disk');
+    try {
+      symlinkSync(disk.device, link);
+      const pool = await interruptedCreate({ ...disk, device: link }, 'gpt', root, `${disk.device.slice('/dev/'.length)}p1`, 8n * MiB);
+      const interrupted = partitions(disk.device)[0]!;
+      expect(interrupted, 'mkpart wrote the table before the kill').to.not.equal(undefined);
+      // the other disk has its partition 1 where the interrupted one is (the same layout)
+      parted(other.device, 'mkpart', 'data', `${interrupted.start}B`, `${interrupted.start + interrupted.size - 1n}B`);
+      const others = partitions(other.device);
+      expect(others.map((p) => ({ start: p.start, size: p.size }))).to.deep.equal([{ start: interrupted.start, size: interrupted.size }]);
+      // by the restart the pool's path leads to the other disk
+      unlinkSync(link);
+      symlinkSync(other.device, link);
+      const log = warnings();
+      const journal = await restart(root, pool, log);
+      expect(partitions(other.device), "the other disk's partition").to.deep.equal(others);
+      expect(partitions(disk.device), 'the disk the create wrote on is not the pool now: nothing of it is touched').to.deep.equal([interrupted]);
+      expect(await journal.pending()).to.deep.equal([], 'nothing of this create is on the disk the pool is over now');
+      expect(log.seen).to.deep.equal(['nothing of an interrupted volume create was left to remove']);
     } finally {
       await other.detach();
       await disk.detach();
