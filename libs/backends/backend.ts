@@ -117,6 +117,11 @@ export interface CreateVolOptions {
 export interface PartitionExtent {
   start: bigint;
   end: bigint;
+  /**
+   * The identifier of the partition table the partition was made in (disk/table-id.ts): the
+   * undo of its create acts on no disk whose table has another. Absent: not known.
+   */
+  table?: string;
 }
 
 /** A new file's inode number and birth time (statx btime in ns; 0 where the filesystem keeps none). */

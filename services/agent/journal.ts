@@ -56,8 +56,10 @@ export interface JournalEntry {
   /**
    * The bytes the partition a disk pool's create made covers (its `made` record, appended once
    * mkpart's partition is in the table): the cleanup removes the partition covering them, under
-   * whatever number it has by then, and no other. Absent (the agent died before the record,
-   * entries of earlier versions): the extent the create planned, in the entry's volume.
+   * whatever number it has by then, and no other, and only on the disk whose partition table
+   * has the id recorded with it (the pool's path may lead to another disk by then). Absent (the
+   * agent died before the record, entries of earlier versions): the extent the create planned,
+   * in the entry's volume, on the disk the path leads to.
    */
   partition?: PartitionExtent;
 }
@@ -181,7 +183,7 @@ export class CreateJournal {
     const madePartition = (extent: PartitionExtent): void => {
       if (done) return;
       try {
-        this.append({ made: id, partition: { start: String(extent.start), end: String(extent.end) } });
+        this.append({ made: id, partition: { start: String(extent.start), end: String(extent.end), ...(extent.table === undefined ? {} : { table: extent.table }) } });
       } catch {
         // not recorded (no space): the cleanup after a restart goes by the extent the create planned
       }
@@ -260,9 +262,11 @@ function entryOf(raw: Record<string, unknown>): JournalEntry {
 /** The recorded partition extent, when the record has a whole one. */
 function partitionOf(raw: unknown): { partition?: PartitionExtent } {
   if (typeof raw !== 'object' || raw === null) return {};
-  const { start, end } = raw as Record<string, unknown>;
+  const { start, end, table } = raw as Record<string, unknown>;
   if (typeof start !== 'string' || typeof end !== 'string' || !/^\d+$/.test(start) || !/^\d+$/.test(end)) return {};
-  return BigInt(start) < BigInt(end) ? { partition: { start: BigInt(start), end: BigInt(end) } } : {};
+  // the table id (disk/table-id.ts) as written; an unreadable one is none (by the path, as before it was recorded)
+  const id = typeof table === 'string' && /^(gpt|dos):[0-9a-f]{1,64}$/.test(table) ? { table } : {};
+  return BigInt(start) < BigInt(end) ? { partition: { start: BigInt(start), end: BigInt(end), ...id } } : {};
 }
 
 /**

@@ -27,6 +27,7 @@ import { requireDevice } from './device.js';
 import type { DeviceQueue } from './device-queue.js';
 import { readLayout, syncKernel, waitForNode } from './table.js';
 import type { DiskTools } from './tools.js';
+import { readTableId } from './table-id.js';
 
 /**
  * Checks the request against the table as it is now: the name must be the next
@@ -87,6 +88,11 @@ export async function createPartition(
     // re-plan against the table as it is now (another create may have run since)
     const before = await readLayout(tools, ctx.runner, source, ctx.signal);
     const plan = placeNamed(before, source, volume.name, format, capacity);
+    // the disk mkpart writes on, recorded before it runs (an agent killed while mkpart runs
+    // leaves no later record) with the bytes it is given: by the undo, the pool's path may lead
+    // to another disk, with a partition at the same bytes
+    const table = onMade ? await readTableId(source.device) : undefined;
+    if (table !== undefined) onMade?.({ start: plan.placement.start, end: plan.placement.end + 1n, table });
     // a mkpart that fails or is cancelled may still have written the table: what it left is
     // looked for below and removed like any other failed create
     let mkpartFailure: unknown;
@@ -100,7 +106,7 @@ export async function createPartition(
       const after = await readLayout(tools, ctx.runner, source);
       created = after.partitions.find((p) => !before.partitions.some((q) => q.number === p.number && q.start === p.start));
       // recorded before anything else can fail or be killed: its undo finds it by these bytes
-      if (created) onMade?.({ start: created.start, end: created.end });
+      if (created) onMade?.({ start: created.start, end: created.end, ...(table === undefined ? {} : { table }) });
       if (mkpartFailure !== undefined) throw mkpartFailure;
       if (!created) throw new InternalError(`parted reported success but no new partition appeared on '${printable(source.device, 200)}'`);
       if (created.number !== plan.number) {

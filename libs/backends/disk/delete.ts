@@ -2,7 +2,9 @@
 // partition the delete would renumber) is in use, and done only once the kernel has
 // dropped its node.
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
-import { FailedPreconditionError, InternalError } from '../../errors/errors.js';
+import { FailedPreconditionError, InternalError, NotFoundError } from '../../errors/errors.js';
+import { printable } from '../../api/names.js';
+import { readTableId } from './table-id.js';
 import type { PartitionExtent, PoolContext } from '../backend.js';
 import { rmArgv } from '../partition-plan.js';
 import { diskSource } from './paths.js';
@@ -15,11 +17,22 @@ import type { DiskTools } from './tools.js';
  * parsed out of the name (libvirt 9.0 runs `parted rm p1` for /dev/loop0p1). An
  * extended partition that still holds logical partitions is refused. `onlyExtent`: the
  * partition covering those bytes, whatever its name is now (the undo of a create: the
- * partition it made, never another that took its number since).
+ * partition it made, never another that took its number since), and only on the disk whose
+ * partition table has the id recorded with it, if one was.
  */
 export async function deletePartition(ctx: PoolContext, tools: DiskTools, queue: DeviceQueue, volume: VolumeDefinition, onlyExtent?: PartitionExtent): Promise<void> {
   const source = diskSource(ctx.pool);
   await queue.exclusive(source.device, async () => {
+    if (onlyExtent?.table !== undefined) {
+      // the undo of a create: on the disk it wrote on only, whatever the path leads to now
+      const now = await readTableId(source.device);
+      if (now !== onlyExtent.table) {
+        throw new NotFoundError(
+          `the partition table of '${printable(source.device, 200)}' is ${now ?? 'none known'}, not ${onlyExtent.table} where '${printable(volume.name)}' was made: the path leads to another disk now; nothing is removed`,
+          { volume: volume.name },
+        );
+      }
+    }
     const layout = await readLayout(tools, ctx.runner, source, ctx.signal);
     const p = onlyExtent ? findPartitionAt(layout, volume.name, onlyExtent) : findListedPartition(layout, volume);
     if (p.kind === 'extended') {
