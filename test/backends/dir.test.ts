@@ -539,6 +539,47 @@ describe('dir backend with real qemu-img', function () {
         expect(secretDirs()).to.deep.equal(before);
       });
 
+      it('clone of a raw + LUKS volume, as libvirt 9.0 clones it: decrypted into a plain raw, re-encrypted into a qcow2 + LUKS of its own passphrase', async () => {
+        // libvirt's storageBackendDoCreateQemuImg: create the target, then `qemu-img convert -n`
+        // with both secrets (the source's: the secret of its path, as after a pool refresh)
+        const UUID2 = '6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
+        const PASS2 = `other-${randomBytes(8).toString('hex')}`;
+        const secretFile2 = join(root, 'luks2.secret');
+        writeFileSync(secretFile2, PASS2, { mode: 0o600 });
+        const source = { pool: ctx.pool, volume: luks('luks.img') };
+        const plain = decrypted('luks.img');
+        const before = secretDirs();
+        const c = { ...ctx, secrets: new Map([[join(target, 'luks.img'), Buffer.from(PASS)], [UUID2, Buffer.from(PASS2)]]) };
+
+        await backend.buildVolFrom(c, vol('dec.raw', 'raw'), source, none);
+        // created at the source's capacity in KiB, rounded up as libvirt's size argument is
+        const dec = readFileSync(join(target, 'dec.raw'));
+        expect(dec.length).to.equal(Math.ceil(plain.length / 1024) * 1024);
+        expect(sha256(dec.subarray(0, plain.length))).to.equal(sha256(plain));
+        expect(dec.subarray(plain.length).equals(Buffer.alloc(dec.length - plain.length))).to.equal(true);
+
+        const enc = vol('enc.qcow2', 'qcow2', 8n * MiB);
+        enc.target!.encryption = { format: 'luks', secrets: [{ uuid: UUID2, usage: '', type: 'passphrase' }], cipher: undefined, ivgen: undefined };
+        await backend.buildVolFrom(c, enc, source, none);
+        const out = join(root, 'enc.decrypted');
+        const opts = `driver=qcow2,encrypt.key-secret=s0,file.filename=${join(target, 'enc.qcow2')}`;
+        execFileSync('qemu-img', ['convert', '--object', `secret,id=s0,file=${secretFile2}`, '--image-opts', '-O', 'raw', opts, out]);
+        const data = readFileSync(out);
+        rmSync(out);
+        // the capacity asked for (the create step's), the source's data, zeros after it
+        expect(data.length).to.equal(8 * 1024 * 1024);
+        expect(sha256(data.subarray(0, plain.length))).to.equal(sha256(plain));
+        expect(data.subarray(plain.length).equals(Buffer.alloc(data.length - plain.length))).to.equal(true);
+
+        // without the source's passphrase: refused naming it, nothing made
+        const missing = await rejects(backend.buildVolFrom({ ...ctx, secrets: new Map([[UUID2, Buffer.from(PASS2)]]) }, vol('nokey.raw', 'raw'), source, none));
+        expect(missing.code, missing.message).to.equal('FAILED_PRECONDITION');
+        expect(missing.message).to.contain("'luks.img'");
+        expect(existsSync(join(target, 'nokey.raw'))).to.equal(false);
+        expect(secretDirs()).to.deep.equal(before);
+        for (const name of ['dec.raw', 'enc.qcow2']) await backend.deleteVol(ctx, vol(name, ''));
+      });
+
       it('qcow2 + LUKS grows with its passphrase; the data survives', async () => {
         // made by qemu-img with a short PBKDF time (the raw test above covers Cistern's create),
         // retried as the agent retries it when the VM's coarse CPU clock fails its calibration
