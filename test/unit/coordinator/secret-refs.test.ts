@@ -53,6 +53,36 @@ describe('secrets of an agent operation (secrets/resolve.ts)', () => {
     expect(secretRefsOf(wipe, volume({ format: 'luks' }))).to.deep.equal([]);
   });
 
+  it("a clone of a LUKS volume of a file pool: the source's passphrase (the secret of its path in the source pool), then the new volume's", () => {
+    const DST = '6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
+    const clone = (source: PoolDefinition, encrypted = true) =>
+      AgentRequest.fromPartial({
+        pool: pool(),
+        sourcePool: source,
+        op: {
+          $case: 'cloneVolume',
+          value: {
+            source: 'hosts/a/pools/src/volumes/v',
+            definition: VolumeDefinition.fromPartial({
+              name: 'c',
+              target: { format: 'qcow2', ...(encrypted ? { encryption: { format: 'luks', secrets: [{ uuid: DST, type: 'passphrase' }] } } : {}) },
+            }),
+          },
+        },
+      });
+    const src = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_DIR, name: 'src', target: { path: '/srv/src' } });
+    const refs = secretRefsOf(clone(src), volume({ format: 'luks' }));
+    expect(refs.map((r) => [r.ref.uuid || r.ref.usage, r.usage])).to.have.deep.members([
+      ['/srv/src/v', SecretUsageType.SECRET_USAGE_TYPE_VOLUME],
+      [DST, SecretUsageType.SECRET_USAGE_TYPE_VOLUME],
+    ]);
+    expect(refs.find((r) => r.ref.usage)!.notDefined).to.include("<usage type='volume'><volume>/srv/src/v</volume></usage>");
+    // an unencrypted source: only the new volume's; a block source (an LV) is read as raw bytes, as libvirt reads it
+    expect(secretRefsOf(clone(src, false), volume())).to.deep.equal([]);
+    const lv = PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_LOGICAL, name: 'vg', target: { path: '/dev/vg' } });
+    expect(secretRefsOf(clone(lv, false), volume({ format: 'luks', secrets: [{ uuid: DST, type: 'passphrase' }] }))).to.deep.equal([]);
+  });
+
   it('a find-pool-sources whose source names CHAP auth: that secret, of usage type iscsi (no pool in the request); without <auth>, none', () => {
     const find = (auth?: { uuid?: string; usage?: string }) =>
       AgentRequest.fromPartial({
