@@ -112,6 +112,29 @@ export function createSizeGiven(spec: QemuImgCreateSpec): boolean {
   return !spec.inputPath && (spec.sizeBytes !== undefined || divUp(spec.capacity ?? 0n, 1024n) > 0n || !spec.backingPath);
 }
 
+/** One image of a `qemu-img convert -n`: its spec and the format qemu-img is told. */
+export interface QemuImgConvertEnd {
+  /** a json: spec (qemuDescriptorChain, qemuDescriptorTarget) */
+  image: string;
+  format: string;
+}
+
+/**
+ * The second step of libvirt 9's clone of or into a LUKS-encrypted volume
+ * (storageBackendDoCreateQemuImg, VIR_STORAGE_VOL_ENCRYPT_CONVERT): the target was created at
+ * its capacity, with its encryption, and the source's data is copied into it, each end
+ * unlocked by its own secret object:
+ *   qemu-img convert -n -f IN -O OUT [--object secret,...]... -- INPUT TARGET
+ * libvirt names both ends with --image-opts; json: specs say the same and keep the source's
+ * backing chain to the descriptors the agent opened.
+ */
+export function qemuImgConvertIntoArgv(input: QemuImgConvertEnd, target: QemuImgConvertEnd, secrets: readonly { alias: string; file: string }[], qemuImg = 'qemu-img'): string[] {
+  const argv = [qemuImg, 'convert', '-n', '-f', input.format, '-O', target.format];
+  for (const s of secrets) argv.push('--object', `secret,id=${s.alias},file=${escapeComma(s.file)}`);
+  argv.push('--', input.image, target.image);
+  return argv;
+}
+
 /** qemu-img resize [--shrink] -- PATH BYTES (capacity rounded up to 512 as libvirt does). */
 export function qemuImgResizeArgv(path: string, capacity: bigint, shrink: boolean, qemuImg = 'qemu-img'): string[] {
   const rounded = divUp(capacity, 512n) * 512n;
@@ -136,6 +159,11 @@ export interface DescriptorLayer {
   format: string;
   /** a block device (qemu's 'host_device'), else a regular file ('file') */
   blockDevice: boolean;
+  /**
+   * the id of the secret object that unlocks it, for a LUKS-encrypted layer: a raw one is then
+   * read through qemu's 'luks' driver, a qcow2 one with `encrypt.key-secret`
+   */
+  keySecret?: string;
 }
 
 /**
@@ -155,7 +183,9 @@ export function qemuDescriptorChainNode(layers: readonly DescriptorLayer[], firs
     const layer = layers[i]!;
     const file = { driver: layer.blockDevice ? 'host_device' : 'file', filename: `/dev/fd/${firstFd + i}` };
     // raw names no other file; every other format's header may, so its backing is always said
-    node = layer.format === 'raw' ? { driver: 'raw', file } : { driver: layer.format, backing: node, file };
+    if (layer.keySecret && layer.format === 'raw') node = { driver: 'luks', 'key-secret': layer.keySecret, file };
+    else if (layer.keySecret) node = { driver: layer.format, encrypt: { 'key-secret': layer.keySecret }, backing: node, file };
+    else node = layer.format === 'raw' ? { driver: 'raw', file } : { driver: layer.format, backing: node, file };
   }
   if (!node) throw new RangeError('an image chain has at least one file');
   return node;

@@ -14,7 +14,7 @@ import { hostAnswer } from './catch-up.js';
 
 /** What the coordinator knows of the object an operation acts on, beyond the request. */
 export interface ForwardContext {
-  /** the cached definition of the existing volume the operation acts on (a resize: its encryption) */
+  /** the cached definition of the existing volume the operation acts on (a resize: its encryption), or of a clone's source */
   volume?: VolumeDefinition;
 }
 

@@ -3,7 +3,8 @@
 // goes through `qemu-img convert -f SRC -O DST`. Either way the source and its backing chain
 // are read through the descriptors the agent's check opened (options.sourceImage), never by
 // name: a name swapped for a link to /etc/shadow after the check would otherwise be copied
-// into a volume an operator can download.
+// into a volume an operator can download. A clone of or into a LUKS volume takes libvirt's two
+// steps (create-image.ts), the source unlocked with its passphrase.
 import type { PoolDefinition, VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
@@ -15,6 +16,8 @@ import { planVolume, rawAllocation, resolveCreate } from './volume-plan.js';
 import { createRaw } from './create-raw.js';
 import { createWithQemuImg } from './create-image.js';
 import type { DirTools } from './tools.js';
+import { removeSecretFile, writeSecretFile } from './secret-file.js';
+import { qemuSecretAlias } from '../qemu-img-argv.js';
 import { FILE_POOL_TYPES } from '../pool-kinds.js';
 
 /** Builds `volume` from `source`'s content; the new capacity is at least the source's. */
@@ -32,7 +35,7 @@ export async function cloneVolume(
   // a caller without a host view (the backend driven directly) gets the chain opened here, unchecked
   const chain = options.sourceImage ?? openImageChain(srcPath, block ? 'raw' : 'probe', () => undefined, 'clone source');
   try {
-    return await cloneFrom(ctx, volume, srcPath, sourceHead(chain, source.volume.name), options, tools, block);
+    return await cloneFrom(ctx, volume, source.volume, srcPath, sourceHead(chain, source.volume.name), options, tools, block);
   } finally {
     if (!options.sourceImage) chain.close();
   }
@@ -57,12 +60,14 @@ function sourceHead(chain: ImageChain, name: string): { layer: ImageLayer; layer
 async function cloneFrom(
   ctx: PoolContext,
   volume: VolumeDefinition,
+  sourceVolume: VolumeDefinition,
   srcPath: string,
   { layer, layers }: { layer: ImageLayer; layers: ImageLayer[] },
   options: CreateVolOptions,
   tools: DirTools,
   block: boolean,
 ): Promise<void> {
+  const sourceName = sourceVolume.name;
   const size = layer.stat.isBlockDevice() ? blockDeviceSize(layer.stat) : layer.stat.size;
   // a block volume's header (its probe) is its guest's data: neither its size nor an encryption
   const srcCapacity = block ? size : layer.probe.capacity || size;
@@ -83,6 +88,21 @@ async function cloneFrom(
     return;
   }
   if (options.reflink) throw new InvalidArgumentError('reflink', 'reflink clones are only possible between raw volumes');
-  if (encrypted) throw new UnimplementedError('cloning an encrypted volume is not supported');
-  await createWithQemuImg(ctx, r, checked, options, tools.qemuImg, { path: srcPath, format: srcFormat, layers });
+  if (!encrypted) {
+    await createWithQemuImg(ctx, r, checked, options, tools.qemuImg, { path: srcPath, format: srcFormat, layers });
+    return;
+  }
+  // libvirt 9.0 reads a LUKS source with its passphrase (storageBackendCreateQemuImgSecretPath
+  // of the input volume); legacy qcow (AES) encryption it refuses, as here
+  if (layer.probe.encryption !== 'luks') {
+    throw new UnimplementedError(`cannot clone volume '${printable(sourceName)}': encryption format of inputvol must be LUKS (it is '${layer.probe.encryption}')`);
+  }
+  // the passphrase its definition names, else the secret of its path (the image records none)
+  const secret = await writeSecretFile(ctx, sourceVolume, srcPath);
+  try {
+    const input = { path: srcPath, format: srcFormat, layers, secret: { alias: qemuSecretAlias(sourceName), file: secret.file } };
+    await createWithQemuImg(ctx, r, checked, options, tools.qemuImg, input);
+  } finally {
+    await removeSecretFile(secret);
+  }
 }

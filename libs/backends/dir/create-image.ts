@@ -5,11 +5,20 @@ import { constants as fsc } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
-import { CommandFailedError, InvalidArgumentError, UnimplementedError } from '../../errors/errors.js';
+import { CommandFailedError, InvalidArgumentError } from '../../errors/errors.js';
 import type { BuiltVolume, CreateVolOptions, PoolContext } from '../backend.js';
 import { commandError, fsError } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
-import { createSizeGiven, divUp, qemuDescriptorChain, qemuImgCreateArgv, qemuSecretAlias, type DescriptorLayer, type QemuImgCreateSpec } from '../qemu-img-argv.js';
+import {
+  createSizeGiven,
+  divUp,
+  qemuDescriptorChain,
+  qemuImgConvertIntoArgv,
+  qemuImgCreateArgv,
+  qemuSecretAlias,
+  type DescriptorLayer,
+  type QemuImgCreateSpec,
+} from '../qemu-img-argv.js';
 import { openImageChain, type ImageLayer } from '../image-references.js';
 import { runQemuImgCalibrated } from '../qemu-img-run.js';
 import { poolTarget } from './paths.js';
@@ -28,6 +37,8 @@ export interface ImageInput {
   format: string;
   /** it and its backing chain, opened and checked: qemu-img reads them as /dev/fd/N, nothing by name */
   layers: readonly ImageLayer[];
+  /** a LUKS-encrypted source: the passphrase file that unlocks it, and the secret object's id */
+  secret?: { alias: string; file: string };
 }
 
 /**
@@ -53,7 +64,6 @@ export async function createWithQemuImg(
   if ((options.preallocMetadata || options.preallocation) && backing) {
     throw new InvalidArgumentError('prealloc_metadata', 'metadata preallocation conflicts with a backing store');
   }
-  if (input && encrypted) throw new UnimplementedError('cloning into an encrypted volume is not supported');
   // the backing chain as the agent opened and checked it; read from those descriptors only
   const chain = backing ? (options.backingImage ?? openImageChain(backingAbsolute(ctx, backing.path), backing.format, () => undefined, 'backing store', { wholeChain: true })) : undefined;
   try {
@@ -87,6 +97,10 @@ async function buildImage(
   const encrypted = !!t.encryption;
   // as given, else as the checked file's header says (the chain check reads it so)
   const backingFormat = backing ? volume.backingStore?.format || backing.layer.format : '';
+  // a clone of or into a LUKS volume takes libvirt's two steps (VIR_STORAGE_VOL_ENCRYPT_CREATE,
+  // then _CONVERT): the target is created at its capacity with its encryption, then the
+  // source's data is converted into it with `-n`, each end unlocked by its own secret
+  const twoStep = !!input && (encrypted || !!input.secret);
   if (!input) {
     // the in-process writer reads the base's header through the checked descriptor too
     const plan = qcow2Plan(ctx, r, t, options, backing ? { path: backing.path, abs: `/proc/self/fd/${backing.layer.fd}`, format: backingFormat } : undefined);
@@ -119,8 +133,8 @@ async function buildImage(
       extendedL2: t.extendedL2,
       nocow: t.nocow,
       // the source chain as the descriptors after the target's (fd 3): 4, 5 ...
-      inputPath: input ? qemuDescriptorChain(input.layers.map(descriptorLayer), RESERVED_TARGET_FD + 1) : undefined,
-      inputFormat: input?.format,
+      inputPath: input && !twoStep ? qemuDescriptorChain(input.layers.map(descriptorLayer), RESERVED_TARGET_FD + 1) : undefined,
+      inputFormat: input && !twoStep ? input.format : undefined,
       secret: secret ? { alias: qemuSecretAlias(volume.name), file: secret.file, qcow2: r.format === 'qcow2', cipher: t.encryption?.cipher, ivgen: t.encryption?.ivgen } : undefined,
     };
     // qemu-img writes into the file reserved above, not whatever r.path holds by then (qemu-img-target.ts)
@@ -131,6 +145,11 @@ async function buildImage(
     const argv = qemuImgCreateArgv({ ...spec, path: target.path, backingUnopened: !!backing }, qemuImg);
     const long = !!input || !!options.preallocation || !!options.preallocMetadata;
     await runQemuImgCalibrated(ctx.runner, argv, { signal: ctx.signal, fds: [...target.fds, ...inputFds], ...(long ? { timeoutMs: 0 } : {}) });
+    if (input && twoStep) {
+      const into = convertIntoArgv(input, qemuFormat, r.format, spec.secret, qemuImg);
+      checkAborted(ctx.signal, 'create');
+      await ctx.runner.run(into, { signal: ctx.signal, fds: [...target.fds, ...inputFds], timeoutMs: 0 });
+    }
     await reserved.chmod(r.mode);
     if (r.uid !== -1 || r.gid !== -1) await reserved.chown(r.uid, r.gid);
     await reserved.close();
@@ -142,6 +161,24 @@ async function buildImage(
     await target?.dispose();
     await removeSecretFile(secret);
   }
+}
+
+/**
+ * The convert step of a two-step clone: the source chain (its head unlocked by its secret) into
+ * the target created at fd 3 (unlocked by its own). The secret ids differ even when both volumes
+ * have one name (a clone across pools): qemu refuses a second object of one id.
+ */
+function convertIntoArgv(input: ImageInput, qemuFormat: string, format: string, secret: { alias: string; file: string } | undefined, qemuImg: string): string[] {
+  const inputSecret = input.secret && secret && input.secret.alias === secret.alias ? { ...input.secret, alias: 'input_encrypt0' } : input.secret;
+  const layers = input.layers.map((l, i) => (i === 0 && inputSecret ? { ...descriptorLayer(l), keySecret: inputSecret.alias } : descriptorLayer(l)));
+  // a raw + LUKS target is qemu's 'luks' format over the file; qemuDescriptorChain reads raw + a key so
+  const targetLayer: DescriptorLayer = { format: qemuFormat === 'luks' ? 'raw' : format === 'iso' ? 'raw' : format, blockDevice: false, keySecret: secret?.alias };
+  return qemuImgConvertIntoArgv(
+    { image: qemuDescriptorChain(layers, RESERVED_TARGET_FD + 1), format: inputSecret && input.format === 'raw' ? 'luks' : input.format },
+    { image: qemuDescriptorChain([targetLayer], RESERVED_TARGET_FD), format: qemuFormat },
+    [secret, inputSecret].filter((s): s is { alias: string; file: string } => !!s),
+    qemuImg,
+  );
 }
 
 /** How qemu is to open one checked layer of a chain. */

@@ -97,7 +97,8 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
   const reply = await definitionErrorsUnderRequest(
     'volume',
     req,
-    forwardToPool(svc, ctx, p, { $case: 'cloneVolume', value: { ...req, definition: def, xml: '' } }, { sourcePool: source.pool.definition, cloneFromXml: fromXml }),
+    // a LUKS source's passphrase goes with the request (secrets/resolve.ts)
+    forwardToPool(svc, ctx, p, { $case: 'cloneVolume', value: { ...req, definition: def, xml: '' } }, { sourcePool: source.pool.definition, cloneFromXml: fromXml }, { volume: source.volume?.definition }),
   );
   return volumeAfter(svc, ref.host, ref.pool, def.name, reply);
 }

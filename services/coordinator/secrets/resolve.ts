@@ -34,8 +34,8 @@ export interface SecretNeed {
 
 /**
  * The secrets `request` needs. `volume`: the known definition (the coordinator's cache) of
- * the existing volume the operation acts on; a resize of a LUKS-encrypted volume needs its
- * passphrase (libvirt's storageBackendResizeQemuImg).
+ * the existing volume the operation acts on, or a clone's source; a resize of a LUKS-encrypted
+ * volume needs its passphrase (libvirt's storageBackendResizeQemuImg), as does a clone of one.
  */
 export function secretRefsOf(request: Partial<AgentRequest>, volume?: VolumeDefinition): SecretNeed[] {
   const out: SecretNeed[] = [];
@@ -55,6 +55,10 @@ export function secretRefsOf(request: Partial<AgentRequest>, volume?: VolumeDefi
   if (POOL_AUTH_OPS.has(op.$case) && auth?.secret && (auth.secret.uuid || auth.secret.usage)) {
     out.push({ ref: auth.secret, usage: SecretUsageType.SECRET_USAGE_TYPE_ISCSI, what: `the <auth> of pool '${pool?.name ?? ''}'` });
   }
+  // a clone of a LUKS volume of a file pool reads it unlocked (libvirt's input secret); a block
+  // source (an LV, a partition) is copied as raw bytes, as libvirt reads one, without it
+  const sourcePool = request.sourcePool;
+  if (op.$case === 'cloneVolume' && volume && sourcePool && FILE_POOL_TYPES.has(sourcePool.type)) out.push(...existingVolumeSecretRefs(volume, sourcePool));
   if (op.$case === 'createVolume' || op.$case === 'cloneVolume') {
     for (const ref of op.value.definition?.target?.encryption?.secrets ?? []) {
       if (ref.uuid || ref.usage) out.push({ ref, usage: SecretUsageType.SECRET_USAGE_TYPE_VOLUME, what: `the encryption of volume '${op.value.definition?.name ?? ''}'` });
@@ -62,7 +66,7 @@ export function secretRefsOf(request: Partial<AgentRequest>, volume?: VolumeDefi
   }
   // an allocating resize of an encrypted volume is refused by the agent (libvirt: "preallocate
   // is only supported for an unencrypted raw volume"): no passphrase goes out for it
-  if (op.$case === 'resizeVolume' && !op.value.allocate && volume) out.push(...resizeSecretRefs(volume, request.pool));
+  if (op.$case === 'resizeVolume' && !op.value.allocate && volume) out.push(...existingVolumeSecretRefs(volume, request.pool));
   return out;
 }
 
@@ -83,12 +87,12 @@ function filePoolVolumePath(pool: PoolDefinition | undefined, name: string): str
 }
 
 /**
- * The passphrase of a LUKS volume being resized: the secret its definition names; else, as
+ * The passphrase of an existing LUKS volume (resized, or the source of a clone): the secret its definition names; else, as
  * libvirt's storageBackendLoadDefaultSecrets after a pool refresh, the secret of usage type
  * 'volume' whose usage id is the volume's path. A volume's definition as the agent reads it
  * from disk names no secret (the image does not record it), so that is the usual case.
  */
-function resizeSecretRefs(volume: VolumeDefinition, pool: PoolDefinition | undefined): SecretNeed[] {
+function existingVolumeSecretRefs(volume: VolumeDefinition, pool: PoolDefinition | undefined): SecretNeed[] {
   const enc = volume.target?.encryption;
   // legacy qcow encryption: the agent refuses the resize ("resize of qcow2 encrypted image is not supported")
   if (!enc || enc.format !== 'luks') return [];
