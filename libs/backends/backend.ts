@@ -169,7 +169,23 @@ export interface ResizeFlags {
    * file, unchecked (the backend driven directly).
    */
   admitBacking?: AdmitFile;
+  /**
+   * Told right before a grow allocates past the file's end (the size set last): the agent
+   * records it (services/agent/grow-journal.ts), so that its next start gives back the blocks
+   * a kill in between left past the end (undoInterruptedGrow). File backends.
+   */
+  onAllocatingPastEnd?: (grow: AllocatingGrow) => void;
 }
+
+/** An allocating grow under way: the file it allocates for, its size before, the size it goes to. */
+export interface AllocatingGrow {
+  file: NewFileIdentity;
+  size: bigint;
+  capacity: bigint;
+}
+
+/** What the undo of an interrupted allocating grow found (StorageBackend.undoInterruptedGrow). */
+export type GrowUndo = 'released' | 'finished' | 'not-found';
 
 /**
  * What a build can tell beyond having made the volume. A backend that returns nothing has
@@ -250,6 +266,14 @@ export interface StorageBackend {
   ): Promise<void>;
   deleteVol?(ctx: PoolContext, volume: VolumeDefinition, options?: DeleteVolOptions): Promise<void>;
   resizeVol?(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void>;
+  /**
+   * After the agent's death interrupted an allocating grow (ResizeFlags.onAllocatingPastEnd):
+   * the volume goes back to its size before, which gives back the blocks allocated past it;
+   * 'finished': the grow had set its new size, kept; 'not-found': the name no longer holds
+   * that file, or a size that grow left (changed since), untouched. `inDirectory`: the pool
+   * directory the grow wrote in; any other is refused (throws, the entry waits).
+   */
+  undoInterruptedGrow?(ctx: PoolContext, volume: string, grow: AllocatingGrow, inDirectory?: { dev: number; ino: number }): Promise<GrowUndo>;
   wipeVol?(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void>;
   /**
    * Writes `length` bytes (0 = all the stream gives) at `offset`; returns bytes taken from the

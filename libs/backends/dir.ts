@@ -14,7 +14,7 @@
 import { forgetPoolDirectory, rememberPoolDirectory } from './dir/pool-directory.js';
 import { PoolType, type BuildFlags, type PoolDefinition, type VolumeDefinition, type WipeAlgorithm } from '../proto/cistern/v1/storage.js';
 import { InvalidArgumentError } from '../errors/errors.js';
-import type { BackendOperation, BuiltVolume, CreateVolOptions, DeleteVolOptions, PoolContext, RefreshResult, ResizeFlags, StorageBackend } from './backend.js';
+import type { AllocatingGrow, BackendOperation, BuiltVolume, CreateVolOptions, DeleteVolOptions, GrowUndo, PoolContext, RefreshResult, ResizeFlags, StorageBackend } from './backend.js';
 import { KNOWN_FORMATS } from './format-probe.js';
 import type { DirTools } from './dir/tools.js';
 import { buildPoolDirectory, isPoolDirectory, removePoolDirectory, requirePoolDirectory } from './dir/pool.js';
@@ -26,6 +26,7 @@ import { createWithQemuImg } from './dir/create-image.js';
 import { cloneVolume } from './dir/clone.js';
 import { deleteVolume } from './dir/delete.js';
 import { resizeVolume } from './dir/resize.js';
+import { undoInterruptedGrow } from './dir/grow-undo.js';
 import { downloadVolume, uploadVolume, wipeVolume } from './dir/data.js';
 
 export interface DirBackendOptions extends Partial<DirTools> {
@@ -156,6 +157,11 @@ export class DirBackend implements StorageBackend {
 
   resizeVol(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void> {
     return resizeVolume(ctx, volume, capacity, flags, this.tools);
+  }
+
+  /** The blocks a grow the agent's death interrupted allocated past the file's end given back (dir/grow-undo.ts). */
+  undoInterruptedGrow(ctx: PoolContext, volume: string, grow: AllocatingGrow, inDirectory?: { dev: number; ino: number }): Promise<GrowUndo> {
+    return undoInterruptedGrow(ctx, volume, grow, inDirectory);
   }
 
   /** zero: zeros written over the whole file in-process; the other algorithms: scrub; trim: unsupported. */

@@ -27,6 +27,7 @@ import { autostartAtBoot, restorePoolsRunningBefore } from './boot-pools.js';
 import { attachSignal, backendFor, poolTypeName, type AgentContext } from './context.js';
 import { CreateJournal, cleanupInterruptedCreates } from './journal.js';
 import { BuildJournal, cleanupInterruptedBuilds } from './build-journal.js';
+import { GrowJournal, undoInterruptedGrows } from './grow-journal.js';
 import { PoolRoots } from './pool-roots.js';
 import { RootLock } from './root-lock.js';
 import { ResizeIntents } from './resize-intents.js';
@@ -231,6 +232,7 @@ export class Agent {
     const state = new AgentState(host, PersistentRevisions.open(opts.root));
     const journal = await CreateJournal.open(opts.root);
     const builds = await BuildJournal.open(opts.root);
+    const grows = await GrowJournal.open(opts.root);
     // the next full sync carries them (flushEvents asks for one), so coordinators publish their state
     const lost = new LostEvents();
     const ctx: AgentContext = {
@@ -243,6 +245,7 @@ export class Agent {
       nc,
       journal,
       builds,
+      grows,
       resizeIntents: ResizeIntents.open(opts.root),
       uploads: new UploadRequests(),
       bootId,
@@ -253,6 +256,8 @@ export class Agent {
     // what a pool build or a create or clone killed mid-way left goes before any pool starts
     await cleanupInterruptedBuilds(builds, (pool) => backendFor(ctx, pool.type), runner, log);
     await cleanupInterruptedCreates(journal, (pool) => backendFor(ctx, pool.type), runner, log);
+    // and the blocks an allocating grow killed mid-way left past a volume's end
+    await undoInterruptedGrows(grows, (pool) => backendFor(ctx, pool.type), runner, log);
     // the pools running when this agent stopped, still up, stay running
     const restore = restorePoolsRunningBefore(ctx, opts.root, catalog);
     await Promise.race([restore, new Promise((resolve) => setTimeout(resolve, AUTOSTART_WAIT_MS).unref())]);

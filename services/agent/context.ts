@@ -17,6 +17,7 @@ import type { Logger } from '../../libs/log/logger.js';
 import { secretsOf, withSecrets } from './secrets.js';
 import type { CreateJournal } from './journal.js';
 import type { BuildJournal } from './build-journal.js';
+import type { GrowJournal } from './grow-journal.js';
 import type { CatalogReader } from './undefine.js';
 import type { PoolRoots } from './pool-roots.js';
 import type { ResizeIntents } from './resize-intents.js';
@@ -39,6 +40,8 @@ export interface AgentContext {
   journal?: CreateJournal;
   /** In-flight builds of pool types that clean up after an interrupted one (absent in unit tests). */
   builds?: BuildJournal;
+  /** Allocating grows under way, for the next start to undo what a kill leaves (absent in unit tests). */
+  grows?: GrowJournal;
   /** How long an upload's answer waits for the pool refresh after it (default: half the stream idle timeout). */
   uploadRefreshWaitMs?: number;
   /** This process's boot id, as its heartbeats carry it (absent in unit tests). */

@@ -64,16 +64,16 @@ export interface OpenPoolDirectory {
 /**
  * The opened directory if it is the one the pool started with (remembered now when unknown);
  * else closes it and throws. `expected`: the directory it must be whatever this process saw
- * (what an interrupted create wrote in, from the journal of an earlier run), checked first and
+ * (what an interrupted create or allocating grow wrote in, from a journal of an earlier run), checked first and
  * never taken as the pool's own when it is not that one.
  */
 async function checked(pool: PoolDefinition, fd: number, st: DirectoryIdentity, close: () => Promise<void>, expected?: DirectoryIdentity): Promise<OpenPoolDirectory> {
   if (expected && (expected.dev !== st.dev || expected.ino !== st.ino)) {
     await close();
     throw new FailedPreconditionError(
-      `pool target '${printable(poolTarget(pool), 200)}' is not the directory the interrupted create wrote in ` +
+      `pool target '${printable(poolTarget(pool), 200)}' is not the directory the interrupted create or grow wrote in ` +
         `(device ${expected.dev} inode ${expected.ino}, now device ${st.dev} inode ${st.ino}): it was replaced, by a link or another directory; ` +
-        'nothing is removed through it (what the create left stays in the directory it wrote in)',
+        'nothing is removed or cut through it (what the create or grow left stays in the directory it wrote in)',
     );
   }
   const key = keyOf(pool);

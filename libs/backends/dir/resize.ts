@@ -13,7 +13,7 @@ import {
   UnimplementedError,
 } from '../../errors/errors.js';
 import { MAX_SIZE, checkSize, printable } from '../../api/names.js';
-import type { PoolContext, ResizeFlags } from '../backend.js';
+import type { AllocatingGrow, PoolContext, ResizeFlags } from '../backend.js';
 import { commandError, fsError, namingFile } from '../fs-errors.js';
 import { checkAborted } from '../file-io.js';
 import {
@@ -121,7 +121,7 @@ async function resizeOpened(
   }
   // an iso is raw bytes to qemu, which has no iso driver: libvirt's `qemu-img resize PATH`
   // reads it as raw and sets its size (allocate was refused above, as libvirt refuses it)
-  if ((format === 'raw' || format === 'iso') && !encrypted) return resizeRawFile(ctx, opened, abs, !!flags.allocate, tools.fallocate);
+  if ((format === 'raw' || format === 'iso') && !encrypted) return resizeRawFile(ctx, opened, abs, !!flags.allocate, tools.fallocate, flags.onAllocatingPastEnd);
   if (format === 'ploop') throw ploopUnsupported();
   // qemu-img opens what the header names besides the backing chain by name, read-write (a
   // qcow2's data file, whose size it sets; a wrapping VMDK's extents): refused before it runs
@@ -177,11 +177,18 @@ function formatNotResizable(format: string, err: CommandFailedError): Unimplemen
 }
 
 /** A raw file truncated to `capacity`; with `allocate`, its blocks up to it allocated first. */
-async function resizeRawFile(ctx: PoolContext, opened: CheckedVolume, capacity: bigint, allocateBlocks: boolean, fallocate: string): Promise<void> {
+async function resizeRawFile(
+  ctx: PoolContext,
+  opened: CheckedVolume,
+  capacity: bigint,
+  allocateBlocks: boolean,
+  fallocate: string,
+  onAllocatingPastEnd?: (grow: AllocatingGrow) => void,
+): Promise<void> {
   const { fh, stat, fdPath } = opened;
   try {
     if (!allocateBlocks) await fh.truncate(Number(capacity));
-    else if (capacity > stat.size) await growAllocated(ctx, fh, stat, fdPath, capacity, fallocate);
+    else if (capacity > stat.size) await growAllocated(ctx, fh, stat, fdPath, capacity, fallocate, onAllocatingPastEnd);
     else await allocateBelow(ctx, fh, stat, fdPath, capacity, fallocate);
   } catch (err) {
     throw fsError(namingFile(err, fdPath, opened.path), 'resize', opened.path);
@@ -205,10 +212,21 @@ async function allocateBelow(ctx: PoolContext, fh: FileHandle, opened: BigIntSta
 /**
  * Allocates first, past the end without moving the size, and sets the size last: a failed or
  * cancelled allocation puts the old size back, and an agent killed during it leaves the old
- * size, so the volume is never left at a capacity the call did not report done.
+ * size, so the volume is never left at a capacity the call did not report done. The blocks
+ * such a kill leaves past the end are the next start's to give back (undoInterruptedGrow):
+ * `onAllocatingPastEnd` is told before the first of them is allocated.
  */
-async function growAllocated(ctx: PoolContext, fh: FileHandle, opened: BigIntStats, fdPath: string, capacity: bigint, fallocate: string): Promise<void> {
+async function growAllocated(
+  ctx: PoolContext,
+  fh: FileHandle,
+  opened: BigIntStats,
+  fdPath: string,
+  capacity: bigint,
+  fallocate: string,
+  onAllocatingPastEnd?: (grow: AllocatingGrow) => void,
+): Promise<void> {
   const size = opened.size;
+  if (opened.isFile()) onAllocatingPastEnd?.({ file: { ino: opened.ino, birthtimeNs: opened.birthtimeNs }, size, capacity });
   try {
     // libvirt allocates the whole file (virFileAllocate(fd, 0, capacity)): a sparse
     // volume's holes get their blocks too (fallocate never writes over data)

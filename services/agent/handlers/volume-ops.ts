@@ -607,12 +607,22 @@ export async function resizeVolume(ctx: AgentContext, request: AgentRequest, op:
         ? ctx.resizeIntents.capacityFor({ principal: actor.principal, requestId: actor.requestId, fingerprint: fingerprintOf(request) }, target)
         : target();
     const pc = poolContext(ctx, pool.definition, actor, op.allocate ? { operation: 'resize', volume: name } : undefined);
+    // an allocating grow a kill interrupts is undone at the next start (grow-journal.ts)
+    const grow = op.allocate && ctx.grows ? ctx.grows.track(pool.definition, name, actor.requestId) : undefined;
     try {
       // an overlay that grows has qemu-img open its backing chain: only files of this host's pools
-      await backend.resizeVol!(pc, vol.definition, capacity, { allocate: op.allocate, delta: false, shrink: op.shrink, admitBacking: admitInHostPools(ctx.state) });
+      await backend.resizeVol!(pc, vol.definition, capacity, {
+        allocate: op.allocate,
+        delta: false,
+        shrink: op.shrink,
+        admitBacking: admitInHostPools(ctx.state),
+        ...(grow?.onAllocatingPastEnd ? { onAllocatingPastEnd: grow.onAllocatingPastEnd } : {}),
+      });
     } catch (err) {
       await rereadAfterFailure(ctx, pool, backend, pc, vol, actor);
       throw err;
+    } finally {
+      grow?.done();
     }
     const done = await commitVolumeState(ctx, pool, backend, pc, { ...vol.definition, capacity }, EventKind.VOLUME_RESIZED, actor, 'sizes');
     ctx.log.info('volume resized', { pool: def.name, volume: name, capacity, requestId: actor.requestId });
