@@ -166,7 +166,7 @@ export class DirBackend implements StorageBackend {
 
   /** zero: zeros written over the whole file in-process; the other algorithms: scrub; trim: unsupported. */
   wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {
-    return wipeVolume(ctx, volume, algorithm, this.tools.scrub);
+    return wipeVolume(ctx, volume, algorithm, this.tools);
   }
 
   uploadVol(

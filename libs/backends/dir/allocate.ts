@@ -10,8 +10,8 @@ import { checkAborted, zeroFill } from '../file-io.js';
 /** Below this many bytes, preallocation writes zeros in-process; above, one `fallocate`. */
 export const INPROCESS_ALLOCATE_LIMIT = 64 * 1024 * 1024;
 
-/** fallocate(1) says so when the filesystem cannot allocate without writing (EOPNOTSUPP). */
-function fallocateUnsupported(err: unknown): boolean {
+/** fallocate(1) says so when the filesystem cannot allocate without writing, or punch a hole (EOPNOTSUPP). */
+export function fallocateUnsupported(err: unknown): boolean {
   return err instanceof CommandFailedError && /not supported/i.test(err.stderr);
 }
 

@@ -11,13 +11,15 @@ import { MAX_POSITION, blockDeviceSize, checkAborted, readRange, statSize, write
 import { WIPE_ALGORITHMS, runScrub, scrubArgv } from '../wipe-algorithms.js';
 import { writeSparse } from '../sparse-write.js';
 import { poolVolumeDescriptor, writableVolume } from './paths.js';
+import { punchWholeFile } from './punch-hole.js';
+import type { DirTools } from './tools.js';
 
 /**
  * zero: writes zeros over the whole file in-process (a real overwrite, not a
  * truncate); the other algorithms run `scrub -f -p ALG -- PATH` as libvirt does;
  * trim is not supported for files.
  */
-export async function wipeVolume(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm, scrub: string): Promise<void> {
+export async function wipeVolume(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm, tools: Pick<DirTools, 'scrub' | 'fallocate'>): Promise<void> {
   if (algorithm === WipeAlgorithm.WIPE_ALGORITHM_TRIM) throw new UnimplementedError("wipe algorithm 'trim' is not supported for file volumes");
   const alg = WIPE_ALGORITHMS[algorithm];
   if (!alg) {
@@ -29,7 +31,7 @@ export async function wipeVolume(ctx: PoolContext, volume: VolumeDefinition, alg
     if (alg !== 'zero') {
       // scrub opens the file this agent opened and checked, not whatever the path holds by then
       const size = statSize(st);
-      await runScrub(ctx, scrubArgv(alg, vol.fdPath, scrub), alg, size).catch((err: unknown) => {
+      await runScrub(ctx, scrubArgv(alg, vol.fdPath, tools.scrub), alg, size).catch((err: unknown) => {
         throw namingFile(commandError(err), vol.fdPath, path);
       });
       return;
@@ -37,10 +39,14 @@ export async function wipeVolume(ctx: PoolContext, volume: VolumeDefinition, alg
     try {
       if (st.isFile() && st.blocks * 512n < st.size) {
         // libvirt (storageBackendVolZeroSparseFileLocal): a sparse file is zeroed by cutting it
-        // to nothing and back to its size: its data is gone, and it stays sparse
+        // to nothing and back to its size: its data is gone, and it stays sparse. Here one
+        // hole punched over the whole file does that at its size: the two truncates are two
+        // thread-pool round trips, and an agent killed between them left capacity 0 for good
         ctx.progress?.(0n, st.size);
-        await fh.truncate(0);
-        await fh.truncate(Number(st.size));
+        if (!(await punchWholeFile(ctx, fh, st, tools.fallocate))) {
+          await fh.truncate(0);
+          await fh.truncate(Number(st.size));
+        }
         ctx.progress?.(st.size, st.size);
       } else {
         const size = zeroWipeLength(st);
