@@ -201,23 +201,6 @@ export class Catalog {
     return { host, pool, value: read.value, revision: entry.revision, data: entry.value };
   }
 
-  /**
-   * The pool's value just before `revision` (its key's last entry below it), from the bucket's
-   * history: undefined when it had none then (not defined, deleted, not readable as a pool), or
-   * when the history kept (5 entries per key) no longer reaches back that far.
-   */
-  async valueBefore(host: string, pool: string, revision: number): Promise<CatalogPool | undefined> {
-    const key = catalogKeys.pool(host, pool);
-    let before: { value: Uint8Array; put: boolean } | undefined;
-    // (history kept that starts at or after `revision`: what the key held before is gone)
-    for await (const e of await this.kv.history({ key })) {
-      if (e.revision < revision) before = { value: e.value, put: e.operation === 'PUT' };
-    }
-    if (!before?.put) return undefined;
-    const read = readPoolEntry(pool, before.value);
-    return 'value' in read ? read.value : undefined;
-  }
-
   /** Adds a new pool; ALREADY_EXISTS when the name is taken on that host. */
   async create(host: string, pool: string, value: CatalogPool): Promise<number> {
     try {
@@ -240,6 +223,45 @@ export class Catalog {
       if (isWrongRevision(err)) {
         throw new AbortedError(`pool '${pool}' on host '${host}' was changed concurrently; retry`);
       }
+      throw err;
+    }
+  }
+
+  /** The bucket's newest revision, of any key (a host record, a deletion included); 0 when it is empty. */
+  async bucketRevision(): Promise<number> {
+    const jsm = await this.manager();
+    return (await jsm.streams.info(`KV_${CATALOG_BUCKET}`)).state.last_seq;
+  }
+
+  /**
+   * Adds a new pool only if nothing at all was written to the bucket after `bucketRevision`:
+   * a write decided on a read of the whole bucket at that revision, for a rule that spans keys
+   * (services/coordinator/define-conflicts.ts). Returns the entry's revision, or undefined when
+   * the bucket (or the key) moved: the writer reads again and decides again. The key may have
+   * a deletion marker (a pool undefined): the write goes over it, as KV.create does.
+   */
+  async createIfUnmoved(host: string, pool: string, value: CatalogPool, bucketRevision: number): Promise<number | undefined> {
+    const jsm = await this.manager();
+    const last = await jsm.streams.getMessage(`KV_${CATALOG_BUCKET}`, { last_by_subj: `$KV.${CATALOG_BUCKET}.${catalogKeys.pool(host, pool)}` });
+    const op = last?.header?.get('KV-Operation');
+    if (last && op !== 'DEL' && op !== 'PURGE') return undefined; // written since the writer read it
+    return this.putIfUnmoved(host, pool, CatalogPool.encode(value).finish(), bucketRevision, last?.seq ?? 0);
+  }
+
+  /** update(), only if nothing at all was written to the bucket after `bucketRevision` (createIfUnmoved); undefined when it was. */
+  async updateIfUnmoved(host: string, pool: string, value: CatalogPool, revision: number, bucketRevision: number, over?: Uint8Array): Promise<number | undefined> {
+    return this.putIfUnmoved(host, pool, over ? encodeOver(over, value) : CatalogPool.encode(value).finish(), bucketRevision, revision);
+  }
+
+  /** What KV.put publishes, with the bucket's last revision expected as well as the key's. */
+  private async putIfUnmoved(host: string, pool: string, data: Uint8Array, bucketRevision: number, keyRevision: number): Promise<number | undefined> {
+    try {
+      const ack = await jetstream(this.nc).publish(`$KV.${CATALOG_BUCKET}.${catalogKeys.pool(host, pool)}`, data, {
+        expect: { lastSequence: bucketRevision, lastSubjectSequence: keyRevision },
+      });
+      return ack.seq;
+    } catch (err) {
+      if (isWrongRevision(err)) return undefined;
       throw err;
     }
   }

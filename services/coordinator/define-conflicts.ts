@@ -1,65 +1,46 @@
 // DefinePool's uniqueness rules (one uuid per pool, no two pools of a host on the same
-// storage: libvirt's virStoragePoolObjIsDuplicate and SourceFindDuplicate) are checked against
-// the cache before the catalog write. Two defines at once (two clients of one coordinator, or
-// two coordinators) both passed that check, and both were written: three pools over one
-// directory, three with one uuid. Each key is written compare-and-swap, but the rule spans
-// keys. So after its write at revision R a define waits until this coordinator's catalog watch
-// has delivered R (then every pool entry written before R is in the cache), and if a pool
-// defined before it (as it was then: a later change of it, such as its autostart, is read back
-// from the bucket's history) breaks the rule, it takes its own write back and fails
-// ALREADY_EXISTS: of two racing defines, the one written first stands, whichever coordinator
-// wrote it.
-import { AlreadyExistsError } from '../../libs/errors/errors.js';
-import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+// storage: libvirt's virStoragePoolObjIsDuplicate and SourceFindDuplicate) span keys, and each
+// key is written compare-and-swap on its own revision: two defines at once (two clients of one
+// coordinator, or two coordinators) both passed the check against the cache, and both were
+// written (three pools over one directory). A define then wrote first and took its write back
+// once its watch showed an earlier conflicting pool; in between another coordinator saw the
+// entry, and a StartPool through it started the pool whose definition was then deleted (review
+// h112). So a define now writes nothing it may have to take back: it checks the rules against
+// this coordinator's cache once the cache holds the bucket up to revision R, and writes only if
+// nothing at all was written to the bucket after R (Catalog.createIfUnmoved/updateIfUnmoved);
+// when something was, it reads and checks again. Of two racing defines the one written first
+// stands, whichever coordinator wrote it, and the other is refused as a later define is.
+import { AbortedError, UnavailableError } from '../../libs/errors/errors.js';
 import type { CoordinatorServices } from './context.js';
-import { sourceConflict } from '../../libs/api/pool-conflicts.js';
 
-/** How long a define waits for the watch to deliver its own write before it skips the check. */
+/** How long a define waits for this coordinator's catalog watch to reach the bucket's newest pool entry. */
 export const WATCH_WAIT_MS = 5_000;
-
-/** What breaks the rule between `def` and `other`, in the words of the check made before the write, or undefined. */
-function conflict(host: string, def: PoolDefinition, other: PoolDefinition | undefined): string | undefined {
-  if (!other || other.name === def.name) return undefined;
-  if (def.uuid && other.uuid === def.uuid) return `pool '${other.name}' on host '${host}' already has uuid ${def.uuid}`;
-  const shared = sourceConflict(other, def);
-  return shared ? `storage source conflict with pool '${other.name}' on host '${host}': both would use the ${shared}` : undefined;
-}
+/** Reads and checks of a define whose bucket kept moving before its write, before it gives up (ABORTED). */
+export const DEFINE_ATTEMPTS = 10;
 
 /**
- * Called after `def` was written at `revision`: throws ALREADY_EXISTS, after `undo` took the
- * write back, when a pool written before it on the host conflicts with it.
+ * Runs `attempt` with the bucket revision R its cache reads are at (every pool entry up to R is
+ * in the cache), until it returns a result: undefined means its write found the bucket moved
+ * past R. UNAVAILABLE when the watch does not catch up within WATCH_WAIT_MS, ABORTED after
+ * DEFINE_ATTEMPTS; either way nothing was written.
  */
-export async function refuseIfDefinedMeanwhile(
-  svc: CoordinatorServices,
-  host: string,
-  def: PoolDefinition,
-  revision: number,
-  undo: () => Promise<void>,
-): Promise<void> {
-  const watermark = svc.catalogWatermark;
-  if (!watermark) return;
-  if (!(await watermark.waitFor(revision, WATCH_WAIT_MS))) {
-    svc.log.warn('the catalog watch did not deliver a define in time; concurrent defines were not checked', { host, pool: def.name, revision });
-    return;
-  }
-  for (const [other, rec] of [...svc.cache.catalogOfHost(host)]) {
-    if (other === def.name) continue;
-    // the pool as it was when this define was written: a pool-autostart or a redefinition just
-    // after moves its entry past `revision`, and the pool defined before still counts
-    const then = rec.revision < revision ? rec.value.definition : await definitionBefore(svc, host, other, revision);
-    const why = conflict(host, def, then);
-    if (!why) continue;
-    await undo().catch((err: unknown) => svc.log.warn('could not take back a define that conflicts with one made meanwhile', { host, pool: def.name, err }));
-    throw new AlreadyExistsError(why, { host, pool: other });
-  }
-}
-
-/** The definition `pool` had just before `revision` (Catalog.valueBefore); undefined when none, or unreadable (logged: not checked). */
-async function definitionBefore(svc: CoordinatorServices, host: string, pool: string, revision: number): Promise<PoolDefinition | undefined> {
-  try {
-    return (await svc.catalog.valueBefore(host, pool, revision))?.definition;
-  } catch (err) {
-    svc.log.warn('could not read what a pool changed since a define was before it; that pool was not checked against the define', { host, pool, revision, err });
-    return undefined;
+export async function withCatalogUnmoved<T>(svc: CoordinatorServices, host: string, pool: string, attempt: (bucketRevision: number) => Promise<T | undefined>): Promise<T> {
+  for (let n = 1; ; n++) {
+    // the bucket's revision first: a pool entry written after it is then at most the newest
+    // read next, which the cache waits for; the write expects the bucket still at it
+    const bucket = await svc.catalog.bucketRevision();
+    const pools = await svc.catalog.lastPoolRevision();
+    if (svc.catalogWatermark && !(await svc.catalogWatermark.waitFor(pools, WATCH_WAIT_MS))) {
+      throw new UnavailableError(
+        `this coordinator's view of the catalog did not reach its revision ${pools} within ${WATCH_WAIT_MS / 1000} s, so pool '${pool}' on host '${host}' could not be checked against the pools defined before it; nothing was defined; retry`,
+        { host, pool },
+      );
+    }
+    const done = await attempt(bucket);
+    if (done !== undefined) return done;
+    if (n >= DEFINE_ATTEMPTS) {
+      throw new AbortedError(`the catalog kept changing while pool '${pool}' on host '${host}' was being defined (${n} attempts); nothing was defined; retry`, { host, pool });
+    }
+    svc.log.debug('the catalog moved between a define\'s check and its write; checking again', { host, pool, bucket, attempt: n });
   }
 }

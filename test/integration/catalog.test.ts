@@ -116,16 +116,24 @@ describe('pool catalog (JetStream KV)', () => {
     expect(own.find((e) => e.pool === 'd sp')?.value.definition?.target?.path).to.equal('/srv/d sp');
   });
 
-  it("valueBefore: a pool's value just before a revision, from its key's history", async () => {
+  it('createIfUnmoved / updateIfUnmoved: written only while nothing in the whole bucket moved past the revision read', async () => {
     const catalog = await Catalog.open(nc);
-    const first = await catalog.create('vb', 'p', entry('p'));
-    const second = await catalog.update('vb', 'p', entry('p', true), first);
-    expect(await catalog.valueBefore('vb', 'p', first)).to.equal(undefined);
-    expect((await catalog.valueBefore('vb', 'p', second))?.autostart).to.equal(false);
-    expect((await catalog.valueBefore('vb', 'p', second + 1))?.autostart).to.equal(true);
-    await catalog.delete('vb', 'p');
-    expect(await catalog.valueBefore('vb', 'p', second + 1_000)).to.equal(undefined);
-    expect(await catalog.valueBefore('vb', 'never', 1_000)).to.equal(undefined);
+    const at = await catalog.bucketRevision();
+    expect(await catalog.createIfUnmoved('um', 'p', entry('p'), at - 1), 'a bucket read before its last write').to.equal(undefined);
+    const made = await catalog.createIfUnmoved('um', 'p', entry('p'), at);
+    expect(made).to.equal(at + 1);
+    // another key written since (another pool, another host's): the bucket moved, nothing is written
+    await catalog.create('um', 'other', entry('other'));
+    expect(await catalog.updateIfUnmoved('um', 'p', entry('p', true), made!, made!)).to.equal(undefined);
+    expect((await catalog.get('um', 'p'))?.value.autostart).to.equal(false);
+    const now = await catalog.bucketRevision();
+    const updated = await catalog.updateIfUnmoved('um', 'p', entry('p', true), made!, now);
+    expect((await catalog.get('um', 'p'))?.revision).to.equal(updated);
+    // a name taken is not created over; an undefined one (a deletion marker) is
+    expect(await catalog.createIfUnmoved('um', 'p', entry('p'), await catalog.bucketRevision())).to.equal(undefined);
+    await catalog.delete('um', 'p');
+    expect(await catalog.createIfUnmoved('um', 'p', entry('p'), await catalog.bucketRevision())).to.be.a('number');
+    expect((await catalog.get('um', 'p'))?.value.autostart).to.equal(false);
   });
 
   it('compare-and-swap: an update at a stale revision is refused (ABORTED) and the newer value stands', async () => {

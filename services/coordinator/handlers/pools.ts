@@ -41,7 +41,7 @@ import { inactiveDefinition, isActiveState, pendingDefinition, pendingLastRun, p
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
 import { sourceConflict } from '../../../libs/api/pool-conflicts.js';
-import { refuseIfDefinedMeanwhile } from '../define-conflicts.js';
+import { withCatalogUnmoved } from '../define-conflicts.js';
 import { forward, forwardToPool } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool, type ResolvedPool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
@@ -154,44 +154,39 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, def.type);
   const name = def.name;
-  requireUuidFree(svc.cache, host, def);
-  requireNoSourceConflict(svc, host, def);
-  const running = svc.cache.runtimePool(host, name);
-  if (running && running.pool.definition?.uuid && running.pool.definition.uuid !== def.uuid) {
-    throw new AlreadyExistsError(`pool '${name}' is already active on host '${host}' with uuid ${running.pool.definition.uuid}`, { host, pool: name });
-  }
-  const existing = await catalogEntryOrUnreadable(svc, host, name);
-  let revision: number;
-  let value: CatalogPool;
-  let takeBack: () => Promise<void>;
-  if (existing instanceof UnreadableCatalogEntryError) {
-    // an entry Cistern did not write (catalog-entries.ts) is no pool: the define replaces it
-    value = CatalogPool.create({ definition: def, autostart: false, persistent: true });
-    revision = await svc.catalog.update(host, name, value, existing.entry.revision);
-    const written = revision;
-    takeBack = () => svc.catalog.delete(host, name, written);
-    await refuseIfDefinedMeanwhile(svc, host, def, written, takeBack);
-  } else if (existing) {
-    if (existing.value.definition?.uuid !== def.uuid) {
-      throw new AlreadyExistsError(
-        `pool '${name}' already exists on host '${host}' with uuid ${existing.value.definition?.uuid}; to change it, define it again with that uuid`,
-        { host, pool: name },
-      );
+  // checked and written as one: the write is made only over the catalog the checks read, so
+  // nothing written has to be taken back (define-conflicts.ts)
+  const { revision, value, takeBack } = await withCatalogUnmoved(svc, host, name, async (bucket) => {
+    requireUuidFree(svc.cache, host, def);
+    requireNoSourceConflict(svc, host, def);
+    const running = svc.cache.runtimePool(host, name);
+    if (running && running.pool.definition?.uuid && running.pool.definition.uuid !== def.uuid) {
+      throw new AlreadyExistsError(`pool '${name}' is already active on host '${host}' with uuid ${running.pool.definition.uuid}`, { host, pool: name });
     }
-    value = CatalogPool.create({ definition: def, autostart: existing.value.autostart, persistent: true });
-    // over the stored bytes: the entry's fields a newer coordinator wrote stay (catalog-fields.ts)
-    revision = await svc.catalog.update(host, name, value, existing.revision, existing.data);
-    const written = revision;
-    // taken back as it was stored, those fields included
-    takeBack = async () => void (await svc.catalog.update(host, name, existing.value, written, existing.data));
-    await refuseIfDefinedMeanwhile(svc, host, def, written, takeBack);
-  } else {
-    value = CatalogPool.create({ definition: def, autostart: false, persistent: true });
-    revision = await svc.catalog.create(host, name, value);
-    const written = revision;
-    takeBack = () => svc.catalog.delete(host, name, written);
-    await refuseIfDefinedMeanwhile(svc, host, def, written, takeBack);
-  }
+    const existing = await catalogEntryOrUnreadable(svc, host, name);
+    if (existing instanceof UnreadableCatalogEntryError) {
+      // an entry Cistern did not write (catalog-entries.ts) is no pool: the define replaces it
+      const value = CatalogPool.create({ definition: def, autostart: false, persistent: true });
+      const revision = await svc.catalog.updateIfUnmoved(host, name, value, existing.entry.revision, bucket);
+      return revision === undefined ? undefined : { revision, value, takeBack: () => svc.catalog.delete(host, name, revision) };
+    }
+    if (existing) {
+      if (existing.value.definition?.uuid !== def.uuid) {
+        throw new AlreadyExistsError(
+          `pool '${name}' already exists on host '${host}' with uuid ${existing.value.definition?.uuid}; to change it, define it again with that uuid`,
+          { host, pool: name },
+        );
+      }
+      const value = CatalogPool.create({ definition: def, autostart: existing.value.autostart, persistent: true });
+      // over the stored bytes: the entry's fields a newer coordinator wrote stay (catalog-fields.ts)
+      const revision = await svc.catalog.updateIfUnmoved(host, name, value, existing.revision, bucket, existing.data);
+      // taken back (the host refused it, below) as it was stored, those fields included
+      return revision === undefined ? undefined : { revision, value, takeBack: async () => void (await svc.catalog.update(host, name, existing.value, revision, existing.data)) };
+    }
+    const value = CatalogPool.create({ definition: def, autostart: false, persistent: true });
+    const revision = await svc.catalog.createIfUnmoved(host, name, value, bucket);
+    return revision === undefined ? undefined : { revision, value, takeBack: () => svc.catalog.delete(host, name, revision) };
+  });
   // the host decides, under the pool's lock, whether a transient pool of this name and
   // another uuid runs (a CreatePool this coordinator's view did not show yet): then the
   // definition is taken back and refused, as libvirt lets one of the two through
