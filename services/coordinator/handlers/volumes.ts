@@ -16,7 +16,6 @@ import type {
   WipeVolumeRequest,
   XMLDocument,
 } from '../../../libs/proto/cistern/v1/storage.js';
-import type { AgentReply } from '../../../libs/proto/cistern/agent/v1/agent.js';
 import { compare } from '../cache.js';
 import { volumeView } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
@@ -42,14 +41,7 @@ import { storedSize, type StoredVolume } from '../stored-volume.js';
 import { requireXml } from '../xml.js';
 import { volumeByStableLink } from '../stable-link-lookup.js';
 import { withDefaultSecret } from '../secrets/default-secret.js';
-
-/** The volume after an operation: the cache's (events applied), else the reply's. */
-function volumeAfter(svc: CoordinatorServices, host: string, pool: string, name: string, reply: AgentReply): Volume {
-  const cached = svc.cache.volume(host, pool, name);
-  if (cached) return volumeView(cached, !svc.hosts.isCurrent(host));
-  if (reply.result?.$case === 'volume') return reply.result.value;
-  throw new NotFoundError(`storage volume '${name}' not found in pool '${pool}' on host '${host}'`, { host, pool, volume: name });
-}
+import { volumeAfter } from '../volume-after.js';
 
 /**
  * ALREADY_EXISTS from the cache, without asking the agent. Not for a call with a request
