@@ -105,6 +105,26 @@ describe('pool lifecycle calls with a request id in the wrong state (real nats-s
       await close();
     }
   });
+  it('UndefinePool, retried with its request id after its answer was lost: the first call\'s answer, not NOT_FOUND', async () => {
+    const api = ctx.stack.api;
+    // the coordinator died between its catalog deletion and storing the answer (documented as a
+    // gap by review h36): the retry finds no pool, but the agent, asked in the pool's turn before
+    // the deletion, can answer it as it answers a stop's retry
+    const { forget, close } = await answerForgetter();
+    try {
+      const defined = await api.definePool({ host: 'a', definition: dirPool('undef-retried', dir('undef-retried')), xml: '', requestId: '', validate: false });
+      expect(await api.undefinePool({ name: defined.name, requestId: 'undefine-retried-1' })).to.deep.equal({});
+      await forget();
+      expect(await api.undefinePool({ name: defined.name, requestId: 'undefine-retried-1' })).to.deep.equal({});
+      // a new undefine (another request id, or none) of the pool that is gone is NOT_FOUND, as libvirt's
+      await expectCode(api.undefinePool({ name: defined.name, requestId: 'undefine-retried-2' }), status.NOT_FOUND, /storage pool 'undef-retried' not found on host 'a'/);
+      await expectCode(api.undefinePool({ name: defined.name, requestId: '' }), status.NOT_FOUND, /storage pool 'undef-retried' not found on host 'a'/);
+      // the request id of the undefine, given to another call: refused as a reused id
+      await expectCode(api.undefinePool({ name: 'hosts/a/pools/other', requestId: 'undefine-retried-1' }), status.INVALID_ARGUMENT, /request_id/);
+    } finally {
+      await close();
+    }
+  });
   it('StopPool of a transient pool, retried with its request id after its answer was lost: the first call\'s answer, not NOT_FOUND', async () => {
     const api = ctx.stack.api;
     // the transient pool is gone once stopped (libvirt removes it), so the retry finds no pool
