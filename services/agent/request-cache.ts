@@ -15,6 +15,9 @@ export const MUTATING_OPS: ReadonlySet<AgentOp> = new Set<AgentOp>([
   'buildPool',
   'startPool',
   'stopPool',
+  // the coordinator deletes the entry after the agent's answer: a retry after the coordinator
+  // died in between finds no entry, and only this answer is left (handlers/pools.ts)
+  'undefinePool',
   'deletePool',
   'refreshPool',
   'createVolume',

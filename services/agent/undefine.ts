@@ -14,7 +14,7 @@ import type { AgentReply, AgentRequest, CatalogPool } from '../../libs/proto/cis
 import type { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { AbortedError, AlreadyExistsError, FailedPreconditionError, NotFoundError, UnavailableError } from '../../libs/errors/errors.js';
 import { UnreadableCatalogEntryError } from '../../libs/bus/catalog-entries.js';
-import { actorOf, checkPoolResource, requestPool, type AgentContext } from './context.js';
+import { actorOf, checkPoolResource, requestPool, requestPoolName, type AgentContext } from './context.js';
 import { doneReply } from './handlers/reply.js';
 
 /** Longest time an undefine keeps the pool's turn waiting for its catalog deletion. */
@@ -30,9 +30,15 @@ export interface CatalogReader {
 type UndefineOp = Extract<NonNullable<AgentRequest['op']>, { $case: 'undefinePool' }>['value'];
 
 export async function undefinePool(ctx: AgentContext, request: AgentRequest, op: UndefineOp): Promise<AgentReply> {
-  const def = requestPool(request);
-  checkPoolResource(ctx, op.name, def.name, 'name');
   const revision = Number(request.catalogRevision);
+  // (a name is all such a request carries of the pool)
+  const def = revision === 0 ? requestPoolName(request) : requestPool(request);
+  checkPoolResource(ctx, op.name, def.name, 'name');
+  // no revision: the coordinator found no entry, and asks only because the call may be the retry
+  // of an undefine whose answer was lost (its coordinator died between deleting the entry and
+  // storing the answer). A retry is answered from the request cache before this runs; anything
+  // else gets what the coordinator would have said.
+  if (revision === 0) throw undefinedPoolRefusal(ctx, def.name);
   return new Promise<AgentReply>((answer, refuse) => {
     ctx.locks
       .withPool(def.name, 'undefine', async () => {
@@ -52,6 +58,14 @@ export async function undefinePool(ctx: AgentContext, request: AgentRequest, op:
       }, actorOf(request).signal)
       .catch(refuse);
   });
+}
+
+/** An undefine of a pool the catalog does not have: a running one is transient (libvirt refuses), else there is none. */
+function undefinedPoolRefusal(ctx: AgentContext, pool: string): Error {
+  if (ctx.state.getPool(pool)) {
+    return new FailedPreconditionError(`cannot undefine transient storage pool '${pool}'; stop it instead`, { host: ctx.host, pool });
+  }
+  return new NotFoundError(`storage pool '${pool}' not found on host '${ctx.host}'`, { host: ctx.host, pool });
 }
 
 /** Keeps the caller's pool turn until the pool's entry is no longer at `revision` (deleted, or changed). */

@@ -229,6 +229,24 @@ export async function createPool(svc: CoordinatorServices, ctx: CallContext, req
   return currentView(svc, host, def.name, reply.result?.$case === 'pool' ? reply.result.value : undefined);
 }
 
+/**
+ * An UndefinePool with a request id of a pool the catalog does not have: the retry of an undefine
+ * whose answer was lost (its coordinator died between deleting the entry and storing the answer).
+ * The agent was asked before the deletion and its request cache has the first reply, so it is
+ * asked again, by the pool's name alone and without a catalog revision: a call that is no such
+ * retry gets there what the coordinator says without a request id (NOT_FOUND, or
+ * FAILED_PRECONDITION for a running transient pool).
+ */
+async function undefineUnknownPool(svc: CoordinatorServices, ctx: CallContext, ref: PoolRef, req: UndefinePoolRequest): Promise<UndefinePoolResponse> {
+  await forward(svc, ctx, ref.host, {
+    pool: PoolDefinition.fromPartial({ name: ref.pool }),
+    persistent: true,
+    autostart: false,
+    op: { $case: 'undefinePool', value: req },
+  });
+  return {};
+}
+
 export async function undefinePool(svc: CoordinatorServices, ctx: CallContext, req: UndefinePoolRequest): Promise<UndefinePoolResponse> {
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
@@ -241,6 +259,7 @@ export async function undefinePool(svc: CoordinatorServices, ctx: CallContext, r
     return {};
   }
   if (!existing) {
+    if (ctx.requestId && svc.hosts.isOnline(ref.host)) return undefineUnknownPool(svc, ctx, ref, req);
     if (svc.cache.runtimePool(ref.host, ref.pool)) {
       throw new FailedPreconditionError(`cannot undefine transient storage pool '${ref.pool}'; stop it instead`, { host: ref.host, pool: ref.pool });
     }
