@@ -71,6 +71,21 @@ describe('agent request cache', () => {
     await cache.run('createPool', create('v', 'id-4'), ok);
     expect((await cache.run('deleteVolume', create('v', 'id-3'), ok)).eventSequence).to.equal(3n);
   });
+
+  it('an undefine: its retry without a catalog revision (the coordinator has no entry) gets the first answer; one over an entry (defined again since) is done again', async () => {
+    const cache = new RequestCache();
+    let runs = 0;
+    const ok = () => Promise.resolve(AgentReply.create({ eventSequence: BigInt(++runs) }));
+    const undefine = (catalogRevision: bigint) =>
+      AgentRequest.fromPartial({ principal: 'p', requestId: 'undef-1', catalogRevision, pool: { name: 'u' }, op: { $case: 'undefinePool', value: { name: 'hosts/a/pools/u', requestId: 'undef-1' } } });
+    expect((await cache.run('undefinePool', undefine(5n), ok)).eventSequence).to.equal(1n);
+    // the first coordinator died after deleting the entry: the retry finds none
+    expect((await cache.run('undefinePool', undefine(0n), ok)).eventSequence).to.equal(1n);
+    // the pool defined again since: the agent's answer would let the coordinator delete the new
+    // entry without the agent's checks in the pool's turn (still active, a start queued)
+    expect((await cache.run('undefinePool', undefine(9n), ok)).eventSequence).to.equal(2n);
+    expect(runs).to.equal(2);
+  });
 });
 
 describe('create journal', () => {
