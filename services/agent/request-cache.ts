@@ -27,6 +27,18 @@ export const MUTATING_OPS: ReadonlySet<AgentOp> = new Set<AgentOp>([
   'resizeVolume',
 ]);
 
+/**
+ * Whether a repeat is answered from the cache. An undefine only when sent without a catalog
+ * revision: the coordinator has no entry, so only the first answer is wanted (undefine.ts). One
+ * sent over an entry (the pool defined again since the first undefine) is work to do: answered
+ * from the cache it would skip the checks in the pool's turn (still active, a start queued) and
+ * the hold, and its coordinator would delete the new entry. It runs, and its answer replaces
+ * the first.
+ */
+function answeredFromCache(op: AgentOp, request: AgentRequest): boolean {
+  return op !== 'undefinePool' || !request.catalogRevision;
+}
+
 interface Entry {
   op: AgentOp;
   fingerprint: string;
@@ -53,7 +65,7 @@ export class RequestCache {
     this.sweep();
     const key = `${request.principal}\u0000${request.requestId}`;
     const fingerprint = fingerprintOf(request);
-    const hit = this.entries.get(key);
+    const hit = answeredFromCache(op, request) ? this.entries.get(key) : undefined;
     if (hit) {
       if (hit.op !== op || hit.fingerprint !== fingerprint) {
         return Promise.reject(
