@@ -1,0 +1,100 @@
+// An iscsi-direct refresh against tgtd lists the same volumes as before it asked INQUIRY and
+// READ CAPACITY in its own session: the same names, keys, paths, capacities and allocations
+// (each checked here against libiscsi's own iscsi-readcapacity16, which the refresh ran per
+// LUN before), now without running a process. A CD-ROM LUN, which refuses READ CAPACITY(16),
+// gets its size from READ CAPACITY(10), as qemu's iSCSI driver (the data path) reads it.
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { IscsiDirectBackend } from '../../libs/backends/iscsi-direct.js';
+import { RecordingRunner } from '../../libs/backends/recording-runner.js';
+import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { makeTempDir } from '../support/cleanup.js';
+import { startTgtd, tgtdAvailable, type Tgtd } from '../support/tgtd.js';
+
+const run = promisify(execFile);
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const INITIATOR = 'iqn.2024-01.io.cistern.test:initiator';
+const TARGET = 'iqn.2024-01.io.cistern.test:one-session';
+const SIZES: Record<number, number> = { 1: MiB, 2: 3 * MiB + 4096, 3: 64 * MiB, 7: 512 * KiB, 12: 17 * MiB + 512 };
+const CD_LUN = 20;
+const CD_BYTES = 100 * 2048;
+
+function poolDef(tgt: Tgtd): PoolDefinition {
+  return {
+    type: PoolType.POOL_TYPE_ISCSI_DIRECT,
+    name: 'one',
+    uuid: '',
+    source: {
+      hosts: [{ name: tgt.host, port: tgt.port }],
+      devices: [{ path: TARGET, partSeparator: 0, freeExtents: [] }],
+      dir: '',
+      adapter: undefined,
+      name: '',
+      format: '',
+      protocolVersion: '',
+      initiatorIqn: INITIATOR,
+      auth: undefined,
+      vendor: '',
+      product: '',
+    },
+    target: undefined,
+    features: undefined,
+    mountOptions: [],
+  };
+}
+
+/** libiscsi's answer for a LUN's size: what the refresh reported before. */
+async function toolCapacity(tgt: Tgtd, lun: number): Promise<bigint> {
+  const { stdout } = await run('iscsi-readcapacity16', ['-i', INITIATOR, '--', `iscsi://${tgt.host}:${tgt.port}/${TARGET}/${lun}`], { timeout: 30_000 });
+  return BigInt(/^Total size:(\d+)$/m.exec(stdout)![1]!);
+}
+
+describe('iscsi-direct refresh in one session (real target)', function () {
+  this.timeout(120_000);
+  let tgt: Tgtd;
+  let dir: { path: string; remove: () => Promise<void> } | undefined;
+  const backend = new IscsiDirectBackend();
+
+  before(async function () {
+    if (!tgtdAvailable() || !existsSync('/usr/bin/iscsi-readcapacity16')) this.skip(); // Debian tgt, libiscsi-bin
+    tgt = await startTgtd([{ iqn: TARGET, luns: Object.entries(SIZES).map(([lun, size]) => ({ lun: Number(lun), size })) }]);
+    dir = makeTempDir('cistern-cd-');
+    const iso = join(dir.path, 'cd.iso');
+    writeFileSync(iso, Buffer.alloc(CD_BYTES));
+    await tgt.tgtadm(['--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', String(CD_LUN), '--device-type', 'cd', '--backing-store', iso]);
+  });
+
+  after(async () => {
+    await tgt?.stop();
+    await dir?.remove();
+  });
+
+  it('lists the LUNs as before (sizes as iscsi-readcapacity16 gives them), running no process', async () => {
+    // strict: an iscsi-inq or iscsi-readcapacity16 run fails the refresh ("no scripted answer")
+    const runner = new RecordingRunner({ strict: true });
+    const r = await backend.refreshPool({ runner, pool: poolDef(tgt) });
+    const path = (lun: number): string => `ip-127.0.0.1:${tgt.port}-iscsi-${TARGET}-lun-${lun}`;
+    const expected: Array<[string, string, string, bigint, bigint]> = [];
+    for (const lun of Object.keys(SIZES).map(Number)) {
+      const size = await toolCapacity(tgt, lun);
+      expect(size).to.equal(BigInt(SIZES[lun]!));
+      expected.push([`unit:0:0:${lun}`, path(lun), path(lun), size, size]);
+    }
+    expected.push([`unit:0:0:${CD_LUN}`, path(CD_LUN), path(CD_LUN), BigInt(CD_BYTES), BigInt(CD_BYTES)]);
+    expect(r.volumes.map((v) => [v.name, v.key, v.target?.path, v.capacity, v.allocation])).to.deep.equal(expected);
+    const total = Object.values(SIZES).reduce((a, b) => a + b, 0) + CD_BYTES;
+    expect(r.runtime).to.deep.equal({ capacity: BigInt(total), allocation: BigInt(total), available: 0n });
+    expect(runner.calls).to.have.length(0);
+  });
+
+  it('re-reads one LUN without a process', async () => {
+    const runner = new RecordingRunner({ strict: true });
+    const v = await backend.refreshVol({ runner, pool: poolDef(tgt) }, { name: 'unit:0:0:12' } as VolumeDefinition);
+    expect([v.name, v.capacity]).to.deep.equal(['unit:0:0:12', BigInt(SIZES[12]!)]);
+    expect(runner.calls).to.have.length(0);
+  });
+});
