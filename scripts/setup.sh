@@ -36,7 +36,7 @@ HOST_PACKAGES=(                       # what the agents' backends run on a host
   lvm2                                # logical pools
   util-linux                          # losetup, mount, blkid, wipefs; setpriv: every command dies with the agent; flock: the --root lock
   dmsetup udev                        # mpath pools (dmsetup), scsi pools (scsi_id, udevadm settle)
-  libiscsi-bin                        # iscsi-ls/-inq/-readcapacity16 (iscsi-direct pools)
+  libiscsi-bin                        # iscsi-ls (iscsi-direct discovery)
   open-iscsi                          # iscsiadm for iscsi pools (kernel initiator: iscsi_tcp + iscsid where the kernel allows)
 )
 DEV_PACKAGES=(                        # npm start, npm test, npm run bench (not in the image)

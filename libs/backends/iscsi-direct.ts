@@ -6,14 +6,16 @@
 //           <auth type='chap' username='U'><secret uuid='...'/></auth></source>
 //
 // Volumes: name `unit:0:0:N`, key = path = `ip-HOST:PORT-iscsi-TARGET-lun-N`, type
-// network, capacity = allocation = (last LBA + 1) x block size from READ CAPACITY(16), no physical
-// (libvirt 9.0 reports one block less). Pool capacity = allocation = sum over the LUNs.
+// network, capacity = allocation = (last LBA + 1) x block size from READ CAPACITY(16), or (10)
+// where (16) is refused, no physical (libvirt 9.0 reports one block less). Pool capacity =
+// allocation = sum over the LUNs.
 //
-// Mechanisms: REPORT LUNS in-process (iscsi-report-luns.ts: iscsi-ls cannot list one
-// target's LUNs when another target on the portal refuses it), INQUIRY and READ CAPACITY
-// with libiscsi-bin's iscsi-inq / iscsi-readcapacity16, SendTargets discovery with
-// iscsi-ls, data (zero wipe, upload, download) with qemu-img's iSCSI driver. CHAP secrets
-// go through the environment (libiscsi) or a 0600 file (qemu), never argv.
+// Mechanisms: REPORT LUNS, INQUIRY and READ CAPACITY in-process, every LUN in one session
+// under one time limit (iscsi-report-luns.ts, iscsi-lun-commands.ts: iscsi-ls cannot list one
+// target's LUNs when another target on the portal refuses it, and the per-LUN tools cost a
+// process and a login per LUN and command), SendTargets discovery with iscsi-ls, data (zero
+// wipe, upload, download) with qemu-img's iSCSI driver. CHAP secrets go through the
+// environment (libiscsi) or a 0600 file (qemu), never argv.
 //
 // Differences from libvirt, on purpose: only disk (type 0) and CD/DVD (type 5) LUNs are
 // volumes (libvirt also lists the target's controller LUN 0 with capacity 0), and an
@@ -40,21 +42,18 @@ import { checkSize, printable } from '../api/names.js';
 import type { BackendContext, BackendOperation, PoolContext, RefreshResult, StorageBackend } from './backend.js';
 import type { CommandRunner } from './runner.js';
 import { checkAborted } from './file-io.js';
-import { reportLuns as reportLunsInProcess, type ReportLunsOptions } from './iscsi-report-luns.js';
+import { withTargetSession, type ReportLunsOptions } from './iscsi-report-luns.js';
+import { inquiry, readCapacity, type StandardInquiry } from './iscsi-lun-commands.js';
 import {
   chapEnv,
   checkChapUsername,
   checkIscsiHost,
   checkIscsiName,
   checkIscsiPort,
-  iscsiInqArgv,
   iscsiLsArgv,
   iscsiPortal,
-  iscsiReadCapacity16Argv,
   iscsiToolError,
-  parseIscsiInq,
   parseIscsiLs,
-  parseReadCapacity16,
   qemuDownloadArgv,
   qemuUploadArgv,
   qemuZeroArgv,
@@ -63,7 +62,6 @@ import {
   targetSources,
 } from './libiscsi-tools.js';
 import { plainTarget } from './volume-target.js';
-import { mapLimit } from './map-limit.js';
 
 /** Logical block sizes a LUN may report: the transfers hold whole blocks in memory. */
 const MIN_BLOCK_SIZE = 512n;
@@ -78,8 +76,15 @@ export const VOL_NAME_PREFIX = 'unit:0:0:';
 export const TRANSFER_CHUNK = 16 * 1024 * 1024;
 /** Buffers yielded by a download. */
 export const YIELD_CHUNK = 1024 * 1024;
-/** LUNs inspected at the same time during a refresh. */
-const REFRESH_PARALLEL = 4;
+/**
+ * The one time limit of a refresh's session: the login, REPORT LUNS and every LUN's INQUIRY and
+ * READ CAPACITY, asked one after the other as libvirt does. Generous for a large target (65,536
+ * LUNs answering in 1 ms each take about 2 minutes), and what bounds the pool lock a target
+ * that answers slowly can hold (before: 60 s per tool run, two runs per LUN).
+ */
+const REFRESH_TIMEOUT_MS = 300_000;
+/** The time limit of a session asking one LUN's READ CAPACITY. */
+const LUN_TIMEOUT_MS = 30_000;
 const SECRET_ID = 'cistern-chap';
 
 /** SCSI peripheral types kept as volumes (the same as the scsi pool's LU scan). */
@@ -100,13 +105,31 @@ export interface DirectTarget {
   chap?: Chap;
 }
 
+/** What a refresh asks of the target, in one logged-in session. */
+export interface LunSession {
+  reportLuns(): Promise<number[]>;
+  inquiry(lun: number): Promise<StandardInquiry>;
+  readCapacity(lun: number): Promise<ReadCapacity>;
+}
+
+/** Logs in, runs `body` with the session, logs out (one time limit over it all). */
+export type OpenSession = <T>(opts: ReportLunsOptions, body: (session: LunSession) => Promise<T>) => Promise<T>;
+
+/** The in-process initiator's session (iscsi-report-luns.ts, iscsi-lun-commands.ts). */
+export const openTargetSession: OpenSession = (opts, body) =>
+  withTargetSession(opts, (s) =>
+    body({
+      reportLuns: () => s.reportLuns(),
+      inquiry: (lun) => inquiry(s, lun),
+      readCapacity: (lun) => readCapacity(s, lun),
+    }),
+  );
+
 export interface IscsiDirectOptions {
   iscsiLs?: string;
-  iscsiInq?: string;
-  iscsiReadCapacity16?: string;
   qemuImg?: string;
-  /** REPORT LUNS (unit tests replace the in-process client). */
-  reportLuns?: (opts: ReportLunsOptions) => Promise<number[]>;
+  /** The target session (unit tests replace the in-process initiator). */
+  session?: OpenSession;
   /** Directory for the CHAP secret file (default: secret-root.ts). */
   tmpDir?: string;
 }
@@ -231,10 +254,8 @@ export class IscsiDirectBackend implements StorageBackend {
   constructor(options: IscsiDirectOptions = {}) {
     this.opts = {
       iscsiLs: options.iscsiLs ?? 'iscsi-ls',
-      iscsiInq: options.iscsiInq ?? 'iscsi-inq',
-      iscsiReadCapacity16: options.iscsiReadCapacity16 ?? 'iscsi-readcapacity16',
       qemuImg: options.qemuImg ?? 'qemu-img',
-      reportLuns: options.reportLuns ?? reportLunsInProcess,
+      session: options.session ?? openTargetSession,
       tmpDir: options.tmpDir,
     };
   }
@@ -251,20 +272,23 @@ export class IscsiDirectBackend implements StorageBackend {
     }
   }
 
-  async inquiry(ctx: BackendContext, t: DirectTarget, lun: number): Promise<ReturnType<typeof parseIscsiInq>> {
-    const out = await this.tool(ctx.runner, iscsiInqArgv(t.initiator, t.host, t.port, t.target, lun, this.opts.iscsiInq), t, `INQUIRY of LUN ${lun} of ${t.target}`, ctx.signal);
-    return parseIscsiInq(out);
+  /** Logs in to the pool's target and runs `body` in that one session. */
+  private session<T>(ctx: BackendContext, t: DirectTarget, timeoutMs: number, body: (s: LunSession) => Promise<T>): Promise<T> {
+    const opts: ReportLunsOptions = {
+      host: t.host,
+      port: t.port,
+      target: t.target,
+      initiator: t.initiator,
+      ...(t.chap ? { chap: t.chap } : {}),
+      timeoutMs,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    };
+    return this.opts.session(opts, body);
   }
 
-  async readCapacity(ctx: BackendContext, t: DirectTarget, lun: number): Promise<ReadCapacity> {
-    const out = await this.tool(
-      ctx.runner,
-      iscsiReadCapacity16Argv(t.initiator, t.host, t.port, t.target, lun, this.opts.iscsiReadCapacity16),
-      t,
-      `READ CAPACITY of LUN ${lun} of ${t.target}`,
-      ctx.signal,
-    );
-    const capacity = parseReadCapacity16(out);
+  /** READ CAPACITY of a LUN in session `s`, its answer checked to be a size a volume can have. */
+  private async capacityIn(s: LunSession, t: DirectTarget, lun: number): Promise<ReadCapacity> {
+    const capacity = await s.readCapacity(lun);
     // the target's word, from the network: a block size the transfers cannot hold in memory, or a
     // capacity past what a volume's size can say, is that LUN's fault, not the agent's
     if (capacity.blockSize < MIN_BLOCK_SIZE || capacity.blockSize > MAX_BLOCK_SIZE) {
@@ -280,6 +304,11 @@ export class IscsiDirectBackend implements StorageBackend {
       });
     }
     return capacity;
+  }
+
+  /** READ CAPACITY of one LUN, in a session of its own. */
+  async readCapacity(ctx: BackendContext, t: DirectTarget, lun: number): Promise<ReadCapacity> {
+    return this.session(ctx, t, LUN_TIMEOUT_MS, (s) => this.capacityIn(s, t, lun));
   }
 
   /**
@@ -298,36 +327,33 @@ export class IscsiDirectBackend implements StorageBackend {
     return rc;
   }
 
-  async listLuns(ctx: BackendContext, t: DirectTarget): Promise<number[]> {
-    const luns = await this.opts.reportLuns({
-      host: t.host,
-      port: t.port,
-      target: t.target,
-      initiator: t.initiator,
-      ...(t.chap ? { chap: t.chap } : {}),
-      signal: ctx.signal,
-    });
-    return [...new Set(luns)].sort((a, b) => a - b);
-  }
-
   // -------------------------------------------------------------- pool
 
+  /**
+   * REPORT LUNS, then each LUN's INQUIRY and (for a disk or CD/DVD) READ CAPACITY, all in one
+   * session, as libvirt's virISCSIDirectReportLuns does in its one libiscsi context.
+   */
   async refreshPool(ctx: PoolContext): Promise<RefreshResult> {
     const t = directTarget(ctx.pool, ctx);
-    const luns = await this.listLuns(ctx, t);
-    const vols = await mapLimit(luns, REFRESH_PARALLEL, async (lun): Promise<VolumeDefinition | undefined> => {
-      checkAborted(ctx.signal, 'refresh');
-      const inq = await this.inquiry(ctx, t, lun);
-      if (!VOLUME_DEVICE_TYPES.has(inq.deviceType)) return undefined;
-      let capacity = 0n;
-      try {
-        capacity = (await this.readCapacity(ctx, t, lun)).capacity;
-      } catch (err) {
-        if (inq.deviceType !== 0x05) throw err; // a CD/DVD LUN without media has no capacity
+    const volumes = await this.session(ctx, t, REFRESH_TIMEOUT_MS, async (s) => {
+      const luns = [...new Set(await s.reportLuns())].sort((a, b) => a - b);
+      const vols: VolumeDefinition[] = [];
+      for (const lun of luns) {
+        checkAborted(ctx.signal, 'refresh');
+        const inq = await s.inquiry(lun);
+        // qualifier 3: the target can have no LU at this number (SPC), whatever the type bits say
+        if (inq.qualifier === 3 || !VOLUME_DEVICE_TYPES.has(inq.deviceType)) continue;
+        let capacity = 0n;
+        try {
+          capacity = (await this.capacityIn(s, t, lun)).capacity;
+        } catch (err) {
+          // a CD/DVD LUN without media has no capacity (its refusal, not a lost session)
+          if (inq.deviceType !== 0x05 || !(err instanceof FailedPreconditionError)) throw err;
+        }
+        vols.push(lunVolume(t, lun, capacity));
       }
-      return lunVolume(t, lun, capacity);
+      return vols;
     });
-    const volumes = vols.filter((v): v is VolumeDefinition => v !== undefined);
     let capacity = 0n;
     for (const v of volumes) capacity += v.capacity ?? 0n;
     return { runtime: { capacity, allocation: capacity, available: 0n }, volumes };

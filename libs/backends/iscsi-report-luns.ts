@@ -1,12 +1,14 @@
-// REPORT LUNS of one iSCSI target, in-process: a minimal iSCSI initiator (RFC 7143)
-// that logs in (optionally with CHAP, RFC 1994 MD5), sends one REPORT LUNS and logs out.
+// One session with an iSCSI target, in-process: a minimal iSCSI initiator (RFC 7143) that
+// logs in (optionally with CHAP, RFC 1994 MD5), sends SCSI commands one at a time (REPORT
+// LUNS here; INQUIRY and READ CAPACITY in iscsi-lun-commands.ts) and logs out.
 //
 // Why not a tool: libiscsi-bin's iscsi-ls -s lists the LUNs of *every* target the
 // portal announces and exits at the first one that refuses the login, so it cannot
 // list the LUNs of one target when another target on the same portal has CHAP (or an
 // ACL) the pool's credentials do not open. No other Debian tool sends REPORT LUNS
-// without a kernel initiator. INQUIRY and READ CAPACITY still run through the real
-// tools (iscsi-inq, iscsi-readcapacity16); data moves through qemu-img's iSCSI driver.
+// without a kernel initiator. And the per-LUN tools (iscsi-inq, iscsi-readcapacity16) cost
+// a process and a login per LUN and command, where libvirt's backend asks every LUN in the
+// session that asked REPORT LUNS. Data moves through qemu-img's iSCSI driver.
 import { createHash, randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
 import { CancelledError, FailedPreconditionError, NotFoundError, PermissionDeniedError, UnavailableError } from '../errors/errors.js';
@@ -240,21 +242,40 @@ const FIRST_REPORT_BYTES = 64 * 1024;
 /** 65,536 LUNs, every two-byte LUN number there is (parseReportLunsData). */
 const MAX_REPORT_BYTES = 8 + 65_536 * 8;
 
+/** What a SCSI command ended with: its status, the parameter data, the sense data. */
+export interface ScsiResult {
+  /** SCSI status: 0 GOOD, 0x02 CHECK CONDITION, 0x08 BUSY, ... */
+  status: number;
+  data: Buffer;
+  /** Sense data of a CHECK CONDITION (SCSI Response data segment, its length prefix removed). */
+  sense: Buffer;
+}
+
 /**
- * Sends one REPORT LUNS (select report 0) asking for `alloc` bytes and returns the parameter
- * data the target sent. `setStatSN`: the StatSN of the target's answer.
+ * Sends one SCSI command (a read, `alloc` bytes at most) to `lun` and returns how it ended.
+ * `name`: the command, for errors (`REPORT LUNS`, `INQUIRY of LUN 3`). `setStatSN`: the StatSN
+ * of the target's answer.
  */
-async function readReportLuns(io: PduSocket, portal: string, seq: { itt: number; cmdSN: number; statSN: number; alloc: number }, setStatSN: (sn: number) => void): Promise<Buffer> {
-  const { alloc } = seq;
+async function scsiRead(
+  io: PduSocket,
+  where: string,
+  seq: { itt: number; cmdSN: number; statSN: number },
+  lun: number,
+  cdb: Buffer,
+  alloc: number,
+  name: string,
+  setStatSN: (sn: number) => void,
+): Promise<ScsiResult> {
   const cmd = Buffer.alloc(BHS);
   cmd[0] = OP_SCSI_CMD;
   cmd[1] = 0x80 | 0x40 | 0x01; // final, read, simple
+  // the LUN as REPORT LUNS gave it: its two bytes, the address method kept (parseReportLunsData)
+  cmd.writeUInt16BE(lun & 0xffff, 8);
   cmd.writeUInt32BE(seq.itt, 16);
   cmd.writeUInt32BE(alloc, 20);
   cmd.writeUInt32BE(seq.cmdSN, 24);
   cmd.writeUInt32BE(seq.statSN, 28);
-  cmd[32] = 0xa0; // REPORT LUNS
-  cmd.writeUInt32BE(alloc, 32 + 6);
+  cdb.copy(cmd, 32, 0, Math.min(cdb.length, 16));
   io.expect(alloc);
   io.write(cmd);
   const chunks: Buffer[] = [];
@@ -262,25 +283,36 @@ async function readReportLuns(io: PduSocket, portal: string, seq: { itt: number;
   for (;;) {
     const p = await io.read();
     if (p.opcode === OP_NOP_IN) continue;
-    if (p.opcode === OP_REJECT) throw new FailedPreconditionError(`iSCSI target ${portal} rejected REPORT LUNS`);
+    if (p.opcode === OP_REJECT) throw new FailedPreconditionError(`${where} rejected ${name}`);
     if (p.opcode === OP_DATA_IN) {
       received += p.data.length;
-      if (received > alloc) throw new FailedPreconditionError(`iSCSI target ${portal} sent more than the ${alloc} bytes of REPORT LUNS data asked for`);
+      if (received > alloc) throw new FailedPreconditionError(`${where} sent more than the ${alloc} bytes of ${name} data asked for`);
       chunks.push(Buffer.from(p.data));
       if (p.bhs[1]! & 0x01) {
-        if (p.bhs[3] !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} ended with SCSI status 0x${p.bhs[3]!.toString(16)}`);
         setStatSN(nextSN(p.bhs.readUInt32BE(24)));
-        break;
+        return { status: p.bhs[3]!, data: Buffer.concat(chunks), sense: Buffer.alloc(0) };
       }
       continue;
     }
     if (p.opcode === OP_SCSI_RSP) {
-      if (p.bhs[2] !== 0 || p.bhs[3] !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} failed (response ${p.bhs[2]}, SCSI status 0x${p.bhs[3]!.toString(16)})`);
+      if (p.bhs[2] !== 0) throw new FailedPreconditionError(`${where} failed ${name} (iSCSI response ${p.bhs[2]}, SCSI status 0x${p.bhs[3]!.toString(16)})`);
       setStatSN(nextSN(p.bhs.readUInt32BE(24)));
-      break;
+      // the data segment of a CHECK CONDITION: SenseLength (2 bytes), then the sense data
+      const senseLength = p.data.length >= 2 ? p.data.readUInt16BE(0) : 0;
+      const sense = Buffer.from(p.data.subarray(2, 2 + Math.min(senseLength, p.data.length - 2)));
+      return { status: p.bhs[3]!, data: Buffer.concat(chunks), sense };
     }
   }
-  return Buffer.concat(chunks);
+}
+
+/** A logged-in session: commands are sent one at a time, each answered before the next. */
+export interface TargetSession {
+  /** `iSCSI target 'IQN' at HOST:PORT`, for errors. */
+  readonly where: string;
+  /** The target's LUN numbers (REPORT LUNS, select report 0), as they are sent back. */
+  reportLuns(): Promise<number[]>;
+  /** One SCSI read command to `lun`; `name` says what it is in errors and in the time limit's. */
+  command(lun: number, cdb: Buffer, alloc: number, name: string): Promise<ScsiResult>;
 }
 
 function portalOf(host: string, port: number): string {
@@ -288,18 +320,19 @@ function portalOf(host: string, port: number): string {
 }
 
 /**
- * Logs in to the target and returns its LUN numbers (REPORT LUNS, select report 0). A login
- * the portal redirects is made again at the address it gives, as libiscsi (libvirt's
- * iscsi-direct backend, and the tools and qemu-img the other operations use) does.
+ * Logs in to the target, runs `body` with the session and logs out. A login the portal
+ * redirects is made again at the address it gives, as libiscsi (libvirt's iscsi-direct
+ * backend, and qemu-img, which moves the data) does. One time limit (`timeoutMs`, default
+ * 30 s) covers the whole: the redirects, the login and every command of `body`.
  */
-export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
+export async function withTargetSession<T>(opts: ReportLunsOptions, body: (session: TargetSession) => Promise<T>): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   // one time limit over all the hops: a chain of redirects does not get 30 s each
   const deadline = Date.now() + timeoutMs;
   let at = { host: opts.host, port: opts.port };
   for (let hop = 0; ; hop++) {
-    const r = await oneSession({ ...opts, ...at, timeoutMs: Math.max(1, deadline - Date.now()) }, timeoutMs);
-    if (!(r instanceof LoginRedirect)) return r;
+    const r = await oneSession({ ...opts, ...at, timeoutMs: Math.max(1, deadline - Date.now()) }, timeoutMs, body);
+    if (!(r instanceof LoginRedirect)) return r.value;
     if (hop >= MAX_REDIRECTS) {
       throw new FailedPreconditionError(
         `iSCSI login to target '${printable(opts.target, 200)}' at ${portalOf(opts.host, opts.port)} was redirected ${hop + 1} times (last to ${r.address}): too many redirects, at most ${MAX_REDIRECTS} are followed`,
@@ -309,8 +342,13 @@ export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
   }
 }
 
-/** One connection: the LUN numbers, or where the portal redirected the login. */
-async function oneSession(opts: ReportLunsOptions, totalMs: number): Promise<number[] | LoginRedirect> {
+/** Logs in to the target and returns its LUN numbers (REPORT LUNS, select report 0). */
+export async function reportLuns(opts: ReportLunsOptions): Promise<number[]> {
+  return withTargetSession(opts, (s) => s.reportLuns());
+}
+
+/** One connection: what `body` returned, or where the portal redirected the login. */
+async function oneSession<T>(opts: ReportLunsOptions, totalMs: number, body: (session: TargetSession) => Promise<T>): Promise<{ value: T } | LoginRedirect> {
   const portal = portalOf(opts.host, opts.port);
   if (opts.signal?.aborted) throw new CancelledError('REPORT LUNS cancelled');
   const socket = new Socket();
@@ -410,19 +448,37 @@ async function oneSession(opts: ReportLunsOptions, totalMs: number): Promise<num
       if (!(cur.transit && cur.nsg === 3)) throw new FailedPreconditionError(`iSCSI login to ${portal} did not reach full feature phase`);
     }
 
-    // SPC: a list longer than the allocation asked for is cut, and its length field says how
-    // long it is: asked again for the whole of it (a target of more than 8,191 LUNs)
-    let alloc = FIRST_REPORT_BYTES;
-    let data: Buffer;
-    awaiting = 'answer REPORT LUNS';
-    for (;;) {
+    const where = `iSCSI target '${printable(opts.target, 200)}' at ${portal}`;
+    const command = async (lun: number, cdb: Buffer, alloc: number, name: string): Promise<ScsiResult> => {
+      awaiting = `answer ${name}`;
       itt++;
-      data = await readReportLuns(io, portal, { itt, cmdSN, statSN, alloc }, (sn) => (statSN = sn));
+      const r = await scsiRead(io, where, { itt, cmdSN, statSN }, lun, cdb, alloc, name, (sn) => (statSN = sn));
       cmdSN++;
-      const whole = data.length >= 4 ? 8 + data.readUInt32BE(0) : 0;
-      if (whole <= data.length || whole <= alloc || alloc >= MAX_REPORT_BYTES) break;
-      alloc = Math.min(whole, MAX_REPORT_BYTES);
-    }
+      return r;
+    };
+    const session: TargetSession = {
+      where,
+      command,
+      reportLuns: async () => {
+        // SPC: a list longer than the allocation asked for is cut, and its length field says how
+        // long it is: asked again for the whole of it (a target of more than 8,191 LUNs)
+        let alloc = FIRST_REPORT_BYTES;
+        let data: Buffer;
+        for (;;) {
+          const cdb = Buffer.alloc(12);
+          cdb[0] = 0xa0; // REPORT LUNS, select report 0
+          cdb.writeUInt32BE(alloc, 6);
+          const r = await command(0, cdb, alloc, 'REPORT LUNS');
+          if (r.status !== 0) throw new FailedPreconditionError(`REPORT LUNS on ${portal} ended with SCSI status 0x${r.status.toString(16)}`);
+          data = r.data;
+          const whole = data.length >= 4 ? 8 + data.readUInt32BE(0) : 0;
+          if (whole <= data.length || whole <= alloc || alloc >= MAX_REPORT_BYTES) break;
+          alloc = Math.min(whole, MAX_REPORT_BYTES);
+        }
+        return parseReportLunsData(data);
+      },
+    };
+    const value = await body(session);
     // Logout (close the session); the answer is not needed.
     const logout = Buffer.alloc(BHS);
     logout[0] = IMMEDIATE | OP_LOGOUT_REQ;
@@ -431,7 +487,7 @@ async function oneSession(opts: ReportLunsOptions, totalMs: number): Promise<num
     logout.writeUInt32BE(cmdSN, 24);
     logout.writeUInt32BE(statSN, 28);
     io.write(logout);
-    return parseReportLunsData(data);
+    return { value };
   } catch (err) {
     // the redirect is an answer, not a failure: the caller logs in where it points
     if (err instanceof LoginRedirect) return err;

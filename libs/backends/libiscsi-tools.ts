@@ -1,6 +1,7 @@
 // Userspace iSCSI tooling for the iscsi-direct pool: argv builders and output parsers for
-// libiscsi-bin (iscsi-ls, iscsi-inq, iscsi-readcapacity16) and qemu-img's iSCSI block
-// driver (qemu-block-extra), plus the input checks that keep pool values safe to pass on.
+// libiscsi-bin's iscsi-ls (SendTargets discovery) and qemu-img's iSCSI block driver
+// (qemu-block-extra), plus the input checks that keep pool values safe to pass on. A LUN's
+// INQUIRY and READ CAPACITY are asked in-process (iscsi-lun-commands.ts), not with the tools.
 //
 // Secrets never reach argv: libiscsi's tools take CHAP credentials from the environment
 // (LIBISCSI_CHAP_USERNAME / LIBISCSI_CHAP_PASSWORD, readable only by the same user in
@@ -83,14 +84,6 @@ export function iscsiLsArgv(initiator: string, host: string, port: number, progr
   return [program, '-i', initiator, '--', iscsiUrl(host, port)];
 }
 
-export function iscsiInqArgv(initiator: string, host: string, port: number, target: string, lun: number, program = 'iscsi-inq'): string[] {
-  return [program, '-i', initiator, '--', iscsiUrl(host, port, target, lun)];
-}
-
-export function iscsiReadCapacity16Argv(initiator: string, host: string, port: number, target: string, lun: number, program = 'iscsi-readcapacity16'): string[] {
-  return [program, '-i', initiator, '--', iscsiUrl(host, port, target, lun)];
-}
-
 export interface DiscoveredTarget {
   target: string;
   /** host:port as the target announced it (IPv6 in brackets). */
@@ -108,71 +101,12 @@ export function parseIscsiLs(stdout: string): DiscoveredTarget[] {
   return out;
 }
 
-/** Peripheral device types by libiscsi's names (scsi_devtype_to_str). */
-export const SCSI_DEVICE_TYPES: Record<string, number> = {
-  DIRECT_ACCESS: 0x00,
-  SEQUENTIAL_ACCESS: 0x01,
-  PRINTER: 0x02,
-  PROCESSOR: 0x03,
-  WRITE_ONCE: 0x04,
-  MMC: 0x05,
-  SCANNER: 0x06,
-  OPTICAL_MEMORY: 0x07,
-  MEDIA_CHANGER: 0x08,
-  COMMUNICATIONS: 0x09,
-  STORAGE_ARRAY_CONTROLLER: 0x0c,
-  ENCLOSURE_SERVICES: 0x0d,
-  SIMPLIFIED_DIRECT_ACCESS: 0x0e,
-  OPTICAL_CARD_READER: 0x0f,
-  BRIDGE_CONTROLLER: 0x10,
-  OSD: 0x11,
-  AUTOMATION: 0x12,
-  SEQURITY_MANAGER: 0x13,
-  WELL_KNOWN_LUN: 0x1e,
-  UNKNOWN: 0x1f,
-};
-
-export interface Inquiry {
-  deviceType: number;
-  deviceTypeName: string;
-  vendor: string;
-  product: string;
-  revision: string;
-}
-
-/** The standard INQUIRY page as iscsi-inq prints it. */
-export function parseIscsiInq(stdout: string): Inquiry {
-  const field = (name: string): string | undefined => new RegExp(`^${name}:(.*)$`, 'm').exec(stdout)?.[1];
-  const typeName = field('Peripheral Device Type')?.trim();
-  if (!typeName) throw new FailedPreconditionError(`iscsi-inq printed no peripheral device type: ${printable(stdout.trim(), 200)}`);
-  return {
-    deviceType: SCSI_DEVICE_TYPES[typeName] ?? 0x1f,
-    deviceTypeName: typeName,
-    vendor: (field('Vendor') ?? '').trim(),
-    product: (field('Product') ?? '').trim(),
-    revision: (field('Revision') ?? '').trim(),
-  };
-}
-
 export interface ReadCapacity {
   /** RETURNED LOGICAL BLOCK ADDRESS: the last LBA. */
   lastLba: bigint;
   blockSize: bigint;
   /** (last LBA + 1) x block size: the exact size (libvirt 9.0 drops the last block). */
   capacity: bigint;
-}
-
-export function parseReadCapacity16(stdout: string): ReadCapacity {
-  const lba = /^RETURNED LOGICAL BLOCK ADDRESS:(\d+)\s*$/m.exec(stdout)?.[1];
-  const bs = /^LOGICAL BLOCK LENGTH IN BYTES:(\d+)\s*$/m.exec(stdout)?.[1];
-  if (lba === undefined || bs === undefined) {
-    throw new FailedPreconditionError(`iscsi-readcapacity16 printed no capacity: ${printable(stdout.trim(), 200)}`);
-  }
-  const lastLba = BigInt(lba);
-  const blockSize = BigInt(bs);
-  // The block count is a 64-bit field: a LUN without blocks (tgtd's 0-byte backing file)
-  // answers last LBA 0xffffffffffffffff, and + 1 wraps to 0, as libiscsi's own "Total size:0"
-  return { lastLba, blockSize, capacity: BigInt.asUintN(64, lastLba + 1n) * blockSize };
 }
 
 /**

@@ -9,9 +9,8 @@ import { IscsiDirectBackend } from '../../../libs/backends/iscsi-direct.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import { PoolType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { rejects } from '../../support/rejects.js';
+import { capacity, scriptedSessions } from '../../support/fake-lun-session.js';
 
-const READCAP_520 = 'RETURNED LOGICAL BLOCK ADDRESS:2047\nLOGICAL BLOCK LENGTH IN BYTES:520\n';
-const INQ_DISK = 'Peripheral Qualifier:CONNECTED\nPeripheral Device Type:DIRECT_ACCESS\n';
 
 function pool(): PoolDefinition {
   return {
@@ -38,10 +37,10 @@ function pool(): PoolDefinition {
 }
 
 describe('iscsi-direct LUN with 520-byte blocks', () => {
-  const backend = new IscsiDirectBackend({ reportLuns: async () => [1] });
+  const backend = new IscsiDirectBackend({ session: scriptedSessions({ luns: [1], readCapacity: () => capacity(2048n, 520n) }).open });
   const vol = { name: 'unit:0:0:1' } as VolumeDefinition;
   // strict: a qemu-img run would fail the test with "no scripted answer"
-  const runner = (): RecordingRunner => new RecordingRunner({ strict: true }).on(['iscsi-inq'], { stdout: INQ_DISK }).on(['iscsi-readcapacity16'], { stdout: READCAP_520 });
+  const runner = (): RecordingRunner => new RecordingRunner({ strict: true });
 
   it('is listed by a refresh, with its exact capacity', async () => {
     const r = await backend.refreshPool({ runner: runner(), pool: pool() });

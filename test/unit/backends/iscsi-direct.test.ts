@@ -7,50 +7,20 @@ import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { IscsiDirectBackend, lunOf, lunVolumePath } from '../../../libs/backends/iscsi-direct.js';
-import {
-  iscsiPortal,
-  iscsiToolError,
-  parseIscsiInq,
-  parseIscsiLs,
-  parseReadCapacity16,
-  qemuOptValue,
-} from '../../../libs/backends/libiscsi-tools.js';
+import { iscsiPortal, iscsiToolError, parseIscsiLs, qemuOptValue } from '../../../libs/backends/libiscsi-tools.js';
+import { readCapacity } from '../../../libs/backends/iscsi-lun-commands.js';
+import type { TargetSession } from '../../../libs/backends/iscsi-report-luns.js';
 import { chapResponse, decodeKeys, encodeKeys, loginStatusError, parseReportLunsData } from '../../../libs/backends/iscsi-report-luns.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
 import { CommandFailedError, DeadlineExceededError, type CisternError } from '../../../libs/errors/errors.js';
 import { iscsiadmError } from '../../../libs/backends/iscsiadm.js';
 import { PoolType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
-import type { ReportLunsOptions } from '../../../libs/backends/iscsi-report-luns.js';
+import { capacity, CONTROLLER, DISK, scriptedSessions, type ScriptedSessions } from '../../support/fake-lun-session.js';
 import { rejects } from '../../support/rejects.js';
 
 // Captured: iscsi-ls -i INIT iscsi://127.0.0.1:33260 (tgtd, two targets)
 const ISCSI_LS = 'Target:iqn.2024-01.test:chap Portal:127.0.0.1:33260,1\nTarget:iqn.2024-01.test:open Portal:127.0.0.1:33260,1\n';
-// Captured: iscsi-readcapacity16 on a 10 MiB file-backed LUN
-const READCAP_10M = `RETURNED LOGICAL BLOCK ADDRESS:20479
-LOGICAL BLOCK LENGTH IN BYTES:512
-P_TYPE:0 PROT_EN:0
-P_I_EXPONENT:0 LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT:3
-LBPME:0 LBPRZ:0
-LOWEST ALIGNED LOGICAL BLOCK ADDRESS:0
-Total size:10485760
-`;
-// Captured: iscsi-inq on a disk LUN and on tgtd's controller LUN 0
-const INQ_DISK = `Peripheral Qualifier:CONNECTED
-Peripheral Device Type:DIRECT_ACCESS
-Removable:0
-Version:5 ANSI INCITS 408-2005 (SPC-3)
-Vendor:IET     
-Product:VIRTUAL-DISK    
-Revision:0001
-`;
-const INQ_CONTROLLER = `Peripheral Qualifier:CONNECTED
-Peripheral Device Type:STORAGE_ARRAY_CONTROLLER
-Removable:0
-Vendor:IET     
-Product:Controller      
-Revision:0001
-`;
 // Captured stderr of a wrong CHAP secret (qemu-img and iscsi-ls)
 const QEMU_AUTH_FAIL =
   "qemu-img: Could not open 'driver=iscsi,...': iSCSI: Failed to connect to LUN : Failed to log in to target. Status: Authentication failure(513)\n";
@@ -86,6 +56,18 @@ function pool(extra: { chap?: boolean; host?: string; port?: number; target?: st
 
 const PASSWORD = 'pa55,word with spaces';
 
+/** A session answering READ CAPACITY(16) with `data` (GOOD). */
+function answering(data: Buffer): TargetSession {
+  return { where: 'target', reportLuns: async () => [], command: async () => ({ status: 0, data, sense: Buffer.alloc(0) }) };
+}
+
+function rc16(lastLba: bigint, blockSize: number): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64BE(lastLba, 0);
+  b.writeUInt32BE(blockSize, 8);
+  return b;
+}
+
 describe('iscsi-direct parsers (captured libiscsi-bin output)', () => {
   it('reads discovery lines', () => {
     expect(parseIscsiLs(ISCSI_LS)).to.deep.equal([
@@ -95,20 +77,15 @@ describe('iscsi-direct parsers (captured libiscsi-bin output)', () => {
     expect(parseIscsiLs('Target:iqn.x Portal:[::1]:3260,1\n')).to.deep.equal([{ target: 'iqn.x', portal: '[::1]:3260', tpgt: 1 }]);
   });
 
-  it('reports the exact capacity: (last LBA + 1) x block size, where libvirt 9.0 drops a block', () => {
-    const rc = parseReadCapacity16(READCAP_10M);
+  it('reports the exact capacity: (last LBA + 1) x block size, where libvirt 9.0 drops a block', async () => {
+    const rc = await readCapacity(answering(rc16(20479n, 512)), 1);
     expect(rc).to.deep.equal({ lastLba: 20479n, blockSize: 512n, capacity: 10485760n });
     expect(rc.capacity - rc.lastLba * rc.blockSize).to.equal(512n); // libvirt's 9.0 value is one block short
   });
 
-  it('a LUN of 0 bytes (last LBA 0xffffffffffffffff, as tgtd answers) has capacity 0, as libiscsi prints its total size', () => {
-    const rc = parseReadCapacity16(READCAP_10M.replace('20479', '18446744073709551615').replace('10485760', '0'));
+  it('a LUN of 0 bytes (last LBA 0xffffffffffffffff, as tgtd answers) has capacity 0, as libiscsi prints its total size', async () => {
+    const rc = await readCapacity(answering(rc16(0xffffffffffffffffn, 512)), 1);
     expect(rc.capacity).to.equal(0n);
-  });
-
-  it('reads the device type of INQUIRY', () => {
-    expect(parseIscsiInq(INQ_DISK)).to.include({ deviceType: 0, deviceTypeName: 'DIRECT_ACCESS', vendor: 'IET', product: 'VIRTUAL-DISK' });
-    expect(parseIscsiInq(INQ_CONTROLLER).deviceType).to.equal(0x0c);
   });
 
   it('maps tool failures to errors a user understands', () => {
@@ -167,53 +144,40 @@ describe('iSCSI wire helpers (REPORT LUNS client)', () => {
 });
 
 describe('iscsi-direct backend command lines (recording runner)', () => {
-  function backend(luns: number[], seen: ReportLunsOptions[] = []): IscsiDirectBackend {
-    return new IscsiDirectBackend({
-      reportLuns: async (o) => {
-        seen.push(o);
-        return luns;
-      },
-    });
+  const TEN_MIB = capacity(20480n);
+  function backend(luns: number[], sessions: ScriptedSessions = scriptedSessions({ luns, readCapacity: () => TEN_MIB })): IscsiDirectBackend {
+    return new IscsiDirectBackend({ session: sessions.open });
   }
   const secrets = new Map([[UUID, Buffer.from(PASSWORD)]]);
 
-  it('refresh: REPORT LUNS, then iscsi-inq and iscsi-readcapacity16 per LUN; controller LUNs are not volumes', async () => {
-    const runner = new RecordingRunner({ strict: true })
-      .onMatch((a) => a[0] === 'iscsi-inq' && a[4]!.endsWith('/0'), { stdout: INQ_CONTROLLER })
-      .on(['iscsi-inq'], { stdout: INQ_DISK })
-      .on(['iscsi-readcapacity16'], { stdout: READCAP_10M });
-    const seen: ReportLunsOptions[] = [];
-    const r = await backend([0, 1], seen).refreshPool({ runner, pool: pool({ chap: true }), secrets });
-    expect(runner.argvs).to.deep.equal([
-      ['iscsi-inq', '-i', INIT, '--', `iscsi://127.0.0.1:3260/${TARGET}/0`],
-      ['iscsi-inq', '-i', INIT, '--', `iscsi://127.0.0.1:3260/${TARGET}/1`],
-      ['iscsi-readcapacity16', '-i', INIT, '--', `iscsi://127.0.0.1:3260/${TARGET}/1`],
-    ]);
+  it('refresh: REPORT LUNS, INQUIRY of each LUN, READ CAPACITY of the disks, in one session; controller LUNs are not volumes', async () => {
+    const runner = new RecordingRunner({ strict: true });
+    const sessions = scriptedSessions({ luns: [1, 0, 1], inquiry: (lun) => (lun === 0 ? CONTROLLER : DISK), readCapacity: () => TEN_MIB });
+    const r = await backend([], sessions).refreshPool({ runner, pool: pool({ chap: true }), secrets });
+    expect(sessions.opened).to.have.length(1);
+    expect(sessions.asked).to.deep.equal(['reportLuns', 'inquiry 0', 'inquiry 1', 'readCapacity 1']);
+    expect(runner.calls).to.have.length(0);
     expect(r.volumes.map((v) => [v.name, v.key, v.target?.path, v.capacity, v.allocation, v.physical])).to.deep.equal([
       // no physical size: libvirt 9.0's vol-dumpxml of an iscsi-direct LUN has no <physical>
       ['unit:0:0:1', `ip-127.0.0.1:3260-iscsi-${TARGET}-lun-1`, `ip-127.0.0.1:3260-iscsi-${TARGET}-lun-1`, 10485760n, 10485760n, undefined],
     ]);
     expect(r.runtime).to.deep.equal({ capacity: 10485760n, allocation: 10485760n, available: 0n });
-    // CHAP: the REPORT LUNS client gets the secret; the tools get it through the environment only.
-    expect(seen[0]!.chap).to.deep.equal({ username: 'alice', password: Buffer.from(PASSWORD) });
-    for (const c of runner.calls) {
-      expect(c.argv.join(' ')).not.to.contain('pa55');
-      expect(c.options.env).to.deep.equal({ LIBISCSI_CHAP_USERNAME: 'alice', LIBISCSI_CHAP_PASSWORD: PASSWORD });
-    }
+    // CHAP: the session gets the secret
+    expect(sessions.opened[0]!.chap).to.deep.equal({ username: 'alice', password: Buffer.from(PASSWORD) });
   });
 
   it("refuses a LUN whose READ CAPACITY is past a volume's size or whose blocks the transfers cannot hold: FAILED_PRECONDITION naming it", async () => {
     // a hostile target's answer: before, a capacity of 2^96 reached the agent's state, and the
     // next full sync, which could not encode it, ended the agent
     const answers = [
-      ['RETURNED LOGICAL BLOCK ADDRESS:18446744073709551615\nLOGICAL BLOCK LENGTH IN BYTES:4294967296\n', /LUN 1 of .* reports logical blocks of 4294967296 bytes; from 512 to 65536 are supported/],
+      [{ lastLba: 18446744073709551615n, blockSize: 4294967296n, capacity: 0n }, /LUN 1 of .* reports logical blocks of 4294967296 bytes; from 512 to 65536 are supported/],
       // (last LBA 0xffffffffffffffff is a LUN without blocks, capacity 0: the largest real one is one less)
-      ['RETURNED LOGICAL BLOCK ADDRESS:18446744073709551614\nLOGICAL BLOCK LENGTH IN BYTES:4096\n', /LUN 1 of .* reports a capacity of 75557863725914323415040 bytes; at most 9223372036854775807/],
-      ['RETURNED LOGICAL BLOCK ADDRESS:2047\nLOGICAL BLOCK LENGTH IN BYTES:536870912\n', /reports logical blocks of 536870912 bytes/],
+      [capacity(18446744073709551615n, 4096n), /LUN 1 of .* reports a capacity of 75557863725914323415040 bytes; at most 9223372036854775807/],
+      [capacity(2048n, 536870912n), /reports logical blocks of 536870912 bytes/],
     ] as const;
-    for (const [stdout, message] of answers) {
-      const runner = new RecordingRunner({ strict: true }).on(['iscsi-inq'], { stdout: INQ_DISK }).on(['iscsi-readcapacity16'], { stdout });
-      const err = await rejects(backend([1]).refreshPool({ runner, pool: pool(), secrets }));
+    for (const [rc, message] of answers) {
+      const runner = new RecordingRunner({ strict: true });
+      const err = await rejects(backend([], scriptedSessions({ luns: [1], readCapacity: () => rc })).refreshPool({ runner, pool: pool(), secrets }));
       expect((err as CisternError).code).to.equal('FAILED_PRECONDITION');
       expect((err as Error).message).to.match(message);
     }
@@ -222,7 +186,6 @@ describe('iscsi-direct backend command lines (recording runner)', () => {
   it('zero wipe: qemu-img convert from null-co, the CHAP secret in a 0600 file removed afterwards', async () => {
     let secretFile = '';
     const runner = new RecordingRunner({ strict: true })
-      .on(['iscsi-readcapacity16'], { stdout: READCAP_10M })
       .on(['qemu-img', 'convert'], (argv) => {
         const obj = argv[argv.indexOf('--object') + 1]!;
         secretFile = /file=(.*)$/.exec(obj)![1]!;
@@ -253,7 +216,6 @@ describe('iscsi-direct backend command lines (recording runner)', () => {
     const lunBytes = Buffer.alloc(10485760);
     for (let i = 0; i < 4096; i++) lunBytes[i] = i & 0xff;
     const runner = new RecordingRunner({ strict: true })
-      .on(['iscsi-readcapacity16'], { stdout: READCAP_10M })
       .on(['qemu-img', 'convert'], (argv) => {
         const opts = argv[argv.length - 2]!;
         const offset = Number(/offset=(\d+)/.exec(opts)![1]);
@@ -272,7 +234,7 @@ describe('iscsi-direct backend command lines (recording runner)', () => {
   it('download from past the end of the LUN: INVALID_ARGUMENT naming offset, as every block volume; from its end: empty', async () => {
     // docs/api.md: a download from past the end is INVALID_ARGUMENT (`offset`) for a block
     // device (partition, logical volume, LUN), as block-data.ts refuses it
-    const runner = new RecordingRunner({ strict: true }).on(['iscsi-readcapacity16'], { stdout: READCAP_10M });
+    const runner = new RecordingRunner({ strict: true });
     const vol = { name: 'unit:0:0:1' } as VolumeDefinition;
     const read = async (offset: bigint): Promise<Buffer> => {
       const parts: Buffer[] = [];

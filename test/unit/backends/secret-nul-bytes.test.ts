@@ -39,9 +39,9 @@ describe('a secret value with a NUL byte', () => {
     });
     let loggedIn = false;
     const backend = new IscsiDirectBackend({
-      reportLuns: async () => {
+      session: async () => {
         loggedIn = true;
-        return [1];
+        throw new Error('logged in');
       },
     });
     const err = await rejects(backend.refreshPool({ runner: new ExecRunner(), pool, secrets: new Map([[UUID, Buffer.from(`${SECRET}\0x`)]]) }));
