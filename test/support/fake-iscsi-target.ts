@@ -11,6 +11,8 @@ export interface ScsiAnswer {
   /** A status other than GOOD (0x02 CHECK CONDITION) and its sense data. */
   status?: number;
   sense?: Buffer;
+  /** No answer at all: the target falls silent. */
+  silent?: boolean;
 }
 
 export interface SeenCommand {
@@ -136,6 +138,7 @@ export async function startFakeIscsiTarget(answer: (lun: number, cdb: Buffer) =>
           const cdb = Buffer.from(bhs.subarray(32, 48));
           seen.push({ connection, lun, opcode: cdb[0]!, cdb });
           const a = answer(lun, cdb);
+          if (a.silent) continue;
           if (a.status !== undefined && a.status !== 0) s.write(scsiResponse(bhs, a.status, a.sense ?? Buffer.alloc(0), statSN++));
           else for (const b of dataIns(bhs, a.data ?? Buffer.alloc(0), statSN++)) s.write(b);
         } else if (op === 0x06) {
