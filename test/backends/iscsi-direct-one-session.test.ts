@@ -5,14 +5,17 @@
 // gets its size from READ CAPACITY(10), as qemu's iSCSI driver (the data path) reads it.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { IscsiDirectBackend } from '../../libs/backends/iscsi-direct.js';
 import { RecordingRunner } from '../../libs/backends/recording-runner.js';
-import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { PoolType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { makeTempDir } from '../support/cleanup.js';
 import { startTgtd, tgtdAvailable, type Tgtd } from '../support/tgtd.js';
+import { collect } from '../support/volume-data.js';
+import { ExecRunner } from '../../libs/backends/exec-runner.js';
+import { rejects } from '../support/rejects.js';
 
 const run = promisify(execFile);
 const KiB = 1024;
@@ -57,14 +60,15 @@ describe('iscsi-direct refresh in one session (real target)', function () {
   this.timeout(120_000);
   let tgt: Tgtd;
   let dir: { path: string; remove: () => Promise<void> } | undefined;
+  let iso = '';
   const backend = new IscsiDirectBackend();
 
   before(async function () {
     if (!tgtdAvailable() || !existsSync('/usr/bin/iscsi-readcapacity16')) this.skip(); // Debian tgt, libiscsi-bin
     tgt = await startTgtd([{ iqn: TARGET, luns: Object.entries(SIZES).map(([lun, size]) => ({ lun: Number(lun), size })) }]);
     dir = makeTempDir('cistern-cd-');
-    const iso = join(dir.path, 'cd.iso');
-    writeFileSync(iso, Buffer.alloc(CD_BYTES));
+    iso = join(dir.path, 'cd.iso');
+    writeFileSync(iso, Buffer.alloc(CD_BYTES, 0x5a));
     await tgt.tgtadm(['--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', String(CD_LUN), '--device-type', 'cd', '--backing-store', iso]);
   });
 
@@ -96,5 +100,23 @@ describe('iscsi-direct refresh in one session (real target)', function () {
     const v = await backend.refreshVol({ runner, pool: poolDef(tgt) }, { name: 'unit:0:0:12' } as VolumeDefinition);
     expect([v.name, v.capacity]).to.deep.equal(['unit:0:0:12', BigInt(SIZES[12]!)]);
     expect(runner.calls).to.have.length(0);
+  });
+
+  it('a CD-ROM LUN reads its disc; a wipe or an upload is FAILED_PRECONDITION naming it, the disc unchanged', async () => {
+    // before: qemu-img tried to write, tgtd refused (CANNOT WRITE MEDIUM): INTERNAL, "Input/output error"
+    const ctx = { runner: new ExecRunner(), pool: poolDef(tgt) };
+    const vol = { name: `unit:0:0:${CD_LUN}` } as VolumeDefinition;
+    expect(await collect(backend.downloadVol(ctx, vol, 0n, 4096n))).to.deep.equal(Buffer.alloc(4096, 0x5a));
+    const wipe = await rejects(backend.wipeVol(ctx, vol, WipeAlgorithm.WIPE_ALGORITHM_ZERO));
+    const upload = await rejects(
+      backend.uploadVol(ctx, vol, 0n, 4n, (async function* () {
+        yield Buffer.from('data');
+      })()),
+    );
+    for (const err of [wipe, upload]) {
+      expect(err.code, err.message).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.contain(`LUN ${CD_LUN} of ${TARGET} is a CD/DVD drive (peripheral device type 5)`);
+    }
+    expect(readFileSync(iso).equals(Buffer.alloc(CD_BYTES, 0x5a))).to.equal(true);
   });
 });

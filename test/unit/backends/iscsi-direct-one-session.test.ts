@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { IscsiDirectBackend } from '../../../libs/backends/iscsi-direct.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
-import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
+import { PoolType, WipeAlgorithm, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import {
   fixedSense,
   inquiryData,
@@ -156,4 +156,28 @@ describe('iscsi-direct refresh in one session (scripted target)', function () {
       expect(c.runner.calls).to.have.length(0);
     });
   }
+
+  it('a wipe or an upload of a CD/DVD LUN: FAILED_PRECONDITION naming the LUN and its type, before qemu-img runs', async () => {
+    // before: qemu-img wrote, the drive refused (tgtd: ILLEGAL REQUEST, CANNOT WRITE MEDIUM) and
+    // the user got INTERNAL with qemu's "Input/output error"
+    const t = await target({ 3: { inquiry: { data: inquiryData(0x05) }, rc10: { data: readCapacity10Data(99, 2048) } } });
+    const vol = { name: 'unit:0:0:3' } as VolumeDefinition;
+    const attempts: Array<[string, (c: ReturnType<typeof ctx>) => Promise<unknown>]> = [
+      ['wipe', (c) => backend.wipeVol(c, vol, WipeAlgorithm.WIPE_ALGORITHM_ZERO)],
+      [
+        'upload',
+        (c) =>
+          backend.uploadVol(c, vol, 0n, 4n, (async function* () {
+            yield Buffer.from('data');
+          })()),
+      ],
+    ];
+    for (const [what, attempt] of attempts) {
+      const c = ctx(t);
+      const err = await rejects(attempt(c));
+      expect(err.code, `${what}: ${err.message}`).to.equal('FAILED_PRECONDITION');
+      expect(err.message).to.match(new RegExp(`LUN 3 of ${TARGET} is a CD/DVD drive \\(peripheral device type 5\\): only a disk LUN's data can be written`));
+      expect(c.runner.calls, what).to.have.length(0);
+    }
+  });
 });
