@@ -87,8 +87,10 @@ const REFRESH_TIMEOUT_MS = 300_000;
 const LUN_TIMEOUT_MS = 30_000;
 const SECRET_ID = 'cistern-chap';
 
+const DISK_DEVICE_TYPE = 0x00;
+const CD_DEVICE_TYPE = 0x05;
 /** SCSI peripheral types kept as volumes (the same as the scsi pool's LU scan). */
-const VOLUME_DEVICE_TYPES = new Set([0x00, 0x05]);
+const VOLUME_DEVICE_TYPES = new Set([DISK_DEVICE_TYPE, CD_DEVICE_TYPE]);
 
 export interface Chap {
   username: string;
@@ -314,10 +316,25 @@ export class IscsiDirectBackend implements StorageBackend {
   /**
    * READ CAPACITY of a LUN whose data is about to move: qemu-img's iSCSI driver, the data path,
    * opens only LUNs whose blocks are a multiple of 512 bytes (block/iscsi.c
-   * iscsi_readcapacity_sync); a refresh still lists the others, as libvirt 9.0 does.
+   * iscsi_readcapacity_sync); a refresh still lists the others, as libvirt 9.0 does. `write`:
+   * the data goes to the LUN (wipe, upload), which must then be a disk: a CD/DVD drive refuses
+   * the write (tgtd: ILLEGAL REQUEST, CANNOT WRITE MEDIUM) only once qemu-img has started, and
+   * its "Input/output error" said neither which LUN nor why.
    */
-  private async transferCapacity(ctx: BackendContext, t: DirectTarget, lun: number): Promise<ReadCapacity> {
-    const rc = await this.readCapacity(ctx, t, lun);
+  private async transferCapacity(ctx: BackendContext, t: DirectTarget, lun: number, write = false): Promise<ReadCapacity> {
+    const rc = await this.session(ctx, t, LUN_TIMEOUT_MS, async (s) => {
+      if (write) {
+        const { deviceType } = await s.inquiry(lun);
+        if (deviceType !== DISK_DEVICE_TYPE) {
+          const what = deviceType === CD_DEVICE_TYPE ? 'a CD/DVD drive' : 'not a disk';
+          throw new FailedPreconditionError(
+            `LUN ${lun} of ${t.target} is ${what} (peripheral device type ${deviceType}): only a disk LUN's data can be written (wipe, upload); its data can be read (download)`,
+            { target: t.target, lun: String(lun) },
+          );
+        }
+      }
+      return this.capacityIn(s, t, lun);
+    });
     if (rc.blockSize % QEMU_SECTOR !== 0n) {
       throw new FailedPreconditionError(
         `LUN ${lun} of ${t.target} has logical blocks of ${rc.blockSize} bytes; its data moves through qemu-img's iSCSI driver, which takes multiples of ${QEMU_SECTOR} only`,
@@ -348,7 +365,7 @@ export class IscsiDirectBackend implements StorageBackend {
           capacity = (await this.capacityIn(s, t, lun)).capacity;
         } catch (err) {
           // a CD/DVD LUN without media has no capacity (its refusal, not a lost session)
-          if (inq.deviceType !== 0x05 || !(err instanceof FailedPreconditionError)) throw err;
+          if (inq.deviceType !== CD_DEVICE_TYPE || !(err instanceof FailedPreconditionError)) throw err;
         }
         vols.push(lunVolume(t, lun, capacity));
       }
@@ -428,7 +445,7 @@ export class IscsiDirectBackend implements StorageBackend {
     }
     const t = directTarget(ctx.pool, ctx);
     const lun = lunOf(t, volume);
-    const { capacity } = await this.transferCapacity(ctx, t, lun);
+    const { capacity } = await this.transferCapacity(ctx, t, lun, true);
     // a LUN without blocks has nothing to zero (and qemu opens no 0-byte raw window)
     if (capacity === 0n) return;
     const w = await this.workDir(t);
@@ -484,7 +501,7 @@ export class IscsiDirectBackend implements StorageBackend {
     checkSize(length, 'length');
     const t = directTarget(ctx.pool, ctx);
     const lun = lunOf(t, volume);
-    const rc = await this.transferCapacity(ctx, t, lun);
+    const rc = await this.transferCapacity(ctx, t, lun, true);
     const capacity = rc.capacity;
     if (offset > capacity) throw new InvalidArgumentError('offset', `offset ${offset} is past the end of LUN ${lun} (${capacity} bytes)`);
     if (length > 0n && offset + length > capacity) {
