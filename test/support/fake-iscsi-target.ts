@@ -13,6 +13,11 @@ export interface ScsiAnswer {
   sense?: Buffer;
   /** No answer at all: the target falls silent. */
   silent?: boolean;
+  /**
+   * A ping first: a NOP-In with a target transfer tag, the answer held back until the
+   * initiator's NOP-Out with that tag comes (RFC 7143 11.19: the initiator must answer it).
+   */
+  ping?: boolean;
 }
 
 export interface SeenCommand {
@@ -27,6 +32,8 @@ export interface FakeIscsiTarget {
   /** Connections accepted (one per login). */
   readonly connections: number;
   seen: SeenCommand[];
+  /** Target transfer tags of the NOP-Outs that answered a ping. */
+  pongs: number[];
   close(): Promise<void>;
 }
 
@@ -108,6 +115,7 @@ function scsiResponse(bhs: Buffer, status: number, sense: Buffer, statSN: number
 /** Starts the target on 127.0.0.1:<free port>. */
 export async function startFakeIscsiTarget(answer: (lun: number, cdb: Buffer) => ScsiAnswer): Promise<FakeIscsiTarget> {
   const seen: SeenCommand[] = [];
+  const pongs: number[] = [];
   let connections = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((s) => {
@@ -116,6 +124,7 @@ export async function startFakeIscsiTarget(answer: (lun: number, cdb: Buffer) =>
     s.on('close', () => sockets.delete(s));
     let buf = Buffer.alloc(0);
     let statSN = 1;
+    let held: (() => void) | undefined;
     s.on('error', () => undefined);
     s.on('data', (c) => {
       buf = Buffer.concat([buf, c]);
@@ -139,8 +148,28 @@ export async function startFakeIscsiTarget(answer: (lun: number, cdb: Buffer) =>
           seen.push({ connection, lun, opcode: cdb[0]!, cdb });
           const a = answer(lun, cdb);
           if (a.silent) continue;
-          if (a.status !== undefined && a.status !== 0) s.write(scsiResponse(bhs, a.status, a.sense ?? Buffer.alloc(0), statSN++));
-          else for (const b of dataIns(bhs, a.data ?? Buffer.alloc(0), statSN++)) s.write(b);
+          const reply = (): void => {
+            if (a.status !== undefined && a.status !== 0) s.write(scsiResponse(bhs, a.status, a.sense ?? Buffer.alloc(0), statSN++));
+            else for (const b of dataIns(bhs, a.data ?? Buffer.alloc(0), statSN++)) s.write(b);
+          };
+          if (!a.ping) {
+            reply();
+            continue;
+          }
+          const nop = Buffer.alloc(48);
+          nop[0] = 0x20;
+          nop[1] = 0x80;
+          nop.writeUInt32BE(0xffffffff, 16); // ITT: not an answer
+          nop.writeUInt32BE(0x1234 + seen.length, 20); // TTT: an answer is wanted
+          nop.writeUInt32BE(statSN, 24); // not advanced
+          s.write(nop);
+          held = reply;
+        } else if (op === 0x00) {
+          // NOP-Out: the ping's answer (its TTT), and the held back answer goes out
+          pongs.push(bhs.readUInt32BE(20));
+          const r = held;
+          held = undefined;
+          r?.();
         } else if (op === 0x06) {
           s.end();
         }
@@ -154,6 +183,7 @@ export async function startFakeIscsiTarget(answer: (lun: number, cdb: Buffer) =>
       return connections;
     },
     seen,
+    pongs,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
