@@ -41,6 +41,7 @@ const OP_SCSI_RSP = 0x21;
 const OP_DATA_IN = 0x25;
 const OP_LOGOUT_REQ = 0x06;
 const OP_NOP_IN = 0x20;
+const OP_NOP_OUT = 0x00;
 const OP_REJECT = 0x3f;
 const IMMEDIATE = 0x40;
 /**
@@ -282,7 +283,10 @@ async function scsiRead(
   let received = 0;
   for (;;) {
     const p = await io.read();
-    if (p.opcode === OP_NOP_IN) continue;
+    if (p.opcode === OP_NOP_IN) {
+      if (p.bhs.readUInt32BE(20) !== NO_TAG) io.write(nopOut(p, seq.cmdSN + 1, seq.statSN), p.data);
+      continue;
+    }
     if (p.opcode === OP_REJECT) throw new FailedPreconditionError(`${where} rejected ${name}`);
     if (p.opcode === OP_DATA_IN) {
       received += p.data.length;
@@ -303,6 +307,27 @@ async function scsiRead(
       return { status: p.bhs[3]!, data: Buffer.concat(chunks), sense };
     }
   }
+}
+
+/** The reserved tag: a NOP-In with this target transfer tag wants no answer. */
+const NO_TAG = 0xffffffff;
+
+/**
+ * The answer to a target's ping (a NOP-In with a target transfer tag): an immediate NOP-Out
+ * with its LUN and tag (and the ping data, sent with it), as RFC 7143 11.18/11.19 require (libiscsi answers them; a
+ * target may fail a connection whose pings go unanswered). `cmdSN`: the next command's (an
+ * immediate PDU does not advance it).
+ */
+function nopOut(ping: Pdu, cmdSN: number, expStatSN: number): Buffer {
+  const out = Buffer.alloc(BHS);
+  out[0] = IMMEDIATE | OP_NOP_OUT;
+  out[1] = 0x80;
+  ping.bhs.copy(out, 8, 8, 16); // LUN
+  out.writeUInt32BE(NO_TAG, 16); // ITT: not a new task
+  ping.bhs.copy(out, 20, 20, 24); // TTT
+  out.writeUInt32BE(cmdSN >>> 0, 24);
+  out.writeUInt32BE(expStatSN, 28);
+  return out;
 }
 
 /** A logged-in session: commands are sent one at a time, each answered before the next. */
