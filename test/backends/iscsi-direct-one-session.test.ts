@@ -119,4 +119,15 @@ describe('iscsi-direct refresh in one session (real target)', function () {
     }
     expect(readFileSync(iso).equals(Buffer.alloc(CD_BYTES, 0x5a))).to.equal(true);
   });
+
+  it('a LUN the target does not have: NOT_FOUND naming it, for a re-read and for its data, as when iscsi-readcapacity16 said LOGICAL_UNIT_NOT_SUPPORTED', async () => {
+    const ctx = { runner: new ExecRunner(), pool: poolDef(tgt) };
+    const vol = { name: 'unit:0:0:99' } as VolumeDefinition;
+    const attempts = [backend.refreshVol(ctx, vol), collect(backend.downloadVol(ctx, vol, 0n, 512n)), backend.wipeVol(ctx, vol, WipeAlgorithm.WIPE_ALGORITHM_ZERO)];
+    for (const attempt of attempts) {
+      const err = await rejects(attempt);
+      expect(err.code, err.message).to.equal('NOT_FOUND');
+      expect(err.message).to.contain(`iSCSI target '${TARGET}' at 127.0.0.1:${tgt.port} has no LUN 99`);
+    }
+  });
 });
