@@ -324,7 +324,9 @@ export class IscsiDirectBackend implements StorageBackend {
   private async transferCapacity(ctx: BackendContext, t: DirectTarget, lun: number, write = false): Promise<ReadCapacity> {
     const rc = await this.session(ctx, t, LUN_TIMEOUT_MS, async (s) => {
       if (write) {
-        const { deviceType } = await s.inquiry(lun);
+        const { qualifier, deviceType } = await s.inquiry(lun);
+        // SPC: a target answers INQUIRY for a LUN it does not have with qualifier 3
+        if (qualifier === 3) throw new NotFoundError(`iSCSI target '${t.target}' at ${t.portal} has no LUN ${lun} (its INQUIRY says peripheral qualifier 3)`);
         if (deviceType !== DISK_DEVICE_TYPE) {
           const what = deviceType === CD_DEVICE_TYPE ? 'a CD/DVD drive' : 'not a disk';
           throw new FailedPreconditionError(

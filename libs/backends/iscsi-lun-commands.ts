@@ -4,13 +4,16 @@
 //
 // The answers come from the network: every length is checked before a field is read, and a
 // malformed or refused answer is FAILED_PRECONDITION naming the target, its portal and the LUN.
-import { FailedPreconditionError } from '../errors/errors.js';
+import { FailedPreconditionError, NotFoundError } from '../errors/errors.js';
 import type { ScsiResult, TargetSession } from './iscsi-report-luns.js';
 import type { ReadCapacity } from './libiscsi-tools.js';
 
 const GOOD = 0x00;
 const CHECK_CONDITION = 0x02;
+const SENSE_ILLEGAL_REQUEST = 0x05;
 const SENSE_UNIT_ATTENTION = 0x06;
+/** ASC 0x25: LOGICAL UNIT NOT SUPPORTED, the target has no LU at that number. */
+const ASC_LUN_NOT_SUPPORTED = 0x25;
 /** A UNIT ATTENTION (a reset, a changed LU) is reported once per nexus: the command is asked again. */
 const UNIT_ATTENTION_RETRIES = 3;
 
@@ -54,14 +57,18 @@ export function senseKey(sense: Buffer): number | undefined {
   return undefined;
 }
 
+/** ADDITIONAL SENSE CODE and QUALIFIER of fixed or descriptor sense data (0 where the data is too short). */
+function ascOf(sense: Buffer): [number, number] {
+  const fixed = ((sense[0] ?? 0) & 0x7f) < 0x72;
+  return fixed ? [sense[12] ?? 0, sense[13] ?? 0] : [sense[2] ?? 0, sense[3] ?? 0];
+}
+
 /** `SCSI status CHECK CONDITION, sense key ILLEGAL REQUEST (ASC/ASCQ 0x20/0x00)` and the like. */
 export function describeStatus(r: Pick<ScsiResult, 'status' | 'sense'>): string {
   if (r.status !== CHECK_CONDITION) return `SCSI status 0x${r.status.toString(16)}`;
   const key = senseKey(r.sense);
   if (key === undefined) return 'SCSI status CHECK CONDITION without sense data';
-  const fixed = (r.sense[0]! & 0x7f) < 0x72;
-  const asc = fixed ? r.sense[12] : r.sense[2];
-  const ascq = fixed ? r.sense[13] : r.sense[3];
+  const [asc, ascq] = ascOf(r.sense);
   const hex = (b: number | undefined): string => `0x${(b ?? 0).toString(16).padStart(2, '0')}`;
   return `SCSI status CHECK CONDITION, sense key ${SENSE_KEYS[key]} (ASC/ASCQ ${hex(asc)}/${hex(ascq)})`;
 }
@@ -75,7 +82,17 @@ async function ask(s: TargetSession, lun: number, cdb: Buffer, alloc: number, na
   }
 }
 
-function failed(s: TargetSession, name: string, r: ScsiResult): FailedPreconditionError {
+/** The target says it has no LU at that number (ILLEGAL REQUEST, LOGICAL UNIT NOT SUPPORTED). */
+function noSuchLun(r: ScsiResult): boolean {
+  return r.status === CHECK_CONDITION && senseKey(r.sense) === SENSE_ILLEGAL_REQUEST && ascOf(r.sense)[0] === ASC_LUN_NOT_SUPPORTED;
+}
+
+/**
+ * A command the LUN did not carry out. NOT_FOUND when the target has no such LUN (a volume whose
+ * LUN was removed on the array), as the tools' LOGICAL_UNIT_NOT_SUPPORTED was (iscsiToolError).
+ */
+function failed(s: TargetSession, lun: number, name: string, r: ScsiResult): FailedPreconditionError | NotFoundError {
+  if (noSuchLun(r)) return new NotFoundError(`${s.where} has no LUN ${lun}: ${name} failed: ${describeStatus(r)}`);
   return new FailedPreconditionError(`${s.where}: ${name} failed: ${describeStatus(r)}`);
 }
 
@@ -94,7 +111,7 @@ export async function inquiry(s: TargetSession, lun: number): Promise<StandardIn
   const name = `INQUIRY of LUN ${lun}`;
   const cdb = Buffer.from([0x12, 0, 0, 0, INQUIRY_ALLOC, 0]);
   const r = await ask(s, lun, cdb, INQUIRY_ALLOC, name);
-  if (r.status !== GOOD) throw failed(s, name, r);
+  if (r.status !== GOOD) throw failed(s, lun, name, r);
   return parseStandardInquiry(s, lun, r.data);
 }
 
@@ -122,10 +139,11 @@ export async function readCapacity(s: TargetSession, lun: number): Promise<ReadC
     if (r16.data.length < 12) throw tooShort(s, name16, r16.data.length, '12 (last LBA and block length)');
     return capacityOf(r16.data.readBigUInt64BE(0), BigInt(r16.data.readUInt32BE(8)));
   }
-  if (r16.status !== CHECK_CONDITION) throw failed(s, name16, r16);
+  // a LUN the target does not have is not asked again with (10)
+  if (r16.status !== CHECK_CONDITION || noSuchLun(r16)) throw failed(s, lun, name16, r16);
   const name10 = `READ CAPACITY(10) of LUN ${lun}`;
   const r10 = await ask(s, lun, Buffer.from([0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0]), READ_CAPACITY10_ALLOC, name10);
-  if (r10.status !== GOOD) throw failed(s, name10, r10);
+  if (r10.status !== GOOD) throw failed(s, lun, name10, r10);
   if (r10.data.length < 8) throw tooShort(s, name10, r10.data.length, '8 (last LBA and block length)');
   const lastLba = r10.data.readUInt32BE(0);
   // SBC: 0xffffffff says "ask READ CAPACITY(16)", the one the LUN refused
