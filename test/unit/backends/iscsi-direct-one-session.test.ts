@@ -180,4 +180,18 @@ describe('iscsi-direct refresh in one session (scripted target)', function () {
       expect(c.runner.calls, what).to.have.length(0);
     }
   });
+
+  it('re-reads a LUN as the refresh lists it: a controller LUN is no volume (NOT_FOUND), a CD drive without a disc has capacity 0', async () => {
+    // before: READ CAPACITY alone, so GetVolume with refresh of the CD volume the refresh
+    // listed failed (NOT READY), and the controller LUN 0 was a FAILED_PRECONDITION
+    const t = await target({
+      0: { inquiry: { data: inquiryData(0x0c) } },
+      3: { inquiry: { data: inquiryData(0x05) }, rc10: refused(NOT_READY, 0x3a) },
+    });
+    const cd = await backend.refreshVol(ctx(t), { name: 'unit:0:0:3' } as VolumeDefinition);
+    expect([cd.name, cd.capacity, cd.allocation]).to.deep.equal(['unit:0:0:3', 0n, 0n]);
+    const err = await rejects(backend.refreshVol(ctx(t), { name: 'unit:0:0:0' } as VolumeDefinition));
+    expect(err.code, err.message).to.equal('NOT_FOUND');
+    expect(err.message).to.equal(`LUN 0 of ${TARGET} is not a volume of this pool: its peripheral device type is 12 (volumes are the disk and CD/DVD LUNs)`);
+  });
 });
