@@ -308,11 +308,6 @@ export class IscsiDirectBackend implements StorageBackend {
     return capacity;
   }
 
-  /** READ CAPACITY of one LUN, in a session of its own. */
-  async readCapacity(ctx: BackendContext, t: DirectTarget, lun: number): Promise<ReadCapacity> {
-    return this.session(ctx, t, LUN_TIMEOUT_MS, (s) => this.capacityIn(s, t, lun));
-  }
-
   /**
    * READ CAPACITY of a LUN whose data is about to move: qemu-img's iSCSI driver, the data path,
    * opens only LUNs whose blocks are a multiple of 512 bytes (block/iscsi.c
@@ -362,14 +357,7 @@ export class IscsiDirectBackend implements StorageBackend {
         const inq = await s.inquiry(lun);
         // qualifier 3: the target can have no LU at this number (SPC), whatever the type bits say
         if (inq.qualifier === 3 || !VOLUME_DEVICE_TYPES.has(inq.deviceType)) continue;
-        let capacity = 0n;
-        try {
-          capacity = (await this.capacityIn(s, t, lun)).capacity;
-        } catch (err) {
-          // a CD/DVD LUN without media has no capacity (its refusal, not a lost session)
-          if (inq.deviceType !== CD_DEVICE_TYPE || !(err instanceof FailedPreconditionError)) throw err;
-        }
-        vols.push(lunVolume(t, lun, capacity));
+        vols.push(await this.volumeIn(s, t, lun, inq.deviceType));
       }
       return vols;
     });
@@ -378,10 +366,30 @@ export class IscsiDirectBackend implements StorageBackend {
     return { runtime: { capacity, allocation: capacity, available: 0n }, volumes };
   }
 
+  /** The volume of a disk or CD/DVD LUN, its capacity read in session `s`. */
+  private async volumeIn(s: LunSession, t: DirectTarget, lun: number, deviceType: number): Promise<VolumeDefinition> {
+    let capacity = 0n;
+    try {
+      capacity = (await this.capacityIn(s, t, lun)).capacity;
+    } catch (err) {
+      // a CD/DVD LUN without media has no capacity (its refusal, not a lost session)
+      if (deviceType !== CD_DEVICE_TYPE || !(err instanceof FailedPreconditionError)) throw err;
+    }
+    return lunVolume(t, lun, capacity);
+  }
+
+  /** One LUN as a refresh lists it: INQUIRY, then the capacity of a disk or CD/DVD LUN. */
   async refreshVol(ctx: PoolContext, volume: VolumeDefinition): Promise<VolumeDefinition> {
     const t = directTarget(ctx.pool, ctx);
     const lun = lunOf(t, volume);
-    return lunVolume(t, lun, (await this.readCapacity(ctx, t, lun)).capacity);
+    return this.session(ctx, t, LUN_TIMEOUT_MS, async (s) => {
+      const { qualifier, deviceType } = await s.inquiry(lun);
+      if (qualifier === 3) throw new NotFoundError(`iSCSI target '${t.target}' at ${t.portal} has no LUN ${lun} (its INQUIRY says peripheral qualifier 3)`);
+      if (!VOLUME_DEVICE_TYPES.has(deviceType)) {
+        throw new NotFoundError(`LUN ${lun} of ${t.target} is not a volume of this pool: its peripheral device type is ${deviceType} (volumes are the disk and CD/DVD LUNs)`);
+      }
+      return this.volumeIn(s, t, lun, deviceType);
+    });
   }
 
   async findPoolSources(ctx: BackendContext, hint: PoolSource | undefined): Promise<PoolSource[]> {
