@@ -49,6 +49,7 @@ import { refuseConflictingBuildFlags } from './build-flags.js';
 import { openFsSourceForFormat } from './fs-source.js';
 import { defaultMkfsSearchPath, hasMkfsHelper } from './mkfs-helpers.js';
 import { mkfsError } from './mkfs-failure.js';
+import { forgetPoolMount, poolMountAmong, rememberPoolMount } from './pool-mounts.js';
 
 export interface MountedBackendOptions extends DirBackendOptions {
   mount?: string;
@@ -145,10 +146,13 @@ export abstract class MountedDirBackend implements StorageBackend {
   async checkPool(ctx: PoolContext): Promise<boolean> {
     const plan = await this.resolveMount(ctx.pool);
     const entries = await this.mountTableFor(plan.source);
-    const up = mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source).state === 'mounted';
+    const state = mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source);
+    if (state.state !== 'mounted') return false;
     // a restarted agent finds its running pools up: what its deletes go through (dir/pool-directory.ts)
-    if (up) await rememberPoolDirectory(ctx.pool, true);
-    return up;
+    // and what its stop unmounts (pool-mounts.ts)
+    await rememberPoolDirectory(ctx.pool, true);
+    rememberPoolMount(ctx.pool, state.entry, true);
+    return true;
   }
 
   async buildPool(ctx: PoolContext, flags: BuildFlags): Promise<void> {
@@ -182,7 +186,10 @@ export abstract class MountedDirBackend implements StorageBackend {
     const entries = await this.mountTableFor(plan.source);
     const candidates = await targetCandidates(target);
     const state = mountStateAt(entries, candidates, plan.source);
-    if (state.state === 'mounted') return rememberPoolDirectory(ctx.pool);
+    if (state.state === 'mounted') {
+      rememberPoolMount(ctx.pool, state.entry);
+      return rememberPoolDirectory(ctx.pool);
+    }
     if (state.state === 'other') {
       throw new FailedPreconditionError(
         `pool target '${printable(target, 200)}' already has '${printable(state.entry.source, 200)}' (${printable(state.entry.fsType)}) mounted on it, not the pool's source '${printable(plan.spec.source, 200)}'; unmount it first`,
@@ -206,7 +213,12 @@ export abstract class MountedDirBackend implements StorageBackend {
     }
     await requirePoolDirectory(target);
     await runMount(ctx.runner, plan.spec, { mount: this.mountCmd, signal: ctx.signal });
-    if (plan.source.kind === 'device') await this.requireMountedSource(ctx, plan, candidates);
+    if (plan.source.kind === 'device') rememberPoolMount(ctx.pool, await this.requireMountedSource(ctx, plan, candidates));
+    else {
+      // a network source's text is the definition's own: what is on the target now is this mount
+      const now = mountStateAt(await this.mountTableFor(plan.source), candidates, plan.source);
+      if (now.state === 'mounted') rememberPoolMount(ctx.pool, now.entry);
+    }
     // the mounted file system's root, not the directory under it, is what deletes go through
     await rememberPoolDirectory(ctx.pool);
   }
@@ -219,9 +231,9 @@ export abstract class MountedDirBackend implements StorageBackend {
    * inode); anything else this mount put there is unmounted again, and the start fails.
    * A network export has no local name to swap: netfs is not checked so.
    */
-  private async requireMountedSource(ctx: PoolContext, plan: ResolvedMount, candidates: string[]): Promise<void> {
+  private async requireMountedSource(ctx: PoolContext, plan: ResolvedMount, candidates: string[]): Promise<MountInfoEntry> {
     const now = mountStateAt(await this.mountTableFor(plan.source), candidates, plan.source);
-    if (now.state === 'mounted') return;
+    if (now.state === 'mounted') return now.entry;
     const target = plan.spec.target;
     if (now.state === 'other') {
       await runUnmount(ctx.runner, target, { umount: this.umountCmd, signal: ctx.signal });
@@ -245,33 +257,40 @@ export abstract class MountedDirBackend implements StorageBackend {
   }
 
   /**
-   * Unmounts the pool's source from the target; nothing mounted (or something else): nothing
-   * to do. An image file's loop device goes with the unmount when mount(8) attached it
-   * (autoclear); one the administrator attached stays. Another filesystem mounted over the
-   * pool's: FAILED_PRECONDITION, nothing unmounted (umount would take the top one, as
-   * libvirt 9.0 does, and the pool's would stay mounted under a pool shown stopped).
+   * Unmounts the pool's filesystem from the target: the mount its start made (pool-mounts.ts),
+   * whatever its source name leads to by now (an image moved aside or replaced, a by-id link
+   * repointed); else, as libvirt, the pool's source found on the target. Nothing of the pool
+   * mounted (or something else): nothing to do. An image file's loop device goes with the
+   * unmount when mount(8) attached it (autoclear); one the administrator attached stays.
+   * Another filesystem mounted over the pool's: FAILED_PRECONDITION, nothing unmounted (umount
+   * would take the top one, as libvirt 9.0 does, and the pool's would stay mounted under a
+   * pool shown stopped).
    */
   async stopPool(ctx: PoolContext): Promise<void> {
     const plan = await this.resolveMount(ctx.pool);
     const entries = await this.mountTableFor(plan.source);
     const candidates = await targetCandidates(plan.spec.target);
-    const state = mountStateAt(entries, candidates, plan.source);
-    if (state.state === 'other' && mountsAt(entries, candidates).some((e) => entryMatches(e, plan.source))) {
+    const here = mountsAt(entries, candidates);
+    const top = here.at(-1);
+    const own = poolMountAmong(ctx.pool, here) ?? here.filter((e) => entryMatches(e, plan.source)).at(-1);
+    if (own && top && own !== top) {
       throw new FailedPreconditionError(
-        `pool target '${printable(plan.spec.target, 200)}' has '${printable(state.entry.source, 200)}' (${printable(state.entry.fsType)}) mounted over ` +
-          `the source '${printable(plan.spec.source, 200)}' of pool '${printable(ctx.pool.name)}'; unmount that first, then stop the pool`,
-        { target: plan.spec.target, mounted: state.entry.source },
+        `pool target '${printable(plan.spec.target, 200)}' has '${printable(top.source, 200)}' (${printable(top.fsType)}) mounted over ` +
+          `the filesystem ('${printable(own.source, 200)}', source '${printable(plan.spec.source, 200)}') of pool '${printable(ctx.pool.name)}'; unmount that first, then stop the pool`,
+        { target: plan.spec.target, mounted: top.source },
       );
     }
-    if (state.state === 'mounted') {
+    if (own) {
       // a create's new file still being flushed keeps the filesystem busy
       await untilFlushed(poolTarget(ctx.pool));
+      // the top mount, checked just above to be the pool's own
       await runUnmount(ctx.runner, plan.spec.target, { umount: this.umountCmd, signal: ctx.signal });
     }
     // only once the stop went through: a refused one (busy, covered) leaves the pool active,
     // and what its volume operations go through must stay the directory it started with, not
     // whatever is mounted over the target next (dir/pool-directory.ts)
     forgetPoolDirectory(ctx.pool);
+    forgetPoolMount(ctx.pool);
   }
 
   /**
@@ -291,6 +310,7 @@ export abstract class MountedDirBackend implements StorageBackend {
       );
     }
     forgetPoolDirectory(ctx.pool);
+    forgetPoolMount(ctx.pool);
     return this.dir.deletePool(ctx);
   }
 
