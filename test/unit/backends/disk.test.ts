@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PoolType, Tristate, VolumeDefinition, WipeAlgorithm, type PoolDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { DiskBackend } from '../../../libs/backends/disk.js';
+import { diskSource } from '../../../libs/backends/disk/paths.js';
 import { RecordingRunner } from '../../../libs/backends/recording-runner.js';
 import type { PoolContext } from '../../../libs/backends/backend.js';
 import type { CommandRunner } from '../../../libs/backends/runner.js';
@@ -471,5 +472,29 @@ describe('disk backend (recording runner)', () => {
       expect(backend.operations.has('uploadVol')).to.equal(true);
       expect(backend.poolFormats).to.include.members(['dos', 'dvh', 'gpt', 'mac', 'bsd', 'pc98', 'sun']);
     });
+  });
+});
+
+describe('disk pool source device refusals name the definition field', () => {
+  const pool = (paths: string[]): PoolDefinition =>
+    ({ type: PoolType.POOL_TYPE_DISK, name: 'd', uuid: '', source: { devices: paths.map((path) => ({ path, partSeparator: 0, freeExtents: [] })) }, target: { path: '/dev' } }) as unknown as PoolDefinition;
+
+  it('a count other than one is source.devices; a relative path source.devices[0].path, as the XML layer names them', () => {
+    for (const paths of [[], ['/dev/loop1', '/dev/loop2']]) {
+      let err: (Error & { field?: string }) | undefined;
+      try {
+        diskSource(pool(paths));
+      } catch (e) {
+        err = e as Error & { field?: string };
+      }
+      expect(err?.field, err?.message).to.equal('source.devices');
+    }
+    let rel: (Error & { field?: string }) | undefined;
+    try {
+      diskSource(pool(['dev/loop1']));
+    } catch (e) {
+      rel = e as Error & { field?: string };
+    }
+    expect(rel?.field, rel?.message).to.equal('source.devices[0].path');
   });
 });

@@ -282,12 +282,16 @@ describe('fs backend (recording runner)', () => {
       const two = await rejects(backend.startPool!(ctx));
       expect(two).to.be.instanceOf(InvalidArgumentError);
       expect(two.message).to.contain('exactly one source device');
+      // the definition's own field names, as the XML layer and the other refusals name them
+      expect((two as InvalidArgumentError).field).to.equal('source.devices');
       ctx.pool = fsPool(device, target, 'ntfs');
       const bad = await rejects(backend.buildPool!(ctx, { overwrite: true, noOverwrite: false }));
       expect(bad).to.be.instanceOf(InvalidArgumentError);
       expect(bad.message).to.contain("unknown pool format 'ntfs'");
       ctx.pool = fsPool('relative/dev', target);
-      expect(await rejects(backend.startPool!(ctx))).to.be.instanceOf(InvalidArgumentError);
+      const relative = await rejects(backend.startPool!(ctx));
+      expect(relative).to.be.instanceOf(InvalidArgumentError);
+      expect((relative as InvalidArgumentError).field).to.equal('source.devices[0].path');
       expect(runner.argvs).to.deep.equal([]);
     });
 

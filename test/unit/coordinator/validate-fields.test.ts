@@ -1,6 +1,6 @@
 // Errors about a structured definition name the request's field, as a client sent it.
 import { expect } from 'chai';
-import { checkPoolType, checkPoolTypes, checkResizeCapacity, poolDefinitionFrom, volumeDefinitionFrom } from '../../../services/coordinator/validate.js';
+import { checkPoolType, checkPoolTypes, checkResizeCapacity, definitionErrorsUnderRequest, poolDefinitionFrom, volumeDefinitionFrom } from '../../../services/coordinator/validate.js';
 import { InvalidArgumentError } from '../../../libs/errors/errors.js';
 import { FindPoolSourcesRequest, PoolDefinition, PoolType, VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { findPoolSources } from '../../../services/coordinator/handlers/pools.js';
@@ -24,6 +24,18 @@ describe('request fields in INVALID_ARGUMENT for structured definitions', () => 
     expect(err.field).to.equal('definition.uuid');
     expect(err.message).to.match(/^definition\.uuid: /);
     expect(err.message).to.not.match(/^definition\.uuid: uuid: /);
+  });
+
+  it('CreatePool: an agent refusing a definition field it names without the pool. prefix (source.devices) is the request\'s field too', async () => {
+    const agent = Promise.reject(new InvalidArgumentError('source.devices', "pool 'p' needs exactly one source device, it has 2"));
+    const err = await refusal(definitionErrorsUnderRequest('pool', { xml: '' }, agent));
+    expect(err.field).to.equal('definition.source.devices');
+    const fromXml = await refusal(definitionErrorsUnderRequest('pool', { xml: '<pool/>' }, Promise.reject(new InvalidArgumentError('source.devices[0].path', 'is not absolute'))));
+    expect(fromXml.field).to.equal('xml');
+    expect(fromXml.message).to.contain('source.devices[0].path: is not absolute');
+    // the request's own fields stay as they are
+    const own = await refusal(definitionErrorsUnderRequest('pool', { xml: '' }, Promise.reject(new InvalidArgumentError('request_id', 'reused'))));
+    expect(own.field).to.equal('request_id');
   });
 
   it("pools: a structured definition is held to the XML form's limits, naming the repeated field", async () => {
