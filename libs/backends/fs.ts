@@ -481,11 +481,11 @@ export class FsBackend extends MountedDirBackend {
     const devices = pool.source?.devices ?? [];
     if (devices.length !== 1) {
       throw new InvalidArgumentError(
-        'pool.source.devices',
+        'source.devices',
         `pool '${printable(pool.name)}' needs exactly one source device (<device path='/dev/...'/>), it has ${devices.length}`,
       );
     }
-    return checkAbsolutePath(devices[0]!.path, 'source.device.path');
+    return checkAbsolutePath(devices[0]!.path, 'source.devices[0].path');
   }
 
   protected override async resolveMount(pool: PoolDefinition): Promise<ResolvedMount> {

@@ -141,17 +141,27 @@ export async function xmlErrorsUnder<T>(field: string, read: () => T | Promise<T
 }
 
 /**
+ * A pool definition's own fields as a backend names them without the `pool.` prefix (the
+ * names the XML layer and StartPool's refusals use: `source.devices`, `source.format`); none
+ * of them is a field of CreatePoolRequest itself.
+ */
+const POOL_DEFINITION_FIELD = /^(source|target|features|mount_options)(\.|\[|$)/;
+
+/**
  * An agent's refusal of the definition a request gave it names the definition's own fields, as
- * the agent calls them: `volume.allocation` (CreateVolume, CloneVolume), `pool.source.hosts`
- * (CreatePool). A client maps fields back to its request: `definition.allocation`,
+ * the agent calls them: `volume.allocation` (CreateVolume, CloneVolume), `pool.source.hosts` or
+ * `source.devices` (CreatePool). A client maps fields back to its request: `definition.allocation`,
  * `definition.source.hosts`, or `xml` with the element in the message. The request's own fields
- * (prealloc_metadata, parent) stay as they are.
+ * (prealloc_metadata, parent, request_id) stay as they are.
  */
 export async function definitionErrorsUnderRequest<T>(agentPrefix: 'volume' | 'pool', req: { xml: string }, work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (err) {
-    if (!(err instanceof InvalidArgumentError) || !(err.field === agentPrefix || err.field.startsWith(`${agentPrefix}.`))) throw err;
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    const ofDefinition =
+      err.field === agentPrefix || err.field.startsWith(`${agentPrefix}.`) || (agentPrefix === 'pool' && POOL_DEFINITION_FIELD.test(err.field));
+    if (!ofDefinition) throw err;
     throw refielded(req.xml ? 'xml' : 'definition', err);
   }
 }

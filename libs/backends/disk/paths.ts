@@ -34,9 +34,9 @@ function nodeDeviceOf(device: string): string {
 export function diskSource(pool: PoolDefinition): DiskSource {
   const devices = pool.source?.devices ?? [];
   if (devices.length !== 1) {
-    throw new InvalidArgumentError('pool.source.devices', `a disk pool needs exactly one source device, ${devices.length} given`);
+    throw new InvalidArgumentError('source.devices', `a disk pool needs exactly one source device, ${devices.length} given`);
   }
-  const device = checkAbsolutePath(devices[0]!.path, 'source.device.path');
+  const device = checkAbsolutePath(devices[0]!.path, 'source.devices[0].path');
   return { device, nodeDevice: nodeDeviceOf(device), partSeparator: devices[0]!.partSeparator ?? Tristate.TRISTATE_ABSENT };
 }
 
