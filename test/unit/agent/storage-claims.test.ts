@@ -26,6 +26,42 @@ describe('storage claims', () => {
     release();
   };
 
+  // An fs or netfs pool's volumes are the files in its target directory, as a dir pool's are:
+  // a dir pool over that directory (through a link, or by the same name: the path rule compares
+  // only pools of one type, as libvirt's) would lock the same files on its own.
+  const fsPool = (name: string, target: string, device = join(dir, 'disk.img')) =>
+    PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_FS, name, source: { devices: [{ path: device }], format: 'ext4' }, target: { path: target } });
+  const netfsPool = (name: string, target: string) =>
+    PoolDefinition.fromPartial({ type: PoolType.POOL_TYPE_NETFS, name, source: { hosts: [{ name: '127.0.0.1' }], dir: '/export' }, target: { path: target } });
+
+  it('an fs or netfs pool and a dir pool over one target directory (by a link or the same name): the later start is refused', async () => {
+    mkdirSync(join(dir, 'a'));
+    symlinkSync(join(dir, 'a'), join(dir, 'link'));
+    const ctx = contextOf(new AgentState('a'));
+    await started(ctx, fsPool('fs-one', join(dir, 'a')));
+    for (const later of [dirPool('dir-link', join(dir, 'link')), dirPool('dir-same', join(dir, 'a'))]) {
+      const refused = await claimStorage(ctx, later).then(() => undefined, (err: unknown) => err);
+      expect(refused, later.name).to.be.instanceOf(AlreadyExistsError);
+      expect((refused as Error).message).to.contain(`storage source conflict with pool 'fs-one' on host 'a': both would use the target directory '${join(dir, 'a')}'`);
+    }
+    const other = contextOf(new AgentState('a'));
+    await started(other, dirPool('dir-one', join(dir, 'a')));
+    for (const later of [fsPool('fs-link', join(dir, 'link')), netfsPool('netfs-same', join(dir, 'a'))]) {
+      const refused = await claimStorage(other, later).then(() => undefined, (err: unknown) => err);
+      expect(refused, later.name).to.be.instanceOf(AlreadyExistsError);
+      expect((refused as Error).message).to.contain("storage source conflict with pool 'dir-one'");
+    }
+  });
+
+  it('an fs pool and a dir pool over different directories both start', async () => {
+    mkdirSync(join(dir, 'a'));
+    mkdirSync(join(dir, 'b'));
+    const ctx = contextOf(new AgentState('a'));
+    await started(ctx, fsPool('fs-one', join(dir, 'a')));
+    await started(ctx, dirPool('dir-two', join(dir, 'b')));
+    expect([...ctx.state.pools.keys()]).to.deep.equal(['fs-one', 'dir-two']);
+  });
+
   it('of two starts at once over one directory through two names, the later one is refused', async () => {
     mkdirSync(join(dir, 'a'));
     symlinkSync(join(dir, 'a'), join(dir, 'link'));
