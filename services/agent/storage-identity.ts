@@ -6,8 +6,13 @@
 // partition table writes) on its own. The agent can look. A scsi pool's storage is its SCSI
 // host: an fc_host adapter (by WWNs) and a scsi_host one (by name or PCI address) can name
 // the same HBA, which libvirt's virStoragePoolObjSourceMatchTypeISCSI resolves through sysfs.
-import { access, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+// An fs or netfs pool's volumes are the files in its target directory, as a dir pool's are, so
+// its target is its storage too: libvirt compares only pools of one type (a dir pool over an fs
+// pool's mount point passes), and two pools listing one set of files each lock them on their
+// own. The directory is named by its resolved path, not by its inode: the mount changes the
+// inode the path leads to, and an fs pool's identity is read before its start mounts.
+import { access, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { AdapterType, PoolType, type PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { hostRoots } from '../../libs/backends/host-roots.js';
 import { scsiHostNumberOf } from '../../libs/api/scsi-host-name.js';
@@ -24,6 +29,24 @@ export interface StorageIdentity {
 /** Types whose storage is their source devices (as pool-conflicts.ts's DEVICE_POOLS, iSCSI aside: its devices are target names). */
 const DEVICE_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_LOGICAL, PoolType.POOL_TYPE_DISK]);
 
+/** Types whose volumes are the files of their target directory once it is mounted. */
+const MOUNTED_DIR_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_FS, PoolType.POOL_TYPE_NETFS]);
+
+/**
+ * The target directory of a dir, fs or netfs pool by its resolved path (the key an fs pool
+ * over it and a dir pool over it share); none when it does not exist yet. `parentOnly` (netfs):
+ * the directory's own name is not looked up, only its parent resolved: a netfs pool's target is
+ * read again when a restarted agent takes the pool back (storage-claims.ts), and a lookup of a
+ * mount point whose NFS server is gone hangs, and every start on the host would wait for it. A
+ * netfs target that is itself a link is then not followed.
+ */
+async function targetDirectoryIdentity(path: string, parentOnly = false): Promise<StorageIdentity[]> {
+  const real = parentOnly
+    ? await realpath(dirname(path)).then((parent) => join(parent, basename(path)), () => undefined)
+    : await realpath(path).catch(() => undefined);
+  return real ? [{ key: `at:${real}`, path, what: 'target directory' }] : [];
+}
+
 /**
  * The identities of what `def` would use. A path that cannot be read yet (a directory the start
  * builds, a device not there) has none: its start fails or makes it, and the text rule stands.
@@ -33,11 +56,14 @@ export async function storageIdentities(def: PoolDefinition): Promise<StorageIde
     const path = def.target?.path;
     if (!path) return [];
     const st = await statOrUndefined(path);
-    return st?.isDirectory() ? [{ key: `dir:${st.dev}:${st.ino}`, path, what: 'target directory' }] : [];
+    return st?.isDirectory() ? [{ key: `dir:${st.dev}:${st.ino}`, path, what: 'target directory' }, ...(await targetDirectoryIdentity(path))] : [];
   }
   if (def.type === PoolType.POOL_TYPE_SCSI) return scsiHostIdentity(def);
-  if (!DEVICE_POOLS.has(def.type)) return [];
   const out: StorageIdentity[] = [];
+  if (MOUNTED_DIR_POOLS.has(def.type) && def.target?.path) {
+    out.push(...(await targetDirectoryIdentity(def.target.path, def.type === PoolType.POOL_TYPE_NETFS)));
+  }
+  if (!DEVICE_POOLS.has(def.type)) return out;
   for (const device of def.source?.devices ?? []) {
     if (!device.path) continue;
     const st = await statOrUndefined(device.path);
