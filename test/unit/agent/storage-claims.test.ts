@@ -1,7 +1,7 @@
 // The agent's last word on a storage source conflict (storage-claims.ts): a start is compared
 // with the pools active on the host and the starts claimed before it, by what their paths are.
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PoolDefinition, PoolType } from '../../../libs/proto/cistern/v1/storage.js';
@@ -51,6 +51,18 @@ describe('storage claims', () => {
       expect(refused, later.name).to.be.instanceOf(AlreadyExistsError);
       expect((refused as Error).message).to.contain("storage source conflict with pool 'dir-one'");
     }
+  });
+
+  it('an fs pool whose start builds its target (not there at its claim) still holds that directory', async () => {
+    // its image is there: what its claim found is kept, and read no more
+    writeFileSync(join(dir, 'disk.img'), '');
+    const ctx = contextOf(new AgentState('a'));
+    await started(ctx, fsPool('fs-built', join(dir, 'made-by-build')));
+    mkdirSync(join(dir, 'made-by-build'));
+    symlinkSync(join(dir, 'made-by-build'), join(dir, 'link'));
+    const refused = await claimStorage(ctx, dirPool('dir-link', join(dir, 'link'))).then(() => undefined, (err: unknown) => err);
+    expect(refused).to.be.instanceOf(AlreadyExistsError);
+    expect((refused as Error).message).to.contain(`both would use the target directory '${join(dir, 'made-by-build')}'`);
   });
 
   it('an fs pool and a dir pool over different directories both start', async () => {
