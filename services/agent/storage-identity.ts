@@ -34,16 +34,16 @@ const MOUNTED_DIR_POOLS: ReadonlySet<PoolType> = new Set([PoolType.POOL_TYPE_FS,
 
 /**
  * The target directory of a dir, fs or netfs pool by its resolved path (the key an fs pool
- * over it and a dir pool over it share); none when it does not exist yet. `parentOnly` (netfs):
- * the directory's own name is not looked up, only its parent resolved: a netfs pool's target is
+ * over it and a dir pool over it share). A target not made yet (a start with build makes it
+ * after its claim) is where it will be: in its resolved parent; none when that is missing too.
+ * `parentOnly` (netfs): the directory's own name is never looked up: a netfs pool's target is
  * read again when a restarted agent takes the pool back (storage-claims.ts), and a lookup of a
  * mount point whose NFS server is gone hangs, and every start on the host would wait for it. A
  * netfs target that is itself a link is then not followed.
  */
 async function targetDirectoryIdentity(path: string, parentOnly = false): Promise<StorageIdentity[]> {
-  const real = parentOnly
-    ? await realpath(dirname(path)).then((parent) => join(parent, basename(path)), () => undefined)
-    : await realpath(path).catch(() => undefined);
+  const inParent = () => realpath(dirname(path)).then((parent) => join(parent, basename(path)), () => undefined);
+  const real = parentOnly ? await inParent() : await realpath(path).catch(inParent);
   return real ? [{ key: `at:${real}`, path, what: 'target directory' }] : [];
 }
 
