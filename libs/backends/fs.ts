@@ -142,16 +142,26 @@ export abstract class MountedDirBackend implements StorageBackend {
     return entries;
   }
 
-  /** libvirt's FileSystemIsMounted: the pool's own source on its target. */
+  /**
+   * libvirt's FileSystemIsMounted: the pool's own source on its target; or, on top there, the
+   * mount the pool's start made (pool-mounts.ts: a restarted agent's record), whatever its
+   * source name leads to by now.
+   */
   async checkPool(ctx: PoolContext): Promise<boolean> {
     const plan = await this.resolveMount(ctx.pool);
     const entries = await this.mountTableFor(plan.source);
-    const state = mountStateAt(entries, await targetCandidates(plan.spec.target), plan.source);
-    if (state.state !== 'mounted') return false;
+    const candidates = await targetCandidates(plan.spec.target);
+    const here = mountsAt(entries, candidates);
+    const own = poolMountAmong(ctx.pool, here);
+    // a remembered mount that is gone is no longer the pool's (a later one may take its id)
+    if (!own) forgetPoolMount(ctx.pool);
+    const state = mountStateAt(entries, candidates, plan.source);
+    const up = own !== undefined && own === here.at(-1) ? own : state.state === 'mounted' ? state.entry : undefined;
+    if (!up) return false;
     // a restarted agent finds its running pools up: what its deletes go through (dir/pool-directory.ts)
     // and what its stop unmounts (pool-mounts.ts)
     await rememberPoolDirectory(ctx.pool, true);
-    rememberPoolMount(ctx.pool, state.entry, true);
+    rememberPoolMount(ctx.pool, up, true);
     return true;
   }
 

@@ -5,14 +5,15 @@
 // target, unmounts nothing and reports the pool stopped, and the next start is refused over
 // the pool's own filesystem. So the stop looks for this mount first, and unmounts exactly it
 // (the loop device mount(8) attached for an image goes with it: autoclear). Kept in memory,
-// as pool-directory.ts keeps the started directory: a restarted agent knows only what its
-// check finds (the source on the target, by name).
+// as pool-directory.ts keeps the started directory, and in the agent's running-pools record
+// (mount ids last as long as the boot the record is of): a restarted agent takes it back
+// before its check, which then finds the pool up on that mount whatever its name leads to.
 import type { PoolDefinition } from '../proto/cistern/v1/storage.js';
 import { poolTarget } from './dir/paths.js';
 import type { MountInfoEntry } from './mount.js';
 
 /** What identifies one mount while it lasts. */
-interface PoolMount {
+export interface PoolMount {
   mountId: number;
   major: number;
   minor: number;
@@ -40,6 +41,17 @@ export function poolMountAmong(pool: PoolDefinition, here: readonly MountInfoEnt
   const known = mounts.get(keyOf(pool));
   if (!known) return undefined;
   return here.find((e) => e.mountId === known.mountId && e.major === known.major && e.minor === known.minor);
+}
+
+/** The mount the pool's start made or found, for the agent's record. */
+export function poolMountOf(pool: PoolDefinition): PoolMount | undefined {
+  const known = mounts.get(keyOf(pool));
+  return known ? { ...known } : undefined;
+}
+
+/** A restarted agent's record of the pool's mount, taken back before its check (unless this run knows one). */
+export function adoptPoolMount(pool: PoolDefinition, mount: PoolMount): void {
+  if (!mounts.has(keyOf(pool))) mounts.set(keyOf(pool), { mountId: mount.mountId, major: mount.major, minor: mount.minor });
 }
 
 /** Forgets it when the pool stops or is deleted. */

@@ -8,6 +8,7 @@ import type { AgentContext } from './context.js';
 import { coordinatorPoolSecrets } from './pool-secrets.js';
 import { restoreRunningPools } from './restore.js';
 import { RunningPools } from './running-pools.js';
+import { poolMountOf } from '../../libs/backends/pool-mounts.js';
 import type { HostSyncer } from './sync.js';
 
 /**
@@ -31,7 +32,8 @@ export function restorePoolsRunningBefore(ctx: AgentContext, root: string, catal
   const unsettled = new Map(loaded.pools.map((r) => [r.definition.name, r]));
   const recordRunning = (): void => {
     try {
-      const active = [...state.pools.values()].map((e) => ({ definition: e.definition }));
+      // an fs or netfs pool's mount too: what a restart finds it by when its source name changed
+      const active = [...state.pools.values()].map((e) => ({ definition: e.definition, mount: poolMountOf(e.definition) }));
       running.save([...active, ...[...unsettled.values()].filter((r) => !state.pools.has(r.definition.name))]);
     } catch (err) {
       log.error('could not record the running pools; a restart of this agent will show them inactive', { error: err });

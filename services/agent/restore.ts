@@ -17,6 +17,7 @@ import { cleanupWhenStarted } from './journal.js';
 import type { RunningPoolRecord } from './running-pools.js';
 import { applyRefresh } from './state.js';
 import { holdRestoredStorage } from './storage-claims.js';
+import { adoptPoolMount } from '../../libs/backends/pool-mounts.js';
 
 export interface RestoreResult {
   restored: string[];
@@ -58,6 +59,8 @@ export async function restoreRunningPools(
           // pool roots given since it started: it is not taken back outside them
           await ctx.poolRoots?.require(def);
           const pc = poolContext(ctx, def, systemActor);
+          // the mount its start made: its check finds it there even when the source name changed
+          if (record.mount) adoptPoolMount(def, record.mount);
           await held.get(record);
           await restoreHeld(ctx, def, backend, pc, entries);
         });

@@ -9,10 +9,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { replaceSmallFile } from './small-file.js';
 import { PoolDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import type { PoolMount } from '../../libs/backends/pool-mounts.js';
 
 export interface RunningPoolRecord {
   /** The live definition the pool was started with (its flags are the catalog's). */
   definition: PoolDefinition;
+  /**
+   * fs and netfs: the mount its start made (libs/backends/pool-mounts.ts), for a restarted agent
+   * to know it when the source name no longer leads to it (an image moved aside, a link repointed).
+   */
+  mount?: PoolMount;
 }
 
 /** What load() found: this host's pools, or the host the record is of when it is another's. */
@@ -25,8 +31,16 @@ interface StoredFile {
   hostBootId: string;
   /** absent in a record written before it named its host: taken as this host's */
   hostId?: string;
-  /** PoolDefinition messages, base64 */
-  pools: { definition: string }[];
+  /** PoolDefinition messages, base64; the mount of an fs or netfs pool */
+  pools: { definition: string; mount?: PoolMount }[];
+}
+
+/** A recorded mount as the file holds it, if it is one (three non-negative integers). */
+function mountOf(value: unknown): PoolMount | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { mountId, major, minor } = value as Record<string, unknown>;
+  const n = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  return n(mountId) && n(major) && n(minor) ? { mountId, major, minor } : undefined;
 }
 
 const FILE = 'running-pools.json';
@@ -68,7 +82,8 @@ export class RunningPools {
     const records: RunningPoolRecord[] = [];
     for (const p of stored.pools) {
       try {
-        records.push({ definition: PoolDefinition.decode(Buffer.from(p.definition, 'base64')) });
+        const mount = mountOf(p.mount);
+        records.push({ definition: PoolDefinition.decode(Buffer.from(p.definition, 'base64')), ...(mount ? { mount } : {}) });
       } catch {
         /* a damaged entry: that pool is not restored */
       }
@@ -83,7 +98,8 @@ export class RunningPools {
   save(pools: Iterable<RunningPoolRecord>): void {
     const stored: StoredFile = { hostBootId: this.hostBootId, hostId: this.hostId, pools: [] };
     for (const p of pools) {
-      stored.pools.push({ definition: Buffer.from(PoolDefinition.encode(p.definition).finish()).toString('base64') });
+      const definition = Buffer.from(PoolDefinition.encode(p.definition).finish()).toString('base64');
+      stored.pools.push(p.mount ? { definition, mount: p.mount } : { definition });
     }
     replaceSmallFile(this.file, `${JSON.stringify(stored)}\n`);
   }

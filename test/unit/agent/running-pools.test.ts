@@ -19,6 +19,17 @@ describe('record of running pools (agent restart)', () => {
     expect(RunningPools.open(root, 'h1', 'boot-1').load().pools).to.deep.equal([]);
   });
 
+  it("keeps an fs pool's mount (id and device number); a mount that is not three non-negative integers is left out, the pool kept", () => {
+    const mount = { mountId: 412, major: 7, minor: 0 };
+    RunningPools.open(root, 'h1', 'boot-1').save([{ definition: def('fs'), mount }, { definition: def('dir') }]);
+    expect(RunningPools.open(root, 'h1', 'boot-1').load().pools).to.deep.equal([{ definition: def('fs'), mount }, { definition: def('dir') }]);
+    const encoded = Buffer.from(PoolDefinition.encode(def('odd')).finish()).toString('base64');
+    for (const odd of [{ mountId: -1, major: 7, minor: 0 }, { mountId: '412', major: 7, minor: 0 }, { mountId: 1.5, major: 7, minor: 0 }, null, 'x']) {
+      writeFileSync(join(root, 'running-pools.json'), JSON.stringify({ hostBootId: 'boot-1', pools: [{ definition: encoded, mount: odd }] }));
+      expect(RunningPools.open(root, 'h1', 'boot-1').load().pools).to.deep.equal([{ definition: def('odd') }]);
+    }
+  });
+
   it('believes nothing after a reboot, without a boot id, or from a damaged file', () => {
     RunningPools.open(root, 'h1', 'boot-1').save([{ definition: def('a') }]);
     expect(RunningPools.open(root, 'h1', 'boot-2').load().pools).to.deep.equal([]);
