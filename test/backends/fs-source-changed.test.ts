@@ -7,7 +7,7 @@
 // Mounts are checked with findmnt, independent of the backend's own mountinfo parser.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { closeSync, ftruncateSync, openSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsBackend } from '../../libs/backends/fs.js';
 import { ExecRunner } from '../../libs/backends/exec-runner.js';
@@ -116,6 +116,16 @@ describe('fs pool whose source name changes while it runs', function () {
     const fd = openSync(image, 'w');
     ftruncateSync(fd, 64 * MiB);
     closeSync(fd);
+    await backend.stopPool(ctx);
+    expect(sourcesOn(target)).to.deep.equal([]);
+    expect(loopsOf(`${image}.old`)).to.deep.equal([]);
+  });
+
+  it('the image file replaced by a directory: stop still unmounts the pool\'s filesystem (the name is not what it stops)', async () => {
+    const backend = new FsBackend();
+    const { ctx } = await startedImagePool(backend);
+    renameSync(image, `${image}.old`);
+    mkdirSync(image);
     await backend.stopPool(ctx);
     expect(sourcesOn(target)).to.deep.equal([]);
     expect(loopsOf(`${image}.old`)).to.deep.equal([]);
