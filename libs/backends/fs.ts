@@ -110,8 +110,12 @@ export abstract class MountedDirBackend implements StorageBackend {
     this.defaultVolumeFormat = this.dir.defaultVolumeFormat;
   }
 
-  /** Checks the definition and works out the mount. */
-  protected abstract resolveMount(pool: PoolDefinition): Promise<ResolvedMount>;
+  /**
+   * Checks the definition and works out the mount. `purpose` 'look' (check, stop): nothing is
+   * handed to mount(8), so a source that could not be mounted (by now a directory, a FIFO) is
+   * no reason to refuse: the pool's mount is judged in the table, never by opening the source.
+   */
+  protected abstract resolveMount(pool: PoolDefinition, purpose?: 'mount' | 'look'): Promise<ResolvedMount>;
 
   /**
    * Checks a build with overwrite / no_overwrite before anything is written and returns
@@ -148,7 +152,7 @@ export abstract class MountedDirBackend implements StorageBackend {
    * source name leads to by now.
    */
   async checkPool(ctx: PoolContext): Promise<boolean> {
-    const plan = await this.resolveMount(ctx.pool);
+    const plan = await this.resolveMount(ctx.pool, 'look');
     const entries = await this.mountTableFor(plan.source);
     const candidates = await targetCandidates(plan.spec.target);
     const here = mountsAt(entries, candidates);
@@ -277,7 +281,7 @@ export abstract class MountedDirBackend implements StorageBackend {
    * pool shown stopped).
    */
   async stopPool(ctx: PoolContext): Promise<void> {
-    const plan = await this.resolveMount(ctx.pool);
+    const plan = await this.resolveMount(ctx.pool, 'look');
     const entries = await this.mountTableFor(plan.source);
     const candidates = await targetCandidates(plan.spec.target);
     const here = mountsAt(entries, candidates);
@@ -498,9 +502,9 @@ export class FsBackend extends MountedDirBackend {
     return checkAbsolutePath(devices[0]!.path, 'source.devices[0].path');
   }
 
-  protected override async resolveMount(pool: PoolDefinition): Promise<ResolvedMount> {
+  protected override async resolveMount(pool: PoolDefinition, purpose: 'mount' | 'look' = 'mount'): Promise<ResolvedMount> {
     const device = this.sourceDevice(pool);
-    await requireDeviceOrImage(device, pool);
+    if (purpose === 'mount') await requireDeviceOrImage(device, pool);
     const format = this.poolFormat(pool);
     const target = poolTarget(pool);
     const described = await describeDevice(device);
