@@ -18,6 +18,7 @@ import { FailedPreconditionError, InvalidArgumentError } from '../../../libs/err
 import { PoolType, type PoolDefinition, type VolumeDefinition } from '../../../libs/proto/cistern/v1/storage.js';
 import { rejects } from '../../support/rejects.js';
 import { fileVolume } from '../../support/volume-definitions.js';
+import { adoptPoolMount } from '../../../libs/backends/pool-mounts.js';
 
 const BASE_MOUNTINFO = `27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
 22 27 0:21 / /proc rw,relatime - proc proc rw
@@ -426,6 +427,16 @@ describe('fs backend (recording runner)', () => {
       mountinfo = BASE_MOUNTINFO + mountLine(50, '/dev/loop7', target);
       await backend.stopPool!(ctx);
       expect(runner.argvs).to.deep.equal([]);
+    });
+
+    it("a restarted agent's recorded mount covered by the pool's source mounted again: the check takes the top one, and the stop unmounts it", async () => {
+      // the record names mount 50 (the image's loop device, its name moved since); the source was mounted over it again
+      adoptPoolMount(ctx.pool, { mountId: 50, major: 7, minor: 9 });
+      mountinfo = BASE_MOUNTINFO + mountLine(50, '/dev/loop3', target) + mountLine(51, device, target);
+      expect(await backend.checkPool!(ctx)).to.equal(true);
+      runner.on(['umount'], {});
+      await backend.stopPool!(ctx);
+      expect(runner.argvs).to.deep.equal([['umount', '--', target]]);
     });
 
     describe('an image file, mounted through the loop device mount(8) attached for it', () => {
