@@ -165,7 +165,8 @@ export abstract class MountedDirBackend implements StorageBackend {
     // a restarted agent finds its running pools up: what its deletes go through (dir/pool-directory.ts)
     // and what its stop unmounts (pool-mounts.ts)
     await rememberPoolDirectory(ctx.pool, true);
-    rememberPoolMount(ctx.pool, up, true);
+    // the mount judged the pool's just now, on top: what a stop takes, not one it covers
+    rememberPoolMount(ctx.pool, up);
     return true;
   }
 

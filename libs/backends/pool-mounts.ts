@@ -26,9 +26,8 @@ function keyOf(pool: PoolDefinition): string {
   return `${pool.name}\0${poolTarget(pool)}`;
 }
 
-/** Records `entry` (the pool's source on its target) as the pool's mount; `onlyIfUnknown`: a check of a running pool. */
-export function rememberPoolMount(pool: PoolDefinition, entry: MountInfoEntry, onlyIfUnknown = false): void {
-  if (onlyIfUnknown && mounts.has(keyOf(pool))) return;
+/** Records `entry` (what the start mounted, or the check found on top of the target) as the pool's mount. */
+export function rememberPoolMount(pool: PoolDefinition, entry: MountInfoEntry): void {
   mounts.set(keyOf(pool), { mountId: entry.mountId, major: entry.major, minor: entry.minor });
 }
 
