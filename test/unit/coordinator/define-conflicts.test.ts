@@ -40,6 +40,24 @@ describe('DefinePool: checked and written over one catalog revision (define-conf
     ]);
   });
 
+  it('twenty defines at once all get through: each round one of them writes, the others check again', async () => {
+    // two coordinators defining twenty pools at once (test/integration/operations.test.ts): with
+    // a fixed count of attempts the last ones were ABORTED, though each round one of them wrote
+    const { svc, bucket, catalogWatermark } = setup();
+    const define = (i: number) =>
+      withCatalogUnmoved(svc, 'a', `p${i}`, async (at) => {
+        await new Promise((r) => setImmediate(r)); // the check and the write's round trip
+        if (bucket.revision !== at) return undefined;
+        bucket.revision++;
+        bucket.pools = bucket.revision;
+        catalogWatermark.advance(bucket.revision);
+        return i;
+      });
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => define(i)));
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).to.deep.equal([]);
+    expect(bucket.revision).to.equal(30);
+  });
+
   it('a bucket that keeps moving: ABORTED naming the pool, after DEFINE_ATTEMPTS checks, each over a newer revision', async () => {
     const { svc, bucket } = setup();
     const revisions: number[] = [];
