@@ -15,16 +15,30 @@ import type { CoordinatorServices } from './context.js';
 
 /** How long a define waits for this coordinator's catalog watch to reach the bucket's newest pool entry. */
 export const WATCH_WAIT_MS = 5_000;
-/** Reads and checks of a define whose bucket kept moving before its write, before it gives up (ABORTED). */
-export const DEFINE_ATTEMPTS = 10;
+/**
+ * How long a define keeps checking again over a bucket that moved before its write, before it
+ * gives up (ABORTED). A time, not a count: of N defines at once each round lets one write, so
+ * the last needs N rounds (two coordinators defining twenty pools at once went past ten), and
+ * unrelated writes (host records of a fleet coming up) move the bucket as well.
+ */
+export const DEFINE_BUDGET_MS = 10_000;
+/** The longest pause between two rounds; each pause is random up to a bound that doubles from 1 ms, so racing defines spread out. */
+const MAX_BACKOFF_MS = 50;
 
 /**
  * Runs `attempt` with the bucket revision R its cache reads are at (every pool entry up to R is
  * in the cache), until it returns a result: undefined means its write found the bucket moved
- * past R. UNAVAILABLE when the watch does not catch up within WATCH_WAIT_MS, ABORTED after
- * DEFINE_ATTEMPTS; either way nothing was written.
+ * past R. UNAVAILABLE when the watch does not catch up within WATCH_WAIT_MS, ABORTED when the
+ * bucket kept moving for `budgetMs`; either way nothing was written.
  */
-export async function withCatalogUnmoved<T>(svc: CoordinatorServices, host: string, pool: string, attempt: (bucketRevision: number) => Promise<T | undefined>): Promise<T> {
+export async function withCatalogUnmoved<T>(
+  svc: CoordinatorServices,
+  host: string,
+  pool: string,
+  attempt: (bucketRevision: number) => Promise<T | undefined>,
+  budgetMs = DEFINE_BUDGET_MS,
+): Promise<T> {
+  const giveUpAt = Date.now() + budgetMs;
   for (let n = 1; ; n++) {
     // the bucket's revision first: a pool entry written after it is then at most the newest
     // read next, which the cache waits for; the write expects the bucket still at it
@@ -38,9 +52,14 @@ export async function withCatalogUnmoved<T>(svc: CoordinatorServices, host: stri
     }
     const done = await attempt(bucket);
     if (done !== undefined) return done;
-    if (n >= DEFINE_ATTEMPTS) {
-      throw new AbortedError(`the catalog kept changing while pool '${pool}' on host '${host}' was being defined (${n} attempts); nothing was defined; retry`, { host, pool });
+    if (Date.now() >= giveUpAt) {
+      throw new AbortedError(
+        `the catalog kept changing while pool '${pool}' on host '${host}' was being defined (${n} attempts in ${Math.round(budgetMs / 1000)} s); nothing was defined; retry`,
+        { host, pool },
+      );
     }
     svc.log.debug('the catalog moved between a define\'s check and its write; checking again', { host, pool, bucket, attempt: n });
+    const bound = Math.min(MAX_BACKOFF_MS, 2 ** Math.min(n - 1, 6));
+    await new Promise((r) => setTimeout(r, Math.random() * bound));
   }
 }
