@@ -356,6 +356,27 @@ describe('logical backend (recording runner)', () => {
       expect(runner.argvs.slice(0, 3)).to.deep.equal([['vgscan'], PVS, LVS]);
     });
 
+    it('checkPool: an LV that vgchange -aly leaves as it is (activation skip, an invalid snapshot) does not make a running pool look stopped', async () => {
+      // `lvchange -ky VG/lin` then lvs (LVS above) on lvm2 2.03.16 printed, activation off:
+      //   lin##W9TT11-TYeI-cUs2-KlMm-HcH9-xyBO-3MS4gA#/dev/loop0(0)#linear#1#8388608#4194304#8388608#-wi-XX---k#
+      // the same LV on a host with device-mapper, after `vgchange -aly` skipped it: '-wi------k'.
+      // An old-style snapshot whose COW area overflowed stays mapped as 'swi-I-s---'. Neither
+      // changes with another vgchange -aly, so counting them as "not active" made checkPool
+      // false for good: the agent's restart dropped the running pool (restore.ts), where
+      // libvirt 9.0's checkPool asks only whether the VG is there on the pool's devices.
+      runner.on(['vgscan'], {});
+      runner.on(PVS, { stdout: `  ${devA} ${VG}\n` });
+      runner.on(LVS, {
+        stdout: [
+          lvLine('a', '-wi-ao----'),
+          lvLine('lin', '-wi------k'),
+          lvLine('origin', 'owi-a-s---', { originSize: 8 * MiB }),
+          lvLine('full', 'swi-I-s---', { origin: 'origin', size: 4 * MiB, originSize: 8 * MiB }),
+        ].join('\n'),
+      });
+      expect(await backend.checkPool(ctx)).to.equal(true);
+    });
+
     it('checkPool is false when the VG is missing', async () => {
       runner.on(['vgscan'], {});
       runner.on(PVS, { stdout: '' });
