@@ -94,6 +94,8 @@ export interface LvRecord {
   extents: LvExtent[];
   state: LvState;
   active: boolean;
+  /** lv_attr[9] 'k' (lvchange -ky; thin snapshots by default): vgchange -ay leaves it inactive. */
+  activationSkip: boolean;
   /** attr[0] 's' (snapshot, incl. --virtualsize) or 'V' (thin volume): writes allocate space. */
   sparse: boolean;
   /** attr[0] 't': thin pool; libvirt hides these (no /dev node). */
@@ -167,6 +169,7 @@ export function parseLvs(stdout: string): LvRecord[] {
         extents: [],
         state,
         active: state === 'active',
+        activationSkip: attr.charAt(9) === 'k',
         sparse: type === 's',
         thinPool: type === 't',
         backingOrigin: origin && !origin.startsWith('[') ? origin : undefined,

@@ -3,11 +3,16 @@
 // (vgremove, pvremove), as storage_backend_logical.c runs them.
 import { FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
 import type { PoolContext } from '../backend.js';
+import type { LvRecord } from '../lvm-parse.js';
 import { LVM_ENV, listLvs, lvm } from './lvm.js';
 import { sourceDevices, vgName } from './paths.js';
 import { matchPoolSource, pvGroups } from './sources.js';
 
-/** Active when the VG is there with the pool's devices and none of its LVs is inactive. */
+/**
+ * Active when the VG is there with the pool's devices and none of its LVs waits for the
+ * activation a start does (libvirt 9.0 asks only the first; the second makes a start after
+ * someone's vgchange -an activate the LVs again).
+ */
 export async function isPoolActive(ctx: PoolContext): Promise<boolean> {
   try {
     await matchPoolSource(ctx);
@@ -16,7 +21,19 @@ export async function isPoolActive(ctx: PoolContext): Promise<boolean> {
     throw err;
   }
   const records = await listLvs(ctx);
-  return records.every((r) => r.thinPool || r.active);
+  return !records.some(waitsForActivation);
+}
+
+/**
+ * An LV a start (vgchange -aly) would activate and that is not active. Not one with the
+ * activation-skip flag (vgchange -ay leaves it as it is), nor one device-mapper has mapped in
+ * another state than 'a' (an overflowed snapshot 'I', a suspended or merging one, a raid LV
+ * that needs a check): a start changes neither, and counting them would keep the pool
+ * "stopped" for good, so the agent's restart would drop a running pool. Thin pools have no node.
+ */
+function waitsForActivation(r: LvRecord): boolean {
+  if (r.thinPool || r.activationSkip) return false;
+  return r.state === 'inactive' || r.state === 'unknown';
 }
 
 /** Checks the VG is there (with the pool's devices), then `vgchange -aly VG`. */
