@@ -586,6 +586,25 @@ describe('logical backend (recording runner)', () => {
       ]);
     });
 
+    it('a snapshot (backing store) with an allocation below its capacity is INVALID_ARGUMENT naming volume.allocation, before anything runs', async () => {
+      // libvirt 9.0's command line for it, run on lvm2 2.03.16, exit status 3, nothing made:
+      //   lvcreate --name s2 -L 4096K --type snapshot --virtualsize 8192K -s /dev/h123vg/lin --yes
+      //   Volume group name expected (no slash)
+      //   Run `lvcreate --help' for more information.
+      const backing = { path: `${target}/origin`, format: '', permissions: undefined, timestamps: undefined };
+      for (const allocation of [0n, BigInt(MiB)]) {
+        const err = await rejects(backend.createVol(ctx, vol('snap', 2n * BigInt(MiB), { allocation, backingStore: backing })));
+        expect(err.code).to.equal('INVALID_ARGUMENT');
+        expect(err.message).to.match(/^volume\.allocation: /);
+        expect(err.message).to.include(`a snapshot of '${target}/origin'`);
+        expect(err.message).to.include('allowed: no allocation, or one equal to the capacity');
+      }
+      expect(runner.argvs).to.deep.equal([]);
+      // the allocation left out, or the capacity's: the snapshot lvcreate libvirt runs
+      const same = await backend.createVol(ctx, vol('snap', 2n * BigInt(MiB), { allocation: 2n * BigInt(MiB), backingStore: backing }));
+      expect(same.allocation).to.equal(2n * BigInt(MiB));
+    });
+
     it('an allocation above the capacity: a plain LV of the capacity (libvirt 9 would run a sparse snapshot lvcreate)', async () => {
       const lines: string[] = [];
       scriptLvcreate(lines);
