@@ -71,6 +71,15 @@ export async function planLv(ctx: PoolContext, volume: VolumeDefinition): Promis
       );
     }
     checkLvName(origin, vg, 'volume.backing_store.path');
+    // libvirt 9.0 would run `lvcreate -L ALLOCATION --type snapshot --virtualsize CAPACITY -s
+    // ORIGIN`, which lvm2 refuses as a usage error ("Volume group name expected (no slash)"):
+    // a snapshot's size is its copy-on-write area, it has no allocation of its own to give
+    if (allocation !== capacity) {
+      throw new InvalidArgumentError(
+        'volume.allocation',
+        `a snapshot of '${printable(bpath)}' cannot have an allocation (${allocation} bytes) below its capacity (${capacity} bytes): the capacity is the size of its copy-on-write area; allowed: no allocation, or one equal to the capacity`,
+      );
+    }
     backingStore = { path: bpath, format: 'raw', permissions: undefined, timestamps: undefined };
   }
   return {
