@@ -2,15 +2,17 @@
 // a path under /dev names: libvirt's virStorageBackendStablePath as storageVolLookupByPath uses
 // it, so that `vol-info /dev/sdb1` finds the volume whose path is /dev/disk/by-path/...-part1.
 //
-// The path comes from a request and the agent runs as root: it is only ever stat'ed (never
-// opened), and only when it leads to something under /dev. A link under /dev that leads out of
-// it (to /etc/shadow, to a file a user can write) leads to nothing here, where libvirt would
-// compare whatever it leads to.
-import { readdir, realpath, stat } from 'node:fs/promises';
+// The path comes from a request and the agent runs as root: it is walked one component at a
+// time without leaving /dev and only its last descriptor (O_PATH: nothing opened for I/O) is
+// stat'ed (dev-walk.ts). A link under /dev that leads out of it (to /etc/shadow, to a file a
+// user can write, to a hung NFS mount) leads to nothing here, and is not looked at, where
+// libvirt would compare whatever it leads to.
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_DEV_ROOT } from './host-roots.js';
 import { devFsPath } from './scsi-scan.js';
 import { mapLimit } from './map-limit.js';
+import { statUnderDev } from './dev-walk.js';
 
 /** stat calls in flight at once: a by-id directory has a few hundred entries, a dir pool under /dev many more. */
 const STAT_PARALLEL = 32;
@@ -24,16 +26,8 @@ export type FileIdentity = string;
  * host's /dev is, host-roots.ts).
  */
 export async function deviceIdentity(path: string, devRoot: string = DEFAULT_DEV_ROOT): Promise<FileIdentity | undefined> {
-  if (!path.startsWith('/dev/')) return undefined;
-  try {
-    const root = await realpath(devRoot);
-    const resolved = await realpath(devFsPath(devRoot, path));
-    if (!resolved.startsWith(`${root}/`)) return undefined;
-    const st = await stat(resolved, { bigint: true });
-    return `${st.dev}:${st.ino}`;
-  } catch {
-    return undefined; // not there (any more): no volume has it
-  }
+  const st = await statUnderDev(path, devRoot);
+  return st === undefined ? undefined : `${st.dev}:${st.ino}`;
 }
 
 /**
@@ -52,7 +46,9 @@ export async function stableLinksTo(targetDir: string, identity: FileIdentity, d
     return [];
   }
   const found: string[] = [];
-  const stats = await mapLimit(names, STAT_PARALLEL, (n) => stat(join(dirFs, n), { bigint: true }).catch(() => undefined));
+  // an entry is walked as the looked-up path is: a pool under /dev (a dir pool on /dev/shm)
+  // holds links any user made, to anywhere
+  const stats = await mapLimit(names, STAT_PARALLEL, (n) => statUnderDev(join(dir, n), devRoot));
   names.forEach((n, i) => {
     const st = stats[i];
     if (st && `${st.dev}:${st.ino}` === identity) found.push(join(dir, n));

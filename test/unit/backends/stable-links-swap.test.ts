@@ -11,7 +11,7 @@ import { mkdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'nod
 import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
-import { deviceIdentity } from '../../../libs/backends/stable-links.js';
+import { deviceIdentity, stableLinksTo } from '../../../libs/backends/stable-links.js';
 import { useTempDir } from '../../support/index.js';
 
 type AnyFn = (...args: unknown[]) => Promise<unknown>;
@@ -76,5 +76,68 @@ describe('resolving a /dev path from a request, while a user swaps a directory o
     expect(swapped, 'the swap happened during the resolution').to.equal(true);
     expect(id, 'the identity of the file outside /dev').to.not.equal(`${out.dev}:${out.ino}`);
     expect(id).to.equal(`${inside.dev}:${inside.ino}`);
+  });
+
+  it('stops at the first step that leaves /dev, without looking where the link leads', async () => {
+    const base = join(scratch.path, `t-${Math.random().toString(36).slice(2)}`);
+    const dev = join(base, 'dev');
+    mkdirSync(join(dev, 'shm'), { recursive: true });
+    writeFileSync(join(dev, 'sdb'), 'sdb');
+    const outside = join(base, 'nfs', 'hung');
+    mkdirSync(outside, { recursive: true });
+    writeFileSync(join(outside, 'f'), 'outside');
+    symlinkSync(join(outside, 'f'), join(dev, 'shm', 'abs'));
+    symlinkSync('../../nfs/hung/f', join(dev, 'shm', 'rel'));
+    symlinkSync('../shm/rel', join(dev, 'shm', 'chain'));
+    const seen: string[] = [];
+    const ids = await withFsCalls(
+      (path) => seen.push(path),
+      () => undefined,
+      async () => [await deviceIdentity('/dev/shm/abs', dev), await deviceIdentity('/dev/shm/rel', dev), await deviceIdentity('/dev/shm/chain', dev)],
+    );
+    // and a pool's directory under /dev holding such links (a dir pool on /dev/shm) is read the same way
+    const sdb = await deviceIdentity('/dev/sdb', dev);
+    const links = await withFsCalls(
+      (path) => seen.push(path),
+      () => undefined,
+      () => stableLinksTo('/dev/shm', sdb!, dev),
+    );
+    expect(links).to.deep.equal([]);
+    expect(ids).to.deep.equal([undefined, undefined, undefined]);
+    expect(seen.filter((p) => p.includes('/nfs')), 'calls on a path outside /dev').to.deep.equal([]);
+  });
+
+  it("follows links within /dev as the kernel does: relative, absolute /dev/X, '..', at most 40", async () => {
+    const base = join(scratch.path, `t-${Math.random().toString(36).slice(2)}`);
+    const dev = join(base, 'dev');
+    mkdirSync(join(dev, 'disk', 'by-path'), { recursive: true });
+    writeFileSync(join(dev, 'sdb1'), 'sdb1');
+    const sdb1 = statSync(join(dev, 'sdb1'), { bigint: true });
+    const want = `${sdb1.dev}:${sdb1.ino}`;
+    symlinkSync('../../sdb1', join(dev, 'disk', 'by-path', 'rel'));
+    symlinkSync('/dev/sdb1', join(dev, 'disk', 'by-path', 'abs')); // /dev/X is X under this host's /dev
+    symlinkSync('../by-path/../../disk/by-path/rel', join(dev, 'disk', 'by-path', 'dots'));
+    symlinkSync('by-path', join(dev, 'disk', 'alias'));
+    expect(await deviceIdentity('/dev/disk/by-path/rel', dev)).to.equal(want);
+    expect(await deviceIdentity('/dev/disk/by-path/abs', dev)).to.equal(want);
+    expect(await deviceIdentity('/dev/disk/by-path/dots', dev)).to.equal(want);
+    expect(await deviceIdentity('/dev/disk/alias/rel', dev)).to.equal(want);
+    // a chain of 40 links resolves, 41 is ELOOP; a loop is ELOOP
+    let prev = 'sdb1';
+    for (let i = 1; i <= 41; i++) {
+      symlinkSync(prev, join(dev, `l${i}`));
+      prev = `l${i}`;
+    }
+    expect(await deviceIdentity('/dev/l40', dev)).to.equal(want);
+    expect(await deviceIdentity('/dev/l41', dev)).to.equal(undefined);
+    symlinkSync('loop-b', join(dev, 'loop-a'));
+    symlinkSync('loop-a', join(dev, 'loop-b'));
+    expect(await deviceIdentity('/dev/loop-a', dev)).to.equal(undefined);
+    // a link to /dev itself, '..' above it, a file taken as a directory: nothing
+    symlinkSync('..', join(dev, 'disk', 'up'));
+    expect(await deviceIdentity('/dev/disk/up', dev)).to.equal(undefined);
+    symlinkSync('../..', join(dev, 'disk', 'above'));
+    expect(await deviceIdentity('/dev/disk/above/dev/sdb1', dev)).to.equal(undefined);
+    expect(await deviceIdentity('/dev/sdb1/x', dev)).to.equal(undefined);
   });
 });
