@@ -2,7 +2,7 @@
 // remove an empty directory volume or a whole ploop image directory; a volume already
 // gone is deleted. Through the pool directory the pool started with (pool-directory.ts).
 import { lstatSync, unlinkSync } from 'node:fs';
-import { lstat, rm, rmdir, unlink } from 'node:fs/promises';
+import { lstat, rmdir, unlink } from 'node:fs/promises';
 import type { VolumeDefinition } from '../../proto/cistern/v1/storage.js';
 import type { NewFileIdentity, PoolContext } from '../backend.js';
 import { fsError } from '../fs-errors.js';
@@ -10,6 +10,7 @@ import { poolTarget, volumePath } from './paths.js';
 import { FailedPreconditionError, NotFoundError } from '../../errors/errors.js';
 import { printable } from '../../api/names.js';
 import { isPloopDirectory } from './inspect.js';
+import { removeTreeAt } from './remove-tree.js';
 import { openPoolDirectory, openPoolDirectoryDirect, type DirectoryIdentity } from './pool-directory.js';
 import { onLocalFilesystem } from '../pool-kinds.js';
 
@@ -61,7 +62,8 @@ export async function deleteVolume(ctx: PoolContext, volume: VolumeDefinition, i
       if (st.isDirectory()) {
         // only a ploop image directory is removed with its files (as libvirt's virFileDeleteTree);
         // any other directory volume must be empty (rmdir)
-        if (isPloopDirectory(inDir)) await rm(inDir, { recursive: true });
+        // walked through descriptors, never through a link its owner swaps in (remove-tree.ts)
+        if (isPloopDirectory(inDir)) await removeTreeAt(dir.fd, volume.name, path);
         else await rmdir(inDir);
       } else {
         await unlink(inDir);

@@ -72,8 +72,11 @@ describe('deleting a ploop image directory whose owner swaps a subdirectory for 
       renameSync(join(image, 'sub'), join(root, 'moved-sub'));
       symlinkSync(outside, join(image, 'sub'));
     };
-    await backend.deleteVol(ctx, vol('vm.ploop', '')).catch(() => undefined);
+    const err = await backend.deleteVol(ctx, vol('vm.ploop', '')).then(() => undefined, (e: { code?: string; message?: string }) => e);
     expect(swapped, 'the swap happened during the delete').to.equal(true);
+    // refused, naming the directory that was replaced
+    expect(err?.code).to.equal('FAILED_PRECONDITION');
+    expect(err?.message).to.include(`directory '${join(target, 'vm.ploop', 'sub')}' was replaced while it was being removed`);
     expect(existsSync(join(outside, 'canary')), 'the canary outside the pool').to.equal(true);
     expect(readFileSync(join(outside, 'canary'), 'utf8')).to.equal('root-only');
   });
@@ -92,5 +95,16 @@ describe('deleting a ploop image directory whose owner swaps a subdirectory for 
     await backend.deleteVol(ctx, vol('vm.ploop', ''));
     expect(existsSync(image)).to.equal(false);
     expect(readFileSync(join(outside, 'canary'), 'utf8')).to.equal('root-only');
+  });
+
+  it('refuses a tree deeper than a ploop directory ever is', async () => {
+    const image = join(target, 'vm.ploop');
+    const deep = join(image, ...Array.from({ length: 17 }, (_, i) => `d${i}`));
+    mkdirSync(deep, { recursive: true });
+    writeFileSync(join(image, 'DiskDescriptor.xml'), '<Parallels_disk_image/>');
+    writeFileSync(join(image, 'root.hds'), 'image');
+    const err = await backend.deleteVol(ctx, vol('vm.ploop', '')).then(() => undefined, (e: { code?: string; message?: string }) => e);
+    expect(err?.code).to.equal('FAILED_PRECONDITION');
+    expect(err?.message).to.include('more than 16 directories deep');
   });
 });
