@@ -106,9 +106,15 @@ export class Ctx {
     if (removeDir) rmSync(join(this.work, name), { recursive: true, force: true });
   }
 
-  /** Best-effort teardown of whatever pools are still there. */
+  /**
+   * Best-effort teardown of whatever pools are still there. The libvirt pools the session
+   * could not destroy go through a virsh of their own: Ctrl-C in a terminal kills the session
+   * (SIGINT reaches the whole process group) before the bench's handler gets here, and a
+   * daemon given by BENCH_LIBVIRT_URI would keep them after the run.
+   */
   async dropAll(): Promise<void> {
     for (const p of [...this.libvirtPools]) await this.dropLibvirtPool(p, false).catch(() => undefined);
+    this.dropLibvirtPoolsSync();
     for (const p of [...this.cisternPools]) await this.dropCisternPool(p, false).catch(() => undefined);
   }
 
