@@ -1,0 +1,94 @@
+// A clone of a LUKS volume through the whole stack (cisternctl vol-clone and CloneVolume with a
+// structured definition), as libvirt 9.0 makes it: virsh vol-clone sends the source's
+// vol-dumpxml, which after a refresh names the secret of the source's path
+// (storageBackendLoadDefaultSecrets), so the clone is LUKS with that secret and holds the
+// source's decrypted bytes. Cistern's agent reads the source from disk, where the image records
+// no secret: the inherited <encryption> named none and the clone was refused with
+// "definition.target.encryption.secrets: a single <secret type='passphrase'> is expected, got 0".
+// Checks: both clones are LUKS, decrypt with the secret to the source's bytes, and no secret
+// file is left in the agent's secret directory.
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PoolDefinition, PoolType, Secret, SecretUsageType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
+import { hasTool, makeTempDir, startStack, type Stack } from '../support/index.js';
+import { writeSecretKey } from '../support/secret-key.js';
+
+const PASS = `Luks${randomBytes(12).toString('hex')}`;
+
+describe('clone of a LUKS volume through the API and cisternctl vol-clone (real qemu-img)', function () {
+  // each LUKS open runs the key slot's PBKDF (about 2 s of CPU time)
+  this.timeout(300_000);
+  let stack: Stack | undefined;
+  let tmp: { path: string; remove: () => Promise<void> } | undefined;
+  let target: string;
+  let secretDir: string;
+  let passFile: string;
+
+  before(async function () {
+    this.timeout(120_000);
+    if (!hasTool('qemu-img')) this.skip(); // skip reason: qemu-img is not installed (Debian package qemu-utils)
+    tmp = makeTempDir('cistern-luks-clone-');
+    target = join(tmp.path, 'pool');
+    secretDir = join(tmp.path, 'secrets');
+    mkdirSync(secretDir, { mode: 0o700 });
+    passFile = join(tmp.path, 'pass');
+    writeFileSync(passFile, PASS, { mode: 0o600 });
+    stack = await startStack({ hosts: ['a'], coordinatorArgs: ['--secret-key-file', writeSecretKey(tmp.path)], env: { CISTERN_SECRET_DIR: secretDir } });
+  });
+  after(async function () {
+    this.timeout(60_000);
+    await stack?.stop();
+    await tmp?.remove();
+  });
+
+  const luksOpts = (name: string) => `driver=luks,key-secret=s0,file.filename=${join(target, name)}`;
+  const info = (name: string) =>
+    JSON.parse(execFileSync('qemu-img', ['info', '--output=json', '-U', join(target, name)], { encoding: 'utf8' })) as { format: string; 'virtual-size': number };
+  /** `qemu-img compare` of a LUKS volume's decrypted content with `other` (image opts), true when identical. */
+  const sameDecrypted = (name: string, other: string): boolean => {
+    try {
+      execFileSync('qemu-img', ['compare', '-U', '--object', `secret,id=s0,file=${passFile}`, '--image-opts', luksOpts(name), other], { stdio: 'pipe' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('vol-clone and CloneVolume give LUKS clones with the source\'s decrypted bytes, and leave no secret file', async () => {
+    const api = stack!.api;
+    await api.definePool({ host: 'a', definition: PoolDefinition.fromPartial({ name: 'enc', type: PoolType.POOL_TYPE_DIR, target: { path: target } }), xml: '', requestId: '', validate: false });
+    await api.startPool({ name: 'hosts/a/pools/enc', build: true, buildFlags: undefined, requestId: '' });
+    const secret = await api.defineSecret({ secret: Secret.fromPartial({ usageType: SecretUsageType.SECRET_USAGE_TYPE_VOLUME, usageId: join(target, 'src') }), xml: '', requestId: '', validate: false });
+    await api.setSecretValue({ name: secret.name, value: Buffer.from(PASS) });
+    const xml =
+      `<volume><name>src</name><capacity unit='M'>8</capacity><target><format type='raw'/>` +
+      `<encryption format='luks'><secret type='passphrase' uuid='${secret.uuid}'/></encryption></target></volume>`;
+    await api.createVolume({ parent: 'hosts/a/pools/enc', definition: undefined, xml, requestId: '' } as never);
+    // known bytes written through the encryption, so a clone of zeros (or of the ciphertext) differs
+    const plain = join(tmp!.path, 'plain.raw');
+    writeFileSync(plain, randomBytes(8 * 1024 * 1024));
+    execFileSync('qemu-img', ['convert', '-n', '--object', `secret,id=s0,file=${passFile}`, '-f', 'raw', plain, '--target-image-opts', luksOpts('src')]);
+    // as libvirt after a refresh: the source is re-read from disk, where no secret is recorded
+    await api.refreshPool({ name: 'hosts/a/pools/enc', requestId: '' });
+    const plainOpts = `driver=raw,file.filename=${plain}`;
+    expect(sameDecrypted('src', plainOpts), 'the source holds the written bytes').to.equal(true);
+
+    const r = await stack!.cli(['vol-clone', 'src', 'c1', '--pool', 'a/enc']);
+    expect(r.stderr).to.equal('');
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.contain('Vol c1 cloned from src');
+
+    await api.cloneVolume({ parent: 'hosts/a/pools/enc', source: 'hosts/a/pools/enc/volumes/src', definition: VolumeDefinition.fromPartial({ name: 'c2' }), xml: '', requestId: '' } as never);
+
+    for (const name of ['c1', 'c2']) {
+      expect(info(name), name).to.deep.include({ format: 'luks', 'virtual-size': 8 * 1024 * 1024 });
+      expect(sameDecrypted(name, plainOpts), `${name} decrypts to the source's bytes`).to.equal(true);
+      const known = (await api.getVolume({ name: `hosts/a/pools/enc/volumes/${name}`, refresh: false })).definition?.target?.encryption;
+      expect(known?.format, name).to.equal('luks');
+    }
+    expect(readdirSync(secretDir), 'secret files left behind').to.deep.equal([]);
+  });
+});
