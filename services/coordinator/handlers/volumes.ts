@@ -41,6 +41,7 @@ import { storedSize, type StoredVolume } from '../stored-volume.js';
 import { requireXml } from '../xml.js';
 import { volumeByStableLink } from '../stable-link-lookup.js';
 import { withDefaultSecret } from '../secrets/default-secret.js';
+import { withInheritedEncryption } from '../secrets/clone-encryption.js';
 import { volumeAfter } from '../volume-after.js';
 
 /**
@@ -84,7 +85,10 @@ export async function cloneVolume(svc: CoordinatorServices, ctx: CallContext, re
   // structured definition is laid over the source's by the agent: a format it does not name
   // stays empty so that the source's is kept (CloneVolumeRequest in storage.proto)
   const fromXml = req.xml !== '';
-  const def = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true, formatFromSource: !fromXml, signal: ctx.signal });
+  const given = await volumeDefinitionFrom(req.definition, req.xml, p.definition, { cloning: true, formatFromSource: !fromXml, signal: ctx.signal });
+  // a LUKS source's encryption comes with the secret of its path, as in libvirt's vol-dumpxml
+  // that virsh vol-clone sends (secrets/clone-encryption.ts); XML is read alone, as libvirt's
+  const def = fromXml ? given : await withInheritedEncryption(svc.secrets, given, { pool: source.pool.definition, volume: source.volume?.definition });
   requireAbsent(svc, ctx, ref.host, ref.pool, def.name);
   const reply = await definitionErrorsUnderRequest(
     'volume',

@@ -75,7 +75,7 @@ export function secretRefsOf(request: Partial<AgentRequest>, volume?: VolumeDefi
  * catalog's pool definition, not from what an agent reported: only the secret for a path in
  * that pool can go out with the request.
  */
-function filePoolVolumePath(pool: PoolDefinition | undefined, name: string): string | undefined {
+export function filePoolVolumePath(pool: PoolDefinition | undefined, name: string): string | undefined {
   if (!pool || !FILE_POOL_TYPES.has(pool.type) || !pool.target?.path || !name) return undefined;
   let target: string;
   try {
