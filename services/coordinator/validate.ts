@@ -167,6 +167,26 @@ export async function definitionErrorsUnderRequest<T>(agentPrefix: 'volume' | 'p
 }
 
 /**
+ * StartPool, BuildPool, DeletePool, RefreshPool: the pool's definition is the stored one, which
+ * no field of the request holds, so a refusal of it names the definition's own field
+ * (`source.hosts`, `target.path`), as the fs, disk and logical backends do (`source.devices`).
+ * The iscsi, iscsi-direct, scsi and netfs backends say `pool.source.hosts`: one name for one
+ * field whichever backend refuses it, and the one CreatePool's `definition.` is laid over.
+ */
+export async function storedDefinitionErrors<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    const own = /^pool\.(.+)$/.exec(err.field)?.[1];
+    if (!own || !POOL_DEFINITION_FIELD.test(own)) throw err;
+    const detail = err.message.startsWith(`${err.field}: `) ? err.message.slice(err.field.length + 2) : err.message;
+    const { field: _inner, ...details } = err.details;
+    throw new InvalidArgumentError(own, detail, details);
+  }
+}
+
+/**
  * FindPoolSources: the agent names what it refuses of the hint as the structured `source`
  * (`source.hosts`), the request's own field when the hint came that way; a hint sent as
  * `source_xml` is that one field, the element in the message, as the reader's refusals are.

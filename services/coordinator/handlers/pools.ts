@@ -46,7 +46,7 @@ import { forward, forwardToPool } from '../forward.js';
 import { requireActive, requireBackend, requireInactive, resolvePool, type ResolvedPool } from '../lookup.js';
 import { decodePageToken, encodePageToken, firstAfter, itemBytes, MAX_PAGE_BYTES, pageSize } from '../pagination.js';
 import { SchemaValidator } from '../schema-validator.js';
-import { checkPoolType, checkPoolTypes, checkRequestId, poolDefinitionAsGiven, poolDefinitionFrom, definitionErrorsUnderRequest, requireHost, requirePoolName, sourceErrorsUnderRequest, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
+import { checkPoolType, checkPoolTypes, checkRequestId, poolDefinitionAsGiven, poolDefinitionFrom, definitionErrorsUnderRequest, requireHost, requirePoolName, sourceErrorsUnderRequest, storedDefinitionErrors, validateAgainstSchema, xmlErrorsUnder } from '../validate.js';
 import { loadXml, requireXml } from '../xml.js';
 import { readXml } from '../xml-reader.js';
 import { encodedPool } from '../pool-list-encoding.js';
@@ -296,7 +296,7 @@ export async function buildPool(svc: CoordinatorServices, ctx: CallContext, req:
   checkRequestId(req.requestId);
   checkBuildFlags(req.flags, 'flags');
   const p = unlessRetry(ctx, requireInactive, resolvePool(svc, ref));
-  const reply = await forwardToPool(svc, ctx, p, { $case: 'buildPool', value: req });
+  const reply = await storedDefinitionErrors(forwardToPool(svc, ctx, p, { $case: 'buildPool', value: req }));
   return currentView(svc, ref.host, ref.pool, reply.result?.$case === 'pool' ? reply.result.value : undefined);
 }
 
@@ -306,12 +306,12 @@ export async function startPool(svc: CoordinatorServices, ctx: CallContext, req:
   checkBuildFlags(req.buildFlags, 'build_flags');
   const p = unlessRetry(ctx, requireInactive, resolvePool(svc, ref));
   const cat = svc.cache.catalogEntry(ref.host, ref.pool);
-  await forward(svc, ctx, ref.host, {
+  await storedDefinitionErrors(forward(svc, ctx, ref.host, {
     pool: cat?.value.definition ?? p.definition,
     persistent: true,
     autostart: cat?.value.autostart ?? false,
     op: { $case: 'startPool', value: req },
-  });
+  }));
   return currentView(svc, ref.host, ref.pool);
 }
 
@@ -354,7 +354,7 @@ export async function deletePool(svc: CoordinatorServices, ctx: CallContext, req
   checkRequestId(req.requestId);
   const p = resolvePool(svc, ref);
   if (p.active && !ctx.requestId) throw new FailedPreconditionError(`storage pool '${ref.pool}' is still active; stop it first`, { host: ref.host, pool: ref.pool });
-  await forwardToPool(svc, ctx, p, { $case: 'deletePool', value: req });
+  await storedDefinitionErrors(forwardToPool(svc, ctx, p, { $case: 'deletePool', value: req }));
   return currentView(svc, ref.host, ref.pool, p.pool);
 }
 
@@ -362,7 +362,7 @@ export async function refreshPool(svc: CoordinatorServices, ctx: CallContext, re
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
   const p = requireActive(resolvePool(svc, ref));
-  await forwardToPool(svc, ctx, p, { $case: 'refreshPool', value: req });
+  await storedDefinitionErrors(forwardToPool(svc, ctx, p, { $case: 'refreshPool', value: req }));
   return currentView(svc, ref.host, ref.pool);
 }
 
