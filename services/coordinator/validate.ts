@@ -148,8 +148,15 @@ export async function xmlErrorsUnder<T>(field: string, read: () => T | Promise<T
 const POOL_DEFINITION_FIELD = /^(source|target|features|mount_options)(\.|\[|$)/;
 
 /**
+ * A volume definition's own fields as the disk backend names them, without the `volume.`
+ * prefix the dir and logical ones give (`capacity`, `name`, `target.encryption.secrets`); none
+ * is a field of CreateVolumeRequest or CloneVolumeRequest (whose `source` is the source volume).
+ */
+const VOLUME_DEFINITION_FIELD = /^(name|capacity|allocation|target|backing_store)(\.|\[|$)/;
+
+/**
  * An agent's refusal of the definition a request gave it names the definition's own fields, as
- * the agent calls them: `volume.allocation` (CreateVolume, CloneVolume), `pool.source.hosts` or
+ * the agent calls them: `volume.allocation` or `capacity` (CreateVolume, CloneVolume), `pool.source.hosts` or
  * `source.devices` (CreatePool). A client maps fields back to its request: `definition.allocation`,
  * `definition.source.hosts`, or `xml` with the element in the message. The request's own fields
  * (prealloc_metadata, parent, request_id) stay as they are.
@@ -160,7 +167,9 @@ export async function definitionErrorsUnderRequest<T>(agentPrefix: 'volume' | 'p
   } catch (err) {
     if (!(err instanceof InvalidArgumentError)) throw err;
     const ofDefinition =
-      err.field === agentPrefix || err.field.startsWith(`${agentPrefix}.`) || (agentPrefix === 'pool' && POOL_DEFINITION_FIELD.test(err.field));
+      err.field === agentPrefix ||
+      err.field.startsWith(`${agentPrefix}.`) ||
+      (agentPrefix === 'pool' ? POOL_DEFINITION_FIELD : VOLUME_DEFINITION_FIELD).test(err.field);
     if (!ofDefinition) throw err;
     throw refielded(req.xml ? 'xml' : 'definition', err);
   }
