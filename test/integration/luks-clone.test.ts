@@ -10,7 +10,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PoolDefinition, PoolType, Secret, SecretUsageType, VolumeDefinition } from '../../libs/proto/cistern/v1/storage.js';
 import { hasTool, makeTempDir, startStack, type Stack } from '../support/index.js';
@@ -26,6 +26,7 @@ describe('clone of a LUKS volume through the API and cisternctl vol-clone (real 
   let target: string;
   let secretDir: string;
   let passFile: string;
+  let argvLog: string;
 
   before(async function () {
     this.timeout(120_000);
@@ -36,7 +37,16 @@ describe('clone of a LUKS volume through the API and cisternctl vol-clone (real 
     mkdirSync(secretDir, { mode: 0o700 });
     passFile = join(tmp.path, 'pass');
     writeFileSync(passFile, PASS, { mode: 0o600 });
-    stack = await startStack({ hosts: ['a'], coordinatorArgs: ['--secret-key-file', writeSecretKey(tmp.path)], env: { CISTERN_SECRET_DIR: secretDir } });
+    // a qemu-img that records its argv, then runs the real one: where the secret files were
+    const bin = join(tmp.path, 'bin');
+    mkdirSync(bin);
+    argvLog = join(tmp.path, 'argv.log');
+    writeFileSync(join(bin, 'qemu-img'), `#!/bin/sh\nprintf '%s ' "$@" >> '${argvLog}'; echo >> '${argvLog}'\nexec /usr/bin/qemu-img "$@"\n`, { mode: 0o755 });
+    stack = await startStack({
+      hosts: ['a'],
+      coordinatorArgs: ['--secret-key-file', writeSecretKey(tmp.path)],
+      env: { CISTERN_SECRET_DIR: secretDir, PATH: `${bin}:${process.env.PATH}` },
+    });
   });
   after(async function () {
     this.timeout(60_000);
@@ -88,6 +98,15 @@ describe('clone of a LUKS volume through the API and cisternctl vol-clone (real 
       expect(sameDecrypted(name, plainOpts), `${name} decrypts to the source's bytes`).to.equal(true);
       const known = (await api.getVolume({ name: `hosts/a/pools/enc/volumes/${name}`, refresh: false })).definition?.target?.encryption;
       expect(known?.format, name).to.equal('luks');
+    }
+    // each clone's convert read the source and wrote the clone with a secret file of the agent's secret directory
+    const converts = readFileSync(argvLog, 'utf8').split('\n').filter((l) => l.startsWith('convert '));
+    expect(converts).to.have.length(2);
+    const files = converts.flatMap((l) => [...l.matchAll(/secret,id=[^,\s]+,file=(\S+)/g)].map((m) => m[1]!));
+    expect(files).to.have.length(4);
+    for (const f of files) {
+      expect(f.startsWith(`${secretDir}/`), f).to.equal(true);
+      expect(existsSync(f), f).to.equal(false);
     }
     expect(readdirSync(secretDir), 'secret files left behind').to.deep.equal([]);
   });
