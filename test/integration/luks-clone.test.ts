@@ -110,4 +110,24 @@ describe('clone of a LUKS volume through the API and cisternctl vol-clone (real 
     }
     expect(readdirSync(secretDir), 'secret files left behind').to.deep.equal([]);
   });
+
+  it('a source with no secret for its path: FAILED_PRECONDITION saying what to define, and no clone', async () => {
+    const api = stack!.api;
+    const secrets = await api.listSecrets({ pageSize: 0, pageToken: '' });
+    const uuid = secrets.secrets.find((x) => x.usageId === join(target, 'src'))!.uuid;
+    // made with the secret of another path: after a refresh none names it
+    const xml =
+      `<volume><name>w</name><capacity unit='M'>8</capacity><target><format type='raw'/>` +
+      `<encryption format='luks'><secret type='passphrase' uuid='${uuid}'/></encryption></target></volume>`;
+    await api.createVolume({ parent: 'hosts/a/pools/enc', definition: undefined, xml, requestId: '' } as never);
+    await api.refreshPool({ name: 'hosts/a/pools/enc', requestId: '' });
+    const r = await stack!.cli(['vol-clone', 'w', 'wc', '--pool', 'a/enc']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.contain('error: Failed to clone vol from w');
+    expect(r.stderr).to.contain(`<usage type='volume'><volume>${join(target, 'w')}</volume></usage>`);
+    const listed = await api.listVolumes({ parent: 'hosts/a/pools/enc', pageSize: 0, pageToken: '' });
+    expect(listed.volumes.map((v) => v.name.split('/').pop())).to.not.include('wc');
+    expect(readdirSync(target)).to.not.include('wc');
+    expect(readdirSync(secretDir)).to.deep.equal([]);
+  });
 });
