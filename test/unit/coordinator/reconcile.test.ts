@@ -62,6 +62,16 @@ describe('reconciliation after a host returns', () => {
     expect(fromBytes[1]!.volumeState).to.deep.equal(vol('disk', 'sdb1', 9n, 20n));
   });
 
+  it("a qcow2 cluster size the host's full probe read, shown as not known before (a create's or clone's commit), is no change; another one is", () => {
+    const qcow2 = (revision: bigint, clusterSize: bigint) =>
+      Volume.fromPartial({ ...vol('disk', 'sdb1', revision), definition: { ...vol('disk', 'sdb1', revision).definition!, target: { path: '/dev/sdb1', clusterSize } } });
+    const c = cacheWith(pool('disk', 5n), [qcow2(5n, 0n)]);
+    expect(reconcileEvents(c, 'a', { pools: [pool('disk', 9n)], volumes: [qcow2(9n, 65536n)], revision: 9n }, 's7')).to.deep.equal([]);
+    const known = cacheWith(pool('disk', 5n), [qcow2(5n, 65536n)]);
+    const events = reconcileEvents(known, 'a', { pools: [pool('disk', 9n)], volumes: [qcow2(9n, 4096n)], revision: 9n }, 's8');
+    expect(events.map((e) => [EventKind[e.kind], e.volume])).to.deep.equal([['VOLUME_CHANGED', 'sdb1']]);
+  });
+
   it('announces a pool that stopped while the host was away', () => {
     const c = cacheWith(pool('disk', 5n), []);
     const events = reconcileEvents(c, 'a', { pools: [], volumes: [], revision: 9n }, 's3');
