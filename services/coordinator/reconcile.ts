@@ -46,19 +46,28 @@ export async function publishUntilStored(
   }
 }
 
-/** What a user would call a change: everything but the timestamps (the volume's and its backing file's). */
+/**
+ * What a user would call a change: everything but the timestamps (the volume's and its backing
+ * file's), and a qcow2 cluster size the held state did not know. A create's, clone's or
+ * resize's commit leaves the cluster size unread, as libvirt 9.0's refreshVol does
+ * (services/agent/probed-fields.ts); an agent that restarted reads it with its full probe, as
+ * a restarted libvirtd's pool refresh does. The image did not change: the cache takes the
+ * probed value from the sync (replaceHost), without an event nobody caused.
+ */
 function sameVolume(old: StoredVolume, now: PreparedVolume): boolean {
   // the usual case, a volume that did not change: the same definition bytes
   if (sameDefinitionBytes(old, now.stored)) return true;
+  const held = decodeStored(old);
+  const heldClusterSize = held.definition?.target?.clusterSize ?? 0n;
   const strip = (v: Volume): Uint8Array => {
     const def = v.definition ?? VolumeDefinition.create();
     return VolumeDefinition.encode({
       ...def,
-      target: def.target ? { ...def.target, timestamps: undefined } : undefined,
+      target: def.target ? { ...def.target, timestamps: undefined, ...(heldClusterSize === 0n ? { clusterSize: 0n } : {}) } : undefined,
       backingStore: def.backingStore ? { ...def.backingStore, timestamps: undefined } : undefined,
     }).finish();
   };
-  return Buffer.from(strip(decodeStored(old))).equals(Buffer.from(strip(decodedOf(now))));
+  return Buffer.from(strip(held)).equals(Buffer.from(strip(decodedOf(now))));
 }
 
 const decodedOf = (v: PreparedVolume): Volume => (v.volume ??= decodeStored(v.stored));

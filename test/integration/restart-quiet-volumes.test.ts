@@ -61,6 +61,9 @@ describe('an agent restarted after clones (real nats-server, coordinator, agent 
       await ctx.stack.restartAgent('a', { kill: true });
       await drain(w, 'after-restart.img');
       expect(said(w.events)).to.deep.equal(['VOLUME_CREATED after-restart.img']);
+      // the view shows the cluster size the restarted agent's probe read, as vol-dumpxml does after a libvirtd restart
+      const copy = await ctx.stack.api.getVolume({ name: `${POOL}/volumes/copy.qcow2`, refresh: false });
+      expect(copy.definition?.target?.clusterSize).to.equal(65536n);
     } finally {
       w.cancel();
     }
