@@ -12,10 +12,12 @@ import { FailedPreconditionError, InvalidArgumentError } from '../errors/errors.
 import { checkAbsolutePath, printable } from '../api/names.js';
 import { FS_POOL_FORMATS } from '../xml/formats.js';
 import type {
+  AllocatingGrow,
   BackendOperation,
   BuiltVolume,
   CreateVolOptions,
   DeleteVolOptions,
+  GrowUndo,
   PoolContext,
   RefreshResult,
   ResizeFlags,
@@ -362,6 +364,11 @@ export abstract class MountedDirBackend implements StorageBackend {
 
   resizeVol(ctx: PoolContext, volume: VolumeDefinition, capacity: bigint, flags: ResizeFlags): Promise<void> {
     return this.dir.resizeVol(ctx, volume, capacity, flags);
+  }
+
+  /** The dir backend's grows are this pool's: what one killed mid-way left is given back the same way, once the pool is mounted. */
+  undoInterruptedGrow(ctx: PoolContext, volume: string, grow: AllocatingGrow, inDirectory?: { dev: number; ino: number }): Promise<GrowUndo> {
+    return this.dir.undoInterruptedGrow(ctx, volume, grow, inDirectory);
   }
 
   wipeVol(ctx: PoolContext, volume: VolumeDefinition, algorithm: WipeAlgorithm): Promise<void> {

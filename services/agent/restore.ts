@@ -14,6 +14,7 @@ import type { CatalogLister } from './autostart.js';
 import { backendFor, checkPoolDefinition, poolContext, type AgentContext } from './context.js';
 import { systemActor } from './events.js';
 import { cleanupWhenStarted } from './journal.js';
+import { undoGrowsWhenStarted } from './grow-journal.js';
 import type { RunningPoolRecord } from './running-pools.js';
 import { applyRefresh } from './state.js';
 import { holdRestoredStorage } from './storage-claims.js';
@@ -90,6 +91,8 @@ async function restoreHeld(
   // libvirt: a backend without checkPool cannot tell, so its pools are inactive
   if (!backend.checkPool || !(await backend.checkPool(pc))) throw new Error('not up any more');
   if (ctx.journal) await cleanupWhenStarted(ctx.journal, def, backend, ctx.runner, ctx.log);
+  // an fs or netfs pool's allocating grows a kill interrupted: its directory is there now
+  if (ctx.grows) await undoGrowsWhenStarted(ctx.grows, def, backend, ctx.runner, ctx.log);
   let scan;
   try {
     scan = await backend.refreshPool(pc);

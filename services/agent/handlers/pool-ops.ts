@@ -31,6 +31,7 @@ import {
 import { doneReply, MAX_REPLY_VOLUMES, poolReply } from './reply.js';
 import { secretsOf } from '../secrets.js';
 import { cleanupWhenStarted } from '../journal.js';
+import { undoGrowsWhenStarted } from '../grow-journal.js';
 import { journaledBuild } from '../build-journal.js';
 import { requireNotDefinedElse, requireStillDefined } from '../undefine.js';
 import { claimStorage } from '../storage-claims.js';
@@ -96,8 +97,9 @@ async function startClaimed(
   if (buildFlags) await journaledBuild(ctx.builds, backend, pc, buildFlags, actor);
   const alreadyUp = backend.checkPool ? await backend.checkPool(pc) : false;
   if (!alreadyUp && backend.startPool) await backend.startPool(pc);
-  // what a create killed before this agent's start left in this pool (mounted only now)
+  // what a create or an allocating grow killed before this agent's start left in this pool (mounted only now)
   if (ctx.journal) await cleanupWhenStarted(ctx.journal, def, backend, ctx.runner, ctx.log);
+  if (ctx.grows) await undoGrowsWhenStarted(ctx.grows, def, backend, ctx.runner, ctx.log);
   let scan;
   try {
     scan = await backend.refreshPool(pc);
