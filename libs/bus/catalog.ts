@@ -34,6 +34,8 @@ export interface CatalogEntry {
    * which keeps the fields this build does not know (catalog-fields.ts).
    */
   data?: Uint8Array;
+  /** When the entry was written, by the NATS server's clock (get() only). */
+  written?: Date;
 }
 
 /** Direct gets in flight at once while list(host) reads a host's entries key by key. */
@@ -198,7 +200,28 @@ export class Catalog {
     if (!entry || entry.operation !== 'PUT') return undefined;
     const read = readPoolEntry(pool, entry.value);
     if ('why' in read) throw new UnreadableCatalogEntryError({ key, revision: entry.revision, why: read.why }, host, pool);
-    return { host, pool, value: read.value, revision: entry.revision, data: entry.value };
+    return { host, pool, value: read.value, revision: entry.revision, data: entry.value, written: entry.created };
+  }
+
+  /**
+   * The entry an undefine removed, when the pool's key now ends in a delete marker and the
+   * bucket's history still holds the entry before it: what the undefine's retry announces
+   * (handlers/pools.ts). Undefined otherwise.
+   */
+  async lastRemoved(host: string, pool: string): Promise<CatalogPool | undefined> {
+    const key = catalogKeys.pool(host, pool);
+    let before: CatalogPool | undefined;
+    let removed = false;
+    for await (const e of await this.kv.history({ key })) {
+      if (e.operation === 'PUT') {
+        const read = readPoolEntry(pool, e.value);
+        before = 'why' in read ? undefined : read.value;
+        removed = false;
+      } else {
+        removed = true;
+      }
+    }
+    return removed ? before : undefined;
   }
 
   /** Adds a new pool; ALREADY_EXISTS when the name is taken on that host. */

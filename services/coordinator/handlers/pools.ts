@@ -36,7 +36,8 @@ import {
   type XMLDocument,
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { poolName, type PoolRef } from '../../../libs/api/resource-names.js';
-import { compare } from '../cache.js';
+import { compare, sameDefinition } from '../cache.js';
+import { AGENT_ANSWERS_KEPT_MS, requestMark } from '../catalog-retries.js';
 import { inactiveDefinition, isActiveState, pendingDefinition, pendingLastRun, poolView, poolViews, undefinedPoolView, type Freshness } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
@@ -146,6 +147,25 @@ async function catalogEntryOrUnreadable(svc: CoordinatorServices, host: string, 
   }
 }
 
+/**
+ * The pool as this call's own earlier attempt defined it, when the entry is still that write:
+ * the retry of a define whose coordinator died before storing the answer. It gets the pool and
+ * changes nothing (writing again told the agent of a running pool of a new definition, which
+ * its stop then took for the pool's, forgetting the run), and sees its POOL_DEFINED in the
+ * stream, published now if the dead coordinator had not (catalog-retries.ts).
+ */
+async function ownEarlierDefine(svc: CoordinatorServices, ctx: CallContext, host: string, name: string, def: PoolDefinition, definedBy: string): Promise<Pool | undefined> {
+  const existing = await catalogEntryOrUnreadable(svc, host, name);
+  if (!existing || existing instanceof UnreadableCatalogEntryError) return undefined;
+  const { value, revision, written } = existing;
+  if (value.definedBy !== definedBy || !value.definition || !sameDefinition(value.definition, def)) return undefined;
+  svc.cache.applyCatalog(host, name, value, revision);
+  const view = currentView(svc, host, name);
+  await publishPoolEvent(svc, ctx, EventKind.POOL_DEFINED, host, name, view, { revision, retryOfWriteAt: written ?? new Date(0) });
+  ctx.log.info('pool define retried: the pool this request defined', { host, pool: name, uuid: def.uuid, revision });
+  return view;
+}
+
 export async function definePool(svc: CoordinatorServices, ctx: CallContext, req: DefinePoolRequest): Promise<Pool> {
   const host = requireHost(req.host);
   checkRequestId(req.requestId);
@@ -154,6 +174,9 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
   const entry = svc.hosts.requireKnown(host);
   requireBackend(entry, def.type);
   const name = def.name;
+  const definedBy = ctx.requestId ? requestMark(ctx.principal, ctx.requestId) : '';
+  const own = definedBy ? await ownEarlierDefine(svc, ctx, host, name, def, definedBy) : undefined;
+  if (own) return own;
   // checked and written as one: the write is made only over the catalog the checks read, so
   // nothing written has to be taken back (define-conflicts.ts)
   const { revision, value, takeBack } = await withCatalogUnmoved(svc, host, name, async (bucket) => {
@@ -166,7 +189,7 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
     const existing = await catalogEntryOrUnreadable(svc, host, name);
     if (existing instanceof UnreadableCatalogEntryError) {
       // an entry Cistern did not write (catalog-entries.ts) is no pool: the define replaces it
-      const value = CatalogPool.create({ definition: def, autostart: false, persistent: true });
+      const value = CatalogPool.create({ definition: def, autostart: false, persistent: true, definedBy });
       const revision = await svc.catalog.updateIfUnmoved(host, name, value, existing.entry.revision, bucket);
       return revision === undefined ? undefined : { revision, value, takeBack: () => svc.catalog.delete(host, name, revision) };
     }
@@ -177,13 +200,13 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
           { host, pool: name },
         );
       }
-      const value = CatalogPool.create({ definition: def, autostart: existing.value.autostart, persistent: true });
+      const value = CatalogPool.create({ definition: def, autostart: existing.value.autostart, persistent: true, definedBy });
       // over the stored bytes: the entry's fields a newer coordinator wrote stay (catalog-fields.ts)
       const revision = await svc.catalog.updateIfUnmoved(host, name, value, existing.revision, bucket, existing.data);
       // taken back (the host refused it, below) as it was stored, those fields included
       return revision === undefined ? undefined : { revision, value, takeBack: async () => void (await svc.catalog.update(host, name, existing.value, revision, existing.data)) };
     }
-    const value = CatalogPool.create({ definition: def, autostart: false, persistent: true });
+    const value = CatalogPool.create({ definition: def, autostart: false, persistent: true, definedBy });
     const revision = await svc.catalog.createIfUnmoved(host, name, value, bucket);
     return revision === undefined ? undefined : { revision, value, takeBack: () => svc.catalog.delete(host, name, revision) };
   });
@@ -193,7 +216,7 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
   await tellAgentCatalogFlags(svc, ctx, host, name, value, { $case: 'definePool', value: { ...req, host, definition: def, xml: '' } }, { always: true, onRefused: takeBack });
   svc.cache.applyCatalog(host, name, value, revision);
   const view = currentView(svc, host, name);
-  await publishPoolEvent(svc, ctx, EventKind.POOL_DEFINED, host, name, view);
+  await publishPoolEvent(svc, ctx, EventKind.POOL_DEFINED, host, name, view, { revision });
   ctx.log.info('pool defined', { host, pool: name, uuid: def.uuid });
   return view;
 }
@@ -244,6 +267,14 @@ async function undefineUnknownPool(svc: CoordinatorServices, ctx: CallContext, r
     autostart: false,
     op: { $case: 'undefinePool', value: req },
   });
+  // the agent answered the first call's reply: the dead coordinator may not have published its
+  // POOL_UNDEFINED, and nothing else ever will. It is published unless the stream has it since
+  // the first call can have run (the agent keeps answers AGENT_ANSWERS_KEPT_MS), under the
+  // call's duplicate id (catalog-retries.ts)
+  const removed = await svc.catalog.lastRemoved(ref.host, ref.pool).catch(() => undefined);
+  const last = poolView(svc.cache, ref.host, ref.pool) ?? undefinedPoolView(ref.host, ref.pool, removed ?? CatalogPool.create({ definition: PoolDefinition.fromPartial({ name: ref.pool }) }));
+  await publishPoolEvent(svc, ctx, EventKind.POOL_UNDEFINED, ref.host, ref.pool, last, { retryOfWriteAt: new Date(Date.now() - AGENT_ANSWERS_KEPT_MS) });
+  ctx.log.info('pool undefine retried: answered by the agent', { host: ref.host, pool: ref.pool });
   return {};
 }
 
