@@ -146,6 +146,39 @@ describe('pool catalog calls retried with their request id after the answer was 
     }
   });
 
+  it('a SetPoolAutostart retried after its answer was lost does not undo a later change, and publishes nothing', async () => {
+    const B = ctx.stack.api;
+    const defined = await B.definePool({ host: 'a', definition: dirPool('auto-again', dir('auto-again')), xml: '', requestId: '', validate: false });
+    await B.startPool({ name: defined.name, build: true, buildFlags: undefined, requestId: '' });
+    expect((await B.setPoolAutostart({ name: defined.name, autostart: true, requestId: 'auto-again-1' })).autostart).to.equal(true);
+    await forgetAnswers();
+    // another client turns it off again before the retry comes
+    expect((await B.setPoolAutostart({ name: defined.name, autostart: false, requestId: '' })).autostart).to.equal(false);
+    const events = (await coordinatorEvents('auto-again')).length;
+    const retried = await apiX.setPoolAutostart({ name: defined.name, autostart: true, requestId: 'auto-again-1' });
+    expect(retried.autostart, 'the retry\'s answer').to.equal(false);
+    await waitFor('B to apply any catalog change', async () => (await B.getPool({ name: defined.name })).autostart === (await apiX.getPool({ name: defined.name })).autostart);
+    expect((await B.getPool({ name: defined.name })).autostart, 'autostart after the retry').to.equal(false);
+    expect((await coordinatorEvents('auto-again')).length, 'coordinator events after the retry').to.equal(events);
+    await B.stopPool({ name: defined.name, requestId: '' });
+    await B.undefinePool({ name: defined.name, requestId: '' });
+  });
+
+  it('a DefinePool retried after its answer was lost does not undo a later redefinition', async () => {
+    const B = ctx.stack.api;
+    const request = { host: 'a', definition: dirPool('def-superseded', dir('def-superseded')), xml: '', requestId: 'def-superseded-1', validate: false };
+    const first = await B.definePool(request);
+    await forgetAnswers();
+    // another client redefines it (same uuid, another directory) before the retry comes
+    await B.definePool({ ...request, definition: dirPool('def-superseded', dir('def-superseded-2'), first.definition!.uuid), requestId: '' });
+    const events = (await eventsOf('def-superseded', EventKind.POOL_DEFINED, 'def-superseded-1')).length;
+    await apiX.definePool(request);
+    await waitFor('X to show the pool', async () => (await grpcCode(apiX.getPool({ name: first.name }))).code === status.OK);
+    expect((await B.getPool({ name: first.name })).definition?.target?.path, 'the definition after the retry').to.equal(dir('def-superseded-2'));
+    expect((await eventsOf('def-superseded', EventKind.POOL_DEFINED, 'def-superseded-1')).length, 'POOL_DEFINED events of the first define').to.equal(events);
+    await B.undefinePool({ name: first.name, requestId: '' });
+  });
+
   it('an UndefinePool retried after its answer was lost, its event published: no second POOL_UNDEFINED', async () => {
     const B = ctx.stack.api;
     const defined = await B.definePool({ host: 'a', definition: dirPool('undef-again', dir('undef-again')), xml: '', requestId: '', validate: false });
