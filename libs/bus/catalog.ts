@@ -38,6 +38,15 @@ export interface CatalogEntry {
   written?: Date;
 }
 
+/** One revision of a pool's key (Catalog.history). */
+export interface CatalogRevision {
+  revision: number;
+  /** by the NATS server's clock */
+  written: Date;
+  /** undefined: a delete marker, or an entry Cistern did not write */
+  value?: CatalogPool;
+}
+
 /** Direct gets in flight at once while list(host) reads a host's entries key by key. */
 const DIRECT_GETS_IN_FLIGHT = 256;
 /** A key-by-key read fails when no reply came for this long. */
@@ -204,24 +213,17 @@ export class Catalog {
   }
 
   /**
-   * The entry an undefine removed, when the pool's key now ends in a delete marker and the
-   * bucket's history still holds the entry before it: what the undefine's retry announces
-   * (handlers/pools.ts). Undefined otherwise.
+   * The pool's key as the bucket still holds it, oldest first (the bucket keeps a few revisions
+   * of each key): its writes, `value` undefined for a delete marker or an entry Cistern did not
+   * write. What the retry of a catalog call looks for its own write in (catalog-retries.ts).
    */
-  async lastRemoved(host: string, pool: string): Promise<CatalogPool | undefined> {
-    const key = catalogKeys.pool(host, pool);
-    let before: CatalogPool | undefined;
-    let removed = false;
-    for await (const e of await this.kv.history({ key })) {
-      if (e.operation === 'PUT') {
-        const read = readPoolEntry(pool, e.value);
-        before = 'why' in read ? undefined : read.value;
-        removed = false;
-      } else {
-        removed = true;
-      }
+  async history(host: string, pool: string): Promise<CatalogRevision[]> {
+    const found: CatalogRevision[] = [];
+    for await (const e of await this.kv.history({ key: catalogKeys.pool(host, pool) })) {
+      const read = e.operation === 'PUT' ? readPoolEntry(pool, e.value) : undefined;
+      found.push({ revision: e.revision, written: e.created, value: read && !('why' in read) ? read.value : undefined });
     }
-    return removed ? before : undefined;
+    return found;
   }
 
   /** Adds a new pool; ALREADY_EXISTS when the name is taken on that host. */

@@ -6,8 +6,10 @@
 // published again, and told the agent of a "new" definition; a retried undefine published
 // nothing, so no watcher learnt that the pool was gone).
 //
-// - A define records `defined_by` (requestMark) in the entry it writes; a retry that finds the
-//   entry still so, with the same definition, is the call's own write.
+// - A define records `defined_by` (requestMark) in the entry it writes, a SetPoolAutostart
+//   `autostart_by`; a retry that finds such a write of its own in the key's history (ownWrite)
+//   was done. It changes nothing, so neither does it undo a change made since (another
+//   client's redefinition, autostart turned off again) as running the call again did.
 // - A catalog event with a request id is published under a duplicate id named by the call
 //   (catalogEventId): JetStream stores it once within its 2 minute window, also when the first
 //   coordinator was only slow and publishes it after the retry did.
@@ -18,10 +20,37 @@ import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { EVENT_STREAM, subjects } from '../../libs/bus/subjects.js';
 import { Event, EventKind } from '../../libs/proto/cistern/v1/storage.js';
+import type { CatalogPool } from '../../libs/proto/cistern/agent/v1/agent.js';
+import type { CatalogRevision } from '../../libs/bus/catalog.js';
 
 /** The mark of one caller's request id in the catalog entry its define wrote. */
 export function requestMark(principal: string, requestId: string): string {
   return createHash('sha256').update(`${principal}\u0000${requestId}`).digest('hex');
+}
+
+/** A call's own write found in a key's history. */
+export interface OwnWrite {
+  /** the write itself: the first of the newest run of revisions that show it */
+  write: CatalogRevision & { value: CatalogPool };
+  /** the key's newest revision, when it still shows the write (else undefined: changed since) */
+  latest?: CatalogRevision & { value: CatalogPool };
+}
+
+/**
+ * The call's write among the key's revisions (oldest first), `shows` telling a revision that
+ * carries it: writes that leave it as it was (an autostart change after a define) continue it.
+ * Undefined when none does, or the history no longer reaches back to it.
+ */
+export function ownWrite(history: readonly CatalogRevision[], shows: (value: CatalogPool) => boolean): OwnWrite | undefined {
+  let write: OwnWrite['write'] | undefined;
+  let last: OwnWrite['write'] | undefined;
+  for (const r of history) {
+    const carries = r.value !== undefined && shows(r.value);
+    const current = carries ? (r as OwnWrite['write']) : undefined;
+    if (current && !last) write = current;
+    last = current;
+  }
+  return write && { write, latest: last };
 }
 
 /**

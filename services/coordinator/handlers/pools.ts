@@ -8,7 +8,7 @@ import {
   NotFoundError,
 } from '../../../libs/errors/errors.js';
 import { CatalogPool, type AgentRequest } from '../../../libs/proto/cistern/agent/v1/agent.js';
-import { UnreadableCatalogEntryError, type CatalogEntry } from '../../../libs/bus/catalog.js';
+import { UnreadableCatalogEntryError, type CatalogEntry, type CatalogRevision } from '../../../libs/bus/catalog.js';
 import {
   EventKind,
   PoolState,
@@ -37,7 +37,7 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { poolName, type PoolRef } from '../../../libs/api/resource-names.js';
 import { compare, sameDefinition } from '../cache.js';
-import { AGENT_ANSWERS_KEPT_MS, requestMark } from '../catalog-retries.js';
+import { AGENT_ANSWERS_KEPT_MS, ownWrite, requestMark } from '../catalog-retries.js';
 import { inactiveDefinition, isActiveState, pendingDefinition, pendingLastRun, poolView, poolViews, undefinedPoolView, type Freshness } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
@@ -148,21 +148,30 @@ async function catalogEntryOrUnreadable(svc: CoordinatorServices, host: string, 
 }
 
 /**
- * The pool as this call's own earlier attempt defined it, when the entry is still that write:
- * the retry of a define whose coordinator died before storing the answer. It gets the pool and
- * changes nothing (writing again told the agent of a running pool of a new definition, which
- * its stop then took for the pool's, forgetting the run), and sees its POOL_DEFINED in the
- * stream, published now if the dead coordinator had not (catalog-retries.ts).
+ * The pool as this call's own earlier attempt left it, when the catalog shows that attempt's
+ * write: the retry of a define whose coordinator died before storing the answer. It changes
+ * nothing: writing again told the agent of a running pool of a new definition (its stop then
+ * forgot the run), and undid a redefinition made since. While the entry still is that write, the
+ * retry sees the call's POOL_DEFINED in the stream (published now if the dead coordinator had
+ * not; catalog-retries.ts) and tells the agent of a running pool that does not run it as a
+ * persistent pool yet, which the first call may not have got to. Once the entry changed, the
+ * change's own event stands after the define's: nothing is published, and the answer is the
+ * pool as it is (or, undefined since, as that write defined it).
  */
-async function ownEarlierDefine(svc: CoordinatorServices, ctx: CallContext, host: string, name: string, def: PoolDefinition, definedBy: string): Promise<Pool | undefined> {
-  const existing = await catalogEntryOrUnreadable(svc, host, name);
-  if (!existing || existing instanceof UnreadableCatalogEntryError) return undefined;
-  const { value, revision, written } = existing;
-  if (value.definedBy !== definedBy || !value.definition || !sameDefinition(value.definition, def)) return undefined;
-  svc.cache.applyCatalog(host, name, value, revision);
+async function ownEarlierDefine(svc: CoordinatorServices, ctx: CallContext, req: DefinePoolRequest, host: string, def: PoolDefinition, definedBy: string): Promise<Pool | undefined> {
+  const name = def.name;
+  const found = ownWrite(await svc.catalog.history(host, name), (v) => v.definedBy === definedBy && !!v.definition && sameDefinition(v.definition, def));
+  if (!found) return undefined;
+  const { write, latest } = found;
+  ctx.log.info('pool define retried: the define this request made is in the catalog; nothing is written', { host, pool: name, uuid: def.uuid, revision: write.revision, changedSince: !latest });
+  if (!latest) return poolView(svc.cache, host, name, svc.hosts.freshness(host)) ?? undefinedPoolView(host, name, write.value);
+  svc.cache.applyCatalog(host, name, latest.value, latest.revision);
+  const run = svc.cache.runtimePool(host, name)?.pool;
+  if (run && (!run.persistent || !run.definition || !sameDefinition(run.definition, def))) {
+    await tellAgentCatalogFlags(svc, ctx, host, name, latest.value, { $case: 'definePool', value: { ...req, host, definition: def, xml: '' } });
+  }
   const view = currentView(svc, host, name);
-  await publishPoolEvent(svc, ctx, EventKind.POOL_DEFINED, host, name, view, { revision, retryOfWriteAt: written ?? new Date(0) });
-  ctx.log.info('pool define retried: the pool this request defined', { host, pool: name, uuid: def.uuid, revision });
+  await publishPoolEvent(svc, ctx, EventKind.POOL_DEFINED, host, name, view, { revision: write.revision, retryOfWriteAt: write.written });
   return view;
 }
 
@@ -175,7 +184,7 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
   requireBackend(entry, def.type);
   const name = def.name;
   const definedBy = ctx.requestId ? requestMark(ctx.principal, ctx.requestId) : '';
-  const own = definedBy ? await ownEarlierDefine(svc, ctx, host, name, def, definedBy) : undefined;
+  const own = definedBy ? await ownEarlierDefine(svc, ctx, req, host, def, definedBy) : undefined;
   if (own) return own;
   // checked and written as one: the write is made only over the catalog the checks read, so
   // nothing written has to be taken back (define-conflicts.ts)
@@ -200,7 +209,7 @@ export async function definePool(svc: CoordinatorServices, ctx: CallContext, req
           { host, pool: name },
         );
       }
-      const value = CatalogPool.create({ definition: def, autostart: existing.value.autostart, persistent: true, definedBy });
+      const value = CatalogPool.create({ definition: def, autostart: existing.value.autostart, autostartBy: existing.value.autostartBy, persistent: true, definedBy });
       // over the stored bytes: the entry's fields a newer coordinator wrote stay (catalog-fields.ts)
       const revision = await svc.catalog.updateIfUnmoved(host, name, value, existing.revision, bucket, existing.data);
       // taken back (the host refused it, below) as it was stored, those fields included
@@ -271,7 +280,8 @@ async function undefineUnknownPool(svc: CoordinatorServices, ctx: CallContext, r
   // POOL_UNDEFINED, and nothing else ever will. It is published unless the stream has it since
   // the first call can have run (the agent keeps answers AGENT_ANSWERS_KEPT_MS), under the
   // call's duplicate id (catalog-retries.ts)
-  const removed = await svc.catalog.lastRemoved(ref.host, ref.pool).catch(() => undefined);
+  const history = await svc.catalog.history(ref.host, ref.pool).catch((): CatalogRevision[] => []);
+  const removed = history.at(-1)?.value ? undefined : [...history].reverse().find((r) => r.value)?.value;
   const last = poolView(svc.cache, ref.host, ref.pool) ?? undefinedPoolView(ref.host, ref.pool, removed ?? CatalogPool.create({ definition: PoolDefinition.fromPartial({ name: ref.pool }) }));
   await publishPoolEvent(svc, ctx, EventKind.POOL_UNDEFINED, ref.host, ref.pool, last, { retryOfWriteAt: new Date(Date.now() - AGENT_ANSWERS_KEPT_MS) });
   ctx.log.info('pool undefine retried: answered by the agent', { host: ref.host, pool: ref.pool });
@@ -501,7 +511,22 @@ export async function setPoolAutostart(svc: CoordinatorServices, ctx: CallContex
   if (!svc.cache.catalogEntry(ref.host, ref.pool)) {
     throw new FailedPreconditionError(`cannot set autostart for transient storage pool '${ref.pool}'; define it first`, { host: ref.host, pool: ref.pool });
   }
-  const entry = await svc.catalog.modify(ref.host, ref.pool, (v) => ({ ...v, autostart: req.autostart }));
+  const autostartBy = ctx.requestId ? requestMark(ctx.principal, ctx.requestId) : '';
+  // the retry of a call whose answer was lost (its coordinator died before storing it) finds
+  // its write in the catalog and changes nothing: running it again undid a change made since
+  // (another client's autostart off). While the entry still is that write, the agent of a
+  // running pool is told again (the first call may not have got to it; the same flag twice is
+  // no change); SetPoolAutostart publishes no event (catalog-retries.ts)
+  const own = autostartBy ? ownWrite(await svc.catalog.history(ref.host, ref.pool), (v) => v.autostartBy === autostartBy && v.autostart === req.autostart) : undefined;
+  if (own) {
+    ctx.log.info('pool autostart retried: the change this request made is in the catalog; nothing is written', { host: ref.host, pool: ref.pool, changedSince: !own.latest });
+    if (own.latest) {
+      svc.cache.applyCatalog(ref.host, ref.pool, own.latest.value, own.latest.revision);
+      await tellAgentCatalogFlags(svc, ctx, ref.host, ref.pool, own.latest.value, { $case: 'setPoolAutostart', value: req });
+    }
+    return currentView(svc, ref.host, ref.pool);
+  }
+  const entry = await svc.catalog.modify(ref.host, ref.pool, (v) => ({ ...v, autostart: req.autostart, autostartBy }));
   svc.cache.applyCatalog(ref.host, ref.pool, entry.value, entry.revision);
   await tellAgentCatalogFlags(svc, ctx, ref.host, ref.pool, entry.value, { $case: 'setPoolAutostart', value: req });
   ctx.log.info('pool autostart set', { host: ref.host, pool: ref.pool, autostart: req.autostart });
