@@ -179,6 +179,21 @@ describe('pool catalog calls retried with their request id after the answer was 
     await B.undefinePool({ name: first.name, requestId: '' });
   });
 
+  it('a DefinePool retried after its answer was lost, another pool defined under the name since: the pool it defined, the other one left alone', async () => {
+    const B = ctx.stack.api;
+    const request = { host: 'a', definition: dirPool('def-replaced', dir('def-replaced')), xml: '', requestId: 'def-replaced-1', validate: false };
+    const first = await B.definePool(request);
+    await forgetAnswers();
+    await B.undefinePool({ name: first.name, requestId: '' });
+    const other = await B.definePool({ ...request, definition: dirPool('def-replaced', dir('def-replaced-other')), requestId: '' });
+    expect(other.definition?.uuid).to.not.equal(first.definition?.uuid);
+    await waitFor('X to show the other pool', async () => (await apiX.getPool({ name: first.name }).catch(() => undefined))?.definition?.uuid === other.definition?.uuid);
+    const again = await apiX.definePool(request);
+    expect([again.definition?.uuid, again.definition?.target?.path], 'the retry\'s answer').to.deep.equal([first.definition?.uuid, dir('def-replaced')]);
+    expect((await B.getPool({ name: first.name })).definition?.uuid, 'the pool defined since').to.equal(other.definition?.uuid);
+    await B.undefinePool({ name: first.name, requestId: '' });
+  });
+
   it('an UndefinePool retried after its answer was lost, its event published: no second POOL_UNDEFINED', async () => {
     const B = ctx.stack.api;
     const defined = await B.definePool({ host: 'a', definition: dirPool('undef-again', dir('undef-again')), xml: '', requestId: '', validate: false });
