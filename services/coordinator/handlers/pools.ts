@@ -156,7 +156,8 @@ async function catalogEntryOrUnreadable(svc: CoordinatorServices, host: string, 
  * not; catalog-retries.ts) and tells the agent of a running pool that does not run it as a
  * persistent pool yet, which the first call may not have got to. Once the entry changed, the
  * change's own event stands after the define's: nothing is published, and the answer is the
- * pool as it is (or, undefined since, as that write defined it).
+ * pool as it is (or, undefined since or another pool of the name defined since, as that write
+ * defined it).
  */
 async function ownEarlierDefine(svc: CoordinatorServices, ctx: CallContext, req: DefinePoolRequest, host: string, def: PoolDefinition, definedBy: string): Promise<Pool | undefined> {
   const name = def.name;
@@ -164,7 +165,11 @@ async function ownEarlierDefine(svc: CoordinatorServices, ctx: CallContext, req:
   if (!found) return undefined;
   const { write, latest } = found;
   ctx.log.info('pool define retried: the define this request made is in the catalog; nothing is written', { host, pool: name, uuid: def.uuid, revision: write.revision, changedSince: !latest });
-  if (!latest) return poolView(svc.cache, host, name, svc.hosts.freshness(host)) ?? undefinedPoolView(host, name, write.value);
+  if (!latest) {
+    // the same pool as it is now; undefined since, or another pool under the name: as the write defined it
+    const now = poolView(svc.cache, host, name, svc.hosts.freshness(host));
+    return now && now.definition?.uuid === def.uuid ? now : undefinedPoolView(host, name, write.value);
+  }
   svc.cache.applyCatalog(host, name, latest.value, latest.revision);
   const run = svc.cache.runtimePool(host, name)?.pool;
   if (run && (!run.persistent || !run.definition || !sameDefinition(run.definition, def))) {
