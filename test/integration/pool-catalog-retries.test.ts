@@ -194,6 +194,20 @@ describe('pool catalog calls retried with their request id after the answer was 
     await B.undefinePool({ name: first.name, requestId: '' });
   });
 
+  it('an UndefinePool retried after its answer was lost, the pool defined again since: the new definition stays', async () => {
+    const B = ctx.stack.api;
+    const definition = dirPool('undef-redefined', dir('undef-redefined'));
+    const defined = await B.definePool({ host: 'a', definition, xml: '', requestId: '', validate: false });
+    expect(await B.undefinePool({ name: defined.name, requestId: 'undef-redefined-1' })).to.deep.equal({});
+    await forgetAnswers();
+    const again = await B.definePool({ host: 'a', definition, xml: '', requestId: '', validate: false });
+    await waitFor('X to show the pool again', async () => (await grpcCode(apiX.getPool({ name: defined.name }))).code === status.OK);
+    expect(await apiX.undefinePool({ name: defined.name, requestId: 'undef-redefined-1' })).to.deep.equal({});
+    expect((await grpcCode(B.getPool({ name: defined.name }))).code, 'the pool defined since, after the retry').to.equal(status.OK);
+    expect((await eventsOf('undef-redefined', EventKind.POOL_UNDEFINED, 'undef-redefined-1')).length, 'POOL_UNDEFINED events of the undefine').to.equal(1);
+    await B.undefinePool({ name: again.name, requestId: '' });
+  });
+
   it('an UndefinePool retried after its answer was lost, its event published: no second POOL_UNDEFINED', async () => {
     const B = ctx.stack.api;
     const defined = await B.definePool({ host: 'a', definition: dirPool('undef-again', dir('undef-again')), xml: '', requestId: '', validate: false });
