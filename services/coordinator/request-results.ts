@@ -93,12 +93,14 @@ export class RequestResults {
   constructor(
     private readonly store: RequestResultsStore,
     private readonly log: Logger,
+    /** how long a response is kept (--request-ttl): a request id's retry window */
+    readonly ttlMs = DEFAULT_REQUEST_TTL_SECONDS * 1000,
   ) {}
 
   static async open(nc: NatsConnection, log: Logger, ttlSeconds = DEFAULT_REQUEST_TTL_SECONDS, maxBytes = DEFAULT_REQUEST_STORE_MAX_BYTES): Promise<RequestResults> {
     const kv = await new Kvm(nc).create(REQUESTS_BUCKET, { history: 1, ttl: ttlSeconds * 1000 });
     await boundRequestStore(nc, ttlSeconds, maxBytes);
-    return new RequestResults(kvStore(kv), log);
+    return new RequestResults(kvStore(kv), log, ttlSeconds * 1000);
   }
 
   /**

@@ -37,7 +37,8 @@ import {
 } from '../../../libs/proto/cistern/v1/storage.js';
 import { poolName, type PoolRef } from '../../../libs/api/resource-names.js';
 import { compare, sameDefinition } from '../cache.js';
-import { AGENT_ANSWERS_KEPT_MS, ownWrite, requestMark } from '../catalog-retries.js';
+import { AGENT_ANSWERS_KEPT_MS, ownWrite, publishedSince, requestMark } from '../catalog-retries.js';
+import { DEFAULT_REQUEST_TTL_SECONDS } from '../request-results.js';
 import { inactiveDefinition, isActiveState, pendingDefinition, pendingLastRun, poolView, poolViews, undefinedPoolView, type Freshness } from '../catalog-view.js';
 import type { CallContext, CoordinatorServices } from '../context.js';
 import { publishPoolEvent } from '../coordinator-events.js';
@@ -293,6 +294,12 @@ async function undefineUnknownPool(svc: CoordinatorServices, ctx: CallContext, r
   return {};
 }
 
+/** Whether this caller's request id already undefined the pool, within the request id's retry window (its POOL_UNDEFINED is in the stream). */
+async function undefinedBefore(svc: CoordinatorServices, ctx: CallContext, ref: PoolRef): Promise<boolean> {
+  const window = svc.results?.ttlMs ?? DEFAULT_REQUEST_TTL_SECONDS * 1000;
+  return publishedSince(svc.nc, EventKind.POOL_UNDEFINED, ref.host, ref.pool, ctx.principal, ctx.requestId, new Date(Date.now() - window));
+}
+
 export async function undefinePool(svc: CoordinatorServices, ctx: CallContext, req: UndefinePoolRequest): Promise<UndefinePoolResponse> {
   const ref = requirePoolName(req.name);
   checkRequestId(req.requestId);
@@ -310,6 +317,14 @@ export async function undefinePool(svc: CoordinatorServices, ctx: CallContext, r
       throw new FailedPreconditionError(`cannot undefine transient storage pool '${ref.pool}'; stop it instead`, { host: ref.host, pool: ref.pool });
     }
     throw new NotFoundError(`storage pool '${ref.pool}' not found on host '${ref.host}'`, { host: ref.host, pool: ref.pool });
+  }
+  // the retry of an undefine whose answer was lost, the pool defined again since: its
+  // POOL_UNDEFINED in the stream says it was done, and the new definition is not this call's to
+  // remove (running it again deleted it). Without that event (its coordinator died before
+  // publishing it) the retry cannot be told from a new call (docs/events.md)
+  if (ctx.requestId && (await undefinedBefore(svc, ctx, ref))) {
+    ctx.log.info('pool undefine retried: this request undefined the pool before it was defined again; nothing is removed', { host: ref.host, pool: ref.pool });
+    return {};
   }
   // libvirt's storagePoolUndefine: an active pool keeps its definition until it is stopped
   // (a host that is gone cannot stop it: its definitions can still be removed)
