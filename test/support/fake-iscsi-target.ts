@@ -112,6 +112,36 @@ function scsiResponse(bhs: Buffer, status: number, sense: Buffer, statSN: number
   return Buffer.concat([pdu, data, Buffer.alloc((4 - (data.length % 4)) % 4)]);
 }
 
+/**
+ * Calls `onPdu` with the basic header segment (48 bytes) of each whole PDU the initiator sends
+ * on `socket`, in order; its AHS and data segment (padded to 4 bytes) are read past.
+ */
+export function onPdus(socket: Socket, onPdu: (bhs: Buffer) => void): void {
+  let buf = Buffer.alloc(0);
+  socket.on('error', () => undefined);
+  socket.on('data', (c) => {
+    buf = Buffer.concat([buf, c]);
+    while (buf.length >= 48) {
+      const dlen = buf.readUIntBE(5, 3);
+      const total = 48 + buf[4]! * 4 + dlen + ((4 - (dlen % 4)) % 4);
+      if (buf.length < total) break;
+      const bhs = Buffer.from(buf.subarray(0, 48));
+      buf = buf.subarray(total);
+      onPdu(bhs);
+    }
+  });
+}
+
+/** The answer to login request `req` that takes the initiator straight to full feature phase, with StatSN `statSN`. */
+export function loginAccepted(req: Buffer, statSN = 0): Buffer {
+  const r = Buffer.alloc(48);
+  r[0] = 0x23;
+  r[1] = 0x80 | (req[1]! & 0x0c) | 0x03;
+  req.copy(r, 8, 8, 20);
+  r.writeUInt32BE(statSN, 24);
+  return r;
+}
+
 /** Starts the target on 127.0.0.1:<free port>. */
 export async function startFakeIscsiTarget(answer: (lun: number, cdb: Buffer) => ScsiAnswer): Promise<FakeIscsiTarget> {
   const seen: SeenCommand[] = [];
@@ -122,57 +152,42 @@ export async function startFakeIscsiTarget(answer: (lun: number, cdb: Buffer) =>
     const connection = ++connections;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
-    let buf = Buffer.alloc(0);
     let statSN = 1;
     let held: (() => void) | undefined;
-    s.on('error', () => undefined);
-    s.on('data', (c) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 48) {
-        const dlen = buf.readUIntBE(5, 3);
-        const total = 48 + buf[4]! * 4 + dlen + ((4 - (dlen % 4)) % 4);
-        if (buf.length < total) break;
-        const bhs = Buffer.from(buf.subarray(0, 48));
-        buf = buf.subarray(total);
-        const op = bhs[0]! & 0x3f;
-        if (op === 0x03) {
-          const r = Buffer.alloc(48);
-          r[0] = 0x23;
-          r[1] = 0x80 | (bhs[1]! & 0x0c) | 0x03;
-          bhs.copy(r, 8, 8, 20);
-          r.writeUInt32BE(statSN++, 24);
-          s.write(r);
-        } else if (op === 0x01) {
-          const lun = bhs.readUInt16BE(8);
-          const cdb = Buffer.from(bhs.subarray(32, 48));
-          seen.push({ connection, lun, opcode: cdb[0]!, cdb });
-          const a = answer(lun, cdb);
-          if (a.silent) continue;
-          const reply = (): void => {
-            if (a.status !== undefined && a.status !== 0) s.write(scsiResponse(bhs, a.status, a.sense ?? Buffer.alloc(0), statSN++));
-            else for (const b of dataIns(bhs, a.data ?? Buffer.alloc(0), statSN++)) s.write(b);
-          };
-          if (!a.ping) {
-            reply();
-            continue;
-          }
-          const nop = Buffer.alloc(48);
-          nop[0] = 0x20;
-          nop[1] = 0x80;
-          nop.writeUInt32BE(0xffffffff, 16); // ITT: not an answer
-          nop.writeUInt32BE(0x1234 + seen.length, 20); // TTT: an answer is wanted
-          nop.writeUInt32BE(statSN, 24); // not advanced
-          s.write(nop);
-          held = reply;
-        } else if (op === 0x00) {
-          // NOP-Out: the ping's answer (its TTT), and the held back answer goes out
-          pongs.push(bhs.readUInt32BE(20));
-          const r = held;
-          held = undefined;
-          r?.();
-        } else if (op === 0x06) {
-          s.end();
+    onPdus(s, (bhs) => {
+      const op = bhs[0]! & 0x3f;
+      if (op === 0x03) {
+        s.write(loginAccepted(bhs, statSN++));
+      } else if (op === 0x01) {
+        const lun = bhs.readUInt16BE(8);
+        const cdb = Buffer.from(bhs.subarray(32, 48));
+        seen.push({ connection, lun, opcode: cdb[0]!, cdb });
+        const a = answer(lun, cdb);
+        if (a.silent) return;
+        const reply = (): void => {
+          if (a.status !== undefined && a.status !== 0) s.write(scsiResponse(bhs, a.status, a.sense ?? Buffer.alloc(0), statSN++));
+          else for (const b of dataIns(bhs, a.data ?? Buffer.alloc(0), statSN++)) s.write(b);
+        };
+        if (!a.ping) {
+          reply();
+          return;
         }
+        const nop = Buffer.alloc(48);
+        nop[0] = 0x20;
+        nop[1] = 0x80;
+        nop.writeUInt32BE(0xffffffff, 16); // ITT: not an answer
+        nop.writeUInt32BE(0x1234 + seen.length, 20); // TTT: an answer is wanted
+        nop.writeUInt32BE(statSN, 24); // not advanced
+        s.write(nop);
+        held = reply;
+      } else if (op === 0x00) {
+        // NOP-Out: the ping's answer (its TTT), and the held back answer goes out
+        pongs.push(bhs.readUInt32BE(20));
+        const r = held;
+        held = undefined;
+        r?.();
+      } else if (op === 0x06) {
+        s.end();
       }
     });
   });

@@ -6,32 +6,15 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { reportLuns } from '../../../libs/backends/iscsi-report-luns.js';
 import type { CisternError } from '../../../libs/errors/errors.js';
 import { rejects } from '../../support/rejects.js';
+import { loginAccepted, onPdus } from '../../support/fake-iscsi-target.js';
 
 /** A target that logs anyone in and answers a SCSI command with `answer(socket, bhs)`. */
 async function hostileTarget(answer: (s: Socket, bhs: Buffer) => void): Promise<Server> {
   const server = createServer((s) => {
-    let buf = Buffer.alloc(0);
-    s.on('error', () => undefined);
-    s.on('data', (c) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 48) {
-        const dlen = buf.readUIntBE(5, 3);
-        const total = 48 + buf[4]! * 4 + dlen + ((4 - (dlen % 4)) % 4);
-        if (buf.length < total) break;
-        const bhs = Buffer.from(buf.subarray(0, 48));
-        buf = buf.subarray(total);
-        const op = bhs[0]! & 0x3f;
-        if (op === 0x03) {
-          // login: success, straight to full feature phase
-          const r = Buffer.alloc(48);
-          r[0] = 0x23;
-          r[1] = 0x80 | (bhs[1]! & 0x0c) | 0x03;
-          bhs.copy(r, 8, 8, 20);
-          s.write(r);
-        } else if (op === 0x01) {
-          answer(s, bhs);
-        }
-      }
+    onPdus(s, (bhs) => {
+      const op = bhs[0]! & 0x3f;
+      if (op === 0x03) s.write(loginAccepted(bhs));
+      else if (op === 0x01) answer(s, bhs);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { reportLuns } from '../../../libs/backends/iscsi-report-luns.js';
 import { rejects } from '../../support/rejects.js';
+import { loginAccepted, onPdus } from '../../support/fake-iscsi-target.js';
 
 /** Key=value\0 text. */
 function keys(text: Record<string, string>): Buffer {
@@ -24,28 +25,18 @@ function pdu(bhs: Buffer, data: Buffer = Buffer.alloc(0)): Buffer {
 /** A target on loopback: `onLogin` answers each login request, a SCSI command gets LUNs 0 and 1. */
 async function target(onLogin: (s: Socket, req: Buffer) => void): Promise<Server> {
   const server = createServer((s) => {
-    let buf = Buffer.alloc(0);
-    s.on('error', () => undefined);
-    s.on('data', (c) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 48) {
-        const dlen = buf.readUIntBE(5, 3);
-        const total = 48 + buf[4]! * 4 + dlen + ((4 - (dlen % 4)) % 4);
-        if (buf.length < total) break;
-        const bhs = Buffer.from(buf.subarray(0, 48));
-        buf = buf.subarray(total);
-        const op = bhs[0]! & 0x3f;
-        if (op === 0x03) onLogin(s, bhs);
-        else if (op === 0x01) {
-          const data = Buffer.alloc(24);
-          data.writeUInt32BE(16, 0);
-          data[17] = 1; // LUN 0 at 8, LUN 1 at 16
-          const r = Buffer.alloc(48);
-          r[0] = 0x25;
-          r[1] = 0x81; // final, status
-          bhs.copy(r, 16, 16, 20);
-          s.write(pdu(r, data));
-        }
+    onPdus(s, (bhs) => {
+      const op = bhs[0]! & 0x3f;
+      if (op === 0x03) onLogin(s, bhs);
+      else if (op === 0x01) {
+        const data = Buffer.alloc(24);
+        data.writeUInt32BE(16, 0);
+        data[17] = 1; // LUN 0 at 8, LUN 1 at 16
+        const r = Buffer.alloc(48);
+        r[0] = 0x25;
+        r[1] = 0x81; // final, status
+        bhs.copy(r, 16, 16, 20);
+        s.write(pdu(r, data));
       }
     });
   });
@@ -55,11 +46,7 @@ async function target(onLogin: (s: Socket, req: Buffer) => void): Promise<Server
 
 /** Login success, straight to full feature phase. */
 function loggedIn(s: Socket, req: Buffer): void {
-  const r = Buffer.alloc(48);
-  r[0] = 0x23;
-  r[1] = 0x80 | (req[1]! & 0x0c) | 0x03;
-  req.copy(r, 8, 8, 20);
-  s.write(pdu(r));
+  s.write(loginAccepted(req));
 }
 
 /** Login status class 1 (redirect), detail 1 (moved temporarily), to `address`. */

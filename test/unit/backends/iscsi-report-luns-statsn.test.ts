@@ -5,44 +5,30 @@
 import { expect } from 'chai';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { reportLuns } from '../../../libs/backends/iscsi-report-luns.js';
+import { loginAccepted, onPdus } from '../../support/fake-iscsi-target.js';
 
 /** A target that logs anyone in with StatSN `statSN` and answers REPORT LUNS with LUNs 0 and 1. */
 async function wrappingTarget(statSN: number, seenExpStatSN: number[]): Promise<Server> {
   const server = createServer((s) => {
-    let buf = Buffer.alloc(0);
     let sn = statSN;
-    s.on('error', () => undefined);
-    s.on('data', (c) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 48) {
-        const dlen = buf.readUIntBE(5, 3);
-        const total = 48 + buf[4]! * 4 + dlen + ((4 - (dlen % 4)) % 4);
-        if (buf.length < total) break;
-        const bhs = Buffer.from(buf.subarray(0, 48));
-        buf = buf.subarray(total);
-        const op = bhs[0]! & 0x3f;
-        if (op === 0x03) {
-          const r = Buffer.alloc(48);
-          r[0] = 0x23;
-          r[1] = 0x80 | (bhs[1]! & 0x0c) | 0x03; // straight to full feature phase
-          bhs.copy(r, 8, 8, 20);
-          r.writeUInt32BE(sn, 24);
-          s.write(r);
-          sn = (sn + 1) >>> 0;
-        } else if (op === 0x01) {
-          seenExpStatSN.push(bhs.readUInt32BE(28));
-          const data = Buffer.alloc(24);
-          data.writeUInt32BE(16, 0);
-          data[17] = 1; // LUN 0 at 8, LUN 1 at 16
-          const pdu = Buffer.alloc(48);
-          pdu[0] = 0x25;
-          pdu[1] = 0x81; // final, status
-          pdu.writeUIntBE(data.length, 5, 3);
-          bhs.copy(pdu, 16, 16, 20);
-          pdu.writeUInt32BE(sn, 24);
-          s.write(Buffer.concat([pdu, data]));
-          sn = (sn + 1) >>> 0;
-        }
+    onPdus(s, (bhs) => {
+      const op = bhs[0]! & 0x3f;
+      if (op === 0x03) {
+        s.write(loginAccepted(bhs, sn));
+        sn = (sn + 1) >>> 0;
+      } else if (op === 0x01) {
+        seenExpStatSN.push(bhs.readUInt32BE(28));
+        const data = Buffer.alloc(24);
+        data.writeUInt32BE(16, 0);
+        data[17] = 1; // LUN 0 at 8, LUN 1 at 16
+        const pdu = Buffer.alloc(48);
+        pdu[0] = 0x25;
+        pdu[1] = 0x81; // final, status
+        pdu.writeUIntBE(data.length, 5, 3);
+        bhs.copy(pdu, 16, 16, 20);
+        pdu.writeUInt32BE(sn, 24);
+        s.write(Buffer.concat([pdu, data]));
+        sn = (sn + 1) >>> 0;
       }
     });
   });
